@@ -1,0 +1,12 @@
+#include <napi.h>
+
+#include "registry.h"
+
+namespace kiln_addon {
+
+void register_plan(Napi::Env env, Napi::Object exports) {
+  (void)env;
+  (void)exports;
+}
+
+}  // namespace kiln_addon

@@ -1,0 +1,12 @@
+// Each addon file registers its functions on the exports object.
+#pragma once
+#include <napi.h>
+
+namespace kiln_addon {
+void register_system(Napi::Env env, Napi::Object exports);       // system.cc
+void register_gemm(Napi::Env env, Napi::Object exports);         // gemm.cc
+void register_conv(Napi::Env env, Napi::Object exports);         // conv.cc
+void register_pool(Napi::Env env, Napi::Object exports);         // pool.cc
+void register_elementwise(Napi::Env env, Napi::Object exports);  // elementwise.cc
+void register_plan(Napi::Env env, Napi::Object exports);         // plan.cc
+}  // namespace kiln_addon

@@ -1,0 +1,31 @@
+// CPU feature detection and the instruction-set level the kernels dispatch on.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+// Ordered: a higher level implies every feature of the lower ones.
+enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Vnni = 3 };
+
+struct CpuFeatures {
+  std::string vendor;
+  std::string brand;
+  bool sse41 = false, avx = false, fma = false, f16c = false, avx2 = false;
+  bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
+  bool avx512vnni = false, avxvnni = false;
+  bool os_avx = false, os_avx512 = false;  // XCR0 says the OS saves the registers
+};
+
+const CpuFeatures& cpu_features();
+
+// Best ISA the CPU and OS support.
+Isa best_isa();
+// ISA levels this CPU can run, lowest first.
+std::vector<Isa> supported_isas();
+
+const char* isa_name(Isa isa);
+// Returns false when the name is unknown.
+bool parse_isa(const std::string& name, Isa* out);
+
+}  // namespace kiln

@@ -1,0 +1,25 @@
+// The table of ISA-specific kernels, filled once per ISA from the per-ISA translation units.
+// Kernels look up their micro-kernels here; nothing outside native/src includes this file.
+#pragma once
+#include <cstddef>
+
+#include "kiln/cpu.h"
+#include "kiln/f32-gemm.h"
+
+namespace kiln {
+
+struct DispatchTable {
+  Isa isa = Isa::kScalar;
+  F32GemmKernels f32_gemm;
+};
+
+// The table for the active ISA (best supported, or KILN_ISA, or set_active_isa()).
+const DispatchTable& dispatch();
+
+// Each ISA translation unit provides one of these; they only assign function pointers.
+void fill_dispatch_scalar(DispatchTable* table);
+void fill_dispatch_avx2(DispatchTable* table);
+void fill_dispatch_avx512(DispatchTable* table);
+void fill_dispatch_avx512vnni(DispatchTable* table);
+
+}  // namespace kiln

@@ -1,0 +1,206 @@
+/**
+ * The only file that loads the native addon. Everything else imports `native` from here.
+ *
+ * Conventions of the native functions (see native/addon/):
+ * - arguments come in one object whose field names are used in error messages;
+ * - outputs are typed arrays the caller allocated; kernels write them in place;
+ * - the last argument `async`: false runs inline and returns undefined, true runs on a libuv
+ *   worker and returns a Promise<void>. Callers pick by estimated cost (see `shouldRunAsync`).
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { ErrorCode, KilnError } from './errors.js';
+
+export type MaybePromise = Promise<void> | undefined;
+
+/** Shared geometry of a 2-D convolution (NCHW input, OIHW weight). */
+export interface Conv2dGeometry {
+  batch: number;
+  inChannels: number;
+  inHeight: number;
+  inWidth: number;
+  outChannels: number;
+  outHeight: number;
+  outWidth: number;
+  kernelH: number;
+  kernelW: number;
+  strideH: number;
+  strideW: number;
+  padTop: number;
+  padLeft: number;
+  padBottom: number;
+  padRight: number;
+  dilationH: number;
+  dilationW: number;
+  groups: number;
+}
+
+/** Shared geometry of a 2-D pooling window (NCHW). */
+export interface Pool2dGeometry {
+  batch: number;
+  channels: number;
+  inHeight: number;
+  inWidth: number;
+  outHeight: number;
+  outWidth: number;
+  kernelH: number;
+  kernelW: number;
+  strideH: number;
+  strideW: number;
+  padTop: number;
+  padLeft: number;
+  padBottom: number;
+  padRight: number;
+  dilationH: number;
+  dilationW: number;
+}
+
+export interface NativeCpuInfo {
+  vendor: string;
+  brand: string;
+  isa: string;
+  bestIsa: string;
+  supportedIsas: string[];
+  features: Record<string, boolean>;
+  threads: number;
+  isaOverrideError: string;
+}
+
+/** Opaque handle to a compiled native plan. */
+export interface NativePlan {
+  readonly __nativePlan: unique symbol;
+}
+
+export interface NativeAddon {
+  // system.cc
+  cpuInfo(): NativeCpuInfo;
+  setIsa(isa: string): void;
+  setNumThreads(threads: number): void;
+  /** Single-thread peak of the active ISA: 'f32' FMA GFLOP/s (2 per FMA lane). */
+  measurePeak(args: { kind: 'f32'; milliseconds: number }): number;
+
+  // gemm.cc: C = alpha * op(A) * op(B) + beta * C (+ bias, ReLU). Row-major.
+  sgemm(
+    args: {
+      transA: boolean; transB: boolean; m: number; n: number; k: number;
+      alpha: number; a: Float32Array; lda: number; b: Float32Array; ldb: number;
+      beta: number; c: Float32Array; ldc: number;
+      bias?: Float32Array | null; biasMode?: 'row' | 'col' | 'none'; relu?: boolean;
+    },
+    async: boolean,
+  ): MaybePromise;
+
+  // conv.cc: output/grad buffers are overwritten (never accumulated).
+  conv2dForward(
+    args: Conv2dGeometry & { input: Float32Array; weight: Float32Array; bias?: Float32Array | null; output: Float32Array; relu?: boolean },
+    async: boolean,
+  ): MaybePromise;
+  conv2dBackward(
+    args: Conv2dGeometry & {
+      input: Float32Array; weight: Float32Array; gradOutput: Float32Array;
+      gradInput?: Float32Array | null; gradWeight?: Float32Array | null; gradBias?: Float32Array | null;
+    },
+    async: boolean,
+  ): MaybePromise;
+
+  // pool.cc: indices hold the flat offset within each (n, c) input plane.
+  maxPool2dForward(args: Pool2dGeometry & { input: Float32Array; output: Float32Array; indices?: Int32Array | null }, async: boolean): MaybePromise;
+  maxPool2dBackward(args: Pool2dGeometry & { gradOutput: Float32Array; indices: Int32Array; gradInput: Float32Array }, async: boolean): MaybePromise;
+  avgPool2dForward(args: Pool2dGeometry & { input: Float32Array; output: Float32Array; countIncludePad: boolean }, async: boolean): MaybePromise;
+  avgPool2dBackward(args: Pool2dGeometry & { gradOutput: Float32Array; gradInput: Float32Array; countIncludePad: boolean }, async: boolean): MaybePromise;
+
+  // elementwise.cc
+  relu(args: { input: Float32Array; output: Float32Array; length: number }, async: boolean): MaybePromise;
+  /** gradInput = gradOutput where output > 0, else 0. */
+  reluBackward(args: { output: Float32Array; gradOutput: Float32Array; gradInput: Float32Array; length: number }, async: boolean): MaybePromise;
+  /** Row-wise softmax (or log-softmax) over `cols`. */
+  softmax(args: { input: Float32Array; output: Float32Array; rows: number; cols: number; log: boolean }, async: boolean): MaybePromise;
+  /**
+   * Mean cross-entropy of row-wise softmax(logits) against integer labels. Writes per-row losses,
+   * and, when given, gradLogits = (softmax - onehot) * gradScale.
+   */
+  softmaxCrossEntropy(
+    args: { logits: Float32Array; labels: Int32Array; rows: number; cols: number; losses: Float32Array; gradLogits?: Float32Array | null; gradScale: number },
+    async: boolean,
+  ): MaybePromise;
+  /** In-place SGD: v = momentum*v + (1-dampening)*(g + wd*p); p -= lr * (nesterov ? g' + momentum*v : v). */
+  sgdStep(
+    args: { param: Float32Array; grad: Float32Array; velocity: Float32Array; length: number; lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean },
+    async: boolean,
+  ): MaybePromise;
+  /** In-place Adam / AdamW (decoupled weight decay). `step` counts from 1. */
+  adamStep(
+    args: { param: Float32Array; grad: Float32Array; m: Float32Array; v: Float32Array; length: number; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; decoupled: boolean; step: number },
+    async: boolean,
+  ): MaybePromise;
+  /**
+   * BatchNorm over NCHW (`spatial` = H*W). Training: batch statistics, updates running stats with
+   * `momentum` (PyTorch convention), saves mean and 1/sqrt(var+eps) for backward. Inference: running stats.
+   */
+  batchNorm2dForward(
+    args: {
+      input: Float32Array; output: Float32Array; gamma: Float32Array; beta: Float32Array;
+      runningMean: Float32Array; runningVar: Float32Array; saveMean: Float32Array; saveInvStd: Float32Array;
+      batch: number; channels: number; spatial: number; training: boolean; momentum: number; eps: number;
+    },
+    async: boolean,
+  ): MaybePromise;
+  batchNorm2dBackward(
+    args: {
+      input: Float32Array; gradOutput: Float32Array; gamma: Float32Array; saveMean: Float32Array; saveInvStd: Float32Array;
+      gradInput: Float32Array; gradGamma: Float32Array; gradBeta: Float32Array; batch: number; channels: number; spatial: number;
+    },
+    async: boolean,
+  ): MaybePromise;
+
+  // plan.cc: compiled inference plans (see src/runtime/plan.ts for the spec format).
+  createPlan(spec: unknown): NativePlan;
+  runPlan(plan: NativePlan, args: { inputs: Float32Array[]; outputs: Float32Array[]; batch: number }, async: boolean): MaybePromise;
+  planInfo(plan: NativePlan): { arenaBytes: number; weightBytes: number; steps: string[] };
+}
+
+function packageRoot(): string {
+  // dist/src/binding.js and src/binding.ts (vitest) both sit two or one levels below the root.
+  const here = dirname(fileURLToPath(import.meta.url));
+  return here.includes(`${join('dist', 'src')}`) ? join(here, '..', '..') : join(here, '..');
+}
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const root = packageRoot();
+  try {
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+    return nodeGypBuild(root) as NativeAddon;
+  } catch (cause) {
+    const platform = `${process.platform}-${process.arch}`;
+    throw new KilnError(
+      ErrorCode.NATIVE_LOAD,
+      `Could not load the Kiln native addon for ${platform}, Node ${process.version} (N-API ${process.versions.napi}).\n` +
+        `Looked for prebuilds/${platform}/ and build/Release/kiln.node under ${root}.\n` +
+        `Build it from source with: npm rebuild kiln  (needs python3, make and a C++17 compiler)\n` +
+        `Cause: ${(cause as Error)?.message ?? String(cause)}`,
+      { cause },
+    );
+  }
+}
+
+/** The loaded addon. */
+export const native: NativeAddon = load();
+
+/**
+ * Whether work of `flops` floating-point operations should leave the JS thread. A thread hop
+ * costs tens of microseconds, so only work above ~0.5 ms (about 10-20 MFLOP here) goes async.
+ */
+export function shouldRunAsync(flops: number): boolean {
+  return flops > ASYNC_THRESHOLD_FLOPS;
+}
+
+export const ASYNC_THRESHOLD_FLOPS = 8e6;
+
+/** Runs a native call and always returns a Promise, choosing inline or worker by cost. */
+export async function call<A>(fn: (args: A, async: boolean) => MaybePromise, args: A, flops: number): Promise<void> {
+  const r = fn(args, shouldRunAsync(flops));
+  if (r) await r;
+}

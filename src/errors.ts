@@ -1,0 +1,57 @@
+/**
+ * Errors thrown by Kiln. Every error Kiln raises on purpose is a `KilnError`, a `TypeError` or a
+ * `RangeError` carrying a stable `code`, so services can branch on `err.code` without parsing text.
+ */
+
+/** Stable error codes. A code is never reused for a different meaning. */
+export const ErrorCode = {
+  /** An argument has the wrong type or an out-of-range value. */
+  INVALID_ARG: 'ERR_KILN_INVALID_ARG',
+  /** Tensor shapes do not fit the operation or the model. */
+  SHAPE_MISMATCH: 'ERR_KILN_SHAPE_MISMATCH',
+  /** The model uses an operator Kiln does not implement. */
+  UNSUPPORTED_OP: 'ERR_KILN_UNSUPPORTED_OP',
+  /** A model file is truncated, corrupt or not a Kiln/ONNX model. */
+  CORRUPT_MODEL: 'ERR_KILN_CORRUPT_MODEL',
+  /** The session or object was released. */
+  DISPOSED: 'ERR_KILN_DISPOSED',
+  /** The native addon could not be loaded. */
+  NATIVE_LOAD: 'ERR_KILN_NATIVE_LOAD',
+  /** A C++ exception inside the addon; the message is kept. */
+  NATIVE: 'ERR_KILN_NATIVE',
+  /** A data set could not be found or read. */
+  DATASET: 'ERR_KILN_DATASET',
+  /** An operation is not valid in the object's current state (e.g. release during a run). */
+  INVALID_STATE: 'ERR_KILN_INVALID_STATE',
+} as const;
+
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Error raised by Kiln for everything that is not a plain argument type/range problem. */
+export class KilnError extends Error {
+  readonly code: ErrorCodeValue;
+  constructor(code: ErrorCodeValue, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KilnError';
+    this.code = code;
+  }
+}
+
+/** A `TypeError` with `code` = `ERR_KILN_INVALID_ARG`. */
+export class KilnTypeError extends TypeError {
+  readonly code = ErrorCode.INVALID_ARG;
+  constructor(message: string) {
+    super(message);
+    this.name = 'TypeError';
+  }
+}
+
+/** A `RangeError` with `code` = `ERR_KILN_INVALID_ARG` (or another code, e.g. shape mismatch). */
+export class KilnRangeError extends RangeError {
+  readonly code: ErrorCodeValue;
+  constructor(message: string, code: ErrorCodeValue = ErrorCode.INVALID_ARG) {
+    super(message);
+    this.name = 'RangeError';
+    this.code = code;
+  }
+}

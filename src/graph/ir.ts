@@ -1,0 +1,87 @@
+/**
+ * The graph IR: what Kiln deploys. Nodes are named after ONNX operators and carry ONNX attribute
+ * names, so ONNX import/export is a one-to-one mapping. Layouts are ONNX's (NCHW, OIHW weights).
+ *
+ * Kiln-specific extensions are attributes prefixed with `kiln_` (e.g. a Conv with
+ * `kiln_activation: 'Relu'` after fusion); the exporter expands them back into standard nodes.
+ */
+import type { Tensor } from '../tensor.js';
+
+export type AttrValue = number | string | number[] | string[] | Tensor;
+export type Attrs = Record<string, AttrValue>;
+
+/** A dimension: a number, or a symbolic name (e.g. 'N' for the batch). */
+export type Dim = number | string;
+
+export interface ValueInfo {
+  name: string;
+  dtype: 'float32' | 'int64' | 'int32' | 'uint8' | 'int8';
+  shape: Dim[];
+}
+
+export interface GraphNode {
+  /** Unique node name. */
+  name: string;
+  /** ONNX operator type ('Conv', 'Gemm', 'Relu', ...). */
+  op: string;
+  /** Input value names; '' marks an omitted optional input. */
+  inputs: string[];
+  outputs: string[];
+  attrs: Attrs;
+}
+
+export interface Graph {
+  name: string;
+  /** User inputs (never initializers). */
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+  /** Topologically sorted. */
+  nodes: GraphNode[];
+  /** Constant tensors by value name (weights). int64 ONNX data is held as int32 after range checks. */
+  initializers: Map<string, Tensor>;
+  /** Free-form provenance (producer, training metrics, ...). */
+  metadata?: Record<string, string>;
+}
+
+/** Builds a graph node by node with unique names; used by Module.toGraph() and the passes. */
+export class GraphBuilder {
+  private readonly nodes: GraphNode[] = [];
+  private readonly initializers = new Map<string, Tensor>();
+  private readonly used = new Set<string>();
+  private readonly inputs: ValueInfo[] = [];
+
+  constructor(readonly name = 'kiln') {}
+
+  /** A fresh value/node name starting with `base`. */
+  unique(base: string): string {
+    let name = base;
+    for (let i = 1; this.used.has(name); i++) name = `${base}_${i}`;
+    this.used.add(name);
+    return name;
+  }
+
+  addInput(name: string, shape: Dim[], dtype: ValueInfo['dtype'] = 'float32'): string {
+    const n = this.unique(name);
+    this.inputs.push({ name: n, dtype, shape });
+    return n;
+  }
+
+  /** Adds a weight; returns its value name. */
+  addInitializer(base: string, tensor: Tensor): string {
+    const n = this.unique(base);
+    this.initializers.set(n, tensor);
+    return n;
+  }
+
+  /** Adds a node with one output; returns the output value name. */
+  addNode(op: string, inputs: string[], attrs: Attrs = {}, name?: string): string {
+    const nodeName = this.unique(name ?? op.toLowerCase());
+    const out = this.unique(`${nodeName}_out`);
+    this.nodes.push({ name: nodeName, op, inputs, outputs: [out], attrs });
+    return out;
+  }
+
+  build(outputs: ValueInfo[], metadata?: Record<string, string>): Graph {
+    return { name: this.name, inputs: this.inputs, outputs, nodes: this.nodes, initializers: this.initializers, metadata };
+  }
+}

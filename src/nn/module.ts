@@ -1,0 +1,76 @@
+/**
+ * The Module tree: what you train. Each layer has an explicit async `forward` and `backward`
+ * calling native kernels; there is no autograd tape (a CNN does not need one).
+ */
+import type { GraphBuilder } from '../graph/ir.js';
+import type { Tensor } from '../tensor.js';
+
+/** A trainable tensor and its gradient (same length, overwritten by each backward). */
+export interface Parameter {
+  /** Dotted path within the model, e.g. '0.weight'. */
+  name: string;
+  value: Tensor<'float32'>;
+  grad: Float32Array;
+  /** Whether weight decay applies (false for biases and norm parameters). */
+  decay: boolean;
+}
+
+/** Serializable description of a layer (type + constructor options), used by the model file. */
+export interface LayerConfig {
+  type: string;
+  [option: string]: unknown;
+}
+
+export abstract class Module {
+  /** Training mode (dropout active, batch-norm batch statistics). */
+  training = true;
+
+  /** Computes the output and keeps what backward needs. */
+  abstract forward(input: Tensor<'float32'>): Promise<Tensor<'float32'>>;
+
+  /**
+   * Given d(loss)/d(output) of the last forward, writes parameter gradients (overwriting) and
+   * returns d(loss)/d(input). `needInputGrad` false lets the first layer skip that work.
+   */
+  abstract backward(gradOutput: Tensor<'float32'>, needInputGrad?: boolean): Promise<Tensor<'float32'>>;
+
+  /** Output shape for an input shape (NCHW with batch first); throws a shape error if invalid. */
+  abstract outputShape(inputShape: readonly number[]): number[];
+
+  /** Appends this layer to a graph; returns the output value name. */
+  abstract lower(builder: GraphBuilder, input: string, inputShape: readonly number[]): string;
+
+  /** Constructor options, so `load()` can rebuild the layer. */
+  abstract config(): LayerConfig;
+
+  /** Trainable parameters (recursively for containers). */
+  parameters(): Parameter[] {
+    return [];
+  }
+
+  /** Non-trainable state saved with the model (e.g. batch-norm running statistics). */
+  buffers(): { name: string; value: Tensor<'float32'> }[] {
+    return [];
+  }
+
+  /** Child modules (containers override). */
+  children(): Module[] {
+    return [];
+  }
+
+  /** Multiply-accumulates per image for an input shape (for `kiln info` and benchmarks). */
+  macs(inputShape: readonly number[]): number {
+    void inputShape;
+    return 0;
+  }
+
+  train(mode = true): this {
+    this.training = mode;
+    for (const c of this.children()) c.train(mode);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+}
