@@ -171,6 +171,9 @@ function load(): NativeAddon {
   const require = createRequire(import.meta.url);
   const root = packageRoot();
   try {
+    // Development override: load an addon built elsewhere (e.g. `npx cmake-js compile -O /tmp/b`).
+    const override = process.env.KILN_ADDON_PATH;
+    if (override) return require(override) as NativeAddon;
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
     return nodeGypBuild(root) as NativeAddon;
   } catch (cause) {
