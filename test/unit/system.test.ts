@@ -1,0 +1,58 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+import { describe, expect, it } from 'vitest';
+
+import { cpuInfo, setIsa, setNumThreads } from '../../src/system.js';
+
+describe('cpuInfo', () => {
+  it('reports a supported active ISA', () => {
+    const info = cpuInfo();
+    expect(info.supportedIsas[0]).toBe('scalar');
+    expect(info.supportedIsas).toContain(info.isa);
+    expect(info.supportedIsas).toContain(info.bestIsa);
+    expect(info.threads).toBeGreaterThanOrEqual(1);
+  });
+
+  it('setIsa walks every supported path and refuses unknown ones', () => {
+    const info = cpuInfo();
+    for (const isa of info.supportedIsas) {
+      setIsa(isa);
+      expect(cpuInfo().isa).toBe(isa);
+    }
+    setIsa(info.isa);
+    expect(() => setIsa('sse9' as never)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_KILN_INVALID_ARG' }));
+    expect(() => setIsa(3 as never)).toThrow(TypeError);
+  });
+
+  it('setNumThreads validates its argument', () => {
+    const before = cpuInfo().threads;
+    setNumThreads(1);
+    expect(cpuInfo().threads).toBe(1);
+    setNumThreads(before);
+    expect(cpuInfo().threads).toBe(before);
+    expect(() => setNumThreads(-1)).toThrow(RangeError);
+    expect(() => setNumThreads(1.5)).toThrow(TypeError);
+    expect(() => setNumThreads(Number.NaN)).toThrow(TypeError);
+  });
+
+  it('honours KILN_ISA and explains a value it cannot use', () => {
+    // A fresh process, because the override is read once at load. Loads the addon the same way
+    // src/binding.ts does (KILN_ADDON_PATH or node-gyp-build from the package root).
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const script =
+      "const p = process.env.KILN_ADDON_PATH; const a = p ? require(p) : require('node-gyp-build')(process.argv[1]);" +
+      'console.log(JSON.stringify(a.cpuInfo()))';
+    const run = (isa: string) => {
+      const r = spawnSync(process.execPath, ['-e', script, root], { cwd: root, env: { ...process.env, KILN_ISA: isa }, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { isa: string; bestIsa: string; isaOverrideError: string };
+    };
+    const scalar = run('scalar');
+    expect(scalar.isa).toBe('scalar');
+    expect(scalar.isaOverrideError).toBe('');
+    const bogus = run('bogus');
+    expect(bogus.isa).toBe(bogus.bestIsa);
+    expect(bogus.isaOverrideError).toMatch(/KILN_ISA=bogus/);
+  });
+});
