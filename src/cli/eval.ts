@@ -1,0 +1,47 @@
+/** `kiln eval`: accuracy of a saved model on a data set's held-out split, run on the inference runtime. */
+import { InferenceSession } from '../runtime/session.js';
+import { Tensor } from '../tensor.js';
+import { loadDatasets } from './datasets.js';
+import { Output, percent } from './output.js';
+
+export interface EvalCommandOptions {
+  dataset: string;
+  dataDir?: string;
+  seed: number;
+  batchSize: number;
+  json?: boolean;
+}
+
+export async function evalCommand(modelPath: string, opts: EvalCommandOptions): Promise<void> {
+  const out = new Output(opts);
+  const { test } = await loadDatasets(opts);
+  const session = await InferenceSession.create(modelPath);
+  try {
+    const [c, h, w] = test.imageShape;
+    const per = c * h * w;
+    const inputName = session.inputNames[0];
+    const outputName = session.outputNames[0];
+    let correct = 0;
+    const started = performance.now();
+    for (let start = 0; start < test.length; start += opts.batchSize) {
+      const n = Math.min(opts.batchSize, test.length - start);
+      const input = new Tensor('float32', test.images.subarray(start * per, (start + n) * per), [n, c, h, w]);
+      const logits = (await session.run({ [inputName]: input }))[outputName];
+      const k = logits.dims[1];
+      const data = logits.data as Float32Array;
+      for (let i = 0; i < n; i++) {
+        let best = 0;
+        for (let j = 1; j < k; j++) if (data[i * k + j] > data[i * k + best]) best = j;
+        if (best === test.labels[start + i]) correct++;
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const accuracy = correct / test.length;
+    out.result(
+      { model: modelPath, dataset: opts.dataset, testImages: test.length, correct, testAccuracy: accuracy, imagesPerSecond: test.length / seconds },
+      () => `accuracy ${percent(accuracy)} (${correct}/${test.length}) on ${test.name}`,
+    );
+  } finally {
+    session.release();
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * `kiln`: train, evaluate and inspect models from the shell. Each command accepts --json and then
+ * prints one JSON object with its results as the last line of stdout.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+
+import { setNumThreads } from '../system.js';
+import { evalCommand } from './eval.js';
+import { infoCommand } from './info.js';
+import { trainCommand } from './train.js';
+
+/** commander parser for an integer option within [min, max]. */
+export function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer in [${min}, ${max}], received "${value}"`);
+    }
+    return n;
+  };
+}
+
+/** commander parser for a finite number option within (min, max]. */
+export function numberOption(min: number, max = Infinity) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n <= min || n > max) {
+      throw new InvalidArgumentError(`expected a number in (${min}, ${max}], received "${value}"`);
+    }
+    return n;
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('kiln')
+    .description('Train, compress and serve convolutional networks from Node.js')
+    .option('--threads <n>', 'kernel threads (default: number of cores)', intOption(1, 1024))
+    .hook('preAction', (cmd) => {
+      const threads = cmd.opts().threads as number | undefined;
+      if (threads !== undefined) setNumThreads(threads);
+    })
+    .showHelpAfterError();
+
+  program
+    .command('train')
+    .description('train the SeedCNN on a data set and save it as a .kiln file')
+    .option('--dataset <name>', 'mnist | cifar10 | synthetic', 'mnist')
+    .option('--data-dir <dir>', 'folder with CIFAR-10 binary files (data_batch_N.bin, test_batch.bin)')
+    .option('--epochs <n>', 'epochs (default: the recipe\'s)', intOption(1, 10000))
+    .option('--batch-size <n>', 'mini-batch size (default: the recipe\'s)', intOption(1, 65536))
+    .option('--lr <x>', 'peak learning rate (default: the recipe\'s)', numberOption(0, 100))
+    .option('--optimizer <type>', 'sgd | adam | adamw (default: the recipe\'s)')
+    .option('--width-multiplier <x>', 'channel width multiplier of the SeedCNN', numberOption(0, 16), 1)
+    .option('--seed <n>', 'seed for initialisation, shuffling and augmentation', intOption(0), 1)
+    .option('--out <file>', 'where to write the trained model', 'seedcnn.kiln')
+    .option('--json', 'print one JSON object with the results as the last line')
+    .action(trainCommand);
+
+  program
+    .command('eval')
+    .description('evaluate a .kiln model on the held-out split of a data set')
+    .argument('<model>', 'model file (.kiln)')
+    .option('--dataset <name>', 'mnist | cifar10 | synthetic', 'mnist')
+    .option('--data-dir <dir>', 'folder with CIFAR-10 binary files')
+    .option('--seed <n>', 'seed of the train/test split (must match training)', intOption(0), 1)
+    .option('--batch-size <n>', 'inference batch size', intOption(1, 65536), 256)
+    .option('--json', 'print one JSON object with the results as the last line')
+    .action(evalCommand);
+
+  program
+    .command('info')
+    .description('summarise a model: layers, parameters, MACs per image, file size')
+    .argument('<model>', 'model file (.kiln)')
+    .option('--json', 'print one JSON object with the results as the last line')
+    .action(infoCommand);
+
+  return program;
+}
+
+/** Runs the CLI. Errors become a one-line message (or a JSON {error} line with --json) and exit code 1. */
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const e = err as { code?: string; message?: string; exitCode?: number };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
+      // commander already printed its message (help, version, bad option).
+      process.exitCode = e.exitCode ?? 1;
+      return;
+    }
+    const wantsJson = argv.includes('--json');
+    if (wantsJson) {
+      process.stdout.write(`${JSON.stringify({ error: { code: e.code ?? 'ERR_KILN', message: e.message ?? String(err) } })}\n`);
+    } else {
+      process.stderr.write(`kiln: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}\n`);
+    }
+    process.exitCode = 1;
+  }
+}
