@@ -1,8 +1,290 @@
-// STUB, replaced by the GEMM work.
+// The fp32 GEMM driver: K blocking, packing, the tile loops and the split over threads.
+//
+// Loop nest of one task (a block of rows x a block of columns of C), BLIS-style but with the
+// small A panel kept in L1 and the B block streamed from L2, which suits a wide (6 x 64) tile:
+//   for each K block (kc deep, the same blocks for every task and thread count):
+//     B block (kc x columns of the task) packed once into panels of 16 columns  -> L2
+//     for each 6-row panel of A: pack it (kc x 6)                               -> L1
+//       for each NR-wide column tile: micro-kernel (C tile read/written once per K block)
+// An output element is always summed over the same K blocks in the same order by one thread, so
+// results do not depend on how the work is split.
+#include <algorithm>
+#include <cstring>
+
+#include "common/dispatch.h"
+#include "f32-gemm/f32-gemm-pack.h"
 #include "kiln/f32-gemm.h"
+#include "kiln/thread-pool.h"
+
 namespace kiln {
-void sgemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float* a, size_t lda, const float* b,
-           size_t ldb, float beta, float* c, size_t ldc, const GemmEpilogue& ep, size_t) {
-  sgemm_naive(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
+namespace {
+
+constexpr size_t kMr = kF32GemmMr;
+constexpr size_t kPanelN = kF32GemmPanelN;
+
+// Depth of a K block: a 6 x kc A panel (9 KiB at 384) stays in the 48 KiB L1.
+constexpr size_t kKcMax = 384;
+// Bytes of a packed B block (kc x nc): about half of the 1 MiB L2, the rest for C and A.
+constexpr size_t kBBlockBytes = 512 * 1024;
+// Below this many multiply-adds a call stays on one thread: waking a helper costs more.
+constexpr size_t kMinMacsPerThread = size_t(1) << 19;
+
+size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
+
+// K is cut into blocks of equal depth (the last one may be shorter); depends on K only.
+size_t k_block_depth(size_t k) {
+  const size_t blocks = div_up(k, kKcMax);
+  return div_up(k, blocks);
 }
+
+// Per-thread packing buffers, kept between calls so small products do not pay for allocation.
+AlignedFloats& scratch_a() {
+  thread_local AlignedFloats buffer;
+  return buffer;
+}
+AlignedFloats& scratch_b() {
+  thread_local AlignedFloats buffer;
+  return buffer;
+}
+float* reserve(AlignedFloats& buffer, size_t floats) {
+  if (buffer.size() < floats) buffer.resize(floats);
+  return buffer.data();
+}
+
+enum class BSource { kPackPerCall, kInPlace, kPrepacked };
+
+struct Problem {
+  size_t m = 0, n = 0, k = 0;
+  // A: raw (trans_a, a, lda) or prepacked.
+  bool trans_a = false;
+  const float* a = nullptr;
+  size_t lda = 0;
+  const PackedA* packed_a = nullptr;
+  // B: raw (trans_b, b, ldb) packed per call or read in place, or prepacked.
+  BSource b_source = BSource::kPackPerCall;
+  bool trans_b = false;
+  const float* b = nullptr;
+  size_t ldb = 0;
+  const PackedB* packed_b = nullptr;
+  float alpha = 1.0f, beta = 0.0f;
+  float* c = nullptr;
+  size_t ldc = 0;
+  GemmEpilogue epilogue;
+};
+
+// Computes C[m0:m1, n0:n1]. m0 is a multiple of kMr and n0 of kPanelN (prepacked panels).
+void run_block(const Problem& pr, const F32GemmKernels& kern, size_t m0, size_t m1, size_t n0,
+               size_t n1) {
+  const size_t kc_max = k_block_depth(pr.k);
+  const size_t nc = n1 - n0;
+  float* a_buf = pr.packed_a ? nullptr : reserve(scratch_a(), kc_max * kMr);
+  float* b_buf = pr.b_source == BSource::kPackPerCall
+                     ? reserve(scratch_b(), kc_max * round_up(nc, kPanelN))
+                     : nullptr;
+  const GemmEpilogue& ep = pr.epilogue;
+
+  for (size_t pc = 0; pc < pr.k; pc += kc_max) {
+    const size_t kc = std::min(kc_max, pr.k - pc);
+    const bool first = pc == 0;
+    const bool last = pc + kc == pr.k;
+
+    F32GemmTile tile;
+    tile.k = kc;
+    tile.ldc = pr.ldc;
+    tile.alpha = pr.alpha;
+    tile.load_c = !first || pr.beta != 0.0f;
+    tile.beta = first ? pr.beta : 1.0f;
+    tile.relu = last && ep.relu;
+
+    // Where B(pc + p, n0 + j) lives for this K block.
+    const float* b_base = nullptr;
+    switch (pr.b_source) {
+      case BSource::kPackPerCall:
+        pack_b_block(pr.trans_b, pr.b, pr.ldb, pc, kc, n0, nc, b_buf);
+        b_base = b_buf;
+        tile.b_k_stride = kPanelN;
+        tile.b_panel_stride = kc * kPanelN;
+        tile.b_padded = true;
+        break;
+      case BSource::kInPlace:
+        b_base = pr.b + pc * pr.ldb + n0;
+        tile.b_k_stride = pr.ldb;
+        tile.b_panel_stride = kPanelN;
+        tile.b_padded = false;
+        break;
+      case BSource::kPrepacked:
+        b_base = pr.packed_b->data() + (n0 / kPanelN) * pr.k * kPanelN + pc * kPanelN;
+        tile.b_k_stride = kPanelN;
+        tile.b_panel_stride = pr.k * kPanelN;
+        tile.b_padded = true;
+        break;
+    }
+
+    for (size_t i = m0; i < m1; i += kMr) {
+      tile.mr = std::min(kMr, m1 - i);
+      if (pr.packed_a) {
+        tile.a = pr.packed_a->data() + (i / kMr) * pr.k * kMr + pc * kMr;
+      } else {
+        pack_a_panel(pr.trans_a, pr.a, pr.lda, i, tile.mr, pc, kc, a_buf);
+        tile.a = a_buf;
+      }
+      tile.row_bias = last && ep.bias_mode == BiasMode::kPerRow ? ep.bias + i : nullptr;
+      for (size_t j = n0; j < n1; j += kern.nr) {
+        tile.nr = std::min(kern.nr, n1 - j);
+        tile.b = b_base + ((j - n0) / kPanelN) * tile.b_panel_stride;
+        tile.c = pr.c + i * pr.ldc + j;
+        tile.col_bias = last && ep.bias_mode == BiasMode::kPerColumn ? ep.bias + j : nullptr;
+        kern.ukernel(tile);
+      }
+    }
+  }
+}
+
+// C = beta * C + epilogue, for K == 0 (no product to add).
+void scale_only(const Problem& pr) {
+  const GemmEpilogue& ep = pr.epilogue;
+  for (size_t i = 0; i < pr.m; ++i) {
+    float* c = pr.c + i * pr.ldc;
+    for (size_t j = 0; j < pr.n; ++j) {
+      float x = pr.beta == 0.0f ? 0.0f : pr.beta * c[j];
+      if (ep.bias_mode == BiasMode::kPerRow) x += ep.bias[i];
+      if (ep.bias_mode == BiasMode::kPerColumn) x += ep.bias[j];
+      if (ep.relu && x < 0.0f) x = 0.0f;
+      c[j] = x;
+    }
+  }
+}
+
+// Splits C into row chunks x column chunks (multiples of kMr rows and NR columns), enough for
+// `threads`, and runs them. Column chunks are capped so a packed B block fits the L2 budget.
+void run(const Problem& pr, size_t max_threads) {
+  if (pr.m == 0 || pr.n == 0) return;
+  if (pr.k == 0) {
+    scale_only(pr);
+    return;
+  }
+  const F32GemmKernels kern = dispatch().f32_gemm;  // one ISA for the whole call
+  const size_t nr = kern.nr;
+
+  size_t threads = max_threads == 0 ? num_threads() : std::min(max_threads, num_threads());
+  const double macs = static_cast<double>(pr.m) * static_cast<double>(pr.n) * static_cast<double>(pr.k);
+  threads = std::max<size_t>(1, std::min<double>(threads, macs / kMinMacsPerThread));
+
+  const size_t m_units = div_up(pr.m, kMr);
+  const size_t n_units = div_up(pr.n, nr);
+  const size_t kc = k_block_depth(pr.k);
+  const size_t nc_units_max = std::max<size_t>(1, kBBlockBytes / (kc * sizeof(float) * nr));
+  size_t n_chunks = pr.b_source == BSource::kPackPerCall ? div_up(n_units, nc_units_max) : 1;
+  size_t m_chunks = 1;
+  if (threads > 1) {
+    // Split the longer side first: splitting columns repeats only the cheap A panel packing.
+    while (m_chunks * n_chunks < threads) {
+      const bool can_n = n_units / n_chunks >= 2;
+      const bool can_m = m_units / m_chunks >= 2;
+      if (can_n && (!can_m || pr.n * m_chunks >= pr.m * n_chunks)) {
+        ++n_chunks;
+      } else if (can_m) {
+        ++m_chunks;
+      } else {
+        break;
+      }
+    }
+    // Whole rounds of tasks, so no thread idles at the end.
+    if (m_chunks == 1 && n_chunks > threads && n_chunks % threads != 0) {
+      n_chunks = std::min(n_units, round_up(n_chunks, threads));
+    }
+  }
+
+  auto task = [&](size_t t) {
+    const size_t mi = t / n_chunks, ni = t % n_chunks;
+    const size_t m0 = std::min(pr.m, (m_units * mi / m_chunks) * kMr);
+    const size_t m1 = std::min(pr.m, (m_units * (mi + 1) / m_chunks) * kMr);
+    const size_t n0 = std::min(pr.n, (n_units * ni / n_chunks) * nr);
+    const size_t n1 = std::min(pr.n, (n_units * (ni + 1) / n_chunks) * nr);
+    if (m0 < m1 && n0 < n1) run_block(pr, kern, m0, m1, n0, n1);
+  };
+  const size_t tasks = m_chunks * n_chunks;
+  if (threads <= 1 || tasks == 1) {
+    for (size_t t = 0; t < tasks; ++t) task(t);
+  } else {
+    parallel_for(tasks, task, threads);
+  }
+}
+
+// Reading B in place skips packing; it pays when few row panels reuse each B block.
+bool read_b_in_place(bool trans_b, size_t m) { return !trans_b && m <= 4 * kMr; }
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha, const float* a,
+           size_t lda, const float* b, size_t ldb, float beta, float* c, size_t ldc,
+           const GemmEpilogue& epilogue, size_t max_threads) {
+  Problem pr;
+  pr.m = m;
+  pr.n = n;
+  pr.k = k;
+  pr.trans_a = trans_a;
+  pr.a = a;
+  pr.lda = lda;
+  pr.trans_b = trans_b;
+  pr.b = b;
+  pr.ldb = ldb;
+  pr.b_source = read_b_in_place(trans_b, m) ? BSource::kInPlace : BSource::kPackPerCall;
+  pr.alpha = alpha;
+  pr.beta = beta;
+  pr.c = c;
+  pr.ldc = ldc;
+  pr.epilogue = epilogue;
+  run(pr, max_threads);
+}
+
+void sgemm_packed_a(const PackedA& a, size_t n, bool trans_b, const float* b, size_t ldb, float* c,
+                    size_t ldc, const GemmEpilogue& epilogue, size_t max_threads) {
+  Problem pr;
+  pr.m = a.rows();
+  pr.n = n;
+  pr.k = a.depth();
+  pr.packed_a = &a;
+  pr.trans_b = trans_b;
+  pr.b = b;
+  pr.ldb = ldb;
+  pr.b_source = read_b_in_place(trans_b, pr.m) ? BSource::kInPlace : BSource::kPackPerCall;
+  pr.c = c;
+  pr.ldc = ldc;
+  pr.epilogue = epilogue;
+  run(pr, max_threads);
+}
+
+void sgemm_packed_b(size_t m, bool trans_a, const float* a, size_t lda, const PackedB& b, float* c,
+                    size_t ldc, const GemmEpilogue& epilogue, size_t max_threads) {
+  Problem pr;
+  pr.m = m;
+  pr.n = b.cols();
+  pr.k = b.depth();
+  pr.trans_a = trans_a;
+  pr.a = a;
+  pr.lda = lda;
+  pr.packed_b = &b;
+  pr.b_source = BSource::kPrepacked;
+  pr.c = c;
+  pr.ldc = ldc;
+  pr.epilogue = epilogue;
+  run(pr, max_threads);
+}
+
+PackedA::PackedA(bool trans, size_t m, size_t k, const float* a, size_t lda) : m_(m), k_(k) {
+  const size_t panels = div_up(m, kMr);
+  data_.resize(panels * k * kMr);
+  for (size_t q = 0; q < panels; ++q) {
+    const size_t i0 = q * kMr;
+    pack_a_panel(trans, a, lda, i0, std::min(kMr, m - i0), 0, k, data_.data() + q * k * kMr);
+  }
+}
+
+PackedB::PackedB(bool trans, size_t k, size_t n, const float* b, size_t ldb) : k_(k), n_(n) {
+  data_.resize(div_up(n, kPanelN) * k * kPanelN);
+  if (k != 0 && n != 0) pack_b_block(trans, b, ldb, 0, k, 0, n, data_.data());
+}
+
 }  // namespace kiln

@@ -1,0 +1,105 @@
+// fp32 GEMM throughput per ISA as a fraction of the single-core FMA peak measured in the same run.
+//   f32-gemm-bench [isa ...]     (default: every ISA this CPU has)
+// Square C = A * B (row-major, no transposes) at 64..1024 on 1 and 2 threads, then the products of
+// the MNIST networks. Each figure is the median of repeated timed runs after a warm-up.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kiln/cpu.h"
+#include "kiln/dispatch.h"
+#include "kiln/f32-gemm.h"
+#include "kiln/thread-pool.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Median seconds of one call, over runs adding up to about `budget_ms`.
+template <typename Fn>
+double median_seconds(Fn&& fn, double budget_ms) {
+  fn();  // warm-up: page faults, packing buffers
+  std::vector<double> times;
+  const auto start = Clock::now();
+  do {
+    const auto t0 = Clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  } while (times.size() < 5 ||
+           std::chrono::duration<double, std::milli>(Clock::now() - start).count() < budget_ms);
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+double best_peak() {
+  double best = 0.0;
+  for (int i = 0; i < 5; ++i) best = std::max(best, kiln::measure_f32_peak_gflops(100.0));
+  return best;
+}
+
+struct Shape {
+  const char* name;
+  bool trans_a, trans_b;
+  size_t m, n, k;
+};
+
+void bench_isa(kiln::Isa isa) {
+  kiln::set_active_isa(isa);
+  const double peak = best_peak();
+  std::printf("\n%s: single-core FMA peak %.1f GFLOP/s\n", kiln::isa_name(isa), peak);
+  std::printf("%-26s %7s %10s %10s\n", "product (MxNxK)", "threads", "GFLOP/s", "of peak");
+
+  std::vector<Shape> shapes;
+  for (size_t s : {64, 128, 256, 512, 1024}) shapes.push_back({"square", false, false, s, s, s});
+  shapes.push_back({"conv1 32x676x9", false, false, 32, 676, 9});
+  shapes.push_back({"conv2 64x121x288", false, false, 64, 121, 288});
+  shapes.push_back({"conv2 x8 64x968x288", false, false, 64, 968, 288});
+  shapes.push_back({"fc 64x128x1600 (B^T)", false, true, 64, 128, 1600});
+  shapes.push_back({"fc bwd 1600x128x64 (A^T)", true, false, 1600, 128, 64});
+
+  for (const Shape& s : shapes) {
+    std::vector<float> a(s.m * s.k), b(s.k * s.n), c(s.m * s.n);
+    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>((i * 7919) % 13) / 13.0f - 0.5f;
+    for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>((i * 104729) % 17) / 17.0f - 0.5f;
+    const size_t lda = s.trans_a ? s.m : s.k, ldb = s.trans_b ? s.k : s.n;
+    const double flops = 2.0 * s.m * s.n * s.k;
+    for (size_t threads : {1, 2}) {
+      if (threads > kiln::num_threads()) continue;
+      const double sec = median_seconds(
+          [&] {
+            kiln::sgemm(s.trans_a, s.trans_b, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f,
+                        c.data(), s.n, kiln::GemmEpilogue(), threads);
+          },
+          flops > 1e8 ? 600.0 : 200.0);
+      const double gflops = flops / sec * 1e-9;
+      char name[64];
+      if (std::strcmp(s.name, "square") == 0) {
+        std::snprintf(name, sizeof(name), "%zux%zux%zu", s.m, s.n, s.k);
+      } else {
+        std::snprintf(name, sizeof(name), "%s", s.name);
+      }
+      std::printf("%-26s %7zu %10.1f %9.0f%%\n", name, threads, gflops, 100.0 * gflops / (peak * threads));
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<kiln::Isa> isas;
+  for (int i = 1; i < argc; ++i) {
+    kiln::Isa isa;
+    if (!kiln::parse_isa(argv[i], &isa) || isa > kiln::best_isa()) {
+      std::fprintf(stderr, "unknown or unsupported ISA: %s\n", argv[i]);
+      return 2;
+    }
+    isas.push_back(isa);
+  }
+  if (isas.empty()) isas = kiln::supported_isas();
+  std::printf("CPU: %s, %zu threads in the pool\n", kiln::cpu_features().brand.c_str(), kiln::num_threads());
+  for (kiln::Isa isa : isas) bench_isa(isa);
+  return 0;
+}

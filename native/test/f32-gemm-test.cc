@@ -1,0 +1,414 @@
+// fp32 GEMM against the float64 oracle on every ISA this CPU has.
+//
+// Every operand sits at the very end of a readable mapping followed by an inaccessible page, so a
+// read or write past the end crashes the test instead of passing silently. Gaps between rows
+// (lda/ldb/ldc larger than needed) hold NaN in A and B (a stray read poisons the result) and a
+// sentinel in C (a stray write shows). C starts as NaN when beta == 0, so an unwritten element or
+// a leaked old value fails. Exit code 1 on any failure.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "kiln/cpu.h"
+#include "kiln/dispatch.h"
+#include "kiln/f32-gemm.h"
+#include "kiln/thread-pool.h"
+
+namespace {
+
+using kiln::BiasMode;
+using kiln::GemmEpilogue;
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+const float kGapSentinel = -12345.0f;
+
+int g_passed = 0, g_failed = 0;
+
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed) {}
+  uint64_t next() {
+    s += 0x9E3779B97F4A7C15ull;
+    uint64_t z = s;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  float uniform() { return static_cast<float>(next() >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f; }
+  size_t below(size_t n) { return static_cast<size_t>(next() % n); }
+};
+
+// `count` floats ending exactly where an inaccessible page begins.
+class GuardedBuffer {
+ public:
+  explicit GuardedBuffer(size_t count) : count_(count) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t bytes = count * sizeof(float);
+    mapped_ = (bytes + page - 1) / page * page + page;
+    void* p = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      std::perror("mmap");
+      std::exit(2);
+    }
+    base_ = static_cast<char*>(p);
+    mprotect(base_ + mapped_ - page, page, PROT_NONE);
+    data_ = reinterpret_cast<float*>(base_ + mapped_ - page - bytes);
+  }
+  ~GuardedBuffer() { munmap(base_, mapped_); }
+  GuardedBuffer(const GuardedBuffer&) = delete;
+  GuardedBuffer& operator=(const GuardedBuffer&) = delete;
+  float* data() { return data_; }
+  size_t size() const { return count_; }
+
+ private:
+  size_t count_, mapped_;
+  char* base_;
+  float* data_;
+};
+
+struct Case {
+  bool trans_a = false, trans_b = false;
+  size_t m = 1, n = 1, k = 1;
+  float alpha = 1.0f, beta = 0.0f;
+  BiasMode bias_mode = BiasMode::kNone;
+  bool relu = false;
+  size_t pad_a = 0, pad_b = 0, pad_c = 0;  // extra elements per row beyond the minimum
+  size_t threads = 1;
+  enum Variant { kPlain, kPackedA, kPackedB } variant = kPlain;
+  kiln::Isa pack_isa = kiln::Isa::kScalar;  // ISA active while packing (packed variants)
+};
+
+std::string describe(const Case& c) {
+  char buf[320];
+  std::snprintf(buf, sizeof(buf),
+                "isa=%s variant=%d packed_under=%s tA=%d tB=%d m=%zu n=%zu k=%zu alpha=%g beta=%g bias=%d "
+                "relu=%d pads=%zu/%zu/%zu threads=%zu",
+                kiln::isa_name(kiln::active_isa()), static_cast<int>(c.variant), kiln::isa_name(c.pack_isa),
+                c.trans_a, c.trans_b, c.m, c.n, c.k, c.alpha, c.beta, static_cast<int>(c.bias_mode), c.relu,
+                c.pad_a, c.pad_b, c.pad_c, c.threads);
+  return buf;
+}
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++g_passed;
+    return;
+  }
+  ++g_failed;
+  if (g_failed <= 20) std::printf("FAIL %s\n", what.c_str());
+}
+
+// A row-major matrix of `rows` x `cols` with leading dimension cols + pad; gaps hold `gap`.
+size_t extent(size_t rows, size_t cols, size_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols; }
+
+// The buffer ends right after the last row's last element (extent()).
+void fill_matrix(float* p, size_t rows, size_t cols, size_t ld, Rng& rng, float gap) {
+  const size_t end = extent(rows, cols, ld);
+  for (size_t at = 0; at < end; ++at) p[at] = at % ld < cols ? rng.uniform() : gap;
+}
+
+// Runs one case on the active ISA and compares with the oracle. Returns the output for
+// determinism checks.
+std::vector<float> run_case(const Case& cs, uint64_t seed) {
+  Rng rng(seed);
+  const size_t a_rows = cs.trans_a ? cs.k : cs.m, a_cols = cs.trans_a ? cs.m : cs.k;
+  const size_t b_rows = cs.trans_b ? cs.n : cs.k, b_cols = cs.trans_b ? cs.k : cs.n;
+  const size_t lda = a_cols + cs.pad_a, ldb = b_cols + cs.pad_b, ldc = cs.n + cs.pad_c;
+  GuardedBuffer a(std::max<size_t>(1, extent(a_rows, a_cols, lda)));
+  GuardedBuffer b(std::max<size_t>(1, extent(b_rows, b_cols, ldb)));
+  GuardedBuffer c(std::max<size_t>(1, extent(cs.m, cs.n, ldc)));
+  fill_matrix(a.data(), a_rows, a_cols, lda, rng, kNaN);
+  fill_matrix(b.data(), b_rows, b_cols, ldb, rng, kNaN);
+  const bool write_only = cs.variant != Case::kPlain || cs.beta == 0.0f;
+  Rng c_rng(seed ^ 0xC0FFEE);
+  fill_matrix(c.data(), cs.m, cs.n, ldc, c_rng, kGapSentinel);
+  std::vector<float> c_old(c.data(), c.data() + c.size());
+  if (write_only) {
+    for (size_t i = 0; i < cs.m; ++i)
+      for (size_t j = 0; j < cs.n; ++j) c.data()[i * ldc + j] = kNaN;
+  }
+  const size_t bias_len = cs.bias_mode == BiasMode::kPerRow ? cs.m : cs.n;
+  GuardedBuffer bias(std::max<size_t>(1, bias_len));
+  for (size_t i = 0; i < bias_len; ++i) bias.data()[i] = rng.uniform();
+  GemmEpilogue ep;
+  ep.bias_mode = cs.bias_mode;
+  ep.bias = cs.bias_mode == BiasMode::kNone ? nullptr : bias.data();
+  ep.relu = cs.relu;
+
+  const float alpha = cs.variant == Case::kPlain ? cs.alpha : 1.0f;
+  const float beta = cs.variant == Case::kPlain ? cs.beta : 0.0f;
+  switch (cs.variant) {
+    case Case::kPlain:
+      kiln::sgemm(cs.trans_a, cs.trans_b, cs.m, cs.n, cs.k, alpha, a.data(), lda, b.data(), ldb, beta,
+                  c.data(), ldc, ep, cs.threads);
+      break;
+    case Case::kPackedA: {
+      const kiln::Isa use = kiln::active_isa();
+      kiln::set_active_isa(cs.pack_isa);
+      kiln::PackedA pa(cs.trans_a, cs.m, cs.k, a.data(), lda);
+      kiln::set_active_isa(use);
+      kiln::sgemm_packed_a(pa, cs.n, cs.trans_b, b.data(), ldb, c.data(), ldc, ep, cs.threads);
+      break;
+    }
+    case Case::kPackedB: {
+      const kiln::Isa use = kiln::active_isa();
+      kiln::set_active_isa(cs.pack_isa);
+      kiln::PackedB pb(cs.trans_b, cs.k, cs.n, b.data(), ldb);
+      kiln::set_active_isa(use);
+      kiln::sgemm_packed_b(cs.m, cs.trans_a, a.data(), lda, pb, c.data(), ldc, ep, cs.threads);
+      break;
+    }
+  }
+
+  // Oracle, and the same sum over magnitudes for the error bound.
+  std::vector<float> ref(c_old), mag(c_old);
+  kiln::sgemm_naive(cs.trans_a, cs.trans_b, cs.m, cs.n, cs.k, alpha, a.data(), lda, b.data(), ldb, beta,
+                    ref.data(), ldc, ep);
+  std::vector<float> abs_a(a.data(), a.data() + a.size()), abs_b(b.data(), b.data() + b.size());
+  std::vector<float> abs_bias(bias.data(), bias.data() + bias.size());
+  for (float& v : abs_a) v = std::fabs(v);
+  for (float& v : abs_b) v = std::fabs(v);
+  for (float& v : abs_bias) v = std::fabs(v);
+  for (float& v : mag) v = std::fabs(v);
+  GemmEpilogue abs_ep = ep;
+  abs_ep.bias = ep.bias ? abs_bias.data() : nullptr;
+  abs_ep.relu = false;
+  kiln::sgemm_naive(cs.trans_a, cs.trans_b, cs.m, cs.n, cs.k, std::fabs(alpha), abs_a.data(), lda,
+                    abs_b.data(), ldb, std::fabs(beta), mag.data(), ldc, abs_ep);
+
+  const double eps = std::ldexp(1.0, -23);
+  size_t bad = 0, gap_bad = 0;
+  double worst = 0.0;
+  size_t worst_i = 0, worst_j = 0;
+  for (size_t i = 0; i < cs.m; ++i) {
+    for (size_t j = 0; j < ldc; ++j) {
+      const size_t at = i * ldc + j;
+      if (at >= c.size()) break;
+      if (j >= cs.n) {
+        if (std::memcmp(&c.data()[at], &c_old[at], sizeof(float)) != 0) ++gap_bad;
+        continue;
+      }
+      const double tol = (static_cast<double>(cs.k) + 4.0) * eps * mag[at] + 1e-30;
+      const double err = std::fabs(static_cast<double>(c.data()[at]) - ref[at]);
+      if (!(err <= tol)) {
+        ++bad;
+        const double rel = std::isnan(err) ? INFINITY : err / tol;
+        if (rel > worst || bad == 1) {
+          worst = rel;
+          worst_i = i;
+          worst_j = j;
+        }
+      }
+    }
+  }
+  std::string msg = describe(cs);
+  if (bad) {
+    char buf[200];
+    std::snprintf(buf, sizeof(buf), " | %zu wrong, worst at (%zu,%zu): got %g want %g", bad, worst_i, worst_j,
+                  c.data()[worst_i * ldc + worst_j], ref[worst_i * ldc + worst_j]);
+    msg += buf;
+  }
+  if (gap_bad) msg += " | wrote into the gaps between C rows";
+  check(bad == 0 && gap_bad == 0, msg);
+  return std::vector<float>(c.data(), c.data() + c.size());
+}
+
+const size_t kDepths[] = {1, 2, 3, 7, 16, 17, 255, 288};
+const bool kTrans[][2] = {{false, false}, {false, true}, {true, false}, {true, true}};
+
+// Rotates through scalings and epilogues so the sweeps cover every combination across cases.
+void vary(Case& cs, size_t index) {
+  static const float alphas[] = {1.0f, -0.75f, 2.0f};
+  static const float betas[] = {0.0f, 1.0f, 0.0f, -0.5f, 0.0f};
+  cs.alpha = alphas[index % 3];
+  cs.beta = betas[index % 5];
+  cs.bias_mode = static_cast<BiasMode>(index % 3);
+  cs.relu = (index / 3) % 2 == 1;
+  cs.pad_a = (index % 4 == 1) ? 3 : 0;
+  cs.pad_b = (index % 4 == 2) ? 5 : 0;
+  cs.pad_c = (index % 4 == 3) ? 7 : 0;
+}
+
+// m in 1..MR+1, n in 1..NR+1: every partial tile, each with two depths and all transposes.
+void sweep_edges(uint64_t& seed) {
+  const size_t mr = kiln::kF32GemmMr, nr = 64 + 1;  // 64: the widest tile of any ISA
+  size_t index = 0;
+  for (size_t m = 1; m <= mr + 1; ++m) {
+    for (size_t n = 1; n <= nr; ++n) {
+      for (int rep = 0; rep < 2; ++rep, ++index) {
+        Case cs;
+        cs.m = m;
+        cs.n = n;
+        cs.k = kDepths[(index * 3 + rep) % 8];
+        cs.trans_a = kTrans[index % 4][0];
+        cs.trans_b = kTrans[index % 4][1];
+        vary(cs, index / 4);
+        run_case(cs, ++seed);
+      }
+    }
+  }
+}
+
+// Prime and odd sizes up to ~300 with every depth and transpose pair.
+void sweep_random(uint64_t& seed) {
+  static const size_t sizes[] = {1, 2, 5, 6, 7, 11, 13, 17, 31, 37, 61, 67, 97, 101, 127, 131, 211, 293};
+  Rng rng(seed);
+  size_t index = 0;
+  for (size_t kd : kDepths) {
+    for (const auto& tr : kTrans) {
+      for (int rep = 0; rep < 2; ++rep, ++index) {
+        Case cs;
+        cs.m = sizes[rng.below(sizeof(sizes) / sizeof(sizes[0]))];
+        cs.n = sizes[rng.below(sizeof(sizes) / sizeof(sizes[0]))];
+        cs.k = kd;
+        cs.trans_a = tr[0];
+        cs.trans_b = tr[1];
+        vary(cs, index);
+        cs.threads = 1 + index % 2;
+        run_case(cs, ++seed);
+      }
+    }
+  }
+  // Depths beyond one K block: later blocks accumulate into C, the epilogue runs once at the end.
+  for (size_t kd : {385, 700, 1031}) {
+    for (const auto& tr : kTrans) {
+      Case cs;
+      cs.m = 13 + index % 40;
+      cs.n = 67 + index % 50;
+      cs.k = kd;
+      cs.trans_a = tr[0];
+      cs.trans_b = tr[1];
+      vary(cs, index++);
+      cs.threads = 1 + index % 2;
+      run_case(cs, ++seed);
+    }
+  }
+}
+
+// Products used by the MNIST networks, which take the small-M (B read in place) path.
+void sweep_model_shapes(uint64_t& seed) {
+  const size_t shapes[][3] = {{32, 676, 9}, {64, 121, 288}, {64, 128, 1600}, {10, 64, 128}, {128, 10, 64}};
+  size_t index = 0;
+  for (const auto& s : shapes) {
+    for (const auto& tr : kTrans) {
+      Case cs;
+      cs.m = s[0];
+      cs.n = s[1];
+      cs.k = s[2];
+      cs.trans_a = tr[0];
+      cs.trans_b = tr[1];
+      vary(cs, index++);
+      run_case(cs, ++seed);
+    }
+  }
+}
+
+// Packed operands, packed under one ISA and used under the active one.
+void sweep_packed(uint64_t& seed) {
+  static const size_t shapes[][3] = {{1, 1, 1}, {6, 16, 7}, {7, 17, 17}, {5, 65, 3}, {32, 676, 9},
+                                     {64, 121, 288}, {13, 131, 400}, {101, 37, 255}};
+  size_t index = 0;
+  for (kiln::Isa pack_isa : kiln::supported_isas()) {
+    for (const auto& s : shapes) {
+      for (Case::Variant variant : {Case::kPackedA, Case::kPackedB}) {
+        Case cs;
+        cs.variant = variant;
+        cs.pack_isa = pack_isa;
+        cs.m = s[0];
+        cs.n = s[1];
+        cs.k = s[2];
+        cs.trans_a = kTrans[index % 4][0];
+        cs.trans_b = kTrans[index % 4][1];
+        vary(cs, index);
+        cs.alpha = 1.0f;  // packed products have no scaling
+        cs.beta = 0.0f;
+        cs.threads = 1 + index % 2;
+        ++index;
+        run_case(cs, ++seed);
+      }
+    }
+  }
+}
+
+// Empty products: m or n == 0 touch nothing; k == 0 gives beta * C + epilogue.
+void sweep_empty(uint64_t& seed) {
+  size_t index = 0;
+  for (const auto& dims : {std::vector<size_t>{0, 5, 3}, {5, 0, 3}, {7, 9, 0}, {1, 70, 0}}) {
+    for (int rep = 0; rep < 5; ++rep, ++index) {
+      Case cs;
+      cs.m = dims[0];
+      cs.n = dims[1];
+      cs.k = dims[2];
+      vary(cs, index);
+      if (cs.m == 0 || cs.n == 0) {
+        // Pointers to nothing must not be touched: pass a guarded 1-float buffer and check it.
+        GuardedBuffer a(1), b(1), c(1);
+        c.data()[0] = 42.0f;
+        kiln::sgemm(false, false, cs.m, cs.n, cs.k, 1.0f, a.data(), 1, b.data(), 1, 0.0f, c.data(), 1);
+        check(c.data()[0] == 42.0f, describe(cs) + " | wrote C of an empty product");
+      } else {
+        run_case(cs, ++seed);
+      }
+    }
+  }
+}
+
+// The same product on 1, 2 and 3 threads must give the same bits.
+void check_determinism(uint64_t& seed) {
+  static const size_t shapes[][3] = {{150, 170, 300}, {24, 700, 400}, {301, 67, 500}, {97, 1031, 64}};
+  size_t index = 0;
+  for (const auto& s : shapes) {
+    for (const auto& tr : kTrans) {
+      Case cs;
+      cs.m = s[0];
+      cs.n = s[1];
+      cs.k = s[2];
+      cs.trans_a = tr[0];
+      cs.trans_b = tr[1];
+      vary(cs, index++);
+      ++seed;
+      cs.threads = 1;
+      const std::vector<float> one = run_case(cs, seed);
+      for (size_t t : {2, 3}) {
+        cs.threads = t;
+        const std::vector<float> many = run_case(cs, seed);
+        check(one.size() == many.size() && std::memcmp(one.data(), many.data(), one.size() * sizeof(float)) == 0,
+              describe(cs) + " | differs from the single-thread result");
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  kiln::set_num_threads(4);  // more workers than cores: the split is exercised even on 2 cores
+  const kiln::Isa initial = kiln::active_isa();
+  for (kiln::Isa isa : kiln::supported_isas()) {
+    if (!kiln::set_active_isa(isa)) {
+      std::printf("FAIL could not select %s\n", kiln::isa_name(isa));
+      ++g_failed;
+      continue;
+    }
+    const int failed_before = g_failed, passed_before = g_passed;
+    uint64_t seed = 1000 * (static_cast<uint64_t>(isa) + 1);
+    sweep_edges(seed);
+    sweep_random(seed);
+    sweep_model_shapes(seed);
+    sweep_packed(seed);
+    sweep_empty(seed);
+    check_determinism(seed);
+    std::printf("%-11s %d passed, %d failed\n", kiln::isa_name(isa), g_passed - passed_before,
+                g_failed - failed_before);
+  }
+  kiln::set_active_isa(initial);
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}
