@@ -20,4 +20,6 @@ export interface Batch {
   /** [batchSize, C, H, W] */
   input: import('../tensor.js').Tensor<'float32'>;
   labels: Int32Array;
+  /** Position of each image in its data set (set by `DataLoader`), e.g. to look up cached teacher outputs. */
+  indices?: Int32Array;
 }
