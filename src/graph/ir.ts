@@ -4,6 +4,23 @@
  *
  * Kiln-specific extensions are attributes prefixed with `kiln_` (e.g. a Conv with
  * `kiln_activation: 'Relu'` after fusion); the exporter expands them back into standard nodes.
+ *
+ * Canonical form. Graphs from `onnx.importModel` (and what `onnx.exportModel` accepts) are
+ * opset-independent: every operator parameter that is constant is an ATTRIBUTE, always present,
+ * normalised (axes non-negative), whichever ONNX opset (7..21) the model used:
+ * - Conv / ConvTranspose / MaxPool / AveragePool: `kernel_shape`, `strides`, `dilations`, `pads`
+ *   ([top, left, bottom, right]), Conv/ConvTranspose `group`, pools `ceil_mode` and AveragePool
+ *   `count_include_pad`; ConvTranspose also `output_padding`; never `auto_pad` (resolved). 2-D only.
+ * - Reshape: one input, attr `shape` (int[], may hold 0 = copy that input dim and one -1).
+ * - Squeeze / Unsqueeze: one input, attr `axes` (int[], non-negative, sorted).
+ * - Pad: one input, attrs `pads` (ONNX order: all begins then all ends, one per input dim),
+ *   `mode` ('constant' | 'reflect' | 'edge'), `value` (number).
+ * - Clip: one input, attrs `min` and `max` (numbers; an absent bound is -/+3.4028234663852886e38).
+ * - Softmax / LogSoftmax: attr `axis` with opset-13 meaning (one axis, non-negative).
+ * - Flatten / Concat: `axis` non-negative. Transpose: `perm` explicit. Gemm: `alpha`, `beta`,
+ *   `transA`, `transB`. BatchNormalization: `epsilon`, five inputs, one output. Dropout and
+ *   Identity: one input, one output. LeakyRelu/HardSigmoid/LRN: their ONNX attrs, defaults filled.
+ * Integer constants that are still tensors (none in the op set above) are int32 initializers.
  */
 import type { Tensor } from '../tensor.js';
 
