@@ -1,0 +1,432 @@
+/**
+ * The `.kiln` model container: a fixed preamble, a JSON header, then 64-byte-aligned tensor data.
+ *
+ * ```
+ * offset 0   'KILN'                      magic
+ *        4   u32 LE  format version      (1)
+ *        8   u32 LE  header byte length  H
+ *       12   u32 LE  CRC-32 of the header bytes
+ *       16   H bytes of UTF-8 JSON       {format, producer, createdAt, model, tensors, metadata}
+ *            zero padding to a multiple of 64: the data section starts here
+ *            tensor data, each at data-section offset `offset` (a multiple of 64), little-endian
+ * ```
+ * The file ends exactly where its last tensor ends. Each tensor entry carries its own CRC-32, a
+ * `layout` ('dense' today; packed int8 / sparse layouts will add their own names) and optional
+ * `params` (e.g. quantization scales), so new layouts need no new container version.
+ *
+ * Reading validates every header field, length, offset and dimension (with overflow checks) and
+ * every checksum before any tensor is built; every allocation is bounded by the file's real size.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as zlib from 'node:zlib';
+
+import { ErrorCode, KilnError } from '../errors.js';
+import { DTYPES, Tensor } from '../tensor.js';
+import type { DataTypeMap, DType } from '../tensor.js';
+import { options as checkOptions, rangeError, string, typeError } from '../validate.js';
+
+/** Container version written by this code, and the only one it reads. */
+export const KILN_FORMAT_VERSION = 1;
+/** Tensor layouts this reader understands. */
+export const KILN_LAYOUTS = ['dense'] as const;
+export type KilnLayout = (typeof KILN_LAYOUTS)[number];
+
+const MAGIC = [0x4b, 0x49, 0x4c, 0x4e]; // 'KILN'
+const PREAMBLE_BYTES = 16;
+/** Alignment of the data section and of every tensor in it (a cache line; AVX-512 loads). */
+export const KILN_ALIGNMENT = 64;
+/** Largest JSON header accepted: far above any real model's, small enough to refuse nonsense early. */
+const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+const MAX_RANK = 16;
+const ITEM_BYTES: Record<DType, number> = { float32: 4, int32: 4, int8: 1, uint8: 1 };
+const ARRAY_TYPES = { float32: Float32Array, int32: Int32Array, int8: Int8Array, uint8: Uint8Array } as const;
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** One row of the header's tensor table. */
+export interface KilnTensorEntry {
+  name: string;
+  dtype: DType;
+  dims: number[];
+  layout: KilnLayout;
+  /** Byte offset from the start of the data section (a multiple of {@link KILN_ALIGNMENT}). */
+  offset: number;
+  byteLength: number;
+  /** CRC-32 (IEEE, as zlib) of the tensor's bytes. */
+  checksum: number;
+  /** Layout- or tensor-specific parameters, e.g. quantization scale and zero point. */
+  params?: Record<string, unknown>;
+}
+
+/** What a `.kiln` file holds; the argument of {@link writeKilnFile}. */
+export interface KilnFileContents {
+  /** Any JSON value describing the model (layer config, graph, input shape...). */
+  model: unknown;
+  /** Named tensors. Names must be non-empty. */
+  tensors: ReadonlyMap<string, Tensor>;
+  /** Free-form JSON object: provenance, accuracy, sparsity, quantization notes... */
+  metadata?: Record<string, unknown>;
+  /** Extra JSON parameters per tensor name (each name must be in `tensors`). */
+  tensorParams?: ReadonlyMap<string, Record<string, unknown>>;
+}
+
+/** A decoded `.kiln` file. */
+export interface KilnFile {
+  version: number;
+  producer: string;
+  createdAt: string;
+  model: unknown;
+  tensors: Map<string, Tensor>;
+  metadata: Record<string, unknown>;
+  tensorParams: Map<string, Record<string, unknown>>;
+  /** The tensor table as stored. */
+  entries: KilnTensorEntry[];
+}
+
+export interface KilnWriteOptions {
+  /** Recorded as `producer` (default 'kiln <package version>'). */
+  producer?: string;
+  /** Recorded as `createdAt` (default now). Fix it to get byte-identical files. */
+  createdAt?: Date | string;
+}
+
+/**
+ * Serialises a model into `.kiln` bytes.
+ * @throws TypeError/RangeError (`ERR_KILN_INVALID_ARG`) for a bad name, tensor, or a value that is
+ *   not plain JSON (NaN, undefined in an array, a function, a cycle...).
+ */
+export function encodeKilnFile(contents: KilnFileContents, options?: KilnWriteOptions): Uint8Array {
+  const { chunks, byteLength } = layout(contents, options);
+  const out = new Uint8Array(byteLength);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Writes a `.kiln` file atomically: into a temporary file beside `path`, flushed to disk, then
+ * renamed over `path`, so readers never see a half-written model.
+ */
+export async function writeKilnFile(path: string, contents: KilnFileContents, options?: KilnWriteOptions): Promise<void> {
+  string('path', path);
+  const { chunks } = layout(contents, options);
+  const temp = join(dirname(path), `.${path.split(/[\\/]/).pop()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temp, 'wx');
+  try {
+    try {
+      await writeFile(handle, chunks);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Reads a `.kiln` file from a path (fs errors such as ENOENT pass through unchanged) or from bytes.
+ * @throws KilnError `ERR_KILN_CORRUPT_MODEL` naming what is wrong when the content is not a valid file.
+ */
+export async function readKilnFile(pathOrBytes: string | Uint8Array): Promise<KilnFile> {
+  if (typeof pathOrBytes === 'string') return decodeKilnFile(await readFile(pathOrBytes), pathOrBytes);
+  if (pathOrBytes instanceof Uint8Array) return decodeKilnFile(pathOrBytes);
+  throw typeError('pathOrBytes', 'a file path or a Uint8Array', pathOrBytes);
+}
+
+/**
+ * Decodes `.kiln` bytes (synchronously; the tensors are copied out of `bytes`).
+ * @param source a file name for error messages
+ * @throws KilnError `ERR_KILN_CORRUPT_MODEL` naming what is wrong.
+ */
+export function decodeKilnFile(bytes: Uint8Array, source?: string): KilnFile {
+  if (!(bytes instanceof Uint8Array)) throw typeError('bytes', 'a Uint8Array', bytes);
+  const fail = (what: string): never => {
+    throw new KilnError(ErrorCode.CORRUPT_MODEL, `Corrupt .kiln file${source === undefined ? '' : ` ${source}`}: ${what}`);
+  };
+  if (bytes.length < PREAMBLE_BYTES) fail(`it holds ${bytes.length} bytes, fewer than the ${PREAMBLE_BYTES}-byte preamble`);
+  if (MAGIC.some((b, i) => bytes[i] !== b)) fail(`it does not start with 'KILN' (not a Kiln model file)`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint32(4, true);
+  if (version !== KILN_FORMAT_VERSION) fail(`format version ${version} is not supported (this reader knows ${KILN_FORMAT_VERSION})`);
+  const headerBytes = view.getUint32(8, true);
+  if (headerBytes > MAX_HEADER_BYTES) fail(`header length ${headerBytes} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  if (PREAMBLE_BYTES + headerBytes > bytes.length) fail(`header length ${headerBytes} runs past the end of the ${bytes.length}-byte file`);
+  const headerView = bytes.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + headerBytes);
+  if (crc32(headerView) !== view.getUint32(12, true)) fail('header checksum mismatch');
+
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerView));
+  } catch (err) {
+    fail(`header is not valid UTF-8 JSON (${(err as Error).message})`);
+  }
+  if (!isPlainObject(header)) fail('header is not a JSON object');
+  const h = header as Record<string, unknown>;
+  if (h.format !== 'kiln') fail(`header format is ${show(h.format)}, expected 'kiln'`);
+  if (typeof h.producer !== 'string') fail('header producer is not a string');
+  if (typeof h.createdAt !== 'string') fail('header createdAt is not a string');
+  if (!('model' in h)) fail('header has no model');
+  if (!isPlainObject(h.metadata)) fail('header metadata is not a JSON object');
+  if (!Array.isArray(h.tensors)) fail('header tensors is not an array');
+
+  const dataStart = alignUp(PREAMBLE_BYTES + headerBytes);
+  if (dataStart > bytes.length) fail(`file ends at byte ${bytes.length}, inside the header padding (data starts at ${dataStart})`);
+  const dataBytes = bytes.length - dataStart;
+  const entries = (h.tensors as unknown[]).map((raw, i) => checkEntry(raw, i, dataBytes, fail));
+
+  const names = new Set<string>();
+  for (const e of entries) {
+    if (names.has(e.name)) fail(`tensor name '${e.name}' appears twice`);
+    names.add(e.name);
+  }
+  const byOffset = entries.slice().sort((a, b) => a.offset - b.offset);
+  let end = 0;
+  for (let i = 0; i < byOffset.length; i++) {
+    if (i > 0 && byOffset[i].offset < end) fail(`tensor '${byOffset[i].name}' overlaps tensor '${byOffset[i - 1].name}'`);
+    end = Math.max(end, byOffset[i].offset + byOffset[i].byteLength);
+  }
+  if (dataBytes !== end) fail(`the data section holds ${dataBytes} bytes but the tensor table describes ${end}`);
+  for (const e of entries) {
+    const start = dataStart + e.offset;
+    if (crc32(bytes.subarray(start, start + e.byteLength)) !== e.checksum) fail(`checksum mismatch for tensor '${e.name}'`);
+  }
+
+  const tensors = new Map<string, Tensor>();
+  const tensorParams = new Map<string, Record<string, unknown>>();
+  for (const e of entries) {
+    const start = dataStart + e.offset;
+    const data = new ARRAY_TYPES[e.dtype](e.byteLength / ITEM_BYTES[e.dtype]) as DataTypeMap[DType];
+    const raw = new Uint8Array(data.buffer);
+    raw.set(bytes.subarray(start, start + e.byteLength));
+    if (!LITTLE_ENDIAN_HOST) swapBytes(raw, ITEM_BYTES[e.dtype]);
+    tensors.set(e.name, new Tensor(e.dtype, data, e.dims));
+    if (e.params !== undefined) tensorParams.set(e.name, e.params);
+  }
+  return {
+    version,
+    producer: h.producer as string,
+    createdAt: h.createdAt as string,
+    model: h.model,
+    tensors,
+    metadata: h.metadata as Record<string, unknown>,
+    tensorParams,
+    entries,
+  };
+}
+
+function checkEntry(raw: unknown, i: number, dataBytes: number, fail: (what: string) => never): KilnTensorEntry {
+  if (!isPlainObject(raw)) fail(`tensors[${i}] is not a JSON object`);
+  const e = raw as Record<string, unknown>;
+  if (typeof e.name !== 'string' || e.name.length === 0) fail(`tensors[${i}].name is not a non-empty string`);
+  const label = `tensor '${e.name as string}'`;
+  if (typeof e.dtype !== 'string' || !DTYPES.includes(e.dtype as DType)) fail(`${label} has unknown dtype ${show(e.dtype)}`);
+  if (!KILN_LAYOUTS.includes(e.layout as KilnLayout)) fail(`${label} has layout ${show(e.layout)}, which this reader does not support`);
+  if (!Array.isArray(e.dims) || e.dims.length > MAX_RANK) fail(`${label} dims is not an array of at most ${MAX_RANK} dimensions`);
+  const dims = e.dims as unknown[];
+  for (const d of dims) {
+    if (!Number.isInteger(d) || (d as number) < 0 || (d as number) > 2 ** 31 - 1) fail(`${label} has dimension ${show(d)}, not an integer in [0, 2^31-1]`);
+  }
+  const itemBytes = ITEM_BYTES[e.dtype as DType];
+  // Multiply in doubles, stopping as soon as the size passes the data section, long before it
+  // could leave the exactly-representable range (a 0 anywhere makes an empty tensor).
+  let byteLength = dims.includes(0) ? 0 : itemBytes;
+  for (let k = 0; k < dims.length && byteLength > 0; k++) {
+    byteLength *= dims[k] as number;
+    if (byteLength > dataBytes) fail(`${label} dims [${dims.join(', ')}] need more bytes than the ${dataBytes}-byte data section holds`);
+  }
+  if (e.byteLength !== byteLength) fail(`${label} byteLength ${show(e.byteLength)} does not match dims x ${itemBytes} bytes = ${byteLength}`);
+  const offset = e.offset;
+  if (!Number.isSafeInteger(offset) || (offset as number) < 0 || (offset as number) % KILN_ALIGNMENT !== 0) {
+    fail(`${label} offset ${show(offset)} is not a non-negative multiple of ${KILN_ALIGNMENT}`);
+  }
+  if ((offset as number) > dataBytes - byteLength) fail(`${label} (offset ${offset as number}, ${byteLength} bytes) runs past the end of the data section (${dataBytes} bytes)`);
+  if (!Number.isInteger(e.checksum) || (e.checksum as number) < 0 || (e.checksum as number) > 0xffffffff) fail(`${label} checksum ${show(e.checksum)} is not a 32-bit unsigned integer`);
+  if (e.params !== undefined && !isPlainObject(e.params)) fail(`${label} params is not a JSON object`);
+  return {
+    name: e.name as string,
+    dtype: e.dtype as DType,
+    dims: (e.dims as number[]).slice(),
+    layout: e.layout as KilnLayout,
+    offset: offset as number,
+    byteLength,
+    checksum: e.checksum as number,
+    ...(e.params === undefined ? {} : { params: e.params as Record<string, unknown> }),
+  };
+}
+
+/** Validates the contents and lays the file out as a list of byte chunks (no tensor copies on little-endian hosts). */
+function layout(contents: KilnFileContents, options?: KilnWriteOptions): { chunks: Uint8Array[]; byteLength: number } {
+  if (contents === null || typeof contents !== 'object') throw typeError('contents', 'an object { model, tensors, metadata? }', contents);
+  const c = contents;
+  const opts = checkOptions<KilnWriteOptions>('options', options);
+  if (!(c.tensors instanceof Map)) throw typeError('contents.tensors', 'a Map of name to Tensor', c.tensors);
+  const model = checkJson('contents.model', c.model === undefined ? null : c.model);
+  const metadata = c.metadata === undefined ? {} : checkJson('contents.metadata', c.metadata);
+  if (!isPlainObject(metadata)) throw typeError('contents.metadata', 'a plain object', c.metadata);
+  const params = c.tensorParams ?? new Map<string, Record<string, unknown>>();
+  if (!(params instanceof Map)) throw typeError('contents.tensorParams', 'a Map of tensor name to object', params);
+  for (const [name, p] of params) {
+    if (!c.tensors.has(name)) throw rangeError('contents.tensorParams', `names of tensors in contents.tensors`, name);
+    if (!isPlainObject(p)) throw typeError(`contents.tensorParams '${name}'`, 'a plain object', p);
+    checkJson(`contents.tensorParams '${name}'`, p);
+  }
+  const producer = opts.producer === undefined ? defaultProducer() : string('options.producer', opts.producer);
+  const createdAt = createdAtString(opts.createdAt);
+
+  const entries: KilnTensorEntry[] = [];
+  const data: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, tensor] of c.tensors) {
+    if (typeof name !== 'string' || name.length === 0) throw typeError('contents.tensors key', 'a non-empty string', name);
+    if (!(tensor instanceof Tensor)) throw typeError(`contents.tensors '${name}'`, 'a Tensor', tensor);
+    if (tensor.dims.length > MAX_RANK) throw rangeError(`contents.tensors '${name}' dims`, `at most ${MAX_RANK} dimensions`, tensor.dims.length);
+    let bytes = new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
+    if (!LITTLE_ENDIAN_HOST) bytes = swapBytes(bytes.slice(), ITEM_BYTES[tensor.type as DType]);
+    const p = params.get(name);
+    entries.push({
+      name,
+      dtype: tensor.type,
+      dims: tensor.dims.slice(),
+      layout: 'dense',
+      offset,
+      byteLength: bytes.byteLength,
+      checksum: crc32(bytes),
+      ...(p === undefined ? {} : { params: p }),
+    });
+    data.push(bytes);
+    offset = alignUp(offset + bytes.byteLength);
+  }
+
+  const header = { format: 'kiln', producer, createdAt, model, tensors: entries, metadata };
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  if (json.length > MAX_HEADER_BYTES) throw rangeError('contents', `a JSON header of at most ${MAX_HEADER_BYTES} bytes`, json.length);
+  const dataStart = alignUp(PREAMBLE_BYTES + json.length);
+  const head = new Uint8Array(dataStart);
+  head.set(MAGIC, 0);
+  const view = new DataView(head.buffer);
+  view.setUint32(4, KILN_FORMAT_VERSION, true);
+  view.setUint32(8, json.length, true);
+  view.setUint32(12, crc32(json), true);
+  head.set(json, PREAMBLE_BYTES);
+
+  const chunks: Uint8Array[] = [head];
+  const zeros = new Uint8Array(KILN_ALIGNMENT);
+  let byteLength = dataStart;
+  entries.forEach((e, i) => {
+    if (i > 0) {
+      const pad = e.offset - (entries[i - 1].offset + entries[i - 1].byteLength);
+      chunks.push(zeros.subarray(0, pad));
+      byteLength += pad;
+    }
+    chunks.push(data[i]);
+    byteLength += e.byteLength;
+  });
+  return { chunks, byteLength };
+}
+
+/**
+ * Checks that a value survives JSON.stringify/parse unchanged: null, booleans, finite numbers,
+ * strings, arrays and plain objects (properties set to undefined are dropped, as JSON does).
+ */
+function checkJson<T>(name: string, value: T, depth = 0, seen = new Set<object>()): T {
+  if (depth > 256) throw rangeError(name, 'JSON nested at most 256 levels deep', value);
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw rangeError(name, 'a finite number (JSON has no NaN or Infinity)', value);
+    return value;
+  }
+  if (Array.isArray(value) || isPlainObject(value)) {
+    if (seen.has(value)) throw typeError(name, 'JSON without cycles', value);
+    seen.add(value);
+    if (Array.isArray(value)) {
+      value.forEach((v, i) => checkJson(`${name}[${i}]`, v, depth + 1, seen));
+    } else {
+      for (const [k, v] of Object.entries(value)) if (v !== undefined) checkJson(`${name}.${k}`, v, depth + 1, seen);
+    }
+    seen.delete(value);
+    return value;
+  }
+  throw typeError(name, 'a JSON value (null, boolean, finite number, string, array or plain object)', value);
+}
+
+/** A header value as it appears in the file, shortened. */
+function show(value: unknown): string {
+  const text = value === undefined ? 'undefined' : JSON.stringify(value);
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+function createdAtString(value: unknown): string {
+  if (value === undefined) return new Date().toISOString();
+  if (typeof value === 'string') return value;
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.toISOString();
+  throw typeError('options.createdAt', 'a valid Date or a string', value);
+}
+
+function alignUp(n: number): number {
+  return Math.ceil(n / KILN_ALIGNMENT) * KILN_ALIGNMENT;
+}
+
+/** Reverses the bytes of each `itemBytes`-wide element in place (big-endian hosts only). */
+function swapBytes(bytes: Uint8Array, itemBytes: number): Uint8Array {
+  if (itemBytes > 1) for (let i = 0; i < bytes.length; i += itemBytes) bytes.subarray(i, i + itemBytes).reverse();
+  return bytes;
+}
+
+let producerName: string | undefined;
+
+/** 'kiln <version>' from the package.json above this file (src/ or dist/src/), else 'kiln'. */
+function defaultProducer(): string {
+  if (producerName !== undefined) return producerName;
+  producerName = 'kiln';
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let up = 0; up < 4; up++, dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'kiln' && typeof pkg.version === 'string') {
+        producerName = `kiln ${pkg.version}`;
+        break;
+      }
+    } catch {
+      // no package.json at this level
+    }
+  }
+  return producerName;
+}
+
+const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+let crcTable: Uint32Array | undefined;
+
+/** CRC-32 (IEEE 802.3, zlib's), written out for Node versions before zlib.crc32 (20.15). */
+export function crc32Portable(bytes: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let crc = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) crc = crcTable[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** CRC-32 of `bytes`: zlib's native one when this Node has it. */
+export function crc32(bytes: Uint8Array): number {
+  return zlibCrc32 ? zlibCrc32(bytes) : crc32Portable(bytes);
+}
