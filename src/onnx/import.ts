@@ -1,0 +1,246 @@
+/**
+ * `importModel`: an .onnx file (or its bytes) -> a canonical Kiln Graph, ready for
+ * `InferenceSession.create`.
+ *
+ * One forward pass over the nodes in topological order normalises each node (opset forms ->
+ * canonical attributes, see normalize.ts), folds it when its inputs are known at import
+ * (constant-folding.ts; shape chains over a dynamic batch fold symbolically) and otherwise infers
+ * its output shapes (shape-inference.ts). Nodes nothing reads are then dropped, and any operator
+ * the runtime cannot run is reported, all of them in one ERR_KILN_UNSUPPORTED_OP error.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+import { ErrorCode, KilnError } from '../errors.js';
+import { FOLDABLE_OPS, foldNode, isSymbolic, type KnownValue } from '../graph/constant-folding.js';
+import type { Dim, Graph, GraphNode, ValueInfo } from '../graph/ir.js';
+import { formatShape, inferNodeShapes, type Shape } from '../graph/shape-inference.js';
+import { Tensor } from '../tensor.js';
+import { options as checkOptions, typeError } from '../validate.js';
+import { readExternalData } from './external-data.js';
+import { normalizeNode, Unsupported, type NormalizeContext } from './normalize.js';
+import { corrupt, decodeModel, type ITensorProto } from './proto.js';
+import { externalTensors, modelOpset, readGraph, type RawGraph, type RawNode } from './read-graph.js';
+import { RUNTIME_OPS } from './supported-ops.js';
+import { MAX_DIM } from './tensor-proto.js';
+
+export interface ImportOptions {
+  /**
+   * Folder holding the external data files of the model (ONNX external data). Default: the
+   * folder of the model file; required when the model is given as bytes and has external data.
+   */
+  externalDataDir?: string;
+  /**
+   * Replacement shapes for graph inputs, by name (e.g. to fix a dynamic height and width).
+   * Numbers are static sizes, strings symbolic ones.
+   */
+  inputShapes?: Record<string, readonly Dim[]>;
+}
+
+/**
+ * Reads an ONNX model into Kiln's graph IR.
+ *
+ * @param source path of an .onnx file, or its bytes
+ * @throws KilnError ERR_KILN_CORRUPT_MODEL for a file that is not a consistent ONNX model;
+ *   ERR_KILN_UNSUPPORTED_OP listing every operator (type and node name) Kiln cannot run
+ */
+export async function importModel(source: string | Uint8Array, options?: ImportOptions): Promise<Graph> {
+  if (typeof source !== 'string' && !(source instanceof Uint8Array)) throw typeError('source', 'a path or a Uint8Array', source);
+  const opts = checkOptions<ImportOptions>('options', options);
+  if (opts.externalDataDir !== undefined && typeof opts.externalDataDir !== 'string') throw typeError('options.externalDataDir', 'a string', opts.externalDataDir);
+  if (opts.inputShapes !== undefined && (opts.inputShapes === null || typeof opts.inputShapes !== 'object')) throw typeError('options.inputShapes', 'an object', opts.inputShapes);
+
+  let bytes: Uint8Array;
+  if (typeof source === 'string') {
+    try {
+      bytes = await readFile(source);
+    } catch (err) {
+      throw new KilnError(ErrorCode.INVALID_ARG, `Expected a readable .onnx file for source but received '${source}': ${(err as Error).message}`, { cause: err });
+    }
+  } else {
+    bytes = source;
+  }
+  const baseDir = opts.externalDataDir ?? (typeof source === 'string' ? dirname(source) : undefined);
+
+  const model = decodeModel(bytes);
+  const opset = modelOpset(model);
+  const external = new Map<ITensorProto, Uint8Array>();
+  for (const { tensor, what } of externalTensors(model)) external.set(tensor, await readExternalData(tensor, what, baseDir));
+  const raw = readGraph(model, opset, external);
+  applyInputShapes(raw, opts.inputShapes);
+  return convert(raw);
+}
+
+function applyInputShapes(raw: RawGraph, shapes: Record<string, readonly Dim[]> | undefined): void {
+  if (shapes === undefined) return;
+  for (const [name, shape] of Object.entries(shapes)) {
+    const input = raw.inputs.find((i) => i.name === name);
+    if (input === undefined) throw typeError(`options.inputShapes['${name}']`, `the name of a graph input (${raw.inputs.map((i) => `'${i.name}'`).join(', ')})`, name);
+    if (!Array.isArray(shape) || shape.length !== input.shape.length || !shape.every((d) => (typeof d === 'string' && d !== '') || (Number.isInteger(d) && (d as number) >= 1 && (d as number) <= MAX_DIM))) {
+      throw typeError(`options.inputShapes['${name}']`, `${input.shape.length} dimensions (positive integers or names)`, shape);
+    }
+    input.shape = shape.slice();
+  }
+}
+
+/** Normalise, fold, infer; then drop what nothing reads and report what the runtime lacks. */
+function convert(raw: RawGraph): Graph {
+  const known = new Map<string, KnownValue>(raw.initializers);
+  const shapes = new Map<string, Shape>();
+  for (const i of raw.inputs) shapes.set(i.name, i.shape.slice());
+  for (const [name, t] of raw.initializers) shapes.set(name, t.dims.slice());
+  const graphOutputs = new Set(raw.outputs.map((o) => o.name));
+
+  const readers = new Map<string, number>();
+  for (const n of raw.nodes) for (const i of n.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+  const taken = new Set<string>([...shapes.keys(), ...raw.nodes.flatMap((n) => [n.name, ...n.outputs])]);
+  const ctx: NormalizeContext = {
+    opset: raw.opset,
+    known: (name) => known.get(name),
+    shape: (name) => shapes.get(name),
+    used: (name) => graphOutputs.has(name) || (readers.get(name) ?? 0) > 0,
+    fresh: (base) => {
+      let name = base;
+      for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
+      taken.add(name);
+      return name;
+    },
+  };
+
+  const nodes: GraphNode[] = [];
+  /** Why a kept node cannot run, by node name. */
+  const unsupported = new Map<string, string>();
+  /** Values whose shape is unknown because an unsupported node is upstream. */
+  const poisoned = new Set<string>();
+
+  for (const rawNode of raw.nodes) {
+    if (rawNode.inputs.some((i) => poisoned.has(i))) {
+      // Downstream of something Kiln cannot run: only report it if it is unknown as well.
+      for (const o of rawNode.outputs) poisoned.add(o);
+      const reason = rawNode.domain !== '' ? `domain ${rawNode.domain}` : RUNTIME_OPS.has(rawNode.op) || FOLDABLE_OPS.has(rawNode.op) ? undefined : 'not implemented';
+      if (reason !== undefined) unsupported.set(rawNode.name, reason);
+      nodes.push(plain(rawNode));
+      continue;
+    }
+    const reject = (reason: string): void => {
+      unsupported.set(rawNode.name, reason);
+      for (const o of rawNode.outputs) poisoned.add(o);
+      nodes.push(plain(rawNode));
+    };
+    if (rawNode.domain !== '') {
+      reject(`domain ${rawNode.domain}`);
+      continue;
+    }
+    let canonical: GraphNode[] | undefined;
+    try {
+      canonical = normalizeNode(plain(rawNode), ctx);
+    } catch (err) {
+      if (err instanceof Unsupported) {
+        reject(err.reason);
+        continue;
+      }
+      throw nodeError(rawNode, err);
+    }
+    if (canonical === undefined) {
+      reject('not implemented');
+      continue;
+    }
+    if (rawNode.skippedAttrs.length > 0 && RUNTIME_OPS.has(rawNode.op)) {
+      throw corrupt(`${rawNode.op} '${rawNode.name}' has attributes of a kind it never takes (${rawNode.skippedAttrs.join(', ')})`);
+    }
+    for (const node of canonical) {
+      try {
+        processNode(node);
+      } catch (err) {
+        throw nodeError(node, err);
+      }
+    }
+  }
+
+  function processNode(node: GraphNode): void {
+    const values = node.inputs.map((n) => (n === '' ? undefined : known.get(n)));
+    const inShapes = node.inputs.map((n) => (n === '' ? undefined : shapes.get(n)));
+    if (FOLDABLE_OPS.has(node.op) && !node.outputs.some((o) => graphOutputs.has(o))) {
+      const folded = foldNode(node, values, inShapes);
+      if (folded !== undefined && node.outputs.every((o, i) => o === '' || folded[i] !== undefined)) {
+        node.outputs.forEach((o, i) => {
+          if (o === '') return;
+          const v = folded[i]!;
+          known.set(o, v);
+          shapes.set(o, isSymbolic(v) ? (v.scalar ? [] : [v.dims.length]) : v.dims.slice());
+        });
+        // A symbolic result keeps its node, in case a run-time node reads it (then reported).
+        if (folded.some(isSymbolic)) nodes.push(node);
+        return;
+      }
+    }
+    if (node.op === 'Cast' && node.attrs.to === 1) node = { ...node, op: 'Identity', attrs: {} }; // Kiln values are float32
+    if (!RUNTIME_OPS.has(node.op)) {
+      unsupported.set(node.name, FOLDABLE_OPS.has(node.op) ? 'on values computed at run time' : 'not implemented');
+      for (const o of node.outputs) poisoned.add(o);
+      nodes.push(node);
+      return;
+    }
+    const missing = node.inputs.find((n, i) => n !== '' && inShapes[i] === undefined);
+    if (missing !== undefined) throw corrupt(`Expected a known shape for '${missing}' but received none`);
+    const outShapes = inferNodeShapes(node, inShapes)!;
+    node.outputs.forEach((o, i) => {
+      if (o !== '' && outShapes[i] !== undefined) shapes.set(o, outShapes[i]!);
+    });
+    nodes.push(node);
+  }
+
+  const live = liveNodes(nodes, graphOutputs);
+  const problems = live.filter((n) => unsupported.has(n.name) || !RUNTIME_OPS.has(n.op));
+  if (problems.length > 0) {
+    const list = problems.map((n) => `${n.op} '${n.name}' (${unsupported.get(n.name) ?? 'its result depends on a dynamic dimension'})`);
+    const types = [...new Set(problems.map((n) => n.op))].sort();
+    throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot run ${problems.length} node(s) of this model, operator types ${types.join(', ')}: ${list.join('; ')}`);
+  }
+  checkDeclaredShapes(raw, shapes);
+
+  const read = new Set(live.flatMap((n) => n.inputs));
+  const produced = new Set(live.flatMap((n) => n.outputs));
+  const initializers = new Map<string, Tensor>();
+  for (const [name, v] of known) {
+    if ((read.has(name) || graphOutputs.has(name)) && v instanceof Tensor && !produced.has(name)) initializers.set(name, v);
+  }
+  const outputs: ValueInfo[] = raw.outputs.map((o) => ({ name: o.name, dtype: o.dtype ?? 'float32', shape: shapes.get(o.name) ?? o.shape ?? [] }));
+  return { name: raw.name, inputs: raw.inputs, outputs, nodes: live, initializers, metadata: raw.metadata };
+}
+
+function plain(n: RawNode): GraphNode {
+  return { name: n.name, op: n.op, inputs: n.inputs.slice(), outputs: n.outputs.slice(), attrs: { ...n.attrs } };
+}
+
+function nodeError(node: GraphNode, err: unknown): KilnError {
+  if (err instanceof KilnError && err.code === ErrorCode.CORRUPT_MODEL) return err;
+  const reason = err instanceof Error ? err.message : String(err);
+  return corrupt(`Inconsistent node ${node.op} '${node.name}': ${reason}`, err);
+}
+
+/** Nodes some graph output depends on, in order. */
+function liveNodes(nodes: GraphNode[], outputs: Set<string>): GraphNode[] {
+  const needed = new Set(outputs);
+  const keep = new Array<boolean>(nodes.length).fill(false);
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const n = nodes[k]!;
+    if (n.outputs.some((o) => needed.has(o))) {
+      keep[k] = true;
+      for (const i of n.inputs) if (i !== '') needed.add(i);
+    }
+  }
+  return nodes.filter((_, k) => keep[k]);
+}
+
+/** Declared shapes (value_info, outputs) must agree with what the graph computes. */
+function checkDeclaredShapes(raw: RawGraph, shapes: Map<string, Shape>): void {
+  const declared = new Map(raw.declared);
+  for (const o of raw.outputs) if (o.shape !== undefined) declared.set(o.name, o.shape);
+  for (const [name, d] of declared) {
+    const s = shapes.get(name);
+    if (s === undefined) continue;
+    const clash = d.length !== s.length || d.some((x, i) => typeof x === 'number' && typeof s[i] === 'number' && x !== s[i]);
+    if (clash) throw corrupt(`Inconsistent shapes: value '${name}' is declared ${formatShape(d)} but the graph computes ${formatShape(s)}`);
+  }
+}

@@ -1,0 +1,8 @@
+/**
+ * ONNX interchange: import any CNN exported elsewhere, export Kiln models for other runtimes, and
+ * check Kiln against onnxruntime-node.
+ */
+export { importModel } from './import.js';
+export type { ImportOptions } from './import.js';
+export { exportModel, EXPORT_OPSET } from './export.js';
+export type { ExportOptions } from './export.js';

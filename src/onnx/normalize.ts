@@ -1,0 +1,469 @@
+/**
+ * ONNX nodes of any opset 7..22 rewritten into Kiln's canonical form (src/graph/ir.ts): constant
+ * operator inputs (Reshape shape, Squeeze/Unsqueeze axes, Pad pads, Clip bounds, Slice starts...)
+ * become attributes, defaults are filled in, axes made non-negative, `auto_pad` resolved into
+ * explicit pads from the static spatial shape, and opset < 13 Softmax (which coerces its input
+ * to 2-D at `axis`) expressed with opset-13 semantics.
+ */
+import type { GraphNode } from '../graph/ir.js';
+import { isSymbolic, type KnownValue } from '../graph/constant-folding.js';
+import type { Shape } from '../graph/shape-inference.js';
+import { Tensor } from '../tensor.js';
+
+/** A configuration Kiln cannot run; the importer lists it with the node. */
+export class Unsupported extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+export interface NormalizeContext {
+  /** Default-domain opset of the model. */
+  opset: number;
+  /** Value of a constant (or symbolic shape) input, if known at import. */
+  known(name: string): KnownValue | undefined;
+  /** Shape of a value, if known. */
+  shape(name: string): Shape | undefined;
+  /** Whether a later node or a graph output reads this value. */
+  used(name: string): boolean;
+  /** A name used nowhere in the model yet. */
+  fresh(base: string): string;
+}
+
+const FLT_MAX = 3.4028234663852886e38;
+
+// ---------------------------------------------------------------------------------------------
+
+function ints(node: GraphNode, name: string): number[] | undefined {
+  const v = node.attrs[name];
+  if (v === undefined) return undefined;
+  if (typeof v === 'number') return [v];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'number' || !Number.isInteger(x))) {
+    throw new TypeError(`Expected a list of integers for attribute ${name} of ${node.op} '${node.name}' but received ${String(v)}`);
+  }
+  return v as number[];
+}
+
+function int(node: GraphNode, name: string, fallback: number): number {
+  const v = node.attrs[name];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    throw new TypeError(`Expected an integer for attribute ${name} of ${node.op} '${node.name}' but received ${String(v)}`);
+  }
+  return v;
+}
+
+function float(node: GraphNode, name: string, fallback: number): number {
+  const v = node.attrs[name];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number') throw new TypeError(`Expected a number for attribute ${name} of ${node.op} '${node.name}' but received ${String(v)}`);
+  return v;
+}
+
+function str(node: GraphNode, name: string, fallback: string): string {
+  const v = node.attrs[name];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string') throw new TypeError(`Expected a string for attribute ${name} of ${node.op} '${node.name}' but received ${String(v)}`);
+  return v;
+}
+
+function needShape(ctx: NormalizeContext, node: GraphNode, index = 0): Shape {
+  const s = ctx.shape(node.inputs[index] ?? '');
+  if (s === undefined) throw new TypeError(`Expected a known shape for input '${node.inputs[index]}' of ${node.op} '${node.name}' but received none`);
+  return s;
+}
+
+/** A constant operator input (undefined when omitted); a computed one cannot be run. */
+function param(ctx: NormalizeContext, node: GraphNode, index: number, what: string): KnownValue | undefined {
+  const name = node.inputs[index];
+  if (name === undefined || name === '') return undefined;
+  const v = ctx.known(name);
+  if (v === undefined) throw new Unsupported(`${what} computed at run time`);
+  return v;
+}
+
+function paramInts(ctx: NormalizeContext, node: GraphNode, index: number, what: string): number[] | undefined {
+  const v = param(ctx, node, index, what);
+  if (v === undefined) return undefined;
+  if (isSymbolic(v)) throw new Unsupported(`${what} that depends on a dynamic dimension`);
+  if (v.type === 'float32') throw new TypeError(`Expected integers for the ${what} of ${node.op} '${node.name}' but received a float tensor`);
+  return Array.from(v.data as ArrayLike<number>);
+}
+
+function paramScalar(ctx: NormalizeContext, node: GraphNode, index: number, what: string): number | undefined {
+  const v = param(ctx, node, index, what);
+  if (v === undefined) return undefined;
+  if (isSymbolic(v) || v.size !== 1) throw new TypeError(`Expected a scalar for the ${what} of ${node.op} '${node.name}' but received ${isSymbolic(v) ? 'a shape' : `${v.size} values`}`);
+  return v.data[0]!;
+}
+
+function axis(node: GraphNode, value: number, rank: number, what = 'axis'): number {
+  if (!Number.isInteger(value) || value < -rank || value >= rank) {
+    throw new RangeError(`Expected ${what} in [${-rank}, ${rank - 1}] for ${node.op} '${node.name}' but received ${value}`);
+  }
+  return value < 0 ? value + rank : value;
+}
+
+/** The node with only its first output, after checking the others are not read. */
+function firstOutputOnly(ctx: NormalizeContext, node: GraphNode, what: string): string[] {
+  for (const o of node.outputs.slice(1)) if (o !== '' && ctx.used(o)) throw new Unsupported(`its ${what} output`);
+  return node.outputs.slice(0, 1);
+}
+
+function canonical(node: GraphNode, inputs: string[], attrs: GraphNode['attrs'], outputs = node.outputs): GraphNode {
+  // Trailing omitted optional inputs are dropped.
+  const ins = inputs.slice();
+  while (ins.length > 0 && ins[ins.length - 1] === '') ins.pop();
+  return { name: node.name, op: node.op, inputs: ins, outputs, attrs };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sliding windows.
+
+interface WindowAttrs {
+  kernel_shape: number[];
+  strides: number[];
+  pads: number[];
+  dilations: number[];
+}
+
+function windowAttrs(ctx: NormalizeContext, node: GraphNode, kernel: number[]): WindowAttrs {
+  const n = kernel.length;
+  if (n !== 2) throw new Unsupported(`${n}-D ${node.op === 'Conv' || node.op === 'ConvTranspose' ? 'convolution' : 'pooling'} (Kiln runs 2-D)`);
+  const strides = ints(node, 'strides') ?? [1, 1];
+  const dilations = ints(node, 'dilations') ?? [1, 1];
+  const mode = str(node, 'auto_pad', 'NOTSET');
+  let pads = ints(node, 'pads') ?? [0, 0, 0, 0];
+  if (mode === 'VALID') pads = [0, 0, 0, 0];
+  else if (mode === 'SAME_UPPER' || mode === 'SAME_LOWER') {
+    const x = needShape(ctx, node);
+    pads = [0, 0, 0, 0];
+    for (let i = 0; i < 2; i++) {
+      const size = x[2 + i]!;
+      const span = (kernel[i]! - 1) * (dilations[i] ?? 1) + 1;
+      const stride = strides[i] ?? 1;
+      let total: number;
+      if (typeof size === 'number') total = Math.max(0, (Math.ceil(size / stride) - 1) * stride + span - size);
+      else if (stride === 1) total = span - 1;
+      else throw new Unsupported(`auto_pad ${mode} with stride ${stride} over a dynamic spatial size (give a static input shape)`);
+      const small = Math.floor(total / 2);
+      const [begin, end] = mode === 'SAME_UPPER' ? [small, total - small] : [total - small, small];
+      pads[i] = begin;
+      pads[i + 2] = end;
+    }
+  } else if (mode !== 'NOTSET') {
+    throw new RangeError(`Expected auto_pad NOTSET, SAME_UPPER, SAME_LOWER or VALID for ${node.op} '${node.name}' but received '${mode}'`);
+  }
+  if (strides.length !== 2 || dilations.length !== 2 || pads.length !== 4) {
+    throw new RangeError(`Expected 2 strides, 2 dilations and 4 pads for ${node.op} '${node.name}' but received ${strides.length}, ${dilations.length} and ${pads.length}`);
+  }
+  return { kernel_shape: kernel, strides, pads, dilations };
+}
+
+function weightKernel(ctx: NormalizeContext, node: GraphNode): number[] {
+  const k = ints(node, 'kernel_shape');
+  if (k !== undefined) return k;
+  const w = ctx.shape(node.inputs[1] ?? '');
+  if (w === undefined || w.length < 3 || w.slice(2).some((d) => typeof d !== 'number')) {
+    throw new Unsupported('a weight whose shape is unknown at import (no kernel_shape)');
+  }
+  return w.slice(2) as number[];
+}
+
+function conv(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const win = windowAttrs(ctx, node, weightKernel(ctx, node));
+  return [canonical(node, node.inputs, { ...win, group: int(node, 'group', 1) })];
+}
+
+function convTranspose(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const kernel = weightKernel(ctx, node);
+  const mode = str(node, 'auto_pad', 'NOTSET');
+  const outputShape = ints(node, 'output_shape');
+  const plain = { ...node, attrs: { ...node.attrs, auto_pad: 'NOTSET' } };
+  const win = windowAttrs(ctx, plain, kernel);
+  const outputPadding = ints(node, 'output_padding') ?? [0, 0];
+  if (outputPadding.length !== 2) throw new RangeError(`Expected 2 output_padding values for ConvTranspose '${node.name}' but received ${outputPadding.length}`);
+  if (outputShape !== undefined || mode === 'SAME_UPPER' || mode === 'SAME_LOWER') {
+    const x = needShape(ctx, node);
+    for (let i = 0; i < 2; i++) {
+      const size = x[2 + i]!;
+      if (typeof size !== 'number') throw new Unsupported('output_shape or auto_pad over a dynamic spatial size');
+      const stride = win.strides[i]!;
+      const target = outputShape !== undefined ? outputShape[outputShape.length - 2 + i]! : size * stride;
+      const total = stride * (size - 1) + outputPadding[i]! + (kernel[i]! - 1) * win.dilations[i]! + 1 - target;
+      if (total < 0) throw new Unsupported(`output_shape larger than the transposed convolution makes (${target})`);
+      // onnxruntime's split: SAME_UPPER puts the odd pixel at the end, otherwise at the start.
+      const small = Math.floor(total / 2);
+      const [begin, end] = mode === 'SAME_UPPER' ? [small, total - small] : [total - small, small];
+      win.pads[i] = begin;
+      win.pads[i + 2] = end;
+    }
+  }
+  return [canonical(node, node.inputs, { ...win, group: int(node, 'group', 1), output_padding: outputPadding })];
+}
+
+function pool(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const kernel = ints(node, 'kernel_shape');
+  if (kernel === undefined) throw new TypeError(`Expected attribute kernel_shape for ${node.op} '${node.name}' but received none`);
+  const win = windowAttrs(ctx, node, kernel);
+  const attrs: GraphNode['attrs'] = { ...win, ceil_mode: int(node, 'ceil_mode', 0) };
+  let outputs = node.outputs;
+  if (node.op === 'MaxPool') {
+    outputs = firstOutputOnly(ctx, node, 'Indices');
+  } else {
+    if (win.dilations.some((d) => d !== 1)) throw new Unsupported('dilated average pooling');
+    attrs.count_include_pad = int(node, 'count_include_pad', 0);
+  }
+  return [canonical(node, node.inputs.slice(0, 1), attrs, outputs)];
+}
+
+function softmax(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const x = needShape(ctx, node);
+  const r = x.length;
+  if (ctx.opset >= 13) return [canonical(node, node.inputs, { axis: axis(node, int(node, 'axis', -1), r) })];
+  const a = axis(node, int(node, 'axis', 1), r);
+  // Before opset 13 the input is coerced to 2-D [prod(d<a), prod(d>=a)] and normalised per row:
+  // the same as opset 13 over the last axis when a is the last axis, otherwise
+  // Flatten(a) -> Softmax(1) -> Reshape(back).
+  if (a === r - 1) return [canonical(node, node.inputs, { axis: a })];
+  const target: number[] = [];
+  let dynamic = 0;
+  for (const [i, d] of x.entries()) {
+    if (typeof d === 'number') target.push(d);
+    else if (i === 0 && a === 1) target.push(0);
+    else {
+      target.push(-1);
+      dynamic++;
+    }
+  }
+  if (dynamic > 1) throw new Unsupported(`opset-${ctx.opset} ${node.op} over several dynamic dimensions`);
+  const flat = ctx.fresh(`${node.inputs[0]}_2d`);
+  const normed = ctx.fresh(`${node.outputs[0]}_2d`);
+  return [
+    { name: ctx.fresh(`${node.name}_flatten`), op: 'Flatten', inputs: [node.inputs[0]!], outputs: [flat], attrs: { axis: a } },
+    { name: node.name, op: node.op, inputs: [flat], outputs: [normed], attrs: { axis: 1 } },
+    { name: ctx.fresh(`${node.name}_reshape`), op: 'Reshape', inputs: [normed], outputs: [node.outputs[0]!], attrs: { shape: target } },
+  ];
+}
+
+function reshape(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const v = param(ctx, node, 1, 'target shape');
+  if (v === undefined) throw new TypeError(`Expected a shape input for Reshape '${node.name}' but received none`);
+  let target: number[];
+  if (isSymbolic(v)) {
+    // A shape computed from a dynamic dimension: entries equal to the input's dimension at the
+    // same index become 0 (copy); a single remaining dynamic entry becomes -1 (infer).
+    const x = needShape(ctx, node);
+    const dyn: number[] = [];
+    target = v.dims.map((d, i) => {
+      if (typeof d === 'number') return d;
+      if (x[i] === d) return 0;
+      dyn.push(i);
+      return -1;
+    });
+    if (dyn.length > 1 || (dyn.length === 1 && target.filter((t) => t === -1).length > 1)) {
+      throw new Unsupported('a target shape with several dynamic entries');
+    }
+  } else {
+    target = Array.from(v.data as ArrayLike<number>);
+  }
+  if (int(node, 'allowzero', 0) === 1 && target.includes(0)) throw new Unsupported('allowzero=1 with a zero-size dimension');
+  return [canonical(node, node.inputs.slice(0, 1), { shape: target })];
+}
+
+function squeezeAxes(node: GraphNode, ctx: NormalizeContext): number[] | undefined {
+  return ctx.opset >= 13 ? paramInts(ctx, node, 1, 'axes') : ints(node, 'axes');
+}
+
+function squeeze(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const x = needShape(ctx, node);
+  const given = squeezeAxes(node, ctx);
+  // No axes: every dimension of size 1 (a dynamic dimension is taken as not 1).
+  const axes = given === undefined ? x.flatMap((d, i) => (d === 1 ? [i] : [])) : given.map((a) => axis(node, a, x.length, 'axes'));
+  return [canonical(node, node.inputs.slice(0, 1), { axes: [...new Set(axes)].sort((p, q) => p - q) })];
+}
+
+function unsqueeze(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const x = needShape(ctx, node);
+  const given = squeezeAxes(node, ctx);
+  if (given === undefined) throw new TypeError(`Expected axes for Unsqueeze '${node.name}' but received none`);
+  const r = x.length + given.length;
+  const axes = given.map((a) => axis(node, a, r, 'axes'));
+  return [canonical(node, node.inputs.slice(0, 1), { axes: axes.sort((p, q) => p - q) })];
+}
+
+function pad(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const x = needShape(ctx, node);
+  const r = x.length;
+  const mode = str(node, 'mode', 'constant');
+  if (!['constant', 'reflect', 'edge'].includes(mode)) throw new Unsupported(`mode '${mode}'`);
+  let pads: number[] | undefined;
+  let value: number;
+  if (ctx.opset < 11) {
+    pads = ints(node, 'pads') ?? ints(node, 'paddings');
+    value = float(node, 'value', 0);
+  } else {
+    pads = paramInts(ctx, node, 1, 'pads');
+    value = paramScalar(ctx, node, 2, 'constant value') ?? 0;
+    const axes = ctx.opset >= 18 ? paramInts(ctx, node, 3, 'axes') : undefined;
+    if (axes !== undefined && pads !== undefined) {
+      if (pads.length !== 2 * axes.length) throw new RangeError(`Expected ${2 * axes.length} pads for Pad '${node.name}' but received ${pads.length}`);
+      const full = new Array<number>(2 * r).fill(0);
+      axes.forEach((a, i) => {
+        const k = axis(node, a, r, 'axes');
+        full[k] = pads![i]!;
+        full[k + r] = pads![i + axes.length]!;
+      });
+      pads = full;
+    }
+  }
+  if (pads === undefined || pads.length !== 2 * r) {
+    throw new RangeError(`Expected ${2 * r} pads for Pad '${node.name}' but received ${pads?.length ?? 'none'}`);
+  }
+  return [canonical(node, node.inputs.slice(0, 1), { pads, mode, value })];
+}
+
+function clip(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  let min: number;
+  let max: number;
+  if (ctx.opset < 11) {
+    min = float(node, 'min', -FLT_MAX);
+    max = float(node, 'max', FLT_MAX);
+  } else {
+    min = paramScalar(ctx, node, 1, 'min') ?? -FLT_MAX;
+    max = paramScalar(ctx, node, 2, 'max') ?? FLT_MAX;
+  }
+  return [canonical(node, node.inputs.slice(0, 1), { min, max })];
+}
+
+function batchNorm(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  if (int(node, 'spatial', 1) !== 1) throw new Unsupported('spatial=0 (per-activation statistics)');
+  if (int(node, 'training_mode', 0) !== 0) throw new Unsupported('training_mode=1');
+  const outputs = firstOutputOnly(ctx, node, 'running statistics');
+  return [canonical(node, node.inputs, { epsilon: float(node, 'epsilon', 1e-5) }, outputs)];
+}
+
+function dropout(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const outputs = firstOutputOnly(ctx, node, 'mask');
+  if (ctx.opset >= 12) {
+    const training = paramScalar(ctx, node, 2, 'training_mode');
+    if (training !== undefined && training !== 0) throw new Unsupported('training_mode=true');
+  }
+  return [canonical(node, node.inputs.slice(0, 1), {}, outputs)];
+}
+
+function slice(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  let starts: number[] | undefined;
+  let ends: number[] | undefined;
+  let axes: number[] | undefined;
+  let steps: number[] | undefined;
+  if (ctx.opset < 10) {
+    [starts, ends, axes] = [ints(node, 'starts'), ints(node, 'ends'), ints(node, 'axes')];
+  } else {
+    [starts, ends, axes, steps] = [paramInts(ctx, node, 1, 'starts'), paramInts(ctx, node, 2, 'ends'), paramInts(ctx, node, 3, 'axes'), paramInts(ctx, node, 4, 'steps')];
+  }
+  if (starts === undefined || ends === undefined) throw new TypeError(`Expected starts and ends for Slice '${node.name}' but received none`);
+  const attrs: GraphNode['attrs'] = { starts, ends };
+  if (axes !== undefined) attrs.axes = axes;
+  if (steps !== undefined) attrs.steps = steps;
+  return [canonical(node, node.inputs.slice(0, 1), attrs)];
+}
+
+function constant(node: GraphNode): GraphNode[] {
+  const a = node.attrs;
+  let value: Tensor | undefined;
+  if (a.value instanceof Tensor) value = a.value;
+  else if (typeof a.value_float === 'number') value = new Tensor('float32', [a.value_float], []);
+  else if (Array.isArray(a.value_floats)) value = new Tensor('float32', a.value_floats as number[]);
+  else if (typeof a.value_int === 'number') value = new Tensor('int32', [clampInt(a.value_int)], []);
+  else if (Array.isArray(a.value_ints)) value = new Tensor('int32', (a.value_ints as number[]).map(clampInt));
+  if (value === undefined) throw new Unsupported('a value Kiln cannot hold (string or sparse)');
+  return [canonical(node, [], { value })];
+}
+
+function clampInt(v: number): number {
+  return Math.max(-2147483648, Math.min(2147483647, v));
+}
+
+function rank(ctx: NormalizeContext, node: GraphNode): number {
+  return needShape(ctx, node).length;
+}
+
+type Normalizer = (node: GraphNode, ctx: NormalizeContext) => GraphNode[];
+
+const keep = (names: readonly string[], defaults: Record<string, number> = {}): Normalizer => (node) => {
+  const attrs: GraphNode['attrs'] = {};
+  for (const n of names) {
+    const v = node.attrs[n];
+    if (v !== undefined) attrs[n] = v;
+    else if (defaults[n] !== undefined) attrs[n] = defaults[n]!;
+  }
+  return [canonical(node, node.inputs, attrs)];
+};
+
+const NORMALIZERS: Record<string, Normalizer> = {
+  Conv: conv,
+  ConvTranspose: convTranspose,
+  MaxPool: pool,
+  AveragePool: pool,
+  GlobalAveragePool: keep([]),
+  GlobalMaxPool: keep([]),
+  LRN: (node) => [canonical(node, node.inputs, {
+    size: int(node, 'size', 0), alpha: float(node, 'alpha', 1e-4), beta: float(node, 'beta', 0.75), bias: float(node, 'bias', 1),
+  })],
+  BatchNormalization: batchNorm,
+  Gemm: (node) => [canonical(node, node.inputs, {
+    alpha: float(node, 'alpha', 1), beta: float(node, 'beta', 1), transA: int(node, 'transA', 0), transB: int(node, 'transB', 0),
+  })],
+  MatMul: keep([]),
+  Relu: keep([]),
+  Sigmoid: keep([]),
+  Tanh: keep([]),
+  HardSwish: keep([]),
+  LeakyRelu: (node) => [canonical(node, node.inputs, { alpha: float(node, 'alpha', 0.01) })],
+  HardSigmoid: (node) => [canonical(node, node.inputs, { alpha: float(node, 'alpha', 0.2), beta: float(node, 'beta', 0.5) })],
+  Clip: clip,
+  Add: keep([]),
+  Sub: keep([]),
+  Mul: keep([]),
+  Div: keep([]),
+  Sum: keep([]),
+  Neg: keep([]),
+  Sqrt: keep([]),
+  Exp: keep([]),
+  Concat: (node, ctx) => [canonical(node, node.inputs, { axis: axis(node, int(node, 'axis', 0), rank(ctx, node)) })],
+  Flatten: (node, ctx) => {
+    const r = rank(ctx, node);
+    const a = int(node, 'axis', 1);
+    if (a < -r || a > r) throw new RangeError(`Expected axis in [${-r}, ${r}] for Flatten '${node.name}' but received ${a}`);
+    return [canonical(node, node.inputs, { axis: a < 0 ? a + r : a })];
+  },
+  Reshape: reshape,
+  Squeeze: squeeze,
+  Unsqueeze: unsqueeze,
+  Transpose: (node, ctx) => {
+    const r = rank(ctx, node);
+    return [canonical(node, node.inputs, { perm: ints(node, 'perm') ?? Array.from({ length: r }, (_, i) => r - 1 - i) })];
+  },
+  Softmax: softmax,
+  LogSoftmax: softmax,
+  Pad: pad,
+  Identity: keep([]),
+  Dropout: dropout,
+  Constant: constant,
+  ConstantOfShape: (node) => [canonical(node, node.inputs, node.attrs.value instanceof Tensor ? { value: node.attrs.value } : {})],
+  Shape: keep(['start', 'end']),
+  Gather: keep(['axis'], { axis: 0 }),
+  Cast: keep(['to']),
+  Slice: slice,
+};
+
+/**
+ * The canonical node(s) for an ONNX node, or undefined when Kiln does not know the operator.
+ * Throws `Unsupported` for a configuration Kiln cannot run, TypeError/RangeError for a malformed
+ * node.
+ */
+export function normalizeNode(node: GraphNode, ctx: NormalizeContext): GraphNode[] | undefined {
+  const f = NORMALIZERS[node.op];
+  return f === undefined ? undefined : f(node, ctx);
+}

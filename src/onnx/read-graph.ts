@@ -1,0 +1,249 @@
+/**
+ * ModelProto -> a raw graph: the ONNX nodes as they are (attributes decoded, opset-specific forms
+ * kept), initializers as Tensors, declared shapes, in topological order, after structural checks
+ * (every value produced once, every input produced by something, no cycle).
+ */
+import type { AttrValue, Attrs, Dim, GraphNode, ValueInfo } from '../graph/ir.js';
+import type { Tensor } from '../tensor.js';
+import { ErrorCode, KilnError } from '../errors.js';
+import {
+  AttributeType, corrupt, DataType, dataTypeName, int64ToNumber,
+  type IAttributeProto, type IModelProto, type ITensorProto, type IValueInfoProto,
+} from './proto.js';
+import { MAX_DIM, tensorFromProto } from './tensor-proto.js';
+import { MAX_OPSET, MIN_OPSET } from './supported-ops.js';
+
+/** An ONNX node before normalisation; `domain` '' is the default ONNX domain. */
+export interface RawNode extends GraphNode {
+  domain: string;
+  /** Attributes Kiln cannot represent (subgraphs, sparse tensors), by name. */
+  skippedAttrs: string[];
+}
+
+export interface RawGraph {
+  name: string;
+  opset: number;
+  inputs: ValueInfo[];
+  /** Declared outputs; shape undefined when the model does not declare one. */
+  outputs: { name: string; dtype: ValueInfo['dtype'] | undefined; shape: Dim[] | undefined }[];
+  /** Declared shapes of intermediate values (value_info). */
+  declared: Map<string, Dim[]>;
+  initializers: Map<string, Tensor>;
+  nodes: RawNode[];
+  metadata: Record<string, string>;
+}
+
+const DTYPES: Partial<Record<number, ValueInfo['dtype']>> = {
+  [DataType.FLOAT]: 'float32',
+  [DataType.INT64]: 'int64',
+  [DataType.INT32]: 'int32',
+  [DataType.UINT8]: 'uint8',
+  [DataType.INT8]: 'int8',
+};
+
+const has = (o: object, key: string): boolean => Object.prototype.hasOwnProperty.call(o, key);
+const utf8 = new TextDecoder('utf-8');
+
+/** Default-domain opset of a model; checks the IR version and the opset range. */
+export function modelOpset(model: IModelProto): number {
+  const ir = int64ToNumber(model.irVersion, 'ir_version');
+  if (ir < 3 || ir > 64) throw corrupt(`Expected an ONNX IR version in [3, 64] but received ${ir}`);
+  if (!model.graph) throw corrupt('Expected a graph in the ONNX model but received none');
+  let opset: number | undefined;
+  for (const o of model.opsetImport ?? []) {
+    if (o.domain === '' || o.domain === 'ai.onnx' || o.domain === undefined || o.domain === null) opset = int64ToNumber(o.version, 'opset_import version');
+  }
+  if (opset === undefined) throw corrupt('Expected an opset_import for the default ONNX domain but received none');
+  if (opset < MIN_OPSET || opset > MAX_OPSET) {
+    throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected an ONNX opset in [${MIN_OPSET}, ${MAX_OPSET}] but received ${opset}`);
+  }
+  return opset;
+}
+
+/** The declared tensor type and shape of a ValueInfoProto. */
+function declaredType(v: IValueInfoProto, what: string): { elemType: number; shape: Dim[] | undefined } | undefined {
+  const tt = v.type?.tensorType;
+  if (!tt) return undefined;
+  const elemType = tt.elemType ?? 0;
+  if (!tt.shape) return { elemType, shape: undefined };
+  const shape: Dim[] = (tt.shape.dim ?? []).map((d, i) => {
+    if (has(d, 'dimValue')) {
+      const n = int64ToNumber(d.dimValue, `${what} dim ${i}`);
+      if (n > MAX_DIM) throw corrupt(`Expected a dimension in [0, ${MAX_DIM}] for ${what} dim ${i} but received ${n}`);
+      if (n > 0) return n;
+    }
+    if (has(d, 'dimParam') && d.dimParam) return d.dimParam.replace(/\*/g, '_');
+    return `${v.name ?? 'value'}_d${i}`;
+  });
+  return { elemType, shape };
+}
+
+function attrValue(a: IAttributeProto, what: string, external: Map<ITensorProto, Uint8Array>): AttrValue | undefined {
+  let type = a.type ?? AttributeType.UNDEFINED;
+  if (type === AttributeType.UNDEFINED) {
+    // Very old models leave the type out: take the field that is set.
+    if (a.t) type = AttributeType.TENSOR;
+    else if (a.ints && a.ints.length) type = AttributeType.INTS;
+    else if (a.floats && a.floats.length) type = AttributeType.FLOATS;
+    else if (a.strings && a.strings.length) type = AttributeType.STRINGS;
+    else if (a.s && a.s.length) type = AttributeType.STRING;
+    else if (has(a, 'i')) type = AttributeType.INT;
+    else if (has(a, 'f')) type = AttributeType.FLOAT;
+  }
+  switch (type) {
+    case AttributeType.FLOAT:
+      return a.f ?? 0;
+    case AttributeType.INT:
+      return int64ToNumber(a.i, what);
+    case AttributeType.STRING:
+      return utf8.decode(a.s ?? new Uint8Array(0));
+    case AttributeType.TENSOR:
+      if (!a.t) throw corrupt(`Expected a tensor for ${what} but received none`);
+      return tensorFromProto(a.t, what, external.get(a.t));
+    case AttributeType.FLOATS:
+      return (a.floats ?? []).slice();
+    case AttributeType.INTS:
+      return (a.ints ?? []).map((v, i) => int64ToNumber(v, `${what}[${i}]`));
+    case AttributeType.STRINGS:
+      return (a.strings ?? []).map((s) => utf8.decode(s));
+    default:
+      return undefined;
+  }
+}
+
+/** Every TensorProto of the main graph that stores its bytes externally. */
+export function externalTensors(model: IModelProto): { tensor: ITensorProto; what: string }[] {
+  const out: { tensor: ITensorProto; what: string }[] = [];
+  const graph = model.graph!;
+  for (const t of graph.initializer ?? []) if (t.dataLocation === 1) out.push({ tensor: t, what: `initializer '${t.name ?? ''}'` });
+  for (const n of graph.node ?? []) {
+    for (const a of n.attribute ?? []) {
+      if (a.t && a.t.dataLocation === 1) out.push({ tensor: a.t, what: `attribute ${a.name ?? ''} of node '${n.name ?? ''}'` });
+    }
+  }
+  return out;
+}
+
+/** Builds the raw graph; `external` maps externally stored tensors to their bytes. */
+export function readGraph(model: IModelProto, opset: number, external: Map<ITensorProto, Uint8Array>): RawGraph {
+  const g = model.graph!;
+  const initializers = new Map<string, Tensor>();
+  for (const [i, t] of (g.initializer ?? []).entries()) {
+    const name = t.name ?? '';
+    const what = `initializer '${name}'`;
+    if (name === '') throw corrupt(`Expected a name for initializer ${i} but received none`);
+    if (initializers.has(name)) throw corrupt(`Expected unique initializer names but '${name}' appears twice`);
+    initializers.set(name, tensorFromProto(t, what, external.get(t)));
+  }
+  if ((g.sparseInitializer ?? []).length > 0) throw new KilnError(ErrorCode.UNSUPPORTED_OP, 'Kiln cannot import sparse initializers');
+
+  const inputs: ValueInfo[] = [];
+  const seenInputs = new Set<string>();
+  for (const v of g.input ?? []) {
+    const name = v.name ?? '';
+    // Old exporters list every initializer as a graph input too: those are weights, not inputs.
+    if (initializers.has(name)) continue;
+    if (name === '' || seenInputs.has(name)) throw corrupt(`Expected unique, non-empty graph input names but received '${name}'`);
+    seenInputs.add(name);
+    const t = declaredType(v, `graph input '${name}'`);
+    if (t === undefined) throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln imports tensor inputs only; graph input '${name}' is not a tensor`);
+    const dtype = DTYPES[t.elemType];
+    if (dtype === undefined) {
+      const typeName = dataTypeName(t.elemType);
+      if (typeName === undefined) throw corrupt(`Expected a tensor element type for graph input '${name}' but received ${t.elemType}`);
+      throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot feed ${typeName} graph inputs ('${name}')`);
+    }
+    if (t.shape === undefined) throw corrupt(`Expected a shape for graph input '${name}' but received none (pass inputShapes)`);
+    inputs.push({ name, dtype, shape: t.shape });
+  }
+
+  const outputs: RawGraph['outputs'] = [];
+  for (const v of g.output ?? []) {
+    const name = v.name ?? '';
+    if (name === '') throw corrupt('Expected a name for every graph output but received an empty one');
+    const t = declaredType(v, `graph output '${name}'`);
+    outputs.push({ name, dtype: t ? DTYPES[t.elemType] : undefined, shape: t?.shape });
+  }
+  if (outputs.length === 0) throw corrupt('Expected at least one graph output but received none');
+
+  const declared = new Map<string, Dim[]>();
+  for (const v of g.valueInfo ?? []) {
+    const t = declaredType(v, `value '${v.name ?? ''}'`);
+    if (t?.shape !== undefined && v.name) declared.set(v.name, t.shape);
+  }
+
+  const nodes = sortNodes(readNodes(model, external), inputs, initializers, outputs.map((o) => o.name));
+  const metadata: Record<string, string> = { format: 'onnx', opset: String(opset), irVersion: String(int64ToNumber(model.irVersion, 'ir_version')) };
+  if (model.producerName) metadata.producer = `${model.producerName}${model.producerVersion ? ` ${model.producerVersion}` : ''}`;
+  for (const p of model.metadataProps ?? []) if (p.key) metadata[p.key] = p.value ?? '';
+  return { name: g.name || 'onnx', opset, inputs, outputs, declared, initializers, nodes, metadata };
+}
+
+function readNodes(model: IModelProto, external: Map<ITensorProto, Uint8Array>): RawNode[] {
+  const names = new Set<string>();
+  const nodes = model.graph!.node ?? [];
+  return nodes.map((n, index) => {
+    const op = n.opType ?? '';
+    if (op === '') throw corrupt(`Expected an op_type for node ${index} but received none`);
+    let name = n.name || `${op}_${index}`;
+    for (let k = 1; names.has(name); k++) name = `${n.name || op}_${index}_${k}`;
+    names.add(name);
+    const attrs: Attrs = {};
+    const skippedAttrs: string[] = [];
+    for (const a of n.attribute ?? []) {
+      const key = a.name ?? '';
+      const v = attrValue(a, `attribute ${key} of ${op} '${name}'`, external);
+      if (v === undefined) skippedAttrs.push(key);
+      else attrs[key] = v;
+    }
+    return {
+      name, op, domain: n.domain === 'ai.onnx' ? '' : (n.domain ?? ''), inputs: (n.input ?? []).slice(),
+      outputs: (n.output ?? []).slice(), attrs, skippedAttrs,
+    };
+  });
+}
+
+/**
+ * Topological order (stable: the file's order where it is already valid), after checking that
+ * each value is produced once and that every read value exists.
+ */
+function sortNodes(nodes: RawNode[], inputs: ValueInfo[], initializers: Map<string, Tensor>, outputs: string[]): RawNode[] {
+  const producer = new Map<string, number>();
+  const sources = new Set<string>([...inputs.map((i) => i.name), ...initializers.keys()]);
+  nodes.forEach((n, i) => {
+    for (const o of n.outputs) {
+      if (o === '') continue;
+      if (producer.has(o) || sources.has(o)) throw corrupt(`Expected each value to be produced once but '${o}' is produced again by ${n.op} '${n.name}'`);
+      producer.set(o, i);
+    }
+  });
+  for (const n of nodes) {
+    for (const i of n.inputs) {
+      if (i !== '' && !producer.has(i) && !sources.has(i)) throw corrupt(`Expected a producer for value '${i}' read by ${n.op} '${n.name}' but nothing produces it`);
+    }
+  }
+  for (const o of outputs) {
+    if (!producer.has(o) && !sources.has(o)) throw corrupt(`Expected a producer for graph output '${o}' but nothing produces it`);
+  }
+  const pending = nodes.map((n) => new Set(n.inputs.filter((i) => i !== '' && producer.has(i))).size);
+  const readers = new Map<string, number[]>();
+  nodes.forEach((n, i) => {
+    for (const v of new Set(n.inputs)) if (v !== '' && producer.has(v)) readers.set(v, [...(readers.get(v) ?? []), i]);
+  });
+  const order: RawNode[] = [];
+  const ready = pending.flatMap((p, i) => (p === 0 ? [i] : []));
+  // A min-heap would keep the file order exactly; nodes are few, so a sorted queue is enough.
+  while (ready.length > 0) {
+    ready.sort((a, b) => a - b);
+    const i = ready.shift()!;
+    order.push(nodes[i]!);
+    for (const o of nodes[i]!.outputs) {
+      for (const r of readers.get(o) ?? []) if (--pending[r]! === 0) ready.push(r);
+    }
+  }
+  if (order.length !== nodes.length) {
+    const stuck = nodes.filter((n) => !order.includes(n)).slice(0, 5).map((n) => `'${n.name}'`);
+    throw corrupt(`Expected an acyclic graph but nodes ${stuck.join(', ')} form a cycle`);
+  }
+  return order;
+}

@@ -1,0 +1,231 @@
+/**
+ * TensorProto <-> Tensor. Every size is checked against the data actually present before a typed
+ * array is allocated, so a corrupt header cannot make Kiln allocate absurd memory.
+ */
+import { Tensor, type DType } from '../tensor.js';
+import { corrupt, DataType, dataTypeName, int64ToInt32Saturating, int64ToNumber, type Int64Like, type ITensorProto } from './proto.js';
+import { ErrorCode, KilnError } from '../errors.js';
+
+/** Largest dimension and element count a tensor may declare (typed-array limits). */
+export const MAX_DIM = 2 ** 31 - 1;
+export const MAX_ELEMENTS = 2 ** 31 - 1;
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Bytes per element in raw_data, for the types Kiln reads. */
+const RAW_SIZE: Partial<Record<number, number>> = {
+  [DataType.FLOAT]: 4,
+  [DataType.DOUBLE]: 8,
+  [DataType.FLOAT16]: 2,
+  [DataType.INT64]: 8,
+  [DataType.UINT64]: 8,
+  [DataType.INT32]: 4,
+  [DataType.UINT32]: 4,
+  [DataType.INT16]: 2,
+  [DataType.UINT16]: 2,
+  [DataType.INT8]: 1,
+  [DataType.UINT8]: 1,
+  [DataType.BOOL]: 1,
+};
+
+/** The Kiln dtype a TensorProto data type is held as. */
+function kilnType(dataType: number): DType {
+  switch (dataType) {
+    case DataType.FLOAT:
+    case DataType.DOUBLE:
+    case DataType.FLOAT16:
+      return 'float32';
+    case DataType.INT8:
+      return 'int8';
+    case DataType.UINT8:
+    case DataType.BOOL:
+      return 'uint8';
+    default:
+      return 'int32';
+  }
+}
+
+/** Throws unless Kiln can hold tensors of this type. */
+export function checkDataType(dataType: number, what: string): void {
+  if (RAW_SIZE[dataType] !== undefined) return;
+  const name = dataTypeName(dataType);
+  if (name === undefined) throw corrupt(`Expected a TensorProto data type for ${what} but received ${dataType}, which onnx.proto does not define`);
+  throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot hold ${name} tensors (${what}); supported: FLOAT, DOUBLE, FLOAT16 and integer types`);
+}
+
+/** Checked dims of a TensorProto and their element count. */
+export function tensorDims(dims: readonly Int64Like[] | null | undefined, what: string): { dims: number[]; size: number } {
+  const out: number[] = [];
+  let size = 1;
+  for (const [i, d] of (dims ?? []).entries()) {
+    const n = int64ToNumber(d, `${what} dims[${i}]`);
+    if (n < 0 || n > MAX_DIM) throw corrupt(`Expected a dimension in [0, ${MAX_DIM}] for ${what} dims[${i}] but received ${n}`);
+    out.push(n);
+    size *= n;
+  }
+  if (size > MAX_ELEMENTS) throw corrupt(`Expected at most ${MAX_ELEMENTS} elements for ${what} but its dims [${out.join(', ')}] hold ${size}`);
+  return { dims: out, size };
+}
+
+function half(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >> 10) & 0x1f;
+  const frac = bits & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** Reads `size` elements of `dataType` from little-endian bytes into the Kiln array. */
+function fromRaw(raw: Uint8Array, dataType: number, size: number): Tensor['data'] {
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  switch (dataType) {
+    case DataType.FLOAT: {
+      const out = new Float32Array(size);
+      if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(raw.subarray(0, size * 4));
+      else for (let i = 0; i < size; i++) out[i] = view.getFloat32(i * 4, true);
+      return out;
+    }
+    case DataType.DOUBLE: {
+      const out = new Float32Array(size);
+      for (let i = 0; i < size; i++) out[i] = view.getFloat64(i * 8, true);
+      return out;
+    }
+    case DataType.FLOAT16: {
+      const out = new Float32Array(size);
+      for (let i = 0; i < size; i++) out[i] = half(view.getUint16(i * 2, true));
+      return out;
+    }
+    case DataType.INT64:
+    case DataType.UINT64: {
+      const out = new Int32Array(size);
+      const unsigned = dataType === DataType.UINT64;
+      for (let i = 0; i < size; i++) {
+        out[i] = int64ToInt32Saturating({ low: view.getUint32(i * 8, true), high: view.getInt32(i * 8 + 4, true), unsigned });
+      }
+      return out;
+    }
+    case DataType.INT32: {
+      const out = new Int32Array(size);
+      for (let i = 0; i < size; i++) out[i] = view.getInt32(i * 4, true);
+      return out;
+    }
+    case DataType.UINT32: {
+      const out = new Int32Array(size);
+      for (let i = 0; i < size; i++) out[i] = Math.min(view.getUint32(i * 4, true), 2147483647);
+      return out;
+    }
+    case DataType.INT16: {
+      const out = new Int32Array(size);
+      for (let i = 0; i < size; i++) out[i] = view.getInt16(i * 2, true);
+      return out;
+    }
+    case DataType.UINT16: {
+      const out = new Int32Array(size);
+      for (let i = 0; i < size; i++) out[i] = view.getUint16(i * 2, true);
+      return out;
+    }
+    case DataType.INT8: {
+      const out = new Int8Array(size);
+      out.set(new Int8Array(raw.buffer, raw.byteOffset, size));
+      return out;
+    }
+    case DataType.BOOL: {
+      const out = new Uint8Array(size);
+      for (let i = 0; i < size; i++) out[i] = raw[i] ? 1 : 0;
+      return out;
+    }
+    default: {
+      const out = new Uint8Array(size);
+      out.set(raw.subarray(0, size));
+      return out;
+    }
+  }
+}
+
+/** Reads the typed `*_data` field that holds `dataType`, or undefined when it is empty. */
+function fromField(t: ITensorProto, dataType: number, size: number, what: string): Tensor['data'] | undefined {
+  let field: ArrayLike<unknown> | null | undefined;
+  switch (dataType) {
+    case DataType.FLOAT: field = t.floatData; break;
+    case DataType.DOUBLE: field = t.doubleData; break;
+    case DataType.INT64: field = t.int64Data; break;
+    case DataType.UINT32:
+    case DataType.UINT64: field = t.uint64Data; break;
+    default: field = t.int32Data; // int32, int16, uint16, int8, uint8, bool, float16 bits
+  }
+  if (!field || field.length === 0) return undefined;
+  if (field.length !== size) throw corrupt(`Expected ${size} values for ${what} (its dims) but its data field holds ${field.length}`);
+  const type = kilnType(dataType);
+  if (dataType === DataType.FLOAT16) {
+    const out = new Float32Array(size);
+    for (let i = 0; i < size; i++) out[i] = half(Number(field[i]) & 0xffff);
+    return out;
+  }
+  if (type === 'float32') return Float32Array.from(field as ArrayLike<number>);
+  const out = type === 'int8' ? new Int8Array(size) : type === 'uint8' ? new Uint8Array(size) : new Int32Array(size);
+  for (let i = 0; i < size; i++) {
+    out[i] = dataType === DataType.BOOL ? (field[i] ? 1 : 0) : int64ToInt32Saturating(field[i] as Int64Like);
+  }
+  return out;
+}
+
+/**
+ * A TensorProto as a Kiln Tensor (int64 held as int32, saturating). `external` holds the bytes of
+ * an externally stored tensor, already read by the caller.
+ */
+export function tensorFromProto(t: ITensorProto, what: string, external?: Uint8Array): Tensor {
+  const dataType = t.dataType ?? 0;
+  checkDataType(dataType, what);
+  if (t.segment) throw corrupt(`Expected a whole tensor for ${what} but received a segment of one`);
+  const { dims, size } = tensorDims(t.dims, what);
+  const elementSize = RAW_SIZE[dataType]!;
+  const raw = external ?? (t.rawData && t.rawData.length > 0 ? t.rawData : undefined);
+  let data: Tensor['data'] | undefined;
+  if (raw !== undefined) {
+    if (raw.length !== size * elementSize) {
+      throw corrupt(`Expected ${size * elementSize} bytes of data for ${what} (dims [${dims.join(', ')}]) but received ${raw.length}`);
+    }
+    data = fromRaw(raw, dataType, size);
+  } else {
+    data = fromField(t, dataType, size, what);
+  }
+  if (data === undefined) {
+    if (size !== 0) throw corrupt(`Expected ${size} values for ${what} (dims [${dims.join(', ')}]) but it holds no data`);
+    data = kilnType(dataType) === 'float32' ? new Float32Array(0) : new Int32Array(0);
+  }
+  return new Tensor(kilnType(dataType), data as never, dims);
+}
+
+/** A Kiln Tensor as a TensorProto: float32 as FLOAT, int32 as INT64 (shape-like data) or INT32. */
+export function tensorToProto(name: string, tensor: Tensor, int32As: 'INT64' | 'INT32' = 'INT64'): ITensorProto {
+  const dims = tensor.dims.slice();
+  switch (tensor.type) {
+    case 'float32': {
+      const data = tensor.data as Float32Array;
+      const raw = new Uint8Array(data.length * 4);
+      if (LITTLE_ENDIAN) raw.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      else {
+        const view = new DataView(raw.buffer);
+        for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
+      }
+      return { name, dims, dataType: DataType.FLOAT, rawData: raw };
+    }
+    case 'int32': {
+      const data = tensor.data as Int32Array;
+      if (int32As === 'INT32') return { name, dims, dataType: DataType.INT32, int32Data: Array.from(data) };
+      const raw = new Uint8Array(data.length * 8);
+      const view = new DataView(raw.buffer);
+      for (let i = 0; i < data.length; i++) view.setBigInt64(i * 8, BigInt(data[i]!), true);
+      return { name, dims, dataType: DataType.INT64, rawData: raw };
+    }
+    case 'int8': {
+      const data = tensor.data as Int8Array;
+      return { name, dims, dataType: DataType.INT8, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice() };
+    }
+    case 'uint8':
+      return { name, dims, dataType: DataType.UINT8, rawData: Uint8Array.from(tensor.data as Uint8Array) };
+    default:
+      throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot export tensors of type ${String(tensor.type)} (${name})`);
+  }
+}
