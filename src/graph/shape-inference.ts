@@ -152,8 +152,11 @@ function derived(node: GraphNode, axis: number): string {
 
 /** Output spatial size of a sliding window; `ceil` for pooling with ceil_mode. */
 function windowOutput(node: GraphNode, size: Dim, kernel: number, stride: number, padBegin: number, padEnd: number, dilation: number, ceil: boolean, axis: number): Dim {
-  if (typeof size !== 'number') return derived(node, axis);
   const span = (kernel - 1) * dilation + 1;
+  if (typeof size !== 'number') {
+    // A 'same' window (stride 1, padding span - 1) keeps a symbolic size; anything else is new.
+    return stride === 1 && padBegin + padEnd === span - 1 && !ceil ? size : derived(node, axis);
+  }
   const room = size + padBegin + padEnd - span;
   if (room < 0) fail(node, 'input', `a spatial size >= ${span - padBegin - padEnd} on axis ${axis}`, String(size));
   let out = (ceil ? Math.ceil(room / stride) : Math.floor(room / stride)) + 1;

@@ -62,13 +62,25 @@ export async function importModel(source: string | Uint8Array, options?: ImportO
   }
   const baseDir = opts.externalDataDir ?? (typeof source === 'string' ? dirname(source) : undefined);
 
-  const model = decodeModel(bytes);
-  const opset = modelOpset(model);
-  const external = new Map<ITensorProto, Uint8Array>();
-  for (const { tensor, what } of externalTensors(model)) external.set(tensor, await readExternalData(tensor, what, baseDir));
-  const raw = readGraph(model, opset, external);
+  const raw = await guard(async () => {
+    const model = decodeModel(bytes);
+    const opset = modelOpset(model);
+    const external = new Map<ITensorProto, Uint8Array>();
+    for (const { tensor, what } of externalTensors(model)) external.set(tensor, await readExternalData(tensor, what, baseDir));
+    return readGraph(model, opset, external);
+  });
   applyInputShapes(raw, opts.inputShapes);
-  return convert(raw);
+  return guard(async () => convert(raw));
+}
+
+/** Whatever a malformed file trips over inside Kiln is still a corrupt model to the caller. */
+async function guard<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    if (err instanceof KilnError) throw err;
+    throw corrupt(`Expected a consistent ONNX model but reading it failed: ${err instanceof Error ? err.message : String(err)}`, err);
+  }
 }
 
 function applyInputShapes(raw: RawGraph, shapes: Record<string, readonly Dim[]> | undefined): void {

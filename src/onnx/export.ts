@@ -1,0 +1,303 @@
+/**
+ * `exportModel`: a Kiln Graph (or a Module, lowered with `toGraph`) -> ONNX bytes, opset 17,
+ * float32, standard operators only, that onnxruntime loads without warnings: Kiln's fused
+ * attributes (`kiln_activation`) become separate nodes again, canonical attributes become the
+ * opset-17 inputs (Reshape shape, Squeeze/Unsqueeze axes, Pad pads, Clip bounds), unused
+ * initializers are left out and every output carries its inferred shape.
+ */
+import { ErrorCode, KilnError } from '../errors.js';
+import type { AttrValue, Dim, Graph, GraphNode, ValueInfo } from '../graph/ir.js';
+import { formatShape, inferShapes } from '../graph/shape-inference.js';
+// Interim until src/graph/from-module.ts (the runtime's Module lowering) lands.
+const toGraph = (m: Module, s: [number, number, number]): Graph => {
+  void m;
+  void s;
+  throw new KilnError(ErrorCode.UNSUPPORTED_OP, 'Module export needs toGraph (src/graph/from-module.ts), not available yet');
+};
+import { Module } from '../nn/module.js';
+import { Tensor } from '../tensor.js';
+import { dims as checkDims, options as checkOptions, typeError } from '../validate.js';
+import { AttributeType, DataType, encodeModel, type IAttributeProto, type INodeProto, type ITensorProto, type IValueInfoProto } from './proto.js';
+import { tensorToProto } from './tensor-proto.js';
+
+export const EXPORT_OPSET = 17;
+/** IR version that goes with opset 17. */
+const IR_VERSION = 8;
+const FLT_MAX = 3.4028234663852886e38;
+
+export interface ExportOptions {
+  /** Input shape [C, H, W] of a Module (required for a Module; the batch stays dynamic, 'N'). */
+  inputShape?: readonly number[];
+}
+
+/** Attributes each operator may carry in opset 17, with their ONNX types. */
+const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>> = {
+  Conv: { dilations: 'ints', group: 'int', kernel_shape: 'ints', pads: 'ints', strides: 'ints' },
+  ConvTranspose: { dilations: 'ints', group: 'int', kernel_shape: 'ints', pads: 'ints', strides: 'ints', output_padding: 'ints' },
+  MaxPool: { ceil_mode: 'int', dilations: 'ints', kernel_shape: 'ints', pads: 'ints', strides: 'ints' },
+  AveragePool: { ceil_mode: 'int', count_include_pad: 'int', kernel_shape: 'ints', pads: 'ints', strides: 'ints' },
+  GlobalAveragePool: {},
+  GlobalMaxPool: {},
+  Gemm: { alpha: 'float', beta: 'float', transA: 'int', transB: 'int' },
+  MatMul: {},
+  LRN: { alpha: 'float', beta: 'float', bias: 'float', size: 'int' },
+  BatchNormalization: { epsilon: 'float', momentum: 'float' },
+  Relu: {},
+  Sigmoid: {},
+  Tanh: {},
+  HardSwish: {},
+  LeakyRelu: { alpha: 'float' },
+  HardSigmoid: { alpha: 'float', beta: 'float' },
+  Clip: {},
+  Add: {},
+  Sub: {},
+  Mul: {},
+  Div: {},
+  Sum: {},
+  Concat: { axis: 'int' },
+  Flatten: { axis: 'int' },
+  Reshape: {},
+  Squeeze: {},
+  Unsqueeze: {},
+  Transpose: { perm: 'ints' },
+  Softmax: { axis: 'int' },
+  LogSoftmax: { axis: 'int' },
+  Pad: { mode: 'string' },
+  Identity: {},
+  Dropout: {},
+};
+
+/** Canonical attributes that move into inputs (or are checked and dropped) on export. */
+const MOVED: Record<string, string[]> = {
+  Reshape: ['shape', 'allowzero'],
+  Squeeze: ['axes'],
+  Unsqueeze: ['axes'],
+  Pad: ['pads', 'value'],
+  Clip: ['min', 'max'],
+  AveragePool: ['dilations'],
+};
+
+function unsupported(message: string): KilnError {
+  return new KilnError(ErrorCode.UNSUPPORTED_OP, message);
+}
+
+function attribute(name: string, type: 'int' | 'ints' | 'float' | 'string', value: AttrValue, where: string): IAttributeProto {
+  const bad = (): KilnError => unsupported(`Expected ${type} for attribute ${name} of ${where} but received ${String(value)}`);
+  switch (type) {
+    case 'int':
+      if (typeof value !== 'number' || !Number.isInteger(value)) throw bad();
+      return { name, type: AttributeType.INT, i: value };
+    case 'float':
+      if (typeof value !== 'number') throw bad();
+      return { name, type: AttributeType.FLOAT, f: value };
+    case 'string':
+      if (typeof value !== 'string') throw bad();
+      return { name, type: AttributeType.STRING, s: new TextEncoder().encode(value) };
+    case 'ints':
+      if (!Array.isArray(value) || !value.every((v) => typeof v === 'number' && Number.isInteger(v))) throw bad();
+      return { name, type: AttributeType.INTS, ints: value as number[] };
+  }
+}
+
+function valueInfo(name: string, dtype: ValueInfo['dtype'], shape: readonly Dim[] | undefined): IValueInfoProto {
+  const elemType = { float32: DataType.FLOAT, int64: DataType.INT64, int32: DataType.INT32, uint8: DataType.UINT8, int8: DataType.INT8 }[dtype];
+  const tensorType: NonNullable<IValueInfoProto['type']>['tensorType'] = { elemType };
+  if (shape !== undefined) tensorType.shape = { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) };
+  return { name, type: { tensorType } };
+}
+
+/** Builds the node and initializer lists of the exported graph. */
+class Emitter {
+  readonly nodes: INodeProto[] = [];
+  readonly initializers: ITensorProto[] = [];
+  private readonly taken: Set<string>;
+
+  constructor(graph: Graph) {
+    this.taken = new Set([...graph.initializers.keys(), ...graph.inputs.map((i) => i.name), ...graph.nodes.flatMap((n) => [n.name, ...n.outputs])]);
+  }
+
+  fresh(base: string): string {
+    let name = base;
+    for (let k = 1; this.taken.has(name); k++) name = `${base}_${k}`;
+    this.taken.add(name);
+    return name;
+  }
+
+  constant(base: string, tensor: Tensor): string {
+    const name = this.fresh(base);
+    this.initializers.push(tensorToProto(name, tensor));
+    return name;
+  }
+
+  node(name: string, op: string, inputs: string[], outputs: string[], attribute: IAttributeProto[] = []): void {
+    this.nodes.push({ name, opType: op, input: inputs, output: outputs, attribute });
+  }
+}
+
+/** The activation a `kiln_activation` attribute stands for, emitted after the node. */
+function emitActivation(e: Emitter, node: GraphNode, input: string, output: string): void {
+  const act = node.attrs.kiln_activation;
+  const name = e.fresh(`${node.name}_${String(act).toLowerCase()}`);
+  const alpha = node.attrs.kiln_alpha;
+  switch (act) {
+    case 'Relu':
+    case 'Sigmoid':
+    case 'Tanh':
+    case 'HardSwish':
+      e.node(name, act, [input], [output]);
+      return;
+    case 'LeakyRelu':
+      e.node(name, act, [input], [output], [attribute('alpha', 'float', typeof alpha === 'number' ? alpha : 0.01, `${node.op} '${node.name}'`)]);
+      return;
+    case 'Relu6': {
+      const lo = e.constant(`${name}_min`, new Tensor('float32', [0], []));
+      const hi = e.constant(`${name}_max`, new Tensor('float32', [6], []));
+      e.node(name, 'Clip', [input, lo, hi], [output]);
+      return;
+    }
+    default:
+      throw unsupported(`Kiln cannot export kiln_activation '${String(act)}' of ${node.op} '${node.name}'`);
+  }
+}
+
+function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void {
+  const where = `${node.op} '${node.name}'`;
+  const allowed = ATTRS[node.op]!;
+  const attrs: IAttributeProto[] = [];
+  for (const [key, value] of Object.entries(node.attrs)) {
+    if (key.startsWith('kiln_')) {
+      if (key === 'kiln_activation' || key === 'kiln_alpha') continue;
+      throw unsupported(`Kiln cannot express attribute ${key} of ${where} in ONNX`);
+    }
+    if (MOVED[node.op]?.includes(key)) continue;
+    const type = allowed[key];
+    if (type === undefined) throw unsupported(`Kiln cannot export attribute ${key} of ${where} (not an opset-${EXPORT_OPSET} attribute)`);
+    attrs.push(attribute(key, type, value, where));
+  }
+  const inputs = node.inputs.slice();
+  const ints = (key: string): number[] | undefined => {
+    const v = node.attrs[key];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isInteger(x))) throw unsupported(`Expected integers for attribute ${key} of ${where} but received ${String(v)}`);
+    return v as number[];
+  };
+  const num = (key: string): number | undefined => {
+    const v = node.attrs[key];
+    if (v !== undefined && typeof v !== 'number') throw unsupported(`Expected a number for attribute ${key} of ${where} but received ${String(v)}`);
+    return v;
+  };
+  switch (node.op) {
+    case 'Reshape': {
+      const shape = ints('shape');
+      if (shape !== undefined) inputs.splice(1, inputs.length, e.constant(`${node.name}_shape`, new Tensor('int32', shape)));
+      break;
+    }
+    case 'Squeeze':
+    case 'Unsqueeze': {
+      const axes = ints('axes');
+      if (axes !== undefined) inputs.splice(1, inputs.length, e.constant(`${node.name}_axes`, new Tensor('int32', axes)));
+      break;
+    }
+    case 'Pad': {
+      const pads = ints('pads');
+      if (pads !== undefined) {
+        inputs.splice(1, inputs.length, e.constant(`${node.name}_pads`, new Tensor('int32', pads)));
+        const value = num('value') ?? 0;
+        if (value !== 0) inputs.push(e.constant(`${node.name}_value`, new Tensor('float32', [value], [])));
+      }
+      break;
+    }
+    case 'Clip': {
+      const min = num('min');
+      const max = num('max');
+      if (min !== undefined || max !== undefined) {
+        inputs.splice(1, inputs.length);
+        const bounded = (v: number | undefined): boolean => v !== undefined && Math.abs(v) < FLT_MAX;
+        if (bounded(min) || bounded(max)) inputs.push(bounded(min) ? e.constant(`${node.name}_min`, new Tensor('float32', [min!], [])) : '');
+        if (bounded(max)) inputs.push(e.constant(`${node.name}_max`, new Tensor('float32', [max!], [])));
+      }
+      break;
+    }
+    case 'AveragePool': {
+      const d = ints('dilations');
+      if (d !== undefined && d.some((x) => x !== 1)) throw unsupported(`Kiln cannot export dilated ${where} at opset ${EXPORT_OPSET}`);
+      break;
+    }
+    case 'Dropout':
+      inputs.splice(1);
+      break;
+  }
+  const outputs = node.outputs.slice(0, node.op === 'Dropout' || node.op === 'BatchNormalization' || node.op === 'MaxPool' ? 1 : undefined);
+  if (node.attrs.kiln_activation !== undefined) {
+    const pre = e.fresh(`${outputs[0]}_preact`);
+    e.node(node.name, node.op, inputs, [pre, ...outputs.slice(1)], attrs);
+    emitActivation(e, node, pre, outputs[0]!);
+  } else {
+    e.node(node.name, node.op, inputs, outputs, attrs);
+  }
+  void shapes;
+}
+
+function isGraph(v: unknown): v is Graph {
+  const g = v as Graph;
+  return typeof v === 'object' && v !== null && Array.isArray(g.nodes) && Array.isArray(g.inputs) && Array.isArray(g.outputs) && g.initializers instanceof Map;
+}
+
+/**
+ * Writes a Module or Graph as an ONNX model (opset 17).
+ *
+ * @param source a Module (give `inputShape` [C, H, W]) or a Graph
+ * @returns the serialized ModelProto
+ * @throws KilnError ERR_KILN_UNSUPPORTED_OP for operators or attributes ONNX cannot express
+ */
+export function exportModel(source: Module | Graph, options?: ExportOptions): Uint8Array {
+  const opts = checkOptions<ExportOptions>('options', options);
+  let graph: Graph;
+  if (source instanceof Module) {
+    if (opts.inputShape === undefined) throw typeError('options.inputShape', 'an input shape [C, H, W] for a Module', undefined);
+    graph = toGraph(source, checkDims('options.inputShape', opts.inputShape) as [number, number, number]);
+  } else if (isGraph(source)) {
+    graph = source;
+  } else {
+    throw typeError('source', 'a Module or a Graph', source);
+  }
+
+  const bad = graph.nodes.filter((n) => ATTRS[n.op] === undefined);
+  if (bad.length > 0) {
+    throw unsupported(`Kiln cannot export ${bad.length} node(s) as standard ONNX: ${bad.map((n) => `${n.op} '${n.name}'`).join('; ')}`);
+  }
+  const shapes = inferShapes(graph);
+  const e = new Emitter(graph);
+  for (const node of graph.nodes) emitNode(e, node, shapes);
+
+  const used = new Set(e.nodes.flatMap((n) => n.input ?? []));
+  for (const o of graph.outputs) used.add(o.name);
+  const initializers = [...graph.initializers]
+    .filter(([name]) => used.has(name))
+    .map(([name, t]) => tensorToProto(name, t))
+    .concat(e.initializers);
+
+  const outputs = graph.outputs.map((o) => {
+    const inferred = shapes.get(o.name);
+    if (inferred !== undefined && o.shape.length > 0 && inferred.length !== o.shape.length) {
+      throw new KilnError(ErrorCode.SHAPE_MISMATCH, `Expected output '${o.name}' to have shape ${formatShape(o.shape)} but the graph computes ${formatShape(inferred)}`);
+    }
+    return valueInfo(o.name, o.dtype, inferred ?? (o.shape.length > 0 ? o.shape : undefined));
+  });
+
+  const metadataProps = Object.entries(graph.metadata ?? {}).map(([key, value]) => ({ key, value: String(value) }));
+  return encodeModel({
+    irVersion: IR_VERSION,
+    opsetImport: [{ domain: '', version: EXPORT_OPSET }],
+    producerName: 'kiln',
+    producerVersion: '0.1.0',
+    graph: {
+      name: graph.name,
+      node: e.nodes,
+      initializer: initializers,
+      input: graph.inputs.map((i) => valueInfo(i.name, i.dtype, i.shape)),
+      output: outputs,
+    },
+    metadataProps,
+  });
+}
