@@ -404,6 +404,69 @@ cases.push(
   },
 );
 
+// Constant folding: chains exporters emit around weights and shapes must fold to what ORT computes.
+cases.push(
+  {
+    name: 'folding: Transpose, Slice (opset 13 inputs, negative step), Gather (negative index) of a constant weight',
+    spec: {
+      opset: 13,
+      ...single('x', [2, 3]),
+      nodes: [
+        node('Transpose', ['w0'], ['wt'], [attr.ints('perm', [1, 0, 2])]),
+        node('Slice', ['wt', 'st', 'en', 'ax', 'sp'], ['ws']),
+        node('Gather', ['ws', 'idx'], ['w'], [attr.i('axis', 2)]),
+        node('MatMul', ['x', 'w'], ['y']),
+      ],
+      initializers: [
+        randomTensor('w0', [3, 6, 2], 20), int64Tensor('st', [2], [5, 0]), int64Tensor('en', [2], [-100, 2 ** 40]),
+        int64Tensor('ax', [2], [0, 1]), int64Tensor('sp', [2], [-2, 1]), int64Tensor('idx', [], [-1]),
+      ],
+    },
+    feeds: { x: [2, 3] },
+    check: (g) => {
+      expect(ops(g)).toEqual(['MatMul']);
+      // [3, 6, 2] -> perm [1, 0, 2] -> rows 5, 3, 1 -> last of axis 2.
+      expect(g.initializers.get('w')!.dims).toEqual([3, 3]);
+    },
+  },
+  {
+    name: 'folding: Slice opset 9 attributes, Cast of int64, Div/Mul/Sub/Neg/Sqrt on constants',
+    spec: {
+      opset: 9,
+      ...single('x', [2, 3]),
+      nodes: [
+        node('Slice', ['c0'], ['c1'], [attr.ints('starts', [1]), attr.ints('ends', [4]), attr.ints('axes', [0])]),
+        node('Cast', ['ints'], ['f'], [attr.i('to', 1)]),
+        node('Div', ['c1', 'f'], ['d']),
+        node('Mul', ['d', 'c1'], ['m']),
+        node('Sqrt', ['m'], ['sq']),
+        node('Neg', ['sq'], ['n']),
+        node('Sub', ['x', 'n'], ['y']),
+      ],
+      initializers: [floatTensor('c0', [5], [9, 1, 4, 2, 7]), int64Tensor('ints', [3], [3, 2, 5])],
+    },
+    feeds: { x: [2, 3] },
+    check: (g) => expect(ops(g)).toEqual(['Sub']),
+  },
+  {
+    name: 'folding: ConstantOfShape from a Shape with start/end (opset 15), then Add',
+    spec: {
+      opset: 15,
+      ...single('x', ['N', 3, 4]),
+      nodes: [
+        node('Shape', ['x'], ['s'], [attr.i('start', -2)]),
+        node('ConstantOfShape', ['s'], ['c'], [attr.t('value', floatTensor('', [1], [0.25]))]),
+        node('Add', ['x', 'c'], ['y']),
+      ],
+    },
+    feeds: { x: [2, 3, 4] },
+    check: (g) => {
+      expect(ops(g)).toEqual(['Add']);
+      expect(g.initializers.get('c')!.dims).toEqual([3, 4]);
+    },
+  },
+);
+
 describe('ONNX opset variants import to the canonical form with the same meaning (checked by onnxruntime)', () => {
   for (const c of cases) {
     it(c.name, async () => {
