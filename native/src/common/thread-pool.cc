@@ -20,17 +20,19 @@ class Pool {
   Pool() { resize(hardware_threads()); }
   ~Pool() { stop_workers(); }
 
-  size_t size() {
-    std::lock_guard<std::mutex> lock(run_mutex_);
-    return workers_.size() + 1;
-  }
+  // Lock-free: kernels ask for the size from inside parallel tasks, while a loop holds run_mutex_.
+  size_t size() const { return size_.load(); }
 
   void resize(size_t n) {
     if (n == 0) n = hardware_threads();
     std::lock_guard<std::mutex> lock(run_mutex_);
     stop_workers();
     stopping_ = false;
-    for (size_t i = 0; i + 1 < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+    // Each worker starts from the generation current now (no loop runs while run_mutex_ is held):
+    // reading it later, in the thread, could miss the first loop and wait forever.
+    const size_t generation = generation_;
+    for (size_t i = 0; i + 1 < n; ++i) workers_.emplace_back([this, i, generation] { worker_loop(i, generation); });
+    size_.store(workers_.size() + 1);
   }
 
   void run(size_t tasks, const std::function<void(size_t)>& fn, size_t max_threads) {
@@ -69,14 +71,7 @@ class Pool {
     }
   }
 
-  void worker_loop() {
-    size_t seen = generation_;
-    size_t index;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      index = worker_index_++;
-      seen = generation_;
-    }
+  void worker_loop(size_t index, size_t seen) {
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -98,7 +93,6 @@ class Pool {
     cv_.notify_all();
     for (std::thread& w : workers_) w.join();
     workers_.clear();
-    worker_index_ = 0;
   }
 
   std::mutex run_mutex_;  // one parallel loop at a time
@@ -108,7 +102,8 @@ class Pool {
   const std::function<void(size_t)>* fn_ = nullptr;
   size_t tasks_ = 0;
   std::atomic<size_t> next_{0};
-  size_t generation_ = 0, active_helpers_ = 0, pending_ = 0, worker_index_ = 0;
+  std::atomic<size_t> size_{1};
+  size_t generation_ = 0, active_helpers_ = 0, pending_ = 0;
   bool stopping_ = false;
 };
 
