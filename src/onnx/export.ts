@@ -134,11 +134,30 @@ class Emitter {
   }
 }
 
-/** The activation a `kiln_activation` attribute stands for, emitted after the node. */
-function emitActivation(e: Emitter, node: GraphNode, input: string, output: string): void {
+/** Attributes of the runtime's fused activation (see src/runtime/lowering/window.ts). */
+const ACTIVATION_ATTRS = ['kiln_activation', 'kiln_activation_alpha', 'kiln_activation_min', 'kiln_activation_max'];
+
+/** Whether a node carries a fused activation to emit as its own node. */
+function fusedActivation(node: GraphNode): string | undefined {
   const act = node.attrs.kiln_activation;
-  const name = e.fresh(`${node.name}_${String(act).toLowerCase()}`);
-  const alpha = node.attrs.kiln_alpha;
+  return act === undefined || act === 'None' ? undefined : String(act);
+}
+
+/** The activation a `kiln_activation` attribute stands for, emitted after the node. */
+function emitActivation(e: Emitter, node: GraphNode, act: string, input: string, output: string): void {
+  const name = e.fresh(`${node.name}_${act.toLowerCase()}`);
+  const where = `${node.op} '${node.name}'`;
+  const num = (key: string): number | undefined => {
+    const v = node.attrs[key];
+    if (v !== undefined && typeof v !== 'number') throw unsupported(`Expected a number for attribute ${key} of ${where} but received ${String(v)}`);
+    return v;
+  };
+  const clip = (lo: number | undefined, hi: number | undefined): void => {
+    const inputs = [input, lo === undefined ? '' : e.constant(`${name}_min`, new Tensor('float32', [lo], []))];
+    if (hi !== undefined) inputs.push(e.constant(`${name}_max`, new Tensor('float32', [hi], [])));
+    while (inputs[inputs.length - 1] === '') inputs.pop();
+    e.node(name, 'Clip', inputs, [output]);
+  };
   switch (act) {
     case 'Relu':
     case 'Sigmoid':
@@ -147,16 +166,16 @@ function emitActivation(e: Emitter, node: GraphNode, input: string, output: stri
       e.node(name, act, [input], [output]);
       return;
     case 'LeakyRelu':
-      e.node(name, act, [input], [output], [attribute('alpha', 'float', typeof alpha === 'number' ? alpha : 0.01, `${node.op} '${node.name}'`)]);
+      e.node(name, act, [input], [output], [attribute('alpha', 'float', num('kiln_activation_alpha') ?? 0.01, where)]);
       return;
-    case 'Relu6': {
-      const lo = e.constant(`${name}_min`, new Tensor('float32', [0], []));
-      const hi = e.constant(`${name}_max`, new Tensor('float32', [6], []));
-      e.node(name, 'Clip', [input, lo, hi], [output]);
+    case 'Relu6':
+      clip(0, 6);
       return;
-    }
+    case 'Clip':
+      clip(num('kiln_activation_min'), num('kiln_activation_max'));
+      return;
     default:
-      throw unsupported(`Kiln cannot export kiln_activation '${String(act)}' of ${node.op} '${node.name}'`);
+      throw unsupported(`Kiln cannot export kiln_activation '${act}' of ${where}`);
   }
 }
 
@@ -166,7 +185,7 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
   const attrs: IAttributeProto[] = [];
   for (const [key, value] of Object.entries(node.attrs)) {
     if (key.startsWith('kiln_')) {
-      if (key === 'kiln_activation' || key === 'kiln_alpha') continue;
+      if (ACTIVATION_ATTRS.includes(key)) continue;
       throw unsupported(`Kiln cannot express attribute ${key} of ${where} in ONNX`);
     }
     if (MOVED[node.op]?.includes(key)) continue;
@@ -228,10 +247,11 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
       break;
   }
   const outputs = node.outputs.slice(0, node.op === 'Dropout' || node.op === 'BatchNormalization' || node.op === 'MaxPool' ? 1 : undefined);
-  if (node.attrs.kiln_activation !== undefined) {
+  const act = fusedActivation(node);
+  if (act !== undefined) {
     const pre = e.fresh(`${outputs[0]}_preact`);
     e.node(node.name, node.op, inputs, [pre, ...outputs.slice(1)], attrs);
-    emitActivation(e, node, pre, outputs[0]!);
+    emitActivation(e, node, act, pre, outputs[0]!);
   } else {
     e.node(node.name, node.op, inputs, outputs, attrs);
   }

@@ -40,7 +40,7 @@ function cnnGraph(fused: boolean): Graph {
   const w3 = b.addInitializer('w3', weight([6, 100], 4, 0.1));
   const b3 = b.addInitializer('b3', weight([6], 5));
   const gemm = { alpha: 1, beta: 1, transA: 0, transB: 1 };
-  h = b.addNode('Gemm', [h, w3, b3], fused ? { ...gemm, kiln_activation: 'LeakyRelu', kiln_alpha: 0.2 } : gemm, 'fc');
+  h = b.addNode('Gemm', [h, w3, b3], fused ? { ...gemm, kiln_activation: 'LeakyRelu', kiln_activation_alpha: 0.2 } : gemm, 'fc');
   if (!fused) h = b.addNode('LeakyRelu', [h], { alpha: 0.2 });
   h = b.addNode('Unsqueeze', [h], { axes: [2] });
   h = b.addNode('Pad', [h], { pads: [0, 0, 0, 0, 1, 0], mode: 'constant', value: 0.5 });
@@ -86,6 +86,24 @@ describe('exportModel', () => {
     const [a, b] = [Object.values(fused)[0]!, Object.values(plain)[0]!];
     expect(a.dims).toEqual([3, 7]);
     expect(maxScaledDiff(a.data, b.data)).toBe(0);
+  });
+
+  it("kiln_activation 'Clip' (bounds optional) and 'None' export as the plain nodes", async () => {
+    const build = (attrs: Record<string, number | string>, explicit?: Record<string, number>): Graph => {
+      const b = new GraphBuilder('clip');
+      const x = b.addInput('input', ['N', 1, 4, 4]);
+      const w = b.addInitializer('w', weight([2, 1, 3, 3], 7));
+      let h = b.addNode('Conv', [x, w], { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1, ...attrs });
+      if (explicit) h = b.addNode('Clip', [h], explicit);
+      return b.build([{ name: h, dtype: 'float32', shape: ['N', 2, 4, 4] }]);
+    };
+    const x = { input: { data: randomData(2 * 16, 8, 3), dims: [2, 1, 4, 4] } };
+    const same = async (a: Graph, b: Graph): Promise<number> => maxScaledDiff(Object.values(await runOrt(exportModel(a), x))[0]!.data, Object.values(await runOrt(exportModel(b), x))[0]!.data);
+    expect(await same(build({ kiln_activation: 'Clip', kiln_activation_min: -0.2, kiln_activation_max: 0.3 }), build({}, { min: -0.2, max: 0.3 }))).toBe(0);
+    expect(await same(build({ kiln_activation: 'Clip', kiln_activation_max: 0.3 }), build({}, { max: 0.3 }))).toBe(0);
+    expect(await same(build({ kiln_activation: 'None' }), build({}))).toBe(0);
+    const m = onnx.ModelProto.decode(exportModel(build({ kiln_activation: 'Clip', kiln_activation_max: 0.3 })));
+    expect(m.graph!.node.map((n) => [n.opType, n.input.length])).toEqual([['Conv', 2], ['Clip', 3]]);
   });
 
   it('loads in onnxruntime without a single warning (and the check sees warnings when there are some)', () => {
