@@ -228,22 +228,68 @@ function sortNodes(nodes: RawNode[], inputs: ValueInfo[], initializers: Map<stri
   const pending = nodes.map((n) => new Set(n.inputs.filter((i) => i !== '' && producer.has(i))).size);
   const readers = new Map<string, number[]>();
   nodes.forEach((n, i) => {
-    for (const v of new Set(n.inputs)) if (v !== '' && producer.has(v)) readers.set(v, [...(readers.get(v) ?? []), i]);
+    for (const v of new Set(n.inputs)) {
+      if (v === '' || !producer.has(v)) continue;
+      const list = readers.get(v);
+      if (list) list.push(i);
+      else readers.set(v, [i]);
+    }
   });
   const order: RawNode[] = [];
-  const ready = pending.flatMap((p, i) => (p === 0 ? [i] : []));
-  // A min-heap would keep the file order exactly; nodes are few, so a sorted queue is enough.
-  while (ready.length > 0) {
-    ready.sort((a, b) => a - b);
-    const i = ready.shift()!;
+  // Ready nodes come out smallest file index first, so an already sorted file keeps its order.
+  const ready = new MinHeap();
+  pending.forEach((p, i) => { if (p === 0) ready.push(i); });
+  while (ready.size > 0) {
+    const i = ready.pop();
     order.push(nodes[i]!);
     for (const o of nodes[i]!.outputs) {
       for (const r of readers.get(o) ?? []) if (--pending[r]! === 0) ready.push(r);
     }
   }
   if (order.length !== nodes.length) {
-    const stuck = nodes.filter((n) => !order.includes(n)).slice(0, 5).map((n) => `'${n.name}'`);
+    const placed = new Set(order);
+    const stuck = nodes.filter((n) => !placed.has(n)).slice(0, 5).map((n) => `'${n.name}'`);
     throw corrupt(`Expected an acyclic graph but nodes ${stuck.join(', ')} form a cycle`);
   }
   return order;
+}
+
+/** A binary min-heap of integers. */
+class MinHeap {
+  private readonly items: number[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(v: number): void {
+    const a = this.items;
+    a.push(v);
+    for (let i = a.length - 1; i > 0;) {
+      const p = (i - 1) >> 1;
+      if (a[p]! <= a[i]!) break;
+      [a[p], a[i]] = [a[i]!, a[p]!];
+      i = p;
+    }
+  }
+
+  pop(): number {
+    const a = this.items;
+    const top = a[0]!;
+    const last = a.pop()!;
+    if (a.length > 0) {
+      a[0] = last;
+      for (let i = 0; ;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && a[l]! < a[m]!) m = l;
+        if (r < a.length && a[r]! < a[m]!) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i]!, a[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
 }

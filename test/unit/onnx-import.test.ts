@@ -62,6 +62,11 @@ describe('importModel: a good model', () => {
     expect([...g.initializers.values()].every((t) => t.type === 'float32')).toBe(true);
   });
 
+  it('sorts nodes that the file lists out of topological order', async () => {
+    const g = await importModel(withSpec((s) => { s.nodes.reverse(); }));
+    expect(g.nodes.map((n) => n.op)).toEqual(['Conv', 'Relu', 'MaxPool', 'Reshape', 'Gemm', 'Softmax']);
+  });
+
   it('applies inputShapes to fix dynamic sizes', async () => {
     const g = await importModel(model(smallCnn()), { inputShapes: { input: [2, 1, 8, 8] } });
     expect(g.inputs[0]!.shape).toEqual([2, 1, 8, 8]);
