@@ -1,12 +1,68 @@
+// conv2dForward / conv2dBackward: argument checks, then kiln::conv2d_* inline or on a worker.
 #include <napi.h>
 
+#include "args.h"
+#include "job.h"
+#include "kernel-args.h"
+#include "kiln/conv.h"
 #include "registry.h"
 
 namespace kiln_addon {
+namespace {
+
+Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const Conv2dArgs a = read_conv2d_args(o);
+    const View<float> input = get_f32_exact(o, "input", a.input);
+    const View<float> weight = get_f32_exact(o, "weight", a.weight);
+    const View<float> bias = get_f32_exact_opt(o, "bias", a.g.out_channels);
+    const View<float> output = get_f32_exact(o, "output", a.output);
+    const bool relu = get_bool_or(o, "relu", false);
+    expect_apart({region(output, "output")}, {region(input, "input"), region(weight, "weight"), region(bias, "bias")});
+    const kiln::Conv2dGeometry g = a.g;
+    const size_t batch = a.batch;
+    return run_job(
+        env, async, [=] { kiln::conv2d_forward(g, batch, input.data, weight.data, bias.data, relu, output.data); },
+        {input.value, weight.value, bias.value, output.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const Conv2dArgs a = read_conv2d_args(o);
+    const View<float> input = get_f32_exact(o, "input", a.input);
+    const View<float> weight = get_f32_exact(o, "weight", a.weight);
+    const View<float> grad_output = get_f32_exact(o, "gradOutput", a.output);
+    const View<float> grad_input = get_f32_exact_opt(o, "gradInput", a.input);
+    const View<float> grad_weight = get_f32_exact_opt(o, "gradWeight", a.weight);
+    const View<float> grad_bias = get_f32_exact_opt(o, "gradBias", a.g.out_channels);
+    expect_apart({region(grad_input, "gradInput"), region(grad_weight, "gradWeight"), region(grad_bias, "gradBias")},
+                 {region(input, "input"), region(weight, "weight"), region(grad_output, "gradOutput")});
+    const kiln::Conv2dGeometry g = a.g;
+    const size_t batch = a.batch;
+    return run_job(
+        env, async,
+        [=] {
+          kiln::conv2d_backward(g, batch, input.data, weight.data, grad_output.data, grad_input.data, grad_weight.data,
+                                grad_bias.data);
+        },
+        {input.value, weight.value, grad_output.value, grad_input.value, grad_weight.value, grad_bias.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+}  // namespace
 
 void register_conv(Napi::Env env, Napi::Object exports) {
-  (void)env;
-  (void)exports;
+  exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward, "conv2dForward"));
+  exports.Set("conv2dBackward", Napi::Function::New(env, Conv2dBackward, "conv2dBackward"));
 }
 
 }  // namespace kiln_addon

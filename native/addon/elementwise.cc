@@ -1,12 +1,258 @@
+// Elementwise, softmax, optimizer and batch-norm glue: argument checks, then the kiln kernel
+// inline or on a worker.
 #include <napi.h>
 
+#include <limits>
+#include <string>
+
+#include "args.h"
+#include "job.h"
+#include "kernel-args.h"
+#include "kiln/elementwise.h"
 #include "registry.h"
 
 namespace kiln_addon {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+size_t count(const Napi::Object& o, const char* name, int64_t lo) {
+  return static_cast<size_t>(get_int(o, name, lo, kMaxDim));
+}
+
+// A length may exceed kMaxDim (a flat parameter vector); bounded by what a typed array can hold.
+size_t length_of(const Napi::Object& o) {
+  return static_cast<size_t>(get_int(o, "length", 0, int64_t{1} << 50));
+}
+
+Napi::Value Relu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const size_t n = length_of(o);
+    const View<float> input = get_f32_exact(o, "input", n);
+    const View<float> output = get_f32_exact(o, "output", n);
+    expect_same_or_apart(region(output, "output"), region(input, "input"));
+    return run_job(env, async, [=] { kiln::relu(input.data, output.data, n); }, {input.value, output.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const size_t n = length_of(o);
+    const View<float> output = get_f32_exact(o, "output", n);
+    const View<float> grad_output = get_f32_exact(o, "gradOutput", n);
+    const View<float> grad_input = get_f32_exact(o, "gradInput", n);
+    expect_same_or_apart(region(grad_input, "gradInput"), region(grad_output, "gradOutput"));
+    expect_same_or_apart(region(grad_input, "gradInput"), region(output, "output"));
+    return run_job(
+        env, async, [=] { kiln::relu_backward(output.data, grad_output.data, grad_input.data, n); },
+        {output.value, grad_output.value, grad_input.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const size_t rows = count(o, "rows", 0);
+    const size_t cols = count(o, "cols", 1);
+    const size_t n = checked_mul(rows, cols, "rows * cols");
+    const View<float> input = get_f32_exact(o, "input", n);
+    const View<float> output = get_f32_exact(o, "output", n);
+    const bool log = get_bool(o, "log");
+    expect_same_or_apart(region(output, "output"), region(input, "input"));
+    return run_job(
+        env, async, [=] { kiln::softmax(input.data, output.data, rows, cols, log); }, {input.value, output.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const size_t rows = count(o, "rows", 0);
+    const size_t cols = count(o, "cols", 1);
+    const size_t n = checked_mul(rows, cols, "rows * cols");
+    const View<float> logits = get_f32_exact(o, "logits", n);
+    const View<int32_t> labels = get_i32_exact(o, "labels", rows);
+    const View<float> losses = get_f32_exact(o, "losses", rows);
+    const View<float> grad_logits = get_f32_exact_opt(o, "gradLogits", n);
+    const float grad_scale = static_cast<float>(get_number(o, "gradScale"));
+    for (size_t r = 0; r < rows; ++r) {
+      if (labels.data[r] < 0 || static_cast<size_t>(labels.data[r]) >= cols) {
+        throw_range("labels[" + std::to_string(r) + "]", "an integer in [0, " + std::to_string(cols - 1) + "]",
+                    std::to_string(labels.data[r]));
+      }
+    }
+    expect_apart({region(losses, "losses")}, {region(logits, "logits"), region(labels, "labels"), region(grad_logits, "gradLogits")});
+    expect_apart({region(grad_logits, "gradLogits")}, {region(labels, "labels")});
+    expect_same_or_apart(region(grad_logits, "gradLogits"), region(logits, "logits"));
+    // The kernel checks the labels again: JS could change them before a worker runs.
+    return run_job(
+        env, async,
+        [=] { kiln::softmax_cross_entropy(logits.data, labels.data, rows, cols, losses.data, grad_logits.data, grad_scale); },
+        {logits.value, labels.value, losses.value, grad_logits.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value SgdStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const size_t n = length_of(o);
+    const View<float> param = get_f32_exact(o, "param", n);
+    const View<float> grad = get_f32_exact(o, "grad", n);
+    const View<float> velocity = get_f32_exact(o, "velocity", n);
+    kiln::SgdOptions opt;
+    opt.lr = get_number_in(o, "lr", 0, kInf);
+    opt.momentum = get_number_in(o, "momentum", 0, 1);
+    opt.dampening = get_number_in(o, "dampening", 0, 1);
+    opt.weight_decay = get_number_in(o, "weightDecay", 0, kInf);
+    opt.nesterov = get_bool(o, "nesterov");
+    expect_apart({region(param, "param"), region(velocity, "velocity")}, {region(grad, "grad")});
+    return run_job(
+        env, async, [=] { kiln::sgd_step(param.data, grad.data, velocity.data, n, opt); },
+        {param.value, grad.value, velocity.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value AdamStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const size_t n = length_of(o);
+    const View<float> param = get_f32_exact(o, "param", n);
+    const View<float> grad = get_f32_exact(o, "grad", n);
+    const View<float> m = get_f32_exact(o, "m", n);
+    const View<float> v = get_f32_exact(o, "v", n);
+    kiln::AdamOptions opt;
+    opt.lr = get_number_in(o, "lr", 0, kInf);
+    opt.beta1 = get_number_in(o, "beta1", 0, 1);
+    opt.beta2 = get_number_in(o, "beta2", 0, 1);
+    opt.eps = get_number_in(o, "eps", 0, kInf, /*open_lo=*/true);
+    opt.weight_decay = get_number_in(o, "weightDecay", 0, kInf);
+    opt.decoupled = get_bool(o, "decoupled");
+    opt.step = static_cast<size_t>(get_int(o, "step", 1, int64_t{1} << 53));
+    // beta = 1 would make the bias correction 1 - beta^step zero.
+    if (opt.beta1 >= 1) throw_range("beta1", "a number in [0, 1)", std::to_string(opt.beta1));
+    if (opt.beta2 >= 1) throw_range("beta2", "a number in [0, 1)", std::to_string(opt.beta2));
+    expect_apart({region(param, "param"), region(m, "m"), region(v, "v")}, {region(grad, "grad")});
+    return run_job(
+        env, async, [=] { kiln::adam_step(param.data, grad.data, m.data, v.data, n, opt); },
+        {param.value, grad.value, m.value, v.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+kiln::BatchNormShape read_batch_norm_shape(const Napi::Object& o, size_t* total) {
+  kiln::BatchNormShape s;
+  s.batch = count(o, "batch", 0);
+  s.channels = count(o, "channels", 1);
+  s.spatial = count(o, "spatial", 1);
+  *total = checked_mul(checked_mul(s.batch, s.channels, "input"), s.spatial, "input");
+  return s;
+}
+
+Napi::Value BatchNorm2dForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    size_t total = 0;
+    const kiln::BatchNormShape s = read_batch_norm_shape(o, &total);
+    const View<float> input = get_f32_exact(o, "input", total);
+    const View<float> output = get_f32_exact(o, "output", total);
+    const View<float> gamma = get_f32_exact(o, "gamma", s.channels);
+    const View<float> beta = get_f32_exact(o, "beta", s.channels);
+    const View<float> running_mean = get_f32_exact(o, "runningMean", s.channels);
+    const View<float> running_var = get_f32_exact(o, "runningVar", s.channels);
+    const View<float> save_mean = get_f32_exact(o, "saveMean", s.channels);
+    const View<float> save_inv_std = get_f32_exact(o, "saveInvStd", s.channels);
+    const bool training = get_bool(o, "training");
+    const double momentum = get_number_in(o, "momentum", 0, 1);
+    const double eps = get_number_in(o, "eps", 0, kInf, /*open_lo=*/true);
+    if (training && s.batch * s.spatial < 2) {
+      throw_range("batch", "at least 2 values per channel (batch * spatial) in training",
+                  std::to_string(s.batch * s.spatial) + " value(s)");
+    }
+    expect_same_or_apart(region(output, "output"), region(input, "input"));
+    expect_apart({region(output, "output"), region(running_mean, "runningMean"), region(running_var, "runningVar"),
+                  region(save_mean, "saveMean"), region(save_inv_std, "saveInvStd")},
+                 {region(gamma, "gamma"), region(beta, "beta")});
+    expect_apart({region(running_mean, "runningMean"), region(running_var, "runningVar"), region(save_mean, "saveMean"),
+                  region(save_inv_std, "saveInvStd")},
+                 {region(input, "input")});
+    return run_job(
+        env, async,
+        [=] {
+          kiln::batch_norm2d_forward(s, input.data, output.data, gamma.data, beta.data, running_mean.data, running_var.data,
+                                     save_mean.data, save_inv_std.data, training, momentum, eps);
+        },
+        {input.value, output.value, gamma.value, beta.value, running_mean.value, running_var.value, save_mean.value,
+         save_inv_std.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value BatchNorm2dBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    size_t total = 0;
+    const kiln::BatchNormShape s = read_batch_norm_shape(o, &total);
+    const View<float> input = get_f32_exact(o, "input", total);
+    const View<float> grad_output = get_f32_exact(o, "gradOutput", total);
+    const View<float> gamma = get_f32_exact(o, "gamma", s.channels);
+    const View<float> save_mean = get_f32_exact(o, "saveMean", s.channels);
+    const View<float> save_inv_std = get_f32_exact(o, "saveInvStd", s.channels);
+    const View<float> grad_input = get_f32_exact(o, "gradInput", total);
+    const View<float> grad_gamma = get_f32_exact(o, "gradGamma", s.channels);
+    const View<float> grad_beta = get_f32_exact(o, "gradBeta", s.channels);
+    // grad_input is written after its channel's sums are done, so it may replace gradOutput; it
+    // must not touch input, which is read again while writing.
+    expect_same_or_apart(region(grad_input, "gradInput"), region(grad_output, "gradOutput"));
+    expect_apart({region(grad_input, "gradInput"), region(grad_gamma, "gradGamma"), region(grad_beta, "gradBeta")},
+                 {region(input, "input"), region(gamma, "gamma"), region(save_mean, "saveMean"),
+                  region(save_inv_std, "saveInvStd")});
+    expect_apart({region(grad_gamma, "gradGamma"), region(grad_beta, "gradBeta")}, {region(grad_output, "gradOutput")});
+    return run_job(
+        env, async,
+        [=] {
+          kiln::batch_norm2d_backward(s, input.data, grad_output.data, gamma.data, save_mean.data, save_inv_std.data,
+                                      grad_input.data, grad_gamma.data, grad_beta.data);
+        },
+        {input.value, grad_output.value, gamma.value, save_mean.value, save_inv_std.value, grad_input.value,
+         grad_gamma.value, grad_beta.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+}  // namespace
 
 void register_elementwise(Napi::Env env, Napi::Object exports) {
-  (void)env;
-  (void)exports;
+  exports.Set("relu", Napi::Function::New(env, Relu, "relu"));
+  exports.Set("reluBackward", Napi::Function::New(env, ReluBackward, "reluBackward"));
+  exports.Set("softmax", Napi::Function::New(env, Softmax, "softmax"));
+  exports.Set("softmaxCrossEntropy", Napi::Function::New(env, SoftmaxCrossEntropy, "softmaxCrossEntropy"));
+  exports.Set("sgdStep", Napi::Function::New(env, SgdStep, "sgdStep"));
+  exports.Set("adamStep", Napi::Function::New(env, AdamStep, "adamStep"));
+  exports.Set("batchNorm2dForward", Napi::Function::New(env, BatchNorm2dForward, "batchNorm2dForward"));
+  exports.Set("batchNorm2dBackward", Napi::Function::New(env, BatchNorm2dBackward, "batchNorm2dBackward"));
 }
 
 }  // namespace kiln_addon

@@ -1,12 +1,115 @@
+// max/avg pooling glue: argument checks, then kiln::*_pool2d_* inline or on a worker.
 #include <napi.h>
 
+#include <string>
+
+#include "args.h"
+#include "job.h"
+#include "kernel-args.h"
+#include "kiln/pool.h"
 #include "registry.h"
 
 namespace kiln_addon {
+namespace {
+
+// Indices address an input plane with int32: the plane must fit.
+void check_indexable(const Pool2dArgs& a) {
+  const size_t plane = a.g.in_height * a.g.in_width;
+  if (plane > static_cast<size_t>(kMaxDim)) {
+    throw_range("inHeight * inWidth", "at most 2147483647 for int32 indices", std::to_string(plane));
+  }
+}
+
+Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const Pool2dArgs a = read_pool2d_args(o);
+    check_indexable(a);
+    const View<float> input = get_f32_exact(o, "input", a.input);
+    const View<float> output = get_f32_exact(o, "output", a.output);
+    const View<int32_t> indices = get_i32_exact_opt(o, "indices", a.output);
+    expect_apart({region(output, "output"), region(indices, "indices")}, {region(input, "input")});
+    const kiln::Pool2dGeometry g = a.g;
+    return run_job(
+        env, async, [=] { kiln::max_pool2d_forward(g, input.data, output.data, indices.data); },
+        {input.value, output.value, indices.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const Pool2dArgs a = read_pool2d_args(o);
+    check_indexable(a);
+    const View<float> grad_output = get_f32_exact(o, "gradOutput", a.output);
+    const View<int32_t> indices = get_i32_exact(o, "indices", a.output);
+    const View<float> grad_input = get_f32_exact(o, "gradInput", a.input);
+    expect_apart({region(grad_input, "gradInput")}, {region(grad_output, "gradOutput"), region(indices, "indices")});
+    // -1 marks a window with no input; anything else must address the plane (the kernel would
+    // skip it, but it means the indices do not belong to this geometry).
+    const int64_t plane = static_cast<int64_t>(a.g.in_height * a.g.in_width);
+    for (size_t i = 0; i < indices.length; ++i) {
+      if (indices.data[i] < -1 || indices.data[i] >= plane) {
+        throw_range("indices[" + std::to_string(i) + "]", "an integer in [-1, " + std::to_string(plane - 1) + "]",
+                    std::to_string(indices.data[i]));
+      }
+    }
+    const kiln::Pool2dGeometry g = a.g;
+    return run_job(
+        env, async, [=] { kiln::max_pool2d_backward(g, grad_output.data, indices.data, grad_input.data); },
+        {grad_output.value, indices.value, grad_input.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value AvgPool2dForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const Pool2dArgs a = read_pool2d_args(o);
+    const View<float> input = get_f32_exact(o, "input", a.input);
+    const View<float> output = get_f32_exact(o, "output", a.output);
+    const bool include_pad = get_bool(o, "countIncludePad");
+    expect_apart({region(output, "output")}, {region(input, "input")});
+    const kiln::Pool2dGeometry g = a.g;
+    return run_job(
+        env, async, [=] { kiln::avg_pool2d_forward(g, input.data, output.data, include_pad); },
+        {input.value, output.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value AvgPool2dBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const Pool2dArgs a = read_pool2d_args(o);
+    const View<float> grad_output = get_f32_exact(o, "gradOutput", a.output);
+    const View<float> grad_input = get_f32_exact(o, "gradInput", a.input);
+    const bool include_pad = get_bool(o, "countIncludePad");
+    expect_apart({region(grad_input, "gradInput")}, {region(grad_output, "gradOutput")});
+    const kiln::Pool2dGeometry g = a.g;
+    return run_job(
+        env, async, [=] { kiln::avg_pool2d_backward(g, grad_output.data, grad_input.data, include_pad); },
+        {grad_output.value, grad_input.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+}  // namespace
 
 void register_pool(Napi::Env env, Napi::Object exports) {
-  (void)env;
-  (void)exports;
+  exports.Set("maxPool2dForward", Napi::Function::New(env, MaxPool2dForward, "maxPool2dForward"));
+  exports.Set("maxPool2dBackward", Napi::Function::New(env, MaxPool2dBackward, "maxPool2dBackward"));
+  exports.Set("avgPool2dForward", Napi::Function::New(env, AvgPool2dForward, "avgPool2dForward"));
+  exports.Set("avgPool2dBackward", Napi::Function::New(env, AvgPool2dBackward, "avgPool2dBackward"));
 }
 
 }  // namespace kiln_addon

@@ -1,0 +1,93 @@
+// 2-D convolution, NCHW input / OIHW weight: training (forward, backward) and a prepacked plan
+// for inference. Nothing here knows about Node.
+//
+// Work is split into "items" (a few whole images, or a column tile of one large image) chosen
+// from the geometry and batch only, never from the thread count, so every result is the same
+// whatever the number of threads.
+#pragma once
+#include <cstddef>
+#include <vector>
+
+#include "kiln/f32-gemm.h"
+
+namespace kiln {
+
+// Output length of a sliding window along one axis:
+// floor((in + pad_begin + pad_end - dilation*(kernel-1) - 1) / stride) + 1,
+// or 0 when the window does not fit (or kernel, stride or dilation is 0).
+size_t window_output_size(size_t in, size_t pad_begin, size_t pad_end, size_t kernel, size_t stride,
+                          size_t dilation);
+
+// Everything about a convolution except the batch size.
+struct Conv2dGeometry {
+  size_t in_channels = 0, in_height = 0, in_width = 0;
+  size_t out_channels = 0, out_height = 0, out_width = 0;
+  size_t kernel_h = 1, kernel_w = 1;
+  size_t stride_h = 1, stride_w = 1;
+  size_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  size_t dilation_h = 1, dilation_w = 1;
+  size_t groups = 1;
+
+  size_t in_channels_per_group() const { return in_channels / groups; }
+  size_t out_channels_per_group() const { return out_channels / groups; }
+  size_t in_plane() const { return in_height * in_width; }
+  size_t out_plane() const { return out_height * out_width; }
+  // Depth of the product for one group: Cin/groups * KH * KW.
+  size_t patch() const { return in_channels_per_group() * kernel_h * kernel_w; }
+  size_t weight_size() const { return out_channels * patch(); }
+  // 1x1, stride 1, no padding: the input planes already are the column matrix.
+  bool is_pointwise() const;
+};
+
+// True when every count is >= 1 where it must be, groups divide both channel counts, and
+// out_height/out_width equal window_output_size(...). Kernels assume a valid geometry.
+bool conv2d_geometry_valid(const Conv2dGeometry& g);
+
+// A convolution with its weights packed once, for repeated inference.
+//
+//   Conv2dPlan plan(geometry, weight, bias, relu);   // weight: OIHW, bias: Cout or nullptr
+//   std::vector<float> scratch(plan.scratch_floats(batch));
+//   plan.run(input, output, batch, scratch.data(), max_threads);
+//
+// `run` computes output = conv(input) + bias, then ReLU when `relu`. Input is batch x Cin x H x W,
+// output batch x Cout x OH x OW (fully overwritten). The weight and bias arrays are copied at
+// construction and need not outlive the plan. `run` is const and thread-safe: several runs may
+// share one plan as long as each has its own scratch. It parallelises over work items when there
+// are several (each on one thread), else inside the GEMM; max_threads 0 = the pool size.
+// The packed layout is valid for every ISA, so switching ISA after construction is fine.
+class Conv2dPlan {
+ public:
+  Conv2dPlan() = default;
+  Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu);
+
+  const Conv2dGeometry& geometry() const { return g_; }
+  bool relu() const { return relu_; }
+  // Floats of scratch `run` needs for this batch size (0 for pointwise convolutions). It depends on
+  // the geometry and batch only. The buffer needs no particular alignment or initial content.
+  size_t scratch_floats(size_t batch) const;
+  void run(const float* input, float* output, size_t batch, float* scratch,
+           size_t max_threads = 0) const;
+  // Bytes held by the packed weights and bias.
+  size_t weight_bytes() const;
+
+ private:
+  Conv2dGeometry g_;
+  std::vector<PackedA> packed_;  // one per group: Cout/groups x patch
+  std::vector<float> bias_;      // empty when there is no bias
+  bool relu_ = false;
+};
+
+// output = conv(input, weight) + bias (nullptr: none), then ReLU when `relu`. Packs the weights and
+// runs a Conv2dPlan; scratch comes from an internal pool reused across calls.
+void conv2d_forward(const Conv2dGeometry& g, size_t batch, const float* input, const float* weight,
+                    const float* bias, bool relu, float* output, size_t max_threads = 0);
+
+// Gradients of conv2d_forward without ReLU (apply relu_backward to grad_output first when the
+// forward was fused). Each non-null output is overwritten: grad_input (batch x Cin x H x W),
+// grad_weight (OIHW, summed over the batch), grad_bias (Cout). The batch sum is taken in a fixed
+// order, so it does not depend on the thread count.
+void conv2d_backward(const Conv2dGeometry& g, size_t batch, const float* input, const float* weight,
+                     const float* grad_output, float* grad_input, float* grad_weight,
+                     float* grad_bias, size_t max_threads = 0);
+
+}  // namespace kiln

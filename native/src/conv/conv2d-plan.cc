@@ -1,0 +1,103 @@
+// Forward convolution: im2col (skipped for pointwise) + GEMM with packed weights, bias and ReLU
+// fused into the GEMM's epilogue.
+#include <algorithm>
+#include <cstring>
+
+#include "conv/conv2d-tiling.h"
+#include "conv/im2col.h"
+#include "conv/scratch.h"
+#include "kiln/conv.h"
+#include "kiln/thread-pool.h"
+
+namespace kiln {
+
+Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu)
+    : g_(geometry), relu_(relu) {
+  const size_t m = g_.out_channels_per_group();
+  const size_t k = g_.patch();
+  packed_.reserve(g_.groups);
+  for (size_t grp = 0; grp < g_.groups; ++grp) packed_.emplace_back(false, m, k, weight + grp * m * k, k);
+  if (bias != nullptr) bias_.assign(bias, bias + g_.out_channels);
+}
+
+size_t Conv2dPlan::scratch_floats(size_t batch) const {
+  const ConvTiling t = conv_tiling(g_, batch);
+  return std::min(t.items, kConvMaxSlots) * (t.col_floats + t.gather_floats);
+}
+
+size_t Conv2dPlan::weight_bytes() const {
+  size_t bytes = bias_.size() * sizeof(float);
+  for (const PackedA& p : packed_) bytes += p.bytes();
+  return bytes;
+}
+
+void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scratch,
+                     size_t max_threads) const {
+  if (batch == 0) return;
+  const ConvTiling t = conv_tiling(g_, batch);
+  const size_t slots = std::min(t.items, kConvMaxSlots);
+  // Several slots: one thread each, single-threaded GEMMs. One slot: the GEMM gets the threads.
+  const size_t gemm_threads = slots > 1 ? 1 : max_threads;
+  const size_t m = g_.out_channels_per_group();
+  const size_t cin = g_.in_channels_per_group();
+  const size_t in_plane = g_.in_plane();
+  const size_t plane = g_.out_plane();
+
+  auto run_item = [&](size_t item, float* col, float* gather) {
+    const size_t chunk = item / t.tiles;
+    const size_t n0 = chunk * t.images_per_chunk;
+    const size_t images = std::min(t.images_per_chunk, batch - n0);
+    const size_t j0 = (item % t.tiles) * t.tile_cols;
+    const size_t ncols = std::min(t.tile_cols, plane - j0);
+    const size_t cols = images * ncols;
+    for (size_t grp = 0; grp < g_.groups; ++grp) {
+      GemmEpilogue epilogue;
+      if (!bias_.empty()) {
+        epilogue.bias = bias_.data() + grp * m;
+        epilogue.bias_mode = BiasMode::kPerRow;
+      }
+      epilogue.relu = relu_;
+      float* out = output + (n0 * g_.out_channels + grp * m) * plane;
+      const float* in = input + (n0 * g_.in_channels + grp * cin) * in_plane;
+      if (g_.is_pointwise()) {
+        sgemm_packed_a(packed_[grp], plane, false, in, plane, out, plane, epilogue, gemm_threads);
+        continue;
+      }
+      for (size_t i = 0; i < images; ++i) {
+        im2col(g_, cin, in + i * g_.in_channels * in_plane, j0, ncols, col + i * ncols, cols);
+      }
+      if (images == 1) {
+        sgemm_packed_a(packed_[grp], ncols, false, col, cols, out + j0, plane, epilogue, gemm_threads);
+        continue;
+      }
+      // Columns of several images came out side by side: move each image's block home.
+      sgemm_packed_a(packed_[grp], cols, false, col, cols, gather, cols, epilogue, gemm_threads);
+      for (size_t i = 0; i < images; ++i) {
+        for (size_t r = 0; r < m; ++r) {
+          std::memcpy(out + (i * g_.out_channels + r) * plane, gather + r * cols + i * plane, plane * sizeof(float));
+        }
+      }
+    }
+  };
+
+  const size_t per_slot = t.col_floats + t.gather_floats;
+  auto run_slot = [&](size_t s) {
+    float* col = per_slot != 0 ? scratch + s * per_slot : nullptr;
+    float* gather = col != nullptr ? col + t.col_floats : nullptr;
+    for (size_t item = s; item < t.items; item += slots) run_item(item, col, gather);
+  };
+  if (slots > 1) {
+    parallel_for(slots, run_slot, max_threads);
+  } else {
+    run_slot(0);
+  }
+}
+
+void conv2d_forward(const Conv2dGeometry& g, size_t batch, const float* input, const float* weight,
+                    const float* bias, bool relu, float* output, size_t max_threads) {
+  const Conv2dPlan plan(g, weight, bias, relu);
+  ScratchBuffer scratch(plan.scratch_floats(batch));
+  plan.run(input, output, batch, scratch.data(), max_threads);
+}
+
+}  // namespace kiln

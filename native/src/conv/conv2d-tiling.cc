@@ -1,0 +1,46 @@
+#include "conv/conv2d-tiling.h"
+
+#include <algorithm>
+
+namespace kiln {
+namespace {
+
+// A column matrix of up to this many floats stays in L2 next to the GEMM's own packed copy.
+constexpr size_t kColumnBudgetFloats = 96 * 1024;
+// Fewer GEMM columns than this starve the micro-kernel, whatever the cache says.
+constexpr size_t kMinColumns = 64;
+constexpr size_t kTileAlign = 16;
+
+}  // namespace
+
+ConvTiling conv_tiling(const Conv2dGeometry& g, size_t batch) {
+  ConvTiling t;
+  const size_t plane = g.out_plane();
+  const size_t patch = g.patch();
+  if (g.is_pointwise()) {
+    // The input planes are the column matrix already: one image per item, no scratch.
+    t.images_per_chunk = 1;
+    t.tile_cols = plane;
+  } else {
+    const size_t budget_cols = std::max(kMinColumns, kColumnBudgetFloats / std::max<size_t>(patch, 1));
+    if (plane <= budget_cols) {
+      // Several small images per GEMM keep it busy, but leave enough chunks to share out.
+      const size_t fit = budget_cols / plane;
+      const size_t share = std::max<size_t>(1, batch / kConvMaxSlots);
+      t.images_per_chunk = std::max<size_t>(1, std::min({fit, share, std::max<size_t>(batch, 1)}));
+      t.tile_cols = plane;
+    } else {
+      t.images_per_chunk = 1;
+      t.tile_cols = std::max(kTileAlign, budget_cols / kTileAlign * kTileAlign);
+    }
+  }
+  t.tiles = (plane + t.tile_cols - 1) / t.tile_cols;
+  t.chunks = (batch + t.images_per_chunk - 1) / t.images_per_chunk;
+  t.items = t.chunks * t.tiles;
+  t.cols = t.images_per_chunk * t.tile_cols;
+  t.col_floats = g.is_pointwise() ? 0 : patch * t.cols;
+  t.gather_floats = t.images_per_chunk > 1 ? g.out_channels_per_group() * t.cols : 0;
+  return t;
+}
+
+}  // namespace kiln

@@ -1,0 +1,20 @@
+// The column matrix of a convolution and its adjoint, for a range of output positions of one image.
+#pragma once
+#include <cstddef>
+
+#include "kiln/conv.h"
+
+namespace kiln {
+
+// Writes the columns of output positions [j0, j0 + n) (row-major over OH x OW) of one image:
+// col[r * ld + (j - j0)] with r = (c * KH + kh) * KW + kw, c < channels, the input value under
+// that tap, or 0 where it falls in padding. `input` points at the first of the `channels` planes.
+void im2col(const Conv2dGeometry& g, size_t channels, const float* input, size_t j0, size_t n,
+            float* col, size_t ld);
+
+// The adjoint of im2col: adds each column entry to the input position it was read from (entries
+// over padding are dropped). grad_input must be initialised by the caller.
+void col2im_add(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, size_t j0,
+                size_t n, float* grad_input);
+
+}  // namespace kiln
