@@ -73,6 +73,23 @@ export interface NativePlan {
   readonly __nativePlan: unique symbol;
 }
 
+/** Opaque handle to int8 weights packed once for the int8 GEMM (see packS8B). */
+export interface NativePackedS8B {
+  readonly __nativePackedS8B: unique symbol;
+}
+
+/**
+ * Operands shared by the int8 GEMM calls (ONNX QGemm semantics): A is uint8 M x K with zero
+ * point `aZeroPoint`; B is int8 symmetric weights, K x N row-major (N x K with `transB`) or packed;
+ * the exact int32 sum is sum_k (A - aZeroPoint) * B + bias[n].
+ */
+export interface S8GemmOperands {
+  m: number; n: number; k: number;
+  a: Uint8Array; lda: number; aZeroPoint: number;
+  b: Int8Array | NativePackedS8B; ldb?: number; transB?: boolean;
+  bias?: Int32Array | null;
+}
+
 export interface NativeAddon {
   // system.cc
   cpuInfo(): NativeCpuInfo;
@@ -159,6 +176,30 @@ export interface NativeAddon {
   createPlan(spec: unknown): NativePlan;
   runPlan(plan: NativePlan, args: { inputs: Float32Array[]; outputs: Float32Array[]; batch: number }, async: boolean): MaybePromise;
   planInfo(plan: NativePlan): { arenaBytes: number; weightBytes: number; steps: string[] };
+
+  // s8-gemm.cc: int8 GEMM, bit-identical on every ISA. Outputs are overwritten, row-major with ldc.
+  /** Packs B (K x N, or N x K with transB) once; valid for every ISA. */
+  packS8B(args: { k: number; n: number; b: Int8Array; ldb: number; transB?: boolean }, async?: false): NativePackedS8B;
+  packS8B(args: { k: number; n: number; b: Int8Array; ldb: number; transB?: boolean }, async: true): Promise<NativePackedS8B>;
+  packedS8BInfo(packed: NativePackedS8B): { k: number; n: number; bytes: number };
+  /** c = the exact int32 sum (wrapping modulo 2^32 beyond int32). */
+  s8gemm(args: S8GemmOperands & { c: Int32Array; ldc: number }, async: boolean): MaybePromise;
+  /** c = clamp(round_half_even(float(sum) * scale[n]), outMin - zp, outMax - zp) + zp; ReLU: outMin = zp. */
+  s8gemmRequantize(
+    args: S8GemmOperands & { c: Uint8Array; ldc: number; scale: Float32Array; outZeroPoint: number; outMin?: number; outMax?: number },
+    async: boolean,
+  ): MaybePromise;
+  /** c = fma(float(sum), scale[n], outBias[n]) (one rounding). */
+  s8gemmDequantize(
+    args: S8GemmOperands & { c: Float32Array; ldc: number; scale: Float32Array; outBias?: Float32Array | null },
+    async: boolean,
+  ): MaybePromise;
+  /** Single-thread int8 multiply-add peak of the active kernel family, in GMAC/s. */
+  measureS8Peak(args: { milliseconds: number }): number;
+  /** 'avxvnni' forces the VEX AVX-VNNI kernels (tests, benchmarks); 'auto' restores the ISA's own. */
+  setS8GemmKernel(kernel: 'auto' | 'avxvnni'): void;
+  /** The int8 kernel family in use: scalar, avx2, avx512bw, avx512vnni or avxvnni. */
+  s8GemmKernel(): string;
 }
 
 function packageRoot(): string {

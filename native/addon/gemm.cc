@@ -1,12 +1,123 @@
+// sgemm and measurePeak. Every size, stride and array length is checked here, with overflow
+// checks, before a pointer reaches the kernel: the kernel trusts its arguments.
 #include <napi.h>
 
+#include <cstdint>
+#include <string>
+
+#include "args.h"
+#include "job.h"
+#include "kiln/f32-gemm.h"
 #include "registry.h"
 
 namespace kiln_addon {
+namespace {
+
+constexpr int64_t kMaxDim = 2147483647;  // 2^31 - 1
+
+// Elements spanned by a rows x cols row-major matrix with leading dimension ld (0 when empty).
+size_t matrix_extent(size_t rows, size_t cols, size_t ld, const char* name) {
+  if (rows == 0 || cols == 0) return 0;
+  return checked_mul(rows - 1, ld, name) + cols;  // (rows-1)*ld + cols <= rows*ld: no overflow
+}
+
+// Leading dimension of a stored rows x cols matrix: at least cols.
+size_t leading_dim(const Napi::Object& args, const char* name, size_t cols, const char* shape) {
+  const int64_t ld = get_int(args, name, 0, kMaxDim);
+  if (static_cast<size_t>(ld) < cols) {
+    throw_range(name, std::string("an integer >= ") + std::to_string(cols) + " (" + shape + ")",
+                std::to_string(ld));
+  }
+  return static_cast<size_t>(ld);
+}
+
+bool overlaps(const float* p, size_t n, const float* q, size_t m) {
+  if (n == 0 || m == 0) return false;
+  const uintptr_t a0 = reinterpret_cast<uintptr_t>(p), a1 = reinterpret_cast<uintptr_t>(p + n);
+  const uintptr_t b0 = reinterpret_cast<uintptr_t>(q), b1 = reinterpret_cast<uintptr_t>(q + m);
+  return a0 < b1 && b0 < a1;
+}
+
+Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    Napi::Object args = get_object(info, 0, "args");
+    const bool async = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+    if (info.Length() > 1 && !info[1].IsBoolean() && !info[1].IsUndefined()) throw_type("async", "a boolean", info[1]);
+
+    const bool trans_a = get_bool_or(args, "transA", false);
+    const bool trans_b = get_bool_or(args, "transB", false);
+    const size_t m = static_cast<size_t>(get_int(args, "m", 0, kMaxDim));
+    const size_t n = static_cast<size_t>(get_int(args, "n", 0, kMaxDim));
+    const size_t k = static_cast<size_t>(get_int(args, "k", 0, kMaxDim));
+    const float alpha = static_cast<float>(get_number(args, "alpha"));
+    const float beta = static_cast<float>(get_number(args, "beta"));
+
+    // Stored shapes: A is M x K (K x M when transposed), B is K x N (N x K), C is M x N.
+    const size_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+    const size_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+    const size_t lda = leading_dim(args, "lda", a_cols, trans_a ? "transA: A is k x m" : "A is m x k");
+    const size_t ldb = leading_dim(args, "ldb", b_cols, trans_b ? "transB: B is n x k" : "B is k x n");
+    const size_t ldc = leading_dim(args, "ldc", n, "C is m x n");
+    // A and B are read only when the product is not empty.
+    const bool product = m != 0 && n != 0 && k != 0;
+    const size_t a_len = product ? matrix_extent(a_rows, a_cols, lda, "lda") : 0;
+    const size_t b_len = product ? matrix_extent(b_rows, b_cols, ldb, "ldb") : 0;
+    const size_t c_len = matrix_extent(m, n, ldc, "ldc");
+    View<float> a = get_f32(args, "a", a_len);
+    View<float> b = get_f32(args, "b", b_len);
+    View<float> c = get_f32(args, "c", c_len);
+
+    kiln::GemmEpilogue epilogue;
+    epilogue.relu = get_bool_or(args, "relu", false);
+    View<float> bias = get_f32_opt(args, "bias", 0);
+    Napi::Value mode_value = args.Get("biasMode");
+    std::string mode = "none";
+    if (!mode_value.IsUndefined() && !mode_value.IsNull()) mode = get_string(args, "biasMode");
+    if (mode == "row" || mode == "col") {
+      const size_t need = mode == "row" ? m : n;
+      bias = get_f32(args, "bias", need);
+      epilogue.bias = bias.data;
+      epilogue.bias_mode = mode == "row" ? kiln::BiasMode::kPerRow : kiln::BiasMode::kPerColumn;
+    } else if (mode != "none") {
+      throw_range("biasMode", "one of 'row', 'col', 'none'", "\"" + mode + "\"");
+    } else if (bias.data != nullptr) {
+      throw_range("biasMode", "'row' or 'col' when bias is given", mode_value.IsUndefined() ? "undefined" : "\"none\"");
+    }
+    if (overlaps(c.data, c_len, a.data, a_len) || overlaps(c.data, c_len, b.data, b_len) ||
+        (epilogue.bias && overlaps(c.data, c_len, bias.data, mode == "row" ? m : n))) {
+      throw_range("c", "an output that does not share memory with a, b or bias", "an overlapping view");
+    }
+
+    const float* pa = a.data;
+    const float* pb = b.data;
+    float* pc = c.data;
+    return run_job(
+        env, async,
+        [=] { kiln::sgemm(trans_a, trans_b, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, epilogue); },
+        {a.value, b.value, c.value, bias.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value MeasurePeak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    Napi::Object args = get_object(info, 0, "args");
+    const std::string kind = get_string(args, "kind");
+    if (kind != "f32") throw_range("kind", "'f32'", "\"" + kind + "\"");
+    const double ms = get_number(args, "milliseconds");
+    if (ms < 1.0 || ms > 10000.0) throw_range("milliseconds", "a number in [1, 10000]", std::to_string(ms));
+    return Napi::Number::New(env, kiln::measure_f32_peak_gflops(ms));
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+}  // namespace
 
 void register_gemm(Napi::Env env, Napi::Object exports) {
-  (void)env;
-  (void)exports;
+  exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
+  exports.Set("measurePeak", Napi::Function::New(env, MeasurePeak, "measurePeak"));
 }
 
 }  // namespace kiln_addon

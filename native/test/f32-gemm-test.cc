@@ -83,6 +83,7 @@ struct Case {
   size_t threads = 1;
   enum Variant { kPlain, kPackedA, kPackedB } variant = kPlain;
   kiln::Isa pack_isa = kiln::Isa::kScalar;  // ISA active while packing (packed variants)
+  bool nan_in_a = false;  // op(A)(m / 2, k / 2) is NaN: that row of C must come out NaN, ReLU or not
 };
 
 std::string describe(const Case& c) {
@@ -126,6 +127,10 @@ std::vector<float> run_case(const Case& cs, uint64_t seed) {
   GuardedBuffer c(std::max<size_t>(1, extent(cs.m, cs.n, ldc)));
   fill_matrix(a.data(), a_rows, a_cols, lda, rng, kNaN);
   fill_matrix(b.data(), b_rows, b_cols, ldb, rng, kNaN);
+  if (cs.nan_in_a) {
+    const size_t i = cs.m / 2, p = cs.k / 2;
+    a.data()[cs.trans_a ? p * lda + i : i * lda + p] = kNaN;
+  }
   const bool write_only = cs.variant != Case::kPlain || cs.beta == 0.0f;
   Rng c_rng(seed ^ 0xC0FFEE);
   fill_matrix(c.data(), cs.m, cs.n, ldc, c_rng, kGapSentinel);
@@ -197,7 +202,8 @@ std::vector<float> run_case(const Case& cs, uint64_t seed) {
       }
       const double tol = (static_cast<double>(cs.k) + 4.0) * eps * mag[at] + 1e-30;
       const double err = std::fabs(static_cast<double>(c.data()[at]) - ref[at]);
-      if (!(err <= tol)) {
+      const bool nan_expected = cs.nan_in_a && std::isnan(ref[at]);
+      if (nan_expected ? !std::isnan(c.data()[at]) : !(err <= tol)) {
         ++bad;
         const double rel = std::isnan(err) ? INFINITY : err / tol;
         if (rel > worst || bad == 1) {
@@ -292,9 +298,11 @@ void sweep_random(uint64_t& seed) {
   }
 }
 
-// Products used by the MNIST networks, which take the small-M (B read in place) path.
+// Products used by the MNIST networks, and shapes that make the driver pack a row-major B
+// (M > 128 with rows a multiple of 256 floats apart) instead of reading it in place.
 void sweep_model_shapes(uint64_t& seed) {
-  const size_t shapes[][3] = {{32, 676, 9}, {64, 121, 288}, {64, 128, 1600}, {10, 64, 128}, {128, 10, 64}};
+  const size_t shapes[][3] = {{32, 676, 9},    {64, 121, 288}, {64, 128, 1600}, {10, 64, 128},
+                              {128, 10, 64},   {131, 256, 17}, {133, 512, 400}, {300, 768, 7}};
   size_t index = 0;
   for (const auto& s : shapes) {
     for (const auto& tr : kTrans) {
@@ -360,6 +368,31 @@ void sweep_empty(uint64_t& seed) {
   }
 }
 
+// A NaN in A reaches its row of C through every path (ReLU included) instead of vanishing.
+void check_nan_propagation(uint64_t& seed) {
+  static const size_t shapes[][3] = {{5, 70, 20}, {30, 70, 500}, {150, 256, 20}};
+  size_t index = 0;
+  for (const auto& s : shapes) {
+    for (const auto& tr : kTrans) {
+      for (Case::Variant variant : {Case::kPlain, Case::kPackedA, Case::kPackedB}) {
+        Case cs;
+        cs.m = s[0];
+        cs.n = s[1];
+        cs.k = s[2];
+        cs.trans_a = tr[0];
+        cs.trans_b = tr[1];
+        cs.variant = variant;
+        cs.pack_isa = kiln::active_isa();
+        cs.bias_mode = static_cast<BiasMode>(index % 3);
+        cs.relu = true;
+        cs.nan_in_a = true;
+        ++index;
+        run_case(cs, ++seed);
+      }
+    }
+  }
+}
+
 // The same product on 1, 2 and 3 threads must give the same bits.
 void check_determinism(uint64_t& seed) {
   static const size_t shapes[][3] = {{150, 170, 300}, {24, 700, 400}, {301, 67, 500}, {97, 1031, 64}};
@@ -404,6 +437,7 @@ int main() {
     sweep_model_shapes(seed);
     sweep_packed(seed);
     sweep_empty(seed);
+    check_nan_propagation(seed);
     check_determinism(seed);
     std::printf("%-11s %d passed, %d failed\n", kiln::isa_name(isa), g_passed - passed_before,
                 g_failed - failed_before);

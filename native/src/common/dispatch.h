@@ -5,12 +5,15 @@
 
 #include "kiln/cpu.h"
 #include "kiln/f32-gemm.h"
+#include "s8-gemm/s8-gemm-ukernel.h"
 
 namespace kiln {
 
 struct DispatchTable {
   Isa isa = Isa::kScalar;
   F32GemmKernels f32_gemm;
+  S8GemmKernels s8_gemm;
+  S8GemmKernels s8_gemm_avxvnni;  // VEX vpdpbusd on ymm, where the CPU has AVX-VNNI (levels >= avx2)
 };
 
 // The table for the active ISA (best supported, or KILN_ISA, or set_active_isa()).

@@ -26,8 +26,9 @@ constexpr size_t kPanelN = kF32GemmPanelN;
 constexpr size_t kKcMax = 384;
 // Bytes of a packed B block (kc x nc): about half of the 1 MiB L2, the rest for C and A.
 constexpr size_t kBBlockBytes = 512 * 1024;
-// Below this many multiply-adds a call stays on one thread: waking a helper costs more.
-constexpr size_t kMinMacsPerThread = size_t(1) << 19;
+// Each thread gets at least this many multiply-adds (~5 us of work): waking a helper costs
+// about 8 us on a busy 2-core machine, so smaller products stay on the calling thread.
+constexpr size_t kMinMacsPerThread = size_t(1) << 20;
 
 size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
@@ -175,7 +176,7 @@ void run(const Problem& pr, size_t max_threads) {
   const size_t n_units = div_up(pr.n, nr);
   const size_t kc = k_block_depth(pr.k);
   const size_t nc_units_max = std::max<size_t>(1, kBBlockBytes / (kc * sizeof(float) * nr));
-  size_t n_chunks = pr.b_source == BSource::kPackPerCall ? div_up(n_units, nc_units_max) : 1;
+  size_t n_chunks = div_up(n_units, nc_units_max);
   size_t m_chunks = 1;
   if (threads > 1) {
     // Split the longer side first: splitting columns repeats only the cheap A panel packing.
@@ -212,8 +213,13 @@ void run(const Problem& pr, size_t max_threads) {
   }
 }
 
-// Reading B in place skips packing; it pays when few row panels reuse each B block.
-bool read_b_in_place(bool trans_b, size_t m) { return !trans_b && m <= 4 * kMr; }
+// Reading a row-major B in place skips packing, which measures as fast or faster than packing
+// up to large sizes (the row loads cost little more than panel loads). Exception: when rows are a
+// multiple of 1 KiB apart, the kc rows of a tile fall into few cache sets and evict each other;
+// then only small M, where packing would not be amortised, reads in place.
+bool read_b_in_place(bool trans_b, size_t m, size_t ldb) {
+  return !trans_b && (m <= 128 || ldb % 256 != 0);
+}
 
 }  // namespace
 
@@ -230,7 +236,7 @@ void sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha
   pr.trans_b = trans_b;
   pr.b = b;
   pr.ldb = ldb;
-  pr.b_source = read_b_in_place(trans_b, m) ? BSource::kInPlace : BSource::kPackPerCall;
+  pr.b_source = read_b_in_place(trans_b, m, ldb) ? BSource::kInPlace : BSource::kPackPerCall;
   pr.alpha = alpha;
   pr.beta = beta;
   pr.c = c;
@@ -249,7 +255,7 @@ void sgemm_packed_a(const PackedA& a, size_t n, bool trans_b, const float* b, si
   pr.trans_b = trans_b;
   pr.b = b;
   pr.ldb = ldb;
-  pr.b_source = read_b_in_place(trans_b, pr.m) ? BSource::kInPlace : BSource::kPackPerCall;
+  pr.b_source = read_b_in_place(trans_b, pr.m, ldb) ? BSource::kInPlace : BSource::kPackPerCall;
   pr.c = c;
   pr.ldc = ldc;
   pr.epilogue = epilogue;

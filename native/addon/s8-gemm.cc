@@ -1,0 +1,343 @@
+// The int8 GEMM (kiln/s8-gemm.h): packS8B / packedS8BInfo, s8gemm (int32 out), s8gemmRequantize
+// (uint8 out), s8gemmDequantize (float out), measureS8Peak, and the kernel-family switch used by
+// tests. Every size, stride, zero point and array length is checked here, with overflow checks,
+// before a pointer reaches the kernel: the kernel trusts its arguments.
+// Packed weights are an External tagged as ours (napi_type_tag_object) holding a shared_ptr, so a
+// foreign object is refused and an async call keeps the weights alive until it ends.
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "job.h"
+#include "kiln/s8-gemm.h"
+#include "registry.h"
+
+namespace kiln_addon {
+namespace {
+
+constexpr int64_t kMaxDim = 2147483647;  // 2^31 - 1
+const napi_type_tag kPackedS8BTag = {0x6b696c6e73386270ULL, 0x4c2f8e1d09a7b365ULL};
+
+struct PackedHandle {
+  std::shared_ptr<const kiln::PackedS8B> packed;
+  int64_t reported_bytes = 0;  // external memory told to the GC
+};
+
+// Elements spanned by a rows x cols row-major matrix with leading dimension ld (0 when empty).
+size_t matrix_extent(size_t rows, size_t cols, size_t ld, const char* name) {
+  if (rows == 0 || cols == 0) return 0;
+  return checked_mul(rows - 1, ld, name) + cols;  // (rows-1)*ld + cols <= rows*ld: no overflow
+}
+
+size_t leading_dim(const Napi::Object& args, const char* name, size_t cols, const char* shape) {
+  const int64_t ld = get_int(args, name, 0, kMaxDim);
+  if (static_cast<size_t>(ld) < cols) {
+    throw_range(name, std::string("an integer >= ") + std::to_string(cols) + " (" + shape + ")", std::to_string(ld));
+  }
+  return static_cast<size_t>(ld);
+}
+
+bool read_async(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || info[index].IsUndefined()) return false;
+  if (!info[index].IsBoolean()) throw_type("async", "a boolean", info[index]);
+  return info[index].As<Napi::Boolean>().Value();
+}
+
+// Byte ranges of the buffers a call reads, to refuse an output that shares memory with them.
+class Ranges {
+ public:
+  template <typename T>
+  void add(const T* p, size_t count) {
+    if (p && count) ranges_.push_back({reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(p + count)});
+  }
+  template <typename T>
+  void refuse_overlap(const T* p, size_t count) const {
+    if (!p || !count) return;
+    const uintptr_t b = reinterpret_cast<uintptr_t>(p), e = reinterpret_cast<uintptr_t>(p + count);
+    for (const auto& r : ranges_) {
+      if (b < r.second && r.first < e) throw_range("c", "an output that shares no memory with the inputs", "an overlapping view");
+    }
+  }
+
+ private:
+  std::vector<std::pair<uintptr_t, uintptr_t>> ranges_;
+};
+
+// Finite floats only: NaN or infinity would make the epilogue differ between ISAs (and NaN has no
+// uint8 value).
+void check_finite(const float* p, size_t n, const char* name) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(p[i])) {
+      throw_range(std::string(name) + "[" + std::to_string(i) + "]", "a finite number", std::to_string(p[i]));
+    }
+  }
+}
+
+PackedHandle* unwrap_packed(const Napi::Value& v, const char* name) {
+  if (!v.IsExternal() || !v.As<Napi::External<PackedHandle>>().CheckTypeTag(&kPackedS8BTag)) {
+    throw_type(name, "packed int8 weights made by packS8B", v);
+  }
+  return v.As<Napi::External<PackedHandle>>().Data();
+}
+
+Napi::Value wrap_packed(Napi::Env env, std::shared_ptr<const kiln::PackedS8B> packed) {
+  auto* handle = new PackedHandle{std::move(packed), 0};
+  handle->reported_bytes = static_cast<int64_t>(handle->packed->bytes());
+  Napi::MemoryManagement::AdjustExternalMemory(env, handle->reported_bytes);
+  auto ext = Napi::External<PackedHandle>::New(env, handle, [](Napi::Env e, PackedHandle* h) {
+    if (h->reported_bytes) Napi::MemoryManagement::AdjustExternalMemory(e, -h->reported_bytes);
+    delete h;
+  });
+  ext.TypeTag(&kPackedS8BTag);
+  return ext;
+}
+
+// B as given: K x N row-major (or N x K with transB), read as an Int8Array view.
+struct RawB {
+  View<int8_t> view;
+  bool trans = false;
+  size_t ld = 0, len = 0;
+};
+
+RawB read_raw_b(const Napi::Object& args, size_t k, size_t n) {
+  RawB b;
+  b.trans = get_bool_or(args, "transB", false);
+  b.ld = leading_dim(args, "ldb", b.trans ? k : n, b.trans ? "transB: B is n x k" : "B is k x n");
+  b.len = matrix_extent(b.trans ? n : k, b.trans ? k : n, b.ld, "ldb");
+  b.view = get_i8(args, "b", b.len);
+  return b;
+}
+
+// What every s8gemm variant reads: sizes, A and its zero point, B (raw or packed), the int32 bias.
+struct Common {
+  size_t m = 0, n = 0, k = 0;
+  View<uint8_t> a;
+  size_t lda = 0, a_len = 0;
+  uint8_t za = 0;
+  std::shared_ptr<const kiln::PackedS8B> packed;  // null: pack `raw` inside the job
+  RawB raw;
+  View<int32_t> bias;
+  Ranges inputs;
+  std::vector<Napi::Value> keep;
+};
+
+Common read_common(const Napi::Object& args) {
+  Common cm;
+  cm.m = static_cast<size_t>(get_int(args, "m", 0, kMaxDim));
+  cm.n = static_cast<size_t>(get_int(args, "n", 0, kMaxDim));
+  cm.k = static_cast<size_t>(get_int(args, "k", 0, kMaxDim));
+  cm.lda = leading_dim(args, "lda", cm.k, "A is m x k");
+  cm.a_len = cm.n != 0 ? matrix_extent(cm.m, cm.k, cm.lda, "lda") : 0;
+  cm.a = get_u8(args, "a", cm.a_len);
+  cm.za = static_cast<uint8_t>(get_int(args, "aZeroPoint", 0, 255));
+  Napi::Value b = args.Get("b");
+  if (b.IsExternal()) {
+    PackedHandle* h = unwrap_packed(b, "b");
+    if (h->packed->depth() != cm.k || h->packed->cols() != cm.n) {
+      throw_range("b", "packed weights of k x n = " + std::to_string(cm.k) + " x " + std::to_string(cm.n),
+                  "packed weights of " + std::to_string(h->packed->depth()) + " x " + std::to_string(h->packed->cols()));
+    }
+    cm.packed = h->packed;
+  } else {
+    cm.raw = read_raw_b(args, cm.k, cm.n);
+    cm.inputs.add(cm.raw.view.data, cm.raw.len);
+  }
+  cm.keep = {cm.a.value, b};
+  cm.bias = get_i32_opt(args, "bias", cm.n);
+  if (cm.bias.data) cm.keep.push_back(cm.bias.value);
+  cm.inputs.add(cm.a.data, cm.a_len);
+  cm.inputs.add(cm.bias.data, cm.bias.data ? cm.n : 0);
+  return cm;
+}
+
+// The job body: pack B when it came raw (off the JS thread for async calls), then run.
+template <typename Run>
+std::function<void()> job(const Common& cm, Run run) {
+  std::shared_ptr<const kiln::PackedS8B> packed = cm.packed;
+  const RawB raw = cm.raw;
+  const size_t k = cm.k, n = cm.n;
+  return [packed, raw, k, n, run]() {
+    std::shared_ptr<const kiln::PackedS8B> b = packed;
+    if (!b) b = std::make_shared<const kiln::PackedS8B>(raw.trans, k, n, raw.view.data, raw.ld);
+    run(*b);
+  };
+}
+
+template <typename T>
+struct Output {
+  View<T> view;
+  size_t ldc = 0, len = 0;
+};
+
+template <typename T>
+Output<T> read_output(const Napi::Object& args, const Common& cm, View<T> (*get)(const Napi::Object&, const char*, size_t)) {
+  Output<T> out;
+  out.ldc = leading_dim(args, "ldc", cm.n, "C is m x n");
+  out.len = matrix_extent(cm.m, cm.n, out.ldc, "ldc");
+  out.view = get(args, "c", out.len);
+  return out;
+}
+
+Napi::Value S8gemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    Napi::Object args = get_object(info, 0, "args");
+    const bool async = read_async(info, 1);
+    Common cm = read_common(args);
+    Output<int32_t> c = read_output<int32_t>(args, cm, get_i32);
+    cm.inputs.refuse_overlap(c.view.data, c.len);
+    cm.keep.push_back(c.view.value);
+    const size_t m = cm.m, lda = cm.lda, ldc = c.ldc;
+    const uint8_t* a = cm.a.data;
+    const uint8_t za = cm.za;
+    const int32_t* bias = cm.bias.data;
+    int32_t* out = c.view.data;
+    return run_job(env, async, job(cm, [=](const kiln::PackedS8B& b) { kiln::s8gemm(m, a, lda, za, b, bias, out, ldc); }), cm.keep);
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value S8gemmRequantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    Napi::Object args = get_object(info, 0, "args");
+    const bool async = read_async(info, 1);
+    Common cm = read_common(args);
+    View<float> scale = get_f32(args, "scale", cm.n);
+    check_finite(scale.data, cm.n, "scale");
+    kiln::S8Requantization rq;
+    rq.zero_point = static_cast<uint8_t>(get_int(args, "outZeroPoint", 0, 255));
+    rq.min = static_cast<uint8_t>(get_int_or(args, "outMin", 0, 255, 0));
+    rq.max = static_cast<uint8_t>(get_int_or(args, "outMax", 0, 255, 255));
+    if (rq.min > rq.max) {
+      throw_range("outMax", "an integer >= outMin (" + std::to_string(rq.min) + ")", std::to_string(rq.max));
+    }
+    Output<uint8_t> c = read_output<uint8_t>(args, cm, get_u8);
+    cm.inputs.add(scale.data, cm.n);
+    cm.inputs.refuse_overlap(c.view.data, c.len);
+    cm.keep.push_back(scale.value);
+    cm.keep.push_back(c.view.value);
+    rq.scale = scale.data;
+    const size_t m = cm.m, lda = cm.lda, ldc = c.ldc;
+    const uint8_t* a = cm.a.data;
+    const uint8_t za = cm.za;
+    const int32_t* bias = cm.bias.data;
+    uint8_t* out = c.view.data;
+    return run_job(env, async,
+                   job(cm, [=](const kiln::PackedS8B& b) { kiln::s8gemm_requantize(m, a, lda, za, b, bias, rq, out, ldc); }),
+                   cm.keep);
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value S8gemmDequantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    Napi::Object args = get_object(info, 0, "args");
+    const bool async = read_async(info, 1);
+    Common cm = read_common(args);
+    View<float> scale = get_f32(args, "scale", cm.n);
+    check_finite(scale.data, cm.n, "scale");
+    View<float> out_bias = get_f32_opt(args, "outBias", cm.n);
+    if (out_bias.data) check_finite(out_bias.data, cm.n, "outBias");
+    Output<float> c = read_output<float>(args, cm, get_f32);
+    cm.inputs.add(scale.data, cm.n);
+    cm.inputs.add(out_bias.data, out_bias.data ? cm.n : 0);
+    cm.inputs.refuse_overlap(c.view.data, c.len);
+    cm.keep.push_back(scale.value);
+    if (out_bias.data) cm.keep.push_back(out_bias.value);
+    cm.keep.push_back(c.view.value);
+    kiln::S8Dequantization dq;
+    dq.scale = scale.data;
+    dq.bias = out_bias.data;
+    const size_t m = cm.m, lda = cm.lda, ldc = c.ldc;
+    const uint8_t* a = cm.a.data;
+    const uint8_t za = cm.za;
+    const int32_t* bias = cm.bias.data;
+    float* out = c.view.data;
+    return run_job(env, async,
+                   job(cm, [=](const kiln::PackedS8B& b) { kiln::s8gemm_dequantize(m, a, lda, za, b, bias, dq, out, ldc); }),
+                   cm.keep);
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value PackS8B(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    Napi::Object args = get_object(info, 0, "args");
+    const bool async = read_async(info, 1);
+    const size_t k = static_cast<size_t>(get_int(args, "k", 0, kMaxDim));
+    const size_t n = static_cast<size_t>(get_int(args, "n", 0, kMaxDim));
+    const RawB raw = read_raw_b(args, k, n);
+    checked_mul((k + 3) / 4 * 4, (n + 15) / 16 * 16, "k * n");  // the packed size must fit in memory
+    auto packed = std::make_shared<std::shared_ptr<const kiln::PackedS8B>>();
+    return run_job_with_result(
+        env, async,
+        [packed, raw, k, n] { *packed = std::make_shared<const kiln::PackedS8B>(raw.trans, k, n, raw.view.data, raw.ld); },
+        {raw.view.value}, [packed](Napi::Env e) { return wrap_packed(e, *packed); });
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value PackedS8BInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    PackedHandle* h = unwrap_packed(info.Length() ? info[0] : env.Undefined(), "packed");
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("k", Napi::Number::New(env, static_cast<double>(h->packed->depth())));
+    out.Set("n", Napi::Number::New(env, static_cast<double>(h->packed->cols())));
+    out.Set("bytes", Napi::Number::New(env, static_cast<double>(h->packed->bytes())));
+    return out;
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value MeasureS8Peak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    Napi::Object args = get_object(info, 0, "args");
+    const double ms = get_number(args, "milliseconds");
+    if (ms < 1.0 || ms > 10000.0) throw_range("milliseconds", "a number in [1, 10000]", std::to_string(ms));
+    return Napi::Number::New(env, kiln::measure_s8_peak_gmacs(ms));
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value SetS8GemmKernel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    if (info.Length() < 1 || !info[0].IsString()) throw_type("kernel", "a string", info.Length() ? info[0] : env.Undefined());
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    if (name != "auto" && name != "avxvnni") throw_range("kernel", "'auto' or 'avxvnni'", "\"" + name + "\"");
+    if (!kiln::set_s8_gemm_force_avxvnni(name == "avxvnni")) {
+      throw_range("kernel", "a kernel family this CPU supports (it has no AVX-VNNI)", "\"" + name + "\"");
+    }
+    return env.Undefined();
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value S8GemmKernel(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), kiln::s8_gemm_kernel_name());
+}
+
+}  // namespace
+
+void register_s8gemm(Napi::Env env, Napi::Object exports) {
+  exports.Set("packS8B", Napi::Function::New(env, PackS8B, "packS8B"));
+  exports.Set("packedS8BInfo", Napi::Function::New(env, PackedS8BInfo, "packedS8BInfo"));
+  exports.Set("s8gemm", Napi::Function::New(env, S8gemm, "s8gemm"));
+  exports.Set("s8gemmRequantize", Napi::Function::New(env, S8gemmRequantize, "s8gemmRequantize"));
+  exports.Set("s8gemmDequantize", Napi::Function::New(env, S8gemmDequantize, "s8gemmDequantize"));
+  exports.Set("measureS8Peak", Napi::Function::New(env, MeasureS8Peak, "measureS8Peak"));
+  exports.Set("setS8GemmKernel", Napi::Function::New(env, SetS8GemmKernel, "setS8GemmKernel"));
+  exports.Set("s8GemmKernel", Napi::Function::New(env, S8GemmKernel, "s8GemmKernel"));
+}
+
+}  // namespace kiln_addon

@@ -1,0 +1,121 @@
+// AVX2 int8 micro-kernel: 6 rows x 8 columns, exact.
+// vpmaddubsw would add two u8 x s8 products into a saturating int16 (255*-128*2 = -65280 does not
+// fit): the classic int8 accuracy bug, which ONNX Runtime dodges by asking for 7-bit weights.
+// Instead both operands are widened to int16 (A at packing time, B with vpmovsxbw from the packed
+// bytes) and vpmaddwd adds pairs of exact int16 products into int32 lanes. A k group of 8
+// columns becomes 2 vectors of 4 columns x 4 k; lane 2c + h holds column c, k pair h, and the
+// two pair sums of a column are added once after the loop. 12 accumulators + 2 B + 1 A fill the
+// 16 ymm registers.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "common/dispatch.h"
+#include "kiln/cpu.h"
+#include "quant/requantize-avx2.h"
+#include "s8-gemm/s8-gemm-ukernel.h"
+
+namespace kiln {
+namespace {
+
+constexpr int kRows = 6;
+constexpr size_t kCols = 8;
+
+// The 4 int16 of A for one row and k group, repeated over the 4 column slots.
+inline __m256i broadcast_i16x4(const int16_t* p) {
+  long long v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm256_set1_epi64x(v);
+}
+
+// Columns 0-7 from the pair sums of columns 0-3 (`lo`) and 4-7 (`hi`).
+inline __m256i add_pairs(__m256i lo, __m256i hi) {
+  // hadd works within 128-bit lanes: [c0 c1 c4 c5 | c2 c3 c6 c7]; the permute restores order.
+  return _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xD8);
+}
+
+template <int R, S8Output OUT>
+void store_tile(const S8GemmTile& t, const __m256i (&acc)[R][2]) {
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) avx2_epilogue::store8<OUT>(t, r, 0, add_pairs(acc[r][0], acc[r][1]), t.nr);
+}
+
+template <int R>
+void tile(const S8GemmTile& t) {
+  __m256i acc[R][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+
+  const int16_t* a = static_cast<const int16_t*>(t.a);
+  const int8_t* b = t.b;
+  for (size_t g = t.groups; g != 0; --g) {
+    const __m256i w0 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(b)));
+    const __m256i w1 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(b + 16)));
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256i av = broadcast_i16x4(a + r * kS8KGroup);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(w0, av));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(w1, av));
+    }
+    a += kRows * kS8KGroup;
+    b += kS8GroupBytes;
+  }
+
+  switch (t.out) {
+    case S8Output::kInt32: store_tile<R, S8Output::kInt32>(t, acc); break;
+    case S8Output::kU8: store_tile<R, S8Output::kU8>(t, acc); break;
+    case S8Output::kF32: store_tile<R, S8Output::kF32>(t, acc); break;
+  }
+}
+
+using TileFn = void (*)(const S8GemmTile&);
+const TileFn kTiles[kRows] = {tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<6>};
+
+void ukernel_6x8(const S8GemmTile& t) { kTiles[t.mr - 1](t); }
+
+// The inner step of the kernel above on registers: 12 independent vpmaddwd + vpaddd chains, 2 B
+// vectors times 6 A values (each hidden behind an empty asm, so no product can be shared or
+// hoisted out of the loop).
+double peak_loop(size_t iterations) {
+  constexpr int kChains = 12, kB = 2;
+  __m256i acc[kChains];
+#pragma GCC unroll 12
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_epi32(i);
+  const __m256i w0 = _mm256_set1_epi32(0x00030004), w1 = _mm256_set1_epi32(0x00050006);
+  __m256i a = _mm256_set1_epi32(0x00010002);
+  for (size_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 6
+    for (int r = 0; r < kChains / kB; ++r) {
+      __asm__("" : "+x"(a));
+      acc[r * kB] = _mm256_add_epi32(acc[r * kB], _mm256_madd_epi16(w0, a));
+      acc[r * kB + 1] = _mm256_add_epi32(acc[r * kB + 1], _mm256_madd_epi16(w1, a));
+    }
+  }
+  __m256i sum = acc[0];
+#pragma GCC unroll 12
+  for (int i = 1; i < kChains; ++i) sum = _mm256_add_epi32(sum, acc[i]);
+  volatile int sink = _mm256_extract_epi32(sum, 0) + _mm256_extract_epi32(sum, 7);
+  (void)sink;
+  return static_cast<double>(iterations) * kChains * 16;
+}
+
+}  // namespace
+
+void fill_s8_gemm_avx2(DispatchTable* table) {
+  S8GemmKernels& k = table->s8_gemm;
+  k.name = "avx2";
+  k.mr = kRows;
+  k.nr = kCols;
+  k.a_layout = S8ALayout::kI16;
+  k.ukernel = ukernel_6x8;
+  k.peak_loop = peak_loop;
+  const CpuFeatures& cpu = cpu_features();
+  if (cpu.avxvnni) {
+    fill_s8_gemm_avxvnni(table);
+    // Where AVX512-VNNI exists the avx512vnni level is the one to run; elsewhere (Alder Lake and
+    // later client cores) AVX-VNNI is the best int8 path this CPU has.
+    if (!cpu.avx512vnni) k = table->s8_gemm_avxvnni;
+  }
+}
+
+}  // namespace kiln

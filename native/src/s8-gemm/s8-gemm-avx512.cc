@@ -1,0 +1,135 @@
+// AVX-512BW int8 micro-kernel (CPUs without VNNI): 6 rows x 32 columns, exact.
+// vpmaddubsw would add two u8 x s8 products into a saturating int16 (255*-128*2 = -65280 does not
+// fit): the classic int8 accuracy bug. Instead both operands are widened to int16 (A at packing
+// time, B with vpmovsxbw from the packed bytes) and vpmaddwd adds pairs of exact int16 products
+// into int32 lanes. Per k group a 16-column panel becomes 2 vectors of 8 columns x 4 k; lane
+// 2c + h of a product vector holds column c, k pair h, and the two pair sums of a column are
+// added once after the loop.
+// GCC 12 warns inside its own headers about _mm256_undefined_si256(); the value is never used.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "common/dispatch.h"
+#include "quant/requantize-avx512.h"
+#include "s8-gemm/s8-gemm-ukernel.h"
+
+namespace kiln {
+namespace {
+
+constexpr int kRows = 6;
+constexpr int kPanels = 2;  // 16-column B panels per tile row
+
+// The 4 int16 of A for one row and k group, repeated over the 8 column slots.
+inline __m512i broadcast_i16x4(const int16_t* p) {
+  long long v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm512_set1_epi64(v);
+}
+
+// 16 columns from the pair sums of columns 0-7 (`lo`) and 8-15 (`hi`).
+inline __m512i add_pairs(__m512i lo, __m512i hi) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  return _mm512_add_epi32(_mm512_permutex2var_epi32(lo, even, hi), _mm512_permutex2var_epi32(lo, odd, hi));
+}
+
+template <int R, int P, S8Output OUT>
+void store_tile(const S8GemmTile& t, const __m512i (&acc)[R][2 * P]) {
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < P; ++v)
+      avx512_epilogue::store16<OUT>(t, r, 16 * v, add_pairs(acc[r][2 * v], acc[r][2 * v + 1]),
+                                    avx512_epilogue::lanes(t.nr, v));
+}
+
+template <int R, int P>
+void tile(const S8GemmTile& t) {
+  constexpr int Q = 2 * P;  // 8-column vectors
+  __m512i acc[R][Q];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; ++q) acc[r][q] = _mm512_setzero_si512();
+
+  const int16_t* a = static_cast<const int16_t*>(t.a);
+  const int8_t* b = t.b;
+  const size_t ps = t.b_panel_stride;
+  for (size_t g = t.groups; g != 0; --g) {
+    __m512i w[Q];
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; ++q) {
+      w[q] = _mm512_cvtepi8_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(b + (q / 2) * ps + (q % 2) * 32)));
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m512i av = broadcast_i16x4(a + r * kS8KGroup);
+#pragma GCC unroll 4
+      for (int q = 0; q < Q; ++q) acc[r][q] = _mm512_add_epi32(acc[r][q], _mm512_madd_epi16(w[q], av));
+    }
+    a += kRows * kS8KGroup;
+    b += kS8GroupBytes;
+  }
+
+  switch (t.out) {
+    case S8Output::kInt32: store_tile<R, P, S8Output::kInt32>(t, acc); break;
+    case S8Output::kU8: store_tile<R, P, S8Output::kU8>(t, acc); break;
+    case S8Output::kF32: store_tile<R, P, S8Output::kF32>(t, acc); break;
+  }
+}
+
+using TileFn = void (*)(const S8GemmTile&);
+
+const TileFn kTiles[kRows][kPanels] = {
+    {tile<1, 1>, tile<1, 2>}, {tile<2, 1>, tile<2, 2>}, {tile<3, 1>, tile<3, 2>},
+    {tile<4, 1>, tile<4, 2>}, {tile<5, 1>, tile<5, 2>}, {tile<6, 1>, tile<6, 2>},
+};
+
+void ukernel_6x32(const S8GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
+
+// The inner step of the kernel above on registers: 24 independent vpmaddwd + vpaddd chains, 4 B
+// vectors times 6 A values (each hidden behind an empty asm, so no product can be shared or
+// hoisted out of the loop).
+double peak_loop(size_t iterations) {
+  constexpr int kChains = 24, kB = 4;
+  __m512i acc[kChains];
+#pragma GCC unroll 24
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_epi32(i);
+  __m512i w[kB];
+#pragma GCC unroll 4
+  for (int q = 0; q < kB; ++q) w[q] = _mm512_set1_epi32(0x00030004 + q);
+  __m512i a = _mm512_set1_epi32(0x00010002);
+  for (size_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 6
+    for (int r = 0; r < kChains / kB; ++r) {
+      __asm__("" : "+v"(a));
+#pragma GCC unroll 4
+      for (int q = 0; q < kB; ++q) acc[r * kB + q] = _mm512_add_epi32(acc[r * kB + q], _mm512_madd_epi16(w[q], a));
+    }
+  }
+  __m512i sum = acc[0];
+#pragma GCC unroll 24
+  for (int i = 1; i < kChains; ++i) sum = _mm512_add_epi32(sum, acc[i]);
+  volatile int sink = _mm512_reduce_add_epi32(sum);
+  (void)sink;
+  return static_cast<double>(iterations) * kChains * 32;
+}
+
+}  // namespace
+
+void fill_s8_gemm_avx512(DispatchTable* table) {
+  S8GemmKernels& k = table->s8_gemm;
+  // A CPU with AVX-VNNI but no AVX512-VNNI keeps the VEX VNNI kernels chosen at the avx2 level.
+  if (k.name && std::strcmp(k.name, "avxvnni") == 0) return;
+  k.name = "avx512bw";
+  k.mr = kRows;
+  k.nr = 16 * kPanels;
+  k.a_layout = S8ALayout::kI16;
+  k.ukernel = ukernel_6x32;
+  k.peak_loop = peak_loop;
+}
+
+}  // namespace kiln

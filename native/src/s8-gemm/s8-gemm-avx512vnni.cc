@@ -1,0 +1,131 @@
+// AVX512-VNNI int8 micro-kernel: 6 rows x 64 columns, 24 zmm accumulators.
+// One vpdpbusd multiplies 4 uint8 of A (broadcast) by 4 int8 of each of 16 columns of B and adds
+// the exact sums to int32 lanes: 64 multiply-adds, no intermediate that could saturate.
+// Per k group the kernel loads 4 B vectors (one 64-byte group of each of 4 panels) and 6 A
+// broadcasts for 24 vpdpbusd; 24 independent chains cover the instruction's latency.
+// GCC 12 warns inside its own headers about _mm256_undefined_si256() (the "don't care" source of
+// the extract in _mm512_reduce_add_epi32); the value is never used.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "common/dispatch.h"
+#include "quant/requantize-avx512.h"
+#include "s8-gemm/s8-gemm-ukernel.h"
+
+namespace kiln {
+namespace {
+
+constexpr int kRows = 6;
+constexpr int kVecs = 4;  // 16-column vectors (= B panels) per tile row
+
+inline __m512i broadcast_u8x4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm512_set1_epi32(v);
+}
+
+// acc += u8 quads of `a` times s8 quads of `b`, per 32-bit lane, as inline asm: for the peak loop,
+// whose 24 chains share the same two sources, GCC 12 turns _mm512_dpbusd_epi32 into a copy of
+// the accumulator plus spills around almost every vpdpbusd (objdump: 21 vmovdqa per 24). In the
+// GEMM tiles it is the other way round: the intrinsic compiles to a clean loop (loads, 6
+// broadcasts, 24 vpdpbusd) while this asm made GCC add copies in the narrower tiles.
+inline void dpbusd_asm(__m512i& acc, __m512i a, __m512i b) {
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+
+template <int R, int V, S8Output OUT>
+void store_tile(const S8GemmTile& t, const __m512i (&acc)[R][V]) {
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v)
+      avx512_epilogue::store16<OUT>(t, r, 16 * v, acc[r][v], avx512_epilogue::lanes(t.nr, v));
+}
+
+template <int R, int V>
+void tile(const S8GemmTile& t) {
+  __m512i acc[R][V];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_si512();
+
+  const uint8_t* a = static_cast<const uint8_t*>(t.a);
+  const int8_t* b = t.b;
+  const size_t ps = t.b_panel_stride;
+  for (size_t g = t.groups; g != 0; --g) {
+    __m512i bv[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) bv[v] = _mm512_load_si512(b + v * ps);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m512i av = broadcast_u8x4(a + r * kS8KGroup);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, bv[v]);
+    }
+    a += kRows * kS8KGroup;
+    b += kS8GroupBytes;
+  }
+
+  switch (t.out) {
+    case S8Output::kInt32: store_tile<R, V, S8Output::kInt32>(t, acc); break;
+    case S8Output::kU8: store_tile<R, V, S8Output::kU8>(t, acc); break;
+    case S8Output::kF32: store_tile<R, V, S8Output::kF32>(t, acc); break;
+  }
+}
+
+using TileFn = void (*)(const S8GemmTile&);
+
+template <int R>
+constexpr TileFn row_entry(int v) {
+  return v == 1 ? tile<R, 1> : v == 2 ? tile<R, 2> : v == 3 ? tile<R, 3> : tile<R, 4>;
+}
+
+const TileFn kTiles[kRows][kVecs] = {
+    {row_entry<1>(1), row_entry<1>(2), row_entry<1>(3), row_entry<1>(4)},
+    {row_entry<2>(1), row_entry<2>(2), row_entry<2>(3), row_entry<2>(4)},
+    {row_entry<3>(1), row_entry<3>(2), row_entry<3>(3), row_entry<3>(4)},
+    {row_entry<4>(1), row_entry<4>(2), row_entry<4>(3), row_entry<4>(4)},
+    {row_entry<5>(1), row_entry<5>(2), row_entry<5>(3), row_entry<5>(4)},
+    {row_entry<6>(1), row_entry<6>(2), row_entry<6>(3), row_entry<6>(4)},
+};
+
+void ukernel_6x64(const S8GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
+
+// 24 independent vpdpbusd chains on register operands.
+double peak_loop(size_t iterations) {
+  constexpr int kChains = 24;
+  __m512i acc[kChains];
+#pragma GCC unroll 24
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_epi32(i);
+  __m512i a = _mm512_set1_epi32(0x01020304);
+  __m512i b = _mm512_set1_epi32(0x05060708);
+  __asm__("" : "+v"(a), "+v"(b));
+  for (size_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 24
+    for (int i = 0; i < kChains; ++i) dpbusd_asm(acc[i], a, b);
+  }
+  __m512i sum = acc[0];
+#pragma GCC unroll 24
+  for (int i = 1; i < kChains; ++i) sum = _mm512_add_epi32(sum, acc[i]);
+  volatile int sink = _mm512_reduce_add_epi32(sum);
+  (void)sink;
+  return static_cast<double>(iterations) * kChains * 64;
+}
+
+}  // namespace
+
+void fill_s8_gemm_avx512vnni(DispatchTable* table) {
+  S8GemmKernels& k = table->s8_gemm;
+  k.name = "avx512vnni";
+  k.mr = kRows;
+  k.nr = 16 * kVecs;
+  k.a_layout = S8ALayout::kU8;
+  k.ukernel = ukernel_6x64;
+  k.peak_loop = peak_loop;
+}
+
+}  // namespace kiln

@@ -1,0 +1,65 @@
+// The contract between the int8 GEMM driver (s8-gemm.cc) and the per-ISA micro-kernels.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace kiln {
+
+constexpr size_t kS8PanelN = 16;     // columns per packed B panel
+constexpr size_t kS8KGroup = 4;      // consecutive k of one column stored together
+constexpr size_t kS8GroupBytes = 64; // one k group of one panel: 16 columns x 4 k
+// Per-column epilogue arrays are padded to this many columns (the widest tile), so a kernel may
+// load whole vectors past N.
+constexpr size_t kS8MaxNr = 64;
+
+// How a kernel wants its A panel: 4 k of a row as 4 bytes (vpdpbusd) or as 4 int16 (vpmaddwd).
+// Element (i, group g, t) of a panel of `mr` rows at [(g * mr + i) * 4 + t]; rows past the
+// tile and k past K are zero.
+enum class S8ALayout { kU8, kI16 };
+
+enum class S8Output { kInt32, kU8, kF32 };
+
+// One output tile of at most mr x nr elements over the whole depth.
+struct S8GemmTile {
+  const void* a = nullptr;       // packed A panel in the kernel's layout
+  const int8_t* b = nullptr;     // column j, group g at b + (j / 16) * b_panel_stride + g * 64 + (j % 16) * 4
+  size_t b_panel_stride = 0;     // bytes between 16-column panels (a multiple of 64)
+  size_t groups = 0;             // padded K / 4 (0 when K == 0)
+  size_t mr = 0, nr = 0;         // 1 <= mr <= kernel mr, 1 <= nr <= kernel nr
+  // Epilogue. Per-column arrays start at the tile's first column and are padded (kS8MaxNr).
+  const int32_t* offset = nullptr;  // bias[n] - za * colsum[n], added to the sum
+  S8Output out = S8Output::kInt32;
+  void* c = nullptr;             // int32_t*, uint8_t* or float* per `out`
+  size_t ldc = 0;                // in elements
+  const float* scale = nullptr;  // kU8, kF32
+  const float* bias = nullptr;   // kF32 (zeros when the caller gave none)
+  float lo = 0.0f, hi = 0.0f;    // kU8: clamp bounds minus the zero point
+  int32_t zero_point = 0;        // kU8
+};
+
+using S8GemmUkernelFn = void (*)(const S8GemmTile& tile);
+// Runs `iterations` rounds of a register-only loop of the family's multiply-add instructions;
+// returns the int8 multiply-adds done.
+using S8PeakLoopFn = double (*)(size_t iterations);
+
+struct S8GemmKernels {
+  const char* name = nullptr;  // "scalar", "avx2", "avx512bw", "avx512vnni", "avxvnni"
+  size_t mr = 0;               // rows per tile (and per packed A panel)
+  size_t nr = 0;               // columns per tile: 8, or a multiple of 16 up to kS8MaxNr
+  S8ALayout a_layout = S8ALayout::kU8;
+  S8GemmUkernelFn ukernel = nullptr;
+  S8PeakLoopFn peak_loop = nullptr;
+};
+
+// The family the next int8 GEMM call runs: the active ISA's, or AVX-VNNI when forced.
+const S8GemmKernels& s8_gemm_active_kernels();
+
+struct DispatchTable;
+// Called by the fill_dispatch_* functions of common/dispatch.h.
+void fill_s8_gemm_scalar(DispatchTable* table);
+void fill_s8_gemm_avx2(DispatchTable* table);     // calls the next one when the CPU has AVX-VNNI
+void fill_s8_gemm_avxvnni(DispatchTable* table);  // sets s8_gemm_avxvnni
+void fill_s8_gemm_avx512(DispatchTable* table);
+void fill_s8_gemm_avx512vnni(DispatchTable* table);
+
+}  // namespace kiln
