@@ -173,9 +173,13 @@ export interface NativeAddon {
   ): MaybePromise;
 
   // plan.cc: compiled inference plans (see src/runtime/plan.ts for the spec format).
-  createPlan(spec: unknown): NativePlan;
+  // Spec errors are RangeError/TypeError with code ERR_KILN_INVALID_ARG; async resolves with the plan.
+  createPlan(spec: unknown, async?: false): NativePlan;
+  createPlan(spec: unknown, async: true): Promise<NativePlan>;
   runPlan(plan: NativePlan, args: { inputs: Float32Array[]; outputs: Float32Array[]; batch: number }, async: boolean): MaybePromise;
-  planInfo(plan: NativePlan): { arenaBytes: number; weightBytes: number; steps: string[] };
+  planInfo(plan: NativePlan): { arenaBytes: number; arenaBytesPerImage: number; weightBytes: number; steps: string[] };
+  /** Frees the plan's weights now; later calls with it throw ERR_KILN_DISPOSED. */
+  disposePlan(plan: NativePlan): void;
 
   // s8-gemm.cc: int8 GEMM, bit-identical on every ISA. Outputs are overwritten, row-major with ldc.
   /** Packs B (K x N, or N x K with transB) once; valid for every ISA. */

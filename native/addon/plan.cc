@@ -1,12 +1,296 @@
+// createPlan / runPlan / planInfo / disposePlan: N-API glue around kiln::Plan (native/include/kiln/plan.h).
+// The spec is read into plain C++ (weights borrowed from the typed arrays, which stay referenced
+// while an async build runs); kiln::Plan validates it and throws PlanError, turned into a
+// RangeError with code ERR_KILN_INVALID_ARG. A plan is an External tagged as ours, so runPlan
+// refuses any other object.
 #include <napi.h>
 
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "job.h"
+#include "kiln/plan.h"
 #include "registry.h"
 
 namespace kiln_addon {
+namespace {
+
+// Marks Externals created here (napi_type_tag_object), so runPlan never casts a foreign pointer.
+const napi_type_tag kPlanTag = {0x6b696c6e706c616eULL, 0x9d3c1e5a7b204f61ULL};
+
+struct PlanHandle {
+  std::shared_ptr<const kiln::Plan> plan;  // null once disposed
+  int64_t reported_bytes = 0;              // external memory told to the GC
+};
+
+constexpr int64_t kMaxBatch = (int64_t{1} << 31) - 1;
+
+std::string at(const std::string& base, size_t i) { return base + "[" + std::to_string(i) + "]"; }
+
+std::vector<int64_t> read_ints(const Napi::Value& v, const std::string& name) {
+  if (!v.IsArray()) throw_type(name, "an array of integers", v);
+  Napi::Array arr = v.As<Napi::Array>();
+  std::vector<int64_t> out;
+  out.reserve(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value e = arr.Get(i);
+    if (!e.IsNumber()) throw_type(at(name, i), "an integer", e);
+    const double d = e.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9007199254740991.0) throw_type(at(name, i), "an integer", e);
+    out.push_back(static_cast<int64_t>(d));
+  }
+  return out;
+}
+
+std::vector<size_t> read_dims(const Napi::Value& v, const std::string& name) {
+  std::vector<size_t> out;
+  const std::vector<int64_t> ints = read_ints(v, name);
+  for (size_t i = 0; i < ints.size(); ++i) {
+    if (ints[i] < 0 || ints[i] > kMaxBatch) throw_range(at(name, i), "an integer in [0, 2147483647]", std::to_string(ints[i]));
+    out.push_back(static_cast<size_t>(ints[i]));
+  }
+  return out;
+}
+
+kiln::PlanAttr read_attr(const Napi::Value& v, const std::string& name) {
+  kiln::PlanAttr a;
+  if (v.IsNumber()) {
+    a.kind = kiln::PlanAttr::kNumber;
+    a.number = v.As<Napi::Number>().DoubleValue();
+  } else if (v.IsBoolean()) {
+    a.kind = kiln::PlanAttr::kNumber;
+    a.number = v.As<Napi::Boolean>().Value() ? 1 : 0;
+  } else if (v.IsString()) {
+    a.kind = kiln::PlanAttr::kString;
+    a.text = v.As<Napi::String>().Utf8Value();
+  } else if (v.IsArray()) {
+    a.kind = kiln::PlanAttr::kList;
+    Napi::Array arr = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value e = arr.Get(i);
+      if (!e.IsNumber()) throw_type(at(name, i), "a number", e);
+      a.list.push_back(e.As<Napi::Number>().DoubleValue());
+    }
+  } else {
+    throw_type(name, "a number, a string or an array of numbers", v);
+  }
+  return a;
+}
+
+// Reads the spec; `keep` collects the typed arrays the spec borrows.
+std::shared_ptr<kiln::PlanSpec> read_spec(const Napi::Object& o, std::vector<Napi::Value>* keep) {
+  auto spec = std::make_shared<kiln::PlanSpec>();
+  Napi::Value values = o.Get("values");
+  if (!values.IsArray()) throw_type("spec.values", "an array of shapes", values);
+  Napi::Array va = values.As<Napi::Array>();
+  for (uint32_t i = 0; i < va.Length(); ++i) spec->values.push_back(read_dims(va.Get(i), at("spec.values", i)));
+  spec->inputs = read_ints(o.Get("inputs"), "spec.inputs");
+  spec->outputs = read_ints(o.Get("outputs"), "spec.outputs");
+  spec->max_threads = static_cast<size_t>(get_int_or(o, "maxThreads", 0, 1024, 0));
+  Napi::Value steps = o.Get("steps");
+  if (!steps.IsArray()) throw_type("spec.steps", "an array of steps", steps);
+  Napi::Array sa = steps.As<Napi::Array>();
+  for (uint32_t i = 0; i < sa.Length(); ++i) {
+    const std::string name = at("spec.steps", i);
+    Napi::Value sv = sa.Get(i);
+    if (!sv.IsObject()) throw_type(name, "a step object", sv);
+    Napi::Object so = sv.As<Napi::Object>();
+    kiln::PlanStepSpec step;
+    Napi::Value op = so.Get("op");
+    if (!op.IsString()) throw_type(name + ".op", "a string", op);
+    step.op = op.As<Napi::String>().Utf8Value();
+    Napi::Value nm = so.Get("name");
+    if (nm.IsString()) step.name = nm.As<Napi::String>().Utf8Value();
+    step.inputs = read_ints(so.Get("inputs"), name + ".inputs");
+    step.outputs = read_ints(so.Get("outputs"), name + ".outputs");
+    Napi::Value attrs = so.Get("attrs");
+    if (!attrs.IsUndefined() && !attrs.IsNull()) {
+      if (!attrs.IsObject() || attrs.IsArray()) throw_type(name + ".attrs", "an object", attrs);
+      Napi::Object ao = attrs.As<Napi::Object>();
+      Napi::Array keys = ao.GetPropertyNames();
+      for (uint32_t k = 0; k < keys.Length(); ++k) {
+        const std::string key = keys.Get(k).As<Napi::String>().Utf8Value();
+        step.attrs[key] = read_attr(ao.Get(key), name + ".attrs." + key);
+      }
+    }
+    Napi::Value weights = so.Get("weights");
+    if (!weights.IsUndefined() && !weights.IsNull()) {
+      if (!weights.IsObject() || weights.IsArray()) throw_type(name + ".weights", "an object", weights);
+      Napi::Object wo = weights.As<Napi::Object>();
+      Napi::Array keys = wo.GetPropertyNames();
+      for (uint32_t k = 0; k < keys.Length(); ++k) {
+        const std::string key = keys.Get(k).As<Napi::String>().Utf8Value();
+        const std::string wname = name + ".weights." + key;
+        Napi::Value wv = wo.Get(key);
+        if (!wv.IsObject()) throw_type(wname, "an object {data: Float32Array, shape: number[]}", wv);
+        Napi::Object wt = wv.As<Napi::Object>();
+        View<float> data = get_f32(wt, "data", 0);
+        kiln::PlanTensor t;
+        t.data = data.data;
+        t.length = data.length;
+        t.shape = read_dims(wt.Get("shape"), wname + ".shape");
+        step.weights[key] = std::move(t);
+        keep->push_back(data.value);
+      }
+    }
+    spec->steps.push_back(std::move(step));
+  }
+  return spec;
+}
+
+Napi::Error spec_error(Napi::Env env, const std::string& message) {
+  Napi::Error err = Napi::RangeError::New(env, message);
+  err.Set("code", Napi::String::New(env, "ERR_KILN_INVALID_ARG"));
+  return err;
+}
+
+Napi::Value wrap(Napi::Env env, std::shared_ptr<const kiln::Plan> plan) {
+  auto* handle = new PlanHandle{std::move(plan), 0};
+  handle->reported_bytes = static_cast<int64_t>(handle->plan->info().weight_bytes);
+  Napi::MemoryManagement::AdjustExternalMemory(env, handle->reported_bytes);
+  auto ext = Napi::External<PlanHandle>::New(env, handle, [](Napi::Env e, PlanHandle* h) {
+    if (h->reported_bytes) Napi::MemoryManagement::AdjustExternalMemory(e, -h->reported_bytes);
+    delete h;
+  });
+  ext.TypeTag(&kPlanTag);
+  return ext;
+}
+
+PlanHandle* unwrap(const Napi::Value& v, const char* name) {
+  if (!v.IsExternal() || !v.As<Napi::External<PlanHandle>>().CheckTypeTag(&kPlanTag)) {
+    throw_type(name, "a plan made by createPlan", v);
+  }
+  return v.As<Napi::External<PlanHandle>>().Data();
+}
+
+std::shared_ptr<const kiln::Plan> live_plan(Napi::Env env, const Napi::Value& v) {
+  PlanHandle* h = unwrap(v, "plan");
+  if (!h->plan) {
+    Napi::Error err = Napi::Error::New(env, "The plan was disposed");
+    err.Set("code", Napi::String::New(env, "ERR_KILN_DISPOSED"));
+    throw err;
+  }
+  return h->plan;
+}
+
+Napi::Value CreatePlan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    Napi::Object spec_obj = get_object(info, 0, "spec");
+    const bool async = info.Length() > 1 && info[1].ToBoolean().Value();
+    std::vector<Napi::Value> keep;
+    std::shared_ptr<kiln::PlanSpec> spec = read_spec(spec_obj, &keep);
+    auto built = std::make_shared<std::shared_ptr<const kiln::Plan>>();
+    auto error = std::make_shared<std::string>();
+    return run_job_with_result(
+        env, async,
+        [spec, built, error] {
+          try {
+            *built = std::make_shared<const kiln::Plan>(*spec);
+          } catch (const kiln::PlanError& e) {
+            *error = e.what();
+          }
+        },
+        keep,
+        [built, error](Napi::Env e) -> Napi::Value {
+          if (!error->empty()) throw spec_error(e, *error);
+          return wrap(e, *built);
+        });
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+struct Buffers {
+  std::vector<const float*> in;
+  std::vector<float*> out;
+};
+
+Napi::Value RunPlan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    if (info.Length() < 1) throw_type("plan", "a plan made by createPlan", env.Undefined());
+    std::shared_ptr<const kiln::Plan> plan = live_plan(env, info[0]);
+    Napi::Object args = get_object(info, 1, "args");
+    const bool async = info.Length() > 2 && info[2].ToBoolean().Value();
+    const size_t batch = static_cast<size_t>(get_int(args, "batch", 1, kMaxBatch));
+    std::vector<Napi::Value> keep{info[0]};
+    auto buffers = std::make_shared<Buffers>();
+    std::vector<std::pair<const char*, const char*>> ranges;  // [begin, end) of every buffer
+    auto read_list = [&](const char* name, size_t count, bool outputs) {
+      Napi::Value v = args.Get(name);
+      if (!v.IsArray()) throw_type(name, "an array of Float32Array", v);
+      Napi::Array arr = v.As<Napi::Array>();
+      if (arr.Length() != count) throw_range(name, std::to_string(count) + " arrays", std::to_string(arr.Length()));
+      for (uint32_t i = 0; i < count; ++i) {
+        const std::string item = at(name, i);
+        Napi::Value e = arr.Get(i);
+        if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw_type(item, "a Float32Array", e);
+        auto ta = e.As<Napi::Float32Array>();
+        const size_t want = checked_mul(batch, outputs ? plan->output_size(i) : plan->input_size(i), item.c_str());
+        if (ta.ElementLength() != want) {
+          throw_range(item, "a Float32Array of " + std::to_string(want) + " elements (batch " + std::to_string(batch) + ")", describe(e));
+        }
+        const char* begin = reinterpret_cast<const char*>(ta.Data());
+        if (outputs) {
+          buffers->out.push_back(ta.Data());
+          for (const auto& r : ranges) {
+            if (begin < r.second && r.first < begin + want * sizeof(float)) {
+              throw_range(item, "an output buffer that overlaps no other input or output", "an overlapping view");
+            }
+          }
+        } else {
+          buffers->in.push_back(ta.Data());
+        }
+        ranges.emplace_back(begin, begin + want * sizeof(float));
+        keep.push_back(e);
+      }
+    };
+    read_list("inputs", plan->num_inputs(), false);
+    read_list("outputs", plan->num_outputs(), true);
+    return run_job(env, async, [plan, buffers, batch] { plan->run(buffers->in.data(), buffers->out.data(), batch); }, keep);
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value PlanInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    std::shared_ptr<const kiln::Plan> plan = live_plan(env, info.Length() ? info[0] : env.Undefined());
+    const kiln::PlanInfo pi = plan->info();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("arenaBytes", Napi::Number::New(env, static_cast<double>(plan->arena_bytes(1))));
+    out.Set("arenaBytesPerImage", Napi::Number::New(env, static_cast<double>(pi.arena_floats_per_image * sizeof(float))));
+    out.Set("weightBytes", Napi::Number::New(env, static_cast<double>(pi.weight_bytes)));
+    Napi::Array steps = Napi::Array::New(env, pi.steps.size());
+    for (size_t i = 0; i < pi.steps.size(); ++i) steps.Set(static_cast<uint32_t>(i), Napi::String::New(env, pi.steps[i]));
+    out.Set("steps", steps);
+    return out;
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+// Frees the plan's weights now (runs in flight keep their own reference until they end).
+Napi::Value DisposePlan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    PlanHandle* h = unwrap(info.Length() ? info[0] : env.Undefined(), "plan");
+    if (h->reported_bytes) Napi::MemoryManagement::AdjustExternalMemory(env, -h->reported_bytes);
+    h->reported_bytes = 0;
+    h->plan.reset();
+    return env.Undefined();
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+}  // namespace
 
 void register_plan(Napi::Env env, Napi::Object exports) {
-  (void)env;
-  (void)exports;
+  exports.Set("createPlan", Napi::Function::New(env, CreatePlan, "createPlan"));
+  exports.Set("runPlan", Napi::Function::New(env, RunPlan, "runPlan"));
+  exports.Set("planInfo", Napi::Function::New(env, PlanInfo, "planInfo"));
+  exports.Set("disposePlan", Napi::Function::New(env, DisposePlan, "disposePlan"));
 }
 
 }  // namespace kiln_addon

@@ -1,0 +1,106 @@
+// The inference plan: a compiled, immutable sequence of native steps over a value table.
+//
+// A plan is built once from a PlanSpec (what src/runtime/compile.ts produces, read by
+// native/addon/plan.cc): every value has a PER-IMAGE shape, so the batch is a run-time parameter.
+// Building validates the whole spec (op kinds, ids, shapes, weight lengths) and throws PlanError on
+// anything wrong; it prepacks weights once and lays out a scratch arena by liveness (values whose
+// lifetimes do not overlap share memory; reshapes alias their input; elementwise steps may run in
+// place). Plan inputs are read from the caller's buffers and plan outputs written straight into
+// the caller's buffers.
+//
+// run() is const and thread-safe: several runs may be in flight on one plan; each takes an arena
+// from a small pool (allocation happens only when a run needs more arenas or a bigger batch than
+// any before it).
+//
+// Nothing here knows about Node.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+// A malformed spec. The message follows the library's shape: "Expected X for NAME but received Y".
+class PlanError : public std::invalid_argument {
+ public:
+  explicit PlanError(const std::string& message) : std::invalid_argument(message) {}
+};
+
+// Dimensions of one image's slice of a value (the batch dimension is implicit and outermost).
+using PlanShape = std::vector<size_t>;
+
+// A constant tensor borrowed from the caller while the plan is built (weights are copied or
+// prepacked; the plan keeps no pointer into it).
+struct PlanTensor {
+  const float* data = nullptr;
+  size_t length = 0;
+  std::vector<size_t> shape;  // full shape; the product must equal length
+};
+
+// An attribute: a number, a list of numbers, or a string.
+struct PlanAttr {
+  enum Kind { kNumber, kList, kString } kind = kNumber;
+  double number = 0;
+  std::vector<double> list;
+  std::string text;
+};
+
+struct PlanStepSpec {
+  std::string op;    // "Conv", "Gemm", "Relu", ... (see plan_ops())
+  std::string name;  // the graph node's name, for messages and plan_info
+  std::vector<int64_t> inputs;   // value ids
+  std::vector<int64_t> outputs;  // value ids
+  std::map<std::string, PlanAttr> attrs;
+  std::map<std::string, PlanTensor> weights;
+};
+
+struct PlanSpec {
+  std::vector<PlanShape> values;  // per-image shape of every value
+  std::vector<int64_t> inputs;    // value ids fed by the caller, in run() order
+  std::vector<int64_t> outputs;   // value ids returned to the caller, in run() order
+  std::vector<PlanStepSpec> steps;  // in execution order; each value is written by one step
+  size_t max_threads = 0;         // threads a run may use (0 = the whole pool)
+};
+
+// Op kinds a spec may use.
+const std::vector<std::string>& plan_ops();
+
+struct PlanInfo {
+  size_t arena_floats_per_image = 0;  // value storage; the arena is this * batch + scratch
+  size_t weight_bytes = 0;
+  std::vector<std::string> steps;     // "op name: detail" per step, aliases included
+};
+
+class PlanImpl;
+
+class Plan {
+ public:
+  // Validates and builds; throws PlanError on a bad spec.
+  explicit Plan(const PlanSpec& spec);
+  ~Plan();
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+
+  size_t num_inputs() const;
+  size_t num_outputs() const;
+  // Elements per image of input / output i.
+  size_t input_size(size_t i) const;
+  size_t output_size(size_t i) const;
+
+  // Arena bytes a run at `batch` uses (value storage plus the largest step scratch).
+  size_t arena_bytes(size_t batch) const;
+  PlanInfo info() const;
+
+  // inputs[i] holds batch * input_size(i) floats (read only); outputs[i] receives
+  // batch * output_size(i) floats. Buffers must not overlap each other.
+  void run(const float* const* inputs, float* const* outputs, size_t batch) const;
+
+ private:
+  std::unique_ptr<PlanImpl> impl_;
+};
+
+}  // namespace kiln

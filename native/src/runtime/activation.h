@@ -1,0 +1,26 @@
+// The activation a Conv, ConvTranspose or Gemm step applies to its output (fused in the graph as
+// `kiln_activation`), read from the step attrs `activation`, `activationAlpha`, `activationMin`,
+// `activationMax`.
+#pragma once
+#include <cstddef>
+#include <string>
+
+#include "runtime/step.h"
+
+namespace kiln {
+namespace runtime {
+
+struct Activation {
+  enum Kind { kNone, kRelu, kClip, kLeakyRelu } kind = kNone;
+  float alpha = 0.01f;  // LeakyRelu slope
+  float lo = 0, hi = 0;  // Clip bounds (Relu6: 0, 6)
+
+  static Activation parse(const StepContext& ctx);
+  // True when the kernel can apply it itself (it has a fused ReLU).
+  bool is_relu() const { return kind == kRelu; }
+  void apply(float* data, size_t length) const;
+  std::string name() const;
+};
+
+}  // namespace runtime
+}  // namespace kiln

@@ -1,0 +1,67 @@
+#include "runtime/op-registry.h"
+
+#include <vector>
+
+#include "runtime/ops/ops.h"
+
+namespace kiln {
+namespace runtime {
+namespace {
+
+const OpEntry kOps[] = {
+    {"Conv", make_conv},
+    {"ConvTranspose", make_conv_transpose},
+    {"Gemm", make_gemm},
+    {"MatMul", make_matmul},
+    {"Relu", make_unary},
+    {"LeakyRelu", make_unary},
+    {"Clip", make_unary},
+    {"Sigmoid", make_unary},
+    {"HardSigmoid", make_unary},
+    {"HardSwish", make_unary},
+    {"Tanh", make_unary},
+    {"Copy", make_copy},
+    {"MaxPool", make_pool},
+    {"AveragePool", make_pool},
+    {"GlobalAveragePool", make_global_pool},
+    {"GlobalMaxPool", make_global_pool},
+    {"LRN", make_lrn},
+    {"BatchNormalization", make_batch_norm},
+    {"Add", make_binary},
+    {"Sub", make_binary},
+    {"Mul", make_binary},
+    {"Div", make_binary},
+    {"Sum", make_sum},
+    {"Concat", make_concat},
+    {"Transpose", make_transpose},
+    {"Softmax", make_softmax},
+    {"LogSoftmax", make_softmax},
+    {"Pad", make_pad},
+    {"Reshape", nullptr},
+    {"Flatten", nullptr},
+    {"Squeeze", nullptr},
+    {"Unsqueeze", nullptr},
+    {"Identity", nullptr},
+};
+
+}  // namespace
+
+const OpEntry* find_op(const std::string& op) {
+  for (const OpEntry& e : kOps) {
+    if (op == e.name) return &e;
+  }
+  return nullptr;
+}
+
+}  // namespace runtime
+
+const std::vector<std::string>& plan_ops() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const runtime::OpEntry& e : runtime::kOps) v.push_back(e.name);
+    return v;
+  }();
+  return names;
+}
+
+}  // namespace kiln

@@ -1,0 +1,21 @@
+// The op kinds a plan spec may name, and the factory that builds each.
+#pragma once
+#include <string>
+
+#include "runtime/step.h"
+
+namespace kiln {
+namespace runtime {
+
+struct OpEntry {
+  const char* name;
+  // Null for views (Reshape, Flatten, Squeeze, Unsqueeze, Identity): the output is the input's
+  // storage under another shape; the planner aliases them (or copies when it cannot).
+  StepFactory make;
+};
+
+// Null when `op` is not a plan op.
+const OpEntry* find_op(const std::string& op);
+
+}  // namespace runtime
+}  // namespace kiln

@@ -1,0 +1,97 @@
+// Conv: NCHW 2-D convolution on the prepacked Conv2dPlan (groups, dilation, strides, asymmetric
+// pads), bias and the fused activation. Relu runs inside the kernel; other activations on the
+// output right after.
+#include <sstream>
+
+#include "kiln/conv.h"
+#include "runtime/activation.h"
+#include "runtime/ops/ops.h"
+#include "runtime/parallel.h"
+
+namespace kiln {
+namespace runtime {
+namespace {
+
+constexpr int64_t kMaxDim = int64_t{1} << 31;
+
+class ConvStep : public PlanStep {
+ public:
+  ConvStep(const Conv2dGeometry& g, const float* weight, const float* bias, Activation act)
+      : conv_(g, weight, bias, act.is_relu()), act_(act) {}
+
+  void run(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads) const override {
+    conv_.run(io.in[0], io.out[0], batch, scratch, max_threads);
+    if (act_.kind != Activation::kNone && !act_.is_relu()) {
+      const Conv2dGeometry& g = conv_.geometry();
+      float* y = io.out[0];
+      for_chunks(batch * g.out_channels * g.out_plane(), kElementwiseGrain, max_threads,
+                 [&](size_t b, size_t e) { act_.apply(y + b, e - b); });
+    }
+  }
+  size_t scratch_floats(size_t batch) const override { return conv_.scratch_floats(batch); }
+  size_t weight_bytes() const override { return conv_.weight_bytes(); }
+  std::string detail() const override {
+    const Conv2dGeometry& g = conv_.geometry();
+    std::ostringstream s;
+    s << g.kernel_h << "x" << g.kernel_w << " s" << g.stride_h << "x" << g.stride_w << " "
+      << g.in_channels << "->" << g.out_channels;
+    if (g.groups > 1) s << " g" << g.groups;
+    if (g.dilation_h > 1 || g.dilation_w > 1) s << " d" << g.dilation_h << "x" << g.dilation_w;
+    if (act_.kind != Activation::kNone) s << " " << act_.name();
+    return s.str();
+  }
+
+ private:
+  Conv2dPlan conv_;
+  Activation act_;
+};
+
+}  // namespace
+
+std::unique_ptr<PlanStep> make_conv(const StepContext& ctx) {
+  ctx.expect_inputs(1, 1);
+  ctx.expect_outputs(1);
+  ctx.expect_input_rank(0, 3);
+  const PlanShape& x = ctx.in()[0];
+  const PlanTensor& w = ctx.weight("W");
+  if (w.shape.size() != 4) ctx.fail("weights.W", "a 4-D weight (OIHW)", shape_text(w.shape));
+  const auto kernel = ctx.integers_or("kernel", 2, 1, kMaxDim, {int64_t(w.shape[2]), int64_t(w.shape[3])});
+  const auto strides = ctx.integers_or("strides", 2, 1, kMaxDim, {1, 1});
+  const auto pads = ctx.integers_or("pads", 4, 0, kMaxDim, {0, 0, 0, 0});
+  const auto dilations = ctx.integers_or("dilations", 2, 1, kMaxDim, {1, 1});
+  const int64_t group = ctx.integer_or("group", 1, kMaxDim, 1);
+
+  Conv2dGeometry g;
+  g.in_channels = x[0];
+  g.in_height = x[1];
+  g.in_width = x[2];
+  g.out_channels = w.shape[0];
+  g.kernel_h = static_cast<size_t>(kernel[0]);
+  g.kernel_w = static_cast<size_t>(kernel[1]);
+  g.stride_h = static_cast<size_t>(strides[0]);
+  g.stride_w = static_cast<size_t>(strides[1]);
+  g.pad_top = static_cast<size_t>(pads[0]);
+  g.pad_left = static_cast<size_t>(pads[1]);
+  g.pad_bottom = static_cast<size_t>(pads[2]);
+  g.pad_right = static_cast<size_t>(pads[3]);
+  g.dilation_h = static_cast<size_t>(dilations[0]);
+  g.dilation_w = static_cast<size_t>(dilations[1]);
+  g.groups = static_cast<size_t>(group);
+  if (g.in_channels % g.groups != 0 || g.out_channels % g.groups != 0) {
+    ctx.fail("attrs.group", "a divisor of the input channels (" + std::to_string(g.in_channels) +
+             ") and the output channels (" + std::to_string(g.out_channels) + ")", std::to_string(group));
+  }
+  const std::vector<size_t> w_shape = {g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w};
+  ctx.weight("W", w_shape);
+  const PlanTensor* b = ctx.weight_opt("B", {g.out_channels});
+  g.out_height = window_output_size(g.in_height, g.pad_top, g.pad_bottom, g.kernel_h, g.stride_h, g.dilation_h);
+  g.out_width = window_output_size(g.in_width, g.pad_left, g.pad_right, g.kernel_w, g.stride_w, g.dilation_w);
+  if (g.out_height == 0 || g.out_width == 0 || !conv2d_geometry_valid(g)) {
+    ctx.fail("", "a kernel window that fits the padded input " + shape_text(x), "kernel " + shape_text({g.kernel_h, g.kernel_w}));
+  }
+  ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});
+  return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx));
+}
+
+}  // namespace runtime
+}  // namespace kiln

@@ -1,0 +1,30 @@
+// Factories of the plan's steps, one per op family (one file each in this folder).
+#pragma once
+#include <memory>
+
+#include "runtime/step.h"
+
+namespace kiln {
+namespace runtime {
+
+std::unique_ptr<PlanStep> make_conv(const StepContext& ctx);            // conv.cc
+std::unique_ptr<PlanStep> make_conv_transpose(const StepContext& ctx);  // conv-transpose.cc
+std::unique_ptr<PlanStep> make_gemm(const StepContext& ctx);            // gemm.cc
+std::unique_ptr<PlanStep> make_matmul(const StepContext& ctx);          // matmul.cc
+std::unique_ptr<PlanStep> make_unary(const StepContext& ctx);           // unary.cc (Relu, Sigmoid, ...)
+std::unique_ptr<PlanStep> make_copy(const StepContext& ctx);            // unary.cc
+// A plain copy of one value (the planner uses it where a view cannot alias its input).
+std::unique_ptr<PlanStep> make_copy_step(size_t floats_per_image);      // unary.cc
+std::unique_ptr<PlanStep> make_pool(const StepContext& ctx);            // pool.cc (MaxPool, AveragePool)
+std::unique_ptr<PlanStep> make_global_pool(const StepContext& ctx);     // global-pool.cc
+std::unique_ptr<PlanStep> make_lrn(const StepContext& ctx);             // lrn.cc
+std::unique_ptr<PlanStep> make_batch_norm(const StepContext& ctx);      // batch-norm.cc
+std::unique_ptr<PlanStep> make_binary(const StepContext& ctx);          // binary.cc (Add, Sub, Mul, Div)
+std::unique_ptr<PlanStep> make_sum(const StepContext& ctx);             // binary.cc
+std::unique_ptr<PlanStep> make_concat(const StepContext& ctx);          // concat.cc
+std::unique_ptr<PlanStep> make_transpose(const StepContext& ctx);       // transpose.cc
+std::unique_ptr<PlanStep> make_softmax(const StepContext& ctx);         // softmax.cc (+ LogSoftmax)
+std::unique_ptr<PlanStep> make_pad(const StepContext& ctx);             // pad.cc
+
+}  // namespace runtime
+}  // namespace kiln

@@ -1,0 +1,345 @@
+// Building a Plan from its spec (validation, step construction, storage planning) and running it.
+#include "kiln/plan.h"
+
+#include <algorithm>
+#include <climits>
+#include <limits>
+#include <numeric>
+
+#include "runtime/arena.h"
+#include "runtime/memory-plan.h"
+#include "runtime/op-registry.h"
+#include "runtime/ops/ops.h"
+#include "runtime/step.h"
+
+namespace kiln {
+
+using runtime::PlanStep;
+using runtime::shape_size;
+using runtime::shape_text;
+
+namespace {
+
+constexpr size_t kAlignFloats = 16;  // 64 bytes: every buffer starts on a cache line
+constexpr size_t kMaxRank = 16;
+constexpr size_t kMaxDim = (size_t{1} << 31) - 1;
+constexpr size_t kMaxImageFloats = size_t{1} << 40;
+
+size_t round_up(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+
+[[noreturn]] void fail(const std::string& name, const std::string& expected, const std::string& received) {
+  throw PlanError("Expected " + expected + " for " + name + " but received " + received);
+}
+
+std::string step_name(size_t i, const PlanStepSpec& s) {
+  return "steps[" + std::to_string(i) + "]" + (s.name.empty() ? "" : " (" + s.name + ")");
+}
+
+// Union-find over values: values in one set share storage.
+struct Sets {
+  std::vector<int> parent;
+  explicit Sets(size_t n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
+  int find(int v) {
+    while (parent[v] != v) v = parent[v] = parent[parent[v]];
+    return v;
+  }
+};
+
+}  // namespace
+
+class PlanImpl {
+ public:
+  struct Step {
+    std::unique_ptr<PlanStep> impl;  // null for a view (no work at run time)
+    std::vector<int> in_values, out_values;
+    std::vector<int> in_groups, out_groups;
+  };
+  struct Group {
+    size_t floats = 0;   // per image
+    int input = -1;      // plan input index whose buffer holds it
+    int output = -1;     // plan output index whose buffer holds it
+    size_t offset = 0;   // per image, in the arena (internal groups)
+  };
+
+  explicit PlanImpl(const PlanSpec& spec);
+
+  std::vector<PlanShape> values;
+  std::vector<size_t> value_floats;
+  std::vector<int> inputs, outputs;
+  std::vector<Step> steps;
+  std::vector<Group> groups;
+  std::vector<std::string> labels;
+  size_t arena_per_image = 0;
+  size_t max_arity = 1;
+  size_t max_threads = 0;
+  size_t weight_bytes = 0;
+  mutable runtime::ArenaPool pool;
+
+ private:
+  void check_values(const PlanSpec& spec);
+  void build_steps(const PlanSpec& spec);
+  void plan_storage();
+};
+
+PlanImpl::PlanImpl(const PlanSpec& spec) : max_threads(spec.max_threads) {
+  check_values(spec);
+  build_steps(spec);
+  plan_storage();
+}
+
+void PlanImpl::check_values(const PlanSpec& spec) {
+  if (spec.values.size() > static_cast<size_t>(INT_MAX)) fail("values", "fewer values", std::to_string(spec.values.size()));
+  values = spec.values;
+  for (size_t v = 0; v < values.size(); ++v) {
+    const PlanShape& s = values[v];
+    const std::string name = "values[" + std::to_string(v) + "]";
+    if (s.size() > kMaxRank) fail(name, "a per-image shape of rank <= " + std::to_string(kMaxRank), shape_text(s));
+    for (size_t d : s) {
+      if (d < 1 || d > kMaxDim) fail(name, "dimensions in [1, 2147483647]", shape_text(s));
+    }
+    const size_t n = shape_size(s);
+    if (n > kMaxImageFloats) fail(name, "at most 2^40 elements per image", shape_text(s));
+    value_floats.push_back(n);
+  }
+  auto ids = [&](const std::vector<int64_t>& list, const char* what, std::vector<int>* out) {
+    std::vector<bool> seen(values.size(), false);
+    for (size_t i = 0; i < list.size(); ++i) {
+      const int64_t id = list[i];
+      const std::string name = std::string(what) + "[" + std::to_string(i) + "]";
+      if (id < 0 || static_cast<size_t>(id) >= values.size()) {
+        fail(name, "a value id in [0, " + std::to_string(values.size()) + ")", std::to_string(id));
+      }
+      if (seen[id]) fail(name, "distinct value ids", "value " + std::to_string(id) + " twice");
+      seen[id] = true;
+      out->push_back(static_cast<int>(id));
+    }
+  };
+  ids(spec.inputs, "inputs", &inputs);
+  ids(spec.outputs, "outputs", &outputs);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (std::find(inputs.begin(), inputs.end(), outputs[i]) != inputs.end()) {
+      fail("outputs[" + std::to_string(i) + "]", "a value that is not a plan input (add a Copy step)", "value " + std::to_string(outputs[i]));
+    }
+  }
+}
+
+void PlanImpl::build_steps(const PlanSpec& spec) {
+  std::vector<bool> defined(values.size(), false);
+  for (int v : inputs) defined[v] = true;
+  for (size_t i = 0; i < spec.steps.size(); ++i) {
+    const PlanStepSpec& s = spec.steps[i];
+    const std::string where = step_name(i, s);
+    const runtime::OpEntry* entry = runtime::find_op(s.op);
+    if (!entry) {
+      std::string want = "one of";
+      for (const std::string& op : plan_ops()) want += " " + op;
+      fail(where + ".op", want, "\"" + s.op + "\"");
+    }
+    Step step;
+    std::vector<PlanShape> in_shapes, out_shapes;
+    for (size_t j = 0; j < s.inputs.size(); ++j) {
+      const int64_t id = s.inputs[j];
+      const std::string name = where + ".inputs[" + std::to_string(j) + "]";
+      if (id < 0 || static_cast<size_t>(id) >= values.size()) fail(name, "a value id in [0, " + std::to_string(values.size()) + ")", std::to_string(id));
+      if (!defined[id]) fail(name, "a value written by a plan input or an earlier step", "value " + std::to_string(id));
+      step.in_values.push_back(static_cast<int>(id));
+      in_shapes.push_back(values[id]);
+    }
+    for (size_t j = 0; j < s.outputs.size(); ++j) {
+      const int64_t id = s.outputs[j];
+      const std::string name = where + ".outputs[" + std::to_string(j) + "]";
+      if (id < 0 || static_cast<size_t>(id) >= values.size()) fail(name, "a value id in [0, " + std::to_string(values.size()) + ")", std::to_string(id));
+      if (defined[id]) fail(name, "a value not written before (each value has one writer)", "value " + std::to_string(id));
+      defined[id] = true;
+      step.out_values.push_back(static_cast<int>(id));
+      out_shapes.push_back(values[id]);
+    }
+    for (const auto& w : s.weights) {
+      const std::string name = where + ".weights." + w.first;
+      for (size_t d : w.second.shape) {
+        if (d > kMaxDim) fail(name, "dimensions in [0, 2147483647]", shape_text(w.second.shape));
+      }
+      if (w.second.shape.size() > kMaxRank) fail(name, "a shape of rank <= " + std::to_string(kMaxRank), shape_text(w.second.shape));
+      const size_t n = shape_size(w.second.shape);
+      if (n != w.second.length) fail(name, std::to_string(n) + " elements for shape " + shape_text(w.second.shape), std::to_string(w.second.length));
+      if (n > 0 && !w.second.data) fail(name, "data", "a null pointer");
+    }
+    runtime::StepContext ctx(s, i, in_shapes, out_shapes);
+    std::string label = s.op + (s.name.empty() ? "" : " " + s.name);
+    if (entry->make) {
+      step.impl = entry->make(ctx);
+      const std::string detail = step.impl->detail();
+      if (!detail.empty()) label += ": " + detail;
+      weight_bytes += step.impl->weight_bytes();
+    } else {
+      ctx.expect_inputs(1, 1);
+      ctx.expect_outputs(1);
+      if (value_floats[step.in_values[0]] != value_floats[step.out_values[0]]) {
+        ctx.fail("outputs[0]", "a shape of " + std::to_string(value_floats[step.in_values[0]]) + " elements per image (a view of the input " +
+                 shape_text(in_shapes[0]) + ")", shape_text(out_shapes[0]));
+      }
+      label += ": view";
+    }
+    max_arity = std::max({max_arity, s.inputs.size(), s.outputs.size()});
+    steps.push_back(std::move(step));
+    labels.push_back(label);
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (!defined[outputs[i]]) fail("outputs[" + std::to_string(i) + "]", "a value written by a step", "value " + std::to_string(outputs[i]));
+  }
+}
+
+void PlanImpl::plan_storage() {
+  const size_t nv = values.size();
+  Sets sets(nv);
+  std::vector<int> ext_in(nv, -1), ext_out(nv, -1);
+  for (size_t i = 0; i < inputs.size(); ++i) ext_in[inputs[i]] = static_cast<int>(i);
+  for (size_t i = 0; i < outputs.size(); ++i) ext_out[outputs[i]] = static_cast<int>(i);
+  auto external = [&](int root) { return ext_in[root] >= 0 || ext_out[root] >= 0; };
+  auto merge = [&](int keep, int other) {
+    sets.parent[other] = keep;
+    if (ext_in[other] >= 0) ext_in[keep] = ext_in[other];
+    if (ext_out[other] >= 0) ext_out[keep] = ext_out[other];
+  };
+
+  // 1. Views share their input's storage unless that would tie two caller buffers together.
+  for (size_t i = 0; i < steps.size(); ++i) {
+    Step& s = steps[i];
+    if (s.impl) continue;
+    const int a = sets.find(s.in_values[0]), b = sets.find(s.out_values[0]);
+    if (external(a) && external(b)) {
+      s.impl = runtime::make_copy_step(value_floats[s.out_values[0]]);
+      labels[i] += " (copied)";
+    } else {
+      merge(a, b);
+    }
+  }
+
+  // Lifetimes per set: first writer to last reader (plan outputs live to the end).
+  const int end = static_cast<int>(steps.size());
+  std::vector<int> first(nv, INT_MAX), last(nv, -1);
+  auto lifetimes = [&]() {
+    std::fill(first.begin(), first.end(), INT_MAX);
+    std::fill(last.begin(), last.end(), -1);
+    for (int v : inputs) first[sets.find(v)] = -1;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      for (int v : steps[i].out_values) first[sets.find(v)] = std::min(first[sets.find(v)], static_cast<int>(i));
+      for (int v : steps[i].in_values) last[sets.find(v)] = std::max(last[sets.find(v)], static_cast<int>(i));
+    }
+    for (int v : outputs) last[sets.find(v)] = end;
+  };
+  lifetimes();
+
+  // 2. Elementwise steps write over their input when nothing reads it afterwards.
+  for (size_t i = 0; i < steps.size(); ++i) {
+    Step& s = steps[i];
+    if (!s.impl || s.in_values.empty() || !s.impl->in_place()) continue;
+    const int a = sets.find(s.in_values[0]), b = sets.find(s.out_values[0]);
+    if (a == b || external(a) || ext_in[b] >= 0 || last[a] != static_cast<int>(i)) continue;
+    if (value_floats[s.in_values[0]] != value_floats[s.out_values[0]]) continue;
+    bool read_twice = false;
+    for (size_t j = 1; j < s.in_values.size(); ++j) read_twice |= sets.find(s.in_values[j]) == a;
+    if (read_twice) continue;
+    merge(b, a);
+    first[b] = std::min(first[a], first[b]);
+    last[b] = std::max(last[a], last[b]);
+    labels[i] += " (in place)";
+  }
+
+  // 3. One storage group per set; internal groups placed in the arena by lifetime.
+  std::vector<int> group_of(nv, -1);
+  std::vector<runtime::BufferLifetime> lifetimes_of_internal;
+  std::vector<int> internal_groups;
+  for (size_t v = 0; v < nv; ++v) {
+    const int r = sets.find(static_cast<int>(v));
+    if (first[r] == INT_MAX) continue;  // never written (unused value)
+    if (group_of[r] < 0) {
+      group_of[r] = static_cast<int>(groups.size());
+      Group g;
+      g.input = ext_in[r];
+      g.output = ext_out[r];
+      groups.push_back(g);
+      if (!external(r)) {
+        internal_groups.push_back(group_of[r]);
+        lifetimes_of_internal.push_back({0, first[r], std::max(first[r], last[r])});
+      }
+    }
+    Group& g = groups[group_of[r]];
+    g.floats = std::max(g.floats, value_floats[v]);
+    group_of[v] = group_of[r];
+  }
+  for (size_t i = 0; i < internal_groups.size(); ++i) lifetimes_of_internal[i].size = round_up(groups[internal_groups[i]].floats);
+  std::vector<size_t> offsets;
+  arena_per_image = runtime::place_buffers(lifetimes_of_internal, &offsets);
+  for (size_t i = 0; i < internal_groups.size(); ++i) groups[internal_groups[i]].offset = offsets[i];
+  for (Step& s : steps) {
+    for (int v : s.in_values) s.in_groups.push_back(group_of[v]);
+    for (int v : s.out_values) s.out_groups.push_back(group_of[v]);
+  }
+}
+
+Plan::Plan(const PlanSpec& spec) : impl_(std::make_unique<PlanImpl>(spec)) {}
+Plan::~Plan() = default;
+
+size_t Plan::num_inputs() const { return impl_->inputs.size(); }
+size_t Plan::num_outputs() const { return impl_->outputs.size(); }
+size_t Plan::input_size(size_t i) const { return impl_->value_floats.at(impl_->inputs.at(i)); }
+size_t Plan::output_size(size_t i) const { return impl_->value_floats.at(impl_->outputs.at(i)); }
+
+namespace {
+
+size_t mul_or_throw(size_t a, size_t b) {
+  if (a != 0 && b > std::numeric_limits<size_t>::max() / a) throw PlanError("Expected a batch whose arena fits in memory but received a larger one");
+  return a * b;
+}
+
+size_t scratch_for(const PlanImpl& p, size_t batch) {
+  size_t scratch = 0;
+  for (const auto& s : p.steps) {
+    if (s.impl) scratch = std::max(scratch, s.impl->scratch_floats(batch));
+  }
+  return round_up(scratch);
+}
+
+}  // namespace
+
+size_t Plan::arena_bytes(size_t batch) const {
+  return mul_or_throw(mul_or_throw(impl_->arena_per_image, batch) + scratch_for(*impl_, batch), sizeof(float));
+}
+
+PlanInfo Plan::info() const {
+  PlanInfo info;
+  info.arena_floats_per_image = impl_->arena_per_image;
+  info.weight_bytes = impl_->weight_bytes;
+  info.steps = impl_->labels;
+  return info;
+}
+
+void Plan::run(const float* const* inputs, float* const* outputs, size_t batch) const {
+  const PlanImpl& p = *impl_;
+  if (batch == 0) throw PlanError("Expected a batch >= 1 for batch but received 0");
+  const size_t values_floats = mul_or_throw(p.arena_per_image, batch);
+  const size_t total = values_floats + scratch_for(p, batch);
+  runtime::ArenaLease arena(p.pool, total, p.groups.size(), p.max_arity);
+  float* base = arena->floats.data();
+  for (size_t g = 0; g < p.groups.size(); ++g) {
+    const PlanImpl::Group& group = p.groups[g];
+    arena->storage[g] = group.input >= 0 ? const_cast<float*>(inputs[group.input])
+                        : group.output >= 0 ? outputs[group.output]
+                                            : base + group.offset * batch;
+  }
+  float* scratch = base + values_floats;
+  const float** in = arena->in_ptrs.data();
+  float** out = arena->out_ptrs.data();
+  for (const PlanImpl::Step& s : p.steps) {
+    if (!s.impl) continue;
+    for (size_t j = 0; j < s.in_groups.size(); ++j) in[j] = arena->storage[s.in_groups[j]];
+    for (size_t j = 0; j < s.out_groups.size(); ++j) out[j] = arena->storage[s.out_groups[j]];
+    runtime::StepBuffers io;
+    io.in = in;
+    io.out = out;
+    s.impl->run(io, batch, scratch, p.max_threads);
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,105 @@
+/**
+ * The native plan's spec (what `compile.ts` produces and `native.createPlan` reads) and a thin
+ * wrapper around the native handle.
+ *
+ * Spec conventions (checked again in C++, native/src/runtime/):
+ * - every value has a PER-IMAGE shape (`values[id]`); the batch is a run-time parameter and the
+ *   outermost dimension of every value;
+ * - axis-like attributes (`axis`, `perm`, Pad `pads`) use ONNX numbering, the batch being axis 0;
+ * - constants are step weights `{data, shape}` (full shapes); a Binary/MatMul constant operand is
+ *   the weight `A` or `B`, and the step's `inputs` list only the operands that are values;
+ * - views (Reshape, Flatten, Squeeze, Unsqueeze, Identity) alias their input's storage.
+ */
+import { native } from '../binding.js';
+import type { NativePlan } from '../binding.js';
+import { ErrorCode, KilnError } from '../errors.js';
+
+export type PlanAttr = number | string | boolean | number[];
+
+export interface PlanWeight {
+  data: Float32Array;
+  shape: number[];
+}
+
+export interface PlanStepSpec {
+  /** A plan op: 'Conv', 'Gemm', 'Relu', ... (see PLAN_OPS). */
+  op: PlanOp;
+  /** The graph node's name (for messages and `info().steps`). */
+  name: string;
+  inputs: number[];
+  outputs: number[];
+  attrs?: Record<string, PlanAttr>;
+  weights?: Record<string, PlanWeight>;
+}
+
+export interface PlanSpec {
+  values: number[][];
+  inputs: number[];
+  outputs: number[];
+  steps: PlanStepSpec[];
+  /** Threads a run may use (0 = the whole pool). */
+  maxThreads?: number;
+}
+
+/** Ops the native plan executes. */
+export const PLAN_OPS = [
+  'Conv', 'ConvTranspose', 'Gemm', 'MatMul',
+  'Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Copy',
+  'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LRN', 'BatchNormalization',
+  'Add', 'Sub', 'Mul', 'Div', 'Sum', 'Concat', 'Transpose', 'Softmax', 'LogSoftmax', 'Pad',
+  'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity',
+] as const;
+export type PlanOp = (typeof PLAN_OPS)[number];
+
+export interface PlanInfo {
+  /** Arena bytes of a batch-1 run (values + the largest step scratch). */
+  arenaBytes: number;
+  /** Arena bytes per image for the values (the arena grows linearly with the batch). */
+  arenaBytesPerImage: number;
+  /** Bytes of prepacked weights. */
+  weightBytes: number;
+  /** One line per step: "Conv conv1: 3x3 s1x1 1->32 relu", views and in-place steps marked. */
+  steps: string[];
+}
+
+/** A compiled native plan. `dispose()` frees its weights now instead of at garbage collection. */
+export class Plan {
+  private handle: NativePlan | undefined;
+
+  private constructor(handle: NativePlan) {
+    this.handle = handle;
+  }
+
+  /** Builds a plan; `async` packs the weights off the event loop (large models). */
+  static async create(spec: PlanSpec, async = true): Promise<Plan> {
+    const handle = async ? await native.createPlan(spec, true) : native.createPlan(spec);
+    return new Plan(handle);
+  }
+
+  static createSync(spec: PlanSpec): Plan {
+    return new Plan(native.createPlan(spec));
+  }
+
+  private live(): NativePlan {
+    if (!this.handle) throw new KilnError(ErrorCode.DISPOSED, 'The plan was disposed');
+    return this.handle;
+  }
+
+  /** Runs inline (`async` false) or on a worker thread (returns a Promise). */
+  run(inputs: Float32Array[], outputs: Float32Array[], batch: number, async: boolean): Promise<void> | undefined {
+    return native.runPlan(this.live(), { inputs, outputs, batch }, async) ?? undefined;
+  }
+
+  info(): PlanInfo {
+    return native.planInfo(this.live()) as PlanInfo;
+  }
+
+  get disposed(): boolean {
+    return this.handle === undefined;
+  }
+
+  dispose(): void {
+    if (this.handle) native.disposePlan(this.handle);
+    this.handle = undefined;
+  }
+}

@@ -1,0 +1,437 @@
+/**
+ * Every native plan op against a float64 reference (plan-reference.ts) on random shapes with 1,
+ * odd and prime sizes, on every ISA this CPU has; outputs start as NaN so an unwritten element
+ * shows. Each op runs as a one-step plan whose input and output are the caller's buffers.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { native } from '../../src/binding.js';
+import type { PlanAttr, PlanWeight } from '../../src/runtime/plan.js';
+import { cpuInfo, setIsa } from '../../src/system.js';
+import { Rng } from '../../src/util/rng.js';
+import * as ref from './plan-reference.js';
+
+const ISAS = cpuInfo().supportedIsas;
+const ORIGINAL_ISA = cpuInfo().isa;
+const U = 2 ** -23;
+
+function random(rng: Rng, n: number, lo = -1, hi = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.uniform(lo, hi);
+  return a;
+}
+
+function full(shape: number[], data: Float32Array): ref.Arr {
+  return ref.arr(shape, data);
+}
+
+interface StepCase {
+  op: string;
+  /** Per-image shapes of the value inputs. */
+  inShapes: number[][];
+  inputs: Float32Array[];
+  outShape: number[];
+  batch: number;
+  attrs?: Record<string, PlanAttr>;
+  weights?: Record<string, PlanWeight>;
+}
+
+/** Runs a one-step plan; the output starts as NaN. */
+function runStep(c: StepCase): Float32Array {
+  const values = [...c.inShapes, c.outShape];
+  const out = c.inShapes.length;
+  const plan = native.createPlan({
+    values,
+    inputs: c.inShapes.map((_, i) => i),
+    outputs: [out],
+    steps: [{ op: c.op, name: 'step', inputs: c.inShapes.map((_, i) => i), outputs: [out], attrs: c.attrs, weights: c.weights }],
+  });
+  const y = new Float32Array(c.batch * ref.size(c.outShape)).fill(Number.NaN);
+  native.runPlan(plan, { inputs: c.inputs, outputs: [y], batch: c.batch }, false);
+  return y;
+}
+
+/** |got - want| <= tol(i) everywhere; a NaN reference wants NaN. Reports the first failures. */
+function expectClose(got: Float32Array, want: ArrayLike<number>, tol: (i: number) => number, label: string): void {
+  expect(got.length, `${label}: length`).toBe(want.length);
+  const bad: string[] = [];
+  for (let i = 0; i < got.length && bad.length < 5; i++) {
+    const w = want[i];
+    const ok = Number.isNaN(w) ? Number.isNaN(got[i]) : Math.abs(got[i] - w) <= tol(i);
+    if (!ok) bad.push(`[${i}] got ${got[i]} want ${w} (tol ${tol(i)})`);
+  }
+  expect(bad, label).toEqual([]);
+}
+
+const rel = (want: ArrayLike<number>, r: number, a = 1e-7) => (i: number) => r * Math.abs(want[i]) + a;
+
+function activate(kind: string, v: number, attrs: Record<string, number>): number {
+  if (kind === 'Relu') return Math.max(0, v);
+  if (kind === 'Relu6') return Math.min(6, Math.max(0, v));
+  if (kind === 'LeakyRelu') return v < 0 ? v * (attrs.activationAlpha ?? 0.01) : v;
+  if (kind === 'Clip') return Math.min(attrs.activationMax, Math.max(attrs.activationMin, v));
+  return v;
+}
+
+interface ConvCase {
+  n: number; c: number; h: number; w: number; o: number; k: [number, number];
+  strides?: number[]; pads?: number[]; dilations?: number[]; group?: number; bias?: boolean; act?: string;
+}
+
+const CONV_CASES: ConvCase[] = [
+  { n: 1, c: 1, h: 1, w: 1, o: 1, k: [1, 1] },
+  { n: 2, c: 3, h: 7, w: 5, o: 4, k: [3, 3], pads: [1, 0, 2, 1], strides: [2, 1], act: 'Relu' },
+  { n: 3, c: 6, h: 9, w: 9, o: 6, k: [3, 3], pads: [1, 1, 1, 1], group: 6, act: 'Relu6' },
+  { n: 2, c: 4, h: 8, w: 11, o: 6, k: [2, 3], dilations: [2, 1], group: 2, act: 'LeakyRelu' },
+  { n: 2, c: 5, h: 5, w: 3, o: 7, k: [1, 1], bias: false },
+  { n: 3, c: 1, h: 28, w: 28, o: 32, k: [3, 3], act: 'Relu' },
+  { n: 2, c: 3, h: 11, w: 13, o: 5, k: [5, 3], strides: [3, 2], dilations: [1, 2], pads: [2, 1, 0, 3], act: 'Clip' },
+  { n: 1, c: 17, h: 6, w: 7, o: 13, k: [3, 2], strides: [1, 2], pads: [0, 1, 1, 0] },
+];
+
+describe.each(ISAS)('plan ops on %s', (isa) => {
+  beforeAll(() => setIsa(isa));
+  afterAll(() => setIsa(ORIGINAL_ISA));
+  const rng = new Rng(1234);
+
+  it('Conv: groups, depthwise, dilation, strides, asymmetric pads, bias and fused activations', () => {
+    for (const cc of CONV_CASES) {
+      const group = cc.group ?? 1;
+      const p = { strides: cc.strides ?? [1, 1], pads: cc.pads ?? [0, 0, 0, 0], dilations: cc.dilations ?? [1, 1], group };
+      const x = random(rng, cc.n * cc.c * cc.h * cc.w);
+      const wShape = [cc.o, cc.c / group, ...cc.k];
+      const w = random(rng, ref.size(wShape));
+      const b = cc.bias === false ? undefined : random(rng, cc.o);
+      const { out, mag } = ref.conv2d(full([cc.n, cc.c, cc.h, cc.w], x), full(wShape, w), b && full([cc.o], b), p);
+      const act = cc.act ?? 'None';
+      const actAttrs: Record<string, number> = act === 'LeakyRelu' ? { activationAlpha: 0.1 } : act === 'Clip' ? { activationMin: -0.3, activationMax: 0.4 } : {};
+      const want = out.data.map((v) => activate(act, v, actAttrs));
+      const y = runStep({
+        op: 'Conv', inShapes: [[cc.c, cc.h, cc.w]], inputs: [x], outShape: out.shape.slice(1), batch: cc.n,
+        attrs: { kernel: cc.k, strides: p.strides, pads: p.pads, dilations: p.dilations, group, activation: act, ...actAttrs },
+        weights: b ? { W: { data: w, shape: wShape }, B: { data: b, shape: [cc.o] } } : { W: { data: w, shape: wShape } },
+      });
+      const depth = (cc.c / group) * cc.k[0] * cc.k[1];
+      expectClose(y, want, (i) => (depth + 4) * U * 4 * mag[i] + 1e-7, `Conv ${JSON.stringify(cc)}`);
+    }
+  });
+
+  it('ConvTranspose: strides, pads, dilation, groups, output padding', () => {
+    const cases = [
+      { n: 1, cin: 1, h: 1, w: 1, cog: 1, k: [1, 1], s: [1, 1], p: [0, 0, 0, 0], d: [1, 1], g: 1, op: [0, 0] },
+      { n: 2, cin: 3, h: 4, w: 5, cog: 2, k: [3, 3], s: [2, 2], p: [1, 1, 1, 1], d: [1, 1], g: 1, op: [1, 0] },
+      { n: 1, cin: 4, h: 5, w: 3, cog: 3, k: [2, 3], s: [3, 1], p: [0, 2, 1, 0], d: [1, 2], g: 2, op: [2, 0] },
+      { n: 3, cin: 6, h: 3, w: 7, cog: 1, k: [3, 1], s: [1, 2], p: [1, 0, 0, 0], d: [2, 1], g: 6, op: [0, 1] },
+    ];
+    for (const c of cases) {
+      const x = random(rng, c.n * c.cin * c.h * c.w);
+      const wShape = [c.cin, c.cog, ...c.k];
+      const w = random(rng, ref.size(wShape));
+      const cout = c.cog * c.g;
+      const b = random(rng, cout);
+      const { out, mag } = ref.convTranspose2d(full([c.n, c.cin, c.h, c.w], x), full(wShape, w), full([cout], b), {
+        strides: c.s, pads: c.p, dilations: c.d, group: c.g, outputPadding: c.op,
+      });
+      const y = runStep({
+        op: 'ConvTranspose', inShapes: [[c.cin, c.h, c.w]], inputs: [x], outShape: out.shape.slice(1), batch: c.n,
+        attrs: { kernel: c.k, strides: c.s, pads: c.p, dilations: c.d, group: c.g, outputPadding: c.op },
+        weights: { W: { data: w, shape: wShape }, B: { data: b, shape: [cout] } },
+      });
+      expectClose(y, out.data, (i) => 64 * U * mag[i] + 1e-7, `ConvTranspose ${JSON.stringify(c)}`);
+    }
+  });
+
+  it('Gemm: transB, alpha, beta, bias shapes, fused activation, batch as rows', () => {
+    const cases = [
+      { batch: 1, k: 1, n: 1, transB: 0, alpha: 1, beta: 1, c: [1] },
+      { batch: 5, k: 7, n: 3, transB: 1, alpha: 0.5, beta: 2, c: [3], act: 'Relu' },
+      { batch: 3, k: 31, n: 17, transB: 0, alpha: 1, beta: 1, c: [1, 17] },
+      { batch: 64, k: 1600, n: 128, transB: 1, alpha: 1, beta: 1, c: [128], act: 'Relu' },
+      { batch: 2, k: 13, n: 11, transB: 1, alpha: -1.5, beta: 0.25, c: [] as number[] },
+      { batch: 4, k: 9, n: 6, transB: 0, alpha: 1, beta: 1, c: undefined },
+    ];
+    for (const g of cases) {
+      const x = random(rng, g.batch * g.k);
+      const bShape = g.transB ? [g.n, g.k] : [g.k, g.n];
+      const b = random(rng, g.k * g.n);
+      const c = g.c ? random(rng, ref.size(g.c)) : undefined;
+      const want = new Float64Array(g.batch * g.n);
+      const mag = new Float64Array(want.length);
+      for (let r = 0; r < g.batch; r++)
+        for (let j = 0; j < g.n; j++) {
+          let s = 0, m = 0;
+          for (let p = 0; p < g.k; p++) {
+            const t = x[r * g.k + p] * (g.transB ? b[j * g.k + p] : b[p * g.n + j]);
+            s += t;
+            m += Math.abs(t);
+          }
+          const bias = c ? g.beta * c[c.length === 1 ? 0 : j] : 0;
+          want[r * g.n + j] = activate(g.act ?? 'None', g.alpha * s + bias, {});
+          mag[r * g.n + j] = Math.abs(g.alpha) * m + Math.abs(bias);
+        }
+      const weights: Record<string, PlanWeight> = { B: { data: b, shape: bShape } };
+      if (c) weights.C = { data: c, shape: g.c! };
+      const y = runStep({
+        op: 'Gemm', inShapes: [[g.k]], inputs: [x], outShape: [g.n], batch: g.batch,
+        attrs: { transB: g.transB, alpha: g.alpha, beta: g.beta, activation: g.act ?? 'None' }, weights,
+      });
+      expectClose(y, want, (i) => (g.k + 4) * U * 4 * mag[i] + 1e-7, `Gemm ${JSON.stringify(g)}`);
+    }
+  });
+
+  it('MatMul: 2-D rows, stacked rows, batched with broadcasting, constant A or B, 1-D operands', () => {
+    // Each case: full shapes with the batch first for values; `aConst`/`bConst` mark constants.
+    const batch = 3;
+    const cases: { a: number[]; b: number[]; aConst?: boolean; bConst?: boolean }[] = [
+      { a: [batch, 7], b: [7, 5], bConst: true },
+      { a: [batch, 1], b: [1, 1], bConst: true },
+      { a: [batch, 3, 4, 6], b: [6, 5], bConst: true },
+      { a: [batch, 2, 4, 5], b: [2, 5, 3], bConst: true },
+      { a: [4, 6], b: [batch, 6, 5], aConst: true },
+      { a: [batch, 4, 3, 7], b: [batch, 1, 7, 2] },
+      { a: [batch, 1, 5, 3], b: [batch, 2, 3, 4] },
+      { a: [batch, 9], b: [9], bConst: true },
+      { a: [6], b: [batch, 2, 6, 3], aConst: true },
+      { a: [batch, 2, 3, 4], b: [1, 2, 4, 5], bConst: true },
+    ];
+    for (const c of cases) {
+      const a = random(rng, ref.size(c.a));
+      const b = random(rng, ref.size(c.b));
+      // The reference promotes 1-D operands the numpy way.
+      const aFull = c.a.length === 1 ? [1, ...c.a] : c.a;
+      const bFull = c.b.length === 1 ? [...c.b, 1] : c.b;
+      let { out, mag } = ref.matmul(full(aFull, a), full(bFull, b));
+      let shape = out.shape;
+      if (c.a.length === 1) shape = [...shape.slice(0, -2), shape[shape.length - 1]];
+      if (c.b.length === 1) shape = shape.slice(0, -1);
+      void mag;
+      const inShapes: number[][] = [];
+      const inputs: Float32Array[] = [];
+      const weights: Record<string, PlanWeight> = {};
+      if (c.aConst) weights.A = { data: a, shape: c.a };
+      else {
+        inShapes.push(c.a.slice(1));
+        inputs.push(a);
+      }
+      if (c.bConst) weights.B = { data: b, shape: c.b };
+      else {
+        inShapes.push(c.b.slice(1));
+        inputs.push(b);
+      }
+      const y = runStep({ op: 'MatMul', inShapes, inputs, outShape: shape.slice(1), batch, weights });
+      const k = aFull[aFull.length - 1];
+      expectClose(y, out.data, (i) => (k + 4) * U * 4 * mag[i] + 1e-7, `MatMul ${JSON.stringify(c)}`);
+      ({ out, mag } = { out, mag });
+    }
+  });
+
+  it('unary activations', () => {
+    const shape = [3, 5, 7];
+    const batch = 2;
+    const x = random(rng, batch * ref.size(shape), -8, 8);
+    const cases: { op: string; attrs?: Record<string, number>; f: (v: number) => number; r: number }[] = [
+      { op: 'Relu', f: (v) => Math.max(0, v), r: 0 },
+      { op: 'LeakyRelu', attrs: { alpha: 0.2 }, f: (v) => (v < 0 ? 0.2 * v : v), r: 1e-7 },
+      { op: 'Clip', attrs: { min: -1.5, max: 2.25 }, f: (v) => Math.min(2.25, Math.max(-1.5, v)), r: 0 },
+      { op: 'Sigmoid', f: (v) => 1 / (1 + Math.exp(-v)), r: 1e-6 },
+      { op: 'HardSigmoid', attrs: { alpha: 0.3, beta: 0.4 }, f: (v) => Math.max(0, Math.min(1, 0.3 * v + 0.4)), r: 1e-6 },
+      { op: 'HardSwish', f: (v) => v * Math.max(0, Math.min(1, v / 6 + 0.5)), r: 1e-6 },
+      { op: 'Tanh', f: Math.tanh, r: 1e-6 },
+      { op: 'Copy', f: (v) => v, r: 0 },
+    ];
+    for (const c of cases) {
+      const y = runStep({ op: c.op, inShapes: [shape], inputs: [x], outShape: shape, batch, attrs: c.attrs });
+      const want = Array.from(x, c.f);
+      expectClose(y, want, rel(want, c.r, c.r ? 1e-7 : 0), c.op);
+    }
+  });
+
+  it('MaxPool / AveragePool: 1-D and 2-D, pads, strides, dilations, ceil_mode, count_include_pad', () => {
+    const cases = [
+      { n: 1, c: 1, h: 1, w: 1, k: [1, 1], s: [1, 1], p: [0, 0, 0, 0], d: [1, 1], ceil: false },
+      { n: 2, c: 3, h: 26, w: 26, k: [2, 2], s: [2, 2], p: [0, 0, 0, 0], d: [1, 1], ceil: false },
+      { n: 2, c: 2, h: 11, w: 13, k: [2, 2], s: [2, 2], p: [0, 0, 0, 0], d: [1, 1], ceil: false },
+      { n: 2, c: 2, h: 11, w: 13, k: [2, 2], s: [2, 2], p: [0, 0, 0, 0], d: [1, 1], ceil: true },
+      { n: 1, c: 3, h: 7, w: 9, k: [3, 3], s: [2, 2], p: [1, 1, 1, 1], d: [1, 1], ceil: true },
+      { n: 3, c: 2, h: 10, w: 7, k: [3, 2], s: [3, 1], p: [2, 0, 1, 1], d: [1, 1], ceil: false },
+      { n: 1, c: 4, h: 9, w: 11, k: [2, 3], s: [2, 3], p: [1, 2, 0, 1], d: [2, 2], ceil: true },
+      // ceil_mode would add a window starting in the end padding: dropped.
+      { n: 2, c: 2, h: 4, w: 6, k: [3, 3], s: [2, 2], p: [0, 0, 2, 2], d: [1, 1], ceil: true },
+    ];
+    for (const c of cases) {
+      const x = random(rng, c.n * c.c * c.h * c.w);
+      for (const max of [true, false]) {
+        for (const includePad of max ? [false] : [false, true]) {
+          const want = ref.pool2d(full([c.n, c.c, c.h, c.w], x), { kernel: c.k, strides: c.s, pads: c.p, dilations: c.d, ceil: c.ceil, max, includePad });
+          const attrs: Record<string, PlanAttr> = { kernel: c.k, strides: c.s, pads: c.p, dilations: c.d, ceilMode: c.ceil ? 1 : 0 };
+          if (!max) attrs.countIncludePad = includePad ? 1 : 0;
+          const y = runStep({ op: max ? 'MaxPool' : 'AveragePool', inShapes: [[c.c, c.h, c.w]], inputs: [x], outShape: want.shape.slice(1), batch: c.n, attrs });
+          expectClose(y, want.data, rel(want.data, 1e-6), `${max ? 'Max' : 'Avg'}Pool ${JSON.stringify(c)} includePad=${includePad}`);
+        }
+      }
+    }
+    // 1-D: [C, L] windows equal the 2-D ones with a unit height.
+    const x = random(rng, 2 * 3 * 10);
+    const want = ref.pool2d(full([2, 3, 1, 10], x), { kernel: [1, 3], strides: [1, 2], pads: [0, 1, 0, 1], dilations: [1, 1], ceil: true, max: false, includePad: true });
+    const y = runStep({
+      op: 'AveragePool', inShapes: [[3, 10]], inputs: [x], outShape: [3, want.shape[3]], batch: 2,
+      attrs: { kernel: [3], strides: [2], pads: [1, 1], ceilMode: 1, countIncludePad: 1 },
+    });
+    expectClose(y, want.data, rel(want.data, 1e-6), 'AveragePool 1-D');
+  });
+
+  it('GlobalAveragePool / GlobalMaxPool', () => {
+    for (const shape of [[3, 5, 7], [1, 1, 1], [4, 13]]) {
+      const batch = 2;
+      const x = random(rng, batch * ref.size(shape));
+      const sp = ref.size(shape.slice(1));
+      const avg = new Float64Array(batch * shape[0]);
+      const mx = new Float64Array(batch * shape[0]);
+      for (let p = 0; p < avg.length; p++) {
+        let s = 0, m = -Infinity;
+        for (let i = 0; i < sp; i++) {
+          s += x[p * sp + i];
+          m = Math.max(m, x[p * sp + i]);
+        }
+        avg[p] = s / sp;
+        mx[p] = m;
+      }
+      const outShape = [shape[0], ...shape.slice(1).map(() => 1)];
+      expectClose(runStep({ op: 'GlobalAveragePool', inShapes: [shape], inputs: [x], outShape, batch }), avg, rel(avg, 1e-6), 'GlobalAveragePool');
+      expectClose(runStep({ op: 'GlobalMaxPool', inShapes: [shape], inputs: [x], outShape, batch }), mx, () => 0, 'GlobalMaxPool');
+    }
+  });
+
+  it('LRN', () => {
+    for (const size of [1, 3, 4, 5]) {
+      const shape = [7, 3, 2];
+      const x = random(rng, 2 * ref.size(shape), -2, 2);
+      const want = ref.lrn(full([2, ...shape], x), size, 1e-2, 0.75, 2);
+      const y = runStep({ op: 'LRN', inShapes: [shape], inputs: [x], outShape: shape, batch: 2, attrs: { size, alpha: 1e-2, beta: 0.75, bias: 2 } });
+      expectClose(y, want.data, rel(want.data, 2e-6), `LRN size ${size}`);
+    }
+  });
+
+  it('BatchNormalization (inference affine) on [C,H,W] and [C]', () => {
+    for (const shape of [[5, 3, 4], [7]]) {
+      const c = shape[0];
+      const batch = 3;
+      const x = random(rng, batch * ref.size(shape));
+      const [scale, bias, mean] = [random(rng, c), random(rng, c), random(rng, c)];
+      const variance = random(rng, c, 0.1, 2);
+      const sp = ref.size(shape.slice(1));
+      const want = Array.from(x, (v, i) => {
+        const ch = Math.floor(i / sp) % c;
+        return ((v - mean[ch]) / Math.sqrt(variance[ch] + 1e-3)) * scale[ch] + bias[ch];
+      });
+      const w = (d: Float32Array) => ({ data: d, shape: [c] });
+      const y = runStep({
+        op: 'BatchNormalization', inShapes: [shape], inputs: [x], outShape: shape, batch,
+        attrs: { epsilon: 1e-3 }, weights: { scale: w(scale), B: w(bias), mean: w(mean), var: w(variance) },
+      });
+      expectClose(y, want, rel(want, 1e-5, 1e-6), `BatchNormalization ${shape}`);
+    }
+  });
+
+  it('Add / Sub / Mul / Div with broadcasting and constant operands', () => {
+    const batch = 2;
+    const fns: Record<string, (a: number, b: number) => number> = { Add: (a, b) => a + b, Sub: (a, b) => a - b, Mul: (a, b) => a * b, Div: (a, b) => a / b };
+    // a, b: full shapes (batch first for values); const marks a constant operand.
+    const cases: { a: number[]; b: number[]; aConst?: boolean; bConst?: boolean }[] = [
+      { a: [batch, 3, 4, 5], b: [batch, 3, 4, 5] },
+      { a: [batch, 3, 1, 5], b: [batch, 1, 4, 1] },
+      { a: [batch, 6, 7], b: [batch, 6, 1] },
+      { a: [batch, 3, 4, 5], b: [3, 1, 1], bConst: true },
+      { a: [batch, 3, 4, 5], b: [], bConst: true },
+      { a: [5], b: [batch, 3, 4, 5], aConst: true },
+      { a: [1, 3, 1, 1], b: [batch, 3, 2, 2], aConst: true },
+      { a: [batch, 1], b: [batch, 1] },
+      { a: [batch, 1, 1], b: [batch, 5, 3] },
+    ];
+    for (const op of Object.keys(fns)) {
+      for (const c of cases) {
+        const a = random(rng, ref.size(c.a));
+        const b = op === 'Div' ? random(rng, ref.size(c.b), 0.5, 2) : random(rng, ref.size(c.b));
+        const want = ref.binary(full(c.a, a), full(c.b, b), fns[op]);
+        const inShapes: number[][] = [];
+        const inputs: Float32Array[] = [];
+        const weights: Record<string, PlanWeight> = {};
+        if (c.aConst) weights.A = { data: a, shape: c.a };
+        else { inShapes.push(c.a.slice(1)); inputs.push(a); }
+        if (c.bConst) weights.B = { data: b, shape: c.b };
+        else { inShapes.push(c.b.slice(1)); inputs.push(b); }
+        const y = runStep({ op, inShapes, inputs, outShape: want.shape.slice(1), batch, weights });
+        expectClose(y, want.data, rel(want.data, 2e-7, 1e-7), `${op} ${JSON.stringify(c)}`);
+      }
+    }
+  });
+
+  it('Sum of one, two and three inputs with broadcasting', () => {
+    const batch = 3;
+    for (const shapes of [[[2, 3]], [[2, 3], [2, 3]], [[4, 1, 5], [4, 3, 1], [1, 3, 5]]]) {
+      const xs = shapes.map((s) => random(rng, batch * ref.size(s)));
+      let want = full([batch, ...shapes[0]], xs[0]);
+      for (let i = 1; i < xs.length; i++) want = ref.binary(want, full([batch, ...shapes[i]], xs[i]), (a, b) => a + b);
+      const y = runStep({ op: 'Sum', inShapes: shapes, inputs: xs, outShape: want.shape.slice(1), batch });
+      expectClose(y, want.data, rel(want.data, 4e-7, 1e-7), `Sum ${JSON.stringify(shapes)}`);
+    }
+  });
+
+  it('Concat along every non-batch axis', () => {
+    const batch = 2;
+    for (const [axis, shapes] of [[1, [[2, 3, 4], [5, 3, 4], [1, 3, 4]]], [2, [[2, 1, 3], [2, 4, 3]]], [3, [[2, 3, 1], [2, 3, 7]]], [1, [[3]]]] as [number, number[][]][]) {
+      const xs = shapes.map((s) => random(rng, batch * ref.size(s)));
+      const want = ref.concat(xs.map((x, i) => full([batch, ...shapes[i]], x)), axis);
+      const y = runStep({ op: 'Concat', inShapes: shapes, inputs: xs, outShape: want.shape.slice(1), batch, attrs: { axis } });
+      expectClose(y, want.data, () => 0, `Concat axis ${axis}`);
+    }
+  });
+
+  it('Transpose of the per-image axes', () => {
+    const batch = 2;
+    for (const [shape, perm] of [[[3, 4, 5], [0, 3, 1, 2]], [[3, 4, 5], [0, 2, 3, 1]], [[2, 7], [0, 2, 1]], [[1, 3, 1, 2], [0, 4, 2, 3, 1]]] as [number[], number[]][]) {
+      const x = random(rng, batch * ref.size(shape));
+      const want = ref.transpose(full([batch, ...shape], x), perm);
+      const y = runStep({ op: 'Transpose', inShapes: [shape], inputs: [x], outShape: want.shape.slice(1), batch, attrs: { perm } });
+      expectClose(y, want.data, () => 0, `Transpose ${perm}`);
+    }
+  });
+
+  it('Softmax / LogSoftmax over any non-batch axis', () => {
+    const batch = 3;
+    for (const [shape, axis] of [[[10], 1], [[4, 5, 6], 1], [[4, 5, 6], 2], [[4, 5, 6], 3], [[1], 1]] as [number[], number][]) {
+      const x = random(rng, batch * ref.size(shape), -5, 5);
+      for (const log of [false, true]) {
+        const want = ref.softmax(full([batch, ...shape], x), axis, log);
+        const y = runStep({ op: log ? 'LogSoftmax' : 'Softmax', inShapes: [shape], inputs: [x], outShape: shape, batch, attrs: { axis } });
+        expectClose(y, want.data, rel(want.data, 2e-6, 1e-6), `${log ? 'Log' : ''}Softmax axis ${axis}`);
+      }
+    }
+  });
+
+  it('Pad: constant, reflect and edge, negative pads crop', () => {
+    const batch = 2;
+    const shape = [3, 5, 4];
+    const x = random(rng, batch * ref.size(shape));
+    const cases: { pads: number[]; mode: 'constant' | 'reflect' | 'edge'; value?: number }[] = [
+      { pads: [0, 1, 2, 0, 0, 0, 1, 3], mode: 'constant', value: 1.5 },
+      { pads: [0, 0, 4, 3, 0, 2, 1, 3], mode: 'reflect' },
+      { pads: [0, 2, 0, 5, 0, 1, 3, 0], mode: 'edge' },
+      { pads: [0, -1, 1, -2, 0, 0, -3, 1], mode: 'constant', value: -2 },
+    ];
+    for (const c of cases) {
+      const want = ref.pad(full([batch, ...shape], x), c.pads, c.mode, c.value ?? 0);
+      const y = runStep({ op: 'Pad', inShapes: [shape], inputs: [x], outShape: want.shape.slice(1), batch, attrs: { pads: c.pads, mode: c.mode, value: c.value ?? 0 } });
+      expectClose(y, want.data, () => 0, `Pad ${JSON.stringify(c)}`);
+    }
+  });
+
+  it('views (Reshape, Flatten, Squeeze, Unsqueeze, Identity) from a plan input to a plan output copy the data', () => {
+    const x = random(rng, 2 * 24);
+    for (const [op, outShape] of [['Reshape', [6, 4]], ['Flatten', [24]], ['Squeeze', [2, 3, 4]], ['Unsqueeze', [1, 2, 3, 4]], ['Identity', [2, 3, 4]]] as [string, number[]][]) {
+      const inShape = op === 'Squeeze' ? [2, 1, 3, 4] : [2, 3, 4];
+      const y = runStep({ op, inShapes: [inShape], inputs: [x], outShape, batch: 2 });
+      expectClose(y, x, () => 0, op);
+    }
+  });
+});
