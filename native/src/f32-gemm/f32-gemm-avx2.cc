@@ -147,6 +147,7 @@ double peak_loop(size_t iterations) {
 }  // namespace
 
 void fill_dispatch_avx2(DispatchTable* table) {
+  fill_s8_gemm_avx2(table);
   table->f32_gemm.mr = kF32GemmMr;
   table->f32_gemm.nr = 8 * kVecs;
   table->f32_gemm.ukernel = ukernel_6x16;

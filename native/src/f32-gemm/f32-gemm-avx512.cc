@@ -137,6 +137,7 @@ double peak_loop(size_t iterations) {
 }  // namespace
 
 void fill_dispatch_avx512(DispatchTable* table) {
+  fill_s8_gemm_avx512(table);
   table->f32_gemm.mr = kF32GemmMr;
   table->f32_gemm.nr = 16 * kVecs;
   table->f32_gemm.ukernel = ukernel_6x64;

@@ -69,6 +69,7 @@ double peak_loop(size_t iterations) {
 }  // namespace
 
 void fill_dispatch_scalar(DispatchTable* table) {
+  fill_s8_gemm_scalar(table);
   table->f32_gemm.mr = kF32GemmMr;
   table->f32_gemm.nr = kNr;
   table->f32_gemm.ukernel = ukernel_6x16;
