@@ -73,22 +73,23 @@ const TileFn kTiles[kRows] = {tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<
 
 void ukernel_6x8(const S8GemmTile& t) { kTiles[t.mr - 1](t); }
 
-// The inner step of the kernel above on registers: 12 independent vpmaddwd + vpaddd chains, 2 B
-// vectors times 6 A values (each hidden behind an empty asm, so no product can be shared or
-// hoisted out of the loop).
+// The inner step of the kernel above on registers: vpmaddwd + vpaddd into 12 accumulators, 2 B
+// vectors times one A vector. Volatile asm: with intrinsics GCC 12 shares the loop-invariant
+// products between chains and spills accumulators, which measures something else.
 double peak_loop(size_t iterations) {
-  constexpr int kChains = 12, kB = 2;
+  constexpr int kChains = 12;
   __m256i acc[kChains];
 #pragma GCC unroll 12
   for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_epi32(i);
   const __m256i w0 = _mm256_set1_epi32(0x00030004), w1 = _mm256_set1_epi32(0x00050006);
-  __m256i a = _mm256_set1_epi32(0x00010002);
+  const __m256i a = _mm256_set1_epi32(0x00010002);
   for (size_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 6
-    for (int r = 0; r < kChains / kB; ++r) {
-      __asm__("" : "+x"(a));
-      acc[r * kB] = _mm256_add_epi32(acc[r * kB], _mm256_madd_epi16(w0, a));
-      acc[r * kB + 1] = _mm256_add_epi32(acc[r * kB + 1], _mm256_madd_epi16(w1, a));
+#pragma GCC unroll 12
+    for (int i = 0; i < kChains; ++i) {
+      __m256i t;
+      __asm__ volatile("vpmaddwd %[w], %[a], %[t]\n\tvpaddd %[t], %[acc], %[acc]"
+                       : [acc] "+x"(acc[i]), [t] "=&x"(t)
+                       : [a] "x"(a), [w] "x"(i % 2 ? w1 : w0));
     }
   }
   __m256i sum = acc[0];

@@ -90,9 +90,9 @@ const TileFn kTiles[kRows][kPanels] = {
 
 void ukernel_6x32(const S8GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
 
-// The inner step of the kernel above on registers: 24 independent vpmaddwd + vpaddd chains, 4 B
-// vectors times 6 A values (each hidden behind an empty asm, so no product can be shared or
-// hoisted out of the loop).
+// The inner step of the kernel above on registers: vpmaddwd + vpaddd into 24 accumulators, 4 B
+// vectors times one A vector. Volatile asm: with intrinsics GCC 12 shares the loop-invariant
+// products between chains and spills accumulators, which measures something else.
 double peak_loop(size_t iterations) {
   constexpr int kChains = 24, kB = 4;
   __m512i acc[kChains];
@@ -101,13 +101,14 @@ double peak_loop(size_t iterations) {
   __m512i w[kB];
 #pragma GCC unroll 4
   for (int q = 0; q < kB; ++q) w[q] = _mm512_set1_epi32(0x00030004 + q);
-  __m512i a = _mm512_set1_epi32(0x00010002);
+  const __m512i a = _mm512_set1_epi32(0x00010002);
   for (size_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 6
-    for (int r = 0; r < kChains / kB; ++r) {
-      __asm__("" : "+v"(a));
-#pragma GCC unroll 4
-      for (int q = 0; q < kB; ++q) acc[r * kB + q] = _mm512_add_epi32(acc[r * kB + q], _mm512_madd_epi16(w[q], a));
+#pragma GCC unroll 24
+    for (int i = 0; i < kChains; ++i) {
+      __m512i t;
+      __asm__ volatile("vpmaddwd %[w], %[a], %[t]\n\tvpaddd %[t], %[acc], %[acc]"
+                       : [acc] "+v"(acc[i]), [t] "=&v"(t)
+                       : [a] "v"(a), [w] "v"(w[i % kB]));
     }
   }
   __m512i sum = acc[0];
