@@ -72,6 +72,7 @@ export async function trainCommand(opts: TrainCommandOptions): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   const result = await evaluate(model, test, { batchSize: 256 });
   await save(model, opts.out, {
+    inputShape: [c, h, w],
     metadata: {
       dataset: trainSet.name,
       testAccuracy: String(result.accuracy),
