@@ -1,7 +1,8 @@
 // fp32 GEMM throughput per ISA as a fraction of the single-core FMA peak measured in the same run.
 //   f32-gemm-bench [isa ...]     (default: every ISA this CPU has)
 // Square C = A * B (row-major, no transposes) at 64..1024 on 1 and 2 threads, then the products of
-// the MNIST networks. Each figure is the median of repeated timed runs after a warm-up.
+// the MNIST networks. Each product is timed repeatedly after a warm-up; the table gives the median
+// and the best run, and the best as a fraction of (best-of-5 peak) x threads.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,9 +19,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Median seconds of one call, over runs adding up to about `budget_ms`.
+struct Timing {
+  double median_s, best_s;
+};
+
+// Median and fastest seconds of one call, over runs adding up to about `budget_ms`. The machine
+// is shared: the median says what a caller sees, the best what the code does when left alone.
 template <typename Fn>
-double median_seconds(Fn&& fn, double budget_ms) {
+Timing time_calls(Fn&& fn, double budget_ms) {
   fn();  // warm-up: page faults, packing buffers
   std::vector<double> times;
   const auto start = Clock::now();
@@ -31,7 +37,7 @@ double median_seconds(Fn&& fn, double budget_ms) {
   } while (times.size() < 5 ||
            std::chrono::duration<double, std::milli>(Clock::now() - start).count() < budget_ms);
   std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return {times[times.size() / 2], times[0]};
 }
 
 double best_peak() {
@@ -50,7 +56,8 @@ void bench_isa(kiln::Isa isa) {
   kiln::set_active_isa(isa);
   const double peak = best_peak();
   std::printf("\n%s: single-core FMA peak %.1f GFLOP/s\n", kiln::isa_name(isa), peak);
-  std::printf("%-26s %7s %10s %10s\n", "product (MxNxK)", "threads", "GFLOP/s", "of peak");
+  std::printf("%-26s %7s %14s %12s %14s\n", "product (MxNxK)", "threads", "median GFLOP/s", "best GFLOP/s",
+              "best / peak*thr");
 
   std::vector<Shape> shapes;
   for (size_t s : {64, 128, 256, 512, 1024}) shapes.push_back({"square", false, false, s, s, s});
@@ -68,20 +75,21 @@ void bench_isa(kiln::Isa isa) {
     const double flops = 2.0 * s.m * s.n * s.k;
     for (size_t threads : {1, 2}) {
       if (threads > kiln::num_threads()) continue;
-      const double sec = median_seconds(
+      const Timing t = time_calls(
           [&] {
             kiln::sgemm(s.trans_a, s.trans_b, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f,
                         c.data(), s.n, kiln::GemmEpilogue(), threads);
           },
           flops > 1e8 ? 600.0 : 200.0);
-      const double gflops = flops / sec * 1e-9;
       char name[64];
       if (std::strcmp(s.name, "square") == 0) {
         std::snprintf(name, sizeof(name), "%zux%zux%zu", s.m, s.n, s.k);
       } else {
         std::snprintf(name, sizeof(name), "%s", s.name);
       }
-      std::printf("%-26s %7zu %10.1f %9.0f%%\n", name, threads, gflops, 100.0 * gflops / (peak * threads));
+      const double best = flops / t.best_s * 1e-9;
+      std::printf("%-26s %7zu %14.1f %12.1f %13.0f%%\n", name, threads, flops / t.median_s * 1e-9, best,
+                  100.0 * best / (peak * threads));
     }
   }
 }

@@ -321,7 +321,7 @@ void sweep_model_shapes(uint64_t& seed) {
 // Packed operands, packed under one ISA and used under the active one.
 void sweep_packed(uint64_t& seed) {
   static const size_t shapes[][3] = {{1, 1, 1}, {6, 16, 7}, {7, 17, 17}, {5, 65, 3}, {32, 676, 9},
-                                     {64, 121, 288}, {13, 131, 400}, {101, 37, 255}};
+                                     {64, 121, 288}, {13, 131, 400}, {101, 37, 255}, {7, 20, 0}};
   size_t index = 0;
   for (kiln::Isa pack_isa : kiln::supported_isas()) {
     for (const auto& s : shapes) {
