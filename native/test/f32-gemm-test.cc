@@ -419,6 +419,26 @@ void check_determinism(uint64_t& seed) {
   }
 }
 
+// sgemm called from inside parallel_for tasks (as conv does per image): the inner call finds the
+// pool busy and runs on its own thread; results must match a plain call bit for bit.
+void check_nested_calls() {
+  const size_t m = 67, n = 300, k = 200, calls = 4;
+  std::vector<float> a(m * k), b(k * n), want(calls * m * n), got(calls * m * n, kNaN);
+  Rng rng(77);
+  for (float& v : a) v = rng.uniform();
+  for (float& v : b) v = rng.uniform();
+  for (size_t t = 0; t < calls; ++t) {
+    kiln::sgemm(false, t % 2 == 1, m, n, k, 1.0f + t, a.data(), k, b.data(), t % 2 == 1 ? k : n, 0.0f,
+                want.data() + t * m * n, n, GemmEpilogue(), 1);
+  }
+  kiln::parallel_for(calls, [&](size_t t) {
+    kiln::sgemm(false, t % 2 == 1, m, n, k, 1.0f + t, a.data(), k, b.data(), t % 2 == 1 ? k : n, 0.0f,
+                got.data() + t * m * n, n, GemmEpilogue(), 0);
+  });
+  check(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0,
+        std::string("isa=") + kiln::isa_name(kiln::active_isa()) + " | sgemm inside parallel_for differs");
+}
+
 }  // namespace
 
 int main() {
@@ -439,6 +459,7 @@ int main() {
     sweep_empty(seed);
     check_nan_propagation(seed);
     check_determinism(seed);
+    check_nested_calls();
     std::printf("%-11s %d passed, %d failed\n", kiln::isa_name(isa), g_passed - passed_before,
                 g_failed - failed_before);
   }
