@@ -7,13 +7,8 @@
  */
 import { ErrorCode, KilnError } from '../errors.js';
 import type { AttrValue, Dim, Graph, GraphNode, ValueInfo } from '../graph/ir.js';
+import { toGraph } from '../graph/from-module.js';
 import { formatShape, inferShapes } from '../graph/shape-inference.js';
-// Interim until src/graph/from-module.ts (the runtime's Module lowering) lands.
-const toGraph = (m: Module, s: [number, number, number]): Graph => {
-  void m;
-  void s;
-  throw new KilnError(ErrorCode.UNSUPPORTED_OP, 'Module export needs toGraph (src/graph/from-module.ts), not available yet');
-};
 import { Module } from '../nn/module.js';
 import { Tensor } from '../tensor.js';
 import { dims as checkDims, options as checkOptions, typeError } from '../validate.js';
@@ -275,7 +270,7 @@ export function exportModel(source: Module | Graph, options?: ExportOptions): Ui
   let graph: Graph;
   if (source instanceof Module) {
     if (opts.inputShape === undefined) throw typeError('options.inputShape', 'an input shape [C, H, W] for a Module', undefined);
-    graph = toGraph(source, checkDims('options.inputShape', opts.inputShape) as [number, number, number]);
+    graph = toGraph(source, checkDims('options.inputShape', opts.inputShape));
   } else if (isGraph(source)) {
     graph = source;
   } else {

@@ -6,3 +6,5 @@ export { importModel } from './import.js';
 export type { ImportOptions } from './import.js';
 export { exportModel, EXPORT_OPSET } from './export.js';
 export type { ExportOptions } from './export.js';
+export { compareWithOnnxRuntime, compareGraphWithModel, compareArrays } from './compare.js';
+export type { CompareOptions, ComparisonResult, OutputComparison, NodeComparison } from './compare.js';

@@ -128,6 +128,23 @@ export function decodeModel(bytes: Uint8Array): onnxProto.onnx.ModelProto {
   }
 }
 
+/**
+ * A decoded message as protobufjs builds it: every field present (repeated ones as arrays,
+ * scalars at their defaults). For code that edits a decoded model.
+ */
+export type Decoded<T> = T extends Uint8Array | ((...args: never[]) => unknown)
+  ? T
+  : T extends readonly (infer U)[]
+    ? Decoded<U>[]
+    : T extends object
+      ? { -readonly [K in keyof T]-?: Decoded<NonNullable<T[K]>> }
+      : T;
+
+/** Decodes a ModelProto for editing (no checks: for models known to decode). */
+export function decodeForEdit(bytes: Uint8Array): Decoded<IModelProto> {
+  return onnx.ModelProto.decode(bytes) as unknown as Decoded<IModelProto>;
+}
+
 /** Encodes a ModelProto. */
 export function encodeModel(model: IModelProto): Uint8Array {
   return onnx.ModelProto.encode(model).finish();

@@ -13,7 +13,7 @@ import { ErrorCode } from '../../src/errors.js';
 import { GraphBuilder, type Graph } from '../../src/graph/ir.js';
 import { exportModel } from '../../src/onnx/export.js';
 import { importModel } from '../../src/onnx/import.js';
-import { DataType, onnx } from '../../src/onnx/proto.js';
+import { DataType, decodeForEdit, onnx, type IValueInfoProto } from '../../src/onnx/proto.js';
 import { Tensor } from '../../src/tensor.js';
 import { maxScaledDiff, randomData, runOrt } from './onnx-model-builder.js';
 
@@ -63,10 +63,10 @@ function ortLoadStderr(bytes: Uint8Array): string {
 
 describe('exportModel', () => {
   it('writes opset 17, a dynamic batch N, inferred output shapes and only used initializers', () => {
-    const m = onnx.ModelProto.decode(exportModel(cnnGraph(true)));
+    const m = decodeForEdit(exportModel(cnnGraph(true)));
     expect(Number(m.irVersion)).toBe(8);
     expect(m.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([['', 17]]);
-    const dims = (v: (typeof m.graph.input)[number]): (number | string)[] => v.type!.tensorType!.shape!.dim.map((d) => (d.dimParam ? d.dimParam : Number(d.dimValue)));
+    const dims = (v: IValueInfoProto): (number | string)[] => v.type!.tensorType!.shape!.dim!.map((d) => (d.dimParam ? d.dimParam : Number(d.dimValue)));
     expect(dims(m.graph!.input[0]!)).toEqual(['N', 2, 9, 9]);
     expect(dims(m.graph!.output[0]!)).toEqual(['N', 7]);
     const names = m.graph!.initializer.map((t) => t.name);
@@ -102,7 +102,7 @@ describe('exportModel', () => {
     expect(await same(build({ kiln_activation: 'Clip', kiln_activation_min: -0.2, kiln_activation_max: 0.3 }), build({}, { min: -0.2, max: 0.3 }))).toBe(0);
     expect(await same(build({ kiln_activation: 'Clip', kiln_activation_max: 0.3 }), build({}, { max: 0.3 }))).toBe(0);
     expect(await same(build({ kiln_activation: 'None' }), build({}))).toBe(0);
-    const m = onnx.ModelProto.decode(exportModel(build({ kiln_activation: 'Clip', kiln_activation_max: 0.3 })));
+    const m = decodeForEdit(exportModel(build({ kiln_activation: 'Clip', kiln_activation_max: 0.3 })));
     expect(m.graph!.node.map((n) => [n.opType, n.input.length])).toEqual([['Conv', 2], ['Clip', 3]]);
   });
 
@@ -110,8 +110,8 @@ describe('exportModel', () => {
     expect(ortLoadStderr(exportModel(cnnGraph(true)))).toBe('');
     const leftover = cnnGraph(false);
     // Hand-written protobuf with an unused initializer: ORT warns about it.
-    const m = onnx.ModelProto.decode(exportModel(leftover));
-    m.graph!.initializer.push({ name: 'stray', dims: [1], dataType: DataType.FLOAT, floatData: [1] });
+    const m = decodeForEdit(exportModel(leftover));
+    m.graph.initializer.push(onnx.TensorProto.create({ name: 'stray', dims: [1], dataType: DataType.FLOAT, floatData: [1] }) as never);
     expect(ortLoadStderr(onnx.ModelProto.encode(m).finish())).toMatch(/stray/);
   });
 
