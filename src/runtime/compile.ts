@@ -1,0 +1,163 @@
+/**
+ * Graph → native plan spec: lowers every node (src/runtime/lowering/, one file per op family)
+ * with per-image shape inference, then lists graph inputs and outputs as plan values.
+ *
+ * Conventions the importer can rely on (see also plan.ts):
+ * - the leading dimension of every graph input is the batch (symbolic, e.g. 'N', or a fixed number
+ *   that feeds must then match); other dimensions must be numbers, or given in `inputShapes`;
+ * - weights, shapes, axes, pads, Clip bounds must be initializers (constants folded beforehand);
+ * - Conv/ConvTranspose/Gemm may carry `kiln_activation` ('Relu' | 'Relu6' | 'LeakyRelu' | 'Clip')
+ *   with `kiln_activation_alpha` / `kiln_activation_min` / `kiln_activation_max`;
+ * - Softmax/LogSoftmax use opset-13 semantics (one `axis`, default -1).
+ * Every node the plan cannot run is reported at once in one ERR_KILN_UNSUPPORTED_OP error.
+ */
+import { ErrorCode, KilnError } from '../errors.js';
+import type { Graph, GraphNode } from '../graph/ir.js';
+import { validateGraph } from '../graph/validate-graph.js';
+import { type LoweringEnv, NodeLowering, Unsupported, type ValueRef, shapeText } from './lowering/context.js';
+import { LOWERINGS } from './lowering/index.js';
+import type { PlanSpec } from './plan.js';
+
+export interface CompiledIo {
+  name: string;
+  /** Per-image shape (the batch is the leading dimension at run time). */
+  shape: number[];
+}
+
+export interface CompiledGraph {
+  spec: PlanSpec;
+  inputs: CompiledIo[];
+  outputs: CompiledIo[];
+  /** Set when the graph fixes its batch size (a number as the inputs' leading dimension). */
+  fixedBatch?: number;
+  /** Multiply-accumulates per image (elementwise steps count one per output element). */
+  macsPerImage: number;
+}
+
+export interface CompileOptions {
+  /** Per-image shapes of inputs whose non-batch dimensions are symbolic. */
+  inputShapes?: Record<string, readonly number[]>;
+  /** Threads a run may use (0 = the whole pool). */
+  maxThreads?: number;
+}
+
+interface Issue {
+  node: GraphNode;
+  reason: string;
+}
+
+/** Whether every non-batch input dimension is a number (the plan can be built ahead of any feed). */
+export function hasStaticShapes(graph: Graph): boolean {
+  return graph.inputs.every((v) => v.shape.slice(1).every((d) => typeof d === 'number'));
+}
+
+export function compileGraph(graph: Graph, options: CompileOptions = {}): CompiledGraph {
+  validateGraph(graph);
+  const env: LoweringEnv = { values: [], steps: [], macs: 0, bound: new Map(), initializers: graph.initializers, fixedBatch: undefined };
+  const issues: Issue[] = [];
+  const inputs = bindInputs(graph, env, options);
+
+  const used = new Set<string>(graph.outputs.map((o) => o.name));
+  for (const node of graph.nodes) for (const i of node.inputs) used.add(i);
+  const poisoned = new Set<string>();
+  for (const node of graph.nodes) {
+    const lower = LOWERINGS[node.op];
+    const blocked = node.inputs.some((i) => poisoned.has(i));
+    if (!lower || blocked) {
+      if (!lower) issues.push({ node, reason: 'not implemented' });
+      node.outputs.forEach((o) => poisoned.add(o));
+      continue;
+    }
+    try {
+      const refs = lower(new NodeLowering(node, env));
+      node.outputs.forEach((out, i) => {
+        if (!out) return;
+        if (i < refs.length) env.bound.set(out, refs[i]);
+        else if (used.has(out)) throw new Unsupported(`output ${i} ('${out}') is not computed by the runtime`);
+        else poisoned.add(out);
+      });
+    } catch (e) {
+      if (!(e instanceof Unsupported)) throw e;
+      issues.push({ node, reason: e.message });
+      node.outputs.forEach((o) => poisoned.add(o));
+    }
+  }
+  if (issues.length) {
+    const types = [...new Set(issues.map((i) => i.node.op))];
+    throw new KilnError(
+      ErrorCode.UNSUPPORTED_OP,
+      `Expected operators the Kiln runtime supports but received ${issues.length} node(s) it cannot run ` +
+        `(op types: ${types.join(', ')}): ` +
+        issues.map((i) => `${i.node.op} '${i.node.name}' (${i.reason})`).join('; '),
+    );
+  }
+
+  const outputIds = new Set<number>();
+  const inputIds = new Set(inputs.map((i) => i.ref.id));
+  const outputs = graph.outputs.map((o) => {
+    let ref = env.bound.get(o.name);
+    if (!ref) {
+      throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected graph outputs computed per image but received '${o.name}', a constant`);
+    }
+    if (inputIds.has(ref.id) || outputIds.has(ref.id)) {
+      // The plan writes each output into its own caller buffer: copy a shared value.
+      ref = copy(env, ref, o.name);
+    }
+    outputIds.add(ref.id);
+    return { name: o.name, ref };
+  });
+  return {
+    spec: {
+      values: env.values,
+      inputs: inputs.map((i) => i.ref.id),
+      outputs: outputs.map((o) => o.ref.id),
+      steps: env.steps,
+      maxThreads: options.maxThreads ?? 0,
+    },
+    inputs: inputs.map((i) => ({ name: i.name, shape: i.ref.shape })),
+    outputs: outputs.map((o) => ({ name: o.name, shape: o.ref.shape })),
+    ...(env.fixedBatch !== undefined ? { fixedBatch: env.fixedBatch } : {}),
+    macsPerImage: env.macs,
+  };
+}
+
+function bindInputs(graph: Graph, env: LoweringEnv, options: CompileOptions): { name: string; ref: ValueRef }[] {
+  return graph.inputs
+    .filter((v) => !graph.initializers.has(v.name))
+    .map((v) => {
+      if (v.dtype !== 'float32') {
+        throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected float32 graph inputs but received '${v.name}' of dtype ${v.dtype}`);
+      }
+      if (v.shape.length < 1) throw new KilnError(ErrorCode.SHAPE_MISMATCH, `Expected a batch dimension for graph input '${v.name}' but received a scalar`);
+      const lead = v.shape[0];
+      if (typeof lead === 'number') {
+        if (!Number.isInteger(lead) || lead < 1) throw new KilnError(ErrorCode.SHAPE_MISMATCH, `Expected a positive batch for graph input '${v.name}' but received ${lead}`);
+        if (env.fixedBatch !== undefined && env.fixedBatch !== lead) {
+          throw new KilnError(ErrorCode.SHAPE_MISMATCH, `Expected one batch size for every graph input but received ${env.fixedBatch} and ${lead}`);
+        }
+        env.fixedBatch = lead;
+      }
+      const given = options.inputShapes?.[v.name];
+      const shape = v.shape.slice(1).map((d, i) => {
+        const value = typeof d === 'number' ? d : given?.[i];
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || (typeof d === 'number' && given && given[i] !== d)) {
+          throw new KilnError(
+            ErrorCode.SHAPE_MISMATCH,
+            `Expected a fixed size for dimension ${i + 1} of graph input '${v.name}' ${shapeText(v.shape)} but received ${given ? shapeText(given) : String(d)}`,
+          );
+        }
+        return value;
+      });
+      const ref = { id: env.values.length, shape };
+      env.values.push(shape);
+      env.bound.set(v.name, ref);
+      return { name: v.name, ref };
+    });
+}
+
+function copy(env: LoweringEnv, ref: ValueRef, name: string): ValueRef {
+  const id = env.values.length;
+  env.values.push(ref.shape.slice());
+  env.steps.push({ op: 'Copy', name: `${name}_copy`, inputs: [ref.id], outputs: [id] });
+  return { id, shape: ref.shape.slice() };
+}

@@ -1,0 +1,181 @@
+/**
+ * What a lowering function sees of one graph node: its inputs as plan values (per-image shapes)
+ * or constants, its attributes, and a way to emit plan steps. Shape rules live in the lowering
+ * functions (one file per op family); the native plan checks them again.
+ */
+import { ErrorCode, KilnError } from '../../errors.js';
+import type { AttrValue, GraphNode } from '../../graph/ir.js';
+import { Tensor } from '../../tensor.js';
+import type { PlanAttr, PlanOp, PlanStepSpec, PlanWeight } from '../plan.js';
+
+/** A plan value: its id and per-image shape (the batch is the implicit leading dimension). */
+export interface ValueRef {
+  id: number;
+  shape: number[];
+}
+
+/** This node cannot run on the plan; the reason ends up in ERR_KILN_UNSUPPORTED_OP. */
+export class Unsupported extends Error {}
+
+/** The state shared by every node's lowering: value table, steps, constants. */
+export interface LoweringEnv {
+  values: number[][];
+  steps: PlanStepSpec[];
+  macs: number;
+  /** Graph value name → plan value, for values computed per image. */
+  bound: Map<string, ValueRef>;
+  initializers: Map<string, Tensor>;
+  /** The graph input's fixed batch size, when its leading dimension is a number. */
+  fixedBatch: number | undefined;
+}
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function shapeText(shape: readonly (number | string)[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+export class NodeLowering {
+  constructor(
+    readonly node: GraphNode,
+    private readonly env: LoweringEnv,
+  ) {}
+
+  get fixedBatch(): number | undefined {
+    return this.env.fixedBatch;
+  }
+
+  /** Input i is present (not omitted with ''). */
+  has(i: number): boolean {
+    return i < this.node.inputs.length && this.node.inputs[i] !== '';
+  }
+
+  isConstant(i: number): boolean {
+    return this.has(i) && this.env.initializers.has(this.node.inputs[i]);
+  }
+
+  /** Input i as a per-image value; constants are refused (the plan's ops take them as weights). */
+  value(i: number): ValueRef {
+    if (!this.has(i)) throw this.shapeError(`input ${i} is missing`);
+    const name = this.node.inputs[i];
+    const ref = this.env.bound.get(name);
+    if (ref) return ref;
+    if (this.env.initializers.has(name)) throw new Unsupported(`input ${i} ('${name}') is a constant where a computed value is expected (fold constants first)`);
+    throw this.shapeError(`input ${i} ('${name}') is not produced by any earlier node`);
+  }
+
+  /** Input i as a constant tensor; computed values are refused. */
+  constant(i: number, what = `input ${i}`): Tensor {
+    const name = this.node.inputs[i];
+    const t = this.has(i) ? this.env.initializers.get(name) : undefined;
+    if (!t) throw new Unsupported(`${what} ('${name ?? ''}') must be a constant (an initializer)`);
+    return t;
+  }
+
+  /** A float32 constant as a plan weight. */
+  weight(i: number, what = `input ${i}`): PlanWeight {
+    const t = this.constant(i, what);
+    if (t.type !== 'float32') throw new Unsupported(`${what} has dtype ${t.type}; only float32 weights are supported`);
+    return { data: t.data as Float32Array, shape: t.dims.slice() };
+  }
+
+  /** An integer constant (shapes, axes, pads) as numbers. */
+  ints(i: number, what = `input ${i}`): number[] {
+    const t = this.constant(i, what);
+    if (t.type === 'float32') throw this.shapeError(`${what} must hold integers, not float32`);
+    return Array.from(t.data as ArrayLike<number>);
+  }
+
+  /** A scalar constant (Clip bounds, Pad value). */
+  scalar(i: number, what = `input ${i}`): number {
+    const t = this.constant(i, what);
+    if (t.size !== 1) throw this.shapeError(`${what} must be a scalar, received shape ${shapeText(t.dims)}`);
+    return Number((t.data as ArrayLike<number>)[0]);
+  }
+
+  private attr(name: string): AttrValue | undefined {
+    return this.node.attrs[name];
+  }
+
+  hasAttr(name: string): boolean {
+    return this.attr(name) !== undefined;
+  }
+
+  int(name: string, fallback?: number): number {
+    const v = this.attr(name);
+    if (v === undefined) {
+      if (fallback === undefined) throw this.shapeError(`attribute '${name}' is required`);
+      return fallback;
+    }
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw this.shapeError(`attribute '${name}' must be an integer, received ${JSON.stringify(v)}`);
+    return v;
+  }
+
+  float(name: string, fallback: number): number {
+    const v = this.attr(name);
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw this.shapeError(`attribute '${name}' must be a finite number, received ${JSON.stringify(v)}`);
+    return v;
+  }
+
+  intList(name: string, fallback?: number[]): number[] {
+    const v = this.attr(name);
+    if (v === undefined) {
+      if (fallback === undefined) throw this.shapeError(`attribute '${name}' is required`);
+      return fallback;
+    }
+    if (v instanceof Tensor) return Array.from(v.data as ArrayLike<number>);
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isInteger(x))) {
+      throw this.shapeError(`attribute '${name}' must be a list of integers, received ${JSON.stringify(v)}`);
+    }
+    return (v as number[]).slice();
+  }
+
+  str(name: string, fallback: string): string {
+    const v = this.attr(name);
+    if (v === undefined) return fallback;
+    if (typeof v !== 'string') throw this.shapeError(`attribute '${name}' must be a string, received ${JSON.stringify(v)}`);
+    return v;
+  }
+
+  /** An ONNX axis (batch = 0) normalised against `rank` (batch included). */
+  axis(value: number, rank: number, what = 'axis'): number {
+    if (!Number.isInteger(value) || value < -rank || value >= rank) throw this.shapeError(`${what} ${value} is out of range for rank ${rank}`);
+    return value < 0 ? value + rank : value;
+  }
+
+  /** Appends a step; returns its output value with the given per-image shape. */
+  emit(op: PlanOp, inputs: ValueRef[], shape: number[], options: { attrs?: Record<string, PlanAttr>; weights?: Record<string, PlanWeight>; macs?: number } = {}): ValueRef {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 1) throw this.shapeError(`the output shape ${shapeText(shape)} has an empty or invalid dimension`);
+    }
+    const id = this.env.values.length;
+    this.env.values.push(shape.slice());
+    const step: PlanStepSpec = { op, name: this.node.name, inputs: inputs.map((r) => r.id), outputs: [id] };
+    if (options.attrs && Object.keys(options.attrs).length) step.attrs = options.attrs;
+    if (options.weights && Object.keys(options.weights).length) step.weights = options.weights;
+    this.env.steps.push(step);
+    this.env.macs += options.macs ?? numel(shape);
+    return { id, shape: shape.slice() };
+  }
+
+  /** A zero-copy view of `input` under another per-image shape of the same size. */
+  view(input: ValueRef, shape: number[], op: PlanOp = 'Reshape'): ValueRef {
+    if (numel(shape) !== numel(input.shape)) {
+      throw this.shapeError(`cannot view per-image shape ${shapeText(input.shape)} as ${shapeText(shape)}`);
+    }
+    if (shapeText(shape) === shapeText(input.shape) && op === 'Reshape') return input;
+    return this.emit(op, [input], shape, { macs: 0 });
+  }
+
+  shapeError(message: string): KilnError {
+    return new KilnError(ErrorCode.SHAPE_MISMATCH, `Node '${this.node.name}' (${this.node.op}): ${message}`);
+  }
+}
+
+/** Turns one node into plan steps; returns the plan value of each node output it defines. */
+export type LowerFn = (n: NodeLowering) => ValueRef[];

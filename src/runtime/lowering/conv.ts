@@ -1,0 +1,90 @@
+/** Conv and ConvTranspose (1-D as 2-D with height 1). */
+import { NodeLowering, Unsupported, type ValueRef, shapeText } from './context.js';
+import { activationAttrs, readWindow, windowOutput } from './window.js';
+
+/** 1-D windows become 2-D ones with a unit height. */
+function as2d(w: { kernel: number[]; strides: number[]; pads: number[]; dilations: number[] }) {
+  if (w.kernel.length === 2) return w;
+  return { kernel: [1, w.kernel[0]], strides: [1, w.strides[0]], pads: [0, w.pads[0], 0, w.pads[1]], dilations: [1, w.dilations[0]] };
+}
+
+export function lowerConv(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const spatial = x.shape.length - 1;
+  if (spatial !== 1 && spatial !== 2) throw new Unsupported(`${spatial}-D convolution (only 1-D and 2-D)`);
+  const w = n.weight(1, 'the weight W');
+  if (w.shape.length !== spatial + 2) throw n.shapeError(`weight W of shape ${shapeText(w.shape)} does not fit input ${shapeText(['N', ...x.shape])}`);
+  const win = readWindow(n, x.shape.slice(1), w.shape.slice(2));
+  if (win.kernel.some((k, i) => k !== w.shape[2 + i])) throw n.shapeError(`kernel_shape ${shapeText(win.kernel)} differs from the weight ${shapeText(w.shape)}`);
+  const group = n.int('group', 1);
+  const [cout, cinPerGroup] = w.shape;
+  const cin = x.shape[0];
+  if (group < 1 || cin !== cinPerGroup * group || cout % group !== 0) {
+    throw n.shapeError(`input channels ${cin}, weight ${shapeText(w.shape)} and group ${group} do not agree`);
+  }
+  const bias = n.has(2) ? n.weight(2, 'the bias B') : undefined;
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== cout)) throw n.shapeError(`bias B of shape ${shapeText(bias.shape)} must be [${cout}]`);
+  const out = x.shape.slice(1).map((d, i) => windowOutput(d, win.pads[i], win.pads[spatial + i], win.kernel[i], win.strides[i], win.dilations[i]));
+  if (out.some((d) => d < 1)) throw n.shapeError(`the kernel does not fit the padded input ${shapeText(['N', ...x.shape])}`);
+  const w2 = as2d(win);
+  const input = spatial === 1 ? n.view(x, [cin, 1, x.shape[1]]) : x;
+  const weight = spatial === 1 ? { data: w.data, shape: [cout, cinPerGroup, 1, w.shape[2]] } : w;
+  const outShape2d = spatial === 1 ? [cout, 1, out[0]] : [cout, ...out];
+  const macs = cout * out.reduce((a, b) => a * b, 1) * cinPerGroup * win.kernel.reduce((a, b) => a * b, 1);
+  const y = n.emit('Conv', [input], outShape2d, {
+    attrs: { kernel: w2.kernel, strides: w2.strides, pads: w2.pads, dilations: w2.dilations, group, ...activationAttrs(n) },
+    weights: bias ? { W: weight, B: bias } : { W: weight },
+    macs,
+  });
+  return [spatial === 1 ? n.view(y, [cout, out[0]]) : y];
+}
+
+export function lowerConvTranspose(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const spatial = x.shape.length - 1;
+  if (spatial !== 1 && spatial !== 2) throw new Unsupported(`${spatial}-D transposed convolution (only 1-D and 2-D)`);
+  const w = n.weight(1, 'the weight W');
+  if (w.shape.length !== spatial + 2) throw n.shapeError(`weight W of shape ${shapeText(w.shape)} does not fit input ${shapeText(['N', ...x.shape])}`);
+  const group = n.int('group', 1);
+  const cin = x.shape[0];
+  if (group < 1 || w.shape[0] !== cin || cin % group !== 0) throw n.shapeError(`input channels ${cin}, weight ${shapeText(w.shape)} and group ${group} do not agree`);
+  const cout = w.shape[1] * group;
+  const kernel = n.intList('kernel_shape', w.shape.slice(2));
+  const strides = n.intList('strides', new Array<number>(spatial).fill(1));
+  const dilations = n.intList('dilations', new Array<number>(spatial).fill(1));
+  const outPad = n.intList('output_padding', new Array<number>(spatial).fill(0));
+  if (kernel.some((k, i) => k !== w.shape[2 + i])) throw n.shapeError(`kernel_shape ${shapeText(kernel)} differs from the weight ${shapeText(w.shape)}`);
+  let pads = n.intList('pads', new Array<number>(2 * spatial).fill(0));
+  const autoPad = n.str('auto_pad', 'NOTSET');
+  const outputShape = n.hasAttr('output_shape') ? n.intList('output_shape') : undefined;
+  if (outputShape || autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    const target = outputShape ? outputShape.slice(-spatial) : x.shape.slice(1).map((d, i) => d * strides[i]);
+    pads = new Array<number>(2 * spatial).fill(0);
+    for (let i = 0; i < spatial; i++) {
+      const total = strides[i] * (x.shape[1 + i] - 1) + outPad[i] + (kernel[i] - 1) * dilations[i] + 1 - target[i];
+      if (total < 0) throw new Unsupported(`output_shape ${shapeText(target)} larger than the full transposed convolution`);
+      const half = Math.floor(total / 2);
+      pads[i] = autoPad === 'SAME_UPPER' ? half : total - half;
+      pads[spatial + i] = total - pads[i];
+    }
+  } else if (autoPad === 'VALID') {
+    pads = new Array<number>(2 * spatial).fill(0);
+  }
+  const bias = n.has(2) ? n.weight(2, 'the bias B') : undefined;
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== cout)) throw n.shapeError(`bias B of shape ${shapeText(bias.shape)} must be [${cout}]`);
+  const out = x.shape.slice(1).map((d, i) => strides[i] * (d - 1) + outPad[i] + (kernel[i] - 1) * dilations[i] + 1 - pads[i] - pads[spatial + i]);
+  if (out.some((d) => d < 1)) throw n.shapeError('pads leave an empty output');
+  const w2 = as2d({ kernel, strides, pads, dilations });
+  const input = spatial === 1 ? n.view(x, [cin, 1, x.shape[1]]) : x;
+  const weight = spatial === 1 ? { data: w.data, shape: [cin, w.shape[1], 1, w.shape[2]] } : w;
+  const macs = cin * x.shape.slice(1).reduce((a, b) => a * b, 1) * w.shape[1] * kernel.reduce((a, b) => a * b, 1);
+  const y = n.emit('ConvTranspose', [input], spatial === 1 ? [cout, 1, out[0]] : [cout, ...out], {
+    attrs: {
+      kernel: w2.kernel, strides: w2.strides, pads: w2.pads, dilations: w2.dilations, group,
+      outputPadding: spatial === 1 ? [0, outPad[0]] : outPad, ...activationAttrs(n),
+    },
+    weights: bias ? { W: weight, B: bias } : { W: weight },
+    macs,
+  });
+  return [spatial === 1 ? n.view(y, [cout, out[0]]) : y];
+}

@@ -1,0 +1,152 @@
+/**
+ * Views (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout: no data moves) and the copying
+ * layout ops (Transpose, Concat, Pad). The batch must stay the leading dimension.
+ */
+import { NodeLowering, Unsupported, type ValueRef, numel, shapeText } from './context.js';
+
+export function lowerIdentity(n: NodeLowering): ValueRef[] {
+  return [n.value(0)];
+}
+
+export function lowerReshape(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const target = n.has(1) ? n.ints(1, 'shape') : n.intList('shape');
+  const allowZero = n.int('allowzero', 0) === 1;
+  const full: (number | 'N')[] = ['N', ...x.shape];
+  let infer = -1;
+  const out: (number | 'N')[] = target.map((t, i) => {
+    if (t === 0 && !allowZero) {
+      if (i >= full.length) throw n.shapeError(`shape ${shapeText(target)} copies dimension ${i} of a rank-${full.length} input`);
+      return full[i];
+    }
+    if (t === -1) {
+      if (infer >= 0) throw n.shapeError(`shape ${shapeText(target)} has two -1 entries`);
+      infer = i;
+      return -1;
+    }
+    if (t < 0) throw n.shapeError(`shape ${shapeText(target)} has a negative entry`);
+    return t;
+  });
+  if (out.length === 0) throw new Unsupported('reshape to a scalar (the batch would disappear)');
+  const size = numel(x.shape);
+  const rest = (from: number) => numel(out.slice(from).filter((d): d is number => typeof d === 'number' && d !== -1));
+  // Which entry keeps the batch: a copied N, an inferred -1 that comes out as N, or a fixed batch.
+  if (out[0] === 'N') {
+    // kept
+  } else if (infer === 0) {
+    if (rest(1) !== size) throw new Unsupported(`reshape ${shapeText(target)} folds the batch into other dimensions`);
+    infer = -1;
+  } else if (n.fixedBatch !== undefined && out[0] === n.fixedBatch) {
+    // a graph with a fixed batch names it
+  } else {
+    throw new Unsupported(`reshape ${shapeText(target)} changes the leading (batch) dimension`);
+  }
+  const perImage = out.slice(1) as number[];
+  if (infer > 0) {
+    const known = rest(1);
+    if (known === 0 || size % known !== 0) throw n.shapeError(`cannot reshape per-image ${shapeText(x.shape)} to ${shapeText(target)}`);
+    perImage[infer - 1] = size / known;
+  }
+  if (numel(perImage) !== size) throw n.shapeError(`cannot reshape per-image ${shapeText(x.shape)} (${size} elements) to ${shapeText(['N', ...perImage])}`);
+  return [n.view(x, perImage)];
+}
+
+export function lowerFlatten(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const axis = n.axis(n.int('axis', 1), x.shape.length + 2, 'axis');
+  // ONNX: [prod(dims before axis), prod(dims from axis)], so the batch survives only when every
+  // dimension between it and the axis is 1.
+  if (axis === 0 || numel(x.shape.slice(0, axis - 1)) !== 1) throw new Unsupported(`Flatten with axis ${axis} folds the batch into the first dimension`);
+  return [n.view(x, [numel(x.shape.slice(axis - 1))], 'Flatten')];
+}
+
+function readAxes(n: NodeLowering): number[] | undefined {
+  if (n.has(1)) return n.ints(1, 'axes');
+  return n.hasAttr('axes') ? n.intList('axes') : undefined;
+}
+
+export function lowerSqueeze(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const rank = x.shape.length + 1;
+  const given = readAxes(n);
+  const axes = given ? given.map((a) => n.axis(a, rank, 'axes')) : x.shape.map((d, i) => (d === 1 ? i + 1 : -1)).filter((a) => a > 0);
+  if (axes.includes(0)) throw new Unsupported('Squeeze of the batch axis');
+  for (const a of axes) {
+    if (x.shape[a - 1] !== 1) throw n.shapeError(`cannot squeeze axis ${a} of size ${x.shape[a - 1]}`);
+  }
+  return [n.view(x, x.shape.filter((_, i) => !axes.includes(i + 1)), 'Squeeze')];
+}
+
+export function lowerUnsqueeze(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const given = readAxes(n);
+  if (!given) throw n.shapeError('axes are required');
+  const rank = x.shape.length + 1 + given.length;
+  const axes = given.map((a) => n.axis(a, rank, 'axes'));
+  if (new Set(axes).size !== axes.length) throw n.shapeError(`repeated axes ${shapeText(given)}`);
+  if (axes.includes(0)) throw new Unsupported('Unsqueeze before the batch axis');
+  const out: number[] = [];
+  let next = 0;
+  for (let i = 1; i < rank; i++) out.push(axes.includes(i) ? 1 : x.shape[next++]);
+  return [n.view(x, out, 'Unsqueeze')];
+}
+
+export function lowerTranspose(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const rank = x.shape.length + 1;
+  const perm = n.intList('perm', Array.from({ length: rank }, (_, i) => rank - 1 - i));
+  if (perm.length !== rank || new Set(perm).size !== rank || perm.some((p) => p < 0 || p >= rank)) {
+    throw n.shapeError(`perm ${shapeText(perm)} is not a permutation of ${rank} axes`);
+  }
+  if (perm[0] !== 0) throw new Unsupported(`perm ${shapeText(perm)} moves the batch axis`);
+  const out = perm.slice(1).map((p) => x.shape[p - 1]);
+  if (perm.every((p, i) => p === i)) return [x];
+  return [n.emit('Transpose', [x], out, { attrs: { perm } })];
+}
+
+export function lowerConcat(n: NodeLowering): ValueRef[] {
+  const xs = n.node.inputs.map((_, i) => n.value(i));
+  const rank = xs[0].shape.length + 1;
+  const axis = n.axis(n.int('axis'), rank);
+  if (axis === 0) throw new Unsupported('Concat along the batch axis');
+  const out = xs[0].shape.slice();
+  out[axis - 1] = 0;
+  for (const x of xs) {
+    if (x.shape.length + 1 !== rank || x.shape.some((d, i) => i !== axis - 1 && d !== xs[0].shape[i])) {
+      throw n.shapeError(`inputs ${xs.map((v) => shapeText(['N', ...v.shape])).join(', ')} differ outside axis ${axis}`);
+    }
+    out[axis - 1] += x.shape[axis - 1];
+  }
+  if (xs.length === 1) return [xs[0]];
+  return [n.emit('Concat', xs, out, { attrs: { axis } })];
+}
+
+export function lowerPad(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const rank = x.shape.length + 1;
+  const mode = n.str('mode', 'constant');
+  if (!['constant', 'reflect', 'edge'].includes(mode)) throw new Unsupported(`Pad mode '${mode}'`);
+  let pads = n.has(1) ? n.ints(1, 'pads') : n.intList('pads');
+  const value = n.has(2) ? n.scalar(2, 'constant_value') : n.float('value', 0);
+  if (n.has(3)) {
+    // Opset 18: pads for the listed axes only.
+    const axes = n.ints(3, 'axes').map((a) => n.axis(a, rank, 'axes'));
+    if (pads.length !== 2 * axes.length) throw n.shapeError(`pads ${shapeText(pads)} do not match axes ${shapeText(axes)}`);
+    const full = new Array<number>(2 * rank).fill(0);
+    axes.forEach((a, i) => {
+      full[a] = pads[i];
+      full[rank + a] = pads[axes.length + i];
+    });
+    pads = full;
+  }
+  if (pads.length !== 2 * rank) throw n.shapeError(`pads ${shapeText(pads)} must have ${2 * rank} entries`);
+  if (pads[0] !== 0 || pads[rank] !== 0) throw new Unsupported('padding the batch axis');
+  const out = x.shape.map((d, i) => d + pads[i + 1] + pads[rank + i + 1]);
+  if (out.some((d) => d < 1)) throw n.shapeError(`pads ${shapeText(pads)} leave an empty dimension`);
+  if (mode === 'reflect' && x.shape.some((d, i) => pads[i + 1] >= d || pads[rank + i + 1] >= d)) {
+    throw n.shapeError(`reflect pads ${shapeText(pads)} must be smaller than the dimensions ${shapeText(['N', ...x.shape])}`);
+  }
+  if (pads.every((p) => p === 0)) return [x];
+  if (!Number.isFinite(value)) throw n.shapeError(`constant value ${value} must be finite`);
+  return [n.emit('Pad', [x], out, { attrs: { pads, mode, value } })];
+}

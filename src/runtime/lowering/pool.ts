@@ -1,0 +1,54 @@
+/** MaxPool, AveragePool, global pools, LRN and inference BatchNormalization. */
+import { NodeLowering, Unsupported, type ValueRef, numel, shapeText } from './context.js';
+import { readWindow, windowOutput } from './window.js';
+
+export function lowerPool(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const spatial = x.shape.length - 1;
+  if (spatial !== 1 && spatial !== 2) throw new Unsupported(`${spatial}-D pooling (only 1-D and 2-D)`);
+  const max = n.node.op === 'MaxPool';
+  const win = readWindow(n, x.shape.slice(1));
+  const ceil = n.int('ceil_mode', 0) === 1;
+  const out = x.shape.slice(1).map((d, i) => {
+    const span = win.dilations[i] * (win.kernel[i] - 1) + 1;
+    if (win.pads[i] >= span || win.pads[spatial + i] >= span) throw n.shapeError(`pads ${shapeText(win.pads)} must be smaller than the window`);
+    return windowOutput(d, win.pads[i], win.pads[spatial + i], win.kernel[i], win.strides[i], win.dilations[i], ceil);
+  });
+  if (out.some((d) => d < 1)) throw n.shapeError(`the window does not fit the padded input ${shapeText(['N', ...x.shape])}`);
+  const attrs: Record<string, number | number[]> = {
+    kernel: win.kernel, strides: win.strides, pads: win.pads, dilations: win.dilations, ceilMode: ceil ? 1 : 0,
+  };
+  if (!max) attrs.countIncludePad = n.int('count_include_pad', 0) === 1 ? 1 : 0;
+  const shape = [x.shape[0], ...out];
+  return [n.emit(n.node.op as 'MaxPool', [x], shape, { attrs, macs: numel(shape) * numel(win.kernel) })];
+}
+
+export function lowerGlobalPool(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  if (x.shape.length < 2) throw n.shapeError(`input ${shapeText(['N', ...x.shape])} needs spatial dimensions`);
+  const shape = [x.shape[0], ...x.shape.slice(1).map(() => 1)];
+  return [n.emit(n.node.op as 'GlobalAveragePool', [x], shape, { macs: numel(x.shape) })];
+}
+
+export function lowerLrn(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  if (x.shape.length < 2) throw n.shapeError(`input ${shapeText(['N', ...x.shape])} needs spatial dimensions`);
+  const size = n.int('size');
+  const attrs = { size, alpha: n.float('alpha', 1e-4), beta: n.float('beta', 0.75), bias: n.float('bias', 1) };
+  return [n.emit('LRN', [x], x.shape, { attrs, macs: numel(x.shape) * size })];
+}
+
+export function lowerBatchNorm(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  if (n.int('training_mode', 0) !== 0) throw new Unsupported('training_mode=1 (inference uses the running statistics)');
+  if (x.shape.length < 1) throw n.shapeError('BatchNormalization needs a channel dimension');
+  const c = x.shape[0];
+  const names = ['scale', 'B', 'mean', 'var'];
+  const weights: Record<string, { data: Float32Array; shape: number[] }> = {};
+  names.forEach((name, i) => {
+    const w = n.weight(i + 1, name);
+    if (w.data.length !== c) throw n.shapeError(`${name} has ${w.data.length} elements for ${c} channels`);
+    weights[name] = { data: w.data, shape: [c] };
+  });
+  return [n.emit('BatchNormalization', [x], x.shape, { attrs: { epsilon: n.float('epsilon', 1e-5) }, weights })];
+}

@@ -1,0 +1,314 @@
+/**
+ * `InferenceSession`: a compiled model served on Kiln's native plan, with onnxruntime-node's verbs:
+ *
+ *   const session = await InferenceSession.create(model, { inputShape: [1, 28, 28] });
+ *   const { logits } = await session.run({ input: new Tensor('float32', pixels, [64, 1, 28, 28]) });
+ *   session.release();
+ *
+ * A run whose estimated cost is tiny (a few tens of microseconds: decided by its multiply-
+ * accumulates) runs inline and still returns a Promise; heavier runs leave the event loop.
+ * Several runs may be in flight at once on one session; each gets its own scratch arena.
+ */
+import { readFile } from 'node:fs/promises';
+
+import { shouldRunAsync } from '../binding.js';
+import { ErrorCode, KilnError } from '../errors.js';
+import { toGraph } from '../graph/from-module.js';
+import type { Dim, Graph } from '../graph/ir.js';
+import { GRAPH_OPTIMIZATION_LEVELS, type GraphOptimizationLevel, optimizeGraph } from '../graph/passes/index.js';
+import { Module } from '../nn/module.js';
+import { Tensor } from '../tensor.js';
+import { describe, dims as checkDims, integer, oneOf, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
+import { type CompiledGraph, compileGraph, hasStaticShapes } from './compile.js';
+import { decodeKilnFile } from './kiln-file.js';
+import { moduleFromKilnFile } from './model-io.js';
+import { Plan, type PlanInfo } from './plan.js';
+
+export type { GraphOptimizationLevel } from '../graph/passes/index.js';
+
+/** What a session can be created from. */
+export type SessionSource = Module | Graph | string | Uint8Array;
+
+export interface SessionOptions {
+  /** Threads each run may use (0 or absent: the whole kernel pool; see `setNumThreads`). */
+  intraOpNumThreads?: number;
+  /** Graph passes before compiling (default 'all'): 'disabled' | 'basic' | 'extended' | 'all'. */
+  graphOptimizationLevel?: GraphOptimizationLevel;
+  /** One image's shape, e.g. [1, 28, 28]: required for a Module, optional for a .kiln file that stores it. */
+  inputShape?: readonly number[];
+}
+
+/** Output tensors by output name. */
+export type SessionOutputs = Record<string, Tensor<'float32'>>;
+/** Input tensors by input name (float32, batch first). */
+export type SessionFeeds = Record<string, Tensor>;
+
+export interface SessionInfo extends PlanInfo {
+  /** Multiply-accumulates per image. */
+  macsPerImage: number;
+}
+
+interface Compiled {
+  graph: CompiledGraph;
+  plan: Plan;
+}
+
+/** `.kiln` files start with these bytes. */
+const KILN_MAGIC = [0x4b, 0x49, 0x4c, 0x4e];
+
+export class InferenceSession implements Disposable {
+  /** Graph input names, in feed order. */
+  readonly inputNames: readonly string[];
+  /** Graph output names. */
+  readonly outputNames: readonly string[];
+  /** Input shapes with the batch first ('N' when dynamic), as in the graph. */
+  readonly inputShapes: readonly (readonly Dim[])[];
+  /** Output shapes with the batch first. */
+  readonly outputShapes: readonly (readonly Dim[])[];
+
+  private readonly graph: Graph | undefined;  // kept only when input shapes are symbolic
+  private readonly threads: number;
+  private readonly compiled = new Map<string, Promise<Compiled>>();
+  private staticPlan: Compiled | undefined;
+  // Plans compiled for symbolic input sizes, by size key, once their build has finished.
+  private readonly syncPlans = new Map<string, Compiled>();
+  private inFlight = 0;
+  private released = false;
+
+  private constructor(graph: Graph, threads: number, staticPlan: Compiled | undefined) {
+    this.threads = threads;
+    this.staticPlan = staticPlan;
+    this.graph = staticPlan ? undefined : graph;
+    const inputs = graph.inputs.filter((v) => !graph.initializers.has(v.name));
+    this.inputNames = Object.freeze(inputs.map((v) => v.name));
+    this.outputNames = Object.freeze(graph.outputs.map((v) => v.name));
+    const batch: Dim = staticPlan?.graph.fixedBatch ?? (typeof inputs[0]?.shape[0] === 'number' ? inputs[0].shape[0] : 'N');
+    this.inputShapes = Object.freeze(inputs.map((v) => Object.freeze(v.shape.slice())));
+    this.outputShapes = Object.freeze(
+      graph.outputs.map((v, i) => Object.freeze(staticPlan ? [batch, ...staticPlan.graph.outputs[i].shape] : v.shape.slice())),
+    );
+    if (staticPlan) this.compiled.set(shapeKey(staticPlan.graph.inputs.map((i) => i.shape)), Promise.resolve(staticPlan));
+  }
+
+  /**
+   * Builds a session from a Module (with `options.inputShape`), a Graph, a `.kiln` or `.onnx` file
+   * path, or the bytes of either file.
+   * @throws TypeError/RangeError (ERR_KILN_INVALID_ARG) for bad arguments; KilnError
+   *   ERR_KILN_UNSUPPORTED_OP listing every node the runtime cannot run; ERR_KILN_CORRUPT_MODEL
+   *   for an unreadable file.
+   */
+  static async create(source: SessionSource, options?: SessionOptions): Promise<InferenceSession> {
+    const opts = checkOptions<SessionOptions>('options', options);
+    const threads = opts.intraOpNumThreads === undefined ? 0 : integer('options.intraOpNumThreads', opts.intraOpNumThreads, 0, 1024);
+    const level = opts.graphOptimizationLevel === undefined ? 'all' : oneOf('options.graphOptimizationLevel', opts.graphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS);
+    const inputShape = opts.inputShape === undefined ? undefined : checkDims('options.inputShape', opts.inputShape);
+    const graph = optimizeGraph(await graphFrom(source, inputShape), level);
+    let staticPlan: Compiled | undefined;
+    if (hasStaticShapes(graph)) {
+      const compiled = compileGraph(graph, { maxThreads: threads });
+      staticPlan = { graph: compiled, plan: await Plan.create(compiled.spec, true) };
+    }
+    return new InferenceSession(graph, threads, staticPlan);
+  }
+
+  /** Runs the model; resolves with one tensor per output (batch first). */
+  async run(feeds: SessionFeeds): Promise<SessionOutputs> {
+    this.checkLive();
+    const feed = this.readFeeds(feeds);
+    this.inFlight++;
+    try {
+      const compiled = await this.compiledFor(feed.shapes);
+      const outputs = allocate(compiled.graph, feed.batch);
+      const heavy = shouldRunAsync(2 * compiled.graph.macsPerImage * feed.batch);
+      const pending = compiled.plan.run(feed.arrays, outputs.arrays, feed.batch, heavy);
+      if (pending) await pending;
+      return outputs.tensors;
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  /**
+   * Runs inline on the calling thread (blocks the event loop for the whole run: meant for small
+   * batches). A model with symbolic input sizes must have been run once with these sizes first.
+   */
+  runSync(feeds: SessionFeeds): SessionOutputs {
+    this.checkLive();
+    const feed = this.readFeeds(feeds);
+    const compiled = this.staticPlan ?? this.syncPlans.get(shapeKey(feed.shapes));
+    if (!compiled) {
+      throw new KilnError(ErrorCode.INVALID_STATE, `Expected input sizes this session has compiled for runSync but received ${shapeKey(feed.shapes)}: call run() once with them first`);
+    }
+    const outputs = allocate(compiled.graph, feed.batch);
+    compiled.plan.run(feed.arrays, outputs.arrays, feed.batch, false);
+    return outputs.tensors;
+  }
+
+  /** Steps, arena and weight sizes of the compiled plan (the first one, for symbolic input sizes). */
+  info(): SessionInfo {
+    this.checkLive();
+    const compiled = this.staticPlan ?? this.syncPlans.values().next().value;
+    if (!compiled) throw new KilnError(ErrorCode.INVALID_STATE, 'The session has symbolic input sizes and has not run yet: nothing is compiled');
+    return { ...compiled.plan.info(), macsPerImage: compiled.graph.macsPerImage };
+  }
+
+  /** Number of runs in flight. */
+  get pendingRuns(): number {
+    return this.inFlight;
+  }
+
+  /**
+   * Frees the native plan(s). Runs after this reject with ERR_KILN_DISPOSED.
+   * @throws KilnError ERR_KILN_INVALID_STATE while runs are in flight (await them first).
+   */
+  release(): void {
+    if (this.released) return;
+    if (this.inFlight > 0) {
+      throw new KilnError(ErrorCode.INVALID_STATE, `Cannot release the session while ${this.inFlight} run(s) are in flight: await them first`);
+    }
+    this.released = true;
+    this.staticPlan?.plan.dispose();
+    for (const c of this.syncPlans.values()) c.plan.dispose();
+    this.syncPlans.clear();
+    this.compiled.clear();
+    this.staticPlan = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
+  private checkLive(): void {
+    if (this.released) throw new KilnError(ErrorCode.DISPOSED, 'The session was released');
+  }
+
+  private compiledFor(shapes: number[][]): Compiled | Promise<Compiled> {
+    if (this.staticPlan) return this.staticPlan;
+    const key = shapeKey(shapes);
+    let pending = this.compiled.get(key);
+    if (!pending) {
+      const graph = this.graph!;
+      const inputShapes = Object.fromEntries(this.inputNames.map((name, i) => [name, shapes[i]]));
+      pending = (async () => {
+        const compiled = compileGraph(graph, { inputShapes, maxThreads: this.threads });
+        const plan = await Plan.create(compiled.spec, true);
+        if (this.released) {
+          plan.dispose();
+          throw new KilnError(ErrorCode.DISPOSED, 'The session was released');
+        }
+        const c = { graph: compiled, plan };
+        this.syncPlans.set(key, c);
+        return c;
+      })();
+      pending.catch(() => this.compiled.delete(key));
+      this.compiled.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** Validates the feeds: names, dtype, rank, per-image sizes, one batch for all. */
+  private readFeeds(feeds: SessionFeeds): { arrays: Float32Array[]; shapes: number[][]; batch: number } {
+    if (feeds === null || typeof feeds !== 'object' || Array.isArray(feeds) || feeds instanceof Tensor) {
+      throw typeError('feeds', `an object mapping input names (${this.inputNames.map((n) => `'${n}'`).join(', ')}) to Tensors`, feeds);
+    }
+    for (const key of Object.keys(feeds)) {
+      if (!this.inputNames.includes(key)) {
+        throw rangeError('feeds', `only the inputs ${this.inputNames.map((n) => `'${n}'`).join(', ')}`, `an extra input '${key}'`);
+      }
+    }
+    const arrays: Float32Array[] = [];
+    const shapes: number[][] = [];
+    let batch = 0;
+    const fixed = this.staticPlan?.graph.fixedBatch;
+    this.inputNames.forEach((name, i) => {
+      const where = `feeds['${name}']`;
+      const t = (feeds as Record<string, unknown>)[name] as Tensor | undefined;
+      if (t === undefined) throw typeError(where, 'a Tensor', t);
+      if (t === null || typeof t !== 'object' || !('data' in t) || !('dims' in t)) throw typeError(where, 'a Tensor', t);
+      if (t.type !== 'float32' || !(t.data instanceof Float32Array)) {
+        throw typeError(where, 'a float32 Tensor', typeof t.type === 'string' ? `a ${t.type} Tensor` : t);
+      }
+      const want = this.inputShapes[i];
+      const dimsOf = Array.from(t.dims ?? []);
+      const text = `[${dimsOf.join(', ')}]`;
+      if (dimsOf.length !== want.length) throw shapeError(where, `${want.length} dimensions [${want.join(', ')}]`, text);
+      const per = this.staticPlan ? this.staticPlan.graph.inputs[i].shape : undefined;
+      dimsOf.forEach((d, j) => {
+        if (!Number.isInteger(d) || d < 1) throw shapeError(where, `dimensions of at least 1 [${want.join(', ')}]`, text);
+        if (j > 0 && (per ? per[j - 1] !== d : typeof want[j] === 'number' && want[j] !== d)) {
+          throw shapeError(where, `dims [${want.join(', ')}]`, text);
+        }
+      });
+      if (i === 0) batch = dimsOf[0];
+      else if (dimsOf[0] !== batch) throw shapeError(where, `the batch size of the other inputs (${batch})`, text);
+      if (fixed !== undefined && dimsOf[0] !== fixed) throw shapeError(where, `the model's fixed batch size ${fixed}`, text);
+      let n = 1;
+      for (const d of dimsOf) n *= d;
+      if (t.data.length !== n) throw shapeError(where, `${n} elements for dims ${text}`, describe(t.data));
+      arrays.push(t.data);
+      shapes.push(dimsOf.slice(1));
+    });
+    return { arrays, shapes, batch };
+  }
+}
+
+function shapeKey(shapes: number[][]): string {
+  return shapes.map((s) => s.join('x')).join(',');
+}
+
+function allocate(compiled: CompiledGraph, batch: number): { arrays: Float32Array[]; tensors: SessionOutputs } {
+  const arrays: Float32Array[] = [];
+  const tensors: SessionOutputs = {};
+  for (const o of compiled.outputs) {
+    let size = batch;
+    for (const d of o.shape) size *= d;
+    const data = new Float32Array(size);
+    arrays.push(data);
+    tensors[o.name] = new Tensor('float32', data, [batch, ...o.shape]);
+  }
+  return { arrays, tensors };
+}
+
+function isGraph(value: unknown): value is Graph {
+  return value !== null && typeof value === 'object' && Array.isArray((value as Graph).nodes) && (value as Graph).initializers instanceof Map;
+}
+
+function startsWithKilnMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= KILN_MAGIC.length && KILN_MAGIC.every((b, i) => bytes[i] === b);
+}
+
+/** The graph of any session source. ONNX goes through the importer (src/onnx), .kiln through model-io. */
+async function graphFrom(source: SessionSource, inputShape: number[] | undefined): Promise<Graph> {
+  if (source instanceof Module) {
+    if (!inputShape) throw typeError('options.inputShape', 'one image shape such as [1, 28, 28] when creating a session from a Module', undefined);
+    return toGraph(source, inputShape);
+  }
+  if (isGraph(source)) return source;
+  if (typeof source === 'string') {
+    if (source.toLowerCase().endsWith('.onnx')) return importOnnx(source);
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(source);
+    } catch (err) {
+      throw new KilnError(ErrorCode.INVALID_ARG, `Expected a readable model file for source but received '${source}': ${(err as Error).message}`, { cause: err });
+    }
+    return startsWithKilnMagic(bytes) ? kilnGraph(bytes, inputShape, source) : importOnnx(source);
+  }
+  if (source instanceof Uint8Array) return startsWithKilnMagic(source) ? kilnGraph(source, inputShape) : importOnnx(source);
+  throw typeError('source', 'a Module, a Graph, a .kiln/.onnx path or the bytes of such a file', source);
+}
+
+/** The ONNX importer's hook (loaded on demand: protobuf decoding is only needed for ONNX input). */
+async function importOnnx(source: string | Uint8Array): Promise<Graph> {
+  const { importModel } = await import('../onnx/import.js');
+  return importModel(source);
+}
+
+function kilnGraph(bytes: Uint8Array, inputShape: number[] | undefined, path?: string): Graph {
+  const file = decodeKilnFile(bytes, path);
+  const module = moduleFromKilnFile(file, path);
+  const stored = (file.model as { inputShape?: unknown } | null)?.inputShape;
+  const shape = inputShape ?? (Array.isArray(stored) ? checkDims('inputShape stored in the .kiln file', stored) : undefined);
+  if (!shape) throw typeError('options.inputShape', 'one image shape (the .kiln file does not store it)', undefined);
+  return toGraph(module, shape);
+}

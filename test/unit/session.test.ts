@@ -1,0 +1,232 @@
+/**
+ * InferenceSession: outputs equal the Module's eval forward, every source kind (Module, Graph,
+ * .kiln path and bytes, ONNX bytes), concurrent runs, release semantics, feed validation, and
+ * symbolic input sizes compiled on first use.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { GraphBuilder, type Graph } from '../../src/graph/ir.js';
+import { BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential, AvgPool2d } from '../../src/nn/index.js';
+import { seedCNN } from '../../src/nn/models.js';
+import { exportModel } from '../../src/onnx/index.js';
+import { save } from '../../src/runtime/model-io.js';
+import { InferenceSession } from '../../src/runtime/session.js';
+import { Tensor } from '../../src/tensor.js';
+import { Rng } from '../../src/util/rng.js';
+
+const rng = new Rng(99);
+function image(batch: number, shape: number[]): Tensor<'float32'> {
+  const n = batch * shape.reduce((a, b) => a * b, 1);
+  return new Tensor('float32', Float32Array.from({ length: n }, () => rng.uniform(0, 1)), [batch, ...shape]);
+}
+
+/** max |a - b| / max |b| */
+function relDiff(a: Tensor, b: Tensor): number {
+  expect(a.dims).toEqual(b.dims);
+  let diff = 0, scale = 0;
+  for (let i = 0; i < a.data.length; i++) {
+    diff = Math.max(diff, Math.abs(a.data[i] - b.data[i]));
+    scale = Math.max(scale, Math.abs(b.data[i]));
+  }
+  return diff / scale;
+}
+
+const MNIST = [1, 28, 28];
+const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 3 }).eval();
+
+/** Conv-BN-ReLU-pool twice with non-trivial running statistics, then Dropout and Linear. */
+function bnNet(): Sequential {
+  const model = new Sequential(
+    new Conv2d(3, 8, 3, { padding: 1, seed: 1 }), new BatchNorm2d(8), new ReLU(), new MaxPool2d(2),
+    new Conv2d(8, 6, 3, { seed: 2 }), new BatchNorm2d(6), new ReLU(), new AvgPool2d(2, { padding: 1, countIncludePad: false }),
+    new Flatten(), new Dropout(0.3), new Linear(6 * 3 * 3, 4, { seed: 3 }),
+  );
+  for (const b of model.buffers()) {
+    const isVar = b.name.endsWith('running_var') || b.name.toLowerCase().includes('var');
+    b.value.data.forEach((_, i, a) => (a[i] = isVar ? rng.uniform(0.5, 2) : rng.uniform(-0.5, 0.5)));
+  }
+  for (const p of model.parameters()) if (p.name.endsWith('weight') && p.value.dims.length === 1) p.value.data.forEach((_, i, a) => (a[i] = rng.uniform(0.5, 1.5)));
+  return model.eval();
+}
+
+describe('InferenceSession outputs', () => {
+  it('matches SeedCNN eval forward within 1e-5 (relative), names its input and output', async () => {
+    const session = await InferenceSession.create(net, { inputShape: MNIST });
+    expect(session.inputNames).toEqual(['input']);
+    expect(session.outputNames).toEqual(['logits']);
+    expect(session.inputShapes).toEqual([['N', 1, 28, 28]]);
+    expect(session.outputShapes).toEqual([['N', 10]]);
+    for (const batch of [1, 7, 64]) {
+      const x = image(batch, MNIST);
+      const { logits } = await session.run({ input: x });
+      expect(relDiff(logits, await net.forward(x))).toBeLessThanOrEqual(1e-5);
+      expect(relDiff(session.runSync({ input: x }).logits, logits)).toBe(0);
+    }
+    expect(session.info().steps.filter((s) => s.includes('relu'))).toHaveLength(3);
+    session.release();
+  });
+
+  it('matches a BatchNorm/Dropout/AvgPool network at every optimisation level (BN folded or run as an affine)', async () => {
+    const model = bnNet();
+    const x = image(5, [3, 12, 12]);
+    const want = await model.forward(x);
+    for (const level of ['disabled', 'basic', 'all'] as const) {
+      const session = await InferenceSession.create(model, { inputShape: [3, 12, 12], graphOptimizationLevel: level });
+      const steps = session.info().steps;
+      expect(steps.some((s) => s.startsWith('BatchNormalization'))).toBe(level === 'disabled');
+      expect(relDiff((await session.run({ input: x })).logits, want)).toBeLessThanOrEqual(1e-5);
+      session.release();
+    }
+  });
+
+  it('gives identical results with intraOpNumThreads 1 and the whole pool', async () => {
+    const one = await InferenceSession.create(net, { inputShape: MNIST, intraOpNumThreads: 1 });
+    const all = await InferenceSession.create(net, { inputShape: MNIST });
+    const x = image(33, MNIST);
+    expect(relDiff((await one.run({ input: x })).logits, (await all.run({ input: x })).logits)).toBe(0);
+    one.release();
+    all.release();
+  });
+
+  it('loads .kiln files (path and bytes) and ONNX bytes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kiln-session-'));
+    try {
+      const path = join(dir, 'seed.kiln');
+      await save(net, path, { inputShape: MNIST });
+      const x = image(4, MNIST);
+      const want = await net.forward(x);
+      const fromPath = await InferenceSession.create(path);
+      expect(relDiff((await fromPath.run({ input: x })).logits, want)).toBeLessThanOrEqual(1e-5);
+      fromPath.release();
+      const { readFile } = await import('node:fs/promises');
+      const fromBytes = await InferenceSession.create(new Uint8Array(await readFile(path)));
+      expect(relDiff((await fromBytes.run({ input: x })).logits, want)).toBeLessThanOrEqual(1e-5);
+      fromBytes.release();
+      const onnx = await InferenceSession.create(exportModel(net, { inputShape: MNIST }));
+      const name = onnx.inputNames[0];
+      expect(relDiff((await onnx.run({ [name]: x }))[onnx.outputNames[0]], want)).toBeLessThanOrEqual(1e-5);
+      onnx.release();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('compiles a graph with symbolic spatial sizes on first use of each size', async () => {
+    const b = new GraphBuilder('dynamic');
+    const x = b.addInput('x', ['N', 3, 'H', 'W']);
+    const w = b.addInitializer('w', new Tensor('float32', Float32Array.from({ length: 4 * 3 * 9 }, () => rng.uniform(-1, 1)), [4, 3, 3, 3]));
+    const c = b.addNode('Conv', [x, w], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+    const y = b.addNode('GlobalAveragePool', [c]);
+    const graph = b.build([{ name: y, dtype: 'float32', shape: ['N', 4, 1, 1] }]);
+    const session = await InferenceSession.create(graph);
+    expect(() => session.runSync({ x: image(1, [3, 5, 5]) })).toThrow(expect.objectContaining({ code: 'ERR_KILN_INVALID_STATE' }));
+    const small = await session.run({ x: image(2, [3, 5, 7]) });
+    const large = await session.run({ x: image(1, [3, 9, 4]) });
+    expect(small[y].dims).toEqual([2, 4, 1, 1]);
+    expect(large[y].dims).toEqual([1, 4, 1, 1]);
+    expect(session.runSync({ x: image(3, [3, 5, 7]) })[y].dims).toEqual([3, 4, 1, 1]);
+    session.release();
+  });
+});
+
+describe('InferenceSession scheduling and lifetime', () => {
+  it('returns a Promise even for tiny inline runs, and leaves the event loop for heavy ones', async () => {
+    const session = await InferenceSession.create(net, { inputShape: MNIST });
+    const tiny = session.run({ input: image(1, MNIST) });
+    expect(tiny).toBeInstanceOf(Promise);
+    await tiny;
+    // A heavy run goes to a worker: an immediate scheduled after it fires before it resolves.
+    const order: string[] = [];
+    const heavy = session.run({ input: image(16, MNIST) }).then(() => order.push('run'));
+    setImmediate(() => order.push('immediate'));
+    await heavy;
+    expect(order[0]).toBe('immediate');
+    session.release();
+  });
+
+  it('keeps several runs in flight correct', async () => {
+    const session = await InferenceSession.create(net, { inputShape: MNIST });
+    const inputs = [3, 64, 1, 17, 64, 2].map((b) => image(b, MNIST));
+    const results = await Promise.all(inputs.map((x) => session.run({ input: x })));
+    for (let i = 0; i < inputs.length; i++) {
+      expect(relDiff(results[i].logits, session.runSync({ input: inputs[i] }).logits)).toBe(0);
+    }
+    session.release();
+  });
+
+  it('refuses release while runs are in flight, then releases; later runs reject as disposed', async () => {
+    const session = await InferenceSession.create(net, { inputShape: MNIST });
+    const pending = session.run({ input: image(16, MNIST) });
+    expect(session.pendingRuns).toBe(1);
+    expect(() => session.release()).toThrow(expect.objectContaining({ name: 'KilnError', code: 'ERR_KILN_INVALID_STATE' }));
+    await pending;
+    expect(session.pendingRuns).toBe(0);
+    session.release();
+    session.release(); // idempotent
+    await expect(session.run({ input: image(1, MNIST) })).rejects.toThrow(expect.objectContaining({ code: 'ERR_KILN_DISPOSED' }));
+    expect(() => session.runSync({ input: image(1, MNIST) })).toThrow(expect.objectContaining({ code: 'ERR_KILN_DISPOSED' }));
+    const other = await InferenceSession.create(net, { inputShape: MNIST });
+    other[Symbol.dispose]();
+    await expect(other.run({ input: image(1, MNIST) })).rejects.toThrow(expect.objectContaining({ code: 'ERR_KILN_DISPOSED' }));
+  });
+});
+
+describe('InferenceSession argument checks', () => {
+  const sessionP = InferenceSession.create(net, { inputShape: MNIST });
+  afterAll(async () => (await sessionP).release());
+  const invalid = (name: string, message?: RegExp) => expect.objectContaining({ name, code: 'ERR_KILN_INVALID_ARG', ...(message ? { message: expect.stringMatching(message) } : {}) });
+  const shape = (message?: RegExp) => expect.objectContaining({ name: 'RangeError', code: 'ERR_KILN_SHAPE_MISMATCH', ...(message ? { message: expect.stringMatching(message) } : {}) });
+
+  it('validates feeds: names, dtype, rank, per-image dims, lengths', async () => {
+    const s = await sessionP;
+    const x = image(2, MNIST);
+    await expect(s.run(null as never)).rejects.toThrow(invalid('TypeError', /feeds/));
+    await expect(s.run(x as never)).rejects.toThrow(invalid('TypeError', /feeds/));
+    await expect(s.run({})).rejects.toThrow(invalid('TypeError', /feeds\['input'\]/));
+    await expect(s.run({ input: x, extra: x })).rejects.toThrow(invalid('RangeError', /extra input 'extra'/));
+    await expect(s.run({ input: new Tensor('int32', new Int32Array(784), [1, 1, 28, 28]) })).rejects.toThrow(invalid('TypeError', /float32/));
+    await expect(s.run({ input: new Tensor('float32', new Float32Array(784), [1, 784]) })).rejects.toThrow(shape(/4 dimensions/));
+    await expect(s.run({ input: new Tensor('float32', new Float32Array(2 * 784), [2, 1, 784, 1]) })).rejects.toThrow(shape(/dims \[N, 1, 28, 28\]/));
+    await expect(s.run({ input: { type: 'float32', data: new Float32Array(10), dims: [1, 1, 28, 28] } as never })).rejects.toThrow(shape(/784 elements/));
+    expect(() => s.runSync({ input: 'pixels' as never })).toThrow(invalid('TypeError'));
+  });
+
+  it('runs NaN inputs as data', async () => {
+    const s = await sessionP;
+    const x = image(2, MNIST);
+    x.data[5] = Number.NaN;
+    const { logits } = await s.run({ input: x });
+    expect(Number.isNaN(logits.data[0])).toBe(true);
+    expect(Number.isNaN(logits.data[10])).toBe(false);
+  });
+
+  it('validates create() options and sources', async () => {
+    await expect(InferenceSession.create(net)).rejects.toThrow(invalid('TypeError', /inputShape/));
+    await expect(InferenceSession.create(net, { inputShape: MNIST, intraOpNumThreads: -1 })).rejects.toThrow(invalid('RangeError', /intraOpNumThreads/));
+    await expect(InferenceSession.create(net, { inputShape: MNIST, graphOptimizationLevel: 'max' as never })).rejects.toThrow(invalid('RangeError', /graphOptimizationLevel/));
+    await expect(InferenceSession.create(net, { inputShape: [2, 28, 28] })).rejects.toThrow(expect.objectContaining({ code: 'ERR_KILN_SHAPE_MISMATCH' }));
+    await expect(InferenceSession.create(42 as never)).rejects.toThrow(invalid('TypeError', /source/));
+    await expect(InferenceSession.create('/nonexistent/model.kiln')).rejects.toThrow(expect.objectContaining({ code: 'ERR_KILN_INVALID_ARG' }));
+    await expect(InferenceSession.create(new Uint8Array([0x4b, 0x49, 0x4c, 0x4e, 1, 2, 3]))).rejects.toThrow(expect.objectContaining({ code: 'ERR_KILN_CORRUPT_MODEL' }));
+  });
+
+  it('lists every unsupported node at once', async () => {
+    const b = new GraphBuilder('unsupported');
+    const x = b.addInput('x', ['N', 3, 4]);
+    const a = b.addNode('Frobnicate', [x], {}, 'frob');
+    const t = b.addNode('Transpose', [x], { perm: [1, 0, 2] }, 'swap_batch');
+    const c = b.addNode('Erf', [t], {}, 'erf');
+    const s = b.addNode('Add', [a, c], {}, 'add');
+    const graph: Graph = b.build([{ name: s, dtype: 'float32', shape: ['N', 3, 4] }]);
+    const error = await InferenceSession.create(graph).catch((e: unknown) => e as Error & { code: string });
+    expect(error).toMatchObject({ name: 'KilnError', code: 'ERR_KILN_UNSUPPORTED_OP' });
+    expect(error.message).toMatch(/Frobnicate 'frob'/);
+    expect(error.message).toMatch(/Transpose 'swap_batch' \(perm \[1, 0, 2\] moves the batch axis\)/);
+    expect(error.message).toMatch(/Erf 'erf'/);
+    expect(error.message).toMatch(/op types: Frobnicate, Transpose, Erf/);
+  });
+});
