@@ -7,7 +7,7 @@
  */
 import type { GraphNode } from '../graph/ir.js';
 import { isSymbolic, type KnownValue } from '../graph/constant-folding.js';
-import type { Shape } from '../graph/shape-inference.js';
+import { dimProduct, type Shape } from '../graph/shape-inference.js';
 import { Tensor } from '../tensor.js';
 
 /** A configuration Kiln cannot run; the importer lists it with the node. */
@@ -223,27 +223,47 @@ function softmax(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   if (ctx.opset >= 13) return [canonical(node, node.inputs, { axis: axis(node, int(node, 'axis', -1), r) })];
   const a = axis(node, int(node, 'axis', 1), r);
   // Before opset 13 the input is coerced to 2-D [prod(d<a), prod(d>=a)] and normalised per row:
-  // the same as opset 13 over the last axis when a is the last axis, otherwise
-  // Flatten(a) -> Softmax(1) -> Reshape(back).
+  // the same as opset 13 over the last axis when a is the last axis. Otherwise the trailing axes
+  // are merged into one (Reshape), normalised, and reshaped back; the leading axes, batch first,
+  // stay where they are, so the runtime keeps the batch outermost. (a = 0 mixes the batch in:
+  // Flatten to one row.)
   if (a === r - 1) return [canonical(node, node.inputs, { axis: a })];
-  const target: number[] = [];
-  let dynamic = 0;
-  for (const [i, d] of x.entries()) {
-    if (typeof d === 'number') target.push(d);
-    else if (i === 0 && a === 1) target.push(0);
-    else {
-      target.push(-1);
-      dynamic++;
-    }
-  }
-  if (dynamic > 1) throw new Unsupported(`opset-${ctx.opset} ${node.op} over several dynamic dimensions`);
-  const flat = ctx.fresh(`${node.inputs[0]}_2d`);
-  const normed = ctx.fresh(`${node.outputs[0]}_2d`);
+  const back = reshapeTarget(ctx, node, x);
+  const merged = ctx.fresh(`${node.inputs[0]}_rows`);
+  const normed = ctx.fresh(`${node.outputs[0]}_rows`);
+  const first: GraphNode = a === 0
+    ? { name: ctx.fresh(`${node.name}_flatten`), op: 'Flatten', inputs: [node.inputs[0]!], outputs: [merged], attrs: { axis: 0 } }
+    : { name: ctx.fresh(`${node.name}_merge`), op: 'Reshape', inputs: [node.inputs[0]!], outputs: [merged], attrs: { shape: mergeTarget(ctx, node, x, a) } };
   return [
-    { name: ctx.fresh(`${node.name}_flatten`), op: 'Flatten', inputs: [node.inputs[0]!], outputs: [flat], attrs: { axis: a } },
-    { name: node.name, op: node.op, inputs: [flat], outputs: [normed], attrs: { axis: 1 } },
-    { name: ctx.fresh(`${node.name}_reshape`), op: 'Reshape', inputs: [normed], outputs: [node.outputs[0]!], attrs: { shape: target } },
+    first,
+    { name: node.name, op: node.op, inputs: [merged], outputs: [normed], attrs: { axis: a === 0 ? 1 : a } },
+    { name: ctx.fresh(`${node.name}_restore`), op: 'Reshape', inputs: [normed], outputs: [node.outputs[0]!], attrs: { shape: back } },
   ];
+}
+
+/** Reshape target keeping axes < a and merging the rest into one. */
+function mergeTarget(ctx: NormalizeContext, node: GraphNode, x: Shape, a: number): number[] {
+  const lead = reshapeTarget(ctx, node, x.slice(0, a));
+  const rest = dimProduct(x.slice(a));
+  if (typeof rest === 'number') return [...lead, rest];
+  if (lead.includes(-1)) throw new Unsupported(`opset-${ctx.opset} ${node.op} over several dynamic dimensions`);
+  return [...lead, -1];
+}
+
+/**
+ * A Reshape target that rebuilds `dims` (a prefix of the input's shape): 0 copies a symbolic
+ * leading dimension, -1 stands for one other symbolic dimension.
+ */
+function reshapeTarget(ctx: NormalizeContext, node: GraphNode, dims: Shape): number[] {
+  let inferred = 0;
+  const target = dims.map((d, i) => {
+    if (typeof d === 'number') return d;
+    if (i === 0) return 0;
+    inferred++;
+    return -1;
+  });
+  if (inferred > 1) throw new Unsupported(`opset-${ctx.opset} ${node.op} over several dynamic dimensions`);
+  return target;
 }
 
 function reshape(node: GraphNode, ctx: NormalizeContext): GraphNode[] {

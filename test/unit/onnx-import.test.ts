@@ -79,8 +79,8 @@ describe('importModel: a good model', () => {
     const expected: Record<string, [string[], number[]]> = {
       bvlc_alexnet: [['Conv', 'Dropout', 'Gemm', 'LRN', 'MaxPool', 'Relu', 'Reshape', 'Softmax'], [1, 1000]],
       resnet50: [['AveragePool', 'BatchNormalization', 'Conv', 'Gemm', 'MaxPool', 'Relu', 'Reshape', 'Softmax', 'Sum'], [1, 1000]],
-      // Opset-9 Softmax over [1, 1000, 1, 1] at axis 1: Flatten/Softmax/Reshape.
-      squeezenet: [['Concat', 'Conv', 'Dropout', 'Flatten', 'GlobalAveragePool', 'MaxPool', 'Relu', 'Reshape', 'Softmax'], [1, 1000, 1, 1]],
+      // Opset-9 Softmax over [1, 1000, 1, 1] at axis 1: Reshape/Softmax/Reshape.
+      squeezenet: [['Concat', 'Conv', 'Dropout', 'GlobalAveragePool', 'MaxPool', 'Relu', 'Reshape', 'Softmax'], [1, 1000, 1, 1]],
     };
     for (const [name, [ops, outShape]] of Object.entries(expected)) {
       const g = await importModel(join(LIGHT, `light_${name}.onnx`));
