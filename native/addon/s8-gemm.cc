@@ -158,12 +158,14 @@ Common read_common(const Napi::Object& args) {
 // The job body: pack B when it came raw (off the JS thread for async calls), then run.
 template <typename Run>
 std::function<void()> job(const Common& cm, Run run) {
+  // Plain data only: the work may run on a worker thread.
   std::shared_ptr<const kiln::PackedS8B> packed = cm.packed;
-  const RawB raw = cm.raw;
-  const size_t k = cm.k, n = cm.n;
-  return [packed, raw, k, n, run]() {
+  const int8_t* raw = cm.raw.view.data;
+  const bool trans = cm.raw.trans;
+  const size_t ldb = cm.raw.ld, k = cm.k, n = cm.n;
+  return [packed, raw, trans, ldb, k, n, run]() {
     std::shared_ptr<const kiln::PackedS8B> b = packed;
-    if (!b) b = std::make_shared<const kiln::PackedS8B>(raw.trans, k, n, raw.view.data, raw.ld);
+    if (!b) b = std::make_shared<const kiln::PackedS8B>(trans, k, n, raw, ldb);
     run(*b);
   };
 }
@@ -277,9 +279,11 @@ Napi::Value PackS8B(const Napi::CallbackInfo& info) {
     const RawB raw = read_raw_b(args, k, n);
     checked_mul((k + 3) / 4 * 4, (n + 15) / 16 * 16, "k * n");  // the packed size must fit in memory
     auto packed = std::make_shared<std::shared_ptr<const kiln::PackedS8B>>();
+    const int8_t* b = raw.view.data;
+    const bool trans = raw.trans;
+    const size_t ldb = raw.ld;
     return run_job_with_result(
-        env, async,
-        [packed, raw, k, n] { *packed = std::make_shared<const kiln::PackedS8B>(raw.trans, k, n, raw.view.data, raw.ld); },
+        env, async, [packed, b, trans, ldb, k, n] { *packed = std::make_shared<const kiln::PackedS8B>(trans, k, n, b, ldb); },
         {raw.view.value}, [packed](Napi::Env e) { return wrap_packed(e, *packed); });
   }
   KILN_ADDON_CATCH(env)
