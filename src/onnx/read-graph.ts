@@ -173,9 +173,12 @@ export function readGraph(model: IModelProto, opset: number, external: Map<ITens
   }
 
   const nodes = sortNodes(readNodes(model, external), inputs, initializers, outputs.map((o) => o.name));
-  const metadata: Record<string, string> = { format: 'onnx', opset: String(opset), irVersion: String(int64ToNumber(model.irVersion, 'ir_version')) };
-  if (model.producerName) metadata.producer = `${model.producerName}${model.producerVersion ? ` ${model.producerVersion}` : ''}`;
+  // The model's own metadata_props, plus where the graph came from (kept through export).
+  const metadata: Record<string, string> = {};
   for (const p of model.metadataProps ?? []) if (p.key) metadata[p.key] = p.value ?? '';
+  metadata.source_format = 'onnx';
+  metadata.source_opset = String(opset);
+  if (model.producerName) metadata.source_producer = `${model.producerName}${model.producerVersion ? ` ${model.producerVersion}` : ''}`;
   return { name: g.name || 'onnx', opset, inputs, outputs, declared, initializers, nodes, metadata };
 }
 

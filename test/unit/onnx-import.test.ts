@@ -41,7 +41,7 @@ describe('importModel: a good model', () => {
     expect(g.nodes[4]!.attrs).toEqual({ alpha: 1, beta: 1, transA: 0, transB: 1 });
     expect([...g.initializers.keys()].sort()).toEqual(['conv.b', 'conv.w', 'fc.b', 'fc.w']);
     expect(g.initializers.get('conv.w')!.type).toBe('float32');
-    expect(g.metadata).toMatchObject({ format: 'onnx', opset: '13' });
+    expect(g.metadata).toMatchObject({ source_format: 'onnx', source_opset: '13', source_producer: 'kiln-test' });
   });
 
   it('reads from a path, and removes graph inputs that are initializers (old exporters)', async () => {
