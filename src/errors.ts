@@ -23,6 +23,8 @@ export const ErrorCode = {
   DATASET: 'ERR_KILN_DATASET',
   /** An operation is not valid in the object's current state (e.g. release during a run). */
   INVALID_STATE: 'ERR_KILN_INVALID_STATE',
+  /** Training produced a non-finite loss (learning rate too high, or NaN in the data). */
+  TRAINING_DIVERGED: 'ERR_KILN_TRAINING_DIVERGED',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

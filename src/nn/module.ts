@@ -25,12 +25,21 @@ export abstract class Module {
   /** Training mode (dropout active, batch-norm batch statistics). */
   training = true;
 
+  /**
+   * When true, `forward` and `backward` may return tensors backed by buffers this layer reuses on
+   * its next call of the same shape (no allocation per batch). Off by default so every returned
+   * tensor is the caller's to keep; the Trainer and `evaluate` switch it on while they run, as
+   * they never hold an output past the next call. See `setBufferReuse`.
+   */
+  reuseBuffers = false;
+
   /** Computes the output and keeps what backward needs. */
   abstract forward(input: Tensor<'float32'>): Promise<Tensor<'float32'>>;
 
   /**
    * Given d(loss)/d(output) of the last forward, writes parameter gradients (overwriting) and
-   * returns d(loss)/d(input). `needInputGrad` false lets the first layer skip that work.
+   * returns d(loss)/d(input). `needInputGrad` false lets the first layer skip that work; the
+   * returned tensor is then unspecified (not an input gradient) and must be ignored.
    */
   abstract backward(gradOutput: Tensor<'float32'>, needInputGrad?: boolean): Promise<Tensor<'float32'>>;
 
@@ -72,5 +81,12 @@ export abstract class Module {
 
   eval(): this {
     return this.train(false);
+  }
+
+  /** Sets `reuseBuffers` on this module and every descendant. */
+  setBufferReuse(on: boolean): this {
+    this.reuseBuffers = on;
+    for (const c of this.children()) c.setBufferReuse(on);
+    return this;
   }
 }

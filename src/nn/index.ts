@@ -1,0 +1,25 @@
+/** Layers, initialisers, losses and the layer registry (public as `kiln.nn`). */
+export { Module } from './module.js';
+export type { Parameter, LayerConfig } from './module.js';
+export { Conv2d } from './layers/conv2d.js';
+export type { Conv2dOptions } from './layers/conv2d.js';
+export { Linear } from './layers/linear.js';
+export type { LinearOptions } from './layers/linear.js';
+export { ReLU } from './layers/relu.js';
+export { MaxPool2d } from './layers/max-pool2d.js';
+export type { MaxPool2dOptions } from './layers/max-pool2d.js';
+export { AvgPool2d } from './layers/avg-pool2d.js';
+export type { AvgPool2dOptions } from './layers/avg-pool2d.js';
+export { Flatten } from './layers/flatten.js';
+export { Dropout } from './layers/dropout.js';
+export type { DropoutOptions } from './layers/dropout.js';
+export { BatchNorm2d } from './layers/batch-norm2d.js';
+export type { BatchNorm2dOptions } from './layers/batch-norm2d.js';
+export { Sequential } from './layers/sequential.js';
+export { CrossEntropyLoss, crossEntropy } from './losses.js';
+export type { CrossEntropyOptions, LossResult } from './losses.js';
+export { moduleFromConfig, LAYER_TYPES } from './registry.js';
+export { setDefaultSeed, kaimingUniform, kaimingNormal, xavierUniform, xavierNormal, INIT_KINDS } from './init.js';
+export type { InitKind } from './init.js';
+export { seedCNN } from './models.js';
+export type { SeedCnnOptions } from './models.js';

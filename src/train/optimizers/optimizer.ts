@@ -1,0 +1,78 @@
+/**
+ * The optimizer contract: `step(params)` updates every parameter in place from its gradient
+ * (gradients are overwritten by each backward, so there is no zeroGrad). State (momentum,
+ * moments) is kept per Parameter object and starts at zero.
+ */
+import type { Parameter } from '../../nn/module.js';
+import { Tensor } from '../../tensor.js';
+import { shapeError, number, typeError } from '../../validate.js';
+
+export interface OptimizerConfig {
+  type: string;
+  lr: number;
+  [option: string]: unknown;
+}
+
+export abstract class Optimizer {
+  private learningRate: number;
+  /** Steps taken so far. */
+  protected steps = 0;
+  private readonly states = new WeakMap<Parameter, Float32Array[]>();
+
+  protected constructor(lr: number, name: string) {
+    this.learningRate = number(`${name} options.lr`, lr, 0, Infinity);
+  }
+
+  /** Learning rate of the next step; schedules set it before each step. */
+  get lr(): number {
+    return this.learningRate;
+  }
+
+  set lr(value: number) {
+    this.learningRate = number('lr', value, 0, Infinity);
+  }
+
+  /** Number of steps taken. */
+  get iterations(): number {
+    return this.steps;
+  }
+
+  /** Updates each parameter in place from its `grad`. */
+  async step(params: readonly Parameter[]): Promise<void> {
+    if (!Array.isArray(params)) throw typeError('params', 'an array of Parameters', params);
+    params.forEach((p, i) => checkParameter(p, i));
+    this.steps++;
+    for (const p of params) await this.update(p, this.stateOf(p));
+  }
+
+  /** Hyper-parameters, enough to rebuild the optimizer (`optimizerFromConfig`). */
+  abstract getConfig(): OptimizerConfig;
+
+  /** Number of per-element state arrays each parameter needs (velocity: 1; Adam moments: 2). */
+  protected abstract readonly stateArrays: number;
+
+  /** One parameter's update; `state` holds `stateArrays` zero-initialised arrays. */
+  protected abstract update(param: Parameter, state: Float32Array[]): Promise<void> | void;
+
+  private stateOf(p: Parameter): Float32Array[] {
+    const n = p.value.data.length;
+    let s = this.states.get(p);
+    // A parameter that changed size (e.g. pruned channels removed) starts a fresh state.
+    if (s === undefined || s.some((a) => a.length !== n)) {
+      s = Array.from({ length: this.stateArrays }, () => new Float32Array(n));
+      this.states.set(p, s);
+    }
+    return s;
+  }
+}
+
+function checkParameter(p: unknown, i: number): void {
+  const name = `params[${i}]`;
+  const param = p as Parameter | null;
+  if (param === null || typeof param !== 'object' || !(param.value instanceof Tensor) || param.value.type !== 'float32' || !(param.grad instanceof Float32Array)) {
+    throw typeError(name, 'a Parameter { name, value: float32 Tensor, grad: Float32Array, decay }', p);
+  }
+  if (param.grad.length !== param.value.data.length) {
+    throw shapeError(`${name}.grad`, `${param.value.data.length} elements (as the value)`, `${param.grad.length}`);
+  }
+}

@@ -1,0 +1,20 @@
+/** Training recipes: tested option sets for `train()` and the `kiln train` command. */
+import type { TrainOptions } from './trainer.js';
+
+/**
+ * What `kiln train --dataset mnist` uses for SeedCNN on the 8,000/2,000 MNIST split: SGD with
+ * Nesterov momentum, a short linear warm-up into a cosine decay, weight decay on weights only,
+ * random shifts of up to 2 pixels and light label smoothing. Measured: see the training test and
+ * docs (>= 98% held-out accuracy).
+ */
+const recipe: TrainOptions = {
+  epochs: 8,
+  batchSize: 64,
+  optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
+  schedule: { type: 'cosine', warmupEpochs: 0.5 },
+  augment: { maxShift: 2 },
+  labelSmoothing: 0.05,
+  seed: 1,
+};
+
+export const defaultMnistRecipe: Readonly<TrainOptions> = Object.freeze(recipe);
