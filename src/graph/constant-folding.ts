@@ -23,6 +23,8 @@ export type KnownValue = Tensor | SymbolicValue;
 
 /** Largest tensor folding may create (elements); beyond it the model is refused. */
 export const MAX_FOLD_ELEMENTS = 2 ** 28;
+/** Most elements folding may create in one graph (VGG-19's weights from ConstantOfShape: 1.4e8). */
+export const MAX_FOLD_TOTAL = 2 ** 29;
 
 /** Ops `foldNode` can evaluate. */
 export const FOLDABLE_OPS: ReadonlySet<string> = new Set([
@@ -43,9 +45,15 @@ function fail(node: GraphNode, what: string, expected: string, received: string)
   throw new KilnRangeError(`Expected ${expected} for ${what} of ${node.op} '${node.name}' but received ${received}`, ErrorCode.SHAPE_MISMATCH);
 }
 
+/**
+ * Elements the node being folded may create: set by foldNode for the length of one synchronous
+ * call, so every helper checks a size before allocating without threading it through.
+ */
+let foldLimit = MAX_FOLD_ELEMENTS;
+
 function checkSize(node: GraphNode, shape: readonly number[]): number {
   const n = sizeOf(shape);
-  if (!(n <= MAX_FOLD_ELEMENTS)) fail(node, 'output', `at most ${MAX_FOLD_ELEMENTS} elements`, `shape [${shape.join(', ')}] (${n} elements)`);
+  if (!(n <= foldLimit)) fail(node, 'output', `at most ${foldLimit} elements`, `shape [${shape.join(', ')}] (${n} elements)`);
   return n;
 }
 
@@ -200,9 +208,25 @@ function foldSymbolic(node: GraphNode, inputs: readonly (KnownValue | undefined)
 /**
  * Evaluates a canonical node whose inputs are known (`inputs[i]` undefined for an omitted
  * optional input); `shapes` gives the input shapes (Shape folds from a static or symbolic shape
- * alone). Returns undefined when the node cannot be folded.
+ * alone). Returns undefined when the node cannot be folded. Throws a shape-mismatch RangeError
+ * before allocating an output larger than `limit` elements (at most MAX_FOLD_ELEMENTS).
  */
-export function foldNode(node: GraphNode, inputs: readonly (KnownValue | undefined)[], shapes: readonly (Shape | undefined)[] = []): KnownValue[] | undefined {
+export function foldNode(
+  node: GraphNode,
+  inputs: readonly (KnownValue | undefined)[],
+  shapes: readonly (Shape | undefined)[] = [],
+  limit = MAX_FOLD_ELEMENTS,
+): KnownValue[] | undefined {
+  const outer = foldLimit;
+  foldLimit = Math.min(limit, MAX_FOLD_ELEMENTS);
+  try {
+    return evaluate(node, inputs, shapes);
+  } finally {
+    foldLimit = outer;
+  }
+}
+
+function evaluate(node: GraphNode, inputs: readonly (KnownValue | undefined)[], shapes: readonly (Shape | undefined)[]): KnownValue[] | undefined {
   if (!FOLDABLE_OPS.has(node.op)) return undefined;
   if (node.op === 'Constant') {
     const value = node.attrs.value;

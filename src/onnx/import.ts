@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 import { ErrorCode, KilnError } from '../errors.js';
-import { FOLDABLE_OPS, foldNode, isSymbolic, type KnownValue } from '../graph/constant-folding.js';
+import { FOLDABLE_OPS, foldNode, isSymbolic, MAX_FOLD_TOTAL, type KnownValue } from '../graph/constant-folding.js';
 import type { Dim, Graph, GraphNode, ValueInfo } from '../graph/ir.js';
 import { formatShape, inferNodeShapes, type Shape } from '../graph/shape-inference.js';
 import { Tensor } from '../tensor.js';
@@ -124,6 +124,8 @@ function convert(raw: RawGraph): Graph {
   const unsupported = new Map<string, string>();
   /** Values whose shape is unknown because an unsupported node is upstream. */
   const poisoned = new Set<string>();
+  /** Elements constant folding created so far (a small file must not expand without bound). */
+  let foldedElements = 0;
 
   for (const rawNode of raw.nodes) {
     if (rawNode.inputs.some((i) => poisoned.has(i))) {
@@ -173,11 +175,12 @@ function convert(raw: RawGraph): Graph {
     const values = node.inputs.map((n) => (n === '' ? undefined : known.get(n)));
     const inShapes = node.inputs.map((n) => (n === '' ? undefined : shapes.get(n)));
     if (FOLDABLE_OPS.has(node.op) && !node.outputs.some((o) => graphOutputs.has(o))) {
-      const folded = foldNode(node, values, inShapes);
+      const folded = foldNode(node, values, inShapes, MAX_FOLD_TOTAL - foldedElements);
       if (folded !== undefined && node.outputs.every((o, i) => o === '' || folded[i] !== undefined)) {
         node.outputs.forEach((o, i) => {
           if (o === '') return;
           const v = folded[i]!;
+          foldedElements += isSymbolic(v) ? 0 : v.size;
           known.set(o, v);
           shapes.set(o, isSymbolic(v) ? (v.scalar ? [] : [v.dims.length]) : v.dims.slice());
         });
