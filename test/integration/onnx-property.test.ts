@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
+import { optimizeGraph } from '../../src/graph/passes/index.js';
 import { compareGraphWithModel, compareWithOnnxRuntime } from '../../src/onnx/compare.js';
 import { exportModel } from '../../src/onnx/export.js';
 import { importModel } from '../../src/onnx/import.js';
@@ -26,6 +27,20 @@ describe('random CNN graphs: Kiln and onnxruntime agree', () => {
       }
     }
     expect(failures).toEqual([]);
+  });
+
+  it("exporting the runtime's optimised graphs (BN folded, activations fused as kiln_activation) keeps their meaning", async () => {
+    const failures: string[] = [];
+    let fused = 0;
+    for (let seed = 0; seed < 30; seed++) {
+      const { graph, description } = randomCnn(seed);
+      const optimised = optimizeGraph(graph, 'all');
+      fused += optimised.nodes.filter((n) => n.attrs.kiln_activation !== undefined).length;
+      const result = await compareGraphWithModel(graph, exportModel(optimised), 2, { seed });
+      if (!(result.outputs[0]!.relL2 <= 1e-5)) failures.push(`seed ${seed} (${description}): relL2 ${result.outputs[0]!.relL2}`);
+    }
+    expect(failures).toEqual([]);
+    expect(fused).toBeGreaterThan(5);
   });
 
   it('the imported export of a random graph runs identically on Kiln (perNode report all within tolerance)', async () => {

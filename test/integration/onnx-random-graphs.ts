@@ -98,6 +98,18 @@ export function randomCnn(seed: number): RandomCnn {
           groups: pick(rng, common),
           bias: rng.next() < 0.7,
         });
+        // Conv + activation (+ BatchNormalization) is what the runtime's passes fuse and fold.
+        if (ok && rng.next() < 0.3) {
+          const c2 = shape[1] as number;
+          tryAdd('BatchNormalization', [x], { epsilon: 1e-5 }, {
+            scale: tensor(rng, [c2], 0.5, 1.5), bias: tensor(rng, [c2], -0.3, 0.3), mean: tensor(rng, [c2], -0.3, 0.3), var: tensor(rng, [c2], 0.5, 2),
+          });
+        }
+        if (ok && rng.next() < 0.5) {
+          const act = pick(rng, ['Relu', 'LeakyRelu', 'Clip', 'Clip6']);
+          if (act === 'Clip6') tryAdd('Clip', [x], { min: 0, max: 6 });
+          else tryAdd(act, [x], act === 'LeakyRelu' ? { alpha: 0.1 } : act === 'Clip' ? { min: -0.5, max: rng.uniform(0.5, 3) } : {});
+        }
         break;
       }
       case 'depthwise': {
