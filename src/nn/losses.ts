@@ -7,7 +7,7 @@ import { Tensor } from '../tensor.js';
 import { describe, number, optional, options as checkOptions, shapeError, typeError } from '../validate.js';
 import { KilnRangeError } from '../errors.js';
 import { BufferSlot } from './layers/buffer-slot.js';
-import { checkKeys } from './layers/checks.js';
+import { checkKeys, wrongDtype } from './layers/checks.js';
 
 export interface CrossEntropyOptions {
   /**
@@ -81,7 +81,7 @@ export function crossEntropy(logits: Tensor<'float32'>, labels: Int32Array, opti
 /** Validates logits [N, C] (float32) and N labels in [0, C); returns [N, C]. */
 export function checkLogits(logits: unknown, labels: unknown): [number, number] {
   if (!(logits instanceof Tensor)) throw typeError('logits', 'a Tensor', logits);
-  if (logits.type !== 'float32') throw typeError('logits', "a Tensor of type 'float32'", `${logits.type} tensor`);
+  if (logits.type !== 'float32') throw wrongDtype('logits', logits);
   if (logits.dims.length !== 2 || logits.dims[0] < 1 || logits.dims[1] < 1) {
     throw shapeError('logits', 'a non-empty rank-2 tensor [N, classes]', `[${logits.dims.join(', ')}]`);
   }

@@ -2,7 +2,7 @@
  * Checks shared by layers: the input tensor of `forward`, the gradient given to `backward`, layer
  * sizes that would allocate absurd memory, and options objects with unknown keys.
  */
-import { ErrorCode, KilnError, KilnRangeError } from '../../errors.js';
+import { ErrorCode, KilnError, KilnRangeError, KilnTypeError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
 import { describe, shapeError, typeError } from '../../validate.js';
 
@@ -11,11 +11,16 @@ export const MAX_PARAMETER_ELEMENTS = 2 ** 28;
 
 const formatShape = (dims: readonly number[]): string => `[${dims.join(', ')}]`;
 
+/** TypeError for a tensor of another element type, e.g. "... but received a tensor of type 'int32' [2, 2]". */
+export function wrongDtype(name: string, tensor: Tensor): KilnTypeError {
+  return new KilnTypeError(`Expected a Tensor of type 'float32' for ${name} but received a tensor of type '${tensor.type}' ${formatShape(tensor.dims)}`);
+}
+
 /** A float32 Tensor of `rank` dimensions (any rank >= 1 when null) with a non-empty batch. */
 export function checkInput(layer: string, input: unknown, rank: number | null, layout: string): Tensor<'float32'> {
   const name = `${layer} input`;
   if (!(input instanceof Tensor)) throw typeError(name, 'a Tensor', input);
-  if (input.type !== 'float32') throw typeError(name, "a Tensor of type 'float32'", `${input.type} tensor ${formatShape(input.dims)}`);
+  if (input.type !== 'float32') throw wrongDtype(name, input);
   if (rank === null ? input.dims.length < 1 : input.dims.length !== rank) {
     throw shapeError(name, rank === null ? `a tensor ${layout}` : `a rank-${rank} tensor ${layout}`, formatShape(input.dims));
   }
@@ -45,7 +50,7 @@ export function checkGradOutput<S>(layer: string, gradOutput: unknown, state: S 
   }
   const name = `${layer} gradOutput`;
   if (!(gradOutput instanceof Tensor)) throw typeError(name, 'a Tensor', gradOutput);
-  if (gradOutput.type !== 'float32') throw typeError(name, "a Tensor of type 'float32'", `${gradOutput.type} tensor`);
+  if (gradOutput.type !== 'float32') throw wrongDtype(name, gradOutput);
   const dims = gradOutput.dims;
   if (dims.length !== outputDims.length || dims.some((d, i) => d !== outputDims[i])) {
     throw shapeError(name, `the shape of the last output ${formatShape(outputDims)}`, formatShape(dims));
