@@ -15,6 +15,7 @@ import { ErrorCode, KilnError } from '../errors.js';
 import type { Graph, GraphNode } from '../graph/ir.js';
 import { validateGraph } from '../graph/validate-graph.js';
 import { type LoweringEnv, NodeLowering, Unsupported, type ValueRef, shapeText } from './lowering/context.js';
+import { lowerConvPool } from './lowering/conv.js';
 import { LOWERINGS } from './lowering/index.js';
 import type { PlanSpec } from './plan.js';
 
@@ -39,6 +40,8 @@ export interface CompileOptions {
   inputShapes?: Record<string, readonly number[]>;
   /** Threads a run may use (0 = the whole pool). */
   maxThreads?: number;
+  /** Run a Conv and the MaxPool/AveragePool reading it as one step (default true). */
+  fuseConvPool?: boolean;
 }
 
 interface Issue {
@@ -60,7 +63,15 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
   const used = new Set<string>(graph.outputs.map((o) => o.name));
   for (const node of graph.nodes) for (const i of node.inputs) used.add(i);
   const poisoned = new Set<string>();
+  const pools = options.fuseConvPool === false ? new Map<GraphNode, GraphNode>() : convPoolPairs(graph, used);
+  const fusedPools = new Set<GraphNode>();
   for (const node of graph.nodes) {
+    if (fusedPools.has(node)) continue;
+    const pool = pools.get(node);
+    if (pool && !node.inputs.some((i) => poisoned.has(i)) && tryFuse(node, pool, env)) {
+      fusedPools.add(pool);
+      continue;
+    }
     const lower = LOWERINGS[node.op];
     const blocked = node.inputs.some((i) => poisoned.has(i));
     if (!lower || blocked) {
@@ -119,6 +130,38 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
     ...(env.fixedBatch !== undefined ? { fixedBatch: env.fixedBatch } : {}),
     macsPerImage: env.macs,
   };
+}
+
+/** Conv nodes whose output only a 2-D MaxPool/AveragePool reads (and nothing else sees). */
+function convPoolPairs(graph: Graph, used: Set<string>): Map<GraphNode, GraphNode> {
+  const readers = new Map<string, GraphNode[]>();
+  for (const node of graph.nodes) for (const i of node.inputs) if (i) readers.set(i, [...(readers.get(i) ?? []), node]);
+  const outputs = new Set(graph.outputs.map((o) => o.name));
+  const pairs = new Map<GraphNode, GraphNode>();
+  for (const node of graph.nodes) {
+    if (node.op !== 'Conv' || node.outputs.length !== 1 || outputs.has(node.outputs[0])) continue;
+    const r = readers.get(node.outputs[0]) ?? [];
+    if (r.length !== 1 || (r[0].op !== 'MaxPool' && r[0].op !== 'AveragePool') || r[0].inputs[0] !== node.outputs[0]) continue;
+    if (r[0].outputs.slice(1).some((o) => o && used.has(o))) continue;
+    pairs.set(node, r[0]);
+  }
+  return pairs;
+}
+
+/** Lowers a Conv and its pool as one step; false (nothing emitted) when they cannot fuse. */
+function tryFuse(conv: GraphNode, pool: GraphNode, env: LoweringEnv): boolean {
+  const mark = { values: env.values.length, steps: env.steps.length, macs: env.macs };
+  try {
+    const [ref] = lowerConvPool(new NodeLowering(conv, env), new NodeLowering(pool, env));
+    env.bound.set(pool.outputs[0], ref);
+    return true;
+  } catch {
+    // Lowered separately instead, where any real problem is reported.
+    env.values.length = mark.values;
+    env.steps.length = mark.steps;
+    env.macs = mark.macs;
+    return false;
+  }
 }
 
 function bindInputs(graph: Graph, env: LoweringEnv, options: CompileOptions): { name: string; ref: ValueRef }[] {

@@ -68,6 +68,7 @@ export class InferenceSession implements Disposable {
 
   private readonly graph: Graph | undefined;  // kept only when input shapes are symbolic
   private readonly threads: number;
+  private readonly level: GraphOptimizationLevel;
   private readonly compiled = new Map<string, Promise<Compiled>>();
   private staticPlan: Compiled | undefined;
   // Plans compiled for symbolic input sizes, by size key, once their build has finished.
@@ -75,8 +76,9 @@ export class InferenceSession implements Disposable {
   private inFlight = 0;
   private released = false;
 
-  private constructor(graph: Graph, threads: number, staticPlan: Compiled | undefined) {
+  private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, staticPlan: Compiled | undefined) {
     this.threads = threads;
+    this.level = level;
     this.staticPlan = staticPlan;
     this.graph = staticPlan ? undefined : graph;
     const inputs = graph.inputs.filter((v) => !graph.initializers.has(v.name));
@@ -105,10 +107,10 @@ export class InferenceSession implements Disposable {
     const graph = optimizeGraph(await graphFrom(source, inputShape), level);
     let staticPlan: Compiled | undefined;
     if (hasStaticShapes(graph)) {
-      const compiled = compileGraph(graph, { maxThreads: threads });
+      const compiled = compileGraph(graph, { maxThreads: threads, fuseConvPool: fusesConvPool(level) });
       staticPlan = { graph: compiled, plan: await Plan.create(compiled.spec, true) };
     }
-    return new InferenceSession(graph, threads, staticPlan);
+    return new InferenceSession(graph, threads, level, staticPlan);
   }
 
   /** Runs the model; resolves with one tensor per output (batch first). */
@@ -190,7 +192,7 @@ export class InferenceSession implements Disposable {
       const graph = this.graph!;
       const inputShapes = Object.fromEntries(this.inputNames.map((name, i) => [name, shapes[i]]));
       pending = (async () => {
-        const compiled = compileGraph(graph, { inputShapes, maxThreads: this.threads });
+        const compiled = compileGraph(graph, { inputShapes, maxThreads: this.threads, fuseConvPool: fusesConvPool(this.level) });
         const plan = await Plan.create(compiled.spec, true);
         if (this.released) {
           plan.dispose();
@@ -250,6 +252,11 @@ export class InferenceSession implements Disposable {
     });
     return { arrays, shapes, batch };
   }
+}
+
+/** Conv+pool fusion is an 'extended' optimisation, like activation fusion. */
+function fusesConvPool(level: GraphOptimizationLevel): boolean {
+  return level === 'extended' || level === 'all';
 }
 
 function shapeKey(shapes: number[][]): string {

@@ -116,6 +116,38 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
     }
   });
 
+  it('Conv with a fused MaxPool / AveragePool, over several cache-sized chunks of the batch', () => {
+    const cases = [
+      // 16x38x38 conv outputs: chunks of 5 images (5, 5, 2).
+      { n: 12, c: 3, h: 40, w: 40, o: 16, k: [3, 3], pool: 'MaxPool', pk: [2, 2], ps: [2, 2], pp: [0, 0, 0, 0], ceil: 0, act: 'Relu' },
+      { n: 3, c: 2, h: 9, w: 8, o: 5, k: [2, 2], pool: 'MaxPool', pk: [3, 3], ps: [2, 2], pp: [1, 1, 1, 1], ceil: 1, act: 'None' },
+      { n: 4, c: 4, h: 7, w: 11, o: 3, k: [3, 1], pool: 'AveragePool', pk: [2, 3], ps: [1, 2], pp: [1, 0, 0, 1], ceil: 1, act: 'LeakyRelu' },
+    ];
+    for (const c of cases) {
+      const x = random(rng, c.n * c.c * c.h * c.w);
+      const wShape = [c.o, c.c, ...c.k];
+      const w = random(rng, ref.size(wShape));
+      const b = random(rng, c.o);
+      const conv = ref.conv2d(full([c.n, c.c, c.h, c.w], x), full(wShape, w), full([c.o], b), { strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 });
+      const actAttrs: Record<string, number> = c.act === 'LeakyRelu' ? { activationAlpha: 0.1 } : {};
+      const activated = ref.arr(conv.out.shape, conv.out.data.map((v) => activate(c.act, v, actAttrs)));
+      const max = c.pool === 'MaxPool';
+      const want = ref.pool2d(activated, { kernel: c.pk, strides: c.ps, pads: c.pp, dilations: [1, 1], ceil: c.ceil === 1, max, includePad: !max });
+      // The pooled value's error is at most the largest error among the window's conv outputs.
+      const magMax = conv.mag.reduce((a, v) => Math.max(a, v), 0);
+      const y = runStep({
+        op: 'Conv', inShapes: [[c.c, c.h, c.w]], inputs: [x], outShape: want.shape.slice(1), batch: c.n,
+        attrs: {
+          kernel: c.k, activation: c.act, ...actAttrs, pool: c.pool, pool_kernel: c.pk, pool_strides: c.ps, pool_pads: c.pp,
+          pool_ceilMode: c.ceil, ...(max ? {} : { pool_countIncludePad: 1 }),
+        },
+        weights: { W: { data: w, shape: wShape }, B: { data: b, shape: [c.o] } },
+      });
+      const depth = c.c * c.k[0] * c.k[1];
+      expectClose(y, want.data, () => (depth + 4) * U * 4 * magMax + 1e-7, `Conv+${c.pool} ${JSON.stringify(c)}`);
+    }
+  });
+
   it('ConvTranspose: strides, pads, dilation, groups, output padding', () => {
     const cases = [
       { n: 1, cin: 1, h: 1, w: 1, cog: 1, k: [1, 1], s: [1, 1], p: [0, 0, 0, 0], d: [1, 1], g: 1, op: [0, 0] },

@@ -1,5 +1,7 @@
 /** Conv and ConvTranspose (1-D as 2-D with height 1). */
 import { NodeLowering, Unsupported, type ValueRef, shapeText } from './context.js';
+import type { PlanAttr, PlanWeight } from '../plan.js';
+import { poolStep } from './pool.js';
 import { activationAttrs, readWindow, windowOutput } from './window.js';
 
 /** 1-D windows become 2-D ones with a unit height. */
@@ -8,7 +10,17 @@ function as2d(w: { kernel: number[]; strides: number[]; pads: number[]; dilation
   return { kernel: [1, w.kernel[0]], strides: [1, w.strides[0]], pads: [0, w.pads[0], 0, w.pads[1]], dilations: [1, w.dilations[0]] };
 }
 
-export function lowerConv(n: NodeLowering): ValueRef[] {
+interface ConvStep {
+  input: ValueRef;
+  /** Per-image output shape of the 2-D step (1-D convolutions run with a unit height). */
+  shape: number[];
+  attrs: Record<string, PlanAttr>;
+  weights: Record<string, PlanWeight>;
+  macs: number;
+  spatial: number;
+}
+
+function convStep(n: NodeLowering): ConvStep {
   const x = n.value(0);
   const spatial = x.shape.length - 1;
   if (spatial !== 1 && spatial !== 2) throw new Unsupported(`${spatial}-D convolution (only 1-D and 2-D)`);
@@ -27,16 +39,34 @@ export function lowerConv(n: NodeLowering): ValueRef[] {
   const out = x.shape.slice(1).map((d, i) => windowOutput(d, win.pads[i], win.pads[spatial + i], win.kernel[i], win.strides[i], win.dilations[i]));
   if (out.some((d) => d < 1)) throw n.shapeError(`the kernel does not fit the padded input ${shapeText(['N', ...x.shape])}`);
   const w2 = as2d(win);
-  const input = spatial === 1 ? n.view(x, [cin, 1, x.shape[1]]) : x;
   const weight = spatial === 1 ? { data: w.data, shape: [cout, cinPerGroup, 1, w.shape[2]] } : w;
-  const outShape2d = spatial === 1 ? [cout, 1, out[0]] : [cout, ...out];
-  const macs = cout * out.reduce((a, b) => a * b, 1) * cinPerGroup * win.kernel.reduce((a, b) => a * b, 1);
-  const y = n.emit('Conv', [input], outShape2d, {
+  return {
+    input: spatial === 1 ? n.view(x, [cin, 1, x.shape[1]]) : x,
+    shape: spatial === 1 ? [cout, 1, out[0]] : [cout, ...out],
     attrs: { kernel: w2.kernel, strides: w2.strides, pads: w2.pads, dilations: w2.dilations, group, ...activationAttrs(n) },
     weights: bias ? { W: weight, B: bias } : { W: weight },
-    macs,
-  });
-  return [spatial === 1 ? n.view(y, [cout, out[0]]) : y];
+    macs: cout * out.reduce((a, b) => a * b, 1) * cinPerGroup * win.kernel.reduce((a, b) => a * b, 1),
+    spatial,
+  };
+}
+
+export function lowerConv(n: NodeLowering): ValueRef[] {
+  const c = convStep(n);
+  const y = n.emit('Conv', [c.input], c.shape, { attrs: c.attrs, weights: c.weights, macs: c.macs });
+  return [c.spatial === 1 ? n.view(y, [c.shape[0], c.shape[2]]) : y];
+}
+
+/**
+ * A 2-D Conv whose only reader is a MaxPool/AveragePool, as one plan step: the native step pools
+ * each chunk of images while its convolution output is still in cache.
+ */
+export function lowerConvPool(conv: NodeLowering, pool: NodeLowering): ValueRef[] {
+  const c = convStep(conv);
+  if (c.spatial !== 2) throw new Unsupported('fusion of a 1-D convolution');
+  const p = poolStep(pool, c.shape);
+  const attrs: Record<string, PlanAttr> = { ...c.attrs, pool: pool.node.op };
+  for (const [k, v] of Object.entries(p.attrs)) attrs[`pool_${k}`] = v;
+  return [conv.emit('Conv', [c.input], p.shape, { attrs, weights: c.weights, macs: c.macs + p.macs })];
 }
 
 export function lowerConvTranspose(n: NodeLowering): ValueRef[] {

@@ -2,25 +2,31 @@
 import { NodeLowering, Unsupported, type ValueRef, numel, shapeText } from './context.js';
 import { readWindow, windowOutput } from './window.js';
 
-export function lowerPool(n: NodeLowering): ValueRef[] {
-  const x = n.value(0);
-  const spatial = x.shape.length - 1;
+/** The window attrs and per-image output shape of a MaxPool/AveragePool over input shape `x`. */
+export function poolStep(n: NodeLowering, x: number[]): { attrs: Record<string, number | number[]>; shape: number[]; macs: number } {
+  const spatial = x.length - 1;
   if (spatial !== 1 && spatial !== 2) throw new Unsupported(`${spatial}-D pooling (only 1-D and 2-D)`);
   const max = n.node.op === 'MaxPool';
-  const win = readWindow(n, x.shape.slice(1));
+  const win = readWindow(n, x.slice(1));
   const ceil = n.int('ceil_mode', 0) === 1;
-  const out = x.shape.slice(1).map((d, i) => {
+  const out = x.slice(1).map((d, i) => {
     const span = win.dilations[i] * (win.kernel[i] - 1) + 1;
     if (win.pads[i] >= span || win.pads[spatial + i] >= span) throw n.shapeError(`pads ${shapeText(win.pads)} must be smaller than the window`);
     return windowOutput(d, win.pads[i], win.pads[spatial + i], win.kernel[i], win.strides[i], win.dilations[i], ceil);
   });
-  if (out.some((d) => d < 1)) throw n.shapeError(`the window does not fit the padded input ${shapeText(['N', ...x.shape])}`);
+  if (out.some((d) => d < 1)) throw n.shapeError(`the window does not fit the padded input ${shapeText(['N', ...x])}`);
   const attrs: Record<string, number | number[]> = {
     kernel: win.kernel, strides: win.strides, pads: win.pads, dilations: win.dilations, ceilMode: ceil ? 1 : 0,
   };
   if (!max) attrs.countIncludePad = n.int('count_include_pad', 0) === 1 ? 1 : 0;
-  const shape = [x.shape[0], ...out];
-  return [n.emit(n.node.op as 'MaxPool', [x], shape, { attrs, macs: numel(shape) * numel(win.kernel) })];
+  const shape = [x[0], ...out];
+  return { attrs, shape, macs: numel(shape) * numel(win.kernel) };
+}
+
+export function lowerPool(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const p = poolStep(n, x.shape);
+  return [n.emit(n.node.op as 'MaxPool', [x], p.shape, { attrs: p.attrs, macs: p.macs })];
 }
 
 export function lowerGlobalPool(n: NodeLowering): ValueRef[] {

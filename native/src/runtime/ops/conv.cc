@@ -1,10 +1,13 @@
 // Conv: NCHW 2-D convolution on the prepacked Conv2dPlan (groups, dilation, strides, asymmetric
 // pads), bias and the fused activation. Relu runs inside the kernel; other activations on the
-// output right after.
+// output right after. An optional fused pool (attrs `pool` = 'MaxPool' | 'AveragePool' and
+// `pool_kernel`, `pool_strides`, ...) runs the convolution a few images at a time into scratch
+// that stays in cache and pools from there: the full-size conv output never goes to memory.
 #include <sstream>
 
 #include "kiln/conv.h"
 #include "runtime/activation.h"
+#include "runtime/ops/pool2d.h"
 #include "runtime/ops/ops.h"
 #include "runtime/parallel.h"
 
@@ -14,21 +17,43 @@ namespace {
 
 constexpr int64_t kMaxDim = int64_t{1} << 31;
 
+// Bytes of conv output a fused pool consumes per chunk (about half a core's L2).
+constexpr size_t kFusedChunkBytes = size_t{512} << 10;
+
+size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
 class ConvStep : public PlanStep {
  public:
-  ConvStep(const Conv2dGeometry& g, const float* weight, const float* bias, Activation act)
-      : conv_(g, weight, bias, act.is_relu()), act_(act) {}
+  ConvStep(const Conv2dGeometry& g, const float* weight, const float* bias, Activation act, const Pool2d* pool)
+      : conv_(g, weight, bias, act.is_relu()), act_(act), fused_pool_(pool != nullptr) {
+    if (pool) pool_ = *pool;
+  }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads) const override {
-    conv_.run(io.in[0], io.out[0], batch, scratch, max_threads);
-    if (act_.kind != Activation::kNone && !act_.is_relu()) {
-      const Conv2dGeometry& g = conv_.geometry();
-      float* y = io.out[0];
-      for_chunks(batch * g.out_channels * g.out_plane(), kElementwiseGrain, max_threads,
-                 [&](size_t b, size_t e) { act_.apply(y + b, e - b); });
+    if (!fused_pool_) {
+      conv_.run(io.in[0], io.out[0], batch, scratch, max_threads);
+      activate(io.out[0], batch, max_threads);
+      return;
+    }
+    const Conv2dGeometry& g = conv_.geometry();
+    const size_t in_image = g.in_channels * g.in_plane(), conv_image = g.out_channels * g.out_plane();
+    const size_t pool_image = g.out_channels * pool_.out_plane();
+    const size_t chunk = chunk_images(batch);
+    float* conv_out = scratch;
+    float* conv_scratch = scratch + round16(chunk * conv_image);
+    for (size_t start = 0; start < batch; start += chunk) {
+      const size_t n = std::min(chunk, batch - start);
+      conv_.run(io.in[0] + start * in_image, conv_out, n, conv_scratch, max_threads);
+      activate(conv_out, n, max_threads);
+      pool_.run(conv_out, io.out[0] + start * pool_image, n * g.out_channels, max_threads);
     }
   }
-  size_t scratch_floats(size_t batch) const override { return conv_.scratch_floats(batch); }
+  size_t scratch_floats(size_t batch) const override {
+    if (!fused_pool_) return conv_.scratch_floats(batch);
+    const Conv2dGeometry& g = conv_.geometry();
+    const size_t chunk = chunk_images(batch);
+    return round16(chunk * g.out_channels * g.out_plane()) + conv_.scratch_floats(chunk);
+  }
   size_t weight_bytes() const override { return conv_.weight_bytes(); }
   std::string detail() const override {
     const Conv2dGeometry& g = conv_.geometry();
@@ -38,12 +63,27 @@ class ConvStep : public PlanStep {
     if (g.groups > 1) s << " g" << g.groups;
     if (g.dilation_h > 1 || g.dilation_w > 1) s << " d" << g.dilation_h << "x" << g.dilation_w;
     if (act_.kind != Activation::kNone) s << " " << act_.name();
+    if (fused_pool_) s << " + pool " << pool_.detail();
     return s.str();
   }
 
  private:
+  size_t chunk_images(size_t batch) const {
+    const Conv2dGeometry& g = conv_.geometry();
+    const size_t bytes = g.out_channels * g.out_plane() * sizeof(float);
+    return std::max<size_t>(1, std::min(batch, kFusedChunkBytes / bytes));
+  }
+  void activate(float* y, size_t batch, size_t max_threads) const {
+    if (act_.kind == Activation::kNone || act_.is_relu()) return;
+    const Conv2dGeometry& g = conv_.geometry();
+    for_chunks(batch * g.out_channels * g.out_plane(), kElementwiseGrain, max_threads,
+               [&](size_t b, size_t e) { act_.apply(y + b, e - b); });
+  }
+
   Conv2dPlan conv_;
   Activation act_;
+  bool fused_pool_;
+  Pool2d pool_;
 };
 
 }  // namespace
@@ -89,8 +129,14 @@ std::unique_ptr<PlanStep> make_conv(const StepContext& ctx) {
   if (g.out_height == 0 || g.out_width == 0 || !conv2d_geometry_valid(g)) {
     ctx.fail("", "a kernel window that fits the padded input " + shape_text(x), "kernel " + shape_text({g.kernel_h, g.kernel_w}));
   }
-  ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});
-  return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx));
+  const std::string pool_op = ctx.choice_or("pool", {"None", "MaxPool", "AveragePool"}, "None");
+  if (pool_op == "None") {
+    ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});
+    return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), nullptr);
+  }
+  const Pool2d pool = Pool2d::parse(ctx, "pool_", {g.out_channels, g.out_height, g.out_width}, pool_op == "MaxPool");
+  ctx.expect_output_shape(0, pool.output_shape(g.out_channels, 2));
+  return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), &pool);
 }
 
 }  // namespace runtime

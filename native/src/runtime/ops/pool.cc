@@ -1,161 +1,24 @@
 // MaxPool / AveragePool over 1-D or 2-D windows (NCHW), with asymmetric pads, dilations,
 // ceil_mode (windows that would start in the end padding are dropped, as in ONNX and PyTorch)
 // and count_include_pad (the divisor counts positions inside [-pad_begin, in + pad_end)).
-#include <cmath>
-#include <limits>
-#include <sstream>
-
 #include "runtime/ops/ops.h"
-#include "runtime/parallel.h"
+#include "runtime/ops/pool2d.h"
 
 namespace kiln {
 namespace runtime {
 namespace {
 
-constexpr int64_t kMaxDim = int64_t{1} << 31;
-
-struct Axis {
-  int64_t in = 1, out = 1, kernel = 1, stride = 1, pad_begin = 0, pad_end = 0, dilation = 1;
-};
-
-// Output length, 0 when the window does not fit.
-int64_t pool_output_size(const Axis& a, bool ceil_mode) {
-  const int64_t span = a.dilation * (a.kernel - 1) + 1;
-  const int64_t avail = a.in + a.pad_begin + a.pad_end - span;
-  if (avail < 0) return 0;
-  int64_t out = (ceil_mode ? avail + a.stride - 1 : avail) / a.stride + 1;
-  if (ceil_mode && (out - 1) * a.stride >= a.in + a.pad_begin) --out;
-  return out;
-}
-
 class PoolStep : public PlanStep {
  public:
-  PoolStep(bool max, bool include_pad, size_t channels, Axis h, Axis w)
-      : max_(max), include_pad_(include_pad), channels_(channels), h_(h), w_(w), interior_(interior()) {}
-
+  PoolStep(Pool2d pool, size_t channels) : pool_(pool), channels_(channels) {}
   void run(const StepBuffers& io, size_t batch, float*, size_t max_threads) const override {
-    const size_t planes = batch * channels_;
-    const size_t in_plane = static_cast<size_t>(h_.in * w_.in);
-    const size_t out_plane = static_cast<size_t>(h_.out * w_.out);
-    const size_t grain = std::max<size_t>(1, kElementwiseGrain / std::max<size_t>(1, in_plane));
-    for_chunks(planes, grain, max_threads, [&](size_t b, size_t e) {
-      for (size_t p = b; p < e; ++p) plane(io.in[0] + p * in_plane, io.out[0] + p * out_plane);
-    });
+    pool_.run(io.in[0], io.out[0], batch * channels_, max_threads);
   }
-  std::string detail() const override {
-    std::ostringstream s;
-    s << h_.kernel << "x" << w_.kernel << " s" << h_.stride << "x" << w_.stride;
-    if (h_.pad_begin || h_.pad_end || w_.pad_begin || w_.pad_end) {
-      s << " p" << h_.pad_begin << "," << w_.pad_begin << "," << h_.pad_end << "," << w_.pad_end;
-    }
-    return s.str();
-  }
+  std::string detail() const override { return pool_.detail(); }
 
  private:
-  // Every window lies inside the input: no bounds checks, and the 2x2 stride-2 case unrolled.
-  bool interior() const {
-    auto inside = [](const Axis& a) {
-      return a.pad_begin == 0 && (a.out - 1) * a.stride + a.dilation * (a.kernel - 1) + 1 <= a.in;
-    };
-    return inside(h_) && inside(w_);
-  }
-
-  void plane_max_interior(const float* x, float* y) const {
-    if (h_.kernel == 2 && w_.kernel == 2 && w_.stride == 2 && h_.dilation == 1 && w_.dilation == 1) {
-      for (int64_t oh = 0; oh < h_.out; ++oh) {
-        const float* r0 = x + oh * h_.stride * w_.in;
-        const float* r1 = r0 + w_.in;
-        float* out = y + oh * w_.out;
-        for (int64_t ow = 0; ow < w_.out; ++ow) {
-          const float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
-          const float ab = b > a ? b : a, cd = d > c ? d : c;
-          const float m = cd > ab ? cd : ab;
-          const bool nan = (a != a) | (b != b) | (c != c) | (d != d);
-          out[ow] = nan ? std::numeric_limits<float>::quiet_NaN() : m;
-        }
-      }
-      return;
-    }
-    for (int64_t oh = 0; oh < h_.out; ++oh) {
-      for (int64_t ow = 0; ow < w_.out; ++ow) {
-        const float* base = x + oh * h_.stride * w_.in + ow * w_.stride;
-        float best = -std::numeric_limits<float>::infinity();
-        bool nan = false;
-        for (int64_t i = 0; i < h_.kernel; ++i) {
-          const float* row = base + i * h_.dilation * w_.in;
-          for (int64_t j = 0; j < w_.kernel; ++j) {
-            const float v = row[j * w_.dilation];
-            nan |= v != v;
-            best = v > best ? v : best;
-          }
-        }
-        y[oh * w_.out + ow] = nan ? std::numeric_limits<float>::quiet_NaN() : best;
-      }
-    }
-  }
-
-  void plane(const float* x, float* y) const {
-    if (max_ && interior_) {
-      plane_max_interior(x, y);
-      return;
-    }
-    for (int64_t oh = 0; oh < h_.out; ++oh) {
-      const int64_t h0 = oh * h_.stride - h_.pad_begin;
-      for (int64_t ow = 0; ow < w_.out; ++ow) {
-        const int64_t w0 = ow * w_.stride - w_.pad_begin;
-        y[oh * w_.out + ow] = max_ ? window_max(x, h0, w0) : window_avg(x, h0, w0);
-      }
-    }
-  }
-
-  float window_max(const float* x, int64_t h0, int64_t w0) const {
-    float best = -std::numeric_limits<float>::infinity();
-    bool nan = false;
-    for (int64_t i = 0; i < h_.kernel; ++i) {
-      const int64_t h = h0 + i * h_.dilation;
-      if (h < 0 || h >= h_.in) continue;
-      const float* row = x + h * w_.in;
-      for (int64_t j = 0; j < w_.kernel; ++j) {
-        const int64_t w = w0 + j * w_.dilation;
-        if (w < 0 || w >= w_.in) continue;
-        const float v = row[w];
-        nan |= v != v;
-        best = v > best ? v : best;
-      }
-    }
-    return nan ? std::numeric_limits<float>::quiet_NaN() : best;
-  }
-
-  float window_avg(const float* x, int64_t h0, int64_t w0) const {
-    float sum = 0.0f;
-    int64_t inside = 0, padded_h = 0, padded_w = 0;
-    for (int64_t i = 0; i < h_.kernel; ++i) {
-      const int64_t h = h0 + i * h_.dilation;
-      if (h >= -h_.pad_begin && h < h_.in + h_.pad_end) ++padded_h;
-    }
-    for (int64_t j = 0; j < w_.kernel; ++j) {
-      const int64_t w = w0 + j * w_.dilation;
-      if (w >= -w_.pad_begin && w < w_.in + w_.pad_end) ++padded_w;
-    }
-    for (int64_t i = 0; i < h_.kernel; ++i) {
-      const int64_t h = h0 + i * h_.dilation;
-      if (h < 0 || h >= h_.in) continue;
-      const float* row = x + h * w_.in;
-      for (int64_t j = 0; j < w_.kernel; ++j) {
-        const int64_t w = w0 + j * w_.dilation;
-        if (w < 0 || w >= w_.in) continue;
-        sum += row[w];
-        ++inside;
-      }
-    }
-    const int64_t divisor = include_pad_ ? padded_h * padded_w : inside;
-    return divisor == 0 ? 0.0f : sum / static_cast<float>(divisor);
-  }
-
-  bool max_, include_pad_;
+  Pool2d pool_;
   size_t channels_;
-  Axis h_, w_;
-  bool interior_;
 };
 
 }  // namespace
@@ -164,38 +27,9 @@ std::unique_ptr<PlanStep> make_pool(const StepContext& ctx) {
   ctx.expect_inputs(1, 1);
   ctx.expect_outputs(1);
   const PlanShape& x = ctx.in()[0];
-  if (x.size() != 2 && x.size() != 3) {
-    ctx.fail("inputs[0]", "a value of rank 3 or 4 (N, C, [H,] W)", "per-image shape " + shape_text(x));
-  }
-  const size_t spatial = x.size() - 1;
-  const bool max = ctx.spec().op == "MaxPool";
-  const auto kernel = ctx.integers_or("kernel", spatial, 1, kMaxDim, {});
-  if (kernel.empty()) ctx.fail("attrs.kernel", std::to_string(spatial) + " kernel sizes", "undefined");
-  const auto strides = ctx.integers_or("strides", spatial, 1, kMaxDim, std::vector<int64_t>(spatial, 1));
-  const auto pads = ctx.integers_or("pads", 2 * spatial, 0, kMaxDim, std::vector<int64_t>(2 * spatial, 0));
-  const auto dilations = ctx.integers_or("dilations", spatial, 1, kMaxDim, std::vector<int64_t>(spatial, 1));
-  const bool ceil_mode = ctx.integer_or("ceilMode", 0, 1, 0) == 1;
-  const bool include_pad = !max && ctx.integer_or("countIncludePad", 0, 1, 0) == 1;
-
-  Axis axes[2];
-  for (size_t i = 0; i < spatial; ++i) {
-    Axis& a = axes[2 - spatial + i];
-    a.in = static_cast<int64_t>(x[1 + i]);
-    a.kernel = kernel[i];
-    a.stride = strides[i];
-    a.pad_begin = pads[i];
-    a.pad_end = pads[spatial + i];
-    a.dilation = dilations[i];
-    if (a.pad_begin >= a.dilation * (a.kernel - 1) + 1 || a.pad_end >= a.dilation * (a.kernel - 1) + 1) {
-      ctx.fail("attrs.pads", "pads smaller than the window", std::to_string(std::max(a.pad_begin, a.pad_end)));
-    }
-    a.out = pool_output_size(a, ceil_mode);
-    if (a.out <= 0) ctx.fail("attrs.kernel", "a window that fits the padded input " + shape_text(x), std::to_string(a.kernel));
-  }
-  PlanShape out = {x[0]};
-  for (size_t i = 0; i < spatial; ++i) out.push_back(static_cast<size_t>(axes[2 - spatial + i].out));
-  ctx.expect_output_shape(0, out);
-  return std::make_unique<PoolStep>(max, include_pad, x[0], axes[0], axes[1]);
+  const Pool2d pool = Pool2d::parse(ctx, "", x, ctx.spec().op == "MaxPool");
+  ctx.expect_output_shape(0, pool.output_shape(x[0], x.size() - 1));
+  return std::make_unique<PoolStep>(pool, x[0]);
 }
 
 }  // namespace runtime

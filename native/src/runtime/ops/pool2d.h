@@ -1,0 +1,46 @@
+// Sliding-window max / average pooling over NCHW planes: the MaxPool/AveragePool step and the
+// pool fused into a Conv step share it. 1-D windows are 2-D ones with a unit height.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "runtime/step.h"
+
+namespace kiln {
+namespace runtime {
+
+struct PoolAxis {
+  int64_t in = 1, out = 1, kernel = 1, stride = 1, pad_begin = 0, pad_end = 0, dilation = 1;
+};
+
+class Pool2d {
+ public:
+  Pool2d() = default;
+  Pool2d(bool max, bool include_pad, PoolAxis h, PoolAxis w);
+
+  // Reads `<prefix>kernel`, `<prefix>strides`, `<prefix>pads`, `<prefix>dilations`,
+  // `<prefix>ceilMode` (and `<prefix>countIncludePad` for average) for per-image input x = [C, (H,) W].
+  static Pool2d parse(const StepContext& ctx, const std::string& prefix, const PlanShape& x, bool max);
+
+  // Per-image output shape for `channels` channels and `spatial` (1 or 2) spatial dims.
+  PlanShape output_shape(size_t channels, size_t spatial) const;
+  size_t in_plane() const { return static_cast<size_t>(h_.in * w_.in); }
+  size_t out_plane() const { return static_cast<size_t>(h_.out * w_.out); }
+  // y[p] = pool(x[p]) for `planes` consecutive planes.
+  void run(const float* x, float* y, size_t planes, size_t max_threads) const;
+  std::string detail() const;
+
+ private:
+  bool interior() const;
+  void plane(const float* x, float* y) const;
+  void plane_max_interior(const float* x, float* y) const;
+  float window_max(const float* x, int64_t h0, int64_t w0) const;
+  float window_avg(const float* x, int64_t h0, int64_t w0) const;
+
+  bool max_ = true, include_pad_ = false;
+  PoolAxis h_, w_;
+  bool interior_ = false;
+};
+
+}  // namespace runtime
+}  // namespace kiln
