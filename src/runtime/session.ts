@@ -221,7 +221,6 @@ export class InferenceSession implements Disposable {
     const arrays: Float32Array[] = [];
     const shapes: number[][] = [];
     let batch = 0;
-    const fixed = this.staticPlan?.graph.fixedBatch;
     this.inputNames.forEach((name, i) => {
       const where = `feeds['${name}']`;
       const t = (feeds as Record<string, unknown>)[name] as Tensor | undefined;
@@ -243,7 +242,7 @@ export class InferenceSession implements Disposable {
       });
       if (i === 0) batch = dimsOf[0];
       else if (dimsOf[0] !== batch) throw shapeError(where, `the batch size of the other inputs (${batch})`, text);
-      if (fixed !== undefined && dimsOf[0] !== fixed) throw shapeError(where, `the model's fixed batch size ${fixed}`, text);
+      if (typeof want[0] === 'number' && dimsOf[0] !== want[0]) throw shapeError(where, `the model's fixed batch size ${want[0]}`, text);
       let n = 1;
       for (const d of dimsOf) n *= d;
       if (t.data.length !== n) throw shapeError(where, `${n} elements for dims ${text}`, describe(t.data));

@@ -119,6 +119,19 @@ describe('InferenceSession outputs', () => {
     }
   });
 
+  it('honours a fixed batch size in the graph (a Reshape may then name it)', async () => {
+    const b = new GraphBuilder('fixed');
+    const x = b.addInput('x', [1, 2, 3]);
+    const r = b.addNode('Reshape', [x], { shape: [1, -1] });
+    const y = b.addNode('Relu', [r]);
+    const session = await InferenceSession.create(b.build([{ name: y, dtype: 'float32', shape: [1, 6] }]));
+    expect(session.outputShapes).toEqual([[1, 6]]);
+    const t = new Tensor('float32', Float32Array.from([-1, 2, -3, 4, -5, 6]), [1, 2, 3]);
+    expect(Array.from((await session.run({ x: t }))[y].data)).toEqual([0, 2, 0, 4, 0, 6]);
+    await expect(session.run({ x: image(2, [2, 3]) })).rejects.toThrow(expect.objectContaining({ code: 'ERR_KILN_SHAPE_MISMATCH', message: expect.stringMatching(/fixed batch size 1/) }));
+    session.release();
+  });
+
   it('compiles a graph with symbolic spatial sizes on first use of each size', async () => {
     const b = new GraphBuilder('dynamic');
     const x = b.addInput('x', ['N', 3, 'H', 'W']);

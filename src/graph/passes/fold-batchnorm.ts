@@ -68,7 +68,11 @@ function foldInto(conv: GraphNode, w: Tensor, bias: Tensor | undefined, a: Float
   if (conv.op === 'Conv') {
     if (w.dims[0] !== channels || (oldBias && oldBias.length !== channels)) return undefined;
     const per = wd.length / channels;
-    for (let o = 0; o < channels; o++) for (let i = 0; i < per; i++) out[o * per + i] = wd[o * per + i] * a[o];
+    for (let o = 0; o < channels; o++) {
+      const s = a[o];
+      const end = (o + 1) * per;
+      for (let i = o * per; i < end; i++) out[i] = wd[i] * s;
+    }
     for (let o = 0; o < channels; o++) newBias[o] = (oldBias ? oldBias[o] : 0) * a[o] + b[o];
   } else if (conv.op === 'ConvTranspose') {
     const group = Number(conv.attrs.group ?? 1);
@@ -81,7 +85,7 @@ function foldInto(conv: GraphNode, w: Tensor, bias: Tensor | undefined, a: Float
       for (let j = 0; j < coutPerGroup; j++) {
         const s = a[g * coutPerGroup + j];
         const base = (ci * coutPerGroup + j) * spatial;
-        for (let k = 0; k < spatial; k++) out[base + k] = wd[base + k] * s;
+        for (let k = base; k < base + spatial; k++) out[k] = wd[k] * s;
       }
     }
     for (let o = 0; o < channels; o++) newBias[o] = (oldBias ? oldBias[o] : 0) * a[o] + b[o];
