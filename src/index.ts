@@ -1,0 +1,29 @@
+/**
+ * Kiln: train, compress and serve convolutional networks from Node.js on native kernels.
+ *
+ * @packageDocumentation
+ */
+export { Tensor, DTYPES, sizeOf } from './tensor.js';
+export type { DType, DataTypeMap } from './tensor.js';
+export { KilnError, ErrorCode } from './errors.js';
+export type { ErrorCodeValue } from './errors.js';
+export { cpuInfo, setIsa, setNumThreads, ISAS } from './system.js';
+export type { CpuInfo, Isa } from './system.js';
+
+export * as nn from './nn/index.js';
+export * as models from './nn/models.js';
+export * as datasets from './data/index.js';
+export { DataLoader } from './data/loader.js';
+export type { Dataset, Batch } from './data/dataset.js';
+
+export { train, evaluate, Trainer, defaultMnistRecipe } from './train/index.js';
+export type { TrainOptions } from './train/index.js';
+export * as optim from './train/index.js';
+
+export { save, load } from './runtime/model-io.js';
+export { InferenceSession } from './runtime/session.js';
+export * as onnx from './onnx/index.js';
+
+export type { Graph, GraphNode, ValueInfo } from './graph/ir.js';
+export { Module } from './nn/module.js';
+export type { Parameter, LayerConfig } from './nn/module.js';
