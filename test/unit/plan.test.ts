@@ -94,6 +94,16 @@ describe('Plan storage and execution', () => {
     plan.dispose();
   });
 
+  it('keeps a plan alive for runs in flight when it is disposed', async () => {
+    const plan = native.createPlan(networkSpec());
+    const x = random(16 * 72);
+    const outs = [new Float32Array(16 * 5).fill(Number.NaN), new Float32Array(16 * 144).fill(Number.NaN)];
+    const pending = native.runPlan(plan, { inputs: [x], outputs: outs, batch: 16 }, true);
+    native.disposePlan(plan);
+    await pending;
+    expectNear(outs[0], networkReference(x, 16).probs, 1e-5);
+  });
+
   it('copies where a view would tie two caller buffers together', () => {
     // Output 0 is a view of the input, output 1 a view of output 0.
     const plan = Plan.createSync({

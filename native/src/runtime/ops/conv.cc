@@ -129,6 +129,8 @@ std::unique_ptr<PlanStep> make_conv(const StepContext& ctx) {
   if (g.out_height == 0 || g.out_width == 0 || !conv2d_geometry_valid(g)) {
     ctx.fail("", "a kernel window that fits the padded input " + shape_text(x), "kernel " + shape_text({g.kernel_h, g.kernel_w}));
   }
+  // The column scratch of a few images must stay addressable.
+  shape_size({g.patch(), g.out_plane(), 64});
   const std::string pool_op = ctx.choice_or("pool", {"None", "MaxPool", "AveragePool"}, "None");
   if (pool_op == "None") {
     ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});
