@@ -317,6 +317,16 @@ describe('observer errors', () => {
     }
   });
 
+  it('all-zero data (a dead channel) gives the range [0, 0] and the safe scale 1 for every observer', () => {
+    for (const o of everyObserver('dead')) {
+      o.observe(new Float32Array(100));
+      o.observe(new Float32Array(7));
+      expect(o.range()).toEqual({ min: 0, max: 0 });
+      expect(o.qparams()).toEqual({ kind: 'uint8', scale: 1, zeroPoint: 0 });
+      expect(o.clippingFraction(new Float32Array([0, 1]))).toBe(0.5);
+    }
+  });
+
   it('wrong argument types and options', () => {
     const o = new MinMaxObserver('x');
     expectCode(() => o.observe([1, 2] as unknown as Float32Array), ErrorCode.INVALID_ARG, TypeError, /Float32Array for x/);
