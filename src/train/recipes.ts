@@ -10,7 +10,7 @@ import type { TrainOptions } from './trainer.js';
 const recipe: TrainOptions = {
   epochs: 8,
   batchSize: 64,
-  optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
+  optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
   schedule: { type: 'cosine', warmupEpochs: 0.5 },
   augment: { maxShift: 2 },
   labelSmoothing: 0.05,

@@ -7,6 +7,7 @@ import { boolean, optional, options as checkOptions } from '../../validate.js';
 import { Module } from '../module.js';
 import type { LayerConfig } from '../module.js';
 import { BufferSlot } from './buffer-slot.js';
+import { passCost } from './cost.js';
 import { checkGradOutput, checkInput, checkKeys } from './checks.js';
 import { poolGeometry, poolOutputShape, poolWindow } from './pool-window.js';
 import type { PoolWindow } from './pool-window.js';
@@ -50,7 +51,7 @@ export class AvgPool2d extends Module {
     const geometry = poolGeometry(this.window, x.dims, outDims);
     const size = outDims[0] * outDims[1] * outDims[2] * outDims[3];
     const output = this.output.take(size, this.reuseBuffers, x.data);
-    const work = size * this.window.kernelSize[0] * this.window.kernelSize[1];
+    const work = passCost(x.size) + 2 * size * this.window.kernelSize[0] * this.window.kernelSize[1];
     await call(native.avgPool2dForward, { ...geometry, input: x.data, output, countIncludePad: this.countIncludePad }, work);
     this.geometry = this.training ? geometry : undefined;
     this.inputDims = x.dims;
@@ -62,7 +63,7 @@ export class AvgPool2d extends Module {
     const geometry = checkGradOutput('AvgPool2d', gradOutput, this.geometry, this.outputDims);
     const inputDims = this.inputDims as readonly number[];
     const gradInput = this.gradInput.take(inputDims[0] * inputDims[1] * inputDims[2] * inputDims[3], this.reuseBuffers, gradOutput.data);
-    const work = gradOutput.size * this.window.kernelSize[0] * this.window.kernelSize[1];
+    const work = passCost(gradInput.length) + 2 * gradOutput.size * this.window.kernelSize[0] * this.window.kernelSize[1];
     await call(native.avgPool2dBackward, { ...geometry, gradOutput: gradOutput.data, gradInput, countIncludePad: this.countIncludePad }, work);
     return new Tensor('float32', gradInput, inputDims);
   }

@@ -7,6 +7,7 @@ import { Module } from '../module.js';
 import type { LayerConfig, Parameter } from '../module.js';
 import { createParameter } from '../parameter.js';
 import { BufferSlot } from './buffer-slot.js';
+import { passCost } from './cost.js';
 import { checkDim, checkGradOutput, checkInput, checkKeys, checkParameterSize, checkShape } from './checks.js';
 
 export interface BatchNorm2dOptions {
@@ -79,7 +80,7 @@ export class BatchNorm2d extends Module {
         saveMean: this.saveMean, saveInvStd: this.saveInvStd,
         batch: x.dims[0], channels: this.channels, spatial, training: this.training, momentum: this.momentum, eps: this.eps,
       },
-      4 * x.size,
+      passCost(x.size, 3),
     );
     this.state = this.training ? { input: x, spatial } : undefined;
     this.outputDims = x.dims.slice();
@@ -97,7 +98,7 @@ export class BatchNorm2d extends Module {
         gradInput, gradGamma: this.weight.grad, gradBeta: this.bias.grad,
         batch: input.dims[0], channels: this.channels, spatial,
       },
-      6 * input.size,
+      passCost(input.size, 3),
     );
     return new Tensor('float32', gradInput, input.dims);
   }

@@ -7,6 +7,7 @@ import { options as checkOptions } from '../../validate.js';
 import { Module } from '../module.js';
 import type { LayerConfig } from '../module.js';
 import { BufferSlot } from './buffer-slot.js';
+import { passCost } from './cost.js';
 import { checkGradOutput, checkInput, checkKeys } from './checks.js';
 import { poolGeometry, poolOutputShape, poolWindow } from './pool-window.js';
 import type { PoolWindow } from './pool-window.js';
@@ -59,7 +60,7 @@ export class MaxPool2d extends Module {
       indices = this.reuseBuffers && this.indices?.length === size ? this.indices : new Int32Array(size);
       this.indices = this.reuseBuffers ? indices : undefined;
     }
-    const work = size * this.window.kernelSize[0] * this.window.kernelSize[1];
+    const work = passCost(x.size) + 2 * size * this.window.kernelSize[0] * this.window.kernelSize[1];
     await call(native.maxPool2dForward, { ...geometry, input: x.data, output, indices }, work);
     this.state = indices ? { inputDims: x.dims, indices, geometry } : undefined;
     this.outputDims = outDims;
@@ -69,7 +70,7 @@ export class MaxPool2d extends Module {
   override async backward(gradOutput: Tensor<'float32'>): Promise<Tensor<'float32'>> {
     const { inputDims, indices, geometry } = checkGradOutput('MaxPool2d', gradOutput, this.state, this.outputDims);
     const gradInput = this.gradInput.take(inputDims[0] * inputDims[1] * inputDims[2] * inputDims[3], this.reuseBuffers, gradOutput.data);
-    await call(native.maxPool2dBackward, { ...geometry, gradOutput: gradOutput.data, indices, gradInput }, gradInput.length + gradOutput.size);
+    await call(native.maxPool2dBackward, { ...geometry, gradOutput: gradOutput.data, indices, gradInput }, passCost(gradInput.length));
     return new Tensor('float32', gradInput, inputDims);
   }
 

@@ -5,6 +5,7 @@ import { Tensor } from '../../tensor.js';
 import { Module } from '../module.js';
 import type { LayerConfig } from '../module.js';
 import { BufferSlot } from './buffer-slot.js';
+import { passCost } from './cost.js';
 import { checkGradOutput, checkInput, checkShape } from './checks.js';
 
 /** `ReLU()`: any shape in, same shape out. */
@@ -20,7 +21,7 @@ export class ReLU extends Module {
   override async forward(input: Tensor<'float32'>): Promise<Tensor<'float32'>> {
     const x = checkInput('ReLU', input, null, '[N, ...]');
     const output = this.output.take(x.size, this.reuseBuffers, x.data);
-    await call(native.relu, { input: x.data, output, length: x.size }, x.size);
+    await call(native.relu, { input: x.data, output, length: x.size }, passCost(x.size));
     const result = new Tensor('float32', output, x.dims);
     this.lastOutput = this.training ? result : undefined;
     return result;
@@ -29,7 +30,7 @@ export class ReLU extends Module {
   override async backward(gradOutput: Tensor<'float32'>): Promise<Tensor<'float32'>> {
     const output = checkGradOutput('ReLU', gradOutput, this.lastOutput, this.lastOutput?.dims);
     const gradInput = this.gradInput.take(output.size, this.reuseBuffers, gradOutput.data, output.data);
-    await call(native.reluBackward, { output: output.data, gradOutput: gradOutput.data, gradInput, length: output.size }, output.size);
+    await call(native.reluBackward, { output: output.data, gradOutput: gradOutput.data, gradInput, length: output.size }, passCost(output.size));
     return new Tensor('float32', gradInput, output.dims);
   }
 
