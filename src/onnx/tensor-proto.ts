@@ -76,11 +76,17 @@ function half(bits: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
-/** Reads `size` elements of `dataType` from little-endian bytes into the Kiln array. */
-function fromRaw(raw: Uint8Array, dataType: number, size: number): Tensor['data'] {
+/**
+ * Reads `size` elements of `dataType` from little-endian bytes into the Kiln array. `owned`
+ * bytes (read for this tensor alone) become the float array itself when aligned: no copy.
+ */
+function fromRaw(raw: Uint8Array, dataType: number, size: number, owned: boolean): Tensor['data'] {
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   switch (dataType) {
     case DataType.FLOAT: {
+      if (owned && LITTLE_ENDIAN && raw.byteOffset % 4 === 0 && raw.byteLength === raw.buffer.byteLength) {
+        return new Float32Array(raw.buffer, raw.byteOffset, size);
+      }
       const out = new Float32Array(size);
       if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(raw.subarray(0, size * 4));
       else for (let i = 0; i < size; i++) out[i] = view.getFloat32(i * 4, true);
@@ -186,7 +192,7 @@ export function tensorFromProto(t: ITensorProto, what: string, external?: Uint8A
     if (raw.length !== size * elementSize) {
       throw corrupt(`Expected ${size * elementSize} bytes of data for ${what} (dims [${dims.join(', ')}]) but received ${raw.length}`);
     }
-    data = fromRaw(raw, dataType, size);
+    data = fromRaw(raw, dataType, size, external !== undefined);
   } else {
     data = fromField(t, dataType, size, what);
   }
@@ -203,12 +209,11 @@ export function tensorToProto(name: string, tensor: Tensor, int32As: 'INT64' | '
   switch (tensor.type) {
     case 'float32': {
       const data = tensor.data as Float32Array;
+      // Little-endian hosts hand the tensor's own bytes to the encoder (it only reads them).
+      if (LITTLE_ENDIAN) return { name, dims, dataType: DataType.FLOAT, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
       const raw = new Uint8Array(data.length * 4);
-      if (LITTLE_ENDIAN) raw.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      else {
-        const view = new DataView(raw.buffer);
-        for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
-      }
+      const view = new DataView(raw.buffer);
+      for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
       return { name, dims, dataType: DataType.FLOAT, rawData: raw };
     }
     case 'int32': {
