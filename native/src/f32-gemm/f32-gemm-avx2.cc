@@ -71,6 +71,9 @@ void tile(const F32GemmTile& t) {
   const __m256 beta = _mm256_set1_ps(t.beta);
   const __m256 zero = _mm256_setzero_ps();
   const bool load_c = t.load_c, relu = t.relu;
+  // alpha = 1 and beta = 1 (every K block after the first) are the common cases: skip the
+  // multiplies, which compete with FMAs for the same pipes when K is small.
+  const bool unit_alpha = t.alpha == 1.0f, unit_beta = t.beta == 1.0f;
   const float* const row_bias_p = t.row_bias;
   const float* const col_bias_p = t.col_bias;
   float* const c0 = t.c;
@@ -82,12 +85,10 @@ void tile(const F32GemmTile& t) {
 #pragma GCC unroll 2
     for (int v = 0; v < V; ++v) {
       const bool partial = MASKED && v == V - 1;
-      __m256 x;
+      __m256 x = unit_alpha ? acc[r][v] : _mm256_mul_ps(alpha, acc[r][v]);
       if (load_c) {
         const __m256 old = partial ? _mm256_maskload_ps(c + 8 * v, tail) : _mm256_loadu_ps(c + 8 * v);
-        x = _mm256_fmadd_ps(alpha, acc[r][v], _mm256_mul_ps(beta, old));
-      } else {
-        x = _mm256_mul_ps(alpha, acc[r][v]);
+        x = unit_beta ? _mm256_add_ps(x, old) : _mm256_fmadd_ps(beta, old, x);
       }
       if (row_bias_p) x = _mm256_add_ps(x, row_bias);
       if (col_bias_p) {

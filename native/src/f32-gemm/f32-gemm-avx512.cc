@@ -58,6 +58,9 @@ void tile(const F32GemmTile& t) {
   const __m512 beta = _mm512_set1_ps(t.beta);
   const __m512 zero = _mm512_setzero_ps();
   const bool load_c = t.load_c, relu = t.relu;
+  // alpha = 1 and beta = 1 (every K block after the first) are the common cases: skip the
+  // multiplies, which compete with FMAs for the same pipes when K is small.
+  const bool unit_alpha = t.alpha == 1.0f, unit_beta = t.beta == 1.0f;
   const float* const row_bias_p = t.row_bias;
   const float* const col_bias_p = t.col_bias;
   float* const c0 = t.c;
@@ -69,11 +72,10 @@ void tile(const F32GemmTile& t) {
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) {
       const __mmask16 m = v == V - 1 ? tail : static_cast<__mmask16>(0xFFFF);
-      __m512 x;
+      __m512 x = unit_alpha ? acc[r][v] : _mm512_mul_ps(alpha, acc[r][v]);
       if (load_c) {
-        x = _mm512_fmadd_ps(alpha, acc[r][v], _mm512_mul_ps(beta, _mm512_maskz_loadu_ps(m, c + 16 * v)));
-      } else {
-        x = _mm512_mul_ps(alpha, acc[r][v]);
+        const __m512 old = _mm512_maskz_loadu_ps(m, c + 16 * v);
+        x = unit_beta ? _mm512_add_ps(x, old) : _mm512_fmadd_ps(beta, old, x);
       }
       if (row_bias_p) x = _mm512_add_ps(x, row_bias);
       if (col_bias_p) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, col_bias_p + 16 * v));
