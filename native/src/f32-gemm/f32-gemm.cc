@@ -4,12 +4,12 @@
 // small A panel kept in L1 and the B block streamed from L2, which suits a wide (6 x 64) tile:
 //   for each K block (kc deep, the same blocks for every task and thread count):
 //     B block (kc x columns of the task) packed once into panels of 16 columns  -> L2
+//       (or read in place from a row-major B, or from a PackedB)
 //     for each 6-row panel of A: pack it (kc x 6)                               -> L1
 //       for each NR-wide column tile: micro-kernel (C tile read/written once per K block)
 // An output element is always summed over the same K blocks in the same order by one thread, so
 // results do not depend on how the work is split.
 #include <algorithm>
-#include <cstring>
 
 #include "common/dispatch.h"
 #include "f32-gemm/f32-gemm-pack.h"
@@ -170,7 +170,8 @@ void run(const Problem& pr, size_t max_threads) {
 
   size_t threads = max_threads == 0 ? num_threads() : std::min(max_threads, num_threads());
   const double macs = static_cast<double>(pr.m) * static_cast<double>(pr.n) * static_cast<double>(pr.k);
-  threads = std::max<size_t>(1, std::min<double>(threads, macs / kMinMacsPerThread));
+  const size_t threads_by_work = static_cast<size_t>(std::min(macs / kMinMacsPerThread, 1024.0));
+  threads = std::max<size_t>(1, std::min(threads, threads_by_work));
 
   const size_t m_units = div_up(pr.m, kMr);
   const size_t n_units = div_up(pr.n, nr);
@@ -179,7 +180,8 @@ void run(const Problem& pr, size_t max_threads) {
   size_t n_chunks = div_up(n_units, nc_units_max);
   size_t m_chunks = 1;
   if (threads > 1) {
-    // Split the longer side first: splitting columns repeats only the cheap A panel packing.
+    // Cut the side whose chunks are longer; on a tie columns, since a column split repeats only
+    // the packing of A panels, which is cheaper than repeating the B block.
     while (m_chunks * n_chunks < threads) {
       const bool can_n = n_units / n_chunks >= 2;
       const bool can_m = m_units / m_chunks >= 2;
