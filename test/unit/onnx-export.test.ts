@@ -14,6 +14,7 @@ import { GraphBuilder, type Graph } from '../../src/graph/ir.js';
 import { exportModel } from '../../src/onnx/export.js';
 import { importModel } from '../../src/onnx/import.js';
 import { DataType, decodeForEdit, onnx, type IValueInfoProto } from '../../src/onnx/proto.js';
+import { seedCNN } from '../../src/nn/models.js';
 import { Tensor } from '../../src/tensor.js';
 import { maxScaledDiff, randomData, runOrt } from './onnx-model-builder.js';
 
@@ -146,5 +147,19 @@ describe('exportModel', () => {
     expect(() => exportModel(42 as never)).toThrow(expect.objectContaining({ name: 'TypeError', code: ErrorCode.INVALID_ARG }));
     expect(() => exportModel({ nodes: [] } as never)).toThrow(expect.objectContaining({ name: 'TypeError', code: ErrorCode.INVALID_ARG }));
     expect(() => exportModel(cnnGraph(true), 3 as never)).toThrow(expect.objectContaining({ name: 'TypeError', code: ErrorCode.INVALID_ARG }));
+    const module = seedCNN({ inChannels: 1, height: 12, width: 12, numClasses: 3, widthMultiplier: 0.25 });
+    expect(() => exportModel(module)).toThrow(expect.objectContaining({ name: 'TypeError', code: ErrorCode.INVALID_ARG, message: expect.stringMatching(/inputShape/) }));
+    expect(() => exportModel(module, { inputShape: [1, -12, 12] })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARG }));
+  });
+
+  it('exports a Module through its lowering, batch N, input "input", output "logits"', async () => {
+    const module = seedCNN({ inChannels: 1, height: 12, width: 12, numClasses: 3, widthMultiplier: 0.25, seed: 2 }).eval();
+    const m = decodeForEdit(exportModel(module, { inputShape: [1, 12, 12] }));
+    expect(m.graph.input.map((i) => [i.name, i.type.tensorType.shape.dim.map((d) => d.dimParam || Number(d.dimValue))])).toEqual([['input', ['N', 1, 12, 12]]]);
+    expect(m.graph.output.map((o) => o.name)).toEqual(['logits']);
+    const x = randomData(2 * 144, 3, 1);
+    const out = await runOrt(exportModel(module, { inputShape: [1, 12, 12] }), { input: { data: x, dims: [2, 1, 12, 12] } });
+    const expected = await module.forward(new Tensor('float32', x, [2, 1, 12, 12]));
+    expect(maxScaledDiff(out.logits!.data, expected.data)).toBeLessThanOrEqual(1e-5);
   });
 });
