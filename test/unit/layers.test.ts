@@ -14,7 +14,7 @@ import { Flatten } from '../../src/nn/layers/flatten.js';
 import { Linear } from '../../src/nn/layers/linear.js';
 import { MaxPool2d } from '../../src/nn/layers/max-pool2d.js';
 import { ReLU } from '../../src/nn/layers/relu.js';
-import { Sequential } from '../../src/nn/layers/sequential.js';
+import { Sequential, executionOrder } from '../../src/nn/layers/sequential.js';
 import { CrossEntropyLoss, crossEntropy } from '../../src/nn/losses.js';
 import type { Module } from '../../src/nn/module.js';
 import { moduleFromConfig } from '../../src/nn/registry.js';
@@ -253,6 +253,32 @@ describe('forward values and modes', () => {
     const y = await new Flatten().forward(x);
     expect(y.dims).toEqual([2, 60]);
     expect(y.data).toBe(x.data);
+  });
+});
+
+describe('Sequential execution order', () => {
+  it('runs a ReLU followed by a MaxPool2d after it, elsewhere the declared order', () => {
+    const order = executionOrder([new Conv2d(1, 1, 1), new ReLU(), new MaxPool2d(2), new ReLU(), new ReLU(), new MaxPool2d(2), new AvgPool2d(2), new ReLU()]);
+    expect(order).toEqual([0, 2, 1, 3, 5, 4, 6, 7]);
+  });
+
+  it('gives bit-identical outputs and gradients to the declared order (ties and padding included)', async () => {
+    const make = (): Module[] => [new Conv2d(2, 3, 3, { seed: 4, padding: 1 }), new ReLU(), new MaxPool2d(3, { stride: 2, padding: 1 }), new Flatten(), new Linear(3 * 4 * 3, 2, { seed: 5 })];
+    const x = random([2, 2, 7, 6], 8);
+    // Quantised inputs make exact ties in the windows likely.
+    x.data.forEach((v, i, a) => (a[i] = Math.round(v * 2) / 2));
+    const g = random([2, 2], 9);
+    const net = new Sequential(...make());
+    const y = await net.forward(x);
+    const dx = await net.backward(g);
+    const layers = make();
+    let h = x;
+    for (const l of layers) h = await l.forward(h);
+    let d = g;
+    for (let i = layers.length - 1; i >= 0; i--) d = await layers[i].backward(d);
+    expect(y.data).toEqual(h.data);
+    expect(dx.data).toEqual(d.data);
+    expect(net.parameters().map((p) => p.grad)).toEqual(layers.flatMap((l) => l.parameters()).map((p) => p.grad));
   });
 });
 
