@@ -127,6 +127,8 @@ describe('exportModel', () => {
     }
   });
 
+  it.skipIf(existsSync(LIGHT))(`onnx-light models not found at ${LIGHT}: re-import test skipped`, () => {});
+
   it('refuses what standard ONNX cannot express, naming every node', () => {
     const g = cnnGraph(true);
     const bad: Graph = { ...g, nodes: [...g.nodes, { name: 'q1', op: 'QLinearConvX', inputs: [], outputs: ['z'], attrs: {} }, { name: 'q2', op: 'Mystery', inputs: [], outputs: ['z2'], attrs: {} }] };
