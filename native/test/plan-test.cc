@@ -1,0 +1,369 @@
+// kiln::Plan without Node: storage planning checked against step-by-step execution, concurrent
+// runs from several threads, and a seeded fuzz of malformed specs (each must either be refused
+// with PlanError or run without touching memory outside its buffers: build with
+// -fsanitize=address to check the second half). Prints "N passed, N failed"; exit code 1 on failure.
+#include <cmath>
+#include <cstdio>
+#include <cstdint>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kiln/plan.h"
+
+namespace {
+
+int passed = 0, failed = 0;
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++passed;
+  } else {
+    ++failed;
+    std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+size_t numel(const kiln::PlanShape& s) {
+  size_t n = 1;
+  for (size_t d : s) n *= d;
+  return n;
+}
+
+kiln::PlanAttr num(double v) {
+  kiln::PlanAttr a;
+  a.kind = kiln::PlanAttr::kNumber;
+  a.number = v;
+  return a;
+}
+kiln::PlanAttr list(std::vector<double> v) {
+  kiln::PlanAttr a;
+  a.kind = kiln::PlanAttr::kList;
+  a.list = std::move(v);
+  return a;
+}
+kiln::PlanAttr text(const std::string& v) {
+  kiln::PlanAttr a;
+  a.kind = kiln::PlanAttr::kString;
+  a.text = v;
+  return a;
+}
+
+struct Weights {
+  std::vector<std::vector<float>> store;
+  kiln::PlanTensor make(std::vector<size_t> shape, std::mt19937& rng) {
+    std::uniform_real_distribution<float> u(-1, 1);
+    store.emplace_back(numel(shape));
+    for (float& v : store.back()) v = u(rng);
+    kiln::PlanTensor t;
+    t.data = store.back().data();
+    t.length = store.back().size();
+    t.shape = std::move(shape);
+    return t;
+  }
+};
+
+kiln::PlanStepSpec step(const std::string& op, std::vector<int64_t> in, std::vector<int64_t> out) {
+  kiln::PlanStepSpec s;
+  s.op = op;
+  s.name = op;
+  s.inputs = std::move(in);
+  s.outputs = std::move(out);
+  return s;
+}
+
+// x[2,6,6] -> Conv(4, pad 1) -> Relu -> Conv 1x1 -> Add(relu, conv2) -> MaxPool 2 -> Flatten
+// -> Gemm 36->5 -> Softmax; outputs: softmax and relu.
+kiln::PlanSpec network(Weights& w, std::mt19937& rng) {
+  kiln::PlanSpec spec;
+  spec.values = {{2, 6, 6}, {4, 6, 6}, {4, 6, 6}, {4, 6, 6}, {4, 6, 6}, {4, 3, 3}, {36}, {5}, {5}};
+  spec.inputs = {0};
+  spec.outputs = {8, 2};
+  auto conv1 = step("Conv", {0}, {1});
+  conv1.attrs["kernel"] = list({3, 3});
+  conv1.attrs["pads"] = list({1, 1, 1, 1});
+  conv1.weights["W"] = w.make({4, 2, 3, 3}, rng);
+  conv1.weights["B"] = w.make({4}, rng);
+  auto conv2 = step("Conv", {2}, {3});
+  conv2.weights["W"] = w.make({4, 4, 1, 1}, rng);
+  auto pool = step("MaxPool", {4}, {5});
+  pool.attrs["kernel"] = list({2, 2});
+  pool.attrs["strides"] = list({2, 2});
+  auto gemm = step("Gemm", {6}, {7});
+  gemm.weights["B"] = w.make({36, 5}, rng);
+  auto softmax = step("Softmax", {7}, {8});
+  softmax.attrs["axis"] = num(1);
+  spec.steps = {conv1, step("Relu", {1}, {2}), conv2, step("Add", {2, 3}, {4}), pool, step("Flatten", {5}, {6}), gemm, softmax};
+  return spec;
+}
+
+// Runs every step of `spec` as its own one-step plan with separate buffers (no sharing at all).
+std::vector<std::vector<float>> step_by_step(const kiln::PlanSpec& spec, const std::vector<float>& x, size_t batch) {
+  std::vector<std::vector<float>> values(spec.values.size());
+  values[spec.inputs[0]] = x;
+  for (const auto& s : spec.steps) {
+    kiln::PlanSpec one;
+    std::vector<const float*> in;
+    for (size_t i = 0; i < s.inputs.size(); ++i) {
+      one.values.push_back(spec.values[s.inputs[i]]);
+      one.inputs.push_back(static_cast<int64_t>(i));
+      in.push_back(values[s.inputs[i]].data());
+    }
+    one.values.push_back(spec.values[s.outputs[0]]);
+    one.outputs = {static_cast<int64_t>(s.inputs.size())};
+    auto copy = s;
+    copy.inputs = one.inputs;
+    copy.outputs = one.outputs;
+    one.steps = {copy};
+    std::vector<float>& y = values[s.outputs[0]];
+    y.assign(batch * numel(spec.values[s.outputs[0]]), NAN);
+    float* out = y.data();
+    kiln::Plan(one).run(in.data(), &out, batch);
+  }
+  return values;
+}
+
+bool same(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!(std::fabs(a[i] - b[i]) <= 1e-6f * (1 + std::fabs(b[i])))) return false;
+  }
+  return true;
+}
+
+void test_storage_planning() {
+  std::mt19937 rng(1);
+  Weights w;
+  const kiln::PlanSpec spec = network(w, rng);
+  kiln::Plan plan(spec);
+  for (size_t batch : {1, 2, 5}) {
+    std::vector<float> x(batch * 72);
+    std::uniform_real_distribution<float> u(-1, 1);
+    for (float& v : x) v = u(rng);
+    std::vector<float> probs(batch * 5, NAN), relu(batch * 144, NAN);
+    const float* in[] = {x.data()};
+    float* out[] = {probs.data(), relu.data()};
+    plan.run(in, out, batch);
+    auto want = step_by_step(spec, x, batch);
+    check(same(probs, want[8]), "network softmax output, batch " + std::to_string(batch));
+    check(same(relu, want[2]), "network relu output, batch " + std::to_string(batch));
+  }
+}
+
+void test_concurrent_runs() {
+  std::mt19937 rng(2);
+  Weights w;
+  const kiln::PlanSpec spec = network(w, rng);
+  const kiln::Plan plan(spec);
+  const size_t runs = 6;
+  std::vector<std::vector<float>> xs(runs), probs(runs), relus(runs);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (size_t r = 0; r < runs; ++r) {
+    xs[r].resize((r + 1) * 72);
+    for (float& v : xs[r]) v = u(rng);
+    probs[r].assign((r + 1) * 5, NAN);
+    relus[r].assign((r + 1) * 144, NAN);
+  }
+  std::vector<std::thread> threads;
+  for (size_t r = 0; r < runs; ++r) {
+    threads.emplace_back([&, r] {
+      for (int rep = 0; rep < 20; ++rep) {
+        const float* in[] = {xs[r].data()};
+        float* out[] = {probs[r].data(), relus[r].data()};
+        plan.run(in, out, r + 1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (size_t r = 0; r < runs; ++r) {
+    auto want = step_by_step(spec, xs[r], r + 1);
+    check(same(probs[r], want[8]) && same(relus[r], want[2]), "concurrent run " + std::to_string(r));
+  }
+}
+
+// One-step specs of every op family, valid before mutation.
+std::vector<kiln::PlanSpec> seeds(Weights& w, std::mt19937& rng) {
+  std::vector<kiln::PlanSpec> out;
+  auto one = [&](kiln::PlanShape in, kiln::PlanShape o, kiln::PlanStepSpec s) {
+    kiln::PlanSpec spec;
+    spec.values = {std::move(in), std::move(o)};
+    spec.inputs = {0};
+    spec.outputs = {1};
+    s.inputs = {0};
+    s.outputs = {1};
+    spec.steps = {s};
+    out.push_back(spec);
+  };
+  auto conv = step("Conv", {}, {});
+  conv.attrs["kernel"] = list({3, 3});
+  conv.attrs["strides"] = list({2, 1});
+  conv.attrs["pads"] = list({1, 0, 1, 2});
+  conv.attrs["group"] = num(2);
+  conv.weights["W"] = w.make({4, 1, 3, 3}, rng);
+  one({2, 7, 6}, {4, 4, 6}, conv);
+  auto fused = conv;
+  fused.attrs["pool"] = text("MaxPool");
+  fused.attrs["pool_kernel"] = list({2, 2});
+  fused.attrs["pool_strides"] = list({2, 2});
+  one({2, 7, 6}, {4, 2, 3}, fused);
+  auto ct = step("ConvTranspose", {}, {});
+  ct.attrs["kernel"] = list({2, 3});
+  ct.attrs["strides"] = list({2, 2});
+  ct.attrs["pads"] = list({0, 1, 1, 0});
+  ct.weights["W"] = w.make({2, 3, 2, 3}, rng);
+  one({2, 3, 4}, {3, 5, 8}, ct);
+  auto gemm = step("Gemm", {}, {});
+  gemm.attrs["transB"] = num(1);
+  gemm.weights["B"] = w.make({3, 5}, rng);
+  gemm.weights["C"] = w.make({3}, rng);
+  one({5}, {3}, gemm);
+  auto mm = step("MatMul", {}, {});
+  mm.weights["B"] = w.make({2, 4, 3}, rng);
+  one({2, 5, 4}, {2, 5, 3}, mm);
+  auto pool = step("AveragePool", {}, {});
+  pool.attrs["kernel"] = list({3, 2});
+  pool.attrs["strides"] = list({2, 2});
+  pool.attrs["pads"] = list({1, 1, 1, 0});
+  pool.attrs["ceilMode"] = num(1);
+  pool.attrs["countIncludePad"] = num(1);
+  one({3, 7, 5}, {3, 4, 3}, pool);
+  auto add = step("Add", {}, {});
+  add.weights["B"] = w.make({3, 1, 1}, rng);
+  one({3, 2, 4}, {3, 2, 4}, add);
+  auto tr = step("Transpose", {}, {});
+  tr.attrs["perm"] = list({0, 3, 1, 2});
+  one({2, 3, 4}, {4, 2, 3}, tr);
+  auto pad = step("Pad", {}, {});
+  pad.attrs["pads"] = list({0, 1, 2, 0, 2, 1});
+  pad.attrs["mode"] = text("reflect");
+  one({3, 4}, {6, 7}, pad);
+  auto sm = step("LogSoftmax", {}, {});
+  sm.attrs["axis"] = num(2);
+  one({3, 4}, {3, 4}, sm);
+  auto lrn = step("LRN", {}, {});
+  lrn.attrs["size"] = num(3);
+  one({5, 2, 2}, {5, 2, 2}, lrn);
+  auto bn = step("BatchNormalization", {}, {});
+  for (const char* n : {"scale", "B", "mean", "var"}) bn.weights[n] = w.make({3}, rng);
+  one({3, 4}, {3, 4}, bn);
+  one({3, 4}, {12}, step("Reshape", {}, {}));
+  one({3, 4, 5}, {3, 1, 1}, step("GlobalMaxPool", {}, {}));
+  return out;
+}
+
+void mutate(kiln::PlanSpec& spec, std::mt19937& rng, Weights& w) {
+  std::uniform_int_distribution<int> pick(0, 6);
+  std::uniform_int_distribution<int> small(-2, 9);
+  auto& s = spec.steps[0];
+  switch (pick(rng)) {
+    case 0: {  // a dimension of a value
+      auto& v = spec.values[rng() % spec.values.size()];
+      if (!v.empty()) v[rng() % v.size()] = static_cast<size_t>(std::max(0, small(rng)));
+      break;
+    }
+    case 1: {  // an attribute entry
+      if (s.attrs.empty()) break;
+      auto it = s.attrs.begin();
+      std::advance(it, rng() % s.attrs.size());
+      if (it->second.kind == kiln::PlanAttr::kList && !it->second.list.empty()) {
+        it->second.list[rng() % it->second.list.size()] = small(rng);
+      } else if (it->second.kind == kiln::PlanAttr::kList) {
+        it->second.list.push_back(small(rng));
+      } else {
+        it->second.number = small(rng);
+      }
+      break;
+    }
+    case 2: {  // a weight shape (the data length stays)
+      if (s.weights.empty()) break;
+      auto it = s.weights.begin();
+      std::advance(it, rng() % s.weights.size());
+      auto& shape = it->second.shape;
+      if (!shape.empty()) shape[rng() % shape.size()] = static_cast<size_t>(std::max(0, small(rng)));
+      break;
+    }
+    case 3: {  // a weight replaced by one of another shape, consistent with its data
+      if (s.weights.empty()) break;
+      auto it = s.weights.begin();
+      std::advance(it, rng() % s.weights.size());
+      std::vector<size_t> shape = it->second.shape;
+      if (!shape.empty()) shape[rng() % shape.size()] = static_cast<size_t>(1 + rng() % 6);
+      it->second = w.make(shape, rng);
+      break;
+    }
+    case 4:  // an id
+      if (rng() % 2) s.inputs[0] = small(rng); else s.outputs[0] = small(rng);
+      break;
+    case 5:  // a list attribute of another length
+      if (!s.attrs.empty()) {
+        auto it = s.attrs.begin();
+        std::advance(it, rng() % s.attrs.size());
+        if (it->second.kind == kiln::PlanAttr::kList) {
+          if (rng() % 2 && !it->second.list.empty()) it->second.list.pop_back(); else it->second.list.push_back(1);
+        }
+      }
+      break;
+    default:  // a value's rank
+      {
+        auto& v = spec.values[rng() % spec.values.size()];
+        if (rng() % 2 && !v.empty()) v.pop_back(); else v.push_back(1 + rng() % 3);
+      }
+  }
+}
+
+void test_fuzz(int iterations) {
+  std::mt19937 rng(3);
+  Weights w;
+  const auto base = seeds(w, rng);
+  // Every seed is valid before mutation.
+  for (const auto& spec : base) {
+    try {
+      kiln::Plan p(spec);
+      check(true, "");
+    } catch (const kiln::PlanError& e) {
+      check(false, std::string("seed spec ") + spec.steps[0].op + ": " + e.what());
+    }
+  }
+  size_t built = 0, refused = 0;
+  for (int iter = 0; iter < iterations; ++iter) {
+    kiln::PlanSpec spec = base[iter % base.size()];
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits; ++e) mutate(spec, rng, w);
+    try {
+      kiln::Plan plan(spec);
+      ++built;
+      for (size_t batch : {1, 3}) {
+        std::vector<std::vector<float>> in(plan.num_inputs()), out(plan.num_outputs());
+        std::vector<const float*> ip;
+        std::vector<float*> op;
+        for (size_t i = 0; i < in.size(); ++i) {
+          in[i].assign(batch * plan.input_size(i), 0.5f);
+          ip.push_back(in[i].data());
+        }
+        for (size_t i = 0; i < out.size(); ++i) {
+          out[i].assign(batch * plan.output_size(i), NAN);
+          op.push_back(out[i].data());
+        }
+        plan.run(ip.data(), op.data(), batch);
+      }
+    } catch (const kiln::PlanError&) {
+      ++refused;
+    } catch (const std::exception& e) {
+      check(false, std::string("fuzz: unexpected exception type: ") + e.what());
+    }
+  }
+  std::printf("fuzz: %zu mutated specs built and ran, %zu refused with PlanError\n", built, refused);
+  check(built > 0 && refused > 0, "fuzz explores both valid and invalid specs");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  test_storage_planning();
+  test_concurrent_runs();
+  test_fuzz(argc > 1 ? std::atoi(argv[1]) : 3000);
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
