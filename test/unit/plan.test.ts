@@ -203,6 +203,49 @@ describe('createPlan validation', () => {
   });
 });
 
+describe('createPlan fuzz', () => {
+  it('answers 2,000 mutated specs with a plan or a coded error, never a crash', () => {
+    const r = new Rng(2024);
+    const junk = [undefined, null, -1, 0, 1, 2.5, Number.NaN, Infinity, 2 ** 53, 'x', [], [1, 'a'], {}, [[]], new Float64Array(3), new Float32Array(0), true];
+    const pick = <T>(a: T[]): T => a[r.int(a.length)];
+    let built = 0;
+    for (let i = 0; i < 2000; i++) {
+      const spec = networkSpec() as unknown as Record<string, unknown>;
+      for (let e = 0; e < 1 + r.int(3); e++) {
+        // Any object inside the spec may be edited (the spec, a step, its attrs or weights).
+        const objects: Record<string, unknown>[] = [spec];
+        const steps = Array.isArray(spec.steps) ? (spec.steps as unknown[]) : [];
+        for (const st of steps) {
+          if (st === null || typeof st !== 'object' || ArrayBuffer.isView(st)) continue;
+          objects.push(st as Record<string, unknown>);
+          for (const k of ['attrs', 'weights']) {
+            const o = (st as Record<string, unknown>)[k];
+            if (o !== null && typeof o === 'object' && !Array.isArray(o) && !ArrayBuffer.isView(o)) objects.push(o as Record<string, unknown>);
+          }
+        }
+        const target = pick(objects);
+        const keys = Object.keys(target);
+        const key = keys.length && r.int(4) ? keys[r.int(keys.length)] : pick(['values', 'op', 'kernel', 'pads', 'weights', 'extra']);
+        const current = target[key];
+        if (Array.isArray(current) && current.length && r.int(2)) {
+          const copy = current.slice();
+          copy[r.int(copy.length)] = r.int(2) ? pick(junk) : r.int(12) - 2;
+          target[key] = copy;
+        } else {
+          target[key] = pick(junk);
+        }
+      }
+      try {
+        native.createPlan(spec);
+        built++;
+      } catch (e) {
+        expect((e as { code?: string }).code, String(e)).toMatch(/^ERR_KILN_(INVALID_ARG|NATIVE)$/);
+      }
+    }
+    expect(built).toBeGreaterThan(0);
+  });
+});
+
 describe('runPlan validation', () => {
   const plan = native.createPlan({ values: [[3], [3]], inputs: [0], outputs: [1], steps: [{ op: 'Relu', name: 'r', inputs: [0], outputs: [1] }] });
   const x = new Float32Array(6);
