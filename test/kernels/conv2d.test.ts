@@ -150,6 +150,8 @@ const FIXED: ConvCase[] = [
   { name: 'depthwise x2 dilated', batch: 1, inChannels: 3, inHeight: 11, inWidth: 7, outChannels: 6, kernel: [3, 3], pads: [2, 1, 0, 2], dilation: [2, 2], groups: 3 },
   { name: 'MNIST conv1', batch: 3, inChannels: 1, inHeight: 28, inWidth: 28, outChannels: 32, kernel: [3, 3], bias: true, relu: true },
   { name: 'MNIST conv2', batch: 2, inChannels: 32, inHeight: 13, inWidth: 13, outChannels: 64, kernel: [3, 3], bias: true, relu: true },
+  { name: 'pointwise widening (thin weight gradient)', batch: 3, inChannels: 2, inHeight: 4, inWidth: 5, outChannels: 9, kernel: [1, 1], bias: true },
+  { name: 'thin patch, images share a GEMM', batch: 18, inChannels: 1, inHeight: 6, inWidth: 6, outChannels: 16, kernel: [3, 3], pads: [1, 1, 1, 1], bias: true },
   { name: 'images share a GEMM', batch: 17, inChannels: 3, inHeight: 5, inWidth: 5, outChannels: 5, kernel: [3, 3], pads: [1, 1, 1, 1], bias: true },
   { name: 'plane split in tiles', batch: 2, inChannels: 64, inHeight: 15, inWidth: 15, outChannels: 3, kernel: [3, 3], pads: [1, 1, 1, 1], bias: true },
   { name: 'one image in tiles', batch: 1, inChannels: 64, inHeight: 17, inWidth: 13, outChannels: 2, kernel: [3, 3], pads: [1, 0, 1, 2] },
@@ -284,7 +286,7 @@ describe('conv2dBackward', () => {
   it('sums the batch in an order that does not depend on the thread count', () => {
     const threads = native.cpuInfo().threads;
     try {
-      for (const name of ['images share a GEMM', 'one image in tiles', 'MNIST conv1', 'pointwise grouped']) {
+      for (const name of ['images share a GEMM', 'thin patch, images share a GEMM', 'one image in tiles', 'MNIST conv1', 'pointwise grouped']) {
         const p = prepare(FIXED.find((x) => x.name === name)!, 8);
         native.setNumThreads(1);
         const one = backward(p, { input: true, weight: true, bias: true });

@@ -132,6 +132,7 @@ function referenceAvgBackward(g: Pool2dGeometry, gradOutput: Float32Array, inclu
 const CASES: PoolCase[] = [
   { name: '1x1 window', batch: 1, channels: 1, inHeight: 1, inWidth: 1, kernel: [1, 1] },
   { name: 'MNIST 2x2/2 (odd input drops the last row)', batch: 3, channels: 32, inHeight: 11, inWidth: 11, kernel: [2, 2] },
+  { name: '2x2/2 rows wider than a vector', batch: 2, channels: 3, inHeight: 10, inWidth: 37, kernel: [2, 2] },
   { name: 'overlapping 3x3/2 with padding', batch: 2, channels: 5, inHeight: 7, inWidth: 9, kernel: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1] },
   { name: 'asymmetric pads, primes', batch: 1, channels: 3, inHeight: 13, inWidth: 7, kernel: [3, 2], stride: [1, 3], pads: [2, 0, 1, 1] },
   { name: 'dilated', batch: 2, channels: 2, inHeight: 11, inWidth: 10, kernel: [3, 2], stride: [2, 1], pads: [1, 2, 2, 0], dilation: [2, 3] },
@@ -192,6 +193,41 @@ describe('maxPool2d', () => {
     expect(Number.isNaN(nan.output[1])).toBe(true);
     expect(nan.indices[1]).toBe(1);
     expect(nan.output[8]).toBe(3);
+  });
+
+  it('2x2/2 windows: ties keep the first tap, NaN wins over numbers, -inf still has a winner, on every ISA', () => {
+    // 4 x 40 plane -> 2 x 20 outputs: more than one SIMD vector per row on every path.
+    const g = geometry({ name: 't', batch: 1, channels: 1, inHeight: 4, inWidth: 40, kernel: [2, 2] });
+    const rng = new Rng(77);
+    const input = new Float32Array(160);
+    const expectedOut: number[] = [];
+    const expectedIdx: number[] = [];
+    for (let oh = 0; oh < 2; oh++) {
+      for (let ow = 0; ow < 20; ow++) {
+        const taps = [2 * oh * 40 + 2 * ow, 2 * oh * 40 + 2 * ow + 1, (2 * oh + 1) * 40 + 2 * ow, (2 * oh + 1) * 40 + 2 * ow + 1];
+        const kind = (oh * 20 + ow) % 5;
+        let values: number[];
+        if (kind === 0) values = [3, 3, 3, 3]; // tie: the first tap
+        else if (kind === 1) values = [1, Number.NaN, 5, Number.NaN]; // the first NaN
+        else if (kind === 2) values = [-Infinity, -Infinity, -Infinity, -Infinity];
+        else if (kind === 3) values = [0, -1, 0, 2]; // the last tap
+        else values = [0, 1, 2, 3].map(() => Math.fround(rng.uniform(-1, 1)));
+        taps.forEach((t, k) => (input[t] = values[k]));
+        let best = 0;
+        for (let k = 1; k < 4; k++) {
+          const v = values[k];
+          const b = values[best];
+          if (v > b || (Number.isNaN(v) && !Number.isNaN(b))) best = k;
+        }
+        expectedOut.push(values[best]);
+        expectedIdx.push(taps[best]);
+      }
+    }
+    forEachIsa((isa) => {
+      const { output, indices } = maxForward(g, input);
+      expect(Array.from(indices), `indices [${isa}]`).toEqual(expectedIdx);
+      expect(Array.from(output), `output [${isa}]`).toEqual(expectedOut);
+    });
   });
 
   it('marks windows that cover no input with -inf and index -1; backward skips them', () => {

@@ -9,6 +9,9 @@ namespace {
 constexpr size_t kColumnBudgetFloats = 96 * 1024;
 // Fewer GEMM columns than this starve the micro-kernel, whatever the cache says.
 constexpr size_t kMinColumns = 64;
+// Small planes are batched until a GEMM has about this many columns; past it, batching only adds
+// the copy of the output back to each image's planes.
+constexpr size_t kTargetColumns = 256;
 constexpr size_t kTileAlign = 16;
 
 }  // namespace
@@ -27,7 +30,8 @@ ConvTiling conv_tiling(const Conv2dGeometry& g, size_t batch) {
       // Several small images per GEMM keep it busy, but leave enough chunks to share out.
       const size_t fit = budget_cols / plane;
       const size_t share = std::max<size_t>(1, batch / kConvMaxSlots);
-      t.images_per_chunk = std::max<size_t>(1, std::min({fit, share, std::max<size_t>(batch, 1)}));
+      const size_t enough = (kTargetColumns + plane - 1) / plane;
+      t.images_per_chunk = std::max<size_t>(1, std::min({fit, share, enough, std::max<size_t>(batch, 1)}));
       t.tile_cols = plane;
     } else {
       t.images_per_chunk = 1;

@@ -1,25 +1,13 @@
 #include "conv/im2col.h"
 
+#include "conv/im2col-plane.h"
+#include "kiln/dispatch.h"
+
 #include <algorithm>
 #include <cstring>
 
 namespace kiln {
 namespace {
-
-// Output columns [lo, hi) whose input column ow * stride + offset lies inside [0, width).
-struct Span {
-  size_t lo, hi;
-};
-
-Span valid_columns(ptrdiff_t offset, size_t stride, size_t width, size_t out_width) {
-  const ptrdiff_t s = static_cast<ptrdiff_t>(stride);
-  const ptrdiff_t lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
-  const ptrdiff_t last = static_cast<ptrdiff_t>(width) - 1 - offset;
-  const ptrdiff_t hi = last < 0 ? 0 : last / s + 1;
-  const size_t ulo = std::min(static_cast<size_t>(lo), out_width);
-  const size_t uhi = std::min(static_cast<size_t>(hi), out_width);
-  return {ulo, std::max(ulo, uhi)};
-}
 
 // For every tap row r and every piece [ow0, ow1) of one output row inside [j0, j0 + n), calls
 // visit(r, column offset from j0, ow0, a, b, ow1, base): columns [a, b) read input[base + ow*stride_w],
@@ -33,7 +21,7 @@ void for_each_segment(const Conv2dGeometry& g, size_t channels, size_t j0, size_
       for (size_t kw = 0; kw < g.kernel_w; ++kw) {
         const size_t r = (c * g.kernel_h + kh) * g.kernel_w + kw;
         const ptrdiff_t dw = static_cast<ptrdiff_t>(kw * g.dilation_w) - static_cast<ptrdiff_t>(g.pad_left);
-        const Span span = valid_columns(dw, g.stride_w, g.in_width, ow_count);
+        const ColumnSpan span = valid_columns(dw, g.stride_w, g.in_width, ow_count);
         size_t j = j0;
         const size_t end = j0 + n;
         while (j < end) {
@@ -55,10 +43,36 @@ void for_each_segment(const Conv2dGeometry& g, size_t channels, size_t j0, size_
   }
 }
 
+// Stride-1 rows for the scalar path (also the oracle the ISA rows are tested against).
+struct RowScalar {
+  static void zero(float* dst, size_t n) {
+    for (size_t i = 0; i < n; ++i) dst[i] = 0.0f;
+  }
+  static void copy(float* dst, size_t n, const float* row, ptrdiff_t offset, size_t lo, size_t hi) {
+    for (size_t i = 0; i < lo; ++i) dst[i] = 0.0f;
+    for (size_t i = lo; i < hi; ++i) dst[i] = row[offset + static_cast<ptrdiff_t>(i)];
+    for (size_t i = hi; i < n; ++i) dst[i] = 0.0f;
+  }
+  static void add(float* row, ptrdiff_t offset, const float* src, size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i) row[offset + static_cast<ptrdiff_t>(i)] += src[i];
+  }
+};
+
 }  // namespace
 
 void im2col(const Conv2dGeometry& g, size_t channels, const float* input, size_t j0, size_t n,
             float* col, size_t ld) {
+  if (j0 == 0 && n == g.out_plane()) {
+    const Isa isa = active_isa();
+    if (isa >= Isa::kAvx512) {
+      im2col_plane_avx512(g, channels, input, col, ld);
+    } else if (isa >= Isa::kAvx2) {
+      im2col_plane_avx2(g, channels, input, col, ld);
+    } else {
+      im2col_plane_with<RowScalar>(g, channels, input, col, ld);
+    }
+    return;
+  }
   const size_t sw = g.stride_w;
   for_each_segment(g, channels, j0, n,
                    [&](size_t r, size_t p, size_t ow0, size_t a, size_t b, size_t ow1, ptrdiff_t base) {
@@ -75,6 +89,17 @@ void im2col(const Conv2dGeometry& g, size_t channels, const float* input, size_t
 
 void col2im_add(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, size_t j0,
                 size_t n, float* grad_input) {
+  if (j0 == 0 && n == g.out_plane()) {
+    const Isa isa = active_isa();
+    if (isa >= Isa::kAvx512) {
+      col2im_plane_add_avx512(g, channels, col, ld, grad_input);
+    } else if (isa >= Isa::kAvx2) {
+      col2im_plane_add_avx2(g, channels, col, ld, grad_input);
+    } else {
+      col2im_plane_add_with<RowScalar>(g, channels, col, ld, grad_input);
+    }
+    return;
+  }
   const size_t sw = g.stride_w;
   for_each_segment(g, channels, j0, n,
                    [&](size_t r, size_t p, size_t ow0, size_t a, size_t b, size_t, ptrdiff_t base) {

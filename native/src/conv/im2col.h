@@ -9,6 +9,7 @@ namespace kiln {
 // Writes the columns of output positions [j0, j0 + n) (row-major over OH x OW) of one image:
 // col[r * ld + (j - j0)] with r = (c * KH + kh) * KW + kw, c < channels, the input value under
 // that tap, or 0 where it falls in padding. `input` points at the first of the `channels` planes.
+// Runs on the active ISA.
 void im2col(const Conv2dGeometry& g, size_t channels, const float* input, size_t j0, size_t n,
             float* col, size_t ld);
 
@@ -16,5 +17,11 @@ void im2col(const Conv2dGeometry& g, size_t channels, const float* input, size_t
 // over padding are dropped). grad_input must be initialised by the caller.
 void col2im_add(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, size_t j0,
                 size_t n, float* grad_input);
+
+// Whole-plane variants (j0 = 0, n = OH * OW), one per ISA file.
+void im2col_plane_avx2(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld);
+void im2col_plane_avx512(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld);
+void col2im_plane_add_avx2(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, float* grad_input);
+void col2im_plane_add_avx512(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, float* grad_input);
 
 }  // namespace kiln

@@ -13,7 +13,12 @@ void relu(const float* input, float* output, size_t length, size_t max_threads) 
 void relu_backward(const float* output, const float* grad_output, float* grad_input, size_t length,
                    size_t max_threads) {
   for_each_piece(length, kStreamPiece, max_threads, [&](size_t lo, size_t hi) {
-    for (size_t i = lo; i < hi; ++i) grad_input[i] = output[i] > 0.0f ? grad_output[i] : 0.0f;
+    // Both operands loaded unconditionally so the select vectorises (grad_input may alias).
+    for (size_t i = lo; i < hi; ++i) {
+      const float g = grad_output[i];
+      const float o = output[i];
+      grad_input[i] = o > 0.0f ? g : 0.0f;
+    }
   });
 }
 
