@@ -2,7 +2,7 @@
 import { native } from '../src/binding.js';
 import { setNumThreads } from '../src/system.js';
 import type { Report } from './report.js';
-import { measure } from './timing.js';
+import { measure } from '../src/util/timing.js';
 
 /** Single-core fp32 FMA peak of the active ISA in GFLOP/s (best of a few tries). */
 export function measureF32Peak(): number {

@@ -5,9 +5,12 @@
 import { Command, InvalidArgumentError } from 'commander';
 
 import { setNumThreads } from '../system.js';
+import { benchCommand } from './bench.js';
 import { evalCommand } from './eval.js';
+import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
 import { trainCommand } from './train.js';
+import { verifyCommand } from './verify.js';
 
 /** commander parser for an integer option within [min, max]. */
 export function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -76,7 +79,44 @@ export function buildProgram(): Command {
     .option('--json', 'print one JSON object with the results as the last line')
     .action(infoCommand);
 
+  program
+    .command('export')
+    .description('write a .kiln model as an ONNX file (opset 17, fp32)')
+    .argument('<model>', 'model file (.kiln)')
+    .requiredOption('--out <file>', 'ONNX file to write')
+    .option('--json', 'print one JSON object with the results as the last line')
+    .action(exportCommand);
+
+  program
+    .command('verify')
+    .description('compare Kiln with onnxruntime-node on the same inputs (max abs/rel difference, top-1 agreement)')
+    .argument('<model>', 'model file (.onnx or .kiln)')
+    .option('--dataset <name>', 'use held-out images of this data set (mnist | cifar10 | synthetic) instead of random inputs')
+    .option('--data-dir <dir>', 'folder with CIFAR-10 binary files')
+    .option('--count <n>', 'number of images (or random inputs)', intOption(1, 100000), 512)
+    .option('--per-node', 'also compare every intermediate value and name the first node that diverges')
+    .option('--seed <n>', 'seed of the split / random inputs', intOption(0), 1)
+    .option('--json', 'print one JSON object with the results as the last line')
+    .action(verifyCommand);
+
+  program
+    .command('bench')
+    .description('time Kiln against onnxruntime-node on one model (same inputs, alternating runs)')
+    .argument('<model>', 'model file (.onnx or .kiln)')
+    .option('--vs-ort', 'compare with onnxruntime-node')
+    .option('--batches <list>', 'comma-separated batch sizes', listOption(1, 1 << 20), [1, 8, 64])
+    .option('--thread-counts <list>', 'comma-separated thread counts (intraOpNumThreads of both runtimes)', listOption(1, 1024), [1, 2])
+    .option('--min-ms <n>', 'minimum timed milliseconds per cell', intOption(1, 600000), 1500)
+    .option('--json', 'print one JSON object with the results as the last line')
+    .action(benchCommand);
+
   return program;
+}
+
+/** commander parser for a comma-separated list of integers within [min, max]. */
+export function listOption(min: number, max: number) {
+  const one = intOption(min, max);
+  return (value: string): number[] => value.split(',').map((v) => one(v.trim()));
 }
 
 /** Runs the CLI. Errors become a one-line message (or a JSON {error} line with --json) and exit code 1. */

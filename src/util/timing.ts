@@ -1,4 +1,4 @@
-/** Timing helpers for the benchmarks: warm-up, then many runs; median and p99 in milliseconds. */
+/** Timing helpers for benchmarks (npm run bench, kiln bench): warm-up, then many runs; median and p99 in milliseconds. */
 
 export interface Timing {
   runs: number;
