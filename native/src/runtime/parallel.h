@@ -9,13 +9,17 @@
 namespace kiln {
 namespace runtime {
 
+// Fewer chunks than this run on the calling thread.
+constexpr size_t kMinParallelChunks = 4;
+
 // Calls fn(begin, end) over [0, total) in chunks of about `grain` items.
 template <typename Fn>
 void for_chunks(size_t total, size_t grain, size_t max_threads, const Fn& fn) {
   if (total == 0) return;
   if (grain == 0) grain = 1;
   const size_t chunks = (total + grain - 1) / grain;
-  if (chunks == 1 || max_threads == 1) {
+  // Waking a helper costs microseconds: worth it only for several chunks of work.
+  if (chunks < kMinParallelChunks || max_threads == 1) {
     fn(size_t{0}, total);
     return;
   }
