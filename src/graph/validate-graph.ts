@@ -44,9 +44,12 @@ export function validateGraph(graph: Graph, name = 'graph'): Graph {
       if (output !== '') define(output, `${where}.outputs[${j}]`);
     });
   });
+  const outputs = new Set<string>();
   graph.outputs.forEach((v, i) => {
     if (!v || typeof v !== 'object' || typeof v.name !== 'string') throw typeError(`${name}.outputs[${i}]`, 'a ValueInfo {name, dtype, shape}', v);
     if (!defined.has(v.name)) throw rangeError(`${name}.outputs[${i}].name`, 'a value the graph defines', v.name);
+    if (outputs.has(v.name)) throw rangeError(`${name}.outputs[${i}].name`, 'a graph output listed once', v.name);
+    outputs.add(v.name);
   });
   return graph;
 }

@@ -194,5 +194,6 @@ describe('validateGraph', () => {
     expect(() => validateGraph({ ...g, nodes: [g.nodes[0], { ...g.nodes[0], name: 'other' }] })).toThrow(expect.objectContaining({ name: 'RangeError', ...err }));
     expect(() => validateGraph({ ...g, outputs: [{ name: 'missing', dtype: 'float32', shape: [] }] })).toThrow(expect.objectContaining({ name: 'RangeError', ...err }));
     expect(() => validateGraph({ ...g, initializers: {} as never })).toThrow(expect.objectContaining({ name: 'TypeError', ...err }));
+    expect(() => validateGraph({ ...g, outputs: [g.outputs[0], g.outputs[0]] })).toThrow(expect.objectContaining({ name: 'RangeError', ...err }));
   });
 });

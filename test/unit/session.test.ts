@@ -119,6 +119,32 @@ describe('InferenceSession outputs', () => {
     }
   });
 
+  it('copies an output that is a graph input or shares a value with another output', async () => {
+    const b = new GraphBuilder('copies');
+    const x = b.addInput('x', ['N', 3]);
+    const same = b.addNode('Identity', [x]);
+    const r = b.addNode('Relu', [x]);
+    const view = b.addNode('Reshape', [r], { shape: [0, 3, 1] });
+    const g = b.build([
+      { name: same, dtype: 'float32', shape: ['N', 3] },
+      { name: r, dtype: 'float32', shape: ['N', 3] },
+      { name: view, dtype: 'float32', shape: ['N', 3, 1] },
+    ]);
+    for (const level of ['disabled', 'all'] as const) {
+      const session = await InferenceSession.create(g, { graphOptimizationLevel: level });
+      const t = new Tensor('float32', Float32Array.from([-1, 2, -3, 4, -5, 6]), [2, 3]);
+      const out = await session.run({ x: t });
+      expect(Array.from(out[same].data)).toEqual([-1, 2, -3, 4, -5, 6]);
+      expect(out[same].data).not.toBe(t.data);
+      expect(Array.from(out[r].data)).toEqual([0, 2, 0, 4, 0, 6]);
+      expect(out[view].dims).toEqual([2, 3, 1]);
+      expect(Array.from(out[view].data)).toEqual([0, 2, 0, 4, 0, 6]);
+      out[r].data[1] = 100;
+      expect(out[view].data[1]).toBe(2);
+      session.release();
+    }
+  });
+
   it('honours a fixed batch size in the graph (a Reshape may then name it)', async () => {
     const b = new GraphBuilder('fixed');
     const x = b.addInput('x', [1, 2, 3]);
