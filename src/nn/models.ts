@@ -52,5 +52,7 @@ export function seedCNN(options: SeedCnnOptions): Sequential {
   // Derive the flattened size by walking the feature layers over the input shape.
   let shape = [1, inChannels, height, width];
   for (const layer of features) shape = layer.outputShape(shape);
-  return new Sequential(...features, new Linear(shape[1], hidden, { rng }), new ReLU(), new Linear(hidden, numClasses, { rng }));
+  const model = new Sequential(...features, new Linear(shape[1], hidden, { rng }), new ReLU(), new Linear(hidden, numClasses, { rng }));
+  model.inputShape = Object.freeze([inChannels, height, width]);
+  return model;
 }

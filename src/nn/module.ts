@@ -26,6 +26,12 @@ export abstract class Module {
   training = true;
 
   /**
+   * Shape of one input image [C, H, W] the model was built for, when known (set by `models.*`
+   * and by `load()`). `InferenceSession.create(module)`, `save()` and export use it by default.
+   */
+  inputShape?: readonly number[];
+
+  /**
    * When true, `forward` and `backward` may return tensors backed by buffers this layer reuses on
    * its next call of the same shape (no allocation per batch). Off by default so every returned
    * tensor is the caller's to keep; the Trainer and `evaluate` switch it on while they run, as

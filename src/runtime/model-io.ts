@@ -102,5 +102,14 @@ export function moduleFromKilnFile(file: KilnFile, source?: string): Module {
   for (const name of file.tensors.keys()) if (!used.has(name)) fail(`it holds tensor '${name}', which the model does not use`);
   // Everything checked: now copy, so a bad file never leaves a half-loaded module behind.
   for (const { name, value } of expected) value.data.set(file.tensors.get(name)!.data as Float32Array);
+  if (Array.isArray(model!.inputShape)) {
+    try {
+      const shape = checkDims('inputShape', model!.inputShape);
+      module.outputShape([1, ...shape]);
+      module.inputShape = Object.freeze(shape);
+    } catch (err) {
+      fail(`its input shape ${JSON.stringify(model!.inputShape)} does not fit the model: ${(err as Error).message}`, err);
+    }
+  }
   return module.eval();
 }

@@ -286,6 +286,7 @@ function startsWithKilnMagic(bytes: Uint8Array): boolean {
 /** The graph of any session source. ONNX goes through the importer (src/onnx), .kiln through model-io. */
 async function graphFrom(source: SessionSource, inputShape: number[] | undefined): Promise<Graph> {
   if (source instanceof Module) {
+    inputShape ??= source.inputShape?.slice();
     if (!inputShape) throw typeError('options.inputShape', 'one image shape such as [1, 28, 28] when creating a session from a Module', undefined);
     return toGraph(source, inputShape);
   }
