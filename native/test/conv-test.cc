@@ -1,0 +1,255 @@
+// Conv2dPlan (the inference entry point, not reachable from JS directly) and conv2d_backward,
+// against a float64 oracle on every ISA this CPU has.
+//
+// Every array, the plan's scratch included, ends exactly where an inaccessible page begins, so a
+// read or write past the end crashes the test instead of passing silently; scratch is sized by
+// scratch_floats() alone, which checks that figure. Outputs and scratch start as NaN, so an
+// unwritten element or a value read from stale scratch fails. Exit code 1 on any failure.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <thread>
+#include <vector>
+
+#include "kiln/conv.h"
+#include "kiln/cpu.h"
+#include "kiln/dispatch.h"
+#include "kiln/thread-pool.h"
+
+namespace {
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+int g_passed = 0, g_failed = 0;
+
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed) {}
+  uint64_t next() {
+    s += 0x9E3779B97F4A7C15ull;
+    uint64_t z = s;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  float uniform() { return static_cast<float>(next() >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f; }
+};
+
+// `count` floats ending exactly where an inaccessible page begins.
+class Guarded {
+ public:
+  explicit Guarded(size_t count) : count_(count) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t bytes = (count * sizeof(float) + page - 1) / page * page;
+    size_ = bytes + page;
+    base_ = static_cast<char*>(mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (base_ == MAP_FAILED) std::abort();
+    mprotect(base_ + bytes, page, PROT_NONE);
+    data_ = reinterpret_cast<float*>(base_ + bytes) - count;
+  }
+  ~Guarded() { munmap(base_, size_); }
+  Guarded(const Guarded&) = delete;
+  Guarded& operator=(const Guarded&) = delete;
+  float* data() { return data_; }
+  size_t size() const { return count_; }
+  float& operator[](size_t i) { return data_[i]; }
+  void fill(float v) {
+    for (size_t i = 0; i < count_; ++i) data_[i] = v;
+  }
+  void randomize(Rng& rng) {
+    for (size_t i = 0; i < count_; ++i) data_[i] = rng.uniform();
+  }
+
+ private:
+  char* base_ = nullptr;
+  size_t size_ = 0, count_ = 0;
+  float* data_ = nullptr;
+};
+
+void check(bool ok, const char* what, const char* isa, const char* name) {
+  if (ok) {
+    ++g_passed;
+  } else {
+    ++g_failed;
+    std::printf("FAIL %s [%s]: %s\n", name, isa, what);
+  }
+}
+
+struct Case {
+  const char* name;
+  size_t batch, cin, h, w, cout, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups;
+  bool bias, relu;
+};
+
+kiln::Conv2dGeometry geometry(const Case& c) {
+  kiln::Conv2dGeometry g;
+  g.in_channels = c.cin;
+  g.in_height = c.h;
+  g.in_width = c.w;
+  g.out_channels = c.cout;
+  g.kernel_h = c.kh;
+  g.kernel_w = c.kw;
+  g.stride_h = c.sh;
+  g.stride_w = c.sw;
+  g.pad_top = c.pt;
+  g.pad_left = c.pl;
+  g.pad_bottom = c.pb;
+  g.pad_right = c.pr;
+  g.dilation_h = c.dh;
+  g.dilation_w = c.dw;
+  g.groups = c.groups;
+  g.out_height = kiln::window_output_size(c.h, c.pt, c.pb, c.kh, c.sh, c.dh);
+  g.out_width = kiln::window_output_size(c.w, c.pl, c.pr, c.kw, c.sw, c.dw);
+  return g;
+}
+
+// Calls visit(input index, weight index, output index) for every multiply.
+template <typename Visit>
+void for_each_tap(const kiln::Conv2dGeometry& g, size_t batch, Visit visit) {
+  const size_t cin = g.in_channels_per_group(), m = g.out_channels_per_group();
+  for (size_t n = 0; n < batch; ++n)
+    for (size_t o = 0; o < g.out_channels; ++o)
+      for (size_t oh = 0; oh < g.out_height; ++oh)
+        for (size_t ow = 0; ow < g.out_width; ++ow)
+          for (size_t c = 0; c < cin; ++c)
+            for (size_t kh = 0; kh < g.kernel_h; ++kh)
+              for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+                const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * g.stride_h + kh * g.dilation_h) - static_cast<ptrdiff_t>(g.pad_top);
+                const ptrdiff_t iw = static_cast<ptrdiff_t>(ow * g.stride_w + kw * g.dilation_w) - static_cast<ptrdiff_t>(g.pad_left);
+                if (ih < 0 || iw < 0 || ih >= static_cast<ptrdiff_t>(g.in_height) || iw >= static_cast<ptrdiff_t>(g.in_width)) continue;
+                const size_t grp = o / m;
+                const size_t ii = ((n * g.in_channels + grp * cin + c) * g.in_height + static_cast<size_t>(ih)) * g.in_width + static_cast<size_t>(iw);
+                const size_t wi = ((o * cin + c) * g.kernel_h + kh) * g.kernel_w + kw;
+                const size_t oi = ((n * g.out_channels + o) * g.out_height + oh) * g.out_width + ow;
+                visit(ii, wi, oi);
+              }
+}
+
+// |a - e| within 1e-5 of the sum of term magnitudes (plus a little): a missing term fails.
+bool close(const float* actual, const std::vector<double>& expected, const std::vector<double>& scale) {
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const double tol = 1e-5 * scale[i] + 1e-6;
+    if (!(std::fabs(actual[i] - expected[i]) <= tol)) {
+      std::printf("  element %zu: %.9g, expected %.9g\n", i, static_cast<double>(actual[i]), expected[i]);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool identical(const float* a, const float* b, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (std::memcmp(a + i, b + i, sizeof(float)) != 0) return false;
+  }
+  return true;
+}
+
+void run_case(const Case& c, const char* isa) {
+  const kiln::Conv2dGeometry g = geometry(c);
+  if (!kiln::conv2d_geometry_valid(g)) {
+    check(false, "geometry invalid", isa, c.name);
+    return;
+  }
+  const size_t in_size = c.batch * g.in_channels * g.in_plane();
+  const size_t out_size = c.batch * g.out_channels * g.out_plane();
+  Rng rng(c.batch * 1000 + c.cin * 31 + c.cout);
+  Guarded input(in_size), weight(g.weight_size()), bias(g.out_channels), grad_output(out_size);
+  input.randomize(rng);
+  weight.randomize(rng);
+  bias.randomize(rng);
+  grad_output.randomize(rng);
+
+  // Forward oracle.
+  std::vector<double> ref(out_size, 0.0), scale(out_size, 0.0);
+  for (size_t i = 0; i < out_size; ++i) {
+    const float b = c.bias ? bias[(i / g.out_plane()) % g.out_channels] : 0.0f;
+    ref[i] = b;
+    scale[i] = std::fabs(b);
+  }
+  for_each_tap(g, c.batch, [&](size_t ii, size_t wi, size_t oi) {
+    const double t = static_cast<double>(input[ii]) * weight[wi];
+    ref[oi] += t;
+    scale[oi] += std::fabs(t);
+  });
+  if (c.relu) {
+    for (double& v : ref) v = v < 0 ? 0 : v;
+  }
+
+  // Packed under the scalar ISA, run under the current one: the packed layout is ISA-independent.
+  const kiln::Isa current = kiln::active_isa();
+  kiln::set_active_isa(kiln::Isa::kScalar);
+  const kiln::Conv2dPlan plan(g, weight.data(), c.bias ? bias.data() : nullptr, c.relu);
+  kiln::set_active_isa(current);
+
+  Guarded scratch(plan.scratch_floats(c.batch));
+  Guarded output(out_size);
+  for (size_t threads : {size_t{1}, size_t{0}}) {
+    scratch.fill(kNaN);
+    output.fill(kNaN);
+    plan.run(input.data(), output.data(), c.batch, scratch.data(), threads);
+    check(close(output.data(), ref, scale), threads == 1 ? "plan, 1 thread" : "plan, all threads", isa, c.name);
+  }
+  // Two runs at once on one plan, each with its own scratch, give the same bits.
+  Guarded scratch2(plan.scratch_floats(c.batch)), output2(out_size);
+  output2.fill(kNaN);
+  std::thread other([&] { plan.run(input.data(), output2.data(), c.batch, scratch2.data(), 1); });
+  output.fill(kNaN);
+  plan.run(input.data(), output.data(), c.batch, scratch.data(), 1);
+  other.join();
+  check(identical(output.data(), output2.data(), out_size), "concurrent runs agree", isa, c.name);
+
+  Guarded forward(out_size);
+  forward.fill(kNaN);
+  kiln::conv2d_forward(g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, c.relu, forward.data());
+  check(identical(forward.data(), output.data(), out_size), "conv2d_forward equals the plan", isa, c.name);
+
+  // Backward oracle and guarded outputs.
+  std::vector<double> gi(in_size, 0.0), gis(in_size, 0.0), gw(g.weight_size(), 0.0), gws(g.weight_size(), 0.0);
+  std::vector<double> gb(g.out_channels, 0.0), gbs(g.out_channels, 0.0);
+  for (size_t i = 0; i < out_size; ++i) {
+    gb[(i / g.out_plane()) % g.out_channels] += grad_output[i];
+    gbs[(i / g.out_plane()) % g.out_channels] += std::fabs(grad_output[i]);
+  }
+  for_each_tap(g, c.batch, [&](size_t ii, size_t wi, size_t oi) {
+    gi[ii] += static_cast<double>(weight[wi]) * grad_output[oi];
+    gis[ii] += std::fabs(static_cast<double>(weight[wi]) * grad_output[oi]);
+    gw[wi] += static_cast<double>(input[ii]) * grad_output[oi];
+    gws[wi] += std::fabs(static_cast<double>(input[ii]) * grad_output[oi]);
+  });
+  Guarded grad_input(in_size), grad_weight(g.weight_size()), grad_bias(g.out_channels);
+  grad_input.fill(kNaN);
+  grad_weight.fill(kNaN);
+  grad_bias.fill(kNaN);
+  kiln::conv2d_backward(g, c.batch, input.data(), weight.data(), grad_output.data(), grad_input.data(),
+                        grad_weight.data(), grad_bias.data());
+  check(close(grad_input.data(), gi, gis), "grad_input", isa, c.name);
+  check(close(grad_weight.data(), gw, gws), "grad_weight", isa, c.name);
+  check(close(grad_bias.data(), gb, gbs), "grad_bias", isa, c.name);
+}
+
+}  // namespace
+
+int main() {
+  // name, batch, cin, h, w, cout, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups, bias, relu
+  const Case cases[] = {
+      {"1x1x1", 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, false, false},
+      {"pointwise, batch 3", 3, 6, 5, 7, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, true, true},
+      {"MNIST conv2, batch 5", 5, 32, 13, 13, 64, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, true},
+      {"images share a GEMM", 19, 3, 5, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, false},
+      {"thin patch, shared GEMM", 18, 1, 6, 6, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, false},
+      {"plane in tiles, batch 1", 1, 64, 19, 17, 3, 3, 3, 1, 1, 1, 2, 1, 0, 1, 1, 1, true, true},
+      {"plane in tiles, batch 2, strided", 2, 64, 33, 29, 5, 3, 3, 2, 1, 1, 1, 1, 1, 1, 2, 1, true, false},
+      {"depthwise", 2, 8, 9, 11, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 8, true, false},
+      {"dilated grouped, asymmetric pads", 3, 6, 11, 9, 9, 3, 2, 1, 3, 2, 0, 1, 2, 2, 3, 3, false, true},
+  };
+  for (kiln::Isa isa : kiln::supported_isas()) {
+    kiln::set_active_isa(isa);
+    for (const Case& c : cases) run_case(c, kiln::isa_name(isa));
+  }
+  std::printf("conv-test: %d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}
