@@ -248,7 +248,11 @@ describe('InferenceSession argument checks', () => {
   });
 
   it('validates create() options and sources', async () => {
-    await expect(InferenceSession.create(net)).rejects.toThrow(invalid('TypeError', /inputShape/));
+    // A Module that does not know its image shape needs options.inputShape (seedCNN's knows it).
+    await expect(InferenceSession.create(new Sequential(new ReLU()))).rejects.toThrow(invalid('TypeError', /inputShape/));
+    const fromOwnShape = await InferenceSession.create(net);
+    expect(fromOwnShape.inputShapes).toEqual([['N', 1, 28, 28]]);
+    fromOwnShape.release();
     await expect(InferenceSession.create(net, { inputShape: MNIST, intraOpNumThreads: -1 })).rejects.toThrow(invalid('RangeError', /intraOpNumThreads/));
     await expect(InferenceSession.create(net, { inputShape: MNIST, graphOptimizationLevel: 'max' as never })).rejects.toThrow(invalid('RangeError', /graphOptimizationLevel/));
     await expect(InferenceSession.create(net, { inputShape: [2, 28, 28] })).rejects.toThrow(expect.objectContaining({ code: 'ERR_KILN_SHAPE_MISMATCH' }));

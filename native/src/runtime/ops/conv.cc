@@ -17,8 +17,10 @@ namespace {
 
 constexpr int64_t kMaxDim = int64_t{1} << 31;
 
-// Bytes of conv output a fused pool consumes per chunk (about half a core's L2).
-constexpr size_t kFusedChunkBytes = size_t{512} << 10;
+// Bytes of conv output a fused pool consumes per chunk. Measured on SeedCNN MNIST at batch 64
+// (Zen 5, single thread, alternating A/B runs): 32-256 KiB chunks make conv+relu+pool 5-10%
+// faster than separate steps; 512 KiB and more are no better or slower.
+constexpr size_t kFusedChunkBytes = size_t{128} << 10;
 
 size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
