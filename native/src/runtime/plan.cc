@@ -6,6 +6,7 @@
 #include <limits>
 #include <numeric>
 
+#include "kiln/thread-pool.h"
 #include "runtime/arena.h"
 #include "runtime/memory-plan.h"
 #include "runtime/op-registry.h"
@@ -293,18 +294,25 @@ size_t mul_or_throw(size_t a, size_t b) {
   return a * b;
 }
 
-size_t scratch_for(const PlanImpl& p, size_t batch) {
+size_t scratch_for(const PlanImpl& p, size_t batch, size_t threads) {
   size_t scratch = 0;
   for (const auto& s : p.steps) {
-    if (s.impl) scratch = std::max(scratch, s.impl->scratch_floats(batch));
+    if (s.impl) scratch = std::max(scratch, s.impl->scratch_floats(batch, threads));
   }
   return round_up(scratch);
+}
+
+// Threads a run may use, fixed once per run (setNumThreads may change the pool meanwhile; the
+// scratch is sized for this count).
+size_t run_threads(const PlanImpl& p) {
+  const size_t pool = num_threads();
+  return std::max<size_t>(1, p.max_threads ? std::min(p.max_threads, pool) : pool);
 }
 
 }  // namespace
 
 size_t Plan::arena_bytes(size_t batch) const {
-  return mul_or_throw(mul_or_throw(impl_->arena_per_image, batch) + scratch_for(*impl_, batch), sizeof(float));
+  return mul_or_throw(mul_or_throw(impl_->arena_per_image, batch) + scratch_for(*impl_, batch, run_threads(*impl_)), sizeof(float));
 }
 
 PlanInfo Plan::info() const {
@@ -318,8 +326,9 @@ PlanInfo Plan::info() const {
 void Plan::run(const float* const* inputs, float* const* outputs, size_t batch) const {
   const PlanImpl& p = *impl_;
   if (batch == 0) throw PlanError("Expected a batch >= 1 for batch but received 0");
+  const size_t threads = run_threads(p);
   const size_t values_floats = mul_or_throw(p.arena_per_image, batch);
-  const size_t total = values_floats + scratch_for(p, batch);
+  const size_t total = values_floats + scratch_for(p, batch, threads);
   runtime::ArenaLease arena(p.pool, total, p.groups.size(), p.max_arity);
   float* base = arena->floats.data();
   for (size_t g = 0; g < p.groups.size(); ++g) {
@@ -338,7 +347,7 @@ void Plan::run(const float* const* inputs, float* const* outputs, size_t batch) 
     runtime::StepBuffers io;
     io.in = in;
     io.out = out;
-    s.impl->run(io, batch, scratch, p.max_threads);
+    s.impl->run(io, batch, scratch, threads);
   }
 }
 

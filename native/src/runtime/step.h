@@ -19,9 +19,11 @@ struct StepBuffers {
 class PlanStep {
  public:
   virtual ~PlanStep() = default;
-  virtual void run(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads) const = 0;
-  // Floats of scratch run() needs at this batch (shared by all steps: only one runs at a time).
-  virtual size_t scratch_floats(size_t batch) const { return 0; }
+  // `threads` is the number of threads the run may use (>= 1, fixed for the whole run).
+  virtual void run(const StepBuffers& io, size_t batch, float* scratch, size_t threads) const = 0;
+  // Floats of scratch run() needs at this batch and thread count (shared by all steps: only one
+  // runs at a time).
+  virtual size_t scratch_floats(size_t batch, size_t threads) const { return 0; }
   virtual size_t weight_bytes() const { return 0; }
   // One line for planInfo, e.g. "3x3 s1 32->64 relu".
   virtual std::string detail() const { return ""; }

@@ -35,7 +35,7 @@ class ConvTransposeStep : public PlanStep {
     if (bias) std::copy(bias, bias + g.cout, bias_.begin());
   }
 
-  size_t scratch_floats(size_t) const override { return cols_per_group(); }
+  size_t scratch_floats(size_t, size_t) const override { return cols_per_group(); }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads) const override {
     const size_t cin_g = g_.cin / g_.groups, cout_g = g_.cout / g_.groups;

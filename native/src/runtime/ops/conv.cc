@@ -40,7 +40,7 @@ class ConvStep : public PlanStep {
     const Conv2dGeometry& g = conv_.geometry();
     const size_t in_image = g.in_channels * g.in_plane(), conv_image = g.out_channels * g.out_plane();
     const size_t pool_image = g.out_channels * pool_.out_plane();
-    const size_t chunk = chunk_images(batch);
+    const size_t chunk = chunk_images(batch, max_threads);
     float* conv_out = scratch;
     float* conv_scratch = scratch + round16(chunk * conv_image);
     for (size_t start = 0; start < batch; start += chunk) {
@@ -50,10 +50,10 @@ class ConvStep : public PlanStep {
       pool_.run(conv_out, io.out[0] + start * pool_image, n * g.out_channels, max_threads);
     }
   }
-  size_t scratch_floats(size_t batch) const override {
+  size_t scratch_floats(size_t batch, size_t threads) const override {
     if (!fused_pool_) return conv_.scratch_floats(batch);
     const Conv2dGeometry& g = conv_.geometry();
-    const size_t chunk = chunk_images(batch);
+    const size_t chunk = chunk_images(batch, threads);
     return round16(chunk * g.out_channels * g.out_plane()) + conv_.scratch_floats(chunk);
   }
   size_t weight_bytes() const override { return conv_.weight_bytes(); }
@@ -70,10 +70,13 @@ class ConvStep : public PlanStep {
   }
 
  private:
-  size_t chunk_images(size_t batch) const {
+  // Images per chunk: a cache-sized share for every thread the run may use (each core has its
+  // own L2, and the convolution spreads a chunk's images over the threads).
+  size_t chunk_images(size_t batch, size_t threads) const {
     const Conv2dGeometry& g = conv_.geometry();
     const size_t bytes = g.out_channels * g.out_plane() * sizeof(float);
-    return std::max<size_t>(1, std::min(batch, kFusedChunkBytes / bytes));
+    const size_t per_thread = std::max<size_t>(1, kFusedChunkBytes / bytes);
+    return std::max<size_t>(1, std::min(batch, per_thread * threads));
   }
   void activate(float* y, size_t batch, size_t max_threads) const {
     if (act_.kind == Activation::kNone || act_.is_relu()) return;
