@@ -25,5 +25,7 @@ export { InferenceSession } from './runtime/session.js';
 export * as onnx from './onnx/index.js';
 
 export type { Graph, GraphNode, ValueInfo } from './graph/ir.js';
+export { toGraph } from './graph/from-module.js';
+export { optimizeGraph } from './graph/passes/index.js';
 export { Module } from './nn/module.js';
 export type { Parameter, LayerConfig } from './nn/module.js';
