@@ -73,15 +73,25 @@ describe('save / load', () => {
     expect(sameState(state(moduleFromKilnFile(file)), after)).toBe(true);
   });
 
-  it('round-trips SeedCNN and leaves the input shape out when unknown', async () => {
+  it('round-trips SeedCNN with the input shape it was built for', async () => {
     const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 3 });
     const path = join(dir, 'seed.kiln');
     await save(net, path);
     const loaded = await load(path);
     expect(loaded.config()).toEqual(net.config());
+    expect(loaded.inputShape).toEqual([1, 28, 28]);
     expect(sameState(state(loaded), state(net))).toBe(true);
     expect(sameState(state(loaded), state(seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 4 })))).toBe(false);
+    expect((await readKilnFile(path)).model).toEqual({ kind: 'module', config: net.config(), inputShape: [1, 28, 28] });
+  });
+
+  it('leaves the input shape out when unknown', async () => {
+    const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 3 });
+    net.inputShape = undefined;
+    const path = join(dir, 'seed-noshape.kiln');
+    await save(net, path);
     expect((await readKilnFile(path)).model).toEqual({ kind: 'module', config: net.config() });
+    expect((await load(path)).inputShape).toBeUndefined();
   });
 
   it('rejects bad save arguments', async () => {
