@@ -36,6 +36,7 @@ export class Report {
 function cell(v: string | number): string {
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) return String(v);
+    if (Number.isInteger(v)) return v.toLocaleString('en-US');
     if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
     if (Math.abs(v) >= 10) return v.toFixed(1);
     return v.toFixed(3);
