@@ -286,7 +286,7 @@ describe('conv2dBackward', () => {
   it('sums the batch in an order that does not depend on the thread count', () => {
     const threads = native.cpuInfo().threads;
     try {
-      for (const name of ['images share a GEMM', 'thin patch, images share a GEMM', 'one image in tiles', 'MNIST conv1', 'pointwise grouped']) {
+      for (const name of ['images share a GEMM', 'thin patch, images share a GEMM', 'one image in tiles', 'MNIST conv1', 'pointwise grouped', 'depthwise x2 dilated']) {
         const p = prepare(FIXED.find((x) => x.name === name)!, 8);
         native.setNumThreads(1);
         const one = backward(p, { input: true, weight: true, bias: true });

@@ -55,6 +55,8 @@ bool conv2d_geometry_valid(const Conv2dGeometry& g);
 // share one plan as long as each has its own scratch. It parallelises over work items when there
 // are several (each on one thread), else inside the GEMM; max_threads 0 = the pool size.
 // The packed layout is valid for every ISA, so switching ISA after construction is fine.
+// Depthwise convolutions (Cin/groups == 1, groups > 1) keep the weights as given and run a
+// direct kernel: a GEMM per group would be a single row deep.
 class Conv2dPlan {
  public:
   Conv2dPlan() = default;
@@ -72,9 +74,11 @@ class Conv2dPlan {
 
  private:
   Conv2dGeometry g_;
-  std::vector<PackedA> packed_;  // one per group: Cout/groups x patch
+  std::vector<PackedA> packed_;  // one per group: Cout/groups x patch (empty when depthwise)
+  std::vector<float> weight_;    // OIHW, only when depthwise
   std::vector<float> bias_;      // empty when there is no bias
   bool relu_ = false;
+  bool depthwise_ = false;
 };
 
 // output = conv(input, weight) + bias (nullptr: none), then ReLU when `relu`. Packs the weights and

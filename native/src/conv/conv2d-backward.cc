@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "conv/conv2d-tiling.h"
+#include "conv/depthwise.h"
 #include "conv/im2col.h"
 #include "conv/scratch.h"
 #include "kiln/conv.h"
@@ -60,6 +61,10 @@ void conv2d_backward(const Conv2dGeometry& g, size_t batch, const float* input, 
                      float* grad_bias, size_t max_threads) {
   if (grad_bias != nullptr) bias_gradient(g, batch, grad_output, grad_bias, max_threads);
   if (grad_weight == nullptr && grad_input == nullptr) return;
+  if (is_depthwise(g)) {
+    depthwise_backward(g, batch, input, weight, grad_output, grad_input, grad_weight, max_threads);
+    return;
+  }
   const size_t wsize = g.weight_size();
   if (batch == 0) {
     if (grad_weight != nullptr) std::fill(grad_weight, grad_weight + wsize, 0.0f);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "conv/conv2d-tiling.h"
+#include "conv/depthwise.h"
 #include "conv/im2col.h"
 #include "conv/scratch.h"
 #include "kiln/conv.h"
@@ -12,21 +13,26 @@
 namespace kiln {
 
 Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu)
-    : g_(geometry), relu_(relu) {
+    : g_(geometry), relu_(relu), depthwise_(is_depthwise(geometry)) {
   const size_t m = g_.out_channels_per_group();
   const size_t k = g_.patch();
-  packed_.reserve(g_.groups);
-  for (size_t grp = 0; grp < g_.groups; ++grp) packed_.emplace_back(false, m, k, weight + grp * m * k, k);
+  if (depthwise_) {
+    weight_.assign(weight, weight + g_.weight_size());
+  } else {
+    packed_.reserve(g_.groups);
+    for (size_t grp = 0; grp < g_.groups; ++grp) packed_.emplace_back(false, m, k, weight + grp * m * k, k);
+  }
   if (bias != nullptr) bias_.assign(bias, bias + g_.out_channels);
 }
 
 size_t Conv2dPlan::scratch_floats(size_t batch) const {
+  if (depthwise_) return 0;
   const ConvTiling t = conv_tiling(g_, batch);
   return std::min(t.items, kConvMaxSlots) * (t.col_floats + t.gather_floats);
 }
 
 size_t Conv2dPlan::weight_bytes() const {
-  size_t bytes = bias_.size() * sizeof(float);
+  size_t bytes = (bias_.size() + weight_.size()) * sizeof(float);
   for (const PackedA& p : packed_) bytes += p.bytes();
   return bytes;
 }
@@ -34,6 +40,10 @@ size_t Conv2dPlan::weight_bytes() const {
 void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scratch,
                      size_t max_threads) const {
   if (batch == 0) return;
+  if (depthwise_) {
+    depthwise_forward(g_, batch, input, weight_.data(), bias_.empty() ? nullptr : bias_.data(), relu_, output, max_threads);
+    return;
+  }
   const ConvTiling t = conv_tiling(g_, batch);
   const size_t slots = std::min(t.items, kConvMaxSlots);
   // Several slots: one thread each, single-threaded GEMMs. One slot: the GEMM gets the threads.

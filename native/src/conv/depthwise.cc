@@ -1,0 +1,164 @@
+#include "conv/depthwise.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "conv/im2col-plane.h"
+#include "kiln/thread-pool.h"
+
+namespace kiln {
+namespace {
+
+// Planes per task: enough multiply-adds (~64K) to outweigh handing the task out.
+size_t planes_per_task(const Conv2dGeometry& g) {
+  const size_t work = std::max<size_t>(1, g.out_plane() * g.kernel_h * g.kernel_w);
+  return std::max<size_t>(1, (64 * 1024) / work);
+}
+
+// For each kernel column kw: the output columns whose tap lies inside the input row, and the
+// input column of output column 0 (ow * stride_w + offset).
+struct Taps {
+  std::vector<ColumnSpan> span;
+  std::vector<ptrdiff_t> offset;
+};
+
+Taps column_taps(const Conv2dGeometry& g) {
+  Taps t;
+  for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+    const ptrdiff_t dw = static_cast<ptrdiff_t>(kw * g.dilation_w) - static_cast<ptrdiff_t>(g.pad_left);
+    t.offset.push_back(dw);
+    t.span.push_back(valid_columns(dw, g.stride_w, g.in_width, g.out_width));
+  }
+  return t;
+}
+
+// Input row under output row oh and kernel row kh, or -1 in padding.
+ptrdiff_t input_row(const Conv2dGeometry& g, size_t oh, size_t kh) {
+  const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * g.stride_h + kh * g.dilation_h) - static_cast<ptrdiff_t>(g.pad_top);
+  return ih >= 0 && ih < static_cast<ptrdiff_t>(g.in_height) ? ih : -1;
+}
+
+// y[ow] += w * x[ow * stride + offset] over the span.
+inline void axpy_row(float* y, const float* x, float w, ColumnSpan s, size_t stride, ptrdiff_t offset) {
+  if (stride == 1) {
+    const float* src = x + (offset + static_cast<ptrdiff_t>(s.lo));
+    float* dst = y + s.lo;
+    const size_t n = s.hi - s.lo;
+    for (size_t i = 0; i < n; ++i) dst[i] += w * src[i];
+  } else {
+    for (size_t ow = s.lo; ow < s.hi; ++ow) y[ow] += w * x[offset + static_cast<ptrdiff_t>(ow * stride)];
+  }
+}
+
+}  // namespace
+
+void depthwise_forward(const Conv2dGeometry& g, size_t batch, const float* input, const float* weight,
+                       const float* bias, bool relu, float* output, size_t max_threads) {
+  const size_t m = g.out_channels_per_group();
+  const size_t taps = g.kernel_h * g.kernel_w;
+  const Taps cols = column_taps(g);
+  const size_t planes = batch * g.out_channels;
+  const size_t per_task = planes_per_task(g);
+  parallel_for(
+      (planes + per_task - 1) / per_task,
+      [&](size_t task) {
+        const size_t end = std::min(planes, (task + 1) * per_task);
+        for (size_t p = task * per_task; p < end; ++p) {
+          const size_t n = p / g.out_channels, o = p % g.out_channels;
+          const float* x = input + (n * g.in_channels + o / m) * g.in_plane();
+          const float* w = weight + o * taps;
+          float* y = output + p * g.out_plane();
+          const float b = bias != nullptr ? bias[o] : 0.0f;
+          for (size_t oh = 0; oh < g.out_height; ++oh) {
+            float* row = y + oh * g.out_width;
+            std::fill(row, row + g.out_width, b);
+            for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+              const ptrdiff_t ih = input_row(g, oh, kh);
+              if (ih < 0) continue;
+              const float* xrow = x + static_cast<size_t>(ih) * g.in_width;
+              for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+                axpy_row(row, xrow, w[kh * g.kernel_w + kw], cols.span[kw], g.stride_w, cols.offset[kw]);
+              }
+            }
+            if (relu) {
+              for (size_t ow = 0; ow < g.out_width; ++ow) row[ow] = row[ow] < 0.0f ? 0.0f : row[ow];
+            }
+          }
+        }
+      },
+      max_threads);
+}
+
+void depthwise_backward(const Conv2dGeometry& g, size_t batch, const float* input, const float* weight,
+                        const float* grad_output, float* grad_input, float* grad_weight, size_t max_threads) {
+  const size_t m = g.out_channels_per_group();
+  const size_t taps = g.kernel_h * g.kernel_w;
+  const Taps cols = column_taps(g);
+  const size_t sw = g.stride_w;
+
+  if (grad_weight != nullptr) {
+    // One output channel per task: its taps summed over images and rows in a fixed order.
+    parallel_for(
+        g.out_channels,
+        [&](size_t o) {
+          std::vector<double> acc(taps, 0.0);
+          for (size_t n = 0; n < batch; ++n) {
+            const float* x = input + (n * g.in_channels + o / m) * g.in_plane();
+            const float* dy = grad_output + (n * g.out_channels + o) * g.out_plane();
+            for (size_t oh = 0; oh < g.out_height; ++oh) {
+              const float* dyrow = dy + oh * g.out_width;
+              for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+                const ptrdiff_t ih = input_row(g, oh, kh);
+                if (ih < 0) continue;
+                const float* xrow = x + static_cast<size_t>(ih) * g.in_width;
+                for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+                  const ColumnSpan s = cols.span[kw];
+                  float dot = 0.0f;
+                  for (size_t ow = s.lo; ow < s.hi; ++ow) dot += dyrow[ow] * xrow[cols.offset[kw] + static_cast<ptrdiff_t>(ow * sw)];
+                  acc[kh * g.kernel_w + kw] += dot;
+                }
+              }
+            }
+          }
+          for (size_t k = 0; k < taps; ++k) grad_weight[o * taps + k] = static_cast<float>(acc[k]);
+        },
+        max_threads);
+  }
+
+  if (grad_input != nullptr) {
+    // One input plane per task: zeroed, then each of its m output channels scattered back.
+    const size_t planes = batch * g.in_channels;
+    const size_t per_task = std::max<size_t>(1, planes_per_task(g) / m);
+    parallel_for(
+        (planes + per_task - 1) / per_task,
+        [&](size_t task) {
+          const size_t end = std::min(planes, (task + 1) * per_task);
+          for (size_t p = task * per_task; p < end; ++p) {
+            const size_t n = p / g.in_channels, c = p % g.in_channels;
+            float* dx = grad_input + p * g.in_plane();
+            std::fill(dx, dx + g.in_plane(), 0.0f);
+            for (size_t j = 0; j < m; ++j) {
+              const size_t o = c * m + j;
+              const float* w = weight + o * taps;
+              const float* dy = grad_output + (n * g.out_channels + o) * g.out_plane();
+              for (size_t oh = 0; oh < g.out_height; ++oh) {
+                const float* dyrow = dy + oh * g.out_width;
+                for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+                  const ptrdiff_t ih = input_row(g, oh, kh);
+                  if (ih < 0) continue;
+                  float* dxrow = dx + static_cast<size_t>(ih) * g.in_width;
+                  for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+                    const ColumnSpan s = cols.span[kw];
+                    const float wv = w[kh * g.kernel_w + kw];
+                    for (size_t ow = s.lo; ow < s.hi; ++ow) dxrow[cols.offset[kw] + static_cast<ptrdiff_t>(ow * sw)] += wv * dyrow[ow];
+                  }
+                }
+              }
+            }
+          }
+        },
+        max_threads);
+  }
+}
+
+}  // namespace kiln
