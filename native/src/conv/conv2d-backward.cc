@@ -12,6 +12,7 @@
 #include "conv/depthwise.h"
 #include "conv/im2col.h"
 #include "conv/scratch.h"
+#include "elementwise/reduce.h"
 #include "kiln/conv.h"
 #include "kiln/thread-pool.h"
 
@@ -20,26 +21,6 @@ namespace {
 
 // Elementwise work is cut into pieces of this many floats (fixed, for thread-count independence).
 constexpr size_t kReduceChunk = 16 * 1024;
-
-// Sum of a float array: 16 float lanes over blocks of 1024 (vectorisable, fixed order), blocks
-// added in double so long planes keep their digits.
-double sum_of(const float* p, size_t n) {
-  double total = 0;
-  for (size_t block = 0; block < n; block += 1024) {
-    const size_t end = std::min(n, block + 1024);
-    float lanes[16] = {};
-    size_t j = block;
-    for (; j + 16 <= end; j += 16) {
-      for (size_t l = 0; l < 16; ++l) lanes[l] += p[j + l];
-    }
-    float tail = 0.0f;
-    for (; j < end; ++j) tail += p[j];
-    float s = tail;
-    for (size_t l = 0; l < 16; ++l) s += lanes[l];
-    total += s;
-  }
-  return total;
-}
 
 void bias_gradient(const Conv2dGeometry& g, size_t batch, const float* grad_output, float* grad_bias,
                    size_t max_threads) {

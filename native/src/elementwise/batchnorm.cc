@@ -1,7 +1,9 @@
-// Batch normalisation over NCHW, one channel per task. Statistics are summed in double, in a
-// fixed order, two passes (mean, then squared deviations) so large means do not cancel.
+// Batch normalisation over NCHW, one channel per task. Statistics are summed in a fixed order
+// (double lanes: see reduce.h), two passes (mean, then squared
+// deviations) so large means do not cancel.
 #include <cmath>
 
+#include "elementwise/reduce.h"
 #include "kiln/elementwise.h"
 #include "kiln/thread-pool.h"
 
@@ -19,18 +21,15 @@ void batch_norm2d_forward(const BatchNormShape& s, const float* input, float* ou
         double mean, var;
         if (training) {
           double sum = 0;
-          for (size_t n = 0; n < s.batch; ++n) {
-            const float* x = input + n * stride + c * s.spatial;
-            for (size_t j = 0; j < s.spatial; ++j) sum += x[j];
-          }
+          for (size_t n = 0; n < s.batch; ++n) sum += sum_of(input + n * stride + c * s.spatial, s.spatial);
           mean = count != 0 ? sum / static_cast<double>(count) : 0.0;
           double sq = 0;
           for (size_t n = 0; n < s.batch; ++n) {
             const float* x = input + n * stride + c * s.spatial;
-            for (size_t j = 0; j < s.spatial; ++j) {
-              const double d = x[j] - mean;
-              sq += d * d;
-            }
+            sq += lane_sum(s.spatial, [x, mean](size_t j) {
+              const double d = static_cast<double>(x[j]) - mean;
+              return d * d;
+            });
           }
           var = count != 0 ? sq / static_cast<double>(count) : 0.0;
           const double unbiased = count > 1 ? sq / static_cast<double>(count - 1) : var;
@@ -66,16 +65,32 @@ void batch_norm2d_backward(const BatchNormShape& s, const float* input, const fl
       s.channels,
       [&](size_t c) {
         const double mean = save_mean[c];
+        const float mean_f = save_mean[c];
         const double inv_std = save_inv_std[c];
-        double sum_dy = 0, sum_dy_xhat = 0;
+        // sum(dy) and sum(dy * (x - mean)) in one pass, each over 8 double lanes (fixed order).
+        double lanes_dy[8] = {}, lanes_dyx[8] = {};
+        double sum_dy = 0, sum_dy_centered = 0;
         for (size_t n = 0; n < s.batch; ++n) {
           const float* x = input + n * stride + c * s.spatial;
           const float* dy = grad_output + n * stride + c * s.spatial;
-          for (size_t j = 0; j < s.spatial; ++j) {
+          size_t j = 0;
+          for (; j + 8 <= s.spatial; j += 8) {
+            for (size_t l = 0; l < 8; ++l) {
+              const double d = dy[j + l];
+              lanes_dy[l] += d;
+              lanes_dyx[l] += d * (static_cast<double>(x[j + l]) - mean);
+            }
+          }
+          for (; j < s.spatial; ++j) {
             sum_dy += dy[j];
-            sum_dy_xhat += dy[j] * ((x[j] - mean) * inv_std);
+            sum_dy_centered += static_cast<double>(dy[j]) * (static_cast<double>(x[j]) - mean);
           }
         }
+        for (size_t l = 0; l < 8; ++l) {
+          sum_dy += lanes_dy[l];
+          sum_dy_centered += lanes_dyx[l];
+        }
+        const double sum_dy_xhat = sum_dy_centered * inv_std;
         grad_beta[c] = static_cast<float>(sum_dy);
         grad_gamma[c] = static_cast<float>(sum_dy_xhat);
         if (count == 0) return;
@@ -83,14 +98,15 @@ void batch_norm2d_backward(const BatchNormShape& s, const float* input, const fl
         const double k = gamma[c] * inv_std;
         const double mean_dy = sum_dy / static_cast<double>(count);
         const double mean_dy_xhat = sum_dy_xhat / static_cast<double>(count);
+        // dx = a * dy + b * (x - mean) + c0, the per-channel constants folded in double.
+        const float a = static_cast<float>(k);
+        const float b = static_cast<float>(-k * inv_std * mean_dy_xhat);
+        const float c0 = static_cast<float>(-k * mean_dy);
         for (size_t n = 0; n < s.batch; ++n) {
           const float* x = input + n * stride + c * s.spatial;
           const float* dy = grad_output + n * stride + c * s.spatial;
           float* dx = grad_input + n * stride + c * s.spatial;
-          for (size_t j = 0; j < s.spatial; ++j) {
-            const double xhat = (x[j] - mean) * inv_std;
-            dx[j] = static_cast<float>(k * (dy[j] - mean_dy - xhat * mean_dy_xhat));
-          }
+          for (size_t j = 0; j < s.spatial; ++j) dx[j] = a * dy[j] + b * (x[j] - mean_f) + c0;
         }
       },
       max_threads);
