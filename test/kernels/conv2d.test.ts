@@ -155,6 +155,7 @@ const FIXED: ConvCase[] = [
   { name: 'images share a GEMM', batch: 17, inChannels: 3, inHeight: 5, inWidth: 5, outChannels: 5, kernel: [3, 3], pads: [1, 1, 1, 1], bias: true },
   { name: 'plane split in tiles', batch: 2, inChannels: 64, inHeight: 15, inWidth: 15, outChannels: 3, kernel: [3, 3], pads: [1, 1, 1, 1], bias: true },
   { name: 'one image in tiles', batch: 1, inChannels: 64, inHeight: 17, inWidth: 13, outChannels: 2, kernel: [3, 3], pads: [1, 0, 1, 2] },
+  { name: 'rows wider than 128 columns', batch: 1, inChannels: 2, inHeight: 3, inWidth: 150, outChannels: 3, kernel: [3, 3], pads: [1, 1, 1, 1], bias: true },
   { name: 'kernel larger than input', batch: 2, inChannels: 2, inHeight: 2, inWidth: 3, outChannels: 3, kernel: [5, 4], pads: [2, 2, 2, 1], bias: true },
   { name: 'primes, strides, dilation, asymmetric pads', batch: 3, inChannels: 5, inHeight: 13, inWidth: 11, outChannels: 7, kernel: [3, 2], stride: [3, 2], pads: [1, 0, 2, 3], dilation: [2, 3], bias: true, relu: true },
 ];
