@@ -1,6 +1,7 @@
 /** `kiln eval`: accuracy of a saved model on a data set's held-out split, run on the inference runtime. */
 import { InferenceSession } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
+import { countCorrect } from '../train/metrics.js';
 import { loadDatasets } from './datasets.js';
 import { Output, percent } from './output.js';
 
@@ -27,13 +28,7 @@ export async function evalCommand(modelPath: string, opts: EvalCommandOptions): 
       const n = Math.min(opts.batchSize, test.length - start);
       const input = new Tensor('float32', test.images.subarray(start * per, (start + n) * per), [n, c, h, w]);
       const logits = (await session.run({ [inputName]: input }))[outputName];
-      const k = logits.dims[1];
-      const data = logits.data as Float32Array;
-      for (let i = 0; i < n; i++) {
-        let best = 0;
-        for (let j = 1; j < k; j++) if (data[i * k + j] > data[i * k + best]) best = j;
-        if (best === test.labels[start + i]) correct++;
-      }
+      correct += countCorrect(logits.data as Float32Array, test.labels.subarray(start, start + n), n, logits.dims[1]);
     }
     const seconds = (performance.now() - started) / 1000;
     const accuracy = correct / test.length;
