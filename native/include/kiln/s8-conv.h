@@ -1,0 +1,92 @@
+// int8 convolution (ONNX QLinearConv) on uint8 NHWC activations, and the layout kernels around
+// it: quantize (float NCHW -> uint8 NHWC), dequantize (uint8 NHWC -> float NCHW) and uint8 NHWC
+// max pooling. Every ISA path gives the same bits as the scalar one. Nothing here knows about Node.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kiln/conv.h"
+#include "kiln/pool.h"
+#include "kiln/s8-gemm.h"
+
+namespace kiln {
+
+// Quantization parameters of one QLinearConv. Weights are int8 symmetric (zero point 0).
+struct S8ConvQuant {
+  uint8_t x_zero_point = 0;
+  const float* w_scale = nullptr;  // w_scale_count values: O (per output channel) or 1
+  size_t w_scale_count = 1;
+  float x_scale = 1, y_scale = 1;  // y_scale unused when the output is float
+  uint8_t y_zero_point = 0, y_min = 0, y_max = 255;  // fused ReLU: y_min = y_zero_point
+};
+
+// A QLinearConv with its weights packed once (one PackedS8B per group) and its per-channel
+// multipliers precomputed as fround(fround(x_scale * w_scale[o]) / y_scale) (docs/int8-ir.md), or
+// fround(x_scale * w_scale[o]) for a float output.
+//
+//   S8Conv2dPlan plan(geometry, weight_oihw, bias, quant, float_output);
+//   std::vector<uint8_t> scratch(plan.scratch_bytes(batch, threads));
+//   plan.run(input_nhwc, output_nhwc, batch, scratch.data(), threads);
+//
+// acc[o] = sum (x - x_zero_point) * w + bias[o] (exact int32); a padded input position counts as
+// x_zero_point, so it adds exactly 0. The output is uint8 requantized as S8Requantization does,
+// or (float_output) float(acc) * fround(x_scale * w_scale[o]) as S8Dequantization does.
+// The weight, bias and scale arrays are copied at construction and need not outlive the plan.
+// `run` is const and thread-safe (several runs may share a plan, each with its own scratch);
+// results do not depend on the thread count or the ISA. The packed layout is ISA independent.
+// Grouped convolutions run one GEMM per group writing a strided slice of the NHWC output;
+// depthwise ones (one input channel per group) work that way too, but slowly (a GEMM of depth
+// kernel_h*kernel_w and one column per group).
+class S8Conv2dPlan {
+ public:
+  S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, const int32_t* bias /*O or null*/,
+               const S8ConvQuant& q, bool float_output);
+
+  const Conv2dGeometry& geometry() const { return g_; }
+  bool float_output() const { return float_output_; }
+  // Bytes of scratch `run` needs for this batch and thread count (max_threads as passed to run;
+  // 0 = the pool size). Depends on nothing else; no alignment or initial content needed.
+  size_t scratch_bytes(size_t batch, size_t threads) const;
+  // Bytes held by the packed weights, bias and multipliers.
+  size_t weight_bytes() const;
+  // in: batch x H x W x C uint8; out: batch x OH x OW x O, uint8 (or float when float_output).
+  // max_threads 0 = the pool size.
+  void run(const uint8_t* in, void* out, size_t batch, uint8_t* scratch, size_t max_threads) const;
+
+ private:
+  Conv2dGeometry g_;
+  std::vector<PackedS8B> packed_;  // one per group: K = patch(), N = O / groups
+  std::vector<int32_t> bias_;      // O values, or empty
+  std::vector<float> scale_;       // O multipliers (requantize or dequantize)
+  uint8_t x_zero_point_ = 0;
+  uint8_t y_zero_point_ = 0, y_min_ = 0, y_max_ = 255;
+  bool float_output_ = false;
+
+  bool direct_input() const;  // 1x1, stride 1, unpadded, one group: the input is the GEMM's A
+  size_t rows_per_block() const;
+  void run_rows(const uint8_t* in, void* out, size_t row_begin, size_t row_end, uint8_t* columns,
+                size_t gemm_threads) const;
+};
+
+// ONNX QuantizeLinear: q = saturate(round_half_even(x / scale) + zero_point) (a true division, as
+// ONNX specifies), fused with NCHW -> NHWC: in is batch x channels x plane floats, out batch x
+// plane x channels bytes (channels = 1 or plane = 1 make it a plain quantize). NaN quantizes to
+// the zero point. dtype int8 is handled by callers as uint8 with zero point + 128 and the sign bit
+// flipped. scale must be finite and > 0. max_threads 0 = the pool size.
+void quantize_u8_nchw_to_nhwc(const float* in, uint8_t* out, size_t batch, size_t channels,
+                              size_t plane, float scale, uint8_t zero_point, size_t max_threads = 0);
+
+// ONNX DequantizeLinear: x = float(q - zero_point) * scale, fused with NHWC -> NCHW.
+void dequantize_u8_nhwc_to_nchw(const uint8_t* in, float* out, size_t batch, size_t channels,
+                                size_t plane, float scale, uint8_t zero_point, size_t max_threads = 0);
+
+// Max pooling on uint8 NHWC: in batch x in_height x in_width x channels, out batch x out_height x
+// out_width x channels. Pool2dGeometry counts planes as batch * channels for NCHW; here g.planes is
+// ignored and the layout comes from `batch` and `channels` (the parameter added for NHWC). Padding
+// never wins (padded positions are skipped, like the float kernel); a window that covers no input
+// position yields 0.
+void max_pool2d_u8_nhwc(const Pool2dGeometry& g, size_t batch, size_t channels, const uint8_t* in,
+                        uint8_t* out, size_t max_threads = 0);
+
+}  // namespace kiln
