@@ -1,0 +1,93 @@
+/**
+ * The module `prepareQat` returns: a chain of stages (fake-quantized Conv2d/Linear, ReLU, MaxPool2d,
+ * Flatten, Dropout and the activation fake-quantizers) run in declared order, so `train()` and
+ * `evaluate()` from src/train work on it unchanged.
+ */
+import type { GraphBuilder } from '../graph/ir.js';
+import { Module } from '../nn/module.js';
+import type { LayerConfig, Parameter } from '../nn/module.js';
+import type { Tensor } from '../tensor.js';
+import { ActivationFakeQuant } from './qat-activation.js';
+import { QatWeighted } from './qat-weighted.js';
+
+export class QatModel extends Module {
+  readonly stages: readonly Module[];
+
+  /** @param stages the chain; parameter names are kept as given (those of the fp32 model) */
+  constructor(stages: Module[], inputShape?: readonly number[]) {
+    super();
+    this.stages = Object.freeze(stages.slice());
+    if (inputShape !== undefined) this.inputShape = Object.freeze(inputShape.slice());
+  }
+
+  /** The activation fake-quantizers, input first. */
+  get quantizers(): ActivationFakeQuant[] {
+    return this.stages.filter((s): s is ActivationFakeQuant => s instanceof ActivationFakeQuant);
+  }
+
+  /** The fake-quantized Conv2d/Linear layers, in order. */
+  get weighted(): QatWeighted[] {
+    return this.stages.filter((s): s is QatWeighted => s instanceof QatWeighted);
+  }
+
+  /** Freezes every activation range (later training batches leave them where they are). */
+  freezeObservers(): this {
+    for (const q of this.quantizers) q.freeze();
+    return this;
+  }
+
+  override children(): Module[] {
+    return this.stages.slice();
+  }
+
+  override outputShape(inputShape: readonly number[]): number[] {
+    let shape = inputShape.slice();
+    for (const s of this.stages) shape = s.outputShape(shape);
+    return shape;
+  }
+
+  override macs(inputShape: readonly number[]): number {
+    let shape = inputShape.slice();
+    let total = 0;
+    for (const s of this.stages) {
+      total += s.macs(shape);
+      shape = s.outputShape(shape);
+    }
+    return total;
+  }
+
+  override async forward(input: Tensor<'float32'>): Promise<Tensor<'float32'>> {
+    let x = input;
+    for (const s of this.stages) x = await s.forward(x);
+    return x;
+  }
+
+  override async backward(gradOutput: Tensor<'float32'>, needInputGrad = true): Promise<Tensor<'float32'>> {
+    let g = gradOutput;
+    for (let k = this.stages.length - 1; k >= 0; k--) g = await this.stages[k].backward(g, k > 0 || needInputGrad);
+    return g;
+  }
+
+  /** The fp32 graph of the trained float weights; each fake-quantizer records the value it stands for. */
+  override lower(builder: GraphBuilder, input: string, inputShape: readonly number[]): string {
+    let value = input;
+    let shape = inputShape.slice();
+    for (const s of this.stages) {
+      value = s.lower(builder, value, shape);
+      shape = s.outputShape(shape);
+    }
+    return value;
+  }
+
+  override config(): LayerConfig {
+    return { type: 'QatModel', stages: this.stages.map((s) => s.config()) };
+  }
+
+  override parameters(): Parameter[] {
+    return this.stages.flatMap((s) => s.parameters());
+  }
+
+  override buffers(): { name: string; value: Tensor<'float32'> }[] {
+    return this.stages.flatMap((s) => s.buffers());
+  }
+}
