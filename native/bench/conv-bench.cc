@@ -134,6 +134,22 @@ int main(int argc, char** argv) {
   report("conv1 forward (+bias+relu)", f1, 2 * c1.macs(batch), peak, threads);
   const Timing f2 = measure([&] { kiln::conv2d_forward(c2.g, batch, c2.input.data(), c2.weight.data(), c2.bias.data(), true, c2.output.data()); }, budget);
   report("conv2 forward (+bias+relu)", f2, 2 * c2.macs(batch), peak, threads);
+  // The inference path: plans packed once; conv+bias+ReLU+2x2 max pool fused when the ISA allows.
+  for (Layer* l : {&c1, &c2}) {
+    const kiln::Conv2dPlan plan(l->g, l->weight.data(), l->bias.data(), true);
+    kiln::ConvMaxPool pool;
+    pool.kernel_h = pool.kernel_w = pool.stride_h = pool.stride_w = 2;
+    pool.out_h = l->g.out_height / 2;
+    pool.out_w = l->g.out_width / 2;
+    std::vector<float> scratch(std::max(plan.scratch_floats(batch), plan.max_pooled_scratch_floats(batch, pool)));
+    std::vector<float> pooled(batch * l->g.out_channels * pool.out_h * pool.out_w);
+    const Timing tp = measure([&] { plan.run(l->input.data(), l->output.data(), batch, scratch.data()); }, budget);
+    report(l == &c1 ? "conv1 plan (+bias+relu)" : "conv2 plan (+bias+relu)", tp, 2 * l->macs(batch), peak, threads);
+    if (plan.can_fuse_max_pool()) {
+      const Timing tf = measure([&] { plan.run_max_pooled(l->input.data(), pooled.data(), batch, pool, scratch.data()); }, budget);
+      report(l == &c1 ? "conv1 plan (+bias+relu+maxpool)" : "conv2 plan (+bias+relu+maxpool)", tf, 2 * l->macs(batch), peak, threads);
+    }
+  }
   const Timing b1 = measure([&] { kiln::conv2d_backward(c1.g, batch, c1.input.data(), c1.weight.data(), c1.grad_output.data(), nullptr, c1.grad_weight.data(), c1.grad_bias.data()); }, budget);
   report("conv1 backward (weight, bias)", b1, 2 * c1.macs(batch), peak, threads);
   const Timing b2 = measure([&] { kiln::conv2d_backward(c2.g, batch, c2.input.data(), c2.weight.data(), c2.grad_output.data(), c2.grad_input.data(), c2.grad_weight.data(), c2.grad_bias.data()); }, budget);

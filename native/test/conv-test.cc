@@ -231,6 +231,81 @@ void run_case(const Case& c, const char* isa) {
   check(close(grad_bias.data(), gb, gbs), "grad_bias", isa, c.name);
 }
 
+struct PoolCase {
+  Case conv;
+  size_t kh, kw, sh, sw, dh, dw;
+  bool nan_input;  // one input value NaN: every window that sees it must give NaN
+};
+
+// run_max_pooled against plan.run (checked against the oracle above) followed by a plain max
+// pool: the max is exact, so the two must agree bit for bit (NaN where a window holds a NaN).
+void run_pool_case(const PoolCase& pc, const char* isa) {
+  const Case& c = pc.conv;
+  const kiln::Conv2dGeometry g = geometry(c);
+  kiln::ConvMaxPool pool;
+  pool.kernel_h = pc.kh;
+  pool.kernel_w = pc.kw;
+  pool.stride_h = pc.sh;
+  pool.stride_w = pc.sw;
+  pool.dilation_h = pc.dh;
+  pool.dilation_w = pc.dw;
+  pool.out_h = (g.out_height - pc.dh * (pc.kh - 1) - 1) / pc.sh + 1;
+  pool.out_w = (g.out_width - pc.dw * (pc.kw - 1) - 1) / pc.sw + 1;
+  const size_t in_size = c.batch * g.in_channels * g.in_plane();
+  const size_t out_size = c.batch * g.out_channels * g.out_plane();
+  const size_t pooled_plane = pool.out_h * pool.out_w;
+  const size_t pooled_size = c.batch * g.out_channels * pooled_plane;
+  Rng rng(c.batch * 77 + c.cout);
+  Guarded input(in_size), weight(g.weight_size()), bias(g.out_channels);
+  input.randomize(rng);
+  weight.randomize(rng);
+  bias.randomize(rng);
+  if (pc.nan_input) input[in_size / 2 + 1] = kNaN;
+  const kiln::Conv2dPlan plan(g, weight.data(), c.bias ? bias.data() : nullptr, c.relu);
+  const bool avx512 = kiln::active_isa() >= kiln::Isa::kAvx512;
+  check(plan.can_fuse_max_pool() == avx512, "fused max pool offered exactly on AVX-512", isa, c.name);
+  if (!plan.can_fuse_max_pool()) return;
+
+  Guarded scratch(plan.scratch_floats(c.batch)), conv_out(out_size);
+  scratch.fill(kNaN);
+  plan.run(input.data(), conv_out.data(), c.batch, scratch.data(), 1);
+  std::vector<float> expected(pooled_size);
+  size_t nans = 0;
+  for (size_t plane = 0; plane < c.batch * g.out_channels; ++plane) {
+    for (size_t y = 0; y < pool.out_h; ++y) {
+      for (size_t x = 0; x < pool.out_w; ++x) {
+        float best = -std::numeric_limits<float>::infinity();
+        bool nan = false;
+        for (size_t i = 0; i < pc.kh; ++i) {
+          for (size_t j = 0; j < pc.kw; ++j) {
+            const float v = conv_out[plane * g.out_plane() + (y * pc.sh + i * pc.dh) * g.out_width + x * pc.sw + j * pc.dw];
+            nan |= std::isnan(v);
+            best = v > best ? v : best;
+          }
+        }
+        nans += nan;
+        expected[plane * pooled_plane + y * pool.out_w + x] = nan ? kNaN : best;
+      }
+    }
+  }
+  check(!pc.nan_input || nans > 0, "the NaN input reaches a window", isa, c.name);
+  Guarded pooled_scratch(plan.max_pooled_scratch_floats(c.batch, pool)), pooled(pooled_size);
+  for (size_t threads : {size_t{1}, size_t{0}}) {
+    pooled_scratch.fill(kNaN);
+    pooled.fill(kNaN);
+    plan.run_max_pooled(input.data(), pooled.data(), c.batch, pool, pooled_scratch.data(), threads);
+    bool same = true;
+    for (size_t i = 0; i < pooled_size; ++i) {
+      const bool both_nan = std::isnan(pooled[i]) && std::isnan(expected[i]);
+      if (!both_nan && std::memcmp(&pooled[i], &expected[i], sizeof(float)) != 0) {
+        if (same) std::printf("  element %zu: %.9g, expected %.9g\n", i, static_cast<double>(pooled[i]), static_cast<double>(expected[i]));
+        same = false;
+      }
+    }
+    check(same, threads == 1 ? "fused max pool, 1 thread" : "fused max pool, all threads", isa, c.name);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -245,10 +320,25 @@ int main() {
       {"plane in tiles, batch 2, strided", 2, 64, 33, 29, 5, 3, 3, 2, 1, 1, 1, 1, 1, 1, 2, 1, true, false},
       {"depthwise", 2, 8, 9, 11, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 8, true, false},
       {"dilated grouped, asymmetric pads", 3, 6, 11, 9, 9, 3, 2, 1, 3, 2, 0, 1, 2, 2, 3, 3, false, true},
+      // Unpadded, ungrouped, stride_w 1: the AVX-512 direct path (row tiles, channel blocks).
+      {"direct: MNIST conv1, batch 3", 3, 1, 28, 28, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, true},
+      {"direct: 131 channels, stride_h 2, dilated", 2, 7, 17, 23, 131, 3, 2, 2, 1, 0, 0, 0, 0, 2, 1, 1, true, false},
+      {"direct: 423 taps, 37 channels", 11, 47, 9, 10, 37, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, false, true},
+      {"direct: 13-wide rows, 29 channels", 2, 3, 5, 15, 29, 2, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, true},
+      {"direct: one output pixel", 1, 5, 4, 3, 20, 4, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, false},
+  };
+  // Conv case, then a max pool over its output: kernel, stride, dilation (h, w).
+  const PoolCase pools[] = {
+      {cases[2], 2, 2, 2, 2, 1, 1, true},
+      {cases[9], 2, 2, 2, 2, 1, 1, true},
+      {cases[10], 3, 2, 1, 3, 1, 2, false},
+      {cases[11], 2, 3, 3, 2, 2, 1, false},
+      {cases[12], 1, 1, 1, 1, 1, 1, true},
   };
   for (kiln::Isa isa : kiln::supported_isas()) {
     kiln::set_active_isa(isa);
     for (const Case& c : cases) run_case(c, kiln::isa_name(isa));
+    for (const PoolCase& p : pools) run_pool_case(p, kiln::isa_name(isa));
   }
   std::printf("conv-test: %d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;

@@ -6,11 +6,14 @@
 // whatever the number of threads.
 #pragma once
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "kiln/f32-gemm.h"
 
 namespace kiln {
+
+class DirectConvWeights;
 
 // Output length of a sliding window along one axis:
 // floor((in + pad_begin + pad_end - dilation*(kernel-1) - 1) / stride) + 1,
@@ -43,6 +46,12 @@ struct Conv2dGeometry {
 // out_height/out_width equal window_output_size(...). Kernels assume a valid geometry.
 bool conv2d_geometry_valid(const Conv2dGeometry& g);
 
+// A max pool over a convolution's output whose windows all lie inside it (no padding).
+struct ConvMaxPool {
+  size_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  size_t out_h = 0, out_w = 0;
+};
+
 // A convolution with its weights packed once, for repeated inference.
 //
 //   Conv2dPlan plan(geometry, weight, bias, relu);   // weight: OIHW, bias: Cout or nullptr
@@ -56,7 +65,9 @@ bool conv2d_geometry_valid(const Conv2dGeometry& g);
 // are several (each on one thread), else inside the GEMM; max_threads 0 = the pool size.
 // The packed layout is valid for every ISA, so switching ISA after construction is fine.
 // Depthwise convolutions (Cin/groups == 1, groups > 1) keep the weights as given and run a
-// direct kernel: a GEMM per group would be a single row deep.
+// direct kernel: a GEMM per group would be a single row deep. Unpadded, ungrouped convolutions
+// with stride_w 1 also keep a copy for the AVX-512 direct kernel (conv/direct-conv.h), used when
+// the active ISA has AVX-512 (it matches the GEMM path bit for bit up to 384 taps).
 class Conv2dPlan {
  public:
   Conv2dPlan() = default;
@@ -72,13 +83,28 @@ class Conv2dPlan {
   // Bytes held by the packed weights and bias.
   size_t weight_bytes() const;
 
+  // True when run_max_pooled may be called with the active ISA (the direct path is on).
+  bool can_fuse_max_pool() const;
+  // Floats of scratch run_max_pooled needs (any ISA may be active at run time; 0 when the plan
+  // has no direct path).
+  size_t max_pooled_scratch_floats(size_t batch, const ConvMaxPool& pool) const;
+  // output = maxpool(relu?(conv(input) + bias)) as NCHW planes of pool.out_h x pool.out_w, with the
+  // convolution output never leaving cache. Only when can_fuse_max_pool().
+  void run_max_pooled(const float* input, float* output, size_t batch, const ConvMaxPool& pool, float* scratch,
+                      size_t max_threads = 0) const;
+
  private:
   Conv2dGeometry g_;
   std::vector<PackedA> packed_;  // one per group: Cout/groups x patch (empty when depthwise)
   std::vector<float> weight_;    // OIHW, only when depthwise
   std::vector<float> bias_;      // empty when there is no bias
+  std::shared_ptr<const DirectConvWeights> direct_;  // null when the direct path does not apply
   bool relu_ = false;
   bool depthwise_ = false;
+
+  bool direct_active() const;
+  void run_direct(const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
+                  size_t max_threads) const;
 };
 
 // output = conv(input, weight) + bias (nullptr: none), then ReLU when `relu`. Packs the weights and

@@ -1,13 +1,16 @@
 // Forward convolution: im2col (skipped for pointwise) + GEMM with packed weights, bias and ReLU
-// fused into the GEMM's epilogue.
+// fused into the GEMM's epilogue; or, on AVX-512 for unpadded convolutions, the direct kernel
+// (conv/direct-conv.h) one image at a time through a cache-resident NHWC buffer.
 #include <algorithm>
 #include <cstring>
 
 #include "conv/conv2d-tiling.h"
 #include "conv/depthwise.h"
+#include "conv/direct-conv.h"
 #include "conv/im2col.h"
 #include "conv/scratch.h"
 #include "kiln/conv.h"
+#include "kiln/dispatch.h"
 #include "kiln/thread-pool.h"
 
 namespace kiln {
@@ -23,16 +26,64 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
     for (size_t grp = 0; grp < g_.groups; ++grp) packed_.emplace_back(false, m, k, weight + grp * m * k, k);
   }
   if (bias != nullptr) bias_.assign(bias, bias + g_.out_channels);
+  if (!depthwise_ && direct_conv_fits(g_)) direct_ = std::make_shared<const DirectConvWeights>(g_, weight, bias);
+}
+
+bool Conv2dPlan::direct_active() const { return direct_ != nullptr && active_isa() >= Isa::kAvx512; }
+
+bool Conv2dPlan::can_fuse_max_pool() const { return direct_active(); }
+
+size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& pool) const {
+  if (direct_ == nullptr) return 0;
+  const size_t slots = std::min(batch, kConvMaxSlots);
+  const size_t pooled = pool.out_h * pool.out_w * ((g_.out_channels + 15) / 16 * 16);
+  return slots * (direct_->image_floats() + pooled);
+}
+
+void Conv2dPlan::run_max_pooled(const float* input, float* output, size_t batch, const ConvMaxPool& pool,
+                                float* scratch, size_t max_threads) const {
+  run_direct(input, output, batch, &pool, scratch, max_threads);
+}
+
+void Conv2dPlan::run_direct(const float* input, float* output, size_t batch, const ConvMaxPool* pool,
+                            float* scratch, size_t max_threads) const {
+  DirectConvArgs args = direct_->args();
+  args.relu = relu_;
+  const size_t slots = std::min(batch, kConvMaxSlots);
+  const size_t in_image = g_.in_channels * g_.in_plane();
+  const size_t pooled = pool != nullptr ? pool->out_h * pool->out_w * args.cout_padded : 0;
+  const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
+  const size_t per_slot = direct_->image_floats() + pooled;
+  auto run_slot = [&](size_t s) {
+    float* nhwc = scratch + s * per_slot;
+    for (size_t n = s; n < batch; n += slots) {
+      direct_conv_rows_avx512(args, input + n * in_image, 0, g_.out_height, nhwc);
+      if (pool != nullptr) {
+        nhwc_max_pool_nchw_avx512(nhwc, g_.out_width, g_.out_channels, args.cout_padded, *pool,
+                                  nhwc + direct_->image_floats(), output + n * out_image);
+      } else {
+        nhwc_to_nchw_avx512(nhwc, g_.out_plane(), g_.out_channels, args.cout_padded, output + n * out_image);
+      }
+    }
+  };
+  if (slots > 1) {
+    parallel_for(slots, run_slot, max_threads);
+  } else {
+    run_slot(0);
+  }
 }
 
 size_t Conv2dPlan::scratch_floats(size_t batch) const {
   if (depthwise_) return 0;
   const ConvTiling t = conv_tiling(g_, batch);
-  return std::min(t.items, kConvMaxSlots) * (t.col_floats + t.gather_floats);
+  const size_t gemm = std::min(t.items, kConvMaxSlots) * (t.col_floats + t.gather_floats);
+  // Either path may run: the ISA can change between sizing and running.
+  const size_t direct = direct_ != nullptr ? std::min(batch, kConvMaxSlots) * direct_->image_floats() : 0;
+  return std::max(gemm, direct);
 }
 
 size_t Conv2dPlan::weight_bytes() const {
-  size_t bytes = (bias_.size() + weight_.size()) * sizeof(float);
+  size_t bytes = (bias_.size() + weight_.size()) * sizeof(float) + (direct_ ? direct_->bytes() : 0);
   for (const PackedA& p : packed_) bytes += p.bytes();
   return bytes;
 }
@@ -42,6 +93,10 @@ void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scr
   if (batch == 0) return;
   if (depthwise_) {
     depthwise_forward(g_, batch, input, weight_.data(), bias_.empty() ? nullptr : bias_.data(), relu_, output, max_threads);
+    return;
+  }
+  if (direct_active()) {
+    run_direct(input, output, batch, nullptr, scratch, max_threads);
     return;
   }
   const ConvTiling t = conv_tiling(g_, batch);

@@ -3,6 +3,7 @@
 // output right after. An optional fused pool (attrs `pool` = 'MaxPool' | 'AveragePool' and
 // `pool_kernel`, `pool_strides`, ...) runs the convolution a few images at a time into scratch
 // that stays in cache and pools from there: the full-size conv output never goes to memory.
+#include <algorithm>
 #include <sstream>
 
 #include "kiln/conv.h"
@@ -29,9 +30,16 @@ class ConvStep : public PlanStep {
   ConvStep(const Conv2dGeometry& g, const float* weight, const float* bias, Activation act, const Pool2d* pool)
       : conv_(g, weight, bias, act.is_relu()), act_(act), fused_pool_(pool != nullptr) {
     if (pool) pool_ = *pool;
+    // 2-D max pools after ReLU (or nothing) can run inside the direct convolution.
+    direct_pool_ = fused_pool_ && (act_.kind == Activation::kNone || act_.is_relu()) &&
+                   pool_.as_conv_max_pool(&direct_window_);
   }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads) const override {
+    if (direct_pool_ && conv_.can_fuse_max_pool()) {
+      conv_.run_max_pooled(io.in[0], io.out[0], batch, direct_window_, scratch, max_threads);
+      return;
+    }
     if (!fused_pool_) {
       conv_.run(io.in[0], io.out[0], batch, scratch, max_threads);
       activate(io.out[0], batch, max_threads);
@@ -54,7 +62,9 @@ class ConvStep : public PlanStep {
     if (!fused_pool_) return conv_.scratch_floats(batch);
     const Conv2dGeometry& g = conv_.geometry();
     const size_t chunk = chunk_images(batch, threads);
-    return round16(chunk * g.out_channels * g.out_plane()) + conv_.scratch_floats(chunk);
+    const size_t staged = round16(chunk * g.out_channels * g.out_plane()) + conv_.scratch_floats(chunk);
+    // The ISA may change between planning and running: room for either path.
+    return std::max(staged, direct_pool_ ? conv_.max_pooled_scratch_floats(batch, direct_window_) : size_t{0});
   }
   size_t weight_bytes() const override { return conv_.weight_bytes(); }
   std::string detail() const override {
@@ -89,6 +99,8 @@ class ConvStep : public PlanStep {
   Activation act_;
   bool fused_pool_;
   Pool2d pool_;
+  bool direct_pool_ = false;
+  ConvMaxPool direct_window_;
 };
 
 }  // namespace

@@ -85,6 +85,19 @@ std::string Pool2d::detail() const {
   return s.str();
 }
 
+bool Pool2d::as_conv_max_pool(ConvMaxPool* pool) const {
+  if (!max_ || !interior_) return false;
+  pool->kernel_h = static_cast<size_t>(h_.kernel);
+  pool->kernel_w = static_cast<size_t>(w_.kernel);
+  pool->stride_h = static_cast<size_t>(h_.stride);
+  pool->stride_w = static_cast<size_t>(w_.stride);
+  pool->dilation_h = static_cast<size_t>(h_.dilation);
+  pool->dilation_w = static_cast<size_t>(w_.dilation);
+  pool->out_h = static_cast<size_t>(h_.out);
+  pool->out_w = static_cast<size_t>(w_.out);
+  return true;
+}
+
 // Every window lies inside the input: no bounds checks, and the 2x2 stride-2 case unrolled.
 bool Pool2d::interior() const {
   auto inside = [](const PoolAxis& a) {

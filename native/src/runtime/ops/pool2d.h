@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kiln/conv.h"
 #include "runtime/step.h"
 
 namespace kiln {
@@ -29,6 +30,9 @@ class Pool2d {
   // y[p] = pool(x[p]) for `planes` consecutive planes.
   void run(const float* x, float* y, size_t planes, size_t max_threads) const;
   std::string detail() const;
+  // A max pool whose windows all lie inside its input, as the window a convolution can pool its
+  // own output with (Conv2dPlan::run_max_pooled). False for average pools and padded windows.
+  bool as_conv_max_pool(ConvMaxPool* pool) const;
 
  private:
   bool interior() const;

@@ -1,0 +1,167 @@
+// AVX-512 direct convolution tiles (see direct-conv.h) and the NHWC -> NCHW writers.
+// Register budget: MR x NB accumulators + NB weight vectors + 1 broadcast <= 32 zmm. Each tap
+// costs NB weight loads and MR broadcasts (memory operands of the FMAs) for MR * NB FMAs.
+#include <immintrin.h>
+
+#include <limits>
+
+#include "conv/direct-conv.h"
+
+namespace kiln {
+namespace {
+
+using TileFn = void (*)(const float* x, const int32_t* offsets, const float* w, size_t k, const float* bias,
+                        bool relu, float* out, size_t ld);
+
+// Widest row tile per number of 16-channel vectors: 24 accumulators for NB >= 2.
+constexpr int kMaxRows[5] = {0, 12, 12, 8, 6};
+
+template <int MR, int NB>
+void tile(const float* x, const int32_t* offsets, const float* w, size_t k, const float* bias, bool relu,
+          float* out, size_t ld) {
+  __m512 acc[MR][NB];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NB; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+  for (size_t p = 0; p < k; ++p) {
+    const float* xp = x + offsets[p];
+    __m512 wv[NB];
+#pragma GCC unroll 4
+    for (int v = 0; v < NB; ++v) wv[v] = _mm512_loadu_ps(w + 16 * v);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512 b = _mm512_set1_ps(xp[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NB; ++v) acc[i][v] = _mm512_fmadd_ps(b, wv[v], acc[i][v]);
+    }
+    w += 16 * NB;
+  }
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NB; ++v) {
+      __m512 y = _mm512_add_ps(acc[i][v], _mm512_loadu_ps(bias + 16 * v));
+      // max(0, y) returns y when y is NaN, as the GEMM epilogue does.
+      if (relu) y = _mm512_max_ps(zero, y);
+      _mm512_storeu_ps(out + i * ld + 16 * v, y);
+    }
+  }
+}
+
+template <int NB, int MR = 1>
+TileFn pick(size_t mr) {
+  if constexpr (MR > kMaxRows[NB]) {
+    return nullptr;
+  } else {
+    return mr == MR ? tile<MR, NB> : pick<NB, MR + 1>(mr);
+  }
+}
+
+TileFn pick_tile(size_t nb, size_t mr) {
+  switch (nb) {
+    case 1: return pick<1>(mr);
+    case 2: return pick<2>(mr);
+    case 3: return pick<3>(mr);
+    default: return pick<4>(mr);
+  }
+}
+
+// r[i] (row i, 16 columns) becomes r[j] = column j.
+inline void transpose16(__m512* r) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // s[4i + j], 128-bit lane l: column 4l + j of rows 4i..4i+3.
+  __m512 s[16];
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+    s[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    s[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    s[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    s[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512 a = _mm512_shuffle_f32x4(s[j], s[4 + j], 0x88), b = _mm512_shuffle_f32x4(s[j], s[4 + j], 0xdd);
+    const __m512 c = _mm512_shuffle_f32x4(s[8 + j], s[12 + j], 0x88), d = _mm512_shuffle_f32x4(s[8 + j], s[12 + j], 0xdd);
+    r[j] = _mm512_shuffle_f32x4(a, c, 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(a, c, 0xdd);
+    r[4 + j] = _mm512_shuffle_f32x4(b, d, 0x88);
+    r[12 + j] = _mm512_shuffle_f32x4(b, d, 0xdd);
+  }
+}
+
+}  // namespace
+
+void direct_conv_rows_avx512(const DirectConvArgs& a, const float* input, size_t oh0, size_t oh1, float* nhwc) {
+  const size_t ow_count = a.out_width, ld = a.cout_padded;
+  for (size_t c0 = 0; c0 < a.cout_padded; c0 += kDirectConvBlock) {
+    const size_t left = (a.cout_padded - c0) / 16;
+    const size_t nb = left < 4 ? left : 4;
+    const float* w = a.weight + (c0 / kDirectConvBlock) * a.k * kDirectConvBlock;
+    // Even tiles (26 = 9 + 9 + 8, not 12 + 12 + 2): a narrow tail tile would be latency-bound.
+    const size_t tiles = (ow_count + kMaxRows[nb] - 1) / kMaxRows[nb];
+    const size_t base = ow_count / tiles, wide = ow_count % tiles;
+    const TileFn wide_fn = pick_tile(nb, base + 1), base_fn = pick_tile(nb, base);
+    for (size_t oh = oh0; oh < oh1; ++oh) {
+      const float* row = input + oh * a.stride_h * a.in_width;
+      float* out = nhwc + oh * ow_count * ld + c0;
+      size_t ow = 0;
+      for (size_t t = 0; t < tiles; ++t) {
+        const size_t mr = t < wide ? base + 1 : base;
+        (t < wide ? wide_fn : base_fn)(row + ow, a.offsets, w, a.k, a.bias + c0, a.relu, out + ow * ld, ld);
+        ow += mr;
+      }
+    }
+  }
+}
+
+void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out) {
+  // 16 x 16 blocks transposed in registers: strided scalar copies cost more than conv1 itself.
+  for (size_t p0 = 0; p0 < pixels; p0 += 16) {
+    const size_t np = pixels - p0 < 16 ? pixels - p0 : 16;
+    const __mmask16 store = static_cast<__mmask16>((1u << np) - 1u);
+    for (size_t c0 = 0; c0 < channels; c0 += 16) {
+      __m512 r[16];
+      for (size_t i = 0; i < 16; ++i) {
+        r[i] = i < np ? _mm512_loadu_ps(nhwc + (p0 + i) * cout_padded + c0) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      const size_t nc = channels - c0 < 16 ? channels - c0 : 16;
+      for (size_t c = 0; c < nc; ++c) _mm512_mask_storeu_ps(out + (c0 + c) * pixels + p0, store, r[c]);
+    }
+  }
+}
+
+void nhwc_max_pool_nchw_avx512(const float* nhwc, size_t out_width, size_t channels, size_t cout_padded,
+                               const ConvMaxPool& pool, float* tmp, float* out) {
+  const __m512 nan = _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN());
+  for (size_t y = 0; y < pool.out_h; ++y) {
+    for (size_t x = 0; x < pool.out_w; ++x) {
+      const float* corner = nhwc + (y * pool.stride_h * out_width + x * pool.stride_w) * cout_padded;
+      float* dst = tmp + (y * pool.out_w + x) * cout_padded;
+      for (size_t c = 0; c < cout_padded; c += 16) {
+        __m512 best = _mm512_loadu_ps(corner + c);
+        __mmask16 bad = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
+        for (size_t i = 0; i < pool.kernel_h; ++i) {
+          const float* row = corner + i * pool.dilation_h * out_width * cout_padded + c;
+          for (size_t j = i == 0 ? 1 : 0; j < pool.kernel_w; ++j) {
+            const __m512 v = _mm512_loadu_ps(row + j * pool.dilation_w * cout_padded);
+            bad |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+            // v > best ? v : best, the order the pool kernels use (first of equal maxima wins).
+            best = _mm512_max_ps(v, best);
+          }
+        }
+        _mm512_storeu_ps(dst + c, _mm512_mask_mov_ps(best, bad, nan));
+      }
+    }
+  }
+  nhwc_to_nchw_avx512(tmp, pool.out_h * pool.out_w, channels, cout_padded, out);
+}
+
+}  // namespace kiln

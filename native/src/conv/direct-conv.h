@@ -1,0 +1,73 @@
+// Direct convolution with the output channels in AVX-512 lanes (the MLAS NCHWc idea, on plain
+// NCHW input): no column matrix is written. A tile of up to 6 x 64 (pixels of one output row x
+// output channels) is summed in registers over K = Cin*KH*KW, each input value broadcast from the
+// input plane itself, so the only memory traffic is the input (L1) and one K x 64 weight block
+// (L2). Output goes to a per-image NHWC buffer that stays in cache, from which a ReLU'd, max-pooled
+// or plain NCHW result is written.
+//
+// The sum runs over k in im2col order (c, kh, kw) with one FMA chain per output, the bias added
+// after, exactly like the packed GEMM's micro-kernel for K <= 384: the two paths agree bit for bit
+// there. Only groups == 1, no padding and stride_w == 1 take this path (see direct_conv_fits).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kiln/conv.h"
+#include "kiln/f32-gemm.h"
+
+namespace kiln {
+
+// Output channels per weight block: 4 zmm columns of the tile.
+constexpr size_t kDirectConvBlock = 64;
+
+// Everything the AVX-512 kernels read, as plain pointers (no STL in the ISA file).
+struct DirectConvArgs {
+  const float* weight = nullptr;   // blocks of 64 channels: block b at b*K*64, rows of nb*16 floats
+  const float* bias = nullptr;     // cout_padded floats (zeros past Cout or without bias)
+  const int32_t* offsets = nullptr;  // K input offsets of tap k from the window's corner
+  size_t k = 0;
+  size_t cout_padded = 0;          // Cout rounded up to 16: the NHWC row stride
+  size_t in_width = 0, stride_h = 1;
+  size_t out_height = 0, out_width = 0;
+  bool relu = false;
+};
+
+// geometry allows the direct path (groups 1, no padding, stride_w 1, not pointwise, K small
+// enough for a weight block to stay in L2).
+bool direct_conv_fits(const Conv2dGeometry& g);
+
+// Weights repacked for the direct kernels, and the tap offsets.
+class DirectConvWeights {
+ public:
+  DirectConvWeights() = default;
+  DirectConvWeights(const Conv2dGeometry& g, const float* weight, const float* bias);
+  // Fills everything but `relu`.
+  DirectConvArgs args() const;
+  // Floats of one image's NHWC output: OH * OW * cout_padded.
+  size_t image_floats() const { return image_floats_; }
+  size_t bytes() const { return (weight_.size() + bias_.size()) * sizeof(float) + offsets_.size() * sizeof(int32_t); }
+  bool empty() const { return weight_.empty(); }
+
+ private:
+  Conv2dGeometry g_;
+  size_t cout_padded_ = 0, image_floats_ = 0;
+  AlignedFloats weight_;
+  std::vector<float> bias_;
+  std::vector<int32_t> offsets_;
+};
+
+// Output rows [oh0, oh1) of one image (CHW at `input`) into nhwc[(oh * OW + ow) * cout_padded + c]:
+// sum + bias, then ReLU when args.relu.
+void direct_conv_rows_avx512(const DirectConvArgs& args, const float* input, size_t oh0, size_t oh1, float* nhwc);
+
+// One image's NHWC buffer to NCHW planes: out[c * OH * OW + p] = nhwc[p * cout_padded + c].
+void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out);
+
+// Max pool (no padding: every window inside) of one image's NHWC buffer (OH x OW x cout_padded)
+// into NCHW planes of pool.out_h x pool.out_w. A NaN in a window gives NaN. `tmp` holds
+// out_h * out_w * cout_padded floats.
+void nhwc_max_pool_nchw_avx512(const float* nhwc, size_t out_width, size_t channels, size_t cout_padded,
+                               const ConvMaxPool& pool, float* tmp, float* out);
+
+}  // namespace kiln
