@@ -14,6 +14,8 @@ import { Tensor } from '../tensor.js';
 import { dims as checkDims, options as checkOptions, typeError } from '../validate.js';
 import { AttributeType, DataType, encodeModel, type IAttributeProto, type INodeProto, type ITensorProto, type IValueInfoProto } from './proto.js';
 import { tensorToProto } from './tensor-proto.js';
+import { emitQdqNode, emitQuantizedPool, type QdqEmitter } from './export-qdq.js';
+import { inferInt8GraphShapes, INT8_OPS, isInt8Graph, valueQuantization } from './int8-graph.js';
 
 export const EXPORT_OPSET = 17;
 /** IR version that goes with opset 17. */
@@ -118,9 +120,9 @@ class Emitter {
     return name;
   }
 
-  constant(base: string, tensor: Tensor): string {
+  constant(base: string, tensor: Tensor, int32As: 'INT64' | 'INT32' = 'INT64'): string {
     const name = this.fresh(base);
-    this.initializers.push(tensorToProto(name, tensor));
+    this.initializers.push(tensorToProto(name, tensor, int32As));
     return name;
   }
 
@@ -253,6 +255,27 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
   void shapes;
 }
 
+/**
+ * A graph with int8 ops (docs/int8-ir.md) as ONNX QDQ (export-qdq.ts); its float nodes as usual.
+ * Quantized values keep their dtype in the exported graph (uint8 or int8 tensors between ops).
+ */
+function emitInt8Graph(e: Emitter, graph: Graph, shapes: Map<string, Dim[]>): void {
+  const { quant } = valueQuantization(graph);
+  const qe: QdqEmitter = {
+    fresh: (base) => e.fresh(base),
+    // int32 tensors of an int8 graph are biases and their zero points: ONNX INT32.
+    constant: (base, t) => e.constant(base, t, 'INT32'),
+    node: (name, op, inputs, outputs, attrs) => e.node(name, op, inputs, outputs, attrs),
+    float: (node) => emitNode(e, node, shapes),
+  };
+  for (const node of graph.nodes) {
+    const q = quant.get(node.inputs[0] ?? '');
+    if (INT8_OPS.has(node.op)) emitQdqNode(qe, node, { quant }, graph.initializers);
+    else if (q !== undefined && node.op === 'MaxPool') emitQuantizedPool(qe, node, q);
+    else emitNode(e, node, shapes);
+  }
+}
+
 function isGraph(v: unknown): v is Graph {
   const g = v as Graph;
   return typeof v === 'object' && v !== null && Array.isArray(g.nodes) && Array.isArray(g.inputs) && Array.isArray(g.outputs) && g.initializers instanceof Map;
@@ -277,19 +300,26 @@ export function exportModel(source: Module | Graph, options?: ExportOptions): Ui
     throw typeError('source', 'a Module or a Graph', source);
   }
 
-  const bad = graph.nodes.filter((n) => ATTRS[n.op] === undefined);
+  const bad = graph.nodes.filter((n) => ATTRS[n.op] === undefined && !INT8_OPS.has(n.op));
   if (bad.length > 0) {
     throw unsupported(`Kiln cannot export ${bad.length} node(s) as standard ONNX: ${bad.map((n) => `${n.op} '${n.name}'`).join('; ')}`);
   }
-  const shapes = inferShapes(graph);
+  const int8 = isInt8Graph(graph);
+  const shapes = int8 ? inferInt8GraphShapes(graph) : inferShapes(graph);
   const e = new Emitter(graph);
-  for (const node of graph.nodes) emitNode(e, node, shapes);
+  if (int8) {
+    emitInt8Graph(e, graph, shapes);
+  } else {
+    for (const node of graph.nodes) emitNode(e, node, shapes);
+  }
 
   const used = new Set(e.nodes.flatMap((n) => n.input ?? []));
+  // The int32 biases of int8 ops stay INT32 (DequantizeLinear's input type); other int32 data is shape-like.
+  const int32Biases = new Set(graph.nodes.filter((n) => INT8_OPS.has(n.op) && n.op !== 'DynamicQGemm').map((n) => n.inputs[3] ?? ''));
   for (const o of graph.outputs) used.add(o.name);
   const initializers = [...graph.initializers]
     .filter(([name]) => used.has(name))
-    .map(([name, t]) => tensorToProto(name, t))
+    .map(([name, t]) => tensorToProto(name, t, int32Biases.has(name) ? 'INT32' : 'INT64'))
     .concat(e.initializers);
 
   const outputs = graph.outputs.map((o) => {

@@ -1,0 +1,166 @@
+/**
+ * The int8 ops of Kiln's IR (docs/int8-ir.md) as ONNX QDQ: each int8 op becomes
+ * DequantizeLinear on its quantized input(s), on its int8 weight (per-axis scales, int8 zero
+ * points) and on its int32 bias (scale x_scale * w_scale[o]), the float op it stands for, and
+ * QuantizeLinear on its output. This is the form onnxruntime recognises and fuses back into
+ * QLinearConv / QGemm / QLinearAdd, so running the export on ORT runs int8 kernels there too.
+ *
+ * Pass-through ops on quantized values (MaxPool) are wrapped as DQ -> MaxPool -> Q with the same
+ * parameters (exact: the values are on the grid); Flatten / Reshape / Identity run on the
+ * quantized tensor itself, which ONNX allows.
+ */
+import type { GraphNode } from '../graph/ir.js';
+import { Tensor } from '../tensor.js';
+import { AttributeType, type IAttributeProto } from './proto.js';
+import { QuantAttrs, quantWeights, type QDType, type TensorQuant } from './int8-graph.js';
+
+/** What the exporter lends to this module (see Emitter in export.ts). */
+export interface QdqEmitter {
+  fresh(base: string): string;
+  constant(base: string, tensor: Tensor): string;
+  node(name: string, op: string, inputs: string[], outputs: string[], attribute?: IAttributeProto[]): void;
+  /** Emits an ordinary float node (attributes in canonical form, `kiln_activation` expanded). */
+  float(node: GraphNode): void;
+}
+
+export interface QdqContext {
+  /** Quantization of every quantized value by name. */
+  quant: ReadonlyMap<string, TensorQuant>;
+}
+
+/** Scalar constants are shared across the exported graph, by dtype and value. */
+const scalars = new WeakMap<QdqEmitter, Map<string, string>>();
+
+function scalar(e: QdqEmitter, base: string, type: 'float32' | QDType, value: number): string {
+  let cache = scalars.get(e);
+  if (cache === undefined) scalars.set(e, (cache = new Map()));
+  const key = `${type}:${value}`;
+  const hit = cache.get(key);
+  if (hit !== undefined) return hit;
+  const name = e.constant(base, new Tensor(type, [value], []));
+  cache.set(key, name);
+  return name;
+}
+
+function dequantize(e: QdqEmitter, base: string, q: string, p: TensorQuant): string {
+  const out = e.fresh(`${base}_dq`);
+  e.node(e.fresh(`${base}_DequantizeLinear`), 'DequantizeLinear', [q, scalar(e, 'scale', 'float32', p.scale), scalar(e, `zero_point_${p.dtype}`, p.dtype, p.zeroPoint)], [out]);
+  return out;
+}
+
+function quantizeTo(e: QdqEmitter, base: string, x: string, p: TensorQuant, out: string): void {
+  e.node(e.fresh(`${base}_QuantizeLinear`), 'QuantizeLinear', [x, scalar(e, 'scale', 'float32', p.scale), scalar(e, `zero_point_${p.dtype}`, p.dtype, p.zeroPoint)], [out]);
+}
+
+/** DequantizeLinear of an int8 weight or int32 bias, per axis when the scales differ. */
+function dequantizeConstant(e: QdqEmitter, base: string, value: string, type: 'int8' | 'int32', scales: Float32Array, axis: number): string {
+  const out = e.fresh(`${base}_dq`);
+  const perTensor = scales.every((s) => s === scales[0]);
+  const inputs = perTensor
+    ? [value, e.constant(`${base}_scale`, new Tensor('float32', [scales[0]!], [])), e.constant(`${base}_zero_point`, new Tensor(type, [0], []))]
+    : [value, e.constant(`${base}_scale`, new Tensor('float32', scales, [scales.length])), e.constant(`${base}_zero_point`, new Tensor(type, new Array<number>(scales.length).fill(0), [scales.length]))];
+  const attrs: IAttributeProto[] = perTensor ? [] : [{ name: 'axis', type: AttributeType.INT, i: axis }];
+  e.node(e.fresh(`${base}_DequantizeLinear`), 'DequantizeLinear', inputs, [out], attrs);
+  return out;
+}
+
+function inputQuant(a: QuantAttrs, ctx: QdqContext, index: number, prefix: string): TensorQuant {
+  const name = a.node.inputs[index] ?? '';
+  const q = ctx.quant.get(name);
+  if (q === undefined) throw a.fail(`input ${index} '${name}'`, 'a quantized value (from QuantizeLinear or a quantized int8 op)', 'a float32 value');
+  const scale = a.scale(`${prefix}_scale`);
+  const zeroPoint = a.zeroPoint(`${prefix}_zero_point`, q.dtype);
+  if (scale !== q.scale || zeroPoint !== q.zeroPoint) {
+    throw a.fail(`attributes ${prefix}_scale / ${prefix}_zero_point`, `the parameters of its input (${q.scale}, ${q.zeroPoint})`, `${scale}, ${zeroPoint}`);
+  }
+  return q;
+}
+
+const CONV_ATTRS = ['kernel_shape', 'strides', 'dilations', 'pads', 'group'];
+
+/** Emits the QDQ form of one int8 IR node. */
+export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, initializers: ReadonlyMap<string, Tensor>): void {
+  const a = new QuantAttrs(node);
+  const out = node.outputs[0]!;
+  const act = a.activation();
+  /** Float result -> (Relu) -> the node's output, quantized or not. */
+  const finish = (floatNode: GraphNode, y: TensorQuant | undefined): void => {
+    if (act !== undefined) floatNode.attrs.kiln_activation = act;
+    if (y === undefined) {
+      floatNode.outputs = [out];
+      e.float(floatNode);
+    } else {
+      const pre = e.fresh(`${out}_float`);
+      floatNode.outputs = [pre];
+      e.float(floatNode);
+      quantizeTo(e, node.name, pre, y, out);
+    }
+  };
+  switch (node.op) {
+    case 'QuantizeLinear': {
+      const dtype = a.dtype('dtype', 'uint8');
+      quantizeTo(e, node.name, node.inputs[0]!, { scale: a.scale('scale'), zeroPoint: a.zeroPoint('zero_point', dtype), dtype }, out);
+      return;
+    }
+    case 'DequantizeLinear': {
+      const q = ctx.quant.get(node.inputs[0] ?? '');
+      if (q === undefined) throw a.fail(`input 0 '${node.inputs[0]}'`, 'a quantized value', 'a float32 value');
+      const p = { scale: a.scale('scale'), zeroPoint: a.zeroPoint('zero_point', q.dtype), dtype: q.dtype };
+      e.node(e.fresh(`${node.name}`), 'DequantizeLinear', [node.inputs[0]!, scalar(e, 'scale', 'float32', p.scale), scalar(e, `zero_point_${p.dtype}`, p.dtype, p.zeroPoint)], [out]);
+      return;
+    }
+    case 'QLinearConv':
+    case 'QLinearGemm': {
+      const conv = node.op === 'QLinearConv';
+      const x = inputQuant(a, ctx, 0, conv ? 'x' : 'a');
+      const { wScale, bias, axis } = quantWeights(a, initializers);
+      const xf = dequantize(e, `${node.name}_input`, node.inputs[0]!, x);
+      const wf = dequantizeConstant(e, `${node.name}_weight`, node.inputs[1]!, 'int8', wScale, axis);
+      const inputs = [xf, wf];
+      if (bias !== undefined) {
+        const biasScale = wScale.map((s) => Math.fround(x.scale * s));
+        inputs.push(dequantizeConstant(e, `${node.name}_bias`, node.inputs[3]!, 'int32', biasScale, 0));
+      }
+      const attrs: GraphNode['attrs'] = {};
+      if (conv) {
+        for (const k of CONV_ATTRS) if (node.attrs[k] !== undefined) attrs[k] = node.attrs[k]!;
+      } else {
+        Object.assign(attrs, { alpha: 1, beta: 1, transA: 0, transB: node.attrs.transB ?? 0 });
+      }
+      finish({ name: node.name, op: conv ? 'Conv' : 'Gemm', inputs, outputs: [], attrs }, a.output());
+      return;
+    }
+    case 'QLinearAdd': {
+      const qa = inputQuant(a, ctx, 0, 'a');
+      const qb = inputQuant(a, ctx, 1, 'b');
+      const y = a.output();
+      if (y === undefined) throw a.fail('attributes y_scale / y_zero_point', 'a quantized output', 'none');
+      const af = dequantize(e, `${node.name}_a`, node.inputs[0]!, qa);
+      const bf = dequantize(e, `${node.name}_b`, node.inputs[1]!, qb);
+      finish({ name: node.name, op: 'Add', inputs: [af, bf], outputs: [], attrs: {} }, y);
+      return;
+    }
+    case 'DynamicQGemm': {
+      const { wScale, axis } = quantWeights(a, initializers);
+      const [q, s, zp] = [e.fresh(`${node.name}_a_q`), e.fresh(`${node.name}_a_scale`), e.fresh(`${node.name}_a_zero_point`)];
+      e.node(e.fresh(`${node.name}_DynamicQuantizeLinear`), 'DynamicQuantizeLinear', [node.inputs[0]!], [q, s, zp]);
+      const af = e.fresh(`${node.name}_a_dq`);
+      e.node(e.fresh(`${node.name}_a_DequantizeLinear`), 'DequantizeLinear', [q, s, zp], [af]);
+      const wf = dequantizeConstant(e, `${node.name}_weight`, node.inputs[1]!, 'int8', wScale, axis);
+      const inputs = [af, wf];
+      if (node.inputs[3]) inputs.push(node.inputs[3]);
+      finish({ name: node.name, op: 'Gemm', inputs, outputs: [], attrs: { alpha: 1, beta: 1, transA: 0, transB: node.attrs.transB ?? 0 } }, undefined);
+      return;
+    }
+    default:
+      throw a.fail('op', 'an int8 IR op', node.op);
+  }
+}
+
+/** MaxPool on a quantized value: DQ -> MaxPool -> Q with the input's own parameters. */
+export function emitQuantizedPool(e: QdqEmitter, node: GraphNode, q: TensorQuant): void {
+  const xf = dequantize(e, `${node.name}_input`, node.inputs[0]!, q);
+  const pre = e.fresh(`${node.outputs[0]}_float`);
+  e.float({ ...node, inputs: [xf], outputs: [pre] });
+  quantizeTo(e, node.name, pre, q, node.outputs[0]!);
+}

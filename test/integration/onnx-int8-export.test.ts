@@ -1,0 +1,73 @@
+/**
+ * Kiln's QDQ export of an int8 SeedCNN, checked by onnxruntime-node: ORT fuses every Conv and
+ * Gemm back into QLinearConv / QGemm (read from its optimized model file), and its outputs are
+ * bit-identical to those of an independently built QDQ model of the same quantized network.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { Sequential } from '../../src/nn/layers/sequential.js';
+import { exportModel } from '../../src/onnx/index.js';
+import { decodeModel } from '../../src/onnx/proto.js';
+import type { Tensor } from '../../src/tensor.js';
+import { firstImages, int8Graph, qdqModel, quantizeSeedCnn, testSet, trainedSeedCnn, type QuantSeedCnn } from './onnx-int8-fixtures.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'kiln-int8-export-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs a model on ORT; returns the logits and the op types of ORT's optimized graph. */
+async function runOrt(model: Uint8Array, x: Tensor<'float32'>, tag: string): Promise<{ logits: Float32Array; ops: string[] }> {
+  const path = join(dir, `${tag}.optimized.onnx`);
+  const session = await ort.InferenceSession.create(model, { optimizedModelFilePath: path, graphOptimizationLevel: 'all', intraOpNumThreads: 1, logSeverityLevel: 3 });
+  try {
+    const out = await session.run({ input: new ort.Tensor('float32', x.data, x.dims.slice()) });
+    const ops = (decodeModel(readFileSync(path)).graph?.node ?? []).map((n) => n.opType ?? '');
+    return { logits: out.logits!.data as Float32Array, ops };
+  } finally {
+    await session.release();
+  }
+}
+
+function count(ops: string[], op: string): number {
+  return ops.filter((o) => o === op).length;
+}
+
+describe('QDQ export of an int8 SeedCNN', () => {
+  let net: Sequential;
+  const digits = firstImages(testSet, 2000);
+  beforeAll(async () => {
+    net = await trainedSeedCnn();
+  });
+
+  for (const dtype of ['uint8', 'int8'] as const) {
+    it(`${dtype} activations: ORT fuses it (uint8: every Conv and Gemm) and matches an independent QDQ model bit for bit`, async () => {
+      const q: QuantSeedCnn = await quantizeSeedCnn(net, firstImages(testSet, 256), dtype);
+      const bytes = exportModel(int8Graph(q));
+      const ours = await runOrt(bytes, digits, `kiln-${dtype}`);
+      console.log(`ORT's optimized graph of Kiln's ${dtype} QDQ export: ${ours.ops.join(' ')}`);
+      if (dtype === 'uint8') {
+        expect(count(ours.ops, 'QLinearConv')).toBe(2);
+        expect(count(ours.ops, 'QGemm')).toBe(2);
+        for (const float of ['Conv', 'FusedConv', 'Gemm', 'FusedGemm', 'MatMul', 'DequantizeLinear']) expect(count(ours.ops, float)).toBe(0);
+      } else {
+        // onnxruntime 1.30 on x86 fuses int8-activation (s8s8) Gemm but leaves s8s8 Conv as DQ -> Conv -> Q.
+        expect(count(ours.ops, 'QGemm')).toBeGreaterThanOrEqual(1);
+      }
+
+      // Weights stay int8 and biases int32 in the file; the metadata travels along.
+      const model = decodeModel(bytes);
+      const init = new Map((model.graph?.initializer ?? []).map((t) => [t.name, t.dataType]));
+      expect([init.get('w0'), init.get('w3'), init.get('b0'), init.get('b3')]).toEqual([3, 3, 6, 6]);
+      expect(model.metadataProps?.some((p) => p.key === 'kiln_quantization')).toBe(true);
+
+      const reference = await runOrt(qdqModel(q), digits, `fixture-${dtype}`);
+      expect(ours.logits.length).toBe(20000);
+      expect(Buffer.from(ours.logits.buffer).equals(Buffer.from(reference.logits.buffer))).toBe(true);
+    });
+  }
+
+});
