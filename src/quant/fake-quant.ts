@@ -16,7 +16,7 @@
  * do (weights), as in PyTorch's default FakeQuantize, not learned as in LSQ.
  */
 import { KilnRangeError } from '../errors.js';
-import { roundHalfEven, storageRange, type PerChannelQuantParams, type QuantParams } from './qparams.js';
+import { storageRange, type PerChannelQuantParams, type QuantParams } from './qparams.js';
 
 /**
  * out[i] = fake-quantized data[i] (out may alias data). When `mask` is given, mask[i] = 1 where the
@@ -53,7 +53,13 @@ function fakeQuantizeRange(
   name: string,
 ): void {
   for (let i = begin; i < end; i++) {
-    const unclamped = roundHalfEven(Math.fround(data[i] / scale)) + zeroPoint;
+    // roundHalfEven inlined (this loop runs over every activation of every batch): Math.round
+    // rounds ties up, so a tie that landed on an odd integer goes back down by one. `& 1` keeps the
+    // parity of any integer below 2^53 (ToInt32 is modulo 2^32), and larger values have no ties.
+    const v = Math.fround(data[i] / scale);
+    let r = Math.round(v);
+    if (r - v === 0.5 && (r & 1) !== 0) r -= 1;
+    const unclamped = r + zeroPoint;
     // Not finite exactly when the input was NaN or infinite (x - x is then NaN).
     if (unclamped - unclamped !== 0) throw new KilnRangeError(`Expected finite values for ${name} but received ${data[i]} at index ${i}`);
     const inside = unclamped >= qmin && unclamped <= qmax;

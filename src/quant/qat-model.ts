@@ -1,9 +1,11 @@
 /**
  * The module `prepareQat` returns: a chain of stages (fake-quantized Conv2d/Linear, ReLU, MaxPool2d,
- * Flatten, Dropout and the activation fake-quantizers) run in declared order, so `train()` and
- * `evaluate()` from src/train work on it unchanged.
+ * Flatten, Dropout and the activation fake-quantizers), so `train()` and `evaluate()` from src/train
+ * work on it unchanged. Forward runs a ReLU after a MaxPool2d that follows it, as Sequential does
+ * (they commute exactly); `lower()` keeps the declared order, so ReLU still fuses into the Conv.
  */
 import type { GraphBuilder } from '../graph/ir.js';
+import { executionOrder } from '../nn/layers/sequential.js';
 import { Module } from '../nn/module.js';
 import type { LayerConfig, Parameter } from '../nn/module.js';
 import type { Tensor } from '../tensor.js';
@@ -12,11 +14,13 @@ import { QatWeighted } from './qat-weighted.js';
 
 export class QatModel extends Module {
   readonly stages: readonly Module[];
+  private readonly order: readonly number[];
 
   /** @param stages the chain; parameter names are kept as given (those of the fp32 model) */
   constructor(stages: Module[], inputShape?: readonly number[]) {
     super();
     this.stages = Object.freeze(stages.slice());
+    this.order = Object.freeze(executionOrder(this.stages));
     if (inputShape !== undefined) this.inputShape = Object.freeze(inputShape.slice());
   }
 
@@ -58,13 +62,13 @@ export class QatModel extends Module {
 
   override async forward(input: Tensor<'float32'>): Promise<Tensor<'float32'>> {
     let x = input;
-    for (const s of this.stages) x = await s.forward(x);
+    for (const i of this.order) x = await this.stages[i].forward(x);
     return x;
   }
 
   override async backward(gradOutput: Tensor<'float32'>, needInputGrad = true): Promise<Tensor<'float32'>> {
     let g = gradOutput;
-    for (let k = this.stages.length - 1; k >= 0; k--) g = await this.stages[k].backward(g, k > 0 || needInputGrad);
+    for (let k = this.order.length - 1; k >= 0; k--) g = await this.stages[this.order[k]].backward(g, k > 0 || needInputGrad);
     return g;
   }
 

@@ -8,8 +8,10 @@
  *   fuses the ReLU and requantizes once), except the last Conv2d/Linear, whose output the int8
  *   graph dequantizes in the epilogue (float32 logits);
  * - every weight, int8 symmetric per output channel, recomputed from the float weights at each step.
- * MaxPool2d and Flatten are not quantized again: on uint8 codes they only select or move values, and
- * max commutes with the monotonic fake-quant, so they are exact on the quantized grid. Biases stay
+ * MaxPool2d and Flatten are not quantized again: on uint8 codes they only select or move values.
+ * As max commutes with the monotonic fake-quant, a Conv2d+ReLU's fake-quant runs after the max-pools
+ * that follow it (the same values on a quarter of the elements; only which of several equal
+ * quantized maxima receives the gradient can differ). Biases stay
  * float (int32 with scale x_scale·w_scale in the int8 graph: an error below 1e-4 of a step).
  *
  * BatchNorm2d directly after a Conv2d is folded into it first, with its running statistics, as the
@@ -70,6 +72,9 @@ export function prepareQat(module: Module, options?: PrepareQatOptions): QatMode
         stages.push(new ReLU());
         i++;
       }
+      // Max-pooling commutes with the monotonic fake-quant (same values, same range), so quantizing
+      // after the pools touches a quarter of the elements (2x2 pools) for the same forward.
+      while (layers[i + 1] instanceof MaxPool2d) stages.push(moduleFromConfig(layers[++i].config()));
       if (i < lastWeighted) stages.push(new ActivationFakeQuant(`${layer.weight.name.replace(/weight$/, '')}output`, momentum));
     } else if (layer instanceof ReLU || layer instanceof MaxPool2d || layer instanceof Flatten || layer instanceof Dropout) {
       stages.push(moduleFromConfig(layer.config()));

@@ -35,7 +35,7 @@ describe('prepareQat', () => {
     const model = seedCNN({ inChannels: 1, height: 12, width: 12, numClasses: 4, widthMultiplier: 0.25, seed: 3 });
     const qat = prepareQat(model);
     expect(kinds(qat.stages)).toEqual([
-      'FQ', 'QConv2d', 'ReLU', 'FQ', 'MaxPool2d', 'QConv2d', 'ReLU', 'FQ', 'MaxPool2d', 'Flatten', 'QLinear', 'ReLU', 'FQ', 'QLinear',
+      'FQ', 'QConv2d', 'ReLU', 'MaxPool2d', 'FQ', 'QConv2d', 'ReLU', 'MaxPool2d', 'FQ', 'Flatten', 'QLinear', 'ReLU', 'FQ', 'QLinear',
     ]);
     expect(qat.quantizers.map((q) => q.observer.name)).toEqual(['input', '0.output', '3.output', '7.output']);
     expect(qat.parameters().map((p) => p.name)).toEqual(model.parameters().map((p) => p.name));
