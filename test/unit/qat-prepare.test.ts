@@ -18,6 +18,9 @@ import { seedCNN } from '../../src/nn/models.js';
 import { fakeQuantizePerChannel } from '../../src/quant/fake-quant.js';
 import { ActivationFakeQuant } from '../../src/quant/qat-activation.js';
 import { prepareQat } from '../../src/quant/qat-prepare.js';
+import { qatRanges } from '../../src/quant/qat-ranges.js';
+import { toGraph } from '../../src/graph/from-module.js';
+import { optimizeGraph } from '../../src/graph/passes/index.js';
 import { QatWeighted } from '../../src/quant/qat-weighted.js';
 import { perChannelQuantParams, quantParams } from '../../src/quant/qparams.js';
 import { Tensor } from '../../src/tensor.js';
@@ -206,5 +209,34 @@ describe('train() on a QatModel', () => {
     // Moving until step 6, fixed after.
     expect(new Set(ranges.slice(0, 6)).size).toBeGreaterThan(1);
     expect(new Set(ranges.slice(5)).size).toBe(1);
+  });
+});
+
+describe('qatRanges', () => {
+  it('gives every int8 op input its quantizer range, through MaxPool/Flatten, in the fused graph', async () => {
+    const model = seedCNN({ inChannels: 1, height: 12, width: 12, numClasses: 4, widthMultiplier: 0.25, seed: 3 });
+    const qat = prepareQat(model);
+    const rng = new Rng(4);
+    await qat.forward(randomTensor(rng, [3, 1, 12, 12]));
+    // optimizeGraph fuses Relu into Conv/Gemm as prepareForQuantization does.
+    const graph = optimizeGraph(toGraph(qat, qat.inputShape!));
+    expect(graph.nodes.map((n) => n.op)).toEqual(['Conv', 'MaxPool', 'Conv', 'MaxPool', 'Flatten', 'Gemm', 'Gemm']);
+    const ranges = qatRanges(qat, graph);
+    const [input, q1, q2, q3] = qat.quantizers.map((q) => q.range());
+    const [conv1, pool1, conv2, pool2, flatten, gemm1] = graph.nodes;
+    expect(ranges.get(graph.inputs[0].name)).toEqual(input);
+    for (const v of [conv1.outputs[0], pool1.outputs[0]]) expect(ranges.get(v)).toEqual(q1);
+    for (const v of [conv2.outputs[0], pool2.outputs[0], flatten.outputs[0]]) expect(ranges.get(v)).toEqual(q2);
+    expect(ranges.get(gemm1.outputs[0])).toEqual(q3);
+    // The logits stay float: no range.
+    expect(ranges.size).toBe(7);
+    expect(ranges.has(graph.outputs[0].name)).toBe(false);
+    expect(new Set([input, q1, q2, q3]).size).toBe(4);
+  });
+
+  it('refuses a model whose quantizers were not lowered into that graph', () => {
+    const qat = prepareQat(new Linear(2, 2));
+    const other = toGraph(new Linear(2, 2), [2]);
+    expect(() => qatRanges(qat, other)).toThrow(/The quantizer input was not lowered/);
   });
 });
