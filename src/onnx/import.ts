@@ -22,6 +22,8 @@ import { normalizeNode, Unsupported, type NormalizeContext } from './normalize.j
 import { corrupt, decodeModel, type ITensorProto } from './proto.js';
 import { externalTensors, modelOpset, readGraph, type RawGraph, type RawNode } from './read-graph.js';
 import { RUNTIME_OPS } from './supported-ops.js';
+import { addQuantNode, isQuantOnnxNode, liftQuantized, type QuantImportEnv } from './import-quant.js';
+import { INT8_OPS } from './int8-graph.js';
 import { MAX_DIM } from './tensor-proto.js';
 
 export interface ImportOptions {
@@ -104,7 +106,13 @@ function convert(raw: RawGraph): Graph {
   const graphOutputs = new Set(raw.outputs.map((o) => o.name));
 
   const readers = new Map<string, number>();
-  for (const n of raw.nodes) for (const i of n.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+  const readerOps = new Map<string, string[]>();
+  for (const n of raw.nodes) {
+    for (const i of n.inputs) {
+      readers.set(i, (readers.get(i) ?? 0) + 1);
+      readerOps.set(i, [...(readerOps.get(i) ?? []), n.op]);
+    }
+  }
   const taken = new Set<string>([...shapes.keys(), ...raw.nodes.flatMap((n) => [n.name, ...n.outputs])]);
   const ctx: NormalizeContext = {
     opset: raw.opset,
@@ -126,6 +134,8 @@ function convert(raw: RawGraph): Graph {
   const poisoned = new Set<string>();
   /** Elements constant folding created so far (a small file must not expand without bound). */
   let foldedElements = 0;
+  // Quantization nodes wait for liftQuantized (import-quant.ts), after the float nodes are normalised.
+  const quantEnv: QuantImportEnv = { ctx, known, shapes, graphOutputs, readerOps: (v) => readerOps.get(v) ?? [] };
 
   for (const rawNode of raw.nodes) {
     if (rawNode.inputs.some((i) => poisoned.has(i))) {
@@ -141,6 +151,15 @@ function convert(raw: RawGraph): Graph {
       for (const o of rawNode.outputs) poisoned.add(o);
       nodes.push(plain(rawNode));
     };
+    if (isQuantOnnxNode(rawNode.op, rawNode.domain)) {
+      try {
+        addQuantNode(plain(rawNode), quantEnv, nodes);
+      } catch (err) {
+        if (err instanceof Unsupported) reject(err.reason);
+        else throw nodeError(rawNode, err);
+      }
+      continue;
+    }
     if (rawNode.domain !== '') {
       reject(`domain ${rawNode.domain}`);
       continue;
@@ -205,8 +224,14 @@ function convert(raw: RawGraph): Graph {
     nodes.push(node);
   }
 
-  const live = liveNodes(nodes, graphOutputs);
-  const problems = live.filter((n) => unsupported.has(n.name) || !RUNTIME_OPS.has(n.op));
+  let lifted: GraphNode[];
+  try {
+    lifted = liftQuantized(nodes, quantEnv, (node, reason) => unsupported.set(node.name, reason));
+  } catch (err) {
+    throw err instanceof KilnError ? err : corrupt(`Inconsistent quantized model: ${err instanceof Error ? err.message : String(err)}`, err);
+  }
+  const live = liveNodes(lifted, graphOutputs);
+  const problems = live.filter((n) => unsupported.has(n.name) || (!RUNTIME_OPS.has(n.op) && !INT8_OPS.has(n.op)));
   if (problems.length > 0) {
     const list = problems.map((n) => `${n.op} '${n.name}' (${unsupported.get(n.name) ?? 'its result depends on a dynamic dimension'})`);
     const types = [...new Set(problems.map((n) => n.op))].sort();
