@@ -204,6 +204,34 @@ export interface NativeAddon {
   setS8GemmKernel(kernel: 'auto' | 'avxvnni'): void;
   /** The int8 kernel family in use: scalar, avx2, avx512bw, avx512vnni or avxvnni. */
   s8GemmKernel(): string;
+
+  // s8-conv.cc: int8 convolution (ONNX QLinearConv on uint8 NHWC activations, int8 OIHW weights)
+  // and the int8 layout kernels. Outputs are overwritten; every array holds exactly its geometry.
+  /**
+   * output (NHWC) = requantize(sum (input - xZeroPoint) * weight + bias) with the multiplier
+   * fround(fround(xScale * wScale[o]) / yScale), clamped to [yMin, yMax] (ReLU: yMin = yZeroPoint);
+   * a Float32Array output gets float(sum) * fround(xScale * wScale[o]) instead (no y* fields).
+   */
+  s8conv2d(
+    args: Conv2dGeometry & {
+      input: Uint8Array; weight: Int8Array; bias?: Int32Array | null; wScale: Float32Array;
+      xScale: number; xZeroPoint: number; output: Uint8Array | Float32Array;
+      yScale?: number; yZeroPoint?: number; yMin?: number; yMax?: number;
+    },
+    async: boolean,
+  ): MaybePromise;
+  /** ONNX QuantizeLinear (uint8, true division, ties to even, saturating; NaN -> zeroPoint), NCHW -> NHWC. */
+  quantizeU8NchwToNhwc(
+    args: { input: Float32Array; output: Uint8Array; batch: number; channels: number; plane: number; scale: number; zeroPoint: number },
+    async: boolean,
+  ): MaybePromise;
+  /** ONNX DequantizeLinear: (q - zeroPoint) * scale, NHWC -> NCHW. */
+  dequantizeU8NhwcToNchw(
+    args: { input: Uint8Array; output: Float32Array; batch: number; channels: number; plane: number; scale: number; zeroPoint: number },
+    async: boolean,
+  ): MaybePromise;
+  /** Max pooling on uint8 NHWC (batch x H x W x channels); padding never wins, an empty window gives 0. */
+  maxPoolU8Nhwc(args: Pool2dGeometry & { input: Uint8Array; output: Uint8Array }, async: boolean): MaybePromise;
 }
 
 function packageRoot(): string {

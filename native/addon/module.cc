@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kiln_addon::register_elementwise(env, exports);
   kiln_addon::register_plan(env, exports);
   kiln_addon::register_s8gemm(env, exports);
+  kiln_addon::register_s8conv(env, exports);
   return exports;
 }
 

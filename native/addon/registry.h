@@ -10,4 +10,5 @@ void register_pool(Napi::Env env, Napi::Object exports);         // pool.cc
 void register_elementwise(Napi::Env env, Napi::Object exports);  // elementwise.cc
 void register_plan(Napi::Env env, Napi::Object exports);         // plan.cc
 void register_s8gemm(Napi::Env env, Napi::Object exports);       // s8-gemm.cc
+void register_s8conv(Napi::Env env, Napi::Object exports);       // s8-conv.cc
 }  // namespace kiln_addon

@@ -63,10 +63,17 @@ class S8Conv2dPlan {
   uint8_t y_zero_point_ = 0, y_min_ = 0, y_max_ = 255;
   bool float_output_ = false;
 
+  // How run() splits the batch's output pixels (rows): `tasks` contiguous ranges, each walked in
+  // blocks of at most block_rows rows through its own im2col buffer.
+  struct Split {
+    size_t rows = 0, tasks = 1, block_rows = 0;
+  };
   bool direct_input() const;  // 1x1, stride 1, unpadded, one group: the input is the GEMM's A
-  size_t rows_per_block() const;
-  void run_rows(const uint8_t* in, void* out, size_t row_begin, size_t row_end, uint8_t* columns,
-                size_t gemm_threads) const;
+  Split split(size_t batch, size_t threads) const;
+  void gemm(const uint8_t* a, size_t lda, size_t rows, size_t group, void* out, size_t row0,
+            size_t threads) const;
+  void run_rows(const uint8_t* in, void* out, size_t row_begin, size_t row_end, size_t block_rows,
+                uint8_t* columns, size_t gemm_threads) const;
 };
 
 // ONNX QuantizeLinear: q = saturate(round_half_even(x / scale) + zero_point) (a true division, as

@@ -1,0 +1,56 @@
+// uint8 NHWC max pooling: for each output pixel, the window's in-image taps are listed (padding
+// is skipped, so it never wins) and reduced over channel vectors by the ISA's pixel kernel.
+// Output rows are independent; pieces are fixed by the shape, so threads change nothing.
+#include <vector>
+
+#include "elementwise/chunks.h"
+#include "kiln/dispatch.h"
+#include "kiln/s8-conv.h"
+#include "s8-conv/maxpool-u8.h"
+
+namespace kiln {
+
+void max_pool_u8_pixel_scalar(const uint8_t* const* taps, size_t count, size_t channels, uint8_t* out) {
+  for (size_t c = 0; c < channels; ++c) {
+    uint8_t best = 0;
+    for (size_t t = 0; t < count; ++t) best = taps[t][c] > best ? taps[t][c] : best;
+    out[c] = best;
+  }
+}
+
+void max_pool2d_u8_nhwc(const Pool2dGeometry& g, size_t batch, size_t channels, const uint8_t* in, uint8_t* out,
+                        size_t max_threads) {
+  const size_t rows = batch * g.out_height;
+  if (rows == 0 || g.out_width == 0 || channels == 0) return;
+  const Isa isa = active_isa();
+  auto pixel = isa >= Isa::kAvx512 ? max_pool_u8_pixel_avx512
+               : isa >= Isa::kAvx2 ? max_pool_u8_pixel_avx2
+                                   : max_pool_u8_pixel_scalar;
+  const size_t row_bytes = g.out_width * channels * g.kernel_h * g.kernel_w;
+  const size_t piece = std::max<size_t>(1, kStreamPiece / std::max<size_t>(row_bytes, 1));
+  for_each_piece(rows, piece, max_threads, [&](size_t begin, size_t end) {
+    std::vector<const uint8_t*> taps(g.kernel_h * g.kernel_w);
+    for (size_t r = begin; r < end; ++r) {
+      const size_t b = r / g.out_height, oh = r % g.out_height;
+      const uint8_t* image = in + b * g.in_plane() * channels;
+      uint8_t* dst = out + r * g.out_width * channels;
+      const ptrdiff_t ih0 = static_cast<ptrdiff_t>(oh * g.stride_h) - static_cast<ptrdiff_t>(g.pad_top);
+      for (size_t ow = 0; ow < g.out_width; ++ow, dst += channels) {
+        const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.stride_w) - static_cast<ptrdiff_t>(g.pad_left);
+        size_t count = 0;
+        for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+          const ptrdiff_t ih = ih0 + static_cast<ptrdiff_t>(kh * g.dilation_h);
+          if (ih < 0 || static_cast<size_t>(ih) >= g.in_height) continue;
+          for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+            const ptrdiff_t iw = iw0 + static_cast<ptrdiff_t>(kw * g.dilation_w);
+            if (iw < 0 || static_cast<size_t>(iw) >= g.in_width) continue;
+            taps[count++] = image + (static_cast<size_t>(ih) * g.in_width + static_cast<size_t>(iw)) * channels;
+          }
+        }
+        pixel(taps.data(), count, channels, dst);
+      }
+    }
+  });
+}
+
+}  // namespace kiln

@@ -1,0 +1,36 @@
+// Quantize / dequantize rows with AVX2, 8 floats per step: vdivps (a true division, as ONNX
+// specifies), NaN zeroed by an ordered-compare mask, clamp, vcvtps2dq (ties to even in the
+// default rounding mode), then packs to bytes (values are already in [0, 255]).
+#include <immintrin.h>
+
+#include "s8-conv/quantize-rows.h"
+
+namespace kiln {
+
+void quantize_u8_row_avx2(const float* in, uint8_t* out, size_t n, const QuantizeParams& p) {
+  const __m256 scale = _mm256_set1_ps(p.scale), lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
+  const __m256i zp = _mm256_set1_epi32(p.zero_point);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_div_ps(_mm256_loadu_ps(in + i), scale);
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), zp);
+    const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), _mm_packus_epi16(words, words));
+  }
+  for (; i < n; ++i) out[i] = quantize_u8_one(in[i], p);
+}
+
+void dequantize_u8_row_avx2(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256i zp = _mm256_set1_epi32(zero_point);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(in + i)));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, zp)), s));
+  }
+  for (; i < n; ++i) out[i] = dequantize_u8_one(in[i], scale, zero_point);
+}
+
+}  // namespace kiln

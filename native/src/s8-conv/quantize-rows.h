@@ -1,0 +1,42 @@
+// Contiguous quantize / dequantize rows, per ISA, behind the layout kernels of kiln/s8-conv.h.
+// Quantize: q = clamp(x / scale, lo, hi) rounded half to even, + zero_point, where lo = -zp and
+// hi = 255 - zp (clamping before rounding equals saturating after: the bounds are integers), and
+// NaN counts as 0 (it quantizes to the zero point). Dequantize: x = float(q - zp) * scale.
+// Every variant gives the scalar one's bits.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+namespace kiln {
+
+struct QuantizeParams {
+  float scale = 1, lo = 0, hi = 255;
+  int32_t zero_point = 0;
+};
+
+void quantize_u8_row_scalar(const float* in, uint8_t* out, size_t n, const QuantizeParams& p);
+void quantize_u8_row_avx2(const float* in, uint8_t* out, size_t n, const QuantizeParams& p);
+void quantize_u8_row_avx512(const float* in, uint8_t* out, size_t n, const QuantizeParams& p);
+
+void dequantize_u8_row_scalar(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point);
+void dequantize_u8_row_avx2(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point);
+void dequantize_u8_row_avx512(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point);
+
+namespace {  // internal linkage: included by TUs built with different -m flags
+
+// One element of the specification (the scalar row and the SIMD tails use it).
+inline uint8_t quantize_u8_one(float x, const QuantizeParams& p) {
+  float v = x / p.scale;
+  if (v != v) v = 0.0f;
+  v = v < p.lo ? p.lo : v;
+  v = v > p.hi ? p.hi : v;
+  return static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(v)) + p.zero_point);
+}
+
+inline float dequantize_u8_one(uint8_t q, float scale, int32_t zero_point) {
+  return static_cast<float>(static_cast<int32_t>(q) - zero_point) * scale;
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,165 @@
+// S8Conv2dPlan: weights reordered to the NHWC patch order (kh, kw, c) and packed once per group;
+// run = row blocks of (uint8 im2col, then the int8 GEMM with its requantize / dequantize epilogue
+// writing straight into the NHWC output: GEMM row = output pixel, column = output channel).
+//
+// Threads: the output pixels of the batch are split into one contiguous range per task, each
+// with its own im2col buffer of at most kBlockBytes, walked in blocks that stay in L2; the GEMMs
+// then run on one thread. With a single task (small work) the GEMM gets the threads instead.
+// Integer sums and a per-element epilogue make results independent of any split.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "kiln/s8-conv.h"
+#include "kiln/thread-pool.h"
+#include "s8-conv/s8-im2col.h"
+
+namespace kiln {
+namespace {
+
+// im2col bytes one task fills before running the GEMM on them: well inside the 1 MiB L2.
+constexpr size_t kBlockBytes = 128 * 1024;
+// Rows are handed out in multiples of this (a multiple of every micro-kernel's mr is not needed
+// for correctness, only to avoid ragged tiles).
+constexpr size_t kRowQuantum = 16;
+// Below this many multiply-adds per task, splitting over threads costs more than it saves.
+constexpr size_t kMinMacsPerTask = size_t(1) << 20;
+
+size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+
+size_t resolve_threads(size_t requested) {
+  return requested == 0 ? num_threads() : std::min(requested, num_threads());
+}
+
+}  // namespace
+
+S8Conv2dPlan::S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, const int32_t* bias,
+                           const S8ConvQuant& q, bool float_output)
+    : g_(g), x_zero_point_(q.x_zero_point), y_zero_point_(q.y_zero_point), y_min_(q.y_min),
+      y_max_(q.y_max), float_output_(float_output) {
+  if (!conv2d_geometry_valid(g)) throw std::invalid_argument("S8Conv2dPlan: invalid geometry");
+  if (q.w_scale_count != 1 && q.w_scale_count != g.out_channels) {
+    throw std::invalid_argument("S8Conv2dPlan: w_scale_count must be 1 or out_channels");
+  }
+  if (!float_output && q.y_min > q.y_max) throw std::invalid_argument("S8Conv2dPlan: y_min > y_max");
+  const size_t groups = g.groups, cg = g.in_channels_per_group(), og = g.out_channels_per_group();
+  const size_t kh = g.kernel_h, kw = g.kernel_w, k = g.patch();
+
+  // OIHW -> O x (kh, kw, c): the column order of the NHWC im2col.
+  std::vector<int8_t> reordered(g.weight_size());
+  for (size_t o = 0; o < g.out_channels; ++o) {
+    for (size_t c = 0; c < cg; ++c) {
+      for (size_t y = 0; y < kh; ++y) {
+        for (size_t x = 0; x < kw; ++x) {
+          reordered[o * k + (y * kw + x) * cg + c] = weight_oihw[((o * cg + c) * kh + y) * kw + x];
+        }
+      }
+    }
+  }
+  packed_.reserve(groups);
+  for (size_t gi = 0; gi < groups; ++gi) packed_.emplace_back(true, k, og, reordered.data() + gi * og * k, k);
+  if (bias) bias_.assign(bias, bias + g.out_channels);
+
+  // docs/int8-ir.md: the multiplier is fround(fround(x_scale * w_scale) / y_scale); a float
+  // output scales by fround(x_scale * w_scale) alone. volatile-free: float * float is one
+  // correctly rounded float operation on x86-64.
+  scale_.resize(g.out_channels);
+  for (size_t o = 0; o < g.out_channels; ++o) {
+    const float ws = q.w_scale[q.w_scale_count == 1 ? 0 : o];
+    const float xw = q.x_scale * ws;
+    scale_[o] = float_output ? xw : xw / q.y_scale;
+  }
+}
+
+bool S8Conv2dPlan::direct_input() const { return g_.groups == 1 && g_.is_pointwise(); }
+
+S8Conv2dPlan::Split S8Conv2dPlan::split(size_t batch, size_t threads) const {
+  Split s;
+  s.rows = batch * g_.out_plane();
+  if (s.rows == 0) return s;
+  const size_t k = std::max<size_t>(g_.patch(), 1);
+  const double macs = static_cast<double>(s.rows) * static_cast<double>(g_.out_channels) * static_cast<double>(k);
+  size_t tasks = std::min(threads, div_up(s.rows, kRowQuantum));
+  tasks = std::max<size_t>(1, std::min<double>(static_cast<double>(tasks), macs / kMinMacsPerTask));
+  s.tasks = tasks;
+  const size_t cap = std::max(kRowQuantum, kBlockBytes / k / kRowQuantum * kRowQuantum);
+  s.block_rows = std::min(cap, div_up(div_up(s.rows, tasks), kRowQuantum) * kRowQuantum);
+  return s;
+}
+
+size_t S8Conv2dPlan::scratch_bytes(size_t batch, size_t threads) const {
+  if (direct_input()) return 0;
+  // run() may see fewer threads than asked for (a smaller pool), and tasks * block_rows is not
+  // monotonic in the task count: take the largest over every count it could use.
+  const size_t limit = threads == 0 ? num_threads() : threads;
+  size_t most = 0;
+  for (size_t t = 1; t <= limit; ++t) {
+    const Split s = split(batch, t);
+    most = std::max(most, s.tasks * s.block_rows);
+    if (s.tasks < t) break;  // more threads change nothing from here on
+  }
+  return most * g_.patch();
+}
+
+size_t S8Conv2dPlan::weight_bytes() const {
+  size_t bytes = bias_.size() * sizeof(int32_t) + scale_.size() * sizeof(float);
+  for (const PackedS8B& p : packed_) bytes += p.bytes();
+  return bytes;
+}
+
+void S8Conv2dPlan::gemm(const uint8_t* a, size_t lda, size_t rows, size_t group, void* out, size_t row0,
+                        size_t threads) const {
+  const size_t o = g_.out_channels, og = g_.out_channels_per_group(), col0 = group * og;
+  const int32_t* bias = bias_.empty() ? nullptr : bias_.data() + col0;
+  if (float_output_) {
+    S8Dequantization dq;
+    dq.scale = scale_.data() + col0;
+    float* c = static_cast<float*>(out) + row0 * o + col0;
+    s8gemm_dequantize(rows, a, lda, x_zero_point_, packed_[group], bias, dq, c, o, threads);
+  } else {
+    S8Requantization rq;
+    rq.scale = scale_.data() + col0;
+    rq.zero_point = y_zero_point_;
+    rq.min = y_min_;
+    rq.max = y_max_;
+    uint8_t* c = static_cast<uint8_t*>(out) + row0 * o + col0;
+    s8gemm_requantize(rows, a, lda, x_zero_point_, packed_[group], bias, rq, c, o, threads);
+  }
+}
+
+void S8Conv2dPlan::run_rows(const uint8_t* in, void* out, size_t row_begin, size_t row_end, size_t block_rows,
+                            uint8_t* columns, size_t gemm_threads) const {
+  const size_t k = g_.patch();
+  for (size_t r0 = row_begin; r0 < row_end; r0 += block_rows) {
+    const size_t r1 = std::min(row_end, r0 + block_rows);
+    for (size_t gi = 0; gi < g_.groups; ++gi) {
+      s8_im2col_nhwc(g_, in, gi, x_zero_point_, r0, r1, columns);
+      gemm(columns, k, r1 - r0, gi, out, r0, gemm_threads);
+    }
+  }
+}
+
+void S8Conv2dPlan::run(const uint8_t* in, void* out, size_t batch, uint8_t* scratch, size_t max_threads) const {
+  const size_t threads = resolve_threads(max_threads);
+  const size_t rows = batch * g_.out_plane();
+  if (rows == 0) return;
+  if (direct_input()) {
+    gemm(in, g_.in_channels, rows, 0, out, 0, threads);
+    return;
+  }
+  const Split s = split(batch, threads);
+  if (s.tasks <= 1) {
+    run_rows(in, out, 0, rows, s.block_rows, scratch, threads);
+    return;
+  }
+  const size_t slot = s.block_rows * g_.patch();
+  parallel_for(
+      s.tasks,
+      [&](size_t t) {
+        const size_t begin = rows * t / s.tasks, end = rows * (t + 1) / s.tasks;
+        run_rows(in, out, begin, end, s.block_rows, scratch + t * slot, 1);
+      },
+      s.tasks);
+}
+
+}  // namespace kiln
