@@ -3,7 +3,7 @@
  * (the CPU's FMA peak, Kiln's own fp32 path, or onnxruntime-node). Writes bench/results/latest.{json,md}.
  *
  *   npm run bench                       # everything
- *   npm run bench -- gemm forward       # only some sections: gemm, forward, train, ort
+ *   npm run bench -- gemm forward       # only some sections: gemm (fp32 and int8), s8gemm, forward, train, ort, int8
  *   npm run bench -- ort --model x.onnx # also benchmark an ONNX model of your own against ORT
  */
 import { availableParallelism } from 'node:os';
@@ -11,7 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { cpuInfo } from '../src/system.js';
-import { benchGemm, measureF32Peak } from './gemm.js';
+import { benchGemm, benchS8Gemm, measureF32Peak } from './gemm.js';
+import { benchInt8 } from './int8.js';
 import { Report } from './report.js';
 import { benchForward, benchTraining, benchVsOrt } from './seedcnn.js';
 
@@ -38,9 +39,11 @@ async function main(): Promise<void> {
   });
   process.stdout.write(`Kiln benchmarks on ${info.brand} (${info.isa}, ${cores} cores); fp32 FMA peak ${peak.toFixed(1)} GFLOP/s per core\n`);
   if (all || sections.has('gemm')) await benchGemm(report, peak, cores);
+  if (all || sections.has('gemm') || sections.has('s8gemm')) await benchS8Gemm(report, cores);
   if (all || sections.has('forward')) await benchForward(report, peak, threadCounts);
   if (all || sections.has('train')) await benchTraining(report, cores);
   if (all || sections.has('ort')) await benchVsOrt(report, threadCounts, models);
+  if (all || sections.has('int8')) await benchInt8(report, threadCounts);
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const { json, markdown } = await report.write(join(root, 'bench', 'results'));
   process.stdout.write(`\nwrote ${json} and ${markdown}\n`);

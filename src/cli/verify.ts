@@ -1,8 +1,16 @@
-/** `kiln verify`: Kiln against onnxruntime-node on the same inputs (real digits or random). */
-import { compareWithOnnxRuntime } from '../onnx/index.js';
+/**
+ * `kiln verify`: Kiln against onnxruntime-node on the same inputs (real digits or random).
+ *
+ * A quantized model (an int8 .onnx file, or a .kiln holding an int8 graph) is compared as int8:
+ * Kiln's int8 runtime against onnxruntime running the int8 ONNX file given, or Kiln's QDQ export
+ * of the .kiln graph; besides top-1 agreement it reports the largest logit difference in
+ * quantization steps.
+ */
+import type { Graph } from '../graph/ir.js';
+import { benchmarkInput, compareInt8WithOnnxRuntime, compareWithOnnxRuntime, importModel, isInt8Graph } from '../onnx/index.js';
 import { Tensor } from '../tensor.js';
 import { loadDatasets } from './datasets.js';
-import { readModelSource } from './model-source.js';
+import { readModelSource, type ModelSource } from './model-source.js';
 import { Output, percent } from './output.js';
 
 export interface VerifyCommandOptions {
@@ -14,20 +22,57 @@ export interface VerifyCommandOptions {
   json?: boolean;
 }
 
+/** The int8 graph a model source holds, if it is quantized. */
+async function int8GraphOf(source: ModelSource): Promise<{ graph: Graph; reference?: Uint8Array } | undefined> {
+  if (source.kind === 'onnx') {
+    const graph = await importModel(source.bytes);
+    return isInt8Graph(graph) ? { graph, reference: source.bytes } : undefined;
+  }
+  // A .kiln file with a quantized graph rather than a Module.
+  const graph = (source as { graph?: Graph }).graph;
+  return graph !== undefined && isInt8Graph(graph) ? { graph } : undefined;
+}
+
 export async function verifyCommand(modelPath: string, opts: VerifyCommandOptions): Promise<void> {
   const out = new Output(opts);
   const source = await readModelSource(modelPath);
-  let inputs: Record<string, Tensor> | number = opts.count;
+  let images: Tensor<'float32'> | undefined;
   if (opts.dataset) {
     const { test } = await loadDatasets({ dataset: opts.dataset, dataDir: opts.dataDir, seed: opts.seed });
     const n = Math.min(opts.count, test.length);
     const [c, h, w] = test.imageShape;
-    inputs = { input: new Tensor('float32', test.images.slice(0, n * c * h * w), [n, c, h, w]) };
+    images = new Tensor('float32', test.images.slice(0, n * c * h * w), [n, c, h, w]);
   }
+  const what = opts.dataset ? `${opts.dataset} images` : 'random inputs';
+
+  const int8 = await int8GraphOf(source);
+  if (int8 !== undefined) {
+    const input = int8.graph.inputs[0]!;
+    const shape = input.shape.slice(1).map((d) => {
+      if (typeof d !== 'number') throw new TypeError(`Expected a fixed image shape for the input of ${modelPath} but it has the symbolic size '${d}'`);
+      return d;
+    });
+    const x = images ?? benchmarkInput(opts.count, shape, opts.seed);
+    const result = await compareInt8WithOnnxRuntime(int8.graph, { [input.name]: x }, int8.reference);
+    const against = result.reference === 'onnx-file' ? 'onnxruntime-node on the int8 ONNX file' : "onnxruntime-node on Kiln's QDQ export";
+    out.result({ model: modelPath, int8: true, ...result }, () =>
+      [
+        `Kiln int8 vs ${against}, ${result.batch} ${what}:`,
+        ...result.outputs.map(
+          (o) => `  ${o.name}: top-1 agreement ${percent(o.top1Agreement)}, max abs diff ${o.maxAbsDiff.toExponential(2)}` +
+            (o.maxDiffSteps === undefined ? '' : ` (${o.maxDiffSteps.toFixed(2)} quantization steps)`) +
+            `, relative L2 ${o.relL2.toExponential(2)}`,
+        ),
+      ].join('\n'),
+    );
+    return;
+  }
+
+  let inputs: Record<string, Tensor> | number = opts.count;
+  if (images !== undefined) inputs = { input: images };
   const model = source.kind === 'kiln' ? source.module : source.bytes;
   if (source.kind === 'onnx' && typeof inputs === 'object') {
     // Name the feed after the ONNX model's own input.
-    const { importModel } = await import('../onnx/index.js');
     const graph = await importModel(source.bytes);
     inputs = { [graph.inputs[0].name]: inputs.input };
   }
@@ -38,7 +83,7 @@ export async function verifyCommand(modelPath: string, opts: VerifyCommandOption
   });
   out.result({ model: modelPath, ...result }, () =>
     [
-      `Kiln vs onnxruntime-node on ${result.batch} ${opts.dataset ? `${opts.dataset} images` : 'random inputs'}:`,
+      `Kiln vs onnxruntime-node on ${result.batch} ${what}:`,
       ...result.outputs.map(
         (o) => `  ${o.name}: max abs diff ${o.maxAbsDiff.toExponential(2)}, max rel diff ${o.maxRelDiff.toExponential(2)}, ` +
           `relative L2 ${o.relL2.toExponential(2)}, top-1 agreement ${percent(o.top1Agreement)}`,
