@@ -1,0 +1,394 @@
+/**
+ * `runInt8Reference`: a plain-JS interpreter of the int8 graph IR (docs/int8-ir.md) and of the float
+ * ops a SeedCNN-like graph needs around it. It is the oracle the int8 runtime, the ONNX exporter and
+ * importer and the quantizer are tested against: naive loops, float64 / exact-integer accumulators,
+ * and the rounding the contract prescribes (QuantizeLinear divides in float32 and rounds half to
+ * even; requantization multiplies float32(acc) by the float32 multiplier
+ * fround(fround(x_scale * w_scale[o]) / y_scale); a float output is float32(acc) * fround(x_scale *
+ * w_scale[o])). Float ops accumulate in float64 and store float32, as the runtime's values are.
+ *
+ * Supported ops: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearGemm, QLinearAdd,
+ * DynamicQGemm, and Conv, Gemm, MatMul, Relu, MaxPool, Flatten, Reshape, Add, Identity, Dropout
+ * (Conv/Gemm with `kiln_activation`). MaxPool/Flatten/Reshape/Identity/Dropout keep the input's dtype.
+ */
+import { ErrorCode, KilnError } from '../errors.js';
+import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
+import { Tensor } from '../tensor.js';
+import { typeError } from '../validate.js';
+import { quantParams, roundHalfEven, storageRange, type QuantKind } from './qparams.js';
+import { conv2d, matmul, maxPool2d, windowOf } from './reference-kernels.js';
+
+export interface Int8ReferenceOptions {
+  /** Extra value names to return besides the graph outputs (e.g. intermediate activations). */
+  values?: readonly string[];
+}
+
+type Values = Map<string, Tensor>;
+
+function fail(node: GraphNode, what: string): never {
+  throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected a node the int8 reference can run but received ${node.op} '${node.name}': ${what}`);
+}
+
+function num(node: GraphNode, name: string, fallback?: number): number {
+  const v = node.attrs[name];
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v)) fail(node, `attribute ${name} must be a finite number, found ${String(v)}`);
+  return v as number;
+}
+
+function kindOf(node: GraphNode, name: string): QuantKind {
+  const v = node.attrs[name] ?? 'uint8';
+  if (v !== 'uint8' && v !== 'int8') fail(node, `attribute ${name} must be 'uint8' or 'int8', found ${String(v)}`);
+  return v as QuantKind;
+}
+
+function quantizedTensor(kind: QuantKind, data: ArrayLike<number>, dims: readonly number[]): Tensor {
+  return kind === 'uint8' ? new Tensor('uint8', Uint8Array.from(data), dims) : new Tensor('int8', Int8Array.from(data), dims);
+}
+
+/** ONNX QuantizeLinear of one value: saturate(roundHalfEven(x / scale) + zero_point), division in float32. */
+export function quantizeValue(x: number, scale: number, zeroPoint: number, kind: QuantKind): number {
+  const { qmin, qmax } = storageRange(kind);
+  const q = roundHalfEven(Math.fround(x / scale)) + zeroPoint;
+  return q < qmin ? qmin : q > qmax ? qmax : Number.isNaN(q) ? zeroPoint : q;
+}
+
+/** Requantize an exact accumulator (docs/int8-ir.md), with the fused ReLU clamping at the zero point. */
+export function requantize(acc: number, multiplier: number, yZeroPoint: number, kind: QuantKind, relu: boolean): number {
+  const { qmin, qmax } = storageRange(kind);
+  const r = roundHalfEven(Math.fround(Math.fround(acc) * multiplier));
+  const lo = relu ? Math.max(qmin - yZeroPoint, 0) : qmin - yZeroPoint;
+  const hi = qmax - yZeroPoint;
+  return (r < lo ? lo : r > hi ? hi : r) + yZeroPoint;
+}
+
+function floatActivation(v: number, attrs: Attrs): number {
+  switch (attrs.kiln_activation) {
+    case undefined:
+      return v;
+    case 'Relu':
+      return v < 0 ? 0 : v;
+    case 'Relu6':
+      return v < 0 ? 0 : v > 6 ? 6 : v;
+    case 'LeakyRelu':
+      return v < 0 ? v * Number(attrs.kiln_activation_alpha ?? 0.01) : v;
+    case 'Clip': {
+      const lo = Number(attrs.kiln_activation_min ?? -Infinity);
+      const hi = Number(attrs.kiln_activation_max ?? Infinity);
+      return v < lo ? lo : v > hi ? hi : v;
+    }
+    default:
+      throw new Error(`kiln_activation ${String(attrs.kiln_activation)}`);
+  }
+}
+
+function input(values: Values, node: GraphNode, i: number): Tensor {
+  const name = node.inputs[i];
+  const t = name ? values.get(name) : undefined;
+  if (!t) fail(node, `input ${i} ('${name ?? ''}') is missing`);
+  return t!;
+}
+
+function optionalInput(values: Values, node: GraphNode, i: number): Tensor | undefined {
+  return node.inputs[i] ? input(values, node, i) : undefined;
+}
+
+function expectType(node: GraphNode, t: Tensor, types: readonly string[], what: string): void {
+  if (!types.includes(t.type)) fail(node, `${what} must be ${types.join(' or ')}, found ${t.type}`);
+}
+
+/** Per-output-channel weight scales (w_scale has O values or 1). */
+function channelScale(node: GraphNode, wScale: Tensor, channels: number): (o: number) => number {
+  expectType(node, wScale, ['float32'], 'w_scale');
+  const s = wScale.data as Float32Array;
+  if (s.length !== channels && s.length !== 1) fail(node, `w_scale has ${s.length} values for ${channels} output channels`);
+  return s.length === 1 ? () => s[0] : (o) => s[o];
+}
+
+function int32Bias(node: GraphNode, bias: Tensor | undefined, channels: number): Int32Array | undefined {
+  if (!bias) return undefined;
+  expectType(node, bias, ['int32'], 'bias');
+  if (bias.size !== channels) fail(node, `bias has ${bias.size} values for ${channels} output channels`);
+  return bias.data as Int32Array;
+}
+
+/**
+ * The epilogue shared by QLinearConv and QLinearGemm: requantize to y_dtype when y_scale is given,
+ * else dequantize to float32. `channelOf(i)` is the output channel of accumulator i.
+ */
+function qlinearEpilogue(node: GraphNode, acc: Float64Array, dims: number[], channelOf: (i: number) => number, xScale: number, wScale: (o: number) => number, bias: Int32Array | undefined): Tensor {
+  const relu = node.attrs.kiln_activation === 'Relu';
+  if (node.attrs.kiln_activation !== undefined && !relu) fail(node, `kiln_activation ${String(node.attrs.kiln_activation)} (only 'Relu' on int8 nodes)`);
+  const quantizedOut = node.attrs.y_scale !== undefined;
+  if (quantizedOut) {
+    const yScale = num(node, 'y_scale');
+    const kind = kindOf(node, 'y_dtype');
+    const yZp = num(node, 'y_zero_point', 0);
+    const out = new Array<number>(acc.length);
+    for (let i = 0; i < acc.length; i++) {
+      const o = channelOf(i);
+      const multiplier = Math.fround(Math.fround(xScale * wScale(o)) / yScale);
+      out[i] = requantize(acc[i] + (bias ? bias[o] : 0), multiplier, yZp, kind, relu);
+    }
+    return quantizedTensor(kind, out, dims);
+  }
+  const out = new Float32Array(acc.length);
+  for (let i = 0; i < acc.length; i++) {
+    const o = channelOf(i);
+    const v = Math.fround(Math.fround(acc[i] + (bias ? bias[o] : 0)) * Math.fround(xScale * wScale(o)));
+    out[i] = relu && v < 0 ? 0 : v;
+  }
+  return new Tensor('float32', out, dims);
+}
+
+function qlinearConv(values: Values, node: GraphNode): Tensor {
+  const x = input(values, node, 0);
+  const w = input(values, node, 1);
+  expectType(node, x, ['uint8', 'int8'], 'x');
+  expectType(node, w, ['int8'], 'w');
+  if (x.dims.length !== 4 || w.dims.length !== 4) fail(node, 'only 2-D convolutions (4-D x and w)');
+  const o = w.dims[0];
+  const wScale = channelScale(node, input(values, node, 2), o);
+  const bias = int32Bias(node, optionalInput(values, node, 3), o);
+  const { acc, dims } = conv2d(x.data, x.dims, num(node, 'x_zero_point', 0), w.data, w.dims, num(node, 'group', 1), windowOf(node.attrs, w.dims.slice(2)));
+  const plane = dims[2] * dims[3];
+  return qlinearEpilogue(node, acc, dims, (i) => Math.floor(i / plane) % o, num(node, 'x_scale'), wScale, bias);
+}
+
+function qlinearGemm(values: Values, node: GraphNode): Tensor {
+  const a = input(values, node, 0);
+  const w = input(values, node, 1);
+  expectType(node, a, ['uint8', 'int8'], 'a');
+  expectType(node, w, ['int8'], 'w');
+  if (a.dims.length !== 2 || w.dims.length !== 2) fail(node, 'a and w must be 2-D');
+  const transB = num(node, 'transB', 0) !== 0;
+  const { acc, m, n } = matmul(a.data, a.dims, num(node, 'a_zero_point', 0), w.data, w.dims, false, transB);
+  const wScale = channelScale(node, input(values, node, 2), n);
+  const bias = int32Bias(node, optionalInput(values, node, 3), n);
+  return qlinearEpilogue(node, acc, [m, n], (i) => i % n, num(node, 'a_scale'), wScale, bias);
+}
+
+function qlinearAdd(values: Values, node: GraphNode): Tensor {
+  const a = input(values, node, 0);
+  const b = input(values, node, 1);
+  expectType(node, a, ['uint8', 'int8'], 'a');
+  expectType(node, b, ['uint8', 'int8'], 'b');
+  if (a.size !== b.size) fail(node, `a and b must have the same shape, found [${a.dims.join(', ')}] and [${b.dims.join(', ')}]`);
+  const [as, az, bs, bz, ys] = ['a_scale', 'a_zero_point', 'b_scale', 'b_zero_point', 'y_scale'].map((k) => num(node, k, k.endsWith('zero_point') ? 0 : undefined));
+  const yz = num(node, 'y_zero_point', 0);
+  const kind = kindOf(node, 'y_dtype');
+  const relu = node.attrs.kiln_activation === 'Relu';
+  const { qmin, qmax } = storageRange(kind);
+  const lo = relu ? Math.max(qmin, yz) : qmin;
+  const out = new Array<number>(a.size);
+  for (let i = 0; i < a.size; i++) {
+    const real = Math.fround(Math.fround(as * (a.data[i] - az)) + Math.fround(bs * (b.data[i] - bz)));
+    const q = roundHalfEven(Math.fround(real / ys)) + yz;
+    out[i] = q < lo ? lo : q > qmax ? qmax : q;
+  }
+  return quantizedTensor(kind, out, a.dims);
+}
+
+/** ONNX DynamicQuantizeLinear of the whole input, then an int8 product dequantized with a float bias. */
+function dynamicQGemm(values: Values, node: GraphNode): Tensor {
+  const a = input(values, node, 0);
+  const w = input(values, node, 1);
+  expectType(node, a, ['float32'], 'a');
+  expectType(node, w, ['int8'], 'w');
+  if (a.dims.length !== 2 || w.dims.length !== 2) fail(node, 'a and w must be 2-D');
+  let min = 0;
+  let max = 0;
+  for (const v of a.data as Float32Array) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const p = quantParams({ min, max }, 'uint8');
+  const q = Array.from(a.data as Float32Array, (v) => quantizeValue(v, p.scale, p.zeroPoint, 'uint8'));
+  const transB = num(node, 'transB', 0) !== 0;
+  const { acc, m, n } = matmul(q, a.dims, p.zeroPoint, w.data, w.dims, false, transB);
+  const wScale = channelScale(node, input(values, node, 2), n);
+  const bias = optionalInput(values, node, 3);
+  if (bias) {
+    expectType(node, bias, ['float32'], 'bias');
+    if (bias.size !== n) fail(node, `bias has ${bias.size} values for ${n} outputs`);
+  }
+  const out = new Float32Array(m * n);
+  for (let i = 0; i < out.length; i++) {
+    const o = i % n;
+    let v = Math.fround(Math.fround(acc[i]) * Math.fround(p.scale * wScale(o)));
+    if (bias) v = Math.fround(v + bias.data[o]);
+    out[i] = floatActivation(v, node.attrs);
+  }
+  return new Tensor('float32', out, [m, n]);
+}
+
+function floatConv(values: Values, node: GraphNode): Tensor {
+  const x = input(values, node, 0);
+  const w = input(values, node, 1);
+  expectType(node, x, ['float32'], 'x');
+  if (x.dims.length !== 4 || w.dims.length !== 4) fail(node, 'only 2-D convolutions');
+  const bias = optionalInput(values, node, 2);
+  const { acc, dims } = conv2d(x.data, x.dims, 0, w.data, w.dims, num(node, 'group', 1), windowOf(node.attrs, w.dims.slice(2)));
+  const plane = dims[2] * dims[3];
+  const out = new Float32Array(acc.length);
+  for (let i = 0; i < acc.length; i++) out[i] = floatActivation(acc[i] + (bias ? bias.data[Math.floor(i / plane) % dims[1]] : 0), node.attrs);
+  return new Tensor('float32', out, dims);
+}
+
+function floatGemm(values: Values, node: GraphNode): Tensor {
+  const a = input(values, node, 0);
+  const w = input(values, node, 1);
+  expectType(node, a, ['float32'], 'a');
+  const isMatMul = node.op === 'MatMul';
+  if (a.dims.length !== 2 || w.dims.length !== 2) fail(node, 'only 2-D operands');
+  const { acc, m, n } = matmul(a.data, a.dims, 0, w.data, w.dims, !isMatMul && num(node, 'transA', 0) !== 0, !isMatMul && num(node, 'transB', 0) !== 0);
+  const alpha = isMatMul ? 1 : num(node, 'alpha', 1);
+  const beta = isMatMul ? 0 : num(node, 'beta', 1);
+  const c = isMatMul ? undefined : optionalInput(values, node, 2);
+  const cAt = (i: number, j: number): number => {
+    if (!c) return 0;
+    if (c.size === 1) return c.data[0];
+    if (c.size === n) return c.data[j];
+    if (c.size === m * n) return c.data[i * n + j];
+    return fail(node, `C has ${c.size} values for a ${m}x${n} output`);
+  };
+  const out = new Float32Array(m * n);
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[i * n + j] = floatActivation(alpha * acc[i * n + j] + beta * cAt(i, j), node.attrs);
+  return new Tensor('float32', out, [m, n]);
+}
+
+/** Numpy broadcasting of two float tensors. */
+function floatAdd(values: Values, node: GraphNode): Tensor {
+  const a = input(values, node, 0);
+  const b = input(values, node, 1);
+  expectType(node, a, ['float32'], 'a');
+  expectType(node, b, ['float32'], 'b');
+  const rank = Math.max(a.dims.length, b.dims.length);
+  const pad = (d: readonly number[]) => [...new Array<number>(rank - d.length).fill(1), ...d];
+  const ad = pad(a.dims);
+  const bd = pad(b.dims);
+  const dims = ad.map((d, i) => {
+    if (d !== bd[i] && d !== 1 && bd[i] !== 1) fail(node, `shapes [${a.dims.join(', ')}] and [${b.dims.join(', ')}] do not broadcast`);
+    return Math.max(d, bd[i]);
+  });
+  const size = dims.reduce((x, y) => x * y, 1);
+  const out = new Float32Array(size);
+  const index = new Array<number>(rank).fill(0);
+  for (let i = 0; i < size; i++) {
+    let ai = 0;
+    let bi = 0;
+    for (let k = 0; k < rank; k++) {
+      ai = ai * ad[k] + (ad[k] === 1 ? 0 : index[k]);
+      bi = bi * bd[k] + (bd[k] === 1 ? 0 : index[k]);
+    }
+    out[i] = a.data[ai] + b.data[bi];
+    for (let k = rank - 1; k >= 0 && ++index[k] === dims[k]; k--) index[k] = 0;
+  }
+  return new Tensor('float32', out, dims);
+}
+
+function sameData(x: Tensor, data: ArrayLike<number>, dims: readonly number[]): Tensor {
+  if (x.type === 'float32') return new Tensor('float32', Float32Array.from(data), dims);
+  if (x.type === 'uint8' || x.type === 'int8') return quantizedTensor(x.type, data, dims);
+  return new Tensor('int32', Int32Array.from(data), dims);
+}
+
+function reshape(node: GraphNode, x: Tensor): number[] {
+  const shape = node.attrs.shape;
+  if (!Array.isArray(shape)) fail(node, 'attribute shape must be an int array (canonical form)');
+  const dims = (shape as number[]).map((d, i) => (d === 0 ? x.dims[i] : d));
+  const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+  const out = dims.map((d) => (d === -1 ? x.size / known : d));
+  if (out.reduce((a, b) => a * b, 1) !== x.size || out.some((d) => !Number.isInteger(d))) fail(node, `cannot reshape [${x.dims.join(', ')}] to [${dims.join(', ')}]`);
+  return out;
+}
+
+function runNode(values: Values, node: GraphNode): Tensor {
+  switch (node.op) {
+    case 'QuantizeLinear': {
+      const x = input(values, node, 0);
+      expectType(node, x, ['float32'], 'x');
+      const kind = kindOf(node, 'dtype');
+      const scale = num(node, 'scale');
+      const zp = num(node, 'zero_point', 0);
+      return quantizedTensor(kind, Array.from(x.data as Float32Array, (v) => quantizeValue(v, scale, zp, kind)), x.dims);
+    }
+    case 'DequantizeLinear': {
+      const q = input(values, node, 0);
+      expectType(node, q, ['uint8', 'int8'], 'q');
+      const scale = num(node, 'scale');
+      const zp = num(node, 'zero_point', 0);
+      return new Tensor('float32', Float32Array.from(q.data, (v) => (v - zp) * scale), q.dims);
+    }
+    case 'QLinearConv':
+      return qlinearConv(values, node);
+    case 'QLinearGemm':
+      return qlinearGemm(values, node);
+    case 'QLinearAdd':
+      return qlinearAdd(values, node);
+    case 'DynamicQGemm':
+      return dynamicQGemm(values, node);
+    case 'Conv':
+      return floatConv(values, node);
+    case 'Gemm':
+    case 'MatMul':
+      return floatGemm(values, node);
+    case 'Add':
+      return floatAdd(values, node);
+    case 'Relu': {
+      const x = input(values, node, 0);
+      expectType(node, x, ['float32'], 'x');
+      return new Tensor('float32', Float32Array.from(x.data as Float32Array, (v) => (v < 0 ? 0 : v)), x.dims);
+    }
+    case 'MaxPool': {
+      const x = input(values, node, 0);
+      if (x.dims.length !== 4) fail(node, 'only 2-D pooling');
+      const { out, dims } = maxPool2d(x.data, x.dims, windowOf(node.attrs));
+      return sameData(x, out, dims);
+    }
+    case 'Flatten': {
+      const x = input(values, node, 0);
+      const axis = num(node, 'axis', 1);
+      const lead = x.dims.slice(0, axis).reduce((a, b) => a * b, 1);
+      return sameData(x, x.data, [lead, x.size / lead]);
+    }
+    case 'Reshape': {
+      const x = input(values, node, 0);
+      return sameData(x, x.data, reshape(node, x));
+    }
+    case 'Identity':
+    case 'Dropout':
+      return input(values, node, 0);
+    default:
+      return fail(node, 'op not implemented in the reference');
+  }
+}
+
+/**
+ * Runs `graph` on `feeds` with naive float64 / exact-integer loops.
+ * @param feeds one tensor per graph input (batch first), by input name
+ * @returns the graph outputs (and any `options.values`) by name: float32 tensors, or uint8/int8
+ *   tensors for values still quantized
+ * @throws KilnError ERR_KILN_UNSUPPORTED_OP for an op or attribute the reference does not know
+ */
+export function runInt8Reference(graph: Graph, feeds: Record<string, Tensor>, options: Int8ReferenceOptions = {}): Record<string, Tensor> {
+  if (feeds === null || typeof feeds !== 'object') throw typeError('feeds', 'an object of tensors by input name', feeds);
+  const values: Values = new Map(graph.initializers);
+  for (const v of graph.inputs) {
+    if (graph.initializers.has(v.name)) continue;
+    const t = feeds[v.name];
+    if (!(t instanceof Tensor)) throw typeError(`feeds.${v.name}`, 'a Tensor', t);
+    values.set(v.name, t);
+  }
+  for (const node of graph.nodes) {
+    const out = runNode(values, node);
+    values.set(node.outputs[0], out);
+  }
+  const result: Record<string, Tensor> = {};
+  for (const name of [...graph.outputs.map((o) => o.name), ...(options.values ?? [])]) {
+    const t = values.get(name);
+    if (!t) throw new KilnError(ErrorCode.INVALID_ARG, `Expected a value of the graph for options.values but received '${name}'`);
+    result[name] = t;
+  }
+  return result;
+}
