@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { Sequential } from '../../src/nn/layers/sequential.js';
-import { exportModel } from '../../src/onnx/index.js';
+import { exportModel, importModel } from '../../src/onnx/index.js';
 import { decodeModel } from '../../src/onnx/proto.js';
 import type { Tensor } from '../../src/tensor.js';
 import { firstImages, int8Graph, qdqModel, quantizeSeedCnn, testSet, trainedSeedCnn, type QuantSeedCnn } from './onnx-int8-fixtures.js';
@@ -67,6 +67,18 @@ describe('QDQ export of an int8 SeedCNN', () => {
       const reference = await runOrt(qdqModel(q), digits, `fixture-${dtype}`);
       expect(ours.logits.length).toBe(20000);
       expect(Buffer.from(ours.logits.buffer).equals(Buffer.from(reference.logits.buffer))).toBe(true);
+
+      // And back: importing the export gives the same int8 graph (ops, parameters, weights).
+      const original = int8Graph(q);
+      const back = await importModel(bytes);
+      expect(back.nodes.map((n) => n.op)).toEqual(original.nodes.map((n) => n.op));
+      back.nodes.forEach((n, i) => {
+        const o = original.nodes[i]!;
+        for (const key of ['x_scale', 'x_zero_point', 'a_scale', 'a_zero_point', 'y_scale', 'y_zero_point', 'y_dtype', 'kiln_activation', 'scale', 'zero_point', 'dtype', 'transB']) {
+          expect([key, n.attrs[key]]).toEqual([key, o.attrs[key]]);
+        }
+        n.inputs.slice(1).forEach((name, k) => expect(back.initializers.get(name)?.data).toEqual(original.initializers.get(o.inputs[k + 1]!)?.data));
+      });
     });
   }
 
