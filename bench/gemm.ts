@@ -33,3 +33,61 @@ export async function benchGemm(report: Report, peakGflops: number, cores: numbe
     rows,
   });
 }
+
+/** Single-core int8 multiply-add peak of the active int8 kernel family (VNNI here), GMAC/s, best of a few tries. */
+export function measureS8PeakGmacs(): number {
+  let best = 0;
+  for (let i = 0; i < 5; i++) best = Math.max(best, native.measureS8Peak({ milliseconds: 100 }));
+  return best;
+}
+
+/**
+ * int8 GEMM (u8 x s8 -> requantized u8, B packed once) and the int8 convolution on SeedCNN's conv2
+ * shape (13x13x32 -> 11x11x64, 3x3; its plan, weights packed, is built per call), as fractions of
+ * the int8 peak measured in the same run. One int8 multiply-add = 2 ops.
+ */
+export async function benchS8Gemm(report: Report, cores: number): Promise<void> {
+  const peak = measureS8PeakGmacs();
+  const kernel = native.s8GemmKernel();
+  const threadCounts = [1, Math.min(2, cores)].filter((t, i, a) => a.indexOf(t) === i);
+  const rows: (string | number)[][] = [];
+  for (const threads of threadCounts) {
+    setNumThreads(threads);
+    for (const n of [64, 128, 256, 512, 1024]) {
+      const a = Uint8Array.from({ length: n * n }, (_, i) => (i * 7919) % 251);
+      const b = Int8Array.from({ length: n * n }, (_, i) => ((i * 104729) % 255) - 127);
+      const packed = native.packS8B({ k: n, n, b, ldb: n });
+      const c = new Uint8Array(n * n);
+      const scale = new Float32Array(n).fill(1 / (64 * n));
+      const args = { m: n, n, k: n, a, lda: n, aZeroPoint: 3, b: packed, c, ldc: n, scale, outZeroPoint: 128 };
+      const t = await measure(() => native.s8gemmRequantize(args, false), { minMs: n >= 512 ? 1500 : 500, warmup: 2 });
+      const gmacs = (n * n * n) / (t.medianMs * 1e6);
+      rows.push([threads, `${n}x${n}x${n}`, 2 * gmacs, gmacs, gmacs / (peak * threads)]);
+    }
+    for (const batch of [1, 8, 64]) {
+      const geom = {
+        batch, inChannels: 32, inHeight: 13, inWidth: 13, outChannels: 64, outHeight: 11, outWidth: 11,
+        kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0,
+        dilationH: 1, dilationW: 1, groups: 1,
+      };
+      const input = Uint8Array.from({ length: batch * 13 * 13 * 32 }, (_, i) => (i * 7919) % 251);
+      const weight = Int8Array.from({ length: 64 * 32 * 9 }, (_, i) => ((i * 104729) % 255) - 127);
+      const output = new Uint8Array(batch * 11 * 11 * 64);
+      const args = {
+        ...geom, input, weight, bias: null, wScale: new Float32Array(64).fill(0.01), xScale: 0.02, xZeroPoint: 5,
+        output, yScale: 40, yZeroPoint: 0, yMin: 0, yMax: 255,
+      };
+      const t = await measure(() => native.s8conv2d(args, false), { minMs: 500, warmup: 3 });
+      const gmacs = (batch * 121 * 64 * 288) / (t.medianMs * 1e6);
+      rows.push([threads, `conv 13x13x32->11x11x64 3x3, batch ${batch}`, 2 * gmacs, gmacs, gmacs / (peak * threads)]);
+    }
+  }
+  setNumThreads(0);
+  report.add({
+    title: `int8 GEMM and convolution (u8 x s8, requantized to u8; ${kernel} kernels)`,
+    baseline: `measured single-core int8 peak of the ${kernel} kernels ${peak.toFixed(1)} GMAC/s x threads`,
+    columns: ['threads', 'shape', 'GOP/s', 'GMAC/s', 'fraction of peak'],
+    rows,
+    notes: ['The convolution rows build their S8Conv2dPlan (weights packed) inside every call, as native.s8conv2d does.'],
+  });
+}
