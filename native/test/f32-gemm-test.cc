@@ -320,8 +320,10 @@ void sweep_model_shapes(uint64_t& seed) {
 
 // Packed operands, packed under one ISA and used under the active one.
 void sweep_packed(uint64_t& seed) {
+  // M = 1 with a packed B is the one-row (GEMV) path: several 128-column groups, K blocks, tails.
   static const size_t shapes[][3] = {{1, 1, 1}, {6, 16, 7}, {7, 17, 17}, {5, 65, 3}, {32, 676, 9},
-                                     {64, 121, 288}, {13, 131, 400}, {101, 37, 255}, {7, 20, 0}};
+                                     {64, 121, 288}, {13, 131, 400}, {101, 37, 255}, {7, 20, 0},
+                                     {1, 128, 1600}, {1, 10, 128}, {1, 257, 401}, {1, 143, 5}};
   size_t index = 0;
   for (kiln::Isa pack_isa : kiln::supported_isas()) {
     for (const auto& s : shapes) {
@@ -370,7 +372,7 @@ void sweep_empty(uint64_t& seed) {
 
 // A NaN in A reaches its row of C through every path (ReLU included) instead of vanishing.
 void check_nan_propagation(uint64_t& seed) {
-  static const size_t shapes[][3] = {{5, 70, 20}, {30, 70, 500}, {150, 256, 20}};
+  static const size_t shapes[][3] = {{5, 70, 20}, {30, 70, 500}, {150, 256, 20}, {1, 150, 500}};
   size_t index = 0;
   for (const auto& s : shapes) {
     for (const auto& tr : kTrans) {
@@ -420,6 +422,29 @@ void check_determinism(uint64_t& seed) {
   }
 }
 
+// A packed-B product of one row (the GEMV path) gives the bits of that row in a larger product
+// (the tiled path): a Linear layer's output does not depend on the batch it runs in.
+void check_single_row_matches_tiles() {
+  for (const auto& s : {std::vector<size_t>{128, 1600}, {10, 128}, {257, 401}, {33, 7}}) {
+    const size_t n = s[0], k = s[1], m = 7;
+    std::vector<float> a(m * k), b(k * n), bias(n), all(m * n), one(n, kNaN);
+    Rng rng(n * 31 + k);
+    for (float& v : a) v = rng.uniform();
+    for (float& v : b) v = rng.uniform();
+    for (float& v : bias) v = rng.uniform();
+    const kiln::PackedB pb(false, k, n, b.data(), n);
+    GemmEpilogue ep;
+    ep.bias = bias.data();
+    ep.bias_mode = BiasMode::kPerColumn;
+    ep.relu = true;
+    kiln::sgemm_packed_b(m, false, a.data(), k, pb, all.data(), n, ep, 1);
+    kiln::sgemm_packed_b(1, false, a.data() + 3 * k, k, pb, one.data(), n, ep, 1);
+    check(std::memcmp(one.data(), all.data() + 3 * n, n * sizeof(float)) == 0,
+          std::string("isa=") + kiln::isa_name(kiln::active_isa()) + " n=" + std::to_string(n) + " k=" +
+              std::to_string(k) + " | one-row product differs from its row in a 7-row product");
+  }
+}
+
 // sgemm called from inside parallel_for tasks (as conv does per image): the inner call finds the
 // pool busy and runs on its own thread; results must match a plain call bit for bit.
 void check_nested_calls() {
@@ -457,6 +482,7 @@ int main() {
     sweep_random(seed);
     sweep_model_shapes(seed);
     sweep_packed(seed);
+    check_single_row_matches_tiles();
     sweep_empty(seed);
     check_nan_propagation(seed);
     check_determinism(seed);

@@ -61,6 +61,11 @@ struct F32GemmTile {
 };
 
 using F32GemmUkernelFn = void (*)(const F32GemmTile& tile);
+// y[0, N) = x[0, K) * B + epilogue for one row against a PackedB (panels of kF32GemmPanelN columns,
+// `b_panel_stride` = K * kF32GemmPanelN floats apart). The sum over K runs in blocks of
+// `kc`, each summed from zero and then added to the previous blocks, as the tiled path does.
+using F32GemvPackedFn = void (*)(const float* x, size_t k, size_t kc, const float* b, size_t n, float* y,
+                                 const float* col_bias, bool relu);
 // Runs `iterations` rounds of a register-only FMA loop; returns the floating-point operations done.
 using F32PeakLoopFn = double (*)(size_t iterations);
 
@@ -69,6 +74,8 @@ struct F32GemmKernels {
   size_t nr = 0;  // columns per tile (a multiple of kF32GemmPanelN)
   F32GemmUkernelFn ukernel = nullptr;
   F32PeakLoopFn peak_loop = nullptr;
+  // One-row product against a PackedB (a Linear layer at batch 1), or null: the tiled path.
+  F32GemvPackedFn gemv_packed = nullptr;
 };
 
 // Single-core throughput of the active ISA's FMA loop in GFLOP/s (2 flops per FMA lane), measured

@@ -136,6 +136,60 @@ double peak_loop(size_t iterations) {
   return static_cast<double>(iterations) * kChains * 16 * 2;
 }
 
+// V panels (16 columns each) of one output row. V up to 8: 8 independent FMA chains per K block
+// (the 1 x 64 tile has 4, half what two 4-cycle pipes need) and no packing of the single A row.
+template <int V>
+void gemv_panels(const float* x, size_t k, size_t kc_max, const float* b, size_t n, float* y,
+                 const float* col_bias, bool relu) {
+  const size_t ps = k * kF32GemmPanelN;
+  __m512 total[V];
+  for (size_t pc = 0; pc < k; pc += kc_max) {
+    const size_t kc = k - pc < kc_max ? k - pc : kc_max;
+    __m512 acc[V];
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) acc[v] = _mm512_setzero_ps();
+    const float* bp = b + pc * kF32GemmPanelN;
+    for (size_t p = 0; p < kc; ++p) {
+      const __m512 xv = _mm512_set1_ps(x[pc + p]);
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[v] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(bp + v * ps), acc[v]);
+      bp += kF32GemmPanelN;
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) total[v] = pc == 0 ? acc[v] : _mm512_add_ps(acc[v], total[v]);
+  }
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int v = 0; v < V; ++v) {
+    const size_t left = n - 16 * v;
+    const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(left);
+    __m512 r = total[v];
+    if (col_bias != nullptr) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, col_bias + 16 * v));
+    if (relu) r = _mm512_max_ps(zero, r);
+    _mm512_mask_storeu_ps(y + 16 * v, m, r);
+  }
+}
+
+void gemv_packed(const float* x, size_t k, size_t kc, const float* b, size_t n, float* y, const float* col_bias,
+                 bool relu) {
+  constexpr size_t kGroup = 8 * kF32GemmPanelN;
+  for (size_t j = 0; j < n; j += kGroup) {
+    const size_t cols = n - j < kGroup ? n - j : kGroup;
+    const float* bj = b + (j / kF32GemmPanelN) * k * kF32GemmPanelN;
+    const float* bias = col_bias != nullptr ? col_bias + j : nullptr;
+    switch ((cols + 15) / 16) {
+      case 1: gemv_panels<1>(x, k, kc, bj, cols, y + j, bias, relu); break;
+      case 2: gemv_panels<2>(x, k, kc, bj, cols, y + j, bias, relu); break;
+      case 3: gemv_panels<3>(x, k, kc, bj, cols, y + j, bias, relu); break;
+      case 4: gemv_panels<4>(x, k, kc, bj, cols, y + j, bias, relu); break;
+      case 5: gemv_panels<5>(x, k, kc, bj, cols, y + j, bias, relu); break;
+      case 6: gemv_panels<6>(x, k, kc, bj, cols, y + j, bias, relu); break;
+      case 7: gemv_panels<7>(x, k, kc, bj, cols, y + j, bias, relu); break;
+      default: gemv_panels<8>(x, k, kc, bj, cols, y + j, bias, relu); break;
+    }
+  }
+}
+
 }  // namespace
 
 void fill_dispatch_avx512(DispatchTable* table) {
@@ -144,6 +198,7 @@ void fill_dispatch_avx512(DispatchTable* table) {
   table->f32_gemm.nr = 16 * kVecs;
   table->f32_gemm.ukernel = ukernel_6x64;
   table->f32_gemm.peak_loop = peak_loop;
+  table->f32_gemm.gemv_packed = gemv_packed;
 }
 
 }  // namespace kiln

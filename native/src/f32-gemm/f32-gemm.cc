@@ -167,6 +167,14 @@ void run(const Problem& pr, size_t max_threads) {
     return;
   }
   const F32GemmKernels kern = dispatch().f32_gemm;  // one ISA for the whole call
+  // A Linear layer at batch 1: one row, no A packing, more FMA chains than a 1-row tile.
+  const GemmEpilogue& ep = pr.epilogue;
+  if (pr.m == 1 && pr.b_source == BSource::kPrepacked && !pr.trans_a && ep.bias_mode != BiasMode::kPerRow &&
+      pr.alpha == 1.0f && pr.beta == 0.0f && kern.gemv_packed != nullptr) {
+    kern.gemv_packed(pr.a, pr.k, k_block_depth(pr.k), pr.packed_b->data(), pr.n, pr.c,
+                     ep.bias_mode == BiasMode::kPerColumn ? ep.bias : nullptr, ep.relu);
+    return;
+  }
   const size_t nr = kern.nr;
 
   size_t threads = max_threads == 0 ? num_threads() : std::min(max_threads, num_threads());
