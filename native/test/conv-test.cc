@@ -334,6 +334,7 @@ int main() {
       {cases[10], 3, 2, 1, 3, 1, 2, false},
       {cases[11], 2, 3, 3, 2, 2, 1, false},
       {cases[12], 1, 1, 1, 1, 1, 1, true},
+      {cases[10], 2, 2, 3, 3, 1, 1, false},  // rows and columns no window reads
   };
   for (kiln::Isa isa : kiln::supported_isas()) {
     kiln::set_active_isa(isa);

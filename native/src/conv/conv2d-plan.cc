@@ -33,11 +33,37 @@ bool Conv2dPlan::direct_active() const { return direct_ != nullptr && active_isa
 
 bool Conv2dPlan::can_fuse_max_pool() const { return direct_active(); }
 
+namespace {
+
+// How run_direct walks one image under a fused pool: bands of conv rows, each pooled at once
+// while it is in L1. Windows that do not overlap vertically (stride >= span, SeedCNN's 2x2/2)
+// take one band per pooled row; overlapping ones compute the image in one band. Only the rows
+// and columns some window reads are computed (SeedCNN conv2: 10 x 10 of the 11 x 11 outputs).
+struct PoolBands {
+  size_t rows_used = 0, cols_used = 0;  // conv rows/columns any window reads
+  size_t pooled_rows = 0;               // pooled rows per band
+  size_t band_rows = 0;                 // conv rows per band
+};
+
+PoolBands pool_bands(const ConvMaxPool& pool) {
+  PoolBands b;
+  const size_t span_h = pool.dilation_h * (pool.kernel_h - 1) + 1;
+  const size_t span_w = pool.dilation_w * (pool.kernel_w - 1) + 1;
+  b.rows_used = (pool.out_h - 1) * pool.stride_h + span_h;
+  b.cols_used = (pool.out_w - 1) * pool.stride_w + span_w;
+  b.pooled_rows = pool.stride_h >= span_h ? 1 : pool.out_h;
+  b.band_rows = b.pooled_rows == 1 ? span_h : b.rows_used;
+  return b;
+}
+
+}  // namespace
+
 size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& pool) const {
-  if (direct_ == nullptr) return 0;
+  if (direct_ == nullptr || batch == 0) return 0;
   const size_t slots = std::min(batch, kConvMaxSlots);
-  const size_t pooled = pool.out_h * pool.out_w * ((g_.out_channels + 15) / 16 * 16);
-  return slots * (direct_->image_floats() + pooled);
+  const size_t cp = (g_.out_channels + 15) / 16 * 16;
+  const PoolBands b = pool_bands(pool);
+  return slots * (b.band_rows * b.cols_used * cp + pool.out_h * pool.out_w * cp);
 }
 
 void Conv2dPlan::run_max_pooled(const float* input, float* output, size_t batch, const ConvMaxPool& pool,
@@ -49,21 +75,30 @@ void Conv2dPlan::run_direct(const float* input, float* output, size_t batch, con
                             float* scratch, size_t max_threads) const {
   DirectConvArgs args = direct_->args();
   args.relu = relu_;
+  const size_t cp = args.cout_padded;
   const size_t slots = std::min(batch, kConvMaxSlots);
   const size_t in_image = g_.in_channels * g_.in_plane();
-  const size_t pooled = pool != nullptr ? pool->out_h * pool->out_w * args.cout_padded : 0;
+  const PoolBands bands = pool != nullptr ? pool_bands(*pool) : PoolBands();
+  const size_t band_floats = bands.band_rows * bands.cols_used * cp;
   const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
-  const size_t per_slot = direct_->image_floats() + pooled;
+  const size_t per_slot = pool != nullptr ? band_floats + pool->out_h * pool->out_w * cp : direct_->image_floats();
   auto run_slot = [&](size_t s) {
-    float* nhwc = scratch + s * per_slot;
+    float* buffer = scratch + s * per_slot;
     for (size_t n = s; n < batch; n += slots) {
-      direct_conv_rows_avx512(args, input + n * in_image, 0, g_.out_height, nhwc);
-      if (pool != nullptr) {
-        nhwc_max_pool_nchw_avx512(nhwc, g_.out_width, g_.out_channels, args.cout_padded, *pool,
-                                  nhwc + direct_->image_floats(), output + n * out_image);
-      } else {
-        nhwc_to_nchw_avx512(nhwc, g_.out_plane(), g_.out_channels, args.cout_padded, output + n * out_image);
+      const float* image = input + n * in_image;
+      if (pool == nullptr) {
+        direct_conv_rows_avx512(args, image, 0, g_.out_height, g_.out_width, buffer);
+        nhwc_to_nchw_avx512(buffer, g_.out_plane(), g_.out_channels, cp, output + n * out_image);
+        continue;
       }
+      float* pooled = buffer + band_floats;
+      for (size_t y = 0; y < pool->out_h; y += bands.pooled_rows) {
+        const size_t y1 = std::min(pool->out_h, y + bands.pooled_rows);
+        const size_t oh0 = y * pool->stride_h;
+        direct_conv_rows_avx512(args, image, oh0, oh0 + bands.band_rows, bands.cols_used, buffer);
+        nhwc_max_pool_rows_avx512(buffer, bands.cols_used, cp, *pool, y, y1, pooled);
+      }
+      nhwc_to_nchw_avx512(pooled, pool->out_h * pool->out_w, g_.out_channels, cp, output + n * out_image);
     }
   };
   if (slots > 1) {

@@ -98,8 +98,9 @@ inline void transpose16(__m512* r) {
 
 }  // namespace
 
-void direct_conv_rows_avx512(const DirectConvArgs& a, const float* input, size_t oh0, size_t oh1, float* nhwc) {
-  const size_t ow_count = a.out_width, ld = a.cout_padded;
+void direct_conv_rows_avx512(const DirectConvArgs& a, const float* input, size_t oh0, size_t oh1, size_t cols,
+                             float* rows) {
+  const size_t ow_count = cols, ld = a.cout_padded;
   for (size_t c0 = 0; c0 < a.cout_padded; c0 += kDirectConvBlock) {
     const size_t left = (a.cout_padded - c0) / 16;
     const size_t nb = left < 4 ? left : 4;
@@ -110,7 +111,7 @@ void direct_conv_rows_avx512(const DirectConvArgs& a, const float* input, size_t
     const TileFn wide_fn = pick_tile(nb, base + 1), base_fn = pick_tile(nb, base);
     for (size_t oh = oh0; oh < oh1; ++oh) {
       const float* row = input + oh * a.stride_h * a.in_width;
-      float* out = nhwc + oh * ow_count * ld + c0;
+      float* out = rows + (oh - oh0) * ow_count * ld + c0;
       size_t ow = 0;
       for (size_t t = 0; t < tiles; ++t) {
         const size_t mr = t < wide ? base + 1 : base;
@@ -138,18 +139,18 @@ void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size
   }
 }
 
-void nhwc_max_pool_nchw_avx512(const float* nhwc, size_t out_width, size_t channels, size_t cout_padded,
-                               const ConvMaxPool& pool, float* tmp, float* out) {
+void nhwc_max_pool_rows_avx512(const float* rows, size_t cols, size_t cout_padded, const ConvMaxPool& pool,
+                               size_t y0, size_t y1, float* pooled) {
   const __m512 nan = _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN());
-  for (size_t y = 0; y < pool.out_h; ++y) {
+  for (size_t y = y0; y < y1; ++y) {
     for (size_t x = 0; x < pool.out_w; ++x) {
-      const float* corner = nhwc + (y * pool.stride_h * out_width + x * pool.stride_w) * cout_padded;
-      float* dst = tmp + (y * pool.out_w + x) * cout_padded;
+      const float* corner = rows + ((y - y0) * pool.stride_h * cols + x * pool.stride_w) * cout_padded;
+      float* dst = pooled + (y * pool.out_w + x) * cout_padded;
       for (size_t c = 0; c < cout_padded; c += 16) {
         __m512 best = _mm512_loadu_ps(corner + c);
         __mmask16 bad = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
         for (size_t i = 0; i < pool.kernel_h; ++i) {
-          const float* row = corner + i * pool.dilation_h * out_width * cout_padded + c;
+          const float* row = corner + i * pool.dilation_h * cols * cout_padded + c;
           for (size_t j = i == 0 ? 1 : 0; j < pool.kernel_w; ++j) {
             const __m512 v = _mm512_loadu_ps(row + j * pool.dilation_w * cout_padded);
             bad |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
@@ -161,7 +162,6 @@ void nhwc_max_pool_nchw_avx512(const float* nhwc, size_t out_width, size_t chann
       }
     }
   }
-  nhwc_to_nchw_avx512(tmp, pool.out_h * pool.out_w, channels, cout_padded, out);
 }
 
 }  // namespace kiln

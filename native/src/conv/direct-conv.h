@@ -57,17 +57,18 @@ class DirectConvWeights {
   std::vector<int32_t> offsets_;
 };
 
-// Output rows [oh0, oh1) of one image (CHW at `input`) into nhwc[(oh * OW + ow) * cout_padded + c]:
-// sum + bias, then ReLU when args.relu.
-void direct_conv_rows_avx512(const DirectConvArgs& args, const float* input, size_t oh0, size_t oh1, float* nhwc);
+// Output rows [oh0, oh1), columns [0, cols) of one image (CHW at `input`), sum + bias, then ReLU
+// when args.relu, into rows[((oh - oh0) * cols + ow) * cout_padded + c].
+void direct_conv_rows_avx512(const DirectConvArgs& args, const float* input, size_t oh0, size_t oh1, size_t cols,
+                             float* rows);
 
 // One image's NHWC buffer to NCHW planes: out[c * OH * OW + p] = nhwc[p * cout_padded + c].
 void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out);
 
-// Max pool (no padding: every window inside) of one image's NHWC buffer (OH x OW x cout_padded)
-// into NCHW planes of pool.out_h x pool.out_w. A NaN in a window gives NaN. `tmp` holds
-// out_h * out_w * cout_padded floats.
-void nhwc_max_pool_nchw_avx512(const float* nhwc, size_t out_width, size_t channels, size_t cout_padded,
-                               const ConvMaxPool& pool, float* tmp, float* out);
+// Pooled rows [y0, y1) (no padding: every window inside) from NHWC conv rows starting at conv row
+// y0 * stride_h, `cols` wide: pooled[(y * out_w + x) * cout_padded + c] for y in [y0, y1), NHWC
+// too. A NaN in a window gives NaN.
+void nhwc_max_pool_rows_avx512(const float* rows, size_t cols, size_t cout_padded, const ConvMaxPool& pool,
+                               size_t y0, size_t y1, float* pooled);
 
 }  // namespace kiln
