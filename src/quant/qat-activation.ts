@@ -1,6 +1,7 @@
 /**
- * Fake quantization of an activation tensor as a layer: uint8 asymmetric per tensor, with the range
- * from a moving-average min-max observer (PyTorch's MovingAverageMinMaxObserver + FakeQuantize).
+ * Fake quantization of an activation tensor as a layer: per tensor, uint8 asymmetric (the default)
+ * or int8 symmetric, with the range from a moving-average min-max observer (PyTorch's
+ * MovingAverageMinMaxObserver + FakeQuantize).
  */
 import { Tensor } from '../tensor.js';
 import type { GraphBuilder } from '../graph/ir.js';
@@ -10,7 +11,7 @@ import type { LayerConfig } from '../nn/module.js';
 import { BufferSlot } from '../nn/layers/buffer-slot.js';
 import { fakeQuantize, straightThroughGradient } from './fake-quant.js';
 import { MinMaxObserver } from './observers/minmax.js';
-import type { FloatRange, QuantParams } from './qparams.js';
+import type { FloatRange, QuantKind, QuantParams } from './qparams.js';
 
 /** Weight of a new batch in the moving average of the activation range (PyTorch's default). */
 export const DEFAULT_OBSERVER_MOMENTUM = 0.01;
@@ -25,6 +26,8 @@ export const DEFAULT_OBSERVER_MOMENTUM = 0.01;
  */
 export class ActivationFakeQuant extends Module {
   readonly observer: MinMaxObserver;
+  /** Storage of the quantized activation: 'uint8' asymmetric or 'int8' symmetric. */
+  readonly kind: QuantKind;
   /** Whether training-mode forwards update the range. */
   observing = true;
   /**
@@ -40,10 +43,12 @@ export class ActivationFakeQuant extends Module {
   /**
    * @param name the tensor being quantized, for error messages (e.g. 'input', '0.output')
    * @param momentum weight of each new batch in the moving-average range, in (0, 1]
+   * @param kind 'uint8' asymmetric (default) or 'int8' symmetric
    */
-  constructor(name: string, momentum = DEFAULT_OBSERVER_MOMENTUM) {
+  constructor(name: string, momentum = DEFAULT_OBSERVER_MOMENTUM, kind: QuantKind = 'uint8') {
     super();
     this.observer = new MinMaxObserver(name, { momentum });
+    this.kind = kind;
   }
 
   /** Stops the range from moving (the parameters stay those of the last observed batch). */
@@ -57,9 +62,9 @@ export class ActivationFakeQuant extends Module {
     return this.observer.range();
   }
 
-  /** uint8 asymmetric parameters of the current range, through qparams.ts as convertToInt8 computes them. */
+  /** Parameters of the current range, through qparams.ts as convertToInt8 computes them. */
   qparams(): QuantParams {
-    return this.observer.qparams('uint8');
+    return this.observer.qparams(this.kind);
   }
 
   override outputShape(inputShape: readonly number[]): number[] {
@@ -98,6 +103,6 @@ export class ActivationFakeQuant extends Module {
   }
 
   override config(): LayerConfig {
-    return { type: 'ActivationFakeQuant', name: this.observer.name, momentum: this.observer.momentum };
+    return { type: 'ActivationFakeQuant', name: this.observer.name, momentum: this.observer.momentum, kind: this.kind };
   }
 }

@@ -11,15 +11,24 @@ import type { LayerConfig, Parameter } from '../nn/module.js';
 import type { Tensor } from '../tensor.js';
 import { ActivationFakeQuant } from './qat-activation.js';
 import { QatWeighted } from './qat-weighted.js';
+import type { QuantKind } from './qparams.js';
+
+/** The quantization scheme a QatModel simulates (convertToInt8 must be asked for the same). */
+export interface QatScheme {
+  readonly perChannel: boolean;
+  readonly activations: QuantKind;
+}
 
 export class QatModel extends Module {
   readonly stages: readonly Module[];
+  readonly scheme: QatScheme;
   private readonly order: readonly number[];
 
   /** @param stages the chain; parameter names are kept as given (those of the fp32 model) */
-  constructor(stages: Module[], inputShape?: readonly number[]) {
+  constructor(stages: Module[], scheme: QatScheme, inputShape?: readonly number[]) {
     super();
     this.stages = Object.freeze(stages.slice());
+    this.scheme = Object.freeze({ ...scheme });
     this.order = Object.freeze(executionOrder(this.stages));
     if (inputShape !== undefined) this.inputShape = Object.freeze(inputShape.slice());
   }
@@ -84,7 +93,7 @@ export class QatModel extends Module {
   }
 
   override config(): LayerConfig {
-    return { type: 'QatModel', stages: this.stages.map((s) => s.config()) };
+    return { type: 'QatModel', scheme: { ...this.scheme }, stages: this.stages.map((s) => s.config()) };
   }
 
   override parameters(): Parameter[] {

@@ -3,11 +3,12 @@
  * int8 graph that convertToInt8 will build from it.
  *
  * Where the simulation quantizes (as the int8 graph does):
- * - the graph input (QuantizeLinear, uint8);
+ * - the graph input (QuantizeLinear; uint8 asymmetric, or int8 symmetric with `activations: 'int8'`);
  * - the output of every Conv2d/Linear, after the ReLU that directly follows it (the int8 graph
  *   fuses the ReLU and requantizes once), except the last Conv2d/Linear, whose output the int8
  *   graph dequantizes in the epilogue (float32 logits);
- * - every weight, int8 symmetric per output channel, recomputed from the float weights at each step.
+ * - every weight, int8 symmetric per output channel (or per tensor with `perChannel: false`),
+ *   recomputed from the float weights at each step.
  * MaxPool2d and Flatten are not quantized again: on uint8 codes they only select or move values.
  * As max commutes with the monotonic fake-quant, a Conv2d+ReLU's fake-quant runs after the max-pools
  * that follow it (the same values on a quarter of the elements; only which of several equal
@@ -33,14 +34,19 @@ import { Sequential } from '../nn/layers/sequential.js';
 import { checkKeys } from '../nn/layers/checks.js';
 import { Module } from '../nn/module.js';
 import { moduleFromConfig } from '../nn/registry.js';
-import { number, optional, options as checkOptions, shapeError, typeError } from '../validate.js';
+import { boolean, number, oneOf, optional, options as checkOptions, shapeError, typeError } from '../validate.js';
 import { ActivationFakeQuant, DEFAULT_OBSERVER_MOMENTUM } from './qat-activation.js';
 import { QatModel } from './qat-model.js';
 import { QatWeighted } from './qat-weighted.js';
+import { QUANT_KINDS, type QuantKind } from './qparams.js';
 
 export interface PrepareQatOptions {
   /** Weight of each training batch in the moving-average activation ranges, in (0, 1] (default 0.01). */
   observerMomentum?: number;
+  /** Weight scales per output channel (default true) or one per tensor, as convertToInt8's option. */
+  perChannel?: boolean;
+  /** Activations 'uint8' asymmetric (default) or 'int8' symmetric, as convertToInt8's option. */
+  activations?: QuantKind;
 }
 
 /** Layer types a QatModel can hold (everything else has no int8 form yet). */
@@ -55,18 +61,20 @@ const SUPPORTED = 'Conv2d, Linear, ReLU, MaxPool2d, Flatten, Dropout and BatchNo
 export function prepareQat(module: Module, options?: PrepareQatOptions): QatModel {
   if (!(module instanceof Module)) throw typeError('module', 'a Module', module);
   const opts = checkOptions<PrepareQatOptions>('options', options);
-  checkKeys('options', opts, ['observerMomentum']);
+  checkKeys('options', opts, ['observerMomentum', 'perChannel', 'activations']);
   const momentum = optional(opts.observerMomentum, DEFAULT_OBSERVER_MOMENTUM, (v) => number('options.observerMomentum', v, 0, 1, true));
+  const perChannel = optional(opts.perChannel, true, (v) => boolean('options.perChannel', v));
+  const kind = optional<QuantKind>(opts.activations, 'uint8', (v) => oneOf('options.activations', v, QUANT_KINDS));
   const layers = leaves(module);
   const lastWeighted = layers.reduce((last, l, i) => (l instanceof Conv2d || l instanceof Linear ? i : last), -1);
   if (lastWeighted < 0) throw new KilnError(ErrorCode.UNSUPPORTED_OP, 'Expected a model with at least one Conv2d or Linear for module but received none');
 
-  const stages: Module[] = [new ActivationFakeQuant('input', momentum)];
+  const stages: Module[] = [new ActivationFakeQuant('input', momentum, kind)];
   for (let i = 0; i < layers.length; i++) {
     const layer = layers[i];
     if (layer instanceof Conv2d || layer instanceof Linear) {
       const bn = layer instanceof Conv2d && layers[i + 1] instanceof BatchNorm2d ? (layers[++i] as BatchNorm2d) : undefined;
-      const weighted = new QatWeighted(bn ? foldedConv(layer as Conv2d, bn) : copyLayer(layer));
+      const weighted = new QatWeighted(bn ? foldedConv(layer as Conv2d, bn) : copyLayer(layer), perChannel);
       stages.push(weighted);
       if (layers[i + 1] instanceof ReLU) {
         stages.push(new ReLU());
@@ -75,14 +83,14 @@ export function prepareQat(module: Module, options?: PrepareQatOptions): QatMode
       // Max-pooling commutes with the monotonic fake-quant (same values, same range), so quantizing
       // after the pools touches a quarter of the elements (2x2 pools) for the same forward.
       while (layers[i + 1] instanceof MaxPool2d) stages.push(moduleFromConfig(layers[++i].config()));
-      if (i < lastWeighted) stages.push(new ActivationFakeQuant(`${layer.weight.name.replace(/weight$/, '')}output`, momentum));
+      if (i < lastWeighted) stages.push(new ActivationFakeQuant(`${layer.weight.name.replace(/weight$/, '')}output`, momentum, kind));
     } else if (layer instanceof ReLU || layer instanceof MaxPool2d || layer instanceof Flatten || layer instanceof Dropout) {
       stages.push(moduleFromConfig(layer.config()));
     } else {
       throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected only ${SUPPORTED} for module but received a ${layer.config().type} (layer ${i})`);
     }
   }
-  return new QatModel(stages, module.inputShape);
+  return new QatModel(stages, { perChannel, activations: kind }, module.inputShape);
 }
 
 /** The leaf layers of a model in forward (declared) order. */

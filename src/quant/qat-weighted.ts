@@ -1,7 +1,7 @@
 /**
  * A Conv2d or Linear whose forward and backward see fake-quantized weights: int8 symmetric per
- * output channel, parameters recomputed from the current float weights at every forward with
- * `perChannelQuantParams` of qparams.ts (what convertToInt8 uses on the final weights).
+ * output channel (or per tensor), parameters recomputed from the current float weights at every
+ * forward with qparams.ts as convertToInt8 computes them from the final weights.
  *
  * The wrapped layer keeps the float ("master") weights in its own Parameter: the optimizer updates
  * them and `lower()` exports them, so the converted graph quantizes exactly the weights trained here.
@@ -18,18 +18,24 @@ import { Module } from '../nn/module.js';
 import type { LayerConfig, Parameter } from '../nn/module.js';
 import { Tensor } from '../tensor.js';
 import { fakeQuantizePerChannel } from './fake-quant.js';
-import { perChannelQuantParams, type PerChannelQuantParams } from './qparams.js';
+import { channelRanges, perChannelQuantParams, quantParams, type PerChannelQuantParams } from './qparams.js';
 
 export class QatWeighted extends Module {
   /** The float layer; its `weight` Parameter holds the master weights between calls. */
   readonly layer: Conv2d | Linear;
+  /** One scale per output channel (true) or one for the whole tensor. */
+  readonly perChannel: boolean;
   private readonly master: Tensor<'float32'>;
   private readonly quantized: Tensor<'float32'>;
 
-  /** @param layer a Conv2d or Linear owned by this wrapper from now on (in no container) */
-  constructor(layer: Conv2d | Linear) {
+  /**
+   * @param layer a Conv2d or Linear owned by this wrapper from now on (in no container)
+   * @param perChannel one scale per output channel (default) or one for the tensor
+   */
+  constructor(layer: Conv2d | Linear, perChannel = true) {
     super();
     this.layer = layer;
+    this.perChannel = perChannel;
     this.master = layer.weight.value;
     this.quantized = new Tensor('float32', new Float32Array(this.master.size), this.master.dims);
   }
@@ -39,9 +45,16 @@ export class QatWeighted extends Module {
     return this.layer instanceof Conv2d;
   }
 
-  /** The per-output-channel int8 parameters of the current float weights. */
+  /** The int8 parameters of the current float weights, per output channel (repeated when per tensor). */
   weightParams(): PerChannelQuantParams {
-    return perChannelQuantParams(this.master.data, this.master.dims, 'int8', this.layer.weight.name);
+    const { data, dims } = this.master;
+    const name = this.layer.weight.name;
+    if (this.perChannel) return perChannelQuantParams(data, dims, 'int8', name);
+    // Per tensor as convertToInt8 does it: the range over all channels, one scale for each.
+    const ranges = channelRanges(data, dims, name);
+    const range = { min: Math.min(...ranges.map((r) => r.min)), max: Math.max(...ranges.map((r) => r.max)) };
+    const { scale } = quantParams(range, 'int8', name);
+    return { kind: 'int8', axis: 0, scales: new Float32Array(dims[0]).fill(scale), zeroPoints: new Int32Array(dims[0]) };
   }
 
   /** The fake-quantized weights of the current float weights (a fresh copy). */
@@ -79,7 +92,7 @@ export class QatWeighted extends Module {
   }
 
   override config(): LayerConfig {
-    return { type: 'QatWeighted', layer: this.layer.config() };
+    return { type: 'QatWeighted', layer: this.layer.config(), perChannel: this.perChannel };
   }
 
   override parameters(): Parameter[] {
