@@ -52,25 +52,41 @@ export function conv2d(
   const oh = outputSize(h, kh, win.strides[0], win.dilations[0], win.pads[0], win.pads[2]);
   const ow = outputSize(wd, kw, win.strides[1], win.dilations[1], win.pads[1], win.pads[3]);
   const acc = new Float64Array(n * o * oh * ow);
+  const [sy, sx] = win.strides;
+  const [dy, dx] = win.dilations;
+  const [py, px] = [win.pads[0], win.pads[1]];
+  const taps = cg * kh * kw;
+  const pixels = oh * ow;
+  // Float64 copies keep the hot loop on one array type; each output is a dot product of a weight
+  // row with an im2col row (x shifted by its zero point, padding 0), so the inner loop is long.
+  const ws = Float64Array.from(w);
+  const cols = new Float64Array(pixels * taps);
   for (let b = 0; b < n; b++) {
-    for (let oc = 0; oc < o; oc++) {
-      const g = Math.floor(oc / og);
+    for (let g = 0; g < group; g++) {
+      cols.fill(0);
       for (let oy = 0; oy < oh; oy++) {
         for (let ox = 0; ox < ow; ox++) {
-          let sum = 0;
+          let t = (oy * ow + ox) * taps;
           for (let ic = 0; ic < cg; ic++) {
-            const xc = g * cg + ic;
+            const xBase = (b * c + g * cg + ic) * h * wd;
             for (let ky = 0; ky < kh; ky++) {
-              const iy = oy * win.strides[0] - win.pads[0] + ky * win.dilations[0];
-              if (iy < 0 || iy >= h) continue;
-              for (let kx = 0; kx < kw; kx++) {
-                const ix = ox * win.strides[1] - win.pads[1] + kx * win.dilations[1];
-                if (ix < 0 || ix >= wd) continue;
-                sum += (x[((b * c + xc) * h + iy) * wd + ix] - xOffset) * w[((oc * cg + ic) * kh + ky) * kw + kx];
+              const iy = oy * sy - py + ky * dy;
+              for (let kx = 0; kx < kw; kx++, t++) {
+                const ix = ox * sx - px + kx * dx;
+                if (iy >= 0 && iy < h && ix >= 0 && ix < wd) cols[t] = x[xBase + iy * wd + ix] - xOffset;
               }
             }
           }
-          acc[((b * o + oc) * oh + oy) * ow + ox] = sum;
+        }
+      }
+      for (let oc = g * og; oc < (g + 1) * og; oc++) {
+        const wBase = oc * taps;
+        const accBase = (b * o + oc) * pixels;
+        for (let p = 0; p < pixels; p++) {
+          const cBase = p * taps;
+          let sum = 0;
+          for (let t = 0; t < taps; t++) sum += ws[wBase + t] * cols[cBase + t];
+          acc[accBase + p] = sum;
         }
       }
     }
@@ -94,15 +110,16 @@ export function matmul(
   const [m, k] = transA ? [aDims[1], aDims[0]] : [aDims[0], aDims[1]];
   const [kw, n] = transB ? [wDims[1], wDims[0]] : [wDims[0], wDims[1]];
   if (kw !== k) throw new Error(`Gemm inner dimensions: ${k} and ${kw}`);
+  // Row-major float64 copies: A as [m][k] shifted by its zero point, op(W) as [n][k].
+  const as = new Float64Array(m * k);
+  for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) as[i * k + p] = (transA ? a[p * m + i] : a[i * k + p]) - aOffset;
+  const ws = new Float64Array(n * k);
+  for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) ws[j * k + p] = transB ? w[j * k + p] : w[p * n + j];
   const acc = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
       let sum = 0;
-      for (let p = 0; p < k; p++) {
-        const av = transA ? a[p * m + i] : a[i * k + p];
-        const wv = transB ? w[j * k + p] : w[p * n + j];
-        sum += (av - aOffset) * wv;
-      }
+      for (let p = 0; p < k; p++) sum += as[i * k + p] * ws[j * k + p];
       acc[i * n + j] = sum;
     }
   }

@@ -1,0 +1,331 @@
+/**
+ * Float graph + activation ranges → int8 graph (docs/int8-ir.md). Shared by post-training
+ * quantization (ranges from calibration) and QAT (ranges from its observers).
+ *
+ * Every Conv / Gemm / MatMul with constant weights becomes a QLinearConv / QLinearGemm (weights int8
+ * symmetric per output channel, or per tensor; int32 bias with scale x_scale * w_scale[o]); MaxPool,
+ * Flatten, Reshape, Identity and Dropout run on the quantized values they receive. A value read by
+ * an int8 node gets one QuantizeLinear where it is float; a quantized value read by a float node or
+ * a graph output gets one DequantizeLinear. Consecutive int8 nodes read each other's quantized
+ * outputs directly (no DQ/Q between them). A layer's output stays quantized when it has a range, is
+ * not a graph output and some reader runs on quantized values; otherwise the int8 node dequantizes
+ * its output in the epilogue (no y_* attributes).
+ */
+import { ErrorCode, KilnError } from '../errors.js';
+import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
+import { eliminateDeadNodes, eliminateIdentity, foldBatchNorm, fuseActivations } from '../graph/passes/index.js';
+import { consumers, freshName } from '../graph/passes/uses.js';
+import { Tensor } from '../tensor.js';
+import { boolean, oneOf, options as checkOptions, optional, typeError } from '../validate.js';
+import { type Fp32Node, type LayerReport, type QuantizationReport, reportJson } from './ptq-report.js';
+import { channelRanges, type FloatRange, type PerChannelQuantParams, perChannelQuantParams, quantizePerChannel, quantParams, type QuantKind, type QuantParams, roundHalfEven } from './qparams.js';
+
+export interface ConvertOptions {
+  /** Weight scales per output channel (default true) or one per tensor. */
+  perChannel?: boolean;
+  /** Activation storage: 'uint8' asymmetric (default) or 'int8' symmetric. */
+  activations?: QuantKind;
+  /** Refuse (KilnError ERR_KILN_UNSUPPORTED_OP) instead of leaving a node in fp32. */
+  strict?: boolean;
+}
+
+/** Ops that move or select values: they run on quantized values unchanged. */
+export const PASS_THROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Dropout']);
+
+/** Ops with an int8 form (when their weights are constants). */
+const WEIGHTED_OPS: ReadonlySet<string> = new Set(['Conv', 'Gemm', 'MatMul']);
+
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+
+/**
+ * The float graph the quantizer works on: Identity/Dropout removed, BatchNormalization folded into
+ * the Conv/Gemm before it, ReLU (and other activations) fused into it. Ranges given to
+ * `convertToInt8` are keyed by value names of this graph.
+ */
+export function prepareForQuantization(graph: Graph): Graph {
+  if (graph === null || typeof graph !== 'object' || !Array.isArray(graph.nodes) || !(graph.initializers instanceof Map)) {
+    throw typeError('graph', 'a Graph', graph);
+  }
+  return eliminateDeadNodes(fuseActivations(eliminateDeadNodes(foldBatchNorm(eliminateIdentity(graph)))));
+}
+
+function floatInit(graph: Graph, name: string | undefined): Tensor<'float32'> | undefined {
+  const t = name ? graph.initializers.get(name) : undefined;
+  return t && t.type === 'float32' ? (t as Tensor<'float32'>) : undefined;
+}
+
+/** Why `node` cannot become an int8 node, or undefined when it can. */
+export function int8Obstacle(graph: Graph, node: GraphNode): string | undefined {
+  if (!WEIGHTED_OPS.has(node.op)) return `${node.op} has no int8 form in Kiln's int8 IR`;
+  const act = node.attrs.kiln_activation;
+  if (act !== undefined && act !== 'Relu') return `its fused activation ${String(act)} has no int8 form (only Relu)`;
+  if (graph.initializers.has(node.inputs[0])) return 'its input is a constant';
+  const w = floatInit(graph, node.inputs[1]);
+  if (!w) return 'its weights are not a float32 constant';
+  if (node.op === 'Conv') {
+    if (w.dims.length !== 4) return `only 2-D convolutions are quantized (weights of rank ${w.dims.length})`;
+    const b = node.inputs[2];
+    if (b && floatInit(graph, b)?.size !== w.dims[0]) return 'its bias is not a float32 constant with one value per output channel';
+    return undefined;
+  }
+  if (w.dims.length !== 2) return `its weights have rank ${w.dims.length}, not 2`;
+  if (node.op === 'Gemm') {
+    if (Number(node.attrs.transA ?? 0) !== 0) return 'transA = 1 is not quantized';
+    const n = Number(node.attrs.transB ?? 0) !== 0 ? w.dims[0] : w.dims[1];
+    const c = node.inputs[2];
+    if (c) {
+      const ct = floatInit(graph, c);
+      if (!ct || (ct.size !== n && ct.size !== 1)) return 'its C input is not a float32 constant of one value per output column';
+    }
+  }
+  return undefined;
+}
+
+/** The values whose float ranges `convertToInt8` needs: inputs and outputs of the int8-capable nodes. */
+export function valuesToCalibrate(prepared: Graph): string[] {
+  const names = new Set<string>();
+  for (const node of prepared.nodes) {
+    if (int8Obstacle(prepared, node) !== undefined) continue;
+    names.add(node.inputs[0]);
+    names.add(node.outputs[0]);
+  }
+  return [...names];
+}
+
+interface Converted {
+  weight: Tensor<'int8'>;
+  scales: Float32Array;
+  bias: Int32Array | undefined;
+}
+
+/** Weights as [O, ...] float rows (Gemm: op(B)ᵀ scaled by alpha), per-channel or per-tensor int8. */
+function quantizeWeights(w: Float32Array, dims: number[], perChannel: boolean, name: string): { q: Int8Array; scales: Float32Array } {
+  let params: PerChannelQuantParams;
+  if (perChannel) {
+    params = perChannelQuantParams(w, dims, 'int8', name);
+  } else {
+    const ranges = channelRanges(w, dims, name);
+    const range = { min: Math.min(...ranges.map((r) => r.min)), max: Math.max(...ranges.map((r) => r.max)) };
+    const p = quantParams(range, 'int8', name);
+    params = { kind: 'int8', axis: 0, scales: new Float32Array(dims[0]).fill(p.scale), zeroPoints: new Int32Array(dims[0]) };
+  }
+  const q = quantizePerChannel(w, dims, params) as Int8Array;
+  return { q, scales: perChannel ? params.scales : params.scales.subarray(0, 1) };
+}
+
+function quantizeBias(bias: ArrayLike<number> | undefined, channels: number, xScale: number, scales: Float32Array): Int32Array | undefined {
+  if (!bias) return undefined;
+  const out = new Int32Array(channels);
+  for (let o = 0; o < channels; o++) {
+    const s = Math.fround(xScale * scales[scales.length === 1 ? 0 : o]);
+    const q = roundHalfEven(bias[bias.length === 1 ? 0 : o] / s);
+    out[o] = q < INT32_MIN ? INT32_MIN : q > INT32_MAX ? INT32_MAX : q;
+  }
+  return out;
+}
+
+function convertWeights(graph: Graph, node: GraphNode, xScale: number, perChannel: boolean): Converted {
+  const w = floatInit(graph, node.inputs[1])!;
+  if (node.op === 'Conv') {
+    const { q, scales } = quantizeWeights(w.data, [...w.dims], perChannel, node.inputs[1]);
+    const bias = floatInit(graph, node.inputs[2])?.data;
+    return { weight: new Tensor('int8', q, w.dims), scales, bias: quantizeBias(bias, w.dims[0], xScale, scales) };
+  }
+  // Gemm / MatMul → W[n][k] = alpha * op(B)[k][n], stored with transB = 1.
+  const transB = node.op === 'Gemm' && Number(node.attrs.transB ?? 0) !== 0;
+  const alpha = node.op === 'Gemm' ? Number(node.attrs.alpha ?? 1) : 1;
+  const beta = node.op === 'Gemm' ? Number(node.attrs.beta ?? 1) : 1;
+  const [k, n] = transB ? [w.dims[1], w.dims[0]] : [w.dims[0], w.dims[1]];
+  const rows = new Float32Array(n * k);
+  for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) rows[j * k + p] = alpha * (transB ? w.data[j * k + p] : w.data[p * n + j]);
+  const { q, scales } = quantizeWeights(rows, [n, k], perChannel, node.inputs[1]);
+  const c = node.op === 'Gemm' ? floatInit(graph, node.inputs[2])?.data : undefined;
+  const bias = c ? Array.from({ length: n }, (_, j) => beta * c[c.length === 1 ? 0 : j]) : undefined;
+  return { weight: new Tensor('int8', q, [n, k]), scales, bias: quantizeBias(bias, n, xScale, scales) };
+}
+
+function checkRanges(ranges: unknown): ReadonlyMap<string, FloatRange> {
+  if (!(ranges instanceof Map)) throw typeError('ranges', 'a Map of value name to {min, max}', ranges);
+  return ranges as ReadonlyMap<string, FloatRange>;
+}
+
+/** Which calibration produced the ranges, for the report (set by quantize / QAT). */
+export interface ConvertProvenance {
+  calibration?: QuantizationReport['calibration'];
+}
+
+/**
+ * Builds the int8 graph from a prepared float graph (see {@link prepareForQuantization}) and the
+ * float range of each value that gets quantized.
+ * @param prepared the float graph as `prepareForQuantization` returned it
+ * @param ranges value name → calibrated [min, max]; needed for the input and output of every
+ *   int8-capable node (see {@link valuesToCalibrate}); a quantized layer output without a range is
+ *   dequantized by its layer instead
+ * @returns the int8 graph (report in `metadata.kiln_quantization`) and the report (no clipping or
+ *   SQNR figures: those need data, see `quantize`)
+ * @throws KilnError ERR_KILN_UNSUPPORTED_OP with `options.strict` when a node must stay fp32;
+ *   KilnError ERR_KILN_INVALID_ARG when a value that must be quantized has no range
+ */
+export function convertToInt8(
+  prepared: Graph,
+  ranges: ReadonlyMap<string, FloatRange>,
+  options?: ConvertOptions,
+  provenance: ConvertProvenance = {},
+): { graph: Graph; report: QuantizationReport } {
+  if (prepared === null || typeof prepared !== 'object' || !Array.isArray(prepared.nodes) || !(prepared.initializers instanceof Map)) {
+    throw typeError('prepared', 'a Graph', prepared);
+  }
+  checkRanges(ranges);
+  const opts = checkOptions<ConvertOptions>('options', options);
+  const perChannel = optional(opts.perChannel, true, (v) => boolean('options.perChannel', v));
+  const activations = optional<QuantKind>(opts.activations, 'uint8', (v) => oneOf('options.activations', v, ['uint8', 'int8'] as const));
+  const strict = optional(opts.strict, false, (v) => boolean('options.strict', v));
+
+  const graph = prepared;
+  const readers = consumers(graph);
+  const graphOutputs = new Set(graph.outputs.map((o) => o.name));
+  const taken = new Set<string>();
+  const fresh = (base: string) => freshName(graph, base, taken);
+  const nodes: GraphNode[] = [];
+  const initializers = new Map(graph.initializers);
+  const quantTwin = new Map<string, string>(); // float value name → its quantized value
+  const twinParams = new Map<string, QuantParams>(); // quantized value → parameters
+  const producedQuantized = new Set<string>(); // float names whose value exists only quantized (so far)
+  const layers: LayerReport[] = [];
+  const fp32Nodes: Fp32Node[] = [];
+
+  const paramsFor = (value: string, node: GraphNode): QuantParams => {
+    const range = ranges.get(value);
+    if (!range) {
+      throw new KilnError(ErrorCode.INVALID_ARG, `Expected a calibrated range for value '${value}' (read by ${node.op} '${node.name}') in ranges but received none`);
+    }
+    return quantParams(range, activations, `ranges '${value}'`);
+  };
+  /** The quantized name of `value`, inserting a QuantizeLinear if it is float. */
+  const quantized = (value: string, reader: GraphNode): string => {
+    const twin = quantTwin.get(value);
+    if (twin) return twin;
+    const p = paramsFor(value, reader);
+    const q = fresh(`${value}_quantized`);
+    nodes.push({ name: fresh(`${value}_QuantizeLinear`), op: 'QuantizeLinear', inputs: [value], outputs: [q], attrs: { scale: p.scale, zero_point: p.zeroPoint, dtype: p.kind } });
+    quantTwin.set(value, q);
+    twinParams.set(q, p);
+    return q;
+  };
+  /** `value` as float, inserting a DequantizeLinear if it only exists quantized. */
+  const float = (value: string): string => {
+    if (producedQuantized.has(value)) {
+      const q = quantTwin.get(value)!;
+      const p = twinParams.get(q)!;
+      nodes.push({ name: fresh(`${value}_DequantizeLinear`), op: 'DequantizeLinear', inputs: [q], outputs: [value], attrs: { scale: p.scale, zero_point: p.zeroPoint } });
+      producedQuantized.delete(value);
+    }
+    return value;
+  };
+  const capable = new Map<GraphNode, string | undefined>(graph.nodes.map((n) => [n, int8Obstacle(graph, n)]));
+  const runsQuantized = (n: GraphNode) => capable.get(n) === undefined || PASS_THROUGH_OPS.has(n.op);
+  const nativeQuantized = new Set<string>(); // values whose producer ran int8
+
+  for (const node of graph.nodes) {
+    const obstacle = capable.get(node);
+    if (obstacle === undefined) {
+      const x = node.inputs[0];
+      const xq = quantized(x, node);
+      const xp = twinParams.get(xq)!;
+      const { weight, scales, bias } = convertWeights(graph, node, xp.scale, perChannel);
+      const out = node.outputs[0];
+      const quantOut = ranges.has(out) && !graphOutputs.has(out) && (readers.get(out) ?? []).some(runsQuantized);
+      const yp = quantOut ? paramsFor(out, node) : undefined;
+      const wName = fresh(`${node.inputs[1]}_int8`);
+      const sName = fresh(`${node.inputs[1]}_scale`);
+      initializers.set(wName, weight);
+      initializers.set(sName, new Tensor('float32', scales, [scales.length]));
+      let bName = '';
+      if (bias) {
+        bName = fresh(`${node.name}_bias_int32`);
+        initializers.set(bName, new Tensor('int32', bias, [bias.length]));
+      }
+      const { kiln_activation: act, ...rest } = node.attrs;
+      const isConv = node.op === 'Conv';
+      const attrs: Attrs = isConv
+        ? { ...rest, x_scale: xp.scale, x_zero_point: xp.zeroPoint }
+        : { transB: 1, a_scale: xp.scale, a_zero_point: xp.zeroPoint };
+      if (yp) Object.assign(attrs, { y_scale: yp.scale, y_zero_point: yp.zeroPoint, y_dtype: yp.kind });
+      if (act !== undefined) attrs.kiln_activation = act;
+      let y = out;
+      if (yp) {
+        y = fresh(`${out}_quantized`);
+        quantTwin.set(out, y);
+        twinParams.set(y, yp);
+        producedQuantized.add(out);
+        nativeQuantized.add(out);
+      }
+      const int8Op = isConv ? 'QLinearConv' : 'QLinearGemm';
+      nodes.push({ name: node.name, op: int8Op, inputs: [xq, wName, sName, bName], outputs: [y], attrs });
+      let wMin = Infinity;
+      let wMax = -Infinity;
+      for (const s of scales) {
+        wMin = Math.min(wMin, s);
+        wMax = Math.max(wMax, s);
+      }
+      layers.push({
+        node: node.name,
+        op: node.op,
+        input: x,
+        output: out,
+        int8Op,
+        inputScale: xp.scale,
+        inputZeroPoint: xp.zeroPoint,
+        ...(yp ? { outputScale: yp.scale, outputZeroPoint: yp.zeroPoint } : {}),
+        outputDtype: yp ? yp.kind : 'float32',
+        weightScaleMin: wMin,
+        weightScaleMax: wMax,
+        perChannel,
+        ...(act !== undefined ? { activation: String(act) } : {}),
+      });
+      continue;
+    }
+    if (PASS_THROUGH_OPS.has(node.op) && nativeQuantized.has(node.inputs[0])) {
+      const xq = quantTwin.get(node.inputs[0])!;
+      const out = node.outputs[0];
+      const y = fresh(`${out}_quantized`);
+      nodes.push({ ...node, op: node.op === 'Dropout' ? 'Identity' : node.op, inputs: [xq], outputs: [y], attrs: node.op === 'Dropout' ? {} : node.attrs });
+      quantTwin.set(out, y);
+      twinParams.set(y, twinParams.get(xq)!);
+      producedQuantized.add(out);
+      nativeQuantized.add(out);
+      continue;
+    }
+    fp32Nodes.push({ node: node.name, op: node.op, reason: PASS_THROUGH_OPS.has(node.op) ? 'its input is float32' : obstacle! });
+    nodes.push({ ...node, inputs: node.inputs.map((i) => (i ? float(i) : i)) });
+  }
+  for (const o of graph.outputs) float(o.name);
+
+  if (strict && fp32Nodes.length > 0) {
+    throw new KilnError(
+      ErrorCode.UNSUPPORTED_OP,
+      `Expected only nodes with an int8 form for a strict int8 graph but received ${fp32Nodes.length} that would stay fp32: ` +
+        fp32Nodes.map((n) => `${n.op} '${n.node}' (${n.reason})`).join('; '),
+    );
+  }
+  const used = new Set<string>();
+  for (const n of nodes) for (const i of n.inputs) used.add(i);
+  for (const name of [...initializers.keys()]) if (!used.has(name)) initializers.delete(name);
+
+  const report: QuantizationReport = {
+    mode: 'static',
+    weights: { dtype: 'int8', symmetric: true, perChannel },
+    activations,
+    calibration: provenance.calibration ?? { method: 'ranges' },
+    layers,
+    fp32Nodes,
+  };
+  const out: Graph = {
+    ...graph,
+    nodes,
+    initializers,
+    metadata: { ...graph.metadata, kiln_quantization: reportJson(report) },
+  };
+  return { graph: out, report };
+}
