@@ -248,10 +248,13 @@ describe('s8conv2d against the exact reference, every kernel family', () => {
     }
   });
 
-  it('several tasks over threads (batch 8 conv2 shape): same bytes with 1 and 2 threads', () => {
+  it('work split over threads (row ranges; GEMM column split): same bytes with 1 and 2 threads', () => {
     const rng = new Rng(505);
     const p = build(shape({ batch: 8, c: 32, h: 13, w: 13, o: 64, kh: 3, kw: 3 }), rng, { xZp: 101, bias: true, perChannel: true, relu: true });
     check(p, 'batch 8 conv2', [1, 2]);
+    // Few rows, many columns: one task whose GEMMs split columns over the threads.
+    const wide = build(shape({ batch: 1, c: 128, h: 6, w: 6, o: 512, kh: 3, kw: 3 }), rng, { xZp: 17, bias: true, perChannel: true, relu: false });
+    check(wide, '4x4 output, 512 channels, K = 1152', [1, 2]);
   });
 
   it('async calls resolve with the same bytes', async () => {

@@ -56,7 +56,8 @@ class S8Conv2dPlan {
 
  private:
   Conv2dGeometry g_;
-  std::vector<PackedS8B> packed_;  // one per group: K = patch(), N = O / groups
+  std::vector<PackedS8B> packed_;  // one per group: K = row_stride_, N = O / groups
+  size_t row_stride_ = 0;          // im2col row bytes: patch() rounded up to 4 (zero weights there)
   std::vector<int32_t> bias_;      // O values, or empty
   std::vector<float> scale_;       // O multipliers (requantize or dequantize)
   uint8_t x_zero_point_ = 0;
@@ -67,6 +68,7 @@ class S8Conv2dPlan {
   // blocks of at most block_rows rows through its own im2col buffer.
   struct Split {
     size_t rows = 0, tasks = 1, block_rows = 0;
+    size_t gemm_threads = 1;  // threads the GEMM may use inside a task (only when tasks == 1)
   };
   bool direct_input() const;  // 1x1, stride 1, unpadded, one group: the input is the GEMM's A
   Split split(size_t batch, size_t threads) const;

@@ -4,7 +4,8 @@
 //
 // Threads: the output pixels of the batch are split into one contiguous range per task, each
 // with its own im2col buffer of at most kBlockBytes, walked in blocks that stay in L2; the GEMMs
-// then run on one thread. With a single task (small work) the GEMM gets the threads instead.
+// then run on one thread. A single task runs its GEMMs on one thread too, unless it is large
+// (few rows, many columns), when the GEMM splits its columns itself.
 // Integer sums and a per-element epilogue make results independent of any split.
 #include <algorithm>
 #include <cmath>
@@ -22,8 +23,10 @@ constexpr size_t kBlockBytes = 128 * 1024;
 // Rows are handed out in multiples of this (a multiple of every micro-kernel's mr is not needed
 // for correctness, only to avoid ragged tiles).
 constexpr size_t kRowQuantum = 16;
-// Below this many multiply-adds per task, splitting over threads costs more than it saves.
-constexpr size_t kMinMacsPerTask = size_t(1) << 20;
+// Below this many multiply-adds per task, splitting over threads costs more than it saves. Waking
+// a helper on a busy 2-core machine took longer than SeedCNN's conv2 at batch 1 (2.2M MACs: 8.7 us
+// on one thread, 19 us on two), so the bar is higher than the GEMM's own 1M.
+constexpr size_t kMinMacsPerTask = size_t(4) << 20;
 
 size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -45,19 +48,23 @@ S8Conv2dPlan::S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, c
   const size_t groups = g.groups, cg = g.in_channels_per_group(), og = g.out_channels_per_group();
   const size_t kh = g.kernel_h, kw = g.kernel_w, k = g.patch();
 
-  // OIHW -> O x (kh, kw, c): the column order of the NHWC im2col.
-  std::vector<int8_t> reordered(g.weight_size());
+  // OIHW -> O x (kh, kw, c): the column order of the NHWC im2col. Rows are padded with zero
+  // weights to a multiple of 4, so the GEMM packs whole k groups of the im2col rows (the padded
+  // columns hold the zero point and add nothing); the im2col-free path reads the input as is.
+  row_stride_ = direct_input() ? k : (k + 3) / 4 * 4;
+  const size_t ks = row_stride_;
+  std::vector<int8_t> reordered(g.out_channels * ks, 0);
   for (size_t o = 0; o < g.out_channels; ++o) {
     for (size_t c = 0; c < cg; ++c) {
       for (size_t y = 0; y < kh; ++y) {
         for (size_t x = 0; x < kw; ++x) {
-          reordered[o * k + (y * kw + x) * cg + c] = weight_oihw[((o * cg + c) * kh + y) * kw + x];
+          reordered[o * ks + (y * kw + x) * cg + c] = weight_oihw[((o * cg + c) * kh + y) * kw + x];
         }
       }
     }
   }
   packed_.reserve(groups);
-  for (size_t gi = 0; gi < groups; ++gi) packed_.emplace_back(true, k, og, reordered.data() + gi * og * k, k);
+  for (size_t gi = 0; gi < groups; ++gi) packed_.emplace_back(true, ks, og, reordered.data() + gi * og * ks, ks);
   if (bias) bias_.assign(bias, bias + g.out_channels);
 
   // docs/int8-ir.md: the multiplier is fround(fround(x_scale * w_scale) / y_scale); a float
@@ -77,11 +84,13 @@ S8Conv2dPlan::Split S8Conv2dPlan::split(size_t batch, size_t threads) const {
   Split s;
   s.rows = batch * g_.out_plane();
   if (s.rows == 0) return s;
-  const size_t k = std::max<size_t>(g_.patch(), 1);
+  const size_t k = std::max<size_t>(row_stride_, 1);
   const double macs = static_cast<double>(s.rows) * static_cast<double>(g_.out_channels) * static_cast<double>(k);
   size_t tasks = std::min(threads, div_up(s.rows, kRowQuantum));
   tasks = std::max<size_t>(1, std::min<double>(static_cast<double>(tasks), macs / kMinMacsPerTask));
   s.tasks = tasks;
+  // One task with enough work for several (few rows, many columns): the GEMM splits columns.
+  s.gemm_threads = tasks == 1 && macs >= 2.0 * kMinMacsPerTask ? threads : 1;
   const size_t cap = std::max(kRowQuantum, kBlockBytes / k / kRowQuantum * kRowQuantum);
   s.block_rows = std::min(cap, div_up(div_up(s.rows, tasks), kRowQuantum) * kRowQuantum);
   return s;
@@ -98,7 +107,7 @@ size_t S8Conv2dPlan::scratch_bytes(size_t batch, size_t threads) const {
     most = std::max(most, s.tasks * s.block_rows);
     if (s.tasks < t) break;  // more threads change nothing from here on
   }
-  return most * g_.patch();
+  return most * row_stride_;
 }
 
 size_t S8Conv2dPlan::weight_bytes() const {
@@ -129,11 +138,11 @@ void S8Conv2dPlan::gemm(const uint8_t* a, size_t lda, size_t rows, size_t group,
 
 void S8Conv2dPlan::run_rows(const uint8_t* in, void* out, size_t row_begin, size_t row_end, size_t block_rows,
                             uint8_t* columns, size_t gemm_threads) const {
-  const size_t k = g_.patch();
+  const size_t k = row_stride_;
   for (size_t r0 = row_begin; r0 < row_end; r0 += block_rows) {
     const size_t r1 = std::min(row_end, r0 + block_rows);
     for (size_t gi = 0; gi < g_.groups; ++gi) {
-      s8_im2col_nhwc(g_, in, gi, x_zero_point_, r0, r1, columns);
+      s8_im2col_nhwc(g_, in, gi, x_zero_point_, r0, r1, k, columns);
       gemm(columns, k, r1 - r0, gi, out, r0, gemm_threads);
     }
   }
@@ -149,10 +158,10 @@ void S8Conv2dPlan::run(const uint8_t* in, void* out, size_t batch, uint8_t* scra
   }
   const Split s = split(batch, threads);
   if (s.tasks <= 1) {
-    run_rows(in, out, 0, rows, s.block_rows, scratch, threads);
+    run_rows(in, out, 0, rows, s.block_rows, scratch, s.gemm_threads);
     return;
   }
-  const size_t slot = s.block_rows * g_.patch();
+  const size_t slot = s.block_rows * row_stride_;
   parallel_for(
       s.tasks,
       [&](size_t t) {

@@ -12,8 +12,9 @@
 namespace kiln {
 
 // Rows [row_begin, row_end) of the column matrix of group `group` (row r = output pixel r of the
-// batch, image-major), written at columns + (r - row_begin) * g.patch().
+// batch, image-major), written at columns + (r - row_begin) * row_stride. row_stride >= g.patch();
+// the bytes past the patch (padding up to the GEMM's k group of 4) are set to the zero point too.
 void s8_im2col_nhwc(const Conv2dGeometry& g, const uint8_t* in, size_t group, uint8_t zero_point,
-                    size_t row_begin, size_t row_end, uint8_t* columns);
+                    size_t row_begin, size_t row_end, size_t row_stride, uint8_t* columns);
 
 }  // namespace kiln
