@@ -12,7 +12,8 @@ import { ErrorCode, KilnError } from '../errors.js';
 import type { Graph, GraphNode } from '../graph/ir.js';
 import { InferenceSession } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
-import { integer, options as checkOptions, typeError } from '../validate.js';
+import { runInt8Reference } from '../quant/reference.js';
+import { integer, oneOf, options as checkOptions, typeError } from '../validate.js';
 import { compareArrays, type OutputComparison } from './compare.js';
 import { exportModel } from './export.js';
 import { isInt8Graph } from './int8-graph.js';
@@ -20,6 +21,12 @@ import { isInt8Graph } from './int8-graph.js';
 export interface Int8CompareOptions {
   /** Threads each runtime may use. Default: each runtime's default. */
   intraOpNumThreads?: number;
+  /**
+   * What runs the graph on Kiln's side: the native int8 runtime (`InferenceSession`, default) or
+   * the plain-JS int8 reference interpreter (`runInt8Reference`, slow: to tell a runtime bug from
+   * an export or import one).
+   */
+  engine?: 'runtime' | 'reference';
 }
 
 export interface Int8OutputComparison extends OutputComparison {
@@ -32,6 +39,8 @@ export interface Int8ComparisonResult {
   batch: number;
   /** What onnxruntime ran: Kiln's QDQ export of the graph, or the ONNX file given. */
   reference: 'qdq-export' | 'onnx-file';
+  /** What ran the graph on Kiln's side. */
+  engine: 'runtime' | 'reference';
 }
 
 /** The quantization step of each output, per channel (axis 1), where the graph fixes one. */
@@ -99,6 +108,7 @@ export async function compareInt8WithOnnxRuntime(
   if (reference !== undefined && !(reference instanceof Uint8Array)) throw typeError('reference', 'ONNX bytes', reference);
   const opts = checkOptions<Int8CompareOptions>('options', options);
   const threads = opts.intraOpNumThreads === undefined ? undefined : integer('options.intraOpNumThreads', opts.intraOpNumThreads, 1, 1024);
+  const engine = opts.engine === undefined ? 'runtime' : oneOf('options.engine', opts.engine, ['runtime', 'reference'] as const);
   if (inputs === null || typeof inputs !== 'object') throw typeError('inputs', 'a record of Tensors', inputs);
   for (const i of graph.inputs) {
     const t = inputs[i.name];
@@ -119,12 +129,16 @@ export async function compareInt8WithOnnxRuntime(
   } finally {
     await ortSession.release();
   }
-  const session = await InferenceSession.create(graph, threads === undefined ? {} : { intraOpNumThreads: threads });
   let kilnOut: Record<string, Tensor>;
-  try {
-    kilnOut = await session.run(inputs);
-  } finally {
-    session.release();
+  if (engine === 'reference') {
+    kilnOut = runInt8Reference(graph, inputs);
+  } else {
+    const session = await InferenceSession.create(graph, threads === undefined ? {} : { intraOpNumThreads: threads });
+    try {
+      kilnOut = await session.run(inputs);
+    } finally {
+      session.release();
+    }
   }
   const steps = outputSteps(graph);
   const outputs = graph.outputs.map((o, k) => {
@@ -137,5 +151,5 @@ export async function compareInt8WithOnnxRuntime(
     return { ...cmp, maxDiffSteps: step === undefined ? undefined : diffInSteps(ours.data, ref.data as Float32Array, ours.dims, step) };
   });
   const first = graph.inputs[0] ? inputs[graph.inputs[0].name] : undefined;
-  return { outputs, batch: first?.dims[0] ?? 1, reference: reference === undefined ? 'qdq-export' : 'onnx-file' };
+  return { outputs, batch: first?.dims[0] ?? 1, reference: reference === undefined ? 'qdq-export' : 'onnx-file', engine };
 }

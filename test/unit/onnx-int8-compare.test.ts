@@ -44,7 +44,17 @@ describe('outputSteps and diffInSteps', () => {
   });
 });
 
-describe('compareInt8WithOnnxRuntime arguments', () => {
+describe('compareInt8WithOnnxRuntime', () => {
+  it('the reference interpreter against ORT on the QDQ export: every output within one step', async () => {
+    for (const float of [false, true]) {
+      const x = new Tensor('float32', [0, 1.5, 3, -1, 20, 7.25, 0.5, 0.5], [4, 2]);
+      const r = await compareInt8WithOnnxRuntime(gemmGraph(float), { x }, undefined, { engine: 'reference' });
+      expect(r).toMatchObject({ batch: 4, reference: 'qdq-export', engine: 'reference' });
+      expect(r.outputs[0]!.maxDiffSteps).toBeLessThanOrEqual(1);
+      expect(r.outputs[0]!.top1Agreement).toBe(1);
+    }
+  });
+
   it('refuses a float graph, missing feeds and non-byte references', async () => {
     const x = new Tensor('float32', [1, 2], [1, 2]);
     const float: Graph = { ...gemmGraph(true), nodes: [{ name: 'id', op: 'Identity', inputs: ['x'], outputs: ['y'], attrs: {} }] };
