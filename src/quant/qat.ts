@@ -1,0 +1,137 @@
+/**
+ * Quantization-aware training: `prepareQat` (fake-quantized copy of a trained model), a short
+ * fine-tune with `train()`, and conversion to the same int8 graph PTQ builds (through
+ * `prepareForQuantization` and `convertToInt8` of ptq.ts, with the QAT observers' ranges in place of
+ * calibrated ones).
+ */
+import type { Dataset } from '../data/dataset.js';
+import { toGraph } from '../graph/from-module.js';
+import type { Graph } from '../graph/ir.js';
+import { checkKeys } from '../nn/layers/checks.js';
+import { Module } from '../nn/module.js';
+import type { TrainHistory, TrainOptions } from '../train/trainer.js';
+import { train } from '../train/trainer.js';
+import { boolean, integer, number, optional, options as checkOptions, typeError } from '../validate.js';
+import { convertToInt8, prepareForQuantization, type ConvertOptions, type QuantizationReport } from './ptq.js';
+import { QatModel } from './qat-model.js';
+import { prepareQat } from './qat-prepare.js';
+import { qatRanges } from './qat-ranges.js';
+import type { QuantKind } from './qparams.js';
+
+export { prepareQat, type PrepareQatOptions } from './qat-prepare.js';
+export { QatModel, type QatScheme } from './qat-model.js';
+export { qatRanges } from './qat-ranges.js';
+
+export interface QuantizeAwareTrainOptions {
+  /** Fine-tuning epochs (default 2). */
+  epochs?: number;
+  /** Epochs during which the activation observers follow the data, then freeze (default epochs / 2; fractions allowed). */
+  observerEpochs?: number;
+  /** Weight of each batch in the moving-average activation ranges, in (0, 1] (default 0.01). */
+  observerMomentum?: number;
+  /**
+   * Options of the fine-tune, over the defaults: the MNIST recipe's regularisation (random shifts
+   * of up to 2 pixels, label smoothing 0.05, weight decay 5e-4), batch 64, SGD with Nesterov
+   * momentum 0.9 at lr 0.01 (a tenth of the recipe's) with cosine decay, seed 0. Measured on MNIST
+   * (SeedCNN trained 3 epochs, seeds 1-5): int8-simulated held-out accuracy -0.00 to +0.15 points
+   * against fp32; without the shifts and smoothing (seeds 1-3) -0.15 to +0.10.
+   * `epochs` is the option above; `callbacks` are chained after the observer freeze.
+   */
+  train?: Partial<Omit<TrainOptions, 'epochs'>>;
+  /** Weight scales per output channel (default true) or one per tensor. */
+  perChannel?: boolean;
+  /** Activations 'uint8' asymmetric (default) or 'int8' symmetric. */
+  activations?: QuantKind;
+  /** Refuse (ERR_KILN_UNSUPPORTED_OP) a graph where some node would stay fp32. */
+  strict?: boolean;
+}
+
+/** Options of `convertQat` (the scheme itself comes from the QatModel). */
+export interface ConvertQatOptions {
+  /** Refuse (ERR_KILN_UNSUPPORTED_OP) a graph where some node would stay fp32. */
+  strict?: boolean;
+}
+
+/** What `quantizeAwareTrain` returns. */
+export interface QatResult {
+  /** The int8 graph (the same form PTQ produces). */
+  graph: Graph;
+  report: QuantizationReport;
+  /** The fine-tuned fake-quantized model (its `forward` simulates `graph`). */
+  model: QatModel;
+  history: TrainHistory;
+}
+
+/** Fine-tuning defaults: the MNIST recipe at a tenth of its learning rate, no warm-up. */
+const defaults: Omit<TrainOptions, 'epochs'> = {
+  batchSize: 64,
+  optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
+  schedule: { type: 'cosine' },
+  augment: { maxShift: 2 },
+  labelSmoothing: 0.05,
+  seed: 0,
+};
+export const QAT_TRAIN_DEFAULTS: Readonly<Omit<TrainOptions, 'epochs'>> = Object.freeze(defaults);
+
+const OPTION_KEYS = ['epochs', 'observerEpochs', 'observerMomentum', 'train', 'perChannel', 'activations', 'strict'] as const;
+
+/**
+ * prepareQat + fine-tune + convert. The fp32 `module` is not modified.
+ * @param module a trained fp32 model (Sequential of Conv2d/BatchNorm2d/Linear/ReLU/MaxPool2d/Flatten/Dropout)
+ *   with `inputShape`, or a QatModel from `prepareQat` (fine-tuned further in place; `observerMomentum` is then ignored)
+ * @param trainData the fine-tuning images
+ * @example
+ * const { graph, report } = await quantizeAwareTrain(model, mnistTrain, { epochs: 2 });
+ */
+export async function quantizeAwareTrain(module: Module, trainData: Dataset, options?: QuantizeAwareTrainOptions): Promise<QatResult> {
+  if (!(module instanceof Module)) throw typeError('module', 'a Module', module);
+  const opts = checkOptions<QuantizeAwareTrainOptions>('options', options);
+  checkKeys('options', opts, OPTION_KEYS);
+  const epochs = optional(opts.epochs, 2, (v) => integer('options.epochs', v, 1, 1e6));
+  const observerEpochs = optional(opts.observerEpochs, epochs / 2, (v) => number('options.observerEpochs', v, 0, epochs));
+  const trainOverrides = checkOptions<Partial<TrainOptions>>('options.train', opts.train);
+  if ('epochs' in trainOverrides) throw typeError('options.train.epochs', 'nothing (use options.epochs)', trainOverrides.epochs);
+  if (module.inputShape === undefined) {
+    throw typeError('module.inputShape', 'the [C, H, W] shape the model was built for (models.* and load() set it)', undefined);
+  }
+  const strict = optional(opts.strict, false, (v) => boolean('options.strict', v));
+  const { observerMomentum, perChannel, activations } = opts;
+  const model = module instanceof QatModel ? module : prepareQat(module, { observerMomentum, perChannel, activations });
+
+  const trainOptions: TrainOptions = { ...QAT_TRAIN_DEFAULTS, ...trainOverrides, epochs };
+  const batchSize = trainOptions.batchSize;
+  const stepsPerEpoch = Math.ceil((trainData?.length ?? 0) / batchSize);
+  const freezeAt = Math.round(observerEpochs * stepsPerEpoch);
+  let step = 0;
+  if (freezeAt === 0) model.freezeObservers();
+  const user = trainOverrides.callbacks;
+  trainOptions.callbacks = {
+    ...user,
+    onBatchEnd: (info) => {
+      if (++step === freezeAt) model.freezeObservers();
+      user?.onBatchEnd?.(info);
+    },
+  };
+  // With frozen observers from the start, the first batch still initialises each range.
+  const history = await train(model, trainData, trainOptions);
+  model.eval();
+  const { graph, report } = convertQat(model, { strict });
+  return { graph, report, model, history };
+}
+
+/**
+ * Converts a (fine-tuned) QatModel to the int8 graph: its float weights lowered, BN-folded and fused
+ * by `prepareForQuantization`, each activation quantized with the range of its observer, weights and
+ * activations in the scheme the model simulated.
+ * @throws KilnError ERR_KILN_INVALID_STATE when an observer has seen no data (run a forward first)
+ */
+export function convertQat(model: QatModel, options?: ConvertQatOptions): { graph: Graph; report: QuantizationReport } {
+  if (!(model instanceof QatModel)) throw typeError('model', 'a QatModel (from prepareQat)', model);
+  const opts = checkOptions<ConvertQatOptions>('options', options);
+  checkKeys('options', opts, ['strict']);
+  const strict = optional(opts.strict, false, (v) => boolean('options.strict', v));
+  if (model.inputShape === undefined) throw typeError('model.inputShape', 'the [C, H, W] input shape', undefined);
+  const graph = prepareForQuantization(toGraph(model, model.inputShape));
+  const convert: ConvertOptions = { ...model.scheme, strict };
+  return convertToInt8(graph, qatRanges(model, graph), convert, { calibration: { method: 'qat' } });
+}

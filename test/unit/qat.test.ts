@@ -1,0 +1,103 @@
+/**
+ * quantizeAwareTrain / convertQat: the converted int8 graph (run by the reference interpreter of
+ * the int8 IR) agrees with the QAT model's simulated forward; the graph has the form PTQ gives the
+ * same model; bad arguments are refused with the argument named.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { synthetic } from '../../src/data/synthetic.js';
+import type { Dataset } from '../../src/data/dataset.js';
+import { Linear } from '../../src/nn/layers/linear.js';
+import { seedCNN } from '../../src/nn/models.js';
+import { quantizeAwareTrain, convertQat, prepareQat } from '../../src/quant/qat.js';
+import { runInt8Reference } from '../../src/quant/reference.js';
+import { Tensor } from '../../src/tensor.js';
+import { train } from '../../src/train/trainer.js';
+
+const shape = [1, 12, 12] as const;
+const data = synthetic({ count: 192, imageShape: shape, numClasses: 4, seed: 3, signal: 0.5 });
+const held = synthetic({ count: 64, imageShape: shape, numClasses: 4, seed: 4, signal: 0.5 });
+
+async function trainedModel() {
+  const model = seedCNN({ inChannels: 1, height: 12, width: 12, numClasses: 4, widthMultiplier: 0.25, seed: 5 });
+  await train(model, data, { epochs: 2, batchSize: 32, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 } });
+  return model;
+}
+
+function batchOf(d: Dataset): Tensor<'float32'> {
+  return new Tensor('float32', d.images, [d.length, ...d.imageShape]);
+}
+
+const argmax = (row: ArrayLike<number>): number => {
+  let best = 0;
+  for (let k = 1; k < row.length; k++) if (row[k] > row[best]) best = k;
+  return best;
+};
+
+function top1(logits: Float32Array, classes: number): number[] {
+  return Array.from({ length: logits.length / classes }, (_, i) => argmax(logits.subarray(i * classes, (i + 1) * classes)));
+}
+
+describe('quantizeAwareTrain', () => {
+  it.each([
+    ['uint8 activations, per-channel weights', {}],
+    ['int8 activations, per-tensor weights', { activations: 'int8', perChannel: false }],
+  ] as const)('converts to an int8 graph whose reference run agrees with the simulated forward (%s)', async (_, scheme) => {
+    const model = await trainedModel();
+    const before = model.parameters().map((p) => p.value.data.slice());
+    const { graph, report, model: qat, history } = await quantizeAwareTrain(model, data, { epochs: 1, train: { batchSize: 32 }, ...scheme });
+    expect(report.activations).toBe(scheme.activations ?? 'uint8');
+    expect(report.weights.perChannel).toBe(scheme.perChannel ?? true);
+    expect(history.epochs).toHaveLength(1);
+    model.parameters().forEach((p, i) => expect(p.value.data).toEqual(before[i]));
+    expect(report.calibration.method).toBe('qat');
+    expect(report.layers.map((l) => l.int8Op)).toEqual(['QLinearConv', 'QLinearConv', 'QLinearGemm', 'QLinearGemm']);
+    expect(graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', 'MaxPool', 'QLinearConv', 'MaxPool', 'Flatten', 'QLinearGemm', 'QLinearGemm']);
+
+    const x = batchOf(held);
+    const int8 = runInt8Reference(graph, { [graph.inputs[0].name]: x })[graph.outputs[0].name];
+    const simulated = await qat.forward(x);
+    const [a, b] = [top1(int8.data as Float32Array, 4), top1(simulated.data, 4)];
+    const agree = a.filter((p, i) => p === b[i]).length;
+    expect(agree).toBe(held.length);
+    // Logits within a few output quantization steps' worth: the two differ only in rounding.
+    let maxDiff = 0;
+    simulated.data.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - (int8.data as Float32Array)[i]))));
+    const spread = Math.max(...simulated.data) - Math.min(...simulated.data);
+    expect(maxDiff).toBeLessThan(0.05 * spread);
+    // The input quantization is exactly the first quantizer's.
+    const quantizeNode = graph.nodes[0];
+    const inputParams = qat.quantizers[0].qparams();
+    expect(quantizeNode.attrs.scale).toBe(inputParams.scale);
+    expect(quantizeNode.attrs.zero_point).toBe(inputParams.zeroPoint);
+  });
+
+  it('takes a prepared QatModel and freezes its observers after observerEpochs', async () => {
+    const qat = prepareQat(await trainedModel());
+    const maxima: number[] = [];
+    const result = await quantizeAwareTrain(qat, data, {
+      epochs: 2,
+      observerEpochs: 1,
+      train: { batchSize: 32, callbacks: { onBatchEnd: () => void maxima.push(qat.quantizers[2].range().max) } },
+    });
+    expect(result.model).toBe(qat);
+    // 192 images in batches of 32: 6 steps per epoch; the range moves in the first, not the second.
+    expect(maxima).toHaveLength(12);
+    expect(new Set(maxima.slice(0, 6)).size).toBeGreaterThan(1);
+    expect(new Set(maxima.slice(5)).size).toBe(1);
+  });
+
+  it('refuses bad arguments with the argument named', async () => {
+    const model = await trainedModel();
+    await expect(quantizeAwareTrain({} as never, data)).rejects.toThrow(/Expected a Module for module/);
+    await expect(quantizeAwareTrain(model, data, { epochs: 0 })).rejects.toThrow(/options.epochs/);
+    await expect(quantizeAwareTrain(model, data, { epoch: 2 } as never)).rejects.toThrow(/unknown option 'epoch'/);
+    await expect(quantizeAwareTrain(model, data, { epochs: 2, observerEpochs: 3 })).rejects.toThrow(/options.observerEpochs/);
+    await expect(quantizeAwareTrain(model, data, { train: { epochs: 3 } as never })).rejects.toThrow(/options.train.epochs/);
+    await expect(quantizeAwareTrain(new Linear(3, 2), data)).rejects.toThrow(/module.inputShape/);
+    const wrong = synthetic({ count: 8, imageShape: [3, 12, 12], numClasses: 4 });
+    await expect(quantizeAwareTrain(model, wrong)).rejects.toThrow(/Expected 1 input channels/);
+    // An observer that never saw data cannot be converted.
+    expect(() => convertQat(prepareQat(model))).toThrow(/Expected calibration data for input/);
+  });
+});
