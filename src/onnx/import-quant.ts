@@ -650,5 +650,36 @@ export function liftQuantized(nodes: GraphNode[], env: QuantImportEnv, reject: (
       out.push(node);
     }
   }
-  return out;
+  return fuseQuantizedRelu(out, env.graphOutputs);
+}
+
+/**
+ * A Relu between a DequantizeLinear and a QuantizeLinear with the same parameters, right after an
+ * int8 op with those output parameters (Q -> DQ -> Relu -> Q, as PyTorch exports write it), is
+ * that op's fused ReLU: clamping the quantized value at its zero point is exact.
+ */
+function fuseQuantizedRelu(nodes: GraphNode[], graphOutputs: ReadonlySet<string>): GraphNode[] {
+  const producer = new Map<string, GraphNode>();
+  const readers = new Map<string, number>();
+  for (const n of nodes) {
+    for (const o of n.outputs) producer.set(o, n);
+    for (const i of n.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+  }
+  const only = (v: string): boolean => readers.get(v) === 1 && !graphOutputs.has(v);
+  const dropped = new Set<GraphNode>();
+  for (const relu of nodes) {
+    if (relu.op !== 'Relu' || !only(relu.inputs[0]!)) continue;
+    const dq = producer.get(relu.inputs[0]!);
+    const q = nodes.find((n) => n.op === 'QuantizeLinear' && n.inputs[0] === relu.outputs[0]);
+    if (dq?.op !== 'DequantizeLinear' || q === undefined || !only(relu.outputs[0]!) || !only(dq.inputs[0]!)) continue;
+    const op = producer.get(dq.inputs[0]!);
+    if (op === undefined || !['QLinearConv', 'QLinearGemm', 'QLinearAdd'].includes(op.op) || op.attrs.kiln_activation !== undefined) continue;
+    const same = op.attrs.y_scale === dq.attrs.scale && op.attrs.y_zero_point === dq.attrs.zero_point &&
+      q.attrs.scale === dq.attrs.scale && q.attrs.zero_point === dq.attrs.zero_point && q.attrs.dtype === op.attrs.y_dtype;
+    if (!same) continue;
+    op.attrs = { ...op.attrs, kiln_activation: 'Relu' };
+    op.outputs = [q.outputs[0]!];
+    for (const n of [dq, relu, q]) dropped.add(n);
+  }
+  return dropped.size === 0 ? nodes : nodes.filter((n) => !dropped.has(n));
 }

@@ -173,6 +173,26 @@ describe('importModel: QOperator int8 ops', () => {
 });
 
 describe('importModel: QDQ patterns', () => {
+  it('Q -> DQ -> Relu -> Q with equal parameters after an int8 op is that op\'s fused ReLU (PyTorch style)', async () => {
+    const bytes = qmodel(
+      [
+        node('QuantizeLinear', ['x', 'xs', 'xz'], ['xq']),
+        node('QLinearMatMul', ['xq', 'xs', 'xz', 'w', 'ws', 'wz', 'ys', 'yz'], ['mq'], [], 'matmul'),
+        node('DequantizeLinear', ['mq', 'ys', 'yz'], ['mf']),
+        node('Relu', ['mf'], ['r']),
+        node('QuantizeLinear', ['r', 'ys', 'yz'], ['rq']),
+        node('DequantizeLinear', ['rq', 'ys', 'yz'], ['y']),
+      ],
+      [scalarF('xs', 0.02), scalarU8('xz', 50), tensor('w', DataType.INT8, [4, 3], ints(12, -128, 127, 12)), scalarF('ws', 0.05), scalarI8('wz', 0), scalarF('ys', 0.01), scalarU8('yz', 128)],
+      ['N', 4],
+    );
+    const { graph, ours, theirs } = await roundTrip(bytes, { x: { data: input(6 * 4, 13), dims: [6, 4] } });
+    expect(graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearGemm', 'DequantizeLinear']);
+    expect(graph.nodes[1]!.attrs.kiln_activation).toBe('Relu');
+    expect(maxDiff(ours, theirs)).toBe(0);
+    expect(Math.min(...theirs)).toBe(0);
+  });
+
   /** x -> Q -> DQ -> MatMul(DQ(w)) -> Add(bias) -> Relu -> Q -> DQ -> y, weights per column. */
   function qdqMatMul(weightZp: number): Uint8Array {
     const [k, n] = [5, 3];
