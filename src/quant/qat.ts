@@ -12,6 +12,10 @@ import { Module } from '../nn/module.js';
 import type { TrainHistory, TrainOptions } from '../train/trainer.js';
 import { train } from '../train/trainer.js';
 import { boolean, integer, number, optional, options as checkOptions, typeError } from '../validate.js';
+import { InferenceSession } from '../runtime/session.js';
+import { calibrationImages, type CalibrationImages } from './calibration-data.js';
+import { measureLayers } from './ptq-measure.js';
+import { reportJson } from './ptq-report.js';
 import { convertToInt8, prepareForQuantization, type ConvertOptions, type QuantizationReport } from './ptq.js';
 import { QatModel } from './qat-model.js';
 import { prepareQat } from './qat-prepare.js';
@@ -44,6 +48,11 @@ export interface QuantizeAwareTrainOptions {
   activations?: QuantKind;
   /** Refuse (ERR_KILN_UNSUPPORTED_OP) a graph where some node would stay fp32. */
   strict?: boolean;
+  /**
+   * Training images the report's clipping fractions and SQNR are measured on (int8 graph on the
+   * reference interpreter against the fine-tuned float graph, as PTQ's report; default 64, 0 = none).
+   */
+  reportImages?: number;
 }
 
 /** Options of `convertQat` (the scheme itself comes from the QatModel). */
@@ -73,7 +82,7 @@ const defaults: Omit<TrainOptions, 'epochs'> = {
 };
 export const QAT_TRAIN_DEFAULTS: Readonly<Omit<TrainOptions, 'epochs'>> = Object.freeze(defaults);
 
-const OPTION_KEYS = ['epochs', 'observerEpochs', 'observerMomentum', 'train', 'perChannel', 'activations', 'strict'] as const;
+const OPTION_KEYS = ['epochs', 'observerEpochs', 'observerMomentum', 'train', 'perChannel', 'activations', 'strict', 'reportImages'] as const;
 
 /**
  * prepareQat + fine-tune + convert. The fp32 `module` is not modified.
@@ -95,6 +104,7 @@ export async function quantizeAwareTrain(module: Module, trainData: Dataset, opt
     throw typeError('module.inputShape', 'the [C, H, W] shape the model was built for (models.* and load() set it)', undefined);
   }
   const strict = optional(opts.strict, false, (v) => boolean('options.strict', v));
+  const reportImages = optional(opts.reportImages, 64, (v) => integer('options.reportImages', v, 0, 1 << 20));
   const { observerMomentum, perChannel, activations } = opts;
   const model = module instanceof QatModel ? module : prepareQat(module, { observerMomentum, perChannel, activations });
 
@@ -116,6 +126,7 @@ export async function quantizeAwareTrain(module: Module, trainData: Dataset, opt
   const history = await train(model, trainData, trainOptions);
   model.eval();
   const { graph, report } = convertQat(model, { strict });
+  if (reportImages > 0) await measureReport(model, graph, report, calibrationImages(trainData), reportImages);
   return { graph, report, model, history };
 }
 
@@ -134,4 +145,37 @@ export function convertQat(model: QatModel, options?: ConvertQatOptions): { grap
   const graph = prepareForQuantization(toGraph(model, model.inputShape));
   const convert: ConvertOptions = { ...model.scheme, strict };
   return convertToInt8(graph, qatRanges(model, graph), convert, { calibration: { method: 'qat' } });
+}
+
+/**
+ * Fills the report's clipping fractions and SQNR like PTQ's (ptq-measure.ts): the fine-tuned float
+ * graph's layer outputs on `count` images against the int8 graph's (reference interpreter).
+ */
+async function measureReport(model: QatModel, graph: Graph, report: QuantizationReport, images: CalibrationImages, count: number): Promise<void> {
+  const prepared = prepareForQuantization(toGraph(model, model.inputShape!));
+  const inputName = prepared.inputs[0].name;
+  const outputs = new Set(prepared.outputs.map((o) => o.name));
+  const extra = [...new Set(report.layers.map((l) => l.output))].filter((v) => !outputs.has(v));
+  const observed: Graph = { ...prepared, outputs: [...prepared.outputs, ...extra.map((name) => ({ name, dtype: 'float32' as const, shape: [] }))] };
+  const session = await InferenceSession.create(observed, { graphOptimizationLevel: 'disabled', inputShape: images.imageShape });
+  const batchSize = 64;
+  const total = Math.min(count, images.count);
+  try {
+    await measureLayers(graph, report, {
+      inputName,
+      batches: Math.ceil(total / batchSize),
+      reportImages: total,
+      images,
+      runBatch: async (b) => {
+        const feed = images.slice(b * batchSize, Math.min(batchSize, total - b * batchSize));
+        return { ...(await session.run({ [inputName]: feed })), [inputName]: feed };
+      },
+    });
+  } finally {
+    session.release();
+  }
+  report.measuredWith =
+    `clippingFraction: the fine-tuned float graph's outputs on the first ${total} training images against the QAT ranges; ` +
+    `sqnrDb: the int8 graph on the reference interpreter (src/quant/reference.ts) against that float graph on the same images, errors of earlier layers included`;
+  graph.metadata = { ...graph.metadata, kiln_quantization: reportJson(report) };
 }

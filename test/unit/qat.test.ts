@@ -10,7 +10,9 @@ import type { Dataset } from '../../src/data/dataset.js';
 import { Linear } from '../../src/nn/layers/linear.js';
 import { seedCNN } from '../../src/nn/models.js';
 import { quantizeAwareTrain, convertQat, prepareQat } from '../../src/quant/qat.js';
+import { quantize } from '../../src/quant/ptq.js';
 import { runInt8Reference } from '../../src/quant/reference.js';
+import type { Graph } from '../../src/graph/ir.js';
 import { Tensor } from '../../src/tensor.js';
 import { train } from '../../src/train/trainer.js';
 
@@ -47,6 +49,13 @@ describe('quantizeAwareTrain', () => {
     const before = model.parameters().map((p) => p.value.data.slice());
     const { graph, report, model: qat, history } = await quantizeAwareTrain(model, data, { epochs: 1, train: { batchSize: 32 }, ...scheme });
     expect(report.activations).toBe(scheme.activations ?? 'uint8');
+    // The measured half of the report, as PTQ's: every layer has an SQNR, every quantized output a clipping fraction.
+    for (const layer of report.layers) {
+      expect(layer.sqnrDb).toBeGreaterThan(15);
+      if (layer.outputScale !== undefined) expect(layer.clippingFraction).toBeGreaterThanOrEqual(0);
+    }
+    expect(report.measuredWith).toMatch(/first 64 training images/);
+    expect(JSON.parse(graph.metadata!.kiln_quantization).layers[0].sqnrDb).toBe(report.layers[0].sqnrDb);
     expect(report.weights.perChannel).toBe(scheme.perChannel ?? true);
     expect(history.epochs).toHaveLength(1);
     model.parameters().forEach((p, i) => expect(p.value.data).toEqual(before[i]));
@@ -70,6 +79,20 @@ describe('quantizeAwareTrain', () => {
     const inputParams = qat.quantizers[0].qparams();
     expect(quantizeNode.attrs.scale).toBe(inputParams.scale);
     expect(quantizeNode.attrs.zero_point).toBe(inputParams.zeroPoint);
+  });
+
+  it('gives the same graph as PTQ of the same model: nodes, value names, attributes, initializer types', async () => {
+    const model = await trainedModel();
+    const ptq = await quantize(model, data, { reportImages: 0, batches: 2 });
+    const qat = await quantizeAwareTrain(model, data, { epochs: 1, train: { batchSize: 32 }, reportImages: 0 });
+    const form = (g: Graph) => ({
+      inputs: g.inputs,
+      outputs: g.outputs,
+      nodes: g.nodes.map((n) => ({ name: n.name, op: n.op, inputs: n.inputs, outputs: n.outputs, attrs: Object.keys(n.attrs).sort() })),
+      initializers: [...g.initializers].map(([name, t]) => [name, t.type, t.dims]),
+    });
+    expect(form(qat.graph)).toEqual(form(ptq.graph));
+    expect(ptq.report.layers.map((l) => [l.node, l.outputDtype])).toEqual(qat.report.layers.map((l) => [l.node, l.outputDtype]));
   });
 
   it('takes a prepared QatModel and freezes its observers after observerEpochs', async () => {
