@@ -7,7 +7,13 @@ import { describe, expect, it } from 'vitest';
 
 import { synthetic } from '../../src/data/synthetic.js';
 import type { Dataset } from '../../src/data/dataset.js';
+import { BatchNorm2d } from '../../src/nn/layers/batch-norm2d.js';
+import { Conv2d } from '../../src/nn/layers/conv2d.js';
+import { Flatten } from '../../src/nn/layers/flatten.js';
 import { Linear } from '../../src/nn/layers/linear.js';
+import { MaxPool2d } from '../../src/nn/layers/max-pool2d.js';
+import { ReLU } from '../../src/nn/layers/relu.js';
+import { Sequential } from '../../src/nn/layers/sequential.js';
 import { seedCNN } from '../../src/nn/models.js';
 import { quantizeAwareTrain, convertQat, prepareQat } from '../../src/quant/qat.js';
 import { quantize } from '../../src/quant/ptq.js';
@@ -79,6 +85,21 @@ describe('quantizeAwareTrain', () => {
     const inputParams = qat.quantizers[0].qparams();
     expect(quantizeNode.attrs.scale).toBe(inputParams.scale);
     expect(quantizeNode.attrs.zero_point).toBe(inputParams.zeroPoint);
+  });
+
+  it('folds BatchNorm2d before fine-tuning: the int8 graph of a Conv+BN model agrees with its simulation', async () => {
+    const model = new Sequential(
+      new Conv2d(1, 6, 3, { seed: 1 }), new BatchNorm2d(6), new ReLU(), new MaxPool2d(2), new Flatten(), new Linear(6 * 5 * 5, 4, { seed: 2 }),
+    );
+    model.inputShape = shape;
+    await train(model, data, { epochs: 2, batchSize: 32, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 } });
+    const { graph, model: qat } = await quantizeAwareTrain(model, data, { epochs: 1, train: { batchSize: 32 }, reportImages: 0 });
+    expect(graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', 'MaxPool', 'Flatten', 'QLinearGemm']);
+    const x = batchOf(held);
+    const int8 = runInt8Reference(graph, { [graph.inputs[0].name]: x })[graph.outputs[0].name];
+    const simulated = await qat.forward(x);
+    const [a, b] = [top1(int8.data as Float32Array, 4), top1(simulated.data, 4)];
+    expect(a.filter((p, i) => p === b[i]).length).toBe(held.length);
   });
 
   it('gives the same graph as PTQ of the same model: nodes, value names, attributes, initializer types', async () => {
