@@ -5,83 +5,19 @@
  * ratios; the issue's targets are Kiln int8 >= 2.5x ORT int8 at batch 64 on one thread and batch 1
  * latency <= 0.35x ORT int8's.
  *
- * The int8 model is SeedCNN (seeded weights) quantized with min/max activation ranges over 64
- * calibration inputs, uint8 activations, per-channel int8 weights: the QLinearConv/QLinearGemm
- * graph of docs/int8-ir.md.
+ * The int8 model is SeedCNN (seeded weights) quantized by Kiln's PTQ (`quantize`, min/max ranges
+ * over 64 calibration inputs, uint8 activations, per-channel int8 weights).
  */
 import * as ort from 'onnxruntime-node';
 
-import { toGraph } from '../src/graph/from-module.js';
-import type { Graph, GraphNode } from '../src/graph/ir.js';
-import type { Module } from '../src/nn/module.js';
 import { seedCNN } from '../src/nn/models.js';
 import { benchmarkInput, exportModel } from '../src/onnx/index.js';
-import { perChannelQuantParams, quantizePerChannel, quantParams, roundHalfEven } from '../src/quant/qparams.js';
+import { quantize } from '../src/quant/ptq.js';
 import { InferenceSession } from '../src/runtime/session.js';
-import { Tensor } from '../src/tensor.js';
 import type { Timing } from '../src/util/timing.js';
 import type { Report } from './report.js';
 
 const BATCHES = [1, 8, 64];
-
-/** Max of each ReLU output of a float graph over `x` (the ranges min/max calibration takes). */
-async function reluMaxima(graph: Graph, x: Tensor<'float32'>): Promise<Map<string, number>> {
-  const relus = graph.nodes.filter((n) => n.op === 'Relu').map((n) => n.outputs[0]!);
-  const probe: Graph = { ...graph, outputs: [...graph.outputs, ...relus.map((name) => ({ name, dtype: 'float32' as const, shape: [] }))] };
-  const session = await InferenceSession.create(probe, { graphOptimizationLevel: 'disabled' });
-  try {
-    const out = await session.run({ [graph.inputs[0]!.name]: x });
-    return new Map(relus.map((name) => [name, out[name]!.data.reduce((m, v) => Math.max(m, v), 0)]));
-  } finally {
-    session.release();
-  }
-}
-
-/**
- * A Conv/Gemm(+Relu)/MaxPool/Flatten float graph as an int8 graph: each Conv or Gemm followed by
- * a Relu becomes a QLinearConv/QLinearGemm with the ReLU fused and uint8 output; the last Gemm
- * keeps a float32 output. Min/max ranges, per-channel symmetric int8 weights.
- */
-export async function quantizeMinMax(net: Module, shape: readonly number[], calibration: Tensor<'float32'>): Promise<Graph> {
-  const graph = toGraph(net, shape);
-  const maxima = await reluMaxima(graph, calibration);
-  const consumer = new Map(graph.nodes.flatMap((n) => n.inputs.map((i) => [i, n] as const)));
-  const initializers = new Map<string, Tensor>();
-  const nodes: GraphNode[] = [];
-  const inputQ = quantParams({ min: 0, max: 1 }, 'uint8');
-  let q = { scale: inputQ.scale, zeroPoint: inputQ.zeroPoint };
-  const rename = new Map<string, string>();
-  nodes.push({ name: 'quantize_input', op: 'QuantizeLinear', inputs: [graph.inputs[0]!.name], outputs: ['input_q'], attrs: { scale: q.scale, zero_point: q.zeroPoint, dtype: 'uint8' } });
-  rename.set(graph.inputs[0]!.name, 'input_q');
-  for (const node of graph.nodes) {
-    const x = rename.get(node.inputs[0]!) ?? node.inputs[0]!;
-    if (node.op === 'Relu') continue; // fused into the op before it
-    if (node.op === 'MaxPool' || node.op === 'Flatten') {
-      nodes.push({ ...node, inputs: [x] });
-      continue;
-    }
-    if (node.op !== 'Conv' && node.op !== 'Gemm') throw new Error(`quantizeMinMax: unexpected ${node.op}`);
-    const w = graph.initializers.get(node.inputs[1]!) as Tensor<'float32'>;
-    const b = graph.initializers.get(node.inputs[2]!) as Tensor<'float32'>;
-    const pc = perChannelQuantParams(w.data, w.dims, 'int8');
-    initializers.set(`${node.name}_w`, new Tensor('int8', quantizePerChannel(w.data, w.dims, pc) as Int8Array, w.dims.slice()));
-    initializers.set(`${node.name}_ws`, new Tensor('float32', pc.scales, [pc.scales.length]));
-    initializers.set(`${node.name}_b`, new Tensor('int32', Int32Array.from(b.data, (v, o) => roundHalfEven(v / Math.fround(q.scale * pc.scales[o]!))), [b.size]));
-    const relu = consumer.get(node.outputs[0]!);
-    const attrs: GraphNode['attrs'] = node.op === 'Conv'
-      ? { ...node.attrs, x_scale: q.scale, x_zero_point: q.zeroPoint }
-      : { transB: node.attrs.transB ?? 0, a_scale: q.scale, a_zero_point: q.zeroPoint };
-    let out = node.outputs[0]!;
-    if (relu?.op === 'Relu') {
-      const y = quantParams({ min: 0, max: maxima.get(relu.outputs[0]!) ?? 1 }, 'uint8');
-      Object.assign(attrs, { y_scale: y.scale, y_zero_point: y.zeroPoint, y_dtype: 'uint8', kiln_activation: 'Relu' });
-      q = { scale: y.scale, zeroPoint: y.zeroPoint };
-      out = relu.outputs[0]!;
-    }
-    nodes.push({ name: node.name, op: node.op === 'Conv' ? 'QLinearConv' : 'QLinearGemm', inputs: [x, `${node.name}_w`, `${node.name}_ws`, `${node.name}_b`], outputs: [out], attrs });
-  }
-  return { ...graph, name: `${graph.name}_int8`, nodes, initializers };
-}
 
 /** Times several functions round-robin (a, b, c, d, a, ...) so machine noise hits all alike. */
 async function measureRoundRobin(fns: (() => Promise<unknown>)[], minMs: number): Promise<Timing[]> {
@@ -111,7 +47,7 @@ export async function benchInt8(report: Report, threadCounts: number[], minMs = 
   ];
   for (const m of models) {
     const net = seedCNN({ inChannels: m.shape[0]!, height: m.shape[1]!, width: m.shape[2]!, numClasses: 10, seed: 1 }).eval();
-    const int8 = await quantizeMinMax(net, m.shape, benchmarkInput(64, m.shape, 3));
+    const { graph: int8 } = await quantize(net, benchmarkInput(64, m.shape, 3), { method: 'minmax', reportImages: 0 });
     const fp32Bytes = exportModel(net, { inputShape: m.shape });
     const qdqBytes = exportModel(int8);
     for (const threads of threadCounts) {
@@ -161,6 +97,6 @@ export async function benchInt8(report: Report, threadCounts: number[], minMs = 
       'speed-up vs ORT int8 (target >= 2.5 at batch 64, 1 thread)', 'speed-up vs Kiln fp32', 'speed-up vs ORT fp32', 'latency / ORT int8 (target <= 0.35 at batch 1)',
     ],
     rows,
-    notes: ['int8 model: seeded SeedCNN, min/max ranges over 64 inputs, uint8 activations, per-channel int8 weights', ...notes],
+    notes: ['int8 model: seeded SeedCNN through quantize() (min/max over 64 inputs, uint8 activations, per-channel int8 weights)', ...notes],
   });
 }
