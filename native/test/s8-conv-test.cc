@@ -1,0 +1,305 @@
+// int8 convolution, quantize/dequantize layout kernels and uint8 NHWC max-pool, without Node:
+// every array (input, output, and the scratch sized by scratch_bytes alone) ends where an
+// inaccessible page begins, so a read or write past its end crashes the test. Results are
+// compared bit for bit with naive oracles here (int64 sums, then the quant/requantize.h
+// epilogue), on every ISA level and the forced AVX-VNNI kernels, with 1 and 2 threads; outputs
+// start as two different sentinels over two runs. Exit code 1 on any failure.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kiln/cpu.h"
+#include "kiln/dispatch.h"
+#include "kiln/s8-conv.h"
+#include "kiln/thread-pool.h"
+#include "quant/requantize.h"
+#include "s8-conv/quantize-rows.h"
+
+namespace {
+
+int g_passed = 0, g_failed = 0;
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++g_passed;
+    return;
+  }
+  ++g_failed;
+  if (g_failed <= 20) std::printf("FAIL %s\n", what.c_str());
+}
+
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ULL + 1) {}
+  uint64_t next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+  size_t below(size_t n) { return static_cast<size_t>(next() % n); }
+  float uniform(float lo, float hi) { return lo + (hi - lo) * static_cast<float>(next() >> 40) / 16777216.0f; }
+};
+
+// `count` elements ending exactly where an inaccessible page begins.
+template <typename T>
+class Guarded {
+ public:
+  explicit Guarded(size_t count) : count_(count) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t bytes = count * sizeof(T);
+    mapped_ = (bytes + page - 1) / page * page + page;
+    void* p = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      std::perror("mmap");
+      std::exit(2);
+    }
+    base_ = static_cast<char*>(p);
+    mprotect(base_ + mapped_ - page, page, PROT_NONE);
+    data_ = reinterpret_cast<T*>(base_ + mapped_ - page - bytes);
+  }
+  ~Guarded() { munmap(base_, mapped_); }
+  Guarded(const Guarded&) = delete;
+  Guarded& operator=(const Guarded&) = delete;
+  T* data() { return data_; }
+  T& operator[](size_t i) { return data_[i]; }
+  size_t size() const { return count_; }
+
+ private:
+  size_t count_, mapped_;
+  char* base_;
+  T* data_;
+};
+
+struct Path {
+  kiln::Isa isa;
+  bool avxvnni;
+};
+
+std::vector<Path> all_paths() {
+  std::vector<Path> out;
+  for (kiln::Isa isa : kiln::supported_isas()) out.push_back({isa, false});
+  if (kiln::cpu_features().avxvnni) out.push_back({kiln::best_isa(), true});
+  return out;
+}
+
+std::string path_name(const Path& p) { return std::string(kiln::isa_name(p.isa)) + (p.avxvnni ? "+avxvnni" : ""); }
+
+void select(const Path& p) {
+  kiln::set_active_isa(p.isa);
+  kiln::set_s8_gemm_force_avxvnni(p.avxvnni);
+}
+
+kiln::Conv2dGeometry geometry(size_t c, size_t h, size_t w, size_t o, size_t kh, size_t kw, size_t sh, size_t sw,
+                              size_t pt, size_t pl, size_t pb, size_t pr, size_t dh, size_t dw, size_t groups) {
+  kiln::Conv2dGeometry g;
+  g.in_channels = c, g.in_height = h, g.in_width = w, g.out_channels = o;
+  g.kernel_h = kh, g.kernel_w = kw, g.stride_h = sh, g.stride_w = sw;
+  g.pad_top = pt, g.pad_left = pl, g.pad_bottom = pb, g.pad_right = pr;
+  g.dilation_h = dh, g.dilation_w = dw, g.groups = groups;
+  g.out_height = kiln::window_output_size(h, pt, pb, kh, sh, dh);
+  g.out_width = kiln::window_output_size(w, pl, pr, kw, sw, dw);
+  return g;
+}
+
+// The exact sums, NHWC out, OIHW weights.
+std::vector<int32_t> oracle_sums(const kiln::Conv2dGeometry& g, size_t batch, const uint8_t* x, uint8_t zx,
+                                 const int8_t* w, const int32_t* bias) {
+  const size_t cg = g.in_channels_per_group(), og = g.out_channels_per_group();
+  std::vector<int32_t> out(batch * g.out_plane() * g.out_channels);
+  size_t i = 0;
+  for (size_t b = 0; b < batch; ++b)
+    for (size_t oh = 0; oh < g.out_height; ++oh)
+      for (size_t ow = 0; ow < g.out_width; ++ow)
+        for (size_t o = 0; o < g.out_channels; ++o) {
+          int64_t acc = bias ? bias[o] : 0;
+          const size_t grp = o / og;
+          for (size_t ci = 0; ci < cg; ++ci)
+            for (size_t y = 0; y < g.kernel_h; ++y) {
+              const ptrdiff_t ih = ptrdiff_t(oh * g.stride_h + y * g.dilation_h) - ptrdiff_t(g.pad_top);
+              if (ih < 0 || ih >= ptrdiff_t(g.in_height)) continue;
+              for (size_t xk = 0; xk < g.kernel_w; ++xk) {
+                const ptrdiff_t iw = ptrdiff_t(ow * g.stride_w + xk * g.dilation_w) - ptrdiff_t(g.pad_left);
+                if (iw < 0 || iw >= ptrdiff_t(g.in_width)) continue;
+                const int v = x[((b * g.in_height + size_t(ih)) * g.in_width + size_t(iw)) * g.in_channels + grp * cg + ci];
+                acc += int64_t(v - zx) * w[((o * cg + ci) * g.kernel_h + y) * g.kernel_w + xk];
+              }
+            }
+          out[i++] = static_cast<int32_t>(acc);
+        }
+  return out;
+}
+
+void test_conv(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, const std::string& label) {
+  const size_t in_n = batch * g.in_plane() * g.in_channels, out_n = batch * g.out_plane() * g.out_channels;
+  Guarded<uint8_t> x(in_n);
+  for (size_t i = 0; i < in_n; ++i) x[i] = uint8_t(rng.next());
+  std::vector<int8_t> w(g.weight_size());
+  for (auto& v : w) v = int8_t(rng.next());
+  std::vector<int32_t> bias(g.out_channels);
+  for (auto& v : bias) v = int32_t(rng.below(20001)) - 10000;
+  std::vector<float> ws(g.out_channels);
+  for (auto& v : ws) v = rng.uniform(0.002f, 0.02f);
+  kiln::S8ConvQuant q;
+  q.x_zero_point = uint8_t(rng.next());
+  q.w_scale = ws.data();
+  q.w_scale_count = ws.size();
+  q.x_scale = rng.uniform(0.005f, 0.05f);
+  q.y_scale = q.x_scale * ws[0] * 40.0f * std::sqrt(float(g.patch()));
+  q.y_zero_point = uint8_t(rng.next());
+  q.y_min = q.y_zero_point;  // fused ReLU
+  const std::vector<int32_t> sums = oracle_sums(g, batch, x.data(), q.x_zero_point, w.data(), bias.data());
+  std::vector<uint8_t> want_u8(out_n);
+  std::vector<float> want_f32(out_n);
+  for (size_t i = 0; i < out_n; ++i) {
+    const size_t o = i % g.out_channels;
+    const float xw = q.x_scale * ws[o];
+    const float lo = float(int(q.y_min) - q.y_zero_point), hi = float(int(q.y_max) - q.y_zero_point);
+    want_u8[i] = kiln::requantize_u8(sums[i], xw / q.y_scale, q.y_zero_point, lo, hi);
+    want_f32[i] = kiln::dequantize_f32(sums[i], xw, 0.0f);
+  }
+  for (const Path& p : all_paths()) {
+    select(p);
+    const kiln::S8Conv2dPlan plan_u8(g, w.data(), bias.data(), q, false);
+    const kiln::S8Conv2dPlan plan_f32(g, w.data(), bias.data(), q, true);
+    for (size_t threads : {size_t(1), size_t(2)}) {
+      const std::string where = label + " on " + path_name(p) + ", " + std::to_string(threads) + " thread(s)";
+      Guarded<uint8_t> scratch(plan_u8.scratch_bytes(batch, threads));
+      Guarded<uint8_t> out(out_n);
+      bool ok = true;
+      for (uint8_t fill : {uint8_t(0x00), uint8_t(0xff)}) {
+        std::memset(scratch.data(), 0xa5, scratch.size());
+        std::memset(out.data(), fill, out_n);
+        plan_u8.run(x.data(), out.data(), batch, scratch.data(), threads);
+        for (size_t i = 0; i < out_n && ok; ++i) ok = out[i] == want_u8[i];
+      }
+      check(ok, where + ": uint8 output");
+      Guarded<float> outf(out_n);
+      for (size_t i = 0; i < out_n; ++i) outf[i] = std::nanf("");
+      plan_f32.run(x.data(), outf.data(), batch, scratch.data(), threads);
+      ok = true;
+      for (size_t i = 0; i < out_n && ok; ++i) ok = std::memcmp(&outf[i], &want_f32[i], 4) == 0;
+      check(ok, where + ": float output");
+    }
+  }
+}
+
+void test_layout(size_t batch, size_t channels, size_t plane, Rng& rng) {
+  const size_t n = batch * channels * plane;
+  Guarded<float> x(n);
+  const float specials[] = {std::nanf(""), INFINITY, -INFINITY, -0.0f, 3e38f, -3e38f};
+  for (size_t i = 0; i < n; ++i) x[i] = rng.below(8) == 0 ? specials[rng.below(6)] : rng.uniform(-400.0f, 400.0f) * 0.03125f;
+  const float scale = rng.below(2) ? 0.03125f : rng.uniform(0.01f, 0.2f);
+  const uint8_t zp = uint8_t(rng.next());
+  kiln::QuantizeParams qp;
+  qp.scale = scale;
+  qp.zero_point = zp;
+  qp.lo = -float(zp);
+  qp.hi = 255.0f - float(zp);
+  std::vector<uint8_t> want_q(n);
+  std::vector<float> want_d(n);
+  for (size_t b = 0; b < batch; ++b)
+    for (size_t c = 0; c < channels; ++c)
+      for (size_t p = 0; p < plane; ++p) {
+        const size_t nchw = (b * channels + c) * plane + p, nhwc = (b * plane + p) * channels + c;
+        want_q[nhwc] = kiln::quantize_u8_one(x[nchw], qp);
+      }
+  for (size_t b = 0; b < batch; ++b)
+    for (size_t c = 0; c < channels; ++c)
+      for (size_t p = 0; p < plane; ++p) {
+        const size_t nchw = (b * channels + c) * plane + p, nhwc = (b * plane + p) * channels + c;
+        want_d[nchw] = kiln::dequantize_u8_one(want_q[nhwc], scale, zp);
+      }
+  const std::string label = "layout " + std::to_string(batch) + "x" + std::to_string(channels) + "x" + std::to_string(plane);
+  for (const Path& p : all_paths()) {
+    if (p.avxvnni) continue;
+    select(p);
+    for (size_t threads : {size_t(1), size_t(2)}) {
+      Guarded<uint8_t> q(n);
+      bool ok = true;
+      for (uint8_t fill : {uint8_t(0x00), uint8_t(0xff)}) {
+        std::memset(q.data(), fill, n);
+        kiln::quantize_u8_nchw_to_nhwc(x.data(), q.data(), batch, channels, plane, scale, zp, threads);
+        for (size_t i = 0; i < n && ok; ++i) ok = q[i] == want_q[i];
+      }
+      check(ok, label + " quantize on " + path_name(p));
+      Guarded<float> d(n);
+      for (size_t i = 0; i < n; ++i) d[i] = std::nanf("");
+      kiln::dequantize_u8_nhwc_to_nchw(q.data(), d.data(), batch, channels, plane, scale, zp, threads);
+      ok = true;
+      for (size_t i = 0; i < n && ok; ++i) ok = std::memcmp(&d[i], &want_d[i], 4) == 0;
+      check(ok, label + " dequantize on " + path_name(p));
+    }
+  }
+}
+
+void test_max_pool(size_t batch, size_t channels, size_t h, size_t w, size_t k, size_t s, size_t pad, Rng& rng) {
+  kiln::Pool2dGeometry g;
+  g.in_height = h, g.in_width = w, g.kernel_h = g.kernel_w = k, g.stride_h = g.stride_w = s;
+  g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = pad;
+  g.out_height = kiln::window_output_size(h, pad, pad, k, s, 1);
+  g.out_width = kiln::window_output_size(w, pad, pad, k, s, 1);
+  const size_t in_n = batch * h * w * channels, out_n = batch * g.out_plane() * channels;
+  Guarded<uint8_t> x(in_n);
+  for (size_t i = 0; i < in_n; ++i) x[i] = uint8_t(rng.next());
+  std::vector<uint8_t> want(out_n, 0);
+  for (size_t b = 0; b < batch; ++b)
+    for (size_t oh = 0; oh < g.out_height; ++oh)
+      for (size_t ow = 0; ow < g.out_width; ++ow)
+        for (size_t c = 0; c < channels; ++c) {
+          uint8_t best = 0;
+          for (size_t y = 0; y < k; ++y)
+            for (size_t xk = 0; xk < k; ++xk) {
+              const ptrdiff_t ih = ptrdiff_t(oh * s + y) - ptrdiff_t(pad), iw = ptrdiff_t(ow * s + xk) - ptrdiff_t(pad);
+              if (ih < 0 || iw < 0 || ih >= ptrdiff_t(h) || iw >= ptrdiff_t(w)) continue;
+              best = std::max(best, x[((b * h + size_t(ih)) * w + size_t(iw)) * channels + c]);
+            }
+          want[((b * g.out_height + oh) * g.out_width + ow) * channels + c] = best;
+        }
+  for (const Path& p : all_paths()) {
+    if (p.avxvnni) continue;
+    select(p);
+    Guarded<uint8_t> out(out_n);
+    bool ok = true;
+    for (uint8_t fill : {uint8_t(0x00), uint8_t(0xff)}) {
+      std::memset(out.data(), fill, out_n);
+      kiln::max_pool2d_u8_nhwc(g, batch, channels, x.data(), out.data(), 2);
+      for (size_t i = 0; i < out_n && ok; ++i) ok = out[i] == want[i];
+    }
+    check(ok, "max pool c=" + std::to_string(channels) + " on " + path_name(p));
+  }
+}
+
+}  // namespace
+
+int main() {
+  kiln::set_num_threads(2);
+  Rng rng(42);
+  // SeedCNN's two convolutions, then odd shapes: padding, strides, dilation, groups, depthwise,
+  // 1x1 (im2col-free), K not a multiple of 4.
+  test_conv(geometry(1, 28, 28, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), 3, rng, "conv1");
+  test_conv(geometry(32, 13, 13, 64, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), 8, rng, "conv2 batch 8");
+  test_conv(geometry(3, 7, 9, 5, 3, 2, 2, 1, 1, 0, 2, 1, 1, 2, 1), 2, rng, "padded strided dilated");
+  test_conv(geometry(1, 5, 17, 3, 1, 3, 1, 1, 0, 1, 0, 1, 1, 1, 1), 1, rng, "Cin 1, 1x3 padded");
+  test_conv(geometry(6, 6, 5, 9, 2, 3, 1, 2, 1, 1, 1, 0, 2, 1, 3), 2, rng, "groups 3");
+  test_conv(geometry(8, 9, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8), 2, rng, "depthwise");
+  test_conv(geometry(19, 5, 3, 23, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), 2, rng, "1x1");
+  test_conv(geometry(5, 4, 4, 7, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1), 1, rng, "1x1 padded");
+  test_conv(geometry(128, 6, 6, 512, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), 1, rng, "few rows, many columns");
+  for (size_t c : {size_t(1), size_t(3), size_t(32)}) test_layout(2, c, 131, rng);
+  test_layout(3, 13, 1, rng);
+  test_layout(2, 7, 3000, rng);
+  for (size_t c : {size_t(1), size_t(31), size_t(32), size_t(33), size_t(64), size_t(65), size_t(130)}) {
+    test_max_pool(2, c, 7, 6, 3, 2, 1, rng);
+  }
+  test_max_pool(2, 32, 11, 11, 2, 2, 0, rng);
+  std::printf("s8-conv-test: %d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}
