@@ -4,6 +4,7 @@
  * against fp32, the int8 graph run on the reference interpreter (src/quant/reference.ts), so the
  * figure is cumulative: errors of earlier layers included.
  */
+import { ErrorCode, KilnError } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
 import type { Tensor } from '../tensor.js';
 import type { CalibrationImages } from './calibration-data.js';
@@ -58,6 +59,7 @@ export async function measureLayers(graph: Graph, report: QuantizationReport, ct
   layers.forEach((layer, i) => {
     if (layer.outputScale !== undefined && seen[i] > 0) layer.clippingFraction = clipped[i] / seen[i];
   });
+  report.measuredWith = `clippingFraction: fp32 outputs on ${report.calibration.images ?? '?'} calibration images; no sqnrDb (reportImages 0)`;
   if (kept === 0) return;
 
   const int8Value = new Map(graph.nodes.map((n) => [n.name, n.outputs[0]]));
@@ -67,7 +69,15 @@ export async function measureLayers(graph: Graph, report: QuantizationReport, ct
   const offsets = layers.map(() => ({ chunk: 0, at: 0 }));
   for (let start = 0; start < kept; start += REFERENCE_CHUNK) {
     const n = Math.min(REFERENCE_CHUNK, kept - start);
-    const out = runInt8Reference(graph, { [ctx.inputName]: ctx.images.slice(start, n) }, { values: names });
+    let out: Record<string, Tensor>;
+    try {
+      out = runInt8Reference(graph, { [ctx.inputName]: ctx.images.slice(start, n) }, { values: names });
+    } catch (err) {
+      // A float op the reference does not know: the report goes without SQNR figures and says why.
+      if (!(err instanceof KilnError) || err.code !== ErrorCode.UNSUPPORTED_OP) throw err;
+      report.measuredWith = `clippingFraction: fp32 outputs on ${report.calibration.images ?? '?'} calibration images; no sqnrDb: ${err.message}`;
+      return;
+    }
     layers.forEach((layer, i) => {
       const t = out[names[i]];
       const zp = layer.outputZeroPoint ?? 0;

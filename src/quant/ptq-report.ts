@@ -12,8 +12,9 @@ export interface LayerReport {
   output: string;
   /** The int8 op that replaced it ('QLinearConv', 'QLinearGemm'). */
   int8Op: string;
-  inputScale: number;
-  inputZeroPoint: number;
+  /** Input quantization (absent for dynamic layers, which quantize their input per call). */
+  inputScale?: number;
+  inputZeroPoint?: number;
   /** Quantized output parameters; absent when the layer dequantizes its output (a float32 output). */
   outputScale?: number;
   outputZeroPoint?: number;

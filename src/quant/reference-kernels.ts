@@ -152,3 +152,34 @@ export function maxPool2d(x: ArrayLike<number>, xDims: readonly number[], win: W
   }
   return { out, dims: [n, c, oh, ow] };
 }
+
+/** Average pooling, NCHW; `countIncludePad` divides by the whole window, else by its inside part. */
+export function avgPool2d(x: ArrayLike<number>, xDims: readonly number[], win: Window2d, countIncludePad: boolean): { out: Float64Array; dims: number[] } {
+  const [n, c, h, w] = xDims;
+  const oh = outputSize(h, win.kernel[0], win.strides[0], win.dilations[0], win.pads[0], win.pads[2]);
+  const ow = outputSize(w, win.kernel[1], win.strides[1], win.dilations[1], win.pads[1], win.pads[3]);
+  const out = new Float64Array(n * c * oh * ow);
+  for (let p = 0; p < n * c; p++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        let sum = 0;
+        let inside = 0;
+        let window = 0;
+        for (let ky = 0; ky < win.kernel[0]; ky++) {
+          const iy = oy * win.strides[0] - win.pads[0] + ky * win.dilations[0];
+          for (let kx = 0; kx < win.kernel[1]; kx++) {
+            const ix = ox * win.strides[1] - win.pads[1] + kx * win.dilations[1];
+            // The padded frame counts toward the divisor; positions past it (ceil_mode) never do.
+            if (iy < h + win.pads[2] && ix < w + win.pads[3]) window++;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+            sum += x[(p * h + iy) * w + ix];
+            inside++;
+          }
+        }
+        const divisor = countIncludePad ? window : inside;
+        out[(p * oh + oy) * ow + ox] = divisor === 0 ? 0 : sum / divisor;
+      }
+    }
+  }
+  return { out, dims: [n, c, oh, ow] };
+}

@@ -8,7 +8,7 @@
  * w_scale[o])). Float ops accumulate in float64 and store float32, as the runtime's values are.
  *
  * Supported ops: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearGemm, QLinearAdd,
- * DynamicQGemm, and Conv, Gemm, MatMul, Relu, MaxPool, Flatten, Reshape, Add, Identity, Dropout
+ * DynamicQGemm, and Conv, Gemm, MatMul, Relu, Sigmoid, MaxPool, AveragePool, Flatten, Reshape, Add, Identity, Dropout
  * (Conv/Gemm with `kiln_activation`). MaxPool/Flatten/Reshape/Identity/Dropout keep the input's dtype.
  */
 import { ErrorCode, KilnError } from '../errors.js';
@@ -16,7 +16,7 @@ import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
 import { Tensor } from '../tensor.js';
 import { typeError } from '../validate.js';
 import { quantParams, roundHalfEven, storageRange, type QuantKind } from './qparams.js';
-import { conv2d, matmul, maxPool2d, windowOf } from './reference-kernels.js';
+import { avgPool2d, conv2d, matmul, maxPool2d, windowOf } from './reference-kernels.js';
 
 export interface Int8ReferenceOptions {
   /** Extra value names to return besides the graph outputs (e.g. intermediate activations). */
@@ -345,6 +345,18 @@ function runNode(values: Values, node: GraphNode): Tensor {
       if (x.dims.length !== 4) fail(node, 'only 2-D pooling');
       const { out, dims } = maxPool2d(x.data, x.dims, windowOf(node.attrs));
       return sameData(x, out, dims);
+    }
+    case 'AveragePool': {
+      const x = input(values, node, 0);
+      expectType(node, x, ['float32'], 'x');
+      if (x.dims.length !== 4) fail(node, 'only 2-D pooling');
+      const { out, dims } = avgPool2d(x.data, x.dims, windowOf(node.attrs), num(node, 'count_include_pad', 0) !== 0);
+      return new Tensor('float32', Float32Array.from(out), dims);
+    }
+    case 'Sigmoid': {
+      const x = input(values, node, 0);
+      expectType(node, x, ['float32'], 'x');
+      return new Tensor('float32', Float32Array.from(x.data as Float32Array, (v) => 1 / (1 + Math.exp(-v))), x.dims);
     }
     case 'Flatten': {
       const x = input(values, node, 0);

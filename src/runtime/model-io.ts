@@ -1,16 +1,22 @@
 /**
  * `save` / `load`: a trained Module to and from a `.kiln` file. The file's model JSON holds the
  * layer config (and the per-image input shape when known); its tensors are the parameters and
- * buffers, by their dotted names.
+ * buffers, by their dotted names. `save` also takes a Graph (an int8 graph from `quantize`, an
+ * imported ONNX graph): see graph-file.ts; `loadGraph` reads either kind back as a Graph.
  */
 import { ErrorCode, KilnError } from '../errors.js';
+import { toGraph } from '../graph/from-module.js';
+import type { Graph } from '../graph/ir.js';
 import { Module } from '../nn/module.js';
 import type { LayerConfig } from '../nn/module.js';
 import { moduleFromConfig } from '../nn/registry.js';
 import type { Tensor } from '../tensor.js';
 import { dims as checkDims, options as checkOptions, rangeError, string, typeError } from '../validate.js';
+import { graphFromKilnFile, graphToKiln } from './graph-file.js';
 import { readKilnFile, writeKilnFile } from './kiln-file.js';
 import type { KilnFile } from './kiln-file.js';
+
+export { graphFromKilnFile, type SavedGraphJson } from './graph-file.js';
 
 /** The `model` value of a `.kiln` file written by {@link save}. */
 export interface SavedModuleJson {
@@ -32,13 +38,26 @@ export interface SaveOptions {
   inputShape?: readonly number[];
 }
 
+function isGraph(v: unknown): v is Graph {
+  return v !== null && typeof v === 'object' && Array.isArray((v as Graph).nodes) && (v as Graph).initializers instanceof Map;
+}
+
 /**
- * Saves a Module: its config, parameters and buffers. The file is written atomically (a temporary
- * file renamed over `path`), so a crash never leaves a half-written model.
+ * Saves a Module (its config, parameters and buffers) or a Graph (nodes, initializers as stored:
+ * int8 weights, int32 biases, float scales, attributes). The file is written atomically (a
+ * temporary file renamed over `path`), so a crash never leaves a half-written model.
  * @throws TypeError/RangeError for bad arguments, a shape error when `inputShape` does not fit the model.
  */
-export async function save(module: Module, path: string, options?: SaveOptions): Promise<void> {
-  if (!(module instanceof Module)) throw typeError('module', 'a Module', module);
+export async function save(module: Module | Graph, path: string, options?: SaveOptions): Promise<void> {
+  if (isGraph(module)) {
+    string('path', path);
+    const opts = checkOptions<SaveOptions>('options', options);
+    if (opts.inputShape !== undefined) throw typeError('options.inputShape', 'nothing for a Graph (its inputs carry their shapes)', opts.inputShape);
+    const { model, tensors } = graphToKiln(module);
+    await writeKilnFile(path, { model, tensors, metadata: opts.metadata ?? {} });
+    return;
+  }
+  if (!(module instanceof Module)) throw typeError('module', 'a Module or a Graph', module);
   string('path', path);
   const opts = checkOptions<SaveOptions>('options', options);
   const ownShape = (module as { inputShape?: unknown }).inputShape;
@@ -67,7 +86,32 @@ export async function save(module: Module, path: string, options?: SaveOptions):
  */
 export async function load(pathOrBytes: string | Uint8Array): Promise<Module> {
   const file = await readKilnFile(pathOrBytes);
-  return moduleFromKilnFile(file, typeof pathOrBytes === 'string' ? pathOrBytes : undefined);
+  const source = typeof pathOrBytes === 'string' ? pathOrBytes : undefined;
+  if ((file.model as { kind?: unknown } | null)?.kind === 'graph') {
+    throw new KilnError(ErrorCode.INVALID_ARG, `Expected a .kiln file holding a Module for pathOrBytes but received one holding a Graph${source ? ` (${source})` : ''}: read it with loadGraph() or InferenceSession.create()`);
+  }
+  return moduleFromKilnFile(file, source);
+}
+
+/**
+ * Loads a `.kiln` file as a Graph: a saved Graph (e.g. an int8 graph from `quantize`) as stored, or
+ * a saved Module lowered with its stored input shape (or `inputShape`).
+ * @throws KilnError ERR_KILN_CORRUPT_MODEL when the file or its graph is corrupt (an int8 tensor of
+ *   the wrong dtype or length, a non-positive scale, an out-of-range zero point...)
+ */
+export async function loadGraph(pathOrBytes: string | Uint8Array, inputShape?: readonly number[]): Promise<Graph> {
+  const file = await readKilnFile(pathOrBytes);
+  return graphFromAnyKilnFile(file, typeof pathOrBytes === 'string' ? pathOrBytes : undefined, inputShape);
+}
+
+/** The Graph of a decoded `.kiln` file of either kind (a Module is lowered with its input shape). */
+export function graphFromAnyKilnFile(file: KilnFile, source?: string, inputShape?: readonly number[]): Graph {
+  if ((file.model as { kind?: unknown } | null)?.kind === 'graph') return graphFromKilnFile(file, source);
+  const module = moduleFromKilnFile(file, source);
+  const stored = (file.model as { inputShape?: unknown } | null)?.inputShape;
+  const shape = inputShape ?? (Array.isArray(stored) ? checkDims('inputShape stored in the .kiln file', stored) : undefined);
+  if (!shape) throw typeError('inputShape', 'one image shape (the .kiln file does not store it)', undefined);
+  return toGraph(module, shape);
 }
 
 /** Builds the Module held by an already decoded `.kiln` file (see {@link load}). */

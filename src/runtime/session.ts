@@ -21,7 +21,7 @@ import { Tensor } from '../tensor.js';
 import { describe, dims as checkDims, integer, oneOf, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
 import { type CompiledGraph, compileGraph, hasStaticShapes } from './compile.js';
 import { decodeKilnFile } from './kiln-file.js';
-import { moduleFromKilnFile } from './model-io.js';
+import { graphFromKilnFile, moduleFromKilnFile } from './model-io.js';
 import { Plan, type PlanInfo } from './plan.js';
 
 export type { GraphOptimizationLevel } from '../graph/passes/index.js';
@@ -313,6 +313,8 @@ async function importOnnx(source: string | Uint8Array): Promise<Graph> {
 
 function kilnGraph(bytes: Uint8Array, inputShape: number[] | undefined, path?: string): Graph {
   const file = decodeKilnFile(bytes, path);
+  // A saved Graph (e.g. an int8 graph from quantize) is used as stored.
+  if ((file.model as { kind?: unknown } | null)?.kind === 'graph') return graphFromKilnFile(file, path);
   const module = moduleFromKilnFile(file, path);
   const stored = (file.model as { inputShape?: unknown } | null)?.inputShape;
   const shape = inputShape ?? (Array.isArray(stored) ? checkDims('inputShape stored in the .kiln file', stored) : undefined);
