@@ -121,6 +121,19 @@ export interface NativeAddon {
     },
     async: boolean,
   ): MaybePromise;
+  /**
+   * maxpool(conv(input) + bias) without the full-size convolution output (where the direct kernel
+   * runs); indices as maxPool2dForward gives them (flat offsets in each conv output plane). The
+   * pool has no padding: poolOutHeight/Width are the floor sizes over outHeight x outWidth.
+   */
+  conv2dMaxPoolForward(
+    args: Conv2dGeometry & {
+      input: Float32Array; weight: Float32Array; bias?: Float32Array | null; output: Float32Array; indices?: Int32Array | null;
+      poolKernelH: number; poolKernelW: number; poolStrideH: number; poolStrideW: number;
+      poolDilationH?: number; poolDilationW?: number; poolOutHeight: number; poolOutWidth: number;
+    },
+    async: boolean,
+  ): MaybePromise;
 
   // pool.cc: indices hold the flat offset within each (n, c) input plane.
   maxPool2dForward(args: Pool2dGeometry & { input: Float32Array; output: Float32Array; indices?: Int32Array | null }, async: boolean): MaybePromise;

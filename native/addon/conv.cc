@@ -58,11 +58,58 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
   KILN_ADDON_CATCH(env)
 }
 
+// conv2dMaxPoolForward: conv2dForward's arguments plus poolKernelH/W, poolStrideH/W,
+// poolDilationH/W (default 1), poolOutHeight/Width; output and indices (optional) hold
+// batch x Cout x poolOutHeight x poolOutWidth elements.
+Napi::Value Conv2dMaxPoolForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object o = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    const Conv2dArgs a = read_conv2d_args(o);
+    kiln::ConvMaxPool pool;
+    pool.kernel_h = static_cast<size_t>(get_int(o, "poolKernelH", 1, kMaxDim));
+    pool.kernel_w = static_cast<size_t>(get_int(o, "poolKernelW", 1, kMaxDim));
+    pool.stride_h = static_cast<size_t>(get_int(o, "poolStrideH", 1, kMaxDim));
+    pool.stride_w = static_cast<size_t>(get_int(o, "poolStrideW", 1, kMaxDim));
+    pool.dilation_h = static_cast<size_t>(get_int_or(o, "poolDilationH", 1, kMaxDim, 1));
+    pool.dilation_w = static_cast<size_t>(get_int_or(o, "poolDilationW", 1, kMaxDim, 1));
+    pool.out_h = static_cast<size_t>(get_int(o, "poolOutHeight", 1, kMaxDim));
+    pool.out_w = static_cast<size_t>(get_int(o, "poolOutWidth", 1, kMaxDim));
+    if (!kiln::conv_max_pool_valid(a.g, pool)) {
+      throw_range("poolOutHeight x poolOutWidth",
+                  "the unpadded pool output of the " + std::to_string(a.g.out_height) + " x " +
+                      std::to_string(a.g.out_width) + " convolution output",
+                  std::to_string(pool.out_h) + " x " + std::to_string(pool.out_w));
+    }
+    if (a.g.out_height * a.g.out_width > static_cast<size_t>(kMaxDim)) {
+      throw_range("outHeight * outWidth", "at most 2147483647 for int32 indices",
+                  std::to_string(a.g.out_height * a.g.out_width));
+    }
+    const size_t pooled = checked_mul(checked_mul(a.batch, a.g.out_channels, "pooled size"), pool.out_h * pool.out_w, "pooled size");
+    const View<float> input = get_f32_exact(o, "input", a.input);
+    const View<float> weight = get_f32_exact(o, "weight", a.weight);
+    const View<float> bias = get_f32_exact_opt(o, "bias", a.g.out_channels);
+    const View<float> output = get_f32_exact(o, "output", pooled);
+    const View<int32_t> indices = get_i32_exact_opt(o, "indices", pooled);
+    expect_apart({region(output, "output"), region(indices, "indices")},
+                 {region(input, "input"), region(weight, "weight"), region(bias, "bias")});
+    const kiln::Conv2dGeometry g = a.g;
+    const size_t batch = a.batch;
+    return run_job(
+        env, async,
+        [=] { kiln::conv2d_max_pool_forward(g, batch, input.data, weight.data, bias.data, pool, output.data, indices.data); },
+        {input.value, weight.value, bias.value, output.value, indices.value});
+  }
+  KILN_ADDON_CATCH(env)
+}
+
 }  // namespace
 
 void register_conv(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward, "conv2dForward"));
   exports.Set("conv2dBackward", Napi::Function::New(env, Conv2dBackward, "conv2dBackward"));
+  exports.Set("conv2dMaxPoolForward", Napi::Function::New(env, Conv2dMaxPoolForward, "conv2dMaxPoolForward"));
 }
 
 }  // namespace kiln_addon

@@ -19,6 +19,7 @@
 #include "kiln/conv.h"
 #include "kiln/cpu.h"
 #include "kiln/dispatch.h"
+#include "kiln/pool.h"
 #include "kiln/thread-pool.h"
 
 namespace {
@@ -237,8 +238,9 @@ struct PoolCase {
   bool nan_input;  // one input value NaN: every window that sees it must give NaN
 };
 
-// run_max_pooled against plan.run (checked against the oracle above) followed by a plain max
-// pool: the max is exact, so the two must agree bit for bit (NaN where a window holds a NaN).
+// run_max_pooled and conv2d_max_pool_forward against plan.run (checked against the oracle above)
+// followed by max_pool2d_forward: the max is exact, so values and winner indices must agree bit
+// for bit, NaN included.
 void run_pool_case(const PoolCase& pc, const char* isa) {
   const Case& c = pc.conv;
   const kiln::Conv2dGeometry g = geometry(c);
@@ -251,10 +253,13 @@ void run_pool_case(const PoolCase& pc, const char* isa) {
   pool.dilation_w = pc.dw;
   pool.out_h = (g.out_height - pc.dh * (pc.kh - 1) - 1) / pc.sh + 1;
   pool.out_w = (g.out_width - pc.dw * (pc.kw - 1) - 1) / pc.sw + 1;
+  check(kiln::conv_max_pool_valid(g, pool), "pool window valid", isa, c.name);
+  kiln::ConvMaxPool wrong = pool;
+  ++wrong.out_w;
+  check(!kiln::conv_max_pool_valid(g, wrong), "pool size mismatch refused", isa, c.name);
   const size_t in_size = c.batch * g.in_channels * g.in_plane();
   const size_t out_size = c.batch * g.out_channels * g.out_plane();
-  const size_t pooled_plane = pool.out_h * pool.out_w;
-  const size_t pooled_size = c.batch * g.out_channels * pooled_plane;
+  const size_t pooled_size = c.batch * g.out_channels * pool.out_h * pool.out_w;
   Rng rng(c.batch * 77 + c.cout);
   Guarded input(in_size), weight(g.weight_size()), bias(g.out_channels);
   input.randomize(rng);
@@ -264,45 +269,56 @@ void run_pool_case(const PoolCase& pc, const char* isa) {
   const kiln::Conv2dPlan plan(g, weight.data(), c.bias ? bias.data() : nullptr, c.relu);
   const bool avx512 = kiln::active_isa() >= kiln::Isa::kAvx512;
   check(plan.can_fuse_max_pool() == avx512, "fused max pool offered exactly on AVX-512", isa, c.name);
-  if (!plan.can_fuse_max_pool()) return;
 
   Guarded scratch(plan.scratch_floats(c.batch)), conv_out(out_size);
   scratch.fill(kNaN);
   plan.run(input.data(), conv_out.data(), c.batch, scratch.data(), 1);
+  kiln::Pool2dGeometry p;
+  p.planes = c.batch * g.out_channels;
+  p.in_height = g.out_height;
+  p.in_width = g.out_width;
+  p.out_height = pool.out_h;
+  p.out_width = pool.out_w;
+  p.kernel_h = pc.kh;
+  p.kernel_w = pc.kw;
+  p.stride_h = pc.sh;
+  p.stride_w = pc.sw;
+  p.dilation_h = pc.dh;
+  p.dilation_w = pc.dw;
   std::vector<float> expected(pooled_size);
+  std::vector<int32_t> expected_idx(pooled_size);
+  kiln::max_pool2d_forward(p, conv_out.data(), expected.data(), expected_idx.data(), 1);
   size_t nans = 0;
-  for (size_t plane = 0; plane < c.batch * g.out_channels; ++plane) {
-    for (size_t y = 0; y < pool.out_h; ++y) {
-      for (size_t x = 0; x < pool.out_w; ++x) {
-        float best = -std::numeric_limits<float>::infinity();
-        bool nan = false;
-        for (size_t i = 0; i < pc.kh; ++i) {
-          for (size_t j = 0; j < pc.kw; ++j) {
-            const float v = conv_out[plane * g.out_plane() + (y * pc.sh + i * pc.dh) * g.out_width + x * pc.sw + j * pc.dw];
-            nan |= std::isnan(v);
-            best = v > best ? v : best;
-          }
-        }
-        nans += nan;
-        expected[plane * pooled_plane + y * pool.out_w + x] = nan ? kNaN : best;
-      }
-    }
-  }
+  for (float v : expected) nans += std::isnan(v);
   check(!pc.nan_input || nans > 0, "the NaN input reaches a window", isa, c.name);
-  Guarded pooled_scratch(plan.max_pooled_scratch_floats(c.batch, pool)), pooled(pooled_size);
-  for (size_t threads : {size_t{1}, size_t{0}}) {
-    pooled_scratch.fill(kNaN);
-    pooled.fill(kNaN);
-    plan.run_max_pooled(input.data(), pooled.data(), c.batch, pool, pooled_scratch.data(), threads);
-    bool same = true;
-    for (size_t i = 0; i < pooled_size; ++i) {
-      const bool both_nan = std::isnan(pooled[i]) && std::isnan(expected[i]);
-      if (!both_nan && std::memcmp(&pooled[i], &expected[i], sizeof(float)) != 0) {
-        if (same) std::printf("  element %zu: %.9g, expected %.9g\n", i, static_cast<double>(pooled[i]), static_cast<double>(expected[i]));
-        same = false;
-      }
+
+  Guarded pooled(pooled_size), idx(pooled_size);
+  int32_t* idx_data = reinterpret_cast<int32_t*>(idx.data());
+  auto same = [&](const char* what) {
+    const bool values = identical(pooled.data(), expected.data(), pooled_size);
+    const bool winners = std::memcmp(idx_data, expected_idx.data(), pooled_size * sizeof(int32_t)) == 0;
+    check(values && winners, what, isa, c.name);
+  };
+  if (plan.can_fuse_max_pool()) {
+    Guarded pooled_scratch(plan.max_pooled_scratch_floats(c.batch, pool));
+    for (size_t threads : {size_t{1}, size_t{0}}) {
+      pooled_scratch.fill(kNaN);
+      pooled.fill(kNaN);
+      idx.fill(kNaN);
+      plan.run_max_pooled(input.data(), pooled.data(), c.batch, pool, pooled_scratch.data(), threads, idx_data);
+      same(threads == 1 ? "fused max pool, 1 thread" : "fused max pool, all threads");
     }
-    check(same, threads == 1 ? "fused max pool, 1 thread" : "fused max pool, all threads", isa, c.name);
+    pooled.fill(kNaN);
+    plan.run_max_pooled(input.data(), pooled.data(), c.batch, pool, pooled_scratch.data(), 1);
+    check(identical(pooled.data(), expected.data(), pooled_size), "fused max pool without indices", isa, c.name);
+  }
+  if (!c.relu) {
+    // The training entry point (no ReLU): fused on AVX-512, two steps elsewhere.
+    pooled.fill(kNaN);
+    idx.fill(kNaN);
+    kiln::conv2d_max_pool_forward(g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, pool,
+                                  pooled.data(), idx_data);
+    same("conv2d_max_pool_forward");
   }
 }
 
@@ -328,7 +344,12 @@ int main() {
       {"direct: one output pixel", 1, 5, 4, 3, 20, 4, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, false},
   };
   // Conv case, then a max pool over its output: kernel, stride, dilation (h, w).
+  // Without ReLU: the training forward (conv2d_max_pool_forward) is checked too.
+  Case conv1_plain = cases[9], conv2_plain = cases[2];
+  conv1_plain.relu = conv2_plain.relu = false;
   const PoolCase pools[] = {
+      {conv1_plain, 2, 2, 2, 2, 1, 1, true},
+      {conv2_plain, 2, 2, 2, 2, 1, 1, true},
       {cases[2], 2, 2, 2, 2, 1, 1, true},
       {cases[9], 2, 2, 2, 2, 1, 1, true},
       {cases[10], 3, 2, 1, 3, 1, 2, false},

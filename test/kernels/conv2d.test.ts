@@ -267,6 +267,71 @@ describe('conv2dForward', () => {
   });
 });
 
+describe('conv2dMaxPoolForward', () => {
+  // Conv case (no ReLU: the training layout), pool kernel, stride, dilation.
+  const POOLED: { c: ConvCase; k: [number, number]; s: [number, number]; d?: [number, number] }[] = [
+    { c: { name: 'MNIST conv1', batch: 3, inChannels: 1, inHeight: 28, inWidth: 28, outChannels: 32, kernel: [3, 3], bias: true }, k: [2, 2], s: [2, 2] },
+    { c: { name: 'MNIST conv2', batch: 5, inChannels: 32, inHeight: 13, inWidth: 13, outChannels: 64, kernel: [3, 3], bias: true }, k: [2, 2], s: [2, 2] },
+    { c: { name: 'odd sizes, overlapping windows', batch: 2, inChannels: 3, inHeight: 11, inWidth: 17, outChannels: 19, kernel: [2, 3] }, k: [3, 2], s: [1, 2] },
+    { c: { name: 'prime channels, dilated pool', batch: 1, inChannels: 7, inHeight: 13, inWidth: 9, outChannels: 67, kernel: [3, 1], bias: true }, k: [2, 2], s: [3, 2], d: [2, 1] },
+    { c: { name: 'padded strided conv (two steps)', batch: 2, inChannels: 4, inHeight: 9, inWidth: 10, outChannels: 5, kernel: [3, 3], stride: [2, 1], pads: [1, 1, 1, 1], bias: true }, k: [2, 2], s: [2, 2] },
+  ];
+
+  function pooled(p: Prepared, k: [number, number], s: [number, number], d: [number, number] = [1, 1]) {
+    const outH = Math.floor((p.g.outHeight - d[0] * (k[0] - 1) - 1) / s[0]) + 1;
+    const outW = Math.floor((p.g.outWidth - d[1] * (k[1] - 1) - 1) / s[1]) + 1;
+    const pool = { poolKernelH: k[0], poolKernelW: k[1], poolStrideH: s[0], poolStrideW: s[1], poolDilationH: d[0], poolDilationW: d[1], poolOutHeight: outH, poolOutWidth: outW };
+    const poolGeometry = {
+      batch: p.g.batch, channels: p.g.outChannels, inHeight: p.g.outHeight, inWidth: p.g.outWidth, outHeight: outH, outWidth: outW,
+      kernelH: k[0], kernelW: k[1], strideH: s[0], strideW: s[1], padTop: 0, padLeft: 0, padBottom: 0, padRight: 0, dilationH: d[0], dilationW: d[1],
+    };
+    return { pool, poolGeometry, size: p.g.batch * p.g.outChannels * outH * outW };
+  }
+
+  it.each(POOLED.map((t, i) => [t.c.name, t, i] as const))('%s: bit for bit conv2dForward + maxPool2dForward on every ISA', (_name, t, i) => {
+    const p = prepare(t.c, 3000 + i);
+    p.input[7] = Number.NaN;  // a NaN must win its windows the same way in both paths
+    const { pool, poolGeometry, size } = pooled(p, t.k, t.s, t.d);
+    forEachIsa((isa) => {
+      const conv = forward(p);
+      const want = sentinel(size);
+      const wantIdx = new Int32Array(size).fill(-7);
+      native.maxPool2dForward({ ...poolGeometry, input: conv, output: want, indices: wantIdx }, false);
+      const output = sentinel(size);
+      const indices = new Int32Array(size).fill(-7);
+      native.conv2dMaxPoolForward({ ...p.g, input: p.input, weight: p.weight, bias: p.bias, output, indices, ...pool }, false);
+      expectIdentical(output, want, `${t.c.name} [${isa}] values`);
+      expect(Array.from(indices), `${t.c.name} [${isa}] indices`).toEqual(Array.from(wantIdx));
+      const noIndices = sentinel(size);
+      native.conv2dMaxPoolForward({ ...p.g, input: p.input, weight: p.weight, bias: p.bias, output: noIndices, indices: null, ...pool }, false);
+      expectIdentical(noIndices, want, `${t.c.name} [${isa}] without indices`);
+    });
+  });
+
+  it('runs on a worker when async, with the same result', async () => {
+    const p = prepare(POOLED[1].c, 12);
+    const { pool, size } = pooled(p, [2, 2], [2, 2]);
+    const sync = sentinel(size);
+    native.conv2dMaxPoolForward({ ...p.g, input: p.input, weight: p.weight, bias: p.bias, output: sync, ...pool }, false);
+    const output = sentinel(size);
+    const pending = native.conv2dMaxPoolForward({ ...p.g, input: p.input, weight: p.weight, bias: p.bias, output, ...pool }, true);
+    expect(pending).toBeInstanceOf(Promise);
+    await pending;
+    expectIdentical(output, sync, 'async');
+  });
+
+  it('refuses a pool size that does not match the convolution output, and wrong lengths', () => {
+    const p = prepare(POOLED[1].c, 13);
+    const { pool, size } = pooled(p, [2, 2], [2, 2]);
+    const args = { ...p.g, input: p.input, weight: p.weight, bias: p.bias, output: sentinel(size), ...pool };
+    expectInvalidArg(() => native.conv2dMaxPoolForward({ ...args, poolOutWidth: pool.poolOutWidth + 1 }, false), 'RangeError', /poolOutHeight x poolOutWidth/);
+    expectInvalidArg(() => native.conv2dMaxPoolForward({ ...args, poolStrideH: 0 }, false), 'RangeError', /poolStrideH/);
+    expectInvalidArg(() => native.conv2dMaxPoolForward({ ...args, output: sentinel(size - 1) }, false), 'RangeError', /output/);
+    expectInvalidArg(() => native.conv2dMaxPoolForward({ ...args, indices: new Int32Array(size + 1) }, false), 'RangeError', /indices/);
+    expectInvalidArg(() => native.conv2dMaxPoolForward({ ...args, output: p.input.subarray(0, size) }, false), 'RangeError');
+  });
+});
+
 describe('conv2dBackward', () => {
   it.each(CASES.map((c, i) => [c.name, c, i] as const))('%s matches the float64 reference on every ISA', (_name, c, i) => {
     const p = prepare(c, 2000 + i);

@@ -282,6 +282,38 @@ describe('Sequential execution order', () => {
   });
 });
 
+describe('Sequential Conv2d + MaxPool2d fusion', () => {
+  it('gives bit-identical outputs, indices and gradients to running the layers one by one', async () => {
+    // Unpadded pools fuse with the conv before them; the padded one runs on its own.
+    const make = (): Module[] => [
+      new Conv2d(1, 5, 3, { seed: 11 }), new ReLU(), new MaxPool2d(2),
+      new Conv2d(5, 17, [2, 3], { seed: 12 }), new MaxPool2d([2, 1], { stride: [1, 2] }), new ReLU(),
+      new Conv2d(17, 3, 1, { seed: 13, bias: false }), new MaxPool2d(2, { padding: 1 }),
+      new Flatten(), new Linear(3 * 2 * 2, 4, { seed: 14 }),
+    ];
+    const x = random([3, 1, 12, 13], 15);
+    x.data.forEach((v, i, a) => (a[i] = Math.round(v * 2) / 2));  // ties in the windows
+    const g = random([3, 4], 16);
+    for (const reuse of [false, true]) {
+      const net = new Sequential(...make()).setBufferReuse(reuse);
+      const layers = make();
+      for (let step = 0; step < 2; step++) {
+        const y = await net.forward(x);
+        const dx = await net.backward(g);
+        let h = x;
+        for (const i of executionOrder(layers)) h = await layers[i].forward(h);
+        let d = g;
+        const order = executionOrder(layers);
+        for (let k = order.length - 1; k >= 0; k--) d = await layers[order[k]].backward(d);
+        expect(y.dims).toEqual(h.dims);
+        expect(Array.from(y.data)).toEqual(Array.from(h.data));
+        expect(Array.from(dx.data)).toEqual(Array.from(d.data));
+        expect(net.parameters().map((p) => Array.from(p.grad!))).toEqual(layers.flatMap((l) => l.parameters()).map((p) => Array.from(p.grad!)));
+      }
+    }
+  });
+});
+
 describe('buffer reuse', () => {
   it('off by default: every call returns a new buffer', async () => {
     const relu = new ReLU();

@@ -6,6 +6,7 @@
 // whatever the number of threads.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -46,11 +47,15 @@ struct Conv2dGeometry {
 // out_height/out_width equal window_output_size(...). Kernels assume a valid geometry.
 bool conv2d_geometry_valid(const Conv2dGeometry& g);
 
-// A max pool over a convolution's output whose windows all lie inside it (no padding).
+// A max pool over a convolution's output whose windows all lie inside it (no padding):
+// out_h = (OH - dilation_h * (kernel_h - 1) - 1) / stride_h + 1, likewise out_w, both >= 1.
 struct ConvMaxPool {
   size_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
   size_t out_h = 0, out_w = 0;
 };
+
+// True when `pool` is a valid ConvMaxPool over the output of `g` (counts >= 1, the floor sizes).
+bool conv_max_pool_valid(const Conv2dGeometry& g, const ConvMaxPool& pool);
 
 // A convolution with its weights packed once, for repeated inference.
 //
@@ -89,9 +94,11 @@ class Conv2dPlan {
   // has no direct path).
   size_t max_pooled_scratch_floats(size_t batch, const ConvMaxPool& pool) const;
   // output = maxpool(relu?(conv(input) + bias)) as NCHW planes of pool.out_h x pool.out_w, with the
-  // convolution output never leaving cache. Only when can_fuse_max_pool().
+  // convolution output never leaving cache; indices (when not null, same layout) get each winner's
+  // flat offset in its convolution output plane, exactly as max_pool2d_forward would pick it.
+  // Only when can_fuse_max_pool().
   void run_max_pooled(const float* input, float* output, size_t batch, const ConvMaxPool& pool, float* scratch,
-                      size_t max_threads = 0) const;
+                      size_t max_threads = 0, int32_t* indices = nullptr) const;
 
  private:
   Conv2dGeometry g_;
@@ -104,13 +111,20 @@ class Conv2dPlan {
 
   bool direct_active() const;
   void run_direct(const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
-                  size_t max_threads) const;
+                  size_t max_threads, int32_t* indices) const;
 };
 
 // output = conv(input, weight) + bias (nullptr: none), then ReLU when `relu`. Packs the weights and
 // runs a Conv2dPlan; scratch comes from an internal pool reused across calls.
 void conv2d_forward(const Conv2dGeometry& g, size_t batch, const float* input, const float* weight,
                     const float* bias, bool relu, float* output, size_t max_threads = 0);
+
+// output = maxpool(conv(input, weight) + bias) and, when not null, indices = each winner's flat
+// offset in its convolution output plane: bit for bit conv2d_forward followed by
+// max_pool2d_forward, without the full-size convolution output where the direct path runs.
+void conv2d_max_pool_forward(const Conv2dGeometry& g, size_t batch, const float* input, const float* weight,
+                             const float* bias, const ConvMaxPool& pool, float* output, int32_t* indices,
+                             size_t max_threads = 0);
 
 // Gradients of conv2d_forward without ReLU (apply relu_backward to grad_output first when the
 // forward was fused). Each non-null output is overwritten: grad_input (batch x Cin x H x W),

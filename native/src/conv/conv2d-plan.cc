@@ -11,6 +11,7 @@
 #include "conv/scratch.h"
 #include "kiln/conv.h"
 #include "kiln/dispatch.h"
+#include "kiln/pool.h"
 #include "kiln/thread-pool.h"
 
 namespace kiln {
@@ -63,16 +64,17 @@ size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& po
   const size_t slots = std::min(batch, kConvMaxSlots);
   const size_t cp = (g_.out_channels + 15) / 16 * 16;
   const PoolBands b = pool_bands(pool);
-  return slots * (b.band_rows * b.cols_used * cp + pool.out_h * pool.out_w * cp);
+  // The band, the pooled image and its winners (int32, as many).
+  return slots * (b.band_rows * b.cols_used * cp + 2 * pool.out_h * pool.out_w * cp);
 }
 
 void Conv2dPlan::run_max_pooled(const float* input, float* output, size_t batch, const ConvMaxPool& pool,
-                                float* scratch, size_t max_threads) const {
-  run_direct(input, output, batch, &pool, scratch, max_threads);
+                                float* scratch, size_t max_threads, int32_t* indices) const {
+  run_direct(input, output, batch, &pool, scratch, max_threads, indices);
 }
 
 void Conv2dPlan::run_direct(const float* input, float* output, size_t batch, const ConvMaxPool* pool,
-                            float* scratch, size_t max_threads) const {
+                            float* scratch, size_t max_threads, int32_t* indices) const {
   DirectConvArgs args = direct_->args();
   args.relu = relu_;
   const size_t cp = args.cout_padded;
@@ -81,7 +83,8 @@ void Conv2dPlan::run_direct(const float* input, float* output, size_t batch, con
   const PoolBands bands = pool != nullptr ? pool_bands(*pool) : PoolBands();
   const size_t band_floats = bands.band_rows * bands.cols_used * cp;
   const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
-  const size_t per_slot = pool != nullptr ? band_floats + pool->out_h * pool->out_w * cp : direct_->image_floats();
+  const size_t pooled_floats = pool != nullptr ? pool->out_h * pool->out_w * cp : 0;
+  const size_t per_slot = pool != nullptr ? band_floats + 2 * pooled_floats : direct_->image_floats();
   auto run_slot = [&](size_t s) {
     float* buffer = scratch + s * per_slot;
     for (size_t n = s; n < batch; n += slots) {
@@ -92,13 +95,20 @@ void Conv2dPlan::run_direct(const float* input, float* output, size_t batch, con
         continue;
       }
       float* pooled = buffer + band_floats;
+      // Winners as int32 in float scratch: only moved as bits (the transpose never does arithmetic).
+      int32_t* winners = indices != nullptr ? reinterpret_cast<int32_t*>(pooled + pooled_floats) : nullptr;
       for (size_t y = 0; y < pool->out_h; y += bands.pooled_rows) {
         const size_t y1 = std::min(pool->out_h, y + bands.pooled_rows);
         const size_t oh0 = y * pool->stride_h;
         direct_conv_rows_avx512(args, image, oh0, oh0 + bands.band_rows, bands.cols_used, buffer);
-        nhwc_max_pool_rows_avx512(buffer, bands.cols_used, cp, *pool, y, y1, pooled);
+        nhwc_max_pool_rows_avx512(buffer, bands.cols_used, cp, *pool, y, y1, g_.out_width, pooled, winners);
       }
-      nhwc_to_nchw_avx512(pooled, pool->out_h * pool->out_w, g_.out_channels, cp, output + n * out_image);
+      const size_t pooled_plane = pool->out_h * pool->out_w;
+      nhwc_to_nchw_avx512(pooled, pooled_plane, g_.out_channels, cp, output + n * out_image);
+      if (winners != nullptr) {
+        nhwc_to_nchw_avx512(reinterpret_cast<const float*>(winners), pooled_plane, g_.out_channels, cp,
+                            reinterpret_cast<float*>(indices + n * out_image));
+      }
     }
   };
   if (slots > 1) {
@@ -131,7 +141,7 @@ void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scr
     return;
   }
   if (direct_active()) {
-    run_direct(input, output, batch, nullptr, scratch, max_threads);
+    run_direct(input, output, batch, nullptr, scratch, max_threads, nullptr);
     return;
   }
   const ConvTiling t = conv_tiling(g_, batch);
@@ -198,6 +208,44 @@ void conv2d_forward(const Conv2dGeometry& g, size_t batch, const float* input, c
   const Conv2dPlan plan(g, weight, bias, relu);
   ScratchBuffer scratch(plan.scratch_floats(batch));
   plan.run(input, output, batch, scratch.data(), max_threads);
+}
+
+bool conv_max_pool_valid(const Conv2dGeometry& g, const ConvMaxPool& pool) {
+  if (pool.kernel_h == 0 || pool.kernel_w == 0 || pool.stride_h == 0 || pool.stride_w == 0 ||
+      pool.dilation_h == 0 || pool.dilation_w == 0) {
+    return false;
+  }
+  const size_t out_h = window_output_size(g.out_height, 0, 0, pool.kernel_h, pool.stride_h, pool.dilation_h);
+  const size_t out_w = window_output_size(g.out_width, 0, 0, pool.kernel_w, pool.stride_w, pool.dilation_w);
+  return out_h >= 1 && out_w >= 1 && out_h == pool.out_h && out_w == pool.out_w;
+}
+
+void conv2d_max_pool_forward(const Conv2dGeometry& g, size_t batch, const float* input, const float* weight,
+                             const float* bias, const ConvMaxPool& pool, float* output, int32_t* indices,
+                             size_t max_threads) {
+  const Conv2dPlan plan(g, weight, bias, false);
+  if (plan.can_fuse_max_pool()) {
+    ScratchBuffer scratch(plan.max_pooled_scratch_floats(batch, pool));
+    plan.run_max_pooled(input, output, batch, pool, scratch.data(), max_threads, indices);
+    return;
+  }
+  // Elsewhere the two steps, through a scratch copy of the convolution output.
+  const size_t conv_floats = batch * g.out_channels * g.out_plane();
+  ScratchBuffer scratch(conv_floats + plan.scratch_floats(batch));
+  plan.run(input, scratch.data(), batch, scratch.data() + conv_floats, max_threads);
+  Pool2dGeometry p;
+  p.planes = batch * g.out_channels;
+  p.in_height = g.out_height;
+  p.in_width = g.out_width;
+  p.out_height = pool.out_h;
+  p.out_width = pool.out_w;
+  p.kernel_h = pool.kernel_h;
+  p.kernel_w = pool.kernel_w;
+  p.stride_h = pool.stride_h;
+  p.stride_w = pool.stride_w;
+  p.dilation_h = pool.dilation_h;
+  p.dilation_w = pool.dilation_w;
+  max_pool2d_forward(p, scratch.data(), output, indices, max_threads);
 }
 
 }  // namespace kiln

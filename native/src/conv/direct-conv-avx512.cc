@@ -3,7 +3,6 @@
 // costs NB weight loads and MR broadcasts (memory operands of the FMAs) for MR * NB FMAs.
 #include <immintrin.h>
 
-#include <limits>
 
 #include "conv/direct-conv.h"
 
@@ -140,25 +139,29 @@ void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size
 }
 
 void nhwc_max_pool_rows_avx512(const float* rows, size_t cols, size_t cout_padded, const ConvMaxPool& pool,
-                               size_t y0, size_t y1, float* pooled) {
-  const __m512 nan = _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN());
+                               size_t y0, size_t y1, size_t plane_width, float* pooled, int32_t* where) {
   for (size_t y = y0; y < y1; ++y) {
     for (size_t x = 0; x < pool.out_w; ++x) {
       const float* corner = rows + ((y - y0) * pool.stride_h * cols + x * pool.stride_w) * cout_padded;
+      const size_t at = (y * pool.stride_h) * plane_width + x * pool.stride_w;  // the corner's plane offset
       float* dst = pooled + (y * pool.out_w + x) * cout_padded;
       for (size_t c = 0; c < cout_padded; c += 16) {
         __m512 best = _mm512_loadu_ps(corner + c);
-        __mmask16 bad = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
+        __m512i winner = _mm512_set1_epi32(static_cast<int>(at));
         for (size_t i = 0; i < pool.kernel_h; ++i) {
           const float* row = corner + i * pool.dilation_h * cols * cout_padded + c;
           for (size_t j = i == 0 ? 1 : 0; j < pool.kernel_w; ++j) {
             const __m512 v = _mm512_loadu_ps(row + j * pool.dilation_w * cout_padded);
-            bad |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-            // v > best ? v : best, the order the pool kernels use (first of equal maxima wins).
-            best = _mm512_max_ps(v, best);
+            // Larger, or a NaN over a number: the selects of the pool kernels, lane by lane.
+            const __mmask16 take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+                                   (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+            best = _mm512_mask_mov_ps(best, take, v);
+            const size_t tap = at + i * pool.dilation_h * plane_width + j * pool.dilation_w;
+            winner = _mm512_mask_mov_epi32(winner, take, _mm512_set1_epi32(static_cast<int>(tap)));
           }
         }
-        _mm512_storeu_ps(dst + c, _mm512_mask_mov_ps(best, bad, nan));
+        _mm512_storeu_ps(dst + c, best);
+        if (where != nullptr) _mm512_storeu_si512(where + (y * pool.out_w + x) * cout_padded + c, winner);
       }
     }
   }

@@ -67,8 +67,10 @@ void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size
 
 // Pooled rows [y0, y1) (no padding: every window inside) from NHWC conv rows starting at conv row
 // y0 * stride_h, `cols` wide: pooled[(y * out_w + x) * cout_padded + c] for y in [y0, y1), NHWC
-// too. A NaN in a window gives NaN.
+// too. The first tap of a window wins ties, a NaN takes over from a number (never the reverse),
+// as max_pool2d_forward does. When `where` is not null it receives, at the same positions, the
+// winner's flat offset in the convolution's output plane, `plane_width` wide.
 void nhwc_max_pool_rows_avx512(const float* rows, size_t cols, size_t cout_padded, const ConvMaxPool& pool,
-                               size_t y0, size_t y1, float* pooled);
+                               size_t y0, size_t y1, size_t plane_width, float* pooled, int32_t* where);
 
 }  // namespace kiln

@@ -11,6 +11,7 @@ import { Module } from '../module.js';
 import type { LayerConfig, Parameter } from '../module.js';
 import { createParameter } from '../parameter.js';
 import { BufferSlot } from './buffer-slot.js';
+import type { MaxPool2d } from './max-pool2d.js';
 import { checkDim, checkGradOutput, checkInput, checkKeys, checkParameterSize, checkShape } from './checks.js';
 import { outputPlane, pads, pair } from './geometry.js';
 import type { Pads, Pair } from './geometry.js';
@@ -107,6 +108,54 @@ export class Conv2d extends Module {
 
   override async forward(input: Tensor<'float32'>): Promise<Tensor<'float32'>> {
     const x = checkInput('Conv2d', input, 4, '[N, C, H, W]');
+    const { geometry, outDims, flops } = this.plan(x);
+    const [n, , oh, ow] = outDims;
+    const output = this.output.take(n * this.outChannels * oh * ow, this.reuseBuffers, x.data);
+    await call(native.conv2dForward, { ...geometry, input: x.data, weight: this.weight.value.data, bias: this.bias?.value.data ?? null, output }, flops);
+    this.state = this.training ? { input: x, geometry, flops } : undefined;
+    this.outputDims = outDims;
+    return new Tensor('float32', output, outDims);
+  }
+
+  /**
+   * `pool.forward(this.forward(input))` in one native call that never writes the full-size
+   * convolution output (on AVX-512 each band of output rows is pooled while in cache); both layers
+   * keep what their backward needs, and the results are bit for bit those of the two calls.
+   * Sequential uses it for a Conv2d directly followed by an unpadded MaxPool2d.
+   * @internal
+   */
+  async forwardMaxPool(input: Tensor<'float32'>, pool: MaxPool2d): Promise<Tensor<'float32'>> {
+    const x = checkInput('Conv2d', input, 4, '[N, C, H, W]');
+    const { geometry, outDims, flops } = this.plan(x);
+    const result = await pool.forwardFused(outDims, x.data, (p, output, indices) =>
+      call(
+        native.conv2dMaxPoolForward,
+        {
+          ...geometry,
+          input: x.data,
+          weight: this.weight.value.data,
+          bias: this.bias?.value.data ?? null,
+          output,
+          indices,
+          poolKernelH: p.kernelH,
+          poolKernelW: p.kernelW,
+          poolStrideH: p.strideH,
+          poolStrideW: p.strideW,
+          poolDilationH: p.dilationH,
+          poolDilationW: p.dilationW,
+          poolOutHeight: p.outHeight,
+          poolOutWidth: p.outWidth,
+        },
+        flops,
+      ),
+    );
+    this.state = this.training ? { input: x, geometry, flops } : undefined;
+    this.outputDims = outDims;
+    return result;
+  }
+
+  /** The native geometry, output shape and cost of a forward over `x`. */
+  private plan(x: Tensor<'float32'>): { geometry: Conv2dGeometry; outDims: number[]; flops: number } {
     const outDims = this.outputShape(x.dims);
     const [n, , oh, ow] = outDims;
     const geometry: Conv2dGeometry = {
@@ -129,12 +178,8 @@ export class Conv2d extends Module {
       dilationW: this.dilation[1],
       groups: this.groups,
     };
-    const output = this.output.take(n * this.outChannels * oh * ow, this.reuseBuffers, x.data);
     const flops = 2 * n * this.outChannels * oh * ow * this.tapsPerOutput;
-    await call(native.conv2dForward, { ...geometry, input: x.data, weight: this.weight.value.data, bias: this.bias?.value.data ?? null, output }, flops);
-    this.state = this.training ? { input: x, geometry, flops } : undefined;
-    this.outputDims = outDims;
-    return new Tensor('float32', output, outDims);
+    return { geometry, outDims, flops };
   }
 
   override async backward(gradOutput: Tensor<'float32'>, needInputGrad = true): Promise<Tensor<'float32'>> {

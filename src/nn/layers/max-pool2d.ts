@@ -67,6 +67,36 @@ export class MaxPool2d extends Module {
     return new Tensor('float32', output, outDims);
   }
 
+  /** True when no window reaches outside the input (the fused Conv2d + MaxPool2d path needs it). */
+  get unpadded(): boolean {
+    return this.window.padding.every((p) => p === 0);
+  }
+
+  /**
+   * forward() for an input that `compute` produces straight into this layer's output (a Conv2d
+   * fused with this pool by Sequential): same buffers, indices and backward state as forward().
+   * @internal
+   */
+  async forwardFused(
+    inputDims: readonly number[],
+    avoid: ArrayBufferView,
+    compute: (geometry: Pool2dGeometry, output: Float32Array, indices: Int32Array | null) => Promise<void>,
+  ): Promise<Tensor<'float32'>> {
+    const outDims = this.outputShape(inputDims);
+    const geometry = poolGeometry(this.window, inputDims, outDims);
+    const size = outDims[0] * outDims[1] * outDims[2] * outDims[3];
+    const output = this.output.take(size, this.reuseBuffers, avoid);
+    let indices: Int32Array | null = null;
+    if (this.training) {
+      indices = this.reuseBuffers && this.indices?.length === size ? this.indices : new Int32Array(size);
+      this.indices = this.reuseBuffers ? indices : undefined;
+    }
+    await compute(geometry, output, indices);
+    this.state = indices ? { inputDims: inputDims.slice(), indices, geometry } : undefined;
+    this.outputDims = outDims;
+    return new Tensor('float32', output, outDims);
+  }
+
   override async backward(gradOutput: Tensor<'float32'>): Promise<Tensor<'float32'>> {
     const { inputDims, indices, geometry } = checkGradOutput('MaxPool2d', gradOutput, this.state, this.outputDims);
     const gradInput = this.gradInput.take(inputDims[0] * inputDims[1] * inputDims[2] * inputDims[3], this.reuseBuffers, gradOutput.data);

@@ -5,6 +5,7 @@ import { typeError } from '../../validate.js';
 import { KilnRangeError } from '../../errors.js';
 import { Module } from '../module.js';
 import type { LayerConfig, Parameter } from '../module.js';
+import { Conv2d } from './conv2d.js';
 import { MaxPool2d } from './max-pool2d.js';
 import { ReLU } from './relu.js';
 
@@ -60,7 +61,18 @@ export class Sequential extends Module {
 
   override async forward(input: Tensor<'float32'>): Promise<Tensor<'float32'>> {
     let x = input;
-    for (const i of this.order) x = await this.layers[i].forward(x);
+    const order = this.order;
+    for (let k = 0; k < order.length; k++) {
+      const layer = this.layers[order[k]];
+      const next = this.layers[order[k + 1]];
+      // A plain Conv2d feeding an unpadded MaxPool2d: one native call, no full-size conv output.
+      if (next instanceof MaxPool2d && next.unpadded && layer instanceof Conv2d && Object.getPrototypeOf(layer) === Conv2d.prototype) {
+        x = await layer.forwardMaxPool(x, next);
+        k++;
+        continue;
+      }
+      x = await layer.forward(x);
+    }
     return x;
   }
 
