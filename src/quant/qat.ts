@@ -110,7 +110,8 @@ export async function quantizeAwareTrain(module: Module, trainData: Dataset, opt
 
   const trainOptions: TrainOptions = { ...QAT_TRAIN_DEFAULTS, ...trainOverrides, epochs };
   const batchSize = trainOptions.batchSize;
-  const stepsPerEpoch = Math.ceil((trainData?.length ?? 0) / batchSize);
+  const images = trainData?.length ?? 0;
+  const stepsPerEpoch = trainOptions.dropLast ? Math.floor(images / batchSize) : Math.ceil(images / batchSize);
   const freezeAt = Math.round(observerEpochs * stepsPerEpoch);
   let step = 0;
   if (freezeAt === 0) model.freezeObservers();
