@@ -10,6 +10,7 @@
 
 #include "conv/conv2d-tiling.h"
 #include "conv/depthwise.h"
+#include "conv/direct-conv.h"
 #include "conv/im2col.h"
 #include "conv/scratch.h"
 #include "elementwise/reduce.h"
@@ -41,6 +42,11 @@ void conv2d_backward(const Conv2dGeometry& g, size_t batch, const float* input, 
                      const float* grad_output, float* grad_input, float* grad_weight,
                      float* grad_bias, size_t max_threads) {
   if (grad_bias != nullptr) bias_gradient(g, batch, grad_output, grad_bias, max_threads);
+  // On AVX-512 the weight gradient of a convolution the direct forward fits reads the input in place.
+  if (grad_weight != nullptr && !is_depthwise(g) &&
+      direct_conv_weight_gradient(g, batch, input, grad_output, grad_weight, max_threads)) {
+    grad_weight = nullptr;
+  }
   if (grad_weight == nullptr && grad_input == nullptr) return;
   if (is_depthwise(g)) {
     depthwise_backward(g, batch, input, weight, grad_output, grad_input, grad_weight, max_threads);

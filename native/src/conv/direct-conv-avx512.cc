@@ -95,7 +95,94 @@ inline void transpose16(__m512* r) {
   }
 }
 
+using WeightTileFn = void (*)(const float* x, const int32_t* offsets, const float* g, size_t ld, size_t out_height,
+                              size_t out_width, size_t in_width, size_t stride_h, bool first, float* partial);
+
+// MR taps x NB channel vectors, summed over every pixel of one image.
+template <int MR, int NB>
+void weight_tile(const float* x, const int32_t* offsets, const float* g, size_t ld, size_t out_height,
+                 size_t out_width, size_t in_width, size_t stride_h, bool first, float* partial) {
+  __m512 acc[MR][NB];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NB; ++v) acc[i][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(partial + i * ld + 16 * v);
+  }
+  int32_t off[MR];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) off[i] = offsets[i];
+  for (size_t oh = 0; oh < out_height; ++oh) {
+    const float* row = x + oh * stride_h * in_width;
+    const float* grow = g + oh * out_width * ld;
+    for (size_t ow = 0; ow < out_width; ++ow) {
+      __m512 gv[NB];
+#pragma GCC unroll 4
+      for (int v = 0; v < NB; ++v) gv[v] = _mm512_loadu_ps(grow + ow * ld + 16 * v);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) {
+        const __m512 b = _mm512_set1_ps(row[ow + off[i]]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NB; ++v) acc[i][v] = _mm512_fmadd_ps(b, gv[v], acc[i][v]);
+      }
+    }
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NB; ++v) _mm512_storeu_ps(partial + i * ld + 16 * v, acc[i][v]);
+  }
+}
+
+template <int NB, int MR = 1>
+WeightTileFn pick_weight(size_t mr) {
+  if constexpr (MR > kMaxRows[NB]) {
+    return nullptr;
+  } else {
+    return mr == MR ? weight_tile<MR, NB> : pick_weight<NB, MR + 1>(mr);
+  }
+}
+
+WeightTileFn pick_weight_tile(size_t nb, size_t mr) {
+  switch (nb) {
+    case 1: return pick_weight<1>(mr);
+    case 2: return pick_weight<2>(mr);
+    case 3: return pick_weight<3>(mr);
+    default: return pick_weight<4>(mr);
+  }
+}
+
 }  // namespace
+
+void direct_conv_weight_rows_avx512(const float* x, const int32_t* offsets, size_t k0, size_t k1, const float* g,
+                                    size_t ld, size_t c0, size_t nb, size_t out_height, size_t out_width,
+                                    size_t in_width, size_t stride_h, bool first, float* partial) {
+  const size_t taps = k1 - k0;
+  const size_t tiles = (taps + kMaxRows[nb] - 1) / kMaxRows[nb];
+  const size_t base = taps / tiles, wide = taps % tiles;
+  const WeightTileFn wide_fn = pick_weight_tile(nb, base + 1), base_fn = pick_weight_tile(nb, base);
+  size_t k = k0;
+  for (size_t t = 0; t < tiles; ++t) {
+    const size_t mr = t < wide ? base + 1 : base;
+    (t < wide ? wide_fn : base_fn)(x, offsets + k, g + c0, ld, out_height, out_width, in_width, stride_h, first,
+                                   partial + k * ld + c0);
+    k += mr;
+  }
+}
+
+void nchw_to_nhwc_avx512(const float* nchw, size_t pixels, size_t channels, size_t cout_padded, float* nhwc) {
+  for (size_t c0 = 0; c0 < cout_padded; c0 += 16) {
+    for (size_t p0 = 0; p0 < pixels; p0 += 16) {
+      const size_t np = pixels - p0 < 16 ? pixels - p0 : 16;
+      const __mmask16 load = static_cast<__mmask16>((1u << np) - 1u);
+      __m512 r[16];
+      for (size_t i = 0; i < 16; ++i) {
+        r[i] = c0 + i < channels ? _mm512_maskz_loadu_ps(load, nchw + (c0 + i) * pixels + p0) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (size_t p = 0; p < np; ++p) _mm512_storeu_ps(nhwc + (p0 + p) * cout_padded + c0, r[p]);
+    }
+  }
+}
 
 void direct_conv_rows_avx512(const DirectConvArgs& a, const float* input, size_t oh0, size_t oh1, size_t cols,
                              float* rows) {

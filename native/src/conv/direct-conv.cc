@@ -1,6 +1,12 @@
 #include "conv/direct-conv.h"
 
 #include <algorithm>
+#include <vector>
+
+#include "conv/conv2d-tiling.h"
+#include "conv/scratch.h"
+#include "kiln/dispatch.h"
+#include "kiln/thread-pool.h"
 
 namespace kiln {
 namespace {
@@ -55,6 +61,54 @@ DirectConvArgs DirectConvWeights::args() const {
   a.out_height = g_.out_height;
   a.out_width = g_.out_width;
   return a;
+}
+
+bool direct_conv_weight_gradient(const Conv2dGeometry& g, size_t batch, const float* input, const float* grad_output,
+                                 float* grad_weight, size_t max_threads) {
+  if (active_isa() < Isa::kAvx512 || !direct_conv_fits(g) || batch == 0) return false;
+  // Offsets of the taps, as the forward packs them (the weights themselves are not needed).
+  std::vector<int32_t> offsets(g.patch());
+  size_t k = 0;
+  for (size_t c = 0; c < g.in_channels; ++c) {
+    for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+      for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+        offsets[k++] = static_cast<int32_t>(c * g.in_plane() + kh * g.dilation_h * g.in_width + kw * g.dilation_w);
+      }
+    }
+  }
+  const size_t taps = g.patch(), cout = g.out_channels, cp = (cout + 15) / 16 * 16;
+  const size_t slots = std::min(batch, kConvMaxSlots);
+  const size_t partial_floats = taps * cp, g_floats = g.out_plane() * cp;
+  const size_t per_slot = partial_floats + g_floats;
+  ScratchBuffer scratch(slots * per_slot);
+  const size_t in_image = g.in_channels * g.in_plane(), out_image = cout * g.out_plane();
+  auto run_slot = [&](size_t s) {
+    float* partial = scratch.data() + s * per_slot;
+    float* g_nhwc = partial + partial_floats;
+    const size_t n0 = batch * s / slots, n1 = batch * (s + 1) / slots;
+    for (size_t n = n0; n < n1; ++n) {
+      nchw_to_nhwc_avx512(grad_output + n * out_image, g.out_plane(), cout, cp, g_nhwc);
+      for (size_t c0 = 0; c0 < cp; c0 += kDirectConvBlock) {
+        const size_t nb = std::min<size_t>(4, (cp - c0) / 16);
+        direct_conv_weight_rows_avx512(input + n * in_image, offsets.data(), 0, taps, g_nhwc, cp, c0, nb, g.out_height,
+                                       g.out_width, g.in_width, g.stride_h, n == n0, partial);
+      }
+    }
+  };
+  if (slots > 1) {
+    parallel_for(slots, run_slot, max_threads);
+  } else {
+    run_slot(0);
+  }
+  // grad_weight[o][k] = the slots' partial[k][o], added in slot order.
+  for (size_t o = 0; o < cout; ++o) {
+    for (size_t t = 0; t < taps; ++t) {
+      float sum = scratch.data()[t * cp + o];
+      for (size_t s = 1; s < slots; ++s) sum += scratch.data()[s * per_slot + t * cp + o];
+      grad_weight[o * taps + t] = sum;
+    }
+  }
+  return true;
 }
 
 }  // namespace kiln

@@ -57,6 +57,25 @@ class DirectConvWeights {
   std::vector<int32_t> offsets_;
 };
 
+// grad_weight (OIHW, overwritten) of a convolution the direct path fits, on AVX-512: taps x output
+// channels summed in registers over every output pixel, reading the input in place (no column
+// matrix) and grad_output transposed per image to NHWC. Images are split into contiguous runs per
+// slot (fixed by the batch), each summed in image then pixel order, and the slots added in order:
+// the result does not depend on the thread count. Returns false (writing nothing) where the
+// direct path does not apply or the active ISA lacks AVX-512.
+bool direct_conv_weight_gradient(const Conv2dGeometry& g, size_t batch, const float* input, const float* grad_output,
+                                 float* grad_weight, size_t max_threads);
+
+// partial[k * ld + c] (+)= sum over the OH x OW output pixels of one image of
+// x[offsets[k] + oh * stride_h * in_width + ow] * g[(oh * OW + ow) * ld + c], for taps k in
+// [k0, k1) and channels c in [c0, c0 + 16 * nb). `first`: overwrite instead of adding.
+void direct_conv_weight_rows_avx512(const float* x, const int32_t* offsets, size_t k0, size_t k1, const float* g,
+                                    size_t ld, size_t c0, size_t nb, size_t out_height, size_t out_width,
+                                    size_t in_width, size_t stride_h, bool first, float* partial);
+
+// NCHW planes of one image to NHWC rows of `cout_padded` floats (channels past `channels` zero).
+void nchw_to_nhwc_avx512(const float* nchw, size_t pixels, size_t channels, size_t cout_padded, float* nhwc);
+
 // Output rows [oh0, oh1), columns [0, cols) of one image (CHW at `input`), sum + bias, then ReLU
 // when args.relu, into rows[((oh - oh0) * cols + ow) * cout_padded + c].
 void direct_conv_rows_avx512(const DirectConvArgs& args, const float* input, size_t oh0, size_t oh1, size_t cols,
