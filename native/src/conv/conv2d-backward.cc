@@ -41,12 +41,14 @@ void bias_gradient(const Conv2dGeometry& g, size_t batch, const float* grad_outp
 void conv2d_backward(const Conv2dGeometry& g, size_t batch, const float* input, const float* weight,
                      const float* grad_output, float* grad_input, float* grad_weight,
                      float* grad_bias, size_t max_threads) {
-  if (grad_bias != nullptr) bias_gradient(g, batch, grad_output, grad_bias, max_threads);
-  // On AVX-512 the weight gradient of a convolution the direct forward fits reads the input in place.
+  // On AVX-512 the weight gradient of a convolution the direct forward fits reads the input in
+  // place, and the bias gradient comes from the same pass over grad_output.
   if (grad_weight != nullptr && !is_depthwise(g) &&
-      direct_conv_weight_gradient(g, batch, input, grad_output, grad_weight, max_threads)) {
+      direct_conv_weight_gradient(g, batch, input, grad_output, grad_weight, grad_bias, max_threads)) {
     grad_weight = nullptr;
+    grad_bias = nullptr;
   }
+  if (grad_bias != nullptr) bias_gradient(g, batch, grad_output, grad_bias, max_threads);
   if (grad_weight == nullptr && grad_input == nullptr) return;
   if (is_depthwise(g)) {
     depthwise_backward(g, batch, input, weight, grad_output, grad_input, grad_weight, max_threads);

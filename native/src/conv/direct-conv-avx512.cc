@@ -169,6 +169,19 @@ void direct_conv_weight_rows_avx512(const float* x, const int32_t* offsets, size
   }
 }
 
+void nhwc_column_sums_avx512(const float* nhwc, size_t pixels, size_t cout_padded, double* sums) {
+  for (size_t c = 0; c < cout_padded; c += 16) {
+    __m512d lo = _mm512_loadu_pd(sums + c), hi = _mm512_loadu_pd(sums + c + 8);
+    for (size_t p = 0; p < pixels; ++p) {
+      const __m512 v = _mm512_loadu_ps(nhwc + p * cout_padded + c);
+      lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+      hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    }
+    _mm512_storeu_pd(sums + c, lo);
+    _mm512_storeu_pd(sums + c + 8, hi);
+  }
+}
+
 void nchw_to_nhwc_avx512(const float* nchw, size_t pixels, size_t channels, size_t cout_padded, float* nhwc) {
   for (size_t c0 = 0; c0 < cout_padded; c0 += 16) {
     for (size_t p0 = 0; p0 < pixels; p0 += 16) {

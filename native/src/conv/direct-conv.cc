@@ -64,7 +64,7 @@ DirectConvArgs DirectConvWeights::args() const {
 }
 
 bool direct_conv_weight_gradient(const Conv2dGeometry& g, size_t batch, const float* input, const float* grad_output,
-                                 float* grad_weight, size_t max_threads) {
+                                 float* grad_weight, float* grad_bias, size_t max_threads) {
   if (active_isa() < Isa::kAvx512 || !direct_conv_fits(g) || batch == 0) return false;
   // Offsets of the taps, as the forward packs them (the weights themselves are not needed).
   std::vector<int32_t> offsets(g.patch());
@@ -81,6 +81,7 @@ bool direct_conv_weight_gradient(const Conv2dGeometry& g, size_t batch, const fl
   const size_t partial_floats = taps * cp, g_floats = g.out_plane() * cp;
   const size_t per_slot = partial_floats + g_floats;
   ScratchBuffer scratch(slots * per_slot);
+  std::vector<double> bias_sums(grad_bias != nullptr ? slots * cp : 0, 0.0);
   const size_t in_image = g.in_channels * g.in_plane(), out_image = cout * g.out_plane();
   auto run_slot = [&](size_t s) {
     float* partial = scratch.data() + s * per_slot;
@@ -88,6 +89,7 @@ bool direct_conv_weight_gradient(const Conv2dGeometry& g, size_t batch, const fl
     const size_t n0 = batch * s / slots, n1 = batch * (s + 1) / slots;
     for (size_t n = n0; n < n1; ++n) {
       nchw_to_nhwc_avx512(grad_output + n * out_image, g.out_plane(), cout, cp, g_nhwc);
+      if (grad_bias != nullptr) nhwc_column_sums_avx512(g_nhwc, g.out_plane(), cp, bias_sums.data() + s * cp);
       for (size_t c0 = 0; c0 < cp; c0 += kDirectConvBlock) {
         const size_t nb = std::min<size_t>(4, (cp - c0) / 16);
         direct_conv_weight_rows_avx512(input + n * in_image, offsets.data(), 0, taps, g_nhwc, cp, c0, nb, g.out_height,
@@ -106,6 +108,13 @@ bool direct_conv_weight_gradient(const Conv2dGeometry& g, size_t batch, const fl
       float sum = scratch.data()[t * cp + o];
       for (size_t s = 1; s < slots; ++s) sum += scratch.data()[s * per_slot + t * cp + o];
       grad_weight[o * taps + t] = sum;
+    }
+  }
+  if (grad_bias != nullptr) {
+    for (size_t o = 0; o < cout; ++o) {
+      double sum = 0.0;
+      for (size_t s = 0; s < slots; ++s) sum += bias_sums[s * cp + o];
+      grad_bias[o] = static_cast<float>(sum);
     }
   }
   return true;

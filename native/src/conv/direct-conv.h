@@ -63,8 +63,13 @@ class DirectConvWeights {
 // slot (fixed by the batch), each summed in image then pixel order, and the slots added in order:
 // the result does not depend on the thread count. Returns false (writing nothing) where the
 // direct path does not apply or the active ISA lacks AVX-512.
+// With grad_bias (not null) the bias gradient comes from the same pass over grad_output, summed in
+// double in that order and rounded once.
 bool direct_conv_weight_gradient(const Conv2dGeometry& g, size_t batch, const float* input, const float* grad_output,
-                                 float* grad_weight, size_t max_threads);
+                                 float* grad_weight, float* grad_bias, size_t max_threads);
+
+// sums[c] += the sum over `pixels` NHWC rows of nhwc[p * cout_padded + c], in double, pixels in order.
+void nhwc_column_sums_avx512(const float* nhwc, size_t pixels, size_t cout_padded, double* sums);
 
 // partial[k * ld + c] (+)= sum over the OH x OW output pixels of one image of
 // x[offsets[k] + oh * stride_h * in_width + ow] * g[(oh * OW + ow) * ld + c], for taps k in
