@@ -1,8 +1,9 @@
 // Copies are runs of Cin/groups bytes (or kernel_w * Cin bytes when a whole kernel row is inside
 // the image and contiguous). The work is organised per output row (image, oh): which kernel rows
-// fall in the image and which output columns have every tap inside are worked out once per row,
-// so the common interior pixel is kernel_h plain copies. Small runs (SeedCNN's first layer has
-// Cin = 1: runs of 3 bytes) go through fixed-size overlapping moves instead of a memcpy call.
+// fall in the image and which output columns have every tap inside are worked out once per row;
+// the interior columns are filled one kernel row at a time, as strided copies of a run length
+// known at compile time for the common sizes (SeedCNN's first layer has Cin = 1: runs of 3 bytes),
+// so no copy pays for a memcpy call or a size dispatch.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -34,14 +35,25 @@ inline void copy_run(uint8_t* dst, const uint8_t* src, size_t n) {
   }
 }
 
-// Copies `wide` (4, 8 or 16) bytes where only the first n < wide matter: one load and one store
-// instead of a few byte moves. The caller makes sure the read stays inside the input row and the
-// extra bytes written are overwritten later.
-inline void copy_wide(uint8_t* dst, const uint8_t* src, size_t wide) {
-  switch (wide) {
-    case 4: std::memcpy(dst, src, 4); break;
-    case 8: std::memcpy(dst, src, 8); break;
-    default: std::memcpy(dst, src, 16); break;
+// count runs of N bytes, from src every src_stride bytes to dst every dst_stride bytes. N known at
+// compile time turns each copy into one or two moves.
+template <size_t N>
+void copy_column(uint8_t* dst, size_t dst_stride, const uint8_t* src, size_t src_stride, size_t count) {
+  for (size_t i = 0; i < count; ++i, dst += dst_stride, src += src_stride) std::memcpy(dst, src, N);
+}
+
+void copy_column_any(uint8_t* dst, size_t dst_stride, const uint8_t* src, size_t src_stride, size_t count,
+                     size_t n) {
+  switch (n) {
+#define KILN_COPY_CASE(N) \
+  case N: copy_column<N>(dst, dst_stride, src, src_stride, count); return;
+    KILN_COPY_CASE(1) KILN_COPY_CASE(2) KILN_COPY_CASE(3) KILN_COPY_CASE(4) KILN_COPY_CASE(5)
+    KILN_COPY_CASE(6) KILN_COPY_CASE(7) KILN_COPY_CASE(8) KILN_COPY_CASE(9) KILN_COPY_CASE(12)
+    KILN_COPY_CASE(16) KILN_COPY_CASE(24) KILN_COPY_CASE(32) KILN_COPY_CASE(48) KILN_COPY_CASE(64)
+    KILN_COPY_CASE(96)
+#undef KILN_COPY_CASE
+    default:
+      for (size_t i = 0; i < count; ++i, dst += dst_stride, src += src_stride) copy_run(dst, src, n);
   }
 }
 
@@ -68,6 +80,26 @@ void interior_columns(const Conv2dGeometry& g, size_t* lo, size_t* hi) {
   if (*hi < *lo) *hi = *lo;
 }
 
+// One output pixel, tap by tap (edges, dilated or grouped convolutions).
+void pixel_by_taps(const Conv2dGeometry& g, const std::vector<const uint8_t*>& src_rows, ptrdiff_t iw0,
+                   size_t cg, uint8_t zero_point, uint8_t* dst) {
+  const size_t c = g.in_channels, kw_run = g.kernel_w * cg;
+  for (size_t kh = 0; kh < g.kernel_h; ++kh, dst += kw_run) {
+    if (!src_rows[kh]) {
+      std::memset(dst, zero_point, kw_run);
+      continue;
+    }
+    for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+      const ptrdiff_t iw = iw0 + static_cast<ptrdiff_t>(kw * g.dilation_w);
+      if (inside(iw, g.in_width)) {
+        copy_run(dst + kw * cg, src_rows[kh] + static_cast<size_t>(iw) * c, cg);
+      } else {
+        std::memset(dst + kw * cg, zero_point, cg);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void s8_im2col_nhwc(const Conv2dGeometry& g, const uint8_t* in, size_t group, uint8_t zero_point,
@@ -81,63 +113,48 @@ void s8_im2col_nhwc(const Conv2dGeometry& g, const uint8_t* in, size_t group, ui
   // group spans every channel.
   const bool merge = g.dilation_w == 1 && cg == c;
   const uint8_t* image_base = in + group * cg;
-  const size_t row_bytes = g.in_width * c;
-  // Runs shorter than 16 bytes are over-copied with one wide move when that is safe.
-  const size_t wide = kw_run < 2 || kw_run >= 16 ? 0 : kw_run <= 4 ? 4 : kw_run <= 8 ? 8 : 16;
   size_t ow_lo, ow_hi;
   interior_columns(g, &ow_lo, &ow_hi);
+  if (!merge) ow_hi = ow_lo;  // no interior fast path
   thread_local std::vector<const uint8_t*> src_rows;  // per kernel row: input row, or null (padding)
   src_rows.resize(g.kernel_h);
 
-  uint8_t* row = columns;
   size_t r = row_begin;
   while (r < row_end) {
     const size_t b = r / g.out_plane();
     const size_t oh = (r / g.out_width) % g.out_height;
     const size_t ow_begin = r % g.out_width;
     const size_t ow_end = std::min(g.out_width, ow_begin + (row_end - r));
+    uint8_t* first = columns + (r - row_begin) * row_stride;  // the row of ow_begin
     const uint8_t* image = image_base + b * g.in_plane() * c;
     const ptrdiff_t ih0 = static_cast<ptrdiff_t>(oh * g.stride_h) - static_cast<ptrdiff_t>(g.pad_top);
     for (size_t kh = 0; kh < g.kernel_h; ++kh) {
       const ptrdiff_t ih = ih0 + static_cast<ptrdiff_t>(kh * g.dilation_h);
       src_rows[kh] = inside(ih, g.in_height) ? image + static_cast<size_t>(ih) * g.in_width * c : nullptr;
     }
-    for (size_t ow = ow_begin; ow < ow_end; ++ow, row += row_stride) {
-      const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.stride_w) - static_cast<ptrdiff_t>(g.pad_left);
-      uint8_t* dst = row;
-      if (merge && ow >= ow_lo && ow < ow_hi) {
-        const size_t offset = static_cast<size_t>(iw0) * c;
-        // Over-copying spills at most wide - kw_run < kw_run bytes into the next run, the row's
-        // tail or the next row, all written after; the last row of the call has no next row.
-        const bool over = wide != 0 && offset + wide <= row_bytes && r + (ow - ow_begin) + 1 < row_end;
-        for (size_t kh = 0; kh < g.kernel_h; ++kh, dst += kw_run) {
-          if (src_rows[kh]) {
-            if (over) {
-              copy_wide(dst, src_rows[kh] + offset, wide);
-            } else {
-              copy_run(dst, src_rows[kh] + offset, kw_run);
-            }
-          } else {
-            std::memset(dst, zero_point, kw_run);
-          }
-        }
-      } else {
-        for (size_t kh = 0; kh < g.kernel_h; ++kh, dst += kw_run) {
-          if (!src_rows[kh]) {
-            std::memset(dst, zero_point, kw_run);
-            continue;
-          }
-          for (size_t kw = 0; kw < g.kernel_w; ++kw) {
-            const ptrdiff_t iw = iw0 + static_cast<ptrdiff_t>(kw * g.dilation_w);
-            if (inside(iw, g.in_width)) {
-              copy_run(dst + kw * cg, src_rows[kh] + static_cast<size_t>(iw) * c, cg);
-            } else {
-              std::memset(dst + kw * cg, zero_point, cg);
-            }
-          }
+    // Interior columns: whole kernel rows, one kernel row at a time over all those pixels.
+    const size_t f_lo = std::max(ow_begin, ow_lo), f_hi = std::min(ow_end, ow_hi);
+    if (f_lo < f_hi) {
+      uint8_t* dst = first + (f_lo - ow_begin) * row_stride;
+      const size_t count = f_hi - f_lo;
+      const size_t offset = (f_lo * g.stride_w - g.pad_left) * c;
+      for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+        if (src_rows[kh]) {
+          copy_column_any(dst + kh * kw_run, row_stride, src_rows[kh] + offset, g.stride_w * c, count, kw_run);
+        } else {
+          for (size_t i = 0; i < count; ++i) std::memset(dst + i * row_stride + kh * kw_run, zero_point, kw_run);
         }
       }
-      fill_tail(dst, tail, zero_point);
+      if (tail) {
+        for (size_t i = 0; i < count; ++i) fill_tail(dst + i * row_stride + patch, tail, zero_point);
+      }
+    }
+    for (size_t ow = ow_begin; ow < ow_end; ++ow) {
+      if (ow >= f_lo && ow < f_hi) continue;
+      uint8_t* dst = first + (ow - ow_begin) * row_stride;
+      const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.stride_w) - static_cast<ptrdiff_t>(g.pad_left);
+      pixel_by_taps(g, src_rows, iw0, cg, zero_point, dst);
+      fill_tail(dst + patch, tail, zero_point);
     }
     r += ow_end - ow_begin;
   }
