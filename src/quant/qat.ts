@@ -87,7 +87,8 @@ const OPTION_KEYS = ['epochs', 'observerEpochs', 'observerMomentum', 'train', 'p
 /**
  * prepareQat + fine-tune + convert. The fp32 `module` is not modified.
  * @param module a trained fp32 model (Sequential of Conv2d/BatchNorm2d/Linear/ReLU/MaxPool2d/Flatten/Dropout)
- *   with `inputShape`, or a QatModel from `prepareQat` (fine-tuned further in place; `observerMomentum` is then ignored)
+ *   with `inputShape`, or a QatModel from `prepareQat` (fine-tuned further in place; its scheme and observer
+ *   momentum are then the ones prepareQat was given)
  * @param trainData the fine-tuning images
  * @example
  * const { graph, report } = await quantizeAwareTrain(model, mnistTrain, { epochs: 2 });
@@ -106,6 +107,12 @@ export async function quantizeAwareTrain(module: Module, trainData: Dataset, opt
   const strict = optional(opts.strict, false, (v) => boolean('options.strict', v));
   const reportImages = optional(opts.reportImages, 64, (v) => integer('options.reportImages', v, 0, 1 << 20));
   const { observerMomentum, perChannel, activations } = opts;
+  if (module instanceof QatModel) {
+    // A prepared model already fixed these; silently ignoring a different choice would mislead.
+    for (const key of ['observerMomentum', 'perChannel', 'activations'] as const) {
+      if (opts[key] !== undefined) throw typeError(`options.${key}`, 'nothing for a QatModel (prepareQat fixed it)', opts[key]);
+    }
+  }
   const model = module instanceof QatModel ? module : prepareQat(module, { observerMomentum, perChannel, activations });
 
   const trainOptions: TrainOptions = { ...QAT_TRAIN_DEFAULTS, ...trainOverrides, epochs };

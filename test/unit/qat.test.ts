@@ -139,6 +139,9 @@ describe('quantizeAwareTrain', () => {
     await expect(quantizeAwareTrain(model, data, { epochs: 2, observerEpochs: 3 })).rejects.toThrow(/options.observerEpochs/);
     await expect(quantizeAwareTrain(model, data, { train: { epochs: 3 } as never })).rejects.toThrow(/options.train.epochs/);
     await expect(quantizeAwareTrain(new Linear(3, 2), data)).rejects.toThrow(/module.inputShape/);
+    await expect(quantizeAwareTrain(prepareQat(model), data, { perChannel: false })).rejects.toThrow(/options.perChannel/);
+    await expect(quantizeAwareTrain(model, data, { activations: 'int4' as never })).rejects.toThrow(/options.activations/);
+    await expect(quantizeAwareTrain(model, data, { reportImages: -1 })).rejects.toThrow(/options.reportImages/);
     const wrong = synthetic({ count: 8, imageShape: [3, 12, 12], numClasses: 4 });
     await expect(quantizeAwareTrain(model, wrong)).rejects.toThrow(/Expected 1 input channels/);
     // An observer that never saw data cannot be converted.
