@@ -86,6 +86,18 @@ std::shared_ptr<kiln::PlanSpec> read_spec(const Napi::Object& o, std::vector<Nap
   if (!values.IsArray()) throw_type("spec.values", "an array of shapes", values);
   Napi::Array va = values.As<Napi::Array>();
   for (uint32_t i = 0; i < va.Length(); ++i) spec->values.push_back(read_dims(va.Get(i), at("spec.values", i)));
+  Napi::Value types = o.Get("valueTypes");
+  if (!types.IsUndefined() && !types.IsNull()) {
+    if (!types.IsArray()) throw_type("spec.valueTypes", "an array of 'float32' | 'uint8'", types);
+    Napi::Array ta = types.As<Napi::Array>();
+    for (uint32_t i = 0; i < ta.Length(); ++i) {
+      Napi::Value t = ta.Get(i);
+      const std::string text = t.IsString() ? t.As<Napi::String>().Utf8Value() : "";
+      if (text == "float32") spec->value_dtypes.push_back(kiln::PlanDType::kFloat32);
+      else if (text == "uint8") spec->value_dtypes.push_back(kiln::PlanDType::kUint8);
+      else throw_type(at("spec.valueTypes", i), "'float32' or 'uint8'", t);
+    }
+  }
   spec->inputs = read_ints(o.Get("inputs"), "spec.inputs");
   spec->outputs = read_ints(o.Get("outputs"), "spec.outputs");
   spec->max_threads = static_cast<size_t>(get_int_or(o, "maxThreads", 0, 1024, 0));
@@ -124,15 +136,30 @@ std::shared_ptr<kiln::PlanSpec> read_spec(const Napi::Object& o, std::vector<Nap
         const std::string key = keys.Get(k).As<Napi::String>().Utf8Value();
         const std::string wname = name + ".weights." + key;
         Napi::Value wv = wo.Get(key);
-        if (!wv.IsObject()) throw_type(wname, "an object {data: Float32Array, shape: number[]}", wv);
+        if (!wv.IsObject()) throw_type(wname, "an object {data: Float32Array | Int8Array | Int32Array, shape: number[]}", wv);
         Napi::Object wt = wv.As<Napi::Object>();
-        View<float> data = get_f32(wt, "data", 0);
+        Napi::Value dv = wt.Get("data");
         kiln::PlanTensor t;
-        t.data = data.data;
-        t.length = data.length;
+        if (dv.IsTypedArray() && dv.As<Napi::TypedArray>().TypedArrayType() == napi_int8_array) {
+          View<int8_t> data = get_i8(wt, "data", 0);
+          t.dtype = kiln::PlanDType::kInt8;
+          t.raw = data.data;
+          t.length = data.length;
+        } else if (dv.IsTypedArray() && dv.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+          View<int32_t> data = get_i32(wt, "data", 0);
+          t.dtype = kiln::PlanDType::kInt32;
+          t.raw = data.data;
+          t.length = data.length;
+        } else {
+          View<float> data = get_f32(wt, "data", 0);
+          t.data = data.data;
+          t.raw = data.data;
+          t.length = data.length;
+        }
+        // The plan checks the length against the shape (PlanError) before reading anything.
         t.shape = read_dims(wt.Get("shape"), wname + ".shape");
         step.weights[key] = std::move(t);
-        keep->push_back(data.value);
+        keep->push_back(dv);
       }
     }
     spec->steps.push_back(std::move(step));

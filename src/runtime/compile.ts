@@ -110,6 +110,12 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
     if (!ref) {
       throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected graph outputs computed per image but received '${o.name}', a constant`);
     }
+    if (ref.quant) {
+      throw new KilnError(
+        ErrorCode.UNSUPPORTED_OP,
+        `Expected float32 graph outputs but received '${o.name}', a quantized (${ref.quant.dtype}) value: end the graph with a DequantizeLinear`,
+      );
+    }
     if (inputIds.has(ref.id) || outputIds.has(ref.id)) {
       // The plan writes each output into its own caller buffer: copy a shared value.
       ref = copy(env, ref, o.name);
@@ -120,6 +126,7 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
   return {
     spec: {
       values: env.values,
+      ...(env.uint8Values?.size ? { valueTypes: env.values.map((_, id) => (env.uint8Values!.has(id) ? 'uint8' : 'float32')) } : {}),
       inputs: inputs.map((i) => i.ref.id),
       outputs: outputs.map((o) => o.ref.id),
       steps: env.steps,

@@ -8,7 +8,11 @@
  * - axis-like attributes (`axis`, `perm`, Pad `pads`) use ONNX numbering, the batch being axis 0;
  * - constants are step weights `{data, shape}` (full shapes); a Binary/MatMul constant operand is
  *   the weight `A` or `B`, and the step's `inputs` list only the operands that are values;
- * - views (Reshape, Flatten, Squeeze, Unsqueeze, Identity) alias their input's storage.
+ * - views (Reshape, Flatten, Squeeze, Unsqueeze, Identity) alias their input's storage;
+ * - `valueTypes` (optional, float32 when absent) marks the uint8 values of an int8 region: the
+ *   int8 steps (QuantizeLinear ... DequantizeLinear) read and write them, image values in NHWC
+ *   order; int8 activations are stored as uint8 with zero point + 128. Plan inputs and outputs
+ *   are float32. int8 weights are Int8Array, int32 biases Int32Array.
  */
 import { native } from '../binding.js';
 import type { NativePlan } from '../binding.js';
@@ -17,9 +21,12 @@ import { ErrorCode, KilnError } from '../errors.js';
 export type PlanAttr = number | string | boolean | number[];
 
 export interface PlanWeight {
-  data: Float32Array;
+  data: Float32Array | Int8Array | Int32Array;
   shape: number[];
 }
+
+/** Element type of a plan value. */
+export type PlanValueType = 'float32' | 'uint8';
 
 export interface PlanStepSpec {
   /** A plan op: 'Conv', 'Gemm', 'Relu', ... (see PLAN_OPS). */
@@ -34,6 +41,8 @@ export interface PlanStepSpec {
 
 export interface PlanSpec {
   values: number[][];
+  /** Per value; all float32 when absent. */
+  valueTypes?: PlanValueType[];
   inputs: number[];
   outputs: number[];
   steps: PlanStepSpec[];
@@ -48,6 +57,8 @@ export const PLAN_OPS = [
   'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LRN', 'BatchNormalization',
   'Add', 'Sub', 'Mul', 'Div', 'Sum', 'Concat', 'Transpose', 'Softmax', 'LogSoftmax', 'Pad',
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity',
+  'QuantizeLinear', 'DequantizeLinear', 'TransposeU8', 'QLinearConv', 'QLinearGemm', 'DynamicQGemm',
+  'QLinearAdd', 'MaxPoolU8',
 ] as const;
 export type PlanOp = (typeof PLAN_OPS)[number];
 

@@ -33,10 +33,18 @@ class PlanError : public std::invalid_argument {
 // Dimensions of one image's slice of a value (the batch dimension is implicit and outermost).
 using PlanShape = std::vector<size_t>;
 
+// Element type of a plan value (uint8 values hold quantized activations, NHWC for images; int8
+// activations are stored as uint8 with the sign bit flipped, i.e. zero point + 128) or of a weight.
+enum class PlanDType { kFloat32, kUint8, kInt8, kInt32 };
+const char* plan_dtype_name(PlanDType t);
+size_t plan_dtype_bytes(PlanDType t);
+
 // A constant tensor borrowed from the caller while the plan is built (weights are copied or
 // prepacked; the plan keeps no pointer into it).
 struct PlanTensor {
-  const float* data = nullptr;
+  const float* data = nullptr;  // float32 weights (null for the other dtypes)
+  const void* raw = nullptr;    // the elements, whatever the dtype
+  PlanDType dtype = PlanDType::kFloat32;
   size_t length = 0;
   std::vector<size_t> shape;  // full shape; the product must equal length
 };
@@ -60,6 +68,7 @@ struct PlanStepSpec {
 
 struct PlanSpec {
   std::vector<PlanShape> values;  // per-image shape of every value
+  std::vector<PlanDType> value_dtypes;  // per value (float32 or uint8); empty = all float32
   std::vector<int64_t> inputs;    // value ids fed by the caller, in run() order
   std::vector<int64_t> outputs;   // value ids returned to the caller, in run() order
   std::vector<PlanStepSpec> steps;  // in execution order; each value is written by one step
@@ -70,7 +79,8 @@ struct PlanSpec {
 const std::vector<std::string>& plan_ops();
 
 struct PlanInfo {
-  size_t arena_floats_per_image = 0;  // value storage; the arena is this * batch + scratch
+  size_t arena_floats_per_image = 0;  // value storage (uint8 values round up to whole floats);
+                                      // the arena is this * batch + scratch
   size_t weight_bytes = 0;
   std::vector<std::string> steps;     // "op name: detail" per step, aliases included
 };
@@ -96,7 +106,8 @@ class Plan {
   PlanInfo info() const;
 
   // inputs[i] holds batch * input_size(i) floats (read only); outputs[i] receives
-  // batch * output_size(i) floats. Buffers must not overlap each other.
+  // batch * output_size(i) floats. Buffers must not overlap each other. Plan inputs and outputs
+  // are float32 values (quantization happens inside the plan).
   void run(const float* const* inputs, float* const* outputs, size_t batch) const;
 
  private:

@@ -65,7 +65,9 @@ class PlanImpl {
   explicit PlanImpl(const PlanSpec& spec);
 
   std::vector<PlanShape> values;
-  std::vector<size_t> value_floats;
+  std::vector<PlanDType> dtypes;
+  std::vector<size_t> value_floats;  // storage per image (uint8 values round up to whole floats)
+  std::vector<size_t> value_elements;
   std::vector<int> inputs, outputs;
   std::vector<Step> steps;
   std::vector<Group> groups;
@@ -91,6 +93,15 @@ PlanImpl::PlanImpl(const PlanSpec& spec) : max_threads(spec.max_threads) {
 void PlanImpl::check_values(const PlanSpec& spec) {
   if (spec.values.size() > static_cast<size_t>(INT_MAX)) fail("values", "fewer values", std::to_string(spec.values.size()));
   values = spec.values;
+  if (!spec.value_dtypes.empty() && spec.value_dtypes.size() != values.size()) {
+    fail("valueTypes", std::to_string(values.size()) + " dtypes (one per value)", std::to_string(spec.value_dtypes.size()));
+  }
+  dtypes = spec.value_dtypes.empty() ? std::vector<PlanDType>(values.size(), PlanDType::kFloat32) : spec.value_dtypes;
+  for (size_t v = 0; v < values.size(); ++v) {
+    if (dtypes[v] != PlanDType::kFloat32 && dtypes[v] != PlanDType::kUint8) {
+      fail("valueTypes[" + std::to_string(v) + "]", "'float32' or 'uint8'", plan_dtype_name(dtypes[v]));
+    }
+  }
   for (size_t v = 0; v < values.size(); ++v) {
     const PlanShape& s = values[v];
     const std::string name = "values[" + std::to_string(v) + "]";
@@ -100,7 +111,8 @@ void PlanImpl::check_values(const PlanSpec& spec) {
     }
     const size_t n = shape_size(s);
     if (n > kMaxImageFloats) fail(name, "at most 2^40 elements per image", shape_text(s));
-    value_floats.push_back(n);
+    value_elements.push_back(n);
+    value_floats.push_back(dtypes[v] == PlanDType::kFloat32 ? n : (n + 3) / 4);
   }
   auto ids = [&](const std::vector<int64_t>& list, const char* what, std::vector<int>* out) {
     std::vector<bool> seen(values.size(), false);
@@ -117,6 +129,12 @@ void PlanImpl::check_values(const PlanSpec& spec) {
   };
   ids(spec.inputs, "inputs", &inputs);
   ids(spec.outputs, "outputs", &outputs);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (dtypes[inputs[i]] != PlanDType::kFloat32) fail("inputs[" + std::to_string(i) + "]", "a float32 value", plan_dtype_name(dtypes[inputs[i]]));
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (dtypes[outputs[i]] != PlanDType::kFloat32) fail("outputs[" + std::to_string(i) + "]", "a float32 value (dequantize first)", plan_dtype_name(dtypes[outputs[i]]));
+  }
   for (size_t i = 0; i < outputs.size(); ++i) {
     if (std::find(inputs.begin(), inputs.end(), outputs[i]) != inputs.end()) {
       fail("outputs[" + std::to_string(i) + "]", "a value that is not a plan input (add a Copy step)", "value " + std::to_string(outputs[i]));
@@ -138,6 +156,7 @@ void PlanImpl::build_steps(const PlanSpec& spec) {
     }
     Step step;
     std::vector<PlanShape> in_shapes, out_shapes;
+    std::vector<PlanDType> in_types, out_types;
     for (size_t j = 0; j < s.inputs.size(); ++j) {
       const int64_t id = s.inputs[j];
       const std::string name = where + ".inputs[" + std::to_string(j) + "]";
@@ -145,6 +164,7 @@ void PlanImpl::build_steps(const PlanSpec& spec) {
       if (!defined[id]) fail(name, "a value written by a plan input or an earlier step", "value " + std::to_string(id));
       step.in_values.push_back(static_cast<int>(id));
       in_shapes.push_back(values[id]);
+      in_types.push_back(dtypes[id]);
     }
     for (size_t j = 0; j < s.outputs.size(); ++j) {
       const int64_t id = s.outputs[j];
@@ -154,6 +174,7 @@ void PlanImpl::build_steps(const PlanSpec& spec) {
       defined[id] = true;
       step.out_values.push_back(static_cast<int>(id));
       out_shapes.push_back(values[id]);
+      out_types.push_back(dtypes[id]);
     }
     for (const auto& w : s.weights) {
       const std::string name = where + ".weights." + w.first;
@@ -163,9 +184,17 @@ void PlanImpl::build_steps(const PlanSpec& spec) {
       if (w.second.shape.size() > kMaxRank) fail(name, "a shape of rank <= " + std::to_string(kMaxRank), shape_text(w.second.shape));
       const size_t n = shape_size(w.second.shape);
       if (n != w.second.length) fail(name, std::to_string(n) + " elements for shape " + shape_text(w.second.shape), std::to_string(w.second.length));
-      if (n > 0 && !w.second.data) fail(name, "data", "a null pointer");
+      if (n > 0 && !w.second.raw) fail(name, "data", "a null pointer");
+      if (w.second.dtype == PlanDType::kFloat32 && w.second.data != w.second.raw) fail(name, "float32 data", "a mismatched pointer");
     }
     runtime::StepContext ctx(s, i, in_shapes, out_shapes);
+    ctx.set_dtypes(in_types, out_types);
+    if (!entry->quantized) {
+      // Float ops and views of float values; views of uint8 values keep their dtype.
+      const PlanDType want = entry->make || in_types.empty() ? PlanDType::kFloat32 : in_types[0];
+      for (size_t j = 0; j < in_types.size(); ++j) ctx.expect_input_dtype(j, want);
+      for (size_t j = 0; j < out_types.size(); ++j) ctx.expect_output_dtype(j, want);
+    }
     std::string label = s.op + (s.name.empty() ? "" : " " + s.name);
     if (entry->make) {
       step.impl = entry->make(ctx);
@@ -175,7 +204,7 @@ void PlanImpl::build_steps(const PlanSpec& spec) {
     } else {
       ctx.expect_inputs(1, 1);
       ctx.expect_outputs(1);
-      if (value_floats[step.in_values[0]] != value_floats[step.out_values[0]]) {
+      if (value_elements[step.in_values[0]] != value_elements[step.out_values[0]]) {
         ctx.fail("outputs[0]", "a shape of " + std::to_string(value_floats[step.in_values[0]]) + " elements per image (a view of the input " +
                  shape_text(in_shapes[0]) + ")", shape_text(out_shapes[0]));
       }
@@ -284,8 +313,8 @@ Plan::~Plan() = default;
 
 size_t Plan::num_inputs() const { return impl_->inputs.size(); }
 size_t Plan::num_outputs() const { return impl_->outputs.size(); }
-size_t Plan::input_size(size_t i) const { return impl_->value_floats.at(impl_->inputs.at(i)); }
-size_t Plan::output_size(size_t i) const { return impl_->value_floats.at(impl_->outputs.at(i)); }
+size_t Plan::input_size(size_t i) const { return impl_->value_elements.at(impl_->inputs.at(i)); }
+size_t Plan::output_size(size_t i) const { return impl_->value_elements.at(impl_->outputs.at(i)); }
 
 namespace {
 

@@ -7,6 +7,24 @@
 namespace kiln {
 namespace runtime {
 
+}  // namespace runtime
+
+const char* plan_dtype_name(PlanDType t) {
+  switch (t) {
+    case PlanDType::kFloat32: return "float32";
+    case PlanDType::kUint8: return "uint8";
+    case PlanDType::kInt8: return "int8";
+    case PlanDType::kInt32: return "int32";
+  }
+  return "?";
+}
+
+size_t plan_dtype_bytes(PlanDType t) {
+  return t == PlanDType::kUint8 || t == PlanDType::kInt8 ? 1 : 4;
+}
+
+namespace runtime {
+
 std::string shape_text(const std::vector<size_t>& shape) {
   std::ostringstream s;
   s << "[";
@@ -157,15 +175,47 @@ std::string StepContext::choice_or(const char* name, const std::vector<std::stri
   fail(std::string("attrs.") + name, want, "\"" + v + "\"");
 }
 
-const PlanTensor* StepContext::weight_opt(const char* name) const {
+const PlanTensor* StepContext::find_weight(const char* name) const {
   auto it = spec_.weights.find(name);
   return it == spec_.weights.end() ? nullptr : &it->second;
 }
 
+const PlanTensor* StepContext::weight_opt(const char* name) const {
+  return find_weight(name) ? &weight(name) : nullptr;
+}
+
 const PlanTensor& StepContext::weight(const char* name) const {
-  const PlanTensor* w = weight_opt(name);
+  const PlanTensor* w = find_weight(name);
   if (!w) fail(std::string("weights.") + name, "a weight tensor", "undefined");
+  if (w->dtype != PlanDType::kFloat32 || !w->data) {
+    fail(std::string("weights.") + name, "a float32 weight", std::string(plan_dtype_name(w->dtype)) + " data");
+  }
   return *w;
+}
+
+const PlanTensor& StepContext::typed_weight(const char* name, PlanDType t, const std::vector<size_t>& shape) const {
+  const PlanTensor* w = find_weight(name);
+  if (!w) fail(std::string("weights.") + name, std::string("a ") + plan_dtype_name(t) + " weight tensor", "undefined");
+  if (w->dtype != t || (w->length && !w->raw)) fail(std::string("weights.") + name, std::string("a ") + plan_dtype_name(t) + " weight", std::string(plan_dtype_name(w->dtype)) + " data");
+  if (w->shape != shape) fail(std::string("weights.") + name, "shape " + shape_text(shape), shape_text(w->shape));
+  return *w;
+}
+
+const PlanTensor* StepContext::typed_weight_opt(const char* name, PlanDType t, const std::vector<size_t>& shape) const {
+  return find_weight(name) ? &typed_weight(name, t, shape) : nullptr;
+}
+
+void StepContext::set_dtypes(std::vector<PlanDType> in, std::vector<PlanDType> out) {
+  in_dtypes_ = std::move(in);
+  out_dtypes_ = std::move(out);
+}
+
+void StepContext::expect_input_dtype(size_t i, PlanDType t) const {
+  if (in_dtype(i) != t) fail("inputs[" + std::to_string(i) + "]", std::string("a ") + plan_dtype_name(t) + " value", plan_dtype_name(in_dtype(i)));
+}
+
+void StepContext::expect_output_dtype(size_t i, PlanDType t) const {
+  if (out_dtype(i) != t) fail("outputs[" + std::to_string(i) + "]", std::string("a ") + plan_dtype_name(t) + " value", plan_dtype_name(out_dtype(i)));
 }
 
 const PlanTensor& StepContext::weight(const char* name, const std::vector<size_t>& shape) const {

@@ -54,6 +54,13 @@ class StepContext {
   // Input i must have rank `rank` per image (rank + 1 with the batch).
   void expect_input_rank(size_t i, size_t rank) const;
 
+  // Element types of the step's values (float32 unless the spec says otherwise).
+  void set_dtypes(std::vector<PlanDType> in, std::vector<PlanDType> out);
+  PlanDType in_dtype(size_t i) const { return i < in_dtypes_.size() ? in_dtypes_[i] : PlanDType::kFloat32; }
+  PlanDType out_dtype(size_t i) const { return i < out_dtypes_.size() ? out_dtypes_[i] : PlanDType::kFloat32; }
+  void expect_input_dtype(size_t i, PlanDType t) const;
+  void expect_output_dtype(size_t i, PlanDType t) const;
+
   bool has(const char* name) const;
   int64_t integer(const char* name, int64_t lo, int64_t hi) const;
   int64_t integer_or(const char* name, int64_t lo, int64_t hi, int64_t fallback) const;
@@ -66,6 +73,12 @@ class StepContext {
   std::string choice_or(const char* name, const std::vector<std::string>& options,
                         const std::string& fallback) const;
 
+  // A weight of any dtype, or null (check its dtype and shape).
+  const PlanTensor* find_weight(const char* name) const;
+  // A weight of the given dtype and shape.
+  const PlanTensor& typed_weight(const char* name, PlanDType t, const std::vector<size_t>& shape) const;
+  const PlanTensor* typed_weight_opt(const char* name, PlanDType t, const std::vector<size_t>& shape) const;
+  // Float32 weights (these readers refuse other dtypes).
   const PlanTensor* weight_opt(const char* name) const;
   const PlanTensor& weight(const char* name) const;
   // The weight must have exactly this shape.
@@ -79,6 +92,7 @@ class StepContext {
   std::string where_;
   std::vector<PlanShape> in_;
   std::vector<PlanShape> out_;
+  std::vector<PlanDType> in_dtypes_, out_dtypes_;
 };
 
 using StepFactory = std::unique_ptr<PlanStep> (*)(const StepContext& ctx);

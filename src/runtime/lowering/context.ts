@@ -8,10 +8,25 @@ import type { AttrValue, GraphNode } from '../../graph/ir.js';
 import { Tensor } from '../../tensor.js';
 import type { PlanAttr, PlanOp, PlanStepSpec, PlanWeight } from '../plan.js';
 
+/**
+ * How a quantized value is stored: a uint8 plan value (int8 activations as uint8 with zero point
+ * + 128). `perm` says the storage order is not the IR's (NCHW): the value is logically [c][p]
+ * (c channels of p positions, flattened or not) but stored [p][c] (NHWC). The scale and zero
+ * point are those of the producing op (in the dtype's own range).
+ */
+export interface QuantInfo {
+  dtype: 'uint8' | 'int8';
+  scale: number;
+  zeroPoint: number;
+  perm?: { c: number; p: number };
+}
+
 /** A plan value: its id and per-image shape (the batch is the implicit leading dimension). */
 export interface ValueRef {
   id: number;
   shape: number[];
+  /** Set for the uint8 values of an int8 region. */
+  quant?: QuantInfo;
 }
 
 /** This node cannot run on the plan; the reason ends up in ERR_KILN_UNSUPPORTED_OP. */
@@ -27,6 +42,8 @@ export interface LoweringEnv {
   initializers: Map<string, Tensor>;
   /** The graph input's fixed batch size, when its leading dimension is a number. */
   fixedBatch: number | undefined;
+  /** Ids of the uint8 plan values (every other value is float32). */
+  uint8Values?: Set<number>;
 }
 
 export function numel(shape: readonly number[]): number {
@@ -58,8 +75,22 @@ export class NodeLowering {
     return this.has(i) && this.env.initializers.has(this.node.inputs[i]);
   }
 
-  /** Input i as a per-image value; constants are refused (the plan's ops take them as weights). */
+  /** Input i as a per-image float32 value; constants and quantized values are refused. */
   value(i: number): ValueRef {
+    const ref = this.anyValue(i);
+    if (ref.quant) {
+      throw new Unsupported(`input ${i} ('${this.node.inputs[i]}') is a quantized (${ref.quant.dtype}) value; a float op needs a DequantizeLinear before it`);
+    }
+    return ref;
+  }
+
+  /** Input i is a per-image value of an int8 region. */
+  isQuantized(i: number): boolean {
+    return this.has(i) && this.env.bound.get(this.node.inputs[i])?.quant !== undefined;
+  }
+
+  /** Input i as a per-image value, float32 or quantized. */
+  anyValue(i: number): ValueRef {
     if (!this.has(i)) throw this.shapeError(`input ${i} is missing`);
     const name = this.node.inputs[i];
     const ref = this.env.bound.get(name);
@@ -77,7 +108,7 @@ export class NodeLowering {
   }
 
   /** A float32 constant as a plan weight. */
-  weight(i: number, what = `input ${i}`): PlanWeight {
+  weight(i: number, what = `input ${i}`): PlanWeight & { data: Float32Array } {
     const t = this.constant(i, what);
     if (t.type !== 'float32') throw new Unsupported(`${what} has dtype ${t.type}; only float32 weights are supported`);
     return { data: t.data as Float32Array, shape: t.dims.slice() };
@@ -149,7 +180,12 @@ export class NodeLowering {
   }
 
   /** Appends a step; returns its output value with the given per-image shape. */
-  emit(op: PlanOp, inputs: ValueRef[], shape: number[], options: { attrs?: Record<string, PlanAttr>; weights?: Record<string, PlanWeight>; macs?: number } = {}): ValueRef {
+  emit(
+    op: PlanOp,
+    inputs: ValueRef[],
+    shape: number[],
+    options: { attrs?: Record<string, PlanAttr>; weights?: Record<string, PlanWeight>; macs?: number; quant?: QuantInfo } = {},
+  ): ValueRef {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 1) throw this.shapeError(`the output shape ${shapeText(shape)} has an empty or invalid dimension`);
     }
@@ -160,7 +196,9 @@ export class NodeLowering {
     if (options.weights && Object.keys(options.weights).length) step.weights = options.weights;
     this.env.steps.push(step);
     this.env.macs += options.macs ?? numel(shape);
-    return { id, shape: shape.slice() };
+    if (!options.quant) return { id, shape: shape.slice() };
+    (this.env.uint8Values ??= new Set()).add(id);
+    return { id, shape: shape.slice(), quant: normalizeQuant(options.quant) };
   }
 
   /** A zero-copy view of `input` under another per-image shape of the same size. */
@@ -169,7 +207,7 @@ export class NodeLowering {
       throw this.shapeError(`cannot view per-image shape ${shapeText(input.shape)} as ${shapeText(shape)}`);
     }
     if (shapeText(shape) === shapeText(input.shape) && op === 'Reshape') return input;
-    return this.emit(op, [input], shape, { macs: 0 });
+    return this.emit(op, [input], shape, { macs: 0, ...(input.quant ? { quant: input.quant } : {}) });
   }
 
   shapeError(message: string): KilnError {
@@ -179,3 +217,12 @@ export class NodeLowering {
 
 /** Turns one node into plan steps; returns the plan value of each node output it defines. */
 export type LowerFn = (n: NodeLowering) => ValueRef[];
+
+/** A perm over one channel or one position is the identity: drop it. */
+function normalizeQuant(q: QuantInfo): QuantInfo {
+  if (q.perm && (q.perm.c === 1 || q.perm.p === 1)) {
+    const { perm: _, ...rest } = q;
+    return rest;
+  }
+  return { ...q };
+}

@@ -3,8 +3,9 @@ import type { LowerFn } from './context.js';
 import { lowerConv, lowerConvTranspose } from './conv.js';
 import { lowerBinary, lowerSum, lowerUnary } from './elementwise.js';
 import { lowerGemm, lowerMatMul } from './gemm.js';
-import { lowerConcat, lowerFlatten, lowerIdentity, lowerPad, lowerReshape, lowerSqueeze, lowerTranspose, lowerUnsqueeze } from './layout.js';
+import { lowerConcat, lowerPad, lowerSqueeze, lowerTranspose, lowerUnsqueeze } from './layout.js';
 import { lowerBatchNorm, lowerGlobalPool, lowerLrn, lowerPool } from './pool.js';
+import { QUANT_LOWERINGS } from './quant.js';
 import { lowerSoftmax } from './softmax.js';
 
 export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
@@ -19,7 +20,6 @@ export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   HardSigmoid: lowerUnary,
   HardSwish: lowerUnary,
   Tanh: lowerUnary,
-  MaxPool: lowerPool,
   AveragePool: lowerPool,
   GlobalAveragePool: lowerGlobalPool,
   GlobalMaxPool: lowerGlobalPool,
@@ -31,16 +31,14 @@ export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   Div: lowerBinary,
   Sum: lowerSum,
   Concat: lowerConcat,
-  Flatten: lowerFlatten,
-  Reshape: lowerReshape,
   Squeeze: lowerSqueeze,
   Unsqueeze: lowerUnsqueeze,
-  Identity: lowerIdentity,
-  Dropout: lowerIdentity,
   Transpose: lowerTranspose,
   Softmax: lowerSoftmax,
   LogSoftmax: lowerSoftmax,
   Pad: lowerPad,
+  // int8 ops, and MaxPool / Flatten / Reshape / Identity / Dropout (float or quantized input)
+  ...QUANT_LOWERINGS,
 };
 
 /** Graph op types the runtime executes. */

@@ -10,6 +10,11 @@ export function lowerIdentity(n: NodeLowering): ValueRef[] {
 
 export function lowerReshape(n: NodeLowering): ValueRef[] {
   const x = n.value(0);
+  return [n.view(x, reshapeTarget(n, x))];
+}
+
+/** The per-image shape a Reshape node gives `x` (the batch must stay the leading dimension). */
+export function reshapeTarget(n: NodeLowering, x: ValueRef): number[] {
   const target = n.has(1) ? n.ints(1, 'shape') : n.intList('shape');
   const allowZero = n.int('allowzero', 0) === 1;
   const full: (number | 'N')[] = ['N', ...x.shape];
@@ -48,16 +53,20 @@ export function lowerReshape(n: NodeLowering): ValueRef[] {
     perImage[infer - 1] = size / known;
   }
   if (numel(perImage) !== size) throw n.shapeError(`cannot reshape per-image ${shapeText(x.shape)} (${size} elements) to ${shapeText(['N', ...perImage])}`);
-  return [n.view(x, perImage)];
+  return perImage;
 }
 
 export function lowerFlatten(n: NodeLowering): ValueRef[] {
-  const x = n.value(0);
+  return [n.view(n.value(0), flattenTarget(n, n.value(0)), 'Flatten')];
+}
+
+/** The per-image shape a Flatten node gives `x`. */
+export function flattenTarget(n: NodeLowering, x: ValueRef): number[] {
   const axis = n.axis(n.int('axis', 1), x.shape.length + 2, 'axis');
   // ONNX: [prod(dims before axis), prod(dims from axis)], so the batch survives only when every
   // dimension between it and the axis is 1.
   if (axis === 0 || numel(x.shape.slice(0, axis - 1)) !== 1) throw new Unsupported(`Flatten with axis ${axis} folds the batch into the first dimension`);
-  return [n.view(x, [numel(x.shape.slice(axis - 1))], 'Flatten')];
+  return [numel(x.shape.slice(axis - 1))];
 }
 
 function readAxes(n: NodeLowering): number[] | undefined {

@@ -25,6 +25,16 @@ std::unique_ptr<PlanStep> make_concat(const StepContext& ctx);          // conca
 std::unique_ptr<PlanStep> make_transpose(const StepContext& ctx);       // transpose.cc
 std::unique_ptr<PlanStep> make_softmax(const StepContext& ctx);         // softmax.cc (+ LogSoftmax)
 std::unique_ptr<PlanStep> make_pad(const StepContext& ctx);             // pad.cc
+// int8 steps on uint8 values (NHWC for images; int8 activations arrive as uint8 with the sign bit
+// flipped, so one set of kernels serves both).
+std::unique_ptr<PlanStep> make_quantize(const StepContext& ctx);        // quantize.cc
+std::unique_ptr<PlanStep> make_dequantize(const StepContext& ctx);      // quantize.cc
+std::unique_ptr<PlanStep> make_transpose_u8(const StepContext& ctx);    // quantize.cc
+std::unique_ptr<PlanStep> make_qlinear_conv(const StepContext& ctx);    // qlinear-conv.cc
+std::unique_ptr<PlanStep> make_qlinear_gemm(const StepContext& ctx);    // qlinear-gemm.cc
+std::unique_ptr<PlanStep> make_dynamic_qgemm(const StepContext& ctx);   // qlinear-gemm.cc
+std::unique_ptr<PlanStep> make_qlinear_add(const StepContext& ctx);     // qlinear-add.cc
+std::unique_ptr<PlanStep> make_max_pool_u8(const StepContext& ctx);     // max-pool-u8.cc
 
 }  // namespace runtime
 }  // namespace kiln

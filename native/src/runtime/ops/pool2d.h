@@ -30,6 +30,10 @@ class Pool2d {
   // y[p] = pool(x[p]) for `planes` consecutive planes.
   void run(const float* x, float* y, size_t planes, size_t max_threads) const;
   std::string detail() const;
+  // The window along height and width (int8 pooling reads them into its own geometry).
+  const PoolAxis& height_axis() const { return h_; }
+  const PoolAxis& width_axis() const { return w_; }
+  bool is_max() const { return max_; }
   // A max pool whose windows all lie inside its input, as the window a convolution can pool its
   // own output with (Conv2dPlan::run_max_pooled). False for average pools and padded windows.
   bool as_conv_max_pool(ConvMaxPool* pool) const;

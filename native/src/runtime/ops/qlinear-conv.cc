@@ -1,0 +1,139 @@
+// QLinearConv: uint8 NHWC input, int8 OIHW weights packed once (S8Conv2dPlan), int32 bias,
+// requantized uint8 NHWC output with a fused ReLU (y_min = y_zero_point), or, without y_scale, a
+// float32 output dequantized in the GEMM epilogue (staged NHWC in scratch, then written NCHW with
+// the ReLU applied).
+#include <algorithm>
+#include <sstream>
+
+#include "kiln/s8-conv.h"
+#include "runtime/ops/ops.h"
+#include "runtime/ops/quant-attrs.h"
+#include "runtime/parallel.h"
+
+namespace kiln {
+namespace runtime {
+namespace {
+
+constexpr int64_t kMaxDim = int64_t{1} << 31;
+
+class QLinearConvStep : public PlanStep {
+ public:
+  QLinearConvStep(const Conv2dGeometry& g, const int8_t* w, const int32_t* bias, const S8ConvQuant& q,
+                  bool float_output, bool relu)
+      : conv_(g, w, bias, q, float_output), relu_(relu) {}
+
+  void run(const StepBuffers& io, size_t batch, float* scratch, size_t threads) const override {
+    const auto* in = reinterpret_cast<const uint8_t*>(io.in[0]);
+    if (!conv_.float_output()) {
+      conv_.run(in, io.out[0], batch, reinterpret_cast<uint8_t*>(scratch), threads);
+      return;
+    }
+    const Conv2dGeometry& g = conv_.geometry();
+    const size_t plane = g.out_plane(), channels = g.out_channels, image = plane * channels;
+    float* staged = scratch;
+    conv_.run(in, staged, batch, reinterpret_cast<uint8_t*>(scratch + round16(batch * image)), threads);
+    for_chunks(batch, 1, threads, [&](size_t b0, size_t b1) {
+      for (size_t b = b0; b < b1; ++b) {
+        const float* x = staged + b * image;
+        float* y = io.out[0] + b * image;
+        for (size_t p = 0; p < plane; ++p) {
+          for (size_t c = 0; c < channels; ++c) {
+            const float v = x[p * channels + c];
+            y[c * plane + p] = relu_ && v < 0 ? 0.0f : v;
+          }
+        }
+      }
+    });
+  }
+  size_t scratch_floats(size_t batch, size_t threads) const override {
+    const size_t conv = round_up_floats(conv_.scratch_bytes(batch, threads));
+    if (!conv_.float_output()) return conv;
+    const Conv2dGeometry& g = conv_.geometry();
+    return round16(batch * g.out_channels * g.out_plane()) + conv;
+  }
+  size_t weight_bytes() const override { return conv_.weight_bytes(); }
+  std::string detail() const override {
+    const Conv2dGeometry& g = conv_.geometry();
+    std::ostringstream s;
+    s << "u8 NHWC " << g.kernel_h << "x" << g.kernel_w << " s" << g.stride_h << "x" << g.stride_w << " "
+      << g.in_channels << "->" << g.out_channels;
+    if (g.groups > 1) s << " g" << g.groups;
+    if (g.dilation_h > 1 || g.dilation_w > 1) s << " d" << g.dilation_h << "x" << g.dilation_w;
+    if (relu_) s << " relu";
+    s << (conv_.float_output() ? " -> f32 NCHW" : " -> u8");
+    return s.str();
+  }
+
+ private:
+  static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+  S8Conv2dPlan conv_;
+  bool relu_;
+};
+
+}  // namespace
+
+std::unique_ptr<PlanStep> make_qlinear_conv(const StepContext& ctx) {
+  ctx.expect_inputs(1, 1);
+  ctx.expect_outputs(1);
+  ctx.expect_input_rank(0, 3);
+  ctx.expect_input_dtype(0, PlanDType::kUint8);
+  const bool float_output = !ctx.has("y_scale");
+  ctx.expect_output_dtype(0, float_output ? PlanDType::kFloat32 : PlanDType::kUint8);
+  const PlanShape& x = ctx.in()[0];
+  const auto kernel = ctx.integers_or("kernel", 2, 1, kMaxDim, {});
+  if (kernel.empty()) ctx.fail("attrs.kernel", "2 kernel sizes", "undefined");
+  const auto strides = ctx.integers_or("strides", 2, 1, kMaxDim, {1, 1});
+  const auto pads = ctx.integers_or("pads", 4, 0, kMaxDim, {0, 0, 0, 0});
+  const auto dilations = ctx.integers_or("dilations", 2, 1, kMaxDim, {1, 1});
+  const int64_t group = ctx.integer_or("group", 1, kMaxDim, 1);
+  const int64_t out_channels = ctx.integer("out_channels", 1, kMaxDim);
+
+  Conv2dGeometry g;
+  g.in_channels = x[0];
+  g.in_height = x[1];
+  g.in_width = x[2];
+  g.out_channels = static_cast<size_t>(out_channels);
+  g.kernel_h = static_cast<size_t>(kernel[0]);
+  g.kernel_w = static_cast<size_t>(kernel[1]);
+  g.stride_h = static_cast<size_t>(strides[0]);
+  g.stride_w = static_cast<size_t>(strides[1]);
+  g.pad_top = static_cast<size_t>(pads[0]);
+  g.pad_left = static_cast<size_t>(pads[1]);
+  g.pad_bottom = static_cast<size_t>(pads[2]);
+  g.pad_right = static_cast<size_t>(pads[3]);
+  g.dilation_h = static_cast<size_t>(dilations[0]);
+  g.dilation_w = static_cast<size_t>(dilations[1]);
+  g.groups = static_cast<size_t>(group);
+  if (g.in_channels % g.groups != 0 || g.out_channels % g.groups != 0) {
+    ctx.fail("attrs.group", "a divisor of the input channels (" + std::to_string(g.in_channels) +
+             ") and the output channels (" + std::to_string(g.out_channels) + ")", std::to_string(group));
+  }
+  const PlanTensor& w = ctx.typed_weight("W", PlanDType::kInt8, {g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w});
+  const PlanTensor* b = ctx.typed_weight_opt("B", PlanDType::kInt32, {g.out_channels});
+  const PlanTensor* ws = &weight_scales(ctx, g.out_channels);
+  g.out_height = window_output_size(g.in_height, g.pad_top, g.pad_bottom, g.kernel_h, g.stride_h, g.dilation_h);
+  g.out_width = window_output_size(g.in_width, g.pad_left, g.pad_right, g.kernel_w, g.stride_w, g.dilation_w);
+  if (g.out_height == 0 || g.out_width == 0 || !conv2d_geometry_valid(g)) {
+    ctx.fail("", "a kernel window that fits the padded input " + shape_text(x), "kernel " + shape_text({g.kernel_h, g.kernel_w}));
+  }
+  shape_size({g.patch(), g.out_plane(), 64});
+  ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});
+
+  S8ConvQuant q;
+  q.x_scale = scale_attr(ctx, "x_scale");
+  q.x_zero_point = zero_point_attr(ctx, "x_zero_point");
+  q.w_scale = ws->data;
+  q.w_scale_count = ws->length;
+  const bool relu = ctx.integer_or("relu", 0, 1, 0) == 1;
+  if (!float_output) {
+    q.y_scale = scale_attr(ctx, "y_scale");
+    q.y_zero_point = zero_point_attr(ctx, "y_zero_point");
+    q.y_min = relu ? q.y_zero_point : 0;
+    q.y_max = 255;
+  }
+  return std::make_unique<QLinearConvStep>(g, static_cast<const int8_t*>(w.raw), b ? static_cast<const int32_t*>(b->raw) : nullptr, q,
+                                           float_output, relu);
+}
+
+}  // namespace runtime
+}  // namespace kiln

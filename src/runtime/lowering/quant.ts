@@ -1,0 +1,308 @@
+/**
+ * The int8 ops of docs/int8-ir.md: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearGemm,
+ * QLinearAdd, DynamicQGemm, and MaxPool / Flatten / Reshape / Identity on quantized values.
+ *
+ * Quantized values are uint8 plan values (int8 activations stored as uint8 with zero point + 128,
+ * so one set of kernels serves both); images are NHWC inside the plan while the IR stays NCHW.
+ * Every ValueRef records its layout (QuantInfo.perm), and nothing is inserted between consecutive
+ * int8 ops except where an op needs the other order: a Reshape that is not a plain flatten gets an
+ * explicit NHWC -> NCHW TransposeU8; a QLinearGemm reading a flattened NHWC value instead has its
+ * weight's K rows permuted at lowering time (the Flatten stays a free alias).
+ */
+import type { Tensor } from '../../tensor.js';
+import { NodeLowering, type QuantInfo, Unsupported, type ValueRef, shapeText } from './context.js';
+import { flattenTarget, lowerFlatten, lowerIdentity, lowerReshape, reshapeTarget } from './layout.js';
+import { lowerPool, poolStep } from './pool.js';
+import { readWindow, windowOutput } from './window.js';
+
+type QuantDType = QuantInfo['dtype'];
+
+const RANGE: Record<QuantDType, [number, number]> = { uint8: [0, 255], int8: [-128, 127] };
+
+/** The zero point the uint8 kernels use for a value of this dtype. */
+function storedZeroPoint(dtype: QuantDType, zp: number): number {
+  return dtype === 'int8' ? zp + 128 : zp;
+}
+
+function dtypeAttr(n: NodeLowering, name: string): QuantDType {
+  const v = n.str(name, 'uint8');
+  if (v !== 'uint8' && v !== 'int8') throw n.shapeError(`attribute '${name}' must be 'uint8' or 'int8', received '${v}'`);
+  return v;
+}
+
+/** A scale attribute: required, finite and > 0 once rounded to float32. */
+function scaleAttr(n: NodeLowering, name: string): number {
+  if (!n.hasAttr(name)) throw n.shapeError(`attribute '${name}' is required`);
+  const v = n.float(name, 0);
+  const f = Math.fround(v);
+  if (!(f > 0) || !Number.isFinite(f)) throw n.shapeError(`attribute '${name}' must be a finite scale > 0, received ${v}`);
+  return f;
+}
+
+function zeroPointAttr(n: NodeLowering, name: string, dtype: QuantDType): number {
+  const zp = n.int(name, 0);
+  const [lo, hi] = RANGE[dtype];
+  if (zp < lo || zp > hi) throw n.shapeError(`attribute '${name}' must be an integer in [${lo}, ${hi}] for ${dtype}, received ${zp}`);
+  return zp;
+}
+
+function quantizedInput(n: NodeLowering, i: number): ValueRef & { quant: QuantInfo } {
+  const ref = n.anyValue(i);
+  if (!ref.quant) throw n.shapeError(`input ${i} ('${n.node.inputs[i]}') must be a quantized value (uint8 or int8), received float32`);
+  return ref as ValueRef & { quant: QuantInfo };
+}
+
+function int8Weight(n: NodeLowering, i: number, what: string, rank: number): Tensor {
+  const t = n.constant(i, what);
+  if (t.type !== 'int8') throw n.shapeError(`${what} must be an int8 initializer, received ${t.type}`);
+  if (t.dims.length !== rank) throw n.shapeError(`${what} must have rank ${rank}, received ${shapeText(t.dims)}`);
+  return t;
+}
+
+/** w_scale: float32 with `count` values or 1, each finite and > 0. */
+function weightScale(n: NodeLowering, i: number, count: number): { data: Float32Array; shape: number[] } {
+  const t = n.constant(i, 'w_scale');
+  if (t.type !== 'float32') throw n.shapeError(`w_scale must be float32, received ${t.type}`);
+  const data = t.data as Float32Array;
+  if (data.length !== count && data.length !== 1) throw n.shapeError(`w_scale has ${data.length} values for ${count} output channels`);
+  data.forEach((s, k) => {
+    if (!(s > 0) || !Number.isFinite(s)) throw n.shapeError(`w_scale[${k}] must be a finite scale > 0, received ${s}`);
+  });
+  return { data, shape: [data.length] };
+}
+
+function typedBias(n: NodeLowering, i: number, count: number, type: 'int32' | 'float32'): { data: Int32Array | Float32Array; shape: number[] } | undefined {
+  if (!n.has(i)) return undefined;
+  const t = n.constant(i, 'bias');
+  if (t.type !== type) throw n.shapeError(`bias must be ${type}, received ${t.type}`);
+  if (t.size !== count) throw n.shapeError(`bias has ${t.size} values for ${count} outputs`);
+  return { data: t.data as Int32Array | Float32Array, shape: [count] };
+}
+
+/** 1 for a fused ReLU, 0 without; other activations cannot fuse into an int8 op. */
+function reluAttr(n: NodeLowering): number {
+  const a = n.str('kiln_activation', 'None');
+  if (a !== 'None' && a !== 'Relu') throw new Unsupported(`kiln_activation '${a}' on an int8 op (only 'Relu')`);
+  return a === 'Relu' ? 1 : 0;
+}
+
+/** The value in NHWC order (a [C, H, W] image; a transpose only when it is stored NCHW). */
+function toNhwc(n: NodeLowering, x: ValueRef & { quant: QuantInfo }): ValueRef & { quant: QuantInfo } {
+  const [c, h, w] = x.shape;
+  const p = h * w;
+  const perm = x.quant.perm;
+  if (c === 1 || p === 1 || (perm && perm.c === c && perm.p === p)) return x;
+  if (perm) throw new Unsupported(`a quantized value stored in another order (${perm.c} x ${perm.p}) than [${c}, ${p}]`);
+  return n.emit('TransposeU8', [x], x.shape, { attrs: { rows: c, cols: p }, macs: 0, quant: { ...x.quant, perm: { c, p } } }) as ValueRef & { quant: QuantInfo };
+}
+
+/** The value in the IR's own (NCHW) order. */
+function toPlain(n: NodeLowering, x: ValueRef & { quant: QuantInfo }): ValueRef & { quant: QuantInfo } {
+  const perm = x.quant.perm;
+  if (!perm) return x;
+  const { perm: _, ...plain } = x.quant;
+  return n.emit('TransposeU8', [x], x.shape, { attrs: { rows: perm.p, cols: perm.c }, macs: 0, quant: plain }) as ValueRef & { quant: QuantInfo };
+}
+
+export function lowerQuantize(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const dtype = dtypeAttr(n, 'dtype');
+  const scale = scaleAttr(n, 'scale');
+  const zp = zeroPointAttr(n, 'zero_point', dtype);
+  const image = x.shape.length === 3;
+  const channels = image ? x.shape[0] : 1;
+  const quant: QuantInfo = { dtype, scale, zeroPoint: zp, ...(image ? { perm: { c: x.shape[0], p: x.shape[1] * x.shape[2] } } : {}) };
+  return [n.emit('QuantizeLinear', [x], x.shape, { attrs: { scale, zero_point: storedZeroPoint(dtype, zp), channels }, quant })];
+}
+
+export function lowerDequantize(n: NodeLowering): ValueRef[] {
+  const q = quantizedInput(n, 0);
+  const scale = scaleAttr(n, 'scale');
+  const zp = zeroPointAttr(n, 'zero_point', q.quant.dtype);
+  const channels = q.quant.perm?.c ?? 1;
+  return [n.emit('DequantizeLinear', [q], q.shape, { attrs: { scale, zero_point: storedZeroPoint(q.quant.dtype, zp), channels } })];
+}
+
+/** y_scale / y_zero_point / y_dtype as plan attrs, or none for a float32 output. */
+function outputQuant(n: NodeLowering): { attrs: Record<string, number>; quant?: Omit<QuantInfo, 'perm'> } {
+  if (!n.hasAttr('y_scale')) {
+    if (n.hasAttr('y_zero_point')) throw n.shapeError("y_zero_point without y_scale (a float output has neither)");
+    return { attrs: {} };
+  }
+  const dtype = dtypeAttr(n, 'y_dtype');
+  const scale = scaleAttr(n, 'y_scale');
+  const zp = zeroPointAttr(n, 'y_zero_point', dtype);
+  return { attrs: { y_scale: scale, y_zero_point: storedZeroPoint(dtype, zp) }, quant: { dtype, scale, zeroPoint: zp } };
+}
+
+export function lowerQLinearConv(n: NodeLowering): ValueRef[] {
+  let x = quantizedInput(n, 0);
+  if (x.shape.length !== 3) throw new Unsupported(`${x.shape.length - 1}-D QLinearConv (only 2-D)`);
+  const w = int8Weight(n, 1, 'the weight w', 4);
+  const [cout, cinPerGroup, kh, kw] = w.dims;
+  const win = readWindow(n, x.shape.slice(1), [kh, kw]);
+  if (win.kernel[0] !== kh || win.kernel[1] !== kw) throw n.shapeError(`kernel_shape ${shapeText(win.kernel)} differs from the weight ${shapeText(w.dims)}`);
+  const group = n.int('group', 1);
+  const cin = x.shape[0];
+  if (group < 1 || cin !== cinPerGroup * group || cout % group !== 0) {
+    throw n.shapeError(`input channels ${cin}, weight ${shapeText(w.dims)} and group ${group} do not agree`);
+  }
+  const wScale = weightScale(n, 2, cout);
+  const bias = typedBias(n, 3, cout, 'int32');
+  const out = [0, 1].map((i) => windowOutput(x.shape[1 + i], win.pads[i], win.pads[2 + i], win.kernel[i], win.strides[i], win.dilations[i]));
+  if (out.some((d) => d < 1)) throw n.shapeError(`the kernel does not fit the padded input ${shapeText(['N', ...x.shape])}`);
+  const xScale = scaleAttr(n, 'x_scale');
+  const xZp = zeroPointAttr(n, 'x_zero_point', x.quant.dtype);
+  const y = outputQuant(n);
+  x = toNhwc(n, x);
+  const shape = [cout, out[0], out[1]];
+  return [
+    n.emit('QLinearConv', [x], shape, {
+      attrs: {
+        kernel: win.kernel, strides: win.strides, pads: win.pads, dilations: win.dilations, group, out_channels: cout,
+        x_scale: xScale, x_zero_point: storedZeroPoint(x.quant.dtype, xZp), relu: reluAttr(n), ...y.attrs,
+      },
+      weights: { W: { data: w.data as Int8Array, shape: w.dims.slice() }, w_scale: wScale, ...(bias ? { B: bias } : {}) },
+      macs: cout * out[0] * out[1] * cinPerGroup * kh * kw,
+      ...(y.quant ? { quant: { ...y.quant, perm: { c: cout, p: out[0] * out[1] } } } : {}),
+    }),
+  ];
+}
+
+/**
+ * The weight with its K index permuted to the input's storage order: input element s = pi * c + ci
+ * holds logical feature k = ci * p + pi.
+ */
+function permuteK(w: Int8Array, k: number, nOut: number, transB: boolean, perm: { c: number; p: number }): Int8Array {
+  const out = new Int8Array(w.length);
+  for (let pi = 0; pi < perm.p; pi++) {
+    for (let ci = 0; ci < perm.c; ci++) {
+      const s = pi * perm.c + ci;
+      const kk = ci * perm.p + pi;
+      if (transB) {
+        for (let j = 0; j < nOut; j++) out[j * k + s] = w[j * k + kk];
+      } else {
+        out.set(w.subarray(kk * nOut, (kk + 1) * nOut), s * nOut);
+      }
+    }
+  }
+  return out;
+}
+
+/** W (int8 2-D, [N, K] with transB else [K, N]) checked against K features. */
+function gemmWeight(n: NodeLowering, k: number): { w: Int8Array; dims: number[]; nOut: number; transB: boolean } {
+  const w = int8Weight(n, 1, 'the weight w', 2);
+  const transB = n.int('transB', 0) !== 0;
+  if (n.int('transA', 0) !== 0) throw new Unsupported('transA = 1');
+  const [d0, d1] = w.dims;
+  const wk = transB ? d1 : d0;
+  if (wk !== k) throw n.shapeError(`weight ${shapeText(w.dims)} (transB ${transB ? 1 : 0}) does not fit ${k} input features`);
+  return { w: w.data as Int8Array, dims: w.dims.slice(), nOut: transB ? d0 : d1, transB };
+}
+
+export function lowerQLinearGemm(n: NodeLowering): ValueRef[] {
+  const a = quantizedInput(n, 0);
+  if (a.shape.length !== 1) throw n.shapeError(`input a must be 2-D [N, K], received ${shapeText(['N', ...a.shape])}`);
+  const k = a.shape[0];
+  const g = gemmWeight(n, k);
+  const wScale = weightScale(n, 2, g.nOut);
+  const bias = typedBias(n, 3, g.nOut, 'int32');
+  const aScale = scaleAttr(n, 'a_scale');
+  const aZp = zeroPointAttr(n, 'a_zero_point', a.quant.dtype);
+  const y = outputQuant(n);
+  const w = a.quant.perm ? permuteK(g.w, k, g.nOut, g.transB, a.quant.perm) : g.w;
+  return [
+    n.emit('QLinearGemm', [a], [g.nOut], {
+      attrs: { transB: g.transB ? 1 : 0, out_features: g.nOut, a_scale: aScale, a_zero_point: storedZeroPoint(a.quant.dtype, aZp), relu: reluAttr(n), ...y.attrs },
+      weights: { W: { data: w, shape: g.dims }, w_scale: wScale, ...(bias ? { B: bias } : {}) },
+      macs: k * g.nOut,
+      ...(y.quant ? { quant: y.quant } : {}),
+    }),
+  ];
+}
+
+export function lowerDynamicQGemm(n: NodeLowering): ValueRef[] {
+  const a = n.value(0);
+  if (a.shape.length !== 1) throw n.shapeError(`input a must be 2-D [N, K], received ${shapeText(['N', ...a.shape])}`);
+  const g = gemmWeight(n, a.shape[0]);
+  const wScale = weightScale(n, 2, g.nOut);
+  const bias = typedBias(n, 3, g.nOut, 'float32');
+  return [
+    n.emit('DynamicQGemm', [a], [g.nOut], {
+      attrs: { transB: g.transB ? 1 : 0, out_features: g.nOut, relu: reluAttr(n) },
+      weights: { W: { data: g.w, shape: g.dims }, w_scale: wScale, ...(bias ? { B: bias } : {}) },
+      macs: a.shape[0] * g.nOut,
+    }),
+  ];
+}
+
+export function lowerQLinearAdd(n: NodeLowering): ValueRef[] {
+  let a = quantizedInput(n, 0);
+  let b = quantizedInput(n, 1);
+  if (shapeText(a.shape) !== shapeText(b.shape)) {
+    throw new Unsupported(`QLinearAdd of per-image shapes ${shapeText(a.shape)} and ${shapeText(b.shape)} (no broadcasting)`);
+  }
+  const attrs: Record<string, number> = {};
+  for (const [prefix, v] of [['a', a], ['b', b]] as const) {
+    attrs[`${prefix}_scale`] = scaleAttr(n, `${prefix}_scale`);
+    attrs[`${prefix}_zero_point`] = storedZeroPoint(v.quant.dtype, zeroPointAttr(n, `${prefix}_zero_point`, v.quant.dtype));
+  }
+  const y = outputQuant(n);
+  if (!y.quant) throw n.shapeError('attribute y_scale is required');
+  const pa = a.quant.perm;
+  const pb = b.quant.perm;
+  if (!(pa?.c === pb?.c && pa?.p === pb?.p)) {
+    a = toPlain(n, a);
+    b = toPlain(n, b);
+  }
+  const perm = a.quant.perm;
+  return [
+    n.emit('QLinearAdd', [a, b], a.shape, {
+      attrs: { ...attrs, ...y.attrs, relu: reluAttr(n) },
+      ...{ quant: { ...y.quant, ...(perm ? { perm } : {}) } },
+    }),
+  ];
+}
+
+function lowerMaxPoolU8(n: NodeLowering): ValueRef[] {
+  let x = quantizedInput(n, 0);
+  if (x.shape.length !== 3) throw new Unsupported(`${x.shape.length - 1}-D MaxPool on a quantized value (only 2-D)`);
+  if (n.node.outputs.length > 1 && n.node.outputs[1]) throw new Unsupported('MaxPool indices of a quantized value');
+  x = toNhwc(n, x);
+  const p = poolStep(n, x.shape);
+  const { perm: _, ...q } = x.quant;
+  return [n.emit('MaxPoolU8', [x], p.shape, { attrs: p.attrs, macs: p.macs, quant: { ...q, perm: { c: p.shape[0], p: p.shape[1] * p.shape[2] } } })];
+}
+
+function lowerFlattenQ(n: NodeLowering): ValueRef[] {
+  const x = quantizedInput(n, 0);
+  // A flat view keeps the storage order: readers (QLinearGemm, DequantizeLinear) follow perm.
+  return [n.view(x, flattenTarget(n, x), 'Flatten')];
+}
+
+function lowerReshapeQ(n: NodeLowering): ValueRef[] {
+  let x = quantizedInput(n, 0);
+  const target = reshapeTarget(n, x);
+  if (shapeText(target) === shapeText(x.shape)) return [x];
+  if (x.quant.perm && target.length !== 1) x = toPlain(n, x);
+  return [n.view(x, target)];
+}
+
+/** The float lowering, or the quantized one when input 0 is a quantized value. */
+function byInput(float: (n: NodeLowering) => ValueRef[], quantized: (n: NodeLowering) => ValueRef[]) {
+  return (n: NodeLowering): ValueRef[] => (n.isQuantized(0) ? quantized(n) : float(n));
+}
+
+export const QUANT_LOWERINGS = {
+  QuantizeLinear: lowerQuantize,
+  DequantizeLinear: lowerDequantize,
+  QLinearConv: lowerQLinearConv,
+  QLinearGemm: lowerQLinearGemm,
+  QLinearAdd: lowerQLinearAdd,
+  DynamicQGemm: lowerDynamicQGemm,
+  MaxPool: byInput(lowerPool, lowerMaxPoolU8),
+  Flatten: byInput(lowerFlatten, lowerFlattenQ),
+  Reshape: byInput(lowerReshape, lowerReshapeQ),
+  Identity: byInput(lowerIdentity, (n) => [quantizedInput(n, 0)]),
+  Dropout: byInput(lowerIdentity, (n) => [quantizedInput(n, 0)]),
+} as const;

@@ -1,0 +1,325 @@
+/**
+ * The int8 runtime (docs/int8-ir.md on the native plan) against the float64 / exact-integer
+ * reference interpreter `runInt8Reference`: hand-built int8 graphs (conv chains with fused ReLU,
+ * padding, strides, groups, max pools, flatten + gemm with the NHWC weight permutation, QLinearAdd,
+ * float-output conv and gemm, DynamicQGemm, a reshape that needs the NCHW order, uint8 and int8
+ * activations with non-zero zero points). Quantized values leave the graph through
+ * DequantizeLinear, which is exact in float32, so bit-equal outputs mean bit-equal integers.
+ * Every ISA, 1 and 2 threads, batch 1 / 7 / 64, concurrent runs, and bad specs.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { native } from '../../src/binding.js';
+import { KilnError } from '../../src/errors.js';
+import { GraphBuilder, type Attrs, type Graph } from '../../src/graph/ir.js';
+import { runInt8Reference } from '../../src/quant/reference.js';
+import { Plan } from '../../src/runtime/plan.js';
+import { InferenceSession } from '../../src/runtime/session.js';
+import { Tensor } from '../../src/tensor.js';
+import { Rng } from '../../src/util/rng.js';
+
+const info = native.cpuInfo();
+const initialIsa = info.isa;
+afterAll(() => {
+  native.setIsa(initialIsa);
+  native.setNumThreads(0);
+});
+
+const rng = new Rng(2024);
+type Act = 'uint8' | 'int8';
+
+function input(batch: number, shape: number[], lo = -1, hi = 1): Tensor<'float32'> {
+  const n = batch * shape.reduce((a, b) => a * b, 1);
+  return new Tensor('float32', Float32Array.from({ length: n }, () => rng.uniform(lo, hi)), [batch, ...shape]);
+}
+
+function int8s(dims: number[], extremes = false): Tensor<'int8'> {
+  const n = dims.reduce((a, b) => a * b, 1);
+  return new Tensor('int8', Int8Array.from({ length: n }, (_, i) => (extremes && i % 7 === 0 ? (i % 2 ? 127 : -128) : rng.int(255) - 127)), dims);
+}
+
+function scales(n: number, lo: number, hi: number): Tensor<'float32'> {
+  return new Tensor('float32', Float32Array.from({ length: n }, () => Math.fround(rng.uniform(lo, hi))), [n]);
+}
+
+function bias(n: number, range: number): Tensor<'int32'> {
+  return new Tensor('int32', Int32Array.from({ length: n }, () => rng.int(2 * range) - range), [n]);
+}
+
+/** Quantization parameters of an activation of this dtype (int8: symmetric or an imported zero point). */
+function qp(act: Act, scale: number, zp: number): { scale: number; zero_point: number } {
+  return { scale: Math.fround(scale), zero_point: act === 'uint8' ? zp : zp - 128 };
+}
+
+function qconv(g: GraphBuilder, x: string, act: Act, cin: number, cout: number, k: number, xq: { scale: number; zero_point: number }, yq: { scale: number; zero_point: number } | undefined, attrs: Attrs = {}): string {
+  const group = Number(attrs.group ?? 1);
+  const w = g.addInitializer('w', int8s([cout, cin / group, k, k], true));
+  const ws = g.addInitializer('ws', scales(cout, 0.002, 0.02));
+  const b = g.addInitializer('b', bias(cout, 3000));
+  return g.addNode('QLinearConv', [x, w, ws, b], {
+    kernel_shape: [k, k], x_scale: xq.scale, x_zero_point: xq.zero_point,
+    ...(yq ? { y_scale: yq.scale, y_zero_point: yq.zero_point, y_dtype: act } : {}),
+    ...attrs,
+  });
+}
+
+function qgemm(g: GraphBuilder, a: string, act: Act, k: number, n: number, aq: { scale: number; zero_point: number }, yq: { scale: number; zero_point: number } | undefined, transB = 1, attrs: Attrs = {}): string {
+  const w = g.addInitializer('fc_w', int8s(transB ? [n, k] : [k, n], true));
+  const ws = g.addInitializer('fc_ws', scales(n, 0.002, 0.02));
+  const b = g.addInitializer('fc_b', bias(n, 2000));
+  return g.addNode('QLinearGemm', [a, w, ws, b], {
+    transB, a_scale: aq.scale, a_zero_point: aq.zero_point,
+    ...(yq ? { y_scale: yq.scale, y_zero_point: yq.zero_point, y_dtype: act } : {}),
+    ...attrs,
+  });
+}
+
+const dq = (g: GraphBuilder, x: string, q: { scale: number; zero_point: number }) => g.addNode('DequantizeLinear', [x], { ...q });
+
+/** Q -> conv 3x3 pad 1 relu -> grouped conv stride 2 -> maxpool -> flatten -> gemm (u8) -> gemm (f32), and the dequantized mid value. */
+function convChain(act: Act, c = 3, h = 9, w = 9): Graph {
+  const g = new GraphBuilder('int8-chain');
+  const x = g.addInput('input', ['N', c, h, w]);
+  const q0 = qp(act, 2 / 255, 120);
+  const q1 = qp(act, 0.05, 128 - 20);
+  const q2 = qp(act, 0.08, 131);
+  const q3 = qp(act, 0.1, 125);
+  const xq = g.addNode('QuantizeLinear', [x], { ...q0, dtype: act });
+  const c1 = qconv(g, xq, act, c, 8, 3, q0, { ...q1, zero_point: q1.zero_point }, { pads: [1, 1, 1, 1], kiln_activation: 'Relu' });
+  const c2 = qconv(g, c1, act, 8, 6, 3, q1, q2, { strides: [2, 2], pads: [0, 1, 1, 0], group: 2 });
+  const p = g.addNode('MaxPool', [c2], { kernel_shape: [2, 2], strides: [1, 1] });
+  const f = g.addNode('Flatten', [p], { axis: 1 });
+  const flat = 6 * 3 * 3;
+  const fc1 = qgemm(g, f, act, flat, 11, q2, q3, 1, { kiln_activation: 'Relu' });
+  const fc2 = qgemm(g, fc1, act, 11, 5, q3, undefined, 0);
+  const mid = dq(g, c2, q2);
+  return g.build([
+    { name: fc2, dtype: 'float32', shape: ['N', 5] },
+    { name: dq(g, fc1, q3), dtype: 'float32', shape: ['N', 11] },
+    { name: mid, dtype: 'float32', shape: ['N', 6, 4, 4] },
+  ]);
+}
+
+/** Two convs of one quantized input added (relu), a float-output conv, a non-flat reshape of an NHWC value. */
+function branchy(act: Act): Graph {
+  const g = new GraphBuilder('int8-branchy');
+  const x = g.addInput('input', ['N', 4, 7, 6]);
+  const q0 = qp(act, 1 / 100, 100);
+  const qa = qp(act, 0.04, 140);
+  const qb = qp(act, 0.03, 110);
+  const qy = qp(act, 0.06, 128);
+  const xq = g.addNode('QuantizeLinear', [x], { ...q0, dtype: act });
+  const a = qconv(g, xq, act, 4, 5, 3, q0, qa, { pads: [1, 1, 1, 1] });
+  const b = qconv(g, xq, act, 4, 5, 1, q0, qb);
+  const sum = g.addNode('QLinearAdd', [a, b], {
+    a_scale: qa.scale, a_zero_point: qa.zero_point, b_scale: qb.scale, b_zero_point: qb.zero_point,
+    y_scale: qy.scale, y_zero_point: qy.zero_point, y_dtype: act, kiln_activation: 'Relu',
+  });
+  const floatConv = qconv(g, sum, act, 5, 3, 2, qy, undefined, { kiln_activation: 'Relu', dilations: [2, 2] });
+  const reshaped = g.addNode('Reshape', [sum], { shape: [0, 35, 6] });
+  // the reshaped value is plain NCHW: a conv on a reshape of it needs NHWC again
+  const back = g.addNode('Reshape', [reshaped], { shape: [0, 5, 7, 6] });
+  const pooled = g.addNode('MaxPool', [back], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
+  return g.build([
+    { name: dq(g, sum, qy), dtype: 'float32', shape: ['N', 5, 7, 6] },
+    { name: floatConv, dtype: 'float32', shape: ['N', 3, 5, 4] },
+    { name: dq(g, reshaped, qy), dtype: 'float32', shape: ['N', 35, 6] },
+    { name: dq(g, pooled, qy), dtype: 'float32', shape: ['N', 5, 4, 3] },
+  ]);
+}
+
+function dynamicGemm(): Graph {
+  const g = new GraphBuilder('dyn');
+  const x = g.addInput('input', ['N', 37]);
+  const w = g.addInitializer('w', int8s([37, 13], true));
+  const ws = g.addInitializer('ws', scales(13, 0.001, 0.01));
+  const b = g.addInitializer('b', new Tensor('float32', Float32Array.from({ length: 13 }, () => rng.uniform(-0.2, 0.2)), [13]));
+  const y = g.addNode('DynamicQGemm', [x, w, ws, b], { transB: 0, kiln_activation: 'Relu' });
+  const w2 = g.addInitializer('w2', int8s([4, 13]));
+  const ws2 = g.addInitializer('ws2', scales(1, 0.01, 0.02));
+  const y2 = g.addNode('DynamicQGemm', [y, w2, ws2, ''], { transB: 1 });
+  return g.build([{ name: y2, dtype: 'float32', shape: ['N', 4] }, { name: y, dtype: 'float32', shape: ['N', 13] }]);
+}
+
+function expectExact(got: Record<string, Tensor>, want: Record<string, Tensor>): void {
+  for (const [name, t] of Object.entries(want)) {
+    // the oracle's outputs are not degenerate (many distinct values), so equality means something
+    expect(new Set(t.data as Float32Array).size, name).toBeGreaterThan(t.data.length >= 64 ? 8 : 1);
+    expect(got[name].dims, name).toEqual(t.dims);
+    const a = got[name].data as Float32Array;
+    const b = t.data as Float32Array;
+    let bad = -1;
+    for (let i = 0; i < b.length && bad < 0; i++) if (!Object.is(a[i], b[i]) && !(a[i] === 0 && b[i] === 0)) bad = i;
+    expect(bad < 0 ? 'equal' : `${name}[${bad}]: ${a[bad]} vs ${b[bad]}`).toBe('equal');
+  }
+}
+
+const GRAPHS: [string, (act: Act) => Graph, number[]][] = [
+  ['conv chain', convChain, [3, 9, 9]],
+  ['branches, add, float conv, reshape', branchy, [4, 7, 6]],
+];
+
+describe('int8 runtime vs runInt8Reference (bit-exact)', () => {
+  for (const [label, build, shape] of GRAPHS) {
+    for (const act of ['uint8', 'int8'] as const) {
+      it(`${label}, ${act} activations: every ISA, 1 and 2 threads, batch 1/7/64`, async () => {
+        const graph = build(act);
+        const feeds = [1, 7, 64].map((b) => ({ input: input(b, shape, -1.3, 1.6) }));
+        const wants = feeds.map((f) => runInt8Reference(graph, f));
+        for (const isa of info.supportedIsas) {
+          native.setIsa(isa);
+          for (const threads of [1, 2]) {
+            const session = await InferenceSession.create(graph, { intraOpNumThreads: threads });
+            for (let i = 0; i < feeds.length; i++) expectExact(await session.run(feeds[i]), wants[i]);
+            session.release();
+          }
+        }
+        native.setIsa(initialIsa);
+      });
+    }
+  }
+
+  it('DynamicQGemm (per-call min/max of the whole batch): every ISA, batch 1/7/64', async () => {
+    const graph = dynamicGemm();
+    for (const isa of info.supportedIsas) {
+      native.setIsa(isa);
+      const session = await InferenceSession.create(graph);
+      for (const b of [1, 7, 64]) {
+        const feeds = { input: input(b, [37], -2, 3) };
+        expectExact(await session.run(feeds), runInt8Reference(graph, feeds));
+      }
+      session.release();
+    }
+    native.setIsa(initialIsa);
+  });
+
+  it('planInfo shows the int8 steps, NHWC inside, nothing between consecutive int8 ops', async () => {
+    const session = await InferenceSession.create(convChain('uint8'));
+    const steps = session.info().steps;
+    const ops = steps.map((s) => s.split(' ')[0]);
+    expect(ops).toEqual(['QuantizeLinear', 'QLinearConv', 'QLinearConv', 'MaxPoolU8', 'Flatten', 'QLinearGemm', 'QLinearGemm', 'DequantizeLinear', 'DequantizeLinear']);
+    expect(steps[0]).toContain('NCHW->NHWC');
+    expect(steps[4]).toContain('view');
+    expect(steps.filter((s) => s.startsWith('DequantizeLinear') && s.includes('NHWC->NCHW')).length).toBe(1);  // the conv output, not the flat gemm output
+    session.release();
+  });
+
+  it('a non-flat reshape of an NHWC value gets one explicit layout change', async () => {
+    const session = await InferenceSession.create(branchy('uint8'));
+    const ops = session.info().steps.map((s) => s.split(' ')[0]);
+    expect(ops.filter((o) => o === 'TransposeU8').length).toBe(2);  // to NCHW for the reshape, back for the pool
+    session.release();
+  });
+
+  it('concurrent runs on one session give each its own result', async () => {
+    const graph = convChain('uint8');
+    const session = await InferenceSession.create(graph);
+    const feeds = [1, 3, 64, 2, 64].map((b) => ({ input: input(b, [3, 9, 9]) }));
+    const got = await Promise.all(feeds.map((f) => session.run(f)));
+    got.forEach((g, i) => expectExact(g, runInt8Reference(graph, feeds[i])));
+    session.release();
+  });
+});
+
+describe('int8 graphs refused with clear errors', () => {
+  function withAttr(patch: (g: Graph) => void): Graph {
+    const g = convChain('uint8');
+    patch(g);
+    return g;
+  }
+  const conv = (g: Graph) => g.nodes.find((n) => n.op === 'QLinearConv')!;
+  const cases: [string, (g: Graph) => void, RegExp][] = [
+    ['zero scale', (g) => (conv(g).attrs.x_scale = 0), /x_scale.*scale > 0/],
+    ['NaN scale', (g) => (conv(g).attrs.y_scale = NaN), /y_scale/],
+    ['missing scale', (g) => delete conv(g).attrs.x_scale, /x_scale.*required/],
+    ['zero point out of range', (g) => (conv(g).attrs.y_zero_point = 256), /y_zero_point.*\[0, 255\]/],
+    ['int8 zero point out of range', (g) => { conv(g).attrs.y_dtype = 'int8'; conv(g).attrs.y_zero_point = 128; }, /y_zero_point.*\[-128, 127\]/],
+    ['float weight', (g) => g.initializers.set(conv(g).inputs[1], new Tensor('float32', new Float32Array(8 * 3 * 9), [8, 3, 3, 3])), /int8 initializer/],
+    ['weight scale count', (g) => g.initializers.set(conv(g).inputs[2], scales(3, 0.1, 0.2)), /w_scale has 3 values/],
+    ['negative weight scale', (g) => g.initializers.set(conv(g).inputs[2], new Tensor('float32', new Float32Array(8).fill(-1), [8])), /w_scale\[0\]/],
+    ['float bias', (g) => g.initializers.set(conv(g).inputs[3], new Tensor('float32', new Float32Array(8), [8])), /bias must be int32/],
+    ['fused Relu6', (g) => (conv(g).attrs.kiln_activation = 'Relu6'), /only 'Relu'/],
+  ];
+  for (const [label, patch, message] of cases) {
+    it(label, async () => {
+      const err = await InferenceSession.create(withAttr(patch)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KilnError);
+      expect((err as Error).message).toMatch(message);
+      expect((err as Error).message).toMatch(/qlinearconv/);  // names the node
+    });
+  }
+
+  it('a float op on a quantized value, and a quantized graph output', async () => {
+    const g = new GraphBuilder();
+    const x = g.addInput('input', ['N', 4]);
+    const q = g.addNode('QuantizeLinear', [x], { scale: 0.1, zero_point: 3, dtype: 'uint8' });
+    const r = g.addNode('Relu', [q]);
+    const err = await InferenceSession.create(g.build([{ name: r, dtype: 'float32', shape: ['N', 4] }])).catch((e: unknown) => e);
+    expect((err as KilnError).code).toBe('ERR_KILN_UNSUPPORTED_OP');
+    expect((err as Error).message).toMatch(/quantized \(uint8\) value; a float op needs a DequantizeLinear/);
+    const g2 = new GraphBuilder();
+    const x2 = g2.addInput('input', ['N', 4]);
+    const q2 = g2.addNode('QuantizeLinear', [x2], { scale: 0.1, zero_point: 3, dtype: 'int8' });
+    const err2 = await InferenceSession.create(g2.build([{ name: q2, dtype: 'int8', shape: ['N', 4] }])).catch((e: unknown) => e);
+    expect((err2 as Error).message).toMatch(/end the graph with a DequantizeLinear/);
+  });
+});
+
+describe('native plan: int8 spec checks (never a crash)', () => {
+  const base = () => ({
+    values: [[6], [6], [3], [3]],
+    valueTypes: ['float32', 'uint8', 'uint8', 'float32'] as ('float32' | 'uint8')[],
+    inputs: [0],
+    outputs: [3],
+    steps: [
+      { op: 'QuantizeLinear' as const, name: 'q', inputs: [0], outputs: [1], attrs: { scale: 0.1, zero_point: 5 } },
+      {
+        op: 'QLinearGemm' as const, name: 'fc', inputs: [1], outputs: [2],
+        attrs: { transB: 1, out_features: 3, a_scale: 0.1, a_zero_point: 5, y_scale: 0.2, y_zero_point: 7 },
+        weights: { W: { data: new Int8Array(18).fill(3), shape: [3, 6] }, w_scale: { data: new Float32Array([0.5]), shape: [1] }, B: { data: new Int32Array(3), shape: [3] } },
+      },
+      { op: 'DequantizeLinear' as const, name: 'dq', inputs: [2], outputs: [3], attrs: { scale: 0.2, zero_point: 7 } },
+    ],
+  });
+
+  it('a valid spec runs', () => {
+    const plan = Plan.createSync(base());
+    const out = new Float32Array(3).fill(NaN);
+    plan.run([Float32Array.from([0.1, 0.2, 0.3, -0.1, 0, 1])], [out], 1, false);
+    // acc = 3 * sum(q - 5) = 3 * (1 + 2 + 3 - 1 + 0 + 10) = 45; 45 * 0.1 * 0.5 / 0.2 = 11.25 -> 11; y = 18 - 7
+    expect(Array.from(out)).toEqual([11, 11, 11].map((v) => Math.fround(v * 0.2)));
+    plan.dispose();
+  });
+
+  const bad: [string, (s: ReturnType<typeof base>) => void, RegExp][] = [
+    ['short int8 weight', (s) => (s.steps[1].weights!.W.data = new Int8Array(17)), /18 elements for shape \[3, 6\]/],
+    ['float32 weight where int8 is needed', (s) => (s.steps[1].weights!.W.data = new Float32Array(18) as unknown as Int8Array), /int8 weight/],
+    ['int8 bias', (s) => (s.steps[1].weights!.B.data = new Int8Array(3) as unknown as Int32Array), /int32 weight/],
+    ['int8 weight in a float op', (s) => {
+      s.valueTypes = ['float32', 'float32', 'float32', 'float32'];
+      Object.assign(s.steps[1], { op: 'Gemm', attrs: { transB: 1 } });
+      s.steps.splice(2, 1); s.steps.splice(0, 1); s.steps[0].inputs = [0]; s.steps[0].outputs = [3]; s.values[3] = [3];
+    }, /float32 weight/],
+    ['zero scale', (s) => (s.steps[0].attrs!.scale = 0), /scale > 0/],
+    ['NaN scale', (s) => (s.steps[2].attrs!.scale = NaN), /finite/],
+    ['missing scale', (s) => delete (s.steps[1].attrs as Record<string, unknown>).a_scale, /a_scale/],
+    ['zero point out of range', (s) => (s.steps[1].attrs!.y_zero_point = 256), /y_zero_point/],
+    ['uint8 plan output', (s) => { s.outputs = [2]; s.steps.pop(); }, /float32 value/],
+    ['uint8 value into a float op', (s) => Object.assign(s.steps[2], { op: 'Relu' }), /float32 value/],
+    ['wrong valueTypes length', (s) => s.valueTypes.pop(), /valueTypes/],
+  ];
+  for (const [label, patch, message] of bad) {
+    it(label, () => {
+      const spec = base();
+      patch(spec);
+      let err: unknown;
+      try {
+        Plan.createSync(spec);
+      } catch (e) {
+        err = e;
+      }
+      expect((err as { code?: string }).code).toBe('ERR_KILN_INVALID_ARG');
+      expect((err as Error).message).toMatch(message);
+    });
+  }
+});
