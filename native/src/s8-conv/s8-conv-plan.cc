@@ -54,13 +54,12 @@ S8Conv2dPlan::S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, c
   row_stride_ = direct_input() ? k : (k + 3) / 4 * 4;
   const size_t ks = row_stride_;
   std::vector<int8_t> reordered(g.out_channels * ks, 0);
+  const size_t taps = kh * kw;
   for (size_t o = 0; o < g.out_channels; ++o) {
-    for (size_t c = 0; c < cg; ++c) {
-      for (size_t y = 0; y < kh; ++y) {
-        for (size_t x = 0; x < kw; ++x) {
-          reordered[o * ks + (y * kw + x) * cg + c] = weight_oihw[((o * cg + c) * kh + y) * kw + x];
-        }
-      }
+    const int8_t* src = weight_oihw + o * k;  // [c][tap]
+    int8_t* dst = reordered.data() + o * ks;  // [tap][c]
+    for (size_t t = 0; t < taps; ++t, dst += cg) {
+      for (size_t c = 0; c < cg; ++c) dst[c] = src[c * taps + t];
     }
   }
   packed_.reserve(groups);
