@@ -37,7 +37,8 @@ struct S8ConvQuant {
 // results do not depend on the thread count or the ISA. The packed layout is ISA independent.
 // Grouped convolutions run one GEMM per group writing a strided slice of the NHWC output;
 // depthwise ones (one input channel per group) work that way too, but slowly (a GEMM of depth
-// kernel_h*kernel_w and one column per group).
+// kernel_h*kernel_w and one column per group). The constructor throws std::invalid_argument for
+// an invalid geometry, w_scale_count not 1 or O, or y_min > y_max (callers validate first).
 class S8Conv2dPlan {
  public:
   S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, const int32_t* bias /*O or null*/,
@@ -46,7 +47,8 @@ class S8Conv2dPlan {
   const Conv2dGeometry& geometry() const { return g_; }
   bool float_output() const { return float_output_; }
   // Bytes of scratch `run` needs for this batch and thread count (max_threads as passed to run;
-  // 0 = the pool size). Depends on nothing else; no alignment or initial content needed.
+  // 0 = the pool size now). Enough for any run with at most that many threads; depends on nothing
+  // else; no alignment or initial content needed. 0 for the im2col-free 1x1 case.
   size_t scratch_bytes(size_t batch, size_t threads) const;
   // Bytes held by the packed weights, bias and multipliers.
   size_t weight_bytes() const;
@@ -57,7 +59,8 @@ class S8Conv2dPlan {
  private:
   Conv2dGeometry g_;
   std::vector<PackedS8B> packed_;  // one per group: K = row_stride_, N = O / groups
-  size_t row_stride_ = 0;          // im2col row bytes: patch() rounded up to 4 (zero weights there)
+  size_t row_stride_ = 0;          // im2col row bytes: patch() rounded up to 4 (zero weights
+                                   // there); patch() itself on the im2col-free path
   std::vector<int32_t> bias_;      // O values, or empty
   std::vector<float> scale_;       // O multipliers (requantize or dequantize)
   uint8_t x_zero_point_ = 0;
