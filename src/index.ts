@@ -20,7 +20,12 @@ export { train, evaluate, Trainer, defaultMnistRecipe } from './train/index.js';
 export type { TrainOptions } from './train/index.js';
 export * as optim from './train/index.js';
 
-export { save, load } from './runtime/model-io.js';
+export { save, load, loadGraph } from './runtime/model-io.js';
+export { quantize, convertToInt8, prepareForQuantization } from './quant/ptq.js';
+export type { QuantizeOptions, QuantizeResult, QuantizeProgress, QuantizationReport, LayerReport, ConvertOptions, CalibrationData } from './quant/ptq.js';
+export { quantizeDynamic } from './quant/dynamic.js';
+export type { QuantizeDynamicOptions } from './quant/dynamic.js';
+export { runInt8Reference } from './quant/reference.js';
 export { InferenceSession } from './runtime/session.js';
 export * as onnx from './onnx/index.js';
 

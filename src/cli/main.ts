@@ -9,6 +9,7 @@ import { benchCommand } from './bench.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
+import { quantizeCommand } from './quantize.js';
 import { trainCommand } from './train.js';
 import { verifyCommand } from './verify.js';
 
@@ -98,6 +99,27 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed of the split / random inputs', intOption(0), 1)
     .option('--json', 'print one JSON object with the results as the last line')
     .action(verifyCommand);
+
+  program
+    .command('quantize')
+    .description('int8-quantize a model (static PTQ calibrated on a data set, or --dynamic) and write it as a .kiln file')
+    .argument('<model>', 'model file (.kiln or .onnx), fp32')
+    .option('--calibrate <dataset>', 'calibrate on the train split of this data set and evaluate on its held-out split: mnist | cifar10 | synthetic')
+    .option('--data-dir <dir>', 'folder with CIFAR-10 binary files')
+    .option('--seed <n>', 'seed of the train/test split (must match training)', intOption(0), 1)
+    .option('--method <name>', 'calibration: minmax | percentile | entropy | mse', 'minmax')
+    .option('--percentile <p>', 'percentage of values kept by --method percentile', numberOption(0, 100))
+    .option('--batches <n>', 'calibration batches', intOption(1, 1 << 20), 16)
+    .option('--batch-size <n>', 'images per calibration batch', intOption(1, 65536), 64)
+    .option('--per-tensor', 'one weight scale per layer instead of one per output channel')
+    .option('--activations <dtype>', 'uint8 (asymmetric) | int8 (symmetric)', 'uint8')
+    .option('--strict', 'fail instead of leaving ops without an int8 form in fp32')
+    .option('--dynamic', 'dynamic quantization (Linear/Gemm/MatMul models; no calibration)')
+    .option('--eval-images <n>', 'held-out images for the fp32 vs int8 accuracy (default: all on the runtime, 500 on the reference interpreter)', intOption(1, 1 << 20))
+    // --qat --epochs <n> (quantization-aware training) are registered here by src/quant/qat.ts's owner.
+    .requiredOption('--out <file>', '.kiln file to write')
+    .option('--json', 'print one JSON object with the results as the last line')
+    .action(quantizeCommand);
 
   program
     .command('bench')

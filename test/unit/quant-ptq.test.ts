@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { ErrorCode, KilnError } from '../../src/errors.js';
+import { exportModel } from '../../src/onnx/export.js';
+import { importModel } from '../../src/onnx/import.js';
 import { toGraph } from '../../src/graph/from-module.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { AvgPool2d } from '../../src/nn/layers/avg-pool2d.js';
@@ -161,6 +163,18 @@ describe('quantize: the int8 graph', () => {
     const c = await quantize(model, [images(48), images(48, 3)]);
     expect(a.report.layers.map((l) => l.outputScale)).toEqual(b.report.layers.map((l) => l.outputScale));
     expect(c.report.calibration.images).toBe(96);
+  });
+
+  it('quantizes an imported ONNX graph like the Module it came from', async () => {
+    const imported = await importModel(exportModel(model, { inputShape: SHAPE }));
+    const a = await quantize(imported, calibration);
+    const b = await quantize(model, calibration);
+    expect(a.report.fp32Nodes).toEqual([]);
+    expect(a.report.layers.map((l) => [l.int8Op, l.inputScale, l.outputScale])).toEqual(b.report.layers.map((l) => [l.int8Op, l.inputScale, l.outputScale]));
+    const x = images(3, 4);
+    const qa = runInt8Reference(a.graph, { [a.graph.inputs[0].name]: x })[a.graph.outputs[0].name].data;
+    const qb = runInt8Reference(b.graph, { [b.graph.inputs[0].name]: x })[b.graph.outputs[0].name].data;
+    expect(Array.from(qa)).toEqual(Array.from(qb));
   });
 
   it('an op with no int8 form stays fp32 between float values and is reported; strict refuses it', async () => {

@@ -1,0 +1,195 @@
+/**
+ * `kiln quantize`: int8 quantization of a .kiln or .onnx model. Static PTQ calibrated on the train
+ * split of --calibrate (progress bar), or --dynamic; prints the per-layer report and fp32 vs int8
+ * held-out accuracy, and writes the int8 graph as a .kiln file.
+ */
+import { stat } from 'node:fs/promises';
+
+import { ErrorCode, KilnError } from '../errors.js';
+import type { Dataset } from '../data/dataset.js';
+import type { Graph } from '../graph/ir.js';
+import type { Module } from '../nn/module.js';
+import { quantizeDynamic } from '../quant/dynamic.js';
+import { quantize, type QuantizationReport } from '../quant/ptq.js';
+import { runInt8Reference } from '../quant/reference.js';
+import { readKilnFile } from '../runtime/kiln-file.js';
+import { graphFromAnyKilnFile, moduleFromKilnFile, save } from '../runtime/model-io.js';
+import { InferenceSession } from '../runtime/session.js';
+import { Tensor } from '../tensor.js';
+import { countCorrect } from '../train/metrics.js';
+import { loadDatasets } from './datasets.js';
+import { Output, percent } from './output.js';
+
+export interface QuantizeCommandOptions {
+  calibrate?: string;
+  dataDir?: string;
+  seed: number;
+  method: string;
+  percentile?: number;
+  batches: number;
+  batchSize: number;
+  perTensor?: boolean;
+  activations: string;
+  strict?: boolean;
+  dynamic?: boolean;
+  evalImages?: number;
+  out: string;
+  json?: boolean;
+}
+
+/** The model argument: its float graph, and the Module when the file holds one (for QAT). */
+interface SourceModel {
+  graph: Graph;
+  module?: Module;
+}
+
+async function readSource(path: string): Promise<SourceModel> {
+  if (path.toLowerCase().endsWith('.onnx')) {
+    const { importModel } = await import('../onnx/import.js');
+    return { graph: await importModel(path) };
+  }
+  const file = await readKilnFile(path);
+  const isModule = (file.model as { kind?: unknown } | null)?.kind === 'module';
+  return { graph: graphFromAnyKilnFile(file, path), ...(isModule ? { module: moduleFromKilnFile(file, path) } : {}) };
+}
+
+/** Images reference-evaluated when the runtime cannot run the int8 graph yet. */
+const REFERENCE_EVAL_IMAGES = 500;
+
+interface Accuracy {
+  accuracy: number;
+  images: number;
+  /** 'runtime' (InferenceSession) or 'reference' (the int8 reference interpreter). */
+  engine: 'runtime' | 'reference';
+}
+
+async function accuracyOf(graph: Graph, test: Dataset, limit: number | undefined, allowReference: boolean): Promise<Accuracy> {
+  const [c, h, w] = test.imageShape;
+  const per = c * h * w;
+  const inputName = graph.inputs[0].name;
+  const outputName = graph.outputs[0].name;
+  let session: InferenceSession | undefined;
+  try {
+    session = await InferenceSession.create(graph);
+  } catch (err) {
+    if (!allowReference || !(err instanceof KilnError) || err.code !== ErrorCode.UNSUPPORTED_OP) throw err;
+  }
+  const images = Math.min(test.length, limit ?? (session ? test.length : REFERENCE_EVAL_IMAGES));
+  const batch = session ? 256 : 16;
+  let correct = 0;
+  try {
+    for (let start = 0; start < images; start += batch) {
+      const n = Math.min(batch, images - start);
+      const input = new Tensor('float32', test.images.subarray(start * per, (start + n) * per), [n, c, h, w]);
+      const logits = session ? (await session.run({ [inputName]: input }))[outputName] : runInt8Reference(graph, { [inputName]: input })[outputName];
+      correct += countCorrect(logits.data as Float32Array, test.labels.subarray(start, start + n), n, logits.dims[1]);
+      if (!session) await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    session?.release();
+  }
+  return { accuracy: correct / images, images, engine: session ? 'runtime' : 'reference' };
+}
+
+function fmt(x: number | undefined, digits = 4): string {
+  if (x === undefined) return '-';
+  if (!Number.isFinite(x)) return String(x);
+  return Math.abs(x) >= 0.01 || x === 0 ? x.toFixed(digits) : x.toExponential(2);
+}
+
+/** The per-layer report as a plain-text table. */
+export function reportTable(report: QuantizationReport): string {
+  const rows = [['layer', 'op', 'in scale', 'in zp', 'out scale', 'out zp', 'w scale min..max', 'clip %', 'SQNR dB']];
+  for (const l of report.layers) {
+    rows.push([
+      l.node,
+      `${l.op}->${l.int8Op}${l.activation ? `+${l.activation}` : ''}`,
+      fmt(l.inputScale, 5),
+      l.inputZeroPoint === undefined ? '-' : String(l.inputZeroPoint),
+      l.outputScale === undefined ? l.outputDtype : fmt(l.outputScale, 5),
+      l.outputZeroPoint === undefined ? '-' : String(l.outputZeroPoint),
+      `${fmt(l.weightScaleMin)}..${fmt(l.weightScaleMax)}`,
+      l.clippingFraction === undefined ? '-' : (l.clippingFraction * 100).toFixed(3),
+      l.sqnrDb === undefined ? '-' : Number.isFinite(l.sqnrDb) ? l.sqnrDb.toFixed(1) : String(l.sqnrDb),
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const lines = rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
+  lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const n of report.fp32Nodes) lines.push(`fp32: ${n.op} '${n.node}' (${n.reason})`);
+  return lines.join('\n');
+}
+
+export async function quantizeCommand(modelPath: string, opts: QuantizeCommandOptions): Promise<void> {
+  const out = new Output(opts);
+  if (!opts.dynamic && !opts.calibrate) throw new TypeError('Expected a data set for --calibrate (mnist | cifar10 | synthetic) but received none (or pass --dynamic)');
+  const source = await readSource(modelPath);
+  const data = opts.calibrate ? await loadDatasets({ dataset: opts.calibrate, dataDir: opts.dataDir, seed: opts.seed }) : undefined;
+
+  let graph: Graph;
+  let report: QuantizationReport;
+  if (opts.dynamic) {
+    ({ graph, report } = quantizeDynamic(source.graph, { perChannel: !opts.perTensor, allowFp32: !opts.strict }));
+  } else {
+    // (--qat --epochs N: quantization-aware training from source.module goes here, src/quant/qat.ts.)
+    const bar = out.progress(opts.batches, 'calibrating |{bar}| {value}/{total} batches');
+    let phase = 'calibrate';
+    ({ graph, report } = await quantize(source.graph, data!.train, {
+      method: opts.method as 'minmax',
+      ...(opts.percentile !== undefined ? { percentile: opts.percentile } : {}),
+      batches: opts.batches,
+      batchSize: opts.batchSize,
+      perChannel: !opts.perTensor,
+      activations: opts.activations as 'uint8',
+      strict: Boolean(opts.strict),
+      onProgress: (p) => {
+        if (p.phase !== phase) {
+          phase = p.phase;
+          bar.update(p.total);
+        }
+        if (p.phase === 'calibrate') bar.update(p.done);
+      },
+    }));
+    bar.stop();
+  }
+  await save(graph, opts.out, { metadata: { source: modelPath, quantization: report.mode } });
+  const fileBytes = (await stat(opts.out)).size;
+  out.line(reportTable(report));
+
+  let accuracy: { fp32: Accuracy; int8: Accuracy } | undefined;
+  if (data) {
+    const int8 = await accuracyOf(graph, data.test, opts.evalImages, true);
+    // fp32 on the same images, so the two figures compare.
+    const fp32 = await accuracyOf(source.graph, data.test, int8.images, false);
+    accuracy = { fp32, int8 };
+  }
+  out.result(
+    {
+      model: modelPath,
+      out: opts.out,
+      fileBytes,
+      mode: report.mode,
+      method: report.calibration.method,
+      ...(report.calibration.percentile !== undefined ? { percentile: report.calibration.percentile } : {}),
+      calibrationBatches: report.calibration.batches,
+      calibrationImages: report.calibration.images,
+      perChannel: report.weights.perChannel,
+      activations: report.activations,
+      layers: report.layers,
+      fp32Nodes: report.fp32Nodes,
+      ...(accuracy
+        ? {
+            fp32Accuracy: accuracy.fp32.accuracy,
+            int8Accuracy: accuracy.int8.accuracy,
+            evalImages: accuracy.int8.images,
+            int8EvaluatedWith: accuracy.int8.engine,
+          }
+        : {}),
+    },
+    () =>
+      accuracy
+        ? `held-out accuracy on ${accuracy.int8.images} images: fp32 ${percent(accuracy.fp32.accuracy)}, int8 ${percent(accuracy.int8.accuracy)} ` +
+          `(int8 run on the ${accuracy.int8.engine === 'runtime' ? 'native runtime' : 'reference interpreter: the runtime cannot run this int8 graph yet'}); wrote ${opts.out} (${fileBytes} bytes)`
+        : `wrote ${opts.out} (${fileBytes} bytes)`,
+  );
+}
