@@ -18,7 +18,9 @@ export async function benchCommand(modelPath: string, opts: BenchCommandOptions)
   const out = new Output(opts);
   if (!opts.vsOrt) throw new TypeError('Expected --vs-ort for kiln bench (the only comparison it runs today) but received none');
   const source = await readModelSource(modelPath);
-  const bytes = source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape }) : new Uint8Array(await readFile(modelPath));
+  // An int8 graph goes to both runtimes as its QDQ export (Kiln imports it back into int8 ops).
+  const bytes = source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape })
+    : source.kind === 'graph' ? exportModel(source.graph) : new Uint8Array(await readFile(modelPath));
   const rows = await benchmarkAgainstOrt(bytes, { batches: opts.batches, threads: opts.threadCounts, minMs: opts.minMs });
   out.result(
     { model: modelPath, rows },

@@ -1,4 +1,4 @@
-/** `kiln export`: a .kiln model as an ONNX file (opset 17, fp32) for any ONNX tool. */
+/** `kiln export`: a .kiln model as an ONNX file (opset 17; fp32, or QDQ for an int8 graph) for any ONNX tool. */
 import { writeFile } from 'node:fs/promises';
 
 import { exportModel } from '../onnx/index.js';
@@ -8,8 +8,8 @@ import { Output } from './output.js';
 export async function exportCommand(modelPath: string, opts: { out: string; json?: boolean }): Promise<void> {
   const out = new Output(opts);
   const source = await readModelSource(modelPath);
-  if (source.kind !== 'kiln') throw new TypeError(`Expected a .kiln model for <model> but received an ONNX file: ${modelPath}`);
-  const bytes = exportModel(source.module, { inputShape: source.inputShape });
+  if (source.kind === 'onnx') throw new TypeError(`Expected a .kiln model for <model> but received an ONNX file: ${modelPath}`);
+  const bytes = source.kind === 'graph' ? exportModel(source.graph) : exportModel(source.module, { inputShape: source.inputShape });
   await writeFile(opts.out, bytes);
   out.result({ model: modelPath, out: opts.out, opset: 17, bytes: bytes.length }, () => `wrote ${opts.out} (${bytes.length} bytes, ONNX opset 17)`);
 }

@@ -28,9 +28,7 @@ async function int8GraphOf(source: ModelSource): Promise<{ graph: Graph; referen
     const graph = await importModel(source.bytes);
     return isInt8Graph(graph) ? { graph, reference: source.bytes } : undefined;
   }
-  // A .kiln file with a quantized graph rather than a Module.
-  const graph = (source as { graph?: Graph }).graph;
-  return graph !== undefined && isInt8Graph(graph) ? { graph } : undefined;
+  return source.kind === 'graph' && isInt8Graph(source.graph) ? { graph: source.graph } : undefined;
 }
 
 export async function verifyCommand(modelPath: string, opts: VerifyCommandOptions): Promise<void> {
@@ -70,7 +68,7 @@ export async function verifyCommand(modelPath: string, opts: VerifyCommandOption
 
   let inputs: Record<string, Tensor> | number = opts.count;
   if (images !== undefined) inputs = { input: images };
-  const model = source.kind === 'kiln' ? source.module : source.bytes;
+  const model = source.kind === 'kiln' ? source.module : source.kind === 'graph' ? source.graph : source.bytes;
   if (source.kind === 'onnx' && typeof inputs === 'object') {
     // Name the feed after the ONNX model's own input.
     const graph = await importModel(source.bytes);

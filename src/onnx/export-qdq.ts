@@ -99,14 +99,15 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
   switch (node.op) {
     case 'QuantizeLinear': {
       const dtype = a.dtype('dtype', 'uint8');
-      quantizeTo(e, node.name, node.inputs[0]!, { scale: a.scale('scale'), zeroPoint: a.zeroPoint('zero_point', dtype), dtype }, out);
+      const p = { scale: a.scale('scale'), zeroPoint: a.zeroPoint('zero_point', dtype), dtype };
+      e.node(node.name, 'QuantizeLinear', [node.inputs[0]!, scalar(e, 'scale', 'float32', p.scale), scalar(e, `zero_point_${dtype}`, dtype, p.zeroPoint)], [out]);
       return;
     }
     case 'DequantizeLinear': {
       const q = ctx.quant.get(node.inputs[0] ?? '');
       if (q === undefined) throw a.fail(`input 0 '${node.inputs[0]}'`, 'a quantized value', 'a float32 value');
       const p = { scale: a.scale('scale'), zeroPoint: a.zeroPoint('zero_point', q.dtype), dtype: q.dtype };
-      e.node(e.fresh(`${node.name}`), 'DequantizeLinear', [node.inputs[0]!, scalar(e, 'scale', 'float32', p.scale), scalar(e, `zero_point_${p.dtype}`, p.dtype, p.zeroPoint)], [out]);
+      e.node(node.name, 'DequantizeLinear', [node.inputs[0]!, scalar(e, 'scale', 'float32', p.scale), scalar(e, `zero_point_${p.dtype}`, p.dtype, p.zeroPoint)], [out]);
       return;
     }
     case 'QLinearConv':

@@ -1,0 +1,78 @@
+/**
+ * `kiln export q.kiln --out q.onnx` on an int8 graph saved by `save` (the form `kiln quantize`
+ * writes): the QDQ export, through the same `main(argv)` bin/kiln.js calls, with the --json
+ * last-line contract; a truncated int8 .kiln ends in exit code 1 and ERR_KILN_CORRUPT_MODEL.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { main } from '../../src/cli/main.js';
+import type { Graph } from '../../src/graph/ir.js';
+import { importModel } from '../../src/onnx/index.js';
+import { quantize } from '../../src/quant/ptq.js';
+import { save } from '../../src/runtime/model-io.js';
+import { firstImages, testSet, trainedSeedCnn, trainSet } from './onnx-int8-fixtures.js';
+
+async function runCli(...args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const writeOut = process.stdout.write.bind(process.stdout);
+  const writeErr = process.stderr.write.bind(process.stderr);
+  const previous = process.exitCode;
+  process.exitCode = 0;
+  process.stdout.write = ((chunk: string | Uint8Array) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => (err.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    await main(['node', 'kiln', ...args]);
+  } finally {
+    process.stdout.write = writeOut;
+    process.stderr.write = writeErr;
+  }
+  const exitCode = Number(process.exitCode ?? 0);
+  process.exitCode = previous;
+  return { stdout: out.join(''), stderr: err.join(''), exitCode };
+}
+
+describe('kiln export on an int8 .kiln', () => {
+  let dir = '';
+  let graph: Graph;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kiln-int8-cli-'));
+    const net = await trainedSeedCnn();
+    graph = (await quantize(net, firstImages(trainSet, 256), { reportImages: 0 })).graph;
+    await save(graph, join(dir, 'q.kiln'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes the QDQ export, which onnxruntime runs and which imports back into the same int8 ops', async () => {
+    const out = join(dir, 'q.onnx');
+    const r = await runCli('export', join(dir, 'q.kiln'), '--out', out, '--json');
+    expect(r.exitCode).toBe(0);
+    const json = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+    expect(json).toMatchObject({ out, opset: 17 });
+    const bytes = new Uint8Array(await readFile(out));
+    expect((await importModel(bytes)).nodes.map((n) => n.op)).toEqual(graph.nodes.map((n) => n.op));
+    const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+    const x = firstImages(testSet, 4);
+    const y = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', x.data, x.dims.slice()) });
+    expect(y[session.outputNames[0]!]!.dims).toEqual([4, 10]);
+    await session.release();
+  });
+
+  it('a truncated int8 .kiln ends in exit code 1 and ERR_KILN_CORRUPT_MODEL, not a crash', async () => {
+    const bytes = new Uint8Array(await readFile(join(dir, 'q.kiln')));
+    const bad = join(dir, 'bad.kiln');
+    await writeFile(bad, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+    const r = await runCli('export', bad, '--out', join(dir, 'bad.onnx'), '--json');
+    expect(r.exitCode).toBe(1);
+    const { error } = JSON.parse(r.stdout.trim().split('\n').pop()!) as { error: { code: string; message: string } };
+    expect(error.code).toBe('ERR_KILN_CORRUPT_MODEL');
+    expect(error.message).toMatch(/^Corrupt \.kiln file/);
+  });
+});
