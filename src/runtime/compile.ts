@@ -16,6 +16,7 @@ import type { Graph, GraphNode } from '../graph/ir.js';
 import { validateGraph } from '../graph/validate-graph.js';
 import { type LoweringEnv, NodeLowering, Unsupported, type ValueRef, shapeText } from './lowering/context.js';
 import { lowerConvPool } from './lowering/conv.js';
+import { lowerQLinearConvPool } from './lowering/quant.js';
 import { LOWERINGS } from './lowering/index.js';
 import type { PlanSpec } from './plan.js';
 
@@ -146,9 +147,10 @@ function convPoolPairs(graph: Graph, used: Set<string>): Map<GraphNode, GraphNod
   const outputs = new Set(graph.outputs.map((o) => o.name));
   const pairs = new Map<GraphNode, GraphNode>();
   for (const node of graph.nodes) {
-    if (node.op !== 'Conv' || node.outputs.length !== 1 || outputs.has(node.outputs[0])) continue;
+    const quantized = node.op === 'QLinearConv';
+    if ((node.op !== 'Conv' && !quantized) || node.outputs.length !== 1 || outputs.has(node.outputs[0])) continue;
     const r = readers.get(node.outputs[0]) ?? [];
-    if (r.length !== 1 || (r[0].op !== 'MaxPool' && r[0].op !== 'AveragePool') || r[0].inputs[0] !== node.outputs[0]) continue;
+    if (r.length !== 1 || (r[0].op !== 'MaxPool' && (quantized || r[0].op !== 'AveragePool')) || r[0].inputs[0] !== node.outputs[0]) continue;
     if (r[0].outputs.slice(1).some((o) => o && used.has(o))) continue;
     pairs.set(node, r[0]);
   }
@@ -159,7 +161,8 @@ function convPoolPairs(graph: Graph, used: Set<string>): Map<GraphNode, GraphNod
 function tryFuse(conv: GraphNode, pool: GraphNode, env: LoweringEnv): boolean {
   const mark = { values: env.values.length, steps: env.steps.length, macs: env.macs };
   try {
-    const [ref] = lowerConvPool(new NodeLowering(conv, env), new NodeLowering(pool, env));
+    const fuse = conv.op === 'QLinearConv' ? lowerQLinearConvPool : lowerConvPool;
+    const [ref] = fuse(new NodeLowering(conv, env), new NodeLowering(pool, env));
     env.bound.set(pool.outputs[0], ref);
     return true;
   } catch {
@@ -167,6 +170,7 @@ function tryFuse(conv: GraphNode, pool: GraphNode, env: LoweringEnv): boolean {
     env.values.length = mark.values;
     env.steps.length = mark.steps;
     env.macs = mark.macs;
+    for (const id of [...(env.uint8Values ?? [])]) if (id >= mark.values) env.uint8Values!.delete(id);
     return false;
   }
 }

@@ -128,6 +128,27 @@ function branchy(act: Act): Graph {
   ]);
 }
 
+/** Convs with fused max pools (2x2 s2 over an odd size; 3x3 s2 padded), and an unfused 2x2 s2 pool. */
+function pooled(act: Act): Graph {
+  const g = new GraphBuilder('int8-pooled');
+  const x = g.addInput('input', ['N', 2, 11, 9]);
+  const q0 = qp(act, 1 / 90, 90);
+  const q1 = qp(act, 0.05, 100);
+  const q2 = qp(act, 0.07, 140);
+  const xq = g.addNode('QuantizeLinear', [x], { ...q0, dtype: act });
+  const c1 = qconv(g, xq, act, 2, 16, 3, q0, q1, { pads: [1, 1, 1, 1], kiln_activation: 'Relu' });
+  const p1 = g.addNode('MaxPool', [c1], { kernel_shape: [2, 2], strides: [2, 2] });
+  const c2 = qconv(g, p1, act, 16, 24, 2, q1, q2);
+  const p2 = g.addNode('MaxPool', [c2], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
+  const c3 = qconv(g, xq, act, 2, 17, 1, q0, q1);
+  const p3 = g.addNode('MaxPool', [c3], { kernel_shape: [2, 2], strides: [2, 2] });
+  return g.build([
+    { name: dq(g, p2, q2), dtype: 'float32', shape: ['N', 24, 2, 2] },
+    { name: dq(g, p3, q1), dtype: 'float32', shape: ['N', 17, 5, 4] },
+    { name: dq(g, c3, q1), dtype: 'float32', shape: ['N', 17, 11, 9] },
+  ]);
+}
+
 function dynamicGemm(): Graph {
   const g = new GraphBuilder('dyn');
   const x = g.addInput('input', ['N', 37]);
@@ -157,6 +178,7 @@ function expectExact(got: Record<string, Tensor>, want: Record<string, Tensor>):
 const GRAPHS: [string, (act: Act) => Graph, number[]][] = [
   ['conv chain', convChain, [3, 9, 9]],
   ['branches, add, float conv, reshape', branchy, [4, 7, 6]],
+  ['convs with fused and unfused max pools', pooled, [2, 11, 9]],
 ];
 
 describe('int8 runtime vs runInt8Reference (bit-exact)', () => {
@@ -201,6 +223,14 @@ describe('int8 runtime vs runInt8Reference (bit-exact)', () => {
     expect(steps[0]).toContain('NCHW->NHWC');
     expect(steps[4]).toContain('view');
     expect(steps.filter((s) => s.startsWith('DequantizeLinear') && s.includes('NHWC->NCHW')).length).toBe(1);  // the conv output, not the flat gemm output
+    session.release();
+  });
+
+  it('a QLinearConv whose only reader is a MaxPool runs as one step with it', async () => {
+    const session = await InferenceSession.create(pooled('uint8'));
+    const steps = session.info().steps;
+    expect(steps.filter((s) => s.startsWith('QLinearConv') && s.includes('+ max pool')).length).toBe(2);
+    expect(steps.filter((s) => s.startsWith('MaxPoolU8')).length).toBe(1);  // c3 has two readers
     session.release();
   });
 

@@ -10,6 +10,7 @@
  * weight's K rows permuted at lowering time (the Flatten stays a free alias).
  */
 import type { Tensor } from '../../tensor.js';
+import type { PlanAttr, PlanWeight } from '../plan.js';
 import { NodeLowering, type QuantInfo, Unsupported, type ValueRef, shapeText } from './context.js';
 import { flattenTarget, lowerFlatten, lowerIdentity, lowerReshape, reshapeTarget } from './layout.js';
 import { lowerPool, poolStep } from './pool.js';
@@ -135,7 +136,16 @@ function outputQuant(n: NodeLowering): { attrs: Record<string, number>; quant?: 
   return { attrs: { y_scale: scale, y_zero_point: storedZeroPoint(dtype, zp) }, quant: { dtype, scale, zeroPoint: zp } };
 }
 
-export function lowerQLinearConv(n: NodeLowering): ValueRef[] {
+interface QConvStep {
+  input: ValueRef;
+  shape: number[];
+  attrs: Record<string, PlanAttr>;
+  weights: Record<string, PlanWeight>;
+  macs: number;
+  quant?: QuantInfo;
+}
+
+function qconvStep(n: NodeLowering): QConvStep {
   let x = quantizedInput(n, 0);
   if (x.shape.length !== 3) throw new Unsupported(`${x.shape.length - 1}-D QLinearConv (only 2-D)`);
   const w = int8Weight(n, 1, 'the weight w', 4);
@@ -154,17 +164,41 @@ export function lowerQLinearConv(n: NodeLowering): ValueRef[] {
   const xScale = scaleAttr(n, 'x_scale');
   const xZp = zeroPointAttr(n, 'x_zero_point', x.quant.dtype);
   const y = outputQuant(n);
+  const relu = reluAttr(n);
   x = toNhwc(n, x);
-  const shape = [cout, out[0], out[1]];
+  return {
+    input: x,
+    shape: [cout, out[0], out[1]],
+    attrs: {
+      kernel: win.kernel, strides: win.strides, pads: win.pads, dilations: win.dilations, group, out_channels: cout,
+      x_scale: xScale, x_zero_point: storedZeroPoint(x.quant.dtype, xZp), relu, ...y.attrs,
+    },
+    weights: { W: { data: w.data as Int8Array, shape: w.dims.slice() }, w_scale: wScale, ...(bias ? { B: bias } : {}) },
+    macs: cout * out[0] * out[1] * cinPerGroup * kh * kw,
+    ...(y.quant ? { quant: { ...y.quant, perm: { c: cout, p: out[0] * out[1] } } } : {}),
+  };
+}
+
+export function lowerQLinearConv(n: NodeLowering): ValueRef[] {
+  const c = qconvStep(n);
+  return [n.emit('QLinearConv', [c.input], c.shape, { attrs: c.attrs, weights: c.weights, macs: c.macs, ...(c.quant ? { quant: c.quant } : {}) })];
+}
+
+/**
+ * A QLinearConv with a quantized output whose only reader is a 2-D MaxPool, as one plan step: the
+ * native step pools a few images at a time while the convolution's output is still in cache.
+ */
+export function lowerQLinearConvPool(conv: NodeLowering, pool: NodeLowering): ValueRef[] {
+  const c = qconvStep(conv);
+  if (!c.quant) throw new Unsupported('a float-output QLinearConv does not fuse with a pool');
+  if (pool.node.outputs.length > 1 && pool.node.outputs[1]) throw new Unsupported('MaxPool indices');
+  const p = poolStep(pool, c.shape);
+  const attrs: Record<string, PlanAttr> = { ...c.attrs, pool: 'MaxPool' };
+  for (const [k, v] of Object.entries(p.attrs)) attrs[`pool_${k}`] = v;
+  const { perm: _, ...q } = c.quant;
   return [
-    n.emit('QLinearConv', [x], shape, {
-      attrs: {
-        kernel: win.kernel, strides: win.strides, pads: win.pads, dilations: win.dilations, group, out_channels: cout,
-        x_scale: xScale, x_zero_point: storedZeroPoint(x.quant.dtype, xZp), relu: reluAttr(n), ...y.attrs,
-      },
-      weights: { W: { data: w.data as Int8Array, shape: w.dims.slice() }, w_scale: wScale, ...(bias ? { B: bias } : {}) },
-      macs: cout * out[0] * out[1] * cinPerGroup * kh * kw,
-      ...(y.quant ? { quant: { ...y.quant, perm: { c: cout, p: out[0] * out[1] } } } : {}),
+    conv.emit('QLinearConv', [c.input], p.shape, {
+      attrs, weights: c.weights, macs: c.macs + p.macs, quant: { ...q, perm: { c: p.shape[0], p: p.shape[1] * p.shape[2] } },
     }),
   ];
 }

@@ -1,12 +1,14 @@
 // QLinearConv: uint8 NHWC input, int8 OIHW weights packed once (S8Conv2dPlan), int32 bias,
 // requantized uint8 NHWC output with a fused ReLU (y_min = y_zero_point), or, without y_scale, a
 // float32 output dequantized in the GEMM epilogue (staged NHWC in scratch, then written NCHW with
-// the ReLU applied).
+// the ReLU applied). An optional fused MaxPool (attrs `pool` = 'MaxPool', `pool_kernel`, ...) runs
+// the convolution a few images at a time into scratch that stays in cache and pools from there.
 #include <algorithm>
 #include <sstream>
 
 #include "kiln/s8-conv.h"
 #include "runtime/ops/ops.h"
+#include "runtime/ops/pool-u8.h"
 #include "runtime/ops/quant-attrs.h"
 #include "runtime/parallel.h"
 
@@ -15,15 +17,36 @@ namespace runtime {
 namespace {
 
 constexpr int64_t kMaxDim = int64_t{1} << 31;
+// Bytes of conv output a fused pool consumes per chunk and thread (as the float Conv step).
+constexpr size_t kFusedChunkBytes = size_t{128} << 10;
 
 class QLinearConvStep : public PlanStep {
  public:
   QLinearConvStep(const Conv2dGeometry& g, const int8_t* w, const int32_t* bias, const S8ConvQuant& q,
-                  bool float_output, bool relu)
-      : conv_(g, w, bias, q, float_output), relu_(relu) {}
+                  bool float_output, bool relu, const Pool2d* pool)
+      : conv_(g, w, bias, q, float_output), relu_(relu), fused_pool_(pool != nullptr) {
+    if (pool) {
+      pool_ = PoolU8(*pool, g.out_channels);
+      pool_detail_ = pool->detail();
+    }
+  }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t threads) const override {
     const auto* in = reinterpret_cast<const uint8_t*>(io.in[0]);
+    if (fused_pool_) {
+      const Conv2dGeometry& g = conv_.geometry();
+      const size_t in_image = g.in_channels * g.in_plane(), conv_image = g.out_channels * g.out_plane();
+      const size_t chunk = chunk_images(batch, threads);
+      auto* staged = reinterpret_cast<uint8_t*>(scratch);
+      auto* conv_scratch = reinterpret_cast<uint8_t*>(scratch + round16(round_up_floats(chunk * conv_image)));
+      auto* out = reinterpret_cast<uint8_t*>(io.out[0]);
+      for (size_t start = 0; start < batch; start += chunk) {
+        const size_t n = std::min(chunk, batch - start);
+        conv_.run(in + start * in_image, staged, n, conv_scratch, threads);
+        pool_.run(staged, out + start * pool_.out_image(), n, threads);
+      }
+      return;
+    }
     if (!conv_.float_output()) {
       conv_.run(in, io.out[0], batch, reinterpret_cast<uint8_t*>(scratch), threads);
       return;
@@ -46,6 +69,11 @@ class QLinearConvStep : public PlanStep {
     });
   }
   size_t scratch_floats(size_t batch, size_t threads) const override {
+    if (fused_pool_) {
+      const Conv2dGeometry& g = conv_.geometry();
+      const size_t chunk = chunk_images(batch, threads);
+      return round16(round_up_floats(chunk * g.out_channels * g.out_plane())) + round_up_floats(conv_.scratch_bytes(chunk, threads));
+    }
     const size_t conv = round_up_floats(conv_.scratch_bytes(batch, threads));
     if (!conv_.float_output()) return conv;
     const Conv2dGeometry& g = conv_.geometry();
@@ -61,13 +89,24 @@ class QLinearConvStep : public PlanStep {
     if (g.dilation_h > 1 || g.dilation_w > 1) s << " d" << g.dilation_h << "x" << g.dilation_w;
     if (relu_) s << " relu";
     s << (conv_.float_output() ? " -> f32 NCHW" : " -> u8");
+    if (fused_pool_) s << " + max pool " << pool_detail_;
     return s.str();
   }
 
  private:
   static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+  // Images per chunk: a cache-sized share for every thread the run may use.
+  size_t chunk_images(size_t batch, size_t threads) const {
+    const Conv2dGeometry& g = conv_.geometry();
+    const size_t bytes = std::max<size_t>(1, g.out_channels * g.out_plane());
+    const size_t per_thread = std::max<size_t>(1, kFusedChunkBytes / bytes);
+    return std::max<size_t>(1, std::min(batch, per_thread * std::max<size_t>(threads, 1)));
+  }
   S8Conv2dPlan conv_;
   bool relu_;
+  bool fused_pool_;
+  PoolU8 pool_;
+  std::string pool_detail_;
 };
 
 }  // namespace
@@ -117,7 +156,16 @@ std::unique_ptr<PlanStep> make_qlinear_conv(const StepContext& ctx) {
     ctx.fail("", "a kernel window that fits the padded input " + shape_text(x), "kernel " + shape_text({g.kernel_h, g.kernel_w}));
   }
   shape_size({g.patch(), g.out_plane(), 64});
-  ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});
+  const std::string pool_op = ctx.choice_or("pool", {"None", "MaxPool"}, "None");
+  const bool float_output_pool = pool_op != "None" && float_output;
+  if (float_output_pool) ctx.fail("attrs.pool", "no fused pool on a float output", "'MaxPool'");
+  Pool2d pool;
+  if (pool_op == "None") {
+    ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});
+  } else {
+    pool = Pool2d::parse(ctx, "pool_", {g.out_channels, g.out_height, g.out_width}, true);
+    ctx.expect_output_shape(0, pool.output_shape(g.out_channels, 2));
+  }
 
   S8ConvQuant q;
   q.x_scale = scale_attr(ctx, "x_scale");
@@ -132,7 +180,7 @@ std::unique_ptr<PlanStep> make_qlinear_conv(const StepContext& ctx) {
     q.y_max = 255;
   }
   return std::make_unique<QLinearConvStep>(g, static_cast<const int8_t*>(w.raw), b ? static_cast<const int32_t*>(b->raw) : nullptr, q,
-                                           float_output, relu);
+                                           float_output, relu, pool_op == "None" ? nullptr : &pool);
 }
 
 }  // namespace runtime
