@@ -21,9 +21,24 @@ import { Rng } from '../../src/util/rng.js';
 const info = native.cpuInfo();
 const initialIsa = info.isa;
 afterAll(() => {
+  native.setS8GemmKernel('auto');
   native.setIsa(initialIsa);
   native.setNumThreads(0);
 });
+
+/** Every kernel family this CPU has: each ISA, plus the AVX-VNNI int8 kernels where present. */
+const PATHS = [
+  ...info.supportedIsas.map((isa) => ({ isa, avxvnni: false })),
+  ...(info.features.avxvnni ? [{ isa: info.bestIsa, avxvnni: true }] : []),
+];
+function select(p: { isa: string; avxvnni: boolean }): void {
+  native.setIsa(p.isa);
+  native.setS8GemmKernel(p.avxvnni ? 'avxvnni' : 'auto');
+}
+function restore(): void {
+  native.setS8GemmKernel('auto');
+  native.setIsa(initialIsa);
+}
 
 const rng = new Rng(2024);
 type Act = 'uint8' | 'int8';
@@ -188,23 +203,23 @@ describe('int8 runtime vs runInt8Reference (bit-exact)', () => {
         const graph = build(act);
         const feeds = [1, 7, 64].map((b) => ({ input: input(b, shape, -1.3, 1.6) }));
         const wants = feeds.map((f) => runInt8Reference(graph, f));
-        for (const isa of info.supportedIsas) {
-          native.setIsa(isa);
+        for (const path of PATHS) {
+          select(path);
           for (const threads of [1, 2]) {
             const session = await InferenceSession.create(graph, { intraOpNumThreads: threads });
             for (let i = 0; i < feeds.length; i++) expectExact(await session.run(feeds[i]), wants[i]);
             session.release();
           }
         }
-        native.setIsa(initialIsa);
+        restore();
       });
     }
   }
 
   it('DynamicQGemm (per-call min/max of the whole batch): every ISA, batch 1/7/64', async () => {
     const graph = dynamicGemm();
-    for (const isa of info.supportedIsas) {
-      native.setIsa(isa);
+    for (const path of PATHS) {
+      select(path);
       const session = await InferenceSession.create(graph);
       for (const b of [1, 7, 64]) {
         const feeds = { input: input(b, [37], -2, 3) };
@@ -212,7 +227,7 @@ describe('int8 runtime vs runInt8Reference (bit-exact)', () => {
       }
       session.release();
     }
-    native.setIsa(initialIsa);
+    restore();
   });
 
   it('planInfo shows the int8 steps, NHWC inside, nothing between consecutive int8 ops', async () => {
