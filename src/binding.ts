@@ -280,13 +280,15 @@ export const native: NativeAddon = load();
 
 /**
  * Whether work of `flops` floating-point operations should leave the JS thread. A thread hop
- * costs tens of microseconds, so only work above ~0.5 ms (about 10-20 MFLOP here) goes async.
+ * costs tens of microseconds (50-60 us measured on a busy 2-core VM), so only work above about
+ * 16 MFLOP (~0.1-0.2 ms on the SIMD paths) goes async: a CIFAR-shaped SeedCNN at batch 1 (8.4
+ * MFLOP) runs inline, 0.12 -> 0.066 ms per run().
  */
 export function shouldRunAsync(flops: number): boolean {
   return flops > ASYNC_THRESHOLD_FLOPS;
 }
 
-export const ASYNC_THRESHOLD_FLOPS = 8e6;
+export const ASYNC_THRESHOLD_FLOPS = 1.6e7;
 
 /** Runs a native call and always returns a Promise, choosing inline or worker by cost. */
 export async function call<A>(fn: (args: A, async: boolean) => MaybePromise, args: A, flops: number): Promise<void> {
