@@ -230,6 +230,18 @@ describe('int8 runtime vs runInt8Reference (bit-exact)', () => {
     restore();
   });
 
+  it('DynamicQGemm: NaN inputs as the reference (skipped by min/max, quantized to the zero point); infinite ones rejected', async () => {
+    const graph = dynamicGemm();
+    const session = await InferenceSession.create(graph);
+    const x = input(3, [37], -2, 3);
+    x.data[5] = NaN;
+    x.data[40] = NaN;
+    expectExact(await session.run({ input: x }), runInt8Reference(graph, { input: x }));
+    x.data[7] = Infinity;
+    await expect(session.run({ input: x })).rejects.toThrow(/finite activations for DynamicQGemm/);
+    session.release();
+  });
+
   it('planInfo shows the int8 steps, NHWC inside, nothing between consecutive int8 ops', async () => {
     const session = await InferenceSession.create(convChain('uint8'));
     const steps = session.info().steps;
