@@ -164,6 +164,24 @@ function pooled(act: Act): Graph {
   ]);
 }
 
+/** An fp32 island (DequantizeLinear -> Relu -> MaxPool -> QuantizeLinear) inside an int8 chain. */
+function floatIsland(act: Act): Graph {
+  const g = new GraphBuilder('int8-island');
+  const x = g.addInput('input', ['N', 3, 8, 8]);
+  const q0 = qp(act, 1 / 80, 110);
+  const q1 = qp(act, 0.06, 128);
+  const q2 = qp(act, 0.03, 10);
+  const xq = g.addNode('QuantizeLinear', [x], { ...q0, dtype: act });
+  const c1 = qconv(g, xq, act, 3, 7, 3, q0, q1, { pads: [1, 1, 1, 1] });
+  const f = g.addNode('DequantizeLinear', [c1], { ...q1 });
+  const r = g.addNode('Relu', [f]);
+  const p = g.addNode('MaxPool', [r], { kernel_shape: [2, 2], strides: [2, 2] });
+  const q = g.addNode('QuantizeLinear', [p], { ...q2, dtype: act });
+  const flat = g.addNode('Flatten', [q], { axis: 1 });
+  const y = qgemm(g, flat, act, 7 * 4 * 4, 6, q2, undefined, 1);
+  return g.build([{ name: y, dtype: 'float32', shape: ['N', 6] }, { name: p, dtype: 'float32', shape: ['N', 7, 4, 4] }]);
+}
+
 function dynamicGemm(): Graph {
   const g = new GraphBuilder('dyn');
   const x = g.addInput('input', ['N', 37]);
@@ -194,6 +212,7 @@ const GRAPHS: [string, (act: Act) => Graph, number[]][] = [
   ['conv chain', convChain, [3, 9, 9]],
   ['branches, add, float conv, reshape', branchy, [4, 7, 6]],
   ['convs with fused and unfused max pools', pooled, [2, 11, 9]],
+  ['an fp32 island (DQ, Relu, MaxPool, Q) between int8 ops', floatIsland, [3, 8, 8]],
 ];
 
 describe('int8 runtime vs runInt8Reference (bit-exact)', () => {
