@@ -164,6 +164,31 @@ function pooled(act: Act): Graph {
   ]);
 }
 
+/** One-channel convs (SeedCNN conv1-like, run two output pixels per GEMM row when the width is even). */
+function oneChannel(act: Act): Graph {
+  const g = new GraphBuilder('int8-one-channel');
+  const x = g.addInput('input', ['N', 1, 10, 11]);
+  const q0 = qp(act, 1 / 70, 60);
+  const q1 = qp(act, 0.05, 128);
+  const xq = g.addNode('QuantizeLinear', [x], { ...q0, dtype: act });
+  // 10 x 10 output (pads 1 0 1 1): paired, fused with a pool
+  const c1 = qconv(g, xq, act, 1, 32, 3, q0, q1, { pads: [1, 0, 1, 1], kiln_activation: 'Relu' });
+  const p1 = g.addNode('MaxPool', [c1], { kernel_shape: [2, 2], strides: [2, 2] });
+  // 8 x 9 output: odd width, not paired
+  const c2 = qconv(g, xq, act, 1, 7, 3, q0, q1);
+  // 10 x 10 output, per-tensor weight scale, no bias: paired
+  const w = g.addInitializer('w', int8s([5, 1, 3, 3], true));
+  const ws = g.addInitializer('ws', scales(1, 0.01, 0.02));
+  const c3 = g.addNode('QLinearConv', [xq, w, ws, ''], {
+    kernel_shape: [3, 3], pads: [1, 1, 1, 0], x_scale: q0.scale, x_zero_point: q0.zero_point, y_scale: q1.scale, y_zero_point: q1.zero_point, y_dtype: act,
+  });
+  return g.build([
+    { name: dq(g, p1, q1), dtype: 'float32', shape: ['N', 32, 5, 5] },
+    { name: dq(g, c2, q1), dtype: 'float32', shape: ['N', 7, 8, 9] },
+    { name: dq(g, c3, q1), dtype: 'float32', shape: ['N', 5, 10, 10] },
+  ]);
+}
+
 /** An fp32 island (DequantizeLinear -> Relu -> MaxPool -> QuantizeLinear) inside an int8 chain. */
 function floatIsland(act: Act): Graph {
   const g = new GraphBuilder('int8-island');
@@ -213,6 +238,7 @@ const GRAPHS: [string, (act: Act) => Graph, number[]][] = [
   ['branches, add, float conv, reshape', branchy, [4, 7, 6]],
   ['convs with fused and unfused max pools', pooled, [2, 11, 9]],
   ['an fp32 island (DQ, Relu, MaxPool, Q) between int8 ops', floatIsland, [3, 8, 8]],
+  ['one-channel convs, two pixels per GEMM row', oneChannel, [1, 10, 11]],
 ];
 
 describe('int8 runtime vs runInt8Reference (bit-exact)', () => {
@@ -277,6 +303,13 @@ describe('int8 runtime vs runInt8Reference (bit-exact)', () => {
     const steps = session.info().steps;
     expect(steps.filter((s) => s.startsWith('QLinearConv') && s.includes('+ max pool')).length).toBe(2);
     expect(steps.filter((s) => s.startsWith('MaxPoolU8')).length).toBe(1);  // c3 has two readers
+    session.release();
+  });
+
+  it('one-channel convs with an even output width run two pixels per GEMM row', async () => {
+    const session = await InferenceSession.create(oneChannel('uint8'));
+    const convs = session.info().steps.filter((s) => s.startsWith('QLinearConv'));
+    expect(convs.map((s) => s.includes('2 pixels per GEMM row'))).toEqual([true, false, true]);
     session.release();
   });
 

@@ -20,11 +20,77 @@ constexpr int64_t kMaxDim = int64_t{1} << 31;
 // Bytes of conv output a fused pool consumes per chunk and thread (as the float Conv step).
 constexpr size_t kFusedChunkBytes = size_t{128} << 10;
 
+size_t round4(size_t n) { return (n + 3) / 4 * 4; }
+
+// Convolutions with a tiny patch and few output channels (SeedCNN conv1: 1 channel, 3x3 -> 32)
+// leave most of an int8 GEMM tile idle (K = 9 of 12, N = 32 of 64 columns). Two horizontally
+// adjacent output pixels share a kernel_h x (kernel_w + 1) input patch, so they run as ONE
+// GEMM row: a convolution with stride_w 2, a kernel one column wider and 2 * O output channels
+// (the kernel placed at the patch's left for the first O, at its right for the second O, zeros
+// elsewhere). Its NHWC output [OH][OW / 2][2 O] is byte for byte the original [OH][OW][O], and
+// every sum has the same terms (the extra ones have zero weights): the same bits, half the rows.
+struct PairedConv {
+  Conv2dGeometry g;
+  std::vector<int8_t> w;
+  std::vector<int32_t> bias;
+  std::vector<float> w_scale;
+};
+
+bool make_paired(const Conv2dGeometry& g, const int8_t* w, const int32_t* bias, const S8ConvQuant& q, PairedConv* out) {
+  const size_t patch = g.in_channels * g.kernel_h * g.kernel_w;
+  const size_t wider = g.in_channels * g.kernel_h * (g.kernel_w + 1);
+  if (g.groups != 1 || g.stride_w != 1 || g.dilation_w != 1 || g.out_width < 2 || g.out_width % 2 != 0 ||
+      g.out_channels > 32 || patch > 16 || round4(wider) != round4(patch)) {
+    return false;
+  }
+  Conv2dGeometry p = g;
+  p.out_channels = 2 * g.out_channels;
+  p.kernel_w = g.kernel_w + 1;
+  p.stride_w = 2;
+  p.out_width = g.out_width / 2;
+  if (window_output_size(p.in_width, p.pad_left, p.pad_right, p.kernel_w, p.stride_w, p.dilation_w) != p.out_width ||
+      !conv2d_geometry_valid(p)) {
+    return false;
+  }
+  const size_t o = g.out_channels, c = g.in_channels, kh = g.kernel_h, kw = g.kernel_w;
+  out->w.assign(p.out_channels * c * kh * (kw + 1), 0);
+  for (size_t half = 0; half < 2; ++half) {
+    for (size_t oc = 0; oc < o; ++oc) {
+      for (size_t ic = 0; ic < c; ++ic) {
+        for (size_t i = 0; i < kh; ++i) {
+          for (size_t j = 0; j < kw; ++j) {
+            out->w[(((half * o + oc) * c + ic) * kh + i) * (kw + 1) + j + half] = w[((oc * c + ic) * kh + i) * kw + j];
+          }
+        }
+      }
+    }
+  }
+  if (bias) {
+    out->bias.assign(bias, bias + o);
+    out->bias.insert(out->bias.end(), bias, bias + o);
+  }
+  out->w_scale.assign(q.w_scale, q.w_scale + q.w_scale_count);
+  if (q.w_scale_count == o) out->w_scale.insert(out->w_scale.end(), q.w_scale, q.w_scale + o);
+  out->g = p;
+  return true;
+}
+
+S8Conv2dPlan make_plan(const Conv2dGeometry& g, const int8_t* w, const int32_t* bias, const S8ConvQuant& q, bool float_output,
+                       bool* paired) {
+  PairedConv pc;
+  *paired = !float_output && make_paired(g, w, bias, q, &pc);
+  if (!*paired) return S8Conv2dPlan(g, w, bias, q, float_output);
+  S8ConvQuant q2 = q;
+  q2.w_scale = pc.w_scale.data();
+  q2.w_scale_count = pc.w_scale.size();
+  return S8Conv2dPlan(pc.g, pc.w.data(), bias ? pc.bias.data() : nullptr, q2, false);
+}
+
 class QLinearConvStep : public PlanStep {
  public:
   QLinearConvStep(const Conv2dGeometry& g, const int8_t* w, const int32_t* bias, const S8ConvQuant& q,
                   bool float_output, bool relu, const Pool2d* pool)
-      : conv_(g, w, bias, q, float_output), relu_(relu), fused_pool_(pool != nullptr) {
+      : conv_(make_plan(g, w, bias, q, float_output, &paired_)), logical_(g), relu_(relu), fused_pool_(pool != nullptr) {
     if (pool) {
       pool_ = PoolU8(*pool, g.out_channels);
       pool_detail_ = pool->detail();
@@ -81,7 +147,7 @@ class QLinearConvStep : public PlanStep {
   }
   size_t weight_bytes() const override { return conv_.weight_bytes(); }
   std::string detail() const override {
-    const Conv2dGeometry& g = conv_.geometry();
+    const Conv2dGeometry& g = logical_;
     std::ostringstream s;
     s << "u8 NHWC " << g.kernel_h << "x" << g.kernel_w << " s" << g.stride_h << "x" << g.stride_w << " "
       << g.in_channels << "->" << g.out_channels;
@@ -89,6 +155,7 @@ class QLinearConvStep : public PlanStep {
     if (g.dilation_h > 1 || g.dilation_w > 1) s << " d" << g.dilation_h << "x" << g.dilation_w;
     if (relu_) s << " relu";
     s << (conv_.float_output() ? " -> f32 NCHW" : " -> u8");
+    if (paired_) s << " (2 pixels per GEMM row)";
     if (fused_pool_) s << " + max pool " << pool_detail_;
     return s.str();
   }
@@ -102,7 +169,9 @@ class QLinearConvStep : public PlanStep {
     const size_t per_thread = std::max<size_t>(1, kFusedChunkBytes / bytes);
     return std::max<size_t>(1, std::min(batch, per_thread * std::max<size_t>(threads, 1)));
   }
+  bool paired_ = false;  // set by make_plan before conv_ is built (declared first)
   S8Conv2dPlan conv_;
+  Conv2dGeometry logical_;
   bool relu_;
   bool fused_pool_;
   PoolU8 pool_;
