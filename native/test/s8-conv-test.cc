@@ -290,6 +290,9 @@ int main() {
   test_conv(geometry(1, 5, 17, 3, 1, 3, 1, 1, 0, 1, 0, 1, 1, 1, 1), 1, rng, "Cin 1, 1x3 padded");
   test_conv(geometry(6, 6, 5, 9, 2, 3, 1, 2, 1, 1, 1, 0, 2, 1, 3), 2, rng, "groups 3");
   test_conv(geometry(8, 9, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8), 2, rng, "depthwise");
+  test_conv(geometry(37, 8, 7, 37, 3, 2, 2, 1, 1, 0, 2, 1, 2, 1, 37), 2, rng, "depthwise odd");
+  test_conv(geometry(64, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64), 8, rng, "depthwise over threads");
+  test_conv(geometry(4, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4), 1, rng, "depthwise multiplier 2 (GEMMs)");
   test_conv(geometry(19, 5, 3, 23, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), 2, rng, "1x1");
   test_conv(geometry(5, 4, 4, 7, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1), 1, rng, "1x1 padded");
   test_conv(geometry(128, 6, 6, 512, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), 1, rng, "few rows, many columns");

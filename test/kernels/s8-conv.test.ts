@@ -230,6 +230,8 @@ describe('s8conv2d against the exact reference, every kernel family', () => {
       shape({ batch: 1, c: 4, h: 5, w: 5, o: 6, kh: 1, kw: 1, pads: [1, 0, 0, 1] }),                        // 1x1 padded
       shape({ batch: 1, c: 4, h: 9, w: 8, o: 6, kh: 1, kw: 1, sh: 2, sw: 3 }),                              // 1x1 strided
       shape({ batch: 2, c: 6, h: 4, w: 4, o: 4, kh: 1, kw: 1, groups: 2 }),                                 // 1x1 grouped
+      shape({ batch: 2, c: 37, h: 8, w: 7, o: 37, kh: 3, kw: 2, groups: 37, sh: 2, sw: 1, pads: [1, 0, 2, 1], dh: 2 }), // depthwise, odd
+      shape({ batch: 1, c: 3, h: 5, w: 5, o: 3, kh: 5, kw: 5, groups: 3, pads: [2, 2, 2, 2] }),             // depthwise 5x5
     ];
     cases.forEach((s, i) => check(build(s, rng, { xZp: rng.int(256), bias: true, perChannel: true, relu: i % 2 === 0 }), `case ${i} ${JSON.stringify(s)}`));
   });
@@ -255,6 +257,9 @@ describe('s8conv2d against the exact reference, every kernel family', () => {
     // Few rows, many columns: one task whose GEMMs split columns over the threads.
     const wide = build(shape({ batch: 1, c: 128, h: 6, w: 6, o: 512, kh: 3, kw: 3 }), rng, { xZp: 17, bias: true, perChannel: true, relu: false });
     check(wide, '4x4 output, 512 channels, K = 1152', [1, 2]);
+    // The direct depthwise kernel split over threads by output rows.
+    const dw = build(shape({ batch: 8, c: 128, h: 32, w: 32, o: 128, kh: 3, kw: 3, groups: 128, pads: [1, 1, 1, 1] }), rng, { xZp: 200, bias: true, perChannel: true, relu: true });
+    check(dw, 'depthwise 128 channels, batch 8', [1, 2]);
   });
 
   it('async calls resolve with the same bytes', async () => {

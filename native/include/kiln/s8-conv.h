@@ -35,9 +35,11 @@ struct S8ConvQuant {
 // The weight, bias and scale arrays are copied at construction and need not outlive the plan.
 // `run` is const and thread-safe (several runs may share a plan, each with its own scratch);
 // results do not depend on the thread count or the ISA. The packed layout is ISA independent.
-// Grouped convolutions run one GEMM per group writing a strided slice of the NHWC output;
-// depthwise ones (one input channel per group) work that way too, but slowly (a GEMM of depth
-// kernel_h*kernel_w and one column per group). The constructor throws std::invalid_argument for
+// Grouped convolutions run one GEMM per group writing a strided slice of the NHWC output.
+// Depthwise ones with one output channel per group (groups = Cin = O) run a direct kernel over the
+// channels instead (s8-conv/s8-depthwise.h: portable code, vectorised by the compiler for the
+// baseline ISA only); with a channel multiplier > 1 they take the per-group GEMMs, which work but
+// slowly (a GEMM of depth kernel_h*kernel_w and a few columns per group). The constructor throws std::invalid_argument for
 // an invalid geometry, w_scale_count not 1 or O, or y_min > y_max (callers validate first).
 class S8Conv2dPlan {
  public:
@@ -66,6 +68,8 @@ class S8Conv2dPlan {
   uint8_t x_zero_point_ = 0;
   uint8_t y_zero_point_ = 0, y_min_ = 0, y_max_ = 255;
   bool float_output_ = false;
+  bool depthwise_ = false;          // the direct depthwise kernel (packed_ empty)
+  std::vector<int16_t> dw_weight_;  // depthwise weights as [tap][channel]
 
   // How run() splits the batch's output pixels (rows): `tasks` contiguous ranges, each walked in
   // blocks of at most block_rows rows through its own im2col buffer.
@@ -79,6 +83,7 @@ class S8Conv2dPlan {
             size_t threads) const;
   void run_rows(const uint8_t* in, void* out, size_t row_begin, size_t row_end, size_t block_rows,
                 uint8_t* columns, size_t gemm_threads) const;
+  void run_depthwise(const uint8_t* in, void* out, size_t batch, size_t threads) const;
 };
 
 // ONNX QuantizeLinear: q = saturate(round_half_even(x / scale) + zero_point) (a true division, as

@@ -13,6 +13,7 @@
 
 #include "kiln/s8-conv.h"
 #include "kiln/thread-pool.h"
+#include "s8-conv/s8-depthwise.h"
 #include "s8-conv/s8-im2col.h"
 
 namespace kiln {
@@ -48,6 +49,13 @@ S8Conv2dPlan::S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, c
   const size_t groups = g.groups, cg = g.in_channels_per_group(), og = g.out_channels_per_group();
   const size_t kh = g.kernel_h, kw = g.kernel_w, k = g.patch();
 
+  depthwise_ = groups > 1 && cg == 1 && og == 1;
+  if (depthwise_) {  // OIHW with I = 1 -> [tap][channel]
+    dw_weight_.resize(g.weight_size());
+    for (size_t o = 0; o < g.out_channels; ++o) {
+      for (size_t t = 0; t < kh * kw; ++t) dw_weight_[t * g.out_channels + o] = weight_oihw[o * kh * kw + t];
+    }
+  }
   // OIHW -> O x (kh, kw, c): the column order of the NHWC im2col. Rows are padded with zero
   // weights to a multiple of 4, so the GEMM packs whole k groups of the im2col rows (the padded
   // columns hold the zero point and add nothing); the im2col-free path reads the input as is.
@@ -63,7 +71,7 @@ S8Conv2dPlan::S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, c
     }
   }
   packed_.reserve(groups);
-  for (size_t gi = 0; gi < groups; ++gi) packed_.emplace_back(true, ks, og, reordered.data() + gi * og * ks, ks);
+  for (size_t gi = 0; gi < groups && !depthwise_; ++gi) packed_.emplace_back(true, ks, og, reordered.data() + gi * og * ks, ks);
   if (bias) bias_.assign(bias, bias + g.out_channels);
 
   // docs/int8-ir.md: the multiplier is fround(fround(x_scale * w_scale) / y_scale); a float
@@ -96,7 +104,7 @@ S8Conv2dPlan::Split S8Conv2dPlan::split(size_t batch, size_t threads) const {
 }
 
 size_t S8Conv2dPlan::scratch_bytes(size_t batch, size_t threads) const {
-  if (direct_input()) return 0;
+  if (direct_input() || depthwise_) return 0;
   // run() may see fewer threads than asked for (a smaller pool), and tasks * block_rows is not
   // monotonic in the task count: take the largest over every count it could use.
   const size_t limit = threads == 0 ? num_threads() : threads;
@@ -110,7 +118,7 @@ size_t S8Conv2dPlan::scratch_bytes(size_t batch, size_t threads) const {
 }
 
 size_t S8Conv2dPlan::weight_bytes() const {
-  size_t bytes = bias_.size() * sizeof(int32_t) + scale_.size() * sizeof(float);
+  size_t bytes = bias_.size() * sizeof(int32_t) + scale_.size() * sizeof(float) + dw_weight_.size() * sizeof(int16_t);
   for (const PackedS8B& p : packed_) bytes += p.bytes();
   return bytes;
 }
@@ -147,12 +155,38 @@ void S8Conv2dPlan::run_rows(const uint8_t* in, void* out, size_t row_begin, size
   }
 }
 
+void S8Conv2dPlan::run_depthwise(const uint8_t* in, void* out, size_t batch, size_t threads) const {
+  S8DepthwiseArgs a;
+  a.weight = dw_weight_.data();
+  a.bias = bias_.empty() ? nullptr : bias_.data();
+  a.scale = scale_.data();
+  a.x_zero_point = x_zero_point_;
+  a.float_output = float_output_;
+  a.y_zero_point = y_zero_point_;
+  a.y_min = y_min_;
+  a.y_max = y_max_;
+  const size_t rows = batch * g_.out_height;  // output rows of pixels
+  const double macs = static_cast<double>(rows) * static_cast<double>(g_.out_width * g_.out_channels) *
+                      static_cast<double>(g_.kernel_h * g_.kernel_w);
+  const size_t tasks = std::max<size_t>(1, std::min<double>(static_cast<double>(std::min(threads, rows)), macs / kMinMacsPerTask));
+  if (tasks == 1) {
+    s8_depthwise_rows(g_, a, in, out, 0, rows);
+    return;
+  }
+  parallel_for(
+      tasks, [&](size_t t) { s8_depthwise_rows(g_, a, in, out, rows * t / tasks, rows * (t + 1) / tasks); }, tasks);
+}
+
 void S8Conv2dPlan::run(const uint8_t* in, void* out, size_t batch, uint8_t* scratch, size_t max_threads) const {
   const size_t threads = resolve_threads(max_threads);
   const size_t rows = batch * g_.out_plane();
   if (rows == 0) return;
   if (direct_input()) {
     gemm(in, g_.in_channels, rows, 0, out, 0, threads);
+    return;
+  }
+  if (depthwise_) {
+    run_depthwise(in, out, batch, threads);
     return;
   }
   const Split s = split(batch, threads);

@@ -1,0 +1,26 @@
+// Direct int8 depthwise convolution on uint8 NHWC (one input and one output channel per group):
+// per output pixel, int32 sums over the taps inside the image, vectorised along the channels
+// (contiguous in NHWC), then the same per-element epilogue as the GEMM path, so the results are
+// the GEMM path's bits. Padded taps are skipped: they hold the zero point, which adds 0.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kiln/conv.h"
+
+namespace kiln {
+
+struct S8DepthwiseArgs {
+  const int16_t* weight = nullptr;  // [tap][channel], tap = kh * kernel_w + kw
+  const int32_t* bias = nullptr;    // per channel, or null
+  const float* scale = nullptr;     // per channel multipliers
+  uint8_t x_zero_point = 0;
+  bool float_output = false;
+  uint8_t y_zero_point = 0, y_min = 0, y_max = 255;
+};
+
+// Output rows [row_begin, row_end) of the batch (row = image * out_height + oh).
+void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
+                       size_t row_begin, size_t row_end);
+
+}  // namespace kiln
