@@ -102,7 +102,7 @@ export function buildProgram(): Command {
 
   program
     .command('quantize')
-    .description('int8-quantize a model (static PTQ calibrated on a data set, or --dynamic) and write it as a .kiln file')
+    .description('int8-quantize a model (static PTQ calibrated on a data set, --qat, or --dynamic) and write it as a .kiln file')
     .argument('<model>', 'model file (.kiln or .onnx), fp32')
     .option('--calibrate <dataset>', 'calibrate on the train split of this data set and evaluate on its held-out split: mnist | cifar10 | synthetic')
     .option('--data-dir <dir>', 'folder with CIFAR-10 binary files')
@@ -116,7 +116,8 @@ export function buildProgram(): Command {
     .option('--strict', 'fail instead of leaving ops without an int8 form in fp32')
     .option('--dynamic', 'dynamic quantization (Linear/Gemm/MatMul models; no calibration)')
     .option('--eval-images <n>', 'held-out images for the fp32 vs int8 accuracy (default: all on the runtime, 500 on the reference interpreter)', intOption(1, 1 << 20))
-    // --qat --epochs <n> (quantization-aware training) are registered here by src/quant/qat.ts's owner.
+    .option('--qat', 'quantization-aware training instead of PTQ: fine-tune the .kiln model with fake-quantized int8 on the --calibrate train split, then convert')
+    .option('--epochs <n>', 'QAT fine-tuning epochs (with --qat; default 2)', intOption(1, 10000))
     .requiredOption('--out <file>', '.kiln file to write')
     .option('--json', 'print one JSON object with the results as the last line')
     .action(quantizeCommand);

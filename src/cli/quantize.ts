@@ -11,12 +11,14 @@ import type { Graph } from '../graph/ir.js';
 import type { Module } from '../nn/module.js';
 import { quantizeDynamic } from '../quant/dynamic.js';
 import { quantize, type QuantizationReport } from '../quant/ptq.js';
+import { quantizeAwareTrain } from '../quant/qat.js';
 import { runInt8Reference } from '../quant/reference.js';
 import { readKilnFile } from '../runtime/kiln-file.js';
 import { graphFromAnyKilnFile, moduleFromKilnFile, save } from '../runtime/model-io.js';
 import { InferenceSession } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
 import { countCorrect } from '../train/metrics.js';
+import { typeError } from '../validate.js';
 import { loadDatasets } from './datasets.js';
 import { Output, percent } from './output.js';
 
@@ -32,6 +34,9 @@ export interface QuantizeCommandOptions {
   activations: string;
   strict?: boolean;
   dynamic?: boolean;
+  /** Quantization-aware training for `epochs` (default 2) on the --calibrate train split instead of PTQ. */
+  qat?: boolean;
+  epochs?: number;
   evalImages?: number;
   out: string;
   json?: boolean;
@@ -122,6 +127,8 @@ export function reportTable(report: QuantizationReport): string {
 
 export async function quantizeCommand(modelPath: string, opts: QuantizeCommandOptions): Promise<void> {
   const out = new Output(opts);
+  if (opts.epochs !== undefined && !opts.qat) throw typeError('--epochs', 'nothing without --qat', opts.epochs);
+  if (opts.qat && opts.dynamic) throw typeError('--qat', 'nothing with --dynamic (QAT is static quantization)', true);
   if (!opts.dynamic && !opts.calibrate) throw new TypeError('Expected a data set for --calibrate (mnist | cifar10 | synthetic) but received none (or pass --dynamic)');
   const source = await readSource(modelPath);
   const data = opts.calibrate ? await loadDatasets({ dataset: opts.calibrate, dataDir: opts.dataDir, seed: opts.seed }) : undefined;
@@ -130,8 +137,19 @@ export async function quantizeCommand(modelPath: string, opts: QuantizeCommandOp
   let report: QuantizationReport;
   if (opts.dynamic) {
     ({ graph, report } = quantizeDynamic(source.graph, { perChannel: !opts.perTensor, allowFp32: !opts.strict }));
+  } else if (opts.qat) {
+    if (!source.module) throw typeError('model', 'a .kiln file holding a trained Module (--qat fine-tunes its layers)', modelPath);
+    const epochs = opts.epochs ?? 2;
+    const bar = out.progress(epochs, 'QAT fine-tuning |{bar}| {value}/{total} epochs');
+    ({ graph, report } = await quantizeAwareTrain(source.module, data!.train, {
+      epochs,
+      perChannel: !opts.perTensor,
+      activations: opts.activations as 'uint8',
+      strict: Boolean(opts.strict),
+      train: { seed: opts.seed, callbacks: { onEpochEnd: (e) => void bar.update(e.epoch + 1) } },
+    }));
+    bar.stop();
   } else {
-    // (--qat --epochs N: quantization-aware training from source.module goes here, src/quant/qat.ts.)
     const bar = out.progress(opts.batches, 'calibrating |{bar}| {value}/{total} batches');
     let phase = 'calibrate';
     ({ graph, report } = await quantize(source.graph, data!.train, {
