@@ -26,6 +26,8 @@ export type { QuantizeOptions, QuantizeResult, QuantizeProgress, QuantizationRep
 export { quantizeDynamic } from './quant/dynamic.js';
 export type { QuantizeDynamicOptions } from './quant/dynamic.js';
 export { runInt8Reference } from './quant/reference.js';
+export { quantizeAwareTrain, prepareQat, convertQat, QatModel } from './quant/qat.js';
+export type { QuantizeAwareTrainOptions, QatResult, PrepareQatOptions, ConvertQatOptions } from './quant/qat.js';
 export { InferenceSession } from './runtime/session.js';
 export * as onnx from './onnx/index.js';
 
