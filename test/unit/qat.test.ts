@@ -69,6 +69,16 @@ describe('quantizeAwareTrain', () => {
     expect(report.layers.map((l) => l.int8Op)).toEqual(['QLinearConv', 'QLinearConv', 'QLinearGemm', 'QLinearGemm']);
     expect(graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', 'MaxPool', 'QLinearConv', 'MaxPool', 'Flatten', 'QLinearGemm', 'QLinearGemm']);
 
+    // The int8 weights of the graph, dequantized, are bit for bit the weights the QAT forward used.
+    const int8Nodes = graph.nodes.filter((n) => n.op === 'QLinearConv' || n.op === 'QLinearGemm');
+    qat.weighted.forEach((layer, i) => {
+      const [, wName, sName] = int8Nodes[i].inputs;
+      const w = graph.initializers.get(wName)!.data as Int8Array;
+      const scales = graph.initializers.get(sName)!.data as Float32Array;
+      const per = w.length / layer.layer.weight.value.dims[0];
+      const dequantized = Float32Array.from(w, (q, k) => q * scales[scales.length === 1 ? 0 : Math.floor(k / per)]);
+      expect(new Uint32Array(dequantized.buffer)).toEqual(new Uint32Array(layer.fakeQuantizedWeights().buffer));
+    });
     const x = batchOf(held);
     const int8 = runInt8Reference(graph, { [graph.inputs[0].name]: x })[graph.outputs[0].name];
     const simulated = await qat.forward(x);
