@@ -34,6 +34,8 @@ export interface CompiledGraph {
   fixedBatch?: number;
   /** Multiply-accumulates per image (elementwise steps count one per output element). */
   macsPerImage: number;
+  /** Estimated cost per image in float32 FLOPs (int8 multiply-adds count a quarter): picks inline or worker runs. */
+  flopsPerImage: number;
 }
 
 export interface CompileOptions {
@@ -137,6 +139,7 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
     outputs: outputs.map((o) => ({ name: o.name, shape: o.ref.shape })),
     ...(env.fixedBatch !== undefined ? { fixedBatch: env.fixedBatch } : {}),
     macsPerImage: env.macs,
+    flopsPerImage: 2 * (env.macs - (env.int8Macs ?? 0)) + (env.int8Macs ?? 0) / 2,
   };
 }
 
@@ -159,7 +162,7 @@ function convPoolPairs(graph: Graph, used: Set<string>): Map<GraphNode, GraphNod
 
 /** Lowers a Conv and its pool as one step; false (nothing emitted) when they cannot fuse. */
 function tryFuse(conv: GraphNode, pool: GraphNode, env: LoweringEnv): boolean {
-  const mark = { values: env.values.length, steps: env.steps.length, macs: env.macs };
+  const mark = { values: env.values.length, steps: env.steps.length, macs: env.macs, int8Macs: env.int8Macs };
   try {
     const fuse = conv.op === 'QLinearConv' ? lowerQLinearConvPool : lowerConvPool;
     const [ref] = fuse(new NodeLowering(conv, env), new NodeLowering(pool, env));
@@ -170,6 +173,7 @@ function tryFuse(conv: GraphNode, pool: GraphNode, env: LoweringEnv): boolean {
     env.values.length = mark.values;
     env.steps.length = mark.steps;
     env.macs = mark.macs;
+    env.int8Macs = mark.int8Macs;
     for (const id of [...(env.uint8Values ?? [])]) if (id >= mark.values) env.uint8Values!.delete(id);
     return false;
   }

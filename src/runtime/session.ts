@@ -121,7 +121,7 @@ export class InferenceSession implements Disposable {
     try {
       const compiled = await this.compiledFor(feed.shapes);
       const outputs = allocate(compiled.graph, feed.batch);
-      const heavy = shouldRunAsync(2 * compiled.graph.macsPerImage * feed.batch);
+      const heavy = shouldRunAsync(compiled.graph.flopsPerImage * feed.batch);
       const pending = compiled.plan.run(feed.arrays, outputs.arrays, feed.batch, heavy);
       if (pending) await pending;
       return outputs.tensors;

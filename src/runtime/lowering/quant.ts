@@ -181,7 +181,7 @@ function qconvStep(n: NodeLowering): QConvStep {
 
 export function lowerQLinearConv(n: NodeLowering): ValueRef[] {
   const c = qconvStep(n);
-  return [n.emit('QLinearConv', [c.input], c.shape, { attrs: c.attrs, weights: c.weights, macs: c.macs, ...(c.quant ? { quant: c.quant } : {}) })];
+  return [n.emit('QLinearConv', [c.input], c.shape, { attrs: c.attrs, weights: c.weights, macs: c.macs, int8: true, ...(c.quant ? { quant: c.quant } : {}) })];
 }
 
 /**
@@ -198,7 +198,7 @@ export function lowerQLinearConvPool(conv: NodeLowering, pool: NodeLowering): Va
   const { perm: _, ...q } = c.quant;
   return [
     conv.emit('QLinearConv', [c.input], p.shape, {
-      attrs, weights: c.weights, macs: c.macs + p.macs, quant: { ...q, perm: { c: p.shape[0], p: p.shape[1] * p.shape[2] } },
+      attrs, weights: c.weights, macs: c.macs + p.macs, int8: true, quant: { ...q, perm: { c: p.shape[0], p: p.shape[1] * p.shape[2] } },
     }),
   ];
 }
@@ -250,6 +250,7 @@ export function lowerQLinearGemm(n: NodeLowering): ValueRef[] {
       attrs: { transB: g.transB ? 1 : 0, out_features: g.nOut, a_scale: aScale, a_zero_point: storedZeroPoint(a.quant.dtype, aZp), relu: reluAttr(n), ...y.attrs },
       weights: { W: { data: w, shape: g.dims }, w_scale: wScale, ...(bias ? { B: bias } : {}) },
       macs: k * g.nOut,
+      int8: true,
       ...(y.quant ? { quant: y.quant } : {}),
     }),
   ];
@@ -266,6 +267,7 @@ export function lowerDynamicQGemm(n: NodeLowering): ValueRef[] {
       attrs: { transB: g.transB ? 1 : 0, out_features: g.nOut, relu: reluAttr(n) },
       weights: { W: { data: g.w, shape: g.dims }, w_scale: wScale, ...(bias ? { B: bias } : {}) },
       macs: a.shape[0] * g.nOut,
+      int8: true,
     }),
   ];
 }
