@@ -311,6 +311,10 @@ describe('int8 runtime vs runInt8Reference (bit-exact)', () => {
     const convs = session.info().steps.filter((s) => s.startsWith('QLinearConv'));
     expect(convs.map((s) => s.includes('2 pixels per GEMM row'))).toEqual([true, false, true]);
     session.release();
+    // three channels (CIFAR-like conv1, depth 28 -> 36) pair too: the fp32-island graph's conv
+    const island = await InferenceSession.create(floatIsland('int8'));
+    expect(island.info().steps.filter((s) => s.includes('2 pixels per GEMM row')).length).toBe(1);
+    island.release();
   });
 
   it('a non-flat reshape of an NHWC value gets one explicit layout change', async () => {
