@@ -2,15 +2,62 @@
 
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "kiln/dispatch.h"
 #include "quant/requantize.h"
 
 namespace kiln {
+namespace {
+
+// requantize_u8 over a row of channels. SSE2 is part of x86-64, so the baseline build has it:
+// cvtps2dq rounds half to even in the default mode, like std::nearbyint, and the clamp comes
+// first, as in every other epilogue, so the bits are the scalar ones.
+void requantize_row(const uint32_t* acc, const float* scale, size_t n, int32_t zero_point, float lo, float hi,
+                    uint8_t* out) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128 vlo = _mm_set1_ps(lo), vhi = _mm_set1_ps(hi);
+  const __m128i zp = _mm_set1_epi32(zero_point);
+  for (; i + 8 <= n; i += 8) {
+    __m128i q[2];
+    for (int h = 0; h < 2; ++h) {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(acc + i + 4 * h));
+      __m128 y = _mm_mul_ps(_mm_cvtepi32_ps(a), _mm_loadu_ps(scale + i + 4 * h));
+      y = _mm_min_ps(_mm_max_ps(y, vlo), vhi);
+      q[h] = _mm_add_epi32(_mm_cvtps_epi32(y), zp);
+    }
+    const __m128i words = _mm_packs_epi32(q[0], q[1]);  // values are in [0, 255]
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), _mm_packus_epi16(words, words));
+  }
+#endif
+  for (; i < n; ++i) out[i] = requantize_u8(static_cast<int32_t>(acc[i]), scale[i], zero_point, lo, hi);
+}
+
+}  // namespace
+
+void s8_depthwise_accumulate_scalar(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
+                                    int32_t zero_point, uint32_t* acc) {
+  for (size_t t = 0; t < taps; ++t) {
+    const uint8_t* xt = x[t];
+    const int16_t* wt = w[t];
+    // |(x - zx) * w| <= 255 * 128: the product fits; the sum wraps as unsigned.
+    for (size_t ch = 0; ch < channels; ++ch) acc[ch] += static_cast<uint32_t>((static_cast<int32_t>(xt[ch]) - zero_point) * wt[ch]);
+  }
+}
 
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
                        size_t row_begin, size_t row_end) {
   const size_t c = g.in_channels;
   thread_local std::vector<uint32_t> acc;  // sums wrap modulo 2^32 like every other path
+  thread_local std::vector<const uint8_t*> xs;
+  thread_local std::vector<const int16_t*> ws;
   acc.resize(c);
+  xs.resize(g.kernel_h * g.kernel_w);
+  ws.resize(g.kernel_h * g.kernel_w);
+  const auto accumulate = active_isa() >= Isa::kAvx2 ? s8_depthwise_accumulate_avx2 : s8_depthwise_accumulate_scalar;
   const int32_t zx = a.x_zero_point;
   const int32_t zy = a.y_zero_point;
   const float lo = static_cast<float>(static_cast<int32_t>(a.y_min) - zy);
@@ -21,25 +68,25 @@ void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const 
     for (size_t ow = 0; ow < g.out_width; ++ow) {
       uint32_t* s = acc.data();
       for (size_t ch = 0; ch < c; ++ch) s[ch] = a.bias ? static_cast<uint32_t>(a.bias[ch]) : 0u;
+      size_t taps = 0;
       for (size_t kh = 0; kh < g.kernel_h; ++kh) {
         const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * g.stride_h + kh * g.dilation_h) - static_cast<ptrdiff_t>(g.pad_top);
         if (ih < 0 || ih >= static_cast<ptrdiff_t>(g.in_height)) continue;
         for (size_t kw = 0; kw < g.kernel_w; ++kw) {
           const ptrdiff_t iw = static_cast<ptrdiff_t>(ow * g.stride_w + kw * g.dilation_w) - static_cast<ptrdiff_t>(g.pad_left);
           if (iw < 0 || iw >= static_cast<ptrdiff_t>(g.in_width)) continue;
-          const uint8_t* x = image + (static_cast<size_t>(ih) * g.in_width + static_cast<size_t>(iw)) * c;
-          const int16_t* w = a.weight + (kh * g.kernel_w + kw) * c;
-          // |(x - zx) * w| <= 255 * 128: the product fits; the sum wraps as unsigned.
-          for (size_t ch = 0; ch < c; ++ch) s[ch] += static_cast<uint32_t>((static_cast<int32_t>(x[ch]) - zx) * w[ch]);
+          xs[taps] = image + (static_cast<size_t>(ih) * g.in_width + static_cast<size_t>(iw)) * c;
+          ws[taps] = a.weight + (kh * g.kernel_w + kw) * c;
+          ++taps;
         }
       }
+      accumulate(xs.data(), ws.data(), taps, c, zx, s);
       const size_t at = (row * g.out_width + ow) * c;
       if (a.float_output) {
         float* o = static_cast<float*>(out) + at;
         for (size_t ch = 0; ch < c; ++ch) o[ch] = dequantize_f32(static_cast<int32_t>(s[ch]), a.scale[ch], 0.0f);
       } else {
-        uint8_t* o = static_cast<uint8_t*>(out) + at;
-        for (size_t ch = 0; ch < c; ++ch) o[ch] = requantize_u8(static_cast<int32_t>(s[ch]), a.scale[ch], zy, lo, hi);
+        requantize_row(s, a.scale, c, zy, lo, hi, static_cast<uint8_t*>(out) + at);
       }
     }
   }

@@ -19,6 +19,13 @@ struct S8DepthwiseArgs {
   uint8_t y_zero_point = 0, y_min = 0, y_max = 255;
 };
 
+// acc[ch] += sum over the taps of (x[t][ch] - zero_point) * w[t][ch], wrapping modulo 2^32, for
+// ch < channels; per ISA (the AVX2 one keeps a block of channels in registers across the taps).
+void s8_depthwise_accumulate_scalar(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
+                                    int32_t zero_point, uint32_t* acc);
+void s8_depthwise_accumulate_avx2(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
+                                  int32_t zero_point, uint32_t* acc);
+
 // Output rows [row_begin, row_end) of the batch (row = image * out_height + oh).
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
                        size_t row_begin, size_t row_end);
