@@ -430,6 +430,18 @@ describe('EntropyObserver (KL divergence)', () => {
     expect(t).toBeLessThan(0.95 * amax);
   });
 
+  it('is not pulled down by a spike of exact zeros (ReLU outputs, image backgrounds)', () => {
+    // 80% zeros, the rest uniform on (0, 1]: the zeros are exact in any uint8 range, so T should
+    // keep (nearly) the whole uniform part, as it does without them.
+    const spiky = new Float32Array(20_000);
+    const u = uniform(4_000, 0, 1);
+    spiky.set(u.map(Math.abs), 16_000);
+    const o = new EntropyObserver('relu');
+    o.observe(spiky);
+    expect(o.range().min).toBe(0);
+    expect(o.range().max).toBeGreaterThanOrEqual(0.9 * o.observedRange().max);
+  });
+
   it('keeps (nearly) the whole range of uniform data', () => {
     const o = new EntropyObserver('act');
     o.observe(uniform(20_000, -1, 1));

@@ -13,6 +13,11 @@
  * [floor(j·i/128), floor((j+1)·i/128))), where ONNX Runtime gives the remainder to the last level
  * and leaves those bins out of Q; the range is [-T, T] clipped to the observed extremes, so all
  * non-negative data (ReLU outputs) calibrates to [min, T] instead of wasting half the uint8 codes.
+ * Bin 0 is given bin 1's count before the search (NVIDIA pytorch-quantization does the same): the
+ * spike of exact zeros in ReLU outputs and image backgrounds is quantized exactly whatever T is, but
+ * left in P it dominates the divergence and drives T far too low (measured on a SeedCNN trained on
+ * MNIST: 4-10% of each layer's output clipped, SQNR 3.5 dB, 0.8 points of accuracy lost; with the
+ * zero bin flattened: see the quantize report).
  */
 import { KilnRangeError } from '../../errors.js';
 import { integer, options as checkOptions, optional } from '../../validate.js';
@@ -49,7 +54,10 @@ export class EntropyObserver extends Observer {
   }
 
   protected computeRange(): FloatRange {
-    const t = klThreshold(this.histogram.snapshot(), this.quantizedBins);
+    const snap = this.histogram.snapshot();
+    const counts = snap.counts.slice();
+    if (counts.length > 1) counts[0] = counts[1];
+    const t = klThreshold({ ...snap, counts }, this.quantizedBins);
     return this.clipToObserved(-t, t);
   }
 }
