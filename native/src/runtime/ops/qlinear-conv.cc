@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "kiln/s8-conv.h"
+#include "kiln/thread-pool.h"
 #include "runtime/ops/ops.h"
 #include "runtime/ops/pool-u8.h"
 #include "runtime/ops/quant-attrs.h"
@@ -101,17 +102,24 @@ class QLinearConvStep : public PlanStep {
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t threads) const override {
     const auto* in = reinterpret_cast<const uint8_t*>(io.in[0]);
     if (fused_pool_) {
-      const Conv2dGeometry& g = conv_.geometry();
-      const size_t in_image = g.in_channels * g.in_plane(), conv_image = g.out_channels * g.out_plane();
-      const size_t chunk = chunk_images(batch, threads);
-      auto* staged = reinterpret_cast<uint8_t*>(scratch);
-      auto* conv_scratch = reinterpret_cast<uint8_t*>(scratch + round16(round_up_floats(chunk * conv_image)));
       auto* out = reinterpret_cast<uint8_t*>(io.out[0]);
-      for (size_t start = 0; start < batch; start += chunk) {
-        const size_t n = std::min(chunk, batch - start);
-        conv_.run(in + start * in_image, staged, n, conv_scratch, threads);
-        pool_.run(staged, out + start * pool_.out_image(), n, threads);
+      const size_t workers = pool_workers(batch, threads);
+      if (workers == 1) {
+        conv_pool(in, out, batch, chunk_images(batch, threads), scratch, threads);
+        return;
       }
+      // Each worker convolves and pools its own share of the images, a cache-sized chunk at a
+      // time in its own scratch slot: one fork per step, no synchronisation per chunk.
+      const Conv2dGeometry& g = conv_.geometry();
+      const size_t in_image = g.in_channels * g.in_plane(), chunk = chunk_images(batch, 1);
+      const size_t slot = pool_slot_floats(chunk);
+      parallel_for(
+          workers,
+          [&](size_t w) {
+            const size_t b0 = batch * w / workers, b1 = batch * (w + 1) / workers;
+            conv_pool(in + b0 * in_image, out + b0 * pool_.out_image(), b1 - b0, chunk, scratch + w * slot, 1);
+          },
+          workers);
       return;
     }
     if (!conv_.float_output()) {
@@ -137,9 +145,9 @@ class QLinearConvStep : public PlanStep {
   }
   size_t scratch_floats(size_t batch, size_t threads) const override {
     if (fused_pool_) {
-      const Conv2dGeometry& g = conv_.geometry();
-      const size_t chunk = chunk_images(batch, threads);
-      return round16(round_up_floats(chunk * g.out_channels * g.out_plane())) + round_up_floats(conv_.scratch_bytes(chunk, threads));
+      const size_t workers = pool_workers(batch, threads);
+      if (workers == 1) return pool_slot_floats(chunk_images(batch, threads), threads);
+      return workers * pool_slot_floats(chunk_images(batch, 1));
     }
     const size_t conv = round_up_floats(conv_.scratch_bytes(batch, threads));
     if (!conv_.float_output()) return conv;
@@ -163,6 +171,24 @@ class QLinearConvStep : public PlanStep {
 
  private:
   static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+  // Images in parallel for a fused pool: one worker per thread, each with an image or more.
+  static size_t pool_workers(size_t batch, size_t threads) { return std::max<size_t>(1, std::min(batch, threads)); }
+  // Scratch of one conv + pool pass over `chunk` images: the staged conv output, then the conv's own.
+  size_t pool_slot_floats(size_t chunk, size_t threads = 1) const {
+    const Conv2dGeometry& g = conv_.geometry();
+    return round16(round16(round_up_floats(chunk * g.out_channels * g.out_plane())) + round_up_floats(conv_.scratch_bytes(chunk, threads)));
+  }
+  void conv_pool(const uint8_t* in, uint8_t* out, size_t batch, size_t chunk, float* scratch, size_t threads) const {
+    const Conv2dGeometry& g = conv_.geometry();
+    const size_t in_image = g.in_channels * g.in_plane(), conv_image = g.out_channels * g.out_plane();
+    auto* staged = reinterpret_cast<uint8_t*>(scratch);
+    auto* conv_scratch = reinterpret_cast<uint8_t*>(scratch + round16(round_up_floats(chunk * conv_image)));
+    for (size_t start = 0; start < batch; start += chunk) {
+      const size_t n = std::min(chunk, batch - start);
+      conv_.run(in + start * in_image, staged, n, conv_scratch, threads);
+      pool_.run(staged, out + start * pool_.out_image(), n, threads);
+    }
+  }
   // Images per chunk: a cache-sized share for every thread the run may use.
   size_t chunk_images(size_t batch, size_t threads) const {
     const Conv2dGeometry& g = conv_.geometry();
