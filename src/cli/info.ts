@@ -1,9 +1,12 @@
 /** `kiln info`: what is inside a model file. */
 import { stat } from 'node:fs/promises';
 
+import type { Graph } from '../graph/ir.js';
+import { isStatic } from '../graph/shape-inference.js';
 import type { Module } from '../nn/module.js';
+import { inferInt8GraphShapes } from '../onnx/int8-graph.js';
 import { readKilnFile } from '../runtime/kiln-file.js';
-import { load } from '../runtime/model-io.js';
+import { graphFromKilnFile, moduleFromKilnFile } from '../runtime/model-io.js';
 import { Output } from './output.js';
 
 interface LayerRow {
@@ -17,22 +20,8 @@ interface LayerRow {
 export async function infoCommand(modelPath: string, opts: { json?: boolean }): Promise<void> {
   const out = new Output(opts);
   const file = await readKilnFile(modelPath);
-  const model = await load(modelPath);
-  const inputShape = modelInputShape(file.model);
-  const rows: LayerRow[] = [];
-  let shape = [1, ...inputShape];
-  const layers = model.children().length > 0 ? model.children() : [model];
-  layers.forEach((layer: Module, i) => {
-    const next = layer.outputShape(shape);
-    rows.push({
-      name: String(i),
-      type: layer.config().type,
-      outputShape: next.slice(1),
-      parameters: layer.parameters().reduce((s, p) => s + p.value.size, 0),
-      macs: layer.macs(shape),
-    });
-    shape = next;
-  });
+  const isGraph = (file.model as { kind?: unknown } | null)?.kind === 'graph';
+  const { inputShape, rows } = isGraph ? graphRows(graphFromKilnFile(file, modelPath)) : moduleRows(moduleFromKilnFile(file, modelPath), modelInputShape(file.model));
   const parameters = rows.reduce((s, r) => s + r.parameters, 0);
   const macs = rows.reduce((s, r) => s + r.macs, 0);
   const bytes = (await stat(modelPath)).size;
@@ -49,9 +38,52 @@ export async function infoCommand(modelPath: string, opts: { json?: boolean }): 
             `${r.name.padEnd(4)}${r.type.padEnd(14)}${`[${r.outputShape.join(', ')}]`.padEnd(18)}` +
             `${r.parameters.toLocaleString('en-US').padStart(10)}${r.macs.toLocaleString('en-US').padStart(14)}`,
         ),
-        ...Object.entries(file.metadata ?? {}).map(([k, v]) => `${k}: ${v}`),
+        // Long values (the quantization report) are in --json only.
+        ...Object.entries(file.metadata ?? {}).map(([k, v]) => `${k}: ${v.length > 120 ? `(${v.length} characters; see --json)` : v}`),
       ].join('\n'),
   );
+}
+
+function moduleRows(model: Module, inputShape: number[]): { inputShape: number[]; rows: LayerRow[] } {
+  const rows: LayerRow[] = [];
+  let shape = [1, ...inputShape];
+  const layers = model.children().length > 0 ? model.children() : [model];
+  layers.forEach((layer: Module, i) => {
+    const next = layer.outputShape(shape);
+    rows.push({
+      name: String(i),
+      type: layer.config().type,
+      outputShape: next.slice(1),
+      parameters: layer.parameters().reduce((s, p) => s + p.value.size, 0),
+      macs: layer.macs(shape),
+    });
+    shape = next;
+  });
+  return { inputShape, rows };
+}
+
+// A saved Graph (an int8 one from `kiln quantize`, or any imported graph): one row per node, its
+// parameters the elements of the initializers it reads, its MACs those of the convolutions and
+// matrix products (per image: output elements times the weight's reduction size).
+function graphRows(graph: Graph): { inputShape: number[]; rows: LayerRow[] } {
+  const shapes = inferInt8GraphShapes(graph);
+  const perImage = (name: string): number[] => {
+    const s = shapes.get(name)?.slice(1) ?? [];
+    return isStatic(s) ? s : [];
+  };
+  const rows = graph.nodes.map((node): LayerRow => {
+    const weights = node.inputs.map((name) => graph.initializers.get(name)).filter((t) => t !== undefined);
+    const outputShape = perImage(node.outputs[0] ?? '');
+    const w = graph.initializers.get(node.inputs[1] ?? '');
+    let macs = 0;
+    if (w && (node.op === 'Conv' || node.op === 'QLinearConv')) {
+      macs = outputShape.reduce((a, b) => a * b, 1) * w.dims.slice(1).reduce((a, b) => a * b, 1);
+    } else if (w && ['Gemm', 'QLinearGemm', 'DynamicQGemm', 'MatMul'].includes(node.op)) {
+      macs = w.size * (outputShape.length > 1 ? outputShape.slice(0, -1).reduce((a, b) => a * b, 1) : 1);
+    }
+    return { name: node.name, type: node.op, outputShape, parameters: weights.reduce((s, t) => s + t.size, 0), macs };
+  });
+  return { inputShape: perImage(graph.inputs[0]?.name ?? ''), rows };
 }
 
 function modelInputShape(model: unknown): number[] {

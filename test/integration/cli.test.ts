@@ -105,6 +105,23 @@ describe('kiln CLI', () => {
     expect(result.outputs[0].relL2).toBeLessThan(1e-5);
   }, 60_000);
 
+  it('quantize --json writes an int8 .kiln that info describes node by node', async () => {
+    const qPath = join(dir, 'seed-int8.kiln');
+    const q = await runCli('quantize', modelPath, '--calibrate', 'synthetic', '--batches', '2', '--out', qPath, '--json');
+    expect(q.exitCode, q.stderr + q.stdout).toBe(0);
+    const r = await runCli('info', qPath, '--json');
+    expect(r.exitCode, r.stderr + r.stdout).toBe(0);
+    const result = lastJson(r) as { inputShape: number[]; layers: { type: string; macs: number; parameters: number }[]; parameters: number; macsPerImage: number };
+    expect(result.inputShape).toEqual([1, 28, 28]);
+    const ops = result.layers.map((l) => l.type);
+    expect(ops.filter((o) => o === 'QLinearConv').length).toBe(2);
+    expect(ops[0]).toBe('QuantizeLinear');
+    // Same MACs as the fp32 model; parameters add one weight scale per output channel.
+    const fp32 = lastJson(await runCli('info', modelPath, '--json')) as { macsPerImage: number; parameters: number };
+    expect(result.macsPerImage).toBe(fp32.macsPerImage);
+    expect(result.parameters).toBe(fp32.parameters + 8 + 16 + 32 + 10);
+  }, 60_000);
+
   it('a missing model file is exit code 1 with a JSON error naming the file, not a crash', async () => {
     const missing = join(dir, 'missing.kiln');
     const r = await runCli('info', missing, '--json');
