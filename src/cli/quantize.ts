@@ -10,6 +10,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { Graph } from '../graph/ir.js';
 import type { Module } from '../nn/module.js';
 import { quantizeDynamic } from '../quant/dynamic.js';
+import { CALIBRATION_METHODS } from '../quant/observers/index.js';
 import { quantize, type QuantizationReport } from '../quant/ptq.js';
 import { quantizeAwareTrain } from '../quant/qat.js';
 import { runInt8Reference } from '../quant/reference.js';
@@ -18,7 +19,7 @@ import { graphFromAnyKilnFile, moduleFromKilnFile, save } from '../runtime/model
 import { InferenceSession } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
 import { countCorrect } from '../train/metrics.js';
-import { typeError } from '../validate.js';
+import { oneOf, rangeError, typeError } from '../validate.js';
 import { loadDatasets } from './datasets.js';
 import { Output, percent } from './output.js';
 
@@ -129,7 +130,11 @@ export async function quantizeCommand(modelPath: string, opts: QuantizeCommandOp
   const out = new Output(opts);
   if (opts.epochs !== undefined && !opts.qat) throw typeError('--epochs', 'nothing without --qat', opts.epochs);
   if (opts.qat && opts.dynamic) throw typeError('--qat', 'nothing with --dynamic (QAT is static quantization)', true);
-  if (!opts.dynamic && !opts.calibrate) throw new TypeError('Expected a data set for --calibrate (mnist | cifar10 | synthetic) but received none (or pass --dynamic)');
+  if (!opts.dynamic && !opts.calibrate) throw typeError('--calibrate', 'a data set (mnist | cifar10 | synthetic), or --dynamic', undefined);
+  // Checked here too so that errors name the flag rather than the API option.
+  oneOf('--method', opts.method, CALIBRATION_METHODS);
+  oneOf('--activations', opts.activations, ['uint8', 'int8']);
+  if (opts.percentile !== undefined && opts.method !== 'percentile') throw rangeError('--percentile', 'nothing unless --method percentile', opts.percentile);
   const source = await readSource(modelPath);
   const data = opts.calibrate ? await loadDatasets({ dataset: opts.calibrate, dataDir: opts.dataDir, seed: opts.seed }) : undefined;
 

@@ -101,4 +101,29 @@ describe('int8 PTQ of SeedCNN on MNIST', () => {
     const graph = await loadGraph(out);
     expect(graph.nodes.filter((n) => n.op.startsWith('QLinear'))).toHaveLength(4);
   }, 600_000);
+
+  it('kiln quantize: bad flags end in exit code 1 naming the flag, no crash', async () => {
+    const modelPath = join(dir, 'seed.kiln');
+    for (const [args, flag] of [
+      [['--out', join(dir, 'x.kiln')], '--calibrate'],
+      [['--calibrate', 'mnist', '--activations', 'int4', '--out', join(dir, 'x.kiln')], '--activations'],
+      [['--calibrate', 'mnist', '--method', 'kl', '--out', join(dir, 'x.kiln')], '--method'],
+      [['--calibrate', 'mnist', '--percentile', '99', '--out', join(dir, 'x.kiln')], '--percentile'],
+    ] as const) {
+      const chunks: string[] = [];
+      const write = process.stdout.write.bind(process.stdout);
+      process.stdout.write = ((c: string | Uint8Array) => (chunks.push(String(c)), true)) as typeof process.stdout.write;
+      const previous = process.exitCode;
+      try {
+        await main(['node', 'kiln', 'quantize', modelPath, ...args, '--json']);
+        expect(process.exitCode).toBe(1);
+      } finally {
+        process.stdout.write = write;
+        process.exitCode = previous;
+      }
+      const error = (JSON.parse(chunks.join('').trim().split('\n').pop()!) as { error: { code: string; message: string } }).error;
+      expect(error.code).toBe('ERR_KILN_INVALID_ARG');
+      expect(error.message).toContain(flag);
+    }
+  });
 });
