@@ -1,7 +1,7 @@
 /**
- * `kiln export q.kiln --out q.onnx` on an int8 graph saved by `save` (the form `kiln quantize`
- * writes): the QDQ export, through the same `main(argv)` bin/kiln.js calls, with the --json
- * last-line contract; a truncated int8 .kiln ends in exit code 1 and ERR_KILN_CORRUPT_MODEL.
+ * `kiln export q.kiln --out q.onnx` and `kiln verify q.kiln|q.onnx` on an int8 graph saved by
+ * `save` (the form `kiln quantize` writes), through the same `main(argv)` bin/kiln.js calls, with
+ * the --json last-line contract; a truncated int8 .kiln ends in exit code 1 and ERR_KILN_CORRUPT_MODEL.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -37,7 +37,7 @@ async function runCli(...args: string[]): Promise<{ stdout: string; stderr: stri
   return { stdout: out.join(''), stderr: err.join(''), exitCode };
 }
 
-describe('kiln export on an int8 .kiln', () => {
+describe('kiln export and kiln verify on an int8 .kiln', () => {
   let dir = '';
   let graph: Graph;
   beforeAll(async () => {
@@ -63,6 +63,22 @@ describe('kiln export on an int8 .kiln', () => {
     const y = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', x.data, x.dims.slice()) });
     expect(y[session.outputNames[0]!]!.dims).toEqual([4, 10]);
     await session.release();
+  });
+
+  it('kiln verify compares Kiln int8 with ORT: on the QDQ export for a .kiln, on the file itself for an int8 .onnx', async () => {
+    const onnxPath = join(dir, 'verify.onnx');
+    expect((await runCli('export', join(dir, 'q.kiln'), '--out', onnxPath)).exitCode).toBe(0);
+    for (const [path, reference] of [[join(dir, 'q.kiln'), 'qdq-export'], [onnxPath, 'onnx-file']] as const) {
+      const r = await runCli('verify', path, '--dataset', 'mnist', '--count', '1000', '--json');
+      expect(r.exitCode).toBe(0);
+      const json = JSON.parse(r.stdout.trim().split('\n').pop()!) as { int8: boolean; reference: string; engine: string; batch: number; outputs: { top1Agreement: number; maxDiffSteps?: number }[] };
+      console.log(`kiln verify ${path.endsWith('.kiln') ? 'q.kiln' : 'q.onnx'}: ${JSON.stringify(json.outputs[0])}`);
+      expect(json).toMatchObject({ int8: true, reference, engine: 'runtime', batch: 1000 });
+      expect(json.outputs[0]!.top1Agreement).toBeGreaterThanOrEqual(0.999);
+      expect(json.outputs[0]!.maxDiffSteps).toBeLessThanOrEqual(1);
+    }
+    const human = await runCli('verify', join(dir, 'q.kiln'), '--count', '8');
+    expect(human.stdout).toMatch(/Kiln int8 vs onnxruntime-node on Kiln's QDQ export, 8 random inputs:\n {2}\S+: top-1 agreement/);
   });
 
   it('a truncated int8 .kiln ends in exit code 1 and ERR_KILN_CORRUPT_MODEL, not a crash', async () => {
