@@ -39,7 +39,10 @@ export async function infoCommand(modelPath: string, opts: { json?: boolean }): 
             `${r.parameters.toLocaleString('en-US').padStart(10)}${r.macs.toLocaleString('en-US').padStart(14)}`,
         ),
         // Long values (the quantization report) are in --json only.
-        ...Object.entries(file.metadata ?? {}).map(([k, v]) => `${k}: ${v.length > 120 ? `(${v.length} characters; see --json)` : v}`),
+        ...Object.entries(file.metadata ?? {}).map(([k, v]) => {
+          const text = String(v);
+          return `${k}: ${text.length > 120 ? `(${text.length} characters; see --json)` : text}`;
+        }),
       ].join('\n'),
   );
 }
