@@ -25,6 +25,9 @@ export async function infoCommand(modelPath: string, opts: { json?: boolean }): 
   const parameters = rows.reduce((s, r) => s + r.parameters, 0);
   const macs = rows.reduce((s, r) => s + r.macs, 0);
   const bytes = (await stat(modelPath)).size;
+  // Graph node names ('input_QuantizeLinear') are longer than a Sequential's layer indices.
+  const nameWidth = Math.max(4, ...rows.map((r) => r.name.length + 2));
+  const typeWidth = Math.max(14, ...rows.map((r) => r.type.length + 2));
   out.result(
     { model: modelPath, inputShape, layers: rows, parameters, macsPerImage: macs, fileBytes: bytes, metadata: file.metadata ?? {} },
     () =>
@@ -32,10 +35,10 @@ export async function infoCommand(modelPath: string, opts: { json?: boolean }): 
         `${modelPath}: input [${inputShape.join(', ')}], ${parameters.toLocaleString('en-US')} parameters, ` +
           `${macs.toLocaleString('en-US')} MACs per image, ${bytes.toLocaleString('en-US')} bytes`,
         '',
-        `${'#'.padEnd(4)}${'layer'.padEnd(14)}${'output'.padEnd(18)}${'params'.padStart(10)}${'MACs'.padStart(14)}`,
+        `${'#'.padEnd(nameWidth)}${'layer'.padEnd(typeWidth)}${'output'.padEnd(18)}${'params'.padStart(10)}${'MACs'.padStart(14)}`,
         ...rows.map(
           (r) =>
-            `${r.name.padEnd(4)}${r.type.padEnd(14)}${`[${r.outputShape.join(', ')}]`.padEnd(18)}` +
+            `${r.name.padEnd(nameWidth)}${r.type.padEnd(typeWidth)}${`[${r.outputShape.join(', ')}]`.padEnd(18)}` +
             `${r.parameters.toLocaleString('en-US').padStart(10)}${r.macs.toLocaleString('en-US').padStart(14)}`,
         ),
         // Long values (the quantization report) are in --json only.
