@@ -10,32 +10,12 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { main } from '../../src/cli/main.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { importModel } from '../../src/onnx/index.js';
 import { quantize } from '../../src/quant/ptq.js';
 import { save } from '../../src/runtime/model-io.js';
 import { firstImages, testSet, trainedSeedCnn, trainSet } from './onnx-int8-fixtures.js';
-
-async function runCli(...args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const writeOut = process.stdout.write.bind(process.stdout);
-  const writeErr = process.stderr.write.bind(process.stderr);
-  const previous = process.exitCode;
-  process.exitCode = 0;
-  process.stdout.write = ((chunk: string | Uint8Array) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => (err.push(String(chunk)), true)) as typeof process.stderr.write;
-  try {
-    await main(['node', 'kiln', ...args]);
-  } finally {
-    process.stdout.write = writeOut;
-    process.stderr.write = writeErr;
-  }
-  const exitCode = Number(process.exitCode ?? 0);
-  process.exitCode = previous;
-  return { stdout: out.join(''), stderr: err.join(''), exitCode };
-}
+import { runCli } from './run-cli.js';
 
 describe('kiln export and kiln verify on an int8 .kiln', () => {
   let dir = '';

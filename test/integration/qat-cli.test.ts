@@ -7,35 +7,9 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { main } from '../../src/cli/main.js';
 import { loadGraph, save } from '../../src/index.js';
 import { seedCNN } from '../../src/nn/models.js';
-
-interface CliResult {
-  stdout: string;
-  stderr: string;
-  exitCode: number;
-}
-
-async function runCli(...args: string[]): Promise<CliResult> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const writeOut = process.stdout.write.bind(process.stdout);
-  const writeErr = process.stderr.write.bind(process.stderr);
-  const previousExitCode = process.exitCode;
-  process.exitCode = 0;
-  process.stdout.write = ((chunk: string | Uint8Array) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => (err.push(String(chunk)), true)) as typeof process.stderr.write;
-  try {
-    await main(['node', 'kiln', ...args]);
-  } finally {
-    process.stdout.write = writeOut;
-    process.stderr.write = writeErr;
-  }
-  const exitCode = Number(process.exitCode ?? 0);
-  process.exitCode = previousExitCode;
-  return { stdout: out.join(''), stderr: err.join(''), exitCode };
-}
+import { runCli } from './run-cli.js';
 
 let dir = '';
 let modelPath = '';
