@@ -473,15 +473,19 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
 /**
  * Shapes of every value of a canonical graph: inputs, initializers and node outputs, in one
  * forward pass. Values of ops this module does not know are left out (and so are their users).
+ * `nodeShapes` extends the op set (the int8 IR's shapes in src/onnx/int8-graph.ts).
  */
-export function inferShapes(graph: Graph): Map<string, Shape> {
+export function inferShapes(
+  graph: Graph,
+  nodeShapes: (node: GraphNode, inputs: readonly (Shape | undefined)[]) => Shape[] | undefined = inferNodeShapes,
+): Map<string, Shape> {
   const shapes = new Map<string, Shape>();
   for (const input of graph.inputs) shapes.set(input.name, input.shape.slice());
   for (const [name, t] of graph.initializers) shapes.set(name, t.dims.slice());
   for (const node of graph.nodes) {
     const ins = node.inputs.map((n) => (n === '' ? undefined : shapes.get(n)));
     if (node.inputs.some((n, i) => n !== '' && ins[i] === undefined)) continue;
-    const outs = inferNodeShapes(node, ins);
+    const outs = nodeShapes(node, ins);
     if (outs === undefined) continue;
     outs.forEach((s, i) => {
       const name = node.outputs[i];

@@ -5,7 +5,7 @@
  */
 import { ErrorCode, KilnError, type ErrorCodeValue } from '../errors.js';
 import type { Graph, GraphNode, ValueInfo } from '../graph/ir.js';
-import { broadcastShapes, inferNodeShapes, type Shape } from '../graph/shape-inference.js';
+import { broadcastShapes, inferNodeShapes, inferShapes, type Shape } from '../graph/shape-inference.js';
 import { Tensor } from '../tensor.js';
 
 /** The ops of the int8 IR that are not ordinary float ONNX ops. */
@@ -179,19 +179,7 @@ export function int8NodeShapes(node: GraphNode, inputs: readonly (Shape | undefi
 
 /** Shapes of every value of a graph that may hold int8 ops (like inferShapes). */
 export function inferInt8GraphShapes(graph: Graph): Map<string, Shape> {
-  const shapes = new Map<string, Shape>();
-  for (const input of graph.inputs) shapes.set(input.name, input.shape.slice());
-  for (const [name, t] of graph.initializers) shapes.set(name, t.dims.slice());
-  for (const node of graph.nodes) {
-    const ins = node.inputs.map((n) => (n === '' ? undefined : shapes.get(n)));
-    if (node.inputs.some((n, i) => n !== '' && ins[i] === undefined)) continue;
-    const outs = int8NodeShapes(node, ins);
-    outs?.forEach((s, i) => {
-      const name = node.outputs[i];
-      if (name) shapes.set(name, s);
-    });
-  }
-  return shapes;
+  return inferShapes(graph, int8NodeShapes);
 }
 
 /** Whether a graph uses any int8 IR op. */
