@@ -4,7 +4,11 @@
  *
  * Every Conv / Gemm / MatMul with constant weights becomes a QLinearConv / QLinearGemm (weights int8
  * symmetric per output channel, or per tensor; int32 bias with scale x_scale * w_scale[o]); MaxPool,
- * Flatten, Reshape, Identity and Dropout run on the quantized values they receive. A value read by
+ * Flatten, Reshape, Identity and Dropout run on the quantized values they receive. An Add of two
+ * activations of one per-image shape (the skip connection of a residual block) becomes a QLinearAdd
+ * with its own output range; a Relu that alone reads the Add's output is fused into it
+ * (`kiln_activation: 'Relu'`, the Relu's output range). An Add with a constant or broadcast input
+ * stays fp32 (QLinearAdd does not broadcast). A value read by
  * an int8 node gets one QuantizeLinear where it is float; a quantized value read by a float node or
  * a graph output gets one DequantizeLinear. Consecutive int8 nodes read each other's quantized
  * outputs directly (no DQ/Q between them). A layer's output stays quantized when it has a range, is
@@ -15,9 +19,10 @@ import { ErrorCode, KilnError } from '../errors.js';
 import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
 import { eliminateDeadNodes, eliminateIdentity, foldBatchNorm, fuseActivations } from '../graph/passes/index.js';
 import { consumers, freshName } from '../graph/passes/uses.js';
+import { formatShape, inferShapes, type Shape } from '../graph/shape-inference.js';
 import { Tensor } from '../tensor.js';
 import { boolean, oneOf, options as checkOptions, optional, typeError } from '../validate.js';
-import { type Fp32Node, type LayerReport, type QuantizationReport, reportJson } from './ptq-report.js';
+import { type AddReport, type Fp32Node, type LayerReport, type QuantizationReport, reportJson } from './ptq-report.js';
 import { channelRanges, type FloatRange, type PerChannelQuantParams, perChannelQuantParams, quantizePerChannel, quantParams, type QuantKind, type QuantParams, roundHalfEven } from './qparams.js';
 
 export interface ConvertOptions {
@@ -55,8 +60,52 @@ function floatInit(graph: Graph, name: string | undefined): Tensor<'float32'> | 
   return t && t.type === 'float32' ? (t as Tensor<'float32'>) : undefined;
 }
 
+/** Value shapes of a graph, inferred once per graph (int8Obstacle asks for each Add). */
+const shapeCache = new WeakMap<Graph, Map<string, Shape>>();
+
+function shapesOf(graph: Graph): Map<string, Shape> {
+  let shapes = shapeCache.get(graph);
+  if (!shapes) {
+    shapes = inferShapes(graph);
+    shapeCache.set(graph, shapes);
+  }
+  return shapes;
+}
+
+/** Why an Add cannot become a QLinearAdd (two activations of one shape, no broadcasting). */
+function addObstacle(graph: Graph, node: GraphNode): string | undefined {
+  const act = node.attrs.kiln_activation;
+  if (act !== undefined && act !== 'Relu') return `its fused activation ${String(act)} has no int8 form (only Relu)`;
+  if (node.inputs.length !== 2 || node.inputs.some((i) => !i)) return 'it does not have two inputs';
+  if (node.inputs.some((i) => graph.initializers.has(i))) return 'one of its inputs is a constant (QLinearAdd adds two activations)';
+  const [a, b] = node.inputs.map((i) => shapesOf(graph).get(i));
+  if (!a || !b) return 'the shapes of its inputs are unknown';
+  const same = a.length === b.length && a.length >= 2 && a.every((d, i) => d === b[i] && (i === 0 || typeof d === 'number'));
+  if (!same) return `its inputs have the shapes ${formatShape(a)} and ${formatShape(b)}: QLinearAdd needs one fixed per-image shape (no broadcasting)`;
+  return undefined;
+}
+
+/**
+ * The Relu an int8 Add absorbs as `kiln_activation: 'Relu'`: the only reader of the Add's output,
+ * which is not a graph output.
+ */
+function fusableRelu(graph: Graph, node: GraphNode, readers: ReadonlyMap<string, GraphNode[]>): GraphNode | undefined {
+  if (node.op !== 'Add' || node.attrs.kiln_activation !== undefined) return undefined;
+  const out = node.outputs[0];
+  if (graph.outputs.some((o) => o.name === out)) return undefined;
+  const users = readers.get(out) ?? [];
+  if (users.length !== 1 || users[0].op !== 'Relu' || users[0].inputs[0] !== out) return undefined;
+  return users[0];
+}
+
+/** The value an int8 Add writes: its fused Relu's output, or its own. */
+function addOutput(graph: Graph, node: GraphNode, readers: ReadonlyMap<string, GraphNode[]>): string {
+  return (fusableRelu(graph, node, readers) ?? node).outputs[0];
+}
+
 /** Why `node` cannot become an int8 node, or undefined when it can. */
 export function int8Obstacle(graph: Graph, node: GraphNode): string | undefined {
+  if (node.op === 'Add') return addObstacle(graph, node);
   if (!WEIGHTED_OPS.has(node.op)) return `${node.op} has no int8 form in Kiln's int8 IR`;
   const act = node.attrs.kiln_activation;
   if (act !== undefined && act !== 'Relu') return `its fused activation ${String(act)} has no int8 form (only Relu)`;
@@ -85,8 +134,15 @@ export function int8Obstacle(graph: Graph, node: GraphNode): string | undefined 
 /** The values whose float ranges `convertToInt8` needs: inputs and outputs of the int8-capable nodes. */
 export function valuesToCalibrate(prepared: Graph): string[] {
   const names = new Set<string>();
+  const readers = consumers(prepared);
   for (const node of prepared.nodes) {
     if (int8Obstacle(prepared, node) !== undefined) continue;
+    if (node.op === 'Add') {
+      names.add(node.inputs[0]);
+      names.add(node.inputs[1]);
+      names.add(addOutput(prepared, node, readers));
+      continue;
+    }
     names.add(node.inputs[0]);
     names.add(node.outputs[0]);
   }
@@ -193,6 +249,7 @@ export function convertToInt8(
   const twinParams = new Map<string, QuantParams>(); // quantized value → parameters
   const producedQuantized = new Set<string>(); // float names whose value exists only quantized (so far)
   const layers: LayerReport[] = [];
+  const adds: AddReport[] = [];
   const fp32Nodes: Fp32Node[] = [];
 
   const paramsFor = (value: string, node: GraphNode): QuantParams => {
@@ -223,12 +280,62 @@ export function convertToInt8(
     }
     return value;
   };
-  const capable = new Map<GraphNode, string | undefined>(graph.nodes.map((n) => [n, int8Obstacle(graph, n)]));
+  /** An int8 Add needs the ranges of both inputs and of its output (QAT observes no Add output). */
+  const obstacleOf = (n: GraphNode): string | undefined => {
+    const obstacle = int8Obstacle(graph, n);
+    if (obstacle !== undefined || n.op !== 'Add') return obstacle;
+    const missing = [n.inputs[0], n.inputs[1], addOutput(graph, n, readers)].find((v) => !ranges.has(v));
+    return missing === undefined ? undefined : `no range was given for its value '${missing}'`;
+  };
+  const capable = new Map<GraphNode, string | undefined>(graph.nodes.map((n) => [n, obstacleOf(n)]));
   const runsQuantized = (n: GraphNode) => capable.get(n) === undefined || PASS_THROUGH_OPS.has(n.op);
   const nativeQuantized = new Set<string>(); // values whose producer ran int8
+  const fusedRelus = new Set<GraphNode>();
+  for (const n of graph.nodes) {
+    const relu = capable.get(n) === undefined ? fusableRelu(graph, n, readers) : undefined;
+    if (relu) fusedRelus.add(relu);
+  }
 
   for (const node of graph.nodes) {
+    if (fusedRelus.has(node)) continue; // written by the QLinearAdd before it
     const obstacle = capable.get(node);
+    if (obstacle === undefined && node.op === 'Add') {
+      const relu = fusableRelu(graph, node, readers);
+      const out = (relu ?? node).outputs[0];
+      const [aq, bq] = [quantized(node.inputs[0], node), quantized(node.inputs[1], node)];
+      const [ap, bp] = [twinParams.get(aq)!, twinParams.get(bq)!];
+      const yp = paramsFor(out, node);
+      const y = fresh(`${out}_quantized`);
+      quantTwin.set(out, y);
+      twinParams.set(y, yp);
+      producedQuantized.add(out);
+      nativeQuantized.add(out);
+      const activation = relu || node.attrs.kiln_activation === 'Relu' ? 'Relu' : undefined;
+      const attrs: Attrs = {
+        a_scale: ap.scale,
+        a_zero_point: ap.zeroPoint,
+        b_scale: bp.scale,
+        b_zero_point: bp.zeroPoint,
+        y_scale: yp.scale,
+        y_zero_point: yp.zeroPoint,
+        y_dtype: yp.kind,
+      };
+      if (activation) attrs.kiln_activation = activation;
+      nodes.push({ name: node.name, op: 'QLinearAdd', inputs: [aq, bq], outputs: [y], attrs });
+      adds.push({
+        node: node.name,
+        inputs: [node.inputs[0], node.inputs[1]],
+        output: out,
+        inputScales: [ap.scale, bp.scale],
+        inputZeroPoints: [ap.zeroPoint, bp.zeroPoint],
+        outputScale: yp.scale,
+        outputZeroPoint: yp.zeroPoint,
+        outputDtype: yp.kind,
+        ...(activation ? { activation } : {}),
+        ...(relu ? { fusedNode: relu.name } : {}),
+      });
+      continue;
+    }
     if (obstacle === undefined) {
       const x = node.inputs[0];
       const xq = quantized(x, node);
@@ -319,6 +426,7 @@ export function convertToInt8(
     activations,
     calibration: provenance.calibration ?? { method: 'ranges' },
     layers,
+    ...(adds.length > 0 ? { adds } : {}),
     fp32Nodes,
   };
   const out: Graph = {

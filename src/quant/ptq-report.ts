@@ -37,6 +37,23 @@ export interface LayerReport {
   sqnrDb?: number;
 }
 
+/** One Add of two activations run as a QLinearAdd (no weights; its output range is calibrated). */
+export interface AddReport {
+  /** Name of the Add node in the float graph. */
+  node: string;
+  /** Its two input values and its output (the fused Relu's output when there is one), float graph names. */
+  inputs: [string, string];
+  output: string;
+  inputScales: [number, number];
+  inputZeroPoints: [number, number];
+  outputScale: number;
+  outputZeroPoint: number;
+  outputDtype: QuantKind;
+  /** 'Relu' when a Relu after the Add was fused (`fusedNode` names it) or the Add carried one. */
+  activation?: string;
+  fusedNode?: string;
+}
+
 /** A node left in float32 (with Dequantize/Quantize around it where it borders int8 nodes). */
 export interface Fp32Node {
   node: string;
@@ -53,6 +70,8 @@ export interface QuantizationReport {
   /** Where the activation ranges came from: a calibration method, 'qat', or 'ranges' (given). */
   calibration: { method: string; percentile?: number; batches?: number; images?: number };
   layers: LayerReport[];
+  /** The Adds run as QLinearAdd (absent when there are none). */
+  adds?: AddReport[];
   fp32Nodes: Fp32Node[];
   /** How sqnrDb and clippingFraction were measured, when they were. */
   measuredWith?: string;
