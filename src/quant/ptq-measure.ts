@@ -1,14 +1,14 @@
 /**
- * The measured half of the quantization report: per layer, the clipping fraction of its fp32 output
- * on the calibration batches (values the int8 layer saturates) and the SQNR of its int8 output
- * against fp32, the int8 graph run on the reference interpreter (src/quant/reference.ts), so the
+ * The measured half of the quantization report: per layer (and per quantized Add), the clipping
+ * fraction of its fp32 output on the calibration batches (values the int8 node saturates) and the
+ * SQNR of its int8 output against fp32, the int8 graph run on the reference interpreter (src/quant/reference.ts), so the
  * figure is cumulative: errors of earlier layers included.
  */
 import { ErrorCode, KilnError } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
 import type { Tensor } from '../tensor.js';
 import type { CalibrationImages } from './calibration-data.js';
-import type { QuantizationReport } from './ptq-report.js';
+import type { LayerReport, QuantizationReport } from './ptq-report.js';
 import { storageRange } from './qparams.js';
 import { runInt8Reference } from './reference.js';
 
@@ -22,11 +22,15 @@ export interface MeasureContext {
   onProgress?: (p: { phase: 'measure'; done: number; total: number }) => void;
 }
 
+/** What a measured node reports: its output in both graphs and where the figures go. */
+type MeasuredOutput = Pick<LayerReport, 'node' | 'output' | 'outputScale' | 'outputZeroPoint' | 'outputDtype' | 'clippingFraction' | 'sqnrDb'>;
+
 /** Images per reference-interpreter call (bounds the memory of its intermediate values). */
 const REFERENCE_CHUNK = 16;
 
 export async function measureLayers(graph: Graph, report: QuantizationReport, ctx: MeasureContext): Promise<void> {
-  const layers = report.layers;
+  // Quantized Adds are measured like layers (same output fields).
+  const layers: MeasuredOutput[] = [...report.layers, ...(report.adds ?? [])];
   const clipped = layers.map(() => 0);
   const seen = layers.map(() => 0);
   const fp32 = layers.map((): Float32Array[] => []);

@@ -52,6 +52,10 @@ export interface AddReport {
   /** 'Relu' when a Relu after the Add was fused (`fusedNode` names it) or the Add carried one. */
   activation?: string;
   fusedNode?: string;
+  /** As for {@link LayerReport}: the fraction of fp32 outputs the int8 Add saturates, measured by `quantize`. */
+  clippingFraction?: number;
+  /** As for {@link LayerReport}: SQNR (dB) of the int8 output against fp32, errors of earlier layers included. */
+  sqnrDb?: number;
 }
 
 /** A node left in float32 (with Dequantize/Quantize around it where it borders int8 nodes). */

@@ -145,6 +145,17 @@ describe('quantize: residual Add as QLinearAdd', () => {
     });
   }
 
+  it("the report measures the Add's output like a layer's: clipping fraction and SQNR against fp32", async () => {
+    const { report } = await quantize(residualGraph(), calibration, { reportImages: 32 });
+    const add = report.adds![0];
+    const conv2 = report.layers.find((l) => l.node === 'conv2')!;
+    console.log(`residual graph: SQNR conv2 ${conv2.sqnrDb!.toFixed(1)} dB, add+relu ${add.sqnrDb!.toFixed(1)} dB; add clipping ${add.clippingFraction}`);
+    // min/max calibration on the same images: nothing saturates; 8-bit outputs are tens of dB clean.
+    expect(add.clippingFraction).toBe(0);
+    expect(add.sqnrDb).toBeGreaterThan(25);
+    expect(add.sqnrDb).toBeLessThan(80); // int8, not the fp32 value itself
+  });
+
   it('an Add without a Relu after it: QLinearAdd without kiln_activation, bit-equal to the reference', async () => {
     const { graph, report } = await quantize(residualGraph({ relu: false }), calibration, { reportImages: 0 });
     const add = graph.nodes.find((n) => n.op === 'QLinearAdd')!;
