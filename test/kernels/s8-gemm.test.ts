@@ -218,6 +218,13 @@ function shapeCases(): Case[] {
   // Several hundred on every side, split over threads and column blocks.
   out.push({ m: 263, n: 197, k: 301, za: 131, transB: false, bias: true, pad: 1, packed: true });
   out.push({ m: 101, n: 257, k: 127, za: 0, transB: true, bias: false, pad: 0, packed: false });
+  // K a multiple of 4: byte (VNNI, scalar) kernels read A in place with stride lda, no packing.
+  // Row counts that leave ragged tiles, rows padded or not, SeedCNN's conv depths (12, 288).
+  out.push({ m: 4, n: 1, k: 4, za: 7, transB: false, bias: true, pad: 0, packed: true });
+  out.push({ m: 37, n: 64, k: 12, za: 200, transB: false, bias: true, pad: 5, packed: true });
+  out.push({ m: 41, n: 65, k: 288, za: 1, transB: true, bias: false, pad: 3, packed: false });
+  out.push({ m: 13, n: 17, k: 36, za: 255, transB: false, bias: true, pad: 1, packed: true });
+  out.push({ m: 131, n: 131, k: 128, za: 64, transB: true, bias: true, pad: 0, packed: true });
   return out;
 }
 

@@ -55,18 +55,18 @@ void tile(const S8GemmTile& t) {
 
   const uint8_t* a = static_cast<const uint8_t*>(t.a);
   const int8_t* b = t.b;
-  const size_t ps = t.b_panel_stride;
+  const size_t ps = t.b_panel_stride, rs = t.a_row_stride, gs = t.a_group_stride;
   for (size_t g = t.groups; g != 0; --g) {
     __m512i bv[V];
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) bv[v] = _mm512_load_si512(b + v * ps);
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
-      const __m512i av = broadcast_u8x4(a + r * kS8KGroup);
+      const __m512i av = broadcast_u8x4(a + r * rs);
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, bv[v]);
     }
-    a += kRows * kS8KGroup;
+    a += gs;
     b += kS8GroupBytes;
   }
 

@@ -37,18 +37,19 @@ KILN_AVXVNNI void tile(const S8GemmTile& t) {
 
   const uint8_t* a = static_cast<const uint8_t*>(t.a);
   const int8_t* b = t.b;
+  const size_t rs = t.a_row_stride, gs = t.a_group_stride;
   for (size_t g = t.groups; g != 0; --g) {
     const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
     const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 32));
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
       int32_t quad;
-      std::memcpy(&quad, a + r * kS8KGroup, sizeof(quad));
+      std::memcpy(&quad, a + r * rs, sizeof(quad));
       const __m256i av = _mm256_set1_epi32(quad);
       acc[r][0] = _mm256_dpbusd_avx_epi32(acc[r][0], av, b0);
       acc[r][1] = _mm256_dpbusd_avx_epi32(acc[r][1], av, b1);
     }
-    a += kRows * kS8KGroup;
+    a += gs;
     b += kS8GroupBytes;
   }
 

@@ -22,6 +22,10 @@ enum class S8Output { kInt32, kU8, kF32 };
 // One output tile of at most mr x nr elements over the whole depth.
 struct S8GemmTile {
   const void* a = nullptr;       // packed A panel in the kernel's layout
+  // kU8 kernels read the 4 bytes of row r, group g at a + r * a_row_stride + g * a_group_stride:
+  // (4, mr * 4) for a packed panel, or (lda, 4) straight from a row-major A whose K is a multiple
+  // of 4 (no packing pass). kI16 kernels ignore these and always get a packed panel.
+  size_t a_row_stride = 0, a_group_stride = 0;
   const int8_t* b = nullptr;     // column j, group g at b + (j / 16) * b_panel_stride + g * 64 + (j % 16) * 4
   size_t b_panel_stride = 0;     // bytes between 16-column panels (a multiple of 64)
   size_t groups = 0;             // padded K / 4 (0 when K == 0)

@@ -80,14 +80,21 @@ void run_block(const Problem& pr, const S8GemmKernels& kern, size_t m0, size_t m
   tile.lo = pr.lo;
   tile.hi = pr.hi;
   tile.zero_point = pr.zero_point;
+  // A byte kernel reads a row-major A whose K is a whole number of groups in place: every byte it
+  // reads is inside A (groups * 4 == K), and packing would only copy it.
+  const bool in_place = kern.a_layout == S8ALayout::kU8 && pr.k > 0 && pr.k % kS8KGroup == 0;
+  tile.a_row_stride = in_place ? pr.lda : kS8KGroup;
+  tile.a_group_stride = in_place ? kS8KGroup : kern.mr * kS8KGroup;
   for (size_t i = m0; i < m1; i += kern.mr) {
     tile.mr = std::min(kern.mr, m1 - i);
-    if (kern.a_layout == S8ALayout::kU8) {
+    if (in_place) {
+      tile.a = pr.a + i * pr.lda;
+    } else if (kern.a_layout == S8ALayout::kU8) {
       pack_s8_a_u8(pr.a, pr.lda, i, tile.mr, kern.mr, pr.k, groups, static_cast<uint8_t*>(a_panel));
     } else {
       pack_s8_a_i16(pr.a, pr.lda, i, tile.mr, kern.mr, pr.k, groups, static_cast<int16_t*>(a_panel));
     }
-    tile.a = a_panel;
+    if (!in_place) tile.a = a_panel;
     for (size_t j = n0; j < n1; j += kern.nr) {
       tile.nr = std::min(kern.nr, n1 - j);
       tile.b = pr.b->data() + (j / kS8PanelN) * tile.b_panel_stride + (j % kS8PanelN) * kS8KGroup;
