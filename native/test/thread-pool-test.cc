@@ -1,0 +1,69 @@
+// kiln::parallel_for without Node: every task runs exactly once, and its writes are visible to the
+// caller when the loop returns, across back-to-back loops (the helpers still polling from the last
+// one), loops after a pause long enough for them to sleep, varying task and thread counts, resizes,
+// and loops started from two threads at once (one of them runs its loop alone).
+// Prints "N passed, N failed"; exit code 1 on failure.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kiln/thread-pool.h"
+
+namespace {
+
+int passed = 0, failed = 0;
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++passed;
+  } else {
+    ++failed;
+    std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+// Runs `loops` loops of `tasks` tasks; each task writes its loop number into its own slot (plain
+// stores: the caller reads them after the join). Returns whether every slot held the loop number.
+bool run_loops(size_t loops, size_t tasks, size_t max_threads, std::chrono::microseconds pause) {
+  std::vector<size_t> slots(tasks, 0);
+  std::vector<std::atomic<int>> runs(tasks);
+  bool ok = true;
+  for (size_t loop = 1; loop <= loops; ++loop) {
+    for (auto& r : runs) r.store(0);
+    kiln::parallel_for(tasks, [&](size_t t) { slots[t] = loop; runs[t].fetch_add(1); }, max_threads);
+    for (size_t t = 0; t < tasks; ++t) ok = ok && slots[t] == loop && runs[t].load() == 1;
+    if (pause.count() > 0) std::this_thread::sleep_for(pause);
+  }
+  return ok;
+}
+
+}  // namespace
+
+int main() {
+  using std::chrono::microseconds;
+  for (size_t threads : {2, 3, 1, 4}) {
+    kiln::set_num_threads(threads);
+    check(kiln::num_threads() == threads, "num_threads after set_num_threads(" + std::to_string(threads) + ")");
+    for (size_t tasks : {1, 2, 3, 7, 64}) {
+      for (size_t max_threads : {0, 1, 2}) {
+        const std::string what = "threads " + std::to_string(threads) + " tasks " + std::to_string(tasks) +
+                                 " max_threads " + std::to_string(max_threads);
+        check(run_loops(2000, tasks, max_threads, microseconds(0)), what + ", back to back");
+        // Past the polling window: the helpers sleep and must be woken.
+        check(run_loops(20, tasks, max_threads, microseconds(400)), what + ", helpers asleep");
+      }
+    }
+  }
+  // Two callers at once: whoever finds the pool busy runs its loop alone; both must complete.
+  kiln::set_num_threads(2);
+  bool a = false, b = false;
+  std::thread other([&] { a = run_loops(3000, 5, 0, microseconds(0)); });
+  b = run_loops(3000, 5, 0, microseconds(0));
+  other.join();
+  check(a && b, "two callers at once");
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
