@@ -1,7 +1,7 @@
 /**
  * int8 SeedCNN (issue #4): Kiln int8 against Kiln fp32, onnxruntime-node fp32 and onnxruntime-node
  * int8 running Kiln's QDQ export (which ORT fuses into QLinearConv/QGemm), all four timed in the
- * same run, round-robin on the same inputs with matched thread counts. Median latencies and their
+ * same run, interleaved in blocks (util/timing.ts measureInterleaved) on the same inputs with matched thread counts. Median latencies and their
  * ratios; the issue's targets are Kiln int8 >= 2.5x ORT int8 at batch 64 on one thread and batch 1
  * latency <= 0.35x ORT int8's.
  *
@@ -14,29 +14,10 @@ import { seedCNN } from '../src/nn/models.js';
 import { benchmarkInput, exportModel } from '../src/onnx/index.js';
 import { quantize } from '../src/quant/ptq.js';
 import { InferenceSession } from '../src/runtime/session.js';
-import type { Timing } from '../src/util/timing.js';
+import { measureInterleaved } from '../src/util/timing.js';
 import type { Report } from './report.js';
 
 const BATCHES = [1, 8, 64];
-
-/** Times several functions round-robin (a, b, c, d, a, ...) so machine noise hits all alike. */
-async function measureRoundRobin(fns: (() => Promise<unknown>)[], minMs: number): Promise<Timing[]> {
-  for (let w = 0; w < 3; w++) for (const f of fns) await f();
-  const samples = fns.map(() => [] as number[]);
-  const start = performance.now();
-  while (samples[0]!.length < 10 || performance.now() - start < minMs) {
-    for (let i = 0; i < fns.length; i++) {
-      const t0 = performance.now();
-      await fns[i]!();
-      samples[i]!.push(performance.now() - t0);
-    }
-  }
-  return samples.map((s) => {
-    const sorted = s.slice().sort((a, b) => a - b);
-    const at = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * (sorted.length - 1) + 0.5))]!;
-    return { runs: s.length, medianMs: at(0.5), p99Ms: at(0.99), meanMs: s.reduce((a, b) => a + b, 0) / s.length, minMs: sorted[0]! };
-  });
-}
 
 export async function benchInt8(report: Report, threadCounts: number[], minMs = 1500): Promise<void> {
   const rows: (string | number)[][] = [];
@@ -72,7 +53,7 @@ export async function benchInt8(report: Report, threadCounts: number[], minMs = 
             () => ortQ.run({ [ortQ.inputNames[0]!]: ox }),
             ...(kilnQ ? [() => kilnQ!.run({ input: x })] : []),
           ];
-          const [tkf, tof, toq, tkq] = await measureRoundRobin(fns, minMs);
+          const [tkf, tof, toq, tkq] = await measureInterleaved(fns, { minMs });
           const kq = tkq?.medianMs;
           const ratio = (a: number | undefined, b: number | undefined): number | string => (a === undefined || b === undefined ? 'n/a' : a / b);
           rows.push([
@@ -91,7 +72,7 @@ export async function benchInt8(report: Report, threadCounts: number[], minMs = 
   }
   report.add({
     title: 'int8 SeedCNN: Kiln int8 vs Kiln fp32, ORT fp32 and ORT int8 (QDQ export, fused by ORT into QLinearConv/QGemm)',
-    baseline: 'all four measured round-robin in this run on the same inputs, matched intraOpNumThreads; ORT graphOptimizationLevel all',
+    baseline: 'all four measured in this run, interleaved in ~20 ms blocks of back-to-back runs (first run of each block not recorded) on the same inputs, matched intraOpNumThreads; ORT graphOptimizationLevel all',
     columns: [
       'model', 'threads', 'batch', 'Kiln int8 median ms', 'Kiln fp32 median ms', 'ORT int8 median ms', 'ORT fp32 median ms',
       'speed-up vs ORT int8 (target >= 2.5 at batch 64, 1 thread)', 'speed-up vs Kiln fp32', 'speed-up vs ORT fp32', 'latency / ORT int8 (target <= 0.35 at batch 1)',

@@ -32,7 +32,7 @@ export async function benchCommand(modelPath: string, opts: BenchCommandOptions)
             `${String(r.threads).padStart(7)} ${String(r.batch).padStart(6)} ${r.kiln.medianMs.toFixed(3).padStart(10)} ${r.ort.medianMs.toFixed(3).padStart(10)} ` +
             `${Math.round(r.kilnImagesPerSecond).toString().padStart(11)} ${Math.round(r.ortImagesPerSecond).toString().padStart(11)} ${r.speedup.toFixed(2).padStart(8)}x`,
         ),
-        'speed-up = ORT median time / Kiln median time (same inputs, alternating runs, matched threads)',
+        'speed-up = ORT median time / Kiln median time (same inputs, interleaved blocks of back-to-back runs, matched threads)',
       ].join('\n'),
   );
 }

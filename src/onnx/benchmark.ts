@@ -1,5 +1,5 @@
 /**
- * Kiln vs onnxruntime-node on the same ONNX file: same inputs, same process, alternating runs,
+ * Kiln vs onnxruntime-node on the same ONNX file: same inputs, same process, interleaved blocks of back-to-back runs (measureInterleaved),
  * matched thread counts. Used by `kiln bench model.onnx --vs-ort` and `npm run bench`.
  */
 import * as ort from 'onnxruntime-node';

@@ -42,24 +42,42 @@ export async function measure(fn: () => unknown, options: MeasureOptions = {}): 
 }
 
 /**
- * Times two functions in alternation (a, b, a, b, ...) so that machine noise hits both equally.
+ * Times several functions (Kiln, onnxruntime-node, ...) in the same stretch of time so that machine
+ * noise hits all alike: blocks of consecutive runs of each in turn (a a a a, b b b b, a a a a, ...),
+ * each block about `blockMs` long (at least 3 runs), its first run not recorded. Runs of one function
+ * back to back are what a service sees; strictly alternating single runs would instead time each
+ * runtime just after the other evicted its weights from the caches (and, with 2 threads, while ORT's
+ * spinning workers still hold the second core).
  */
-export async function measurePair(a: () => unknown, b: () => unknown, options: MeasureOptions = {}): Promise<[Timing, Timing]> {
-  const { warmup = 3, minRuns = 10, minMs = 1000, maxRuns = 100_000 } = options;
-  for (let i = 0; i < warmup; i++) {
-    await a();
-    await b();
+export async function measureInterleaved(
+  fns: readonly (() => unknown)[],
+  options: MeasureOptions & { blockMs?: number } = {},
+): Promise<Timing[]> {
+  const { warmup = 3, minRuns = 10, minMs = 1000, maxRuns = 100_000, blockMs = 20 } = options;
+  const perBlock: number[] = [];
+  for (const fn of fns) {
+    const t0 = performance.now();
+    for (let i = 0; i < warmup; i++) await fn();
+    const one = (performance.now() - t0) / Math.max(1, warmup);
+    perBlock.push(Math.max(3, Math.min(1000, Math.ceil(blockMs / Math.max(one, 1e-3)))));
   }
-  const sa: number[] = [];
-  const sb: number[] = [];
+  const samples = fns.map(() => [] as number[]);
   const start = performance.now();
-  while (sa.length < maxRuns && (sa.length < minRuns || performance.now() - start < minMs)) {
-    let t0 = performance.now();
-    await a();
-    sa.push(performance.now() - t0);
-    t0 = performance.now();
-    await b();
-    sb.push(performance.now() - t0);
+  while (samples[0]!.length < maxRuns && (samples[0]!.length < minRuns || performance.now() - start < minMs)) {
+    for (let f = 0; f < fns.length; f++) {
+      await fns[f]!();
+      for (let i = 1; i < perBlock[f]!; i++) {
+        const t0 = performance.now();
+        await fns[f]!();
+        samples[f]!.push(performance.now() - t0);
+      }
+    }
   }
-  return [summarize(sa), summarize(sb)];
+  return samples.map(summarize);
+}
+
+/** {@link measureInterleaved} of two functions. */
+export async function measurePair(a: () => unknown, b: () => unknown, options: MeasureOptions & { blockMs?: number } = {}): Promise<[Timing, Timing]> {
+  const [ta, tb] = await measureInterleaved([a, b], options);
+  return [ta!, tb!];
 }
