@@ -8,6 +8,7 @@
 
 #include "kiln/conv.h"
 #include "runtime/activation.h"
+#include "runtime/ops/conv-attrs.h"
 #include "runtime/ops/pool2d.h"
 #include "runtime/ops/ops.h"
 #include "runtime/parallel.h"
@@ -15,8 +16,6 @@
 namespace kiln {
 namespace runtime {
 namespace {
-
-constexpr int64_t kMaxDim = int64_t{1} << 31;
 
 // Bytes of conv output a fused pool consumes per chunk. Measured on SeedCNN MNIST at batch 64
 // (Zen 5, single thread, alternating A/B runs): 32-256 KiB chunks make conv+relu+pool 5-10%
@@ -112,42 +111,11 @@ std::unique_ptr<PlanStep> make_conv(const StepContext& ctx) {
   const PlanShape& x = ctx.in()[0];
   const PlanTensor& w = ctx.weight("W");
   if (w.shape.size() != 4) ctx.fail("weights.W", "a 4-D weight (OIHW)", shape_text(w.shape));
-  const auto kernel = ctx.integers_or("kernel", 2, 1, kMaxDim, {int64_t(w.shape[2]), int64_t(w.shape[3])});
-  const auto strides = ctx.integers_or("strides", 2, 1, kMaxDim, {1, 1});
-  const auto pads = ctx.integers_or("pads", 4, 0, kMaxDim, {0, 0, 0, 0});
-  const auto dilations = ctx.integers_or("dilations", 2, 1, kMaxDim, {1, 1});
-  const int64_t group = ctx.integer_or("group", 1, kMaxDim, 1);
-
-  Conv2dGeometry g;
-  g.in_channels = x[0];
-  g.in_height = x[1];
-  g.in_width = x[2];
-  g.out_channels = w.shape[0];
-  g.kernel_h = static_cast<size_t>(kernel[0]);
-  g.kernel_w = static_cast<size_t>(kernel[1]);
-  g.stride_h = static_cast<size_t>(strides[0]);
-  g.stride_w = static_cast<size_t>(strides[1]);
-  g.pad_top = static_cast<size_t>(pads[0]);
-  g.pad_left = static_cast<size_t>(pads[1]);
-  g.pad_bottom = static_cast<size_t>(pads[2]);
-  g.pad_right = static_cast<size_t>(pads[3]);
-  g.dilation_h = static_cast<size_t>(dilations[0]);
-  g.dilation_w = static_cast<size_t>(dilations[1]);
-  g.groups = static_cast<size_t>(group);
-  if (g.in_channels % g.groups != 0 || g.out_channels % g.groups != 0) {
-    ctx.fail("attrs.group", "a divisor of the input channels (" + std::to_string(g.in_channels) +
-             ") and the output channels (" + std::to_string(g.out_channels) + ")", std::to_string(group));
-  }
+  Conv2dGeometry g = conv_geometry_from_attrs(ctx, x, w.shape[0], {int64_t(w.shape[2]), int64_t(w.shape[3])});
   const std::vector<size_t> w_shape = {g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w};
   ctx.weight("W", w_shape);
   const PlanTensor* b = ctx.weight_opt("B", {g.out_channels});
-  g.out_height = window_output_size(g.in_height, g.pad_top, g.pad_bottom, g.kernel_h, g.stride_h, g.dilation_h);
-  g.out_width = window_output_size(g.in_width, g.pad_left, g.pad_right, g.kernel_w, g.stride_w, g.dilation_w);
-  if (g.out_height == 0 || g.out_width == 0 || !conv2d_geometry_valid(g)) {
-    ctx.fail("", "a kernel window that fits the padded input " + shape_text(x), "kernel " + shape_text({g.kernel_h, g.kernel_w}));
-  }
-  // The column scratch of a few images must stay addressable.
-  shape_size({g.patch(), g.out_plane(), 64});
+  complete_conv_geometry(ctx, x, g);
   const std::string pool_op = ctx.choice_or("pool", {"None", "MaxPool", "AveragePool"}, "None");
   if (pool_op == "None") {
     ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});

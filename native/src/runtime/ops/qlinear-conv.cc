@@ -8,6 +8,7 @@
 
 #include "kiln/s8-conv.h"
 #include "kiln/thread-pool.h"
+#include "runtime/ops/conv-attrs.h"
 #include "runtime/ops/ops.h"
 #include "runtime/ops/pool-u8.h"
 #include "runtime/ops/quant-attrs.h"
@@ -215,43 +216,12 @@ std::unique_ptr<PlanStep> make_qlinear_conv(const StepContext& ctx) {
   const bool float_output = !ctx.has("y_scale");
   ctx.expect_output_dtype(0, float_output ? PlanDType::kFloat32 : PlanDType::kUint8);
   const PlanShape& x = ctx.in()[0];
-  const auto kernel = ctx.integers_or("kernel", 2, 1, kMaxDim, {});
-  if (kernel.empty()) ctx.fail("attrs.kernel", "2 kernel sizes", "undefined");
-  const auto strides = ctx.integers_or("strides", 2, 1, kMaxDim, {1, 1});
-  const auto pads = ctx.integers_or("pads", 4, 0, kMaxDim, {0, 0, 0, 0});
-  const auto dilations = ctx.integers_or("dilations", 2, 1, kMaxDim, {1, 1});
-  const int64_t group = ctx.integer_or("group", 1, kMaxDim, 1);
   const int64_t out_channels = ctx.integer("out_channels", 1, kMaxDim);
-
-  Conv2dGeometry g;
-  g.in_channels = x[0];
-  g.in_height = x[1];
-  g.in_width = x[2];
-  g.out_channels = static_cast<size_t>(out_channels);
-  g.kernel_h = static_cast<size_t>(kernel[0]);
-  g.kernel_w = static_cast<size_t>(kernel[1]);
-  g.stride_h = static_cast<size_t>(strides[0]);
-  g.stride_w = static_cast<size_t>(strides[1]);
-  g.pad_top = static_cast<size_t>(pads[0]);
-  g.pad_left = static_cast<size_t>(pads[1]);
-  g.pad_bottom = static_cast<size_t>(pads[2]);
-  g.pad_right = static_cast<size_t>(pads[3]);
-  g.dilation_h = static_cast<size_t>(dilations[0]);
-  g.dilation_w = static_cast<size_t>(dilations[1]);
-  g.groups = static_cast<size_t>(group);
-  if (g.in_channels % g.groups != 0 || g.out_channels % g.groups != 0) {
-    ctx.fail("attrs.group", "a divisor of the input channels (" + std::to_string(g.in_channels) +
-             ") and the output channels (" + std::to_string(g.out_channels) + ")", std::to_string(group));
-  }
+  Conv2dGeometry g = conv_geometry_from_attrs(ctx, x, static_cast<size_t>(out_channels), {});
   const PlanTensor& w = ctx.typed_weight("W", PlanDType::kInt8, {g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w});
   const PlanTensor* b = ctx.typed_weight_opt("B", PlanDType::kInt32, {g.out_channels});
   const PlanTensor* ws = &weight_scales(ctx, g.out_channels);
-  g.out_height = window_output_size(g.in_height, g.pad_top, g.pad_bottom, g.kernel_h, g.stride_h, g.dilation_h);
-  g.out_width = window_output_size(g.in_width, g.pad_left, g.pad_right, g.kernel_w, g.stride_w, g.dilation_w);
-  if (g.out_height == 0 || g.out_width == 0 || !conv2d_geometry_valid(g)) {
-    ctx.fail("", "a kernel window that fits the padded input " + shape_text(x), "kernel " + shape_text({g.kernel_h, g.kernel_w}));
-  }
-  shape_size({g.patch(), g.out_plane(), 64});
+  complete_conv_geometry(ctx, x, g);
   const std::string pool_op = ctx.choice_or("pool", {"None", "MaxPool"}, "None");
   const bool float_output_pool = pool_op != "None" && float_output;
   if (float_output_pool) ctx.fail("attrs.pool", "no fused pool on a float output", "'MaxPool'");
