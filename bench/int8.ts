@@ -72,7 +72,7 @@ export async function benchInt8(report: Report, threadCounts: number[], minMs = 
   }
   report.add({
     title: 'int8 SeedCNN: Kiln int8 vs Kiln fp32, ORT fp32 and ORT int8 (QDQ export, fused by ORT into QLinearConv/QGemm)',
-    baseline: 'all four measured in this run, interleaved in ~20 ms blocks of back-to-back runs (first run of each block not recorded) on the same inputs, matched intraOpNumThreads; ORT graphOptimizationLevel all',
+    baseline: 'all four measured in this run, interleaved in ~20 ms blocks of back-to-back runs (first run of each block not recorded; each block starts once the previous one\'s threads went idle, ORT spinning workers included) on the same inputs, matched intraOpNumThreads; ORT graphOptimizationLevel all',
     columns: [
       'model', 'threads', 'batch', 'Kiln int8 median ms', 'Kiln fp32 median ms', 'ORT int8 median ms', 'ORT fp32 median ms',
       'speed-up vs ORT int8 (target >= 2.5 at batch 64, 1 thread)', 'speed-up vs Kiln fp32', 'speed-up vs ORT fp32', 'latency / ORT int8 (target <= 0.35 at batch 1)',

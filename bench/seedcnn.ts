@@ -83,7 +83,7 @@ export async function benchVsOrt(report: Report, threadCounts: number[], extraMo
     }
   }
   report.add({
-    title: 'Kiln fp32 vs onnxruntime-node fp32 (same ONNX file, same inputs, interleaved ~20 ms blocks of back-to-back runs)',
+    title: 'Kiln fp32 vs onnxruntime-node fp32 (same ONNX file, same inputs, interleaved ~20 ms blocks of back-to-back runs, each started once the previous block\'s threads went idle)',
     baseline: 'onnxruntime-node in the same process, intraOpNumThreads matched, graphOptimizationLevel all',
     columns: ['model', 'threads', 'batch', 'Kiln median ms', 'Kiln p99 ms', 'ORT median ms', 'ORT p99 ms', 'Kiln images/s', 'ORT images/s', 'speed-up (ORT time / Kiln time)'],
     rows,

@@ -1,5 +1,6 @@
 /**
- * Kiln vs onnxruntime-node on the same ONNX file: same inputs, same process, interleaved blocks of back-to-back runs (measureInterleaved),
+ * Kiln vs onnxruntime-node on the same ONNX file: same inputs, same process, interleaved blocks of back-to-back runs, each started once the
+ * previous block's threads went idle (measureInterleaved),
  * matched thread counts. Used by `kiln bench model.onnx --vs-ort` and `npm run bench`.
  */
 import * as ort from 'onnxruntime-node';

@@ -41,19 +41,33 @@ export async function measure(fn: () => unknown, options: MeasureOptions = {}): 
   return summarize(samples);
 }
 
+/** Options of {@link measureInterleaved}. */
+export interface InterleavedOptions extends MeasureOptions {
+  /** Length of a block of back-to-back runs of one function, in ms (default 20). */
+  blockMs?: number;
+  /**
+   * Before each block, wait (at most this many ms, default 100) until this process's threads have
+   * gone idle: a runtime whose workers keep spinning after its block (onnxruntime-node's default
+   * intra-op pool spins for ~25 ms after its last run here, holding 0.8-1.5 of the 2 cores) would
+   * otherwise run inside the next function's block. 0 disables the wait.
+   */
+  settleMs?: number;
+}
+
 /**
  * Times several functions (Kiln, onnxruntime-node, ...) in the same stretch of time so that machine
  * noise hits all alike: blocks of consecutive runs of each in turn (a a a a, b b b b, a a a a, ...),
  * each block about `blockMs` long (at least 3 runs), its first run not recorded. Runs of one function
  * back to back are what a service sees; strictly alternating single runs would instead time each
- * runtime just after the other evicted its weights from the caches (and, with 2 threads, while ORT's
- * spinning workers still hold the second core).
+ * runtime just after the other evicted its weights from the caches. Before each block the process
+ * waits for the previous block's threads to go idle (`settleMs`), so each function runs as it would
+ * in a service that hosts only it, with ITS OWN settings (ORT keeps its default spinning).
  */
 export async function measureInterleaved(
   fns: readonly (() => unknown)[],
-  options: MeasureOptions & { blockMs?: number } = {},
+  options: InterleavedOptions = {},
 ): Promise<Timing[]> {
-  const { warmup = 3, minRuns = 10, minMs = 1000, maxRuns = 100_000, blockMs = 20 } = options;
+  const { warmup = 3, minRuns = 10, minMs = 1000, maxRuns = 100_000, blockMs = 20, settleMs = 100 } = options;
   const perBlock: number[] = [];
   for (const fn of fns) {
     const t0 = performance.now();
@@ -65,6 +79,7 @@ export async function measureInterleaved(
   const start = performance.now();
   while (samples[0]!.length < maxRuns && (samples[0]!.length < minRuns || performance.now() - start < minMs)) {
     for (let f = 0; f < fns.length; f++) {
+      if (settleMs > 0) await waitForIdleThreads(settleMs);
       await fns[f]!();
       for (let i = 1; i < perBlock[f]!; i++) {
         const t0 = performance.now();
@@ -77,7 +92,29 @@ export async function measureInterleaved(
 }
 
 /** {@link measureInterleaved} of two functions. */
-export async function measurePair(a: () => unknown, b: () => unknown, options: MeasureOptions & { blockMs?: number } = {}): Promise<[Timing, Timing]> {
+export async function measurePair(a: () => unknown, b: () => unknown, options: InterleavedOptions = {}): Promise<[Timing, Timing]> {
   const [ta, tb] = await measureInterleaved([a, b], options);
   return [ta!, tb!];
+}
+
+/** CPU time this process may use in a quiet window and still count as idle (fraction of one core). */
+const IDLE_CORES = 0.1;
+const IDLE_WINDOW_MS = 2;
+
+/**
+ * Sleeps in short windows until one passes in which this process used under {@link IDLE_CORES} of
+ * a core (its background threads stopped spinning), or `maxMs` has passed. Resolves with the time
+ * waited, in ms.
+ */
+export async function waitForIdleThreads(maxMs: number): Promise<number> {
+  const start = performance.now();
+  for (;;) {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, IDLE_WINDOW_MS));
+    const cpu = process.cpuUsage(cpu0);
+    const now = performance.now();
+    const busyCores = (cpu.user + cpu.system) / 1000 / Math.max(now - t0, 1e-3);
+    if (busyCores < IDLE_CORES || now - start >= maxMs) return now - start;
+  }
 }

@@ -1,6 +1,8 @@
+import { Worker } from 'node:worker_threads';
+
 import { describe, expect, it } from 'vitest';
 
-import { measureInterleaved, measurePair } from '../../src/util/timing.js';
+import { measureInterleaved, measurePair, waitForIdleThreads } from '../../src/util/timing.js';
 
 describe('measureInterleaved', () => {
   it('runs each function in blocks, records all but the first run of each block, and reaches minRuns', async () => {
@@ -38,5 +40,31 @@ describe('measureInterleaved', () => {
     };
     const [fast, slow] = await measurePair(spin(0.05), spin(2), { warmup: 1, minRuns: 5, minMs: 0, blockMs: 5 });
     expect(slow.medianMs).toBeGreaterThan(fast.medianMs);
+  });
+});
+
+describe('waitForIdleThreads', () => {
+  it('returns before its limit when the process is idle', async () => {
+    const waited = await waitForIdleThreads(5000);
+    expect(waited).toBeLessThan(5000);
+  });
+
+  it('keeps waiting while another thread of the process burns CPU', async () => {
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(
+      'const { workerData } = require("node:worker_threads"); const f = new Int32Array(workerData); while (Atomics.load(f, 0) === 0);',
+      { eval: true, workerData: stop.buffer },
+    );
+    try {
+      await new Promise((resolve) => worker.once('online', resolve));
+      // A spinning thread shows as busy in every 2 ms window it gets the CPU; on a loaded machine it
+      // may miss one, so one full wait out of three attempts is the claim.
+      const waits: number[] = [];
+      for (let i = 0; i < 3 && !waits.some((w) => w >= 40); i++) waits.push(await waitForIdleThreads(40));
+      expect(Math.max(...waits)).toBeGreaterThanOrEqual(40);
+    } finally {
+      Atomics.store(stop, 0, 1);
+      await worker.terminate();
+    }
   });
 });
