@@ -11,7 +11,7 @@ import { InferenceSession } from '../src/runtime/session.js';
 import { setNumThreads } from '../src/system.js';
 import { train } from '../src/train/index.js';
 import type { Report } from './report.js';
-import { measure } from '../src/util/timing.js';
+import { measureInterleaved } from '../src/util/timing.js';
 
 const BATCHES = [1, 8, 64];
 
@@ -20,26 +20,31 @@ export async function benchForward(report: Report, peakGflops: number, threadCou
   const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 1 }).eval();
   const macs = net.macs([1, ...shape]);
   const rows: (string | number)[][] = [];
-  const single: Record<number, number> = {};
-  for (const threads of threadCounts) {
-    const session = await InferenceSession.create(net, { intraOpNumThreads: threads, inputShape: [...shape] });
+  // One session per thread count, timed interleaved (blocks of each in turn) so that the
+  // speed-up column compares runs from the same stretch of machine time.
+  const sessions = await Promise.all(threadCounts.map((threads) => InferenceSession.create(net, { intraOpNumThreads: threads, inputShape: [...shape] })));
+  const perBatch = new Map<number, { medianMs: number; p99Ms: number }[]>();
+  try {
     for (const batch of BATCHES) {
       const input = benchmarkInput(batch, shape, batch);
-      const t = await measure(() => session.run({ input }), { minMs: 1000 });
+      perBatch.set(batch, await measureInterleaved(sessions.map((s) => () => s.run({ input })), { minMs: 2000 }));
+    }
+  } finally {
+    for (const s of sessions) s.release();
+  }
+  threadCounts.forEach((threads, i) => {
+    for (const batch of BATCHES) {
+      const t = perBatch.get(batch)![i]!;
       const imagesPerSecond = (batch * 1000) / t.medianMs;
       const gmacs = (imagesPerSecond * macs) / 1e9;
-      if (threads === 1) single[batch] = imagesPerSecond;
-      rows.push([
-        threads, batch, t.medianMs, t.p99Ms, imagesPerSecond,
-        gmacs / ((peakGflops / 2) * threads),
-        threads > 1 && single[batch] ? imagesPerSecond / single[batch] : '',
-      ]);
+      const one = threadCounts.indexOf(1);
+      const speedup = threads > 1 && one >= 0 ? perBatch.get(batch)![one]!.medianMs / t.medianMs : '';
+      rows.push([threads, batch, t.medianMs, t.p99Ms, imagesPerSecond, gmacs / ((peakGflops / 2) * threads), speedup]);
     }
-    session.release();
-  }
+  });
   report.add({
     title: 'SeedCNN MNIST forward (fp32, InferenceSession)',
-    baseline: `measured FMA peak: ${(peakGflops / 2).toFixed(1)} GMAC/s per core; ${macs.toLocaleString('en-US')} MACs per image`,
+    baseline: `measured FMA peak: ${(peakGflops / 2).toFixed(1)} GMAC/s per core; ${macs.toLocaleString('en-US')} MACs per image; the thread counts timed interleaved in ~20 ms blocks`,
     columns: ['threads', 'batch', 'median ms', 'p99 ms', 'images/s', 'fraction of peak (MAC/s)', 'speed-up vs 1 thread'],
     rows,
   });
