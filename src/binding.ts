@@ -95,6 +95,8 @@ export interface NativeAddon {
   cpuInfo(): NativeCpuInfo;
   setIsa(isa: string): void;
   setNumThreads(threads: number): void;
+  /** Test hook of the thread pool's parallel_for_slots: per task, the slot that ran it and its run count. */
+  threadPoolSlotsProbe(tasks: number, maxThreads: number): { slots: Int32Array; runs: Int32Array };
   /** Single-thread peak of the active ISA: 'f32' FMA GFLOP/s (2 per FMA lane). */
   measurePeak(args: { kind: 'f32'; milliseconds: number }): number;
 
@@ -279,16 +281,31 @@ function load(): NativeAddon {
 export const native: NativeAddon = load();
 
 /**
- * Whether work of `flops` floating-point operations should leave the JS thread. A thread hop
- * costs tens of microseconds (50-60 us measured on a busy 2-core VM), so only work above about
- * 16 MFLOP (~0.1-0.2 ms on the SIMD paths) goes async: a CIFAR-shaped SeedCNN at batch 1 (8.4
- * MFLOP) runs inline, 0.12 -> 0.066 ms per run().
+ * Whether work of `flops` floating-point operations should leave the JS thread. A thread hop costs
+ * ~45 us here (an empty async call round trip on this 2-core VM), as much as the whole of a small
+ * run, so work stays inline while it is estimated under ~0.25 ms on one core of the active ISA
+ * (far below the ~1 ms where blocking the event loop starts to hurt): 48 MFLOP on AVX-512 (SeedCNN
+ * MNIST up to batch 8), 16 on AVX2, 2 on the scalar path.
  */
 export function shouldRunAsync(flops: number): boolean {
-  return flops > ASYNC_THRESHOLD_FLOPS;
+  return flops > inlineBudgetFlops();
 }
 
-export const ASYNC_THRESHOLD_FLOPS = 1.6e7;
+let inlineBudget: number | undefined;
+
+/** FLOPs of work that may run inline, for the ISA in use (read once; setIsa calls forgetActiveIsa). */
+export function inlineBudgetFlops(): number {
+  if (inlineBudget === undefined) {
+    const isa = native.cpuInfo().isa;
+    inlineBudget = isa === 'scalar' ? 2e6 : isa === 'avx2' ? 1.6e7 : 4.8e7;
+  }
+  return inlineBudget;
+}
+
+/** Drops what was derived from the active ISA (after native.setIsa). */
+export function forgetActiveIsa(): void {
+  inlineBudget = undefined;
+}
 
 /** Runs a native call and always returns a Promise, choosing inline or worker by cost. */
 export async function call<A>(fn: (args: A, async: boolean) => MaybePromise, args: A, flops: number): Promise<void> {

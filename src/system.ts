@@ -1,7 +1,7 @@
 /**
  * Runtime state of the native side: which instruction set the kernels use, and how many threads.
  */
-import { native } from './binding.js';
+import { forgetActiveIsa, native } from './binding.js';
 import { integer, oneOf } from './validate.js';
 
 /** Instruction-set paths the kernels can take. */
@@ -48,6 +48,7 @@ export function cpuInfo(): CpuInfo {
  */
 export function setIsa(isa: Isa): void {
   native.setIsa(oneOf('isa', isa, ISAS));
+  forgetActiveIsa();
 }
 
 /** Sets the kernel thread pool size (0 = number of hardware threads). */

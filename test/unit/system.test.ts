@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
+import { inlineBudgetFlops, shouldRunAsync } from '../../src/binding.js';
 import { cpuInfo, setIsa, setNumThreads } from '../../src/system.js';
 
 describe('cpuInfo', () => {
@@ -54,5 +55,26 @@ describe('cpuInfo', () => {
     const bogus = run('bogus');
     expect(bogus.isa).toBe(bogus.bestIsa);
     expect(bogus.isaOverrideError).toMatch(/KILN_ISA=bogus/);
+  });
+});
+
+describe('shouldRunAsync', () => {
+  it('keeps less work inline on slower ISA paths and follows setIsa', () => {
+    const info = cpuInfo();
+    try {
+      setIsa('scalar');
+      expect(inlineBudgetFlops()).toBe(2e6);
+      expect(shouldRunAsync(4e6)).toBe(true);
+      expect(shouldRunAsync(1e6)).toBe(false);
+      for (const isa of info.supportedIsas.filter((i) => i !== 'scalar')) {
+        setIsa(isa);
+        expect(inlineBudgetFlops(), isa).toBeGreaterThan(2e6);
+        expect(shouldRunAsync(4e6), isa).toBe(false);
+        // Anything near a millisecond of work leaves the JS thread on every path.
+        expect(shouldRunAsync(2e8), isa).toBe(true);
+      }
+    } finally {
+      setIsa(info.isa);
+    }
   });
 });
