@@ -11,6 +11,8 @@
 namespace kiln {
 namespace {
 
+using SlotFn = std::function<void(size_t task, size_t slot)>;
+
 // How long a thread polls before it sleeps on a condition variable: a worker after finishing a
 // loop (the next loop of the same run, or the next run, usually comes within this), the caller
 // while the helpers finish. Waking a sleeping thread costs 5-20 us through the kernel, as much as
@@ -55,14 +57,15 @@ class Pool {
     size_.store(workers_.size() + 1);
   }
 
-  void run(size_t tasks, const std::function<void(size_t)>& fn, size_t max_threads) {
+  // fn(task, slot): slot 0 on the calling thread, worker i runs as slot i + 1.
+  void run(size_t tasks, const SlotFn& fn, size_t max_threads) {
     if (tasks == 0) return;
     std::unique_lock<std::mutex> run_lock(run_mutex_, std::try_to_lock);
     size_t helpers = run_lock.owns_lock() ? workers_.size() : 0;
     if (max_threads != 0) helpers = std::min(helpers, max_threads - 1);
     helpers = std::min(helpers, tasks - 1);
     if (helpers == 0) {
-      for (size_t t = 0; t < tasks; ++t) fn(t);
+      for (size_t t = 0; t < tasks; ++t) fn(t, 0);
       return;
     }
     {
@@ -75,7 +78,7 @@ class Pool {
       generation_.store(generation_.load() + 1);
     }
     cv_.notify_all();
-    drain();
+    drain(0);
     if (!spin_until([this] { return pending_.load() == 0; })) {
       std::unique_lock<std::mutex> lock(mutex_);
       done_cv_.wait(lock, [this] { return pending_.load() == 0; });
@@ -87,12 +90,12 @@ class Pool {
   }
 
  private:
-  void drain() {
-    const std::function<void(size_t)>& fn = *fn_;
+  void drain(size_t slot) {
+    const SlotFn& fn = *fn_;
     for (;;) {
       const size_t t = next_.fetch_add(1);
       if (t >= tasks_) break;
-      fn(t);
+      fn(t, slot);
     }
   }
 
@@ -106,7 +109,7 @@ class Pool {
         if (stopping_.load()) return;
         seen = generation_.load();
       }
-      drain();
+      drain(index + 1);
       std::lock_guard<std::mutex> lock(mutex_);
       if (pending_.fetch_sub(1) == 1) done_cv_.notify_one();
     }
@@ -126,7 +129,7 @@ class Pool {
   std::mutex mutex_;
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
-  const std::function<void(size_t)>* fn_ = nullptr;
+  const SlotFn* fn_ = nullptr;
   size_t tasks_ = 0;
   std::atomic<size_t> next_{0};
   std::atomic<size_t> size_{1};
@@ -146,6 +149,9 @@ Pool& pool() {
 size_t num_threads() { return pool().size(); }
 void set_num_threads(size_t n) { pool().resize(n); }
 void parallel_for(size_t tasks, const std::function<void(size_t)>& fn, size_t max_threads) {
+  pool().run(tasks, [&fn](size_t task, size_t) { fn(task); }, max_threads);
+}
+void parallel_for_slots(size_t tasks, const std::function<void(size_t task, size_t slot)>& fn, size_t max_threads) {
   pool().run(tasks, fn, max_threads);
 }
 
