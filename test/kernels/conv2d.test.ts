@@ -442,3 +442,115 @@ describe('conv2d argument checks', () => {
     expect(args.output.every(Number.isFinite)).toBe(true);
   });
 });
+
+describe('small-patch direct convolution (pixels in lanes: 3x3 over 1..4 channels, 5x5 over 1, stride 1, unpadded)', () => {
+  /** Shapes the small-patch kernel takes on AVX-512: odd and prime sizes, rows of 1, 16 and > 16 segments. */
+  function smallCases(count: number, seed: number): ConvCase[] {
+    const rng = new Rng(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[rng.int(xs.length)];
+    const cases: ConvCase[] = [
+      { name: 'MNIST conv1, batch 1', batch: 1, inChannels: 1, inHeight: 28, inWidth: 28, outChannels: 32, kernel: [3, 3], bias: true, relu: true },
+      { name: 'CIFAR conv1', batch: 3, inChannels: 3, inHeight: 32, inWidth: 32, outChannels: 32, kernel: [3, 3], bias: true, relu: true },
+      { name: '5x5, one pixel out', batch: 2, inChannels: 1, inHeight: 5, inWidth: 5, outChannels: 3, kernel: [5, 5], bias: true },
+    ];
+    while (cases.length < count) {
+      const five = rng.next() < 0.2;
+      const k = five ? 5 : 3;
+      cases.push({
+        name: `small random ${cases.length}`,
+        batch: pick([1, 1, 2, 3, 5]),
+        inChannels: five ? 1 : 1 + rng.int(4),
+        inHeight: k - 1 + pick([1, 2, 3, 6, 7, 12]),
+        inWidth: k - 1 + pick([1, 2, 5, 15, 16, 17, 31, 33, 34]),
+        outChannels: pick([1, 2, 3, 5, 7, 32, 33]),
+        kernel: [k, k],
+        bias: rng.next() < 0.6,
+        relu: rng.next() < 0.5,
+      });
+    }
+    return cases;
+  }
+  const SMALL = smallCases(16, 20261124);
+
+  it.each(SMALL.map((c, i) => [c.name, c, i] as const))('%s matches the float64 reference on every ISA, the same bits as the GEMM', (_name, c, i) => {
+    const p = prepare(c, 5000 + i);
+    const ref = referenceForward(p.g, p.input, p.weight, p.bias, c.relu ?? false);
+    const byIsa = new Map<string, Float32Array>();
+    forEachIsa((isa) => {
+      const out = forward(p);
+      expectClose(out, ref.out, `${c.name} [${isa}]`, { scale: ref.scale });
+      byIsa.set(isa, out);
+    });
+    // One FMA chain per output in im2col order, bias after: the AVX2 packed GEMM sums the same way.
+    const avx2 = byIsa.get('avx2');
+    for (const isa of ['avx512', 'avx512vnni']) {
+      const out = byIsa.get(isa);
+      if (avx2 && out) expectIdentical(out, avx2, `${c.name} [${isa} vs avx2]`);
+    }
+  });
+
+  /** Small integers: sums are exact, so windows hold many equal values (ties pick the first tap). */
+  function withTies(p: Prepared, seed: number): Prepared {
+    const rng = new Rng(seed);
+    const ints = (a: Float32Array) => a.map(() => rng.int(3) - 1);
+    return { ...p, input: ints(p.input), weight: ints(p.weight), bias: p.bias ? ints(p.bias) : null };
+  }
+
+  it.each(SMALL.map((c, i) => [c.name, c, i] as const))('%s with a fused 2x2/2 max pool: bit for bit conv + maxPool2dForward, indices too', (_name, c, i) => {
+    const base = prepare(c, 6000 + i);
+    if (base.g.outHeight < 2 || base.g.outWidth < 2) return;
+    for (const p of [base, withTies(base, 7000 + i)]) {
+      p.input[Math.min(7, p.input.length - 1)] = Number.NaN;
+      const outH = Math.floor(p.g.outHeight / 2), outW = Math.floor(p.g.outWidth / 2);
+      const size = p.g.batch * p.g.outChannels * outH * outW;
+      const pool = { poolKernelH: 2, poolKernelW: 2, poolStrideH: 2, poolStrideW: 2, poolDilationH: 1, poolDilationW: 1, poolOutHeight: outH, poolOutWidth: outW };
+      const poolGeometry = {
+        batch: p.g.batch, channels: p.g.outChannels, inHeight: p.g.outHeight, inWidth: p.g.outWidth, outHeight: outH, outWidth: outW,
+        kernelH: 2, kernelW: 2, strideH: 2, strideW: 2, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0, dilationH: 1, dilationW: 1,
+      };
+      const plain = { ...p, c: { ...p.c, relu: false } };
+      forEachIsa((isa) => {
+        const want = sentinel(size);
+        const wantIdx = new Int32Array(size).fill(-7);
+        native.maxPool2dForward({ ...poolGeometry, input: forward(plain), output: want, indices: wantIdx }, false);
+        const output = sentinel(size);
+        const indices = new Int32Array(size).fill(-7);
+        native.conv2dMaxPoolForward({ ...p.g, input: p.input, weight: p.weight, bias: p.bias, output, indices, ...pool }, false);
+        expectIdentical(output, want, `${c.name} [${isa}] values`);
+        expect(Array.from(indices), `${c.name} [${isa}] indices`).toEqual(Array.from(wantIdx));
+        const noIndices = sentinel(size);
+        native.conv2dMaxPoolForward({ ...p.g, input: p.input, weight: p.weight, bias: p.bias, output: noIndices, indices: null, ...pool }, false);
+        expectIdentical(noIndices, want, `${c.name} [${isa}] without indices`);
+      });
+    }
+  });
+
+  it('does not depend on the thread count, batch split in single images', () => {
+    const threads = native.cpuInfo().threads;
+    const c = { ...SMALL[1], batch: 11 };
+    const p = prepare(c, 8);
+    const outH = Math.floor(p.g.outHeight / 2), outW = Math.floor(p.g.outWidth / 2);
+    const size = p.g.batch * p.g.outChannels * outH * outW;
+    const pool = { poolKernelH: 2, poolKernelW: 2, poolStrideH: 2, poolStrideW: 2, poolDilationH: 1, poolDilationW: 1, poolOutHeight: outH, poolOutWidth: outW };
+    const pooled = () => {
+      const output = sentinel(size);
+      const indices = new Int32Array(size).fill(-7);
+      native.conv2dMaxPoolForward({ ...p.g, input: p.input, weight: p.weight, bias: p.bias, output, indices, ...pool }, false);
+      return { output, indices };
+    };
+    try {
+      native.setNumThreads(1);
+      const one = forward(p);
+      const onePooled = pooled();
+      for (const n of [2, 3, Math.max(4, threads)]) {
+        native.setNumThreads(n);
+        expectIdentical(forward(p), one, `${n} threads`);
+        const many = pooled();
+        expectIdentical(many.output, onePooled.output, `${n} threads, pooled`);
+        expect(Array.from(many.indices)).toEqual(Array.from(onePooled.indices));
+      }
+    } finally {
+      native.setNumThreads(threads);
+    }
+  });
+});

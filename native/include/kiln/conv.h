@@ -15,6 +15,7 @@
 namespace kiln {
 
 class DirectConvWeights;
+class SmallConvWeights;
 
 // Output length of a sliding window along one axis:
 // floor((in + pad_begin + pad_end - dilation*(kernel-1) - 1) / stride) + 1,
@@ -72,7 +73,9 @@ bool conv_max_pool_valid(const Conv2dGeometry& g, const ConvMaxPool& pool);
 // Depthwise convolutions (Cin/groups == 1, groups > 1) keep the weights as given and run a
 // direct kernel: a GEMM per group would be a single row deep. Unpadded, ungrouped convolutions
 // with stride_w 1 also keep a copy for the AVX-512 direct kernel (conv/direct-conv.h), used when
-// the active ISA has AVX-512 (it matches the GEMM path bit for bit up to 384 taps).
+// the active ISA has AVX-512 (it matches the GEMM path bit for bit up to 384 taps); those with a
+// small patch (3x3 over <= 4 input channels, stride 1: conv/small-conv.h) run a kernel with the
+// pixels in lanes instead, bit for bit the same too.
 class Conv2dPlan {
  public:
   Conv2dPlan() = default;
@@ -106,10 +109,16 @@ class Conv2dPlan {
   std::vector<float> weight_;    // OIHW, only when depthwise
   std::vector<float> bias_;      // empty when there is no bias
   std::shared_ptr<const DirectConvWeights> direct_;  // null when the direct path does not apply
+  std::shared_ptr<const SmallConvWeights> small_;    // null when the small-patch kernel does not apply
   bool relu_ = false;
   bool depthwise_ = false;
 
   bool direct_active() const;
+  bool small_active() const;
+  // Images are tasks of parallel_for_slots over at most this many threads (one scratch slot each).
+  size_t image_threads(size_t batch, size_t max_threads) const;
+  void run_small(const float* input, float* output, size_t batch, const ConvMaxPool* pool, size_t max_threads,
+                 int32_t* indices) const;
   void run_direct(const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
                   size_t max_threads, int32_t* indices) const;
 };

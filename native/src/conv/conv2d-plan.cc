@@ -1,6 +1,7 @@
 // Forward convolution: im2col (skipped for pointwise) + GEMM with packed weights, bias and ReLU
 // fused into the GEMM's epilogue; or, on AVX-512 for unpadded convolutions, the direct kernel
-// (conv/direct-conv.h) one image at a time through a cache-resident NHWC buffer.
+// (conv/direct-conv.h) one image at a time through a cache-resident NHWC buffer, or for a small
+// patch (conv/small-conv.h) one image at a time straight into the NCHW output.
 #include <algorithm>
 #include <cstring>
 
@@ -9,6 +10,7 @@
 #include "conv/direct-conv.h"
 #include "conv/im2col.h"
 #include "conv/scratch.h"
+#include "conv/small-conv.h"
 #include "kiln/conv.h"
 #include "kiln/dispatch.h"
 #include "kiln/pool.h"
@@ -28,9 +30,37 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
   }
   if (bias != nullptr) bias_.assign(bias, bias + g_.out_channels);
   if (!depthwise_ && direct_conv_fits(g_)) direct_ = std::make_shared<const DirectConvWeights>(g_, weight, bias);
+  if (!depthwise_ && small_conv_fits(g_)) small_ = std::make_shared<const SmallConvWeights>(g_, weight, bias);
 }
 
 bool Conv2dPlan::direct_active() const { return direct_ != nullptr && active_isa() >= Isa::kAvx512; }
+
+bool Conv2dPlan::small_active() const { return small_ != nullptr && active_isa() >= Isa::kAvx512; }
+
+size_t Conv2dPlan::image_threads(size_t batch, size_t max_threads) const {
+  const size_t threads = max_threads == 0 ? num_threads() : max_threads;
+  return std::min({threads, batch, kConvMaxSlots});
+}
+
+void Conv2dPlan::run_small(const float* input, float* output, size_t batch, const ConvMaxPool* pool,
+                           size_t max_threads, int32_t* indices) const {
+  SmallConvArgs args = small_->args();
+  args.relu = relu_;
+  const size_t in_image = g_.in_channels * g_.in_plane();
+  const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
+  // One image per task: at SeedCNN's batch 64 each is ~5 us, so the threads finish together.
+  parallel_for_slots(
+      batch,
+      [&](size_t n, size_t) {
+        if (pool == nullptr) {
+          small_conv_image_avx512(args, input + n * in_image, output + n * out_image);
+        } else {
+          small_conv_max_pool_image_avx512(args, input + n * in_image, output + n * out_image,
+                                           indices != nullptr ? indices + n * out_image : nullptr);
+        }
+      },
+      image_threads(batch, max_threads));
+}
 
 bool Conv2dPlan::can_fuse_max_pool() const { return direct_active(); }
 
@@ -70,6 +100,10 @@ size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& po
 
 void Conv2dPlan::run_max_pooled(const float* input, float* output, size_t batch, const ConvMaxPool& pool,
                                 float* scratch, size_t max_threads, int32_t* indices) const {
+  if (small_active() && small_conv_pool_fits(pool)) {
+    run_small(input, output, batch, &pool, max_threads, indices);
+    return;
+  }
   run_direct(input, output, batch, &pool, scratch, max_threads, indices);
 }
 
@@ -78,44 +112,40 @@ void Conv2dPlan::run_direct(const float* input, float* output, size_t batch, con
   DirectConvArgs args = direct_->args();
   args.relu = relu_;
   const size_t cp = args.cout_padded;
-  const size_t slots = std::min(batch, kConvMaxSlots);
   const size_t in_image = g_.in_channels * g_.in_plane();
   const PoolBands bands = pool != nullptr ? pool_bands(*pool) : PoolBands();
   const size_t band_floats = bands.band_rows * bands.cols_used * cp;
   const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
   const size_t pooled_floats = pool != nullptr ? pool->out_h * pool->out_w * cp : 0;
   const size_t per_slot = pool != nullptr ? band_floats + 2 * pooled_floats : direct_->image_floats();
-  auto run_slot = [&](size_t s) {
+  // One image per task, scratch per thread: with a slot of strided images per task, the thread
+  // that drew one slot more (5 of 8 at 2 threads) or was preempted set the time.
+  auto run_image = [&](size_t n, size_t s) {
     float* buffer = scratch + s * per_slot;
-    for (size_t n = s; n < batch; n += slots) {
-      const float* image = input + n * in_image;
-      if (pool == nullptr) {
-        direct_conv_rows_avx512(args, image, 0, g_.out_height, g_.out_width, buffer);
-        nhwc_to_nchw_avx512(buffer, g_.out_plane(), g_.out_channels, cp, output + n * out_image);
-        continue;
-      }
-      float* pooled = buffer + band_floats;
-      // Winners as int32 in float scratch: only moved as bits (the transpose never does arithmetic).
-      int32_t* winners = indices != nullptr ? reinterpret_cast<int32_t*>(pooled + pooled_floats) : nullptr;
-      for (size_t y = 0; y < pool->out_h; y += bands.pooled_rows) {
-        const size_t y1 = std::min(pool->out_h, y + bands.pooled_rows);
-        const size_t oh0 = y * pool->stride_h;
-        direct_conv_rows_avx512(args, image, oh0, oh0 + bands.band_rows, bands.cols_used, buffer);
-        nhwc_max_pool_rows_avx512(buffer, bands.cols_used, cp, *pool, y, y1, g_.out_width, pooled, winners);
-      }
-      const size_t pooled_plane = pool->out_h * pool->out_w;
-      nhwc_to_nchw_avx512(pooled, pooled_plane, g_.out_channels, cp, output + n * out_image);
-      if (winners != nullptr) {
-        nhwc_to_nchw_avx512(reinterpret_cast<const float*>(winners), pooled_plane, g_.out_channels, cp,
-                            reinterpret_cast<float*>(indices + n * out_image));
-      }
+    const float* image = input + n * in_image;
+    if (pool == nullptr) {
+      direct_conv_rows_avx512(args, image, 0, g_.out_height, g_.out_width, buffer);
+      nhwc_to_nchw_avx512(buffer, g_.out_plane(), g_.out_channels, cp, output + n * out_image);
+      return;
+    }
+    float* pooled = buffer + band_floats;
+    // Winners as int32 in float scratch: only moved as bits (the transpose never does arithmetic).
+    int32_t* winners = indices != nullptr ? reinterpret_cast<int32_t*>(pooled + pooled_floats) : nullptr;
+    for (size_t y = 0; y < pool->out_h; y += bands.pooled_rows) {
+      const size_t y1 = std::min(pool->out_h, y + bands.pooled_rows);
+      const size_t oh0 = y * pool->stride_h;
+      direct_conv_rows_avx512(args, image, oh0, oh0 + bands.band_rows, bands.cols_used, buffer);
+      nhwc_max_pool_rows_avx512(buffer, bands.cols_used, cp, *pool, y, y1, g_.out_width, pooled, winners);
+    }
+    const size_t pooled_plane = pool->out_h * pool->out_w;
+    nhwc_to_nchw_avx512(pooled, pooled_plane, g_.out_channels, cp, output + n * out_image);
+    if (winners != nullptr) {
+      nhwc_to_nchw_avx512(reinterpret_cast<const float*>(winners), pooled_plane, g_.out_channels, cp,
+                          reinterpret_cast<float*>(indices + n * out_image));
     }
   };
-  if (slots > 1) {
-    parallel_for(slots, run_slot, max_threads);
-  } else {
-    run_slot(0);
-  }
+  // Scratch holds min(batch, kConvMaxSlots) slots: image_threads keeps every slot index below.
+  parallel_for_slots(batch, run_image, image_threads(batch, max_threads));
 }
 
 size_t Conv2dPlan::scratch_floats(size_t batch) const {
@@ -128,7 +158,8 @@ size_t Conv2dPlan::scratch_floats(size_t batch) const {
 }
 
 size_t Conv2dPlan::weight_bytes() const {
-  size_t bytes = (bias_.size() + weight_.size()) * sizeof(float) + (direct_ ? direct_->bytes() : 0);
+  size_t bytes = (bias_.size() + weight_.size()) * sizeof(float) + (direct_ ? direct_->bytes() : 0) +
+                 (small_ ? small_->bytes() : 0);
   for (const PackedA& p : packed_) bytes += p.bytes();
   return bytes;
 }
@@ -138,6 +169,10 @@ void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scr
   if (batch == 0) return;
   if (depthwise_) {
     depthwise_forward(g_, batch, input, weight_.data(), bias_.empty() ? nullptr : bias_.data(), relu_, output, max_threads);
+    return;
+  }
+  if (small_active()) {
+    run_small(input, output, batch, nullptr, max_threads, nullptr);
     return;
   }
   if (direct_active()) {
