@@ -472,7 +472,7 @@ describe('small-patch direct convolution (pixels in lanes: 3x3 over 1..4 channel
   }
   const SMALL = smallCases(16, 20261124);
 
-  it.each(SMALL.map((c, i) => [c.name, c, i] as const))('%s matches the float64 reference on every ISA, the same bits as the GEMM', (_name, c, i) => {
+  it.each(SMALL.map((c, i) => [c.name, c, i] as const))('%s matches the float64 reference on every ISA, the same bits on each', (_name, c, i) => {
     const p = prepare(c, 5000 + i);
     const ref = referenceForward(p.g, p.input, p.weight, p.bias, c.relu ?? false);
     const byIsa = new Map<string, Float32Array>();
@@ -481,12 +481,22 @@ describe('small-patch direct convolution (pixels in lanes: 3x3 over 1..4 channel
       expectClose(out, ref.out, `${c.name} [${isa}]`, { scale: ref.scale });
       byIsa.set(isa, out);
     });
-    // One FMA chain per output in im2col order, bias after: the AVX2 packed GEMM sums the same way.
-    const avx2 = byIsa.get('avx2');
-    for (const isa of ['avx512', 'avx512vnni']) {
-      const out = byIsa.get(isa);
-      if (avx2 && out) expectIdentical(out, avx2, `${c.name} [${isa} vs avx2]`);
-    }
+    // The same sum (acc = 0, one FMA per tap in im2col order, bias after) as the channels-in-lanes
+    // kernel (AVX-512) and the packed GEMM (AVX2), which take this convolution with zero input
+    // channels appended (Cin 5 or 2 is not a small patch): trailing taps add only zeros.
+    const wide = c.kernel[0] === 5 ? 2 : 5;
+    const rng = new Rng(9000 + i);
+    const plane = c.inHeight * c.inWidth;
+    const input = new Float32Array(c.batch * wide * plane);
+    for (let n = 0; n < c.batch; n++) input.set(p.input.subarray(n * c.inChannels * plane, (n + 1) * c.inChannels * plane), n * wide * plane);
+    const taps = c.kernel[0] * c.kernel[1];
+    const weight = randomArray(rng, c.outChannels * wide * taps);
+    for (let o = 0; o < c.outChannels; o++) weight.set(p.weight.subarray(o * c.inChannels * taps, (o + 1) * c.inChannels * taps), o * wide * taps);
+    const widened: Prepared = { ...p, c: { ...c, inChannels: wide }, g: { ...p.g, inChannels: wide }, input, weight };
+    forEachIsa((isa) => {
+      if (isa === 'scalar') return;  // its GEMM does not fuse the multiply-add
+      expectIdentical(byIsa.get(isa)!, forward(widened), `${c.name} [${isa}] vs ${wide} input channels`);
+    });
   });
 
   /** Small integers: sums are exact, so windows hold many equal values (ties pick the first tap). */
@@ -496,32 +506,39 @@ describe('small-patch direct convolution (pixels in lanes: 3x3 over 1..4 channel
     return { ...p, input: ints(p.input), weight: ints(p.weight), bias: p.bias ? ints(p.bias) : null };
   }
 
-  it.each(SMALL.map((c, i) => [c.name, c, i] as const))('%s with a fused 2x2/2 max pool: bit for bit conv + maxPool2dForward, indices too', (_name, c, i) => {
+  // 2x2/2 is fused into the kernel; other windows go through the channels-in-lanes kernel on
+  // AVX-512 and a per-image staged convolution on AVX2.
+  const POOLS: { k: [number, number]; s: [number, number] }[] = [{ k: [2, 2], s: [2, 2] }, { k: [3, 2], s: [1, 2] }];
+
+  it.each(SMALL.map((c, i) => [c.name, c, i] as const))('%s with a fused max pool (2x2/2, 3x2/1x2): bit for bit conv + maxPool2dForward, indices too', (_name, c, i) => {
     const base = prepare(c, 6000 + i);
-    if (base.g.outHeight < 2 || base.g.outWidth < 2) return;
-    for (const p of [base, withTies(base, 7000 + i)]) {
-      p.input[Math.min(7, p.input.length - 1)] = Number.NaN;
-      const outH = Math.floor(p.g.outHeight / 2), outW = Math.floor(p.g.outWidth / 2);
-      const size = p.g.batch * p.g.outChannels * outH * outW;
-      const pool = { poolKernelH: 2, poolKernelW: 2, poolStrideH: 2, poolStrideW: 2, poolDilationH: 1, poolDilationW: 1, poolOutHeight: outH, poolOutWidth: outW };
-      const poolGeometry = {
-        batch: p.g.batch, channels: p.g.outChannels, inHeight: p.g.outHeight, inWidth: p.g.outWidth, outHeight: outH, outWidth: outW,
-        kernelH: 2, kernelW: 2, strideH: 2, strideW: 2, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0, dilationH: 1, dilationW: 1,
-      };
-      const plain = { ...p, c: { ...p.c, relu: false } };
-      forEachIsa((isa) => {
-        const want = sentinel(size);
-        const wantIdx = new Int32Array(size).fill(-7);
-        native.maxPool2dForward({ ...poolGeometry, input: forward(plain), output: want, indices: wantIdx }, false);
-        const output = sentinel(size);
-        const indices = new Int32Array(size).fill(-7);
-        native.conv2dMaxPoolForward({ ...p.g, input: p.input, weight: p.weight, bias: p.bias, output, indices, ...pool }, false);
-        expectIdentical(output, want, `${c.name} [${isa}] values`);
-        expect(Array.from(indices), `${c.name} [${isa}] indices`).toEqual(Array.from(wantIdx));
-        const noIndices = sentinel(size);
-        native.conv2dMaxPoolForward({ ...p.g, input: p.input, weight: p.weight, bias: p.bias, output: noIndices, indices: null, ...pool }, false);
-        expectIdentical(noIndices, want, `${c.name} [${isa}] without indices`);
-      });
+    for (const { k, s } of POOLS) {
+      if (base.g.outHeight < k[0] || base.g.outWidth < k[1]) continue;
+      for (const p of [base, withTies(base, 7000 + i)]) {
+        p.input[Math.min(7, p.input.length - 1)] = Number.NaN;
+        const outH = Math.floor((p.g.outHeight - k[0]) / s[0]) + 1, outW = Math.floor((p.g.outWidth - k[1]) / s[1]) + 1;
+        const size = p.g.batch * p.g.outChannels * outH * outW;
+        const pool = { poolKernelH: k[0], poolKernelW: k[1], poolStrideH: s[0], poolStrideW: s[1], poolDilationH: 1, poolDilationW: 1, poolOutHeight: outH, poolOutWidth: outW };
+        const poolGeometry = {
+          batch: p.g.batch, channels: p.g.outChannels, inHeight: p.g.outHeight, inWidth: p.g.outWidth, outHeight: outH, outWidth: outW,
+          kernelH: k[0], kernelW: k[1], strideH: s[0], strideW: s[1], padTop: 0, padLeft: 0, padBottom: 0, padRight: 0, dilationH: 1, dilationW: 1,
+        };
+        const plain = { ...p, c: { ...p.c, relu: false } };
+        forEachIsa((isa) => {
+          const label = `${c.name} pool ${k}/${s} [${isa}]`;
+          const want = sentinel(size);
+          const wantIdx = new Int32Array(size).fill(-7);
+          native.maxPool2dForward({ ...poolGeometry, input: forward(plain), output: want, indices: wantIdx }, false);
+          const output = sentinel(size);
+          const indices = new Int32Array(size).fill(-7);
+          native.conv2dMaxPoolForward({ ...p.g, input: p.input, weight: p.weight, bias: p.bias, output, indices, ...pool }, false);
+          expectIdentical(output, want, `${label} values`);
+          expect(Array.from(indices), `${label} indices`).toEqual(Array.from(wantIdx));
+          const noIndices = sentinel(size);
+          native.conv2dMaxPoolForward({ ...p.g, input: p.input, weight: p.weight, bias: p.bias, output: noIndices, indices: null, ...pool }, false);
+          expectIdentical(noIndices, want, `${label} without indices`);
+        });
+      }
     }
   });
 

@@ -75,7 +75,7 @@ bool conv_max_pool_valid(const Conv2dGeometry& g, const ConvMaxPool& pool);
 // with stride_w 1 also keep a copy for the AVX-512 direct kernel (conv/direct-conv.h), used when
 // the active ISA has AVX-512 (it matches the GEMM path bit for bit up to 384 taps); those with a
 // small patch (3x3 over <= 4 input channels, stride 1: conv/small-conv.h) run a kernel with the
-// pixels in lanes instead, bit for bit the same too.
+// pixels in lanes instead on AVX-512 and AVX2, bit for bit the same too.
 class Conv2dPlan {
  public:
   Conv2dPlan() = default;
@@ -91,7 +91,7 @@ class Conv2dPlan {
   // Bytes held by the packed weights and bias.
   size_t weight_bytes() const;
 
-  // True when run_max_pooled may be called with the active ISA (the direct path is on).
+  // True when run_max_pooled may be called with the active ISA (a direct path is on).
   bool can_fuse_max_pool() const;
   // Floats of scratch run_max_pooled needs (any ISA may be active at run time; 0 when the plan
   // has no direct path).
@@ -117,8 +117,8 @@ class Conv2dPlan {
   bool small_active() const;
   // Images are tasks of parallel_for_slots over at most this many threads (one scratch slot each).
   size_t image_threads(size_t batch, size_t max_threads) const;
-  void run_small(const float* input, float* output, size_t batch, const ConvMaxPool* pool, size_t max_threads,
-                 int32_t* indices) const;
+  void run_small(const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
+                 size_t max_threads, int32_t* indices) const;
   void run_direct(const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
                   size_t max_threads, int32_t* indices) const;
 };

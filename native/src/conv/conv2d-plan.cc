@@ -35,34 +35,64 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
 
 bool Conv2dPlan::direct_active() const { return direct_ != nullptr && active_isa() >= Isa::kAvx512; }
 
-bool Conv2dPlan::small_active() const { return small_ != nullptr && active_isa() >= Isa::kAvx512; }
+bool Conv2dPlan::small_active() const { return small_ != nullptr && active_isa() >= Isa::kAvx2; }
+
+bool Conv2dPlan::can_fuse_max_pool() const { return direct_active() || small_active(); }
 
 size_t Conv2dPlan::image_threads(size_t batch, size_t max_threads) const {
   const size_t threads = max_threads == 0 ? num_threads() : max_threads;
   return std::min({threads, batch, kConvMaxSlots});
 }
 
-void Conv2dPlan::run_small(const float* input, float* output, size_t batch, const ConvMaxPool* pool,
+void Conv2dPlan::run_small(const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
                            size_t max_threads, int32_t* indices) const {
   SmallConvArgs args = small_->args();
   args.relu = relu_;
+  const bool avx512 = active_isa() >= Isa::kAvx512;
   const size_t in_image = g_.in_channels * g_.in_plane();
   const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
-  // One image per task: at SeedCNN's batch 64 each is ~5 us, so the threads finish together.
+  // Pools other than 2x2/2 (on AVX2, where the channels-in-lanes kernel does not run): the
+  // image's convolution in per-thread scratch, then max_pool2d_forward over it.
+  const bool staged = pool != nullptr && !small_conv_pool_fits(*pool);
+  Pool2dGeometry p;
+  if (staged) {
+    p.planes = g_.out_channels;
+    p.in_height = g_.out_height;
+    p.in_width = g_.out_width;
+    p.out_height = pool->out_h;
+    p.out_width = pool->out_w;
+    p.kernel_h = pool->kernel_h;
+    p.kernel_w = pool->kernel_w;
+    p.stride_h = pool->stride_h;
+    p.stride_w = pool->stride_w;
+    p.dilation_h = pool->dilation_h;
+    p.dilation_w = pool->dilation_w;
+  }
+  // One image per task: at SeedCNN's batch 64 each is ~3 us, so the threads finish together.
   parallel_for_slots(
       batch,
-      [&](size_t n, size_t) {
-        if (pool == nullptr) {
-          small_conv_image_avx512(args, input + n * in_image, output + n * out_image);
+      [&](size_t n, size_t slot) {
+        const float* image = input + n * in_image;
+        float* out = output + n * out_image;
+        if (pool == nullptr || staged) {
+          float* conv = staged ? scratch + slot * g_.out_channels * g_.out_plane() : out;
+          if (avx512) {
+            small_conv_image_avx512(args, image, conv);
+          } else {
+            small_conv_image_avx2(args, image, conv);
+          }
+          if (staged) max_pool2d_forward(p, conv, out, indices != nullptr ? indices + n * out_image : nullptr, 1);
+          return;
+        }
+        int32_t* where = indices != nullptr ? indices + n * out_image : nullptr;
+        if (avx512) {
+          small_conv_max_pool_image_avx512(args, image, out, where);
         } else {
-          small_conv_max_pool_image_avx512(args, input + n * in_image, output + n * out_image,
-                                           indices != nullptr ? indices + n * out_image : nullptr);
+          small_conv_max_pool_image_avx2(args, image, out, where);
         }
       },
       image_threads(batch, max_threads));
 }
-
-bool Conv2dPlan::can_fuse_max_pool() const { return direct_active(); }
 
 namespace {
 
@@ -90,18 +120,20 @@ PoolBands pool_bands(const ConvMaxPool& pool) {
 }  // namespace
 
 size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& pool) const {
-  if (direct_ == nullptr || batch == 0) return 0;
   const size_t slots = std::min(batch, kConvMaxSlots);
+  // run_small stages a pool it does not fuse: one convolution image per slot.
+  const size_t small = small_ != nullptr && !small_conv_pool_fits(pool) ? slots * g_.out_channels * g_.out_plane() : 0;
+  if (direct_ == nullptr || batch == 0) return small;
   const size_t cp = (g_.out_channels + 15) / 16 * 16;
   const PoolBands b = pool_bands(pool);
   // The band, the pooled image and its winners (int32, as many).
-  return slots * (b.band_rows * b.cols_used * cp + 2 * pool.out_h * pool.out_w * cp);
+  return std::max(small, slots * (b.band_rows * b.cols_used * cp + 2 * pool.out_h * pool.out_w * cp));
 }
 
 void Conv2dPlan::run_max_pooled(const float* input, float* output, size_t batch, const ConvMaxPool& pool,
                                 float* scratch, size_t max_threads, int32_t* indices) const {
-  if (small_active() && small_conv_pool_fits(pool)) {
-    run_small(input, output, batch, &pool, max_threads, indices);
+  if (small_active() && (small_conv_pool_fits(pool) || !direct_active())) {
+    run_small(input, output, batch, &pool, scratch, max_threads, indices);
     return;
   }
   run_direct(input, output, batch, &pool, scratch, max_threads, indices);
@@ -172,7 +204,7 @@ void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scr
     return;
   }
   if (small_active()) {
-    run_small(input, output, batch, nullptr, max_threads, nullptr);
+    run_small(input, output, batch, nullptr, nullptr, max_threads, nullptr);
     return;
   }
   if (direct_active()) {

@@ -1,5 +1,5 @@
 // Direct convolution for a small patch (SeedCNN conv1: Cin 1 or 3, 3x3, stride 1, no padding),
-// with output PIXELS in AVX-512 lanes. The channels-in-lanes kernel (direct-conv.h) spends most of
+// with output PIXELS in AVX-512 (or AVX2) lanes. The channels-in-lanes kernel (direct-conv.h) spends most of
 // its time in its epilogue and NHWC transpose when K = Cin*KH*KW is 9; here a 16-pixel segment of
 // an output row loads its few input vectors once and every output channel is summed from them
 // with broadcast weights, written straight into the NCHW plane. With a fused 2x2/2 max pool the
@@ -57,5 +57,9 @@ void small_conv_image_avx512(const SmallConvArgs& args, const float* input, floa
 // output) gets each winner's flat offset in its convolution output plane.
 void small_conv_max_pool_image_avx512(const SmallConvArgs& args, const float* input, float* output,
                                       int32_t* indices);
+
+// The same on AVX2 (8 pixels in lanes), bit for bit.
+void small_conv_image_avx2(const SmallConvArgs& args, const float* input, float* output);
+void small_conv_max_pool_image_avx2(const SmallConvArgs& args, const float* input, float* output, int32_t* indices);
 
 }  // namespace kiln

@@ -1,0 +1,231 @@
+// AVX2 kernels of the small-patch direct convolution (see small-conv.h): 8 pixels in lanes. With
+// 16 registers the input vectors cannot stay in registers as on AVX-512; each tap loads the few
+// it needs (NR rows, or the pooled pixel's 4 positions) and the NC channel weights, an outer
+// product of 8 FMA chains for 6 loads.
+#include <immintrin.h>
+
+#include "conv/small-conv.h"
+
+namespace kiln {
+namespace {
+
+inline __m256i lanes(size_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// NR output rows x NC output channels of an 8-column segment at `in` (row oh, column x0 of
+// channel 0), into `out` (same row and column of output channel o).
+template <int CIN, int KH, int KW, int NR, int NC>
+inline void plain_block(const SmallConvArgs& a, const float* in, size_t o, float* out, __m256i m) {
+  constexpr int K = CIN * KH * KW;
+  const size_t in_plane = a.in_height * a.in_width;
+  __m256 acc[NR][NC];
+#pragma GCC unroll 4
+  for (int r = 0; r < NR; ++r) {
+#pragma GCC unroll 4
+    for (int j = 0; j < NC; ++j) acc[r][j] = _mm256_setzero_ps();
+  }
+  const float* w = a.weight + o * K;
+  for (int c = 0; c < CIN; ++c) {
+#pragma GCC unroll 8
+    for (int kh = 0; kh < KH; ++kh) {
+#pragma GCC unroll 8
+      for (int kw = 0; kw < KW; ++kw) {
+        const int k = (c * KH + kh) * KW + kw;
+        __m256 x[NR];
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; ++r) x[r] = _mm256_maskload_ps(in + c * in_plane + (r + kh) * a.in_width + kw, m);
+#pragma GCC unroll 4
+        for (int j = 0; j < NC; ++j) {
+          const __m256 wv = _mm256_broadcast_ss(w + j * K + k);
+#pragma GCC unroll 4
+          for (int r = 0; r < NR; ++r) acc[r][j] = _mm256_fmadd_ps(x[r], wv, acc[r][j]);
+        }
+      }
+    }
+  }
+  const size_t plane = a.out_height * a.out_width;
+  const __m256 zero = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int j = 0; j < NC; ++j) {
+    const __m256 b = _mm256_broadcast_ss(a.bias + o + j);
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; ++r) {
+      __m256 y = _mm256_add_ps(acc[r][j], b);
+      // max(0, y) returns y when y is NaN, as the GEMM epilogue does.
+      if (a.relu) y = _mm256_max_ps(zero, y);
+      _mm256_maskstore_ps(out + (o + j) * plane + r * a.out_width, m, y);
+    }
+  }
+}
+
+template <int CIN, int KH, int KW, int NR>
+void plain_rows(const SmallConvArgs& a, const float* input, size_t oh, size_t x0, size_t n, float* output) {
+  const __m256i m = lanes(n);
+  const float* in = input + oh * a.in_width + x0;
+  float* out = output + oh * a.out_width + x0;
+  constexpr int NC = 4;
+  size_t o = 0;
+  for (; o + NC <= a.out_channels; o += NC) plain_block<CIN, KH, KW, NR, NC>(a, in, o, out, m);
+  switch (a.out_channels - o) {
+    case 3: plain_block<CIN, KH, KW, NR, 3>(a, in, o, out, m); break;
+    case 2: plain_block<CIN, KH, KW, NR, 2>(a, in, o, out, m); break;
+    case 1: plain_block<CIN, KH, KW, NR, 1>(a, in, o, out, m); break;
+    default: break;
+  }
+}
+
+template <int CIN, int KH, int KW>
+void plain_image(const SmallConvArgs& a, const float* input, float* output) {
+  for (size_t x0 = 0; x0 < a.out_width; x0 += 8) {
+    const size_t n = a.out_width - x0 < 8 ? a.out_width - x0 : 8;
+    size_t oh = 0;
+    for (; oh + 2 <= a.out_height; oh += 2) plain_rows<CIN, KH, KW, 2>(a, input, oh, x0, n, output);
+    if (oh < a.out_height) plain_rows<CIN, KH, KW, 1>(a, input, oh, x0, n, output);
+  }
+}
+
+// Pooled pixels y, x0 + l (l < 8), NC channels from o, from xs[c][r][q] (8 floats each) = input
+// row 2y + r of channel c, columns 2(x0 + l) + q. Accumulator 2i + j is the convolution output at
+// row 2y + i, column 2(x0 + l) + j.
+template <int CIN, int KH, int KW, int NC, bool INDICES>
+inline void pooled_block(const SmallConvArgs& a, const float* xs, size_t o, size_t pooled_at, __m256i where,
+                         float* output, int32_t* indices, __m256i store) {
+  constexpr int K = CIN * KH * KW;
+  __m256 acc[4][NC];
+#pragma GCC unroll 4
+  for (int t = 0; t < 4; ++t) {
+#pragma GCC unroll 4
+    for (int j = 0; j < NC; ++j) acc[t][j] = _mm256_setzero_ps();
+  }
+  const float* w = a.weight + o * K;
+  for (int c = 0; c < CIN; ++c) {
+#pragma GCC unroll 8
+    for (int kh = 0; kh < KH; ++kh) {
+#pragma GCC unroll 8
+      for (int kw = 0; kw < KW; ++kw) {
+        const int k = (c * KH + kh) * KW + kw;
+        __m256 x[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; ++t) x[t] = _mm256_load_ps(xs + ((c * (KH + 1) + kh + t / 2) * (KW + 1) + kw + t % 2) * 8);
+#pragma GCC unroll 4
+        for (int j = 0; j < NC; ++j) {
+          const __m256 wv = _mm256_broadcast_ss(w + j * K + k);
+#pragma GCC unroll 4
+          for (int t = 0; t < 4; ++t) acc[t][j] = _mm256_fmadd_ps(x[t], wv, acc[t][j]);
+        }
+      }
+    }
+  }
+  const size_t pooled_plane = (a.out_height / 2) * (a.out_width / 2);
+  const __m256 zero = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int j = 0; j < NC; ++j) {
+    const __m256 b = _mm256_broadcast_ss(a.bias + o + j);
+    const size_t at = (o + j) * pooled_plane + pooled_at;
+    if constexpr (INDICES) {
+      // As in the AVX-512 kernel: the window's taps in order after bias and ReLU.
+      __m256 best = _mm256_add_ps(acc[0][j], b);
+      if (a.relu) best = _mm256_max_ps(zero, best);
+      __m256 winner = _mm256_castsi256_ps(where);
+#pragma GCC unroll 4
+      for (int t = 1; t < 4; ++t) {
+        __m256 v = _mm256_add_ps(acc[t][j], b);
+        if (a.relu) v = _mm256_max_ps(zero, v);
+        const __m256 take = _mm256_and_ps(_mm256_cmp_ps(v, best, _CMP_NLE_UQ), _mm256_cmp_ps(best, best, _CMP_ORD_Q));
+        best = _mm256_blendv_ps(best, v, take);
+        const int tap = static_cast<int>((t / 2) * a.out_width + t % 2);
+        winner = _mm256_blendv_ps(winner, _mm256_castsi256_ps(_mm256_add_epi32(where, _mm256_set1_epi32(tap))), take);
+      }
+      _mm256_maskstore_ps(output + at, store, best);
+      _mm256_maskstore_epi32(indices + at, store, _mm256_castps_si256(winner));
+    } else {
+      // As in the AVX-512 kernel: max of the sums, the first NaN of the window where there is one.
+      const __m256 a0 = acc[0][j], a1 = acc[1][j], a2 = acc[2][j], a3 = acc[3][j];
+      __m256 m = _mm256_max_ps(_mm256_max_ps(a1, a0), _mm256_max_ps(a3, a2));
+      const __m256 nan = _mm256_or_ps(_mm256_cmp_ps(a0, a1, _CMP_UNORD_Q), _mm256_cmp_ps(a2, a3, _CMP_UNORD_Q));
+      m = _mm256_blendv_ps(m, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)), nan);
+      __m256 y = _mm256_add_ps(m, b);
+      if (a.relu) y = _mm256_max_ps(zero, y);
+      _mm256_maskstore_ps(output + at, store, y);
+    }
+  }
+}
+
+template <int CIN, int KH, int KW, bool INDICES>
+void pooled_image(const SmallConvArgs& a, const float* input, float* output, int32_t* indices) {
+  const size_t ph = a.out_height / 2, pw = a.out_width / 2;
+  const size_t in_plane = a.in_height * a.in_width;
+  // Within each 128-bit half, the even floats first: two of these make the 8 even floats of 16.
+  const __m256i split = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  const __m256i twice_lane = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  alignas(32) float xs[CIN * (KH + 1) * (KW + 1) * 8];
+  for (size_t x0 = 0; x0 < pw; x0 += 8) {
+    const size_t n = pw - x0 < 8 ? pw - x0 : 8;
+    const __m256i store = lanes(n);
+    // Lane l reads offsets q + 2l (l < n) of its row: the first 2n - 1 floats from column 2 x0 + q.
+    const __m256i lo = lanes(2 * n - 1 < 8 ? 2 * n - 1 : 8), hi = lanes(2 * n - 1 > 8 ? 2 * n - 1 - 8 : 0);
+    for (size_t y = 0; y < ph; ++y) {
+      for (int c = 0; c < CIN; ++c) {
+#pragma GCC unroll 8
+        for (int r = 0; r < KH + 1; ++r) {
+          const float* row = input + c * in_plane + (2 * y + r) * a.in_width + 2 * x0;
+#pragma GCC unroll 8
+          for (int q = 0; q < KW + 1; ++q) {
+            const __m256 l = _mm256_permutevar8x32_ps(_mm256_maskload_ps(row + q, lo), split);
+            const __m256 h = _mm256_permutevar8x32_ps(_mm256_maskload_ps(row + q + 8, hi), split);
+            _mm256_store_ps(xs + ((c * (KH + 1) + r) * (KW + 1) + q) * 8, _mm256_permute2f128_ps(l, h, 0x20));
+          }
+        }
+      }
+      const size_t pooled_at = y * pw + x0;
+      const __m256i where = _mm256_add_epi32(twice_lane, _mm256_set1_epi32(static_cast<int>(2 * y * a.out_width + 2 * x0)));
+      constexpr int NC = 2;
+      size_t o = 0;
+      for (; o + NC <= a.out_channels; o += NC) {
+        pooled_block<CIN, KH, KW, NC, INDICES>(a, xs, o, pooled_at, where, output, indices, store);
+      }
+      if (o < a.out_channels) pooled_block<CIN, KH, KW, 1, INDICES>(a, xs, o, pooled_at, where, output, indices, store);
+    }
+  }
+}
+
+using PlainFn = void (*)(const SmallConvArgs&, const float*, float*);
+using PooledFn = void (*)(const SmallConvArgs&, const float*, float*, int32_t*);
+
+struct Shape {
+  PlainFn plain;
+  PooledFn pooled, pooled_indices;
+};
+
+template <int CIN, int KH, int KW>
+constexpr Shape shape() {
+  return {plain_image<CIN, KH, KW>, pooled_image<CIN, KH, KW, false>, pooled_image<CIN, KH, KW, true>};
+}
+
+// The shapes small_conv_fits accepts.
+const Shape* find(const SmallConvArgs& a) {
+  static constexpr Shape k3[4] = {shape<1, 3, 3>(), shape<2, 3, 3>(), shape<3, 3, 3>(), shape<4, 3, 3>()};
+  static constexpr Shape k5 = shape<1, 5, 5>();
+  if (a.kernel_h == 3 && a.kernel_w == 3 && a.in_channels >= 1 && a.in_channels <= 4) return &k3[a.in_channels - 1];
+  if (a.kernel_h == 5 && a.kernel_w == 5 && a.in_channels == 1) return &k5;
+  return nullptr;
+}
+
+}  // namespace
+
+void small_conv_image_avx2(const SmallConvArgs& args, const float* input, float* output) {
+  if (const Shape* s = find(args)) s->plain(args, input, output);
+}
+
+void small_conv_max_pool_image_avx2(const SmallConvArgs& args, const float* input, float* output, int32_t* indices) {
+  const Shape* s = find(args);
+  if (s == nullptr) return;
+  if (indices != nullptr) {
+    s->pooled_indices(args, input, output, indices);
+  } else {
+    s->pooled(args, input, output, nullptr);
+  }
+}
+
+}  // namespace kiln
