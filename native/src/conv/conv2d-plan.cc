@@ -53,7 +53,7 @@ void Conv2dPlan::run_small(const float* input, float* output, size_t batch, cons
   const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
   // Pools other than 2x2/2 (on AVX2, where the channels-in-lanes kernel does not run): the
   // image's convolution in per-thread scratch, then max_pool2d_forward over it.
-  const bool staged = pool != nullptr && !small_conv_pool_fits(*pool);
+  const bool staged = pool != nullptr && !small_conv_pool_fits(g_, *pool);
   Pool2dGeometry p;
   if (staged) {
     p.planes = g_.out_channels;
@@ -122,7 +122,7 @@ PoolBands pool_bands(const ConvMaxPool& pool) {
 size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& pool) const {
   const size_t slots = std::min(batch, kConvMaxSlots);
   // run_small stages a pool it does not fuse: one convolution image per slot.
-  const size_t small = small_ != nullptr && !small_conv_pool_fits(pool) ? slots * g_.out_channels * g_.out_plane() : 0;
+  const size_t small = small_ != nullptr && !small_conv_pool_fits(g_, pool) ? slots * g_.out_channels * g_.out_plane() : 0;
   if (direct_ == nullptr || batch == 0) return small;
   const size_t cp = (g_.out_channels + 15) / 16 * 16;
   const PoolBands b = pool_bands(pool);
@@ -132,7 +132,7 @@ size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& po
 
 void Conv2dPlan::run_max_pooled(const float* input, float* output, size_t batch, const ConvMaxPool& pool,
                                 float* scratch, size_t max_threads, int32_t* indices) const {
-  if (small_active() && (small_conv_pool_fits(pool) || !direct_active())) {
+  if (small_active() && (small_conv_pool_fits(g_, pool) || !direct_active())) {
     run_small(input, output, batch, &pool, scratch, max_threads, indices);
     return;
   }

@@ -33,8 +33,9 @@ struct SmallConvArgs {
 // (Cin, KH, KW) one of the shapes small-conv-avx512.cc lists (3x3 with Cin <= 4, 5x5 with Cin 1).
 bool small_conv_fits(const Conv2dGeometry& g);
 
-// A 2x2 window with stride 2, undilated: the pool the fused kernel computes.
-bool small_conv_pool_fits(const ConvMaxPool& pool);
+// A 2x2 window with stride 2, undilated, over the whole output of `g` (floor(OH/2) x floor(OW/2),
+// the size the kernel writes): the pool the fused kernel computes.
+bool small_conv_pool_fits(const Conv2dGeometry& g, const ConvMaxPool& pool);
 
 class SmallConvWeights {
  public:
