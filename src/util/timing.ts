@@ -104,15 +104,15 @@ const IDLE_WINDOW_MS = 2;
 /**
  * Sleeps in short windows until one passes in which this process used under {@link IDLE_CORES} of
  * a core (its background threads stopped spinning), or `maxMs` has passed. Resolves with the time
- * waited, in ms.
+ * waited, in ms. `cpuUsage` is process.cpuUsage (replaceable in tests).
  */
-export async function waitForIdleThreads(maxMs: number): Promise<number> {
+export async function waitForIdleThreads(maxMs: number, cpuUsage: typeof process.cpuUsage = process.cpuUsage): Promise<number> {
   const start = performance.now();
   for (;;) {
-    const cpu0 = process.cpuUsage();
+    const cpu0 = cpuUsage();
     const t0 = performance.now();
     await new Promise((resolve) => setTimeout(resolve, IDLE_WINDOW_MS));
-    const cpu = process.cpuUsage(cpu0);
+    const cpu = cpuUsage(cpu0);
     const now = performance.now();
     const busyCores = (cpu.user + cpu.system) / 1000 / Math.max(now - t0, 1e-3);
     if (busyCores < IDLE_CORES || now - start >= maxMs) return now - start;
