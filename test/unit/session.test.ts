@@ -87,13 +87,20 @@ describe('InferenceSession outputs', () => {
     }
   });
 
-  it('gives identical results with intraOpNumThreads 1 and the whole pool', async () => {
+  it('gives identical results with intraOpNumThreads 1 and 2, and for an image whatever batch it runs in', async () => {
     const one = await InferenceSession.create(net, { inputShape: MNIST, intraOpNumThreads: 1 });
-    const all = await InferenceSession.create(net, { inputShape: MNIST });
-    const x = image(33, MNIST);
-    expect(relDiff((await one.run({ input: x })).logits, (await all.run({ input: x })).logits)).toBe(0);
+    const two = await InferenceSession.create(net, { inputShape: MNIST, intraOpNumThreads: 2 });
+    for (const batch of [3, 8, 33, 64]) {
+      const x = image(batch, MNIST);
+      const want = (await one.run({ input: x })).logits;
+      expect(relDiff((await two.run({ input: x })).logits, want), `batch ${batch}`).toBe(0);
+      // The last two images alone: the same bits as inside the whole batch.
+      const tail = new Tensor('float32', x.data.slice((batch - 2) * 784), [2, ...MNIST]);
+      const got = (await two.run({ input: tail })).logits;
+      expect(Array.from(got.data), `batch ${batch} tail`).toEqual(Array.from(want.data.slice((batch - 2) * 10)));
+    }
     one.release();
-    all.release();
+    two.release();
   });
 
   it('loads .kiln files (path and bytes) and ONNX bytes', async () => {
