@@ -4,6 +4,7 @@
 // the ReLU applied). An optional fused MaxPool (attrs `pool` = 'MaxPool', `pool_kernel`, ...) runs
 // the convolution a few images at a time into scratch that stays in cache and pools from there.
 #include <algorithm>
+#include <memory>
 #include <sstream>
 
 #include "kiln/s8-conv.h"
@@ -13,6 +14,7 @@
 #include "runtime/ops/pool-u8.h"
 #include "runtime/ops/quant-attrs.h"
 #include "runtime/parallel.h"
+#include "s8-conv/s8-small-conv.h"
 
 namespace kiln {
 namespace runtime {
@@ -97,11 +99,23 @@ class QLinearConvStep : public PlanStep {
     if (pool) {
       pool_ = PoolU8(*pool, g.out_channels);
       pool_detail_ = pool->detail();
+      const PoolAxis& ph = pool->height_axis();
+      const PoolAxis& pw = pool->width_axis();
+      const bool window = ph.kernel == 2 && ph.stride == 2 && ph.pad_begin == 0 && ph.pad_end == 0 && ph.dilation == 1 &&
+                          pw.kernel == 2 && pw.stride == 2 && pw.pad_begin == 0 && pw.pad_end == 0 && pw.dilation == 1;
+      if (window && !float_output && ph.out > 0 && pw.out > 0 &&
+          S8SmallConvPool::fits(g, static_cast<size_t>(ph.out), static_cast<size_t>(pw.out), q)) {
+        small_ = std::make_unique<S8SmallConvPool>(g, w, bias, q);
+      }
     }
   }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t threads) const override {
     const auto* in = reinterpret_cast<const uint8_t*>(io.in[0]);
+    if (fused_pool_ && small_ && S8SmallConvPool::available()) {
+      small_->run(in, reinterpret_cast<uint8_t*>(io.out[0]), batch, threads);
+      return;
+    }
     if (fused_pool_) {
       auto* out = reinterpret_cast<uint8_t*>(io.out[0]);
       const size_t workers = pool_workers(batch, threads);
@@ -167,6 +181,7 @@ class QLinearConvStep : public PlanStep {
     s << (conv_.float_output() ? " -> f32 NCHW" : " -> u8");
     if (paired_) s << " (2 pixels per GEMM row)";
     if (fused_pool_) s << " + max pool " << pool_detail_;
+    if (small_) s << " (direct on avx512vnni, pooled before requantizing)";
     return s.str();
   }
 
@@ -204,6 +219,7 @@ class QLinearConvStep : public PlanStep {
   bool fused_pool_;
   PoolU8 pool_;
   std::string pool_detail_;
+  std::unique_ptr<S8SmallConvPool> small_;  // small patch + 2x2/2 pool on AVX-512 VNNI
 };
 
 }  // namespace

@@ -1,0 +1,98 @@
+// The small-patch QLinearConv + 2x2/2 max pool kernel on AVX-512 VNNI (s8-conv/s8-small-conv.h):
+// per pooled pixel, its four convolution pixels' sums for 16 or 32 channels live in 4 x V
+// registers; each 4-byte input group is broadcast once per pixel and meets V weight vectors.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "s8-conv/s8-small-conv.h"
+
+namespace kiln {
+namespace {
+
+inline __m512i broadcast4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+template <int V, int G>
+void rows(const S8SmallConvKernel& k, const uint8_t* in, uint8_t* out, size_t row0, size_t row1) {
+  const size_t row_bytes = k.width * k.channels, c = k.channels, o_count = k.out_channels;
+  __m512i w[G][V];
+  for (int g = 0; g < G; ++g) {
+    for (int v = 0; v < V; ++v) w[g][v] = _mm512_loadu_si512(k.weight + (g * V + v) * 64);
+  }
+  int32_t off[G];
+  for (int g = 0; g < G; ++g) off[g] = k.group_offset[g];
+  __m512i bias[V];
+  __m512 scale[V];
+  for (int v = 0; v < V; ++v) {
+    bias[v] = _mm512_loadu_si512(k.offset + 16 * v);
+    scale[v] = _mm512_loadu_ps(k.scale + 16 * v);
+  }
+  const __m512 lo = _mm512_set1_ps(k.lo), hi = _mm512_set1_ps(k.hi);
+  const __m512i zp = _mm512_set1_epi32(k.zero_point);
+  const size_t last = o_count - 16 * (V - 1);  // channels of the last vector
+  const __mmask16 tail = last >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << last) - 1);
+  for (size_t py = row0; py < row1; ++py) {
+    const uint8_t* top = in + 2 * py * row_bytes;
+    uint8_t* y = out + py * k.pooled_w * o_count;
+    for (size_t px = 0; px < k.pooled_w; ++px, y += o_count) {
+      const uint8_t* p[4] = {top + 2 * px * c, top + (2 * px + 1) * c, top + row_bytes + 2 * px * c,
+                             top + row_bytes + (2 * px + 1) * c};
+      __m512i acc[4][V];
+      for (int q = 0; q < 4; ++q) {
+        for (int v = 0; v < V; ++v) acc[q][v] = bias[v];
+      }
+      for (int g = 0; g < G; ++g) {
+        for (int q = 0; q < 4; ++q) {
+          const __m512i x = broadcast4(p[q] + off[g]);
+          for (int v = 0; v < V; ++v) acc[q][v] = _mm512_dpbusd_epi32(acc[q][v], x, w[g][v]);
+        }
+      }
+      for (int v = 0; v < V; ++v) {
+        const __m512i m = _mm512_max_epi32(_mm512_max_epi32(acc[0][v], acc[1][v]), _mm512_max_epi32(acc[2][v], acc[3][v]));
+        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(m), scale[v]);
+        f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+        const __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zp));
+        if (v + 1 < V) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(y + 16 * v), b);
+        } else {
+          _mm_mask_storeu_epi8(y + 16 * v, tail, b);
+        }
+      }
+    }
+  }
+}
+
+template <int V>
+void dispatch_groups(const S8SmallConvKernel& k, const uint8_t* in, uint8_t* out, size_t row0, size_t row1) {
+  switch (k.groups) {
+    case 1: return rows<V, 1>(k, in, out, row0, row1);
+    case 2: return rows<V, 2>(k, in, out, row0, row1);
+    case 3: return rows<V, 3>(k, in, out, row0, row1);
+    case 4: return rows<V, 4>(k, in, out, row0, row1);
+    case 5: return rows<V, 5>(k, in, out, row0, row1);
+    case 6: return rows<V, 6>(k, in, out, row0, row1);
+    case 7: return rows<V, 7>(k, in, out, row0, row1);
+    case 8: return rows<V, 8>(k, in, out, row0, row1);
+    case 9: return rows<V, 9>(k, in, out, row0, row1);
+    case 10: return rows<V, 10>(k, in, out, row0, row1);
+    case 11: return rows<V, 11>(k, in, out, row0, row1);
+    default: return rows<V, 12>(k, in, out, row0, row1);
+  }
+}
+
+}  // namespace
+
+void s8_small_conv_pool_avx512vnni(const S8SmallConvKernel& k, const uint8_t* in, uint8_t* out, size_t row0,
+                                   size_t row1) {
+  if (k.vectors == 1) {
+    dispatch_groups<1>(k, in, out, row0, row1);
+  } else {
+    dispatch_groups<2>(k, in, out, row0, row1);
+  }
+}
+
+}  // namespace kiln
