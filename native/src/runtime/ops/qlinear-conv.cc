@@ -91,13 +91,42 @@ S8Conv2dPlan make_plan(const Conv2dGeometry& g, const int8_t* w, const int32_t* 
   return S8Conv2dPlan(pc.g, pc.w.data(), bias ? pc.bias.data() : nullptr, q2, false);
 }
 
+// A fused max pool that reads fewer output rows than the convolution has (2x2/2 over SeedCNN
+// conv_1's 11 rows reads 10): the same convolution over the input rows those need, computing only
+// the rows read. The input keeps its image stride, so the cropped convolution runs image by image.
+Conv2dGeometry crop_for_pool(const Conv2dGeometry& g, const Pool2d* pool) {
+  if (pool == nullptr || g.pad_bottom != 0) return g;
+  const PoolAxis& h = pool->height_axis();
+  if (h.pad_begin != 0 || h.pad_end != 0 || h.out < 1) return g;
+  const size_t read = static_cast<size_t>((h.out - 1) * h.stride + (h.kernel - 1) * h.dilation + 1);
+  if (read >= g.out_height) return g;
+  const size_t span = (read - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
+  if (span <= g.pad_top) return g;
+  Conv2dGeometry c = g;
+  c.in_height = span - g.pad_top;
+  c.out_height = read;
+  if (c.in_height > g.in_height || window_output_size(c.in_height, c.pad_top, 0, c.kernel_h, c.stride_h, c.dilation_h) != read ||
+      !conv2d_geometry_valid(c)) {
+    return g;
+  }
+  return c;
+}
+
+Pool2d crop_pool(const Pool2d& pool, size_t rows) {
+  PoolAxis h = pool.height_axis();
+  h.in = static_cast<int64_t>(rows);
+  return Pool2d(true, false, h, pool.width_axis());
+}
+
 class QLinearConvStep : public PlanStep {
  public:
   QLinearConvStep(const Conv2dGeometry& g, const int8_t* w, const int32_t* bias, const S8ConvQuant& q,
                   bool float_output, bool relu, const Pool2d* pool)
-      : conv_(make_plan(g, w, bias, q, float_output, &paired_)), logical_(g), relu_(relu), fused_pool_(pool != nullptr) {
+      : conv_(make_plan(crop_for_pool(g, pool), w, bias, q, float_output, &paired_)), logical_(g), relu_(relu),
+        fused_pool_(pool != nullptr) {
     if (pool) {
-      pool_ = PoolU8(*pool, g.out_channels);
+      cropped_ = conv_.geometry().out_height != g.out_height;
+      pool_ = PoolU8(cropped_ ? crop_pool(*pool, conv_.geometry().out_height) : *pool, g.out_channels);
       pool_detail_ = pool->detail();
       const PoolAxis& ph = pool->height_axis();
       const PoolAxis& pw = pool->width_axis();
@@ -125,8 +154,7 @@ class QLinearConvStep : public PlanStep {
       }
       // Each worker convolves and pools its own share of the images, a cache-sized chunk at a
       // time in its own scratch slot: one fork per step, no synchronisation per chunk.
-      const Conv2dGeometry& g = conv_.geometry();
-      const size_t in_image = g.in_channels * g.in_plane(), chunk = chunk_images(batch, 1);
+      const size_t in_image = logical_.in_channels * logical_.in_plane(), chunk = chunk_images(batch, 1);
       const size_t slot = pool_slot_floats(chunk);
       parallel_for(
           workers,
@@ -196,12 +224,16 @@ class QLinearConvStep : public PlanStep {
   }
   void conv_pool(const uint8_t* in, uint8_t* out, size_t batch, size_t chunk, float* scratch, size_t threads) const {
     const Conv2dGeometry& g = conv_.geometry();
-    const size_t in_image = g.in_channels * g.in_plane(), conv_image = g.out_channels * g.out_plane();
+    const size_t in_image = logical_.in_channels * logical_.in_plane(), conv_image = g.out_channels * g.out_plane();
     auto* staged = reinterpret_cast<uint8_t*>(scratch);
     auto* conv_scratch = reinterpret_cast<uint8_t*>(scratch + round16(round_up_floats(chunk * conv_image)));
     for (size_t start = 0; start < batch; start += chunk) {
       const size_t n = std::min(chunk, batch - start);
-      conv_.run(in + start * in_image, staged, n, conv_scratch, threads);
+      if (cropped_) {
+        for (size_t b = 0; b < n; ++b) conv_.run(in + (start + b) * in_image, staged + b * conv_image, 1, conv_scratch, threads);
+      } else {
+        conv_.run(in + start * in_image, staged, n, conv_scratch, threads);
+      }
       pool_.run(staged, out + start * pool_.out_image(), n, threads);
     }
   }
@@ -217,6 +249,7 @@ class QLinearConvStep : public PlanStep {
   Conv2dGeometry logical_;
   bool relu_;
   bool fused_pool_;
+  bool cropped_ = false;  // conv_ computes only the output rows the fused pool reads
   PoolU8 pool_;
   std::string pool_detail_;
   std::unique_ptr<S8SmallConvPool> small_;  // small patch + 2x2/2 pool on AVX-512 VNNI
