@@ -209,7 +209,8 @@ class QLinearConvStep : public PlanStep {
     s << (conv_.float_output() ? " -> f32 NCHW" : " -> u8");
     if (paired_) s << " (2 pixels per GEMM row)";
     if (fused_pool_) s << " + max pool " << pool_detail_;
-    if (small_) s << " (direct on avx512vnni, pooled before requantizing)";
+    // Built once, read while the ISA may change (setIsa): say which path runs where.
+    if (small_) s << " (direct on avx512vnni, pooled before requantizing; the GEMM on other ISAs)";
     return s.str();
   }
 
