@@ -44,6 +44,28 @@ size_t Conv2dPlan::image_threads(size_t batch, size_t max_threads) const {
   return std::min({threads, batch, kConvMaxSlots});
 }
 
+namespace {
+
+// The max_pool2d_forward geometry of `pool` over `planes` output planes of `g`: the separate pool
+// of the staged paths.
+Pool2dGeometry pool_geometry(const Conv2dGeometry& g, const ConvMaxPool& pool, size_t planes) {
+  Pool2dGeometry p;
+  p.planes = planes;
+  p.in_height = g.out_height;
+  p.in_width = g.out_width;
+  p.out_height = pool.out_h;
+  p.out_width = pool.out_w;
+  p.kernel_h = pool.kernel_h;
+  p.kernel_w = pool.kernel_w;
+  p.stride_h = pool.stride_h;
+  p.stride_w = pool.stride_w;
+  p.dilation_h = pool.dilation_h;
+  p.dilation_w = pool.dilation_w;
+  return p;
+}
+
+}  // namespace
+
 void Conv2dPlan::run_small(const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
                            size_t max_threads, int32_t* indices) const {
   SmallConvArgs args = small_->args();
@@ -54,20 +76,7 @@ void Conv2dPlan::run_small(const float* input, float* output, size_t batch, cons
   // Pools other than 2x2/2 (on AVX2, where the channels-in-lanes kernel does not run): the
   // image's convolution in per-thread scratch, then max_pool2d_forward over it.
   const bool staged = pool != nullptr && !small_conv_pool_fits(g_, *pool);
-  Pool2dGeometry p;
-  if (staged) {
-    p.planes = g_.out_channels;
-    p.in_height = g_.out_height;
-    p.in_width = g_.out_width;
-    p.out_height = pool->out_h;
-    p.out_width = pool->out_w;
-    p.kernel_h = pool->kernel_h;
-    p.kernel_w = pool->kernel_w;
-    p.stride_h = pool->stride_h;
-    p.stride_w = pool->stride_w;
-    p.dilation_h = pool->dilation_h;
-    p.dilation_w = pool->dilation_w;
-  }
+  const Pool2dGeometry p = staged ? pool_geometry(g_, *pool, g_.out_channels) : Pool2dGeometry();
   auto run_image = [&](size_t n, size_t slot) {
     const float* image = input + n * in_image;
     float* out = output + n * out_image;
@@ -308,19 +317,7 @@ void conv2d_max_pool_forward(const Conv2dGeometry& g, size_t batch, const float*
   const size_t conv_floats = batch * g.out_channels * g.out_plane();
   ScratchBuffer scratch(conv_floats + plan.scratch_floats(batch));
   plan.run(input, scratch.data(), batch, scratch.data() + conv_floats, max_threads);
-  Pool2dGeometry p;
-  p.planes = batch * g.out_channels;
-  p.in_height = g.out_height;
-  p.in_width = g.out_width;
-  p.out_height = pool.out_h;
-  p.out_width = pool.out_w;
-  p.kernel_h = pool.kernel_h;
-  p.kernel_w = pool.kernel_w;
-  p.stride_h = pool.stride_h;
-  p.stride_w = pool.stride_w;
-  p.dilation_h = pool.dilation_h;
-  p.dilation_w = pool.dilation_w;
-  max_pool2d_forward(p, scratch.data(), output, indices, max_threads);
+  max_pool2d_forward(pool_geometry(g, pool, batch * g.out_channels), scratch.data(), output, indices, max_threads);
 }
 
 }  // namespace kiln
