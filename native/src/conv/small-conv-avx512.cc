@@ -189,10 +189,7 @@ void pooled_image(const SmallConvArgs& a, const float* input, float* output, int
       }
       const size_t pooled_at = y * pw + x0;
       const __m512i where = _mm512_add_epi32(evens, _mm512_set1_epi32(static_cast<int>(2 * y * a.out_width + 2 * x0)));
-#ifndef KILN_SMALL_NC
-#define KILN_SMALL_NC 3
-#endif
-      constexpr int NC = KILN_SMALL_NC;
+      constexpr int NC = 3;  // 12 accumulators (4 taps x 3 channels) beside the input vectors
       size_t o = 0;
       for (; o + NC <= a.out_channels; o += NC) {
         pooled_block<CIN, KH, KW, NC, INDICES>(a, x, o, pooled_at, where, output, indices, store);
