@@ -77,11 +77,8 @@ Napi::Value S8Conv2d(const Napi::CallbackInfo& info) {
       q.y_max = static_cast<uint8_t>(get_int_or(o, "yMax", 0, 255, 255));
       if (q.y_min > q.y_max) throw_range("yMax", "an integer >= yMin (" + std::to_string(q.y_min) + ")", std::to_string(q.y_max));
     }
-    // The kernels need finite multipliers (computed as the plan will: float32 steps).
-    for (size_t i = 0; i < w_scale.length; ++i) {
-      const float xw = q.x_scale * w_scale.data[i];
-      check_multiplier(float_output ? xw : xw / q.y_scale, "xScale * wScale / yScale");
-    }
+    // The kernels need finite multipliers (the plan's own, float32 steps).
+    for (size_t i = 0; i < w_scale.length; ++i) check_multiplier(q.multiplier(i, float_output), "xScale * wScale / yScale");
     const Region out_region = float_output ? region(out_f32, "output") : region(out_u8, "output");
     expect_apart({out_region}, {region(input, "input"), region(weight, "weight"), region(bias, "bias"), region(w_scale, "wScale")});
 

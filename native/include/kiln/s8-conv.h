@@ -19,6 +19,10 @@ struct S8ConvQuant {
   size_t w_scale_count = 1;
   float x_scale = 1, y_scale = 1;  // y_scale unused when the output is float
   uint8_t y_zero_point = 0, y_min = 0, y_max = 255;  // fused ReLU: y_min = y_zero_point
+
+  // Output channel o's multiplier (docs/int8-ir.md): fround(fround(x_scale * w_scale[o]) / y_scale),
+  // or fround(x_scale * w_scale[o]) for a float output.
+  float multiplier(size_t o, bool float_output = false) const;
 };
 
 // A QLinearConv with its weights packed once (one PackedS8B per group) and its per-channel

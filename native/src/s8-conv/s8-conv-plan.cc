@@ -37,6 +37,13 @@ size_t resolve_threads(size_t requested) {
 
 }  // namespace
 
+// volatile-free: float * float and float / float are each one correctly rounded operation on
+// x86-64, so this is the fround sequence of docs/int8-ir.md.
+float S8ConvQuant::multiplier(size_t o, bool float_output) const {
+  const float xw = x_scale * w_scale[w_scale_count == 1 ? 0 : o];
+  return float_output ? xw : xw / y_scale;
+}
+
 S8Conv2dPlan::S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, const int32_t* bias,
                            const S8ConvQuant& q, bool float_output)
     : g_(g), x_zero_point_(q.x_zero_point), y_zero_point_(q.y_zero_point), y_min_(q.y_min),
@@ -74,15 +81,8 @@ S8Conv2dPlan::S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, c
   for (size_t gi = 0; gi < groups && !depthwise_; ++gi) packed_.emplace_back(true, ks, og, reordered.data() + gi * og * ks, ks);
   if (bias) bias_.assign(bias, bias + g.out_channels);
 
-  // docs/int8-ir.md: the multiplier is fround(fround(x_scale * w_scale) / y_scale); a float
-  // output scales by fround(x_scale * w_scale) alone. volatile-free: float * float is one
-  // correctly rounded float operation on x86-64.
   scale_.resize(g.out_channels);
-  for (size_t o = 0; o < g.out_channels; ++o) {
-    const float ws = q.w_scale[q.w_scale_count == 1 ? 0 : o];
-    const float xw = q.x_scale * ws;
-    scale_[o] = float_output ? xw : xw / q.y_scale;
-  }
+  for (size_t o = 0; o < g.out_channels; ++o) scale_[o] = q.multiplier(o, float_output);
 }
 
 bool S8Conv2dPlan::direct_input() const { return g_.groups == 1 && g_.is_pointwise(); }

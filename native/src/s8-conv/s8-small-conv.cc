@@ -19,11 +19,6 @@ constexpr size_t kMinMacsPerTask = size_t(2) << 20;
 
 size_t groups_per_row(const Conv2dGeometry& g) { return (g.kernel_w * g.in_channels + 3) / 4; }
 
-float multiplier(const S8ConvQuant& q, size_t o) {
-  const float ws = q.w_scale[q.w_scale_count == 1 ? 0 : o];
-  return q.x_scale * ws / q.y_scale;  // as S8Conv2dPlan: fround(fround(x * w) / y)
-}
-
 }  // namespace
 
 bool S8SmallConvPool::fits(const Conv2dGeometry& g, size_t pooled_h, size_t pooled_w, const S8ConvQuant& q) {
@@ -36,7 +31,7 @@ bool S8SmallConvPool::fits(const Conv2dGeometry& g, size_t pooled_h, size_t pool
   if (pooled_h != g.out_height / 2 || pooled_w != g.out_width / 2 || pooled_h == 0 || pooled_w == 0) return false;
   if (q.y_min > q.y_max || (q.w_scale_count != 1 && q.w_scale_count != g.out_channels)) return false;
   for (size_t o = 0; o < g.out_channels; ++o) {
-    if (!(multiplier(q, o) >= 0.0f)) return false;  // NaN fails too
+    if (!(q.multiplier(o) >= 0.0f)) return false;  // NaN fails too
   }
   return true;
 }
@@ -68,7 +63,7 @@ S8SmallConvPool::S8SmallConvPool(const Conv2dGeometry& g, const int8_t* weight_o
     int32_t sum = 0;
     for (size_t t = 0; t < k; ++t) sum = wrap_add(sum, weight_oihw[o * k + t]);
     offset_[o] = column_offset(bias ? bias[o] : 0, q.x_zero_point, sum);
-    scale_[o] = multiplier(q, o);
+    scale_[o] = q.multiplier(o);
   }
   k_.width = g.in_width;
   k_.channels = c;
