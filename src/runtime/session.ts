@@ -131,8 +131,13 @@ export class InferenceSession implements Disposable {
     }
     // A compiled plan runs without an await before it: a run light enough to stay on this thread
     // costs a few microseconds of promise machinery at most (batch 1 SeedCNN: ~30 us in all).
-    const ready = this.staticPlan ?? this.syncPlans.get(shapeKey(feed.shapes));
+    const ready = this.compiledNow(feed);
     return ready ? this.runCompiled(ready, feed) : this.compileAndRun(feed);
+  }
+
+  /** The plan already built for these input sizes, if any. */
+  private compiledNow(feed: Feed): Compiled | undefined {
+    return this.staticPlan ?? this.syncPlans.get(shapeKey(feed.shapes));
   }
 
   private runCompiled(compiled: Compiled, feed: Feed): Promise<SessionOutputs> {
@@ -178,7 +183,7 @@ export class InferenceSession implements Disposable {
   runSync(feeds: SessionFeeds): SessionOutputs {
     this.checkLive();
     const feed = this.readFeeds(feeds);
-    const compiled = this.staticPlan ?? this.syncPlans.get(shapeKey(feed.shapes));
+    const compiled = this.compiledNow(feed);
     if (!compiled) {
       throw new KilnError(ErrorCode.INVALID_STATE, `Expected input sizes this session has compiled for runSync but received ${shapeKey(feed.shapes)}: call run() once with them first`);
     }
