@@ -22,10 +22,13 @@
 #include "kiln/pool.h"
 #include "kiln/thread-pool.h"
 
+#include "check.h"
+
 namespace {
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
-int g_passed = 0, g_failed = 0;
+using kiln_test::g_failed;
+using kiln_test::g_passed;
 
 struct Rng {
   uint64_t s;
@@ -362,6 +365,5 @@ int main() {
     for (const Case& c : cases) run_case(c, kiln::isa_name(isa));
     for (const PoolCase& p : pools) run_pool_case(p, kiln::isa_name(isa));
   }
-  std::printf("conv-test: %d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return kiln_test::finish("conv-test: ");
 }

@@ -21,6 +21,8 @@
 #include "kiln/f32-gemm.h"
 #include "kiln/thread-pool.h"
 
+#include "check.h"
+
 namespace {
 
 using kiln::BiasMode;
@@ -29,7 +31,9 @@ using kiln::GemmEpilogue;
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 const float kGapSentinel = -12345.0f;
 
-int g_passed = 0, g_failed = 0;
+using kiln_test::check;
+using kiln_test::g_failed;
+using kiln_test::g_passed;
 
 struct Rng {
   uint64_t s;
@@ -95,15 +99,6 @@ std::string describe(const Case& c) {
                 c.trans_a, c.trans_b, c.m, c.n, c.k, c.alpha, c.beta, static_cast<int>(c.bias_mode), c.relu,
                 c.pad_a, c.pad_b, c.pad_c, c.threads);
   return buf;
-}
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-    return;
-  }
-  ++g_failed;
-  if (g_failed <= 20) std::printf("FAIL %s\n", what.c_str());
 }
 
 // A row-major matrix of `rows` x `cols` with leading dimension cols + pad; gaps hold `gap`.
@@ -491,6 +486,5 @@ int main() {
                 g_failed - failed_before);
   }
   kiln::set_active_isa(initial);
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return kiln_test::finish();
 }

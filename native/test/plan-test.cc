@@ -13,18 +13,11 @@
 
 #include "kiln/plan.h"
 
+#include "check.h"
+
 namespace {
 
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++passed;
-  } else {
-    ++failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
+using kiln_test::check;
 
 size_t numel(const kiln::PlanShape& s) {
   size_t n = 1;
@@ -364,6 +357,5 @@ int main(int argc, char** argv) {
   test_storage_planning();
   test_concurrent_runs();
   test_fuzz(argc > 1 ? std::atoi(argv[1]) : 3000);
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return kiln_test::finish();
 }

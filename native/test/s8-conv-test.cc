@@ -22,18 +22,13 @@
 #include "quant/requantize.h"
 #include "s8-conv/quantize-rows.h"
 
+#include "check.h"
+
 namespace {
 
-int g_passed = 0, g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-    return;
-  }
-  ++g_failed;
-  if (g_failed <= 20) std::printf("FAIL %s\n", what.c_str());
-}
+using kiln_test::check;
+using kiln_test::g_failed;
+using kiln_test::g_passed;
 
 struct Rng {
   uint64_t s;
@@ -303,6 +298,5 @@ int main() {
     test_max_pool(2, c, 7, 6, 3, 2, 1, rng);
   }
   test_max_pool(2, 32, 11, 11, 2, 2, 0, rng);
-  std::printf("s8-conv-test: %d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return kiln_test::finish("s8-conv-test: ");
 }

@@ -24,22 +24,17 @@
 #include "kiln/thread-pool.h"
 #include "quant/requantize.h"
 
+#include "check.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
 namespace {
 
-int g_passed = 0, g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-    return;
-  }
-  ++g_failed;
-  if (g_failed <= 20) std::printf("FAIL %s\n", what.c_str());
-}
+using kiln_test::check;
+using kiln_test::g_failed;
+using kiln_test::g_passed;
 
 struct Rng {
   uint64_t s;
@@ -439,6 +434,5 @@ int main() {
   }
   test_packed_across_paths(paths);
   kiln::set_s8_gemm_force_avxvnni(false);
-  std::printf("%d checks passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return kiln_test::finish();
 }

@@ -12,18 +12,11 @@
 
 #include "kiln/thread-pool.h"
 
+#include "check.h"
+
 namespace {
 
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++passed;
-  } else {
-    ++failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
+using kiln_test::check;
 
 // Runs `loops` loops of `tasks` tasks; each task writes its loop number into its own slot (plain
 // stores: the caller reads them after the join). Returns whether every slot held the loop number.
@@ -64,6 +57,5 @@ int main() {
   b = run_loops(3000, 5, 0, microseconds(0));
   other.join();
   check(a && b, "two callers at once");
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return kiln_test::finish();
 }
