@@ -52,6 +52,7 @@ struct Weights {
     for (float& v : store.back()) v = u(rng);
     kiln::PlanTensor t;
     t.data = store.back().data();
+    t.raw = t.data;
     t.length = store.back().size();
     t.shape = std::move(shape);
     return t;
