@@ -1,7 +1,8 @@
 // kiln::parallel_for without Node: every task runs exactly once, and its writes are visible to the
 // caller when the loop returns, across back-to-back loops (the helpers still polling from the last
 // one), loops after a pause long enough for them to sleep, varying task and thread counts, resizes,
-// and loops started from two threads at once (one of them runs its loop alone).
+// loops whose caller is held up in its first task (the helpers must take over its range), and
+// loops started from two threads at once (one of them runs its loop alone).
 // Prints "N passed, N failed"; exit code 1 on failure.
 #include <atomic>
 #include <chrono>
@@ -50,6 +51,31 @@ int main() {
       }
     }
   }
+  // Stealing: the caller's first task waits until every other task has run, so the helper must
+  // take the rest of the caller's range (from its back) as well as its own.
+  for (size_t threads : {2, 3}) {
+    kiln::set_num_threads(threads);
+    for (int round = 0; round < 50; ++round) {
+      constexpr size_t kTasks = 9;
+      std::vector<std::atomic<int>> runs(kTasks);
+      std::atomic<size_t> others{0};
+      bool stolen = true;
+      kiln::parallel_for(kTasks, [&](size_t t) {
+        if (t == 0) {
+          const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+          while (others.load() < kTasks - 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+          stolen = others.load() == kTasks - 1;
+        } else {
+          others.fetch_add(1);
+        }
+        runs[t].fetch_add(1);
+      });
+      bool once = true;
+      for (auto& r : runs) once = once && r.load() == 1;
+      check(stolen && once, "threads " + std::to_string(threads) + ": helpers take the tasks of a busy caller's range");
+    }
+  }
+
   // Two callers at once: whoever finds the pool busy runs its loop alone; both must complete.
   kiln::set_num_threads(2);
   bool a = false, b = false;

@@ -19,11 +19,12 @@ void parallel_for(size_t tasks, const std::function<void(size_t task)>& fn, size
 
 // parallel_for where fn also learns the slot of the thread running the task: 0 for the calling
 // thread, 1..n-1 for the helpers, always < max_threads (when not 0) and < num_threads(). Threads
-// running at the same time have different slots, so per-slot scratch needs no lock; tasks are
-// handed out one at a time as threads free up, so which slot runs a task depends on timing. Use
-// it for many small tasks (one image each) that would otherwise be dealt out in fixed strides,
-// where the thread with one stride more (or a preempted one) sets the time. Each task must still
-// compute its output by itself for results not to depend on the thread count.
+// running at the same time have different slots, so per-slot scratch needs no lock. Each thread
+// starts on its own contiguous range of tasks (so consecutive steps over a batch keep each image
+// on one core) and then takes single tasks from the others' ranges, so which slot runs a task
+// depends on timing. Use it for many small tasks (one image each) that would otherwise be dealt
+// out in fixed strides, where the thread with one stride more (or a preempted one) sets the time.
+// Each task must still compute its output by itself for results not to depend on the thread count.
 void parallel_for_slots(size_t tasks, const std::function<void(size_t task, size_t slot)>& fn, size_t max_threads = 0);
 
 }  // namespace kiln
