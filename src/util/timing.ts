@@ -46,9 +46,9 @@ export interface InterleavedOptions extends MeasureOptions {
   /** Length of a block of back-to-back runs of one function, in ms (default 20). */
   blockMs?: number;
   /**
-   * Before each block, wait (at most this many ms, default 100) until this process's threads have
+   * Before each block, wait (at most this many ms, default 200) until this process's threads have
    * gone idle: a runtime whose workers keep spinning after its block (onnxruntime-node's default
-   * intra-op pool spins for ~25 ms after its last run here, holding 0.8-1.5 of the 2 cores) would
+   * intra-op pool spins for ~25-30 ms after its last run here, holding 0.8-1.5 of the 2 cores) would
    * otherwise run inside the next function's block. 0 disables the wait.
    */
   settleMs?: number;
@@ -67,7 +67,7 @@ export async function measureInterleaved(
   fns: readonly (() => unknown)[],
   options: InterleavedOptions = {},
 ): Promise<Timing[]> {
-  const { warmup = 3, minRuns = 10, minMs = 1000, maxRuns = 100_000, blockMs = 20, settleMs = 100 } = options;
+  const { warmup = 3, minRuns = 10, minMs = 1000, maxRuns = 100_000, blockMs = 20, settleMs = 200 } = options;
   const perBlock: number[] = [];
   for (const fn of fns) {
     const t0 = performance.now();
@@ -99,7 +99,13 @@ export async function measurePair(a: () => unknown, b: () => unknown, options: I
 
 /** CPU time this process may use in a quiet window and still count as idle (fraction of one core). */
 const IDLE_CORES = 0.1;
-const IDLE_WINDOW_MS = 2;
+/**
+ * Length of a quiet window. The kernel adds a thread's run time to the process's total when the
+ * thread is switched out or at a scheduler tick (every 4 ms at Linux's usual HZ=250), so a window
+ * shorter than a tick can read zero while another thread spins on the other core: with 2 ms windows
+ * onnxruntime's worker was judged idle and then spun through ~25 ms of Kiln's block.
+ */
+const IDLE_WINDOW_MS = 10;
 
 /**
  * Sleeps in short windows until one passes in which this process used under {@link IDLE_CORES} of
