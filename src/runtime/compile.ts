@@ -45,6 +45,11 @@ export interface CompileOptions {
   maxThreads?: number;
   /** Run a Conv and the MaxPool/AveragePool reading it as one step (default true). */
   fuseConvPool?: boolean;
+  /**
+   * Let 3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) where the CPU has AVX-512 (default
+   * false): 2.25x fewer multiplies, results within ~1e-6 relative of the direct sum but not bit-identical.
+   */
+  winograd?: boolean;
 }
 
 interface Issue {
@@ -59,7 +64,7 @@ export function hasStaticShapes(graph: Graph): boolean {
 
 export function compileGraph(graph: Graph, options: CompileOptions = {}): CompiledGraph {
   validateGraph(graph);
-  const env: LoweringEnv = { values: [], steps: [], macs: 0, bound: new Map(), initializers: graph.initializers, fixedBatch: undefined };
+  const env: LoweringEnv = { values: [], steps: [], macs: 0, bound: new Map(), initializers: graph.initializers, fixedBatch: undefined, winograd: options.winograd === true };
   const issues: Issue[] = [];
   const inputs = bindInputs(graph, env, options);
 

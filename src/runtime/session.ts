@@ -114,7 +114,7 @@ export class InferenceSession implements Disposable {
     const graph = optimizeGraph(await graphFrom(source, inputShape), level);
     let staticPlan: Compiled | undefined;
     if (hasStaticShapes(graph)) {
-      const compiled = compileGraph(graph, { maxThreads: threads, fuseConvPool: fusesConvPool(level) });
+      const compiled = compileGraph(graph, { maxThreads: threads, fuseConvPool: fusesConvPool(level), winograd: level === 'all' });
       staticPlan = { graph: compiled, plan: await Plan.create(compiled.spec, true) };
     }
     return new InferenceSession(graph, threads, level, staticPlan);
@@ -238,7 +238,7 @@ export class InferenceSession implements Disposable {
       const graph = this.graph!;
       const inputShapes = Object.fromEntries(this.inputNames.map((name, i) => [name, shapes[i]]));
       pending = (async () => {
-        const compiled = compileGraph(graph, { inputShapes, maxThreads: this.threads, fuseConvPool: fusesConvPool(this.level) });
+        const compiled = compileGraph(graph, { inputShapes, maxThreads: this.threads, fuseConvPool: fusesConvPool(this.level), winograd: this.level === 'all' });
         const plan = await Plan.create(compiled.spec, true);
         if (this.released) {
           plan.dispose();

@@ -36,8 +36,8 @@ interface StepCase {
   weights?: Record<string, PlanWeight>;
 }
 
-/** Runs a one-step plan; the output starts as NaN. */
-function runStep(c: StepCase): Float32Array {
+/** Runs a one-step plan; the output starts as NaN. `labels` receives the plan's step labels. */
+function runStep(c: StepCase, labels?: string[]): Float32Array {
   const values = [...c.inShapes, c.outShape];
   const out = c.inShapes.length;
   const plan = native.createPlan({
@@ -48,6 +48,7 @@ function runStep(c: StepCase): Float32Array {
   });
   const y = new Float32Array(c.batch * ref.size(c.outShape)).fill(Number.NaN);
   native.runPlan(plan, { inputs: c.inputs, outputs: [y], batch: c.batch }, false);
+  labels?.push(...(native.planInfo(plan) as { steps: string[] }).steps);
   return y;
 }
 
@@ -170,6 +171,55 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
         weights: { W: { data: w, shape: wShape }, B: { data: b, shape: [cout] } },
       });
       expectClose(y, out.data, (i) => 64 * U * mag[i] + 1e-7, `ConvTranspose ${JSON.stringify(c)}`);
+    }
+  });
+
+  it('Conv with winograd: 1 (F(2x2, 3x3) on AVX-512): odd channel counts, pads, partial tiles, several bands, fused 2x2/2 max pool', () => {
+    const cases = [
+      { n: 2, c: 8, h: 5, w: 5, o: 16, pads: [0, 0, 0, 0], bias: true, act: 'None' },
+      { n: 1, c: 11, h: 7, w: 9, o: 17, pads: [1, 1, 1, 1], bias: true, act: 'Relu' },
+      { n: 2, c: 13, h: 12, w: 10, o: 70, pads: [0, 2, 1, 0], bias: false, act: 'Relu' },
+      { n: 1, c: 37, h: 3, w: 3, o: 19, pads: [0, 0, 0, 0], bias: true, act: 'None' },
+      // 32 x 34 tiles, 3 tile rows per band: 12 bands, the last one partial.
+      { n: 1, c: 8, h: 66, w: 70, o: 16, pads: [1, 1, 1, 1], bias: true, act: 'Relu' },
+      // SeedCNN conv2 and odd conv outputs under the pool (the last row and column unread).
+      { n: 3, c: 32, h: 13, w: 13, o: 64, pads: [0, 0, 0, 0], bias: true, act: 'Relu', pool: true },
+      { n: 2, c: 16, h: 13, w: 11, o: 24, pads: [0, 0, 0, 0], bias: true, act: 'None', pool: true },
+      { n: 1, c: 9, h: 66, w: 70, o: 31, pads: [1, 0, 0, 1], bias: false, act: 'Relu', pool: true },
+      // Not Winograd: too many channel pairs, stride 2, dilation 2 (the label says so; results as ever).
+      { n: 1, c: 96, h: 6, w: 6, o: 96, pads: [1, 1, 1, 1], bias: true, act: 'Relu', expect: false },
+      { n: 1, c: 8, h: 9, w: 9, o: 16, pads: [0, 0, 0, 0], bias: true, act: 'None', strides: [2, 2], expect: false },
+      { n: 1, c: 8, h: 9, w: 9, o: 16, pads: [0, 0, 0, 0], bias: true, act: 'None', dilations: [2, 2], expect: false },
+    ];
+    for (const c of cases) {
+      const p = { strides: c.strides ?? [1, 1], pads: c.pads, dilations: c.dilations ?? [1, 1], group: 1 };
+      const x = random(rng, c.n * c.c * c.h * c.w);
+      x[3] = Number.NaN;  // one NaN input pixel: every output it reaches must be NaN
+      const wShape = [c.o, c.c, 3, 3];
+      const w = random(rng, ref.size(wShape));
+      const b = c.bias ? random(rng, c.o) : undefined;
+      const conv = ref.conv2d(full([c.n, c.c, c.h, c.w], x), full(wShape, w), b && full([c.o], b), p);
+      const activated = ref.arr(conv.out.shape, conv.out.data.map((v) => activate(c.act, v, {})));
+      const want = c.pool
+        ? ref.pool2d(activated, { kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0], dilations: [1, 1], ceil: false, max: true, includePad: false })
+        : activated;
+      const magMax = conv.mag.reduce((a, v) => (Number.isNaN(v) ? a : Math.max(a, v)), 0);
+      const labels: string[] = [];
+      const y = runStep(
+        {
+          op: 'Conv', inShapes: [[c.c, c.h, c.w]], inputs: [x], outShape: want.shape.slice(1), batch: c.n,
+          attrs: {
+            kernel: [3, 3], strides: p.strides, pads: p.pads, dilations: p.dilations, group: 1, activation: c.act, winograd: 1,
+            ...(c.pool ? { pool: 'MaxPool', pool_kernel: [2, 2], pool_strides: [2, 2], pool_pads: [0, 0, 0, 0] } : {}),
+          },
+          weights: b ? { W: { data: w, shape: wShape }, B: { data: b, shape: [c.o] } } : { W: { data: w, shape: wShape } },
+        },
+        labels,
+      );
+      expect(labels[0]!.includes('winograd'), `${JSON.stringify(c)}: ${labels[0]}`).toBe(c.expect ?? true);
+      // Winograd rounds differently from the direct sum (the transforms add and subtract), but well
+      // inside this: a missing or wrong term is ~1e4 times larger.
+      expectClose(y, want.data, (i) => 64 * U * (c.pool ? magMax : conv.mag[i]) + 1e-6, `Conv winograd ${JSON.stringify(c)}`);
     }
   });
 

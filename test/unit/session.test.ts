@@ -74,6 +74,18 @@ describe('InferenceSession outputs', () => {
     session.release();
   });
 
+  it("runs SeedCNN's second convolution as Winograd at level 'all' only, within 1e-5 of the direct path", async () => {
+    const all = await InferenceSession.create(net, { inputShape: MNIST });
+    const extended = await InferenceSession.create(net, { inputShape: MNIST, graphOptimizationLevel: 'extended' });
+    const winograd = (s: InferenceSession) => s.info().steps.filter((l) => l.includes('winograd'));
+    expect(winograd(all)).toEqual(['Conv conv_1: 3x3 s1x1 32->64 relu + pool 2x2 s2x2 (winograd on avx512)']);
+    expect(winograd(extended)).toEqual([]);
+    const x = image(9, MNIST);
+    expect(relDiff((await all.run({ input: x })).logits, (await extended.run({ input: x })).logits)).toBeLessThanOrEqual(1e-5);
+    all.release();
+    extended.release();
+  });
+
   it('matches a BatchNorm/Dropout/AvgPool network at every optimisation level (BN folded or run as an affine)', async () => {
     const model = bnNet();
     const x = image(5, [3, 12, 12]);

@@ -46,6 +46,8 @@ export interface LoweringEnv {
   fixedBatch: number | undefined;
   /** Ids of the uint8 plan values (every other value is float32). */
   uint8Values?: Set<number>;
+  /** Conv steps may run as Winograd F(2x2, 3x3) (CompileOptions.winograd). */
+  winograd?: boolean;
 }
 
 export function numel(shape: readonly number[]): number {
@@ -66,6 +68,11 @@ export class NodeLowering {
 
   get fixedBatch(): number | undefined {
     return this.env.fixedBatch;
+  }
+
+  /** Conv steps may run as Winograd F(2x2, 3x3). */
+  get winograd(): boolean {
+    return this.env.winograd === true;
   }
 
   /** Input i is present (not omitted with ''). */

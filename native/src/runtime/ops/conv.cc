@@ -3,9 +3,13 @@
 // output right after. An optional fused pool (attrs `pool` = 'MaxPool' | 'AveragePool' and
 // `pool_kernel`, `pool_strides`, ...) runs the convolution a few images at a time into scratch
 // that stays in cache and pools from there: the full-size conv output never goes to memory.
+// With attr `winograd` = 1 (graphOptimizationLevel 'all') a 3x3 stride-1 convolution that
+// winograd_fits runs as Winograd F(2x2, 3x3) on AVX-512 (conv/winograd.h), 2x2/2 max pools inside.
 #include <algorithm>
+#include <memory>
 #include <sstream>
 
+#include "conv/winograd.h"
 #include "kiln/conv.h"
 #include "runtime/activation.h"
 #include "runtime/ops/conv-attrs.h"
@@ -26,21 +30,31 @@ size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
 class ConvStep : public PlanStep {
  public:
-  ConvStep(const Conv2dGeometry& g, const float* weight, const float* bias, Activation act, const Pool2d* pool)
+  ConvStep(const Conv2dGeometry& g, const float* weight, const float* bias, Activation act, const Pool2d* pool,
+           bool winograd)
       : conv_(g, weight, bias, act.is_relu()), act_(act), fused_pool_(pool != nullptr) {
     if (pool) pool_ = *pool;
     // 2-D max pools after ReLU (or nothing) can run inside the direct convolution.
     direct_pool_ = fused_pool_ && (act_.kind == Activation::kNone || act_.is_relu()) &&
                    pool_.as_conv_max_pool(&direct_window_);
+    if (winograd && winograd_fits(g)) {
+      winograd_ = std::make_unique<const WinogradConv>(g, weight, bias);
+      winograd_pool_ = direct_pool_ && winograd_pool_fits(g, direct_window_);
+    }
   }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads) const override {
-    if (direct_pool_ && conv_.can_fuse_max_pool()) {
+    const bool winograd = winograd_ && WinogradConv::available();
+    if (winograd && winograd_pool_) {
+      winograd_->run(io.in[0], io.out[0], batch, &direct_window_, act_.is_relu(), scratch, max_threads);
+      return;
+    }
+    if (direct_pool_ && conv_.can_fuse_max_pool() && !winograd) {
       conv_.run_max_pooled(io.in[0], io.out[0], batch, direct_window_, scratch, max_threads);
       return;
     }
     if (!fused_pool_) {
-      conv_.run(io.in[0], io.out[0], batch, scratch, max_threads);
+      convolve(io.in[0], io.out[0], batch, scratch, max_threads);
       activate(io.out[0], batch, max_threads);
       return;
     }
@@ -52,20 +66,22 @@ class ConvStep : public PlanStep {
     float* conv_scratch = scratch + round16(chunk * conv_image);
     for (size_t start = 0; start < batch; start += chunk) {
       const size_t n = std::min(chunk, batch - start);
-      conv_.run(io.in[0] + start * in_image, conv_out, n, conv_scratch, max_threads);
+      convolve(io.in[0] + start * in_image, conv_out, n, conv_scratch, max_threads);
       activate(conv_out, n, max_threads);
       pool_.run(conv_out, io.out[0] + start * pool_image, n * g.out_channels, max_threads);
     }
   }
   size_t scratch_floats(size_t batch, size_t threads) const override {
-    if (!fused_pool_) return conv_.scratch_floats(batch);
+    if (!fused_pool_) return convolve_scratch_floats(batch, threads);
     const Conv2dGeometry& g = conv_.geometry();
     const size_t chunk = chunk_images(batch, threads);
-    const size_t staged = round16(chunk * g.out_channels * g.out_plane()) + conv_.scratch_floats(chunk);
-    // The ISA may change between planning and running: room for either path.
-    return std::max(staged, direct_pool_ ? conv_.max_pooled_scratch_floats(batch, direct_window_) : size_t{0});
+    const size_t staged = round16(chunk * g.out_channels * g.out_plane()) + convolve_scratch_floats(chunk, threads);
+    // The ISA may change between planning and running: room for every path.
+    size_t fused = direct_pool_ ? conv_.max_pooled_scratch_floats(batch, direct_window_) : 0;
+    if (winograd_pool_) fused = std::max(fused, winograd_->scratch_floats(batch, threads, &direct_window_));
+    return std::max(staged, fused);
   }
-  size_t weight_bytes() const override { return conv_.weight_bytes(); }
+  size_t weight_bytes() const override { return conv_.weight_bytes() + (winograd_ ? winograd_->bytes() : 0); }
   std::string detail() const override {
     const Conv2dGeometry& g = conv_.geometry();
     std::ostringstream s;
@@ -75,6 +91,7 @@ class ConvStep : public PlanStep {
     if (g.dilation_h > 1 || g.dilation_w > 1) s << " d" << g.dilation_h << "x" << g.dilation_w;
     if (act_.kind != Activation::kNone) s << " " << act_.name();
     if (fused_pool_) s << " + pool " << pool_.detail();
+    if (winograd_) s << " (winograd on avx512)";
     return s.str();
   }
 
@@ -86,6 +103,18 @@ class ConvStep : public PlanStep {
     const size_t bytes = g.out_channels * g.out_plane() * sizeof(float);
     const size_t per_thread = std::max<size_t>(1, kFusedChunkBytes / bytes);
     return std::max<size_t>(1, std::min(batch, per_thread * threads));
+  }
+  // conv_.run, or Winograd where it applies and the ISA runs it.
+  void convolve(const float* x, float* y, size_t batch, float* scratch, size_t max_threads) const {
+    if (winograd_ && WinogradConv::available()) {
+      winograd_->run(x, y, batch, nullptr, act_.is_relu(), scratch, max_threads);
+    } else {
+      conv_.run(x, y, batch, scratch, max_threads);
+    }
+  }
+  size_t convolve_scratch_floats(size_t batch, size_t threads) const {
+    const size_t plain = conv_.scratch_floats(batch);
+    return winograd_ ? std::max(plain, winograd_->scratch_floats(batch, threads, nullptr)) : plain;
   }
   void activate(float* y, size_t batch, size_t max_threads) const {
     if (act_.kind == Activation::kNone || act_.is_relu()) return;
@@ -100,6 +129,8 @@ class ConvStep : public PlanStep {
   Pool2d pool_;
   bool direct_pool_ = false;
   ConvMaxPool direct_window_;
+  std::unique_ptr<const WinogradConv> winograd_;  // null unless asked for and winograd_fits
+  bool winograd_pool_ = false;                     // the fused pool runs inside the Winograd kernel
 };
 
 }  // namespace
@@ -117,13 +148,14 @@ std::unique_ptr<PlanStep> make_conv(const StepContext& ctx) {
   const PlanTensor* b = ctx.weight_opt("B", {g.out_channels});
   complete_conv_geometry(ctx, x, g);
   const std::string pool_op = ctx.choice_or("pool", {"None", "MaxPool", "AveragePool"}, "None");
+  const bool winograd = ctx.integer_or("winograd", 0, 1, 0) == 1;
   if (pool_op == "None") {
     ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});
-    return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), nullptr);
+    return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), nullptr, winograd);
   }
   const Pool2d pool = Pool2d::parse(ctx, "pool_", {g.out_channels, g.out_height, g.out_width}, pool_op == "MaxPool");
   ctx.expect_output_shape(0, pool.output_shape(g.out_channels, 2));
-  return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), &pool);
+  return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), &pool, winograd);
 }
 
 }  // namespace runtime
