@@ -5,7 +5,9 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -212,11 +214,48 @@ describe('InferenceSession scheduling and lifetime', () => {
 
   it('keeps several runs in flight correct', async () => {
     const session = await InferenceSession.create(net, { inputShape: MNIST });
-    const inputs = [3, 64, 1, 17, 64, 2].map((b) => image(b, MNIST));
+    // More worker runs at once than there are runner threads: the rest wait in the backlog.
+    const inputs = [3, 64, 1, 17, 64, 2, 33, 40, 64, 25, 48, 64].map((b) => image(b, MNIST));
     const results = await Promise.all(inputs.map((x) => session.run({ input: x })));
     for (let i = 0; i < inputs.length; i++) {
       expect(relDiff(results[i].logits, session.runSync({ input: inputs[i] }).logits)).toBe(0);
     }
+    session.release();
+  });
+
+  it('runs async plans in worker threads, and a worker ended with runs in flight takes nothing down', async () => {
+    // The addon in a Worker (its own N-API environment): 20 async runs of a Relu plan, checked;
+    // then 50 more left in flight while the worker exits.
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const addon = workerData.path ? require(workerData.path) : require('node-gyp-build')(workerData.root);
+      const plan = addon.createPlan({ values: [[1000], [1000]], inputs: [0], outputs: [1],
+        steps: [{ op: 'Relu', name: 'r', inputs: [0], outputs: [1] }] });
+      const x = Float32Array.from({ length: 1000 }, (_, i) => i - 500);
+      (async () => {
+        let ok = true;
+        for (let i = 0; i < 20; i++) {
+          const y = new Float32Array(1000);
+          await addon.runPlan(plan, { inputs: [x], outputs: [y], batch: 1 }, true);
+          ok = ok && y[0] === 0 && y[999] === 499;
+        }
+        parentPort.postMessage(ok);
+        for (let i = 0; i < 50; i++) addon.runPlan(plan, { inputs: [x], outputs: [new Float32Array(1000)], batch: 1 }, true);
+        process.exit(0);
+      })();
+    `;
+    const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+    const worker = new Worker(code, { eval: true, workerData: { path: process.env.KILN_ADDON_PATH, root } });
+    const ok = await new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    expect(ok).toBe(true);
+    expect(await new Promise((resolve) => worker.once('exit', resolve))).toBe(0);
+    // This environment's runs still work.
+    const session = await InferenceSession.create(net, { inputShape: MNIST });
+    const x = image(64, MNIST);
+    expect(relDiff((await session.run({ input: x })).logits, session.runSync({ input: x }).logits)).toBe(0);
     session.release();
   });
 

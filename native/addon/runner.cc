@@ -1,0 +1,91 @@
+#include "runner.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace kiln_addon {
+namespace {
+
+// How long an idle runner polls before it sleeps: the next run of a loop over a session comes
+// ~30-60 us after the last one ended (promise resolution and the caller's next call).
+constexpr auto kPoll = std::chrono::microseconds(200);
+
+class Runners {
+ public:
+  Runners() {
+    const unsigned n = std::thread::hardware_concurrency();
+    slots_ = std::vector<Slot>(n == 0 ? 1 : n);
+    // Started on first use, never joined: the process may exit with a runner asleep.
+    for (size_t i = 0; i < slots_.size(); ++i) std::thread([this, i] { loop(i); }).detach();
+  }
+
+  void submit(std::function<void()> job) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (Slot& s : slots_) {
+      if (s.busy) continue;
+      s.busy = true;
+      s.job = std::move(job);
+      s.ready.store(true, std::memory_order_release);
+      lock.unlock();
+      s.cv.notify_one();
+      return;
+    }
+    backlog_.push_back(std::move(job));  // every runner busy: the first to finish takes it
+  }
+
+ private:
+  struct Slot {
+    bool busy = false;  // under mutex_: a job is assigned or running
+    std::function<void()> job;
+    std::atomic<bool> ready{false};
+    std::condition_variable cv;
+  };
+
+  void loop(size_t i) {
+    Slot& s = slots_[i];
+    for (;;) {
+      const auto deadline = std::chrono::steady_clock::now() + kPoll;
+      while (!s.ready.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+      }
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        s.cv.wait(lock, [&] { return s.ready.load(); });
+        job = std::move(s.job);
+        s.ready.store(false);
+      }
+      for (;;) {
+        job();
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (backlog_.empty()) {
+          s.busy = false;
+          break;
+        }
+        job = std::move(backlog_.front());
+        backlog_.pop_front();
+      }
+    }
+  }
+
+  std::mutex mutex_;
+  std::vector<Slot> slots_;
+  std::deque<std::function<void()>> backlog_;
+};
+
+Runners& runners() {
+  static Runners* r = new Runners();  // never destroyed, like the kernel pool
+  return *r;
+}
+
+}  // namespace
+
+void run_on_runner(std::function<void()> job) { runners().submit(std::move(job)); }
+
+}  // namespace kiln_addon

@@ -1,0 +1,21 @@
+// The threads that run the addon's async jobs, in place of libuv's pool.
+//
+// Why not libuv's: its four threads take turns, so each run of a plan started on a different
+// thread, and the scheduler often woke that thread on the core where the kernel pool's helper
+// was already running while the other core idled (this VM describes no shared cache, so wake-up
+// placement does not look for an idle core). SeedCNN at batch 64 on 2 threads took the 1-thread
+// time (1.25-1.3 ms) through libuv and 0.67-0.69 ms with UV_THREADPOOL_SIZE=1.
+//
+// Here a job goes to the lowest-numbered idle runner, so runs one after another all land on
+// runner 0 and keep their core; runs in flight at the same time spread over the others (one per
+// hardware thread), as they did over libuv's. A runner polls for its next job for a short while
+// after each one, so back-to-back runs skip the kernel wake-up.
+#pragma once
+#include <functional>
+
+namespace kiln_addon {
+
+// Runs `job` on a runner thread. `job` must not throw and must not call N-API.
+void run_on_runner(std::function<void()> job);
+
+}  // namespace kiln_addon
