@@ -229,6 +229,9 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
       { batch: 5, k: 7, n: 3, transB: 1, alpha: 0.5, beta: 2, c: [3], act: 'Relu' },
       { batch: 3, k: 31, n: 17, transB: 0, alpha: 1, beta: 1, c: [1, 17] },
       { batch: 64, k: 1600, n: 128, transB: 1, alpha: 1, beta: 1, c: [128], act: 'Relu' },
+      // Batch 1 with over 256 KiB of weights: the GEMV splits its column panels over the threads.
+      { batch: 1, k: 1600, n: 128, transB: 1, alpha: 1, beta: 1, c: [128], act: 'Relu' },
+      { batch: 1, k: 1031, n: 67, transB: 0, alpha: 1, beta: 1, c: [67] },
       { batch: 2, k: 13, n: 11, transB: 1, alpha: -1.5, beta: 0.25, c: [] as number[] },
       { batch: 4, k: 9, n: 6, transB: 0, alpha: 1, beta: 1, c: undefined },
     ];

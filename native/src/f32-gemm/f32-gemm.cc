@@ -30,6 +30,7 @@ constexpr size_t kBBlockBytes = 512 * 1024;
 // 8 us at best on this 2-core VM (tens of us when the other core is busy), so smaller products
 // stay on the calling thread.
 constexpr size_t kMinMacsPerThread = size_t(1) << 21;
+constexpr size_t kGemvSplitBytes = size_t(256) << 10;
 
 size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
@@ -171,8 +172,26 @@ void run(const Problem& pr, size_t max_threads) {
   const GemmEpilogue& ep = pr.epilogue;
   if (pr.m == 1 && pr.b_source == BSource::kPrepacked && !pr.trans_a && ep.bias_mode != BiasMode::kPerRow &&
       pr.alpha == 1.0f && pr.beta == 0.0f && kern.gemv_packed != nullptr) {
-    kern.gemv_packed(pr.a, pr.k, k_block_depth(pr.k), pr.packed_b->data(), pr.n, pr.c,
-                     ep.bias_mode == BiasMode::kPerColumn ? ep.bias : nullptr, ep.relu);
+    const float* bias = ep.bias_mode == BiasMode::kPerColumn ? ep.bias : nullptr;
+    const size_t kc = k_block_depth(pr.k);
+    // A weight matrix larger than kGemvSplitBytes is read from memory or L3 at batch 1 (SeedCNN
+    // fc1, 800 KiB); split by column panels, each thread reads its share of it into its own L2.
+    const size_t panels = div_up(pr.n, kF32GemmPanelN);
+    size_t parts = max_threads == 0 ? num_threads() : std::min(max_threads, num_threads());
+    parts = pr.k * pr.n * sizeof(float) >= kGemvSplitBytes ? std::min(parts, panels) : 1;
+    auto part = [&](size_t t) {
+      const size_t p0 = panels * t / parts, p1 = panels * (t + 1) / parts;
+      const size_t j0 = p0 * kF32GemmPanelN, j1 = std::min(pr.n, p1 * kF32GemmPanelN);
+      if (j0 < j1) {
+        kern.gemv_packed(pr.a, pr.k, kc, pr.packed_b->data() + p0 * pr.k * kF32GemmPanelN, j1 - j0, pr.c + j0,
+                         bias != nullptr ? bias + j0 : nullptr, ep.relu);
+      }
+    };
+    if (parts <= 1) {
+      part(0);
+    } else {
+      parallel_for(parts, part, parts);
+    }
     return;
   }
   const size_t nr = kern.nr;
