@@ -157,18 +157,7 @@ void nhwc_column_sums_avx512(const float* nhwc, size_t pixels, size_t cout_padde
 }
 
 void nchw_to_nhwc_avx512(const float* nchw, size_t pixels, size_t channels, size_t cout_padded, float* nhwc) {
-  for (size_t c0 = 0; c0 < cout_padded; c0 += 16) {
-    for (size_t p0 = 0; p0 < pixels; p0 += 16) {
-      const size_t np = pixels - p0 < 16 ? pixels - p0 : 16;
-      const __mmask16 load = static_cast<__mmask16>((1u << np) - 1u);
-      __m512 r[16];
-      for (size_t i = 0; i < 16; ++i) {
-        r[i] = c0 + i < channels ? _mm512_maskz_loadu_ps(load, nchw + (c0 + i) * pixels + p0) : _mm512_setzero_ps();
-      }
-      transpose16(r);
-      for (size_t p = 0; p < np; ++p) _mm512_storeu_ps(nhwc + (p0 + p) * cout_padded + c0, r[p]);
-    }
-  }
+  nchw_to_nhwc_planes(nchw, pixels, pixels, channels, cout_padded, nhwc);
 }
 
 void direct_conv_rows_avx512(const DirectConvArgs& a, const float* input, size_t oh0, size_t oh1, size_t cols,
@@ -196,20 +185,7 @@ void direct_conv_rows_avx512(const DirectConvArgs& a, const float* input, size_t
 }
 
 void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out) {
-  // 16 x 16 blocks transposed in registers: strided scalar copies cost more than conv1 itself.
-  for (size_t p0 = 0; p0 < pixels; p0 += 16) {
-    const size_t np = pixels - p0 < 16 ? pixels - p0 : 16;
-    const __mmask16 store = static_cast<__mmask16>((1u << np) - 1u);
-    for (size_t c0 = 0; c0 < channels; c0 += 16) {
-      __m512 r[16];
-      for (size_t i = 0; i < 16; ++i) {
-        r[i] = i < np ? _mm512_loadu_ps(nhwc + (p0 + i) * cout_padded + c0) : _mm512_setzero_ps();
-      }
-      transpose16(r);
-      const size_t nc = channels - c0 < 16 ? channels - c0 : 16;
-      for (size_t c = 0; c < nc; ++c) _mm512_mask_storeu_ps(out + (c0 + c) * pixels + p0, store, r[c]);
-    }
-  }
+  nhwc_to_nchw_planes(nhwc, pixels, channels, cout_padded, out, pixels);
 }
 
 void nhwc_max_pool_rows_avx512(const float* rows, size_t cols, size_t cout_padded, const ConvMaxPool& pool,

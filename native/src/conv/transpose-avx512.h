@@ -3,6 +3,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstddef>
+
 namespace kiln {
 
 // r[i] (row i, 16 columns) becomes r[j] = column j.
@@ -29,6 +31,42 @@ inline void transpose16(__m512* r) {
     r[8 + j] = _mm512_shuffle_f32x4(a, c, 0xdd);
     r[4 + j] = _mm512_shuffle_f32x4(b, d, 0x88);
     r[12 + j] = _mm512_shuffle_f32x4(b, d, 0xdd);
+  }
+}
+
+// NHWC rows (pixel p's channels at nhwc + p * cout_padded) to NCHW planes: out[c * plane_stride + p]
+// for the first `channels` channels and pixels [0, pixels), 16 x 16 blocks at a time (strided scalar
+// copies cost more than SeedCNN's conv1 itself). plane_stride > pixels writes part of each plane.
+inline void nhwc_to_nchw_planes(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out,
+                                size_t plane_stride) {
+  for (size_t p0 = 0; p0 < pixels; p0 += 16) {
+    const size_t np = pixels - p0 < 16 ? pixels - p0 : 16;
+    const __mmask16 store = static_cast<__mmask16>((1u << np) - 1u);
+    for (size_t c0 = 0; c0 < channels; c0 += 16) {
+      __m512 r[16];
+      for (size_t i = 0; i < 16; ++i) r[i] = i < np ? _mm512_loadu_ps(nhwc + (p0 + i) * cout_padded + c0) : _mm512_setzero_ps();
+      transpose16(r);
+      const size_t nc = channels - c0 < 16 ? channels - c0 : 16;
+      for (size_t c = 0; c < nc; ++c) _mm512_mask_storeu_ps(out + (c0 + c) * plane_stride + p0, store, r[c]);
+    }
+  }
+}
+
+// The reverse: pixels [0, pixels) of the first `channels` NCHW planes (nchw + c * plane_stride + p)
+// to NHWC rows of `cout_padded` floats (the channels past `channels` zero).
+inline void nchw_to_nhwc_planes(const float* nchw, size_t plane_stride, size_t pixels, size_t channels,
+                                size_t cout_padded, float* nhwc) {
+  for (size_t c0 = 0; c0 < cout_padded; c0 += 16) {
+    for (size_t p0 = 0; p0 < pixels; p0 += 16) {
+      const size_t np = pixels - p0 < 16 ? pixels - p0 : 16;
+      const __mmask16 load = static_cast<__mmask16>((1u << np) - 1u);
+      __m512 r[16];
+      for (size_t i = 0; i < 16; ++i) {
+        r[i] = c0 + i < channels ? _mm512_maskz_loadu_ps(load, nchw + (c0 + i) * plane_stride + p0) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (size_t p = 0; p < np; ++p) _mm512_storeu_ps(nhwc + (p0 + p) * cout_padded + c0, r[p]);
+    }
   }
 }
 

@@ -29,20 +29,8 @@ void stage_input(const WinogradArgs& a, const float* image, float* padded, size_
   const size_t rows = a.in_height < padded_h - a.pad_top ? a.in_height : padded_h - a.pad_top;
   const size_t cols = a.in_width < padded_w - a.pad_left ? a.in_width : padded_w - a.pad_left;
   for (size_t y = 0; y < rows; ++y) {
-    for (size_t x0 = 0; x0 < cols; x0 += 16) {
-      const size_t nx = cols - x0 < 16 ? cols - x0 : 16;
-      const __mmask16 load = static_cast<__mmask16>((1u << nx) - 1u);
-      float* dst = padded + ((y + a.pad_top) * padded_w + x0 + a.pad_left) * a.cin_padded;
-      for (size_t c0 = 0; c0 < a.cin; c0 += 16) {
-        const size_t nc = a.cin - c0 < 16 ? a.cin - c0 : 16;
-        __m512 r[16];
-        for (size_t i = 0; i < 16; ++i) {
-          r[i] = i < nc ? _mm512_maskz_loadu_ps(load, image + (c0 + i) * plane + y * a.in_width + x0) : _mm512_setzero_ps();
-        }
-        transpose16(r);
-        for (size_t j = 0; j < nx; ++j) _mm512_storeu_ps(dst + j * a.cin_padded + c0, r[j]);
-      }
-    }
+    nchw_to_nhwc_planes(image + y * a.in_width, plane, cols, a.cin, a.cin_padded,
+                        padded + ((y + a.pad_top) * padded_w + a.pad_left) * a.cin_padded);
   }
 }
 
@@ -188,21 +176,6 @@ void transform_output(const WinogradArgs& a, const float* m, size_t band_tiles, 
   }
 }
 
-// NHWC pixels [0, pixels) -> out[c * plane_stride + p] for the real channels.
-void store_nchw(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out, size_t plane_stride) {
-  for (size_t p0 = 0; p0 < pixels; p0 += 16) {
-    const size_t np = pixels - p0 < 16 ? pixels - p0 : 16;
-    const __mmask16 store = static_cast<__mmask16>((1u << np) - 1u);
-    for (size_t c0 = 0; c0 < channels; c0 += 16) {
-      __m512 r[16];
-      for (size_t i = 0; i < 16; ++i) r[i] = i < np ? _mm512_load_ps(nhwc + (p0 + i) * cout_padded + c0) : _mm512_setzero_ps();
-      transpose16(r);
-      const size_t nc = channels - c0 < 16 ? channels - c0 : 16;
-      for (size_t c = 0; c < nc; ++c) _mm512_mask_storeu_ps(out + (c0 + c) * plane_stride + p0, store, r[c]);
-    }
-  }
-}
-
 }  // namespace
 
 void winograd_image_avx512(const WinogradArgs& a, const float* image, float* out, float* scratch) {
@@ -221,10 +194,10 @@ void winograd_image_avx512(const WinogradArgs& a, const float* image, float* out
     multiply(a, v, band_tiles, m);
     transform_output(a, m, band_tiles, ty0, ty1, staged);
     if (a.pooled) {
-      store_nchw(staged, band_tiles, a.cout, a.cout_padded, out + ty0 * a.tiles_w, out_plane);
+      nhwc_to_nchw_planes(staged, band_tiles, a.cout, a.cout_padded, out + ty0 * a.tiles_w, out_plane);
     } else {
       const size_t y0 = 2 * ty0, y1 = 2 * ty1 < a.out_height ? 2 * ty1 : a.out_height;
-      store_nchw(staged, (y1 - y0) * a.out_width, a.cout, a.cout_padded, out + y0 * a.out_width, out_plane);
+      nhwc_to_nchw_planes(staged, (y1 - y0) * a.out_width, a.cout, a.cout_padded, out + y0 * a.out_width, out_plane);
     }
   }
 }
