@@ -203,43 +203,23 @@ void pooled_image(const SmallConvArgs& a, const float* input, float* output, int
   }
 }
 
-using PlainFn = void (*)(const SmallConvArgs&, const float*, float*);
-using PooledFn = void (*)(const SmallConvArgs&, const float*, float*, int32_t*);
-
-struct Shape {
-  PlainFn plain;
-  PooledFn pooled, pooled_indices;
-};
-
 template <int CIN, int KH, int KW>
-constexpr Shape shape() {
+constexpr SmallConvKernels kernels() {
   return {plain_image<CIN, KH, KW>, pooled_image<CIN, KH, KW, false>, pooled_image<CIN, KH, KW, true>};
 }
 
-// The shapes small_conv_fits accepts.
-const Shape* find(const SmallConvArgs& a) {
-  static constexpr Shape k3[4] = {shape<1, 3, 3>(), shape<2, 3, 3>(), shape<3, 3, 3>(), shape<4, 3, 3>()};
-  static constexpr Shape k5 = shape<1, 5, 5>();
-  if (a.kernel_h == 3 && a.kernel_w == 3 && a.in_channels >= 1 && a.in_channels <= 4) return &k3[a.in_channels - 1];
-  if (a.kernel_h == 5 && a.kernel_w == 5 && a.in_channels == 1) return &k5;
-  return nullptr;
-}
+#define KILN_SMALL_CONV_ENTRY(c, h, w) kernels<c, h, w>(),
+constexpr SmallConvKernels kTable[] = {KILN_SMALL_CONV_SHAPES(KILN_SMALL_CONV_ENTRY)};
+#undef KILN_SMALL_CONV_ENTRY
 
 }  // namespace
 
 void small_conv_image_avx512(const SmallConvArgs& args, const float* input, float* output) {
-  if (const Shape* s = find(args)) s->plain(args, input, output);
+  run_small_conv(kTable, args, input, output, false, nullptr);
 }
 
-void small_conv_max_pool_image_avx512(const SmallConvArgs& args, const float* input, float* output,
-                                      int32_t* indices) {
-  const Shape* s = find(args);
-  if (s == nullptr) return;
-  if (indices != nullptr) {
-    s->pooled_indices(args, input, output, indices);
-  } else {
-    s->pooled(args, input, output, nullptr);
-  }
+void small_conv_max_pool_image_avx512(const SmallConvArgs& args, const float* input, float* output, int32_t* indices) {
+  run_small_conv(kTable, args, input, output, true, indices);
 }
 
 }  // namespace kiln

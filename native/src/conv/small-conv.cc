@@ -3,6 +3,20 @@
 #include <algorithm>
 
 namespace kiln {
+namespace {
+
+// Index of (Cin, KH, KW) in KILN_SMALL_CONV_SHAPES, or -1.
+int shape_index(size_t in_channels, size_t kernel_h, size_t kernel_w) {
+  int index = 0;
+#define KILN_SHAPE_INDEX(c, h, w)                                          \
+  if (in_channels == (c) && kernel_h == (h) && kernel_w == (w)) return index; \
+  ++index;
+  KILN_SMALL_CONV_SHAPES(KILN_SHAPE_INDEX)
+#undef KILN_SHAPE_INDEX
+  return -1;
+}
+
+}  // namespace
 
 bool small_conv_fits(const Conv2dGeometry& g) {
   if (g.groups != 1 || g.pad_top != 0 || g.pad_left != 0 || g.pad_bottom != 0 || g.pad_right != 0 ||
@@ -12,11 +26,21 @@ bool small_conv_fits(const Conv2dGeometry& g) {
   }
   // Flat offsets inside one image are int32 in the kernels' index vectors.
   if (g.in_channels * g.in_plane() >= (size_t{1} << 30) || g.out_plane() >= (size_t{1} << 30)) return false;
-  // Past a few input channels the channels-in-lanes kernel (direct-conv.h) is as fast, and the
-  // input vectors of a segment no longer fit in registers.
-  if (g.kernel_h == 3 && g.kernel_w == 3) return g.in_channels >= 1 && g.in_channels <= 4;
-  if (g.kernel_h == 5 && g.kernel_w == 5) return g.in_channels == 1;
-  return false;
+  return shape_index(g.in_channels, g.kernel_h, g.kernel_w) >= 0;
+}
+
+void run_small_conv(const SmallConvKernels* table, const SmallConvArgs& args, const float* input, float* output,
+                    bool pooled, int32_t* indices) {
+  const int i = shape_index(args.in_channels, args.kernel_h, args.kernel_w);
+  if (i < 0) return;
+  const SmallConvKernels& k = table[i];
+  if (!pooled) {
+    k.plain(args, input, output);
+  } else if (indices != nullptr) {
+    k.pooled_indices(args, input, output, indices);
+  } else {
+    k.pooled(args, input, output, nullptr);
+  }
 }
 
 bool small_conv_pool_fits(const Conv2dGeometry& g, const ConvMaxPool& pool) {

@@ -29,8 +29,14 @@ struct SmallConvArgs {
   bool relu = false;
 };
 
+// The (Cin, KH, KW) shapes the kernels are instantiated for, in table order: 3x3 over 1-4
+// channels, 5x5 over 1. Past a few input channels the channels-in-lanes kernel (direct-conv.h) is
+// as fast, and a segment's input vectors no longer fit in registers. Each ISA file builds its
+// kernel table from this list; small_conv_fits and run_small_conv read it too.
+#define KILN_SMALL_CONV_SHAPES(X) X(1, 3, 3) X(2, 3, 3) X(3, 3, 3) X(4, 3, 3) X(1, 5, 5)
+
 // The geometry has a kernel instantiated for it: groups 1, no padding, stride and dilation 1, and
-// (Cin, KH, KW) one of the shapes small-conv-avx512.cc lists (3x3 with Cin <= 4, 5x5 with Cin 1).
+// (Cin, KH, KW) one of KILN_SMALL_CONV_SHAPES.
 bool small_conv_fits(const Conv2dGeometry& g);
 
 // A 2x2 window with stride 2, undilated, over the whole output of `g` (floor(OH/2) x floor(OW/2),
@@ -48,6 +54,20 @@ class SmallConvWeights {
   Conv2dGeometry g_;
   std::vector<float> weight_, bias_;
 };
+
+// One ISA's kernels for one shape: the plain convolution, and the fused pool without and with
+// winner indices.
+struct SmallConvKernels {
+  void (*plain)(const SmallConvArgs&, const float* input, float* output);
+  void (*pooled)(const SmallConvArgs&, const float* input, float* output, int32_t* indices);
+  void (*pooled_indices)(const SmallConvArgs&, const float* input, float* output, int32_t* indices);
+};
+
+// One image through the entry of `table` (an ISA's kernels, in KILN_SMALL_CONV_SHAPES order) for
+// the shape of `args`: the plain convolution, or with `pooled` the fused pool (indices when not
+// null). Does nothing for a shape outside the list.
+void run_small_conv(const SmallConvKernels* table, const SmallConvArgs& args, const float* input, float* output,
+                    bool pooled, int32_t* indices);
 
 // One image: input CHW, output out_channels planes of out_height x out_width, fully written.
 void small_conv_image_avx512(const SmallConvArgs& args, const float* input, float* output);
