@@ -19,7 +19,7 @@ import { GRAPH_OPTIMIZATION_LEVELS, type GraphOptimizationLevel, optimizeGraph }
 import { Module } from '../nn/module.js';
 import { Tensor } from '../tensor.js';
 import { describe, dims as checkDims, integer, oneOf, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
-import { type CompiledGraph, compileGraph, hasStaticShapes } from './compile.js';
+import { type CompiledGraph, type CompileOptions, compileGraph, hasStaticShapes } from './compile.js';
 import { decodeKilnFile } from './kiln-file.js';
 import { graphFromKilnFile, moduleFromKilnFile } from './model-io.js';
 import { Plan, type PlanInfo } from './plan.js';
@@ -118,7 +118,7 @@ export class InferenceSession implements Disposable {
     const graph = optimizeGraph(await graphFrom(source, inputShape), level);
     let staticPlan: Compiled | undefined;
     if (hasStaticShapes(graph)) {
-      const compiled = compileGraph(graph, { maxThreads: threads, fuseConvPool: fusesConvPool(level), winograd: level === 'all' });
+      const compiled = compileGraph(graph, { maxThreads: threads, ...levelOptions(level) });
       staticPlan = { graph: compiled, plan: await Plan.create(compiled.spec, true) };
     }
     return new InferenceSession(graph, threads, level, staticPlan);
@@ -242,7 +242,7 @@ export class InferenceSession implements Disposable {
       const graph = this.graph!;
       const inputShapes = Object.fromEntries(this.inputNames.map((name, i) => [name, shapes[i]]));
       pending = (async () => {
-        const compiled = compileGraph(graph, { inputShapes, maxThreads: this.threads, fuseConvPool: fusesConvPool(this.level), winograd: this.level === 'all' });
+        const compiled = compileGraph(graph, { inputShapes, maxThreads: this.threads, ...levelOptions(this.level) });
         const plan = await Plan.create(compiled.spec, true);
         if (this.released) {
           plan.dispose();
@@ -303,9 +303,12 @@ export class InferenceSession implements Disposable {
   }
 }
 
-/** Conv+pool fusion is an 'extended' optimisation, like activation fusion. */
-function fusesConvPool(level: GraphOptimizationLevel): boolean {
-  return level === 'extended' || level === 'all';
+/**
+ * What a graphOptimizationLevel asks of the compiler: Conv+pool fusion is an 'extended'
+ * optimisation, like activation fusion; Winograd (not bit-identical) only comes with 'all'.
+ */
+function levelOptions(level: GraphOptimizationLevel): Pick<CompileOptions, 'fuseConvPool' | 'winograd'> {
+  return { fuseConvPool: level === 'extended' || level === 'all', winograd: level === 'all' };
 }
 
 function shapeKey(shapes: number[][]): string {
