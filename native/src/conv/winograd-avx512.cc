@@ -22,16 +22,22 @@ float* align64(float* p) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
 }
 
-// NCHW image -> NHWC rows of the padded buffer (pixel (y, x) at (y + pad_top, x + pad_left)).
+// NCHW image -> NHWC rows of the padded buffer (pixel (y, x) at (y + pad_top, x + pad_left)); only
+// the pixels no input lands on are zeroed (none for SeedCNN's unpadded conv2, whose 12 x 12 tile
+// area lies inside its 13 x 13 input).
 void stage_input(const WinogradArgs& a, const float* image, float* padded, size_t padded_h, size_t padded_w) {
-  std::memset(padded, 0, padded_h * padded_w * a.cin_padded * sizeof(float));
   const size_t plane = a.in_height * a.in_width;
   const size_t rows = a.in_height < padded_h - a.pad_top ? a.in_height : padded_h - a.pad_top;
   const size_t cols = a.in_width < padded_w - a.pad_left ? a.in_width : padded_w - a.pad_left;
+  const size_t pixel = a.cin_padded * sizeof(float);
+  std::memset(padded, 0, a.pad_top * padded_w * pixel);
   for (size_t y = 0; y < rows; ++y) {
-    nchw_to_nhwc_planes(image + y * a.in_width, plane, cols, a.cin, a.cin_padded,
-                        padded + ((y + a.pad_top) * padded_w + a.pad_left) * a.cin_padded);
+    float* row = padded + (y + a.pad_top) * padded_w * a.cin_padded;
+    std::memset(row, 0, a.pad_left * pixel);
+    nchw_to_nhwc_planes(image + y * a.in_width, plane, cols, a.cin, a.cin_padded, row + a.pad_left * a.cin_padded);
+    std::memset(row + (a.pad_left + cols) * a.cin_padded, 0, (padded_w - a.pad_left - cols) * pixel);
   }
+  std::memset(padded + (a.pad_top + rows) * padded_w * a.cin_padded, 0, (padded_h - a.pad_top - rows) * padded_w * pixel);
 }
 
 // V[xi][t][c] for the tiles of tile rows [ty0, ty1): B^T d B, rows then columns, with
