@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -418,9 +419,11 @@ void check_determinism(uint64_t& seed) {
 }
 
 // A packed-B product of one row (the GEMV path) gives the bits of that row in a larger product
-// (the tiled path): a Linear layer's output does not depend on the batch it runs in.
+// (the tiled path), on any number of threads: a Linear layer's output does not depend on the
+// batch it runs in. The last two are over the size that splits one row over threads (by column
+// group and K block: 1 group x 6 blocks, 3 groups x 2 blocks).
 void check_single_row_matches_tiles() {
-  for (const auto& s : {std::vector<size_t>{128, 1600}, {10, 128}, {257, 401}, {33, 7}}) {
+  for (const auto& s : {std::vector<size_t>{128, 1600}, {10, 128}, {257, 401}, {33, 7}, {128, 2304}, {300, 700}}) {
     const size_t n = s[0], k = s[1], m = 7;
     std::vector<float> a(m * k), b(k * n), bias(n), all(m * n), one(n, kNaN);
     Rng rng(n * 31 + k);
@@ -433,10 +436,14 @@ void check_single_row_matches_tiles() {
     ep.bias_mode = BiasMode::kPerColumn;
     ep.relu = true;
     kiln::sgemm_packed_b(m, false, a.data(), k, pb, all.data(), n, ep, 1);
-    kiln::sgemm_packed_b(1, false, a.data() + 3 * k, k, pb, one.data(), n, ep, 1);
-    check(std::memcmp(one.data(), all.data() + 3 * n, n * sizeof(float)) == 0,
-          std::string("isa=") + kiln::isa_name(kiln::active_isa()) + " n=" + std::to_string(n) + " k=" +
-              std::to_string(k) + " | one-row product differs from its row in a 7-row product");
+    for (size_t threads : {1, 2, 3}) {
+      std::fill(one.begin(), one.end(), kNaN);
+      kiln::sgemm_packed_b(1, false, a.data() + 3 * k, k, pb, one.data(), n, ep, threads);
+      check(std::memcmp(one.data(), all.data() + 3 * n, n * sizeof(float)) == 0,
+            std::string("isa=") + kiln::isa_name(kiln::active_isa()) + " n=" + std::to_string(n) + " k=" +
+                std::to_string(k) + " threads=" + std::to_string(threads) +
+                " | one-row product differs from its row in a 7-row product");
+    }
   }
 }
 
