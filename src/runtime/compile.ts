@@ -46,8 +46,9 @@ export interface CompileOptions {
   /** Run a Conv and the MaxPool/AveragePool reading it as one step (default true). */
   fuseConvPool?: boolean;
   /**
-   * Let 3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) where the CPU has AVX-512 (default
-   * false): 2.25x fewer multiplies, results within ~1e-6 relative of the direct sum but not bit-identical.
+   * Let 3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) or F(4x4, 3x3) where the CPU has
+   * AVX-512 (default false): 2.25x or 4x fewer multiplies, results within ~1e-6 relative of the direct
+   * sum but not bit-identical.
    */
   winograd?: boolean;
 }

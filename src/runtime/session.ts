@@ -34,8 +34,9 @@ export interface SessionOptions {
   intraOpNumThreads?: number;
   /**
    * Graph passes before compiling (default 'all'): 'disabled' | 'basic' | 'extended' | 'all'. 'all'
-   * also lets 3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) on AVX-512 (results within ~1e-6
-   * relative of the direct sum, not bit-identical); 'extended' keeps every fusion but not that.
+   * also lets 3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) or F(4x4, 3x3) on AVX-512
+   * (results within ~1e-6 relative of the direct sum, not bit-identical); 'extended' keeps every
+   * fusion but not that.
    */
   graphOptimizationLevel?: GraphOptimizationLevel;
   /** One image's shape, e.g. [1, 28, 28]: required for a Module, optional for a .kiln file that stores it. */

@@ -174,7 +174,7 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
     }
   });
 
-  it('Conv with winograd: 1 (F(2x2, 3x3) on AVX-512): odd channel counts, pads, partial tiles, several bands, fused 2x2/2 max pool', () => {
+  it('Conv with winograd: 1 (F(2x2, 3x3) and F(4x4, 3x3) on AVX-512): odd channel counts, pads, partial tiles, several bands, fused 2x2/2 max pool', () => {
     const cases = [
       { n: 2, c: 8, h: 5, w: 5, o: 16, pads: [0, 0, 0, 0], bias: true, act: 'None' },
       { n: 1, c: 11, h: 7, w: 9, o: 17, pads: [1, 1, 1, 1], bias: true, act: 'Relu' },
@@ -191,10 +191,12 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
       { n: 1, c: 8, h: 9, w: 9, o: 16, pads: [0, 0, 0, 0], bias: true, act: 'None', strides: [2, 2], expect: false },
       { n: 1, c: 8, h: 9, w: 9, o: 16, pads: [0, 0, 0, 0], bias: true, act: 'None', dilations: [2, 2], expect: false },
     ];
-    for (const c of cases) {
+    for (const [tile, c] of [2, 4].flatMap((t) => cases.map((c) => [t, c] as const))) {
       const p = { strides: c.strides ?? [1, 1], pads: c.pads, dilations: c.dilations ?? [1, 1], group: 1 };
       const x = random(rng, c.n * c.c * c.h * c.w);
-      x[3] = Number.NaN;  // one NaN input pixel: every output it reaches must be NaN
+      // One NaN input pixel: every output it reaches must be NaN, and only those. Under F(4x4) the
+      // image holding it runs F(2x2) (see winograd.h), so single-image cases go without it there.
+      if (tile === 2 || c.n > 1) x[3] = Number.NaN;
       const wShape = [c.o, c.c, 3, 3];
       const w = random(rng, ref.size(wShape));
       const b = c.bias ? random(rng, c.o) : undefined;
@@ -209,17 +211,17 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
         {
           op: 'Conv', inShapes: [[c.c, c.h, c.w]], inputs: [x], outShape: want.shape.slice(1), batch: c.n,
           attrs: {
-            kernel: [3, 3], strides: p.strides, pads: p.pads, dilations: p.dilations, group: 1, activation: c.act, winograd: 1,
+            kernel: [3, 3], strides: p.strides, pads: p.pads, dilations: p.dilations, group: 1, activation: c.act, winograd: 1, winograd_tile: tile,
             ...(c.pool ? { pool: 'MaxPool', pool_kernel: [2, 2], pool_strides: [2, 2], pool_pads: [0, 0, 0, 0] } : {}),
           },
           weights: b ? { W: { data: w, shape: wShape }, B: { data: b, shape: [c.o] } } : { W: { data: w, shape: wShape } },
         },
         labels,
       );
-      expect(labels[0]!.includes('winograd'), `${JSON.stringify(c)}: ${labels[0]}`).toBe(c.expect ?? true);
+      expect(labels[0]!.includes(`winograd F(${tile}x${tile}, 3x3)`), `tile ${tile} ${JSON.stringify(c)}: ${labels[0]}`).toBe(c.expect ?? true);
       // Winograd rounds differently from the direct sum (the transforms add and subtract), but well
       // inside this: a missing or wrong term is ~1e4 times larger.
-      expectClose(y, want.data, (i) => 64 * U * (c.pool ? magMax : conv.mag[i]) + 1e-6, `Conv winograd ${JSON.stringify(c)}`);
+      expectClose(y, want.data, (i) => 64 * U * (c.pool ? magMax : conv.mag[i]) + 1e-6, `Conv winograd F(${tile}x${tile}) ${JSON.stringify(c)}`);
     }
   });
 

@@ -76,16 +76,21 @@ describe('InferenceSession outputs', () => {
     session.release();
   });
 
-  it("runs SeedCNN's second convolution as Winograd at level 'all' only, within 1e-5 of the direct path", async () => {
-    const all = await InferenceSession.create(net, { inputShape: MNIST });
-    const extended = await InferenceSession.create(net, { inputShape: MNIST, graphOptimizationLevel: 'extended' });
-    const winograd = (s: InferenceSession) => s.info().steps.filter((l) => l.includes('winograd'));
-    expect(winograd(all)).toEqual(['Conv conv_1: 3x3 s1x1 32->64 relu + pool 2x2 s2x2 (winograd on avx512)']);
-    expect(winograd(extended)).toEqual([]);
-    const x = image(9, MNIST);
-    expect(relDiff((await all.run({ input: x })).logits, (await extended.run({ input: x })).logits)).toBeLessThanOrEqual(1e-5);
-    all.release();
-    extended.release();
+  it("runs SeedCNN's second convolution as Winograd at level 'all' only (F(2x2) for MNIST, F(4x4) for CIFAR), within 1e-5 of the direct path", async () => {
+    const cifar = seedCNN({ inChannels: 3, height: 32, width: 32, numClasses: 10, seed: 3 }).eval();
+    for (const [model, shape, tile] of [[net, MNIST, 2], [cifar, [3, 32, 32], 4]] as const) {
+      const all = await InferenceSession.create(model, { inputShape: [...shape] });
+      const extended = await InferenceSession.create(model, { inputShape: [...shape], graphOptimizationLevel: 'extended' });
+      const winograd = (s: InferenceSession) => s.info().steps.filter((l) => l.includes('winograd'));
+      expect(winograd(all)).toEqual([`Conv conv_1: 3x3 s1x1 32->64 relu + pool 2x2 s2x2 (winograd F(${tile}x${tile}, 3x3) on avx512)`]);
+      expect(winograd(extended)).toEqual([]);
+      const x = image(9, [...shape]);
+      const diff = relDiff((await all.run({ input: x })).logits, (await extended.run({ input: x })).logits);
+      expect(diff, `tile ${tile}`).toBeLessThanOrEqual(1e-5);
+      expect(diff, `tile ${tile}: Winograd must round differently from the direct sum`).toBeGreaterThan(0);
+      all.release();
+      extended.release();
+    }
   });
 
   it('matches a BatchNorm/Dropout/AvgPool network at every optimisation level (BN folded or run as an affine)', async () => {

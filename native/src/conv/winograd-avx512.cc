@@ -1,11 +1,12 @@
-// The F(2x2, 3x3) image kernel (see winograd.h), channels in AVX-512 lanes throughout:
+// The F(2x2, 3x3) and F(4x4, 3x3) image kernels (see winograd.h), channels in AVX-512 lanes
+// throughout:
 //   1. the image to a zero-padded NHWC copy (16 x 16 register transposes), so that padding and
 //      the tiles past the right and bottom edges read zeros;
 //   2. per band of tile rows: V = B^T d B for every tile and input channel vector;
-//   3. 16 GEMMs M[xi] = U[xi] (Cin x Cout) x V[xi] (Cin x tiles), 6 tiles x 64 output channels of
-//      accumulators, each V value broadcast;
-//   4. Y = A^T M A per tile, bias, ReLU, the 2x2 max when pooled, to an NHWC band, then
-//      transposed into the NCHW output planes.
+//   3. (m + 2)^2 GEMMs M[xi] = U[xi] (Cin x Cout) x V[xi] (Cin x tiles), 6 tiles x 64 output
+//      channels of accumulators, each V value broadcast;
+//   4. Y = A^T M A per tile, bias, ReLU, the 2x2 max when pooled, to NHWC rows of the plane
+//      written, then transposed into the NCHW output planes.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -40,9 +41,28 @@ void stage_input(const WinogradArgs& a, const float* image, float* padded, size_
   std::memset(padded + (a.pad_top + rows) * padded_w * a.cin_padded, 0, (padded_h - a.pad_top - rows) * padded_w * pixel);
 }
 
-// V[xi][t][c] for the tiles of tile rows [ty0, ty1): B^T d B, rows then columns, with
+// Whether the n floats (a multiple of 16, 64-byte aligned) are all finite: x - x is 0, or NaN
+// for an infinity or NaN, and a sum of those stays NaN.
+bool all_finite(const float* p, size_t n) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    for (int k = 0; k < 4; ++k) {
+      const __m512 x = _mm512_load_ps(p + i + 16 * k);
+      acc[k] = _mm512_add_ps(acc[k], _mm512_sub_ps(x, x));
+    }
+  }
+  for (; i < n; i += 16) {
+    const __m512 x = _mm512_load_ps(p + i);
+    acc[0] = _mm512_add_ps(acc[0], _mm512_sub_ps(x, x));
+  }
+  const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+  return _mm512_cmp_ps_mask(sum, sum, _CMP_UNORD_Q) == 0;
+}
+
+// V[xi][t][c] for the tiles of tile rows [ty0, ty1), F(2x2): B^T d B, rows then columns, with
 // B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-void transform_input(const WinogradArgs& a, const float* padded, size_t padded_w, size_t ty0, size_t ty1, float* v) {
+void transform_input_f2(const WinogradArgs& a, const float* padded, size_t padded_w, size_t ty0, size_t ty1, float* v) {
   const size_t band_tiles = (ty1 - ty0) * a.tiles_w;
   const size_t xi_stride = band_tiles * a.cin_padded;
   for (size_t ty = ty0; ty < ty1; ++ty) {
@@ -67,6 +87,49 @@ void transform_input(const WinogradArgs& a, const float* padded, size_t padded_w
           _mm512_store_ps(dst + (4 * i + 1) * xi_stride, _mm512_add_ps(r[i][1], r[i][2]));
           _mm512_store_ps(dst + (4 * i + 2) * xi_stride, _mm512_sub_ps(r[i][2], r[i][1]));
           _mm512_store_ps(dst + (4 * i + 3) * xi_stride, _mm512_sub_ps(r[i][1], r[i][3]));
+        }
+      }
+    }
+  }
+}
+
+// t = B^T d for 6 values, F(4x4):
+// B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1].
+inline void input_f4_1d(const __m512* d, __m512* t) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+  const __m512 p = _mm512_fnmadd_ps(four, d[2], d[4]);  // d4 - 4 d2
+  const __m512 q = _mm512_fnmadd_ps(four, d[1], d[3]);  // d3 - 4 d1
+  const __m512 r = _mm512_sub_ps(d[4], d[2]);
+  const __m512 s = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
+  t[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
+  t[1] = _mm512_add_ps(p, q);
+  t[2] = _mm512_sub_ps(p, q);
+  t[3] = _mm512_add_ps(r, s);
+  t[4] = _mm512_sub_ps(r, s);
+  t[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
+}
+
+// V[xi][t][c] for the tiles of tile rows [ty0, ty1), F(4x4): B^T d B on 6 x 6 input tiles.
+void transform_input_f4(const WinogradArgs& a, const float* padded, size_t padded_w, size_t ty0, size_t ty1, float* v) {
+  const size_t band_tiles = (ty1 - ty0) * a.tiles_w;
+  const size_t xi_stride = band_tiles * a.cin_padded;
+  for (size_t ty = ty0; ty < ty1; ++ty) {
+    for (size_t tx = 0; tx < a.tiles_w; ++tx) {
+      const size_t t = (ty - ty0) * a.tiles_w + tx;
+      const float* corner = padded + (4 * ty * padded_w + 4 * tx) * a.cin_padded;
+      for (size_t c = 0; c < a.cin_padded; c += 16) {
+        __m512 r[6][6];  // r[i][x] = (B^T d)[i][x], one input column at a time
+        for (int x = 0; x < 6; ++x) {
+          __m512 d[6], col[6];
+          for (int y = 0; y < 6; ++y) d[y] = _mm512_load_ps(corner + (y * padded_w + x) * a.cin_padded + c);
+          input_f4_1d(d, col);
+          for (int i = 0; i < 6; ++i) r[i][x] = col[i];
+        }
+        float* dst = v + t * a.cin_padded + c;
+        for (int i = 0; i < 6; ++i) {
+          __m512 row[6];
+          input_f4_1d(r[i], row);
+          for (int j = 0; j < 6; ++j) _mm512_store_ps(dst + (6 * i + j) * xi_stride, row[j]);
         }
       }
     }
@@ -127,7 +190,8 @@ GemmTileFn pick_gemm(size_t nt, size_t nv) {
 
 void multiply(const WinogradArgs& a, const float* v, size_t band_tiles, float* m) {
   constexpr size_t kTiles = 6;
-  for (size_t xi = 0; xi < 16; ++xi) {
+  const size_t xis = (a.m + 2) * (a.m + 2);
+  for (size_t xi = 0; xi < xis; ++xi) {
     const float* u = a.u + xi * a.cin * a.cout_padded;
     const float* vx = v + xi * band_tiles * a.cin_padded;
     float* mx = m + xi * band_tiles * a.cout_padded;
@@ -141,11 +205,49 @@ void multiply(const WinogradArgs& a, const float* v, size_t band_tiles, float* m
   }
 }
 
-// Y = A^T M A with A^T = [1 1 1 0; 0 1 -1 -1], plus bias and ReLU; the 2x2 max when pooled. Writes
-// the band as NHWC rows: pooled, one pixel per tile; else 2 output rows per tile row, clipped.
-void transform_output(const WinogradArgs& a, const float* m, size_t band_tiles, size_t ty0, size_t ty1, float* out) {
-  const size_t xi_stride = band_tiles * a.cout_padded;
+// Bias, then the 2x2 max when pooled, then ReLU, of one tile's outputs y[i][j] (side m), to the
+// NHWC rows of the plane written (`staged`, from plane row `row0`), clipped to the plane.
+template <int M>
+inline void store_tile(const WinogradArgs& a, __m512 (&y)[M][M], __m512 bias, size_t ty, size_t tx, size_t row0,
+                       size_t c, float* staged) {
   const __m512 zero = _mm512_setzero_ps();
+  if (a.pooled) {
+    for (int i = 0; i < M / 2; ++i) {
+      const size_t py = (M / 2) * ty + i;
+      if (py >= a.out_height) break;
+      for (int j = 0; j < M / 2; ++j) {
+        const size_t px = (M / 2) * tx + j;
+        if (px >= a.out_width) break;
+        const __m512 y00 = _mm512_add_ps(y[2 * i][2 * j], bias), y01 = _mm512_add_ps(y[2 * i][2 * j + 1], bias);
+        const __m512 y10 = _mm512_add_ps(y[2 * i + 1][2 * j], bias), y11 = _mm512_add_ps(y[2 * i + 1][2 * j + 1], bias);
+        __m512 best = _mm512_max_ps(_mm512_max_ps(y00, y01), _mm512_max_ps(y10, y11));
+        // MAXPS drops a NaN in its first operand; the pool kernels return NaN for a window
+        // holding one, so put it back.
+        const __mmask16 nan = _mm512_cmp_ps_mask(y00, y01, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(y10, y11, _CMP_UNORD_Q);
+        best = _mm512_mask_mov_ps(best, nan, _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN()));
+        // max(0, y) returns y when y is NaN, as the GEMM epilogue does.
+        if (a.relu) best = _mm512_max_ps(zero, best);
+        _mm512_store_ps(staged + ((py - row0) * a.out_width + px) * a.cout_padded + c, best);
+      }
+    }
+    return;
+  }
+  for (int i = 0; i < M; ++i) {
+    const size_t oy = M * ty + i;
+    if (oy >= a.out_height) break;
+    for (int j = 0; j < M; ++j) {
+      const size_t ox = M * tx + j;
+      if (ox >= a.out_width) break;
+      __m512 val = _mm512_add_ps(y[i][j], bias);
+      if (a.relu) val = _mm512_max_ps(zero, val);
+      _mm512_store_ps(staged + ((oy - row0) * a.out_width + ox) * a.cout_padded + c, val);
+    }
+  }
+}
+
+// Y = A^T M A, F(2x2), with A^T = [1 1 1 0; 0 1 -1 -1].
+void transform_output_f2(const WinogradArgs& a, const float* m, size_t band_tiles, size_t ty0, size_t ty1, float* staged) {
+  const size_t xi_stride = band_tiles * a.cout_padded;
   for (size_t ty = ty0; ty < ty1; ++ty) {
     for (size_t tx = 0; tx < a.tiles_w; ++tx) {
       const size_t t = (ty - ty0) * a.tiles_w + tx;
@@ -158,34 +260,45 @@ void transform_output(const WinogradArgs& a, const float* m, size_t band_tiles, 
           s[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
           s[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
         }
-        const __m512 bias = _mm512_load_ps(a.bias + c);
         __m512 y[2][2];
         for (int i = 0; i < 2; ++i) {
-          y[i][0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]), s[i][2]), bias);
-          y[i][1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]), s[i][3]), bias);
+          y[i][0] = _mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]), s[i][2]);
+          y[i][1] = _mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]), s[i][3]);
         }
-        if (a.pooled) {
-          __m512 best = _mm512_max_ps(_mm512_max_ps(y[0][0], y[0][1]), _mm512_max_ps(y[1][0], y[1][1]));
-          // MAXPS drops a NaN in its first operand; the pool kernels return NaN for a window
-          // holding one, so put it back.
-          const __mmask16 nan = _mm512_cmp_ps_mask(y[0][0], y[0][1], _CMP_UNORD_Q) |
-                                _mm512_cmp_ps_mask(y[1][0], y[1][1], _CMP_UNORD_Q);
-          best = _mm512_mask_mov_ps(best, nan, _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN()));
-          // max(0, y) returns y when y is NaN, as the GEMM epilogue does.
-          if (a.relu) best = _mm512_max_ps(zero, best);
-          _mm512_store_ps(out + t * a.cout_padded + c, best);
-          continue;
+        store_tile<2>(a, y, _mm512_load_ps(a.bias + c), ty, tx, (a.pooled ? 1 : 2) * ty0, c, staged);
+      }
+    }
+  }
+}
+
+// y = A^T m for 6 values, F(4x4): A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+inline void output_f4_1d(const __m512* m, __m512* y) {
+  const __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+  const __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+  y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+  y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
+  y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
+  y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m[5]);
+}
+
+// Y = A^T M A, F(4x4).
+void transform_output_f4(const WinogradArgs& a, const float* m, size_t band_tiles, size_t ty0, size_t ty1, float* staged) {
+  const size_t xi_stride = band_tiles * a.cout_padded;
+  for (size_t ty = ty0; ty < ty1; ++ty) {
+    for (size_t tx = 0; tx < a.tiles_w; ++tx) {
+      const size_t t = (ty - ty0) * a.tiles_w + tx;
+      for (size_t c = 0; c < a.cout_padded; c += 16) {
+        const float* src = m + t * a.cout_padded + c;
+        __m512 s[4][6];  // A^T M, one column of M at a time
+        for (int j = 0; j < 6; ++j) {
+          __m512 col[6], out[4];
+          for (int i = 0; i < 6; ++i) col[i] = _mm512_load_ps(src + (6 * i + j) * xi_stride);
+          output_f4_1d(col, out);
+          for (int i = 0; i < 4; ++i) s[i][j] = out[i];
         }
-        for (size_t i = 0; i < 2; ++i) {
-          const size_t oy = 2 * ty + i;
-          if (oy >= a.out_height) break;
-          for (size_t j = 0; j < 2; ++j) {
-            const size_t ox = 2 * tx + j;
-            if (ox >= a.out_width) break;
-            const __m512 val = a.relu ? _mm512_max_ps(zero, y[i][j]) : y[i][j];
-            _mm512_store_ps(out + ((oy - 2 * ty0) * a.out_width + ox) * a.cout_padded + c, val);
-          }
-        }
+        __m512 y[4][4];
+        for (int i = 0; i < 4; ++i) output_f4_1d(s[i], y[i]);
+        store_tile<4>(a, y, _mm512_load_ps(a.bias + c), ty, tx, (a.pooled ? 2 : 4) * ty0, c, staged);
       }
     }
   }
@@ -193,28 +306,36 @@ void transform_output(const WinogradArgs& a, const float* m, size_t band_tiles, 
 
 }  // namespace
 
-void winograd_image_avx512(const WinogradArgs& a, const float* image, float* out, float* scratch) {
-  const size_t padded_h = 2 * a.tiles_h + 2, padded_w = 2 * a.tiles_w + 2;
-  const size_t band_max = a.band_rows * a.tiles_w;
+bool winograd_image_avx512(const WinogradArgs& a, const float* image, float* out, float* scratch) {
+  const size_t padded_h = a.m * a.tiles_h + 2, padded_w = a.m * a.tiles_w + 2;
+  const size_t band_max = a.band_rows * a.tiles_w, xis = (a.m + 2) * (a.m + 2);
+  const size_t rows_per_tile = a.pooled ? a.m / 2 : a.m;  // rows of the written plane per tile row
   float* padded = align64(scratch);
   float* v = align64(padded + padded_h * padded_w * a.cin_padded);
-  float* m = align64(v + 16 * band_max * a.cin_padded);
-  float* staged = align64(m + 16 * band_max * a.cout_padded);
+  float* m = align64(v + xis * band_max * a.cin_padded);
+  float* staged = align64(m + xis * band_max * a.cout_padded);
   stage_input(a, image, padded, padded_h, padded_w);
-  const size_t out_plane = a.pooled ? a.tiles_h * a.tiles_w : a.out_height * a.out_width;
+  if (a.m == 4 && !all_finite(padded, padded_h * padded_w * a.cin_padded)) return false;
+  const size_t out_plane = a.out_height * a.out_width;
   for (size_t ty0 = 0; ty0 < a.tiles_h; ty0 += a.band_rows) {
     const size_t ty1 = ty0 + a.band_rows < a.tiles_h ? ty0 + a.band_rows : a.tiles_h;
     const size_t band_tiles = (ty1 - ty0) * a.tiles_w;
-    transform_input(a, padded, padded_w, ty0, ty1, v);
-    multiply(a, v, band_tiles, m);
-    transform_output(a, m, band_tiles, ty0, ty1, staged);
-    if (a.pooled) {
-      nhwc_to_nchw_planes(staged, band_tiles, a.cout, a.cout_padded, out + ty0 * a.tiles_w, out_plane);
+    if (a.m == 4) {
+      transform_input_f4(a, padded, padded_w, ty0, ty1, v);
+      multiply(a, v, band_tiles, m);
+      transform_output_f4(a, m, band_tiles, ty0, ty1, staged);
     } else {
-      const size_t y0 = 2 * ty0, y1 = 2 * ty1 < a.out_height ? 2 * ty1 : a.out_height;
+      transform_input_f2(a, padded, padded_w, ty0, ty1, v);
+      multiply(a, v, band_tiles, m);
+      transform_output_f2(a, m, band_tiles, ty0, ty1, staged);
+    }
+    const size_t y0 = rows_per_tile * ty0;
+    const size_t y1 = rows_per_tile * ty1 < a.out_height ? rows_per_tile * ty1 : a.out_height;
+    if (y0 < y1) {
       nhwc_to_nchw_planes(staged, (y1 - y0) * a.out_width, a.cout, a.cout_padded, out + y0 * a.out_width, out_plane);
     }
   }
+  return true;
 }
 
 }  // namespace kiln

@@ -10,7 +10,7 @@ namespace {
 
 constexpr size_t kMaxChannelPairs = 8192;
 // Floats of transformed inputs and products (V and M) per band: together about 192 KiB, so that
-// a band's 16 GEMMs run from L2 (SeedCNN conv2: the whole 5 x 5 tile grid is one band).
+// a band's GEMMs run from L2 (SeedCNN conv2: the whole tile grid is one band).
 constexpr size_t kBandFloats = size_t{48} << 10;
 // Images per run share at most this many scratch slots (one per thread).
 constexpr size_t kMaxSlots = 64;
@@ -32,35 +32,62 @@ bool winograd_pool_fits(const Conv2dGeometry& g, const ConvMaxPool& pool) {
          2 * pool.out_h <= g.out_height && 2 * pool.out_w <= g.out_width;
 }
 
-WinogradConv::WinogradConv(const Conv2dGeometry& g, const float* weight, const float* bias)
-    : g_(g), cin_padded_(round16(g.in_channels)), cout_padded_(round16(g.out_channels)) {
-  // U = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], in double and rounded once.
-  static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-  u_.assign(16 * g.in_channels * cout_padded_, 0.0f);
+size_t winograd_tile_for(const Conv2dGeometry& g, const ConvMaxPool* pool) {
+  constexpr size_t kMaxF4ChannelPairs = 3072;  // 432 KiB of F(4x4) weights
+  if (g.in_channels * g.out_channels > kMaxF4ChannelPairs) return 2;
+  const size_t rows = pool != nullptr ? 2 * pool->out_h : g.out_height;
+  const size_t cols = pool != nullptr ? 2 * pool->out_w : g.out_width;
+  const size_t f2 = 16 * ((rows + 1) / 2) * ((cols + 1) / 2);
+  const size_t f4 = 36 * ((rows + 3) / 4) * ((cols + 3) / 4);
+  return 4 * f4 <= 3 * f2 ? 4 : 2;
+}
+
+namespace {
+
+// U = G g G^T for every channel pair: [(m + 2)^2][Cin][cout_padded], in double and rounded once.
+// F(2x2): points 0, 1, -1, infinity; F(4x4): 0, 1, -1, 2, -2, infinity (the G of Lavin & Gray).
+AlignedFloats transform_weights(const Conv2dGeometry& g, const float* weight, size_t m, size_t cout_padded) {
+  static constexpr double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  static constexpr double G4[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                      {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                      {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  const size_t n = m + 2;
+  auto G = [&](size_t i, size_t j) { return m == 4 ? G4[i][j] : G2[i][j]; };
+  AlignedFloats u(n * n * g.in_channels * cout_padded, 0.0f);
   for (size_t o = 0; o < g.out_channels; ++o) {
     for (size_t c = 0; c < g.in_channels; ++c) {
       const float* k = weight + (o * g.in_channels + c) * 9;
-      double gk[4][3];  // G g
-      for (int i = 0; i < 4; ++i) {
-        for (int j = 0; j < 3; ++j) gk[i][j] = G[i][0] * k[j] + G[i][1] * k[3 + j] + G[i][2] * k[6 + j];
+      double gk[6][3];  // G g
+      for (size_t i = 0; i < n; ++i) {
+        for (size_t j = 0; j < 3; ++j) gk[i][j] = G(i, 0) * k[j] + G(i, 1) * k[3 + j] + G(i, 2) * k[6 + j];
       }
-      for (int i = 0; i < 4; ++i) {
-        for (int j = 0; j < 4; ++j) {
-          const double v = gk[i][0] * G[j][0] + gk[i][1] * G[j][1] + gk[i][2] * G[j][2];
-          u_[((i * 4 + j) * g.in_channels + c) * cout_padded_ + o] = static_cast<float>(v);
+      for (size_t i = 0; i < n; ++i) {
+        for (size_t j = 0; j < n; ++j) {
+          const double v = gk[i][0] * G(j, 0) + gk[i][1] * G(j, 1) + gk[i][2] * G(j, 2);
+          u[((i * n + j) * g.in_channels + c) * cout_padded + o] = static_cast<float>(v);
         }
       }
     }
   }
+  return u;
+}
+
+}  // namespace
+
+WinogradConv::WinogradConv(const Conv2dGeometry& g, const float* weight, const float* bias, size_t tile)
+    : g_(g), m_(tile == 4 ? 4 : 2), cin_padded_(round16(g.in_channels)), cout_padded_(round16(g.out_channels)) {
+  u_ = transform_weights(g, weight, m_, cout_padded_);
+  if (m_ == 4) u2_ = transform_weights(g, weight, 2, cout_padded_);
   bias_.assign(cout_padded_, 0.0f);
   if (bias != nullptr) std::copy(bias, bias + g.out_channels, bias_.begin());
 }
 
 bool WinogradConv::available() { return active_isa() >= Isa::kAvx512; }
 
-WinogradArgs WinogradConv::args(const ConvMaxPool* pool, bool relu) const {
+WinogradArgs WinogradConv::args(const ConvMaxPool* pool, bool relu, size_t m) const {
   WinogradArgs a;
-  a.u = u_.data();
+  a.m = m;
+  a.u = m == m_ ? u_.data() : u2_.data();
   a.bias = bias_.data();
   a.cin = g_.in_channels;
   a.cin_padded = cin_padded_;
@@ -70,13 +97,16 @@ WinogradArgs WinogradConv::args(const ConvMaxPool* pool, bool relu) const {
   a.in_width = g_.in_width;
   a.pad_top = g_.pad_top;
   a.pad_left = g_.pad_left;
-  a.out_height = g_.out_height;
-  a.out_width = g_.out_width;
   a.pooled = pool != nullptr;
-  a.tiles_h = a.pooled ? pool->out_h : (g_.out_height + 1) / 2;
-  a.tiles_w = a.pooled ? pool->out_w : (g_.out_width + 1) / 2;
+  a.out_height = a.pooled ? pool->out_h : g_.out_height;
+  a.out_width = a.pooled ? pool->out_w : g_.out_width;
+  // Convolution outputs needed: under the pool, its windows only (a last odd row or column is unread).
+  const size_t rows = a.pooled ? 2 * pool->out_h : g_.out_height;
+  const size_t cols = a.pooled ? 2 * pool->out_w : g_.out_width;
+  a.tiles_h = (rows + m - 1) / m;
+  a.tiles_w = (cols + m - 1) / m;
   a.relu = relu;
-  const size_t per_row = 16 * a.tiles_w * (cin_padded_ + cout_padded_);
+  const size_t per_row = (m + 2) * (m + 2) * a.tiles_w * (cin_padded_ + cout_padded_);
   a.band_rows = std::max<size_t>(1, std::min(a.tiles_h, kBandFloats / per_row));
   return a;
 }
@@ -87,27 +117,34 @@ size_t WinogradConv::slots(size_t batch, size_t max_threads) const {
 }
 
 size_t WinogradConv::scratch_floats(size_t batch, size_t max_threads, const ConvMaxPool* pool) const {
-  return slots(batch, max_threads) * winograd_image_floats(args(pool, false));
+  size_t per_image = winograd_image_floats(args(pool, false, m_));
+  if (m_ == 4) per_image = std::max(per_image, winograd_image_floats(args(pool, false, 2)));
+  return slots(batch, max_threads) * per_image;
 }
 
 size_t winograd_image_floats(const WinogradArgs& a) {
-  const size_t padded = (2 * a.tiles_h + 2) * (2 * a.tiles_w + 2) * a.cin_padded;
+  const size_t padded = (a.m * a.tiles_h + 2) * (a.m * a.tiles_w + 2) * a.cin_padded;
   const size_t band_tiles = a.band_rows * a.tiles_w;
-  const size_t staged = a.pooled ? band_tiles * a.cout_padded : 2 * a.band_rows * a.out_width * a.cout_padded;
+  const size_t rows_per_tile = a.pooled ? a.m / 2 : a.m;  // rows of the written plane per tile row
+  const size_t staged = a.band_rows * rows_per_tile * a.out_width * a.cout_padded;
   // 16 floats of slack after each part: the kernel rounds each part's start up to 64 bytes.
-  return padded + 16 * band_tiles * (a.cin_padded + a.cout_padded) + staged + 4 * 16;
+  return padded + (a.m + 2) * (a.m + 2) * band_tiles * (a.cin_padded + a.cout_padded) + staged + 4 * 16;
 }
 
 void WinogradConv::run(const float* input, float* output, size_t batch, const ConvMaxPool* pool, bool relu,
                        float* scratch, size_t max_threads) const {
-  const WinogradArgs a = args(pool, relu);
-  const size_t per_slot = winograd_image_floats(a);
+  const WinogradArgs a = args(pool, relu, m_);
+  const WinogradArgs a2 = m_ == 4 ? args(pool, relu, 2) : a;
+  const size_t per_slot = std::max(winograd_image_floats(a), winograd_image_floats(a2));
   const size_t in_image = g_.in_channels * g_.in_plane();
-  const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
+  const size_t out_image = g_.out_channels * a.out_height * a.out_width;
   parallel_for_slots(
       batch,
       [&](size_t n, size_t slot) {
-        winograd_image_avx512(a, input + n * in_image, output + n * out_image, scratch + slot * per_slot);
+        const float* x = input + n * in_image;
+        float* y = output + n * out_image;
+        float* s = scratch + slot * per_slot;
+        if (!winograd_image_avx512(a, x, y, s)) winograd_image_avx512(a2, x, y, s);
       },
       slots(batch, max_threads));
 }

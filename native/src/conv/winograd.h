@@ -1,18 +1,27 @@
-// Winograd F(2x2, 3x3) convolution for inference: 3x3 kernels, stride 1, undilated, one group.
-// A 2x2 output tile is A^T [U ⊙ V] A with U = G g G^T (4x4, per input/output channel pair,
-// transformed once when the plan is built) and V = B^T d B (per input channel and tile): 16
-// multiply-adds per tile and channel pair where the direct sum takes 36 (Lavin & Gray, "Fast
-// Algorithms for Convolutional Neural Networks", 2016; NNPACK and XNNPACK use the same transform).
-// The 16 element-wise products summed over input channels are 16 small GEMMs, output channels in
-// AVX-512 lanes.
+// Winograd convolution for inference: 3x3 kernels, stride 1, undilated, one group, in two tile
+// sizes. F(m x m, 3x3) computes an m x m output tile as A^T [U ⊙ V] A with U = G g G^T (per
+// input/output channel pair, transformed once when the plan is built) and V = B^T d B (per input
+// channel and tile), both (m + 2) x (m + 2) (Lavin & Gray, "Fast Algorithms for Convolutional
+// Neural Networks", 2016; NNPACK and XNNPACK use the same transforms):
+//   F(2x2, 3x3): 16 multiply-adds per 4 outputs and channel pair (the direct sum takes 36);
+//   F(4x4, 3x3): 36 per 16 outputs (the direct sum takes 144), for larger transforms.
+// The (m + 2)^2 element-wise products summed over input channels are as many small GEMMs, output
+// channels in AVX-512 lanes.
 //
-// The result is not bit-identical to the direct sum: the transforms add and subtract, so rounding
-// differs (about 1e-6 relative here, see test/kernels/winograd.test.ts). That is why only
-// InferenceSession's Conv steps use it, and only at graphOptimizationLevel 'all' (the default);
-// training and the kernel entry points keep the direct and GEMM paths, which agree bit for bit.
+// The result is not bit-identical to the direct sum: the transforms add and subtract (F(4x4) also
+// scales by up to 8 and 1/24), so rounding differs (about 1e-6 relative for F(2x2), a few times
+// that for F(4x4); see test/kernels/plan-ops.test.ts). That is why only InferenceSession's Conv
+// steps use it, and only at graphOptimizationLevel 'all' (the default); training and the kernel
+// entry points keep the direct and GEMM paths, which agree bit for bit.
 //
-// With a fused 2x2/2 max pool, each tile is exactly one pool window: the tile's four outputs are
-// pooled in registers and only the pooled plane is written.
+// A NaN reaches exactly the outputs whose window holds it under F(2x2), whose transforms keep the
+// direct sum's structural zeros. F(4x4)'s do not (input column 3 of a tile enters output column
+// 0's sum, times 0): it would spread the NaN over the whole 4 x 4 tile, so an image holding an
+// infinity or NaN runs F(2x2) instead (found by one pass over the staged copy of the image, which
+// is in L1 or L2 then: 6,272 floats for SeedCNN CIFAR's conv2).
+//
+// With a fused 2x2/2 max pool, each pool window lies inside one tile (tiles start at even
+// coordinates): the windows are pooled in registers and only the pooled plane is written.
 #pragma once
 #include <cstddef>
 
@@ -23,29 +32,37 @@ namespace kiln {
 
 // What the AVX-512 image kernel reads (no STL in the ISA file).
 struct WinogradArgs {
-  const float* u = nullptr;     // transformed weights: [16][cin][cout_padded]
+  size_t m = 2;                 // output tile side: 2 or 4
+  const float* u = nullptr;     // transformed weights: [(m + 2)^2][cin][cout_padded]
   const float* bias = nullptr;  // cout_padded floats (zeros past Cout or without bias)
   size_t cin = 0, cin_padded = 0, cout = 0, cout_padded = 0;
   size_t in_height = 0, in_width = 0, pad_top = 0, pad_left = 0;
-  size_t out_height = 0, out_width = 0;  // of the convolution
-  size_t tiles_h = 0, tiles_w = 0;       // tile grid computed (the pooled plane when pooled)
+  size_t out_height = 0, out_width = 0;  // the plane written: the convolution's, or the pooled one
+  size_t tiles_h = 0, tiles_w = 0;       // tile grid computed
   size_t band_rows = 0;                  // tile rows transformed and multiplied at a time
   bool pooled = false, relu = false;
 };
 
 // The geometry takes the Winograd path: 3x3, stride 1, dilation 1, groups 1, at least 8 input and
 // 16 output channels (below that the direct kernels do as well), and Cin * Cout <= 8192 so that the
-// transformed weights (64 bytes per channel pair) stay within L2 (larger layers would stream them
-// from memory for every band).
+// transformed weights of F(2x2) (64 bytes per channel pair) stay within L2 (larger layers would
+// stream them from memory for every band).
 bool winograd_fits(const Conv2dGeometry& g);
 
-// A 2x2 window with stride 2, undilated, whose windows are exactly the 2x2 output tiles.
+// A 2x2 window with stride 2, undilated, each window inside one output tile.
 bool winograd_pool_fits(const Conv2dGeometry& g, const ConvMaxPool& pool);
+
+// The tile side for a geometry winograd_fits accepts (and its fused pool, or null): 4 where
+// F(4x4) needs at most 3/4 of F(2x2)'s multiply-adds over the tiles the output needs (partial
+// tiles count whole) and its transformed weights (144 bytes per channel pair) fit 3/8 of L2;
+// else 2. SeedCNN's CIFAR conv2 (12 x 12 outputs under the pool, 32 -> 64): 9 tiles x 36 against
+// 36 x 16, 4; its MNIST conv2 (10 x 10): 9 x 36 against 25 x 16, 2.
+size_t winograd_tile_for(const Conv2dGeometry& g, const ConvMaxPool* pool);
 
 class WinogradConv {
  public:
-  // weight: OIHW; bias: Cout floats or null. Only for geometries winograd_fits accepts.
-  WinogradConv(const Conv2dGeometry& g, const float* weight, const float* bias);
+  // weight: OIHW; bias: Cout floats or null; tile: 2 or 4. Only for geometries winograd_fits accepts.
+  WinogradConv(const Conv2dGeometry& g, const float* weight, const float* bias, size_t tile);
 
   // The active ISA runs the kernel (AVX-512).
   static bool available();
@@ -56,14 +73,17 @@ class WinogradConv {
   void run(const float* input, float* output, size_t batch, const ConvMaxPool* pool, bool relu, float* scratch,
            size_t max_threads) const;
   size_t bytes() const { return (u_.size() + bias_.size()) * sizeof(float); }
+  size_t tile() const { return m_; }
 
  private:
-  WinogradArgs args(const ConvMaxPool* pool, bool relu) const;
+  WinogradArgs args(const ConvMaxPool* pool, bool relu, size_t m) const;
   size_t slots(size_t batch, size_t max_threads) const;
 
   Conv2dGeometry g_;
+  size_t m_ = 2;
   size_t cin_padded_ = 0, cout_padded_ = 0;
   AlignedFloats u_;
+  AlignedFloats u2_;  // F(2x2) weights too when m_ is 4: the images holding an infinity or NaN
   AlignedFloats bias_;
 };
 
@@ -71,6 +91,7 @@ class WinogradConv {
 size_t winograd_image_floats(const WinogradArgs& a);
 
 // One image: NCHW `image` (Cin x H x W) to NCHW `out` (Cout x OH x OW, or the pooled plane).
-void winograd_image_avx512(const WinogradArgs& a, const float* image, float* out, float* scratch);
+// F(4x4) returns false, writing nothing, for an image holding an infinity or NaN (see WinogradConv).
+bool winograd_image_avx512(const WinogradArgs& a, const float* image, float* out, float* scratch);
 
 }  // namespace kiln

@@ -46,7 +46,7 @@ export interface LoweringEnv {
   fixedBatch: number | undefined;
   /** Ids of the uint8 plan values (every other value is float32). */
   uint8Values?: Set<number>;
-  /** Conv steps may run as Winograd F(2x2, 3x3) (CompileOptions.winograd). */
+  /** Conv steps may run as Winograd F(2x2, 3x3) or F(4x4, 3x3) (CompileOptions.winograd). */
   winograd?: boolean;
 }
 
@@ -70,7 +70,7 @@ export class NodeLowering {
     return this.env.fixedBatch;
   }
 
-  /** Conv steps may run as Winograd F(2x2, 3x3). */
+  /** Conv steps may run as Winograd F(2x2, 3x3) or F(4x4, 3x3). */
   get winograd(): boolean {
     return this.env.winograd === true;
   }

@@ -4,7 +4,8 @@
 // `pool_kernel`, `pool_strides`, ...) runs the convolution a few images at a time into scratch
 // that stays in cache and pools from there: the full-size conv output never goes to memory.
 // With attr `winograd` = 1 (graphOptimizationLevel 'all') a 3x3 stride-1 convolution that
-// winograd_fits runs as Winograd F(2x2, 3x3) on AVX-512 (conv/winograd.h), 2x2/2 max pools inside.
+// winograd_fits runs as Winograd F(2x2, 3x3) or F(4x4, 3x3) on AVX-512 (conv/winograd.h), 2x2/2
+// max pools inside.
 #include <algorithm>
 #include <memory>
 #include <sstream>
@@ -28,18 +29,24 @@ constexpr size_t kFusedChunkBytes = size_t{128} << 10;
 
 size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
+// ConvStep's winograd_tile: off, chosen by cost, or else the tile side (2 or 4).
+constexpr size_t kNoWinograd = 0;
+constexpr size_t kWinogradByCost = 1;
+
 class ConvStep : public PlanStep {
  public:
   ConvStep(const Conv2dGeometry& g, const float* weight, const float* bias, Activation act, const Pool2d* pool,
-           bool winograd)
+           size_t winograd_tile)
       : conv_(g, weight, bias, act.is_relu()), act_(act), fused_pool_(pool != nullptr) {
     if (pool) pool_ = *pool;
     // 2-D max pools after ReLU (or nothing) can run inside the direct convolution.
     direct_pool_ = fused_pool_ && (act_.kind == Activation::kNone || act_.is_relu()) &&
                    pool_.as_conv_max_pool(&direct_window_);
-    if (winograd && winograd_fits(g)) {
-      winograd_ = std::make_unique<const WinogradConv>(g, weight, bias);
+    if (winograd_tile != kNoWinograd && winograd_fits(g)) {
       winograd_pool_ = direct_pool_ && winograd_pool_fits(g, direct_window_);
+      const size_t tile = winograd_tile != kWinogradByCost ? winograd_tile
+                                                           : winograd_tile_for(g, winograd_pool_ ? &direct_window_ : nullptr);
+      winograd_ = std::make_unique<const WinogradConv>(g, weight, bias, tile);
     }
   }
 
@@ -91,7 +98,7 @@ class ConvStep : public PlanStep {
     if (g.dilation_h > 1 || g.dilation_w > 1) s << " d" << g.dilation_h << "x" << g.dilation_w;
     if (act_.kind != Activation::kNone) s << " " << act_.name();
     if (fused_pool_) s << " + pool " << pool_.detail();
-    if (winograd_) s << " (winograd on avx512)";
+    if (winograd_) s << " (winograd F(" << winograd_->tile() << "x" << winograd_->tile() << ", 3x3) on avx512)";
     return s.str();
   }
 
@@ -148,14 +155,19 @@ std::unique_ptr<PlanStep> make_conv(const StepContext& ctx) {
   const PlanTensor* b = ctx.weight_opt("B", {g.out_channels});
   complete_conv_geometry(ctx, x, g);
   const std::string pool_op = ctx.choice_or("pool", {"None", "MaxPool", "AveragePool"}, "None");
+  // winograd 1: F(2x2, 3x3) or F(4x4, 3x3), by cost (winograd_tile_for), unless winograd_tile
+  // names one (the tests run both).
   const bool winograd = ctx.integer_or("winograd", 0, 1, 0) == 1;
+  const int64_t tile = ctx.integer_or("winograd_tile", 0, 4, 0);
+  if (tile != 0 && tile != 2 && tile != 4) ctx.fail("attrs.winograd_tile", "0 (by cost), 2 or 4", std::to_string(tile));
+  const size_t winograd_tile = !winograd ? kNoWinograd : tile == 0 ? kWinogradByCost : static_cast<size_t>(tile);
   if (pool_op == "None") {
     ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});
-    return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), nullptr, winograd);
+    return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), nullptr, winograd_tile);
   }
   const Pool2d pool = Pool2d::parse(ctx, "pool_", {g.out_channels, g.out_height, g.out_width}, pool_op == "MaxPool");
   ctx.expect_output_shape(0, pool.output_shape(g.out_channels, 2));
-  return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), &pool, winograd);
+  return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), &pool, winograd_tile);
 }
 
 }  // namespace runtime
