@@ -60,36 +60,26 @@ bool all_finite(const float* p, size_t n) {
   return _mm512_cmp_ps_mask(sum, sum, _CMP_UNORD_Q) == 0;
 }
 
-// V[xi][t][c] for the tiles of tile rows [ty0, ty1), F(2x2): B^T d B, rows then columns, with
-// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-void transform_input_f2(const WinogradArgs& a, const float* padded, size_t padded_w, size_t ty0, size_t ty1, float* v) {
-  const size_t band_tiles = (ty1 - ty0) * a.tiles_w;
-  const size_t xi_stride = band_tiles * a.cin_padded;
-  for (size_t ty = ty0; ty < ty1; ++ty) {
-    for (size_t tx = 0; tx < a.tiles_w; ++tx) {
-      const size_t t = (ty - ty0) * a.tiles_w + tx;
-      const float* corner = padded + (2 * ty * padded_w + 2 * tx) * a.cin_padded;
-      for (size_t c = 0; c < a.cin_padded; c += 16) {
-        __m512 d[4][4];
-        for (int i = 0; i < 4; ++i) {
-          for (int j = 0; j < 4; ++j) d[i][j] = _mm512_load_ps(corner + (i * padded_w + j) * a.cin_padded + c);
-        }
-        __m512 r[4][4];
-        for (int j = 0; j < 4; ++j) {
-          r[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
-          r[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
-          r[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
-          r[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
-        }
-        float* dst = v + t * a.cin_padded + c;
-        for (int i = 0; i < 4; ++i) {
-          _mm512_store_ps(dst + (4 * i + 0) * xi_stride, _mm512_sub_ps(r[i][0], r[i][2]));
-          _mm512_store_ps(dst + (4 * i + 1) * xi_stride, _mm512_add_ps(r[i][1], r[i][2]));
-          _mm512_store_ps(dst + (4 * i + 2) * xi_stride, _mm512_sub_ps(r[i][2], r[i][1]));
-          _mm512_store_ps(dst + (4 * i + 3) * xi_stride, _mm512_sub_ps(r[i][1], r[i][3]));
-        }
-      }
-    }
+// B^T d B for one tile and 16 channels, F(2x2), rows then columns, with
+// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. d(i, j) at d + i * row + j * col; V[xi] at
+// v + xi * xi_stride.
+void input_tile_f2(const float* d0, size_t row, size_t col, float* v, size_t xi_stride) {
+  __m512 d[4][4];
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) d[i][j] = _mm512_load_ps(d0 + i * row + j * col);
+  }
+  __m512 r[4][4];
+  for (int j = 0; j < 4; ++j) {
+    r[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+    r[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+    r[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+    r[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm512_store_ps(v + (4 * i + 0) * xi_stride, _mm512_sub_ps(r[i][0], r[i][2]));
+    _mm512_store_ps(v + (4 * i + 1) * xi_stride, _mm512_add_ps(r[i][1], r[i][2]));
+    _mm512_store_ps(v + (4 * i + 2) * xi_stride, _mm512_sub_ps(r[i][2], r[i][1]));
+    _mm512_store_ps(v + (4 * i + 3) * xi_stride, _mm512_sub_ps(r[i][1], r[i][3]));
   }
 }
 
@@ -109,27 +99,37 @@ inline void input_f4_1d(const __m512* d, __m512* t) {
   t[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
 }
 
-// V[xi][t][c] for the tiles of tile rows [ty0, ty1), F(4x4): B^T d B on 6 x 6 input tiles.
-void transform_input_f4(const WinogradArgs& a, const float* padded, size_t padded_w, size_t ty0, size_t ty1, float* v) {
-  const size_t band_tiles = (ty1 - ty0) * a.tiles_w;
-  const size_t xi_stride = band_tiles * a.cin_padded;
+// B^T d B for one 6 x 6 tile and 16 channels, F(4x4) (layout as input_tile_f2).
+void input_tile_f4(const float* d0, size_t row, size_t col, float* v, size_t xi_stride) {
+  __m512 r[6][6];  // r[i][x] = (B^T d)[i][x], one input column at a time
+  for (int x = 0; x < 6; ++x) {
+    __m512 d[6], t[6];
+    for (int y = 0; y < 6; ++y) d[y] = _mm512_load_ps(d0 + y * row + x * col);
+    input_f4_1d(d, t);
+    for (int i = 0; i < 6; ++i) r[i][x] = t[i];
+  }
+  for (int i = 0; i < 6; ++i) {
+    __m512 t[6];
+    input_f4_1d(r[i], t);
+    for (int j = 0; j < 6; ++j) _mm512_store_ps(v + (6 * i + j) * xi_stride, t[j]);
+  }
+}
+
+// V[xi][t][c] for the tiles of tile rows [ty0, ty1), F(M x M).
+template <int M>
+void transform_input(const WinogradArgs& a, const float* padded, size_t padded_w, size_t ty0, size_t ty1, float* v) {
+  const size_t xi_stride = (ty1 - ty0) * a.tiles_w * a.cin_padded;
+  const size_t row = padded_w * a.cin_padded;
   for (size_t ty = ty0; ty < ty1; ++ty) {
     for (size_t tx = 0; tx < a.tiles_w; ++tx) {
       const size_t t = (ty - ty0) * a.tiles_w + tx;
-      const float* corner = padded + (4 * ty * padded_w + 4 * tx) * a.cin_padded;
+      const float* corner = padded + (M * ty * padded_w + M * tx) * a.cin_padded;
       for (size_t c = 0; c < a.cin_padded; c += 16) {
-        __m512 r[6][6];  // r[i][x] = (B^T d)[i][x], one input column at a time
-        for (int x = 0; x < 6; ++x) {
-          __m512 d[6], col[6];
-          for (int y = 0; y < 6; ++y) d[y] = _mm512_load_ps(corner + (y * padded_w + x) * a.cin_padded + c);
-          input_f4_1d(d, col);
-          for (int i = 0; i < 6; ++i) r[i][x] = col[i];
-        }
         float* dst = v + t * a.cin_padded + c;
-        for (int i = 0; i < 6; ++i) {
-          __m512 row[6];
-          input_f4_1d(r[i], row);
-          for (int j = 0; j < 6; ++j) _mm512_store_ps(dst + (6 * i + j) * xi_stride, row[j]);
+        if constexpr (M == 4) {
+          input_tile_f4(corner + c, row, a.cin_padded, dst, xi_stride);
+        } else {
+          input_tile_f2(corner + c, row, a.cin_padded, dst, xi_stride);
         }
       }
     }
@@ -245,29 +245,19 @@ inline void store_tile(const WinogradArgs& a, __m512 (&y)[M][M], __m512 bias, si
   }
 }
 
-// Y = A^T M A, F(2x2), with A^T = [1 1 1 0; 0 1 -1 -1].
-void transform_output_f2(const WinogradArgs& a, const float* m, size_t band_tiles, size_t ty0, size_t ty1, float* staged) {
-  const size_t xi_stride = band_tiles * a.cout_padded;
-  for (size_t ty = ty0; ty < ty1; ++ty) {
-    for (size_t tx = 0; tx < a.tiles_w; ++tx) {
-      const size_t t = (ty - ty0) * a.tiles_w + tx;
-      for (size_t c = 0; c < a.cout_padded; c += 16) {
-        const float* src = m + t * a.cout_padded + c;
-        __m512 s[2][4];
-        for (int j = 0; j < 4; ++j) {
-          const __m512 m0 = _mm512_load_ps(src + (0 + j) * xi_stride), m1 = _mm512_load_ps(src + (4 + j) * xi_stride);
-          const __m512 m2 = _mm512_load_ps(src + (8 + j) * xi_stride), m3 = _mm512_load_ps(src + (12 + j) * xi_stride);
-          s[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-          s[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
-        }
-        __m512 y[2][2];
-        for (int i = 0; i < 2; ++i) {
-          y[i][0] = _mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]), s[i][2]);
-          y[i][1] = _mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]), s[i][3]);
-        }
-        store_tile<2>(a, y, _mm512_load_ps(a.bias + c), ty, tx, (a.pooled ? 1 : 2) * ty0, c, staged);
-      }
-    }
+// A^T M A for one tile and 16 channels, F(2x2), with A^T = [1 1 1 0; 0 1 -1 -1]; M[xi] at
+// m + xi * xi_stride.
+void output_tile_f2(const float* m, size_t xi_stride, __m512 (&y)[2][2]) {
+  __m512 s[2][4];
+  for (int j = 0; j < 4; ++j) {
+    const __m512 m0 = _mm512_load_ps(m + (0 + j) * xi_stride), m1 = _mm512_load_ps(m + (4 + j) * xi_stride);
+    const __m512 m2 = _mm512_load_ps(m + (8 + j) * xi_stride), m3 = _mm512_load_ps(m + (12 + j) * xi_stride);
+    s[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+    s[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+  }
+  for (int i = 0; i < 2; ++i) {
+    y[i][0] = _mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]), s[i][2]);
+    y[i][1] = _mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]), s[i][3]);
   }
 }
 
@@ -281,24 +271,34 @@ inline void output_f4_1d(const __m512* m, __m512* y) {
   y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m[5]);
 }
 
-// Y = A^T M A, F(4x4).
-void transform_output_f4(const WinogradArgs& a, const float* m, size_t band_tiles, size_t ty0, size_t ty1, float* staged) {
+// A^T M A for one tile and 16 channels, F(4x4) (layout as output_tile_f2).
+void output_tile_f4(const float* m, size_t xi_stride, __m512 (&y)[4][4]) {
+  __m512 s[4][6];  // A^T M, one column of M at a time
+  for (int j = 0; j < 6; ++j) {
+    __m512 col[6], t[4];
+    for (int i = 0; i < 6; ++i) col[i] = _mm512_load_ps(m + (6 * i + j) * xi_stride);
+    output_f4_1d(col, t);
+    for (int i = 0; i < 4; ++i) s[i][j] = t[i];
+  }
+  for (int i = 0; i < 4; ++i) output_f4_1d(s[i], y[i]);
+}
+
+// Y = A^T M A for the tiles of tile rows [ty0, ty1), F(M x M), stored by store_tile.
+template <int M>
+void transform_output(const WinogradArgs& a, const float* m, size_t band_tiles, size_t ty0, size_t ty1, float* staged) {
   const size_t xi_stride = band_tiles * a.cout_padded;
+  const size_t row0 = (a.pooled ? M / 2 : M) * ty0;  // first plane row of the band
   for (size_t ty = ty0; ty < ty1; ++ty) {
     for (size_t tx = 0; tx < a.tiles_w; ++tx) {
       const size_t t = (ty - ty0) * a.tiles_w + tx;
       for (size_t c = 0; c < a.cout_padded; c += 16) {
-        const float* src = m + t * a.cout_padded + c;
-        __m512 s[4][6];  // A^T M, one column of M at a time
-        for (int j = 0; j < 6; ++j) {
-          __m512 col[6], out[4];
-          for (int i = 0; i < 6; ++i) col[i] = _mm512_load_ps(src + (6 * i + j) * xi_stride);
-          output_f4_1d(col, out);
-          for (int i = 0; i < 4; ++i) s[i][j] = out[i];
+        __m512 y[M][M];
+        if constexpr (M == 4) {
+          output_tile_f4(m + t * a.cout_padded + c, xi_stride, y);
+        } else {
+          output_tile_f2(m + t * a.cout_padded + c, xi_stride, y);
         }
-        __m512 y[4][4];
-        for (int i = 0; i < 4; ++i) output_f4_1d(s[i], y[i]);
-        store_tile<4>(a, y, _mm512_load_ps(a.bias + c), ty, tx, (a.pooled ? 2 : 4) * ty0, c, staged);
+        store_tile<M>(a, y, _mm512_load_ps(a.bias + c), ty, tx, row0, c, staged);
       }
     }
   }
@@ -321,13 +321,13 @@ bool winograd_image_avx512(const WinogradArgs& a, const float* image, float* out
     const size_t ty1 = ty0 + a.band_rows < a.tiles_h ? ty0 + a.band_rows : a.tiles_h;
     const size_t band_tiles = (ty1 - ty0) * a.tiles_w;
     if (a.m == 4) {
-      transform_input_f4(a, padded, padded_w, ty0, ty1, v);
+      transform_input<4>(a, padded, padded_w, ty0, ty1, v);
       multiply(a, v, band_tiles, m);
-      transform_output_f4(a, m, band_tiles, ty0, ty1, staged);
+      transform_output<4>(a, m, band_tiles, ty0, ty1, staged);
     } else {
-      transform_input_f2(a, padded, padded_w, ty0, ty1, v);
+      transform_input<2>(a, padded, padded_w, ty0, ty1, v);
       multiply(a, v, band_tiles, m);
-      transform_output_f2(a, m, band_tiles, ty0, ty1, staged);
+      transform_output<2>(a, m, band_tiles, ty0, ty1, staged);
     }
     const size_t y0 = rows_per_tile * ty0;
     const size_t y1 = rows_per_tile * ty1 < a.out_height ? rows_per_tile * ty1 : a.out_height;
