@@ -204,11 +204,9 @@ class Pool {
         }
       }
       if (!joined) continue;
-      if (slot < parts_.load(std::memory_order_relaxed)) {
-        const int caller_cpu = caller_cpu_.load(std::memory_order_relaxed);
-        if (caller_cpu >= 0 && current_cpu() == caller_cpu) move_off_cpu(caller_cpu);
-        work(slot);
-      }
+      // Joined, so slot < parts_ (checked above, and stable now).
+      const int caller_cpu = caller_cpu_.load(std::memory_order_relaxed);
+      if (caller_cpu >= 0 && current_cpu() == caller_cpu) move_off_cpu(caller_cpu);
       work(slot);
       if ((state_.fetch_sub(1) & kCountMask) == 1) {
         // Last one out: the caller may be asleep (after its polling window).
