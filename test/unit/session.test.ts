@@ -84,6 +84,11 @@ describe('InferenceSession outputs', () => {
       const winograd = (s: InferenceSession) => s.info().steps.filter((l) => l.includes('winograd'));
       expect(winograd(all)).toEqual([`Conv conv_1: 3x3 s1x1 32->64 relu + pool 2x2 s2x2 (winograd F(${tile}x${tile}, 3x3) on avx512)`]);
       expect(winograd(extended)).toEqual([]);
+      // The transformed weights ((tile + 2)^2 floats per channel pair, and F(2x2)'s beside F(4x4)'s
+      // for the images holding a NaN) and the padded bias count among the plan's weights.
+      const pairs = 32 * 64;
+      const transformed = ((tile + 2) ** 2 + (tile === 4 ? 16 : 0)) * pairs + 64;
+      expect(all.info().weightBytes - extended.info().weightBytes).toBe(4 * transformed);
       const x = image(9, [...shape]);
       const diff = relDiff((await all.run({ input: x })).logits, (await extended.run({ input: x })).logits);
       expect(diff, `tile ${tile}`).toBeLessThanOrEqual(1e-5);

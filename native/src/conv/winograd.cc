@@ -116,10 +116,14 @@ size_t WinogradConv::slots(size_t batch, size_t max_threads) const {
   return std::max<size_t>(1, std::min({threads, batch, kMaxSlots}));
 }
 
+// Room for the tile in use and, with F(4x4), for the F(2x2) run of an image holding a NaN.
+size_t WinogradConv::image_floats(const ConvMaxPool* pool) const {
+  const size_t f = winograd_image_floats(args(pool, false, m_));
+  return m_ == 4 ? std::max(f, winograd_image_floats(args(pool, false, 2))) : f;
+}
+
 size_t WinogradConv::scratch_floats(size_t batch, size_t max_threads, const ConvMaxPool* pool) const {
-  size_t per_image = winograd_image_floats(args(pool, false, m_));
-  if (m_ == 4) per_image = std::max(per_image, winograd_image_floats(args(pool, false, 2)));
-  return slots(batch, max_threads) * per_image;
+  return slots(batch, max_threads) * image_floats(pool);
 }
 
 size_t winograd_image_floats(const WinogradArgs& a) {
@@ -135,7 +139,7 @@ void WinogradConv::run(const float* input, float* output, size_t batch, const Co
                        float* scratch, size_t max_threads) const {
   const WinogradArgs a = args(pool, relu, m_);
   const WinogradArgs a2 = m_ == 4 ? args(pool, relu, 2) : a;
-  const size_t per_slot = std::max(winograd_image_floats(a), winograd_image_floats(a2));
+  const size_t per_slot = image_floats(pool);
   const size_t in_image = g_.in_channels * g_.in_plane();
   const size_t out_image = g_.out_channels * a.out_height * a.out_width;
   parallel_for_slots(

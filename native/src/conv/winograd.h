@@ -54,8 +54,8 @@ bool winograd_pool_fits(const Conv2dGeometry& g, const ConvMaxPool& pool);
 
 // The tile side for a geometry winograd_fits accepts (and its fused pool, or null): 4 where
 // F(4x4) needs at most 3/4 of F(2x2)'s multiply-adds over the tiles the output needs (partial
-// tiles count whole) and its transformed weights (144 bytes per channel pair) fit 3/8 of L2;
-// else 2. SeedCNN's CIFAR conv2 (12 x 12 outputs under the pool, 32 -> 64): 9 tiles x 36 against
+// tiles count whole) and its transformed weights (144 bytes per channel pair) take at most 432
+// KiB, under half of a 1 MiB L2; else 2. SeedCNN's CIFAR conv2 (12 x 12 outputs under the pool, 32 -> 64): 9 tiles x 36 against
 // 36 x 16, 4; its MNIST conv2 (10 x 10): 9 x 36 against 25 x 16, 2.
 size_t winograd_tile_for(const Conv2dGeometry& g, const ConvMaxPool* pool);
 
@@ -72,12 +72,13 @@ class WinogradConv {
   // max pool: NCHW in and out, one image per task.
   void run(const float* input, float* output, size_t batch, const ConvMaxPool* pool, bool relu, float* scratch,
            size_t max_threads) const;
-  size_t bytes() const { return (u_.size() + bias_.size()) * sizeof(float); }
+  size_t bytes() const { return (u_.size() + u2_.size() + bias_.size()) * sizeof(float); }
   size_t tile() const { return m_; }
 
  private:
   WinogradArgs args(const ConvMaxPool* pool, bool relu, size_t m) const;
   size_t slots(size_t batch, size_t max_threads) const;
+  size_t image_floats(const ConvMaxPool* pool) const;
 
   Conv2dGeometry g_;
   size_t m_ = 2;
