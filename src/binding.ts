@@ -95,10 +95,6 @@ export interface NativeAddon {
   cpuInfo(): NativeCpuInfo;
   setIsa(isa: string): void;
   setNumThreads(threads: number): void;
-  /** Test hook of the thread pool's parallel_for_slots: per task, the slot that ran it and its run count. */
-  threadPoolSlotsProbe(tasks: number, maxThreads: number): { slots: Int32Array; runs: Int32Array };
-  /** Single-thread peak of the active ISA: 'f32' FMA GFLOP/s (2 per FMA lane). */
-  measurePeak(args: { kind: 'f32'; milliseconds: number }): number;
 
   // gemm.cc: C = alpha * op(A) * op(B) + beta * C (+ bias, ReLU). Row-major.
   sgemm(
@@ -213,12 +209,6 @@ export interface NativeAddon {
     args: S8GemmOperands & { c: Float32Array; ldc: number; scale: Float32Array; outBias?: Float32Array | null },
     async: boolean,
   ): MaybePromise;
-  /** Single-thread int8 multiply-add peak of the active kernel family, in GMAC/s. */
-  measureS8Peak(args: { milliseconds: number }): number;
-  /** 'avxvnni' forces the VEX AVX-VNNI kernels (tests, benchmarks); 'auto' restores the ISA's own. */
-  setS8GemmKernel(kernel: 'auto' | 'avxvnni'): void;
-  /** The int8 kernel family in use: scalar, avx2, avx512bw, avx512vnni or avxvnni. */
-  s8GemmKernel(): string;
 
   // s8-conv.cc: int8 convolution (ONNX QLinearConv on uint8 NHWC activations, int8 OIHW weights)
   // and the int8 layout kernels. Outputs are overwritten; every array holds exactly its geometry.
@@ -247,6 +237,27 @@ export interface NativeAddon {
   ): MaybePromise;
   /** Max pooling on uint8 NHWC (batch x H x W x channels); padding never wins, an empty window gives 0. */
   maxPoolU8Nhwc(args: Pool2dGeometry & { input: Uint8Array; output: Uint8Array }, async: boolean): MaybePromise;
+
+  /** Present only when the addon was loaded with KILN_TEST_HOOKS=1 (see testHooks()). */
+  testHooks?: NativeTestHooks;
+}
+
+/**
+ * Entry points for the tests and benchmarks (native/addon/test-hooks.cc), kept off the production
+ * surface: the addon registers them only when KILN_TEST_HOOKS=1 is set as it loads (vitest.config.ts
+ * and bench/run.ts set it).
+ */
+export interface NativeTestHooks {
+  /** The thread pool's parallel_for_slots: per task, the slot that ran it and its run count. */
+  threadPoolSlotsProbe(tasks: number, maxThreads: number): { slots: Int32Array; runs: Int32Array };
+  /** Single-thread peak of the active ISA: 'f32' FMA GFLOP/s (2 per FMA lane). */
+  measurePeak(args: { kind: 'f32'; milliseconds: number }): number;
+  /** Single-thread int8 multiply-add peak of the active kernel family, in GMAC/s. */
+  measureS8Peak(args: { milliseconds: number }): number;
+  /** 'avxvnni' forces the VEX AVX-VNNI kernels; 'auto' restores the ISA's own. */
+  setS8GemmKernel(kernel: 'auto' | 'avxvnni'): void;
+  /** The int8 kernel family in use: scalar, avx2, avx512bw, avx512vnni or avxvnni. */
+  s8GemmKernel(): string;
 }
 
 function packageRoot(): string {
@@ -279,6 +290,14 @@ function load(): NativeAddon {
 
 /** The loaded addon. */
 export const native: NativeAddon = load();
+
+/** The addon's test hooks; throws unless the process started with KILN_TEST_HOOKS=1. */
+export function testHooks(): NativeTestHooks {
+  if (!native.testHooks) {
+    throw new KilnError(ErrorCode.INVALID_STATE, 'The native test hooks are off: set KILN_TEST_HOOKS=1 in the environment before Kiln loads');
+  }
+  return native.testHooks;
+}
 
 /**
  * Whether work of `flops` floating-point operations should leave the JS thread. A thread hop costs

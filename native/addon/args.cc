@@ -107,6 +107,7 @@ View<T> typed(const Napi::Object& o, const char* name, size_t min_length, napi_t
   view.data = arr.Data();
   view.length = arr.ElementLength();
   view.value = v;
+  view.name = name;
   return view;
 }
 

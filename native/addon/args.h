@@ -39,7 +39,8 @@ template <typename T>
 struct View {
   T* data = nullptr;
   size_t length = 0;
-  Napi::Value value;  // to keep the buffer alive across async work
+  Napi::Value value;      // the typed array (empty when an optional one is absent)
+  const char* name = "";  // the argument's name, for messages
 };
 
 View<float> get_f32(const Napi::Object& o, const char* name, size_t min_length);

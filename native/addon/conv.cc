@@ -24,9 +24,12 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
     expect_apart({region(output, "output")}, {region(input, "input"), region(weight, "weight"), region(bias, "bias")});
     const kiln::Conv2dGeometry g = a.g;
     const size_t batch = a.batch;
-    return run_job(
-        env, async, [=] { kiln::conv2d_forward(g, batch, input.data, weight.data, bias.data, relu, output.data); },
-        {input.value, weight.value, bias.value, output.value});
+    JobMemory mem(async);
+    const float* x = mem.read(input);
+    const float* w = mem.read(weight);
+    const float* b = mem.read(bias);
+    float* y = mem.write(output);
+    return run_job(env, std::move(mem), [=] { kiln::conv2d_forward(g, batch, x, w, b, relu, y); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -47,13 +50,14 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
                  {region(input, "input"), region(weight, "weight"), region(grad_output, "gradOutput")});
     const kiln::Conv2dGeometry g = a.g;
     const size_t batch = a.batch;
-    return run_job(
-        env, async,
-        [=] {
-          kiln::conv2d_backward(g, batch, input.data, weight.data, grad_output.data, grad_input.data, grad_weight.data,
-                                grad_bias.data);
-        },
-        {input.value, weight.value, grad_output.value, grad_input.value, grad_weight.value, grad_bias.value});
+    JobMemory mem(async);
+    const float* x = mem.read(input);
+    const float* w = mem.read(weight);
+    const float* dy = mem.read(grad_output);
+    float* dx = mem.write(grad_input);
+    float* dw = mem.write(grad_weight);
+    float* db = mem.write(grad_bias);
+    return run_job(env, std::move(mem), [=] { kiln::conv2d_backward(g, batch, x, w, dy, dx, dw, db); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -96,10 +100,13 @@ Napi::Value Conv2dMaxPoolForward(const Napi::CallbackInfo& info) {
                  {region(input, "input"), region(weight, "weight"), region(bias, "bias")});
     const kiln::Conv2dGeometry g = a.g;
     const size_t batch = a.batch;
-    return run_job(
-        env, async,
-        [=] { kiln::conv2d_max_pool_forward(g, batch, input.data, weight.data, bias.data, pool, output.data, indices.data); },
-        {input.value, weight.value, bias.value, output.value, indices.value});
+    JobMemory mem(async);
+    const float* x = mem.read(input);
+    const float* w = mem.read(weight);
+    const float* b = mem.read(bias);
+    float* y = mem.write(output);
+    int32_t* winners = mem.write(indices);
+    return run_job(env, std::move(mem), [=] { kiln::conv2d_max_pool_forward(g, batch, x, w, b, pool, y, winners); });
   }
   KILN_ADDON_CATCH(env)
 }

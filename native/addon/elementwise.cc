@@ -34,7 +34,10 @@ Napi::Value Relu(const Napi::CallbackInfo& info) {
     const View<float> input = get_f32_exact(o, "input", n);
     const View<float> output = get_f32_exact(o, "output", n);
     expect_same_or_apart(region(output, "output"), region(input, "input"));
-    return run_job(env, async, [=] { kiln::relu(input.data, output.data, n); }, {input.value, output.value});
+    JobMemory mem(async);
+    const float* in = mem.read(input);
+    float* out = mem.write(output);
+    return run_job(env, std::move(mem), [=] { kiln::relu(in, out, n); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -50,9 +53,11 @@ Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
     const View<float> grad_input = get_f32_exact(o, "gradInput", n);
     expect_same_or_apart(region(grad_input, "gradInput"), region(grad_output, "gradOutput"));
     expect_same_or_apart(region(grad_input, "gradInput"), region(output, "output"));
-    return run_job(
-        env, async, [=] { kiln::relu_backward(output.data, grad_output.data, grad_input.data, n); },
-        {output.value, grad_output.value, grad_input.value});
+    JobMemory mem(async);
+    const float* y = mem.read(output);
+    const float* dy = mem.read(grad_output);
+    float* dx = mem.write(grad_input);
+    return run_job(env, std::move(mem), [=] { kiln::relu_backward(y, dy, dx, n); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -69,8 +74,10 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
     const View<float> output = get_f32_exact(o, "output", n);
     const bool log = get_bool(o, "log");
     expect_same_or_apart(region(output, "output"), region(input, "input"));
-    return run_job(
-        env, async, [=] { kiln::softmax(input.data, output.data, rows, cols, log); }, {input.value, output.value});
+    JobMemory mem(async);
+    const float* in = mem.read(input);
+    float* out = mem.write(output);
+    return run_job(env, std::move(mem), [=] { kiln::softmax(in, out, rows, cols, log); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -97,11 +104,14 @@ Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
     expect_apart({region(losses, "losses")}, {region(logits, "logits"), region(labels, "labels"), region(grad_logits, "gradLogits")});
     expect_apart({region(grad_logits, "gradLogits")}, {region(labels, "labels")});
     expect_same_or_apart(region(grad_logits, "gradLogits"), region(logits, "logits"));
-    // The kernel checks the labels again: JS could change them before a worker runs.
-    return run_job(
-        env, async,
-        [=] { kiln::softmax_cross_entropy(logits.data, labels.data, rows, cols, losses.data, grad_logits.data, grad_scale); },
-        {logits.value, labels.value, losses.value, grad_logits.value});
+    // The kernel checks the labels again (a worker reads the job's copy, but an inline call and
+    // the kernel's other callers trust nothing).
+    JobMemory mem(async);
+    const float* x = mem.read(logits);
+    const int32_t* y = mem.read(labels);
+    float* loss = mem.write(losses);
+    float* dx = mem.write(grad_logits);
+    return run_job(env, std::move(mem), [=] { kiln::softmax_cross_entropy(x, y, rows, cols, loss, dx, grad_scale); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -122,9 +132,11 @@ Napi::Value SgdStep(const Napi::CallbackInfo& info) {
     opt.weight_decay = get_number_in(o, "weightDecay", 0, kInf);
     opt.nesterov = get_bool(o, "nesterov");
     expect_apart({region(param, "param"), region(velocity, "velocity")}, {region(grad, "grad")});
-    return run_job(
-        env, async, [=] { kiln::sgd_step(param.data, grad.data, velocity.data, n, opt); },
-        {param.value, grad.value, velocity.value});
+    JobMemory mem(async);
+    float* p = mem.update(param);
+    const float* g = mem.read(grad);
+    float* vel = mem.update(velocity);
+    return run_job(env, std::move(mem), [=] { kiln::sgd_step(p, g, vel, n, opt); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -151,9 +163,12 @@ Napi::Value AdamStep(const Napi::CallbackInfo& info) {
     if (opt.beta1 >= 1) throw_range("beta1", "a number in [0, 1)", std::to_string(opt.beta1));
     if (opt.beta2 >= 1) throw_range("beta2", "a number in [0, 1)", std::to_string(opt.beta2));
     expect_apart({region(param, "param"), region(m, "m"), region(v, "v")}, {region(grad, "grad")});
-    return run_job(
-        env, async, [=] { kiln::adam_step(param.data, grad.data, m.data, v.data, n, opt); },
-        {param.value, grad.value, m.value, v.value});
+    JobMemory mem(async);
+    float* p = mem.update(param);
+    const float* g = mem.read(grad);
+    float* m1 = mem.update(m);
+    float* m2 = mem.update(v);
+    return run_job(env, std::move(mem), [=] { kiln::adam_step(p, g, m1, m2, n, opt); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -196,14 +211,19 @@ Napi::Value BatchNorm2dForward(const Napi::CallbackInfo& info) {
     expect_apart({region(running_mean, "runningMean"), region(running_var, "runningVar"), region(save_mean, "saveMean"),
                   region(save_inv_std, "saveInvStd")},
                  {region(input, "input")});
-    return run_job(
-        env, async,
-        [=] {
-          kiln::batch_norm2d_forward(s, input.data, output.data, gamma.data, beta.data, running_mean.data, running_var.data,
-                                     save_mean.data, save_inv_std.data, training, momentum, eps);
-        },
-        {input.value, output.value, gamma.value, beta.value, running_mean.value, running_var.value, save_mean.value,
-         save_inv_std.value});
+    // Per-channel arrays are updated, not overwritten: inference leaves the saved statistics as they were.
+    JobMemory mem(async);
+    const float* x = mem.read(input);
+    float* y = mem.write(output);
+    const float* g = mem.read(gamma);
+    const float* b = mem.read(beta);
+    float* mean = mem.update(running_mean);
+    float* var = mem.update(running_var);
+    float* saved_mean = mem.update(save_mean);
+    float* saved_inv_std = mem.update(save_inv_std);
+    return run_job(env, std::move(mem), [=] {
+      kiln::batch_norm2d_forward(s, x, y, g, b, mean, var, saved_mean, saved_inv_std, training, momentum, eps);
+    });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -230,14 +250,16 @@ Napi::Value BatchNorm2dBackward(const Napi::CallbackInfo& info) {
                  {region(input, "input"), region(gamma, "gamma"), region(save_mean, "saveMean"),
                   region(save_inv_std, "saveInvStd")});
     expect_apart({region(grad_gamma, "gradGamma"), region(grad_beta, "gradBeta")}, {region(grad_output, "gradOutput")});
-    return run_job(
-        env, async,
-        [=] {
-          kiln::batch_norm2d_backward(s, input.data, grad_output.data, gamma.data, save_mean.data, save_inv_std.data,
-                                      grad_input.data, grad_gamma.data, grad_beta.data);
-        },
-        {input.value, grad_output.value, gamma.value, save_mean.value, save_inv_std.value, grad_input.value,
-         grad_gamma.value, grad_beta.value});
+    JobMemory mem(async);
+    const float* x = mem.read(input);
+    const float* dy = mem.read(grad_output);
+    const float* g = mem.read(gamma);
+    const float* mean = mem.read(save_mean);
+    const float* inv_std = mem.read(save_inv_std);
+    float* dx = mem.write(grad_input);
+    float* dg = mem.write(grad_gamma);
+    float* db = mem.write(grad_beta);
+    return run_job(env, std::move(mem), [=] { kiln::batch_norm2d_backward(s, x, dy, g, mean, inv_std, dx, dg, db); });
   }
   KILN_ADDON_CATCH(env)
 }

@@ -89,26 +89,14 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
       throw_range("c", "an output that does not share memory with a, b or bias", "an overlapping view");
     }
 
-    const float* pa = a.data;
-    const float* pb = b.data;
-    float* pc = c.data;
-    return run_job(
-        env, async,
-        [=] { kiln::sgemm(trans_a, trans_b, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, epilogue); },
-        {a.value, b.value, c.value, bias.value});
-  }
-  KILN_ADDON_CATCH(env)
-}
-
-Napi::Value MeasurePeak(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    Napi::Object args = get_object(info, 0, "args");
-    const std::string kind = get_string(args, "kind");
-    if (kind != "f32") throw_range("kind", "'f32'", "\"" + kind + "\"");
-    const double ms = get_number(args, "milliseconds");
-    if (ms < 1.0 || ms > 10000.0) throw_range("milliseconds", "a number in [1, 10000]", std::to_string(ms));
-    return Napi::Number::New(env, kiln::measure_f32_peak_gflops(ms));
+    // C is read (beta) and has gaps between rows (ldc) that must keep their values: updated.
+    JobMemory mem(async);
+    const float* pa = mem.read(a, a_len);
+    const float* pb = mem.read(b, b_len);
+    float* pc = mem.update(c, c_len);
+    if (epilogue.bias) epilogue.bias = mem.read(bias, mode == "row" ? m : n);
+    return run_job(env, std::move(mem),
+                   [=] { kiln::sgemm(trans_a, trans_b, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, epilogue); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -117,7 +105,6 @@ Napi::Value MeasurePeak(const Napi::CallbackInfo& info) {
 
 void register_gemm(Napi::Env env, Napi::Object exports) {
   exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
-  exports.Set("measurePeak", Napi::Function::New(env, MeasurePeak, "measurePeak"));
 }
 
 }  // namespace kiln_addon

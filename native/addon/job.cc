@@ -1,28 +1,128 @@
 #include "job.h"
 
 #include <condition_variable>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 
 #include "args.h"
 #include "runner.h"
 
 namespace kiln_addon {
+
 namespace {
 
-// One async call: its promise, the values it keeps alive, and its outcome. Created and destroyed
-// on the JS thread; `work` runs on a runner thread.
+constexpr std::align_val_t kJobAlignment{64};  // a cache line: kernels see the alignment malloc would not give
+
+struct AlignedDelete {
+  void operator()(uint8_t* p) const { ::operator delete(p, kJobAlignment); }
+};
+
+}  // namespace
+
+struct JobMemory::Block {
+  const void* js = nullptr;  // where the caller's elements were when the call was made
+  size_t bytes = 0;
+  std::unique_ptr<uint8_t, AlignedDelete> copy;
+  bool filled = false;      // holds the caller's elements (read or update)
+  bool write_back = false;  // copied into the caller's array when the job succeeds
+  std::string name;
+  Napi::ObjectReference array;  // the caller's array, for write_back
+};
+
+void* JobMemory::stage(void* js, size_t bytes, const Napi::Value& array, const char* name, Use use) {
+  if (!async_ || js == nullptr || bytes == 0) return js;
+  Block* block = nullptr;
+  for (auto& b : blocks_) {
+    // The same array passed twice: an in-place kernel (input == output) must see one buffer.
+    if (b->js == js && b->bytes == bytes) block = b.get();
+  }
+  if (block == nullptr) {
+    auto b = std::make_unique<Block>();
+    b->js = js;
+    b->bytes = bytes;
+    b->copy.reset(static_cast<uint8_t*>(::operator new(bytes, kJobAlignment)));
+    b->name = name != nullptr ? name : "";
+    block = b.get();
+    blocks_.push_back(std::move(b));
+  }
+  if (use != Use::kWrite && !block->filled) {
+    std::memcpy(block->copy.get(), js, bytes);
+    block->filled = true;
+  }
+  if (use != Use::kRead && !block->write_back) {
+    if (!array.IsObject()) throw_type(block->name, "a typed array", array);
+    block->write_back = true;
+    block->array = Napi::Persistent(array.As<Napi::Object>());
+  }
+  return block->copy.get();
+}
+
+void JobMemory::keep(const Napi::Value& handle) {
+  if (async_ && !handle.IsEmpty() && !handle.IsUndefined() && !handle.IsNull()) handles_.push_back(Napi::Persistent(handle));
+}
+
+void JobMemory::deliver() {
+  const Block* lost = nullptr;
+  size_t lost_bytes = 0;
+  for (auto& b : blocks_) {
+    if (!b->write_back) continue;
+    napi_env env = b->array.Env();
+    napi_value array = b->array.Value();
+    napi_typedarray_type type;
+    size_t length = 0, offset = 0;
+    void* data = nullptr;
+    napi_value buffer;
+    size_t have = 0;
+    if (napi_get_typedarray_info(env, array, &type, &length, &data, &buffer, &offset) == napi_ok && data != nullptr) {
+      have = length * Napi::TypedArray(env, array).ElementSize();
+    }
+    if (have < b->bytes) {
+      if (lost == nullptr) {
+        lost = b.get();
+        lost_bytes = have;
+      }
+      continue;
+    }
+    std::memcpy(data, b->copy.get(), b->bytes);
+  }
+  if (lost != nullptr) {
+    throw ArgError{ArgError::kType, "Expected " + lost->name + " to keep its " + std::to_string(lost->bytes) +
+                                        " bytes until the call settled but received an array whose buffer was "
+                                        "detached, transferred or shrunk while the call ran (" +
+                                        std::to_string(lost_bytes) + " bytes left)"};
+  }
+}
+
+void JobMemory::abandon() {
+  for (auto& b : blocks_) {
+    if (b->write_back) b->array.SuppressDestruct();
+    b->copy.reset();  // plain memory: free it now rather than with the environment
+  }
+  for (auto& h : handles_) h.SuppressDestruct();
+}
+
+JobMemory::JobMemory(bool async) : async_(async) {}
+JobMemory::JobMemory(JobMemory&&) noexcept = default;
+JobMemory& JobMemory::operator=(JobMemory&&) noexcept = default;
+JobMemory::~JobMemory() = default;
+
+namespace {
+
+// One async call: its promise, the memory it owns, and its outcome. Created and destroyed on the
+// JS thread; `work` runs on a runner thread.
 struct Job {
   Napi::Promise::Deferred deferred;
+  JobMemory memory;
   std::function<void()> work;
   std::function<Napi::Value(Napi::Env)> result;
-  std::vector<Napi::ObjectReference> refs;
   std::string error;
   bool failed = false;
 
-  explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Job(Napi::Env env, JobMemory m) : deferred(Napi::Promise::Deferred::New(env)), memory(std::move(m)) {}
 };
 
 void settle(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job);
@@ -78,7 +178,15 @@ void settle_now(Napi::Env env, Job* job) {
   if (--jobs.in_flight == 0) jobs.link->completion.Unref(env);
   if (job->failed) {
     job->deferred.Reject(native_error(env, job->error).Value());
-  } else if (job->result) {
+    return;
+  }
+  try {
+    job->memory.deliver();
+  } catch (const ArgError& e) {
+    job->deferred.Reject(to_js_error(env, e).Value());
+    return;
+  }
+  if (job->result) {
     try {
       job->deferred.Resolve(job->result(env));
     } catch (const Napi::Error& e) {
@@ -93,7 +201,7 @@ void settle(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job) {
   if (env == nullptr) {
     // The environment is being torn down: no N-API call may run, so the job (and its references)
     // is left to the environment's own cleanup rather than deleted.
-    for (Napi::ObjectReference& r : job->refs) r.SuppressDestruct();
+    job->memory.abandon();
     return;
   }
   try {
@@ -110,10 +218,9 @@ void settle(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job) {
 
 }  // namespace
 
-Napi::Value run_job_with_result(Napi::Env env, bool async, std::function<void()> work,
-                                const std::vector<Napi::Value>& keep_alive,
+Napi::Value run_job_with_result(Napi::Env env, JobMemory memory, std::function<void()> work,
                                 std::function<Napi::Value(Napi::Env)> result) {
-  if (!async) {
+  if (!memory.async()) {
     try {
       work();
     } catch (const std::exception& e) {
@@ -122,12 +229,9 @@ Napi::Value run_job_with_result(Napi::Env env, bool async, std::function<void()>
     }
     return result ? result(env) : env.Undefined();
   }
-  Job* job = new Job(env);
+  Job* job = new Job(env, std::move(memory));
   job->work = std::move(work);
   job->result = std::move(result);
-  for (const Napi::Value& v : keep_alive) {
-    if (v.IsObject()) job->refs.push_back(Napi::Persistent(v.As<Napi::Object>()));
-  }
   Napi::Promise promise = job->deferred.Promise();
   EnvJobs& jobs = env_jobs(env);
   if (jobs.in_flight++ == 0) jobs.link->completion.Ref(env);
@@ -159,9 +263,8 @@ Napi::Value run_job_with_result(Napi::Env env, bool async, std::function<void()>
   return promise;
 }
 
-Napi::Value run_job(Napi::Env env, bool async, std::function<void()> work,
-                    const std::vector<Napi::Value>& keep_alive) {
-  return run_job_with_result(env, async, std::move(work), keep_alive, nullptr);
+Napi::Value run_job(Napi::Env env, JobMemory memory, std::function<void()> work) {
+  return run_job_with_result(env, std::move(memory), std::move(work), nullptr);
 }
 
 }  // namespace kiln_addon

@@ -1,23 +1,97 @@
-// Running a kernel call either inline or on a libuv worker behind a Promise.
-// The work function touches only plain C++ data (pointers into typed arrays that the job keeps
-// referenced until it settles); no N-API call happens off the JS thread.
+// Running a kernel call either inline or on a runner thread behind a Promise.
+//
+// An async job reads and writes only memory it owns. A reference to a typed array keeps the
+// array object alive but not its elements: JavaScript can detach the buffer (structuredClone or
+// postMessage with `transfer`, ArrayBuffer.prototype.transfer) or shrink a resizable one while a
+// runner thread is inside a kernel, and the memory is then freed or decommitted under it. So
+// JobMemory copies every array an async job reads into the job when the call is made (on the JS
+// thread, where nothing can change it), gives the job its own memory for every array it writes,
+// and copies the results into the caller's arrays when the job settles, on the JS thread again,
+// after checking that each array still has the elements it had. An inline call runs before any
+// JavaScript can run and uses the arrays in place.
 #pragma once
 #include <napi.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 #include <vector>
+
+#include "args.h"
 
 namespace kiln_addon {
 
-// Runs `work` now (async == false: returns undefined, throws on failure) or on a worker thread
-// (async == true: returns a Promise that resolves with undefined or rejects with ERR_KILN_NATIVE).
-// `keep_alive` values (typed arrays, external objects) stay referenced until the work ends.
-Napi::Value run_job(Napi::Env env, bool async, std::function<void()> work,
-                    const std::vector<Napi::Value>& keep_alive);
+class JobMemory {
+ public:
+  explicit JobMemory(bool async);
+  JobMemory(JobMemory&&) noexcept;
+  JobMemory& operator=(JobMemory&&) noexcept;
+
+  bool async() const { return async_; }
+
+  // An array the job only reads: its first `count` elements (all when omitted).
+  template <typename T>
+  const T* read(const View<T>& v, size_t count) {
+    return static_cast<const T*>(stage(v.data, count * sizeof(T), v.value, v.name, Use::kRead));
+  }
+  template <typename T>
+  const T* read(const View<T>& v) {
+    return read(v, v.length);
+  }
+
+  // An array whose first `count` elements the job overwrites, every one of them.
+  template <typename T>
+  T* write(const View<T>& v, size_t count) {
+    return static_cast<T*>(stage(v.data, count * sizeof(T), v.value, v.name, Use::kWrite));
+  }
+  template <typename T>
+  T* write(const View<T>& v) {
+    return write(v, v.length);
+  }
+
+  // An array the job reads and writes (in-place updates, outputs with gaps it must keep).
+  template <typename T>
+  T* update(const View<T>& v, size_t count) {
+    return static_cast<T*>(stage(v.data, count * sizeof(T), v.value, v.name, Use::kUpdate));
+  }
+  template <typename T>
+  T* update(const View<T>& v) {
+    return update(v, v.length);
+  }
+
+  // A native handle (plan, packed weights) the job uses: referenced until the job settles.
+  void keep(const Napi::Value& handle);
+
+  // On the JS thread after the job succeeded: copies what it wrote into the caller's arrays.
+  // Throws ArgError (TypeError) naming an array that no longer holds its elements.
+  void deliver();
+
+  // For a Worker's teardown, when no N-API call may run: the references are left to the
+  // environment instead of being released.
+  void abandon();
+
+  ~JobMemory();
+
+ private:
+  enum class Use { kRead, kWrite, kUpdate };
+  struct Block;
+
+  void* stage(void* js, size_t bytes, const Napi::Value& array, const char* name, Use use);
+
+  bool async_;
+  std::vector<std::unique_ptr<Block>> blocks_;
+  std::vector<Napi::Reference<Napi::Value>> handles_;
+};
+
+// Runs `work` now (memory.async() false: returns undefined, throws on failure) or on a runner
+// thread (true: returns a Promise that resolves with undefined or rejects with ERR_KILN_NATIVE).
+// `work` may use only pointers that `memory` handed out.
+Napi::Value run_job(Napi::Env env, JobMemory memory, std::function<void()> work);
 
 // Same, resolving with the value `result()` builds on the JS thread after the work.
-Napi::Value run_job_with_result(Napi::Env env, bool async, std::function<void()> work,
-                                const std::vector<Napi::Value>& keep_alive,
+Napi::Value run_job_with_result(Napi::Env env, JobMemory memory, std::function<void()> work,
                                 std::function<Napi::Value(Napi::Env)> result);
 
 }  // namespace kiln_addon

@@ -79,8 +79,8 @@ kiln::PlanAttr read_attr(const Napi::Value& v, const std::string& name) {
   return a;
 }
 
-// Reads the spec; `keep` collects the typed arrays the spec borrows.
-std::shared_ptr<kiln::PlanSpec> read_spec(const Napi::Object& o, std::vector<Napi::Value>* keep) {
+// Reads the spec; its weights point into `mem` (the job's copies when the plan is built async).
+std::shared_ptr<kiln::PlanSpec> read_spec(const Napi::Object& o, JobMemory& mem) {
   auto spec = std::make_shared<kiln::PlanSpec>();
   Napi::Value values = o.Get("values");
   if (!values.IsArray()) throw_type("spec.values", "an array of shapes", values);
@@ -143,23 +143,22 @@ std::shared_ptr<kiln::PlanSpec> read_spec(const Napi::Object& o, std::vector<Nap
         if (dv.IsTypedArray() && dv.As<Napi::TypedArray>().TypedArrayType() == napi_int8_array) {
           View<int8_t> data = get_i8(wt, "data", 0);
           t.dtype = kiln::PlanDType::kInt8;
-          t.raw = data.data;
+          t.raw = mem.read(data);
           t.length = data.length;
         } else if (dv.IsTypedArray() && dv.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
           View<int32_t> data = get_i32(wt, "data", 0);
           t.dtype = kiln::PlanDType::kInt32;
-          t.raw = data.data;
+          t.raw = mem.read(data);
           t.length = data.length;
         } else {
           View<float> data = get_f32(wt, "data", 0);
-          t.data = data.data;
-          t.raw = data.data;
+          t.data = mem.read(data);
+          t.raw = t.data;
           t.length = data.length;
         }
         // The plan checks the length against the shape (PlanError) before reading anything.
         t.shape = read_dims(wt.Get("shape"), wname + ".shape");
         step.weights[key] = std::move(t);
-        keep->push_back(dv);
       }
     }
     spec->steps.push_back(std::move(step));
@@ -207,12 +206,12 @@ Napi::Value CreatePlan(const Napi::CallbackInfo& info) {
   KILN_ADDON_TRY {
     Napi::Object spec_obj = get_object(info, 0, "spec");
     const bool async = info.Length() > 1 && info[1].ToBoolean().Value();
-    std::vector<Napi::Value> keep;
-    std::shared_ptr<kiln::PlanSpec> spec = read_spec(spec_obj, &keep);
+    JobMemory mem(async);
+    std::shared_ptr<kiln::PlanSpec> spec = read_spec(spec_obj, mem);
     auto built = std::make_shared<std::shared_ptr<const kiln::Plan>>();
     auto error = std::make_shared<std::string>();
     return run_job_with_result(
-        env, async,
+        env, std::move(mem),
         [spec, built, error] {
           try {
             *built = std::make_shared<const kiln::Plan>(*spec);
@@ -220,7 +219,6 @@ Napi::Value CreatePlan(const Napi::CallbackInfo& info) {
             *error = e.what();
           }
         },
-        keep,
         [built, error](Napi::Env e) -> Napi::Value {
           if (!error->empty()) throw spec_error(e, *error);
           return wrap(e, *built);
@@ -242,7 +240,7 @@ Napi::Value RunPlan(const Napi::CallbackInfo& info) {
     Napi::Object args = get_object(info, 1, "args");
     const bool async = info.Length() > 2 && info[2].ToBoolean().Value();
     const size_t batch = static_cast<size_t>(get_int(args, "batch", 1, kMaxBatch));
-    std::vector<Napi::Value> keep{info[0]};
+    JobMemory mem(async);  // the plan itself is held by the shared_ptr the job captures
     auto buffers = std::make_shared<Buffers>();
     std::vector<std::pair<const char*, const char*>> ranges;  // [begin, end) of every buffer
     auto read_list = [&](const char* name, size_t count, bool outputs) {
@@ -261,22 +259,24 @@ Napi::Value RunPlan(const Napi::CallbackInfo& info) {
         }
         const char* begin = reinterpret_cast<const char*>(ta.Data());
         if (outputs) {
-          buffers->out.push_back(ta.Data());
           for (const auto& r : ranges) {
             if (begin < r.second && r.first < begin + want * sizeof(float)) {
               throw_range(item, "an output buffer that overlaps no other input or output", "an overlapping view");
             }
           }
-        } else {
-          buffers->in.push_back(ta.Data());
         }
         ranges.emplace_back(begin, begin + want * sizeof(float));
-        keep.push_back(e);
+        const View<float> view{ta.Data(), want, e, item.c_str()};
+        if (outputs) {
+          buffers->out.push_back(mem.write(view));  // a plan writes every element of its outputs
+        } else {
+          buffers->in.push_back(mem.read(view));
+        }
       }
     };
     read_list("inputs", plan->num_inputs(), false);
     read_list("outputs", plan->num_outputs(), true);
-    return run_job(env, async, [plan, buffers, batch] { plan->run(buffers->in.data(), buffers->out.data(), batch); }, keep);
+    return run_job(env, std::move(mem), [plan, buffers, batch] { plan->run(buffers->in.data(), buffers->out.data(), batch); });
   }
   KILN_ADDON_CATCH(env)
 }

@@ -32,9 +32,11 @@ Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
     const View<int32_t> indices = get_i32_exact_opt(o, "indices", a.output);
     expect_apart({region(output, "output"), region(indices, "indices")}, {region(input, "input")});
     const kiln::Pool2dGeometry g = a.g;
-    return run_job(
-        env, async, [=] { kiln::max_pool2d_forward(g, input.data, output.data, indices.data); },
-        {input.value, output.value, indices.value});
+    JobMemory mem(async);
+    const float* x = mem.read(input);
+    float* y = mem.write(output);
+    int32_t* winners = mem.write(indices);
+    return run_job(env, std::move(mem), [=] { kiln::max_pool2d_forward(g, x, y, winners); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -60,9 +62,12 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
       }
     }
     const kiln::Pool2dGeometry g = a.g;
-    return run_job(
-        env, async, [=] { kiln::max_pool2d_backward(g, grad_output.data, indices.data, grad_input.data); },
-        {grad_output.value, indices.value, grad_input.value});
+    // The job reads its copy of the indices checked above: JS cannot change them under it.
+    JobMemory mem(async);
+    const float* dy = mem.read(grad_output);
+    const int32_t* winners = mem.read(indices);
+    float* dx = mem.write(grad_input);
+    return run_job(env, std::move(mem), [=] { kiln::max_pool2d_backward(g, dy, winners, dx); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -78,9 +83,10 @@ Napi::Value AvgPool2dForward(const Napi::CallbackInfo& info) {
     const bool include_pad = get_bool(o, "countIncludePad");
     expect_apart({region(output, "output")}, {region(input, "input")});
     const kiln::Pool2dGeometry g = a.g;
-    return run_job(
-        env, async, [=] { kiln::avg_pool2d_forward(g, input.data, output.data, include_pad); },
-        {input.value, output.value});
+    JobMemory mem(async);
+    const float* x = mem.read(input);
+    float* y = mem.write(output);
+    return run_job(env, std::move(mem), [=] { kiln::avg_pool2d_forward(g, x, y, include_pad); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -96,9 +102,10 @@ Napi::Value AvgPool2dBackward(const Napi::CallbackInfo& info) {
     const bool include_pad = get_bool(o, "countIncludePad");
     expect_apart({region(grad_input, "gradInput")}, {region(grad_output, "gradOutput")});
     const kiln::Pool2dGeometry g = a.g;
-    return run_job(
-        env, async, [=] { kiln::avg_pool2d_backward(g, grad_output.data, grad_input.data, include_pad); },
-        {grad_output.value, grad_input.value});
+    JobMemory mem(async);
+    const float* dy = mem.read(grad_output);
+    float* dx = mem.write(grad_input);
+    return run_job(env, std::move(mem), [=] { kiln::avg_pool2d_backward(g, dy, dx, include_pad); });
   }
   KILN_ADDON_CATCH(env)
 }

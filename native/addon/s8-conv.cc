@@ -84,19 +84,18 @@ Napi::Value S8Conv2d(const Napi::CallbackInfo& info) {
 
     const kiln::Conv2dGeometry g = a.g;
     const size_t batch = a.batch;
-    const uint8_t* in = input.data;
-    const int8_t* w = weight.data;
-    const int32_t* b = bias.data;
-    void* out = float_output ? static_cast<void*>(out_f32.data) : static_cast<void*>(out_u8.data);
-    // The plan copies weights, bias and scales when it is built (on the worker for async calls).
-    return run_job(
-        env, async,
-        [=] {
-          const kiln::S8Conv2dPlan plan(g, w, b, q, float_output);
-          std::vector<uint8_t> scratch(plan.scratch_bytes(batch, 0));
-          plan.run(in, out, batch, scratch.data(), 0);
-        },
-        {input.value, weight.value, bias.value, w_scale.value, out_value});
+    // The plan copies weights, bias and scales when it is built (on the runner for async calls).
+    JobMemory mem(async);
+    const uint8_t* in = mem.read(input);
+    const int8_t* w = mem.read(weight);
+    const int32_t* b = mem.read(bias);
+    q.w_scale = mem.read(w_scale);
+    void* out = float_output ? static_cast<void*>(mem.write(out_f32)) : static_cast<void*>(mem.write(out_u8));
+    return run_job(env, std::move(mem), [=] {
+      const kiln::S8Conv2dPlan plan(g, w, b, q, float_output);
+      std::vector<uint8_t> scratch(plan.scratch_bytes(batch, 0));
+      plan.run(in, out, batch, scratch.data(), 0);
+    });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -127,11 +126,11 @@ Napi::Value QuantizeU8NchwToNhwc(const Napi::CallbackInfo& info) {
     const View<float> input = get_f32_exact(o, "input", a.count);
     const View<uint8_t> output = get_u8_exact(o, "output", a.count);
     expect_apart({region(output, "output")}, {region(input, "input")});
-    const float* in = input.data;
-    uint8_t* out = output.data;
-    return run_job(
-        env, async, [=] { kiln::quantize_u8_nchw_to_nhwc(in, out, a.batch, a.channels, a.plane, a.scale, a.zero_point); },
-        {input.value, output.value});
+    JobMemory mem(async);
+    const float* in = mem.read(input);
+    uint8_t* out = mem.write(output);
+    return run_job(env, std::move(mem),
+                   [=] { kiln::quantize_u8_nchw_to_nhwc(in, out, a.batch, a.channels, a.plane, a.scale, a.zero_point); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -145,11 +144,11 @@ Napi::Value DequantizeU8NhwcToNchw(const Napi::CallbackInfo& info) {
     const View<uint8_t> input = get_u8_exact(o, "input", a.count);
     const View<float> output = get_f32_exact(o, "output", a.count);
     expect_apart({region(output, "output")}, {region(input, "input")});
-    const uint8_t* in = input.data;
-    float* out = output.data;
-    return run_job(
-        env, async, [=] { kiln::dequantize_u8_nhwc_to_nchw(in, out, a.batch, a.channels, a.plane, a.scale, a.zero_point); },
-        {input.value, output.value});
+    JobMemory mem(async);
+    const uint8_t* in = mem.read(input);
+    float* out = mem.write(output);
+    return run_job(env, std::move(mem),
+                   [=] { kiln::dequantize_u8_nhwc_to_nchw(in, out, a.batch, a.channels, a.plane, a.scale, a.zero_point); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -165,10 +164,10 @@ Napi::Value MaxPoolU8Nhwc(const Napi::CallbackInfo& info) {
     expect_apart({region(output, "output")}, {region(input, "input")});
     const kiln::Pool2dGeometry g = a.g;
     const size_t batch = a.batch, channels = a.channels;
-    const uint8_t* in = input.data;
-    uint8_t* out = output.data;
-    return run_job(
-        env, async, [=] { kiln::max_pool2d_u8_nhwc(g, batch, channels, in, out); }, {input.value, output.value});
+    JobMemory mem(async);
+    const uint8_t* in = mem.read(input);
+    uint8_t* out = mem.write(output);
+    return run_job(env, std::move(mem), [=] { kiln::max_pool2d_u8_nhwc(g, batch, channels, in, out); });
   }
   KILN_ADDON_CATCH(env)
 }

@@ -123,7 +123,6 @@ struct Common {
   RawB raw;
   View<int32_t> bias;
   Ranges inputs;
-  std::vector<Napi::Value> keep;
 };
 
 Common read_common(const Napi::Object& args) {
@@ -147,20 +146,27 @@ Common read_common(const Napi::Object& args) {
     cm.raw = read_raw_b(args, cm.k, cm.n);
     cm.inputs.add(cm.raw.view.data, cm.raw.len);
   }
-  cm.keep = {cm.a.value, b};
   cm.bias = get_i32_opt(args, "bias", cm.n);
-  if (cm.bias.data) cm.keep.push_back(cm.bias.value);
   cm.inputs.add(cm.a.data, cm.a_len);
   cm.inputs.add(cm.bias.data, cm.bias.data ? cm.n : 0);
   return cm;
 }
 
-// The job body: pack B when it came raw (off the JS thread for async calls), then run.
+// What every variant's job reads, in the job's memory.
+struct Operands {
+  const uint8_t* a;
+  const int32_t* bias;
+};
+Operands read_operands(const Common& cm, JobMemory& mem) {
+  return {mem.read(cm.a, cm.a_len), cm.bias.data ? mem.read(cm.bias, cm.n) : nullptr};
+}
+
+// The job body: pack B when it came raw (off the JS thread for async calls), then run. Packed
+// weights are held by their shared_ptr for the job's life.
 template <typename Run>
-std::function<void()> job(const Common& cm, Run run) {
-  // Plain data only: the work may run on a worker thread.
+std::function<void()> job(const Common& cm, JobMemory& mem, Run run) {
   std::shared_ptr<const kiln::PackedS8B> packed = cm.packed;
-  const int8_t* raw = cm.raw.view.data;
+  const int8_t* raw = packed ? nullptr : mem.read(cm.raw.view, cm.raw.len);
   const bool trans = cm.raw.trans;
   const size_t ldb = cm.raw.ld, k = cm.k, n = cm.n;
   return [packed, raw, trans, ldb, k, n, run]() {
@@ -193,13 +199,13 @@ Napi::Value S8gemm(const Napi::CallbackInfo& info) {
     Common cm = read_common(args);
     Output<int32_t> c = read_output<int32_t>(args, cm, get_i32);
     cm.inputs.refuse_overlap(c.view.data, c.len);
-    cm.keep.push_back(c.view.value);
     const size_t m = cm.m, lda = cm.lda, ldc = c.ldc;
-    const uint8_t* a = cm.a.data;
     const uint8_t za = cm.za;
-    const int32_t* bias = cm.bias.data;
-    int32_t* out = c.view.data;
-    return run_job(env, async, job(cm, [=](const kiln::PackedS8B& b) { kiln::s8gemm(m, a, lda, za, b, bias, out, ldc); }), cm.keep);
+    JobMemory mem(async);
+    const Operands op = read_operands(cm, mem);
+    int32_t* out = mem.update(c.view, c.len);  // rows have gaps (ldc) that keep their values
+    auto work = job(cm, mem, [=](const kiln::PackedS8B& b) { kiln::s8gemm(m, op.a, lda, za, b, op.bias, out, ldc); });
+    return run_job(env, std::move(mem), std::move(work));
   }
   KILN_ADDON_CATCH(env)
 }
@@ -222,17 +228,14 @@ Napi::Value S8gemmRequantize(const Napi::CallbackInfo& info) {
     Output<uint8_t> c = read_output<uint8_t>(args, cm, get_u8);
     cm.inputs.add(scale.data, cm.n);
     cm.inputs.refuse_overlap(c.view.data, c.len);
-    cm.keep.push_back(scale.value);
-    cm.keep.push_back(c.view.value);
-    rq.scale = scale.data;
     const size_t m = cm.m, lda = cm.lda, ldc = c.ldc;
-    const uint8_t* a = cm.a.data;
     const uint8_t za = cm.za;
-    const int32_t* bias = cm.bias.data;
-    uint8_t* out = c.view.data;
-    return run_job(env, async,
-                   job(cm, [=](const kiln::PackedS8B& b) { kiln::s8gemm_requantize(m, a, lda, za, b, bias, rq, out, ldc); }),
-                   cm.keep);
+    JobMemory mem(async);
+    const Operands op = read_operands(cm, mem);
+    rq.scale = mem.read(scale, cm.n);
+    uint8_t* out = mem.update(c.view, c.len);
+    auto work = job(cm, mem, [=](const kiln::PackedS8B& b) { kiln::s8gemm_requantize(m, op.a, lda, za, b, op.bias, rq, out, ldc); });
+    return run_job(env, std::move(mem), std::move(work));
   }
   KILN_ADDON_CATCH(env)
 }
@@ -251,20 +254,16 @@ Napi::Value S8gemmDequantize(const Napi::CallbackInfo& info) {
     cm.inputs.add(scale.data, cm.n);
     cm.inputs.add(out_bias.data, out_bias.data ? cm.n : 0);
     cm.inputs.refuse_overlap(c.view.data, c.len);
-    cm.keep.push_back(scale.value);
-    if (out_bias.data) cm.keep.push_back(out_bias.value);
-    cm.keep.push_back(c.view.value);
-    kiln::S8Dequantization dq;
-    dq.scale = scale.data;
-    dq.bias = out_bias.data;
     const size_t m = cm.m, lda = cm.lda, ldc = c.ldc;
-    const uint8_t* a = cm.a.data;
     const uint8_t za = cm.za;
-    const int32_t* bias = cm.bias.data;
-    float* out = c.view.data;
-    return run_job(env, async,
-                   job(cm, [=](const kiln::PackedS8B& b) { kiln::s8gemm_dequantize(m, a, lda, za, b, bias, dq, out, ldc); }),
-                   cm.keep);
+    JobMemory mem(async);
+    const Operands op = read_operands(cm, mem);
+    kiln::S8Dequantization dq;
+    dq.scale = mem.read(scale, cm.n);
+    dq.bias = out_bias.data ? mem.read(out_bias, cm.n) : nullptr;
+    float* out = mem.update(c.view, c.len);
+    auto work = job(cm, mem, [=](const kiln::PackedS8B& b) { kiln::s8gemm_dequantize(m, op.a, lda, za, b, op.bias, dq, out, ldc); });
+    return run_job(env, std::move(mem), std::move(work));
   }
   KILN_ADDON_CATCH(env)
 }
@@ -279,12 +278,13 @@ Napi::Value PackS8B(const Napi::CallbackInfo& info) {
     const RawB raw = read_raw_b(args, k, n);
     checked_mul((k + 3) / 4 * 4, (n + 15) / 16 * 16, "k * n");  // the packed size must fit in memory
     auto packed = std::make_shared<std::shared_ptr<const kiln::PackedS8B>>();
-    const int8_t* b = raw.view.data;
+    JobMemory mem(async);
+    const int8_t* b = mem.read(raw.view, raw.len);
     const bool trans = raw.trans;
     const size_t ldb = raw.ld;
     return run_job_with_result(
-        env, async, [packed, b, trans, ldb, k, n] { *packed = std::make_shared<const kiln::PackedS8B>(trans, k, n, b, ldb); },
-        {raw.view.value}, [packed](Napi::Env e) { return wrap_packed(e, *packed); });
+        env, std::move(mem), [packed, b, trans, ldb, k, n] { *packed = std::make_shared<const kiln::PackedS8B>(trans, k, n, b, ldb); },
+        [packed](Napi::Env e) { return wrap_packed(e, *packed); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -302,35 +302,6 @@ Napi::Value PackedS8BInfo(const Napi::CallbackInfo& info) {
   KILN_ADDON_CATCH(env)
 }
 
-Napi::Value MeasureS8Peak(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    Napi::Object args = get_object(info, 0, "args");
-    const double ms = get_number(args, "milliseconds");
-    if (ms < 1.0 || ms > 10000.0) throw_range("milliseconds", "a number in [1, 10000]", std::to_string(ms));
-    return Napi::Number::New(env, kiln::measure_s8_peak_gmacs(ms));
-  }
-  KILN_ADDON_CATCH(env)
-}
-
-Napi::Value SetS8GemmKernel(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    if (info.Length() < 1 || !info[0].IsString()) throw_type("kernel", "a string", info.Length() ? info[0] : env.Undefined());
-    const std::string name = info[0].As<Napi::String>().Utf8Value();
-    if (name != "auto" && name != "avxvnni") throw_range("kernel", "'auto' or 'avxvnni'", "\"" + name + "\"");
-    if (!kiln::set_s8_gemm_force_avxvnni(name == "avxvnni")) {
-      throw_range("kernel", "a kernel family this CPU supports (it has no AVX-VNNI)", "\"" + name + "\"");
-    }
-    return env.Undefined();
-  }
-  KILN_ADDON_CATCH(env)
-}
-
-Napi::Value S8GemmKernel(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), kiln::s8_gemm_kernel_name());
-}
-
 }  // namespace
 
 void register_s8gemm(Napi::Env env, Napi::Object exports) {
@@ -339,9 +310,6 @@ void register_s8gemm(Napi::Env env, Napi::Object exports) {
   exports.Set("s8gemm", Napi::Function::New(env, S8gemm, "s8gemm"));
   exports.Set("s8gemmRequantize", Napi::Function::New(env, S8gemmRequantize, "s8gemmRequantize"));
   exports.Set("s8gemmDequantize", Napi::Function::New(env, S8gemmDequantize, "s8gemmDequantize"));
-  exports.Set("measureS8Peak", Napi::Function::New(env, MeasureS8Peak, "measureS8Peak"));
-  exports.Set("setS8GemmKernel", Napi::Function::New(env, SetS8GemmKernel, "setS8GemmKernel"));
-  exports.Set("s8GemmKernel", Napi::Function::New(env, S8GemmKernel, "s8GemmKernel"));
 }
 
 }  // namespace kiln_addon

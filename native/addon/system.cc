@@ -1,9 +1,6 @@
 // Runtime state: CPU features, the active ISA, the thread pool size.
 #include <napi.h>
 
-#include <atomic>
-#include <memory>
-
 #include "args.h"
 #include "kiln/cpu.h"
 #include "kiln/dispatch.h"
@@ -68,53 +65,12 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   KILN_ADDON_CATCH(env)
 }
 
-// For the tests of parallel_for_slots: runs `tasks` tasks (each spinning ~20 us so that helpers
-// take part) over at most maxThreads threads; returns, per task, the slot that ran it and how many
-// times it ran.
-Napi::Value ThreadPoolSlotsProbe(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    Napi::Object args = Napi::Object::New(env);
-    args.Set("tasks", info.Length() > 0 ? info[0] : env.Undefined());
-    args.Set("maxThreads", info.Length() > 1 ? info[1] : env.Undefined());
-    const size_t tasks = static_cast<size_t>(get_int(args, "tasks", 0, 4096));
-    const size_t max_threads = static_cast<size_t>(get_int(args, "maxThreads", 0, 1024));
-    std::unique_ptr<std::atomic<int32_t>[]> runs(new std::atomic<int32_t>[tasks + 1]);
-    std::unique_ptr<std::atomic<int32_t>[]> slots(new std::atomic<int32_t>[tasks + 1]);
-    for (size_t t = 0; t < tasks; ++t) {
-      runs[t].store(0);
-      slots[t].store(-1);
-    }
-    kiln::parallel_for_slots(
-        tasks,
-        [&](size_t t, size_t slot) {
-          volatile double sink = 0;
-          for (int i = 0; i < 20000; ++i) sink = sink + 1.0;
-          runs[t].fetch_add(1);
-          slots[t].store(static_cast<int32_t>(slot));
-        },
-        max_threads);
-    Napi::Int32Array slot_out = Napi::Int32Array::New(env, tasks);
-    Napi::Int32Array run_out = Napi::Int32Array::New(env, tasks);
-    for (size_t t = 0; t < tasks; ++t) {
-      slot_out[t] = slots[t].load();
-      run_out[t] = runs[t].load();
-    }
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("slots", slot_out);
-    out.Set("runs", run_out);
-    return out;
-  }
-  KILN_ADDON_CATCH(env)
-}
-
 }  // namespace
 
 void register_system(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
-  exports.Set("threadPoolSlotsProbe", Napi::Function::New(env, ThreadPoolSlotsProbe, "threadPoolSlotsProbe"));
 }
 
 }  // namespace kiln_addon

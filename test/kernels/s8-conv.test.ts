@@ -8,7 +8,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { native, type Conv2dGeometry } from '../../src/binding.js';
+import { native, testHooks, type Conv2dGeometry } from '../../src/binding.js';
 import { Rng } from '../../src/util/rng.js';
 import { expectInvalidArg } from './kernel-helpers.js';
 
@@ -23,11 +23,11 @@ const PATHS: Path[] = [
 
 function select(p: Path): void {
   native.setIsa(p.isa);
-  native.setS8GemmKernel(p.avxvnni ? 'avxvnni' : 'auto');
+  testHooks().setS8GemmKernel(p.avxvnni ? 'avxvnni' : 'auto');
 }
 
 afterAll(() => {
-  native.setS8GemmKernel('auto');
+  testHooks().setS8GemmKernel('auto');
   native.setIsa(initialIsa);
   native.setNumThreads(0);
 });

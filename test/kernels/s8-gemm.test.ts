@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { native, type NativePackedS8B, type S8GemmOperands } from '../../src/binding.js';
+import { native, testHooks, type NativePackedS8B, type S8GemmOperands } from '../../src/binding.js';
 import { Rng } from '../../src/util/rng.js';
 import { expectInvalidArg } from './kernel-helpers.js';
 
@@ -38,12 +38,12 @@ function expectedKernel(p: Path): string {
 
 function select(p: Path): void {
   native.setIsa(p.isa);
-  native.setS8GemmKernel(p.avxvnni ? 'avxvnni' : 'auto');
-  expect(native.s8GemmKernel()).toBe(expectedKernel(p));
+  testHooks().setS8GemmKernel(p.avxvnni ? 'avxvnni' : 'auto');
+  expect(testHooks().s8GemmKernel()).toBe(expectedKernel(p));
 }
 
 afterAll(() => {
-  native.setS8GemmKernel('auto');
+  testHooks().setS8GemmKernel('auto');
   native.setIsa(initialIsa);
   native.setNumThreads(0);
 });
@@ -176,7 +176,7 @@ function checkCase(c: Case, seed: number): void {
   const want = referenceSums(p);
   const args = operands(p, c.packed);
   const ldc = c.n + c.pad;
-  const label = `${native.s8GemmKernel()} ${JSON.stringify(c)}`;
+  const label = `${testHooks().s8GemmKernel()} ${JSON.stringify(c)}`;
 
   const c32 = new Int32Array(outputLength(p, ldc)).fill(GAP32);
   native.s8gemm({ ...args, c: c32, ldc }, false);
@@ -280,7 +280,7 @@ describe('s8gemm numerics', () => {
       select(path);
       const c = new Int32Array(1);
       native.s8gemm({ m: 1, n: 1, k, a, lda: k, aZeroPoint: 0, b, ldb: 1, c, ldc: 1 }, false);
-      expect(c[0], native.s8GemmKernel()).toBe(exact);
+      expect(c[0], testHooks().s8GemmKernel()).toBe(exact);
     }
   });
 
@@ -294,12 +294,12 @@ describe('s8gemm numerics', () => {
       select(path);
       const c = new Int32Array(29 * 45);
       native.s8gemm({ ...operands(p, false), b: packed, c, ldc: 45 }, false);
-      expect(Array.from(c), native.s8GemmKernel()).toEqual(Array.from(want));
+      expect(Array.from(c), testHooks().s8GemmKernel()).toEqual(Array.from(want));
     }
   });
 
   it('gives the same bits on 1 and 2 threads, and async resolves with C written', async () => {
-    native.setS8GemmKernel('auto');
+    testHooks().setS8GemmKernel('auto');
     native.setIsa(initialIsa);
     const p = build({ m: 150, n: 170, k: 300, za: 90, transB: true, bias: true, pad: 0, packed: false }, new Rng(9));
     const want = referenceSums(p);
@@ -336,9 +336,9 @@ describe('s8gemm numerics', () => {
   });
 
   it('reports a peak for the active family', () => {
-    native.setS8GemmKernel('auto');
+    testHooks().setS8GemmKernel('auto');
     native.setIsa(initialIsa);
-    expect(native.measureS8Peak({ milliseconds: 5 })).toBeGreaterThan(0);
+    expect(testHooks().measureS8Peak({ milliseconds: 5 })).toBeGreaterThan(0);
   });
 });
 
@@ -386,6 +386,6 @@ describe('s8gemm argument checks', () => {
     const shared = new ArrayBuffer(64);
     const args = { ...base(), a: new Uint8Array(shared, 0, 10), c: new Int32Array(shared, 8, 6) };
     expectInvalidArg(() => native.s8gemm(args, false), 'RangeError', /shares no memory/);
-    expectInvalidArg(() => native.setS8GemmKernel('fast' as 'auto'), 'RangeError', /kernel/);
+    expectInvalidArg(() => testHooks().setS8GemmKernel('fast' as 'auto'), 'RangeError', /kernel/);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { native } from '../../src/binding.js';
+import { native, testHooks } from '../../src/binding.js';
 
 describe('thread pool: parallel_for_slots', () => {
   it('runs every task once, on a slot below the thread count, whatever the count', () => {
@@ -9,7 +9,7 @@ describe('thread pool: parallel_for_slots', () => {
       for (const poolSize of [1, 2, 3, 4]) {
         native.setNumThreads(poolSize);
         for (const [tasks, maxThreads] of [[0, 0], [1, 0], [2, 0], [7, 0], [64, 0], [64, 2], [13, 1], [5, 3], [200, 0]]) {
-          const { slots, runs } = native.threadPoolSlotsProbe(tasks, maxThreads);
+          const { slots, runs } = testHooks().threadPoolSlotsProbe(tasks, maxThreads);
           const limit = Math.min(poolSize, maxThreads === 0 ? poolSize : maxThreads);
           const label = `pool ${poolSize}, ${tasks} tasks, maxThreads ${maxThreads}`;
           expect(Array.from(runs), label).toEqual(new Array(tasks).fill(1));
@@ -25,7 +25,7 @@ describe('thread pool: parallel_for_slots', () => {
   });
 
   it('refuses bad counts', () => {
-    expect(() => native.threadPoolSlotsProbe(-1, 0)).toThrow(RangeError);
-    expect(() => native.threadPoolSlotsProbe(3, 1.5)).toThrow();
+    expect(() => testHooks().threadPoolSlotsProbe(-1, 0)).toThrow(RangeError);
+    expect(() => testHooks().threadPoolSlotsProbe(3, 1.5)).toThrow();
   });
 });

@@ -8,7 +8,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { native } from '../../src/binding.js';
+import { native, testHooks } from '../../src/binding.js';
 import { GraphBuilder, type Graph } from '../../src/graph/ir.js';
 import { runInt8Reference } from '../../src/quant/reference.js';
 import { InferenceSession } from '../../src/runtime/session.js';
@@ -18,7 +18,7 @@ import { Rng } from '../../src/util/rng.js';
 const info = native.cpuInfo();
 const initialIsa = info.isa;
 afterAll(() => {
-  native.setS8GemmKernel('auto');
+  testHooks().setS8GemmKernel('auto');
   native.setIsa(initialIsa);
 });
 
@@ -108,7 +108,7 @@ describe('QLinearConv + 2x2/2 MaxPool, small patch (direct VNNI kernel, pool bef
       expect(new Set(wants[2][name].data as Float32Array).size).toBeGreaterThan(4);
       for (const path of PATHS) {
         native.setIsa(path.isa);
-        native.setS8GemmKernel(path.avxvnni ? 'avxvnni' : 'auto');
+        testHooks().setS8GemmKernel(path.avxvnni ? 'avxvnni' : 'auto');
         for (const threads of [1, 2]) {
           const session = await InferenceSession.create(g, { intraOpNumThreads: threads });
           const steps = session.info().steps;
@@ -121,7 +121,7 @@ describe('QLinearConv + 2x2/2 MaxPool, small patch (direct VNNI kernel, pool bef
           session.release();
         }
       }
-      native.setS8GemmKernel('auto');
+      testHooks().setS8GemmKernel('auto');
       native.setIsa(initialIsa);
     });
   }

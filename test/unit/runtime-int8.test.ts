@@ -9,11 +9,11 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { native } from '../../src/binding.js';
+import { native, testHooks } from '../../src/binding.js';
 import { KilnError } from '../../src/errors.js';
 import { GraphBuilder, type Attrs, type Graph } from '../../src/graph/ir.js';
 import { runInt8Reference } from '../../src/quant/reference.js';
-import { Plan } from '../../src/runtime/plan.js';
+import { Plan, type PlanSpec } from '../../src/runtime/plan.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
@@ -21,7 +21,7 @@ import { Rng } from '../../src/util/rng.js';
 const info = native.cpuInfo();
 const initialIsa = info.isa;
 afterAll(() => {
-  native.setS8GemmKernel('auto');
+  testHooks().setS8GemmKernel('auto');
   native.setIsa(initialIsa);
   native.setNumThreads(0);
 });
@@ -33,10 +33,10 @@ const PATHS = [
 ];
 function select(p: { isa: string; avxvnni: boolean }): void {
   native.setIsa(p.isa);
-  native.setS8GemmKernel(p.avxvnni ? 'avxvnni' : 'auto');
+  testHooks().setS8GemmKernel(p.avxvnni ? 'avxvnni' : 'auto');
 }
 function restore(): void {
-  native.setS8GemmKernel('auto');
+  testHooks().setS8GemmKernel('auto');
   native.setIsa(initialIsa);
 }
 
@@ -379,7 +379,7 @@ describe('int8 graphs refused with clear errors', () => {
 });
 
 describe('native plan: int8 spec checks (never a crash)', () => {
-  const base = () => ({
+  const base = (): PlanSpec => ({
     values: [[6], [6], [3], [3]],
     valueTypes: ['float32', 'uint8', 'uint8', 'float32'] as ('float32' | 'uint8')[],
     inputs: [0],
@@ -419,7 +419,7 @@ describe('native plan: int8 spec checks (never a crash)', () => {
     ['zero point out of range', (s) => (s.steps[1].attrs!.y_zero_point = 256), /y_zero_point/],
     ['uint8 plan output', (s) => { s.outputs = [2]; s.steps.pop(); }, /float32 value/],
     ['uint8 value into a float op', (s) => Object.assign(s.steps[2], { op: 'Relu' }), /float32 value/],
-    ['wrong valueTypes length', (s) => s.valueTypes.pop(), /valueTypes/],
+    ['wrong valueTypes length', (s) => s.valueTypes!.pop(), /valueTypes/],
   ];
   for (const [label, patch, message] of bad) {
     it(label, () => {

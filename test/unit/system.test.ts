@@ -78,3 +78,25 @@ describe('shouldRunAsync', () => {
     }
   });
 });
+
+describe('test hooks', () => {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const exportsWith = (hooks: string): { keys: string[]; hooks: string[] } => {
+    const script =
+      "const dir = process.argv[1]; const a = process.env.KILN_ADDON_PATH ? require(process.env.KILN_ADDON_PATH) : require('node-gyp-build')(dir);" +
+      'console.log(JSON.stringify({ keys: Object.keys(a), hooks: Object.keys(a.testHooks ?? {}) }))';
+    const r = spawnSync(process.execPath, ['-e', script, root], { cwd: root, env: { ...process.env, KILN_TEST_HOOKS: hooks }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as { keys: string[]; hooks: string[] };
+  };
+
+  it('stay off the production addon unless KILN_TEST_HOOKS=1 is set as it loads', () => {
+    const production = exportsWith('');
+    expect(production.keys).not.toContain('testHooks');
+    for (const hook of ['threadPoolSlotsProbe', 'measurePeak', 'measureS8Peak', 'setS8GemmKernel', 's8GemmKernel']) {
+      expect(production.keys).not.toContain(hook);
+    }
+    expect(production.keys).toContain('runPlan');
+    expect(exportsWith('1').hooks).toEqual(['threadPoolSlotsProbe', 'measurePeak', 'measureS8Peak', 'setS8GemmKernel', 's8GemmKernel']);
+  });
+});

@@ -1,0 +1,117 @@
+// Test hooks: entry points that exist for the tests and benchmarks, not for users. They are
+// registered (as `testHooks` on the exports) only when KILN_TEST_HOOKS=1 is set when the addon
+// loads, so the production surface stays what src/binding.ts documents.
+#include <napi.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "args.h"
+#include "kiln/f32-gemm.h"
+#include "kiln/s8-gemm.h"
+#include "kiln/thread-pool.h"
+#include "registry.h"
+
+namespace kiln_addon {
+namespace {
+
+// For the tests of parallel_for_slots: runs `tasks` tasks (each spinning ~20 us so that helpers
+// take part) over at most maxThreads threads; returns, per task, the slot that ran it and how many
+// times it ran.
+Napi::Value ThreadPoolSlotsProbe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    Napi::Object args = Napi::Object::New(env);
+    args.Set("tasks", info.Length() > 0 ? info[0] : env.Undefined());
+    args.Set("maxThreads", info.Length() > 1 ? info[1] : env.Undefined());
+    const size_t tasks = static_cast<size_t>(get_int(args, "tasks", 0, 4096));
+    const size_t max_threads = static_cast<size_t>(get_int(args, "maxThreads", 0, 1024));
+    std::unique_ptr<std::atomic<int32_t>[]> runs(new std::atomic<int32_t>[tasks + 1]);
+    std::unique_ptr<std::atomic<int32_t>[]> slots(new std::atomic<int32_t>[tasks + 1]);
+    for (size_t t = 0; t < tasks; ++t) {
+      runs[t].store(0);
+      slots[t].store(-1);
+    }
+    kiln::parallel_for_slots(
+        tasks,
+        [&](size_t t, size_t slot) {
+          volatile double sink = 0;
+          for (int i = 0; i < 20000; ++i) sink = sink + 1.0;
+          runs[t].fetch_add(1);
+          slots[t].store(static_cast<int32_t>(slot));
+        },
+        max_threads);
+    Napi::Int32Array slot_out = Napi::Int32Array::New(env, tasks);
+    Napi::Int32Array run_out = Napi::Int32Array::New(env, tasks);
+    for (size_t t = 0; t < tasks; ++t) {
+      slot_out[t] = slots[t].load();
+      run_out[t] = runs[t].load();
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("slots", slot_out);
+    out.Set("runs", run_out);
+    return out;
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value MeasurePeak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    Napi::Object args = get_object(info, 0, "args");
+    const std::string kind = get_string(args, "kind");
+    if (kind != "f32") throw_range("kind", "'f32'", "\"" + kind + "\"");
+    const double ms = get_number(args, "milliseconds");
+    if (ms < 1.0 || ms > 10000.0) throw_range("milliseconds", "a number in [1, 10000]", std::to_string(ms));
+    return Napi::Number::New(env, kiln::measure_f32_peak_gflops(ms));
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value MeasureS8Peak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    Napi::Object args = get_object(info, 0, "args");
+    const double ms = get_number(args, "milliseconds");
+    if (ms < 1.0 || ms > 10000.0) throw_range("milliseconds", "a number in [1, 10000]", std::to_string(ms));
+    return Napi::Number::New(env, kiln::measure_s8_peak_gmacs(ms));
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value SetS8GemmKernel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    if (info.Length() < 1 || !info[0].IsString()) throw_type("kernel", "a string", info.Length() ? info[0] : env.Undefined());
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    if (name != "auto" && name != "avxvnni") throw_range("kernel", "'auto' or 'avxvnni'", "\"" + name + "\"");
+    if (!kiln::set_s8_gemm_force_avxvnni(name == "avxvnni")) {
+      throw_range("kernel", "a kernel family this CPU supports (it has no AVX-VNNI)", "\"" + name + "\"");
+    }
+    return env.Undefined();
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+Napi::Value S8GemmKernel(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), kiln::s8_gemm_kernel_name());
+}
+
+}  // namespace
+
+void register_test_hooks(Napi::Env env, Napi::Object exports) {
+  const char* enabled = std::getenv("KILN_TEST_HOOKS");
+  if (enabled == nullptr || std::strcmp(enabled, "1") != 0) return;
+  Napi::Object hooks = Napi::Object::New(env);
+  hooks.Set("threadPoolSlotsProbe", Napi::Function::New(env, ThreadPoolSlotsProbe, "threadPoolSlotsProbe"));
+  hooks.Set("measurePeak", Napi::Function::New(env, MeasurePeak, "measurePeak"));
+  hooks.Set("measureS8Peak", Napi::Function::New(env, MeasureS8Peak, "measureS8Peak"));
+  hooks.Set("setS8GemmKernel", Napi::Function::New(env, SetS8GemmKernel, "setS8GemmKernel"));
+  hooks.Set("s8GemmKernel", Napi::Function::New(env, S8GemmKernel, "s8GemmKernel"));
+  exports.Set("testHooks", hooks);
+}
+
+}  // namespace kiln_addon
