@@ -10,7 +10,7 @@ import { toGraph } from '../../src/graph/from-module.js';
 import type { Graph, GraphNode } from '../../src/graph/ir.js';
 import type { Sequential } from '../../src/nn/layers/sequential.js';
 import { seedCNN } from '../../src/nn/models.js';
-import { onnx } from '../../src/onnx/proto.js';
+import { onnx, type INodeProto, type ITensorProto } from '../../src/onnx/proto.js';
 import { perChannelQuantParams, quantizePerChannel, quantParams, roundHalfEven, type QuantKind } from '../../src/quant/qparams.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
@@ -147,12 +147,12 @@ type Proto = ReturnType<typeof onnx.ModelProto.create>;
 const DT = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7 } as const;
 
 class ProtoBuilder {
-  readonly nodes: onnx.INodeProto[] = [];
-  readonly initializers: onnx.ITensorProto[] = [];
+  readonly nodes: INodeProto[] = [];
+  readonly initializers: ITensorProto[] = [];
   private k = 0;
 
   tensor(name: string, dataType: number, dims: number[], values: ArrayLike<number>): string {
-    const t: onnx.ITensorProto = { name, dataType, dims };
+    const t: ITensorProto = { name, dataType, dims };
     if (dataType === DT.FLOAT) t.floatData = Array.from(values);
     else if (dataType === DT.INT64) t.int64Data = Array.from(values);
     else t.int32Data = Array.from(values); // int8, uint8 and int32 all live in int32_data

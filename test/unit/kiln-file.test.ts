@@ -250,7 +250,7 @@ describe('.kiln file', () => {
       [{ ...validHeader(), tensors: {} }, 'tensors is not an array'],
       [[1, 2], 'not a JSON object'],
       ['{"format": "kiln", ', 'not valid UTF-8 JSON'],
-      [validHeader([w, 7]), 'tensors[1] is not a JSON object'],
+      [validHeader([w, 7 as unknown as object]), 'tensors[1] is not a JSON object'],
       [validHeader([w, { ...v, name: '' }]), 'tensors[1].name'],
       [validHeader([w, { ...v, name: 'w' }]), "tensor name 'w' appears twice"],
       [validHeader([w, { ...v, dtype: 'float16' }]), "unknown dtype"],

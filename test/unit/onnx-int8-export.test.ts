@@ -12,7 +12,7 @@ import { roundHalfEven } from '../../src/quant/qparams.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 
-function graph(nodes: GraphNode[], initializers: Record<string, Tensor>, inputShape: number[], output = 'y', inputs = ['x']): Graph {
+function graph(nodes: GraphNode[], initializers: Record<string, Tensor>, inputShape: (number | string)[], output = 'y', inputs = ['x']): Graph {
   return {
     name: 'g',
     inputs: inputs.map((name) => ({ name, dtype: 'float32' as const, shape: inputShape })),

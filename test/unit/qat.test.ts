@@ -50,7 +50,7 @@ describe('quantizeAwareTrain', () => {
   it.each([
     ['uint8 activations, per-channel weights', {}],
     ['int8 activations, per-tensor weights', { activations: 'int8', perChannel: false }],
-  ] as const)('converts to an int8 graph whose reference run agrees with the simulated forward (%s)', async (_, scheme) => {
+  ] as [string, { activations?: 'int8'; perChannel?: boolean }][])('converts to an int8 graph whose reference run agrees with the simulated forward (%s)', async (_, scheme) => {
     const model = await trainedModel();
     const before = model.parameters().map((p) => p.value.data.slice());
     const { graph, report, model: qat, history } = await quantizeAwareTrain(model, data, { epochs: 1, train: { batchSize: 32 }, ...scheme });

@@ -85,7 +85,7 @@ describe('runInt8Reference int8 ops', () => {
       inputs: [{ name: 'x', dtype: 'uint8', shape: [1, 1, 2, 2] }],
       outputs: [{ name: 'y', dtype: 'uint8', shape: [] }],
       nodes: [node('QLinearConv', ['x', 'w', 's', 'b'], 'y', attrs)],
-      initializers: new Map([['w', w], ['s', wScale], ['b', bias]]),
+      initializers: new Map<string, Tensor>([['w', w], ['s', wScale], ['b', bias]]),
     };
     const y = runInt8Reference(g, { x }).y;
     expect(y.type).toBe('uint8');
@@ -114,7 +114,7 @@ describe('runInt8Reference int8 ops', () => {
       inputs: [{ name: 'a', dtype: 'int8', shape: [2, 3] }],
       outputs: [{ name: 'y', dtype: 'int8', shape: [] }],
       nodes: [node('QLinearGemm', ['a', 'w', 's', ''], 'y', { transB: 1, a_scale: 1, a_zero_point: 0, y_scale: 1, y_zero_point: 0, y_dtype: 'int8' })],
-      initializers: new Map([['w', w], ['s', new Tensor('float32', new Float32Array([2]), [1])]]),
+      initializers: new Map<string, Tensor>([['w', w], ['s', new Tensor('float32', new Float32Array([2]), [1])]]),
     };
     // rows: [1,-2,3]·[1,1,1]=2, ·[2,0,-1]=-1; [4,5,-6]·[1,1,1]=3, ·[2,0,-1]=14 -> times 2
     expect(Array.from(runInt8Reference(g, { a }).y.data)).toEqual([4, -2, 6, 28]);

@@ -337,7 +337,7 @@ describe('InferenceSession argument checks', () => {
     const c = b.addNode('Erf', [t], {}, 'erf');
     const s = b.addNode('Add', [a, c], {}, 'add');
     const graph: Graph = b.build([{ name: s, dtype: 'float32', shape: ['N', 3, 4] }]);
-    const error = await InferenceSession.create(graph).catch((e: unknown) => e as Error & { code: string });
+    const error = (await InferenceSession.create(graph).catch((e: unknown) => e)) as Error & { code: string };
     expect(error).toMatchObject({ name: 'KilnError', code: 'ERR_KILN_UNSUPPORTED_OP' });
     expect(error.message).toMatch(/Frobnicate 'frob'/);
     expect(error.message).toMatch(/Transpose 'swap_batch' \(perm \[1, 0, 2\] moves the batch axis\)/);
