@@ -27,7 +27,7 @@
 #include "check.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "common/simd.h"
 #endif
 
 namespace {

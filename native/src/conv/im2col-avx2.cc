@@ -3,7 +3,7 @@
 // kernel column and the 8-column block, so they are built once per call. col2im sums every
 // kernel column's contribution to an input row block in a register and stores it once (see the
 // AVX-512 file for why).
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "conv/im2col-plane.h"
 #include "conv/im2col.h"

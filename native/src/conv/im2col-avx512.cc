@@ -4,7 +4,7 @@
 // col2im gathers every kernel column's contribution to an input row block in a register and
 // stores it once: adding tap by tap would reload what the previous masked store just wrote,
 // which store forwarding cannot serve.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "conv/im2col-plane.h"
 #include "conv/im2col.h"

@@ -1,7 +1,7 @@
 // AVX2+FMA fp32 micro-kernel: 6 rows x 16 columns (one B panel), 12 ymm accumulators.
 // 12 accumulators + 2 B vectors + 1 broadcast = 15 of the 16 ymm registers; 12 independent
 // chains cover the FMA latency (4) x 2 pipes.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "common/dispatch.h"
 

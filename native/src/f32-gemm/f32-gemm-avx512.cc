@@ -5,7 +5,7 @@
 // unmasked max/extract); the value is never used.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "common/dispatch.h"
 

@@ -1,6 +1,6 @@
 // 2x2/2 max pool rows with AVX-512: 16 outputs per step, even and odd columns split by permutes,
 // winners chosen by compare masks (no data-dependent branches).
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "pool/maxpool2d-rows.h"
 

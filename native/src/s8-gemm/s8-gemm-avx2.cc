@@ -6,7 +6,7 @@
 // columns becomes 2 vectors of 4 columns x 4 k; lane 2c + h holds column c, k pair h, and the
 // two pair sums of a column are added once after the loop. 12 accumulators + 2 B + 1 A fill the
 // 16 ymm registers.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <cstring>
 

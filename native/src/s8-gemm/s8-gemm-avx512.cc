@@ -8,7 +8,7 @@
 // GCC 12 warns inside its own headers about _mm256_undefined_si256(); the value is never used.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <cstring>
 

@@ -7,7 +7,7 @@
 // the extract in _mm512_reduce_add_epi32); the value is never used.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <cstring>
 

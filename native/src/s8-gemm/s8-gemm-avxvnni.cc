@@ -3,7 +3,7 @@
 // with AVX512VL also enabled, GCC could pick the EVEX form of the same instruction (or ymm16-31),
 // which CPUs with AVX-VNNI but no AVX-512 (Alder Lake and later client cores) cannot run.
 // 12 accumulators + 2 B + 1 A broadcast fit the 16 VEX-addressable registers.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <cstring>
 
