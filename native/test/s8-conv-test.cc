@@ -23,6 +23,7 @@
 #include "s8-conv/quantize-rows.h"
 
 #include "check.h"
+#include "s8-paths.h"
 #include "test-util.h"
 
 namespace {
@@ -36,24 +37,10 @@ using kiln_test::g_passed;
 
 
 
-struct Path {
-  kiln::Isa isa;
-  bool avxvnni;
-};
-
-std::vector<Path> all_paths() {
-  std::vector<Path> out;
-  for (kiln::Isa isa : kiln::supported_isas()) out.push_back({isa, false});
-  if (kiln::cpu_features().avxvnni) out.push_back({kiln::best_isa(), true});
-  return out;
-}
-
-std::string path_name(const Path& p) { return std::string(kiln::isa_name(p.isa)) + (p.avxvnni ? "+avxvnni" : ""); }
-
-void select(const Path& p) {
-  kiln::set_active_isa(p.isa);
-  kiln::set_s8_gemm_force_avxvnni(p.avxvnni);
-}
+using kiln_test::all_paths;
+using kiln_test::Path;
+using kiln_test::path_name;
+using kiln_test::select;
 
 kiln::Conv2dGeometry geometry(size_t c, size_t h, size_t w, size_t o, size_t kh, size_t kw, size_t sh, size_t sw,
                               size_t pt, size_t pl, size_t pb, size_t pr, size_t dh, size_t dw, size_t groups) {

@@ -25,6 +25,7 @@
 #include "quant/requantize.h"
 
 #include "check.h"
+#include "s8-paths.h"
 #include "test-util.h"
 
 #if defined(__x86_64__)
@@ -44,23 +45,10 @@ using kiln_test::g_passed;
 
 size_t extent(size_t rows, size_t cols, size_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols; }
 
-// A kernel family to test: an ISA level, optionally with the AVX-VNNI kernels forced on.
-struct Path {
-  kiln::Isa isa;
-  bool avxvnni;
-};
-
-std::vector<Path> all_paths() {
-  std::vector<Path> out;
-  for (kiln::Isa isa : kiln::supported_isas()) out.push_back({isa, false});
-  if (kiln::cpu_features().avxvnni) out.push_back({kiln::best_isa(), true});
-  return out;
-}
-
-void select(const Path& p) {
-  kiln::set_active_isa(p.isa);
-  kiln::set_s8_gemm_force_avxvnni(p.avxvnni);
-}
+using kiln_test::all_paths;
+using kiln_test::Path;
+using kiln_test::path_name;
+using kiln_test::select;
 
 struct Case {
   size_t m = 1, n = 1, k = 1;
