@@ -24,56 +24,18 @@
 #include "conv/small-conv.h"
 
 #include "check.h"
+#include "test-util.h"
 
 namespace {
+
+using kiln_test::Rng;
+using Guarded = kiln_test::Guarded<float>;
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 using kiln_test::g_failed;
 using kiln_test::g_passed;
 
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed) {}
-  uint64_t next() {
-    s += 0x9E3779B97F4A7C15ull;
-    uint64_t z = s;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  float uniform() { return static_cast<float>(next() >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f; }
-};
 
-// `count` floats ending exactly where an inaccessible page begins.
-class Guarded {
- public:
-  explicit Guarded(size_t count) : count_(count) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t bytes = (count * sizeof(float) + page - 1) / page * page;
-    size_ = bytes + page;
-    base_ = static_cast<char*>(mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    if (base_ == MAP_FAILED) std::abort();
-    mprotect(base_ + bytes, page, PROT_NONE);
-    data_ = reinterpret_cast<float*>(base_ + bytes) - count;
-  }
-  ~Guarded() { munmap(base_, size_); }
-  Guarded(const Guarded&) = delete;
-  Guarded& operator=(const Guarded&) = delete;
-  float* data() { return data_; }
-  size_t size() const { return count_; }
-  float& operator[](size_t i) { return data_[i]; }
-  void fill(float v) {
-    for (size_t i = 0; i < count_; ++i) data_[i] = v;
-  }
-  void randomize(Rng& rng) {
-    for (size_t i = 0; i < count_; ++i) data_[i] = rng.uniform();
-  }
-
- private:
-  char* base_ = nullptr;
-  size_t size_ = 0, count_ = 0;
-  float* data_ = nullptr;
-};
 
 void check(bool ok, const char* what, const char* isa, const char* name) {
   if (ok) {

@@ -23,8 +23,12 @@
 #include "kiln/thread-pool.h"
 
 #include "check.h"
+#include "test-util.h"
 
 namespace {
+
+using kiln_test::Rng;
+using GuardedBuffer = kiln_test::Guarded<float>;
 
 using kiln::BiasMode;
 using kiln::GemmEpilogue;
@@ -36,47 +40,7 @@ using kiln_test::check;
 using kiln_test::g_failed;
 using kiln_test::g_passed;
 
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed) {}
-  uint64_t next() {
-    s += 0x9E3779B97F4A7C15ull;
-    uint64_t z = s;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  float uniform() { return static_cast<float>(next() >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f; }
-  size_t below(size_t n) { return static_cast<size_t>(next() % n); }
-};
 
-// `count` floats ending exactly where an inaccessible page begins.
-class GuardedBuffer {
- public:
-  explicit GuardedBuffer(size_t count) : count_(count) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t bytes = count * sizeof(float);
-    mapped_ = (bytes + page - 1) / page * page + page;
-    void* p = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      std::perror("mmap");
-      std::exit(2);
-    }
-    base_ = static_cast<char*>(p);
-    mprotect(base_ + mapped_ - page, page, PROT_NONE);
-    data_ = reinterpret_cast<float*>(base_ + mapped_ - page - bytes);
-  }
-  ~GuardedBuffer() { munmap(base_, mapped_); }
-  GuardedBuffer(const GuardedBuffer&) = delete;
-  GuardedBuffer& operator=(const GuardedBuffer&) = delete;
-  float* data() { return data_; }
-  size_t size() const { return count_; }
-
- private:
-  size_t count_, mapped_;
-  char* base_;
-  float* data_;
-};
 
 struct Case {
   bool trans_a = false, trans_b = false;

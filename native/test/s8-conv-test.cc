@@ -23,74 +23,24 @@
 #include "s8-conv/quantize-rows.h"
 
 #include "check.h"
+#include "s8-paths.h"
+#include "test-util.h"
 
 namespace {
+
+using kiln_test::Rng;
+using kiln_test::Guarded;
 
 using kiln_test::check;
 using kiln_test::g_failed;
 using kiln_test::g_passed;
 
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ULL + 1) {}
-  uint64_t next() {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return s;
-  }
-  size_t below(size_t n) { return static_cast<size_t>(next() % n); }
-  float uniform(float lo, float hi) { return lo + (hi - lo) * static_cast<float>(next() >> 40) / 16777216.0f; }
-};
 
-// `count` elements ending exactly where an inaccessible page begins.
-template <typename T>
-class Guarded {
- public:
-  explicit Guarded(size_t count) : count_(count) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t bytes = count * sizeof(T);
-    mapped_ = (bytes + page - 1) / page * page + page;
-    void* p = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      std::perror("mmap");
-      std::exit(2);
-    }
-    base_ = static_cast<char*>(p);
-    mprotect(base_ + mapped_ - page, page, PROT_NONE);
-    data_ = reinterpret_cast<T*>(base_ + mapped_ - page - bytes);
-  }
-  ~Guarded() { munmap(base_, mapped_); }
-  Guarded(const Guarded&) = delete;
-  Guarded& operator=(const Guarded&) = delete;
-  T* data() { return data_; }
-  T& operator[](size_t i) { return data_[i]; }
-  size_t size() const { return count_; }
 
- private:
-  size_t count_, mapped_;
-  char* base_;
-  T* data_;
-};
-
-struct Path {
-  kiln::Isa isa;
-  bool avxvnni;
-};
-
-std::vector<Path> all_paths() {
-  std::vector<Path> out;
-  for (kiln::Isa isa : kiln::supported_isas()) out.push_back({isa, false});
-  if (kiln::cpu_features().avxvnni) out.push_back({kiln::best_isa(), true});
-  return out;
-}
-
-std::string path_name(const Path& p) { return std::string(kiln::isa_name(p.isa)) + (p.avxvnni ? "+avxvnni" : ""); }
-
-void select(const Path& p) {
-  kiln::set_active_isa(p.isa);
-  kiln::set_s8_gemm_force_avxvnni(p.avxvnni);
-}
+using kiln_test::all_paths;
+using kiln_test::Path;
+using kiln_test::path_name;
+using kiln_test::select;
 
 kiln::Conv2dGeometry geometry(size_t c, size_t h, size_t w, size_t o, size_t kh, size_t kw, size_t sh, size_t sw,
                               size_t pt, size_t pl, size_t pb, size_t pr, size_t dh, size_t dw, size_t groups) {

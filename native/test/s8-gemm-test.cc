@@ -25,80 +25,30 @@
 #include "quant/requantize.h"
 
 #include "check.h"
+#include "s8-paths.h"
+#include "test-util.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "common/simd.h"
 #endif
 
 namespace {
+
+using kiln_test::Rng;
+using kiln_test::Guarded;
 
 using kiln_test::check;
 using kiln_test::g_failed;
 using kiln_test::g_passed;
 
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed) {}
-  uint64_t next() {
-    s += 0x9E3779B97F4A7C15ull;
-    uint64_t z = s;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  size_t below(size_t n) { return static_cast<size_t>(next() % n); }
-  float uniform(float lo, float hi) { return lo + (hi - lo) * static_cast<float>(next() >> 40) / 16777216.0f; }
-};
 
-// `count` elements ending exactly where an inaccessible page begins.
-template <typename T>
-class Guarded {
- public:
-  explicit Guarded(size_t count) : count_(count) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t bytes = count * sizeof(T);
-    mapped_ = (bytes + page - 1) / page * page + page;
-    void* p = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      std::perror("mmap");
-      std::exit(2);
-    }
-    base_ = static_cast<char*>(p);
-    mprotect(base_ + mapped_ - page, page, PROT_NONE);
-    data_ = reinterpret_cast<T*>(base_ + mapped_ - page - bytes);
-  }
-  ~Guarded() { munmap(base_, mapped_); }
-  Guarded(const Guarded&) = delete;
-  Guarded& operator=(const Guarded&) = delete;
-  T* data() { return data_; }
-  T& operator[](size_t i) { return data_[i]; }
-  size_t size() const { return count_; }
-
- private:
-  size_t count_, mapped_;
-  char* base_;
-  T* data_;
-};
 
 size_t extent(size_t rows, size_t cols, size_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols; }
 
-// A kernel family to test: an ISA level, optionally with the AVX-VNNI kernels forced on.
-struct Path {
-  kiln::Isa isa;
-  bool avxvnni;
-};
-
-std::vector<Path> all_paths() {
-  std::vector<Path> out;
-  for (kiln::Isa isa : kiln::supported_isas()) out.push_back({isa, false});
-  if (kiln::cpu_features().avxvnni) out.push_back({kiln::best_isa(), true});
-  return out;
-}
-
-void select(const Path& p) {
-  kiln::set_active_isa(p.isa);
-  kiln::set_s8_gemm_force_avxvnni(p.avxvnni);
-}
+using kiln_test::all_paths;
+using kiln_test::Path;
+using kiln_test::path_name;
+using kiln_test::select;
 
 struct Case {
   size_t m = 1, n = 1, k = 1;

@@ -15,6 +15,7 @@
 namespace kiln {
 
 class DirectConvWeights;
+struct F32ConvKernels;  // internal: one ISA's convolution kernels (native/src/conv/conv-ukernel.h)
 class SmallConvWeights;
 
 // Output length of a sliding window along one axis:
@@ -113,13 +114,14 @@ class Conv2dPlan {
   bool relu_ = false;
   bool depthwise_ = false;
 
-  bool direct_active() const;
-  bool small_active() const;
+  // The active table's kernels (looked up once per call) have the path and the plan built it.
+  bool direct_active(const F32ConvKernels& k) const;
+  bool small_active(const F32ConvKernels& k) const;
   // Images are tasks of parallel_for_slots over at most this many threads (one scratch slot each).
   size_t image_threads(size_t batch, size_t max_threads) const;
-  void run_small(const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
+  void run_small(const F32ConvKernels& k, const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
                  size_t max_threads, int32_t* indices) const;
-  void run_direct(const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
+  void run_direct(const F32ConvKernels& k, const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
                   size_t max_threads, int32_t* indices) const;
 };
 

@@ -33,50 +33,13 @@ struct GemmEpilogue {
   bool relu = false;
 };
 
-// ---- Packing geometry and micro-kernel contract (used by the dispatch table) ----
+// ---- Packing geometry (the micro-kernel contract is internal: native/src/f32-gemm/f32-gemm-ukernel.h) ----
 // Every ISA shares one packed layout, so packed operands stay valid across set_active_isa():
 // A is packed in panels of kF32GemmMr rows (a[k*kF32GemmMr + i], zero-padded rows), B in panels
 // of kF32GemmPanelN columns (b[k*kF32GemmPanelN + j], zero-padded columns). A micro-kernel whose
 // NR is a multiple of kF32GemmPanelN reads NR / kF32GemmPanelN neighbouring B panels at once.
 constexpr size_t kF32GemmMr = 6;
 constexpr size_t kF32GemmPanelN = 16;
-
-// One output tile of at most kF32GemmMr x NR elements.
-struct F32GemmTile {
-  const float* a = nullptr;    // packed A panel, a[p * kF32GemmMr + i]
-  const float* b = nullptr;    // B(p, j) at b[p * b_k_stride + (j / 16) * b_panel_stride + j % 16]
-  size_t b_k_stride = 0;       // floats between consecutive k of B
-  size_t b_panel_stride = 0;   // floats between 16-column panels of B
-  bool b_padded = false;       // B columns past nr up to the panel end may be read (they are zeros)
-  float* c = nullptr;
-  size_t ldc = 0;
-  size_t mr = 0, nr = 0, k = 0;  // 1 <= mr <= kF32GemmMr, 1 <= nr <= NR, k >= 1
-  float alpha = 1.0f;
-  bool load_c = false;           // false: C is write-only (its old content, NaN included, is ignored)
-  float beta = 0.0f;             // C = alpha * sum + beta * C when load_c
-  // Epilogue, applied after the sum (only on the last K block): bias then ReLU.
-  const float* row_bias = nullptr;  // mr values, or null
-  const float* col_bias = nullptr;  // nr values, or null
-  bool relu = false;
-};
-
-using F32GemmUkernelFn = void (*)(const F32GemmTile& tile);
-// y[0, N) = x[0, K) * B + epilogue for one row against a PackedB (panels of kF32GemmPanelN columns,
-// `b_panel_stride` = K * kF32GemmPanelN floats apart). The sum over K runs in blocks of
-// `kc`, each summed from zero and then added to the previous blocks, as the tiled path does.
-using F32GemvPackedFn = void (*)(const float* x, size_t k, size_t kc, const float* b, size_t n, float* y,
-                                 const float* col_bias, bool relu);
-// Runs `iterations` rounds of a register-only FMA loop; returns the floating-point operations done.
-using F32PeakLoopFn = double (*)(size_t iterations);
-
-struct F32GemmKernels {
-  size_t mr = 0;  // rows per tile (kF32GemmMr)
-  size_t nr = 0;  // columns per tile (a multiple of kF32GemmPanelN)
-  F32GemmUkernelFn ukernel = nullptr;
-  F32PeakLoopFn peak_loop = nullptr;
-  // One-row product against a PackedB (a Linear layer at batch 1), or null: the tiled path.
-  F32GemvPackedFn gemv_packed = nullptr;
-};
 
 // Single-core throughput of the active ISA's FMA loop in GFLOP/s (2 flops per FMA lane), measured
 // on the calling thread for about `milliseconds`.

@@ -3,9 +3,77 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "conv/direct-conv.h"
+#include "conv/im2col.h"
+#include "conv/small-conv.h"
+#include "conv/winograd.h"
 #include "kiln/dispatch.h"
+#include "s8-conv/maxpool-u8.h"
+#include "s8-conv/quantize-rows.h"
+#include "s8-conv/s8-depthwise.h"
+#include "s8-conv/s8-small-conv.h"
 
 namespace kiln {
+
+// The registry: what each ISA level adds over the one below. The kernels themselves live in
+// their families' files (the scalar ones in each family's *-reference.cc).
+
+void fill_dispatch_scalar(DispatchTable* t) {
+  fill_f32_gemm_scalar(t);
+  fill_s8_gemm_scalar(t);
+  t->f32_conv.im2col_plane = f32_im2col_plane_scalar;
+  t->f32_conv.col2im_plane_add = f32_col2im_plane_add_scalar;
+  // No small-patch, direct or Winograd kernel: the plans take im2col + GEMM.
+  t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_scalar;
+  t->s8_conv.quantize_u8_row = quantize_u8_row_scalar;
+  t->s8_conv.dequantize_u8_row = dequantize_u8_row_scalar;
+  t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_scalar;
+  t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_scalar;
+}
+
+void fill_dispatch_avx2(DispatchTable* t) {
+  fill_f32_gemm_avx2(t);
+  fill_s8_gemm_avx2(t);
+  t->f32_conv.im2col_plane = f32_im2col_plane_avx2;
+  t->f32_conv.col2im_plane_add = f32_col2im_plane_add_avx2;
+  t->f32_conv.small_conv_image = small_conv_image_avx2;
+  t->f32_conv.small_conv_max_pool_image = small_conv_max_pool_image_avx2;
+  t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx2;
+  t->s8_conv.quantize_u8_row = quantize_u8_row_avx2;
+  t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx2;
+  t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx2;
+  t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx2;
+}
+
+void fill_dispatch_avx512(DispatchTable* t) {
+  fill_f32_gemm_avx512(t);
+  fill_s8_gemm_avx512(t);
+  t->f32_conv.im2col_plane = f32_im2col_plane_avx512;
+  t->f32_conv.col2im_plane_add = f32_col2im_plane_add_avx512;
+  t->f32_conv.small_conv_image = small_conv_image_avx512;
+  t->f32_conv.small_conv_max_pool_image = small_conv_max_pool_image_avx512;
+  F32DirectConvKernels& d = t->f32_conv.direct;
+  d.rows = direct_conv_rows_avx512;
+  d.nhwc_to_nchw = nhwc_to_nchw_avx512;
+  d.nchw_to_nhwc = nchw_to_nhwc_avx512;
+  d.max_pool_rows = nhwc_max_pool_rows_avx512;
+  d.column_sums = nhwc_column_sums_avx512;
+  d.weight_rows = direct_conv_weight_rows_avx512;
+  t->f32_conv.winograd_image = winograd_image_avx512;
+  t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx512;
+  t->s8_conv.quantize_u8_row = quantize_u8_row_avx512;
+  t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx512;
+  t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx512;
+  // The int8 depthwise accumulation keeps its AVX2 kernel (set by the level below).
+}
+
+// VNNI only adds int8 dot products: the fp32 families keep the AVX-512 kernels; the int8 GEMM
+// switches to its vpdpbusd kernels and the small int8 conv + pool kernel appears.
+void fill_dispatch_avx512vnni(DispatchTable* t) {
+  fill_s8_gemm_avx512vnni(t);
+  t->s8_conv.small_conv_pool = s8_small_conv_pool_avx512vnni;
+}
+
 namespace {
 
 struct Tables {
@@ -51,6 +119,11 @@ Tables& tables() {
 }  // namespace
 
 const DispatchTable& dispatch() { return *tables().active.load(std::memory_order_acquire); }
+
+const DispatchTable* dispatch_for(Isa isa) {
+  if (isa > best_isa()) return nullptr;
+  return &tables().by_isa[static_cast<int>(isa)];
+}
 
 Isa active_isa() { return dispatch().isa; }
 

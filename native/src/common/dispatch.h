@@ -1,10 +1,15 @@
-// The table of ISA-specific kernels, filled once per ISA from the per-ISA translation units.
-// Kernels look up their micro-kernels here; nothing outside native/src includes this file.
+// The table of ISA-specific kernels, one per ISA, filled once at start-up (dispatch.cc) from the
+// per-ISA translation units; set_active_isa() / KILN_ISA only switch which table is active. Every
+// op family looks its kernels up here, once per call, never per row, and never compares ISAs:
+// an entry a path does not have on an ISA is null. Nothing outside native/src includes this file.
 #pragma once
 #include <cstddef>
 
+#include "conv/conv-ukernel.h"
+#include "f32-gemm/f32-gemm-ukernel.h"
 #include "kiln/cpu.h"
-#include "kiln/f32-gemm.h"
+#include "pool/maxpool2d-rows.h"
+#include "s8-conv/s8-conv-ukernel.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
 
 namespace kiln {
@@ -14,15 +19,27 @@ struct DispatchTable {
   F32GemmKernels f32_gemm;
   S8GemmKernels s8_gemm;
   S8GemmKernels s8_gemm_avxvnni;  // VEX vpdpbusd on ymm, where the CPU has AVX-VNNI (levels >= avx2)
+  F32ConvKernels f32_conv;
+  F32PoolKernels f32_pool;
+  S8ConvKernels s8_conv;
 };
 
 // The table for the active ISA (best supported, or KILN_ISA, or set_active_isa()).
 const DispatchTable& dispatch();
 
-// Each ISA translation unit provides one of these; they only assign function pointers.
+// The table of `isa` (any ISA this CPU supports; tests walk them), or null when it does not.
+const DispatchTable* dispatch_for(Isa isa);
+
+// One per ISA level, each run on a table that already holds the level below (scalar first);
+// they only assign function pointers. Defined in dispatch.cc, except the GEMM families' own
+// fill functions, which live beside their kernels.
 void fill_dispatch_scalar(DispatchTable* table);
 void fill_dispatch_avx2(DispatchTable* table);
 void fill_dispatch_avx512(DispatchTable* table);
 void fill_dispatch_avx512vnni(DispatchTable* table);
+
+void fill_f32_gemm_scalar(DispatchTable* table);
+void fill_f32_gemm_avx2(DispatchTable* table);
+void fill_f32_gemm_avx512(DispatchTable* table);
 
 }  // namespace kiln

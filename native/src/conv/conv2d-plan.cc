@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/dispatch.h"
+#include "conv/conv-ukernel.h"
 #include "conv/conv2d-tiling.h"
 #include "conv/depthwise.h"
 #include "conv/direct-conv.h"
@@ -12,7 +14,6 @@
 #include "conv/scratch.h"
 #include "conv/small-conv.h"
 #include "kiln/conv.h"
-#include "kiln/dispatch.h"
 #include "kiln/pool.h"
 #include "kiln/thread-pool.h"
 
@@ -33,11 +34,16 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
   if (!depthwise_ && small_conv_fits(g_)) small_ = std::make_shared<const SmallConvWeights>(g_, weight, bias);
 }
 
-bool Conv2dPlan::direct_active() const { return direct_ != nullptr && active_isa() >= Isa::kAvx512; }
+bool Conv2dPlan::direct_active(const F32ConvKernels& k) const { return direct_ != nullptr && k.direct.rows != nullptr; }
 
-bool Conv2dPlan::small_active() const { return small_ != nullptr && active_isa() >= Isa::kAvx2; }
+bool Conv2dPlan::small_active(const F32ConvKernels& k) const {
+  return small_ != nullptr && k.small_conv_image != nullptr;
+}
 
-bool Conv2dPlan::can_fuse_max_pool() const { return direct_active() || small_active(); }
+bool Conv2dPlan::can_fuse_max_pool() const {
+  const F32ConvKernels& k = dispatch().f32_conv;
+  return direct_active(k) || small_active(k);
+}
 
 size_t Conv2dPlan::image_threads(size_t batch, size_t max_threads) const {
   const size_t threads = max_threads == 0 ? num_threads() : max_threads;
@@ -66,11 +72,10 @@ Pool2dGeometry pool_geometry(const Conv2dGeometry& g, const ConvMaxPool& pool, s
 
 }  // namespace
 
-void Conv2dPlan::run_small(const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
+void Conv2dPlan::run_small(const F32ConvKernels& k, const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
                            size_t max_threads, int32_t* indices) const {
   SmallConvArgs args = small_->args();
   args.relu = relu_;
-  const bool avx512 = active_isa() >= Isa::kAvx512;
   const size_t in_image = g_.in_channels * g_.in_plane();
   const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
   // Pools other than 2x2/2 (on AVX2, where the channels-in-lanes kernel does not run): the
@@ -82,20 +87,12 @@ void Conv2dPlan::run_small(const float* input, float* output, size_t batch, cons
     float* out = output + n * out_image;
     if (pool == nullptr || staged) {
       float* conv = staged ? scratch + slot * g_.out_channels * g_.out_plane() : out;
-      if (avx512) {
-        small_conv_image_avx512(args, image, conv);
-      } else {
-        small_conv_image_avx2(args, image, conv);
-      }
+      k.small_conv_image(args, image, conv);
       if (staged) max_pool2d_forward(p, conv, out, indices != nullptr ? indices + n * out_image : nullptr, 1);
       return;
     }
     int32_t* where = indices != nullptr ? indices + n * out_image : nullptr;
-    if (avx512) {
-      small_conv_max_pool_image_avx512(args, image, out, where);
-    } else {
-      small_conv_max_pool_image_avx2(args, image, out, where);
-    }
+    k.small_conv_max_pool_image(args, image, out, where);
   };
   // A few images per task (about 8 tasks per thread): at ~2.5 us an image, handing out each one
   // alone cost ~8% at 2 threads; fewer, larger tasks leave a late helper too little to take.
@@ -149,15 +146,18 @@ size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& po
 
 void Conv2dPlan::run_max_pooled(const float* input, float* output, size_t batch, const ConvMaxPool& pool,
                                 float* scratch, size_t max_threads, int32_t* indices) const {
-  if (small_active() && (small_conv_pool_fits(g_, pool) || !direct_active())) {
-    run_small(input, output, batch, &pool, scratch, max_threads, indices);
+  // The caller checked can_fuse_max_pool(); the table is read once here for the whole call.
+  const F32ConvKernels& k = dispatch().f32_conv;
+  if (small_active(k) && (small_conv_pool_fits(g_, pool) || !direct_active(k))) {
+    run_small(k, input, output, batch, &pool, scratch, max_threads, indices);
     return;
   }
-  run_direct(input, output, batch, &pool, scratch, max_threads, indices);
+  run_direct(k, input, output, batch, &pool, scratch, max_threads, indices);
 }
 
-void Conv2dPlan::run_direct(const float* input, float* output, size_t batch, const ConvMaxPool* pool,
+void Conv2dPlan::run_direct(const F32ConvKernels& k, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
                             float* scratch, size_t max_threads, int32_t* indices) const {
+  const F32DirectConvKernels& d = k.direct;
   DirectConvArgs args = direct_->args();
   args.relu = relu_;
   const size_t cp = args.cout_padded;
@@ -173,8 +173,8 @@ void Conv2dPlan::run_direct(const float* input, float* output, size_t batch, con
     float* buffer = scratch + s * per_slot;
     const float* image = input + n * in_image;
     if (pool == nullptr) {
-      direct_conv_rows_avx512(args, image, 0, g_.out_height, g_.out_width, buffer);
-      nhwc_to_nchw_avx512(buffer, g_.out_plane(), g_.out_channels, cp, output + n * out_image);
+      d.rows(args, image, 0, g_.out_height, g_.out_width, buffer);
+      d.nhwc_to_nchw(buffer, g_.out_plane(), g_.out_channels, cp, output + n * out_image);
       return;
     }
     float* pooled = buffer + band_floats;
@@ -183,13 +183,13 @@ void Conv2dPlan::run_direct(const float* input, float* output, size_t batch, con
     for (size_t y = 0; y < pool->out_h; y += bands.pooled_rows) {
       const size_t y1 = std::min(pool->out_h, y + bands.pooled_rows);
       const size_t oh0 = y * pool->stride_h;
-      direct_conv_rows_avx512(args, image, oh0, oh0 + bands.band_rows, bands.cols_used, buffer);
-      nhwc_max_pool_rows_avx512(buffer, bands.cols_used, cp, *pool, y, y1, g_.out_width, pooled, winners);
+      d.rows(args, image, oh0, oh0 + bands.band_rows, bands.cols_used, buffer);
+      d.max_pool_rows(buffer, bands.cols_used, cp, *pool, y, y1, g_.out_width, pooled, winners);
     }
     const size_t pooled_plane = pool->out_h * pool->out_w;
-    nhwc_to_nchw_avx512(pooled, pooled_plane, g_.out_channels, cp, output + n * out_image);
+    d.nhwc_to_nchw(pooled, pooled_plane, g_.out_channels, cp, output + n * out_image);
     if (winners != nullptr) {
-      nhwc_to_nchw_avx512(reinterpret_cast<const float*>(winners), pooled_plane, g_.out_channels, cp,
+      d.nhwc_to_nchw(reinterpret_cast<const float*>(winners), pooled_plane, g_.out_channels, cp,
                           reinterpret_cast<float*>(indices + n * out_image));
     }
   };
@@ -220,12 +220,13 @@ void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scr
     depthwise_forward(g_, batch, input, weight_.data(), bias_.empty() ? nullptr : bias_.data(), relu_, output, max_threads);
     return;
   }
-  if (small_active()) {
-    run_small(input, output, batch, nullptr, nullptr, max_threads, nullptr);
+  const F32ConvKernels& k = dispatch().f32_conv;
+  if (small_active(k)) {
+    run_small(k, input, output, batch, nullptr, nullptr, max_threads, nullptr);
     return;
   }
-  if (direct_active()) {
-    run_direct(input, output, batch, nullptr, scratch, max_threads, nullptr);
+  if (direct_active(k)) {
+    run_direct(k, input, output, batch, nullptr, scratch, max_threads, nullptr);
     return;
   }
   const ConvTiling t = conv_tiling(g_, batch);

@@ -1,7 +1,7 @@
 // AVX-512 direct convolution tiles (see direct-conv.h) and the NHWC -> NCHW writers.
 // Register budget: MR x NB accumulators + NB weight vectors + 1 broadcast <= 32 zmm. Each tap
 // costs NB weight loads and MR broadcasts (memory operands of the FMAs) for MR * NB FMAs.
-#include <immintrin.h>
+#include "common/simd.h"
 
 
 #include "conv/direct-conv.h"

@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/dispatch.h"
+#include "conv/conv-ukernel.h"
 #include "conv/conv2d-tiling.h"
 #include "conv/scratch.h"
-#include "kiln/dispatch.h"
 #include "kiln/thread-pool.h"
 
 namespace kiln {
@@ -65,7 +66,8 @@ DirectConvArgs DirectConvWeights::args() const {
 
 bool direct_conv_weight_gradient(const Conv2dGeometry& g, size_t batch, const float* input, const float* grad_output,
                                  float* grad_weight, float* grad_bias, size_t max_threads) {
-  if (active_isa() < Isa::kAvx512 || !direct_conv_fits(g) || batch == 0) return false;
+  const F32DirectConvKernels& d = dispatch().f32_conv.direct;
+  if (d.weight_rows == nullptr || !direct_conv_fits(g) || batch == 0) return false;
   // Offsets of the taps, as the forward packs them (the weights themselves are not needed).
   std::vector<int32_t> offsets(g.patch());
   size_t k = 0;
@@ -88,11 +90,11 @@ bool direct_conv_weight_gradient(const Conv2dGeometry& g, size_t batch, const fl
     float* g_nhwc = partial + partial_floats;
     const size_t n0 = batch * s / slots, n1 = batch * (s + 1) / slots;
     for (size_t n = n0; n < n1; ++n) {
-      nchw_to_nhwc_avx512(grad_output + n * out_image, g.out_plane(), cout, cp, g_nhwc);
-      if (grad_bias != nullptr) nhwc_column_sums_avx512(g_nhwc, g.out_plane(), cp, bias_sums.data() + s * cp);
+      d.nchw_to_nhwc(grad_output + n * out_image, g.out_plane(), cout, cp, g_nhwc);
+      if (grad_bias != nullptr) d.column_sums(g_nhwc, g.out_plane(), cp, bias_sums.data() + s * cp);
       for (size_t c0 = 0; c0 < cp; c0 += kDirectConvBlock) {
         const size_t nb = std::min<size_t>(4, (cp - c0) / 16);
-        direct_conv_weight_rows_avx512(input + n * in_image, offsets.data(), 0, taps, g_nhwc, cp, c0, nb, g.out_height,
+        d.weight_rows(input + n * in_image, offsets.data(), 0, taps, g_nhwc, cp, c0, nb, g.out_height,
                                        g.out_width, g.in_width, g.stride_h, n == n0, partial);
       }
     }

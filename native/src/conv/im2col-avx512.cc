@@ -4,7 +4,7 @@
 // col2im gathers every kernel column's contribution to an input row block in a register and
 // stores it once: adding tap by tap would reload what the previous masked store just wrote,
 // which store forwarding cannot serve.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "conv/im2col-plane.h"
 #include "conv/im2col.h"
@@ -139,7 +139,7 @@ void col2im_rows(const Conv2dGeometry& g, size_t channels, const float* col, siz
 
 }  // namespace
 
-void im2col_plane_avx512(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld) {
+void f32_im2col_plane_avx512(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld) {
   if (fast_rows(g)) {
     im2col_rows(g, channels, input, col, ld);
   } else {
@@ -147,7 +147,7 @@ void im2col_plane_avx512(const Conv2dGeometry& g, size_t channels, const float* 
   }
 }
 
-void col2im_plane_add_avx512(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, float* grad_input) {
+void f32_col2im_plane_add_avx512(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, float* grad_input) {
   if (fast_rows(g)) {
     col2im_rows(g, channels, col, ld, grad_input);
   } else {

@@ -1,7 +1,7 @@
 #include "conv/im2col.h"
 
 #include "conv/im2col-plane.h"
-#include "kiln/dispatch.h"
+#include "common/dispatch.h"
 
 #include <algorithm>
 #include <cstring>
@@ -43,34 +43,12 @@ void for_each_segment(const Conv2dGeometry& g, size_t channels, size_t j0, size_
   }
 }
 
-// Stride-1 rows for the scalar path (also the oracle the ISA rows are tested against).
-struct RowScalar {
-  static void zero(float* dst, size_t n) {
-    for (size_t i = 0; i < n; ++i) dst[i] = 0.0f;
-  }
-  static void copy(float* dst, size_t n, const float* row, ptrdiff_t offset, size_t lo, size_t hi) {
-    for (size_t i = 0; i < lo; ++i) dst[i] = 0.0f;
-    for (size_t i = lo; i < hi; ++i) dst[i] = row[offset + static_cast<ptrdiff_t>(i)];
-    for (size_t i = hi; i < n; ++i) dst[i] = 0.0f;
-  }
-  static void add(float* row, ptrdiff_t offset, const float* src, size_t lo, size_t hi) {
-    for (size_t i = lo; i < hi; ++i) row[offset + static_cast<ptrdiff_t>(i)] += src[i];
-  }
-};
-
 }  // namespace
 
 void im2col(const Conv2dGeometry& g, size_t channels, const float* input, size_t j0, size_t n,
             float* col, size_t ld) {
   if (j0 == 0 && n == g.out_plane()) {
-    const Isa isa = active_isa();
-    if (isa >= Isa::kAvx512) {
-      im2col_plane_avx512(g, channels, input, col, ld);
-    } else if (isa >= Isa::kAvx2) {
-      im2col_plane_avx2(g, channels, input, col, ld);
-    } else {
-      im2col_plane_with<RowScalar>(g, channels, input, col, ld);
-    }
+    dispatch().f32_conv.im2col_plane(g, channels, input, col, ld);
     return;
   }
   const size_t sw = g.stride_w;
@@ -90,14 +68,7 @@ void im2col(const Conv2dGeometry& g, size_t channels, const float* input, size_t
 void col2im_add(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, size_t j0,
                 size_t n, float* grad_input) {
   if (j0 == 0 && n == g.out_plane()) {
-    const Isa isa = active_isa();
-    if (isa >= Isa::kAvx512) {
-      col2im_plane_add_avx512(g, channels, col, ld, grad_input);
-    } else if (isa >= Isa::kAvx2) {
-      col2im_plane_add_avx2(g, channels, col, ld, grad_input);
-    } else {
-      col2im_plane_add_with<RowScalar>(g, channels, col, ld, grad_input);
-    }
+    dispatch().f32_conv.col2im_plane_add(g, channels, col, ld, grad_input);
     return;
   }
   const size_t sw = g.stride_w;

@@ -18,10 +18,13 @@ void im2col(const Conv2dGeometry& g, size_t channels, const float* input, size_t
 void col2im_add(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, size_t j0,
                 size_t n, float* grad_input);
 
-// Whole-plane variants (j0 = 0, n = OH * OW), one per ISA file.
-void im2col_plane_avx2(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld);
-void im2col_plane_avx512(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld);
-void col2im_plane_add_avx2(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, float* grad_input);
-void col2im_plane_add_avx512(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, float* grad_input);
+// Whole-plane variants (j0 = 0, n = OH * OW), one per ISA file; im2col and col2im_add call the
+// active dispatch table's. The scalar ones (im2col-reference.cc) are the fallback and the oracle.
+void f32_im2col_plane_scalar(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld);
+void f32_col2im_plane_add_scalar(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, float* grad_input);
+void f32_im2col_plane_avx2(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld);
+void f32_im2col_plane_avx512(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld);
+void f32_col2im_plane_add_avx2(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, float* grad_input);
+void f32_col2im_plane_add_avx512(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, float* grad_input);
 
 }  // namespace kiln

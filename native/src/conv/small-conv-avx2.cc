@@ -2,7 +2,7 @@
 // 16 registers the input vectors cannot stay in registers as on AVX-512; each tap loads the few
 // it needs (NR rows, or the pooled pixel's 4 positions) and the NC channel weights, an outer
 // product of 8 FMA chains for 6 loads.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "conv/small-conv.h"
 

@@ -1,7 +1,7 @@
 // AVX-512 kernels of the small-patch direct convolution (see small-conv.h). One template per
 // (Cin, KH, KW) so that a segment's input vectors are named registers; the accumulators of a few
 // output channels (8 independent FMA chains) are summed from them with broadcast weights.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "conv/small-conv.h"
 

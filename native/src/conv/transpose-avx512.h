@@ -1,7 +1,7 @@
 // 16 x 16 float transpose in AVX-512 registers, for the NCHW <-> NHWC moves of the kernels that
 // put channels in lanes (direct-conv, winograd). Include only from AVX-512 translation units.
 #pragma once
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <cstddef>
 

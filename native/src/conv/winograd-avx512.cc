@@ -7,7 +7,7 @@
 //      channels of accumulators, each V value broadcast;
 //   4. Y = A^T M A per tile, bias, ReLU, the 2x2 max when pooled, to NHWC rows of the plane
 //      written, then transposed into the NCHW output planes.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <cstdint>
 #include <cstring>

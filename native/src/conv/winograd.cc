@@ -2,7 +2,8 @@
 
 #include <algorithm>
 
-#include "kiln/dispatch.h"
+#include "common/dispatch.h"
+#include "conv/conv-ukernel.h"
 #include "kiln/thread-pool.h"
 
 namespace kiln {
@@ -82,7 +83,7 @@ WinogradConv::WinogradConv(const Conv2dGeometry& g, const float* weight, const f
   if (bias != nullptr) std::copy(bias, bias + g.out_channels, bias_.begin());
 }
 
-bool WinogradConv::available() { return active_isa() >= Isa::kAvx512; }
+bool WinogradConv::available() { return dispatch().f32_conv.winograd_image != nullptr; }
 
 WinogradArgs WinogradConv::args(const ConvMaxPool* pool, bool relu, size_t m) const {
   WinogradArgs a;
@@ -137,6 +138,7 @@ size_t winograd_image_floats(const WinogradArgs& a) {
 
 void WinogradConv::run(const float* input, float* output, size_t batch, const ConvMaxPool* pool, bool relu,
                        float* scratch, size_t max_threads) const {
+  const F32WinogradImageFn image = dispatch().f32_conv.winograd_image;  // the caller checked available()
   const WinogradArgs a = args(pool, relu, m_);
   const WinogradArgs a2 = m_ == 4 ? args(pool, relu, 2) : a;
   const size_t per_slot = image_floats(pool);
@@ -148,7 +150,7 @@ void WinogradConv::run(const float* input, float* output, size_t batch, const Co
         const float* x = input + n * in_image;
         float* y = output + n * out_image;
         float* s = scratch + slot * per_slot;
-        if (!winograd_image_avx512(a, x, y, s)) winograd_image_avx512(a2, x, y, s);
+        if (!image(a, x, y, s)) image(a2, x, y, s);
       },
       slots(batch, max_threads));
 }

@@ -64,7 +64,7 @@ class WinogradConv {
   // weight: OIHW; bias: Cout floats or null; tile: 2 or 4. Only for geometries winograd_fits accepts.
   WinogradConv(const Conv2dGeometry& g, const float* weight, const float* bias, size_t tile);
 
-  // The active ISA runs the kernel (AVX-512).
+  // The active dispatch table has a Winograd kernel (AVX-512 and up; null below). run() needs it.
   static bool available();
   // Floats of scratch run() needs for this batch and thread count.
   size_t scratch_floats(size_t batch, size_t max_threads, const ConvMaxPool* pool) const;

@@ -1,9 +1,10 @@
 // AVX2+FMA fp32 micro-kernel: 6 rows x 16 columns (one B panel), 12 ymm accumulators.
 // 12 accumulators + 2 B vectors + 1 broadcast = 15 of the 16 ymm registers; 12 independent
 // chains cover the FMA latency (4) x 2 pipes.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "common/dispatch.h"
+#include "f32-gemm/f32-gemm-ukernel.h"
 
 namespace kiln {
 namespace {
@@ -118,12 +119,14 @@ const TileFn kTiles[kRows][kVecs][2] = {
     {{tile<6, 1, false>, tile<6, 1, true>}, {tile<6, 2, false>, tile<6, 2, true>}},
 };
 
-void ukernel_6x16(const F32GemmTile& t) {
+}  // namespace
+
+void f32_gemm_6x16_avx2(const F32GemmTile& t) {
   kTiles[t.mr - 1][(t.nr + 7) / 8 - 1][t.nr % 8 != 0 ? 1 : 0](t);
 }
 
 // 12 independent FMA chains (latency 4 x 2 pipes needs 8). Each converges to 1: no denormals.
-double peak_loop(size_t iterations) {
+double f32_gemm_peak_avx2(size_t iterations) {
   constexpr int kChains = 12;
   __m256 acc[kChains];
 #pragma GCC unroll 12
@@ -145,14 +148,11 @@ double peak_loop(size_t iterations) {
   return static_cast<double>(iterations) * kChains * 8 * 2;
 }
 
-}  // namespace
-
-void fill_dispatch_avx2(DispatchTable* table) {
-  fill_s8_gemm_avx2(table);
+void fill_f32_gemm_avx2(DispatchTable* table) {
   table->f32_gemm.mr = kF32GemmMr;
   table->f32_gemm.nr = 8 * kVecs;
-  table->f32_gemm.ukernel = ukernel_6x16;
-  table->f32_gemm.peak_loop = peak_loop;
+  table->f32_gemm.ukernel = f32_gemm_6x16_avx2;
+  table->f32_gemm.peak_loop = f32_gemm_peak_avx2;
 }
 
 }  // namespace kiln

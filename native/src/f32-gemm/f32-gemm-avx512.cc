@@ -5,9 +5,10 @@
 // unmasked max/extract); the value is never used.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "common/dispatch.h"
+#include "f32-gemm/f32-gemm-ukernel.h"
 
 namespace kiln {
 namespace {
@@ -111,11 +112,13 @@ const TileFn kTiles[kRows][kVecs] = {
     {row_entry<6>(1), row_entry<6>(2), row_entry<6>(3), row_entry<6>(4)},
 };
 
-void ukernel_6x64(const F32GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
+}  // namespace
+
+void f32_gemm_6x64_avx512(const F32GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
 
 // 24 independent FMA chains (latency 4 x 2 pipes needs 8; more costs nothing, registers only).
 // Each chain converges to a fixed point (x = 0.999x + 0.001 -> 1), so no overflow or denormals.
-double peak_loop(size_t iterations) {
+double f32_gemm_peak_avx512(size_t iterations) {
   constexpr int kChains = 24;
   __m512 acc[kChains];
 #pragma GCC unroll 24
@@ -138,6 +141,8 @@ double peak_loop(size_t iterations) {
 
 // V panels (16 columns each) of one output row. V up to 8: 8 independent FMA chains per K block
 // (the 1 x 64 tile has 4, half what two 4-cycle pipes need) and no packing of the single A row.
+namespace {
+
 template <int V>
 void gemv_panels(const float* x, size_t k, size_t kc_max, const float* b, size_t n, float* y,
                  const float* col_bias, bool relu) {
@@ -170,7 +175,9 @@ void gemv_panels(const float* x, size_t k, size_t kc_max, const float* b, size_t
   }
 }
 
-void gemv_packed(const float* x, size_t k, size_t kc, const float* b, size_t n, float* y, const float* col_bias,
+}  // namespace
+
+void f32_gemv_packed_avx512(const float* x, size_t k, size_t kc, const float* b, size_t n, float* y, const float* col_bias,
                  bool relu) {
   constexpr size_t kGroup = 8 * kF32GemmPanelN;
   for (size_t j = 0; j < n; j += kGroup) {
@@ -190,15 +197,12 @@ void gemv_packed(const float* x, size_t k, size_t kc, const float* b, size_t n, 
   }
 }
 
-}  // namespace
-
-void fill_dispatch_avx512(DispatchTable* table) {
-  fill_s8_gemm_avx512(table);
+void fill_f32_gemm_avx512(DispatchTable* table) {
   table->f32_gemm.mr = kF32GemmMr;
   table->f32_gemm.nr = 16 * kVecs;
-  table->f32_gemm.ukernel = ukernel_6x64;
-  table->f32_gemm.peak_loop = peak_loop;
-  table->f32_gemm.gemv_packed = gemv_packed;
+  table->f32_gemm.ukernel = f32_gemm_6x64_avx512;
+  table->f32_gemm.peak_loop = f32_gemm_peak_avx512;
+  table->f32_gemm.gemv_packed = f32_gemv_packed_avx512;
 }
 
 }  // namespace kiln

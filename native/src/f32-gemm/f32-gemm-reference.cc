@@ -1,6 +1,7 @@
 // Portable fp32 GEMM pieces: the scalar micro-kernel (fallback on any CPU, same 6 x 16 tile and
 // packed layout as the SIMD kernels), its peak loop, and the float64 naive GEMM used as the oracle.
 #include "common/dispatch.h"
+#include "f32-gemm/f32-gemm-ukernel.h"
 
 namespace kiln {
 namespace {
@@ -46,11 +47,13 @@ void tile(const F32GemmTile& t) {
 using TileFn = void (*)(const F32GemmTile&);
 const TileFn kTiles[kF32GemmMr] = {tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<6>};
 
-void ukernel_6x16(const F32GemmTile& t) { kTiles[t.mr - 1](t); }
+}  // namespace
+
+void f32_gemm_6x16_scalar(const F32GemmTile& t) { kTiles[t.mr - 1](t); }
 
 // Multiply-add chains in plain C++: the compiler turns them into what the baseline ISA offers
 // (SSE mul + add), which is also what the scalar micro-kernel compiles to.
-double peak_loop(size_t iterations) {
+double f32_gemm_peak_scalar(size_t iterations) {
   constexpr int kChains = 32;
   float acc[kChains];
   for (int i = 0; i < kChains; ++i) acc[i] = static_cast<float>(i);
@@ -66,14 +69,11 @@ double peak_loop(size_t iterations) {
   return static_cast<double>(iterations) * kChains * 2;
 }
 
-}  // namespace
-
-void fill_dispatch_scalar(DispatchTable* table) {
-  fill_s8_gemm_scalar(table);
+void fill_f32_gemm_scalar(DispatchTable* table) {
   table->f32_gemm.mr = kF32GemmMr;
   table->f32_gemm.nr = kNr;
-  table->f32_gemm.ukernel = ukernel_6x16;
-  table->f32_gemm.peak_loop = peak_loop;
+  table->f32_gemm.ukernel = f32_gemm_6x16_scalar;
+  table->f32_gemm.peak_loop = f32_gemm_peak_scalar;
 }
 
 void sgemm_naive(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,

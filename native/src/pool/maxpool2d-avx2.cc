@@ -1,6 +1,6 @@
 // 2x2/2 max pool rows with AVX2: 8 outputs per step, even and odd columns split by shuffles,
 // winners chosen by compare masks and blends (no data-dependent branches).
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "pool/maxpool2d-rows.h"
 
@@ -37,7 +37,7 @@ inline __m256 load(const float* p, size_t count) {
 
 }  // namespace
 
-void max_pool_2x2_row_avx2(const float* top, const float* bottom, size_t n, size_t first, size_t width,
+void f32_maxpool2d_2x2_row_avx2(const float* top, const float* bottom, size_t n, size_t first, size_t width,
                            float* out, int32_t* idx) {
   const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   const __m256i w = _mm256_set1_epi32(static_cast<int>(width));

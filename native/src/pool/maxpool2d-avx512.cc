@@ -1,6 +1,6 @@
 // 2x2/2 max pool rows with AVX-512: 16 outputs per step, even and odd columns split by permutes,
 // winners chosen by compare masks (no data-dependent branches).
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "pool/maxpool2d-rows.h"
 
@@ -22,7 +22,7 @@ inline void challenge(__m512 v, __m512i at, __m512& best, __m512i& where) {
 
 }  // namespace
 
-void max_pool_2x2_row_avx512(const float* top, const float* bottom, size_t n, size_t first, size_t width,
+void f32_maxpool2d_2x2_row_avx512(const float* top, const float* bottom, size_t n, size_t first, size_t width,
                              float* out, int32_t* idx) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));

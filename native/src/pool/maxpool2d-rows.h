@@ -2,16 +2,33 @@
 // input rows `top` and `bottom` at columns 2j, 2j+1, and idx[j] (when idx is not null) its flat
 // offset in the plane, `first` being the plane offset of top[0] and `width` the plane width.
 // Ties keep the first tap in window order (top-left, top-right, bottom-left, bottom-right); a NaN
-// takes over from a number, never the other way round.
+// takes over from a number, never the other way round. The dispatch table holds one per ISA
+// (common/dispatch.h); the scalar one (maxpool2d-reference.cc) is the fallback and the oracle.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
 namespace kiln {
+namespace {  // internal linkage: included by TUs built with different -m flags
 
-void max_pool_2x2_row_avx2(const float* top, const float* bottom, size_t n, size_t first, size_t width,
-                           float* out, int32_t* idx);
-void max_pool_2x2_row_avx512(const float* top, const float* bottom, size_t n, size_t first, size_t width,
-                             float* out, int32_t* idx);
+// The first tap always wins (so an all -inf window still has a winner); after that a larger
+// value, or the first NaN, takes over.
+inline bool max_pool_takes_over(float v, float best) { return v > best || (v != v && best == best); }
+
+}  // namespace
+
+using F32MaxPool2x2RowFn = void (*)(const float* top, const float* bottom, size_t n, size_t first, size_t width,
+                                    float* out, int32_t* idx);
+
+struct F32PoolKernels {
+  F32MaxPool2x2RowFn max_2x2_row = nullptr;  // never null
+};
+
+void f32_maxpool2d_2x2_row_scalar(const float* top, const float* bottom, size_t n, size_t first, size_t width,
+                                  float* out, int32_t* idx);
+void f32_maxpool2d_2x2_row_avx2(const float* top, const float* bottom, size_t n, size_t first, size_t width,
+                                float* out, int32_t* idx);
+void f32_maxpool2d_2x2_row_avx512(const float* top, const float* bottom, size_t n, size_t first, size_t width,
+                                  float* out, int32_t* idx);
 
 }  // namespace kiln

@@ -1,6 +1,6 @@
 #include <limits>
 
-#include "kiln/dispatch.h"
+#include "common/dispatch.h"
 #include "kiln/pool.h"
 #include "pool/maxpool2d-rows.h"
 #include "pool/window.h"
@@ -9,48 +9,17 @@ namespace kiln {
 
 namespace {
 
-// The first tap always wins (so an all -inf window still has a winner); after that a larger
-// value, or the first NaN, takes over.
-inline bool takes_over(float v, float best) { return v > best || (v != v && best == best); }
+inline bool takes_over(float v, float best) { return max_pool_takes_over(v, best); }
 
-// 2x2 windows, stride 2, no padding or dilation: the usual downsampling. SIMD rows where the
-// ISA has them; the scalar loop is their reference.
-void max_pool_2x2(const Pool2dGeometry& g, const float* in, float* out, int32_t* idx) {
+// 2x2 windows, stride 2, no padding or dilation: the usual downsampling, a row at a time by the
+// active table's row kernel (looked up once per call, not per row).
+void max_pool_2x2(const Pool2dGeometry& g, const float* in, float* out, int32_t* idx, F32MaxPool2x2RowFn row) {
   const size_t width = g.in_width;
-  const Isa isa = active_isa();
   for (size_t oh = 0; oh < g.out_height; ++oh) {
     const size_t r0 = 2 * oh * width;
     const float* top = in + r0;
-    const float* bottom = top + width;
-    float* o = out + oh * g.out_width;
-    int32_t* x = idx != nullptr ? idx + oh * g.out_width : nullptr;
-    if (isa >= Isa::kAvx512) {
-      max_pool_2x2_row_avx512(top, bottom, g.out_width, r0, width, o, x);
-      continue;
-    }
-    if (isa >= Isa::kAvx2) {
-      max_pool_2x2_row_avx2(top, bottom, g.out_width, r0, width, o, x);
-      continue;
-    }
-    for (size_t ow = 0; ow < g.out_width; ++ow) {
-      const size_t at = r0 + 2 * ow;
-      float best = top[2 * ow];
-      size_t where = at;
-      const float v1 = top[2 * ow + 1];
-      const bool t1 = takes_over(v1, best);
-      best = t1 ? v1 : best;
-      where = t1 ? at + 1 : where;
-      const float v2 = bottom[2 * ow];
-      const bool t2 = takes_over(v2, best);
-      best = t2 ? v2 : best;
-      where = t2 ? at + width : where;
-      const float v3 = bottom[2 * ow + 1];
-      const bool t3 = takes_over(v3, best);
-      best = t3 ? v3 : best;
-      where = t3 ? at + width + 1 : where;
-      o[ow] = best;
-      if (x != nullptr) x[ow] = static_cast<int32_t>(where);
-    }
+    row(top, top + width, g.out_width, r0, width, out + oh * g.out_width,
+        idx != nullptr ? idx + oh * g.out_width : nullptr);
   }
 }
 
@@ -87,9 +56,16 @@ void max_pool2d_forward(const Pool2dGeometry& g, const float* input, float* outp
   if (g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 && g.pad_right == 0) {
     const bool two_by_two = g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 &&
                             g.dilation_h == 1 && g.dilation_w == 1;
+    const F32MaxPool2x2RowFn row = dispatch().f32_pool.max_2x2_row;
     for_each_plane(g, max_threads, [&](size_t p) {
-      (two_by_two ? max_pool_2x2 : max_pool_unpadded)(g, input + p * g.in_plane(), output + p * g.out_plane(),
-                        indices != nullptr ? indices + p * g.out_plane() : nullptr);
+      const float* in = input + p * g.in_plane();
+      float* out = output + p * g.out_plane();
+      int32_t* idx = indices != nullptr ? indices + p * g.out_plane() : nullptr;
+      if (two_by_two) {
+        max_pool_2x2(g, in, out, idx, row);
+      } else {
+        max_pool_unpadded(g, in, out, idx);
+      }
     });
     return;
   }

@@ -2,7 +2,7 @@
 // quant/requantize.h, lane by lane, so results match the scalar path bit for bit.
 // Only for translation units compiled with AVX2 flags. Internal linkage: see requantize.h.
 #pragma once
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,6 @@
 // uint8 max-pool pixel with AVX2: vpmaxub over 32 channels at a time, the accumulator kept in a
 // register across the window's taps; the last partial vector byte by byte.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "s8-conv/maxpool-u8.h"
 

@@ -1,6 +1,6 @@
 // uint8 max-pool pixel with AVX-512BW: vpmaxub over 64 channels at a time, masked for the last
 // partial vector (masked-off bytes are never read or written).
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "s8-conv/maxpool-u8.h"
 

@@ -4,28 +4,17 @@
 #include <vector>
 
 #include "elementwise/chunks.h"
-#include "kiln/dispatch.h"
+#include "common/dispatch.h"
 #include "kiln/s8-conv.h"
 #include "s8-conv/maxpool-u8.h"
 
 namespace kiln {
 
-void max_pool_u8_pixel_scalar(const uint8_t* const* taps, size_t count, size_t channels, uint8_t* out) {
-  for (size_t c = 0; c < channels; ++c) {
-    uint8_t best = 0;
-    for (size_t t = 0; t < count; ++t) best = taps[t][c] > best ? taps[t][c] : best;
-    out[c] = best;
-  }
-}
-
 void max_pool2d_u8_nhwc(const Pool2dGeometry& g, size_t batch, size_t channels, const uint8_t* in, uint8_t* out,
                         size_t max_threads) {
   const size_t rows = batch * g.out_height;
   if (rows == 0 || g.out_width == 0 || channels == 0) return;
-  const Isa isa = active_isa();
-  auto pixel = isa >= Isa::kAvx512 ? max_pool_u8_pixel_avx512
-               : isa >= Isa::kAvx2 ? max_pool_u8_pixel_avx2
-                                   : max_pool_u8_pixel_scalar;
+  const U8MaxPoolPixelFn pixel = dispatch().s8_conv.max_pool_u8_pixel;
   const size_t row_bytes = g.out_width * channels * g.kernel_h * g.kernel_w;
   const size_t piece = std::max<size_t>(1, kStreamPiece / std::max<size_t>(row_bytes, 1));
   for_each_piece(rows, piece, max_threads, [&](size_t begin, size_t end) {

@@ -5,40 +5,15 @@
 #include <vector>
 
 #include "elementwise/chunks.h"
-#include "kiln/dispatch.h"
+#include "common/dispatch.h"
 #include "kiln/s8-conv.h"
 #include "s8-conv/quantize-rows.h"
 
 namespace kiln {
 
-void quantize_u8_row_scalar(const float* in, uint8_t* out, size_t n, const QuantizeParams& p) {
-  for (size_t i = 0; i < n; ++i) out[i] = quantize_u8_one(in[i], p);
-}
-
-void dequantize_u8_row_scalar(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point) {
-  for (size_t i = 0; i < n; ++i) out[i] = dequantize_u8_one(in[i], scale, zero_point);
-}
-
 namespace {
 
 constexpr size_t kTile = 64;  // pixels per transposed tile
-
-using QuantizeRow = void (*)(const float*, uint8_t*, size_t, const QuantizeParams&);
-using DequantizeRow = void (*)(const uint8_t*, float*, size_t, float, int32_t);
-
-QuantizeRow quantize_row() {
-  const Isa isa = active_isa();
-  if (isa >= Isa::kAvx512) return quantize_u8_row_avx512;
-  if (isa >= Isa::kAvx2) return quantize_u8_row_avx2;
-  return quantize_u8_row_scalar;
-}
-
-DequantizeRow dequantize_row() {
-  const Isa isa = active_isa();
-  if (isa >= Isa::kAvx512) return dequantize_u8_row_avx512;
-  if (isa >= Isa::kAvx2) return dequantize_u8_row_avx2;
-  return dequantize_u8_row_scalar;
-}
 
 std::vector<uint8_t>& tile_buffer() {
   thread_local std::vector<uint8_t> buffer;
@@ -67,7 +42,7 @@ void quantize_u8_nchw_to_nhwc(const float* in, uint8_t* out, size_t batch, size_
   p.zero_point = zero_point;
   p.lo = -static_cast<float>(zero_point);
   p.hi = 255.0f - static_cast<float>(zero_point);
-  const QuantizeRow row = quantize_row();
+  const U8QuantizeRowFn row = dispatch().s8_conv.quantize_u8_row;
   if (channels == 1 || plane == 1) {  // the layouts coincide
     for_each_piece(batch * channels * plane, kStreamPiece, max_threads,
                    [&](size_t begin, size_t end) { row(in + begin, out + begin, end - begin, p); });
@@ -86,7 +61,7 @@ void quantize_u8_nchw_to_nhwc(const float* in, uint8_t* out, size_t batch, size_
 
 void dequantize_u8_nhwc_to_nchw(const uint8_t* in, float* out, size_t batch, size_t channels, size_t plane,
                                 float scale, uint8_t zero_point, size_t max_threads) {
-  const DequantizeRow row = dequantize_row();
+  const U8DequantizeRowFn row = dispatch().s8_conv.dequantize_u8_row;
   if (channels == 1 || plane == 1) {
     for_each_piece(batch * channels * plane, kStreamPiece, max_threads,
                    [&](size_t begin, size_t end) { row(in + begin, out + begin, end - begin, scale, zero_point); });

@@ -1,7 +1,7 @@
 // Quantize / dequantize rows with AVX2, 8 floats per step: vdivps (a true division, as ONNX
 // specifies), NaN zeroed by an ordered-compare mask, clamp, vcvtps2dq (ties to even in the
 // default rounding mode), then packs to bytes (values are already in [0, 255]).
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "s8-conv/quantize-rows.h"
 

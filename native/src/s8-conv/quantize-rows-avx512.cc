@@ -2,7 +2,7 @@
 // stores instead of a scalar loop. Same operation sequence as the AVX2 rows.
 // GCC 12 warns inside its own headers about _mm512_undefined_*(); the value is never used.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "s8-conv/quantize-rows.h"
 

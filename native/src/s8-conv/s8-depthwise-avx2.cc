@@ -1,7 +1,7 @@
 // Depthwise int8 sums with AVX2: 16 channels at a time in two int32 accumulators that stay in
 // registers across the taps (widen u8 -> i32, subtract the zero point, vpmulld by the widened
 // int16 weights, vpaddd: exact products, sums wrapping like the scalar ones).
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include "s8-conv/s8-depthwise.h"
 

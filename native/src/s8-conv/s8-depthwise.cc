@@ -6,7 +6,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "kiln/dispatch.h"
+#include "common/dispatch.h"
 #include "quant/requantize.h"
 
 namespace kiln {
@@ -38,16 +38,6 @@ void requantize_row(const uint32_t* acc, const float* scale, size_t n, int32_t z
 
 }  // namespace
 
-void s8_depthwise_accumulate_scalar(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
-                                    int32_t zero_point, uint32_t* acc) {
-  for (size_t t = 0; t < taps; ++t) {
-    const uint8_t* xt = x[t];
-    const int16_t* wt = w[t];
-    // |(x - zx) * w| <= 255 * 128: the product fits; the sum wraps as unsigned.
-    for (size_t ch = 0; ch < channels; ++ch) acc[ch] += static_cast<uint32_t>((static_cast<int32_t>(xt[ch]) - zero_point) * wt[ch]);
-  }
-}
-
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
                        size_t row_begin, size_t row_end) {
   const size_t c = g.in_channels;
@@ -57,7 +47,7 @@ void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const 
   acc.resize(c);
   xs.resize(g.kernel_h * g.kernel_w);
   ws.resize(g.kernel_h * g.kernel_w);
-  const auto accumulate = active_isa() >= Isa::kAvx2 ? s8_depthwise_accumulate_avx2 : s8_depthwise_accumulate_scalar;
+  const S8DepthwiseAccumulateFn accumulate = dispatch().s8_conv.depthwise_accumulate;
   const int32_t zx = a.x_zero_point;
   const int32_t zy = a.y_zero_point;
   const float lo = static_cast<float>(static_cast<int32_t>(a.y_min) - zy);

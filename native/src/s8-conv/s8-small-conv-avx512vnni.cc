@@ -1,7 +1,7 @@
 // The small-patch QLinearConv + 2x2/2 max pool kernel on AVX-512 VNNI (s8-conv/s8-small-conv.h):
 // per pooled pixel, its four convolution pixels' sums for 16 or 32 channels live in 4 x V
 // registers; each 4-byte input group is broadcast once per pixel and meets V weight vectors.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <cstring>
 

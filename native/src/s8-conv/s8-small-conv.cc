@@ -6,7 +6,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "kiln/dispatch.h"
+#include "common/dispatch.h"
+#include "s8-conv/s8-conv-ukernel.h"
 #include "kiln/thread-pool.h"
 #include "quant/requantize.h"
 
@@ -81,9 +82,10 @@ S8SmallConvPool::S8SmallConvPool(const Conv2dGeometry& g, const int8_t* weight_o
   k_.zero_point = q.y_zero_point;
 }
 
-bool S8SmallConvPool::available() { return active_isa() == Isa::kAvx512Vnni; }
+bool S8SmallConvPool::available() { return dispatch().s8_conv.small_conv_pool != nullptr; }
 
 void S8SmallConvPool::run(const uint8_t* in, uint8_t* out, size_t batch, size_t max_threads) const {
+  const S8SmallConvPoolFn kernel = dispatch().s8_conv.small_conv_pool;  // the caller checked available()
   const size_t in_image = g_.in_height * g_.in_width * g_.in_channels;
   const size_t out_image = k_.pooled_h * k_.pooled_w * k_.out_channels;
   const size_t units = batch * k_.pooled_h;  // (image, pooled row)
@@ -104,7 +106,7 @@ void S8SmallConvPool::run(const uint8_t* in, uint8_t* out, size_t batch, size_t 
         std::memset(copy + in_image, 0, 64);
         image = copy;
       }
-      s8_small_conv_pool_avx512vnni(k_, image, out + b * out_image, r0, r1);
+      kernel(k_, image, out + b * out_image, r0, r1);
       u += r1 - r0;
     }
   };

@@ -49,7 +49,7 @@ class S8SmallConvPool {
   // argument needs monotone requantization).
   static bool fits(const Conv2dGeometry& g, size_t pooled_h, size_t pooled_w, const S8ConvQuant& q);
   S8SmallConvPool(const Conv2dGeometry& g, const int8_t* weight_oihw, const int32_t* bias, const S8ConvQuant& q);
-  // The kernel needs AVX-512 VNNI as the active ISA (checked per run: the ISA can change).
+  // The active dispatch table has the kernel (AVX-512 VNNI only; checked per run: the ISA can change).
   static bool available();
   // in: batch x H x W x C; out: batch x pooled_h x pooled_w x O. max_threads 0 = the pool size.
   void run(const uint8_t* in, uint8_t* out, size_t batch, size_t max_threads) const;

@@ -6,7 +6,7 @@
 // columns becomes 2 vectors of 4 columns x 4 k; lane 2c + h holds column c, k pair h, and the
 // two pair sums of a column are added once after the loop. 12 accumulators + 2 B + 1 A fill the
 // 16 ymm registers.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <cstring>
 
@@ -71,12 +71,14 @@ void tile(const S8GemmTile& t) {
 using TileFn = void (*)(const S8GemmTile&);
 const TileFn kTiles[kRows] = {tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<6>};
 
-void ukernel_6x8(const S8GemmTile& t) { kTiles[t.mr - 1](t); }
+}  // namespace
+
+void s8_gemm_6x8_avx2(const S8GemmTile& t) { kTiles[t.mr - 1](t); }
 
 // The inner step of the kernel above on registers: vpmaddwd + vpaddd into 12 accumulators, 2 B
 // vectors times one A vector. Volatile asm: with intrinsics GCC 12 shares the loop-invariant
 // products between chains and spills accumulators, which measures something else.
-double peak_loop(size_t iterations) {
+double s8_gemm_peak_avx2(size_t iterations) {
   constexpr int kChains = 12;
   __m256i acc[kChains];
 #pragma GCC unroll 12
@@ -100,16 +102,9 @@ double peak_loop(size_t iterations) {
   return static_cast<double>(iterations) * kChains * 16;
 }
 
-}  // namespace
-
 void fill_s8_gemm_avx2(DispatchTable* table) {
   S8GemmKernels& k = table->s8_gemm;
-  k.name = "avx2";
-  k.mr = kRows;
-  k.nr = kCols;
-  k.a_layout = S8ALayout::kI16;
-  k.ukernel = ukernel_6x8;
-  k.peak_loop = peak_loop;
+  k = {"avx2", kRows, kCols, S8ALayout::kI16, s8_gemm_6x8_avx2, s8_gemm_peak_avx2};
   const CpuFeatures& cpu = cpu_features();
   if (cpu.avxvnni) {
     fill_s8_gemm_avxvnni(table);

@@ -8,7 +8,7 @@
 // GCC 12 warns inside its own headers about _mm256_undefined_si256(); the value is never used.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <cstring>
 
@@ -88,12 +88,14 @@ const TileFn kTiles[kRows][kPanels] = {
     {tile<4, 1>, tile<4, 2>}, {tile<5, 1>, tile<5, 2>}, {tile<6, 1>, tile<6, 2>},
 };
 
-void ukernel_6x32(const S8GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
+}  // namespace
+
+void s8_gemm_6x32_avx512bw(const S8GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
 
 // The inner step of the kernel above on registers: vpmaddwd + vpaddd into 24 accumulators, 4 B
 // vectors times one A vector. Volatile asm: with intrinsics GCC 12 shares the loop-invariant
 // products between chains and spills accumulators, which measures something else.
-double peak_loop(size_t iterations) {
+double s8_gemm_peak_avx512bw(size_t iterations) {
   constexpr int kChains = 24, kB = 4;
   __m512i acc[kChains];
 #pragma GCC unroll 24
@@ -119,18 +121,11 @@ double peak_loop(size_t iterations) {
   return static_cast<double>(iterations) * kChains * 32;
 }
 
-}  // namespace
-
 void fill_s8_gemm_avx512(DispatchTable* table) {
   S8GemmKernels& k = table->s8_gemm;
   // A CPU with AVX-VNNI but no AVX512-VNNI keeps the VEX VNNI kernels chosen at the avx2 level.
   if (k.name && std::strcmp(k.name, "avxvnni") == 0) return;
-  k.name = "avx512bw";
-  k.mr = kRows;
-  k.nr = 16 * kPanels;
-  k.a_layout = S8ALayout::kI16;
-  k.ukernel = ukernel_6x32;
-  k.peak_loop = peak_loop;
+  k = {"avx512bw", kRows, 16 * kPanels, S8ALayout::kI16, s8_gemm_6x32_avx512bw, s8_gemm_peak_avx512bw};
 }
 
 }  // namespace kiln

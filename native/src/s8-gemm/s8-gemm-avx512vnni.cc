@@ -7,7 +7,7 @@
 // the extract in _mm512_reduce_add_epi32); the value is never used.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <cstring>
 
@@ -93,10 +93,12 @@ const TileFn kTiles[kRows][kVecs] = {
     {row_entry<6>(1), row_entry<6>(2), row_entry<6>(3), row_entry<6>(4)},
 };
 
-void ukernel_6x64(const S8GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
+}  // namespace
+
+void s8_gemm_6x64_avx512vnni(const S8GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
 
 // 24 independent vpdpbusd chains on register operands.
-double peak_loop(size_t iterations) {
+double s8_gemm_peak_avx512vnni(size_t iterations) {
   constexpr int kChains = 24;
   __m512i acc[kChains];
 #pragma GCC unroll 24
@@ -116,16 +118,9 @@ double peak_loop(size_t iterations) {
   return static_cast<double>(iterations) * kChains * 64;
 }
 
-}  // namespace
-
 void fill_s8_gemm_avx512vnni(DispatchTable* table) {
   S8GemmKernels& k = table->s8_gemm;
-  k.name = "avx512vnni";
-  k.mr = kRows;
-  k.nr = 16 * kVecs;
-  k.a_layout = S8ALayout::kU8;
-  k.ukernel = ukernel_6x64;
-  k.peak_loop = peak_loop;
+  k = {"avx512vnni", kRows, 16 * kVecs, S8ALayout::kU8, s8_gemm_6x64_avx512vnni, s8_gemm_peak_avx512vnni};
 }
 
 }  // namespace kiln

@@ -3,7 +3,7 @@
 // with AVX512VL also enabled, GCC could pick the EVEX form of the same instruction (or ymm16-31),
 // which CPUs with AVX-VNNI but no AVX-512 (Alder Lake and later client cores) cannot run.
 // 12 accumulators + 2 B + 1 A broadcast fit the 16 VEX-addressable registers.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <cstring>
 
@@ -63,11 +63,13 @@ KILN_AVXVNNI void tile(const S8GemmTile& t) {
 using TileFn = void (*)(const S8GemmTile&);
 const TileFn kTiles[kRows] = {tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<6>};
 
-void ukernel_6x16(const S8GemmTile& t) { kTiles[t.mr - 1](t); }
+}  // namespace
+
+void s8_gemm_6x16_avxvnni(const S8GemmTile& t) { kTiles[t.mr - 1](t); }
 
 // 12 independent vpdpbusd chains on register operands; inline asm for the reason given in
 // s8-gemm-avx512vnni.cc (GCC 12 copies accumulators around the intrinsic in this loop).
-KILN_AVXVNNI double peak_loop(size_t iterations) {
+KILN_AVXVNNI double s8_gemm_peak_avxvnni(size_t iterations) {
   constexpr int kChains = 12;
   __m256i acc[kChains];
 #pragma GCC unroll 12
@@ -87,16 +89,9 @@ KILN_AVXVNNI double peak_loop(size_t iterations) {
   return static_cast<double>(iterations) * kChains * 32;
 }
 
-}  // namespace
-
 void fill_s8_gemm_avxvnni(DispatchTable* table) {
   S8GemmKernels& k = table->s8_gemm_avxvnni;
-  k.name = "avxvnni";
-  k.mr = kRows;
-  k.nr = kCols;
-  k.a_layout = S8ALayout::kU8;
-  k.ukernel = ukernel_6x16;
-  k.peak_loop = peak_loop;
+  k = {"avxvnni", kRows, kCols, S8ALayout::kU8, s8_gemm_6x16_avxvnni, s8_gemm_peak_avxvnni};
 }
 
 }  // namespace kiln

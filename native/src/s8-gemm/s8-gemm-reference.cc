@@ -27,7 +27,9 @@ void store(const S8GemmTile& t, size_t i, size_t j, int32_t acc) {
   }
 }
 
-void ukernel_4x16(const S8GemmTile& t) {
+}  // namespace
+
+void s8_gemm_4x16_scalar(const S8GemmTile& t) {
   const uint8_t* a = static_cast<const uint8_t*>(t.a);
   int32_t acc[kMr][kNr] = {};
   for (size_t g = 0; g < t.groups; ++g) {
@@ -48,7 +50,7 @@ void ukernel_4x16(const S8GemmTile& t) {
 }
 
 // Independent multiply-add chains (acc = acc * x + y) on values the compiler cannot see through.
-double peak_loop(size_t iterations) {
+double s8_gemm_peak_scalar(size_t iterations) {
   constexpr int kChains = 8;
   uint32_t acc[kChains];
   for (int i = 0; i < kChains; ++i) acc[i] = static_cast<uint32_t>(i);
@@ -64,16 +66,9 @@ double peak_loop(size_t iterations) {
   return static_cast<double>(iterations) * kChains;
 }
 
-}  // namespace
-
 void fill_s8_gemm_scalar(DispatchTable* table) {
   S8GemmKernels& k = table->s8_gemm;
-  k.name = "scalar";
-  k.mr = kMr;
-  k.nr = kNr;
-  k.a_layout = S8ALayout::kU8;
-  k.ukernel = ukernel_4x16;
-  k.peak_loop = peak_loop;
+  k = {"scalar", kMr, kNr, S8ALayout::kU8, s8_gemm_4x16_scalar, s8_gemm_peak_scalar};
   table->s8_gemm_avxvnni = S8GemmKernels();
 }
 

@@ -58,6 +58,19 @@ struct S8GemmKernels {
 // The family the next int8 GEMM call runs: the active ISA's, or AVX-VNNI when forced.
 const S8GemmKernels& s8_gemm_active_kernels();
 
+// The micro-kernels and peak loops, named by tile and ISA (so a profile says which one ran).
+void s8_gemm_4x16_scalar(const S8GemmTile& tile);
+void s8_gemm_6x8_avx2(const S8GemmTile& tile);
+void s8_gemm_6x16_avxvnni(const S8GemmTile& tile);
+void s8_gemm_6x32_avx512bw(const S8GemmTile& tile);
+void s8_gemm_6x64_avx512vnni(const S8GemmTile& tile);
+double s8_gemm_peak_scalar(size_t iterations);
+double s8_gemm_peak_avx2(size_t iterations);
+// s8_gemm_peak_avxvnni (s8-gemm-avxvnni.cc) carries a target attribute: not declared here, a plain
+// declaration would make GCC treat the two as function versions.
+double s8_gemm_peak_avx512bw(size_t iterations);
+double s8_gemm_peak_avx512vnni(size_t iterations);
+
 struct DispatchTable;
 // Called by the fill_dispatch_* functions of common/dispatch.h.
 void fill_s8_gemm_scalar(DispatchTable* table);

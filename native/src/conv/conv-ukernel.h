@@ -1,0 +1,52 @@
+// The fp32 convolution kernels the dispatch table holds per ISA (common/dispatch.h). Entries a
+// path does not have on an ISA are null: the small-patch kernels below AVX2, the channels-in-lanes
+// direct kernels and Winograd below AVX-512. The plan checks the entry, never the ISA.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kiln/conv.h"
+
+namespace kiln {
+
+struct SmallConvArgs;
+struct DirectConvArgs;
+struct WinogradArgs;
+
+// Whole-plane im2col / col2im (conv/im2col.h); never null (scalar: conv/im2col-reference.cc).
+using F32Im2colPlaneFn = void (*)(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld);
+using F32Col2imPlaneAddFn = void (*)(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld,
+                                     float* grad_input);
+
+// One image of the small-patch direct convolution, plain or with the fused 2x2/2 max pool
+// (conv/small-conv.h).
+using F32SmallConvImageFn = void (*)(const SmallConvArgs& args, const float* input, float* output);
+using F32SmallConvPoolImageFn = void (*)(const SmallConvArgs& args, const float* input, float* output,
+                                         int32_t* indices);
+
+// The channels-in-lanes direct convolution and its helpers (conv/direct-conv.h): all set or all null.
+struct F32DirectConvKernels {
+  void (*rows)(const DirectConvArgs& args, const float* input, size_t oh0, size_t oh1, size_t cols, float* rows) = nullptr;
+  void (*nhwc_to_nchw)(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out) = nullptr;
+  void (*nchw_to_nhwc)(const float* nchw, size_t pixels, size_t channels, size_t cout_padded, float* nhwc) = nullptr;
+  void (*max_pool_rows)(const float* rows, size_t cols, size_t cout_padded, const ConvMaxPool& pool, size_t y0,
+                        size_t y1, size_t plane_width, float* pooled, int32_t* where) = nullptr;
+  void (*column_sums)(const float* nhwc, size_t pixels, size_t cout_padded, double* sums) = nullptr;
+  void (*weight_rows)(const float* x, const int32_t* offsets, size_t k0, size_t k1, const float* g, size_t ld,
+                      size_t c0, size_t nb, size_t out_height, size_t out_width, size_t in_width, size_t stride_h,
+                      bool first, float* partial) = nullptr;
+};
+
+// One image of the Winograd convolution (conv/winograd.h).
+using F32WinogradImageFn = bool (*)(const WinogradArgs& a, const float* image, float* out, float* scratch);
+
+struct F32ConvKernels {
+  F32Im2colPlaneFn im2col_plane = nullptr;
+  F32Col2imPlaneAddFn col2im_plane_add = nullptr;
+  F32SmallConvImageFn small_conv_image = nullptr;               // null: no small-patch kernel
+  F32SmallConvPoolImageFn small_conv_max_pool_image = nullptr;  // set with small_conv_image
+  F32DirectConvKernels direct;                                  // direct.rows null: no direct kernel
+  F32WinogradImageFn winograd_image = nullptr;                  // null: no Winograd
+};
+
+}  // namespace kiln

@@ -1,0 +1,35 @@
+// The scalar kernels of the int8 convolution family: the dispatch table's scalar entries (the
+// fallback on any CPU) and the oracle the AVX2 / AVX-512 variants are tested against, bit for bit.
+#include "s8-conv/maxpool-u8.h"
+#include "s8-conv/quantize-rows.h"
+#include "s8-conv/s8-depthwise.h"
+
+namespace kiln {
+
+void quantize_u8_row_scalar(const float* in, uint8_t* out, size_t n, const QuantizeParams& p) {
+  for (size_t i = 0; i < n; ++i) out[i] = quantize_u8_one(in[i], p);
+}
+
+void dequantize_u8_row_scalar(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point) {
+  for (size_t i = 0; i < n; ++i) out[i] = dequantize_u8_one(in[i], scale, zero_point);
+}
+
+void max_pool_u8_pixel_scalar(const uint8_t* const* taps, size_t count, size_t channels, uint8_t* out) {
+  for (size_t c = 0; c < channels; ++c) {
+    uint8_t best = 0;
+    for (size_t t = 0; t < count; ++t) best = taps[t][c] > best ? taps[t][c] : best;
+    out[c] = best;
+  }
+}
+
+void s8_depthwise_accumulate_scalar(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
+                                    int32_t zero_point, uint32_t* acc) {
+  for (size_t t = 0; t < taps; ++t) {
+    const uint8_t* xt = x[t];
+    const int16_t* wt = w[t];
+    // |(x - zx) * w| <= 255 * 128: the product fits; the sum wraps as unsigned.
+    for (size_t ch = 0; ch < channels; ++ch) acc[ch] += static_cast<uint32_t>((static_cast<int32_t>(xt[ch]) - zero_point) * wt[ch]);
+  }
+}
+
+}  // namespace kiln

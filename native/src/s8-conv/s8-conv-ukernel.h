@@ -1,0 +1,31 @@
+// The int8 convolution family's kernels the dispatch table holds per ISA (common/dispatch.h):
+// the quantize / dequantize rows of the layout conversions, the uint8 max-pool pixel, the int8
+// depthwise accumulation and the small-conv + pool kernel. The scalar entries
+// (s8-conv-reference.cc) are the fallback and the tests' oracle; the small-conv + pool kernel
+// exists on AVX-512 VNNI only and is null elsewhere (S8SmallConvPool::available()).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace kiln {
+
+struct QuantizeParams;
+struct S8SmallConvKernel;
+
+using U8QuantizeRowFn = void (*)(const float* in, uint8_t* out, size_t n, const QuantizeParams& p);
+using U8DequantizeRowFn = void (*)(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point);
+using U8MaxPoolPixelFn = void (*)(const uint8_t* const* taps, size_t count, size_t channels, uint8_t* out);
+using S8DepthwiseAccumulateFn = void (*)(const uint8_t* const* x, const int16_t* const* w, size_t taps,
+                                         size_t channels, int32_t zero_point, uint32_t* acc);
+using S8SmallConvPoolFn = void (*)(const S8SmallConvKernel& k, const uint8_t* in, uint8_t* out, size_t row0,
+                                   size_t row1);
+
+struct S8ConvKernels {
+  U8QuantizeRowFn quantize_u8_row = nullptr;        // never null
+  U8DequantizeRowFn dequantize_u8_row = nullptr;    // never null
+  U8MaxPoolPixelFn max_pool_u8_pixel = nullptr;     // never null
+  S8DepthwiseAccumulateFn depthwise_accumulate = nullptr;  // never null
+  S8SmallConvPoolFn small_conv_pool = nullptr;      // null: no small-conv + pool kernel
+};
+
+}  // namespace kiln

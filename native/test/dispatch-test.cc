@@ -1,0 +1,180 @@
+// The dispatch table, family by family: every ISA this CPU has, through its table, against the
+// scalar table's entry (each family's *-reference.cc) bit for bit, on page-guarded buffers.
+// Entries a path lacks must be null exactly where documented (common/dispatch.h).
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "common/dispatch.h"
+#include "conv/im2col.h"
+#include "kiln/cpu.h"
+#include "s8-conv/quantize-rows.h"
+#include "s8-conv/s8-depthwise.h"
+#include "test-util.h"
+
+namespace {
+
+using kiln::DispatchTable;
+using kiln::Isa;
+using kiln_test::check;
+using kiln_test::Guarded;
+using kiln_test::Rng;
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+template <typename T>
+bool same_bits(const T* a, const T* b, size_t n) {
+  return std::memcmp(a, b, n * sizeof(T)) == 0;
+}
+
+std::string label(const DispatchTable& t, const std::string& what) { return std::string(kiln::isa_name(t.isa)) + " " + what; }
+
+void test_entries(const DispatchTable& t) {
+  const bool avx2 = t.isa >= Isa::kAvx2, avx512 = t.isa >= Isa::kAvx512, vnni = t.isa >= Isa::kAvx512Vnni;
+  check(t.f32_gemm.ukernel != nullptr && t.s8_gemm.ukernel != nullptr, label(t, "GEMM kernels set"));
+  check(t.f32_conv.im2col_plane != nullptr && t.f32_conv.col2im_plane_add != nullptr, label(t, "im2col set"));
+  check(t.f32_pool.max_2x2_row != nullptr, label(t, "max pool row set"));
+  check(t.s8_conv.quantize_u8_row != nullptr && t.s8_conv.dequantize_u8_row != nullptr &&
+            t.s8_conv.max_pool_u8_pixel != nullptr && t.s8_conv.depthwise_accumulate != nullptr,
+        label(t, "int8 conv kernels set"));
+  check((t.f32_conv.small_conv_image != nullptr) == avx2 && (t.f32_conv.small_conv_max_pool_image != nullptr) == avx2,
+        label(t, "small conv present from AVX2 up"));
+  const kiln::F32DirectConvKernels& d = t.f32_conv.direct;
+  const bool all = d.rows && d.nhwc_to_nchw && d.nchw_to_nhwc && d.max_pool_rows && d.column_sums && d.weight_rows;
+  const bool none = !d.rows && !d.nhwc_to_nchw && !d.nchw_to_nhwc && !d.max_pool_rows && !d.column_sums && !d.weight_rows;
+  check(avx512 ? all : none, label(t, "direct conv present from AVX-512 up, all or nothing"));
+  check((t.f32_conv.winograd_image != nullptr) == avx512, label(t, "Winograd present from AVX-512 up"));
+  check((t.s8_conv.small_conv_pool != nullptr) == vnni, label(t, "int8 small conv on AVX-512 VNNI only"));
+}
+
+void fill_random(float* p, size_t n, Rng& rng) {
+  for (size_t i = 0; i < n; ++i) {
+    const size_t r = rng.below(64);
+    p[i] = r == 0 ? kNaN : r == 1 ? -std::numeric_limits<float>::infinity() : r < 8 ? 0.5f : rng.uniform(-4.0f, 4.0f);
+  }
+}
+
+void test_max_pool_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
+  for (size_t n = 1; n <= 37; ++n) {
+    const size_t width = 2 * n + rng.below(2);
+    Guarded<float> top(width), bottom(width);
+    fill_random(top.data(), width, rng);
+    fill_random(bottom.data(), width, rng);
+    Guarded<float> out(n), want(n);
+    Guarded<int32_t> idx(n), want_idx(n);
+    const size_t first = rng.below(1000);
+    ref.f32_pool.max_2x2_row(top.data(), bottom.data(), n, first, width, want.data(), want_idx.data());
+    t.f32_pool.max_2x2_row(top.data(), bottom.data(), n, first, width, out.data(), idx.data());
+    check(same_bits(out.data(), want.data(), n) && same_bits(idx.data(), want_idx.data(), n),
+          label(t, "max pool 2x2 row n=" + std::to_string(n)));
+    t.f32_pool.max_2x2_row(top.data(), bottom.data(), n, first, width, out.data(), nullptr);
+    check(same_bits(out.data(), want.data(), n), label(t, "max pool 2x2 row without indices n=" + std::to_string(n)));
+  }
+}
+
+void test_im2col(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
+  for (int trial = 0; trial < 40; ++trial) {
+    kiln::Conv2dGeometry g;
+    g.in_channels = 1 + rng.below(3);
+    g.in_height = 1 + rng.below(20);
+    g.in_width = 1 + rng.below(40);
+    g.kernel_h = 1 + rng.below(4);
+    g.kernel_w = 1 + rng.below(4);
+    g.stride_h = 1 + rng.below(2);
+    g.stride_w = trial % 3 == 0 ? 2 : 1;
+    g.pad_top = rng.below(2);
+    g.pad_bottom = rng.below(2);
+    g.pad_left = rng.below(3);
+    g.pad_right = rng.below(3);
+    g.out_channels = 1;
+    g.out_height = kiln::window_output_size(g.in_height, g.pad_top, g.pad_bottom, g.kernel_h, g.stride_h, 1);
+    g.out_width = kiln::window_output_size(g.in_width, g.pad_left, g.pad_right, g.kernel_w, g.stride_w, 1);
+    if (!kiln::conv2d_geometry_valid(g)) continue;
+    const size_t rows = g.in_channels * g.kernel_h * g.kernel_w, plane = g.out_plane();
+    Guarded<float> input(g.in_channels * g.in_plane());
+    input.randomize(rng);
+    Guarded<float> col(rows * plane), want(rows * plane);
+    ref.f32_conv.im2col_plane(g, g.in_channels, input.data(), want.data(), plane);
+    t.f32_conv.im2col_plane(g, g.in_channels, input.data(), col.data(), plane);
+    check(same_bits(col.data(), want.data(), rows * plane), label(t, "im2col plane trial " + std::to_string(trial)));
+    Guarded<float> grad(g.in_channels * g.in_plane()), grad_want(g.in_channels * g.in_plane());
+    grad.fill(0.25f);
+    grad_want.fill(0.25f);
+    ref.f32_conv.col2im_plane_add(g, g.in_channels, want.data(), plane, grad_want.data());
+    t.f32_conv.col2im_plane_add(g, g.in_channels, want.data(), plane, grad.data());
+    check(same_bits(grad.data(), grad_want.data(), grad.size()), label(t, "col2im plane trial " + std::to_string(trial)));
+  }
+}
+
+void test_quantize_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
+  for (size_t n : {size_t(1), size_t(7), size_t(16), size_t(33), size_t(100)}) {
+    Guarded<float> x(n);
+    fill_random(x.data(), n, rng);
+    kiln::QuantizeParams p;
+    p.scale = 0.03f;
+    p.zero_point = static_cast<int32_t>(rng.below(256));
+    p.lo = -static_cast<float>(p.zero_point);
+    p.hi = 255.0f - static_cast<float>(p.zero_point);
+    Guarded<uint8_t> q(n), want(n);
+    ref.s8_conv.quantize_u8_row(x.data(), want.data(), n, p);
+    t.s8_conv.quantize_u8_row(x.data(), q.data(), n, p);
+    check(same_bits(q.data(), want.data(), n), label(t, "quantize row n=" + std::to_string(n)));
+    Guarded<float> y(n), y_want(n);
+    ref.s8_conv.dequantize_u8_row(want.data(), y_want.data(), n, 0.07f, p.zero_point);
+    t.s8_conv.dequantize_u8_row(want.data(), y.data(), n, 0.07f, p.zero_point);
+    check(same_bits(y.data(), y_want.data(), n), label(t, "dequantize row n=" + std::to_string(n)));
+  }
+}
+
+void test_u8_pool_and_depthwise(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
+  for (size_t channels : {size_t(1), size_t(5), size_t(32), size_t(70)}) {
+    for (size_t count : {size_t(0), size_t(1), size_t(4), size_t(9)}) {
+      std::vector<std::vector<uint8_t>> x(count, std::vector<uint8_t>(channels));
+      std::vector<std::vector<int16_t>> w(count, std::vector<int16_t>(channels));
+      std::vector<const uint8_t*> xs;
+      std::vector<const int16_t*> ws;
+      for (size_t i = 0; i < count; ++i) {
+        for (size_t c = 0; c < channels; ++c) {
+          x[i][c] = static_cast<uint8_t>(rng.below(256));
+          w[i][c] = static_cast<int16_t>(static_cast<int>(rng.below(256)) - 128);
+        }
+        xs.push_back(x[i].data());
+        ws.push_back(w[i].data());
+      }
+      Guarded<uint8_t> out(channels), want(channels);
+      ref.s8_conv.max_pool_u8_pixel(xs.data(), count, channels, want.data());
+      t.s8_conv.max_pool_u8_pixel(xs.data(), count, channels, out.data());
+      const std::string shape = " c=" + std::to_string(channels) + " taps=" + std::to_string(count);
+      check(same_bits(out.data(), want.data(), channels), label(t, "u8 max pool pixel" + shape));
+      Guarded<uint32_t> acc(channels), acc_want(channels);
+      for (size_t c = 0; c < channels; ++c) acc[c] = acc_want[c] = static_cast<uint32_t>(rng.next());
+      const int32_t zp = static_cast<int32_t>(rng.below(256));
+      ref.s8_conv.depthwise_accumulate(xs.data(), ws.data(), count, channels, zp, acc_want.data());
+      t.s8_conv.depthwise_accumulate(xs.data(), ws.data(), count, channels, zp, acc.data());
+      check(same_bits(acc.data(), acc_want.data(), channels), label(t, "s8 depthwise accumulate" + shape));
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  const DispatchTable* ref = kiln::dispatch_for(Isa::kScalar);
+  check(ref != nullptr && ref->isa == Isa::kScalar, "the scalar table exists");
+  if (ref == nullptr) return kiln_test::finish();
+  Rng rng(11);
+  for (Isa isa : kiln::supported_isas()) {
+    const DispatchTable* t = kiln::dispatch_for(isa);
+    check(t != nullptr && t->isa == isa, std::string("table of ") + kiln::isa_name(isa));
+    if (t == nullptr) continue;
+    test_entries(*t);
+    test_max_pool_rows(*t, *ref, rng);
+    test_im2col(*t, *ref, rng);
+    test_quantize_rows(*t, *ref, rng);
+    test_u8_pool_and_depthwise(*t, *ref, rng);
+  }
+  return kiln_test::finish("dispatch: ");
+}

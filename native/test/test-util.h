@@ -1,0 +1,69 @@
+// Helpers the native test programs share: a seeded RNG and a page-guarded buffer.
+#pragma once
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+namespace kiln_test {
+
+// SplitMix64: small, fast, and the same sequence on every platform for a seed.
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed) {}
+  uint64_t next() {
+    s += 0x9E3779B97F4A7C15ull;
+    uint64_t z = s;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [-1, 1).
+  float uniform() { return static_cast<float>(next() >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f; }
+  // Uniform in [lo, hi).
+  float uniform(float lo, float hi) { return lo + (hi - lo) * static_cast<float>(next() >> 40) / 16777216.0f; }
+  size_t below(size_t n) { return static_cast<size_t>(next() % n); }
+};
+
+// `count` elements ending exactly where an inaccessible page begins: a kernel that reads or
+// writes one element past the end faults.
+template <typename T = float>
+class Guarded {
+ public:
+  explicit Guarded(size_t count) : count_(count) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t bytes = count * sizeof(T);
+    mapped_ = (bytes + page - 1) / page * page + page;
+    void* p = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      std::perror("mmap");
+      std::exit(2);
+    }
+    base_ = static_cast<char*>(p);
+    mprotect(base_ + mapped_ - page, page, PROT_NONE);
+    data_ = reinterpret_cast<T*>(base_ + mapped_ - page - bytes);
+  }
+  ~Guarded() { munmap(base_, mapped_); }
+  Guarded(const Guarded&) = delete;
+  Guarded& operator=(const Guarded&) = delete;
+  T* data() { return data_; }
+  T& operator[](size_t i) { return data_[i]; }
+  size_t size() const { return count_; }
+  void fill(T v) {
+    for (size_t i = 0; i < count_; ++i) data_[i] = v;
+  }
+  template <typename R>
+  void randomize(R& rng) {
+    for (size_t i = 0; i < count_; ++i) data_[i] = rng.uniform();
+  }
+
+ private:
+  size_t count_, mapped_;
+  char* base_;
+  T* data_;
+};
+
+}  // namespace kiln_test
