@@ -20,10 +20,13 @@ function pixels(count: number, seed: number): Float32Array {
   return Float32Array.from({ length: count }, () => rng.uniform(0, 1));
 }
 
-/** Detaches `buffer` the way a user would hand it to another thread. */
+/**
+ * Detaches `buffer` the way a user would hand it to another thread, and scribbles over the memory
+ * it moved to (as the new owner would), so a job still reading it would compute from garbage.
+ */
 function transferAway(buffer: ArrayBuffer): void {
-  const clone = structuredClone as (value: unknown, options: { transfer: ArrayBuffer[] }) => unknown;
-  clone(buffer, { transfer: [buffer] });
+  const clone = structuredClone as (value: unknown, options: { transfer: ArrayBuffer[] }) => ArrayBuffer;
+  new Uint8Array(clone(buffer, { transfer: [buffer] })).fill(0x7f);
 }
 
 describe('buffers taken away under a running job', () => {
@@ -105,5 +108,85 @@ describe('buffers taken away under a running job', () => {
     const b = await session.run({ input: new Tensor('float32', shared as unknown as Float32Array, [batch, 1, 28, 28]) });
     expect(Array.from(b.logits.data)).toEqual(Array.from(a.logits.data));
     session.release();
+  });
+});
+
+/**
+ * Every async entry point of the addon, with each array it reads transferred away right after the
+ * call: the result must equal the same call run inline on untouched copies.
+ */
+describe('every async native call works on its own copy of what it reads', () => {
+  const rng = new Rng(11);
+  const f32 = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
+  const u8 = (n: number): Uint8Array => Uint8Array.from({ length: n }, () => Math.floor(rng.uniform(0, 256)));
+  const i8 = (n: number): Int8Array => Int8Array.from({ length: n }, () => Math.floor(rng.uniform(-128, 128)));
+  const conv = { batch: 3, inChannels: 4, inHeight: 9, inWidth: 8, outChannels: 5, outHeight: 7, outWidth: 6, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0, dilationH: 1, dilationW: 1, groups: 1 };
+  const convIn = 3 * 4 * 9 * 8, convW = 5 * 4 * 9, convOut = 3 * 5 * 7 * 6;
+  const pool = { batch: 3, channels: 4, inHeight: 9, inWidth: 8, outHeight: 4, outWidth: 4, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0, dilationH: 1, dilationW: 1 };
+  const poolOut = 3 * 4 * 4 * 4;
+  type TypedArray = Float32Array | Int32Array | Uint8Array | Int8Array;
+  /** A call: its args (reads and writes), which fields it reads, and the native function. */
+  interface Case {
+    name: string;
+    make: () => Record<string, unknown>;
+    reads: string[];
+    writes: string[];
+    call: (args: Record<string, unknown>, async: boolean) => unknown;
+  }
+  const cases: Case[] = [
+    { name: 'conv2dForward', make: () => ({ ...conv, input: f32(convIn), weight: f32(convW), bias: f32(5), output: new Float32Array(convOut) }), reads: ['input', 'weight', 'bias'], writes: ['output'], call: (a, s) => native.conv2dForward(a as never, s) },
+    { name: 'conv2dBackward', make: () => ({ ...conv, input: f32(convIn), weight: f32(convW), gradOutput: f32(convOut), gradInput: new Float32Array(convIn), gradWeight: new Float32Array(convW), gradBias: new Float32Array(5) }), reads: ['input', 'weight', 'gradOutput'], writes: ['gradInput', 'gradWeight', 'gradBias'], call: (a, s) => native.conv2dBackward(a as never, s) },
+    { name: 'maxPool2dForward', make: () => ({ ...pool, input: f32(convIn), output: new Float32Array(poolOut), indices: new Int32Array(poolOut) }), reads: ['input'], writes: ['output', 'indices'], call: (a, s) => native.maxPool2dForward(a as never, s) },
+    { name: 'avgPool2dBackward', make: () => ({ ...pool, gradOutput: f32(poolOut), gradInput: new Float32Array(convIn), countIncludePad: true }), reads: ['gradOutput'], writes: ['gradInput'], call: (a, s) => native.avgPool2dBackward(a as never, s) },
+    { name: 'softmaxCrossEntropy', make: () => ({ logits: f32(40), labels: Int32Array.from({ length: 4 }, (_, i) => i * 2), rows: 4, cols: 10, losses: new Float32Array(4), gradLogits: new Float32Array(40), gradScale: 0.25 }), reads: ['logits', 'labels'], writes: ['losses', 'gradLogits'], call: (a, s) => native.softmaxCrossEntropy(a as never, s) },
+    { name: 'adamStep', make: () => ({ param: f32(100), grad: f32(100), m: f32(100), v: f32(100).map(Math.abs), length: 100, lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled: true, step: 3 }), reads: ['grad'], writes: ['param', 'm', 'v'], call: (a, s) => native.adamStep(a as never, s) },
+    { name: 'batchNorm2dBackward', make: () => ({ input: f32(120), gradOutput: f32(120), gamma: f32(4), saveMean: f32(4), saveInvStd: f32(4).map(Math.abs), gradInput: new Float32Array(120), gradGamma: new Float32Array(4), gradBeta: new Float32Array(4), batch: 2, channels: 4, spatial: 15 }), reads: ['input', 'gradOutput', 'gamma', 'saveMean', 'saveInvStd'], writes: ['gradInput', 'gradGamma', 'gradBeta'], call: (a, s) => native.batchNorm2dBackward(a as never, s) },
+    { name: 'sgemm', make: () => ({ transA: false, transB: true, m: 7, n: 5, k: 9, alpha: 1, a: f32(63), lda: 9, b: f32(45), ldb: 9, beta: 0.5, c: f32(7 * 6), ldc: 6, bias: f32(5), biasMode: 'col' }), reads: ['a', 'b', 'bias'], writes: ['c'], call: (a, s) => native.sgemm(a as never, s) },
+    { name: 's8gemmRequantize', make: () => ({ m: 6, n: 17, k: 11, a: u8(66), lda: 11, aZeroPoint: 7, b: i8(11 * 17), ldb: 17, bias: Int32Array.from({ length: 17 }, (_, i) => i * 10), c: new Uint8Array(6 * 17), ldc: 17, scale: Float32Array.from({ length: 17 }, () => 0.01), outZeroPoint: 3 }), reads: ['a', 'b', 'bias', 'scale'], writes: ['c'], call: (a, s) => native.s8gemmRequantize(a as never, s) },
+    { name: 's8conv2d', make: () => ({ ...conv, input: u8(convIn), weight: i8(convW), bias: Int32Array.from({ length: 5 }, (_, i) => i), wScale: Float32Array.from({ length: 5 }, () => 0.02), xScale: 0.05, xZeroPoint: 9, output: new Uint8Array(convOut), yScale: 0.1, yZeroPoint: 4 }), reads: ['input', 'weight', 'bias', 'wScale'], writes: ['output'], call: (a, s) => native.s8conv2d(a as never, s) },
+    { name: 'quantizeU8NchwToNhwc', make: () => ({ input: f32(60), output: new Uint8Array(60), batch: 3, channels: 4, plane: 5, scale: 0.01, zeroPoint: 128 }), reads: ['input'], writes: ['output'], call: (a, s) => native.quantizeU8NchwToNhwc(a as never, s) },
+  ];
+  const copyArgs = (args: Record<string, unknown>): Record<string, unknown> =>
+    Object.fromEntries(Object.entries(args).map(([k, v]) => [k, ArrayBuffer.isView(v) ? (v as TypedArray).slice() : v]));
+
+  for (const c of cases) {
+    it(c.name, async () => {
+      const args = c.make();
+      const inline = copyArgs(args);
+      c.call(inline, false);
+      const pending = c.call(args, true) as Promise<void>;
+      for (const name of c.reads) transferAway((args[name] as TypedArray).buffer as ArrayBuffer);
+      await pending;
+      for (const name of c.writes) expect(Array.from(args[name] as TypedArray), `${c.name} ${name}`).toEqual(Array.from(inline[name] as TypedArray));
+    });
+  }
+
+  it('packS8B and createPlan read weights that are transferred away right after the call', async () => {
+    const b = i8(9 * 20);
+    const packed = native.packS8B({ k: 9, n: 20, b, ldb: 20 }, true);
+    transferAway(b.buffer as ArrayBuffer);
+    expect(native.packedS8BInfo(await packed)).toMatchObject({ k: 9, n: 20 });
+
+    const spec = (w: Float32Array, g: Float32Array) => ({
+      values: [[2, 6, 6], [4, 4, 4], [64], [5]],
+      inputs: [0],
+      outputs: [3],
+      steps: [
+        { op: 'Conv', name: 'conv', inputs: [0], outputs: [1], attrs: { kernel: [3, 3] }, weights: { W: { data: w, shape: [4, 2, 3, 3] } } },
+        { op: 'Flatten', name: 'flatten', inputs: [1], outputs: [2] },
+        { op: 'Gemm', name: 'fc', inputs: [2], outputs: [3], weights: { B: { data: g, shape: [64, 5] } } },
+      ],
+    });
+    const w = f32(72), g = f32(320), x = f32(2 * 72);
+    const expected = new Float32Array(10);
+    const inline = native.createPlan(spec(w.slice(), g.slice()));
+    native.runPlan(inline, { inputs: [x], outputs: [expected], batch: 2 }, false);
+    const building = native.createPlan(spec(w, g), true);
+    transferAway(w.buffer as ArrayBuffer);
+    transferAway(g.buffer as ArrayBuffer);
+    const plan = await building;
+    const got = new Float32Array(10);
+    await native.runPlan(plan, { inputs: [x], outputs: [got], batch: 2 }, true);
+    expect(Array.from(got)).toEqual(Array.from(expected));
   });
 });
