@@ -238,6 +238,10 @@ export interface NativeAddon {
   /** Max pooling on uint8 NHWC (batch x H x W x channels); padding never wins, an empty window gives 0. */
   maxPoolU8Nhwc(args: Pool2dGeometry & { input: Uint8Array; output: Uint8Array }, async: boolean): MaybePromise;
 
+  // lent-memory.cc: a zero-filled ArrayBuffer over memory the addon owns and async jobs use in
+  // place (src/memory.ts); a plain ArrayBuffer where the runtime refuses external buffers.
+  lendArrayBuffer(bytes: number): ArrayBuffer;
+
   /** Present only when the addon was loaded with KILN_TEST_HOOKS=1 (see testHooks()). */
   testHooks?: NativeTestHooks;
 }

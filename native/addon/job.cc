@@ -9,6 +9,7 @@
 #include <string>
 
 #include "args.h"
+#include "lent-memory.h"
 #include "runner.h"
 
 namespace kiln_addon {
@@ -35,6 +36,10 @@ struct JobMemory::Block {
 
 void* JobMemory::stage(void* js, size_t bytes, const Napi::Value& array, const char* name, Use use) {
   if (!async_ || js == nullptr || bytes == 0) return js;
+  if (std::shared_ptr<const void> lent = find_lent(js, bytes)) {
+    lent_.push_back(std::move(lent));
+    return js;
+  }
   Block* block = nullptr;
   for (auto& b : blocks_) {
     // The same array passed twice: an in-place kernel (input == output) must see one buffer.

@@ -7,8 +7,10 @@
 // JobMemory copies every array an async job reads into the job when the call is made (on the JS
 // thread, where nothing can change it), gives the job its own memory for every array it writes,
 // and copies the results into the caller's arrays when the job settles, on the JS thread again,
-// after checking that each array still has the elements it had. An inline call runs before any
-// JavaScript can run and uses the arrays in place.
+// after checking that each array still has the elements it had. Arrays over memory the addon lent
+// (lent-memory.h: the tensors Kiln allocates) are used in place: the job holds a reference to
+// their block instead. An inline call runs before any JavaScript can run and uses the arrays in
+// place.
 #pragma once
 #include <napi.h>
 
@@ -82,6 +84,7 @@ class JobMemory {
 
   bool async_;
   std::vector<std::unique_ptr<Block>> blocks_;
+  std::vector<std::shared_ptr<const void>> lent_;  // lent blocks used in place
   std::vector<Napi::Reference<Napi::Value>> handles_;
 };
 

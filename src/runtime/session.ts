@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 
 import { shouldRunAsync } from '../binding.js';
 import { ErrorCode, KilnError } from '../errors.js';
+import { allocFloat32 } from '../memory.js';
 import { toGraph } from '../graph/from-module.js';
 import type { Dim, Graph } from '../graph/ir.js';
 import { GRAPH_OPTIMIZATION_LEVELS, type GraphOptimizationLevel, optimizeGraph } from '../graph/passes/index.js';
@@ -322,7 +323,7 @@ function allocate(compiled: CompiledGraph, batch: number): { arrays: Float32Arra
   for (const o of compiled.outputs) {
     let size = batch;
     for (const d of o.shape) size *= d;
-    const data = new Float32Array(size);
+    const data = allocFloat32(size);
     arrays.push(data);
     tensors[o.name] = new Tensor('float32', data, [batch, ...o.shape]);
   }

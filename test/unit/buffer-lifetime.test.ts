@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { native } from '../../src/binding.js';
+import { allocFloat32, allocInt32 } from '../../src/memory.js';
 import { seedCNN } from '../../src/nn/models.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
@@ -188,5 +189,76 @@ describe('every async native call works on its own copy of what it reads', () =>
     const got = new Float32Array(10);
     await native.runPlan(plan, { inputs: [x], outputs: [got], batch: 2 }, true);
     expect(Array.from(got)).toEqual(Array.from(expected));
+  });
+});
+
+describe('lent memory (src/memory.ts): what Kiln allocates is used in place by async jobs', () => {
+  it('allocFloat32 and allocInt32 give zero-filled arrays, lent from the addon when large', () => {
+    for (const n of [0, 1, 4095, 4096, 1 << 20]) {
+      const f = allocFloat32(n);
+      const i = allocInt32(n);
+      expect(f.length).toBe(n);
+      expect(i.length).toBe(n);
+      expect(f.every((v) => v === 0) && i.every((v) => v === 0)).toBe(true);
+    }
+    expect(() => native.lendArrayBuffer(-1)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_KILN_INVALID_ARG' }));
+    expect(() => native.lendArrayBuffer(1.5)).toThrow(expect.objectContaining({ code: 'ERR_KILN_INVALID_ARG' }));
+  });
+
+  it('a job on lent arrays gives the same result as on ordinary ones, and a lent buffer handed to another thread meanwhile cannot take memory from it', async () => {
+    const n = 1 << 21;
+    const data = pixels(n, 13).map((v) => v - 0.5);
+    const plain = new Float32Array(n);
+    await native.relu({ input: data, output: plain, length: n }, true);
+    const input = allocFloat32(n);
+    input.set(data);
+    const output = allocFloat32(n);
+    const pending = native.relu({ input, output, length: n }, true);
+    // Node keeps an external (lent) buffer attached and sends a copy; either way the job's memory stays.
+    const { port1, port2 } = new MessageChannel();
+    port1.postMessage(input.buffer, [input.buffer as ArrayBuffer]);
+    port1.close();
+    port2.close();
+    await pending;
+    expect(Array.from(output.subarray(0, 1000))).toEqual(Array.from(plain.subarray(0, 1000)));
+    expect(output.every((v, i) => v === plain[i])).toBe(true);
+  });
+
+  it('one training step of SeedCNN at batch 64 copies nothing into its jobs but the batch itself', async () => {
+    const { Sequential } = await import('../../src/nn/index.js');
+    const copied: string[] = [];
+    const lent = new WeakSet<ArrayBufferLike>();
+    const lend = native.lendArrayBuffer;
+    const wrapped = native as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const originals = new Map<string, (...args: unknown[]) => unknown>();
+    native.lendArrayBuffer = (bytes: number) => {
+      const b = lend(bytes);
+      lent.add(b);
+      return b;
+    };
+    for (const name of ['conv2dForward', 'conv2dBackward', 'conv2dMaxPoolForward', 'maxPool2dForward', 'maxPool2dBackward', 'sgemm']) {
+      const fn = wrapped[name]!;
+      originals.set(name, fn);
+      wrapped[name] = (args: unknown, async: unknown) => {
+        if (async === true) {
+          for (const [k, v] of Object.entries(args as Record<string, unknown>)) {
+            if (ArrayBuffer.isView(v) && v.byteLength >= 16384 && !lent.has(v.buffer)) copied.push(`${name}.${k}`);
+          }
+        }
+        return fn(args, async);
+      };
+    }
+    try {
+      const model = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 7 }) as InstanceType<typeof Sequential>;
+      model.train();
+      const x = new Tensor('float32', pixels(64 * 784, 14), [64, 1, 28, 28]);
+      const y = await model.forward(x);
+      await model.backward(new Tensor('float32', pixels(y.size, 15), y.dims as number[]));
+    } finally {
+      native.lendArrayBuffer = lend;
+      for (const [name, fn] of originals) wrapped[name] = fn;
+    }
+    // conv1 reads the caller's batch; everything else is Kiln's own memory.
+    expect(copied.filter((c) => !c.endsWith('.input'))).toEqual([]);
   });
 });

@@ -1,3 +1,5 @@
+import { allocFloat32 } from '../../memory.js';
+
 /**
  * A float32 buffer a layer may hand out again on its next call (see `Module.reuseBuffers`), so a
  * training loop does not allocate megabytes of activations per batch.
@@ -14,7 +16,7 @@ export class BufferSlot {
   take(length: number, reuse: boolean, ...avoid: (ArrayBufferView | null | undefined)[]): Float32Array {
     const old = this.data;
     if (reuse && old !== undefined && old.length === length && !avoid.some((a) => a?.buffer === old.buffer)) return old;
-    const fresh = new Float32Array(length);
+    const fresh = allocFloat32(length);
     this.data = reuse ? fresh : undefined;
     return fresh;
   }

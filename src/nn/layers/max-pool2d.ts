@@ -2,6 +2,7 @@
 import { call, native } from '../../binding.js';
 import type { Pool2dGeometry } from '../../binding.js';
 import type { GraphBuilder } from '../../graph/ir.js';
+import { allocInt32 } from '../../memory.js';
 import { Tensor } from '../../tensor.js';
 import { options as checkOptions } from '../../validate.js';
 import { Module } from '../module.js';
@@ -57,7 +58,7 @@ export class MaxPool2d extends Module {
     const output = this.output.take(size, this.reuseBuffers, x.data);
     let indices: Int32Array | null = null;
     if (this.training) {
-      indices = this.reuseBuffers && this.indices?.length === size ? this.indices : new Int32Array(size);
+      indices = this.reuseBuffers && this.indices?.length === size ? this.indices : allocInt32(size);
       this.indices = this.reuseBuffers ? indices : undefined;
     }
     const work = passCost(x.size) + 2 * size * this.window.kernelSize[0] * this.window.kernelSize[1];
@@ -88,7 +89,7 @@ export class MaxPool2d extends Module {
     const output = this.output.take(size, this.reuseBuffers, avoid);
     let indices: Int32Array | null = null;
     if (this.training) {
-      indices = this.reuseBuffers && this.indices?.length === size ? this.indices : new Int32Array(size);
+      indices = this.reuseBuffers && this.indices?.length === size ? this.indices : allocInt32(size);
       this.indices = this.reuseBuffers ? indices : undefined;
     }
     await compute(geometry, output, indices);

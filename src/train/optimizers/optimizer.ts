@@ -3,6 +3,7 @@
  * (gradients are overwritten by each backward, so there is no zeroGrad). State (momentum,
  * moments) is kept per Parameter object and starts at zero.
  */
+import { allocFloat32 } from '../../memory.js';
 import type { Parameter } from '../../nn/module.js';
 import { Tensor } from '../../tensor.js';
 import { shapeError, number, typeError } from '../../validate.js';
@@ -59,7 +60,7 @@ export abstract class Optimizer {
     let s = this.states.get(p);
     // A parameter that changed size (e.g. pruned channels removed) starts a fresh state.
     if (s === undefined || s.some((a) => a.length !== n)) {
-      s = Array.from({ length: this.stateArrays }, () => new Float32Array(n));
+      s = Array.from({ length: this.stateArrays }, () => allocFloat32(n));
       this.states.set(p, s);
     }
     return s;

@@ -1,0 +1,23 @@
+/**
+ * Float32 arrays over memory the native addon lends (native/addon/lent-memory.h). An async native
+ * call copies every ordinary array it touches into and out of the job, because JavaScript could
+ * free that memory while the job runs; an array over lent memory is used in place, since the job
+ * holds a reference to the memory itself. Kiln allocates activations, gradients, parameters and
+ * optimizer state here, so training and inference copy only what the caller passes in.
+ */
+import { native } from './binding.js';
+
+/** Below this size an ordinary array costs less than the native call that lends memory. */
+const LEND_FROM_BYTES = 16 * 1024;
+
+/** A zero-filled Float32Array of `length` elements, over lent memory when it is large. */
+export function allocFloat32(length: number): Float32Array {
+  const bytes = length * Float32Array.BYTES_PER_ELEMENT;
+  return bytes >= LEND_FROM_BYTES ? new Float32Array(native.lendArrayBuffer(bytes)) : new Float32Array(length);
+}
+
+/** A zero-filled Int32Array of `length` elements (pooling indices), over lent memory when it is large. */
+export function allocInt32(length: number): Int32Array {
+  const bytes = length * Int32Array.BYTES_PER_ELEMENT;
+  return bytes >= LEND_FROM_BYTES ? new Int32Array(native.lendArrayBuffer(bytes)) : new Int32Array(length);
+}
