@@ -25,6 +25,12 @@ export const ErrorCode = {
   INVALID_STATE: 'ERR_KILN_INVALID_STATE',
   /** Training produced a non-finite loss (learning rate too high, or NaN in the data). */
   TRAINING_DIVERGED: 'ERR_KILN_TRAINING_DIVERGED',
+  /** A file to read, or the folder to write a file into, does not exist. */
+  FILE_NOT_FOUND: 'ERR_KILN_FILE_NOT_FOUND',
+  /** A path names a directory where a file is expected. */
+  NOT_A_FILE: 'ERR_KILN_NOT_A_FILE',
+  /** A file or folder exists but the process may not read or write it. */
+  PERMISSION: 'ERR_KILN_PERMISSION',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

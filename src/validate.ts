@@ -85,6 +85,15 @@ export function options<T extends object>(name: string, value: unknown): Partial
   return value as Partial<T>;
 }
 
+/**
+ * Refuses keys an options object should not have (a typo would else be silently ignored):
+ * RangeError ERR_KILN_INVALID_ARG "Expected only the keys a, b for options but received "foo" (string)".
+ */
+export function onlyKeys(name: string, opts: object, keys: Iterable<string>): void {
+  const allowed = [...keys];
+  for (const key of Object.keys(opts)) if (!allowed.includes(key)) throw rangeError(name, `only the keys ${allowed.join(', ')}`, key);
+}
+
 /** Optional value: returns `fallback` when undefined, else runs `check`. */
 export function optional<T>(value: unknown, fallback: T, check: (v: unknown) => T): T {
   return value === undefined ? fallback : check(value);

@@ -1,10 +1,15 @@
-/** `kiln bench model.onnx --vs-ort`: latency and throughput of Kiln and onnxruntime-node on one file. */
-import { readFile } from 'node:fs/promises';
-
-import { benchmarkAgainstOrt } from '../onnx/index.js';
-import { exportModel } from '../onnx/index.js';
-import { readModelSource } from './model-source.js';
+/**
+ * `kiln bench model`: latency and throughput of Kiln on one file, per batch size and thread count;
+ * with --vs-ort, onnxruntime-node on the same inputs in interleaved blocks, and the speed-up.
+ */
+import type { Graph } from '../graph/ir.js';
+import { benchmarkAgainstOrt, benchmarkInput, exportModel } from '../onnx/index.js';
+import type { OrtBenchmarkRow } from '../onnx/benchmark.js';
+import { InferenceSession } from '../runtime/session.js';
+import { measure, type Timing } from '../util/timing.js';
+import { readModelSource, type ModelSource } from './model-source.js';
 import { Output } from './output.js';
+import { capThreads } from './threads.js';
 
 export interface BenchCommandOptions {
   vsOrt?: boolean;
@@ -14,25 +19,88 @@ export interface BenchCommandOptions {
   json?: boolean;
 }
 
+/** One cell of Kiln alone. */
+export interface KilnBenchRow {
+  threads: number;
+  batch: number;
+  kiln: Timing;
+  kilnImagesPerSecond: number;
+}
+
+async function sessionFor(source: ModelSource, threads: number): Promise<InferenceSession> {
+  if (source.kind === 'kiln') return InferenceSession.create(source.module, { inputShape: source.inputShape, intraOpNumThreads: threads });
+  return InferenceSession.create(source.kind === 'graph' ? source.graph : source.bytes, { intraOpNumThreads: threads });
+}
+
+function imageShape(session: InferenceSession, modelPath: string): number[] {
+  return session.inputShapes[0].slice(1).map((d) => {
+    if (typeof d !== 'number') throw new TypeError(`Expected a fixed image shape for the input of ${modelPath} but it has the symbolic size '${d}'`);
+    return d;
+  });
+}
+
 export async function benchCommand(modelPath: string, opts: BenchCommandOptions): Promise<void> {
   const out = new Output(opts);
-  if (!opts.vsOrt) throw new TypeError('Expected --vs-ort for kiln bench (the only comparison it runs today) but received none');
+  const threadCounts = [...new Set(opts.threadCounts.map((t) => capThreads('--thread-counts', t)))];
   const source = await readModelSource(modelPath);
-  // An int8 graph goes to both runtimes as its QDQ export (Kiln imports it back into int8 ops).
-  const bytes = source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape })
-    : source.kind === 'graph' ? exportModel(source.graph) : new Uint8Array(await readFile(modelPath));
-  const rows = await benchmarkAgainstOrt(bytes, { batches: opts.batches, threads: opts.threadCounts, minMs: opts.minMs });
-  out.result(
-    { model: modelPath, rows },
-    () =>
+  const cells = threadCounts.length * opts.batches.length;
+  const bar = out.progress(cells, 'bench |{bar}| {value}/{total} cells (threads {threads}, batch {batch})', { threads: threadCounts[0], batch: opts.batches[0] });
+  try {
+    if (opts.vsOrt) {
+      // An int8 graph goes to both runtimes as its QDQ export (Kiln imports it back into int8 ops).
+      const graph: Graph | undefined = source.kind === 'graph' ? source.graph : undefined;
+      const bytes = source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape }) : graph ? exportModel(graph) : source.kind === 'onnx' ? source.bytes : new Uint8Array();
+      const rows: OrtBenchmarkRow[] = [];
+      for (const threads of threadCounts) {
+        for (const batch of opts.batches) {
+          bar.update(rows.length, { threads, batch });
+          rows.push(...(await benchmarkAgainstOrt(bytes, { batches: [batch], threads: [threads], minMs: opts.minMs })));
+        }
+      }
+      bar.stop();
+      out.result({ model: modelPath, rows }, () =>
+        [
+          `${'threads'.padStart(7)} ${'batch'.padStart(6)} ${'Kiln ms'.padStart(10)} ${'ORT ms'.padStart(10)} ${'Kiln img/s'.padStart(11)} ${'ORT img/s'.padStart(11)} ${'speed-up'.padStart(9)}`,
+          ...rows.map(
+            (r) =>
+              `${String(r.threads).padStart(7)} ${String(r.batch).padStart(6)} ${r.kiln.medianMs.toFixed(3).padStart(10)} ${r.ort.medianMs.toFixed(3).padStart(10)} ` +
+              `${Math.round(r.kilnImagesPerSecond).toString().padStart(11)} ${Math.round(r.ortImagesPerSecond).toString().padStart(11)} ${r.speedup.toFixed(2).padStart(8)}x`,
+          ),
+          'speed-up = ORT median time / Kiln median time (same inputs, interleaved blocks of back-to-back runs, matched threads)',
+        ].join('\n'),
+      );
+      return;
+    }
+
+    const rows: KilnBenchRow[] = [];
+    for (const threads of threadCounts) {
+      const session = await sessionFor(source, threads);
+      try {
+        const shape = imageShape(session, modelPath);
+        const name = session.inputNames[0];
+        for (const batch of opts.batches) {
+          bar.update(rows.length, { threads, batch });
+          const x = benchmarkInput(batch, shape, 7 + batch);
+          const kiln = await measure(() => session.run({ [name]: x }), { minMs: opts.minMs });
+          rows.push({ threads, batch, kiln, kilnImagesPerSecond: (batch * 1000) / kiln.medianMs });
+        }
+      } finally {
+        session.release();
+      }
+    }
+    bar.stop();
+    out.result({ model: modelPath, rows }, () =>
       [
-        `${'threads'.padStart(7)} ${'batch'.padStart(6)} ${'Kiln ms'.padStart(10)} ${'ORT ms'.padStart(10)} ${'Kiln img/s'.padStart(11)} ${'ORT img/s'.padStart(11)} ${'speed-up'.padStart(9)}`,
+        `${'threads'.padStart(7)} ${'batch'.padStart(6)} ${'Kiln ms'.padStart(10)} ${'p99 ms'.padStart(10)} ${'Kiln img/s'.padStart(11)}`,
         ...rows.map(
           (r) =>
-            `${String(r.threads).padStart(7)} ${String(r.batch).padStart(6)} ${r.kiln.medianMs.toFixed(3).padStart(10)} ${r.ort.medianMs.toFixed(3).padStart(10)} ` +
-            `${Math.round(r.kilnImagesPerSecond).toString().padStart(11)} ${Math.round(r.ortImagesPerSecond).toString().padStart(11)} ${r.speedup.toFixed(2).padStart(8)}x`,
+            `${String(r.threads).padStart(7)} ${String(r.batch).padStart(6)} ${r.kiln.medianMs.toFixed(3).padStart(10)} ${r.kiln.p99Ms.toFixed(3).padStart(10)} ` +
+            `${Math.round(r.kilnImagesPerSecond).toString().padStart(11)}`,
         ),
-        'speed-up = ORT median time / Kiln median time (same inputs, interleaved blocks of back-to-back runs, matched threads)',
+        'median and p99 milliseconds per run; add --vs-ort to time onnxruntime-node on the same inputs',
       ].join('\n'),
-  );
+    );
+  } finally {
+    bar.stop();
+  }
 }

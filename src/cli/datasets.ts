@@ -3,7 +3,7 @@ import type { Dataset } from '../data/dataset.js';
 import { cifar10 } from '../data/cifar10.js';
 import { mnist } from '../data/mnist.js';
 import { synthetic } from '../data/synthetic.js';
-import { oneOf } from '../validate.js';
+import { oneOf, rangeError } from '../validate.js';
 
 export const DATASET_NAMES = ['mnist', 'cifar10', 'synthetic'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
@@ -30,4 +30,24 @@ export async function loadDatasets(options: DatasetOptions): Promise<{ train: Da
       };
     }
   }
+}
+
+/**
+ * The seed of the train/held-out split to use with a model. `kiln train` records its seed and data
+ * set in the file's metadata; evaluating that model on another seed's held-out split would score it
+ * on images it trained on, so a different explicit --seed is refused and no --seed means the
+ * recorded one. CIFAR-10's split is fixed by its files, so the seed does not matter there.
+ */
+export function splitSeed(dataset: string, seed: number | undefined, metadata: Record<string, unknown> | undefined, modelPath: string): number {
+  const recordedSeed = metadata?.seed === undefined ? undefined : Number(metadata.seed);
+  const recordedData = typeof metadata?.dataset === 'string' ? metadata.dataset.split('-')[0] : undefined;
+  if (dataset === 'cifar10' || recordedData !== dataset || recordedSeed === undefined || !Number.isSafeInteger(recordedSeed)) return seed ?? 1;
+  if (seed !== undefined && seed !== recordedSeed) {
+    throw rangeError(
+      '--seed',
+      `${recordedSeed}, the split seed ${modelPath} was trained with on ${dataset} (the held-out split of another seed holds images it trained on)`,
+      seed,
+    );
+  }
+  return recordedSeed;
 }

@@ -2,21 +2,28 @@
 import { InferenceSession } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
 import { countCorrect } from '../train/metrics.js';
-import { loadDatasets } from './datasets.js';
+import { loadDatasets, splitSeed } from './datasets.js';
+import { readModelSource } from './model-source.js';
 import { Output, percent } from './output.js';
 
 export interface EvalCommandOptions {
   dataset: string;
   dataDir?: string;
-  seed: number;
+  /** Seed of the split; default: the one recorded in the model file (else 1). */
+  seed?: number;
   batchSize: number;
   json?: boolean;
 }
 
 export async function evalCommand(modelPath: string, opts: EvalCommandOptions): Promise<void> {
   const out = new Output(opts);
-  const { test } = await loadDatasets(opts);
-  const session = await InferenceSession.create(modelPath);
+  const source = await readModelSource(modelPath);
+  const seed = splitSeed(opts.dataset, opts.seed, source.kind === 'onnx' ? undefined : source.file.metadata, modelPath);
+  const { test } = await loadDatasets({ ...opts, seed });
+  const session = await InferenceSession.create(
+    source.kind === 'kiln' ? source.module : source.graph,
+    source.kind === 'kiln' ? { inputShape: source.inputShape } : undefined,
+  );
   try {
     const [c, h, w] = test.imageShape;
     const per = c * h * w;
@@ -33,7 +40,7 @@ export async function evalCommand(modelPath: string, opts: EvalCommandOptions): 
     const seconds = (performance.now() - started) / 1000;
     const accuracy = correct / test.length;
     out.result(
-      { model: modelPath, dataset: opts.dataset, testImages: test.length, correct, testAccuracy: accuracy, imagesPerSecond: test.length / seconds },
+      { model: modelPath, dataset: opts.dataset, seed, testImages: test.length, correct, testAccuracy: accuracy, imagesPerSecond: test.length / seconds },
       () => `accuracy ${percent(accuracy)} (${correct}/${test.length}) on ${test.name}`,
     );
   } finally {

@@ -5,8 +5,7 @@ import type { Graph } from '../graph/ir.js';
 import { isStatic } from '../graph/shape-inference.js';
 import type { Module } from '../nn/module.js';
 import { inferInt8GraphShapes } from '../onnx/int8-graph.js';
-import { readKilnFile } from '../runtime/kiln-file.js';
-import { graphFromKilnFile, moduleFromKilnFile } from '../runtime/model-io.js';
+import { readModelSource } from './model-source.js';
 import { Output } from './output.js';
 
 interface LayerRow {
@@ -19,9 +18,12 @@ interface LayerRow {
 
 export async function infoCommand(modelPath: string, opts: { json?: boolean }): Promise<void> {
   const out = new Output(opts);
-  const file = await readKilnFile(modelPath);
-  const isGraph = (file.model as { kind?: unknown } | null)?.kind === 'graph';
-  const { inputShape, rows } = isGraph ? graphRows(graphFromKilnFile(file, modelPath)) : moduleRows(moduleFromKilnFile(file, modelPath), modelInputShape(file.model));
+  const source = await readModelSource(modelPath);
+  // An ONNX model is described from its imported graph, node by node, like a saved Graph.
+  const { inputShape, rows } =
+    source.kind === 'kiln' ? moduleRows(source.module, source.inputShape) : graphRows(source.graph);
+  const format = source.kind === 'onnx' ? 'onnx' : 'kiln';
+  const metadata = source.kind === 'onnx' ? {} : (source.file.metadata ?? {});
   const parameters = rows.reduce((s, r) => s + r.parameters, 0);
   const macs = rows.reduce((s, r) => s + r.macs, 0);
   const bytes = (await stat(modelPath)).size;
@@ -29,10 +31,10 @@ export async function infoCommand(modelPath: string, opts: { json?: boolean }): 
   const nameWidth = Math.max(4, ...rows.map((r) => r.name.length + 2));
   const typeWidth = Math.max(14, ...rows.map((r) => r.type.length + 2));
   out.result(
-    { model: modelPath, inputShape, layers: rows, parameters, macsPerImage: macs, fileBytes: bytes, metadata: file.metadata ?? {} },
+    { model: modelPath, format, inputShape, layers: rows, parameters, macsPerImage: macs, fileBytes: bytes, metadata },
     () =>
       [
-        `${modelPath}: input [${inputShape.join(', ')}], ${parameters.toLocaleString('en-US')} parameters, ` +
+        `${modelPath}${format === 'onnx' ? ' (ONNX)' : ''}: input [${inputShape.join(', ')}], ${parameters.toLocaleString('en-US')} parameters, ` +
           `${macs.toLocaleString('en-US')} MACs per image, ${bytes.toLocaleString('en-US')} bytes`,
         '',
         `${'#'.padEnd(nameWidth)}${'layer'.padEnd(typeWidth)}${'output'.padEnd(18)}${'params'.padStart(10)}${'MACs'.padStart(14)}`,
@@ -42,7 +44,7 @@ export async function infoCommand(modelPath: string, opts: { json?: boolean }): 
             `${r.parameters.toLocaleString('en-US').padStart(10)}${r.macs.toLocaleString('en-US').padStart(14)}`,
         ),
         // Long values (the quantization report) are in --json only.
-        ...Object.entries(file.metadata ?? {}).map(([k, v]) => {
+        ...Object.entries(metadata).map(([k, v]) => {
           const text = String(v);
           return `${k}: ${text.length > 120 ? `(${text.length} characters; see --json)` : text}`;
         }),
@@ -90,9 +92,4 @@ function graphRows(graph: Graph): { inputShape: number[]; rows: LayerRow[] } {
     return { name: node.name, type: node.op, outputShape, parameters: weights.reduce((s, t) => s + t.size, 0), macs };
   });
   return { inputShape: perImage(graph.inputs[0]?.name ?? ''), rows };
-}
-
-function modelInputShape(model: unknown): number[] {
-  const shape = (model as { inputShape?: unknown })?.inputShape;
-  return Array.isArray(shape) ? shape.map(Number) : [];
 }

@@ -4,14 +4,18 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 
+import { availableParallelism } from 'node:os';
+
 import { setNumThreads } from '../system.js';
 import { benchCommand } from './bench.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
 import { quantizeCommand } from './quantize.js';
+import { capThreads } from './threads.js';
 import { trainCommand } from './train.js';
-import { verifyCommand } from './verify.js';
+import { MAX_VERIFY_INPUTS, verifyCommand } from './verify.js';
+
 
 /** commander parser for an integer option within [min, max]. */
 export function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -40,10 +44,10 @@ export function buildProgram(): Command {
   program
     .name('kiln')
     .description('Train, compress and serve convolutional networks from Node.js')
-    .option('--threads <n>', 'kernel threads (default: number of cores)', intOption(1, 1024))
+    .option('--threads <n>', `kernel threads (default and most: the ${availableParallelism()} this machine offers)`, intOption(1, 1024))
     .hook('preAction', (cmd) => {
       const threads = cmd.opts().threads as number | undefined;
-      if (threads !== undefined) setNumThreads(threads);
+      if (threads !== undefined) setNumThreads(capThreads('--threads', threads));
     })
     .showHelpAfterError();
 
@@ -68,7 +72,7 @@ export function buildProgram(): Command {
     .argument('<model>', 'model file (.kiln)')
     .option('--dataset <name>', 'mnist | cifar10 | synthetic', 'mnist')
     .option('--data-dir <dir>', 'folder with CIFAR-10 binary files')
-    .option('--seed <n>', 'seed of the train/test split (must match training)', intOption(0), 1)
+    .option('--seed <n>', 'seed of the train/test split (default: the one the model was trained with, else 1)', intOption(0))
     .option('--batch-size <n>', 'inference batch size', intOption(1, 65536), 256)
     .option('--json', 'print one JSON object with the results as the last line')
     .action(evalCommand);
@@ -94,9 +98,9 @@ export function buildProgram(): Command {
     .argument('<model>', 'model file (.onnx or .kiln)')
     .option('--dataset <name>', 'use held-out images of this data set (mnist | cifar10 | synthetic) instead of random inputs')
     .option('--data-dir <dir>', 'folder with CIFAR-10 binary files')
-    .option('--count <n>', 'number of images (or random inputs)', intOption(1, 100000), 512)
+    .option('--count <n>', `number of images (at most the held-out split's size) or random inputs (at most ${MAX_VERIFY_INPUTS})`, intOption(1, MAX_VERIFY_INPUTS), 512)
     .option('--per-node', 'also compare every intermediate value and name the first node that diverges')
-    .option('--seed <n>', 'seed of the split / random inputs', intOption(0), 1)
+    .option('--seed <n>', 'seed of the split (default: the one the model was trained with) / of random inputs (default 1)', intOption(0))
     .option('--json', 'print one JSON object with the results as the last line')
     .action(verifyCommand);
 
@@ -106,7 +110,7 @@ export function buildProgram(): Command {
     .argument('<model>', 'model file (.kiln or .onnx), fp32')
     .option('--calibrate <dataset>', 'calibrate on the train split of this data set and evaluate on its held-out split: mnist | cifar10 | synthetic')
     .option('--data-dir <dir>', 'folder with CIFAR-10 binary files')
-    .option('--seed <n>', 'seed of the train/test split (must match training)', intOption(0), 1)
+    .option('--seed <n>', 'seed of the train/test split (default: the one the model was trained with, else 1)', intOption(0))
     .option('--method <name>', 'calibration: minmax | percentile | entropy | mse', 'minmax')
     .option('--percentile <p>', 'percentage of values kept by --method percentile', numberOption(0, 100))
     .option('--batches <n>', 'calibration batches', intOption(1, 1 << 20), 16)
@@ -124,9 +128,9 @@ export function buildProgram(): Command {
 
   program
     .command('bench')
-    .description('time Kiln against onnxruntime-node on one model (same inputs, alternating runs)')
+    .description('time Kiln on one model: latency and images/s per batch size and thread count (--vs-ort: against onnxruntime-node, same inputs, alternating runs)')
     .argument('<model>', 'model file (.onnx or .kiln)')
-    .option('--vs-ort', 'compare with onnxruntime-node')
+    .option('--vs-ort', 'also time onnxruntime-node and report the speed-up')
     .option('--batches <list>', 'comma-separated batch sizes', listOption(1, 1 << 20), [1, 8, 64])
     .option('--thread-counts <list>', 'comma-separated thread counts (intraOpNumThreads of both runtimes)', listOption(1, 1024), [1, 2])
     .option('--min-ms <n>', 'minimum timed milliseconds per cell', intOption(1, 600000), 1500)

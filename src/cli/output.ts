@@ -1,6 +1,6 @@
 /**
- * How CLI commands talk: human lines (or a progress bar on a TTY) and, with --json, one JSON object
- * as the last line of stdout.
+ * How CLI commands talk: human lines (or a progress bar on stderr when it is a TTY) and, with
+ * --json, one JSON object as the last line of stdout.
  */
 import cliProgress from 'cli-progress';
 
@@ -8,18 +8,29 @@ export interface OutputOptions {
   json?: boolean;
 }
 
+/** Where progress bars draw; tests point it at a fake terminal (see {@link setProgressStream}). */
+let progressStream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr;
+
+/** Draws progress bars on `stream` (a TTY-like stream) instead of stderr; undefined restores stderr. For tests. */
+export function setProgressStream(stream: (NodeJS.WritableStream & { isTTY?: boolean }) | undefined): void {
+  progressStream = stream ?? process.stderr;
+}
+
 export class Output {
   readonly json: boolean;
-  private readonly tty: boolean;
 
   constructor(options: OutputOptions) {
     this.json = Boolean(options.json);
-    this.tty = Boolean(process.stdout.isTTY) && !this.json;
   }
 
   /** A human-readable line: stdout normally, stderr in --json mode so stdout stays machine-readable. */
   line(text: string): void {
     (this.json ? process.stderr : process.stdout).write(`${text}\n`);
+  }
+
+  /** A warning, always on stderr. */
+  warn(text: string): void {
+    process.stderr.write(`kiln: warning: ${text}\n`);
   }
 
   /** The final result: JSON as the last stdout line in --json mode, else `render(result)`. */
@@ -29,18 +40,19 @@ export class Output {
   }
 
   /**
-   * A progress reporter: a cli-progress bar on a TTY, otherwise nothing per step (callers print
-   * plain lines at coarser points, e.g. once per epoch).
+   * A progress reporter: a cli-progress bar on stderr when it is a TTY and --json is off, otherwise
+   * nothing per step (callers print plain lines at coarser points, e.g. once per epoch). `payload`
+   * gives the format's own placeholders their first values, so the first frame shows no `{name}`.
    */
-  progress(total: number, format: string): Progress {
-    if (!this.tty) return { update: () => undefined, stop: () => undefined };
+  progress(total: number, format: string, payload: Record<string, unknown> = {}): Progress {
+    if (this.json || !progressStream.isTTY) return { update: () => undefined, stop: () => undefined };
     const bar = new cliProgress.SingleBar(
-      { format, hideCursor: true, clearOnComplete: true, etaBuffer: 50 },
+      { format, hideCursor: true, clearOnComplete: true, etaBuffer: 50, stream: progressStream as NodeJS.WritableStream },
       cliProgress.Presets.shades_classic,
     );
-    bar.start(total, 0);
+    bar.start(total, 0, payload);
     return {
-      update: (value, payload) => bar.update(value, payload),
+      update: (value, update) => bar.update(value, update ?? {}),
       stop: () => bar.stop(),
     };
   }

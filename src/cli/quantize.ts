@@ -14,19 +14,21 @@ import { CALIBRATION_METHODS } from '../quant/observers/index.js';
 import { quantize, type QuantizationReport } from '../quant/ptq.js';
 import { quantizeAwareTrain } from '../quant/qat.js';
 import { runInt8Reference } from '../quant/reference.js';
-import { readKilnFile } from '../runtime/kiln-file.js';
-import { graphFromAnyKilnFile, moduleFromKilnFile, save } from '../runtime/model-io.js';
+import { graphFromAnyKilnFile, save } from '../runtime/model-io.js';
 import { InferenceSession } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
 import { countCorrect } from '../train/metrics.js';
 import { oneOf, rangeError, typeError } from '../validate.js';
-import { loadDatasets } from './datasets.js';
+import { checkOutputFile } from '../util/files.js';
+import { loadDatasets, splitSeed } from './datasets.js';
+import { readModelSource } from './model-source.js';
 import { Output, percent } from './output.js';
 
 export interface QuantizeCommandOptions {
   calibrate?: string;
   dataDir?: string;
-  seed: number;
+  /** Seed of the split; default: the one recorded in the model file (else 1). */
+  seed?: number;
   method: string;
   percentile?: number;
   batches: number;
@@ -43,20 +45,18 @@ export interface QuantizeCommandOptions {
   json?: boolean;
 }
 
-/** The model argument: its float graph, and the Module when the file holds one (for QAT). */
+/** The model argument: its float graph, the Module when the file holds one (for QAT), and its metadata. */
 interface SourceModel {
   graph: Graph;
   module?: Module;
+  metadata?: Record<string, unknown>;
 }
 
 async function readSource(path: string): Promise<SourceModel> {
-  if (path.toLowerCase().endsWith('.onnx')) {
-    const { importModel } = await import('../onnx/import.js');
-    return { graph: await importModel(path) };
-  }
-  const file = await readKilnFile(path);
-  const isModule = (file.model as { kind?: unknown } | null)?.kind === 'module';
-  return { graph: graphFromAnyKilnFile(file, path), ...(isModule ? { module: moduleFromKilnFile(file, path) } : {}) };
+  const source = await readModelSource(path);
+  if (source.kind === 'onnx') return { graph: source.graph };
+  if (source.kind === 'graph') return { graph: source.graph, metadata: source.file.metadata };
+  return { graph: graphFromAnyKilnFile(source.file, path), module: source.module, metadata: source.file.metadata };
 }
 
 /** Images reference-evaluated when the runtime cannot run the int8 graph yet. */
@@ -135,8 +135,11 @@ export async function quantizeCommand(modelPath: string, opts: QuantizeCommandOp
   oneOf('--method', opts.method, CALIBRATION_METHODS);
   oneOf('--activations', opts.activations, ['uint8', 'int8']);
   if (opts.percentile !== undefined && opts.method !== 'percentile') throw rangeError('--percentile', 'nothing unless --method percentile', opts.percentile);
+  // Before any work: a bad --out would otherwise fail only after calibration or training.
+  await checkOutputFile(opts.out, '--out');
   const source = await readSource(modelPath);
-  const data = opts.calibrate ? await loadDatasets({ dataset: opts.calibrate, dataDir: opts.dataDir, seed: opts.seed }) : undefined;
+  const seed = opts.calibrate ? splitSeed(opts.calibrate, opts.seed, source.metadata, modelPath) : (opts.seed ?? 1);
+  const data = opts.calibrate ? await loadDatasets({ dataset: opts.calibrate, dataDir: opts.dataDir, seed }) : undefined;
 
   let graph: Graph;
   let report: QuantizationReport;
@@ -145,37 +148,53 @@ export async function quantizeCommand(modelPath: string, opts: QuantizeCommandOp
   } else if (opts.qat) {
     if (!source.module) throw typeError('model', 'a .kiln file holding a trained Module (--qat fine-tunes its layers)', modelPath);
     const epochs = opts.epochs ?? 2;
-    const bar = out.progress(epochs, 'QAT fine-tuning |{bar}| {value}/{total} epochs');
-    ({ graph, report } = await quantizeAwareTrain(source.module, data!.train, {
-      epochs,
-      perChannel: !opts.perTensor,
-      activations: opts.activations as 'uint8',
-      strict: Boolean(opts.strict),
-      train: { seed: opts.seed, callbacks: { onEpochEnd: (e) => void bar.update(e.epoch + 1) } },
-    }));
-    bar.stop();
+    // The bar moves per batch (an epoch of MNIST is ~125 batches of 64).
+    const batchSize = 64;
+    const perEpoch = Math.ceil(data!.train.length / batchSize);
+    const bar = out.progress(epochs * perEpoch, 'QAT fine-tuning epoch {epoch}/{epochs} |{bar}| {value}/{total} batches', { epoch: 1, epochs });
+    try {
+      ({ graph, report } = await quantizeAwareTrain(source.module, data!.train, {
+        epochs,
+        perChannel: !opts.perTensor,
+        activations: opts.activations as 'uint8',
+        strict: Boolean(opts.strict),
+        train: {
+          seed,
+          batchSize,
+          callbacks: { onBatchEnd: ({ epoch, batch }) => bar.update(epoch * perEpoch + batch + 1, { epoch: epoch + 1, epochs }) },
+        },
+      }));
+    } finally {
+      bar.stop();
+    }
   } else {
-    const bar = out.progress(opts.batches, 'calibrating |{bar}| {value}/{total} batches');
+    const bar = out.progress(opts.batches, 'calibrating |{bar}| {value}/{total} batches', {});
     let phase = 'calibrate';
-    ({ graph, report } = await quantize(source.graph, data!.train, {
-      method: opts.method as 'minmax',
-      ...(opts.percentile !== undefined ? { percentile: opts.percentile } : {}),
-      batches: opts.batches,
-      batchSize: opts.batchSize,
-      perChannel: !opts.perTensor,
-      activations: opts.activations as 'uint8',
-      strict: Boolean(opts.strict),
-      onProgress: (p) => {
-        if (p.phase !== phase) {
-          phase = p.phase;
-          bar.update(p.total);
-        }
-        if (p.phase === 'calibrate') bar.update(p.done);
-      },
-    }));
-    bar.stop();
+    try {
+      ({ graph, report } = await quantize(source.graph, data!.train, {
+        method: opts.method as 'minmax',
+        ...(opts.percentile !== undefined ? { percentile: opts.percentile } : {}),
+        batches: opts.batches,
+        batchSize: opts.batchSize,
+        perChannel: !opts.perTensor,
+        activations: opts.activations as 'uint8',
+        strict: Boolean(opts.strict),
+        onProgress: (p) => {
+          if (p.phase !== phase) {
+            phase = p.phase;
+            bar.update(p.total);
+          }
+          if (p.phase === 'calibrate') bar.update(p.done);
+        },
+      }));
+    } finally {
+      bar.stop();
+    }
   }
-  await save(graph, opts.out, { metadata: { source: modelPath, quantization: report.mode } });
+  // The training split travels with the model, so eval/quantize of the int8 file check --seed too.
+  const provenance = source.metadata && source.metadata.seed !== undefined && source.metadata.dataset !== undefined
+    ? { dataset: source.metadata.dataset, seed: source.metadata.seed } : {};
+  await save(graph, opts.out, { metadata: { source: modelPath, quantization: report.mode, ...provenance } });
   const fileBytes = (await stat(opts.out)).size;
   out.line(reportTable(report));
 

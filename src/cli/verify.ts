@@ -7,51 +7,71 @@
  * quantization steps.
  */
 import type { Graph } from '../graph/ir.js';
-import { benchmarkInput, compareInt8WithOnnxRuntime, compareWithOnnxRuntime, importModel, isInt8Graph } from '../onnx/index.js';
+import { benchmarkInput, compareInt8WithOnnxRuntime, compareWithOnnxRuntime, isInt8Graph } from '../onnx/index.js';
 import { Tensor } from '../tensor.js';
-import { loadDatasets } from './datasets.js';
+import { rangeError } from '../validate.js';
+import { loadDatasets, splitSeed } from './datasets.js';
 import { readModelSource, type ModelSource } from './model-source.js';
-import { Output, percent } from './output.js';
+import { Output, percent, type Progress } from './output.js';
+
+/** Most random inputs `verify` runs through both runtimes in one batch. */
+export const MAX_VERIFY_INPUTS = 10_000;
 
 export interface VerifyCommandOptions {
   dataset?: string;
   dataDir?: string;
   count: number;
   perNode?: boolean;
-  seed: number;
+  /** Seed of the split (default: the model's recorded one) or of the random inputs (default 1). */
+  seed?: number;
   json?: boolean;
 }
 
 /** The int8 graph a model source holds, if it is quantized. */
-async function int8GraphOf(source: ModelSource): Promise<{ graph: Graph; reference?: Uint8Array } | undefined> {
-  if (source.kind === 'onnx') {
-    const graph = await importModel(source.bytes);
-    return isInt8Graph(graph) ? { graph, reference: source.bytes } : undefined;
-  }
+function int8GraphOf(source: ModelSource): { graph: Graph; reference?: Uint8Array } | undefined {
+  if (source.kind === 'onnx') return isInt8Graph(source.graph) ? { graph: source.graph, reference: source.bytes } : undefined;
   return source.kind === 'graph' && isInt8Graph(source.graph) ? { graph: source.graph } : undefined;
 }
 
 export async function verifyCommand(modelPath: string, opts: VerifyCommandOptions): Promise<void> {
   const out = new Output(opts);
+  // Steps: read the model, the inputs, the comparison (both runtimes, the bulk of the time).
+  const bar = out.progress(3, 'verify |{bar}| {value}/{total} {step}', { step: 'reading the model' });
+  try {
+    await verify(modelPath, opts, out, bar);
+  } finally {
+    bar.stop();
+  }
+}
+
+async function verify(modelPath: string, opts: VerifyCommandOptions, out: Output, bar: Progress): Promise<void> {
   const source = await readModelSource(modelPath);
+  bar.update(1, { step: opts.dataset ? `loading ${opts.dataset}` : 'making random inputs' });
   let images: Tensor<'float32'> | undefined;
+  let seed = opts.seed ?? 1;
   if (opts.dataset) {
-    const { test } = await loadDatasets({ dataset: opts.dataset, dataDir: opts.dataDir, seed: opts.seed });
+    seed = splitSeed(opts.dataset, opts.seed, source.kind === 'onnx' ? undefined : source.file.metadata, modelPath);
+    const { test } = await loadDatasets({ dataset: opts.dataset, dataDir: opts.dataDir, seed });
+    // Up front, rather than an error from the comparison after the work has started.
+    if (opts.count > test.length) throw rangeError('--count', `at most ${test.length}, the size of ${test.name}`, opts.count);
     const n = Math.min(opts.count, test.length);
     const [c, h, w] = test.imageShape;
     images = new Tensor('float32', test.images.slice(0, n * c * h * w), [n, c, h, w]);
   }
   const what = opts.dataset ? `${opts.dataset} images` : 'random inputs';
 
-  const int8 = await int8GraphOf(source);
+  const int8 = int8GraphOf(source);
   if (int8 !== undefined) {
     const input = int8.graph.inputs[0]!;
     const shape = input.shape.slice(1).map((d) => {
       if (typeof d !== 'number') throw new TypeError(`Expected a fixed image shape for the input of ${modelPath} but it has the symbolic size '${d}'`);
       return d;
     });
-    const x = images ?? benchmarkInput(opts.count, shape, opts.seed);
+    const x = images ?? benchmarkInput(opts.count, shape, seed);
+    bar.update(2, { step: `running Kiln int8 and onnxruntime-node on ${x.dims[0]} inputs` });
     const result = await compareInt8WithOnnxRuntime(int8.graph, { [input.name]: x }, int8.reference);
+    bar.update(3, { step: 'done' });
+    bar.stop();
     const against = result.reference === 'onnx-file' ? 'onnxruntime-node on the int8 ONNX file' : "onnxruntime-node on Kiln's QDQ export";
     out.result({ model: modelPath, int8: true, ...result }, () =>
       [
@@ -69,16 +89,16 @@ export async function verifyCommand(modelPath: string, opts: VerifyCommandOption
   let inputs: Record<string, Tensor> | number = opts.count;
   if (images !== undefined) inputs = { input: images };
   const model = source.kind === 'kiln' ? source.module : source.kind === 'graph' ? source.graph : source.bytes;
-  if (source.kind === 'onnx' && typeof inputs === 'object') {
-    // Name the feed after the ONNX model's own input.
-    const graph = await importModel(source.bytes);
-    inputs = { [graph.inputs[0].name]: inputs.input };
-  }
+  // Name the feed after the ONNX model's own input.
+  if (source.kind === 'onnx' && typeof inputs === 'object') inputs = { [source.graph.inputs[0].name]: inputs.input };
+  bar.update(2, { step: `running Kiln and onnxruntime-node on ${typeof inputs === 'number' ? inputs : images!.dims[0]} inputs${opts.perNode ? ', every node' : ''}` });
   const result = await compareWithOnnxRuntime(model, inputs, {
     perNode: Boolean(opts.perNode),
-    seed: opts.seed,
+    seed,
     ...(source.kind === 'kiln' ? { inputShape: source.inputShape } : {}),
   });
+  bar.update(3, { step: 'done' });
+  bar.stop();
   out.result({ model: modelPath, ...result }, () =>
     [
       `Kiln vs onnxruntime-node on ${result.batch} ${what}:`,

@@ -8,7 +8,6 @@
  * its output shapes (shape-inference.ts). Nodes nothing reads are then dropped, and any operator
  * the runtime cannot run is reported, all of them in one ERR_KILN_UNSUPPORTED_OP error.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 import { ErrorCode, KilnError } from '../errors.js';
@@ -16,6 +15,7 @@ import { FOLDABLE_OPS, foldNode, isSymbolic, MAX_FOLD_TOTAL, type KnownValue } f
 import type { Dim, Graph, GraphNode, ValueInfo } from '../graph/ir.js';
 import { formatShape, inferNodeShapes, type Shape } from '../graph/shape-inference.js';
 import { Tensor } from '../tensor.js';
+import { emptyModel, readModelFile } from '../util/files.js';
 import { options as checkOptions, typeError } from '../validate.js';
 import { readExternalData } from './external-data.js';
 import { normalizeNode, Unsupported, type NormalizeContext } from './normalize.js';
@@ -52,15 +52,10 @@ export async function importModel(source: string | Uint8Array, options?: ImportO
   if (opts.externalDataDir !== undefined && typeof opts.externalDataDir !== 'string') throw typeError('options.externalDataDir', 'a string', opts.externalDataDir);
   if (opts.inputShapes !== undefined && (opts.inputShapes === null || typeof opts.inputShapes !== 'object')) throw typeError('options.inputShapes', 'an object', opts.inputShapes);
 
-  let bytes: Uint8Array;
-  if (typeof source === 'string') {
-    try {
-      bytes = await readFile(source);
-    } catch (err) {
-      throw new KilnError(ErrorCode.INVALID_ARG, `Expected a readable .onnx file for source but received '${source}': ${(err as Error).message}`, { cause: err });
-    }
-  } else {
-    bytes = source;
+  const bytes = typeof source === 'string' ? await readModelFile(source, 'source') : source;
+  if (bytes.length === 0) throw emptyModel('source');
+  if (bytes[0] === 0x4b && bytes[1] === 0x49 && bytes[2] === 0x4c && bytes[3] === 0x4e) {
+    throw new KilnError(ErrorCode.CORRUPT_MODEL, `Expected an ONNX model for source but received a .kiln file${typeof source === 'string' ? ` ('${source}')` : ''}: read it with loadGraph() or InferenceSession.create()`);
   }
   const baseDir = opts.externalDataDir ?? (typeof source === 'string' ? dirname(source) : undefined);
 

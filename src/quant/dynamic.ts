@@ -12,7 +12,7 @@ import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
 import { freshName } from '../graph/passes/uses.js';
 import { Module } from '../nn/module.js';
 import { Tensor } from '../tensor.js';
-import { boolean, dims as checkDims, options as checkOptions, optional, rangeError, typeError } from '../validate.js';
+import { boolean, dims as checkDims, onlyKeys, optional, options as checkOptions, rangeError, typeError } from '../validate.js';
 import { prepareForQuantization } from './ptq-convert.js';
 import { type Fp32Node, type LayerReport, type QuantizationReport, reportJson } from './ptq-report.js';
 import { perChannelQuantParams, quantizePerChannel, quantParams } from './qparams.js';
@@ -55,7 +55,7 @@ function obstacle(graph: Graph, node: GraphNode): string | undefined {
  */
 export function quantizeDynamic(modelOrGraph: Module | Graph, options?: QuantizeDynamicOptions): { graph: Graph; report: QuantizationReport } {
   const opts = checkOptions<QuantizeDynamicOptions>('options', options);
-  for (const key of Object.keys(opts)) if (!OPTION_KEYS.has(key)) throw rangeError('options', `only the keys ${[...OPTION_KEYS].join(', ')}`, key);
+  onlyKeys('options', opts, OPTION_KEYS);
   const perChannel = optional(opts.perChannel, true, (v) => boolean('options.perChannel', v));
   const allowFp32 = optional(opts.allowFp32, false, (v) => boolean('options.allowFp32', v));
   let source: Graph;

@@ -14,7 +14,7 @@ import type { Graph } from '../graph/ir.js';
 import { Module } from '../nn/module.js';
 import { InferenceSession } from '../runtime/session.js';
 import type { Tensor } from '../tensor.js';
-import { boolean, dims as checkDims, integer, number, oneOf, options as checkOptions, optional, rangeError, typeError } from '../validate.js';
+import { boolean, dims as checkDims, integer, number, oneOf, onlyKeys, optional, options as checkOptions, rangeError, typeError } from '../validate.js';
 import { type CalibrationData, calibrationImages, type CalibrationImages } from './calibration-data.js';
 import { CALIBRATION_METHODS, type CalibrationMethod, createObserver, type Observer } from './observers/index.js';
 import { convertToInt8, type ConvertOptions, prepareForQuantization, valuesToCalibrate } from './ptq-convert.js';
@@ -98,7 +98,7 @@ function checkInput(graph: Graph, images: CalibrationImages): { name: string; fi
  */
 export async function quantize(modelOrGraph: Module | Graph, calibrationData: CalibrationData, options?: QuantizeOptions): Promise<QuantizeResult> {
   const opts = checkOptions<QuantizeOptions>('options', options);
-  for (const key of Object.keys(opts)) if (!OPTION_KEYS.has(key)) throw rangeError('options', `only the keys ${[...OPTION_KEYS].join(', ')}`, key);
+  onlyKeys('options', opts, OPTION_KEYS);
   const method = optional<CalibrationMethod>(opts.method, 'minmax', (v) => oneOf('options.method', v, CALIBRATION_METHODS));
   if (opts.percentile !== undefined && method !== 'percentile') throw rangeError('options.percentile', "nothing unless options.method is 'percentile'", opts.percentile);
   const percentile = method === 'percentile' ? optional(opts.percentile, 99.99, (v) => number('options.percentile', v, 0, 100, true)) : undefined;

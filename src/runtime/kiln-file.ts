@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { open, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as zlib from 'node:zlib';
@@ -27,6 +27,7 @@ import * as zlib from 'node:zlib';
 import { ErrorCode, KilnError } from '../errors.js';
 import { DTYPES, Tensor } from '../tensor.js';
 import type { DataTypeMap, DType } from '../tensor.js';
+import { checkOutputFile, readModelFile } from '../util/files.js';
 import { options as checkOptions, rangeError, string, typeError } from '../validate.js';
 
 /** Container version written by this code, and the only one it reads. */
@@ -112,9 +113,12 @@ export function encodeKilnFile(contents: KilnFileContents, options?: KilnWriteOp
 /**
  * Writes a `.kiln` file atomically: into a temporary file beside `path`, flushed to disk, then
  * renamed over `path`, so readers never see a half-written model.
+ * @throws KilnError ERR_KILN_FILE_NOT_FOUND / ERR_KILN_NOT_A_FILE / ERR_KILN_PERMISSION naming
+ *   `path` when its folder does not exist, it is a directory, or it cannot be written.
  */
 export async function writeKilnFile(path: string, contents: KilnFileContents, options?: KilnWriteOptions): Promise<void> {
   string('path', path);
+  await checkOutputFile(path, 'path');
   const { chunks } = layout(contents, options);
   const temp = join(dirname(path), `.${path.split(/[\\/]/).pop()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(temp, 'wx');
@@ -133,11 +137,13 @@ export async function writeKilnFile(path: string, contents: KilnFileContents, op
 }
 
 /**
- * Reads a `.kiln` file from a path (fs errors such as ENOENT pass through unchanged) or from bytes.
- * @throws KilnError `ERR_KILN_CORRUPT_MODEL` naming what is wrong when the content is not a valid file.
+ * Reads a `.kiln` file from a path or from bytes.
+ * @throws KilnError `ERR_KILN_CORRUPT_MODEL` naming what is wrong when the content is not a valid
+ *   file (an ONNX model is named as one); ERR_KILN_FILE_NOT_FOUND, ERR_KILN_NOT_A_FILE or
+ *   ERR_KILN_PERMISSION naming the path when it cannot be read.
  */
 export async function readKilnFile(pathOrBytes: string | Uint8Array): Promise<KilnFile> {
-  if (typeof pathOrBytes === 'string') return decodeKilnFile(await readFile(pathOrBytes), pathOrBytes);
+  if (typeof pathOrBytes === 'string') return decodeKilnFile(await readModelFile(pathOrBytes, 'pathOrBytes'), pathOrBytes);
   if (pathOrBytes instanceof Uint8Array) return decodeKilnFile(pathOrBytes);
   throw typeError('pathOrBytes', 'a file path or a Uint8Array', pathOrBytes);
 }
@@ -153,7 +159,12 @@ export function decodeKilnFile(bytes: Uint8Array, source?: string): KilnFile {
     throw new KilnError(ErrorCode.CORRUPT_MODEL, `Corrupt .kiln file${source === undefined ? '' : ` ${source}`}: ${what}`);
   };
   if (bytes.length < PREAMBLE_BYTES) fail(`it holds ${bytes.length} bytes, fewer than the ${PREAMBLE_BYTES}-byte preamble`);
-  if (MAGIC.some((b, i) => bytes[i] !== b)) fail(`it does not start with 'KILN' (not a Kiln model file)`);
+  if (MAGIC.some((b, i) => bytes[i] !== b)) {
+    // An ONNX ModelProto starts with field 1 (ir_version, a varint): tag byte 0x08.
+    fail(bytes[0] === 0x08
+      ? `it does not start with 'KILN': it looks like an ONNX model (read it with onnx.importModel() or InferenceSession.create())`
+      : `it does not start with 'KILN' (not a Kiln model file)`);
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(4, true);
   if (version !== KILN_FORMAT_VERSION) fail(`format version ${version} is not supported (this reader knows ${KILN_FORMAT_VERSION})`);

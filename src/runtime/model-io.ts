@@ -82,7 +82,8 @@ export async function save(module: Module | Graph, path: string, options?: SaveO
  * eval mode (call `.train()` to fine-tune it).
  * @throws KilnError `ERR_KILN_CORRUPT_MODEL` when the file is corrupt or its tensors do not match
  *   the model (a missing, extra or wrongly shaped tensor); `ERR_KILN_UNSUPPORTED_OP` for a layer
- *   type this version does not know. fs errors (ENOENT...) pass through.
+ *   type this version does not know; ERR_KILN_FILE_NOT_FOUND / ERR_KILN_NOT_A_FILE /
+ *   ERR_KILN_PERMISSION naming the path when it cannot be read.
  */
 export async function load(pathOrBytes: string | Uint8Array): Promise<Module> {
   const file = await readKilnFile(pathOrBytes);

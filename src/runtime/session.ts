@@ -9,7 +9,7 @@
  * accumulates) runs inline and still returns a Promise; heavier runs leave the event loop.
  * Several runs may be in flight at once on one session; each gets its own scratch arena.
  */
-import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 import { shouldRunAsync } from '../binding.js';
 import { ErrorCode, KilnError } from '../errors.js';
@@ -19,7 +19,8 @@ import type { Dim, Graph } from '../graph/ir.js';
 import { GRAPH_OPTIMIZATION_LEVELS, type GraphOptimizationLevel, optimizeGraph } from '../graph/passes/index.js';
 import { Module } from '../nn/module.js';
 import { Tensor } from '../tensor.js';
-import { describe, dims as checkDims, integer, oneOf, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
+import { emptyModel, readModelFile } from '../util/files.js';
+import { describe, dims as checkDims, integer, oneOf, onlyKeys, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
 import { type CompiledGraph, type CompileOptions, compileGraph, hasStaticShapes } from './compile.js';
 import { decodeKilnFile } from './kiln-file.js';
 import { graphFromKilnFile, moduleFromKilnFile } from './model-io.js';
@@ -65,6 +66,9 @@ interface Compiled {
   graph: CompiledGraph;
   plan: Plan;
 }
+
+/** The keys of {@link SessionOptions}; anything else is refused (a typo would else be ignored). */
+const SESSION_OPTION_KEYS = ['intraOpNumThreads', 'graphOptimizationLevel', 'inputShape'] as const;
 
 /** `.kiln` files start with these bytes. */
 const KILN_MAGIC = [0x4b, 0x49, 0x4c, 0x4e];
@@ -114,6 +118,7 @@ export class InferenceSession implements Disposable {
    */
   static async create(source: SessionSource, options?: SessionOptions): Promise<InferenceSession> {
     const opts = checkOptions<SessionOptions>('options', options);
+    onlyKeys('options', opts, SESSION_OPTION_KEYS);
     const threads = opts.intraOpNumThreads === undefined ? 0 : integer('options.intraOpNumThreads', opts.intraOpNumThreads, 0, 1024);
     const level = opts.graphOptimizationLevel === undefined ? 'all' : oneOf('options.graphOptimizationLevel', opts.graphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS);
     const inputShape = opts.inputShape === undefined ? undefined : checkDims('options.inputShape', opts.inputShape);
@@ -347,23 +352,28 @@ async function graphFrom(source: SessionSource, inputShape: number[] | undefined
   }
   if (isGraph(source)) return source;
   if (typeof source === 'string') {
-    if (source.toLowerCase().endsWith('.onnx')) return importOnnx(source);
-    let bytes: Uint8Array;
+    const bytes = await readModelFile(source, 'source');
+    // A .kiln name without the magic is a corrupt .kiln file, not an ONNX model to try.
+    if (startsWithKilnMagic(bytes) || source.toLowerCase().endsWith('.kiln')) return kilnGraph(bytes, inputShape, source);
     try {
-      bytes = await readFile(source);
+      return await importOnnx(bytes, dirname(source));
     } catch (err) {
-      throw new KilnError(ErrorCode.INVALID_ARG, `Expected a readable model file for source but received '${source}': ${(err as Error).message}`, { cause: err });
+      // Name the file: the importer only saw its bytes.
+      if (err instanceof KilnError && err.code === ErrorCode.CORRUPT_MODEL) throw new KilnError(err.code, `${err.message} (file '${source}')`, { cause: err });
+      throw err;
     }
-    return startsWithKilnMagic(bytes) ? kilnGraph(bytes, inputShape, source) : importOnnx(source);
   }
-  if (source instanceof Uint8Array) return startsWithKilnMagic(source) ? kilnGraph(source, inputShape) : importOnnx(source);
+  if (source instanceof Uint8Array) {
+    if (source.length === 0) throw emptyModel('source');
+    return startsWithKilnMagic(source) ? kilnGraph(source, inputShape) : importOnnx(source);
+  }
   throw typeError('source', 'a Module, a Graph, a .kiln/.onnx path or the bytes of such a file', source);
 }
 
 /** The ONNX importer's hook (loaded on demand: protobuf decoding is only needed for ONNX input). */
-async function importOnnx(source: string | Uint8Array): Promise<Graph> {
+async function importOnnx(source: Uint8Array, externalDataDir?: string): Promise<Graph> {
   const { importModel } = await import('../onnx/import.js');
-  return importModel(source);
+  return importModel(source, externalDataDir === undefined ? undefined : { externalDataDir });
 }
 
 function kilnGraph(bytes: Uint8Array, inputShape: number[] | undefined, path?: string): Graph {

@@ -96,6 +96,7 @@ describe('kiln CLI', () => {
     expect(r.exitCode).toBe(1);
     const result = lastJson(r) as { error: { code: string; message: string } };
     expect(result.error.message).toContain('missing.kiln');
+    expect(result.error.code).toBe('ERR_KILN_FILE_NOT_FOUND');
   });
 
   it('a corrupt model file is ERR_KILN_CORRUPT_MODEL', async () => {

@@ -148,10 +148,10 @@ describe('.kiln file', () => {
     await writeKilnFile(path, contents);
     expectSame(await readKilnFile(path), contents);
     expect(readdirSync(sub)).toEqual(['m.kiln']);
-    await expect(writeKilnFile(join(sub, 'missing-dir', 'm.kiln'), contents)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(writeKilnFile(join(sub, 'missing-dir', 'm.kiln'), contents)).rejects.toMatchObject({ code: 'ERR_KILN_FILE_NOT_FOUND', message: expect.stringContaining('missing-dir') });
     await expect(writeKilnFile(join(sub, 'bad.kiln'), { model: Number.NaN, tensors: new Map() })).rejects.toThrow(RangeError);
     expect(readdirSync(sub)).toEqual(['m.kiln']);
-    await expect(readKilnFile(join(sub, 'nope.kiln'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(readKilnFile(join(sub, 'nope.kiln'))).rejects.toMatchObject({ code: 'ERR_KILN_FILE_NOT_FOUND', message: expect.stringContaining('nope.kiln') });
   });
 
   it('rejects a file truncated at any point', () => {

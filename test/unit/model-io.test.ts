@@ -102,7 +102,7 @@ describe('save / load', () => {
     // 3 channels do not fit a Conv2d expecting 2.
     await expect(save(model, join(dir, 'x.kiln'), { inputShape: [3, 8, 8] })).rejects.toMatchObject({ code: 'ERR_KILN_SHAPE_MISMATCH' });
     await expect(save(model, join(dir, 'x.kiln'), { metadata: { a: Number.NaN } })).rejects.toThrow(RangeError);
-    await expect(save(model, join(dir, 'no-such-dir', 'x.kiln'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(save(model, join(dir, 'no-such-dir', 'x.kiln'))).rejects.toMatchObject({ code: 'ERR_KILN_FILE_NOT_FOUND', message: expect.stringContaining('no-such-dir') });
   });
 
   describe('refuses a file whose tensors do not match its model', () => {
@@ -141,7 +141,7 @@ describe('save / load', () => {
       await writeKilnFile(path, { model: good, tensors: tensors() });
       const whole = new Uint8Array(await readFile(path));
       await expect(load(whole.subarray(0, whole.length - 1))).rejects.toThrow(corrupt('data section'));
-      await expect(load(join(dir, 'absent.kiln'))).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(load(join(dir, 'absent.kiln'))).rejects.toMatchObject({ code: 'ERR_KILN_FILE_NOT_FOUND', message: expect.stringContaining('absent.kiln') });
     });
   });
 });

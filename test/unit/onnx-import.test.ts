@@ -101,7 +101,7 @@ describe('importModel: bad arguments', () => {
     await expect(importModel(model(smallCnn()), { externalDataDir: 3 as never })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARG });
   });
   it('names a missing file', async () => {
-    await expectCode(importModel('/nonexistent/model.onnx'), ErrorCode.INVALID_ARG, /nonexistent\/model\.onnx/);
+    await expectCode(importModel('/nonexistent/model.onnx'), ErrorCode.FILE_NOT_FOUND, /nonexistent\/model\.onnx/);
   });
 });
 

@@ -325,7 +325,7 @@ describe('InferenceSession argument checks', () => {
     await expect(InferenceSession.create(net, { inputShape: MNIST, graphOptimizationLevel: 'max' as never })).rejects.toThrow(invalid('RangeError', /graphOptimizationLevel/));
     await expect(InferenceSession.create(net, { inputShape: [2, 28, 28] })).rejects.toThrow(expect.objectContaining({ code: 'ERR_KILN_SHAPE_MISMATCH' }));
     await expect(InferenceSession.create(42 as never)).rejects.toThrow(invalid('TypeError', /source/));
-    await expect(InferenceSession.create('/nonexistent/model.kiln')).rejects.toThrow(expect.objectContaining({ code: 'ERR_KILN_INVALID_ARG' }));
+    await expect(InferenceSession.create('/nonexistent/model.kiln')).rejects.toThrow(expect.objectContaining({ code: 'ERR_KILN_FILE_NOT_FOUND' }));
     await expect(InferenceSession.create(new Uint8Array([0x4b, 0x49, 0x4c, 0x4e, 1, 2, 3]))).rejects.toThrow(expect.objectContaining({ code: 'ERR_KILN_CORRUPT_MODEL' }));
   });
 

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
@@ -35,6 +36,25 @@ describe('cpuInfo', () => {
     expect(() => setNumThreads(-1)).toThrow(RangeError);
     expect(() => setNumThreads(1.5)).toThrow(TypeError);
     expect(() => setNumThreads(Number.NaN)).toThrow(TypeError);
+  });
+
+  it('setNumThreads warns when asked for more threads than the machine has, and not otherwise', () => {
+    const most = availableParallelism();
+    const warnings: { message: string; code?: string }[] = [];
+    const emit = process.emitWarning;
+    process.emitWarning = ((message: string, options?: { code?: string }) => void warnings.push({ message, code: options?.code })) as typeof process.emitWarning;
+    try {
+      setNumThreads(most);
+      expect(warnings).toEqual([]);
+      setNumThreads(most + 1);
+      expect(warnings.length).toBe(1);
+      expect(warnings[0].code).toBe('KILN_THREADS_OVERSUBSCRIBED');
+      expect(warnings[0].message).toContain(`setNumThreads(${most + 1})`);
+      expect(warnings[0].message).toContain(`${most} hardware threads`);
+    } finally {
+      process.emitWarning = emit;
+      setNumThreads(0);
+    }
   });
 
   it('honours KILN_ISA and explains a value it cannot use', () => {

@@ -1,0 +1,102 @@
+// The README as a new user runs it: every `npx kiln` line of its sh blocks, in order, in one empty
+// folder, each using only the files the lines above it wrote; then its TypeScript examples, run
+// against the same folder. Only speed-only flags are changed so the walk fits in CI: `--epochs 1`
+// for training, small batch/thread/time settings for `bench`, `epochs: 1` in the TS example.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { runCli } from './run-cli.js';
+
+const ROOT = resolve(__dirname, '../..');
+/** sh lines of the README that are not `npx kiln` commands (the walk runs in-process, not through npm). */
+const NOT_KILN = [/^npm (install|test|run bench|run prebuildify)\b/, /^npx (node-gyp|cmake-js) /, /^cmake /, /^KILN_ISA=\w+ npm test$/];
+
+interface Block {
+  lang: string;
+  body: string;
+}
+
+function blocks(markdown: string): Block[] {
+  return [...markdown.matchAll(/^```(\w+)\n([\s\S]*?)^```$/gm)].map((m) => ({ lang: m[1], body: m[2] }));
+}
+
+/** The `npx kiln` argument lists of the README's sh blocks, in order, comments dropped. */
+export function readmeCommands(markdown: string): string[][] {
+  const commands: string[][] = [];
+  for (const block of blocks(markdown).filter((b) => b.lang === 'sh')) {
+    for (const raw of block.body.split('\n')) {
+      const line = raw.replace(/\s+#.*$/, '').trim();
+      if (line === '') continue;
+      if (line.startsWith('npx kiln ')) commands.push(line.slice('npx kiln '.length).split(/\s+/));
+      else if (!NOT_KILN.some((re) => re.test(line))) throw new Error(`README sh line the walk does not know how to run: ${line}`);
+    }
+  }
+  return commands;
+}
+
+/** Speed-only changes: fewer epochs, a short bench. Nothing that changes what a command does. */
+function fast(args: string[]): string[] {
+  const out = args.slice();
+  const set = (flag: string, value: string) => {
+    const i = out.indexOf(flag);
+    if (i >= 0) out[i + 1] = value;
+    else out.push(flag, value);
+  };
+  if (out[0] === 'train' || out.includes('--qat')) set('--epochs', '1');
+  if (out[0] === 'bench') {
+    set('--batches', '1,8');
+    set('--thread-counts', '1');
+    set('--min-ms', '20');
+  }
+  return out;
+}
+
+let dir = '';
+let cwd = '';
+let readme = '';
+
+beforeAll(async () => {
+  readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+  dir = await mkdtemp(join(tmpdir(), 'kiln-readme-'));
+  cwd = process.cwd();
+  process.chdir(dir);
+});
+
+afterAll(async () => {
+  process.chdir(cwd);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('README', () => {
+  it('every npx kiln command runs as written, in order, on the files the earlier ones wrote', async () => {
+    const commands = readmeCommands(readme);
+    expect(commands.length).toBeGreaterThanOrEqual(15);
+    for (const args of commands) {
+      const run = fast(args);
+      const r = await runCli(...run);
+      expect(r.exitCode, `npx kiln ${run.join(' ')}\n${r.stderr}${r.stdout}`).toBe(0);
+    }
+  }, 300_000);
+
+  it('the TypeScript examples run against the files the commands wrote', async () => {
+    const ts = blocks(readme).filter((b) => b.lang === 'ts');
+    expect(ts.length).toBe(2);
+    const index = pathToFileURL(join(ROOT, 'src/index.ts')).href;
+    // Each block's `import { ... } from 'kiln'` becomes a destructuring of the package; the second
+    // block runs in its own scope (it imports some names again) and sees the first one's values.
+    const body = ts.map((b, i) => {
+      const code = b.body
+        .replace(/^import \{([^}]*)\} from 'kiln';$/m, 'const {$1} = kiln;')
+        .replace('epochs: 8,', 'epochs: 1,');
+      return i === 0 ? code : `{\n${code}\n}`;
+    });
+    const file = join(dir, 'readme-example.ts');
+    await writeFile(file, `import * as kiln from '${index}';\nconst console = { log: () => {}, table: () => {} };\n${body.join('\n')}\nexport const ran = true;\n`);
+    const mod = (await import(pathToFileURL(file).href)) as { ran: boolean };
+    expect(mod.ran).toBe(true);
+  }, 120_000);
+});
