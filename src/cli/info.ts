@@ -1,10 +1,10 @@
 /** `kiln info`: what is inside a model file. */
 import { stat } from 'node:fs/promises';
 
+import { inferInt8GraphShapes } from '../graph/int8-ir.js';
 import type { Graph } from '../graph/ir.js';
 import { isStatic } from '../graph/shape-inference.js';
 import type { Module } from '../nn/module.js';
-import { inferInt8GraphShapes } from '../onnx/int8-graph.js';
 import { readKilnFile } from '../runtime/kiln-file.js';
 import { graphFromKilnFile, moduleFromKilnFile } from '../runtime/model-io.js';
 import { Output } from './output.js';

@@ -9,6 +9,7 @@
 import * as ort from 'onnxruntime-node';
 
 import { ErrorCode, KilnError } from '../errors.js';
+import { isInt8Graph } from '../graph/int8-ir.js';
 import type { Graph, GraphNode } from '../graph/ir.js';
 import { InferenceSession } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
@@ -16,7 +17,6 @@ import { runInt8Reference } from '../quant/reference.js';
 import { integer, oneOf, options as checkOptions, typeError } from '../validate.js';
 import { compareArrays, type OutputComparison } from './compare.js';
 import { exportModel } from './export.js';
-import { isInt8Graph } from './int8-graph.js';
 
 export interface Int8CompareOptions {
   /** Threads each runtime may use. Default: each runtime's default. */

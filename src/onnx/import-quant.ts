@@ -32,7 +32,7 @@ import { broadcastShapes, inferNodeShapes, type Shape } from '../graph/shape-inf
 import { Tensor } from '../tensor.js';
 import { normalizeNode, Unsupported, type NormalizeContext } from './normalize.js';
 import { corrupt } from './proto.js';
-import { qRange, type QDType } from './int8-graph.js';
+import { qRange, type QDType } from '../graph/int8-ir.js';
 import { roundHalfEven } from '../quant/qparams.js';
 
 const ONNX_QUANT_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'MatMulInteger', 'ConvInteger', 'DynamicQuantizeLinear']);
