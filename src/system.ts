@@ -1,7 +1,8 @@
 /**
  * Runtime state of the native side: which instruction set the kernels use, and how many threads.
  */
-import { forgetActiveIsa, native } from './binding.js';
+import { native } from './binding.js';
+import { forgetActiveIsa } from './runtime/async-policy.js';
 import { integer, oneOf } from './validate.js';
 
 /** Instruction-set paths the kernels can take. */

@@ -11,7 +11,6 @@
  */
 import { readFile } from 'node:fs/promises';
 
-import { shouldRunAsync } from '../binding.js';
 import { ErrorCode, KilnError } from '../errors.js';
 import { toGraph } from '../graph/from-module.js';
 import type { Dim, Graph } from '../graph/ir.js';
@@ -19,6 +18,7 @@ import { GRAPH_OPTIMIZATION_LEVELS, type GraphOptimizationLevel, optimizeGraph }
 import { Module } from '../nn/module.js';
 import { Tensor } from '../tensor.js';
 import { describe, dims as checkDims, integer, oneOf, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
+import { shouldRunAsync } from './async-policy.js';
 import { type CompiledGraph, type CompileOptions, compileGraph, hasStaticShapes } from './compile.js';
 import { decodeKilnFile } from './kiln-file.js';
 import { graphFromKilnFile, moduleFromKilnFile } from './model-io.js';
