@@ -4,8 +4,9 @@
  * Conventions of the native functions (see native/addon/):
  * - arguments come in one object whose field names are used in error messages;
  * - outputs are typed arrays the caller allocated; kernels write them in place;
- * - the last argument `async`: false runs inline and returns undefined, true runs on a libuv
- *   worker and returns a Promise<void>. Callers pick by estimated cost (see `shouldRunAsync`).
+ * - the last argument `async`: false runs inline and returns undefined, true runs on one of the
+ *   addon's own runner threads (native/addon/runner.h) and returns a Promise<void>. Callers pick by
+ *   estimated cost (src/runtime/async-policy.ts).
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -301,37 +302,4 @@ export function testHooks(): NativeTestHooks {
     throw new KilnError(ErrorCode.INVALID_STATE, 'The native test hooks are off: set KILN_TEST_HOOKS=1 in the environment before Kiln loads');
   }
   return native.testHooks;
-}
-
-/**
- * Whether work of `flops` floating-point operations should leave the JS thread. A thread hop costs
- * ~45 us here (an empty async call round trip on this 2-core VM), as much as the whole of a small
- * run, so work stays inline while it is estimated under ~0.25 ms on one core of the active ISA
- * (far below the ~1 ms where blocking the event loop starts to hurt): 48 MFLOP on AVX-512 (SeedCNN
- * MNIST up to batch 8), 16 on AVX2, 2 on the scalar path.
- */
-export function shouldRunAsync(flops: number): boolean {
-  return flops > inlineBudgetFlops();
-}
-
-let inlineBudget: number | undefined;
-
-/** FLOPs of work that may run inline, for the ISA in use (read once; setIsa calls forgetActiveIsa). */
-export function inlineBudgetFlops(): number {
-  if (inlineBudget === undefined) {
-    const isa = native.cpuInfo().isa;
-    inlineBudget = isa === 'scalar' ? 2e6 : isa === 'avx2' ? 1.6e7 : 4.8e7;
-  }
-  return inlineBudget;
-}
-
-/** Drops what was derived from the active ISA (after native.setIsa). */
-export function forgetActiveIsa(): void {
-  inlineBudget = undefined;
-}
-
-/** Runs a native call and always returns a Promise, choosing inline or worker by cost. */
-export async function call<A>(fn: (args: A, async: boolean) => MaybePromise, args: A, flops: number): Promise<void> {
-  const r = fn(args, shouldRunAsync(flops));
-  if (r) await r;
 }

@@ -3,7 +3,8 @@
  */
 import { availableParallelism } from 'node:os';
 
-import { forgetActiveIsa, native } from './binding.js';
+import { native } from './binding.js';
+import { forgetActiveIsa } from './runtime/async-policy.js';
 import { integer, oneOf } from './validate.js';
 
 /** Instruction-set paths the kernels can take. */

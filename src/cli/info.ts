@@ -1,10 +1,10 @@
 /** `kiln info`: what is inside a model file. */
 import { stat } from 'node:fs/promises';
 
+import { inferInt8GraphShapes } from '../graph/int8-ir.js';
 import type { Graph } from '../graph/ir.js';
 import { isStatic } from '../graph/shape-inference.js';
 import type { Module } from '../nn/module.js';
-import { inferInt8GraphShapes } from '../onnx/int8-graph.js';
 import { readModelSource } from './model-source.js';
 import { Output } from './output.js';
 

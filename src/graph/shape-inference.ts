@@ -473,7 +473,7 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
 /**
  * Shapes of every value of a canonical graph: inputs, initializers and node outputs, in one
  * forward pass. Values of ops this module does not know are left out (and so are their users).
- * `nodeShapes` extends the op set (the int8 IR's shapes in src/onnx/int8-graph.ts).
+ * `nodeShapes` extends the op set (the int8 IR's shapes in src/graph/int8-ir.ts).
  */
 export function inferShapes(
   graph: Graph,

@@ -2,7 +2,8 @@
  * Losses on logits. Cross-entropy runs on the native softmax kernel; label smoothing is a cheap
  * correction on top of it in JS (a few hundred elements per batch).
  */
-import { call, native } from '../binding.js';
+import { native } from '../binding.js';
+import { call } from '../runtime/async-policy.js';
 import { Tensor } from '../tensor.js';
 import { describe, number, optional, options as checkOptions, shapeError, typeError } from '../validate.js';
 import { KilnRangeError } from '../errors.js';

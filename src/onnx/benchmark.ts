@@ -3,13 +3,12 @@
  * previous block's threads went idle (measureInterleaved),
  * matched thread counts. Used by `kiln bench model.onnx --vs-ort` and `npm run bench`.
  */
-import * as ort from 'onnxruntime-node';
-
 import { InferenceSession } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
 import { measurePair } from '../util/timing.js';
 import type { Timing } from '../util/timing.js';
 import { integer } from '../validate.js';
+import { loadOnnxRuntime } from './onnxruntime.js';
 
 export interface OrtBenchmarkOptions {
   /** Batch sizes to time. Default [1, 8, 64]. */
@@ -48,6 +47,7 @@ export function benchmarkInput(batch: number, shape: readonly number[], seed: nu
 export async function benchmarkAgainstOrt(model: Uint8Array, options: OrtBenchmarkOptions = {}): Promise<OrtBenchmarkRow[]> {
   const batches = (options.batches ?? [1, 8, 64]).map((b, i) => integer(`options.batches[${i}]`, b, 1, 1 << 20));
   const threadCounts = (options.threads ?? [1, 2]).map((t, i) => integer(`options.threads[${i}]`, t, 1, 1024));
+  const ort = await loadOnnxRuntime();
   const rows: OrtBenchmarkRow[] = [];
   for (const threads of threadCounts) {
     const kiln = await InferenceSession.create(model, { intraOpNumThreads: threads });

@@ -6,9 +6,10 @@
  * accumulator unit, x_scale * w_scale[channel]. Two correct int8 runtimes differ by at most one
  * step (a rounding tie decided differently).
  */
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 
 import { ErrorCode, KilnError } from '../errors.js';
+import { isInt8Graph } from '../graph/int8-ir.js';
 import type { Graph, GraphNode } from '../graph/ir.js';
 import { InferenceSession } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
@@ -16,7 +17,7 @@ import { runInt8Reference } from '../quant/reference.js';
 import { integer, oneOf, options as checkOptions, typeError } from '../validate.js';
 import { compareArrays, type OutputComparison } from './compare.js';
 import { exportModel } from './export.js';
-import { isInt8Graph } from './int8-graph.js';
+import { loadOnnxRuntime } from './onnxruntime.js';
 
 export interface Int8CompareOptions {
   /** Threads each runtime may use. Default: each runtime's default. */
@@ -116,10 +117,11 @@ export async function compareInt8WithOnnxRuntime(
   }
   const model = reference ?? exportModel(graph);
 
+  const ort = await loadOnnxRuntime();
   const ortSession = await ort.InferenceSession.create(model, { logSeverityLevel: 3, ...(threads === undefined ? {} : { intraOpNumThreads: threads }) });
-  let ortOut: ort.InferenceSession.OnnxValueMapType;
+  let ortOut: Ort.InferenceSession.OnnxValueMapType;
   try {
-    const feeds: Record<string, ort.Tensor> = {};
+    const feeds: Record<string, Ort.Tensor> = {};
     graph.inputs.forEach((input, k) => {
       const t = inputs[input.name]!;
       // The reference file names its inputs itself; they come in the same order.

@@ -10,7 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 
 import { ErrorCode, KilnError } from '../errors.js';
 import type { Dim, Graph, ValueInfo } from '../graph/ir.js';
@@ -24,6 +24,7 @@ import { dims as checkDims, integer, number, options as checkOptions, typeError 
 import { exportModel } from './export.js';
 import { readExternalData } from './external-data.js';
 import { importModel } from './import.js';
+import { loadOnnxRuntime } from './onnxruntime.js';
 import { DataType, decodeModel, encodeModel } from './proto.js';
 import { externalTensors } from './read-graph.js';
 
@@ -186,10 +187,11 @@ function makeInputs(graph: Graph, inputs: unknown, seed: number): { feeds: Recor
 }
 
 async function runOrt(model: Uint8Array | string, feeds: Record<string, Tensor<'float32'>>, names: string[], threads: number | undefined): Promise<Record<string, Float32Array>> {
-  const sessionOptions: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, ...(threads === undefined ? {} : { intraOpNumThreads: threads }) };
+  const ort = await loadOnnxRuntime();
+  const sessionOptions: Ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, ...(threads === undefined ? {} : { intraOpNumThreads: threads }) };
   const session = typeof model === 'string' ? await ort.InferenceSession.create(model, sessionOptions) : await ort.InferenceSession.create(model, sessionOptions);
   try {
-    const ortFeeds: Record<string, ort.Tensor> = {};
+    const ortFeeds: Record<string, Ort.Tensor> = {};
     for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = new ort.Tensor('float32', t.data, t.dims.slice());
     const out = await session.run(ortFeeds, names.filter((n) => session.outputNames.includes(n)));
     const result: Record<string, Float32Array> = {};

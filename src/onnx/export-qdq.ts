@@ -9,10 +9,10 @@
  * parameters (exact: the values are on the grid); Flatten / Reshape / Identity run on the
  * quantized tensor itself, which ONNX allows.
  */
+import { QuantAttrs, quantWeights, type QDType, type TensorQuant } from '../graph/int8-ir.js';
 import type { GraphNode } from '../graph/ir.js';
 import { Tensor } from '../tensor.js';
 import { AttributeType, type IAttributeProto } from './proto.js';
-import { QuantAttrs, quantWeights, type QDType, type TensorQuant } from './int8-graph.js';
 
 /** What the exporter lends to this module (see Emitter in export.ts). */
 export interface QdqEmitter {

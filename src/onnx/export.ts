@@ -6,6 +6,7 @@
  * initializers are left out and every output carries its inferred shape.
  */
 import { ErrorCode, KilnError } from '../errors.js';
+import { inferInt8GraphShapes, INT8_OPS, isInt8Graph, valueQuantization } from '../graph/int8-ir.js';
 import type { AttrValue, Dim, Graph, GraphNode, ValueInfo } from '../graph/ir.js';
 import { toGraph } from '../graph/from-module.js';
 import { formatShape, inferShapes } from '../graph/shape-inference.js';
@@ -15,7 +16,6 @@ import { dims as checkDims, options as checkOptions, typeError } from '../valida
 import { AttributeType, DataType, encodeModel, type IAttributeProto, type INodeProto, type ITensorProto, type IValueInfoProto } from './proto.js';
 import { tensorToProto } from './tensor-proto.js';
 import { emitQdqNode, emitQuantizedPool, type QdqEmitter } from './export-qdq.js';
-import { inferInt8GraphShapes, INT8_OPS, isInt8Graph, valueQuantization } from './int8-graph.js';
 
 export const EXPORT_OPSET = 17;
 /** IR version that goes with opset 17. */

@@ -12,6 +12,7 @@ import { dirname } from 'node:path';
 
 import { ErrorCode, KilnError } from '../errors.js';
 import { FOLDABLE_OPS, foldNode, isSymbolic, MAX_FOLD_TOTAL, type KnownValue } from '../graph/constant-folding.js';
+import { INT8_OPS } from '../graph/int8-ir.js';
 import type { Dim, Graph, GraphNode, ValueInfo } from '../graph/ir.js';
 import { formatShape, inferNodeShapes, type Shape } from '../graph/shape-inference.js';
 import { Tensor } from '../tensor.js';
@@ -23,7 +24,6 @@ import { corrupt, decodeModel, type ITensorProto } from './proto.js';
 import { externalTensors, modelOpset, readGraph, type RawGraph, type RawNode } from './read-graph.js';
 import { RUNTIME_OPS } from './supported-ops.js';
 import { addQuantNode, isQuantOnnxNode, liftQuantized, type QuantImportEnv } from './import-quant.js';
-import { INT8_OPS } from './int8-graph.js';
 import { MAX_DIM } from './tensor-proto.js';
 
 export interface ImportOptions {

@@ -12,4 +12,4 @@ export { benchmarkAgainstOrt, benchmarkInput } from './benchmark.js';
 export type { OrtBenchmarkOptions, OrtBenchmarkRow } from './benchmark.js';
 export { compareInt8WithOnnxRuntime, outputSteps } from './compare-int8.js';
 export type { Int8CompareOptions, Int8ComparisonResult, Int8OutputComparison } from './compare-int8.js';
-export { isInt8Graph } from './int8-graph.js';
+export { isInt8Graph } from '../graph/int8-ir.js';

@@ -34,7 +34,7 @@ export interface CompiledGraph {
   fixedBatch?: number;
   /** Multiply-accumulates per image (elementwise steps count one per output element). */
   macsPerImage: number;
-  /** Estimated cost per image in float32 FLOPs (int8 multiply-adds count a quarter): picks inline or worker runs. */
+  /** Estimated cost per image in float32 FLOPs (int8 multiply-adds count a quarter): picks inline or runner-thread runs (runtime/async-policy.ts). */
   flopsPerImage: number;
 }
 

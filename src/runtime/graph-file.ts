@@ -9,7 +9,7 @@
 import { ErrorCode, KilnError } from '../errors.js';
 import type { AttrValue, Attrs, Graph, GraphNode, ValueInfo } from '../graph/ir.js';
 import { validateGraph } from '../graph/validate-graph.js';
-import { INT8_OPS, QuantAttrs, quantWeights, valueQuantization, type QDType } from '../onnx/int8-graph.js';
+import { INT8_OPS, QuantAttrs, quantWeights, valueQuantization, type QDType } from '../graph/int8-ir.js';
 import { Tensor } from '../tensor.js';
 import type { KilnFile } from './kiln-file.js';
 

@@ -96,7 +96,7 @@ export class Plan {
     return this.handle;
   }
 
-  /** Runs inline (`async` false) or on a worker thread (returns a Promise). */
+  /** Runs inline (`async` false) or on one of the addon's runner threads (returns a Promise). */
   run(inputs: Float32Array[], outputs: Float32Array[], batch: number, async: boolean): Promise<void> | undefined {
     return native.runPlan(this.live(), { inputs, outputs, batch }, async) ?? undefined;
   }

@@ -11,7 +11,6 @@
  */
 import { dirname } from 'node:path';
 
-import { shouldRunAsync } from '../binding.js';
 import { ErrorCode, KilnError } from '../errors.js';
 import { allocFloat32 } from '../memory.js';
 import { toGraph } from '../graph/from-module.js';
@@ -21,6 +20,7 @@ import { Module } from '../nn/module.js';
 import { Tensor } from '../tensor.js';
 import { emptyModel, readModelFile } from '../util/files.js';
 import { describe, dims as checkDims, integer, oneOf, onlyKeys, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
+import { shouldRunAsync } from './async-policy.js';
 import { type CompiledGraph, type CompileOptions, compileGraph, hasStaticShapes } from './compile.js';
 import { decodeKilnFile } from './kiln-file.js';
 import { graphFromKilnFile, moduleFromKilnFile } from './model-io.js';

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
-import { inlineBudgetFlops, shouldRunAsync } from '../../src/binding.js';
+import { inlineBudgetFlops, shouldRunAsync } from '../../src/runtime/async-policy.js';
 import { cpuInfo, setIsa, setNumThreads } from '../../src/system.js';
 
 describe('cpuInfo', () => {

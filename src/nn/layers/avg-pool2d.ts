@@ -1,7 +1,8 @@
 /** Average pooling over NCHW planes. */
-import { call, native } from '../../binding.js';
+import { native } from '../../binding.js';
 import type { Pool2dGeometry } from '../../binding.js';
 import type { GraphBuilder } from '../../graph/ir.js';
+import { call } from '../../runtime/async-policy.js';
 import { Tensor } from '../../tensor.js';
 import { boolean, optional, options as checkOptions } from '../../validate.js';
 import { Module } from '../module.js';

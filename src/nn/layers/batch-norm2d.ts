@@ -1,6 +1,7 @@
 /** Batch normalisation over the channels of NCHW images (PyTorch's `nn.BatchNorm2d`). */
-import { call, native } from '../../binding.js';
+import { native } from '../../binding.js';
 import type { GraphBuilder } from '../../graph/ir.js';
+import { call } from '../../runtime/async-policy.js';
 import { Tensor } from '../../tensor.js';
 import { integer, number, optional, options as checkOptions } from '../../validate.js';
 import { Module } from '../module.js';

@@ -1,7 +1,8 @@
 /** 2-D convolution over NCHW images with OIHW weights: stride, padding, dilation, groups. */
-import { call, native } from '../../binding.js';
+import { native } from '../../binding.js';
 import type { Conv2dGeometry } from '../../binding.js';
 import type { GraphBuilder } from '../../graph/ir.js';
+import { call } from '../../runtime/async-policy.js';
 import { Tensor } from '../../tensor.js';
 import type { Rng } from '../../util/rng.js';
 import { boolean, integer, oneOf, optional, options as checkOptions, rangeError } from '../../validate.js';

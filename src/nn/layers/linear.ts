@@ -1,6 +1,7 @@
 /** Fully connected layer: y = x W^T + b, weights [out, in] as PyTorch's `nn.Linear`. */
-import { call, native } from '../../binding.js';
+import { native } from '../../binding.js';
 import type { GraphBuilder } from '../../graph/ir.js';
+import { call } from '../../runtime/async-policy.js';
 import { Tensor } from '../../tensor.js';
 import type { Rng } from '../../util/rng.js';
 import { boolean, integer, oneOf, optional, options as checkOptions } from '../../validate.js';

@@ -1,8 +1,9 @@
 /** Max pooling over NCHW planes, remembering which input won each window for backward. */
-import { call, native } from '../../binding.js';
+import { native } from '../../binding.js';
 import type { Pool2dGeometry } from '../../binding.js';
 import type { GraphBuilder } from '../../graph/ir.js';
 import { allocInt32 } from '../../memory.js';
+import { call } from '../../runtime/async-policy.js';
 import { Tensor } from '../../tensor.js';
 import { options as checkOptions } from '../../validate.js';
 import { Module } from '../module.js';

@@ -1,6 +1,7 @@
 /** Rectified linear unit, elementwise: max(x, 0). */
-import { call, native } from '../../binding.js';
+import { native } from '../../binding.js';
 import type { GraphBuilder } from '../../graph/ir.js';
+import { call } from '../../runtime/async-policy.js';
 import { Tensor } from '../../tensor.js';
 import { Module } from '../module.js';
 import type { LayerConfig } from '../module.js';

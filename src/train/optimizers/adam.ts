@@ -1,8 +1,9 @@
 /** Adam (Kingma & Ba), with L2 weight decay folded into the gradient as PyTorch's `Adam`. */
-import { call, native } from '../../binding.js';
+import { native } from '../../binding.js';
 import type { Parameter } from '../../nn/module.js';
 import { checkKeys } from '../../nn/layers/checks.js';
 import { KilnRangeError } from '../../errors.js';
+import { call } from '../../runtime/async-policy.js';
 import { number, optional, options as checkOptions, typeError } from '../../validate.js';
 import { Optimizer } from './optimizer.js';
 import type { OptimizerConfig } from './optimizer.js';

@@ -1,8 +1,9 @@
 /** Stochastic gradient descent with momentum (PyTorch semantics). */
-import { call, native } from '../../binding.js';
+import { native } from '../../binding.js';
 import type { Parameter } from '../../nn/module.js';
 import { checkKeys } from '../../nn/layers/checks.js';
 import { KilnRangeError } from '../../errors.js';
+import { call } from '../../runtime/async-policy.js';
 import { boolean, number, optional, options as checkOptions } from '../../validate.js';
 import { Optimizer } from './optimizer.js';
 import type { OptimizerConfig } from './optimizer.js';

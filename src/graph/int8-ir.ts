@@ -1,12 +1,13 @@
 /**
- * What the ONNX exporter and importer need to know about Kiln's int8 graph IR (docs/int8-ir.md):
- * which ops belong to it, the checked quantization parameters of a node, the dtype and
- * quantization of every value, and output shapes of the int8 ops.
+ * Kiln's int8 graph IR (docs/int8-ir.md), the int8 extension of the graph IR in ir.ts: which ops
+ * belong to it, the checked quantization parameters of a node, the dtype and quantization of every
+ * value, and the output shapes of the int8 ops. It lives beside ir.ts because the runtime (.kiln
+ * graphs), quant and the ONNX importer and exporter all read it; none of them owns it.
  */
 import { ErrorCode, KilnError, type ErrorCodeValue } from '../errors.js';
-import type { Graph, GraphNode, ValueInfo } from '../graph/ir.js';
-import { broadcastShapes, inferNodeShapes, inferShapes, type Shape } from '../graph/shape-inference.js';
 import { Tensor } from '../tensor.js';
+import type { Graph, GraphNode, ValueInfo } from './ir.js';
+import { broadcastShapes, inferNodeShapes, inferShapes, type Shape } from './shape-inference.js';
 
 /** The ops of the int8 IR that are not ordinary float ONNX ops. */
 export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm']);

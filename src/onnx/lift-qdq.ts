@@ -1,0 +1,222 @@
+/**
+ * QDQ lifting: chains of float ops between DequantizeLinear and QuantizeLinear nodes, as ONNX
+ * Runtime's QDQ quantizer, PyTorch and TensorFlow write them, become int8 IR ops.
+ *
+ * - DequantizeLinear on a quantized value and on an int8 weight (and an int32 or float bias) ->
+ *   Conv / Gemm / MatMul (+ a constant bias Add) -> optional Relu -> QuantizeLinear becomes one
+ *   QLinearConv / QLinearGemm (ReLU fused); without the final QuantizeLinear, a QLinear* op with a
+ *   float32 output.
+ * - DQ -> Add -> (Relu) -> Q of two quantized values of one shape becomes QLinearAdd.
+ * - DQ -> MaxPool / Flatten / Reshape / Identity -> Q with equal parameters runs on the quantized
+ *   value directly.
+ * - After lifting, Q -> DQ -> Relu -> Q behind an int8 op is that op's fused ReLU
+ *   (`fuseQuantizedRelu`).
+ *
+ * A chain that does not match (a uint8 weight, a non-zero weight zero point, weights not per output
+ * channel, a bias that is neither int32 nor float) is left as it is and runs in float.
+ */
+import type { GraphNode } from '../graph/ir.js';
+import { Tensor } from '../tensor.js';
+import { Unsupported } from './normalize.js';
+import {
+  activationParams, addInitializer, axisAttr, constant, dequantizeConstant, perTensor, qparams, sameShape,
+  type ActivationParams, type QParams, type QuantImportEnv,
+} from './quant-params.js';
+import type { QuantRewrites } from './quant-rewrites.js';
+
+interface Weights {
+  w: Tensor;
+  wScale: Float32Array;
+}
+
+/** Matches the QDQ patterns at one node each, recording the rewrites in `rw`. */
+export class QdqLifter {
+  constructor(readonly env: QuantImportEnv, readonly rw: QuantRewrites) {}
+
+  /** A DequantizeLinear of a run-time quantized value, per tensor. */
+  dqInput(value: string): { q: string; p: ActivationParams } | undefined {
+    const n = this.rw.producer.get(value);
+    if (n === undefined || n.op !== 'DequantizeLinear' || constant(this.env, n.inputs[0]) !== undefined) return undefined;
+    try {
+      return { q: n.inputs[0]!, p: activationParams(this.env, n, 1, 2) };
+    } catch (err) {
+      if (err instanceof Unsupported) return undefined;
+      throw err;
+    }
+  }
+
+  /** A DequantizeLinear of a constant: the tensor, its parameters and axis. */
+  dqConst(value: string): { t: Tensor; p: QParams; axis: number } | undefined {
+    const n = this.rw.producer.get(value);
+    if (n === undefined || n.op !== 'DequantizeLinear') return undefined;
+    const t = constant(this.env, n.inputs[0]);
+    if (t === undefined) return undefined;
+    return { t, p: qparams(this.env, n, 1, 2), axis: axisAttr(n, t.dims.length) };
+  }
+
+  /** int8 weights with zero points 0, per tensor or along `axis`; undefined falls back to float. */
+  int8Weights(value: string, axis: number): Weights | undefined {
+    const d = this.dqConst(value);
+    if (d === undefined || d.t.type !== 'int8' || d.p.zeroPoint.some((z) => z !== 0)) return undefined;
+    const channels = d.t.dims[axis]!;
+    if (!perTensor(d.p) && d.axis !== axis) return undefined;
+    return { w: d.t, wScale: perTensor(d.p) ? new Float32Array(channels).fill(d.p.scale[0]!) : Float32Array.from(d.p.scale) };
+  }
+
+  /** The bias as int32 at scale x_scale * w_scale[o]: from DQ(int32), or a float constant. */
+  int32Bias(value: string | undefined, xScale: number, wScale: Float32Array): Int32Array | undefined | 'float' {
+    if (value === undefined || value === '') return undefined;
+    const want = wScale.map((s) => Math.fround(xScale * s));
+    const d = this.dqConst(value);
+    let real: Float64Array;
+    if (d !== undefined) {
+      if (d.t.type !== 'int32' || d.t.size !== wScale.length) return 'float';
+      // The usual case: already at x_scale * w_scale (to float32 rounding): taken as it is.
+      const scaleOf = (o: number): number => d.p.scale[perTensor(d.p) ? 0 : o]!;
+      if (d.p.zeroPoint.every((z) => z === 0) && want.every((w, o) => Math.abs(scaleOf(o) - w) <= 1e-6 * w)) {
+        return Int32Array.from(d.t.data as Int32Array);
+      }
+      const f = dequantizeConstant(d.t, d.p, 0);
+      real = Float64Array.from(f.data);
+    } else {
+      const t = constant(this.env, value);
+      if (t === undefined || t.type !== 'float32' || t.size !== wScale.length) return 'float';
+      real = Float64Array.from(t.data as Float32Array);
+    }
+    return Int32Array.from(real, (v, o) => Math.max(-2147483648, Math.min(2147483647, Math.round(v / want[o]!))));
+  }
+
+  /** Follows a float result through an optional Relu into a QuantizeLinear. */
+  outputChain(value: string): { out: string; swallowed: GraphNode[]; y?: ActivationParams; relu: boolean } {
+    const quantizer = (n: GraphNode | undefined): ActivationParams | undefined => {
+      if (n === undefined || n.op !== 'QuantizeLinear') return undefined;
+      try {
+        return activationParams(this.env, n, 1, 2);
+      } catch (err) {
+        if (err instanceof Unsupported) return undefined;
+        throw err;
+      }
+    };
+    const c = this.rw.soleConsumer(value);
+    const yq = quantizer(c);
+    if (yq !== undefined) return { out: c!.outputs[0]!, swallowed: [c!], y: yq, relu: false };
+    if (c?.op === 'Relu') {
+      const c2 = this.rw.soleConsumer(c.outputs[0]!);
+      const y2 = quantizer(c2);
+      if (y2 !== undefined) return { out: c2!.outputs[0]!, swallowed: [c, c2!], y: y2, relu: true };
+    }
+    return { out: value, swallowed: [], relu: false };
+  }
+
+  // ------------------------------------------------------------------ patterns
+
+  /**
+   * DQ(x) and DQ(int8 weight) [and bias] -> Conv / Gemm / MatMul [+ constant bias Add] -> [Relu ->] [Q]
+   * as one QLinearConv / QLinearGemm; false (nothing changed) when it is not that pattern.
+   */
+  liftConvOrGemm(node: GraphNode): boolean {
+    const x = this.dqInput(node.inputs[0] ?? '');
+    if (x === undefined) return false;
+    const conv = node.op === 'Conv';
+    const xShape = this.env.shapes.get(node.inputs[0]!);
+    let transB = 0;
+    if (node.op === 'Gemm') {
+      if (node.attrs.transA !== 0 || node.attrs.alpha !== 1 || (node.inputs[2] && node.attrs.beta !== 1)) return false;
+      transB = node.attrs.transB === 1 ? 1 : 0;
+    }
+    if (!conv && xShape?.length !== 2) return false;
+    const axis = conv || transB === 1 ? 0 : 1;
+    const w = this.int8Weights(node.inputs[1] ?? '', axis);
+    if (w === undefined) return false;
+    let biasValue = node.op === 'MatMul' ? undefined : node.inputs[2];
+    let chainFrom = node.outputs[0]!;
+    const swallowed: GraphNode[] = [];
+    if (node.op === 'MatMul') {
+      // A constant bias added right after the MatMul joins it.
+      const add = this.rw.soleConsumer(chainFrom);
+      if (add?.op === 'Add') {
+        const other = add.inputs[0] === chainFrom ? add.inputs[1] : add.inputs[0];
+        const shape = this.env.shapes.get(other ?? '');
+        if (other && shape?.length === 1 && shape[0] === w.wScale.length && (constant(this.env, other) !== undefined || this.dqConst(other) !== undefined)) {
+          biasValue = other;
+          chainFrom = add.outputs[0]!;
+          swallowed.push(add);
+        }
+      }
+    }
+    const bias = this.int32Bias(biasValue, x.p.scale, w.wScale);
+    if (bias === 'float') return false;
+    const chain = this.outputChain(chainFrom);
+    const attrs: GraphNode['attrs'] = conv
+      ? { ...node.attrs, x_scale: x.p.scale, x_zero_point: x.p.zeroPoint }
+      : { transB, a_scale: x.p.scale, a_zero_point: x.p.zeroPoint };
+    if (chain.y !== undefined) Object.assign(attrs, { y_scale: chain.y.scale, y_zero_point: chain.y.zeroPoint, y_dtype: chain.y.dtype });
+    if (chain.relu) attrs.kiln_activation = 'Relu';
+    const inputs = [
+      x.q,
+      addInitializer(this.env, `${node.name}_weight_q`, w.w),
+      addInitializer(this.env, `${node.name}_weight_scale`, new Tensor('float32', w.wScale, [w.wScale.length])),
+      bias === undefined ? '' : addInitializer(this.env, `${node.name}_bias_q`, new Tensor('int32', bias, [bias.length])),
+    ];
+    while (inputs[inputs.length - 1] === '') inputs.pop();
+    this.rw.replace(node, [{ name: node.name, op: conv ? 'QLinearConv' : 'QLinearGemm', inputs, outputs: [chain.out], attrs }], [...swallowed, ...chain.swallowed]);
+    return true;
+  }
+
+  /** DQ(a) + DQ(b) of one shape -> [Relu ->] Q as one QLinearAdd. */
+  liftAdd(node: GraphNode): boolean {
+    const a = this.dqInput(node.inputs[0] ?? '');
+    const b = this.dqInput(node.inputs[1] ?? '');
+    if (a === undefined || b === undefined || !sameShape(this.env.shapes.get(a.q), this.env.shapes.get(b.q))) return false;
+    const chain = this.outputChain(node.outputs[0]!);
+    if (chain.y === undefined) return false;
+    const attrs: GraphNode['attrs'] = {
+      a_scale: a.p.scale, a_zero_point: a.p.zeroPoint, b_scale: b.p.scale, b_zero_point: b.p.zeroPoint,
+      y_scale: chain.y.scale, y_zero_point: chain.y.zeroPoint, y_dtype: chain.y.dtype,
+    };
+    if (chain.relu) attrs.kiln_activation = 'Relu';
+    this.rw.replace(node, [{ name: node.name, op: 'QLinearAdd', inputs: [a.q, b.q], outputs: [chain.out], attrs }], chain.swallowed);
+    return true;
+  }
+
+  /** DQ -> MaxPool / Flatten / Reshape / Identity -> Q with equal parameters: runs on the quantized value. */
+  liftPassThrough(node: GraphNode): boolean {
+    const x = this.dqInput(node.inputs[0] ?? '');
+    if (x === undefined) return false;
+    const chain = this.outputChain(node.outputs[0]!);
+    if (chain.y === undefined || chain.relu || chain.y.scale !== x.p.scale || chain.y.zeroPoint !== x.p.zeroPoint || chain.y.dtype !== x.p.dtype) return false;
+    this.rw.replace(node, [{ ...node, inputs: [x.q, ...node.inputs.slice(1)], outputs: [chain.out] }], chain.swallowed);
+    return true;
+  }
+}
+
+/**
+ * A Relu between a DequantizeLinear and a QuantizeLinear with the same parameters, right after an
+ * int8 op with those output parameters (Q -> DQ -> Relu -> Q, as PyTorch exports write it), is
+ * that op's fused ReLU: clamping the quantized value at its zero point is exact.
+ */
+export function fuseQuantizedRelu(nodes: GraphNode[], graphOutputs: ReadonlySet<string>): GraphNode[] {
+  const producer = new Map<string, GraphNode>();
+  const readers = new Map<string, number>();
+  for (const n of nodes) {
+    for (const o of n.outputs) producer.set(o, n);
+    for (const i of n.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+  }
+  const only = (v: string): boolean => readers.get(v) === 1 && !graphOutputs.has(v);
+  const dropped = new Set<GraphNode>();
+  for (const relu of nodes) {
+    if (relu.op !== 'Relu' || !only(relu.inputs[0]!)) continue;
+    const dq = producer.get(relu.inputs[0]!);
+    const q = nodes.find((n) => n.op === 'QuantizeLinear' && n.inputs[0] === relu.outputs[0]);
+    if (dq?.op !== 'DequantizeLinear' || q === undefined || !only(relu.outputs[0]!) || !only(dq.inputs[0]!)) continue;
+    const op = producer.get(dq.inputs[0]!);
+    if (op === undefined || !['QLinearConv', 'QLinearGemm', 'QLinearAdd'].includes(op.op) || op.attrs.kiln_activation !== undefined) continue;
+    const same = op.attrs.y_scale === dq.attrs.scale && op.attrs.y_zero_point === dq.attrs.zero_point &&
+      q.attrs.scale === dq.attrs.scale && q.attrs.zero_point === dq.attrs.zero_point && q.attrs.dtype === op.attrs.y_dtype;
+    if (!same) continue;
+    op.attrs = { ...op.attrs, kiln_activation: 'Relu' };
+    op.outputs = [q.outputs[0]!];
+    for (const n of [dq, relu, q]) dropped.add(n);
+  }
+  return dropped.size === 0 ? nodes : nodes.filter((n) => !dropped.has(n));
+}
