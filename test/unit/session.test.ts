@@ -256,12 +256,15 @@ describe('InferenceSession scheduling and lifetime', () => {
     `;
     const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
     const worker = new Worker(code, { eval: true, workerData: { path: process.env.KILN_ADDON_PATH, root } });
+    // Listen for 'exit' from the start: when the worker exits before its message is read, Node
+    // delivers the message and then 'exit' in one callback, before an await could add a listener.
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
     const ok = await new Promise((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
     });
     expect(ok).toBe(true);
-    expect(await new Promise((resolve) => worker.once('exit', resolve))).toBe(0);
+    expect(await exited).toBe(0);
     // This environment's runs still work.
     const session = await InferenceSession.create(net, { inputShape: MNIST });
     const x = image(64, MNIST);
