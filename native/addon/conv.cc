@@ -1,4 +1,4 @@
-// conv2dForward / conv2dBackward: argument checks, then kiln::conv2d_* inline or on a worker.
+// conv2dForward / conv2dBackward: argument checks, then kiln::conv2d_* inline or on a runner thread.
 #include <napi.h>
 
 #include "args.h"

@@ -1,5 +1,5 @@
 // Elementwise, softmax, optimizer and batch-norm glue: argument checks, then the kiln kernel
-// inline or on a worker.
+// inline or on a runner thread (job.h).
 #include <napi.h>
 
 #include <limits>
@@ -104,7 +104,7 @@ Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
     expect_apart({region(losses, "losses")}, {region(logits, "logits"), region(labels, "labels"), region(grad_logits, "gradLogits")});
     expect_apart({region(grad_logits, "gradLogits")}, {region(labels, "labels")});
     expect_same_or_apart(region(grad_logits, "gradLogits"), region(logits, "logits"));
-    // The kernel checks the labels again (a worker reads the job's copy, but an inline call and
+    // The kernel checks the labels again (a runner thread reads the job's copy, but an inline call and
     // the kernel's other callers trust nothing).
     JobMemory mem(async);
     const float* x = mem.read(logits);

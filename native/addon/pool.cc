@@ -1,4 +1,4 @@
-// max/avg pooling glue: argument checks, then kiln::*_pool2d_* inline or on a worker.
+// max/avg pooling glue: argument checks, then kiln::*_pool2d_* inline or on a runner thread.
 #include <napi.h>
 
 #include <string>
