@@ -13,7 +13,7 @@ import { runCli } from './run-cli.js';
 
 const ROOT = resolve(__dirname, '../..');
 /** sh lines of the README that are not `npx kiln` commands (the walk runs in-process, not through npm). */
-const NOT_KILN = [/^npm (install|test|run bench|run prebuildify)\b/, /^npx (node-gyp|cmake-js) /, /^cmake /, /^KILN_ISA=\w+ npm test$/];
+const NOT_KILN = [/^npm (install|test|run bench|run prebuildify|run test:types|run test:native)\b/, /^npx vitest run /, /^npx (node-gyp|cmake-js) /, /^cmake /, /^KILN_ISA=\w+ npm test$/];
 
 interface Block {
   lang: string;
