@@ -2,6 +2,7 @@
  * `DataLoader`: mini-batches over a data set, reshuffled every epoch from a seed, with optional
  * random-shift (and horizontal-flip) augmentation.
  */
+import { allocFloat32 } from '../memory.js';
 import { Tensor } from '../tensor.js';
 import { Rng } from '../util/rng.js';
 import { boolean, integer, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
@@ -141,9 +142,9 @@ export class DataLoader implements Iterable<Batch> {
   }
 
   private buffers(n: number, imageSize: number): { input: Float32Array; labels: Int32Array; indices: Int32Array } {
-    if (!this.reuseBuffers) return { input: new Float32Array(n * imageSize), labels: new Int32Array(n), indices: new Int32Array(n) };
+    if (!this.reuseBuffers) return { input: allocFloat32(n * imageSize), labels: new Int32Array(n), indices: new Int32Array(n) };
     const full = Math.min(this.batchSize, this.dataset.length);
-    this.sharedInput ??= new Float32Array(full * imageSize);
+    this.sharedInput ??= allocFloat32(full * imageSize);
     this.sharedLabels ??= new Int32Array(full);
     this.sharedIndices ??= new Int32Array(full);
     return {
