@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { ErrorCode, KilnError } from '../errors.js';
+import { allocFloat32 } from '../memory.js';
 import { integer, number, options as checkOptions, rangeError, string, typeError } from '../validate.js';
 import type { Dataset } from './dataset.js';
 
@@ -112,7 +113,7 @@ function readRecords(path: string): Uint8Array {
 /** Bytes → float32 through one 256-entry table per channel (x / 255, then (x - mean) / std). */
 function decode(files: Uint8Array[], name: string, tables: Float32Array[]): Dataset {
   const count = files.reduce((n, f) => n + f.length / CIFAR10_RECORD_BYTES, 0);
-  const images = new Float32Array(count * IMAGE_SIZE);
+  const images = allocFloat32(count * IMAGE_SIZE);
   const labels = new Int32Array(count);
   let image = 0;
   for (const bytes of files) {

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
 import { ErrorCode, KilnError } from '../errors.js';
+import { allocFloat32 } from '../memory.js';
 import { Rng } from '../util/rng.js';
 import { integer, number, options as checkOptions, string } from '../validate.js';
 import type { Dataset } from './dataset.js';
@@ -53,7 +54,7 @@ export function mnist(options?: MnistOptions): { train: Dataset; test: Dataset }
   const all = decodeDigits(directory);
   const { train, test } = stratifiedSplit(all.labels, NUM_CLASSES, testFraction, new Rng(seed));
   const make = (name: string, indices: Int32Array): Dataset => {
-    const images = new Float32Array(indices.length * IMAGE_SIZE);
+    const images = allocFloat32(indices.length * IMAGE_SIZE);
     const labels = new Int32Array(indices.length);
     for (let i = 0; i < indices.length; i++) {
       const src = indices[i];
@@ -90,7 +91,7 @@ function decodeDigits(dir: string): Digits {
     perClass.push(pixels);
   }
   const total = perClass.reduce((n, p) => n + p.length / IMAGE_SIZE, 0);
-  const images = new Float32Array(total * IMAGE_SIZE);
+  const images = allocFloat32(total * IMAGE_SIZE);
   const labels = new Int32Array(total);
   let at = 0;
   perClass.forEach((pixels, digit) => {

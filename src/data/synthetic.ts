@@ -1,4 +1,5 @@
 /** Random labelled images for smoke tests and benchmarks, with an optional learnable signal. */
+import { allocFloat32 } from '../memory.js';
 import { Rng } from '../util/rng.js';
 import { dims as checkDims, integer, number, options as checkOptions, rangeError } from '../validate.js';
 import type { Dataset } from './dataset.js';
@@ -53,7 +54,7 @@ export function synthetic(options: SyntheticOptions): Dataset {
   for (let i = 0; i < count; i++) labels[i] = i % numClasses;
   rng.shuffle(labels);
 
-  const images = new Float32Array(count * imageSize);
+  const images = allocFloat32(count * imageSize);
   const noise = 1 - signal;
   for (let i = 0; i < count; i++) {
     const p = labels[i] * imageSize;
