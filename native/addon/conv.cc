@@ -10,26 +10,45 @@
 namespace kiln_addon {
 namespace {
 
+// What a forward convolution reads: the input, the weights and the optional bias, each of exactly
+// the size its geometry gives.
+struct ForwardOperands {
+  View<float> input, weight, bias;
+
+  ForwardOperands(const Napi::Object& o, const Conv2dArgs& a)
+      : input(get_f32_exact(o, "input", a.input)),
+        weight(get_f32_exact(o, "weight", a.weight)),
+        bias(get_f32_exact_opt(o, "bias", a.g.out_channels)) {}
+
+  // RangeError unless every output is apart from all three.
+  void expect_apart_from(std::initializer_list<Region> outputs) const {
+    expect_apart(outputs, {region(input, "input"), region(weight, "weight"), region(bias, "bias")});
+  }
+
+  struct Pointers {
+    const float* x;
+    const float* w;
+    const float* b;
+  };
+  Pointers read(JobMemory& mem) const { return {mem.read(input), mem.read(weight), mem.read(bias)}; }
+};
+
 Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
     const Napi::Object o = get_object(info, 0, "args");
     const bool async = get_async(info, 1);
     const Conv2dArgs a = read_conv2d_args(o);
-    const View<float> input = get_f32_exact(o, "input", a.input);
-    const View<float> weight = get_f32_exact(o, "weight", a.weight);
-    const View<float> bias = get_f32_exact_opt(o, "bias", a.g.out_channels);
+    const ForwardOperands in(o, a);
     const View<float> output = get_f32_exact(o, "output", a.output);
     const bool relu = get_bool_or(o, "relu", false);
-    expect_apart({region(output, "output")}, {region(input, "input"), region(weight, "weight"), region(bias, "bias")});
+    in.expect_apart_from({region(output, "output")});
     const kiln::Conv2dGeometry g = a.g;
     const size_t batch = a.batch;
     JobMemory mem(async);
-    const float* x = mem.read(input);
-    const float* w = mem.read(weight);
-    const float* b = mem.read(bias);
+    const ForwardOperands::Pointers p = in.read(mem);
     float* y = mem.write(output);
-    return run_job(env, std::move(mem), [=] { kiln::conv2d_forward(g, batch, x, w, b, relu, y); });
+    return run_job(env, std::move(mem), [=] { kiln::conv2d_forward(g, batch, p.x, p.w, p.b, relu, y); });
   }
   KILN_ADDON_CATCH(env)
 }
@@ -91,22 +110,17 @@ Napi::Value Conv2dMaxPoolForward(const Napi::CallbackInfo& info) {
                   std::to_string(a.g.out_height * a.g.out_width));
     }
     const size_t pooled = checked_mul(checked_mul(a.batch, a.g.out_channels, "pooled size"), pool.out_h * pool.out_w, "pooled size");
-    const View<float> input = get_f32_exact(o, "input", a.input);
-    const View<float> weight = get_f32_exact(o, "weight", a.weight);
-    const View<float> bias = get_f32_exact_opt(o, "bias", a.g.out_channels);
+    const ForwardOperands in(o, a);
     const View<float> output = get_f32_exact(o, "output", pooled);
     const View<int32_t> indices = get_i32_exact_opt(o, "indices", pooled);
-    expect_apart({region(output, "output"), region(indices, "indices")},
-                 {region(input, "input"), region(weight, "weight"), region(bias, "bias")});
+    in.expect_apart_from({region(output, "output"), region(indices, "indices")});
     const kiln::Conv2dGeometry g = a.g;
     const size_t batch = a.batch;
     JobMemory mem(async);
-    const float* x = mem.read(input);
-    const float* w = mem.read(weight);
-    const float* b = mem.read(bias);
+    const ForwardOperands::Pointers p = in.read(mem);
     float* y = mem.write(output);
     int32_t* winners = mem.write(indices);
-    return run_job(env, std::move(mem), [=] { kiln::conv2d_max_pool_forward(g, batch, x, w, b, pool, y, winners); });
+    return run_job(env, std::move(mem), [=] { kiln::conv2d_max_pool_forward(g, batch, p.x, p.w, p.b, pool, y, winners); });
   }
   KILN_ADDON_CATCH(env)
 }

@@ -7,29 +7,12 @@
 
 #include "args.h"
 #include "job.h"
+#include "kernel-args.h"
 #include "kiln/f32-gemm.h"
 #include "registry.h"
 
 namespace kiln_addon {
 namespace {
-
-constexpr int64_t kMaxDim = 2147483647;  // 2^31 - 1
-
-// Elements spanned by a rows x cols row-major matrix with leading dimension ld (0 when empty).
-size_t matrix_extent(size_t rows, size_t cols, size_t ld, const char* name) {
-  if (rows == 0 || cols == 0) return 0;
-  return checked_mul(rows - 1, ld, name) + cols;  // (rows-1)*ld + cols <= rows*ld: no overflow
-}
-
-// Leading dimension of a stored rows x cols matrix: at least cols.
-size_t leading_dim(const Napi::Object& args, const char* name, size_t cols, const char* shape) {
-  const int64_t ld = get_int(args, name, 0, kMaxDim);
-  if (static_cast<size_t>(ld) < cols) {
-    throw_range(name, std::string("an integer >= ") + std::to_string(cols) + " (" + shape + ")",
-                std::to_string(ld));
-  }
-  return static_cast<size_t>(ld);
-}
 
 bool overlaps(const float* p, size_t n, const float* q, size_t m) {
   if (n == 0 || m == 0) return false;
@@ -42,8 +25,7 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
     Napi::Object args = get_object(info, 0, "args");
-    const bool async = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
-    if (info.Length() > 1 && !info[1].IsBoolean() && !info[1].IsUndefined()) throw_type("async", "a boolean", info[1]);
+    const bool async = get_async(info, 1);
 
     const bool trans_a = get_bool_or(args, "transA", false);
     const bool trans_b = get_bool_or(args, "transB", false);

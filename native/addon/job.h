@@ -33,34 +33,23 @@ class JobMemory {
 
   bool async() const { return async_; }
 
-  // An array the job only reads: its first `count` elements (all when omitted).
-  template <typename T>
-  const T* read(const View<T>& v, size_t count) {
-    return static_cast<const T*>(stage(v.data, count * sizeof(T), v.value, v.name, Use::kRead));
-  }
-  template <typename T>
-  const T* read(const View<T>& v) {
-    return read(v, v.length);
-  }
+  // Each takes the first `count` elements of the array (all of them by default).
+  static constexpr size_t kAll = ~size_t{0};
 
-  // An array whose first `count` elements the job overwrites, every one of them.
+  // An array the job only reads.
   template <typename T>
-  T* write(const View<T>& v, size_t count) {
-    return static_cast<T*>(stage(v.data, count * sizeof(T), v.value, v.name, Use::kWrite));
+  const T* read(const View<T>& v, size_t count = kAll) {
+    return static_cast<const T*>(stage(v, count, Use::kRead));
   }
+  // An array the job overwrites, every element of it.
   template <typename T>
-  T* write(const View<T>& v) {
-    return write(v, v.length);
+  T* write(const View<T>& v, size_t count = kAll) {
+    return static_cast<T*>(stage(v, count, Use::kWrite));
   }
-
   // An array the job reads and writes (in-place updates, outputs with gaps it must keep).
   template <typename T>
-  T* update(const View<T>& v, size_t count) {
-    return static_cast<T*>(stage(v.data, count * sizeof(T), v.value, v.name, Use::kUpdate));
-  }
-  template <typename T>
-  T* update(const View<T>& v) {
-    return update(v, v.length);
+  T* update(const View<T>& v, size_t count = kAll) {
+    return static_cast<T*>(stage(v, count, Use::kUpdate));
   }
 
   // A native handle (plan, packed weights) the job uses: referenced until the job settles.
@@ -80,6 +69,11 @@ class JobMemory {
   enum class Use { kRead, kWrite, kUpdate };
   struct Block;
 
+  template <typename T>
+  void* stage(const View<T>& v, size_t count, Use use) {
+    const size_t n = count == kAll ? v.length : count;
+    return stage(const_cast<void*>(static_cast<const void*>(v.data)), n * sizeof(T), v.value, v.name, use);
+  }
   void* stage(void* js, size_t bytes, const Napi::Value& array, const char* name, Use use);
 
   bool async_;

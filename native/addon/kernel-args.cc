@@ -43,7 +43,44 @@ void check_axis(const char* out_name, size_t out, const char* kernel_name, size_
   }
 }
 
+// The window fields a convolution and a pooling geometry share (the JS names are the same in
+// both), with the output size of each axis checked against the window formula.
+template <typename Geometry>
+void read_window(const Napi::Object& o, Geometry& g) {
+  g.in_height = dim(o, "inHeight", 1);
+  g.in_width = dim(o, "inWidth", 1);
+  g.out_height = dim(o, "outHeight", 1);
+  g.out_width = dim(o, "outWidth", 1);
+  g.kernel_h = dim(o, "kernelH", 1);
+  g.kernel_w = dim(o, "kernelW", 1);
+  g.stride_h = dim(o, "strideH", 1);
+  g.stride_w = dim(o, "strideW", 1);
+  g.pad_top = dim(o, "padTop", 0);
+  g.pad_left = dim(o, "padLeft", 0);
+  g.pad_bottom = dim(o, "padBottom", 0);
+  g.pad_right = dim(o, "padRight", 0);
+  g.dilation_h = dim(o, "dilationH", 1);
+  g.dilation_w = dim(o, "dilationW", 1);
+  check_axis("outHeight", g.out_height, "kernelH", g.in_height, g.pad_top, g.pad_bottom, g.kernel_h, g.stride_h,
+             g.dilation_h, "floor((inHeight + padTop + padBottom - dilationH*(kernelH-1) - 1)/strideH) + 1");
+  check_axis("outWidth", g.out_width, "kernelW", g.in_width, g.pad_left, g.pad_right, g.kernel_w, g.stride_w,
+             g.dilation_w, "floor((inWidth + padLeft + padRight - dilationW*(kernelW-1) - 1)/strideW) + 1");
+}
+
 }  // namespace
+
+size_t matrix_extent(size_t rows, size_t cols, size_t ld, const char* name) {
+  if (rows == 0 || cols == 0) return 0;
+  return checked_mul(rows - 1, ld, name) + cols;  // (rows-1)*ld + cols <= rows*ld: no overflow
+}
+
+size_t leading_dim(const Napi::Object& args, const char* name, size_t cols, const char* shape) {
+  const int64_t ld = get_int(args, name, 0, kMaxDim);
+  if (static_cast<size_t>(ld) < cols) {
+    throw_range(name, std::string("an integer >= ") + std::to_string(cols) + " (" + shape + ")", std::to_string(ld));
+  }
+  return static_cast<size_t>(ld);
+}
 
 bool get_async(const Napi::CallbackInfo& info, size_t index) {
   if (info.Length() <= index || info[index].IsUndefined()) return false;
@@ -121,21 +158,7 @@ Conv2dArgs read_conv2d_args(const Napi::Object& o) {
   kiln::Conv2dGeometry& g = a.g;
   a.batch = dim(o, "batch", 0);
   g.in_channels = dim(o, "inChannels", 1);
-  g.in_height = dim(o, "inHeight", 1);
-  g.in_width = dim(o, "inWidth", 1);
   g.out_channels = dim(o, "outChannels", 1);
-  g.out_height = dim(o, "outHeight", 1);
-  g.out_width = dim(o, "outWidth", 1);
-  g.kernel_h = dim(o, "kernelH", 1);
-  g.kernel_w = dim(o, "kernelW", 1);
-  g.stride_h = dim(o, "strideH", 1);
-  g.stride_w = dim(o, "strideW", 1);
-  g.pad_top = dim(o, "padTop", 0);
-  g.pad_left = dim(o, "padLeft", 0);
-  g.pad_bottom = dim(o, "padBottom", 0);
-  g.pad_right = dim(o, "padRight", 0);
-  g.dilation_h = dim(o, "dilationH", 1);
-  g.dilation_w = dim(o, "dilationW", 1);
   g.groups = dim(o, "groups", 1);
   if (g.in_channels % g.groups != 0 || g.out_channels % g.groups != 0) {
     std::ostringstream want, got;
@@ -143,10 +166,7 @@ Conv2dArgs read_conv2d_args(const Napi::Object& o) {
     got << g.groups << " (number)";
     throw_range("groups", want.str(), got.str());
   }
-  check_axis("outHeight", g.out_height, "kernelH", g.in_height, g.pad_top, g.pad_bottom, g.kernel_h, g.stride_h,
-             g.dilation_h, "floor((inHeight + padTop + padBottom - dilationH*(kernelH-1) - 1)/strideH) + 1");
-  check_axis("outWidth", g.out_width, "kernelW", g.in_width, g.pad_left, g.pad_right, g.kernel_w, g.stride_w,
-             g.dilation_w, "floor((inWidth + padLeft + padRight - dilationW*(kernelW-1) - 1)/strideW) + 1");
+  read_window(o, g);
   a.input = checked_mul(checked_mul(a.batch, g.in_channels, "input"), checked_mul(g.in_height, g.in_width, "input"), "input");
   a.output = checked_mul(checked_mul(a.batch, g.out_channels, "output"), checked_mul(g.out_height, g.out_width, "output"), "output");
   a.weight = checked_mul(checked_mul(g.out_channels, g.in_channels / g.groups, "weight"), checked_mul(g.kernel_h, g.kernel_w, "weight"), "weight");
@@ -160,24 +180,7 @@ Pool2dArgs read_pool2d_args(const Napi::Object& o) {
   kiln::Pool2dGeometry& g = a.g;
   a.batch = dim(o, "batch", 0);
   a.channels = dim(o, "channels", 1);
-  g.in_height = dim(o, "inHeight", 1);
-  g.in_width = dim(o, "inWidth", 1);
-  g.out_height = dim(o, "outHeight", 1);
-  g.out_width = dim(o, "outWidth", 1);
-  g.kernel_h = dim(o, "kernelH", 1);
-  g.kernel_w = dim(o, "kernelW", 1);
-  g.stride_h = dim(o, "strideH", 1);
-  g.stride_w = dim(o, "strideW", 1);
-  g.pad_top = dim(o, "padTop", 0);
-  g.pad_left = dim(o, "padLeft", 0);
-  g.pad_bottom = dim(o, "padBottom", 0);
-  g.pad_right = dim(o, "padRight", 0);
-  g.dilation_h = dim(o, "dilationH", 1);
-  g.dilation_w = dim(o, "dilationW", 1);
-  check_axis("outHeight", g.out_height, "kernelH", g.in_height, g.pad_top, g.pad_bottom, g.kernel_h, g.stride_h,
-             g.dilation_h, "floor((inHeight + padTop + padBottom - dilationH*(kernelH-1) - 1)/strideH) + 1");
-  check_axis("outWidth", g.out_width, "kernelW", g.in_width, g.pad_left, g.pad_right, g.kernel_w, g.stride_w,
-             g.dilation_w, "floor((inWidth + padLeft + padRight - dilationW*(kernelW-1) - 1)/strideW) + 1");
+  read_window(o, g);
   g.planes = checked_mul(a.batch, a.channels, "planes");
   const size_t in_plane = checked_mul(g.in_height, g.in_width, "inHeight * inWidth");
   a.input = checked_mul(g.planes, in_plane, "input");

@@ -1,5 +1,6 @@
-// Readers shared by the conv, pool and elementwise glue: the async flag, exact array lengths,
-// overlap checks, and the conv/pool geometry objects of src/binding.ts.
+// Readers shared by the kernel glue (GEMM, conv, pool, elementwise, int8): the async flag, exact
+// array lengths, matrix extents, overlap checks, and the conv/pool geometry objects of
+// src/binding.ts.
 #pragma once
 #include <napi.h>
 
@@ -23,6 +24,12 @@ View<float> get_f32_exact(const Napi::Object& o, const char* name, size_t length
 View<float> get_f32_exact_opt(const Napi::Object& o, const char* name, size_t length);  // null ok
 View<int32_t> get_i32_exact(const Napi::Object& o, const char* name, size_t length);
 View<int32_t> get_i32_exact_opt(const Napi::Object& o, const char* name, size_t length);
+
+// Elements spanned by a rows x cols row-major matrix with leading dimension ld (0 when empty).
+size_t matrix_extent(size_t rows, size_t cols, size_t ld, const char* name);
+// The leading dimension `name` of a stored matrix with `cols` columns: an integer >= cols
+// (RangeError quoting `shape`, e.g. "A is m x k", otherwise).
+size_t leading_dim(const Napi::Object& args, const char* name, size_t cols, const char* shape);
 
 // The memory of one array argument, for overlap checks (a kernel that reads one array while
 // writing an overlapping one would read its own output).

@@ -14,39 +14,19 @@
 
 #include "args.h"
 #include "job.h"
+#include "kernel-args.h"
 #include "kiln/s8-gemm.h"
 #include "registry.h"
 
 namespace kiln_addon {
 namespace {
 
-constexpr int64_t kMaxDim = 2147483647;  // 2^31 - 1
 const napi_type_tag kPackedS8BTag = {0x6b696c6e73386270ULL, 0x4c2f8e1d09a7b365ULL};
 
 struct PackedHandle {
   std::shared_ptr<const kiln::PackedS8B> packed;
   int64_t reported_bytes = 0;  // external memory told to the GC
 };
-
-// Elements spanned by a rows x cols row-major matrix with leading dimension ld (0 when empty).
-size_t matrix_extent(size_t rows, size_t cols, size_t ld, const char* name) {
-  if (rows == 0 || cols == 0) return 0;
-  return checked_mul(rows - 1, ld, name) + cols;  // (rows-1)*ld + cols <= rows*ld: no overflow
-}
-
-size_t leading_dim(const Napi::Object& args, const char* name, size_t cols, const char* shape) {
-  const int64_t ld = get_int(args, name, 0, kMaxDim);
-  if (static_cast<size_t>(ld) < cols) {
-    throw_range(name, std::string("an integer >= ") + std::to_string(cols) + " (" + shape + ")", std::to_string(ld));
-  }
-  return static_cast<size_t>(ld);
-}
-
-bool read_async(const Napi::CallbackInfo& info, size_t index) {
-  if (info.Length() <= index || info[index].IsUndefined()) return false;
-  if (!info[index].IsBoolean()) throw_type("async", "a boolean", info[index]);
-  return info[index].As<Napi::Boolean>().Value();
-}
 
 // Byte ranges of the buffers a call reads, to refuse an output that shares memory with them.
 class Ranges {
@@ -195,7 +175,7 @@ Napi::Value S8gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
     Napi::Object args = get_object(info, 0, "args");
-    const bool async = read_async(info, 1);
+    const bool async = get_async(info, 1);
     Common cm = read_common(args);
     Output<int32_t> c = read_output<int32_t>(args, cm, get_i32);
     cm.inputs.refuse_overlap(c.view.data, c.len);
@@ -214,7 +194,7 @@ Napi::Value S8gemmRequantize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
     Napi::Object args = get_object(info, 0, "args");
-    const bool async = read_async(info, 1);
+    const bool async = get_async(info, 1);
     Common cm = read_common(args);
     View<float> scale = get_f32(args, "scale", cm.n);
     check_finite(scale.data, cm.n, "scale");
@@ -244,7 +224,7 @@ Napi::Value S8gemmDequantize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
     Napi::Object args = get_object(info, 0, "args");
-    const bool async = read_async(info, 1);
+    const bool async = get_async(info, 1);
     Common cm = read_common(args);
     View<float> scale = get_f32(args, "scale", cm.n);
     check_finite(scale.data, cm.n, "scale");
@@ -272,7 +252,7 @@ Napi::Value PackS8B(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
     Napi::Object args = get_object(info, 0, "args");
-    const bool async = read_async(info, 1);
+    const bool async = get_async(info, 1);
     const size_t k = static_cast<size_t>(get_int(args, "k", 0, kMaxDim));
     const size_t n = static_cast<size_t>(get_int(args, "n", 0, kMaxDim));
     const RawB raw = read_raw_b(args, k, n);
