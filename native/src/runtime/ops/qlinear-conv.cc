@@ -7,6 +7,7 @@
 #include <memory>
 #include <sstream>
 
+#include "common/dispatch.h"
 #include "kiln/s8-conv.h"
 #include "kiln/thread-pool.h"
 #include "runtime/ops/conv-attrs.h"
@@ -141,8 +142,9 @@ class QLinearConvStep : public PlanStep {
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t threads) const override {
     const auto* in = reinterpret_cast<const uint8_t*>(io.in[0]);
-    if (fused_pool_ && small_ && S8SmallConvPool::available()) {
-      small_->run(in, reinterpret_cast<uint8_t*>(io.out[0]), batch, threads);
+    // The small kernel exists on AVX-512 VNNI only; run() checks and calls on one table read
+    // here, and says so when that table lacks it (setIsa on another thread): then the GEMM path.
+    if (fused_pool_ && small_ && small_->run(dispatch(), in, reinterpret_cast<uint8_t*>(io.out[0]), batch, threads)) {
       return;
     }
     if (fused_pool_) {
