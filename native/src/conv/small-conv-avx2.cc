@@ -153,26 +153,14 @@ void pooled_image(const SmallConvArgs& a, const float* input, float* output, int
   }
 }
 
-struct Kernels {
-  static constexpr size_t kLanes = 8;
-  template <int CIN, int KH, int KW, int NR>
-  static void rows(const SmallConvArgs& a, const float* input, size_t oh, size_t x0, size_t n, float* output) {
-    plain_rows<CIN, KH, KW, NR>(a, input, oh, x0, n, output);
-  }
-  template <int CIN, int KH, int KW, bool INDICES>
-  static void pooled(const SmallConvArgs& a, const float* input, float* output, int32_t* indices) {
-    pooled_image<CIN, KH, KW, INDICES>(a, input, output, indices);
-  }
-};
-
 }  // namespace
 
 void small_conv_image_avx2(const SmallConvArgs& args, const float* input, float* output) {
-  run_small_conv(SmallConvTable<Kernels>::kTable, args, input, output, false, nullptr);
+  SmallConvEntries<8>::image(args, input, output);
 }
 
 void small_conv_max_pool_image_avx2(const SmallConvArgs& args, const float* input, float* output, int32_t* indices) {
-  run_small_conv(SmallConvTable<Kernels>::kTable, args, input, output, true, indices);
+  SmallConvEntries<8>::max_pool_image(args, input, output, indices);
 }
 
 }  // namespace kiln

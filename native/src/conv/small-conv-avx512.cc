@@ -68,7 +68,6 @@ inline void plain_block(const SmallConvArgs& a, const __m512 (&x)[CIN][NR + KH -
   plain_store<Avx512, NR, NC>(a, acc, o, out, store);
 }
 
-// Output rows [oh, oh + NR), columns [x0, x0 + n), every channel.
 template <int CIN, int KH, int KW, int NR>
 void plain_rows(const SmallConvArgs& a, const float* input, size_t oh, size_t x0, size_t n, float* output) {
   const __mmask16 m = lanes(n);
@@ -157,26 +156,14 @@ void pooled_image(const SmallConvArgs& a, const float* input, float* output, int
   }
 }
 
-struct Kernels {
-  static constexpr size_t kLanes = 16;
-  template <int CIN, int KH, int KW, int NR>
-  static void rows(const SmallConvArgs& a, const float* input, size_t oh, size_t x0, size_t n, float* output) {
-    plain_rows<CIN, KH, KW, NR>(a, input, oh, x0, n, output);
-  }
-  template <int CIN, int KH, int KW, bool INDICES>
-  static void pooled(const SmallConvArgs& a, const float* input, float* output, int32_t* indices) {
-    pooled_image<CIN, KH, KW, INDICES>(a, input, output, indices);
-  }
-};
-
 }  // namespace
 
 void small_conv_image_avx512(const SmallConvArgs& args, const float* input, float* output) {
-  run_small_conv(SmallConvTable<Kernels>::kTable, args, input, output, false, nullptr);
+  SmallConvEntries<16>::image(args, input, output);
 }
 
 void small_conv_max_pool_image_avx512(const SmallConvArgs& args, const float* input, float* output, int32_t* indices) {
-  run_small_conv(SmallConvTable<Kernels>::kTable, args, input, output, true, indices);
+  SmallConvEntries<16>::max_pool_image(args, input, output, indices);
 }
 
 }  // namespace kiln

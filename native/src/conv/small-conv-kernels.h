@@ -10,8 +10,9 @@
 //   V::select(a, take, b)          b where `take`, else a
 //   V::any_unordered(a0, a1, a2, a3)  lanes where a0, a1 or a2, a3 hold a NaN
 //   V::winner(where), V::select_winner(w, take, where, tap), V::store_winner(p, mask, w)
-// and `K` (the file's kernels): K::kLanes, K::rows<CIN, KH, KW, NR>(a, input, oh, x0, n, output),
-// K::pooled<CIN, KH, KW, INDICES>(a, input, output, indices).
+// and the file defines the two templates declared below (after including this), which the entry
+// points and the kernel table instantiate: plain_rows (NR output rows of a segment, every channel)
+// and pooled_image (one image with the fused pool).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -109,29 +110,42 @@ __attribute__((always_inline)) inline void pooled_store(const SmallConvArgs& a, 
   }
 }
 
-// One image, kLanes-column segments, two rows at a time (8 FMA chains with 4 channels).
-template <class K, int CIN, int KH, int KW>
+// Output rows [oh, oh + NR), columns [x0, x0 + n) (n <= the file's lanes), every channel.
+template <int CIN, int KH, int KW, int NR>
+void plain_rows(const SmallConvArgs& a, const float* input, size_t oh, size_t x0, size_t n, float* output);
+// One image with the fused 2x2/2 max pool, winners' indices with INDICES.
+template <int CIN, int KH, int KW, bool INDICES>
+void pooled_image(const SmallConvArgs& a, const float* input, float* output, int32_t* indices);
+
+// One image, L-column segments, two rows at a time (8 FMA chains with 4 channels).
+template <size_t L, int CIN, int KH, int KW>
 void plain_image(const SmallConvArgs& a, const float* input, float* output) {
-  constexpr size_t L = K::kLanes;
   for (size_t x0 = 0; x0 < a.out_width; x0 += L) {
     const size_t n = a.out_width - x0 < L ? a.out_width - x0 : L;
     size_t oh = 0;
-    for (; oh + 2 <= a.out_height; oh += 2) K::template rows<CIN, KH, KW, 2>(a, input, oh, x0, n, output);
-    if (oh < a.out_height) K::template rows<CIN, KH, KW, 1>(a, input, oh, x0, n, output);
+    for (; oh + 2 <= a.out_height; oh += 2) plain_rows<CIN, KH, KW, 2>(a, input, oh, x0, n, output);
+    if (oh < a.out_height) plain_rows<CIN, KH, KW, 1>(a, input, oh, x0, n, output);
   }
 }
 
-template <class K, int CIN, int KH, int KW>
+template <size_t L, int CIN, int KH, int KW>
 constexpr SmallConvKernels small_conv_kernels() {
-  return {plain_image<K, CIN, KH, KW>, K::template pooled<CIN, KH, KW, false>, K::template pooled<CIN, KH, KW, true>};
+  return {plain_image<L, CIN, KH, KW>, pooled_image<CIN, KH, KW, false>, pooled_image<CIN, KH, KW, true>};
 }
 
-// The file's kernels, in KILN_SMALL_CONV_SHAPES order (run_small_conv's table).
-template <class K>
-struct SmallConvTable {
-#define KILN_SMALL_CONV_ENTRY(c, h, w) small_conv_kernels<K, c, h, w>(),
+// The file's entry points, on its kernel table (KILN_SMALL_CONV_SHAPES order, run_small_conv's),
+// for segments of L columns.
+template <size_t L>
+struct SmallConvEntries {
+#define KILN_SMALL_CONV_ENTRY(c, h, w) small_conv_kernels<L, c, h, w>(),
   static constexpr SmallConvKernels kTable[] = {KILN_SMALL_CONV_SHAPES(KILN_SMALL_CONV_ENTRY)};
 #undef KILN_SMALL_CONV_ENTRY
+  static void image(const SmallConvArgs& args, const float* input, float* output) {
+    run_small_conv(kTable, args, input, output, false, nullptr);
+  }
+  static void max_pool_image(const SmallConvArgs& args, const float* input, float* output, int32_t* indices) {
+    run_small_conv(kTable, args, input, output, true, indices);
+  }
 };
 
 }  // namespace
