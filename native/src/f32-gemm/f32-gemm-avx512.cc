@@ -8,6 +8,7 @@
 #include "common/simd.h"
 
 #include "common/dispatch.h"
+#include "common/tile-table.h"
 #include "f32-gemm/f32-gemm-tile.h"
 #include "f32-gemm/f32-gemm-ukernel.h"
 
@@ -56,23 +57,15 @@ void tile_entry(const F32GemmTile& t) {
 
 using TileFn = void (*)(const F32GemmTile&);
 
-template <int R>
-constexpr TileFn row_entry(int v) {
-  return v == 1 ? tile_entry<R, 1> : v == 2 ? tile_entry<R, 2> : v == 3 ? tile_entry<R, 3> : tile_entry<R, 4>;
-}
-
-const TileFn kTiles[kRows][kVecs] = {
-    {row_entry<1>(1), row_entry<1>(2), row_entry<1>(3), row_entry<1>(4)},
-    {row_entry<2>(1), row_entry<2>(2), row_entry<2>(3), row_entry<2>(4)},
-    {row_entry<3>(1), row_entry<3>(2), row_entry<3>(3), row_entry<3>(4)},
-    {row_entry<4>(1), row_entry<4>(2), row_entry<4>(3), row_entry<4>(4)},
-    {row_entry<5>(1), row_entry<5>(2), row_entry<5>(3), row_entry<5>(4)},
-    {row_entry<6>(1), row_entry<6>(2), row_entry<6>(3), row_entry<6>(4)},
+struct Tiles {
+  template <int R, int V>
+  static constexpr TileFn at() { return tile_entry<R, V>; }
 };
+constexpr TileTable<TileFn, Tiles, kRows, kVecs> kTiles;
 
 }  // namespace
 
-void f32_gemm_6x64_avx512(const F32GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
+void f32_gemm_6x64_avx512(const F32GemmTile& t) { kTiles.at[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
 
 // 24 independent FMA chains (latency 4 x 2 pipes needs 8; more costs nothing, registers only).
 double f32_gemm_peak_avx512(size_t iterations) { return f32_gemm_peak<Avx512, 24>(iterations); }

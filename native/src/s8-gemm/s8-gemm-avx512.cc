@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "common/dispatch.h"
+#include "common/tile-table.h"
 #include "quant/requantize-avx512.h"
 #include "s8-gemm/s8-gemm-tile.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
@@ -81,14 +82,15 @@ void tile(const S8GemmTile& t) {
 
 using TileFn = void (*)(const S8GemmTile&);
 
-const TileFn kTiles[kRows][kPanels] = {
-    {tile<1, 1>, tile<1, 2>}, {tile<2, 1>, tile<2, 2>}, {tile<3, 1>, tile<3, 2>},
-    {tile<4, 1>, tile<4, 2>}, {tile<5, 1>, tile<5, 2>}, {tile<6, 1>, tile<6, 2>},
+struct Tiles {
+  template <int R, int P>
+  static constexpr TileFn at() { return tile<R, P>; }
 };
+constexpr TileTable<TileFn, Tiles, kRows, kPanels> kTiles;
 
 }  // namespace
 
-void s8_gemm_6x32_avx512bw(const S8GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
+void s8_gemm_6x32_avx512bw(const S8GemmTile& t) { kTiles.at[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
 
 namespace {
 

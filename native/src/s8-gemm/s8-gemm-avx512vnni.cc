@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "common/dispatch.h"
+#include "common/tile-table.h"
 #include "quant/requantize-avx512.h"
 #include "s8-gemm/s8-gemm-tile.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
@@ -77,23 +78,15 @@ void tile(const S8GemmTile& t) {
 
 using TileFn = void (*)(const S8GemmTile&);
 
-template <int R>
-constexpr TileFn row_entry(int v) {
-  return v == 1 ? tile<R, 1> : v == 2 ? tile<R, 2> : v == 3 ? tile<R, 3> : tile<R, 4>;
-}
-
-const TileFn kTiles[kRows][kVecs] = {
-    {row_entry<1>(1), row_entry<1>(2), row_entry<1>(3), row_entry<1>(4)},
-    {row_entry<2>(1), row_entry<2>(2), row_entry<2>(3), row_entry<2>(4)},
-    {row_entry<3>(1), row_entry<3>(2), row_entry<3>(3), row_entry<3>(4)},
-    {row_entry<4>(1), row_entry<4>(2), row_entry<4>(3), row_entry<4>(4)},
-    {row_entry<5>(1), row_entry<5>(2), row_entry<5>(3), row_entry<5>(4)},
-    {row_entry<6>(1), row_entry<6>(2), row_entry<6>(3), row_entry<6>(4)},
+struct Tiles {
+  template <int R, int V>
+  static constexpr TileFn at() { return tile<R, V>; }
 };
+constexpr TileTable<TileFn, Tiles, kRows, kVecs> kTiles;
 
 }  // namespace
 
-void s8_gemm_6x64_avx512vnni(const S8GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
+void s8_gemm_6x64_avx512vnni(const S8GemmTile& t) { kTiles.at[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
 
 namespace {
 
