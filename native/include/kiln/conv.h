@@ -15,7 +15,7 @@
 namespace kiln {
 
 class DirectConvWeights;
-struct F32ConvKernels;  // internal: one ISA's convolution kernels (native/src/conv/conv-ukernel.h)
+struct DispatchTable;  // internal: one ISA's kernels (native/src/common/dispatch.h)
 class SmallConvWeights;
 
 // Output length of a sliding window along one axis:
@@ -92,7 +92,7 @@ class Conv2dPlan {
   // Bytes held by the packed weights and bias.
   size_t weight_bytes() const;
 
-  // True when run_max_pooled may be called with the active ISA (a direct path is on).
+  // True when run_max_pooled fuses the pool with the active ISA (a direct path is on).
   bool can_fuse_max_pool() const;
   // Floats of scratch run_max_pooled needs (any ISA may be active at run time; 0 when the plan
   // has no direct path).
@@ -100,9 +100,19 @@ class Conv2dPlan {
   // output = maxpool(relu?(conv(input) + bias)) as NCHW planes of pool.out_h x pool.out_w, with the
   // convolution output never leaving cache; indices (when not null, same layout) get each winner's
   // flat offset in its convolution output plane, exactly as max_pool2d_forward would pick it.
-  // Only when can_fuse_max_pool().
+  // Meant for when can_fuse_max_pool(); should the ISA have changed since (set_active_isa on another
+  // thread) to one without a direct path, it runs the convolution and the pool as two steps
+  // (through a temporary buffer of its own), with the same result.
   void run_max_pooled(const float* input, float* output, size_t batch, const ConvMaxPool& pool, float* scratch,
                       size_t max_threads = 0, int32_t* indices = nullptr) const;
+
+  // The same on one dispatch table, which a caller running several steps reads once (internal:
+  // only native/src has DispatchTable). The overloads above read the active table once per call.
+  bool can_fuse_max_pool(const DispatchTable& t) const;
+  void run(const DispatchTable& t, const float* input, float* output, size_t batch, float* scratch,
+           size_t max_threads = 0) const;
+  void run_max_pooled(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool& pool,
+                      float* scratch, size_t max_threads = 0, int32_t* indices = nullptr) const;
 
  private:
   Conv2dGeometry g_;
@@ -114,15 +124,19 @@ class Conv2dPlan {
   bool relu_ = false;
   bool depthwise_ = false;
 
-  // The active table's kernels (looked up once per call) have the path and the plan built it.
-  bool direct_active(const F32ConvKernels& k) const;
-  bool small_active(const F32ConvKernels& k) const;
+  // The table's kernels (the one a call read) have the path and the plan built it.
+  bool direct_active(const DispatchTable& t) const;
+  bool small_active(const DispatchTable& t) const;
   // Images are tasks of parallel_for_slots over at most this many threads (one scratch slot each).
   size_t image_threads(size_t batch, size_t max_threads) const;
-  void run_small(const F32ConvKernels& k, const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
-                 size_t max_threads, int32_t* indices) const;
-  void run_direct(const F32ConvKernels& k, const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
-                  size_t max_threads, int32_t* indices) const;
+  // Only when small_active(t), resp. direct_active(t), for the same table.
+  void run_small(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
+                 float* scratch, size_t max_threads, int32_t* indices) const;
+  void run_direct(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
+                  float* scratch, size_t max_threads, int32_t* indices) const;
+  // The convolution, then max_pool2d_forward over it, in chunks of images through a temporary buffer.
+  void run_staged_max_pool(const DispatchTable& t, const float* input, float* output, size_t batch,
+                           const ConvMaxPool& pool, size_t max_threads, int32_t* indices) const;
 };
 
 // output = conv(input, weight) + bias (nullptr: none), then ReLU when `relu`. Packs the weights and

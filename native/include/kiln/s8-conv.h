@@ -12,6 +12,8 @@
 
 namespace kiln {
 
+struct DispatchTable;  // internal: one ISA's kernels (native/src/common/dispatch.h)
+
 // Quantization parameters of one QLinearConv. Weights are int8 symmetric (zero point 0).
 struct S8ConvQuant {
   uint8_t x_zero_point = 0;
@@ -61,6 +63,10 @@ class S8Conv2dPlan {
   // in: batch x H x W x C uint8; out: batch x OH x OW x O, uint8 (or float when float_output).
   // max_threads 0 = the pool size.
   void run(const uint8_t* in, void* out, size_t batch, uint8_t* scratch, size_t max_threads) const;
+  // The same on one dispatch table, which a caller running several steps reads once (internal:
+  // only native/src has DispatchTable). The overload above reads the active table once per call.
+  void run(const DispatchTable& t, const uint8_t* in, void* out, size_t batch, uint8_t* scratch,
+           size_t max_threads) const;
 
  private:
   Conv2dGeometry g_;
@@ -83,11 +89,11 @@ class S8Conv2dPlan {
   };
   bool direct_input() const;  // 1x1, stride 1, unpadded, one group: the input is the GEMM's A
   Split split(size_t batch, size_t threads) const;
-  void gemm(const uint8_t* a, size_t lda, size_t rows, size_t group, void* out, size_t row0,
-            size_t threads) const;
-  void run_rows(const uint8_t* in, void* out, size_t row_begin, size_t row_end, size_t block_rows,
-                uint8_t* columns, size_t gemm_threads) const;
-  void run_depthwise(const uint8_t* in, void* out, size_t batch, size_t threads) const;
+  void gemm(const DispatchTable& t, const uint8_t* a, size_t lda, size_t rows, size_t group, void* out,
+            size_t row0, size_t threads) const;
+  void run_rows(const DispatchTable& t, const uint8_t* in, void* out, size_t row_begin, size_t row_end,
+                size_t block_rows, uint8_t* columns, size_t gemm_threads) const;
+  void run_depthwise(const DispatchTable& t, const uint8_t* in, void* out, size_t batch, size_t threads) const;
 };
 
 // ONNX QuantizeLinear: q = saturate(round_half_even(x / scale) + zero_point) (a true division, as

@@ -34,16 +34,17 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
   if (!depthwise_ && small_conv_fits(g_)) small_ = std::make_shared<const SmallConvWeights>(g_, weight, bias);
 }
 
-bool Conv2dPlan::direct_active(const F32ConvKernels& k) const { return direct_ != nullptr && k.direct.rows != nullptr; }
-
-bool Conv2dPlan::small_active(const F32ConvKernels& k) const {
-  return small_ != nullptr && k.small_conv_image != nullptr;
+bool Conv2dPlan::direct_active(const DispatchTable& t) const {
+  return direct_ != nullptr && t.f32_conv.direct.rows != nullptr;
 }
 
-bool Conv2dPlan::can_fuse_max_pool() const {
-  const F32ConvKernels& k = dispatch().f32_conv;
-  return direct_active(k) || small_active(k);
+bool Conv2dPlan::small_active(const DispatchTable& t) const {
+  return small_ != nullptr && t.f32_conv.small_conv_image != nullptr;
 }
+
+bool Conv2dPlan::can_fuse_max_pool() const { return can_fuse_max_pool(dispatch()); }
+
+bool Conv2dPlan::can_fuse_max_pool(const DispatchTable& t) const { return direct_active(t) || small_active(t); }
 
 size_t Conv2dPlan::image_threads(size_t batch, size_t max_threads) const {
   const size_t threads = max_threads == 0 ? num_threads() : max_threads;
@@ -72,8 +73,9 @@ Pool2dGeometry pool_geometry(const Conv2dGeometry& g, const ConvMaxPool& pool, s
 
 }  // namespace
 
-void Conv2dPlan::run_small(const F32ConvKernels& k, const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
-                           size_t max_threads, int32_t* indices) const {
+void Conv2dPlan::run_small(const DispatchTable& t, const float* input, float* output, size_t batch,
+                           const ConvMaxPool* pool, float* scratch, size_t max_threads, int32_t* indices) const {
+  const F32ConvKernels& k = t.f32_conv;
   SmallConvArgs args = small_->args();
   args.relu = relu_;
   const size_t in_image = g_.in_channels * g_.in_plane();
@@ -88,7 +90,7 @@ void Conv2dPlan::run_small(const F32ConvKernels& k, const float* input, float* o
     if (pool == nullptr || staged) {
       float* conv = staged ? scratch + slot * g_.out_channels * g_.out_plane() : out;
       k.small_conv_image(args, image, conv);
-      if (staged) max_pool2d_forward(p, conv, out, indices != nullptr ? indices + n * out_image : nullptr, 1);
+      if (staged) max_pool2d_forward(t.f32_pool, p, conv, out, indices != nullptr ? indices + n * out_image : nullptr, 1);
       return;
     }
     int32_t* where = indices != nullptr ? indices + n * out_image : nullptr;
@@ -146,18 +148,46 @@ size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& po
 
 void Conv2dPlan::run_max_pooled(const float* input, float* output, size_t batch, const ConvMaxPool& pool,
                                 float* scratch, size_t max_threads, int32_t* indices) const {
-  // The caller checked can_fuse_max_pool(); the table is read once here for the whole call.
-  const F32ConvKernels& k = dispatch().f32_conv;
-  if (small_active(k) && (small_conv_pool_fits(g_, pool) || !direct_active(k))) {
-    run_small(k, input, output, batch, &pool, scratch, max_threads, indices);
-    return;
-  }
-  run_direct(k, input, output, batch, &pool, scratch, max_threads, indices);
+  run_max_pooled(dispatch(), input, output, batch, pool, scratch, max_threads, indices);
 }
 
-void Conv2dPlan::run_direct(const F32ConvKernels& k, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
-                            float* scratch, size_t max_threads, int32_t* indices) const {
-  const F32DirectConvKernels& d = k.direct;
+void Conv2dPlan::run_max_pooled(const DispatchTable& t, const float* input, float* output, size_t batch,
+                                const ConvMaxPool& pool, float* scratch, size_t max_threads, int32_t* indices) const {
+  if (batch == 0) return;
+  // Every path below is decided on `t`, the one table this call reads: a caller that checked
+  // can_fuse_max_pool() on an earlier table (the ISA switched since) gets the staged path, never a
+  // kernel `t` lacks.
+  if (small_active(t) && (small_conv_pool_fits(g_, pool) || !direct_active(t))) {
+    run_small(t, input, output, batch, &pool, scratch, max_threads, indices);
+  } else if (direct_active(t)) {
+    run_direct(t, input, output, batch, &pool, scratch, max_threads, indices);
+  } else {
+    run_staged_max_pool(t, input, output, batch, pool, max_threads, indices);
+  }
+}
+
+void Conv2dPlan::run_staged_max_pool(const DispatchTable& t, const float* input, float* output, size_t batch,
+                                     const ConvMaxPool& pool, size_t max_threads, int32_t* indices) const {
+  // Chunks of images of at most kStagedChunkFloats of convolution output (at least one image):
+  // each output value is summed the same way whatever the batch, so chunking changes no bit.
+  constexpr size_t kStagedChunkFloats = size_t{1} << 22;
+  const size_t conv_image = g_.out_channels * g_.out_plane();
+  const size_t chunk = std::min(batch, std::max<size_t>(1, kStagedChunkFloats / std::max<size_t>(1, conv_image)));
+  const size_t in_image = g_.in_channels * g_.in_plane();
+  const size_t out_image = g_.out_channels * pool.out_h * pool.out_w;
+  ScratchBuffer scratch(chunk * conv_image + scratch_floats(chunk));
+  float* conv = scratch.data();
+  for (size_t n0 = 0; n0 < batch; n0 += chunk) {
+    const size_t n = std::min(chunk, batch - n0);
+    run(t, input + n0 * in_image, conv, n, conv + chunk * conv_image, max_threads);
+    max_pool2d_forward(t.f32_pool, pool_geometry(g_, pool, n * g_.out_channels), conv, output + n0 * out_image,
+                       indices != nullptr ? indices + n0 * out_image : nullptr, max_threads);
+  }
+}
+
+void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* output, size_t batch,
+                            const ConvMaxPool* pool, float* scratch, size_t max_threads, int32_t* indices) const {
+  const F32DirectConvKernels& d = t.f32_conv.direct;
   DirectConvArgs args = direct_->args();
   args.relu = relu_;
   const size_t cp = args.cout_padded;
@@ -215,18 +245,22 @@ size_t Conv2dPlan::weight_bytes() const {
 
 void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scratch,
                      size_t max_threads) const {
+  run(dispatch(), input, output, batch, scratch, max_threads);
+}
+
+void Conv2dPlan::run(const DispatchTable& table, const float* input, float* output, size_t batch, float* scratch,
+                     size_t max_threads) const {
   if (batch == 0) return;
   if (depthwise_) {
     depthwise_forward(g_, batch, input, weight_.data(), bias_.empty() ? nullptr : bias_.data(), relu_, output, max_threads);
     return;
   }
-  const F32ConvKernels& k = dispatch().f32_conv;
-  if (small_active(k)) {
-    run_small(k, input, output, batch, nullptr, nullptr, max_threads, nullptr);
+  if (small_active(table)) {
+    run_small(table, input, output, batch, nullptr, nullptr, max_threads, nullptr);
     return;
   }
-  if (direct_active(k)) {
-    run_direct(k, input, output, batch, nullptr, scratch, max_threads, nullptr);
+  if (direct_active(table)) {
+    run_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
     return;
   }
   const ConvTiling t = conv_tiling(g_, batch);
@@ -255,18 +289,18 @@ void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scr
       float* out = output + (n0 * g_.out_channels + grp * m) * plane;
       const float* in = input + (n0 * g_.in_channels + grp * cin) * in_plane;
       if (g_.is_pointwise()) {
-        sgemm_packed_a(packed_[grp], plane, false, in, plane, out, plane, epilogue, gemm_threads);
+        sgemm_packed_a(table.f32_gemm, packed_[grp], plane, false, in, plane, out, plane, epilogue, gemm_threads);
         continue;
       }
       for (size_t i = 0; i < images; ++i) {
-        im2col(g_, cin, in + i * g_.in_channels * in_plane, j0, ncols, col + i * ncols, cols);
+        im2col(table.f32_conv, g_, cin, in + i * g_.in_channels * in_plane, j0, ncols, col + i * ncols, cols);
       }
       if (images == 1) {
-        sgemm_packed_a(packed_[grp], ncols, false, col, cols, out + j0, plane, epilogue, gemm_threads);
+        sgemm_packed_a(table.f32_gemm, packed_[grp], ncols, false, col, cols, out + j0, plane, epilogue, gemm_threads);
         continue;
       }
       // Columns of several images came out side by side: move each image's block home.
-      sgemm_packed_a(packed_[grp], cols, false, col, cols, gather, cols, epilogue, gemm_threads);
+      sgemm_packed_a(table.f32_gemm, packed_[grp], cols, false, col, cols, gather, cols, epilogue, gemm_threads);
       for (size_t i = 0; i < images; ++i) {
         for (size_t r = 0; r < m; ++r) {
           std::memcpy(out + (i * g_.out_channels + r) * plane, gather + r * cols + i * plane, plane * sizeof(float));
@@ -309,16 +343,11 @@ void conv2d_max_pool_forward(const Conv2dGeometry& g, size_t batch, const float*
                              const float* bias, const ConvMaxPool& pool, float* output, int32_t* indices,
                              size_t max_threads) {
   const Conv2dPlan plan(g, weight, bias, false);
-  if (plan.can_fuse_max_pool()) {
-    ScratchBuffer scratch(plan.max_pooled_scratch_floats(batch, pool));
-    plan.run_max_pooled(input, output, batch, pool, scratch.data(), max_threads, indices);
-    return;
-  }
-  // Elsewhere the two steps, through a scratch copy of the convolution output.
-  const size_t conv_floats = batch * g.out_channels * g.out_plane();
-  ScratchBuffer scratch(conv_floats + plan.scratch_floats(batch));
-  plan.run(input, scratch.data(), batch, scratch.data() + conv_floats, max_threads);
-  max_pool2d_forward(pool_geometry(g, pool, batch * g.out_channels), scratch.data(), output, indices, max_threads);
+  // One table for the call: the fused path where it has one, else the two steps (run_max_pooled
+  // stages them itself, so the fused scratch is all it needs; none without a fused path).
+  const DispatchTable& t = dispatch();
+  ScratchBuffer scratch(plan.can_fuse_max_pool(t) ? plan.max_pooled_scratch_floats(batch, pool) : 0);
+  plan.run_max_pooled(t, input, output, batch, pool, scratch.data(), max_threads, indices);
 }
 
 }  // namespace kiln

@@ -47,8 +47,13 @@ void for_each_segment(const Conv2dGeometry& g, size_t channels, size_t j0, size_
 
 void im2col(const Conv2dGeometry& g, size_t channels, const float* input, size_t j0, size_t n,
             float* col, size_t ld) {
+  im2col(dispatch().f32_conv, g, channels, input, j0, n, col, ld);
+}
+
+void im2col(const F32ConvKernels& k, const Conv2dGeometry& g, size_t channels, const float* input, size_t j0,
+            size_t n, float* col, size_t ld) {
   if (j0 == 0 && n == g.out_plane()) {
-    dispatch().f32_conv.im2col_plane(g, channels, input, col, ld);
+    k.im2col_plane(g, channels, input, col, ld);
     return;
   }
   const size_t sw = g.stride_w;
@@ -67,8 +72,13 @@ void im2col(const Conv2dGeometry& g, size_t channels, const float* input, size_t
 
 void col2im_add(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, size_t j0,
                 size_t n, float* grad_input) {
+  col2im_add(dispatch().f32_conv, g, channels, col, ld, j0, n, grad_input);
+}
+
+void col2im_add(const F32ConvKernels& k, const Conv2dGeometry& g, size_t channels, const float* col, size_t ld,
+                size_t j0, size_t n, float* grad_input) {
   if (j0 == 0 && n == g.out_plane()) {
-    dispatch().f32_conv.col2im_plane_add(g, channels, col, ld, grad_input);
+    k.col2im_plane_add(g, channels, col, ld, grad_input);
     return;
   }
   const size_t sw = g.stride_w;

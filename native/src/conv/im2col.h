@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 
+#include "conv/conv-ukernel.h"
 #include "kiln/conv.h"
 
 namespace kiln {
@@ -17,6 +18,13 @@ void im2col(const Conv2dGeometry& g, size_t channels, const float* input, size_t
 // over padding are dropped). grad_input must be initialised by the caller.
 void col2im_add(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, size_t j0,
                 size_t n, float* grad_input);
+
+// The same on the kernels of one table (a caller that read dispatch() once for a whole
+// operation passes them down); the overloads above read the active table.
+void im2col(const F32ConvKernels& k, const Conv2dGeometry& g, size_t channels, const float* input, size_t j0,
+            size_t n, float* col, size_t ld);
+void col2im_add(const F32ConvKernels& k, const Conv2dGeometry& g, size_t channels, const float* col, size_t ld,
+                size_t j0, size_t n, float* grad_input);
 
 // Whole-plane variants (j0 = 0, n = OH * OW), one per ISA file; im2col and col2im_add call the
 // active dispatch table's. The scalar ones (im2col-reference.cc) are the fallback and the oracle.

@@ -4,6 +4,7 @@
 // product of 8 FMA chains for 6 loads.
 #include "common/simd.h"
 
+#include "conv/small-conv-kernels.h"
 #include "conv/small-conv.h"
 
 namespace kiln {
@@ -12,6 +13,31 @@ namespace {
 inline __m256i lanes(size_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
+
+// The stores' operations (conv/small-conv-kernels.h) on 8 lanes, masks as vectors.
+struct Avx2 {
+  using Vec = __m256;
+  using Mask = __m256i;
+  using Take = __m256;
+  using Winner = __m256i;
+  static Vec zero() { return _mm256_setzero_ps(); }
+  static Vec broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+  static Vec max(Vec a, Vec b) { return _mm256_max_ps(a, b); }
+  static void store(float* p, Mask m, Vec v) { _mm256_maskstore_ps(p, m, v); }
+  static Take takes_over(Vec v, Vec best) {
+    return _mm256_and_ps(_mm256_cmp_ps(v, best, _CMP_NLE_UQ), _mm256_cmp_ps(best, best, _CMP_ORD_Q));
+  }
+  static Vec select(Vec a, Take take, Vec b) { return _mm256_blendv_ps(a, b, take); }
+  static Take any_unordered(Vec a0, Vec a1, Vec a2, Vec a3) {
+    return _mm256_or_ps(_mm256_cmp_ps(a0, a1, _CMP_UNORD_Q), _mm256_cmp_ps(a2, a3, _CMP_UNORD_Q));
+  }
+  static Winner select_winner(Winner w, Take take, Winner where, int tap) {
+    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(w),
+                                                _mm256_castsi256_ps(_mm256_add_epi32(where, _mm256_set1_epi32(tap))), take));
+  }
+  static void store_winner(int32_t* p, Mask m, Winner w) { _mm256_maskstore_epi32(p, m, w); }
+};
 
 // NR output rows x NC output channels of an 8-column segment at `in` (row oh, column x0 of
 // channel 0), into `out` (same row and column of output channel o).
@@ -44,19 +70,7 @@ inline void plain_block(const SmallConvArgs& a, const float* in, size_t o, float
       }
     }
   }
-  const size_t plane = a.out_height * a.out_width;
-  const __m256 zero = _mm256_setzero_ps();
-#pragma GCC unroll 4
-  for (int j = 0; j < NC; ++j) {
-    const __m256 b = _mm256_broadcast_ss(a.bias + o + j);
-#pragma GCC unroll 4
-    for (int r = 0; r < NR; ++r) {
-      __m256 y = _mm256_add_ps(acc[r][j], b);
-      // max(0, y) returns y when y is NaN, as the GEMM epilogue does.
-      if (a.relu) y = _mm256_max_ps(zero, y);
-      _mm256_maskstore_ps(out + (o + j) * plane + r * a.out_width, m, y);
-    }
-  }
+  plain_store<Avx2, NR, NC>(a, acc, o, out, m);
 }
 
 template <int CIN, int KH, int KW, int NR>
@@ -64,25 +78,9 @@ void plain_rows(const SmallConvArgs& a, const float* input, size_t oh, size_t x0
   const __m256i m = lanes(n);
   const float* in = input + oh * a.in_width + x0;
   float* out = output + oh * a.out_width + x0;
-  constexpr int NC = 4;
-  size_t o = 0;
-  for (; o + NC <= a.out_channels; o += NC) plain_block<CIN, KH, KW, NR, NC>(a, in, o, out, m);
-  switch (a.out_channels - o) {
-    case 3: plain_block<CIN, KH, KW, NR, 3>(a, in, o, out, m); break;
-    case 2: plain_block<CIN, KH, KW, NR, 2>(a, in, o, out, m); break;
-    case 1: plain_block<CIN, KH, KW, NR, 1>(a, in, o, out, m); break;
-    default: break;
-  }
-}
-
-template <int CIN, int KH, int KW>
-void plain_image(const SmallConvArgs& a, const float* input, float* output) {
-  for (size_t x0 = 0; x0 < a.out_width; x0 += 8) {
-    const size_t n = a.out_width - x0 < 8 ? a.out_width - x0 : 8;
-    size_t oh = 0;
-    for (; oh + 2 <= a.out_height; oh += 2) plain_rows<CIN, KH, KW, 2>(a, input, oh, x0, n, output);
-    if (oh < a.out_height) plain_rows<CIN, KH, KW, 1>(a, input, oh, x0, n, output);
-  }
+  for_channel_blocks<4>(a.out_channels, [&](auto nc, size_t o) {
+    plain_block<CIN, KH, KW, NR, decltype(nc)::value>(a, in, o, out, m);
+  });
 }
 
 // Pooled pixels y, x0 + l (l < 8), NC channels from o, from xs[c][r][q] (8 floats each) = input
@@ -117,39 +115,7 @@ inline void pooled_block(const SmallConvArgs& a, const float* xs, size_t o, size
       }
     }
   }
-  const size_t pooled_plane = (a.out_height / 2) * (a.out_width / 2);
-  const __m256 zero = _mm256_setzero_ps();
-#pragma GCC unroll 4
-  for (int j = 0; j < NC; ++j) {
-    const __m256 b = _mm256_broadcast_ss(a.bias + o + j);
-    const size_t at = (o + j) * pooled_plane + pooled_at;
-    if constexpr (INDICES) {
-      // As in the AVX-512 kernel: the window's taps in order after bias and ReLU.
-      __m256 best = _mm256_add_ps(acc[0][j], b);
-      if (a.relu) best = _mm256_max_ps(zero, best);
-      __m256 winner = _mm256_castsi256_ps(where);
-#pragma GCC unroll 4
-      for (int t = 1; t < 4; ++t) {
-        __m256 v = _mm256_add_ps(acc[t][j], b);
-        if (a.relu) v = _mm256_max_ps(zero, v);
-        const __m256 take = _mm256_and_ps(_mm256_cmp_ps(v, best, _CMP_NLE_UQ), _mm256_cmp_ps(best, best, _CMP_ORD_Q));
-        best = _mm256_blendv_ps(best, v, take);
-        const int tap = static_cast<int>((t / 2) * a.out_width + t % 2);
-        winner = _mm256_blendv_ps(winner, _mm256_castsi256_ps(_mm256_add_epi32(where, _mm256_set1_epi32(tap))), take);
-      }
-      _mm256_maskstore_ps(output + at, store, best);
-      _mm256_maskstore_epi32(indices + at, store, _mm256_castps_si256(winner));
-    } else {
-      // As in the AVX-512 kernel: max of the sums, the first NaN of the window where there is one.
-      const __m256 a0 = acc[0][j], a1 = acc[1][j], a2 = acc[2][j], a3 = acc[3][j];
-      __m256 m = _mm256_max_ps(_mm256_max_ps(a1, a0), _mm256_max_ps(a3, a2));
-      const __m256 nan = _mm256_or_ps(_mm256_cmp_ps(a0, a1, _CMP_UNORD_Q), _mm256_cmp_ps(a2, a3, _CMP_UNORD_Q));
-      m = _mm256_blendv_ps(m, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)), nan);
-      __m256 y = _mm256_add_ps(m, b);
-      if (a.relu) y = _mm256_max_ps(zero, y);
-      _mm256_maskstore_ps(output + at, store, y);
-    }
-  }
+  pooled_store<Avx2, NC, INDICES>(a, acc, o, pooled_at, where, output, indices, store);
 }
 
 template <int CIN, int KH, int KW, bool INDICES>
@@ -180,33 +146,21 @@ void pooled_image(const SmallConvArgs& a, const float* input, float* output, int
       }
       const size_t pooled_at = y * pw + x0;
       const __m256i where = _mm256_add_epi32(twice_lane, _mm256_set1_epi32(static_cast<int>(2 * y * a.out_width + 2 * x0)));
-      constexpr int NC = 2;
-      size_t o = 0;
-      for (; o + NC <= a.out_channels; o += NC) {
-        pooled_block<CIN, KH, KW, NC, INDICES>(a, xs, o, pooled_at, where, output, indices, store);
-      }
-      if (o < a.out_channels) pooled_block<CIN, KH, KW, 1, INDICES>(a, xs, o, pooled_at, where, output, indices, store);
+      for_channel_blocks<2>(a.out_channels, [&](auto nc, size_t o) {
+        pooled_block<CIN, KH, KW, decltype(nc)::value, INDICES>(a, xs, o, pooled_at, where, output, indices, store);
+      });
     }
   }
 }
 
-template <int CIN, int KH, int KW>
-constexpr SmallConvKernels kernels() {
-  return {plain_image<CIN, KH, KW>, pooled_image<CIN, KH, KW, false>, pooled_image<CIN, KH, KW, true>};
-}
-
-#define KILN_SMALL_CONV_ENTRY(c, h, w) kernels<c, h, w>(),
-constexpr SmallConvKernels kTable[] = {KILN_SMALL_CONV_SHAPES(KILN_SMALL_CONV_ENTRY)};
-#undef KILN_SMALL_CONV_ENTRY
-
 }  // namespace
 
 void small_conv_image_avx2(const SmallConvArgs& args, const float* input, float* output) {
-  run_small_conv(kTable, args, input, output, false, nullptr);
+  SmallConvEntries<8>::image(args, input, output);
 }
 
 void small_conv_max_pool_image_avx2(const SmallConvArgs& args, const float* input, float* output, int32_t* indices) {
-  run_small_conv(kTable, args, input, output, true, indices);
+  SmallConvEntries<8>::max_pool_image(args, input, output, indices);
 }
 
 }  // namespace kiln

@@ -3,12 +3,38 @@
 // output channels (8 independent FMA chains) are summed from them with broadcast weights.
 #include "common/simd.h"
 
+#include "conv/small-conv-kernels.h"
 #include "conv/small-conv.h"
 
 namespace kiln {
 namespace {
 
 inline __mmask16 lanes(size_t n) { return static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u); }
+
+// The stores' operations (conv/small-conv-kernels.h) on 16 lanes, masks in mask registers.
+struct Avx512 {
+  using Vec = __m512;
+  using Mask = __mmask16;
+  using Take = __mmask16;
+  using Winner = __m512i;
+  static Vec zero() { return _mm512_setzero_ps(); }
+  static Vec broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+  static Vec max(Vec a, Vec b) { return _mm512_max_ps(a, b); }
+  static void store(float* p, Mask m, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
+  // v > best, or v NaN over a number: not (v <= best) while best is a number.
+  static Take takes_over(Vec v, Vec best) {
+    return _mm512_cmp_ps_mask(v, best, _CMP_NLE_UQ) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q);
+  }
+  static Vec select(Vec a, Take take, Vec b) { return _mm512_mask_mov_ps(a, take, b); }
+  static Take any_unordered(Vec a0, Vec a1, Vec a2, Vec a3) {
+    return _mm512_cmp_ps_mask(a0, a1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(a2, a3, _CMP_UNORD_Q);
+  }
+  static Winner select_winner(Winner w, Take take, Winner where, int tap) {
+    return _mm512_mask_mov_epi32(w, take, _mm512_add_epi32(where, _mm512_set1_epi32(tap)));
+  }
+  static void store_winner(int32_t* p, Mask m, Winner w) { _mm512_mask_storeu_epi32(p, m, w); }
+};
 
 // NR output rows x NC output channels of one 16-column segment, from input vectors
 // x[c][r][kw] = input row (row0 + r) of channel c, columns x0 + kw ...
@@ -39,22 +65,9 @@ inline void plain_block(const SmallConvArgs& a, const __m512 (&x)[CIN][NR + KH -
       }
     }
   }
-  const size_t plane = a.out_height * a.out_width;
-  const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 8
-  for (int j = 0; j < NC; ++j) {
-    const __m512 b = _mm512_set1_ps(a.bias[o + j]);
-#pragma GCC unroll 8
-    for (int r = 0; r < NR; ++r) {
-      __m512 y = _mm512_add_ps(acc[r][j], b);
-      // max(0, y) returns y when y is NaN, as the GEMM epilogue does.
-      if (a.relu) y = _mm512_max_ps(zero, y);
-      _mm512_mask_storeu_ps(out + (o + j) * plane + r * a.out_width, store, y);
-    }
-  }
+  plain_store<Avx512, NR, NC>(a, acc, o, out, store);
 }
 
-// Output rows [oh, oh + NR), columns [x0, x0 + n), every channel.
 template <int CIN, int KH, int KW, int NR>
 void plain_rows(const SmallConvArgs& a, const float* input, size_t oh, size_t x0, size_t n, float* output) {
   const __mmask16 m = lanes(n);
@@ -70,26 +83,9 @@ void plain_rows(const SmallConvArgs& a, const float* input, size_t oh, size_t x0
     }
   }
   float* out = output + oh * a.out_width + x0;
-  constexpr int NC = 4;
-  size_t o = 0;
-  for (; o + NC <= a.out_channels; o += NC) plain_block<CIN, KH, KW, NR, NC>(a, x, o, out, m);
-  switch (a.out_channels - o) {
-    case 3: plain_block<CIN, KH, KW, NR, 3>(a, x, o, out, m); break;
-    case 2: plain_block<CIN, KH, KW, NR, 2>(a, x, o, out, m); break;
-    case 1: plain_block<CIN, KH, KW, NR, 1>(a, x, o, out, m); break;
-    default: break;
-  }
-}
-
-template <int CIN, int KH, int KW>
-void plain_image(const SmallConvArgs& a, const float* input, float* output) {
-  for (size_t x0 = 0; x0 < a.out_width; x0 += 16) {
-    const size_t n = a.out_width - x0 < 16 ? a.out_width - x0 : 16;
-    size_t oh = 0;
-    // Two rows at a time: 8 FMA chains with 4 channels.
-    for (; oh + 2 <= a.out_height; oh += 2) plain_rows<CIN, KH, KW, 2>(a, input, oh, x0, n, output);
-    if (oh < a.out_height) plain_rows<CIN, KH, KW, 1>(a, input, oh, x0, n, output);
-  }
+  for_channel_blocks<4>(a.out_channels, [&](auto nc, size_t o) {
+    plain_block<CIN, KH, KW, NR, decltype(nc)::value>(a, x, o, out, m);
+  });
 }
 
 // Pooled pixels y, x0 + l (l < 16), NC channels from o, from x[c][r][q] = input row 2y + r of
@@ -122,44 +118,7 @@ inline void pooled_block(const SmallConvArgs& a, const __m512 (&x)[CIN][KH + 1][
       }
     }
   }
-  const size_t pooled_plane = (a.out_height / 2) * (a.out_width / 2);
-  const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 4
-  for (int j = 0; j < NC; ++j) {
-    const __m512 b = _mm512_set1_ps(a.bias[o + j]);
-    const size_t at = (o + j) * pooled_plane + pooled_at;
-    if constexpr (INDICES) {
-      // Each window's taps in max_pool2d_forward's order, after bias and ReLU: ties and NaNs pick
-      // the same winner.
-      __m512 best = _mm512_add_ps(acc[0][j], b);
-      if (a.relu) best = _mm512_max_ps(zero, best);
-      __m512i winner = where;
-#pragma GCC unroll 4
-      for (int t = 1; t < 4; ++t) {
-        __m512 v = _mm512_add_ps(acc[t][j], b);
-        if (a.relu) v = _mm512_max_ps(zero, v);
-        // v > best, or v NaN over a number: not (v <= best) while best is a number.
-        const __mmask16 take = _mm512_cmp_ps_mask(v, best, _CMP_NLE_UQ) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q);
-        best = _mm512_mask_mov_ps(best, take, v);
-        const int tap = static_cast<int>((t / 2) * a.out_width + t % 2);
-        winner = _mm512_mask_mov_epi32(winner, take, _mm512_add_epi32(where, _mm512_set1_epi32(tap)));
-      }
-      _mm512_mask_storeu_ps(output + at, store, best);
-      _mm512_mask_storeu_epi32(indices + at, store, winner);
-    } else {
-      // Bias and ReLU are monotone, so the largest sum gives the pooled value; the window's order
-      // only decides which of equal values wins, and equal floats are the same bits here (a sum
-      // that starts at +0 never is -0). MAXPS drops a NaN in its first operand: where a window
-      // holds one, the sum in window order carries its first NaN instead, as the taps' order would.
-      const __m512 a0 = acc[0][j], a1 = acc[1][j], a2 = acc[2][j], a3 = acc[3][j];
-      __m512 m = _mm512_max_ps(_mm512_max_ps(a1, a0), _mm512_max_ps(a3, a2));
-      const __mmask16 nan = _mm512_cmp_ps_mask(a0, a1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(a2, a3, _CMP_UNORD_Q);
-      m = _mm512_mask_mov_ps(m, nan, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-      __m512 y = _mm512_add_ps(m, b);
-      if (a.relu) y = _mm512_max_ps(zero, y);
-      _mm512_mask_storeu_ps(output + at, store, y);
-    }
-  }
+  pooled_store<Avx512, NC, INDICES>(a, acc, o, pooled_at, where, output, indices, store);
 }
 
 template <int CIN, int KH, int KW, bool INDICES>
@@ -189,37 +148,22 @@ void pooled_image(const SmallConvArgs& a, const float* input, float* output, int
       }
       const size_t pooled_at = y * pw + x0;
       const __m512i where = _mm512_add_epi32(evens, _mm512_set1_epi32(static_cast<int>(2 * y * a.out_width + 2 * x0)));
-      constexpr int NC = 3;  // 12 accumulators (4 taps x 3 channels) beside the input vectors
-      size_t o = 0;
-      for (; o + NC <= a.out_channels; o += NC) {
-        pooled_block<CIN, KH, KW, NC, INDICES>(a, x, o, pooled_at, where, output, indices, store);
-      }
-      if (a.out_channels - o >= 2) {
-        pooled_block<CIN, KH, KW, 2, INDICES>(a, x, o, pooled_at, where, output, indices, store);
-        o += 2;
-      }
-      if (o < a.out_channels) pooled_block<CIN, KH, KW, 1, INDICES>(a, x, o, pooled_at, where, output, indices, store);
+      // 3 channels: 12 accumulators (4 taps x 3 channels) beside the input vectors.
+      for_channel_blocks<3>(a.out_channels, [&](auto nc, size_t o) {
+        pooled_block<CIN, KH, KW, decltype(nc)::value, INDICES>(a, x, o, pooled_at, where, output, indices, store);
+      });
     }
   }
 }
 
-template <int CIN, int KH, int KW>
-constexpr SmallConvKernels kernels() {
-  return {plain_image<CIN, KH, KW>, pooled_image<CIN, KH, KW, false>, pooled_image<CIN, KH, KW, true>};
-}
-
-#define KILN_SMALL_CONV_ENTRY(c, h, w) kernels<c, h, w>(),
-constexpr SmallConvKernels kTable[] = {KILN_SMALL_CONV_SHAPES(KILN_SMALL_CONV_ENTRY)};
-#undef KILN_SMALL_CONV_ENTRY
-
 }  // namespace
 
 void small_conv_image_avx512(const SmallConvArgs& args, const float* input, float* output) {
-  run_small_conv(kTable, args, input, output, false, nullptr);
+  SmallConvEntries<16>::image(args, input, output);
 }
 
 void small_conv_max_pool_image_avx512(const SmallConvArgs& args, const float* input, float* output, int32_t* indices) {
-  run_small_conv(kTable, args, input, output, true, indices);
+  SmallConvEntries<16>::max_pool_image(args, input, output, indices);
 }
 
 }  // namespace kiln

@@ -83,7 +83,7 @@ WinogradConv::WinogradConv(const Conv2dGeometry& g, const float* weight, const f
   if (bias != nullptr) std::copy(bias, bias + g.out_channels, bias_.begin());
 }
 
-bool WinogradConv::available() { return dispatch().f32_conv.winograd_image != nullptr; }
+bool WinogradConv::available(const DispatchTable& t) { return t.f32_conv.winograd_image != nullptr; }
 
 WinogradArgs WinogradConv::args(const ConvMaxPool* pool, bool relu, size_t m) const {
   WinogradArgs a;
@@ -136,9 +136,10 @@ size_t winograd_image_floats(const WinogradArgs& a) {
   return padded + (a.m + 2) * (a.m + 2) * band_tiles * (a.cin_padded + a.cout_padded) + staged + 4 * 16;
 }
 
-void WinogradConv::run(const float* input, float* output, size_t batch, const ConvMaxPool* pool, bool relu,
-                       float* scratch, size_t max_threads) const {
-  const F32WinogradImageFn image = dispatch().f32_conv.winograd_image;  // the caller checked available()
+bool WinogradConv::run(const DispatchTable& t, const float* input, float* output, size_t batch,
+                       const ConvMaxPool* pool, bool relu, float* scratch, size_t max_threads) const {
+  const F32WinogradImageFn image = t.f32_conv.winograd_image;
+  if (image == nullptr) return false;
   const WinogradArgs a = args(pool, relu, m_);
   const WinogradArgs a2 = m_ == 4 ? args(pool, relu, 2) : a;
   const size_t per_slot = image_floats(pool);
@@ -153,6 +154,7 @@ void WinogradConv::run(const float* input, float* output, size_t batch, const Co
         if (!image(a, x, y, s)) image(a2, x, y, s);
       },
       slots(batch, max_threads));
+  return true;
 }
 
 }  // namespace kiln

@@ -30,6 +30,8 @@
 
 namespace kiln {
 
+struct DispatchTable;
+
 // What the AVX-512 image kernel reads (no STL in the ISA file).
 struct WinogradArgs {
   size_t m = 2;                 // output tile side: 2 or 4
@@ -64,14 +66,16 @@ class WinogradConv {
   // weight: OIHW; bias: Cout floats or null; tile: 2 or 4. Only for geometries winograd_fits accepts.
   WinogradConv(const Conv2dGeometry& g, const float* weight, const float* bias, size_t tile);
 
-  // The active dispatch table has a Winograd kernel (AVX-512 and up; null below). run() needs it.
-  static bool available();
+  // `t` has a Winograd kernel (AVX-512 and up; null below).
+  static bool available(const DispatchTable& t);
   // Floats of scratch run() needs for this batch and thread count.
   size_t scratch_floats(size_t batch, size_t max_threads, const ConvMaxPool* pool) const;
   // output = conv(input) + bias, ReLU when `relu`, then with `pool` (winograd_pool_fits) the 2x2/2
-  // max pool: NCHW in and out, one image per task.
-  void run(const float* input, float* output, size_t batch, const ConvMaxPool* pool, bool relu, float* scratch,
-           size_t max_threads) const;
+  // max pool: NCHW in and out, one image per task, on `t`'s kernel. False, touching nothing, when
+  // `t` has none (available(t) is false): the caller runs another path. The caller reads the table
+  // once and passes the same one to every step, so the check and the call cannot disagree.
+  [[nodiscard]] bool run(const DispatchTable& t, const float* input, float* output, size_t batch,
+                         const ConvMaxPool* pool, bool relu, float* scratch, size_t max_threads) const;
   size_t bytes() const { return (u_.size() + u2_.size() + bias_.size()) * sizeof(float); }
   size_t tile() const { return m_; }
 

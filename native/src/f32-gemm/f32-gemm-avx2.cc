@@ -4,6 +4,7 @@
 #include "common/simd.h"
 
 #include "common/dispatch.h"
+#include "f32-gemm/f32-gemm-tile.h"
 #include "f32-gemm/f32-gemm-ukernel.h"
 
 namespace kiln {
@@ -12,99 +13,41 @@ namespace {
 constexpr int kRows = static_cast<int>(kF32GemmMr);
 constexpr int kVecs = 2;  // 8-float vectors per row of the tile
 
-// Lane mask (all bits set = lane on) of the valid lanes of the last vector of an `nr`-wide tile.
-inline __m256i tail_mask(size_t nr) {
-  const int rem = static_cast<int>(nr % 8);
-  const int valid = rem == 0 ? 8 : rem;
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lanes);
-}
+struct Avx2 {
+  static constexpr size_t kLanes = 8;
+  using Vec = __m256;
+  using Mask = __m256i;
+  // All bits set = lane on, for the valid lanes of the last vector of an `nr`-wide tile.
+  static Mask tail_mask(size_t nr) {
+    const int rem = static_cast<int>(nr % 8);
+    const int valid = rem == 0 ? 8 : rem;
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lanes);
+  }
+  static Vec zero() { return _mm256_setzero_ps(); }
+  static Vec set1(float x) { return _mm256_set1_ps(x); }
+  static Vec broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static Vec loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static Vec load_tail(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static void storeu(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+  static void store_tail(float* p, Mask m, Vec v) { _mm256_maskstore_ps(p, m, v); }
+  static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+  static Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
+  static Vec max(Vec a, Vec b) { return _mm256_max_ps(a, b); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+  static void hide(Vec& a, Vec& b) { __asm__("" : "+x"(a), "+x"(b)); }
+  static float sum_lanes(Vec v) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, v);
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
+  }
+};
 
-// R rows, V vectors; MASKED: the last vector is partial (masked loads and stores). B is read
+// R rows, NV vectors; MASKED: the last vector is partial (masked loads and stores). B is read
 // under the mask only when it is not padded (read in place).
-template <int R, int V, bool MASKED>
+template <int R, int NV, bool MASKED>
 void tile(const F32GemmTile& t) {
-  __m256 acc[R][V];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < V; ++v) acc[r][v] = _mm256_setzero_ps();
-
-  const __m256i tail = tail_mask(t.nr);
-  const bool mask_b = MASKED && !t.b_padded;
-  const float* a = t.a;
-  const float* b = t.b;
-  const size_t ks = t.b_k_stride;
-  if (mask_b) {
-    for (size_t p = 0; p < t.k; ++p) {
-      __m256 bv[V];
-#pragma GCC unroll 2
-      for (int v = 0; v < V; ++v) {
-        bv[v] = v == V - 1 ? _mm256_maskload_ps(b + 8 * v, tail) : _mm256_loadu_ps(b + 8 * v);
-      }
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        const __m256 av = _mm256_broadcast_ss(a + r);
-#pragma GCC unroll 2
-        for (int v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
-      }
-      a += kF32GemmMr;
-      b += ks;
-    }
-  } else {
-    for (size_t p = 0; p < t.k; ++p) {
-      __m256 bv[V];
-#pragma GCC unroll 2
-      for (int v = 0; v < V; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        const __m256 av = _mm256_broadcast_ss(a + r);
-#pragma GCC unroll 2
-        for (int v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
-      }
-      a += kF32GemmMr;
-      b += ks;
-    }
-  }
-
-  // Locals: stores through c could alias `t` as far as the compiler knows.
-  const __m256 alpha = _mm256_set1_ps(t.alpha);
-  const __m256 beta = _mm256_set1_ps(t.beta);
-  const __m256 zero = _mm256_setzero_ps();
-  const bool load_c = t.load_c, relu = t.relu;
-  // alpha = 1 and beta = 1 (every K block after the first) are the common cases: skip the
-  // multiplies, which compete with FMAs for the same pipes when K is small.
-  const bool unit_alpha = t.alpha == 1.0f, unit_beta = t.beta == 1.0f;
-  const float* const row_bias_p = t.row_bias;
-  const float* const col_bias_p = t.col_bias;
-  float* const c0 = t.c;
-  const size_t ldc = t.ldc;
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    float* c = c0 + r * ldc;
-    const __m256 row_bias = row_bias_p ? _mm256_broadcast_ss(row_bias_p + r) : zero;
-#pragma GCC unroll 2
-    for (int v = 0; v < V; ++v) {
-      const bool partial = MASKED && v == V - 1;
-      __m256 x = unit_alpha ? acc[r][v] : _mm256_mul_ps(alpha, acc[r][v]);
-      if (load_c) {
-        const __m256 old = partial ? _mm256_maskload_ps(c + 8 * v, tail) : _mm256_loadu_ps(c + 8 * v);
-        x = unit_beta ? _mm256_add_ps(x, old) : _mm256_fmadd_ps(beta, old, x);
-      }
-      if (row_bias_p) x = _mm256_add_ps(x, row_bias);
-      if (col_bias_p) {
-        const float* cb = col_bias_p + 8 * v;
-        x = _mm256_add_ps(x, partial ? _mm256_maskload_ps(cb, tail) : _mm256_loadu_ps(cb));
-      }
-      // max(0, x) returns x when x is NaN: a NaN product stays visible instead of becoming 0.
-      if (relu) x = _mm256_max_ps(zero, x);
-      if (partial) {
-        _mm256_maskstore_ps(c + 8 * v, tail, x);
-      } else {
-        _mm256_storeu_ps(c + 8 * v, x);
-      }
-    }
-  }
+  f32_gemm_tile<Avx2, R, NV, MASKED, true, MASKED>(t);
 }
 
 using TileFn = void (*)(const F32GemmTile&);
@@ -125,28 +68,8 @@ void f32_gemm_6x16_avx2(const F32GemmTile& t) {
   kTiles[t.mr - 1][(t.nr + 7) / 8 - 1][t.nr % 8 != 0 ? 1 : 0](t);
 }
 
-// 12 independent FMA chains (latency 4 x 2 pipes needs 8). Each converges to 1: no denormals.
-double f32_gemm_peak_avx2(size_t iterations) {
-  constexpr int kChains = 12;
-  __m256 acc[kChains];
-#pragma GCC unroll 12
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
-  __m256 mul = _mm256_set1_ps(0.999f);
-  __m256 add = _mm256_set1_ps(0.001f);
-  __asm__("" : "+x"(mul), "+x"(add));
-  for (size_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 12
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], mul, add);
-  }
-  __m256 sum = acc[0];
-#pragma GCC unroll 12
-  for (int i = 1; i < kChains; ++i) sum = _mm256_add_ps(sum, acc[i]);
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, sum);
-  volatile float sink = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
-  (void)sink;
-  return static_cast<double>(iterations) * kChains * 8 * 2;
-}
+// 12 independent FMA chains (latency 4 x 2 pipes needs 8).
+double f32_gemm_peak_avx2(size_t iterations) { return f32_gemm_peak<Avx2, 12>(iterations); }
 
 void fill_f32_gemm_avx2(DispatchTable* table) {
   table->f32_gemm.mr = kF32GemmMr;

@@ -8,6 +8,8 @@
 #include "common/simd.h"
 
 #include "common/dispatch.h"
+#include "common/tile-table.h"
+#include "f32-gemm/f32-gemm-tile.h"
 #include "f32-gemm/f32-gemm-ukernel.h"
 
 namespace kiln {
@@ -22,122 +24,51 @@ inline __mmask16 tail_mask(size_t nr) {
   return rem == 0 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << rem) - 1);
 }
 
-// R rows, V vectors. MASK_B: the last B vector must be loaded under the tail mask (B read in
-// place, not padded). Loops over R and V are fully unrolled so `acc` lives in registers.
-template <int R, int V, bool MASK_B>
-void tile(const F32GemmTile& t) {
-  __m512 acc[R][V];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+struct Avx512 {
+  static constexpr size_t kLanes = 16;
+  using Vec = __m512;
+  using Mask = __mmask16;
+  static Mask tail_mask(size_t nr) { return kiln::tail_mask(nr); }
+  static Vec zero() { return _mm512_setzero_ps(); }
+  static Vec set1(float x) { return _mm512_set1_ps(x); }
+  static Vec broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  static Vec loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static Vec load_tail(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void storeu(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+  static void store_tail(float* p, Mask m, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
+  static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+  static Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+  static Vec max(Vec a, Vec b) { return _mm512_max_ps(a, b); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+  static void hide(Vec& a, Vec& b) { __asm__("" : "+v"(a), "+v"(b)); }
+  static float sum_lanes(Vec v) { return _mm512_reduce_add_ps(v); }
+};
 
-  const __mmask16 tail = tail_mask(t.nr);
-  const float* a = t.a;
-  const float* b = t.b;
-  const size_t ks = t.b_k_stride;
-  const size_t ps = t.b_panel_stride;
-  for (size_t p = 0; p < t.k; ++p) {
-    __m512 bv[V];
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) {
-      bv[v] = (MASK_B && v == V - 1) ? _mm512_maskz_loadu_ps(tail, b + v * ps)
-                                     : _mm512_loadu_ps(b + v * ps);
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const __m512 av = _mm512_set1_ps(a[r]);
-#pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
-    }
-    a += kF32GemmMr;
-    b += ks;
-  }
-
-  // Locals: stores through c could alias `t` as far as the compiler knows.
-  const __m512 alpha = _mm512_set1_ps(t.alpha);
-  const __m512 beta = _mm512_set1_ps(t.beta);
-  const __m512 zero = _mm512_setzero_ps();
-  const bool load_c = t.load_c, relu = t.relu;
-  // alpha = 1 and beta = 1 (every K block after the first) are the common cases: skip the
-  // multiplies, which compete with FMAs for the same pipes when K is small.
-  const bool unit_alpha = t.alpha == 1.0f, unit_beta = t.beta == 1.0f;
-  const float* const row_bias_p = t.row_bias;
-  const float* const col_bias_p = t.col_bias;
-  float* const c0 = t.c;
-  const size_t ldc = t.ldc;
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    float* c = c0 + r * ldc;
-    const __m512 row_bias = row_bias_p ? _mm512_set1_ps(row_bias_p[r]) : zero;
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) {
-      const __mmask16 m = v == V - 1 ? tail : static_cast<__mmask16>(0xFFFF);
-      __m512 x = unit_alpha ? acc[r][v] : _mm512_mul_ps(alpha, acc[r][v]);
-      if (load_c) {
-        const __m512 old = _mm512_maskz_loadu_ps(m, c + 16 * v);
-        x = unit_beta ? _mm512_add_ps(x, old) : _mm512_fmadd_ps(beta, old, x);
-      }
-      if (row_bias_p) x = _mm512_add_ps(x, row_bias);
-      if (col_bias_p) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, col_bias_p + 16 * v));
-      // max(0, x) returns x when x is NaN: a NaN product stays visible instead of becoming 0.
-      if (relu) x = _mm512_max_ps(zero, x);
-      _mm512_mask_storeu_ps(c + 16 * v, m, x);
-    }
-  }
-}
-
-template <int R, int V>
+// R rows, NV vectors (one 16-column panel each); the last vector of C always goes under the tail
+// mask (all lanes when nr is a multiple of 16), B's only when it is read in place, not padded.
+template <int R, int NV>
 void tile_entry(const F32GemmTile& t) {
   if (!t.b_padded && t.nr % 16 != 0) {
-    tile<R, V, true>(t);
+    f32_gemm_tile<Avx512, R, NV, true, false, true>(t);
   } else {
-    tile<R, V, false>(t);
+    f32_gemm_tile<Avx512, R, NV, false, false, true>(t);
   }
 }
 
 using TileFn = void (*)(const F32GemmTile&);
 
-template <int R>
-constexpr TileFn row_entry(int v) {
-  return v == 1 ? tile_entry<R, 1> : v == 2 ? tile_entry<R, 2> : v == 3 ? tile_entry<R, 3> : tile_entry<R, 4>;
-}
-
-const TileFn kTiles[kRows][kVecs] = {
-    {row_entry<1>(1), row_entry<1>(2), row_entry<1>(3), row_entry<1>(4)},
-    {row_entry<2>(1), row_entry<2>(2), row_entry<2>(3), row_entry<2>(4)},
-    {row_entry<3>(1), row_entry<3>(2), row_entry<3>(3), row_entry<3>(4)},
-    {row_entry<4>(1), row_entry<4>(2), row_entry<4>(3), row_entry<4>(4)},
-    {row_entry<5>(1), row_entry<5>(2), row_entry<5>(3), row_entry<5>(4)},
-    {row_entry<6>(1), row_entry<6>(2), row_entry<6>(3), row_entry<6>(4)},
+struct Tiles {
+  template <int R, int V>
+  static constexpr TileFn at() { return tile_entry<R, V>; }
 };
+constexpr TileTable<TileFn, Tiles, kRows, kVecs> kTiles;
 
 }  // namespace
 
-void f32_gemm_6x64_avx512(const F32GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
+void f32_gemm_6x64_avx512(const F32GemmTile& t) { kTiles.at[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
 
 // 24 independent FMA chains (latency 4 x 2 pipes needs 8; more costs nothing, registers only).
-// Each chain converges to a fixed point (x = 0.999x + 0.001 -> 1), so no overflow or denormals.
-double f32_gemm_peak_avx512(size_t iterations) {
-  constexpr int kChains = 24;
-  __m512 acc[kChains];
-#pragma GCC unroll 24
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
-  __m512 mul = _mm512_set1_ps(0.999f);
-  __m512 add = _mm512_set1_ps(0.001f);
-  // The empty asm hides the constants so the compiler cannot reason about the chains.
-  __asm__("" : "+v"(mul), "+v"(add));
-  for (size_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 24
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], mul, add);
-  }
-  __m512 sum = acc[0];
-#pragma GCC unroll 24
-  for (int i = 1; i < kChains; ++i) sum = _mm512_add_ps(sum, acc[i]);
-  volatile float sink = _mm512_reduce_add_ps(sum);
-  (void)sink;
-  return static_cast<double>(iterations) * kChains * 16 * 2;
-}
+double f32_gemm_peak_avx512(size_t iterations) { return f32_gemm_peak<Avx512, 24>(iterations); }
 
 // V panels (16 columns each) of one output row. V up to 8: 8 independent FMA chains per K block
 // (the 1 x 64 tile has 4, half what two 4-cycle pipes need) and no packing of the single A row.

@@ -45,6 +45,11 @@ struct F32GemmKernels {
   F32GemvPackedFn gemv_packed = nullptr;
 };
 
+// sgemm_packed_a on the kernels of one table, which a caller that read dispatch() once for a
+// whole operation passes down (kiln/f32-gemm.h's overload reads the active table).
+void sgemm_packed_a(const F32GemmKernels& kern, const PackedA& a, size_t n, bool trans_b, const float* b,
+                    size_t ldb, float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads);
+
 // The micro-kernels, named by tile and ISA (so a profile says which one ran).
 void f32_gemm_6x16_scalar(const F32GemmTile& tile);
 void f32_gemm_6x16_avx2(const F32GemmTile& tile);

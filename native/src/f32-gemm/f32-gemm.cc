@@ -161,13 +161,12 @@ void scale_only(const Problem& pr) {
 
 // Splits C into row chunks x column chunks (multiples of kMr rows and NR columns), enough for
 // `threads`, and runs them. Column chunks are capped so a packed B block fits the L2 budget.
-void run(const Problem& pr, size_t max_threads) {
+void run(const Problem& pr, const F32GemmKernels& kern, size_t max_threads) {
   if (pr.m == 0 || pr.n == 0) return;
   if (pr.k == 0) {
     scale_only(pr);
     return;
   }
-  const F32GemmKernels kern = dispatch().f32_gemm;  // one ISA for the whole call
   // A Linear layer at batch 1: one row, no A packing, more FMA chains than a 1-row tile.
   const GemmEpilogue& ep = pr.epilogue;
   if (pr.m == 1 && pr.b_source == BSource::kPrepacked && !pr.trans_a && ep.bias_mode != BiasMode::kPerRow &&
@@ -271,11 +270,16 @@ void sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha
   pr.c = c;
   pr.ldc = ldc;
   pr.epilogue = epilogue;
-  run(pr, max_threads);
+  run(pr, dispatch().f32_gemm, max_threads);  // one table for the whole call
 }
 
 void sgemm_packed_a(const PackedA& a, size_t n, bool trans_b, const float* b, size_t ldb, float* c,
                     size_t ldc, const GemmEpilogue& epilogue, size_t max_threads) {
+  sgemm_packed_a(dispatch().f32_gemm, a, n, trans_b, b, ldb, c, ldc, epilogue, max_threads);
+}
+
+void sgemm_packed_a(const F32GemmKernels& kern, const PackedA& a, size_t n, bool trans_b, const float* b,
+                    size_t ldb, float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads) {
   Problem pr;
   pr.m = a.rows();
   pr.n = n;
@@ -288,7 +292,7 @@ void sgemm_packed_a(const PackedA& a, size_t n, bool trans_b, const float* b, si
   pr.c = c;
   pr.ldc = ldc;
   pr.epilogue = epilogue;
-  run(pr, max_threads);
+  run(pr, kern, max_threads);
 }
 
 void sgemm_packed_b(size_t m, bool trans_a, const float* a, size_t lda, const PackedB& b, float* c,
@@ -305,7 +309,7 @@ void sgemm_packed_b(size_t m, bool trans_a, const float* a, size_t lda, const Pa
   pr.c = c;
   pr.ldc = ldc;
   pr.epilogue = epilogue;
-  run(pr, max_threads);
+  run(pr, dispatch().f32_gemm, max_threads);  // one table for the whole call
 }
 
 PackedA::PackedA(bool trans, size_t m, size_t k, const float* a, size_t lda) : m_(m), k_(k) {

@@ -24,6 +24,13 @@ struct F32PoolKernels {
   F32MaxPool2x2RowFn max_2x2_row = nullptr;  // never null
 };
 
+struct Pool2dGeometry;
+
+// kiln/pool.h's max_pool2d_forward on the kernels of one table (a caller that read dispatch() once
+// for a whole operation passes them down); the public overload reads the active table.
+void max_pool2d_forward(const F32PoolKernels& k, const Pool2dGeometry& g, const float* input, float* output,
+                        int32_t* indices, size_t max_threads);
+
 void f32_maxpool2d_2x2_row_scalar(const float* top, const float* bottom, size_t n, size_t first, size_t width,
                                   float* out, int32_t* idx);
 void f32_maxpool2d_2x2_row_avx2(const float* top, const float* bottom, size_t n, size_t first, size_t width,

@@ -53,10 +53,15 @@ void max_pool_unpadded(const Pool2dGeometry& g, const float* in, float* out, int
 
 void max_pool2d_forward(const Pool2dGeometry& g, const float* input, float* output, int32_t* indices,
                         size_t max_threads) {
+  max_pool2d_forward(dispatch().f32_pool, g, input, output, indices, max_threads);
+}
+
+void max_pool2d_forward(const F32PoolKernels& k, const Pool2dGeometry& g, const float* input, float* output,
+                        int32_t* indices, size_t max_threads) {
   if (g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 && g.pad_right == 0) {
     const bool two_by_two = g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 &&
                             g.dilation_h == 1 && g.dilation_w == 1;
-    const F32MaxPool2x2RowFn row = dispatch().f32_pool.max_2x2_row;
+    const F32MaxPool2x2RowFn row = k.max_2x2_row;
     for_each_plane(g, max_threads, [&](size_t p) {
       const float* in = input + p * g.in_plane();
       float* out = output + p * g.out_plane();

@@ -57,6 +57,16 @@ inline void store8(const S8GemmTile& t, size_t row, size_t col, __m256i acc, siz
   }
 }
 
+// Output vector u (columns [8u, 8u + 8)) of row `row`, clipped to the tile's nr columns: nothing
+// past them is written, nothing at all for a vector wholly past them.
+template <S8Output OUT>
+inline void store_vector(const S8GemmTile& t, size_t row, size_t u, __m256i acc) {
+  const size_t col = 8 * u;
+  if (u > 0 && t.nr <= col) return;
+  const size_t left = t.nr - col;
+  store8<OUT>(t, row, col, acc, left < 8 ? left : 8);
+}
+
 }  // namespace avx2_epilogue
 }  // namespace
 }  // namespace kiln

@@ -41,6 +41,12 @@ inline __mmask16 lanes(size_t nr, int v) {
   return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
 }
 
+// Output vector u (columns [16u, 16u + 16)) of row `row`, under the tile's lane mask.
+template <S8Output OUT>
+inline void store_vector(const S8GemmTile& t, size_t row, size_t u, __m512i acc) {
+  store16<OUT>(t, row, 16 * u, acc, lanes(t.nr, static_cast<int>(u)));
+}
+
 }  // namespace avx512_epilogue
 }  // namespace
 }  // namespace kiln

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "common/dispatch.h"
 #include "kiln/s8-conv.h"
 #include "kiln/thread-pool.h"
 #include "s8-conv/s8-depthwise.h"
@@ -123,15 +124,16 @@ size_t S8Conv2dPlan::weight_bytes() const {
   return bytes;
 }
 
-void S8Conv2dPlan::gemm(const uint8_t* a, size_t lda, size_t rows, size_t group, void* out, size_t row0,
-                        size_t threads) const {
+void S8Conv2dPlan::gemm(const DispatchTable& t, const uint8_t* a, size_t lda, size_t rows, size_t group, void* out,
+                        size_t row0, size_t threads) const {
+  const S8GemmKernels& kern = s8_gemm_kernels(t);
   const size_t o = g_.out_channels, og = g_.out_channels_per_group(), col0 = group * og;
   const int32_t* bias = bias_.empty() ? nullptr : bias_.data() + col0;
   if (float_output_) {
     S8Dequantization dq;
     dq.scale = scale_.data() + col0;
     float* c = static_cast<float*>(out) + row0 * o + col0;
-    s8gemm_dequantize(rows, a, lda, x_zero_point_, packed_[group], bias, dq, c, o, threads);
+    s8gemm_dequantize(kern, rows, a, lda, x_zero_point_, packed_[group], bias, dq, c, o, threads);
   } else {
     S8Requantization rq;
     rq.scale = scale_.data() + col0;
@@ -139,24 +141,26 @@ void S8Conv2dPlan::gemm(const uint8_t* a, size_t lda, size_t rows, size_t group,
     rq.min = y_min_;
     rq.max = y_max_;
     uint8_t* c = static_cast<uint8_t*>(out) + row0 * o + col0;
-    s8gemm_requantize(rows, a, lda, x_zero_point_, packed_[group], bias, rq, c, o, threads);
+    s8gemm_requantize(kern, rows, a, lda, x_zero_point_, packed_[group], bias, rq, c, o, threads);
   }
 }
 
-void S8Conv2dPlan::run_rows(const uint8_t* in, void* out, size_t row_begin, size_t row_end, size_t block_rows,
-                            uint8_t* columns, size_t gemm_threads) const {
+void S8Conv2dPlan::run_rows(const DispatchTable& t, const uint8_t* in, void* out, size_t row_begin, size_t row_end,
+                            size_t block_rows, uint8_t* columns, size_t gemm_threads) const {
   const size_t k = row_stride_;
   for (size_t r0 = row_begin; r0 < row_end; r0 += block_rows) {
     const size_t r1 = std::min(row_end, r0 + block_rows);
     for (size_t gi = 0; gi < g_.groups; ++gi) {
       s8_im2col_nhwc(g_, in, gi, x_zero_point_, r0, r1, k, columns);
-      gemm(columns, k, r1 - r0, gi, out, r0, gemm_threads);
+      gemm(t, columns, k, r1 - r0, gi, out, r0, gemm_threads);
     }
   }
 }
 
-void S8Conv2dPlan::run_depthwise(const uint8_t* in, void* out, size_t batch, size_t threads) const {
+void S8Conv2dPlan::run_depthwise(const DispatchTable& table, const uint8_t* in, void* out, size_t batch,
+                                 size_t threads) const {
   S8DepthwiseArgs a;
+  a.accumulate = table.s8_conv.depthwise_accumulate;
   a.weight = dw_weight_.data();
   a.bias = bias_.empty() ? nullptr : bias_.data();
   a.scale = scale_.data();
@@ -178,20 +182,25 @@ void S8Conv2dPlan::run_depthwise(const uint8_t* in, void* out, size_t batch, siz
 }
 
 void S8Conv2dPlan::run(const uint8_t* in, void* out, size_t batch, uint8_t* scratch, size_t max_threads) const {
+  run(dispatch(), in, out, batch, scratch, max_threads);
+}
+
+void S8Conv2dPlan::run(const DispatchTable& table, const uint8_t* in, void* out, size_t batch, uint8_t* scratch,
+                       size_t max_threads) const {
   const size_t threads = resolve_threads(max_threads);
   const size_t rows = batch * g_.out_plane();
   if (rows == 0) return;
   if (direct_input()) {
-    gemm(in, g_.in_channels, rows, 0, out, 0, threads);
+    gemm(table, in, g_.in_channels, rows, 0, out, 0, threads);
     return;
   }
   if (depthwise_) {
-    run_depthwise(in, out, batch, threads);
+    run_depthwise(table, in, out, batch, threads);
     return;
   }
   const Split s = split(batch, threads);
   if (s.tasks <= 1) {
-    run_rows(in, out, 0, rows, s.block_rows, scratch, s.gemm_threads);
+    run_rows(table, in, out, 0, rows, s.block_rows, scratch, s.gemm_threads);
     return;
   }
   const size_t slot = s.block_rows * row_stride_;
@@ -199,7 +208,7 @@ void S8Conv2dPlan::run(const uint8_t* in, void* out, size_t batch, uint8_t* scra
       s.tasks,
       [&](size_t t) {
         const size_t begin = rows * t / s.tasks, end = rows * (t + 1) / s.tasks;
-        run_rows(in, out, begin, end, s.block_rows, scratch + t * slot, 1);
+        run_rows(table, in, out, begin, end, s.block_rows, scratch + t * slot, 1);
       },
       s.tasks);
 }

@@ -2,7 +2,7 @@
 // the quantize / dequantize rows of the layout conversions, the uint8 max-pool pixel, the int8
 // depthwise accumulation and the small-conv + pool kernel. The scalar entries
 // (s8-conv-reference.cc) are the fallback and the tests' oracle; the small-conv + pool kernel
-// exists on AVX-512 VNNI only and is null elsewhere (S8SmallConvPool::available()).
+// exists on AVX-512 VNNI only and is null elsewhere (S8SmallConvPool::available(t)).
 #pragma once
 #include <cstddef>
 #include <cstdint>

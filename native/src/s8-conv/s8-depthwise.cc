@@ -6,7 +6,6 @@
 #include <emmintrin.h>
 #endif
 
-#include "common/dispatch.h"
 #include "quant/requantize.h"
 
 namespace kiln {
@@ -47,7 +46,7 @@ void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const 
   acc.resize(c);
   xs.resize(g.kernel_h * g.kernel_w);
   ws.resize(g.kernel_h * g.kernel_w);
-  const S8DepthwiseAccumulateFn accumulate = dispatch().s8_conv.depthwise_accumulate;
+  const S8DepthwiseAccumulateFn accumulate = a.accumulate;
   const int32_t zx = a.x_zero_point;
   const int32_t zy = a.y_zero_point;
   const float lo = static_cast<float>(static_cast<int32_t>(a.y_min) - zy);

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "kiln/conv.h"
+#include "s8-conv/s8-conv-ukernel.h"
 
 namespace kiln {
 
@@ -17,6 +18,8 @@ struct S8DepthwiseArgs {
   uint8_t x_zero_point = 0;
   bool float_output = false;
   uint8_t y_zero_point = 0, y_min = 0, y_max = 255;
+  // The accumulation kernel of the table the caller read (dispatch()); never null.
+  S8DepthwiseAccumulateFn accumulate = nullptr;
 };
 
 // acc[ch] += sum over the taps of (x[t][ch] - zero_point) * w[t][ch], wrapping modulo 2^32, for

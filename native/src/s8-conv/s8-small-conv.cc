@@ -82,14 +82,16 @@ S8SmallConvPool::S8SmallConvPool(const Conv2dGeometry& g, const int8_t* weight_o
   k_.zero_point = q.y_zero_point;
 }
 
-bool S8SmallConvPool::available() { return dispatch().s8_conv.small_conv_pool != nullptr; }
+bool S8SmallConvPool::available(const DispatchTable& t) { return t.s8_conv.small_conv_pool != nullptr; }
 
-void S8SmallConvPool::run(const uint8_t* in, uint8_t* out, size_t batch, size_t max_threads) const {
-  const S8SmallConvPoolFn kernel = dispatch().s8_conv.small_conv_pool;  // the caller checked available()
+bool S8SmallConvPool::run(const DispatchTable& t, const uint8_t* in, uint8_t* out, size_t batch,
+                          size_t max_threads) const {
+  const S8SmallConvPoolFn kernel = t.s8_conv.small_conv_pool;
+  if (kernel == nullptr) return false;
   const size_t in_image = g_.in_height * g_.in_width * g_.in_channels;
   const size_t out_image = k_.pooled_h * k_.pooled_w * k_.out_channels;
   const size_t units = batch * k_.pooled_h;  // (image, pooled row)
-  if (units == 0) return;
+  if (units == 0) return true;
   const size_t threads = max_threads == 0 ? num_threads() : std::min(max_threads, num_threads());
   const size_t macs = batch * k_.pooled_h * k_.pooled_w * 4 * k_.out_channels * g_.patch();
   const size_t tasks = std::max<size_t>(1, std::min({threads, units, macs / kMinMacsPerTask}));
@@ -115,6 +117,7 @@ void S8SmallConvPool::run(const uint8_t* in, uint8_t* out, size_t batch, size_t 
   } else {
     parallel_for(tasks, work, tasks);
   }
+  return true;
 }
 
 }  // namespace kiln

@@ -20,6 +20,8 @@
 
 namespace kiln {
 
+struct DispatchTable;
+
 // Everything the kernel reads, prepared once.
 struct S8SmallConvKernel {
   size_t width = 0, channels = 0;   // input row: width * channels bytes
@@ -49,10 +51,13 @@ class S8SmallConvPool {
   // argument needs monotone requantization).
   static bool fits(const Conv2dGeometry& g, size_t pooled_h, size_t pooled_w, const S8ConvQuant& q);
   S8SmallConvPool(const Conv2dGeometry& g, const int8_t* weight_oihw, const int32_t* bias, const S8ConvQuant& q);
-  // The active dispatch table has the kernel (AVX-512 VNNI only; checked per run: the ISA can change).
-  static bool available();
+  // `t` has the kernel (AVX-512 VNNI only).
+  static bool available(const DispatchTable& t);
   // in: batch x H x W x C; out: batch x pooled_h x pooled_w x O. max_threads 0 = the pool size.
-  void run(const uint8_t* in, uint8_t* out, size_t batch, size_t max_threads) const;
+  // False, touching nothing, when `t` has no kernel (the ISA can change between building and
+  // running): the caller runs the GEMM path instead, on the same table.
+  [[nodiscard]] bool run(const DispatchTable& t, const uint8_t* in, uint8_t* out, size_t batch,
+                         size_t max_threads) const;
 
   static constexpr size_t kMaxImageBytes = 16384;
 

@@ -13,6 +13,7 @@
 #include "common/dispatch.h"
 #include "kiln/cpu.h"
 #include "quant/requantize-avx2.h"
+#include "s8-gemm/s8-gemm-tile.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
 
 namespace kiln {
@@ -34,11 +35,16 @@ inline __m256i add_pairs(__m256i lo, __m256i hi) {
   return _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xD8);
 }
 
-template <int R, S8Output OUT>
-void store_tile(const S8GemmTile& t, const __m256i (&acc)[R][2]) {
-#pragma GCC unroll 6
-  for (int r = 0; r < R; ++r) avx2_epilogue::store8<OUT>(t, r, 0, add_pairs(acc[r][0], acc[r][1]), t.nr);
-}
+// The tile's accumulators hold pair sums: 2 per 8-column output vector.
+struct Store {
+  using Acc = __m256i;
+  static constexpr bool kPairs = true;
+  static Acc add_pairs(Acc lo, Acc hi) { return kiln::add_pairs(lo, hi); }
+  template <S8Output OUT>
+  static void store(const S8GemmTile& t, int r, int u, Acc x) {
+    avx2_epilogue::store_vector<OUT>(t, static_cast<size_t>(r), static_cast<size_t>(u), x);
+  }
+};
 
 template <int R>
 void tile(const S8GemmTile& t) {
@@ -61,11 +67,7 @@ void tile(const S8GemmTile& t) {
     b += kS8GroupBytes;
   }
 
-  switch (t.out) {
-    case S8Output::kInt32: store_tile<R, S8Output::kInt32>(t, acc); break;
-    case S8Output::kU8: store_tile<R, S8Output::kU8>(t, acc); break;
-    case S8Output::kF32: store_tile<R, S8Output::kF32>(t, acc); break;
-  }
+  s8_store<Store>(t, acc);
 }
 
 using TileFn = void (*)(const S8GemmTile&);
@@ -75,32 +77,34 @@ const TileFn kTiles[kRows] = {tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<
 
 void s8_gemm_6x8_avx2(const S8GemmTile& t) { kTiles[t.mr - 1](t); }
 
+namespace {
+
 // The inner step of the kernel above on registers: vpmaddwd + vpaddd into 12 accumulators, 2 B
 // vectors times one A vector. Volatile asm: with intrinsics GCC 12 shares the loop-invariant
 // products between chains and spills accumulators, which measures something else.
-double s8_gemm_peak_avx2(size_t iterations) {
-  constexpr int kChains = 12;
-  __m256i acc[kChains];
-#pragma GCC unroll 12
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_epi32(i);
-  const __m256i w0 = _mm256_set1_epi32(0x00030004), w1 = _mm256_set1_epi32(0x00050006);
-  const __m256i a = _mm256_set1_epi32(0x00010002);
-  for (size_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 12
-    for (int i = 0; i < kChains; ++i) {
-      __m256i t;
-      __asm__ volatile("vpmaddwd %[w], %[a], %[t]\n\tvpaddd %[t], %[acc], %[acc]"
-                       : [acc] "+x"(acc[i]), [t] "=&x"(t)
-                       : [a] "x"(a), [w] "x"(i % 2 ? w1 : w0));
-    }
+struct Peak {
+  static constexpr int kChains = 12, kMacsPerStep = 16;
+  using Acc = __m256i;
+  struct Operands {
+    __m256i w0, w1, a;
+  };
+  static Acc start(int i) { return _mm256_set1_epi32(i); }
+  static Operands operands() {
+    return {_mm256_set1_epi32(0x00030004), _mm256_set1_epi32(0x00050006), _mm256_set1_epi32(0x00010002)};
   }
-  __m256i sum = acc[0];
-#pragma GCC unroll 12
-  for (int i = 1; i < kChains; ++i) sum = _mm256_add_epi32(sum, acc[i]);
-  volatile int sink = _mm256_extract_epi32(sum, 0) + _mm256_extract_epi32(sum, 7);
-  (void)sink;
-  return static_cast<double>(iterations) * kChains * 16;
-}
+  static void step(Acc& acc, const Operands& o, int i) {
+    __m256i t;
+    __asm__ volatile("vpmaddwd %[w], %[a], %[t]\n\tvpaddd %[t], %[acc], %[acc]"
+                     : [acc] "+x"(acc), [t] "=&x"(t)
+                     : [a] "x"(o.a), [w] "x"(i % 2 ? o.w1 : o.w0));
+  }
+  static Acc add(Acc a, Acc b) { return _mm256_add_epi32(a, b); }
+  static int sink(Acc v) { return _mm256_extract_epi32(v, 0) + _mm256_extract_epi32(v, 7); }
+};
+
+}  // namespace
+
+double s8_gemm_peak_avx2(size_t iterations) { return s8_gemm_peak<Peak>(iterations); }
 
 void fill_s8_gemm_avx2(DispatchTable* table) {
   S8GemmKernels& k = table->s8_gemm;

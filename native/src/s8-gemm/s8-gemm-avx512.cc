@@ -13,7 +13,9 @@
 #include <cstring>
 
 #include "common/dispatch.h"
+#include "common/tile-table.h"
 #include "quant/requantize-avx512.h"
+#include "s8-gemm/s8-gemm-tile.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
 
 namespace kiln {
@@ -36,15 +38,16 @@ inline __m512i add_pairs(__m512i lo, __m512i hi) {
   return _mm512_add_epi32(_mm512_permutex2var_epi32(lo, even, hi), _mm512_permutex2var_epi32(lo, odd, hi));
 }
 
-template <int R, int P, S8Output OUT>
-void store_tile(const S8GemmTile& t, const __m512i (&acc)[R][2 * P]) {
-#pragma GCC unroll 6
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < P; ++v)
-      avx512_epilogue::store16<OUT>(t, r, 16 * v, add_pairs(acc[r][2 * v], acc[r][2 * v + 1]),
-                                    avx512_epilogue::lanes(t.nr, v));
-}
+// The tile's accumulators hold pair sums: 2 per 16-column output vector (panel).
+struct Store {
+  using Acc = __m512i;
+  static constexpr bool kPairs = true;
+  static Acc add_pairs(Acc lo, Acc hi) { return kiln::add_pairs(lo, hi); }
+  template <S8Output OUT>
+  static void store(const S8GemmTile& t, int r, int u, Acc x) {
+    avx512_epilogue::store_vector<OUT>(t, static_cast<size_t>(r), static_cast<size_t>(u), x);
+  }
+};
 
 template <int R, int P>
 void tile(const S8GemmTile& t) {
@@ -74,52 +77,55 @@ void tile(const S8GemmTile& t) {
     b += kS8GroupBytes;
   }
 
-  switch (t.out) {
-    case S8Output::kInt32: store_tile<R, P, S8Output::kInt32>(t, acc); break;
-    case S8Output::kU8: store_tile<R, P, S8Output::kU8>(t, acc); break;
-    case S8Output::kF32: store_tile<R, P, S8Output::kF32>(t, acc); break;
-  }
+  s8_store<Store>(t, acc);
 }
 
 using TileFn = void (*)(const S8GemmTile&);
 
-const TileFn kTiles[kRows][kPanels] = {
-    {tile<1, 1>, tile<1, 2>}, {tile<2, 1>, tile<2, 2>}, {tile<3, 1>, tile<3, 2>},
-    {tile<4, 1>, tile<4, 2>}, {tile<5, 1>, tile<5, 2>}, {tile<6, 1>, tile<6, 2>},
+struct Tiles {
+  template <int R, int P>
+  static constexpr TileFn at() { return tile<R, P>; }
 };
+constexpr TileTable<TileFn, Tiles, kRows, kPanels> kTiles;
 
 }  // namespace
 
-void s8_gemm_6x32_avx512bw(const S8GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
+void s8_gemm_6x32_avx512bw(const S8GemmTile& t) { kTiles.at[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
+
+namespace {
 
 // The inner step of the kernel above on registers: vpmaddwd + vpaddd into 24 accumulators, 4 B
 // vectors times one A vector. Volatile asm: with intrinsics GCC 12 shares the loop-invariant
 // products between chains and spills accumulators, which measures something else.
-double s8_gemm_peak_avx512bw(size_t iterations) {
-  constexpr int kChains = 24, kB = 4;
-  __m512i acc[kChains];
-#pragma GCC unroll 24
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_epi32(i);
-  __m512i w[kB];
+struct Peak {
+  static constexpr int kChains = 24, kMacsPerStep = 32;
+  static constexpr int kB = 4;
+  using Acc = __m512i;
+  struct Operands {
+    __m512i w[kB];
+    __m512i a;
+  };
+  static Acc start(int i) { return _mm512_set1_epi32(i); }
+  static Operands operands() {
+    Operands o;
 #pragma GCC unroll 4
-  for (int q = 0; q < kB; ++q) w[q] = _mm512_set1_epi32(0x00030004 + q);
-  const __m512i a = _mm512_set1_epi32(0x00010002);
-  for (size_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 24
-    for (int i = 0; i < kChains; ++i) {
-      __m512i t;
-      __asm__ volatile("vpmaddwd %[w], %[a], %[t]\n\tvpaddd %[t], %[acc], %[acc]"
-                       : [acc] "+v"(acc[i]), [t] "=&v"(t)
-                       : [a] "v"(a), [w] "v"(w[i % kB]));
-    }
+    for (int q = 0; q < kB; ++q) o.w[q] = _mm512_set1_epi32(0x00030004 + q);
+    o.a = _mm512_set1_epi32(0x00010002);
+    return o;
   }
-  __m512i sum = acc[0];
-#pragma GCC unroll 24
-  for (int i = 1; i < kChains; ++i) sum = _mm512_add_epi32(sum, acc[i]);
-  volatile int sink = _mm512_reduce_add_epi32(sum);
-  (void)sink;
-  return static_cast<double>(iterations) * kChains * 32;
-}
+  static void step(Acc& acc, const Operands& o, int i) {
+    __m512i t;
+    __asm__ volatile("vpmaddwd %[w], %[a], %[t]\n\tvpaddd %[t], %[acc], %[acc]"
+                     : [acc] "+v"(acc), [t] "=&v"(t)
+                     : [a] "v"(o.a), [w] "v"(o.w[i % kB]));
+  }
+  static Acc add(Acc a, Acc b) { return _mm512_add_epi32(a, b); }
+  static int sink(Acc v) { return _mm512_reduce_add_epi32(v); }
+};
+
+}  // namespace
+
+double s8_gemm_peak_avx512bw(size_t iterations) { return s8_gemm_peak<Peak>(iterations); }
 
 void fill_s8_gemm_avx512(DispatchTable* table) {
   S8GemmKernels& k = table->s8_gemm;

@@ -12,7 +12,9 @@
 #include <cstring>
 
 #include "common/dispatch.h"
+#include "common/tile-table.h"
 #include "quant/requantize-avx512.h"
+#include "s8-gemm/s8-gemm-tile.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
 
 namespace kiln {
@@ -36,14 +38,15 @@ inline void dpbusd_asm(__m512i& acc, __m512i a, __m512i b) {
   __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
 }
 
-template <int R, int V, S8Output OUT>
-void store_tile(const S8GemmTile& t, const __m512i (&acc)[R][V]) {
-#pragma GCC unroll 6
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v)
-      avx512_epilogue::store16<OUT>(t, r, 16 * v, acc[r][v], avx512_epilogue::lanes(t.nr, v));
-}
+// One accumulator per 16-column output vector (panel).
+struct Store {
+  using Acc = __m512i;
+  static constexpr bool kPairs = false;
+  template <S8Output OUT>
+  static void store(const S8GemmTile& t, int r, int u, Acc x) {
+    avx512_epilogue::store_vector<OUT>(t, static_cast<size_t>(r), static_cast<size_t>(u), x);
+  }
+};
 
 template <int R, int V>
 void tile(const S8GemmTile& t) {
@@ -70,53 +73,45 @@ void tile(const S8GemmTile& t) {
     b += kS8GroupBytes;
   }
 
-  switch (t.out) {
-    case S8Output::kInt32: store_tile<R, V, S8Output::kInt32>(t, acc); break;
-    case S8Output::kU8: store_tile<R, V, S8Output::kU8>(t, acc); break;
-    case S8Output::kF32: store_tile<R, V, S8Output::kF32>(t, acc); break;
-  }
+  s8_store<Store>(t, acc);
 }
 
 using TileFn = void (*)(const S8GemmTile&);
 
-template <int R>
-constexpr TileFn row_entry(int v) {
-  return v == 1 ? tile<R, 1> : v == 2 ? tile<R, 2> : v == 3 ? tile<R, 3> : tile<R, 4>;
-}
+struct Tiles {
+  template <int R, int V>
+  static constexpr TileFn at() { return tile<R, V>; }
+};
+constexpr TileTable<TileFn, Tiles, kRows, kVecs> kTiles;
 
-const TileFn kTiles[kRows][kVecs] = {
-    {row_entry<1>(1), row_entry<1>(2), row_entry<1>(3), row_entry<1>(4)},
-    {row_entry<2>(1), row_entry<2>(2), row_entry<2>(3), row_entry<2>(4)},
-    {row_entry<3>(1), row_entry<3>(2), row_entry<3>(3), row_entry<3>(4)},
-    {row_entry<4>(1), row_entry<4>(2), row_entry<4>(3), row_entry<4>(4)},
-    {row_entry<5>(1), row_entry<5>(2), row_entry<5>(3), row_entry<5>(4)},
-    {row_entry<6>(1), row_entry<6>(2), row_entry<6>(3), row_entry<6>(4)},
+}  // namespace
+
+void s8_gemm_6x64_avx512vnni(const S8GemmTile& t) { kTiles.at[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
+
+namespace {
+
+// 24 independent vpdpbusd chains on register operands.
+struct Peak {
+  static constexpr int kChains = 24, kMacsPerStep = 64;
+  using Acc = __m512i;
+  struct Operands {
+    __m512i a, b;
+  };
+  static Acc start(int i) { return _mm512_set1_epi32(i); }
+  static Operands operands() {
+    __m512i a = _mm512_set1_epi32(0x01020304);
+    __m512i b = _mm512_set1_epi32(0x05060708);
+    __asm__("" : "+v"(a), "+v"(b));
+    return {a, b};
+  }
+  static void step(Acc& acc, const Operands& o, int) { dpbusd_asm(acc, o.a, o.b); }
+  static Acc add(Acc a, Acc b) { return _mm512_add_epi32(a, b); }
+  static int sink(Acc v) { return _mm512_reduce_add_epi32(v); }
 };
 
 }  // namespace
 
-void s8_gemm_6x64_avx512vnni(const S8GemmTile& t) { kTiles[t.mr - 1][(t.nr + 15) / 16 - 1](t); }
-
-// 24 independent vpdpbusd chains on register operands.
-double s8_gemm_peak_avx512vnni(size_t iterations) {
-  constexpr int kChains = 24;
-  __m512i acc[kChains];
-#pragma GCC unroll 24
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_epi32(i);
-  __m512i a = _mm512_set1_epi32(0x01020304);
-  __m512i b = _mm512_set1_epi32(0x05060708);
-  __asm__("" : "+v"(a), "+v"(b));
-  for (size_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 24
-    for (int i = 0; i < kChains; ++i) dpbusd_asm(acc[i], a, b);
-  }
-  __m512i sum = acc[0];
-#pragma GCC unroll 24
-  for (int i = 1; i < kChains; ++i) sum = _mm512_add_epi32(sum, acc[i]);
-  volatile int sink = _mm512_reduce_add_epi32(sum);
-  (void)sink;
-  return static_cast<double>(iterations) * kChains * 64;
-}
+double s8_gemm_peak_avx512vnni(size_t iterations) { return s8_gemm_peak<Peak>(iterations); }
 
 void fill_s8_gemm_avx512vnni(DispatchTable* table) {
   S8GemmKernels& k = table->s8_gemm;

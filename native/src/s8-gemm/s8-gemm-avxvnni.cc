@@ -9,6 +9,7 @@
 
 #include "common/dispatch.h"
 #include "quant/requantize-avx2.h"
+#include "s8-gemm/s8-gemm-tile.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
 
 #define KILN_AVXVNNI __attribute__((target("avxvnni")))
@@ -19,15 +20,15 @@ namespace {
 constexpr int kRows = 6;
 constexpr size_t kCols = 16;
 
-template <int R, S8Output OUT>
-void store_tile(const S8GemmTile& t, const __m256i (&acc)[R][2]) {
-  const size_t first = t.nr < 8 ? t.nr : 8;
-#pragma GCC unroll 6
-  for (int r = 0; r < R; ++r) {
-    avx2_epilogue::store8<OUT>(t, r, 0, acc[r][0], first);
-    if (t.nr > 8) avx2_epilogue::store8<OUT>(t, r, 8, acc[r][1], t.nr - 8);
+// One accumulator per 8-column output vector.
+struct Store {
+  using Acc = __m256i;
+  static constexpr bool kPairs = false;
+  template <S8Output OUT>
+  static void store(const S8GemmTile& t, int r, int u, Acc x) {
+    avx2_epilogue::store_vector<OUT>(t, static_cast<size_t>(r), static_cast<size_t>(u), x);
   }
-}
+};
 
 template <int R>
 KILN_AVXVNNI void tile(const S8GemmTile& t) {
@@ -53,11 +54,7 @@ KILN_AVXVNNI void tile(const S8GemmTile& t) {
     b += kS8GroupBytes;
   }
 
-  switch (t.out) {
-    case S8Output::kInt32: store_tile<R, S8Output::kInt32>(t, acc); break;
-    case S8Output::kU8: store_tile<R, S8Output::kU8>(t, acc); break;
-    case S8Output::kF32: store_tile<R, S8Output::kF32>(t, acc); break;
-  }
+  s8_store<Store>(t, acc);
 }
 
 using TileFn = void (*)(const S8GemmTile&);
@@ -67,27 +64,31 @@ const TileFn kTiles[kRows] = {tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<
 
 void s8_gemm_6x16_avxvnni(const S8GemmTile& t) { kTiles[t.mr - 1](t); }
 
+namespace {
+
 // 12 independent vpdpbusd chains on register operands; inline asm for the reason given in
 // s8-gemm-avx512vnni.cc (GCC 12 copies accumulators around the intrinsic in this loop).
-KILN_AVXVNNI double s8_gemm_peak_avxvnni(size_t iterations) {
-  constexpr int kChains = 12;
-  __m256i acc[kChains];
-#pragma GCC unroll 12
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_epi32(i);
-  __m256i a = _mm256_set1_epi32(0x01020304);
-  __m256i b = _mm256_set1_epi32(0x05060708);
-  __asm__("" : "+x"(a), "+x"(b));
-  for (size_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 12
-    for (int i = 0; i < kChains; ++i) __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc[i]) : "x"(a), "x"(b));
+struct Peak {
+  static constexpr int kChains = 12, kMacsPerStep = 32;
+  using Acc = __m256i;
+  struct Operands {
+    __m256i a, b;
+  };
+  static Acc start(int i) { return _mm256_set1_epi32(i); }
+  static Operands operands() {
+    __m256i a = _mm256_set1_epi32(0x01020304);
+    __m256i b = _mm256_set1_epi32(0x05060708);
+    __asm__("" : "+x"(a), "+x"(b));
+    return {a, b};
   }
-  __m256i sum = acc[0];
-#pragma GCC unroll 12
-  for (int i = 1; i < kChains; ++i) sum = _mm256_add_epi32(sum, acc[i]);
-  volatile int sink = _mm256_extract_epi32(sum, 0) + _mm256_extract_epi32(sum, 7);
-  (void)sink;
-  return static_cast<double>(iterations) * kChains * 32;
-}
+  static void step(Acc& acc, const Operands& o, int) { __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(o.a), "x"(o.b)); }
+  static Acc add(Acc a, Acc b) { return _mm256_add_epi32(a, b); }
+  static int sink(Acc v) { return _mm256_extract_epi32(v, 0) + _mm256_extract_epi32(v, 7); }
+};
+
+}  // namespace
+
+KILN_AVXVNNI double s8_gemm_peak_avxvnni(size_t iterations) { return s8_gemm_peak<Peak>(iterations); }
 
 void fill_s8_gemm_avxvnni(DispatchTable* table) {
   S8GemmKernels& k = table->s8_gemm_avxvnni;

@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kiln/s8-gemm.h"
+
 namespace kiln {
 
 constexpr size_t kS8PanelN = 16;     // columns per packed B panel
@@ -56,6 +58,18 @@ struct S8GemmKernels {
 };
 
 // The family the next int8 GEMM call runs: the active ISA's, or AVX-VNNI when forced.
+struct DispatchTable;
+
+// The int8 GEMM kernels of table `t`: its s8_gemm, or its AVX-VNNI ones where
+// set_s8_gemm_force_avxvnni(true) asked for them and it has them. A caller that read dispatch()
+// once for a whole operation passes that table's down to the overloads below.
+const S8GemmKernels& s8_gemm_kernels(const DispatchTable& t);
+void s8gemm_requantize(const S8GemmKernels& kern, size_t m, const uint8_t* a, size_t lda, uint8_t a_zero_point,
+                       const PackedS8B& b, const int32_t* bias, const S8Requantization& rq, uint8_t* c, size_t ldc,
+                       size_t max_threads);
+void s8gemm_dequantize(const S8GemmKernels& kern, size_t m, const uint8_t* a, size_t lda, uint8_t a_zero_point,
+                       const PackedS8B& b, const int32_t* bias, const S8Dequantization& dq, float* c, size_t ldc,
+                       size_t max_threads);
 const S8GemmKernels& s8_gemm_active_kernels();
 
 // The micro-kernels and peak loops, named by tile and ISA (so a profile says which one ran).

@@ -109,9 +109,8 @@ void run_block(const Problem& pr, const S8GemmKernels& kern, size_t m0, size_t m
 
 // Splits C into row chunks x column chunks (multiples of mr rows and nr columns), enough for the
 // threads, with column chunks capped so the B they sweep stays in L2.
-void run(const Problem& pr, size_t max_threads) {
+void run(const Problem& pr, const S8GemmKernels& kern, size_t max_threads) {
   if (pr.m == 0 || pr.n == 0) return;
-  const S8GemmKernels kern = s8_gemm_active_kernels();  // one kernel family for the whole call
 
   size_t threads = max_threads == 0 ? num_threads() : std::min(max_threads, num_threads());
   const double macs = static_cast<double>(pr.m) * static_cast<double>(pr.n) *
@@ -192,12 +191,18 @@ void s8gemm(size_t m, const uint8_t* a, size_t lda, uint8_t a_zero_point, const 
   pr.out = S8Output::kInt32;
   pr.c = c;
   pr.ldc = ldc;
-  run(pr, max_threads);
+  run(pr, s8_gemm_active_kernels(), max_threads);  // one kernel family for the whole call
 }
 
 void s8gemm_requantize(size_t m, const uint8_t* a, size_t lda, uint8_t a_zero_point,
                        const PackedS8B& b, const int32_t* bias, const S8Requantization& rq,
                        uint8_t* c, size_t ldc, size_t max_threads) {
+  s8gemm_requantize(s8_gemm_active_kernels(), m, a, lda, a_zero_point, b, bias, rq, c, ldc, max_threads);
+}
+
+void s8gemm_requantize(const S8GemmKernels& kern, size_t m, const uint8_t* a, size_t lda, uint8_t a_zero_point,
+                       const PackedS8B& b, const int32_t* bias, const S8Requantization& rq, uint8_t* c, size_t ldc,
+                       size_t max_threads) {
   Epilogue ep;
   Problem pr = make_problem(m, a, lda, a_zero_point, b, bias, &ep);
   pr.out = S8Output::kU8;
@@ -207,12 +212,18 @@ void s8gemm_requantize(size_t m, const uint8_t* a, size_t lda, uint8_t a_zero_po
   pr.zero_point = rq.zero_point;
   pr.lo = static_cast<float>(static_cast<int32_t>(rq.min) - rq.zero_point);
   pr.hi = static_cast<float>(static_cast<int32_t>(rq.max) - rq.zero_point);
-  run(pr, max_threads);
+  run(pr, kern, max_threads);
 }
 
 void s8gemm_dequantize(size_t m, const uint8_t* a, size_t lda, uint8_t a_zero_point,
                        const PackedS8B& b, const int32_t* bias, const S8Dequantization& dq,
                        float* c, size_t ldc, size_t max_threads) {
+  s8gemm_dequantize(s8_gemm_active_kernels(), m, a, lda, a_zero_point, b, bias, dq, c, ldc, max_threads);
+}
+
+void s8gemm_dequantize(const S8GemmKernels& kern, size_t m, const uint8_t* a, size_t lda, uint8_t a_zero_point,
+                       const PackedS8B& b, const int32_t* bias, const S8Dequantization& dq, float* c, size_t ldc,
+                       size_t max_threads) {
   Epilogue ep;
   Problem pr = make_problem(m, a, lda, a_zero_point, b, bias, &ep);
   pr.out = S8Output::kF32;
@@ -220,11 +231,12 @@ void s8gemm_dequantize(size_t m, const uint8_t* a, size_t lda, uint8_t a_zero_po
   pr.ldc = ldc;
   pr.scale = padded_copy(dq.scale, b.cols(), &ep.scale);
   pr.bias = padded_copy(dq.bias, b.cols(), &ep.bias);
-  run(pr, max_threads);
+  run(pr, kern, max_threads);
 }
 
-const S8GemmKernels& s8_gemm_active_kernels() {
-  const DispatchTable& table = dispatch();
+const S8GemmKernels& s8_gemm_active_kernels() { return s8_gemm_kernels(dispatch()); }
+
+const S8GemmKernels& s8_gemm_kernels(const DispatchTable& table) {
   if (g_force_avxvnni.load(std::memory_order_relaxed) && table.s8_gemm_avxvnni.ukernel) {
     return table.s8_gemm_avxvnni;
   }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <sstream>
 
+#include "common/dispatch.h"
 #include "conv/winograd.h"
 #include "kiln/conv.h"
 #include "runtime/activation.h"
@@ -51,17 +52,21 @@ class ConvStep : public PlanStep {
   }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads) const override {
-    const bool winograd = winograd_ && WinogradConv::available();
-    if (winograd && winograd_pool_) {
-      winograd_->run(io.in[0], io.out[0], batch, &direct_window_, act_.is_relu(), scratch, max_threads);
+    // One table for the whole step: setIsa() may switch the active one on another thread while
+    // this runs, and every path below is chosen and run on the same table (a kernel this one
+    // lacks is never called; the paths that need none are always there).
+    const DispatchTable& t = dispatch();
+    const bool winograd = winograd_ && WinogradConv::available(t);
+    if (winograd && winograd_pool_ &&
+        winograd_->run(t, io.in[0], io.out[0], batch, &direct_window_, act_.is_relu(), scratch, max_threads)) {
       return;
     }
-    if (direct_pool_ && conv_.can_fuse_max_pool() && !winograd) {
-      conv_.run_max_pooled(io.in[0], io.out[0], batch, direct_window_, scratch, max_threads);
+    if (direct_pool_ && conv_.can_fuse_max_pool(t) && !winograd) {
+      conv_.run_max_pooled(t, io.in[0], io.out[0], batch, direct_window_, scratch, max_threads);
       return;
     }
     if (!fused_pool_) {
-      convolve(io.in[0], io.out[0], batch, scratch, max_threads);
+      convolve(t, io.in[0], io.out[0], batch, scratch, max_threads);
       activate(io.out[0], batch, max_threads);
       return;
     }
@@ -73,7 +78,7 @@ class ConvStep : public PlanStep {
     float* conv_scratch = scratch + round16(chunk * conv_image);
     for (size_t start = 0; start < batch; start += chunk) {
       const size_t n = std::min(chunk, batch - start);
-      convolve(io.in[0] + start * in_image, conv_out, n, conv_scratch, max_threads);
+      convolve(t, io.in[0] + start * in_image, conv_out, n, conv_scratch, max_threads);
       activate(conv_out, n, max_threads);
       pool_.run(conv_out, io.out[0] + start * pool_image, n * g.out_channels, max_threads);
     }
@@ -111,13 +116,11 @@ class ConvStep : public PlanStep {
     const size_t per_thread = std::max<size_t>(1, kFusedChunkBytes / bytes);
     return std::max<size_t>(1, std::min(batch, per_thread * threads));
   }
-  // conv_.run, or Winograd where it applies and the ISA runs it.
-  void convolve(const float* x, float* y, size_t batch, float* scratch, size_t max_threads) const {
-    if (winograd_ && WinogradConv::available()) {
-      winograd_->run(x, y, batch, nullptr, act_.is_relu(), scratch, max_threads);
-    } else {
-      conv_.run(x, y, batch, scratch, max_threads);
-    }
+  // Winograd where it applies and `t` runs it, else conv_.run on `t`.
+  void convolve(const DispatchTable& t, const float* x, float* y, size_t batch, float* scratch,
+                size_t max_threads) const {
+    if (winograd_ && winograd_->run(t, x, y, batch, nullptr, act_.is_relu(), scratch, max_threads)) return;
+    conv_.run(t, x, y, batch, scratch, max_threads);
   }
   size_t convolve_scratch_floats(size_t batch, size_t threads) const {
     const size_t plain = conv_.scratch_floats(batch);

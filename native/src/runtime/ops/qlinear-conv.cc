@@ -7,6 +7,7 @@
 #include <memory>
 #include <sstream>
 
+#include "common/dispatch.h"
 #include "kiln/s8-conv.h"
 #include "kiln/thread-pool.h"
 #include "runtime/ops/conv-attrs.h"
@@ -141,15 +142,17 @@ class QLinearConvStep : public PlanStep {
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t threads) const override {
     const auto* in = reinterpret_cast<const uint8_t*>(io.in[0]);
-    if (fused_pool_ && small_ && S8SmallConvPool::available()) {
-      small_->run(in, reinterpret_cast<uint8_t*>(io.out[0]), batch, threads);
+    // One table for the whole step (setIsa() may switch the active one on another thread). The
+    // small kernel exists on AVX-512 VNNI only; run() says so when `t` lacks it: then the GEMM path.
+    const DispatchTable& t = dispatch();
+    if (fused_pool_ && small_ && small_->run(t, in, reinterpret_cast<uint8_t*>(io.out[0]), batch, threads)) {
       return;
     }
     if (fused_pool_) {
       auto* out = reinterpret_cast<uint8_t*>(io.out[0]);
       const size_t workers = pool_workers(batch, threads);
       if (workers == 1) {
-        conv_pool(in, out, batch, chunk_images(batch, threads), scratch, threads);
+        conv_pool(t, in, out, batch, chunk_images(batch, threads), scratch, threads);
         return;
       }
       // Each worker convolves and pools its own share of the images, a cache-sized chunk at a
@@ -160,19 +163,19 @@ class QLinearConvStep : public PlanStep {
           workers,
           [&](size_t w) {
             const size_t b0 = batch * w / workers, b1 = batch * (w + 1) / workers;
-            conv_pool(in + b0 * in_image, out + b0 * pool_.out_image(), b1 - b0, chunk, scratch + w * slot, 1);
+            conv_pool(t, in + b0 * in_image, out + b0 * pool_.out_image(), b1 - b0, chunk, scratch + w * slot, 1);
           },
           workers);
       return;
     }
     if (!conv_.float_output()) {
-      conv_.run(in, io.out[0], batch, reinterpret_cast<uint8_t*>(scratch), threads);
+      conv_.run(t, in, io.out[0], batch, reinterpret_cast<uint8_t*>(scratch), threads);
       return;
     }
     const Conv2dGeometry& g = conv_.geometry();
     const size_t plane = g.out_plane(), channels = g.out_channels, image = plane * channels;
     float* staged = scratch;
-    conv_.run(in, staged, batch, reinterpret_cast<uint8_t*>(scratch + round16(batch * image)), threads);
+    conv_.run(t, in, staged, batch, reinterpret_cast<uint8_t*>(scratch + round16(batch * image)), threads);
     for_chunks(batch, 1, threads, [&](size_t b0, size_t b1) {
       for (size_t b = b0; b < b1; ++b) {
         const float* x = staged + b * image;
@@ -223,7 +226,8 @@ class QLinearConvStep : public PlanStep {
     const Conv2dGeometry& g = conv_.geometry();
     return round16(round16(round_up_floats(chunk * g.out_channels * g.out_plane())) + round_up_floats(conv_.scratch_bytes(chunk, threads)));
   }
-  void conv_pool(const uint8_t* in, uint8_t* out, size_t batch, size_t chunk, float* scratch, size_t threads) const {
+  void conv_pool(const DispatchTable& t, const uint8_t* in, uint8_t* out, size_t batch, size_t chunk, float* scratch,
+                 size_t threads) const {
     const Conv2dGeometry& g = conv_.geometry();
     const size_t in_image = logical_.in_channels * logical_.in_plane(), conv_image = g.out_channels * g.out_plane();
     auto* staged = reinterpret_cast<uint8_t*>(scratch);
@@ -231,9 +235,9 @@ class QLinearConvStep : public PlanStep {
     for (size_t start = 0; start < batch; start += chunk) {
       const size_t n = std::min(chunk, batch - start);
       if (cropped_) {
-        for (size_t b = 0; b < n; ++b) conv_.run(in + (start + b) * in_image, staged + b * conv_image, 1, conv_scratch, threads);
+        for (size_t b = 0; b < n; ++b) conv_.run(t, in + (start + b) * in_image, staged + b * conv_image, 1, conv_scratch, threads);
       } else {
-        conv_.run(in + start * in_image, staged, n, conv_scratch, threads);
+        conv_.run(t, in + start * in_image, staged, n, conv_scratch, threads);
       }
       pool_.run(staged, out + start * pool_.out_image(), n, threads);
     }
