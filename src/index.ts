@@ -8,6 +8,7 @@ export type { DType, DataTypeMap } from './tensor.js';
 export { KilnError, ErrorCode } from './errors.js';
 export type { ErrorCodeValue } from './errors.js';
 export { cpuInfo, setIsa, setNumThreads, ISAS } from './system.js';
+export { allocFloat32 } from './memory.js';
 export type { CpuInfo, Isa } from './system.js';
 
 export * as nn from './nn/index.js';

@@ -201,6 +201,8 @@ describe('lent memory (src/memory.ts): what Kiln allocates is used in place by a
       expect(i.length).toBe(n);
       expect(f.every((v) => v === 0) && i.every((v) => v === 0)).toBe(true);
     }
+    expect(() => allocFloat32(-1)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_KILN_INVALID_ARG' }));
+    expect(() => allocFloat32(2.5)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_KILN_INVALID_ARG' }));
     expect(() => native.lendArrayBuffer(-1)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_KILN_INVALID_ARG' }));
     expect(() => native.lendArrayBuffer(1.5)).toThrow(expect.objectContaining({ code: 'ERR_KILN_INVALID_ARG' }));
   });
