@@ -47,7 +47,8 @@ export function cpuInfo(): CpuInfo {
 
 /**
  * Switches every kernel to `isa` (for tests and A/B measurements; `KILN_ISA` does the same at start).
- * Throws a RangeError when this CPU lacks it.
+ * Throws a RangeError when this CPU lacks it. Safe while runs are in flight: a step that has started
+ * finishes on the kernels it started with, and later steps use the new ones.
  */
 export function setIsa(isa: Isa): void {
   native.setIsa(oneOf('isa', isa, ISAS));
