@@ -35,8 +35,9 @@ function int8GraphOf(source: ModelSource): { graph: Graph; reference?: Uint8Arra
 
 export async function verifyCommand(modelPath: string, opts: VerifyCommandOptions): Promise<void> {
   const out = new Output(opts);
-  // Steps: read the model, the inputs, the comparison (both runtimes, the bulk of the time).
-  const bar = out.progress(3, 'verify |{bar}| {value}/{total} {step}', { step: 'reading the model' });
+  // In percent: reading the model and the inputs take the first few, the comparison (both
+  // runtimes, chunk by chunk: the bulk of the time) the rest.
+  const bar = out.progress(100, 'verify |{bar}| {percentage}% {step}', { step: 'reading the model' });
   try {
     await verify(modelPath, opts, out, bar);
   } finally {
@@ -46,7 +47,7 @@ export async function verifyCommand(modelPath: string, opts: VerifyCommandOption
 
 async function verify(modelPath: string, opts: VerifyCommandOptions, out: Output, bar: Progress): Promise<void> {
   const source = await readModelSource(modelPath);
-  bar.update(1, { step: opts.dataset ? `loading ${opts.dataset}` : 'making random inputs' });
+  bar.update(2, { step: opts.dataset ? `loading ${opts.dataset}` : 'making random inputs' });
   let images: Tensor<'float32'> | undefined;
   let seed = opts.seed ?? 1;
   if (opts.dataset) {
@@ -68,9 +69,9 @@ async function verify(modelPath: string, opts: VerifyCommandOptions, out: Output
       return d;
     });
     const x = images ?? benchmarkInput(opts.count, shape, seed);
-    bar.update(2, { step: `running Kiln int8 and onnxruntime-node on ${x.dims[0]} inputs` });
+    bar.update(5, { step: `running Kiln int8 and onnxruntime-node on ${x.dims[0]} inputs` });
     const result = await compareInt8WithOnnxRuntime(int8.graph, { [input.name]: x }, int8.reference);
-    bar.update(3, { step: 'done' });
+    bar.update(100, { step: 'done' });
     bar.stop();
     const against = result.reference === 'onnx-file' ? 'onnxruntime-node on the int8 ONNX file' : "onnxruntime-node on Kiln's QDQ export";
     out.result({ model: modelPath, int8: true, ...result }, () =>
@@ -91,13 +92,20 @@ async function verify(modelPath: string, opts: VerifyCommandOptions, out: Output
   const model = source.kind === 'kiln' ? source.module : source.kind === 'graph' ? source.graph : source.bytes;
   // Name the feed after the ONNX model's own input.
   if (source.kind === 'onnx' && typeof inputs === 'object') inputs = { [source.graph.inputs[0].name]: inputs.input };
-  bar.update(2, { step: `running Kiln and onnxruntime-node on ${typeof inputs === 'number' ? inputs : images!.dims[0]} inputs${opts.perNode ? ', every node' : ''}` });
+  const rows = typeof inputs === 'number' ? inputs : images!.dims[0]!;
+  bar.update(5, { step: `onnxruntime-node on ${rows} inputs${opts.perNode ? ', every node' : ''}` });
+  const done = { onnxruntime: 0, kiln: 0 };
   const result = await compareWithOnnxRuntime(model, inputs, {
     perNode: Boolean(opts.perNode),
     seed,
     ...(source.kind === 'kiln' ? { inputShape: source.inputShape } : {}),
+    onProgress: (p) => {
+      done[p.runtime] = p.done;
+      const step = p.runtime === 'onnxruntime' && p.done < p.total ? `onnxruntime-node on ${rows} inputs` : `Kiln on ${rows} inputs`;
+      bar.update(5 + Math.floor((94 * (done.onnxruntime + done.kiln)) / (2 * p.total)), { step });
+    },
   });
-  bar.update(3, { step: 'done' });
+  bar.update(100, { step: 'done' });
   bar.stop();
   out.result({ model: modelPath, ...result }, () =>
     [

@@ -25,6 +25,7 @@ import { exportModel } from './export.js';
 import { readExternalData } from './external-data.js';
 import { importModel } from './import.js';
 import { loadOnnxRuntime } from './onnxruntime.js';
+import { concatChunks, rowRanges, sliceFeeds } from './row-chunks.js';
 import { DataType, decodeModel, encodeModel } from './proto.js';
 import { externalTensors } from './read-graph.js';
 
@@ -39,6 +40,18 @@ export interface CompareOptions {
   seed?: number;
   /** Input shape [C, H, W] when the model is a Module. */
   inputShape?: readonly number[];
+  /**
+   * Called as each runtime finishes a chunk of input rows (inputs with a symbolic batch axis run in
+   * chunks of 256 rows): `done` of `total` rows through `runtime`.
+   */
+  onProgress?: (progress: CompareProgress) => void;
+}
+
+/** What {@link CompareOptions.onProgress} receives. */
+export interface CompareProgress {
+  runtime: 'onnxruntime' | 'kiln';
+  done: number;
+  total: number;
 }
 
 /** How one output (or intermediate value) of Kiln differs from onnxruntime's. */
@@ -186,17 +199,29 @@ function makeInputs(graph: Graph, inputs: unknown, seed: number): { feeds: Recor
   return { feeds, batch };
 }
 
-async function runOrt(model: Uint8Array | string, feeds: Record<string, Tensor<'float32'>>, names: string[], threads: number | undefined): Promise<Record<string, Float32Array>> {
+/** Each chunk of feeds through onnxruntime, `onChunk(rows)` after each; outputs concatenated. */
+async function runOrt(
+  model: Uint8Array | string,
+  chunks: Record<string, Tensor<'float32'>>[],
+  names: string[],
+  threads: number | undefined,
+  onChunk: (rows: number) => void,
+): Promise<Record<string, Float32Array>> {
   const ort = await loadOnnxRuntime();
   const sessionOptions: Ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, ...(threads === undefined ? {} : { intraOpNumThreads: threads }) };
   const session = typeof model === 'string' ? await ort.InferenceSession.create(model, sessionOptions) : await ort.InferenceSession.create(model, sessionOptions);
   try {
-    const ortFeeds: Record<string, Ort.Tensor> = {};
-    for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = new ort.Tensor('float32', t.data, t.dims.slice());
-    const out = await session.run(ortFeeds, names.filter((n) => session.outputNames.includes(n)));
-    const result: Record<string, Float32Array> = {};
-    for (const [k, v] of Object.entries(out)) result[k] = v.data as Float32Array;
-    return result;
+    const results: Record<string, Float32Array>[] = [];
+    for (const feeds of chunks) {
+      const ortFeeds: Record<string, Ort.Tensor> = {};
+      for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = new ort.Tensor('float32', t.data, t.dims.slice());
+      const out = await session.run(ortFeeds, names.filter((n) => session.outputNames.includes(n)));
+      const result: Record<string, Float32Array> = {};
+      for (const [k, v] of Object.entries(out)) result[k] = v.data as Float32Array;
+      results.push(result);
+      onChunk(Object.values(feeds)[0]?.dims[0] ?? 1);
+    }
+    return concatChunks(results);
   } finally {
     await session.release();
   }
@@ -242,26 +267,48 @@ async function run(graph: Graph, reference: Reference, inputs: unknown, opts: Pa
   const tolerance = opts.tolerance === undefined ? 1e-4 : number('options.tolerance', opts.tolerance, 0);
   const seed = opts.seed === undefined ? 0 : integer('options.seed', opts.seed, 0);
   const perNode = opts.perNode === true;
+  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw typeError('options.onProgress', 'a function', opts.onProgress);
 
   const { feeds, batch } = makeInputs(graph, inputs, seed);
   const outputNames = graph.outputs.map((o) => o.name);
   const extra = perNode ? graph.nodes.flatMap((n) => n.outputs).filter((o) => o !== '' && !outputNames.includes(o)) : [];
+  // Intermediate values need not carry the batch axis: per-node comparisons run in one piece.
+  const chunks = (perNode ? [[0, batch] as [number, number]] : rowRanges(graph, feeds, batch)).map((r) => sliceFeeds(feeds, r));
+  const progress = (runtime: CompareProgress['runtime']): ((rows: number) => void) => {
+    let done = 0;
+    return (rows) => {
+      done += rows;
+      opts.onProgress?.({ runtime, done, total: batch });
+    };
+  };
 
-  const ortOut = await runOrt(await reference(extra), feeds, [...outputNames, ...extra], threads);
+  const ortOut = await runOrt(await reference(extra), chunks, [...outputNames, ...extra], threads, progress('onnxruntime'));
   const compared = perNode ? extra.filter((n) => ortOut[n] !== undefined) : [];
   const session = await InferenceSession.create(withOutputs(graph, compared), {
     ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
     // Every intermediate value must exist as computed: no fusion may swallow one.
     ...(perNode ? { graphOptimizationLevel: 'disabled' as const } : {}),
   });
-  let kilnOut: Record<string, Tensor>;
+  const kilnOut: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
   try {
-    kilnOut = await session.run(feeds);
+    const kilnProgress = progress('kiln');
+    const results: Record<string, Float32Array>[] = [];
+    let dims: Record<string, readonly number[]> = {};
+    for (const chunk of chunks) {
+      const out = await session.run(chunk);
+      results.push(Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.data as Float32Array])));
+      dims = Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.dims]));
+      kilnProgress(Object.values(chunk)[0]?.dims[0] ?? 1);
+    }
+    // Chunks split only the batch axis: the last chunk's dims with the whole batch in front.
+    for (const [name, data] of Object.entries(concatChunks(results))) {
+      kilnOut[name] = { data, dims: chunks.length === 1 ? dims[name]! : [batch, ...dims[name]!.slice(1)] };
+    }
   } finally {
     session.release();
   }
 
-  const rowsOf = (t: Tensor): number => (t.dims.length >= 2 ? t.dims[0]! : 1);
+  const rowsOf = (t: { dims: readonly number[] }): number => (t.dims.length >= 2 ? t.dims[0]! : 1);
   const outputs = outputNames.map((name) => {
     if (ortOut[name] === undefined) throw new KilnError(ErrorCode.SHAPE_MISMATCH, `Expected the reference model to have an output '${name}' but it has none`);
     return compareArrays(name, kilnOut[name]!.data, ortOut[name]!, rowsOf(kilnOut[name]!));

@@ -7,7 +7,7 @@ export type { ImportOptions } from './import.js';
 export { exportModel, EXPORT_OPSET } from './export.js';
 export type { ExportOptions } from './export.js';
 export { compareWithOnnxRuntime, compareGraphWithModel, compareArrays } from './compare.js';
-export type { CompareOptions, ComparisonResult, OutputComparison, NodeComparison } from './compare.js';
+export type { CompareOptions, CompareProgress, ComparisonResult, OutputComparison, NodeComparison } from './compare.js';
 export { benchmarkAgainstOrt, benchmarkInput } from './benchmark.js';
 export type { OrtBenchmarkOptions, OrtBenchmarkRow } from './benchmark.js';
 export { compareInt8WithOnnxRuntime, outputSteps } from './compare-int8.js';

@@ -193,7 +193,7 @@ describe('progress bars', () => {
     expect(b.drawn).toMatch(/bench \|.*\| \d\/2 cells/);
     const v = await withTerminal(() => runCli('verify', onnxPath, '--count', '8'));
     expect(v.r.exitCode, v.r.stderr).toBe(0);
-    expect(v.drawn).toMatch(/verify \|.*\| [0-3]\/3/);
+    expect(v.drawn).toMatch(/verify \|.*\| \d+% /);
     expect(v.drawn).not.toMatch(/\{[a-z]+\}/);
     const j = await withTerminal(() => runCli('verify', onnxPath, '--count', '8', '--json'));
     expect(j.r.exitCode).toBe(0);

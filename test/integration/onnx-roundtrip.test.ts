@@ -61,3 +61,20 @@ describe('SeedCNN ONNX round trip on MNIST', () => {
     expect(Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(0);
   });
 });
+
+describe('compareWithOnnxRuntime in chunks', () => {
+  it('runs 600 inputs as chunks of 256 rows, reports each runtime’s progress, and gives the one-piece result', async () => {
+    const model = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 9 }).eval();
+    const bytes = exportModel(model, { inputShape: [1, 28, 28] });
+    const events: string[] = [];
+    const chunked = await compareWithOnnxRuntime(bytes, 600, { onProgress: (p) => events.push(`${p.runtime} ${p.done}/${p.total}`) });
+    expect(events).toEqual(['onnxruntime 256/600', 'onnxruntime 512/600', 'onnxruntime 600/600', 'kiln 256/600', 'kiln 512/600', 'kiln 600/600']);
+    expect(chunked.batch).toBe(600);
+    // Per-node comparisons run in one piece (and unfused): the same inputs agree as well.
+    const whole = await compareWithOnnxRuntime(bytes, 600, { perNode: true });
+    expect(chunked.outputs[0]!.top1Agreement).toBe(whole.outputs[0]!.top1Agreement);
+    expect(chunked.outputs[0]!.maxAbsDiff).toBeLessThan(1e-5);
+    expect(whole.outputs[0]!.maxAbsDiff).toBeLessThan(1e-5);
+    await expect(compareWithOnnxRuntime(bytes, 2, { onProgress: 5 as never })).rejects.toMatchObject({ name: 'TypeError', code: 'ERR_KILN_INVALID_ARG' });
+  });
+});

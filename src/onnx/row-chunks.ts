@@ -1,0 +1,53 @@
+/**
+ * Splitting a comparison's inputs into chunks of rows along the batch axis, so both runtimes run
+ * them chunk by chunk: the caller sees progress on long comparisons, and neither runtime holds the
+ * activations of thousands of images at once. Outputs are concatenated back along the batch axis.
+ */
+import type { Graph } from '../graph/ir.js';
+import { Tensor } from '../tensor.js';
+
+/** Rows per chunk: a few milliseconds of SeedCNN work, enough to amortise a run's overhead. */
+export const CHUNK_ROWS = 256;
+
+/**
+ * Row ranges [begin, end) covering `batch`; a single range when the graph cannot be split (an input
+ * or output whose leading dimension is not the symbolic batch, or feeds that disagree on it).
+ */
+export function rowRanges(graph: Graph, feeds: Record<string, Tensor<'float32'>>, batch: number, rows = CHUNK_ROWS): [number, number][] {
+  const symbolicLead = (shape: readonly unknown[]): boolean => typeof shape[0] === 'string';
+  const splittable =
+    graph.inputs.every((i) => symbolicLead(i.shape)) &&
+    graph.outputs.every((o) => symbolicLead(o.shape)) &&
+    Object.values(feeds).every((t) => t.dims[0] === batch);
+  if (!splittable || batch <= rows) return [[0, batch]];
+  const ranges: [number, number][] = [];
+  for (let b = 0; b < batch; b += rows) ranges.push([b, Math.min(batch, b + rows)]);
+  return ranges;
+}
+
+/** The feeds' rows [begin, end) (views, no copies). */
+export function sliceFeeds(feeds: Record<string, Tensor<'float32'>>, [begin, end]: [number, number]): Record<string, Tensor<'float32'>> {
+  const out: Record<string, Tensor<'float32'>> = {};
+  for (const [name, t] of Object.entries(feeds)) {
+    const per = t.dims[0] === 0 ? 0 : t.data.length / t.dims[0]!;
+    out[name] = new Tensor('float32', t.data.subarray(begin * per, end * per), [end - begin, ...t.dims.slice(1)]);
+  }
+  return out;
+}
+
+/** Concatenates each named output's chunks (flat arrays, batch-major) into one array. */
+export function concatChunks(chunks: Record<string, Float32Array>[]): Record<string, Float32Array> {
+  if (chunks.length === 1) return chunks[0]!;
+  const out: Record<string, Float32Array> = {};
+  for (const name of Object.keys(chunks[0]!)) {
+    const parts = chunks.map((c) => c[name]!);
+    const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    out[name] = all;
+  }
+  return out;
+}
