@@ -8,6 +8,7 @@
  */
 import type { Graph } from '../graph/ir.js';
 import { benchmarkInput, compareInt8WithOnnxRuntime, compareWithOnnxRuntime, isInt8Graph } from '../onnx/index.js';
+import type { CompareProgress } from '../onnx/index.js';
 import { Tensor } from '../tensor.js';
 import { rangeError } from '../validate.js';
 import { loadDatasets, splitSeed } from './datasets.js';
@@ -45,6 +46,16 @@ export async function verifyCommand(modelPath: string, opts: VerifyCommandOption
   }
 }
 
+/** Moves the bar from 5% to 99% as both runtimes work through the inputs, chunk by chunk. */
+function comparisonProgress(bar: Progress, inputs: string, kiln: string): (p: CompareProgress) => void {
+  const done = { onnxruntime: 0, kiln: 0 };
+  return (p) => {
+    done[p.runtime] = p.done;
+    const step = p.runtime === 'onnxruntime' && p.done < p.total ? `onnxruntime-node on ${inputs}` : `${kiln} on ${inputs}`;
+    bar.update(5 + Math.floor((94 * (done.onnxruntime + done.kiln)) / (2 * p.total)), { step });
+  };
+}
+
 async function verify(modelPath: string, opts: VerifyCommandOptions, out: Output, bar: Progress): Promise<void> {
   const source = await readModelSource(modelPath);
   bar.update(2, { step: opts.dataset ? `loading ${opts.dataset}` : 'making random inputs' });
@@ -69,8 +80,10 @@ async function verify(modelPath: string, opts: VerifyCommandOptions, out: Output
       return d;
     });
     const x = images ?? benchmarkInput(opts.count, shape, seed);
-    bar.update(5, { step: `running Kiln int8 and onnxruntime-node on ${x.dims[0]} inputs` });
-    const result = await compareInt8WithOnnxRuntime(int8.graph, { [input.name]: x }, int8.reference);
+    bar.update(5, { step: `onnxruntime-node on ${x.dims[0]} inputs` });
+    const result = await compareInt8WithOnnxRuntime(int8.graph, { [input.name]: x }, int8.reference, {
+      onProgress: comparisonProgress(bar, `${x.dims[0]} inputs`, 'Kiln int8'),
+    });
     bar.update(100, { step: 'done' });
     bar.stop();
     const against = result.reference === 'onnx-file' ? 'onnxruntime-node on the int8 ONNX file' : "onnxruntime-node on Kiln's QDQ export";
@@ -94,16 +107,11 @@ async function verify(modelPath: string, opts: VerifyCommandOptions, out: Output
   if (source.kind === 'onnx' && typeof inputs === 'object') inputs = { [source.graph.inputs[0].name]: inputs.input };
   const rows = typeof inputs === 'number' ? inputs : images!.dims[0]!;
   bar.update(5, { step: `onnxruntime-node on ${rows} inputs${opts.perNode ? ', every node' : ''}` });
-  const done = { onnxruntime: 0, kiln: 0 };
   const result = await compareWithOnnxRuntime(model, inputs, {
     perNode: Boolean(opts.perNode),
     seed,
     ...(source.kind === 'kiln' ? { inputShape: source.inputShape } : {}),
-    onProgress: (p) => {
-      done[p.runtime] = p.done;
-      const step = p.runtime === 'onnxruntime' && p.done < p.total ? `onnxruntime-node on ${rows} inputs` : `Kiln on ${rows} inputs`;
-      bar.update(5 + Math.floor((94 * (done.onnxruntime + done.kiln)) / (2 * p.total)), { step });
-    },
+    onProgress: comparisonProgress(bar, `${rows} inputs`, 'Kiln'),
   });
   bar.update(100, { step: 'done' });
   bar.stop();

@@ -15,9 +15,10 @@ import { InferenceSession } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
 import { runInt8Reference } from '../quant/reference.js';
 import { integer, oneOf, options as checkOptions, typeError } from '../validate.js';
-import { compareArrays, type OutputComparison } from './compare.js';
+import { compareArrays, type CompareProgress, type OutputComparison } from './compare.js';
 import { exportModel } from './export.js';
 import { loadOnnxRuntime } from './onnxruntime.js';
+import { concatChunks, rowRanges, sliceFeeds } from './row-chunks.js';
 
 export interface Int8CompareOptions {
   /** Threads each runtime may use. Default: each runtime's default. */
@@ -28,6 +29,8 @@ export interface Int8CompareOptions {
    * an export or import one).
    */
   engine?: 'runtime' | 'reference';
+  /** As CompareOptions.onProgress: each runtime's rows done, chunk by chunk (256 rows). */
+  onProgress?: (progress: CompareProgress) => void;
 }
 
 export interface Int8OutputComparison extends OutputComparison {
@@ -115,42 +118,80 @@ export async function compareInt8WithOnnxRuntime(
     const t = inputs[i.name];
     if (!(t instanceof Tensor) || t.type !== 'float32') throw typeError(`inputs['${i.name}']`, 'a float32 Tensor', t);
   }
+  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw typeError('options.onProgress', 'a function', opts.onProgress);
   const model = reference ?? exportModel(graph);
+  const feeds = inputs as Record<string, Tensor<'float32'>>;
+  const batch = graph.inputs[0] ? feeds[graph.inputs[0].name]!.dims[0] ?? 1 : 1;
+  const chunks = rowRanges(graph, feeds, batch).map((r) => sliceFeeds(feeds, r));
+  const progress = (runtime: CompareProgress['runtime']): ((rows: number) => void) => {
+    let done = 0;
+    return (rows) => {
+      done += rows;
+      opts.onProgress?.({ runtime, done, total: batch });
+    };
+  };
 
   const ort = await loadOnnxRuntime();
   const ortSession = await ort.InferenceSession.create(model, { logSeverityLevel: 3, ...(threads === undefined ? {} : { intraOpNumThreads: threads }) });
-  let ortOut: Ort.InferenceSession.OnnxValueMapType;
+  const ortChunks: Record<string, Float32Array>[] = [];
   try {
-    const feeds: Record<string, Ort.Tensor> = {};
-    graph.inputs.forEach((input, k) => {
-      const t = inputs[input.name]!;
-      // The reference file names its inputs itself; they come in the same order.
-      feeds[ortSession.inputNames[k] ?? input.name] = new ort.Tensor('float32', t.data as Float32Array, t.dims.slice());
-    });
-    ortOut = await ortSession.run(feeds);
+    const ortProgress = progress('onnxruntime');
+    for (const chunk of chunks) {
+      const ortFeeds: Record<string, Ort.Tensor> = {};
+      graph.inputs.forEach((input, k) => {
+        const t = chunk[input.name]!;
+        // The reference file names its inputs itself; they come in the same order.
+        ortFeeds[ortSession.inputNames[k] ?? input.name] = new ort.Tensor('float32', t.data, t.dims.slice());
+      });
+      const out = await ortSession.run(ortFeeds);
+      // Outputs by the graph's names (the reference file may name them otherwise, in the same order).
+      ortChunks.push(
+        Object.fromEntries(
+          graph.outputs.map((o, k) => {
+            const value = out[o.name] ?? out[Object.keys(out)[k] ?? ''];
+            if (value === undefined) throw new KilnError(ErrorCode.SHAPE_MISMATCH, `Expected an output '${o.name}' from both runtimes but onnxruntime gave none`);
+            return [o.name, value.data as Float32Array];
+          }),
+        ),
+      );
+      ortProgress(chunk[graph.inputs[0]!.name]!.dims[0]!);
+    }
   } finally {
     await ortSession.release();
   }
+  const ortOut = concatChunks(ortChunks);
   let kilnOut: Record<string, Tensor>;
   if (engine === 'reference') {
     kilnOut = runInt8Reference(graph, inputs);
+    progress('kiln')(batch);
   } else {
     const session = await InferenceSession.create(graph, threads === undefined ? {} : { intraOpNumThreads: threads });
     try {
-      kilnOut = await session.run(inputs);
+      const kilnProgress = progress('kiln');
+      const parts: Record<string, Float32Array>[] = [];
+      let dims: Record<string, readonly number[]> = {};
+      for (const chunk of chunks) {
+        const out = await session.run(chunk);
+        parts.push(Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.data as Float32Array])));
+        dims = Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.dims]));
+        kilnProgress(chunk[graph.inputs[0]!.name]!.dims[0]!);
+      }
+      kilnOut = Object.fromEntries(
+        Object.entries(concatChunks(parts)).map(([k, data]) => [k, new Tensor('float32', data, chunks.length === 1 ? dims[k]! : [batch, ...dims[k]!.slice(1)])]),
+      );
     } finally {
       session.release();
     }
   }
   const steps = outputSteps(graph);
-  const outputs = graph.outputs.map((o, k) => {
-    const ref = ortOut[o.name] ?? ortOut[Object.keys(ortOut)[k] ?? ''];
+  const outputs = graph.outputs.map((o) => {
+    const ref = ortOut[o.name];
     const ours = kilnOut[o.name];
     if (ref === undefined || ours === undefined) throw new KilnError(ErrorCode.SHAPE_MISMATCH, `Expected an output '${o.name}' from both runtimes but ${ref === undefined ? 'onnxruntime' : 'Kiln'} gave none`);
     const rows = ours.dims.length >= 2 ? ours.dims[0]! : 1;
-    const cmp = compareArrays(o.name, ours.data, ref.data as Float32Array, rows);
+    const cmp = compareArrays(o.name, ours.data, ref, rows);
     const step = steps.get(o.name);
-    return { ...cmp, maxDiffSteps: step === undefined ? undefined : diffInSteps(ours.data, ref.data as Float32Array, ours.dims, step) };
+    return { ...cmp, maxDiffSteps: step === undefined ? undefined : diffInSteps(ours.data, ref, ours.dims, step) };
   });
   const first = graph.inputs[0] ? inputs[graph.inputs[0].name] : undefined;
   return { outputs, batch: first?.dims[0] ?? 1, reference: reference === undefined ? 'qdq-export' : 'onnx-file', engine };

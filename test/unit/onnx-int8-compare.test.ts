@@ -55,6 +55,16 @@ describe('compareInt8WithOnnxRuntime', () => {
     }
   });
 
+  it('runs 600 rows in chunks of 256 through both runtimes, reporting each, with the one-piece result', async () => {
+    const x = new Tensor('float32', Float32Array.from({ length: 1200 }, (_, i) => ((i * 37) % 41) / 4), [600, 2]);
+    const events: string[] = [];
+    const chunked = await compareInt8WithOnnxRuntime(gemmGraph(false), { x }, undefined, { onProgress: (p) => events.push(`${p.runtime} ${p.done}/${p.total}`) });
+    expect(events).toEqual(['onnxruntime 256/600', 'onnxruntime 512/600', 'onnxruntime 600/600', 'kiln 256/600', 'kiln 512/600', 'kiln 600/600']);
+    const whole = await compareInt8WithOnnxRuntime(gemmGraph(false), { x }, undefined, { engine: 'reference' });
+    expect(chunked).toMatchObject({ batch: 600, outputs: [{ maxDiffSteps: whole.outputs[0]!.maxDiffSteps, top1Agreement: whole.outputs[0]!.top1Agreement }] });
+    await expect(compareInt8WithOnnxRuntime(gemmGraph(false), { x }, undefined, { onProgress: 1 as never })).rejects.toMatchObject({ code: 'ERR_KILN_INVALID_ARG' });
+  });
+
   it('refuses a float graph, missing feeds and non-byte references', async () => {
     const x = new Tensor('float32', [1, 2], [1, 2]);
     const float: Graph = { ...gemmGraph(true), nodes: [{ name: 'id', op: 'Identity', inputs: ['x'], outputs: ['y'], attrs: {} }] };
