@@ -16,13 +16,13 @@ import { ErrorCode, KilnError } from './errors.js';
 
 export type MaybePromise = Promise<void> | undefined;
 
-/** Shared geometry of a 2-D convolution (NCHW input, OIHW weight). */
-export interface Conv2dGeometry {
-  batch: number;
-  inChannels: number;
+/**
+ * The window fields both 2-D convolution and pooling geometries carry: output extent, kernel,
+ * stride, pads (top, left, bottom, right) and dilation. Read once by the addon (read_window).
+ */
+export interface WindowGeometry {
   inHeight: number;
   inWidth: number;
-  outChannels: number;
   outHeight: number;
   outWidth: number;
   kernelH: number;
@@ -35,27 +35,20 @@ export interface Conv2dGeometry {
   padRight: number;
   dilationH: number;
   dilationW: number;
+}
+
+/** Shared geometry of a 2-D convolution (NCHW input, OIHW weight). */
+export interface Conv2dGeometry extends WindowGeometry {
+  batch: number;
+  inChannels: number;
+  outChannels: number;
   groups: number;
 }
 
 /** Shared geometry of a 2-D pooling window (NCHW). */
-export interface Pool2dGeometry {
+export interface Pool2dGeometry extends WindowGeometry {
   batch: number;
   channels: number;
-  inHeight: number;
-  inWidth: number;
-  outHeight: number;
-  outWidth: number;
-  kernelH: number;
-  kernelW: number;
-  strideH: number;
-  strideW: number;
-  padTop: number;
-  padLeft: number;
-  padBottom: number;
-  padRight: number;
-  dilationH: number;
-  dilationW: number;
 }
 
 export interface NativeCpuInfo {

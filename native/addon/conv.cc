@@ -34,10 +34,7 @@ struct ForwardOperands {
 };
 
 Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const Conv2dArgs a = read_conv2d_args(o);
     const ForwardOperands in(o, a);
     const View<float> output = get_f32_exact(o, "output", a.output);
@@ -49,15 +46,11 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
     const ForwardOperands::Pointers p = in.read(mem);
     float* y = mem.write(output);
     return run_job(env, std::move(mem), [=] { kiln::conv2d_forward(g, batch, p.x, p.w, p.b, relu, y); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const Conv2dArgs a = read_conv2d_args(o);
     const View<float> input = get_f32_exact(o, "input", a.input);
     const View<float> weight = get_f32_exact(o, "weight", a.weight);
@@ -77,18 +70,14 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
     float* dw = mem.write(grad_weight);
     float* db = mem.write(grad_bias);
     return run_job(env, std::move(mem), [=] { kiln::conv2d_backward(g, batch, x, w, dy, dx, dw, db); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 // conv2dMaxPoolForward: conv2dForward's arguments plus poolKernelH/W, poolStrideH/W,
 // poolDilationH/W (default 1), poolOutHeight/Width; output and indices (optional) hold
 // batch x Cout x poolOutHeight x poolOutWidth elements.
 Napi::Value Conv2dMaxPoolForward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const Conv2dArgs a = read_conv2d_args(o);
     kiln::ConvMaxPool pool;
     pool.kernel_h = static_cast<size_t>(get_int(o, "poolKernelH", 1, kMaxDim));
@@ -121,8 +110,7 @@ Napi::Value Conv2dMaxPoolForward(const Napi::CallbackInfo& info) {
     float* y = mem.write(output);
     int32_t* winners = mem.write(indices);
     return run_job(env, std::move(mem), [=] { kiln::conv2d_max_pool_forward(g, batch, p.x, p.w, p.b, pool, y, winners); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 }  // namespace

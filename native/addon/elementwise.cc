@@ -26,10 +26,7 @@ size_t length_of(const Napi::Object& o) {
 }
 
 Napi::Value Relu(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const size_t n = length_of(o);
     const View<float> input = get_f32_exact(o, "input", n);
     const View<float> output = get_f32_exact(o, "output", n);
@@ -38,15 +35,11 @@ Napi::Value Relu(const Napi::CallbackInfo& info) {
     const float* in = mem.read(input);
     float* out = mem.write(output);
     return run_job(env, std::move(mem), [=] { kiln::relu(in, out, n); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const size_t n = length_of(o);
     const View<float> output = get_f32_exact(o, "output", n);
     const View<float> grad_output = get_f32_exact(o, "gradOutput", n);
@@ -58,15 +51,11 @@ Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
     const float* dy = mem.read(grad_output);
     float* dx = mem.write(grad_input);
     return run_job(env, std::move(mem), [=] { kiln::relu_backward(y, dy, dx, n); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const size_t rows = count(o, "rows", 0);
     const size_t cols = count(o, "cols", 1);
     const size_t n = checked_mul(rows, cols, "rows * cols");
@@ -78,15 +67,11 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
     const float* in = mem.read(input);
     float* out = mem.write(output);
     return run_job(env, std::move(mem), [=] { kiln::softmax(in, out, rows, cols, log); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const size_t rows = count(o, "rows", 0);
     const size_t cols = count(o, "cols", 1);
     const size_t n = checked_mul(rows, cols, "rows * cols");
@@ -112,18 +97,23 @@ Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
     float* loss = mem.write(losses);
     float* dx = mem.write(grad_logits);
     return run_job(env, std::move(mem), [=] { kiln::softmax_cross_entropy(x, y, rows, cols, loss, dx, grad_scale); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
+}
+
+// What every optimizer step reads first: the length, then `param` and `grad` of that many elements.
+struct StepArrays {
+  size_t n;
+  View<float> param, grad;
+};
+StepArrays read_step_arrays(const Napi::Object& o) {
+  const size_t n = length_of(o);
+  return {n, get_f32_exact(o, "param", n), get_f32_exact(o, "grad", n)};  // braces: read in order
 }
 
 Napi::Value SgdStep(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
-    const size_t n = length_of(o);
-    const View<float> param = get_f32_exact(o, "param", n);
-    const View<float> grad = get_f32_exact(o, "grad", n);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
+    const StepArrays step = read_step_arrays(o);
+    const size_t n = step.n;
     const View<float> velocity = get_f32_exact(o, "velocity", n);
     kiln::SgdOptions opt;
     opt.lr = get_number_in(o, "lr", 0, kInf);
@@ -131,24 +121,19 @@ Napi::Value SgdStep(const Napi::CallbackInfo& info) {
     opt.dampening = get_number_in(o, "dampening", 0, 1);
     opt.weight_decay = get_number_in(o, "weightDecay", 0, kInf);
     opt.nesterov = get_bool(o, "nesterov");
-    expect_apart({region(param, "param"), region(velocity, "velocity")}, {region(grad, "grad")});
+    expect_apart({region(step.param, "param"), region(velocity, "velocity")}, {region(step.grad, "grad")});
     JobMemory mem(async);
-    float* p = mem.update(param);
-    const float* g = mem.read(grad);
+    float* p = mem.update(step.param);
+    const float* g = mem.read(step.grad);
     float* vel = mem.update(velocity);
     return run_job(env, std::move(mem), [=] { kiln::sgd_step(p, g, vel, n, opt); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 Napi::Value AdamStep(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
-    const size_t n = length_of(o);
-    const View<float> param = get_f32_exact(o, "param", n);
-    const View<float> grad = get_f32_exact(o, "grad", n);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
+    const StepArrays step = read_step_arrays(o);
+    const size_t n = step.n;
     const View<float> m = get_f32_exact(o, "m", n);
     const View<float> v = get_f32_exact(o, "v", n);
     kiln::AdamOptions opt;
@@ -162,15 +147,14 @@ Napi::Value AdamStep(const Napi::CallbackInfo& info) {
     // beta = 1 would make the bias correction 1 - beta^step zero.
     if (opt.beta1 >= 1) throw_range("beta1", "a number in [0, 1)", std::to_string(opt.beta1));
     if (opt.beta2 >= 1) throw_range("beta2", "a number in [0, 1)", std::to_string(opt.beta2));
-    expect_apart({region(param, "param"), region(m, "m"), region(v, "v")}, {region(grad, "grad")});
+    expect_apart({region(step.param, "param"), region(m, "m"), region(v, "v")}, {region(step.grad, "grad")});
     JobMemory mem(async);
-    float* p = mem.update(param);
-    const float* g = mem.read(grad);
+    float* p = mem.update(step.param);
+    const float* g = mem.read(step.grad);
     float* m1 = mem.update(m);
     float* m2 = mem.update(v);
     return run_job(env, std::move(mem), [=] { kiln::adam_step(p, g, m1, m2, n, opt); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 kiln::BatchNormShape read_batch_norm_shape(const Napi::Object& o, size_t* total) {
@@ -183,10 +167,7 @@ kiln::BatchNormShape read_batch_norm_shape(const Napi::Object& o, size_t* total)
 }
 
 Napi::Value BatchNorm2dForward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     size_t total = 0;
     const kiln::BatchNormShape s = read_batch_norm_shape(o, &total);
     const View<float> input = get_f32_exact(o, "input", total);
@@ -224,15 +205,11 @@ Napi::Value BatchNorm2dForward(const Napi::CallbackInfo& info) {
     return run_job(env, std::move(mem), [=] {
       kiln::batch_norm2d_forward(s, x, y, g, b, mean, var, saved_mean, saved_inv_std, training, momentum, eps);
     });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 Napi::Value BatchNorm2dBackward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     size_t total = 0;
     const kiln::BatchNormShape s = read_batch_norm_shape(o, &total);
     const View<float> input = get_f32_exact(o, "input", total);
@@ -260,8 +237,7 @@ Napi::Value BatchNorm2dBackward(const Napi::CallbackInfo& info) {
     float* dg = mem.write(grad_gamma);
     float* db = mem.write(grad_beta);
     return run_job(env, std::move(mem), [=] { kiln::batch_norm2d_backward(s, x, dy, g, mean, inv_std, dx, dg, db); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 }  // namespace

@@ -22,11 +22,7 @@ bool overlaps(const float* p, size_t n, const float* q, size_t m) {
 }
 
 Napi::Value Sgemm(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    Napi::Object args = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
-
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& args, bool async) -> Napi::Value {
     const bool trans_a = get_bool_or(args, "transA", false);
     const bool trans_b = get_bool_or(args, "transB", false);
     const size_t m = static_cast<size_t>(get_int(args, "m", 0, kMaxDim));
@@ -79,8 +75,7 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
     if (epilogue.bias) epilogue.bias = mem.read(bias, mode == "row" ? m : n);
     return run_job(env, std::move(mem),
                    [=] { kiln::sgemm(trans_a, trans_b, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, epilogue); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 }  // namespace

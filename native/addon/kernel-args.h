@@ -19,6 +19,20 @@ constexpr int64_t kMaxDim = 2147483647;
 // The trailing `async` argument: a boolean, or undefined meaning false.
 bool get_async(const Napi::CallbackInfo& info, size_t index);
 
+// The frame of every kernel entry point `fn(args, async)`: reads the args object (argument 0)
+// and then the async flag (argument 1), calls body(env, args, async) and turns an ArgError or
+// std::exception it throws into the JS error (KILN_ADDON_CATCH).
+template <typename Body>
+Napi::Value kernel_call(const Napi::CallbackInfo& info, Body&& body) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    const Napi::Object args = get_object(info, 0, "args");
+    const bool async = get_async(info, 1);
+    return body(env, args, async);
+  }
+  KILN_ADDON_CATCH(env)
+}
+
 // A Float32Array/Int32Array of exactly `length` elements (RangeError naming `name` otherwise).
 View<float> get_f32_exact(const Napi::Object& o, const char* name, size_t length);
 View<float> get_f32_exact_opt(const Napi::Object& o, const char* name, size_t length);  // null ok

@@ -21,10 +21,7 @@ void check_indexable(const Pool2dArgs& a) {
 }
 
 Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const Pool2dArgs a = read_pool2d_args(o);
     check_indexable(a);
     const View<float> input = get_f32_exact(o, "input", a.input);
@@ -37,15 +34,11 @@ Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
     float* y = mem.write(output);
     int32_t* winners = mem.write(indices);
     return run_job(env, std::move(mem), [=] { kiln::max_pool2d_forward(g, x, y, winners); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const Pool2dArgs a = read_pool2d_args(o);
     check_indexable(a);
     const View<float> grad_output = get_f32_exact(o, "gradOutput", a.output);
@@ -68,47 +61,33 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
     const int32_t* winners = mem.read(indices);
     float* dx = mem.write(grad_input);
     return run_job(env, std::move(mem), [=] { kiln::max_pool2d_backward(g, dy, winners, dx); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
-Napi::Value AvgPool2dForward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+using AvgPoolKernel = void (*)(const kiln::Pool2dGeometry&, const float*, float*, bool, size_t);
+
+// Average pooling either way reads one array and writes another over the same geometry, apart:
+// forward `input` (a.input elements) -> `output` (a.output), backward `gradOutput` (a.output) ->
+// `gradInput` (a.input).
+Napi::Value avg_pool2d(const Napi::CallbackInfo& info, bool forward, AvgPoolKernel kernel) {
+  const char* from = forward ? "input" : "gradOutput";
+  const char* to = forward ? "output" : "gradInput";
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const Pool2dArgs a = read_pool2d_args(o);
-    const View<float> input = get_f32_exact(o, "input", a.input);
-    const View<float> output = get_f32_exact(o, "output", a.output);
+    const View<float> source = get_f32_exact(o, from, forward ? a.input : a.output);
+    const View<float> target = get_f32_exact(o, to, forward ? a.output : a.input);
     const bool include_pad = get_bool(o, "countIncludePad");
-    expect_apart({region(output, "output")}, {region(input, "input")});
+    expect_apart({region(target, to)}, {region(source, from)});
     const kiln::Pool2dGeometry g = a.g;
     JobMemory mem(async);
-    const float* x = mem.read(input);
-    float* y = mem.write(output);
-    return run_job(env, std::move(mem), [=] { kiln::avg_pool2d_forward(g, x, y, include_pad); });
-  }
-  KILN_ADDON_CATCH(env)
+    const float* x = mem.read(source);
+    float* y = mem.write(target);
+    return run_job(env, std::move(mem), [=] { kernel(g, x, y, include_pad, 0); });
+  });
 }
 
-Napi::Value AvgPool2dBackward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
-    const Pool2dArgs a = read_pool2d_args(o);
-    const View<float> grad_output = get_f32_exact(o, "gradOutput", a.output);
-    const View<float> grad_input = get_f32_exact(o, "gradInput", a.input);
-    const bool include_pad = get_bool(o, "countIncludePad");
-    expect_apart({region(grad_input, "gradInput")}, {region(grad_output, "gradOutput")});
-    const kiln::Pool2dGeometry g = a.g;
-    JobMemory mem(async);
-    const float* dy = mem.read(grad_output);
-    float* dx = mem.write(grad_input);
-    return run_job(env, std::move(mem), [=] { kiln::avg_pool2d_backward(g, dy, dx, include_pad); });
-  }
-  KILN_ADDON_CATCH(env)
-}
+Napi::Value AvgPool2dForward(const Napi::CallbackInfo& info) { return avg_pool2d(info, true, kiln::avg_pool2d_forward); }
+Napi::Value AvgPool2dBackward(const Napi::CallbackInfo& info) { return avg_pool2d(info, false, kiln::avg_pool2d_backward); }
 
 }  // namespace
 

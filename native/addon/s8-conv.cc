@@ -40,10 +40,7 @@ void check_multiplier(double value, const char* what) {
 }
 
 Napi::Value S8Conv2d(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const Conv2dArgs a = read_conv2d_args(o);
     const View<uint8_t> input = get_u8_exact(o, "input", a.input);
     const View<int8_t> weight = exact_length(get_i8(o, "weight", 0), "weight", a.weight, "Int8Array");
@@ -96,8 +93,7 @@ Napi::Value S8Conv2d(const Napi::CallbackInfo& info) {
       std::vector<uint8_t> scratch(plan.scratch_bytes(batch, 0));
       plan.run(in, out, batch, scratch.data(), 0);
     });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 struct LayoutArgs {
@@ -118,10 +114,7 @@ LayoutArgs read_layout_args(const Napi::Object& o) {
 }
 
 Napi::Value QuantizeU8NchwToNhwc(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const LayoutArgs a = read_layout_args(o);
     const View<float> input = get_f32_exact(o, "input", a.count);
     const View<uint8_t> output = get_u8_exact(o, "output", a.count);
@@ -131,15 +124,11 @@ Napi::Value QuantizeU8NchwToNhwc(const Napi::CallbackInfo& info) {
     uint8_t* out = mem.write(output);
     return run_job(env, std::move(mem),
                    [=] { kiln::quantize_u8_nchw_to_nhwc(in, out, a.batch, a.channels, a.plane, a.scale, a.zero_point); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 Napi::Value DequantizeU8NhwcToNchw(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const LayoutArgs a = read_layout_args(o);
     const View<uint8_t> input = get_u8_exact(o, "input", a.count);
     const View<float> output = get_f32_exact(o, "output", a.count);
@@ -149,15 +138,11 @@ Napi::Value DequantizeU8NhwcToNchw(const Napi::CallbackInfo& info) {
     float* out = mem.write(output);
     return run_job(env, std::move(mem),
                    [=] { kiln::dequantize_u8_nhwc_to_nchw(in, out, a.batch, a.channels, a.plane, a.scale, a.zero_point); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 Napi::Value MaxPoolU8Nhwc(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    const Napi::Object o = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& o, bool async) -> Napi::Value {
     const Pool2dArgs a = read_pool2d_args(o);
     const View<uint8_t> input = get_u8_exact(o, "input", a.input);
     const View<uint8_t> output = get_u8_exact(o, "output", a.output);
@@ -168,8 +153,7 @@ Napi::Value MaxPoolU8Nhwc(const Napi::CallbackInfo& info) {
     const uint8_t* in = mem.read(input);
     uint8_t* out = mem.write(output);
     return run_job(env, std::move(mem), [=] { kiln::max_pool2d_u8_nhwc(g, batch, channels, in, out); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 }  // namespace

@@ -171,33 +171,46 @@ Output<T> read_output(const Napi::Object& args, const Common& cm, View<T> (*get)
   return out;
 }
 
+// The rest of every variant once its epilogue's arguments are read: the output C (of `get`'s
+// element type), checked apart from the inputs (the epilogue's arrays among them, added first);
+// then the job, with `bind(mem)` reading the epilogue's arrays into the job's memory before C,
+// and `kernel(m, a, lda, za, b, bias, epilogue, out, ldc)` on the packed B.
+template <typename T, typename Bind, typename Kernel>
+Napi::Value run_s8gemm(Napi::Env env, const Napi::Object& args, bool async, Common& cm,
+                       View<T> (*get)(const Napi::Object&, const char*, size_t), Bind bind, Kernel kernel) {
+  Output<T> c = read_output<T>(args, cm, get);
+  cm.inputs.refuse_overlap(c.view.data, c.len);
+  const size_t m = cm.m, lda = cm.lda, ldc = c.ldc;
+  const uint8_t za = cm.za;
+  JobMemory mem(async);
+  const Operands op = read_operands(cm, mem);
+  const auto epilogue = bind(mem);
+  T* out = mem.update(c.view, c.len);  // rows have gaps (ldc) that keep their values
+  auto work = job(cm, mem, [=](const kiln::PackedS8B& b) { kernel(m, op.a, lda, za, b, op.bias, epilogue, out, ldc); });
+  return run_job(env, std::move(mem), std::move(work));
+}
+
+// The per-column float `scale` of the requantize and dequantize epilogues: n finite values.
+View<float> read_scale(const Napi::Object& args, const Common& cm) {
+  View<float> scale = get_f32(args, "scale", cm.n);
+  check_finite(scale.data, cm.n, "scale");
+  return scale;
+}
+
 Napi::Value S8gemm(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    Napi::Object args = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& args, bool async) -> Napi::Value {
     Common cm = read_common(args);
-    Output<int32_t> c = read_output<int32_t>(args, cm, get_i32);
-    cm.inputs.refuse_overlap(c.view.data, c.len);
-    const size_t m = cm.m, lda = cm.lda, ldc = c.ldc;
-    const uint8_t za = cm.za;
-    JobMemory mem(async);
-    const Operands op = read_operands(cm, mem);
-    int32_t* out = mem.update(c.view, c.len);  // rows have gaps (ldc) that keep their values
-    auto work = job(cm, mem, [=](const kiln::PackedS8B& b) { kiln::s8gemm(m, op.a, lda, za, b, op.bias, out, ldc); });
-    return run_job(env, std::move(mem), std::move(work));
-  }
-  KILN_ADDON_CATCH(env)
+    return run_s8gemm<int32_t>(
+        env, args, async, cm, get_i32, [](JobMemory&) { return nullptr; },
+        [](size_t m, const uint8_t* a, size_t lda, uint8_t za, const kiln::PackedS8B& b, const int32_t* bias, std::nullptr_t,
+           int32_t* out, size_t ldc) { kiln::s8gemm(m, a, lda, za, b, bias, out, ldc); });
+  });
 }
 
 Napi::Value S8gemmRequantize(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    Napi::Object args = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& args, bool async) -> Napi::Value {
     Common cm = read_common(args);
-    View<float> scale = get_f32(args, "scale", cm.n);
-    check_finite(scale.data, cm.n, "scale");
+    View<float> scale = read_scale(args, cm);
     kiln::S8Requantization rq;
     rq.zero_point = static_cast<uint8_t>(get_int(args, "outZeroPoint", 0, 255));
     rq.min = static_cast<uint8_t>(get_int_or(args, "outMin", 0, 255, 0));
@@ -205,54 +218,39 @@ Napi::Value S8gemmRequantize(const Napi::CallbackInfo& info) {
     if (rq.min > rq.max) {
       throw_range("outMax", "an integer >= outMin (" + std::to_string(rq.min) + ")", std::to_string(rq.max));
     }
-    Output<uint8_t> c = read_output<uint8_t>(args, cm, get_u8);
     cm.inputs.add(scale.data, cm.n);
-    cm.inputs.refuse_overlap(c.view.data, c.len);
-    const size_t m = cm.m, lda = cm.lda, ldc = c.ldc;
-    const uint8_t za = cm.za;
-    JobMemory mem(async);
-    const Operands op = read_operands(cm, mem);
-    rq.scale = mem.read(scale, cm.n);
-    uint8_t* out = mem.update(c.view, c.len);
-    auto work = job(cm, mem, [=](const kiln::PackedS8B& b) { kiln::s8gemm_requantize(m, op.a, lda, za, b, op.bias, rq, out, ldc); });
-    return run_job(env, std::move(mem), std::move(work));
-  }
-  KILN_ADDON_CATCH(env)
+    return run_s8gemm<uint8_t>(
+        env, args, async, cm, get_u8,
+        [&](JobMemory& mem) {
+          rq.scale = mem.read(scale, cm.n);
+          return rq;
+        },
+        [](auto... operands) { kiln::s8gemm_requantize(operands...); });
+  });
 }
 
 Napi::Value S8gemmDequantize(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    Napi::Object args = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& args, bool async) -> Napi::Value {
     Common cm = read_common(args);
-    View<float> scale = get_f32(args, "scale", cm.n);
-    check_finite(scale.data, cm.n, "scale");
+    View<float> scale = read_scale(args, cm);
     View<float> out_bias = get_f32_opt(args, "outBias", cm.n);
     if (out_bias.data) check_finite(out_bias.data, cm.n, "outBias");
-    Output<float> c = read_output<float>(args, cm, get_f32);
     cm.inputs.add(scale.data, cm.n);
     cm.inputs.add(out_bias.data, out_bias.data ? cm.n : 0);
-    cm.inputs.refuse_overlap(c.view.data, c.len);
-    const size_t m = cm.m, lda = cm.lda, ldc = c.ldc;
-    const uint8_t za = cm.za;
-    JobMemory mem(async);
-    const Operands op = read_operands(cm, mem);
-    kiln::S8Dequantization dq;
-    dq.scale = mem.read(scale, cm.n);
-    dq.bias = out_bias.data ? mem.read(out_bias, cm.n) : nullptr;
-    float* out = mem.update(c.view, c.len);
-    auto work = job(cm, mem, [=](const kiln::PackedS8B& b) { kiln::s8gemm_dequantize(m, op.a, lda, za, b, op.bias, dq, out, ldc); });
-    return run_job(env, std::move(mem), std::move(work));
-  }
-  KILN_ADDON_CATCH(env)
+    return run_s8gemm<float>(
+        env, args, async, cm, get_f32,
+        [&](JobMemory& mem) {
+          kiln::S8Dequantization dq;
+          dq.scale = mem.read(scale, cm.n);
+          dq.bias = out_bias.data ? mem.read(out_bias, cm.n) : nullptr;
+          return dq;
+        },
+        [](auto... operands) { kiln::s8gemm_dequantize(operands...); });
+  });
 }
 
 Napi::Value PackS8B(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    Napi::Object args = get_object(info, 0, "args");
-    const bool async = get_async(info, 1);
+  return kernel_call(info, [&](Napi::Env env, const Napi::Object& args, bool async) -> Napi::Value {
     const size_t k = static_cast<size_t>(get_int(args, "k", 0, kMaxDim));
     const size_t n = static_cast<size_t>(get_int(args, "n", 0, kMaxDim));
     const RawB raw = read_raw_b(args, k, n);
@@ -265,8 +263,7 @@ Napi::Value PackS8B(const Napi::CallbackInfo& info) {
     return run_job_with_result(
         env, std::move(mem), [packed, b, trans, ldb, k, n] { *packed = std::make_shared<const kiln::PackedS8B>(trans, k, n, b, ldb); },
         [packed](Napi::Env e) { return wrap_packed(e, *packed); });
-  }
-  KILN_ADDON_CATCH(env)
+  });
 }
 
 Napi::Value PackedS8BInfo(const Napi::CallbackInfo& info) {

@@ -189,6 +189,17 @@ std::vector<float> run_case(const Case& cs, uint64_t seed) {
 const size_t kDepths[] = {1, 2, 3, 7, 16, 17, 255, 288};
 const bool kTrans[][2] = {{false, false}, {false, true}, {true, false}, {true, true}};
 
+// A plain case of m x n x k with op(A), op(B) transposed as `trans` says; the rest at defaults.
+Case shape_case(size_t m, size_t n, size_t k, const bool (&trans)[2]) {
+  Case cs;
+  cs.m = m;
+  cs.n = n;
+  cs.k = k;
+  cs.trans_a = trans[0];
+  cs.trans_b = trans[1];
+  return cs;
+}
+
 // Rotates through scalings and epilogues so the sweeps cover every combination across cases.
 void vary(Case& cs, size_t index) {
   static const float alphas[] = {1.0f, -0.75f, 2.0f};
@@ -209,12 +220,7 @@ void sweep_edges(uint64_t& seed) {
   for (size_t m = 1; m <= mr + 1; ++m) {
     for (size_t n = 1; n <= nr; ++n) {
       for (int rep = 0; rep < 2; ++rep, ++index) {
-        Case cs;
-        cs.m = m;
-        cs.n = n;
-        cs.k = kDepths[(index * 3 + rep) % 8];
-        cs.trans_a = kTrans[index % 4][0];
-        cs.trans_b = kTrans[index % 4][1];
+        Case cs = shape_case(m, n, kDepths[(index * 3 + rep) % 8], kTrans[index % 4]);
         vary(cs, index / 4);
         run_case(cs, ++seed);
       }
@@ -230,12 +236,7 @@ void sweep_random(uint64_t& seed) {
   for (size_t kd : kDepths) {
     for (const auto& tr : kTrans) {
       for (int rep = 0; rep < 2; ++rep, ++index) {
-        Case cs;
-        cs.m = sizes[rng.below(sizeof(sizes) / sizeof(sizes[0]))];
-        cs.n = sizes[rng.below(sizeof(sizes) / sizeof(sizes[0]))];
-        cs.k = kd;
-        cs.trans_a = tr[0];
-        cs.trans_b = tr[1];
+        Case cs = shape_case(sizes[rng.below(sizeof(sizes) / sizeof(sizes[0]))], sizes[rng.below(sizeof(sizes) / sizeof(sizes[0]))], kd, tr);
         vary(cs, index);
         cs.threads = 1 + index % 2;
         run_case(cs, ++seed);
@@ -245,12 +246,7 @@ void sweep_random(uint64_t& seed) {
   // Depths beyond one K block: later blocks accumulate into C, the epilogue runs once at the end.
   for (size_t kd : {385, 700, 1031}) {
     for (const auto& tr : kTrans) {
-      Case cs;
-      cs.m = 13 + index % 40;
-      cs.n = 67 + index % 50;
-      cs.k = kd;
-      cs.trans_a = tr[0];
-      cs.trans_b = tr[1];
+      Case cs = shape_case(13 + index % 40, 67 + index % 50, kd, tr);
       vary(cs, index++);
       cs.threads = 1 + index % 2;
       run_case(cs, ++seed);
@@ -266,12 +262,7 @@ void sweep_model_shapes(uint64_t& seed) {
   size_t index = 0;
   for (const auto& s : shapes) {
     for (const auto& tr : kTrans) {
-      Case cs;
-      cs.m = s[0];
-      cs.n = s[1];
-      cs.k = s[2];
-      cs.trans_a = tr[0];
-      cs.trans_b = tr[1];
+      Case cs = shape_case(s[0], s[1], s[2], tr);
       vary(cs, index++);
       run_case(cs, ++seed);
     }
@@ -288,14 +279,9 @@ void sweep_packed(uint64_t& seed) {
   for (kiln::Isa pack_isa : kiln::supported_isas()) {
     for (const auto& s : shapes) {
       for (Case::Variant variant : {Case::kPackedA, Case::kPackedB}) {
-        Case cs;
+        Case cs = shape_case(s[0], s[1], s[2], kTrans[index % 4]);
         cs.variant = variant;
         cs.pack_isa = pack_isa;
-        cs.m = s[0];
-        cs.n = s[1];
-        cs.k = s[2];
-        cs.trans_a = kTrans[index % 4][0];
-        cs.trans_b = kTrans[index % 4][1];
         vary(cs, index);
         cs.alpha = 1.0f;  // packed products have no scaling
         cs.beta = 0.0f;
@@ -337,12 +323,7 @@ void check_nan_propagation(uint64_t& seed) {
   for (const auto& s : shapes) {
     for (const auto& tr : kTrans) {
       for (Case::Variant variant : {Case::kPlain, Case::kPackedA, Case::kPackedB}) {
-        Case cs;
-        cs.m = s[0];
-        cs.n = s[1];
-        cs.k = s[2];
-        cs.trans_a = tr[0];
-        cs.trans_b = tr[1];
+        Case cs = shape_case(s[0], s[1], s[2], tr);
         cs.variant = variant;
         cs.pack_isa = kiln::active_isa();
         cs.bias_mode = static_cast<BiasMode>(index % 3);
@@ -362,12 +343,7 @@ void check_determinism(uint64_t& seed) {
   size_t index = 0;
   for (const auto& s : shapes) {
     for (const auto& tr : kTrans) {
-      Case cs;
-      cs.m = s[0];
-      cs.n = s[1];
-      cs.k = s[2];
-      cs.trans_a = tr[0];
-      cs.trans_b = tr[1];
+      Case cs = shape_case(s[0], s[1], s[2], tr);
       vary(cs, index++);
       ++seed;
       cs.threads = 1;

@@ -72,6 +72,24 @@ function ops(g: Graph): string[] {
   return g.nodes.map((n) => n.op);
 }
 
+/**
+ * Kiln's int8 runtime, ORT on Kiln's QDQ re-export and the int8 reference interpreter each within
+ * one quantization step (`step` per logit) of ORT on the original file, with the same top-1.
+ */
+async function expectLikeOrt(model: string, graph: Graph, digits: Tensor<'float32'>, theirs: Float32Array, step: Float32Array): Promise<void> {
+  const runs = [
+    ['Kiln\'s int8 runtime', await runKiln(graph, digits), theirs],
+    ['ORT on Kiln\'s QDQ re-export', await runOrt(exportModel(graph), digits), theirs],
+    ['the int8 reference interpreter', ...runReference(graph, digits, theirs)],
+  ] as const;
+  for (const [who, ours, ref] of runs) {
+    const { steps, agree } = compareLogits(ours, ref, step);
+    console.log(`${model} imported, ${who} vs ORT on the file: max logit difference ${steps.toFixed(3)} steps, top-1 agreement ${agree}/${ours.length / 10}`);
+    expect(steps).toBeLessThanOrEqual(1);
+    expect(agree).toBe(ours.length / 10);
+  }
+}
+
 describe('int8 ONNX models quantized elsewhere (acceptance)', () => {
   let q: QuantSeedCnn;
   const digits = firstImages(testSet, 2000);
@@ -95,17 +113,7 @@ describe('int8 ONNX models quantized elsewhere (acceptance)', () => {
     // Float logits: one step is one accumulator unit, a_scale * w_scale[o].
     const last = q.layers[3]!;
     const step = last.wScale.map((s) => Math.fround(q.layers[2]!.out!.scale * s));
-    const runs = [
-      ['Kiln\'s int8 runtime', await runKiln(graph, digits), theirs],
-      ['ORT on Kiln\'s QDQ re-export', await runOrt(exportModel(graph), digits), theirs],
-      ['the int8 reference interpreter', ...runReference(graph, digits, theirs)],
-    ] as const;
-    for (const [who, ours, ref] of runs) {
-      const { steps, agree } = compareLogits(ours, ref, step);
-      console.log(`QDQ SeedCNN imported, ${who} vs ORT on the file: max logit difference ${steps.toFixed(3)} steps, top-1 agreement ${agree}/${ours.length / 10}`);
-      expect(steps).toBeLessThanOrEqual(1);
-      expect(agree).toBe(ours.length / 10);
-    }
+    await expectLikeOrt('QDQ SeedCNN', graph, digits, theirs, step);
   });
 
   it('QOperator SeedCNN: QLinearConv, QGemm, QLinearMatMul map one to one, same logits as ORT on the original file', async () => {
@@ -114,16 +122,6 @@ describe('int8 ONNX models quantized elsewhere (acceptance)', () => {
     expect(ops(graph)).toEqual(['QuantizeLinear', 'QLinearConv', 'MaxPool', 'QLinearConv', 'MaxPool', 'Flatten', 'QLinearGemm', 'QLinearGemm', 'DequantizeLinear', 'Add']);
     const theirs = await runOrt(bytes, digits);
     const step = new Float32Array(10).fill(Math.fround(q.logitSpan / 127));
-    const runs = [
-      ['Kiln\'s int8 runtime', await runKiln(graph, digits), theirs],
-      ['ORT on Kiln\'s QDQ re-export', await runOrt(exportModel(graph), digits), theirs],
-      ['the int8 reference interpreter', ...runReference(graph, digits, theirs)],
-    ] as const;
-    for (const [who, ours, ref] of runs) {
-      const { steps, agree } = compareLogits(ours, ref, step);
-      console.log(`QOperator SeedCNN imported, ${who} vs ORT on the file: max logit difference ${steps.toFixed(3)} steps, top-1 agreement ${agree}/${ours.length / 10}`);
-      expect(steps).toBeLessThanOrEqual(1);
-      expect(agree).toBe(ours.length / 10);
-    }
+    await expectLikeOrt('QOperator SeedCNN', graph, digits, theirs, step);
   });
 });

@@ -2,53 +2,27 @@ import { describe, expect, it } from 'vitest';
 
 import { type Conv2dGeometry, native } from '../../src/binding.js';
 import { Rng } from '../../src/util/rng.js';
-import { expectClose, expectIdentical, expectInvalidArg, forEachIsa, randomArray, sentinel } from './kernel-helpers.js';
+import {
+  expectClose, expectIdentical, expectInvalidArg, forEachIsa, randomArray, sentinel, type WindowCase, windowGeometry,
+} from './kernel-helpers.js';
 
-interface ConvCase {
+interface ConvCase extends WindowCase {
   name: string;
   batch: number;
   inChannels: number;
-  inHeight: number;
-  inWidth: number;
   outChannels: number;
-  kernel: [number, number];
-  stride?: [number, number];
-  /** top, left, bottom, right */
-  pads?: [number, number, number, number];
-  dilation?: [number, number];
   groups?: number;
   bias?: boolean;
   relu?: boolean;
 }
 
-function outSize(input: number, begin: number, end: number, k: number, s: number, d: number): number {
-  return Math.floor((input + begin + end - d * (k - 1) - 1) / s) + 1;
-}
-
 function geometry(c: ConvCase): Conv2dGeometry {
-  const [strideH, strideW] = c.stride ?? [1, 1];
-  const [padTop, padLeft, padBottom, padRight] = c.pads ?? [0, 0, 0, 0];
-  const [dilationH, dilationW] = c.dilation ?? [1, 1];
-  const [kernelH, kernelW] = c.kernel;
   return {
     batch: c.batch,
     inChannels: c.inChannels,
-    inHeight: c.inHeight,
-    inWidth: c.inWidth,
     outChannels: c.outChannels,
-    outHeight: outSize(c.inHeight, padTop, padBottom, kernelH, strideH, dilationH),
-    outWidth: outSize(c.inWidth, padLeft, padRight, kernelW, strideW, dilationW),
-    kernelH,
-    kernelW,
-    strideH,
-    strideW,
-    padTop,
-    padLeft,
-    padBottom,
-    padRight,
-    dilationH,
-    dilationW,
     groups: c.groups ?? 1,
+    ...windowGeometry(c, [1, 1]),
   };
 }
 

@@ -1,10 +1,11 @@
 /**
- * Shared by the conv, pool, elementwise, softmax, optimizer and batch-norm kernel tests:
- * seeded data, NaN-filled outputs, walking every ISA, and comparison against float64 references.
+ * Shared by the conv, pool, int8, elementwise, softmax, optimizer and batch-norm kernel tests:
+ * seeded data, NaN-filled outputs, window geometries, walking every ISA, the references' rounding,
+ * and comparison against float64 references.
  */
 import { expect } from 'vitest';
 
-import { native } from '../../src/binding.js';
+import { native, type WindowGeometry } from '../../src/binding.js';
 import { Rng } from '../../src/util/rng.js';
 
 /** Uniform values in [lo, hi), seeded. */
@@ -18,6 +19,49 @@ export function randomArray(rng: Rng, length: number, lo = -1, hi = 1): Float32A
 export function sentinel(length: number): Float32Array {
   return new Float32Array(length).fill(Number.NaN);
 }
+
+/** Output extent of one window axis: input, pads before and after, kernel, stride, dilation. */
+export function outSize(input: number, begin: number, end: number, k: number, s: number, d: number): number {
+  return Math.floor((input + begin + end - d * (k - 1) - 1) / s) + 1;
+}
+
+/** The window of a conv or pool test case; stride, pads and dilation may be left to defaults. */
+export interface WindowCase {
+  inHeight: number;
+  inWidth: number;
+  kernel: [number, number];
+  stride?: [number, number];
+  /** top, left, bottom, right */
+  pads?: [number, number, number, number];
+  dilation?: [number, number];
+}
+
+/** The window fields of a geometry (output extent included); `defaultStride` where the case has none. */
+export function windowGeometry(c: WindowCase, defaultStride: [number, number]): WindowGeometry {
+  const [strideH, strideW] = c.stride ?? defaultStride;
+  const [padTop, padLeft, padBottom, padRight] = c.pads ?? [0, 0, 0, 0];
+  const [dilationH, dilationW] = c.dilation ?? [1, 1];
+  const [kernelH, kernelW] = c.kernel;
+  return {
+    inHeight: c.inHeight,
+    inWidth: c.inWidth,
+    outHeight: outSize(c.inHeight, padTop, padBottom, kernelH, strideH, dilationH),
+    outWidth: outSize(c.inWidth, padLeft, padRight, kernelW, strideW, dilationW),
+    kernelH,
+    kernelW,
+    strideH,
+    strideW,
+    padTop,
+    padLeft,
+    padBottom,
+    padRight,
+    dilationH,
+    dilationW,
+  };
+}
+
+/** Round half to even (ONNX QuantizeLinear), for the int8 references' requantize steps. */
+export { roundHalfEven } from '../../src/quant/qparams.js';
 
 /** The ISA paths this CPU can run, lowest first. */
 export const ISAS: readonly string[] = native.cpuInfo().supportedIsas;

@@ -2,48 +2,19 @@ import { describe, expect, it } from 'vitest';
 
 import { native, type Pool2dGeometry } from '../../src/binding.js';
 import { Rng } from '../../src/util/rng.js';
-import { expectClose, expectIdentical, expectInvalidArg, forEachIsa, randomArray, sentinel } from './kernel-helpers.js';
+import {
+  expectClose, expectIdentical, expectInvalidArg, forEachIsa, randomArray, sentinel, type WindowCase, windowGeometry,
+} from './kernel-helpers.js';
 
-interface PoolCase {
+interface PoolCase extends WindowCase {
   name: string;
   batch: number;
   channels: number;
-  inHeight: number;
-  inWidth: number;
-  kernel: [number, number];
-  stride?: [number, number];
-  /** top, left, bottom, right */
-  pads?: [number, number, number, number];
-  dilation?: [number, number];
 }
 
-function outSize(input: number, begin: number, end: number, k: number, s: number, d: number): number {
-  return Math.floor((input + begin + end - d * (k - 1) - 1) / s) + 1;
-}
-
+/** Pool strides default to the kernel (ONNX). */
 function geometry(c: PoolCase): Pool2dGeometry {
-  const [strideH, strideW] = c.stride ?? c.kernel;
-  const [padTop, padLeft, padBottom, padRight] = c.pads ?? [0, 0, 0, 0];
-  const [dilationH, dilationW] = c.dilation ?? [1, 1];
-  const [kernelH, kernelW] = c.kernel;
-  return {
-    batch: c.batch,
-    channels: c.channels,
-    inHeight: c.inHeight,
-    inWidth: c.inWidth,
-    outHeight: outSize(c.inHeight, padTop, padBottom, kernelH, strideH, dilationH),
-    outWidth: outSize(c.inWidth, padLeft, padRight, kernelW, strideW, dilationW),
-    kernelH,
-    kernelW,
-    strideH,
-    strideW,
-    padTop,
-    padLeft,
-    padBottom,
-    padRight,
-    dilationH,
-    dilationW,
-  };
+  return { batch: c.batch, channels: c.channels, ...windowGeometry(c, c.kernel) };
 }
 
 const inLength = (g: Pool2dGeometry) => g.batch * g.channels * g.inHeight * g.inWidth;

@@ -10,21 +10,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { native } from '../../src/binding.js';
 import { Rng } from '../../src/util/rng.js';
-import { ISAS, expectInvalidArg } from './kernel-helpers.js';
+import { ISAS, expectInvalidArg, roundHalfEven } from './kernel-helpers.js';
 
 const initialIsa = native.cpuInfo().isa;
 afterAll(() => {
   native.setIsa(initialIsa);
   native.setNumThreads(0);
 });
-
-function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d < 0.5) return f;
-  if (d > 0.5) return f + 1;
-  return f % 2 === 0 ? f : f + 1;
-}
 
 function quantizeOne(x: number, scale: number, zp: number): number {
   if (Number.isNaN(x)) return zp;

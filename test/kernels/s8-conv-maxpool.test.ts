@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { native, type Pool2dGeometry } from '../../src/binding.js';
 import { Rng } from '../../src/util/rng.js';
-import { ISAS, expectInvalidArg } from './kernel-helpers.js';
+import { ISAS, expectInvalidArg, windowGeometry } from './kernel-helpers.js';
 
 const initialIsa = native.cpuInfo().isa;
 afterAll(() => {
@@ -15,18 +15,9 @@ afterAll(() => {
   native.setNumThreads(0);
 });
 
-function outSize(n: number, p0: number, p1: number, k: number, s: number, d: number): number {
-  return Math.floor((n + p0 + p1 - d * (k - 1) - 1) / s) + 1;
-}
-
 function geometry(batch: number, channels: number, h: number, w: number, k: [number, number], s: [number, number],
   pads: [number, number, number, number], d: [number, number]): Pool2dGeometry {
-  return {
-    batch, channels, inHeight: h, inWidth: w,
-    outHeight: outSize(h, pads[0], pads[2], k[0], s[0], d[0]), outWidth: outSize(w, pads[1], pads[3], k[1], s[1], d[1]),
-    kernelH: k[0], kernelW: k[1], strideH: s[0], strideW: s[1],
-    padTop: pads[0], padLeft: pads[1], padBottom: pads[2], padRight: pads[3], dilationH: d[0], dilationW: d[1],
-  };
+  return { batch, channels, ...windowGeometry({ inHeight: h, inWidth: w, kernel: k, stride: s, pads, dilation: d }, s) };
 }
 
 function reference(g: Pool2dGeometry, x: Uint8Array): Uint8Array {

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { native, testHooks, type Conv2dGeometry } from '../../src/binding.js';
 import { Rng } from '../../src/util/rng.js';
-import { expectInvalidArg } from './kernel-helpers.js';
+import { expectInvalidArg, outSize, roundHalfEven } from './kernel-helpers.js';
 
 const info = native.cpuInfo();
 const initialIsa = info.isa;
@@ -49,10 +49,6 @@ interface Quant {
 interface Problem {
   s: Shape; geom: Conv2dGeometry;
   x: Uint8Array; wt: Int8Array; bias: Int32Array | null; q: Quant;
-}
-
-function outSize(n: number, p0: number, p1: number, k: number, s: number, d: number): number {
-  return Math.floor((n + p0 + p1 - d * (k - 1) - 1) / s) + 1;
 }
 
 function geometry(s: Shape): Conv2dGeometry {
@@ -96,14 +92,6 @@ function referenceSums(p: Problem): Int32Array {
     }
   }
   return out;
-}
-
-function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d < 0.5) return f;
-  if (d > 0.5) return f + 1;
-  return f % 2 === 0 ? f : f + 1;
 }
 
 function wScaleOf(q: Quant, o: number): number {

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { native, testHooks, type NativePackedS8B, type S8GemmOperands } from '../../src/binding.js';
 import { Rng } from '../../src/util/rng.js';
-import { expectInvalidArg } from './kernel-helpers.js';
+import { expectInvalidArg, roundHalfEven } from './kernel-helpers.js';
 
 const info = native.cpuInfo();
 const initialIsa = info.isa;
@@ -71,14 +71,6 @@ function referenceSums(p: Problem): Int32Array {
     }
   }
   return out;
-}
-
-function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d < 0.5) return f;
-  if (d > 0.5) return f + 1;
-  return f % 2 === 0 ? f : f + 1;
 }
 
 function requantize(acc: number, scale: number, zp: number, min: number, max: number): number {

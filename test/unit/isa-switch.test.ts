@@ -16,6 +16,7 @@ import { InferenceSession } from '../../src/runtime/session.js';
 import { cpuInfo, setIsa, type Isa } from '../../src/system.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
+import { relDiff, uniformImages } from '../support/tensors.js';
 
 const ORIGINAL_ISA = cpuInfo().isa;
 const ISAS = cpuInfo().supportedIsas;
@@ -24,21 +25,7 @@ const BATCH = 256;
 afterAll(() => setIsa(ORIGINAL_ISA));
 
 const rng = new Rng(41);
-function images(shape: number[]): Tensor<'float32'> {
-  const n = BATCH * shape.reduce((a, b) => a * b, 1);
-  return new Tensor('float32', Float32Array.from({ length: n }, () => rng.uniform(0, 1)), [BATCH, ...shape]);
-}
-
-/** max |a - b| / max |b| */
-function relDiff(a: Tensor, b: Tensor): number {
-  expect(a.dims).toEqual(b.dims);
-  let diff = 0, scale = 0;
-  for (let i = 0; i < a.data.length; i++) {
-    diff = Math.max(diff, Math.abs(a.data[i] - b.data[i]));
-    scale = Math.max(scale, Math.abs(b.data[i]));
-  }
-  return diff / scale;
-}
+const images = (shape: number[]): Tensor<'float32'> => uniformImages(rng, BATCH, shape);
 
 const pairs: [Isa, Isa][] = ISAS.flatMap((from) => ISAS.filter((to) => to !== from).map((to) => [from, to] as [Isa, Isa]));
 

@@ -20,23 +20,10 @@ import { save } from '../../src/runtime/model-io.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
+import { relDiff, uniformImages } from '../support/tensors.js';
 
 const rng = new Rng(99);
-function image(batch: number, shape: number[]): Tensor<'float32'> {
-  const n = batch * shape.reduce((a, b) => a * b, 1);
-  return new Tensor('float32', Float32Array.from({ length: n }, () => rng.uniform(0, 1)), [batch, ...shape]);
-}
-
-/** max |a - b| / max |b| */
-function relDiff(a: Tensor, b: Tensor): number {
-  expect(a.dims).toEqual(b.dims);
-  let diff = 0, scale = 0;
-  for (let i = 0; i < a.data.length; i++) {
-    diff = Math.max(diff, Math.abs(a.data[i] - b.data[i]));
-    scale = Math.max(scale, Math.abs(b.data[i]));
-  }
-  return diff / scale;
-}
+const image = (batch: number, shape: number[]): Tensor<'float32'> => uniformImages(rng, batch, shape);
 
 const MNIST = [1, 28, 28];
 const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 3 }).eval();
