@@ -17,6 +17,7 @@
  * a scale of 1 cannot overflow or divide by zero downstream.
  */
 import { KilnRangeError } from '../errors.js';
+import { qRange } from '../graph/int8-ir.js';
 import { dims as checkDims, oneOf, rangeError, shapeError, typeError } from '../validate.js';
 
 /** `'uint8'`: asymmetric uint8 (activations). `'int8'`: symmetric int8 (weights). */
@@ -50,9 +51,9 @@ export interface PerChannelQuantParams {
 /** Smallest normal float32: a scale below it would be denormal or zero once stored. */
 const FLT_MIN = 1.1754943508222875e-38;
 
-/** Storage range of a kind: what QuantizeLinear saturates to. */
+/** Storage range of a kind: what QuantizeLinear saturates to (the int8 IR's own definition). */
 export function storageRange(kind: QuantKind): { qmin: number; qmax: number } {
-  return kind === 'uint8' ? { qmin: 0, qmax: 255 } : { qmin: -128, qmax: 127 };
+  return qRange(kind);
 }
 
 /** Round half to even (numpy.round, ONNX QuantizeLinear). */
