@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+
+import { infoCommand, tensorRows } from '../../src/cli/info.js';
 
 import { toGraph } from '../../src/graph/from-module.js';
 import { seedCNN } from '../../src/nn/models.js';
@@ -309,6 +311,27 @@ describe('save / load with sparse weights', () => {
     console.log(`SeedCNN MNIST, weights 90% zero: dense ${statSync(densePath).size} bytes, sparse ${statSync(sparsePath).size} bytes, ratio ${ratio.toFixed(3)}`);
     expect(ratio).toBeLessThan(0.22);
     expect(ratio).toBeGreaterThan(0.15);
+
+    // kiln info: per tensor, layout, sparsity, dense and stored bytes.
+    const rows = tensorRows(sparseFile);
+    const w = rows.find((r) => r.name === '7.weight')!;
+    expect(w).toMatchObject({ layout: 'sparse-csr', format: 'csr', dtype: 'float32', denseBytes: 1600 * 128 * 4 });
+    expect(w.sparsity).toBeGreaterThan(0.89);
+    expect(w.storedBytes).toBeLessThan(w.denseBytes * 0.22);
+    expect(rows.find((r) => r.name === '0.bias')).toMatchObject({ layout: 'dense', format: null, storedBytes: 128 });
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => written.push(String(chunk)) > 0);
+    try {
+      await infoCommand(sparsePath, {});
+      await infoCommand(densePath, {});
+      await infoCommand(sparsePath, { json: true });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(written[0]).toMatch(/7\.weight\s+csr\s+9\d\.\d%\s+819,200\s+1\d\d,\d{3}/);
+    expect(written[0]).toMatch(/\d of 8 tensors stored sparse: 1\d\d,\d{3} of 900,136 dense bytes/);
+    expect(written[1]).not.toContain('stored sparse');
+    expect((JSON.parse(written[2]) as { tensors: unknown[] }).tensors).toEqual(JSON.parse(JSON.stringify(rows)));
   });
 
   it('leaves dense weights dense, honours tensors/formats, checks the option; a Graph saves sparse too', async () => {
