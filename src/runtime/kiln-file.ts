@@ -17,8 +17,9 @@
  * - 'sparse-csr' / 'sparse-bcsr': a packed {@link SparseTensor} of logical dense `dims` and value
  *   `dtype` (float32 or int8). The entry's bytes hold three arrays, each at a 64-byte-aligned
  *   offset inside the entry, described by `params.sparse` =
- *   `{ block: [r, c], nnz, rowPtr: {offset, length}, colIdx: {offset, length}, values: {offset, length} }`
- *   (offsets in bytes from the entry's start, lengths in elements; rowPtr and colIdx are int32).
+ *   `{ block: [r, c], nnz, rowPtr: {offset, length}, colIdx: {offset, length, dtype}, values: {offset, length} }`
+ *   (offsets in bytes from the entry's start, lengths in elements; rowPtr is int32, colIdx is
+ *   'uint16' when the block columns fit, else 'int32': int8 CSR then costs 3 bytes per non-zero).
  *   Other keys of `params` are the tensor's own params, as for a dense tensor.
  *
  * Reading validates every header field, length, offset and dimension (with overflow checks) and
@@ -234,7 +235,11 @@ export function decodeKilnFile(bytes: Uint8Array, source?: string): KilnFile {
   const tensors = new Map<string, Tensor>();
   const sparse = new Map<string, SparseTensor>();
   const tensorParams = new Map<string, Record<string, unknown>>();
-  // Every sparse tensor is checked before any is unpacked.
+  // Every sparse tensor is checked before any is unpacked, and all of them together unpack to at
+  // most the limit (each alone was checked against it in checkEntry).
+  let unpacked = 0;
+  for (const e of entries) if (e.layout !== 'dense') unpacked += e.dims.reduce((a, b) => a * b, 1) * ITEM_BYTES[e.dtype];
+  if (unpacked > KILN_MAX_SPARSE_DENSE_BYTES) fail(`its sparse tensors unpack to ${unpacked} bytes, more than the ${KILN_MAX_SPARSE_DENSE_BYTES}-byte limit`);
   for (const e of entries) {
     if (e.layout === 'dense') continue;
     const p = e.params!.sparse as SparseParams;
@@ -252,7 +257,7 @@ export function decodeKilnFile(bytes: Uint8Array, source?: string): KilnFile {
       pattern: e.layout === 'sparse-csr' ? 'csr' : 'bcsr',
       block: p.block,
       rowPtr: array('int32', p.rowPtr),
-      colIdx: array('int32', p.colIdx),
+      colIdx: p.colIdx.dtype === 'uint16' ? Int32Array.from(readUint16(bytes, dataStart + e.offset + p.colIdx.offset, p.colIdx.length)) : array('int32', p.colIdx),
       values: array(e.dtype as 'float32' | 'int8', p.values),
     };
     const problem = sparseProblem(parts);
@@ -336,6 +341,29 @@ function checkEntry(raw: unknown, i: number, dataBytes: number, fail: (what: str
 interface SparseArray {
   offset: number;
   length: number;
+  /** colIdx only: its element type. */
+  dtype?: 'int32' | 'uint16';
+}
+
+/** `count` little-endian uint16 values at `start`. */
+function readUint16(bytes: Uint8Array, start: number, count: number): Uint16Array {
+  const out = new Uint16Array(count);
+  const raw = new Uint8Array(out.buffer);
+  raw.set(bytes.subarray(start, start + 2 * count));
+  if (!LITTLE_ENDIAN_HOST) swapBytes(raw, 2);
+  return out;
+}
+
+/** Column indices are stored as uint16 when every block column index fits. */
+function colIdxBytes(blockCols: number): 2 | 4 {
+  return blockCols <= 65536 ? 2 : 4;
+}
+
+/** Bytes a tensor takes in a `.kiln` file's data section, alignment padding to the next tensor included. */
+export function kilnStoredBytes(t: Tensor | SparseTensor): number {
+  if (!(t instanceof SparseTensor)) return alignUp(t.data.byteLength);
+  const { blockCols } = sparseGeometry(t.dims, t.block);
+  return alignUp(alignUp(t.rowPtr.byteLength) + alignUp(t.colIdx.length * colIdxBytes(blockCols)) + t.values.byteLength);
 }
 
 /** `params.sparse` of a sparse entry. */
@@ -378,12 +406,15 @@ function checkSparseEntry(e: Record<string, unknown>, label: string, dims: numbe
   if (!Number.isSafeInteger(nnz) || (nnz as number) < 0 || (nnz as number) > blockRows * blockCols) {
     fail(`${label} nnz ${show(nnz)} is not an integer in [0, ${blockRows * blockCols}] (${csr ? 'the elements' : 'the blocks'} of dims [${dims.join(', ')}])`);
   }
-  if ((nnz as number) * 4 > (byteLength as number)) {
-    fail(`${label} nnz ${nnz as number} needs ${(nnz as number) * 4} bytes of column indices, more than the entry's ${byteLength as number} bytes`);
+  const indexType = (sp.colIdx as Record<string, unknown> | null)?.dtype;
+  if (indexType !== 'int32' && indexType !== 'uint16') fail(`${label} params.sparse.colIdx.dtype is ${show(indexType)}, not 'int32' or 'uint16'`);
+  const indexBytes = indexType === 'uint16' ? 2 : 4;
+  if ((nnz as number) * indexBytes > (byteLength as number)) {
+    fail(`${label} nnz ${nnz as number} needs ${(nnz as number) * indexBytes} bytes of column indices, more than the entry's ${byteLength as number} bytes`);
   }
   const arrays: [string, number, number][] = [
     ['rowPtr', blockRows + 1, 4],
-    ['colIdx', nnz as number, 4],
+    ['colIdx', nnz as number, indexBytes],
     ['values', (nnz as number) * blockShape[0] * blockShape[1], itemBytes],
   ];
   let at = 0;
@@ -499,13 +530,16 @@ function packSparse(t: SparseTensor): { bytes: Uint8Array; params: SparseParams 
   // Re-check: the arrays are the caller's and may have been changed since construction.
   const problem = sparseProblem(t);
   if (problem !== undefined) throw rangeError('contents.tensors', 'valid sparse tensors', problem);
-  const parts: [Int32Array | Float32Array | Int8Array, number][] = [[t.rowPtr, 4], [t.colIdx, 4], [t.values, t.dtype === 'float32' ? 4 : 1]];
+  const narrow = colIdxBytes(sparseGeometry(t.dims, t.block).blockCols) === 2;
+  const colIdx = narrow ? Uint16Array.from(t.colIdx) : t.colIdx;
+  const parts: [Int32Array | Uint16Array | Float32Array | Int8Array, number][] = [[t.rowPtr, 4], [colIdx, narrow ? 2 : 4], [t.values, t.dtype === 'float32' ? 4 : 1]];
   const described: SparseArray[] = [];
   let at = 0;
   for (const [array] of parts) {
     described.push({ offset: at, length: array.length });
     at = alignUp(at + array.byteLength);
   }
+  described[1].dtype = narrow ? 'uint16' : 'int32';
   const last = described[2];
   const bytes = new Uint8Array(last.offset + t.values.byteLength);
   parts.forEach(([array, size], i) => {

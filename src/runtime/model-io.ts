@@ -19,7 +19,9 @@ import type { SparseFormat, SparseTensor } from '../sparse-tensor.js';
 import type { Tensor } from '../tensor.js';
 import { dims as checkDims, options as checkOptions, rangeError, string, typeError } from '../validate.js';
 import { graphFromKilnFile, graphToKiln } from './graph-file.js';
-import { KILN_ALIGNMENT, readKilnFile, writeKilnFile } from './kiln-file.js';
+import { kilnStoredBytes, readKilnFile, writeKilnFile } from './kiln-file.js';
+
+export { kilnStoredBytes } from './kiln-file.js';
 import type { KilnFile } from './kiln-file.js';
 
 export { graphFromKilnFile, type SavedGraphJson } from './graph-file.js';
@@ -59,15 +61,9 @@ export interface SparseSaveOptions {
   formats?: readonly SparseFormat[];
 }
 
-const alignUp = (n: number): number => Math.ceil(n / KILN_ALIGNMENT) * KILN_ALIGNMENT;
 /** Header JSON a sparse entry adds over a dense one (its params.sparse), roughly. */
 const SPARSE_HEADER_BYTES = 192;
 
-/** Bytes a tensor takes in a `.kiln` file's data section, alignment padding included. */
-export function kilnStoredBytes(t: Tensor | SparseTensor): number {
-  if ('rowPtr' in t) return alignUp(alignUp(t.rowPtr.byteLength) + alignUp(t.colIdx.byteLength) + t.values.byteLength);
-  return alignUp(t.data.byteLength);
-}
 
 /**
  * The tensors to write: each one the `sparse` option allows is replaced by its smallest packed

@@ -14,6 +14,8 @@ import { seedCNN } from '../../src/nn/models.js';
 import { decodeKilnFile, encodeKilnFile, KILN_MAX_SPARSE_DENSE_BYTES } from '../../src/runtime/kiln-file.js';
 import type { KilnFile, KilnFileContents } from '../../src/runtime/kiln-file.js';
 import { kilnStoredBytes, load, loadGraph, moduleFromKilnFile, save } from '../../src/runtime/model-io.js';
+import { quantize } from '../../src/quant/ptq.js';
+import { InferenceSession } from '../../src/runtime/session.js';
 import { SPARSE_FORMATS, SparseTensor, toSparse } from '../../src/sparse-tensor.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
@@ -33,7 +35,7 @@ interface Entry {
   offset: number;
   byteLength: number;
   checksum: number;
-  params?: Record<string, unknown> & { sparse?: Record<string, unknown> & { rowPtr: { offset: number; length: number }; colIdx: { offset: number; length: number } } };
+  params?: Record<string, unknown> & { sparse?: Record<string, unknown> & { rowPtr: { offset: number; length: number }; colIdx: { offset: number; length: number; dtype: string } } };
 }
 interface Header {
   tensors: Entry[];
@@ -58,6 +60,21 @@ function craft(header: Header, data: Uint8Array, sums = false): Uint8Array {
     }
   }
   const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const dataStart = Math.ceil((16 + json.length) / 64) * 64;
+  const out = new Uint8Array(dataStart + data.length);
+  out.set([0x4b, 0x49, 0x4c, 0x4e]);
+  const view = new DataView(out.buffer);
+  view.setUint32(4, 1, true);
+  view.setUint32(8, json.length, true);
+  view.setUint32(12, zlib.crc32(json), true);
+  out.set(json, 16);
+  out.set(data, dataStart);
+  return out;
+}
+
+/** A file from raw header text and data (header checksum valid). */
+function craftText(text: string, data: Uint8Array): Uint8Array {
+  const json = Buffer.from(text, 'utf8');
   const dataStart = Math.ceil((16 + json.length) / 64) * 64;
   const out = new Uint8Array(dataStart + data.length);
   out.set([0x4b, 0x49, 0x4c, 0x4e]);
@@ -124,6 +141,7 @@ describe('.kiln sparse layouts', () => {
       const sp = e.params!.sparse!;
       expect(sp.rowPtr.offset).toBe(0);
       expect(sp.colIdx.offset % 64).toBe(0);
+      expect((sp.colIdx as { dtype: string }).dtype).toBe('uint16');
       expect(e.dims).toEqual(dense.get(e.name)!.dims);
     }
     // Same inputs, same bytes.
@@ -152,14 +170,20 @@ describe('.kiln sparse layouts', () => {
   };
   const entry = (h: Header, name: string): Entry => h.tensors.find((e) => e.name === name)!;
   const sp = (h: Header, name: string) => entry(h, name).params!.sparse!;
-  const i32 = (data: Uint8Array, e: Entry, which: 'rowPtr' | 'colIdx') => new Int32Array(data.buffer, data.byteOffset + e.offset + e.params!.sparse![which].offset, e.params!.sparse![which].length);
+  const i32 = (data: Uint8Array, e: Entry, which: 'rowPtr' | 'colIdx') => {
+    const a = e.params!.sparse![which];
+    const at = data.byteOffset + e.offset + a.offset;
+    return which === 'colIdx' && (a as { dtype?: string }).dtype === 'uint16' ? new Uint16Array(data.buffer, at, a.length) : new Int32Array(data.buffer, at, a.length);
+  };
 
   it('names each corrupt header field of a sparse entry', () => {
     expect(() => decodeKilnFile(edited(() => undefined))).not.toThrow();
     const cases: [string, (h: Header, d: Uint8Array) => void][] = [
       ['nnz 9007199254740992 is not an integer', (h) => (sp(h, 'csr.float32').nnz = 2 ** 53)],
       ['nnz -1', (h) => (sp(h, 'csr.float32').nnz = -1)],
-      ["nnz 17 needs 68 bytes of column indices, more than the entry's 64 bytes", (h) => (sp(h, 'bcsr-4x1.int8').nnz = 17)],
+      ["nnz 33 needs 66 bytes of column indices, more than the entry's 64 bytes", (h) => (sp(h, 'bcsr-4x1.int8').nnz = 33)],
+      ["params.sparse.colIdx.dtype is \"int64\", not 'int32' or 'uint16'", (h) => (sp(h, 'csr.float32').colIdx.dtype = 'int64')],
+      ['params.sparse.values.offset is', (h) => (sp(h, 'csr.float32').colIdx.dtype = 'int32')],
       ['nnz 1000000 is not an integer in [0, 65]', (h) => (sp(h, 'bcsr-1x4.float32').nnz = 1e6)],
       ['nnz 1e+300', (h) => (sp(h, 'csr.float32').nnz = 1e300)],
       ['params.sparse.colIdx.length is', (h) => (sp(h, 'csr.float32').colIdx.length += 1)],
@@ -176,6 +200,10 @@ describe('.kiln sparse layouts', () => {
       ['unpack to', (h) => (entry(h, 'csr.float32').dims = [10, 2 ** 31 - 1])],
       [`more than the ${KILN_MAX_SPARSE_DENSE_BYTES}-byte limit`, (h) => (entry(h, 'csr.float32').dims = [10, 3, 2 ** 30, 3])],
       ['rowPtr.length is 11, expected 21', (h) => (entry(h, 'csr.float32').dims = [20, 3, 3, 3])],
+      ['its sparse tensors unpack to', (h) => {
+        entry(h, 'bcsr-4x1.int8').dims = [9, 71582788]; // 644 MB, under the limit alone
+        entry(h, 'bcsr-8x1.float32').dims = [16, 2 ** 30 / 64]; // exactly the limit
+      }],
       ['byteLength 1e+300 is not an integer', (h) => (entry(h, 'csr.float32').byteLength = 1e300)],
       ['byteLength', (h) => (entry(h, 'csr.float32').byteLength += 4)],
     ];
@@ -192,7 +220,7 @@ describe('.kiln sparse layouts', () => {
       ["'csr.float32': rowPtr[10] = 2147483647 runs past", (h, d) => (i32(d, entry(h, 'csr.float32'), 'rowPtr')[10] = 2 ** 31 - 1)],
       ["'csr.float32': the last row pointer is", (h, d) => (i32(d, entry(h, 'csr.float32'), 'rowPtr')[10] -= 1)],
       ["'csr.float32': column index 27 at position 0 (row 0) is outside the row: 27 columns", (h, d) => (i32(d, entry(h, 'csr.float32'), 'colIdx')[0] = 27)],
-      ["'csr.float32': column index -2147483648", (h, d) => (i32(d, entry(h, 'csr.float32'), 'colIdx')[0] = -(2 ** 31))],
+      ["'csr.float32': column index 65535", (h, d) => (i32(d, entry(h, 'csr.float32'), 'colIdx')[0] = 65535)],
       ["'bcsr-1x4.float32': column index 5 at position 0 (block row 0) is outside the block row: 5 block columns of 4", (h, d) => (i32(d, entry(h, 'bcsr-1x4.float32'), 'colIdx')[0] = 5)],
       ["'csr.float32': column indices of row 0 are not strictly increasing", (h, d) => {
         const c = i32(d, entry(h, 'csr.float32'), 'colIdx');
@@ -239,8 +267,17 @@ describe('.kiln sparse layouts', () => {
       const { header, data } = split(base.bytes);
       const sparseEntries = header.tensors.filter((e) => e.layout !== 'dense');
       const e = sparseEntries[rng.int(sparseEntries.length)];
-      const kind = rng.int(3);
-      if (kind === 0) {
+      const kind = rng.int(4);
+      let file: Uint8Array;
+      if (kind === 3) {
+        // Characters of the entry's JSON text (header checksum recomputed, tensor checksums as they were).
+        const text = JSON.stringify(header);
+        const from = text.indexOf(JSON.stringify(e));
+        const chars = text.split('');
+        const alphabet = '0123456789-.e,:[]{}"';
+        for (let k = 1 + rng.int(3); k > 0; k--) chars[from + rng.int(JSON.stringify(e).length)] = alphabet[rng.int(alphabet.length)];
+        file = craftText(chars.join(''), data);
+      } else if (kind === 0) {
         // A header field of the entry or its params.sparse, to a nearby or absurd value.
         const s = e.params!.sparse! as Record<string, unknown>;
         const fields: [Record<string, unknown>, string | number][] = [
@@ -248,7 +285,7 @@ describe('.kiln sparse layouts', () => {
           [e.dims as unknown as Record<string, unknown>, rng.int(e.dims.length)],
           [s.block as Record<string, unknown>, rng.int(2)],
           [s.rowPtr as Record<string, unknown>, 'offset'], [s.rowPtr as Record<string, unknown>, 'length'],
-          [s.colIdx as Record<string, unknown>, 'offset'], [s.colIdx as Record<string, unknown>, 'length'],
+          [s.colIdx as Record<string, unknown>, 'offset'], [s.colIdx as Record<string, unknown>, 'length'], [s.colIdx as Record<string, unknown>, 'dtype'],
           [s.values as Record<string, unknown>, 'offset'], [s.values as Record<string, unknown>, 'length'],
         ];
         for (let k = 1 + rng.int(2); k > 0; k--) {
@@ -260,16 +297,16 @@ describe('.kiln sparse layouts', () => {
         // Bytes of the index arrays (row pointers and column indices), checksums recomputed.
         const sp = e.params!.sparse!;
         const start = e.offset;
-        const end = e.offset + sp.colIdx.offset + sp.colIdx.length * 4;
+        const end = e.offset + sp.colIdx.offset + sp.colIdx.length * (sp.colIdx.dtype === 'uint16' ? 2 : 4);
         for (let k = 1 + rng.int(3); k > 0 && end > start; k--) {
           const at = start + rng.int(end - start);
           if (kind === 1) data[at] ^= 1 << rng.int(8);
           else data[at] = rng.int(256);
         }
       }
-      const file = craft(header, data, true);
+      if (kind !== 3) file = craft(header, data, true);
       try {
-        const decoded: KilnFile = decodeKilnFile(file);
+        const decoded: KilnFile = decodeKilnFile(file!);
         if (base.module) moduleFromKilnFile(decoded);
         outcomes.decoded++;
       } catch (err) {
@@ -277,6 +314,7 @@ describe('.kiln sparse layouts', () => {
         outcomes.rejected++;
       }
     }
+    console.log(`sparse .kiln fuzz: ${outcomes.decoded} decoded, ${outcomes.rejected} rejected (ERR_KILN_CORRUPT_MODEL) in ${Date.now() - started} ms`);
     expect(outcomes.rejected).toBeGreaterThan(2000);
     expect(outcomes.decoded).toBeGreaterThan(0); // e.g. an index edit that stays increasing and in range
     expect(Date.now() - started).toBeLessThan(20_000);
@@ -307,17 +345,17 @@ describe('save / load with sparse weights', () => {
     const want = new Map(net.parameters().map((p) => [p.name, p.value]));
     for (const p of loaded.parameters()) expect(sameBits(p.value, want.get(p.name)!)).toBe(true);
     const ratio = statSync(sparsePath).size / statSync(densePath).size;
-    // CSR fp32 at 10% density: 8 bytes per non-zero for 4 per element, about 0.2 of the dense bytes.
+    // CSR fp32 at 10% density: 6 bytes per non-zero (value + uint16 index) for 4 per element, about 0.15 of the dense bytes.
     console.log(`SeedCNN MNIST, weights 90% zero: dense ${statSync(densePath).size} bytes, sparse ${statSync(sparsePath).size} bytes, ratio ${ratio.toFixed(3)}`);
-    expect(ratio).toBeLessThan(0.22);
-    expect(ratio).toBeGreaterThan(0.15);
+    expect(ratio).toBeLessThan(0.17);
+    expect(ratio).toBeGreaterThan(0.13);
 
     // kiln info: per tensor, layout, sparsity, dense and stored bytes.
     const rows = tensorRows(sparseFile);
     const w = rows.find((r) => r.name === '7.weight')!;
     expect(w).toMatchObject({ layout: 'sparse-csr', format: 'csr', dtype: 'float32', denseBytes: 1600 * 128 * 4 });
     expect(w.sparsity).toBeGreaterThan(0.89);
-    expect(w.storedBytes).toBeLessThan(w.denseBytes * 0.22);
+    expect(w.storedBytes).toBeLessThan(w.denseBytes * 0.16);
     expect(rows.find((r) => r.name === '0.bias')).toMatchObject({ layout: 'dense', format: null, storedBytes: 128 });
     const written: string[] = [];
     const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => written.push(String(chunk)) > 0);
@@ -332,6 +370,16 @@ describe('save / load with sparse weights', () => {
     expect(written[0]).toMatch(/\d of 8 tensors stored sparse: 1\d\d,\d{3} of 900,136 dense bytes/);
     expect(written[1]).not.toContain('stored sparse');
     expect((JSON.parse(written[2]) as { tensors: unknown[] }).tensors).toEqual(JSON.parse(JSON.stringify(rows)));
+
+    // A session reads the sparse file as the dense one: same outputs, bit for bit.
+    const x = new Tensor('float32', new Float32Array(2 * 28 * 28).map(() => rng.next()), [2, 1, 28, 28]);
+    const outputs: Float32Array[] = [];
+    for (const path of [densePath, sparsePath]) {
+      const session = await InferenceSession.create(path);
+      outputs.push(Float32Array.from((await session.run({ input: x })).logits.data as Float32Array));
+      session.release();
+    }
+    expect(Array.from(outputs[1])).toEqual(Array.from(outputs[0]));
   });
 
   it('leaves dense weights dense, honours tensors/formats, checks the option; a Graph saves sparse too', async () => {
@@ -357,5 +405,41 @@ describe('save / load with sparse weights', () => {
     const back = await loadGraph(gpath);
     for (const [name, t] of graph.initializers) expect(sameBits(back.initializers.get(name)!, t)).toBe(true);
     expect(kilnStoredBytes(toSparse(new Tensor('float32', new Float32Array(100), [10, 10])))).toBe(64);
+  });
+
+  it('an int8 graph of a pruned model saves its int8 weights packed and runs the same', async () => {
+    const net = seedCNN({ inChannels: 1, height: 12, width: 12, numClasses: 5, widthMultiplier: 0.5, seed: 4 });
+    const rng = new Rng(17);
+    for (const p of net.parameters()) {
+      if (p.value.dims.length < 2) continue;
+      const d = p.value.data as Float32Array;
+      for (let i = 0; i < d.length; i++) if (rng.next() < 0.9) d[i] = 0;
+    }
+    const data = new Tensor('float32', new Float32Array(16 * 144).map((_, i) => 0.5 + 0.5 * Math.sin(i * 0.37)), [16, 1, 12, 12]);
+    const { graph } = await quantize(net, data, { reportImages: 0 });
+    const densePath = join(dir, 'q-dense.kiln');
+    const sparsePath = join(dir, 'q-sparse.kiln');
+    await save(graph, densePath);
+    await save(graph, sparsePath, { sparse: 'auto' });
+    const file = decodeKilnFile(new Uint8Array(await readFile(sparsePath)));
+    const packedInt8 = [...file.sparse.values()].filter((t) => t.dtype === 'int8' && t.dims.length > 1);
+    expect(packedInt8.length).toBeGreaterThanOrEqual(2);
+    // int8 CSR at 10% density: 3 bytes per non-zero (code + uint16 index) for 1 per element.
+    const weights = tensorRows(file).filter((r) => r.dtype === 'int8' && r.dims.length > 1);
+    const stored = weights.reduce((a, r) => a + r.storedBytes, 0);
+    const dense = weights.reduce((a, r) => a + r.denseBytes, 0);
+    console.log(`int8 SeedCNN (x0.5, 12x12), weights 90% zero: int8 weights ${dense} -> ${stored} bytes (${(stored / dense).toFixed(3)}); file ${statSync(densePath).size} -> ${statSync(sparsePath).size} bytes`);
+    expect(stored / dense).toBeLessThan(0.45); // small layers: row pointers and alignment weigh in
+    expect(statSync(sparsePath).size).toBeLessThan(statSync(densePath).size);
+    const back = await loadGraph(sparsePath);
+    for (const [name, t] of graph.initializers) expect(sameBits(back.initializers.get(name)!, t)).toBe(true);
+    const x = data.reshape([16, 1, 12, 12]);
+    const outputs: Float32Array[] = [];
+    for (const path of [densePath, sparsePath]) {
+      const session = await InferenceSession.create(path);
+      outputs.push(Float32Array.from((await session.run({ input: x })).logits.data as Float32Array));
+      session.release();
+    }
+    expect(Array.from(outputs[1])).toEqual(Array.from(outputs[0]));
   });
 });
