@@ -5,6 +5,8 @@
  */
 export { Tensor, DTYPES, sizeOf } from './tensor.js';
 export type { DType, DataTypeMap } from './tensor.js';
+export { SparseTensor, toSparse, toDense, sparsityOf, validateSparse, sparseProblem, SPARSE_FORMATS, SPARSE_BLOCKS } from './sparse-tensor.js';
+export type { SparseFormat, SparsePattern, SparseBlock, SparseDType, SparseParts } from './sparse-tensor.js';
 export { KilnError, ErrorCode } from './errors.js';
 export type { ErrorCodeValue } from './errors.js';
 export { cpuInfo, setIsa, setNumThreads, ISAS } from './system.js';
@@ -22,6 +24,7 @@ export type { TrainOptions } from './train/index.js';
 export * as optim from './train/index.js';
 
 export { save, load, loadGraph } from './runtime/model-io.js';
+export type { SaveOptions, SparseSaveOptions } from './runtime/model-io.js';
 export { quantize, convertToInt8, prepareForQuantization } from './quant/ptq.js';
 export type { QuantizeOptions, QuantizeResult, QuantizeProgress, QuantizationReport, LayerReport, ConvertOptions, CalibrationData } from './quant/ptq.js';
 export { quantizeDynamic } from './quant/dynamic.js';

@@ -5,6 +5,8 @@ import { inferInt8GraphShapes } from '../graph/int8-ir.js';
 import type { Graph } from '../graph/ir.js';
 import { isStatic } from '../graph/shape-inference.js';
 import type { Module } from '../nn/module.js';
+import type { KilnFile } from '../runtime/kiln-file.js';
+import { sparsityOf } from '../sparse-tensor.js';
 import { readModelSource } from './model-source.js';
 import { Output } from './output.js';
 
@@ -14,6 +16,58 @@ interface LayerRow {
   outputShape: number[];
   parameters: number;
   macs: number;
+}
+
+/** One tensor of a `.kiln` file: how it is stored and what that saves. */
+export interface TensorRow {
+  name: string;
+  dtype: string;
+  dims: number[];
+  /** 'dense', 'sparse-csr' or 'sparse-bcsr'. */
+  layout: string;
+  /** 'csr', 'bcsr-1x4', 'bcsr-4x1' or 'bcsr-8x1' for a sparse tensor, else null. */
+  format: string | null;
+  /** Fraction of the tensor's elements that are zero (float32 and int8 tensors; else null). */
+  sparsity: number | null;
+  /** Bytes of the dense form. */
+  denseBytes: number;
+  /** Bytes the file stores for it (without alignment padding). */
+  storedBytes: number;
+}
+
+/** The tensor table of a decoded `.kiln` file. */
+export function tensorRows(file: KilnFile): TensorRow[] {
+  return file.entries.map((e) => {
+    const dense = file.tensors.get(e.name)!;
+    return {
+      name: e.name,
+      dtype: e.dtype,
+      dims: e.dims.slice(),
+      layout: e.layout,
+      format: file.sparse.get(e.name)?.format ?? null,
+      sparsity: dense.type === 'float32' || dense.type === 'int8' ? sparsityOf(dense) : null,
+      denseBytes: dense.data.byteLength,
+      storedBytes: e.byteLength,
+    };
+  });
+}
+
+/** Text lines of the tensor table. */
+function tensorLines(rows: TensorRow[]): string[] {
+  const width = Math.max(8, ...rows.map((r) => r.name.length + 2));
+  const dense = rows.reduce((s, r) => s + r.denseBytes, 0);
+  const stored = rows.reduce((s, r) => s + r.storedBytes, 0);
+  return [
+    '',
+    `${'tensor'.padEnd(width)}${'layout'.padEnd(12)}${'sparsity'.padStart(9)}${'dense bytes'.padStart(14)}${'stored bytes'.padStart(14)}`,
+    ...rows.map(
+      (r) =>
+        `${r.name.padEnd(width)}${(r.format ?? r.layout).padEnd(12)}${(r.sparsity === null ? '-' : `${(r.sparsity * 100).toFixed(1)}%`).padStart(9)}` +
+        `${r.denseBytes.toLocaleString('en-US').padStart(14)}${r.storedBytes.toLocaleString('en-US').padStart(14)}`,
+    ),
+    `${rows.filter((r) => r.layout !== 'dense').length} of ${rows.length} tensors stored sparse: ${stored.toLocaleString('en-US')} of ${dense.toLocaleString('en-US')} dense bytes`,
+    '',
+  ];
 }
 
 export async function infoCommand(modelPath: string, opts: { json?: boolean }): Promise<void> {
@@ -27,11 +81,14 @@ export async function infoCommand(modelPath: string, opts: { json?: boolean }): 
   const parameters = rows.reduce((s, r) => s + r.parameters, 0);
   const macs = rows.reduce((s, r) => s + r.macs, 0);
   const bytes = (await stat(modelPath)).size;
+  const tensors = source.kind === 'onnx' ? undefined : tensorRows(source.file);
+  // The per-tensor table is printed when some tensor is stored sparse (always in --json).
+  const showTensors = tensors !== undefined && tensors.some((t) => t.layout !== 'dense');
   // Graph node names ('input_QuantizeLinear') are longer than a Sequential's layer indices.
   const nameWidth = Math.max(4, ...rows.map((r) => r.name.length + 2));
   const typeWidth = Math.max(14, ...rows.map((r) => r.type.length + 2));
   out.result(
-    { model: modelPath, format, inputShape, layers: rows, parameters, macsPerImage: macs, fileBytes: bytes, metadata },
+    { model: modelPath, format, inputShape, layers: rows, parameters, macsPerImage: macs, fileBytes: bytes, ...(tensors ? { tensors } : {}), metadata },
     () =>
       [
         `${modelPath}${format === 'onnx' ? ' (ONNX)' : ''}: input [${inputShape.join(', ')}], ${parameters.toLocaleString('en-US')} parameters, ` +
@@ -43,6 +100,7 @@ export async function infoCommand(modelPath: string, opts: { json?: boolean }): 
             `${r.name.padEnd(nameWidth)}${r.type.padEnd(typeWidth)}${`[${r.outputShape.join(', ')}]`.padEnd(18)}` +
             `${r.parameters.toLocaleString('en-US').padStart(10)}${r.macs.toLocaleString('en-US').padStart(14)}`,
         ),
+        ...(showTensors ? tensorLines(tensors) : []),
         // Long values (the quantization report) are in --json only.
         ...Object.entries(metadata).map(([k, v]) => {
           const text = String(v);

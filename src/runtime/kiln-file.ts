@@ -11,11 +11,21 @@
  *            tensor data, each at data-section offset `offset` (a multiple of 64), little-endian
  * ```
  * The file ends exactly where its last tensor ends. Each tensor entry carries its own CRC-32, a
- * `layout` ('dense' today; packed int8 / sparse layouts will add their own names) and optional
- * `params` (e.g. quantization scales), so new layouts need no new container version.
+ * `layout` and optional `params` (e.g. quantization scales), so new layouts need no new container
+ * version. Layouts:
+ * - 'dense': `dims` elements of `dtype`, row-major.
+ * - 'sparse-csr' / 'sparse-bcsr': a packed {@link SparseTensor} of logical dense `dims` and value
+ *   `dtype` (float32 or int8). The entry's bytes hold three arrays, each at a 64-byte-aligned
+ *   offset inside the entry, described by `params.sparse` =
+ *   `{ block: [r, c], nnz, rowPtr: {offset, length}, colIdx: {offset, length, dtype}, values: {offset, length} }`
+ *   (offsets in bytes from the entry's start, lengths in elements; rowPtr is int32, colIdx is
+ *   'uint16' when the block columns fit, else 'int32': int8 CSR then costs 3 bytes per non-zero).
+ *   Other keys of `params` are the tensor's own params, as for a dense tensor.
  *
  * Reading validates every header field, length, offset and dimension (with overflow checks) and
- * every checksum before any tensor is built; every allocation is bounded by the file's real size.
+ * every checksum before any tensor is built; every allocation is bounded by the file's real size
+ * (a sparse tensor's dense form by {@link KILN_MAX_SPARSE_DENSE_BYTES}). A sparse tensor is then
+ * checked structurally ({@link sparseProblem}: row pointers, indices, counts) before it is used.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -25,6 +35,8 @@ import { fileURLToPath } from 'node:url';
 import * as zlib from 'node:zlib';
 
 import { ErrorCode, KilnError } from '../errors.js';
+import { SparseTensor, sparseGeometry, sparseProblem, toDense } from '../sparse-tensor.js';
+import type { SparseBlock, SparseParts } from '../sparse-tensor.js';
 import { DTYPES, Tensor } from '../tensor.js';
 import type { DataTypeMap, DType } from '../tensor.js';
 import { checkOutputFile, readModelFile } from '../util/files.js';
@@ -33,7 +45,7 @@ import { options as checkOptions, rangeError, string, typeError } from '../valid
 /** Container version written by this code, and the only one it reads. */
 export const KILN_FORMAT_VERSION = 1;
 /** Tensor layouts this reader understands. */
-export const KILN_LAYOUTS = ['dense'] as const;
+export const KILN_LAYOUTS = ['dense', 'sparse-csr', 'sparse-bcsr'] as const;
 export type KilnLayout = (typeof KILN_LAYOUTS)[number];
 
 const MAGIC = [0x4b, 0x49, 0x4c, 0x4e]; // 'KILN'
@@ -43,6 +55,11 @@ export const KILN_ALIGNMENT = 64;
 /** Largest JSON header accepted: far above any real model's, small enough to refuse nonsense early. */
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 const MAX_RANK = 16;
+/**
+ * Largest dense form of a sparse tensor the reader unpacks (1 GiB): its size is not bounded by the
+ * file's, so a corrupt dimension must not become a huge allocation.
+ */
+export const KILN_MAX_SPARSE_DENSE_BYTES = 2 ** 30;
 const ITEM_BYTES: Record<DType, number> = { float32: 4, int32: 4, int8: 1, uint8: 1 };
 const ARRAY_TYPES = { float32: Float32Array, int32: Int32Array, int8: Int8Array, uint8: Uint8Array } as const;
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -66,8 +83,8 @@ export interface KilnTensorEntry {
 export interface KilnFileContents {
   /** Any JSON value describing the model (layer config, graph, input shape...). */
   model: unknown;
-  /** Named tensors. Names must be non-empty. */
-  tensors: ReadonlyMap<string, Tensor>;
+  /** Named tensors, dense or packed sparse. Names must be non-empty. */
+  tensors: ReadonlyMap<string, Tensor | SparseTensor>;
   /** Free-form JSON object: provenance, accuracy, sparsity, quantization notes... */
   metadata?: Record<string, unknown>;
   /** Extra JSON parameters per tensor name (each name must be in `tensors`). */
@@ -80,8 +97,12 @@ export interface KilnFile {
   producer: string;
   createdAt: string;
   model: unknown;
+  /** Every tensor in dense form (a sparse one unpacked, exactly). */
   tensors: Map<string, Tensor>;
+  /** The tensors stored sparse, as stored (validated). */
+  sparse: Map<string, SparseTensor>;
   metadata: Record<string, unknown>;
+  /** Each tensor's own params (for a sparse one, without the layout's `sparse` description). */
   tensorParams: Map<string, Record<string, unknown>>;
   /** The tensor table as stored. */
   entries: KilnTensorEntry[];
@@ -212,8 +233,44 @@ export function decodeKilnFile(bytes: Uint8Array, source?: string): KilnFile {
   }
 
   const tensors = new Map<string, Tensor>();
+  const sparse = new Map<string, SparseTensor>();
   const tensorParams = new Map<string, Record<string, unknown>>();
+  // Every sparse tensor is checked before any is unpacked, and all of them together unpack to at
+  // most the limit (each alone was checked against it in checkEntry).
+  let unpacked = 0;
+  for (const e of entries) if (e.layout !== 'dense') unpacked += e.dims.reduce((a, b) => a * b, 1) * ITEM_BYTES[e.dtype];
+  if (unpacked > KILN_MAX_SPARSE_DENSE_BYTES) fail(`its sparse tensors unpack to ${unpacked} bytes, more than the ${KILN_MAX_SPARSE_DENSE_BYTES}-byte limit`);
   for (const e of entries) {
+    if (e.layout === 'dense') continue;
+    const p = e.params!.sparse as SparseParams;
+    const array = <T extends DType>(dtype: T, a: SparseArray): DataTypeMap[T] => {
+      const data = new ARRAY_TYPES[dtype](a.length) as DataTypeMap[T];
+      const start = dataStart + e.offset + a.offset;
+      const raw = new Uint8Array(data.buffer);
+      raw.set(bytes.subarray(start, start + raw.byteLength));
+      if (!LITTLE_ENDIAN_HOST) swapBytes(raw, ITEM_BYTES[dtype]);
+      return data;
+    };
+    const parts: SparseParts = {
+      dtype: e.dtype as 'float32' | 'int8',
+      dims: e.dims,
+      pattern: e.layout === 'sparse-csr' ? 'csr' : 'bcsr',
+      block: p.block,
+      rowPtr: array('int32', p.rowPtr),
+      colIdx: p.colIdx.dtype === 'uint16' ? Int32Array.from(readUint16(bytes, dataStart + e.offset + p.colIdx.offset, p.colIdx.length)) : array('int32', p.colIdx),
+      values: array(e.dtype as 'float32' | 'int8', p.values),
+    };
+    const problem = sparseProblem(parts);
+    if (problem !== undefined) fail(`sparse tensor '${e.name}': ${problem}`);
+    sparse.set(e.name, new SparseTensor(parts));
+  }
+  for (const e of entries) {
+    const { sparse: _layout, ...own } = e.params ?? {};
+    if (e.layout !== 'dense') {
+      tensors.set(e.name, toDense(sparse.get(e.name)!));
+      if (Object.keys(own).length > 0) tensorParams.set(e.name, own);
+      continue;
+    }
     const start = dataStart + e.offset;
     const data = new ARRAY_TYPES[e.dtype](e.byteLength / ITEM_BYTES[e.dtype]) as DataTypeMap[DType];
     const raw = new Uint8Array(data.buffer);
@@ -228,6 +285,7 @@ export function decodeKilnFile(bytes: Uint8Array, source?: string): KilnFile {
     createdAt: h.createdAt as string,
     model: h.model,
     tensors,
+    sparse,
     metadata: h.metadata as Record<string, unknown>,
     tensorParams,
     entries,
@@ -247,21 +305,26 @@ function checkEntry(raw: unknown, i: number, dataBytes: number, fail: (what: str
     if (!Number.isInteger(d) || (d as number) < 0 || (d as number) > 2 ** 31 - 1) fail(`${label} has dimension ${show(d)}, not an integer in [0, 2^31-1]`);
   }
   const itemBytes = ITEM_BYTES[e.dtype as DType];
-  // Multiply in doubles, stopping as soon as the size passes the data section, long before it
-  // could leave the exactly-representable range (a 0 anywhere makes an empty tensor).
-  let byteLength = dims.includes(0) ? 0 : itemBytes;
-  for (let k = 0; k < dims.length && byteLength > 0; k++) {
-    byteLength *= dims[k] as number;
-    if (byteLength > dataBytes) fail(`${label} dims [${dims.join(', ')}] need more bytes than the ${dataBytes}-byte data section holds`);
+  if (e.params !== undefined && !isPlainObject(e.params)) fail(`${label} params is not a JSON object`);
+  let byteLength: number;
+  if (e.layout === 'dense') {
+    // Multiply in doubles, stopping as soon as the size passes the data section, long before it
+    // could leave the exactly-representable range (a 0 anywhere makes an empty tensor).
+    byteLength = dims.includes(0) ? 0 : itemBytes;
+    for (let k = 0; k < dims.length && byteLength > 0; k++) {
+      byteLength *= dims[k] as number;
+      if (byteLength > dataBytes) fail(`${label} dims [${dims.join(', ')}] need more bytes than the ${dataBytes}-byte data section holds`);
+    }
+    if (e.byteLength !== byteLength) fail(`${label} byteLength ${show(e.byteLength)} does not match dims x ${itemBytes} bytes = ${byteLength}`);
+  } else {
+    byteLength = checkSparseEntry(e, label, dims as number[], dataBytes, fail);
   }
-  if (e.byteLength !== byteLength) fail(`${label} byteLength ${show(e.byteLength)} does not match dims x ${itemBytes} bytes = ${byteLength}`);
   const offset = e.offset;
   if (!Number.isSafeInteger(offset) || (offset as number) < 0 || (offset as number) % KILN_ALIGNMENT !== 0) {
     fail(`${label} offset ${show(offset)} is not a non-negative multiple of ${KILN_ALIGNMENT}`);
   }
   if ((offset as number) > dataBytes - byteLength) fail(`${label} (offset ${offset as number}, ${byteLength} bytes) runs past the end of the data section (${dataBytes} bytes)`);
   if (!Number.isInteger(e.checksum) || (e.checksum as number) < 0 || (e.checksum as number) > 0xffffffff) fail(`${label} checksum ${show(e.checksum)} is not a 32-bit unsigned integer`);
-  if (e.params !== undefined && !isPlainObject(e.params)) fail(`${label} params is not a JSON object`);
   return {
     name: e.name as string,
     dtype: e.dtype as DType,
@@ -272,6 +335,104 @@ function checkEntry(raw: unknown, i: number, dataBytes: number, fail: (what: str
     checksum: e.checksum as number,
     ...(e.params === undefined ? {} : { params: e.params as Record<string, unknown> }),
   };
+}
+
+/** One array of a sparse entry: byte offset from the entry's start, length in elements. */
+interface SparseArray {
+  offset: number;
+  length: number;
+  /** colIdx only: its element type. */
+  dtype?: 'int32' | 'uint16';
+}
+
+/** `count` little-endian uint16 values at `start`. */
+function readUint16(bytes: Uint8Array, start: number, count: number): Uint16Array {
+  const out = new Uint16Array(count);
+  const raw = new Uint8Array(out.buffer);
+  raw.set(bytes.subarray(start, start + 2 * count));
+  if (!LITTLE_ENDIAN_HOST) swapBytes(raw, 2);
+  return out;
+}
+
+/** Column indices are stored as uint16 when every block column index fits. */
+function colIdxBytes(blockCols: number): 2 | 4 {
+  return blockCols <= 65536 ? 2 : 4;
+}
+
+/** Bytes a tensor takes in a `.kiln` file's data section, alignment padding to the next tensor included. */
+export function kilnStoredBytes(t: Tensor | SparseTensor): number {
+  if (!(t instanceof SparseTensor)) return alignUp(t.data.byteLength);
+  const { blockCols } = sparseGeometry(t.dims, t.block);
+  return alignUp(alignUp(t.rowPtr.byteLength) + alignUp(t.colIdx.length * colIdxBytes(blockCols)) + t.values.byteLength);
+}
+
+/** `params.sparse` of a sparse entry. */
+interface SparseParams {
+  block: SparseBlock;
+  nnz: number;
+  rowPtr: SparseArray;
+  colIdx: SparseArray;
+  values: SparseArray;
+}
+
+/**
+ * Checks a sparse entry's sizes, counts and array layout against its dims and the data section
+ * (the arrays' contents are checked after the checksums, by sparseProblem); returns its byte length.
+ */
+function checkSparseEntry(e: Record<string, unknown>, label: string, dims: number[], dataBytes: number, fail: (what: string) => never): number {
+  const dtype = e.dtype as DType;
+  if (dtype !== 'float32' && dtype !== 'int8') fail(`${label} is ${dtype}, but a sparse layout holds float32 or int8 values`);
+  if (dims.length < 1) fail(`${label} is a scalar, which a sparse layout cannot hold`);
+  const byteLength = e.byteLength;
+  if (!Number.isSafeInteger(byteLength) || (byteLength as number) < 0 || (byteLength as number) > dataBytes) {
+    fail(`${label} byteLength ${show(byteLength)} is not an integer in [0, ${dataBytes}] (the data section's size)`);
+  }
+  const p = (e.params as Record<string, unknown> | undefined)?.sparse;
+  if (!isPlainObject(p)) fail(`${label} has layout ${e.layout as string} but no params.sparse object`);
+  const sp = p as Record<string, unknown>;
+  const block = sp.block as unknown[];
+  const csr = e.layout === 'sparse-csr';
+  if (!Array.isArray(block) || block.length !== 2 || !Number.isInteger(block[0]) || !Number.isInteger(block[1]) ||
+    (csr ? block[0] !== 1 || block[1] !== 1 : ![[1, 4], [4, 1], [8, 1]].some((b) => b[0] === block[0] && b[1] === block[1]))) {
+    fail(`${label} block ${show(sp.block)} is not ${csr ? '[1, 1]' : 'one of [1, 4], [4, 1], [8, 1]'}`);
+  }
+  const blockShape = [block[0], block[1]] as const as SparseBlock;
+  const { rows, cols, blockRows, blockCols } = sparseGeometry(dims, blockShape);
+  const itemBytes = ITEM_BYTES[dtype];
+  if (rows * cols * itemBytes > KILN_MAX_SPARSE_DENSE_BYTES) {
+    fail(`${label} dims [${dims.join(', ')}] unpack to ${rows * cols * itemBytes} bytes, more than the ${KILN_MAX_SPARSE_DENSE_BYTES}-byte limit`);
+  }
+  const nnz = sp.nnz;
+  if (!Number.isSafeInteger(nnz) || (nnz as number) < 0 || (nnz as number) > blockRows * blockCols) {
+    fail(`${label} nnz ${show(nnz)} is not an integer in [0, ${blockRows * blockCols}] (${csr ? 'the elements' : 'the blocks'} of dims [${dims.join(', ')}])`);
+  }
+  const indexType = (sp.colIdx as Record<string, unknown> | null)?.dtype;
+  if (indexType !== 'int32' && indexType !== 'uint16') fail(`${label} params.sparse.colIdx.dtype is ${show(indexType)}, not 'int32' or 'uint16'`);
+  const indexBytes = indexType === 'uint16' ? 2 : 4;
+  if ((nnz as number) * indexBytes > (byteLength as number)) {
+    fail(`${label} nnz ${nnz as number} needs ${(nnz as number) * indexBytes} bytes of column indices, more than the entry's ${byteLength as number} bytes`);
+  }
+  const arrays: [string, number, number][] = [
+    ['rowPtr', blockRows + 1, 4],
+    ['colIdx', nnz as number, indexBytes],
+    ['values', (nnz as number) * blockShape[0] * blockShape[1], itemBytes],
+  ];
+  let at = 0;
+  for (const [name, length, size] of arrays) {
+    const a = sp[name];
+    if (!isPlainObject(a)) fail(`${label} params.sparse.${name} is not an {offset, length} object`);
+    const { offset, length: stored } = a as Record<string, unknown>;
+    if (stored !== length) fail(`${label} params.sparse.${name}.length is ${show(stored)}, expected ${length}`);
+    if (offset !== at) fail(`${label} params.sparse.${name}.offset is ${show(offset)}, expected ${at}`);
+    at = alignUp(at + length * size);
+    if ((offset as number) + length * size > (byteLength as number)) {
+      fail(`${label} params.sparse.${name} (offset ${offset as number}, ${length * size} bytes) runs past the entry's ${byteLength as number} bytes`);
+    }
+    if (name === 'values' && (offset as number) + length * size !== byteLength) {
+      fail(`${label} byteLength ${byteLength as number} does not end where its values end (${(offset as number) + length * size})`);
+    }
+  }
+  return byteLength as number;
 }
 
 /** Validates the contents and lays the file out as a list of byte chunks (no tensor copies on little-endian hosts). */
@@ -289,6 +450,9 @@ function layout(contents: KilnFileContents, options?: KilnWriteOptions): { chunk
     if (!c.tensors.has(name)) throw rangeError('contents.tensorParams', `names of tensors in contents.tensors`, name);
     if (!isPlainObject(p)) throw typeError(`contents.tensorParams '${name}'`, 'a plain object', p);
     checkJson(`contents.tensorParams '${name}'`, p);
+    if (c.tensors.get(name) instanceof SparseTensor && 'sparse' in p) {
+      throw rangeError(`contents.tensorParams '${name}'`, "params without a 'sparse' key (it describes a sparse tensor's layout)", p);
+    }
   }
   const producer = opts.producer === undefined ? defaultProducer() : string('options.producer', opts.producer);
   const createdAt = createdAtString(opts.createdAt);
@@ -298,7 +462,24 @@ function layout(contents: KilnFileContents, options?: KilnWriteOptions): { chunk
   let offset = 0;
   for (const [name, tensor] of c.tensors) {
     if (typeof name !== 'string' || name.length === 0) throw typeError('contents.tensors key', 'a non-empty string', name);
-    if (!(tensor instanceof Tensor)) throw typeError(`contents.tensors '${name}'`, 'a Tensor', tensor);
+    if (tensor instanceof SparseTensor) {
+      const packed = packSparse(tensor);
+      const p = params.get(name);
+      entries.push({
+        name,
+        dtype: tensor.dtype,
+        dims: tensor.dims.slice(),
+        layout: tensor.pattern === 'csr' ? 'sparse-csr' : 'sparse-bcsr',
+        offset,
+        byteLength: packed.bytes.byteLength,
+        checksum: crc32(packed.bytes),
+        params: { ...p, sparse: packed.params },
+      });
+      data.push(packed.bytes);
+      offset = alignUp(offset + packed.bytes.byteLength);
+      continue;
+    }
+    if (!(tensor instanceof Tensor)) throw typeError(`contents.tensors '${name}'`, 'a Tensor or a SparseTensor', tensor);
     if (tensor.dims.length > MAX_RANK) throw rangeError(`contents.tensors '${name}' dims`, `at most ${MAX_RANK} dimensions`, tensor.dims.length);
     let bytes = new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
     if (!LITTLE_ENDIAN_HOST) bytes = swapBytes(bytes.slice(), ITEM_BYTES[tensor.type as DType]);
@@ -342,6 +523,34 @@ function layout(contents: KilnFileContents, options?: KilnWriteOptions): { chunk
     byteLength += e.byteLength;
   });
   return { chunks, byteLength };
+}
+
+/** A sparse tensor's entry bytes (rowPtr, colIdx, values at aligned offsets) and its `params.sparse`. */
+function packSparse(t: SparseTensor): { bytes: Uint8Array; params: SparseParams } {
+  // Re-check: the arrays are the caller's and may have been changed since construction.
+  const problem = sparseProblem(t);
+  if (problem !== undefined) throw rangeError('contents.tensors', 'valid sparse tensors', problem);
+  const narrow = colIdxBytes(sparseGeometry(t.dims, t.block).blockCols) === 2;
+  const colIdx = narrow ? Uint16Array.from(t.colIdx) : t.colIdx;
+  const parts: [Int32Array | Uint16Array | Float32Array | Int8Array, number][] = [[t.rowPtr, 4], [colIdx, narrow ? 2 : 4], [t.values, t.dtype === 'float32' ? 4 : 1]];
+  const described: SparseArray[] = [];
+  let at = 0;
+  for (const [array] of parts) {
+    described.push({ offset: at, length: array.length });
+    at = alignUp(at + array.byteLength);
+  }
+  described[1].dtype = narrow ? 'uint16' : 'int32';
+  const last = described[2];
+  const bytes = new Uint8Array(last.offset + t.values.byteLength);
+  parts.forEach(([array, size], i) => {
+    const raw = new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+    bytes.set(raw, described[i].offset);
+    if (!LITTLE_ENDIAN_HOST) swapBytes(bytes.subarray(described[i].offset, described[i].offset + array.byteLength), size);
+  });
+  return {
+    bytes,
+    params: { block: [t.block[0], t.block[1]], nnz: t.nnz, rowPtr: described[0], colIdx: described[1], values: described[2] },
+  };
 }
 
 /**

@@ -3,6 +3,10 @@
  * layer config (and the per-image input shape when known); its tensors are the parameters and
  * buffers, by their dotted names. `save` also takes a Graph (an int8 graph from `quantize`, an
  * imported ONNX graph): see graph-file.ts; `loadGraph` reads either kind back as a Graph.
+ *
+ * With `sparse: 'auto'`, `save` stores a weight as a packed sparse tensor (CSR or blocked CSR)
+ * wherever that takes fewer bytes than the dense form; `load` unpacks it, so the module or graph
+ * that comes back holds exactly the saved values (a -0 comes back as +0).
  */
 import { ErrorCode, KilnError } from '../errors.js';
 import { toGraph } from '../graph/from-module.js';
@@ -10,10 +14,14 @@ import type { Graph } from '../graph/ir.js';
 import { Module } from '../nn/module.js';
 import type { LayerConfig } from '../nn/module.js';
 import { moduleFromConfig } from '../nn/registry.js';
+import { SPARSE_FORMATS, toSparse } from '../sparse-tensor.js';
+import type { SparseFormat, SparseTensor } from '../sparse-tensor.js';
 import type { Tensor } from '../tensor.js';
 import { dims as checkDims, options as checkOptions, rangeError, string, typeError } from '../validate.js';
 import { graphFromKilnFile, graphToKiln } from './graph-file.js';
-import { readKilnFile, writeKilnFile } from './kiln-file.js';
+import { kilnStoredBytes, readKilnFile, writeKilnFile } from './kiln-file.js';
+
+export { kilnStoredBytes } from './kiln-file.js';
 import type { KilnFile } from './kiln-file.js';
 
 export { graphFromKilnFile, type SavedGraphJson } from './graph-file.js';
@@ -36,6 +44,66 @@ export interface SaveOptions {
    * `inputShape` property if it has one, else not stored.
    */
   inputShape?: readonly number[];
+  /**
+   * Which tensors to store packed sparse: 'never' (the default: every tensor dense, a file any
+   * Kiln reader takes), 'auto' (every float32 or int8 tensor whose packed form, in the smallest of
+   * the formats, takes fewer file bytes than its dense form), or an object narrowing 'auto' to
+   * some tensors and formats. Loading gives the same values back either way.
+   */
+  sparse?: 'never' | 'auto' | SparseSaveOptions;
+}
+
+/** `save`'s `sparse` option in full. */
+export interface SparseSaveOptions {
+  /** Names of the tensors that may be stored sparse (default: all). Each must exist. */
+  tensors?: readonly string[];
+  /** Formats to try (default: all of {@link SPARSE_FORMATS}); the smallest file wins. */
+  formats?: readonly SparseFormat[];
+}
+
+/** Header JSON a sparse entry adds over a dense one (its params.sparse), roughly. */
+const SPARSE_HEADER_BYTES = 192;
+
+
+/**
+ * The tensors to write: each one the `sparse` option allows is replaced by its smallest packed
+ * form when that is smaller in the file than the dense form.
+ */
+function chooseStorage(tensors: Map<string, Tensor>, option: SaveOptions['sparse']): Map<string, Tensor | SparseTensor> {
+  if (option === undefined || option === 'never') return tensors;
+  let names: ReadonlySet<string> | undefined;
+  let formats: readonly SparseFormat[] = SPARSE_FORMATS;
+  if (typeof option === 'string' && option !== 'auto') throw rangeError('options.sparse', "'never', 'auto' or { tensors?, formats? }", option);
+  if (option !== 'auto') {
+    const o = checkOptions<SparseSaveOptions>('options.sparse', option);
+    if (o.tensors !== undefined) {
+      if (!Array.isArray(o.tensors)) throw typeError('options.sparse.tensors', 'an array of tensor names', o.tensors);
+      for (const name of o.tensors) if (!tensors.has(name)) throw rangeError('options.sparse.tensors', `names of the model's tensors (${[...tensors.keys()].join(', ')})`, name);
+      names = new Set(o.tensors);
+    }
+    if (o.formats !== undefined) {
+      if (!Array.isArray(o.formats) || o.formats.length === 0) throw typeError('options.sparse.formats', 'a non-empty array of sparse formats', o.formats);
+      for (const f of o.formats) if (!SPARSE_FORMATS.includes(f)) throw rangeError('options.sparse.formats', `formats among ${SPARSE_FORMATS.join(', ')}`, f);
+      formats = o.formats;
+    }
+  }
+  const out = new Map<string, Tensor | SparseTensor>();
+  for (const [name, t] of tensors) {
+    let best: Tensor | SparseTensor = t;
+    if ((names === undefined || names.has(name)) && (t.type === 'float32' || t.type === 'int8') && t.dims.length >= 1 && t.size > 0) {
+      let bestBytes = kilnStoredBytes(t);
+      for (const f of formats) {
+        const s = toSparse(t, f);
+        const bytes = kilnStoredBytes(s) + SPARSE_HEADER_BYTES;
+        if (bytes < bestBytes) {
+          best = s;
+          bestBytes = bytes;
+        }
+      }
+    }
+    out.set(name, best);
+  }
+  return out;
 }
 
 function isGraph(v: unknown): v is Graph {
@@ -54,7 +122,7 @@ export async function save(module: Module | Graph, path: string, options?: SaveO
     const opts = checkOptions<SaveOptions>('options', options);
     if (opts.inputShape !== undefined) throw typeError('options.inputShape', 'nothing for a Graph (its inputs carry their shapes)', opts.inputShape);
     const { model, tensors } = graphToKiln(module);
-    await writeKilnFile(path, { model, tensors, metadata: opts.metadata ?? {} });
+    await writeKilnFile(path, { model, tensors: chooseStorage(tensors, opts.sparse), metadata: opts.metadata ?? {} });
     return;
   }
   if (!(module instanceof Module)) throw typeError('module', 'a Module or a Graph', module);
@@ -74,7 +142,7 @@ export async function save(module: Module | Graph, path: string, options?: SaveO
     if (tensors.has(name)) throw rangeError('module', 'distinct parameter and buffer names', name);
     tensors.set(name, value);
   }
-  await writeKilnFile(path, { model, tensors, metadata: opts.metadata ?? {} });
+  await writeKilnFile(path, { model, tensors: chooseStorage(tensors, opts.sparse), metadata: opts.metadata ?? {} });
 }
 
 /**
