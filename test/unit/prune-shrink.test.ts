@@ -185,6 +185,32 @@ describe('shrinkGraph: the shrunk graph equals the masked original', () => {
     expect(shrinkGraph(g, { dw: [5] }).report.removedFilters).toEqual({ conv0: [2], dw: [4, 5] });
     await expectShrinkEqualsMask(g, planShrink(g, { fraction: 0.5 }).removals, [2, 2, 7, 7]);
   });
+
+  it('a Reshape that flattens into a MatMul, and a weight two convs share', async () => {
+    const { b, x } = builder('reshape-matmul', 2, 4);
+    const shared = b.addInitializer('shared_w', tensor([3, 2, 3, 3]));
+    const c1 = b.addNode('Conv', [x, shared], CONV(3, 1), 'c1');
+    const c2 = b.addNode('Conv', [x, shared], CONV(3, 1), 'c2');
+    const cat = b.addNode('Concat', [b.addNode('Relu', [c1], {}, 'r1'), c2], { axis: 1 }, 'cat');
+    const flat = b.addNode('Reshape', [cat], { shape: [-1, 6 * 16] }, 'flat');
+    const y = b.addNode('MatMul', [flat, b.addInitializer('mm_w', tensor([6 * 16, 5]))], {}, 'mm');
+    const g = b.build([{ name: y, dtype: 'float32', shape: ['N', 5] }]);
+    const { graph, report } = await expectShrinkEqualsMask(g, { c1: [1], c2: [0, 2] }, [2, 2, 4, 4]);
+    expect(report.removedFilters).toEqual({ c1: [1], c2: [0, 2] });
+    expect(graph.nodes.find((n) => n.name === 'flat')!.attrs.shape).toEqual([-1, 3 * 16]);
+    expect(graph.initializers.get('mm_w')!.dims).toEqual([3 * 16, 5]);
+    // The shared weight stays for neither: each conv reads its own slice, the original is untouched.
+    const w1 = graph.nodes.find((n) => n.name === 'c1')!.inputs[1];
+    const w2 = graph.nodes.find((n) => n.name === 'c2')!.inputs[1];
+    expect(new Set([w1, w2, 'shared_w']).size).toBe(3);
+    expect(graph.initializers.has('shared_w')).toBe(false);
+    // Masking one of them: the other still reads the original.
+    const masked = maskGraph(g, { c1: [1] });
+    expect(masked.nodes.find((n) => n.name === 'c2')!.inputs[1]).toBe('shared_w');
+    expect(masked.nodes.find((n) => n.name === 'c1')!.inputs[1]).not.toBe('shared_w');
+    expect(Array.from(masked.initializers.get('shared_w')!.data)).toEqual(Array.from(g.initializers.get('shared_w')!.data));
+    expect(g.initializers.get('shared_w')!.dims).toEqual([3, 2, 3, 3]);
+  });
 });
 
 describe('shrinkGraph: bad requests', () => {

@@ -191,20 +191,9 @@ function reportOf(graph: Graph, a: ChannelAnalysis, kept: Map<string, Int32Array
 export function shrinkGraph(graph: Graph, removals: Removals): { graph: Graph; report: ShrinkReport } {
   const a = analyzeChannels(graph);
   const kept = keptPositions(graph, a, removedRoots(graph, a, removals));
-  const uses = new Map<string, number>();
-  for (const n of graph.nodes) for (const i of n.inputs) if (i) uses.set(i, (uses.get(i) ?? 0) + 1);
-  const initializers = new Map(graph.initializers);
-  const taken = new Set<string>();
-  /** Stores a rewritten initializer: in place when only this input reads it, else under a new name. */
-  const put = (name: string, t: Tensor): string => {
-    if ((uses.get(name) ?? 0) <= 1) {
-      initializers.set(name, t);
-      return name;
-    }
-    const fresh = freshName(graph, `${name}_shrunk`, taken);
-    initializers.set(fresh, t);
-    return fresh;
-  };
+  const store = initializerStore(graph);
+  const { initializers } = store;
+  const put = store.put;
   const nodes = graph.nodes.map((node): GraphNode => {
     const kin = kept.get(node.inputs[0] ?? '');
     const kout = kept.get(node.outputs[0] ?? '');
@@ -231,7 +220,7 @@ export function shrinkGraph(graph: Graph, removals: Removals): { graph: Graph; r
     }
     return { ...node, inputs, attrs };
   });
-  const result: Graph = { ...graph, nodes, initializers };
+  const result: Graph = { ...graph, nodes, initializers: withoutOrphans(graph, nodes, initializers) };
   return { graph: result, report: reportOf(graph, a, kept, result) };
 }
 
@@ -243,30 +232,65 @@ export function shrinkGraph(graph: Graph, removals: Removals): { graph: Graph; r
 export function maskGraph(graph: Graph, removals: Removals): Graph {
   const a = analyzeChannels(graph);
   const kept = keptPositions(graph, a, removedRoots(graph, a, removals));
-  const initializers = new Map(graph.initializers);
-  const zeroRows = (name: string | undefined, removed: number[]): void => {
-    if (!name) return;
-    const t = initializers.get(name)!;
+  const store = initializerStore(graph);
+  /** Zeroes the rows `removed` (axis 0) of input `index` of `node`; returns the input's name. */
+  const zeroRows = (node: GraphNode, index: number, removed: number[]): string => {
+    const name = node.inputs[index] ?? '';
+    if (!name) return name;
+    const t = graph.initializers.get(name)!;
     const data = Float32Array.from(t.data as Float32Array);
     const per = data.length / t.dims[0]!;
     for (const r of removed) data.fill(0, r * per, (r + 1) * per);
-    initializers.set(name, new Tensor('float32', data, t.dims));
+    return store.put(name, new Tensor('float32', data, t.dims));
   };
-  for (const node of graph.nodes) {
+  const nodes = graph.nodes.map((node): GraphNode => {
+    let removed: number[] = [];
+    let rows: number[] = [];
     if (node.op === 'Conv' && a.convOutputs.has(node.name)) {
-      const removed = removedOf(kept.get(node.outputs[0]!), a.convOutputs.get(node.name)!.length);
-      if (removed.length === 0) continue;
-      zeroRows(node.inputs[1], removed);
-      zeroRows(node.inputs[2], removed);
-    } else if (node.op === 'BatchNormalization') {
-      const k = kept.get(node.inputs[0]!);
-      if (!k) continue;
-      const removed = removedOf(k, a.layout.get(node.inputs[0]!)!.length);
-      zeroRows(node.inputs[2], removed);
-      zeroRows(node.inputs[3], removed);
+      removed = removedOf(kept.get(node.outputs[0]!), a.convOutputs.get(node.name)!.length);
+      rows = [1, 2];
+    } else if (node.op === 'BatchNormalization' && kept.has(node.inputs[0]!)) {
+      removed = removedOf(kept.get(node.inputs[0]!), a.layout.get(node.inputs[0]!)!.length);
+      rows = [2, 3];
     }
-  }
-  return { ...graph, initializers };
+    if (removed.length === 0) return node;
+    const inputs = node.inputs.slice();
+    for (const i of rows) inputs[i] = zeroRows(node, i, removed);
+    return { ...node, inputs };
+  });
+  return { ...graph, nodes, initializers: withoutOrphans(graph, nodes, store.initializers) };
+}
+
+/** `initializers` less those the original nodes read and the rewritten ones no longer do. */
+function withoutOrphans(graph: Graph, nodes: GraphNode[], initializers: Map<string, Tensor>): Map<string, Tensor> {
+  const read = new Set(nodes.flatMap((n) => n.inputs));
+  for (const o of graph.outputs) read.add(o.name);
+  for (const n of graph.nodes) for (const i of n.inputs) if (!read.has(i)) initializers.delete(i);
+  return initializers;
+}
+
+/**
+ * The initializers of a rewritten graph: a rewritten tensor replaces the original in place when
+ * only one node input reads it, else it is stored under a fresh name (the original stays for the
+ * other readers).
+ */
+function initializerStore(graph: Graph): { initializers: Map<string, Tensor>; put(name: string, t: Tensor): string } {
+  const uses = new Map<string, number>();
+  for (const n of graph.nodes) for (const i of n.inputs) if (i) uses.set(i, (uses.get(i) ?? 0) + 1);
+  const initializers = new Map(graph.initializers);
+  const taken = new Set<string>();
+  return {
+    initializers,
+    put(name, t) {
+      if ((uses.get(name) ?? 0) <= 1) {
+        initializers.set(name, t);
+        return name;
+      }
+      const fresh = freshName(graph, `${name}_shrunk`, taken);
+      initializers.set(fresh, t);
+      return fresh;
+    },
+  };
 }
 
 /** L1 norm of each filter of a conv. */
