@@ -95,14 +95,15 @@ function residualGraph(): Graph {
   return head(b, c3, 7);
 }
 
-/** convA(4), convB(6) -> Concat -> Relu -> MaxPool -> conv(5) -> head; convA also feeds an Add with convC. */
+/** convA(4), convB(6) -> Concat -> Relu -> MaxPool -> Pad (reflect) -> convC(5) -> head. */
 function concatGraph(): Graph {
   const { b, x } = builder('concat', 3, 8);
   const ca = b.addNode('Relu', [conv(b, x, 3, 4, 'convA')], {}, 'reluA');
   const cb = b.addNode('Relu', [conv(b, x, 3, 6, 'convB', 1)], {}, 'reluB');
   const cat = b.addNode('Concat', [ca, cb], { axis: 1 }, 'cat');
   const pooled = b.addNode('MaxPool', [b.addNode('Relu', [cat], {}, 'relu')], { kernel_shape: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0], dilations: [1, 1], ceil_mode: 0 }, 'pool');
-  const c = b.addNode('Relu', [conv(b, pooled, 10, 5, 'convC')], {}, 'reluC');
+  const padded = b.addNode('Pad', [pooled], { pads: [0, 0, 1, 1, 0, 0, 1, 1], mode: 'reflect', value: 0 }, 'pad');
+  const c = b.addNode('Relu', [b.addNode('Conv', [padded, b.addInitializer('convC_w', tensor([5, 10, 3, 3])), b.addInitializer('convC_b', tensor([5]))], CONV(3, 0), 'convC')], {}, 'reluC');
   return head(b, c, 5, 3);
 }
 
@@ -162,6 +163,11 @@ describe('shrinkGraph: the shrunk graph equals the masked original', () => {
     expect(group).toEqual({ convs: ['conv0', 'conv2'], channels: 8, removed: 4 });
     expect(plan.removals.get('conv0')).toEqual(plan.removals.get('conv2'));
     await expectShrinkEqualsMask(g, plan.removals, [2, 3, 8, 8]);
+    // options.layers: a group with a conv left out stays dense.
+    const some = planShrink(g, { fraction: 0.5, layers: ['conv0', 'conv1'] });
+    expect(some.groups.find((gr) => gr.convs.includes('conv0'))!.skipped).toBe("Conv 'conv2' is not among options.layers");
+    expect([...some.removals.keys()]).toEqual(['conv1']);
+    expect([...planShrink(g, { fraction: 0.5, layers: (n) => n.name === 'conv3' }).removals.keys()]).toEqual(['conv3']);
   });
 
   it('Concat along channels: the consumer loses the channels at each input\'s offset', async () => {
@@ -233,6 +239,8 @@ describe('shrinkGraph: bad requests', () => {
     expect(code(() => shrinkGraph(g, { conv1: [0, 1, 2, 3, 4, 5] }))).toMatch(/^ERR_KILN_CANNOT_SHRINK: Cannot remove every channel of .*Conv 'conv1'/);
     expect(code(() => planShrink(g, { fraction: 1 }))).toMatch(/^ERR_KILN_INVALID_ARG/);
     expect(code(() => planShrink(g, { fraction: 0.5, roundTo: 0 }))).toMatch(/^ERR_KILN_INVALID_ARG/);
+    expect(code(() => planShrink(g, { fraction: 0.5, layers: ['relu0'] }))).toMatch(/^ERR_KILN_INVALID_ARG: .*'relu0' is not one/);
+    expect(code(() => planShrink(g, { fraction: 0.5, scores: { conv1: [1, 2] } }))).toMatch(/^ERR_KILN_INVALID_ARG: Expected 6 scores for Conv 'conv1'/);
   });
 
   it('a channel feeding the graph output, a Reshape that hard-codes channels, an op shrinking does not handle', () => {
@@ -253,6 +261,12 @@ describe('shrinkGraph: bad requests', () => {
       return head(b, conv(b, s, 4, 3, 'd'), 3);
     })();
     expect(code(() => shrinkGraph(sigmoid, { c: [1] }))).toMatch(/^ERR_KILN_CANNOT_SHRINK: .*Sigmoid 'sig', which shrinking cannot rewrite/);
+    const pad = (() => {
+      const { b, x } = builder('pad', 2, 4);
+      const p = b.addNode('Pad', [conv(b, x, 2, 4, 'c')], { pads: [0, 0, 1, 1, 0, 0, 1, 1], mode: 'constant', value: 1 }, 'pad1');
+      return head(b, conv(b, p, 4, 3, 'd'), 3);
+    })();
+    expect(code(() => shrinkGraph(pad, { c: [1] }))).toMatch(/^ERR_KILN_CANNOT_SHRINK: .*Pad 'pad1'.*constant 1/);
     // The planner skips what cannot shrink and says why.
     const plan = planShrink(sigmoid, { fraction: 0.5 });
     expect(plan.groups.find((gr) => gr.convs[0] === 'c')!.skipped).toMatch(/Sigmoid 'sig'/);

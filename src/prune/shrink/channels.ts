@@ -185,6 +185,20 @@ export function analyzeChannels(graph: Graph): ChannelAnalysis {
         }
       }
       layout.set(out, ins[0]);
+    } else if (node.op === 'Pad') {
+      if (!ins[0]) continue;
+      const pads = (node.attrs.pads as number[] | undefined) ?? [];
+      const rank = pads.length / 2;
+      const mode = String(node.attrs.mode ?? 'constant');
+      if (rank < 2 || pads[0] !== 0 || pads[1] !== 0 || pads[rank] !== 0 || pads[rank + 1] !== 0 || extraOutputs) {
+        unhandled('it pads the batch or channel axis');
+        continue;
+      }
+      if (mode === 'constant' && Number(node.attrs.value ?? 0) !== 0) {
+        unhandled(`it pads with the constant ${String(node.attrs.value)}, which a removed (zero) channel would not have`);
+        continue;
+      }
+      layout.set(out, ins[0]);
     } else if (ELEMENTWISE.has(node.op)) {
       const s0 = JSON.stringify(shapes.get(node.inputs[0] ?? ''));
       const same = node.inputs.every((n, i) => n !== '' && !isInit(n) && ins[i] !== undefined && JSON.stringify(shapes.get(n)) === s0);

@@ -58,6 +58,11 @@ export interface ShrinkPlanOptions {
   fraction: number;
   /** Round each group's kept channel count to a multiple of this (default 1). */
   roundTo?: number;
+  /**
+   * The convs that may shrink (names, or a predicate on the Conv node); default all. A group with
+   * a conv outside them is skipped.
+   */
+  layers?: readonly string[] | ((node: GraphNode) => boolean);
   /** Score per filter for some convs (higher = more important); other convs use the filter's L1 norm. */
   scores?: Map<string, ArrayLike<number>> | Record<string, ArrayLike<number>>;
 }
@@ -321,6 +326,16 @@ export function planShrink(graph: Graph, options: ShrinkPlanOptions): ShrinkPlan
   if (!Number.isInteger(roundTo) || roundTo < 1) throw new KilnRangeError(`Expected options.roundTo to be an integer >= 1 but received ${String(roundTo)}`);
   const a = analyzeChannels(graph);
   const byName = new Map(graph.nodes.map((n) => [n.name, n]));
+  const layers = options.layers;
+  let selected: (conv: string) => boolean = () => true;
+  if (typeof layers === 'function') selected = (conv) => layers(byName.get(conv)!) === true;
+  else if (Array.isArray(layers)) {
+    for (const name of layers) {
+      if (!a.convOutputs.has(name)) throw new KilnRangeError(`Expected options.layers to name Conv nodes of the graph but '${String(name)}' is not one`);
+    }
+    const set = new Set<string>(layers);
+    selected = (conv) => set.has(conv);
+  } else if (layers !== undefined) throw new KilnTypeError('Expected options.layers to be an array of Conv names or a function');
   const given = new Map(options.scores ? entries(options.scores) : []);
   for (const [name, s] of given) {
     const ids = a.convOutputs.get(name);
@@ -348,6 +363,11 @@ export function planShrink(graph: Graph, options: ShrinkPlanOptions): ShrinkPlan
   const report: ShrinkGroup[] = [];
   for (const [key, roots] of groups) {
     const convs = key.split('\n');
+    const outside = convs.find((c) => !selected(c));
+    if (outside !== undefined) {
+      report.push({ convs, channels: roots.length, removed: 0, skipped: `Conv '${outside}' is not among options.layers` });
+      continue;
+    }
     const blockedRoot = roots.find((r) => a.blocked.has(r));
     if (blockedRoot !== undefined) {
       report.push({ convs, channels: roots.length, removed: 0, skipped: a.blocked.get(blockedRoot) });
