@@ -217,6 +217,15 @@ describe('shrinkGraph: the shrunk graph equals the masked original', () => {
     expect(Array.from(masked.initializers.get('shared_w')!.data)).toEqual(Array.from(g.initializers.get('shared_w')!.data));
     expect(g.initializers.get('shared_w')!.dims).toEqual([3, 2, 3, 3]);
   });
+
+  it('a ConvTranspose after the shrunk conv loses its input channels', async () => {
+    const { b, x } = builder('deconv', 2, 5);
+    const c = b.addNode('Relu', [conv(b, x, 2, 6, 'c')], {}, 'r');
+    const up = b.addNode('ConvTranspose', [c, b.addInitializer('up_w', tensor([6, 3, 2, 2])), b.addInitializer('up_b', tensor([3]))], { kernel_shape: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1, output_padding: [0, 0] }, 'up');
+    const g = b.build([{ name: up, dtype: 'float32', shape: ['N', 3, 10, 10] }]);
+    const { graph } = await expectShrinkEqualsMask(g, { c: [0, 4] }, [2, 2, 5, 5]);
+    expect(graph.initializers.get('up_w')!.dims).toEqual([4, 3, 2, 2]);
+  });
 });
 
 describe('shrinkGraph: bad requests', () => {
@@ -241,6 +250,7 @@ describe('shrinkGraph: bad requests', () => {
     expect(code(() => planShrink(g, { fraction: 0.5, roundTo: 0 }))).toMatch(/^ERR_KILN_INVALID_ARG/);
     expect(code(() => planShrink(g, { fraction: 0.5, layers: ['relu0'] }))).toMatch(/^ERR_KILN_INVALID_ARG: .*'relu0' is not one/);
     expect(code(() => planShrink(g, { fraction: 0.5, scores: { conv1: [1, 2] } }))).toMatch(/^ERR_KILN_INVALID_ARG: Expected 6 scores for Conv 'conv1'/);
+    expect(code(() => planShrink(g, { fraction: 0.5, scores: { conv1: [1, 2, NaN, 4, 5, 6] } }))).toMatch(/^ERR_KILN_INVALID_ARG: Expected finite scores .*score 2 is NaN/);
   });
 
   it('a channel feeding the graph output, a Reshape that hard-codes channels, an op shrinking does not handle', () => {

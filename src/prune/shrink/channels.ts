@@ -2,14 +2,15 @@
  * Channel coupling analysis for structured shrinking (DepGraph-style, at channel granularity).
  *
  * Every value with a channel axis (axis 1: NCHW activations, or the features of a 2-D value) gets
- * one element id per channel. Ops that keep channels (Relu, pools, BatchNormalization, ...) pass
- * the ids through; Concat along axis 1 concatenates them; Flatten (and a Reshape that is a
+ * one element id per channel. Ops that keep channels and keep a zero channel at zero (Relu,
+ * LeakyRelu, Clip around 0, pools, BatchNormalization, Dropout, Identity, a Pad that pads only
+ * spatial axes with zeros or by reflection) pass the ids through; Concat along axis 1 concatenates them; Flatten (and a Reshape that is a
  * flatten) repeats channel c's id over its H*W features; element-wise ops between activations
  * (Add, Sum, Sub, Mul, Max, Min) unite the ids of their inputs channel by channel, so the channels
  * of a residual Add are coupled; a depthwise conv unites its output channels with the input
  * channel they read. A group-1 Conv creates fresh ids: its filters are the "sources" that can be
  * removed. Consumers that read channels they do not pass on (the next Conv's input channels, a
- * Gemm or MatMul after a Flatten) are sliced by the rewrite.
+ * group-1 ConvTranspose's, a Gemm or MatMul after a Flatten) are sliced by the rewrite.
  *
  * A channel is blocked (cannot be removed) when it reaches a graph input or output, an op the
  * rewrite does not handle, an activation that does not keep zero at zero, a Reshape that is not
@@ -164,6 +165,19 @@ export function analyzeChannels(graph: Graph): ChannelAnalysis {
       }
       layout.set(out, ids);
       convOutputs.set(node.name, ids);
+    } else if (node.op === 'ConvTranspose') {
+      // A consumer only: its input channels (weights axis 0) are sliced; its outputs stay.
+      const w = f32Init(graph, node.inputs[1]);
+      const biasOk = !node.inputs[2] || f32Init(graph, node.inputs[2]) !== undefined;
+      if (!w || w.dims.length !== 4 || !biasOk || extraOutputs || Number(node.attrs.group ?? 1) !== 1) {
+        unhandled('only a group-1 ConvTranspose with float32 initializer weights is handled');
+        continue;
+      }
+      const ids = freshFor(out);
+      if (ids) {
+        layout.set(out, ids);
+        block(ids, `it is an output channel of ${where} (only Conv filters are removed)`);
+      }
     } else if (node.op === 'BatchNormalization') {
       const params = node.inputs.slice(1, 5).map((n) => f32Init(graph, n));
       if (!ins[0] || params.length !== 4 || params.some((p) => !p || p.size !== ins[0]!.length) || extraOutputs) {

@@ -4,7 +4,7 @@
  *
  * - `shrinkGraph(graph, removals)` removes the given filters, and with them every channel coupled
  *   to them (through residual Adds, Concats, depthwise convs): the convs' output channels and
- *   biases, BatchNormalization parameters, the next convs' input channels, depthwise convs'
+ *   biases, BatchNormalization parameters, the next convs' (and ConvTransposes') input channels, depthwise convs'
  *   channels and `group`, the input features (blocks of H*W per channel) of a Gemm / MatMul after
  *   a Flatten, and the shape of a Reshape that flattens.
  * - `planShrink` / `shrinkByImportance` choose the filters: per coupled group (the channels that
@@ -215,6 +215,8 @@ export function shrinkGraph(graph: Graph, removals: Removals): { graph: Graph; r
       if (kout && node.inputs[2]) inputs[2] = put(node.inputs[2], sliceAxis(initializers.get(node.inputs[2])!, 0, kout));
     } else if (node.op === 'BatchNormalization') {
       for (let i = 1; i < 5; i++) inputs[i] = put(node.inputs[i]!, sliceAxis(initializers.get(node.inputs[i]!)!, 0, kin!));
+    } else if (node.op === 'ConvTranspose' && kin) {
+      inputs[1] = put(node.inputs[1]!, sliceAxis(initializers.get(node.inputs[1]!)!, 0, kin));
     } else if ((node.op === 'Gemm' || node.op === 'MatMul') && kin) {
       const transB = Number(node.attrs.transB ?? 0) !== 0;
       inputs[1] = put(node.inputs[1]!, sliceAxis(initializers.get(node.inputs[1]!)!, transB ? 1 : 0, kin));
@@ -341,6 +343,9 @@ export function planShrink(graph: Graph, options: ShrinkPlanOptions): ShrinkPlan
     const ids = a.convOutputs.get(name);
     if (!ids) throw new KilnRangeError(`Expected options.scores to name Conv nodes of the graph but '${name}' is not one`);
     if (s.length !== ids.length) throw new KilnRangeError(`Expected ${ids.length} scores for Conv '${name}' but received ${s.length}`);
+    for (let i = 0; i < s.length; i++) {
+      if (typeof s[i] !== 'number' || !Number.isFinite(s[i])) throw new KilnRangeError(`Expected finite scores for Conv '${name}' but score ${i} is ${String(s[i])}`);
+    }
   }
   const scoreCache = new Map<string, ArrayLike<number>>();
   const score = (conv: string, filter: number): number => {
