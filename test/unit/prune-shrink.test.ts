@@ -226,6 +226,36 @@ describe('shrinkGraph: the shrunk graph equals the masked original', () => {
     const { graph } = await expectShrinkEqualsMask(g, { c: [0, 4] }, [2, 2, 5, 5]);
     expect(graph.initializers.get('up_w')!.dims).toEqual([4, 3, 2, 2]);
   });
+
+  it('random removals (seeded) on the residual, Concat and depthwise graphs: shrunk == masked every time', async () => {
+    const pick = new Rng(99);
+    let compared = 0;
+    for (const make of [residualGraph, concatGraph, depthwiseGraph]) {
+      const g = make();
+      const convs = g.nodes.filter((n) => n.op === 'Conv').map((n) => [n.name, g.initializers.get(n.inputs[1])!.dims[0]] as const);
+      const dims = [2, ...(g.inputs[0].shape.slice(1) as number[])];
+      for (let trial = 0; trial < 6; trial++) {
+        const removals = new Map<string, number[]>();
+        for (const [name, count] of convs) {
+          if (pick.uniform(0, 1) < 0.4) continue;
+          const k = 1 + Math.floor(pick.uniform(0, 1) * (count / 2));
+          removals.set(name, [...new Set(Array.from({ length: k }, () => Math.floor(pick.uniform(0, 1) * count)))]);
+        }
+        if (removals.size === 0) continue;
+        let shrunk;
+        try {
+          shrunk = shrinkGraph(g, removals);
+        } catch (err) {
+          // Coupling can make a random request remove every channel of some value: that, and only that, is refused.
+          expect((err as Error).message).toMatch(/Cannot remove every channel/);
+          continue;
+        }
+        expect(await relError(maskGraph(g, removals), shrunk.graph, tensor(dims))).toBeLessThanOrEqual(1e-5);
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThanOrEqual(12);
+  });
 });
 
 describe('shrinkGraph: bad requests', () => {
