@@ -307,6 +307,13 @@ describe('shrinkGraph: bad requests', () => {
       return head(b, conv(b, p, 4, 3, 'd'), 3);
     })();
     expect(code(() => shrinkGraph(pad, { c: [1] }))).toMatch(/^ERR_KILN_CANNOT_SHRINK: .*Pad 'pad1'.*constant 1/);
+    const grouped = (() => {
+      const { b, x } = builder('grouped', 4, 4);
+      const gc = b.addNode('Relu', [conv(b, x, 4, 6, 'g2', 3, 2)], {}, 'rg');
+      return head(b, conv(b, gc, 6, 3, 'd'), 3);
+    })();
+    expect(code(() => shrinkGraph(grouped, { g2: [0] }))).toMatch(/^ERR_KILN_CANNOT_SHRINK: Cannot remove filter 0 of Conv 'g2': .*Conv 'g2'.*group 2 that is not depthwise/);
+    expect(planShrink(grouped, { fraction: 0.5 }).groups.find((gr) => gr.convs[0] === 'g2')!.skipped).toMatch(/group 2/);
     // The planner skips what cannot shrink and says why.
     const plan = planShrink(sigmoid, { fraction: 0.5 });
     expect(plan.groups.find((gr) => gr.convs[0] === 'c')!.skipped).toMatch(/Sigmoid 'sig'/);

@@ -146,6 +146,12 @@ export function analyzeChannels(graph: Graph): ChannelAnalysis {
       const depthwise = group > 1 && w.dims[1] === 1 && group === cin && w.dims[0]! % group === 0;
       if (group !== 1 && !depthwise) {
         unhandled(`a grouped convolution with group ${group} that is not depthwise`);
+        // Its filters are listed (as a group that cannot shrink), not hidden.
+        const ids = layout.get(out);
+        if (ids && ids.length === w.dims[0]) {
+          ids.forEach((e, o) => sourceOf.set(e, { conv: node.name, filter: o }));
+          convOutputs.set(node.name, ids);
+        }
         continue;
       }
       if (depthwise && !x) {
