@@ -256,6 +256,16 @@ describe('shrinkGraph: the shrunk graph equals the masked original', () => {
     }
     expect(compared).toBeGreaterThanOrEqual(12);
   });
+
+  it('a Mul broadcast over space couples the channels of both operands (Tanh, HardSwish keep zeros)', async () => {
+    const { b, x } = builder('gate', 3, 6);
+    const a = b.addNode('Tanh', [conv(b, x, 3, 5, 'ca')], {}, 'tanh');
+    const gate = b.addNode('GlobalAveragePool', [b.addNode('Relu', [conv(b, x, 3, 5, 'cg', 1)], {}, 'rg')], {}, 'gp');
+    const m = b.addNode('HardSwish', [b.addNode('Mul', [a, gate], {}, 'mul')], {}, 'hs');
+    const g = head(b, conv(b, m, 5, 4, 'out'), 4);
+    const { report } = await expectShrinkEqualsMask(g, { cg: [3] }, [2, 3, 6, 6]);
+    expect(report.removedFilters).toEqual({ ca: [3], cg: [3] });
+  });
 });
 
 describe('shrinkGraph: bad requests', () => {

@@ -3,10 +3,10 @@
  *
  * Every value with a channel axis (axis 1: NCHW activations, or the features of a 2-D value) gets
  * one element id per channel. Ops that keep channels and keep a zero channel at zero (Relu,
- * LeakyRelu, Clip around 0, pools, BatchNormalization, Dropout, Identity, a Pad that pads only
+ * LeakyRelu, Tanh, HardSwish, Clip around 0, pools, BatchNormalization, Dropout, Identity, a Pad that pads only
  * spatial axes with zeros or by reflection) pass the ids through; Concat along axis 1 concatenates them; Flatten (and a Reshape that is a
  * flatten) repeats channel c's id over its H*W features; element-wise ops between activations
- * (Add, Sum, Sub, Mul, Max, Min) unite the ids of their inputs channel by channel, so the channels
+ * (Add, Sum, Sub, Mul, Max, Min; same channels, spatial broadcast allowed) unite the ids of their inputs channel by channel, so the channels
  * of a residual Add are coupled; a depthwise conv unites its output channels with the input
  * channel they read. A group-1 Conv creates fresh ids: its filters are the "sources" that can be
  * removed. Consumers that read channels they do not pass on (the next Conv's input channels, a
@@ -20,7 +20,7 @@ import type { Graph, GraphNode } from '../../graph/ir.js';
 import { inferShapes, type Shape } from '../../graph/shape-inference.js';
 import type { Tensor } from '../../tensor.js';
 
-const PASS_THROUGH = new Set(['Relu', 'LeakyRelu', 'Dropout', 'Identity', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Clip']);
+const PASS_THROUGH = new Set(['Relu', 'LeakyRelu', 'Tanh', 'HardSwish', 'Dropout', 'Identity', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Clip']);
 const ELEMENTWISE = new Set(['Add', 'Sum', 'Sub', 'Mul', 'Max', 'Min']);
 const F32_MAX = 3.4028234663852886e38;
 
@@ -220,8 +220,11 @@ export function analyzeChannels(graph: Graph): ChannelAnalysis {
       }
       layout.set(out, ins[0]);
     } else if (ELEMENTWISE.has(node.op)) {
-      const s0 = JSON.stringify(shapes.get(node.inputs[0] ?? ''));
-      const same = node.inputs.every((n, i) => n !== '' && !isInit(n) && ins[i] !== undefined && JSON.stringify(shapes.get(n)) === s0);
+      // Activations of one rank, batch and channel count; other axes equal or 1 (broadcast over space).
+      const s0 = shapes.get(node.inputs[0] ?? '');
+      const fits = (s: Shape | undefined): boolean =>
+        s0 !== undefined && s !== undefined && s.length === s0.length && s[0] === s0[0] && s[1] === s0[1] && s.every((d, k) => k < 2 || d === s0[k] || d === 1 || s0[k] === 1);
+      const same = node.inputs.every((n, i) => n !== '' && !isInit(n) && ins[i] !== undefined && fits(shapes.get(n)));
       if (!same) {
         if (ins.some((ids) => ids !== undefined)) unhandled('its inputs are not activations of one shape (a constant or a broadcast operand)');
         continue;
