@@ -31,6 +31,8 @@ export const ErrorCode = {
   NOT_A_FILE: 'ERR_KILN_NOT_A_FILE',
   /** A file or folder exists but the process may not read or write it. */
   PERMISSION: 'ERR_KILN_PERMISSION',
+  /** Structured shrinking cannot remove the requested channels (the message names the node and why). */
+  CANNOT_SHRINK: 'ERR_KILN_CANNOT_SHRINK',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

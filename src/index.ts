@@ -38,5 +38,7 @@ export * as onnx from './onnx/index.js';
 export type { Graph, GraphNode, ValueInfo } from './graph/ir.js';
 export { toGraph } from './graph/from-module.js';
 export { optimizeGraph } from './graph/passes/index.js';
+export { shrinkGraph, shrinkByImportance, planShrink, maskGraph } from './prune/shrink/index.js';
+export type { Removals, ShrinkReport, ShrinkPlan, ShrinkPlanOptions, ShrinkGroup, ModelSize } from './prune/shrink/index.js';
 export { Module } from './nn/module.js';
 export type { Parameter, LayerConfig } from './nn/module.js';
