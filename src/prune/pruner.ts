@@ -71,27 +71,27 @@ export class Pruner {
    *   N:M whose M does not divide a layer's reduction size, a block that does not divide its
    *   dimension, method 'bn' without a BatchNorm2d after a layer, min/max sparsity out of range
    */
-  constructor(model: Module, options: PrunerOptions = {}, name = 'options') {
-    this.method = optional<MethodName>(options.method, 'magnitude', (v) => oneOf(`${name}.method`, v, METHODS));
+  constructor(model: Module, options: PrunerOptions = {}, label: (option: string) => string = (o) => `options.${o}`) {
+    this.method = optional<MethodName>(options.method, 'magnitude', (v) => oneOf(label('method'), v, METHODS));
     const structured = this.method === 'l1' || this.method === 'l2' || this.method === 'bn';
-    this.pattern = parsePattern(options.pattern ?? (structured ? 'filter' : 'unstructured'), `${name}.pattern`);
+    this.pattern = parsePattern(options.pattern ?? (structured ? 'filter' : 'unstructured'), label('pattern'));
     const isGlobal = this.method === 'global';
     for (const k of ['minSparsity', 'maxSparsity'] as const) {
-      if (options[k] !== undefined && !isGlobal) throw rangeError(`${name}.${k}`, "nothing unless the method is 'global'", options[k]);
+      if (options[k] !== undefined && !isGlobal) throw rangeError(label(k), "nothing unless the method is 'global'", options[k]);
     }
-    const minSparsity = optional(options.minSparsity, 0, (v) => checkSparsity(`${name}.minSparsity`, v));
-    const maxSparsity = optional(options.maxSparsity, 0.99, (v) => number(`${name}.maxSparsity`, v, minSparsity, 1));
+    const minSparsity = optional(options.minSparsity, 0, (v) => checkSparsity(label('minSparsity'), v));
+    const maxSparsity = optional(options.maxSparsity, 0.99, (v) => number(label('maxSparsity'), v, minSparsity, 1));
     this.limits = { minSparsity, maxSparsity };
-    const seed = optional(options.seed, 0, (v) => integer(`${name}.seed`, v, 0, 2 ** 32));
-    this.layers = selectLayers(model, options.layers, `${name}.layers`);
+    const seed = optional(options.seed, 0, (v) => integer(label('seed'), v, 0, 2 ** 32));
+    this.layers = selectLayers(model, options.layers, label('layers'));
     for (const l of this.layers) checkPatternFits(this.pattern, l.name, l.outputs, l.reduction);
     if (isGlobal && this.pattern.kind === 'n:m') {
-      throw rangeError(`${name}.pattern`, "a block, filter or unstructured pattern for method 'global' (N:M fixes each group's sparsity)", this.pattern.name);
+      throw rangeError(label('pattern'), "a block, filter or unstructured pattern for method 'global' (N:M fixes each group's sparsity)", this.pattern.name);
     }
     if (this.method === 'bn') {
-      if (this.pattern.name !== 'filter') throw rangeError(`${name}.pattern`, "'filter' for method 'bn'", this.pattern.name);
+      if (this.pattern.name !== 'filter') throw rangeError(label('pattern'), "'filter' for method 'bn'", this.pattern.name);
       const without = this.layers.find((l) => !l.batchNorm);
-      if (without) throw rangeError(`${name}.layers`, "layers each followed by a BatchNorm2d for method 'bn'", `'${without.name}' (${without.type}) without one`);
+      if (without) throw rangeError(label('layers'), "layers each followed by a BatchNorm2d for method 'bn'", `'${without.name}' (${without.type}) without one`);
     }
     this.contexts = this.layers.map((l, i) => ({
       method: this.method,
