@@ -141,7 +141,10 @@ export function buildProgram(): Command {
     .option('--dataset <name>', 'fine-tune on the train split and evaluate on the held-out split of: mnist | cifar10 | synthetic', 'mnist')
     .option('--data-dir <dir>', 'folder with CIFAR-10 binary files')
     .option('--seed <n>', 'seed of the train/test split and the fine-tune (default: the one the model was trained with, else 1)', intOption(0))
-    .requiredOption('--out <file>', '.kiln file to write')
+    .option('--analyze', 'sensitivity analysis instead: held-out accuracy per layer at sparsities 0.1 ... 0.95 (one layer pruned at a time, no fine-tune) and a suggested per-layer sparsity')
+    .option('--max-drop <x>', 'accuracy drop accepted by the --analyze suggestion, a fraction (default 0.005 = half a point)', numberOption(-Number.MIN_VALUE, 1))
+    .option('--sparsity-from <file>', 'per-layer sparsities: the JSON --analyze printed or wrote (its "suggestion")')
+    .option('--out <file>', '.kiln file to write (with --analyze: optional JSON file for the analysis)')
     .option('--json', 'print one JSON object with the results as the last line')
     .action(pruneCommand);
 

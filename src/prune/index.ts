@@ -14,3 +14,5 @@ export { Pruner, checkSparsity } from './pruner.js';
 export type { PrunerOptions, LayerSparsity } from './pruner.js';
 export { prune, PRUNE_TRAIN_DEFAULTS } from './prune.js';
 export type { PruneOptions, PruneReport, PruneResult } from './prune.js';
+export { analyzeSensitivity, SENSITIVITY_SPARSITIES } from './sensitivity.js';
+export type { SensitivityOptions, SensitivityReport, LayerSensitivity } from './sensitivity.js';

@@ -22,8 +22,13 @@ import { createSchedule, SCHEDULES } from './schedule.js';
 import type { AgpOptions, ScheduleName, ScheduleOptions } from './schedule.js';
 
 export interface PruneOptions {
-  /** Target share of zero weights in each chosen layer (global: over them all), in [0, 1). Default for N:M: 1 - N/M; required otherwise. */
-  sparsity?: number;
+  /**
+   * Target share of zero weights in each chosen layer (global: over them all), in [0, 1). Default
+   * for N:M: 1 - N/M; required otherwise. Or one per layer, `{ '3': 0.8, '7': 0.95 }` (e.g. the
+   * `suggestion` of `analyzeSensitivity`): those layers are pruned (layers with 0 are left dense),
+   * each reaching its own target on the schedule; not with `layers`, method 'global' or N:M.
+   */
+  sparsity?: number | Record<string, number>;
   /** Criterion (default 'magnitude'): magnitude | global | random | l1 | l2 | bn. */
   method?: MethodName;
   /** unstructured (default) | 2:4 | 1:4 | 4:8 | block1x4 | block4x1 | block8x1 | filter ('filter' by default for l1, l2, bn). */
@@ -84,6 +89,15 @@ const FINE_TUNE_DEFAULTS: Omit<TrainOptions, 'epochs'> = {
   labelSmoothing: 0.05,
   seed: 0,
 };
+/** A per-layer sparsity map: plain object of layer name -> sparsity in [0, 1); not with `layers`. */
+function checkPerLayer(value: object, layers: unknown): Record<string, number> {
+  if (Array.isArray(value)) throw typeError('options.sparsity', 'a number or an object of layer name -> sparsity', value);
+  if (layers !== undefined) throw typeError('options.layers', 'nothing with a per-layer options.sparsity (its keys choose the layers)', layers);
+  const out: Record<string, number> = {};
+  for (const [name, s] of Object.entries(value)) out[name] = checkSparsity(`options.sparsity['${name}']`, s);
+  return out;
+}
+
 export const PRUNE_TRAIN_DEFAULTS: Readonly<Omit<TrainOptions, 'epochs'>> = Object.freeze(FINE_TUNE_DEFAULTS);
 
 const OPTION_KEYS = ['sparsity', 'method', 'pattern', 'schedule', 'epochs', 'layers', 'minSparsity', 'maxSparsity', 'seed', 'train', 'validation'] as const;
@@ -104,11 +118,20 @@ export async function prune(model: Module, data: Dataset | undefined, options: P
   if (options === undefined) throw typeError('options', 'an options object with a sparsity', options);
   const opts = checkOptions<PruneOptions>('options', options);
   checkKeys('options', opts, OPTION_KEYS);
-  const pruner = new Pruner(model, { method: opts.method, pattern: opts.pattern, layers: opts.layers, minSparsity: opts.minSparsity, maxSparsity: opts.maxSparsity, seed: opts.seed });
+  const perLayer = opts.sparsity !== null && typeof opts.sparsity === 'object' ? checkPerLayer(opts.sparsity, opts.layers) : undefined;
+  const chosen = perLayer ? Object.keys(perLayer).filter((name) => perLayer[name] > 0) : opts.layers;
+  if (perLayer && chosen!.length === 0) throw rangeError('options.sparsity', 'at least one layer with a sparsity above 0', 'all 0');
+  const pruner = new Pruner(model, { method: opts.method, pattern: opts.pattern, layers: chosen, minSparsity: opts.minSparsity, maxSparsity: opts.maxSparsity, seed: opts.seed });
   const fixed = pruner.fixedSparsity;
+  if (perLayer && (pruner.method === 'global' || fixed !== undefined)) {
+    throw rangeError('options.sparsity', `one number with ${fixed !== undefined ? `pattern '${pruner.pattern.name}'` : "method 'global'"}`, 'a per-layer map');
+  }
+  const targets = perLayer ? pruner.layers.map((l) => perLayer[l.name] ?? perLayer[l.weight.name]) : undefined;
   if (opts.sparsity === undefined && fixed === undefined) throw typeError('options.sparsity', 'a number in [0, 1)', undefined);
-  const sparsity = opts.sparsity === undefined ? fixed! : checkSparsity('options.sparsity', opts.sparsity);
+  const sparsity = targets ? Math.max(...targets) : opts.sparsity === undefined ? fixed! : checkSparsity('options.sparsity', opts.sparsity);
   if (fixed !== undefined && Math.abs(sparsity - fixed) > 1e-9) throw rangeError('options.sparsity', `${fixed} (pattern '${pruner.pattern.name}' fixes it) or nothing`, sparsity);
+  // Per-layer targets follow the schedule in proportion: layer l at step t has s_l * s_t / max(s).
+  const pruneTo = (s: number): void => pruner.update(targets ? targets.map((t) => (sparsity === 0 ? 0 : (t * s) / sparsity)) : s);
   const scheduleOptions: ScheduleOptions = typeof opts.schedule === 'string' || opts.schedule === undefined
     ? { type: optional(opts.schedule, 'agp' as ScheduleName, (v) => oneOf('options.schedule', v, SCHEDULES)) }
     : (checkOptions<ScheduleOptions>('options.schedule', opts.schedule) as ScheduleOptions);
@@ -124,7 +147,7 @@ export async function prune(model: Module, data: Dataset | undefined, options: P
   const stepsPerEpoch = epochs === 0 ? 1 : trainOptions.dropLast ? Math.floor(data!.length / trainOptions.batchSize) : Math.ceil(data!.length / trainOptions.batchSize);
   const schedule = createSchedule(scheduleOptions, sparsity, epochs * stepsPerEpoch, stepsPerEpoch);
   const first = schedule.at(0);
-  if (first !== undefined) pruner.update(first);
+  if (first !== undefined) pruneTo(first);
 
   let history: TrainHistory | undefined;
   if (epochs > 0) {
@@ -133,7 +156,7 @@ export async function prune(model: Module, data: Dataset | undefined, options: P
       ...user,
       onStepEnd: async (info) => {
         const target = schedule.at(info.step);
-        if (target !== undefined) pruner.update(target);
+        if (target !== undefined) pruneTo(target);
         else pruner.apply();
         pruner.zeroState(info.optimizer);
         await user?.onStepEnd?.(info);

@@ -107,14 +107,18 @@ export class Pruner {
   }
 
   /**
-   * Recomputes every mask at `sparsity` from the current weights (pruned units stay pruned) and
-   * applies them.
+   * Recomputes every mask at `sparsity` (one for all layers, or one per layer in `layers` order)
+   * from the current weights (pruned units stay pruned) and applies them.
+   * @throws RangeError for a per-layer list with method 'global' (one threshold for all) or of the wrong length
    */
-  update(sparsity: number): void {
-    checkSparsity('sparsity', sparsity);
+  update(sparsity: number | readonly number[]): void {
+    const each = typeof sparsity === 'number' ? this.layers.map(() => sparsity) : [...sparsity];
+    if (each.length !== this.layers.length) throw rangeError('sparsity', `${this.layers.length} per-layer sparsities`, sparsity);
+    each.forEach((s, i) => checkSparsity(`sparsity[${i}]`, s));
+    if (this.method === 'global' && typeof sparsity !== 'number') throw rangeError('sparsity', "one number for method 'global'", sparsity);
     const next = this.method === 'global'
-      ? globalMasks(this.layers, this.pattern, sparsity, this.limits, this.masks)
-      : this.layers.map((l, i) => layerMask(l, this.pattern, sparsity, this.contexts[i], this.masks[i]));
+      ? globalMasks(this.layers, this.pattern, each[0] ?? 0, this.limits, this.masks)
+      : this.layers.map((l, i) => layerMask(l, this.pattern, each[i], this.contexts[i], this.masks[i]));
     next.forEach((m, i) => {
       this.masks[i] = m;
       this.biasMasks[i] = this.pattern.kind === 'block' && this.pattern.cols === 'row' ? biasMask(this.layers[i], m) : undefined;

@@ -99,4 +99,27 @@ describe('kiln prune', () => {
     }
     expect(existsSync(out)).toBe(false);
   });
+
+  it('--analyze prints the per-layer table and JSON suggestion; --sparsity-from prunes each layer to it', async () => {
+    const analysis = join(dir, 'analysis.json');
+    const a = await runCli('prune', modelPath, '--dataset', 'synthetic', '--analyze', '--max-drop', '0.5', '--out', analysis, '--json');
+    expect(a.exitCode, a.stderr + a.stdout).toBe(0);
+    const result = lastJson<{ suggestion: Record<string, number>; layers: { name: string; points: unknown[] }[]; sparsities: number[] }>(a);
+    expect(result.layers.map((l) => l.name)).toEqual(['0', '3', '7', '9']);
+    expect(result.layers.every((l) => l.points.length === result.sparsities.length)).toBe(true);
+    expect(a.stderr).toMatch(/layer +0\.10 .* suggested/);
+    expect(existsSync(analysis)).toBe(true);
+    // An untrained model is near chance: accepting a 50-point drop suggests pruning every layer.
+    expect(Object.values(result.suggestion).every((s) => s > 0)).toBe(true);
+    const out = join(dir, 'from.kiln');
+    const p = await runCli('prune', modelPath, '--dataset', 'synthetic', '--sparsity-from', analysis, '--schedule', 'oneshot', '--epochs', '0', '--out', out, '--json');
+    expect(p.exitCode, p.stderr + p.stdout).toBe(0);
+    const layers = lastJson<PruneJson>(p).layers;
+    expect(Object.fromEntries(layers.map((l) => [l.name, l.zeros]))).toEqual(
+      Object.fromEntries(layers.map((l) => [l.name, Math.round(result.suggestion[l.name] * l.size)])),
+    );
+    const both = await runCli('prune', modelPath, '--dataset', 'synthetic', '--sparsity-from', analysis, '--sparsity', '0.5', '--out', out);
+    expect(both.exitCode).toBe(1);
+    expect(both.stderr).toMatch(/--sparsity/);
+  }, 60_000);
 });

@@ -15,8 +15,10 @@ import { Sequential } from '../../src/nn/layers/sequential.js';
 import { createParameter } from '../../src/nn/parameter.js';
 import { prune } from '../../src/prune/prune.js';
 import { agpSparsity, createSchedule } from '../../src/prune/schedule.js';
+import { analyzeSensitivity } from '../../src/prune/sensitivity.js';
 import type { OptimizerOptions } from '../../src/train/optimizers/create.js';
 import { SGD } from '../../src/train/optimizers/sgd.js';
+import { train } from '../../src/train/trainer.js';
 
 const data: Dataset = synthetic({ count: 96, imageShape: [1, 8, 8], numClasses: 4, seed: 2, signal: 0.5 });
 const heldOut: Dataset = synthetic({ count: 64, imageShape: [1, 8, 8], numClasses: 4, seed: 2, signal: 0.5 });
@@ -154,5 +156,35 @@ describe('masks inside the Trainer', () => {
     expect(report.sparsity).toBeCloseTo(0.8, 3);
     expect(report.accuracyBefore).toBeGreaterThanOrEqual(0);
     expect(report.accuracyDelta).toBe(report.accuracyAfter! - report.accuracyBefore!);
+  });
+});
+
+describe('per-layer sparsity and sensitivity analysis', () => {
+  it('prune() with a per-layer map reaches each layer its own target; refuses it with layers or global', async () => {
+    const model = small();
+    const { report } = await prune(model, data, { sparsity: { '2': 0.5, '5': 0.9, '7': 0 }, schedule: 'agp', epochs: 1, train: { batchSize: 16 } });
+    expect(report.layers.map((l) => [l.name, l.zeros])).toEqual([['2', 144], ['5', Math.round(0.9 * 2048)]]);
+    await expect(prune(small(), data, { sparsity: { '2': 0.5 }, layers: ['2'], schedule: 'oneshot', epochs: 0 })).rejects.toThrow(/options.layers/);
+    await expect(prune(small(), data, { sparsity: { '2': 0.5 }, method: 'global', schedule: 'oneshot', epochs: 0 })).rejects.toThrow(/'global'/);
+    await expect(prune(small(), data, { sparsity: { '2': 1 }, schedule: 'oneshot', epochs: 0 })).rejects.toThrow(/options.sparsity\['2'\]/);
+    await expect(prune(small(), data, { sparsity: { x: 0.5 }, schedule: 'oneshot', epochs: 0 })).rejects.toThrow(/'x'/);
+  });
+
+  it('analyzeSensitivity: one layer pruned at a time, weights restored, suggestion within the accepted drop', async () => {
+    const model = small();
+    // A little training so accuracy depends on the weights.
+    await train(model, data, { epochs: 3, batchSize: 16, optimizer: { type: 'adam', lr: 0.01 } });
+    const before = model.parameters().map((p) => p.value.data.slice());
+    const report = await analyzeSensitivity(model, heldOut, { sparsities: [0.5, 0.99], maxDrop: 0.05 });
+    model.parameters().forEach((p, i) => expect(p.value.data).toEqual(before[i]));
+    expect(report.layers.map((l) => l.name)).toEqual(['0', '2', '5', '7']);
+    for (const l of report.layers) {
+      expect(l.points.map((p) => p.sparsity)).toEqual([0.5, 0.99]);
+      const ok = l.points.filter((p) => report.baseline - p.accuracy <= 0.05 + 1e-12).map((p) => p.sparsity);
+      expect(l.suggested).toBe(ok.includes(0.5) ? (ok.includes(0.99) ? 0.99 : 0.5) : 0);
+      expect(report.suggestion[l.name]).toBe(l.suggested);
+    }
+    // Pruning 99% of the last layer costs accuracy: the point must show it.
+    expect(report.layers[3].points[1].accuracy).toBeLessThan(report.baseline);
   });
 });
