@@ -96,7 +96,15 @@ export async function pruneCommand(modelPath: string, opts: PruneCommandOptions)
   const perEpoch = Math.ceil(trainSet.length / batchSize);
   const target = perLayer ? JSON.stringify(perLayer) : sparsity ?? pruner.fixedSparsity;
   out.line(`pruning ${modelPath}: ${method} ${pruner.pattern.name} to ${target}, ${scheduleType}, ${opts.epochs} epochs on ${trainSet.name} (${trainSet.length} images)`);
-  const bar = out.progress(Math.max(1, opts.epochs * perEpoch), 'pruning epoch {epoch}/{epochs} |{bar}| {value}/{total} batches', { epoch: 1, epochs: opts.epochs });
+  const format = 'pruning epoch {epoch}/{epochs} |{bar}| {value}/{total} batches, sparsity {sparsity}';
+  // One bar per epoch (as kiln train), so the epoch summary lines never cut through a bar.
+  let bar = out.progress(perEpoch, format, { epoch: 1, epochs: opts.epochs, sparsity: '0.0%' });
+  let barEpoch = 0;
+  const zerosNow = (): string => {
+    let zeros = 0;
+    for (const l of pruner.layers) for (const w of l.weight.value.data) zeros += w === 0 ? 1 : 0;
+    return `${((100 * zeros) / pruner.layers.reduce((s, l) => s + l.weight.value.data.length, 0)).toFixed(1)}%`;
+  };
   const schedule: ScheduleOptions = { type: scheduleType, ...(opts.rounds !== undefined ? { rounds: opts.rounds } : {}) };
   const started = performance.now();
   let result: Awaited<ReturnType<typeof prune>>;
@@ -113,9 +121,16 @@ export async function pruneCommand(modelPath: string, opts: PruneCommandOptions)
         seed,
         batchSize,
         callbacks: {
-          onBatchEnd: ({ epoch, batch }) => bar.update(epoch * perEpoch + batch + 1, { epoch: epoch + 1, epochs: opts.epochs }),
+          onBatchEnd: ({ epoch, batch }) => {
+            if (epoch !== barEpoch) {
+              bar = out.progress(perEpoch, format, { epoch: epoch + 1, epochs: opts.epochs, sparsity: '-' });
+              barEpoch = epoch;
+            }
+            if (batch % 8 === 7 || batch + 1 === perEpoch) bar.update(batch + 1, { epoch: epoch + 1, epochs: opts.epochs, sparsity: zerosNow() });
+          },
           onEpochEnd: (e) => {
-            if (out.json) out.line(`epoch ${e.epoch + 1}/${opts.epochs}: loss ${e.trainLoss.toFixed(4)}, train ${percent(e.trainAccuracy)}`);
+            bar.stop();
+            out.line(`epoch ${e.epoch + 1}/${opts.epochs}: loss ${e.trainLoss.toFixed(4)}, train ${percent(e.trainAccuracy)}, sparsity ${zerosNow()}`);
           },
         },
       },
