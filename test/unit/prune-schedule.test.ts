@@ -159,6 +159,35 @@ describe('masks inside the Trainer', () => {
   });
 });
 
+describe('iterative schedule in training', () => {
+  it('prunes at the start of each round to 1 - (1 - s)^(r/R), fine-tuning in between, filters whole', async () => {
+    const model = small();
+    const seen = new Map<number, number>();
+    const { report } = await prune(model, data, {
+      sparsity: 0.75,
+      method: 'l2',
+      schedule: { type: 'iterative', rounds: 2 },
+      epochs: 2,
+      train: {
+        batchSize: 16,
+        callbacks: {
+          onStepEnd: ({ step }) => {
+            const w = model.parameters().find((p) => p.name === '2.weight')!.value.data;
+            seen.set(step, w.filter((x) => x === 0).length / w.length);
+          },
+        },
+      },
+    });
+    // 12 steps: rounds start at steps 0 and 6; conv '2' has 8 filters.
+    expect(report.pruningSteps).toEqual([0, 6]);
+    expect(seen.get(1)).toBe(Math.round(0.5 * 8) / 8);
+    expect(seen.get(5)).toBe(0.5);
+    expect(seen.get(6)).toBe(Math.round(0.75 * 8) / 8);
+    expect(seen.get(12)).toBe(0.75);
+    expect(report.layers.map((l) => l.sparsity)).toEqual([0.75, 0.75]);
+  });
+});
+
 describe('per-layer sparsity and sensitivity analysis', () => {
   it('prune() with a per-layer map reaches each layer its own target; refuses it with layers or global', async () => {
     const model = small();
