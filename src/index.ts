@@ -32,6 +32,11 @@ export type { QuantizeDynamicOptions } from './quant/dynamic.js';
 export { runInt8Reference } from './quant/reference.js';
 export { quantizeAwareTrain, prepareQat, convertQat, QatModel } from './quant/qat.js';
 export type { QuantizeAwareTrainOptions, QatResult, PrepareQatOptions, ConvertQatOptions } from './quant/qat.js';
+export { prune } from './prune/prune.js';
+export { analyzeSensitivity } from './prune/sensitivity.js';
+export type { SensitivityOptions, SensitivityReport } from './prune/sensitivity.js';
+export type { PruneOptions, PruneResult, PruneReport } from './prune/prune.js';
+export * as pruning from './prune/index.js';
 export { InferenceSession } from './runtime/session.js';
 export * as onnx from './onnx/index.js';
 

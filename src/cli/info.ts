@@ -103,7 +103,7 @@ export async function infoCommand(modelPath: string, opts: { json?: boolean }): 
         ...(showTensors ? tensorLines(tensors) : []),
         // Long values (the quantization report) are in --json only.
         ...Object.entries(metadata).map(([k, v]) => {
-          const text = String(v);
+          const text = v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v);
           return `${k}: ${text.length > 120 ? `(${text.length} characters; see --json)` : text}`;
         }),
       ].join('\n'),

@@ -11,6 +11,7 @@ import { benchCommand } from './bench.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
+import { pruneCommand } from './prune.js';
 import { quantizeCommand } from './quantize.js';
 import { capThreads } from './threads.js';
 import { trainCommand } from './train.js';
@@ -125,6 +126,27 @@ export function buildProgram(): Command {
     .requiredOption('--out <file>', '.kiln file to write')
     .option('--json', 'print one JSON object with the results as the last line')
     .action(quantizeCommand);
+
+  program
+    .command('prune')
+    .description('prune a .kiln model (masked weights) on a schedule while fine-tuning on a data set, and write it as a .kiln file')
+    .argument('<model>', 'model file (.kiln) holding a trained Module')
+    .option('--sparsity <x>', 'share of zero weights in each pruned layer, in [0, 1) (implied by an N:M --pattern)')
+    .option('--schedule <name>', 'agp | oneshot | iterative', 'agp')
+    .option('--rounds <n>', 'prune + fine-tune rounds of --schedule iterative (default 3)', intOption(1, 1000))
+    .option('--epochs <n>', 'fine-tuning epochs (0 with --schedule oneshot: mask only)', intOption(0, 10000), 2)
+    .option('--method <name>', 'magnitude | global | random | l1 | l2 | bn', 'magnitude')
+    .option('--pattern <name>', 'unstructured | 2:4 | 1:4 | 4:8 | block1x4 | block4x1 | block8x1 | filter (default unstructured; filter for l1, l2, bn)')
+    .option('--layers <list>', 'comma-separated layer names to prune (default: all but the first conv and the last Linear; see kiln info)')
+    .option('--dataset <name>', 'fine-tune on the train split and evaluate on the held-out split of: mnist | cifar10 | synthetic', 'mnist')
+    .option('--data-dir <dir>', 'folder with CIFAR-10 binary files')
+    .option('--seed <n>', 'seed of the train/test split and the fine-tune (default: the one the model was trained with, else 1)', intOption(0))
+    .option('--analyze', 'sensitivity analysis instead: held-out accuracy per layer at sparsities 0.1 ... 0.95 (one layer pruned at a time, no fine-tune) and a suggested per-layer sparsity')
+    .option('--max-drop <x>', 'accuracy drop accepted by the --analyze suggestion, a fraction (default 0.005 = half a point)', numberOption(-Number.MIN_VALUE, 1))
+    .option('--sparsity-from <file>', 'per-layer sparsities: the JSON --analyze printed or wrote (its "suggestion")')
+    .option('--out <file>', '.kiln file to write (with --analyze: optional JSON file for the analysis)')
+    .option('--json', 'print one JSON object with the results as the last line')
+    .action(pruneCommand);
 
   program
     .command('bench')

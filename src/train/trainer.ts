@@ -48,7 +48,29 @@ export interface EpochStats {
   lr: number;
 }
 
+/** What `onStepEnd` receives: the step just taken and the objects it updated. */
+export interface StepEndInfo {
+  /** 0-based epoch. */
+  epoch: number;
+  /** 0-based batch within the epoch. */
+  batch: number;
+  /** Optimizer steps taken so far in this fit (1 after the first). */
+  step: number;
+  /** Steps the whole fit will take (epochs x batches per epoch). */
+  totalSteps: number;
+  /** Batches per epoch. */
+  stepsPerEpoch: number;
+  optimizer: Optimizer;
+  /** The model's parameters, as given to the optimizer. */
+  params: readonly Parameter[];
+}
+
 export interface TrainCallbacks {
+  /**
+   * Right after each optimizer step, before `onBatchEnd`; training waits for a returned promise.
+   * The hook may change the weights and the optimizer's state (pruning re-applies its masks here).
+   */
+  onStepEnd?(info: StepEndInfo): void | Promise<void>;
   onBatchEnd?(info: BatchEndInfo): void;
   /** Return 'stop' to end training after this epoch. */
   onEpochEnd?(stats: EpochStats): void | 'stop' | Promise<void | 'stop'>;
@@ -142,8 +164,8 @@ export class Trainer {
     if (opts.validationBatchSize !== undefined) integer('options.validationBatchSize', opts.validationBatchSize, 1, 2 ** 20);
     if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw typeError('options.signal', 'an AbortSignal', opts.signal);
     const callbacks = checkOptions<TrainCallbacks>('options.callbacks', opts.callbacks);
-    checkKeys('options.callbacks', callbacks, ['onBatchEnd', 'onEpochEnd']);
-    for (const k of ['onBatchEnd', 'onEpochEnd'] as const) {
+    checkKeys('options.callbacks', callbacks, ['onStepEnd', 'onBatchEnd', 'onEpochEnd']);
+    for (const k of ['onStepEnd', 'onBatchEnd', 'onEpochEnd'] as const) {
       if (callbacks[k] !== undefined && typeof callbacks[k] !== 'function') throw typeError(`options.callbacks.${k}`, 'a function', callbacks[k]);
     }
     this.model = model;
@@ -222,6 +244,7 @@ export class Trainer {
         const batchCorrect = countCorrect(logits.data, batch.labels, n, logits.dims[1]);
         await model.backward(grad!, false);
         await optimizer.step(params);
+        await opts.callbacks?.onStepEnd?.({ epoch, batch: batchIndex, step: iteration + 1, totalSteps: total, stepsPerEpoch: loader.length, optimizer, params });
         images += n;
         lossSum += loss * n;
         correct += batchCorrect;

@@ -46,6 +46,31 @@ export abstract class Optimizer {
     for (const p of params) await this.update(p, this.stateOf(p));
   }
 
+  /**
+   * This parameter's state arrays (SGD: [velocity]; Adam/AdamW: [m, v]), or undefined before its
+   * first step. For inspection: the arrays are live, writing them changes the next step.
+   */
+  stateFor(param: Parameter): readonly Float32Array[] | undefined {
+    return this.states.get(param);
+  }
+
+  /**
+   * Zeroes the state (velocity, moments) of `param` wherever `keep[i]` is 0, so that a weight a
+   * pruning mask holds at zero gets no momentum back. No-op before the parameter's first step.
+   * @throws RangeError ERR_KILN_SHAPE_MISMATCH when `keep` does not have one entry per element
+   */
+  zeroStateWhere(param: Parameter, keep: Uint8Array): void {
+    if (!(keep instanceof Uint8Array)) throw typeError('keep', 'a Uint8Array', keep);
+    const n = param.value.data.length;
+    if (keep.length !== n) throw shapeError('keep', `${n} entries (as ${param.name})`, `${keep.length}`);
+    const state = this.states.get(param);
+    if (state === undefined) return;
+    for (const a of state) {
+      if (a.length !== n) continue;
+      for (let i = 0; i < n; i++) if (keep[i] === 0) a[i] = 0;
+    }
+  }
+
   /** Hyper-parameters, enough to rebuild the optimizer (`optimizerFromConfig`). */
   abstract getConfig(): OptimizerConfig;
 

@@ -1,0 +1,86 @@
+/**
+ * Which layers can be pruned and which are: every Conv2d and Linear of a model, named by their
+ * weight's prefix ('3' for '3.weight'), and the user's choice of them (names or a predicate).
+ */
+import { KilnRangeError } from '../errors.js';
+import { BatchNorm2d } from '../nn/layers/batch-norm2d.js';
+import { Conv2d } from '../nn/layers/conv2d.js';
+import { Linear } from '../nn/layers/linear.js';
+import { Sequential } from '../nn/layers/sequential.js';
+import type { Module, Parameter } from '../nn/module.js';
+import { typeError } from '../validate.js';
+
+/** A Conv2d or Linear whose weight can be masked. */
+export interface PrunableLayer {
+  /** The weight's name without '.weight' (e.g. '3'); what `layers` options name. */
+  name: string;
+  type: 'Conv2d' | 'Linear';
+  module: Conv2d | Linear;
+  weight: Parameter;
+  bias: Parameter | null;
+  /** Output channels / features: the first weight dimension. */
+  outputs: number;
+  /** Elements of one output's weights: in/groups*kh*kw for a conv (OIHW), in for a Linear ([out, in]). */
+  reduction: number;
+  /** The BatchNorm2d directly after this conv in its Sequential, if any. */
+  batchNorm?: BatchNorm2d;
+}
+
+/** A selection: layer names, or a predicate over the prunable layers. */
+export type LayerSelection = readonly string[] | ((layer: PrunableLayer) => boolean);
+
+/** Every Conv2d and Linear of `model`, in forward order. */
+export function prunableLayers(model: Module): PrunableLayer[] {
+  const found: PrunableLayer[] = [];
+  const visit = (m: Module, next: Module | undefined): void => {
+    if (m instanceof Conv2d || m instanceof Linear) {
+      const [outputs, ...rest] = m.weight.value.dims;
+      found.push({
+        name: m.weight.name.replace(/\.?weight$/, '') || 'weight',
+        type: m instanceof Conv2d ? 'Conv2d' : 'Linear',
+        module: m,
+        weight: m.weight,
+        bias: m.bias,
+        outputs,
+        reduction: rest.reduce((a, b) => a * b, 1),
+        ...(m instanceof Conv2d && next instanceof BatchNorm2d ? { batchNorm: next } : {}),
+      });
+      return;
+    }
+    const children = m.children();
+    children.forEach((c, i) => visit(c, m instanceof Sequential ? children[i + 1] : undefined));
+  };
+  visit(model, undefined);
+  return found;
+}
+
+/**
+ * The layers to prune. Names must exist (an unknown name throws, listing the prunable ones). By
+ * default every prunable layer except the first Conv2d and the last Linear, which hold few weights
+ * and cost the most accuracy.
+ * @throws RangeError ERR_KILN_INVALID_ARG for an unknown name or an empty selection
+ */
+export function selectLayers(model: Module, selection?: LayerSelection, name = 'options.layers'): PrunableLayer[] {
+  const all = prunableLayers(model);
+  const list = all.map((l) => `'${l.name}' (${l.type} ${l.weight.value.dims.join('x')})`).join(', ');
+  let chosen: PrunableLayer[];
+  if (selection === undefined) {
+    const firstConv = all.find((l) => l.type === 'Conv2d');
+    const lastLinear = [...all].reverse().find((l) => l.type === 'Linear');
+    chosen = all.filter((l) => l !== firstConv && l !== lastLinear);
+  } else if (typeof selection === 'function') {
+    chosen = all.filter((l) => selection(l) === true);
+  } else if (Array.isArray(selection)) {
+    chosen = selection.map((n, i) => {
+      if (typeof n !== 'string') throw typeError(`${name}[${i}]`, 'a layer name', n);
+      const layer = all.find((l) => l.name === n || l.weight.name === n);
+      if (!layer) throw new KilnRangeError(`Expected a prunable layer for ${name}[${i}] but received '${n}': the model's prunable layers are ${list || 'none'}`);
+      return layer;
+    });
+    chosen = all.filter((l) => chosen.includes(l));
+  } else {
+    throw typeError(name, 'an array of layer names or a predicate', selection);
+  }
+  if (chosen.length === 0) throw new KilnRangeError(`Expected at least one layer to prune for ${name} but the selection is empty; the model's prunable layers are ${list || 'none'}`);
+  return chosen;
+}
