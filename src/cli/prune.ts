@@ -144,8 +144,11 @@ export async function pruneCommand(modelPath: string, opts: PruneCommandOptions)
   const provenance = source.file.metadata?.dataset !== undefined && source.file.metadata?.seed !== undefined
     ? { dataset: source.file.metadata.dataset, seed: source.file.metadata.seed }
     : { dataset: trainSet.name, seed: String(seed) };
+  // Pruned weights are stored packed where that is smaller (values + indices, exact); a reader
+  // older than the sparse layouts cannot open the file, which a pruned model never had anyway.
   await save(model, opts.out, {
     inputShape: source.inputShape,
+    sparse: 'auto',
     metadata: {
       ...provenance,
       source: modelPath,
