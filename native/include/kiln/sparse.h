@@ -62,6 +62,9 @@ class PackedSparseF32 {
   const uint32_t* row_ptr() const { return row_ptr_.data(); }
   const uint32_t* col() const { return col_.data(); }
   const float* values() const { return values_.data(); }
+  // The k that any stored block reads, increasing (the rows of X the product touches).
+  const uint32_t* used_k() const { return used_k_.data(); }
+  size_t used_k_count() const { return used_k_.size(); }
 
   // The dense m x k matrix these blocks stand for (zeros where no block is stored).
   std::vector<float> to_dense() const;
@@ -71,6 +74,7 @@ class PackedSparseF32 {
   SparsePattern pattern_ = SparsePattern::kUnstructured;
   std::vector<uint32_t> row_ptr_{0};
   std::vector<uint32_t> col_;
+  std::vector<uint32_t> used_k_;
   AlignedFloats values_;
 };
 

@@ -77,10 +77,15 @@ PackedSparseF32::PackedSparseF32(size_t m, size_t k, const float* w, size_t ldw,
     }
     row_ptr_[rb + 1] = static_cast<uint32_t>(col_.size());
   }
+  std::vector<bool> used(k, false);
+  for (uint32_t c : col_)
+    for (size_t i = 0; i < bc_; ++i) used[c + i] = true;
+  for (size_t i = 0; i < k; ++i)
+    if (used[i]) used_k_.push_back(static_cast<uint32_t>(i));
 }
 
 size_t PackedSparseF32::bytes() const {
-  return row_ptr_.size() * sizeof(uint32_t) + col_.size() * sizeof(uint32_t) + values_.size() * sizeof(float);
+  return (row_ptr_.size() + col_.size() + used_k_.size()) * sizeof(uint32_t) + values_.size() * sizeof(float);
 }
 
 std::vector<float> PackedSparseF32::to_dense() const {

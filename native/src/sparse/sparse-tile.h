@@ -101,9 +101,10 @@ void spmm(const F32SpmmArgs& args) {
   const typename S::Mask full = S::tail_mask(S::kLanes);
   size_t j = 0;
   if (args.n >= 2 * kTile && args.k > 0) {
-    // Full tiles run on a copy of their X columns, contiguous (K rows of kTile floats): the copy
-    // loop's independent loads fetch X's far-apart rows with far more misses in flight than the
-    // FMA loop would, and the tile then stays in L1 for every block-row.
+    // Full tiles run on a copy of their X columns, contiguous (row k at k * kTile; only the rows
+    // some block reads are copied): the copy loop's independent loads fetch X's far-apart rows
+    // with far more misses in flight than the FMA loop would, and the tile then stays in L1 for
+    // every block-row.
     std::unique_ptr<float[]> buf(new float[args.k * kTile + 16]);
     float* tile = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.get()) + 63) & ~uintptr_t{63});
     F32SpmmArgs a = args;
@@ -111,7 +112,9 @@ void spmm(const F32SpmmArgs& args) {
     a.ldx = kTile;
     for (; j + kTile <= args.n; j += kTile) {
       const float* src = args.x + j;
-      for (size_t k = 0; k < args.k; ++k) {
+      for (size_t u = 0; u < args.used_k_count; ++u) {
+        const size_t k = args.used_k[u];
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) S::storeu(tile + k * kTile + v * S::kLanes, S::loadu(src + k * args.ldx + v * S::kLanes));
       }
       a.y = args.y + j;

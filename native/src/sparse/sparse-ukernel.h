@@ -14,6 +14,8 @@ struct F32SpmmArgs {
   const uint32_t* col = nullptr;      // first k of each block; col + bc <= K
   const float* values = nullptr;      // br * bc per block
   size_t k = 0;                       // depth of W (rows of X)
+  const uint32_t* used_k = nullptr;   // the rows of X any block reads, increasing
+  size_t used_k_count = 0;
   size_t m = 0;                       // valid outputs: rows of the last block-row past m are not written
   size_t rb_begin = 0, rb_end = 0;
   const float* x = nullptr;           // X(k, j) at x[k * ldx + j]

@@ -26,6 +26,8 @@ void spmm_f32(const F32SpmmKernels& kern, const PackedSparseF32& w, size_t n, co
   a.col = w.col();
   a.values = w.values();
   a.k = w.depth();
+  a.used_k = w.used_k();
+  a.used_k_count = w.used_k_count();
   a.m = m;
   a.x = x;
   a.ldx = ldx;
