@@ -50,7 +50,7 @@ void f32_spmm_16x4_avx2(const F32SpmmArgs& a);
 void f32_spmm_8x8_avx2(const F32SpmmArgs& a);
 void f32_spmm_64x1_avx512(const F32SpmmArgs& a);
 void f32_spmm_64x1_b1x4_avx512(const F32SpmmArgs& a);
-void f32_spmm_32x4_avx512(const F32SpmmArgs& a);
-void f32_spmm_32x8_avx512(const F32SpmmArgs& a);
+void f32_spmm_64x4_avx512(const F32SpmmArgs& a);
+void f32_spmm_48x8_avx512(const F32SpmmArgs& a);
 
 }  // namespace kiln
