@@ -72,6 +72,18 @@ export interface NativePackedS8B {
   readonly __nativePackedS8B: unique symbol;
 }
 
+/** Opaque handle to fp32 weights packed sparse for spmmF32 (see packSparseF32). */
+export interface NativePackedSparseF32 {
+  readonly __nativePackedSparseF32: unique symbol;
+}
+
+/**
+ * Block pattern of packed sparse weights: 'unstructured' (CSR, one value per non-zero), '1x4'
+ * (4 consecutive k of one output; k must be a multiple of 4), '4x1' / '8x1' (one k shared by
+ * 4 / 8 consecutive outputs). A block is stored when any of its values is non-zero.
+ */
+export type SparsePattern = 'unstructured' | '1x4' | '4x1' | '8x1';
+
 /**
  * Operands shared by the int8 GEMM calls (ONNX QGemm semantics): A is uint8 M x K with zero
  * point `aZeroPoint`; B is int8 symmetric weights, K x N row-major (N x K with `transB`) or packed;
@@ -201,6 +213,29 @@ export interface NativeAddon {
   /** c = fma(float(sum), scale[n], outBias[n]) (one rounding). */
   s8gemmDequantize(
     args: S8GemmOperands & { c: Float32Array; ldc: number; scale: Float32Array; outBias?: Float32Array | null },
+    async: boolean,
+  ): MaybePromise;
+
+  // sparse.cc: sparse fp32 weights times a dense matrix (pixels or batch in vector lanes).
+  /**
+   * Packs W (m x k row-major, m = output channels, k = reduction: Cin*KH*KW or in-features; every
+   * value finite) into the blocked CSR of `pattern`; valid for every ISA.
+   */
+  packSparseF32(args: { m: number; k: number; weight: Float32Array; pattern: SparsePattern }, async?: false): NativePackedSparseF32;
+  packSparseF32(args: { m: number; k: number; weight: Float32Array; pattern: SparsePattern }, async: true): Promise<NativePackedSparseF32>;
+  /** Shape, pattern, stored blocks, non-zero weights and packed bytes of packed sparse weights. */
+  packedSparseF32Info(packed: NativePackedSparseF32): {
+    m: number; k: number; pattern: SparsePattern; blocks: number; nonzeros: number; bytes: number;
+  };
+  /**
+   * y (m x n) = W (packed, m x k) * x (k x n) + bias[m], then ReLU when `relu`; x and y row-major
+   * with exactly k * n and m * n elements. A convolution passes its im2col matrix (n = output
+   * pixels, times the batch when images are laid side by side); a Linear layer passes its input
+   * transposed (k = in-features x n = batch) and gets its output transposed (out-features x batch).
+   * x should be finite: a stored zero times an infinite x gives NaN where a dropped block gives 0.
+   */
+  spmmF32(
+    args: { packed: NativePackedSparseF32; n: number; x: Float32Array; y: Float32Array; bias?: Float32Array | null; relu?: boolean },
     async: boolean,
   ): MaybePromise;
 

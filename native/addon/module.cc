@@ -31,6 +31,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kiln_addon::register_plan(env, exports);
   kiln_addon::register_s8gemm(env, exports);
   kiln_addon::register_s8conv(env, exports);
+  kiln_addon::register_sparse(env, exports);
   kiln_addon::register_lent_memory(env, exports);
   kiln_addon::register_test_hooks(env, exports);
   return exports;

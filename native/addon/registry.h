@@ -11,6 +11,7 @@ void register_elementwise(Napi::Env env, Napi::Object exports);  // elementwise.
 void register_plan(Napi::Env env, Napi::Object exports);         // plan.cc
 void register_s8gemm(Napi::Env env, Napi::Object exports);       // s8-gemm.cc
 void register_s8conv(Napi::Env env, Napi::Object exports);       // s8-conv.cc
+void register_sparse(Napi::Env env, Napi::Object exports);       // sparse.cc
 void register_lent_memory(Napi::Env env, Napi::Object exports);  // lent-memory.cc
 void register_test_hooks(Napi::Env env, Napi::Object exports);  // test-hooks.cc (KILN_TEST_HOOKS=1 only)
 }  // namespace kiln_addon
