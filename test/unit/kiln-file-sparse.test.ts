@@ -19,13 +19,11 @@ import { InferenceSession } from '../../src/runtime/session.js';
 import { SPARSE_FORMATS, SparseTensor, toSparse } from '../../src/sparse-tensor.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
+import { corrupt, craftKilnFile } from './kiln-file-helpers.js';
 import { randomSparse } from './sparse-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-sparse-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const corrupt = (message?: string) =>
-  expect.objectContaining({ name: 'KilnError', code: 'ERR_KILN_CORRUPT_MODEL', ...(message ? { message: expect.stringContaining(message) } : {}) });
 
 interface Entry {
   name: string;
@@ -59,33 +57,11 @@ function craft(header: Header, data: Uint8Array, sums = false): Uint8Array {
       }
     }
   }
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
-  const dataStart = Math.ceil((16 + json.length) / 64) * 64;
-  const out = new Uint8Array(dataStart + data.length);
-  out.set([0x4b, 0x49, 0x4c, 0x4e]);
-  const view = new DataView(out.buffer);
-  view.setUint32(4, 1, true);
-  view.setUint32(8, json.length, true);
-  view.setUint32(12, zlib.crc32(json), true);
-  out.set(json, 16);
-  out.set(data, dataStart);
-  return out;
+  return craftKilnFile(header, data);
 }
 
 /** A file from raw header text and data (header checksum valid). */
-function craftText(text: string, data: Uint8Array): Uint8Array {
-  const json = Buffer.from(text, 'utf8');
-  const dataStart = Math.ceil((16 + json.length) / 64) * 64;
-  const out = new Uint8Array(dataStart + data.length);
-  out.set([0x4b, 0x49, 0x4c, 0x4e]);
-  const view = new DataView(out.buffer);
-  view.setUint32(4, 1, true);
-  view.setUint32(8, json.length, true);
-  view.setUint32(12, zlib.crc32(json), true);
-  out.set(json, 16);
-  out.set(data, dataStart);
-  return out;
-}
+const craftText = (text: string, data: Uint8Array): Uint8Array => craftKilnFile(text, data);
 
 function sameBits(a: Tensor, b: Tensor): boolean {
   return a.type === b.type && a.dims.join() === b.dims.join() && Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));

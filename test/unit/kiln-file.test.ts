@@ -10,6 +10,7 @@ import { crc32, crc32Portable, decodeKilnFile, encodeKilnFile, readKilnFile, wri
 import type { KilnFile, KilnFileContents } from '../../src/runtime/kiln-file.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
+import { corrupt, craftKilnFile as craft } from './kiln-file-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-file-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -66,31 +67,9 @@ function sameFile(a: KilnFile, b: KilnFile): boolean {
   return a.tensors.size === b.tensors.size;
 }
 
-/**
- * A file built by hand from the format description, with any header and data: lets the tests
- * reach the checks that sit behind the header checksum.
- */
-function craft(header: unknown, data: Uint8Array = new Uint8Array(0), patch?: (view: DataView) => void): Uint8Array {
-  const json = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header), 'utf8');
-  const dataStart = Math.ceil((16 + json.length) / 64) * 64;
-  const out = new Uint8Array(dataStart + data.length);
-  out.set([0x4b, 0x49, 0x4c, 0x4e]);
-  const view = new DataView(out.buffer);
-  view.setUint32(4, 1, true);
-  view.setUint32(8, json.length, true);
-  view.setUint32(12, zlib.crc32(json), true);
-  out.set(json, 16);
-  out.set(data, dataStart);
-  patch?.(view);
-  return out;
-}
-
 function validHeader(tensors: object[] = []): Record<string, unknown> {
   return { format: 'kiln', producer: 'test', createdAt: 'now', model: null, tensors, metadata: {} };
 }
-
-const corrupt = (message?: string) =>
-  expect.objectContaining({ name: 'KilnError', code: 'ERR_KILN_CORRUPT_MODEL', ...(message ? { message: expect.stringContaining(message) } : {}) });
 
 describe('.kiln file', () => {
   const contents: DenseContents = sampleContents();
