@@ -9,6 +9,7 @@ import { checkKeys } from '../nn/layers/checks.js';
 import { Module } from '../nn/module.js';
 import type { TrainHistory, TrainOptions } from '../train/trainer.js';
 import { train } from '../train/trainer.js';
+import { fineTuneRecipe } from '../train/recipes.js';
 import { evaluate } from '../train/evaluate.js';
 import { checkModelFits } from '../train/evaluate.js';
 import { integer, oneOf, optional, options as checkOptions, rangeError, typeError } from '../validate.js';
@@ -81,14 +82,6 @@ export interface PruneResult {
   history?: TrainHistory;
 }
 
-const FINE_TUNE_DEFAULTS: Omit<TrainOptions, 'epochs'> = {
-  batchSize: 64,
-  optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
-  schedule: { type: 'cosine' },
-  augment: { maxShift: 2 },
-  labelSmoothing: 0.05,
-  seed: 0,
-};
 /** A per-layer sparsity map: plain object of layer name -> sparsity in [0, 1); not with `layers`. */
 function checkPerLayer(value: object, layers: unknown): Record<string, number> {
   if (Array.isArray(value)) throw typeError('options.sparsity', 'a number or an object of layer name -> sparsity', value);
@@ -98,7 +91,8 @@ function checkPerLayer(value: object, layers: unknown): Record<string, number> {
   return out;
 }
 
-export const PRUNE_TRAIN_DEFAULTS: Readonly<Omit<TrainOptions, 'epochs'>> = Object.freeze(FINE_TUNE_DEFAULTS);
+/** The fine-tune's defaults: the shared fine-tuning recipe (src/train/recipes.ts). */
+export const PRUNE_TRAIN_DEFAULTS: Readonly<Omit<TrainOptions, 'epochs'>> = fineTuneRecipe;
 
 const OPTION_KEYS = ['sparsity', 'method', 'pattern', 'schedule', 'epochs', 'layers', 'minSparsity', 'maxSparsity', 'seed', 'train', 'validation'] as const;
 

@@ -11,6 +11,7 @@ import { checkKeys } from '../nn/layers/checks.js';
 import { Module } from '../nn/module.js';
 import type { TrainHistory, TrainOptions } from '../train/trainer.js';
 import { train } from '../train/trainer.js';
+import { fineTuneRecipe } from '../train/recipes.js';
 import { boolean, integer, number, optional, options as checkOptions, typeError } from '../validate.js';
 import { InferenceSession } from '../runtime/session.js';
 import { calibrationImages, type CalibrationImages } from './calibration-data.js';
@@ -71,16 +72,8 @@ export interface QatResult {
   history: TrainHistory;
 }
 
-/** Fine-tuning defaults: the MNIST recipe at a tenth of its learning rate, no warm-up. */
-const defaults: Omit<TrainOptions, 'epochs'> = {
-  batchSize: 64,
-  optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
-  schedule: { type: 'cosine' },
-  augment: { maxShift: 2 },
-  labelSmoothing: 0.05,
-  seed: 0,
-};
-export const QAT_TRAIN_DEFAULTS: Readonly<Omit<TrainOptions, 'epochs'>> = Object.freeze(defaults);
+/** Fine-tuning defaults: the shared fine-tuning recipe (src/train/recipes.ts). */
+export const QAT_TRAIN_DEFAULTS: Readonly<Omit<TrainOptions, 'epochs'>> = fineTuneRecipe;
 
 const OPTION_KEYS = ['epochs', 'observerEpochs', 'observerMomentum', 'train', 'perChannel', 'activations', 'strict', 'reportImages'] as const;
 
