@@ -20,15 +20,11 @@
 #include "kiln/pool.h"
 #include "kiln/thread-pool.h"
 
+#include "bench-common.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double cpu_seconds() {
-  timespec t;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
-}
 
 // Median wall seconds of one call over runs adding up to about `budget_ms`, and the mean process
 // CPU seconds per call (all threads): on a shared machine the wall figure includes waiting for
@@ -42,13 +38,13 @@ Timing measure(Fn&& fn, double budget_ms) {
   fn();
   std::vector<double> times;
   const auto start = Clock::now();
-  const double cpu0 = cpu_seconds();
+  const double cpu0 = kiln_bench::process_cpu_seconds();
   do {
     const auto t0 = Clock::now();
     fn();
     times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   } while (times.size() < 5 || std::chrono::duration<double, std::milli>(Clock::now() - start).count() < budget_ms);
-  const double cpu = (cpu_seconds() - cpu0) / static_cast<double>(times.size());
+  const double cpu = (kiln_bench::process_cpu_seconds() - cpu0) / static_cast<double>(times.size());
   std::sort(times.begin(), times.end());
   return {times[times.size() / 2], cpu};
 }
@@ -111,13 +107,7 @@ void report(const char* name, const Timing& t, double flops, double peak, size_t
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1) {
-    kiln::Isa isa;
-    if (!kiln::parse_isa(argv[1], &isa) || !kiln::set_active_isa(isa)) {
-      std::fprintf(stderr, "unknown or unsupported ISA %s\n", argv[1]);
-      return 2;
-    }
-  }
+  if (!kiln_bench::select_isa(argc > 1 ? argv[1] : nullptr)) return 2;
   if (argc > 2) kiln::set_num_threads(static_cast<size_t>(std::stoul(argv[2])));
   const size_t threads = kiln::num_threads();
   double peak = 0;

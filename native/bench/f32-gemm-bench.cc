@@ -18,6 +18,8 @@
 #include "kiln/f32-gemm.h"
 #include "kiln/thread-pool.h"
 
+#include "bench-common.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -25,12 +27,6 @@ using Clock = std::chrono::steady_clock;
 struct Timing {
   double median_s, best_s, best_cpu_s;
 };
-
-double thread_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
 
 // Median and fastest wall-clock seconds of one call, and the fastest in CPU time of the calling
 // thread (meaningful on one thread only: it leaves out time slices lost to other processes),
@@ -42,11 +38,11 @@ Timing time_calls(Fn&& fn, double budget_ms) {
   double best_cpu = 1e30;
   const auto start = Clock::now();
   do {
-    const double cpu0 = thread_cpu_seconds();
+    const double cpu0 = kiln_bench::thread_cpu_seconds();
     const auto t0 = Clock::now();
     fn();
     times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    best_cpu = std::min(best_cpu, thread_cpu_seconds() - cpu0);
+    best_cpu = std::min(best_cpu, kiln_bench::thread_cpu_seconds() - cpu0);
   } while (times.size() < 5 ||
            std::chrono::duration<double, std::milli>(Clock::now() - start).count() < budget_ms);
   std::sort(times.begin(), times.end());

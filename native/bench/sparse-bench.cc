@@ -23,13 +23,9 @@
 #include "kiln/f32-gemm.h"
 #include "kiln/sparse.h"
 
-namespace {
+#include "bench-common.h"
 
-double cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
+namespace {
 
 template <typename Fn>
 double best_seconds(Fn&& fn, double budget_s) {
@@ -37,9 +33,9 @@ double best_seconds(Fn&& fn, double budget_s) {
   double best = 1e30, spent = 0;
   int runs = 0;
   while ((spent < budget_s || runs < 5) && runs < 2000) {
-    const double t0 = cpu_seconds();
+    const double t0 = kiln_bench::thread_cpu_seconds();
     fn();
-    const double dt = cpu_seconds() - t0;
+    const double dt = kiln_bench::thread_cpu_seconds() - t0;
     best = std::min(best, dt);
     spent += dt;
     ++runs;
@@ -62,13 +58,7 @@ struct Layer {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1) {
-    kiln::Isa isa;
-    if (!kiln::parse_isa(argv[1], &isa) || !kiln::set_active_isa(isa)) {
-      std::fprintf(stderr, "unknown or unsupported ISA %s\n", argv[1]);
-      return 2;
-    }
-  }
+  if (!kiln_bench::select_isa(argc > 1 ? argv[1] : nullptr)) return 2;
   std::printf("sparse-bench: ISA %s, 1 thread, best thread-CPU time\n", kiln::isa_name(kiln::active_isa()));
   const Layer layers[] = {{"mnist conv2", 64, 288, 121 * 64, 13},
                           {"cifar conv2", 64, 288, 169 * 64, 15},
