@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "common/dispatch.h"
+#include "common/threads.h"
 #include "f32-gemm/f32-gemm-pack.h"
 #include "kiln/f32-gemm.h"
 #include "kiln/thread-pool.h"
@@ -176,7 +177,7 @@ void run(const Problem& pr, const F32GemmKernels& kern, size_t max_threads) {
     // A weight matrix larger than kGemvSplitBytes is read from memory or L3 at batch 1 (SeedCNN
     // fc1, 800 KiB); split by column panels, each thread reads its share of it into its own L2.
     const size_t panels = div_up(pr.n, kF32GemmPanelN);
-    size_t parts = max_threads == 0 ? num_threads() : std::min(max_threads, num_threads());
+    size_t parts = resolve_threads(max_threads);
     parts = pr.k * pr.n * sizeof(float) >= kGemvSplitBytes ? std::min(parts, panels) : 1;
     auto part = [&](size_t t) {
       const size_t p0 = panels * t / parts, p1 = panels * (t + 1) / parts;
@@ -195,7 +196,7 @@ void run(const Problem& pr, const F32GemmKernels& kern, size_t max_threads) {
   }
   const size_t nr = kern.nr;
 
-  size_t threads = max_threads == 0 ? num_threads() : std::min(max_threads, num_threads());
+  size_t threads = resolve_threads(max_threads);
   const double macs = static_cast<double>(pr.m) * static_cast<double>(pr.n) * static_cast<double>(pr.k);
   const size_t threads_by_work = static_cast<size_t>(std::min(macs / kMinMacsPerThread, 1024.0));
   threads = std::max<size_t>(1, std::min(threads, threads_by_work));

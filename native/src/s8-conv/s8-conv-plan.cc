@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "common/dispatch.h"
+#include "common/threads.h"
 #include "kiln/s8-conv.h"
 #include "kiln/thread-pool.h"
 #include "s8-conv/s8-depthwise.h"
@@ -31,10 +32,6 @@ constexpr size_t kRowQuantum = 16;
 constexpr size_t kMinMacsPerTask = size_t(4) << 20;
 
 size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
-
-size_t resolve_threads(size_t requested) {
-  return requested == 0 ? num_threads() : std::min(requested, num_threads());
-}
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/dispatch.h"
+#include "common/threads.h"
 #include "s8-conv/s8-conv-ukernel.h"
 #include "kiln/thread-pool.h"
 #include "quant/requantize.h"
@@ -92,7 +93,7 @@ bool S8SmallConvPool::run(const DispatchTable& t, const uint8_t* in, uint8_t* ou
   const size_t out_image = k_.pooled_h * k_.pooled_w * k_.out_channels;
   const size_t units = batch * k_.pooled_h;  // (image, pooled row)
   if (units == 0) return true;
-  const size_t threads = max_threads == 0 ? num_threads() : std::min(max_threads, num_threads());
+  const size_t threads = resolve_threads(max_threads);
   const size_t macs = batch * k_.pooled_h * k_.pooled_w * 4 * k_.out_channels * g_.patch();
   const size_t tasks = std::max<size_t>(1, std::min({threads, units, macs / kMinMacsPerTask}));
   auto work = [&](size_t task) {

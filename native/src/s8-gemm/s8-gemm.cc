@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/dispatch.h"
+#include "common/threads.h"
 #include "kiln/s8-gemm.h"
 #include "kiln/thread-pool.h"
 #include "quant/requantize.h"
@@ -112,7 +113,7 @@ void run_block(const Problem& pr, const S8GemmKernels& kern, size_t m0, size_t m
 void run(const Problem& pr, const S8GemmKernels& kern, size_t max_threads) {
   if (pr.m == 0 || pr.n == 0) return;
 
-  size_t threads = max_threads == 0 ? num_threads() : std::min(max_threads, num_threads());
+  size_t threads = resolve_threads(max_threads);
   const double macs = static_cast<double>(pr.m) * static_cast<double>(pr.n) *
                       static_cast<double>(std::max<size_t>(pr.k, 1));
   threads = std::max<size_t>(1, std::min<double>(static_cast<double>(threads), macs / kMinMacsPerThread));

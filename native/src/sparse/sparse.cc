@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "common/dispatch.h"
+#include "common/threads.h"
 #include "kiln/thread-pool.h"
 #include "sparse/sparse-ukernel.h"
 
@@ -39,7 +40,7 @@ void spmm_f32(const F32SpmmKernels& kern, const PackedSparseF32& w, size_t n, co
   const size_t block_rows = w.block_rows();
 
   const size_t work = (w.stored_values() + m) * n;
-  size_t threads = max_threads == 0 ? num_threads() : std::min(max_threads, num_threads());
+  size_t threads = resolve_threads(max_threads);
   if (work < kParallelMinWork) threads = 1;
   if (threads <= 1) {
     a.rb_begin = 0;
