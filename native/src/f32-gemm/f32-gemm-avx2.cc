@@ -4,6 +4,7 @@
 #include "common/simd.h"
 
 #include "common/dispatch.h"
+#include "common/f32-vec.h"
 #include "f32-gemm/f32-gemm-tile.h"
 #include "f32-gemm/f32-gemm-ukernel.h"
 
@@ -13,34 +14,9 @@ namespace {
 constexpr int kRows = static_cast<int>(kF32GemmMr);
 constexpr int kVecs = 2;  // 8-float vectors per row of the tile
 
-struct Avx2 {
-  static constexpr size_t kLanes = 8;
-  using Vec = __m256;
-  using Mask = __m256i;
-  // All bits set = lane on, for the valid lanes of the last vector of an `nr`-wide tile.
-  static Mask tail_mask(size_t nr) {
-    const int rem = static_cast<int>(nr % 8);
-    const int valid = rem == 0 ? 8 : rem;
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lanes);
-  }
-  static Vec zero() { return _mm256_setzero_ps(); }
-  static Vec set1(float x) { return _mm256_set1_ps(x); }
-  static Vec broadcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static Vec loadu(const float* p) { return _mm256_loadu_ps(p); }
-  static Vec load_tail(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
-  static void storeu(float* p, Vec v) { _mm256_storeu_ps(p, v); }
-  static void store_tail(float* p, Mask m, Vec v) { _mm256_maskstore_ps(p, m, v); }
-  static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
-  static Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
-  static Vec max(Vec a, Vec b) { return _mm256_max_ps(a, b); }
-  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
-  static void hide(Vec& a, Vec& b) { __asm__("" : "+x"(a), "+x"(b)); }
-  static float sum_lanes(Vec v) {
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, v);
-    return lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
-  }
+struct Avx2 : F32Avx2 {
+  // The valid lanes of the last vector of an `nr`-wide tile.
+  static Mask tail_mask(size_t nr) { return first_lanes(nr % 8 == 0 ? 8 : nr % 8); }
 };
 
 // R rows, NV vectors; MASKED: the last vector is partial (masked loads and stores). B is read

@@ -8,6 +8,7 @@
 #include "common/simd.h"
 
 #include "common/dispatch.h"
+#include "common/f32-vec.h"
 #include "common/tile-table.h"
 #include "f32-gemm/f32-gemm-tile.h"
 #include "f32-gemm/f32-gemm-ukernel.h"
@@ -19,29 +20,10 @@ constexpr int kRows = static_cast<int>(kF32GemmMr);
 constexpr int kVecs = 4;  // 16-float vectors per row of the tile
 
 // Mask of the valid lanes of the last vector of a tile `nr` columns wide.
-inline __mmask16 tail_mask(size_t nr) {
-  const unsigned rem = static_cast<unsigned>(nr % 16);
-  return rem == 0 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << rem) - 1);
-}
+inline __mmask16 tail_mask(size_t nr) { return F32Avx512::first_lanes(nr % 16 == 0 ? 16 : nr % 16); }
 
-struct Avx512 {
-  static constexpr size_t kLanes = 16;
-  using Vec = __m512;
-  using Mask = __mmask16;
+struct Avx512 : F32Avx512 {
   static Mask tail_mask(size_t nr) { return kiln::tail_mask(nr); }
-  static Vec zero() { return _mm512_setzero_ps(); }
-  static Vec set1(float x) { return _mm512_set1_ps(x); }
-  static Vec broadcast(const float* p) { return _mm512_set1_ps(*p); }
-  static Vec loadu(const float* p) { return _mm512_loadu_ps(p); }
-  static Vec load_tail(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
-  static void storeu(float* p, Vec v) { _mm512_storeu_ps(p, v); }
-  static void store_tail(float* p, Mask m, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
-  static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
-  static Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
-  static Vec max(Vec a, Vec b) { return _mm512_max_ps(a, b); }
-  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
-  static void hide(Vec& a, Vec& b) { __asm__("" : "+v"(a), "+v"(b)); }
-  static float sum_lanes(Vec v) { return _mm512_reduce_add_ps(v); }
 };
 
 // R rows, NV vectors (one 16-column panel each); the last vector of C always goes under the tail
@@ -98,7 +80,7 @@ void gemv_panels(const float* x, size_t k, size_t kc_max, const float* b, size_t
 #pragma GCC unroll 8
   for (int v = 0; v < V; ++v) {
     const size_t left = n - 16 * v;
-    const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(left);
+    const __mmask16 m = F32Avx512::first_lanes(left);
     __m512 r = total[v];
     if (col_bias != nullptr) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, col_bias + 16 * v));
     if (relu) r = _mm512_max_ps(zero, r);

@@ -4,29 +4,15 @@
 #include "common/simd.h"
 
 #include "common/dispatch.h"
+#include "common/f32-vec.h"
 #include "sparse/sparse-tile.h"
 
 namespace kiln {
 namespace {
 
-struct Avx2 {
-  static constexpr size_t kLanes = 8;
-  using Vec = __m256;
-  using Mask = __m256i;
-  static Mask tail_mask(size_t n) {
-    const int valid = n >= 8 ? 8 : static_cast<int>(n);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  }
-  static Vec zero() { return _mm256_setzero_ps(); }
-  static Vec set1(float x) { return _mm256_set1_ps(x); }
-  static Vec broadcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static Vec loadu(const float* p) { return _mm256_loadu_ps(p); }
-  static Vec load_tail(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
-  static void storeu(float* p, Vec v) { _mm256_storeu_ps(p, v); }
-  static void store_tail(float* p, Mask m, Vec v) { _mm256_maskstore_ps(p, m, v); }
-  static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
-  static Vec max(Vec a, Vec b) { return _mm256_max_ps(a, b); }
-  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+// tail_mask(n): the first min(n, 8) lanes.
+struct Avx2 : F32Avx2 {
+  static Mask tail_mask(size_t n) { return first_lanes(n); }
 };
 
 }  // namespace

@@ -7,28 +7,15 @@
 #include "common/simd.h"
 
 #include "common/dispatch.h"
+#include "common/f32-vec.h"
 #include "sparse/sparse-tile.h"
 
 namespace kiln {
 namespace {
 
-struct Avx512 {
-  static constexpr size_t kLanes = 16;
-  using Vec = __m512;
-  using Mask = __mmask16;
-  static Mask tail_mask(size_t n) {
-    return n >= 16 ? static_cast<Mask>(0xFFFF) : static_cast<Mask>((1u << n) - 1);
-  }
-  static Vec zero() { return _mm512_setzero_ps(); }
-  static Vec set1(float x) { return _mm512_set1_ps(x); }
-  static Vec broadcast(const float* p) { return _mm512_set1_ps(*p); }
-  static Vec loadu(const float* p) { return _mm512_loadu_ps(p); }
-  static Vec load_tail(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
-  static void storeu(float* p, Vec v) { _mm512_storeu_ps(p, v); }
-  static void store_tail(float* p, Mask m, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
-  static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
-  static Vec max(Vec a, Vec b) { return _mm512_max_ps(a, b); }
-  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+// tail_mask(n): the first min(n, 16) lanes.
+struct Avx512 : F32Avx512 {
+  static Mask tail_mask(size_t n) { return first_lanes(n); }
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
-// The SIMD SpMM kernel, shared by the AVX2 and AVX-512 files through a traits struct S (the same
-// shape as f32-gemm-avx*.cc's: Vec, Mask, kLanes, tail_mask, zero, broadcast, loadu, load_tail,
-// storeu, store_tail, add, max, fmadd). Pixels lie in vector lanes: per stored block, each of its
+// The SIMD SpMM kernel, shared by the AVX2 and AVX-512 files through a traits struct S (common/
+// f32-vec.h's F32Avx2 / F32Avx512, as for f32-gemm-avx*.cc, plus tail_mask(n): the first min(n,
+// kLanes) lanes; used: Vec, Mask, kLanes, zero, broadcast, loadu, load_tail, storeu, store_tail,
+// add, max, fmadd). Pixels lie in vector lanes: per stored block, each of its
 // bc X rows is loaded once (NV vectors) and each of its br weights is broadcast once and
 // multiplied into NV accumulators. One block-row (br outputs) keeps br x NV accumulators in
 // registers while it walks its blocks; with br == 1, SETS accumulator sets alternate (block by
