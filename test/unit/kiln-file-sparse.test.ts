@@ -67,6 +67,17 @@ function sameBits(a: Tensor, b: Tensor): boolean {
   return a.type === b.type && a.dims.join() === b.dims.join() && Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));
 }
 
+/** Sessions on the two files give the same logits for `input`, bit for bit. */
+async function expectSameLogits(densePath: string, sparsePath: string, input: Tensor): Promise<void> {
+  const outputs: Float32Array[] = [];
+  for (const path of [densePath, sparsePath]) {
+    const session = await InferenceSession.create(path);
+    outputs.push(Float32Array.from((await session.run({ input })).logits.data as Float32Array));
+    session.release();
+  }
+  expect(Array.from(outputs[1])).toEqual(Array.from(outputs[0]));
+}
+
 /** Every dtype and format, odd shapes, an all-zero tensor, tensor params, and a dense tensor beside them. */
 function sparseContents(): { contents: KilnFileContents; dense: Map<string, Tensor> } {
   const rng = new Rng(31);
@@ -349,13 +360,7 @@ describe('save / load with sparse weights', () => {
 
     // A session reads the sparse file as the dense one: same outputs, bit for bit.
     const x = new Tensor('float32', new Float32Array(2 * 28 * 28).map(() => rng.next()), [2, 1, 28, 28]);
-    const outputs: Float32Array[] = [];
-    for (const path of [densePath, sparsePath]) {
-      const session = await InferenceSession.create(path);
-      outputs.push(Float32Array.from((await session.run({ input: x })).logits.data as Float32Array));
-      session.release();
-    }
-    expect(Array.from(outputs[1])).toEqual(Array.from(outputs[0]));
+    await expectSameLogits(densePath, sparsePath, x);
   });
 
   it('leaves dense weights dense, honours tensors/formats, checks the option; a Graph saves sparse too', async () => {
@@ -410,12 +415,6 @@ describe('save / load with sparse weights', () => {
     const back = await loadGraph(sparsePath);
     for (const [name, t] of graph.initializers) expect(sameBits(back.initializers.get(name)!, t)).toBe(true);
     const x = data.reshape([16, 1, 12, 12]);
-    const outputs: Float32Array[] = [];
-    for (const path of [densePath, sparsePath]) {
-      const session = await InferenceSession.create(path);
-      outputs.push(Float32Array.from((await session.run({ input: x })).logits.data as Float32Array));
-      session.release();
-    }
-    expect(Array.from(outputs[1])).toEqual(Array.from(outputs[0]));
+    await expectSameLogits(densePath, sparsePath, x);
   });
 });
