@@ -6,10 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 
+import { GraphBuilder } from '../../src/graph/ir.js';
 import { Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential } from '../../src/nn/index.js';
 import { seedCNN } from '../../src/nn/models.js';
 import { InferenceSession, type SessionOptions } from '../../src/runtime/session.js';
-import type { Tensor } from '../../src/tensor.js';
+import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import { forEachIsaAsync } from '../kernels/kernel-helpers.js';
 import { uniformImages } from '../support/tensors.js';
@@ -142,6 +143,27 @@ describe('sparseKernels', () => {
       expect(relDiff((await s.always.run({ input: x })).logits, want)).toBeLessThanOrEqual(1e-5);
       expect(relDiff((await s.auto.run({ input: x })).logits, want)).toBeLessThanOrEqual(1e-5);
     }
+  });
+
+  it('runs a fused LeakyRelu (applied after the sparse product) and a following MaxPool', async () => {
+    const r = new Rng(77);
+    const w = new Float32Array(10 * 6 * 3 * 3).map(() => r.uniform(-1, 1));
+    mask(w, 0.9, r);
+    const bias = new Float32Array(10).map(() => r.uniform(-0.5, 0.5));
+    const b = new GraphBuilder('leaky');
+    const x = b.addInput('x', ['N', 6, 11, 9]);
+    const c = b.addNode('Conv', [x, b.addInitializer('w', new Tensor('float32', w, [10, 6, 3, 3])), b.addInitializer('b', new Tensor('float32', bias, [10]))], { kernel_shape: [3, 3], pads: [1, 0, 1, 2] });
+    const a = b.addNode('LeakyRelu', [c], { alpha: 0.2 });
+    const p = b.addNode('MaxPool', [a], { kernel_shape: [2, 2], strides: [2, 2] });
+    const g = b.build([{ name: p, dtype: 'float32', shape: ['N', 10, 5, 5] }]);
+    const never = await InferenceSession.create(g, { sparseKernels: 'never' });
+    const always = await InferenceSession.create(g, { sparseKernels: 'always' });
+    expect(convSteps(always)[0]).toMatch(/ leaky_relu\(0\.2\) \+ pool 2x2 s2x2 sparse unstructured 90%$/);
+    const input = uniformImages(r, 3, [6, 11, 9]);
+    input.data.forEach((v, i, d) => (d[i] = v * 2 - 1));
+    await forEachIsaAsync(async (isa) => {
+      expect(relDiff((await always.run({ x: input }))[p], (await never.run({ x: input }))[p]), isa).toBeLessThanOrEqual(1e-5);
+    });
   });
 
   it('refuses a bad sparseKernels value', async () => {
