@@ -1,8 +1,8 @@
 /**
  * Sparse kernels in the plan: SeedCNN (MNIST 1x28x28 and CIFAR 3x32x32) with conv2 and fc1 masked
  * at 90% (unstructured, random), InferenceSession at batch 64 and 1 on one thread,
- * sparseKernels 'always' and 'auto' against 'never' (interleaved blocks of runs, median latency). Only Conv
- * steps have a sparse variant so far: fc1 runs dense in both.
+ * sparseKernels 'always' and 'auto' against 'never' (interleaved blocks of runs, median latency).
+ * The last columns are the conv2 and fc1 step texts of the 'always' and 'auto' sessions.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/sparse-session.js [minMs]
  */
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
     { name: 'MNIST', shape: [1, 28, 28] },
     { name: 'CIFAR', shape: [3, 32, 32] },
   ];
-  console.log('model  level     batch  never ms  always ms  auto ms  never/always  never/auto  conv2 (always) | conv2 (auto)');
+  console.log('model  level     batch  never ms  always ms  auto ms  never/always  never/auto  conv2, fc1 (always) | conv2, fc1 (auto)');
   for (const { name, shape } of nets) {
     const net = seedCNN({ inChannels: shape[0], height: shape[1], width: shape[2], numClasses: 10, seed: 1 }).eval();
     mask(net.layers.filter((m): m is Conv2d => m instanceof Conv2d)[1].weight.value.data, 0.9, rng);
@@ -33,7 +33,12 @@ async function main(): Promise<void> {
       const make = (sparseKernels: 'always' | 'never' | 'auto') =>
         InferenceSession.create(net, { inputShape: shape, intraOpNumThreads: 1, graphOptimizationLevel: level, sparseKernels });
       const [never, always, auto] = [await make('never'), await make('always'), await make('auto')];
-      const conv2 = (s: InferenceSession) => s.info().steps.filter((l) => l.startsWith('Conv'))[1].replace(/^.*\+ pool \S+ \S+ ?/, '');
+      const conv2 = (s: InferenceSession) => {
+        const steps = s.info().steps;
+        const c = steps.filter((l) => l.startsWith('Conv'))[1].replace(/^.*\+ pool \S+ \S+ ?/, '');
+        const f = steps.filter((l) => l.startsWith('Gemm'))[0].replace(/^Gemm \S+: \S+ ?(relu ?)?/, '');
+        return `${c}, ${f || 'dense'}`;
+      };
       for (const batch of [64, 1]) {
         const n = batch * shape.reduce((a, b) => a * b, 1);
         const x = new Tensor('float32', Float32Array.from({ length: n }, () => rng.uniform(0, 1)), [batch, ...shape]);

@@ -1,5 +1,5 @@
 /**
- * SessionOptions.sparseKernels: Conv steps whose weights are mostly zero run on the sparse kernels
+ * SessionOptions.sparseKernels: Conv and Gemm steps whose weights are mostly zero run on the sparse kernels
  * ('always', or 'auto' when faster) with the dense run's results (within fp32 rounding: the
  * summation order differs) on every ISA, with ReLU, a fused MaxPool, padding, strides and odd
  * shapes; planInfo().steps says which variant each Conv runs.
@@ -135,6 +135,9 @@ describe('sparseKernels', () => {
     mask(fcs[0].weight.value.data, 0.9, rng);
     const s = await sessions(net, [3, 32, 32]);
     expect(convSteps(s.always)[1]).toMatch(/ sparse unstructured 90%$/);
+    const gemms = s.always.info().steps.filter((l) => l.startsWith('Gemm'));
+    expect(gemms[0]).toMatch(/ sparse unstructured 90%$/);
+    expect(gemms[1]).not.toMatch(/sparse|zeros/);
     for (const batch of [1, 5]) {
       const x = uniformImages(rng, batch, [3, 32, 32]);
       const want = (await s.never.run({ input: x })).logits;
@@ -164,6 +167,46 @@ describe('sparseKernels', () => {
     await forEachIsaAsync(async (isa) => {
       expect(relDiff((await always.run({ x: input }))[p], (await never.run({ x: input }))[p]), isa).toBeLessThanOrEqual(1e-5);
     });
+  });
+
+  for (const fraction of [0, 0.5, 0.9, 0.99, 1]) {
+    it(`Gemm (Linear + ReLU, then Linear) with ${fraction * 100}% zeros: 'always' matches 'never' on every ISA`, async () => {
+      const fc = new Linear(37, 23, { seed: 4 });
+      mask(fc.weight.value.data, fraction, rng);
+      const model = new Sequential(new Flatten(), fc, new ReLU(), new Linear(23, 5, { seed: 6 })).eval();
+      const s = await sessions(model, [37]);
+      const gemm = s.always.info().steps.filter((l) => l.startsWith('Gemm'))[0];
+      if (fraction >= 0.5) expect(gemm).toMatch(new RegExp(` sparse unstructured ${Math.round(fraction * 100)}%$`));
+      else expect(gemm).not.toMatch(/sparse|zeros/);
+      for (const batch of [1, 2, 7, 64]) {
+        const x = uniformImages(rng, batch, [37]);
+        await forEachIsaAsync(async (isa) => {
+          const want = (await s.never.run({ input: x })).logits;
+          for (const mode of ['always', 'auto'] as const) {
+            expect(relDiff((await s[mode].run({ input: x })).logits, want), `${isa} ${mode} batch ${batch}`).toBeLessThanOrEqual(1e-5);
+          }
+        });
+      }
+    });
+  }
+
+  it('Gemm with transB 0, alpha, beta and a scalar C on the sparse kernels matches dense', async () => {
+    const r = new Rng(5);
+    const w = new Float32Array(19 * 11).map(() => r.uniform(-1, 1));
+    mask(w, 0.8, r);
+    const b = new GraphBuilder('gemm');
+    const x = b.addInput('x', ['N', 19]);
+    const y = b.addNode('Gemm', [x, b.addInitializer('w', new Tensor('float32', w, [19, 11])), b.addInitializer('c', new Tensor('float32', Float32Array.of(0.3), [1]))], { transB: 0, alpha: 0.7, beta: -2 });
+    const g = b.build([{ name: y, dtype: 'float32', shape: ['N', 11] }]);
+    const never = await InferenceSession.create(g, { sparseKernels: 'never' });
+    const always = await InferenceSession.create(g, { sparseKernels: 'always' });
+    expect(always.info().steps.find((l) => l.startsWith('Gemm'))).toMatch(/ sparse unstructured 80%$/);
+    for (const batch of [1, 6]) {
+      const input = uniformImages(r, batch, [19]);
+      await forEachIsaAsync(async (isa) => {
+        expect(relDiff((await always.run({ x: input }))[y], (await never.run({ x: input }))[y]), isa).toBeLessThanOrEqual(1e-5);
+      });
+    }
   });
 
   it('refuses a bad sparseKernels value', async () => {
