@@ -51,7 +51,16 @@ export interface CompileOptions {
    * sum but not bit-identical.
    */
   winograd?: boolean;
+  /**
+   * fp32 Conv steps with at least half their weights zero may run on the sparse kernels (default
+   * 'never'): 'auto' keeps the faster per layer, timed when the plan is built; 'always' takes sparse.
+   */
+  sparseKernels?: SparseKernels;
 }
+
+/** The values of CompileOptions.sparseKernels / SessionOptions.sparseKernels. */
+export const SPARSE_KERNELS = ['auto', 'always', 'never'] as const;
+export type SparseKernels = (typeof SPARSE_KERNELS)[number];
 
 interface Issue {
   node: GraphNode;
@@ -65,7 +74,7 @@ export function hasStaticShapes(graph: Graph): boolean {
 
 export function compileGraph(graph: Graph, options: CompileOptions = {}): CompiledGraph {
   validateGraph(graph);
-  const env: LoweringEnv = { values: [], steps: [], macs: 0, bound: new Map(), initializers: graph.initializers, fixedBatch: undefined, winograd: options.winograd === true };
+  const env: LoweringEnv = { values: [], steps: [], macs: 0, bound: new Map(), initializers: graph.initializers, fixedBatch: undefined, winograd: options.winograd === true, sparseKernels: options.sparseKernels ?? 'never' };
   const issues: Issue[] = [];
   const inputs = bindInputs(graph, env, options);
 

@@ -21,12 +21,13 @@ import { Tensor } from '../tensor.js';
 import { emptyModel, readModelFile } from '../util/files.js';
 import { describe, dims as checkDims, integer, oneOf, onlyKeys, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
 import { shouldRunAsync } from './async-policy.js';
-import { type CompiledGraph, type CompileOptions, compileGraph, hasStaticShapes } from './compile.js';
+import { type CompiledGraph, type CompileOptions, compileGraph, hasStaticShapes, SPARSE_KERNELS, type SparseKernels } from './compile.js';
 import { decodeKilnFile } from './kiln-file.js';
 import { graphFromKilnFile, moduleFromKilnFile } from './model-io.js';
 import { Plan, type PlanInfo } from './plan.js';
 
 export type { GraphOptimizationLevel } from '../graph/passes/index.js';
+export type { SparseKernels } from './compile.js';
 
 /** What a session can be created from. */
 export type SessionSource = Module | Graph | string | Uint8Array;
@@ -41,6 +42,14 @@ export interface SessionOptions {
    * fusion but not that.
    */
   graphOptimizationLevel?: GraphOptimizationLevel;
+  /**
+   * fp32 convolutions whose weights are at least half zeros (pruned models) may run on the sparse
+   * kernels (default 'auto'): 'auto' times sparse and dense per layer when the plan is built and
+   * keeps the faster; 'always' takes sparse whenever the layer is sparse enough; 'never' stays
+   * dense. planInfo().steps says which each Conv runs ("sparse unstructured 90%" or "dense, 90% zeros").
+   * Results match the dense run within fp32 rounding (the summation order differs).
+   */
+  sparseKernels?: SparseKernels;
   /** One image's shape, e.g. [1, 28, 28]: required for a Module, optional for a .kiln file that stores it. */
   inputShape?: readonly number[];
 }
@@ -68,7 +77,7 @@ interface Compiled {
 }
 
 /** The keys of {@link SessionOptions}; anything else is refused (a typo would else be ignored). */
-const SESSION_OPTION_KEYS = ['intraOpNumThreads', 'graphOptimizationLevel', 'inputShape'] as const;
+const SESSION_OPTION_KEYS = ['intraOpNumThreads', 'graphOptimizationLevel', 'sparseKernels', 'inputShape'] as const;
 
 /** `.kiln` files start with these bytes. */
 const KILN_MAGIC = [0x4b, 0x49, 0x4c, 0x4e];
@@ -86,6 +95,7 @@ export class InferenceSession implements Disposable {
   private readonly graph: Graph | undefined;  // kept only when input shapes are symbolic
   private readonly threads: number;
   private readonly level: GraphOptimizationLevel;
+  private readonly sparse: SparseKernels;
   private readonly compiled = new Map<string, Promise<Compiled>>();
   private staticPlan: Compiled | undefined;
   // Plans compiled for symbolic input sizes, by size key, once their build has finished.
@@ -93,9 +103,10 @@ export class InferenceSession implements Disposable {
   private inFlight = 0;
   private released = false;
 
-  private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, staticPlan: Compiled | undefined) {
+  private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined) {
     this.threads = threads;
     this.level = level;
+    this.sparse = sparse;
     this.staticPlan = staticPlan;
     this.graph = staticPlan ? undefined : graph;
     const inputs = graph.inputs.filter((v) => !graph.initializers.has(v.name));
@@ -121,14 +132,15 @@ export class InferenceSession implements Disposable {
     onlyKeys('options', opts, SESSION_OPTION_KEYS);
     const threads = opts.intraOpNumThreads === undefined ? 0 : integer('options.intraOpNumThreads', opts.intraOpNumThreads, 0, 1024);
     const level = opts.graphOptimizationLevel === undefined ? 'all' : oneOf('options.graphOptimizationLevel', opts.graphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS);
+    const sparse = opts.sparseKernels === undefined ? 'auto' : oneOf('options.sparseKernels', opts.sparseKernels, SPARSE_KERNELS);
     const inputShape = opts.inputShape === undefined ? undefined : checkDims('options.inputShape', opts.inputShape);
     const graph = optimizeGraph(await graphFrom(source, inputShape), level);
     let staticPlan: Compiled | undefined;
     if (hasStaticShapes(graph)) {
-      const compiled = compileGraph(graph, { maxThreads: threads, ...levelOptions(level) });
+      const compiled = compileGraph(graph, { maxThreads: threads, sparseKernels: sparse, ...levelOptions(level) });
       staticPlan = { graph: compiled, plan: await Plan.create(compiled.spec, true) };
     }
-    return new InferenceSession(graph, threads, level, staticPlan);
+    return new InferenceSession(graph, threads, level, sparse, staticPlan);
   }
 
   /** Runs the model; resolves with one tensor per output (batch first). */
@@ -249,7 +261,7 @@ export class InferenceSession implements Disposable {
       const graph = this.graph!;
       const inputShapes = Object.fromEntries(this.inputNames.map((name, i) => [name, shapes[i]]));
       pending = (async () => {
-        const compiled = compileGraph(graph, { inputShapes, maxThreads: this.threads, ...levelOptions(this.level) });
+        const compiled = compileGraph(graph, { inputShapes, maxThreads: this.threads, sparseKernels: this.sparse, ...levelOptions(this.level) });
         const plan = await Plan.create(compiled.spec, true);
         if (this.released) {
           plan.dispose();

@@ -48,6 +48,8 @@ export interface LoweringEnv {
   uint8Values?: Set<number>;
   /** Conv steps may run as Winograd F(2x2, 3x3) or F(4x4, 3x3) (CompileOptions.winograd). */
   winograd?: boolean;
+  /** Conv steps may run on the sparse kernels (CompileOptions.sparseKernels; absent: 'never'). */
+  sparseKernels?: 'auto' | 'always' | 'never';
 }
 
 export function numel(shape: readonly number[]): number {
@@ -73,6 +75,11 @@ export class NodeLowering {
   /** Conv steps may run as Winograd F(2x2, 3x3) or F(4x4, 3x3). */
   get winograd(): boolean {
     return this.env.winograd === true;
+  }
+
+  /** CompileOptions.sparseKernels ('never' when absent). */
+  get sparseKernels(): 'auto' | 'always' | 'never' {
+    return this.env.sparseKernels ?? 'never';
   }
 
   /** Input i is present (not omitted with ''). */

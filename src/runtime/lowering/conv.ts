@@ -43,7 +43,7 @@ function convStep(n: NodeLowering): ConvStep {
   return {
     input: spatial === 1 ? n.view(x, [cin, 1, x.shape[1]]) : x,
     shape: spatial === 1 ? [cout, 1, out[0]] : [cout, ...out],
-    attrs: { kernel: w2.kernel, strides: w2.strides, pads: w2.pads, dilations: w2.dilations, group, ...activationAttrs(n), ...(n.winograd ? { winograd: 1 } : {}) },
+    attrs: { kernel: w2.kernel, strides: w2.strides, pads: w2.pads, dilations: w2.dilations, group, ...activationAttrs(n), ...(n.winograd ? { winograd: 1 } : {}), ...(n.sparseKernels !== 'never' ? { sparse: n.sparseKernels } : {}) },
     weights: bias ? { W: weight, B: bias } : { W: weight },
     macs: cout * out.reduce((a, b) => a * b, 1) * cinPerGroup * win.kernel.reduce((a, b) => a * b, 1),
     spatial,

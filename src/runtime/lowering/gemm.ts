@@ -21,7 +21,7 @@ export function lowerGemm(n: NodeLowering): ValueRef[] {
     if (!batchFree) throw new Unsupported(`bias C of shape ${shapeText(c.shape)} varies per row (only [N] or [1, N] biases)`);
     weights.C = c;
   }
-  const attrs = { transA: 0, transB: transB ? 1 : 0, alpha: n.float('alpha', 1), beta: n.float('beta', 1), ...activationAttrs(n) };
+  const attrs = { transA: 0, transB: transB ? 1 : 0, alpha: n.float('alpha', 1), beta: n.float('beta', 1), ...activationAttrs(n), ...(n.sparseKernels !== 'never' ? { sparse: n.sparseKernels } : {}) };
   return [n.emit('Gemm', [a], [bn], { attrs, weights, macs: k * bn })];
 }
 

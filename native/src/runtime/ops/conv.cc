@@ -6,13 +6,26 @@
 // With attr `winograd` = 1 (graphOptimizationLevel 'all') a 3x3 stride-1 convolution that
 // winograd_fits runs as Winograd F(2x2, 3x3) or F(4x4, 3x3) on AVX-512 (conv/winograd.h), 2x2/2
 // max pools inside.
+// With attr `sparse` = 'always' | 'auto' (session option sparseKernels; absent = 'never') an
+// ungrouped convolution whose weights are at least kSparseFloor zeros may run on the sparse kernels
+// instead (kiln/sparse.h): per image im2col (none for pointwise), then Y = W_sparse * cols with
+// bias and ReLU; other activations and a fused pool run after it as on the staged dense path
+// (the direct and Winograd fused-pool kernels are dense only). 'always' takes sparse whenever the
+// floor is met; 'auto' times both on a few synthetic images when the plan is built and keeps the
+// faster. detail() says which ran ("sparse unstructured 90%" or "dense, 90% zeros").
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <memory>
 #include <sstream>
+#include <vector>
 
 #include "common/dispatch.h"
 #include "conv/winograd.h"
+#include "conv/im2col.h"
 #include "kiln/conv.h"
+#include "kiln/sparse.h"
+#include "kiln/thread-pool.h"
 #include "runtime/activation.h"
 #include "runtime/ops/conv-attrs.h"
 #include "runtime/ops/pool2d.h"
@@ -34,10 +47,42 @@ size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 constexpr size_t kNoWinograd = 0;
 constexpr size_t kWinogradByCost = 1;
 
+enum class SparseMode { kNever, kAlways, kAuto };
+// Sparse kernels are considered only from this fraction of zero weights up (below it no packing,
+// no timing: the dense GEMM wins on every shape measured in native/bench/sparse-bench.cc).
+constexpr double kSparseFloor = 0.5;
+// 'auto': synthetic images per timed run, and the time budget per layer.
+constexpr size_t kSparseProbeImages = 4;
+constexpr double kSparseProbeBudgetSeconds = 0.02;
+constexpr int kSparseProbeMaxReps = 7;
+// Layers of more multiply-adds per image than this / kSparseProbeImages are probed on one image.
+constexpr size_t kSparseProbeMaxMacs = size_t{32} << 20;
+
+// Output rows stored in block-rows (all rows of a block-row of a 4x1 / 8x1 matrix but the padding).
+size_t stored_in_range(const PackedSparseF32& p) {
+  size_t n = 0;
+  for (size_t r = 0; r < p.block_rows(); ++r) {
+    const size_t rows = std::min(p.br(), p.rows() - r * p.br());
+    n += (p.row_ptr()[r + 1] - p.row_ptr()[r]) * rows * p.bc();
+  }
+  return n;
+}
+
+// The widest block pattern whose blocks hold no zero of W (the zeros come in whole blocks), else
+// unstructured CSR.
+std::unique_ptr<const PackedSparseF32> pack_best(size_t m, size_t k, const float* w) {
+  for (SparsePattern p : {SparsePattern::kBlock8x1, SparsePattern::kBlock4x1, SparsePattern::kBlock1x4}) {
+    if (p == SparsePattern::kBlock1x4 && k % 4 != 0) continue;
+    auto packed = std::make_unique<const PackedSparseF32>(m, k, w, k, p);
+    if (packed->nonzeros() > 0 && stored_in_range(*packed) == packed->nonzeros()) return packed;
+  }
+  return std::make_unique<const PackedSparseF32>(m, k, w, k, SparsePattern::kUnstructured);
+}
+
 class ConvStep : public PlanStep {
  public:
   ConvStep(const Conv2dGeometry& g, const float* weight, const float* bias, Activation act, const Pool2d* pool,
-           size_t winograd_tile)
+           size_t winograd_tile, SparseMode sparse_mode)
       : conv_(g, weight, bias, act.is_relu()), act_(act), fused_pool_(pool != nullptr) {
     if (pool) pool_ = *pool;
     // 2-D max pools after ReLU (or nothing) can run inside the direct convolution.
@@ -49,24 +94,92 @@ class ConvStep : public PlanStep {
                                                            : winograd_tile_for(g, winograd_pool_ ? &direct_window_ : nullptr);
       winograd_ = std::make_unique<const WinogradConv>(g, weight, bias, tile);
     }
+    if (sparse_mode != SparseMode::kNever) choose_sparse(g, weight, bias, sparse_mode);
   }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads) const override {
+    run_with(io, batch, scratch, max_threads, sparse_ != nullptr);
+  }
+
+ private:
+  // Packs the weights when they are sparse enough and the geometry allows it, then keeps the sparse
+  // variant ('always') or the faster of the two on a synthetic batch ('auto').
+  void choose_sparse(const Conv2dGeometry& g, const float* weight, const float* bias, SparseMode mode) {
+    if (g.groups != 1 || g.weight_size() == 0 || g.out_plane() == 0) return;
+    const size_t total = g.weight_size();
+    size_t zeros = 0;
+    for (size_t i = 0; i < total; ++i) zeros += weight[i] == 0.0f ? 1 : 0;
+    zero_fraction_ = static_cast<double>(zeros) / static_cast<double>(total);
+    if (zero_fraction_ < kSparseFloor) return;
+    considered_ = true;
+    sparse_ = pack_best(g.out_channels, g.patch(), weight);
+    if (bias) sparse_bias_.assign(bias, bias + g.out_channels);
+    if (mode == SparseMode::kAuto && !sparse_is_faster()) {
+      sparse_.reset();
+      sparse_bias_.clear();
+      return;
+    }
+    // The dense fused-pool kernels and Winograd are no longer used.
+    direct_pool_ = false;
+    winograd_pool_ = false;
+    winograd_.reset();
+  }
+
+  // Times run_with dense and sparse, alternately, on kSparseProbeImages images (one for a large
+  // layer), one thread: one warm-up run each, then the best of up to kSparseProbeMaxReps runs each
+  // within about kSparseProbeBudgetSeconds (at least one: a very large layer may take longer).
+  bool sparse_is_faster() {
+    const Conv2dGeometry& g = conv_.geometry();
+    // A few images for small layers; one for large ones (the probe must stay short).
+    const size_t macs = g.out_channels * g.out_plane() * g.patch();
+    const size_t images = macs * kSparseProbeImages <= kSparseProbeMaxMacs ? kSparseProbeImages : 1;
+    std::vector<float> x(images * g.in_channels * g.in_plane());
+    uint32_t state = 0x9e3779b9u;
+    for (float& v : x) {
+      state = state * 1664525u + 1013904223u;
+      v = static_cast<float>(state >> 8) / 8388608.0f - 1.0f;  // [-1, 1)
+    }
+    const size_t out_image = g.out_channels * (fused_pool_ ? pool_.out_plane() : g.out_plane());
+    std::vector<float> y(images * out_image);
+    std::vector<float> scratch(scratch_floats(images, 1) + 16);
+    const float* in[1] = {x.data()};
+    float* out[1] = {y.data()};
+    const StepBuffers io{in, out};
+    using Clock = std::chrono::steady_clock;
+    auto time_one = [&](bool sparse) {
+      const auto t0 = Clock::now();
+      run_with(io, images, scratch.data(), 1, sparse);
+      return std::chrono::duration<double>(Clock::now() - t0).count();
+    };
+    time_one(false);  // warm caches and pages
+    time_one(true);
+    double dense = time_one(false), sparse = time_one(true);
+    const double pair = dense + sparse;
+    const int reps = pair <= 0 ? kSparseProbeMaxReps
+                               : static_cast<int>(std::min<double>(kSparseProbeMaxReps, kSparseProbeBudgetSeconds / pair));
+    for (int r = 1; r < reps; ++r) {
+      dense = std::min(dense, time_one(false));
+      sparse = std::min(sparse, time_one(true));
+    }
+    return sparse < dense;
+  }
+
+  void run_with(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads, bool sparse) const {
     // One table for the whole step: setIsa() may switch the active one on another thread while
     // this runs, and every path below is chosen and run on the same table (a kernel this one
     // lacks is never called; the paths that need none are always there).
     const DispatchTable& t = dispatch();
-    const bool winograd = winograd_ && WinogradConv::available(t);
+    const bool winograd = !sparse && winograd_ && WinogradConv::available(t);
     if (winograd && winograd_pool_ &&
         winograd_->run(t, io.in[0], io.out[0], batch, &direct_window_, act_.is_relu(), scratch, max_threads)) {
       return;
     }
-    if (direct_pool_ && conv_.can_fuse_max_pool(t) && !winograd) {
+    if (!sparse && direct_pool_ && conv_.can_fuse_max_pool(t) && !winograd) {
       conv_.run_max_pooled(t, io.in[0], io.out[0], batch, direct_window_, scratch, max_threads);
       return;
     }
     if (!fused_pool_) {
-      convolve(t, io.in[0], io.out[0], batch, scratch, max_threads);
+      convolve(t, io.in[0], io.out[0], batch, scratch, max_threads, sparse);
       activate(io.out[0], batch, max_threads);
       return;
     }
@@ -78,11 +191,13 @@ class ConvStep : public PlanStep {
     float* conv_scratch = scratch + round16(chunk * conv_image);
     for (size_t start = 0; start < batch; start += chunk) {
       const size_t n = std::min(chunk, batch - start);
-      convolve(t, io.in[0] + start * in_image, conv_out, n, conv_scratch, max_threads);
+      convolve(t, io.in[0] + start * in_image, conv_out, n, conv_scratch, max_threads, sparse);
       activate(conv_out, n, max_threads);
       pool_.run(conv_out, io.out[0] + start * pool_image, n * g.out_channels, max_threads);
     }
   }
+
+ public:
   size_t scratch_floats(size_t batch, size_t threads) const override {
     if (!fused_pool_) return convolve_scratch_floats(batch, threads);
     const Conv2dGeometry& g = conv_.geometry();
@@ -93,7 +208,10 @@ class ConvStep : public PlanStep {
     if (winograd_pool_) fused = std::max(fused, winograd_->scratch_floats(batch, threads, &direct_window_));
     return std::max(staged, fused);
   }
-  size_t weight_bytes() const override { return conv_.weight_bytes() + (winograd_ ? winograd_->bytes() : 0); }
+  size_t weight_bytes() const override {
+    return conv_.weight_bytes() + (winograd_ ? winograd_->bytes() : 0) +
+           (sparse_ ? sparse_->bytes() + sparse_bias_.size() * sizeof(float) : 0);
+  }
   std::string detail() const override {
     const Conv2dGeometry& g = conv_.geometry();
     std::ostringstream s;
@@ -104,6 +222,16 @@ class ConvStep : public PlanStep {
     if (act_.kind != Activation::kNone) s << " " << act_.name();
     if (fused_pool_) s << " + pool " << pool_.detail();
     if (winograd_) s << " (winograd F(" << winograd_->tile() << "x" << winograd_->tile() << ", 3x3) on avx512)";
+    if (considered_) {
+      // Rounded, but never 100% unless every weight is zero.
+      int pct = static_cast<int>(std::lround(zero_fraction_ * 100.0));
+      if (pct == 100 && zero_fraction_ < 1.0) pct = 99;
+      if (sparse_) {
+        s << " sparse " << sparse_pattern_name(sparse_->pattern()) << " " << pct << "%";
+      } else {
+        s << " dense, " << pct << "% zeros";
+      }
+    }
     return s.str();
   }
 
@@ -118,13 +246,57 @@ class ConvStep : public PlanStep {
   }
   // Winograd where it applies and `t` runs it, else conv_.run on `t`.
   void convolve(const DispatchTable& t, const float* x, float* y, size_t batch, float* scratch,
-                size_t max_threads) const {
+                size_t max_threads, bool sparse) const {
+    if (sparse) {
+      sparse_convolve(t, x, y, batch, scratch, max_threads);
+      return;
+    }
     if (winograd_ && winograd_->run(t, x, y, batch, nullptr, act_.is_relu(), scratch, max_threads)) return;
     conv_.run(t, x, y, batch, scratch, max_threads);
   }
   size_t convolve_scratch_floats(size_t batch, size_t threads) const {
-    const size_t plain = conv_.scratch_floats(batch);
+    size_t plain = conv_.scratch_floats(batch);
+    if (sparse_) plain = std::max(plain, sparse_slots(batch, threads) * sparse_col_floats());
     return winograd_ ? std::max(plain, winograd_->scratch_floats(batch, threads, nullptr)) : plain;
+  }
+  // Column matrix of one image (none for pointwise: the input planes are the columns).
+  size_t sparse_col_floats() const {
+    const Conv2dGeometry& g = conv_.geometry();
+    return g.is_pointwise() ? 0 : round16(g.patch() * g.out_plane());
+  }
+  // Images run side by side, one thread and one column buffer each.
+  static size_t sparse_slots(size_t batch, size_t threads) {
+    return std::max<size_t>(1, std::min({batch, std::max<size_t>(threads, 1), size_t{kMaxSparseSlots}}));
+  }
+  static constexpr size_t kMaxSparseSlots = 64;
+  // y = W_sparse * im2col(x) + bias, ReLU inside when the activation is ReLU.
+  void sparse_convolve(const DispatchTable& t, const float* x, float* y, size_t batch, float* scratch,
+                       size_t max_threads) const {
+    const Conv2dGeometry& g = conv_.geometry();
+    const size_t plane = g.out_plane(), in_image = g.in_channels * g.in_plane(), out_image = g.out_channels * plane;
+    const size_t colf = sparse_col_floats();
+    const float* bias = sparse_bias_.empty() ? nullptr : sparse_bias_.data();
+    const bool relu = act_.is_relu();
+    const size_t slots = sparse_slots(batch, max_threads);
+    auto image = [&](size_t i, size_t slot, size_t threads) {
+      const float* cols = x + i * in_image;
+      if (!g.is_pointwise()) {
+        float* col = scratch + slot * colf;
+        im2col(t.f32_conv, g, g.in_channels, cols, 0, plane, col, plane);
+        cols = col;
+      }
+      spmm_f32(*sparse_, plane, cols, plane, y + i * out_image, plane, bias, relu, threads);
+    };
+    if (slots <= 1) {
+      for (size_t i = 0; i < batch; ++i) image(i, 0, max_threads);
+      return;
+    }
+    parallel_for(
+        slots,
+        [&](size_t s) {
+          for (size_t i = s; i < batch; i += slots) image(i, s, 1);
+        },
+        max_threads);
   }
   void activate(float* y, size_t batch, size_t max_threads) const {
     if (act_.kind == Activation::kNone || act_.is_relu()) return;
@@ -141,6 +313,10 @@ class ConvStep : public PlanStep {
   ConvMaxPool direct_window_;
   std::unique_ptr<const WinogradConv> winograd_;  // null unless asked for and winograd_fits
   bool winograd_pool_ = false;                     // the fused pool runs inside the Winograd kernel
+  bool considered_ = false;                        // zeros >= kSparseFloor and sparse was allowed
+  double zero_fraction_ = 0;
+  std::unique_ptr<const PackedSparseF32> sparse_;  // non-null: the step runs on the sparse kernels
+  std::vector<float> sparse_bias_;
 };
 
 }  // namespace
@@ -164,13 +340,17 @@ std::unique_ptr<PlanStep> make_conv(const StepContext& ctx) {
   const int64_t tile = ctx.integer_or("winograd_tile", 0, 4, 0);
   if (tile != 0 && tile != 2 && tile != 4) ctx.fail("attrs.winograd_tile", "0 (by cost), 2 or 4", std::to_string(tile));
   const size_t winograd_tile = !winograd ? kNoWinograd : tile == 0 ? kWinogradByCost : static_cast<size_t>(tile);
+  const std::string sparse_text = ctx.choice_or("sparse", {"never", "always", "auto"}, "never");
+  const SparseMode sparse = sparse_text == "always" ? SparseMode::kAlways
+                            : sparse_text == "auto" ? SparseMode::kAuto
+                                                    : SparseMode::kNever;
   if (pool_op == "None") {
     ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});
-    return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), nullptr, winograd_tile);
+    return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), nullptr, winograd_tile, sparse);
   }
   const Pool2d pool = Pool2d::parse(ctx, "pool_", {g.out_channels, g.out_height, g.out_width}, pool_op == "MaxPool");
   ctx.expect_output_shape(0, pool.output_shape(g.out_channels, 2));
-  return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), &pool, winograd_tile);
+  return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), &pool, winograd_tile, sparse);
 }
 
 }  // namespace runtime

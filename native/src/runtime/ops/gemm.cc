@@ -1,9 +1,20 @@
 // Gemm: Y[batch x N] = alpha * X[batch x K] * op(B) + beta * C, with B packed once (alpha folded
 // into it), C as a column bias and the fused activation. Rows are images, so the batch is M.
+// With attr `sparse` = 'always' | 'auto' (session option sparseKernels) and at least half of B
+// zeros, B^T (N x K) is packed as unstructured CSR and the step runs Y^T = B^T * X^T on the sparse
+// kernels (X transposed into scratch, Y transposed back); 'auto' times both at plan build on a
+// synthetic batch of 1 and of kProbeBatch rows, and runs sparse at batches <= kSmallBatch only when
+// it won at 1, at larger batches only when it won at kProbeBatch (a single row gives the sparse
+// kernels one lane: SeedCNN's fc1 at 90% zeros is slower sparse at batch 1, faster at 16).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
 #include <sstream>
 #include <vector>
 
 #include "kiln/f32-gemm.h"
+#include "kiln/sparse.h"
 #include "runtime/activation.h"
 #include "runtime/ops/ops.h"
 #include "runtime/parallel.h"
@@ -12,27 +23,119 @@ namespace kiln {
 namespace runtime {
 namespace {
 
+constexpr double kSparseFloor = 0.5;
+constexpr size_t kProbeBatch = 16;
+constexpr size_t kSmallBatch = 4;
+constexpr double kProbeBudgetSeconds = 0.02;
+constexpr int kProbeMaxReps = 7;
+
 class GemmStep : public PlanStep {
  public:
-  GemmStep(PackedB packed, std::vector<float> bias, Activation act)
-      : packed_(std::move(packed)), bias_(std::move(bias)), act_(act) {}
+  // `wt`: the weight as N x K (out x in, alpha folded in), for the sparse variant; null = none.
+  GemmStep(PackedB packed, std::vector<float> bias, Activation act, const float* wt, bool sparse_auto)
+      : packed_(std::move(packed)), bias_(std::move(bias)), act_(act) {
+    if (!wt) return;
+    const size_t k = packed_.depth(), n = packed_.cols();
+    if (k == 0 || n == 0) return;
+    size_t zeros = 0;
+    for (size_t i = 0; i < n * k; ++i) zeros += wt[i] == 0.0f ? 1 : 0;
+    zero_fraction_ = static_cast<double>(zeros) / static_cast<double>(n * k);
+    if (zero_fraction_ < kSparseFloor) return;
+    considered_ = true;
+    sparse_ = std::make_unique<const PackedSparseF32>(n, k, wt, k, SparsePattern::kUnstructured);
+    if (sparse_auto) {
+      sparse_small_ = sparse_is_faster(1);
+      sparse_large_ = sparse_is_faster(kProbeBatch);
+      if (!sparse_small_ && !sparse_large_) sparse_.reset();
+    }
+  }
 
-  void run(const StepBuffers& io, size_t batch, float*, size_t max_threads) const override {
+  void run(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads) const override {
+    run_with(io.in[0], io.out[0], batch, scratch, max_threads, use_sparse(batch));
+  }
+  size_t scratch_floats(size_t batch, size_t) const override {
+    return sparse_ ? batch * (packed_.depth() + packed_.cols()) : 0;
+  }
+
+ private:
+  bool use_sparse(size_t batch) const { return sparse_ && (batch <= kSmallBatch ? sparse_small_ : sparse_large_); }
+
+  bool sparse_is_faster(size_t batch) const {
+    const size_t k = packed_.depth(), n = packed_.cols();
+    std::vector<float> x(batch * k), y(batch * n), scratch(batch * (k + n));
+    uint32_t state = 0x9e3779b9u;
+    for (float& v : x) {
+      state = state * 1664525u + 1013904223u;
+      v = static_cast<float>(state >> 8) / 8388608.0f - 1.0f;
+    }
+    using Clock = std::chrono::steady_clock;
+    auto time_one = [&](bool sparse) {
+      const auto t0 = Clock::now();
+      run_with(x.data(), y.data(), batch, scratch.data(), 1, sparse);
+      return std::chrono::duration<double>(Clock::now() - t0).count();
+    };
+    time_one(false);
+    time_one(true);
+    double dense = time_one(false), sparse = time_one(true);
+    const double pair = dense + sparse;
+    const int reps = pair <= 0 ? kProbeMaxReps : static_cast<int>(std::min<double>(kProbeMaxReps, kProbeBudgetSeconds / pair));
+    for (int r = 1; r < reps; ++r) {
+      dense = std::min(dense, time_one(false));
+      sparse = std::min(sparse, time_one(true));
+    }
+    return sparse < dense;
+  }
+
+  void run_with(const float* x, float* y, size_t batch, float* scratch, size_t max_threads, bool sparse) const {
+    const size_t k = packed_.depth(), n = packed_.cols();
+    if (sparse) {
+      if (batch == 0) return;
+      const float* bias = bias_.empty() ? nullptr : bias_.data();
+      if (batch == 1) {
+        spmm_f32(*sparse_, 1, x, 1, y, 1, bias, act_.is_relu(), max_threads);
+      } else {
+        float* xt = scratch;
+        float* yt = scratch + batch * k;
+        for (size_t b = 0; b < batch; ++b) {
+          for (size_t i = 0; i < k; ++i) xt[i * batch + b] = x[b * k + i];
+        }
+        spmm_f32(*sparse_, batch, xt, batch, yt, batch, bias, act_.is_relu(), max_threads);
+        for (size_t j = 0; j < n; ++j) {
+          for (size_t b = 0; b < batch; ++b) y[b * n + j] = yt[j * batch + b];
+        }
+      }
+      if (act_.kind != Activation::kNone && !act_.is_relu()) act_.apply(y, batch * n);
+      return;
+    }
     GemmEpilogue ep;
     if (!bias_.empty()) {
       ep.bias = bias_.data();
       ep.bias_mode = BiasMode::kPerColumn;
     }
     ep.relu = act_.is_relu();
-    const size_t k = packed_.depth(), n = packed_.cols();
-    sgemm_packed_b(batch, false, io.in[0], k, packed_, io.out[0], n, ep, max_threads);
-    if (act_.kind != Activation::kNone && !act_.is_relu()) act_.apply(io.out[0], batch * n);
+    sgemm_packed_b(batch, false, x, k, packed_, y, n, ep, max_threads);
+    if (act_.kind != Activation::kNone && !act_.is_relu()) act_.apply(y, batch * n);
   }
-  size_t weight_bytes() const override { return packed_.bytes() + bias_.size() * sizeof(float); }
+
+ public:
+  size_t weight_bytes() const override {
+    return packed_.bytes() + bias_.size() * sizeof(float) + (sparse_ ? sparse_->bytes() : 0);
+  }
   std::string detail() const override {
     std::ostringstream s;
     s << packed_.depth() << "->" << packed_.cols();
     if (act_.kind != Activation::kNone) s << " " << act_.name();
+    if (considered_) {
+      int pct = static_cast<int>(std::lround(zero_fraction_ * 100.0));
+      if (pct == 100 && zero_fraction_ < 1.0) pct = 99;
+      if (sparse_) {
+        s << " sparse unstructured " << pct << "%";
+        if (!sparse_small_) s << " (batch > " << kSmallBatch << ")";
+        if (!sparse_large_) s << " (batch <= " << kSmallBatch << ")";
+      } else {
+        s << " dense, " << pct << "% zeros";
+      }
+    }
     return s.str();
   }
 
@@ -40,6 +143,10 @@ class GemmStep : public PlanStep {
   PackedB packed_;
   std::vector<float> bias_;
   Activation act_;
+  bool considered_ = false;
+  double zero_fraction_ = 0;
+  std::unique_ptr<const PackedSparseF32> sparse_;  // non-null: the step may run on the sparse kernels
+  bool sparse_small_ = true, sparse_large_ = true;  // ... at batches <= kSmallBatch, resp. above
 };
 
 }  // namespace
@@ -73,15 +180,29 @@ std::unique_ptr<PlanStep> make_gemm(const StepContext& ctx) {
       for (size_t j = 0; j < n; ++j) bias[j] = static_cast<float>(beta * c->data[len == 1 ? 0 : j]);
     }
   }
-  PackedB packed;
-  if (alpha == 1.0) {
-    packed = PackedB(trans_b, k, n, b.data, trans_b ? k : n);
-  } else {
-    std::vector<float> scaled(b.data, b.data + b.length);
+  const std::string sparse_text = ctx.choice_or("sparse", {"never", "always", "auto"}, "never");
+  std::vector<float> scaled;
+  const float* w = b.data;
+  if (alpha != 1.0) {
+    scaled.assign(b.data, b.data + b.length);
     for (float& v : scaled) v = static_cast<float>(alpha * v);
-    packed = PackedB(trans_b, k, n, scaled.data(), trans_b ? k : n);
+    w = scaled.data();
   }
-  return std::make_unique<GemmStep>(std::move(packed), std::move(bias), Activation::parse(ctx));
+  PackedB packed(trans_b, k, n, w, trans_b ? k : n);
+  // The sparse variant reads the weight as N x K.
+  std::vector<float> wt;
+  if (sparse_text != "never" && k > 0 && n > 0) {
+    if (trans_b) {
+      wt.assign(w, w + n * k);
+    } else {
+      wt.resize(n * k);
+      for (size_t i = 0; i < k; ++i) {
+        for (size_t j = 0; j < n; ++j) wt[j * k + i] = w[i * n + j];
+      }
+    }
+  }
+  return std::make_unique<GemmStep>(std::move(packed), std::move(bias), Activation::parse(ctx), wt.empty() ? nullptr : wt.data(),
+                                    sparse_text == "auto");
 }
 
 }  // namespace runtime
