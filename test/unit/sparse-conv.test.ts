@@ -93,16 +93,20 @@ describe('sparseKernels', () => {
     }
   }
 
-  it("'auto' runs a 95%-zero SeedCNN conv2 sparse when it beats the dense GEMM, and a dense conv dense", async () => {
-    // graphOptimizationLevel 'extended': no Winograd. With it ('all', AVX-512) the Winograd conv2
-    // beats sparse at 95% on the dev CPU (Zen 5: ~34 vs ~40 us for 4 images) and 'auto' keeps it.
+  it("'auto' measures a 95%-zero SeedCNN conv2 and reports its choice; a dense conv is not considered", async () => {
+    // Which variant wins is measured on the machine (at 'extended', no Winograd, sparse won by about
+    // 1.5x on the dev CPU; at 'all' dense Winograd won), so the test takes either outcome: a timing
+    // race must not fail a test on a busy CI machine. 'always' and 'never' pin the choice.
     const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 3 }).eval();
     const convs = net.layers.filter((m): m is Conv2d => m instanceof Conv2d);
     mask(convs[1].weight.value.data, 0.95, rng);
     const auto = await InferenceSession.create(net, { inputShape: [1, 28, 28], graphOptimizationLevel: 'extended' });
     const [conv1, conv2] = convSteps(auto);
     expect(conv1).not.toMatch(/sparse|zeros/);
-    expect(conv2).toMatch(/ sparse unstructured 95%$/);
+    expect(conv2).toMatch(/( sparse unstructured 95%| dense, 95% zeros)$/);
+    const always = await InferenceSession.create(net, { inputShape: [1, 28, 28], graphOptimizationLevel: 'extended', sparseKernels: 'always' });
+    expect(convSteps(always)[1]).toMatch(/ sparse unstructured 95%$/);
+    expect(convSteps(always)[0]).not.toMatch(/sparse|zeros/);
     // With Winograd the choice is measured too; either way it is reported.
     const all = await InferenceSession.create(net, { inputShape: [1, 28, 28] });
     expect(convSteps(all)[1]).toMatch(/( sparse unstructured 95%| dense, 95% zeros)$/);
