@@ -3,7 +3,7 @@
  * (the CPU's FMA peak, Kiln's own fp32 path, or onnxruntime-node). Writes bench/results/latest.{json,md}.
  *
  *   npm run bench                       # everything
- *   npm run bench -- gemm forward       # only some sections: gemm (fp32 and int8), s8gemm, forward, train, ort, int8
+ *   npm run bench -- gemm forward       # only some sections: gemm (fp32 and int8), s8gemm, forward, train, ort, int8, sparse
  *   npm run bench -- ort --model x.onnx # also benchmark an ONNX model of your own against ORT
  */
 import { availableParallelism } from 'node:os';
@@ -15,6 +15,7 @@ import { benchGemm, benchS8Gemm, measureF32Peak } from './gemm.js';
 import { benchInt8 } from './int8.js';
 import { Report } from './report.js';
 import { benchForward, benchTraining, benchVsOrt } from './seedcnn.js';
+import { benchSparseSessions } from './sparse-session.js';
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
   if (all || sections.has('train')) await benchTraining(report, cores);
   if (all || sections.has('ort')) await benchVsOrt(report, threadCounts, models);
   if (all || sections.has('int8')) await benchInt8(report, threadCounts);
+  if (all || sections.has('sparse')) await benchSparseSessions(report);
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const { json, markdown } = await report.write(join(root, 'bench', 'results'));
   process.stdout.write(`\nwrote ${json} and ${markdown}\n`);
