@@ -18,7 +18,7 @@ import { integer, oneOf, options as checkOptions, typeError } from '../validate.
 import { compareArrays, type CompareProgress, type OutputComparison } from './compare.js';
 import { exportModel } from './export.js';
 import { loadOnnxRuntime } from './onnxruntime.js';
-import { concatChunks, rowRanges, sliceFeeds } from './row-chunks.js';
+import { chunkRows, concatChunks, rowCounter, rowRanges, runKilnChunks, sliceFeeds } from './row-chunks.js';
 
 export interface Int8CompareOptions {
   /** Threads each runtime may use. Default: each runtime's default. */
@@ -123,19 +123,11 @@ export async function compareInt8WithOnnxRuntime(
   const feeds = inputs as Record<string, Tensor<'float32'>>;
   const batch = graph.inputs[0] ? feeds[graph.inputs[0].name]!.dims[0] ?? 1 : 1;
   const chunks = rowRanges(graph, feeds, batch).map((r) => sliceFeeds(feeds, r));
-  const progress = (runtime: CompareProgress['runtime']): ((rows: number) => void) => {
-    let done = 0;
-    return (rows) => {
-      done += rows;
-      opts.onProgress?.({ runtime, done, total: batch });
-    };
-  };
-
   const ort = await loadOnnxRuntime();
   const ortSession = await ort.InferenceSession.create(model, { logSeverityLevel: 3, ...(threads === undefined ? {} : { intraOpNumThreads: threads }) });
   const ortChunks: Record<string, Float32Array>[] = [];
   try {
-    const ortProgress = progress('onnxruntime');
+    const ortProgress = rowCounter('onnxruntime', batch, opts.onProgress);
     for (const chunk of chunks) {
       const ortFeeds: Record<string, Ort.Tensor> = {};
       graph.inputs.forEach((input, k) => {
@@ -154,7 +146,7 @@ export async function compareInt8WithOnnxRuntime(
           }),
         ),
       );
-      ortProgress(chunk[graph.inputs[0]!.name]!.dims[0]!);
+      ortProgress(chunkRows(chunk));
     }
   } finally {
     await ortSession.release();
@@ -163,22 +155,11 @@ export async function compareInt8WithOnnxRuntime(
   let kilnOut: Record<string, Tensor>;
   if (engine === 'reference') {
     kilnOut = runInt8Reference(graph, inputs);
-    progress('kiln')(batch);
+    rowCounter('kiln', batch, opts.onProgress)(batch);
   } else {
     const session = await InferenceSession.create(graph, threads === undefined ? {} : { intraOpNumThreads: threads });
     try {
-      const kilnProgress = progress('kiln');
-      const parts: Record<string, Float32Array>[] = [];
-      let dims: Record<string, readonly number[]> = {};
-      for (const chunk of chunks) {
-        const out = await session.run(chunk);
-        parts.push(Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.data as Float32Array])));
-        dims = Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.dims]));
-        kilnProgress(chunk[graph.inputs[0]!.name]!.dims[0]!);
-      }
-      kilnOut = Object.fromEntries(
-        Object.entries(concatChunks(parts)).map(([k, data]) => [k, new Tensor('float32', data, chunks.length === 1 ? dims[k]! : [batch, ...dims[k]!.slice(1)])]),
-      );
+      kilnOut = await runKilnChunks(session, chunks, batch, rowCounter('kiln', batch, opts.onProgress));
     } finally {
       session.release();
     }

@@ -25,7 +25,7 @@ import { exportModel } from './export.js';
 import { readExternalData } from './external-data.js';
 import { importModel } from './import.js';
 import { loadOnnxRuntime } from './onnxruntime.js';
-import { concatChunks, rowRanges, sliceFeeds } from './row-chunks.js';
+import { chunkRows, concatChunks, rowCounter, rowRanges, runKilnChunks, sliceFeeds } from './row-chunks.js';
 import { DataType, decodeModel, encodeModel } from './proto.js';
 import { externalTensors } from './read-graph.js';
 
@@ -219,7 +219,7 @@ async function runOrt(
       const result: Record<string, Float32Array> = {};
       for (const [k, v] of Object.entries(out)) result[k] = v.data as Float32Array;
       results.push(result);
-      onChunk(Object.values(feeds)[0]?.dims[0] ?? 1);
+      onChunk(chunkRows(feeds));
     }
     return concatChunks(results);
   } finally {
@@ -274,36 +274,16 @@ async function run(graph: Graph, reference: Reference, inputs: unknown, opts: Pa
   const extra = perNode ? graph.nodes.flatMap((n) => n.outputs).filter((o) => o !== '' && !outputNames.includes(o)) : [];
   // Intermediate values need not carry the batch axis: per-node comparisons run in one piece.
   const chunks = (perNode ? [[0, batch] as [number, number]] : rowRanges(graph, feeds, batch)).map((r) => sliceFeeds(feeds, r));
-  const progress = (runtime: CompareProgress['runtime']): ((rows: number) => void) => {
-    let done = 0;
-    return (rows) => {
-      done += rows;
-      opts.onProgress?.({ runtime, done, total: batch });
-    };
-  };
-
-  const ortOut = await runOrt(await reference(extra), chunks, [...outputNames, ...extra], threads, progress('onnxruntime'));
+  const ortOut = await runOrt(await reference(extra), chunks, [...outputNames, ...extra], threads, rowCounter('onnxruntime', batch, opts.onProgress));
   const compared = perNode ? extra.filter((n) => ortOut[n] !== undefined) : [];
   const session = await InferenceSession.create(withOutputs(graph, compared), {
     ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
     // Every intermediate value must exist as computed: no fusion may swallow one.
     ...(perNode ? { graphOptimizationLevel: 'disabled' as const } : {}),
   });
-  const kilnOut: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
+  let kilnOut: Record<string, Tensor<'float32'>>;
   try {
-    const kilnProgress = progress('kiln');
-    const results: Record<string, Float32Array>[] = [];
-    let dims: Record<string, readonly number[]> = {};
-    for (const chunk of chunks) {
-      const out = await session.run(chunk);
-      results.push(Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.data as Float32Array])));
-      dims = Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.dims]));
-      kilnProgress(Object.values(chunk)[0]?.dims[0] ?? 1);
-    }
-    // Chunks split only the batch axis: the last chunk's dims with the whole batch in front.
-    for (const [name, data] of Object.entries(concatChunks(results))) {
-      kilnOut[name] = { data, dims: chunks.length === 1 ? dims[name]! : [batch, ...dims[name]!.slice(1)] };
-    }
+    kilnOut = await runKilnChunks(session, chunks, batch, rowCounter('kiln', batch, opts.onProgress));
   } finally {
     session.release();
   }

@@ -4,7 +4,9 @@
  * activations of thousands of images at once. Outputs are concatenated back along the batch axis.
  */
 import type { Graph } from '../graph/ir.js';
+import type { InferenceSession } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
+import type { CompareProgress } from './compare.js';
 
 /** Rows per chunk: a few milliseconds of SeedCNN work, enough to amortise a run's overhead. */
 export const CHUNK_ROWS = 256;
@@ -50,4 +52,41 @@ export function concatChunks(chunks: Record<string, Float32Array>[]): Record<str
     out[name] = all;
   }
   return out;
+}
+
+/** Rows of a chunk of feeds (their shared leading dimension). */
+export function chunkRows(chunk: Record<string, Tensor<'float32'>>): number {
+  return Object.values(chunk)[0]?.dims[0] ?? 1;
+}
+
+/** Adds up the rows one runtime has finished and reports them to `onProgress` (if any). */
+export function rowCounter(runtime: CompareProgress['runtime'], total: number, onProgress: ((p: CompareProgress) => void) | undefined): (rows: number) => void {
+  let done = 0;
+  return (rows) => {
+    done += rows;
+    onProgress?.({ runtime, done, total });
+  };
+}
+
+/**
+ * Every chunk through a Kiln session, `onRows` after each; each output concatenated along the batch
+ * axis (a single chunk keeps its outputs' own dims, which need not lead with the batch).
+ */
+export async function runKilnChunks(
+  session: InferenceSession,
+  chunks: Record<string, Tensor<'float32'>>[],
+  batch: number,
+  onRows: (rows: number) => void,
+): Promise<Record<string, Tensor<'float32'>>> {
+  const parts: Record<string, Float32Array>[] = [];
+  let dims: Record<string, readonly number[]> = {};
+  for (const chunk of chunks) {
+    const out = await session.run(chunk);
+    parts.push(Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.data as Float32Array])));
+    dims = Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.dims]));
+    onRows(chunkRows(chunk));
+  }
+  return Object.fromEntries(
+    Object.entries(concatChunks(parts)).map(([k, data]) => [k, new Tensor('float32', data, chunks.length === 1 ? dims[k]! : [batch, ...dims[k]!.slice(1)])]),
+  );
 }
