@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "args.h"
+#include "handle.h"
 #include "job.h"
 #include "kiln/plan.h"
 #include "registry.h"
@@ -20,10 +21,7 @@ namespace {
 // Marks Externals created here (napi_type_tag_object), so runPlan never casts a foreign pointer.
 const napi_type_tag kPlanTag = {0x6b696c6e706c616eULL, 0x9d3c1e5a7b204f61ULL};
 
-struct PlanHandle {
-  std::shared_ptr<const kiln::Plan> plan;  // null once disposed
-  int64_t reported_bytes = 0;              // external memory told to the GC
-};
+using PlanHandle = Handle<kiln::Plan>;  // object: null once disposed
 
 constexpr int64_t kMaxBatch = (int64_t{1} << 31) - 1;
 
@@ -173,32 +171,22 @@ Napi::Error spec_error(Napi::Env env, const std::string& message) {
 }
 
 Napi::Value wrap(Napi::Env env, std::shared_ptr<const kiln::Plan> plan) {
-  auto* handle = new PlanHandle{std::move(plan), 0};
-  handle->reported_bytes = static_cast<int64_t>(handle->plan->info().weight_bytes);
-  Napi::MemoryManagement::AdjustExternalMemory(env, handle->reported_bytes);
-  auto ext = Napi::External<PlanHandle>::New(env, handle, [](Napi::Env e, PlanHandle* h) {
-    if (h->reported_bytes) Napi::MemoryManagement::AdjustExternalMemory(e, -h->reported_bytes);
-    delete h;
-  });
-  ext.TypeTag(&kPlanTag);
-  return ext;
+  const size_t bytes = plan->info().weight_bytes;
+  return wrap_handle(env, std::move(plan), bytes, &kPlanTag);
 }
 
 PlanHandle* unwrap(const Napi::Value& v, const char* name) {
-  if (!v.IsExternal() || !v.As<Napi::External<PlanHandle>>().CheckTypeTag(&kPlanTag)) {
-    throw_type(name, "a plan made by createPlan", v);
-  }
-  return v.As<Napi::External<PlanHandle>>().Data();
+  return unwrap_handle<kiln::Plan>(v, &kPlanTag, name, "a plan made by createPlan");
 }
 
 std::shared_ptr<const kiln::Plan> live_plan(Napi::Env env, const Napi::Value& v) {
   PlanHandle* h = unwrap(v, "plan");
-  if (!h->plan) {
+  if (!h->object) {
     Napi::Error err = Napi::Error::New(env, "The plan was disposed");
     err.Set("code", Napi::String::New(env, "ERR_KILN_DISPOSED"));
     throw err;
   }
-  return h->plan;
+  return h->object;
 }
 
 Napi::Value CreatePlan(const Napi::CallbackInfo& info) {
@@ -303,9 +291,7 @@ Napi::Value DisposePlan(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
     PlanHandle* h = unwrap(info.Length() ? info[0] : env.Undefined(), "plan");
-    if (h->reported_bytes) Napi::MemoryManagement::AdjustExternalMemory(env, -h->reported_bytes);
-    h->reported_bytes = 0;
-    h->plan.reset();
+    h->release(env);
     return env.Undefined();
   }
   KILN_ADDON_CATCH(env)

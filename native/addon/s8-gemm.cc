@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "args.h"
+#include "handle.h"
 #include "job.h"
 #include "kernel-args.h"
 #include "kiln/s8-gemm.h"
@@ -23,10 +24,7 @@ namespace {
 
 const napi_type_tag kPackedS8BTag = {0x6b696c6e73386270ULL, 0x4c2f8e1d09a7b365ULL};
 
-struct PackedHandle {
-  std::shared_ptr<const kiln::PackedS8B> packed;
-  int64_t reported_bytes = 0;  // external memory told to the GC
-};
+using PackedHandle = Handle<kiln::PackedS8B>;
 
 // Byte ranges of the buffers a call reads, to refuse an output that shares memory with them.
 class Ranges {
@@ -59,22 +57,12 @@ void check_finite(const float* p, size_t n, const char* name) {
 }
 
 PackedHandle* unwrap_packed(const Napi::Value& v, const char* name) {
-  if (!v.IsExternal() || !v.As<Napi::External<PackedHandle>>().CheckTypeTag(&kPackedS8BTag)) {
-    throw_type(name, "packed int8 weights made by packS8B", v);
-  }
-  return v.As<Napi::External<PackedHandle>>().Data();
+  return unwrap_handle<kiln::PackedS8B>(v, &kPackedS8BTag, name, "packed int8 weights made by packS8B");
 }
 
 Napi::Value wrap_packed(Napi::Env env, std::shared_ptr<const kiln::PackedS8B> packed) {
-  auto* handle = new PackedHandle{std::move(packed), 0};
-  handle->reported_bytes = static_cast<int64_t>(handle->packed->bytes());
-  Napi::MemoryManagement::AdjustExternalMemory(env, handle->reported_bytes);
-  auto ext = Napi::External<PackedHandle>::New(env, handle, [](Napi::Env e, PackedHandle* h) {
-    if (h->reported_bytes) Napi::MemoryManagement::AdjustExternalMemory(e, -h->reported_bytes);
-    delete h;
-  });
-  ext.TypeTag(&kPackedS8BTag);
-  return ext;
+  const size_t bytes = packed->bytes();
+  return wrap_handle(env, std::move(packed), bytes, &kPackedS8BTag);
 }
 
 // B as given: K x N row-major (or N x K with transB), read as an Int8Array view.
@@ -117,11 +105,11 @@ Common read_common(const Napi::Object& args) {
   Napi::Value b = args.Get("b");
   if (b.IsExternal()) {
     PackedHandle* h = unwrap_packed(b, "b");
-    if (h->packed->depth() != cm.k || h->packed->cols() != cm.n) {
+    if (h->object->depth() != cm.k || h->object->cols() != cm.n) {
       throw_range("b", "packed weights of k x n = " + std::to_string(cm.k) + " x " + std::to_string(cm.n),
-                  "packed weights of " + std::to_string(h->packed->depth()) + " x " + std::to_string(h->packed->cols()));
+                  "packed weights of " + std::to_string(h->object->depth()) + " x " + std::to_string(h->object->cols()));
     }
-    cm.packed = h->packed;
+    cm.packed = h->object;
   } else {
     cm.raw = read_raw_b(args, cm.k, cm.n);
     cm.inputs.add(cm.raw.view.data, cm.raw.len);
@@ -271,9 +259,9 @@ Napi::Value PackedS8BInfo(const Napi::CallbackInfo& info) {
   KILN_ADDON_TRY {
     PackedHandle* h = unwrap_packed(info.Length() ? info[0] : env.Undefined(), "packed");
     Napi::Object out = Napi::Object::New(env);
-    out.Set("k", Napi::Number::New(env, static_cast<double>(h->packed->depth())));
-    out.Set("n", Napi::Number::New(env, static_cast<double>(h->packed->cols())));
-    out.Set("bytes", Napi::Number::New(env, static_cast<double>(h->packed->bytes())));
+    out.Set("k", Napi::Number::New(env, static_cast<double>(h->object->depth())));
+    out.Set("n", Napi::Number::New(env, static_cast<double>(h->object->cols())));
+    out.Set("bytes", Napi::Number::New(env, static_cast<double>(h->object->bytes())));
     return out;
   }
   KILN_ADDON_CATCH(env)

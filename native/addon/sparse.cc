@@ -10,6 +10,7 @@
 #include <string>
 
 #include "args.h"
+#include "handle.h"
 #include "job.h"
 #include "kernel-args.h"
 #include "kiln/sparse.h"
@@ -20,28 +21,15 @@ namespace {
 
 const napi_type_tag kPackedSparseTag = {0x6b696c6e73707266ULL, 0x9d3e51a7c40b2f68ULL};
 
-struct SparseHandle {
-  std::shared_ptr<const kiln::PackedSparseF32> packed;
-  int64_t reported_bytes = 0;
-};
+using SparseHandle = Handle<kiln::PackedSparseF32>;
 
 SparseHandle* unwrap(const Napi::Value& v, const char* name) {
-  if (!v.IsExternal() || !v.As<Napi::External<SparseHandle>>().CheckTypeTag(&kPackedSparseTag)) {
-    throw_type(name, "sparse weights made by packSparseF32", v);
-  }
-  return v.As<Napi::External<SparseHandle>>().Data();
+  return unwrap_handle<kiln::PackedSparseF32>(v, &kPackedSparseTag, name, "sparse weights made by packSparseF32");
 }
 
 Napi::Value wrap(Napi::Env env, std::shared_ptr<const kiln::PackedSparseF32> packed) {
-  auto* handle = new SparseHandle{std::move(packed), 0};
-  handle->reported_bytes = static_cast<int64_t>(handle->packed->bytes());
-  Napi::MemoryManagement::AdjustExternalMemory(env, handle->reported_bytes);
-  auto ext = Napi::External<SparseHandle>::New(env, handle, [](Napi::Env e, SparseHandle* h) {
-    if (h->reported_bytes) Napi::MemoryManagement::AdjustExternalMemory(e, -h->reported_bytes);
-    delete h;
-  });
-  ext.TypeTag(&kPackedSparseTag);
-  return ext;
+  const size_t bytes = packed->bytes();
+  return wrap_handle(env, std::move(packed), bytes, &kPackedSparseTag);
 }
 
 Napi::Value PackSparseF32(const Napi::CallbackInfo& info) {
@@ -80,7 +68,7 @@ Napi::Value PackedSparseF32Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
     SparseHandle* h = unwrap(info.Length() ? info[0] : env.Undefined(), "packed");
-    const kiln::PackedSparseF32& p = *h->packed;
+    const kiln::PackedSparseF32& p = *h->object;
     Napi::Object out = Napi::Object::New(env);
     out.Set("m", Napi::Number::New(env, static_cast<double>(p.rows())));
     out.Set("k", Napi::Number::New(env, static_cast<double>(p.depth())));
@@ -99,7 +87,7 @@ Napi::Value SpmmF32(const Napi::CallbackInfo& info) {
     Napi::Object args = get_object(info, 0, "args");
     const bool async = get_async(info, 1);
     SparseHandle* h = unwrap(args.Get("packed"), "packed");
-    std::shared_ptr<const kiln::PackedSparseF32> packed = h->packed;
+    std::shared_ptr<const kiln::PackedSparseF32> packed = h->object;
     const size_t m = packed->rows(), k = packed->depth();
     const size_t n = static_cast<size_t>(get_int(args, "n", 0, kMaxDim));
     const size_t x_len = checked_mul(k, n, "k * n"), y_len = checked_mul(m, n, "m * n");
