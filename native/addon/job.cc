@@ -66,10 +66,6 @@ void* JobMemory::stage(void* js, size_t bytes, const Napi::Value& array, const c
   return block->copy.get();
 }
 
-void JobMemory::keep(const Napi::Value& handle) {
-  if (async_ && !handle.IsEmpty() && !handle.IsUndefined() && !handle.IsNull()) handles_.push_back(Napi::Persistent(handle));
-}
-
 void JobMemory::deliver() {
   const Block* lost = nullptr;
   size_t lost_bytes = 0;
@@ -107,7 +103,6 @@ void JobMemory::abandon() {
     if (b->write_back) b->array.SuppressDestruct();
     b->copy.reset();  // plain memory: free it now rather than with the environment
   }
-  for (auto& h : handles_) h.SuppressDestruct();
 }
 
 JobMemory::JobMemory(bool async) : async_(async) {}

@@ -52,9 +52,6 @@ class JobMemory {
     return static_cast<T*>(stage(v, count, Use::kUpdate));
   }
 
-  // A native handle (plan, packed weights) the job uses: referenced until the job settles.
-  void keep(const Napi::Value& handle);
-
   // On the JS thread after the job succeeded: copies what it wrote into the caller's arrays.
   // Throws ArgError (TypeError) naming an array that no longer holds its elements.
   void deliver();
@@ -79,7 +76,6 @@ class JobMemory {
   bool async_;
   std::vector<std::unique_ptr<Block>> blocks_;
   std::vector<std::shared_ptr<const void>> lent_;  // lent blocks used in place
-  std::vector<Napi::Reference<Napi::Value>> handles_;
 };
 
 // Runs `work` now (memory.async() false: returns undefined, throws on failure) or on a runner

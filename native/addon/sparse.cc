@@ -97,7 +97,6 @@ Napi::Value SpmmF32(const Napi::CallbackInfo& info) {
     const bool relu = get_bool_or(args, "relu", false);
     expect_apart({region(y, "y")}, {region(x, "x"), region(bias, "bias")});
     JobMemory mem(async);
-    mem.keep(args.Get("packed"));
     const float* xp = mem.read(x, x_len);
     const float* bp = bias.data ? mem.read(bias, m) : nullptr;
     float* yp = mem.write(y, y_len);
