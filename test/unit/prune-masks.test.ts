@@ -17,6 +17,8 @@ import { Mask } from '../../src/prune/mask.js';
 import { Pruner } from '../../src/prune/pruner.js';
 import type { PrunerOptions } from '../../src/prune/pruner.js';
 import { prunableLayers, selectLayers } from '../../src/prune/layers.js';
+import type { PrunableLayer } from '../../src/prune/layers.js';
+import { spatialOf } from '../../src/prune/patterns.js';
 
 /** Half-width SeedCNN: conv 1->16, conv 16->32 (reduction 144), fc 800->64, fc 64->10. */
 const net = (seed = 3): Sequential => seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, widthMultiplier: 0.5, seed });
@@ -27,6 +29,22 @@ function pruned(options: PrunerOptions, sparsity: number, model = net()) {
   const original = pruner.layers.map((l) => l.weight.value.data.slice());
   pruner.update(sparsity);
   return { pruner, original, model };
+}
+
+// Groups of `m` input channels at one kernel position of one output, as OIHW indices, written out
+// from the dims (not through the pruner's own index helpers): the unit of 1xM blocks and N:M.
+function reductionGroups(l: PrunableLayer, m: number): number[][] {
+  const [outputs, channels, ...kernel] = l.weight.value.dims;
+  const spatial = kernel.reduce((a, b) => a * b, 1);
+  const groups: number[][] = [];
+  for (let o = 0; o < outputs; o++) {
+    for (let s = 0; s < spatial; s++) {
+      for (let c0 = 0; c0 < channels; c0 += m) {
+        groups.push(Array.from({ length: m }, (_, j) => (o * channels + c0 + j) * spatial + s));
+      }
+    }
+  }
+  return groups;
 }
 
 const rows = (data: Float32Array, reduction: number): Float32Array[] =>
@@ -172,16 +190,16 @@ describe('criteria', () => {
   });
 
   for (const [n, m] of [[2, 4], [1, 4], [4, 8]]) {
-    it(`${n}:${m}: every group of ${m} consecutive reduction weights keeps its ${n} largest`, () => {
+    it(`${n}:${m}: every group of ${m} input channels at one kernel position keeps its ${n} largest`, () => {
       const { pruner, original } = pruned({ pattern: `${n}:${m}` }, 1 - n / m);
       pruner.layers.forEach((l, i) => {
         const w = l.weight.value.data;
         expect(pruner.masks[i].sparsity).toBe(1 - n / m);
-        for (let g = 0; g < w.length; g += m) {
-          const group = Array.from(w.subarray(g, g + m));
-          expect(group.filter((x) => x !== 0).length).toBeLessThanOrEqual(n);
-          const kept = Array.from(original[i].subarray(g, g + m)).filter((_, j) => pruner.masks[i].keep[g + j]).map(Math.abs);
-          const dropped = Array.from(original[i].subarray(g, g + m)).filter((_, j) => !pruner.masks[i].keep[g + j]).map(Math.abs);
+        for (const group of reductionGroups(l, m)) {
+          expect(group.filter((j) => w[j] !== 0).length).toBeLessThanOrEqual(n);
+          const kept = group.filter((j) => pruner.masks[i].keep[j]).map((j) => Math.abs(original[i][j]));
+          const dropped = group.filter((j) => !pruner.masks[i].keep[j]).map((j) => Math.abs(original[i][j]));
+          expect(kept.length).toBe(n);
           expect(Math.max(...dropped)).toBeLessThanOrEqual(Math.min(...kept));
         }
       });
@@ -190,19 +208,20 @@ describe('criteria', () => {
 
   it('N:M whose M does not divide the reduction size: RangeError naming the layer', () => {
     const model = new Sequential(new Conv2d(1, 4, 3), new Conv2d(4, 6, 3), new Flatten(), new Linear(6 * 4 * 4, 10), new Linear(10, 2));
-    // conv2's reduction is 4*3*3 = 36: fine for 2:4, not for 4:8; the Linear of 10 inputs fits neither.
+    // conv2 has 4 input channels per kernel position: fine for 2:4, not for 4:8; the Linear of 10 inputs fits neither.
     expect(() => new Pruner(model, { pattern: '2:4', layers: ['1'] })).not.toThrow();
-    expect(() => new Pruner(model, { pattern: '4:8', layers: ['1'] })).toThrow(/divisible by M = 8.*'1'.*36/);
+    expect(() => new Pruner(model, { pattern: '4:8', layers: ['1'] })).toThrow(/input channel count divisible by M = 8.*'1'.*received 4 \(its input channels/);
     expect(() => new Pruner(model, { pattern: '2:4', layers: ['4'] })).toThrow(RangeError);
   });
 
-  it('block1x4: zeros come in whole runs of 4 consecutive weights of one output, exact count', () => {
+  it('block1x4: zeros come in whole blocks of 4 input channels at one kernel position of one output, exact count', () => {
     const { pruner } = pruned({ pattern: 'block1x4' }, 0.8);
+    expect(pruner.layers.some((l) => spatialOf(l.weight.value.dims) > 1)).toBe(true);
     pruner.layers.forEach((l) => {
       const w = l.weight.value.data;
       let zeroBlocks = 0;
-      for (let b = 0; b < w.length; b += 4) {
-        const zeros = w.subarray(b, b + 4).filter((x) => x === 0).length;
+      for (const block of reductionGroups(l, 4)) {
+        const zeros = block.filter((j) => w[j] === 0).length;
         expect(zeros === 0 || zeros === 4).toBe(true);
         if (zeros === 4) zeroBlocks++;
       }
