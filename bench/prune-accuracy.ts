@@ -8,15 +8,21 @@
  *
  * Seeds 1-3 take about 5 minutes on 2 cores.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import type { Dataset } from '../src/data/dataset.js';
 import { mnist } from '../src/data/mnist.js';
+import type { Graph } from '../src/graph/ir.js';
 import { seedCNN } from '../src/nn/models.js';
 import { prune } from '../src/prune/prune.js';
 import type { PruneOptions } from '../src/prune/prune.js';
 import { load, save } from '../src/runtime/model-io.js';
+import { quantize } from '../src/quant/ptq.js';
+import { InferenceSession } from '../src/runtime/session.js';
+import { Tensor } from '../src/tensor.js';
+import { countCorrect } from '../src/train/metrics.js';
 import { defaultMnistRecipe, evaluate, train } from '../src/train/index.js';
 
 interface Config {
@@ -24,6 +30,8 @@ interface Config {
   /** Largest accepted drop in points (issue 12). */
   target?: number;
   options: PruneOptions;
+  /** Quantize the pruned model to int8 (PTQ) and report the int8 graph's accuracy and file size. */
+  int8?: boolean;
 }
 
 const args = process.argv.slice(2);
@@ -43,7 +51,30 @@ const configs: Config[] = [
   { name: '2:4, AGP', target: 0.2, options: { pattern: '2:4', schedule: 'agp', epochs } },
   { name: '80% block1x4, AGP', target: 0.5, options: { sparsity: 0.8, pattern: 'block1x4', schedule: 'agp', epochs } },
   { name: '50% filters (L1, masked), AGP', target: 1.0, options: { sparsity: 0.5, method: 'l1', schedule: 'agp', epochs } },
+  { name: '90% unstructured + int8 PTQ', target: 0.5, int8: true, options: { sparsity: 0.9, method: 'magnitude', schedule: 'agp', epochs } },
+  { name: '90% block1x4 + int8 PTQ', target: 0.5, int8: true, options: { sparsity: 0.9, pattern: 'block1x4', schedule: 'agp', epochs } },
 ];
+
+/** Held-out accuracy of a graph on InferenceSession (int8 graphs run on Kiln's int8 kernels). */
+async function sessionAccuracy(graph: Graph, test: Dataset): Promise<number> {
+  const session = await InferenceSession.create(graph);
+  try {
+    const [c, h, w] = test.imageShape;
+    const per = c * h * w;
+    let correct = 0;
+    for (let start = 0; start < test.length; start += 500) {
+      const n = Math.min(500, test.length - start);
+      const input = new Tensor('float32', test.images.subarray(start * per, (start + n) * per), [n, c, h, w]);
+      const logits = (await session.run({ [session.inputNames[0]]: input }))[session.outputNames[0]];
+      correct += countCorrect(logits.data as Float32Array, test.labels.subarray(start, start + n), n, logits.dims[1]);
+    }
+    return correct / test.length;
+  } finally {
+    session.release();
+  }
+}
+
+const fileBytes = async (path: string): Promise<number> => (await stat(path)).size;
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'kiln-prune-bench-'));
@@ -58,23 +89,44 @@ async function main(): Promise<void> {
       console.log(`seed ${seed}: 8-epoch SeedCNN held-out ${(baseAccuracy * 100).toFixed(2)}% (${((performance.now() - t) / 1000).toFixed(0)} s)`);
       const path = join(dir, `base-${seed}.kiln`);
       await save(base, path);
+      const fp32Bytes = await fileBytes(path);
+      let int8Dense: { accuracy: number; bytes: number } | undefined;
+      if (configs.some((c) => c.int8 && (!only || only.some((o) => c.name.includes(o))))) {
+        const { graph } = await quantize(base, trainSet, {});
+        const p = join(dir, `base-${seed}-int8.kiln`);
+        await save(graph, p);
+        int8Dense = { accuracy: await sessionAccuracy(graph, test), bytes: await fileBytes(p) };
+        console.log(`seed ${seed}: dense int8 (PTQ) held-out ${(int8Dense.accuracy * 100).toFixed(2)}%; files: fp32 ${fp32Bytes} bytes, int8 ${int8Dense.bytes} bytes`);
+      }
       for (const c of configs) {
         if (only && !only.some((o) => c.name.includes(o))) continue;
         const model = await load(path);
         t = performance.now();
         const { report } = await prune(model, trainSet, { ...c.options, validation: test });
+        let after = report.accuracyAfter!;
+        let extra = '';
+        if (c.int8) {
+          // The drop of pruned + int8 is against the dense fp32 model, as the target is.
+          const { graph } = await quantize(model, trainSet, {});
+          const p = join(dir, `pruned-${seed}-int8.kiln`);
+          await save(graph, p, { sparse: 'auto' });
+          const bytes = await fileBytes(p);
+          extra = `fp32 pruned ${(report.accuracyAfter! * 100).toFixed(2)}% | file ${bytes} bytes = 1/${(fp32Bytes / bytes).toFixed(1)} of fp32 (${fp32Bytes}), dense int8 ${int8Dense!.bytes}`;
+          after = await sessionAccuracy(graph, test);
+        }
         // Accuracies are multiples of 1/2000: round the difference to 0.01 point before comparing.
-        const drop = Math.round((report.accuracyBefore! - report.accuracyAfter!) * 10000) / 100;
+        const drop = Math.round((report.accuracyBefore! - after) * 10000) / 100;
         const verdict = c.target === undefined ? '' : drop <= c.target ? `meets <= ${c.target}` : `MISSES <= ${c.target}`;
         const line = [
           `seed ${seed}`,
           c.name.padEnd(34),
           `before ${(report.accuracyBefore! * 100).toFixed(2)}%`,
-          `after ${(report.accuracyAfter! * 100).toFixed(2)}%`,
+          `after ${(after * 100).toFixed(2)}%`,
           `drop ${drop.toFixed(2)} pt`,
           `sparsity ${(report.sparsity * 100).toFixed(1)}% (${report.layers.map((l) => `${l.name}: ${(l.sparsity * 100).toFixed(1)}%`).join(', ')})`,
           `${((performance.now() - t) / 1000).toFixed(0)} s`,
           verdict,
+          ...(extra ? [extra] : []),
         ].join(' | ');
         console.log(line);
         rows.push(line);

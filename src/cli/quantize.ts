@@ -194,7 +194,8 @@ export async function quantizeCommand(modelPath: string, opts: QuantizeCommandOp
   // The training split travels with the model, so eval/quantize of the int8 file check --seed too.
   const provenance = source.metadata && source.metadata.seed !== undefined && source.metadata.dataset !== undefined
     ? { dataset: source.metadata.dataset, seed: source.metadata.seed } : {};
-  await save(graph, opts.out, { metadata: { source: modelPath, quantization: report.mode, ...provenance } });
+  // 'auto': a pruned model's int8 weights are stored packed (values + indices) where that is smaller.
+  await save(graph, opts.out, { sparse: 'auto', metadata: { source: modelPath, quantization: report.mode, ...provenance } });
   const fileBytes = (await stat(opts.out)).size;
   out.line(reportTable(report));
 

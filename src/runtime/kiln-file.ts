@@ -18,8 +18,10 @@
  *   `dtype` (float32 or int8). The entry's bytes hold three arrays, each at a 64-byte-aligned
  *   offset inside the entry, described by `params.sparse` =
  *   `{ block: [r, c], nnz, rowPtr: {offset, length}, colIdx: {offset, length, dtype}, values: {offset, length} }`
- *   (offsets in bytes from the entry's start, lengths in elements; rowPtr is int32, colIdx is
- *   'uint16' when the block columns fit, else 'int32': int8 CSR then costs 3 bytes per non-zero).
+ *   (offsets in bytes from the entry's start, lengths in elements; rowPtr is int32). colIdx is the
+ *   narrowest of: 'uint8-delta' (each index minus the previous one of its row, the first minus -1,
+ *   every step in [1, 255]: pruned rows at up to ~99% zeros), 'uint16' (block columns fit), else
+ *   'int32'. int8 CSR at 90% zeros then costs 2 bytes per non-zero (0.2 byte per weight).
  *   Other keys of `params` are the tensor's own params, as for a dense tensor.
  *
  * Reading validates every header field, length, offset and dimension (with overflow checks) and
@@ -257,7 +259,7 @@ export function decodeKilnFile(bytes: Uint8Array, source?: string): KilnFile {
       pattern: e.layout === 'sparse-csr' ? 'csr' : 'bcsr',
       block: p.block,
       rowPtr: array('int32', p.rowPtr),
-      colIdx: p.colIdx.dtype === 'uint16' ? Int32Array.from(readUint16(bytes, dataStart + e.offset + p.colIdx.offset, p.colIdx.length)) : array('int32', p.colIdx),
+      colIdx: readColIdx(bytes, dataStart + e.offset, p),
       values: array(e.dtype as 'float32' | 'int8', p.values),
     };
     const problem = sparseProblem(parts);
@@ -341,8 +343,78 @@ function checkEntry(raw: unknown, i: number, dataBytes: number, fail: (what: str
 interface SparseArray {
   offset: number;
   length: number;
-  /** colIdx only: its element type. */
-  dtype?: 'int32' | 'uint16';
+  /** colIdx only: how the indices are stored. */
+  dtype?: ColIdxType;
+}
+
+const COL_IDX_TYPES = ['int32', 'uint16', 'uint8-delta'] as const;
+type ColIdxType = (typeof COL_IDX_TYPES)[number];
+const COL_IDX_BYTES: Record<ColIdxType, number> = { int32: 4, uint16: 2, 'uint8-delta': 1 };
+
+/**
+ * The absolute column indices of a sparse entry. The delta form needs the row pointers to find each
+ * row's first index: decoding stops at the first row whose pointers are out of order or past nnz,
+ * leaving the rest 0, and sparseProblem then names the bad row pointer (or the index a zero step
+ * or a too-large step produced), as for the other forms.
+ */
+function readColIdx(bytes: Uint8Array, entryStart: number, p: SparseParams): Int32Array {
+  const start = entryStart + p.colIdx.offset;
+  const n = p.colIdx.length;
+  if (p.colIdx.dtype === 'uint16') return Int32Array.from(readUint16(bytes, start, n));
+  if (p.colIdx.dtype !== 'uint8-delta') {
+    const out = new Int32Array(n);
+    const raw = new Uint8Array(out.buffer);
+    raw.set(bytes.subarray(start, start + 4 * n));
+    if (!LITTLE_ENDIAN_HOST) swapBytes(raw, 4);
+    return out;
+  }
+  const steps = bytes.subarray(start, start + n);
+  const rowPtr = new DataView(bytes.buffer, bytes.byteOffset + entryStart + p.rowPtr.offset, 4 * p.rowPtr.length);
+  const out = new Int32Array(n);
+  let prevEnd = 0;
+  for (let r = 0; r + 1 < p.rowPtr.length; r++) {
+    const begin = rowPtr.getInt32(4 * r, true), end = rowPtr.getInt32(4 * r + 4, true);
+    if (begin !== prevEnd || end < begin || end > n) break;
+    let c = -1;
+    for (let k = begin; k < end; k++) {
+      c += steps[k];
+      out[k] = c;
+    }
+    prevEnd = end;
+  }
+  return out;
+}
+
+/** The narrowest colIdx form for a sparse tensor's indices (see the layout notes above). */
+function colIdxType(t: SparseTensor): ColIdxType {
+  let deltaFits = true;
+  for (let r = 0; r + 1 < t.rowPtr.length && deltaFits; r++) {
+    let prev = -1;
+    for (let k = t.rowPtr[r]; k < t.rowPtr[r + 1]; k++) {
+      if (t.colIdx[k] - prev > 255) {
+        deltaFits = false;
+        break;
+      }
+      prev = t.colIdx[k];
+    }
+  }
+  if (deltaFits) return 'uint8-delta';
+  return colIdxBytes(sparseGeometry(t.dims, t.block).blockCols) === 2 ? 'uint16' : 'int32';
+}
+
+/** The colIdx bytes of a sparse tensor in its narrowest form. */
+function encodeColIdx(t: SparseTensor, type: ColIdxType): Int32Array | Uint16Array | Uint8Array {
+  if (type === 'int32') return t.colIdx;
+  if (type === 'uint16') return Uint16Array.from(t.colIdx);
+  const out = new Uint8Array(t.colIdx.length);
+  for (let r = 0; r + 1 < t.rowPtr.length; r++) {
+    let prev = -1;
+    for (let k = t.rowPtr[r]; k < t.rowPtr[r + 1]; k++) {
+      out[k] = t.colIdx[k] - prev;
+      prev = t.colIdx[k];
+    }
+  }
+  return out;
 }
 
 /** `count` little-endian uint16 values at `start`. */
@@ -362,8 +434,7 @@ function colIdxBytes(blockCols: number): 2 | 4 {
 /** Bytes a tensor takes in a `.kiln` file's data section, alignment padding to the next tensor included. */
 export function kilnStoredBytes(t: Tensor | SparseTensor): number {
   if (!(t instanceof SparseTensor)) return alignUp(t.data.byteLength);
-  const { blockCols } = sparseGeometry(t.dims, t.block);
-  return alignUp(alignUp(t.rowPtr.byteLength) + alignUp(t.colIdx.length * colIdxBytes(blockCols)) + t.values.byteLength);
+  return alignUp(alignUp(t.rowPtr.byteLength) + alignUp(t.colIdx.length * COL_IDX_BYTES[colIdxType(t)]) + t.values.byteLength);
 }
 
 /** `params.sparse` of a sparse entry. */
@@ -407,8 +478,8 @@ function checkSparseEntry(e: Record<string, unknown>, label: string, dims: numbe
     fail(`${label} nnz ${show(nnz)} is not an integer in [0, ${blockRows * blockCols}] (${csr ? 'the elements' : 'the blocks'} of dims [${dims.join(', ')}])`);
   }
   const indexType = (sp.colIdx as Record<string, unknown> | null)?.dtype;
-  if (indexType !== 'int32' && indexType !== 'uint16') fail(`${label} params.sparse.colIdx.dtype is ${show(indexType)}, not 'int32' or 'uint16'`);
-  const indexBytes = indexType === 'uint16' ? 2 : 4;
+  if (!COL_IDX_TYPES.includes(indexType as ColIdxType)) fail(`${label} params.sparse.colIdx.dtype is ${show(indexType)}, not one of ${COL_IDX_TYPES.map((t) => `'${t}'`).join(', ')}`);
+  const indexBytes = COL_IDX_BYTES[indexType as ColIdxType];
   if ((nnz as number) * indexBytes > (byteLength as number)) {
     fail(`${label} nnz ${nnz as number} needs ${(nnz as number) * indexBytes} bytes of column indices, more than the entry's ${byteLength as number} bytes`);
   }
@@ -530,16 +601,16 @@ function packSparse(t: SparseTensor): { bytes: Uint8Array; params: SparseParams 
   // Re-check: the arrays are the caller's and may have been changed since construction.
   const problem = sparseProblem(t);
   if (problem !== undefined) throw rangeError('contents.tensors', 'valid sparse tensors', problem);
-  const narrow = colIdxBytes(sparseGeometry(t.dims, t.block).blockCols) === 2;
-  const colIdx = narrow ? Uint16Array.from(t.colIdx) : t.colIdx;
-  const parts: [Int32Array | Uint16Array | Float32Array | Int8Array, number][] = [[t.rowPtr, 4], [colIdx, narrow ? 2 : 4], [t.values, t.dtype === 'float32' ? 4 : 1]];
+  const indexType = colIdxType(t);
+  const colIdx = encodeColIdx(t, indexType);
+  const parts: [Int32Array | Uint16Array | Uint8Array | Float32Array | Int8Array, number][] = [[t.rowPtr, 4], [colIdx, COL_IDX_BYTES[indexType]], [t.values, t.dtype === 'float32' ? 4 : 1]];
   const described: SparseArray[] = [];
   let at = 0;
   for (const [array] of parts) {
     described.push({ offset: at, length: array.length });
     at = alignUp(at + array.byteLength);
   }
-  described[1].dtype = narrow ? 'uint16' : 'int32';
+  described[1].dtype = indexType;
   const last = described[2];
   const bytes = new Uint8Array(last.offset + t.values.byteLength);
   parts.forEach(([array, size], i) => {

@@ -112,6 +112,25 @@ describe('quantizeAwareTrain', () => {
     expect(a.filter((p, i) => p === b[i]).length).toBe(held.length);
   });
 
+  it('keeps a pruned model pruned: weights zero before QAT are zero int8 codes after it, the others move', async () => {
+    const model = await trainedModel();
+    const conv2 = model.layers[3] as Conv2d;
+    const w = conv2.weight.value.data;
+    // Every other weight pruned; an optimizer with momentum would revive them without the mask.
+    for (let i = 0; i < w.length; i += 2) w[i] = 0;
+    const before = Float32Array.from(w);
+    const { graph } = await quantizeAwareTrain(model, data, { epochs: 1, train: { batchSize: 32, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 } }, reportImages: 0 });
+    const conv = graph.nodes.filter((n) => n.op === 'QLinearConv')[1];
+    const weight = conv.inputs.map((name) => graph.initializers.get(name)).find((t) => t?.type === 'int8' && t.dims.join() === conv2.weight.value.dims.join());
+    const q = weight!.data as Int8Array;
+    let movedKept = 0;
+    for (let i = 0; i < q.length; i++) {
+      if (before[i] === 0) expect(q[i]).toBe(0);
+      else movedKept += q[i] !== 0 ? 1 : 0;
+    }
+    expect(movedKept).toBeGreaterThan(q.length / 4);
+  });
+
   it('gives the same graph as PTQ of the same model: nodes, value names, attributes, initializer types', async () => {
     const model = await trainedModel();
     const ptq = await quantize(model, data, { reportImages: 0, batches: 2 });
