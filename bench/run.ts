@@ -15,7 +15,8 @@ import { benchGemm, benchS8Gemm, measureF32Peak } from './gemm.js';
 import { benchInt8 } from './int8.js';
 import { Report } from './report.js';
 import { benchForward, benchTraining, benchVsOrt } from './seedcnn.js';
-import { benchSparseSessions } from './sparse-session.js';
+import { benchSparseEndToEnd } from './sparse-e2e.js';
+import { benchSparseLayers } from './sparse-layers.js';
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -45,7 +46,10 @@ async function main(): Promise<void> {
   if (all || sections.has('train')) await benchTraining(report, cores);
   if (all || sections.has('ort')) await benchVsOrt(report, threadCounts, models);
   if (all || sections.has('int8')) await benchInt8(report, threadCounts);
-  if (all || sections.has('sparse')) await benchSparseSessions(report);
+  if (all || sections.has('sparse')) {
+    await benchSparseLayers(report);
+    await benchSparseEndToEnd(report, threadCounts);
+  }
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const { json, markdown } = await report.write(join(root, 'bench', 'results'));
   process.stdout.write(`\nwrote ${json} and ${markdown}\n`);
