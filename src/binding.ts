@@ -291,6 +291,8 @@ export interface NativeTestHooks {
   setS8GemmKernel(kernel: 'auto' | 'avxvnni'): void;
   /** The int8 kernel family in use: scalar, avx2, avx512bw, avx512vnni or avxvnni. */
   s8GemmKernel(): string;
+  /** How many sparse-or-dense timings ('auto') plan builds have run in this process (the rest were remembered). */
+  sparseChoiceMeasurements(): number;
 }
 
 function packageRoot(): string {

@@ -14,6 +14,7 @@
 #include "kiln/s8-gemm.h"
 #include "kiln/thread-pool.h"
 #include "registry.h"
+#include "runtime/sparse-choice.h"
 
 namespace kiln_addon {
 namespace {
@@ -111,6 +112,12 @@ void register_test_hooks(Napi::Env env, Napi::Object exports) {
   hooks.Set("measureS8Peak", Napi::Function::New(env, MeasureS8Peak, "measureS8Peak"));
   hooks.Set("setS8GemmKernel", Napi::Function::New(env, SetS8GemmKernel, "setS8GemmKernel"));
   hooks.Set("s8GemmKernel", Napi::Function::New(env, S8GemmKernel, "s8GemmKernel"));
+  hooks.Set("sparseChoiceMeasurements", Napi::Function::New(
+                                            env,
+                                            [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                              return Napi::Number::New(info.Env(), static_cast<double>(kiln::runtime::sparse_choice_measurements()));
+                                            },
+                                            "sparseChoiceMeasurements"));
   exports.Set("testHooks", hooks);
 }
 

@@ -43,11 +43,14 @@ export interface SessionOptions {
    */
   graphOptimizationLevel?: GraphOptimizationLevel;
   /**
-   * fp32 convolutions whose weights are at least half zeros (pruned models) may run on the sparse
-   * kernels (default 'auto'): 'auto' times sparse and dense per layer when the plan is built and
-   * keeps the faster; 'always' takes sparse whenever the layer is sparse enough; 'never' stays
-   * dense. planInfo().steps says which each Conv runs ("sparse unstructured 90%" or "dense, 90% zeros").
-   * Results match the dense run within fp32 rounding (the summation order differs).
+   * Convolutions and Gemms whose weights are at least half zeros (pruned models, wherever they
+   * were pruned) may run on the sparse kernels (default 'auto'): 'auto' times sparse and dense per
+   * layer on this CPU when the plan is built (a few ms per such layer; the answer is remembered for
+   * the process, keyed by the layer's shape, weights and ISA, so further sessions and re-plans of
+   * the same model do not time again) and keeps the faster; 'always' takes sparse whenever the
+   * layer is sparse enough; 'never' stays dense. info().steps says which each layer runs
+   * ("sparse unstructured 90%" or "dense, 90% zeros"). fp32 results match the dense run within
+   * rounding (the summation order differs); int8 results are the same bits.
    */
   sparseKernels?: SparseKernels;
   /** One image's shape, e.g. [1, 28, 28]: required for a Module, optional for a .kiln file that stores it. */

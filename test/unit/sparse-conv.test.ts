@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../src/graph/ir.js';
 import { Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential } from '../../src/nn/index.js';
 import { seedCNN } from '../../src/nn/models.js';
+import { testHooks } from '../../src/binding.js';
 import { InferenceSession, type SessionOptions } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
@@ -112,6 +113,25 @@ describe('sparseKernels', () => {
     expect(convSteps(all)[1]).toMatch(/( sparse unstructured 95%| dense, 95% zeros)$/);
     const never = await InferenceSession.create(net, { inputShape: [1, 28, 28], sparseKernels: 'never' });
     expect(convSteps(never)[1]).not.toMatch(/sparse|zeros/);
+  });
+
+  it("'auto' times a layer once per process: a second session on the same weights reuses the choice, other weights are timed", async () => {
+    const hooks = testHooks();
+    const build = (seed: number) => {
+      const fc = new Linear(96, 40, { seed });
+      mask(fc.weight.value.data, 0.9, rng);
+      return new Sequential(new Flatten(), fc, new ReLU()).eval();
+    };
+    const model = build(41);
+    const before = hooks.sparseChoiceMeasurements();
+    const first = await InferenceSession.create(model, { inputShape: [6, 4, 4] });
+    const timed = hooks.sparseChoiceMeasurements() - before;
+    expect(timed).toBeGreaterThan(0); // batch 1 and the probe batch
+    const second = await InferenceSession.create(model, { inputShape: [6, 4, 4] });
+    expect(hooks.sparseChoiceMeasurements() - before).toBe(timed);
+    expect(second.info().steps).toEqual(first.info().steps);
+    await InferenceSession.create(build(42), { inputShape: [6, 4, 4] });
+    expect(hooks.sparseChoiceMeasurements() - before).toBe(2 * timed);
   });
 
   it('picks a block pattern when the zeros come in whole blocks', async () => {

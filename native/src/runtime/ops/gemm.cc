@@ -13,11 +13,14 @@
 #include <sstream>
 #include <vector>
 
+#include "common/dispatch.h"
+#include "kiln/cpu.h"
 #include "kiln/f32-gemm.h"
 #include "kiln/sparse.h"
 #include "runtime/activation.h"
 #include "runtime/ops/ops.h"
 #include "runtime/parallel.h"
+#include "runtime/sparse-choice.h"
 
 namespace kiln {
 namespace runtime {
@@ -44,8 +47,16 @@ class GemmStep : public PlanStep {
     considered_ = true;
     sparse_ = std::make_unique<const PackedSparseF32>(n, k, wt, k, SparsePattern::kUnstructured);
     if (sparse_auto) {
-      sparse_small_ = sparse_is_faster(1);
-      sparse_large_ = sparse_is_faster(kProbeBatch);
+      // Remembered per process by everything the timing depends on (sparse-choice.h).
+      const uint64_t hash = hash_bytes(bias_.data(), bias_.size() * sizeof(float), hash_bytes(wt, n * k * sizeof(float)));
+      auto key = [&](size_t batch) {
+        std::ostringstream s;
+        s << "Gemm " << k << "x" << n << " act " << static_cast<int>(act_.kind) << " batch " << batch << " isa "
+          << isa_name(dispatch().isa) << " w " << hash;
+        return s.str();
+      };
+      sparse_small_ = cached_sparse_choice(key(1), [&] { return sparse_is_faster(1); });
+      sparse_large_ = cached_sparse_choice(key(kProbeBatch), [&] { return sparse_is_faster(kProbeBatch); });
       if (!sparse_small_ && !sparse_large_) sparse_.reset();
     }
   }
