@@ -10,6 +10,8 @@ import { GraphBuilder } from '../../src/graph/ir.js';
 import { Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential } from '../../src/nn/index.js';
 import { seedCNN } from '../../src/nn/models.js';
 import { testHooks } from '../../src/binding.js';
+import { exportModel } from '../../src/onnx/export.js';
+import { importModel } from '../../src/onnx/import.js';
 import { InferenceSession, type SessionOptions } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
@@ -132,6 +134,24 @@ describe('sparseKernels', () => {
     expect(second.info().steps).toEqual(first.info().steps);
     await InferenceSession.create(build(42), { inputShape: [6, 4, 4] });
     expect(hooks.sparseChoiceMeasurements() - before).toBe(2 * timed);
+  });
+
+  it('an ONNX file pruned elsewhere (plain dense initializers, mostly zeros) takes the sparse kernels with no Kiln step', async () => {
+    const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 5 }).eval();
+    mask(net.layers.filter((m): m is Conv2d => m instanceof Conv2d)[1].weight.value.data, 0.9, rng);
+    mask(net.layers.filter((m): m is Linear => m instanceof Linear)[0].weight.value.data, 0.9, rng);
+    // What torch.nn.utils.prune + torch.onnx.export give: ordinary dense tensors, 90% of them zero.
+    const graph = await importModel(exportModel(net, { inputShape: [1, 28, 28] }));
+    const always = await InferenceSession.create(graph, { sparseKernels: 'always' });
+    const never = await InferenceSession.create(graph, { sparseKernels: 'never' });
+    const auto = await InferenceSession.create(graph);
+    expect(convSteps(always)[1]).toMatch(/ sparse unstructured 90%$/);
+    expect(always.info().steps.find((l) => l.startsWith('Gemm'))).toMatch(/ sparse unstructured 90%/);
+    expect(convSteps(auto)[1]).toMatch(/( sparse unstructured 90%| dense, 90% zeros)$/);
+    const x = uniformImages(rng, 3, [1, 28, 28]);
+    const name = always.inputNames[0];
+    const want = Object.values(await never.run({ [name]: x }))[0] as Tensor<'float32'>;
+    for (const s of [always, auto]) expect(relDiff(Object.values(await s.run({ [name]: x }))[0] as Tensor<'float32'>, want)).toBeLessThanOrEqual(1e-5);
   });
 
   it('picks a block pattern when the zeros come in whole blocks', async () => {
