@@ -80,8 +80,8 @@ export function buildProgram(): Command {
 
   program
     .command('info')
-    .description('summarise a model: layers, parameters, MACs per image, file size')
-    .argument('<model>', 'model file (.kiln)')
+    .description('summarise a model: layers, parameters, MACs per image, file size; per Conv/Gemm weight: sparsity, pattern, dense and packed bytes, the kernel a session chooses')
+    .argument('<model>', 'model file (.kiln or .onnx)')
     .option('--json', 'print one JSON object with the results as the last line')
     .action(infoCommand);
 
