@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -181,6 +181,10 @@ describe('kiln prune --shrink', () => {
       [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--layers', 'conv9'], 'ERR_KILN_INVALID_ARG', /'conv9' is not a node/],
       [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--layers', 'conv2'], 'ERR_KILN_CANNOT_SHRINK', /Cannot shrink Conv 'conv2' \(--layers\): it reaches the graph output/],
       [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--method', 'random'], 'ERR_KILN_INVALID_ARG', /--method/],
+      // Without --shrink too: a layer with no weight is named with what it is, an unknown one is not.
+      [modelPath, ['--sparsity', '0.5', '--layers', '3,2'], 'ERR_KILN_INVALID_ARG', /--layers\[1\] but received '2', a MaxPool2d layer which has no weight to prune/],
+      [modelPath, ['--sparsity', '0.5', '--layers', 'pool'], 'ERR_KILN_INVALID_ARG', /--layers\[0\] but received 'pool': the model's prunable layers are/],
+      [modelPath, ['--analyze', '--shrink'], 'ERR_KILN_INVALID_ARG', /nothing with --analyze for --shrink/],
     ];
     for (const [model, args, code, message] of cases) {
       const r = await runCli('prune', model, '--dataset', 'synthetic', ...args, '--out', out, '--json');
@@ -190,5 +194,19 @@ describe('kiln prune --shrink', () => {
       expect(error.message, args.join(' ')).toMatch(message);
     }
     expect(existsSync(out)).toBe(false);
+  }, 120_000);
+
+  const resnet = resolve(__dirname, '../../../shared/onnx-light/light_resnet50.onnx');
+  it.skipIf(!existsSync(resnet))('ResNet-50 from ONNX, no data: every shrunk conv keeps a multiple of --round-to 16, written as ONNX', async () => {
+    const out = join(dir, 'r50-small.onnx');
+    const r = await runCli('prune', resnet, '--pattern', 'filter', '--sparsity', '0.5', '--shrink', '--no-finetune', '--round-to', '16', '--out', out, '--json');
+    expect(r.exitCode, r.stderr + r.stdout).toBe(0);
+    const result = lastJson<ShrinkJson>(r);
+    expect(result.channels.length).toBeGreaterThan(40);
+    expect(result.channels.filter((c) => c.after % 16 !== 0 || c.after >= c.before)).toEqual([]);
+    expect(result.after.parameters).toBeLessThan(0.3 * result.before.parameters);
+    const graph = await importModel(out);
+    const convs = new Map(graph.nodes.filter((n) => n.op === 'Conv').map((n) => [n.name, graph.initializers.get(n.inputs[1])!.dims[0]]));
+    for (const c of result.channels) expect(convs.get(c.conv)).toBe(c.after);
   }, 120_000);
 });
