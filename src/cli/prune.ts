@@ -14,6 +14,7 @@ import { METHODS } from '../prune/criteria.js';
 import { planZeroFilters } from '../prune/shrink/index.js';
 import { prune } from '../prune/prune.js';
 import { checkSparsity, Pruner } from '../prune/pruner.js';
+import type { PrunableLayer } from '../prune/layers.js';
 import { SCHEDULES } from '../prune/schedule.js';
 import { analyzeSensitivity } from '../prune/sensitivity.js';
 import type { ScheduleOptions } from '../prune/schedule.js';
@@ -74,6 +75,26 @@ async function readSuggestion(path: string): Promise<Record<string, number>> {
   return Object.fromEntries(Object.entries(suggestion).map(([k, v]) => [k, checkSparsity(`--sparsity-from suggestion '${k}'`, v)]));
 }
 
+/**
+ * Per-layer sparsities whose kept filter counts are multiples of `roundTo` (rounded up from the
+ * asked sparsity: the pruner removes round(s * filters) of them).
+ * @throws KilnError ERR_KILN_CANNOT_SHRINK when the rounding keeps every filter of every layer
+ */
+function roundedTargets(layers: readonly PrunableLayer[], perLayer: Record<string, number> | undefined, sparsity: number | undefined, roundTo: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of layers) {
+    const s = perLayer?.[l.name] ?? sparsity ?? 0;
+    const kept = l.outputs - Math.round(s * l.outputs);
+    const rounded = Math.min(l.outputs, Math.ceil(Math.max(1, kept) / roundTo) * roundTo);
+    out[l.name] = (l.outputs - rounded) / l.outputs;
+  }
+  if (Object.values(out).every((s) => s === 0)) {
+    const sizes = layers.map((l) => `'${l.name}' ${l.outputs}`).join(', ');
+    throw new KilnError(ErrorCode.CANNOT_SHRINK, `Cannot shrink: with --round-to ${roundTo} every layer keeps all its filters (filters: ${sizes})`);
+  }
+  return out;
+}
+
 export async function pruneCommand(modelPath: string, opts: PruneCommandOptions): Promise<void> {
   if (opts.analyze) return analyzeCommand(modelPath, opts);
   const roundTo = checkShrinkOptions(opts);
@@ -108,6 +129,10 @@ export async function pruneCommand(modelPath: string, opts: PruneCommandOptions)
   if (perLayer && (method === 'global' || pruner.fixedSparsity !== undefined)) throw typeError('--sparsity-from', 'nothing with --method global or an N:M --pattern', opts.sparsityFrom);
   if (sparsity === undefined && !perLayer && pruner.fixedSparsity === undefined) throw typeError('--sparsity', 'a number in [0, 1) (only an N:M --pattern implies one)', undefined);
   if (opts.epochs === 0 && scheduleType !== 'oneshot') throw rangeError('--epochs', `at least 1 with --schedule ${scheduleType}`, 0);
+  // --round-to: each conv is pruned to a kept filter count that is a multiple of it, so no zeroed
+  // filter has to stay behind in the shrunk model (method 'global' sets one threshold: there the
+  // shrink keeps zeroed channels up to the multiple instead).
+  const targets = shrink && roundTo > 1 && method !== 'global' ? roundedTargets(pruner.layers, perLayer, sparsity, roundTo) : perLayer;
 
   const seed = splitSeed(opts.dataset, opts.seed, source.file.metadata, modelPath);
   const { train: trainSet, test } = await loadDatasets({ dataset: opts.dataset, dataDir: opts.dataDir, seed });
@@ -129,10 +154,10 @@ export async function pruneCommand(modelPath: string, opts: PruneCommandOptions)
   let result: Awaited<ReturnType<typeof prune>>;
   try {
     result = await prune(model, trainSet, {
-      ...(perLayer ? { sparsity: perLayer } : sparsity !== undefined ? { sparsity } : {}),
+      ...(targets ? { sparsity: targets } : sparsity !== undefined ? { sparsity } : {}),
       method,
       ...(pattern !== undefined ? { pattern } : {}),
-      ...(layers && !perLayer ? { layers } : {}),
+      ...(layers && !targets ? { layers } : {}),
       schedule,
       epochs: opts.epochs,
       validation: test,

@@ -115,16 +115,35 @@ describe('kiln prune --shrink', () => {
     expect(r.stderr).toMatch(/parameters [\d,]+ -> [\d,]+, MACs per image [\d,]+ -> [\d,]+, file [\d,]+ -> [\d,]+ bytes/);
   }, 120_000);
 
-  it('--round-to after fine-tuning keeps zero channels up to the multiple', async () => {
+  it('--round-to after fine-tuning: prunes to a kept count that is a multiple (method global: zeroed channels stay up to it)', async () => {
+    const zeroFilters = (graph: Graph, conv: string): number => {
+      const w = graph.initializers.get(graph.nodes.find((n) => n.name === conv)!.inputs[1])!;
+      const per = w.size / w.dims[0];
+      return Array.from({ length: w.dims[0] }, (_, o) => w.data.subarray(o * per, (o + 1) * per).every((v) => v === 0)).filter(Boolean).length;
+    };
     const out = join(dir, 'small8.onnx');
-    // 60% of 16 filters zeroed: 7 kept, rounded up to 8.
+    // 60% of 16 filters would keep 6: pruned to 8 kept (50%) instead, so none of those is zero.
     const r = await runCli('prune', modelPath, '--dataset', 'synthetic', '--sparsity', '0.6', '--shrink', '--round-to', '8', '--schedule', 'oneshot', '--epochs', '0', '--out', out, '--json');
     expect(r.exitCode, r.stderr + r.stdout).toBe(0);
-    const result = lastJson<ShrinkJson>(r);
+    const result = lastJson<ShrinkJson & { targetSparsity: number }>(r);
     expect(result.format).toBe('onnx');
+    expect(result.targetSparsity).toBe(0.5);
     expect(result.channels.map((c) => c.after)).toEqual([8]);
     const graph = await importModel(out);
-    expect(graph.nodes.filter((n) => n.op === 'Conv').map((n) => graph.initializers.get(n.inputs[1])!.dims[0])).toEqual([8, 8]);
+    const convs = graph.nodes.filter((n) => n.op === 'Conv');
+    expect(convs.map((n) => graph.initializers.get(n.inputs[1])!.dims[0])).toEqual([8, 8]);
+    expect(zeroFilters(graph, convs[1].name)).toBe(0);
+    // One global threshold: 10 filters zeroed, 6 kept, 8 written (two of them zero).
+    const g = join(dir, 'global8.kiln');
+    const q = await runCli('prune', modelPath, '--dataset', 'synthetic', '--method', 'global', '--sparsity', '0.6', '--shrink', '--round-to', '8', '--schedule', 'oneshot', '--epochs', '0', '--out', g, '--json');
+    expect(q.exitCode, q.stderr + q.stdout).toBe(0);
+    expect(lastJson<ShrinkJson>(q).channels.map((c) => c.after)).toEqual([8]);
+    const shrunk = await loadGraph(g);
+    expect(zeroFilters(shrunk, shrunk.nodes.filter((n) => n.op === 'Conv')[1].name)).toBe(2);
+    // Rounding that keeps every filter is refused, not written as an unchanged model.
+    const all = await runCli('prune', modelPath, '--dataset', 'synthetic', '--sparsity', '0.3', '--shrink', '--round-to', '16', '--schedule', 'oneshot', '--epochs', '0', '--out', join(dir, 'none.kiln'), '--json');
+    expect(all.exitCode).toBe(1);
+    expect(errorOf(all)).toMatchObject({ code: 'ERR_KILN_CANNOT_SHRINK', message: expect.stringMatching(/--round-to 16 every layer keeps all its filters \(filters: '3' 16\)/) });
   }, 120_000);
 
   it('--no-finetune on an ONNX model: no data, the plan planShrink makes, outputs equal the masked model, counts multiples of --round-to', async () => {
