@@ -14,7 +14,7 @@ import { METHODS } from '../prune/criteria.js';
 import { planZeroFilters } from '../prune/shrink/index.js';
 import { prune } from '../prune/prune.js';
 import { checkSparsity, Pruner } from '../prune/pruner.js';
-import type { PrunableLayer } from '../prune/layers.js';
+import { prunableLayers, selectLayers, type PrunableLayer } from '../prune/layers.js';
 import { SCHEDULES } from '../prune/schedule.js';
 import { analyzeSensitivity } from '../prune/sensitivity.js';
 import type { ScheduleOptions } from '../prune/schedule.js';
@@ -95,10 +95,20 @@ function roundedTargets(layers: readonly PrunableLayer[], perLayer: Record<strin
   return out;
 }
 
-export async function pruneCommand(modelPath: string, opts: PruneCommandOptions): Promise<void> {
+/**
+ * @param command commander's Command of `kiln prune` (it passes it): says which options the user
+ *   typed, so --no-finetune can refuse fine-tuning options that only have their defaults otherwise
+ */
+export async function pruneCommand(modelPath: string, opts: PruneCommandOptions, command?: { getOptionValueSource(key: string): string | undefined }): Promise<void> {
   if (opts.analyze) return analyzeCommand(modelPath, opts);
   const roundTo = checkShrinkOptions(opts);
-  if (roundTo !== undefined && opts.finetune === false) return shrinkWithoutData(modelPath, opts, roundTo);
+  if (roundTo !== undefined && opts.finetune === false) {
+    for (const key of ['schedule', 'rounds', 'epochs', 'dataset', 'dataDir', 'seed', 'maxDrop'] as const) {
+      const typed = command ? command.getOptionValueSource(key) === 'cli' : key !== 'schedule' && key !== 'epochs' && key !== 'dataset' && opts[key] !== undefined;
+      if (typed) throw typeError(flagOf(key), 'nothing with --no-finetune (no data set, no fine-tuning)', opts[key]);
+    }
+    return shrinkWithoutData(modelPath, opts, roundTo);
+  }
   const shrink = roundTo !== undefined;
   const out = new Output(opts);
   if (opts.out === undefined) throw typeError('--out', `the ${shrink ? '.kiln or .onnx' : '.kiln'} file to write`, undefined);
@@ -108,12 +118,12 @@ export async function pruneCommand(modelPath: string, opts: PruneCommandOptions)
   if (opts.sparsityFrom !== undefined && (opts.sparsity !== undefined || opts.layers !== undefined)) {
     throw typeError(opts.sparsity !== undefined ? '--sparsity' : '--layers', 'nothing with --sparsity-from (its suggestion sets each layer)', opts.sparsity ?? opts.layers);
   }
-  const perLayer = opts.sparsityFrom === undefined ? undefined : await readSuggestion(opts.sparsityFrom);
+  let perLayer = opts.sparsityFrom === undefined ? undefined : await readSuggestion(opts.sparsityFrom);
   const sparsity = opts.sparsity === undefined ? undefined : checkSparsity('--sparsity', opts.sparsity.trim() === '' ? NaN : Number(opts.sparsity));
   const scheduleType = oneOf('--schedule', opts.schedule, SCHEDULES);
   if (opts.rounds !== undefined && scheduleType !== 'iterative') throw typeError('--rounds', "nothing unless --schedule is 'iterative'", opts.rounds);
   const method = oneOf('--method', opts.method, METHODS);
-  let layers = perLayer ? Object.keys(perLayer).filter((k) => perLayer[k] > 0) : opts.layers?.split(',').map((l) => l.trim());
+  let layers = perLayer ? Object.entries(perLayer).filter(([, v]) => v > 0).map(([k]) => k) : opts.layers?.split(',').map((l) => l.trim());
   if (layers?.length === 0) throw rangeError('--sparsity-from', 'a suggestion with at least one layer above 0', opts.sparsityFrom);
   const source = await readModelSource(modelPath);
   if (source.kind !== 'kiln') {
@@ -121,8 +131,19 @@ export async function pruneCommand(modelPath: string, opts: PruneCommandOptions)
   }
   const model = source.module;
   // --shrink prunes whole filters of convolutions only: a Linear's zeroed rows could not be removed.
-  if (shrink && !perLayer) layers = shrinkLayers(model, layers);
-  else if (shrink) shrinkLayers(model, layers);
+  if (shrink && perLayer) {
+    // A suggestion covers every layer; shrinking removes conv filters only, so its Linear layers
+    // are left dense rather than masked with rows that would stay as zeros.
+    selectLayers(model, layers, '--sparsity-from');
+    const convs = new Set(prunableLayers(model).filter((l) => l.type === 'Conv2d').map((l) => l.name));
+    const linear = layers!.filter((name) => !convs.has(name));
+    perLayer = Object.fromEntries(Object.entries(perLayer).filter(([name]) => convs.has(name)));
+    layers = layers!.filter((name) => convs.has(name));
+    if (layers.length === 0) throw rangeError('--sparsity-from', 'a suggestion with at least one Conv2d layer above 0 with --shrink', opts.sparsityFrom);
+    if (linear.length > 0) out.line(`--shrink: the suggestion's Linear layers ${linear.map((n) => `'${n}'`).join(', ')} stay dense (shrinking removes convolution filters)`);
+  } else if (shrink) {
+    layers = shrinkLayers(model, layers);
+  }
   const pattern = shrink ? 'filter' : opts.pattern;
   // Layer names, pattern and method checked against the model before loading any data.
   const pruner = new Pruner(model, { method, ...(pattern !== undefined ? { pattern } : {}), ...(layers ? { layers } : {}) }, flagOf);

@@ -76,7 +76,7 @@ interface ShrinkJson {
   format: string;
   finetune: boolean;
   roundTo: number;
-  channels: { conv: string; before: number; after: number }[];
+  channels: { conv: string; layer?: string; before: number; after: number }[];
   skipped: { convs: string[]; reason: string }[];
   before: { parameters: number; macs: number; fileBytes: number };
   after: { parameters: number; macs: number; fileBytes: number };
@@ -146,6 +146,24 @@ describe('kiln prune --shrink', () => {
     expect(errorOf(all)).toMatchObject({ code: 'ERR_KILN_CANNOT_SHRINK', message: expect.stringMatching(/--round-to 16 every layer keeps all its filters \(filters: '3' 16\)/) });
   }, 120_000);
 
+  it('--sparsity-from with --shrink: the suggestion\'s convs are pruned to it and shrunk, its Linear layers stay dense (said so)', async () => {
+    const analysis = join(dir, 'analysis.json');
+    // An untrained model is near chance: accepting a 50-point drop suggests pruning every layer.
+    const a = await runCli('prune', modelPath, '--dataset', 'synthetic', '--analyze', '--pattern', 'filter', '--max-drop', '0.5', '--out', analysis, '--json');
+    expect(a.exitCode, a.stderr + a.stdout).toBe(0);
+    const suggestion = lastJson<{ suggestion: Record<string, number> }>(a).suggestion;
+    expect(Object.keys(suggestion).filter((k) => suggestion[k] > 0)).toEqual(['0', '3', '7', '9']);
+    const r = await runCli('prune', modelPath, '--dataset', 'synthetic', '--sparsity-from', analysis, '--shrink', '--schedule', 'oneshot', '--epochs', '0', '--out', join(dir, 'from.kiln'), '--json');
+    expect(r.exitCode, r.stderr + r.stdout).toBe(0);
+    expect(r.stderr).toMatch(/the suggestion's Linear layers '7', '9' stay dense/);
+    const channels = lastJson<ShrinkJson>(r).channels;
+    // A layer pruned to no filter at all still keeps one (zero) channel: a value cannot lose every channel.
+    expect(channels.map((c) => [c.layer, c.after])).toEqual([
+      ['0', Math.max(1, 8 - Math.round(suggestion['0'] * 8))],
+      ['3', Math.max(1, 16 - Math.round(suggestion['3'] * 16))],
+    ]);
+  }, 120_000);
+
   it('--no-finetune on an ONNX model: no data, the plan planShrink makes, outputs equal the masked model, counts multiples of --round-to', async () => {
     const out = join(dir, 'small.onnx');
     const r = await runCli('prune', onnxPath, '--pattern', 'filter', '--sparsity', '0.3', '--shrink', '--no-finetune', '--round-to', '16', '--out', out, '--json');
@@ -200,13 +218,18 @@ describe('kiln prune --shrink', () => {
       [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--layers', 'conv9'], 'ERR_KILN_INVALID_ARG', /'conv9' is not a node/],
       [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--layers', 'conv2'], 'ERR_KILN_CANNOT_SHRINK', /Cannot shrink Conv 'conv2' \(--layers\): it reaches the graph output/],
       [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--method', 'random'], 'ERR_KILN_INVALID_ARG', /--method/],
+      [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--epochs', '2'], 'ERR_KILN_INVALID_ARG', /nothing with --no-finetune .* for --epochs/],
+      [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--schedule', 'agp'], 'ERR_KILN_INVALID_ARG', /for --schedule/],
+      [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--dataset', 'synthetic'], 'ERR_KILN_INVALID_ARG', /for --dataset/],
       // Without --shrink too: a layer with no weight is named with what it is, an unknown one is not.
       [modelPath, ['--sparsity', '0.5', '--layers', '3,2'], 'ERR_KILN_INVALID_ARG', /--layers\[1\] but received '2', a MaxPool2d layer which has no weight to prune/],
       [modelPath, ['--sparsity', '0.5', '--layers', 'pool'], 'ERR_KILN_INVALID_ARG', /--layers\[0\] but received 'pool': the model's prunable layers are/],
       [modelPath, ['--analyze', '--shrink'], 'ERR_KILN_INVALID_ARG', /nothing with --analyze for --shrink/],
     ];
     for (const [model, args, code, message] of cases) {
-      const r = await runCli('prune', model, '--dataset', 'synthetic', ...args, '--out', out, '--json');
+      // --no-finetune refuses a data set: the others are given the small one.
+      const data = args.includes('--no-finetune') ? [] : ['--dataset', 'synthetic'];
+      const r = await runCli('prune', model, ...data, ...args, '--out', out, '--json');
       expect(r.exitCode, args.join(' ')).toBe(1);
       const error = errorOf(r);
       expect(error.code, args.join(' ')).toBe(code);
