@@ -105,21 +105,32 @@ async function writeGraph(graph: Graph, out: string, metadata: Record<string, un
  */
 export function shrinkPlanned(graph: Graph, plan: ShrinkPlan, named: readonly string[] | undefined, nothing: string): { graph: Graph; report: ShrinkReport } {
   if (named) {
-    const stuck = plan.groups.find((g) => g.skipped !== undefined && !g.skipped.endsWith('is not among options.layers') && g.convs.some((c) => named.includes(c)));
-    if (stuck) throw new KilnError(ErrorCode.CANNOT_SHRINK, `Cannot shrink Conv '${stuck.convs.find((c) => named.includes(c))}' (--layers): ${stuck.skipped}`);
+    const stuck = plan.groups.find((g) => g.skipped !== undefined && g.convs.some((c) => named.includes(c)));
+    if (stuck) {
+      const conv = stuck.convs.find((c) => named.includes(c))!;
+      const left = stuck.convs.filter((c) => !named.includes(c));
+      // A group is removed channel by channel across all its convs: naming part of it cannot work.
+      const why = stuck.skipped!.endsWith('is not among options.layers')
+        ? `its channels are coupled (through a residual Add, a Concat or a depthwise conv) with ${left.map((c) => `Conv '${c}'`).join(', ')}, which --layers does not name`
+        : stuck.skipped!;
+      throw new KilnError(ErrorCode.CANNOT_SHRINK, `Cannot shrink Conv '${conv}' (--layers): ${why}`);
+    }
   }
   if (plan.removals.size === 0) {
-    const reasons = plan.groups.filter((g) => g.skipped !== undefined).slice(0, 3).map((g) => `${g.convs.map((c) => `'${c}'`).join(', ')}: ${g.skipped}`);
+    const reasons = plan.groups.filter((g) => g.skipped !== undefined).slice(0, 3).map((g) => `${g.convs.map((c) => `'${c}'`).join(', ')}: ${reasonOf(g.skipped!)}`);
     throw new KilnError(ErrorCode.CANNOT_SHRINK, `Cannot shrink: ${nothing}${reasons.length > 0 ? `; groups left whole: ${reasons.join('; ')}` : ''}`);
   }
   return shrinkGraph(graph, plan.removals);
 }
 
+/** A planner's reason as the CLI user reads it: the planner names its option, the user typed --layers (or took the default). */
+function reasonOf(why: string): string {
+  return why.replace(/is not among options\.layers$/, 'is not among the layers shrunk (--layers)');
+}
+
 /** Text lines and JSON fields of a shrink: channels per conv, groups left whole, sizes before and after. */
 function describeShrink(plan: ShrinkPlan, report: ShrinkReport, before: Sizes, after: Sizes, layers: ReadonlyMap<string, string>): { lines: string[]; json: Record<string, unknown> } {
   const channels = Object.entries(report.channels).map(([conv, c]) => ({ conv, ...(layers.has(conv) ? { layer: layers.get(conv)! } : {}), before: c.before, after: c.after }));
-  // The planner's reason names its option; the user chose the layers with --layers (or the default).
-  const reasonOf = (why: string): string => why.replace(/is not among options\.layers$/, 'is not among the layers shrunk (--layers)');
   const skipped = plan.groups.filter((g) => g.skipped !== undefined).map((g) => ({ convs: g.convs, channels: g.channels, reason: reasonOf(g.skipped!) }));
   const label = (c: { conv: string; layer?: string }): string => (c.layer !== undefined ? `'${c.layer}' (${c.conv})` : `'${c.conv}'`);
   const width = Math.max(6, ...channels.map((c) => label(c).length + 2));

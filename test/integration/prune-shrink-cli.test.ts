@@ -59,6 +59,21 @@ function onnxModel(): Graph {
   ]);
 }
 
+/** conv0(8) Relu -> conv1(8) + conv0's output (a residual Add) -> Relu -> GAP -> Gemm: conv0 and conv1 shrink together. */
+function residualModel(): Graph {
+  const b = new GraphBuilder('cli-residual');
+  const x = b.addInput('x', ['N', 3, 6, 6]);
+  const attrs = { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 };
+  const conv = (input: string, cin: number, cout: number, name: string) =>
+    b.addNode('Conv', [input, b.addInitializer(`${name}_w`, tensor([cout, cin, 3, 3]))], attrs, name);
+  const r0 = b.addNode('Relu', [conv(x, 3, 8, 'conv0')], {}, 'relu0');
+  const sum = b.addNode('Relu', [b.addNode('Add', [conv(r0, 8, 8, 'conv2'), r0], {}, 'add')], {}, 'relu1');
+  const f = b.addNode('Flatten', [b.addNode('GlobalAveragePool', [sum], {}, 'gap')], { axis: 1 }, 'flatten');
+  const y = b.addNode('Gemm', [f, b.addInitializer('fc_w', tensor([5, 8]))], { alpha: 1, beta: 1, transA: 0, transB: 1 }, 'fc');
+  return b.build([{ name: y, dtype: 'float32', shape: ['N', 5] }]);
+}
+let residualPath = '';
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'kiln-prune-shrink-cli-'));
   modelPath = join(dir, 'seed.kiln');
@@ -66,6 +81,8 @@ beforeAll(async () => {
   await save(seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, widthMultiplier: 0.25, seed: 2 }), modelPath);
   onnxPath = join(dir, 'model.onnx');
   await writeFile(onnxPath, exportModel(onnxModel()));
+  residualPath = join(dir, 'residual.onnx');
+  await writeFile(residualPath, exportModel(residualModel()));
 });
 
 afterAll(async () => {
@@ -218,6 +235,7 @@ describe('kiln prune --shrink', () => {
       [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--layers', 'conv9'], 'ERR_KILN_INVALID_ARG', /'conv9' is not a node/],
       [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--layers', 'conv2'], 'ERR_KILN_CANNOT_SHRINK', /Cannot shrink Conv 'conv2' \(--layers\): it reaches the graph output/],
       [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--method', 'random'], 'ERR_KILN_INVALID_ARG', /--method/],
+      [residualPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--layers', 'conv0'], 'ERR_KILN_CANNOT_SHRINK', /Cannot shrink Conv 'conv0' \(--layers\): its channels are coupled .* with Conv 'conv2', which --layers does not name/],
       [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--epochs', '2'], 'ERR_KILN_INVALID_ARG', /nothing with --no-finetune .* for --epochs/],
       [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--schedule', 'agp'], 'ERR_KILN_INVALID_ARG', /for --schedule/],
       [onnxPath, ['--sparsity', '0.5', '--shrink', '--no-finetune', '--dataset', 'synthetic'], 'ERR_KILN_INVALID_ARG', /for --dataset/],
@@ -236,6 +254,10 @@ describe('kiln prune --shrink', () => {
       expect(error.message, args.join(' ')).toMatch(message);
     }
     expect(existsSync(out)).toBe(false);
+    // Naming the whole coupled group shrinks it.
+    const both = await runCli('prune', residualPath, '--sparsity', '0.5', '--shrink', '--no-finetune', '--layers', 'conv0,conv2', '--out', out, '--json');
+    expect(both.exitCode, both.stderr + both.stdout).toBe(0);
+    expect(lastJson<ShrinkJson>(both).channels).toEqual([{ conv: 'conv0', before: 8, after: 4 }, { conv: 'conv2', before: 8, after: 4 }]);
   }, 120_000);
 
   const resnet = resolve(__dirname, '../../../shared/onnx-light/light_resnet50.onnx');
