@@ -1,13 +1,23 @@
-/** `kiln info`: what is inside a model file. */
+/**
+ * `kiln info`: what is inside a model file: its layers, then per Conv / Gemm weight its sparsity,
+ * the pattern of its zeros, dense and packed bytes, how the file stores it and the kernel an
+ * InferenceSession with default options chooses, then (for a .kiln file with packed tensors) the
+ * per-tensor storage table.
+ */
 import { stat } from 'node:fs/promises';
 
 import { inferInt8GraphShapes } from '../graph/int8-ir.js';
 import type { Graph } from '../graph/ir.js';
 import { isStatic } from '../graph/shape-inference.js';
 import type { Module } from '../nn/module.js';
-import type { KilnFile } from '../runtime/kiln-file.js';
+import { kilnStoredBytes, type KilnFile } from '../runtime/kiln-file.js';
 import { sparsityOf } from '../sparse-tensor.js';
-import { readModelSource } from './model-source.js';
+import { toGraph } from '../graph/from-module.js';
+import { detectPattern, type DetectedPattern } from '../prune/detect.js';
+import { InferenceSession } from '../runtime/session.js';
+import { toSparse, type SparseFormat } from '../sparse-tensor.js';
+import type { Tensor } from '../tensor.js';
+import { readModelSource, type ModelSource } from './model-source.js';
 import { Output } from './output.js';
 
 interface LayerRow {
@@ -52,6 +62,124 @@ export function tensorRows(file: KilnFile): TensorRow[] {
   });
 }
 
+/** One Conv or Gemm / MatMul weight: its zeros, their pattern, its sizes and the kernel a session runs it on. */
+export interface WeightRow {
+  /** The layer: a Module's layer name ('3'), else the graph node's name. */
+  layer: string;
+  /** The graph node (its step in `session.info().steps`). */
+  node: string;
+  op: string;
+  /** The weight initializer's name and dims. */
+  weight: string;
+  dims: number[];
+  /** Fraction of the weight's elements that are zero (float32 and int8 weights; else null). */
+  sparsity: number | null;
+  /** The pattern its zeros follow ('dense' without zeros; see `detectPattern`), null for other dtypes. */
+  pattern: DetectedPattern | null;
+  /** Bytes of the dense weight. */
+  denseBytes: number;
+  /**
+   * Bytes of the weight packed as a .kiln file stores it (CSR, or blocked CSR for a block pattern;
+   * uint16 indices, alignment padding included), whether or not this file does; null without zeros.
+   */
+  packedBytes: number | null;
+  /** How the file stores it: 'dense', 'csr', 'bcsr-1x4', ... (an ONNX file: 'dense'). */
+  stored: string;
+  /**
+   * What an InferenceSession with default options (sparseKernels 'auto') runs: 'sparse <pattern> <n>%'
+   * (with its batch condition), 'dense', or 'int8 dense'; null when no session could be built.
+   */
+  kernel: string | null;
+  /** That session's step text for the node (null when it has none). */
+  step: string | null;
+}
+
+const WEIGHT_OPS = new Set(['Conv', 'Gemm', 'MatMul', 'QLinearConv', 'QLinearGemm', 'DynamicQGemm', 'ConvInteger', 'MatMulInteger']);
+const PACKED_FORMAT: Partial<Record<DetectedPattern, SparseFormat>> = { block8x1: 'bcsr-8x1', block4x1: 'bcsr-4x1', block1x4: 'bcsr-1x4' };
+
+/** The kernel a step text names: its "sparse ..." part, else dense (int8 for quantized ops). */
+function kernelOf(op: string, step: string): string {
+  const sparse = /\bsparse (.+)$/.exec(step);
+  if (sparse) return `sparse ${sparse[1]}`;
+  return /^(Q|Dynamic|.*Integer$)/.test(op) ? 'int8 dense' : 'dense';
+}
+
+/** `weight` as [outputs, reduction] row-major: a Gemm without transB and a MatMul store [reduction, outputs]. */
+function outputMajor(node: { op: string; attrs: Record<string, unknown> }, weight: Tensor): { data: ArrayLike<number>; outputs: number; reduction: number } {
+  const [first, ...rest] = weight.dims;
+  const size = rest.reduce((a, b) => a * b, 1);
+  const stored = weight.data as ArrayLike<number>;
+  const transposed = (node.op === 'Gemm' && Number(node.attrs.transB ?? 0) === 0) || node.op === 'MatMul' || node.op === 'MatMulInteger';
+  if (!transposed || weight.dims.length !== 2) return { data: stored, outputs: first, reduction: size };
+  const data = new Float64Array(stored.length);
+  for (let k = 0; k < first; k++) for (let o = 0; o < size; o++) data[o * first + k] = stored[k * size + o];
+  return { data, outputs: size, reduction: first };
+}
+
+/**
+ * The per-layer weight table: every Conv, Gemm or MatMul node with a constant weight, its
+ * sparsity and pattern, dense and packed bytes, and the kernel a default session chooses for it
+ * (the session is built once, timing sparse against dense where the weight is half zeros or more).
+ */
+export async function weightRows(source: ModelSource): Promise<WeightRow[]> {
+  const graph = source.kind === 'kiln' ? toGraph(source.module, source.inputShape) : source.graph;
+  const steps = new Map<string, string>();
+  try {
+    const session = source.kind === 'kiln' ? await InferenceSession.create(source.module, { inputShape: source.inputShape }) : await InferenceSession.create(graph);
+    try {
+      for (const text of session.info().steps) {
+        const m = /^\S+ (\S+): /.exec(text);
+        if (m) steps.set(m[1], text);
+      }
+    } finally {
+      session.release();
+    }
+  } catch {
+    // A model the runtime cannot run still gets its table, without kernels.
+  }
+  const rows: WeightRow[] = [];
+  for (const node of graph.nodes) {
+    if (!WEIGHT_OPS.has(node.op)) continue;
+    const name = node.inputs.find((i) => (graph.initializers.get(i)?.dims.length ?? 0) >= 2);
+    if (name === undefined) continue;
+    const w = graph.initializers.get(name)!;
+    const numeric = w.type === 'float32' || w.type === 'int8';
+    const view = numeric ? outputMajor(node, w) : undefined;
+    const pattern = view ? detectPattern(view.data, view.outputs, view.reduction) : null;
+    const step = steps.get(node.name) ?? null;
+    rows.push({
+      layer: source.kind === 'kiln' && name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : node.name,
+      node: node.name,
+      op: node.op,
+      weight: name,
+      dims: w.dims.slice(),
+      sparsity: numeric ? sparsityOf(w) : null,
+      pattern,
+      denseBytes: w.data.byteLength,
+      packedBytes: numeric && pattern !== 'dense' ? kilnStoredBytes(toSparse(w, PACKED_FORMAT[pattern!] ?? 'csr')) : null,
+      stored: source.kind === 'onnx' ? 'dense' : (source.file.sparse.get(name)?.format ?? 'dense'),
+      kernel: step === null ? null : kernelOf(node.op, step),
+      step,
+    });
+  }
+  return rows;
+}
+
+/** Text lines of the per-layer weight table. */
+function weightLines(rows: WeightRow[]): string[] {
+  const width = Math.max(7, ...rows.map((r) => r.layer.length + 2));
+  const bytes = (n: number | null): string => (n === null ? '-' : n.toLocaleString('en-US'));
+  return [
+    '',
+    `${'layer'.padEnd(width)}${'op'.padEnd(13)}${'sparsity'.padStart(9)}  ${'pattern'.padEnd(13)}${'dense bytes'.padStart(12)}${'packed bytes'.padStart(14)}  ${'stored'.padEnd(10)}kernel`,
+    ...rows.map(
+      (r) =>
+        `${r.layer.padEnd(width)}${r.op.padEnd(13)}${(r.sparsity === null ? '-' : `${(r.sparsity * 100).toFixed(1)}%`).padStart(9)}  ${(r.pattern ?? '-').padEnd(13)}` +
+        `${bytes(r.denseBytes).padStart(12)}${bytes(r.packedBytes).padStart(14)}  ${r.stored.padEnd(10)}${r.kernel ?? '-'}`,
+    ),
+  ];
+}
+
 /** Text lines of the tensor table. */
 function tensorLines(rows: TensorRow[]): string[] {
   const width = Math.max(8, ...rows.map((r) => r.name.length + 2));
@@ -82,13 +210,14 @@ export async function infoCommand(modelPath: string, opts: { json?: boolean }): 
   const macs = rows.reduce((s, r) => s + r.macs, 0);
   const bytes = (await stat(modelPath)).size;
   const tensors = source.kind === 'onnx' ? undefined : tensorRows(source.file);
+  const weights = await weightRows(source);
   // The per-tensor table is printed when some tensor is stored sparse (always in --json).
   const showTensors = tensors !== undefined && tensors.some((t) => t.layout !== 'dense');
   // Graph node names ('input_QuantizeLinear') are longer than a Sequential's layer indices.
   const nameWidth = Math.max(4, ...rows.map((r) => r.name.length + 2));
   const typeWidth = Math.max(14, ...rows.map((r) => r.type.length + 2));
   out.result(
-    { model: modelPath, format, inputShape, layers: rows, parameters, macsPerImage: macs, fileBytes: bytes, ...(tensors ? { tensors } : {}), metadata },
+    { model: modelPath, format, inputShape, layers: rows, parameters, macsPerImage: macs, fileBytes: bytes, weights, ...(tensors ? { tensors } : {}), metadata },
     () =>
       [
         `${modelPath}${format === 'onnx' ? ' (ONNX)' : ''}: input [${inputShape.join(', ')}], ${parameters.toLocaleString('en-US')} parameters, ` +
@@ -100,7 +229,8 @@ export async function infoCommand(modelPath: string, opts: { json?: boolean }): 
             `${r.name.padEnd(nameWidth)}${r.type.padEnd(typeWidth)}${`[${r.outputShape.join(', ')}]`.padEnd(18)}` +
             `${r.parameters.toLocaleString('en-US').padStart(10)}${r.macs.toLocaleString('en-US').padStart(14)}`,
         ),
-        ...(showTensors ? tensorLines(tensors) : []),
+        ...weightLines(weights),
+        ...(showTensors ? tensorLines(tensors) : Object.keys(metadata).length > 0 ? [''] : []),
         // Long values (the quantization report) are in --json only.
         ...Object.entries(metadata).map(([k, v]) => {
           const text = v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v);

@@ -80,8 +80,8 @@ export function buildProgram(): Command {
 
   program
     .command('info')
-    .description('summarise a model: layers, parameters, MACs per image, file size')
-    .argument('<model>', 'model file (.kiln)')
+    .description('summarise a model: layers, parameters, MACs per image, file size; per Conv/Gemm weight: sparsity, pattern, dense and packed bytes, the kernel a session chooses')
+    .argument('<model>', 'model file (.kiln or .onnx)')
     .option('--json', 'print one JSON object with the results as the last line')
     .action(infoCommand);
 
@@ -129,8 +129,8 @@ export function buildProgram(): Command {
 
   program
     .command('prune')
-    .description('prune a .kiln model (masked weights) on a schedule while fine-tuning on a data set, and write it as a .kiln file')
-    .argument('<model>', 'model file (.kiln) holding a trained Module')
+    .description('prune a .kiln model (masked weights) on a schedule while fine-tuning on a data set, and write it as a .kiln file; --shrink: remove pruned filters for a smaller dense model')
+    .argument('<model>', 'model file (.kiln) holding a trained Module (with --shrink --no-finetune: also .onnx or a saved graph)')
     .option('--sparsity <x>', 'share of zero weights in each pruned layer, in [0, 1) (implied by an N:M --pattern)')
     .option('--schedule <name>', 'agp | oneshot | iterative', 'agp')
     .option('--rounds <n>', 'prune + fine-tune rounds of --schedule iterative (default 3)', intOption(1, 1000))
@@ -144,7 +144,10 @@ export function buildProgram(): Command {
     .option('--analyze', 'sensitivity analysis instead: held-out accuracy per layer at sparsities 0.1 ... 0.95 (one layer pruned at a time, no fine-tune) and a suggested per-layer sparsity')
     .option('--max-drop <x>', 'accuracy drop accepted by the --analyze suggestion, a fraction (default 0.005 = half a point)', numberOption(-Number.MIN_VALUE, 1))
     .option('--sparsity-from <file>', 'per-layer sparsities: the JSON --analyze printed or wrote (its "suggestion")')
-    .option('--out <file>', '.kiln file to write (with --analyze: optional JSON file for the analysis)')
+    .option('--shrink', 'with --pattern filter (implied): remove the pruned filters and every channel coupled to them, writing an ordinary smaller dense model')
+    .option('--round-to <n>', 'with --shrink: round the kept channel counts up to a multiple of n (e.g. 16, so shrunk layers stay on full-width kernels)')
+    .option('--no-finetune', 'with --shrink: no data set, no fine-tuning: remove the lowest-L1 --sparsity of each coupled group\'s filters (any .kiln or ONNX model)')
+    .option('--out <file>', '.kiln file to write (with --shrink: .onnx writes ONNX; with --analyze: optional JSON file for the analysis)')
     .option('--json', 'print one JSON object with the results as the last line')
     .action(pruneCommand);
 

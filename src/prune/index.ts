@@ -16,3 +16,5 @@ export { prune, PRUNE_TRAIN_DEFAULTS } from './prune.js';
 export type { PruneOptions, PruneReport, PruneResult } from './prune.js';
 export { analyzeSensitivity, SENSITIVITY_SPARSITIES } from './sensitivity.js';
 export type { SensitivityOptions, SensitivityReport, LayerSensitivity } from './sensitivity.js';
+export { detectPattern } from './detect.js';
+export type { DetectedPattern } from './detect.js';

@@ -2,7 +2,7 @@
  * Which layers can be pruned and which are: every Conv2d and Linear of a model, named by their
  * weight's prefix ('3' for '3.weight'), and the user's choice of them (names or a predicate).
  */
-import { KilnRangeError } from '../errors.js';
+import { KilnRangeError, KilnTypeError } from '../errors.js';
 import { BatchNorm2d } from '../nn/layers/batch-norm2d.js';
 import { Conv2d } from '../nn/layers/conv2d.js';
 import { Linear } from '../nn/layers/linear.js';
@@ -55,10 +55,41 @@ export function prunableLayers(model: Module): PrunableLayer[] {
 }
 
 /**
+ * Every layer of `model` by the path its parameters are named with ('1' for the ReLU at index 1
+ * of a Sequential, '2.0' inside a nested one); prunable layers included.
+ */
+function layerPaths(model: Module): Map<string, Module> {
+  const paths = new Map<string, Module>();
+  const visit = (m: Module, path: string): void => {
+    if (path !== '') paths.set(path, m);
+    m.children().forEach((c, i) => visit(c, path === '' ? String(i) : `${path}.${i}`));
+  };
+  visit(model, '');
+  return paths;
+}
+
+/**
+ * The error for a name that is not a prunable layer: a TypeError naming what the layer is when
+ * the model has a layer (or a parameter) of that name, the RangeError of an unknown name otherwise.
+ */
+function notPrunable(model: Module, name: string, n: string, list: string): Error {
+  const paths = layerPaths(model);
+  const owner = paths.get(n) ?? paths.get(n.replace(/\.[^.]*$/, ''));
+  if (owner && !(owner instanceof Conv2d || owner instanceof Linear)) {
+    const type = owner.config().type;
+    const what = owner.parameters().length === 0 ? 'which has no weight to prune' : 'which has no Conv2d or Linear weight to prune';
+    return new KilnTypeError(`Expected a prunable layer (a Conv2d or Linear) for ${name} but received '${n}', a ${type} layer ${what}: the model's prunable layers are ${list || 'none'}`);
+  }
+  return new KilnRangeError(`Expected a prunable layer for ${name} but received '${n}': the model's prunable layers are ${list || 'none'}`);
+}
+
+/**
  * The layers to prune. Names must exist (an unknown name throws, listing the prunable ones). By
  * default every prunable layer except the first Conv2d and the last Linear, which hold few weights
  * and cost the most accuracy.
- * @throws RangeError ERR_KILN_INVALID_ARG for an unknown name or an empty selection
+ * @throws RangeError ERR_KILN_INVALID_ARG for an unknown name or an empty selection; TypeError
+ *   ERR_KILN_INVALID_ARG for the name of a layer that exists but has no Conv2d/Linear weight (a
+ *   ReLU, a pool, a BatchNorm2d: the message says which)
  */
 export function selectLayers(model: Module, selection?: LayerSelection, name = 'options.layers'): PrunableLayer[] {
   const all = prunableLayers(model);
@@ -74,7 +105,7 @@ export function selectLayers(model: Module, selection?: LayerSelection, name = '
     chosen = selection.map((n, i) => {
       if (typeof n !== 'string') throw typeError(`${name}[${i}]`, 'a layer name', n);
       const layer = all.find((l) => l.name === n || l.weight.name === n);
-      if (!layer) throw new KilnRangeError(`Expected a prunable layer for ${name}[${i}] but received '${n}': the model's prunable layers are ${list || 'none'}`);
+      if (!layer) throw notPrunable(model, `${name}[${i}]`, n, list);
       return layer;
     });
     chosen = all.filter((l) => chosen.includes(l));

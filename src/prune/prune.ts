@@ -103,7 +103,8 @@ const OPTION_KEYS = ['sparsity', 'method', 'pattern', 'schedule', 'epochs', 'lay
  * @returns the model, the masks, per-layer sparsity and (with `validation`) accuracy before/after
  * @throws RangeError ERR_KILN_INVALID_ARG: sparsity outside [0, 1), an unknown layer name (the
  *   message lists the prunable layers), an N:M whose M does not divide a layer's reduction size,
- *   unknown options; TypeError for wrong types
+ *   unknown options; TypeError ERR_KILN_INVALID_ARG for wrong types and for a layer name that exists
+ *   but has no Conv2d/Linear weight (`layers: ['1']` naming a ReLU: the message says what it is)
  * @example
  * const { report } = await prune(model, train, { sparsity: 0.9, schedule: 'agp', epochs: 4, validation: test });
  */

@@ -1,7 +1,8 @@
 // The README as a new user runs it: every `npx kiln` line of its sh blocks, in order, in one empty
 // folder, each using only the files the lines above it wrote; then its TypeScript examples, run
 // against the same folder. Only speed-only flags are changed so the walk fits in CI: `--epochs 1`
-// for training, small batch/thread/time settings for `bench`, `epochs: 1` in the TS example.
+// for training (not for `prune --no-finetune`, which trains nothing and refuses it), small
+// batch/thread/time settings for `bench`, `epochs: 1` in the TS example.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -46,7 +47,7 @@ function fast(args: string[]): string[] {
     if (i >= 0) out[i + 1] = value;
     else out.push(flag, value);
   };
-  if (out[0] === 'train' || out.includes('--qat') || (out[0] === 'prune' && !out.includes('--analyze'))) set('--epochs', '1');
+  if (out[0] === 'train' || out.includes('--qat') || (out[0] === 'prune' && !out.includes('--analyze') && !out.includes('--no-finetune'))) set('--epochs', '1');
   if (out[0] === 'bench') {
     set('--batches', '1,8');
     set('--thread-counts', '1');

@@ -288,7 +288,7 @@ describe('shrinkGraph: bad requests', () => {
     expect(code(() => shrinkGraph(g, { conv1: [0, 1, 2, 3, 4, 5] }))).toMatch(/^ERR_KILN_CANNOT_SHRINK: Cannot remove every channel of .*Conv 'conv1'/);
     expect(code(() => planShrink(g, { fraction: 1 }))).toMatch(/^ERR_KILN_INVALID_ARG/);
     expect(code(() => planShrink(g, { fraction: 0.5, roundTo: 0 }))).toMatch(/^ERR_KILN_INVALID_ARG/);
-    expect(code(() => planShrink(g, { fraction: 0.5, layers: ['relu0'] }))).toMatch(/^ERR_KILN_INVALID_ARG: .*'relu0' is not one/);
+    expect(code(() => planShrink(g, { fraction: 0.5, layers: ['relu0'] }))).toMatch(/^ERR_KILN_INVALID_ARG: .*'relu0' is a Relu node, which has no filters/);
     expect(code(() => planShrink(g, { fraction: 0.5, scores: { conv1: [1, 2] } }))).toMatch(/^ERR_KILN_INVALID_ARG: Expected 6 scores for Conv 'conv1'/);
     expect(code(() => planShrink(g, { fraction: 0.5, scores: { conv1: [1, 2, NaN, 4, 5, 6] } }))).toMatch(/^ERR_KILN_INVALID_ARG: Expected finite scores .*score 2 is NaN/);
   });

@@ -10,7 +10,9 @@
  * - `planShrink` / `shrinkByImportance` choose the filters: per coupled group (the channels that
  *   share the same set of convs), the importance of a channel is the sum over the group's convs of
  *   the filter's score (default: its L1 norm), and the lowest `fraction` are removed, the kept
- *   count rounded to a multiple of `roundTo`. Groups that cannot shrink are skipped, with the reason.
+ *   count rounded up to a multiple of `roundTo`. Groups that cannot shrink are skipped, with the reason.
+ * - `planZeroFilters` chooses the filters a filter-pruned graph already zeroed (the CLI's
+ *   `kiln prune --pattern filter --shrink` after fine-tuning).
  * - `maskGraph(graph, removals)` is the masked model the shrunk one equals: the same filters (and
  *   every coupled one) zeroed, biases zeroed, BatchNormalization beta and mean zeroed on those
  *   channels, so the removed channels are exactly 0 everywhere.
@@ -56,7 +58,11 @@ export interface ShrinkGroup {
 export interface ShrinkPlanOptions {
   /** Fraction of each group's channels to remove, in [0, 1). */
   fraction: number;
-  /** Round each group's kept channel count to a multiple of this (default 1). */
+  /**
+   * Round each group's kept channel count up to a multiple of this (default 1), so the shrunk
+   * layers stay on full-width kernels (e.g. 16: one AVX-512 register of fp32 channels). A group
+   * with fewer channels than the rounded count is left whole.
+   */
   roundTo?: number;
   /**
    * The convs that may shrink (names, or a predicate on the Conv node); default all. A group with
@@ -314,9 +320,98 @@ function l1(w: Tensor): Float64Array {
 }
 
 /**
+ * The convs a plan may shrink, from `options.layers`.
+ * @throws RangeError ERR_KILN_INVALID_ARG for a name that is no node of the graph; TypeError
+ *   ERR_KILN_INVALID_ARG for a node that exists but has no filters to remove (not a Conv: the
+ *   message names its op) or a Conv whose filters cannot be removed (grouped, weights not float32)
+ */
+function selectedConvs(graph: Graph, a: ChannelAnalysis, layers: ShrinkPlanOptions['layers']): (conv: string) => boolean {
+  const byName = new Map(graph.nodes.map((n) => [n.name, n]));
+  if (layers === undefined) return () => true;
+  if (typeof layers === 'function') return (conv) => layers(byName.get(conv)!) === true;
+  if (!Array.isArray(layers)) throw new KilnTypeError('Expected options.layers to be an array of Conv names or a function');
+  const convs = graph.nodes.filter((n) => a.convOutputs.has(n.name)).map((n) => `'${n.name}'`);
+  const list = convs.length > 8 ? `${convs.slice(0, 8).join(', ')} ... (${convs.length})` : convs.join(', ') || 'none';
+  layers.forEach((name, i) => {
+    const node = typeof name === 'string' ? byName.get(name) : undefined;
+    if (!node) throw new KilnRangeError(`Expected options.layers[${i}] to name a Conv node of the graph but '${String(name)}' is not a node of it; its Conv nodes are ${list}`);
+    if (node.op !== 'Conv') {
+      throw new KilnTypeError(`Expected options.layers[${i}] to name a Conv node but '${name}' is a ${node.op} node, which has no filters to remove; its Conv nodes are ${list}`);
+    }
+    if (!a.convOutputs.has(name)) throw new KilnTypeError(`Expected options.layers[${i}] to name a Conv whose filters can be removed but Conv '${name}' has weights that are not a float32 initializer of rank 4`);
+  });
+  const set = new Set<string>(layers);
+  return (conv) => set.has(conv);
+}
+
+/** The coupled groups of a graph: the roots of the channels that share one set of source convs. */
+function coupledGroups(a: ChannelAnalysis): Map<string, number[]> {
+  const groups = new Map<string, number[]>();
+  for (const [root, refs] of a.sources) {
+    const key = [...new Set(refs.map((r) => r.conv))].sort().join('\n');
+    const list = groups.get(key);
+    if (list) list.push(root);
+    else groups.set(key, [root]);
+  }
+  return groups;
+}
+
+/** `roundTo` checked: an integer >= 1 (default 1). */
+function checkRoundTo(value: unknown): number {
+  const roundTo = value ?? 1;
+  if (typeof roundTo !== 'number' || !Number.isInteger(roundTo) || roundTo < 1) {
+    throw new KilnRangeError(`Expected options.roundTo to be an integer >= 1 but received ${String(roundTo)}`);
+  }
+  return roundTo;
+}
+
+/** The kept count `keep` of a group of `channels` rounded up to a multiple of `roundTo` (all of them when that is more). */
+function roundKept(keep: number, channels: number, roundTo: number): number {
+  return Math.min(channels, Math.ceil(Math.max(1, keep) / roundTo) * roundTo);
+}
+
+/**
+ * Runs `choose` on every coupled group the options allow to shrink and gathers its drops into
+ * removals; groups with a conv outside `layers` or a blocked channel are reported as skipped.
+ */
+function planGroups(graph: Graph, a: ChannelAnalysis, layers: ShrinkPlanOptions['layers'], choose: (roots: number[]) => number[]): ShrinkPlan {
+  const selected = selectedConvs(graph, a, layers);
+  const removals = new Map<string, number[]>();
+  const report: ShrinkGroup[] = [];
+  for (const [key, roots] of coupledGroups(a)) {
+    const convs = key.split('\n');
+    const outside = convs.find((c) => !selected(c));
+    if (outside !== undefined) {
+      report.push({ convs, channels: roots.length, removed: 0, skipped: `Conv '${outside}' is not among options.layers` });
+      continue;
+    }
+    const blockedRoot = roots.find((r) => a.blocked.has(r));
+    if (blockedRoot !== undefined) {
+      report.push({ convs, channels: roots.length, removed: 0, skipped: a.blocked.get(blockedRoot) });
+      continue;
+    }
+    const drop = choose(roots);
+    for (const r of drop) {
+      for (const ref of a.sources.get(r)!) {
+        const list = removals.get(ref.conv);
+        if (list) list.push(ref.filter);
+        else removals.set(ref.conv, [ref.filter]);
+      }
+    }
+    report.push({ convs, channels: roots.length, removed: drop.length });
+  }
+  for (const list of removals.values()) list.sort((x, y) => x - y);
+  return { removals, groups: report };
+}
+
+/**
  * Chooses the filters to remove: for each coupled group, the lowest-importance `fraction` of its
- * channels (importance summed over the group's convs), the kept count rounded to a multiple of
- * `roundTo`. Groups that cannot shrink are listed with `skipped` and left dense.
+ * channels (importance summed over the group's convs), the kept count rounded up to a multiple of
+ * `roundTo` (a group smaller than that multiple is left whole). Groups that cannot shrink are
+ * listed with `skipped` and left dense.
+ * @throws RangeError ERR_KILN_INVALID_ARG for a fraction outside [0, 1), a roundTo that is not a
+ *   positive integer, a layer name that is no node of the graph, scores of the wrong length;
+ *   TypeError ERR_KILN_INVALID_ARG for a layer that is a node but not a Conv (the message names its op)
  */
 export function planShrink(graph: Graph, options: ShrinkPlanOptions): ShrinkPlan {
   if (typeof options !== 'object' || options === null) throw new KilnTypeError('Expected shrink options to be an object');
@@ -324,20 +419,9 @@ export function planShrink(graph: Graph, options: ShrinkPlanOptions): ShrinkPlan
   if (typeof fraction !== 'number' || !(fraction >= 0 && fraction < 1)) {
     throw new KilnRangeError(`Expected options.fraction to be a number in [0, 1) but received ${String(fraction)}`);
   }
-  const roundTo = options.roundTo ?? 1;
-  if (!Number.isInteger(roundTo) || roundTo < 1) throw new KilnRangeError(`Expected options.roundTo to be an integer >= 1 but received ${String(roundTo)}`);
+  const roundTo = checkRoundTo(options.roundTo);
   const a = analyzeChannels(graph);
   const byName = new Map(graph.nodes.map((n) => [n.name, n]));
-  const layers = options.layers;
-  let selected: (conv: string) => boolean = () => true;
-  if (typeof layers === 'function') selected = (conv) => layers(byName.get(conv)!) === true;
-  else if (Array.isArray(layers)) {
-    for (const name of layers) {
-      if (!a.convOutputs.has(name)) throw new KilnRangeError(`Expected options.layers to name Conv nodes of the graph but '${String(name)}' is not one`);
-    }
-    const set = new Set<string>(layers);
-    selected = (conv) => set.has(conv);
-  } else if (layers !== undefined) throw new KilnTypeError('Expected options.layers to be an array of Conv names or a function');
   const given = new Map(options.scores ? entries(options.scores) : []);
   for (const [name, s] of given) {
     const ids = a.convOutputs.get(name);
@@ -356,45 +440,51 @@ export function planShrink(graph: Graph, options: ShrinkPlanOptions): ShrinkPlan
     }
     return Number(s[filter]);
   };
-
-  const groups = new Map<string, number[]>();
-  for (const [root, refs] of a.sources) {
-    const key = [...new Set(refs.map((r) => r.conv))].sort().join('\n');
-    const list = groups.get(key);
-    if (list) list.push(root);
-    else groups.set(key, [root]);
-  }
-  const removals = new Map<string, number[]>();
-  const report: ShrinkGroup[] = [];
-  for (const [key, roots] of groups) {
-    const convs = key.split('\n');
-    const outside = convs.find((c) => !selected(c));
-    if (outside !== undefined) {
-      report.push({ convs, channels: roots.length, removed: 0, skipped: `Conv '${outside}' is not among options.layers` });
-      continue;
-    }
-    const blockedRoot = roots.find((r) => a.blocked.has(r));
-    if (blockedRoot !== undefined) {
-      report.push({ convs, channels: roots.length, removed: 0, skipped: a.blocked.get(blockedRoot) });
-      continue;
-    }
-    let keep = roots.length - Math.floor(fraction * roots.length);
-    if (roundTo > 1) keep = Math.min(roots.length, Math.max(roundTo, Math.round(keep / roundTo) * roundTo));
-    keep = Math.max(1, keep);
+  return planGroups(graph, a, options.layers, (roots) => {
+    const keep = roundKept(roots.length - Math.floor(fraction * roots.length), roots.length, roundTo);
     const ranked = roots.map((r) => ({ r, s: a.sources.get(r)!.reduce((t, ref) => t + score(ref.conv, ref.filter), 0) }));
     ranked.sort((x, y) => x.s - y.s || x.r - y.r);
-    const drop = ranked.slice(0, roots.length - keep);
-    for (const { r } of drop) {
-      for (const ref of a.sources.get(r)!) {
-        const list = removals.get(ref.conv);
-        if (list) list.push(ref.filter);
-        else removals.set(ref.conv, [ref.filter]);
-      }
-    }
-    report.push({ convs, channels: roots.length, removed: drop.length });
-  }
-  for (const list of removals.values()) list.sort((x, y) => x - y);
-  return { removals, groups: report };
+    return ranked.slice(0, roots.length - keep).map(({ r }) => r);
+  });
+}
+
+/** Options of {@link planZeroFilters}. */
+export interface ZeroFilterPlanOptions {
+  /** Keep each group's channel count at a multiple of this (default 1): some zero channels then stay. */
+  roundTo?: number;
+  /** The convs that may shrink (names, or a predicate on the Conv node); default all. */
+  layers?: ShrinkPlanOptions['layers'];
+}
+
+/**
+ * The removals that turn a filter-pruned graph (e.g. `prune()` with pattern 'filter', lowered
+ * with `toGraph`) into a smaller dense one: in each coupled group, the channels whose every
+ * filter is exactly zero, weights and bias. The channels removed are 0 before any
+ * BatchNormalization, so the shrunk graph equals `maskGraph(graph, plan.removals)`, which is the
+ * pruned graph itself unless a BatchNormalization turns a zero channel into a constant (that
+ * constant is dropped, as a BatchNorm of a removed filter's output is). The kept count is rounded
+ * up to a multiple of `roundTo` by keeping zero channels; at least one channel of a group stays.
+ * @throws the errors of {@link planShrink} for `roundTo` and `layers`
+ */
+export function planZeroFilters(graph: Graph, options: ZeroFilterPlanOptions = {}): ShrinkPlan {
+  if (typeof options !== 'object' || options === null) throw new KilnTypeError('Expected options to be an object');
+  const roundTo = checkRoundTo(options.roundTo);
+  const a = analyzeChannels(graph);
+  const byName = new Map(graph.nodes.map((n) => [n.name, n]));
+  const zeroFilter = (conv: string, filter: number): boolean => {
+    const node = byName.get(conv)!;
+    const w = graph.initializers.get(node.inputs[1]!)!;
+    const per = w.size / w.dims[0]!;
+    const data = w.data as Float32Array;
+    for (let i = filter * per; i < (filter + 1) * per; i++) if (data[i] !== 0) return false;
+    const bias = f32Init(graph, node.inputs[2]);
+    return !bias || bias.data[filter] === 0;
+  };
+  return planGroups(graph, a, options.layers, (roots) => {
+    const zero = roots.filter((r) => a.sources.get(r)!.every((ref) => zeroFilter(ref.conv, ref.filter)));
+    const keep = roundKept(roots.length - zero.length, roots.length, roundTo);
+    return zero.slice(0, roots.length - keep);
+  });
 }
 
 /** `planShrink` then `shrinkGraph`: the smaller graph, what was removed, and the groups. */
