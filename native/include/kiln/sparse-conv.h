@@ -43,7 +43,8 @@ class SparseConvF32 {
   size_t blocks() const { return offset_.size(); }
   size_t bytes() const;
 
-  // Floats of scratch run() needs for `batch` images on up to `threads` threads (0 = the pool size).
+  // Floats of scratch run() needs for `batch` images when its max_threads is at most `threads`
+  // (0: the pool size now), for this pool (null: none).
   size_t scratch_floats(size_t batch, size_t threads, const ConvMaxPool* pool = nullptr) const;
 
   // output = [maxpool](relu?(conv(input) + bias)): input batch x Cin x H x W, output batch x Cout x

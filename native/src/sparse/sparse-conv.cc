@@ -58,7 +58,9 @@ size_t padded_floats(size_t channels, size_t hp, size_t wp, bool padded) {
 size_t SparseConvF32::scratch_floats(size_t batch, size_t threads, const ConvMaxPool* pool) const {
   if (batch == 0) return 0;
   const size_t slot = padded_floats(g_.in_channels, hp_, wp_, padded_) + buffer_floats(pool);
-  return std::max<size_t>(1, resolve_threads(threads)) * slot;
+  // Not capped at the pool size: a pool grown between sizing and running must not add slots.
+  const size_t slots = threads == 0 ? num_threads() : threads;
+  return std::max<size_t>(1, slots) * slot;
 }
 
 void SparseConvF32::run(const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
