@@ -3,7 +3,8 @@
 // Convolutions (conv2 with its ReLU and 2x2 max pool, 32 -> 64 channels, 3x3, unpadded, batch 64:
 // MNIST 13x13 input -> 11x11 -> 5x5, CIFAR 15x15 -> 13x13 -> 6x6):
 //   sparse    the direct sparse convolution with the pool fused (kiln/sparse-conv.h)
-//   direct    the dense direct kernel with the pool fused (Conv2dPlan::run_max_pooled; AVX-512)
+//   direct    the dense direct kernel with the pool fused (Conv2dPlan::run_max_pooled; on AVX-512,
+//             im2col + GEMM then the pool below it)
 //   winograd  dense Winograd with the pool fused, tile by cost (AVX-512), as graphOptimizationLevel
 //             'all' runs it
 //   best      the faster of direct and winograd
@@ -93,8 +94,10 @@ void conv_layer(const char* name, size_t in_hw, size_t batch, int rounds) {
   // The dense paths run on the same (dense) weights: their time does not depend on the zeros.
   const kiln::Conv2dPlan plan(g, dense_w.data(), bias.data(), true);
   std::vector<float> direct_scratch(plan.max_pooled_scratch_floats(batch, pool) + plan.scratch_floats(batch) + 16);
-  std::function<void()> direct;
-  if (plan.can_fuse_max_pool(t)) direct = [&] { plan.run_max_pooled(t, input.data(), out.data(), batch, pool, direct_scratch.data(), 1); };
+  // Without a direct kernel (below AVX-512) run_max_pooled runs im2col + GEMM, then the pool.
+  const std::function<void()> direct = [&] {
+    plan.run_max_pooled(t, input.data(), out.data(), batch, pool, direct_scratch.data(), 1);
+  };
   std::unique_ptr<kiln::WinogradConv> wino;
   std::vector<float> wino_scratch;
   std::function<void()> winograd;
@@ -120,9 +123,14 @@ void conv_layer(const char* name, size_t in_hw, size_t batch, int rounds) {
       const std::vector<double> best = interleaved_best(
           {[&] { sparse.run(input.data(), out.data(), batch, &pool, scratch.data(), 1); }, direct, winograd}, rounds);
       const double per = 1e6 / static_cast<double>(batch);
-      const double dense_best = direct && winograd ? std::min(best[1], best[2]) : direct ? best[1] : best[2];
-      std::printf(" | %6.2f %6.2f %6.2f %5.2f %5.2f", best[0] * per, best[1] * per, best[2] * per,
-                  best[1] / best[0], dense_best / best[0]);
+      const double dense_best = winograd ? std::min(best[1], best[2]) : best[1];
+      if (winograd) {
+        std::printf(" | %6.2f %6.2f %6.2f %5.2f %5.2f", best[0] * per, best[1] * per, best[2] * per, best[1] / best[0],
+                    dense_best / best[0]);
+      } else {
+        std::printf(" | %6.2f %6.2f %6s %5.2f %5.2f", best[0] * per, best[1] * per, "n/a", best[1] / best[0],
+                    dense_best / best[0]);
+      }
       std::fflush(stdout);
     }
     std::printf("\n");
