@@ -11,6 +11,7 @@
 #include "pool/maxpool2d-rows.h"
 #include "s8-conv/s8-conv-ukernel.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
+#include "sparse/sparse-conv-ukernel.h"
 #include "sparse/sparse-ukernel.h"
 
 namespace kiln {
@@ -24,6 +25,7 @@ struct DispatchTable {
   F32PoolKernels f32_pool;
   S8ConvKernels s8_conv;
   F32SpmmKernels f32_spmm;  // sparse fp32 weights x dense X, one kernel per pattern
+  F32SparseConvKernels f32_sparse_conv;  // direct sparse stride-1 convolution, one kernel per block height
 };
 
 // The table for the active ISA (best supported, or KILN_ISA, or set_active_isa()).
@@ -34,7 +36,7 @@ const DispatchTable* dispatch_for(Isa isa);
 
 // One per ISA level, each run on a table that already holds the level below (scalar first);
 // they only assign function pointers. Defined in dispatch.cc, except the GEMM and SpMM families'
-// own fill functions, which live beside their kernels.
+// own fill functions, which live beside their kernels (so do the direct sparse convolution's).
 void fill_dispatch_scalar(DispatchTable* table);
 void fill_dispatch_avx2(DispatchTable* table);
 void fill_dispatch_avx512(DispatchTable* table);
@@ -47,5 +49,9 @@ void fill_f32_gemm_avx512(DispatchTable* table);
 void fill_f32_spmm_scalar(DispatchTable* table);
 void fill_f32_spmm_avx2(DispatchTable* table);
 void fill_f32_spmm_avx512(DispatchTable* table);
+
+void fill_f32_sparse_conv_scalar(DispatchTable* table);
+void fill_f32_sparse_conv_avx2(DispatchTable* table);
+void fill_f32_sparse_conv_avx512(DispatchTable* table);
 
 }  // namespace kiln

@@ -8,11 +8,14 @@
 // max pools inside.
 // With attr `sparse` = 'always' | 'auto' (session option sparseKernels; absent = 'never') an
 // ungrouped convolution whose weights are at least kSparseFloor zeros may run on the sparse kernels
-// instead (kiln/sparse.h): per image im2col (none for pointwise), then Y = W_sparse * cols with
-// bias and ReLU; other activations and a fused pool run after it as on the staged dense path
-// (the direct and Winograd fused-pool kernels are dense only). 'always' takes sparse whenever the
-// floor is met; 'auto' times both on a few synthetic images when the plan is built and keeps the
-// faster. detail() says which ran ("sparse unstructured 90%" or "dense, 90% zeros").
+// instead. Stride-1 convolutions other than pointwise run the direct sparse convolution
+// (kiln/sparse-conv.h: no im2col, bias and ReLU inside, and a fused max pool after ReLU or nothing
+// inside too); the others (strided, pointwise) per image im2col (none for pointwise), then
+// Y = W_sparse * cols (kiln/sparse.h). Other activations and pools run after either as on the
+// staged dense path. 'always' takes sparse whenever the floor is met; 'auto' times both (dense
+// with its Winograd or direct fused-pool kernels where it has them) on a few synthetic images
+// when the plan is built and keeps the faster. detail() says which ran ("sparse unstructured 90%"
+// or "dense, 90% zeros"; the geometry alone tells the direct kernel from im2col + SpMM).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -24,6 +27,7 @@
 #include "conv/winograd.h"
 #include "conv/im2col.h"
 #include "kiln/conv.h"
+#include "kiln/sparse-conv.h"
 #include "kiln/sparse.h"
 #include "kiln/thread-pool.h"
 #include "runtime/activation.h"
@@ -49,7 +53,12 @@ constexpr size_t kWinogradByCost = 1;
 
 enum class SparseMode { kNever, kAlways, kAuto };
 // Sparse kernels are considered only from this fraction of zero weights up (below it no packing,
-// no timing: the dense GEMM wins on every shape measured in native/bench/sparse-bench.cc).
+// no timing). native/bench/sparse-bench.cc on SeedCNN's conv2 (Zen 5, one thread, pool fused):
+// unstructured zeros break even with the dense direct kernel near 65%, and with Winograd near
+// 82% (MNIST) / 89% (CIFAR); 4x1 / 8x1 blocks beat the direct kernel from 30% (1.0-1.1x) and
+// Winograd from about 55% (MNIST) / 75% (CIFAR). A floor of 0.3 for whole-block zeros would let
+// plans without Winograd gain 3-50% at 30-50% zeros, but the documented contract (README, session
+// options, docs/architecture.md) is "at least half zeros", so it stays at 0.5 for now.
 constexpr double kSparseFloor = 0.5;
 // 'auto': synthetic images per timed run, and the time budget per layer.
 constexpr size_t kSparseProbeImages = 4;
@@ -79,6 +88,25 @@ std::unique_ptr<const PackedSparseF32> pack_best(size_t m, size_t k, const float
   return std::make_unique<const PackedSparseF32>(m, k, w, k, SparsePattern::kUnstructured);
 }
 
+// The same choice for the direct sparse convolution, whose blocks run along output channels only
+// (1x4 gains nothing there): 8x1 or 4x1 when every block of W is all zero or all non-zero.
+SparsePattern direct_pattern(size_t m, size_t k, const float* w) {
+  for (size_t br : {size_t{8}, size_t{4}}) {
+    bool whole = true, any = false;
+    for (size_t r0 = 0; r0 < m && whole; r0 += br) {
+      const size_t rows = std::min(br, m - r0);
+      for (size_t c = 0; c < k && whole; ++c) {
+        size_t nz = 0;
+        for (size_t r = r0; r < r0 + rows; ++r) nz += w[r * k + c] != 0.0f ? 1 : 0;
+        whole = nz == 0 || nz == br;  // a short last block-row counts as partly zero
+        any |= nz > 0;
+      }
+    }
+    if (whole && any) return br == 8 ? SparsePattern::kBlock8x1 : SparsePattern::kBlock4x1;
+  }
+  return SparsePattern::kUnstructured;
+}
+
 class ConvStep : public PlanStep {
  public:
   ConvStep(const Conv2dGeometry& g, const float* weight, const float* bias, Activation act, const Pool2d* pool,
@@ -98,7 +126,7 @@ class ConvStep : public PlanStep {
   }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads) const override {
-    run_with(io, batch, scratch, max_threads, sparse_ != nullptr);
+    run_with(io, batch, scratch, max_threads, sparse_on());
   }
 
  private:
@@ -112,11 +140,19 @@ class ConvStep : public PlanStep {
     zero_fraction_ = static_cast<double>(zeros) / static_cast<double>(total);
     if (zero_fraction_ < kSparseFloor) return;
     considered_ = true;
-    sparse_ = pack_best(g.out_channels, g.patch(), weight);
-    if (bias) sparse_bias_.assign(bias, bias + g.out_channels);
+    if (SparseConvF32::supports(g) && !g.is_pointwise()) {
+      sparse_direct_ = std::make_unique<const SparseConvF32>(g, weight, bias, act_.is_relu(),
+                                                             direct_pattern(g.out_channels, g.patch(), weight));
+      sparse_pool_ = direct_pool_;
+    } else {
+      sparse_ = pack_best(g.out_channels, g.patch(), weight);
+      if (bias) sparse_bias_.assign(bias, bias + g.out_channels);
+    }
     if (mode == SparseMode::kAuto && !sparse_is_faster()) {
       sparse_.reset();
+      sparse_direct_.reset();
       sparse_bias_.clear();
+      sparse_pool_ = false;
       return;
     }
     // The dense fused-pool kernels and Winograd are no longer used.
@@ -169,6 +205,10 @@ class ConvStep : public PlanStep {
     // this runs, and every path below is chosen and run on the same table (a kernel this one
     // lacks is never called; the paths that need none are always there).
     const DispatchTable& t = dispatch();
+    if (sparse && sparse_pool_) {
+      sparse_direct_->run(t.f32_sparse_conv, io.in[0], io.out[0], batch, &direct_window_, scratch, max_threads);
+      return;
+    }
     const bool winograd = !sparse && winograd_ && WinogradConv::available(t);
     if (winograd && winograd_pool_ &&
         winograd_->run(t, io.in[0], io.out[0], batch, &direct_window_, act_.is_relu(), scratch, max_threads)) {
@@ -206,11 +246,13 @@ class ConvStep : public PlanStep {
     // The ISA may change between planning and running: room for every path.
     size_t fused = direct_pool_ ? conv_.max_pooled_scratch_floats(batch, direct_window_) : 0;
     if (winograd_pool_) fused = std::max(fused, winograd_->scratch_floats(batch, threads, &direct_window_));
+    if (sparse_pool_) fused = std::max(fused, sparse_direct_->scratch_floats(batch, threads, &direct_window_));
     return std::max(staged, fused);
   }
   size_t weight_bytes() const override {
     return conv_.weight_bytes() + (winograd_ ? winograd_->bytes() : 0) +
-           (sparse_ ? sparse_->bytes() + sparse_bias_.size() * sizeof(float) : 0);
+           (sparse_ ? sparse_->bytes() + sparse_bias_.size() * sizeof(float) : 0) +
+           (sparse_direct_ ? sparse_direct_->bytes() : 0);
   }
   std::string detail() const override {
     const Conv2dGeometry& g = conv_.geometry();
@@ -226,7 +268,11 @@ class ConvStep : public PlanStep {
       // Rounded, but never 100% unless every weight is zero.
       int pct = static_cast<int>(std::lround(zero_fraction_ * 100.0));
       if (pct == 100 && zero_fraction_ < 1.0) pct = 99;
-      if (sparse_) {
+      // The same words for both sparse kernels (the geometry says which: see the file comment):
+      // planInfo() readers and the docs match "sparse <pattern> N%" at the end.
+      if (sparse_direct_) {
+        s << " sparse " << sparse_pattern_name(sparse_direct_->pattern()) << " " << pct << "%";
+      } else if (sparse_) {
         s << " sparse " << sparse_pattern_name(sparse_->pattern()) << " " << pct << "%";
       } else {
         s << " dense, " << pct << "% zeros";
@@ -257,6 +303,7 @@ class ConvStep : public PlanStep {
   size_t convolve_scratch_floats(size_t batch, size_t threads) const {
     size_t plain = conv_.scratch_floats(batch);
     if (sparse_) plain = std::max(plain, sparse_slots(batch, threads) * sparse_col_floats());
+    if (sparse_direct_) plain = std::max(plain, sparse_direct_->scratch_floats(batch, threads));
     return winograd_ ? std::max(plain, winograd_->scratch_floats(batch, threads, nullptr)) : plain;
   }
   // Column matrix of one image (none for pointwise: the input planes are the columns).
@@ -272,6 +319,10 @@ class ConvStep : public PlanStep {
   // y = W_sparse * im2col(x) + bias, ReLU inside when the activation is ReLU.
   void sparse_convolve(const DispatchTable& t, const float* x, float* y, size_t batch, float* scratch,
                        size_t max_threads) const {
+    if (sparse_direct_) {
+      sparse_direct_->run(t.f32_sparse_conv, x, y, batch, nullptr, scratch, max_threads);
+      return;
+    }
     const Conv2dGeometry& g = conv_.geometry();
     const size_t plane = g.out_plane(), in_image = g.in_channels * g.in_plane(), out_image = g.out_channels * plane;
     const size_t colf = sparse_col_floats();
@@ -315,8 +366,12 @@ class ConvStep : public PlanStep {
   bool winograd_pool_ = false;                     // the fused pool runs inside the Winograd kernel
   bool considered_ = false;                        // zeros >= kSparseFloor and sparse was allowed
   double zero_fraction_ = 0;
-  std::unique_ptr<const PackedSparseF32> sparse_;  // non-null: the step runs on the sparse kernels
+  // At most one is non-null; then the step runs on it.
+  std::unique_ptr<const PackedSparseF32> sparse_;          // im2col + SpMM (strided, pointwise)
+  std::unique_ptr<const SparseConvF32> sparse_direct_;     // direct sparse convolution (stride 1)
+  bool sparse_pool_ = false;                               // the max pool runs inside sparse_direct_
   std::vector<float> sparse_bias_;
+  bool sparse_on() const { return sparse_ != nullptr || sparse_direct_ != nullptr; }
 };
 
 }  // namespace
