@@ -27,6 +27,7 @@
 #include "conv/winograd.h"
 #include "conv/im2col.h"
 #include "kiln/conv.h"
+#include "kiln/cpu.h"
 #include "kiln/sparse-conv.h"
 #include "kiln/sparse.h"
 #include "kiln/thread-pool.h"
@@ -35,6 +36,7 @@
 #include "runtime/ops/pool2d.h"
 #include "runtime/ops/ops.h"
 #include "runtime/parallel.h"
+#include "runtime/sparse-choice.h"
 
 namespace kiln {
 namespace runtime {
@@ -148,7 +150,7 @@ class ConvStep : public PlanStep {
       sparse_ = pack_best(g.out_channels, g.patch(), weight);
       if (bias) sparse_bias_.assign(bias, bias + g.out_channels);
     }
-    if (mode == SparseMode::kAuto && !sparse_is_faster()) {
+    if (mode == SparseMode::kAuto && !cached_sparse_choice(choice_key(g, weight, bias), [this] { return sparse_is_faster(); })) {
       sparse_.reset();
       sparse_direct_.reset();
       sparse_bias_.clear();
@@ -159,6 +161,20 @@ class ConvStep : public PlanStep {
     direct_pool_ = false;
     winograd_pool_ = false;
     winograd_.reset();
+  }
+
+  // What sparse_is_faster's answer depends on (sparse-choice.h): the geometry, the epilogue, the
+  // dense variants available, the ISA table and the weights.
+  std::string choice_key(const Conv2dGeometry& g, const float* weight, const float* bias) const {
+    uint64_t hash = hash_bytes(weight, g.weight_size() * sizeof(float));
+    if (bias) hash = hash_bytes(bias, g.out_channels * sizeof(float), hash);
+    std::ostringstream s;
+    s << "Conv " << g.in_channels << "x" << g.in_height << "x" << g.in_width << "->" << g.out_channels << " k"
+      << g.kernel_h << "x" << g.kernel_w << " s" << g.stride_h << "x" << g.stride_w << " p" << g.pad_top << ","
+      << g.pad_left << "," << g.pad_bottom << "," << g.pad_right << " d" << g.dilation_h << "x" << g.dilation_w
+      << " act " << static_cast<int>(act_.kind) << " pool " << (fused_pool_ ? pool_.detail() : "none") << " wino "
+      << (winograd_ ? 1 : 0) << winograd_pool_ << " isa " << isa_name(dispatch().isa) << " w " << hash;
+    return s.str();
   }
 
   // Times run_with dense and sparse, alternately, on kSparseProbeImages images (one for a large
