@@ -11,6 +11,7 @@
 #include "pool/maxpool2d-rows.h"
 #include "s8-conv/s8-conv-ukernel.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
+#include "s8-sparse/s8-sparse-ukernel.h"
 #include "sparse/sparse-ukernel.h"
 
 namespace kiln {
@@ -24,6 +25,8 @@ struct DispatchTable {
   F32PoolKernels f32_pool;
   S8ConvKernels s8_conv;
   F32SpmmKernels f32_spmm;  // sparse fp32 weights x dense X, one kernel per pattern
+  S8SparseKernels s8_sparse;           // sparse int8 1x4-block conv and GEMM (s8-sparse/)
+  S8SparseKernels s8_sparse_avxvnni;   // their AVX-VNNI ymm versions, where the CPU has AVX-VNNI
 };
 
 // The table for the active ISA (best supported, or KILN_ISA, or set_active_isa()).

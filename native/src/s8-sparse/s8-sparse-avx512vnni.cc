@@ -1,0 +1,168 @@
+// Sparse int8 kernels on AVX-512 VNNI: each stored 1x4 block is one vpdpbusd of its broadcast
+// weight word against 16 consecutive output positions (conv) or 16 images (GEMM).
+#include "common/simd.h"
+
+#include <cstring>
+
+#include "common/dispatch.h"
+#include "quant/requantize.h"
+#include "s8-sparse/s8-sparse-ukernel.h"
+
+namespace kiln {
+namespace {
+
+// Up to this many accumulators per tile: 12 + the broadcast word + loads stay in the 32 registers.
+constexpr int kMaxVectors = 12;
+
+template <int V>
+void conv_tile(const int32_t* x, const S8SpConvChannel& ch, int32_t* acc) {
+  __m512i a[V];
+  const __m512i init = _mm512_set1_epi32(ch.init);
+  for (int v = 0; v < V; ++v) a[v] = init;
+  for (size_t b = 0; b < ch.blocks; ++b) {
+    const __m512i w = _mm512_set1_epi32(ch.word[b]);
+    const int32_t* s = x + ch.offset[b];
+    for (int v = 0; v < V; ++v) a[v] = _mm512_dpbusd_epi32(a[v], _mm512_loadu_si512(s + 16 * v), w);
+  }
+  for (int v = 0; v < V; ++v) _mm512_storeu_si512(acc + 16 * v, a[v]);
+}
+
+using ConvTileFn = void (*)(const int32_t*, const S8SpConvChannel&, int32_t*);
+const ConvTileFn kConvTiles[kMaxVectors] = {conv_tile<1>, conv_tile<2>, conv_tile<3>, conv_tile<4>,
+                                             conv_tile<5>, conv_tile<6>, conv_tile<7>, conv_tile<8>,
+                                             conv_tile<9>, conv_tile<10>, conv_tile<11>, conv_tile<12>};
+
+// 16 sums requantized (quant/requantize.h lane by lane) to 16 bytes at tmp.
+inline void requantize16(__m512i acc, __m512 scale, __m512 lo, __m512 hi, __m512i zp, uint8_t* tmp) {
+  __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
+  y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+  // In range after the clamp; cvtps2dq rounds half to even (default MXCSR).
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(tmp), _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(y), zp)));
+}
+
+void spconv_channel(const S8SpConvImage& im, const S8SpConvChannel& ch, uint8_t* out) {
+  const auto* x = reinterpret_cast<const int32_t*>(im.x);
+  const size_t vectors = (im.positions + 15) / 16;
+  // Balanced tiles of at most kMaxVectors vectors (MNIST conv2: 9 vectors, one tile).
+  const size_t tiles = (vectors + kMaxVectors - 1) / kMaxVectors;
+  for (size_t t = 0, v0 = 0; t < tiles; ++t) {
+    const size_t v1 = vectors * (t + 1) / tiles;
+    kConvTiles[v1 - v0 - 1](x + 16 * v0, ch, im.acc + 16 * v0);
+    v0 = v1;
+  }
+  const __m512 scale = _mm512_set1_ps(ch.scale), lo = _mm512_set1_ps(im.lo), hi = _mm512_set1_ps(im.hi);
+  const __m512i zp = _mm512_set1_epi32(im.zero_point);
+  alignas(16) uint8_t tmp[16];
+  const int32_t* a = im.acc;
+  if (im.pool) {
+    // Lane 2j of max(row, row shifted by one) over both rows is pooled column c0 / 2 + j. The
+    // loads past a row read the next row or the acc slack: those lanes are dropped.
+    for (size_t py = 0; py < im.pooled_h; ++py) {
+      const int32_t* r0 = a + 2 * py * im.wp;
+      const int32_t* r1 = r0 + im.wp;
+      uint8_t* y = out + py * im.pooled_w * im.out_stride;
+      for (size_t c0 = 0; c0 < 2 * im.pooled_w; c0 += 16) {
+        const __m512i m0 = _mm512_max_epi32(_mm512_loadu_si512(r0 + c0), _mm512_loadu_si512(r0 + c0 + 1));
+        const __m512i m1 = _mm512_max_epi32(_mm512_loadu_si512(r1 + c0), _mm512_loadu_si512(r1 + c0 + 1));
+        requantize16(_mm512_max_epi32(m0, m1), scale, lo, hi, zp, tmp);
+        const size_t px0 = c0 / 2, n = im.pooled_w - px0 < 8 ? im.pooled_w - px0 : 8;
+        for (size_t j = 0; j < n; ++j) y[(px0 + j) * im.out_stride] = tmp[2 * j];
+      }
+    }
+    return;
+  }
+  for (size_t oy = 0; oy < im.rows; ++oy) {
+    uint8_t* y = out + oy * im.out_w * im.out_stride;
+    for (size_t c0 = 0; c0 < im.out_w; c0 += 16) {
+      requantize16(_mm512_loadu_si512(a + oy * im.wp + c0), scale, lo, hi, zp, tmp);
+      const size_t n = im.out_w - c0 < 16 ? im.out_w - c0 : 16;
+      for (size_t j = 0; j < n; ++j) y[(c0 + j) * im.out_stride] = tmp[j];
+    }
+  }
+}
+
+// GEMM rows, batch in lanes: up to kMaxVectors x 16 images per pass over a row's blocks.
+template <int V>
+void lanes_tile(const S8SpmmJob& j, size_t n, size_t i0, int32_t* acc) {
+  __m512i a[V];
+  const __m512i init = _mm512_set1_epi32(j.init[n]);
+  for (int v = 0; v < V; ++v) a[v] = init;
+  const auto* x = reinterpret_cast<const int32_t*>(j.x) + i0;
+  for (uint32_t b = j.row_ptr[n]; b < j.row_ptr[n + 1]; ++b) {
+    const __m512i w = _mm512_set1_epi32(j.word[b]);
+    const int32_t* s = x + static_cast<size_t>(j.group[b]) * j.lanes;
+    for (int v = 0; v < V; ++v) a[v] = _mm512_dpbusd_epi32(a[v], _mm512_loadu_si512(s + 16 * v), w);
+  }
+  for (int v = 0; v < V; ++v) _mm512_storeu_si512(acc + i0 + 16 * v, a[v]);
+}
+
+using LanesTileFn = void (*)(const S8SpmmJob&, size_t, size_t, int32_t*);
+const LanesTileFn kLanesTiles[kMaxVectors] = {lanes_tile<1>, lanes_tile<2>, lanes_tile<3>, lanes_tile<4>,
+                                               lanes_tile<5>, lanes_tile<6>, lanes_tile<7>, lanes_tile<8>,
+                                               lanes_tile<9>, lanes_tile<10>, lanes_tile<11>, lanes_tile<12>};
+
+// Images [0, m) of row n from acc (16 lanes at a time), scattered down column n.
+void store_column(const S8SpmmJob& j, size_t n, const int32_t* acc) {
+  const __m512 scale = _mm512_set1_ps(j.scale[n]);
+  if (j.float_output) {
+    alignas(64) float tmp[16];
+    for (size_t i0 = 0; i0 < j.m; i0 += 16) {
+      _mm512_store_ps(tmp, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(acc + i0)), scale, _mm512_setzero_ps()));
+      const size_t cnt = j.m - i0 < 16 ? j.m - i0 : 16;
+      for (size_t i = 0; i < cnt; ++i) static_cast<float*>(j.out)[(i0 + i) * j.ldc + n] = tmp[i];
+    }
+    return;
+  }
+  const __m512 lo = _mm512_set1_ps(j.lo), hi = _mm512_set1_ps(j.hi);
+  const __m512i zp = _mm512_set1_epi32(j.zero_point);
+  alignas(16) uint8_t tmp[16];
+  for (size_t i0 = 0; i0 < j.m; i0 += 16) {
+    requantize16(_mm512_loadu_si512(acc + i0), scale, lo, hi, zp, tmp);
+    const size_t cnt = j.m - i0 < 16 ? j.m - i0 : 16;
+    for (size_t i = 0; i < cnt; ++i) static_cast<uint8_t*>(j.out)[(i0 + i) * j.ldc + n] = tmp[i];
+  }
+}
+
+void spmm_lanes(const S8SpmmJob& j, size_t row0, size_t row1) {
+  const size_t vectors = j.lanes / 16;
+  const size_t tiles = (vectors + kMaxVectors - 1) / kMaxVectors;
+  for (size_t n = row0; n < row1; ++n) {
+    for (size_t t = 0, v0 = 0; t < tiles; ++t) {
+      const size_t v1 = vectors * (t + 1) / tiles;
+      kLanesTiles[v1 - v0 - 1](j, n, 16 * v0, j.acc);
+      v0 = v1;
+    }
+    store_column(j, n, j.acc);
+  }
+}
+
+// Batch below kLanesFrom: 16 blocks of a row per vpdpbusd, their input dwords gathered by group.
+void spmm_gather(const S8SpmmJob& j, size_t row0, size_t row1) {
+  for (size_t n = row0; n < row1; ++n) {
+    const uint32_t b0 = j.row_ptr[n], b1 = j.row_ptr[n + 1];
+    for (size_t i = 0; i < j.m; ++i) {
+      const auto* x = reinterpret_cast<const int*>(j.x + i * j.ldx);
+      __m512i acc = _mm512_setzero_si512();
+      for (uint32_t b = b0; b < b1; b += 16) {
+        const uint32_t left = b1 - b;
+        const __mmask16 k = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+        const __m512i idx = _mm512_maskz_loadu_epi32(k, j.group + b);
+        const __m512i xv = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, x, 4);
+        acc = _mm512_dpbusd_epi32(acc, xv, _mm512_maskz_loadu_epi32(k, j.word + b));
+      }
+      // The lane sums wrap modulo 2^32 like every other path.
+      const int32_t sum = wrap_add(j.init[n], _mm512_reduce_add_epi32(acc));
+      if (j.float_output) {
+        static_cast<float*>(j.out)[i * j.ldc + n] = dequantize_f32(sum, j.scale[n], 0.0f);
+      } else {
+        static_cast<uint8_t*>(j.out)[i * j.ldc + n] = requantize_u8(sum, j.scale[n], j.zero_point, j.lo, j.hi);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void fill_s8_sparse_avx512vnni(DispatchTable* t) { t->s8_sparse = {"avx512vnni", spconv_channel, spmm_lanes, spmm_gather}; }
+
+}  // namespace kiln

@@ -1,0 +1,86 @@
+// The sparse int8 kernels the dispatch table holds per ISA (common/dispatch.h): one output channel
+// of the direct sparse convolution (sums, then its requantize / pool epilogue), and the sparse
+// GEMM's rows, batch in lanes or gathered per image. The scalar ones (s8-sparse-reference.cc) are
+// the specification; every other path gives the same bits. Sizes the plans allocate are rounded
+// to kS8SparseLanes on every ISA, so scratch never depends on the ISA.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace kiln {
+
+struct DispatchTable;
+
+// Positions (conv) and batch lanes (GEMM) are padded to a multiple of this (the widest vector).
+constexpr size_t kS8SparseLanes = 16;
+
+// One image of a convolution, as every channel of it sees it.
+struct S8SpConvImage {
+  const uint8_t* x = nullptr;  // channel-group planes, 4 bytes per (group, position), with slack
+  size_t positions = 0;        // conv outputs computed: rows * wp (the kernel may compute up to
+                               // the next multiple of kS8SparseLanes; acc has room)
+  size_t wp = 0, rows = 0;     // row pitch and conv rows computed
+  size_t out_w = 0;            // valid columns of a row (OW)
+  bool pool = false;           // fused 2x2/2 max pool: pooled_h x pooled_w outputs
+  size_t pooled_h = 0, pooled_w = 0;
+  size_t out_stride = 0;       // bytes between output pixels (O)
+  float lo = 0, hi = 255;      // clamp bounds minus the zero point
+  int32_t zero_point = 0;
+  int32_t* acc = nullptr;      // scratch: round_up(positions, kS8SparseLanes) + 64 int32
+};
+
+// One output channel: its blocks (dword offsets into x, 4-byte weight words).
+struct S8SpConvChannel {
+  const int32_t* offset = nullptr;
+  const int32_t* word = nullptr;
+  size_t blocks = 0;
+  int32_t init = 0;  // bias - x_zero_point * row sum
+  float scale = 1;
+};
+
+// acc[p] = init + sum_b dot4(x dword (p + offset[b]), word[b]) for the positions, then channel
+// o's outputs (out = its first byte; pixel j at out[j * out_stride]).
+using S8SpConvChannelFn = void (*)(const S8SpConvImage& im, const S8SpConvChannel& ch, uint8_t* out);
+
+// A sparse GEMM call: rows [row0, row1) of the weights (output features) for all images.
+struct S8SpmmJob {
+  const uint8_t* x = nullptr;  // lanes: [groups][lanes][4]; gather: m rows of ldx bytes (>= 4 * groups)
+  size_t m = 0;                // images
+  size_t lanes = 0;            // m rounded up to kS8SparseLanes (lanes layout)
+  size_t ldx = 0;              // gather layout row stride
+  const uint32_t* row_ptr = nullptr;
+  const uint32_t* group = nullptr;
+  const int32_t* word = nullptr;
+  const int32_t* init = nullptr;  // per row
+  const float* scale = nullptr;   // per row
+  bool float_output = false;
+  float lo = 0, hi = 255;
+  int32_t zero_point = 0;
+  void* out = nullptr;  // m x ldc, uint8 or float
+  size_t ldc = 0;
+  int32_t* acc = nullptr;  // scratch: lanes int32 (lanes layout)
+};
+
+using S8SpmmFn = void (*)(const S8SpmmJob& j, size_t row0, size_t row1);
+
+struct S8SparseKernels {
+  const char* name = nullptr;  // "scalar", "avx2", "avxvnni", "avx512vnni"
+  S8SpConvChannelFn conv_channel = nullptr;
+  S8SpmmFn spmm_lanes = nullptr;
+  S8SpmmFn spmm_gather = nullptr;
+};
+
+// The table's sparse int8 kernels: its own, or the AVX-VNNI ones where the dense int8 GEMM runs
+// AVX-VNNI on it (the CPU's best int8 path, or set_s8_gemm_force_avxvnni), so the dense and sparse
+// paths a test or benchmark selects are the same family.
+const S8SparseKernels& s8_sparse_kernels(const DispatchTable& t);
+
+void s8_spconv_channel_scalar(const S8SpConvImage& im, const S8SpConvChannel& ch, uint8_t* out);
+void s8_spmm_lanes_scalar(const S8SpmmJob& j, size_t row0, size_t row1);
+void s8_spmm_gather_scalar(const S8SpmmJob& j, size_t row0, size_t row1);
+
+void fill_s8_sparse_scalar(DispatchTable* t);      // s8-sparse-reference.cc
+void fill_s8_sparse_avx2(DispatchTable* t);        // s8-sparse-avx2.cc (AVX2 exact, and AVX-VNNI)
+void fill_s8_sparse_avx512vnni(DispatchTable* t);  // s8-sparse-avx512vnni.cc
+
+}  // namespace kiln
