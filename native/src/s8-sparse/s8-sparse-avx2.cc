@@ -34,11 +34,10 @@ inline void requantize8(__m256i acc, __m256 scale, __m256 lo, __m256 hi, __m256i
 
 inline __m256i load8(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
-void conv_epilogue(const S8SpConvImage& im, const S8SpConvChannel& ch, uint8_t* out) {
+void conv_epilogue(const S8SpConvImage& im, const S8SpConvChannel& ch, const int32_t* a, uint8_t* out) {
   const __m256 scale = _mm256_set1_ps(ch.scale), lo = _mm256_set1_ps(im.lo), hi = _mm256_set1_ps(im.hi);
   const __m256i zp = _mm256_set1_epi32(im.zero_point);
   alignas(16) uint8_t tmp[16];
-  const int32_t* a = im.acc;
   if (im.pool) {
     // Lane 2j of max(row, row shifted by one) over both rows is pooled column c0 / 2 + j; loads
     // past a row read the next row or the acc slack, in lanes that are dropped.
@@ -140,10 +139,10 @@ struct Dot {
 }  // namespace
 
 void fill_s8_sparse_avx2(DispatchTable* t) {
-  t->s8_sparse = {"avx2", exact::spconv_channel, exact::spmm_lanes, exact::spmm_gather};
+  t->s8_sparse = {"avx2", exact::spconv_channels, exact::spmm_lanes, exact::spmm_gather};
   const CpuFeatures& cpu = cpu_features();
   if (cpu.avxvnni) {
-    t->s8_sparse_avxvnni = {"avxvnni", vnni::spconv_channel, vnni::spmm_lanes, vnni::spmm_gather};
+    t->s8_sparse_avxvnni = {"avxvnni", vnni::spconv_channels, vnni::spmm_lanes, vnni::spmm_gather};
     // As the dense GEMM: without AVX512-VNNI, AVX-VNNI is the best int8 path this CPU has.
     if (!cpu.avx512vnni) t->s8_sparse = t->s8_sparse_avxvnni;
   }

@@ -40,45 +40,76 @@ inline void requantize16(__m512i acc, __m512 scale, __m512 lo, __m512 hi, __m512
   _mm_storeu_si128(reinterpret_cast<__m128i*>(tmp), _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(y), zp)));
 }
 
-void spconv_channel(const S8SpConvImage& im, const S8SpConvChannel& ch, uint8_t* out) {
+void sums(const S8SpConvImage& im, const S8SpConvChannel& ch, int32_t* acc) {
   const auto* x = reinterpret_cast<const int32_t*>(im.x);
   const size_t vectors = (im.positions + 15) / 16;
   // Balanced tiles of at most kMaxVectors vectors (MNIST conv2: 9 vectors, one tile).
   const size_t tiles = (vectors + kMaxVectors - 1) / kMaxVectors;
   for (size_t t = 0, v0 = 0; t < tiles; ++t) {
     const size_t v1 = vectors * (t + 1) / tiles;
-    kConvTiles[v1 - v0 - 1](x + 16 * v0, ch, im.acc + 16 * v0);
+    kConvTiles[v1 - v0 - 1](x + 16 * v0, ch, acc + 16 * v0);
     v0 = v1;
   }
-  const __m512 scale = _mm512_set1_ps(ch.scale), lo = _mm512_set1_ps(im.lo), hi = _mm512_set1_ps(im.hi);
-  const __m512i zp = _mm512_set1_epi32(im.zero_point);
-  alignas(16) uint8_t tmp[16];
-  const int32_t* a = im.acc;
+}
+
+// Channel i's output values (pooled maxima, or the valid columns of each row), still int32, to
+// values[i * values_stride + pixel]: the requantization then runs across channels (below).
+void gather_values(const S8SpConvImage& im, const int32_t* a, int32_t* v) {
   if (im.pool) {
     // Lane 2j of max(row, row shifted by one) over both rows is pooled column c0 / 2 + j. The
     // loads past a row read the next row or the acc slack: those lanes are dropped.
     for (size_t py = 0; py < im.pooled_h; ++py) {
       const int32_t* r0 = a + 2 * py * im.wp;
       const int32_t* r1 = r0 + im.wp;
-      uint8_t* y = out + py * im.pooled_w * im.out_stride;
       for (size_t c0 = 0; c0 < 2 * im.pooled_w; c0 += 16) {
         const __m512i m0 = _mm512_max_epi32(_mm512_loadu_si512(r0 + c0), _mm512_loadu_si512(r0 + c0 + 1));
         const __m512i m1 = _mm512_max_epi32(_mm512_loadu_si512(r1 + c0), _mm512_loadu_si512(r1 + c0 + 1));
-        requantize16(_mm512_max_epi32(m0, m1), scale, lo, hi, zp, tmp);
+        const __m512i even = _mm512_maskz_compress_epi32(0x5555, _mm512_max_epi32(m0, m1));
         const size_t px0 = c0 / 2, n = im.pooled_w - px0 < 8 ? im.pooled_w - px0 : 8;
-        for (size_t j = 0; j < n; ++j) y[(px0 + j) * im.out_stride] = tmp[2 * j];
+        _mm512_mask_storeu_epi32(v + py * im.pooled_w + px0, static_cast<__mmask16>((1u << n) - 1), even);
       }
     }
     return;
   }
   for (size_t oy = 0; oy < im.rows; ++oy) {
-    uint8_t* y = out + oy * im.out_w * im.out_stride;
     for (size_t c0 = 0; c0 < im.out_w; c0 += 16) {
-      requantize16(_mm512_loadu_si512(a + oy * im.wp + c0), scale, lo, hi, zp, tmp);
       const size_t n = im.out_w - c0 < 16 ? im.out_w - c0 : 16;
-      for (size_t j = 0; j < n; ++j) y[(c0 + j) * im.out_stride] = tmp[j];
+      const __mmask16 k = n == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
+      _mm512_mask_storeu_epi32(v + oy * im.out_w + c0, k, _mm512_loadu_si512(a + oy * im.wp + c0));
     }
   }
+}
+
+// The channels' values requantized 16 channels (one output pixel's bytes) at a time: one gather
+// per pixel instead of 16 strided byte stores per channel vector.
+void store_pixels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t count, const int32_t* v, uint8_t* out) {
+  alignas(64) float scale_of[16] = {};
+  for (size_t i = 0; i < count; ++i) scale_of[i] = ch[i].scale;
+  const __m512 scale = _mm512_load_ps(scale_of), lo = _mm512_set1_ps(im.lo), hi = _mm512_set1_ps(im.hi);
+  const __m512i zp = _mm512_set1_epi32(im.zero_point);
+  const __mmask16 k = count >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1);
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(static_cast<int>(im.values_stride)));
+  const size_t pixels = im.pool ? im.pooled_h * im.pooled_w : im.rows * im.out_w;
+  for (size_t j = 0; j < pixels; ++j) {
+    const __m512i acc = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, v + j, 4);
+    __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
+    y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+    // In range after the clamp; cvtps2dq rounds half to even (default MXCSR).
+    const __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(y), zp));
+    _mm_mask_storeu_epi8(out + j * im.out_stride, k, b);
+  }
+}
+
+void spconv_channels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t count, uint8_t* out) {
+  // A channel's values are read back after the next channel's sums (see S8SpConvChannelsFn).
+  for (size_t i = 0; i < count; ++i) {
+    sums(im, ch[i], im.acc + (i & 1) * im.acc_plane);
+    if (i > 0) gather_values(im, im.acc + ((i - 1) & 1) * im.acc_plane, im.values + (i - 1) * im.values_stride);
+  }
+  if (count == 0) return;
+  gather_values(im, im.acc + ((count - 1) & 1) * im.acc_plane, im.values + (count - 1) * im.values_stride);
+  store_pixels(im, ch, count, im.values, out);
 }
 
 // GEMM rows, batch in lanes: up to kMaxVectors x 16 images per pass over a row's blocks.
@@ -163,6 +194,6 @@ void spmm_gather(const S8SpmmJob& j, size_t row0, size_t row1) {
 
 }  // namespace
 
-void fill_s8_sparse_avx512vnni(DispatchTable* t) { t->s8_sparse = {"avx512vnni", spconv_channel, spmm_lanes, spmm_gather}; }
+void fill_s8_sparse_avx512vnni(DispatchTable* t) { t->s8_sparse = {"avx512vnni", spconv_channels, spmm_lanes, spmm_gather}; }
 
 }  // namespace kiln

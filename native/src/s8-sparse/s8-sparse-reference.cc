@@ -22,7 +22,9 @@ inline int32_t max4(int32_t a, int32_t b, int32_t c, int32_t d) {
 
 }  // namespace
 
-void s8_spconv_channel_scalar(const S8SpConvImage& im, const S8SpConvChannel& ch, uint8_t* out) {
+namespace {
+
+void channel(const S8SpConvImage& im, const S8SpConvChannel& ch, uint8_t* out) {
   for (size_t p = 0; p < im.positions; ++p) {
     int32_t acc = ch.init;
     for (size_t b = 0; b < ch.blocks; ++b) acc = wrap_add(acc, dot4(im.x + 4 * (p + static_cast<size_t>(ch.offset[b])), ch.word[b]));
@@ -45,6 +47,12 @@ void s8_spconv_channel_scalar(const S8SpConvImage& im, const S8SpConvChannel& ch
       out[(oy * im.out_w + ox) * im.out_stride] = requantize_u8(a[oy * im.wp + ox], ch.scale, im.zero_point, im.lo, im.hi);
     }
   }
+}
+
+}  // namespace
+
+void s8_spconv_channels_scalar(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t count, uint8_t* out) {
+  for (size_t i = 0; i < count; ++i) channel(im, ch[i], out + i);
 }
 
 namespace {
@@ -83,7 +91,7 @@ void s8_spmm_gather_scalar(const S8SpmmJob& j, size_t row0, size_t row1) {
 }
 
 void fill_s8_sparse_scalar(DispatchTable* t) {
-  t->s8_sparse = {"scalar", s8_spconv_channel_scalar, s8_spmm_lanes_scalar, s8_spmm_gather_scalar};
+  t->s8_sparse = {"scalar", s8_spconv_channels_scalar, s8_spmm_lanes_scalar, s8_spmm_gather_scalar};
   t->s8_sparse_avxvnni = S8SparseKernels();
 }
 

@@ -26,7 +26,10 @@ struct S8SpConvImage {
   size_t out_stride = 0;       // bytes between output pixels (O)
   float lo = 0, hi = 255;      // clamp bounds minus the zero point
   int32_t zero_point = 0;
-  int32_t* acc = nullptr;      // scratch: round_up(positions, kS8SparseLanes) + 64 int32
+  int32_t* acc = nullptr;      // scratch: 2 planes of acc_plane int32
+  size_t acc_plane = 0;        // >= round_up(positions, kS8SparseLanes) + 64
+  int32_t* values = nullptr;   // scratch: kS8SparseLanes rows of values_stride int32 (kernels that
+  size_t values_stride = 0;    // requantize across channels stage each channel's outputs here)
 };
 
 // One output channel: its blocks (dword offsets into x, 4-byte weight words).
@@ -38,9 +41,12 @@ struct S8SpConvChannel {
   float scale = 1;
 };
 
-// acc[p] = init + sum_b dot4(x dword (p + offset[b]), word[b]) for the positions, then channel
-// o's outputs (out = its first byte; pixel j at out[j * out_stride]).
-using S8SpConvChannelFn = void (*)(const S8SpConvImage& im, const S8SpConvChannel& ch, uint8_t* out);
+// For each channel i < count (<= kS8SparseLanes): acc[p] = init + sum_b dot4(x dword (p + offset[b]), word[b]) over
+// the positions, then channel i's outputs (channel i's pixel j at out[i + j * out_stride]). The
+// SIMD kernels alternate between the two acc planes and run a channel's epilogue after the next
+// channel's sums: its unaligned reloads of the sums then never wait on stores still in flight
+// (store-to-load forwarding fails for loads that straddle stores: half the time, measured).
+using S8SpConvChannelsFn = void (*)(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t count, uint8_t* out);
 
 // A sparse GEMM call: rows [row0, row1) of the weights (output features) for all images.
 struct S8SpmmJob {
@@ -65,7 +71,7 @@ using S8SpmmFn = void (*)(const S8SpmmJob& j, size_t row0, size_t row1);
 
 struct S8SparseKernels {
   const char* name = nullptr;  // "scalar", "avx2", "avxvnni", "avx512vnni"
-  S8SpConvChannelFn conv_channel = nullptr;
+  S8SpConvChannelsFn conv_channels = nullptr;
   S8SpmmFn spmm_lanes = nullptr;
   S8SpmmFn spmm_gather = nullptr;
 };
@@ -75,7 +81,7 @@ struct S8SparseKernels {
 // paths a test or benchmark selects are the same family.
 const S8SparseKernels& s8_sparse_kernels(const DispatchTable& t);
 
-void s8_spconv_channel_scalar(const S8SpConvImage& im, const S8SpConvChannel& ch, uint8_t* out);
+void s8_spconv_channels_scalar(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t count, uint8_t* out);
 void s8_spmm_lanes_scalar(const S8SpmmJob& j, size_t row0, size_t row1);
 void s8_spmm_gather_scalar(const S8SpmmJob& j, size_t row0, size_t row1);
 

@@ -34,7 +34,7 @@ size_t tasks_for(size_t threads, size_t units, double macs) {
 
 const S8SparseKernels& s8_sparse_kernels(const DispatchTable& t) {
   const char* dense = s8_gemm_kernels(t).name;
-  if (t.s8_sparse_avxvnni.conv_channel != nullptr && dense != nullptr && std::strcmp(dense, "avxvnni") == 0) {
+  if (t.s8_sparse_avxvnni.conv_channels != nullptr && dense != nullptr && std::strcmp(dense, "avxvnni") == 0) {
     return t.s8_sparse_avxvnni;
   }
   return t.s8_sparse;
@@ -145,7 +145,10 @@ S8SparseConv::S8SparseConv(const Conv2dGeometry& g, const int8_t* weight_oihw, c
 // Reads of a position tile reach at most one row pitch + the lane padding past the last group.
 size_t S8SparseConv::image_dwords() const { return (g_.in_channels + 3) / 4 * hp_ * wp_ + wp_ + 2 * kS8SparseLanes; }
 size_t S8SparseConv::acc_ints() const { return round_up(positions_, kS8SparseLanes) + 4 * kS8SparseLanes; }
-size_t S8SparseConv::slot_bytes() const { return round_up(image_dwords() * 4 + acc_ints() * 4, 64); }
+size_t S8SparseConv::values_stride() const { return pooled_height() * pooled_width(); }
+size_t S8SparseConv::slot_bytes() const {
+  return round_up(image_dwords() * 4 + (2 * acc_ints() + kS8SparseLanes * values_stride()) * 4, 64);
+}
 
 size_t S8SparseConv::scratch_bytes(size_t, size_t threads) const {
   const size_t limit = std::max<size_t>(1, threads == 0 ? num_threads() : threads);
@@ -172,7 +175,7 @@ void S8SparseConv::transform(const uint8_t* in, uint8_t* x) const {
 }
 
 void S8SparseConv::channels(const DispatchTable& t, const uint8_t* x, uint8_t* out, size_t o0, size_t o1, int32_t* acc) const {
-  const S8SpConvChannelFn kernel = s8_sparse_kernels(t).conv_channel;
+  const S8SpConvChannelsFn kernel = s8_sparse_kernels(t).conv_channels;
   S8SpConvImage im;
   im.x = x;
   im.positions = positions_;
@@ -187,15 +190,24 @@ void S8SparseConv::channels(const DispatchTable& t, const uint8_t* x, uint8_t* o
   im.hi = hi_;
   im.zero_point = y_zero_point_;
   im.acc = acc;
+  im.acc_plane = acc_ints();
+  im.values = acc + 2 * acc_ints();
+  im.values_stride = values_stride();
   const uint32_t* rp = packed_.row_ptr();
-  for (size_t o = o0; o < o1; ++o) {
-    S8SpConvChannel ch;
-    ch.offset = offset_.data() + rp[o];
-    ch.word = packed_.word() + rp[o];
-    ch.blocks = rp[o + 1] - rp[o];
-    ch.init = init_[o];
-    ch.scale = scale_[o];
-    kernel(im, ch, out + o);
+  // The kernel takes the channels a batch at a time (its pipelining spans a batch).
+  constexpr size_t kBatch = kS8SparseLanes;
+  S8SpConvChannel ch[kBatch];
+  for (size_t c0 = o0; c0 < o1; c0 += kBatch) {
+    const size_t count = std::min(kBatch, o1 - c0);
+    for (size_t i = 0; i < count; ++i) {
+      const size_t o = c0 + i;
+      ch[i].offset = offset_.data() + rp[o];
+      ch[i].word = packed_.word() + rp[o];
+      ch[i].blocks = rp[o + 1] - rp[o];
+      ch[i].init = init_[o];
+      ch[i].scale = scale_[o];
+    }
+    kernel(im, ch, count, out + c0);
   }
 }
 
