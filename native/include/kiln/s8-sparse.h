@@ -97,7 +97,7 @@ class S8SparseConv {
   size_t acc_ints() const;      // one channel's int32 plane, with its slack
   size_t values_stride() const; // one channel's outputs (int32, before requantizing)
   size_t slot_bytes() const;
-  void transform(const uint8_t* in, uint8_t* x) const;
+  void transform(const DispatchTable& t, const uint8_t* in, uint8_t* x) const;
   void channels(const DispatchTable& t, const uint8_t* x, uint8_t* out, size_t o0, size_t o1, int32_t* acc) const;
 
   Conv2dGeometry g_;

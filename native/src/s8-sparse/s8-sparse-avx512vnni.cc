@@ -52,31 +52,27 @@ void sums(const S8SpConvImage& im, const S8SpConvChannel& ch, int32_t* acc) {
   }
 }
 
-// Channel i's output values (pooled maxima, or the valid columns of each row), still int32, to
-// values[i * values_stride + pixel]: the requantization then runs across channels (below).
-void gather_values(const S8SpConvImage& im, const int32_t* a, int32_t* v) {
+// Channel i's output values, still int32, staged whole vectors at a time (no compress, no mask:
+// plain stores) at values[i * values_stride]: pooled row py's columns in ceil(2 * pooled_w / 16)
+// vectors of 16 (pooled column px at lane 2 * (px % 8) of vector px / 8), or output row oy's
+// columns in ceil(out_w / 16) vectors. The requantization then runs across channels (below).
+void stage_values(const S8SpConvImage& im, const int32_t* a, int32_t* v) {
   if (im.pool) {
     // Lane 2j of max(row, row shifted by one) over both rows is pooled column c0 / 2 + j. The
-    // loads past a row read the next row or the acc slack: those lanes are dropped.
+    // loads past a row read the next row or the acc slack: those lanes are never read back.
     for (size_t py = 0; py < im.pooled_h; ++py) {
       const int32_t* r0 = a + 2 * py * im.wp;
       const int32_t* r1 = r0 + im.wp;
-      for (size_t c0 = 0; c0 < 2 * im.pooled_w; c0 += 16) {
+      for (size_t c0 = 0; c0 < 2 * im.pooled_w; c0 += 16, v += 16) {
         const __m512i m0 = _mm512_max_epi32(_mm512_loadu_si512(r0 + c0), _mm512_loadu_si512(r0 + c0 + 1));
         const __m512i m1 = _mm512_max_epi32(_mm512_loadu_si512(r1 + c0), _mm512_loadu_si512(r1 + c0 + 1));
-        const __m512i even = _mm512_maskz_compress_epi32(0x5555, _mm512_max_epi32(m0, m1));
-        const size_t px0 = c0 / 2, n = im.pooled_w - px0 < 8 ? im.pooled_w - px0 : 8;
-        _mm512_mask_storeu_epi32(v + py * im.pooled_w + px0, static_cast<__mmask16>((1u << n) - 1), even);
+        _mm512_storeu_si512(v, _mm512_max_epi32(m0, m1));
       }
     }
     return;
   }
   for (size_t oy = 0; oy < im.rows; ++oy) {
-    for (size_t c0 = 0; c0 < im.out_w; c0 += 16) {
-      const size_t n = im.out_w - c0 < 16 ? im.out_w - c0 : 16;
-      const __mmask16 k = n == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
-      _mm512_mask_storeu_epi32(v + oy * im.out_w + c0, k, _mm512_loadu_si512(a + oy * im.wp + c0));
-    }
+    for (size_t c0 = 0; c0 < im.out_w; c0 += 16, v += 16) _mm512_storeu_si512(v, _mm512_loadu_si512(a + oy * im.wp + c0));
   }
 }
 
@@ -90,14 +86,19 @@ void store_pixels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t cou
   const __mmask16 k = count >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1);
   const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                          _mm512_set1_epi32(static_cast<int>(im.values_stride)));
-  const size_t pixels = im.pool ? im.pooled_h * im.pooled_w : im.rows * im.out_w;
-  for (size_t j = 0; j < pixels; ++j) {
-    const __m512i acc = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, v + j, 4);
-    __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
-    y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
-    // In range after the clamp; cvtps2dq rounds half to even (default MXCSR).
-    const __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(y), zp));
-    _mm_mask_storeu_epi8(out + j * im.out_stride, k, b);
+  const size_t out_h = im.pool ? im.pooled_h : im.rows, out_w = im.pool ? im.pooled_w : im.out_w;
+  const size_t per_vector = im.pool ? 8 : 16, step = im.pool ? 2 : 1;
+  const size_t row_ints = (out_w + per_vector - 1) / per_vector * 16;
+  uint8_t* y = out;
+  for (size_t r = 0; r < out_h; ++r) {
+    for (size_t c = 0; c < out_w; ++c, y += im.out_stride) {
+      const int32_t* at = v + r * row_ints + c / per_vector * 16 + step * (c % per_vector);
+      const __m512i acc = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, at, 4);
+      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
+      f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+      // In range after the clamp; cvtps2dq rounds half to even (default MXCSR).
+      _mm_mask_storeu_epi8(y, k, _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zp)));
+    }
   }
 }
 
@@ -105,10 +106,10 @@ void spconv_channels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t 
   // A channel's values are read back after the next channel's sums (see S8SpConvChannelsFn).
   for (size_t i = 0; i < count; ++i) {
     sums(im, ch[i], im.acc + (i & 1) * im.acc_plane);
-    if (i > 0) gather_values(im, im.acc + ((i - 1) & 1) * im.acc_plane, im.values + (i - 1) * im.values_stride);
+    if (i > 0) stage_values(im, im.acc + ((i - 1) & 1) * im.acc_plane, im.values + (i - 1) * im.values_stride);
   }
   if (count == 0) return;
-  gather_values(im, im.acc + ((count - 1) & 1) * im.acc_plane, im.values + (count - 1) * im.values_stride);
+  stage_values(im, im.acc + ((count - 1) & 1) * im.acc_plane, im.values + (count - 1) * im.values_stride);
   store_pixels(im, ch, count, im.values, out);
 }
 
@@ -192,8 +193,29 @@ void spmm_gather(const S8SpmmJob& j, size_t row0, size_t row1) {
   }
 }
 
+// 16 pixels of one channel group per gather (stride: a pixel's groups), one store per plane row.
+void transform(const uint8_t* in, size_t height, size_t width, size_t groups, size_t plane, size_t wp, size_t top,
+               size_t left, uint8_t* x) {
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(static_cast<int>(groups)));
+  auto* dst = reinterpret_cast<int32_t*>(x);
+  for (size_t h = 0; h < height; ++h) {
+    const auto* row = reinterpret_cast<const int*>(in + h * width * groups * 4);
+    for (size_t w0 = 0; w0 < width; w0 += 16) {
+      const size_t n = width - w0 < 16 ? width - w0 : 16;
+      const __mmask16 k = n == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
+      for (size_t g = 0; g < groups; ++g) {
+        const __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, row + w0 * groups + g, 4);
+        _mm512_mask_storeu_epi32(dst + g * plane + (h + top) * wp + left + w0, k, v);
+      }
+    }
+  }
+}
+
 }  // namespace
 
-void fill_s8_sparse_avx512vnni(DispatchTable* t) { t->s8_sparse = {"avx512vnni", spconv_channels, spmm_lanes, spmm_gather}; }
+void fill_s8_sparse_avx512vnni(DispatchTable* t) {
+  t->s8_sparse = {"avx512vnni", spconv_channels, spmm_lanes, spmm_gather, transform};
+}
 
 }  // namespace kiln

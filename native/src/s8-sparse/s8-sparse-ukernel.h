@@ -28,8 +28,10 @@ struct S8SpConvImage {
   int32_t zero_point = 0;
   int32_t* acc = nullptr;      // scratch: 2 planes of acc_plane int32
   size_t acc_plane = 0;        // >= round_up(positions, kS8SparseLanes) + 64
-  int32_t* values = nullptr;   // scratch: kS8SparseLanes rows of values_stride int32 (kernels that
-  size_t values_stride = 0;    // requantize across channels stage each channel's outputs here)
+  // Scratch for kernels that requantize across channels: kS8SparseLanes rows of values_stride
+  // int32, each output row in whole vectors of 16 (8 pooled columns per vector when pooling).
+  int32_t* values = nullptr;
+  size_t values_stride = 0;
 };
 
 // One output channel: its blocks (dword offsets into x, 4-byte weight words).
@@ -69,11 +71,18 @@ struct S8SpmmJob {
 
 using S8SpmmFn = void (*)(const S8SpmmJob& j, size_t row0, size_t row1);
 
+// Copies one NHWC image (height x width x 4 * groups bytes: whole channel groups only) into the
+// channel-group planes at x: group g's pixel (h, w) at dword g * plane + (h + top) * wp + w + left.
+// Writes nothing else (the caller filled the padding).
+using S8SpTransformFn = void (*)(const uint8_t* in, size_t height, size_t width, size_t groups, size_t plane,
+                                 size_t wp, size_t top, size_t left, uint8_t* x);
+
 struct S8SparseKernels {
   const char* name = nullptr;  // "scalar", "avx2", "avxvnni", "avx512vnni"
   S8SpConvChannelsFn conv_channels = nullptr;
   S8SpmmFn spmm_lanes = nullptr;
   S8SpmmFn spmm_gather = nullptr;
+  S8SpTransformFn transform = nullptr;  // null: the plan's portable loop
 };
 
 // The table's sparse int8 kernels: its own, or the AVX-VNNI ones where the dense int8 GEMM runs

@@ -145,7 +145,12 @@ S8SparseConv::S8SparseConv(const Conv2dGeometry& g, const int8_t* weight_oihw, c
 // Reads of a position tile reach at most one row pitch + the lane padding past the last group.
 size_t S8SparseConv::image_dwords() const { return (g_.in_channels + 3) / 4 * hp_ * wp_ + wp_ + 2 * kS8SparseLanes; }
 size_t S8SparseConv::acc_ints() const { return round_up(positions_, kS8SparseLanes) + 4 * kS8SparseLanes; }
-size_t S8SparseConv::values_stride() const { return pooled_height() * pooled_width(); }
+// stage_values' layout (s8-sparse-avx512vnni.cc): each output row in whole vectors of 16 int32,
+// a pooled row holding 8 pooled columns per vector.
+size_t S8SparseConv::values_stride() const {
+  const size_t per_vector = pool_ ? 8 : 16;
+  return pooled_height() * round_up(pooled_width(), per_vector) / per_vector * kS8SparseLanes;
+}
 size_t S8SparseConv::slot_bytes() const {
   return round_up(image_dwords() * 4 + (2 * acc_ints() + kS8SparseLanes * values_stride()) * 4, 64);
 }
@@ -159,11 +164,16 @@ size_t S8SparseConv::weight_bytes() const {
   return packed_.bytes() + (offset_.size() + init_.size()) * sizeof(int32_t) + scale_.size() * sizeof(float);
 }
 
-void S8SparseConv::transform(const uint8_t* in, uint8_t* x) const {
+void S8SparseConv::transform(const DispatchTable& t, const uint8_t* in, uint8_t* x) const {
   const size_t c = g_.in_channels, full = c / 4, rest = c % 4, plane = hp_ * wp_;
   // Padding, padded channels and slack hold the zero point: a padded tap adds (zp - zp) * w = 0
   // exactly as in the dense im2col.
   std::memset(x, x_zero_point_, image_dwords() * 4);
+  const S8SpTransformFn kernel = s8_sparse_kernels(t).transform;
+  if (kernel != nullptr && rest == 0) {
+    kernel(in, g_.in_height, g_.in_width, full, plane, wp_, g_.pad_top, g_.pad_left, x);
+    return;
+  }
   for (size_t h = 0; h < g_.in_height; ++h) {
     for (size_t w = 0; w < g_.in_width; ++w) {
       const uint8_t* src = in + (h * g_.in_width + w) * c;
@@ -231,7 +241,7 @@ void S8SparseConv::run(const DispatchTable& t, const uint8_t* in, uint8_t* out, 
     const size_t tasks = tasks_for(threads, batch, image_macs * static_cast<double>(batch));
     auto work = [&](size_t task) {
       for (size_t b = batch * task / tasks; b < batch * (task + 1) / tasks; ++b) {
-        transform(in + b * in_image, x_of(task));
+        transform(t, in + b * in_image, x_of(task));
         channels(t, x_of(task), out + b * out_image, 0, g_.out_channels, acc_of(task));
       }
     };
@@ -245,7 +255,7 @@ void S8SparseConv::run(const DispatchTable& t, const uint8_t* in, uint8_t* out, 
   // Fewer images than threads: each image rewritten once, its channels split.
   const size_t tasks = tasks_for(threads, g_.out_channels, image_macs);
   for (size_t b = 0; b < batch; ++b) {
-    transform(in + b * in_image, x_of(0));
+    transform(t, in + b * in_image, x_of(0));
     auto work = [&](size_t task) {
       channels(t, x_of(0), out + b * out_image, g_.out_channels * task / tasks, g_.out_channels * (task + 1) / tasks,
                acc_of(task));
