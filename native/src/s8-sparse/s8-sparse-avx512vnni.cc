@@ -32,6 +32,40 @@ const ConvTileFn kConvTiles[kMaxVectors] = {conv_tile<1>, conv_tile<2>, conv_til
                                              conv_tile<5>, conv_tile<6>, conv_tile<7>, conv_tile<8>,
                                              conv_tile<9>, conv_tile<10>, conv_tile<11>, conv_tile<12>};
 
+// A whole plane in one tile (V vectors) with a row pitch under 16 and a fused 2x2 pool (SeedCNN's
+// conv2: 13 and 15): the pool's maxima formed in registers, no store and reload of the sums.
+// max(p, p + 1) comes from vpermt2d with the next vector (index lane + 1), max(., . + wp) from vpermt2d with the next
+// vector (index lane + wp); lanes whose partner lies past the tile read a duplicate and are never
+// output positions. m[p] for every position p, pooled pixel (py, px) at p = 2 py wp + 2 px, goes to v.
+// _mm512_max_epi32 with an explicit pass-through operand: GCC 12 builds the unmasked intrinsic's
+// unused one from _mm512_undefined_epi32() and, inlined here, warns -Wuninitialized at the header
+// line (simd.h covers only -Wmaybe-uninitialized). The same vpmaxsd.
+inline __m512i max32(__m512i a, __m512i b) { return _mm512_mask_max_epi32(a, static_cast<__mmask16>(0xFFFF), a, b); }
+
+template <int V>
+void conv_tile_pooled(const int32_t* x, const S8SpConvChannel& ch, __m512i down, int32_t* v) {
+  const __m512i right = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+  __m512i a[V];
+  const __m512i init = _mm512_set1_epi32(ch.init);
+  for (int i = 0; i < V; ++i) a[i] = init;
+  for (size_t b = 0; b < ch.blocks; ++b) {
+    const __m512i w = _mm512_set1_epi32(ch.word[b]);
+    const int32_t* s = x + ch.offset[b];
+    for (int i = 0; i < V; ++i) a[i] = _mm512_dpbusd_epi32(a[i], _mm512_loadu_si512(s + 16 * i), w);
+  }
+  __m512i h[V];
+  for (int i = 0; i < V; ++i) h[i] = max32(a[i], _mm512_permutex2var_epi32(a[i], right, a[i + 1 < V ? i + 1 : i]));
+  for (int i = 0; i < V; ++i) {
+    _mm512_storeu_si512(v + 16 * i, max32(h[i], _mm512_permutex2var_epi32(h[i], down, h[i + 1 < V ? i + 1 : i])));
+  }
+}
+
+using PooledTileFn = void (*)(const int32_t*, const S8SpConvChannel&, __m512i, int32_t*);
+const PooledTileFn kPooledTiles[kMaxVectors] = {conv_tile_pooled<1>, conv_tile_pooled<2>, conv_tile_pooled<3>,
+                                                conv_tile_pooled<4>, conv_tile_pooled<5>, conv_tile_pooled<6>,
+                                                conv_tile_pooled<7>, conv_tile_pooled<8>, conv_tile_pooled<9>,
+                                                conv_tile_pooled<10>, conv_tile_pooled<11>, conv_tile_pooled<12>};
+
 // 16 sums requantized (quant/requantize.h lane by lane) to 16 bytes at tmp.
 inline void requantize16(__m512i acc, __m512 scale, __m512 lo, __m512 hi, __m512i zp, uint8_t* tmp) {
   __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
@@ -78,7 +112,8 @@ void stage_values(const S8SpConvImage& im, const int32_t* a, int32_t* v) {
 
 // The channels' values requantized 16 channels (one output pixel's bytes) at a time: one gather
 // per pixel instead of 16 strided byte stores per channel vector.
-void store_pixels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t count, const int32_t* v, uint8_t* out) {
+void store_pixels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t count, const int32_t* v, uint8_t* out,
+                  bool by_position) {
   alignas(64) float scale_of[16] = {};
   for (size_t i = 0; i < count; ++i) scale_of[i] = ch[i].scale;
   const __m512 scale = _mm512_load_ps(scale_of), lo = _mm512_set1_ps(im.lo), hi = _mm512_set1_ps(im.hi);
@@ -92,7 +127,7 @@ void store_pixels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t cou
   uint8_t* y = out;
   for (size_t r = 0; r < out_h; ++r) {
     for (size_t c = 0; c < out_w; ++c, y += im.out_stride) {
-      const int32_t* at = v + r * row_ints + c / per_vector * 16 + step * (c % per_vector);
+      const int32_t* at = by_position ? v + 2 * (r * im.wp + c) : v + r * row_ints + c / per_vector * 16 + step * (c % per_vector);
       const __m512i acc = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, at, 4);
       __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
       f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
@@ -103,6 +138,15 @@ void store_pixels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t cou
 }
 
 void spconv_channels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t count, uint8_t* out) {
+  const size_t vectors = (im.positions + 15) / 16;
+  if (im.pool && im.wp < 16 && vectors <= kMaxVectors && count > 0) {
+    const __m512i down = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(static_cast<int>(im.wp)));
+    const auto* x = reinterpret_cast<const int32_t*>(im.x);
+    for (size_t i = 0; i < count; ++i) kPooledTiles[vectors - 1](x, ch[i], down, im.values + i * im.values_stride);
+    store_pixels(im, ch, count, im.values, out, true);
+    return;
+  }
   // A channel's values are read back after the next channel's sums (see S8SpConvChannelsFn).
   for (size_t i = 0; i < count; ++i) {
     sums(im, ch[i], im.acc + (i & 1) * im.acc_plane);
@@ -110,7 +154,7 @@ void spconv_channels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t 
   }
   if (count == 0) return;
   stage_values(im, im.acc + ((count - 1) & 1) * im.acc_plane, im.values + (count - 1) * im.values_stride);
-  store_pixels(im, ch, count, im.values, out);
+  store_pixels(im, ch, count, im.values, out, false);
 }
 
 // GEMM rows, batch in lanes: up to kMaxVectors x 16 images per pass over a row's blocks.

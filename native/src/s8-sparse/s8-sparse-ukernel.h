@@ -29,7 +29,8 @@ struct S8SpConvImage {
   int32_t* acc = nullptr;      // scratch: 2 planes of acc_plane int32
   size_t acc_plane = 0;        // >= round_up(positions, kS8SparseLanes) + 64
   // Scratch for kernels that requantize across channels: kS8SparseLanes rows of values_stride
-  // int32, each output row in whole vectors of 16 (8 pooled columns per vector when pooling).
+  // int32 (at least round_up(positions, kS8SparseLanes)), each output row in whole vectors of 16
+  // (8 pooled columns per vector when pooling).
   int32_t* values = nullptr;
   size_t values_stride = 0;
 };

@@ -147,9 +147,11 @@ size_t S8SparseConv::image_dwords() const { return (g_.in_channels + 3) / 4 * hp
 size_t S8SparseConv::acc_ints() const { return round_up(positions_, kS8SparseLanes) + 4 * kS8SparseLanes; }
 // stage_values' layout (s8-sparse-avx512vnni.cc): each output row in whole vectors of 16 int32,
 // a pooled row holding 8 pooled columns per vector.
+// ... or every position's pooled maximum (the AVX-512 kernel's in-register pool).
 size_t S8SparseConv::values_stride() const {
   const size_t per_vector = pool_ ? 8 : 16;
-  return pooled_height() * round_up(pooled_width(), per_vector) / per_vector * kS8SparseLanes;
+  return std::max(pooled_height() * round_up(pooled_width(), per_vector) / per_vector * kS8SparseLanes,
+                  round_up(positions_, kS8SparseLanes));
 }
 size_t S8SparseConv::slot_bytes() const {
   return round_up(image_dwords() * 4 + (2 * acc_ints() + kS8SparseLanes * values_stride()) * 4, 64);
