@@ -66,14 +66,6 @@ const PooledTileFn kPooledTiles[kMaxVectors] = {conv_tile_pooled<1>, conv_tile_p
                                                 conv_tile_pooled<7>, conv_tile_pooled<8>, conv_tile_pooled<9>,
                                                 conv_tile_pooled<10>, conv_tile_pooled<11>, conv_tile_pooled<12>};
 
-// 16 sums requantized (quant/requantize.h lane by lane) to 16 bytes at tmp.
-inline void requantize16(__m512i acc, __m512 scale, __m512 lo, __m512 hi, __m512i zp, uint8_t* tmp) {
-  __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
-  y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
-  // In range after the clamp; cvtps2dq rounds half to even (default MXCSR).
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(tmp), _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(y), zp)));
-}
-
 void sums(const S8SpConvImage& im, const S8SpConvChannel& ch, int32_t* acc) {
   const auto* x = reinterpret_cast<const int32_t*>(im.x);
   const size_t vectors = (im.positions + 15) / 16;
@@ -157,6 +149,31 @@ void spconv_channels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t 
   store_pixels(im, ch, count, im.values, out, false);
 }
 
+// r[i] lane c -> r[c] lane i. 32-bit then 64-bit unpacks leave, per 128-bit lane L and 4-row
+// block b, column 4L + c' of rows 4b..4b+3 in u[b][c']; a 4x4 transpose of 128-bit lanes
+// (shuffle_i32x4) then puts block b of column 4L + c' into lane b.
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int b = 0; b < 4; ++b) {  // u[4b + c'] = rows 4b..4b+3 of column 4L + c' in lane L
+    u[4 * b + 0] = _mm512_unpacklo_epi64(t[4 * b], t[4 * b + 2]);
+    u[4 * b + 1] = _mm512_unpackhi_epi64(t[4 * b], t[4 * b + 2]);
+    u[4 * b + 2] = _mm512_unpacklo_epi64(t[4 * b + 1], t[4 * b + 3]);
+    u[4 * b + 3] = _mm512_unpackhi_epi64(t[4 * b + 1], t[4 * b + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i p0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), p1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
+    const __m512i q0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), q1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+    r[0 + c] = _mm512_shuffle_i32x4(p0, q0, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(p0, q0, 0xDD);
+    r[8 + c] = _mm512_shuffle_i32x4(p1, q1, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(p1, q1, 0xDD);
+  }
+}
+
 // GEMM rows, batch in lanes: up to kMaxVectors x 16 images per pass over a row's blocks.
 template <int V>
 void lanes_tile(const S8SpmmJob& j, size_t n, size_t i0, int32_t* acc) {
@@ -177,38 +194,43 @@ const LanesTileFn kLanesTiles[kMaxVectors] = {lanes_tile<1>, lanes_tile<2>, lane
                                                lanes_tile<5>, lanes_tile<6>, lanes_tile<7>, lanes_tile<8>,
                                                lanes_tile<9>, lanes_tile<10>, lanes_tile<11>, lanes_tile<12>};
 
-// Images [0, m) of row n from acc (16 lanes at a time), scattered down column n.
-void store_column(const S8SpmmJob& j, size_t n, const int32_t* acc) {
-  const __m512 scale = _mm512_set1_ps(j.scale[n]);
-  if (j.float_output) {
-    alignas(64) float tmp[16];
-    for (size_t i0 = 0; i0 < j.m; i0 += 16) {
-      _mm512_store_ps(tmp, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(acc + i0)), scale, _mm512_setzero_ps()));
-      const size_t cnt = j.m - i0 < 16 ? j.m - i0 : 16;
-      for (size_t i = 0; i < cnt; ++i) static_cast<float*>(j.out)[(i0 + i) * j.ldc + n] = tmp[i];
-    }
-    return;
-  }
-  const __m512 lo = _mm512_set1_ps(j.lo), hi = _mm512_set1_ps(j.hi);
-  const __m512i zp = _mm512_set1_epi32(j.zero_point);
-  alignas(16) uint8_t tmp[16];
-  for (size_t i0 = 0; i0 < j.m; i0 += 16) {
-    requantize16(_mm512_loadu_si512(acc + i0), scale, lo, hi, zp, tmp);
-    const size_t cnt = j.m - i0 < 16 ? j.m - i0 : 16;
-    for (size_t i = 0; i < cnt; ++i) static_cast<uint8_t*>(j.out)[(i0 + i) * j.ldc + n] = tmp[i];
-  }
-}
-
+// Rows in groups of 16: their sums staged as 16 rows of lanes, then 16x16 transposes give each
+// image's 16 outputs as one vector: one requantization and one 16-byte (or 64-byte float) store
+// per image and row group instead of 16 strided stores.
 void spmm_lanes(const S8SpmmJob& j, size_t row0, size_t row1) {
   const size_t vectors = j.lanes / 16;
   const size_t tiles = (vectors + kMaxVectors - 1) / kMaxVectors;
-  for (size_t n = row0; n < row1; ++n) {
-    for (size_t t = 0, v0 = 0; t < tiles; ++t) {
-      const size_t v1 = vectors * (t + 1) / tiles;
-      kLanesTiles[v1 - v0 - 1](j, n, 16 * v0, j.acc);
-      v0 = v1;
+  const __m512 lo = _mm512_set1_ps(j.lo), hi = _mm512_set1_ps(j.hi);
+  const __m512i zp = _mm512_set1_epi32(j.zero_point);
+  for (size_t n0 = row0; n0 < row1; n0 += 16) {
+    const size_t rows = row1 - n0 < 16 ? row1 - n0 : 16;
+    const __mmask16 k = rows == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << rows) - 1);
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t t = 0, v0 = 0; t < tiles; ++t) {
+        const size_t v1 = vectors * (t + 1) / tiles;
+        kLanesTiles[v1 - v0 - 1](j, n0 + r, 16 * v0, j.acc + r * j.lanes);
+        v0 = v1;
+      }
     }
-    store_column(j, n, j.acc);
+    const __m512 scale = _mm512_maskz_loadu_ps(k, j.scale + n0);
+    for (size_t i0 = 0; i0 < j.m; i0 += 16) {
+      __m512i v[16];
+      // Rows past `rows` hold stale sums: their lanes are masked off below.
+      for (size_t r = 0; r < 16; ++r) v[r] = _mm512_loadu_si512(j.acc + (r < rows ? r : 0) * j.lanes + i0);
+      transpose16(v);
+      const size_t images = j.m - i0 < 16 ? j.m - i0 : 16;
+      for (size_t i = 0; i < images; ++i) {
+        const __m512 f = _mm512_cvtepi32_ps(v[i]);
+        if (j.float_output) {
+          _mm512_mask_storeu_ps(static_cast<float*>(j.out) + (i0 + i) * j.ldc + n0, k, _mm512_fmadd_ps(f, scale, _mm512_setzero_ps()));
+        } else {
+          const __m512 y = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(f, scale), lo), hi);
+          // In range after the clamp; cvtps2dq rounds half to even (default MXCSR).
+          const __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(y), zp));
+          _mm_mask_storeu_epi8(static_cast<uint8_t*>(j.out) + (i0 + i) * j.ldc + n0, k, b);
+        }
+      }
+    }
   }
 }
 
@@ -256,10 +278,28 @@ void transform(const uint8_t* in, size_t height, size_t width, size_t groups, si
   }
 }
 
+// 16 images x 16 groups per 16x16 dword transpose.
+void transpose(const uint8_t* a, size_t m, size_t k, size_t lanes, uint8_t* xt) {
+  const size_t groups = k / 4;
+  auto* out = reinterpret_cast<int32_t*>(xt);
+  for (size_t i0 = 0; i0 < lanes; i0 += 16) {
+    for (size_t g0 = 0; g0 < groups; g0 += 16) {
+      const size_t ng = groups - g0 < 16 ? groups - g0 : 16;
+      const __mmask16 kg = ng == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << ng) - 1);
+      __m512i r[16];
+      for (size_t i = 0; i < 16; ++i) {
+        r[i] = i0 + i < m ? _mm512_maskz_loadu_epi32(kg, a + (i0 + i) * k + 4 * g0) : _mm512_setzero_si512();
+      }
+      transpose16(r);
+      for (size_t g = 0; g < ng; ++g) _mm512_storeu_si512(out + (g0 + g) * lanes + i0, r[g]);
+    }
+  }
+}
+
 }  // namespace
 
 void fill_s8_sparse_avx512vnni(DispatchTable* t) {
-  t->s8_sparse = {"avx512vnni", spconv_channels, spmm_lanes, spmm_gather, transform};
+  t->s8_sparse = {"avx512vnni", spconv_channels, spmm_lanes, spmm_gather, transform, transpose};
 }
 
 }  // namespace kiln

@@ -67,7 +67,7 @@ struct S8SpmmJob {
   int32_t zero_point = 0;
   void* out = nullptr;  // m x ldc, uint8 or float
   size_t ldc = 0;
-  int32_t* acc = nullptr;  // scratch: lanes int32 (lanes layout)
+  int32_t* acc = nullptr;  // scratch: kS8SparseLanes x lanes int32 (lanes layout)
 };
 
 using S8SpmmFn = void (*)(const S8SpmmJob& j, size_t row0, size_t row1);
@@ -78,12 +78,17 @@ using S8SpmmFn = void (*)(const S8SpmmJob& j, size_t row0, size_t row1);
 using S8SpTransformFn = void (*)(const uint8_t* in, size_t height, size_t width, size_t groups, size_t plane,
                                  size_t wp, size_t top, size_t left, uint8_t* x);
 
+// The lanes layout of a batch: a (m rows of k bytes, k % 4 == 0) to xt[g][lanes][4] for every
+// group g < k / 4 and lane < lanes (a multiple of kS8SparseLanes), lanes past m zero.
+using S8SpTransposeFn = void (*)(const uint8_t* a, size_t m, size_t k, size_t lanes, uint8_t* xt);
+
 struct S8SparseKernels {
   const char* name = nullptr;  // "scalar", "avx2", "avxvnni", "avx512vnni"
   S8SpConvChannelsFn conv_channels = nullptr;
   S8SpmmFn spmm_lanes = nullptr;
   S8SpmmFn spmm_gather = nullptr;
   S8SpTransformFn transform = nullptr;  // null: the plan's portable loop
+  S8SpTransposeFn transpose = nullptr;  // null: the plan's portable loop
 };
 
 // The table's sparse int8 kernels: its own, or the AVX-VNNI ones where the dense int8 GEMM runs

@@ -299,7 +299,7 @@ size_t S8SparseGemm::scratch_bytes(size_t batch, size_t threads) const {
   const size_t groups = packed_.groups();
   if (batch >= kLanesFrom) {
     const size_t lanes = round_up(batch, kS8SparseLanes);
-    return groups * lanes * 4 + limit * lanes * 4 + 64;
+    return groups * lanes * 4 + limit * kS8SparseLanes * lanes * 4 + 64;
   }
   return packed_.depth() % 4 == 0 ? 0 : batch * groups * 4;
 }
@@ -335,11 +335,15 @@ void S8SparseGemm::run(const DispatchTable& t, const uint8_t* a, void* out, size
     // results are dropped / their weights are zero).
     const size_t lanes = round_up(batch, kS8SparseLanes);
     uint8_t* xt = scratch + (64 - reinterpret_cast<uintptr_t>(scratch) % 64) % 64;
-    std::memset(xt, 0, groups * lanes * 4);
-    for (size_t i = 0; i < batch; ++i) {
-      const uint8_t* row = a + i * k;
-      for (size_t g = 0; g < k / 4; ++g) std::memcpy(xt + 4 * (g * lanes + i), row + 4 * g, 4);
-      if (k % 4) std::memcpy(xt + 4 * ((k / 4) * lanes + i), row + k / 4 * 4, k % 4);
+    if (kern.transpose != nullptr && k % 4 == 0) {
+      kern.transpose(a, batch, k, lanes, xt);
+    } else {
+      std::memset(xt, 0, groups * lanes * 4);
+      for (size_t i = 0; i < batch; ++i) {
+        const uint8_t* row = a + i * k;
+        for (size_t g = 0; g < k / 4; ++g) std::memcpy(xt + 4 * (g * lanes + i), row + 4 * g, 4);
+        if (k % 4) std::memcpy(xt + 4 * ((k / 4) * lanes + i), row + k / 4 * 4, k % 4);
+      }
     }
     j.x = xt;
     j.lanes = lanes;
@@ -359,7 +363,7 @@ void S8SparseGemm::run(const DispatchTable& t, const uint8_t* a, void* out, size
   const size_t tasks = tasks_for(threads, n, 4.0 * static_cast<double>(packed_.blocks()) * static_cast<double>(batch));
   auto work = [&](size_t task) {
     S8SpmmJob mine = j;
-    if (acc_base) mine.acc = reinterpret_cast<int32_t*>(acc_base + task * j.lanes * 4);
+    if (acc_base) mine.acc = reinterpret_cast<int32_t*>(acc_base + task * kS8SparseLanes * j.lanes * 4);
     fn(mine, n * task / tasks, n * (task + 1) / tasks);
   };
   if (tasks == 1) {
