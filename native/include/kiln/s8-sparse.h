@@ -134,6 +134,8 @@ class S8SparseGemm {
 
   // Batches from this size up put the batch in lanes.
   static constexpr size_t kLanesFrom = 8;
+  // Largest K (the constructor throws std::invalid_argument above it).
+  static constexpr size_t kMaxDepth = size_t{0x7fffffff} / 256;
 
  private:
   PackedSparseS8 packed_;

@@ -277,7 +277,7 @@ S8SparseGemm::S8SparseGemm(size_t k, size_t n, const int8_t* w, bool trans, cons
     : float_output_(float_output), y_zero_point_(y_zero_point), a_zero_point_(a_zero_point) {
   if ((w == nullptr && k * n > 0) || (scale == nullptr && n > 0)) throw std::invalid_argument("S8SparseGemm: null weights or scales");
   if (!float_output && y_min > y_max) throw std::invalid_argument("S8SparseGemm: y_min > y_max");
-  if (k > kMaxDim / 256 || n > kMaxDim) throw std::invalid_argument("S8SparseGemm: K or N too large");
+  if (k > kMaxDepth || n > kMaxDim) throw std::invalid_argument("S8SparseGemm: K or N too large");
   if (trans) {
     packed_ = PackedSparseS8(n, k, w, k);
   } else {

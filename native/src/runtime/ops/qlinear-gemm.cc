@@ -79,6 +79,7 @@ class QLinearGemmStep : public PlanStep {
 
  private:
   void choose_sparse(const GemmWeights& gw, const int32_t* bias, s8_sparse_choice::Mode mode) {
+    if (gw.k > S8SparseGemm::kMaxDepth) return;  // the dense path takes any K
     zero_fraction_ = s8_sparse_choice::zero_fraction(gw.w, gw.k * gw.n);
     if (zero_fraction_ < s8_sparse_choice::kFloor) return;
     considered_ = true;
