@@ -93,7 +93,10 @@ class S8SparseConv {
   void run(const uint8_t* in, uint8_t* out, size_t batch, uint8_t* scratch, size_t max_threads) const;
 
  private:
-  size_t image_dwords() const;  // the rewritten input of one image, with its slack
+  static constexpr size_t kMaxAlignedKw = 4;
+  static constexpr size_t kMaxAlignedBytes = size_t{256} << 10;
+  size_t copy_dwords() const;   // one copy of the rewritten input, with its slack
+  size_t image_dwords() const;  // the rewritten input of one image: 1 or kernel_w copies
   size_t acc_ints() const;      // one channel's int32 plane, with its slack
   size_t values_stride() const; // one channel's outputs (int32, before requantizing)
   size_t slot_bytes() const;
@@ -104,6 +107,7 @@ class S8SparseConv {
   bool pool_ = false;
   PackedSparseS8 packed_;
   size_t hp_ = 0, wp_ = 0, rows_ = 0, positions_ = 0;
+  bool aligned_ = false;  // one copy of the planes per kernel column, pitch a multiple of 16
   std::vector<int32_t> offset_;  // per stored block: dword offset
   std::vector<int32_t> init_;    // O: bias - x_zero_point * row sum (wrapping)
   std::vector<float> scale_;     // O multipliers

@@ -40,8 +40,8 @@ const ConvTileFn kConvTiles[kMaxVectors] = {conv_tile<1>, conv_tile<2>, conv_til
                                              conv_tile<5>, conv_tile<6>, conv_tile<7>, conv_tile<8>,
                                              conv_tile<9>, conv_tile<10>, conv_tile<11>, conv_tile<12>};
 
-// A whole plane in one tile (V vectors) with a row pitch under 16 and a fused 2x2 pool (SeedCNN's
-// conv2: 13 and 15): the pool's maxima formed in registers, no store and reload of the sums.
+// A whole plane in one tile (V vectors) with a row pitch under 32 and a fused 2x2 pool (SeedCNN's
+// conv2: 16 in the aligned layout): the pool's maxima formed in registers, no store and reload of the sums.
 // max(p, p + 1) comes from vpermt2d with the next vector (index lane + 1), max(., . + wp) from vpermt2d with the next
 // vector (index lane + wp); lanes whose partner lies past the tile read a duplicate and are never
 // output positions. m[p] for every position p, pooled pixel (py, px) at p = 2 py wp + 2 px, goes to v.
@@ -50,7 +50,7 @@ const ConvTileFn kConvTiles[kMaxVectors] = {conv_tile<1>, conv_tile<2>, conv_til
 // line (simd.h covers only -Wmaybe-uninitialized). The same vpmaxsd.
 inline __m512i max32(__m512i a, __m512i b) { return _mm512_mask_max_epi32(a, static_cast<__mmask16>(0xFFFF), a, b); }
 
-template <int V>
+template <int V, int Q>
 void conv_tile_pooled(const int32_t* x, const S8SpConvChannel& ch, __m512i down, int32_t* v) {
   const __m512i right = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
   __m512i a[V];
@@ -64,15 +64,21 @@ void conv_tile_pooled(const int32_t* x, const S8SpConvChannel& ch, __m512i down,
   __m512i h[V];
   for (int i = 0; i < V; ++i) h[i] = max32(a[i], _mm512_permutex2var_epi32(a[i], right, a[i + 1 < V ? i + 1 : i]));
   for (int i = 0; i < V; ++i) {
-    _mm512_storeu_si512(v + 16 * i, max32(h[i], _mm512_permutex2var_epi32(h[i], down, h[i + 1 < V ? i + 1 : i])));
+    // Q = pitch / 16 (0 or 1): the partner of lane l is lane l + pitch % 16 of h[i + Q] : h[i + Q + 1].
+    constexpr int kLast = V - 1;
+    const int a0 = i + Q < V ? i + Q : kLast, a1 = i + Q + 1 < V ? i + Q + 1 : kLast;
+    _mm512_storeu_si512(v + 16 * i, max32(h[i], _mm512_permutex2var_epi32(h[a0], down, h[a1])));
   }
 }
 
 using PooledTileFn = void (*)(const int32_t*, const S8SpConvChannel&, __m512i, int32_t*);
-const PooledTileFn kPooledTiles[kMaxVectors] = {conv_tile_pooled<1>, conv_tile_pooled<2>, conv_tile_pooled<3>,
-                                                conv_tile_pooled<4>, conv_tile_pooled<5>, conv_tile_pooled<6>,
-                                                conv_tile_pooled<7>, conv_tile_pooled<8>, conv_tile_pooled<9>,
-                                                conv_tile_pooled<10>, conv_tile_pooled<11>, conv_tile_pooled<12>};
+template <int Q>
+struct PooledTiles {
+  static constexpr PooledTileFn kFns[kMaxVectors] = {
+      conv_tile_pooled<1, Q>, conv_tile_pooled<2, Q>, conv_tile_pooled<3, Q>,  conv_tile_pooled<4, Q>,
+      conv_tile_pooled<5, Q>, conv_tile_pooled<6, Q>, conv_tile_pooled<7, Q>,  conv_tile_pooled<8, Q>,
+      conv_tile_pooled<9, Q>, conv_tile_pooled<10, Q>, conv_tile_pooled<11, Q>, conv_tile_pooled<12, Q>};
+};
 
 void sums(const S8SpConvImage& im, const S8SpConvChannel& ch, int32_t* acc) {
   const auto* x = reinterpret_cast<const int32_t*>(im.x);
@@ -139,11 +145,12 @@ void store_pixels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t cou
 
 void spconv_channels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t count, uint8_t* out) {
   const size_t vectors = (im.positions + 15) / 16;
-  if (im.pool && im.wp < 16 && vectors <= kMaxVectors && count > 0) {
+  if (im.pool && im.wp < 32 && vectors <= kMaxVectors && count > 0) {
     const __m512i down = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                          _mm512_set1_epi32(static_cast<int>(im.wp)));
+                                          _mm512_set1_epi32(static_cast<int>(im.wp % 16)));
     const auto* x = reinterpret_cast<const int32_t*>(im.x);
-    for (size_t i = 0; i < count; ++i) kPooledTiles[vectors - 1](x, ch[i], down, im.values + i * im.values_stride);
+    const PooledTileFn tile = im.wp < 16 ? PooledTiles<0>::kFns[vectors - 1] : PooledTiles<1>::kFns[vectors - 1];
+    for (size_t i = 0; i < count; ++i) tile(x, ch[i], down, im.values + i * im.values_stride);
     store_pixels(im, ch, count, im.values, out, true);
     return;
   }
