@@ -169,6 +169,11 @@ void conv_tests() {
       {"c4 40x38 pad 1: plane over a tile", geometry(4, 40, 38, 3, 3, 3, 1, 1, 1, 1, 1, 1), false},
       {"c9 33x31 pad 1 + pool: plane over a tile", geometry(9, 33, 31, 5, 3, 3, 1, 1, 1, 1, 1, 1), true},
       {"c1 3x3 kernel = input", geometry(1, 3, 3, 2, 3, 3, 0, 0, 0, 0, 1, 1), false},
+      // Layouts of the AVX-512 kernel: pitch 16 (the 5x5 keeps the plain layout), 20 and 13 with
+      // the pool in registers, and 7x7 (pitch 10 + 6 = 16 plain).
+      {"c12 6x16 5x5 pad 2 + pool: pitch 20", geometry(12, 6, 16, 19, 5, 5, 2, 2, 2, 2, 1, 1), true},
+      {"c4 8x9 5x5 pad 2 + pool: pitch 13", geometry(4, 8, 9, 16, 5, 5, 2, 2, 2, 2, 1, 1), true},
+      {"c16 10x10 7x7 pad 3 + pool", geometry(16, 10, 10, 33, 7, 7, 3, 3, 3, 3, 1, 1), true},
   };
   for (const ConvCase& cc : cases) {
     for (double fraction : {0.0, 0.5, 0.9, 0.99, 1.0}) {

@@ -40,16 +40,16 @@ const ConvTileFn kConvTiles[kMaxVectors] = {conv_tile<1>, conv_tile<2>, conv_til
                                              conv_tile<5>, conv_tile<6>, conv_tile<7>, conv_tile<8>,
                                              conv_tile<9>, conv_tile<10>, conv_tile<11>, conv_tile<12>};
 
-// A whole plane in one tile (V vectors) with a row pitch under 32 and a fused 2x2 pool (SeedCNN's
-// conv2: 16 in the aligned layout): the pool's maxima formed in registers, no store and reload of the sums.
-// max(p, p + 1) comes from vpermt2d with the next vector (index lane + 1), max(., . + wp) from vpermt2d with the next
-// vector (index lane + wp); lanes whose partner lies past the tile read a duplicate and are never
-// output positions. m[p] for every position p, pooled pixel (py, px) at p = 2 py wp + 2 px, goes to v.
 // _mm512_max_epi32 with an explicit pass-through operand: GCC 12 builds the unmasked intrinsic's
 // unused one from _mm512_undefined_epi32() and, inlined here, warns -Wuninitialized at the header
 // line (simd.h covers only -Wmaybe-uninitialized). The same vpmaxsd.
 inline __m512i max32(__m512i a, __m512i b) { return _mm512_mask_max_epi32(a, static_cast<__mmask16>(0xFFFF), a, b); }
 
+// A whole plane in one tile (V vectors) with a row pitch under 32 and a fused 2x2 pool (SeedCNN's
+// conv2: 16 in the aligned layout): the pool's maxima formed in registers, no store and reload of the sums.
+// max(p, p + 1) comes from vpermt2d with the next vector (index lane + 1), max(., . + wp) from vpermt2d with the next
+// vector (index lane + wp); lanes whose partner lies past the tile read a duplicate and are never
+// output positions. m[p] for every position p, pooled pixel (py, px) at p = 2 py wp + 2 px, goes to v.
 template <int V, int Q>
 void conv_tile_pooled(const int32_t* x, const S8SpConvChannel& ch, __m512i down, int32_t* v) {
   const __m512i right = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
@@ -143,27 +143,6 @@ void store_pixels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t cou
   }
 }
 
-void spconv_channels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t count, uint8_t* out) {
-  const size_t vectors = (im.positions + 15) / 16;
-  if (im.pool && im.wp < 32 && vectors <= kMaxVectors && count > 0) {
-    const __m512i down = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                          _mm512_set1_epi32(static_cast<int>(im.wp % 16)));
-    const auto* x = reinterpret_cast<const int32_t*>(im.x);
-    const PooledTileFn tile = im.wp < 16 ? PooledTiles<0>::kFns[vectors - 1] : PooledTiles<1>::kFns[vectors - 1];
-    for (size_t i = 0; i < count; ++i) tile(x, ch[i], down, im.values + i * im.values_stride);
-    store_pixels(im, ch, count, im.values, out, true);
-    return;
-  }
-  // A channel's values are read back after the next channel's sums (see S8SpConvChannelsFn).
-  for (size_t i = 0; i < count; ++i) {
-    sums(im, ch[i], im.acc + (i & 1) * im.acc_plane);
-    if (i > 0) stage_values(im, im.acc + ((i - 1) & 1) * im.acc_plane, im.values + (i - 1) * im.values_stride);
-  }
-  if (count == 0) return;
-  stage_values(im, im.acc + ((count - 1) & 1) * im.acc_plane, im.values + (count - 1) * im.values_stride);
-  store_pixels(im, ch, count, im.values, out, false);
-}
-
 // r[i] lane c -> r[c] lane i. 32-bit then 64-bit unpacks leave, per 128-bit lane L and 4-row
 // block b, column 4L + c' of rows 4b..4b+3 in u[b][c']; a 4x4 transpose of 128-bit lanes
 // (shuffle_i32x4) then puts block b of column 4L + c' into lane b.
@@ -187,6 +166,94 @@ inline void transpose16(__m512i r[16]) {
     r[8 + c] = _mm512_shuffle_i32x4(p1, q1, 0x88);
     r[12 + c] = _mm512_shuffle_i32x4(p1, q1, 0xDD);
   }
+}
+
+// Pitch exactly 16 (the aligned layout of images up to 16 wide, SeedCNN's conv2): vector i is conv
+// row i, so pooled row py is the even lanes of max over rows 2py and 2py + 1. Two pooled rows are
+// packed per vector (px < 8 at lanes px and 8 + px) and stored at v[16 pp], pp = py / 2: the
+// values of 16 channels then transpose (16x16) into one vector per pooled pixel.
+template <int V>
+void conv_tile_pooled16(const int32_t* x, const S8SpConvChannel& ch, int32_t* v) {
+  const __m512i right = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  __m512i a[V];
+  const __m512i init = _mm512_set1_epi32(ch.init);
+  for (int i = 0; i < V; ++i) a[i] = init;
+  for (size_t b = 0; b < ch.blocks; ++b) {
+    const __m512i w = _mm512_set1_epi32(ch.word[b]);
+    const int32_t* s = x + ch.offset[b];
+    for (int i = 0; i < V; ++i) a[i] = dpbusd(a[i], _mm512_loadu_si512(s + 16 * i), w);
+  }
+  // m[py]: the 2x2 maximum at every column of conv rows 2py, 2py + 1 (valid at even columns).
+  constexpr int kRows = V / 2 > 0 ? V / 2 : 1;
+  __m512i m[kRows];
+  for (int py = 0; py < kRows; ++py) {
+    const __m512i r0 = a[2 * py < V ? 2 * py : V - 1], r1 = a[2 * py + 1 < V ? 2 * py + 1 : V - 1];
+    const __m512i h0 = max32(r0, _mm512_permutex2var_epi32(r0, right, r0));
+    const __m512i h1 = max32(r1, _mm512_permutex2var_epi32(r1, right, r1));
+    m[py] = max32(h0, h1);
+  }
+  for (int pp = 0; 2 * pp < kRows; ++pp) {
+    const __m512i second = m[2 * pp + 1 < kRows ? 2 * pp + 1 : 2 * pp];
+    _mm512_storeu_si512(v + 16 * pp, _mm512_permutex2var_epi32(m[2 * pp], even, second));
+  }
+}
+
+using Pooled16Fn = void (*)(const int32_t*, const S8SpConvChannel&, int32_t*);
+const Pooled16Fn kPooled16[kMaxVectors] = {conv_tile_pooled16<1>,  conv_tile_pooled16<2>,  conv_tile_pooled16<3>,
+                                           conv_tile_pooled16<4>,  conv_tile_pooled16<5>,  conv_tile_pooled16<6>,
+                                           conv_tile_pooled16<7>,  conv_tile_pooled16<8>,  conv_tile_pooled16<9>,
+                                           conv_tile_pooled16<10>, conv_tile_pooled16<11>, conv_tile_pooled16<12>};
+
+// The channels' packed pooled rows (conv_tile_pooled16) transposed: lane l of pair pp is pooled
+// pixel (2 pp + l / 8, l % 8), requantized 16 channels at a time, one 16-byte store per pixel.
+void store_pooled16(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t count, uint8_t* out) {
+  alignas(64) float scale_of[16] = {};
+  for (size_t i = 0; i < count; ++i) scale_of[i] = ch[i].scale;
+  const __m512 scale = _mm512_load_ps(scale_of), lo = _mm512_set1_ps(im.lo), hi = _mm512_set1_ps(im.hi);
+  const __m512i zp = _mm512_set1_epi32(im.zero_point);
+  const __mmask16 k = count >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1);
+  for (size_t pp = 0; 2 * pp < im.pooled_h; ++pp) {
+    __m512i r[16];
+    for (size_t i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(im.values + (i < count ? i : 0) * im.values_stride + 16 * pp);
+    transpose16(r);
+    for (size_t l = 0; l < 16; ++l) {
+      const size_t py = 2 * pp + l / 8, px = l % 8;
+      if (py >= im.pooled_h || px >= im.pooled_w) continue;
+      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(r[l]), scale);
+      f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+      // In range after the clamp; cvtps2dq rounds half to even (default MXCSR).
+      _mm_mask_storeu_epi8(out + (py * im.pooled_w + px) * im.out_stride, k,
+                           _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zp)));
+    }
+  }
+}
+
+void spconv_channels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t count, uint8_t* out) {
+  const size_t vectors = (im.positions + 15) / 16;
+  if (im.pool && im.wp == 16 && im.pooled_w <= 8 && vectors <= kMaxVectors && count > 0) {
+    const auto* x = reinterpret_cast<const int32_t*>(im.x);
+    for (size_t i = 0; i < count; ++i) kPooled16[vectors - 1](x, ch[i], im.values + i * im.values_stride);
+    store_pooled16(im, ch, count, out);
+    return;
+  }
+  if (im.pool && im.wp < 32 && vectors <= kMaxVectors && count > 0) {
+    const __m512i down = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(static_cast<int>(im.wp % 16)));
+    const auto* x = reinterpret_cast<const int32_t*>(im.x);
+    const PooledTileFn tile = im.wp < 16 ? PooledTiles<0>::kFns[vectors - 1] : PooledTiles<1>::kFns[vectors - 1];
+    for (size_t i = 0; i < count; ++i) tile(x, ch[i], down, im.values + i * im.values_stride);
+    store_pixels(im, ch, count, im.values, out, true);
+    return;
+  }
+  // A channel's values are read back after the next channel's sums (see S8SpConvChannelsFn).
+  for (size_t i = 0; i < count; ++i) {
+    sums(im, ch[i], im.acc + (i & 1) * im.acc_plane);
+    if (i > 0) stage_values(im, im.acc + ((i - 1) & 1) * im.acc_plane, im.values + (i - 1) * im.values_stride);
+  }
+  if (count == 0) return;
+  stage_values(im, im.acc + ((count - 1) & 1) * im.acc_plane, im.values + (count - 1) * im.values_stride);
+  store_pixels(im, ch, count, im.values, out, false);
 }
 
 // 16 pixels x 16 channel groups per 16x16 dword transpose (gathers cost about 3 times as much).
