@@ -20,18 +20,23 @@ inline __m512i dpbusd(__m512i acc, __m512i x, __m512i w) {
 }
 
 // Up to this many accumulators per tile: 12 + the broadcast word + loads stay in the 32 registers.
+// Every loop over a register array is unrolled (#pragma GCC unroll): a loop GCC kept rolled indexes
+// the array at run time, which spills it to the stack (seen in perf annotate of the pool epilogue).
 constexpr int kMaxVectors = 12;
 
 template <int V>
 void conv_tile(const int32_t* x, const S8SpConvChannel& ch, int32_t* acc) {
   __m512i a[V];
   const __m512i init = _mm512_set1_epi32(ch.init);
+  #pragma GCC unroll 16
   for (int v = 0; v < V; ++v) a[v] = init;
   for (size_t b = 0; b < ch.blocks; ++b) {
     const __m512i w = _mm512_set1_epi32(ch.word[b]);
     const int32_t* s = x + ch.offset[b];
+    #pragma GCC unroll 16
     for (int v = 0; v < V; ++v) a[v] = dpbusd(a[v], _mm512_loadu_si512(s + 16 * v), w);
   }
+  #pragma GCC unroll 16
   for (int v = 0; v < V; ++v) _mm512_storeu_si512(acc + 16 * v, a[v]);
 }
 
@@ -55,14 +60,18 @@ void conv_tile_pooled(const int32_t* x, const S8SpConvChannel& ch, __m512i down,
   const __m512i right = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
   __m512i a[V];
   const __m512i init = _mm512_set1_epi32(ch.init);
+  #pragma GCC unroll 16
   for (int i = 0; i < V; ++i) a[i] = init;
   for (size_t b = 0; b < ch.blocks; ++b) {
     const __m512i w = _mm512_set1_epi32(ch.word[b]);
     const int32_t* s = x + ch.offset[b];
+    #pragma GCC unroll 16
     for (int i = 0; i < V; ++i) a[i] = dpbusd(a[i], _mm512_loadu_si512(s + 16 * i), w);
   }
   __m512i h[V];
+  #pragma GCC unroll 16
   for (int i = 0; i < V; ++i) h[i] = max32(a[i], _mm512_permutex2var_epi32(a[i], right, a[i + 1 < V ? i + 1 : i]));
+  #pragma GCC unroll 16
   for (int i = 0; i < V; ++i) {
     // Q = pitch / 16 (0 or 1): the partner of lane l is lane l + pitch % 16 of h[i + Q] : h[i + Q + 1].
     constexpr int kLast = V - 1;
@@ -148,16 +157,19 @@ void store_pixels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t cou
 // (shuffle_i32x4) then puts block b of column 4L + c' into lane b.
 inline void transpose16(__m512i r[16]) {
   __m512i t[16], u[16];
+  #pragma GCC unroll 16
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
     t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
   }
+  #pragma GCC unroll 16
   for (int b = 0; b < 4; ++b) {  // u[4b + c'] = rows 4b..4b+3 of column 4L + c' in lane L
     u[4 * b + 0] = _mm512_unpacklo_epi64(t[4 * b], t[4 * b + 2]);
     u[4 * b + 1] = _mm512_unpackhi_epi64(t[4 * b], t[4 * b + 2]);
     u[4 * b + 2] = _mm512_unpacklo_epi64(t[4 * b + 1], t[4 * b + 3]);
     u[4 * b + 3] = _mm512_unpackhi_epi64(t[4 * b + 1], t[4 * b + 3]);
   }
+  #pragma GCC unroll 16
   for (int c = 0; c < 4; ++c) {
     const __m512i p0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), p1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
     const __m512i q0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), q1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
@@ -178,21 +190,25 @@ void conv_tile_pooled16(const int32_t* x, const S8SpConvChannel& ch, int32_t* v)
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   __m512i a[V];
   const __m512i init = _mm512_set1_epi32(ch.init);
+  #pragma GCC unroll 16
   for (int i = 0; i < V; ++i) a[i] = init;
   for (size_t b = 0; b < ch.blocks; ++b) {
     const __m512i w = _mm512_set1_epi32(ch.word[b]);
     const int32_t* s = x + ch.offset[b];
+    #pragma GCC unroll 16
     for (int i = 0; i < V; ++i) a[i] = dpbusd(a[i], _mm512_loadu_si512(s + 16 * i), w);
   }
   // m[py]: the 2x2 maximum at every column of conv rows 2py, 2py + 1 (valid at even columns).
   constexpr int kRows = V / 2 > 0 ? V / 2 : 1;
   __m512i m[kRows];
+  #pragma GCC unroll 16
   for (int py = 0; py < kRows; ++py) {
     const __m512i r0 = a[2 * py < V ? 2 * py : V - 1], r1 = a[2 * py + 1 < V ? 2 * py + 1 : V - 1];
     const __m512i h0 = max32(r0, _mm512_permutex2var_epi32(r0, right, r0));
     const __m512i h1 = max32(r1, _mm512_permutex2var_epi32(r1, right, r1));
     m[py] = max32(h0, h1);
   }
+  #pragma GCC unroll 16
   for (int pp = 0; 2 * pp < kRows; ++pp) {
     const __m512i second = m[2 * pp + 1 < kRows ? 2 * pp + 1 : 2 * pp];
     _mm512_storeu_si512(v + 16 * pp, _mm512_permutex2var_epi32(m[2 * pp], even, second));
@@ -283,13 +299,16 @@ template <int V>
 void lanes_tile(const S8SpmmJob& j, size_t n, size_t i0, int32_t* acc) {
   __m512i a[V];
   const __m512i init = _mm512_set1_epi32(j.init[n]);
+  #pragma GCC unroll 16
   for (int v = 0; v < V; ++v) a[v] = init;
   const auto* x = reinterpret_cast<const int32_t*>(j.x) + i0;
   for (uint32_t b = j.row_ptr[n]; b < j.row_ptr[n + 1]; ++b) {
     const __m512i w = _mm512_set1_epi32(j.word[b]);
     const int32_t* s = x + static_cast<size_t>(j.group[b]) * j.lanes;
+    #pragma GCC unroll 16
     for (int v = 0; v < V; ++v) a[v] = dpbusd(a[v], _mm512_loadu_si512(s + 16 * v), w);
   }
+  #pragma GCC unroll 16
   for (int v = 0; v < V; ++v) _mm512_storeu_si512(acc + i0 + 16 * v, a[v]);
 }
 
