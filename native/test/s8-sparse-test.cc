@@ -174,6 +174,9 @@ void conv_tests() {
       {"c12 6x16 5x5 pad 2 + pool: pitch 20", geometry(12, 6, 16, 19, 5, 5, 2, 2, 2, 2, 1, 1), true},
       {"c4 8x9 5x5 pad 2 + pool: pitch 13", geometry(4, 8, 9, 16, 5, 5, 2, 2, 2, 2, 1, 1), true},
       {"c16 10x10 7x7 pad 3 + pool", geometry(16, 10, 10, 33, 7, 7, 3, 3, 3, 3, 1, 1), true},
+      // More than 8 and more than 16 channel groups (the AVX-512 input rewrite's other loops).
+      {"c40 7x18 pad 1", geometry(40, 7, 18, 8, 3, 3, 1, 1, 1, 1, 1, 1), false},
+      {"c72 5x6 + pool", geometry(72, 5, 6, 20, 3, 3, 0, 0, 0, 0, 1, 1), true},
   };
   for (const ConvCase& cc : cases) {
     for (double fraction : {0.0, 0.5, 0.9, 0.99, 1.0}) {

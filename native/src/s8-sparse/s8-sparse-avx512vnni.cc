@@ -276,7 +276,38 @@ void spconv_channels(const S8SpConvImage& im, const S8SpConvChannel* ch, size_t 
 void transform(const uint8_t* in, size_t height, size_t width, size_t groups, size_t plane, size_t wp, size_t top,
                size_t left, uint8_t* x) {
   auto* dst = reinterpret_cast<int32_t*>(x);
-  for (size_t h = 0; h < height; ++h) {
+  size_t h = 0;
+  if (groups <= 8) {
+    // Two image rows per transpose (SeedCNN conv2: 8 groups): pixel i of rows h and h + 1 share
+    // r[i] (groups in lanes 0..7 and 8..15), so r[g] and r[8 + g] come out as group g of each row.
+    const __mmask8 kg8 = static_cast<__mmask8>((1u << groups) - 1);
+    for (; h + 1 < height; h += 2) {
+      const auto* row0 = reinterpret_cast<const int32_t*>(in + h * width * groups * 4);
+      const int32_t* row1 = row0 + width * groups;
+      int32_t* line = dst + (h + top) * wp + left;
+      for (size_t w0 = 0; w0 < width; w0 += 16) {
+        const size_t n = width - w0 < 16 ? width - w0 : 16;
+        const __mmask16 kn = n == 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
+        __m512i r[16];
+#pragma GCC unroll 16
+        for (size_t i = 0; i < 16; ++i) {
+          if (i < n) {
+            const __m256i a = _mm256_maskz_loadu_epi32(kg8, row0 + (w0 + i) * groups);
+            const __m256i b = _mm256_maskz_loadu_epi32(kg8, row1 + (w0 + i) * groups);
+            r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+          } else {
+            r[i] = _mm512_setzero_si512();
+          }
+        }
+        transpose16(r);
+        for (size_t g = 0; g < groups; ++g) {
+          _mm512_mask_storeu_epi32(line + g * plane + w0, kn, r[g]);
+          _mm512_mask_storeu_epi32(line + g * plane + wp + w0, kn, r[8 + g]);
+        }
+      }
+    }
+  }
+  for (; h < height; ++h) {
     const auto* row = reinterpret_cast<const int32_t*>(in + h * width * groups * 4);
     int32_t* line = dst + (h + top) * wp + left;
     for (size_t w0 = 0; w0 < width; w0 += 16) {
