@@ -65,7 +65,10 @@ class PackedSparseS8 {
 // channel-group planes [C/4][Hp][Wp][4 bytes] (Hp, Wp: padded height and width; the padding and
 // the padded channels hold x_zero_point, as the dense path pads), and output position
 // p = oy * Wp + ox of channel o is init[o] + sum over o's blocks of dot4(dword(p + offset), word),
-// where a block's offset = group * Hp * Wp + kh * dilation_h * Wp + kw * dilation_w. Vector lanes
+// where a block's offset = group * Hp * Wp + kh * dilation_h * Wp + kw * dilation_w. Small images
+// with kernels up to 4 wide use an aligned variant: Wp rounded up to 16 dwords and one copy of the
+// planes per kernel column, shifted left by kw * dilation_w, so a block's offset (copy kw + group
+// plane + kh rows) is a multiple of 16 and every vector load starts on a cache line. Vector lanes
 // hold consecutive output positions (the columns ox >= OW are computed and dropped). Each channel's
 // plane is then requantized (after a fused 2x2/2 max pool on the int32 sums, which is exact for
 // multipliers >= 0: requantization is monotone non-decreasing) and written to the NHWC output.
