@@ -127,7 +127,12 @@ struct Dot {
   using Weight = __m256i;
   KILN_AVXVNNI static Weight weights(__m256i w) { return w; }
   KILN_AVXVNNI static Weight weight(int32_t word) { return _mm256_set1_epi32(word); }
-  KILN_AVXVNNI static __m256i dot(__m256i acc, __m256i x, __m256i w) { return _mm256_dpbusd_avx_epi32(acc, x, w); }
+  // asm, as on AVX-512 (GCC 12 copies the intrinsic's accumulator each time); {vex} forces the
+  // AVX-VNNI encoding, which CPUs without AVX-512 VNNI run.
+  KILN_AVXVNNI static __m256i dot(__m256i acc, __m256i x, __m256i w) {
+    asm("%{vex%} vpdpbusd %[w], %[x], %[acc]" : [acc] "+x"(acc) : [x] "x"(x), [w] "x"(w));
+    return acc;
+  }
 };
 
 #define KILN_S8SP_TARGET KILN_AVXVNNI
