@@ -23,6 +23,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   fill_s8_gemm_scalar(t);
   fill_f32_spmm_scalar(t);
   fill_f32_sparse_conv_scalar(t);
+  fill_s8_sparse_scalar(t);
   t->f32_conv.im2col_plane = f32_im2col_plane_scalar;
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_scalar;
   // No small-patch, direct or Winograd kernel: the plans take im2col + GEMM.
@@ -38,6 +39,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   fill_s8_gemm_avx2(t);
   fill_f32_spmm_avx2(t);
   fill_f32_sparse_conv_avx2(t);
+  fill_s8_sparse_avx2(t);
   t->f32_conv.im2col_plane = f32_im2col_plane_avx2;
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_avx2;
   t->f32_conv.small_conv_image = small_conv_image_avx2;
@@ -54,6 +56,8 @@ void fill_dispatch_avx512(DispatchTable* t) {
   fill_s8_gemm_avx512(t);
   fill_f32_spmm_avx512(t);
   fill_f32_sparse_conv_avx512(t);
+  // The sparse int8 kernels keep their AVX2 ones (exact emulation, or AVX-VNNI): VNNI is the
+  // level that adds zmm ones.
   t->f32_conv.im2col_plane = f32_im2col_plane_avx512;
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_avx512;
   t->f32_conv.small_conv_image = small_conv_image_avx512;
@@ -77,6 +81,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
 // switches to its vpdpbusd kernels and the small int8 conv + pool kernel appears.
 void fill_dispatch_avx512vnni(DispatchTable* t) {
   fill_s8_gemm_avx512vnni(t);
+  fill_s8_sparse_avx512vnni(t);
   t->s8_conv.small_conv_pool = s8_small_conv_pool_avx512vnni;
 }
 

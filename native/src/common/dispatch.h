@@ -12,6 +12,7 @@
 #include "s8-conv/s8-conv-ukernel.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
 #include "sparse/sparse-conv-ukernel.h"
+#include "s8-sparse/s8-sparse-ukernel.h"
 #include "sparse/sparse-ukernel.h"
 
 namespace kiln {
@@ -26,6 +27,8 @@ struct DispatchTable {
   S8ConvKernels s8_conv;
   F32SpmmKernels f32_spmm;  // sparse fp32 weights x dense X, one kernel per pattern
   F32SparseConvKernels f32_sparse_conv;  // direct sparse stride-1 convolution, one kernel per block height
+  S8SparseKernels s8_sparse;           // sparse int8 1x4-block conv and GEMM (s8-sparse/)
+  S8SparseKernels s8_sparse_avxvnni;   // their AVX-VNNI ymm versions, where the CPU has AVX-VNNI
 };
 
 // The table for the active ISA (best supported, or KILN_ISA, or set_active_isa()).

@@ -172,6 +172,7 @@ function qconvStep(n: NodeLowering): QConvStep {
     attrs: {
       kernel: win.kernel, strides: win.strides, pads: win.pads, dilations: win.dilations, group, out_channels: cout,
       x_scale: xScale, x_zero_point: storedZeroPoint(x.quant.dtype, xZp), relu, ...y.attrs,
+      ...(n.sparseKernels !== 'never' ? { sparse: n.sparseKernels } : {}),
     },
     weights: { W: { data: w.data as Int8Array, shape: w.dims.slice() }, w_scale: wScale, ...(bias ? { B: bias } : {}) },
     macs: cout * out[0] * out[1] * cinPerGroup * kh * kw,
@@ -247,7 +248,7 @@ export function lowerQLinearGemm(n: NodeLowering): ValueRef[] {
   const w = a.quant.perm ? permuteK(g.w, k, g.nOut, g.transB, a.quant.perm) : g.w;
   return [
     n.emit('QLinearGemm', [a], [g.nOut], {
-      attrs: { transB: g.transB ? 1 : 0, out_features: g.nOut, a_scale: aScale, a_zero_point: storedZeroPoint(a.quant.dtype, aZp), relu: reluAttr(n), ...y.attrs },
+      attrs: { transB: g.transB ? 1 : 0, out_features: g.nOut, a_scale: aScale, a_zero_point: storedZeroPoint(a.quant.dtype, aZp), relu: reluAttr(n), ...y.attrs, ...(n.sparseKernels !== 'never' ? { sparse: n.sparseKernels } : {}) },
       weights: { W: { data: w, shape: g.dims }, w_scale: wScale, ...(bias ? { B: bias } : {}) },
       macs: k * g.nOut,
       int8: true,

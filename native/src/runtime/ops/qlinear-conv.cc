@@ -3,18 +3,26 @@
 // float32 output dequantized in the GEMM epilogue (staged NHWC in scratch, then written NCHW with
 // the ReLU applied). An optional fused MaxPool (attrs `pool` = 'MaxPool', `pool_kernel`, ...) runs
 // the convolution a few images at a time into scratch that stays in cache and pools from there.
+// With attr `sparse` = 'always' | 'auto' a stride-1 ungrouped convolution with a uint8 output (and
+// no pool, or a 2x2/2 max pool) whose weights are at least half zeros may run on the sparse int8
+// kernels instead (kiln/s8-sparse.h: 1x4 blocks, direct, the pool fused on the int32 sums), with
+// the same bits (runtime/ops/s8-sparse-choice.h).
 #include <algorithm>
 #include <memory>
 #include <sstream>
 
 #include "common/dispatch.h"
+#include "kiln/cpu.h"
 #include "kiln/s8-conv.h"
+#include "kiln/s8-sparse.h"
 #include "kiln/thread-pool.h"
 #include "runtime/ops/conv-attrs.h"
 #include "runtime/ops/ops.h"
 #include "runtime/ops/pool-u8.h"
 #include "runtime/ops/quant-attrs.h"
+#include "runtime/ops/s8-sparse-choice.h"
 #include "runtime/parallel.h"
+#include "runtime/sparse-choice.h"
 #include "s8-conv/s8-small-conv.h"
 
 namespace kiln {
@@ -122,7 +130,7 @@ Pool2d crop_pool(const Pool2d& pool, size_t rows) {
 class QLinearConvStep : public PlanStep {
  public:
   QLinearConvStep(const Conv2dGeometry& g, const int8_t* w, const int32_t* bias, const S8ConvQuant& q,
-                  bool float_output, bool relu, const Pool2d* pool)
+                  bool float_output, bool relu, const Pool2d* pool, s8_sparse_choice::Mode sparse_mode)
       : conv_(make_plan(crop_for_pool(g, pool), w, bias, q, float_output, &paired_)), logical_(g), relu_(relu),
         fused_pool_(pool != nullptr) {
     if (pool) {
@@ -138,13 +146,70 @@ class QLinearConvStep : public PlanStep {
         small_ = std::make_unique<S8SmallConvPool>(g, w, bias, q);
       }
     }
+    if (sparse_mode != s8_sparse_choice::Mode::kNever) choose_sparse(g, w, bias, q, float_output, pool, sparse_mode);
   }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t threads) const override {
+    run_with(io, batch, scratch, threads, sparse_ != nullptr);
+  }
+
+ private:
+  // Packs the weights into 1x4 blocks when they are sparse enough and the step fits the sparse
+  // kernel, then keeps them ('always') or the faster path on synthetic images ('auto').
+  void choose_sparse(const Conv2dGeometry& g, const int8_t* w, const int32_t* bias, const S8ConvQuant& q,
+                     bool float_output, const Pool2d* pool, s8_sparse_choice::Mode mode) {
+    if (float_output) return;  // the float-output variant stays dense
+    bool pool2x2 = false;
+    if (pool) {
+      const PoolAxis& ph = pool->height_axis();
+      const PoolAxis& pw = pool->width_axis();
+      const bool window = ph.kernel == 2 && ph.stride == 2 && ph.pad_begin == 0 && ph.pad_end == 0 && ph.dilation == 1 &&
+                          pw.kernel == 2 && pw.stride == 2 && pw.pad_begin == 0 && pw.pad_end == 0 && pw.dilation == 1;
+      if (!window || ph.out != static_cast<int64_t>(g.out_height / 2) || pw.out != static_cast<int64_t>(g.out_width / 2)) return;
+      pool2x2 = true;
+    }
+    if (!S8SparseConv::fits(g, q, pool2x2)) return;
+    zero_fraction_ = s8_sparse_choice::zero_fraction(w, g.weight_size());
+    if (zero_fraction_ < s8_sparse_choice::kFloor) return;
+    considered_ = true;
+    sparse_ = std::make_unique<const S8SparseConv>(g, w, bias, q, pool2x2);
+    if (mode == s8_sparse_choice::Mode::kAuto) {
+      // Remembered per process (runtime/sparse-choice.h), keyed by what the timing depends on.
+      uint64_t hash = hash_bytes(w, g.weight_size());
+      if (bias) hash = hash_bytes(bias, g.out_channels * sizeof(int32_t), hash);
+      std::ostringstream key;
+      key << "QLinearConv " << g.in_channels << "x" << g.in_height << "x" << g.in_width << "->" << g.out_channels << " k"
+          << g.kernel_h << "x" << g.kernel_w << " p" << g.pad_top << "," << g.pad_left << "," << g.pad_bottom << ","
+          << g.pad_right << " d" << g.dilation_h << "x" << g.dilation_w << " pool " << pool2x2 << " isa "
+          << isa_name(dispatch().isa) << " w " << hash;
+      if (!cached_sparse_choice(key.str(), [this] { return probe(); })) sparse_.reset();
+    }
+  }
+
+  // Both paths on kProbeImages synthetic images, one thread: true when the sparse one is faster.
+  bool probe() const {
+    constexpr size_t kProbeImages = 4;
+    const Conv2dGeometry& g = logical_;
+    const size_t out_image = g.out_channels * sparse_->pooled_height() * sparse_->pooled_width();
+    std::vector<uint8_t> x(kProbeImages * g.in_channels * g.in_plane()), y(kProbeImages * out_image);
+    s8_sparse_choice::fill_probe(x.data(), x.size());
+    std::vector<float> scratch(scratch_floats(kProbeImages, 1) + 16);
+    const float* in[1] = {reinterpret_cast<const float*>(x.data())};
+    float* out[1] = {reinterpret_cast<float*>(y.data())};
+    const StepBuffers io{in, out};
+    return s8_sparse_choice::sparse_is_faster([&] { run_with(io, kProbeImages, scratch.data(), 1, false); },
+                                              [&] { run_with(io, kProbeImages, scratch.data(), 1, true); });
+  }
+
+  void run_with(const StepBuffers& io, size_t batch, float* scratch, size_t threads, bool sparse) const {
     const auto* in = reinterpret_cast<const uint8_t*>(io.in[0]);
     // One table for the whole step (setIsa() may switch the active one on another thread). The
     // small kernel exists on AVX-512 VNNI only; run() says so when `t` lacks it: then the GEMM path.
     const DispatchTable& t = dispatch();
+    if (sparse) {
+      sparse_->run(t, in, reinterpret_cast<uint8_t*>(io.out[0]), batch, reinterpret_cast<uint8_t*>(scratch), threads);
+      return;
+    }
     if (fused_pool_ && small_ && small_->run(t, in, reinterpret_cast<uint8_t*>(io.out[0]), batch, threads)) {
       return;
     }
@@ -189,7 +254,7 @@ class QLinearConvStep : public PlanStep {
       }
     });
   }
-  size_t scratch_floats(size_t batch, size_t threads) const override {
+  size_t dense_scratch_floats(size_t batch, size_t threads) const {
     if (fused_pool_) {
       const size_t workers = pool_workers(batch, threads);
       if (workers == 1) return pool_slot_floats(chunk_images(batch, threads), threads);
@@ -200,7 +265,13 @@ class QLinearConvStep : public PlanStep {
     const Conv2dGeometry& g = conv_.geometry();
     return round16(batch * g.out_channels * g.out_plane()) + conv;
   }
-  size_t weight_bytes() const override { return conv_.weight_bytes(); }
+
+ public:
+  size_t scratch_floats(size_t batch, size_t threads) const override {
+    const size_t dense = dense_scratch_floats(batch, threads);
+    return sparse_ ? std::max(dense, round_up_floats(sparse_->scratch_bytes(batch, threads))) : dense;
+  }
+  size_t weight_bytes() const override { return conv_.weight_bytes() + (sparse_ ? sparse_->weight_bytes() : 0); }
   std::string detail() const override {
     const Conv2dGeometry& g = logical_;
     std::ostringstream s;
@@ -213,7 +284,16 @@ class QLinearConvStep : public PlanStep {
     if (paired_) s << " (2 pixels per GEMM row)";
     if (fused_pool_) s << " + max pool " << pool_detail_;
     // Built once, read while the ISA may change (setIsa): say which path runs where.
-    if (small_) s << " (direct on avx512vnni, pooled before requantizing; the GEMM on other ISAs)";
+    if (small_ && !sparse_) s << " (direct on avx512vnni, pooled before requantizing; the GEMM on other ISAs)";
+    if (considered_) {
+      const int pct = s8_sparse_choice::percent(zero_fraction_);
+      if (sparse_) {
+        s << " sparse s8 1x4 " << pct << "% (" << sparse_->packed().blocks() << " of "
+          << sparse_->packed().rows() * sparse_->packed().groups() << " blocks)";
+      } else {
+        s << " dense, " << pct << "% zeros";
+      }
+    }
     return s.str();
   }
 
@@ -258,6 +338,9 @@ class QLinearConvStep : public PlanStep {
   PoolU8 pool_;
   std::string pool_detail_;
   std::unique_ptr<S8SmallConvPool> small_;  // small patch + 2x2/2 pool on AVX-512 VNNI
+  std::unique_ptr<const S8SparseConv> sparse_;  // set: the step runs sparse (every ISA)
+  bool considered_ = false;                     // sparse enough to be packed (and timed, 'auto')
+  double zero_fraction_ = 0;
 };
 
 }  // namespace
@@ -293,6 +376,7 @@ std::unique_ptr<PlanStep> make_qlinear_conv(const StepContext& ctx) {
   q.w_scale = ws->data;
   q.w_scale_count = ws->length;
   const bool relu = ctx.integer_or("relu", 0, 1, 0) == 1;
+  const s8_sparse_choice::Mode sparse_mode = s8_sparse_choice::parse(ctx);
   if (!float_output) {
     q.y_scale = scale_attr(ctx, "y_scale");
     q.y_zero_point = zero_point_attr(ctx, "y_zero_point");
@@ -300,7 +384,7 @@ std::unique_ptr<PlanStep> make_qlinear_conv(const StepContext& ctx) {
     q.y_max = 255;
   }
   return std::make_unique<QLinearConvStep>(g, static_cast<const int8_t*>(w.raw), b ? static_cast<const int32_t*>(b->raw) : nullptr, q,
-                                           float_output, relu, pool_op == "None" ? nullptr : &pool);
+                                           float_output, relu, pool_op == "None" ? nullptr : &pool, sparse_mode);
 }
 
 }  // namespace runtime

@@ -3,6 +3,12 @@
 // call to uint8 from the min/max of the whole batch, exactly as ONNX DynamicQuantizeLinear, then
 // the int8 product dequantized and a float bias added).
 //
+// With attr `sparse` = 'always' | 'auto', QLinearGemm weights at least half zeros may run on the
+// sparse int8 kernels (kiln/s8-sparse.h, 1x4 blocks of 4 consecutive input features), with the same
+// bits. The sparse kernel differs below and from S8SparseGemm::kLanesFrom images (blocks gathered
+// per image, or the batch in lanes), so 'auto' times both sides of that line (1 and 64 images)
+// and may keep sparse for one only.
+//
 // The lowering permutes the weight's K rows when the input is a Flatten of an NHWC value, so the
 // product reads the NHWC order directly.
 #include <algorithm>
@@ -10,10 +16,15 @@
 #include <limits>
 #include <sstream>
 
+#include "common/dispatch.h"
+#include "kiln/cpu.h"
 #include "kiln/s8-conv.h"
 #include "kiln/s8-gemm.h"
+#include "kiln/s8-sparse.h"
 #include "runtime/ops/ops.h"
 #include "runtime/ops/quant-attrs.h"
+#include "runtime/ops/s8-sparse-choice.h"
+#include "runtime/sparse-choice.h"
 
 namespace kiln {
 namespace runtime {
@@ -45,7 +56,7 @@ GemmWeights read_weights(const StepContext& ctx, size_t k) {
 class QLinearGemmStep : public PlanStep {
  public:
   QLinearGemmStep(const GemmWeights& gw, const int32_t* bias, float a_scale, uint8_t a_zp, bool float_output,
-                  float y_scale, uint8_t y_zp, bool relu)
+                  float y_scale, uint8_t y_zp, bool relu, s8_sparse_choice::Mode sparse_mode)
       : packed_(gw.trans, gw.k, gw.n, gw.w, gw.trans ? gw.k : gw.n), a_zp_(a_zp), float_output_(float_output), relu_(relu) {
     if (bias) bias_.assign(bias, bias + gw.n);
     scale_.resize(gw.n);
@@ -58,26 +69,91 @@ class QLinearGemmStep : public PlanStep {
     rq_.min = relu ? y_zp : 0;
     rq_.max = 255;
     dq_.scale = scale_.data();
+    if (sparse_mode != s8_sparse_choice::Mode::kNever) choose_sparse(gw, bias, sparse_mode);
   }
 
-  void run(const StepBuffers& io, size_t batch, float*, size_t threads) const override {
+  void run(const StepBuffers& io, size_t batch, float* scratch, size_t threads) const override {
+    run_with(io, batch, scratch, threads, sparse_ && (batch >= S8SparseGemm::kLanesFrom ? sparse_lanes_ : sparse_gather_));
+  }
+  size_t scratch_floats(size_t batch, size_t threads) const override {
+    return sparse_ ? round_up_floats(sparse_->scratch_bytes(batch, threads)) : 0;
+  }
+
+ private:
+  void choose_sparse(const GemmWeights& gw, const int32_t* bias, s8_sparse_choice::Mode mode) {
+    if (gw.k > S8SparseGemm::kMaxDepth) return;  // the dense path takes any K
+    zero_fraction_ = s8_sparse_choice::zero_fraction(gw.w, gw.k * gw.n);
+    if (zero_fraction_ < s8_sparse_choice::kFloor) return;
+    considered_ = true;
+    sparse_ = std::make_unique<const S8SparseGemm>(gw.k, gw.n, gw.w, gw.trans, bias, scale_.data(), a_zp_, float_output_,
+                                                   rq_.zero_point, rq_.min, rq_.max);
+    sparse_gather_ = sparse_lanes_ = true;
+    if (mode == s8_sparse_choice::Mode::kAuto) {
+      // Remembered per process (runtime/sparse-choice.h), keyed by what the timing depends on.
+      uint64_t hash = hash_bytes(gw.w, gw.k * gw.n);
+      if (bias) hash = hash_bytes(bias, gw.n * sizeof(int32_t), hash);
+      auto key = [&](size_t batch) {
+        std::ostringstream s;
+        s << "QLinearGemm " << gw.k << "x" << gw.n << " t" << gw.trans << " f" << float_output_ << " batch " << batch
+          << " isa " << isa_name(dispatch().isa) << " w " << hash;
+        return s.str();
+      };
+      sparse_gather_ = cached_sparse_choice(key(1), [this] { return probe(1); });
+      sparse_lanes_ = cached_sparse_choice(key(64), [this] { return probe(64); });
+      if (!sparse_gather_ && !sparse_lanes_) sparse_.reset();
+    }
+  }
+
+  // Both paths on `batch` synthetic rows, one thread: true when the sparse one is faster.
+  bool probe(size_t batch) const {
+    const size_t k = packed_.depth(), n = packed_.cols();
+    std::vector<uint8_t> x(batch * k);
+    std::vector<float> y(batch * n);  // room for either output type
+    s8_sparse_choice::fill_probe(x.data(), x.size());
+    std::vector<float> scratch(scratch_floats(batch, 1) + 16);
+    const float* in[1] = {reinterpret_cast<const float*>(x.data())};
+    float* out[1] = {y.data()};
+    const StepBuffers io{in, out};
+    return s8_sparse_choice::sparse_is_faster([&] { run_with(io, batch, scratch.data(), 1, false); },
+                                              [&] { run_with(io, batch, scratch.data(), 1, true); });
+  }
+
+  void run_with(const StepBuffers& io, size_t batch, float* scratch, size_t threads, bool sparse) const {
     const auto* a = reinterpret_cast<const uint8_t*>(io.in[0]);
     const size_t k = packed_.depth(), n = packed_.cols();
     const int32_t* bias = bias_.empty() ? nullptr : bias_.data();
-    if (!float_output_) {
+    if (sparse) {
+      sparse_->run(dispatch(), a, io.out[0], batch, reinterpret_cast<uint8_t*>(scratch), threads);
+      if (!float_output_) return;
+    } else if (!float_output_) {
       s8gemm_requantize(batch, a, k, a_zp_, packed_, bias, rq_, reinterpret_cast<uint8_t*>(io.out[0]), n, threads);
       return;
     }
     float* y = io.out[0];
-    s8gemm_dequantize(batch, a, k, a_zp_, packed_, bias, dq_, y, n, threads);
+    if (!sparse) s8gemm_dequantize(batch, a, k, a_zp_, packed_, bias, dq_, y, n, threads);
     if (relu_) {
       for (size_t i = 0; i < batch * n; ++i) y[i] = y[i] < 0 ? 0.0f : y[i];
     }
   }
-  size_t weight_bytes() const override { return packed_.bytes() + bias_.size() * 4 + scale_.size() * 4; }
+
+ public:
+  size_t weight_bytes() const override {
+    return packed_.bytes() + bias_.size() * 4 + scale_.size() * 4 + (sparse_ ? sparse_->weight_bytes() : 0);
+  }
   std::string detail() const override {
     std::ostringstream s;
     s << "u8 " << packed_.depth() << "->" << packed_.cols() << (relu_ ? " relu" : "") << (float_output_ ? " -> f32" : " -> u8");
+    if (considered_) {
+      const int pct = s8_sparse_choice::percent(zero_fraction_);
+      if (sparse_) {
+        s << " sparse s8 1x4 " << pct << "% (" << sparse_->packed().blocks() << " of "
+          << sparse_->packed().rows() * sparse_->packed().groups() << " blocks)";
+        if (!sparse_gather_) s << " from " << S8SparseGemm::kLanesFrom << " images, dense below";
+        if (!sparse_lanes_) s << " below " << S8SparseGemm::kLanesFrom << " images, dense from there";
+      } else {
+        s << " dense, " << pct << "% zeros";
+      }
+    }
     return s.str();
   }
 
@@ -89,6 +165,10 @@ class QLinearGemmStep : public PlanStep {
   bool float_output_, relu_;
   S8Requantization rq_;
   S8Dequantization dq_;
+  std::unique_ptr<const S8SparseGemm> sparse_;
+  bool sparse_gather_ = false, sparse_lanes_ = false;  // sparse below / from kLanesFrom images
+  bool considered_ = false;
+  double zero_fraction_ = 0;
 };
 
 // ONNX DynamicQuantizeLinear's parameters for the range [min(x, 0), max(x, 0)], computed in
@@ -180,8 +260,9 @@ std::unique_ptr<PlanStep> make_qlinear_gemm(const StepContext& ctx) {
   const bool relu = ctx.integer_or("relu", 0, 1, 0) == 1;
   const float y_scale = float_output ? 1.0f : scale_attr(ctx, "y_scale");
   const uint8_t y_zp = float_output ? 0 : zero_point_attr(ctx, "y_zero_point");
+  const s8_sparse_choice::Mode sparse_mode = s8_sparse_choice::parse(ctx);
   return std::make_unique<QLinearGemmStep>(gw, b ? static_cast<const int32_t*>(b->raw) : nullptr, a_scale, a_zp, float_output, y_scale,
-                                           y_zp, relu);
+                                           y_zp, relu, sparse_mode);
 }
 
 std::unique_ptr<PlanStep> make_dynamic_qgemm(const StepContext& ctx) {
