@@ -16,6 +16,7 @@ import { benchInt8 } from './int8.js';
 import { Report } from './report.js';
 import { benchForward, benchTraining, benchVsOrt } from './seedcnn.js';
 import { benchSparseEndToEnd } from './sparse-e2e.js';
+import { benchSparseKernels } from './sparse-kernels.js';
 import { benchSparseLayers } from './sparse-layers.js';
 
 async function main(): Promise<void> {
@@ -46,11 +47,12 @@ async function main(): Promise<void> {
   if (all || sections.has('train')) await benchTraining(report, cores);
   if (all || sections.has('ort')) await benchVsOrt(report, threadCounts, models);
   if (all || sections.has('int8')) await benchInt8(report, threadCounts);
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   if (all || sections.has('sparse')) {
+    await benchSparseKernels(report, root);
     await benchSparseLayers(report);
     await benchSparseEndToEnd(report, threadCounts);
   }
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const { json, markdown } = await report.write(join(root, 'bench', 'results'));
   process.stdout.write(`\nwrote ${json} and ${markdown}\n`);
 }
