@@ -60,13 +60,25 @@ describe('kiln prune', () => {
     expect(meta.pruning.layers).toEqual({ '3': 0.75, '7': 0.75 });
   }, 60_000);
 
-  it('--pattern 2:4 one-shot with 0 epochs: every group of 4 along the reduction keeps at most 2', async () => {
+  it('--pattern 2:4 one-shot with 0 epochs: every group of 4 input channels at one kernel position keeps at most 2', async () => {
     const out = join(dir, 'nm.kiln');
     const r = await runCli('prune', modelPath, '--dataset', 'synthetic', '--pattern', '2:4', '--schedule', 'oneshot', '--epochs', '0', '--layers', '3', '--out', out, '--json');
     expect(r.exitCode, r.stderr + r.stdout).toBe(0);
     expect(lastJson<PruneJson>(r).layers).toEqual([expect.objectContaining({ name: '3', sparsity: 0.5 })]);
-    const w = (await load(out)).parameters().find((p) => p.name === '3.weight')!.value.data;
-    for (let g = 0; g < w.length; g += 4) expect(w.subarray(g, g + 4).filter((x) => x !== 0).length).toBeLessThanOrEqual(2);
+    const { data: w, dims } = (await load(out)).parameters().find((p) => p.name === '3.weight')!.value;
+    // Groups of 4 input channels at one kernel position (OIHW: kh*kw apart).
+    const [outputs, channels, kh, kw] = dims;
+    const spatial = kh * kw;
+    let groups = 0;
+    for (let o = 0; o < outputs; o++) {
+      for (let s = 0; s < spatial; s++) {
+        for (let c0 = 0; c0 < channels; c0 += 4, groups++) {
+          const group = [0, 1, 2, 3].map((j) => w[(o * channels + c0 + j) * spatial + s]);
+          expect(group.filter((x) => x !== 0).length).toBeLessThanOrEqual(2);
+        }
+      }
+    }
+    expect(groups).toBe(w.length / 4);
   }, 60_000);
 
   it('checks --out before any work (before even reading the model)', async () => {
@@ -84,7 +96,7 @@ describe('kiln prune', () => {
       [['--sparsity', '1'], /--sparsity/],
       [['--sparsity', '-0.2'], /--sparsity/],
       [['--sparsity', '0.5', '--layers', '3,fc9'], /'fc9'.*prunable layers are '0' \(Conv2d 8x1x3x3\)/],
-      [['--pattern', '4:8', '--layers', '0'], /divisible by M = 8.*'0'.*9/],
+      [['--pattern', '4:8', '--layers', '0'], /divisible by M = 8.*'0'.*received 1 \(its input channels/],
       [['--sparsity', '0.5', '--schedule', 'gradual'], /--schedule/],
       [['--sparsity', '0.5', '--method', 'biggest'], /--method/],
       [['--sparsity', '0.5', '--method', 'bn'], /BatchNorm2d/],
