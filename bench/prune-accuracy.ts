@@ -53,6 +53,7 @@ const configs: Config[] = [
   { name: '50% filters (L1, masked), AGP', target: 1.0, options: { sparsity: 0.5, method: 'l1', schedule: 'agp', epochs } },
   { name: '90% unstructured + int8 PTQ', target: 0.5, int8: true, options: { sparsity: 0.9, method: 'magnitude', schedule: 'agp', epochs } },
   { name: '90% block1x4 + int8 PTQ', target: 0.5, int8: true, options: { sparsity: 0.9, pattern: 'block1x4', schedule: 'agp', epochs } },
+  { name: '90% block4x1, AGP', options: { sparsity: 0.9, pattern: 'block4x1', schedule: 'agp', epochs } },
 ];
 
 /** Held-out accuracy of a graph on InferenceSession (int8 graphs run on Kiln's int8 kernels). */

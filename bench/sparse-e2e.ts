@@ -1,6 +1,6 @@
 /**
  * Pruned SeedCNN end to end (issue 12): MNIST 1x28x28 and CIFAR 3x32x32 with conv2 and fc1 pruned
- * to 90% by Kiln's pruner (magnitude; unstructured and 1x4 blocks; seeded weights: the accuracy of
+ * to 90% by Kiln's pruner (magnitude; unstructured, 1x4 and 4x1 blocks; seeded weights: the accuracy of
  * each recipe on real digits is bench/prune-accuracy.ts's job), run as fp32 and as int8 (PTQ) with
  * sparseKernels 'auto' (the default: each layer on whichever of sparse and dense measured faster
  * when the session was built). Baselines in the same run, interleaved, the same pruned model:
@@ -36,7 +36,9 @@ const MODELS = [
   { name: 'MNIST', shape: [1, 28, 28] },
   { name: 'CIFAR', shape: [3, 32, 32] },
 ];
-const PATTERNS = ['unstructured', 'block1x4'] as const;
+// 1x4 blocks feed the int8 kernels (4 input channels: one vpdpbusd word), 4x1 blocks the fp32 ones
+// (4 output channels share each input load).
+const PATTERNS = ['unstructured', 'block1x4', 'block4x1'] as const;
 
 /** SeedCNN with conv2 and fc1 pruned to `sparsity` in `pattern` (the first conv and last Linear stay dense, as by default). */
 function prunedSeedCnn(shape: number[], pattern: string, sparsity: number): Sequential {

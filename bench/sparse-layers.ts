@@ -50,7 +50,8 @@ const layers: Layer[] = [
 
 /** The weighted step's text after its op and shape ("sparse unstructured 90%", "dense, 90% zeros", ...). */
 function kernelOf(session: InferenceSession): string {
-  const step = session.info().steps.find((s) => /^(Conv|Gemm|QLinearConv|QLinearGemm)\b/.test(s)) ?? '';
+  // The last weighted step: the layer measured (a conv2 row's first step is its 1x1 feeder).
+  const step = session.info().steps.filter((s) => /^(Conv|Gemm|QLinearConv|QLinearGemm)\b/.test(s)).pop() ?? '';
   const m = /(sparse[^,;|]*|dense[^;|]*)$/.exec(step);
   return m ? m[1].trim() : 'dense';
 }

@@ -7,7 +7,7 @@ import { KilnRangeError } from '../errors.js';
 import { Rng } from '../util/rng.js';
 import type { PrunableLayer } from './layers.js';
 import { Mask } from './mask.js';
-import { forEachInUnit, reductionOffset, spatialOf, unitGrid } from './patterns.js';
+import { forEachInUnit, reductionOffset, unitGrid } from './patterns.js';
 import type { BlockPattern, NmPattern, Pattern } from './patterns.js';
 
 export const METHODS = ['magnitude', 'global', 'random', 'l1', 'l2', 'bn'] as const;
@@ -41,7 +41,7 @@ export function randomScores(size: number, seed: number, layerIndex: number): Fl
  * @throws RangeError for method 'bn' on a layer without a following BatchNorm2d or with a pattern other than 'filter'
  */
 export function unitScores(layer: PrunableLayer, pattern: BlockPattern, ctx: ScoreContext, current?: Mask): Float64Array {
-  const grid = unitGrid(pattern, layer.outputs, layer.reduction, spatialOf(layer.weight.value.dims));
+  const grid = unitGrid(pattern, layer.outputs, layer.reduction, layer.spatial);
   const w = layer.weight.value.data;
   const scores = new Float64Array(grid.count);
   if (ctx.method === 'bn') {
@@ -76,7 +76,7 @@ export function lowest(scores: Float64Array, k: number): Uint32Array {
 
 /** The weight mask pruning the given units of a block pattern. */
 export function maskFromUnits(layer: PrunableLayer, pattern: BlockPattern, units: ArrayLike<number>): Mask {
-  const grid = unitGrid(pattern, layer.outputs, layer.reduction, spatialOf(layer.weight.value.dims));
+  const grid = unitGrid(pattern, layer.outputs, layer.reduction, layer.spatial);
   const mask = Mask.dense(layer.weight);
   for (let j = 0; j < units.length; j++) forEachInUnit(grid, layer.reduction, units[j], (i) => void (mask.keep[i] = 0));
   return mask;
@@ -100,7 +100,7 @@ export function nmMask(layer: PrunableLayer, pattern: NmPattern, sparsity: numbe
   const score = (i: number): number => (current && current.keep[i] === 0 ? -Infinity : ctx.method === 'random' ? ctx.random![i] : Math.abs(w[i]));
   const idx = new Array<number>(m);
   const { reduction } = layer;
-  const spatial = spatialOf(layer.weight.value.dims);
+  const spatial = layer.spatial;
   for (let g = 0; g < w.length; g += m) {
     const row = g - (g % reduction);
     for (let j = 0; j < m; j++) idx[j] = row + reductionOffset((g % reduction) + j, reduction, spatial);

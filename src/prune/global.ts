@@ -6,7 +6,7 @@ import { KilnRangeError } from '../errors.js';
 import { lowest, maskFromUnits, unitScores, unitsFor } from './criteria.js';
 import type { PrunableLayer } from './layers.js';
 import type { Mask } from './mask.js';
-import { spatialOf, unitGrid } from './patterns.js';
+import { unitGrid } from './patterns.js';
 import type { Pattern } from './patterns.js';
 
 export interface GlobalLimits {
@@ -24,7 +24,7 @@ export interface GlobalLimits {
  */
 export function globalMasks(layers: readonly PrunableLayer[], pattern: Pattern, sparsity: number, limits: GlobalLimits, current?: readonly Mask[]): Mask[] {
   if (pattern.kind === 'n:m') throw new KilnRangeError(`Expected a block, filter or unstructured pattern for method 'global' but received '${pattern.name}' (an N:M pattern fixes each group's sparsity)`);
-  const grids = layers.map((l) => unitGrid(pattern, l.outputs, l.reduction, spatialOf(l.weight.value.dims)));
+  const grids = layers.map((l) => unitGrid(pattern, l.outputs, l.reduction, l.spatial));
   const scores = layers.map((l, i) => unitScores(l, pattern, { method: 'magnitude' }, current?.[i]));
   const total = layers.reduce((s, l) => s + l.weight.value.data.length, 0);
   const target = Math.round(sparsity * total);

@@ -5,6 +5,7 @@
 import { KilnRangeError, KilnTypeError } from '../errors.js';
 import { BatchNorm2d } from '../nn/layers/batch-norm2d.js';
 import { Conv2d } from '../nn/layers/conv2d.js';
+import { Flatten } from '../nn/layers/flatten.js';
 import { Linear } from '../nn/layers/linear.js';
 import { Sequential } from '../nn/layers/sequential.js';
 import type { Module, Parameter } from '../nn/module.js';
@@ -22,8 +23,38 @@ export interface PrunableLayer {
   outputs: number;
   /** Elements of one output's weights: in/groups*kh*kw for a conv (OIHW), in for a Linear ([out, in]). */
   reduction: number;
+  /**
+   * Weights of one output per input channel, in the order units along the reduction follow
+   * (patterns.ts): kh*kw for a conv; for a Linear right after a Flatten of a [C, H, W] feature map,
+   * H*W (its inputs are c*H*W + s, and int8 lowering reads them per pixel, channels inner); else 1.
+   */
+  spatial: number;
   /** The BatchNorm2d directly after this conv in its Sequential, if any. */
   batchNorm?: BatchNorm2d;
+}
+
+/**
+ * Per Linear right after a Flatten of a 4-D activation: the flattened map's H*W, found by walking the
+ * model's layers over its inputShape (empty when the model has none or a layer's shape is unknown).
+ */
+function flattenedPlanes(model: Module): Map<Module, number> {
+  const planes = new Map<Module, number>();
+  if (model.inputShape === undefined) return planes;
+  const walk = (m: Module, shape: number[]): number[] => {
+    if (!(m instanceof Sequential)) return m.outputShape(shape);
+    const children = m.children();
+    children.forEach((c, i) => {
+      if (c instanceof Flatten && shape.length === 4 && children[i + 1] instanceof Linear) planes.set(children[i + 1], shape[2] * shape[3]);
+      shape = walk(c, shape);
+    });
+    return shape;
+  };
+  try {
+    walk(model, [1, ...model.inputShape]);
+  } catch {
+    // A layer that cannot say its output shape: the Linears past it keep the plain order.
+  }
+  return planes;
 }
 
 /** A selection: layer names, or a predicate over the prunable layers. */
@@ -32,6 +63,7 @@ export type LayerSelection = readonly string[] | ((layer: PrunableLayer) => bool
 /** Every Conv2d and Linear of `model`, in forward order. */
 export function prunableLayers(model: Module): PrunableLayer[] {
   const found: PrunableLayer[] = [];
+  const planes = flattenedPlanes(model);
   const visit = (m: Module, next: Module | undefined): void => {
     if (m instanceof Conv2d || m instanceof Linear) {
       const [outputs, ...rest] = m.weight.value.dims;
@@ -43,6 +75,7 @@ export function prunableLayers(model: Module): PrunableLayer[] {
         bias: m.bias,
         outputs,
         reduction: rest.reduce((a, b) => a * b, 1),
+        spatial: m instanceof Conv2d ? rest.slice(1).reduce((a, b) => a * b, 1) : planes.get(m) ?? 1,
         ...(m instanceof Conv2d && next instanceof BatchNorm2d ? { batchNorm: next } : {}),
       });
       return;

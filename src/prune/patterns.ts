@@ -6,8 +6,11 @@
  * kernel position outer and input channel inner (NHWC, as im2col rows and the sparse int8 conv read
  * the input): a conv's 1x4 block is 4 consecutive input channels at one (kh, kw), the 4 bytes one
  * `vpdpbusd` lane consumes, and an N:M group is M consecutive input channels at one kernel
- * position (as NVIDIA's 2:4 is). In OIHW memory those weights lie kh*kw apart. For a Linear (and a
- * 1x1 conv) the two orders are the same: consecutive weights of one output.
+ * position (as NVIDIA's 2:4 is). In OIHW memory those weights lie kh*kw apart. A Linear right after
+ * a Flatten of a [C, H, W] map is read the same way, pixel outer and channel inner (the int8
+ * lowering permutes it to the NHWC order of the pooled map): its units are 4 channels of one pixel,
+ * H*W apart in its [out, C*H*W] weight. For another Linear (and a 1x1 conv) the two orders are the
+ * same: consecutive weights of one output.
  */
 import { KilnRangeError } from '../errors.js';
 import { rangeError, typeError } from '../validate.js';
@@ -75,7 +78,7 @@ export function spatialOf(dims: readonly number[]): number {
  */
 export function checkPatternFits(pattern: Pattern, layer: string, outputs: number, reduction: number, spatial = 1): void {
   const channels = reduction / spatial;
-  const what = spatial === 1 ? `${reduction} (its weights per output)` : `${channels} (its input channels per kernel position; units along the reduction run over input channels)`;
+  const what = spatial === 1 ? `${reduction} (its weights per output)` : `${channels} (its input channels per kernel position or pixel; units along the reduction run over input channels)`;
   const along = spatial === 1 ? 'a reduction size' : 'an input channel count';
   if (pattern.kind === 'n:m') {
     if (channels % pattern.m !== 0) {

@@ -13,7 +13,7 @@ import type { GlobalLimits } from './global.js';
 import { selectLayers } from './layers.js';
 import type { LayerSelection, PrunableLayer } from './layers.js';
 import { Mask } from './mask.js';
-import { checkPatternFits, parsePattern, patternSparsity, spatialOf } from './patterns.js';
+import { checkPatternFits, parsePattern, patternSparsity } from './patterns.js';
 import type { Pattern, PatternName } from './patterns.js';
 
 export interface PrunerOptions {
@@ -84,7 +84,7 @@ export class Pruner {
     this.limits = { minSparsity, maxSparsity };
     const seed = optional(options.seed, 0, (v) => integer(label('seed'), v, 0, 2 ** 32));
     this.layers = selectLayers(model, options.layers, label('layers'));
-    for (const l of this.layers) checkPatternFits(this.pattern, l.name, l.outputs, l.reduction, spatialOf(l.weight.value.dims));
+    for (const l of this.layers) checkPatternFits(this.pattern, l.name, l.outputs, l.reduction, l.spatial);
     if (isGlobal && this.pattern.kind === 'n:m') {
       throw rangeError(label('pattern'), "a block, filter or unstructured pattern for method 'global' (N:M fixes each group's sparsity)", this.pattern.name);
     }

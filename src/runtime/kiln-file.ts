@@ -19,9 +19,10 @@
  *   offset inside the entry, described by `params.sparse` =
  *   `{ block: [r, c], nnz, rowPtr: {offset, length}, colIdx: {offset, length, dtype}, values: {offset, length} }`
  *   (offsets in bytes from the entry's start, lengths in elements; rowPtr is int32). colIdx is the
- *   narrowest of: 'uint8-delta' (each index minus the previous one of its row, the first minus -1,
- *   every step in [1, 255]: pruned rows at up to ~99% zeros), 'uint16' (block columns fit), else
- *   'int32'. int8 CSR at 90% zeros then costs 2 bytes per non-zero (0.2 byte per weight).
+ *   narrowest of: 'uint8-delta' (byte steps: each index minus the previous one of its row, the
+ *   first minus -1, a step byte 0 advancing 255 without giving an index, so colIdx.length is nnz
+ *   plus those escapes), 'uint16' (block columns fit), else 'int32'. int8 CSR at 90% zeros then
+ *   costs about 2 bytes per non-zero (0.2 byte per weight).
  *   Other keys of `params` are the tensor's own params, as for a dense tensor.
  *
  * Reading validates every header field, length, offset and dimension (with overflow checks) and
@@ -253,13 +254,15 @@ export function decodeKilnFile(bytes: Uint8Array, source?: string): KilnFile {
       if (!LITTLE_ENDIAN_HOST) swapBytes(raw, ITEM_BYTES[dtype]);
       return data;
     };
+    const decoded = readColIdx(bytes, dataStart + e.offset, p, p.nnz);
+    if (decoded.problem !== undefined) fail(`sparse tensor '${e.name}': ${decoded.problem}`);
     const parts: SparseParts = {
       dtype: e.dtype as 'float32' | 'int8',
       dims: e.dims,
       pattern: e.layout === 'sparse-csr' ? 'csr' : 'bcsr',
       block: p.block,
       rowPtr: array('int32', p.rowPtr),
-      colIdx: readColIdx(bytes, dataStart + e.offset, p),
+      colIdx: decoded.colIdx,
       values: array(e.dtype as 'float32' | 'int8', p.values),
     };
     const problem = sparseProblem(parts);
@@ -352,65 +355,81 @@ type ColIdxType = (typeof COL_IDX_TYPES)[number];
 const COL_IDX_BYTES: Record<ColIdxType, number> = { int32: 4, uint16: 2, 'uint8-delta': 1 };
 
 /**
- * The absolute column indices of a sparse entry. The delta form needs the row pointers to find each
- * row's first index: decoding stops at the first row whose pointers are out of order or past nnz,
- * leaving the rest 0, and sparseProblem then names the bad row pointer (or the index a zero step
- * or a too-large step produced), as for the other forms.
+ * The absolute column indices of a sparse entry, or what is wrong with their bytes. The delta form
+ * needs the row pointers to find each row's first index: decoding stops at the first row whose
+ * pointers are out of order or past nnz, leaving the rest 0, and sparseProblem then names the bad
+ * row pointer (or the index a step produced: an index past the row is kept past it, never wrapped).
  */
-function readColIdx(bytes: Uint8Array, entryStart: number, p: SparseParams): Int32Array {
+function readColIdx(bytes: Uint8Array, entryStart: number, p: SparseParams, nnz: number): { colIdx: Int32Array; problem?: string } {
   const start = entryStart + p.colIdx.offset;
   const n = p.colIdx.length;
-  if (p.colIdx.dtype === 'uint16') return Int32Array.from(readUint16(bytes, start, n));
+  if (p.colIdx.dtype === 'uint16') return { colIdx: Int32Array.from(readUint16(bytes, start, n)) };
   if (p.colIdx.dtype !== 'uint8-delta') {
     const out = new Int32Array(n);
     const raw = new Uint8Array(out.buffer);
     raw.set(bytes.subarray(start, start + 4 * n));
     if (!LITTLE_ENDIAN_HOST) swapBytes(raw, 4);
-    return out;
+    return { colIdx: out };
   }
   const steps = bytes.subarray(start, start + n);
   const rowPtr = new DataView(bytes.buffer, bytes.byteOffset + entryStart + p.rowPtr.offset, 4 * p.rowPtr.length);
-  const out = new Int32Array(n);
+  const out = new Int32Array(nnz);
   let prevEnd = 0;
+  let at = 0;
   for (let r = 0; r + 1 < p.rowPtr.length; r++) {
     const begin = rowPtr.getInt32(4 * r, true), end = rowPtr.getInt32(4 * r + 4, true);
-    if (begin !== prevEnd || end < begin || end > n) break;
+    if (begin !== prevEnd || end < begin || end > nnz) return { colIdx: out };
     let c = -1;
     for (let k = begin; k < end; k++) {
-      c += steps[k];
-      out[k] = c;
+      for (; at < n && steps[at] === 0; at++) c += DELTA_ESCAPE;
+      if (at === n) return { colIdx: out, problem: `its ${n} column index steps end before row ${r}'s ${end - begin} indices do` };
+      c += steps[at++];
+      out[k] = Math.min(c, 0x7fffffff);
     }
     prevEnd = end;
   }
-  return out;
+  // (A last row pointer short of nnz is sparseProblem's to name.)
+  if (at !== n && prevEnd === nnz) return { colIdx: out, problem: `${n - at} column index steps follow the last row's indices` };
+  return { colIdx: out };
 }
 
-/** The narrowest colIdx form for a sparse tensor's indices (see the layout notes above). */
-function colIdxType(t: SparseTensor): ColIdxType {
-  let deltaFits = true;
-  for (let r = 0; r + 1 < t.rowPtr.length && deltaFits; r++) {
-    let prev = -1;
-    for (let k = t.rowPtr[r]; k < t.rowPtr[r + 1]; k++) {
-      if (t.colIdx[k] - prev > 255) {
-        deltaFits = false;
-        break;
-      }
-      prev = t.colIdx[k];
-    }
-  }
-  if (deltaFits) return 'uint8-delta';
-  return colIdxBytes(sparseGeometry(t.dims, t.block).blockCols) === 2 ? 'uint16' : 'int32';
-}
+// uint8-delta: a step byte 0 advances the index by this much without giving one (a gap of more than
+// 255 between two indices of a row: pruned rows with long all-zero stretches).
+const DELTA_ESCAPE = 255;
 
-/** The colIdx bytes of a sparse tensor in its narrowest form. */
-function encodeColIdx(t: SparseTensor, type: ColIdxType): Int32Array | Uint16Array | Uint8Array {
-  if (type === 'int32') return t.colIdx;
-  if (type === 'uint16') return Uint16Array.from(t.colIdx);
-  const out = new Uint8Array(t.colIdx.length);
+/** Steps of the uint8-delta form of a sparse tensor's indices (escapes included). */
+function deltaSteps(t: SparseTensor): number {
+  let count = t.colIdx.length;
   for (let r = 0; r + 1 < t.rowPtr.length; r++) {
     let prev = -1;
     for (let k = t.rowPtr[r]; k < t.rowPtr[r + 1]; k++) {
-      out[k] = t.colIdx[k] - prev;
+      count += Math.floor((t.colIdx[k] - prev - 1) / DELTA_ESCAPE);
+      prev = t.colIdx[k];
+    }
+  }
+  return count;
+}
+
+/** The narrowest colIdx form for a sparse tensor's indices and its length in elements (see the layout notes above). */
+function colIdxForm(t: SparseTensor): { type: ColIdxType; length: number } {
+  const delta = deltaSteps(t);
+  const wide = colIdxBytes(sparseGeometry(t.dims, t.block).blockCols);
+  if (delta <= wide * t.colIdx.length) return { type: 'uint8-delta', length: delta };
+  return { type: wide === 2 ? 'uint16' : 'int32', length: t.colIdx.length };
+}
+
+/** The colIdx bytes of a sparse tensor in the given form. */
+function encodeColIdx(t: SparseTensor, form: { type: ColIdxType; length: number }): Int32Array | Uint16Array | Uint8Array {
+  if (form.type === 'int32') return t.colIdx;
+  if (form.type === 'uint16') return Uint16Array.from(t.colIdx);
+  const out = new Uint8Array(form.length);
+  let at = 0;
+  for (let r = 0; r + 1 < t.rowPtr.length; r++) {
+    let prev = -1;
+    for (let k = t.rowPtr[r]; k < t.rowPtr[r + 1]; k++) {
+      let step = t.colIdx[k] - prev;
+      for (; step > DELTA_ESCAPE; step -= DELTA_ESCAPE) out[at++] = 0;
+      out[at++] = step;
       prev = t.colIdx[k];
     }
   }
@@ -434,7 +453,8 @@ function colIdxBytes(blockCols: number): 2 | 4 {
 /** Bytes a tensor takes in a `.kiln` file's data section, alignment padding to the next tensor included. */
 export function kilnStoredBytes(t: Tensor | SparseTensor): number {
   if (!(t instanceof SparseTensor)) return alignUp(t.data.byteLength);
-  return alignUp(alignUp(t.rowPtr.byteLength) + alignUp(t.colIdx.length * COL_IDX_BYTES[colIdxType(t)]) + t.values.byteLength);
+  const form = colIdxForm(t);
+  return alignUp(alignUp(t.rowPtr.byteLength) + alignUp(form.length * COL_IDX_BYTES[form.type]) + t.values.byteLength);
 }
 
 /** `params.sparse` of a sparse entry. */
@@ -483,9 +503,15 @@ function checkSparseEntry(e: Record<string, unknown>, label: string, dims: numbe
   if ((nnz as number) * indexBytes > (byteLength as number)) {
     fail(`${label} nnz ${nnz as number} needs ${(nnz as number) * indexBytes} bytes of column indices, more than the entry's ${byteLength as number} bytes`);
   }
+  // Byte steps hold nnz indices and any escapes: at least nnz, at most what the entry holds.
+  const deltaLength = (sp.colIdx as Record<string, unknown>).length;
+  const delta = indexType === 'uint8-delta';
+  if (delta && (!Number.isSafeInteger(deltaLength) || (deltaLength as number) < (nnz as number) || (deltaLength as number) > (byteLength as number))) {
+    fail(`${label} params.sparse.colIdx.length is ${show(deltaLength)}, expected byte steps in [${nnz as number}, ${byteLength as number}] (nnz to the entry's bytes)`);
+  }
   const arrays: [string, number, number][] = [
     ['rowPtr', blockRows + 1, 4],
-    ['colIdx', nnz as number, indexBytes],
+    ['colIdx', delta ? (deltaLength as number) : (nnz as number), indexBytes],
     ['values', (nnz as number) * blockShape[0] * blockShape[1], itemBytes],
   ];
   let at = 0;
@@ -601,8 +627,9 @@ function packSparse(t: SparseTensor): { bytes: Uint8Array; params: SparseParams 
   // Re-check: the arrays are the caller's and may have been changed since construction.
   const problem = sparseProblem(t);
   if (problem !== undefined) throw rangeError('contents.tensors', 'valid sparse tensors', problem);
-  const indexType = colIdxType(t);
-  const colIdx = encodeColIdx(t, indexType);
+  const form = colIdxForm(t);
+  const indexType = form.type;
+  const colIdx = encodeColIdx(t, form);
   const parts: [Int32Array | Uint16Array | Uint8Array | Float32Array | Int8Array, number][] = [[t.rowPtr, 4], [colIdx, COL_IDX_BYTES[indexType]], [t.values, t.dtype === 'float32' ? 4 : 1]];
   const described: SparseArray[] = [];
   let at = 0;

@@ -18,7 +18,6 @@ import { Pruner } from '../../src/prune/pruner.js';
 import type { PrunerOptions } from '../../src/prune/pruner.js';
 import { prunableLayers, selectLayers } from '../../src/prune/layers.js';
 import type { PrunableLayer } from '../../src/prune/layers.js';
-import { spatialOf } from '../../src/prune/patterns.js';
 
 /** Half-width SeedCNN: conv 1->16, conv 16->32 (reduction 144), fc 800->64, fc 64->10. */
 const net = (seed = 3): Sequential => seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, widthMultiplier: 0.5, seed });
@@ -33,9 +32,12 @@ function pruned(options: PrunerOptions, sparsity: number, model = net()) {
 
 // Groups of `m` input channels at one kernel position of one output, as OIHW indices, written out
 // from the dims (not through the pruner's own index helpers): the unit of 1xM blocks and N:M.
+// A Linear after a Flatten: its inputs are c * H*W + s (H*W checked against the model in its own test).
 function reductionGroups(l: PrunableLayer, m: number): number[][] {
-  const [outputs, channels, ...kernel] = l.weight.value.dims;
-  const spatial = kernel.reduce((a, b) => a * b, 1);
+  const dims = l.weight.value.dims;
+  const spatial = dims.length === 4 ? dims[2] * dims[3] : l.spatial;
+  const [outputs, inputs] = [dims[0], dims.slice(1).reduce((a, b) => a * b, 1)];
+  const channels = inputs / spatial;
   const groups: number[][] = [];
   for (let o = 0; o < outputs; o++) {
     for (let s = 0; s < spatial; s++) {
@@ -214,9 +216,17 @@ describe('criteria', () => {
     expect(() => new Pruner(model, { pattern: '2:4', layers: ['4'] })).toThrow(RangeError);
   });
 
+  it("a Linear after a Flatten reduces over the flattened map's pixels: spatial = H*W of the map (SeedCNN 28x28: 5x5, 32x32: 6x6)", () => {
+    const linears = (h: number) => prunableLayers(seedCNN({ inChannels: 1, height: h, width: h, numClasses: 10 })).filter((l) => l.type === 'Linear').map((l) => l.spatial);
+    expect(linears(28)).toEqual([25, 1]);
+    expect(linears(32)).toEqual([36, 1]);
+    const noShape = new Sequential(new Flatten(), new Linear(12, 2));
+    expect(prunableLayers(noShape)[0].spatial).toBe(1);
+  });
+
   it('block1x4: zeros come in whole blocks of 4 input channels at one kernel position of one output, exact count', () => {
     const { pruner } = pruned({ pattern: 'block1x4' }, 0.8);
-    expect(pruner.layers.some((l) => spatialOf(l.weight.value.dims) > 1)).toBe(true);
+    expect(pruner.layers.map((l) => [l.type, l.spatial])).toEqual([['Conv2d', 9], ['Linear', 25]]);
     pruner.layers.forEach((l) => {
       const w = l.weight.value.data;
       let zeroBlocks = 0;
