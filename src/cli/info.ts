@@ -145,7 +145,9 @@ export async function weightRows(source: ModelSource): Promise<WeightRow[]> {
     const w = graph.initializers.get(name)!;
     const numeric = w.type === 'float32' || w.type === 'int8';
     const view = numeric ? outputMajor(node, w) : undefined;
-    const pattern = view ? detectPattern(view.data, view.outputs, view.reduction) : null;
+    // Conv weights (OIHW): units along the reduction run over input channels at one kernel position.
+    const spatial = node.op === 'Conv' || node.op === 'QLinearConv' ? w.dims.slice(2).reduce((a, b) => a * b, 1) : 1;
+    const pattern = view ? detectPattern(view.data, view.outputs, view.reduction, spatial) : null;
     const step = steps.get(node.name) ?? null;
     rows.push({
       layer: source.kind === 'kiln' && name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : node.name,

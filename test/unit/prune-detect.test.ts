@@ -5,7 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 
+import { seedCNN } from '../../src/nn/models.js';
 import { detectPattern } from '../../src/prune/detect.js';
+import { Pruner } from '../../src/prune/pruner.js';
 import { Rng } from '../../src/util/rng.js';
 
 const rng = new Rng(3);
@@ -52,6 +54,17 @@ describe('detectPattern', () => {
       const order = Array.from({ length: w.length }, (_, i) => i).sort(() => rng.uniform(-1, 1));
       for (const i of order.slice(0, Math.round(s * w.length))) w[i] = 0;
       expect(detectPattern(w, 64, 64), String(s)).toBe('unstructured');
+    }
+  });
+
+  it("a conv pruned by Kiln's pruner reads back as its pattern (units over input channels at one kernel position), not as the OIHW memory order", () => {
+    for (const pattern of ['block1x4', '2:4', 'block4x1']) {
+      const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, widthMultiplier: 0.5, seed: 4 });
+      new Pruner(net, { pattern, layers: ['3'] }).update(pattern === '2:4' ? 0.5 : 0.8);
+      const w = net.parameters().find((p) => p.name === '3.weight')!.value;
+      const [outputs, channels, kh, kw] = w.dims;
+      expect(detectPattern(w.data, outputs, channels * kh * kw, kh * kw), pattern).toBe(pattern);
+      if (pattern !== 'block4x1') expect(detectPattern(w.data, outputs, channels * kh * kw), pattern).toBe('unstructured');
     }
   });
 });
