@@ -52,8 +52,8 @@ function kernels(session: InferenceSession): string {
   const steps = session.info().steps;
   const pick = (re: RegExp, i: number) => {
     const s = steps.filter((l) => re.test(l))[i] ?? '';
-    const m = /(sparse[^,;|]*|dense[^;|]*)$/.exec(s);
-    return m ? m[1].trim() : 'dense';
+    const at = s.search(/ (sparse|dense)\b/);
+    return at < 0 ? 'dense' : s.slice(at + 1).replace(/,/g, ';');
   };
   return `conv2 ${pick(/^(Conv|QLinearConv)\b/, 1)}, fc1 ${pick(/^(Gemm|QLinearGemm)\b/, 0)}`;
 }

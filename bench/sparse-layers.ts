@@ -52,8 +52,8 @@ const layers: Layer[] = [
 function kernelOf(session: InferenceSession): string {
   // The last weighted step: the layer measured (a conv2 row's first step is its 1x1 feeder).
   const step = session.info().steps.filter((s) => /^(Conv|Gemm|QLinearConv|QLinearGemm)\b/.test(s)).pop() ?? '';
-  const m = /(sparse[^,;|]*|dense[^;|]*)$/.exec(step);
-  return m ? m[1].trim() : 'dense';
+  const at = step.search(/ (sparse|dense)\b/);
+  return at < 0 ? 'dense' : step.slice(at + 1).replace(/,/g, ';');
 }
 
 async function pruned(layer: Layer, pattern: string, sparsity: number): Promise<Module> {
