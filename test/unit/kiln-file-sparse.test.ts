@@ -200,7 +200,7 @@ describe('.kiln sparse layouts', () => {
       ['params.sparse.values.offset is', (h) => (sp(h, 'csr.float32').colIdx.dtype = 'int32')],
       ['nnz 1000000 is not an integer in [0, 65]', (h) => (sp(h, 'bcsr-1x4.float32').nnz = 1e6)],
       ['nnz 1e+300', (h) => (sp(h, 'csr.float32').nnz = 1e300)],
-      ['params.sparse.colIdx.length is', (h) => (sp(h, 'csr.float32').colIdx.length = sp(h, 'csr.float32').nnz - 1)],
+      ['params.sparse.colIdx.length is', (h) => (sp(h, 'csr.float32').colIdx.length = (sp(h, 'csr.float32').nnz as number) - 1)],
       ["'csr.float32': 1 column index steps follow the last row's indices", (h) => {
         // One more byte step than the indices need (the padding after them is 0: an escape).
         const c = sp(h, 'csr.float32').colIdx;
