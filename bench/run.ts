@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: every figure is a ratio against a baseline measured in the same run
- * (the CPU's FMA peak, Kiln's own fp32 path, or onnxruntime-node). Writes bench/results/latest.{json,md}.
+ * (the CPU's FMA peak, Kiln's own fp32 path, or onnxruntime-node). Writes bench/results/latest.{json,md}
+ * (some sections only: latest-<sections>.{json,md}).
  *
  *   npm run bench                       # everything
  *   npm run bench -- gemm forward       # only some sections: gemm (fp32 and int8), s8gemm, forward, train, ort, int8, sparse
@@ -53,7 +54,9 @@ async function main(): Promise<void> {
     await benchSparseLayers(report);
     await benchSparseEndToEnd(report, threadCounts);
   }
-  const { json, markdown } = await report.write(join(root, 'bench', 'results'));
+  // A run of some sections writes latest-<sections>.*, so it never replaces the full run's tables.
+  const name = all ? 'latest' : `latest-${[...sections].sort().join('-')}`;
+  const { json, markdown } = await report.write(join(root, 'bench', 'results'), name);
   process.stdout.write(`\nwrote ${json} and ${markdown}\n`);
 }
 
