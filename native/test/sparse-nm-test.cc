@@ -3,9 +3,11 @@
 // table's N:M SpMM kernels against a float64 dense product of the same masked weights: 2:4, 1:4,
 // 4:8 (and the other N of each M, so every kernel instantiation runs), odd shapes, spatial 1 and
 // 9 (conv weights, groups over input channels at one kernel position), bias and ReLU, threads 1
-// and 2, on page-guarded buffers whose unwritten parts must keep their sentinel.
+// and 2, on page-guarded buffers whose unwritten parts must keep their sentinel; and one-step
+// Conv / Gemm plans with sparse 'always' (must pack N:M, detail "sparse 2:4 50%") against 'never'.
 #include <cmath>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "check.h"
 #include "common/dispatch.h"
 #include "kiln/cpu.h"
+#include "kiln/plan.h"
 #include "kiln/sparse-nm.h"
 #include "sparse/sparse-nm-ukernel.h"
 #include "test-util.h"
@@ -182,6 +185,152 @@ void test_case(const kiln::DispatchTable& t, size_t n_keep, size_t m, size_t row
   check(sentinel, what + " leaves the row gaps alone");
 }
 
+// One-step plans, sparse 'always' against 'never' on the same weights: the plan packs N:M when
+// the zeros are exactly N:M (detail "sparse 2:4 50%"), and runs it to the dense result.
+void test_plan(Rng& rng) {
+  struct ConvCase {
+    size_t out, in, kh, kw, stride, n, m, h, w;
+  };
+  const ConvCase convs[] = {{6, 8, 3, 3, 1, 2, 4, 7, 5}, {5, 16, 3, 3, 2, 4, 8, 9, 8}, {7, 12, 1, 1, 1, 1, 4, 6, 6},
+                            {9, 8, 5, 5, 1, 1, 4, 12, 12}};
+  for (const ConvCase& c : convs) {
+    const size_t spatial = c.kh * c.kw, pad = c.kh / 2;
+    std::vector<float> w = nm_weights(c.out, c.in, spatial, c.n, c.m, 0.0f, rng);
+    std::vector<float> bias(c.out);
+    for (float& v : bias) v = rng.uniform();
+    const size_t oh = (c.h + 2 * pad - c.kh) / c.stride + 1, ow = (c.w + 2 * pad - c.kw) / c.stride + 1;
+    auto build = [&](const char* mode) {
+      kiln::PlanSpec spec;
+      spec.values = {{c.in, c.h, c.w}, {c.out, oh, ow}};
+      spec.inputs = {0};
+      spec.outputs = {1};
+      kiln::PlanStepSpec st;
+      st.op = "Conv";
+      st.name = "conv";
+      st.inputs = {0};
+      st.outputs = {1};
+      kiln::PlanAttr a;
+      a.kind = kiln::PlanAttr::kList;
+      a.list = {static_cast<double>(c.kh), static_cast<double>(c.kw)};
+      st.attrs["kernel"] = a;
+      a.list = {static_cast<double>(c.stride), static_cast<double>(c.stride)};
+      st.attrs["strides"] = a;
+      a.list = {static_cast<double>(pad), static_cast<double>(pad), static_cast<double>(pad), static_cast<double>(pad)};
+      st.attrs["pads"] = a;
+      kiln::PlanAttr t;
+      t.kind = kiln::PlanAttr::kString;
+      t.text = mode;
+      st.attrs["sparse"] = t;
+      st.attrs["activation"] = [] {
+        kiln::PlanAttr r;
+        r.kind = kiln::PlanAttr::kString;
+        r.text = "Relu";
+        return r;
+      }();
+      kiln::PlanTensor wt;
+      wt.data = w.data();
+      wt.raw = wt.data;
+      wt.length = w.size();
+      wt.shape = {c.out, c.in, c.kh, c.kw};
+      st.weights["W"] = wt;
+      kiln::PlanTensor bt;
+      bt.data = bias.data();
+      bt.raw = bt.data;
+      bt.length = bias.size();
+      bt.shape = {c.out};
+      st.weights["B"] = bt;
+      spec.steps = {st};
+      return std::make_unique<kiln::Plan>(spec);
+    };
+    const std::string what = "plan conv " + std::to_string(c.kh) + "x" + std::to_string(c.kw) + " s" +
+                             std::to_string(c.stride) + " " + std::to_string(c.n) + ":" + std::to_string(c.m);
+    auto sparse = build("always"), dense = build("never");
+    const std::string detail = sparse->info().steps.at(0);
+    const std::string want = " sparse " + std::to_string(c.n) + ":" + std::to_string(c.m) + " " +
+                             std::to_string(static_cast<int>(std::lround(100.0 * (c.m - c.n) / c.m))) + "%";
+    check(detail.size() >= want.size() && detail.compare(detail.size() - want.size(), want.size(), want) == 0,
+          what + " detail '" + detail + "' ends with '" + want + "'");
+    for (size_t batch : {1, 3}) {
+      std::vector<float> x(batch * c.in * c.h * c.w);
+      for (float& v : x) v = rng.uniform();
+      std::vector<float> ys(batch * c.out * oh * ow, NAN), yd(ys.size(), NAN);
+      const float* in[] = {x.data()};
+      float* out_s[] = {ys.data()};
+      float* out_d[] = {yd.data()};
+      sparse->run(in, out_s, batch);
+      dense->run(in, out_d, batch);
+      bool ok = true;
+      for (size_t i = 0; i < ys.size(); ++i) ok &= std::fabs(ys[i] - yd[i]) <= 1e-4f * (1 + std::fabs(yd[i]));
+      check(ok, what + " equals the dense plan, batch " + std::to_string(batch));
+    }
+  }
+}
+
+// Gemm (transB: B is out x in, groups of M consecutive inputs), 2:4, 1:4 and 4:8, batch 1 and 5.
+void test_plan_gemm(Rng& rng) {
+  const size_t cases[][4] = {{10, 24, 2, 4}, {7, 40, 1, 4}, {12, 32, 4, 8}};
+  for (const auto& c : cases) {
+    const size_t out = c[0], in = c[1], nk = c[2], m = c[3];
+    std::vector<float> w = nm_weights(out, in, 1, nk, m, 0.0f, rng);
+    std::vector<float> bias(out);
+    for (float& v : bias) v = rng.uniform();
+    auto build = [&](const char* mode) {
+      kiln::PlanSpec spec;
+      spec.values = {{in}, {out}};
+      spec.inputs = {0};
+      spec.outputs = {1};
+      kiln::PlanStepSpec st;
+      st.op = "Gemm";
+      st.name = "gemm";
+      st.inputs = {0};
+      st.outputs = {1};
+      kiln::PlanAttr a;
+      a.kind = kiln::PlanAttr::kNumber;
+      a.number = 1;
+      st.attrs["transB"] = a;
+      kiln::PlanAttr t;
+      t.kind = kiln::PlanAttr::kString;
+      t.text = mode;
+      st.attrs["sparse"] = t;
+      kiln::PlanTensor wt;
+      wt.data = w.data();
+      wt.raw = wt.data;
+      wt.length = w.size();
+      wt.shape = {out, in};
+      st.weights["B"] = wt;
+      kiln::PlanTensor bt;
+      bt.data = bias.data();
+      bt.raw = bt.data;
+      bt.length = bias.size();
+      bt.shape = {out};
+      st.weights["C"] = bt;
+      spec.steps = {st};
+      return std::make_unique<kiln::Plan>(spec);
+    };
+    const std::string what = "plan gemm " + std::to_string(in) + "->" + std::to_string(out) + " " +
+                             std::to_string(nk) + ":" + std::to_string(m);
+    auto sparse = build("always"), dense = build("never");
+    const std::string detail = sparse->info().steps.at(0);
+    const std::string want = " sparse " + std::to_string(nk) + ":" + std::to_string(m) + " " +
+                             std::to_string(static_cast<int>(std::lround(100.0 * (m - nk) / m))) + "%";
+    check(detail.size() >= want.size() && detail.compare(detail.size() - want.size(), want.size(), want) == 0,
+          what + " detail '" + detail + "' ends with '" + want + "'");
+    for (size_t batch : {1, 5}) {
+      std::vector<float> x(batch * in);
+      for (float& v : x) v = rng.uniform();
+      std::vector<float> ys(batch * out, NAN), yd(ys.size(), NAN);
+      const float* inp[] = {x.data()};
+      float* out_s[] = {ys.data()};
+      float* out_d[] = {yd.data()};
+      sparse->run(inp, out_s, batch);
+      dense->run(inp, out_d, batch);
+      bool ok = true;
+      for (size_t i = 0; i < ys.size(); ++i) ok &= std::fabs(ys[i] - yd[i]) <= 1e-4f * (1 + std::fabs(yd[i]));
+      check(ok, what + " equals the dense plan, batch " + std::to_string(batch));
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -189,6 +338,8 @@ int main() {
   test_refusals();
   Rng rng(24);
   test_detector(rng);
+  test_plan(rng);
+  test_plan_gemm(rng);
   const size_t patterns[][2] = {{2, 4}, {1, 4}, {4, 8}, {3, 4}, {1, 8}, {2, 8}, {3, 8}, {5, 8}, {6, 8}, {7, 8}};
   // rows, channel groups, columns: odd columns straddle every tile edge (8 / 16 lanes, 32 / 64
   // pixel tiles, the contiguous copy from 2 tiles up).
