@@ -185,14 +185,18 @@ void test_case(const kiln::DispatchTable& t, size_t n_keep, size_t m, size_t row
   check(sentinel, what + " leaves the row gaps alone");
 }
 
-// One-step plans, sparse 'always' against 'never' on the same weights: the plan packs N:M when
-// the zeros are exactly N:M (detail "sparse 2:4 50%"), and runs it to the dense result.
+// One-step plans, sparse 'always' against 'never' on the same weights: on the im2col + SpMM path
+// (strided, pointwise) the plan packs N:M when the zeros are exactly N:M (detail "sparse 2:4
+// 50%"); stride-1 convolutions keep the direct CSR kernel ("sparse unstructured"; conv.cc says
+// why). Both must give the dense result.
 void test_plan(Rng& rng) {
   struct ConvCase {
     size_t out, in, kh, kw, stride, n, m, h, w;
+    bool nm;  // packed N:M (else the direct CSR kernel)
   };
-  const ConvCase convs[] = {{6, 8, 3, 3, 1, 2, 4, 7, 5}, {5, 16, 3, 3, 2, 4, 8, 9, 8}, {7, 12, 1, 1, 1, 1, 4, 6, 6},
-                            {9, 8, 5, 5, 1, 1, 4, 12, 12}};
+  const ConvCase convs[] = {{6, 8, 3, 3, 1, 2, 4, 7, 5, false},    {5, 16, 3, 3, 2, 4, 8, 9, 8, true},
+                            {7, 12, 1, 1, 1, 1, 4, 6, 6, true},     {9, 8, 5, 5, 2, 1, 4, 12, 12, true},
+                            {6, 16, 3, 3, 2, 2, 4, 11, 10, true},   {9, 8, 5, 5, 1, 1, 4, 12, 12, false}};
   for (const ConvCase& c : convs) {
     const size_t spatial = c.kh * c.kw, pad = c.kh / 2;
     std::vector<float> w = nm_weights(c.out, c.in, spatial, c.n, c.m, 0.0f, rng);
@@ -246,8 +250,8 @@ void test_plan(Rng& rng) {
                              std::to_string(c.stride) + " " + std::to_string(c.n) + ":" + std::to_string(c.m);
     auto sparse = build("always"), dense = build("never");
     const std::string detail = sparse->info().steps.at(0);
-    const std::string want = " sparse " + std::to_string(c.n) + ":" + std::to_string(c.m) + " " +
-                             std::to_string(static_cast<int>(std::lround(100.0 * (c.m - c.n) / c.m))) + "%";
+    const std::string want = " sparse " + (c.nm ? std::to_string(c.n) + ":" + std::to_string(c.m) : "unstructured") +
+                             " " + std::to_string(static_cast<int>(std::lround(100.0 * (c.m - c.n) / c.m))) + "%";
     check(detail.size() >= want.size() && detail.compare(detail.size() - want.size(), want.size(), want) == 0,
           what + " detail '" + detail + "' ends with '" + want + "'");
     for (size_t batch : {1, 3}) {

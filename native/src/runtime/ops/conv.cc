@@ -14,12 +14,14 @@
 // Y = W_sparse * cols (kiln/sparse.h). Other activations and pools run after either as on the
 // staged dense path. 'always' takes sparse whenever the floor is met; 'auto' times both (dense
 // with its Winograd or direct fused-pool kernels where it has them) on a few synthetic images
-// when the plan is built and keeps the faster. Weights whose zeros are exactly N:M over input
-// channels at each kernel position (the pruner's 2:4, 1:4, 4:8; kiln/sparse-nm.h) and not whole
-// blocks run as im2col (none for pointwise) + the N:M SpMM, stride 1 or not: the direct sparse
-// kernel has no N:M form. detail() says which ran ("sparse unstructured 90%", "sparse 2:4 50%"
-// or "dense, 90% zeros"; the geometry alone tells the direct kernel from im2col + SpMM, except
-// N:M, which is always im2col + SpMM).
+// when the plan is built and keeps the faster. On the im2col + SpMM path, weights whose zeros are
+// exactly N:M over input channels at each kernel position (the pruner's 2:4, 1:4, 4:8;
+// kiln/sparse-nm.h) and not whole blocks are packed N:M. The direct sparse convolution has no N:M
+// form, and keeps CSR for them: native/bench/sparse-bench.cc (MNIST conv2, AVX-512, one thread)
+// measured im2col + N:M SpMM 2.1x (2:4) and 2.5x (1:4) slower than the direct CSR kernel on the
+// same weights, the im2col and the plain SpMM's lower arithmetic intensity costing more than the
+// metadata saves. detail() says which ran ("sparse unstructured 90%", "sparse 2:4 50%" or "dense,
+// 90% zeros"; the geometry alone tells the direct kernel from im2col + SpMM).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -147,12 +149,13 @@ class ConvStep : public PlanStep {
     zero_fraction_ = static_cast<double>(zeros) / static_cast<double>(total);
     if (zero_fraction_ < kSparseFloor) return;
     considered_ = true;
-    // Order: whole blocks (4x1 / 8x1 / 1x4: one X load or one index per several weights), then
-    // N:M (2-3 bits of index per weight, no per-row counts), then unstructured CSR.
+    // Order on the im2col path: whole blocks (4x1 / 8x1 / 1x4: one X load or one index per
+    // several weights), then N:M (2-3 bits of index per weight), then unstructured CSR. The direct
+    // kernel: blocks, else CSR (see the file comment for why not N:M).
     const bool direct = SparseConvF32::supports(g) && !g.is_pointwise();
     const SparsePattern blocks = direct ? direct_pattern(g.out_channels, g.patch(), weight)
                                         : pack_best_pattern(g.out_channels, g.patch(), weight);
-    const NmPattern nm = blocks == SparsePattern::kUnstructured
+    const NmPattern nm = !direct && blocks == SparsePattern::kUnstructured
                              ? nm_pattern_of(weight, g.out_channels, g.patch(), g.kernel_h * g.kernel_w)
                              : NmPattern{};
     if (nm.n > 0) {
@@ -408,7 +411,7 @@ class ConvStep : public PlanStep {
   double zero_fraction_ = 0;
   // At most one is non-null; then the step runs on it.
   std::unique_ptr<const PackedSparseF32> sparse_;          // im2col + SpMM (strided, pointwise)
-  std::unique_ptr<const PackedNmF32> sparse_nm_;           // im2col + N:M SpMM (any stride)
+  std::unique_ptr<const PackedNmF32> sparse_nm_;           // im2col + N:M SpMM (strided, pointwise)
   std::unique_ptr<const SparseConvF32> sparse_direct_;     // direct sparse convolution (stride 1)
   bool sparse_pool_ = false;                               // the max pool runs inside sparse_direct_
   std::vector<float> sparse_bias_;
