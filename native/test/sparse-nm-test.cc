@@ -365,7 +365,10 @@ int main() {
       if (main_pattern) {
         // Large enough to run on 2 threads (the driver's floor), both with bias and ReLU.
         test_case(*t, nk, m, 64, 4 * m, 9, 196, true, true, 2, 0, rng);
-        test_case(*t, nk, m, 128, 100 * m, 1, 5, true, false, 2, 3, rng);
+        // Few columns: the driver splits rows too (over its 2^17 multiply-add floor for every N).
+        test_case(*t, nk, m, 256, 200 * m, 1, 5, true, false, 2, 3, rng);
+        // No reduction at all (k = 0): bias, then ReLU.
+        test_case(*t, nk, m, 5, 0, 9, 70, true, true, 1, 0, rng);
         test_case(*t, nk, m, 33, 8 * m, 9, 145, false, true, 1, 1, rng);
       }
     }

@@ -47,7 +47,8 @@ inline void row(const F32NmSpmmArgs& a, size_t r, size_t j, typename S::Mask mas
   // X row step between consecutive channels, and between channel groups.
   const size_t cstride = spatial * ldx, gstride = M * cstride;
 
-  auto add = [&](int set, const float* wv, const float* xr) {
+  // Forced inline: `set` must fold to a constant, or acc[set] would live in memory.
+  auto add = [&](int set, const float* wv, const float* xr) __attribute__((always_inline)) {
     const V b = S::broadcast(wv);
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
@@ -61,7 +62,7 @@ inline void row(const F32NmSpmmArgs& a, size_t r, size_t j, typename S::Mask mas
     }
   };
   // Group: its N kept values, the i-th into set (first + i) % 2.
-  auto add_group = [&](int first, const float* wg, const uint8_t* mg, const float* xg) {
+  auto add_group = [&](int first, const float* wg, const uint8_t* mg, const float* xg) __attribute__((always_inline)) {
     const uint32_t word = read_word<M, N>(mg);
     #pragma GCC unroll 8
     for (int i = 0; i < N; ++i) {
