@@ -15,9 +15,10 @@
 // ratios (dense time / sparse time, > 1 = sparse faster) come from the same rounds.
 // N:M (kiln/sparse-nm.h), 2:4 and 1:4 over input channels at each kernel position, the same
 // layers: conv2 as im2col + the N:M SpMM + a plain 2x2 max pool per image (the path a plan takes
-// for N:M weights), against im2col + CSR SpMM of the same weights (same im2col and pool: the
-// kernels alone differ), the direct sparse convolution (unstructured CSR, pool fused: what the
-// plan ran on these weights before N:M), and the best dense path; fc1 against CSR and sgemm.
+// for N:M weights of a strided or pointwise convolution), against im2col + CSR SpMM of the same
+// weights (same im2col and pool: the kernels alone differ), the direct sparse convolution
+// (unstructured CSR, pool fused: what a plan runs for stride-1 N:M weights, this conv2 included),
+// and the best dense path; fc1 (a plan's Gemm packs N:M) against CSR and sgemm.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
