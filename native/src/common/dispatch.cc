@@ -22,6 +22,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   fill_f32_gemm_scalar(t);
   fill_s8_gemm_scalar(t);
   fill_f32_spmm_scalar(t);
+  fill_f32_nm_spmm_scalar(t);
   fill_f32_sparse_conv_scalar(t);
   fill_s8_sparse_scalar(t);
   t->f32_conv.im2col_plane = f32_im2col_plane_scalar;
@@ -38,6 +39,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   fill_f32_gemm_avx2(t);
   fill_s8_gemm_avx2(t);
   fill_f32_spmm_avx2(t);
+  fill_f32_nm_spmm_avx2(t);
   fill_f32_sparse_conv_avx2(t);
   fill_s8_sparse_avx2(t);
   t->f32_conv.im2col_plane = f32_im2col_plane_avx2;
@@ -55,6 +57,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   fill_f32_gemm_avx512(t);
   fill_s8_gemm_avx512(t);
   fill_f32_spmm_avx512(t);
+  fill_f32_nm_spmm_avx512(t);
   fill_f32_sparse_conv_avx512(t);
   // The sparse int8 kernels keep their AVX2 ones (exact emulation, or AVX-VNNI): VNNI is the
   // level that adds zmm ones.

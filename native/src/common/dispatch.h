@@ -12,6 +12,7 @@
 #include "s8-conv/s8-conv-ukernel.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
 #include "sparse/sparse-conv-ukernel.h"
+#include "sparse/sparse-nm-ukernel.h"
 #include "s8-sparse/s8-sparse-ukernel.h"
 #include "sparse/sparse-ukernel.h"
 
@@ -26,6 +27,7 @@ struct DispatchTable {
   F32PoolKernels f32_pool;
   S8ConvKernels s8_conv;
   F32SpmmKernels f32_spmm;  // sparse fp32 weights x dense X, one kernel per pattern
+  F32NmSpmmKernels f32_nm_spmm;  // N:M packed fp32 weights x dense X, one kernel per (M, N)
   F32SparseConvKernels f32_sparse_conv;  // direct sparse stride-1 convolution, one kernel per block height
   S8SparseKernels s8_sparse;           // sparse int8 1x4-block conv and GEMM (s8-sparse/)
   S8SparseKernels s8_sparse_avxvnni;   // their AVX-VNNI ymm versions, where the CPU has AVX-VNNI
@@ -52,6 +54,10 @@ void fill_f32_gemm_avx512(DispatchTable* table);
 void fill_f32_spmm_scalar(DispatchTable* table);
 void fill_f32_spmm_avx2(DispatchTable* table);
 void fill_f32_spmm_avx512(DispatchTable* table);
+
+void fill_f32_nm_spmm_scalar(DispatchTable* table);
+void fill_f32_nm_spmm_avx2(DispatchTable* table);
+void fill_f32_nm_spmm_avx512(DispatchTable* table);
 
 void fill_f32_sparse_conv_scalar(DispatchTable* table);
 void fill_f32_sparse_conv_avx2(DispatchTable* table);

@@ -14,8 +14,14 @@
 // Y = W_sparse * cols (kiln/sparse.h). Other activations and pools run after either as on the
 // staged dense path. 'always' takes sparse whenever the floor is met; 'auto' times both (dense
 // with its Winograd or direct fused-pool kernels where it has them) on a few synthetic images
-// when the plan is built and keeps the faster. detail() says which ran ("sparse unstructured 90%"
-// or "dense, 90% zeros"; the geometry alone tells the direct kernel from im2col + SpMM).
+// when the plan is built and keeps the faster. On the im2col + SpMM path, weights whose zeros are
+// exactly N:M over input channels at each kernel position (the pruner's 2:4, 1:4, 4:8;
+// kiln/sparse-nm.h) and not whole blocks are packed N:M. The direct sparse convolution has no N:M
+// form, and keeps CSR for them: native/bench/sparse-bench.cc (MNIST conv2, AVX-512, one thread)
+// measured im2col + N:M SpMM 2.1x (2:4) and 2.5x (1:4) slower than the direct CSR kernel on the
+// same weights, the im2col and the plain SpMM's lower arithmetic intensity costing more than the
+// metadata saves. detail() says which ran ("sparse unstructured 90%", "sparse 2:4 50%" or "dense,
+// 90% zeros"; the geometry alone tells the direct kernel from im2col + SpMM).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -29,6 +35,7 @@
 #include "kiln/conv.h"
 #include "kiln/cpu.h"
 #include "kiln/sparse-conv.h"
+#include "kiln/sparse-nm.h"
 #include "kiln/sparse.h"
 #include "kiln/thread-pool.h"
 #include "runtime/activation.h"
@@ -81,13 +88,13 @@ size_t stored_in_range(const PackedSparseF32& p) {
 
 // The widest block pattern whose blocks hold no zero of W (the zeros come in whole blocks), else
 // unstructured CSR.
-std::unique_ptr<const PackedSparseF32> pack_best(size_t m, size_t k, const float* w) {
+SparsePattern pack_best_pattern(size_t m, size_t k, const float* w) {
   for (SparsePattern p : {SparsePattern::kBlock8x1, SparsePattern::kBlock4x1, SparsePattern::kBlock1x4}) {
     if (p == SparsePattern::kBlock1x4 && k % 4 != 0) continue;
-    auto packed = std::make_unique<const PackedSparseF32>(m, k, w, k, p);
-    if (packed->nonzeros() > 0 && stored_in_range(*packed) == packed->nonzeros()) return packed;
+    const PackedSparseF32 packed(m, k, w, k, p);
+    if (packed.nonzeros() > 0 && stored_in_range(packed) == packed.nonzeros()) return p;
   }
-  return std::make_unique<const PackedSparseF32>(m, k, w, k, SparsePattern::kUnstructured);
+  return SparsePattern::kUnstructured;
 }
 
 // The same choice for the direct sparse convolution, whose blocks run along output channels only
@@ -142,16 +149,29 @@ class ConvStep : public PlanStep {
     zero_fraction_ = static_cast<double>(zeros) / static_cast<double>(total);
     if (zero_fraction_ < kSparseFloor) return;
     considered_ = true;
-    if (SparseConvF32::supports(g) && !g.is_pointwise()) {
-      sparse_direct_ = std::make_unique<const SparseConvF32>(g, weight, bias, act_.is_relu(),
-                                                             direct_pattern(g.out_channels, g.patch(), weight));
+    // Order on the im2col path: whole blocks (4x1 / 8x1 / 1x4: one X load or one index per
+    // several weights), then N:M (2-3 bits of index per weight), then unstructured CSR. The direct
+    // kernel: blocks, else CSR (see the file comment for why not N:M).
+    const bool direct = SparseConvF32::supports(g) && !g.is_pointwise();
+    const SparsePattern blocks = direct ? direct_pattern(g.out_channels, g.patch(), weight)
+                                        : pack_best_pattern(g.out_channels, g.patch(), weight);
+    const NmPattern nm = !direct && blocks == SparsePattern::kUnstructured
+                             ? nm_pattern_of(weight, g.out_channels, g.patch(), g.kernel_h * g.kernel_w)
+                             : NmPattern{};
+    if (nm.n > 0) {
+      sparse_nm_ = std::make_unique<const PackedNmF32>(g.out_channels, g.patch(), g.kernel_h * g.kernel_w, weight,
+                                                       g.patch(), nm.n, nm.m);
+      if (bias) sparse_bias_.assign(bias, bias + g.out_channels);
+    } else if (direct) {
+      sparse_direct_ = std::make_unique<const SparseConvF32>(g, weight, bias, act_.is_relu(), blocks);
       sparse_pool_ = direct_pool_;
     } else {
-      sparse_ = pack_best(g.out_channels, g.patch(), weight);
+      sparse_ = std::make_unique<const PackedSparseF32>(g.out_channels, g.patch(), weight, g.patch(), blocks);
       if (bias) sparse_bias_.assign(bias, bias + g.out_channels);
     }
     if (mode == SparseMode::kAuto && !cached_sparse_choice(choice_key(g, weight, bias), [this] { return sparse_is_faster(); })) {
       sparse_.reset();
+      sparse_nm_.reset();
       sparse_direct_.reset();
       sparse_bias_.clear();
       sparse_pool_ = false;
@@ -268,6 +288,7 @@ class ConvStep : public PlanStep {
   size_t weight_bytes() const override {
     return conv_.weight_bytes() + (winograd_ ? winograd_->bytes() : 0) +
            (sparse_ ? sparse_->bytes() + sparse_bias_.size() * sizeof(float) : 0) +
+           (sparse_nm_ ? sparse_nm_->bytes() + sparse_bias_.size() * sizeof(float) : 0) +
            (sparse_direct_ ? sparse_direct_->bytes() : 0);
   }
   std::string detail() const override {
@@ -290,6 +311,8 @@ class ConvStep : public PlanStep {
         s << " sparse " << sparse_pattern_name(sparse_direct_->pattern()) << " " << pct << "%";
       } else if (sparse_) {
         s << " sparse " << sparse_pattern_name(sparse_->pattern()) << " " << pct << "%";
+      } else if (sparse_nm_) {
+        s << " sparse " << nm_pattern_name({sparse_nm_->n(), sparse_nm_->m()}) << " " << pct << "%";
       } else {
         s << " dense, " << pct << "% zeros";
       }
@@ -318,7 +341,7 @@ class ConvStep : public PlanStep {
   }
   size_t convolve_scratch_floats(size_t batch, size_t threads) const {
     size_t plain = conv_.scratch_floats(batch);
-    if (sparse_) plain = std::max(plain, sparse_slots(batch, threads) * sparse_col_floats());
+    if (sparse_ || sparse_nm_) plain = std::max(plain, sparse_slots(batch, threads) * sparse_col_floats());
     if (sparse_direct_) plain = std::max(plain, sparse_direct_->scratch_floats(batch, threads));
     return winograd_ ? std::max(plain, winograd_->scratch_floats(batch, threads, nullptr)) : plain;
   }
@@ -352,7 +375,11 @@ class ConvStep : public PlanStep {
         im2col(t.f32_conv, g, g.in_channels, cols, 0, plane, col, plane);
         cols = col;
       }
-      spmm_f32(*sparse_, plane, cols, plane, y + i * out_image, plane, bias, relu, threads);
+      if (sparse_nm_) {
+        spmm_nm_f32(t.f32_nm_spmm, *sparse_nm_, plane, cols, plane, y + i * out_image, plane, bias, relu, threads);
+      } else {
+        spmm_f32(*sparse_, plane, cols, plane, y + i * out_image, plane, bias, relu, threads);
+      }
     };
     if (slots <= 1) {
       for (size_t i = 0; i < batch; ++i) image(i, 0, max_threads);
@@ -384,10 +411,11 @@ class ConvStep : public PlanStep {
   double zero_fraction_ = 0;
   // At most one is non-null; then the step runs on it.
   std::unique_ptr<const PackedSparseF32> sparse_;          // im2col + SpMM (strided, pointwise)
+  std::unique_ptr<const PackedNmF32> sparse_nm_;           // im2col + N:M SpMM (strided, pointwise)
   std::unique_ptr<const SparseConvF32> sparse_direct_;     // direct sparse convolution (stride 1)
   bool sparse_pool_ = false;                               // the max pool runs inside sparse_direct_
   std::vector<float> sparse_bias_;
-  bool sparse_on() const { return sparse_ != nullptr || sparse_direct_ != nullptr; }
+  bool sparse_on() const { return sparse_ != nullptr || sparse_nm_ != nullptr || sparse_direct_ != nullptr; }
 };
 
 }  // namespace

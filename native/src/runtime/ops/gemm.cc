@@ -1,7 +1,8 @@
 // Gemm: Y[batch x N] = alpha * X[batch x K] * op(B) + beta * C, with B packed once (alpha folded
 // into it), C as a column bias and the fused activation. Rows are images, so the batch is M.
 // With attr `sparse` = 'always' | 'auto' (session option sparseKernels) and at least half of B
-// zeros, B^T (N x K) is packed as unstructured CSR and the step runs Y^T = B^T * X^T on the sparse
+// zeros, B^T (N x K) is packed (as N:M, kiln/sparse-nm.h, when its zeros are exactly N:M along
+// K, e.g. the pruner's 2:4; else as unstructured CSR) and the step runs Y^T = B^T * X^T on the sparse
 // kernels (X transposed into scratch, Y transposed back); 'auto' times both at plan build on a
 // synthetic batch of 1 and of kProbeBatch rows, and runs sparse at batches <= kSmallBatch only when
 // it won at 1, at larger batches only when it won at kProbeBatch (a single row gives the sparse
@@ -16,6 +17,7 @@
 #include "common/dispatch.h"
 #include "kiln/cpu.h"
 #include "kiln/f32-gemm.h"
+#include "kiln/sparse-nm.h"
 #include "kiln/sparse.h"
 #include "runtime/activation.h"
 #include "runtime/ops/ops.h"
@@ -45,7 +47,14 @@ class GemmStep : public PlanStep {
     zero_fraction_ = static_cast<double>(zeros) / static_cast<double>(n * k);
     if (zero_fraction_ < kSparseFloor) return;
     considered_ = true;
-    sparse_ = std::make_unique<const PackedSparseF32>(n, k, wt, k, SparsePattern::kUnstructured);
+    // N:M groups of a Linear are M consecutive inputs (spatial 1): the N:M kernels read one
+    // index per kept weight from 2-3 bits of metadata instead of a 32-bit column.
+    const NmPattern nm = nm_pattern_of(wt, n, k, 1);
+    if (nm.n > 0) {
+      sparse_nm_ = std::make_unique<const PackedNmF32>(n, k, 1, wt, k, nm.n, nm.m);
+    } else {
+      sparse_ = std::make_unique<const PackedSparseF32>(n, k, wt, k, SparsePattern::kUnstructured);
+    }
     if (sparse_auto) {
       // Remembered per process by everything the timing depends on (sparse-choice.h).
       const uint64_t hash = hash_bytes(bias_.data(), bias_.size() * sizeof(float), hash_bytes(wt, n * k * sizeof(float)));
@@ -57,7 +66,10 @@ class GemmStep : public PlanStep {
       };
       sparse_small_ = cached_sparse_choice(key(1), [&] { return sparse_is_faster(1); });
       sparse_large_ = cached_sparse_choice(key(kProbeBatch), [&] { return sparse_is_faster(kProbeBatch); });
-      if (!sparse_small_ && !sparse_large_) sparse_.reset();
+      if (!sparse_small_ && !sparse_large_) {
+        sparse_.reset();
+        sparse_nm_.reset();
+      }
     }
   }
 
@@ -65,11 +77,12 @@ class GemmStep : public PlanStep {
     run_with(io.in[0], io.out[0], batch, scratch, max_threads, use_sparse(batch));
   }
   size_t scratch_floats(size_t batch, size_t) const override {
-    return sparse_ ? batch * (packed_.depth() + packed_.cols()) : 0;
+    return has_sparse() ? batch * (packed_.depth() + packed_.cols()) : 0;
   }
 
  private:
-  bool use_sparse(size_t batch) const { return sparse_ && (batch <= kSmallBatch ? sparse_small_ : sparse_large_); }
+  bool has_sparse() const { return sparse_ || sparse_nm_; }
+  bool use_sparse(size_t batch) const { return has_sparse() && (batch <= kSmallBatch ? sparse_small_ : sparse_large_); }
 
   bool sparse_is_faster(size_t batch) const {
     const size_t k = packed_.depth(), n = packed_.cols();
@@ -97,20 +110,29 @@ class GemmStep : public PlanStep {
     return sparse < dense;
   }
 
+  // Y^T = B^T * X^T (batch columns) on whichever sparse form was packed.
+  void sparse_product(size_t batch, const float* xt, float* yt, const float* bias, size_t max_threads) const {
+    if (sparse_nm_) {
+      spmm_nm_f32(*sparse_nm_, batch, xt, batch, yt, batch, bias, act_.is_relu(), max_threads);
+    } else {
+      spmm_f32(*sparse_, batch, xt, batch, yt, batch, bias, act_.is_relu(), max_threads);
+    }
+  }
+
   void run_with(const float* x, float* y, size_t batch, float* scratch, size_t max_threads, bool sparse) const {
     const size_t k = packed_.depth(), n = packed_.cols();
     if (sparse) {
       if (batch == 0) return;
       const float* bias = bias_.empty() ? nullptr : bias_.data();
       if (batch == 1) {
-        spmm_f32(*sparse_, 1, x, 1, y, 1, bias, act_.is_relu(), max_threads);
+        sparse_product(1, x, y, bias, max_threads);
       } else {
         float* xt = scratch;
         float* yt = scratch + batch * k;
         for (size_t b = 0; b < batch; ++b) {
           for (size_t i = 0; i < k; ++i) xt[i * batch + b] = x[b * k + i];
         }
-        spmm_f32(*sparse_, batch, xt, batch, yt, batch, bias, act_.is_relu(), max_threads);
+        sparse_product(batch, xt, yt, bias, max_threads);
         for (size_t j = 0; j < n; ++j) {
           for (size_t b = 0; b < batch; ++b) y[b * n + j] = yt[j * batch + b];
         }
@@ -130,7 +152,8 @@ class GemmStep : public PlanStep {
 
  public:
   size_t weight_bytes() const override {
-    return packed_.bytes() + bias_.size() * sizeof(float) + (sparse_ ? sparse_->bytes() : 0);
+    return packed_.bytes() + bias_.size() * sizeof(float) + (sparse_ ? sparse_->bytes() : 0) +
+           (sparse_nm_ ? sparse_nm_->bytes() : 0);
   }
   std::string detail() const override {
     std::ostringstream s;
@@ -139,8 +162,9 @@ class GemmStep : public PlanStep {
     if (considered_) {
       int pct = static_cast<int>(std::lround(zero_fraction_ * 100.0));
       if (pct == 100 && zero_fraction_ < 1.0) pct = 99;
-      if (sparse_) {
-        s << " sparse unstructured " << pct << "%";
+      if (has_sparse()) {
+        s << " sparse " << (sparse_nm_ ? nm_pattern_name({sparse_nm_->n(), sparse_nm_->m()}) : "unstructured") << " "
+          << pct << "%";
         if (!sparse_small_) s << " (batch > " << kSmallBatch << ")";
         if (!sparse_large_) s << " (batch <= " << kSmallBatch << ")";
       } else {
@@ -156,7 +180,9 @@ class GemmStep : public PlanStep {
   Activation act_;
   bool considered_ = false;
   double zero_fraction_ = 0;
-  std::unique_ptr<const PackedSparseF32> sparse_;  // non-null: the step may run on the sparse kernels
+  // At most one is non-null; then the step may run on it.
+  std::unique_ptr<const PackedSparseF32> sparse_;  // unstructured CSR
+  std::unique_ptr<const PackedNmF32> sparse_nm_;   // N:M
   bool sparse_small_ = true, sparse_large_ = true;  // ... at batches <= kSmallBatch, resp. above
 };
 
