@@ -12,6 +12,7 @@ import { seedCNN } from '../../src/nn/models.js';
 import { testHooks } from '../../src/binding.js';
 import { exportModel } from '../../src/onnx/export.js';
 import { importModel } from '../../src/onnx/import.js';
+import { Pruner } from '../../src/prune/pruner.js';
 import { InferenceSession, type SessionOptions } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
@@ -152,6 +153,26 @@ describe('sparseKernels', () => {
     const name = always.inputNames[0];
     const want = Object.values(await never.run({ [name]: x }))[0] as Tensor<'float32'>;
     for (const s of [always, auto]) expect(relDiff(Object.values(await s.run({ [name]: x }))[0] as Tensor<'float32'>, want)).toBeLessThanOrEqual(1e-5);
+  });
+
+  it("N:M weights (Kiln's 2:4 and 1:4 pruning) pack with their metadata: a Linear and a strided conv say 'sparse 2:4' and give the dense results", async () => {
+    for (const [pattern, sparsity, pct] of [['2:4', 0.5, 50], ['1:4', 0.75, 75]] as const) {
+      // The second Linear: a Linear right after a Flatten groups channels of one pixel instead (the
+      // int8 kernels' order), which the fp32 Gemm step cannot see as N:M.
+      const model = new Sequential(new Conv2d(8, 16, 3, { stride: 2, seed: 3 }), new ReLU(), new Flatten(), new Linear(16 * 4 * 4, 24, { seed: 4 }), new ReLU(), new Linear(24, 16, { seed: 5 }));
+      model.inputShape = [8, 9, 9];
+      new Pruner(model, { pattern, layers: ['0', '5'] }).update(sparsity);
+      model.eval();
+      const s = await sessions(model, [8, 9, 9]);
+      expect(convSteps(s.always)[0], pattern).toMatch(new RegExp(` sparse ${pattern} ${pct}%$`));
+      expect(s.always.info().steps.filter((l) => l.startsWith('Gemm'))[1], pattern).toMatch(new RegExp(` sparse ${pattern} ${pct}%`));
+      const x = uniformImages(rng, 5, [8, 9, 9]);
+      await forEachIsaAsync(async (isa) => {
+        const want = (await s.never.run({ input: x })).logits;
+        expect(relDiff((await s.always.run({ input: x })).logits, want), `${pattern} ${isa}`).toBeLessThanOrEqual(1e-5);
+        expect(relDiff((await s.auto.run({ input: x })).logits, want), `${pattern} ${isa}`).toBeLessThanOrEqual(1e-5);
+      });
+    }
   });
 
   it('picks a block pattern when the zeros come in whole blocks', async () => {
