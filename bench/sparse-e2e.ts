@@ -8,7 +8,7 @@
  * on the dense ONNX export (ORT densifies sparse weights anyway), matched thread counts. Also the
  * file sizes of the fp32 model, its int8 form, and the pruned int8 form stored packed.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/sparse-e2e.js [minMs]
+ *   npx tsc -p tsconfig.json && node dist/bench/sparse-e2e.js [minMs] [threads, e.g. 1,2]
  *
  * `npm run bench` runs it in its 'sparse' section.
  */
@@ -184,5 +184,5 @@ export async function benchSparseEndToEnd(report: Report, threadCounts: number[]
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await measureSparseEndToEnd([1, 2], Number(process.argv[2] ?? 800), true);
+  await measureSparseEndToEnd((process.argv[3] ?? '1,2').split(',').map(Number), Number(process.argv[2] ?? 800), true);
 }
