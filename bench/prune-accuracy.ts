@@ -12,17 +12,13 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import type { Dataset } from '../src/data/dataset.js';
 import { mnist } from '../src/data/mnist.js';
-import type { Graph } from '../src/graph/ir.js';
 import { seedCNN } from '../src/nn/models.js';
 import { prune } from '../src/prune/prune.js';
 import type { PruneOptions } from '../src/prune/prune.js';
 import { load, save } from '../src/runtime/model-io.js';
 import { quantize } from '../src/quant/ptq.js';
-import { InferenceSession } from '../src/runtime/session.js';
-import { Tensor } from '../src/tensor.js';
-import { countCorrect } from '../src/train/metrics.js';
+import { graphAccuracy } from '../src/runtime/accuracy.js';
 import { defaultMnistRecipe, evaluate, train } from '../src/train/index.js';
 
 interface Config {
@@ -56,25 +52,6 @@ const configs: Config[] = [
   { name: '90% block4x1, AGP', options: { sparsity: 0.9, pattern: 'block4x1', schedule: 'agp', epochs } },
 ];
 
-/** Held-out accuracy of a graph on InferenceSession (int8 graphs run on Kiln's int8 kernels). */
-async function sessionAccuracy(graph: Graph, test: Dataset): Promise<number> {
-  const session = await InferenceSession.create(graph);
-  try {
-    const [c, h, w] = test.imageShape;
-    const per = c * h * w;
-    let correct = 0;
-    for (let start = 0; start < test.length; start += 500) {
-      const n = Math.min(500, test.length - start);
-      const input = new Tensor('float32', test.images.subarray(start * per, (start + n) * per), [n, c, h, w]);
-      const logits = (await session.run({ [session.inputNames[0]]: input }))[session.outputNames[0]];
-      correct += countCorrect(logits.data as Float32Array, test.labels.subarray(start, start + n), n, logits.dims[1]);
-    }
-    return correct / test.length;
-  } finally {
-    session.release();
-  }
-}
-
 const fileBytes = async (path: string): Promise<number> => (await stat(path)).size;
 
 async function main(): Promise<void> {
@@ -96,7 +73,7 @@ async function main(): Promise<void> {
         const { graph } = await quantize(base, trainSet, {});
         const p = join(dir, `base-${seed}-int8.kiln`);
         await save(graph, p);
-        int8Dense = { accuracy: await sessionAccuracy(graph, test), bytes: await fileBytes(p) };
+        int8Dense = { accuracy: await graphAccuracy(graph, test), bytes: await fileBytes(p) };
         console.log(`seed ${seed}: dense int8 (PTQ) held-out ${(int8Dense.accuracy * 100).toFixed(2)}%; files: fp32 ${fp32Bytes} bytes, int8 ${int8Dense.bytes} bytes`);
       }
       for (const c of configs) {
@@ -113,7 +90,7 @@ async function main(): Promise<void> {
           await save(graph, p, { sparse: 'auto' });
           const bytes = await fileBytes(p);
           extra = `fp32 pruned ${(report.accuracyAfter! * 100).toFixed(2)}% | file ${bytes} bytes = 1/${(fp32Bytes / bytes).toFixed(1)} of fp32 (${fp32Bytes}), dense int8 ${int8Dense!.bytes}`;
-          after = await sessionAccuracy(graph, test);
+          after = await graphAccuracy(graph, test);
         }
         // Accuracies are multiples of 1/2000: round the difference to 0.01 point before comparing.
         const drop = Math.round((report.accuracyBefore! - after) * 10000) / 100;

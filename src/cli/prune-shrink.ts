@@ -20,10 +20,8 @@ import { selectLayers } from '../prune/layers.js';
 import { checkSparsity } from '../prune/pruner.js';
 import { planShrink, shrinkGraph } from '../prune/shrink/index.js';
 import type { ModelSize, ShrinkPlan, ShrinkReport } from '../prune/shrink/index.js';
+import { graphAccuracy } from '../runtime/accuracy.js';
 import { save } from '../runtime/model-io.js';
-import { InferenceSession } from '../runtime/session.js';
-import { Tensor } from '../tensor.js';
-import { countCorrect } from '../train/metrics.js';
 import { checkOutputFile } from '../util/files.js';
 import { rangeError, typeError } from '../validate.js';
 import { readModelSource } from './model-source.js';
@@ -69,25 +67,6 @@ export function checkShrinkOptions(opts: ShrinkCommandOptions): number | undefin
 /** Size and file bytes of a model before or after shrinking. */
 interface Sizes extends ModelSize {
   fileBytes: number;
-}
-
-/** Held-out accuracy of a graph on the inference runtime (as `kiln eval`). */
-export async function graphAccuracy(graph: Graph, test: Dataset): Promise<number> {
-  const session = await InferenceSession.create(graph);
-  try {
-    const [c, h, w] = test.imageShape;
-    const per = c * h * w;
-    let correct = 0;
-    for (let start = 0; start < test.length; start += 256) {
-      const n = Math.min(256, test.length - start);
-      const input = new Tensor('float32', test.images.subarray(start * per, (start + n) * per), [n, c, h, w]);
-      const logits = (await session.run({ [session.inputNames[0]]: input }))[session.outputNames[0]];
-      correct += countCorrect(logits.data as Float32Array, test.labels.subarray(start, start + n), n, logits.dims[1]);
-    }
-    return correct / test.length;
-  } finally {
-    session.release();
-  }
 }
 
 /** Writes `graph` as ONNX (--out *.onnx) or as a .kiln graph; returns the file's bytes. */

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { graphAccuracy } from '../../src/cli/prune-shrink.js';
+import { graphAccuracy } from '../../src/runtime/accuracy.js';
 import { loadDatasets } from '../../src/cli/datasets.js';
 import { toGraph } from '../../src/graph/from-module.js';
 import { GraphBuilder, type Graph } from '../../src/graph/ir.js';
