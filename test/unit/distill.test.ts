@@ -19,6 +19,8 @@ import { Linear } from '../../src/nn/layers/linear.js';
 import { MaxPool2d } from '../../src/nn/layers/max-pool2d.js';
 import { ReLU } from '../../src/nn/layers/relu.js';
 import { Sequential } from '../../src/nn/layers/sequential.js';
+import { exportModel } from '../../src/onnx/export.js';
+import { quantize } from '../../src/quant/ptq.js';
 import { save } from '../../src/runtime/model-io.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { evaluate } from '../../src/train/evaluate.js';
@@ -118,6 +120,38 @@ describe('distill: training', () => {
     expect(result.studentAccuracy).toBe((await evaluate(student, heldOut)).accuracy);
     expect(result.studentAccuracy!).toBeGreaterThan(Math.max(0.6, chance + 0.2));
     expect(result.history.epochs[5].trainLoss).toBeLessThan(result.history.epochs[0].trainLoss);
+  });
+});
+
+describe('distill: teacher kinds', () => {
+  /** Teacher logits as distill caches them (a session on the teacher's own input shape). */
+  async function teacherAccuracy(source: Parameters<typeof distill>[0]): Promise<number> {
+    const r = await distill(source, net(2), data, { epochs: 1, validation: heldOut });
+    return r.teacherAccuracy!;
+  }
+
+  it('ONNX bytes and the fp32 Module give the same teacher accuracy; an int8 graph is within a few images', async () => {
+    const fp32 = await teacherAccuracy(teacher);
+    expect(fp32).toBe((await evaluate(teacher, heldOut)).accuracy);
+    expect(await teacherAccuracy(exportModel(teacher, { inputShape: [1, 8, 8] }))).toBe(fp32);
+    const { graph } = await quantize(teacher, data, { reportImages: 0 });
+    const int8 = await teacherAccuracy(graph);
+    expect(Math.abs(int8 - fp32)).toBeLessThanOrEqual(4 / heldOut.length);
+  });
+
+  it('keeps the event loop turning while it trains and runs the teacher', async () => {
+    // Turns of the loop, counted by a callback that re-queues itself each turn.
+    let ticks = 0;
+    let running = true;
+    const tick = (): void => {
+      ticks++;
+      if (running) setImmediate(tick);
+    };
+    setImmediate(tick);
+    await distill(teacher, net(2), data, { epochs: 2, train: { batchSize: 16, augment: { maxShift: 1 } } });
+    running = false;
+    // 2 epochs x 15 batches, each with a teacher run and a yield between batches.
+    expect(ticks).toBeGreaterThanOrEqual(30);
   });
 });
 
