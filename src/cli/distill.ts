@@ -9,13 +9,13 @@ import { distill } from '../distill/distill.js';
 import { toGraph } from '../graph/from-module.js';
 import type { Graph } from '../graph/ir.js';
 import { seedCNN } from '../nn/models.js';
-import { modelSize } from '../prune/shrink/shrink.js';
 import { save } from '../runtime/model-io.js';
 import { InferenceSession } from '../runtime/session.js';
 import { checkOutputFile } from '../util/files.js';
 import { shapeError, typeError } from '../validate.js';
 import { loadDatasets, splitSeed } from './datasets.js';
 import { readModelSource } from './model-source.js';
+import { graphRows, moduleRows } from './info.js';
 import { Output, percent } from './output.js';
 
 export interface DistillCommandOptions {
@@ -90,8 +90,9 @@ export async function distillCommand(opts: DistillCommandOptions): Promise<void>
     session.release();
   }
   const seconds = (performance.now() - started) / 1000;
-  const teacherSize = modelSize(teacherGraph);
-  const studentSize = modelSize(toGraph(student, [c, h, w]));
+  // Counted as `kiln info` counts them (int8 convolutions and Gemms included).
+  const teacherSize = sizeOf(source.kind === 'kiln' ? moduleRows(source.module, source.inputShape).rows : graphRows(teacherGraph).rows);
+  const studentSize = sizeOf(moduleRows(student, [c, h, w]).rows);
   const teacherAccuracy = result.teacherAccuracy!;
   const studentAccuracy = result.studentAccuracy!;
   await save(student, opts.out, {
@@ -129,4 +130,8 @@ export async function distillCommand(opts: DistillCommandOptions): Promise<void>
     },
     () => `student ${percent(studentAccuracy)} vs teacher ${percent(teacherAccuracy)} (${((studentAccuracy - teacherAccuracy) * 100).toFixed(2)} points) at ${(studentSize.macs / teacherSize.macs * 100).toFixed(1)}% of the MACs; wrote ${opts.out} (${fileBytes} bytes)`,
   );
+}
+
+function sizeOf(rows: readonly { parameters: number; macs: number }[]): { parameters: number; macs: number } {
+  return { parameters: rows.reduce((s, r) => s + r.parameters, 0), macs: rows.reduce((s, r) => s + r.macs, 0) };
 }

@@ -60,6 +60,23 @@ describe('kiln distill', () => {
     expect(lastJson<{ testAccuracy: number }>(e).testAccuracy).toBe(result.studentAccuracy);
   }, 120_000);
 
+  it('takes an int8 .kiln and an ONNX teacher; MACs and parameters are those kiln info reports', async () => {
+    const int8 = join(dir, 'teacher-int8.kiln');
+    const onnx = join(dir, 'teacher.onnx');
+    expect((await runCli('quantize', teacherPath, '--calibrate', 'synthetic', '--batches', '1', '--eval-images', '16', '--out', int8)).exitCode).toBe(0);
+    expect((await runCli('export', teacherPath, '--out', onnx)).exitCode).toBe(0);
+    for (const teacher of [int8, onnx]) {
+      const out = join(dir, 'from-other.kiln');
+      const r = await runCli('distill', '--teacher', teacher, '--epochs', '1', '--dataset', 'synthetic', '--out', out, '--json');
+      expect(r.exitCode, r.stderr + r.stdout).toBe(0);
+      const result = lastJson<DistillJson>(r);
+      const info = (path: string) => runCli('info', path, '--json').then((i) => lastJson<{ macsPerImage: number; parameters: number }>(i));
+      const [ti, si] = [await info(teacher), await info(out)];
+      expect([result.teacherMacs, result.teacherParameters, result.studentMacs, result.studentParameters]).toEqual([ti.macsPerImage, ti.parameters, si.macsPerImage, si.parameters]);
+      expect(result.teacherMacs).toBeGreaterThan(0);
+    }
+  }, 120_000);
+
   it('prints both accuracies, MACs and parameters without --json', async () => {
     const r = await runCli('distill', '--teacher', teacherPath, '--epochs', '1', '--dataset', 'synthetic', '--out', join(dir, 's2.kiln'));
     expect(r.exitCode, r.stderr).toBe(0);
