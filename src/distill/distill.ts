@@ -11,6 +11,7 @@ import { distillationLoss } from '../nn/distillation-loss.js';
 import { checkKeys } from '../nn/layers/checks.js';
 import { Module } from '../nn/module.js';
 import { checkModelFits, evaluate } from '../train/evaluate.js';
+import { defaultMnistRecipe } from '../train/recipes.js';
 import { train } from '../train/trainer.js';
 import type { TrainHistory, TrainLoss, TrainOptions } from '../train/trainer.js';
 import { integer, number, optional, options as checkOptions, rangeError, typeError } from '../validate.js';
@@ -27,8 +28,9 @@ export interface DistillOptions {
   /** Weight of the soft term in [0, 1], constant or scheduled (default 0.9). */
   alpha?: Scheduled;
   /**
-   * Trainer options over the defaults (batch 64, SGD with Nesterov momentum 0.9 at lr 0.05,
-   * weight decay 5e-4, cosine decay, seed 0, no augmentation so the teacher's logits are cached).
+   * Trainer options over the defaults (the MNIST recipe's batch 64, SGD with Nesterov momentum 0.9
+   * at lr 0.1, weight decay 5e-4, half an epoch of warm-up into a cosine decay; seed 0; no
+   * augmentation, so the teacher's logits are cached).
    * Not `epochs`, `loss`, `labelSmoothing` or `validation` (those are distillation's own options).
    */
   train?: Partial<Omit<TrainOptions, 'epochs' | 'loss' | 'labelSmoothing' | 'validation'>>;
@@ -49,10 +51,13 @@ export interface DistillResult {
   teacherRuns: number;
 }
 
+// The MNIST recipe's optimizer and schedule: with lr 0.05 and no warm-up a half-width SeedCNN
+// student reached 97.8% on the MNIST held-out split against 98.2-98.5% with these (8 epochs, one
+// teacher, three seeds). No augmentation, so the teacher's logits can be cached.
 const defaults: Omit<TrainOptions, 'epochs'> = {
-  batchSize: 64,
-  optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
-  schedule: { type: 'cosine' },
+  batchSize: defaultMnistRecipe.batchSize,
+  optimizer: defaultMnistRecipe.optimizer,
+  schedule: defaultMnistRecipe.schedule!,
   seed: 0,
 };
 
