@@ -6,13 +6,13 @@
  * they are computed for each batch as the student sees it.
  */
 import type { Batch, Dataset } from '../data/dataset.js';
-import { ErrorCode, KilnError } from '../errors.js';
+import { ErrorCode, KilnError, KilnRangeError } from '../errors.js';
 import { distillationLoss } from '../nn/distillation-loss.js';
 import { checkKeys } from '../nn/layers/checks.js';
 import { Module } from '../nn/module.js';
 import { checkModelFits, evaluate } from '../train/evaluate.js';
 import { defaultMnistRecipe } from '../train/recipes.js';
-import { train } from '../train/trainer.js';
+import { Trainer } from '../train/trainer.js';
 import type { TrainHistory, TrainLoss, TrainOptions } from '../train/trainer.js';
 import { integer, number, optional, options as checkOptions, rangeError, typeError } from '../validate.js';
 import { scheduledValue } from './schedule.js';
@@ -106,23 +106,29 @@ export async function distill(teacher: TeacherSource, student: Module, data: Dat
   const temperatureAt = scheduledValue('options.temperature', opts.temperature ?? 4, positive, Math.max(1, perEpoch));
   const alphaAt = scheduledValue('options.alpha', opts.alpha ?? 0.9, checkAlpha, Math.max(1, perEpoch));
 
-  const t = await Teacher.open(teacher, data);
+  // The loss reads the teacher and its cache, set below; building the Trainer first checks every
+  // trainer option before the teacher does any work.
+  let t: Teacher | undefined;
+  let cached: Float32Array | undefined;
+  const loss: TrainLoss = {
+    async compute(logits, batch, step) {
+      const soft = cached ? gather(cached, batch, numClasses) : await t!.logits(batch.input);
+      const options = { temperature: temperatureAt(step.iteration, step.totalSteps), alpha: alphaAt(step.iteration, step.totalSteps) };
+      const { loss: value, grad } = distillationLoss(logits, soft, batch.labels, options);
+      return { loss: value, grad: grad! };
+    },
+  };
+  const trainer = new Trainer(student, { ...trainOptions, loss, ...(opts.validation ? { validation: opts.validation } : {}) });
+
+  t = await Teacher.open(teacher, data);
   try {
     if (t.numClasses !== numClasses) {
-      throw new KilnError(ErrorCode.SHAPE_MISMATCH, `The teacher has ${t.numClasses} classes and the student ${numClasses}: distillation needs the same classes`);
+      throw new KilnRangeError(`The teacher has ${t.numClasses} classes and the student ${numClasses}: distillation needs the same classes`, ErrorCode.SHAPE_MISMATCH);
     }
     const teacherAccuracy = opts.validation ? accuracyOf(await t.logitsOf(opts.validation), opts.validation) : undefined;
     const runsBefore = t.runs;
-    const cached = trainOptions.augment === undefined ? await t.logitsOf(data) : undefined;
-    const loss: TrainLoss = {
-      async compute(logits, batch, step) {
-        const soft = cached ? gather(cached, batch, numClasses) : await t.logits(batch.input);
-        const options = { temperature: temperatureAt(step.iteration, step.totalSteps), alpha: alphaAt(step.iteration, step.totalSteps) };
-        const { loss: value, grad } = distillationLoss(logits, soft, batch.labels, options);
-        return { loss: value, grad: grad! };
-      },
-    };
-    const history = await train(student, data, { ...trainOptions, loss, ...(opts.validation ? { validation: opts.validation } : {}) });
+    if (trainOptions.augment === undefined) cached = await t.logitsOf(data);
+    const history = await trainer.fit(data);
     const studentAccuracy = opts.validation ? (await evaluate(student, opts.validation)).accuracy : undefined;
     // Validation forwards are not part of the training objective's cost.
     const teacherRuns = 1 + t.runs - runsBefore;

@@ -85,6 +85,19 @@ describe('distill: refused before any training', () => {
     expect(weights(student)).toEqual(before);
   });
 
+  it('refuses bad trainer options before the teacher runs once', async () => {
+    const session = await InferenceSession.create(teacher, { inputShape: [1, 8, 8] });
+    const run = vi.spyOn(session, 'run');
+    await expect(distill(session, net(2), data, { train: { optimizer: { type: 'sgd', lr: -1 } } })).rejects.toMatchObject({ code: 'ERR_KILN_INVALID_ARG', message: expect.stringMatching(/lr/) });
+    await expect(distill(session, net(2), data, { train: { batchSize: 0 } })).rejects.toMatchObject({ code: 'ERR_KILN_INVALID_ARG', message: expect.stringMatching(/batchSize/) });
+    expect(run).not.toHaveBeenCalled();
+    session.release();
+  });
+
+  it('a class mismatch is a RangeError', async () => {
+    await expect(distill(net(4, 5), net(2), data, { epochs: 1 })).rejects.toBeInstanceOf(RangeError);
+  });
+
   it('refuses a student whose classes differ from the data (TypeError-free: SHAPE_MISMATCH)', async () => {
     await expect(distill(net(4), net(2, 3), data, { epochs: 1 })).rejects.toMatchObject({ code: 'ERR_KILN_SHAPE_MISMATCH' });
   });
