@@ -37,6 +37,11 @@ export { analyzeSensitivity } from './prune/sensitivity.js';
 export type { SensitivityOptions, SensitivityReport } from './prune/sensitivity.js';
 export type { PruneOptions, PruneResult, PruneReport } from './prune/prune.js';
 export * as pruning from './prune/index.js';
+export { distill } from './distill/distill.js';
+export type { DistillOptions, DistillResult } from './distill/distill.js';
+export type { Scheduled, ValueSchedule } from './distill/schedule.js';
+export type { TeacherSource } from './distill/teacher.js';
+export * as distillation from './distill/index.js';
 export { InferenceSession } from './runtime/session.js';
 export * as onnx from './onnx/index.js';
 

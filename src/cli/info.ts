@@ -242,7 +242,7 @@ export async function infoCommand(modelPath: string, opts: { json?: boolean }): 
   );
 }
 
-function moduleRows(model: Module, inputShape: number[]): { inputShape: number[]; rows: LayerRow[] } {
+export function moduleRows(model: Module, inputShape: number[]): { inputShape: number[]; rows: LayerRow[] } {
   const rows: LayerRow[] = [];
   let shape = [1, ...inputShape];
   const layers = model.children().length > 0 ? model.children() : [model];
@@ -263,7 +263,7 @@ function moduleRows(model: Module, inputShape: number[]): { inputShape: number[]
 // A saved Graph (an int8 one from `kiln quantize`, or any imported graph): one row per node, its
 // parameters the elements of the initializers it reads, its MACs those of the convolutions and
 // matrix products (per image: output elements times the weight's reduction size).
-function graphRows(graph: Graph): { inputShape: number[]; rows: LayerRow[] } {
+export function graphRows(graph: Graph): { inputShape: number[]; rows: LayerRow[] } {
   const shapes = inferInt8GraphShapes(graph);
   const perImage = (name: string): number[] => {
     const s = shapes.get(name)?.slice(1) ?? [];

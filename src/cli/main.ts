@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 
 import { setNumThreads } from '../system.js';
 import { benchCommand } from './bench.js';
+import { distillCommand } from './distill.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
@@ -150,6 +151,21 @@ export function buildProgram(): Command {
     .option('--out <file>', '.kiln file to write (with --shrink: .onnx writes ONNX; with --analyze: optional JSON file for the analysis)')
     .option('--json', 'print one JSON object with the results as the last line')
     .action(pruneCommand);
+
+  program
+    .command('distill')
+    .description('distil a teacher model (.kiln or .onnx, fp32 or int8) into a narrower SeedCNN on a data set (Hinton\'s loss), and write the student as a .kiln file')
+    .requiredOption('--teacher <file>', 'teacher model (.kiln or .onnx)')
+    .option('--student-width <x>', 'width multiplier of the SeedCNN student', numberOption(0, 16), 0.5)
+    .option('--epochs <n>', 'training epochs', intOption(1, 10000), 8)
+    .option('--temperature <t>', 'softmax temperature T > 0', numberOption(0, 1000), 4)
+    .option('--alpha <x>', 'weight of the teacher term, in [0, 1] (the rest is cross-entropy on the labels)', numberOption(-Number.MIN_VALUE, 1), 0.9)
+    .option('--dataset <name>', 'train on the train split and evaluate on the held-out split of: mnist | cifar10 | synthetic', 'mnist')
+    .option('--data-dir <dir>', 'folder with CIFAR-10 binary files')
+    .option('--seed <n>', 'seed of the split (default: the teacher\'s, else 1), the student\'s init and batches', intOption(0))
+    .requiredOption('--out <file>', '.kiln file to write')
+    .option('--json', 'print one JSON object with the results as the last line')
+    .action(distillCommand);
 
   program
     .command('bench')

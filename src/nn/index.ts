@@ -18,6 +18,8 @@ export type { BatchNorm2dOptions } from './layers/batch-norm2d.js';
 export { Sequential } from './layers/sequential.js';
 export { CrossEntropyLoss, crossEntropy } from './losses.js';
 export type { CrossEntropyOptions, LossResult } from './losses.js';
+export { distillationLoss } from './distillation-loss.js';
+export type { DistillationLossOptions } from './distillation-loss.js';
 export { moduleFromConfig, LAYER_TYPES } from './registry.js';
 export { setDefaultSeed, kaimingUniform, kaimingNormal, xavierUniform, xavierNormal, INIT_KINDS } from './init.js';
 export type { InitKind } from './init.js';

@@ -11,7 +11,7 @@ export type { OptimizerOptions } from './optimizers/create.js';
 export { constantLr, stepLr, cosineLr, withWarmup, scheduleFromOptions, SCHEDULE_TYPES } from './schedules.js';
 export type { LrSchedule, ScheduleOptions } from './schedules.js';
 export { Trainer, train } from './trainer.js';
-export type { TrainOptions, TrainHistory, EpochStats, BatchEndInfo, StepEndInfo, TrainCallbacks, EarlyStoppingOptions } from './trainer.js';
+export type { TrainOptions, TrainHistory, EpochStats, BatchEndInfo, StepEndInfo, TrainCallbacks, EarlyStoppingOptions, TrainLoss, LossStep } from './trainer.js';
 export { evaluate } from './evaluate.js';
 export type { EvaluateOptions, EvaluateResult } from './evaluate.js';
 export { defaultMnistRecipe } from './recipes.js';

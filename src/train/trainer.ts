@@ -3,11 +3,12 @@
  * optimizer step with a per-iteration learning rate, metrics and callbacks per batch and epoch.
  */
 import { DataLoader } from '../data/loader.js';
-import type { Dataset } from '../data/dataset.js';
+import type { Batch, Dataset } from '../data/dataset.js';
 import { ErrorCode, KilnError } from '../errors.js';
 import { checkKeys } from '../nn/layers/checks.js';
 import { CrossEntropyLoss } from '../nn/losses.js';
 import { Module } from '../nn/module.js';
+import type { Tensor } from '../tensor.js';
 import type { Parameter } from '../nn/module.js';
 import { boolean, integer, number, oneOf, optional, options as checkOptions, typeError } from '../validate.js';
 import { checkModelFits, evaluate } from './evaluate.js';
@@ -76,6 +77,23 @@ export interface TrainCallbacks {
   onEpochEnd?(stats: EpochStats): void | 'stop' | Promise<void | 'stop'>;
 }
 
+/** Where a batch sits in the fit, for a `TrainLoss` whose settings follow a schedule. */
+export interface LossStep {
+  epoch: number;
+  /** 0-based optimizer step of the whole fit. */
+  iteration: number;
+  totalSteps: number;
+}
+
+/**
+ * A replacement for the trainer's cross-entropy, for objectives that need more than the labels
+ * (distillation needs the teacher's logits for the same images: `batch.indices` and `batch.input`).
+ * The batch's arrays are only valid until `compute` settles.
+ */
+export interface TrainLoss {
+  compute(logits: Tensor<'float32'>, batch: Batch, step: LossStep): Promise<{ loss: number; grad: Tensor<'float32'> }>;
+}
+
 export interface EarlyStoppingOptions {
   /** Epochs without improvement before stopping. */
   patience: number;
@@ -103,6 +121,8 @@ export interface TrainOptions {
   dropLast?: boolean;
   /** Label smoothing of the cross-entropy target, in [0, 1) (default 0). */
   labelSmoothing?: number;
+  /** Training objective in place of cross-entropy (validation still reports cross-entropy); not with `labelSmoothing`. */
+  loss?: TrainLoss;
   /** Held-out set evaluated after every epoch. */
   validation?: Dataset;
   /** Batch size of the validation pass (default 256). */
@@ -124,7 +144,7 @@ export interface TrainHistory {
 }
 
 const OPTION_KEYS = [
-  'epochs', 'batchSize', 'optimizer', 'schedule', 'seed', 'augment', 'shuffle', 'dropLast', 'labelSmoothing',
+  'epochs', 'batchSize', 'optimizer', 'schedule', 'seed', 'augment', 'shuffle', 'dropLast', 'labelSmoothing', 'loss',
   'validation', 'validationBatchSize', 'callbacks', 'earlyStopping', 'signal',
 ] as const;
 
@@ -168,6 +188,10 @@ export class Trainer {
     for (const k of ['onStepEnd', 'onBatchEnd', 'onEpochEnd'] as const) {
       if (callbacks[k] !== undefined && typeof callbacks[k] !== 'function') throw typeError(`options.callbacks.${k}`, 'a function', callbacks[k]);
     }
+    if (opts.loss !== undefined && (opts.loss === null || typeof opts.loss !== 'object' || typeof opts.loss.compute !== 'function')) {
+      throw typeError('options.loss', 'an object with a compute(logits, batch, step) method', opts.loss);
+    }
+    if (opts.loss !== undefined && opts.labelSmoothing !== undefined) throw typeError('options.labelSmoothing', 'nothing with options.loss', opts.labelSmoothing);
     this.model = model;
     this.options = opts;
     this.optimizer = createOptimizer(opts.optimizer);
@@ -234,7 +258,9 @@ export class Trainer {
         optimizer.lr = lr;
         const n = batch.labels.length;
         const logits = await model.forward(batch.input);
-        const { loss, grad } = await this.loss.compute(logits, batch.labels);
+        const { loss, grad } = opts.loss
+          ? await opts.loss.compute(logits, batch, { epoch, iteration, totalSteps: total })
+          : await this.loss.compute(logits, batch.labels);
         if (!Number.isFinite(loss)) {
           throw new KilnError(
             ErrorCode.TRAINING_DIVERGED,

@@ -47,7 +47,7 @@ function fast(args: string[]): string[] {
     if (i >= 0) out[i + 1] = value;
     else out.push(flag, value);
   };
-  if (out[0] === 'train' || out.includes('--qat') || (out[0] === 'prune' && !out.includes('--analyze') && !out.includes('--no-finetune'))) set('--epochs', '1');
+  if (out[0] === 'train' || out[0] === 'distill' || out.includes('--qat') || (out[0] === 'prune' && !out.includes('--analyze') && !out.includes('--no-finetune'))) set('--epochs', '1');
   if (out[0] === 'bench') {
     set('--batches', '1,8');
     set('--thread-counts', '1');
@@ -85,7 +85,7 @@ describe('README', () => {
 
   it('the TypeScript examples run against the files the commands wrote', async () => {
     const ts = blocks(readme).filter((b) => b.lang === 'ts');
-    expect(ts.length).toBe(3);
+    expect(ts.length).toBe(4);
     const index = pathToFileURL(join(ROOT, 'src/index.ts')).href;
     // Each block's `import { ... } from 'kiln'` becomes a destructuring of the package; the later
     // blocks run in their own scopes (they import some names again) and see the first one's values.

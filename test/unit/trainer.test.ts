@@ -254,3 +254,30 @@ describe('evaluate()', () => {
     await expect(evaluate(identity(), { ...tiny, labels: Int32Array.of(0, 1, 2) })).rejects.toMatchObject({ code: 'ERR_KILN_INVALID_ARG', message: expect.stringMatching(/labels\[2\]/) });
   });
 });
+
+describe('Trainer options.loss', () => {
+  const base: TrainOptions = { epochs: 1, batchSize: 60, optimizer: { type: 'sgd', lr: 0.05 }, shuffle: false };
+  it('replaces cross-entropy: it gets every batch with its indices and the step, and its gradient drives the update', async () => {
+    const model = smallNet(3);
+    const steps: [number, number, number, number][] = [];
+    // Zero gradient: the weights must not move, whatever cross-entropy would have done.
+    const loss = {
+      compute: async (logits: import('../../src/tensor.js').Tensor<'float32'>, batch: import('../../src/data/dataset.js').Batch, step: { epoch: number; iteration: number; totalSteps: number }) => {
+        steps.push([step.epoch, step.iteration, step.totalSteps, batch.indices![0]]);
+        const { Tensor } = await import('../../src/tensor.js');
+        return { loss: 0.5, grad: new Tensor('float32', new Float32Array(logits.data.length), logits.dims.slice()) };
+      },
+    };
+    const before = model.parameters().flatMap((p) => Array.from(p.value.data));
+    const history = await train(model, data, { ...base, epochs: 2, loss });
+    expect(steps).toEqual([[0, 0, 8, 0], [0, 1, 8, 60], [0, 2, 8, 120], [0, 3, 8, 180], [1, 4, 8, 0], [1, 5, 8, 60], [1, 6, 8, 120], [1, 7, 8, 180]]);
+    expect(history.epochs[0].trainLoss).toBe(0.5);
+    expect(model.parameters().flatMap((p) => Array.from(p.value.data))).toEqual(before);
+  });
+
+  it('refuses a loss without compute, and a loss with labelSmoothing', () => {
+    expect(() => new Trainer(smallNet(), { ...base, loss: {} as never })).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_KILN_INVALID_ARG', message: expect.stringContaining('options.loss') }));
+    const loss = { compute: () => Promise.reject(new Error('unused')) };
+    expect(() => new Trainer(smallNet(), { ...base, loss, labelSmoothing: 0.1 })).toThrow(expect.objectContaining({ code: 'ERR_KILN_INVALID_ARG', message: expect.stringContaining('options.labelSmoothing') }));
+  });
+});
