@@ -25,22 +25,11 @@ import { save } from '../runtime/model-io.js';
 import { checkOutputFile } from '../util/files.js';
 import { rangeError, typeError } from '../validate.js';
 import { readModelSource } from './model-source.js';
+import type { PruneCommandOptions } from './prune.js';
 import { Output, percent } from './output.js';
 
 /** The options of `kiln prune` that --shrink reads. */
-export interface ShrinkCommandOptions {
-  sparsity?: string;
-  method: string;
-  pattern?: string;
-  layers?: string;
-  sparsityFrom?: string;
-  shrink?: boolean;
-  /** false with --no-finetune. */
-  finetune?: boolean;
-  roundTo?: string;
-  out?: string;
-  json?: boolean;
-}
+export type ShrinkCommandOptions = Pick<PruneCommandOptions, 'sparsity' | 'method' | 'pattern' | 'layers' | 'sparsityFrom' | 'shrink' | 'finetune' | 'roundTo' | 'out' | 'json'>;
 
 /**
  * Checks the shrink options against each other before any work; returns the --round-to value

@@ -4,17 +4,11 @@
 #include <stdexcept>
 
 #include "common/dispatch.h"
-#include "common/threads.h"
 #include "kiln/thread-pool.h"
 #include "sparse/sparse-nm-ukernel.h"
 #include "sparse/spmm-split.h"
 
 namespace kiln {
-
-namespace {
-// Below this many multiply-adds a call stays on the calling thread (as sparse.cc).
-constexpr size_t kParallelMinWork = size_t{1} << 17;
-}  // namespace
 
 void spmm_nm_f32(const F32NmSpmmKernels& kern, const PackedNmF32& w, size_t n, const float* x, size_t ldx,
                  float* y, size_t ldy, const float* bias, bool relu, size_t max_threads) {
@@ -40,7 +34,7 @@ void spmm_nm_f32(const F32NmSpmmKernels& kern, const PackedNmF32& w, size_t n, c
   const F32NmSpmmFn fn = w.m() == 8 ? kern.m8[w.n()] : kern.m4[w.n()];
 
   const size_t work = (w.stored_values() + rows) * n;
-  const size_t threads = work < kParallelMinWork ? 1 : resolve_threads(max_threads);
+  const size_t threads = spmm_detail::spmm_threads(work, max_threads);
   spmm_detail::split_columns_and_rows(n, rows, kern.pixel_tile, threads, [&](size_t j0, size_t j1, size_t r0, size_t r1) {
     F32NmSpmmArgs t = a;
     t.r_begin = r0;

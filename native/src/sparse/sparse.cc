@@ -4,17 +4,11 @@
 #include <stdexcept>
 
 #include "common/dispatch.h"
-#include "common/threads.h"
 #include "kiln/thread-pool.h"
 #include "sparse/sparse-ukernel.h"
 #include "sparse/spmm-split.h"
 
 namespace kiln {
-
-namespace {
-// Below this many multiply-adds a call stays on the calling thread.
-constexpr size_t kParallelMinWork = size_t{1} << 17;
-}  // namespace
 
 void spmm_f32(const F32SpmmKernels& kern, const PackedSparseF32& w, size_t n, const float* x, size_t ldx,
               float* y, size_t ldy, const float* bias, bool relu, size_t max_threads) {
@@ -38,7 +32,7 @@ void spmm_f32(const F32SpmmKernels& kern, const PackedSparseF32& w, size_t n, co
   const F32SpmmFn fn = kern.kernel[static_cast<int>(w.pattern())];
 
   const size_t work = (w.stored_values() + m) * n;
-  const size_t threads = work < kParallelMinWork ? 1 : resolve_threads(max_threads);
+  const size_t threads = spmm_detail::spmm_threads(work, max_threads);
   spmm_detail::split_columns_and_rows(n, w.block_rows(), kern.pixel_tile, threads, [&](size_t j0, size_t j1, size_t r0, size_t r1) {
     F32SpmmArgs t = a;
     t.rb_begin = r0;

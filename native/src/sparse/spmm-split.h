@@ -6,10 +6,18 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "common/threads.h"
 #include "kiln/thread-pool.h"
 
 namespace kiln {
 namespace spmm_detail {
+
+// Threads for a product of `work` multiply-adds: below kParallelMinWork it stays on the calling
+// thread (the pool's hand-off would cost more than it saves).
+constexpr size_t kParallelMinWork = size_t{1} << 17;
+inline size_t spmm_threads(size_t work, size_t max_threads) {
+  return work < kParallelMinWork ? 1 : resolve_threads(max_threads);
+}
 
 // Calls run(j0, j1, r0, r1) over columns [0, n) in whole tiles of `tile` columns and rows [0, rows),
 // on up to `threads` threads (threads <= 1: one call on this thread).

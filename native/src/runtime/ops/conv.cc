@@ -23,7 +23,6 @@
 // metadata saves. detail() says which ran ("sparse unstructured 90%", "sparse 2:4 50%" or "dense,
 // 90% zeros"; the geometry alone tells the direct kernel from im2col + SpMM).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <memory>
 #include <sstream>
@@ -41,6 +40,7 @@
 #include "runtime/activation.h"
 #include "runtime/ops/conv-attrs.h"
 #include "runtime/ops/pool2d.h"
+#include "runtime/ops/sparse-mode.h"
 #include "runtime/ops/ops.h"
 #include "runtime/parallel.h"
 #include "runtime/sparse-choice.h"
@@ -60,7 +60,6 @@ size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 constexpr size_t kNoWinograd = 0;
 constexpr size_t kWinogradByCost = 1;
 
-enum class SparseMode { kNever, kAlways, kAuto };
 // Sparse kernels are considered only from this fraction of zero weights up (below it no packing,
 // no timing). native/bench/sparse-bench.cc on SeedCNN's conv2 (Zen 5, one thread, pool fused):
 // unstructured zeros break even with the dense direct kernel near 65%, and with Winograd near
@@ -69,10 +68,8 @@ enum class SparseMode { kNever, kAlways, kAuto };
 // plans without Winograd gain 3-50% at 30-50% zeros, but the documented contract (README, session
 // options, docs/architecture.md) is "at least half zeros", so it stays at 0.5 for now.
 constexpr double kSparseFloor = 0.5;
-// 'auto': synthetic images per timed run, and the time budget per layer.
+// 'auto': synthetic images per timed run (the time budget per layer: runtime/sparse-choice.h).
 constexpr size_t kSparseProbeImages = 4;
-constexpr double kSparseProbeBudgetSeconds = 0.02;
-constexpr int kSparseProbeMaxReps = 7;
 // Layers of more multiply-adds per image than this / kSparseProbeImages are probed on one image.
 constexpr size_t kSparseProbeMaxMacs = size_t{32} << 20;
 
@@ -197,43 +194,23 @@ class ConvStep : public PlanStep {
     return s.str();
   }
 
-  // Times run_with dense and sparse, alternately, on kSparseProbeImages images (one for a large
-  // layer), one thread: one warm-up run each, then the best of up to kSparseProbeMaxReps runs each
-  // within about kSparseProbeBudgetSeconds (at least one: a very large layer may take longer).
+  // Times run_with dense and sparse (runtime/sparse-choice.h) on kSparseProbeImages synthetic
+  // images, one for a large layer, one thread.
   bool sparse_is_faster() {
     const Conv2dGeometry& g = conv_.geometry();
     // A few images for small layers; one for large ones (the probe must stay short).
     const size_t macs = g.out_channels * g.out_plane() * g.patch();
     const size_t images = macs * kSparseProbeImages <= kSparseProbeMaxMacs ? kSparseProbeImages : 1;
     std::vector<float> x(images * g.in_channels * g.in_plane());
-    uint32_t state = 0x9e3779b9u;
-    for (float& v : x) {
-      state = state * 1664525u + 1013904223u;
-      v = static_cast<float>(state >> 8) / 8388608.0f - 1.0f;  // [-1, 1)
-    }
+    fill_probe(x.data(), x.size());
     const size_t out_image = g.out_channels * (fused_pool_ ? pool_.out_plane() : g.out_plane());
     std::vector<float> y(images * out_image);
     std::vector<float> scratch(scratch_floats(images, 1) + 16);
     const float* in[1] = {x.data()};
     float* out[1] = {y.data()};
     const StepBuffers io{in, out};
-    using Clock = std::chrono::steady_clock;
-    auto time_one = [&](bool sparse) {
-      const auto t0 = Clock::now();
-      run_with(io, images, scratch.data(), 1, sparse);
-      return std::chrono::duration<double>(Clock::now() - t0).count();
-    };
-    time_one(false);  // warm caches and pages
-    time_one(true);
-    double dense = time_one(false), sparse = time_one(true);
-    const double pair = dense + sparse;
-    const int reps = pair <= 0 ? kSparseProbeMaxReps
-                               : static_cast<int>(std::min<double>(kSparseProbeMaxReps, kSparseProbeBudgetSeconds / pair));
-    for (int r = 1; r < reps; ++r) {
-      dense = std::min(dense, time_one(false));
-      sparse = std::min(sparse, time_one(true));
-    }
-    return sparse < dense;
+    return runtime::sparse_is_faster([&] { run_with(io, images, scratch.data(), 1, false); },
+                                     [&] { run_with(io, images, scratch.data(), 1, true); });
   }
 
   void run_with(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads, bool sparse) const {
@@ -439,10 +416,7 @@ std::unique_ptr<PlanStep> make_conv(const StepContext& ctx) {
   const int64_t tile = ctx.integer_or("winograd_tile", 0, 4, 0);
   if (tile != 0 && tile != 2 && tile != 4) ctx.fail("attrs.winograd_tile", "0 (by cost), 2 or 4", std::to_string(tile));
   const size_t winograd_tile = !winograd ? kNoWinograd : tile == 0 ? kWinogradByCost : static_cast<size_t>(tile);
-  const std::string sparse_text = ctx.choice_or("sparse", {"never", "always", "auto"}, "never");
-  const SparseMode sparse = sparse_text == "always" ? SparseMode::kAlways
-                            : sparse_text == "auto" ? SparseMode::kAuto
-                                                    : SparseMode::kNever;
+  const SparseMode sparse = parse_sparse_mode(ctx);
   if (pool_op == "None") {
     ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});
     return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), nullptr, winograd_tile, sparse);

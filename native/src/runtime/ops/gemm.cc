@@ -8,7 +8,6 @@
 // it won at 1, at larger batches only when it won at kProbeBatch (a single row gives the sparse
 // kernels one lane: SeedCNN's fc1 at 90% zeros is slower sparse at batch 1, faster at 16).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <memory>
 #include <sstream>
@@ -21,6 +20,7 @@
 #include "kiln/sparse.h"
 #include "runtime/activation.h"
 #include "runtime/ops/ops.h"
+#include "runtime/ops/sparse-mode.h"
 #include "runtime/parallel.h"
 #include "runtime/sparse-choice.h"
 
@@ -31,8 +31,6 @@ namespace {
 constexpr double kSparseFloor = 0.5;
 constexpr size_t kProbeBatch = 16;
 constexpr size_t kSmallBatch = 4;
-constexpr double kProbeBudgetSeconds = 0.02;
-constexpr int kProbeMaxReps = 7;
 
 class GemmStep : public PlanStep {
  public:
@@ -87,27 +85,9 @@ class GemmStep : public PlanStep {
   bool sparse_is_faster(size_t batch) const {
     const size_t k = packed_.depth(), n = packed_.cols();
     std::vector<float> x(batch * k), y(batch * n), scratch(batch * (k + n));
-    uint32_t state = 0x9e3779b9u;
-    for (float& v : x) {
-      state = state * 1664525u + 1013904223u;
-      v = static_cast<float>(state >> 8) / 8388608.0f - 1.0f;
-    }
-    using Clock = std::chrono::steady_clock;
-    auto time_one = [&](bool sparse) {
-      const auto t0 = Clock::now();
-      run_with(x.data(), y.data(), batch, scratch.data(), 1, sparse);
-      return std::chrono::duration<double>(Clock::now() - t0).count();
-    };
-    time_one(false);
-    time_one(true);
-    double dense = time_one(false), sparse = time_one(true);
-    const double pair = dense + sparse;
-    const int reps = pair <= 0 ? kProbeMaxReps : static_cast<int>(std::min<double>(kProbeMaxReps, kProbeBudgetSeconds / pair));
-    for (int r = 1; r < reps; ++r) {
-      dense = std::min(dense, time_one(false));
-      sparse = std::min(sparse, time_one(true));
-    }
-    return sparse < dense;
+    fill_probe(x.data(), x.size());
+    return runtime::sparse_is_faster([&] { run_with(x.data(), y.data(), batch, scratch.data(), 1, false); },
+                                     [&] { run_with(x.data(), y.data(), batch, scratch.data(), 1, true); });
   }
 
   // Y^T = B^T * X^T (batch columns) on whichever sparse form was packed.
@@ -217,7 +197,7 @@ std::unique_ptr<PlanStep> make_gemm(const StepContext& ctx) {
       for (size_t j = 0; j < n; ++j) bias[j] = static_cast<float>(beta * c->data[len == 1 ? 0 : j]);
     }
   }
-  const std::string sparse_text = ctx.choice_or("sparse", {"never", "always", "auto"}, "never");
+  const SparseMode sparse = parse_sparse_mode(ctx);
   std::vector<float> scaled;
   const float* w = b.data;
   if (alpha != 1.0) {
@@ -228,7 +208,7 @@ std::unique_ptr<PlanStep> make_gemm(const StepContext& ctx) {
   PackedB packed(trans_b, k, n, w, trans_b ? k : n);
   // The sparse variant reads the weight as N x K.
   std::vector<float> wt;
-  if (sparse_text != "never" && k > 0 && n > 0) {
+  if (sparse != SparseMode::kNever && k > 0 && n > 0) {
     if (trans_b) {
       wt.assign(w, w + n * k);
     } else {
@@ -239,7 +219,7 @@ std::unique_ptr<PlanStep> make_gemm(const StepContext& ctx) {
     }
   }
   return std::make_unique<GemmStep>(std::move(packed), std::move(bias), Activation::parse(ctx), wt.empty() ? nullptr : wt.data(),
-                                    sparse_text == "auto");
+                                    sparse == SparseMode::kAuto);
 }
 
 }  // namespace runtime

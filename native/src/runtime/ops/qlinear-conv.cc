@@ -21,6 +21,7 @@
 #include "runtime/ops/pool-u8.h"
 #include "runtime/ops/quant-attrs.h"
 #include "runtime/ops/s8-sparse-choice.h"
+#include "runtime/ops/sparse-mode.h"
 #include "runtime/parallel.h"
 #include "runtime/sparse-choice.h"
 #include "s8-conv/s8-small-conv.h"
@@ -130,7 +131,7 @@ Pool2d crop_pool(const Pool2d& pool, size_t rows) {
 class QLinearConvStep : public PlanStep {
  public:
   QLinearConvStep(const Conv2dGeometry& g, const int8_t* w, const int32_t* bias, const S8ConvQuant& q,
-                  bool float_output, bool relu, const Pool2d* pool, s8_sparse_choice::Mode sparse_mode)
+                  bool float_output, bool relu, const Pool2d* pool, SparseMode sparse_mode)
       : conv_(make_plan(crop_for_pool(g, pool), w, bias, q, float_output, &paired_)), logical_(g), relu_(relu),
         fused_pool_(pool != nullptr) {
     if (pool) {
@@ -146,7 +147,7 @@ class QLinearConvStep : public PlanStep {
         small_ = std::make_unique<S8SmallConvPool>(g, w, bias, q);
       }
     }
-    if (sparse_mode != s8_sparse_choice::Mode::kNever) choose_sparse(g, w, bias, q, float_output, pool, sparse_mode);
+    if (sparse_mode != SparseMode::kNever) choose_sparse(g, w, bias, q, float_output, pool, sparse_mode);
   }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t threads) const override {
@@ -157,7 +158,7 @@ class QLinearConvStep : public PlanStep {
   // Packs the weights into 1x4 blocks when they are sparse enough and the step fits the sparse
   // kernel, then keeps them ('always') or the faster path on synthetic images ('auto').
   void choose_sparse(const Conv2dGeometry& g, const int8_t* w, const int32_t* bias, const S8ConvQuant& q,
-                     bool float_output, const Pool2d* pool, s8_sparse_choice::Mode mode) {
+                     bool float_output, const Pool2d* pool, SparseMode mode) {
     if (float_output) return;  // the float-output variant stays dense
     bool pool2x2 = false;
     if (pool) {
@@ -173,7 +174,7 @@ class QLinearConvStep : public PlanStep {
     if (zero_fraction_ < s8_sparse_choice::kFloor) return;
     considered_ = true;
     sparse_ = std::make_unique<const S8SparseConv>(g, w, bias, q, pool2x2);
-    if (mode == s8_sparse_choice::Mode::kAuto) {
+    if (mode == SparseMode::kAuto) {
       // Remembered per process (runtime/sparse-choice.h), keyed by what the timing depends on.
       uint64_t hash = hash_bytes(w, g.weight_size());
       if (bias) hash = hash_bytes(bias, g.out_channels * sizeof(int32_t), hash);
@@ -192,12 +193,12 @@ class QLinearConvStep : public PlanStep {
     const Conv2dGeometry& g = logical_;
     const size_t out_image = g.out_channels * sparse_->pooled_height() * sparse_->pooled_width();
     std::vector<uint8_t> x(kProbeImages * g.in_channels * g.in_plane()), y(kProbeImages * out_image);
-    s8_sparse_choice::fill_probe(x.data(), x.size());
+    fill_probe(x.data(), x.size());
     std::vector<float> scratch(scratch_floats(kProbeImages, 1) + 16);
     const float* in[1] = {reinterpret_cast<const float*>(x.data())};
     float* out[1] = {reinterpret_cast<float*>(y.data())};
     const StepBuffers io{in, out};
-    return s8_sparse_choice::sparse_is_faster([&] { run_with(io, kProbeImages, scratch.data(), 1, false); },
+    return sparse_is_faster([&] { run_with(io, kProbeImages, scratch.data(), 1, false); },
                                               [&] { run_with(io, kProbeImages, scratch.data(), 1, true); });
   }
 
@@ -376,7 +377,7 @@ std::unique_ptr<PlanStep> make_qlinear_conv(const StepContext& ctx) {
   q.w_scale = ws->data;
   q.w_scale_count = ws->length;
   const bool relu = ctx.integer_or("relu", 0, 1, 0) == 1;
-  const s8_sparse_choice::Mode sparse_mode = s8_sparse_choice::parse(ctx);
+  const SparseMode sparse_mode = parse_sparse_mode(ctx);
   if (!float_output) {
     q.y_scale = scale_attr(ctx, "y_scale");
     q.y_zero_point = zero_point_attr(ctx, "y_zero_point");

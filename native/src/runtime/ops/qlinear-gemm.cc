@@ -24,6 +24,7 @@
 #include "runtime/ops/ops.h"
 #include "runtime/ops/quant-attrs.h"
 #include "runtime/ops/s8-sparse-choice.h"
+#include "runtime/ops/sparse-mode.h"
 #include "runtime/sparse-choice.h"
 
 namespace kiln {
@@ -56,7 +57,7 @@ GemmWeights read_weights(const StepContext& ctx, size_t k) {
 class QLinearGemmStep : public PlanStep {
  public:
   QLinearGemmStep(const GemmWeights& gw, const int32_t* bias, float a_scale, uint8_t a_zp, bool float_output,
-                  float y_scale, uint8_t y_zp, bool relu, s8_sparse_choice::Mode sparse_mode)
+                  float y_scale, uint8_t y_zp, bool relu, SparseMode sparse_mode)
       : packed_(gw.trans, gw.k, gw.n, gw.w, gw.trans ? gw.k : gw.n), a_zp_(a_zp), float_output_(float_output), relu_(relu) {
     if (bias) bias_.assign(bias, bias + gw.n);
     scale_.resize(gw.n);
@@ -69,7 +70,7 @@ class QLinearGemmStep : public PlanStep {
     rq_.min = relu ? y_zp : 0;
     rq_.max = 255;
     dq_.scale = scale_.data();
-    if (sparse_mode != s8_sparse_choice::Mode::kNever) choose_sparse(gw, bias, sparse_mode);
+    if (sparse_mode != SparseMode::kNever) choose_sparse(gw, bias, sparse_mode);
   }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t threads) const override {
@@ -80,7 +81,7 @@ class QLinearGemmStep : public PlanStep {
   }
 
  private:
-  void choose_sparse(const GemmWeights& gw, const int32_t* bias, s8_sparse_choice::Mode mode) {
+  void choose_sparse(const GemmWeights& gw, const int32_t* bias, SparseMode mode) {
     if (gw.k > S8SparseGemm::kMaxDepth) return;  // the dense path takes any K
     zero_fraction_ = s8_sparse_choice::zero_fraction(gw.w, gw.k * gw.n);
     if (zero_fraction_ < s8_sparse_choice::kFloor) return;
@@ -88,7 +89,7 @@ class QLinearGemmStep : public PlanStep {
     sparse_ = std::make_unique<const S8SparseGemm>(gw.k, gw.n, gw.w, gw.trans, bias, scale_.data(), a_zp_, float_output_,
                                                    rq_.zero_point, rq_.min, rq_.max);
     sparse_gather_ = sparse_lanes_ = true;
-    if (mode == s8_sparse_choice::Mode::kAuto) {
+    if (mode == SparseMode::kAuto) {
       // Remembered per process (runtime/sparse-choice.h), keyed by what the timing depends on.
       uint64_t hash = hash_bytes(gw.w, gw.k * gw.n);
       if (bias) hash = hash_bytes(bias, gw.n * sizeof(int32_t), hash);
@@ -109,12 +110,12 @@ class QLinearGemmStep : public PlanStep {
     const size_t k = packed_.depth(), n = packed_.cols();
     std::vector<uint8_t> x(batch * k);
     std::vector<float> y(batch * n);  // room for either output type
-    s8_sparse_choice::fill_probe(x.data(), x.size());
+    fill_probe(x.data(), x.size());
     std::vector<float> scratch(scratch_floats(batch, 1) + 16);
     const float* in[1] = {reinterpret_cast<const float*>(x.data())};
     float* out[1] = {y.data()};
     const StepBuffers io{in, out};
-    return s8_sparse_choice::sparse_is_faster([&] { run_with(io, batch, scratch.data(), 1, false); },
+    return sparse_is_faster([&] { run_with(io, batch, scratch.data(), 1, false); },
                                               [&] { run_with(io, batch, scratch.data(), 1, true); });
   }
 
@@ -260,7 +261,7 @@ std::unique_ptr<PlanStep> make_qlinear_gemm(const StepContext& ctx) {
   const bool relu = ctx.integer_or("relu", 0, 1, 0) == 1;
   const float y_scale = float_output ? 1.0f : scale_attr(ctx, "y_scale");
   const uint8_t y_zp = float_output ? 0 : zero_point_attr(ctx, "y_zero_point");
-  const s8_sparse_choice::Mode sparse_mode = s8_sparse_choice::parse(ctx);
+  const SparseMode sparse_mode = parse_sparse_mode(ctx);
   return std::make_unique<QLinearGemmStep>(gw, b ? static_cast<const int32_t*>(b->raw) : nullptr, a_scale, a_zp, float_output, y_scale,
                                            y_zp, relu, sparse_mode);
 }
