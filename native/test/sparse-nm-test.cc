@@ -160,27 +160,7 @@ void test_case(const kiln::DispatchTable& t, size_t n_keep, size_t m, size_t row
   y.fill(kSentinel);
   const float* b = bias_on ? bias.data() : nullptr;
   kiln::spmm_nm_f32(t.f32_nm_spmm, packed, n, x.data(), ldx, y.data(), ldy, b, relu, threads);
-  bool ok = true, sentinel = true;
-  for (size_t i = 0; i < rows; ++i) {
-    for (size_t j = 0; j < ldy; ++j) {
-      const float got = y[i * ldy + j];
-      if (j >= n) {
-        sentinel &= got == kSentinel;
-        continue;
-      }
-      double sum = 0.0, mag = 0.0;
-      for (size_t q = 0; q < k; ++q) {
-        sum += static_cast<double>(w[i * k + q]) * x[q * ldx + j];
-        mag += std::fabs(static_cast<double>(w[i * k + q]) * x[q * ldx + j]);
-      }
-      if (b) {
-        sum += b[i];
-        mag += std::fabs(b[i]);
-      }
-      if (relu && sum < 0.0) sum = 0.0;
-      if (!(std::fabs(got - sum) <= 1e-5 * mag + 1e-30)) ok = false;
-    }
-  }
+  const auto [ok, sentinel] = kiln_test::check_dense_product(w.data(), rows, k, x.data(), ldx, y.data(), ldy, n, b, relu, kSentinel);
   check(ok, what + " equals the dense product");
   check(sentinel, what + " leaves the row gaps alone");
 }

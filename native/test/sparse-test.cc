@@ -64,27 +64,7 @@ void test_case(const kiln::DispatchTable& t, SparsePattern p, size_t m, size_t k
   y.fill(kSentinel);
   const float* b = bias_on ? bias.data() : nullptr;
   kiln::spmm_f32(t.f32_spmm, packed, n, x.data(), ldx, y.data(), ldy, b, relu, threads);
-  bool ok = true, sentinel = true;
-  for (size_t i = 0; i < m; ++i) {
-    for (size_t j = 0; j < ldy; ++j) {
-      const float got = y[i * ldy + j];
-      if (j >= n) {
-        sentinel &= got == kSentinel;
-        continue;
-      }
-      double sum = 0.0, mag = 0.0;
-      for (size_t p2 = 0; p2 < k; ++p2) {
-        sum += static_cast<double>(w[i * k + p2]) * x[p2 * ldx + j];
-        mag += std::fabs(static_cast<double>(w[i * k + p2]) * x[p2 * ldx + j]);
-      }
-      if (b) {
-        sum += b[i];
-        mag += std::fabs(b[i]);
-      }
-      if (relu && sum < 0.0) sum = 0.0;
-      if (!(std::fabs(got - sum) <= 1e-5 * mag + 1e-30)) ok = false;
-    }
-  }
+  const auto [ok, sentinel] = kiln_test::check_dense_product(w.data(), m, k, x.data(), ldx, y.data(), ldy, n, b, relu, kSentinel);
   check(ok, name(t, p, m, k, n, s, "equals the dense product"));
   check(sentinel, name(t, p, m, k, n, s, "leaves the row gaps alone"));
 }

@@ -1,8 +1,10 @@
-// Helpers the native test programs share: a seeded RNG and a page-guarded buffer.
+// Helpers the native test programs share: a seeded RNG, a page-guarded buffer, and the float64
+// oracle of the sparse products.
 #pragma once
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -65,5 +67,39 @@ class Guarded {
   char* base_;
   T* data_;
 };
+
+// What a sparse product Y = W x X (+ bias, ReLU) wrote, against the float64 dense product of the
+// same weights: every Y(i, j), j < n, within 1e-5 of the sum of its terms' magnitudes (the kernels
+// sum in another order), and every Y(i, j), n <= j < ldy, still `sentinel`.
+struct DenseProductCheck {
+  bool equal = true;
+  bool gaps_untouched = true;
+};
+inline DenseProductCheck check_dense_product(const float* w, size_t rows, size_t k, const float* x, size_t ldx,
+                                             const float* y, size_t ldy, size_t n, const float* bias, bool relu,
+                                             float sentinel) {
+  DenseProductCheck r;
+  for (size_t i = 0; i < rows; ++i) {
+    for (size_t j = 0; j < ldy; ++j) {
+      const float got = y[i * ldy + j];
+      if (j >= n) {
+        r.gaps_untouched &= got == sentinel;
+        continue;
+      }
+      double sum = 0.0, mag = 0.0;
+      for (size_t q = 0; q < k; ++q) {
+        sum += static_cast<double>(w[i * k + q]) * x[q * ldx + j];
+        mag += std::fabs(static_cast<double>(w[i * k + q]) * x[q * ldx + j]);
+      }
+      if (bias) {
+        sum += bias[i];
+        mag += std::fabs(bias[i]);
+      }
+      if (relu && sum < 0.0) sum = 0.0;
+      if (!(std::fabs(got - sum) <= 1e-5 * mag + 1e-30)) r.equal = false;
+    }
+  }
+  return r;
+}
 
 }  // namespace kiln_test
