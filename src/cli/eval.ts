@@ -1,7 +1,6 @@
 /** `kiln eval`: accuracy of a saved model on a data set's held-out split, run on the inference runtime. */
+import { sessionCorrect } from '../runtime/accuracy.js';
 import { InferenceSession } from '../runtime/session.js';
-import { Tensor } from '../tensor.js';
-import { countCorrect } from '../train/metrics.js';
 import { loadDatasets, splitSeed } from './datasets.js';
 import { readModelSource } from './model-source.js';
 import { Output, percent } from './output.js';
@@ -25,18 +24,8 @@ export async function evalCommand(modelPath: string, opts: EvalCommandOptions): 
     source.kind === 'kiln' ? { inputShape: source.inputShape } : undefined,
   );
   try {
-    const [c, h, w] = test.imageShape;
-    const per = c * h * w;
-    const inputName = session.inputNames[0];
-    const outputName = session.outputNames[0];
-    let correct = 0;
     const started = performance.now();
-    for (let start = 0; start < test.length; start += opts.batchSize) {
-      const n = Math.min(opts.batchSize, test.length - start);
-      const input = new Tensor('float32', test.images.subarray(start * per, (start + n) * per), [n, c, h, w]);
-      const logits = (await session.run({ [inputName]: input }))[outputName];
-      correct += countCorrect(logits.data as Float32Array, test.labels.subarray(start, start + n), n, logits.dims[1]);
-    }
+    const correct = await sessionCorrect(session, test, opts.batchSize);
     const seconds = (performance.now() - started) / 1000;
     const accuracy = correct / test.length;
     out.result(

@@ -6,6 +6,7 @@
 import { stat } from 'node:fs/promises';
 
 import { ErrorCode, KilnError } from '../errors.js';
+import { imageBatches } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Graph } from '../graph/ir.js';
 import type { Module } from '../nn/module.js';
@@ -16,7 +17,6 @@ import { quantizeAwareTrain } from '../quant/qat.js';
 import { runInt8Reference } from '../quant/reference.js';
 import { graphFromAnyKilnFile, save } from '../runtime/model-io.js';
 import { InferenceSession } from '../runtime/session.js';
-import { Tensor } from '../tensor.js';
 import { countCorrect } from '../train/metrics.js';
 import { oneOf, rangeError, typeError } from '../validate.js';
 import { checkOutputFile } from '../util/files.js';
@@ -70,8 +70,6 @@ interface Accuracy {
 }
 
 async function accuracyOf(graph: Graph, test: Dataset, limit: number | undefined, allowReference: boolean): Promise<Accuracy> {
-  const [c, h, w] = test.imageShape;
-  const per = c * h * w;
   const inputName = graph.inputs[0].name;
   const outputName = graph.outputs[0].name;
   let session: InferenceSession | undefined;
@@ -84,11 +82,9 @@ async function accuracyOf(graph: Graph, test: Dataset, limit: number | undefined
   const batch = session ? 256 : 16;
   let correct = 0;
   try {
-    for (let start = 0; start < images; start += batch) {
-      const n = Math.min(batch, images - start);
-      const input = new Tensor('float32', test.images.subarray(start * per, (start + n) * per), [n, c, h, w]);
+    for (const { n, images: input, labels } of imageBatches(test, batch, images)) {
       const logits = session ? (await session.run({ [inputName]: input }))[outputName] : runInt8Reference(graph, { [inputName]: input })[outputName];
-      correct += countCorrect(logits.data as Float32Array, test.labels.subarray(start, start + n), n, logits.dims[1]);
+      correct += countCorrect(logits.data as Float32Array, labels, n, logits.dims[1]);
       if (!session) await new Promise((resolve) => setImmediate(resolve));
     }
   } finally {

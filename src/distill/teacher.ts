@@ -3,6 +3,7 @@
  * Graph, .kiln/.onnx path or bytes, or a session), its logits per batch or cached for a data set.
  * Every forward goes through `session.run`, which leaves the event loop for real work.
  */
+import { imageBatches } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import { ErrorCode, KilnError } from '../errors.js';
 import { Module } from '../nn/module.js';
@@ -87,14 +88,8 @@ export class Teacher {
 
   /** Logits for every image of `data`, in order, in chunks of 256 images. */
   async logitsOf(data: Dataset): Promise<Float32Array> {
-    const [c, h, w] = data.imageShape;
-    const size = c * h * w;
     const all = new Float32Array(data.length * this.numClasses);
-    for (let start = 0; start < data.length; start += CHUNK) {
-      const n = Math.min(CHUNK, data.length - start);
-      const images = data.images.slice(start * size, (start + n) * size);
-      all.set(await this.logits(new Tensor('float32', images, [n, c, h, w])), start * this.numClasses);
-    }
+    for (const { start, images } of imageBatches(data, CHUNK)) all.set(await this.logits(images), start * this.numClasses);
     return all;
   }
 
