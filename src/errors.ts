@@ -33,6 +33,8 @@ export const ErrorCode = {
   PERMISSION: 'ERR_KILN_PERMISSION',
   /** Structured shrinking cannot remove the requested channels (the message names the node and why). */
   CANNOT_SHRINK: 'ERR_KILN_CANNOT_SHRINK',
+  /** A compression recipe is not valid JSON, breaks its schema, or orders its stages so they cannot work (the message names the stage and field). */
+  INVALID_RECIPE: 'ERR_KILN_INVALID_RECIPE',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

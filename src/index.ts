@@ -42,6 +42,13 @@ export type { DistillOptions, DistillResult } from './distill/distill.js';
 export type { Scheduled, ValueSchedule } from './distill/schedule.js';
 export type { TeacherSource } from './distill/teacher.js';
 export * as distillation from './distill/index.js';
+export { compress } from './compress/compress.js';
+export type { CompressOptions, CompressResult } from './compress/compress.js';
+export type { CompressProgress } from './compress/progress.js';
+export { parseRecipe, readRecipe, RECIPE_DEFAULTS } from './compress/recipe.js';
+export type { Recipe, Stage, DistillStage, PruneStage, FineTuneStage, QuantizeStage, PackStage, MeasureSettings } from './compress/recipe.js';
+export { RECIPE_SCHEMA } from './compress/recipe-schema.js';
+export type { RunRecord, StageRecord, AttemptRecord, LayerRecord, LatencyCell, CurvePoint, SensitivityRecord, StageKind } from './compress/record.js';
 export { InferenceSession } from './runtime/session.js';
 export * as onnx from './onnx/index.js';
 

@@ -13,10 +13,11 @@ import type { Module } from '../nn/module.js';
 import { kilnStoredBytes, type KilnFile } from '../runtime/kiln-file.js';
 import { sparsityOf } from '../sparse-tensor.js';
 import { toGraph } from '../graph/from-module.js';
+import { outputMajor, weightedNodes } from '../graph/weights.js';
 import { detectPattern, type DetectedPattern } from '../prune/detect.js';
 import { InferenceSession } from '../runtime/session.js';
+import { kernelOf, stepTexts } from '../runtime/step-kernels.js';
 import { toSparse, type SparseFormat } from '../sparse-tensor.js';
-import type { Tensor } from '../tensor.js';
 import { readModelSource, type ModelSource } from './model-source.js';
 import { Output } from './output.js';
 
@@ -94,27 +95,7 @@ export interface WeightRow {
   step: string | null;
 }
 
-const WEIGHT_OPS = new Set(['Conv', 'Gemm', 'MatMul', 'QLinearConv', 'QLinearGemm', 'DynamicQGemm', 'ConvInteger', 'MatMulInteger']);
 const PACKED_FORMAT: Partial<Record<DetectedPattern, SparseFormat>> = { block8x1: 'bcsr-8x1', block4x1: 'bcsr-4x1', block1x4: 'bcsr-1x4' };
-
-/** The kernel a step text names: its "sparse ..." part, else dense (int8 for quantized ops). */
-function kernelOf(op: string, step: string): string {
-  const sparse = /\bsparse (.+)$/.exec(step);
-  if (sparse) return `sparse ${sparse[1]}`;
-  return /^(Q|Dynamic|.*Integer$)/.test(op) ? 'int8 dense' : 'dense';
-}
-
-/** `weight` as [outputs, reduction] row-major: a Gemm without transB and a MatMul store [reduction, outputs]. */
-function outputMajor(node: { op: string; attrs: Record<string, unknown> }, weight: Tensor): { data: ArrayLike<number>; outputs: number; reduction: number } {
-  const [first, ...rest] = weight.dims;
-  const size = rest.reduce((a, b) => a * b, 1);
-  const stored = weight.data as ArrayLike<number>;
-  const transposed = (node.op === 'Gemm' && Number(node.attrs.transB ?? 0) === 0) || node.op === 'MatMul' || node.op === 'MatMulInteger';
-  if (!transposed || weight.dims.length !== 2) return { data: stored, outputs: first, reduction: size };
-  const data = new Float64Array(stored.length);
-  for (let k = 0; k < first; k++) for (let o = 0; o < size; o++) data[o * first + k] = stored[k * size + o];
-  return { data, outputs: size, reduction: first };
-}
 
 /**
  * The per-layer weight table: every Conv, Gemm or MatMul node with a constant weight, its
@@ -123,14 +104,11 @@ function outputMajor(node: { op: string; attrs: Record<string, unknown> }, weigh
  */
 export async function weightRows(source: ModelSource): Promise<WeightRow[]> {
   const graph = source.kind === 'kiln' ? toGraph(source.module, source.inputShape) : source.graph;
-  const steps = new Map<string, string>();
+  let steps = new Map<string, string>();
   try {
     const session = source.kind === 'kiln' ? await InferenceSession.create(source.module, { inputShape: source.inputShape }) : await InferenceSession.create(graph);
     try {
-      for (const text of session.info().steps) {
-        const m = /^\S+ (\S+): /.exec(text);
-        if (m) steps.set(m[1], text);
-      }
+      steps = stepTexts(session);
     } finally {
       session.release();
     }
@@ -138,15 +116,9 @@ export async function weightRows(source: ModelSource): Promise<WeightRow[]> {
     // A model the runtime cannot run still gets its table, without kernels.
   }
   const rows: WeightRow[] = [];
-  for (const node of graph.nodes) {
-    if (!WEIGHT_OPS.has(node.op)) continue;
-    const name = node.inputs.find((i) => (graph.initializers.get(i)?.dims.length ?? 0) >= 2);
-    if (name === undefined) continue;
-    const w = graph.initializers.get(name)!;
+  for (const { node, weightName: name, weight: w, spatial } of weightedNodes(graph)) {
     const numeric = w.type === 'float32' || w.type === 'int8';
     const view = numeric ? outputMajor(node, w) : undefined;
-    // Conv weights (OIHW): units along the reduction run over input channels at one kernel position.
-    const spatial = node.op === 'Conv' || node.op === 'QLinearConv' ? w.dims.slice(2).reduce((a, b) => a * b, 1) : 1;
     const pattern = view ? detectPattern(view.data, view.outputs, view.reduction, spatial) : null;
     const step = steps.get(node.name) ?? null;
     rows.push({

@@ -9,7 +9,7 @@ import { toGraph } from '../graph/from-module.js';
 import type { Graph } from '../graph/ir.js';
 import { checkKeys } from '../nn/layers/checks.js';
 import { Module } from '../nn/module.js';
-import type { Parameter } from '../nn/module.js';
+import { reapplyZeroMasks, zeroMasks } from '../prune/keep-zeros.js';
 import type { TrainHistory, TrainOptions } from '../train/trainer.js';
 import { train } from '../train/trainer.js';
 import { fineTuneRecipe } from '../train/recipes.js';
@@ -119,17 +119,14 @@ export async function quantizeAwareTrain(module: Module, trainData: Dataset, opt
   let step = 0;
   if (freezeAt === 0) model.freezeObservers();
   const user = trainOverrides.callbacks;
-  const zeros = prunedZeros(model);
+  // The master weights holding exact zeros when QAT starts (a pruned model's).
+  const zeros = zeroMasks(model.weighted.map((w) => w.layer.weight));
   trainOptions.callbacks = {
     ...user,
     onStepEnd: async (info) => {
       // A pruned model stays pruned: its zeros stay exact through the fine-tune (and their
       // optimizer state with them, or momentum would revive them), so the int8 graph keeps them.
-      for (const { param, keep } of zeros) {
-        const w = param.value.data;
-        for (let i = 0; i < w.length; i++) if (keep[i] === 0) w[i] = 0;
-        info.optimizer.zeroStateWhere(param, keep);
-      }
+      reapplyZeroMasks(zeros, info);
       await user?.onStepEnd?.(info);
     },
     onBatchEnd: (info) => {
@@ -143,26 +140,6 @@ export async function quantizeAwareTrain(module: Module, trainData: Dataset, opt
   const { graph, report } = convertQat(model, { strict });
   if (reportImages > 0) await measureReport(model, graph, report, calibrationImages(trainData), reportImages);
   return { graph, report, model, history };
-}
-
-/**
- * The master weights holding exact zeros when QAT starts (a pruned model's), with their keep masks.
- * A trained dense layer holds no exact zero, so this is empty for models that were not pruned.
- */
-function prunedZeros(model: QatModel): { param: Parameter; keep: Uint8Array }[] {
-  const out: { param: Parameter; keep: Uint8Array }[] = [];
-  for (const w of model.weighted) {
-    const param = w.layer.weight;
-    const data = param.value.data;
-    const keep = new Uint8Array(data.length);
-    let zeros = 0;
-    for (let i = 0; i < data.length; i++) {
-      keep[i] = data[i] === 0 ? 0 : 1;
-      zeros += 1 - keep[i];
-    }
-    if (zeros > 0) out.push({ param, keep });
-  }
-  return out;
 }
 
 /**

@@ -30,9 +30,7 @@
  * (a sparse tensor's dense form by {@link KILN_MAX_SPARSE_DENSE_BYTES}). A sparse tensor is then
  * checked structurally ({@link sparseProblem}: row pointers, indices, counts) before it is used.
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { open, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as zlib from 'node:zlib';
@@ -42,7 +40,7 @@ import { SparseTensor, sparseGeometry, sparseProblem, toDense } from '../sparse-
 import type { SparseBlock, SparseParts } from '../sparse-tensor.js';
 import { DTYPES, Tensor } from '../tensor.js';
 import type { DataTypeMap, DType } from '../tensor.js';
-import { checkOutputFile, readModelFile } from '../util/files.js';
+import { checkOutputFile, readModelFile, writeFileAtomic } from '../util/files.js';
 import { options as checkOptions, rangeError, string, typeError } from '../validate.js';
 
 /** Container version written by this code, and the only one it reads. */
@@ -144,20 +142,7 @@ export async function writeKilnFile(path: string, contents: KilnFileContents, op
   string('path', path);
   await checkOutputFile(path, 'path');
   const { chunks } = layout(contents, options);
-  const temp = join(dirname(path), `.${path.split(/[\\/]/).pop()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx');
-  try {
-    try {
-      await writeFile(handle, chunks);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
+  await writeFileAtomic(path, chunks);
 }
 
 /**
@@ -708,7 +693,7 @@ function swapBytes(bytes: Uint8Array, itemBytes: number): Uint8Array {
 let producerName: string | undefined;
 
 /** 'kiln <version>' from the package.json above this file (src/ or dist/src/), else 'kiln'. */
-function defaultProducer(): string {
+export function defaultProducer(): string {
   if (producerName !== undefined) return producerName;
   producerName = 'kiln';
   let dir = dirname(fileURLToPath(import.meta.url));

@@ -3,9 +3,10 @@
  * situation with the same code and message: a model path that does not exist, a directory, an empty
  * or unreadable file, and an output location that cannot be written, named as the caller gave it.
  */
+import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, readFile, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { access, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 
 import { ErrorCode, KilnError } from '../errors.js';
 import { string } from '../validate.js';
@@ -90,5 +91,26 @@ export async function checkOutputFile(path: string, name: string): Promise<void>
       `Expected a writable location for ${name} but received '${path}': ${existing ? 'the file' : `the folder '${dirname(path)}'`} is not writable`,
       { cause: err },
     );
+  }
+}
+
+/**
+ * Writes `chunks` to `path` through a temporary file in the same folder renamed over it, so a
+ * crash or a full disk never leaves a half-written file where a good one was.
+ */
+export async function writeFileAtomic(path: string, chunks: Uint8Array | readonly Uint8Array[]): Promise<void> {
+  const temp = join(dirname(path), `.${path.split(/[\\/]/).pop()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temp, 'wx');
+  try {
+    try {
+      await writeFile(handle, chunks instanceof Uint8Array ? chunks : (chunks as Uint8Array[]));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    throw err;
   }
 }
