@@ -4,7 +4,7 @@
  * (some sections only: latest-<sections>.{json,md}).
  *
  *   npm run bench                       # everything
- *   npm run bench -- gemm forward       # only some sections: gemm (fp32 and int8), s8gemm, forward, train, ort, int8, sparse
+ *   npm run bench -- gemm forward       # only some sections: gemm (fp32 and int8), s8gemm, forward, train, ort, int8, sparse, compress
  *   npm run bench -- ort --model x.onnx # also benchmark an ONNX model of your own against ORT
  */
 import { availableParallelism } from 'node:os';
@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { cpuInfo } from '../src/system.js';
+import { benchCompress } from './compress.js';
 import { benchGemm, benchS8Gemm, measureF32Peak } from './gemm.js';
 import { benchInt8 } from './int8.js';
 import { Report } from './report.js';
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
     await benchSparseLayers(report);
     await benchSparseEndToEnd(report, threadCounts);
   }
+  if (all || sections.has('compress')) await benchCompress(report, root);
   // A run of some sections writes latest-<sections>.*, so it never replaces the full run's tables.
   const name = all ? 'latest' : `latest-${[...sections].sort().join('-')}`;
   const { json, markdown } = await report.write(join(root, 'bench', 'results'), name);

@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 
 import { setNumThreads } from '../system.js';
 import { benchCommand } from './bench.js';
+import { compressCommand } from './compress.js';
 import { distillCommand } from './distill.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
@@ -166,6 +167,19 @@ export function buildProgram(): Command {
     .requiredOption('--out <file>', '.kiln file to write')
     .option('--json', 'print one JSON object with the results as the last line')
     .action(distillCommand);
+
+  program
+    .command('compress')
+    .description('run a compression recipe (distill, prune, fine-tune, quantize, pack under an accuracy budget) on a trained .kiln model; writes the model, its run record and optionally an HTML report')
+    .argument('<model>', 'trained float .kiln model')
+    .requiredOption('--recipe <file>', 'recipe .json (see recipes/)')
+    .requiredOption('--out <file>', '.kiln file to write')
+    .option('--record <file>', 'run record to write (default: <out without .kiln>.run.json)')
+    .option('--report <file>', 'also write the HTML report (as kiln report does)')
+    .option('--dataset <name>', 'train on the train split and measure on the held-out split of: mnist | cifar10 | synthetic', 'mnist')
+    .option('--data-dir <dir>', 'folder with CIFAR-10 binary files')
+    .option('--json', 'print one JSON object with the results as the last line')
+    .action(compressCommand);
 
   program
     .command('bench')

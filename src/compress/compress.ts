@@ -20,7 +20,7 @@ import { cpuInfo } from '../system.js';
 import { checkModelFits } from '../train/evaluate.js';
 import { checkKeys } from '../nn/layers/checks.js';
 import { options as checkOptions, typeError } from '../validate.js';
-import { measureState, score } from './measure.js';
+import { measureState, score, timeAgainstOriginal } from './measure.js';
 import type { Measured } from './measure.js';
 import { graphOf } from './model-state.js';
 import type { ModelState } from './model-state.js';
@@ -114,7 +114,8 @@ async function run(model: Module, recipe: Recipe, opts: Run, workDir: string, st
   const emit = opts.onProgress ?? (() => undefined);
   const baseMetadata = { compressRecipe: recipe.name, seed: String(recipe.seed), dataset: opts.datasetName ?? opts.train.name };
   model.eval();
-  let state: ModelState = { kind: 'module', module: model, inputShape: opts.inputShape };
+  const original0: ModelState = { kind: 'module', module: model, inputShape: opts.inputShape };
+  let state: ModelState = original0;
   let stateFile = join(workDir, '0-original.kiln');
 
   emit({ stage: 'original', attempt: 1, tries: 1, phase: 'measure' });
@@ -172,6 +173,7 @@ async function run(model: Module, recipe: Recipe, opts: Run, workDir: string, st
     stages.push(stageRecord(stage.name, stage.stage, attempts, attempts.length - 1, accuracy, baseline, measured, performance.now() - stageStart));
   }
 
+  emit({ stage: 'result', attempt: 1, tries: 1, phase: 'measure', detail: 'the output against the original, interleaved' });
   const last = [...stages].reverse().find((s) => s.accepted !== undefined || s.kind === 'original')!;
   const file = await readFile(stateFile);
   const record: RunRecord = {
@@ -194,9 +196,9 @@ async function run(model: Module, recipe: Recipe, opts: Run, workDir: string, st
       completed: stoppedBecause === undefined,
       ...(stoppedBecause ? { stoppedBecause } : {}),
       smaller: stages[0].fileBytes / last.fileBytes,
-      faster: last.latency.map((cell) => {
-        const before = stages[0].latency.find((o) => o.batch === cell.batch && o.threads === cell.threads)!;
-        return { batch: cell.batch, threads: cell.threads, vsOriginal: before.kilnMs / cell.kilnMs, ...(cell.ortMs !== undefined ? { vsOrt: cell.ortMs / cell.kilnMs } : {}) };
+      faster: (await timeAgainstOriginal(graphOf(original0), graphOf(state), recipe.measure)).map((f) => {
+        const cell = last.latency.find((c) => c.batch === f.batch)!;
+        return { ...f, ...(cell.ortMs !== undefined ? { vsOrt: cell.ortMs / cell.kilnMs } : {}) };
       }),
       confusion,
     },

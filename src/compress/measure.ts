@@ -9,6 +9,7 @@ import { benchmarkInput } from '../onnx/benchmark.js';
 import { exportModel } from '../onnx/export.js';
 import { loadOnnxRuntime } from '../onnx/onnxruntime.js';
 import type { Dataset } from '../data/dataset.js';
+import type { Graph } from '../graph/ir.js';
 import { sessionConfusion } from '../runtime/accuracy.js';
 import { InferenceSession } from '../runtime/session.js';
 import { stepTexts } from '../runtime/step-kernels.js';
@@ -107,4 +108,27 @@ async function time(session: InferenceSession, graph: ReturnType<typeof graphOf>
     await ortSession?.release();
   }
   return cells;
+}
+
+/**
+ * The original and the output model on Kiln, timed against each other in one interleaved
+ * measurement per batch: their ratio is the pipeline's speed-up, with load on the machine hitting
+ * both alike (stage figures taken minutes apart would not share it).
+ */
+export async function timeAgainstOriginal(original: Graph, output: Graph, settings: MeasureSettings): Promise<{ batch: number; threads: number; originalMs: number; outputMs: number; vsOriginal: number }[]> {
+  const a = await InferenceSession.create(original, { intraOpNumThreads: settings.threads });
+  const b = await InferenceSession.create(output, { intraOpNumThreads: settings.threads });
+  try {
+    const shape = a.inputShapes[0].slice(1).map((d) => (typeof d === 'number' ? d : 1));
+    const out = [];
+    for (const batch of settings.batches) {
+      const x = benchmarkInput(batch, shape, 7 + batch);
+      const [ta, tb] = await measurePair(() => a.run({ [a.inputNames[0]]: x }), () => b.run({ [b.inputNames[0]]: x }), { minMs: settings.minMs });
+      out.push({ batch, threads: settings.threads, originalMs: ta.medianMs, outputMs: tb.medianMs, vsOriginal: ta.medianMs / tb.medianMs });
+    }
+    return out;
+  } finally {
+    a.release();
+    b.release();
+  }
 }

@@ -122,9 +122,14 @@ export interface RunRecord {
     completed: boolean;
     /** Why it stopped early, when it did. */
     stoppedBecause?: string;
-    /** Original / output: file size ratio, and latency ratio per cell of the output stage. */
+    /** Original / output: file size ratio. */
     smaller: number;
-    faster: { batch: number; threads: number; vsOriginal: number; vsOrt?: number }[];
+    /**
+     * Per latency cell: the original and the output model on Kiln timed against each other in one
+     * interleaved measurement at the end of the run (so machine load hits both alike), their ratio,
+     * and ORT's time on the output stage's export over Kiln's (from that stage's measurement).
+     */
+    faster: { batch: number; threads: number; originalMs: number; outputMs: number; vsOriginal: number; vsOrt?: number }[];
     /** Confusion matrix of the output model on the held-out set: rows true class, columns predicted. */
     confusion: number[][];
   };
