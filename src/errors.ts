@@ -33,6 +33,8 @@ export const ErrorCode = {
   PERMISSION: 'ERR_KILN_PERMISSION',
   /** Structured shrinking cannot remove the requested channels (the message names the node and why). */
   CANNOT_SHRINK: 'ERR_KILN_CANNOT_SHRINK',
+  /** A data file that is not a model (a run record...) is not valid JSON, or not of the expected format or version. */
+  CORRUPT_FILE: 'ERR_KILN_CORRUPT_FILE',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -52,3 +52,6 @@ export { shrinkGraph, shrinkByImportance, planShrink, planZeroFilters, maskGraph
 export type { Removals, ShrinkReport, ShrinkPlan, ShrinkPlanOptions, ShrinkGroup, ModelSize, ZeroFilterPlanOptions } from './prune/shrink/index.js';
 export { Module } from './nn/module.js';
 export type { Parameter, LayerConfig } from './nn/module.js';
+export { renderReport, readRunRecord } from './report/index.js';
+export { RUN_RECORD_FORMAT, RUN_RECORD_VERSION } from './compress/record.js';
+export type { RunRecord, StageRecord, StageKind, AttemptRecord, CurvePoint, LatencyCell, LayerRecord, SensitivityRecord } from './compress/record.js';
