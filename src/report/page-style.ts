@@ -26,7 +26,7 @@ h3 { font-size: 15px; margin: 0 0 2px; }
 .tile.tone-good { border-top-color: var(--good); }
 .tile.tone-bad { border-top-color: var(--bad); }
 .tile-label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.tile-value { font-size: 24px; font-weight: 650; margin-top: 2px; }
+.tile-value { font-size: 22px; font-weight: 650; margin-top: 2px; }
 .tone-bad .tile-value { color: var(--bad); }
 .tile-detail { color: var(--muted); font-size: 12px; margin-top: 4px; overflow-wrap: anywhere; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(440px, 1fr)); gap: 16px; }

@@ -39,7 +39,7 @@ export function curveCards(record: RunRecord): ChartCard[] {
     cards.push({
       kind: 'chart',
       id: `curves-${stageIndex}`,
-      title: `${stage.name} (${stage.kind}): training`,
+      title: `Training: ${stage.name === stage.kind ? stage.name : `${stage.name} (${stage.kind})`}`,
       note,
       chart: {
         type: 'line',
