@@ -1,7 +1,8 @@
 /** A run record as the page's content: header, tiles, then sections of cards in reading order. */
 import type { RunRecord } from '../compress/record.js';
 import type { Card, PageModel, Section } from './page-model.js';
-import { accuracyCard, latencyCards, layerSparsityCard, layerSqnrCard, outputStage, sizeCard } from './stage-charts.js';
+import { outputStage } from './output-stage.js';
+import { accuracyCard, latencyCards, layerSparsityCard, layerSqnrCard, sizeCard } from './stage-charts.js';
 import { facts, recipeName, tiles } from './summary.js';
 import { confusionCard, layerTable, stageTable } from './tables.js';
 import { curveCards, sensitivityCard } from './training-charts.js';

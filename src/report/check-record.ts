@@ -5,7 +5,7 @@
  */
 import { RUN_RECORD_FORMAT, RUN_RECORD_VERSION } from '../compress/record.js';
 import type { RunRecord } from '../compress/record.js';
-import { rangeError, typeError, boolean, integer, number, oneOf, string } from '../validate.js';
+import { boolean, integer, number, oneOf, rangeError, string, typeError } from '../validate.js';
 
 type Fields = Record<string, unknown>;
 

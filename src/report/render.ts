@@ -19,8 +19,8 @@ export function scriptJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
 
-/** No network at all (default-src 'none'); inline script, style and the canvas's data: images only. */
-const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:";
+/** No network at all (default-src 'none'): only the page's own inline scripts and styles run. */
+const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'";
 
 /**
  * Renders a compress run record as one self-contained HTML file (no network request: Chart.js, the

@@ -6,11 +6,6 @@ import type { RunRecord, StageRecord } from '../compress/record.js';
 import { BUDGET, KILN, ORT, axis, baseOptions, fill } from './chart-style.js';
 import type { ChartCard, DatasetSpec } from './page-model.js';
 
-/** The stage whose model is the output (the result names it; the last stage if none matches). */
-export function outputStage(record: RunRecord): StageRecord {
-  return record.stages.find((s) => s.name === record.result.stage) ?? record.stages[record.stages.length - 1];
-}
-
 const stageNames = (record: RunRecord): string[] => record.stages.map((s) => s.name);
 
 /** Held-out accuracy per stage, with the budget's floor (baseline - max drop) as a line. */

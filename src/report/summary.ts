@@ -1,6 +1,7 @@
 /** The page's header: the recipe's name, where the figures come from, and the run's result in tiles. */
 import type { RunRecord } from '../compress/record.js';
 import { bytes, date, duration, pct, points, times } from './format.js';
+import { outputStage } from './output-stage.js';
 import type { PageModel, Tile } from './page-model.js';
 
 /** The recipe's `name` when it has one. */
@@ -37,7 +38,7 @@ function best(cells: { ratio: number }[]): number {
 export function tiles(record: RunRecord): Tile[] {
   const { result } = record;
   const original = record.stages[0];
-  const output = record.stages.find((s) => s.name === result.stage) ?? record.stages[record.stages.length - 1];
+  const output = outputStage(record);
   const withinBudget = result.accuracyDrop <= result.maxAccuracyDrop;
   const list: Tile[] = [
     { label: 'accuracy', value: `${pct(original.accuracy)} → ${pct(result.accuracy)}`, detail: `original → ${result.stage}`, tone: 'neutral' },
