@@ -38,7 +38,7 @@ async function readText(path: string): Promise<string> {
  * Reads and checks a run record, as `kiln compress` writes it.
  * @param pathOrJson a path to the file, or the JSON text itself (text starting with '{')
  * @returns the record, with every field the report draws checked
- * @throws KilnError ERR_KILN_CORRUPT_FILE (not JSON; not a `kiln-compress-run` record; another
+ * @throws KilnError ERR_KILN_CORRUPT_FILE (empty; not JSON; not a `kiln-compress-run` record; another
  *   version; a missing or wrongly typed field, named in the message), ERR_KILN_FILE_NOT_FOUND,
  *   ERR_KILN_NOT_A_FILE, ERR_KILN_PERMISSION (the file cannot be read); TypeError
  *   ERR_KILN_INVALID_ARG when `pathOrJson` is not a string.
@@ -48,6 +48,9 @@ export async function readRunRecord(pathOrJson: string): Promise<RunRecord> {
   const fromText = isJsonText(pathOrJson);
   const where = fromText ? 'the run record JSON' : `'${pathOrJson}'`;
   const text = fromText ? pathOrJson : await readText(pathOrJson);
+  if (text.trim() === '') {
+    throw new KilnError(ErrorCode.CORRUPT_FILE, `Expected a JSON run record (run.json) but received ${fromText ? 'blank text' : `'${pathOrJson}', an empty file (${text.length} bytes)`}`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -66,6 +66,9 @@ describe('readRunRecord', () => {
     await writeFile(path, 'PK\u0003\u0004 not json at all');
     await rejects(path, ErrorCode.CORRUPT_FILE, /not valid JSON/);
     await rejects('{"format": "kiln-compress-run", ', ErrorCode.CORRUPT_FILE, /not valid JSON/);
+    const empty = join(dir, 'empty.json');
+    await writeFile(empty, '');
+    await rejects(empty, ErrorCode.CORRUPT_FILE, /an empty file \(0 bytes\)/);
   });
 
   it('refuses another format or version with ERR_KILN_CORRUPT_FILE, naming the field', async () => {
