@@ -67,7 +67,9 @@ export function latencyCards(record: RunRecord): ChartCard[] {
       kind: 'chart' as const,
       id: `latency-b${batch}`,
       title: `Latency per stage, batch ${batch}`,
-      note: `median ms per run call (the whole batch of ${batch}); Kiln and ONNX Runtime timed interleaved in one process`,
+      note: `median ms per run call (the whole batch of ${batch}); ${
+        datasets.length > threadCounts.length ? 'Kiln and ONNX Runtime timed interleaved in one process' : 'no ONNX Runtime timing in the record'
+      }`,
       chart: { type: 'bar' as const, data: { labels: stageNames(record), datasets }, options: baseOptions({ y: axis('ms per batch', { beginAtZero: true }) }) },
     };
   });

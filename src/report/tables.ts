@@ -26,23 +26,27 @@ export function stageTable(record: RunRecord): TableCard {
   return { kind: 'table', id: 'stages', title: 'Stages', note: 'figures of each stage\'s kept try; latency is the median per run call', wide: true, columns, rows };
 }
 
+/** The output model's layers; the SQNR and kernel columns only when some layer has a value. */
 export function layerTable(stage: StageRecord): TableCard {
+  const columns = ['layer', 'op', 'weights', 'sparsity', 'pattern', 'MACs / image', 'int8 SQNR', 'kernel'];
+  const rows = stage.layers.map((l) => [
+    l.name,
+    l.op,
+    count(l.weights),
+    pct(l.sparsity, 1),
+    l.pattern,
+    count(l.macs),
+    typeof l.sqnrDb === 'number' ? `${l.sqnrDb.toFixed(1)} dB` : '',
+    l.kernel ?? '',
+  ]);
+  const kept = columns.map((_, c) => c < 6 || rows.some((row) => row[c] !== ''));
   return {
     kind: 'table',
     id: 'layers',
     title: `Layers (${stage.name})`,
     wide: true,
-    columns: ['layer', 'op', 'weights', 'sparsity', 'pattern', 'MACs / image', 'int8 SQNR', 'kernel'],
-    rows: stage.layers.map((l) => [
-      l.name,
-      l.op,
-      count(l.weights),
-      pct(l.sparsity, 1),
-      l.pattern,
-      count(l.macs),
-      typeof l.sqnrDb === 'number' ? `${l.sqnrDb.toFixed(1)} dB` : '',
-      l.kernel ?? '',
-    ]),
+    columns: columns.filter((_, c) => kept[c]),
+    rows: rows.map((row) => row.filter((_, c) => kept[c])),
   };
 }
 

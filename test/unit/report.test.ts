@@ -182,6 +182,9 @@ describe('the page model', () => {
     const model = buildPageModel(bareRunRecord());
     expect(cardIds(model)).toEqual(['accuracy', 'size', 'latency-b1', 'latency-b64', 'stages', 'layer-sparsity', 'confusion', 'layers']);
     expect(chart(model, 'latency-b1').chart.data.datasets.map((d) => d.label)).toEqual(['Kiln']);
+    expect(chart(model, 'latency-b1').note).toContain('no ONNX Runtime timing');
+    const layers = model.sections.flatMap((s) => s.cards).find((c) => c.id === 'layers');
+    expect(layers?.kind === 'table' && layers.columns).toEqual(['layer', 'op', 'weights', 'sparsity', 'pattern', 'MACs / image']);
     expect(model.tiles.map((t) => t.label)).not.toContain('faster than ONNX Runtime');
     expect(model.tiles[model.tiles.length - 1]).toMatchObject({ value: 'stopped early', detail: 'prune: no try within the accuracy budget', tone: 'bad' });
   });
