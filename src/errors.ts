@@ -35,6 +35,8 @@ export const ErrorCode = {
   CANNOT_SHRINK: 'ERR_KILN_CANNOT_SHRINK',
   /** A compression recipe is not valid JSON, breaks its schema, or orders its stages so they cannot work (the message names the stage and field). */
   INVALID_RECIPE: 'ERR_KILN_INVALID_RECIPE',
+  /** A data file that is not a model (a run record...) is not valid JSON, or not of the expected format or version. */
+  CORRUPT_FILE: 'ERR_KILN_CORRUPT_FILE',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

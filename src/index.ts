@@ -48,7 +48,6 @@ export type { CompressProgress } from './compress/progress.js';
 export { parseRecipe, readRecipe, RECIPE_DEFAULTS } from './compress/recipe.js';
 export type { Recipe, Stage, DistillStage, PruneStage, FineTuneStage, QuantizeStage, PackStage, MeasureSettings } from './compress/recipe.js';
 export { RECIPE_SCHEMA } from './compress/recipe-schema.js';
-export type { RunRecord, StageRecord, AttemptRecord, LayerRecord, LatencyCell, CurvePoint, SensitivityRecord, StageKind } from './compress/record.js';
 export { InferenceSession } from './runtime/session.js';
 export * as onnx from './onnx/index.js';
 
@@ -59,3 +58,6 @@ export { shrinkGraph, shrinkByImportance, planShrink, planZeroFilters, maskGraph
 export type { Removals, ShrinkReport, ShrinkPlan, ShrinkPlanOptions, ShrinkGroup, ModelSize, ZeroFilterPlanOptions } from './prune/shrink/index.js';
 export { Module } from './nn/module.js';
 export type { Parameter, LayerConfig } from './nn/module.js';
+export { renderReport, readRunRecord } from './report/index.js';
+export { RUN_RECORD_FORMAT, RUN_RECORD_VERSION } from './compress/record.js';
+export type { RunRecord, StageRecord, StageKind, AttemptRecord, CurvePoint, LatencyCell, LayerRecord, SensitivityRecord } from './compress/record.js';

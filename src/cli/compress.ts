@@ -71,7 +71,7 @@ export async function compressCommand(modelPath: string, opts: CompressCommandOp
         out.line(`${tag}: held-out ${percent(e.accuracy!)} ${e.withinBudget ? 'within' : 'over'} budget`);
         break;
       case 'measure':
-        out.line(`${e.stage}: measuring size and latency against ONNX Runtime`);
+        out.line(`${e.stage}: ${e.detail ?? 'measuring size and latency against ONNX Runtime'}`);
         break;
       default:
         break;

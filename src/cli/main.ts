@@ -15,6 +15,7 @@ import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
 import { pruneCommand } from './prune.js';
 import { quantizeCommand } from './quantize.js';
+import { reportCommand } from './report.js';
 import { capThreads } from './threads.js';
 import { trainCommand } from './train.js';
 import { MAX_VERIFY_INPUTS, verifyCommand } from './verify.js';
@@ -191,6 +192,14 @@ export function buildProgram(): Command {
     .option('--min-ms <n>', 'minimum timed milliseconds per cell', intOption(1, 600000), 1500)
     .option('--json', 'print one JSON object with the results as the last line')
     .action(benchCommand);
+
+  program
+    .command('report')
+    .description('draw a compress run record (run.json) as one self-contained HTML page: result, accuracy, size and latency per stage (Kiln vs ONNX Runtime), training curves, sensitivity, layers, confusion matrix')
+    .argument('<run>', 'run record (run.json) written by kiln compress')
+    .requiredOption('--out <file>', 'HTML file to write')
+    .option('--json', 'print one JSON object with the results as the last line')
+    .action(reportCommand);
 
   return program;
 }

@@ -123,7 +123,7 @@ async function run(model: Module, recipe: Recipe, opts: Run, workDir: string, st
   const original = await score(state, opts.validation);
   const originalMeasured = await measureState(state, stateFile, recipe.measure, baseMetadata);
   const baseline = original.accuracy;
-  const stages: StageRecord[] = [stageRecord('original', 'original', [], 0, original.accuracy, baseline, originalMeasured, performance.now() - t0)];
+  const stages: StageRecord[] = [stageRecord('original', 'original', [], undefined, original.accuracy, baseline, originalMeasured, performance.now() - t0)];
   let confusion = original.confusion;
   let sensitivity: SensitivityRecord | undefined;
   let stoppedBecause: string | undefined;
@@ -173,7 +173,7 @@ async function run(model: Module, recipe: Recipe, opts: Run, workDir: string, st
     stages.push(stageRecord(stage.name, stage.stage, attempts, attempts.length - 1, accuracy, baseline, measured, performance.now() - stageStart));
   }
 
-  emit({ stage: 'result', attempt: 1, tries: 1, phase: 'measure', detail: 'the output against the original, interleaved' });
+  emit({ stage: 'result', attempt: 1, tries: 1, phase: 'measure', detail: 'timing the output against the original model, interleaved' });
   const last = [...stages].reverse().find((s) => s.accepted !== undefined || s.kind === 'original')!;
   const file = await readFile(stateFile);
   const record: RunRecord = {

@@ -53,8 +53,8 @@ describe('kiln compress', () => {
     expect(record.recipe).toMatchObject({ name: 'cli-smoke', seed: 1 });
     expect(record.dataset.name).toMatch(/^synthetic/);
     // Progress went to stderr per stage (stdout stays the JSON line in --json mode).
-    expect(r.stderr).toMatch(/prune: block1x4 to 50.00%/);
-    expect(r.stderr).toMatch(/quantize: held-out .* within budget/);
+    expect(r.stderr).toMatch(/prune \(try 1\/3\): block1x4 to 50.00%/);
+    expect(r.stderr).toMatch(/quantize \(try 1\/2\): held-out .* within budget/);
     const graph = await loadGraph(out);
     expect(graph.nodes.some((n) => n.op === 'QLinearConv')).toBe(true);
     const html = await readFile(report, 'utf8');

@@ -1,11 +1,12 @@
 // The README as a new user runs it: every `npx kiln` line of its sh blocks, in order, in one empty
-// folder, each using only the files the lines above it wrote; then its TypeScript examples, run
+// folder, each using only the files the lines above it wrote (and the repository files FROM_CLONE
+// names, copied in at their paths); then its TypeScript examples, run
 // against the same folder. Only speed-only flags are changed so the walk fits in CI: `--epochs 1`
 // for training (not for `prune --no-finetune`, which trains nothing and refuses it), small
 // batch/thread/time settings for `bench`, `epochs: 1` in the TS example.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.js';
 
 const ROOT = resolve(__dirname, '../..');
+/**
+ * Files of the repository that README commands name by their path in a clone (a sample run record
+ * for `kiln report`); the walk copies them into its folder at the same path.
+ */
+const FROM_CLONE = ['bench/results/example-run.json'];
 /** sh lines of the README that are not `npx kiln` commands (the walk runs in-process, not through npm). */
 const NOT_KILN = [/^npm (install|test|run bench|run prebuildify|run test:types|run test:native)\b/, /^npx vitest run /, /^npx (node-gyp|cmake-js) /, /^cmake /, /^KILN_ISA=\w+ npm test$/];
 
@@ -63,6 +69,10 @@ let readme = '';
 beforeAll(async () => {
   readme = await readFile(join(ROOT, 'README.md'), 'utf8');
   dir = await mkdtemp(join(tmpdir(), 'kiln-readme-'));
+  for (const file of FROM_CLONE) {
+    await mkdir(dirname(join(dir, file)), { recursive: true });
+    await copyFile(join(ROOT, file), join(dir, file));
+  }
   cwd = process.cwd();
   process.chdir(dir);
 });
