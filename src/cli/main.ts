@@ -160,7 +160,7 @@ export function buildProgram(): Command {
     .option('--epochs <n>', 'training epochs', intOption(1, 10000), 8)
     .option('--temperature <t>', 'softmax temperature T > 0', numberOption(0, 1000), 4)
     .option('--alpha <x>', 'weight of the teacher term, in [0, 1] (the rest is cross-entropy on the labels)', numberOption(-Number.MIN_VALUE, 1), 0.9)
-    .option('--hint-teacher <value>', 'feature (hint) distillation: value of the teacher\'s graph to match, e.g. relu_1_out (kiln info lists the nodes)')
+    .option('--hint-teacher <value>', 'feature (hint) distillation: value of the teacher\'s graph to match, e.g. relu_1_out (a .kiln SeedCNN: conv_out, relu_out, maxpool_out, conv_1_out, relu_1_out, maxpool_1_out)')
     .option('--hint-student <layer>', 'with --hint-teacher: index of the student layer whose output is matched through a learned 1x1 conv (SeedCNN: 0 conv, 1 relu, 2 pool, 3 conv, 4 relu, 5 pool)')
     .option('--hint-weight <w>', 'with --hint-teacher: weight >= 0 of the hint\'s mean squared error (default 1)', numberOption(-Number.MIN_VALUE))
     .option('--dataset <name>', 'train on the train split and evaluate on the held-out split of: mnist | cifar10 | synthetic', 'mnist')

@@ -23,7 +23,7 @@ export interface HintOptions {
   /**
    * Value name in the teacher's graph whose output [N, Ct, H, W] is the target, e.g. 'relu_1_out'
    * (a Module lowers as `toGraph` names it: SeedCNN's values are conv_out, relu_out, maxpool_out,
-   * conv_1_out, relu_1_out, maxpool_1_out, ...; `kiln info` lists a file's nodes).
+   * conv_1_out, relu_1_out, maxpool_1_out, ...; an ONNX teacher keeps its file's names).
    */
   teacher: string;
   /**
