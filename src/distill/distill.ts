@@ -101,10 +101,12 @@ function positive(name: string, v: unknown): number {
  * @throws before any training: RangeError ERR_KILN_SHAPE_MISMATCH when teacher and student differ in
  *   classes or input shape, or the hint's activations in height and width; RangeError
  *   ERR_KILN_INVALID_ARG for T <= 0, alpha outside [0, 1], a hint weight < 0, an unknown teacher
- *   value or student layer for the hint, or an unknown option; TypeError ERR_KILN_INVALID_ARG for wrong types; KilnError ERR_KILN_CORRUPT_MODEL
- *   for an unreadable teacher file
+ *   value or student layer for the hint, or an unknown option; TypeError ERR_KILN_INVALID_ARG for
+ *   wrong types; KilnError ERR_KILN_CORRUPT_MODEL for an unreadable teacher file
  * @example
  * const { studentAccuracy } = await distill('teacher.kiln', models.seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, widthMultiplier: 0.5 }), train, { epochs: 8, validation: test });
+ * // Plus a feature hint: the student's layer 4 (second ReLU) through a 1x1 adapter to the teacher's 'relu_1_out'.
+ * const { hintLoss } = await distill('teacher.kiln', student, train, { hint: { teacher: 'relu_1_out', student: 4, weight: 1 } });
  */
 export async function distill(teacher: TeacherSource, student: Module, data: Dataset, options: DistillOptions = {}): Promise<DistillResult> {
   if (!(student instanceof Module)) throw typeError('student', 'a Module', student);

@@ -218,7 +218,6 @@ describe('distill with a hint: refused before any training', () => {
 
 describe('distill with a hint: teacher features', () => {
   it('are computed once when they fit the cap, per batch when not; the student ends without its tap', async () => {
-    const session = await InferenceSession.create(teacher);
     const student = net(2, 3);
     const cached = await distill(teacher, student, data, { epochs: 3, hint: { teacher: 'relu_out', student: 1 }, train: { batchSize: 64 } });
     // Probe + one run over the 240 images, features included.
@@ -232,7 +231,6 @@ describe('distill with a hint: teacher features', () => {
     // The tap is gone: the student can be hinted again and trains as a plain model.
     expect(student.parameters()).toHaveLength(4);
     await distill(teacher, student, data, { epochs: 1, hint: { teacher: 'relu_out', student: 1 } });
-    session.release();
   });
 
   it('the hint term pulls the features towards the teacher ones, with a .kiln and an ONNX teacher alike', async () => {
