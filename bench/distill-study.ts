@@ -3,43 +3,34 @@
  * (`defaultMnistRecipe`), then a half-width and a quarter-width student trained 8 epochs on labels
  * alone (the same recipe) and 8 epochs with `distill()` (T 4, alpha 0.9, the recipe's optimizer and
  * schedule, no augmentation); held-out accuracy of each on the 2,000 held-out digits of the split.
+ * The code is bench/distill-study-core.ts (test/integration/distill-study.test.ts runs it small).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/distill-study.js [seed ...]   (default 1 2 3)
+ *
+ * Options: --widths 0.5,0.25 (default), --epochs 8 (default), and --hint <teacher value>:<student
+ * layer>[:<weight>] for a third arm distilled with a feature hint too, e.g. --hint relu_1_out:4.
  */
-import { mnist } from '../src/data/mnist.js';
-import { distill } from '../src/distill/index.js';
-import { seedCNN } from '../src/nn/models.js';
-import { defaultMnistRecipe, evaluate, train } from '../src/train/index.js';
+import { formatArms, runDistillStudy } from './distill-study-core.js';
+import type { DistillStudyOptions } from './distill-study-core.js';
 
-const seeds = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n));
-const widths = [0.5, 0.25];
-const results = new Map<string, number[]>();
-const add = (key: string, v: number): void => void results.set(key, [...(results.get(key) ?? []), v]);
-const pct = (v: number): string => `${(v * 100).toFixed(2)}%`;
-
-for (const seed of seeds.length ? seeds : [1, 2, 3]) {
-  const { train: trainSet, test } = mnist({ seed });
-  const model = (width: number) => seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, widthMultiplier: width, seed });
-  const teacher = model(1);
-  await train(teacher, trainSet, { ...defaultMnistRecipe, seed });
-  const t = (await evaluate(teacher, test)).accuracy;
-  add('teacher', t);
-  console.log(`seed ${seed} | teacher (width 1) | ${pct(t)}`);
-  for (const width of widths) {
-    const labels = model(width);
-    await train(labels, trainSet, { ...defaultMnistRecipe, seed });
-    const a = (await evaluate(labels, test)).accuracy;
-    const distilled = model(width);
-    const { studentAccuracy } = await distill(teacher, distilled, trainSet, { epochs: 8, validation: test, train: { seed } });
-    add(`labels ${width}`, a);
-    add(`distilled ${width}`, studentAccuracy!);
-    console.log(`seed ${seed} | width ${width} | labels only ${pct(a)} | distilled ${pct(studentAccuracy!)} | teacher - distilled ${((t - studentAccuracy!) * 100).toFixed(2)} pt`);
-  }
-}
-const stats = (v: number[]): string => {
-  const mean = v.reduce((a, b) => a + b, 0) / v.length;
-  const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, v.length - 1));
-  return `${pct(mean)} +- ${(sd * 100).toFixed(2)} (n=${v.length}; errors of 2,000: ${Math.round((1 - mean) * 2000)})`;
+const args = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const value = args[i + 1];
+  args.splice(i, 2);
+  return value;
 };
+const widths = (flag('--widths') ?? '0.5,0.25').split(',').map(Number);
+const epochs = Number(flag('--epochs') ?? 8);
+const hintText = flag('--hint');
+const seeds = args.map(Number).filter((n) => Number.isInteger(n));
+
+const options: DistillStudyOptions = { seeds: seeds.length ? seeds : [1, 2, 3], widths, epochs, log: (line) => console.log(line) };
+if (hintText) {
+  const [teacher, student, weight] = hintText.split(':');
+  options.hint = { teacher, student, ...(weight !== undefined ? { weight: Number(weight) } : {}) };
+}
+const report = await runDistillStudy(options);
 console.log('');
-for (const [k, v] of results) console.log(`${k.padEnd(16)} ${stats(v)}`);
+for (const line of formatArms(report)) console.log(line);

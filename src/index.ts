@@ -39,6 +39,7 @@ export type { PruneOptions, PruneResult, PruneReport } from './prune/prune.js';
 export * as pruning from './prune/index.js';
 export { distill } from './distill/distill.js';
 export type { DistillOptions, DistillResult } from './distill/distill.js';
+export type { HintOptions } from './distill/hint.js';
 export type { Scheduled, ValueSchedule } from './distill/schedule.js';
 export type { TeacherSource } from './distill/teacher.js';
 export * as distillation from './distill/index.js';

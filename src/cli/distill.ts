@@ -24,6 +24,10 @@ export interface DistillCommandOptions {
   epochs: number;
   temperature: number;
   alpha: number;
+  /** Feature distillation: the teacher's value, the student's layer index (both or neither) and the weight. */
+  hintTeacher?: string;
+  hintStudent?: string;
+  hintWeight?: number;
   dataset: string;
   dataDir?: string;
   /** Seed of the split (default: the teacher's recorded one, else 1), the student's init and batches. */
@@ -36,6 +40,13 @@ export async function distillCommand(opts: DistillCommandOptions): Promise<void>
   const out = new Output(opts);
   if (opts.teacher === undefined) throw typeError('--teacher', 'a .kiln or .onnx teacher model', undefined);
   if (opts.out === undefined) throw typeError('--out', 'the .kiln file to write', undefined);
+  if ((opts.hintTeacher === undefined) !== (opts.hintStudent === undefined)) {
+    throw opts.hintTeacher === undefined
+      ? typeError('--hint-teacher', 'the teacher value to match with --hint-student', undefined)
+      : typeError('--hint-student', 'the student layer to match with --hint-teacher', undefined);
+  }
+  if (opts.hintWeight !== undefined && opts.hintTeacher === undefined) throw typeError('--hint-teacher', 'the teacher value to match with --hint-weight', undefined);
+  const hint = opts.hintTeacher === undefined ? undefined : { teacher: opts.hintTeacher, student: opts.hintStudent!, weight: opts.hintWeight ?? 1 };
   // Before any work: a bad --out would otherwise fail only after training.
   await checkOutputFile(opts.out, '--out');
   const source = await readModelSource(opts.teacher);
@@ -51,22 +62,26 @@ export async function distillCommand(opts: DistillCommandOptions): Promise<void>
   const seed = splitSeed(opts.dataset, opts.seed, metadata, opts.teacher);
   const { train: trainSet, test } = await loadDatasets({ dataset: opts.dataset, dataDir: opts.dataDir, seed });
   const student = seedCNN({ inChannels: c, height: h, width: w, numClasses: classes, widthMultiplier: opts.studentWidth, seed });
-  const session = await InferenceSession.create(source.kind === 'kiln' ? source.module : source.kind === 'graph' ? source.graph : source.bytes, source.kind === 'kiln' ? { inputShape: source.inputShape } : {});
+  // With a hint, distill() opens the session itself from the graph, with the hint value as an
+  // extra output (an open session returns only its graph's outputs).
+  const session = hint ? undefined : await InferenceSession.create(source.kind === 'kiln' ? source.module : source.kind === 'graph' ? source.graph : source.bytes, source.kind === 'kiln' ? { inputShape: source.inputShape } : {});
 
   const batchSize = 64;
   const perEpoch = Math.ceil(trainSet.length / batchSize);
-  out.line(`distilling ${opts.teacher} into SeedCNN x${opts.studentWidth}: T ${opts.temperature}, alpha ${opts.alpha}, ${opts.epochs} epochs on ${trainSet.name} (${trainSet.length} images)`);
+  const hintText = hint ? `, hint ${hint.teacher} -> layer ${hint.student} (weight ${hint.weight})` : '';
+  out.line(`distilling ${opts.teacher} into SeedCNN x${opts.studentWidth}: T ${opts.temperature}, alpha ${opts.alpha}${hintText}, ${opts.epochs} epochs on ${trainSet.name} (${trainSet.length} images)`);
   const format = 'distilling epoch {epoch}/{epochs} |{bar}| {value}/{total} batches, loss {loss}';
   let bar = out.progress(perEpoch, format, { epoch: 1, epochs: opts.epochs, loss: '-' });
   let barEpoch = 0;
   const started = performance.now();
   let result: Awaited<ReturnType<typeof distill>>;
   try {
-    result = await distill(session, student, trainSet, {
+    result = await distill(session ?? teacherGraph, student, trainSet, {
       epochs: opts.epochs,
       temperature: opts.temperature,
       alpha: opts.alpha,
       validation: test,
+      ...(hint ? { hint } : {}),
       train: {
         seed,
         batchSize,
@@ -87,7 +102,7 @@ export async function distillCommand(opts: DistillCommandOptions): Promise<void>
     });
   } finally {
     bar.stop();
-    session.release();
+    session?.release();
   }
   const seconds = (performance.now() - started) / 1000;
   // Counted as `kiln info` counts them (int8 convolutions and Gemms included).
@@ -102,12 +117,13 @@ export async function distillCommand(opts: DistillCommandOptions): Promise<void>
       seed: String(seed),
       source: opts.teacher,
       testAccuracy: String(studentAccuracy),
-      distillation: { teacher: opts.teacher, widthMultiplier: opts.studentWidth, temperature: opts.temperature, alpha: opts.alpha, epochs: opts.epochs, teacherAccuracy },
+      distillation: { teacher: opts.teacher, widthMultiplier: opts.studentWidth, temperature: opts.temperature, alpha: opts.alpha, epochs: opts.epochs, teacherAccuracy, ...(hint ? { hint } : {}) },
     },
   });
   const fileBytes = (await stat(opts.out)).size;
   const row = (name: string, acc: number, s: { macs: number; parameters: number }): string =>
     `  ${name.padEnd(8)} ${percent(acc).padStart(7)}  ${s.macs.toLocaleString('en-US').padStart(12)} MACs  ${s.parameters.toLocaleString('en-US').padStart(10)} parameters`;
+  if (result.hintLoss) out.line(`hint mean squared error per epoch (before the weight): ${result.hintLoss.map((v) => v.toFixed(4)).join(', ')}`);
   out.line([`held-out accuracy on ${test.length} images:`, row('teacher', teacherAccuracy, teacherSize), row('student', studentAccuracy, studentSize)].join('\n'));
   out.result(
     {
@@ -121,6 +137,7 @@ export async function distillCommand(opts: DistillCommandOptions): Promise<void>
       evalImages: test.length,
       seconds,
       cachedTeacherLogits: result.cachedTeacherLogits,
+      ...(hint ? { hint, cachedTeacherFeatures: result.cachedTeacherFeatures, hintLoss: result.hintLoss } : {}),
       teacherAccuracy,
       studentAccuracy,
       teacherMacs: teacherSize.macs,

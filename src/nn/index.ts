@@ -16,6 +16,7 @@ export type { DropoutOptions } from './layers/dropout.js';
 export { BatchNorm2d } from './layers/batch-norm2d.js';
 export type { BatchNorm2dOptions } from './layers/batch-norm2d.js';
 export { Sequential } from './layers/sequential.js';
+export type { LayerTap } from './layers/sequential.js';
 export { CrossEntropyLoss, crossEntropy } from './losses.js';
 export type { CrossEntropyOptions, LossResult } from './losses.js';
 export { distillationLoss } from './distillation-loss.js';

@@ -358,8 +358,12 @@ function startsWithKilnMagic(bytes: Uint8Array): boolean {
   return bytes.length >= KILN_MAGIC.length && KILN_MAGIC.every((b, i) => bytes[i] === b);
 }
 
-/** The graph of any session source. ONNX goes through the importer (src/onnx), .kiln through model-io. */
-async function graphFrom(source: SessionSource, inputShape: number[] | undefined): Promise<Graph> {
+/**
+ * The graph of any session source, as `InferenceSession.create` builds it before its passes. ONNX
+ * goes through the importer (src/onnx), .kiln through model-io.
+ * @internal
+ */
+export async function graphFrom(source: SessionSource, inputShape: number[] | undefined): Promise<Graph> {
   if (source instanceof Module) {
     inputShape ??= source.inputShape?.slice();
     if (!inputShape) throw typeError('options.inputShape', 'one image shape such as [1, 28, 28] when creating a session from a Module', undefined);

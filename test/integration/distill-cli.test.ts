@@ -98,4 +98,39 @@ describe('kiln distill', () => {
     }
     expect(existsSync(out)).toBe(false);
   }, 60_000);
+
+  it('--hint-teacher/--hint-student add feature distillation: the JSON line has the hint MSE per epoch, the student file holds no adapter', async () => {
+    const out = join(dir, 'hinted.kiln');
+    const r = await runCli('distill', '--teacher', teacherPath, '--epochs', '2', '--dataset', 'synthetic', '--hint-teacher', 'relu_1_out', '--hint-student', '4', '--hint-weight', '0.5', '--out', out, '--json');
+    expect(r.exitCode, r.stderr + r.stdout).toBe(0);
+    const result = lastJson<DistillJson & { hint: unknown; hintLoss: number[]; cachedTeacherFeatures: boolean }>(r);
+    expect(result.hint).toEqual({ teacher: 'relu_1_out', student: '4', weight: 0.5 });
+    expect(result.hintLoss).toHaveLength(2);
+    expect(result.hintLoss.every((v) => Number.isFinite(v) && v >= 0)).toBe(true);
+    expect(result.cachedTeacherFeatures).toBe(true);
+    // The adapter is not part of the student: the file is a plain half-width SeedCNN.
+    const student = await load(out);
+    expect(student.parameters().map((p) => p.name)).not.toContain('hint.weight');
+  }, 120_000);
+
+  it('refuses an unknown hint value, a spatial mismatch and a half-given hint before writing anything', async () => {
+    const out = join(dir, 'never-hinted.kiln');
+    const cases: [string[], string, RegExp][] = [
+      [['--hint-teacher', 'nope_out', '--hint-student', '4'], 'ERR_KILN_INVALID_ARG', /nope_out/],
+      [['--hint-teacher', 'relu_out', '--hint-student', '4'], 'ERR_KILN_SHAPE_MISMATCH', /height and width/],
+      [['--hint-teacher', 'relu_out'], 'ERR_KILN_INVALID_ARG', /--hint-student/],
+      [['--hint-weight', '2'], 'ERR_KILN_INVALID_ARG', /--hint-teacher/],
+    ];
+    for (const [args, code, message] of cases) {
+      const r = await runCli('distill', '--teacher', teacherPath, '--epochs', '1', '--dataset', 'synthetic', '--out', out, '--json', ...args);
+      expect(r.exitCode, args.join(' ')).toBe(1);
+      const { error } = lastJson<{ error: { code: string; message: string } }>(r);
+      expect(error.code, args.join(' ')).toBe(code);
+      expect(error.message).toMatch(message);
+    }
+    const negative = await runCli('distill', '--teacher', teacherPath, '--dataset', 'synthetic', '--out', out, '--hint-teacher', 'relu_1_out', '--hint-student', '4', '--hint-weight', '-1');
+    expect(negative.exitCode).toBe(1);
+    expect(negative.stderr).toContain('--hint-weight');
+    expect(existsSync(out)).toBe(false);
+  }, 120_000);
 });

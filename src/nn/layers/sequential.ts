@@ -1,7 +1,7 @@
 /** A chain of layers, each fed the previous one's output. */
 import type { GraphBuilder } from '../../graph/ir.js';
 import type { Tensor } from '../../tensor.js';
-import { typeError } from '../../validate.js';
+import { integer, rangeError, typeError } from '../../validate.js';
 import { KilnRangeError } from '../../errors.js';
 import { Module } from '../module.js';
 import type { LayerConfig, Parameter } from '../module.js';
@@ -13,6 +13,18 @@ import { ReLU } from './relu.js';
 const adopted = new WeakSet<Module>();
 
 /**
+ * A probe on one layer's output inside a Sequential (see `Sequential.tap`): it sees the output of
+ * every forward and may change the gradient flowing back into that layer, e.g. add the gradient of
+ * a second loss on that intermediate activation (feature distillation does).
+ */
+export interface LayerTap {
+  /** The layer's output; with `reuseBuffers` it is only valid until the next forward. */
+  forward(output: Tensor<'float32'>): void | Promise<void>;
+  /** d(loss)/d(output) from the layers after it; returns the gradient the layer's backward gets. */
+  backward(gradOutput: Tensor<'float32'>): Tensor<'float32'> | Promise<Tensor<'float32'>>;
+}
+
+/**
  * `Sequential(...layers)`. Parameters and buffers of layer i are named `${i}.${name}` (nested
  * containers stack prefixes: '2.0.weight'), stable names the model file relies on. A layer can
  * belong to one container only.
@@ -20,7 +32,9 @@ const adopted = new WeakSet<Module>();
 export class Sequential extends Module {
   readonly layers: readonly Module[];
   /** Indices of `layers` in the order forward runs them (see `executionOrder`). */
-  private readonly order: readonly number[];
+  private order: readonly number[];
+  /** Taps by layer index (see `tap`). */
+  private readonly taps = new Map<number, LayerTap>();
 
   constructor(...layers: Module[]) {
     super();
@@ -65,21 +79,50 @@ export class Sequential extends Module {
     for (let k = 0; k < order.length; k++) {
       const layer = this.layers[order[k]];
       const next = this.layers[order[k + 1]];
-      // A plain Conv2d feeding an unpadded MaxPool2d: one native call, no full-size conv output.
-      if (next instanceof MaxPool2d && next.unpadded && layer instanceof Conv2d && Object.getPrototypeOf(layer) === Conv2d.prototype) {
+      // A plain Conv2d feeding an unpadded MaxPool2d: one native call, no full-size conv output
+      // (unless a tap needs that output).
+      if (next instanceof MaxPool2d && !this.taps.has(order[k]) && next.unpadded && layer instanceof Conv2d && Object.getPrototypeOf(layer) === Conv2d.prototype) {
         x = await layer.forwardMaxPool(x, next);
         k++;
+        await this.taps.get(order[k])?.forward(x);
         continue;
       }
       x = await layer.forward(x);
+      await this.taps.get(order[k])?.forward(x);
     }
     return x;
   }
 
   override async backward(gradOutput: Tensor<'float32'>, needInputGrad = true): Promise<Tensor<'float32'>> {
     let g = gradOutput;
-    for (let k = this.order.length - 1; k >= 0; k--) g = await this.layers[this.order[k]].backward(g, k > 0 || needInputGrad);
+    for (let k = this.order.length - 1; k >= 0; k--) {
+      const tap = this.taps.get(this.order[k]);
+      if (tap) g = await tap.backward(g);
+      g = await this.layers[this.order[k]].backward(g, k > 0 || needInputGrad);
+    }
     return g;
+  }
+
+  /**
+   * Puts a tap on the output of `layers[index]` until the returned function removes it. While it
+   * is on, that output is computed as such: the layer is not fused with the next one and a ReLU
+   * there runs before its MaxPool2d, so the tap sees what `lower()` calls that layer's output (the
+   * results are the same as without the tap, see `executionOrder`). One tap per layer.
+   * @throws RangeError ERR_KILN_INVALID_ARG for an index outside the layers or a layer already tapped
+   */
+  tap(index: number, tap: LayerTap): () => void {
+    const i = integer('Sequential.tap index', index, 0, this.layers.length - 1);
+    if (tap === null || typeof tap !== 'object' || typeof tap.forward !== 'function' || typeof tap.backward !== 'function') {
+      throw typeError('Sequential.tap tap', 'an object with forward(output) and backward(gradOutput) methods', tap);
+    }
+    if (this.taps.has(i)) throw rangeError('Sequential.tap index', 'a layer without a tap', `layer ${i}, already tapped`);
+    this.taps.set(i, tap);
+    this.order = Object.freeze(executionOrder(this.layers, this.taps));
+    return () => {
+      if (this.taps.get(i) !== tap) return;
+      this.taps.delete(i);
+      this.order = Object.freeze(executionOrder(this.layers, this.taps));
+    };
   }
 
   override lower(builder: GraphBuilder, input: string, inputShape: readonly number[]): string {
@@ -111,12 +154,13 @@ export class Sequential extends Module {
  * max(relu(x)); padded positions never win a max), and so do the gradients: where the window max
  * is positive both orders route the gradient to the same (first) maximum, elsewhere it is zero
  * either way. The ReLU then touches a quarter of the elements (for 2x2 pooling) forward and back.
- * `lower()` keeps the declared order.
+ * `lower()` keeps the declared order. A ReLU or MaxPool2d with a tap (see `Sequential.tap`)
+ * stays in declared order, so the tap sees that layer's own output.
  */
-export function executionOrder(layers: readonly Module[]): number[] {
+export function executionOrder(layers: readonly Module[], tapped: ReadonlyMap<number, unknown> = new Map()): number[] {
   const order = layers.map((_, i) => i);
   for (let i = 0; i + 1 < order.length; i++) {
-    if (layers[order[i]] instanceof ReLU && layers[order[i + 1]] instanceof MaxPool2d) {
+    if (!tapped.has(order[i]) && !tapped.has(order[i + 1]) && layers[order[i]] instanceof ReLU && layers[order[i + 1]] instanceof MaxPool2d) {
       [order[i], order[i + 1]] = [order[i + 1], order[i]];
       i++;
     }
