@@ -98,7 +98,7 @@ export async function compressCommand(modelPath: string, opts: CompressCommandOp
     () =>
       `${r.completed ? 'done' : `stopped early: ${r.stoppedBecause}`}; ${opts.out} is '${r.stage}': held-out ${percent(r.accuracy)} (${(-r.accuracyDrop * 100).toFixed(2)} points vs the original, budget ${(r.maxAccuracyDrop * 100).toFixed(2)}), ` +
       `${r.smaller.toFixed(1)}x smaller on disk` +
-      (b64 ? `, ${b64.vsOriginal.toFixed(1)}x faster than the original at batch ${b64.batch} (${b64.threads} thread${b64.threads > 1 ? 's' : ''})${b64.vsOrt !== undefined ? `, ${b64.vsOrt.toFixed(1)}x ONNX Runtime's time on it` : ''}` : '') +
+      (b64 ? `, ${b64.vsOriginal.toFixed(1)}x faster than the original at batch ${b64.batch} (${b64.threads} thread${b64.threads > 1 ? 's' : ''})${b64.vsOrt !== undefined ? `, ${b64.vsOrt.toFixed(1)}x faster than ONNX Runtime on its ONNX export` : ''}` : '') +
       `; record ${recordPath}${opts.report ? `, report ${opts.report}` : ''}`,
   );
 }

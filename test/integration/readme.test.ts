@@ -18,7 +18,7 @@ const ROOT = resolve(__dirname, '../..');
  * Files of the repository that README commands name by their path in a clone (a sample run record
  * for `kiln report`); the walk copies them into its folder at the same path.
  */
-const FROM_CLONE = ['bench/results/example-run.json'];
+const FROM_CLONE = ['bench/results/example-run.json', 'recipes/mnist-half-80-int8.json'];
 /** sh lines of the README that are not `npx kiln` commands (the walk runs in-process, not through npm). */
 const NOT_KILN = [/^npm (install|test|run bench|run prebuildify|run test:types|run test:native)\b/, /^npx vitest run /, /^npx (node-gyp|cmake-js) /, /^cmake /, /^KILN_ISA=\w+ npm test$/];
 

@@ -2,7 +2,7 @@
 // Chromium (headless, driven by playwright-core, which downloads no browser), with every network
 // request refused and recorded. No request, no console error, no page error; each chart drawn (a
 // canvas of non-zero size with painted pixels, and the Chart.js series expected); a malicious
-// recipe name shown as text. Writes bench/results/report-example.html and report-screenshot.png.
+// recipe name shown as text. Writes bench/results/report-example.html and report-example.png (the fixture), and report-screenshot.png (the measured run of the shipped recipe).
 //
 // Without Chromium this test fails and says how to install it; KILN_CHROMIUM=/path/to/chrome picks the
 // binary, KILN_SKIP_BROWSER_TESTS=1 skips it.
@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { renderReport } from '../../src/index.js';
+import { readRunRecord, renderReport } from '../../src/index.js';
 import type { RunRecord } from '../../src/index.js';
 import { bareRunRecord, fixtureRunRecord } from '../support/run-record-fixture.js';
 
@@ -168,6 +168,34 @@ describe.skipIf(SKIP)('the report page in Chromium', () => {
     expect(confusion).toEqual({ rows: 10, cells: Array(10).fill(10), shaded: 100 });
     expect(await page.locator('table[data-card="stages"] tbody tr').count()).toBe(5);
     expect(await page.locator('h1').textContent()).toBe('mnist-small-int8');
+    await page.screenshot({ path: join(RESULTS, 'report-example.png'), fullPage: true });
+  });
+
+  it('draws the committed measured run of the shipped recipe (bench/results/compress-mnist-half-80-int8.run.json) and pictures it', async () => {
+    const record = await readRunRecord(join(RESULTS, 'compress-mnist-half-80-int8.run.json'));
+    const { page, requests, errors } = await visit(await render(record, join(dir, 'measured.html')));
+    expect(requests, 'network requests').toEqual([]);
+    expect(errors, 'console and page errors').toEqual([]);
+    // Its stages: distill (1 try), prune (1 try), quantize (PTQ over budget, then QAT), pack.
+    const charts: Record<string, RegExp[]> = {
+      accuracy: [/held-out accuracy/, /budget floor/],
+      size: [/file size/],
+      'latency-b1': [/^Kiln$/, /^ONNX Runtime$/],
+      'latency-b64': [/^Kiln$/, /^ONNX Runtime$/],
+      'curves-1': [/held-out accuracy, try 1 \(kept\)/, /train loss, try 1 \(kept\)/],
+      sensitivity: [/^3$/, /^7$/, /baseline/],
+      'layer-sparsity': [/sparsity/],
+      'layer-sqnr': [/SQNR/],
+    };
+    for (const [id, labels] of Object.entries(charts)) {
+      const facts = await canvasFacts(page, id);
+      expect(facts, `canvas ${id}`).not.toBeNull();
+      const { painted, labels: drawn } = facts as CanvasFacts;
+      expect(painted, `${id} painted pixels`).toBeGreaterThan(5000);
+      expect(drawn.length, `${id} series ${drawn.join(', ')}`).toBe(labels.length);
+      labels.forEach((re, i) => expect(drawn[i], `${id} series ${i}`).toMatch(re));
+    }
+    expect(await page.locator('table[data-card="stages"] tbody tr').count()).toBe(record.stages.length);
     await page.screenshot({ path: join(RESULTS, 'report-screenshot.png'), fullPage: true });
   });
 
