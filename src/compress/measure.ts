@@ -17,7 +17,7 @@ import { measurePair, measure } from '../util/timing.js';
 import { layerRecords } from './layers.js';
 import { graphOf, saveState } from './model-state.js';
 import type { ModelState } from './model-state.js';
-import type { LatencyCell, LayerRecord } from './record.js';
+import type { LatencyCell, StageRecord } from './record.js';
 import type { MeasureSettings } from './recipe.js';
 
 export interface Scored {
@@ -39,15 +39,8 @@ export async function score(state: ModelState, validation: Dataset): Promise<Sco
   }
 }
 
-export interface Measured {
-  fileBytes: number;
-  parameters: number;
-  macs: number;
-  nonZeroMacs: number;
-  precision: 'fp32' | 'int8';
-  latency: LatencyCell[];
-  layers: LayerRecord[];
-}
+/** The figures `measureState` adds to a stage's record. */
+export type Measured = Pick<StageRecord, 'fileBytes' | 'parameters' | 'macs' | 'nonZeroMacs' | 'precision' | 'latency' | 'layers'>;
 
 /**
  * Saves the state to `path` (its size is the record's), then times it. ORT runs the state's ONNX

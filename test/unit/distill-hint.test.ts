@@ -26,15 +26,11 @@ import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { train } from '../../src/train/trainer.js';
 import { Rng } from '../../src/util/rng.js';
-
-function slice(d: Dataset, start: number, end: number, name: string): Dataset {
-  const size = d.imageShape[0] * d.imageShape[1] * d.imageShape[2];
-  return { ...d, name, images: d.images.subarray(start * size, end * size), labels: d.labels.subarray(start, end), length: end - start };
-}
+import { datasetSlice } from '../support/datasets.js';
 
 const all = synthetic({ count: 320, imageShape: [1, 8, 8], numClasses: 4, seed: 1, signal: 0.4 });
-const data = slice(all, 0, 240, 'train');
-const heldOut = slice(all, 240, 320, 'held-out');
+const data = datasetSlice(all, 0, 240, 'train');
+const heldOut = datasetSlice(all, 240, 320, 'held-out');
 
 /** conv 3x3 -> relu -> maxpool 2 -> flatten -> linear: values conv_out [N, w, 6, 6], relu_out, maxpool_out [N, w, 3, 3]. */
 function net(width: number, seed = 1): Sequential {

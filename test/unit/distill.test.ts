@@ -25,15 +25,11 @@ import { save } from '../../src/runtime/model-io.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { evaluate } from '../../src/train/evaluate.js';
 import { train } from '../../src/train/trainer.js';
-
-function slice(d: Dataset, start: number, end: number, name: string): Dataset {
-  const size = d.imageShape[0] * d.imageShape[1] * d.imageShape[2];
-  return { ...d, name, images: d.images.subarray(start * size, end * size), labels: d.labels.subarray(start, end), length: end - start };
-}
+import { datasetSlice } from '../support/datasets.js';
 
 const all = synthetic({ count: 320, imageShape: [1, 8, 8], numClasses: 4, seed: 1, signal: 0.4 });
-const data = slice(all, 0, 240, 'train');
-const heldOut = slice(all, 240, 320, 'held-out');
+const data = datasetSlice(all, 0, 240, 'train');
+const heldOut = datasetSlice(all, 240, 320, 'held-out');
 
 function net(width: number, classes = 4, seed = 1): Sequential {
   return new Sequential(new Conv2d(1, width, 3, { seed }), new ReLU(), new MaxPool2d(2), new Flatten(), new Linear(width * 3 * 3, classes, { seed: seed + 1 }));

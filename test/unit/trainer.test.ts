@@ -17,17 +17,12 @@ import { Sequential } from '../../src/nn/layers/sequential.js';
 import { evaluate } from '../../src/train/evaluate.js';
 import { Trainer, train } from '../../src/train/trainer.js';
 import type { TrainOptions } from '../../src/train/trainer.js';
-
-/** Images [start, end) of a data set (views, no copy). */
-function slice(d: Dataset, start: number, end: number, name: string): Dataset {
-  const size = d.imageShape[0] * d.imageShape[1] * d.imageShape[2];
-  return { ...d, name, images: d.images.subarray(start * size, end * size), labels: d.labels.subarray(start, end), length: end - start };
-}
+import { datasetSlice } from '../support/datasets.js';
 
 // One synthetic set (its class patterns depend on the seed), split into train and held-out parts.
 const all = synthetic({ count: 320, imageShape: [1, 8, 8], numClasses: 4, seed: 1, signal: 0.4 });
-const data = slice(all, 0, 240, 'train');
-const heldOut = slice(all, 240, 320, 'held-out');
+const data = datasetSlice(all, 0, 240, 'train');
+const heldOut = datasetSlice(all, 240, 320, 'held-out');
 
 function smallNet(seed = 1, dropout = false): Sequential {
   return new Sequential(
