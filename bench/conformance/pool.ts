@@ -38,7 +38,11 @@ function defaultWorkerScript(): string {
   return fileURLToPath(new URL('./worker.js', import.meta.url));
 }
 
-/** One worker process and the test it is running. */
+/**
+ * One worker process and the test it is running. A worker posts a test's result only after the
+ * test's session is released, so a crash while running or releasing is the in-flight test's; a
+ * crash the garbage collector triggers later is charged to whichever test is running then.
+ */
 class Worker {
   private readonly child: ChildProcess;
   private stderr = '';
@@ -48,6 +52,8 @@ class Worker {
 
   constructor(script: string, execArgv: string[], cwd: string | undefined) {
     this.child = fork(script, [], { execArgv, cwd, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    // A send to a worker that has just died fails here; its 'exit' below does the accounting.
+    this.child.on('error', () => undefined);
     this.child.stderr!.on('data', (chunk: Buffer) => {
       this.stderr = (this.stderr + chunk.toString()).slice(-STDERR_TAIL);
     });

@@ -45,6 +45,10 @@ const x = [-1, 2, -3, 4, -5, 6];
 const reluPass = writeNodeTest('test_relu', unaryModel('Relu'), [floatTensor('x', [2, 3], x)], [floatTensor('y', [2, 3], x.map((v) => Math.max(v, 0)))]);
 const reluWrong = writeNodeTest('test_relu_wrong', unaryModel('Relu'), [floatTensor('x', [2, 3], x)], [floatTensor('y', [2, 3], [0, 2, 0, 4, 0, 6.1])]);
 const reluShape = writeNodeTest('test_relu_shape', unaryModel('Relu'), [floatTensor('x', [2, 3], x)], [floatTensor('y', [6], x.map((v) => Math.max(v, 0)))]);
+// An expected output of a type Kiln cannot hold: the runner's limit, so an error, not a refusal.
+const stringExpected = writeNodeTest('test_relu_string', unaryModel('Relu'), [floatTensor('x', [2, 3], x)], [
+  { name: 'y', dims: [2, 3], dataType: DataType.STRING, stringData: x.map((v) => new TextEncoder().encode(String(v))) },
+]);
 // The expanded variant of a test takes its plain sibling's operator, not its own graph's.
 writeNodeTest('test_relu_expanded', unaryModel('Abs'), [], []);
 // An operator no CNN runtime implements, to see a refusal.
@@ -95,6 +99,9 @@ describe('classification', () => {
     expect(wrong.category).toBe('fail');
     expect(wrong.message).toMatch(/output 'y': 1 of 6 elements off/);
     expect((await runNodeTest(reluShape)).message).toMatch(/shape \[2, 3\], expected \[6\]/);
+    const unreadable = await runNodeTest(stringExpected);
+    expect(unreadable.category).toBe('error');
+    expect(unreadable.message).toMatch(/^runner: cannot read the expected output 'y': Kiln cannot hold STRING tensors/);
     const det = await runNodeTest(refused);
     expect(det.category).toBe('unsupported');
     expect(det.message).toMatch(/Det/);
@@ -107,6 +114,7 @@ describe('classification', () => {
       ['test_relu', 'Relu', false],
       ['test_relu_expanded', 'Relu', true],
       ['test_relu_shape', 'Relu', false],
+      ['test_relu_string', 'Relu', false],
       ['test_relu_wrong', 'Relu', false],
     ]);
     expect(inAcceptanceSubset('Relu') && inAcceptanceSubset('ReduceLogSumExp') && !inAcceptanceSubset('Det')).toBe(true);
