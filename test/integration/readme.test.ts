@@ -20,7 +20,11 @@ const ROOT = resolve(__dirname, '../..');
  */
 const FROM_CLONE = ['bench/results/example-run.json', 'recipes/mnist-half-80-int8.json'];
 /** sh lines of the README that are not `npx kiln` commands (the walk runs in-process, not through npm). */
-const NOT_KILN = [/^npm (install|test|run bench|run prebuildify|run test:types|run test:native)\b/, /^npx vitest run /, /^npx (node-gyp|cmake-js) /, /^cmake /, /^KILN_ISA=\w+ npm test$/];
+const NOT_KILN = [
+  /^npm (install|test|run bench|run conformance|run prebuildify|run test:types|run test:native)\b/, /^npx vitest run /, /^npx (node-gyp|cmake-js) /, /^cmake /, /^KILN_ISA=\w+ npm test$/,
+  // Fetching the ONNX node tests for `npm run conformance` (network; not part of the walk).
+  /^git (clone|-C) /, /^mkdir /,
+];
 
 interface Block {
   lang: string;
