@@ -136,6 +136,21 @@ const cases: Case[] = [
     noExport: true,
   },
   {
+    name: 'AveragePool 2-D ceil_mode with count_include_pad and pads',
+    spec: one(13, 'AveragePool', ['N', 2, 8, 7], [attr.ints('kernel_shape', [3, 3]), attr.ints('strides', [2, 2]), attr.ints('pads', [1, 0, 1, 1]), attr.i('ceil_mode', 1), attr.i('count_include_pad', 1)]),
+    feeds: { x: [2, 2, 8, 7] },
+  },
+  {
+    name: 'MaxPool 2-D dilations with asymmetric pads',
+    spec: one(12, 'MaxPool', ['N', 3, 9, 10], [attr.ints('kernel_shape', [2, 3]), attr.ints('dilations', [2, 2]), attr.ints('pads', [1, 0, 0, 2])]),
+    feeds: { x: [2, 3, 9, 10] },
+  },
+  {
+    name: 'LayerNormalization with a Scale broadcast over the leading normalized axis',
+    spec: one(17, 'LayerNormalization', ['N', 4, 6, 10], [attr.i('axis', 2)], ['s', 'b'], [randomTensor('s', [10], 36), randomTensor('b', [1, 10], 37)]),
+    feeds: { x: [2, 4, 6, 10] },
+  },
+  {
     name: 'MaxPool 3-D is refused naming the rank',
     spec: one(13, 'MaxPool', ['N', 2, 4, 4, 4], [attr.ints('kernel_shape', [2, 2, 2])]),
     feeds: { x: [1, 2, 4, 4, 4] },
@@ -175,6 +190,16 @@ const cases: Case[] = [
     name: 'MatMul rank-3 activation by a batched constant [3, K, N]',
     spec: one(13, 'MatMul', ['N', 3, 4, 8], [], ['w'], [randomTensor('w', [3, 8, 5], 35)]),
     feeds: { x: [2, 3, 4, 8] },
+  },
+  {
+    name: 'MatMul of two rank-4 activations (attention scores x . xT)',
+    spec: {
+      opset: 13,
+      inputs: [valueInfo('x', ['N', 3, 5, 8])],
+      outputs: [valueInfo('y')],
+      nodes: [node('Transpose', ['x'], ['xt'], [attr.ints('perm', [0, 1, 3, 2])]), node('MatMul', ['x', 'xt'], ['y'])],
+    },
+    feeds: { x: [2, 3, 5, 8] },
   },
 ];
 
