@@ -242,6 +242,16 @@ std::vector<kiln::PlanSpec> seeds(Weights& w, std::mt19937& rng) {
   auto bn = step("BatchNormalization", {}, {});
   for (const char* n : {"scale", "B", "mean", "var"}) bn.weights[n] = w.make({3}, rng);
   one({3, 4}, {3, 4}, bn);
+  auto ln = step("LayerNormalization", {}, {});
+  ln.attrs["axis"] = num(2);
+  ln.weights["scale"] = w.make({20}, rng);
+  ln.weights["B"] = w.make({20}, rng);
+  one({3, 4, 5}, {3, 4, 5}, ln);
+  auto gn = step("GroupNormalization", {}, {});
+  gn.attrs["groups"] = num(2);
+  gn.weights["scale"] = w.make({6}, rng);
+  gn.weights["B"] = w.make({6}, rng);
+  one({6, 3, 5}, {6, 3, 5}, gn);
   one({3, 4}, {12}, step("Reshape", {}, {}));
   one({3, 4, 5}, {3, 1, 1}, step("GlobalMaxPool", {}, {}));
   return out;
