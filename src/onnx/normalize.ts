@@ -129,7 +129,8 @@ interface WindowAttrs {
 
 function windowAttrs(ctx: NormalizeContext, node: GraphNode, kernel: number[]): WindowAttrs {
   const n = kernel.length;
-  if (n !== 1 && n !== 2) throw new Unsupported(`${n}-D ${node.op === 'Conv' || node.op === 'ConvTranspose' ? 'convolution' : 'pooling'} (Kiln runs 1-D and 2-D)`);
+  const isConv = node.op === 'Conv' || node.op === 'ConvTranspose';
+  if (n < 1 || n > (isConv ? 2 : 3)) throw new Unsupported(`${n}-D ${isConv ? 'convolution (Kiln runs 1-D and 2-D)' : 'pooling (Kiln runs 1-D, 2-D and 3-D)'}`);
   const strides = ints(node, 'strides') ?? new Array<number>(n).fill(1);
   const dilations = ints(node, 'dilations') ?? new Array<number>(n).fill(1);
   const mode = str(node, 'auto_pad', 'NOTSET');

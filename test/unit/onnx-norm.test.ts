@@ -151,10 +151,25 @@ const cases: Case[] = [
     feeds: { x: [2, 4, 6, 10] },
   },
   {
-    name: 'MaxPool 3-D is refused naming the rank',
-    spec: one(13, 'MaxPool', ['N', 2, 4, 4, 4], [attr.ints('kernel_shape', [2, 2, 2])]),
-    feeds: { x: [1, 2, 4, 4, 4] },
-    refused: /3-D/,
+    name: 'MaxPool 3-D (two 2-D pools) with pads, strides, dilations and ceil_mode',
+    spec: one(12, 'MaxPool', ['N', 2, 5, 6, 7], [attr.ints('kernel_shape', [2, 3, 2]), attr.ints('strides', [2, 1, 2]), attr.ints('pads', [1, 1, 0, 0, 1, 1]), attr.ints('dilations', [1, 2, 1]), attr.i('ceil_mode', 1)]),
+    feeds: { x: [2, 2, 5, 6, 7] },
+  },
+  {
+    name: 'AveragePool 3-D with asymmetric pads (count_include_pad 0)',
+    spec: one(13, 'AveragePool', ['N', 3, 5, 4, 6], [attr.ints('kernel_shape', [3, 2, 3]), attr.ints('strides', [2, 2, 1]), attr.ints('pads', [1, 0, 1, 1, 1, 0])]),
+    feeds: { x: [2, 3, 5, 4, 6] },
+  },
+  {
+    name: 'AveragePool 3-D ceil_mode and count_include_pad',
+    spec: one(13, 'AveragePool', ['N', 2, 6, 5, 5], [attr.ints('kernel_shape', [2, 3, 3]), attr.ints('strides', [2, 2, 2]), attr.ints('pads', [0, 1, 1, 1, 0, 1]), attr.i('ceil_mode', 1), attr.i('count_include_pad', 1)]),
+    feeds: { x: [1, 2, 6, 5, 5] },
+  },
+  {
+    name: 'MaxPool 4-D is refused naming the rank',
+    spec: one(13, 'MaxPool', ['N', 1, 3, 3, 3, 3], [attr.ints('kernel_shape', [2, 2, 2, 2])]),
+    feeds: { x: [1, 1, 3, 3, 3, 3] },
+    refused: /4-D/,
     noExport: true,
   },
   {
