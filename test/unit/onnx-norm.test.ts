@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
 import { type Graph, GraphBuilder } from '../../src/graph/ir.js';
 import { compareWithOnnxRuntime } from '../../src/onnx/compare.js';
+import { compareInt8WithOnnxRuntime } from '../../src/onnx/compare-int8.js';
 import { exportModel } from '../../src/onnx/export.js';
 import { importModel } from '../../src/onnx/import.js';
 import { quantize } from '../../src/quant/ptq.js';
@@ -100,6 +101,13 @@ const cases: Case[] = [
       randomTensor('s', [3], 19), randomTensor('b', [3], 20), randomTensor('m', [3], 21), floatTensor('v', [3], [0.5, 1, 2]),
     ]),
     feeds: { x: [2, 3, 4, 5] },
+  },
+  {
+    name: 'BatchNormalization opset 15 on features [N, C]',
+    spec: one(15, 'BatchNormalization', ['N', 5], [attr.f('epsilon', 1e-3)], ['s', 'b', 'm', 'v'], [
+      randomTensor('s', [5], 54), randomTensor('b', [5], 55), randomTensor('m', [5], 56), floatTensor('v', [5], [0.5, 1, 2, 0.1, 4]),
+    ]),
+    feeds: { x: [3, 5] },
   },
   {
     name: 'BatchNormalization opset 14 on [N, C, L]',
@@ -344,5 +352,9 @@ describe('int8: normalizations between quantized convolutions', () => {
       den += want[i]! ** 2;
     }
     expect(Math.sqrt(num / den)).toBeLessThan(0.1);
+    // The QDQ export (GroupNormalization written as opset-17 nodes) runs in ORT like Kiln's int8 runtime.
+    const ort = await compareInt8WithOnnxRuntime(graph, { x: held });
+    expect(ort.reference).toBe('qdq-export');
+    for (const out of ort.outputs) expect(out.relL2, out.name).toBeLessThan(0.02);
   });
 });
