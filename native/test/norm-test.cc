@@ -23,7 +23,7 @@ std::string label(const DispatchTable& t, const std::string& what) { return std:
 
 bool close(float a, float b, float tol) { return std::fabs(a - b) <= tol * (1.0f + std::fabs(b)); }
 
-const size_t kLengths[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 96, 127, 200, 768, 1001, 3136};
+const size_t kLengths[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 96, 127, 200, 768, 1001, 3136, 4096, 4097, 9000, 100003};
 
 void test_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
   check(t.f32_norm.moments && t.f32_norm.normalize_row && t.f32_norm.scale_shift_row, label(t, "norm kernels set"));

@@ -1,12 +1,16 @@
-// The normalization row kernels with AVX2 + FMA: four 8-lane accumulators per pass (float sums
-// of 32 interleaved partial sums; the second pass sums squared deviations from the mean, so it
-// does not cancel), masked loads and stores for the tail.
+// The normalization row kernels with AVX2 + FMA: four 8-lane accumulators per pass, float within
+// chunks of 4096 elements and double across them (the second pass sums squared deviations from
+// the mean, so it does not cancel), masked loads and stores for the tail.
+#include <algorithm>
+
 #include "common/simd.h"
 
 #include "norm/norm-ukernel.h"
 
 namespace kiln {
 namespace {
+
+constexpr size_t kChunk = 4096;
 
 inline __m256i first_lanes(size_t count) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -19,9 +23,8 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
 }
 
-}  // namespace
-
-void f32_norm_moments_avx2(const float* x, size_t n, float* mean, float* var) {
+// The float sum of x[0..n) (n <= kChunk: few additions per lane, so float does not drift).
+float chunk_sum(const float* x, size_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
   size_t j = 0;
   for (; j + 32 <= n; j += 32) {
@@ -32,10 +35,14 @@ void f32_norm_moments_avx2(const float* x, size_t n, float* mean, float* var) {
   }
   for (; j + 8 <= n; j += 8) s0 = _mm256_add_ps(s0, _mm256_loadu_ps(x + j));
   if (j < n) s1 = _mm256_add_ps(s1, _mm256_maskload_ps(x + j, first_lanes(n - j)));
-  const float m = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))) / static_cast<float>(n);
-  const __m256 vm = _mm256_set1_ps(m);
-  s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-  j = 0;
+  return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+// The float sum of (x - mean)^2 over x[0..n), n <= kChunk.
+float chunk_sq_dev(const float* x, size_t n, float mean) {
+  const __m256 vm = _mm256_set1_ps(mean);
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  size_t j = 0;
   for (; j + 32 <= n; j += 32) {
     const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + j), vm);
     const __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(x + j + 8), vm);
@@ -55,8 +62,20 @@ void f32_norm_moments_avx2(const float* x, size_t n, float* mean, float* var) {
     const __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + j, mask), vm), _mm256_castsi256_ps(mask));
     s1 = _mm256_fmadd_ps(d, d, s1);
   }
+  return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+}  // namespace
+
+// Float vector sums within chunks of kChunk elements, chunks added in double.
+void f32_norm_moments_avx2(const float* x, size_t n, float* mean, float* var) {
+  double sum = 0;
+  for (size_t at = 0; at < n; at += kChunk) sum += chunk_sum(x + at, std::min(kChunk, n - at));
+  const float m = static_cast<float>(sum / static_cast<double>(n));
+  double sq = 0;
+  for (size_t at = 0; at < n; at += kChunk) sq += chunk_sq_dev(x + at, std::min(kChunk, n - at), m);
   *mean = m;
-  *var = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))) / static_cast<float>(n);
+  *var = static_cast<float>(sq / static_cast<double>(n));
 }
 
 void f32_norm_row_avx2(const float* x, size_t n, float mean, float rstd, const float* scale, const float* bias,
