@@ -247,6 +247,10 @@ std::vector<kiln::PlanSpec> seeds(Weights& w, std::mt19937& rng) {
   ln.weights["scale"] = w.make({20}, rng);
   ln.weights["B"] = w.make({20}, rng);
   one({3, 4, 5}, {3, 4, 5}, ln);
+  auto ln_stats = step("LayerNormalization", {}, {});
+  ln_stats.attrs["axis"] = num(2);
+  ln_stats.attrs["output"] = text("InvStdDev");
+  one({3, 4, 5}, {3, 1, 1}, ln_stats);
   auto gn = step("GroupNormalization", {}, {});
   gn.attrs["groups"] = num(2);
   gn.weights["scale"] = w.make({6}, rng);

@@ -20,7 +20,7 @@
  * - Flatten / Concat: `axis` non-negative. Transpose: `perm` explicit. Gemm: `alpha`, `beta`,
  *   `transA`, `transB`. BatchNormalization: `epsilon`, five inputs, one output. Dropout and
  *   Identity: one input, one output. LeakyRelu/HardSigmoid/LRN: their ONNX attrs, defaults filled.
- * - LayerNormalization: `axis` (non-negative), `epsilon`, one output (Mean/InvStdDev refused).
+ * - LayerNormalization: `axis` (non-negative), `epsilon`; Mean/InvStdDev outputs only when read.
  *   InstanceNormalization: `epsilon`. GroupNormalization: `num_groups`, `epsilon`; its scale and
  *   bias hold one value per channel (opset 21) or per group (opset 18), told apart by length.
  * Integer constants that are still tensors (none in the op set above) are int32 initializers.

@@ -440,8 +440,9 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
       return [need(0).slice()];
     case 'LayerNormalization': {
       const s = need(0);
-      normalizeAxis(node, attrInt(node, 'axis', -1), s.length);
-      return [s.slice()];
+      const a = normalizeAxis(node, attrInt(node, 'axis', -1), s.length);
+      const stats = s.map((d, i) => (i < a ? d : 1));
+      return [s.slice(), stats, stats.slice()].slice(0, Math.max(1, node.outputs.length));
     }
     case 'GroupNormalization': {
       const s = need(0);

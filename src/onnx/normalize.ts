@@ -367,8 +367,10 @@ function batchNorm(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
 }
 
 function layerNorm(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
-  const outputs = firstOutputOnly(ctx, node, 'Mean or InvStdDev');
   const attrs: GraphNode['attrs'] = { axis: axis(node, int(node, 'axis', -1), rank(ctx, node)), epsilon: float(node, 'epsilon', 1e-5) };
+  // Unread Mean / InvStdDev outputs are dropped; read ones stay (the runtime computes them).
+  const outputs = node.outputs.map((o, i) => (i > 0 && !ctx.used(o) ? '' : o));
+  while (outputs.length > 1 && outputs[outputs.length - 1] === '') outputs.pop();
   return [canonical(node, node.inputs, attrs, outputs)];
 }
 

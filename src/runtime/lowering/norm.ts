@@ -41,7 +41,14 @@ export function lowerLayerNorm(n: NodeLowering): ValueRef[] {
     const b = n.weight(2, 'B');
     weights.B = { data: broadcastTo(n, 'B', b.data, b.shape, normalized), shape: [d] };
   }
-  return [n.emit('LayerNormalization', [x], x.shape, { attrs: { axis, epsilon: n.float('epsilon', 1e-5) }, weights, macs: 2 * numel(x.shape) })];
+  const epsilon = n.float('epsilon', 1e-5);
+  const refs = [n.emit('LayerNormalization', [x], x.shape, { attrs: { axis, epsilon }, weights, macs: 2 * numel(x.shape) })];
+  // The optional Mean and InvStdDev outputs: one value per row, the normalized dims kept as 1s.
+  const stats = x.shape.map((dim, i) => (i < axis - 1 ? dim : 1));
+  (['Mean', 'InvStdDev'] as const).forEach((output, i) => {
+    if (n.node.outputs[i + 1]) refs[i + 1] = n.emit('LayerNormalization', [x], stats, { attrs: { axis, epsilon, output }, macs: numel(x.shape) });
+  });
+  return refs;
 }
 
 /** GroupNormalization (scale and bias per channel, opset 21, or per group, opset 18) and InstanceNormalization. */

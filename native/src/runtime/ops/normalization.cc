@@ -2,7 +2,9 @@
 // runs InstanceNormalization: one group per channel) over groups of consecutive channel planes.
 // Statistics are computed per run (they depend on the input); the row kernels come from the
 // dispatch table read once per run (norm/norm-ukernel.h).
+#include <cmath>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "common/dispatch.h"
@@ -32,6 +34,28 @@ class LayerNormStep : public PlanStep {
  private:
   size_t rows_, d_;
   std::vector<float> scale_, bias_;
+  float epsilon_;
+};
+
+// LayerNormalization's optional outputs: one Mean or InvStdDev value per row (the statistics the
+// Y step computes again: they are read only by training graphs and the conformance tests).
+class LayerNormStatsStep : public PlanStep {
+ public:
+  LayerNormStatsStep(size_t rows, size_t d, bool inv_std_dev, float epsilon)
+      : rows_(rows), d_(d), inv_std_dev_(inv_std_dev), epsilon_(epsilon) {}
+  void run(const StepBuffers& io, size_t batch, float*, size_t) const override {
+    const F32NormKernels& k = dispatch().f32_norm;
+    for (size_t r = 0; r < batch * rows_; ++r) {
+      float mean, var;
+      k.moments(io.in[0] + r * d_, d_, &mean, &var);
+      io.out[0][r] = inv_std_dev_ ? 1.0f / std::sqrt(var + epsilon_) : mean;
+    }
+  }
+  std::string detail() const override { return std::string(inv_std_dev_ ? "InvStdDev" : "Mean") + " of " + std::to_string(rows_) + " rows"; }
+
+ private:
+  size_t rows_, d_;
+  bool inv_std_dev_;
   float epsilon_;
 };
 
@@ -67,17 +91,26 @@ float epsilon_of(const StepContext& ctx) {
 
 }  // namespace
 
-// attrs: axis (ONNX numbering, the batch is axis 0, so >= 1), epsilon; weights: scale [D] and
-// optional B [D], D the product of the normalized dims (broadcast by the lowering).
+// attrs: axis (ONNX numbering, the batch is axis 0, so >= 1), epsilon, output ('Y', default, or
+// 'Mean' / 'InvStdDev': one value per row, the normalized dims kept as 1s); weights (Y only):
+// scale [D] and optional B [D], D the product of the normalized dims (broadcast by the lowering).
 std::unique_ptr<PlanStep> make_layer_norm(const StepContext& ctx) {
   ctx.expect_inputs(1, 1);
   ctx.expect_outputs(1);
   const PlanShape& x = ctx.in()[0];
   if (x.empty()) ctx.fail("inputs[0]", "a value of rank >= 2", "per-image shape " + shape_text(x));
-  ctx.expect_output_shape(0, x);
   const size_t axis = static_cast<size_t>(ctx.integer("axis", 1, static_cast<int64_t>(x.size())));
   const size_t rows = shape_size(PlanShape(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(axis - 1)));
   const size_t d = shape_size(PlanShape(x.begin() + static_cast<std::ptrdiff_t>(axis - 1), x.end()));
+  const std::string output = ctx.choice_or("output", {"Y", "Mean", "InvStdDev"}, "Y");
+  if (output != "Y") {
+    PlanShape stats(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(axis - 1));
+    stats.resize(x.size(), 1);
+    ctx.expect_output_shape(0, stats);
+    if (d == 0) ctx.fail("inputs[0]", "a value with normalized elements", "per-image shape " + shape_text(x));
+    return std::make_unique<LayerNormStatsStep>(rows, d, output == "InvStdDev", epsilon_of(ctx));
+  }
+  ctx.expect_output_shape(0, x);
   const PlanTensor& scale = ctx.weight("scale", {d});
   const PlanTensor* bias = ctx.weight_opt("B", {d});
   std::vector<float> s(scale.data, scale.data + d), b;
