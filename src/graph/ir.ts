@@ -10,7 +10,7 @@
  * normalised (axes non-negative), whichever ONNX opset (7..21) the model used:
  * - Conv / ConvTranspose / MaxPool / AveragePool: `kernel_shape`, `strides`, `dilations`, `pads`
  *   ([top, left, bottom, right]), Conv/ConvTranspose `group`, pools `ceil_mode` and AveragePool
- *   `count_include_pad`; ConvTranspose also `output_padding`; never `auto_pad` (resolved). 2-D only.
+ *   `count_include_pad`; ConvTranspose also `output_padding`; never `auto_pad` (resolved). 1-D and 2-D (pools also 3-D).
  * - Reshape: one input, attr `shape` (int[], may hold 0 = copy that input dim and one -1).
  * - Squeeze / Unsqueeze: one input, attr `axes` (int[], non-negative, sorted).
  * - Pad: one input, attrs `pads` (ONNX order: all begins then all ends, one per input dim),
@@ -20,6 +20,9 @@
  * - Flatten / Concat: `axis` non-negative. Transpose: `perm` explicit. Gemm: `alpha`, `beta`,
  *   `transA`, `transB`. BatchNormalization: `epsilon`, five inputs, one output. Dropout and
  *   Identity: one input, one output. LeakyRelu/HardSigmoid/LRN: their ONNX attrs, defaults filled.
+ * - LayerNormalization: `axis` (non-negative), `epsilon`; Mean/InvStdDev outputs only when read.
+ *   InstanceNormalization: `epsilon`. GroupNormalization: `num_groups`, `epsilon`; its scale and
+ *   bias hold one value per channel (opset 21) or per group (opset 18), told apart by length.
  * Integer constants that are still tensors (none in the op set above) are int32 initializers.
  */
 import type { Tensor } from '../tensor.js';

@@ -435,6 +435,20 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
     case 'BatchNormalization':
       channelParams(node, need(0), [need(1), need(2), need(3), need(4)]);
       return [need(0).slice()];
+    case 'InstanceNormalization':
+      channelParams(node, need(0), [need(1), need(2)]);
+      return [need(0).slice()];
+    case 'LayerNormalization': {
+      const s = need(0);
+      const a = normalizeAxis(node, attrInt(node, 'axis', -1), s.length);
+      const stats = s.map((d, i) => (i < a ? d : 1));
+      return [s.slice(), stats, stats.slice()].slice(0, Math.max(1, node.outputs.length));
+    }
+    case 'GroupNormalization': {
+      const s = need(0);
+      if (s.length < 2) fail(node, 'input', 'rank >= 2 (N, C, ...)', formatShape(s));
+      return [s.slice()];
+    }
     case 'Add':
     case 'Sub':
     case 'Mul':

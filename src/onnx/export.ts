@@ -39,6 +39,9 @@ const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>>
   MatMul: {},
   LRN: { alpha: 'float', beta: 'float', bias: 'float', size: 'int' },
   BatchNormalization: { epsilon: 'float', momentum: 'float' },
+  LayerNormalization: { axis: 'int', epsilon: 'float', stash_type: 'int' },
+  InstanceNormalization: { epsilon: 'float' },
+  GroupNormalization: { epsilon: 'float', num_groups: 'int' },  // written as opset-17 nodes (emitGroupNorm)
   Relu: {},
   Sigmoid: {},
   Tanh: {},
@@ -109,7 +112,11 @@ class Emitter {
   readonly initializers: ITensorProto[] = [];
   private readonly taken: Set<string>;
 
+  /** The source graph's constants (GroupNormalization reads its scale and bias). */
+  readonly weights: Map<string, Tensor>;
+
   constructor(graph: Graph) {
+    this.weights = graph.initializers;
     this.taken = new Set([...graph.initializers.keys(), ...graph.inputs.map((i) => i.name), ...graph.nodes.flatMap((n) => [n.name, ...n.outputs])]);
   }
 
@@ -178,6 +185,10 @@ function emitActivation(e: Emitter, node: GraphNode, act: string, input: string,
 
 function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void {
   const where = `${node.op} '${node.name}'`;
+  if (node.op === 'GroupNormalization') {
+    emitGroupNorm(e, node, shapes, where);
+    return;
+  }
   const allowed = ATTRS[node.op]!;
   const attrs: IAttributeProto[] = [];
   for (const [key, value] of Object.entries(node.attrs)) {
@@ -253,6 +264,41 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
     e.node(node.name, node.op, inputs, outputs, attrs);
   }
   void shapes;
+}
+
+/**
+ * GroupNormalization (opset 18+) at opset 17, the way the PyTorch exporter writes it: the input
+ * reshaped to [N, G, -1], InstanceNormalization with unit scale, reshaped back, then the
+ * per-channel scale and bias (per-group opset-18 ones expanded) as Mul and Add.
+ */
+function emitGroupNorm(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>, where: string): void {
+  const [x, scaleName, biasName] = node.inputs;
+  const groups = node.attrs.num_groups;
+  const epsilon = node.attrs.epsilon ?? 1e-5;
+  const xShape = shapes.get(x!);
+  if (typeof groups !== 'number' || typeof epsilon !== 'number') throw unsupported(`Expected num_groups and epsilon numbers on ${where}`);
+  if (xShape === undefined || typeof xShape[1] !== 'number') throw unsupported(`Kiln cannot export ${where} without a known channel count`);
+  const c = xShape[1];
+  const perChannel = (name: string | undefined, what: string): string => {
+    const t = name === undefined ? undefined : e.weights.get(name);
+    if (t === undefined || t.type !== 'float32') throw unsupported(`Kiln cannot export ${where} whose ${what} is not a float32 constant`);
+    const data = t.data as Float32Array;
+    const full = data.length === c ? data : Float32Array.from({ length: c }, (_, ch) => data[Math.floor(ch / (c / groups))]!);
+    return e.constant(`${node.name}_${what}`, new Tensor('float32', full, [c, ...new Array<number>(xShape.length - 2).fill(1)]));
+  };
+  const grouped = e.fresh(`${node.name}_grouped`);
+  e.node(e.fresh(`${node.name}_group`), 'Reshape', [x!, e.constant(`${node.name}_group_shape`, new Tensor('int32', [0, groups, -1]))], [grouped]);
+  const normed = e.fresh(`${node.name}_normed`);
+  e.node(e.fresh(`${node.name}_instance`), 'InstanceNormalization', [
+    grouped, e.constant(`${node.name}_ones`, new Tensor('float32', new Float32Array(groups).fill(1))), e.constant(`${node.name}_zeros`, new Tensor('float32', new Float32Array(groups))),
+  ], [normed], [attribute('epsilon', 'float', epsilon, where)]);
+  const shape = e.fresh(`${node.name}_shape`);
+  e.node(e.fresh(`${node.name}_shape_of`), 'Shape', [x!], [shape]);
+  const back = e.fresh(`${node.name}_ungrouped`);
+  e.node(e.fresh(`${node.name}_ungroup`), 'Reshape', [normed, shape], [back]);
+  const scaled = e.fresh(`${node.name}_scaled`);
+  e.node(e.fresh(`${node.name}_scale`), 'Mul', [back, perChannel(scaleName, 'scale')], [scaled]);
+  e.node(node.name, 'Add', [scaled, perChannel(biasName, 'bias')], [node.outputs[0]!]);
 }
 
 /**

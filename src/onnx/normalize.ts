@@ -129,16 +129,17 @@ interface WindowAttrs {
 
 function windowAttrs(ctx: NormalizeContext, node: GraphNode, kernel: number[]): WindowAttrs {
   const n = kernel.length;
-  if (n !== 2) throw new Unsupported(`${n}-D ${node.op === 'Conv' || node.op === 'ConvTranspose' ? 'convolution' : 'pooling'} (Kiln runs 2-D)`);
-  const strides = ints(node, 'strides') ?? [1, 1];
-  const dilations = ints(node, 'dilations') ?? [1, 1];
+  const isConv = node.op === 'Conv' || node.op === 'ConvTranspose';
+  if (n < 1 || n > (isConv ? 2 : 3)) throw new Unsupported(`${n}-D ${isConv ? 'convolution (Kiln runs 1-D and 2-D)' : 'pooling (Kiln runs 1-D, 2-D and 3-D)'}`);
+  const strides = ints(node, 'strides') ?? new Array<number>(n).fill(1);
+  const dilations = ints(node, 'dilations') ?? new Array<number>(n).fill(1);
   const mode = str(node, 'auto_pad', 'NOTSET');
-  let pads = ints(node, 'pads') ?? [0, 0, 0, 0];
-  if (mode === 'VALID') pads = [0, 0, 0, 0];
+  let pads = ints(node, 'pads') ?? new Array<number>(2 * n).fill(0);
+  if (mode === 'VALID') pads = new Array<number>(2 * n).fill(0);
   else if (mode === 'SAME_UPPER' || mode === 'SAME_LOWER') {
     const x = needShape(ctx, node);
-    pads = [0, 0, 0, 0];
-    for (let i = 0; i < 2; i++) {
+    pads = new Array<number>(2 * n).fill(0);
+    for (let i = 0; i < n; i++) {
       const size = x[2 + i]!;
       const span = (kernel[i]! - 1) * (dilations[i] ?? 1) + 1;
       const stride = strides[i] ?? 1;
@@ -149,13 +150,13 @@ function windowAttrs(ctx: NormalizeContext, node: GraphNode, kernel: number[]): 
       const small = Math.floor(total / 2);
       const [begin, end] = mode === 'SAME_UPPER' ? [small, total - small] : [total - small, small];
       pads[i] = begin;
-      pads[i + 2] = end;
+      pads[i + n] = end;
     }
   } else if (mode !== 'NOTSET') {
     throw new RangeError(`Expected auto_pad NOTSET, SAME_UPPER, SAME_LOWER or VALID for ${node.op} '${node.name}' but received '${mode}'`);
   }
-  if (strides.length !== 2 || dilations.length !== 2 || pads.length !== 4) {
-    throw new RangeError(`Expected 2 strides, 2 dilations and 4 pads for ${node.op} '${node.name}' but received ${strides.length}, ${dilations.length} and ${pads.length}`);
+  if (strides.length !== n || dilations.length !== n || pads.length !== 2 * n) {
+    throw new RangeError(`Expected ${n} strides, ${n} dilations and ${2 * n} pads for ${node.op} '${node.name}' but received ${strides.length}, ${dilations.length} and ${pads.length}`);
   }
   return { kernel_shape: kernel, strides, pads, dilations };
 }
@@ -181,22 +182,23 @@ function convTranspose(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   const outputShape = ints(node, 'output_shape');
   const plain = { ...node, attrs: { ...node.attrs, auto_pad: 'NOTSET' } };
   const win = windowAttrs(ctx, plain, kernel);
-  const outputPadding = ints(node, 'output_padding') ?? [0, 0];
-  if (outputPadding.length !== 2) throw new RangeError(`Expected 2 output_padding values for ConvTranspose '${node.name}' but received ${outputPadding.length}`);
+  const n = kernel.length;
+  const outputPadding = ints(node, 'output_padding') ?? new Array<number>(n).fill(0);
+  if (outputPadding.length !== n) throw new RangeError(`Expected ${n} output_padding values for ConvTranspose '${node.name}' but received ${outputPadding.length}`);
   if (outputShape !== undefined || mode === 'SAME_UPPER' || mode === 'SAME_LOWER') {
     const x = needShape(ctx, node);
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < n; i++) {
       const size = x[2 + i]!;
       if (typeof size !== 'number') throw new Unsupported('output_shape or auto_pad over a dynamic spatial size');
       const stride = win.strides[i]!;
-      const target = outputShape !== undefined ? outputShape[outputShape.length - 2 + i]! : size * stride;
+      const target = outputShape !== undefined ? outputShape[outputShape.length - n + i]! : size * stride;
       const total = stride * (size - 1) + outputPadding[i]! + (kernel[i]! - 1) * win.dilations[i]! + 1 - target;
       if (total < 0) throw new Unsupported(`output_shape larger than the transposed convolution makes (${target})`);
       // onnxruntime's split: SAME_UPPER puts the odd pixel at the end, otherwise at the start.
       const small = Math.floor(total / 2);
       const [begin, end] = mode === 'SAME_UPPER' ? [small, total - small] : [total - small, small];
       win.pads[i] = begin;
-      win.pads[i + 2] = end;
+      win.pads[i + n] = end;
     }
   }
   return [canonical(node, node.inputs, { ...win, group: int(node, 'group', 1), output_padding: outputPadding })];
@@ -211,7 +213,8 @@ function pool(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   if (node.op === 'MaxPool') {
     outputs = firstOutputOnly(ctx, node, 'Indices');
   } else {
-    if (win.dilations.some((d) => d !== 1)) throw new Unsupported('dilated average pooling');
+    // AveragePool has dilations from opset 19 on (the runtime's pooling kernels take them).
+    if (ctx.opset < 19 && win.dilations.some((d) => d !== 1)) throw new Unsupported('dilated average pooling before opset 19');
     attrs.count_include_pad = int(node, 'count_include_pad', 0);
   }
   return [canonical(node, node.inputs.slice(0, 1), attrs, outputs)];
@@ -363,6 +366,20 @@ function batchNorm(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   return [canonical(node, node.inputs, { epsilon: float(node, 'epsilon', 1e-5) }, outputs)];
 }
 
+function layerNorm(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const attrs: GraphNode['attrs'] = { axis: axis(node, int(node, 'axis', -1), rank(ctx, node)), epsilon: float(node, 'epsilon', 1e-5) };
+  // Unread Mean / InvStdDev outputs are dropped; read ones stay (the runtime computes them).
+  const outputs = node.outputs.map((o, i) => (i > 0 && !ctx.used(o) ? '' : o));
+  while (outputs.length > 1 && outputs[outputs.length - 1] === '') outputs.pop();
+  return [canonical(node, node.inputs, attrs, outputs)];
+}
+
+function groupNorm(node: GraphNode): GraphNode[] {
+  const groups = int(node, 'num_groups', 0);
+  if (groups < 1) throw new RangeError(`Expected a positive num_groups for GroupNormalization '${node.name}' but received ${groups}`);
+  return [canonical(node, node.inputs, { num_groups: groups, epsilon: float(node, 'epsilon', 1e-5) })];
+}
+
 function dropout(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   const outputs = firstOutputOnly(ctx, node, 'mask');
   if (ctx.opset >= 12) {
@@ -432,6 +449,9 @@ const NORMALIZERS: Record<string, Normalizer> = {
     size: int(node, 'size', 0), alpha: float(node, 'alpha', 1e-4), beta: float(node, 'beta', 0.75), bias: float(node, 'bias', 1),
   })],
   BatchNormalization: batchNorm,
+  LayerNormalization: layerNorm,
+  InstanceNormalization: (node) => [canonical(node, node.inputs, { epsilon: float(node, 'epsilon', 1e-5) })],
+  GroupNormalization: groupNorm,
   Gemm: (node) => [canonical(node, node.inputs, {
     alpha: float(node, 'alpha', 1), beta: float(node, 'beta', 1), transA: int(node, 'transA', 0), transB: int(node, 'transB', 0),
   })],

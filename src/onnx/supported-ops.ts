@@ -6,6 +6,7 @@ export const RUNTIME_OPS: ReadonlySet<string> = new Set([
   'Conv', 'ConvTranspose', 'Gemm', 'MatMul',
   'Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh',
   'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LRN', 'BatchNormalization',
+  'LayerNormalization', 'InstanceNormalization', 'GroupNormalization',
   'Add', 'Sub', 'Mul', 'Div', 'Sum',
   'Concat', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Transpose',
   'Softmax', 'LogSoftmax', 'Pad', 'Identity', 'Dropout',

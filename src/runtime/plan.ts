@@ -55,6 +55,7 @@ export const PLAN_OPS = [
   'Conv', 'ConvTranspose', 'Gemm', 'MatMul',
   'Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Copy',
   'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LRN', 'BatchNormalization',
+  'LayerNormalization', 'GroupNormalization',
   'Add', 'Sub', 'Mul', 'Div', 'Sum', 'Concat', 'Transpose', 'Softmax', 'LogSoftmax', 'Pad',
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity',
   'QuantizeLinear', 'DequantizeLinear', 'TransposeU8', 'QLinearConv', 'QLinearGemm', 'DynamicQGemm',

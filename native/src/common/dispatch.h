@@ -8,6 +8,7 @@
 #include "conv/conv-ukernel.h"
 #include "f32-gemm/f32-gemm-ukernel.h"
 #include "kiln/cpu.h"
+#include "norm/norm-ukernel.h"
 #include "pool/maxpool2d-rows.h"
 #include "s8-conv/s8-conv-ukernel.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
@@ -25,6 +26,7 @@ struct DispatchTable {
   S8GemmKernels s8_gemm_avxvnni;  // VEX vpdpbusd on ymm, where the CPU has AVX-VNNI (levels >= avx2)
   F32ConvKernels f32_conv;
   F32PoolKernels f32_pool;
+  F32NormKernels f32_norm;  // LayerNorm / GroupNorm / InstanceNorm rows (norm/)
   S8ConvKernels s8_conv;
   F32SpmmKernels f32_spmm;  // sparse fp32 weights x dense X, one kernel per pattern
   F32NmSpmmKernels f32_nm_spmm;  // N:M packed fp32 weights x dense X, one kernel per (M, N)

@@ -27,6 +27,8 @@ const OpEntry kOps[] = {
     {"GlobalMaxPool", make_global_pool},
     {"LRN", make_lrn},
     {"BatchNormalization", make_batch_norm},
+    {"LayerNormalization", make_layer_norm},
+    {"GroupNormalization", make_group_norm},
     {"Add", make_binary},
     {"Sub", make_binary},
     {"Mul", make_binary},

@@ -3,6 +3,7 @@ import type { LowerFn } from './context.js';
 import { lowerConv, lowerConvTranspose } from './conv.js';
 import { lowerBinary, lowerSum, lowerUnary } from './elementwise.js';
 import { lowerGemm, lowerMatMul } from './gemm.js';
+import { lowerGroupNorm, lowerLayerNorm } from './norm.js';
 import { lowerConcat, lowerPad, lowerSqueeze, lowerTranspose, lowerUnsqueeze } from './layout.js';
 import { lowerBatchNorm, lowerGlobalPool, lowerLrn, lowerPool } from './pool.js';
 import { QUANT_LOWERINGS } from './quant.js';
@@ -25,6 +26,9 @@ export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   GlobalMaxPool: lowerGlobalPool,
   LRN: lowerLrn,
   BatchNormalization: lowerBatchNorm,
+  LayerNormalization: lowerLayerNorm,
+  InstanceNormalization: lowerGroupNorm,
+  GroupNormalization: lowerGroupNorm,
   Add: lowerBinary,
   Sub: lowerBinary,
   Mul: lowerBinary,

@@ -5,7 +5,7 @@ import { readWindow, windowOutput } from './window.js';
 /** The window attrs and per-image output shape of a MaxPool/AveragePool over input shape `x`. */
 export function poolStep(n: NodeLowering, x: number[]): { attrs: Record<string, number | number[]>; shape: number[]; macs: number } {
   const spatial = x.length - 1;
-  if (spatial !== 1 && spatial !== 2) throw new Unsupported(`${spatial}-D pooling (only 1-D and 2-D)`);
+  if (spatial < 1 || spatial > 3) throw new Unsupported(`${spatial}-D pooling (only 1-D, 2-D and 3-D)`);
   const max = n.node.op === 'MaxPool';
   const win = readWindow(n, x.slice(1));
   const ceil = n.int('ceil_mode', 0) === 1;
@@ -26,7 +26,32 @@ export function poolStep(n: NodeLowering, x: number[]): { attrs: Record<string, 
 export function lowerPool(n: NodeLowering): ValueRef[] {
   const x = n.value(0);
   const p = poolStep(n, x.shape);
+  if (x.shape.length === 4) return [pool3d(n, x, p)];
   return [n.emit(n.node.op as 'MaxPool', [x], p.shape, { attrs: p.attrs, macs: p.macs })];
+}
+
+/**
+ * A 3-D pool as two 2-D ones: over depth (a [kd, 1] window on the view [C, D, H*W]), then over
+ * height and width (on the view [C*D', H, W]). Both pools are separable: a max of maxes, and an
+ * average whose divisor (taps counted with or without the pads, ceil_mode clipping included) is
+ * the product of the per-axis counts.
+ */
+function pool3d(n: NodeLowering, x: ValueRef, p: ReturnType<typeof poolStep>): ValueRef {
+  const [c, d, h, w] = x.shape;
+  const [, od, oh, ow] = p.shape;
+  const { kernel: k, strides: s, pads, dilations: dl } = p.attrs as { kernel: number[]; strides: number[]; pads: number[]; dilations: number[] };
+  const common: Record<string, number> = { ceilMode: p.attrs.ceilMode as number };
+  if (p.attrs.countIncludePad !== undefined) common.countIncludePad = p.attrs.countIncludePad as number;
+  const op = n.node.op as 'MaxPool';
+  const depth = n.emit(op, [n.view(x, [c, d, h * w])], [c, od, h * w], {
+    attrs: { kernel: [k[0], 1], strides: [s[0], 1], pads: [pads[0], 0, pads[3], 0], dilations: [dl[0], 1], ...common },
+    macs: c * od * h * w * k[0],
+  });
+  const plane = n.emit(op, [n.view(depth, [c * od, h, w])], [c * od, oh, ow], {
+    attrs: { kernel: [k[1], k[2]], strides: [s[1], s[2]], pads: [pads[1], pads[2], pads[4], pads[5]], dilations: [dl[1], dl[2]], ...common },
+    macs: c * od * oh * ow * k[1] * k[2],
+  });
+  return n.view(plane, [c, od, oh, ow]);
 }
 
 export function lowerGlobalPool(n: NodeLowering): ValueRef[] {

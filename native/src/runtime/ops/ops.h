@@ -19,6 +19,8 @@ std::unique_ptr<PlanStep> make_pool(const StepContext& ctx);            // pool.
 std::unique_ptr<PlanStep> make_global_pool(const StepContext& ctx);     // global-pool.cc
 std::unique_ptr<PlanStep> make_lrn(const StepContext& ctx);             // lrn.cc
 std::unique_ptr<PlanStep> make_batch_norm(const StepContext& ctx);      // batch-norm.cc
+std::unique_ptr<PlanStep> make_layer_norm(const StepContext& ctx);      // normalization.cc
+std::unique_ptr<PlanStep> make_group_norm(const StepContext& ctx);      // normalization.cc (+ InstanceNormalization)
 std::unique_ptr<PlanStep> make_binary(const StepContext& ctx);          // binary.cc (Add, Sub, Mul, Div)
 std::unique_ptr<PlanStep> make_sum(const StepContext& ctx);             // binary.cc
 std::unique_ptr<PlanStep> make_concat(const StepContext& ctx);          // concat.cc
