@@ -25,6 +25,7 @@ import { type CompiledGraph, type CompileOptions, compileGraph, hasStaticShapes,
 import { decodeKilnFile } from './kiln-file.js';
 import { graphFromKilnFile, moduleFromKilnFile } from './model-io.js';
 import { Plan, type PlanInfo } from './plan.js';
+import { needsUnitBatch, withUnitBatch } from './unit-batch.js';
 
 export type { GraphOptimizationLevel } from '../graph/passes/index.js';
 export type { SparseKernels } from './compile.js';
@@ -67,7 +68,10 @@ export interface SessionInfo extends PlanInfo {
   macsPerImage: number;
 }
 
-/** Validated feeds: one array per graph input, in order, their shapes, and the common batch. */
+/**
+ * Validated feeds: one array per graph input, in order, their shapes (per image; full shapes
+ * when the inputs share no batch), and the common batch (1 then).
+ */
 interface Feed {
   arrays: Float32Array[];
   shapes: number[][];
@@ -96,6 +100,11 @@ export class InferenceSession implements Disposable {
   readonly outputShapes: readonly (readonly Dim[])[];
 
   private readonly graph: Graph | undefined;  // kept only when input shapes are symbolic
+  /**
+   * The inputs share no batch dimension (unit-batch.ts): every run compiles (once per input-shape
+   * signature) the graph with a unit batch in front of every value, and feeds are whole shapes.
+   */
+  private readonly unitBatch: boolean;
   private readonly threads: number;
   private readonly level: GraphOptimizationLevel;
   private readonly sparse: SparseKernels;
@@ -106,7 +115,8 @@ export class InferenceSession implements Disposable {
   private inFlight = 0;
   private released = false;
 
-  private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined) {
+  private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined, unitBatch = false) {
+    this.unitBatch = unitBatch;
     this.threads = threads;
     this.level = level;
     this.sparse = sparse;
@@ -118,7 +128,7 @@ export class InferenceSession implements Disposable {
     const batch: Dim = staticPlan?.graph.fixedBatch ?? (typeof inputs[0]?.shape[0] === 'number' ? inputs[0].shape[0] : 'N');
     this.inputShapes = Object.freeze(inputs.map((v) => Object.freeze(v.shape.slice())));
     this.outputShapes = Object.freeze(
-      graph.outputs.map((v, i) => Object.freeze(staticPlan ? [batch, ...staticPlan.graph.outputs[i].shape] : v.shape.slice())),
+      graph.outputs.map((v, i) => Object.freeze(staticPlan && !unitBatch ? [batch, ...staticPlan.graph.outputs[i].shape] : v.shape.slice())),
     );
     if (staticPlan) this.compiled.set(shapeKey(staticPlan.graph.inputs.map((i) => i.shape)), Promise.resolve(staticPlan));
   }
@@ -138,9 +148,24 @@ export class InferenceSession implements Disposable {
     const sparse = opts.sparseKernels === undefined ? 'auto' : oneOf('options.sparseKernels', opts.sparseKernels, SPARSE_KERNELS);
     const inputShape = opts.inputShape === undefined ? undefined : checkDims('options.inputShape', opts.inputShape);
     const graph = optimizeGraph(await graphFrom(source, inputShape), level);
+    if (needsUnitBatch(graph)) return new InferenceSession(graph, threads, level, sparse, undefined, true);
     let staticPlan: Compiled | undefined;
     if (hasStaticShapes(graph)) {
-      const compiled = compileGraph(graph, { maxThreads: threads, sparseKernels: sparse, ...levelOptions(level) });
+      let compiled: CompiledGraph;
+      try {
+        compiled = compileGraph(graph, { maxThreads: threads, sparseKernels: sparse, ...levelOptions(level) });
+      } catch (err) {
+        // A fully static graph the batch-major plan refuses (a Softmax or Concat over the leading
+        // axis, a Gemm whose B is fed) may still run as one unit-batch image.
+        const shapes = fullyStaticInputs(graph);
+        if (!(err instanceof KilnError) || err.code !== ErrorCode.UNSUPPORTED_OP || shapes === undefined) throw err;
+        try {
+          compileGraph(withUnitBatch(graph, shapes), unitCompileOptions(graph, shapes, { maxThreads: threads, sparseKernels: sparse, ...levelOptions(level) }));
+        } catch {
+          throw err;
+        }
+        return new InferenceSession(graph, threads, level, sparse, undefined, true);
+      }
       staticPlan = { graph: compiled, plan: await Plan.create(compiled.spec, true) };
     }
     return new InferenceSession(graph, threads, level, sparse, staticPlan);
@@ -170,7 +195,7 @@ export class InferenceSession implements Disposable {
     let outputs: ReturnType<typeof allocate>;
     let pending: Promise<void> | undefined;
     try {
-      outputs = allocate(compiled.graph, feed.batch);
+      outputs = allocate(compiled.graph, feed.batch, this.unitBatch);
       const heavy = shouldRunAsync(compiled.graph.flopsPerImage * feed.batch);
       pending = compiled.plan.run(feed.arrays, outputs.arrays, feed.batch, heavy);
     } catch (err) {
@@ -213,7 +238,7 @@ export class InferenceSession implements Disposable {
     if (!compiled) {
       throw new KilnError(ErrorCode.INVALID_STATE, `Expected input sizes this session has compiled for runSync but received ${shapeKey(feed.shapes)}: call run() once with them first`);
     }
-    const outputs = allocate(compiled.graph, feed.batch);
+    const outputs = allocate(compiled.graph, feed.batch, this.unitBatch);
     compiled.plan.run(feed.arrays, outputs.arrays, feed.batch, false);
     return outputs.tensors;
   }
@@ -263,8 +288,11 @@ export class InferenceSession implements Disposable {
     if (!pending) {
       const graph = this.graph!;
       const inputShapes = Object.fromEntries(this.inputNames.map((name, i) => [name, shapes[i]]));
+      const options: CompileOptions = { maxThreads: this.threads, sparseKernels: this.sparse, ...levelOptions(this.level) };
       pending = (async () => {
-        const compiled = compileGraph(graph, { inputShapes, maxThreads: this.threads, sparseKernels: this.sparse, ...levelOptions(this.level) });
+        const compiled = this.unitBatch
+          ? compileGraph(withUnitBatch(graph, shapes), unitCompileOptions(graph, shapes, options))
+          : compileGraph(graph, { inputShapes, ...options });
         const plan = await Plan.create(compiled.spec, true);
         if (this.released) {
           plan.dispose();
@@ -305,6 +333,16 @@ export class InferenceSession implements Disposable {
       const dimsOf = Array.from(t.dims ?? []);
       const text = `[${dimsOf.join(', ')}]`;
       if (dimsOf.length !== want.length) throw shapeError(where, `${want.length} dimensions [${want.join(', ')}]`, text);
+      if (this.unitBatch) {
+        // No batch: every dimension is the input's own, fixed where the graph fixes it.
+        if (dimsOf.some((d, j) => !Number.isInteger(d) || d < 1 || (typeof want[j] === 'number' && want[j] !== d))) throw shapeError(where, `dims [${want.join(', ')}]`, text);
+        let size = 1;
+        for (const d of dimsOf) size *= d;
+        if (t.data.length !== size) throw shapeError(where, `${size} elements for dims ${text}`, describe(t.data));
+        arrays.push(t.data);
+        shapes.push(dimsOf.slice());
+        return;
+      }
       const per = this.staticPlan ? this.staticPlan.graph.inputs[i].shape : undefined;
       dimsOf.forEach((d, j) => {
         if (!Number.isInteger(d) || d < 1) throw shapeError(where, `dimensions of at least 1 [${want.join(', ')}]`, text);
@@ -321,7 +359,7 @@ export class InferenceSession implements Disposable {
       arrays.push(t.data);
       shapes.push(dimsOf.slice(1));
     });
-    return { arrays, shapes, batch };
+    return { arrays, shapes, batch: this.unitBatch ? 1 : batch };
   }
 }
 
@@ -333,11 +371,24 @@ function levelOptions(level: GraphOptimizationLevel): Pick<CompileOptions, 'fuse
   return { fuseConvPool: level === 'extended' || level === 'all', winograd: level === 'all' };
 }
 
+/** Every input's full shape when all its dimensions are numbers (the batch included), else undefined. */
+function fullyStaticInputs(graph: Graph): number[][] | undefined {
+  const inputs = graph.inputs.filter((v) => !graph.initializers.has(v.name));
+  return inputs.every((v) => v.shape.every((d) => typeof d === 'number')) ? inputs.map((v) => v.shape as number[]) : undefined;
+}
+
+/** A unit-batch graph's inputs are whole shapes behind the plan's batch of 1. */
+function unitCompileOptions(graph: Graph, shapes: readonly number[][], options: CompileOptions): CompileOptions {
+  const inputs = graph.inputs.filter((v) => !graph.initializers.has(v.name));
+  return { ...options, inputShapes: Object.fromEntries(inputs.map((v, i) => [v.name, shapes[i]!])) };
+}
+
 function shapeKey(shapes: number[][]): string {
   return shapes.map((s) => s.join('x')).join(',');
 }
 
-function allocate(compiled: CompiledGraph, batch: number): { arrays: Float32Array[]; tensors: SessionOutputs } {
+/** Output buffers of a run; a unit-batch plan's outputs lose the unit batch the plan added. */
+function allocate(compiled: CompiledGraph, batch: number, unitBatch = false): { arrays: Float32Array[]; tensors: SessionOutputs } {
   const arrays: Float32Array[] = [];
   const tensors: SessionOutputs = {};
   for (const o of compiled.outputs) {
@@ -345,7 +396,7 @@ function allocate(compiled: CompiledGraph, batch: number): { arrays: Float32Arra
     for (const d of o.shape) size *= d;
     const data = allocFloat32(size);
     arrays.push(data);
-    tensors[o.name] = new Tensor('float32', data, [batch, ...o.shape]);
+    tensors[o.name] = new Tensor('float32', data, unitBatch ? o.shape.slice() : [batch, ...o.shape]);
   }
   return { arrays, tensors };
 }

@@ -1,0 +1,197 @@
+/**
+ * Graphs whose inputs share no batch dimension (a scalar input, 1-D inputs, a second input with
+ * another leading size, Gemm's A and B both fed) run on the batch-major native plan as one image
+ * of batch 1: `withUnitBatch` rewrites the graph, for concrete input shapes, so that every value
+ * carries a leading axis of size 1. The plan's per-image shapes are then the full ONNX shapes.
+ *
+ * Only axis-like attributes need care (they count the new axis): Softmax/Concat `axis`,
+ * Squeeze/Unsqueeze `axes`, Transpose `perm`, Pad `pads`, Reshape `shape`. Flatten becomes a
+ * Reshape (its 2-D result would fold the unit axis away) and Gemm a MatMul with its scalings
+ * (the plan's Gemm takes the batch as A's rows). Ops whose lowering needs the real batch
+ * leading (convolutions, pools, normalisations, the int8 ops) are refused for such graphs.
+ */
+import { ErrorCode, KilnError } from '../errors.js';
+import type { Graph, GraphNode, ValueInfo } from '../graph/ir.js';
+import { formatShape, inferShapes, type Shape } from '../graph/shape-inference.js';
+import { Tensor } from '../tensor.js';
+
+/** Ops that run unchanged on values with a leading unit axis. */
+const AXIS_FREE = new Set([
+  'Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Identity', 'Dropout',
+  'Add', 'Sub', 'Mul', 'Div', 'Sum', 'MatMul',
+]);
+
+/**
+ * Whether the graph's inputs lack a shared batch dimension: some input is a scalar, or the
+ * leading dimensions differ (another symbol, another number, a number against a symbol).
+ */
+export function needsUnitBatch(graph: Graph): boolean {
+  const inputs = graph.inputs.filter((v) => !graph.initializers.has(v.name));
+  if (inputs.some((v) => v.shape.length === 0)) return true;
+  return new Set(inputs.map((v) => String(v.shape[0]))).size > 1;
+}
+
+/** Thrown for a node the unit-batch form cannot express; the caller reports it. */
+function refuse(node: GraphNode, why: string): KilnError {
+  return new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot run ${node.op} '${node.name}' in a graph whose inputs share no batch dimension: ${why}`);
+}
+
+/**
+ * The graph rewritten for one run of the given concrete input shapes (full shapes, in the order
+ * of the graph's inputs): every value gains a leading axis of size 1.
+ */
+export function withUnitBatch(graph: Graph, inputShapes: readonly (readonly number[])[]): Graph {
+  const inputs = graph.inputs.filter((v) => !graph.initializers.has(v.name));
+  const concrete: Graph = { ...graph, inputs: inputs.map((v, i) => ({ ...v, shape: inputShapes[i]!.slice() })) };
+  const shapes = inferShapes(concrete);
+  const initializers = new Map(graph.initializers);
+  const taken = new Set<string>([...shapes.keys(), ...graph.nodes.flatMap((n) => [n.name, ...n.outputs])]);
+  const fresh = (base: string): string => {
+    let name = base;
+    for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
+    taken.add(name);
+    return name;
+  };
+  const staticShape = (node: GraphNode, value: string): number[] => {
+    const s = shapes.get(value);
+    if (s === undefined || s.some((d) => typeof d !== 'number')) throw refuse(node, `the shape of '${value}' is not known for these inputs`);
+    return s as number[];
+  };
+
+  const nodes: GraphNode[] = [];
+  /**
+   * The plan broadcasts values of one rank only (the batch stays leading): a computed operand of
+   * lower rank than another computed operand is reshaped to that rank first (leading 1s, which
+   * numpy broadcasting assumes anyway). MatMul's 1-D operands keep their rank (they are vectors).
+   */
+  const alignRanks = (node: GraphNode): GraphNode => {
+    const computed = node.inputs.filter((v) => v !== '' && !initializers.has(v));
+    if (computed.length < 2 || !['Add', 'Sub', 'Mul', 'Div', 'Sum', 'MatMul'].includes(node.op)) return node;
+    const rank = Math.max(...computed.map((v) => staticShape(node, v).length));
+    const inputs = node.inputs.map((v) => {
+      if (v === '' || initializers.has(v)) return v;
+      const shape = staticShape(node, v);
+      if (shape.length === rank || (node.op === 'MatMul' && shape.length < 2)) return v;
+      const padded = fresh(`${v}_rank${rank}`);
+      nodes.push({ name: fresh(`${node.name}_align_${v}`), op: 'Reshape', inputs: [v], outputs: [padded], attrs: { shape: [1, ...new Array<number>(rank - shape.length).fill(1), ...shape] } });
+      return padded;
+    });
+    return { ...node, inputs };
+  };
+  for (const node of graph.nodes) {
+    const shift = (axes: number[]): number[] => axes.map((a) => a + 1);
+    const attrs = { ...node.attrs };
+    if (AXIS_FREE.has(node.op)) {
+      nodes.push(alignRanks(node));
+      continue;
+    }
+    switch (node.op) {
+      case 'Softmax':
+      case 'LogSoftmax':
+      case 'Concat':
+        attrs.axis = (node.attrs.axis as number) + 1;
+        break;
+      case 'Squeeze':
+      case 'Unsqueeze':
+        attrs.axes = shift(node.attrs.axes as number[]);
+        break;
+      case 'Transpose':
+        attrs.perm = [0, ...shift(node.attrs.perm as number[])];
+        break;
+      case 'Pad': {
+        const pads = node.attrs.pads as number[];
+        const r = pads.length / 2;
+        attrs.pads = [0, ...pads.slice(0, r), 0, ...pads.slice(r)];
+        break;
+      }
+      case 'Reshape':
+        attrs.shape = [1, ...(node.attrs.shape as number[])];
+        break;
+      case 'Flatten': {
+        const out = staticShape(node, node.outputs[0]!);
+        nodes.push({ ...node, op: 'Reshape', attrs: { shape: [1, ...out] } });
+        continue;
+      }
+      case 'Gemm':
+        nodes.push(...gemmAsMatMul(node, initializers, fresh));
+        continue;
+      default:
+        throw refuse(node, 'its lowering needs the leading dimension of its input to be the batch');
+    }
+    nodes.push({ ...node, attrs });
+  }
+  const unit = (v: ValueInfo, shape: Shape): ValueInfo => ({ ...v, shape: [1, ...shape] });
+  return {
+    ...graph,
+    inputs: concrete.inputs.map((v) => unit(v, v.shape)),
+    outputs: graph.outputs.map((o) => unit(o, shapes.get(o.name) ?? o.shape)),
+    nodes,
+    initializers,
+  };
+}
+
+/**
+ * Gemm = alpha * A' B' + beta * C as MatMul, Mul and Add on unit-batch values (A' and B' the
+ * transposed operands where transA / transB ask). Constant operands are transposed and scaled here.
+ */
+function gemmAsMatMul(node: GraphNode, initializers: Map<string, Tensor>, fresh: (base: string) => string): GraphNode[] {
+  const out: GraphNode[] = [];
+  const alpha = (node.attrs.alpha as number | undefined) ?? 1;
+  const beta = (node.attrs.beta as number | undefined) ?? 1;
+  const operand = (i: 0 | 1): string => {
+    const name = node.inputs[i]!;
+    const transposed = ((node.attrs[i === 0 ? 'transA' : 'transB'] as number | undefined) ?? 0) !== 0;
+    if (!transposed) return name;
+    const constant = initializers.get(name);
+    if (constant !== undefined) {
+      const t = transpose2d(constant);
+      const tName = fresh(`${name}_T`);
+      initializers.set(tName, t);
+      return tName;
+    }
+    const tOut = fresh(`${node.name}_${i === 0 ? 'A' : 'B'}_T`);
+    out.push({ name: fresh(`${node.name}_transpose_${i}`), op: 'Transpose', inputs: [name], outputs: [tOut], attrs: { perm: [0, 2, 1] } });
+    return tOut;
+  };
+  const a = operand(0);
+  const b = operand(1);
+  const c = node.inputs[2] ?? '';
+  const result = node.outputs[0]!;
+  const last = (op: string): boolean => {
+    if (op === 'MatMul') return alpha === 1 && (c === '' || beta === 0);
+    if (op === 'Mul') return c === '' || beta === 0;
+    return true;
+  };
+  let product = last('MatMul') ? result : fresh(`${node.name}_AB`);
+  out.push({ name: fresh(`${node.name}_matmul`), op: 'MatMul', inputs: [a, b], outputs: [product], attrs: {} });
+  if (alpha !== 1) {
+    const scaled = last('Mul') ? result : fresh(`${node.name}_alphaAB`);
+    const alphaName = fresh(`${node.name}_alpha`);
+    initializers.set(alphaName, new Tensor('float32', Float32Array.of(alpha), []));
+    out.push({ name: fresh(`${node.name}_scale`), op: 'Mul', inputs: [product, alphaName], outputs: [scaled], attrs: {} });
+    product = scaled;
+  }
+  if (c === '' || beta === 0) return out;
+  let bias = c;
+  const constantC = initializers.get(c);
+  if (beta !== 1 && constantC !== undefined) {
+    bias = fresh(`${c}_beta`);
+    initializers.set(bias, new Tensor('float32', (constantC.data as Float32Array).map((v) => v * beta), constantC.dims.slice()));
+  } else if (beta !== 1) {
+    bias = fresh(`${node.name}_betaC`);
+    const betaName = fresh(`${node.name}_beta`);
+    initializers.set(betaName, new Tensor('float32', Float32Array.of(beta), []));
+    out.push({ name: fresh(`${node.name}_scale_c`), op: 'Mul', inputs: [c, betaName], outputs: [bias], attrs: {} });
+  }
+  out.push({ name: fresh(`${node.name}_bias`), op: 'Add', inputs: [product, bias], outputs: [result], attrs: {} });
+  return out;
+}
+
+function transpose2d(t: Tensor): Tensor {
+  if (t.dims.length !== 2 || t.type !== 'float32') throw new KilnError(ErrorCode.SHAPE_MISMATCH, `Expected a 2-D float32 Gemm operand but received ${t.type} ${formatShape(t.dims)}`);
+  const [rows, cols] = t.dims as [number, number];
+  const src = t.data as Float32Array;
+  const data = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) data[c * rows + r] = src[r * cols + c]!;
+  return new Tensor('float32', data, [cols, rows]);
+}
