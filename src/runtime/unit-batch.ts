@@ -8,7 +8,8 @@
  * Squeeze/Unsqueeze `axes`, Transpose `perm`, Pad `pads`, Reshape `shape`. Flatten becomes a
  * Reshape (its 2-D result would fold the unit axis away) and Gemm a MatMul with its scalings
  * (the plan's Gemm takes the batch as A's rows). Ops whose lowering needs the real batch
- * leading (convolutions, pools, normalisations, the int8 ops) are refused for such graphs.
+ * leading (convolutions, pools, normalisations, the int8 ops) are refused for such graphs; ops
+ * this file does not list pass with `axis` / `axes` shifted unless they name dimensions otherwise.
  */
 import { ErrorCode, KilnError } from '../errors.js';
 import type { Graph, GraphNode, ValueInfo } from '../graph/ir.js';
@@ -20,6 +21,45 @@ const AXIS_FREE = new Set([
   'Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Identity', 'Dropout',
   'Add', 'Sub', 'Mul', 'Div', 'Sum', 'MatMul',
 ]);
+
+/** Ops whose lowering reads the leading dimension as the batch of images (NCHW). */
+const BATCH_LEADING = new Set([
+  'Conv', 'ConvTranspose', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LRN', 'BatchNormalization',
+  'QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm',
+]);
+
+/**
+ * Ops whose output shape takes an input's whole shape or values (indices, target shapes, an
+ * equation), which a leading unit axis on every value would change.
+ */
+const SHAPE_FROM_INPUTS = new Set([
+  'Gather', 'GatherND', 'ScatterND', 'OneHot', 'Expand', 'Tile', 'Resize', 'Upsample', 'Range', 'NonZero', 'Einsum', 'Compress',
+  'DepthToSpace', 'SpaceToDepth',
+]);
+
+/**
+ * Attributes that list or measure dimensions in ways a shift of `axis` / `axes` does not cover:
+ * an op this file does not know that carries one is refused rather than guessed at.
+ */
+const DIMENSION_ATTRS = new Set(['perm', 'pads', 'shape', 'starts', 'ends', 'steps', 'repeats', 'sizes', 'scales', 'split', 'kernel_shape', 'strides', 'dilations', 'blocksize']);
+
+/**
+ * Other ops (those other modules lower: element-wise, reductions, ...) keep their meaning when
+ * their `axis` / `axes` count the unit axis too, as long as nothing else about them names
+ * dimensions: no dimension-listing attribute, no integer constant input (a shape, indices), and
+ * no reduction over every axis without kept dims (it would drop the unit axis).
+ */
+function shiftedUnknown(node: GraphNode, initializers: Map<string, Tensor>): Record<string, number | number[]> {
+  const listed = Object.keys(node.attrs).find((k) => DIMENSION_ATTRS.has(k));
+  if (listed !== undefined) throw refuse(node, `its attribute ${listed} names dimensions`);
+  const intInput = node.inputs.find((v) => v !== '' && initializers.has(v) && initializers.get(v)!.type !== 'float32');
+  if (intInput !== undefined) throw refuse(node, `its integer constant input '${intInput}' may name dimensions`);
+  if (node.attrs.keepdims === 0 && node.attrs.axes === undefined && node.attrs.axis === undefined) throw refuse(node, 'it reduces every axis without keeping them');
+  const shifted: Record<string, number | number[]> = {};
+  if (typeof node.attrs.axis === 'number') shifted.axis = node.attrs.axis < 0 ? node.attrs.axis : node.attrs.axis + 1;
+  if (Array.isArray(node.attrs.axes)) shifted.axes = (node.attrs.axes as number[]).map((a) => (a < 0 ? a : a + 1));
+  return shifted;
+}
 
 /**
  * Whether the graph's inputs lack a shared batch dimension: some input is a scalar, or the
@@ -116,7 +156,12 @@ export function withUnitBatch(graph: Graph, inputShapes: readonly (readonly numb
         nodes.push(...gemmAsMatMul(node, initializers, fresh));
         continue;
       default:
-        throw refuse(node, 'its lowering needs the leading dimension of its input to be the batch');
+        if (BATCH_LEADING.has(node.op)) throw refuse(node, 'its lowering needs the leading dimension of its input to be the batch');
+        if (SHAPE_FROM_INPUTS.has(node.op)) throw refuse(node, 'its output shape is built from an input\'s whole shape or values');
+        if (new Set(node.inputs.filter((v) => v !== '' && !initializers.has(v)).map((v) => staticShape(node, v).length)).size > 1) {
+          throw refuse(node, 'its computed inputs differ in rank');
+        }
+        Object.assign(attrs, shiftedUnknown(node, initializers));
     }
     nodes.push({ ...node, attrs });
   }

@@ -9,7 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { foldNode, type SymbolicValue } from '../../src/graph/constant-folding.js';
 import { compareWithOnnxRuntime } from '../../src/onnx/compare.js';
 import { importModel } from '../../src/onnx/import.js';
+import type { Graph, ValueInfo } from '../../src/graph/ir.js';
 import { InferenceSession } from '../../src/runtime/session.js';
+import { needsUnitBatch, withUnitBatch } from '../../src/runtime/unit-batch.js';
 import { Tensor } from '../../src/tensor.js';
 import { attr, int64Tensor, maxScaledDiff, model, node, randomData, runOrt, valueInfo, type ModelSpec } from './onnx-model-builder.js';
 
@@ -90,6 +92,31 @@ describe('inputs that share no batch dimension', () => {
     });
     await expect(InferenceSession.create(bytes).then((s) => s.run({ x: feed([1, 1, 4, 4], 1), z: feed([4], 2) })))
       .rejects.toMatchObject({ code: 'ERR_KILN_UNSUPPORTED_OP', message: expect.stringContaining("Conv 'conv'") });
+  });
+});
+
+describe('the unit-batch rewrite', () => {
+  const graph = (op: string, attrs: Graph['nodes'][number]['attrs'], inputs: ValueInfo[] = [{ name: 'x', dtype: 'float32', shape: [3, 4] }, { name: 'z', dtype: 'float32', shape: [4] }]): Graph => ({
+    name: 'g',
+    inputs,
+    outputs: [{ name: 'y', dtype: 'float32', shape: [] }],
+    nodes: [{ name: 'n', op, inputs: inputs.map((i) => i.name), outputs: ['y'], attrs }],
+    initializers: new Map(),
+  });
+
+  it('is chosen when inputs differ in leading size or one is a scalar, not for one shared batch', () => {
+    expect(needsUnitBatch(graph('Add', {}))).toBe(true);
+    expect(needsUnitBatch(graph('Add', {}, [{ name: 'x', dtype: 'float32', shape: ['N', 4] }, { name: 'z', dtype: 'float32', shape: ['N', 2] }]))).toBe(false);
+    expect(needsUnitBatch(graph('Relu', {}, [{ name: 'x', dtype: 'float32', shape: [] }]))).toBe(true);
+  });
+
+  it('shifts the axes of ops it does not list and refuses ops that take shapes from their inputs', () => {
+    const one: ValueInfo[] = [{ name: 'x', dtype: 'float32', shape: [3, 4] }];
+    const reduce = withUnitBatch(graph('ReduceSum', { axes: [0, -1], keepdims: 1 }, one), [[3, 4]]);
+    expect(reduce.nodes[0]!.attrs.axes).toEqual([1, -1]);
+    expect(reduce.inputs[0]!.shape).toEqual([1, 3, 4]);
+    expect(() => withUnitBatch(graph('ReduceSum', { keepdims: 0 }, one), [[3, 4]])).toThrow(/reduces every axis/);
+    expect(() => withUnitBatch(graph('Gather', { axis: 0 }), [[3, 4], [4]])).toThrow(/Gather 'n'.*whole shape or values/);
   });
 });
 
