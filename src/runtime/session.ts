@@ -115,7 +115,9 @@ export class InferenceSession implements Disposable {
   private inFlight = 0;
   private released = false;
 
-  private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined, unitBatch = false) {
+  /** `unit`: the inputs share no batch (unit-batch.ts); `first` is the plan of fully static inputs, built already. */
+  private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined, unit?: { first?: { shapes: number[][]; compiled: Compiled } }) {
+    const unitBatch = unit !== undefined;
     this.unitBatch = unitBatch;
     this.threads = threads;
     this.level = level;
@@ -131,6 +133,11 @@ export class InferenceSession implements Disposable {
       graph.outputs.map((v, i) => Object.freeze(staticPlan && !unitBatch ? [batch, ...staticPlan.graph.outputs[i].shape] : v.shape.slice())),
     );
     if (staticPlan) this.compiled.set(shapeKey(staticPlan.graph.inputs.map((i) => i.shape)), Promise.resolve(staticPlan));
+    if (unit?.first) {
+      const key = shapeKey(unit.first.shapes);
+      this.syncPlans.set(key, unit.first.compiled);
+      this.compiled.set(key, Promise.resolve(unit.first.compiled));
+    }
   }
 
   /**
@@ -148,23 +155,30 @@ export class InferenceSession implements Disposable {
     const sparse = opts.sparseKernels === undefined ? 'auto' : oneOf('options.sparseKernels', opts.sparseKernels, SPARSE_KERNELS);
     const inputShape = opts.inputShape === undefined ? undefined : checkDims('options.inputShape', opts.inputShape);
     const graph = optimizeGraph(await graphFrom(source, inputShape), level);
-    if (needsUnitBatch(graph)) return new InferenceSession(graph, threads, level, sparse, undefined, true);
+    const compileOptions: CompileOptions = { maxThreads: threads, sparseKernels: sparse, ...levelOptions(level) };
+    const shapes = fullyStaticInputs(graph);
+    if (needsUnitBatch(graph)) {
+      // Fully static inputs are planned now, so what the plan lacks is reported here, as for batch graphs.
+      const first = shapes === undefined ? undefined : { shapes, compiled: await unitPlan(graph, shapes, compileOptions) };
+      return new InferenceSession(graph, threads, level, sparse, undefined, { first });
+    }
     let staticPlan: Compiled | undefined;
     if (hasStaticShapes(graph)) {
       let compiled: CompiledGraph;
       try {
-        compiled = compileGraph(graph, { maxThreads: threads, sparseKernels: sparse, ...levelOptions(level) });
+        compiled = compileGraph(graph, compileOptions);
       } catch (err) {
         // A fully static graph the batch-major plan refuses (a Softmax or Concat over the leading
-        // axis, a Gemm whose B is fed) may still run as one unit-batch image.
-        const shapes = fullyStaticInputs(graph);
+        // axis, a Gemm with transA) may still run as one unit-batch image.
         if (!(err instanceof KilnError) || err.code !== ErrorCode.UNSUPPORTED_OP || shapes === undefined) throw err;
+        let unitGraph: CompiledGraph;
         try {
-          compileGraph(withUnitBatch(graph, shapes), unitCompileOptions(graph, shapes, { maxThreads: threads, sparseKernels: sparse, ...levelOptions(level) }));
+          unitGraph = compileGraph(withUnitBatch(graph, shapes), unitCompileOptions(graph, shapes, compileOptions));
         } catch {
           throw err;
         }
-        return new InferenceSession(graph, threads, level, sparse, undefined, true);
+        const first = { shapes, compiled: { graph: unitGraph, plan: await Plan.create(unitGraph.spec, true) } };
+        return new InferenceSession(graph, threads, level, sparse, undefined, { first });
       }
       staticPlan = { graph: compiled, plan: await Plan.create(compiled.spec, true) };
     }
@@ -375,6 +389,12 @@ function levelOptions(level: GraphOptimizationLevel): Pick<CompileOptions, 'fuse
 function fullyStaticInputs(graph: Graph): number[][] | undefined {
   const inputs = graph.inputs.filter((v) => !graph.initializers.has(v.name));
   return inputs.every((v) => v.shape.every((d) => typeof d === 'number')) ? inputs.map((v) => v.shape as number[]) : undefined;
+}
+
+/** The unit-batch plan of a graph for these whole input shapes (built ahead of any run). */
+async function unitPlan(graph: Graph, shapes: number[][], options: CompileOptions): Promise<Compiled> {
+  const compiled = compileGraph(withUnitBatch(graph, shapes), unitCompileOptions(graph, shapes, options));
+  return { graph: compiled, plan: await Plan.create(compiled.spec, true) };
 }
 
 /** A unit-batch graph's inputs are whole shapes behind the plan's batch of 1. */

@@ -82,6 +82,23 @@ describe('inputs that share no batch dimension', () => {
     }
   });
 
+  it('fully static inputs are planned at create: info() describes the plan before any run', async () => {
+    const session = await InferenceSession.create(model({
+      opset: 13,
+      inputs: [valueInfo('a', [3, 5]), valueInfo('b', [5, 4])],
+      outputs: [valueInfo('y')],
+      nodes: [node('Gemm', ['a', 'b'], ['y'])],
+    }));
+    try {
+      expect(session.info().steps.length).toBeGreaterThan(0);
+      expect(session.outputShapes).toEqual([[3, 4]]);
+      const out = session.runSync({ a: feed([3, 5], 1), b: feed([5, 4], 2) });
+      expect(out.y!.dims).toEqual([3, 4]);
+    } finally {
+      session.release();
+    }
+  });
+
   it('a convolution over inputs without a shared batch is refused as unsupported, named', async () => {
     const bytes = model({
       opset: 13,
@@ -90,7 +107,8 @@ describe('inputs that share no batch dimension', () => {
       initializers: [{ name: 'w', dims: [1, 1, 3, 3], dataType: 1, floatData: Array.from(randomData(9, 1)) }],
       nodes: [node('Add', ['x', 'z'], ['s']), node('Conv', ['s', 'w'], ['y'], [], 'conv')],
     });
-    await expect(InferenceSession.create(bytes).then((s) => s.run({ x: feed([1, 1, 4, 4], 1), z: feed([4], 2) })))
+    // Refused at create: the inputs are fully static, so the plan is built there.
+    await expect(InferenceSession.create(bytes))
       .rejects.toMatchObject({ code: 'ERR_KILN_UNSUPPORTED_OP', message: expect.stringContaining("Conv 'conv'") });
   });
 });
