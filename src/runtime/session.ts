@@ -81,6 +81,8 @@ interface Feed {
 interface Compiled {
   graph: CompiledGraph;
   plan: Plan;
+  /** A unit-batch plan for one batch size: the feeds' batch is part of each image (unit-batch.ts). */
+  batchInImage?: boolean;
 }
 
 /** The keys of {@link SessionOptions}; anything else is refused (a typo would else be ignored). */
@@ -114,6 +116,11 @@ export class InferenceSession implements Disposable {
   private readonly syncPlans = new Map<string, Compiled>();
   private inFlight = 0;
   private released = false;
+  /**
+   * Set once the batch-major plan refused this graph for symbolic sizes and a unit-batch plan ran
+   * it instead: from then on plans are built per batch size and input sizes.
+   */
+  private batchInImage = false;
 
   /** `unit`: the inputs share no batch (unit-batch.ts); `first` is the plan of fully static inputs, built already. */
   private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined, unit?: { first?: { shapes: number[][]; compiled: Compiled } }) {
@@ -170,7 +177,20 @@ export class InferenceSession implements Disposable {
       } catch (err) {
         // A fully static graph the batch-major plan refuses (a Softmax or Concat over the leading
         // axis, a Gemm with transA) may still run as one unit-batch image.
-        if (!(err instanceof KilnError) || err.code !== ErrorCode.UNSUPPORTED_OP || shapes === undefined) throw err;
+        if (!(err instanceof KilnError) || err.code !== ErrorCode.UNSUPPORTED_OP) throw err;
+        if (shapes === undefined) {
+          // A symbolic batch: each run plans the batch inside the image, once per batch size.
+          // Checked here at batch 1, so what no plan can run is still reported at create.
+          const one = batchOneShapes(graph);
+          try {
+            compileGraph(withUnitBatch(graph, one), unitCompileOptions(graph, one, compileOptions));
+          } catch {
+            throw err;
+          }
+          const session = new InferenceSession(graph, threads, level, sparse, undefined);
+          session.batchInImage = true;
+          return session;
+        }
         let unitGraph: CompiledGraph;
         try {
           unitGraph = compileGraph(withUnitBatch(graph, shapes), unitCompileOptions(graph, shapes, compileOptions));
@@ -202,16 +222,18 @@ export class InferenceSession implements Disposable {
 
   /** The plan already built for these input sizes, if any. */
   private compiledNow(feed: Feed): Compiled | undefined {
-    return this.staticPlan ?? this.syncPlans.get(shapeKey(feed.shapes));
+    return this.staticPlan ?? this.syncPlans.get(this.batchInImage ? imageKey(feed) : shapeKey(feed.shapes));
   }
 
   private runCompiled(compiled: Compiled, feed: Feed): Promise<SessionOutputs> {
     let outputs: ReturnType<typeof allocate>;
     let pending: Promise<void> | undefined;
     try {
-      outputs = allocate(compiled.graph, feed.batch, this.unitBatch);
-      const heavy = shouldRunAsync(compiled.graph.flopsPerImage * feed.batch);
-      pending = compiled.plan.run(feed.arrays, outputs.arrays, feed.batch, heavy);
+      const wholeImage = this.unitBatch || compiled.batchInImage === true;
+      const batch = wholeImage ? 1 : feed.batch;
+      outputs = allocate(compiled.graph, batch, wholeImage);
+      const heavy = shouldRunAsync(compiled.graph.flopsPerImage * batch);
+      pending = compiled.plan.run(feed.arrays, outputs.arrays, batch, heavy);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -233,7 +255,7 @@ export class InferenceSession implements Disposable {
     this.inFlight++;
     let compiled: Compiled;
     try {
-      compiled = await this.compiledFor(feed.shapes);
+      compiled = await this.compiledFor(feed);
     } finally {
       this.inFlight--;
     }
@@ -252,8 +274,10 @@ export class InferenceSession implements Disposable {
     if (!compiled) {
       throw new KilnError(ErrorCode.INVALID_STATE, `Expected input sizes this session has compiled for runSync but received ${shapeKey(feed.shapes)}: call run() once with them first`);
     }
-    const outputs = allocate(compiled.graph, feed.batch, this.unitBatch);
-    compiled.plan.run(feed.arrays, outputs.arrays, feed.batch, false);
+    const wholeImage = this.unitBatch || compiled.batchInImage === true;
+    const batch = wholeImage ? 1 : feed.batch;
+    const outputs = allocate(compiled.graph, batch, wholeImage);
+    compiled.plan.run(feed.arrays, outputs.arrays, batch, false);
     return outputs.tensors;
   }
 
@@ -295,8 +319,10 @@ export class InferenceSession implements Disposable {
     if (this.released) throw new KilnError(ErrorCode.DISPOSED, 'The session was released');
   }
 
-  private compiledFor(shapes: number[][]): Compiled | Promise<Compiled> {
+  private compiledFor(feed: Feed): Compiled | Promise<Compiled> {
     if (this.staticPlan) return this.staticPlan;
+    if (this.batchInImage) return this.imagePlan(feed);
+    const shapes = feed.shapes;
     const key = shapeKey(shapes);
     let pending = this.compiled.get(key);
     if (!pending) {
@@ -304,15 +330,52 @@ export class InferenceSession implements Disposable {
       const inputShapes = Object.fromEntries(this.inputNames.map((name, i) => [name, shapes[i]]));
       const options: CompileOptions = { maxThreads: this.threads, sparseKernels: this.sparse, ...levelOptions(this.level) };
       pending = (async () => {
-        const compiled = this.unitBatch
-          ? compileGraph(withUnitBatch(graph, shapes), unitCompileOptions(graph, shapes, options))
-          : compileGraph(graph, { inputShapes, ...options });
+        let compiled: CompiledGraph;
+        try {
+          compiled = this.unitBatch
+            ? compileGraph(withUnitBatch(graph, shapes), unitCompileOptions(graph, shapes, options))
+            : compileGraph(graph, { inputShapes, ...options });
+        } catch (err) {
+          // A graph that moves its symbolic batch (a Softmax over it, a Gemm with transA) may still
+          // run with the batch inside one unit-batch image, planned per batch size.
+          if (this.unitBatch || !(err instanceof KilnError) || err.code !== ErrorCode.UNSUPPORTED_OP) throw err;
+          let image: Compiled;
+          try {
+            image = await this.imagePlan(feed);
+          } catch {
+            throw err;
+          }
+          this.batchInImage = true;
+          return image;
+        }
         const plan = await Plan.create(compiled.spec, true);
         if (this.released) {
           plan.dispose();
           throw new KilnError(ErrorCode.DISPOSED, 'The session was released');
         }
         const c = { graph: compiled, plan };
+        this.syncPlans.set(key, c);
+        return c;
+      })();
+      pending.catch(() => this.compiled.delete(key));
+      this.compiled.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** The unit-batch plan with this feed's batch inside the image (see `batchInImage`). */
+  private imagePlan(feed: Feed): Promise<Compiled> {
+    const key = imageKey(feed);
+    let pending = this.compiled.get(key);
+    if (!pending) {
+      const graph = this.graph!;
+      const shapes = feed.shapes.map((s) => [feed.batch, ...s]);
+      pending = (async () => {
+        const c = { ...(await unitPlan(graph, shapes, { maxThreads: this.threads, sparseKernels: this.sparse, ...levelOptions(this.level) })), batchInImage: true };
+        if (this.released) {
+          c.plan.dispose();
+          throw new KilnError(ErrorCode.DISPOSED, 'The session was released');
+        }
         this.syncPlans.set(key, c);
         return c;
       })();
@@ -391,6 +454,11 @@ function fullyStaticInputs(graph: Graph): number[][] | undefined {
   return inputs.every((v) => v.shape.every((d) => typeof d === 'number')) ? inputs.map((v) => v.shape as number[]) : undefined;
 }
 
+/** Input shapes with a symbolic leading dimension set to 1 (the others static). */
+function batchOneShapes(graph: Graph): number[][] {
+  return graph.inputs.filter((v) => !graph.initializers.has(v.name)).map((v) => v.shape.map((d) => (typeof d === 'number' ? d : 1)));
+}
+
 /** The unit-batch plan of a graph for these whole input shapes (built ahead of any run). */
 async function unitPlan(graph: Graph, shapes: number[][], options: CompileOptions): Promise<Compiled> {
   const compiled = compileGraph(withUnitBatch(graph, shapes), unitCompileOptions(graph, shapes, options));
@@ -401,6 +469,11 @@ async function unitPlan(graph: Graph, shapes: number[][], options: CompileOption
 function unitCompileOptions(graph: Graph, shapes: readonly number[][], options: CompileOptions): CompileOptions {
   const inputs = graph.inputs.filter((v) => !graph.initializers.has(v.name));
   return { ...options, inputShapes: Object.fromEntries(inputs.map((v, i) => [v.name, shapes[i]!])) };
+}
+
+/** The key of a plan with the batch inside the image (distinct from any shapeKey: those hold no '|'). */
+function imageKey(feed: Feed): string {
+  return `${feed.batch}|${shapeKey(feed.shapes)}`;
 }
 
 function shapeKey(shapes: number[][]): string {

@@ -82,6 +82,30 @@ describe('inputs that share no batch dimension', () => {
     }
   });
 
+  it('a symbolic batch the batch-major plan cannot keep leading runs inside the image, planned per batch size', async () => {
+    const spec: ModelSpec = {
+      opset: 13,
+      inputs: [valueInfo('x', ['N', 3])],
+      outputs: [valueInfo('y'), valueInfo('twice')],
+      nodes: [node('Softmax', ['x'], ['y'], [attr.i('axis', 0)]), node('Concat', ['x', 'x'], ['twice'], [attr.i('axis', 0)])],
+    };
+    const session = await InferenceSession.create(model(spec));
+    try {
+      for (const batch of [2, 4, 2]) {
+        const x = feed([batch, 3], batch);
+        const ours = await session.run({ x });
+        const ort = await runOrt(model(spec), { x: { data: x.data as Float32Array, dims: [batch, 3] } });
+        for (const name of ['y', 'twice']) {
+          expect(ours[name]!.dims).toEqual(ort[name]!.dims);
+          expect(maxScaledDiff(ours[name]!.data, ort[name]!.data)).toBeLessThanOrEqual(1e-6);
+        }
+        expect(session.runSync({ x }).twice!.dims).toEqual([2 * batch, 3]);
+      }
+    } finally {
+      session.release();
+    }
+  });
+
   it('fully static inputs are planned at create: info() describes the plan before any run', async () => {
     const session = await InferenceSession.create(model({
       opset: 13,
