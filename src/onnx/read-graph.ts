@@ -69,7 +69,11 @@ export function modelOpsets(model: IModelProto): ModelOpsets {
   }
   if (domainOpsets.size === 0) throw corrupt('Expected an opset_import but received none');
   const opset = domainOpsets.get('');
-  if (opset === undefined) return { opset: NEWEST_ONNX_OPSET, domainOpsets };
+  if (opset === undefined) {
+    const plain = (model.graph.node ?? []).find((n) => !n.domain || n.domain === 'ai.onnx');
+    if (plain !== undefined) throw corrupt(`Expected an opset_import for the default ONNX domain, which ${plain.opType ?? 'node'} '${plain.name ?? ''}' uses, but received none`);
+    return { opset: NEWEST_ONNX_OPSET, domainOpsets };
+  }
   if (opset < OLDEST_ONNX_OPSET || opset > NEWEST_ONNX_OPSET) {
     throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected an ONNX opset (domain ai.onnx) in [${OLDEST_ONNX_OPSET}, ${NEWEST_ONNX_OPSET}] but received ${opset}`);
   }

@@ -112,6 +112,17 @@ describe('errors that tell the truth', () => {
     expect(err.message).toContain("Normalizer 'norm' (not implemented) [domain ai.onnx.ml, version 3]");
   });
 
+  it('a default-domain node without a default-domain opset import is corrupt (no valid model)', async () => {
+    const bytes = encodeModel({
+      irVersion: 8,
+      opsetImport: [{ domain: 'ai.onnx.ml', version: 3 }],
+      graph: { name: 'bad', node: [{ opType: 'Relu', input: ['x'], output: ['y'], name: 'relu' }], input: [valueInfo('x', [2])], output: [valueInfo('y')] },
+    });
+    const err = await rejection(importModel(bytes));
+    expect(err.code).toBe(ErrorCode.CORRUPT_MODEL);
+    expect(err.message).toContain("Relu 'relu'");
+  });
+
   it('a standalone DynamicQuantizeLinear is unsupported, named, and keeps no internal check leaking out', async () => {
     const bytes = model({
       opset: 13,
