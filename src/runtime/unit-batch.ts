@@ -152,9 +152,20 @@ export function withUnitBatch(graph: Graph, inputShapes: readonly (readonly numb
         nodes.push({ ...node, op: 'Reshape', attrs: { shape: [1, ...out] } });
         continue;
       }
-      case 'Gemm':
-        nodes.push(...gemmAsMatMul(node, initializers, fresh));
+      case 'Gemm': {
+        // A fed C of rank < 2 ([N], [1], a scalar) broadcasts against the [M, N] product: give it
+        // the product's rank first, as the plan broadcasts values of one rank only.
+        const c = node.inputs[2] ?? '';
+        let gemm = node;
+        if (c !== '' && !initializers.has(c) && staticShape(node, c).length < 2) {
+          const padded = fresh(`${c}_2d`);
+          const shape = staticShape(node, c);
+          nodes.push({ name: fresh(`${node.name}_c_2d`), op: 'Reshape', inputs: [c], outputs: [padded], attrs: { shape: [1, ...new Array<number>(2 - shape.length).fill(1), ...shape] } });
+          gemm = { ...node, inputs: [node.inputs[0]!, node.inputs[1]!, padded] };
+        }
+        nodes.push(...gemmAsMatMul(gemm, initializers, fresh));
         continue;
+      }
       default:
         if (BATCH_LEADING.has(node.op)) throw refuse(node, 'its lowering needs the leading dimension of its input to be the batch');
         if (SHAPE_FROM_INPUTS.has(node.op)) throw refuse(node, 'its output shape is built from an input\'s whole shape or values');

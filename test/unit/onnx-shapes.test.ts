@@ -32,6 +32,17 @@ describe('inputs that share no batch dimension', () => {
     }, { a: feed([3, 5], 1), b: feed([5, 4], 2), c: feed([1, 4], 3) });
   });
 
+  for (const cShape of [[4], [1], []]) {
+    it(`Gemm with a fed bias of shape [${cShape.join(', ')}]`, async () => {
+      await expectLikeOrt({
+        opset: 13,
+        inputs: [valueInfo('a', [3, 5]), valueInfo('b', [5, 4]), valueInfo('c', cShape)],
+        outputs: [valueInfo('y')],
+        nodes: [node('Gemm', ['a', 'b', 'c'], ['y'], [attr.f('beta', 0.5)])],
+      }, { a: feed([3, 5], 1), b: feed([5, 4], 2), c: feed(cShape, 3) });
+    });
+  }
+
   it('Gemm with transposed fed operands', async () => {
     await expectLikeOrt({
       opset: 11,
