@@ -118,9 +118,42 @@ export function withUnitBatch(graph: Graph, inputShapes: readonly (readonly numb
     });
     return { ...node, inputs };
   };
+  /**
+   * MatMul with a computed vector operand: the plan would take the unit axis for a matrix
+   * dimension, so the vector becomes a matrix of the other operand's rank ([.., 1, K] for A,
+   * [.., K, 1] for B) and the product is reshaped back to the ONNX result. A computed vector A
+   * times a constant B needs none of this (the plan's row-times-weights form).
+   */
+  const matMulOfVectors = (node: GraphNode): void => {
+    const [a, b] = node.inputs as [string, string];
+    const computed = (v: string): boolean => !initializers.has(v);
+    if (!computed(b) && staticShape(node, a).length === 1) {
+      nodes.push(node);
+      return;
+    }
+    const rank = Math.max(2, ...[a, b].map((v) => staticShape(node, v).length));
+    const asMatrix = (v: string, which: 'A' | 'B'): string => {
+      const shape = staticShape(node, v);
+      if (shape.length !== 1 || !computed(v)) return v;
+      const k = shape[0]!;
+      const matrix = fresh(`${v}_as_${which}`);
+      const ones = new Array<number>(rank - 2).fill(1);
+      const matrixShape = [...ones, ...(which === 'A' ? [1, k] : [k, 1])];
+      shapes.set(matrix, matrixShape);
+      nodes.push({ name: fresh(`${node.name}_${which}_matrix`), op: 'Reshape', inputs: [v], outputs: [matrix], attrs: { shape: [1, ...matrixShape] } });
+      return matrix;
+    };
+    const product = fresh(`${node.name}_product`);
+    nodes.push(alignRanks({ ...node, inputs: [asMatrix(a, 'A'), asMatrix(b, 'B')], outputs: [product] }));
+    nodes.push({ name: fresh(`${node.name}_result`), op: 'Reshape', inputs: [product], outputs: [node.outputs[0]!], attrs: { shape: [1, ...staticShape(node, node.outputs[0]!)] } });
+  };
   for (const node of graph.nodes) {
     const shift = (axes: number[]): number[] => axes.map((a) => a + 1);
     const attrs = { ...node.attrs };
+    if (node.op === 'MatMul' && node.inputs.some((v) => !initializers.has(v) && staticShape(node, v).length === 1)) {
+      matMulOfVectors(node);
+      continue;
+    }
     if (AXIS_FREE.has(node.op)) {
       nodes.push(alignRanks(node));
       continue;

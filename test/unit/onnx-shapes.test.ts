@@ -43,6 +43,17 @@ describe('inputs that share no batch dimension', () => {
     });
   }
 
+  for (const [aShape, bShape] of [[[1, 2, 3, 4], [4]], [[4], [2, 4, 3]], [[4], [4]], [[2, 3], [3]]]) {
+    it(`MatMul of fed operands [${aShape!.join(', ')}] x [${bShape!.join(', ')}] (vectors among them)`, async () => {
+      await expectLikeOrt({
+        opset: 13,
+        inputs: [valueInfo('a', aShape!), valueInfo('b', bShape!)],
+        outputs: [valueInfo('y')],
+        nodes: [node('MatMul', ['a', 'b'], ['y'])],
+      }, { a: feed(aShape!, 1), b: feed(bShape!, 2) });
+    });
+  }
+
   it('Gemm with transposed fed operands', async () => {
     await expectLikeOrt({
       opset: 11,
