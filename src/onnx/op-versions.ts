@@ -12,8 +12,16 @@
 /** The newest default-domain opset of the ONNX release Kiln follows (onnx 1.23.0). */
 export const NEWEST_ONNX_OPSET = 28;
 
-/** The oldest default-domain opset import accepts (older forms are not normalised). */
-export const OLDEST_ONNX_OPSET = 7;
+/**
+ * The oldest default-domain opset import accepts. Opsets below 7 are judged per node like the
+ * rest: the versions they resolve to that changed semantics since (Add-1's `broadcast`, Relu-1's
+ * `consumed_inputs`, Cast-1's string `to`, ...) are not in IMPLEMENTED, so only nodes whose
+ * operator has meant the same since then import.
+ */
+export const OLDEST_ONNX_OPSET = 1;
+
+/** The opset whose versions Kiln normalised before versions were judged per operator. */
+const BASELINE_OPSET = 7;
 
 /**
  * Every default-domain operator of onnx 1.23.0 with its since_version values (generated from
@@ -97,7 +105,7 @@ const IMPLEMENTED: Readonly<Record<string, readonly number[]>> = {
 
 /**
  * Operators Kiln learnt to run without an IMPLEMENTED entry keep the range Kiln accepted before
- * versions were judged per operator: up to opset 22.
+ * versions were judged per operator: the versions of opsets 7 to 22.
  */
 const UNLISTED_NEWEST = 22;
 
@@ -130,7 +138,10 @@ export function resolveOpVersion(op: string, opset: number): number | undefined 
  */
 export function unimplementedVersion(op: string, version: number): string | undefined {
   const implemented = IMPLEMENTED[op];
-  if (implemented === undefined) return version <= UNLISTED_NEWEST ? undefined : `Kiln implements ${op} up to version ${UNLISTED_NEWEST}`;
+  if (implemented === undefined) {
+    const oldest = resolveOpVersion(op, BASELINE_OPSET) ?? history(op)?.[0] ?? 1;
+    return version >= oldest && version <= UNLISTED_NEWEST ? undefined : `Kiln implements ${op} versions ${oldest} to ${UNLISTED_NEWEST}`;
+  }
   if (implemented.includes(version)) return undefined;
   return `Kiln implements ${op} versions ${implemented.join(', ')}`;
 }

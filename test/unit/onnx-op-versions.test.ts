@@ -52,7 +52,11 @@ describe('operator versions', () => {
     expect(unimplementedVersion('Reshape', 25)).toBeUndefined();
     // An operator without an entry keeps the range Kiln accepted before (up to 22).
     expect(unimplementedVersion('Celu', 12)).toBeUndefined();
-    expect(unimplementedVersion('Celu', 28)).toMatch(/Celu up to version 22/);
+    expect(unimplementedVersion('Celu', 28)).toMatch(/Celu versions 12 to 22/);
+    expect(unimplementedVersion('Pow', 1)).toMatch(/Pow versions 7 to 22/);
+    // Versions older than opset 7 whose semantics changed since are not implemented.
+    expect(unimplementedVersion('Add', 1)).toMatch(/Add versions 7, 13, 14/);
+    expect(unimplementedVersion('Conv', 1)).toBeUndefined();
   });
 
   for (const opset of [23, 24, 25]) {
@@ -74,7 +78,17 @@ describe('operator versions', () => {
   it('refuses an opset newer than onnx 1.23 defines, naming the range', async () => {
     const err = await rejection(importModel(model({ ...newOpsetCnn(28), opset: NEWEST_ONNX_OPSET + 1 })));
     expect(err.code).toBe(ErrorCode.UNSUPPORTED_OP);
-    expect(err.message).toMatch(/domain ai\.onnx\) in \[7, 28\] but received 29/);
+    expect(err.message).toMatch(/domain ai\.onnx\) in \[1, 28\] but received 29/);
+  });
+
+  it('judges opsets below 7 per node: unchanged operators run, changed ones are named', async () => {
+    const relu6 = model({ opset: 6, irVersion: 3, inputs: [valueInfo('x', [2, 3])], outputs: [valueInfo('y')], nodes: [node('Relu', ['x'], ['y'])] });
+    const result = await compareWithOnnxRuntime(relu6, { x: new Tensor('float32', randomData(6, 2), [2, 3]) });
+    expect(result.outputs[0]!.relL2).toBeLessThanOrEqual(1e-6);
+    const add1 = model({ opset: 1, irVersion: 3, inputs: [valueInfo('x', [2, 3]), valueInfo('z', [2, 3])], outputs: [valueInfo('y')], nodes: [node('Add', ['x', 'z'], ['y'], [], 'add')] });
+    const err = await rejection(importModel(add1));
+    expect(err.code).toBe(ErrorCode.UNSUPPORTED_OP);
+    expect(err.message).toContain("Add 'add' (Kiln implements Add versions 7, 13, 14) [domain ai.onnx, version 1]");
   });
 
   it('refuses a QuantizeLinear-23 dividing in another precision, naming op, domain and version', async () => {
