@@ -196,7 +196,11 @@ export function withUnitBatch(graph: Graph, inputShapes: readonly (readonly numb
           nodes.push({ name: fresh(`${node.name}_c_2d`), op: 'Reshape', inputs: [c], outputs: [padded], attrs: { shape: [1, ...new Array<number>(2 - shape.length).fill(1), ...shape] } });
           gemm = { ...node, inputs: [node.inputs[0]!, node.inputs[1]!, padded] };
         }
+        // An activation the passes fused into the Gemm (kiln_activation) follows as its own node.
+        const activation = unfusedActivation(node, fresh);
+        if (activation !== undefined) gemm = { ...gemm, outputs: [activation.inputs[0]!] };
         nodes.push(...gemmAsMatMul(gemm, initializers, fresh));
+        if (activation !== undefined) nodes.push(activation);
         continue;
       }
       default:
@@ -274,6 +278,26 @@ function gemmAsMatMul(node: GraphNode, initializers: Map<string, Tensor>, fresh:
   }
   out.push({ name: fresh(`${node.name}_bias`), op: 'Add', inputs: [product, bias], outputs: [result], attrs: {} });
   return out;
+}
+
+/** The activation node a `kiln_activation` attribute stands for (src/graph/passes/fuse-activation.ts), reading a fresh value. */
+function unfusedActivation(node: GraphNode, fresh: (base: string) => string): GraphNode | undefined {
+  const kind = node.attrs.kiln_activation;
+  if (kind === undefined) return undefined;
+  const F32_MAX = 3.4028234663852886e38;
+  const base = { name: fresh(`${node.name}_activation`), inputs: [fresh(`${node.name}_preactivation`)], outputs: [node.outputs[0]!] };
+  switch (kind) {
+    case 'Relu':
+      return { ...base, op: 'Relu', attrs: {} };
+    case 'Relu6':
+      return { ...base, op: 'Clip', attrs: { min: 0, max: 6 } };
+    case 'LeakyRelu':
+      return { ...base, op: 'LeakyRelu', attrs: { alpha: (node.attrs.kiln_activation_alpha as number | undefined) ?? 0.01 } };
+    case 'Clip':
+      return { ...base, op: 'Clip', attrs: { min: (node.attrs.kiln_activation_min as number | undefined) ?? -F32_MAX, max: (node.attrs.kiln_activation_max as number | undefined) ?? F32_MAX } };
+    default:
+      throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot run ${node.op} '${node.name}' with kiln_activation '${String(kind)}' in a graph whose inputs share no batch dimension`);
+  }
 }
 
 function transpose2d(t: Tensor): Tensor {

@@ -13,7 +13,7 @@ import type { Graph, ValueInfo } from '../../src/graph/ir.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { needsUnitBatch, withUnitBatch } from '../../src/runtime/unit-batch.js';
 import { Tensor } from '../../src/tensor.js';
-import { attr, int64Tensor, maxScaledDiff, model, node, randomData, runOrt, valueInfo, type ModelSpec } from './onnx-model-builder.js';
+import { attr, floatTensor, int64Tensor, maxScaledDiff, model, node, randomData, runOrt, valueInfo, type ModelSpec } from './onnx-model-builder.js';
 
 const feed = (dims: number[], seed: number): Tensor => new Tensor('float32', randomData(dims.reduce((a, b) => a * b, 1), seed), dims);
 
@@ -30,6 +30,16 @@ describe('inputs that share no batch dimension', () => {
       outputs: [valueInfo('y')],
       nodes: [node('Gemm', ['a', 'b', 'c'], ['y'], [attr.f('alpha', 0.5), attr.f('beta', 2)])],
     }, { a: feed([3, 5], 1), b: feed([5, 4], 2), c: feed([1, 4], 3) });
+  });
+
+  it('Gemm with fed operands and the activations the passes fuse into it (Relu, Clip 0..6)', async () => {
+    await expectLikeOrt({
+      opset: 13,
+      inputs: [valueInfo('a', [3, 5]), valueInfo('b', [5, 4])],
+      outputs: [valueInfo('y'), valueInfo('z')],
+      initializers: [floatTensor('lo', [], [0]), floatTensor('hi', [], [6])],
+      nodes: [node('Gemm', ['a', 'b'], ['g'], [attr.f('alpha', 3)]), node('Relu', ['g'], ['y']), node('Gemm', ['a', 'b'], ['h'], [attr.f('alpha', 9)]), node('Clip', ['h', 'lo', 'hi'], ['z'])],
+    }, { a: feed([3, 5], 1), b: feed([5, 4], 2) });
   });
 
   for (const cShape of [[4], [1], []]) {
