@@ -50,6 +50,8 @@ const DIMENSION_ATTRS = new Set(['perm', 'pads', 'shape', 'starts', 'ends', 'ste
  * no reduction over every axis without kept dims (it would drop the unit axis).
  */
 function shiftedUnknown(node: GraphNode, initializers: Map<string, Tensor>): Record<string, number | number[]> {
+  const fused = Object.keys(node.attrs).find((k) => k.startsWith('kiln_'));
+  if (fused !== undefined) throw refuse(node, `it carries ${fused}, a fusion this rewrite does not undo`);
   const listed = Object.keys(node.attrs).find((k) => DIMENSION_ATTRS.has(k));
   if (listed !== undefined) throw refuse(node, `its attribute ${listed} names dimensions`);
   const intInput = node.inputs.find((v) => v !== '' && initializers.has(v) && initializers.get(v)!.type !== 'float32');
