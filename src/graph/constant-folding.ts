@@ -170,12 +170,21 @@ function foldSymbolic(node: GraphNode, inputs: readonly (KnownValue | undefined)
     if (v.type !== 'int32' || v.dims.length > 1) return undefined;
     return { dims: toInts(v), scalar: v.dims.length === 0 };
   };
+  if (ELEMENTWISE_SYMBOLIC[node.op] !== undefined) return foldSymbolicArithmetic(node, inputs.map(asDims));
   const x = asDims(inputs[0]);
   if (x === undefined) return undefined;
   switch (node.op) {
     case 'Identity':
     case 'Cast':
       return [symbolic(x.dims, x.scalar)];
+    case 'Reshape':
+    case 'Flatten': {
+      // Exporters turn scalars into 1-element vectors and back with Reshape as often as with
+      // (Un)squeeze: only those two forms carry a shape vector on.
+      const shape = inferNodeShapes(node, [x.scalar ? [] : [x.dims.length]])![0]!;
+      if (shape.length === 0) return [symbolic(x.dims, true)];
+      return shape.length === 1 ? [symbolic(x.dims, false)] : undefined;
+    }
     case 'Gather': {
       const idx = inputs[1];
       if (x.scalar || idx === undefined || isSymbolic(idx) || idx.dims.length > 1 || attrInt(node, 'axis', 0) !== 0) return undefined;
@@ -203,6 +212,38 @@ function foldSymbolic(node: GraphNode, inputs: readonly (KnownValue | undefined)
     default:
       return undefined;
   }
+}
+
+/** Integer arithmetic on shape vectors, and each op's identity operand (what leaves a symbol as it is). */
+const ELEMENTWISE_SYMBOLIC: Readonly<Record<string, { f: (a: number, b: number) => number; identity: number; commutes: boolean }>> = {
+  Add: { f: (a, b) => a + b, identity: 0, commutes: true },
+  Sub: { f: (a, b) => a - b, identity: 0, commutes: false },
+  Mul: { f: (a, b) => a * b, identity: 1, commutes: true },
+  Div: { f: (a, b) => (b === 0 ? 0 : Math.trunc(a / b)), identity: 1, commutes: false },
+};
+
+/**
+ * Add/Sub/Mul/Div over shape vectors some of whose entries are symbols: entries with both
+ * operands static are computed, a symbol against the identity operand stays that symbol (the
+ * batch entry of `shape // [1, 2, 1, 1]`); anything else is not folded.
+ */
+function foldSymbolicArithmetic(node: GraphNode, inputs: ({ dims: Dim[]; scalar: boolean } | undefined)[]): KnownValue[] | undefined {
+  const op = ELEMENTWISE_SYMBOLIC[node.op]!;
+  const [a, b] = inputs;
+  if (a === undefined || b === undefined || inputs.length !== 2) return undefined;
+  const n = Math.max(a.dims.length, b.dims.length);
+  const at = (v: { dims: Dim[] }, i: number): Dim | undefined => (v.dims.length === 1 ? v.dims[0] : v.dims.length === n ? v.dims[i] : undefined);
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = at(a, i);
+    const y = at(b, i);
+    if (x === undefined || y === undefined) return undefined;
+    if (typeof x === 'number' && typeof y === 'number') out.push(op.f(x, y));
+    else if (typeof x === 'string' && y === op.identity) out.push(x);
+    else if (typeof y === 'string' && x === op.identity && op.commutes) out.push(y);
+    else return undefined;
+  }
+  return [symbolic(out, a.scalar && b.scalar)];
 }
 
 /**

@@ -7,7 +7,7 @@
  *
  * Canonical form. Graphs from `onnx.importModel` (and what `onnx.exportModel` accepts) are
  * opset-independent: every operator parameter that is constant is an ATTRIBUTE, always present,
- * normalised (axes non-negative), whichever ONNX opset (7..21) the model used:
+ * normalised (axes non-negative), whichever ONNX opset (1..28, versions judged per node) the model used:
  * - Conv / ConvTranspose / MaxPool / AveragePool: `kernel_shape`, `strides`, `dilations`, `pads`
  *   ([top, left, bottom, right]), Conv/ConvTranspose `group`, pools `ceil_mode` and AveragePool
  *   `count_include_pad`; ConvTranspose also `output_padding`; never `auto_pad` (resolved). 1-D and 2-D (pools also 3-D).

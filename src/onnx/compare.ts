@@ -273,7 +273,9 @@ async function run(graph: Graph, reference: Reference, inputs: unknown, opts: Pa
   const outputNames = graph.outputs.map((o) => o.name);
   const extra = perNode ? graph.nodes.flatMap((n) => n.outputs).filter((o) => o !== '' && !outputNames.includes(o)) : [];
   // Intermediate values need not carry the batch axis: per-node comparisons run in one piece.
-  const chunks = (perNode ? [[0, batch] as [number, number]] : rowRanges(graph, feeds, batch)).map((r) => sliceFeeds(feeds, r));
+  const ranges = perNode ? [] : rowRanges(graph, feeds, batch);
+  // One piece runs the feeds as given: inputs need not share a leading (batch) size.
+  const chunks = ranges.length > 1 ? ranges.map((r) => sliceFeeds(feeds, r)) : [feeds];
   const ortOut = await runOrt(await reference(extra), chunks, [...outputNames, ...extra], threads, rowCounter('onnxruntime', batch, opts.onProgress));
   const compared = perNode ? extra.filter((n) => ortOut[n] !== undefined) : [];
   const session = await InferenceSession.create(withOutputs(graph, compared), {

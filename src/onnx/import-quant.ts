@@ -177,8 +177,11 @@ export function liftQuantized(nodes: GraphNode[], env: QuantImportEnv, reject: (
           out.push(...mapQLinearAdd(env, node));
           break;
         case 'DynamicQuantizeLinear':
-          // Kept only as part of a DynamicQGemm; alone it has no IR form.
-          if ((rw.consumers.get(node.outputs[0]!) ?? []).some((c) => !rw.replaced.has(c))) throw new Unsupported('DynamicQuantizeLinear outside a DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul pattern');
+          // Kept only as part of a DynamicQGemm; alone it has no IR form. Any output still read
+          // outside the lifted pattern, or handed out as a graph output, needs the node itself.
+          if (node.outputs.some((o) => o !== '' && (env.graphOutputs.has(o) || (rw.consumers.get(o) ?? []).some((c) => !rw.replaced.has(c))))) {
+            throw new Unsupported('DynamicQuantizeLinear outside a DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul pattern');
+          }
           break;
         case 'MatMulInteger':
         case 'ConvInteger':

@@ -21,8 +21,9 @@ import { options as checkOptions, typeError } from '../validate.js';
 import { readExternalData } from './external-data.js';
 import { normalizeNode, Unsupported, type NormalizeContext } from './normalize.js';
 import { corrupt, decodeModel, type ITensorProto } from './proto.js';
-import { externalTensors, modelOpset, readGraph, type RawGraph, type RawNode } from './read-graph.js';
+import { externalTensors, modelOpsets, readGraph, type RawGraph, type RawNode } from './read-graph.js';
 import { RUNTIME_OPS } from './supported-ops.js';
+import { resolveOpVersion, unimplementedAttribute, unimplementedVersion } from './op-versions.js';
 import { addQuantNode, isQuantOnnxNode, liftQuantized, type QuantImportEnv } from './import-quant.js';
 import { MAX_DIM } from './tensor-proto.js';
 
@@ -61,10 +62,10 @@ export async function importModel(source: string | Uint8Array, options?: ImportO
 
   const raw = await guard(async () => {
     const model = decodeModel(bytes);
-    const opset = modelOpset(model);
+    const opsets = modelOpsets(model);
     const external = new Map<ITensorProto, Uint8Array>();
     for (const { tensor, what } of externalTensors(model)) external.set(tensor, await readExternalData(tensor, what, baseDir));
-    return readGraph(model, opset, external);
+    return readGraph(model, opsets, external);
   });
   applyInputShapes(raw, opts.inputShapes);
   return guard(async () => convert(raw));
@@ -123,6 +124,8 @@ function convert(raw: RawGraph): Graph {
   };
 
   const nodes: GraphNode[] = [];
+  /** Domain and version of each model node, by node name, for the error that lists problems. */
+  const versionLabels = new Map(raw.nodes.map((n) => [n.name, versionLabel(raw, n)]));
   /** Why a kept node cannot run, by node name. */
   const unsupported = new Map<string, string>();
   /** Values whose shape is unknown because an unsupported node is upstream. */
@@ -136,7 +139,7 @@ function convert(raw: RawGraph): Graph {
     if (rawNode.inputs.some((i) => poisoned.has(i))) {
       // Downstream of something Kiln cannot run: only report it if it is unknown as well.
       for (const o of rawNode.outputs) poisoned.add(o);
-      const reason = rawNode.domain !== '' ? `domain ${rawNode.domain}` : RUNTIME_OPS.has(rawNode.op) || FOLDABLE_OPS.has(rawNode.op) ? undefined : 'not implemented';
+      const reason = rawNode.domain !== '' || !(RUNTIME_OPS.has(rawNode.op) || FOLDABLE_OPS.has(rawNode.op)) ? 'not implemented' : unimplementedForm(raw, rawNode);
       if (reason !== undefined) unsupported.set(rawNode.name, reason);
       nodes.push(plain(rawNode));
       continue;
@@ -146,6 +149,11 @@ function convert(raw: RawGraph): Graph {
       for (const o of rawNode.outputs) poisoned.add(o);
       nodes.push(plain(rawNode));
     };
+    const versionProblem = unimplementedForm(raw, rawNode);
+    if (versionProblem !== undefined) {
+      reject(versionProblem);
+      continue;
+    }
     if (isQuantOnnxNode(rawNode.op, rawNode.domain)) {
       try {
         addQuantNode(plain(rawNode), quantEnv, nodes);
@@ -156,7 +164,7 @@ function convert(raw: RawGraph): Graph {
       continue;
     }
     if (rawNode.domain !== '') {
-      reject(`domain ${rawNode.domain}`);
+      reject('not implemented');
       continue;
     }
     let canonical: GraphNode[] | undefined;
@@ -228,7 +236,10 @@ function convert(raw: RawGraph): Graph {
   const live = liveNodes(lifted, graphOutputs);
   const problems = live.filter((n) => unsupported.has(n.name) || (!RUNTIME_OPS.has(n.op) && !INT8_OPS.has(n.op)));
   if (problems.length > 0) {
-    const list = problems.map((n) => `${n.op} '${n.name}' (${unsupported.get(n.name) ?? 'its result depends on a dynamic dimension'})`);
+    const list = problems.map((n) => {
+      const label = versionLabels.get(n.name);
+      return `${n.op} '${n.name}' (${unsupported.get(n.name) ?? 'its result depends on a dynamic dimension'})${label === undefined ? '' : ` [${label}]`}`;
+    });
     const types = [...new Set(problems.map((n) => n.op))].sort();
     throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot run ${problems.length} node(s) of this model, operator types ${types.join(', ')}: ${list.join('; ')}`);
   }
@@ -242,6 +253,25 @@ function convert(raw: RawGraph): Graph {
   }
   const outputs: ValueInfo[] = raw.outputs.map((o) => ({ name: o.name, dtype: o.dtype ?? 'float32', shape: shapes.get(o.name) ?? o.shape ?? [] }));
   return { name: raw.name, inputs: raw.inputs, outputs, nodes: live, initializers, metadata: raw.metadata };
+}
+
+/** 'domain D, version V': the operator version a node means (its since_version, by its domain's opset). */
+function versionLabel(raw: RawGraph, n: RawNode): string {
+  const opset = raw.domainOpsets.get(n.domain);
+  const version = n.domain === '' ? resolveOpVersion(n.op, raw.opset) ?? raw.opset : opset;
+  return `domain ${n.domain === '' ? 'ai.onnx' : n.domain}, version ${version ?? 'unknown (the domain is not imported)'}`;
+}
+
+/**
+ * Why Kiln cannot run the version of a default-domain operator it knows that this node means,
+ * or undefined (other nodes are judged by normalisation: unknown operators are not implemented).
+ */
+function unimplementedForm(raw: RawGraph, n: RawNode): string | undefined {
+  if (n.domain !== '' || !(RUNTIME_OPS.has(n.op) || FOLDABLE_OPS.has(n.op) || isQuantOnnxNode(n.op, n.domain))) return undefined;
+  const version = resolveOpVersion(n.op, raw.opset);
+  if (version === undefined) return `ONNX defines no ${n.op} at opset ${raw.opset}`;
+  const attribute = unimplementedAttribute(n.op, n.attrs);
+  return unimplementedVersion(n.op, version) ?? (attribute === undefined ? undefined : `${n.op}-${version} with ${attribute}`);
 }
 
 function plain(n: RawNode): GraphNode {

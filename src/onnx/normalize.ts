@@ -1,5 +1,5 @@
 /**
- * ONNX nodes of any opset 7..22 rewritten into Kiln's canonical form (src/graph/ir.ts): constant
+ * ONNX nodes of any opset 1..28 rewritten into Kiln's canonical form (src/graph/ir.ts): constant
  * operator inputs (Reshape shape, Squeeze/Unsqueeze axes, Pad pads, Clip bounds, Slice starts...)
  * become attributes, defaults are filled in, axes made non-negative, `auto_pad` resolved into
  * explicit pads from the static spatial shape, and opset < 13 Softmax (which coerces its input

@@ -44,6 +44,10 @@ export const DataType = {
   UINT4: 21,
   INT4: 22,
   FLOAT4E2M1: 23,
+  // Newer than the generated code too (onnx.proto of onnx 1.23): valid types Kiln refuses as unsupported.
+  FLOAT8E8M0: 24,
+  UINT2: 25,
+  INT2: 26,
 } as const;
 
 /** Name of a data type number, or undefined when onnx.proto defines no such type. */

@@ -11,7 +11,7 @@ import {
   type IAttributeProto, type IModelProto, type ITensorProto, type IValueInfoProto,
 } from './proto.js';
 import { MAX_DIM, tensorFromProto } from './tensor-proto.js';
-import { MAX_OPSET, MIN_OPSET } from './supported-ops.js';
+import { NEWEST_ONNX_OPSET, OLDEST_ONNX_OPSET } from './op-versions.js';
 
 /** An ONNX node before normalisation; `domain` '' is the default ONNX domain. */
 export interface RawNode extends GraphNode {
@@ -22,7 +22,10 @@ export interface RawNode extends GraphNode {
 
 export interface RawGraph {
   name: string;
+  /** Default-domain opset; NEWEST_ONNX_OPSET when the model imports none (it has no such node). */
   opset: number;
+  /** Opset of every imported domain ('' is the default domain), to name a node's version. */
+  domainOpsets: Map<string, number>;
   inputs: ValueInfo[];
   /** Declared outputs; shape undefined when the model does not declare one. */
   outputs: { name: string; dtype: ValueInfo['dtype'] | undefined; shape: Dim[] | undefined }[];
@@ -44,20 +47,37 @@ const DTYPES: Partial<Record<number, ValueInfo['dtype']>> = {
 const has = (o: object, key: string): boolean => Object.prototype.hasOwnProperty.call(o, key);
 const utf8 = new TextDecoder('utf-8');
 
-/** Default-domain opset of a model; checks the IR version and the opset range. */
-export function modelOpset(model: IModelProto): number {
+/** The opsets a model imports: the default domain's, and every domain's by name. */
+export interface ModelOpsets {
+  opset: number;
+  domainOpsets: Map<string, number>;
+}
+
+/**
+ * Opsets of a model; checks the IR version and the default-domain opset range. A model that
+ * imports other domains only (ai.onnx.ml, say) is a valid model: its nodes are judged (and
+ * reported unsupported) one by one.
+ */
+export function modelOpsets(model: IModelProto): ModelOpsets {
   const ir = int64ToNumber(model.irVersion, 'ir_version');
   if (ir < 3 || ir > 64) throw corrupt(`Expected an ONNX IR version in [3, 64] but received ${ir}`);
   if (!model.graph) throw corrupt('Expected a graph in the ONNX model but received none');
-  let opset: number | undefined;
+  const domainOpsets = new Map<string, number>();
   for (const o of model.opsetImport ?? []) {
-    if (o.domain === '' || o.domain === 'ai.onnx' || o.domain === undefined || o.domain === null) opset = int64ToNumber(o.version, 'opset_import version');
+    const domain = o.domain === 'ai.onnx' || o.domain === undefined || o.domain === null ? '' : o.domain;
+    domainOpsets.set(domain, int64ToNumber(o.version, 'opset_import version'));
   }
-  if (opset === undefined) throw corrupt('Expected an opset_import for the default ONNX domain but received none');
-  if (opset < MIN_OPSET || opset > MAX_OPSET) {
-    throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected an ONNX opset in [${MIN_OPSET}, ${MAX_OPSET}] but received ${opset}`);
+  if (domainOpsets.size === 0) throw corrupt('Expected an opset_import but received none');
+  const opset = domainOpsets.get('');
+  if (opset === undefined) {
+    const plain = (model.graph.node ?? []).find((n) => !n.domain || n.domain === 'ai.onnx');
+    if (plain !== undefined) throw corrupt(`Expected an opset_import for the default ONNX domain, which ${plain.opType ?? 'node'} '${plain.name ?? ''}' uses, but received none`);
+    return { opset: NEWEST_ONNX_OPSET, domainOpsets };
   }
-  return opset;
+  if (opset < OLDEST_ONNX_OPSET || opset > NEWEST_ONNX_OPSET) {
+    throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected an ONNX opset (domain ai.onnx) in [${OLDEST_ONNX_OPSET}, ${NEWEST_ONNX_OPSET}] but received ${opset}`);
+  }
+  return { opset, domainOpsets };
 }
 
 /** The declared tensor type and shape of a ValueInfoProto. */
@@ -125,7 +145,7 @@ export function externalTensors(model: IModelProto): { tensor: ITensorProto; wha
 }
 
 /** Builds the raw graph; `external` maps externally stored tensors to their bytes. */
-export function readGraph(model: IModelProto, opset: number, external: Map<ITensorProto, Uint8Array>): RawGraph {
+export function readGraph(model: IModelProto, { opset, domainOpsets }: ModelOpsets, external: Map<ITensorProto, Uint8Array>): RawGraph {
   const g = model.graph!;
   const initializers = new Map<string, Tensor>();
   for (const [i, t] of (g.initializer ?? []).entries()) {
@@ -177,9 +197,9 @@ export function readGraph(model: IModelProto, opset: number, external: Map<ITens
   const metadata: Record<string, string> = {};
   for (const p of model.metadataProps ?? []) if (p.key) metadata[p.key] = p.value ?? '';
   metadata.source_format = 'onnx';
-  metadata.source_opset = String(opset);
+  if (domainOpsets.has('')) metadata.source_opset = String(opset);
   if (model.producerName) metadata.source_producer = `${model.producerName}${model.producerVersion ? ` ${model.producerVersion}` : ''}`;
-  return { name: g.name || 'onnx', opset, inputs, outputs, declared, initializers, nodes, metadata };
+  return { name: g.name || 'onnx', opset, domainOpsets, inputs, outputs, declared, initializers, nodes, metadata };
 }
 
 function readNodes(model: IModelProto, external: Map<ITensorProto, Uint8Array>): RawNode[] {

@@ -12,6 +12,5 @@ export const RUNTIME_OPS: ReadonlySet<string> = new Set([
   'Softmax', 'LogSoftmax', 'Pad', 'Identity', 'Dropout',
 ]);
 
-/** The ONNX opsets (default domain) import accepts. */
-export const MIN_OPSET = 7;
-export const MAX_OPSET = 22;
+/** The ONNX opsets (default domain) import accepts; versions are judged per op in op-versions.ts. */
+export { OLDEST_ONNX_OPSET as MIN_OPSET, NEWEST_ONNX_OPSET as MAX_OPSET } from './op-versions.js';

@@ -4,7 +4,8 @@
  *
  * Conventions the importer can rely on (see also plan.ts):
  * - the leading dimension of every graph input is the batch (symbolic, e.g. 'N', or a fixed number
- *   that feeds must then match); other dimensions must be numbers, or given in `inputShapes`;
+ *   that feeds must then match); other dimensions must be numbers, or given in `inputShapes`
+ *   (graphs whose inputs share no batch are rewritten first by unit-batch.ts, see session.ts);
  * - weights, shapes, axes, pads, Clip bounds must be initializers (constants folded beforehand);
  * - Conv/ConvTranspose/Gemm may carry `kiln_activation` ('Relu' | 'Relu6' | 'LeakyRelu' | 'Clip')
  *   with `kiln_activation_alpha` / `kiln_activation_min` / `kiln_activation_max`;

@@ -25,6 +25,7 @@ import { type CompiledGraph, type CompileOptions, compileGraph, hasStaticShapes,
 import { decodeKilnFile } from './kiln-file.js';
 import { graphFromKilnFile, moduleFromKilnFile } from './model-io.js';
 import { Plan, type PlanInfo } from './plan.js';
+import { needsUnitBatch, withUnitBatch } from './unit-batch.js';
 
 export type { GraphOptimizationLevel } from '../graph/passes/index.js';
 export type { SparseKernels } from './compile.js';
@@ -67,7 +68,10 @@ export interface SessionInfo extends PlanInfo {
   macsPerImage: number;
 }
 
-/** Validated feeds: one array per graph input, in order, their shapes, and the common batch. */
+/**
+ * Validated feeds: one array per graph input, in order, their shapes (per image; full shapes
+ * when the inputs share no batch), and the common batch (1 then).
+ */
 interface Feed {
   arrays: Float32Array[];
   shapes: number[][];
@@ -77,6 +81,8 @@ interface Feed {
 interface Compiled {
   graph: CompiledGraph;
   plan: Plan;
+  /** A unit-batch plan for one batch size: the feeds' batch is part of each image (unit-batch.ts). */
+  batchInImage?: boolean;
 }
 
 /** The keys of {@link SessionOptions}; anything else is refused (a typo would else be ignored). */
@@ -96,6 +102,11 @@ export class InferenceSession implements Disposable {
   readonly outputShapes: readonly (readonly Dim[])[];
 
   private readonly graph: Graph | undefined;  // kept only when input shapes are symbolic
+  /**
+   * The inputs share no batch dimension (unit-batch.ts): every run compiles (once per input-shape
+   * signature) the graph with a unit batch in front of every value, and feeds are whole shapes.
+   */
+  private readonly unitBatch: boolean;
   private readonly threads: number;
   private readonly level: GraphOptimizationLevel;
   private readonly sparse: SparseKernels;
@@ -105,8 +116,16 @@ export class InferenceSession implements Disposable {
   private readonly syncPlans = new Map<string, Compiled>();
   private inFlight = 0;
   private released = false;
+  /**
+   * Set once the batch-major plan refused this graph for symbolic sizes and a unit-batch plan ran
+   * it instead: from then on plans are built per batch size and input sizes.
+   */
+  private batchInImage = false;
 
-  private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined) {
+  /** `unit`: the inputs share no batch (unit-batch.ts); `first` is the plan of fully static inputs, built already. */
+  private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined, unit?: { first?: { shapes: number[][]; compiled: Compiled } }) {
+    const unitBatch = unit !== undefined;
+    this.unitBatch = unitBatch;
     this.threads = threads;
     this.level = level;
     this.sparse = sparse;
@@ -118,9 +137,14 @@ export class InferenceSession implements Disposable {
     const batch: Dim = staticPlan?.graph.fixedBatch ?? (typeof inputs[0]?.shape[0] === 'number' ? inputs[0].shape[0] : 'N');
     this.inputShapes = Object.freeze(inputs.map((v) => Object.freeze(v.shape.slice())));
     this.outputShapes = Object.freeze(
-      graph.outputs.map((v, i) => Object.freeze(staticPlan ? [batch, ...staticPlan.graph.outputs[i].shape] : v.shape.slice())),
+      graph.outputs.map((v, i) => Object.freeze(staticPlan && !unitBatch ? [batch, ...staticPlan.graph.outputs[i].shape] : v.shape.slice())),
     );
     if (staticPlan) this.compiled.set(shapeKey(staticPlan.graph.inputs.map((i) => i.shape)), Promise.resolve(staticPlan));
+    if (unit?.first) {
+      const key = shapeKey(unit.first.shapes);
+      this.syncPlans.set(key, unit.first.compiled);
+      this.compiled.set(key, Promise.resolve(unit.first.compiled));
+    }
   }
 
   /**
@@ -138,9 +162,44 @@ export class InferenceSession implements Disposable {
     const sparse = opts.sparseKernels === undefined ? 'auto' : oneOf('options.sparseKernels', opts.sparseKernels, SPARSE_KERNELS);
     const inputShape = opts.inputShape === undefined ? undefined : checkDims('options.inputShape', opts.inputShape);
     const graph = optimizeGraph(await graphFrom(source, inputShape), level);
+    const compileOptions: CompileOptions = { maxThreads: threads, sparseKernels: sparse, ...levelOptions(level) };
+    const shapes = fullyStaticInputs(graph);
+    if (needsUnitBatch(graph)) {
+      // Fully static inputs are planned now, so what the plan lacks is reported here, as for batch graphs.
+      const first = shapes === undefined ? undefined : { shapes, compiled: await unitPlan(graph, shapes, compileOptions) };
+      return new InferenceSession(graph, threads, level, sparse, undefined, { first });
+    }
     let staticPlan: Compiled | undefined;
     if (hasStaticShapes(graph)) {
-      const compiled = compileGraph(graph, { maxThreads: threads, sparseKernels: sparse, ...levelOptions(level) });
+      let compiled: CompiledGraph;
+      try {
+        compiled = compileGraph(graph, compileOptions);
+      } catch (err) {
+        // A fully static graph the batch-major plan refuses (a Softmax or Concat over the leading
+        // axis, a Gemm with transA) may still run as one unit-batch image.
+        if (!(err instanceof KilnError) || err.code !== ErrorCode.UNSUPPORTED_OP) throw err;
+        if (shapes === undefined) {
+          // A symbolic batch: each run plans the batch inside the image, once per batch size.
+          // Checked here at batch 1, so what no plan can run is still reported at create.
+          const one = batchOneShapes(graph);
+          try {
+            compileGraph(withUnitBatch(graph, one), unitCompileOptions(graph, one, compileOptions));
+          } catch {
+            throw err;
+          }
+          const session = new InferenceSession(graph, threads, level, sparse, undefined);
+          session.batchInImage = true;
+          return session;
+        }
+        let unitGraph: CompiledGraph;
+        try {
+          unitGraph = compileGraph(withUnitBatch(graph, shapes), unitCompileOptions(graph, shapes, compileOptions));
+        } catch {
+          throw err;
+        }
+        const first = { shapes, compiled: { graph: unitGraph, plan: await Plan.create(unitGraph.spec, true) } };
+        return new InferenceSession(graph, threads, level, sparse, undefined, { first });
+      }
       staticPlan = { graph: compiled, plan: await Plan.create(compiled.spec, true) };
     }
     return new InferenceSession(graph, threads, level, sparse, staticPlan);
@@ -163,16 +222,18 @@ export class InferenceSession implements Disposable {
 
   /** The plan already built for these input sizes, if any. */
   private compiledNow(feed: Feed): Compiled | undefined {
-    return this.staticPlan ?? this.syncPlans.get(shapeKey(feed.shapes));
+    return this.staticPlan ?? this.syncPlans.get(this.batchInImage ? imageKey(feed) : shapeKey(feed.shapes));
   }
 
   private runCompiled(compiled: Compiled, feed: Feed): Promise<SessionOutputs> {
     let outputs: ReturnType<typeof allocate>;
     let pending: Promise<void> | undefined;
     try {
-      outputs = allocate(compiled.graph, feed.batch);
-      const heavy = shouldRunAsync(compiled.graph.flopsPerImage * feed.batch);
-      pending = compiled.plan.run(feed.arrays, outputs.arrays, feed.batch, heavy);
+      const wholeImage = this.unitBatch || compiled.batchInImage === true;
+      const batch = wholeImage ? 1 : feed.batch;
+      outputs = allocate(compiled.graph, batch, wholeImage);
+      const heavy = shouldRunAsync(compiled.graph.flopsPerImage * batch);
+      pending = compiled.plan.run(feed.arrays, outputs.arrays, batch, heavy);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -194,7 +255,7 @@ export class InferenceSession implements Disposable {
     this.inFlight++;
     let compiled: Compiled;
     try {
-      compiled = await this.compiledFor(feed.shapes);
+      compiled = await this.compiledFor(feed);
     } finally {
       this.inFlight--;
     }
@@ -213,8 +274,10 @@ export class InferenceSession implements Disposable {
     if (!compiled) {
       throw new KilnError(ErrorCode.INVALID_STATE, `Expected input sizes this session has compiled for runSync but received ${shapeKey(feed.shapes)}: call run() once with them first`);
     }
-    const outputs = allocate(compiled.graph, feed.batch);
-    compiled.plan.run(feed.arrays, outputs.arrays, feed.batch, false);
+    const wholeImage = this.unitBatch || compiled.batchInImage === true;
+    const batch = wholeImage ? 1 : feed.batch;
+    const outputs = allocate(compiled.graph, batch, wholeImage);
+    compiled.plan.run(feed.arrays, outputs.arrays, batch, false);
     return outputs.tensors;
   }
 
@@ -256,21 +319,63 @@ export class InferenceSession implements Disposable {
     if (this.released) throw new KilnError(ErrorCode.DISPOSED, 'The session was released');
   }
 
-  private compiledFor(shapes: number[][]): Compiled | Promise<Compiled> {
+  private compiledFor(feed: Feed): Compiled | Promise<Compiled> {
     if (this.staticPlan) return this.staticPlan;
+    if (this.batchInImage) return this.imagePlan(feed);
+    const shapes = feed.shapes;
     const key = shapeKey(shapes);
     let pending = this.compiled.get(key);
     if (!pending) {
       const graph = this.graph!;
       const inputShapes = Object.fromEntries(this.inputNames.map((name, i) => [name, shapes[i]]));
+      const options: CompileOptions = { maxThreads: this.threads, sparseKernels: this.sparse, ...levelOptions(this.level) };
       pending = (async () => {
-        const compiled = compileGraph(graph, { inputShapes, maxThreads: this.threads, sparseKernels: this.sparse, ...levelOptions(this.level) });
+        let compiled: CompiledGraph;
+        try {
+          compiled = this.unitBatch
+            ? compileGraph(withUnitBatch(graph, shapes), unitCompileOptions(graph, shapes, options))
+            : compileGraph(graph, { inputShapes, ...options });
+        } catch (err) {
+          // A graph that moves its symbolic batch (a Softmax over it, a Gemm with transA) may still
+          // run with the batch inside one unit-batch image, planned per batch size.
+          if (this.unitBatch || !(err instanceof KilnError) || err.code !== ErrorCode.UNSUPPORTED_OP) throw err;
+          let image: Compiled;
+          try {
+            image = await this.imagePlan(feed);
+          } catch {
+            throw err;
+          }
+          this.batchInImage = true;
+          return image;
+        }
         const plan = await Plan.create(compiled.spec, true);
         if (this.released) {
           plan.dispose();
           throw new KilnError(ErrorCode.DISPOSED, 'The session was released');
         }
         const c = { graph: compiled, plan };
+        this.syncPlans.set(key, c);
+        return c;
+      })();
+      pending.catch(() => this.compiled.delete(key));
+      this.compiled.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** The unit-batch plan with this feed's batch inside the image (see `batchInImage`). */
+  private imagePlan(feed: Feed): Promise<Compiled> {
+    const key = imageKey(feed);
+    let pending = this.compiled.get(key);
+    if (!pending) {
+      const graph = this.graph!;
+      const shapes = feed.shapes.map((s) => [feed.batch, ...s]);
+      pending = (async () => {
+        const c = { ...(await unitPlan(graph, shapes, { maxThreads: this.threads, sparseKernels: this.sparse, ...levelOptions(this.level) })), batchInImage: true };
+        if (this.released) {
+          c.plan.dispose();
+          throw new KilnError(ErrorCode.DISPOSED, 'The session was released');
+        }
         this.syncPlans.set(key, c);
         return c;
       })();
@@ -305,6 +410,16 @@ export class InferenceSession implements Disposable {
       const dimsOf = Array.from(t.dims ?? []);
       const text = `[${dimsOf.join(', ')}]`;
       if (dimsOf.length !== want.length) throw shapeError(where, `${want.length} dimensions [${want.join(', ')}]`, text);
+      if (this.unitBatch) {
+        // No batch: every dimension is the input's own, fixed where the graph fixes it.
+        if (dimsOf.some((d, j) => !Number.isInteger(d) || d < 1 || (typeof want[j] === 'number' && want[j] !== d))) throw shapeError(where, `dims [${want.join(', ')}]`, text);
+        let size = 1;
+        for (const d of dimsOf) size *= d;
+        if (t.data.length !== size) throw shapeError(where, `${size} elements for dims ${text}`, describe(t.data));
+        arrays.push(t.data);
+        shapes.push(dimsOf.slice());
+        return;
+      }
       const per = this.staticPlan ? this.staticPlan.graph.inputs[i].shape : undefined;
       dimsOf.forEach((d, j) => {
         if (!Number.isInteger(d) || d < 1) throw shapeError(where, `dimensions of at least 1 [${want.join(', ')}]`, text);
@@ -321,7 +436,7 @@ export class InferenceSession implements Disposable {
       arrays.push(t.data);
       shapes.push(dimsOf.slice(1));
     });
-    return { arrays, shapes, batch };
+    return { arrays, shapes, batch: this.unitBatch ? 1 : batch };
   }
 }
 
@@ -333,11 +448,40 @@ function levelOptions(level: GraphOptimizationLevel): Pick<CompileOptions, 'fuse
   return { fuseConvPool: level === 'extended' || level === 'all', winograd: level === 'all' };
 }
 
+/** Every input's full shape when all its dimensions are numbers (the batch included), else undefined. */
+function fullyStaticInputs(graph: Graph): number[][] | undefined {
+  const inputs = graph.inputs.filter((v) => !graph.initializers.has(v.name));
+  return inputs.every((v) => v.shape.every((d) => typeof d === 'number')) ? inputs.map((v) => v.shape as number[]) : undefined;
+}
+
+/** Input shapes with a symbolic leading dimension set to 1 (the others static). */
+function batchOneShapes(graph: Graph): number[][] {
+  return graph.inputs.filter((v) => !graph.initializers.has(v.name)).map((v) => v.shape.map((d) => (typeof d === 'number' ? d : 1)));
+}
+
+/** The unit-batch plan of a graph for these whole input shapes (built ahead of any run). */
+async function unitPlan(graph: Graph, shapes: number[][], options: CompileOptions): Promise<Compiled> {
+  const compiled = compileGraph(withUnitBatch(graph, shapes), unitCompileOptions(graph, shapes, options));
+  return { graph: compiled, plan: await Plan.create(compiled.spec, true) };
+}
+
+/** A unit-batch graph's inputs are whole shapes behind the plan's batch of 1. */
+function unitCompileOptions(graph: Graph, shapes: readonly number[][], options: CompileOptions): CompileOptions {
+  const inputs = graph.inputs.filter((v) => !graph.initializers.has(v.name));
+  return { ...options, inputShapes: Object.fromEntries(inputs.map((v, i) => [v.name, shapes[i]!])) };
+}
+
+/** The key of a plan with the batch inside the image (distinct from any shapeKey: those hold no '|'). */
+function imageKey(feed: Feed): string {
+  return `${feed.batch}|${shapeKey(feed.shapes)}`;
+}
+
 function shapeKey(shapes: number[][]): string {
   return shapes.map((s) => s.join('x')).join(',');
 }
 
-function allocate(compiled: CompiledGraph, batch: number): { arrays: Float32Array[]; tensors: SessionOutputs } {
+/** Output buffers of a run; a unit-batch plan's outputs lose the unit batch the plan added. */
+function allocate(compiled: CompiledGraph, batch: number, unitBatch = false): { arrays: Float32Array[]; tensors: SessionOutputs } {
   const arrays: Float32Array[] = [];
   const tensors: SessionOutputs = {};
   for (const o of compiled.outputs) {
@@ -345,7 +489,7 @@ function allocate(compiled: CompiledGraph, batch: number): { arrays: Float32Arra
     for (const d of o.shape) size *= d;
     const data = allocFloat32(size);
     arrays.push(data);
-    tensors[o.name] = new Tensor('float32', data, [batch, ...o.shape]);
+    tensors[o.name] = new Tensor('float32', data, unitBatch ? o.shape.slice() : [batch, ...o.shape]);
   }
   return { arrays, tensors };
 }

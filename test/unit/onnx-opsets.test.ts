@@ -23,7 +23,7 @@ interface Case {
   feeds: Record<string, number[]>;
   /** Extra checks on the imported graph. */
   check?: (g: Graph) => void;
-  /** 'unsupported': the case moves the batch axis, which Kiln's runtime refuses (checked). */
+  /** 'unsupported': Kiln's runtime refuses the case (checked). Cases that move a fixed batch axis run: as one unit-batch image (src/runtime/unit-batch.ts). */
   kiln?: 'unsupported';
 }
 
@@ -79,7 +79,6 @@ const cases: Case[] = [
     name: 'Softmax opset 11 axis 0 (one row holds the whole batch)',
     spec: unary(11, 'Softmax', [2, 3], [attr.i('axis', 0)]),
     feeds: { x: [2, 3] },
-    kiln: 'unsupported',
     check: (g) => expect(ops(g)).toEqual(['Flatten', 'Softmax', 'Reshape']),
   },
   // Reshape
@@ -265,7 +264,6 @@ const cases: Case[] = [
       initializers: [randomTensor('w', [4, 5], 4)],
     },
     feeds: { x: [5, 3] },
-    kiln: 'unsupported',
   },
   {
     name: 'Gemm opset 7 with a broadcast C',
@@ -308,7 +306,6 @@ const cases: Case[] = [
       ],
     },
     feeds: { x: [2, 3, 4] },
-    kiln: 'unsupported',
     check: (g) => {
       expect(g.nodes.map((n) => [n.op, n.attrs.axis ?? n.attrs.perm ?? null])).toEqual([['Identity', null], ['Concat', 2], ['Transpose', [2, 1, 0]], ['Flatten', 1]]);
     },
