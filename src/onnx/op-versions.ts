@@ -101,6 +101,7 @@ const IMPLEMENTED: Readonly<Record<string, readonly number[]>> = {
   QuantizeLinear: [10, 13, 19, 21, 23, 24, 25], DequantizeLinear: [10, 13, 19, 21, 23, 24, 25],
   DynamicQuantizeLinear: [11], QLinearConv: [10], QLinearMatMul: [10, 21], MatMulInteger: [10],
   ConvInteger: [10],
+  LayerNormalization: [17], InstanceNormalization: [6, 22], GroupNormalization: [18, 21],
 };
 
 /**
