@@ -29,6 +29,8 @@ void fill_dispatch_scalar(DispatchTable* t) {
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_scalar;
   // No small-patch, direct or Winograd kernel: the plans take im2col + GEMM.
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_scalar;
+  t->f32_math.unary = f32_unary_scalar;
+  t->f32_math.reduce_rows = f32_reduce_rows_scalar;
   t->s8_conv.quantize_u8_row = quantize_u8_row_scalar;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_scalar;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_scalar;
@@ -47,6 +49,8 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->f32_conv.small_conv_image = small_conv_image_avx2;
   t->f32_conv.small_conv_max_pool_image = small_conv_max_pool_image_avx2;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx2;
+  t->f32_math.unary = f32_unary_avx2;
+  t->f32_math.reduce_rows = f32_reduce_rows_avx2;
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx2;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx2;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx2;
@@ -74,6 +78,8 @@ void fill_dispatch_avx512(DispatchTable* t) {
   d.weight_rows = direct_conv_weight_rows_avx512;
   t->f32_conv.winograd_image = winograd_image_avx512;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx512;
+  t->f32_math.unary = f32_unary_avx512;
+  t->f32_math.reduce_rows = f32_reduce_rows_avx512;
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx512;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx512;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx512;
