@@ -1,0 +1,80 @@
+/**
+ * PTQ with element-wise ops and reductions between quantized layers: each stays an fp32 island
+ * (DequantizeLinear -> op -> QuantizeLinear) in the int8 graph, which the runtime executes and
+ * which stays close to the float model.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { importModel } from '../../src/onnx/import.js';
+import { quantize } from '../../src/quant/ptq.js';
+import { InferenceSession } from '../../src/runtime/session.js';
+import { Tensor } from '../../src/tensor.js';
+import { attr, floatTensor, int64Tensor, model, node, randomTensor, valueInfo } from './onnx-model-builder.js';
+
+function images(n: number): Tensor<'float32'> {
+  const data = new Float32Array(n * 3 * 8 * 8);
+  for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.137 + Math.floor(i / 192) * 0.7);
+  return new Tensor('float32', data, [n, 3, 8, 8]);
+}
+
+async function run(source: Parameters<typeof InferenceSession.create>[0], x: Tensor): Promise<Float32Array> {
+  const session = await InferenceSession.create(source);
+  try {
+    return (await session.run({ [session.inputNames[0]!]: x }))[session.outputNames[0]!]!.data as Float32Array;
+  } finally {
+    session.release();
+  }
+}
+
+describe('quantize: element-wise ops and reductions between int8 layers', () => {
+  it('Gelu, Max, PRelu, Pow and ReduceMean run as fp32 islands', async () => {
+    const bytes = model({
+      opset: 21,
+      inputs: [valueInfo('x', ['N', 3, 8, 8])],
+      outputs: [valueInfo('y')],
+      nodes: [
+        node('Conv', ['x', 'w1', 'b1'], ['c1'], [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])]),
+        node('Gelu', ['c1'], ['g']),
+        node('Conv', ['g', 'w2', 'b2'], ['c2'], [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])]),
+        node('Max', ['c2', 'floor'], ['m']),
+        node('Conv', ['m', 'w3', 'b3'], ['c3'], [attr.ints('kernel_shape', [1, 1])]),
+        node('PRelu', ['c3', 'slope'], ['p']),
+        node('Conv', ['p', 'w4', 'b4'], ['c4'], [attr.ints('kernel_shape', [1, 1])]),
+        node('Pow', ['c4', 'two'], ['sq']),
+        node('ReduceMean', ['sq', 'axes'], ['r'], [attr.i('keepdims', 0)]),
+        node('Gemm', ['r', 'wf', 'bf'], ['y'], [attr.i('transB', 1)]),
+      ],
+      initializers: [
+        randomTensor('w1', [8, 3, 3, 3], 1, 0.3), randomTensor('b1', [8], 2, 0.1),
+        randomTensor('w2', [8, 8, 3, 3], 3, 0.2), randomTensor('b2', [8], 4, 0.1),
+        floatTensor('floor', [], [-0.05]),
+        randomTensor('w3', [6, 8, 1, 1], 5, 0.4), randomTensor('b3', [6], 6, 0.1),
+        randomTensor('slope', [6, 1, 1], 7, 0.3),
+        randomTensor('w4', [6, 6, 1, 1], 8, 0.4), randomTensor('b4', [6], 9, 0.1),
+        floatTensor('two', [], [2]),
+        int64Tensor('axes', [2], [2, 3]),
+        randomTensor('wf', [5, 6], 10, 0.5), randomTensor('bf', [5], 11, 0.1),
+      ],
+    });
+    const graph = await importModel(bytes);
+    const { graph: int8, report } = await quantize(graph, images(64), { batchSize: 16 });
+    expect(report.layers.map((l) => l.op)).toEqual(['Conv', 'Conv', 'Conv', 'Conv', 'Gemm']);
+    expect(report.fp32Nodes.map((n) => n.op).sort()).toEqual(['Gelu', 'Max', 'PRelu', 'Pow', 'ReduceMean']);
+    const ops = int8.nodes.map((n) => n.op);
+    // Each float op reads a float value (an int8 layer writing float32, or a DequantizeLinear)
+    // and the next int8 layer quantizes its result again.
+    expect(ops).toEqual([
+      'QuantizeLinear', 'QLinearConv', 'Gelu', 'QuantizeLinear', 'QLinearConv', 'Max', 'QuantizeLinear', 'QLinearConv', 'PRelu',
+      'QuantizeLinear', 'QLinearConv', 'Pow', 'ReduceMean', 'QuantizeLinear', 'QLinearGemm',
+    ]);
+    const x = images(8);
+    const want = await run(graph, x);
+    const got = await run(int8, x);
+    let err = 0, norm = 0;
+    for (let i = 0; i < want.length; i++) {
+      err += (got[i]! - want[i]!) ** 2;
+      norm += want[i]! ** 2;
+    }
+    expect(Math.sqrt(err / norm)).toBeLessThan(0.1);
+  });
+});
