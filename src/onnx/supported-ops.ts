@@ -14,6 +14,30 @@ export const RUNTIME_OPS: ReadonlySet<string> = new Set([
   'Softmax', 'LogSoftmax', 'Pad', 'Identity', 'Dropout',
 ]);
 
+/**
+ * Operators whose values are not float32 (bool masks, int64 indices): the runtime carries float32
+ * values (and uint8 inside int8 regions) only, so they are refused with this reason.
+ */
+const NON_FLOAT_REASONS: Readonly<Record<string, string>> = {
+  ArgMax: 'its int64 indices are not a float32 value (the runtime carries float32 values only)',
+  ArgMin: 'its int64 indices are not a float32 value (the runtime carries float32 values only)',
+  Equal: 'its bool result is not a float32 value (the runtime carries float32 values only)',
+  Less: 'its bool result is not a float32 value (the runtime carries float32 values only)',
+  Greater: 'its bool result is not a float32 value (the runtime carries float32 values only)',
+  LessOrEqual: 'its bool result is not a float32 value (the runtime carries float32 values only)',
+  GreaterOrEqual: 'its bool result is not a float32 value (the runtime carries float32 values only)',
+  Not: 'bool values are not carried by the runtime (float32 values only)',
+  And: 'bool values are not carried by the runtime (float32 values only)',
+  Or: 'bool values are not carried by the runtime (float32 values only)',
+  Xor: 'bool values are not carried by the runtime (float32 values only)',
+  Where: 'its bool condition is not carried by the runtime (float32 values only)',
+};
+
+/** Why import refuses an operator it has no form for ('not implemented', or a precise reason). */
+export function notImplementedReason(op: string): string {
+  return NON_FLOAT_REASONS[op] ?? 'not implemented';
+}
+
 /** The ONNX opsets (default domain) import accepts. */
 export const MIN_OPSET = 7;
 export const MAX_OPSET = 22;

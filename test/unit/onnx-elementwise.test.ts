@@ -209,3 +209,24 @@ describe('Reduce* match onnxruntime (axes as attribute / input, keepdims, odd sh
     await expect(InferenceSession.create(bytes)).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED_OP });
   });
 });
+
+describe('ops on non-float values are refused with a precise reason', () => {
+  it('ArgMax, comparisons + Where, Not, and Cast to int64 of a computed value', async () => {
+    const spec: ModelSpec = {
+      opset: 13, inputs: [valueInfo('x', ['N', 3, 4])], outputs: [valueInfo('a', undefined, 7), valueInfo('w'), valueInfo('c', undefined, 7)],
+      nodes: [
+        node('ArgMax', ['x'], ['a'], [attr.i('axis', 1)], 'argmax'),
+        node('Greater', ['x', 'zero'], ['g'], [], 'greater'),
+        node('Not', ['g'], ['ng'], [], 'not'),
+        node('Where', ['ng', 'x', 'zero'], ['w'], [], 'where'),
+        node('Cast', ['x'], ['c'], [attr.i('to', 7)], 'cast'),
+      ],
+      initializers: [floatTensor('zero', [], [0])],
+    };
+    const error = (await InferenceSession.create(model(spec)).catch((e: unknown) => e)) as Error & { code: string };
+    expect(error).toMatchObject({ code: ErrorCode.UNSUPPORTED_OP });
+    expect(error.message).toMatch(/ArgMax 'argmax' \(its int64 indices are not a float32 value/);
+    expect(error.message).toMatch(/Greater 'greater' \(its bool result is not a float32 value/);
+    expect(error.message).toMatch(/Cast 'cast' \(Cast to ONNX type 7 on values computed at run time/);
+  });
+});
