@@ -20,6 +20,9 @@
  * - Flatten / Concat: `axis` non-negative. Transpose: `perm` explicit. Gemm: `alpha`, `beta`,
  *   `transA`, `transB`. BatchNormalization: `epsilon`, five inputs, one output. Dropout and
  *   Identity: one input, one output. LeakyRelu/HardSigmoid/LRN: their ONNX attrs, defaults filled.
+ * - Elu / Celu / ThresholdedRelu `alpha`, Selu `alpha` and `gamma`, Gelu `approximate`: filled.
+ * - Reduce*: one input, attrs `axes` (explicit, non-negative, sorted: empty ONNX axes become every
+ *   axis, or an Identity with noop_with_empty_axes) and `keepdims` (0 | 1).
  * Integer constants that are still tensors (none in the op set above) are int32 initializers.
  */
 import type { Tensor } from '../tensor.js';
