@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { importModel } from '../../src/onnx/import.js';
+import { quantizeDynamic } from '../../src/quant/dynamic.js';
 import { quantize } from '../../src/quant/ptq.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
@@ -76,5 +77,29 @@ describe('quantize: element-wise ops and reductions between int8 layers', () => 
       norm += want[i]! ** 2;
     }
     expect(Math.sqrt(err / norm)).toBeLessThan(0.1);
+  });
+});
+
+describe('quantizeDynamic: element-wise ops between DynamicQGemm layers', () => {
+  it('MatMul -> Gelu -> MatMul (a transformer MLP) keeps the Gelu in float and runs', async () => {
+    const bytes = model({
+      opset: 20,
+      inputs: [valueInfo('x', ['N', 16])],
+      outputs: [valueInfo('y')],
+      nodes: [node('MatMul', ['x', 'w1'], ['h']), node('Gelu', ['h'], ['g'], [attr.s('approximate', 'tanh')]), node('MatMul', ['g', 'w2'], ['y'])],
+      initializers: [randomTensor('w1', [16, 32], 1, 0.3), randomTensor('w2', [32, 8], 2, 0.3)],
+    });
+    const graph = await importModel(bytes);
+    const { graph: int8 } = quantizeDynamic(graph);
+    expect(int8.nodes.map((n) => n.op)).toEqual(['DynamicQGemm', 'Gelu', 'DynamicQGemm']);
+    const x = new Tensor('float32', Float32Array.from({ length: 64 }, (_, i) => Math.sin(i)), [4, 16]);
+    const want = await run(graph, x);
+    const got = await run(int8, x);
+    let err = 0, norm = 0;
+    for (let i = 0; i < want.length; i++) {
+      err += (got[i]! - want[i]!) ** 2;
+      norm += want[i]! ** 2;
+    }
+    expect(Math.sqrt(err / norm)).toBeLessThan(0.05);
   });
 });
