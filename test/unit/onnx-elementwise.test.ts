@@ -130,6 +130,22 @@ describe('PRelu, Max, Min and Pow broadcast like onnxruntime', () => {
     }
   });
 
+  it('Pow with an int64 exponent; Pow, Max, Abs, Reciprocal, Floor, Log of constants fold', async () => {
+    const spec: ModelSpec = {
+      opset: 15, inputs: [valueInfo('x', ['N', 2, 3])], outputs: [valueInfo('y')],
+      nodes: [
+        node('Pow', ['x', 'three'], ['p']),
+        node('Pow', ['c', 'three'], ['pc']), node('Max', ['pc', 'c', 'half'], ['mc']), node('Abs', ['mc'], ['ac']),
+        node('Reciprocal', ['ac'], ['rc']), node('Floor', ['rc'], ['fc']), node('Log', ['rc'], ['lc']), node('Min', ['fc', 'lc'], ['k']),
+        node('Add', ['p', 'k'], ['y']),
+      ],
+      initializers: [int64Tensor('three', [], [3]), floatTensor('c', [3], [-2, 0.25, 3]), floatTensor('half', [], [0.5])],
+    };
+    const g = await importModel(model(spec));
+    expect(g.nodes.map((n) => n.op)).toEqual(['Pow', 'Add']);
+    await check(spec, { x: { data: data(12, 31, 2, false), dims: [2, 2, 3] } });
+  });
+
   it('Pow with a constant exponent, a value exponent and a constant base', async () => {
     const spec: ModelSpec = {
       opset: 15, inputs: [valueInfo('x', ['N', 2, 6]), valueInfo('e', ['N', 2, 1])], outputs: [valueInfo('y'), valueInfo('z'), valueInfo('w')],

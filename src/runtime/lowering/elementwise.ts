@@ -39,7 +39,11 @@ function broadcast(n: NodeLowering, a: number[], b: number[]): number[] {
 type Operand = { value: ValueRef } | { weight: PlanWeight };
 
 function operand(n: NodeLowering, i: number, name: string): Operand {
-  return n.isConstant(i) ? { weight: n.weight(i, name) } : { value: n.value(i) };
+  if (!n.isConstant(i)) return { value: n.value(i) };
+  // Pow's exponent may be an integer constant (x ** 2 written with an int64 2).
+  const t = n.constant(i, name);
+  if (n.node.op === 'Pow' && i === 1 && t.type !== 'float32') return { weight: { data: Float32Array.from(t.data as ArrayLike<number>), shape: t.dims.slice() } };
+  return { weight: n.weight(i, name) };
 }
 
 /** One broadcast binary step a op b (at most one constant operand); its per-image output shape. */
