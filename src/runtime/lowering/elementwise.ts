@@ -1,5 +1,5 @@
 /** Activations and unary math, Add/Sub/Mul/Div/Pow/PRelu with broadcasting, Sum, Max, Min. */
-import type { PlanWeight } from '../plan.js';
+import type { PlanOp, PlanWeight } from '../plan.js';
 import { NodeLowering, Unsupported, type ValueRef, shapeText } from './context.js';
 
 const F32_MAX = 3.4028234663852886e38;
@@ -47,7 +47,7 @@ function operand(n: NodeLowering, i: number, name: string): Operand {
 }
 
 /** One broadcast binary step a op b (at most one constant operand); its per-image output shape. */
-function binaryStep(n: NodeLowering, op: 'Add', a: Operand, b: Operand): ValueRef {
+function binaryStep(n: NodeLowering, op: PlanOp, a: Operand, b: Operand): ValueRef {
   const ops = [a, b];
   if ('weight' in a && 'weight' in b) throw new Unsupported('both operands are constants (fold constants first)');
   const rank = Math.max(...ops.map((o) => ('value' in o ? o.value.shape.length + 1 : o.weight.shape.length)));
@@ -63,17 +63,17 @@ function binaryStep(n: NodeLowering, op: 'Add', a: Operand, b: Operand): ValueRe
     }
   }
   const out = broadcast(n, perImage[0], perImage[1]);
-  if ((op as string) === 'PRelu' && shapeText(out) !== shapeText(perImage[0])) {
+  if (op === 'PRelu' && shapeText(out) !== shapeText(perImage[0])) {
     throw n.shapeError(`slope ${shapeText(['N', ...perImage[1]])} does not broadcast to X ${shapeText(['N', ...perImage[0]])}`);
   }
-  if ((op as string) === 'PRelu' && 'weight' in a) throw new Unsupported('X is a constant (fold constants first)');
+  if (op === 'PRelu' && 'weight' in a) throw new Unsupported('X is a constant (fold constants first)');
   const weights: Record<string, PlanWeight> | undefined = 'weight' in a ? { A: a.weight } : 'weight' in b ? { B: b.weight } : undefined;
   const inputs = ops.flatMap((o) => ('value' in o ? [o.value] : []));
   return n.emit(op, inputs, out, { weights });
 }
 
 export function lowerBinary(n: NodeLowering): ValueRef[] {
-  return [binaryStep(n, n.node.op as 'Add', operand(n, 0, 'A'), operand(n, 1, 'B'))];
+  return [binaryStep(n, n.node.op as PlanOp, operand(n, 0, 'A'), operand(n, 1, 'B'))];
 }
 
 /** Max / Min: variadic, as a chain of broadcast binary steps (one input: the input itself). */
@@ -81,8 +81,8 @@ export function lowerVariadic(n: NodeLowering): ValueRef[] {
   const count = n.node.inputs.length;
   if (count === 0) throw n.shapeError(`${n.node.op} needs at least one input`);
   if (count === 1) return [n.value(0)];
-  let acc = binaryStep(n, n.node.op as 'Add', operand(n, 0, 'A'), operand(n, 1, 'B'));
-  for (let i = 2; i < count; i++) acc = binaryStep(n, n.node.op as 'Add', { value: acc }, operand(n, i, 'B'));
+  let acc = binaryStep(n, n.node.op as PlanOp, operand(n, 0, 'A'), operand(n, 1, 'B'));
+  for (let i = 2; i < count; i++) acc = binaryStep(n, n.node.op as PlanOp, { value: acc }, operand(n, i, 'B'));
   return [acc];
 }
 
