@@ -10,7 +10,8 @@ import { quantizeDynamic } from '../../src/quant/dynamic.js';
 import { quantize } from '../../src/quant/ptq.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
-import { attr, floatTensor, int64Tensor, model, node, randomTensor, valueInfo } from './onnx-model-builder.js';
+import { DataType } from '../../src/onnx/proto.js';
+import { attr, floatTensor, int64Tensor, model, node, randomTensor, runOrt, valueInfo } from './onnx-model-builder.js';
 
 function images(n: number): Tensor<'float32'> {
   const data = new Float32Array(n * 3 * 8 * 8);
@@ -101,5 +102,44 @@ describe('quantizeDynamic: element-wise ops between DynamicQGemm layers', () => 
       norm += want[i]! ** 2;
     }
     expect(Math.sqrt(err / norm)).toBeLessThan(0.05);
+  });
+});
+
+describe('imported int8 ONNX models with element-wise ops between quantized layers', () => {
+  it('QLinearConv -> DQ -> ReduceMean -> Q -> DQ -> Elu -> Max -> Q -> DQ runs and matches onnxruntime', async () => {
+    const [o, c] = [4, 3];
+    const w = Array.from({ length: o * c * 9 }, (_, i) => ((i * 37) % 255) - 127);
+    const bytes = model({
+      opset: 13,
+      inputs: [valueInfo('x', ['N', c, 7, 6])],
+      outputs: [valueInfo('y')],
+      nodes: [
+        node('QuantizeLinear', ['x', 'xs', 'xz'], ['xq']),
+        node('QLinearConv', ['xq', 'xs', 'xz', 'w', 'ws', 'wz', 'cs', 'cz', 'b'], ['cq'], [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])], 'conv'),
+        node('DequantizeLinear', ['cq', 'cs', 'cz'], ['cf']),
+        node('ReduceMean', ['cf'], ['m'], [attr.ints('axes', [2, 3]), attr.i('keepdims', 1)], 'mean'),
+        node('QuantizeLinear', ['m', 'ms', 'mz'], ['mq']),
+        node('DequantizeLinear', ['mq', 'ms', 'mz'], ['mf']),
+        node('Elu', ['mf'], ['e'], [], 'elu'),
+        node('Max', ['e', 'floor'], ['k'], [], 'max'),
+        node('QuantizeLinear', ['k', 'ms', 'mz'], ['kq']),
+        node('DequantizeLinear', ['kq', 'ms', 'mz'], ['y']),
+      ],
+      initializers: [
+        floatTensor('xs', [], [1 / 64]), { name: 'xz', dims: [], dataType: DataType.UINT8, int32Data: [64] },
+        { name: 'w', dims: [o, c, 3, 3], dataType: DataType.INT8, int32Data: w },
+        floatTensor('ws', [o], [0.01, 0.02, 0.005, 0.03]), { name: 'wz', dims: [o], dataType: DataType.INT8, int32Data: [0, 0, 0, 0] },
+        floatTensor('cs', [], [0.05]), { name: 'cz', dims: [], dataType: DataType.UINT8, int32Data: [100] },
+        { name: 'b', dims: [o], dataType: DataType.INT32, int32Data: [100, -2000, 0, 5000] },
+        floatTensor('ms', [], [0.02]), { name: 'mz', dims: [], dataType: DataType.UINT8, int32Data: [128] },
+        floatTensor('floor', [], [-0.3]),
+      ],
+    });
+    const x = Float32Array.from({ length: 2 * c * 42 }, (_, i) => Math.sin(i * 0.3) * 1.5);
+    const want = (await runOrt(bytes, { x: { data: x, dims: [2, c, 7, 6] } })).y!.data;
+    const got = await run(bytes, new Tensor('float32', x, [2, c, 7, 6]));
+    expect(got.length).toBe(want.length);
+    // The same up to one output quantization step (a mean rounding the other way).
+    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!), `element ${i}`).toBeLessThanOrEqual(0.02 + 1e-6);
   });
 });
