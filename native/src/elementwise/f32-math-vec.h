@@ -2,7 +2,8 @@
 // defined in f32-math-avx2.cc / f32-math-avx512.cc, the files compiled with that ISA's flags).
 // exp is Cephes' expf polynomial (range-reduced by ln 2, 2^n applied in two halves so results
 // down to the denormals stay right); erf is its Taylor series below 0.5 and Abramowitz-Stegun
-// 7.1.26 above (|error| < 2e-7). Kinds without a vector form go to the scalar kernel.
+// 7.1.26 above (|error| < 2e-7); tanh is Cephes' tanhf. Kinds without a vector form (Log,
+// Softplus) go to the scalar kernel.
 #pragma once
 #include <cstddef>
 #include <limits>
@@ -60,6 +61,21 @@ struct F32Math {
     return V::select(V::lt(ax, V::set1(0.5f)), s, V::copysign(e, x));
   }
 
+  // Cephes' tanhf: an odd polynomial below 0.625, 1 - 2 / (e^2|x| + 1) with x's sign above.
+  static Vec tanh(Vec x) {
+    const Vec ax = V::abs(x);
+    const Vec z = V::mul(x, x);
+    Vec p = V::set1(-5.70498872745e-3f);
+    p = V::fmadd(p, z, V::set1(2.06390887954e-2f));
+    p = V::fmadd(p, z, V::set1(-5.37397155531e-2f));
+    p = V::fmadd(p, z, V::set1(1.33314422036e-1f));
+    p = V::fmadd(p, z, V::set1(-3.33332819422e-1f));
+    const Vec small = V::fmadd(V::mul(p, z), x, x);
+    const Vec e = exp(V::add(ax, ax));
+    const Vec large = V::sub(V::set1(1.0f), V::div(V::set1(2.0f), V::add(e, V::set1(1.0f))));
+    return V::select(V::lt(ax, V::set1(0.625f)), small, V::copysign(large, x));
+  }
+
   // One vector of x -> y (the kinds handled by unary()).
   static Vec apply(const F32UnaryParams& p, Vec x) {
     const Vec zero = V::zero();
@@ -75,6 +91,7 @@ struct F32Math {
         return V::max(zero, V::min(one, V::fmadd(x, V::set1(p.alpha), V::set1(p.beta))));
       case F32UnaryKind::kHardSwish:
         return V::mul(x, V::max(V::min(V::fmadd(x, V::set1(1.0f / 6.0f), V::set1(0.5f)), one), zero));
+      case F32UnaryKind::kTanh: return tanh(x);
       case F32UnaryKind::kAbs: return V::abs(x);
       case F32UnaryKind::kNeg: return V::neg(x);
       case F32UnaryKind::kSqrt: return V::sqrt(x);
@@ -110,7 +127,7 @@ struct F32Math {
   }
 
   static void unary(const F32UnaryParams& p, const float* x, float* y, size_t n) {
-    if (p.kind == F32UnaryKind::kTanh || p.kind == F32UnaryKind::kLog || p.kind == F32UnaryKind::kSoftplus) {
+    if (p.kind == F32UnaryKind::kLog || p.kind == F32UnaryKind::kSoftplus) {
       f32_unary_scalar(p, x, y, n);
       return;
     }
