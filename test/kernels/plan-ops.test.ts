@@ -405,6 +405,8 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
       { shape: [4, 3, 5], axes: [1, 3], keepdims: 0 },
       { shape: [2, 3, 4], axes: [1, 2, 3], keepdims: 1 },
       { shape: [13], axes: [1], keepdims: 0 },
+      { shape: [48, 16, 33], axes: [1], keepdims: 0 }, // gathered rows over several threads' chunks
+      { shape: [40, 30, 29], axes: [2, 3], keepdims: 1 }, // contiguous rows over several chunks
     ];
     const batch = 3;
     for (const [op, f] of Object.entries(fns)) {
