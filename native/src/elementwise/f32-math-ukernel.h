@@ -2,7 +2,7 @@
 // flat array, and row reductions (one result per contiguous row). The dispatch table holds one
 // set per ISA (common/dispatch.h); the scalar ones (f32-math-reference.cc) are the fallback and
 // the oracle the ISA kernels are tested against. An ISA kernel may hand a kind it does not
-// vectorise (Log, Softplus; Prod and LogSumExp rows) to the scalar one.
+// vectorise (the Prod and LogSumExp rows) to the scalar one.
 #pragma once
 #include <cstddef>
 

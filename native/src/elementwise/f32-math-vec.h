@@ -2,8 +2,7 @@
 // defined in f32-math-avx2.cc / f32-math-avx512.cc, the files compiled with that ISA's flags).
 // exp is Cephes' expf polynomial (range-reduced by ln 2, 2^n applied in two halves so results
 // down to the denormals stay right); erf is its Taylor series below 0.5 and Abramowitz-Stegun
-// 7.1.26 above (|error| < 2e-7); tanh is Cephes' tanhf. Kinds without a vector form (Log,
-// Softplus) go to the scalar kernel.
+// 7.1.26 above (|error| < 2e-7); tanh and log are Cephes' tanhf and logf.
 #pragma once
 #include <cstddef>
 #include <limits>
@@ -61,6 +60,48 @@ struct F32Math {
     return V::select(V::lt(ax, V::set1(0.5f)), s, V::copysign(e, x));
   }
 
+  // Cephes' logf: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) by its polynomial; denormals
+  // scaled up first; log(0) = -inf, log(+inf) = +inf, NaN for x < 0 or NaN.
+  static Vec log(Vec x) {
+    const Vec one = V::set1(1.0f);
+    const Cmp denormal = V::lt(x, V::set1(1.17549435e-38f));
+    Vec e;
+    Vec m = V::frexp(V::select(denormal, V::mul(x, V::set1(8388608.0f)), x), &e);
+    e = V::select(denormal, V::sub(e, V::set1(23.0f)), e);
+    const Cmp low = V::lt(m, V::set1(0.707106781186547524f));
+    e = V::select(low, V::sub(e, one), e);
+    m = V::select(low, V::sub(V::add(m, m), one), V::sub(m, one));
+    const Vec z = V::mul(m, m);
+    Vec y = V::set1(7.0376836292e-2f);
+    y = V::fmadd(y, m, V::set1(-1.1514610310e-1f));
+    y = V::fmadd(y, m, V::set1(1.1676998740e-1f));
+    y = V::fmadd(y, m, V::set1(-1.2420140846e-1f));
+    y = V::fmadd(y, m, V::set1(1.4249322787e-1f));
+    y = V::fmadd(y, m, V::set1(-1.6668057665e-1f));
+    y = V::fmadd(y, m, V::set1(2.0000714765e-1f));
+    y = V::fmadd(y, m, V::set1(-2.4999993993e-1f));
+    y = V::fmadd(y, m, V::set1(3.3333331174e-1f));
+    y = V::mul(V::mul(y, m), z);
+    y = V::fmadd(e, V::set1(-2.12194440e-4f), y);
+    y = V::fmadd(z, V::set1(-0.5f), y);
+    Vec r = V::fmadd(e, V::set1(0.693359375f), V::add(m, y));
+    const float inf = std::numeric_limits<float>::infinity();
+    r = V::select(V::eq(x, V::zero()), V::set1(-inf), r);
+    r = V::select(V::eq(x, V::set1(inf)), x, r);
+    r = V::select(V::lt(x, V::zero()), V::set1(std::numeric_limits<float>::quiet_NaN()), r);
+    return V::select(V::isnan(x), x, r);
+  }
+
+  // log(1 + e^x) = max(x, 0) + log1p(e^-|x|), log1p(y) as y log(u) / (u - 1) with u = 1 + y
+  // (exact where u rounds to 1).
+  static Vec softplus(Vec x) {
+    const Vec one = V::set1(1.0f);
+    const Vec y = exp(V::neg(V::abs(x)));
+    const Vec u = V::add(one, y);
+    const Vec l1p = V::select(V::eq(u, one), y, V::mul(log(u), V::div(y, V::sub(u, one))));
+    return V::add(V::max(V::zero(), x), l1p);
+  }
+
   // Cephes' tanhf: an odd polynomial below 0.625, 1 - 2 / (e^2|x| + 1) with x's sign above.
   static Vec tanh(Vec x) {
     const Vec ax = V::abs(x);
@@ -92,6 +133,8 @@ struct F32Math {
       case F32UnaryKind::kHardSwish:
         return V::mul(x, V::max(V::min(V::fmadd(x, V::set1(1.0f / 6.0f), V::set1(0.5f)), one), zero));
       case F32UnaryKind::kTanh: return tanh(x);
+      case F32UnaryKind::kLog: return log(x);
+      case F32UnaryKind::kSoftplus: return softplus(x);
       case F32UnaryKind::kAbs: return V::abs(x);
       case F32UnaryKind::kNeg: return V::neg(x);
       case F32UnaryKind::kSqrt: return V::sqrt(x);
@@ -122,15 +165,11 @@ struct F32Math {
         return V::div(x, V::add(one, exp(V::mul(u, V::set1(-2.0f)))));
       }
       case F32UnaryKind::kThresholdedRelu: return V::select(V::gt(x, V::set1(p.alpha)), x, zero);
-      default: return x;  // not reached: unary() sends the other kinds to the scalar kernel
     }
+    return x;  // not reached: every kind is handled above
   }
 
   static void unary(const F32UnaryParams& p, const float* x, float* y, size_t n) {
-    if (p.kind == F32UnaryKind::kLog || p.kind == F32UnaryKind::kSoftplus) {
-      f32_unary_scalar(p, x, y, n);
-      return;
-    }
     size_t i = 0;
     for (; i + V::kLanes <= n; i += V::kLanes) V::storeu(y + i, apply(p, V::loadu(x + i)));
     if (i < n) {
