@@ -198,8 +198,10 @@ describe('Reduce* match onnxruntime (axes as attribute / input, keepdims, odd sh
   it('Reduce* with NaN and infinities', async () => {
     const x = data(2 * 3 * 16, 5, 2, false);
     x[3] = Number.NaN; x[20] = Infinity; x[40] = -Infinity; x[50] = Infinity; x[52] = -Infinity;
-    for (const op of ['ReduceMean', 'ReduceSum', 'ReduceLogSumExp', 'ReduceL2', 'ReduceProd']) {
-      await check(reduceModel(op, 18, ['N', 3, 16], [2]), { x: { data: x, dims: [2, 3, 16] } });
+    for (const axes of [[2], [1]]) {  // contiguous rows, strided rows
+      for (const op of ['ReduceMean', 'ReduceSum', 'ReduceLogSumExp', 'ReduceL2', 'ReduceProd']) {
+        await check(reduceModel(op, 18, ['N', 3, 16], axes), { x: { data: x, dims: [2, 3, 16] } });
+      }
     }
     // onnxruntime's ReduceMax / ReduceMin skip a NaN; Kiln's propagate it (as its GlobalMaxPool,
     // and Max / Min, do): checked here without the NaN, and the NaN row on its own.
@@ -207,8 +209,11 @@ describe('Reduce* match onnxruntime (axes as attribute / input, keepdims, odd sh
     noNaN[3] = 0;
     for (const op of ['ReduceMax', 'ReduceMin']) {
       await check(reduceModel(op, 18, ['N', 3, 16], [2]), { x: { data: noNaN, dims: [2, 3, 16] } });
-      const out = await kilnRun(model(reduceModel(op, 18, ['N', 3, 16], [2], 0)), { x: { data: x, dims: [2, 3, 16] } });
-      expect(Number.isNaN(out.y!.data[0]!), op).toBe(true);
+      await check(reduceModel(op, 18, ['N', 3, 16], [1]), { x: { data: noNaN, dims: [2, 3, 16] } });
+      const rows = await kilnRun(model(reduceModel(op, 18, ['N', 3, 16], [2], 0)), { x: { data: x, dims: [2, 3, 16] } });
+      expect(Number.isNaN(rows.y!.data[0]!), op).toBe(true);
+      const strided = await kilnRun(model(reduceModel(op, 18, ['N', 3, 16], [1], 0)), { x: { data: x, dims: [2, 3, 16] } });
+      expect(Array.from(strided.y!.data.slice(0, 16), Number.isNaN), op).toEqual(Array.from({ length: 16 }, (_, i) => i === 3));
     }
   });
 

@@ -2,8 +2,9 @@
 // ReduceSumSquare / ReduceLogSumExp over per-image axes (attr `axes`, ONNX numbering, batch = 0
 // never reduced; `keepdims`). Dimensions are collapsed at build time: when the reduced ones form
 // one trailing block (global pooling over NCHW's spatial axes, the common case) every output is
-// one contiguous row of the dispatch table's f32_math.reduce_rows kernel; otherwise each output's
-// elements are gathered into a row first.
+// one contiguous row of the dispatch table's f32_math.reduce_rows kernel; when they form one block
+// with kept axes on both sides (channels of NCHW) whole inner rows are combined at a time;
+// otherwise each output's elements are gathered into a row first.
 #include <cmath>
 #include <sstream>
 #include <vector>
@@ -17,24 +18,62 @@ namespace runtime {
 namespace {
 
 enum class Post { kNone, kMean, kSqrt };
+enum class Path { kRows, kStrided, kGathered };
+
+// out[i] = combine over r < count of x[r * inner + i], for i < inner (Sum-like kinds in double).
+void reduce_strided(F32ReduceKind kind, const float* x, size_t count, size_t inner, float* out, std::vector<double>& acc) {
+  if (kind == F32ReduceKind::kMax || kind == F32ReduceKind::kMin) {
+    const bool max = kind == F32ReduceKind::kMax;
+    for (size_t i = 0; i < inner; ++i) out[i] = x[i];
+    for (size_t r = 1; r < count; ++r) {
+      const float* v = x + r * inner;
+      // A NaN takes over and then stays (no value compares above or below it).
+      for (size_t i = 0; i < inner; ++i) out[i] = ((max ? v[i] > out[i] : v[i] < out[i]) || v[i] != v[i]) ? v[i] : out[i];
+    }
+    return;
+  }
+  acc.assign(inner, 0.0);
+  for (size_t r = 0; r < count; ++r) {
+    const float* v = x + r * inner;
+    if (kind == F32ReduceKind::kSumSquare) {
+      for (size_t i = 0; i < inner; ++i) acc[i] += static_cast<double>(v[i]) * v[i];
+    } else if (kind == F32ReduceKind::kSumAbs) {
+      for (size_t i = 0; i < inner; ++i) acc[i] += std::fabs(static_cast<double>(v[i]));
+    } else {
+      for (size_t i = 0; i < inner; ++i) acc[i] += v[i];
+    }
+  }
+  for (size_t i = 0; i < inner; ++i) out[i] = static_cast<float>(acc[i]);
+}
 
 class ReduceStep : public PlanStep {
  public:
   ReduceStep(F32ReduceKind kind, Post post, size_t in_image, size_t out_image, size_t count,
              std::vector<size_t> kept_dims, std::vector<size_t> kept_strides, std::vector<size_t> offsets,
-             bool trailing, std::string detail)
+             Path path, size_t inner, std::string detail)
       : kind_(kind), post_(post), in_image_(in_image), out_image_(out_image), count_(count),
         kept_dims_(std::move(kept_dims)), kept_strides_(std::move(kept_strides)), offsets_(std::move(offsets)),
-        trailing_(trailing), detail_(std::move(detail)) {}
+        path_(path), inner_(inner), detail_(std::move(detail)) {}
 
   void run(const StepBuffers& io, size_t batch, float*, size_t max_threads) const override {
     const F32ReduceRowsFn rows = dispatch().f32_math.reduce_rows;
     const float* x = io.in[0];
     float* y = io.out[0];
+    if (path_ == Path::kStrided) {
+      // Blocks of count_ x inner_ inputs -> inner_ outputs.
+      const size_t blocks = batch * out_image_ / inner_;
+      const size_t grain = std::max<size_t>(1, kElementwiseGrain / (count_ * inner_));
+      for_chunks(blocks, grain, max_threads, [&](size_t b, size_t e) {
+        std::vector<double> acc;
+        for (size_t k = b; k < e; ++k) reduce_strided(kind_, x + k * count_ * inner_, count_, inner_, y + k * inner_, acc);
+        finish(y + b * inner_, y + e * inner_);
+      });
+      return;
+    }
     const size_t total = batch * out_image_;
     const size_t grain = std::max<size_t>(1, kElementwiseGrain / count_);
     for_chunks(total, grain, max_threads, [&](size_t b, size_t e) {
-      if (trailing_) {
+      if (path_ == Path::kRows) {
         // Output o reads the contiguous row x[o * count, (o + 1) * count).
         rows(kind_, x + b * count_, e - b, count_, y + b);
       } else {
@@ -50,20 +89,26 @@ class ReduceStep : public PlanStep {
           rows(kind_, row.data(), 1, count_, y + o);
         }
       }
-      for (size_t o = b; o < e; ++o) {
-        if (post_ == Post::kMean) y[o] = static_cast<float>(static_cast<double>(y[o]) / static_cast<double>(count_));
-        if (post_ == Post::kSqrt) y[o] = std::sqrt(y[o]);
-      }
+      finish(y + b, y + e);
     });
   }
   std::string detail() const override { return detail_; }
 
  private:
+  // Mean's division and L2's square root.
+  void finish(float* b, float* e) const {
+    for (float* p = b; p < e; ++p) {
+      if (post_ == Post::kMean) *p = static_cast<float>(static_cast<double>(*p) / static_cast<double>(count_));
+      if (post_ == Post::kSqrt) *p = std::sqrt(*p);
+    }
+  }
+
   F32ReduceKind kind_;
   Post post_;
   size_t in_image_, out_image_, count_;
   std::vector<size_t> kept_dims_, kept_strides_, offsets_;
-  bool trailing_;
+  Path path_;
+  size_t inner_;
   std::string detail_;
 };
 
@@ -115,22 +160,31 @@ std::unique_ptr<PlanStep> make_reduce(const StepContext& ctx) {
   std::vector<size_t> stride(rank, 1);
   for (size_t d = rank; d-- > 1;) stride[d - 1] = stride[d] * x[d];
   std::vector<size_t> kept_dims, kept_strides, red_dims, red_strides;
-  bool trailing = true;  // every reduced dimension comes after every kept one
+  size_t red_groups = 0, inner = 1;  // runs of reduced dimensions; kept elements after the last
+  bool last_reduced = false;
   for (size_t d = 0; d < rank; ++d) {
     if (x[d] == 1) continue;
     if (reduced[d]) {
+      if (!last_reduced) ++red_groups;
       red_dims.push_back(x[d]);
       red_strides.push_back(stride[d]);
+      inner = 1;
     } else {
-      if (!red_dims.empty()) trailing = false;
       kept_dims.push_back(x[d]);
       kept_strides.push_back(stride[d]);
+      inner *= x[d];
     }
+    last_reduced = reduced[d];
   }
+  if (red_groups == 0) inner = 1;
   size_t count = 1;
   for (size_t d : red_dims) count *= d;
+  // One trailing block: rows; one block followed by kept axes: strided rows (its element-wise
+  // kinds); anything else: gathered.
+  const bool strided_kind = kind != F32ReduceKind::kProd && kind != F32ReduceKind::kLogSumExp;
+  const Path path = red_groups <= 1 && inner == 1 ? Path::kRows : red_groups == 1 && strided_kind ? Path::kStrided : Path::kGathered;
   std::vector<size_t> offsets;
-  if (!trailing) {
+  if (path == Path::kGathered) {
     offsets.assign(count, 0);
     for (size_t r = 0; r < count; ++r) {
       size_t rest = r, off = 0;
@@ -144,9 +198,10 @@ std::unique_ptr<PlanStep> make_reduce(const StepContext& ctx) {
   std::ostringstream detail;
   detail << "axes [";
   for (size_t i = 0; i < axes.size(); ++i) detail << (i ? ", " : "") << axes[i];
-  detail << "]" << (keep ? " keepdims" : "") << (trailing ? " rows of " : " gathered ") << count;
+  detail << "]" << (keep ? " keepdims" : "") << (path == Path::kRows ? " rows of " : path == Path::kStrided ? " strided rows of " : " gathered ")
+         << count;
   return std::make_unique<ReduceStep>(kind, post, shape_size(x), shape_size(out), count, std::move(kept_dims),
-                                      std::move(kept_strides), std::move(offsets), trailing, detail.str());
+                                      std::move(kept_strides), std::move(offsets), path, inner, detail.str());
 }
 
 }  // namespace runtime
