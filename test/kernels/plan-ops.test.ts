@@ -66,6 +66,18 @@ function expectClose(got: Float32Array, want: ArrayLike<number>, tol: (i: number
 
 const rel = (want: ArrayLike<number>, r: number, a = 1e-7) => (i: number) => r * Math.abs(want[i]) + a;
 
+/** A binary step's operands: full shapes (batch first for values); a constant becomes weight A or B. */
+function binaryOperands(c: { a: number[]; b: number[]; aConst?: boolean; bConst?: boolean }, a: Float32Array, b: Float32Array): Pick<StepCase, 'inShapes' | 'inputs' | 'weights'> {
+  const inShapes: number[][] = [];
+  const inputs: Float32Array[] = [];
+  const weights: Record<string, PlanWeight> = {};
+  if (c.aConst) weights.A = { data: a, shape: c.a };
+  else { inShapes.push(c.a.slice(1)); inputs.push(a); }
+  if (c.bConst) weights.B = { data: b, shape: c.b };
+  else { inShapes.push(c.b.slice(1)); inputs.push(b); }
+  return { inShapes, inputs, weights };
+}
+
 function activate(kind: string, v: number, attrs: Record<string, number>): number {
   if (kind === 'Relu') return Math.max(0, v);
   if (kind === 'Relu6') return Math.min(6, Math.max(0, v));
@@ -452,14 +464,7 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
         const a = op === 'Pow' ? random(rng, ref.size(c.a), 0.1, 3) : random(rng, ref.size(c.a));
         const b = random(rng, ref.size(c.b), -2, 2);
         const want = ref.binary(full(c.a, a), full(c.b, b), fns[op]);
-        const inShapes: number[][] = [];
-        const inputs: Float32Array[] = [];
-        const weights: Record<string, PlanWeight> = {};
-        if (c.aConst) weights.A = { data: a, shape: c.a };
-        else { inShapes.push(c.a.slice(1)); inputs.push(a); }
-        if (c.bConst) weights.B = { data: b, shape: c.b };
-        else { inShapes.push(c.b.slice(1)); inputs.push(b); }
-        const y = runStep({ op, inShapes, inputs, outShape: want.shape.slice(1), batch, weights });
+        const y = runStep({ op, ...binaryOperands(c, a, b), outShape: want.shape.slice(1), batch });
         expectClose(y, want.data, rel(want.data, 4 * U, 1e-7), `${op} ${JSON.stringify(c)}`);
       }
     }
@@ -572,14 +577,7 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
         const a = random(rng, ref.size(c.a));
         const b = op === 'Div' ? random(rng, ref.size(c.b), 0.5, 2) : random(rng, ref.size(c.b));
         const want = ref.binary(full(c.a, a), full(c.b, b), fns[op]);
-        const inShapes: number[][] = [];
-        const inputs: Float32Array[] = [];
-        const weights: Record<string, PlanWeight> = {};
-        if (c.aConst) weights.A = { data: a, shape: c.a };
-        else { inShapes.push(c.a.slice(1)); inputs.push(a); }
-        if (c.bConst) weights.B = { data: b, shape: c.b };
-        else { inShapes.push(c.b.slice(1)); inputs.push(b); }
-        const y = runStep({ op, inShapes, inputs, outShape: want.shape.slice(1), batch, weights });
+        const y = runStep({ op, ...binaryOperands(c, a, b), outShape: want.shape.slice(1), batch });
         expectClose(y, want.data, rel(want.data, 2e-7, 1e-7), `${op} ${JSON.stringify(c)}`);
       }
     }
