@@ -37,6 +37,7 @@ void test_entries(const DispatchTable& t) {
   check(t.f32_gemm.ukernel != nullptr && t.s8_gemm.ukernel != nullptr, label(t, "GEMM kernels set"));
   check(t.f32_conv.im2col_plane != nullptr && t.f32_conv.col2im_plane_add != nullptr, label(t, "im2col set"));
   check(t.f32_pool.max_2x2_row != nullptr, label(t, "max pool row set"));
+  check(t.f32_math.unary != nullptr && t.f32_math.reduce_rows != nullptr, label(t, "fp32 math kernels set"));
   check(t.s8_conv.quantize_u8_row != nullptr && t.s8_conv.dequantize_u8_row != nullptr &&
             t.s8_conv.max_pool_u8_pixel != nullptr && t.s8_conv.depthwise_accumulate != nullptr,
         label(t, "int8 conv kernels set"));
@@ -159,6 +160,69 @@ void test_u8_pool_and_depthwise(const DispatchTable& t, const DispatchTable& ref
   }
 }
 
+// Within a few ulp (the ISA kernels use polynomial exp / erf and FMA) plus a small absolute
+// error near zero (erf's 2e-7, e^x - 1 near 0); NaN where the reference has NaN, infinities equal.
+bool math_close(const float* got, const float* want, size_t n, float rtol, float atol) {
+  for (size_t i = 0; i < n; ++i) {
+    const float g = got[i], w = want[i];
+    if (w != w) {
+      if (g == g) return false;
+    } else if (!(g == w || std::fabs(g - w) <= rtol * std::fabs(w) + atol)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void test_math(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
+  using K = kiln::F32UnaryKind;
+  const K kinds[] = {K::kRelu, K::kLeakyRelu, K::kClip, K::kSigmoid, K::kHardSigmoid, K::kHardSwish, K::kTanh,
+                     K::kAbs, K::kNeg, K::kSqrt, K::kExp, K::kLog, K::kReciprocal, K::kFloor, K::kCeil, K::kErf,
+                     K::kSoftplus, K::kSoftsign, K::kElu, K::kSelu, K::kCelu, K::kMish, K::kGelu, K::kGeluTanh,
+                     K::kThresholdedRelu};
+  const float edges[] = {0.0f, -0.0f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                         kNaN, 88.5f, -88.5f, 100.0f, -100.0f, -104.0f, 1e-30f, -1e-30f, 1e-40f, 3e-39f, 0.4999f, -0.5f, 20.5f, -7.0f,
+                         0.625f, -0.6249f, 1.0f, 0.7071f};
+  for (K kind : kinds) {
+    kiln::F32UnaryParams p;
+    p.kind = kind;
+    p.alpha = 0.7f;
+    p.beta = 0.4f;
+    p.gamma = 1.1f;
+    p.lo = -1.5f;
+    p.hi = 2.5f;
+    for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(15), size_t(16), size_t(17), size_t(33), size_t(1000)}) {
+      Guarded<float> x(n), y(n), want(n);
+      for (size_t i = 0; i < n; ++i) {
+        x.data()[i] = rng.below(4) == 0 ? edges[rng.below(sizeof(edges) / sizeof(edges[0]))] : rng.uniform(-12.0f, 12.0f);
+      }
+      ref.f32_math.unary(p, x.data(), want.data(), n);
+      t.f32_math.unary(p, x.data(), y.data(), n);
+      check(math_close(y.data(), want.data(), n, 4e-6f, 4e-7f),
+            label(t, "unary kind " + std::to_string(static_cast<int>(kind)) + " n=" + std::to_string(n)));
+      // In place.
+      std::vector<float> copy(x.data(), x.data() + n);
+      t.f32_math.unary(p, copy.data(), copy.data(), n);
+      check(math_close(copy.data(), want.data(), n, 4e-6f, 4e-7f), label(t, "unary in place kind " + std::to_string(static_cast<int>(kind))));
+    }
+  }
+  using R = kiln::F32ReduceKind;
+  for (R kind : {R::kSum, R::kSumSquare, R::kSumAbs, R::kMax, R::kMin, R::kProd, R::kLogSumExp}) {
+    for (size_t cols : {size_t(1), size_t(3), size_t(16), size_t(49), size_t(64), size_t(65), size_t(3136)}) {
+      const size_t rows = 1 + rng.below(5);
+      Guarded<float> x(rows * cols), y(rows), want(rows);
+      for (size_t i = 0; i < rows * cols; ++i) x.data()[i] = rng.uniform(kind == R::kProd ? 0.5f : -4.0f, kind == R::kProd ? 1.5f : 4.0f);
+      if (cols > 10) x.data()[cols / 2] = kNaN;  // row 0 holds a NaN
+      ref.f32_math.reduce_rows(kind, x.data(), rows, cols, want.data());
+      t.f32_math.reduce_rows(kind, x.data(), rows, cols, y.data());
+      // Float accumulation in a few vector lanes against the reference's double: about
+      // cols ulp of the sum of magnitudes.
+      check(math_close(y.data(), want.data(), rows, 1e-6f * static_cast<float>(cols) + 4e-6f, 1e-5f),
+            label(t, "reduce rows kind " + std::to_string(static_cast<int>(kind)) + " cols=" + std::to_string(cols)));
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -175,6 +239,7 @@ int main() {
     test_im2col(*t, *ref, rng);
     test_quantize_rows(*t, *ref, rng);
     test_u8_pool_and_depthwise(*t, *ref, rng);
+    test_math(*t, *ref, rng);
   }
   return kiln_test::finish("dispatch: ");
 }

@@ -30,6 +30,7 @@ export const MAX_FOLD_TOTAL = 2 ** 29;
 export const FOLDABLE_OPS: ReadonlySet<string> = new Set([
   'Constant', 'ConstantOfShape', 'Shape', 'Gather', 'Unsqueeze', 'Squeeze', 'Concat', 'Reshape', 'Flatten',
   'Cast', 'Slice', 'Identity', 'Dropout', 'Transpose', 'Add', 'Sub', 'Mul', 'Div', 'Neg', 'Sqrt', 'Exp',
+  'Abs', 'Reciprocal', 'Floor', 'Ceil', 'Log', 'Pow', 'Max', 'Min',
 ]);
 
 export function isSymbolic(v: KnownValue | undefined): v is SymbolicValue {
@@ -378,6 +379,26 @@ function evaluate(node: GraphNode, inputs: readonly (KnownValue | undefined)[], 
       return [elementwise(node, [x], (a) => Math.sqrt(a!))];
     case 'Exp':
       return [elementwise(node, [x], (a) => Math.exp(a!))];
+    case 'Abs':
+      return [elementwise(node, [x], (a) => Math.abs(a!))];
+    case 'Reciprocal':
+      return [elementwise(node, [x], (a) => 1 / a!)];
+    case 'Floor':
+      return [elementwise(node, [x], (a) => Math.floor(a!))];
+    case 'Ceil':
+      return [elementwise(node, [x], (a) => Math.ceil(a!))];
+    case 'Log':
+      return [elementwise(node, [x], (a) => Math.log(a!))];
+    case 'Pow': {
+      // The exponent may have another element type than the base (the result has the base's).
+      const e = t[1]!;
+      const exponent = e.type === x.type ? e : new Tensor(x.type, Array.from(e.data as ArrayLike<number>) as never, e.dims);
+      return [elementwise(node, [x, exponent], (a, b) => Math.pow(a!, b!))];
+    }
+    case 'Max':
+      return [elementwise(node, t as Tensor[], (...v) => (v.some(Number.isNaN) ? Number.NaN : Math.max(...v)))];
+    case 'Min':
+      return [elementwise(node, t as Tensor[], (...v) => (v.some(Number.isNaN) ? Number.NaN : Math.min(...v)))];
     default:
       return undefined;
   }

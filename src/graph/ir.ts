@@ -23,6 +23,9 @@
  * - LayerNormalization: `axis` (non-negative), `epsilon`; Mean/InvStdDev outputs only when read.
  *   InstanceNormalization: `epsilon`. GroupNormalization: `num_groups`, `epsilon`; its scale and
  *   bias hold one value per channel (opset 21) or per group (opset 18), told apart by length.
+ * - Elu / Celu / ThresholdedRelu `alpha`, Selu `alpha` and `gamma`, Gelu `approximate`: filled.
+ * - Reduce*: one input, attrs `axes` (explicit, non-negative, sorted: empty ONNX axes become every
+ *   axis, or an Identity with noop_with_empty_axes) and `keepdims` (0 | 1).
  * Integer constants that are still tensors (none in the op set above) are int32 initializers.
  */
 import type { Tensor } from '../tensor.js';

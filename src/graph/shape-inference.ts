@@ -364,6 +364,13 @@ function pad(node: GraphNode, x: Shape): Shape {
   });
 }
 
+/** Reduce*: canonical `axes` (explicit, non-negative) and `keepdims`. */
+function reduce(node: GraphNode, x: Shape): Shape {
+  const axes = new Set(attrInts(node, 'axes').map((a) => normalizeAxis(node, a, x.length, 'axes')));
+  const keep = attrInt(node, 'keepdims', 1) !== 0;
+  return x.flatMap((d, i) => (!axes.has(i) ? [d] : keep ? [1] : []));
+}
+
 function flatten(node: GraphNode, x: Shape): Shape {
   const axis = attrInt(node, 'axis', 1);
   if (axis < -x.length || axis > x.length) fail(node, 'axis', `an integer in [${-x.length}, ${x.length}]`, String(axis));
@@ -420,7 +427,38 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
     case 'Sqrt':
     case 'Exp':
     case 'Cast':
+    case 'Abs':
+    case 'Log':
+    case 'Reciprocal':
+    case 'Floor':
+    case 'Ceil':
+    case 'Erf':
+    case 'Softplus':
+    case 'Softsign':
+    case 'Elu':
+    case 'Selu':
+    case 'Celu':
+    case 'Mish':
+    case 'Gelu':
+    case 'ThresholdedRelu':
       return [need(0).slice()];
+    case 'PRelu': {
+      // The slope broadcasts to X (unidirectionally).
+      const s = need(0);
+      const out = broadcastShapes(node, s, need(1));
+      if (formatShape(out) !== formatShape(s)) fail(node, 'slope', `a shape that broadcasts to ${formatShape(s)}`, formatShape(need(1)));
+      return [s.slice()];
+    }
+    case 'ReduceMean':
+    case 'ReduceMax':
+    case 'ReduceMin':
+    case 'ReduceSum':
+    case 'ReduceProd':
+    case 'ReduceL1':
+    case 'ReduceL2':
+    case 'ReduceSumSquare':
+    case 'ReduceLogSumExp':
+      return [reduce(node, need(0))];
     case 'LRN': {
       const s = need(0);
       if (s.length < 3) fail(node, 'input', 'rank >= 3 (N, C, spatial...)', formatShape(s));
@@ -455,7 +493,8 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
     case 'Div':
     case 'Sum':
     case 'Max':
-    case 'Min': {
+    case 'Min':
+    case 'Pow': {
       if (inputs.length === 0) fail(node, 'inputs', 'at least one input', 'none');
       let s = need(0);
       for (let i = 1; i < inputs.length; i++) s = broadcastShapes(node, s, need(i));

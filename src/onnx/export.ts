@@ -54,6 +54,36 @@ const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>>
   Mul: {},
   Div: {},
   Sum: {},
+  Abs: {},
+  Neg: {},
+  Sqrt: {},
+  Exp: {},
+  Log: {},
+  Reciprocal: {},
+  Floor: {},
+  Ceil: {},
+  Erf: {},
+  Softplus: {},
+  Softsign: {},
+  Mish: {},
+  Elu: { alpha: 'float' },
+  Celu: { alpha: 'float' },
+  ThresholdedRelu: { alpha: 'float' },
+  Selu: { alpha: 'float', gamma: 'float' },
+  Gelu: {},
+  PRelu: {},
+  Max: {},
+  Min: {},
+  Pow: {},
+  ReduceMean: { axes: 'ints', keepdims: 'int' },
+  ReduceMax: { axes: 'ints', keepdims: 'int' },
+  ReduceMin: { axes: 'ints', keepdims: 'int' },
+  ReduceSum: { keepdims: 'int' },
+  ReduceProd: { axes: 'ints', keepdims: 'int' },
+  ReduceL1: { axes: 'ints', keepdims: 'int' },
+  ReduceL2: { axes: 'ints', keepdims: 'int' },
+  ReduceSumSquare: { axes: 'ints', keepdims: 'int' },
+  ReduceLogSumExp: { axes: 'ints', keepdims: 'int' },
   Concat: { axis: 'int' },
   Flatten: { axis: 'int' },
   Reshape: {},
@@ -75,6 +105,8 @@ const MOVED: Record<string, string[]> = {
   Pad: ['pads', 'value'],
   Clip: ['min', 'max'],
   AveragePool: ['dilations'],
+  ReduceSum: ['axes'],
+  Gelu: ['approximate'],
 };
 
 function unsupported(message: string): KilnError {
@@ -183,6 +215,33 @@ function emitActivation(e: Emitter, node: GraphNode, act: string, input: string,
   }
 }
 
+/**
+ * Gelu in opset-17 operators: 0.5 x (1 + erf(x / sqrt 2)), or its tanh approximation written as
+ * x sigmoid(2u) (= 0.5 x (1 + tanh(u)) without the cancellation of 1 + tanh for negative u).
+ */
+function emitGelu(e: Emitter, node: GraphNode, x: string, y: string): void {
+  const approximate = node.attrs.approximate ?? 'none';
+  if (approximate !== 'none' && approximate !== 'tanh') throw unsupported(`Kiln cannot export Gelu '${node.name}' with approximate '${String(approximate)}'`);
+  const scalar = (base: string, v: number): string => e.constant(`${node.name}_${base}`, new Tensor('float32', [v], []));
+  let step = 0;
+  const op = (type: string, ins: string[], out?: string): string => {
+    const o = out ?? e.fresh(`${node.name}_${type.toLowerCase()}${step}`);
+    e.node(e.fresh(`${node.name}_${type.toLowerCase()}${step++}`), type, ins, [o]);
+    return o;
+  };
+  let inner: string;
+  if (approximate === 'none') {
+    inner = op('Erf', [op('Mul', [x, scalar('inv_sqrt2', Math.SQRT1_2)])]);
+  } else {
+    const x3 = op('Mul', [op('Mul', [x, x]), x]);
+    const twoU = op('Mul', [op('Add', [x, op('Mul', [x3, scalar('c', 0.044715)])]), scalar('two_sqrt_2_over_pi', 2 * Math.sqrt(2 / Math.PI))]);
+    op('Mul', [x, op('Sigmoid', [twoU])], y);
+    return;
+  }
+  const onePlus = op('Add', [inner, scalar('one', 1)]);
+  op('Mul', [op('Mul', [x, scalar('half', 0.5)]), onePlus], y);
+}
+
 function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void {
   const where = `${node.op} '${node.name}'`;
   if (node.op === 'GroupNormalization') {
@@ -253,6 +312,25 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
     case 'Dropout':
       inputs.splice(1);
       break;
+    case 'ReduceSum': {
+      // An input from opset 13.
+      const axes = ints('axes');
+      if (axes !== undefined) inputs.splice(1, inputs.length, e.constant(`${node.name}_axes`, new Tensor('int32', axes)));
+      break;
+    }
+    case 'Gelu':
+      // Gelu is an opset-20 operator: written out in opset-17 operators.
+      emitGelu(e, node, inputs[0]!, node.outputs[0]!);
+      return;
+    case 'Mish': {
+      // An opset-18 operator: x tanh(softplus(x)).
+      const soft = e.fresh(`${node.name}_softplus`);
+      const tanh = e.fresh(`${node.name}_tanh`);
+      e.node(e.fresh(`${node.name}_softplus`), 'Softplus', [inputs[0]!], [soft]);
+      e.node(e.fresh(`${node.name}_tanh`), 'Tanh', [soft], [tanh]);
+      e.node(node.name, 'Mul', [inputs[0]!, tanh], node.outputs.slice(0, 1));
+      return;
+    }
   }
   const outputs = node.outputs.slice(0, node.op === 'Dropout' || node.op === 'BatchNormalization' || node.op === 'MaxPool' ? 1 : undefined);
   const act = fusedActivation(node);

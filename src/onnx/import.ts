@@ -22,7 +22,7 @@ import { readExternalData } from './external-data.js';
 import { normalizeNode, Unsupported, type NormalizeContext } from './normalize.js';
 import { corrupt, decodeModel, type ITensorProto } from './proto.js';
 import { externalTensors, modelOpsets, readGraph, type RawGraph, type RawNode } from './read-graph.js';
-import { RUNTIME_OPS } from './supported-ops.js';
+import { notImplementedReason, RUNTIME_OPS } from './supported-ops.js';
 import { resolveOpVersion, unimplementedAttribute, unimplementedVersion } from './op-versions.js';
 import { addQuantNode, isQuantOnnxNode, liftQuantized, type QuantImportEnv } from './import-quant.js';
 import { MAX_DIM } from './tensor-proto.js';
@@ -139,7 +139,7 @@ function convert(raw: RawGraph): Graph {
     if (rawNode.inputs.some((i) => poisoned.has(i))) {
       // Downstream of something Kiln cannot run: only report it if it is unknown as well.
       for (const o of rawNode.outputs) poisoned.add(o);
-      const reason = rawNode.domain !== '' || !(RUNTIME_OPS.has(rawNode.op) || FOLDABLE_OPS.has(rawNode.op)) ? 'not implemented' : unimplementedForm(raw, rawNode);
+      const reason = rawNode.domain !== '' ? 'not implemented' : !(RUNTIME_OPS.has(rawNode.op) || FOLDABLE_OPS.has(rawNode.op)) ? notImplementedReason(rawNode.op) : unimplementedForm(raw, rawNode);
       if (reason !== undefined) unsupported.set(rawNode.name, reason);
       nodes.push(plain(rawNode));
       continue;
@@ -178,7 +178,7 @@ function convert(raw: RawGraph): Graph {
       throw nodeError(rawNode, err);
     }
     if (canonical === undefined) {
-      reject('not implemented');
+      reject(notImplementedReason(rawNode.op));
       continue;
     }
     if (rawNode.skippedAttrs.length > 0 && RUNTIME_OPS.has(rawNode.op)) {
@@ -213,7 +213,7 @@ function convert(raw: RawGraph): Graph {
     }
     if (node.op === 'Cast' && node.attrs.to === 1) node = { ...node, op: 'Identity', attrs: {} }; // Kiln values are float32
     if (!RUNTIME_OPS.has(node.op)) {
-      unsupported.set(node.name, FOLDABLE_OPS.has(node.op) ? 'on values computed at run time' : 'not implemented');
+      unsupported.set(node.name, node.op === 'Cast' ? `Cast to ONNX type ${String(node.attrs.to)} on values computed at run time (the runtime carries float32 values only)` : FOLDABLE_OPS.has(node.op) ? 'on values computed at run time' : notImplementedReason(node.op));
       for (const o of node.outputs) poisoned.add(o);
       nodes.push(node);
       return;

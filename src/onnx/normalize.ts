@@ -418,6 +418,31 @@ function constant(node: GraphNode): GraphNode[] {
   return [canonical(node, [], { value })];
 }
 
+const REDUCE_AXES_INPUT_SINCE: Record<string, number> = { ReduceSum: 13 };
+
+/**
+ * Reduce*: axes (attribute, or input 1 from opset 18 / ReduceSum 13) become the canonical
+ * explicit `axes` (non-negative, sorted); `keepdims` filled; empty axes mean every axis, or an
+ * Identity with noop_with_empty_axes.
+ */
+function reduce(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const x = needShape(ctx, node);
+  const given = ctx.opset >= (REDUCE_AXES_INPUT_SINCE[node.op] ?? 18) ? paramInts(ctx, node, 1, 'axes') : ints(node, 'axes');
+  const keepdims = int(node, 'keepdims', 1) === 0 ? 0 : 1;
+  if (given === undefined || given.length === 0) {
+    if (int(node, 'noop_with_empty_axes', 0) !== 0) return [{ ...canonical(node, node.inputs.slice(0, 1), {}), op: 'Identity' }];
+    return [canonical(node, node.inputs.slice(0, 1), { axes: x.map((_, i) => i), keepdims })];
+  }
+  const axes = [...new Set(given.map((a) => axis(node, a, x.length, 'axes')))].sort((p, q) => p - q);
+  return [canonical(node, node.inputs.slice(0, 1), { axes, keepdims })];
+}
+
+function gelu(node: GraphNode): GraphNode[] {
+  const approximate = str(node, 'approximate', 'none');
+  if (approximate !== 'none' && approximate !== 'tanh') throw new TypeError(`Expected approximate 'none' or 'tanh' for Gelu '${node.name}' but received '${approximate}'`);
+  return [canonical(node, node.inputs, { approximate })];
+}
+
 function clampInt(v: number): number {
   return Math.max(-2147483648, Math.min(2147483647, v));
 }
@@ -471,6 +496,33 @@ const NORMALIZERS: Record<string, Normalizer> = {
   Neg: keep([]),
   Sqrt: keep([]),
   Exp: keep([]),
+  Abs: keep([]),
+  Log: keep([]),
+  Reciprocal: keep([]),
+  Floor: keep([]),
+  Ceil: keep([]),
+  Erf: keep([]),
+  Softplus: keep([]),
+  Softsign: keep([]),
+  Mish: keep([]),
+  Elu: keep(['alpha'], { alpha: 1 }),
+  Celu: keep(['alpha'], { alpha: 1 }),
+  ThresholdedRelu: keep(['alpha'], { alpha: 1 }),
+  Selu: keep(['alpha', 'gamma'], { alpha: 1.67326319217681884765625, gamma: 1.05070102214813232421875 }),
+  Gelu: gelu,
+  PRelu: keep([]),
+  Max: keep([]),
+  Min: keep([]),
+  Pow: keep([]),
+  ReduceMean: reduce,
+  ReduceMax: reduce,
+  ReduceMin: reduce,
+  ReduceSum: reduce,
+  ReduceProd: reduce,
+  ReduceL1: reduce,
+  ReduceL2: reduce,
+  ReduceSumSquare: reduce,
+  ReduceLogSumExp: reduce,
   Concat: (node, ctx) => [canonical(node, node.inputs, { axis: axis(node, int(node, 'axis', 0), rank(ctx, node)) })],
   Flatten: (node, ctx) => {
     const r = rank(ctx, node);

@@ -8,9 +8,36 @@ export const RUNTIME_OPS: ReadonlySet<string> = new Set([
   'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LRN', 'BatchNormalization',
   'LayerNormalization', 'InstanceNormalization', 'GroupNormalization',
   'Add', 'Sub', 'Mul', 'Div', 'Sum',
+  'Abs', 'Neg', 'Sqrt', 'Exp', 'Log', 'Reciprocal', 'Floor', 'Ceil', 'Erf', 'Softplus', 'Softsign',
+  'Elu', 'Selu', 'Celu', 'Mish', 'Gelu', 'ThresholdedRelu', 'PRelu', 'Max', 'Min', 'Pow',
+  'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSum', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSumExp',
   'Concat', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Transpose',
   'Softmax', 'LogSoftmax', 'Pad', 'Identity', 'Dropout',
 ]);
 
 /** The ONNX opsets (default domain) import accepts; versions are judged per op in op-versions.ts. */
 export { OLDEST_ONNX_OPSET as MIN_OPSET, NEWEST_ONNX_OPSET as MAX_OPSET } from './op-versions.js';
+/**
+ * Operators whose values are not float32 (bool masks, int64 indices): the runtime carries float32
+ * values (and uint8 inside int8 regions) only, so they are refused with this reason.
+ */
+const NON_FLOAT_REASONS: Readonly<Record<string, string>> = {
+  ArgMax: 'its int64 indices are not a float32 value (the runtime carries float32 values only)',
+  ArgMin: 'its int64 indices are not a float32 value (the runtime carries float32 values only)',
+  Equal: 'its bool result is not a float32 value (the runtime carries float32 values only)',
+  Less: 'its bool result is not a float32 value (the runtime carries float32 values only)',
+  Greater: 'its bool result is not a float32 value (the runtime carries float32 values only)',
+  LessOrEqual: 'its bool result is not a float32 value (the runtime carries float32 values only)',
+  GreaterOrEqual: 'its bool result is not a float32 value (the runtime carries float32 values only)',
+  Not: 'bool values are not carried by the runtime (float32 values only)',
+  And: 'bool values are not carried by the runtime (float32 values only)',
+  Or: 'bool values are not carried by the runtime (float32 values only)',
+  Xor: 'bool values are not carried by the runtime (float32 values only)',
+  Where: 'its bool condition is not carried by the runtime (float32 values only)',
+};
+
+/** Why import refuses an operator it has no form for ('not implemented', or a precise reason). */
+export function notImplementedReason(op: string): string {
+  return NON_FLOAT_REASONS[op] ?? 'not implemented';
+}
+

@@ -27,7 +27,10 @@ export interface QuantizeDynamicOptions {
 }
 
 /** Float ops a dynamically quantized model may keep between its int8 layers. */
-const FP32_OK: ReadonlySet<string> = new Set(['Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'Tanh', 'Softmax', 'LogSoftmax', 'Flatten', 'Reshape', 'Identity', 'Dropout', 'Add', 'Mul', 'Transpose']);
+const FP32_OK: ReadonlySet<string> = new Set([
+  'Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'Tanh', 'Softmax', 'LogSoftmax', 'Flatten', 'Reshape', 'Identity', 'Dropout', 'Add', 'Mul', 'Transpose',
+  'Gelu', 'Erf', 'Elu', 'Selu', 'Celu', 'Mish', 'Softplus', 'Softsign', 'HardSigmoid', 'HardSwish', 'PRelu', 'Max', 'Min', 'Pow', 'Abs', 'Neg', 'Sqrt', 'ReduceMean',
+]);
 
 const OPTION_KEYS = new Set(['perChannel', 'allowFp32', 'inputShape']);
 

@@ -8,8 +8,9 @@
  * w_scale[o])). Float ops accumulate in float64 and store float32, as the runtime's values are.
  *
  * Supported ops: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearGemm, QLinearAdd,
- * DynamicQGemm, and Conv, Gemm, MatMul, Relu, Sigmoid, MaxPool, AveragePool, Flatten, Reshape, Add, Identity, Dropout
- * (Conv/Gemm with `kiln_activation`). MaxPool/Flatten/Reshape/Identity/Dropout keep the input's dtype.
+ * DynamicQGemm, and Conv, Gemm, MatMul, MaxPool, AveragePool, Flatten, Reshape, Identity, Dropout, Add, Max,
+ * Min, Pow, PRelu (broadcasting), Reduce*, and the element-wise activations / math of the runtime (Relu,
+ * Sigmoid, Tanh, Gelu, Erf, ...) (Conv/Gemm with `kiln_activation`). MaxPool/Flatten/Reshape/Identity/Dropout keep the input's dtype.
  */
 import { ErrorCode, KilnError } from '../errors.js';
 import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
@@ -258,33 +259,118 @@ function floatGemm(values: Values, node: GraphNode): Tensor {
 }
 
 /** Numpy broadcasting of two float tensors. */
-function floatAdd(values: Values, node: GraphNode): Tensor {
-  const a = input(values, node, 0);
-  const b = input(values, node, 1);
-  expectType(node, a, ['float32'], 'a');
-  expectType(node, b, ['float32'], 'b');
-  const rank = Math.max(a.dims.length, b.dims.length);
+/** A float op over numpy-broadcast inputs (Add, Max, Min, Pow, PRelu), f folded left to right. */
+function floatBroadcast(values: Values, node: GraphNode, f: (x: number, y: number) => number): Tensor {
+  const ts = node.inputs.map((_, i) => input(values, node, i));
+  ts.forEach((t, i) => expectType(node, t, ['float32'], `input ${i}`));
+  const rank = Math.max(...ts.map((t) => t.dims.length));
   const pad = (d: readonly number[]) => [...new Array<number>(rank - d.length).fill(1), ...d];
-  const ad = pad(a.dims);
-  const bd = pad(b.dims);
-  const dims = ad.map((d, i) => {
-    if (d !== bd[i] && d !== 1 && bd[i] !== 1) fail(node, `shapes [${a.dims.join(', ')}] and [${b.dims.join(', ')}] do not broadcast`);
-    return Math.max(d, bd[i]);
+  const padded = ts.map((t) => pad(t.dims));
+  const dims = padded[0].map((_, i) => {
+    const sizes = padded.map((d) => d[i]);
+    const d = Math.max(...sizes);
+    if (sizes.some((x) => x !== d && x !== 1)) fail(node, `shapes ${ts.map((t) => `[${t.dims.join(', ')}]`).join(' and ')} do not broadcast`);
+    return d;
   });
   const size = dims.reduce((x, y) => x * y, 1);
   const out = new Float32Array(size);
   const index = new Array<number>(rank).fill(0);
   for (let i = 0; i < size; i++) {
-    let ai = 0;
-    let bi = 0;
-    for (let k = 0; k < rank; k++) {
-      ai = ai * ad[k] + (ad[k] === 1 ? 0 : index[k]);
-      bi = bi * bd[k] + (bd[k] === 1 ? 0 : index[k]);
-    }
-    out[i] = a.data[ai] + b.data[bi];
+    let acc = 0;
+    padded.forEach((pd, t) => {
+      let at = 0;
+      for (let k = 0; k < rank; k++) at = at * pd[k] + (pd[k] === 1 ? 0 : index[k]);
+      const v = ts[t].data[at];
+      acc = t === 0 ? v : f(acc, v);
+    });
+    out[i] = acc;
     for (let k = rank - 1; k >= 0 && ++index[k] === dims[k]; k--) index[k] = 0;
   }
   return new Tensor('float32', out, dims);
+}
+
+/** erf in float64: its Taylor series below 2, the continued fraction of erfc above. */
+function erf(v: number): number {
+  const a = Math.abs(v);
+  if (a >= 2) {
+    let k = a;
+    for (let n = 80; n >= 1; n--) k = a + n / 2 / k;
+    return Math.sign(v) * (1 - Math.exp(-a * a) / (Math.sqrt(Math.PI) * k));
+  }
+  let term = v;
+  let sum = v;
+  for (let n = 1; n < 100 && Math.abs(term) > 1e-17; n++) {
+    term *= (-v * v) / n;
+    sum += term / (2 * n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
+const softplus = (v: number): number => (v > 0 ? v + Math.log1p(Math.exp(-v)) : Math.log1p(Math.exp(v)));
+
+/** The element-wise float ops (Relu and Sigmoid included), by op, with the node's attributes. */
+const UNARY: Record<string, (v: number, node: GraphNode) => number> = {
+  Relu: (v) => (v < 0 ? 0 : v),
+  Sigmoid: (v) => 1 / (1 + Math.exp(-v)),
+  Tanh: Math.tanh,
+  LeakyRelu: (v, n) => (v < 0 ? v * num(n, 'alpha', 0.01) : v),
+  HardSigmoid: (v, n) => Math.max(0, Math.min(1, num(n, 'alpha', 0.2) * v + num(n, 'beta', 0.5))),
+  HardSwish: (v) => v * Math.max(0, Math.min(1, v / 6 + 0.5)),
+  Clip: (v, n) => Math.min(num(n, 'max', Infinity), Math.max(num(n, 'min', -Infinity), v)),
+  Abs: Math.abs,
+  Neg: (v) => -v,
+  Sqrt: Math.sqrt,
+  Exp: Math.exp,
+  Log: Math.log,
+  Reciprocal: (v) => 1 / v,
+  Floor: Math.floor,
+  Ceil: Math.ceil,
+  Erf: erf,
+  Softplus: softplus,
+  Softsign: (v) => v / (1 + Math.abs(v)),
+  Elu: (v, n) => (v < 0 ? num(n, 'alpha', 1) * Math.expm1(v) : v),
+  Selu: (v, n) => num(n, 'gamma', 1.05070102214813232421875) * (v <= 0 ? num(n, 'alpha', 1.67326319217681884765625) * Math.expm1(v) : v),
+  Celu: (v, n) => (v < 0 ? num(n, 'alpha', 1) * Math.expm1(v / num(n, 'alpha', 1)) : v),
+  Mish: (v) => v * Math.tanh(softplus(v)),
+  Gelu: (v, n) => (n.attrs.approximate === 'tanh'
+    ? 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))
+    : 0.5 * v * (1 + erf(v / Math.SQRT2))),
+  ThresholdedRelu: (v, n) => (v > num(n, 'alpha', 1) ? v : 0),
+};
+
+/** Reduce* over the canonical `axes` with `keepdims`. */
+function floatReduce(values: Values, node: GraphNode): Tensor {
+  const x = input(values, node, 0);
+  expectType(node, x, ['float32'], 'x');
+  const axes = node.attrs.axes;
+  if (!Array.isArray(axes)) fail(node, 'its axes attribute');
+  const reduced = x.dims.map((_, i) => (axes as number[]).includes(i));
+  const outFull = x.dims.map((d, i) => (reduced[i] ? 1 : d));
+  const groups: number[][] = Array.from({ length: outFull.reduce((a, b) => a * b, 1) }, () => []);
+  const index = new Array<number>(x.dims.length).fill(0);
+  for (let i = 0; i < x.size; i++) {
+    let o = 0;
+    for (let k = 0; k < x.dims.length; k++) o = o * outFull[k] + (reduced[k] ? 0 : index[k]);
+    groups[o].push(x.data[i]);
+    for (let k = x.dims.length - 1; k >= 0 && ++index[k] === x.dims[k]; k--) index[k] = 0;
+  }
+  const sum = (v: number[], f: (x: number) => number) => v.reduce((a, b) => a + f(b), 0);
+  const fns: Record<string, (v: number[]) => number> = {
+    ReduceSum: (v) => sum(v, (a) => a),
+    ReduceMean: (v) => sum(v, (a) => a) / v.length,
+    ReduceMax: (v) => (v.some(Number.isNaN) ? Number.NaN : Math.max(...v)),
+    ReduceMin: (v) => (v.some(Number.isNaN) ? Number.NaN : Math.min(...v)),
+    ReduceProd: (v) => v.reduce((a, b) => a * b, 1),
+    ReduceL1: (v) => sum(v, Math.abs),
+    ReduceL2: (v) => Math.sqrt(sum(v, (a) => a * a)),
+    ReduceSumSquare: (v) => sum(v, (a) => a * a),
+    ReduceLogSumExp: (v) => {
+      const m = Math.max(...v);
+      return Number.isFinite(m) ? m + Math.log(sum(v, (a) => Math.exp(a - m))) : m;
+    },
+  };
+  const dims = num(node, 'keepdims', 1) !== 0 ? outFull : x.dims.filter((_, i) => !reduced[i]);
+  return new Tensor('float32', Float32Array.from(groups, fns[node.op]!), dims);
 }
 
 function sameData(x: Tensor, data: ArrayLike<number>, dims: readonly number[]): Tensor {
@@ -334,12 +420,25 @@ function runNode(values: Values, node: GraphNode): Tensor {
     case 'MatMul':
       return floatGemm(values, node);
     case 'Add':
-      return floatAdd(values, node);
-    case 'Relu': {
-      const x = input(values, node, 0);
-      expectType(node, x, ['float32'], 'x');
-      return new Tensor('float32', Float32Array.from(x.data as Float32Array, (v) => (v < 0 ? 0 : v)), x.dims);
-    }
+      return floatBroadcast(values, node, (a, b) => a + b);
+    case 'Max':
+      return floatBroadcast(values, node, (a, b) => (Number.isNaN(a) || a > b ? a : b));
+    case 'Min':
+      return floatBroadcast(values, node, (a, b) => (Number.isNaN(a) || a < b ? a : b));
+    case 'Pow':
+      return floatBroadcast(values, node, (a, b) => a ** b);
+    case 'PRelu':
+      return floatBroadcast(values, node, (a, b) => (a < 0 ? a * b : a));
+    case 'ReduceMean':
+    case 'ReduceMax':
+    case 'ReduceMin':
+    case 'ReduceSum':
+    case 'ReduceProd':
+    case 'ReduceL1':
+    case 'ReduceL2':
+    case 'ReduceSumSquare':
+    case 'ReduceLogSumExp':
+      return floatReduce(values, node);
     case 'MaxPool': {
       const x = input(values, node, 0);
       if (x.dims.length !== 4) fail(node, 'only 2-D pooling');
@@ -352,11 +451,6 @@ function runNode(values: Values, node: GraphNode): Tensor {
       if (x.dims.length !== 4) fail(node, 'only 2-D pooling');
       const { out, dims } = avgPool2d(x.data, x.dims, windowOf(node.attrs), num(node, 'count_include_pad', 0) !== 0);
       return new Tensor('float32', Float32Array.from(out), dims);
-    }
-    case 'Sigmoid': {
-      const x = input(values, node, 0);
-      expectType(node, x, ['float32'], 'x');
-      return new Tensor('float32', Float32Array.from(x.data as Float32Array, (v) => 1 / (1 + Math.exp(-v))), x.dims);
     }
     case 'Flatten': {
       const x = input(values, node, 0);
@@ -371,8 +465,13 @@ function runNode(values: Values, node: GraphNode): Tensor {
     case 'Identity':
     case 'Dropout':
       return input(values, node, 0);
-    default:
-      return fail(node, 'op not implemented in the reference');
+    default: {
+      const f = UNARY[node.op];
+      if (f === undefined) return fail(node, 'op not implemented in the reference');
+      const x = input(values, node, 0);
+      expectType(node, x, ['float32'], 'x');
+      return new Tensor('float32', Float32Array.from(x.data as Float32Array, (v) => f(v, node)), x.dims);
+    }
   }
 }
 

@@ -52,19 +52,31 @@ function runStep(c: StepCase, labels?: string[]): Float32Array {
   return y;
 }
 
-/** |got - want| <= tol(i) everywhere; a NaN reference wants NaN. Reports the first failures. */
+/** |got - want| <= tol(i) everywhere (an infinity wants itself); a NaN reference wants NaN. Reports the first failures. */
 function expectClose(got: Float32Array, want: ArrayLike<number>, tol: (i: number) => number, label: string): void {
   expect(got.length, `${label}: length`).toBe(want.length);
   const bad: string[] = [];
   for (let i = 0; i < got.length && bad.length < 5; i++) {
     const w = want[i];
-    const ok = Number.isNaN(w) ? Number.isNaN(got[i]) : Math.abs(got[i] - w) <= tol(i);
+    const ok = Number.isNaN(w) ? Number.isNaN(got[i]) : got[i] === w || Math.abs(got[i] - w) <= tol(i);
     if (!ok) bad.push(`[${i}] got ${got[i]} want ${w} (tol ${tol(i)})`);
   }
   expect(bad, label).toEqual([]);
 }
 
 const rel = (want: ArrayLike<number>, r: number, a = 1e-7) => (i: number) => r * Math.abs(want[i]) + a;
+
+/** A binary step's operands: full shapes (batch first for values); a constant becomes weight A or B. */
+function binaryOperands(c: { a: number[]; b: number[]; aConst?: boolean; bConst?: boolean }, a: Float32Array, b: Float32Array): Pick<StepCase, 'inShapes' | 'inputs' | 'weights'> {
+  const inShapes: number[][] = [];
+  const inputs: Float32Array[] = [];
+  const weights: Record<string, PlanWeight> = {};
+  if (c.aConst) weights.A = { data: a, shape: c.a };
+  else { inShapes.push(c.a.slice(1)); inputs.push(a); }
+  if (c.bConst) weights.B = { data: b, shape: c.b };
+  else { inShapes.push(c.b.slice(1)); inputs.push(b); }
+  return { inShapes, inputs, weights };
+}
 
 function activate(kind: string, v: number, attrs: Record<string, number>): number {
   if (kind === 'Relu') return Math.max(0, v);
@@ -333,6 +345,131 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
     }
   });
 
+  it('unary math (Abs ... ThresholdedRelu, Gelu both ways) on random and odd lengths with edge values', () => {
+    // erfc by its continued fraction for |v| >= 2, the Taylor series below (float64 throughout).
+    const erfc = (v: number): number => {
+      let kf = v;
+      for (let n = 80; n >= 1; n--) kf = v + n / 2 / kf;
+      return Math.exp(-v * v) / (Math.sqrt(Math.PI) * kf);
+    };
+    const erf = (v: number): number => {
+      if (Math.abs(v) >= 2) return Math.sign(v) * (1 - erfc(Math.abs(v)));
+      let term = v, sum = v;
+      for (let n = 1; n < 200 && Math.abs(term) > 1e-17; n++) {
+        term *= (-v * v) / n;
+        sum += term / (2 * n + 1);
+      }
+      return (2 / Math.sqrt(Math.PI)) * sum;
+    };
+    const softplus = (v: number) => (v > 0 ? v + Math.log1p(Math.exp(-v)) : Math.log1p(Math.exp(v)));
+    const k = Math.sqrt(2 / Math.PI);
+    const cases: { op: string; attrs?: Record<string, PlanAttr>; f: (v: number) => number; r: number; a?: number }[] = [
+      { op: 'Abs', f: Math.abs, r: 0 },
+      { op: 'Neg', f: (v) => -v, r: 0 },
+      { op: 'Sqrt', f: Math.sqrt, r: U },
+      { op: 'Exp', f: Math.exp, r: 4 * U },
+      { op: 'Log', f: Math.log, r: 2 * U },
+      { op: 'Reciprocal', f: (v) => 1 / v, r: U },
+      { op: 'Floor', f: Math.floor, r: 0 },
+      { op: 'Ceil', f: Math.ceil, r: 0 },
+      { op: 'Erf', f: erf, r: 4 * U, a: 2.5e-7 },
+      { op: 'Softplus', f: softplus, r: 4 * U },
+      { op: 'Softsign', f: (v) => v / (1 + Math.abs(v)), r: 2 * U },
+      { op: 'Elu', attrs: { alpha: 0.6 }, f: (v) => (v < 0 ? 0.6 * Math.expm1(v) : v), r: 4 * U, a: 1e-7 },
+      { op: 'Selu', attrs: { alpha: 1.5, gamma: 0.8 }, f: (v) => 0.8 * (v <= 0 ? 1.5 * Math.expm1(v) : v), r: 4 * U, a: 1e-7 },
+      { op: 'Celu', attrs: { alpha: 2 }, f: (v) => (v < 0 ? 2 * Math.expm1(v / 2) : v), r: 4 * U, a: 2e-7 },
+      { op: 'Mish', f: (v) => v * Math.tanh(softplus(v)), r: 8 * U, a: 1e-7 },
+      { op: 'Gelu', f: (v) => (v < -2 * Math.SQRT2 ? 0.5 * v * erfc(-v / Math.SQRT2) : 0.5 * v * (1 + erf(v / Math.SQRT2))), r: 8 * U, a: 2.5e-7 },
+      { op: 'Gelu', attrs: { approximate: 'tanh' }, f: (v) => 0.5 * v * (1 + Math.tanh(k * (v + 0.044715 * v ** 3))), r: 8 * U, a: 1e-7 },
+      { op: 'ThresholdedRelu', attrs: { alpha: 0.25 }, f: (v) => (v > 0.25 ? v : 0), r: 0 },
+    ];
+    const edges = [Number.NaN, Infinity, -Infinity, -0, 0, 90, -90, -104, 1e-30, 0.5, -0.5, 20.5];
+    for (const shape of [[3, 5, 7], [1], [17], [1031]]) {
+      const batch = shape.length === 1 ? 1 : 2;
+      const x = random(rng, batch * ref.size(shape), -8, 8);
+      for (let i = 0; i < Math.min(x.length, edges.length); i++) x[(i * 5) % x.length] = edges[i];
+      for (const c of cases) {
+        const y = runStep({ op: c.op, inShapes: [shape], inputs: [x], outShape: shape, batch, attrs: c.attrs });
+        const want = Array.from(x, (v) => (c.op === 'ThresholdedRelu' && Number.isNaN(v) ? 0 : Math.fround(c.f(v))));
+        const tol = rel(want, c.r, c.r ? (c.a ?? 1e-7) : 0);
+        expectClose(y, want, (i) => (Number.isFinite(want[i]) ? tol(i) : 0), `${c.op} ${JSON.stringify(c.attrs ?? {})} ${JSON.stringify(shape)}`);
+      }
+    }
+  });
+
+  it('Reduce*: trailing (global pooling) and gathered axes, keepdims', () => {
+    const fns: Record<string, (v: number[]) => number> = {
+      ReduceSum: (v) => v.reduce((a, b) => a + b, 0),
+      ReduceMean: (v) => v.reduce((a, b) => a + b, 0) / v.length,
+      ReduceMax: (v) => Math.max(...v),
+      ReduceMin: (v) => Math.min(...v),
+      ReduceProd: (v) => v.reduce((a, b) => a * b, 1),
+      ReduceL1: (v) => v.reduce((a, b) => a + Math.abs(b), 0),
+      ReduceL2: (v) => Math.sqrt(v.reduce((a, b) => a + b * b, 0)),
+      ReduceSumSquare: (v) => v.reduce((a, b) => a + b * b, 0),
+      ReduceLogSumExp: (v) => { const m = Math.max(...v); return m + Math.log(v.reduce((a, b) => a + Math.exp(b - m), 0)); },
+    };
+    const cases: { shape: number[]; axes: number[]; keepdims: number }[] = [
+      { shape: [5, 7, 9], axes: [2, 3], keepdims: 1 },
+      { shape: [64, 7, 7], axes: [2, 3], keepdims: 0 },
+      { shape: [3, 1, 37], axes: [3], keepdims: 1 },
+      { shape: [6, 5, 3], axes: [1], keepdims: 1 },
+      { shape: [4, 3, 5], axes: [1, 3], keepdims: 0 },
+      { shape: [2, 3, 4], axes: [1, 2, 3], keepdims: 1 },
+      { shape: [13], axes: [1], keepdims: 0 },
+      { shape: [48, 16, 33], axes: [1], keepdims: 0 }, // gathered rows over several threads' chunks
+      { shape: [40, 30, 29], axes: [2, 3], keepdims: 1 }, // contiguous rows over several chunks
+    ];
+    const batch = 3;
+    for (const [op, f] of Object.entries(fns)) {
+      for (const c of cases) {
+        const x = op === 'ReduceProd' ? random(rng, batch * ref.size(c.shape), 0.8, 1.25) : random(rng, batch * ref.size(c.shape), -2, 2);
+        const full4 = [batch, ...c.shape];
+        const st = full4.map((_, i) => full4.slice(i + 1).reduce((a, b) => a * b, 1));
+        const outFull = full4.map((d, i) => (c.axes.includes(i) ? 1 : d));
+        const groups = new Map<number, number[]>();
+        for (let i = 0; i < x.length; i++) {
+          let o = 0;
+          for (let d = 0, rest = i; d < full4.length; d++) {
+            const idx = Math.floor(rest / st[d]) % full4[d];
+            o = o * outFull[d] + (c.axes.includes(d) ? 0 : idx);
+          }
+          if (!groups.has(o)) groups.set(o, []);
+          groups.get(o)!.push(x[i]);
+        }
+        const want = Array.from({ length: ref.size(outFull) }, (_, o) => f(groups.get(o)!));
+        const outShape = c.shape.flatMap((d, i) => (c.axes.includes(i + 1) ? (c.keepdims ? [1] : []) : [d]));
+        const y = runStep({ op, inShapes: [c.shape], inputs: [x], outShape, batch, attrs: { axes: c.axes, keepdims: c.keepdims } });
+        const count = ref.size(c.shape) / (ref.size(outShape) || 1);
+        expectClose(y, want, rel(want, (count + 4) * U, 1e-6), `${op} ${JSON.stringify(c)}`);
+      }
+    }
+  });
+
+  it('Max / Min / Pow / PRelu with broadcasting and constant operands', () => {
+    const batch = 2;
+    const fns: Record<string, (a: number, b: number) => number> = {
+      Max: (a, b) => Math.max(a, b), Min: (a, b) => Math.min(a, b), Pow: (a, b) => a ** b, PRelu: (a, b) => (a < 0 ? a * b : a),
+    };
+    const cases: { a: number[]; b: number[]; bConst?: boolean; aConst?: boolean }[] = [
+      { a: [batch, 3, 4, 5], b: [batch, 3, 4, 5] },
+      { a: [batch, 3, 4, 5], b: [3, 1, 1], bConst: true },
+      { a: [batch, 6, 7], b: [batch, 6, 1] },
+      { a: [batch, 3, 4, 5], b: [], bConst: true },
+      { a: [5], b: [batch, 3, 4, 5], aConst: true },
+    ];
+    for (const op of Object.keys(fns)) {
+      for (const c of cases) {
+        if (op === 'PRelu' && c.aConst) continue;
+        const a = op === 'Pow' ? random(rng, ref.size(c.a), 0.1, 3) : random(rng, ref.size(c.a));
+        const b = random(rng, ref.size(c.b), -2, 2);
+        const want = ref.binary(full(c.a, a), full(c.b, b), fns[op]);
+        const y = runStep({ op, ...binaryOperands(c, a, b), outShape: want.shape.slice(1), batch });
+        expectClose(y, want.data, rel(want.data, 4 * U, 1e-7), `${op} ${JSON.stringify(c)}`);
+      }
+    }
+  });
+
   it('MaxPool / AveragePool: 1-D and 2-D, pads, strides, dilations, ceil_mode, count_include_pad', () => {
     const cases = [
       { n: 1, c: 1, h: 1, w: 1, k: [1, 1], s: [1, 1], p: [0, 0, 0, 0], d: [1, 1], ceil: false },
@@ -440,14 +577,7 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
         const a = random(rng, ref.size(c.a));
         const b = op === 'Div' ? random(rng, ref.size(c.b), 0.5, 2) : random(rng, ref.size(c.b));
         const want = ref.binary(full(c.a, a), full(c.b, b), fns[op]);
-        const inShapes: number[][] = [];
-        const inputs: Float32Array[] = [];
-        const weights: Record<string, PlanWeight> = {};
-        if (c.aConst) weights.A = { data: a, shape: c.a };
-        else { inShapes.push(c.a.slice(1)); inputs.push(a); }
-        if (c.bConst) weights.B = { data: b, shape: c.b };
-        else { inShapes.push(c.b.slice(1)); inputs.push(b); }
-        const y = runStep({ op, inShapes, inputs, outShape: want.shape.slice(1), batch, weights });
+        const y = runStep({ op, ...binaryOperands(c, a, b), outShape: want.shape.slice(1), batch });
         expectClose(y, want.data, rel(want.data, 2e-7, 1e-7), `${op} ${JSON.stringify(c)}`);
       }
     }

@@ -334,14 +334,14 @@ describe('InferenceSession argument checks', () => {
     const x = b.addInput('x', ['N', 3, 4]);
     const a = b.addNode('Frobnicate', [x], {}, 'frob');
     const t = b.addNode('Transpose', [x], { perm: [1, 0, 2] }, 'swap_batch');
-    const c = b.addNode('Erf', [t], {}, 'erf');
+    const c = b.addNode('Hardmax', [t], {}, 'hardmax');
     const s = b.addNode('Add', [a, c], {}, 'add');
     const graph: Graph = b.build([{ name: s, dtype: 'float32', shape: ['N', 3, 4] }]);
     const error = (await InferenceSession.create(graph).catch((e: unknown) => e)) as Error & { code: string };
     expect(error).toMatchObject({ name: 'KilnError', code: 'ERR_KILN_UNSUPPORTED_OP' });
     expect(error.message).toMatch(/Frobnicate 'frob'/);
     expect(error.message).toMatch(/Transpose 'swap_batch' \(perm \[1, 0, 2\] moves the batch axis\)/);
-    expect(error.message).toMatch(/Erf 'erf'/);
-    expect(error.message).toMatch(/op types: Frobnicate, Transpose, Erf/);
+    expect(error.message).toMatch(/Hardmax 'hardmax'/);
+    expect(error.message).toMatch(/op types: Frobnicate, Transpose, Hardmax/);
   });
 });

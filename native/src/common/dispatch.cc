@@ -30,6 +30,8 @@ void fill_dispatch_scalar(DispatchTable* t) {
   // No small-patch, direct or Winograd kernel: the plans take im2col + GEMM.
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_scalar;
   t->f32_norm = {f32_norm_moments_scalar, f32_norm_row_scalar, f32_scale_shift_row_scalar};
+  t->f32_math.unary = f32_unary_scalar;
+  t->f32_math.reduce_rows = f32_reduce_rows_scalar;
   t->s8_conv.quantize_u8_row = quantize_u8_row_scalar;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_scalar;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_scalar;
@@ -49,6 +51,8 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->f32_conv.small_conv_max_pool_image = small_conv_max_pool_image_avx2;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx2;
   t->f32_norm = {f32_norm_moments_avx2, f32_norm_row_avx2, f32_scale_shift_row_avx2};
+  t->f32_math.unary = f32_unary_avx2;
+  t->f32_math.reduce_rows = f32_reduce_rows_avx2;
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx2;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx2;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx2;
@@ -77,6 +81,8 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->f32_conv.winograd_image = winograd_image_avx512;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx512;
   t->f32_norm = {f32_norm_moments_avx512, f32_norm_row_avx512, f32_scale_shift_row_avx512};
+  t->f32_math.unary = f32_unary_avx512;
+  t->f32_math.reduce_rows = f32_reduce_rows_avx512;
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx512;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx512;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx512;

@@ -6,6 +6,7 @@
 #include <cstddef>
 
 #include "conv/conv-ukernel.h"
+#include "elementwise/f32-math-ukernel.h"
 #include "f32-gemm/f32-gemm-ukernel.h"
 #include "kiln/cpu.h"
 #include "norm/norm-ukernel.h"
@@ -27,6 +28,7 @@ struct DispatchTable {
   F32ConvKernels f32_conv;
   F32PoolKernels f32_pool;
   F32NormKernels f32_norm;  // LayerNorm / GroupNorm / InstanceNorm rows (norm/)
+  F32MathKernels f32_math;  // element-wise activations / math and row reductions of the plan
   S8ConvKernels s8_conv;
   F32SpmmKernels f32_spmm;  // sparse fp32 weights x dense X, one kernel per pattern
   F32NmSpmmKernels f32_nm_spmm;  // N:M packed fp32 weights x dense X, one kernel per (M, N)

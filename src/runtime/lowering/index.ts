@@ -1,12 +1,13 @@
 /** Graph op type → lowering function. */
 import type { LowerFn } from './context.js';
 import { lowerConv, lowerConvTranspose } from './conv.js';
-import { lowerBinary, lowerSum, lowerUnary } from './elementwise.js';
+import { lowerBinary, lowerSum, lowerUnary, lowerVariadic } from './elementwise.js';
 import { lowerGemm, lowerMatMul } from './gemm.js';
 import { lowerGroupNorm, lowerLayerNorm } from './norm.js';
 import { lowerConcat, lowerPad, lowerSqueeze, lowerTranspose, lowerUnsqueeze } from './layout.js';
 import { lowerBatchNorm, lowerGlobalPool, lowerLrn, lowerPool } from './pool.js';
 import { QUANT_LOWERINGS } from './quant.js';
+import { lowerReduce } from './reduce.js';
 import { lowerSoftmax } from './softmax.js';
 
 export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
@@ -21,9 +22,35 @@ export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   HardSigmoid: lowerUnary,
   HardSwish: lowerUnary,
   Tanh: lowerUnary,
+  Abs: lowerUnary,
+  Neg: lowerUnary,
+  Sqrt: lowerUnary,
+  Exp: lowerUnary,
+  Log: lowerUnary,
+  Reciprocal: lowerUnary,
+  Floor: lowerUnary,
+  Ceil: lowerUnary,
+  Erf: lowerUnary,
+  Softplus: lowerUnary,
+  Softsign: lowerUnary,
+  Elu: lowerUnary,
+  Selu: lowerUnary,
+  Celu: lowerUnary,
+  Mish: lowerUnary,
+  Gelu: lowerUnary,
+  ThresholdedRelu: lowerUnary,
   AveragePool: lowerPool,
   GlobalAveragePool: lowerGlobalPool,
   GlobalMaxPool: lowerGlobalPool,
+  ReduceMean: lowerReduce,
+  ReduceMax: lowerReduce,
+  ReduceMin: lowerReduce,
+  ReduceSum: lowerReduce,
+  ReduceProd: lowerReduce,
+  ReduceL1: lowerReduce,
+  ReduceL2: lowerReduce,
+  ReduceSumSquare: lowerReduce,
+  ReduceLogSumExp: lowerReduce,
   LRN: lowerLrn,
   BatchNormalization: lowerBatchNorm,
   LayerNormalization: lowerLayerNorm,
@@ -33,6 +60,10 @@ export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   Sub: lowerBinary,
   Mul: lowerBinary,
   Div: lowerBinary,
+  Max: lowerVariadic,
+  Min: lowerVariadic,
+  Pow: lowerBinary,
+  PRelu: lowerBinary,
   Sum: lowerSum,
   Concat: lowerConcat,
   Squeeze: lowerSqueeze,

@@ -1,5 +1,6 @@
-// Add / Sub / Mul / Div with numpy broadcasting (either operand may be a constant weight "A" or
-// "B"), and the variadic Sum.
+// Add / Sub / Mul / Div / Max / Min / Pow / PRelu with numpy broadcasting (either operand may be
+// a constant weight "A" or "B"; PRelu's slope broadcasts to X, never the other way), and the
+// variadic Sum.
 #include "runtime/ops/broadcast.h"
 #include "runtime/ops/ops.h"
 
@@ -57,6 +58,10 @@ BinaryOp binary_op(const std::string& op) {
   if (op == "Add") return BinaryOp::kAdd;
   if (op == "Sub") return BinaryOp::kSub;
   if (op == "Mul") return BinaryOp::kMul;
+  if (op == "Max") return BinaryOp::kMax;
+  if (op == "Min") return BinaryOp::kMin;
+  if (op == "Pow") return BinaryOp::kPow;
+  if (op == "PRelu") return BinaryOp::kPRelu;
   return BinaryOp::kDiv;
 }
 
@@ -111,6 +116,9 @@ std::unique_ptr<PlanStep> make_binary(const StepContext& ctx) {
   PlanShape out;
   if (!broadcast_shapes(a.shape, b.shape, &out)) {
     ctx.fail("inputs", "shapes that broadcast", "per-image shapes " + shape_text(a.shape) + " and " + shape_text(b.shape));
+  }
+  if (ctx.spec().op == "PRelu" && (a_w || a.shape != out)) {
+    ctx.fail("inputs", "a slope that broadcasts to X (PRelu)", "per-image shapes " + shape_text(a.shape) + " and " + shape_text(b.shape));
   }
   ctx.expect_output_shape(0, out);
   const bool in_place = ctx.in()[0] == out;

@@ -1,6 +1,7 @@
 #include "runtime/ops/broadcast.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "runtime/parallel.h"
 
@@ -15,6 +16,10 @@ inline float apply(float x, float y) {
   if (Op == BinaryOp::kAdd) return x + y;
   if (Op == BinaryOp::kSub) return x - y;
   if (Op == BinaryOp::kMul) return x * y;
+  if (Op == BinaryOp::kMax) return (x != x || x > y) ? x : y;
+  if (Op == BinaryOp::kMin) return (x != x || x < y) ? x : y;
+  if (Op == BinaryOp::kPow) return std::pow(x, y);
+  if (Op == BinaryOp::kPRelu) return x < 0.0f ? x * y : x;
   return x / y;
 }
 
@@ -144,6 +149,10 @@ void Broadcast::run(BinaryOp op, const float* a, const float* b, float* y, size_
     case BinaryOp::kSub: run_loop<BinaryOp::kSub>(l, a, b, y, max_threads); break;
     case BinaryOp::kMul: run_loop<BinaryOp::kMul>(l, a, b, y, max_threads); break;
     case BinaryOp::kDiv: run_loop<BinaryOp::kDiv>(l, a, b, y, max_threads); break;
+    case BinaryOp::kMax: run_loop<BinaryOp::kMax>(l, a, b, y, max_threads); break;
+    case BinaryOp::kMin: run_loop<BinaryOp::kMin>(l, a, b, y, max_threads); break;
+    case BinaryOp::kPow: run_loop<BinaryOp::kPow>(l, a, b, y, max_threads); break;
+    case BinaryOp::kPRelu: run_loop<BinaryOp::kPRelu>(l, a, b, y, max_threads); break;
   }
 }
 

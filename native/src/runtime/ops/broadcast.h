@@ -1,4 +1,5 @@
-// Numpy broadcasting of two operands over [batch] + per-image shape, for Add/Sub/Mul/Div/Sum.
+// Numpy broadcasting of two operands over [batch] + per-image shape, for Add/Sub/Mul/Div/Sum,
+// Max/Min/Pow and PRelu.
 // An operand is a batched value (one per-image block per image) or a constant (the same block for
 // every image). Dimensions are collapsed once at build time, so a residual add runs as one flat
 // loop and a per-channel bias as rows of a scalar.
@@ -11,7 +12,8 @@
 namespace kiln {
 namespace runtime {
 
-enum class BinaryOp { kAdd, kSub, kMul, kDiv };
+// Max / Min propagate NaN; PRelu is a < 0 ? a * b : a (b the slope).
+enum class BinaryOp { kAdd, kSub, kMul, kDiv, kMax, kMin, kPow, kPRelu };
 
 struct BroadcastOperand {
   PlanShape shape;   // per-image, same rank as the output, 1 where it broadcasts

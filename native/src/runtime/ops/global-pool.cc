@@ -1,6 +1,7 @@
 // GlobalAveragePool / GlobalMaxPool: one value per (image, channel) over all spatial positions.
-#include <limits>
+#include <algorithm>
 
+#include "common/dispatch.h"
 #include "runtime/ops/ops.h"
 #include "runtime/parallel.h"
 
@@ -12,23 +13,15 @@ class GlobalPoolStep : public PlanStep {
  public:
   GlobalPoolStep(bool max, size_t channels, size_t spatial) : max_(max), channels_(channels), spatial_(spatial) {}
   void run(const StepBuffers& io, size_t batch, float*, size_t max_threads) const override {
+    // One contiguous row of `spatial_` values per (image, channel): the reduction kernels of
+    // ReduceMean / ReduceMax over the same axes.
+    const F32ReduceRowsFn rows = dispatch().f32_math.reduce_rows;
     const size_t grain = std::max<size_t>(1, kElementwiseGrain / spatial_);
     for_chunks(batch * channels_, grain, max_threads, [&](size_t b, size_t e) {
-      for (size_t p = b; p < e; ++p) {
-        const float* x = io.in[0] + p * spatial_;
-        if (max_) {
-          float best = -std::numeric_limits<float>::infinity();
-          bool nan = false;
-          for (size_t i = 0; i < spatial_; ++i) {
-            nan |= x[i] != x[i];
-            best = x[i] > best ? x[i] : best;
-          }
-          io.out[0][p] = nan ? std::numeric_limits<float>::quiet_NaN() : best;
-        } else {
-          double sum = 0;
-          for (size_t i = 0; i < spatial_; ++i) sum += x[i];
-          io.out[0][p] = static_cast<float>(sum / static_cast<double>(spatial_));
-        }
+      float* y = io.out[0];
+      rows(max_ ? F32ReduceKind::kMax : F32ReduceKind::kSum, io.in[0] + b * spatial_, e - b, spatial_, y + b);
+      if (!max_) {
+        for (size_t p = b; p < e; ++p) y[p] = static_cast<float>(static_cast<double>(y[p]) / static_cast<double>(spatial_));
       }
     });
   }
