@@ -62,6 +62,14 @@ const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>>
   Pad: { mode: 'string' },
   Identity: {},
   Dropout: {},
+  Resize: { mode: 'string', coordinate_transformation_mode: 'string', nearest_mode: 'string', cubic_coeff_a: 'float', exclude_outside: 'int' },
+  Slice: {},
+  Split: { axis: 'int' },
+  Gather: { axis: 'int' },
+  Expand: {},
+  Tile: {},
+  DepthToSpace: { blocksize: 'int', mode: 'string' },
+  SpaceToDepth: { blocksize: 'int' },
 };
 
 /** Canonical attributes that move into inputs (or are checked and dropped) on export. */
@@ -72,6 +80,11 @@ const MOVED: Record<string, string[]> = {
   Pad: ['pads', 'value'],
   Clip: ['min', 'max'],
   AveragePool: ['dilations'],
+  Resize: ['scales', 'sizes'],
+  Slice: ['starts', 'ends', 'axes', 'steps'],
+  Split: ['split'],
+  Expand: ['shape'],
+  Tile: ['repeats'],
 };
 
 function unsupported(message: string): KilnError {
@@ -242,6 +255,36 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
     case 'Dropout':
       inputs.splice(1);
       break;
+    case 'Resize': {
+      // Sizes when the model gave them (and every entry is known), else the float32 scales.
+      const sizes = ints('sizes');
+      const scales = node.attrs.scales as number[] | undefined;
+      const x = shapes.get(node.inputs[0] ?? '');
+      const agree = sizes !== undefined && scales !== undefined && x !== undefined && sizes.every((v, i) => typeof x[i] !== 'number' || Math.fround(v / (x[i] as number)) === Math.fround(scales[i]!));
+      if (sizes !== undefined && !agree) throw unsupported(`Kiln cannot export ${where} at opset ${EXPORT_OPSET}: its output sizes do not follow from its scales (keep_aspect_ratio_policy)`);
+      if (sizes !== undefined && sizes.every((v) => v >= 0)) inputs.splice(1, inputs.length, '', '', e.constant(`${node.name}_sizes`, new Tensor('int32', sizes)));
+      else if (scales !== undefined) inputs.splice(1, inputs.length, '', e.constant(`${node.name}_scales`, new Tensor('float32', scales)));
+      break;
+    }
+    case 'Slice': {
+      const starts = ints('starts');
+      if (starts !== undefined) {
+        inputs.splice(1, inputs.length, e.constant(`${node.name}_starts`, new Tensor('int32', starts)), e.constant(`${node.name}_ends`, new Tensor('int32', ints('ends') ?? [])));
+        const axes = ints('axes');
+        const steps = ints('steps');
+        if (axes !== undefined || steps !== undefined) inputs.push(e.constant(`${node.name}_axes`, new Tensor('int32', axes ?? starts.map((_, i) => i))));
+        if (steps !== undefined) inputs.push(e.constant(`${node.name}_steps`, new Tensor('int32', steps)));
+      }
+      break;
+    }
+    case 'Split':
+    case 'Expand':
+    case 'Tile': {
+      const key = node.op === 'Split' ? 'split' : node.op === 'Expand' ? 'shape' : 'repeats';
+      const v = ints(key);
+      if (v !== undefined) inputs.splice(1, inputs.length, e.constant(`${node.name}_${key}`, new Tensor('int32', v)));
+      break;
+    }
   }
   const outputs = node.outputs.slice(0, node.op === 'Dropout' || node.op === 'BatchNormalization' || node.op === 'MaxPool' ? 1 : undefined);
   const act = fusedActivation(node);

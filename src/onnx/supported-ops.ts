@@ -9,6 +9,7 @@ export const RUNTIME_OPS: ReadonlySet<string> = new Set([
   'Add', 'Sub', 'Mul', 'Div', 'Sum',
   'Concat', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Transpose',
   'Softmax', 'LogSoftmax', 'Pad', 'Identity', 'Dropout',
+  'Resize', 'Upsample', 'Slice', 'Split', 'Gather', 'Expand', 'Tile', 'DepthToSpace', 'SpaceToDepth',
 ]);
 
 /** The ONNX opsets (default domain) import accepts. */

@@ -29,6 +29,10 @@ void fill_dispatch_scalar(DispatchTable* t) {
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_scalar;
   // No small-patch, direct or Winograd kernel: the plans take im2col + GEMM.
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_scalar;
+  t->f32_resize.gather_row = f32_resize_gather_row_scalar;
+  t->f32_resize.double_row = f32_resize_double_row_scalar;
+  t->f32_resize.taps_row = f32_resize_taps_row_scalar;
+  t->f32_resize.blend_rows = f32_resize_blend_rows_scalar;
   t->s8_conv.quantize_u8_row = quantize_u8_row_scalar;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_scalar;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_scalar;
@@ -47,6 +51,10 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->f32_conv.small_conv_image = small_conv_image_avx2;
   t->f32_conv.small_conv_max_pool_image = small_conv_max_pool_image_avx2;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx2;
+  t->f32_resize.gather_row = f32_resize_gather_row_avx2;
+  t->f32_resize.double_row = f32_resize_double_row_avx2;
+  t->f32_resize.taps_row = f32_resize_taps_row_avx2;
+  t->f32_resize.blend_rows = f32_resize_blend_rows_avx2;
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx2;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx2;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx2;
@@ -77,7 +85,8 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx512;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx512;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx512;
-  // The int8 depthwise accumulation keeps its AVX2 kernel (set by the level below).
+  // The int8 depthwise accumulation keeps its AVX2 kernel (set by the level below); so do the
+  // resize rows (memory-bound).
 }
 
 // VNNI only adds int8 dot products: the fp32 families keep the AVX-512 kernels; the int8 GEMM

@@ -9,6 +9,7 @@
 #include "f32-gemm/f32-gemm-ukernel.h"
 #include "kiln/cpu.h"
 #include "pool/maxpool2d-rows.h"
+#include "resize/resize-rows.h"
 #include "s8-conv/s8-conv-ukernel.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
 #include "sparse/sparse-conv-ukernel.h"
@@ -25,6 +26,7 @@ struct DispatchTable {
   S8GemmKernels s8_gemm_avxvnni;  // VEX vpdpbusd on ymm, where the CPU has AVX-VNNI (levels >= avx2)
   F32ConvKernels f32_conv;
   F32PoolKernels f32_pool;
+  F32ResizeKernels f32_resize;  // Resize rows (resize/)
   S8ConvKernels s8_conv;
   F32SpmmKernels f32_spmm;  // sparse fp32 weights x dense X, one kernel per pattern
   F32NmSpmmKernels f32_nm_spmm;  // N:M packed fp32 weights x dense X, one kernel per (M, N)

@@ -1,4 +1,6 @@
 // Concat along any non-batch axis: per image, each input's contiguous slabs are copied in turn.
+// Constant inputs are weights "c<k>" (k: their place among all the inputs, full shape with a
+// leading 1), the same for every image.
 #include <cstring>
 
 #include "runtime/ops/ops.h"
@@ -11,7 +13,9 @@ namespace {
 class ConcatStep : public PlanStep {
  public:
   // outer: product of the per-image dims before the axis; slabs[i]: floats of input i per outer index.
-  ConcatStep(size_t outer, std::vector<size_t> slabs) : outer_(outer), slabs_(std::move(slabs)) {
+  // source[i]: the value index of part i, or -1 for a constant (consts[i], per image).
+  ConcatStep(size_t outer, std::vector<size_t> slabs, std::vector<int64_t> source, std::vector<std::vector<float>> consts)
+      : outer_(outer), slabs_(std::move(slabs)), source_(std::move(source)), consts_(std::move(consts)) {
     for (size_t s : slabs_) out_slab_ += s;
   }
   void run(const StepBuffers& io, size_t batch, float*, size_t max_threads) const override {
@@ -21,7 +25,8 @@ class ConcatStep : public PlanStep {
       for (size_t r = b; r < e; ++r) {
         float* y = io.out[0] + r * out_slab_;
         for (size_t i = 0; i < slabs_.size(); ++i) {
-          std::memcpy(y, io.in[i] + r * slabs_[i], slabs_[i] * sizeof(float));
+          const float* x = source_[i] >= 0 ? io.in[source_[i]] + r * slabs_[i] : consts_[i].data() + (r % outer_) * slabs_[i];
+          std::memcpy(y, x, slabs_[i] * sizeof(float));
           y += slabs_[i];
         }
       }
@@ -31,6 +36,8 @@ class ConcatStep : public PlanStep {
  private:
   size_t outer_;
   std::vector<size_t> slabs_;
+  std::vector<int64_t> source_;
+  std::vector<std::vector<float>> consts_;
   size_t out_slab_ = 0;
 };
 
@@ -39,7 +46,31 @@ class ConcatStep : public PlanStep {
 std::unique_ptr<PlanStep> make_concat(const StepContext& ctx) {
   ctx.expect_inputs(1, 1024);
   ctx.expect_outputs(1);
-  const auto& in = ctx.in();
+  // The parts in order: values, with the constants "c<k>" put at their places k.
+  std::vector<PlanShape> in;
+  std::vector<int64_t> source;
+  std::vector<std::vector<float>> consts;
+  for (size_t next = 0; next < ctx.in().size();) {
+    const std::string key = "c" + std::to_string(in.size());
+    if (const PlanTensor* c = ctx.find_weight(key.c_str())) {
+      const PlanTensor& w = ctx.weight(key.c_str());
+      if (w.shape.empty() || w.shape[0] != 1) ctx.fail("weights." + key, "a constant with a leading batch dimension of 1", shape_text(w.shape));
+      in.emplace_back(w.shape.begin() + 1, w.shape.end());
+      source.push_back(-1);
+      consts.emplace_back(c->data, c->data + c->length);
+      continue;
+    }
+    in.push_back(ctx.in()[next]);
+    source.push_back(static_cast<int64_t>(next++));
+    consts.emplace_back();
+  }
+  for (std::string key = "c" + std::to_string(in.size()); ctx.find_weight(key.c_str()); key = "c" + std::to_string(in.size())) {
+    const PlanTensor& w = ctx.weight(key.c_str());
+    if (w.shape.empty() || w.shape[0] != 1) ctx.fail("weights." + key, "a constant with a leading batch dimension of 1", shape_text(w.shape));
+    in.emplace_back(w.shape.begin() + 1, w.shape.end());
+    source.push_back(-1);
+    consts.emplace_back(w.data, w.data + w.length);
+  }
   const size_t rank = in[0].size();
   // `axis` counts the batch (ONNX numbering): 1 is the first per-image dimension.
   const int64_t axis = ctx.integer("axis", 1, static_cast<int64_t>(rank));
@@ -61,7 +92,7 @@ std::unique_ptr<PlanStep> make_concat(const StepContext& ctx) {
   for (size_t d = a + 1; d < rank; ++d) inner *= out[d];
   std::vector<size_t> slabs;
   for (const PlanShape& s : in) slabs.push_back(s[a] * inner);
-  return std::make_unique<ConcatStep>(outer, std::move(slabs));
+  return std::make_unique<ConcatStep>(outer, std::move(slabs), std::move(source), std::move(consts));
 }
 
 }  // namespace runtime

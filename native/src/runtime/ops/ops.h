@@ -25,6 +25,11 @@ std::unique_ptr<PlanStep> make_concat(const StepContext& ctx);          // conca
 std::unique_ptr<PlanStep> make_transpose(const StepContext& ctx);       // transpose.cc
 std::unique_ptr<PlanStep> make_softmax(const StepContext& ctx);         // softmax.cc (+ LogSoftmax)
 std::unique_ptr<PlanStep> make_pad(const StepContext& ctx);             // pad.cc
+std::unique_ptr<PlanStep> make_resize(const StepContext& ctx);          // resize.cc (Resize, Upsample)
+std::unique_ptr<PlanStep> make_slice(const StepContext& ctx);           // slice.cc
+std::unique_ptr<PlanStep> make_gather(const StepContext& ctx);          // slice.cc
+std::unique_ptr<PlanStep> make_expand(const StepContext& ctx);          // slice.cc
+std::unique_ptr<PlanStep> make_tile(const StepContext& ctx);            // slice.cc
 // int8 steps on uint8 values (NHWC for images; int8 activations arrive as uint8 with the sign bit
 // flipped, so one set of kernels serves both).
 std::unique_ptr<PlanStep> make_quantize(const StepContext& ctx);        // quantize.cc
