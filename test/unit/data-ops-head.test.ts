@@ -1,0 +1,144 @@
+/**
+ * The data-movement ops in the places detection and segmentation models put them: a small conv
+ * backbone, a nearest 2x Resize, a Concat with the skip connection and a conv head (plus a Slice
+ * and a Split of the head's channels) against onnxruntime; Resize on every ISA path this CPU has
+ * (the dispatch override) against onnxruntime; and the same model quantized (PTQ), where Resize,
+ * Concat, Slice and Split run as fp32 islands between the int8 convolutions.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { native } from '../../src/binding.js';
+import { compareWithOnnxRuntime } from '../../src/onnx/compare.js';
+import { compareInt8WithOnnxRuntime } from '../../src/onnx/compare-int8.js';
+import { importModel } from '../../src/onnx/import.js';
+import { quantize } from '../../src/quant/ptq.js';
+import { InferenceSession } from '../../src/runtime/session.js';
+import { Tensor } from '../../src/tensor.js';
+import { attr, floatTensor, int64Tensor, model, node, randomData, randomTensor, valueInfo, type ModelSpec } from './onnx-model-builder.js';
+
+const f32 = (name: string, v: number[]) => floatTensor(name, [v.length], v);
+
+/** conv1 (3->8) relu, conv2 (8->16, stride 2) relu, Resize nearest 2x, Concat [up, conv1], conv3 1x1 head, Slice + Split of it. */
+function detectionHead(size = 16): ModelSpec {
+  const conv = (name: string, x: string, w: string, b: string, attrs = [attr.ints('pads', [1, 1, 1, 1]), attr.ints('kernel_shape', [3, 3])]) => node('Conv', [x, w, b], [name], attrs, name);
+  return {
+    opset: 13,
+    inputs: [valueInfo('x', ['N', 3, size, size])],
+    outputs: [valueInfo('boxes'), valueInfo('obj'), valueInfo('cls')],
+    nodes: [
+      conv('c1', 'x', 'w1', 'b1'),
+      node('Relu', ['c1'], ['r1'], [], 'relu1'),
+      conv('c2', 'r1', 'w2', 'b2', [attr.ints('pads', [1, 1, 1, 1]), attr.ints('kernel_shape', [3, 3]), attr.ints('strides', [2, 2])]),
+      node('Relu', ['c2'], ['r2'], [], 'relu2'),
+      node('Resize', ['r2', '', 'scales'], ['up'], [attr.s('mode', 'nearest'), attr.s('coordinate_transformation_mode', 'asymmetric'), attr.s('nearest_mode', 'floor')], 'upsample'),
+      node('Concat', ['up', 'r1'], ['cat'], [attr.i('axis', 1)], 'concat'),
+      conv('head', 'cat', 'w3', 'b3', [attr.ints('kernel_shape', [1, 1])]),
+      node('Slice', ['head', 'starts', 'ends', 'axes'], ['boxes'], [], 'slice'),
+      node('Split', ['head', 'split'], ['skip', 'obj', 'cls'], [attr.i('axis', 1)], 'split'),
+    ],
+    initializers: [
+      randomTensor('w1', [8, 3, 3, 3], 1, 0.5), randomTensor('b1', [8], 2, 0.1),
+      randomTensor('w2', [16, 8, 3, 3], 3, 0.3), randomTensor('b2', [16], 4, 0.1),
+      randomTensor('w3', [9, 24, 1, 1], 5, 0.3), randomTensor('b3', [9], 6, 0.1),
+      f32('scales', [1, 1, 2, 2]),
+      int64Tensor('starts', [1], [0]), int64Tensor('ends', [1], [4]), int64Tensor('axes', [1], [1]),
+      int64Tensor('split', [3], [4, 1, 4]),
+    ],
+  };
+}
+
+const image = (n: number, size: number, seed: number) => new Tensor('float32', randomData(n * 3 * size * size, seed, 1), [n, 3, size, size]);
+
+describe('detection-style head', () => {
+  it('conv backbone, nearest 2x Resize, Concat with the skip, conv head, Slice and Split match onnxruntime', async () => {
+    const bytes = model(detectionHead());
+    const graph = await importModel(bytes);
+    expect(graph.nodes.map((n) => n.op)).toEqual(['Conv', 'Relu', 'Conv', 'Relu', 'Resize', 'Concat', 'Conv', 'Slice', 'Split']);
+    const result = await compareWithOnnxRuntime(bytes, { x: image(3, 16, 9) });
+    for (const out of result.outputs) expect(out.relL2, out.name).toBeLessThanOrEqual(1e-5);
+    const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
+    try {
+      // The plan runs the 2x upsampling as one Resize step.
+      expect(session.info().steps.some((s: string) => /^Resize upsample: nearest 8x8->16x16 asymmetric floor/.test(s))).toBe(true);
+    } finally {
+      session.release();
+    }
+  });
+});
+
+const isas = native.cpuInfo().supportedIsas;
+const startIsa = native.cpuInfo().isa;
+afterAll(() => native.setIsa(startIsa));
+
+function resizeModel(shape: number[], sizes: number[], attrs: ReturnType<typeof attr.s>[]): Uint8Array {
+  return model({
+    opset: 13,
+    inputs: [valueInfo('x', ['N', ...shape.slice(1)])],
+    outputs: [valueInfo('y')],
+    nodes: [node('Resize', ['x', '', '', 'sizes'], ['y'], attrs)],
+    initializers: [int64Tensor('sizes', [4], sizes)],
+  });
+}
+
+describe('Resize on every ISA path', () => {
+  // Widths below, at and above the 8-lane vectors, odd and even, 2x and not.
+  const shapes = [[1, 2, 3, 1], [1, 3, 5, 8], [1, 2, 7, 9], [1, 1, 4, 17], [1, 2, 6, 23]];
+  const variants: { name: string; out: (h: number, w: number) => [number, number]; attrs: ReturnType<typeof attr.s>[] }[] = [
+    { name: 'nearest 2x', out: (h, w) => [2 * h, 2 * w], attrs: [attr.s('mode', 'nearest'), attr.s('coordinate_transformation_mode', 'asymmetric'), attr.s('nearest_mode', 'floor')] },
+    { name: 'nearest odd sizes', out: (h, w) => [h + 2, 2 * w + 1], attrs: [attr.s('mode', 'nearest')] },
+    { name: 'linear', out: (h, w) => [2 * h - 1, 3 * w], attrs: [attr.s('mode', 'linear')] },
+    { name: 'cubic', out: (h, w) => [h + 3, 2 * w + 3], attrs: [attr.s('mode', 'cubic'), attr.s('coordinate_transformation_mode', 'align_corners')] },
+  ];
+  for (const isa of isas) {
+    for (const v of variants) {
+      it(`${isa}: ${v.name}`, async () => {
+        native.setIsa(isa);
+        try {
+          for (const [i, shape] of shapes.entries()) {
+            const [oh, ow] = v.out(shape[2]!, shape[3]!);
+            const bytes = resizeModel(shape, [shape[0]!, shape[1]!, oh, ow], v.attrs);
+            const x = new Tensor('float32', randomData(shape.reduce((a, b) => a * b, 1), 40 + i, 2), shape);
+            const result = await compareWithOnnxRuntime(bytes, { x });
+            expect(result.outputs[0]!.relL2, `${shape} -> ${oh}x${ow}`).toBeLessThanOrEqual(1e-5);
+          }
+        } finally {
+          native.setIsa(startIsa);
+        }
+      });
+    }
+  }
+});
+
+describe('detection-style head quantized (PTQ)', () => {
+  it('runs with Resize, Concat, Slice and Split as fp32 islands between int8 convolutions, close to fp32 and to onnxruntime', async () => {
+    const float = await importModel(model(detectionHead()));
+    const { graph, report } = await quantize(float, image(32, 16, 11), { reportImages: 0 });
+    const ops = graph.nodes.map((n) => n.op);
+    expect(ops.filter((o) => o === 'QLinearConv')).toHaveLength(3);
+    for (const op of ['Resize', 'Concat', 'Slice', 'Split']) expect(ops).toContain(op);
+    expect(report.fp32Nodes.map((n) => n.op).sort()).toEqual(['Concat', 'Resize', 'Slice', 'Split']);
+    const x = image(4, 16, 12);
+    const run = async (g: typeof graph) => {
+      const session = await InferenceSession.create(g, { intraOpNumThreads: 1 });
+      try {
+        const out = await session.run({ x });
+        return Object.fromEntries(g.outputs.map((o) => [o.name, out[o.name]!.data as Float32Array]));
+      } finally {
+        session.release();
+      }
+    };
+    const [q, f] = [await run(graph), await run(float)];
+    for (const name of ['boxes', 'obj', 'cls']) {
+      let err = 0;
+      let ref = 0;
+      for (let i = 0; i < f[name]!.length; i++) {
+        err += (q[name]![i]! - f[name]![i]!) ** 2;
+        ref += f[name]![i]! ** 2;
+      }
+      expect(Math.sqrt(err / ref), name).toBeLessThan(0.05);
+    }
+    // onnxruntime on the QDQ export agrees with Kiln's int8 run.
+    const cmp = await compareInt8WithOnnxRuntime(graph, { x });
+    for (const out of cmp.outputs) expect(out.relL2, out.name).toBeLessThanOrEqual(0.02);
+  });
+});
