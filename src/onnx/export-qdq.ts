@@ -158,7 +158,7 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
   }
 }
 
-/** MaxPool on a quantized value: DQ -> MaxPool -> Q with the input's own parameters. */
+/** MaxPool (or nearest Resize) on a quantized value: DQ -> op -> Q with the input's own parameters. */
 export function emitQuantizedPool(e: QdqEmitter, node: GraphNode, q: TensorQuant): void {
   const xf = dequantize(e, `${node.name}_input`, node.inputs[0]!, q);
   const pre = e.fresh(`${node.outputs[0]}_float`);

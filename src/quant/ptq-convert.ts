@@ -37,6 +37,14 @@ export interface ConvertOptions {
 /** Ops that move or select values: they run on quantized values unchanged. */
 export const PASS_THROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Dropout']);
 
+/**
+ * A node that runs on a quantized value unchanged: the PASS_THROUGH_OPS, and a nearest Resize of
+ * an NCHW image (it copies stored codes: uint8 NHWC in the runtime, DQ -> Resize -> Q on export).
+ */
+export function passesThrough(node: GraphNode): boolean {
+  return PASS_THROUGH_OPS.has(node.op) || (node.op === 'Resize' && (node.attrs.mode ?? 'nearest') === 'nearest');
+}
+
 /** Ops with an int8 form (when their weights are constants). */
 const WEIGHTED_OPS: ReadonlySet<string> = new Set(['Conv', 'Gemm', 'MatMul']);
 
@@ -288,7 +296,7 @@ export function convertToInt8(
     return missing === undefined ? undefined : `no range was given for its value '${missing}'`;
   };
   const capable = new Map<GraphNode, string | undefined>(graph.nodes.map((n) => [n, obstacleOf(n)]));
-  const runsQuantized = (n: GraphNode) => capable.get(n) === undefined || PASS_THROUGH_OPS.has(n.op);
+  const runsQuantized = (n: GraphNode) => capable.get(n) === undefined || passesThrough(n);
   const nativeQuantized = new Set<string>(); // values whose producer ran int8
   const fusedRelus = new Set<GraphNode>();
   for (const n of graph.nodes) {
@@ -393,7 +401,7 @@ export function convertToInt8(
       });
       continue;
     }
-    if (PASS_THROUGH_OPS.has(node.op) && nativeQuantized.has(node.inputs[0])) {
+    if (passesThrough(node) && nativeQuantized.has(node.inputs[0])) {
       const xq = quantTwin.get(node.inputs[0])!;
       const out = node.outputs[0];
       const y = fresh(`${out}_quantized`);
@@ -404,7 +412,7 @@ export function convertToInt8(
       nativeQuantized.add(out);
       continue;
     }
-    fp32Nodes.push({ node: node.name, op: node.op, reason: PASS_THROUGH_OPS.has(node.op) ? 'its input is float32' : obstacle! });
+    fp32Nodes.push({ node: node.name, op: node.op, reason: passesThrough(node) ? 'its input is float32' : obstacle! });
     nodes.push({ ...node, inputs: node.inputs.map((i) => (i ? float(i) : i)) });
   }
   for (const o of graph.outputs) float(o.name);

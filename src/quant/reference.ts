@@ -8,8 +8,9 @@
  * w_scale[o])). Float ops accumulate in float64 and store float32, as the runtime's values are.
  *
  * Supported ops: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearGemm, QLinearAdd,
- * DynamicQGemm, and Conv, Gemm, MatMul, Relu, Sigmoid, MaxPool, AveragePool, Flatten, Reshape, Add, Identity, Dropout
- * (Conv/Gemm with `kiln_activation`). MaxPool/Flatten/Reshape/Identity/Dropout keep the input's dtype.
+ * DynamicQGemm, and Conv, Gemm, MatMul, Relu, Sigmoid, MaxPool, AveragePool, Flatten, Reshape, Add, Identity, Dropout,
+ * nearest Resize of the last two dims (Conv/Gemm with `kiln_activation`). MaxPool/Flatten/Reshape/Identity/Dropout/Resize
+ * keep the input's dtype.
  */
 import { ErrorCode, KilnError } from '../errors.js';
 import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
@@ -346,6 +347,8 @@ function runNode(values: Values, node: GraphNode): Tensor {
       const { out, dims } = maxPool2d(x.data, x.dims, windowOf(node.attrs));
       return sameData(x, out, dims);
     }
+    case 'Resize':
+      return resizeNearest(node, input(values, node, 0));
     case 'AveragePool': {
       const x = input(values, node, 0);
       expectType(node, x, ['float32'], 'x');
@@ -374,6 +377,67 @@ function runNode(values: Values, node: GraphNode): Tensor {
     default:
       return fail(node, 'op not implemented in the reference');
   }
+}
+
+/** Input coordinate of output position x (float32 arithmetic, as onnxruntime computes it). */
+function originalCoordinate(mode: string, x: number, scale: number, outLen: number, inLen: number): number {
+  const f = Math.fround;
+  switch (mode) {
+    case 'half_pixel':
+      return f(f(f(x + 0.5) / scale) - 0.5);
+    case 'pytorch_half_pixel':
+      return outLen > 1 ? f(f(f(x + 0.5) / scale) - 0.5) : 0;
+    case 'align_corners':
+      return outLen === 1 ? 0 : f(f(x * (inLen - 1)) / (outLen - 1));
+    case 'tf_half_pixel_for_nn':
+      return f(f(x + 0.5) / scale);
+    case 'asymmetric':
+      return f(x / scale);
+    default:
+      throw new Error(mode);
+  }
+}
+
+function nearestIndex(mode: string, x: number): number {
+  switch (mode) {
+    case 'floor':
+      return Math.floor(x);
+    case 'ceil':
+      return Math.ceil(x);
+    case 'round_prefer_ceil':
+      return x < 0 ? -Math.round(-x) : Math.round(x); // half away from zero, as std::round
+    default: // round_prefer_floor
+      return x === Math.trunc(x) + 0.5 ? Math.floor(x) : x < 0 ? -Math.round(-x) : Math.round(x);
+  }
+}
+
+/** Nearest Resize of the last two dims (any dtype: codes are copied). */
+function resizeNearest(node: GraphNode, x: Tensor): Tensor {
+  if ((node.attrs.mode ?? 'nearest') !== 'nearest') fail(node, 'only nearest Resize');
+  const coord = String(node.attrs.coordinate_transformation_mode ?? 'half_pixel');
+  if (!['half_pixel', 'pytorch_half_pixel', 'align_corners', 'tf_half_pixel_for_nn', 'asymmetric'].includes(coord)) fail(node, `coordinate_transformation_mode ${coord}`);
+  const nearest = String(node.attrs.nearest_mode ?? 'round_prefer_floor');
+  const scales = node.attrs.scales as number[] | undefined;
+  const sizes = node.attrs.sizes as number[] | undefined;
+  const r = x.dims.length;
+  if (r < 2 || scales === undefined || scales.length !== r) fail(node, 'scales for every dim of a rank >= 2 input');
+  const outDims = x.dims.map((d, i) => (i < r - 2 ? d : sizes !== undefined ? sizes[i]! : Math.floor(Math.fround(Math.fround(scales[i]!) * d))));
+  const table = (axis: number): number[] =>
+    Array.from({ length: outDims[axis]! }, (_, j) => {
+      const inLen = x.dims[axis]!;
+      if (inLen === 1) return 0;
+      const i = nearestIndex(nearest, originalCoordinate(coord, j, Math.fround(scales[axis]!), outDims[axis]!, inLen));
+      return Math.max(0, Math.min(inLen - 1, i));
+    });
+  const [hs, ws] = [table(r - 2), table(r - 1)];
+  const [h, w] = [x.dims[r - 2]!, x.dims[r - 1]!];
+  const planes = x.size / (h * w);
+  const out = new (x.data.constructor as new (n: number) => typeof x.data)(planes * hs.length * ws.length);
+  let o = 0;
+  for (let p = 0; p < planes; p++) {
+    for (const ih of hs) for (const iw of ws) out[o++] = x.data[p * h * w + ih * w + iw]!;
+  }
+  return sameData(x, out, outDims);
 }
 
 /**

@@ -2,8 +2,10 @@
  * The data-movement ops in the places detection and segmentation models put them: a small conv
  * backbone, a nearest 2x Resize, a Concat with the skip connection and a conv head (plus a Slice
  * and a Split of the head's channels) against onnxruntime; Resize on every ISA path this CPU has
- * (the dispatch override) against onnxruntime; and the same model quantized (PTQ), where Resize,
- * Concat, Slice and Split run as fp32 islands between the int8 convolutions.
+ * (the dispatch override) against onnxruntime; and the same model quantized (PTQ), where the
+ * nearest Resize passes the quantized value through and Concat, Slice and Split run as fp32
+ * islands between the int8 convolutions; a nearest Resize of a quantized value against the int8
+ * reference interpreter bit for bit.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -12,6 +14,7 @@ import { compareWithOnnxRuntime } from '../../src/onnx/compare.js';
 import { compareInt8WithOnnxRuntime } from '../../src/onnx/compare-int8.js';
 import { importModel } from '../../src/onnx/import.js';
 import { quantize } from '../../src/quant/ptq.js';
+import { runInt8Reference } from '../../src/quant/reference.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { attr, floatTensor, int64Tensor, model, node, randomData, randomTensor, valueInfo, type ModelSpec } from './onnx-model-builder.js';
@@ -110,13 +113,24 @@ describe('Resize on every ISA path', () => {
 });
 
 describe('detection-style head quantized (PTQ)', () => {
-  it('runs with Resize, Concat, Slice and Split as fp32 islands between int8 convolutions, close to fp32 and to onnxruntime', async () => {
+  it('runs the nearest Resize on uint8 NHWC and Concat, Slice, Split as fp32 islands between int8 convolutions, close to fp32 and to onnxruntime', async () => {
     const float = await importModel(model(detectionHead()));
     const { graph, report } = await quantize(float, image(32, 16, 11), { reportImages: 0 });
     const ops = graph.nodes.map((n) => n.op);
     expect(ops.filter((o) => o === 'QLinearConv')).toHaveLength(3);
-    for (const op of ['Resize', 'Concat', 'Slice', 'Split']) expect(ops).toContain(op);
-    expect(report.fp32Nodes.map((n) => n.op).sort()).toEqual(['Concat', 'Resize', 'Slice', 'Split']);
+    // The nearest Resize passes the quantized value through (uint8 NHWC in the runtime): it reads
+    // conv2's quantized output directly, no DequantizeLinear between.
+    const resize = graph.nodes.find((n) => n.op === 'Resize')!;
+    const conv2 = graph.nodes.filter((n) => n.op === 'QLinearConv')[1]!;
+    expect(resize.inputs[0]).toBe(conv2.outputs[0]);
+    for (const op of ['Concat', 'Slice', 'Split']) expect(ops).toContain(op);
+    expect(report.fp32Nodes.map((n) => n.op).sort()).toEqual(['Concat', 'Slice', 'Split']);
+    const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
+    try {
+      expect(session.info().steps.some((s: string) => /^ResizeU8 upsample: u8 NHWC nearest 8x8->16x16/.test(s))).toBe(true);
+    } finally {
+      session.release();
+    }
     const x = image(4, 16, 12);
     const run = async (g: typeof graph) => {
       const session = await InferenceSession.create(g, { intraOpNumThreads: 1 });
@@ -141,4 +155,49 @@ describe('detection-style head quantized (PTQ)', () => {
     const cmp = await compareInt8WithOnnxRuntime(graph, { x });
     for (const out of cmp.outputs) expect(out.relL2, out.name).toBeLessThanOrEqual(0.02);
   });
+});
+
+describe('nearest Resize of a quantized value', () => {
+  const variants: { name: string; sizes: number[]; attrs: ReturnType<typeof attr.s>[] }[] = [
+    { name: '2x asymmetric floor', sizes: [1, 6, 14, 18], attrs: [attr.s('coordinate_transformation_mode', 'asymmetric'), attr.s('nearest_mode', 'floor')] },
+    { name: 'odd sizes half_pixel', sizes: [1, 6, 11, 20], attrs: [] },
+    { name: 'downscale align_corners ceil', sizes: [1, 6, 4, 5], attrs: [attr.s('coordinate_transformation_mode', 'align_corners'), attr.s('nearest_mode', 'ceil')] },
+  ];
+  for (const v of variants) {
+    it(`${v.name}: native equals the int8 reference bit for bit, and onnxruntime on the QDQ export`, async () => {
+      const spec: ModelSpec = {
+        opset: 13,
+        inputs: [valueInfo('x', [1, 3, 7, 9])],
+        outputs: [valueInfo('y')],
+        nodes: [
+          node('Conv', ['x', 'w1', 'b1'], ['c1'], [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])], 'conv1'),
+          node('Relu', ['c1'], ['r1'], [], 'relu1'),
+          node('Resize', ['r1', '', '', 'sizes'], ['up'], [attr.s('mode', 'nearest'), ...v.attrs], 'resize'),
+          node('Conv', ['up', 'w2', 'b2'], ['y'], [attr.ints('kernel_shape', [1, 1])], 'conv2'),
+        ],
+        initializers: [
+          randomTensor('w1', [6, 3, 3, 3], 21, 0.5), randomTensor('b1', [6], 22, 0.1),
+          randomTensor('w2', [4, 6, 1, 1], 23, 0.5), randomTensor('b2', [4], 24, 0.1),
+          int64Tensor('sizes', [4], v.sizes),
+        ],
+      };
+      const float = await importModel(model(spec));
+      const calib = new Tensor('float32', randomData(16 * 3 * 7 * 9, 25, 1), [16, 3, 7, 9]);
+      const { graph, report } = await quantize(float, calib, { reportImages: 0 });
+      expect(report.fp32Nodes).toEqual([]);
+      expect(graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', 'Resize', 'QLinearConv']);
+      const x = new Tensor('float32', randomData(3 * 7 * 9, 26, 1), [1, 3, 7, 9]);
+      const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
+      let native: Float32Array;
+      try {
+        native = (await session.run({ x })).y!.data as Float32Array;
+      } finally {
+        session.release();
+      }
+      const reference = runInt8Reference(graph, { x }).y!.data as Float32Array;
+      expect(Array.from(native)).toEqual(Array.from(reference));
+      const cmp = await compareInt8WithOnnxRuntime(graph, { x });
+      for (const out of cmp.outputs) expect(out.relL2, out.name).toBeLessThanOrEqual(0.02);
+    });
+  }
 });

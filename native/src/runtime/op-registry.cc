@@ -50,6 +50,7 @@ const OpEntry kOps[] = {
     {"DynamicQGemm", make_dynamic_qgemm, true},
     {"QLinearAdd", make_qlinear_add, true},
     {"MaxPoolU8", make_max_pool_u8, true},
+    {"ResizeU8", make_resize_u8, true},
     {"Reshape", nullptr},
     {"Flatten", nullptr},
     {"Squeeze", nullptr},

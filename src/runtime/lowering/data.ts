@@ -5,6 +5,7 @@
  * and is never sliced, gathered, tiled or resized.
  */
 import { sliceIndices } from '../../graph/constant-folding.js';
+import type { PlanAttr } from '../plan.js';
 import { NodeLowering, Unsupported, type ValueRef, numel, shapeText } from './context.js';
 
 const INT32_MAX = 2147483647;
@@ -126,8 +127,8 @@ export function lowerDepthToSpace(n: NodeLowering): ValueRef[] {
   return [n.view(t, [c * b * b, h / b, w / b])];
 }
 
-export function lowerResize(n: NodeLowering): ValueRef[] {
-  const x = n.value(0);
+/** The Resize step of a node on `x` (per-image shape), or undefined when it keeps `x` as is. */
+export function resizeStep(n: NodeLowering, x: ValueRef): { out: number[]; attrs: Record<string, PlanAttr>; macs: number } | undefined {
   const rank = x.shape.length + 1;
   const scales = n.hasAttr('scales') ? (n.node.attrs.scales as number[]) : undefined;
   const sizes = n.hasAttr('sizes') ? n.intList('sizes') : undefined;
@@ -146,11 +147,12 @@ export function lowerResize(n: NodeLowering): ValueRef[] {
   if (coord === 'tf_crop_and_resize') throw new Unsupported("coordinate_transformation_mode 'tf_crop_and_resize'");
   if (shapeText(out) === shapeText(x.shape) && scales.every((s) => s === 1) && (mode === 'nearest' || coord !== 'half_pixel_symmetric')) {
     // Same size, scale 1: every mode reads each pixel itself (align_corners too).
-    return [x];
+    return undefined;
   }
   const hw = spatial === 2 ? [scales[rank - 2], scales[rank - 1]] : [1, scales[rank - 1]];
   const taps = mode === 'nearest' ? 1 : mode === 'linear' ? 4 : 16;
-  return [n.emit('Resize', [x], out, {
+  return {
+    out,
     attrs: {
       mode,
       coordinate_transformation_mode: coord,
@@ -160,5 +162,12 @@ export function lowerResize(n: NodeLowering): ValueRef[] {
       scales: hw,
     },
     macs: numel(out) * taps,
-  })];
+  };
+}
+
+export function lowerResize(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const step = resizeStep(n, x);
+  if (!step) return [x];
+  return [n.emit('Resize', [x], step.out, { attrs: step.attrs, macs: step.macs })];
 }

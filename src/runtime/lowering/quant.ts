@@ -14,6 +14,7 @@ import type { PlanAttr, PlanWeight } from '../plan.js';
 import { NodeLowering, type QuantInfo, Unsupported, type ValueRef, shapeText } from './context.js';
 import { flattenTarget, lowerFlatten, lowerIdentity, lowerReshape, reshapeTarget } from './layout.js';
 import { lowerPool, poolStep } from './pool.js';
+import { lowerResize, resizeStep } from './data.js';
 import { readWindow, windowOutput } from './window.js';
 
 type QuantDType = QuantInfo['dtype'];
@@ -311,6 +312,18 @@ function lowerMaxPoolU8(n: NodeLowering): ValueRef[] {
   return [n.emit('MaxPoolU8', [x], p.shape, { attrs: p.attrs, macs: p.macs, quant: { ...q, perm: { c: p.shape[0], p: p.shape[1] * p.shape[2] } } })];
 }
 
+/** Nearest Resize of a quantized NCHW image: the stored codes are copied (NHWC), parameters kept. */
+function lowerResizeU8(n: NodeLowering): ValueRef[] {
+  let x = quantizedInput(n, 0);
+  if (x.shape.length !== 3) throw new Unsupported(`a rank-${x.shape.length + 1} Resize of a quantized value (only NCHW)`);
+  if (n.str('mode', 'nearest') !== 'nearest') throw new Unsupported(`a ${n.str('mode', 'nearest')} Resize of a quantized value (only nearest)`);
+  const step = resizeStep(n, x);
+  if (!step) return [x];
+  x = toNhwc(n, x);
+  const { perm: _, ...q } = x.quant;
+  return [n.emit('ResizeU8', [x], step.out, { attrs: step.attrs, macs: 0, quant: { ...q, perm: { c: step.out[0], p: step.out[1] * step.out[2] } } })];
+}
+
 function lowerFlattenQ(n: NodeLowering): ValueRef[] {
   const x = quantizedInput(n, 0);
   // A flat view keeps the storage order: readers (QLinearGemm, DequantizeLinear) follow perm.
@@ -338,6 +351,7 @@ export const QUANT_LOWERINGS = {
   QLinearAdd: lowerQLinearAdd,
   DynamicQGemm: lowerDynamicQGemm,
   MaxPool: byInput(lowerPool, lowerMaxPoolU8),
+  Resize: byInput(lowerResize, lowerResizeU8),
   Flatten: byInput(lowerFlatten, lowerFlattenQ),
   Reshape: byInput(lowerReshape, lowerReshapeQ),
   Identity: byInput(lowerIdentity, (n) => [quantizedInput(n, 0)]),

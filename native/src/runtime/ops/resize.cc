@@ -5,6 +5,7 @@
 // resize kernels (resize/resize-rows.h): a vertical blend of the taps' rows, then a horizontal
 // gather, and for nearest a gather (or a 2x duplication) per new input row, repeated rows copied.
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <sstream>
 
@@ -158,7 +159,73 @@ class ResizeStep : public PlanStep {
   std::string detail_;
 };
 
+// Nearest resize of a uint8 NHWC image value (a pass-through op of the int8 region: the stored
+// codes are copied, so quantization parameters do not change): one pixel (C bytes) per output
+// position, repeated rows copied whole.
+class ResizeU8Step : public PlanStep {
+ public:
+  ResizeU8Step(size_t channels, AxisTable h, AxisTable w, std::string detail)
+      : c_(channels), h_(std::move(h)), w_(std::move(w)), detail_(std::move(detail)) {}
+
+  void run(const StepBuffers& io, size_t batch, float*, size_t max_threads) const override {
+    const uint8_t* in = reinterpret_cast<const uint8_t*>(io.in[0]);
+    uint8_t* out = reinterpret_cast<uint8_t*>(io.out[0]);
+    const size_t in_row = w_.in * c_, out_row = w_.out * c_;
+    const size_t grain = std::max<size_t>(1, kElementwiseGrain / std::max<size_t>(1, out_row));
+    for_chunks(batch * h_.out, grain, max_threads, [&](size_t b, size_t e) {
+      for (size_t r = b; r < e; ++r) {
+        const size_t n = r / h_.out, oh = r % h_.out;
+        uint8_t* y = out + r * out_row;
+        if (oh > 0 && r > b && h_.idx[oh] == h_.idx[oh - 1]) {
+          std::memcpy(y, y - out_row, out_row);
+          continue;
+        }
+        const uint8_t* x = in + (n * h_.in + static_cast<size_t>(h_.idx[oh])) * in_row;
+        for (size_t ow = 0; ow < w_.out; ++ow) std::memcpy(y + ow * c_, x + static_cast<size_t>(w_.idx[ow]) * c_, c_);
+      }
+    });
+  }
+  std::string detail() const override { return "u8 NHWC " + detail_; }
+
+ private:
+  size_t c_;
+  AxisTable h_, w_;
+  std::string detail_;
+};
+
 }  // namespace
+
+std::unique_ptr<PlanStep> make_resize_u8(const StepContext& ctx) {
+  ctx.expect_inputs(1, 1);
+  ctx.expect_outputs(1);
+  ctx.expect_input_rank(0, 3);
+  ctx.expect_input_dtype(0, PlanDType::kUint8);
+  ctx.expect_output_dtype(0, PlanDType::kUint8);
+  const PlanShape& x = ctx.in()[0];
+  const PlanShape& y = ctx.out()[0];
+  // Logical [C, H, W], stored NHWC; nearest only (any other mode would not copy stored codes).
+  ctx.choice_or("mode", {"nearest"}, "nearest");
+  const std::string coord = ctx.choice_or(
+      "coordinate_transformation_mode",
+      {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn", "half_pixel_symmetric"},
+      "half_pixel");
+  const std::string nearest = ctx.choice_or("nearest_mode", {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"}, "round_prefer_floor");
+  std::vector<double> scales = {1.0, 1.0};
+  auto it = ctx.spec().attrs.find("scales");
+  if (it != ctx.spec().attrs.end()) {
+    if (it->second.kind != PlanAttr::kList || it->second.list.size() != 2) ctx.fail("attrs.scales", "2 scales (H, W)", "another value");
+    scales = it->second.list;
+    for (double s : scales) {
+      if (!(s > 0) || !std::isfinite(s)) ctx.fail("attrs.scales", "positive finite scales", std::to_string(s));
+    }
+  }
+  if (y.size() != 3 || y[0] != x[0] || y[1] == 0 || y[2] == 0) ctx.fail("outputs[0]", "[" + std::to_string(x[0]) + ", H', W']", shape_text(y));
+  AxisTable h = axis_table(Mode::kNearest, x[1], y[1], static_cast<float>(scales[0]), coord, nearest, -0.75f, false);
+  AxisTable w = axis_table(Mode::kNearest, x[2], y[2], static_cast<float>(scales[1]), coord, nearest, -0.75f, false);
+  std::ostringstream detail;
+  detail << "nearest " << x[1] << "x" << x[2] << "->" << y[1] << "x" << y[2] << " " << coord << " " << nearest;
+  return std::make_unique<ResizeU8Step>(x[0], std::move(h), std::move(w), detail.str());
+}
 
 std::unique_ptr<PlanStep> make_resize(const StepContext& ctx) {
   ctx.expect_inputs(1, 1);
