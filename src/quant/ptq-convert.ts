@@ -38,11 +38,11 @@ export interface ConvertOptions {
 export const PASS_THROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Dropout']);
 
 /**
- * A node that runs on a quantized value unchanged: the PASS_THROUGH_OPS, and a nearest Resize of
- * an NCHW image (it copies stored codes: uint8 NHWC in the runtime, DQ -> Resize -> Q on export).
+ * A node that runs on a quantized value unchanged: the PASS_THROUGH_OPS, Slice, and a nearest
+ * Resize (they copy stored codes: uint8 NHWC in the runtime, DQ -> op -> Q on export).
  */
 export function passesThrough(node: GraphNode): boolean {
-  return PASS_THROUGH_OPS.has(node.op) || (node.op === 'Resize' && (node.attrs.mode ?? 'nearest') === 'nearest');
+  return PASS_THROUGH_OPS.has(node.op) || node.op === 'Slice' || (node.op === 'Resize' && (node.attrs.mode ?? 'nearest') === 'nearest');
 }
 
 /** Ops with an int8 form (when their weights are constants). */

@@ -9,11 +9,12 @@
  *
  * Supported ops: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearGemm, QLinearAdd,
  * DynamicQGemm, and Conv, Gemm, MatMul, Relu, Sigmoid, MaxPool, AveragePool, Flatten, Reshape, Add, Identity, Dropout,
- * nearest Resize of the last two dims (Conv/Gemm with `kiln_activation`). MaxPool/Flatten/Reshape/Identity/Dropout/Resize
- * keep the input's dtype.
+ * nearest Resize of the last two dims, Slice (Conv/Gemm with `kiln_activation`). MaxPool/Flatten/Reshape/Identity/
+ * Dropout/Resize/Slice keep the input's dtype.
  */
 import { ErrorCode, KilnError } from '../errors.js';
 import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
+import { sliceIndices, sliceParams } from '../graph/constant-folding.js';
 import { Tensor } from '../tensor.js';
 import { typeError } from '../validate.js';
 import { quantParams, roundHalfEven, storageRange, type QuantKind } from './qparams.js';
@@ -349,6 +350,24 @@ function runNode(values: Values, node: GraphNode): Tensor {
     }
     case 'Resize':
       return resizeNearest(node, input(values, node, 0));
+    case 'Slice': {
+      const x = input(values, node, 0);
+      const p = sliceParams(node, x.dims);
+      const keep = x.dims.map((d) => Array.from({ length: d }, (_, i) => i));
+      p.axes.forEach((a, i) => (keep[a] = sliceIndices(x.dims[a]!, p.starts[i]!, p.ends[i]!, p.steps[i]!)));
+      const strides = x.dims.map((_, d) => x.dims.slice(d + 1).reduce((a, b) => a * b, 1));
+      const outDims = keep.map((k) => k.length);
+      const out: number[] = [];
+      const walk = (d: number, offset: number): void => {
+        if (d === keep.length) {
+          out.push(x.data[offset]!);
+          return;
+        }
+        for (const i of keep[d]!) walk(d + 1, offset + i * strides[d]!);
+      };
+      walk(0, 0);
+      return sameData(x, out, outDims);
+    }
     case 'AveragePool': {
       const x = input(values, node, 0);
       expectType(node, x, ['float32'], 'x');

@@ -3,9 +3,9 @@
  * backbone, a nearest 2x Resize, a Concat with the skip connection and a conv head (plus a Slice
  * and a Split of the head's channels) against onnxruntime; Resize on every ISA path this CPU has
  * (the dispatch override) against onnxruntime; and the same model quantized (PTQ), where the
- * nearest Resize passes the quantized value through and Concat, Slice and Split run as fp32
- * islands between the int8 convolutions; a nearest Resize of a quantized value against the int8
- * reference interpreter bit for bit.
+ * nearest Resize and the Slice pass the quantized value through and Concat and Split run as fp32
+ * islands between the int8 convolutions; nearest Resize and Slice of a quantized value against
+ * the int8 reference interpreter bit for bit.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -113,7 +113,7 @@ describe('Resize on every ISA path', () => {
 });
 
 describe('detection-style head quantized (PTQ)', () => {
-  it('runs the nearest Resize on uint8 NHWC and Concat, Slice, Split as fp32 islands between int8 convolutions, close to fp32 and to onnxruntime', async () => {
+  it('runs the nearest Resize and the Slice on uint8 NHWC and Concat, Split as fp32 islands between int8 convolutions, close to fp32 and to onnxruntime', async () => {
     const float = await importModel(model(detectionHead()));
     const { graph, report } = await quantize(float, image(32, 16, 11), { reportImages: 0 });
     const ops = graph.nodes.map((n) => n.op);
@@ -124,10 +124,11 @@ describe('detection-style head quantized (PTQ)', () => {
     const conv2 = graph.nodes.filter((n) => n.op === 'QLinearConv')[1]!;
     expect(resize.inputs[0]).toBe(conv2.outputs[0]);
     for (const op of ['Concat', 'Slice', 'Split']) expect(ops).toContain(op);
-    expect(report.fp32Nodes.map((n) => n.op).sort()).toEqual(['Concat', 'Slice', 'Split']);
+    expect(report.fp32Nodes.map((n) => n.op).sort()).toEqual(['Concat', 'Split']);
     const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
     try {
       expect(session.info().steps.some((s: string) => /^ResizeU8 upsample: u8 NHWC nearest 8x8->16x16/.test(s))).toBe(true);
+      expect(session.info().steps.some((s: string) => /^SliceU8 slice: u8 NHWC starts 0 0 0/.test(s))).toBe(true);
     } finally {
       session.release();
     }
@@ -157,11 +158,25 @@ describe('detection-style head quantized (PTQ)', () => {
   });
 });
 
-describe('nearest Resize of a quantized value', () => {
-  const variants: { name: string; sizes: number[]; attrs: ReturnType<typeof attr.s>[] }[] = [
-    { name: '2x asymmetric floor', sizes: [1, 6, 14, 18], attrs: [attr.s('coordinate_transformation_mode', 'asymmetric'), attr.s('nearest_mode', 'floor')] },
-    { name: 'odd sizes half_pixel', sizes: [1, 6, 11, 20], attrs: [] },
-    { name: 'downscale align_corners ceil', sizes: [1, 6, 4, 5], attrs: [attr.s('coordinate_transformation_mode', 'align_corners'), attr.s('nearest_mode', 'ceil')] },
+describe('nearest Resize and Slice of a quantized value', () => {
+  const resizeOf = (sizes: number[], attrs: ReturnType<typeof attr.s>[]) => ({
+    middle: node('Resize', ['r1', '', '', 'sizes'], ['up'], [attr.s('mode', 'nearest'), ...attrs], 'resize'),
+    inits: [int64Tensor('sizes', [4], sizes)],
+    op: 'Resize',
+    channels: 6,
+  });
+  const sliceOf = (starts: number[], ends: number[], axes: number[], steps: number[], channels: number) => ({
+    middle: node('Slice', ['r1', 'starts', 'ends', 'axes', 'steps'], ['up'], [], 'slice'),
+    inits: [int64Tensor('starts', [starts.length], starts), int64Tensor('ends', [ends.length], ends), int64Tensor('axes', [axes.length], axes), int64Tensor('steps', [steps.length], steps)],
+    op: 'Slice',
+    channels,
+  });
+  const variants = [
+    { name: 'Resize 2x asymmetric floor', ...resizeOf([1, 6, 14, 18], [attr.s('coordinate_transformation_mode', 'asymmetric'), attr.s('nearest_mode', 'floor')]) },
+    { name: 'Resize to odd sizes half_pixel', ...resizeOf([1, 6, 11, 20], []) },
+    { name: 'Resize down align_corners ceil', ...resizeOf([1, 6, 4, 5], [attr.s('coordinate_transformation_mode', 'align_corners'), attr.s('nearest_mode', 'ceil')]) },
+    { name: 'Slice of channels', ...sliceOf([1], [5], [1], [1], 4) },
+    { name: 'Slice of H and W with a negative step', ...sliceOf([-1, 1, 0], [0, 8, 3], [3, 2, 1], [-2, 3, 1], 3) },
   ];
   for (const v of variants) {
     it(`${v.name}: native equals the int8 reference bit for bit, and onnxruntime on the QDQ export`, async () => {
@@ -172,20 +187,20 @@ describe('nearest Resize of a quantized value', () => {
         nodes: [
           node('Conv', ['x', 'w1', 'b1'], ['c1'], [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])], 'conv1'),
           node('Relu', ['c1'], ['r1'], [], 'relu1'),
-          node('Resize', ['r1', '', '', 'sizes'], ['up'], [attr.s('mode', 'nearest'), ...v.attrs], 'resize'),
+          v.middle,
           node('Conv', ['up', 'w2', 'b2'], ['y'], [attr.ints('kernel_shape', [1, 1])], 'conv2'),
         ],
         initializers: [
           randomTensor('w1', [6, 3, 3, 3], 21, 0.5), randomTensor('b1', [6], 22, 0.1),
-          randomTensor('w2', [4, 6, 1, 1], 23, 0.5), randomTensor('b2', [4], 24, 0.1),
-          int64Tensor('sizes', [4], v.sizes),
+          randomTensor('w2', [4, v.channels, 1, 1], 23, 0.5), randomTensor('b2', [4], 24, 0.1),
+          ...v.inits,
         ],
       };
       const float = await importModel(model(spec));
       const calib = new Tensor('float32', randomData(16 * 3 * 7 * 9, 25, 1), [16, 3, 7, 9]);
       const { graph, report } = await quantize(float, calib, { reportImages: 0 });
       expect(report.fp32Nodes).toEqual([]);
-      expect(graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', 'Resize', 'QLinearConv']);
+      expect(graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', v.op, 'QLinearConv']);
       const x = new Tensor('float32', randomData(3 * 7 * 9, 26, 1), [1, 3, 7, 9]);
       const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
       let native: Float32Array;

@@ -51,6 +51,7 @@ const OpEntry kOps[] = {
     {"QLinearAdd", make_qlinear_add, true},
     {"MaxPoolU8", make_max_pool_u8, true},
     {"ResizeU8", make_resize_u8, true},
+    {"SliceU8", make_slice_u8, true},
     {"Reshape", nullptr},
     {"Flatten", nullptr},
     {"Squeeze", nullptr},

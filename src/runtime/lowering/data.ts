@@ -17,8 +17,8 @@ function emitSlice(n: NodeLowering, x: ValueRef, starts: number[], steps: number
   return n.emit('Slice', [x], out, { attrs: { starts, steps }, macs: 0 });
 }
 
-export function lowerSlice(n: NodeLowering): ValueRef[] {
-  const x = n.value(0);
+/** Per-image starts, steps and output shape of a Slice node on `x`. */
+export function sliceSpec(n: NodeLowering, x: ValueRef): { starts: number[]; steps: number[]; out: number[] } {
   const rank = x.shape.length + 1;
   const startsAttr = n.intList('starts');
   const ends = n.intList('ends');
@@ -41,6 +41,12 @@ export function lowerSlice(n: NodeLowering): ValueRef[] {
     steps[a - 1] = keep.length > 1 ? keep[1] - keep[0] : 1;
     out[a - 1] = keep.length;
   });
+  return { starts, steps, out };
+}
+
+export function lowerSlice(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const { starts, steps, out } = sliceSpec(n, x);
   return [emitSlice(n, x, starts, steps, out)];
 }
 

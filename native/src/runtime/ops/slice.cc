@@ -13,6 +13,7 @@ namespace kiln {
 namespace runtime {
 namespace {
 
+template <typename T>
 class AxisMapStep : public PlanStep {
  public:
   // maps[d][i]: the input index of output position i along per-image dim d.
@@ -44,10 +45,10 @@ class AxisMapStep : public PlanStep {
           offset += maps_[d][rest % out_[d]] * in_strides_[d];
           rest /= out_[d];
         }
-        const float* x = io.in[0] + n * in_image_ + offset;
-        float* y = io.out[0] + r * inner;
+        const T* x = reinterpret_cast<const T*>(io.in[0]) + n * in_image_ + offset;
+        T* y = reinterpret_cast<T*>(io.out[0]) + r * inner;
         if (contiguous_) {
-          std::memcpy(y, x + inner_map[0], inner * sizeof(float));
+          std::memcpy(y, x + inner_map[0], inner * sizeof(T));
         } else {
           for (size_t i = 0; i < inner; ++i) y[i] = x[inner_map[i]];
         }
@@ -71,7 +72,7 @@ std::unique_ptr<PlanStep> axis_map(const StepContext& ctx, std::vector<std::vect
     ctx.expect_output_shape(0, x);
     return make_copy(ctx);
   }
-  return std::make_unique<AxisMapStep>(x, ctx.out()[0], std::move(maps), detail);
+  return std::make_unique<AxisMapStep<float>>(x, ctx.out()[0], std::move(maps), detail);
 }
 
 std::vector<size_t> identity_map(size_t n) {
@@ -82,11 +83,10 @@ std::vector<size_t> identity_map(size_t n) {
 
 }  // namespace
 
-std::unique_ptr<PlanStep> make_slice(const StepContext& ctx) {
-  ctx.expect_inputs(1, 1);
-  ctx.expect_outputs(1);
-  const PlanShape& x = ctx.in()[0];
-  const PlanShape& y = ctx.out()[0];
+namespace {
+
+// The per-dim maps of a Slice: output position i of dim d reads starts[d] + i * steps[d].
+std::vector<std::vector<size_t>> slice_maps(const StepContext& ctx, const PlanShape& x, const PlanShape& y, std::string* detail_text) {
   const size_t rank = x.size();
   if (y.size() != rank) ctx.fail("outputs[0]", "the input's rank " + std::to_string(rank), shape_text(y));
   // Per-image starts (in range) and steps (non-zero): output position i of dim d reads start + i * step.
@@ -107,7 +107,37 @@ std::unique_ptr<PlanStep> make_slice(const StepContext& ctx) {
   }
   detail << " steps";
   for (int64_t s : steps) detail << " " << s;
-  return axis_map(ctx, std::move(maps), detail.str());
+  *detail_text = detail.str();
+  return maps;
+}
+
+}  // namespace
+
+std::unique_ptr<PlanStep> make_slice(const StepContext& ctx) {
+  ctx.expect_inputs(1, 1);
+  ctx.expect_outputs(1);
+  std::string detail;
+  auto maps = slice_maps(ctx, ctx.in()[0], ctx.out()[0], &detail);
+  return axis_map(ctx, std::move(maps), detail);
+}
+
+// Slice of a uint8 value (a pass-through op of the int8 region). `nhwc` = 1: an image [C, H, W]
+// stored [H][W][C], starts and steps given in the logical (C, H, W) order.
+std::unique_ptr<PlanStep> make_slice_u8(const StepContext& ctx) {
+  ctx.expect_inputs(1, 1);
+  ctx.expect_outputs(1);
+  ctx.expect_input_dtype(0, PlanDType::kUint8);
+  ctx.expect_output_dtype(0, PlanDType::kUint8);
+  const PlanShape& x = ctx.in()[0];
+  const PlanShape& y = ctx.out()[0];
+  std::string detail;
+  auto maps = slice_maps(ctx, x, y, &detail);
+  if (x.empty()) ctx.fail("inputs[0]", "a per-image rank of at least 1", shape_text(x));
+  if (ctx.integer_or("nhwc", 0, 1, 0) == 0) return std::make_unique<AxisMapStep<uint8_t>>(x, y, std::move(maps), "u8 " + detail);
+  if (x.size() != 3) ctx.fail("inputs[0]", "an image [C, H, W] for nhwc", shape_text(x));
+  const PlanShape xs = {x[1], x[2], x[0]}, ys = {y[1], y[2], y[0]};
+  std::vector<std::vector<size_t>> stored = {std::move(maps[1]), std::move(maps[2]), std::move(maps[0])};
+  return std::make_unique<AxisMapStep<uint8_t>>(xs, ys, std::move(stored), "u8 NHWC " + detail);
 }
 
 std::unique_ptr<PlanStep> make_gather(const StepContext& ctx) {
