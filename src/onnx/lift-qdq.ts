@@ -7,7 +7,7 @@
  *   QLinearConv / QLinearGemm (ReLU fused); without the final QuantizeLinear, a QLinear* op with a
  *   float32 output.
  * - DQ -> Add -> (Relu) -> Q of two quantized values of one shape becomes QLinearAdd.
- * - DQ -> MaxPool / Flatten / Reshape / Identity -> Q with equal parameters runs on the quantized
+ * - DQ -> MaxPool / Flatten / Reshape / Identity / Slice / nearest Resize -> Q with equal parameters runs on the quantized
  *   value directly.
  * - After lifting, Q -> DQ -> Relu -> Q behind an int8 op is that op's fused ReLU
  *   (`fuseQuantizedRelu`).
@@ -179,7 +179,7 @@ export class QdqLifter {
     return true;
   }
 
-  /** DQ -> MaxPool / Flatten / Reshape / Identity -> Q with equal parameters: runs on the quantized value. */
+  /** DQ -> MaxPool / Flatten / Reshape / Identity / Slice / nearest Resize -> Q with equal parameters: runs on the quantized value. */
   liftPassThrough(node: GraphNode): boolean {
     const x = this.dqInput(node.inputs[0] ?? '');
     if (x === undefined) return false;

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/binding.js';
 import { compareWithOnnxRuntime } from '../../src/onnx/compare.js';
 import { compareInt8WithOnnxRuntime } from '../../src/onnx/compare-int8.js';
+import { exportModel } from '../../src/onnx/export.js';
 import { importModel } from '../../src/onnx/import.js';
 import { quantize } from '../../src/quant/ptq.js';
 import { runInt8Reference } from '../../src/quant/reference.js';
@@ -213,6 +214,9 @@ describe('nearest Resize and Slice of a quantized value', () => {
       expect(Array.from(native)).toEqual(Array.from(reference));
       const cmp = await compareInt8WithOnnxRuntime(graph, { x });
       for (const out of cmp.outputs) expect(out.relL2, out.name).toBeLessThanOrEqual(0.02);
+      // The QDQ export imports back with the op on the quantized value (DQ -> op -> Q lifted).
+      const back = await importModel(exportModel(graph));
+      expect(back.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', v.op, 'QLinearConv']);
     });
   }
 });
