@@ -109,6 +109,14 @@ const cases: Case[] = [
     spec: resize(13, [1, 2, 7, 6], { sizes: [1, 2, 5, 11] }, [s('mode', 'cubic'), attr.f('cubic_coeff_a', -0.5), attr.i('exclude_outside', 1)]),
     feeds: { x: [1, 2, 7, 6] },
   },
+  // Large enough to split into parallel chunks.
+  { name: 'Resize 13 nearest 2x, large (parallel chunks)', spec: resize(13, ['N', 32, 40, 40], { scales: [1, 1, 2, 2] }, [s('mode', 'nearest')]), feeds: { x: [4, 32, 40, 40] } },
+  { name: 'Resize 13 linear 2x, large (parallel chunks)', spec: resize(13, ['N', 32, 40, 40], { scales: [1, 1, 2, 2] }, [s('mode', 'linear')]), feeds: { x: [4, 32, 40, 40] } },
+  {
+    name: 'Slice with a negative step, large (parallel chunks)',
+    spec: one(13, 'Slice', ['N', 32, 40, 40], [], ['starts', 'ends', 'axes', 'steps'], [i64('starts', [30, -1]), i64('ends', [2, -100]), i64('axes', [1, 3]), i64('steps', [-3, -1])]),
+    feeds: { x: [4, 32, 40, 40] },
+  },
   // Resize: opset forms
   { name: 'Resize 10 nearest 2x', spec: one(10, 'Resize', ['N', 3, 4, 5], [s('mode', 'nearest')], ['scales'], [f32('scales', [1, 1, 2, 2])]), feeds: { x: [2, 3, 4, 5] } },
   { name: 'Resize 10 linear 1.5x', spec: one(10, 'Resize', ['N', 3, 4, 6], [s('mode', 'linear')], ['scales'], [f32('scales', [1, 1, 1.5, 1.5])]), feeds: { x: [2, 3, 4, 6] } },
