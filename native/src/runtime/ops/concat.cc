@@ -32,6 +32,11 @@ class ConcatStep : public PlanStep {
       }
     });
   }
+  size_t weight_bytes() const override {
+    size_t bytes = 0;
+    for (const auto& c : consts_) bytes += c.size() * sizeof(float);
+    return bytes;
+  }
 
  private:
   size_t outer_;
@@ -50,26 +55,24 @@ std::unique_ptr<PlanStep> make_concat(const StepContext& ctx) {
   std::vector<PlanShape> in;
   std::vector<int64_t> source;
   std::vector<std::vector<float>> consts;
-  for (size_t next = 0; next < ctx.in().size();) {
+  // Takes the constant for the next place, if there is one.
+  auto constant = [&]() {
     const std::string key = "c" + std::to_string(in.size());
-    if (const PlanTensor* c = ctx.find_weight(key.c_str())) {
-      const PlanTensor& w = ctx.weight(key.c_str());
-      if (w.shape.empty() || w.shape[0] != 1) ctx.fail("weights." + key, "a constant with a leading batch dimension of 1", shape_text(w.shape));
-      in.emplace_back(w.shape.begin() + 1, w.shape.end());
-      source.push_back(-1);
-      consts.emplace_back(c->data, c->data + c->length);
-      continue;
-    }
-    in.push_back(ctx.in()[next]);
-    source.push_back(static_cast<int64_t>(next++));
-    consts.emplace_back();
-  }
-  for (std::string key = "c" + std::to_string(in.size()); ctx.find_weight(key.c_str()); key = "c" + std::to_string(in.size())) {
+    if (!ctx.find_weight(key.c_str())) return false;
     const PlanTensor& w = ctx.weight(key.c_str());
     if (w.shape.empty() || w.shape[0] != 1) ctx.fail("weights." + key, "a constant with a leading batch dimension of 1", shape_text(w.shape));
     in.emplace_back(w.shape.begin() + 1, w.shape.end());
     source.push_back(-1);
     consts.emplace_back(w.data, w.data + w.length);
+    return true;
+  };
+  for (size_t next = 0; next < ctx.in().size();) {
+    if (constant()) continue;
+    in.push_back(ctx.in()[next]);
+    source.push_back(static_cast<int64_t>(next++));
+    consts.emplace_back();
+  }
+  while (constant()) {
   }
   const size_t rank = in[0].size();
   // `axis` counts the batch (ONNX numbering): 1 is the first per-image dimension.
