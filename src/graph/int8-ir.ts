@@ -10,7 +10,7 @@ import type { Graph, GraphNode, ValueInfo } from './ir.js';
 import { broadcastShapes, inferNodeShapes, inferShapes, type Shape } from './shape-inference.js';
 
 /** The ops of the int8 IR that are not ordinary float ONNX ops. */
-export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm']);
+export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm', 'QLinearConcat']);
 
 /** Float ops that run on quantized values unchanged (same dtype and parameters as the input). */
 export const QUANT_PASSTHROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Resize', 'Slice']);
@@ -145,6 +145,7 @@ export function valueQuantization(graph: Graph, code: ErrorCodeValue = ErrorCode
       case 'QLinearConv':
       case 'QLinearGemm':
       case 'QLinearAdd':
+      case 'QLinearConcat':
         q = a.output();
         break;
       default:
@@ -173,6 +174,8 @@ export function int8NodeShapes(node: GraphNode, inputs: readonly (Shape | undefi
       return inferNodeShapes({ ...node, op: 'Gemm', inputs: node.inputs.slice(0, 2), attrs: { transB: node.attrs.transB ?? 0 } }, inputs.slice(0, 2));
     case 'QLinearAdd':
       return inputs[0] === undefined || inputs[1] === undefined ? undefined : [broadcastShapes(node, inputs[0], inputs[1])];
+    case 'QLinearConcat':
+      return inferNodeShapes({ ...node, op: 'Concat' }, inputs);
     default:
       return inferNodeShapes(node, inputs);
   }

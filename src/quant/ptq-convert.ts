@@ -23,7 +23,7 @@ import { formatShape, inferShapes, type Shape } from '../graph/shape-inference.j
 import { Tensor } from '../tensor.js';
 import { boolean, oneOf, options as checkOptions, optional, typeError } from '../validate.js';
 import { type AddReport, type Fp32Node, type LayerReport, type QuantizationReport, reportJson } from './ptq-report.js';
-import { channelRanges, type FloatRange, type PerChannelQuantParams, perChannelQuantParams, quantizePerChannel, quantParams, type QuantKind, type QuantParams, roundHalfEven } from './qparams.js';
+import { channelRanges, type FloatRange, type PerChannelQuantParams, perChannelQuantParams, quantizePerChannel, quantParams, type QuantKind, type QuantParams, roundHalfEven, storageRange } from './qparams.js';
 
 export interface ConvertOptions {
   /** Weight scales per output channel (default true) or one per tensor. */
@@ -296,7 +296,7 @@ export function convertToInt8(
     return missing === undefined ? undefined : `no range was given for its value '${missing}'`;
   };
   const capable = new Map<GraphNode, string | undefined>(graph.nodes.map((n) => [n, obstacleOf(n)]));
-  const runsQuantized = (n: GraphNode) => capable.get(n) === undefined || passesThrough(n);
+  const runsQuantized = (n: GraphNode) => capable.get(n) === undefined || passesThrough(n) || n.op === 'Concat';
   const nativeQuantized = new Set<string>(); // values whose producer ran int8
   const fusedRelus = new Set<GraphNode>();
   for (const n of graph.nodes) {
@@ -399,6 +399,34 @@ export function convertToInt8(
         perChannel,
         ...(act !== undefined ? { activation: String(act) } : {}),
       });
+      continue;
+    }
+    if (node.op === 'Concat' && node.inputs.length > 1 && node.inputs.every((i) => nativeQuantized.has(i))) {
+      // QLinearConcat: each input requantized to parameters covering every input's range (its
+      // own when all inputs share them: then a plain copy).
+      const qs = node.inputs.map((i) => quantTwin.get(i)!);
+      const ps = qs.map((q) => twinParams.get(q)!);
+      const same = ps.every((p) => p.scale === ps[0].scale && p.zeroPoint === ps[0].zeroPoint && p.kind === ps[0].kind);
+      let yp = ps[0];
+      if (!same) {
+        const { qmin, qmax } = storageRange(ps[0].kind);
+        const min = Math.min(...ps.map((p) => (qmin - p.zeroPoint) * p.scale));
+        const max = Math.max(...ps.map((p) => (qmax - p.zeroPoint) * p.scale));
+        yp = quantParams({ min, max }, ps[0].kind, node.outputs[0]);
+      }
+      const out = node.outputs[0];
+      const y = fresh(`${out}_quantized`);
+      nodes.push({
+        name: node.name,
+        op: 'QLinearConcat',
+        inputs: qs,
+        outputs: [y],
+        attrs: { axis: node.attrs.axis ?? 1, x_scales: ps.map((p) => p.scale), x_zero_points: ps.map((p) => p.zeroPoint), y_scale: yp.scale, y_zero_point: yp.zeroPoint, y_dtype: yp.kind },
+      });
+      quantTwin.set(out, y);
+      twinParams.set(y, yp);
+      producedQuantized.add(out);
+      nativeQuantized.add(out);
       continue;
     }
     if (passesThrough(node) && nativeQuantized.has(node.inputs[0])) {

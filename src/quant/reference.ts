@@ -191,6 +191,36 @@ function qlinearAdd(values: Values, node: GraphNode): Tensor {
   return quantizedTensor(kind, out, a.dims);
 }
 
+/** Each input requantized to the output's parameters (float32 arithmetic, as QLinearAdd), then concatenated. */
+function qlinearConcat(values: Values, node: GraphNode): Tensor {
+  const xs = node.inputs.map((_, i) => input(values, node, i));
+  const scales = node.attrs.x_scales as number[];
+  const zps = node.attrs.x_zero_points as number[];
+  const ys = num(node, 'y_scale');
+  const yz = num(node, 'y_zero_point', 0);
+  const kind = kindOf(node, 'y_dtype');
+  const { qmin, qmax } = storageRange(kind);
+  const r = xs[0]!.dims.length;
+  const axis = num(node, 'axis', 1);
+  const a = axis < 0 ? axis + r : axis;
+  const outer = xs[0]!.dims.slice(0, a).reduce((p, q) => p * q, 1);
+  const dims = xs[0]!.dims.slice();
+  dims[a] = xs.reduce((t, x) => t + x.dims[a]!, 0);
+  const out: number[] = [];
+  for (let o = 0; o < outer; o++) {
+    xs.forEach((x, i) => {
+      expectType(node, x, ['uint8', 'int8'], `input ${i}`);
+      const slab = x.size / outer;
+      for (let k = 0; k < slab; k++) {
+        const real = Math.fround(Math.fround(scales[i]!) * (x.data[o * slab + k]! - zps[i]!));
+        const q = roundHalfEven(Math.fround(real / ys)) + yz;
+        out.push(q < qmin ? qmin : q > qmax ? qmax : q);
+      }
+    });
+  }
+  return quantizedTensor(kind, out, dims);
+}
+
 /** ONNX DynamicQuantizeLinear of the whole input, then an int8 product dequantized with a float bias. */
 function dynamicQGemm(values: Values, node: GraphNode): Tensor {
   const a = input(values, node, 0);
@@ -328,6 +358,8 @@ function runNode(values: Values, node: GraphNode): Tensor {
       return qlinearGemm(values, node);
     case 'QLinearAdd':
       return qlinearAdd(values, node);
+    case 'QLinearConcat':
+      return qlinearConcat(values, node);
     case 'DynamicQGemm':
       return dynamicQGemm(values, node);
     case 'Conv':

@@ -3,9 +3,9 @@
  * backbone, a nearest 2x Resize, a Concat with the skip connection and a conv head (plus a Slice
  * and a Split of the head's channels) against onnxruntime; Resize on every ISA path this CPU has
  * (the dispatch override) against onnxruntime; and the same model quantized (PTQ), where the
- * nearest Resize and the Slice pass the quantized value through and Concat and Split run as fp32
- * islands between the int8 convolutions; nearest Resize and Slice of a quantized value against
- * the int8 reference interpreter bit for bit.
+ * nearest Resize and the Slice pass the quantized value through, the Concat requantizes its inputs
+ * (QLinearConcat) and the Split runs as an fp32 island between the int8 convolutions; nearest
+ * Resize, Slice and QLinearConcat against the int8 reference interpreter bit for bit.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -114,7 +114,7 @@ describe('Resize on every ISA path', () => {
 });
 
 describe('detection-style head quantized (PTQ)', () => {
-  it('runs the nearest Resize and the Slice on uint8 NHWC and Concat, Split as fp32 islands between int8 convolutions, close to fp32 and to onnxruntime', async () => {
+  it('runs the nearest Resize, the Slice and the Concat (QLinearConcat) on uint8 NHWC and the Split as an fp32 island between int8 convolutions, close to fp32 and to onnxruntime', async () => {
     const float = await importModel(model(detectionHead()));
     const { graph, report } = await quantize(float, image(32, 16, 11), { reportImages: 0 });
     const ops = graph.nodes.map((n) => n.op);
@@ -124,12 +124,16 @@ describe('detection-style head quantized (PTQ)', () => {
     const resize = graph.nodes.find((n) => n.op === 'Resize')!;
     const conv2 = graph.nodes.filter((n) => n.op === 'QLinearConv')[1]!;
     expect(resize.inputs[0]).toBe(conv2.outputs[0]);
-    for (const op of ['Concat', 'Slice', 'Split']) expect(ops).toContain(op);
-    expect(report.fp32Nodes.map((n) => n.op).sort()).toEqual(['Concat', 'Split']);
+    for (const op of ['QLinearConcat', 'Slice', 'Split']) expect(ops).toContain(op);
+    // The Concat requantizes its inputs (QLinearConcat); only the Split stays float.
+    const concat = graph.nodes.find((n) => n.op === 'QLinearConcat')!;
+    expect(concat.inputs).toEqual([resize.outputs[0], graph.nodes.filter((n) => n.op === 'QLinearConv')[0]!.outputs[0]]);
+    expect(report.fp32Nodes.map((n) => n.op)).toEqual(['Split']);
     const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
     try {
       expect(session.info().steps.some((s: string) => /^ResizeU8 upsample: u8 NHWC nearest 8x8->16x16/.test(s))).toBe(true);
       expect(session.info().steps.some((s: string) => /^SliceU8 slice: u8 NHWC starts 0 0 0/.test(s))).toBe(true);
+      expect(session.info().steps.some((s: string) => /^ConcatU8 concat: u8 NHWC channels/.test(s))).toBe(true);
     } finally {
       session.release();
     }
@@ -217,6 +221,53 @@ describe('nearest Resize and Slice of a quantized value', () => {
       // The QDQ export imports back with the op on the quantized value (DQ -> op -> Q lifted).
       const back = await importModel(exportModel(graph));
       expect(back.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', v.op, 'QLinearConv']);
+    });
+  }
+});
+
+describe('QLinearConcat', () => {
+  const variants = [
+    { name: 'channels (NHWC), uint8', axis: 1, activations: 'uint8' as const },
+    { name: 'channels (NHWC), int8', axis: 1, activations: 'int8' as const },
+    { name: 'along H (NCHW storage), uint8', axis: 2, activations: 'uint8' as const },
+  ];
+  for (const v of variants) {
+    it(`${v.name}: native equals the int8 reference bit for bit, and onnxruntime on the QDQ export`, async () => {
+      const conv = (name: string, x: string, w: string, b: string) => node('Conv', [x, w, b], [name], [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])], name);
+      const spec: ModelSpec = {
+        opset: 13,
+        inputs: [valueInfo('x', ['N', 3, 6, 7])],
+        outputs: [valueInfo('y')],
+        nodes: [
+          conv('c1', 'x', 'w1', 'b1'),
+          node('Relu', ['c1'], ['r1'], [], 'relu1'),
+          conv('c2', 'x', 'w2', 'b2'),
+          node('Concat', ['r1', 'c2'], ['cat'], [attr.i('axis', v.axis)], 'concat'),
+          node('Conv', ['cat', 'w3', 'b3'], ['y'], [attr.ints('kernel_shape', [1, 1])], 'c3'),
+        ],
+        initializers: [
+          randomTensor('w1', [4, 3, 3, 3], 31, 0.5), randomTensor('b1', [4], 32, 0.1),
+          randomTensor('w2', [4, 3, 3, 3], 33, 1.5), randomTensor('b2', [4], 34, 0.1),
+          randomTensor('w3', [5, v.axis === 1 ? 8 : 4, 1, 1], 35, 0.5), randomTensor('b3', [5], 36, 0.1),
+        ],
+      };
+      const float = await importModel(model(spec));
+      const calib = new Tensor('float32', randomData(16 * 3 * 6 * 7, 37, 1), [16, 3, 6, 7]);
+      const { graph, report } = await quantize(float, calib, { reportImages: 0, activations: v.activations });
+      expect(report.fp32Nodes).toEqual([]);
+      expect(graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', 'QLinearConv', 'QLinearConcat', 'QLinearConv']);
+      const x = new Tensor('float32', randomData(2 * 3 * 6 * 7, 38, 1), [2, 3, 6, 7]);
+      const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
+      let native: Float32Array;
+      try {
+        native = (await session.run({ x })).y!.data as Float32Array;
+      } finally {
+        session.release();
+      }
+      const reference = runInt8Reference(graph, { x }).y!.data as Float32Array;
+      expect(Array.from(native)).toEqual(Array.from(reference));
+      const cmp = await compareInt8WithOnnxRuntime(graph, { x });
+      for (const out of cmp.outputs) expect(out.relL2, out.name).toBeLessThanOrEqual(0.02);
     });
   }
 });

@@ -52,6 +52,7 @@ const OpEntry kOps[] = {
     {"MaxPoolU8", make_max_pool_u8, true},
     {"ResizeU8", make_resize_u8, true},
     {"SliceU8", make_slice_u8, true},
+    {"ConcatU8", make_concat_u8, true},
     {"Reshape", nullptr},
     {"Flatten", nullptr},
     {"Squeeze", nullptr},

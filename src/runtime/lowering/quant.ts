@@ -312,6 +312,44 @@ function lowerMaxPoolU8(n: NodeLowering): ValueRef[] {
   return [n.emit('MaxPoolU8', [x], p.shape, { attrs: p.attrs, macs: p.macs, quant: { ...q, perm: { c: p.shape[0], p: p.shape[1] * p.shape[2] } } })];
 }
 
+/**
+ * QLinearConcat: each input requantized to the output's parameters through a 256-entry table.
+ * Images concatenated along channels stay NHWC (a pixel's channels from each input in turn);
+ * any other axis runs on NCHW storage.
+ */
+function lowerQLinearConcat(n: NodeLowering): ValueRef[] {
+  let xs = n.node.inputs.map((_, i) => quantizedInput(n, i));
+  const rank = xs[0].shape.length + 1;
+  const axis = n.axis(n.int('axis', 1), rank);
+  if (axis === 0) throw new Unsupported('Concat along the batch axis');
+  const scales = n.node.attrs.x_scales;
+  const zps = n.node.attrs.x_zero_points;
+  if (!Array.isArray(scales) || scales.length !== xs.length || !Array.isArray(zps) || zps.length !== xs.length) {
+    throw n.shapeError(`x_scales and x_zero_points must hold one value per input (${xs.length})`);
+  }
+  const out = xs[0].shape.slice();
+  out[axis - 1] = 0;
+  for (const x of xs) {
+    if (x.shape.length + 1 !== rank || x.shape.some((d, i) => i !== axis - 1 && d !== xs[0].shape[i])) {
+      throw n.shapeError(`inputs ${xs.map((v) => shapeText(['N', ...v.shape])).join(', ')} differ outside axis ${axis}`);
+    }
+    out[axis - 1] += x.shape[axis - 1];
+  }
+  const nhwc = rank === 4 && axis === 1;
+  xs = xs.map((x) => (nhwc ? toNhwc(n, x) : toPlain(n, x)));
+  const y = outputQuant(n);
+  if (!y.quant) throw n.shapeError('attribute y_scale is required');
+  const attrs = {
+    ...y.attrs,
+    axis,
+    nhwc: nhwc ? 1 : 0,
+    x_scales: xs.map((_, i) => Math.fround(scales[i] as number)),
+    x_zero_points: xs.map((x, i) => storedZeroPoint(x.quant.dtype, zps[i] as number)),
+  };
+  const quant = nhwc ? { ...y.quant, perm: { c: out[0], p: out[1] * out[2] } } : y.quant;
+  return [n.emit('ConcatU8', xs, out, { attrs, macs: 0, quant })];
+}
+
 /** Nearest Resize of a quantized NCHW image: the stored codes are copied (NHWC), parameters kept. */
 function lowerResizeU8(n: NodeLowering): ValueRef[] {
   let x = quantizedInput(n, 0);
@@ -361,6 +399,7 @@ export const QUANT_LOWERINGS = {
   QLinearConv: lowerQLinearConv,
   QLinearGemm: lowerQLinearGemm,
   QLinearAdd: lowerQLinearAdd,
+  QLinearConcat: lowerQLinearConcat,
   DynamicQGemm: lowerDynamicQGemm,
   MaxPool: byInput(lowerPool, lowerMaxPoolU8),
   Resize: byInput(lowerResize, lowerResizeU8),

@@ -1,6 +1,9 @@
 // Concat along any non-batch axis: per image, each input's contiguous slabs are copied in turn.
 // Constant inputs are weights "c<k>" (k: their place among all the inputs, full shape with a
 // leading 1), the same for every image.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "runtime/ops/ops.h"
@@ -46,7 +49,98 @@ class ConcatStep : public PlanStep {
   size_t out_slab_ = 0;
 };
 
+// QLinearConcat on uint8 values: each input's codes go through its 256-entry requantization table
+// (a plain copy where its parameters are the output's). `outer` rows of each input's slab in turn.
+class ConcatU8Step : public PlanStep {
+ public:
+  ConcatU8Step(size_t outer, std::vector<size_t> slabs, std::vector<std::vector<uint8_t>> tables, std::string detail)
+      : outer_(outer), slabs_(std::move(slabs)), tables_(std::move(tables)), detail_(std::move(detail)) {
+    for (size_t s : slabs_) out_slab_ += s;
+  }
+  void run(const StepBuffers& io, size_t batch, float*, size_t max_threads) const override {
+    const size_t rows = batch * outer_;
+    const size_t grain = std::max<size_t>(1, 4 * kElementwiseGrain / out_slab_);
+    for_chunks(rows, grain, max_threads, [&](size_t b, size_t e) {
+      for (size_t r = b; r < e; ++r) {
+        uint8_t* y = reinterpret_cast<uint8_t*>(io.out[0]) + r * out_slab_;
+        for (size_t i = 0; i < slabs_.size(); ++i) {
+          const uint8_t* x = reinterpret_cast<const uint8_t*>(io.in[i]) + r * slabs_[i];
+          if (tables_[i].empty()) {
+            std::memcpy(y, x, slabs_[i]);
+          } else {
+            const uint8_t* t = tables_[i].data();
+            for (size_t k = 0; k < slabs_[i]; ++k) y[k] = t[x[k]];
+          }
+          y += slabs_[i];
+        }
+      }
+    });
+  }
+  std::string detail() const override { return detail_; }
+
+ private:
+  size_t outer_;
+  std::vector<size_t> slabs_;
+  std::vector<std::vector<uint8_t>> tables_;
+  size_t out_slab_ = 0;
+  std::string detail_;
+};
+
 }  // namespace
+
+// Attrs: axis (ONNX numbering), nhwc (1: images [C, H, W] stored NHWC, axis 1), x_scales,
+// x_zero_points (stored, one per input), y_scale, y_zero_point (stored).
+std::unique_ptr<PlanStep> make_concat_u8(const StepContext& ctx) {
+  ctx.expect_inputs(1, 1024);
+  ctx.expect_outputs(1);
+  const auto& in = ctx.in();
+  for (size_t i = 0; i < in.size(); ++i) ctx.expect_input_dtype(i, PlanDType::kUint8);
+  ctx.expect_output_dtype(0, PlanDType::kUint8);
+  const size_t rank = in[0].size();
+  const size_t a = static_cast<size_t>(ctx.integer("axis", 1, static_cast<int64_t>(rank)) - 1);
+  const bool nhwc = ctx.integer_or("nhwc", 0, 1, 0) == 1;
+  if (nhwc && (rank != 3 || a != 0)) ctx.fail("attrs.nhwc", "images [C, H, W] concatenated along channels", shape_text(in[0]));
+  PlanShape out = in[0];
+  out[a] = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    bool ok = in[i].size() == rank;
+    for (size_t d = 0; ok && d < rank; ++d) ok = d == a || in[i][d] == in[0][d];
+    if (!ok) ctx.fail("inputs[" + std::to_string(i) + "]", "per-image shape " + shape_text(in[0]) + " except along axis " + std::to_string(a + 1), shape_text(in[i]));
+    out[a] += in[i][a];
+  }
+  ctx.expect_output_shape(0, out);
+  const auto zps = ctx.integers_or("x_zero_points", in.size(), 0, 255, {});
+  const int64_t yz = ctx.integer("y_zero_point", 0, 255);
+  const float ys = static_cast<float>(ctx.number_or("y_scale", 0));
+  auto it = ctx.spec().attrs.find("x_scales");
+  if (it == ctx.spec().attrs.end() || it->second.kind != PlanAttr::kList || it->second.list.size() != in.size()) {
+    ctx.fail("attrs.x_scales", std::to_string(in.size()) + " scales", "another value");
+  }
+  if (!(ys > 0) || !std::isfinite(ys)) ctx.fail("attrs.y_scale", "a finite scale > 0", std::to_string(ys));
+  std::vector<std::vector<uint8_t>> tables(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const float s = static_cast<float>(it->second.list[i]);
+    if (!(s > 0) || !std::isfinite(s)) ctx.fail("attrs.x_scales", "finite scales > 0", std::to_string(s));
+    if (s == ys && zps[i] == yz) continue;  // the output's parameters: a copy
+    tables[i].resize(256);
+    for (int c = 0; c < 256; ++c) {
+      const float real = s * static_cast<float>(c - zps[i]);
+      const float q = std::nearbyint(real / ys) + static_cast<float>(yz);
+      tables[i][c] = static_cast<uint8_t>(std::min(255.0f, std::max(0.0f, q)));
+    }
+  }
+  size_t outer = 1, inner = 1;
+  std::vector<size_t> slabs;
+  if (nhwc) {
+    outer = in[0][1] * in[0][2];
+    for (const PlanShape& x : in) slabs.push_back(x[0]);
+  } else {
+    for (size_t d = 0; d < a; ++d) outer *= out[d];
+    for (size_t d = a + 1; d < rank; ++d) inner *= out[d];
+    for (const PlanShape& x : in) slabs.push_back(x[a] * inner);
+  }
+  return std::make_unique<ConcatU8Step>(outer, std::move(slabs), std::move(tables), nhwc ? "u8 NHWC channels" : "u8 axis " + std::to_string(a + 1));
+}
 
 std::unique_ptr<PlanStep> make_concat(const StepContext& ctx) {
   ctx.expect_inputs(1, 1024);
