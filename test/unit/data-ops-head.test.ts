@@ -7,6 +7,10 @@
  * (QLinearConcat) and the Split runs as an fp32 island between the int8 convolutions; nearest
  * Resize, Slice and QLinearConcat against the int8 reference interpreter bit for bit.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { native } from '../../src/binding.js';
@@ -16,6 +20,7 @@ import { exportModel } from '../../src/onnx/export.js';
 import { importModel } from '../../src/onnx/import.js';
 import { quantize } from '../../src/quant/ptq.js';
 import { runInt8Reference } from '../../src/quant/reference.js';
+import { loadGraph, save } from '../../src/runtime/model-io.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { attr, floatTensor, int64Tensor, model, node, randomData, randomTensor, valueInfo, type ModelSpec } from './onnx-model-builder.js';
@@ -268,6 +273,15 @@ describe('QLinearConcat', () => {
       expect(Array.from(native)).toEqual(Array.from(reference));
       const cmp = await compareInt8WithOnnxRuntime(graph, { x });
       for (const out of cmp.outputs) expect(out.relL2, out.name).toBeLessThanOrEqual(0.02);
+      // A .kiln file keeps it (its parameters validated on load).
+      const dir = mkdtempSync(join(tmpdir(), 'kiln-qconcat-'));
+      try {
+        await save(graph, join(dir, 'q.kiln'));
+        const back = await loadGraph(join(dir, 'q.kiln'));
+        expect(back.nodes.find((n) => n.op === 'QLinearConcat')!.attrs).toEqual(graph.nodes.find((n) => n.op === 'QLinearConcat')!.attrs);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   }
 });
