@@ -150,6 +150,9 @@ export function liftQuantized(nodes: GraphNode[], env: QuantImportEnv, reject: (
         case 'Resize':
           if ((node.attrs.mode ?? 'nearest') === 'nearest') qdq.liftPassThrough(node);
           break;
+        case 'Concat':
+          qdq.liftConcat(node);
+          break;
         case 'MatMulInteger':
           liftDynamicQGemm(env, rw, node);
           break;

@@ -273,6 +273,10 @@ describe('QLinearConcat', () => {
       expect(Array.from(native)).toEqual(Array.from(reference));
       const cmp = await compareInt8WithOnnxRuntime(graph, { x });
       for (const out of cmp.outputs) expect(out.relL2, out.name).toBeLessThanOrEqual(0.02);
+      // The QDQ export imports back as QLinearConcat.
+      const reimported = await importModel(exportModel(graph));
+      expect(reimported.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', 'QLinearConv', 'QLinearConcat', 'QLinearConv']);
+      expect(reimported.nodes[3]!.attrs).toMatchObject({ x_scales: graph.nodes[3]!.attrs.x_scales, y_scale: graph.nodes[3]!.attrs.y_scale });
       // A .kiln file keeps it (its parameters validated on load).
       const dir = mkdtempSync(join(tmpdir(), 'kiln-qconcat-'));
       try {
