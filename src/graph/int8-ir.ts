@@ -13,7 +13,7 @@ import { broadcastShapes, inferNodeShapes, inferShapes, type Shape } from './sha
 export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm', 'QLinearConcat']);
 
 /** Float ops that run on quantized values unchanged (same dtype and parameters as the input). */
-export const QUANT_PASSTHROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Resize', 'Slice']);
+export const QUANT_PASSTHROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Resize', 'Slice', 'Split']);
 
 export type QDType = 'uint8' | 'int8';
 
@@ -151,11 +151,15 @@ export function valueQuantization(graph: Graph, code: ErrorCodeValue = ErrorCode
       default:
         if (QUANT_PASSTHROUGH_OPS.has(node.op)) q = quant.get(node.inputs[0] ?? '');
     }
-    if (q !== undefined) {
-      quant.set(out, q);
-      dtypes.set(out, q.dtype);
-    } else {
-      dtypes.set(out, 'float32');
+    // Every output of a Split; the first of any other op.
+    for (const o of node.op === 'Split' ? node.outputs : [out]) {
+      if (o === '') continue;
+      if (q !== undefined) {
+        quant.set(o, q);
+        dtypes.set(o, q.dtype);
+      } else {
+        dtypes.set(o, 'float32');
+      }
     }
   }
   return { dtypes, quant };

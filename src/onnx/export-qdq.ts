@@ -171,10 +171,13 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
   }
 }
 
-/** MaxPool (or nearest Resize) on a quantized value: DQ -> op -> Q with the input's own parameters. */
+/** MaxPool (or nearest Resize, Slice, Split) on a quantized value: DQ -> op -> Q (each output) with the input's own parameters. */
 export function emitQuantizedPool(e: QdqEmitter, node: GraphNode, q: TensorQuant): void {
   const xf = dequantize(e, `${node.name}_input`, node.inputs[0]!, q);
-  const pre = e.fresh(`${node.outputs[0]}_float`);
-  e.float({ ...node, inputs: [xf], outputs: [pre] });
-  quantizeTo(e, node.name, pre, q, node.outputs[0]!);
+  const outputs = node.op === 'Split' ? node.outputs : node.outputs.slice(0, 1);
+  const pre = outputs.map((o) => (o === '' ? '' : e.fresh(`${o}_float`)));
+  e.float({ ...node, inputs: [xf], outputs: pre });
+  outputs.forEach((o, i) => {
+    if (o !== '') quantizeTo(e, outputs.length > 1 ? `${node.name}_${i}` : node.name, pre[i]!, q, o);
+  });
 }

@@ -315,7 +315,7 @@ function emitInt8Graph(e: Emitter, graph: Graph, shapes: Map<string, Dim[]>): vo
   for (const node of graph.nodes) {
     const q = quant.get(node.inputs[0] ?? '');
     if (INT8_OPS.has(node.op)) emitQdqNode(qe, node, { quant }, graph.initializers);
-    else if (q !== undefined && (node.op === 'MaxPool' || node.op === 'Resize' || node.op === 'Slice')) emitQuantizedPool(qe, node, q);
+    else if (q !== undefined && ['MaxPool', 'Resize', 'Slice', 'Split'].includes(node.op)) emitQuantizedPool(qe, node, q);
     else emitNode(e, node, shapes);
   }
 }

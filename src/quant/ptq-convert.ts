@@ -38,11 +38,11 @@ export interface ConvertOptions {
 export const PASS_THROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Dropout']);
 
 /**
- * A node that runs on a quantized value unchanged: the PASS_THROUGH_OPS, Slice, and a nearest
+ * A node that runs on a quantized value unchanged: the PASS_THROUGH_OPS, Slice, Split and a nearest
  * Resize (they copy stored codes: uint8 NHWC in the runtime, DQ -> op -> Q on export).
  */
 export function passesThrough(node: GraphNode): boolean {
-  return PASS_THROUGH_OPS.has(node.op) || node.op === 'Slice' || (node.op === 'Resize' && (node.attrs.mode ?? 'nearest') === 'nearest');
+  return PASS_THROUGH_OPS.has(node.op) || node.op === 'Slice' || node.op === 'Split' || (node.op === 'Resize' && (node.attrs.mode ?? 'nearest') === 'nearest');
 }
 
 /** Ops with an int8 form (when their weights are constants). */
@@ -427,6 +427,20 @@ export function convertToInt8(
       twinParams.set(y, yp);
       producedQuantized.add(out);
       nativeQuantized.add(out);
+      continue;
+    }
+    if (node.op === 'Split' && nativeQuantized.has(node.inputs[0])) {
+      // Every part keeps the input's parameters.
+      const xq = quantTwin.get(node.inputs[0])!;
+      const ys = node.outputs.map((o) => (o === '' ? '' : fresh(`${o}_quantized`)));
+      nodes.push({ ...node, inputs: [xq], outputs: ys });
+      node.outputs.forEach((o, i) => {
+        if (o === '') return;
+        quantTwin.set(o, ys[i]);
+        twinParams.set(ys[i], twinParams.get(xq)!);
+        producedQuantized.add(o);
+        nativeQuantized.add(o);
+      });
       continue;
     }
     if (passesThrough(node) && nativeQuantized.has(node.inputs[0])) {

@@ -9,8 +9,8 @@
  *
  * Supported ops: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearGemm, QLinearAdd,
  * DynamicQGemm, and Conv, Gemm, MatMul, Relu, Sigmoid, MaxPool, AveragePool, Flatten, Reshape, Add, Identity, Dropout,
- * nearest Resize of the last two dims, Slice (Conv/Gemm with `kiln_activation`). MaxPool/Flatten/Reshape/Identity/
- * Dropout/Resize/Slice keep the input's dtype.
+ * nearest Resize of the last two dims, Slice, Split (Conv/Gemm with `kiln_activation`). MaxPool/Flatten/Reshape/
+ * Identity/Dropout/Resize/Slice/Split keep the input's dtype.
  */
 import { ErrorCode, KilnError } from '../errors.js';
 import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
@@ -384,21 +384,7 @@ function runNode(values: Values, node: GraphNode): Tensor {
       return resizeNearest(node, input(values, node, 0));
     case 'Slice': {
       const x = input(values, node, 0);
-      const p = sliceParams(node, x.dims);
-      const keep = x.dims.map((d) => Array.from({ length: d }, (_, i) => i));
-      p.axes.forEach((a, i) => (keep[a] = sliceIndices(x.dims[a]!, p.starts[i]!, p.ends[i]!, p.steps[i]!)));
-      const strides = x.dims.map((_, d) => x.dims.slice(d + 1).reduce((a, b) => a * b, 1));
-      const outDims = keep.map((k) => k.length);
-      const out: number[] = [];
-      const walk = (d: number, offset: number): void => {
-        if (d === keep.length) {
-          out.push(x.data[offset]!);
-          return;
-        }
-        for (const i of keep[d]!) walk(d + 1, offset + i * strides[d]!);
-      };
-      walk(0, 0);
-      return sameData(x, out, outDims);
+      return sliceOf(x, sliceParams(node, x.dims));
     }
     case 'AveragePool': {
       const x = input(values, node, 0);
@@ -428,6 +414,36 @@ function runNode(values: Values, node: GraphNode): Tensor {
     default:
       return fail(node, 'op not implemented in the reference');
   }
+}
+
+/** The elements a Slice keeps (any dtype). */
+function sliceOf(x: Tensor, p: { axes: number[]; starts: number[]; ends: number[]; steps: number[] }): Tensor {
+  const keep = x.dims.map((d) => Array.from({ length: d }, (_, i) => i));
+  p.axes.forEach((a, i) => (keep[a] = sliceIndices(x.dims[a]!, p.starts[i]!, p.ends[i]!, p.steps[i]!)));
+  const strides = x.dims.map((_, d) => x.dims.slice(d + 1).reduce((a, b) => a * b, 1));
+  const out: number[] = [];
+  const walk = (d: number, offset: number): void => {
+    if (d === keep.length) {
+      out.push(x.data[offset]!);
+      return;
+    }
+    for (const i of keep[d]!) walk(d + 1, offset + i * strides[d]!);
+  };
+  walk(0, 0);
+  return sameData(x, out, keep.map((k) => k.length));
+}
+
+/** Split: each part a Slice along `axis`. */
+function splitOf(node: GraphNode, x: Tensor): Tensor[] {
+  const axis = num(node, 'axis', 0);
+  const a = axis < 0 ? axis + x.dims.length : axis;
+  const parts = node.attrs.split as number[];
+  let at = 0;
+  return parts.map((size) => {
+    const t = sliceOf(x, { axes: [a], starts: [at], ends: [at + size], steps: [1] });
+    at += size;
+    return t;
+  });
 }
 
 /** Input coordinate of output position x (float32 arithmetic, as onnxruntime computes it). */
@@ -508,6 +524,12 @@ export function runInt8Reference(graph: Graph, feeds: Record<string, Tensor>, op
     values.set(v.name, t);
   }
   for (const node of graph.nodes) {
+    if (node.op === 'Split') {
+      splitOf(node, input(values, node, 0)).forEach((t, i) => {
+        if (node.outputs[i]) values.set(node.outputs[i]!, t);
+      });
+      continue;
+    }
     const out = runNode(values, node);
     values.set(node.outputs[0], out);
   }

@@ -3,9 +3,9 @@
  * backbone, a nearest 2x Resize, a Concat with the skip connection and a conv head (plus a Slice
  * and a Split of the head's channels) against onnxruntime; Resize on every ISA path this CPU has
  * (the dispatch override) against onnxruntime; and the same model quantized (PTQ), where the
- * nearest Resize and the Slice pass the quantized value through, the Concat requantizes its inputs
- * (QLinearConcat) and the Split runs as an fp32 island between the int8 convolutions; nearest
- * Resize, Slice and QLinearConcat against the int8 reference interpreter bit for bit.
+ * nearest Resize, the Slice and the Split pass the quantized value through and the Concat
+ * requantizes its inputs (QLinearConcat), all on uint8 between the int8 convolutions; nearest
+ * Resize, Slice, Split and QLinearConcat against the int8 reference interpreter bit for bit.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -119,7 +119,7 @@ describe('Resize on every ISA path', () => {
 });
 
 describe('detection-style head quantized (PTQ)', () => {
-  it('runs the nearest Resize, the Slice and the Concat (QLinearConcat) on uint8 NHWC and the Split as an fp32 island between int8 convolutions, close to fp32 and to onnxruntime', async () => {
+  it('runs the nearest Resize, the Concat (QLinearConcat), the Slice and the Split on uint8 NHWC between int8 convolutions, close to fp32 and to onnxruntime', async () => {
     const float = await importModel(model(detectionHead()));
     const { graph, report } = await quantize(float, image(32, 16, 11), { reportImages: 0 });
     const ops = graph.nodes.map((n) => n.op);
@@ -130,15 +130,19 @@ describe('detection-style head quantized (PTQ)', () => {
     const conv2 = graph.nodes.filter((n) => n.op === 'QLinearConv')[1]!;
     expect(resize.inputs[0]).toBe(conv2.outputs[0]);
     for (const op of ['QLinearConcat', 'Slice', 'Split']) expect(ops).toContain(op);
-    // The Concat requantizes its inputs (QLinearConcat); only the Split stays float.
+    // The Concat requantizes its inputs (QLinearConcat); the Slice and the Split read the head's
+    // quantized output: nothing runs in float.
     const concat = graph.nodes.find((n) => n.op === 'QLinearConcat')!;
     expect(concat.inputs).toEqual([resize.outputs[0], graph.nodes.filter((n) => n.op === 'QLinearConv')[0]!.outputs[0]]);
-    expect(report.fp32Nodes.map((n) => n.op)).toEqual(['Split']);
+    const head = graph.nodes.filter((n) => n.op === 'QLinearConv')[2]!;
+    for (const op of ['Slice', 'Split']) expect(graph.nodes.find((n) => n.op === op)!.inputs[0]).toBe(head.outputs[0]);
+    expect(report.fp32Nodes).toEqual([]);
     const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
     try {
       expect(session.info().steps.some((s: string) => /^ResizeU8 upsample: u8 NHWC nearest 8x8->16x16/.test(s))).toBe(true);
       expect(session.info().steps.some((s: string) => /^SliceU8 slice: u8 NHWC starts 0 0 0/.test(s))).toBe(true);
       expect(session.info().steps.some((s: string) => /^ConcatU8 concat: u8 NHWC channels/.test(s))).toBe(true);
+      expect(session.info().steps.filter((s: string) => /^SliceU8 split: u8 NHWC/.test(s))).toHaveLength(3);
     } finally {
       session.release();
     }
@@ -168,7 +172,7 @@ describe('detection-style head quantized (PTQ)', () => {
   });
 });
 
-describe('nearest Resize and Slice of a quantized value', () => {
+describe('nearest Resize, Slice and Split of a quantized value', () => {
   const resizeOf = (sizes: number[], attrs: ReturnType<typeof attr.s>[]) => ({
     middle: node('Resize', ['r1', '', '', 'sizes'], ['up'], [attr.s('mode', 'nearest'), ...attrs], 'resize'),
     inits: [int64Tensor('sizes', [4], sizes)],
@@ -187,6 +191,13 @@ describe('nearest Resize and Slice of a quantized value', () => {
     { name: 'Resize down align_corners ceil', ...resizeOf([1, 6, 4, 5], [attr.s('coordinate_transformation_mode', 'align_corners'), attr.s('nearest_mode', 'ceil')]) },
     { name: 'Slice of channels', ...sliceOf([1], [5], [1], [1], 4) },
     { name: 'Slice of H and W with a negative step', ...sliceOf([-1, 1, 0], [0, 8, 3], [3, 2, 1], [-2, 3, 1], 3) },
+    {
+      name: 'Split of channels (one part read)',
+      middle: node('Split', ['r1', 'parts'], ['up', 'rest'], [attr.i('axis', 1)], 'split'),
+      inits: [int64Tensor('parts', [2], [2, 4])],
+      op: 'Split',
+      channels: 2,
+    },
   ];
   for (const v of variants) {
     it(`${v.name}: native equals the int8 reference bit for bit, and onnxruntime on the QDQ export`, async () => {
@@ -223,9 +234,11 @@ describe('nearest Resize and Slice of a quantized value', () => {
       expect(Array.from(native)).toEqual(Array.from(reference));
       const cmp = await compareInt8WithOnnxRuntime(graph, { x });
       for (const out of cmp.outputs) expect(out.relL2, out.name).toBeLessThanOrEqual(0.02);
-      // The QDQ export imports back with the op on the quantized value (DQ -> op -> Q lifted).
+      // The QDQ export imports back with the op on the quantized value (DQ -> op -> Q lifted; a
+      // Split, with its several outputs, imports as float between DQ and Q).
       const back = await importModel(exportModel(graph));
-      expect(back.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', v.op, 'QLinearConv']);
+      const lifted = v.op === 'Split' ? ['DequantizeLinear', 'Split', 'QuantizeLinear'] : [v.op];
+      expect(back.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', ...lifted, 'QLinearConv']);
     });
   }
 });

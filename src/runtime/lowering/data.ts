@@ -50,20 +50,25 @@ export function lowerSlice(n: NodeLowering): ValueRef[] {
   return [emitSlice(n, x, starts, steps, out)];
 }
 
-export function lowerSplit(n: NodeLowering): ValueRef[] {
-  const x = n.value(0);
+/** Per-image starts, steps and shape of each output of a Split node on `x`. */
+export function splitParts(n: NodeLowering, x: ValueRef): { starts: number[]; steps: number[]; out: number[] }[] {
   const a = n.axis(n.int('axis', 0), x.shape.length + 1);
   if (a === 0) throw new Unsupported('Split of the batch axis');
   const parts = n.intList('split');
   if (parts.length !== n.node.outputs.length) throw n.shapeError(`${parts.length} split sizes for ${n.node.outputs.length} outputs`);
   if (parts.reduce((p, q) => p + q, 0) !== x.shape[a - 1]) throw n.shapeError(`split ${shapeText(parts)} does not add up to dimension ${a} of ${shapeText(['N', ...x.shape])}`);
+  if (parts.some((p) => p < 1)) throw new Unsupported('a Split with an empty part');
   let at = 0;
   return parts.map((size) => {
     const starts = x.shape.map((_, i) => (i === a - 1 ? at : 0));
-    const out = x.shape.map((d, i) => (i === a - 1 ? size : d));
     at += size;
-    return emitSlice(n, x, starts, x.shape.map(() => 1), out);
+    return { starts, steps: x.shape.map(() => 1), out: x.shape.map((d, i) => (i === a - 1 ? size : d)) };
   });
+}
+
+export function lowerSplit(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  return splitParts(n, x).map((p) => emitSlice(n, x, p.starts, p.steps, p.out));
 }
 
 export function lowerGather(n: NodeLowering): ValueRef[] {

@@ -3,7 +3,7 @@ import type { LowerFn } from './context.js';
 import { lowerConv, lowerConvTranspose } from './conv.js';
 import { lowerBinary, lowerSum, lowerUnary } from './elementwise.js';
 import { lowerGemm, lowerMatMul } from './gemm.js';
-import { lowerDepthToSpace, lowerExpand, lowerGather, lowerSplit, lowerTile } from './data.js';
+import { lowerDepthToSpace, lowerExpand, lowerGather, lowerTile } from './data.js';
 import { lowerConcat, lowerPad, lowerSqueeze, lowerTranspose, lowerUnsqueeze } from './layout.js';
 import { lowerBatchNorm, lowerGlobalPool, lowerLrn, lowerPool } from './pool.js';
 import { QUANT_LOWERINGS } from './quant.js';
@@ -38,13 +38,12 @@ export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   Softmax: lowerSoftmax,
   LogSoftmax: lowerSoftmax,
   Pad: lowerPad,
-  Split: lowerSplit,
   Gather: lowerGather,
   Expand: lowerExpand,
   Tile: lowerTile,
   DepthToSpace: lowerDepthToSpace,
   SpaceToDepth: lowerDepthToSpace,
-  // int8 ops, and MaxPool / Resize / Slice / Flatten / Reshape / Identity / Dropout (float or quantized input)
+  // int8 ops, and MaxPool / Resize / Slice / Split / Flatten / Reshape / Identity / Dropout (float or quantized input)
   ...QUANT_LOWERINGS,
 };
 

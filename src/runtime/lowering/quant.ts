@@ -14,7 +14,7 @@ import type { PlanAttr, PlanWeight } from '../plan.js';
 import { NodeLowering, type QuantInfo, Unsupported, type ValueRef, shapeText } from './context.js';
 import { flattenTarget, lowerFlatten, lowerIdentity, lowerReshape, reshapeTarget } from './layout.js';
 import { lowerPool, poolStep } from './pool.js';
-import { lowerResize, lowerSlice, resizeStep, sliceSpec } from './data.js';
+import { lowerResize, lowerSlice, lowerSplit, resizeStep, sliceSpec, splitParts } from './data.js';
 import { readWindow, windowOutput } from './window.js';
 
 type QuantDType = QuantInfo['dtype'];
@@ -362,16 +362,28 @@ function lowerResizeU8(n: NodeLowering): ValueRef[] {
   return [n.emit('ResizeU8', [x], step.out, { attrs: step.attrs, macs: 0, quant: { ...q, perm: { c: step.out[0], p: step.out[1] * step.out[2] } } })];
 }
 
+/** A SliceU8 of a quantized value (NHWC images stay NHWC), parameters kept. */
+function sliceQ(n: NodeLowering, x: ValueRef & { quant: QuantInfo }, starts: number[], steps: number[], out: number[]): ValueRef {
+  if (starts.every((s) => s === 0) && steps.every((s) => s === 1) && shapeText(out) === shapeText(x.shape)) return x;
+  const nhwc = x.quant.perm !== undefined;
+  const { perm: _, ...q } = x.quant;
+  const quant = nhwc ? { ...q, perm: { c: out[0], p: out[1] * out[2] } } : q;
+  return n.emit('SliceU8', [x], out, { attrs: { starts, steps, nhwc: nhwc ? 1 : 0 }, macs: 0, quant });
+}
+
 /** Slice of a quantized value: the stored codes are copied (NHWC images stay NHWC), parameters kept. */
 function lowerSliceQ(n: NodeLowering): ValueRef[] {
   let x = quantizedInput(n, 0);
   if (x.quant.perm && x.shape.length !== 3) x = toPlain(n, x);
   const { starts, steps, out } = sliceSpec(n, x);
-  if (starts.every((s) => s === 0) && steps.every((s) => s === 1) && shapeText(out) === shapeText(x.shape)) return [x];
-  const nhwc = x.quant.perm !== undefined;
-  const { perm: _, ...q } = x.quant;
-  const quant = nhwc ? { ...q, perm: { c: out[0], p: out[1] * out[2] } } : q;
-  return [n.emit('SliceU8', [x], out, { attrs: { starts, steps, nhwc: nhwc ? 1 : 0 }, macs: 0, quant })];
+  return [sliceQ(n, x, starts, steps, out)];
+}
+
+/** Split of a quantized value: one SliceU8 per output. */
+function lowerSplitQ(n: NodeLowering): ValueRef[] {
+  let x = quantizedInput(n, 0);
+  if (x.quant.perm && x.shape.length !== 3) x = toPlain(n, x);
+  return splitParts(n, x).map((p) => sliceQ(n, x, p.starts, p.steps, p.out));
 }
 
 function lowerFlattenQ(n: NodeLowering): ValueRef[] {
@@ -404,6 +416,7 @@ export const QUANT_LOWERINGS = {
   MaxPool: byInput(lowerPool, lowerMaxPoolU8),
   Resize: byInput(lowerResize, lowerResizeU8),
   Slice: byInput(lowerSlice, lowerSliceQ),
+  Split: byInput(lowerSplit, lowerSplitQ),
   Flatten: byInput(lowerFlatten, lowerFlattenQ),
   Reshape: byInput(lowerReshape, lowerReshapeQ),
   Identity: byInput(lowerIdentity, (n) => [quantizedInput(n, 0)]),
