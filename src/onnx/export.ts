@@ -256,15 +256,22 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
       inputs.splice(1);
       break;
     case 'Resize': {
-      // Sizes when the model gave them (and every entry is known), else the float32 scales.
+      // Sizes when the model gave them for a static input; the float32 scales otherwise (a
+      // dynamic batch cannot be written in a constant sizes input), when they give the same sizes.
       const sizes = ints('sizes');
       const scales = node.attrs.scales as number[] | undefined;
       const x = shapes.get(node.inputs[0] ?? '');
       // (An input renamed on export, a DequantizeLinear's output, has no inferred shape: unchecked.)
       const agree = sizes === undefined || scales === undefined || x === undefined || sizes.every((v, i) => typeof x[i] !== 'number' || Math.fround(v / (x[i] as number)) === Math.fround(scales[i]!));
       if (!agree) throw unsupported(`Kiln cannot export ${where} at opset ${EXPORT_OPSET}: its output sizes do not follow from its scales (keep_aspect_ratio_policy)`);
-      if (sizes !== undefined && sizes.every((v) => v >= 0)) inputs.splice(1, inputs.length, '', '', e.constant(`${node.name}_sizes`, new Tensor('int32', sizes)));
-      else if (scales !== undefined) inputs.splice(1, inputs.length, '', e.constant(`${node.name}_scales`, new Tensor('float32', scales)));
+      const staticInput = x === undefined || x.every((d) => typeof d === 'number');
+      if (sizes !== undefined && staticInput && sizes.every((v) => v >= 0)) {
+        inputs.splice(1, inputs.length, '', '', e.constant(`${node.name}_sizes`, new Tensor('int32', sizes)));
+      } else if (scales !== undefined) {
+        const exact = sizes === undefined || x === undefined || sizes.every((v, i) => typeof x[i] !== 'number' || Math.floor(Math.fround(Math.fround(scales[i]!) * (x[i] as number))) === v);
+        if (!exact) throw unsupported(`Kiln cannot export ${where} at opset ${EXPORT_OPSET}: sizes [${sizes!.join(', ')}] on an input with a dynamic dimension, which scales do not reproduce`);
+        inputs.splice(1, inputs.length, '', e.constant(`${node.name}_scales`, new Tensor('float32', scales)));
+      }
       break;
     }
     case 'Slice': {

@@ -431,7 +431,18 @@ function resize(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
     if (int(node, 'antialias', 0) !== 0) throw new Unsupported('antialias=1');
     scales = paramFloats(ctx, node, 2, 'scales');
     if (scales !== undefined && scales.length === 0) scales = undefined;
-    sizes = paramInts(ctx, node, 3, 'sizes');
+    const sizesValue = param(ctx, node, 3, 'sizes');
+    if (isSymbolic(sizesValue)) {
+      // Sizes built from the input's own shape (PyTorch's interpolate(size=...) with a dynamic
+      // batch): a symbolic entry must be the input's dimension itself, kept (-1).
+      sizes = sizesValue.dims.map((d, i) => {
+        if (typeof d === 'number') return d;
+        if (d !== x[i]) throw new Unsupported(`sizes entry ${i} ('${d}') that is not the input's own dimension`);
+        return -1;
+      });
+    } else {
+      sizes = paramInts(ctx, node, 3, 'sizes');
+    }
     if (sizes !== undefined && sizes.length === 0) sizes = undefined;
     const axesAttr = ctx.opset >= 18 ? ints(node, 'axes') : undefined;
     if (axesAttr !== undefined) {

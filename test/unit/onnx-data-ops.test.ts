@@ -117,6 +117,23 @@ const cases: Case[] = [
     spec: one(13, 'Slice', ['N', 32, 40, 40], [], ['starts', 'ends', 'axes', 'steps'], [i64('starts', [30, -1]), i64('ends', [2, -100]), i64('axes', [1, 3]), i64('steps', [-3, -1])]),
     feeds: { x: [4, 32, 40, 40] },
   },
+  {
+    name: 'Resize 13 with sizes built from the input shape (dynamic batch, PyTorch interpolate(size=...))',
+    spec: {
+      opset: 13,
+      inputs: [valueInfo('x', ['N', 3, 4, 5])],
+      outputs: [valueInfo('y')],
+      nodes: [
+        node('Shape', ['x'], ['shape']),
+        node('Slice', ['shape', 'zero', 'two'], ['nc']),
+        node('Concat', ['nc', 'hw'], ['sizes'], [attr.i('axis', 0)]),
+        node('Resize', ['x', '', '', 'sizes'], ['y'], [s('mode', 'linear')]),
+      ],
+      initializers: [i64('zero', [0]), i64('two', [2]), i64('hw', [8, 10])],
+    },
+    feeds: { x: [3, 3, 4, 5] },
+    check: (g) => expect(ops(g)).toEqual(['Resize']),
+  },
   // Resize: opset forms
   { name: 'Resize 10 nearest 2x', spec: one(10, 'Resize', ['N', 3, 4, 5], [s('mode', 'nearest')], ['scales'], [f32('scales', [1, 1, 2, 2])]), feeds: { x: [2, 3, 4, 5] } },
   { name: 'Resize 10 linear 1.5x', spec: one(10, 'Resize', ['N', 3, 4, 6], [s('mode', 'linear')], ['scales'], [f32('scales', [1, 1, 1.5, 1.5])]), feeds: { x: [2, 3, 4, 6] } },
