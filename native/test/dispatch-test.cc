@@ -49,6 +49,8 @@ void test_entries(const DispatchTable& t) {
   check(avx512 ? all : none, label(t, "direct conv present from AVX-512 up, all or nothing"));
   check((t.f32_conv.winograd_image != nullptr) == avx512, label(t, "Winograd present from AVX-512 up"));
   check((t.s8_conv.small_conv_pool != nullptr) == vnni, label(t, "int8 small conv on AVX-512 VNNI only"));
+  check(t.f32_resize.gather_row && t.f32_resize.double_row && t.f32_resize.taps_row && t.f32_resize.blend_rows,
+        label(t, "resize rows set"));
 }
 
 void fill_random(float* p, size_t n, Rng& rng) {
@@ -73,6 +75,50 @@ void test_max_pool_rows(const DispatchTable& t, const DispatchTable& ref, Rng& r
           label(t, "max pool 2x2 row n=" + std::to_string(n)));
     t.f32_pool.max_2x2_row(top.data(), bottom.data(), n, first, width, out.data(), nullptr);
     check(same_bits(out.data(), want.data(), n), label(t, "max pool 2x2 row without indices n=" + std::to_string(n)));
+  }
+}
+
+bool close(const float* a, const float* b, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!(std::fabs(a[i] - b[i]) <= 1e-5f * std::max(1.0f, std::fabs(b[i])))) return false;
+  }
+  return true;
+}
+
+// Resize rows: the gathers bit for bit; the weighted sums to rounding (the ISA paths use FMA).
+void test_resize_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
+  for (size_t n = 1; n <= 41; ++n) {
+    const size_t width = 1 + rng.below(50);
+    Guarded<float> x(width);
+    for (size_t i = 0; i < width; ++i) x[i] = rng.uniform(-4.0f, 4.0f);
+    Guarded<int32_t> idx(4 * n);
+    Guarded<float> w(4 * n);
+    for (size_t i = 0; i < 4 * n; ++i) {
+      idx[i] = static_cast<int32_t>(rng.below(width));
+      w[i] = rng.uniform(-1.0f, 1.0f);
+    }
+    Guarded<float> out(2 * n), want(2 * n);
+    ref.f32_resize.gather_row(x.data(), idx.data(), n, want.data());
+    t.f32_resize.gather_row(x.data(), idx.data(), n, out.data());
+    check(same_bits(out.data(), want.data(), n), label(t, "resize gather row n=" + std::to_string(n)));
+    Guarded<float> src(n);
+    for (size_t i = 0; i < n; ++i) src[i] = rng.uniform(-4.0f, 4.0f);
+    ref.f32_resize.double_row(src.data(), n, want.data());
+    t.f32_resize.double_row(src.data(), n, out.data());
+    check(same_bits(out.data(), want.data(), 2 * n), label(t, "resize double row n=" + std::to_string(n)));
+    for (size_t taps : {size_t{2}, size_t{4}}) {
+      const size_t m = 4 * n / taps;
+      Guarded<float> o(m), wo(m);
+      ref.f32_resize.taps_row(x.data(), idx.data(), w.data(), taps, m, wo.data());
+      t.f32_resize.taps_row(x.data(), idx.data(), w.data(), taps, m, o.data());
+      check(close(o.data(), wo.data(), m), label(t, "resize taps row taps=" + std::to_string(taps) + " n=" + std::to_string(m)));
+      Guarded<float> rows(taps * n);
+      for (size_t i = 0; i < taps * n; ++i) rows[i] = rng.uniform(-4.0f, 4.0f);
+      const float* r[4] = {rows.data(), rows.data() + n, taps > 2 ? rows.data() + 2 * n : nullptr, taps > 2 ? rows.data() + 3 * n : nullptr};
+      ref.f32_resize.blend_rows(r, w.data(), taps, n, want.data());
+      t.f32_resize.blend_rows(r, w.data(), taps, n, out.data());
+      check(close(out.data(), want.data(), n), label(t, "resize blend rows taps=" + std::to_string(taps) + " n=" + std::to_string(n)));
+    }
   }
 }
 
@@ -237,6 +283,7 @@ int main() {
     test_entries(*t);
     test_max_pool_rows(*t, *ref, rng);
     test_im2col(*t, *ref, rng);
+    test_resize_rows(*t, *ref, rng);
     test_quantize_rows(*t, *ref, rng);
     test_u8_pool_and_depthwise(*t, *ref, rng);
     test_math(*t, *ref, rng);

@@ -368,7 +368,90 @@ void test_fuzz(int iterations) {
 
 }  // namespace
 
+// Resize (nearest 2x, linear), Slice (negative steps), Tile, Concat with a constant, against
+// values worked out by hand, and a Slice reaching outside its input refused.
+void test_data_movement() {
+  auto run1 = [](kiln::PlanSpec spec, const std::vector<float>& x, size_t batch) {
+    std::vector<float> y(batch * numel(spec.values[spec.outputs[0]]), NAN);
+    const float* in = x.data();
+    float* out = y.data();
+    kiln::Plan(spec).run(&in, &out, batch);
+    return y;
+  };
+  const std::vector<float> x = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};  // batch 2 of [1, 2, 3]
+  {
+    kiln::PlanSpec spec;
+    spec.values = {{1, 2, 3}, {1, 4, 6}};
+    spec.inputs = {0};
+    spec.outputs = {1};
+    auto r = step("Resize", {0}, {1});
+    r.attrs["coordinate_transformation_mode"] = text("asymmetric");
+    r.attrs["nearest_mode"] = text("floor");
+    r.attrs["scales"] = list({2, 2});
+    spec.steps = {r};
+    const auto y = run1(spec, x, 2);
+    check(y[0] == 1 && y[1] == 1 && y[2] == 2 && y[5] == 3 && y[6] == 1 && y[12] == 4 && y[23] == 6 && y[24] == 7 && y[47] == 12,
+          "Resize nearest 2x");
+    spec.steps[0].attrs["mode"] = text("linear");
+    spec.steps[0].attrs["coordinate_transformation_mode"] = text("align_corners");
+    spec.values[1] = {1, 3, 5};
+    const auto z = run1(spec, x, 1);
+    // align_corners: rows 1, 2.5, 4 ... ; the middle row, middle column: mean of the four corners' rows.
+    check(z.size() == 15 && z[0] == 1 && z[4] == 3 && z[7] == 3.5f && z[14] == 6, "Resize linear align_corners");
+  }
+  {
+    kiln::PlanSpec spec;
+    spec.values = {{1, 2, 3}, {1, 2, 2}};
+    spec.inputs = {0};
+    spec.outputs = {1};
+    auto sl = step("Slice", {0}, {1});
+    sl.attrs["starts"] = list({0, 1, 2});
+    sl.attrs["steps"] = list({1, -1, -2});
+    spec.steps = {sl};
+    const auto y = run1(spec, x, 2);
+    check(y == std::vector<float>({6, 4, 3, 1, 12, 10, 9, 7}), "Slice with negative steps");
+    spec.steps[0].attrs["starts"] = list({0, 1, 1});
+    bool refused = false;
+    try {
+      kiln::Plan p(spec);
+    } catch (const kiln::PlanError&) {
+      refused = true;
+    }
+    check(refused, "Slice reaching outside its input refused");
+  }
+  {
+    kiln::PlanSpec spec;
+    spec.values = {{1, 2, 3}, {1, 2, 6}};
+    spec.inputs = {0};
+    spec.outputs = {1};
+    auto t = step("Tile", {0}, {1});
+    t.attrs["repeats"] = list({1, 1, 2});
+    spec.steps = {t};
+    const auto y = run1(spec, x, 1);
+    check(y == std::vector<float>({1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6}), "Tile");
+  }
+  {
+    kiln::PlanSpec spec;
+    spec.values = {{1, 2, 3}, {1, 2, 4}};
+    spec.inputs = {0};
+    spec.outputs = {1};
+    auto c = step("Concat", {0}, {1});
+    c.attrs["axis"] = num(3);
+    std::vector<float> k = {-1, -2};
+    kiln::PlanTensor w;
+    w.data = k.data();
+    w.raw = k.data();
+    w.length = 2;
+    w.shape = {1, 1, 2, 1};
+    c.weights["c0"] = w;
+    spec.steps = {c};
+    const auto y = run1(spec, x, 2);
+    check(y == std::vector<float>({-1, 1, 2, 3, -2, 4, 5, 6, -1, 7, 8, 9, -2, 10, 11, 12}), "Concat with a constant first input");
+  }
+}
+
 int main(int argc, char** argv) {
+  test_data_movement();
   test_storage_planning();
   test_concurrent_runs();
   test_fuzz(argc > 1 ? std::atoi(argv[1]) : 3000);

@@ -121,7 +121,7 @@ function elementwise(node: GraphNode, inputs: Tensor[], f: (...x: number[]) => n
   return new Tensor(type, data as never, out);
 }
 
-function sliceParams(node: GraphNode, shape: readonly Dim[]): { axes: number[]; starts: number[]; ends: number[]; steps: number[] } {
+export function sliceParams(node: GraphNode, shape: readonly Dim[]): { axes: number[]; starts: number[]; ends: number[]; steps: number[] } {
   const starts = attrInts(node, 'starts');
   const ends = attrInts(node, 'ends');
   const axes = attrInts(node, 'axes', starts.map((_, i) => i)).map((a) => normalizeAxis(node, a, shape.length, 'axes'));
@@ -133,7 +133,7 @@ function sliceParams(node: GraphNode, shape: readonly Dim[]): { axes: number[]; 
 }
 
 /** Indices one Slice axis keeps (ONNX clamping rules). */
-function sliceIndices(size: number, start: number, end: number, step: number): number[] {
+export function sliceIndices(size: number, start: number, end: number, step: number): number[] {
   const clamp = (v: number, lo: number, hi: number): number => Math.min(Math.max(v, lo), hi);
   let s = start < 0 ? start + size : start;
   let e = end < 0 ? end + size : end;

@@ -10,10 +10,10 @@ import type { Graph, GraphNode, ValueInfo } from './ir.js';
 import { broadcastShapes, inferNodeShapes, inferShapes, type Shape } from './shape-inference.js';
 
 /** The ops of the int8 IR that are not ordinary float ONNX ops. */
-export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm']);
+export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm', 'QLinearConcat']);
 
 /** Float ops that run on quantized values unchanged (same dtype and parameters as the input). */
-export const QUANT_PASSTHROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity']);
+export const QUANT_PASSTHROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Resize', 'Slice', 'Split']);
 
 export type QDType = 'uint8' | 'int8';
 
@@ -145,16 +145,21 @@ export function valueQuantization(graph: Graph, code: ErrorCodeValue = ErrorCode
       case 'QLinearConv':
       case 'QLinearGemm':
       case 'QLinearAdd':
+      case 'QLinearConcat':
         q = a.output();
         break;
       default:
         if (QUANT_PASSTHROUGH_OPS.has(node.op)) q = quant.get(node.inputs[0] ?? '');
     }
-    if (q !== undefined) {
-      quant.set(out, q);
-      dtypes.set(out, q.dtype);
-    } else {
-      dtypes.set(out, 'float32');
+    // Every output of a Split; the first of any other op.
+    for (const o of node.op === 'Split' ? node.outputs : [out]) {
+      if (o === '') continue;
+      if (q !== undefined) {
+        quant.set(o, q);
+        dtypes.set(o, q.dtype);
+      } else {
+        dtypes.set(o, 'float32');
+      }
     }
   }
   return { dtypes, quant };
@@ -173,6 +178,8 @@ export function int8NodeShapes(node: GraphNode, inputs: readonly (Shape | undefi
       return inferNodeShapes({ ...node, op: 'Gemm', inputs: node.inputs.slice(0, 2), attrs: { transB: node.attrs.transB ?? 0 } }, inputs.slice(0, 2));
     case 'QLinearAdd':
       return inputs[0] === undefined || inputs[1] === undefined ? undefined : [broadcastShapes(node, inputs[0], inputs[1])];
+    case 'QLinearConcat':
+      return inferNodeShapes({ ...node, op: 'Concat' }, inputs);
     default:
       return inferNodeShapes(node, inputs);
   }

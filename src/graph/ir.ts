@@ -27,6 +27,17 @@
  * - Reduce*: one input, attrs `axes` (explicit, non-negative, sorted: empty ONNX axes become every
  *   axis, or an Identity with noop_with_empty_axes) and `keepdims` (0 | 1).
  * Integer constants that are still tensors (none in the op set above) are int32 initializers.
+ * - Resize (Upsample imports as Resize): one input; attrs `scales` (one float32 value per input dim,
+ *   what coordinates divide by), `sizes` (the output shape, only when the model gave sizes), `mode`
+ *   ('nearest' | 'linear' | 'cubic'), `coordinate_transformation_mode`, `nearest_mode`,
+ *   `cubic_coeff_a`, `exclude_outside`, all filled in (opset < 11: 'asymmetric' with 'floor' when
+ *   upsampling, 'ceil' when downsampling).
+ * - Slice: one input, attrs `starts`, `ends` and optional `axes`, `steps` (ONNX meaning, clamped
+ *   when used). Split: one input, attrs `axis` (non-negative) and `split` (every part's size).
+ *   Expand: one input, attr `shape`. Tile: one input, attr `repeats`. Gather: `axis`, indices
+ *   as a second (int32 initializer) input. DepthToSpace: `blocksize`, `mode` ('DCR' | 'CRD');
+ *   SpaceToDepth: `blocksize`.
+ * Integer constants that are still tensors (Gather indices) are int32 initializers.
  */
 import type { Tensor } from '../tensor.js';
 

@@ -371,6 +371,94 @@ function reduce(node: GraphNode, x: Shape): Shape {
   return x.flatMap((d, i) => (!axes.has(i) ? [d] : keep ? [1] : []));
 }
 
+/** Indices one Slice axis keeps (ONNX clamping rules; the same as constant folding's). */
+function sliceCount(size: number, start: number, end: number, step: number): number {
+  const clamp = (v: number, lo: number, hi: number): number => Math.min(Math.max(v, lo), hi);
+  let s = start < 0 ? start + size : start;
+  let e = end < 0 ? end + size : end;
+  if (step > 0) {
+    s = clamp(s, 0, size);
+    e = clamp(e, 0, size);
+    return e > s ? Math.ceil((e - s) / step) : 0;
+  }
+  s = clamp(s, -1, size - 1);
+  e = clamp(e, -1, size - 1);
+  return s > e ? Math.ceil((s - e) / -step) : 0;
+}
+
+function slice(node: GraphNode, x: Shape): Shape {
+  const starts = attrInts(node, 'starts');
+  const ends = attrInts(node, 'ends');
+  const axes = attrInts(node, 'axes', starts.map((_, i) => i)).map((a) => normalizeAxis(node, a, x.length, 'axes'));
+  const steps = attrInts(node, 'steps', starts.map(() => 1));
+  if (ends.length !== starts.length || axes.length !== starts.length || steps.length !== starts.length || steps.some((v) => v === 0)) {
+    fail(node, 'attributes', 'starts, ends, axes and steps of one length with non-zero steps', `${starts.length}, ${ends.length}, ${axes.length}, ${steps.length}`);
+  }
+  const out = x.slice();
+  axes.forEach((a, i) => {
+    const d = x[a]!;
+    if (typeof d !== 'number') {
+      // The whole of a dynamic dimension keeps it.
+      out[a] = starts[i] === 0 && steps[i] === 1 && ends[i]! >= 2147483647 ? d : derived(node, a);
+      return;
+    }
+    out[a] = sliceCount(d, starts[i]!, ends[i]!, steps[i]!);
+  });
+  return out;
+}
+
+function resize(node: GraphNode, x: Shape): Shape {
+  const scales = node.attrs.scales as number[] | undefined;
+  const sizes = node.attrs.sizes === undefined ? undefined : attrInts(node, 'sizes');
+  if ((scales === undefined || scales.length !== x.length) && sizes === undefined) fail(node, 'scales', `${x.length} scales`, String(scales));
+  if (sizes !== undefined && sizes.length !== x.length) fail(node, 'sizes', `${x.length} sizes`, `[${sizes}]`);
+  return x.map((d, i) => {
+    // A dynamic dimension keeps its size (scale 1) or becomes a new one.
+    if (typeof d !== 'number') return scales?.[i] === 1 ? d : derived(node, i);
+    if (sizes !== undefined) return sizes[i]!;
+    return Math.floor(Math.fround(Math.fround(scales![i]!) * d));
+  });
+}
+
+function gather(node: GraphNode, x: Shape, indices: Shape): Shape {
+  const a = normalizeAxis(node, attrInt(node, 'axis', 0), x.length);
+  return [...x.slice(0, a), ...indices, ...x.slice(a + 1)];
+}
+
+function split(node: GraphNode, x: Shape): Shape[] {
+  const a = normalizeAxis(node, attrInt(node, 'axis', 0), x.length);
+  const parts = attrInts(node, 'split');
+  if (typeof x[a] === 'number' && parts.reduce((p, q) => p + q, 0) !== x[a]) fail(node, 'split', `sizes adding up to ${x[a]}`, `[${parts}]`);
+  return parts.map((p) => x.map((d, i) => (i === a ? p : d)));
+}
+
+function expand(node: GraphNode, x: Shape): Shape {
+  return broadcastShapes(node, x, attrInts(node, 'shape'));
+}
+
+function tile(node: GraphNode, x: Shape): Shape {
+  const repeats = attrInts(node, 'repeats');
+  if (repeats.length !== x.length) fail(node, 'repeats', `${x.length} repeats`, `[${repeats}]`);
+  return x.map((d, i) => (repeats[i] === 1 ? d : typeof d === 'number' ? d * repeats[i]! : derived(node, i)));
+}
+
+function depthToSpace(node: GraphNode, x: Shape): Shape {
+  rank(node, x, 'input', 4);
+  const b = attrInt(node, 'blocksize');
+  const [n, c, h, w] = x as [Dim, Dim, Dim, Dim];
+  const times = (d: Dim, k: number, i: number): Dim => (typeof d === 'number' ? d * k : derived(node, i));
+  if (node.op === 'DepthToSpace') {
+    if (typeof c === 'number' && c % (b * b) !== 0) fail(node, 'input', `channels divisible by ${b * b}`, formatShape(x));
+    return [n, typeof c === 'number' ? c / (b * b) : derived(node, 1), times(h, b, 2), times(w, b, 3)];
+  }
+  for (const [d, i] of [[h, 2], [w, 3]] as const) {
+    if (typeof d === 'number' && d % b !== 0) fail(node, 'input', `spatial sizes divisible by ${b}`, formatShape(x));
+    void i;
+  }
+  const over = (d: Dim, i: number): Dim => (typeof d === 'number' ? d / b : derived(node, i));
+  return [n, times(c, b * b, 1), over(h, 2), over(w, 3)];
+}
+
 function flatten(node: GraphNode, x: Shape): Shape {
   const axis = attrInt(node, 'axis', 1);
   if (axis < -x.length || axis > x.length) fail(node, 'axis', `an integer in [${-x.length}, ${x.length}]`, String(axis));
@@ -517,6 +605,21 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
       return [pad(node, need(0))];
     case 'Shape':
       return [[need(0).length]];
+    case 'Slice':
+      return [slice(node, need(0))];
+    case 'Resize':
+      return [resize(node, need(0))];
+    case 'Gather':
+      return [gather(node, need(0), need(1))];
+    case 'Split':
+      return split(node, need(0));
+    case 'Expand':
+      return [expand(node, need(0))];
+    case 'Tile':
+      return [tile(node, need(0))];
+    case 'DepthToSpace':
+    case 'SpaceToDepth':
+      return [depthToSpace(node, need(0))];
     default:
       void x;
       return undefined;

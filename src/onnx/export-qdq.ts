@@ -141,6 +141,19 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
       finish({ name: node.name, op: 'Add', inputs: [af, bf], outputs: [], attrs: {} }, y);
       return;
     }
+    case 'QLinearConcat': {
+      // DQ each input with its own parameters, Concat, Q with the output's.
+      const y = a.output();
+      if (y === undefined) throw a.fail('attributes y_scale / y_zero_point', 'a quantized output', 'none');
+      const scales = node.attrs.x_scales as number[];
+      const zps = node.attrs.x_zero_points as number[];
+      const inputs = node.inputs.map((x, i) => {
+        const dtype = ctx.quant.get(x)?.dtype ?? y.dtype;
+        return dequantize(e, `${node.name}_${i}`, x, { scale: scales[i]!, zeroPoint: zps[i]!, dtype });
+      });
+      finish({ name: node.name, op: 'Concat', inputs, outputs: [], attrs: { axis: node.attrs.axis ?? 1 } }, y);
+      return;
+    }
     case 'DynamicQGemm': {
       const { wScale, axis } = quantWeights(a, initializers);
       const [q, s, zp] = [e.fresh(`${node.name}_a_q`), e.fresh(`${node.name}_a_scale`), e.fresh(`${node.name}_a_zero_point`)];
@@ -158,10 +171,13 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
   }
 }
 
-/** MaxPool on a quantized value: DQ -> MaxPool -> Q with the input's own parameters. */
+/** MaxPool (or nearest Resize, Slice, Split) on a quantized value: DQ -> op -> Q (each output) with the input's own parameters. */
 export function emitQuantizedPool(e: QdqEmitter, node: GraphNode, q: TensorQuant): void {
   const xf = dequantize(e, `${node.name}_input`, node.inputs[0]!, q);
-  const pre = e.fresh(`${node.outputs[0]}_float`);
-  e.float({ ...node, inputs: [xf], outputs: [pre] });
-  quantizeTo(e, node.name, pre, q, node.outputs[0]!);
+  const outputs = node.op === 'Split' ? node.outputs : node.outputs.slice(0, 1);
+  const pre = outputs.map((o) => (o === '' ? '' : e.fresh(`${o}_float`)));
+  e.float({ ...node, inputs: [xf], outputs: pre });
+  outputs.forEach((o, i) => {
+    if (o !== '') quantizeTo(e, outputs.length > 1 ? `${node.name}_${i}` : node.name, pre[i]!, q, o);
+  });
 }

@@ -95,6 +95,14 @@ const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>>
   Pad: { mode: 'string' },
   Identity: {},
   Dropout: {},
+  Resize: { mode: 'string', coordinate_transformation_mode: 'string', nearest_mode: 'string', cubic_coeff_a: 'float', exclude_outside: 'int' },
+  Slice: {},
+  Split: { axis: 'int' },
+  Gather: { axis: 'int' },
+  Expand: {},
+  Tile: {},
+  DepthToSpace: { blocksize: 'int', mode: 'string' },
+  SpaceToDepth: { blocksize: 'int' },
 };
 
 /** Canonical attributes that move into inputs (or are checked and dropped) on export. */
@@ -107,6 +115,11 @@ const MOVED: Record<string, string[]> = {
   AveragePool: ['dilations'],
   ReduceSum: ['axes'],
   Gelu: ['approximate'],
+  Resize: ['scales', 'sizes'],
+  Slice: ['starts', 'ends', 'axes', 'steps'],
+  Split: ['split'],
+  Expand: ['shape'],
+  Tile: ['repeats'],
 };
 
 function unsupported(message: string): KilnError {
@@ -331,6 +344,44 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
       e.node(node.name, 'Mul', [inputs[0]!, tanh], node.outputs.slice(0, 1));
       return;
     }
+    case 'Resize': {
+      // Sizes when the model gave them for a static input; the float32 scales otherwise (a
+      // dynamic batch cannot be written in a constant sizes input), when they give the same sizes.
+      const sizes = ints('sizes');
+      const scales = node.attrs.scales as number[] | undefined;
+      const x = shapes.get(node.inputs[0] ?? '');
+      // (An input renamed on export, a DequantizeLinear's output, has no inferred shape: unchecked.)
+      const agree = sizes === undefined || scales === undefined || x === undefined || sizes.every((v, i) => typeof x[i] !== 'number' || Math.fround(v / (x[i] as number)) === Math.fround(scales[i]!));
+      if (!agree) throw unsupported(`Kiln cannot export ${where} at opset ${EXPORT_OPSET}: its output sizes do not follow from its scales (keep_aspect_ratio_policy)`);
+      const staticInput = x === undefined || x.every((d) => typeof d === 'number');
+      if (sizes !== undefined && staticInput && sizes.every((v) => v >= 0)) {
+        inputs.splice(1, inputs.length, '', '', e.constant(`${node.name}_sizes`, new Tensor('int32', sizes)));
+      } else if (scales !== undefined) {
+        const exact = sizes === undefined || x === undefined || sizes.every((v, i) => typeof x[i] !== 'number' || Math.floor(Math.fround(Math.fround(scales[i]!) * (x[i] as number))) === v);
+        if (!exact) throw unsupported(`Kiln cannot export ${where} at opset ${EXPORT_OPSET}: sizes [${sizes!.join(', ')}] on an input with a dynamic dimension, which scales do not reproduce`);
+        inputs.splice(1, inputs.length, '', e.constant(`${node.name}_scales`, new Tensor('float32', scales)));
+      }
+      break;
+    }
+    case 'Slice': {
+      const starts = ints('starts');
+      if (starts !== undefined) {
+        inputs.splice(1, inputs.length, e.constant(`${node.name}_starts`, new Tensor('int32', starts)), e.constant(`${node.name}_ends`, new Tensor('int32', ints('ends') ?? [])));
+        const axes = ints('axes');
+        const steps = ints('steps');
+        if (axes !== undefined || steps !== undefined) inputs.push(e.constant(`${node.name}_axes`, new Tensor('int32', axes ?? starts.map((_, i) => i))));
+        if (steps !== undefined) inputs.push(e.constant(`${node.name}_steps`, new Tensor('int32', steps)));
+      }
+      break;
+    }
+    case 'Split':
+    case 'Expand':
+    case 'Tile': {
+      const key = node.op === 'Split' ? 'split' : node.op === 'Expand' ? 'shape' : 'repeats';
+      const v = ints(key);
+      if (v !== undefined) inputs.splice(1, inputs.length, e.constant(`${node.name}_${key}`, new Tensor('int32', v)));
+      break;
+    }
   }
   const outputs = node.outputs.slice(0, node.op === 'Dropout' || node.op === 'BatchNormalization' || node.op === 'MaxPool' ? 1 : undefined);
   const act = fusedActivation(node);
@@ -395,7 +446,7 @@ function emitInt8Graph(e: Emitter, graph: Graph, shapes: Map<string, Dim[]>): vo
   for (const node of graph.nodes) {
     const q = quant.get(node.inputs[0] ?? '');
     if (INT8_OPS.has(node.op)) emitQdqNode(qe, node, { quant }, graph.initializers);
-    else if (q !== undefined && node.op === 'MaxPool') emitQuantizedPool(qe, node, q);
+    else if (q !== undefined && ['MaxPool', 'Resize', 'Slice', 'Split'].includes(node.op)) emitQuantizedPool(qe, node, q);
     else emitNode(e, node, shapes);
   }
 }

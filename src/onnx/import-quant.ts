@@ -10,7 +10,7 @@
  *   (and an int32 or float bias) -> Conv / Gemm / MatMul (+ a constant bias Add) -> optional Relu
  *   -> QuantizeLinear becomes one QLinearConv / QLinearGemm (ReLU fused); without the final
  *   QuantizeLinear, a QLinear* op with a float32 output. DQ -> Add -> (Relu) -> Q of two quantized
- *   values becomes QLinearAdd; DQ -> MaxPool / Flatten / Reshape / Identity -> Q with equal
+ *   values becomes QLinearAdd; DQ -> MaxPool / Flatten / Reshape / Identity / Slice / nearest Resize -> Q with equal
  *   parameters runs on the quantized value directly.
  * - QOperator form, mapped by map-qoperator.ts: QLinearConv, QLinearMatMul, com.microsoft QGemm and
  *   QLinearAdd map one to one; DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul(scales)
@@ -144,7 +144,14 @@ export function liftQuantized(nodes: GraphNode[], env: QuantImportEnv, reject: (
         case 'Flatten':
         case 'Reshape':
         case 'Identity':
+        case 'Slice':
           qdq.liftPassThrough(node);
+          break;
+        case 'Resize':
+          if ((node.attrs.mode ?? 'nearest') === 'nearest') qdq.liftPassThrough(node);
+          break;
+        case 'Concat':
+          qdq.liftConcat(node);
           break;
         case 'MatMulInteger':
           liftDynamicQGemm(env, rw, node);

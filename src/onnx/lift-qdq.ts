@@ -7,7 +7,8 @@
  *   QLinearConv / QLinearGemm (ReLU fused); without the final QuantizeLinear, a QLinear* op with a
  *   float32 output.
  * - DQ -> Add -> (Relu) -> Q of two quantized values of one shape becomes QLinearAdd.
- * - DQ -> MaxPool / Flatten / Reshape / Identity -> Q with equal parameters runs on the quantized
+ * - DQ on every input -> Concat -> Q becomes QLinearConcat;
+ * - DQ -> MaxPool / Flatten / Reshape / Identity / Slice / nearest Resize -> Q with equal parameters runs on the quantized
  *   value directly.
  * - After lifting, Q -> DQ -> Relu -> Q behind an int8 op is that op's fused ReLU
  *   (`fuseQuantizedRelu`).
@@ -179,7 +180,23 @@ export class QdqLifter {
     return true;
   }
 
-  /** DQ -> MaxPool / Flatten / Reshape / Identity -> Q with equal parameters: runs on the quantized value. */
+  /** DQ on every input -> Concat -> Q (no Relu): a QLinearConcat. */
+  liftConcat(node: GraphNode): boolean {
+    const xs = node.inputs.map((i) => this.dqInput(i));
+    if (xs.length < 2 || xs.some((x) => x === undefined)) return false;
+    const chain = this.outputChain(node.outputs[0]!);
+    if (chain.y === undefined || chain.relu) return false;
+    const attrs: GraphNode['attrs'] = {
+      axis: node.attrs.axis ?? 1,
+      x_scales: xs.map((x) => x!.p.scale),
+      x_zero_points: xs.map((x) => x!.p.zeroPoint),
+      y_scale: chain.y.scale, y_zero_point: chain.y.zeroPoint, y_dtype: chain.y.dtype,
+    };
+    this.rw.replace(node, [{ name: node.name, op: 'QLinearConcat', inputs: xs.map((x) => x!.q), outputs: [chain.out], attrs }], chain.swallowed);
+    return true;
+  }
+
+  /** DQ -> MaxPool / Flatten / Reshape / Identity / Slice / nearest Resize -> Q with equal parameters: runs on the quantized value. */
   liftPassThrough(node: GraphNode): boolean {
     const x = this.dqInput(node.inputs[0] ?? '');
     if (x === undefined) return false;

@@ -406,6 +406,145 @@ function slice(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   return [canonical(node, node.inputs.slice(0, 1), attrs)];
 }
 
+// ---------------------------------------------------------------------------------------------
+// Data movement: Resize / Upsample, Split, Expand, Tile, DepthToSpace / SpaceToDepth.
+
+function paramFloats(ctx: NormalizeContext, node: GraphNode, index: number, what: string): number[] | undefined {
+  const v = param(ctx, node, index, what);
+  if (v === undefined) return undefined;
+  if (isSymbolic(v)) throw new TypeError(`Expected floats for the ${what} of ${node.op} '${node.name}' but received a shape`);
+  return Array.from(v.data as ArrayLike<number>, (x) => Math.fround(x));
+}
+
+function floats(node: GraphNode, name: string): number[] | undefined {
+  const v = node.attrs[name];
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'number')) throw new TypeError(`Expected a list of numbers for attribute ${name} of ${node.op} '${node.name}' but received ${String(v)}`);
+  return (v as number[]).map((x) => Math.fround(x));
+}
+
+/**
+ * Resize (opsets 10-19) and Upsample (7-9) as one canonical Resize: attrs `scales` (float32
+ * values, one per input dim: what coordinates divide by), `sizes` (the output shape, only when
+ * the model gives sizes), mode, coordinate_transformation_mode, nearest_mode, cubic_coeff_a,
+ * exclude_outside. Upsample and opset-10 Resize become asymmetric with nearest_mode floor
+ * (upsampling) or ceil (downsampling), onnxruntime's reading of them.
+ */
+function resize(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const x = needShape(ctx, node);
+  const r = x.length;
+  let mode = str(node, 'mode', 'nearest');
+  if (mode === 'bilinear') mode = 'linear';
+  if (!['nearest', 'linear', 'cubic'].includes(mode)) throw new Unsupported(`mode '${mode}'`);
+  const legacy = node.op === 'Upsample' || ctx.opset < 11;
+  let scales: number[] | undefined;
+  let sizes: number[] | undefined;
+  if (node.op === 'Upsample') {
+    scales = ctx.opset < 9 ? floats(node, 'scales') : paramFloats(ctx, node, 1, 'scales');
+  } else if (ctx.opset < 11) {
+    scales = paramFloats(ctx, node, 1, 'scales');
+  } else {
+    if (str(node, 'coordinate_transformation_mode', 'half_pixel') === 'tf_crop_and_resize') throw new Unsupported("coordinate_transformation_mode 'tf_crop_and_resize'");
+    if (int(node, 'antialias', 0) !== 0) throw new Unsupported('antialias=1');
+    scales = paramFloats(ctx, node, 2, 'scales');
+    if (scales !== undefined && scales.length === 0) scales = undefined;
+    const sizesValue = param(ctx, node, 3, 'sizes');
+    if (isSymbolic(sizesValue)) {
+      // Sizes built from the input's own shape (PyTorch's interpolate(size=...) with a dynamic
+      // batch): a symbolic entry must be the input's dimension itself, kept (-1).
+      sizes = sizesValue.dims.map((d, i) => {
+        if (typeof d === 'number') return d;
+        if (d !== x[i]) throw new Unsupported(`sizes entry ${i} ('${d}') that is not the input's own dimension`);
+        return -1;
+      });
+    } else {
+      sizes = paramInts(ctx, node, 3, 'sizes');
+    }
+    if (sizes !== undefined && sizes.length === 0) sizes = undefined;
+    const axesAttr = ctx.opset >= 18 ? ints(node, 'axes') : undefined;
+    if (axesAttr !== undefined) {
+      const axes = axesAttr.map((a) => axis(node, a, r, 'axes'));
+      const given = scales ?? sizes;
+      if (given !== undefined && given.length !== axes.length) throw new RangeError(`Expected ${axes.length} scales or sizes for Resize '${node.name}' but received ${given.length}`);
+      if (scales !== undefined) {
+        const full = new Array<number>(r).fill(1);
+        axes.forEach((a, i) => (full[a] = scales![i]!));
+        scales = full;
+      }
+      if (sizes !== undefined) {
+        const full = x.map((d) => (typeof d === 'number' ? d : -1));
+        axes.forEach((a, i) => (full[a] = sizes![i]!));
+        sizes = full;
+      }
+    }
+    const policy = ctx.opset >= 18 ? str(node, 'keep_aspect_ratio_policy', 'stretch') : 'stretch';
+    if (sizes !== undefined && policy !== 'stretch') {
+      if (policy !== 'not_larger' && policy !== 'not_smaller') throw new RangeError(`Expected keep_aspect_ratio_policy stretch, not_larger or not_smaller for Resize '${node.name}' but received ${policy}`);
+      const axes = (axesAttr ?? x.map((_, i) => i)).map((a) => axis(node, a, r, 'axes'));
+      const ratios = axes.map((a) => Math.fround(sizes![a]! / (x[a] as number)));
+      const scale = policy === 'not_larger' ? Math.min(...ratios) : Math.max(...ratios);
+      sizes = x.map((d, i) => (axes.includes(i) ? Math.round(Math.fround(scale * (d as number))) : sizes![i]!));
+      scales = x.map((_, i) => (axes.includes(i) ? scale : 1));
+    }
+  }
+  if (scales === undefined && sizes === undefined) throw new TypeError(`Expected scales or sizes for ${node.op} '${node.name}' but received none`);
+  if (scales !== undefined && sizes === undefined) {
+    if (scales.length !== r) throw new RangeError(`Expected ${r} scales for ${node.op} '${node.name}' but received ${scales.length}`);
+    if (scales.some((v) => !(v > 0))) throw new RangeError(`Expected positive scales for ${node.op} '${node.name}' but received [${scales}]`);
+  }
+  if (sizes !== undefined) {
+    if (sizes.length !== r) throw new RangeError(`Expected ${r} sizes for ${node.op} '${node.name}' but received ${sizes.length}`);
+    const given = scales;
+    // A symbolic input dim keeps its size (scale 1).
+    scales = x.map((d, i) => (given !== undefined && given.length === r ? given[i]! : typeof d === 'number' ? Math.fround(sizes![i]! / d) : 1));
+  }
+  const attrs: GraphNode['attrs'] = { mode, scales: scales! };
+  if (sizes !== undefined) attrs.sizes = sizes;
+  if (legacy) {
+    const spatial = scales!.filter((v) => v !== 1);
+    if (spatial.some((v) => v < 1) && spatial.some((v) => v > 1)) throw new Unsupported('an opset-10 nearest resize that grows one axis and shrinks another');
+    attrs.coordinate_transformation_mode = 'asymmetric';
+    attrs.nearest_mode = spatial.some((v) => v < 1) ? 'ceil' : 'floor';
+  } else {
+    attrs.coordinate_transformation_mode = str(node, 'coordinate_transformation_mode', 'half_pixel');
+    attrs.nearest_mode = str(node, 'nearest_mode', 'round_prefer_floor');
+  }
+  attrs.cubic_coeff_a = float(node, 'cubic_coeff_a', -0.75);
+  attrs.exclude_outside = int(node, 'exclude_outside', 0);
+  return [{ ...canonical(node, node.inputs.slice(0, 1), attrs), op: 'Resize' }];
+}
+
+/** Split with the part sizes resolved: attrs `axis` (non-negative) and `split` (ints). */
+function split(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const x = needShape(ctx, node);
+  const a = axis(node, int(node, 'axis', 0), x.length);
+  let parts = ctx.opset < 13 ? ints(node, 'split') : paramInts(ctx, node, 1, 'split');
+  if (parts === undefined) {
+    const size = x[a];
+    if (typeof size !== 'number') throw new Unsupported('an even split of a dynamic dimension');
+    const n = ctx.opset >= 18 && node.attrs.num_outputs !== undefined ? int(node, 'num_outputs', 0) : node.outputs.length;
+    if (n < 1) throw new RangeError(`Expected num_outputs >= 1 for Split '${node.name}' but received ${n}`);
+    // Opset 18: ceil(size / n) each, the last one smaller.
+    const each = Math.ceil(size / n);
+    parts = Array.from({ length: n }, (_, i) => Math.max(0, Math.min(each, size - i * each)));
+  }
+  if (parts.length !== node.outputs.length) throw new RangeError(`Expected ${node.outputs.length} split sizes for Split '${node.name}' but received ${parts.length}`);
+  return [canonical(node, node.inputs.slice(0, 1), { axis: a, split: parts })];
+}
+
+function depthToSpace(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  if (rank(ctx, node) !== 4) throw new Unsupported(`a rank-${rank(ctx, node)} input (NCHW only)`);
+  const blocksize = int(node, 'blocksize', 0);
+  if (blocksize < 1) throw new RangeError(`Expected blocksize >= 1 for ${node.op} '${node.name}' but received ${blocksize}`);
+  const attrs: GraphNode['attrs'] = { blocksize };
+  if (node.op === 'DepthToSpace') {
+    const mode = str(node, 'mode', 'DCR');
+    if (mode !== 'DCR' && mode !== 'CRD') throw new RangeError(`Expected mode DCR or CRD for DepthToSpace '${node.name}' but received ${mode}`);
+    attrs.mode = mode;
+  }
+  return [canonical(node, node.inputs.slice(0, 1), attrs)];
+}
+
 function constant(node: GraphNode): GraphNode[] {
   const a = node.attrs;
   let value: Tensor | undefined;
@@ -548,6 +687,21 @@ const NORMALIZERS: Record<string, Normalizer> = {
   Gather: keep(['axis'], { axis: 0 }),
   Cast: keep(['to']),
   Slice: slice,
+  Resize: resize,
+  Upsample: resize,
+  Split: split,
+  Expand: (node, ctx) => {
+    const shape = paramInts(ctx, node, 1, 'shape');
+    if (shape === undefined) throw new TypeError(`Expected a shape for Expand '${node.name}' but received none`);
+    return [canonical(node, node.inputs.slice(0, 1), { shape })];
+  },
+  Tile: (node, ctx) => {
+    const repeats = paramInts(ctx, node, 1, 'repeats');
+    if (repeats === undefined) throw new TypeError(`Expected repeats for Tile '${node.name}' but received none`);
+    return [canonical(node, node.inputs.slice(0, 1), { repeats })];
+  },
+  DepthToSpace: depthToSpace,
+  SpaceToDepth: depthToSpace,
 };
 
 /**

@@ -23,7 +23,7 @@ import { formatShape, inferShapes, type Shape } from '../graph/shape-inference.j
 import { Tensor } from '../tensor.js';
 import { boolean, oneOf, options as checkOptions, optional, typeError } from '../validate.js';
 import { type AddReport, type Fp32Node, type LayerReport, type QuantizationReport, reportJson } from './ptq-report.js';
-import { channelRanges, type FloatRange, type PerChannelQuantParams, perChannelQuantParams, quantizePerChannel, quantParams, type QuantKind, type QuantParams, roundHalfEven } from './qparams.js';
+import { channelRanges, type FloatRange, type PerChannelQuantParams, perChannelQuantParams, quantizePerChannel, quantParams, type QuantKind, type QuantParams, roundHalfEven, storageRange } from './qparams.js';
 
 export interface ConvertOptions {
   /** Weight scales per output channel (default true) or one per tensor. */
@@ -36,6 +36,14 @@ export interface ConvertOptions {
 
 /** Ops that move or select values: they run on quantized values unchanged. */
 export const PASS_THROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Dropout']);
+
+/**
+ * A node that runs on a quantized value unchanged: the PASS_THROUGH_OPS, Slice, Split and a nearest
+ * Resize (they copy stored codes: uint8 NHWC in the runtime, DQ -> op -> Q on export).
+ */
+export function passesThrough(node: GraphNode): boolean {
+  return PASS_THROUGH_OPS.has(node.op) || node.op === 'Slice' || node.op === 'Split' || (node.op === 'Resize' && (node.attrs.mode ?? 'nearest') === 'nearest');
+}
 
 /** Ops with an int8 form (when their weights are constants). */
 const WEIGHTED_OPS: ReadonlySet<string> = new Set(['Conv', 'Gemm', 'MatMul']);
@@ -288,7 +296,7 @@ export function convertToInt8(
     return missing === undefined ? undefined : `no range was given for its value '${missing}'`;
   };
   const capable = new Map<GraphNode, string | undefined>(graph.nodes.map((n) => [n, obstacleOf(n)]));
-  const runsQuantized = (n: GraphNode) => capable.get(n) === undefined || PASS_THROUGH_OPS.has(n.op);
+  const runsQuantized = (n: GraphNode) => capable.get(n) === undefined || passesThrough(n) || n.op === 'Concat';
   const nativeQuantized = new Set<string>(); // values whose producer ran int8
   const fusedRelus = new Set<GraphNode>();
   for (const n of graph.nodes) {
@@ -393,7 +401,49 @@ export function convertToInt8(
       });
       continue;
     }
-    if (PASS_THROUGH_OPS.has(node.op) && nativeQuantized.has(node.inputs[0])) {
+    if (node.op === 'Concat' && node.inputs.length > 1 && node.inputs.every((i) => nativeQuantized.has(i))) {
+      // QLinearConcat: each input requantized to parameters covering every input's range (its
+      // own when all inputs share them: then a plain copy).
+      const qs = node.inputs.map((i) => quantTwin.get(i)!);
+      const ps = qs.map((q) => twinParams.get(q)!);
+      const same = ps.every((p) => p.scale === ps[0].scale && p.zeroPoint === ps[0].zeroPoint && p.kind === ps[0].kind);
+      let yp = ps[0];
+      if (!same) {
+        const { qmin, qmax } = storageRange(ps[0].kind);
+        const min = Math.min(...ps.map((p) => (qmin - p.zeroPoint) * p.scale));
+        const max = Math.max(...ps.map((p) => (qmax - p.zeroPoint) * p.scale));
+        yp = quantParams({ min, max }, ps[0].kind, node.outputs[0]);
+      }
+      const out = node.outputs[0];
+      const y = fresh(`${out}_quantized`);
+      nodes.push({
+        name: node.name,
+        op: 'QLinearConcat',
+        inputs: qs,
+        outputs: [y],
+        attrs: { axis: node.attrs.axis ?? 1, x_scales: ps.map((p) => p.scale), x_zero_points: ps.map((p) => p.zeroPoint), y_scale: yp.scale, y_zero_point: yp.zeroPoint, y_dtype: yp.kind },
+      });
+      quantTwin.set(out, y);
+      twinParams.set(y, yp);
+      producedQuantized.add(out);
+      nativeQuantized.add(out);
+      continue;
+    }
+    if (node.op === 'Split' && nativeQuantized.has(node.inputs[0])) {
+      // Every part keeps the input's parameters.
+      const xq = quantTwin.get(node.inputs[0])!;
+      const ys = node.outputs.map((o) => (o === '' ? '' : fresh(`${o}_quantized`)));
+      nodes.push({ ...node, inputs: [xq], outputs: ys });
+      node.outputs.forEach((o, i) => {
+        if (o === '') return;
+        quantTwin.set(o, ys[i]);
+        twinParams.set(ys[i], twinParams.get(xq)!);
+        producedQuantized.add(o);
+        nativeQuantized.add(o);
+      });
+      continue;
+    }
+    if (passesThrough(node) && nativeQuantized.has(node.inputs[0])) {
       const xq = quantTwin.get(node.inputs[0])!;
       const out = node.outputs[0];
       const y = fresh(`${out}_quantized`);
@@ -404,7 +454,7 @@ export function convertToInt8(
       nativeQuantized.add(out);
       continue;
     }
-    fp32Nodes.push({ node: node.name, op: node.op, reason: PASS_THROUGH_OPS.has(node.op) ? 'its input is float32' : obstacle! });
+    fp32Nodes.push({ node: node.name, op: node.op, reason: passesThrough(node) ? 'its input is float32' : obstacle! });
     nodes.push({ ...node, inputs: node.inputs.map((i) => (i ? float(i) : i)) });
   }
   for (const o of graph.outputs) float(o.name);

@@ -9,11 +9,13 @@
  *
  * Supported ops: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearGemm, QLinearAdd,
  * DynamicQGemm, and Conv, Gemm, MatMul, MaxPool, AveragePool, Flatten, Reshape, Identity, Dropout, Add, Max,
- * Min, Pow, PRelu (broadcasting), Reduce*, and the element-wise activations / math of the runtime (Relu,
- * Sigmoid, Tanh, Gelu, Erf, ...) (Conv/Gemm with `kiln_activation`). MaxPool/Flatten/Reshape/Identity/Dropout keep the input's dtype.
+ * Min, Pow, PRelu (broadcasting), Reduce*, the element-wise activations / math of the runtime (Relu,
+ * Sigmoid, Tanh, Gelu, Erf, ...), nearest Resize of the last two dims, Slice, Split (Conv/Gemm with
+ * `kiln_activation`). MaxPool/Flatten/Reshape/Identity/Dropout/Resize/Slice/Split keep the input's dtype.
  */
 import { ErrorCode, KilnError } from '../errors.js';
 import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
+import { sliceIndices, sliceParams } from '../graph/constant-folding.js';
 import { Tensor } from '../tensor.js';
 import { typeError } from '../validate.js';
 import { quantParams, roundHalfEven, storageRange, type QuantKind } from './qparams.js';
@@ -188,6 +190,36 @@ function qlinearAdd(values: Values, node: GraphNode): Tensor {
     out[i] = q < lo ? lo : q > qmax ? qmax : q;
   }
   return quantizedTensor(kind, out, a.dims);
+}
+
+/** Each input requantized to the output's parameters (float32 arithmetic, as QLinearAdd), then concatenated. */
+function qlinearConcat(values: Values, node: GraphNode): Tensor {
+  const xs = node.inputs.map((_, i) => input(values, node, i));
+  const scales = node.attrs.x_scales as number[];
+  const zps = node.attrs.x_zero_points as number[];
+  const ys = num(node, 'y_scale');
+  const yz = num(node, 'y_zero_point', 0);
+  const kind = kindOf(node, 'y_dtype');
+  const { qmin, qmax } = storageRange(kind);
+  const r = xs[0]!.dims.length;
+  const axis = num(node, 'axis', 1);
+  const a = axis < 0 ? axis + r : axis;
+  const outer = xs[0]!.dims.slice(0, a).reduce((p, q) => p * q, 1);
+  const dims = xs[0]!.dims.slice();
+  dims[a] = xs.reduce((t, x) => t + x.dims[a]!, 0);
+  const out: number[] = [];
+  for (let o = 0; o < outer; o++) {
+    xs.forEach((x, i) => {
+      expectType(node, x, ['uint8', 'int8'], `input ${i}`);
+      const slab = x.size / outer;
+      for (let k = 0; k < slab; k++) {
+        const real = Math.fround(Math.fround(scales[i]!) * (x.data[o * slab + k]! - zps[i]!));
+        const q = roundHalfEven(Math.fround(real / ys)) + yz;
+        out.push(q < qmin ? qmin : q > qmax ? qmax : q);
+      }
+    });
+  }
+  return quantizedTensor(kind, out, dims);
 }
 
 /** ONNX DynamicQuantizeLinear of the whole input, then an int8 product dequantized with a float bias. */
@@ -412,6 +444,8 @@ function runNode(values: Values, node: GraphNode): Tensor {
       return qlinearGemm(values, node);
     case 'QLinearAdd':
       return qlinearAdd(values, node);
+    case 'QLinearConcat':
+      return qlinearConcat(values, node);
     case 'DynamicQGemm':
       return dynamicQGemm(values, node);
     case 'Conv':
@@ -445,6 +479,12 @@ function runNode(values: Values, node: GraphNode): Tensor {
       const { out, dims } = maxPool2d(x.data, x.dims, windowOf(node.attrs));
       return sameData(x, out, dims);
     }
+    case 'Resize':
+      return resizeNearest(node, input(values, node, 0));
+    case 'Slice': {
+      const x = input(values, node, 0);
+      return sliceOf(x, sliceParams(node, x.dims));
+    }
     case 'AveragePool': {
       const x = input(values, node, 0);
       expectType(node, x, ['float32'], 'x');
@@ -475,6 +515,97 @@ function runNode(values: Values, node: GraphNode): Tensor {
   }
 }
 
+/** The elements a Slice keeps (any dtype). */
+function sliceOf(x: Tensor, p: { axes: number[]; starts: number[]; ends: number[]; steps: number[] }): Tensor {
+  const keep = x.dims.map((d) => Array.from({ length: d }, (_, i) => i));
+  p.axes.forEach((a, i) => (keep[a] = sliceIndices(x.dims[a]!, p.starts[i]!, p.ends[i]!, p.steps[i]!)));
+  const strides = x.dims.map((_, d) => x.dims.slice(d + 1).reduce((a, b) => a * b, 1));
+  const out: number[] = [];
+  const walk = (d: number, offset: number): void => {
+    if (d === keep.length) {
+      out.push(x.data[offset]!);
+      return;
+    }
+    for (const i of keep[d]!) walk(d + 1, offset + i * strides[d]!);
+  };
+  walk(0, 0);
+  return sameData(x, out, keep.map((k) => k.length));
+}
+
+/** Split: each part a Slice along `axis`. */
+function splitOf(node: GraphNode, x: Tensor): Tensor[] {
+  const axis = num(node, 'axis', 0);
+  const a = axis < 0 ? axis + x.dims.length : axis;
+  const parts = node.attrs.split as number[];
+  let at = 0;
+  return parts.map((size) => {
+    const t = sliceOf(x, { axes: [a], starts: [at], ends: [at + size], steps: [1] });
+    at += size;
+    return t;
+  });
+}
+
+/** Input coordinate of output position x (float32 arithmetic, as onnxruntime computes it). */
+function originalCoordinate(mode: string, x: number, scale: number, outLen: number, inLen: number): number {
+  const f = Math.fround;
+  switch (mode) {
+    case 'half_pixel':
+      return f(f(f(x + 0.5) / scale) - 0.5);
+    case 'pytorch_half_pixel':
+      return outLen > 1 ? f(f(f(x + 0.5) / scale) - 0.5) : 0;
+    case 'align_corners':
+      return outLen === 1 ? 0 : f(f(x * (inLen - 1)) / (outLen - 1));
+    case 'tf_half_pixel_for_nn':
+      return f(f(x + 0.5) / scale);
+    case 'asymmetric':
+      return f(x / scale);
+    default:
+      throw new Error(mode);
+  }
+}
+
+function nearestIndex(mode: string, x: number): number {
+  switch (mode) {
+    case 'floor':
+      return Math.floor(x);
+    case 'ceil':
+      return Math.ceil(x);
+    case 'round_prefer_ceil':
+      return x < 0 ? -Math.round(-x) : Math.round(x); // half away from zero, as std::round
+    default: // round_prefer_floor
+      return x === Math.trunc(x) + 0.5 ? Math.floor(x) : x < 0 ? -Math.round(-x) : Math.round(x);
+  }
+}
+
+/** Nearest Resize of the last two dims (any dtype: codes are copied). */
+function resizeNearest(node: GraphNode, x: Tensor): Tensor {
+  if ((node.attrs.mode ?? 'nearest') !== 'nearest') fail(node, 'only nearest Resize');
+  const coord = String(node.attrs.coordinate_transformation_mode ?? 'half_pixel');
+  if (!['half_pixel', 'pytorch_half_pixel', 'align_corners', 'tf_half_pixel_for_nn', 'asymmetric'].includes(coord)) fail(node, `coordinate_transformation_mode ${coord}`);
+  const nearest = String(node.attrs.nearest_mode ?? 'round_prefer_floor');
+  const scales = node.attrs.scales as number[] | undefined;
+  const sizes = node.attrs.sizes as number[] | undefined;
+  const r = x.dims.length;
+  if (r < 2 || scales === undefined || scales.length !== r) fail(node, 'scales for every dim of a rank >= 2 input');
+  const outDims = x.dims.map((d, i) => (i < r - 2 ? d : sizes !== undefined ? sizes[i]! : Math.floor(Math.fround(Math.fround(scales[i]!) * d))));
+  const table = (axis: number): number[] =>
+    Array.from({ length: outDims[axis]! }, (_, j) => {
+      const inLen = x.dims[axis]!;
+      if (inLen === 1) return 0;
+      const i = nearestIndex(nearest, originalCoordinate(coord, j, Math.fround(scales[axis]!), outDims[axis]!, inLen));
+      return Math.max(0, Math.min(inLen - 1, i));
+    });
+  const [hs, ws] = [table(r - 2), table(r - 1)];
+  const [h, w] = [x.dims[r - 2]!, x.dims[r - 1]!];
+  const planes = x.size / (h * w);
+  const out = new (x.data.constructor as new (n: number) => typeof x.data)(planes * hs.length * ws.length);
+  let o = 0;
+  for (let p = 0; p < planes; p++) {
+    for (const ih of hs) for (const iw of ws) out[o++] = x.data[p * h * w + ih * w + iw]!;
+  }
+  return sameData(x, out, outDims);
+}
+
 /**
  * Runs `graph` on `feeds` with naive float64 / exact-integer loops.
  * @param feeds one tensor per graph input (batch first), by input name
@@ -492,6 +623,12 @@ export function runInt8Reference(graph: Graph, feeds: Record<string, Tensor>, op
     values.set(v.name, t);
   }
   for (const node of graph.nodes) {
+    if (node.op === 'Split') {
+      splitOf(node, input(values, node, 0)).forEach((t, i) => {
+        if (node.outputs[i]) values.set(node.outputs[i]!, t);
+      });
+      continue;
+    }
     const out = runNode(values, node);
     values.set(node.outputs[0], out);
   }

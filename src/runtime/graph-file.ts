@@ -122,6 +122,21 @@ function checkInt8Nodes(graph: Graph): void {
       case 'DynamicQGemm':
         quantWeights(a, graph.initializers);
         break;
+      case 'QLinearConcat': {
+        // One scale and zero point per input, in the input's own range.
+        const scales = node.attrs.x_scales;
+        const zps = node.attrs.x_zero_points;
+        const n = node.inputs.length;
+        if (!Array.isArray(scales) || scales.length !== n || scales.some((v) => typeof v !== 'number' || !(v > 0) || !Number.isFinite(v))) {
+          throw a.fail('x_scales', `${n} finite scales > 0`, JSON.stringify(scales));
+        }
+        if (!Array.isArray(zps) || zps.length !== n) throw a.fail('x_zero_points', `${n} zero points`, JSON.stringify(zps));
+        zps.forEach((z, i) => {
+          const [lo, hi] = inputType(i) === 'int8' ? [-128, 127] : [0, 255];
+          if (typeof z !== 'number' || !Number.isInteger(z) || z < lo || z > hi) throw a.fail(`x_zero_points[${i}]`, `an integer in [${lo}, ${hi}]`, String(z));
+        });
+        break;
+      }
       default:
         break;
     }

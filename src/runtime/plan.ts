@@ -63,6 +63,7 @@ export const PLAN_OPS = [
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity',
   'QuantizeLinear', 'DequantizeLinear', 'TransposeU8', 'QLinearConv', 'QLinearGemm', 'DynamicQGemm',
   'QLinearAdd', 'MaxPoolU8',
+  'Resize', 'Slice', 'Gather', 'Expand', 'Tile', 'ResizeU8', 'SliceU8', 'ConcatU8',
 ] as const;
 export type PlanOp = (typeof PLAN_OPS)[number];
 

@@ -179,7 +179,7 @@ describe('importModel: unsupported operators', () => {
   it('lists every unsupported op type and node name in one error', async () => {
     const bytes = withSpec((s) => {
       s.nodes.splice(3, 0,
-        node('Resize', ['p1'], ['rz'], [], 'upsample_1'),
+        node('RoiAlign', ['p1'], ['rz'], [], 'roi_align_1'),
         node('NonMaxSuppression', ['rz'], ['nms'], [], 'nms_7'),
         { ...node('FusedConv', ['nms'], ['fc0'], [], 'ms_fused'), domain: 'com.microsoft' },
         node('Add', ['fc0', 'p1'], ['p1b'], [], 'add_after'));
@@ -188,7 +188,7 @@ describe('importModel: unsupported operators', () => {
     const err = (await importModel(bytes).then(() => undefined, (e: unknown) => e)) as KilnError;
     expect(err).toBeInstanceOf(KilnError);
     expect(err.code).toBe(ErrorCode.UNSUPPORTED_OP);
-    for (const part of ["Resize 'upsample_1'", "NonMaxSuppression 'nms_7'", "FusedConv 'ms_fused' (not implemented) [domain com.microsoft"]) expect(err.message).toContain(part);
+    for (const part of ["RoiAlign 'roi_align_1'", "NonMaxSuppression 'nms_7'", "FusedConv 'ms_fused' (not implemented) [domain com.microsoft"]) expect(err.message).toContain(part);
     expect(err.message).not.toContain('add_after');
   });
 
@@ -203,8 +203,8 @@ describe('importModel: unsupported operators', () => {
 
   it('refuses opsets outside 1..28 and dead unsupported nodes do not block', async () => {
     await expectCode(importModel(withSpec((s) => { s.opset = 29; })), ErrorCode.UNSUPPORTED_OP, /opset/);
-    const g = await importModel(withSpec((s) => { s.nodes.push(node('Resize', ['p1'], ['unused'], [], 'dead_resize')); }));
-    expect(g.nodes.some((n) => n.op === 'Resize')).toBe(false);
+    const g = await importModel(withSpec((s) => { s.nodes.push(node('RoiAlign', ['p1'], ['unused'], [], 'dead_roi_align')); }));
+    expect(g.nodes.some((n) => n.op === 'RoiAlign')).toBe(false);
   });
 });
 

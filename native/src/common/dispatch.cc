@@ -32,6 +32,10 @@ void fill_dispatch_scalar(DispatchTable* t) {
   t->f32_norm = {f32_norm_moments_scalar, f32_norm_row_scalar, f32_scale_shift_row_scalar};
   t->f32_math.unary = f32_unary_scalar;
   t->f32_math.reduce_rows = f32_reduce_rows_scalar;
+  t->f32_resize.gather_row = f32_resize_gather_row_scalar;
+  t->f32_resize.double_row = f32_resize_double_row_scalar;
+  t->f32_resize.taps_row = f32_resize_taps_row_scalar;
+  t->f32_resize.blend_rows = f32_resize_blend_rows_scalar;
   t->s8_conv.quantize_u8_row = quantize_u8_row_scalar;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_scalar;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_scalar;
@@ -53,6 +57,10 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->f32_norm = {f32_norm_moments_avx2, f32_norm_row_avx2, f32_scale_shift_row_avx2};
   t->f32_math.unary = f32_unary_avx2;
   t->f32_math.reduce_rows = f32_reduce_rows_avx2;
+  t->f32_resize.gather_row = f32_resize_gather_row_avx2;
+  t->f32_resize.double_row = f32_resize_double_row_avx2;
+  t->f32_resize.taps_row = f32_resize_taps_row_avx2;
+  t->f32_resize.blend_rows = f32_resize_blend_rows_avx2;
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx2;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx2;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx2;
@@ -86,7 +94,8 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx512;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx512;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx512;
-  // The int8 depthwise accumulation keeps its AVX2 kernel (set by the level below).
+  // The int8 depthwise accumulation keeps its AVX2 kernel (set by the level below); so do the
+  // resize rows (memory-bound).
 }
 
 // VNNI only adds int8 dot products: the fp32 families keep the AVX-512 kernels; the int8 GEMM

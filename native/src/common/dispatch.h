@@ -11,6 +11,7 @@
 #include "kiln/cpu.h"
 #include "norm/norm-ukernel.h"
 #include "pool/maxpool2d-rows.h"
+#include "resize/resize-rows.h"
 #include "s8-conv/s8-conv-ukernel.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
 #include "sparse/sparse-conv-ukernel.h"
@@ -29,6 +30,7 @@ struct DispatchTable {
   F32PoolKernels f32_pool;
   F32NormKernels f32_norm;  // LayerNorm / GroupNorm / InstanceNorm rows (norm/)
   F32MathKernels f32_math;  // element-wise activations / math and row reductions of the plan
+  F32ResizeKernels f32_resize;  // Resize rows (resize/)
   S8ConvKernels s8_conv;
   F32SpmmKernels f32_spmm;  // sparse fp32 weights x dense X, one kernel per pattern
   F32NmSpmmKernels f32_nm_spmm;  // N:M packed fp32 weights x dense X, one kernel per (M, N)

@@ -4,6 +4,7 @@ import { lowerConv, lowerConvTranspose } from './conv.js';
 import { lowerBinary, lowerSum, lowerUnary, lowerVariadic } from './elementwise.js';
 import { lowerGemm, lowerMatMul } from './gemm.js';
 import { lowerGroupNorm, lowerLayerNorm } from './norm.js';
+import { lowerDepthToSpace, lowerExpand, lowerGather, lowerTile } from './data.js';
 import { lowerConcat, lowerPad, lowerSqueeze, lowerTranspose, lowerUnsqueeze } from './layout.js';
 import { lowerBatchNorm, lowerGlobalPool, lowerLrn, lowerPool } from './pool.js';
 import { QUANT_LOWERINGS } from './quant.js';
@@ -72,7 +73,12 @@ export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   Softmax: lowerSoftmax,
   LogSoftmax: lowerSoftmax,
   Pad: lowerPad,
-  // int8 ops, and MaxPool / Flatten / Reshape / Identity / Dropout (float or quantized input)
+  Gather: lowerGather,
+  Expand: lowerExpand,
+  Tile: lowerTile,
+  DepthToSpace: lowerDepthToSpace,
+  SpaceToDepth: lowerDepthToSpace,
+  // int8 ops, and MaxPool / Resize / Slice / Split / Flatten / Reshape / Identity / Dropout (float or quantized input)
   ...QUANT_LOWERINGS,
 };
 

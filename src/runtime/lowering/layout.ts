@@ -2,6 +2,7 @@
  * Views (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout: no data moves) and the copying
  * layout ops (Transpose, Concat, Pad). The batch must stay the leading dimension.
  */
+import type { PlanWeight } from '../plan.js';
 import { NodeLowering, Unsupported, type ValueRef, numel, shapeText } from './context.js';
 
 export function lowerIdentity(n: NodeLowering): ValueRef[] {
@@ -114,20 +115,32 @@ export function lowerTranspose(n: NodeLowering): ValueRef[] {
 }
 
 export function lowerConcat(n: NodeLowering): ValueRef[] {
-  const xs = n.node.inputs.map((_, i) => n.value(i));
-  const rank = xs[0].shape.length + 1;
+  // Constant inputs (a leading dimension of 1: the same for every image) become weights "c<k>".
+  const parts = n.node.inputs.map((_, i) => {
+    if (!n.isConstant(i)) return { value: n.value(i), shape: n.value(i).shape };
+    const w = n.weight(i, `input ${i}`);
+    if (w.shape.length === 0 || w.shape[0] !== 1) throw new Unsupported(`constant input ${i} of shape ${shapeText(w.shape)} (a constant needs a leading dimension of 1)`);
+    return { weight: w, shape: w.shape.slice(1) };
+  });
+  const xs = parts.flatMap((p) => (p.value ? [p.value] : []));
+  if (xs.length === 0) throw new Unsupported('Concat of constants only (fold constants first)');
+  const rank = parts[0].shape.length + 1;
   const axis = n.axis(n.int('axis'), rank);
-  if (axis === 0) throw new Unsupported('Concat along the batch axis');
-  const out = xs[0].shape.slice();
+  if (axis === 0) throw new Unsupported('Concat along the batch axis (the batch is the run-time leading dimension of every value)');
+  const out = parts[0].shape.slice();
   out[axis - 1] = 0;
-  for (const x of xs) {
-    if (x.shape.length + 1 !== rank || x.shape.some((d, i) => i !== axis - 1 && d !== xs[0].shape[i])) {
-      throw n.shapeError(`inputs ${xs.map((v) => shapeText(['N', ...v.shape])).join(', ')} differ outside axis ${axis}`);
+  for (const p of parts) {
+    if (p.shape.length + 1 !== rank || p.shape.some((d, i) => i !== axis - 1 && d !== parts[0].shape[i])) {
+      throw n.shapeError(`inputs ${parts.map((v) => shapeText(['N', ...v.shape])).join(', ')} differ outside axis ${axis}`);
     }
-    out[axis - 1] += x.shape[axis - 1];
+    out[axis - 1] += p.shape[axis - 1];
   }
-  if (xs.length === 1) return [xs[0]];
-  return [n.emit('Concat', xs, out, { attrs: { axis } })];
+  if (parts.length === 1) return [xs[0]];
+  const weights: Record<string, PlanWeight> = {};
+  parts.forEach((p, k) => {
+    if (p.weight) weights[`c${k}`] = p.weight;
+  });
+  return [n.emit('Concat', xs, out, { attrs: { axis }, weights })];
 }
 
 export function lowerPad(n: NodeLowering): ValueRef[] {

@@ -14,6 +14,7 @@ import type { PlanAttr, PlanWeight } from '../plan.js';
 import { NodeLowering, type QuantInfo, Unsupported, type ValueRef, shapeText } from './context.js';
 import { flattenTarget, lowerFlatten, lowerIdentity, lowerReshape, reshapeTarget } from './layout.js';
 import { lowerPool, poolStep } from './pool.js';
+import { lowerResize, lowerSlice, lowerSplit, resizeStep, sliceSpec, splitParts } from './data.js';
 import { readWindow, windowOutput } from './window.js';
 
 type QuantDType = QuantInfo['dtype'];
@@ -311,6 +312,80 @@ function lowerMaxPoolU8(n: NodeLowering): ValueRef[] {
   return [n.emit('MaxPoolU8', [x], p.shape, { attrs: p.attrs, macs: p.macs, quant: { ...q, perm: { c: p.shape[0], p: p.shape[1] * p.shape[2] } } })];
 }
 
+/**
+ * QLinearConcat: each input requantized to the output's parameters through a 256-entry table.
+ * Images concatenated along channels stay NHWC (a pixel's channels from each input in turn);
+ * any other axis runs on NCHW storage.
+ */
+function lowerQLinearConcat(n: NodeLowering): ValueRef[] {
+  let xs = n.node.inputs.map((_, i) => quantizedInput(n, i));
+  const rank = xs[0].shape.length + 1;
+  const axis = n.axis(n.int('axis', 1), rank);
+  if (axis === 0) throw new Unsupported('Concat along the batch axis');
+  const scales = n.node.attrs.x_scales;
+  const zps = n.node.attrs.x_zero_points;
+  if (!Array.isArray(scales) || scales.length !== xs.length || !Array.isArray(zps) || zps.length !== xs.length) {
+    throw n.shapeError(`x_scales and x_zero_points must hold one value per input (${xs.length})`);
+  }
+  const out = xs[0].shape.slice();
+  out[axis - 1] = 0;
+  for (const x of xs) {
+    if (x.shape.length + 1 !== rank || x.shape.some((d, i) => i !== axis - 1 && d !== xs[0].shape[i])) {
+      throw n.shapeError(`inputs ${xs.map((v) => shapeText(['N', ...v.shape])).join(', ')} differ outside axis ${axis}`);
+    }
+    out[axis - 1] += x.shape[axis - 1];
+  }
+  const nhwc = rank === 4 && axis === 1;
+  xs = xs.map((x) => (nhwc ? toNhwc(n, x) : toPlain(n, x)));
+  const y = outputQuant(n);
+  if (!y.quant) throw n.shapeError('attribute y_scale is required');
+  const attrs = {
+    ...y.attrs,
+    axis,
+    nhwc: nhwc ? 1 : 0,
+    x_scales: xs.map((_, i) => Math.fround(scales[i] as number)),
+    x_zero_points: xs.map((x, i) => storedZeroPoint(x.quant.dtype, zps[i] as number)),
+  };
+  const quant = nhwc ? { ...y.quant, perm: { c: out[0], p: out[1] * out[2] } } : y.quant;
+  return [n.emit('ConcatU8', xs, out, { attrs, macs: 0, quant })];
+}
+
+/** Nearest Resize of a quantized NCHW image: the stored codes are copied (NHWC), parameters kept. */
+function lowerResizeU8(n: NodeLowering): ValueRef[] {
+  let x = quantizedInput(n, 0);
+  if (x.shape.length !== 3) throw new Unsupported(`a rank-${x.shape.length + 1} Resize of a quantized value (only NCHW)`);
+  if (n.str('mode', 'nearest') !== 'nearest') throw new Unsupported(`a ${n.str('mode', 'nearest')} Resize of a quantized value (only nearest)`);
+  const step = resizeStep(n, x);
+  if (!step) return [x];
+  x = toNhwc(n, x);
+  const { perm: _, ...q } = x.quant;
+  return [n.emit('ResizeU8', [x], step.out, { attrs: step.attrs, macs: 0, quant: { ...q, perm: { c: step.out[0], p: step.out[1] * step.out[2] } } })];
+}
+
+/** A SliceU8 of a quantized value (NHWC images stay NHWC), parameters kept. */
+function sliceQ(n: NodeLowering, x: ValueRef & { quant: QuantInfo }, starts: number[], steps: number[], out: number[]): ValueRef {
+  if (starts.every((s) => s === 0) && steps.every((s) => s === 1) && shapeText(out) === shapeText(x.shape)) return x;
+  const nhwc = x.quant.perm !== undefined;
+  const { perm: _, ...q } = x.quant;
+  const quant = nhwc ? { ...q, perm: { c: out[0], p: out[1] * out[2] } } : q;
+  return n.emit('SliceU8', [x], out, { attrs: { starts, steps, nhwc: nhwc ? 1 : 0 }, macs: 0, quant });
+}
+
+/** Slice of a quantized value: the stored codes are copied (NHWC images stay NHWC), parameters kept. */
+function lowerSliceQ(n: NodeLowering): ValueRef[] {
+  let x = quantizedInput(n, 0);
+  if (x.quant.perm && x.shape.length !== 3) x = toPlain(n, x);
+  const { starts, steps, out } = sliceSpec(n, x);
+  return [sliceQ(n, x, starts, steps, out)];
+}
+
+/** Split of a quantized value: one SliceU8 per output. */
+function lowerSplitQ(n: NodeLowering): ValueRef[] {
+  let x = quantizedInput(n, 0);
+  if (x.quant.perm && x.shape.length !== 3) x = toPlain(n, x);
+  return splitParts(n, x).map((p) => sliceQ(n, x, p.starts, p.steps, p.out));
+}
+
 function lowerFlattenQ(n: NodeLowering): ValueRef[] {
   const x = quantizedInput(n, 0);
   // A flat view keeps the storage order: readers (QLinearGemm, DequantizeLinear) follow perm.
@@ -336,8 +411,12 @@ export const QUANT_LOWERINGS = {
   QLinearConv: lowerQLinearConv,
   QLinearGemm: lowerQLinearGemm,
   QLinearAdd: lowerQLinearAdd,
+  QLinearConcat: lowerQLinearConcat,
   DynamicQGemm: lowerDynamicQGemm,
   MaxPool: byInput(lowerPool, lowerMaxPoolU8),
+  Resize: byInput(lowerResize, lowerResizeU8),
+  Slice: byInput(lowerSlice, lowerSliceQ),
+  Split: byInput(lowerSplit, lowerSplitQ),
   Flatten: byInput(lowerFlatten, lowerFlattenQ),
   Reshape: byInput(lowerReshape, lowerReshapeQ),
   Identity: byInput(lowerIdentity, (n) => [quantizedInput(n, 0)]),

@@ -28,6 +28,11 @@ std::unique_ptr<PlanStep> make_concat(const StepContext& ctx);          // conca
 std::unique_ptr<PlanStep> make_transpose(const StepContext& ctx);       // transpose.cc
 std::unique_ptr<PlanStep> make_softmax(const StepContext& ctx);         // softmax.cc (+ LogSoftmax)
 std::unique_ptr<PlanStep> make_pad(const StepContext& ctx);             // pad.cc
+std::unique_ptr<PlanStep> make_resize(const StepContext& ctx);          // resize.cc (Resize, Upsample)
+std::unique_ptr<PlanStep> make_slice(const StepContext& ctx);           // slice.cc
+std::unique_ptr<PlanStep> make_gather(const StepContext& ctx);          // slice.cc
+std::unique_ptr<PlanStep> make_expand(const StepContext& ctx);          // slice.cc
+std::unique_ptr<PlanStep> make_tile(const StepContext& ctx);            // slice.cc
 // int8 steps on uint8 values (NHWC for images; int8 activations arrive as uint8 with the sign bit
 // flipped, so one set of kernels serves both).
 std::unique_ptr<PlanStep> make_quantize(const StepContext& ctx);        // quantize.cc
@@ -38,6 +43,9 @@ std::unique_ptr<PlanStep> make_qlinear_gemm(const StepContext& ctx);    // qline
 std::unique_ptr<PlanStep> make_dynamic_qgemm(const StepContext& ctx);   // qlinear-gemm.cc
 std::unique_ptr<PlanStep> make_qlinear_add(const StepContext& ctx);     // qlinear-add.cc
 std::unique_ptr<PlanStep> make_max_pool_u8(const StepContext& ctx);     // max-pool-u8.cc
+std::unique_ptr<PlanStep> make_resize_u8(const StepContext& ctx);       // resize.cc (nearest)
+std::unique_ptr<PlanStep> make_slice_u8(const StepContext& ctx);        // slice.cc
+std::unique_ptr<PlanStep> make_concat_u8(const StepContext& ctx);       // concat.cc (QLinearConcat)
 
 }  // namespace runtime
 }  // namespace kiln
