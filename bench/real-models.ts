@@ -165,7 +165,8 @@ function markdown(rows: Row[], exportLog: unknown): string {
     lines.push('');
     lines.push(`Exported with torch ${log.torch}, torchvision ${log.torchvision}.`);
     const failed = (log.exports ?? []).filter((e) => !e.ok);
-    lines.push(failed.length === 0 ? 'Every export succeeded.' : `Exporter failures: ${failed.map((e) => `${e.model} ${e.exporter}: ${short(e.error ?? '', 200)}`).join('; ')}`);
+    const retried = (log.exports ?? []).filter((e) => e.ok && e.note).length;
+    lines.push(failed.length === 0 ? `Every export produced a file${retried ? ` (${retried} only after a retry, below)` : ''}.` : `Exporter failures: ${failed.map((e) => `${e.model} ${e.exporter}: ${short(e.error ?? '', 200)}`).join('; ')}`);
     for (const e of (log.exports ?? []).filter((e) => e.ok && e.note)) {
       lines.push(`${e.model} ${e.exporter}: ${e.note}; the first try failed with: ${short(e.error ?? '', 400).replace(/\|/g, '/')}`);
     }
