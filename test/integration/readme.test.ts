@@ -24,6 +24,8 @@ const NOT_KILN = [
   /^npm (install|test|run bench|run conformance|run prebuildify|run test:types|run test:native)\b/, /^npx vitest run /, /^npx (node-gyp|cmake-js) /, /^cmake /, /^KILN_ISA=\w+ npm test$/,
   // Fetching the ONNX node tests for `npm run conformance` (network; not part of the walk).
   /^git (clone|-C) /, /^mkdir /,
+  // Exporting torchvision models (needs PyTorch) and comparing them (bench/real-models.ts).
+  /^python3 bench\/models\//, /^npx tsc -p tsconfig\.json && node dist\/bench\//,
 ];
 
 interface Block {
