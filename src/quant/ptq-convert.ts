@@ -116,7 +116,7 @@ export function int8Obstacle(graph: Graph, node: GraphNode): string | undefined 
   if (node.op === 'Add') return addObstacle(graph, node);
   if (!WEIGHTED_OPS.has(node.op)) return `${node.op} has no int8 form in Kiln's int8 IR`;
   const act = node.attrs.kiln_activation;
-  if (act !== undefined && act !== 'Relu') return `its fused activation ${String(act)} has no int8 form (only Relu)`;
+  if (act !== undefined && act !== 'Relu' && act !== 'Relu6') return `its fused activation ${String(act)} has no int8 form (only Relu and Relu6)`;
   if (graph.initializers.has(node.inputs[0])) return 'its input is a constant';
   const w = floatInit(graph, node.inputs[1]);
   if (!w) return 'its weights are not a float32 constant';
@@ -291,6 +291,12 @@ export function convertToInt8(
   /** An int8 Add needs the ranges of both inputs and of its output (QAT observes no Add output). */
   const obstacleOf = (n: GraphNode): string | undefined => {
     const obstacle = int8Obstacle(graph, n);
+    if (obstacle === undefined && n.attrs.kiln_activation === 'Relu6') {
+      // An int8 Relu6 is a Relu whose quantized output range ends at 6 or below (the calibrated range
+      // of a Relu6's output does), so the u8 ceiling is the clip; a float output gets a float Clip.
+      const range = ranges.get(n.outputs[0]);
+      if (range !== undefined && range.max > 6) return `its fused Relu6's output range ends at ${range.max}, above 6`;
+    }
     if (obstacle !== undefined || n.op !== 'Add') return obstacle;
     const missing = [n.inputs[0], n.inputs[1], addOutput(graph, n, readers)].find((v) => !ranges.has(v));
     return missing === undefined ? undefined : `no range was given for its value '${missing}'`;
@@ -367,8 +373,11 @@ export function convertToInt8(
         ? { ...rest, x_scale: xp.scale, x_zero_point: xp.zeroPoint }
         : { transB: 1, a_scale: xp.scale, a_zero_point: xp.zeroPoint };
       if (yp) Object.assign(attrs, { y_scale: yp.scale, y_zero_point: yp.zeroPoint, y_dtype: yp.kind });
-      if (act !== undefined) attrs.kiln_activation = act;
+      if (act !== undefined) attrs.kiln_activation = act === 'Relu6' ? 'Relu' : act;
       let y = out;
+      // A Relu6 with a float output: the node writes its Relu, a float Clip clips at 6.
+      const clipAfter = act === 'Relu6' && !yp;
+      if (clipAfter) y = fresh(`${out}_relu`);
       if (yp) {
         y = fresh(`${out}_quantized`);
         quantTwin.set(out, y);
@@ -378,6 +387,7 @@ export function convertToInt8(
       }
       const int8Op = isConv ? 'QLinearConv' : 'QLinearGemm';
       nodes.push({ name: node.name, op: int8Op, inputs: [xq, wName, sName, bName], outputs: [y], attrs });
+      if (clipAfter) nodes.push({ name: fresh(`${node.name}_relu6`), op: 'Clip', inputs: [y], outputs: [out], attrs: { min: 0, max: 6 } });
       let wMin = Infinity;
       let wMax = -Infinity;
       for (const s of scales) {

@@ -22,6 +22,7 @@ import { convertToInt8, prepareForQuantization, quantize, valuesToCalibrate, typ
 import { runInt8Reference } from '../../src/quant/reference.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
+import { attr, floatTensor, model as onnxModel, node as onnxNode, randomData, randomTensor, valueInfo } from './onnx-model-builder.js';
 
 const SHAPE = [1, 12, 12];
 const model = seedCNN({ inChannels: 1, height: 12, width: 12, numClasses: 5, widthMultiplier: 0.25, seed: 5 });
@@ -304,3 +305,40 @@ describe('quantize: bad input', () => {
 
 // Keep the report type exported for QAT's use.
 export type { QuantizationReport };
+
+describe('quantize: fused Relu6', () => {
+  it('runs int8: a Relu whose quantized range ends at 6, or a float Clip after a float output (MobileNet-style Clip 0..6)', async () => {
+    const bytes = onnxModel({
+      opset: 13,
+      inputs: [valueInfo('x', ['N', 3, 8, 8])],
+      outputs: [valueInfo('y')],
+      initializers: [randomTensor('w1', [8, 3, 3, 3], 1), randomTensor('w2', [8, 8, 3, 3], 2), floatTensor('lo', [], [0]), floatTensor('hi', [], [6])],
+      nodes: [
+        onnxNode('Conv', ['x', 'w1'], ['c1'], [attr.ints('pads', [1, 1, 1, 1])]),
+        onnxNode('Clip', ['c1', 'lo', 'hi'], ['r1']),
+        onnxNode('Conv', ['r1', 'w2'], ['c2'], [attr.ints('pads', [1, 1, 1, 1])]),
+        onnxNode('Clip', ['c2', 'lo', 'hi'], ['r2']),
+        onnxNode('GlobalAveragePool', ['r2'], ['y']),
+      ],
+    });
+    const float = await importModel(bytes);
+    const x = (n: number, seed: number) => new Tensor('float32', randomData(n * 192, seed, 2).map((v) => Math.abs(v)), [n, 3, 8, 8]);
+    const { graph, report } = await quantize(float, x(32, 3));
+    // Both convs run int8: the first writes u8 (its range ends at 6), the second a float output and a Clip.
+    expect(ops(graph)).toEqual(['QuantizeLinear', 'QLinearConv', 'QLinearConv', 'Clip', 'GlobalAveragePool']);
+    expect(graph.nodes.filter((n) => n.op === 'QLinearConv').map((n) => n.attrs.kiln_activation)).toEqual(['Relu', 'Relu']);
+    expect(report.layers.map((l) => l.activation)).toEqual(['Relu6', 'Relu6']);
+    const q1 = graph.nodes[1];
+    expect((q1.attrs.y_scale as number) * (255 - (q1.attrs.y_zero_point as number))).toBeLessThanOrEqual(6 * (1 + 1e-6));
+    // The clip matters here (many pre-activations exceed 6), and int8 tracks the clipped fp32 model.
+    const feeds = { x: x(4, 9) };
+    const [fp, q] = [await InferenceSession.create(float), await InferenceSession.create(graph)];
+    const want = (await fp.run(feeds))[fp.outputNames[0]].data;
+    const got = (await q.run(feeds))[q.outputNames[0]].data;
+    const rel = Math.hypot(...want.map((v, i) => v - got[i])) / Math.hypot(...want);
+    expect(rel).toBeLessThan(0.05);
+    expect(Math.max(...want)).toBeLessThanOrEqual(6);
+    fp.release();
+    q.release();
+  });
+});
