@@ -3,7 +3,7 @@
  * bench/models/export_torchvision.py: torchvision models with weights=None, exported by PyTorch's
  * dynamo exporter at opset 21 and its TorchScript exporter at opset 17) is imported by Kiln and,
  * when it imports, compared with onnxruntime-node on two seeded image-like random inputs (batch 1,
- * seed 1 and batch 2, seed 2; see imageLike) with `compareGraphWithModel` (ORT runs the original file).
+ * seed 1 and batch 2, seed 2; see imageLike in bench/image-like.ts) with `compareGraphWithModel` (ORT runs the original file).
  *
  * Result per file: match (max relL2 <= 1e-4 and the same top-1 on every row), mismatch, refused
  * (Kiln's import or session creation threw a KilnError: its code and message are kept) or error
@@ -21,8 +21,8 @@ import { compareGraphWithModel } from '../src/onnx/compare.js';
 import { importModel } from '../src/onnx/import.js';
 import type { Graph } from '../src/graph/ir.js';
 import { InferenceSession } from '../src/runtime/session.js';
-import { Tensor } from '../src/tensor.js';
-import { Rng } from '../src/util/rng.js';
+
+import { imageLike } from './image-like.js';
 
 const TOLERANCE = 1e-4;
 const RUNS = [
@@ -82,34 +82,6 @@ async function measure(dir: string, file: string): Promise<Row> {
     return row({ result: err instanceof KilnError ? 'refused' : 'error', code: e.code ?? e.name, reason: short(e.message), stage: 'compare' });
   }
   return row({ result: relL2 <= TOLERANCE && top1 === 1 ? 'match' : 'mismatch', relL2, top1, ...(await sensitivity(path, graph)) });
-}
-
-/**
- * A seeded batch of image-like inputs (N x 3 x 224 x 224): per row and channel a random offset and
- * scale, a random low-frequency wave and Gaussian noise. Plain uniform noise would differ between
- * rows only in high frequencies that a randomly initialised deep network averages away (GoogLeNet's
- * and ShuffleNetV2's outputs then move by ~1e-6 of their norm), so a match would prove little.
- */
-function imageLike(batch: number, seed: number): Tensor<'float32'> {
-  const rng = new Rng(seed);
-  const hw = 224;
-  const x = new Float32Array(batch * 3 * hw * hw);
-  for (let n = 0; n < batch; n++) {
-    for (let c = 0; c < 3; c++) {
-      const mean = rng.uniform(-1.5, 1.5);
-      const scale = rng.uniform(0.3, 2);
-      const fx = rng.uniform(-0.1, 0.1);
-      const fy = rng.uniform(-0.1, 0.1);
-      const phase = rng.uniform(0, 2 * Math.PI);
-      const base = (n * 3 + c) * hw * hw;
-      for (let i = 0; i < hw; i++) {
-        for (let j = 0; j < hw; j++) {
-          x[base + i * hw + j] = mean + scale * (Math.sin(fx * j + fy * i + phase) + 0.5 * rng.normal());
-        }
-      }
-    }
-  }
-  return new Tensor('float32', x, [batch, 3, hw, hw]);
 }
 
 /** How much onnxruntime's output moves between the two rows of the batch-2 input that the comparison uses. */
