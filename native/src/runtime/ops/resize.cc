@@ -193,6 +193,33 @@ class ResizeU8Step : public PlanStep {
   std::string detail_;
 };
 
+/** The attributes both Resize steps read: coordinate and nearest rounding modes, and the H and W scales. */
+struct ResizeAttrs {
+  std::string coord;
+  std::string nearest;
+  // The scale of H and W (float32 values, what the coordinates divide by).
+  std::vector<double> scales;
+};
+
+ResizeAttrs read_resize_attrs(const StepContext& ctx) {
+  ResizeAttrs a;
+  a.coord = ctx.choice_or(
+      "coordinate_transformation_mode",
+      {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn", "half_pixel_symmetric"},
+      "half_pixel");
+  a.nearest = ctx.choice_or("nearest_mode", {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"}, "round_prefer_floor");
+  a.scales = {1.0, 1.0};
+  auto it = ctx.spec().attrs.find("scales");
+  if (it != ctx.spec().attrs.end()) {
+    if (it->second.kind != PlanAttr::kList || it->second.list.size() != 2) ctx.fail("attrs.scales", "2 scales (H, W)", "another value");
+    a.scales = it->second.list;
+    for (double s : a.scales) {
+      if (!(s > 0) || !std::isfinite(s)) ctx.fail("attrs.scales", "positive finite scales", std::to_string(s));
+    }
+  }
+  return a;
+}
+
 }  // namespace
 
 std::unique_ptr<PlanStep> make_resize_u8(const StepContext& ctx) {
@@ -205,20 +232,10 @@ std::unique_ptr<PlanStep> make_resize_u8(const StepContext& ctx) {
   const PlanShape& y = ctx.out()[0];
   // Logical [C, H, W], stored NHWC; nearest only (any other mode would not copy stored codes).
   ctx.choice_or("mode", {"nearest"}, "nearest");
-  const std::string coord = ctx.choice_or(
-      "coordinate_transformation_mode",
-      {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn", "half_pixel_symmetric"},
-      "half_pixel");
-  const std::string nearest = ctx.choice_or("nearest_mode", {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"}, "round_prefer_floor");
-  std::vector<double> scales = {1.0, 1.0};
-  auto it = ctx.spec().attrs.find("scales");
-  if (it != ctx.spec().attrs.end()) {
-    if (it->second.kind != PlanAttr::kList || it->second.list.size() != 2) ctx.fail("attrs.scales", "2 scales (H, W)", "another value");
-    scales = it->second.list;
-    for (double s : scales) {
-      if (!(s > 0) || !std::isfinite(s)) ctx.fail("attrs.scales", "positive finite scales", std::to_string(s));
-    }
-  }
+  const ResizeAttrs attrs = read_resize_attrs(ctx);
+  const std::string& coord = attrs.coord;
+  const std::string& nearest = attrs.nearest;
+  const std::vector<double>& scales = attrs.scales;
   if (y.size() != 3 || y[0] != x[0] || y[1] == 0 || y[2] == 0) ctx.fail("outputs[0]", "[" + std::to_string(x[0]) + ", H', W']", shape_text(y));
   AxisTable h = axis_table(Mode::kNearest, x[1], y[1], static_cast<float>(scales[0]), coord, nearest, -0.75f, false);
   AxisTable w = axis_table(Mode::kNearest, x[2], y[2], static_cast<float>(scales[1]), coord, nearest, -0.75f, false);
@@ -236,23 +253,12 @@ std::unique_ptr<PlanStep> make_resize(const StepContext& ctx) {
   if (rank < 1) ctx.fail("inputs[0]", "a per-image rank of at least 1", shape_text(x));
   const std::string mode_text = ctx.choice_or("mode", {"nearest", "linear", "cubic"}, "nearest");
   const Mode mode = mode_text == "nearest" ? Mode::kNearest : mode_text == "linear" ? Mode::kLinear : Mode::kCubic;
-  const std::string coord = ctx.choice_or(
-      "coordinate_transformation_mode",
-      {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn", "half_pixel_symmetric"},
-      "half_pixel");
-  const std::string nearest = ctx.choice_or("nearest_mode", {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"}, "round_prefer_floor");
   const float cubic_a = static_cast<float>(ctx.number_or("cubic_coeff_a", -0.75));
   const bool exclude_outside = ctx.integer_or("exclude_outside", 0, 1, 0) == 1;
-  // `scales`: the scale of H and W (float32 values, what the coordinates divide by).
-  std::vector<double> scales = {1.0, 1.0};
-  auto it = ctx.spec().attrs.find("scales");
-  if (it != ctx.spec().attrs.end()) {
-    if (it->second.kind != PlanAttr::kList || it->second.list.size() != 2) ctx.fail("attrs.scales", "2 scales (H, W)", "another value");
-    scales = it->second.list;
-    for (double s : scales) {
-      if (!(s > 0) || !std::isfinite(s)) ctx.fail("attrs.scales", "positive finite scales", std::to_string(s));
-    }
-  }
+  const ResizeAttrs attrs = read_resize_attrs(ctx);
+  const std::string& coord = attrs.coord;
+  const std::string& nearest = attrs.nearest;
+  const std::vector<double>& scales = attrs.scales;
   // The leading dims are planes; H is 1 for a rank-1 image.
   const size_t in_h = rank >= 2 ? x[rank - 2] : 1, in_w = x[rank - 1];
   if (y.size() != rank) ctx.fail("outputs[0]", "the input's rank", shape_text(y));
