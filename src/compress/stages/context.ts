@@ -25,10 +25,10 @@ export interface StageOutput {
   sensitivity?: SensitivityRecord;
 }
 
-/** Trainer callbacks that report batches and epochs, and the curve they collect. */
-export function trainingHooks(ctx: StageContext, epochs: number): { callbacks: TrainCallbacks; curve: CurvePoint[] } {
+/** Trainer callbacks that report batches and epochs (of `batchSize` images), and the curve they collect. */
+export function trainingHooks(ctx: StageContext, epochs: number, batchSize: number): { callbacks: TrainCallbacks; curve: CurvePoint[] } {
   const curve: CurvePoint[] = [];
-  const batches = Math.ceil(ctx.train.length / 64);
+  const batches = Math.ceil(ctx.train.length / batchSize);
   return {
     curve,
     callbacks: {

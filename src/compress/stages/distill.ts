@@ -9,7 +9,7 @@ import type { StageContext, StageOutput } from './context.js';
 export async function runDistill(stage: DistillStage, input: ModelState, ctx: StageContext): Promise<StageOutput> {
   if (input.kind !== 'module') throw new KilnError(ErrorCode.INVALID_STATE, 'distill runs on the float model, before quantize');
   const student = ctx.student(stage.widthMultiplier, ctx.seed);
-  const { callbacks, curve } = trainingHooks(ctx, stage.epochs);
+  const { callbacks, curve } = trainingHooks(ctx, stage.epochs, DISTILL_TRAIN_DEFAULTS.batchSize);
   const teacher = input.module;
   teacher.eval();
   await distill(teacher, student, ctx.train, {

@@ -14,7 +14,7 @@ export async function runFineTune(stage: FineTuneStage, input: ModelState, ctx: 
   if (input.kind !== 'module') throw new KilnError(ErrorCode.INVALID_STATE, 'fine-tune runs on the float model, before quantize');
   const model = cloneModule(input.module);
   const masks = zeroMasks(prunableLayers(model).map((l) => l.weight));
-  const { callbacks, curve } = trainingHooks(ctx, stage.epochs);
+  const { callbacks, curve } = trainingHooks(ctx, stage.epochs, fineTuneRecipe.batchSize);
   await train(model, ctx.train, {
     ...fineTuneRecipe,
     epochs: stage.epochs,

@@ -30,7 +30,7 @@ export async function runPrune(stage: PruneStage, input: ModelState, ctx: StageC
     sensitivity = { baseline: report.baseline, pattern: report.pattern, sparsities: report.sparsities, layers: report.layers.map((l) => ({ name: l.name, points: l.points })) };
   }
   const model = cloneModule(input.module);
-  const { callbacks, curve } = trainingHooks(ctx, stage.epochs);
+  const { callbacks, curve } = trainingHooks(ctx, stage.epochs, PRUNE_TRAIN_DEFAULTS.batchSize);
   const { report } = await prune(model, ctx.train, {
     sparsity: stage.sparsity,
     pattern: stage.pattern,

@@ -19,7 +19,7 @@ export async function runQuantize(stage: QuantizeStage, input: ModelState, ctx: 
     });
     return { state: { kind: 'graph', graph, quantization: report }, curve: [] };
   }
-  const { callbacks, curve } = trainingHooks(ctx, stage.epochs);
+  const { callbacks, curve } = trainingHooks(ctx, stage.epochs, QAT_TRAIN_DEFAULTS.batchSize);
   // QAT needs the module's input shape for its graph; a student built by distill carries it.
   (input.module as { inputShape?: readonly number[] }).inputShape ??= input.inputShape;
   const { graph, report } = await quantizeAwareTrain(input.module, ctx.train, {
