@@ -2,7 +2,7 @@
  * TensorProto <-> Tensor. Every size is checked against the data actually present before a typed
  * array is allocated, so a corrupt header cannot make Kiln allocate absurd memory.
  */
-import { Tensor, type DType } from '../tensor.js';
+import { Tensor, type StorageDType as DType } from '../tensor.js';
 import { corrupt, DataType, dataTypeName, int64ToInt32Saturating, int64ToNumber, type Int64Like, type ITensorProto } from './proto.js';
 import { ErrorCode, KilnError } from '../errors.js';
 

@@ -38,8 +38,8 @@ import * as zlib from 'node:zlib';
 import { ErrorCode, KilnError } from '../errors.js';
 import { SparseTensor, sparseGeometry, sparseProblem, toDense } from '../sparse-tensor.js';
 import type { SparseBlock, SparseParts } from '../sparse-tensor.js';
-import { DTYPES, Tensor } from '../tensor.js';
-import type { DataTypeMap, DType } from '../tensor.js';
+import { Tensor } from '../tensor.js';
+import type { DataTypeMap, StorageDType as DType } from '../tensor.js';
 import { checkOutputFile, readModelFile, writeFileAtomic } from '../util/files.js';
 import { options as checkOptions, rangeError, string, typeError } from '../validate.js';
 
@@ -61,6 +61,8 @@ const MAX_RANK = 16;
  * file's, so a corrupt dimension must not become a huge allocation.
  */
 export const KILN_MAX_SPARSE_DENSE_BYTES = 2 ** 30;
+/** The dtypes a .kiln file stores (Kiln's storage types). */
+const DTYPES: readonly DType[] = ['float32', 'int32', 'int8', 'uint8'];
 const ITEM_BYTES: Record<DType, number> = { float32: 4, int32: 4, int8: 1, uint8: 1 };
 const ARRAY_TYPES = { float32: Float32Array, int32: Int32Array, int8: Int8Array, uint8: Uint8Array } as const;
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
