@@ -18,6 +18,7 @@ import { formatShape, inferNodeShapes, type Shape } from '../graph/shape-inferen
 import { Tensor } from '../tensor.js';
 import { emptyModel, readModelFile } from '../util/files.js';
 import { options as checkOptions, typeError } from '../validate.js';
+import { type BatchIndex, type BatchIndexContext, batchIndexStep } from './batch-index.js';
 import { readExternalData } from './external-data.js';
 import { normalizeNode, Unsupported, type NormalizeContext } from './normalize.js';
 import { corrupt, decodeModel, type ITensorProto } from './proto.js';
@@ -133,6 +134,18 @@ function convert(raw: RawGraph): Graph {
   /** Elements constant folding created so far (a small file must not expand without bound). */
   let foldedElements = 0;
   // Quantization nodes wait for liftQuantized (import-quant.ts), after the float nodes are normalised.
+  /** Index tensors computed from the dynamic batch size (batch-index.ts), by value name. */
+  const batchIndices = new Map<string, BatchIndex>();
+  const batchIndexCtx: BatchIndexContext = {
+    batchIndex: (name) => batchIndices.get(name),
+    known: (name) => known.get(name),
+    shape: (name) => shapes.get(name),
+    producer: (name) => {
+      for (let i = nodes.length - 1; i >= 0; i--) if (nodes[i]!.outputs.includes(name)) return nodes[i];
+      return undefined;
+    },
+    fresh: ctx.fresh,
+  };
   const quantEnv: QuantImportEnv = { ctx, known, shapes, graphOutputs, readerOps: (v) => readerOps.get(v) ?? [] };
 
   for (const rawNode of raw.nodes) {
@@ -194,6 +207,24 @@ function convert(raw: RawGraph): Graph {
   }
 
   function processNode(node: GraphNode): void {
+    const index = batchIndexStep(node, batchIndexCtx);
+    if (index !== undefined) {
+      if (index.kind === 'index') {
+        batchIndices.set(node.outputs[0]!, index.value);
+        shapes.set(node.outputs[0]!, index.value.shape.slice());
+      } else if (index.kind === 'nodes') {
+        for (const [name, t] of index.constants) {
+          known.set(name, t);
+          shapes.set(name, t.dims.slice());
+        }
+        for (const n of index.nodes) processNode(n);
+      } else {
+        unsupported.set(node.name, index.reason);
+        for (const o of node.outputs) poisoned.add(o);
+        nodes.push(node);
+      }
+      return;
+    }
     const values = node.inputs.map((n) => (n === '' ? undefined : known.get(n)));
     const inShapes = node.inputs.map((n) => (n === '' ? undefined : shapes.get(n)));
     if (FOLDABLE_OPS.has(node.op) && !node.outputs.some((o) => graphOutputs.has(o))) {

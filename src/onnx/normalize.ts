@@ -685,6 +685,7 @@ const NORMALIZERS: Record<string, Normalizer> = {
   ConstantOfShape: (node) => [canonical(node, node.inputs, node.attrs.value instanceof Tensor ? { value: node.attrs.value } : {})],
   Shape: keep(['start', 'end']),
   Gather: keep(['axis'], { axis: 0 }),
+  Range: keep([]),
   Cast: keep(['to']),
   Slice: slice,
   Resize: resize,
