@@ -266,6 +266,18 @@ describe('shrinkGraph: the shrunk graph equals the masked original', () => {
     const { report } = await expectShrinkEqualsMask(g, { cg: [3] }, [2, 3, 6, 6]);
     expect(report.removedFilters).toEqual({ ca: [3], cg: [3] });
   });
+
+  it('activations that keep zero at zero pass channels through (Gelu, Elu, Mish, ...); Sigmoid blocks them', async () => {
+    for (const op of ['Gelu', 'Elu', 'Selu', 'Celu', 'Mish', 'Softsign', 'Erf', 'Abs']) {
+      const { b, x } = builder(op, 3, 6);
+      const g = head(b, conv(b, b.addNode(op, [conv(b, x, 3, 5, 'c0')], {}, 'act'), 5, 4, 'c1'), 4);
+      const { report } = await expectShrinkEqualsMask(g, { c0: [1, 3] }, [2, 3, 6, 6]);
+      expect(report.removedFilters, op).toEqual({ c0: [1, 3] });
+    }
+    const { b, x } = builder('sigmoid', 3, 6);
+    const g = head(b, conv(b, b.addNode('Sigmoid', [conv(b, x, 3, 5, 'c0')], {}, 'act'), 5, 4, 'c1'), 4);
+    expect(() => shrinkGraph(g, { c0: [1] })).toThrow(/Sigmoid 'act'/);
+  });
 });
 
 describe('shrinkGraph: bad requests', () => {

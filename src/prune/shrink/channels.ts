@@ -3,7 +3,7 @@
  *
  * Every value with a channel axis (axis 1: NCHW activations, or the features of a 2-D value) gets
  * one element id per channel. Ops that keep channels and keep a zero channel at zero (Relu,
- * LeakyRelu, Tanh, HardSwish, Clip around 0, pools, BatchNormalization, Dropout, Identity, a Pad that pads only
+ * LeakyRelu, Tanh, HardSwish, Elu, Selu, Celu, Gelu, Mish, Softsign, Erf, Neg, Abs, Clip around 0, pools, BatchNormalization, Dropout, Identity, a Pad that pads only
  * spatial axes with zeros or by reflection) pass the ids through; Concat along axis 1 concatenates them; Flatten (and a Reshape that is a
  * flatten) repeats channel c's id over its H*W features; element-wise ops between activations
  * (Add, Sum, Sub, Mul, Max, Min; same channels, spatial broadcast allowed) unite the ids of their inputs channel by channel, so the channels
@@ -20,7 +20,11 @@ import type { Graph, GraphNode } from '../../graph/ir.js';
 import { inferShapes, type Shape } from '../../graph/shape-inference.js';
 import type { Tensor } from '../../tensor.js';
 
-const PASS_THROUGH = new Set(['Relu', 'LeakyRelu', 'Tanh', 'HardSwish', 'Dropout', 'Identity', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Clip']);
+const PASS_THROUGH = new Set([
+  'Relu', 'LeakyRelu', 'Tanh', 'HardSwish', 'Dropout', 'Identity', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Clip',
+  // f(0) = 0 for each of these too (Sigmoid, HardSigmoid, Softplus, Exp do not keep zeros).
+  'Elu', 'Selu', 'Celu', 'Gelu', 'Mish', 'Softsign', 'Erf', 'ThresholdedRelu', 'Neg', 'Abs',
+]);
 const ELEMENTWISE = new Set(['Add', 'Sum', 'Sub', 'Mul', 'Max', 'Min']);
 const F32_MAX = 3.4028234663852886e38;
 
