@@ -58,6 +58,8 @@ export function qparams(env: QuantImportEnv, node: GraphNode, s: number, z: numb
   const scaleName = node.inputs[s];
   const scale = constant(env, scaleName);
   if (scale === undefined) throw new Unsupported(`a scale ('${scaleName ?? ''}') computed at run time`);
+  const block = node.attrs.block_size;
+  if (typeof block === 'number' && block !== 0) throw new Unsupported(`blocked quantization (block_size ${block})`);
   if (scale.type !== 'float32' || scale.dims.length > 1 || scale.size === 0) {
     throw corrupt(`Expected a float scalar or 1-D float scales for input ${s} ('${scaleName}') of ${where(node)} but received a ${scale.type} tensor of shape [${scale.dims.join(', ')}]`);
   }
@@ -87,7 +89,10 @@ export function perTensor(p: QParams): boolean {
 export function activationParams(env: QuantImportEnv, node: GraphNode, s: number, z: number): ActivationParams {
   const p = qparams(env, node, s, z);
   if (!perTensor(p)) throw new Unsupported('per-axis quantization of a value computed at run time');
+  // ONNX allows 16-bit (and, for DequantizeLinear, 32-bit) quantized values; Kiln's are 8-bit.
+  // Wider integer types are read as int32, so the zero point's type is all that tells them apart.
   if (p.dtype === 'int32') {
+    if (node.op === 'QuantizeLinear' || node.op === 'DequantizeLinear') throw new Unsupported(`quantization wider than 8 bits (a zero point of an integer type other than uint8 and int8: ${p.zeroPoint[0]})`);
     const { qmin, qmax } = qRange('uint8');
     throw corrupt(`Expected a uint8 or int8 zero point (in [${qmin}, ${qmax}] or [-128, 127]) for input ${z} of ${where(node)} but received an int32 zero point ${p.zeroPoint[0]}`);
   }
@@ -124,7 +129,7 @@ export function dequantizeConstant(t: Tensor, p: QParams, axis: number): Tensor<
 
 /** Quantizes a constant tensor as ONNX QuantizeLinear does (ties to even, saturating). */
 export function quantizeConstant(node: GraphNode, x: Tensor, p: QParams, axis: number): Tensor {
-  if (p.dtype === 'int32') throw corrupt(`Expected a uint8 or int8 zero point for ${where(node)} but received an int32 one`);
+  if (p.dtype === 'int32') throw new Unsupported('quantization wider than 8 bits (a zero point of an integer type other than uint8 and int8)');
   const { qmin, qmax } = qRange(p.dtype);
   const inner = x.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const channels = perTensor(p) ? 1 : x.dims[axis]!;

@@ -266,6 +266,25 @@ describe('importModel: bad int8 models', () => {
     expect(e2.message).toMatch(/Expected 4 zero point\(s\) like the scales for input 5 \('wz'\) of QLinearConv 'conv' but received 2/);
   });
 
+  it('16-bit and blocked Q/DQ (valid ONNX Kiln does not run) are unsupported, not corrupt', async () => {
+    const wide = qmodel(
+      [node('QuantizeLinear', ['x', 'xs', 'xz'], ['xq']), node('DequantizeLinear', ['xq', 'xs', 'xz'], ['y'])],
+      [scalarF('xs', 0.1), tensor('xz', DataType.INT16, [], [300])],
+      ['N', 3],
+    );
+    const e = await error(wide);
+    expect(e.code).toBe('ERR_KILN_UNSUPPORTED_OP');
+    expect(e.message).toMatch(/QuantizeLinear .*quantization wider than 8 bits/);
+    const blocked = qmodel(
+      [node('QuantizeLinear', ['x', 'bs', 'bz'], ['xq'], [attr.i('axis', 1), attr.i('block_size', 2)]), node('DequantizeLinear', ['xq', 'bs', 'bz'], ['y'], [attr.i('axis', 1), attr.i('block_size', 2)])],
+      [tensor('bs', DataType.FLOAT, [2, 2], [0.1, 0.2, 0.3, 0.4]), tensor('bz', DataType.UINT8, [2, 2], [0, 0, 0, 0])],
+      [2, 4],
+    );
+    const e2 = await error(blocked);
+    expect(e2.code).toBe('ERR_KILN_UNSUPPORTED_OP');
+    expect(e2.message).toMatch(/blocked quantization \(block_size 2\)/);
+  });
+
   it('MatMulInteger outside the dynamic pattern and per-axis quantization of a run-time value are unsupported, named', async () => {
     const mmi = qmodel(
       [node('QuantizeLinear', ['x', 'xs', 'xz'], ['xq']), node('MatMulInteger', ['xq', 'w'], ['acc'], [], 'lonely'), node('Cast', ['acc'], ['y'], [attr.i('to', 1)])],
