@@ -17,7 +17,8 @@ import type { Graph, GraphNode } from '../graph/ir.js';
 import { validateGraph } from '../graph/validate-graph.js';
 import { type LoweringEnv, NodeLowering, Unsupported, type ValueRef, shapeText } from './lowering/context.js';
 import { lowerConvPool } from './lowering/conv.js';
-import { lowerQLinearConvPool } from './lowering/quant.js';
+import { lowerDequantize, lowerQLinearConvPool, lowerQuantize } from './lowering/quant.js';
+import { INT8_OPS } from '../graph/int8-ir.js';
 import { LOWERINGS } from './lowering/index.js';
 import type { PlanSpec } from './plan.js';
 
@@ -129,7 +130,11 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
     if (!ref) {
       throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected graph outputs computed per image but received '${o.name}', a constant`);
     }
-    if (ref.quant) {
+    if (ref.quant && (o.dtype === 'uint8' || o.dtype === 'int8') && o.dtype === ref.quant.dtype) {
+      // A graph that ends on quantized codes (a QuantizeLinear output): the plan hands them out
+      // as exact float32 integers, which the session turns into the declared uint8/int8 array.
+      ref = codesOut(env, ref, o.name);
+    } else if (ref.quant) {
       throw new KilnError(
         ErrorCode.UNSUPPORTED_OP,
         `Expected float32 graph outputs but received '${o.name}', a quantized (${ref.quant.dtype}) value: end the graph with a DequantizeLinear`,
@@ -199,6 +204,7 @@ function bindInputs(graph: Graph, env: LoweringEnv, options: CompileOptions): { 
   return graph.inputs
     .filter((v) => !graph.initializers.has(v.name))
     .map((v) => {
+      if ((v.dtype === 'uint8' || v.dtype === 'int8') && readsAsCodes(graph, v.name)) return { name: v.name, ref: codesIn(env, v, options) };
       if (v.dtype !== 'float32') {
         throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected float32 graph inputs but received '${v.name}' of dtype ${v.dtype}`);
       }
@@ -228,6 +234,35 @@ function bindInputs(graph: Graph, env: LoweringEnv, options: CompileOptions): { 
       return { name: v.name, ref };
     });
 }
+
+/** Whether every reader of graph input `name` is an int8 op (which reads quantized codes). */
+function readsAsCodes(graph: Graph, name: string): boolean {
+  const readers = graph.nodes.filter((n) => n.inputs.includes(name));
+  return readers.length > 0 && readers.every((n) => INT8_OPS.has(n.op));
+}
+
+/**
+ * A uint8/int8 graph input of quantized codes (what a DequantizeLinear or QLinear op reads):
+ * the plan takes them as exact float32 integers (the session converts the caller's array) and
+ * stores them with scale 1 and zero point 0, which keeps every code; its readers apply their
+ * own scale and zero point.
+ */
+function codesIn(env: LoweringEnv, v: Graph['inputs'][number], options: CompileOptions): ValueRef {
+  const raw = bindInputs({ ...emptyGraph, inputs: [{ ...v, name: `${v.name}__codes`, dtype: 'float32' }] }, env, { ...options, inputShapes: options.inputShapes?.[v.name] ? { [`${v.name}__codes`]: options.inputShapes[v.name]! } : {} })[0]!.ref;
+  const node: GraphNode = { name: `${v.name}_codes`, op: 'QuantizeLinear', inputs: [`${v.name}__codes`], outputs: [v.name], attrs: { dtype: v.dtype, scale: 1, zero_point: 0 } };
+  const [codes] = lowerQuantize(new NodeLowering(node, env));
+  env.bound.set(v.name, codes!);
+  return raw;
+}
+
+/** Quantized codes as exact float32 integers (DequantizeLinear with scale 1, zero point 0). */
+function codesOut(env: LoweringEnv, ref: ValueRef, name: string): ValueRef {
+  env.bound.set(`${name}__quantized`, ref);
+  const node: GraphNode = { name: `${name}_codes`, op: 'DequantizeLinear', inputs: [`${name}__quantized`], outputs: [name], attrs: { scale: 1, zero_point: 0 } };
+  return lowerDequantize(new NodeLowering(node, env))[0]!;
+}
+
+const emptyGraph: Graph = { name: '', inputs: [], outputs: [], nodes: [], initializers: new Map() };
 
 function copy(env: LoweringEnv, ref: ValueRef, name: string): ValueRef {
   const id = env.values.length;
