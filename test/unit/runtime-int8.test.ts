@@ -373,8 +373,22 @@ describe('int8 graphs refused with clear errors', () => {
     const g2 = new GraphBuilder();
     const x2 = g2.addInput('input', ['N', 4]);
     const q2 = g2.addNode('QuantizeLinear', [x2], { scale: 0.1, zero_point: 3, dtype: 'int8' });
-    const err2 = await InferenceSession.create(g2.build([{ name: q2, dtype: 'int8', shape: ['N', 4] }])).catch((e: unknown) => e);
+    const err2 = await InferenceSession.create(g2.build([{ name: q2, dtype: 'float32', shape: ['N', 4] }])).catch((e: unknown) => e);
     expect((err2 as Error).message).toMatch(/end the graph with a DequantizeLinear/);
+  });
+
+  it('a quantized graph output declared int8 hands out the codes themselves', async () => {
+    const g = new GraphBuilder();
+    const x = g.addInput('input', ['N', 4]);
+    const q = g.addNode('QuantizeLinear', [x], { scale: 0.1, zero_point: 3, dtype: 'int8' });
+    const session = await InferenceSession.create(g.build([{ name: q, dtype: 'int8', shape: ['N', 4] }]));
+    const xs = [-100, -0.25, 0.25, 100, 0.05, 0.15, -0.05, 12.7];
+    const out = await session.run({ input: new Tensor('float32', xs, [2, 4]) });
+    // ONNX: saturate(round-half-even(x / scale) + zero point), the division in float32
+    const halfEven = (v: number): number => (Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v));
+    const expected = xs.map((v) => Math.min(127, Math.max(-128, halfEven(Math.fround(Math.fround(v) / Math.fround(0.1))) + 3)));
+    expect(expected.slice(0, 4)).toEqual([-128, 1, 5, 127]);
+    expect(Array.from(out[q]!.data as ArrayLike<number>, Number)).toEqual(expected);
   });
 });
 
