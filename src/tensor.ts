@@ -2,6 +2,7 @@
  * `Tensor`: a typed array plus readonly dimensions, NCHW for images. Same constructor shape as
  * onnxruntime-node's `new Tensor(type, data, dims)`.
  */
+import { encodeBfloat16, encodeMiniFloat, type MiniFloatType, NARROW_INTS, type NarrowIntType } from './tensor-formats.js';
 import { describe, dims as checkDims, shapeError, typeError } from './validate.js';
 
 /**
@@ -12,7 +13,15 @@ import { describe, dims as checkDims, shapeError, typeError } from './validate.j
  * (a float16 or float64 model, int64 axes or shapes fed at run time, a bool mask) and for
  * ONNX constants, and are converted where the model meets the runtime.
  */
-export type DType = 'float32' | 'float64' | 'float16' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64' | 'bool';
+export type DType = 'float32' | 'float64' | 'float16' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64' | 'bool'
+  | NarrowDType;
+
+/**
+ * ONNX's narrow formats, for models that cast to or from them at their edges: bfloat16 bits in a
+ * Uint16Array, float8/float4 codes in a Uint8Array, 4- and 2-bit integers one per slot (Int8Array
+ * or Uint8Array values, not packed two to a byte). Encoding rules: tensor-formats.ts.
+ */
+export type NarrowDType = 'bfloat16' | MiniFloatType | NarrowIntType;
 
 /** Typed-array type for each dtype. */
 export interface DataTypeMap {
@@ -28,6 +37,16 @@ export interface DataTypeMap {
   int64: BigInt64Array;
   uint64: BigUint64Array;
   bool: Uint8Array;
+  bfloat16: Uint16Array;
+  float8e4m3fn: Uint8Array;
+  float8e4m3fnuz: Uint8Array;
+  float8e5m2: Uint8Array;
+  float8e5m2fnuz: Uint8Array;
+  float4e2m1: Uint8Array;
+  int4: Int8Array;
+  uint4: Uint8Array;
+  int2: Int8Array;
+  uint2: Uint8Array;
 }
 
 const ARRAY_TYPES = {
@@ -43,6 +62,16 @@ const ARRAY_TYPES = {
   int64: BigInt64Array,
   uint64: BigUint64Array,
   bool: Uint8Array,
+  bfloat16: Uint16Array,
+  float8e4m3fn: Uint8Array,
+  float8e4m3fnuz: Uint8Array,
+  float8e5m2: Uint8Array,
+  float8e5m2fnuz: Uint8Array,
+  float4e2m1: Uint8Array,
+  int4: Int8Array,
+  uint4: Uint8Array,
+  int2: Int8Array,
+  uint2: Uint8Array,
 } as const;
 
 /**
@@ -51,11 +80,15 @@ const ARRAY_TYPES = {
  */
 export type StorageDType = 'float32' | 'int32' | 'int8' | 'uint8';
 
-export const DTYPES: readonly DType[] = ['float32', 'float64', 'float16', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool'];
+export const DTYPES: readonly DType[] = [
+  'float32', 'float64', 'float16', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool',
+  'bfloat16', 'float8e4m3fn', 'float8e4m3fnuz', 'float8e5m2', 'float8e5m2fnuz', 'float4e2m1', 'int4', 'uint4', 'int2', 'uint2',
+];
 
 /** Bytes per element of each dtype. */
 export const DTYPE_BYTES: Readonly<Record<DType, number>> = {
   float32: 4, float64: 8, float16: 2, int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, int64: 8, uint64: 8, bool: 1,
+  bfloat16: 2, float8e4m3fn: 1, float8e4m3fnuz: 1, float8e5m2: 1, float8e5m2fnuz: 1, float4e2m1: 1, int4: 1, uint4: 1, int2: 1, uint2: 1,
 };
 
 /** IEEE binary16 bits of a number, rounded to nearest even (overflow to infinity, NaN kept). */
@@ -113,6 +146,28 @@ function fromPlain<T extends DType>(type: T, values: readonly (number | bigint)[
       return Uint16Array.from(values, (v) => toFloat16Bits(Number(v))) as DataTypeMap[T];
     case 'bool':
       return Uint8Array.from(values, (v) => (v ? 1 : 0)) as DataTypeMap[T];
+    case 'bfloat16':
+      return Uint16Array.from(values, (v) => encodeBfloat16(Number(v))) as DataTypeMap[T];
+    case 'float8e4m3fn':
+    case 'float8e4m3fnuz':
+    case 'float8e5m2':
+    case 'float8e5m2fnuz':
+    case 'float4e2m1':
+      return Uint8Array.from(values, (v) => encodeMiniFloat(type, Number(v))) as DataTypeMap[T];
+    case 'int4':
+    case 'uint4':
+    case 'int2':
+    case 'uint2': {
+      const { bits, signed } = NARROW_INTS[type as NarrowIntType];
+      const [lo, hi] = signed ? [-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] : [0, 2 ** bits - 1];
+      const out = signed ? new Int8Array(values.length) : new Uint8Array(values.length);
+      values.forEach((v, i) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < lo || n > hi) throw typeError(`data[${i}]`, `an integer in [${lo}, ${hi}] for type '${type}'`, v);
+        out[i] = n;
+      });
+      return out as DataTypeMap[T];
+    }
     default:
       return (ARRAY_TYPES[type] as Float64ArrayConstructor).from(values, (v) => Number(v)) as unknown as DataTypeMap[T];
   }
