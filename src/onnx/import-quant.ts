@@ -29,10 +29,12 @@
  * are in quant-params.ts.
  */
 import type { GraphNode } from '../graph/ir.js';
+import { Tensor } from '../tensor.js';
 import { broadcastShapes, inferNodeShapes, type Shape } from '../graph/shape-inference.js';
 import { fuseQuantizedRelu, QdqLifter } from './lift-qdq.js';
 import { liftDynamicQGemm, mapQLinear, mapQLinearAdd } from './map-qoperator.js';
 import { Unsupported } from './normalize.js';
+import { corrupt } from './proto.js';
 import {
   activationParams, axisAttr, checkAxis, constant, convAttrs, dequantizeConstant, qparams, quantizeConstant, where,
   type QuantImportEnv,
@@ -215,7 +217,100 @@ function boundary(env: QuantImportEnv, node: GraphNode): GraphNode[] {
     env.known.set(node.outputs[0]!, node.op === 'DequantizeLinear' ? dequantizeConstant(t, p, axis) : quantizeConstant(node, t, p, axis));
     return [];
   }
+  const float = floatForm(env, node);
+  if (float !== undefined) return float;
   const p = activationParams(env, node, 1, 2);
   const attrs: GraphNode['attrs'] = node.op === 'QuantizeLinear' ? { scale: p.scale, zero_point: p.zeroPoint, dtype: p.dtype } : { scale: p.scale, zero_point: p.zeroPoint };
   return [{ name: node.name, op: node.op, inputs: [node.inputs[0]!], outputs: [node.outputs[0]!], attrs }];
+}
+
+/**
+ * Q / DQ of a run-time value that the int8 IR cannot hold (scales per axis or per block, or a
+ * zero point wider than 8 bits), written as float32 arithmetic on the codes, which is what ONNX
+ * defines them as: DQ = (codes - zero point) * scale and Q = clip(round(x / scale) + zero point),
+ * with the scales and zero points as constants broadcast along the axis (a block's scale repeated
+ * over its block). Codes reach the arithmetic as exact float32 integers: a DequantizeLinear with
+ * scale 1 and zero point 0 of an 8-bit value, a Cast of a wider graph input; a Q whose output is
+ * not a graph output turns its codes back into an 8-bit value the same way. Undefined for the
+ * per-tensor 8-bit case, which the IR's own ops run.
+ */
+function floatForm(env: QuantImportEnv, node: GraphNode): GraphNode[] | undefined {
+  const x = node.inputs[0]!;
+  const shape = env.shapes.get(x);
+  const scale = constant(env, node.inputs[1]);
+  const zpName = node.inputs[2] ?? '';
+  const zp = zpName === '' ? undefined : constant(env, zpName);
+  const block = typeof node.attrs.block_size === 'number' ? node.attrs.block_size : 0;
+  if (shape === undefined || scale === undefined || (zpName !== '' && zp === undefined)) return undefined;
+  const wide = zp !== undefined && zp.type === 'int32';
+  if (scale.size === 1 && block === 0 && !wide) return undefined;
+  const rank = shape.length;
+  // ONNX ignores the axis of per-tensor parameters (and defaults it to 1 even for a 1-D value).
+  const axis = scale.size === 1 && block === 0 ? 0 : axisAttr(node, rank);
+  const dims = shape.map((d) => (typeof d === 'number' ? d : undefined));
+  // The constants' shape: the scale's own (blocked: the input's), else 1s but along the axis.
+  let target: number[];
+  if (block > 0) {
+    if (dims.some((d) => d === undefined) || scale.dims.length !== rank) throw new Unsupported(`blocked quantization of a value of dynamic shape ${JSON.stringify(shape)}`);
+    target = dims as number[];
+    const blocks = Math.ceil(target[axis]! / block);
+    if (scale.dims.some((d, i) => d !== (i === axis ? blocks : target[i]))) {
+      throw new Unsupported(`blocked scales of shape [${scale.dims.join(', ')}] for a value of shape [${target.join(', ')}] (axis ${axis}, block_size ${block})`);
+    }
+  } else if (scale.size === 1) {
+    target = [];
+  } else {
+    if (scale.dims.length !== 1 || (dims[axis] !== undefined && dims[axis] !== scale.size)) {
+      throw new Unsupported(`per-axis scales of shape [${scale.dims.join(', ')}] along axis ${axis} of a value of shape ${JSON.stringify(shape)}`);
+    }
+    target = shape.map((_, i) => (i === axis ? scale.size : 1));
+  }
+  const spread = (t: { data: ArrayLike<number>; dims: readonly number[] }, name: string): string => {
+    const out = new Float32Array(target.reduce((a, b) => a * b, 1));
+    const inner = target.slice(axis + 1).reduce((a, b) => a * b, 1);
+    for (let i = 0; i < out.length; i++) {
+      let src = i;
+      if (block > 0) {
+        // Element i of the input's shape reads its block's entry.
+        const along = Math.floor(i / inner) % target[axis]!;
+        const outer = Math.floor(i / (inner * target[axis]!));
+        src = (outer * Math.ceil(target[axis]! / block) + Math.floor(along / block)) * inner + (i % inner);
+      }
+      out[i] = Number(t.data[t.dims.length === 0 || t.data.length === 1 ? 0 : src]);
+    }
+    const fresh = env.ctx.fresh(`${node.name}_${name}`);
+    env.known.set(fresh, new Tensor('float32', out, target));
+    env.shapes.set(fresh, target.slice());
+    return fresh;
+  };
+  for (let i = 0; i < scale.size; i++) {
+    const v = Number(scale.data[i]);
+    if (scale.type !== 'float32' || !(v > 0) || !Number.isFinite(v)) throw corrupt(`Expected positive finite float scales for ${where(node)} but received ${v} at index ${i}`);
+  }
+  const scaleC = spread(scale, 'scales');
+  const zpC = zp !== undefined && Array.from(zp.data as ArrayLike<number>).some((v) => v !== 0) ? spread(zp, 'zero_points') : undefined;
+  const value = (base: string): string => {
+    const name = env.ctx.fresh(`${node.name}_${base}`);
+    env.shapes.set(name, shape.slice());
+    return name;
+  };
+  const step = (op: string, inputs: string[], output: string, attrs: GraphNode['attrs'] = {}): GraphNode => ({ name: env.ctx.fresh(`${node.name}_${op.toLowerCase()}`), op, inputs, outputs: [output], attrs });
+  const y = node.outputs[0]!;
+  if (node.op === 'DequantizeLinear') {
+    const codes = value('codes');
+    const first = wide ? step('Cast', [x], codes, { to: 1 }) : step('DequantizeLinear', [x], codes, { scale: 1, zero_point: 0 });
+    const centred = zpC ? value('centred') : codes;
+    return [first, ...(zpC ? [step('Sub', [codes, zpC], centred)] : []), step('Mul', [centred, scaleC], y)];
+  }
+  if (wide) throw new Unsupported('QuantizeLinear to a type wider than 8 bits');
+  const dtype = zp?.type === 'int8' ? 'int8' : 'uint8';
+  const [lo, hi] = dtype === 'int8' ? [-128, 127] : [0, 255];
+  const scaled = value('scaled');
+  const rounded = value('rounded');
+  const shifted = zpC ? value('shifted') : rounded;
+  const codes = env.graphOutputs.has(y) ? y : value('codes');
+  const nodes = [step('Div', [x, scaleC], scaled), step('Round', [scaled], rounded), ...(zpC ? [step('Add', [rounded, zpC], shifted)] : []), step('Clip', [shifted], codes, { min: lo, max: hi })];
+  // A graph output hands out the codes themselves; inside the graph they become an 8-bit value again.
+  if (codes !== y) nodes.push(step('QuantizeLinear', [codes], y, { scale: 1, zero_point: 0, dtype }));
+  return nodes;
 }

@@ -20,12 +20,14 @@ import { Tensor } from '../tensor.js';
 const AXIS_FREE = new Set([
   'Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Identity', 'Dropout',
   'Add', 'Sub', 'Mul', 'Div', 'Sum', 'MatMul',
+  // Per-tensor Q/DQ (the int8 IR's boundary ops) act element by element.
+  'QuantizeLinear', 'DequantizeLinear',
 ]);
 
 /** Ops whose lowering reads the leading dimension as the batch of images (NCHW). */
 const BATCH_LEADING = new Set([
   'Conv', 'ConvTranspose', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LRN', 'BatchNormalization',
-  'QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm',
+  'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm',
 ]);
 
 /**
