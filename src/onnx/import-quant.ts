@@ -20,9 +20,10 @@
  * has a non-zero zero point, or is not per output channel is dequantized at import and its op
  * runs in float32 between a DequantizeLinear and a QuantizeLinear (so do QLinear* ops of that
  * kind, and QLinearAdd with a constant or broadcast input). Left-over QuantizeLinear /
- * DequantizeLinear on run-time values become the IR's boundary ops; on constants they are folded.
- * Refused with ERR_KILN_UNSUPPORTED_OP (node named): per-axis quantization of a run-time value,
- * scales or zero points computed at run time (other than the DynamicQuantizeLinear pattern), and
+ * DequantizeLinear on run-time values become the IR's boundary ops (per tensor, 8-bit) or float
+ * arithmetic on the codes (per axis, per block, 16-bit DequantizeLinear: `floatForm`); on
+ * constants they are folded. Refused with ERR_KILN_UNSUPPORTED_OP (node named): QuantizeLinear to
+ * 16 bits, scales or zero points computed at run time (other than the DynamicQuantizeLinear pattern), and
  * MatMulInteger / ConvInteger outside that pattern (their int32 outputs have no IR type).
  * Malformed parameters (scale 0, negative, NaN or infinite; zero points of another type or count;
  * per-axis scales of the wrong length) are ERR_KILN_CORRUPT_MODEL. The parameter checks both share
