@@ -145,6 +145,19 @@ describe('Where selects float32 values by a bool condition', () => {
   });
 });
 
+describe('large values split over the thread pool', () => {
+  it('flat and broadcast rows, in chunks on several threads', async () => {
+    const spec: ModelSpec = {
+      opset: 16, inputs: [valueInfo('a', ['N', 300, 1000]), valueInfo('b', ['N', 1, 1000])], outputs: [valueInfo('y'), valueInfo('z')],
+      nodes: [
+        node('Greater', ['a', 'b'], ['g']), node('Where', ['g', 'a', 'b'], ['y']),
+        node('IsNaN', ['a'], ['n']), node('Not', ['n'], ['nn']), node('Cast', ['nn'], ['z'], [TO_FLOAT]),
+      ],
+    };
+    await check(spec, { a: feed([2, 300, 1000], 19), b: feed([2, 1, 1000], 20) });
+  });
+});
+
 describe('bool values in a graph whose inputs share no batch (run as one image)', () => {
   it('the Clip expansion with its bounds fed as scalar inputs', async () => {
     const spec: ModelSpec = {

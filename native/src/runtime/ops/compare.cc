@@ -36,8 +36,6 @@ class Walk {
       }
       image_[k] = batched[k] ? r : 0;
     }
-    out_image_ = 1;
-    for (size_t d : out) out_image_ *= d;
     for (size_t d = 0; d < rank; ++d) {
       if (out[d] == 1) continue;
       bool joins = !dims_.empty();
@@ -104,8 +102,7 @@ class Walk {
  private:
   std::vector<size_t> dims_;
   std::array<std::vector<size_t>, K> stride_;
-  std::array<size_t, K> image_{};
-  size_t out_image_ = 0;
+  std::array<size_t, K> image_{};  // elements per image of each operand (0: a constant)
 };
 
 // A constant operand's full shape aligned to the output rank (batch included): left-padded with
