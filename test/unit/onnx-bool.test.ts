@@ -298,6 +298,13 @@ describe('the native plan re-checks bool values', () => {
     ['operands that do not broadcast', (s) => (s.values[1] = [2]), /broadcast/],
     ['a Where output of the wrong shape', (s) => (s.values[3] = [1]), /shape/],
     ['a Cast without its target type', (s) => (s.steps[1] = { op: 'Cast', name: 'cast', inputs: [2], outputs: [3] }), /attrs\.to/],
+    ['a Cast of a bool value to bool', (s) => (s.steps[1] = { op: 'Cast', name: 'cast', inputs: [2], outputs: [3], attrs: { to: 'bool' } }), /a float32 value for steps\[1\] \(cast\)\.inputs\[0\] but received bool/],
+    ['IsNaN of a bool value', (s) => { s.valueTypes![3] = 'bool'; s.outputs = []; s.steps[1] = { op: 'IsNaN', name: 'isnan', inputs: [2], outputs: [3] }; }, /a float32 value for steps\[1\] \(isnan\)\.inputs\[0\] but received bool/],
+    ['a Where of three constants', (s) => {
+      const w = { data: new Float32Array(3), shape: [1, 3] };
+      s.steps[1] = { op: 'Where', name: 'where', inputs: [], outputs: [3], weights: { C: w, X: w, Y: w } };
+    }, /at most two constant operands/],
+    ['an empty constant operand', (s) => (s.steps[0] = { op: 'Less', name: 'less', inputs: [0], outputs: [2], weights: { B: { data: new Float32Array(0), shape: [0] } } }), /steps\[0\] \(less\)\.weights\.B/],
     ['an IsInf flag out of range', (s) => (s.steps[0] = { op: 'IsInf', name: 'isinf', inputs: [0], outputs: [2], attrs: { detect_negative: 2 } }), /detect_negative/],
   ];
   for (const [label, mutate, message] of cases) {
