@@ -237,6 +237,19 @@ describe('import and compile of bool values', () => {
     await check(spec, { x: feed([2, 3, 4], 18) });
   });
 
+  it('the opset-7 versions (Less-7, Greater-7, Equal-7 of bools, Or-7, Not-1) run; the opset-1 ones (broadcast attribute) are refused', async () => {
+    const spec: ModelSpec = {
+      opset: 7, inputs: [valueInfo('a', ['N', 2, 9]), valueInfo('b', ['N', 2, 9])], outputs: [valueInfo('y')],
+      nodes: [
+        node('Less', ['a', 'b'], ['l']), node('Greater', ['a', 'b'], ['g']), node('Equal', ['l', 'g'], ['e']),
+        node('Not', ['e'], ['ne']), node('Or', ['ne', 'l'], ['o']), node('Cast', ['o'], ['y'], [TO_FLOAT]),
+      ],
+    };
+    await check(spec, { a: feed([2, 2, 9], 21), b: feed([2, 2, 9], 22) });
+    const old = model({ ...spec, opset: 6, irVersion: 3 });
+    await expect(InferenceSession.create(old)).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED_OP, message: expect.stringContaining('Kiln implements Less versions 7, 9, 13') });
+  });
+
   it('a bool graph output is refused with ERR_KILN_UNSUPPORTED_OP naming it', async () => {
     const bytes = model({
       opset: 13, inputs: [valueInfo('a', ['N', 3])], outputs: [valueInfo('y', undefined, DataType.BOOL)],
