@@ -86,14 +86,15 @@ std::shared_ptr<kiln::PlanSpec> read_spec(const Napi::Object& o, JobMemory& mem)
   for (uint32_t i = 0; i < va.Length(); ++i) spec->values.push_back(read_dims(va.Get(i), at("spec.values", i)));
   Napi::Value types = o.Get("valueTypes");
   if (!types.IsUndefined() && !types.IsNull()) {
-    if (!types.IsArray()) throw_type("spec.valueTypes", "an array of 'float32' | 'uint8'", types);
+    if (!types.IsArray()) throw_type("spec.valueTypes", "an array of 'float32' | 'uint8' | 'bool'", types);
     Napi::Array ta = types.As<Napi::Array>();
     for (uint32_t i = 0; i < ta.Length(); ++i) {
       Napi::Value t = ta.Get(i);
       const std::string text = t.IsString() ? t.As<Napi::String>().Utf8Value() : "";
       if (text == "float32") spec->value_dtypes.push_back(kiln::PlanDType::kFloat32);
       else if (text == "uint8") spec->value_dtypes.push_back(kiln::PlanDType::kUint8);
-      else throw_type(at("spec.valueTypes", i), "'float32' or 'uint8'", t);
+      else if (text == "bool") spec->value_dtypes.push_back(kiln::PlanDType::kBool);
+      else throw_type(at("spec.valueTypes", i), "'float32', 'uint8' or 'bool'", t);
     }
   }
   spec->inputs = read_ints(o.Get("inputs"), "spec.inputs");

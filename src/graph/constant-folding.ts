@@ -31,7 +31,24 @@ export const FOLDABLE_OPS: ReadonlySet<string> = new Set([
   'Constant', 'ConstantOfShape', 'Shape', 'Gather', 'Unsqueeze', 'Squeeze', 'Concat', 'Reshape', 'Flatten',
   'Cast', 'Slice', 'Identity', 'Dropout', 'Transpose', 'Add', 'Sub', 'Mul', 'Div', 'Neg', 'Sqrt', 'Exp',
   'Abs', 'Reciprocal', 'Floor', 'Ceil', 'Log', 'Pow', 'Max', 'Min',
+  'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf', 'Where',
 ]);
+
+/** Comparisons and logic on constants; the result is a bool tensor (uint8 0/1, as Cast to BOOL folds). */
+const BOOL_FOLDS: Readonly<Record<string, (a: number, b: number) => number>> = {
+  Equal: (a, b) => (a === b ? 1 : 0),
+  Less: (a, b) => (a < b ? 1 : 0),
+  LessOrEqual: (a, b) => (a <= b ? 1 : 0),
+  Greater: (a, b) => (a > b ? 1 : 0),
+  GreaterOrEqual: (a, b) => (a >= b ? 1 : 0),
+  And: (a, b) => (a !== 0 && b !== 0 ? 1 : 0),
+  Or: (a, b) => (a !== 0 || b !== 0 ? 1 : 0),
+  Xor: (a, b) => ((a !== 0) !== (b !== 0) ? 1 : 0),
+};
+
+function asBool(t: Tensor): Tensor {
+  return new Tensor('uint8', Uint8Array.from(t.data as ArrayLike<number>), t.dims);
+}
 
 export function isSymbolic(v: KnownValue | undefined): v is SymbolicValue {
   return v !== undefined && !(v instanceof Tensor) && v.kind === 'symbolic';
@@ -399,6 +416,30 @@ function evaluate(node: GraphNode, inputs: readonly (KnownValue | undefined)[], 
       return [elementwise(node, t as Tensor[], (...v) => (v.some(Number.isNaN) ? Number.NaN : Math.max(...v)))];
     case 'Min':
       return [elementwise(node, t as Tensor[], (...v) => (v.some(Number.isNaN) ? Number.NaN : Math.min(...v)))];
+    case 'Equal':
+    case 'Less':
+    case 'LessOrEqual':
+    case 'Greater':
+    case 'GreaterOrEqual':
+    case 'And':
+    case 'Or':
+    case 'Xor':
+      return [asBool(elementwise(node, t as Tensor[], BOOL_FOLDS[node.op]! as (...x: number[]) => number))];
+    case 'Not':
+      return [asBool(elementwise(node, [x], (a) => (a === 0 ? 1 : 0)))];
+    case 'IsNaN':
+      return [asBool(elementwise(node, [x], (a) => (Number.isNaN(a) ? 1 : 0)))];
+    case 'IsInf': {
+      const neg = attrInt(node, 'detect_negative', 1) !== 0;
+      const pos = attrInt(node, 'detect_positive', 1) !== 0;
+      return [asBool(elementwise(node, [x], (a) => ((a === -Infinity && neg) || (a === Infinity && pos) ? 1 : 0)))];
+    }
+    case 'Where': {
+      // The condition takes X's element type so that one broadcast serves the three operands.
+      const [cond, a, b] = t as Tensor[];
+      const c = new Tensor(a!.type, Array.from(cond!.data as ArrayLike<number>) as never, cond!.dims);
+      return [elementwise(node, [c, a!, b!], (k, u, v) => (k !== 0 ? u! : v!))];
+    }
     default:
       return undefined;
   }

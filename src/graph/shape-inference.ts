@@ -109,6 +109,9 @@ function describeAttr(v: AttrValue): string {
 
 // ---------------------------------------------------------------------------------------------
 
+/** Broadcasting ops of exactly two inputs (three for Where); the others are variadic or checked elsewhere. */
+const FIXED_ARITY_BROADCAST: ReadonlySet<string> = new Set(['Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Where']);
+
 function fail(node: GraphNode, what: string, expected: string, received: string): never {
   throw shapeError(`${what} of ${node.op} '${node.name}'`, expected, received);
 }
@@ -529,6 +532,9 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
     case 'Mish':
     case 'Gelu':
     case 'ThresholdedRelu':
+    case 'Not':
+    case 'IsNaN':
+    case 'IsInf':
       return [need(0).slice()];
     case 'PRelu': {
       // The slope broadcasts to X (unidirectionally).
@@ -582,8 +588,19 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
     case 'Sum':
     case 'Max':
     case 'Min':
-    case 'Pow': {
+    case 'Pow':
+    case 'Equal':
+    case 'Less':
+    case 'LessOrEqual':
+    case 'Greater':
+    case 'GreaterOrEqual':
+    case 'And':
+    case 'Or':
+    case 'Xor':
+    case 'Where': {
       if (inputs.length === 0) fail(node, 'inputs', 'at least one input', 'none');
+      const arity = node.op === 'Where' ? 3 : 2;
+      if (FIXED_ARITY_BROADCAST.has(node.op) && inputs.length !== arity) fail(node, 'inputs', `${arity} inputs`, String(inputs.length));
       let s = need(0);
       for (let i = 1; i < inputs.length; i++) s = broadcastShapes(node, s, need(i));
       return [s];

@@ -27,6 +27,9 @@ export interface ExportOptions {
   inputShape?: readonly number[];
 }
 
+/** Operators whose every input is bool (Equal and Where's condition are judged per node). */
+const BOOL_OPERAND_OPS: ReadonlySet<string> = new Set(['And', 'Or', 'Xor', 'Not']);
+
 /** Attributes each operator may carry in opset 17, with their ONNX types. */
 const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>> = {
   Conv: { dilations: 'ints', group: 'int', kernel_shape: 'ints', pads: 'ints', strides: 'ints' },
@@ -75,6 +78,19 @@ const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>>
   Max: {},
   Min: {},
   Pow: {},
+  Equal: {},
+  Less: {},
+  LessOrEqual: {},
+  Greater: {},
+  GreaterOrEqual: {},
+  And: {},
+  Or: {},
+  Xor: {},
+  Not: {},
+  IsNaN: {},
+  IsInf: { detect_negative: 'int', detect_positive: 'int' },
+  Where: {},
+  Cast: { to: 'int' },  // FLOAT <-> BOOL on run-time values (import turns other float casts into Identity)
   ReduceMean: { axes: 'ints', keepdims: 'int' },
   ReduceMax: { axes: 'ints', keepdims: 'int' },
   ReduceMin: { axes: 'ints', keepdims: 'int' },
@@ -492,9 +508,13 @@ export function exportModel(source: Module | Graph, options?: ExportOptions): Ui
   // The int32 biases of int8 ops stay INT32 (DequantizeLinear's input type); other int32 data is shape-like.
   const int32Biases = new Set(graph.nodes.filter((n) => INT8_OPS.has(n.op) && n.op !== 'DynamicQGemm').map((n) => n.inputs[3] ?? ''));
   for (const o of graph.outputs) used.add(o.name);
+  // Kiln holds bool constants as uint8 0/1 (one byte each, as ONNX stores BOOL): those a node
+  // reads as bool go back out as BOOL.
+  const boolConstants = new Set(graph.nodes.flatMap((n) => (n.op === 'Where' ? [n.inputs[0] ?? ''] : BOOL_OPERAND_OPS.has(n.op) ? n.inputs : [])));
   const initializers = [...graph.initializers]
     .filter(([name]) => used.has(name))
     .map(([name, t]) => tensorToProto(name, t, int32Biases.has(name) ? 'INT32' : 'INT64'))
+    .map((p) => (p.dataType === DataType.UINT8 && boolConstants.has(p.name ?? '') ? { ...p, dataType: DataType.BOOL } : p))
     .concat(e.initializers);
 
   const outputs = graph.outputs.map((o) => {

@@ -28,6 +28,13 @@ import { resolveOpVersion, unimplementedAttribute, unimplementedVersion } from '
 import { addQuantNode, isQuantOnnxNode, liftQuantized, type QuantImportEnv } from './import-quant.js';
 import { MAX_DIM } from './tensor-proto.js';
 
+/** TensorProto element types of the run-time values. */
+const ONNX_FLOAT = 1;
+const ONNX_BOOL = 9;
+/** Operators whose result is bool, and views that keep their input's element type. */
+const BOOL_RESULT_OPS: ReadonlySet<string> = new Set(['Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf']);
+const BOOL_VIEW_OPS: ReadonlySet<string> = new Set(['Identity', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze']);
+
 export interface ImportOptions {
   /**
    * Folder holding the external data files of the model (ONNX external data). Default: the
@@ -125,6 +132,8 @@ function convert(raw: RawGraph): Graph {
   };
 
   const nodes: GraphNode[] = [];
+  /** Run-time values of element type bool (a Cast to FLOAT of one is a real conversion). */
+  const boolValues = new Set<string>();
   /** Domain and version of each model node, by node name, for the error that lists problems. */
   const versionLabels = new Map(raw.nodes.map((n) => [n.name, versionLabel(raw, n)]));
   /** Why a kept node cannot run, by node name. */
@@ -242,9 +251,11 @@ function convert(raw: RawGraph): Graph {
         return;
       }
     }
-    if (node.op === 'Cast' && node.attrs.to === 1) node = { ...node, op: 'Identity', attrs: {} }; // Kiln values are float32
-    if (!RUNTIME_OPS.has(node.op)) {
-      unsupported.set(node.name, node.op === 'Cast' ? `Cast to ONNX type ${String(node.attrs.to)} on values computed at run time (the runtime carries float32 values only)` : FOLDABLE_OPS.has(node.op) ? 'on values computed at run time' : notImplementedReason(node.op));
+    // Run-time values are float32 or bool: a cast to float of a float value is the value itself.
+    if (node.op === 'Cast' && node.attrs.to === ONNX_FLOAT && !boolValues.has(node.inputs[0])) node = { ...node, op: 'Identity', attrs: {} };
+    const castElsewhere = node.op === 'Cast' && node.attrs.to !== ONNX_FLOAT && node.attrs.to !== ONNX_BOOL;
+    if (!RUNTIME_OPS.has(node.op) || castElsewhere) {
+      unsupported.set(node.name, node.op === 'Cast' ? `Cast to ONNX type ${String(node.attrs.to)} on values computed at run time (the runtime carries float32 and bool values only)` : FOLDABLE_OPS.has(node.op) ? 'on values computed at run time' : notImplementedReason(node.op));
       for (const o of node.outputs) poisoned.add(o);
       nodes.push(node);
       return;
@@ -255,6 +266,9 @@ function convert(raw: RawGraph): Graph {
     node.outputs.forEach((o, i) => {
       if (o !== '' && outShapes[i] !== undefined) shapes.set(o, outShapes[i]!);
     });
+    if (BOOL_RESULT_OPS.has(node.op) || (node.op === 'Cast' && node.attrs.to === ONNX_BOOL) || (BOOL_VIEW_OPS.has(node.op) && boolValues.has(node.inputs[0]))) {
+      for (const o of node.outputs) boolValues.add(o);
+    }
     nodes.push(node);
   }
 

@@ -703,6 +703,18 @@ const NORMALIZERS: Record<string, Normalizer> = {
   },
   DepthToSpace: depthToSpace,
   SpaceToDepth: depthToSpace,
+  Equal: keep([]),
+  Less: keep([]),
+  LessOrEqual: keep([]),
+  Greater: keep([]),
+  GreaterOrEqual: keep([]),
+  And: keep([]),
+  Or: keep([]),
+  Xor: keep([]),
+  Not: keep([]),
+  IsNaN: keep([]),
+  IsInf: keep(['detect_negative', 'detect_positive'], { detect_negative: 1, detect_positive: 1 }),
+  Where: keep([]),
 };
 
 /**

@@ -110,6 +110,8 @@ const IMPLEMENTED: Readonly<Record<string, readonly number[]>> = {
   ReduceSumSquare: [1, 11, 13, 18], ReduceLogSumExp: [1, 11, 13, 18],
   Resize: [10, 11, 13, 18, 19], Upsample: [7, 9, 10], Split: [2, 11, 13, 18], Expand: [8, 13], Tile: [6, 13],
   DepthToSpace: [1, 11, 13], SpaceToDepth: [1, 13],
+  Equal: [7, 11, 13, 19], Less: [7, 9, 13], LessOrEqual: [12, 16], Greater: [7, 9, 13], GreaterOrEqual: [12, 16],
+  And: [7], Or: [7], Xor: [7], Not: [1], IsNaN: [9, 13, 20], IsInf: [10, 20], Where: [9, 16],
 };
 
 /**

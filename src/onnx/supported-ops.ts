@@ -14,27 +14,19 @@ export const RUNTIME_OPS: ReadonlySet<string> = new Set([
   'Concat', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Transpose',
   'Softmax', 'LogSoftmax', 'Pad', 'Identity', 'Dropout',
   'Resize', 'Upsample', 'Slice', 'Split', 'Gather', 'Expand', 'Tile', 'DepthToSpace', 'SpaceToDepth',
+  'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf', 'Where',
+  'Cast', // to FLOAT or BOOL (import refuses the other types on run-time values)
 ]);
 
 /** The ONNX opsets (default domain) import accepts; versions are judged per op in op-versions.ts. */
 export { OLDEST_ONNX_OPSET as MIN_OPSET, NEWEST_ONNX_OPSET as MAX_OPSET } from './op-versions.js';
 /**
- * Operators whose values are not float32 (bool masks, int64 indices): the runtime carries float32
- * values (and uint8 inside int8 regions) only, so they are refused with this reason.
+ * Operators whose values are int64 indices: the runtime carries float32 and bool values (and uint8
+ * inside int8 regions) only, so they are refused with this reason.
  */
 const NON_FLOAT_REASONS: Readonly<Record<string, string>> = {
   ArgMax: 'its int64 indices are not a float32 value (the runtime carries float32 values only)',
   ArgMin: 'its int64 indices are not a float32 value (the runtime carries float32 values only)',
-  Equal: 'its bool result is not a float32 value (the runtime carries float32 values only)',
-  Less: 'its bool result is not a float32 value (the runtime carries float32 values only)',
-  Greater: 'its bool result is not a float32 value (the runtime carries float32 values only)',
-  LessOrEqual: 'its bool result is not a float32 value (the runtime carries float32 values only)',
-  GreaterOrEqual: 'its bool result is not a float32 value (the runtime carries float32 values only)',
-  Not: 'bool values are not carried by the runtime (float32 values only)',
-  And: 'bool values are not carried by the runtime (float32 values only)',
-  Or: 'bool values are not carried by the runtime (float32 values only)',
-  Xor: 'bool values are not carried by the runtime (float32 values only)',
-  Where: 'its bool condition is not carried by the runtime (float32 values only)',
 };
 
 /** Why import refuses an operator it has no form for ('not implemented', or a precise reason). */

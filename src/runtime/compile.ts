@@ -140,6 +140,10 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
         `Expected float32 graph outputs but received '${o.name}', a quantized (${ref.quant.dtype}) value: end the graph with a DequantizeLinear`,
       );
     }
+    if (ref.bool) {
+      // The session's outputs are float32; typed outputs at the session edge are not there yet.
+      throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected float32 graph outputs but received '${o.name}', a bool value: Kiln cannot return bool outputs yet (end the graph with Cast(to=FLOAT))`);
+    }
     if (inputIds.has(ref.id) || outputIds.has(ref.id)) {
       // The plan writes each output into its own caller buffer: copy a shared value.
       ref = copy(env, ref, o.name);
@@ -150,7 +154,7 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
   return {
     spec: {
       values: env.values,
-      ...(env.uint8Values?.size ? { valueTypes: env.values.map((_, id) => (env.uint8Values!.has(id) ? 'uint8' : 'float32')) } : {}),
+      ...(env.uint8Values?.size || env.boolValues?.size ? { valueTypes: env.values.map((_, id) => (env.uint8Values?.has(id) ? 'uint8' : env.boolValues?.has(id) ? 'bool' : 'float32')) } : {}),
       inputs: inputs.map((i) => i.ref.id),
       outputs: outputs.map((o) => o.ref.id),
       steps: env.steps,

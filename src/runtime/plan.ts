@@ -12,7 +12,9 @@
  * - `valueTypes` (optional, float32 when absent) marks the uint8 values of an int8 region: the
  *   int8 steps (QuantizeLinear ... DequantizeLinear) read and write them, image values in NHWC
  *   order; int8 activations are stored as uint8 with zero point + 128. Plan inputs and outputs
- *   are float32. int8 weights are Int8Array, int32 biases Int32Array.
+ *   are float32. int8 weights are Int8Array, int32 biases Int32Array. 'bool' values (comparisons,
+ *   IsNaN/IsInf, Not/And/Or/Xor, Cast to bool) hold one byte 0/1 per element; Where and Cast to
+ *   float read them; views keep them bool.
  */
 import { native } from '../binding.js';
 import type { NativePlan } from '../binding.js';
@@ -26,7 +28,7 @@ export interface PlanWeight {
 }
 
 /** Element type of a plan value. */
-export type PlanValueType = 'float32' | 'uint8';
+export type PlanValueType = 'float32' | 'uint8' | 'bool';
 
 export interface PlanStepSpec {
   /** A plan op: 'Conv', 'Gemm', 'Relu', ... (see PLAN_OPS). */
@@ -64,6 +66,7 @@ export const PLAN_OPS = [
   'QuantizeLinear', 'DequantizeLinear', 'TransposeU8', 'QLinearConv', 'QLinearGemm', 'DynamicQGemm',
   'QLinearAdd', 'MaxPoolU8',
   'Resize', 'Slice', 'Gather', 'Expand', 'Tile', 'ResizeU8', 'SliceU8', 'ConcatU8',
+  'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf', 'Cast', 'Where',
 ] as const;
 export type PlanOp = (typeof PLAN_OPS)[number];
 

@@ -20,9 +20,13 @@ import { Tensor } from '../tensor.js';
 const AXIS_FREE = new Set([
   'Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Identity', 'Dropout',
   'Add', 'Sub', 'Mul', 'Div', 'Sum', 'MatMul',
+  'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf', 'Where',
   // Per-tensor Q/DQ (the int8 IR's boundary ops) act element by element.
   'QuantizeLinear', 'DequantizeLinear',
 ]);
+
+/** Broadcasting ops whose computed operands are reshaped to one rank first (see alignRanks). */
+const RANK_ALIGNED = new Set(['Add', 'Sub', 'Mul', 'Div', 'Sum', 'MatMul', 'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Where']);
 
 /** Ops whose lowering reads the leading dimension as the batch of images (NCHW). */
 const BATCH_LEADING = new Set([
@@ -110,7 +114,7 @@ export function withUnitBatch(graph: Graph, inputShapes: readonly (readonly numb
    */
   const alignRanks = (node: GraphNode): GraphNode => {
     const computed = node.inputs.filter((v) => v !== '' && !initializers.has(v));
-    if (computed.length < 2 || !['Add', 'Sub', 'Mul', 'Div', 'Sum', 'MatMul'].includes(node.op)) return node;
+    if (computed.length < 2 || !RANK_ALIGNED.has(node.op)) return node;
     const rank = Math.max(...computed.map((v) => staticShape(node, v).length));
     const inputs = node.inputs.map((v) => {
       if (v === '' || initializers.has(v)) return v;

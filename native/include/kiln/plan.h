@@ -35,7 +35,8 @@ using PlanShape = std::vector<size_t>;
 
 // Element type of a plan value (uint8 values hold quantized activations, NHWC for images; int8
 // activations are stored as uint8 with the sign bit flipped, i.e. zero point + 128) or of a weight.
-enum class PlanDType { kFloat32, kUint8, kInt8, kInt32 };
+// kBool values (comparisons, masks) are one byte 0/1 per element; no int8 step takes them.
+enum class PlanDType { kFloat32, kUint8, kInt8, kInt32, kBool };
 const char* plan_dtype_name(PlanDType t);
 size_t plan_dtype_bytes(PlanDType t);
 

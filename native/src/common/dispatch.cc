@@ -32,6 +32,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   t->f32_norm = {f32_norm_moments_scalar, f32_norm_row_scalar, f32_scale_shift_row_scalar};
   t->f32_math.unary = f32_unary_scalar;
   t->f32_math.reduce_rows = f32_reduce_rows_scalar;
+  t->f32_compare = {f32_compare_row_scalar, f32_classify_scalar, f32_where_row_scalar};
   t->f32_resize.gather_row = f32_resize_gather_row_scalar;
   t->f32_resize.double_row = f32_resize_double_row_scalar;
   t->f32_resize.taps_row = f32_resize_taps_row_scalar;
@@ -57,6 +58,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->f32_norm = {f32_norm_moments_avx2, f32_norm_row_avx2, f32_scale_shift_row_avx2};
   t->f32_math.unary = f32_unary_avx2;
   t->f32_math.reduce_rows = f32_reduce_rows_avx2;
+  t->f32_compare = {f32_compare_row_avx2, f32_classify_avx2, f32_where_row_avx2};
   t->f32_resize.gather_row = f32_resize_gather_row_avx2;
   t->f32_resize.double_row = f32_resize_double_row_avx2;
   t->f32_resize.taps_row = f32_resize_taps_row_avx2;
@@ -91,6 +93,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->f32_norm = {f32_norm_moments_avx512, f32_norm_row_avx512, f32_scale_shift_row_avx512};
   t->f32_math.unary = f32_unary_avx512;
   t->f32_math.reduce_rows = f32_reduce_rows_avx512;
+  t->f32_compare = {f32_compare_row_avx512, f32_classify_avx512, f32_where_row_avx512};
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx512;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx512;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx512;

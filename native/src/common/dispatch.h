@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 
+#include "compare/compare-ukernel.h"
 #include "conv/conv-ukernel.h"
 #include "elementwise/f32-math-ukernel.h"
 #include "f32-gemm/f32-gemm-ukernel.h"
@@ -31,6 +32,7 @@ struct DispatchTable {
   F32NormKernels f32_norm;  // LayerNorm / GroupNorm / InstanceNorm rows (norm/)
   F32MathKernels f32_math;  // element-wise activations / math and row reductions of the plan
   F32ResizeKernels f32_resize;  // Resize rows (resize/)
+  F32CompareKernels f32_compare;  // comparisons to bool values and Where (compare/)
   S8ConvKernels s8_conv;
   F32SpmmKernels f32_spmm;  // sparse fp32 weights x dense X, one kernel per pattern
   F32NmSpmmKernels f32_nm_spmm;  // N:M packed fp32 weights x dense X, one kernel per (M, N)

@@ -12,7 +12,7 @@ struct OpEntry {
   // Null for views (Reshape, Flatten, Squeeze, Unsqueeze, Identity): the output is the input's
   // storage under another shape; the planner aliases them (or copies when it cannot).
   StepFactory make;
-  // The factory checks the dtypes of its values itself (int8 steps); otherwise every value of
+  // The factory checks the dtypes of its values itself (int8 steps, bool steps); otherwise every value of
   // the step must be float32 (a view keeps its input's dtype).
   bool quantized = false;
 };

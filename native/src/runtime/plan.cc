@@ -98,8 +98,8 @@ void PlanImpl::check_values(const PlanSpec& spec) {
   }
   dtypes = spec.value_dtypes.empty() ? std::vector<PlanDType>(values.size(), PlanDType::kFloat32) : spec.value_dtypes;
   for (size_t v = 0; v < values.size(); ++v) {
-    if (dtypes[v] != PlanDType::kFloat32 && dtypes[v] != PlanDType::kUint8) {
-      fail("valueTypes[" + std::to_string(v) + "]", "'float32' or 'uint8'", plan_dtype_name(dtypes[v]));
+    if (dtypes[v] != PlanDType::kFloat32 && dtypes[v] != PlanDType::kUint8 && dtypes[v] != PlanDType::kBool) {
+      fail("valueTypes[" + std::to_string(v) + "]", "'float32', 'uint8' or 'bool'", plan_dtype_name(dtypes[v]));
     }
   }
   for (size_t v = 0; v < values.size(); ++v) {

@@ -15,12 +15,13 @@ const char* plan_dtype_name(PlanDType t) {
     case PlanDType::kUint8: return "uint8";
     case PlanDType::kInt8: return "int8";
     case PlanDType::kInt32: return "int32";
+    case PlanDType::kBool: return "bool";
   }
   return "?";
 }
 
 size_t plan_dtype_bytes(PlanDType t) {
-  return t == PlanDType::kUint8 || t == PlanDType::kInt8 ? 1 : 4;
+  return t == PlanDType::kUint8 || t == PlanDType::kInt8 || t == PlanDType::kBool ? 1 : 4;
 }
 
 namespace runtime {

@@ -27,6 +27,8 @@ export interface ValueRef {
   shape: number[];
   /** Set for the uint8 values of an int8 region. */
   quant?: QuantInfo;
+  /** Set for bool values (comparisons, masks): one byte 0/1 per element, never quantized data. */
+  bool?: true;
 }
 
 /** This node cannot run on the plan; the reason ends up in ERR_KILN_UNSUPPORTED_OP. */
@@ -46,6 +48,8 @@ export interface LoweringEnv {
   fixedBatch: number | undefined;
   /** Ids of the uint8 plan values (every other value is float32). */
   uint8Values?: Set<number>;
+  /** Ids of the bool plan values. */
+  boolValues?: Set<number>;
   /** Conv steps may run as Winograd F(2x2, 3x3) or F(4x4, 3x3) (CompileOptions.winograd). */
   winograd?: boolean;
   /** Conv steps may run on the sparse kernels (CompileOptions.sparseKernels; absent: 'never'). */
@@ -91,12 +95,26 @@ export class NodeLowering {
     return this.has(i) && this.env.initializers.has(this.node.inputs[i]);
   }
 
-  /** Input i as a per-image float32 value; constants and quantized values are refused. */
+  /** Input i as a per-image float32 value; constants, quantized and bool values are refused. */
   value(i: number): ValueRef {
+    const ref = this.viewable(i);
+    if (ref.bool) throw new Unsupported(`input ${i} ('${this.node.inputs[i]}') is a bool value; ${this.node.op} takes float32 (Cast it to FLOAT first)`);
+    return ref;
+  }
+
+  /** Input i as a per-image float32 or bool value (what views and bool ops take); quantized values are refused. */
+  viewable(i: number): ValueRef {
     const ref = this.anyValue(i);
     if (ref.quant) {
       throw new Unsupported(`input ${i} ('${this.node.inputs[i]}') is a quantized (${ref.quant.dtype}) value; a float op needs a DequantizeLinear before it`);
     }
+    return ref;
+  }
+
+  /** Input i as a per-image bool value. */
+  boolValue(i: number): ValueRef {
+    const ref = this.viewable(i);
+    if (!ref.bool) throw new Unsupported(`input ${i} ('${this.node.inputs[i]}') is a float32 value where ${this.node.op} takes bool`);
     return ref;
   }
 
@@ -200,7 +218,7 @@ export class NodeLowering {
     op: PlanOp,
     inputs: ValueRef[],
     shape: number[],
-    options: { attrs?: Record<string, PlanAttr>; weights?: Record<string, PlanWeight>; macs?: number; quant?: QuantInfo; int8?: boolean } = {},
+    options: { attrs?: Record<string, PlanAttr>; weights?: Record<string, PlanWeight>; macs?: number; quant?: QuantInfo; int8?: boolean; bool?: boolean } = {},
   ): ValueRef {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 1) throw this.shapeError(`the output shape ${shapeText(shape)} has an empty or invalid dimension`);
@@ -213,6 +231,10 @@ export class NodeLowering {
     this.env.steps.push(step);
     this.env.macs += options.macs ?? numel(shape);
     if (options.int8) this.env.int8Macs = (this.env.int8Macs ?? 0) + (options.macs ?? numel(shape));
+    if (options.bool) {
+      (this.env.boolValues ??= new Set()).add(id);
+      return { id, shape: shape.slice(), bool: true };
+    }
     if (!options.quant) return { id, shape: shape.slice() };
     (this.env.uint8Values ??= new Set()).add(id);
     return { id, shape: shape.slice(), quant: normalizeQuant(options.quant) };
@@ -224,7 +246,7 @@ export class NodeLowering {
       throw this.shapeError(`cannot view per-image shape ${shapeText(input.shape)} as ${shapeText(shape)}`);
     }
     if (shapeText(shape) === shapeText(input.shape) && op === 'Reshape') return input;
-    return this.emit(op, [input], shape, { macs: 0, ...(input.quant ? { quant: input.quant } : {}) });
+    return this.emit(op, [input], shape, { macs: 0, ...(input.quant ? { quant: input.quant } : {}), ...(input.bool ? { bool: true } : {}) });
   }
 
   shapeError(message: string): KilnError {

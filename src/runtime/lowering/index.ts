@@ -1,5 +1,6 @@
 /** Graph op type → lowering function. */
 import type { LowerFn } from './context.js';
+import { lowerCast, lowerClassify, lowerCompare, lowerNot, lowerWhere } from './compare.js';
 import { lowerConv, lowerConvTranspose } from './conv.js';
 import { lowerBinary, lowerSum, lowerUnary, lowerVariadic } from './elementwise.js';
 import { lowerGemm, lowerMatMul } from './gemm.js';
@@ -78,6 +79,19 @@ export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   Tile: lowerTile,
   DepthToSpace: lowerDepthToSpace,
   SpaceToDepth: lowerDepthToSpace,
+  Equal: lowerCompare,
+  Less: lowerCompare,
+  LessOrEqual: lowerCompare,
+  Greater: lowerCompare,
+  GreaterOrEqual: lowerCompare,
+  And: lowerCompare,
+  Or: lowerCompare,
+  Xor: lowerCompare,
+  Not: lowerNot,
+  IsNaN: lowerClassify,
+  IsInf: lowerClassify,
+  Cast: lowerCast,
+  Where: lowerWhere,
   // int8 ops, and MaxPool / Resize / Slice / Split / Flatten / Reshape / Identity / Dropout (float or quantized input)
   ...QUANT_LOWERINGS,
 };

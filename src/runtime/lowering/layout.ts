@@ -6,11 +6,11 @@ import type { PlanWeight } from '../plan.js';
 import { NodeLowering, Unsupported, type ValueRef, numel, shapeText } from './context.js';
 
 export function lowerIdentity(n: NodeLowering): ValueRef[] {
-  return [n.value(0)];
+  return [n.viewable(0)];
 }
 
 export function lowerReshape(n: NodeLowering): ValueRef[] {
-  const x = n.value(0);
+  const x = n.viewable(0);
   return [n.view(x, reshapeTarget(n, x))];
 }
 
@@ -58,7 +58,7 @@ export function reshapeTarget(n: NodeLowering, x: ValueRef): number[] {
 }
 
 export function lowerFlatten(n: NodeLowering): ValueRef[] {
-  return [n.view(n.value(0), flattenTarget(n, n.value(0)), 'Flatten')];
+  return [n.view(n.viewable(0), flattenTarget(n, n.viewable(0)), 'Flatten')];
 }
 
 /** The per-image shape a Flatten node gives `x`. */
@@ -76,7 +76,7 @@ function readAxes(n: NodeLowering): number[] | undefined {
 }
 
 export function lowerSqueeze(n: NodeLowering): ValueRef[] {
-  const x = n.value(0);
+  const x = n.viewable(0);
   const rank = x.shape.length + 1;
   const given = readAxes(n);
   const axes = given ? given.map((a) => n.axis(a, rank, 'axes')) : x.shape.map((d, i) => (d === 1 ? i + 1 : -1)).filter((a) => a > 0);
@@ -88,7 +88,7 @@ export function lowerSqueeze(n: NodeLowering): ValueRef[] {
 }
 
 export function lowerUnsqueeze(n: NodeLowering): ValueRef[] {
-  const x = n.value(0);
+  const x = n.viewable(0);
   const given = readAxes(n);
   if (!given) throw n.shapeError('axes are required');
   const rank = x.shape.length + 1 + given.length;

@@ -33,6 +33,10 @@ std::unique_ptr<PlanStep> make_slice(const StepContext& ctx);           // slice
 std::unique_ptr<PlanStep> make_gather(const StepContext& ctx);          // slice.cc
 std::unique_ptr<PlanStep> make_expand(const StepContext& ctx);          // slice.cc
 std::unique_ptr<PlanStep> make_tile(const StepContext& ctx);            // slice.cc
+// Bool values (PlanDType::kBool): comparisons, And / Or / Xor, Not / IsNaN / IsInf / Cast, Where.
+std::unique_ptr<PlanStep> make_compare(const StepContext& ctx);         // compare.cc (+ And, Or, Xor)
+std::unique_ptr<PlanStep> make_bool_unary(const StepContext& ctx);      // compare.cc (Not, IsNaN, IsInf, Cast)
+std::unique_ptr<PlanStep> make_where(const StepContext& ctx);           // compare.cc
 // int8 steps on uint8 values (NHWC for images; int8 activations arrive as uint8 with the sign bit
 // flipped, so one set of kernels serves both).
 std::unique_ptr<PlanStep> make_quantize(const StepContext& ctx);        // quantize.cc
