@@ -31,6 +31,7 @@ export const FOLDABLE_OPS: ReadonlySet<string> = new Set([
   'Constant', 'ConstantOfShape', 'Shape', 'Gather', 'Unsqueeze', 'Squeeze', 'Concat', 'Reshape', 'Flatten',
   'Cast', 'Slice', 'Identity', 'Dropout', 'Transpose', 'Add', 'Sub', 'Mul', 'Div', 'Neg', 'Sqrt', 'Exp',
   'Abs', 'Reciprocal', 'Floor', 'Ceil', 'Log', 'Pow', 'Max', 'Min',
+  'Size',
 ]);
 
 export function isSymbolic(v: KnownValue | undefined): v is SymbolicValue {
@@ -282,6 +283,12 @@ function evaluate(node: GraphNode, inputs: readonly (KnownValue | undefined)[], 
     const start = clampAxis(attrInt(node, 'start', 0));
     const end = clampAxis(attrInt(node, 'end', r));
     return [symbolic(s.slice(start, Math.max(start, end)), false)];
+  }
+  if (node.op === 'Size') {
+    // Like Shape, only the input's shape matters; a symbolic dimension leaves the count unknown.
+    const s = shapes[0] ?? (inputs[0] instanceof Tensor ? inputs[0].dims.slice() : undefined);
+    if (s === undefined || !isStatic(s)) return undefined;
+    return [new Tensor('int32', Int32Array.of(sizeOf(s as number[])), [])];
   }
   const present = node.inputs.map((name, i) => (name === '' ? undefined : inputs[i]));
   if (node.inputs.some((name, i) => name !== '' && inputs[i] === undefined)) return undefined;

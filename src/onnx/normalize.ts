@@ -356,6 +356,8 @@ function clip(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
     min = paramScalar(ctx, node, 1, 'min') ?? -FLT_MAX;
     max = paramScalar(ctx, node, 2, 'max') ?? FLT_MAX;
   }
+  // min(max(x, min), max): bounds that cross leave every value at max (ONNX's reference, numpy.clip).
+  if (min > max) min = max;
   return [canonical(node, node.inputs.slice(0, 1), { min, max })];
 }
 
@@ -686,6 +688,8 @@ const NORMALIZERS: Record<string, Normalizer> = {
   Shape: keep(['start', 'end']),
   Gather: keep(['axis'], { axis: 0 }),
   Cast: keep(['to']),
+  CastLike: castLike,
+  Size: keep([]),
   Slice: slice,
   Resize: resize,
   Upsample: resize,
@@ -704,6 +708,20 @@ const NORMALIZERS: Record<string, Normalizer> = {
   SpaceToDepth: depthToSpace,
 };
 
+/** ONNX data type of each storage dtype, for CastLike's target. */
+const ONNX_TYPE_OF: Readonly<Record<string, number>> = { float32: 1, uint8: 2, int8: 3, int32: 6 };
+
+/**
+ * CastLike -> Cast to the target's type: a constant target gives its storage type, a value
+ * computed at run time is float32 (all the runtime carries), so CastLike to it is a Cast to float.
+ */
+function castLike(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  if (node.inputs.length !== 2 || node.inputs[1] === '') throw new TypeError(`Expected 2 inputs for CastLike '${node.name}' but received ${node.inputs.length}`);
+  const target = ctx.known(node.inputs[1]!);
+  const to = target instanceof Tensor ? ONNX_TYPE_OF[target.type] ?? 1 : isSymbolic(target) ? 6 : 1;
+  return [canonical({ ...node, op: 'Cast' }, node.inputs.slice(0, 1), { to })];
+}
+
 /**
  * The canonical node(s) for an ONNX node, or undefined when Kiln does not know the operator.
  * Throws `Unsupported` for a configuration Kiln cannot run, TypeError/RangeError for a malformed
@@ -712,4 +730,9 @@ const NORMALIZERS: Record<string, Normalizer> = {
 export function normalizeNode(node: GraphNode, ctx: NormalizeContext): GraphNode[] | undefined {
   const f = NORMALIZERS[node.op];
   return f === undefined ? undefined : f(node, ctx);
+}
+
+/** Whether import knows a default-domain operator (has a canonical form for it). */
+export function isKnownOp(op: string): boolean {
+  return Object.prototype.hasOwnProperty.call(NORMALIZERS, op);
 }

@@ -110,6 +110,8 @@ const IMPLEMENTED: Readonly<Record<string, readonly number[]>> = {
   ReduceSumSquare: [1, 11, 13, 18], ReduceLogSumExp: [1, 11, 13, 18],
   Resize: [10, 11, 13, 18, 19], Upsample: [7, 9, 10], Split: [2, 11, 13, 18], Expand: [8, 13], Tile: [6, 13],
   DepthToSpace: [1, 11, 13], SpaceToDepth: [1, 13],
+  Size: [1, 13, 19, 21, 23, 24, 25],
+  CastLike: [15, 19, 21, 23, 24, 25],
 };
 
 /**

@@ -58,6 +58,8 @@ export function qparams(env: QuantImportEnv, node: GraphNode, s: number, z: numb
   const scaleName = node.inputs[s];
   const scale = constant(env, scaleName);
   if (scale === undefined) throw new Unsupported(`a scale ('${scaleName ?? ''}') computed at run time`);
+  // Scales of rank > 1 are blocked quantization (opset 21): valid ONNX that Kiln does not implement.
+  if (scale.type === 'float32' && scale.dims.length > 1 && scale.size > 0) throw new Unsupported(`blocked quantization (scales of shape [${scale.dims.join(', ')}])`);
   if (scale.type !== 'float32' || scale.dims.length > 1 || scale.size === 0) {
     throw corrupt(`Expected a float scalar or 1-D float scales for input ${s} ('${scaleName}') of ${where(node)} but received a ${scale.type} tensor of shape [${scale.dims.join(', ')}]`);
   }
@@ -88,6 +90,8 @@ export function activationParams(env: QuantImportEnv, node: GraphNode, s: number
   const p = qparams(env, node, s, z);
   if (!perTensor(p)) throw new Unsupported('per-axis quantization of a value computed at run time');
   if (p.dtype === 'int32') {
+    // Q/DQ-21 take int16/uint16 zero points (16-bit quantization): valid ONNX Kiln does not run.
+    if (node.op === 'QuantizeLinear' || node.op === 'DequantizeLinear') throw new Unsupported('a zero point wider than 8 bits (Kiln quantizes activations to uint8 or int8)');
     const { qmin, qmax } = qRange('uint8');
     throw corrupt(`Expected a uint8 or int8 zero point (in [${qmin}, ${qmax}] or [-128, 127]) for input ${z} of ${where(node)} but received an int32 zero point ${p.zeroPoint[0]}`);
   }
