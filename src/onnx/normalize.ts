@@ -509,6 +509,12 @@ function resize(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
     attrs.nearest_mode = spatial.some((v) => v < 1) ? 'ceil' : 'floor';
   } else {
     attrs.coordinate_transformation_mode = str(node, 'coordinate_transformation_mode', 'half_pixel');
+    // ONNX's align_corners divides by the unrounded scaled length (in * scale - 1), which a
+    // fractional length makes differ from the whole output length the plan divides by.
+    const fractional = sizes === undefined && x.findIndex((d, i) => typeof d === 'number' && d * scales![i]! !== Math.floor(d * scales![i]!));
+    if (attrs.coordinate_transformation_mode === 'align_corners' && fractional !== false && fractional >= 0) {
+      throw new Unsupported(`align_corners with scales that give axis ${fractional} a fractional length (${String(x[fractional])} x ${scales![fractional]})`);
+    }
     attrs.nearest_mode = str(node, 'nearest_mode', 'round_prefer_floor');
   }
   attrs.cubic_coeff_a = float(node, 'cubic_coeff_a', -0.75);

@@ -128,6 +128,8 @@ export class BoundSession implements SessionDelegate {
   private readonly cache = new Map<string, Entry>();
   private readonly parameters: readonly DeclaredInput[];
   private readonly dataNames: readonly string[];
+  private readonly allNames: readonly string[];
+  /** The inner session of the most recent run (what info() describes). */
   private last: InferenceSession | undefined;
   private inFlight = 0;
   private released = false;
@@ -142,8 +144,6 @@ export class BoundSession implements SessionDelegate {
     this.dataNames = info.inputs.filter((i) => !parameters.has(i.name)).map((i) => i.name);
     this.allNames = info.inputs.map((i) => i.name);
   }
-
-  private readonly allNames: readonly string[];
 
   run(feeds: SessionFeeds): Promise<SessionOutputs> {
     let entry: Entry;

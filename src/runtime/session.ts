@@ -485,6 +485,7 @@ export class InferenceSession implements Disposable {
       }
       const want = this.inputShapes[i];
       const dimsOf = Array.from(t.dims ?? []);
+      refuseEmpty(where, dimsOf, this.inputShapes[i]);
       const text = `[${dimsOf.join(', ')}]`;
       if (dimsOf.length !== want.length) throw shapeError(where, `${want.length} dimensions [${want.join(', ')}]`, text);
       if (this.unitBatch) {
@@ -515,6 +516,14 @@ export class InferenceSession implements Disposable {
     });
     return { arrays, shapes, batch: this.unitBatch ? 1 : batch };
   }
+}
+
+/**
+ * A feed with a dimension of 0 is valid ONNX (an empty tensor, where the model's dimension is
+ * symbolic) that the plan cannot run: refused as unsupported rather than as a bad argument.
+ */
+function refuseEmpty(where: string, dims: readonly number[], declared: readonly Dim[]): void {
+  if (dims.some((d, j) => d === 0 && typeof declared[j] === 'string')) throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot run empty tensors: ${where} has dims [${dims.join(', ')}]`);
 }
 
 /**
