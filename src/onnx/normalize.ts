@@ -383,12 +383,21 @@ function groupNorm(node: GraphNode): GraphNode[] {
 }
 
 function dropout(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
-  const outputs = firstOutputOnly(ctx, node, 'mask');
   if (ctx.opset >= 12) {
     const training = paramScalar(ctx, node, 2, 'training_mode');
-    if (training !== undefined && training !== 0) throw new Unsupported('training_mode=true');
+    // Training with a ratio of 0 drops nothing: the same identity as inference.
+    if (training !== undefined && training !== 0 && (paramScalar(ctx, node, 1, 'ratio') ?? 0.5) !== 0) throw new Unsupported('training_mode=true');
   }
-  return [canonical(node, node.inputs.slice(0, 1), {}, outputs)];
+  const mask = node.outputs[1] ?? '';
+  if (mask === '' || !ctx.used(mask)) return [canonical(node, node.inputs.slice(0, 1), {}, firstOutputOnly(ctx, node, 'mask'))];
+  // Nothing is dropped, so the mask is all true: a constant when the input's shape is static.
+  const shape = ctx.shape(node.inputs[0] ?? '');
+  if (shape === undefined || !shape.every((d): d is number => typeof d === 'number')) throw new Unsupported('its mask output (over a dynamic shape)');
+  const ones = new Tensor('uint8', new Uint8Array(shape.reduce((a, b) => a * b, 1)).fill(1), shape);
+  return [
+    canonical(node, node.inputs.slice(0, 1), {}, node.outputs.slice(0, 1)),
+    { name: ctx.fresh(`${node.name}_mask`), op: 'Constant', inputs: [], outputs: [mask], attrs: { value: ones } },
+  ];
 }
 
 function slice(node: GraphNode, ctx: NormalizeContext): GraphNode[] {

@@ -380,6 +380,30 @@ describe('constant graph outputs', () => {
     }
   });
 
+  it('Dropout: its mask over a static input is all true (a bool constant); training with a fed ratio of 0 is the identity', async () => {
+    const session = await InferenceSession.create(model({
+      opset: 13,
+      inputs: [valueInfo('x', [2, 3]), valueInfo('ratio', [], DataType.FLOAT), valueInfo('training', [], DataType.BOOL)],
+      outputs: [valueInfo('y', [2, 3]), valueInfo('mask', [2, 3], DataType.BOOL)],
+      nodes: [node('Dropout', ['x', 'ratio', 'training'], ['y', 'mask'])],
+    }));
+    try {
+      const x = new Tensor('float32', [1, -2, 3, -4, 5, -6], [2, 3]);
+      const feeds = (ratio: number, training: number) => ({ x, ratio: new Tensor('float32', [ratio], []), training: new Tensor('bool', [training], []) });
+      for (const [ratio, training] of [[0, 1], [0.5, 0]]) {
+        const out = await session.run(feeds(ratio!, training!));
+        expect(Array.from(out.y!.data)).toEqual(Array.from(x.data));
+        expect(out.mask!.type).toBe('bool');
+        expect(Array.from(out.mask!.data)).toEqual([1, 1, 1, 1, 1, 1]);
+      }
+      const random = await rejection(session.run(feeds(0.5, 1)));
+      expect(random.code).toBe(ErrorCode.UNSUPPORTED_OP);
+      expect(random.message).toMatch(/training_mode=true/);
+    } finally {
+      session.release();
+    }
+  });
+
   it('a float16 constant output is returned as half bits; each run returns a fresh copy', async () => {
     const session = await InferenceSession.create(model({
       opset: 13,
