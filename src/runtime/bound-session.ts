@@ -82,7 +82,7 @@ function unfixable(model: IModelProto, nodes: { op: string; domain: string; name
   const needed = new Set(outputs);
   const problems: string[] = [];
   const types = new Set<string>();
-  const opset = modelOpsets(model).opset;
+  const { opset, domainOpsets } = modelOpsets(model);
   for (let k = nodes.length - 1; k >= 0; k--) {
     const n = nodes[k]!;
     if (!n.outputs.some((o) => needed.has(o))) continue;
@@ -92,8 +92,8 @@ function unfixable(model: IModelProto, nodes: { op: string; domain: string; name
     // Nodes with subgraphs are the importer's to judge.
     if ((model.graph?.node?.[k]?.attribute ?? []).some((a) => a.g || (a.graphs && a.graphs.length > 0))) return undefined;
     types.add(n.op);
-    const version = defaultDomain ? resolveOpVersion(n.op, opset) ?? opset : undefined;
-    problems.unshift(`${n.op} '${n.name}' (${defaultDomain ? notImplementedReason(n.op) : 'not implemented'}) [domain ${defaultDomain ? 'ai.onnx' : n.domain}, version ${version ?? 'unknown'}]`);
+    const version = defaultDomain ? resolveOpVersion(n.op, opset) ?? opset : domainOpsets.get(n.domain);
+    problems.unshift(`${n.op} '${n.name}' (${defaultDomain ? notImplementedReason(n.op) : 'not implemented'}) [domain ${defaultDomain ? 'ai.onnx' : n.domain}, version ${version ?? 'unknown (the domain is not imported)'}]`);
   }
   if (problems.length === 0) return undefined;
   return `Kiln cannot run ${problems.length} node(s) of this model, operator types ${[...types].sort().join(', ')}: ${problems.join('; ')}`;
