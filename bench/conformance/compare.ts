@@ -69,7 +69,7 @@ export function elementMatches(actual: number, expected: number, kind: ValueKind
 }
 
 /** Compares an output with its expected value: shapes must be equal, then every element. */
-export function compareOutput(actual: { dims: readonly number[]; data: ArrayLike<number> }, expected: ExpectedTensor, rtol = RTOL, atol = ATOL): OutputComparison {
+export function compareOutput(actual: { dims: readonly number[]; data: ArrayLike<number | bigint> }, expected: ExpectedTensor, rtol = RTOL, atol = ATOL): OutputComparison {
   const shapeOk = actual.dims.length === expected.dims.length && actual.dims.every((d, i) => d === expected.dims[i]);
   if (!shapeOk || actual.data.length !== expected.values.length) {
     return { ok: false, maxAbsError: Infinity, mismatch: `shape [${actual.dims.join(', ')}], expected [${expected.dims.join(', ')}]` };
@@ -78,7 +78,8 @@ export function compareOutput(actual: { dims: readonly number[]; data: ArrayLike
   let bad = 0;
   let first: string | undefined;
   for (let i = 0; i < expected.values.length; i++) {
-    const a = actual.data[i]!;
+    // int64/uint64 outputs arrive as bigints (exact in a double for any shape or index).
+    const a = Number(actual.data[i]!);
     const e = expected.values[i]!;
     const matches = elementMatches(a, e, expected.kind, rtol, atol);
     const err = Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e)) ? 0 : Math.abs(a - e);

@@ -32,6 +32,7 @@ export const FOLDABLE_OPS: ReadonlySet<string> = new Set([
   'Cast', 'Slice', 'Identity', 'Dropout', 'Transpose', 'Add', 'Sub', 'Mul', 'Div', 'Neg', 'Sqrt', 'Exp',
   'Abs', 'Reciprocal', 'Floor', 'Ceil', 'Log', 'Pow', 'Max', 'Min',
   'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf', 'Where',
+  'Size',
 ]);
 
 /** Comparisons and logic on constants; the result is a bool tensor (uint8 0/1, as Cast to BOOL folds). */
@@ -299,6 +300,12 @@ function evaluate(node: GraphNode, inputs: readonly (KnownValue | undefined)[], 
     const start = clampAxis(attrInt(node, 'start', 0));
     const end = clampAxis(attrInt(node, 'end', r));
     return [symbolic(s.slice(start, Math.max(start, end)), false)];
+  }
+  if (node.op === 'Size') {
+    // Like Shape, only the input's shape matters; a symbolic dimension leaves the count unknown.
+    const s = shapes[0] ?? (inputs[0] instanceof Tensor ? inputs[0].dims.slice() : undefined);
+    if (s === undefined || !isStatic(s)) return undefined;
+    return [new Tensor('int32', Int32Array.of(sizeOf(s as number[])), [])];
   }
   const present = node.inputs.map((name, i) => (name === '' ? undefined : inputs[i]));
   if (node.inputs.some((name, i) => name !== '' && inputs[i] === undefined)) return undefined;

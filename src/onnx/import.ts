@@ -27,6 +27,7 @@ import { notImplementedReason, RUNTIME_OPS } from './supported-ops.js';
 import { resolveOpVersion, unimplementedAttribute, unimplementedVersion } from './op-versions.js';
 import { addQuantNode, isQuantOnnxNode, liftQuantized, type QuantImportEnv } from './import-quant.js';
 import { MAX_DIM } from './tensor-proto.js';
+import { bindModelInputs, type BindableTensor } from './bind-inputs.js';
 
 /** TensorProto element types of the run-time values. */
 const ONNX_FLOAT = 1;
@@ -46,6 +47,15 @@ export interface ImportOptions {
    * Numbers are static sizes, strings symbolic ones.
    */
   inputShapes?: Record<string, readonly Dim[]>;
+  /**
+   * Values for graph inputs, by name: each becomes an initializer before anything is folded, so
+   * the model imports exactly as if it stored them as constants (used for parameter inputs, see
+   * parameter-inputs.ts). Values are copied and held like ONNX constants: integers as int32 (a
+   * value outside int32 is a RangeError), floats as float32. A value's dtype must be the one the
+   * input declares or the storage type Kiln reads that as (int32, float32, int8, uint8); its dims
+   * must match the declared ones.
+   */
+  bindInputs?: Record<string, BindableTensor>;
 }
 
 /**
@@ -60,6 +70,7 @@ export async function importModel(source: string | Uint8Array, options?: ImportO
   const opts = checkOptions<ImportOptions>('options', options);
   if (opts.externalDataDir !== undefined && typeof opts.externalDataDir !== 'string') throw typeError('options.externalDataDir', 'a string', opts.externalDataDir);
   if (opts.inputShapes !== undefined && (opts.inputShapes === null || typeof opts.inputShapes !== 'object')) throw typeError('options.inputShapes', 'an object', opts.inputShapes);
+  if (opts.bindInputs !== undefined && (opts.bindInputs === null || typeof opts.bindInputs !== 'object')) throw typeError('options.bindInputs', 'an object', opts.bindInputs);
 
   const bytes = typeof source === 'string' ? await readModelFile(source, 'source') : source;
   if (bytes.length === 0) throw emptyModel('source');
@@ -68,8 +79,9 @@ export async function importModel(source: string | Uint8Array, options?: ImportO
   }
   const baseDir = opts.externalDataDir ?? (typeof source === 'string' ? dirname(source) : undefined);
 
+  const model = await guard(async () => decodeModel(bytes));
+  if (opts.bindInputs !== undefined) bindModelInputs(model, opts.bindInputs, 'options.bindInputs');
   const raw = await guard(async () => {
-    const model = decodeModel(bytes);
     const opsets = modelOpsets(model);
     const external = new Map<ITensorProto, Uint8Array>();
     for (const { tensor, what } of externalTensors(model)) external.set(tensor, await readExternalData(tensor, what, baseDir));
@@ -236,7 +248,8 @@ function convert(raw: RawGraph): Graph {
     }
     const values = node.inputs.map((n) => (n === '' ? undefined : known.get(n)));
     const inShapes = node.inputs.map((n) => (n === '' ? undefined : shapes.get(n)));
-    if (FOLDABLE_OPS.has(node.op) && !node.outputs.some((o) => graphOutputs.has(o))) {
+    // Graph outputs fold too: a constant output is returned as it is (InferenceSession, bound-session.ts).
+    if (FOLDABLE_OPS.has(node.op)) {
       const folded = foldNode(node, values, inShapes, MAX_FOLD_TOTAL - foldedElements);
       if (folded !== undefined && node.outputs.every((o, i) => o === '' || folded[i] !== undefined)) {
         node.outputs.forEach((o, i) => {

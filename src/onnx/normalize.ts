@@ -356,6 +356,8 @@ function clip(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
     min = paramScalar(ctx, node, 1, 'min') ?? -FLT_MAX;
     max = paramScalar(ctx, node, 2, 'max') ?? FLT_MAX;
   }
+  // min(max(x, min), max): bounds that cross leave every value at max (ONNX's reference, numpy.clip).
+  if (min > max) min = max;
   return [canonical(node, node.inputs.slice(0, 1), { min, max })];
 }
 
@@ -381,12 +383,21 @@ function groupNorm(node: GraphNode): GraphNode[] {
 }
 
 function dropout(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
-  const outputs = firstOutputOnly(ctx, node, 'mask');
   if (ctx.opset >= 12) {
     const training = paramScalar(ctx, node, 2, 'training_mode');
-    if (training !== undefined && training !== 0) throw new Unsupported('training_mode=true');
+    // Training with a ratio of 0 drops nothing: the same identity as inference.
+    if (training !== undefined && training !== 0 && (paramScalar(ctx, node, 1, 'ratio') ?? 0.5) !== 0) throw new Unsupported('training_mode=true');
   }
-  return [canonical(node, node.inputs.slice(0, 1), {}, outputs)];
+  const mask = node.outputs[1] ?? '';
+  if (mask === '' || !ctx.used(mask)) return [canonical(node, node.inputs.slice(0, 1), {}, firstOutputOnly(ctx, node, 'mask'))];
+  // Nothing is dropped, so the mask is all true: a constant when the input's shape is static.
+  const shape = ctx.shape(node.inputs[0] ?? '');
+  if (shape === undefined || !shape.every((d): d is number => typeof d === 'number')) throw new Unsupported('its mask output (over a dynamic shape)');
+  const ones = new Tensor('uint8', new Uint8Array(shape.reduce((a, b) => a * b, 1)).fill(1), shape);
+  return [
+    canonical(node, node.inputs.slice(0, 1), {}, node.outputs.slice(0, 1)),
+    { name: ctx.fresh(`${node.name}_mask`), op: 'Constant', inputs: [], outputs: [mask], attrs: { value: ones } },
+  ];
 }
 
 function slice(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
@@ -507,6 +518,12 @@ function resize(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
     attrs.nearest_mode = spatial.some((v) => v < 1) ? 'ceil' : 'floor';
   } else {
     attrs.coordinate_transformation_mode = str(node, 'coordinate_transformation_mode', 'half_pixel');
+    // ONNX's align_corners divides by the unrounded scaled length (in * scale - 1), which a
+    // fractional length makes differ from the whole output length the plan divides by.
+    const fractional = sizes === undefined && x.findIndex((d, i) => typeof d === 'number' && d * scales![i]! !== Math.floor(d * scales![i]!));
+    if (attrs.coordinate_transformation_mode === 'align_corners' && fractional !== false && fractional >= 0) {
+      throw new Unsupported(`align_corners with scales that give axis ${fractional} a fractional length (${String(x[fractional])} x ${scales![fractional]})`);
+    }
     attrs.nearest_mode = str(node, 'nearest_mode', 'round_prefer_floor');
   }
   attrs.cubic_coeff_a = float(node, 'cubic_coeff_a', -0.75);
@@ -687,6 +704,8 @@ const NORMALIZERS: Record<string, Normalizer> = {
   Gather: keep(['axis'], { axis: 0 }),
   Range: keep([]),
   Cast: keep(['to']),
+  CastLike: castLike,
+  Size: keep([]),
   Slice: slice,
   Resize: resize,
   Upsample: resize,
@@ -717,6 +736,20 @@ const NORMALIZERS: Record<string, Normalizer> = {
   Where: keep([]),
 };
 
+/** ONNX data type of each storage dtype, for CastLike's target. */
+const ONNX_TYPE_OF: Readonly<Record<string, number>> = { float32: 1, uint8: 2, int8: 3, int32: 6 };
+
+/**
+ * CastLike -> Cast to the target's type: a constant target gives its storage type, a value
+ * computed at run time is float32 (all the runtime carries), so CastLike to it is a Cast to float.
+ */
+function castLike(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  if (node.inputs.length !== 2 || node.inputs[1] === '') throw new TypeError(`Expected 2 inputs for CastLike '${node.name}' but received ${node.inputs.length}`);
+  const target = ctx.known(node.inputs[1]!);
+  const to = target instanceof Tensor ? ONNX_TYPE_OF[target.type] ?? 1 : isSymbolic(target) ? 6 : 1;
+  return [canonical({ ...node, op: 'Cast' }, node.inputs.slice(0, 1), { to })];
+}
+
 /**
  * The canonical node(s) for an ONNX node, or undefined when Kiln does not know the operator.
  * Throws `Unsupported` for a configuration Kiln cannot run, TypeError/RangeError for a malformed
@@ -725,4 +758,9 @@ const NORMALIZERS: Record<string, Normalizer> = {
 export function normalizeNode(node: GraphNode, ctx: NormalizeContext): GraphNode[] | undefined {
   const f = NORMALIZERS[node.op];
   return f === undefined ? undefined : f(node, ctx);
+}
+
+/** Whether import knows a default-domain operator (has a canonical form for it). */
+export function isKnownOp(op: string): boolean {
+  return Object.prototype.hasOwnProperty.call(NORMALIZERS, op);
 }

@@ -112,6 +112,8 @@ const IMPLEMENTED: Readonly<Record<string, readonly number[]>> = {
   DepthToSpace: [1, 11, 13], SpaceToDepth: [1, 13],
   Equal: [7, 11, 13, 19], Less: [7, 9, 13], LessOrEqual: [12, 16], Greater: [7, 9, 13], GreaterOrEqual: [12, 16],
   And: [7], Or: [7], Xor: [7], Not: [1], IsNaN: [9, 13, 20], IsInf: [10, 20], Where: [9, 16],
+  Size: [1, 13, 19, 21, 23, 24, 25],
+  CastLike: [15, 19, 21, 23, 24, 25],
 };
 
 /**

@@ -81,7 +81,7 @@ export function modelOpsets(model: IModelProto): ModelOpsets {
 }
 
 /** The declared tensor type and shape of a ValueInfoProto. */
-function declaredType(v: IValueInfoProto, what: string): { elemType: number; shape: Dim[] | undefined } | undefined {
+export function declaredType(v: IValueInfoProto, what: string): { elemType: number; shape: Dim[] | undefined } | undefined {
   const tt = v.type?.tensorType;
   if (!tt) return undefined;
   const elemType = tt.elemType ?? 0;

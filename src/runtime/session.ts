@@ -17,7 +17,8 @@ import { toGraph } from '../graph/from-module.js';
 import type { Dim, Graph } from '../graph/ir.js';
 import { GRAPH_OPTIMIZATION_LEVELS, type GraphOptimizationLevel, optimizeGraph } from '../graph/passes/index.js';
 import { Module } from '../nn/module.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, type DType } from '../tensor.js';
+import type { BindableTensor } from '../onnx/bind-inputs.js';
 import { emptyModel, readModelFile } from '../util/files.js';
 import { describe, dims as checkDims, integer, oneOf, onlyKeys, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
 import { shouldRunAsync } from './async-policy.js';
@@ -26,6 +27,8 @@ import { decodeKilnFile } from './kiln-file.js';
 import { graphFromKilnFile, moduleFromKilnFile } from './model-io.js';
 import { Plan, type PlanInfo } from './plan.js';
 import { needsUnitBatch, withUnitBatch } from './unit-batch.js';
+import type { OnnxSourceInfo } from './bound-session.js';
+import { constantOutputs, ConstantOutputs, withoutConstantOutputs, type SessionDelegate } from './constant-outputs.js';
 
 export type { GraphOptimizationLevel } from '../graph/passes/index.js';
 export type { SparseKernels } from './compile.js';
@@ -33,6 +36,16 @@ export type { SparseKernels } from './compile.js';
 /** What a session can be created from. */
 export type SessionSource = Module | Graph | string | Uint8Array;
 
+/**
+ * Options of {@link InferenceSession.create}.
+ *
+ * An ONNX model that feeds a plan parameter as a graph input (Reshape's shape, Slice's starts,
+ * Resize's scales, Clip's bounds, a Reduce's axes, a Conv weight, a QuantizeLinear scale...: see
+ * src/onnx/parameter-inputs.ts) is accepted: `inputNames` lists every input, and each run binds the
+ * fed parameter values as constants. Each distinct set of parameter values costs one import and one
+ * plan build, with these same options, on the first run that feeds it (cached: the 8 most recently
+ * used plans are kept). Feeding weights as inputs therefore works but rebuilds whenever they change.
+ */
 export interface SessionOptions {
   /** Threads each run may use (0 or absent: the whole kernel pool; see `setNumThreads`). */
   intraOpNumThreads?: number;
@@ -60,8 +73,8 @@ export interface SessionOptions {
 
 /** Output tensors by output name. */
 export type SessionOutputs = Record<string, Tensor<'float32'>>;
-/** Input tensors by input name (float32, batch first). */
-export type SessionFeeds = Record<string, Tensor>;
+/** Input tensors by input name (float32, batch first; parameter inputs in their declared dtype, see `run`). */
+export type SessionFeeds = Record<string, Tensor<DType>>;
 
 export interface SessionInfo extends PlanInfo {
   /** Multiply-accumulates per image. */
@@ -121,6 +134,11 @@ export class InferenceSession implements Disposable {
    * it instead: from then on plans are built per batch size and input sizes.
    */
   private batchInImage = false;
+  /**
+   * Set for a session that wraps others (bound-session.ts): a model with parameter inputs (one
+   * inner session per parameter value) or with constant outputs. Every verb goes to it.
+   */
+  private delegate: SessionDelegate | undefined;
 
   /** `unit`: the inputs share no batch (unit-batch.ts); `first` is the plan of fully static inputs, built already. */
   private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined, unit?: { first?: { shapes: number[][]; compiled: Compiled } }) {
@@ -161,7 +179,41 @@ export class InferenceSession implements Disposable {
     const level = opts.graphOptimizationLevel === undefined ? 'all' : oneOf('options.graphOptimizationLevel', opts.graphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS);
     const sparse = opts.sparseKernels === undefined ? 'auto' : oneOf('options.sparseKernels', opts.sparseKernels, SPARSE_KERNELS);
     const inputShape = opts.inputShape === undefined ? undefined : checkDims('options.inputShape', opts.inputShape);
-    const graph = optimizeGraph(await graphFrom(source, inputShape), level);
+    const onnx = await onnxInfoOf(source);
+    if (onnx !== undefined && onnx.info.parameters.length > 0) return await InferenceSession.bound(onnx.info, onnx.path, threads, level, sparse);
+    const graph = optimizeGraph(onnx === undefined ? await graphFrom(source, inputShape) : await onnxGraph(onnx.info.bytes, onnx.path), level);
+    const declaredTypes = new Map<string, DType>((onnx?.info.outputs ?? graph.outputs).map((o) => [o.name, o.dtype]));
+    return InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes);
+  }
+
+  /**
+   * An ONNX model with parameter inputs (parameter-inputs.ts): each distinct set of parameter
+   * values is imported with them bound as constants, into an inner session cached by value.
+   */
+  private static async bound(info: OnnxSourceInfo, path: string | undefined, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels): Promise<InferenceSession> {
+    const { BoundSession, boundSurface } = await import('./bound-session.js');
+    if (info.unsupported !== undefined) throw new KilnError(ErrorCode.UNSUPPORTED_OP, info.unsupported);
+    const declaredTypes = new Map(info.outputs.map((o) => [o.name, o.dtype]));
+    const session = new InferenceSession(boundSurface(info, 'bound'), threads, level, sparse, undefined);
+    session.delegate = new BoundSession(info, async (bindInputs) => {
+      const graph = await onnxGraph(info.bytes, path, bindInputs);
+      return InferenceSession.fromGraph(optimizeGraph(graph, level), threads, level, sparse, declaredTypes);
+    });
+    return session;
+  }
+
+  /** A session over an optimised graph; its constant outputs (if any) are returned as `declaredTypes` say. */
+  private static async fromGraph(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>): Promise<InferenceSession> {
+    const constants = constantOutputs(graph);
+    if (constants !== undefined) {
+      const computed = withoutConstantOutputs(graph, constants);
+      const inner = computed.outputs.length > 0 ? await InferenceSession.fromGraph(computed, threads, level, sparse, declaredTypes) : undefined;
+      const inputNames = graph.inputs.filter((v) => !graph.initializers.has(v.name)).map((v) => v.name);
+      const surface: Graph = { ...graph, nodes: [], initializers: new Map(), outputs: graph.outputs.map((o) => (constants.has(o.name) ? { ...o, shape: constants.get(o.name)!.dims.slice() } : o)) };
+      const session = new InferenceSession(surface, threads, level, sparse, undefined);
+      session.delegate = new ConstantOutputs(session.outputNames, inputNames, constants, declaredTypes, inner);
+      return session;
+    }
     const compileOptions: CompileOptions = { maxThreads: threads, sparseKernels: sparse, ...levelOptions(level) };
     const shapes = fullyStaticInputs(graph);
     if (needsUnitBatch(graph)) {
@@ -205,8 +257,22 @@ export class InferenceSession implements Disposable {
     return new InferenceSession(graph, threads, level, sparse, staticPlan);
   }
 
-  /** Runs the model; resolves with one tensor per output (batch first). */
+  /**
+   * Runs the model; resolves with one tensor per output (batch first).
+   *
+   * Data inputs are float32 tensors. A parameter input (see {@link SessionOptions}) takes a tensor of
+   * the dtype the model declares for it (int64 as a BigInt64Array, double as a Float64Array...) or
+   * the storage type Kiln holds it in (int32 for integers, float32 for floats), with the declared
+   * dims; integers must fit int32. A run with parameter values not seen recently first imports and
+   * plans the model with them (concurrent runs with the same values share that build). An output the
+   * model computes from constants alone (Shape of a static input, a Constant, Size) comes back as a
+   * tensor of its declared ONNX dtype (int64 as a BigInt64Array, bool as 'bool'), a fresh copy per run.
+   * @throws TypeError/RangeError (ERR_KILN_INVALID_ARG, ERR_KILN_SHAPE_MISMATCH) naming `feeds['name']`
+   *   for a feed of the wrong dtype or dims; a parameter value the model cannot run with rejects
+   *   with the importer's or compiler's error (ERR_KILN_UNSUPPORTED_OP, ERR_KILN_SHAPE_MISMATCH...).
+   */
   run(feeds: SessionFeeds): Promise<SessionOutputs> {
+    if (this.delegate) return this.delegate.run(feeds);
     let feed: Feed;
     try {
       this.checkLive();
@@ -268,6 +334,7 @@ export class InferenceSession implements Disposable {
    * batches). A model with symbolic input sizes must have been run once with these sizes first.
    */
   runSync(feeds: SessionFeeds): SessionOutputs {
+    if (this.delegate) return this.delegate.runSync(feeds);
     this.checkLive();
     const feed = this.readFeeds(feeds);
     const compiled = this.compiledNow(feed);
@@ -281,8 +348,12 @@ export class InferenceSession implements Disposable {
     return outputs.tensors;
   }
 
-  /** Steps, arena and weight sizes of the compiled plan (the first one, for symbolic input sizes). */
+  /**
+   * Steps, arena and weight sizes of the compiled plan (the first one, for symbolic input sizes;
+   * the most recently run one for a model with parameter inputs).
+   */
   info(): SessionInfo {
+    if (this.delegate) return this.delegate.info();
     this.checkLive();
     const compiled = this.staticPlan ?? this.syncPlans.values().next().value;
     if (!compiled) throw new KilnError(ErrorCode.INVALID_STATE, 'The session has symbolic input sizes and has not run yet: nothing is compiled');
@@ -291,6 +362,7 @@ export class InferenceSession implements Disposable {
 
   /** Number of runs in flight. */
   get pendingRuns(): number {
+    if (this.delegate) return this.delegate.pendingRuns;
     return this.inFlight;
   }
 
@@ -299,6 +371,11 @@ export class InferenceSession implements Disposable {
    * @throws KilnError ERR_KILN_INVALID_STATE while runs are in flight (await them first).
    */
   release(): void {
+    if (this.delegate) {
+      this.delegate.release();
+      this.released = true;
+      return;
+    }
     if (this.released) return;
     if (this.inFlight > 0) {
       throw new KilnError(ErrorCode.INVALID_STATE, `Cannot release the session while ${this.inFlight} run(s) are in flight: await them first`);
@@ -408,6 +485,7 @@ export class InferenceSession implements Disposable {
       }
       const want = this.inputShapes[i];
       const dimsOf = Array.from(t.dims ?? []);
+      refuseEmpty(where, dimsOf, this.inputShapes[i]);
       const text = `[${dimsOf.join(', ')}]`;
       if (dimsOf.length !== want.length) throw shapeError(where, `${want.length} dimensions [${want.join(', ')}]`, text);
       if (this.unitBatch) {
@@ -438,6 +516,14 @@ export class InferenceSession implements Disposable {
     });
     return { arrays, shapes, batch: this.unitBatch ? 1 : batch };
   }
+}
+
+/**
+ * A feed with a dimension of 0 is valid ONNX (an empty tensor, where the model's dimension is
+ * symbolic) that the plan cannot run: refused as unsupported rather than as a bad argument.
+ */
+function refuseEmpty(where: string, dims: readonly number[], declared: readonly Dim[]): void {
+  if (dims.some((d, j) => d === 0 && typeof declared[j] === 'string')) throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot run empty tensors: ${where} has dims [${dims.join(', ')}]`);
 }
 
 /**
@@ -518,13 +604,7 @@ export async function graphFrom(source: SessionSource, inputShape: number[] | un
     const bytes = await readModelFile(source, 'source');
     // A .kiln name without the magic is a corrupt .kiln file, not an ONNX model to try.
     if (startsWithKilnMagic(bytes) || source.toLowerCase().endsWith('.kiln')) return kilnGraph(bytes, inputShape, source);
-    try {
-      return await importOnnx(bytes, dirname(source));
-    } catch (err) {
-      // Name the file: the importer only saw its bytes.
-      if (err instanceof KilnError && err.code === ErrorCode.CORRUPT_MODEL) throw new KilnError(err.code, `${err.message} (file '${source}')`, { cause: err });
-      throw err;
-    }
+    return onnxGraph(bytes, source);
   }
   if (source instanceof Uint8Array) {
     if (source.length === 0) throw emptyModel('source');
@@ -534,9 +614,42 @@ export async function graphFrom(source: SessionSource, inputShape: number[] | un
 }
 
 /** The ONNX importer's hook (loaded on demand: protobuf decoding is only needed for ONNX input). */
-async function importOnnx(source: Uint8Array, externalDataDir?: string): Promise<Graph> {
+async function importOnnx(source: Uint8Array, externalDataDir?: string, bindInputs?: Record<string, BindableTensor>): Promise<Graph> {
   const { importModel } = await import('../onnx/import.js');
-  return importModel(source, externalDataDir === undefined ? undefined : { externalDataDir });
+  return importModel(source, { ...(externalDataDir === undefined ? {} : { externalDataDir }), ...(bindInputs === undefined ? {} : { bindInputs }) });
+}
+
+/** An ONNX model's graph; `path` (the file it was read from) names the file in a corrupt-model error. */
+async function onnxGraph(bytes: Uint8Array, path: string | undefined, bindInputs?: Record<string, BindableTensor>): Promise<Graph> {
+  try {
+    return await importOnnx(bytes, path === undefined ? undefined : dirname(path), bindInputs);
+  } catch (err) {
+    // Name the file: the importer only saw its bytes.
+    if (path !== undefined && err instanceof KilnError && err.code === ErrorCode.CORRUPT_MODEL) throw new KilnError(err.code, `${err.message} (file '${path}')`, { cause: err });
+    throw err;
+  }
+}
+
+/**
+ * The declarations of an ONNX source (a path or bytes that are not a .kiln file), read before it
+ * is imported to find parameter inputs; undefined for other sources.
+ */
+async function onnxInfoOf(source: SessionSource): Promise<{ info: OnnxSourceInfo; path: string | undefined } | undefined> {
+  let bytes: Uint8Array;
+  let path: string | undefined;
+  if (typeof source === 'string') {
+    if (source.toLowerCase().endsWith('.kiln')) return undefined;
+    bytes = await readModelFile(source, 'source');
+    path = source;
+  } else if (source instanceof Uint8Array && !isGraph(source)) {
+    bytes = source;
+  } else {
+    return undefined;
+  }
+  if (bytes.length === 0 || startsWithKilnMagic(bytes)) return undefined;
+  const { onnxSourceInfo } = await import('./bound-session.js');
+  const info = onnxSourceInfo(bytes);
+  return info === undefined ? undefined : { info, path };
 }
 
 function kilnGraph(bytes: Uint8Array, inputShape: number[] | undefined, path?: string): Graph {

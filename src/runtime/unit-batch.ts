@@ -188,6 +188,38 @@ export function withUnitBatch(graph: Graph, inputShapes: readonly (readonly numb
       case 'Reshape':
         attrs.shape = [1, ...(node.attrs.shape as number[])];
         break;
+      // Parameters bound at import (parameter inputs) leave these with attributes (and Gather
+      // with constant indices) only: each counts the unit axis like the others.
+      case 'Slice': {
+        const starts = node.attrs.starts as number[];
+        const axes = (node.attrs.axes as number[] | undefined) ?? starts.map((_, i) => i);
+        attrs.axes = axes.map((a) => (a < 0 ? a : a + 1));
+        break;
+      }
+      case 'Split':
+      case 'Gather': {
+        if (node.op === 'Gather' && !initializers.has(node.inputs[1] ?? '')) throw refuse(node, 'its output shape is built from an input\'s whole shape or values');
+        const a = (node.attrs.axis as number | undefined) ?? 0;
+        attrs.axis = a < 0 ? a : a + 1;
+        break;
+      }
+      case 'Tile':
+        attrs.repeats = [1, ...(node.attrs.repeats as number[])];
+        break;
+      case 'Expand': {
+        const target = node.attrs.shape as number[];
+        const x = node.inputs[0]!;
+        const shape = staticShape(node, x);
+        attrs.shape = [1, ...target];
+        if (target.length > shape.length) {
+          // The plan keeps a value's rank: the input takes the target's rank first (leading 1s).
+          const padded = fresh(`${x}_rank${target.length}`);
+          nodes.push({ name: fresh(`${node.name}_rank`), op: 'Reshape', inputs: [x], outputs: [padded], attrs: { shape: [1, ...new Array<number>(target.length - shape.length).fill(1), ...shape] } });
+          nodes.push({ ...node, inputs: [padded, ...node.inputs.slice(1)], attrs });
+          continue;
+        }
+        break;
+      }
       case 'Flatten': {
         const out = staticShape(node, node.outputs[0]!);
         nodes.push({ ...node, op: 'Reshape', attrs: { shape: [1, ...out] } });

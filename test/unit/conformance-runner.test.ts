@@ -70,6 +70,9 @@ describe('comparison', () => {
     expect(elementMatches(3.0001, 3, 'exact')).toBe(false);
     expect(compareOutput({ dims: [2], data: [1, 2] }, { kind: 'exact', dims: [2], values: [1, 2] })).toEqual({ ok: true, maxAbsError: 0 });
     expect(compareOutput({ dims: [1, 2], data: [1, 2] }, { kind: 'exact', dims: [2], values: [1, 2] }).ok).toBe(false);
+    // int64 outputs (Shape, Size) arrive as BigInt64Arrays.
+    expect(compareOutput({ dims: [2], data: BigInt64Array.of(3n, -4n) }, { kind: 'exact', dims: [2], values: [3, -4] })).toEqual({ ok: true, maxAbsError: 0 });
+    expect(compareOutput({ dims: [2], data: BigInt64Array.of(3n, 4n) }, { kind: 'exact', dims: [2], values: [3, -4] }).ok).toBe(false);
     const off = compareOutput({ dims: [3], data: [1, 2, 3.5] }, { kind: 'float', dims: [3], values: [1, 2, 3] });
     expect(off.ok).toBe(false);
     expect(off.maxAbsError).toBe(0.5);
