@@ -31,7 +31,9 @@
  *   what coordinates divide by), `sizes` (the output shape, only when the model gave sizes), `mode`
  *   ('nearest' | 'linear' | 'cubic'), `coordinate_transformation_mode`, `nearest_mode`,
  *   `cubic_coeff_a`, `exclude_outside`, all filled in (opset < 11: 'asymmetric' with 'floor' when
- *   upsampling, 'ceil' when downsampling).
+ *   upsampling, 'ceil' when downsampling); `antialias` (1) only on an antialiased linear or cubic
+ *   resize; `roi` (starts then ends, 2 x rank floats) and `extrapolation_value` only with
+ *   'tf_crop_and_resize'.
  * - Slice: one input, attrs `starts`, `ends` and optional `axes`, `steps` (ONNX meaning, clamped
  *   when used). Split: one input, attrs `axis` (non-negative) and `split` (every part's size).
  *   Expand: one input, attr `shape`. Tile: one input, attr `repeats`. Gather: `axis`, indices

@@ -439,13 +439,13 @@ function resize(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   const legacy = node.op === 'Upsample' || ctx.opset < 11;
   let scales: number[] | undefined;
   let sizes: number[] | undefined;
+  let roi: number[] | undefined;
+  let antialias = false;
   if (node.op === 'Upsample') {
     scales = ctx.opset < 9 ? floats(node, 'scales') : paramFloats(ctx, node, 1, 'scales');
   } else if (ctx.opset < 11) {
     scales = paramFloats(ctx, node, 1, 'scales');
   } else {
-    if (str(node, 'coordinate_transformation_mode', 'half_pixel') === 'tf_crop_and_resize') throw new Unsupported("coordinate_transformation_mode 'tf_crop_and_resize'");
-    if (int(node, 'antialias', 0) !== 0) throw new Unsupported('antialias=1');
     scales = paramFloats(ctx, node, 2, 'scales');
     if (scales !== undefined && scales.length === 0) scales = undefined;
     const sizesValue = param(ctx, node, 3, 'sizes');
@@ -462,6 +462,19 @@ function resize(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
     }
     if (sizes !== undefined && sizes.length === 0) sizes = undefined;
     const axesAttr = ctx.opset >= 18 ? ints(node, 'axes') : undefined;
+    if (str(node, 'coordinate_transformation_mode', 'half_pixel') === 'tf_crop_and_resize') {
+      // roi: starts then ends, one pair per resized axis (every axis without `axes`).
+      const given = paramFloats(ctx, node, 1, 'roi');
+      const axes = (axesAttr ?? x.map((_, i) => i)).map((a) => axis(node, a, r, 'axes'));
+      if (given === undefined || given.length !== 2 * axes.length) throw new RangeError(`Expected ${2 * axes.length} roi values for the tf_crop_and_resize Resize '${node.name}' but received ${given?.length ?? 'none'}`);
+      if (given.some((v) => !Number.isFinite(v))) throw new RangeError(`Expected finite roi values for Resize '${node.name}' but received [${given}]`);
+      roi = [...new Array<number>(r).fill(0), ...new Array<number>(r).fill(1)];
+      axes.forEach((a, i) => {
+        roi![a] = given[i]!;
+        roi![r + a] = given[axes.length + i]!;
+      });
+    }
+    if (ctx.opset >= 18 && int(node, 'antialias', 0) !== 0 && mode !== 'nearest') antialias = true;
     if (axesAttr !== undefined) {
       const axes = axesAttr.map((a) => axis(node, a, r, 'axes'));
       const given = scales ?? sizes;
@@ -511,6 +524,11 @@ function resize(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   }
   attrs.cubic_coeff_a = float(node, 'cubic_coeff_a', -0.75);
   attrs.exclude_outside = int(node, 'exclude_outside', 0);
+  if (antialias) attrs.antialias = 1;
+  if (roi !== undefined) {
+    attrs.roi = roi;
+    attrs.extrapolation_value = float(node, 'extrapolation_value', 0);
+  }
   return [{ ...canonical(node, node.inputs.slice(0, 1), attrs), op: 'Resize' }];
 }
 
