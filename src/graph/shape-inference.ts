@@ -546,6 +546,7 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
     case 'ReduceL2':
     case 'ReduceSumSquare':
     case 'ReduceLogSumExp':
+    case 'ReduceLogSum':
       return [reduce(node, need(0))];
     case 'LRN': {
       const s = need(0);

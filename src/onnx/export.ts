@@ -84,6 +84,7 @@ const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>>
   ReduceL2: { axes: 'ints', keepdims: 'int' },
   ReduceSumSquare: { axes: 'ints', keepdims: 'int' },
   ReduceLogSumExp: { axes: 'ints', keepdims: 'int' },
+  ReduceLogSum: { axes: 'ints', keepdims: 'int' },
   Concat: { axis: 'int' },
   Flatten: { axis: 'int' },
   Reshape: {},

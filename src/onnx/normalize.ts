@@ -680,6 +680,7 @@ const NORMALIZERS: Record<string, Normalizer> = {
   ReduceL2: reduce,
   ReduceSumSquare: reduce,
   ReduceLogSumExp: reduce,
+  ReduceLogSum: reduce,
   Concat: (node, ctx) => [canonical(node, node.inputs, { axis: axis(node, int(node, 'axis', 0), rank(ctx, node)) })],
   Flatten: (node, ctx) => {
     const r = rank(ctx, node);

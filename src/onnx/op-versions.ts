@@ -108,6 +108,7 @@ const IMPLEMENTED: Readonly<Record<string, readonly number[]>> = {
   ReduceMean: [1, 11, 13, 18], ReduceMax: [1, 11, 12, 13, 18, 20], ReduceMin: [1, 11, 12, 13, 18, 20],
   ReduceSum: [1, 11, 13], ReduceProd: [1, 11, 13, 18], ReduceL1: [1, 11, 13, 18], ReduceL2: [1, 11, 13, 18],
   ReduceSumSquare: [1, 11, 13, 18], ReduceLogSumExp: [1, 11, 13, 18],
+  ReduceLogSum: [1, 11, 13, 18],
   Resize: [10, 11, 13, 18, 19], Upsample: [7, 9, 10], Split: [2, 11, 13, 18], Expand: [8, 13], Tile: [6, 13],
   DepthToSpace: [1, 11, 13], SpaceToDepth: [1, 13],
 };

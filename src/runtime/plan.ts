@@ -60,6 +60,7 @@ export const PLAN_OPS = [
   'Abs', 'Neg', 'Sqrt', 'Exp', 'Log', 'Reciprocal', 'Floor', 'Ceil', 'Erf', 'Softplus', 'Softsign',
   'Elu', 'Selu', 'Celu', 'Mish', 'Gelu', 'ThresholdedRelu', 'PRelu', 'Max', 'Min', 'Pow',
   'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSum', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSumExp',
+  'ReduceLogSum',
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity',
   'QuantizeLinear', 'DequantizeLinear', 'TransposeU8', 'QLinearConv', 'QLinearGemm', 'DynamicQGemm',
   'QLinearAdd', 'MaxPoolU8',

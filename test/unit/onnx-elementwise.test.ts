@@ -195,6 +195,18 @@ describe('Reduce* match onnxruntime (axes as attribute / input, keepdims, odd sh
     });
   }
 
+  it('ReduceLogSum (positive sums; a negative one gives NaN as in onnxruntime)', async () => {
+    for (const opset of [13, 18]) {
+      for (const c of cases) {
+        const n = c.shape.reduce((a, b) => a * b, 1);
+        const x = data(n, c.shape[1]! + opset, 1, false).map((v) => v + 1.5);
+        await check(reduceModel('ReduceLogSum', opset, ['N', ...c.shape.slice(1)], c.axes, c.keepdims), { x: { data: x, dims: c.shape } }, 4e-6, 2e-6);
+      }
+    }
+    const x = data(2 * 3 * 16, 4, 2, false);
+    await check(reduceModel('ReduceLogSum', 18, ['N', 3, 16], [2]), { x: { data: x, dims: [2, 3, 16] } });
+  });
+
   it('Reduce* with NaN and infinities', async () => {
     const x = data(2 * 3 * 16, 5, 2, false);
     x[3] = Number.NaN; x[20] = Infinity; x[40] = -Infinity; x[50] = Infinity; x[52] = -Infinity;
@@ -214,6 +226,50 @@ describe('Reduce* match onnxruntime (axes as attribute / input, keepdims, odd sh
       expect(Number.isNaN(rows.y!.data[0]!), op).toBe(true);
       const strided = await kilnRun(model(reduceModel(op, 18, ['N', 3, 16], [1], 0)), { x: { data: x, dims: [2, 3, 16] } });
       expect(Array.from(strided.y!.data.slice(0, 16), Number.isNaN), op).toEqual(Array.from({ length: 16 }, (_, i) => i === 3));
+    }
+  });
+
+  it('over an empty set (a fed 0 dimension): the identity of each reduction, as onnxruntime gives it', async () => {
+    const empty = { x: { data: new Float32Array(0), dims: [2, 0, 4] } };
+    for (const op of [...REDUCE_OPS, 'ReduceLogSum']) {
+      for (const [axes, keepdims] of [[[1], 1], [[1], 0], [[1, 2], 1]] as const) {
+        await check(reduceModel(op, 18, ['N', 'd', 4], [...axes], keepdims), empty);
+      }
+      // What onnxruntime gives: Sum-like 0, Prod 1, Max / LogSum / LogSumExp -inf, Min +inf, Mean 0 (not numpy's NaN).
+      const got = (await kilnRun(model(reduceModel(op, 18, ['N', 'd', 4], [1], 0)), empty)).y!;
+      expect(got.dims).toEqual([2, 4]);
+      const want: Record<string, number> = { ReduceMax: -Infinity, ReduceMin: Infinity, ReduceProd: 1, ReduceLogSum: -Infinity, ReduceLogSumExp: -Infinity };
+      expect(Array.from(got.data), op).toEqual(new Array<number>(8).fill(want[op] ?? 0));
+    }
+  });
+
+  it('an empty tensor anywhere but a Reduce\'s input is refused (no kernel sees n = 0)', async () => {
+    const refused = async (spec: ModelSpec, dims: number[]) => {
+      const session = await InferenceSession.create(model(spec));
+      try {
+        await expect(session.run({ x: new Tensor('float32', new Float32Array(0), dims) })).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED_OP });
+      } finally {
+        session.release();
+      }
+    };
+    // The empty axis kept: an empty output.
+    await refused(reduceModel('ReduceSum', 18, ['N', 'd', 4], [2], 1), [2, 0, 4]);
+    // An element-wise op on the empty input; the empty input as the graph output.
+    await refused({ opset: 18, inputs: [valueInfo('x', ['N', 'd', 4])], outputs: [valueInfo('y')], nodes: [node('Relu', ['x'], ['y'])] }, [2, 0, 4]);
+    await refused({ opset: 18, inputs: [valueInfo('x', ['N', 'd', 4])], outputs: [valueInfo('y')], nodes: [node('Identity', ['x'], ['y'])] }, [2, 0, 4]);
+    // A reduction of an empty set feeding another op runs.
+    const chain: ModelSpec = {
+      opset: 18, inputs: [valueInfo('x', ['N', 'd', 4])], outputs: [valueInfo('y')],
+      nodes: [node('ReduceSum', ['x', 'axes'], ['s'], [attr.i('keepdims', 0)]), node('Exp', ['s'], ['y'])], initializers: [int64Tensor('axes', [1], [1])],
+    };
+    const y = (await kilnRun(model(chain), { x: { data: new Float32Array(0), dims: [3, 0, 4] } })).y!;
+    expect(Array.from(y.data)).toEqual(new Array<number>(12).fill(1));
+    // A batch of 0 stays refused.
+    const session = await InferenceSession.create(model(reduceModel('ReduceSum', 18, ['N', 'd', 4], [1], 1)));
+    try {
+      await expect(session.run({ x: new Tensor('float32', new Float32Array(0), [0, 3, 4]) })).rejects.toMatchObject({ code: ErrorCode.SHAPE_MISMATCH });
+    } finally {
+      session.release();
     }
   });
 

@@ -51,6 +51,7 @@ const OpEntry kOps[] = {
     {"ReduceL2", make_reduce},
     {"ReduceSumSquare", make_reduce},
     {"ReduceLogSumExp", make_reduce},
+    {"ReduceLogSum", make_reduce},
     {"LRN", make_lrn},
     {"BatchNormalization", make_batch_norm},
     {"LayerNormalization", make_layer_norm},

@@ -52,6 +52,7 @@ export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   ReduceL2: lowerReduce,
   ReduceSumSquare: lowerReduce,
   ReduceLogSumExp: lowerReduce,
+  ReduceLogSum: lowerReduce,
   LRN: lowerLrn,
   BatchNormalization: lowerBatchNorm,
   LayerNormalization: lowerLayerNorm,
