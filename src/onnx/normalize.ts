@@ -129,8 +129,9 @@ interface WindowAttrs {
 
 function windowAttrs(ctx: NormalizeContext, node: GraphNode, kernel: number[]): WindowAttrs {
   const n = kernel.length;
-  const isConv = node.op === 'Conv' || node.op === 'ConvTranspose';
-  if (n < 1 || n > (isConv ? 2 : 3)) throw new Unsupported(`${n}-D ${isConv ? 'convolution (Kiln runs 1-D and 2-D)' : 'pooling (Kiln runs 1-D, 2-D and 3-D)'}`);
+  const isConv = node.op === 'Conv';
+  const what = isConv ? 'convolution (Kiln runs 1-D and 2-D)' : node.op === 'ConvTranspose' ? 'transposed convolution (Kiln runs 1-D, 2-D and 3-D)' : 'pooling (Kiln runs 1-D, 2-D and 3-D)';
+  if (n < 1 || n > (isConv ? 2 : 3)) throw new Unsupported(`${n}-D ${what}`);
   const strides = ints(node, 'strides') ?? new Array<number>(n).fill(1);
   const dilations = ints(node, 'dilations') ?? new Array<number>(n).fill(1);
   const mode = str(node, 'auto_pad', 'NOTSET');
@@ -192,8 +193,14 @@ function convTranspose(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
       if (typeof size !== 'number') throw new Unsupported('output_shape or auto_pad over a dynamic spatial size');
       const stride = win.strides[i]!;
       const target = outputShape !== undefined ? outputShape[outputShape.length - n + i]! : size * stride;
-      const total = stride * (size - 1) + outputPadding[i]! + (kernel[i]! - 1) * win.dilations[i]! + 1 - target;
-      if (total < 0) throw new Unsupported(`output_shape larger than the transposed convolution makes (${target})`);
+      let total = stride * (size - 1) + outputPadding[i]! + (kernel[i]! - 1) * win.dilations[i]! + 1 - target;
+      if (total < 0) {
+        // A larger output_shape: onnxruntime and the ONNX reference pad nothing and add the rows at
+        // the end (bias only), which is what output_padding does; both refuse a stride or more.
+        outputPadding[i] = outputPadding[i]! - total;
+        total = 0;
+        if (outputPadding[i]! >= Math.max(stride, win.dilations[i]!)) throw new Unsupported(`output_shape ${target} on axis ${2 + i}, a stride or more beyond what the transposed convolution makes (onnxruntime and the ONNX reference refuse it)`);
+      }
       // onnxruntime's split: SAME_UPPER puts the odd pixel at the end, otherwise at the start.
       const small = Math.floor(total / 2);
       const [begin, end] = mode === 'SAME_UPPER' ? [small, total - small] : [total - small, small];

@@ -1,7 +1,8 @@
 /**
  * Ops whose expected values come from the ONNX reference implementation
  * (onnx.reference.ReferenceEvaluator) rather than onnxruntime: antialiased linear and cubic
- * Resize downscales and tf_crop_and_resize with its roi and extrapolation value, ... The
+ * Resize downscales and tf_crop_and_resize with its roi and extrapolation value, 3-D
+ * ConvTranspose and its output_shape beyond the natural size, ... The
  * fixtures (test/fixtures/onnx-reference/*.json) hold each single-node model, its input and the
  * reference output; test/fixtures/onnx-reference/make.py writes them. Every case runs on every
  * ISA path this CPU has (the dispatch override).
@@ -12,9 +13,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { native } from '../../src/binding.js';
+import { ErrorCode } from '../../src/errors.js';
 import { importModel } from '../../src/onnx/import.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
+import { attr, model, node, randomTensor, valueInfo } from './onnx-model-builder.js';
 
 interface Fixture {
   name: string;
@@ -82,3 +85,18 @@ function group(title: string, file: string, tolerance: number): void {
 }
 
 group('Resize against the ONNX reference (antialias, tf_crop_and_resize)', 'resize', 2e-5);
+group('ConvTranspose against the ONNX reference (3-D, output_shape beyond the natural size)', 'conv-transpose', 2e-5);
+
+describe('ConvTranspose output_shape a stride or more beyond the natural size', () => {
+  it('is refused with the reason (onnxruntime and the ONNX reference refuse it too)', async () => {
+    const bytes = model({
+      opset: 18,
+      inputs: [valueInfo('x', [1, 2, 4, 5])],
+      outputs: [valueInfo('y')],
+      nodes: [node('ConvTranspose', ['x', 'w'], ['y'], [attr.ints('strides', [2, 3]), attr.ints('output_shape', [12, 17])])],
+      initializers: [randomTensor('w', [2, 3, 3, 2], 5)],
+    });
+    const open = async () => InferenceSession.create(await importModel(bytes));
+    await expect(open()).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED_OP, message: expect.stringMatching(/a stride or more beyond/) });
+  });
+});
