@@ -299,6 +299,7 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
       break;
     }
     case 'Pad': {
+      if (node.attrs.mode === 'wrap') throw unsupported(`Kiln cannot export ${where} at opset ${EXPORT_OPSET}: mode 'wrap' needs opset 19`);
       const pads = ints('pads');
       if (pads !== undefined) {
         inputs.splice(1, inputs.length, e.constant(`${node.name}_pads`, new Tensor('int32', pads)));

@@ -326,7 +326,7 @@ function pad(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   const x = needShape(ctx, node);
   const r = x.length;
   const mode = str(node, 'mode', 'constant');
-  if (!['constant', 'reflect', 'edge'].includes(mode)) throw new Unsupported(`mode '${mode}'`);
+  if (!['constant', 'reflect', 'edge', 'wrap'].includes(mode) || (mode === 'wrap' && ctx.opset < 19)) throw new Unsupported(`mode '${mode}'`);
   let pads: number[] | undefined;
   let value: number;
   if (ctx.opset < 11) {

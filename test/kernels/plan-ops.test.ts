@@ -628,15 +628,16 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
     }
   });
 
-  it('Pad: constant, reflect and edge, negative pads crop', () => {
+  it('Pad: constant, reflect, edge and wrap, negative pads crop', () => {
     const batch = 2;
     const shape = [3, 5, 4];
     const x = random(rng, batch * ref.size(shape));
-    const cases: { pads: number[]; mode: 'constant' | 'reflect' | 'edge'; value?: number }[] = [
+    const cases: { pads: number[]; mode: 'constant' | 'reflect' | 'edge' | 'wrap'; value?: number }[] = [
       { pads: [0, 1, 2, 0, 0, 0, 1, 3], mode: 'constant', value: 1.5 },
       { pads: [0, 0, 4, 3, 0, 2, 1, 3], mode: 'reflect' },
       { pads: [0, 2, 0, 5, 0, 1, 3, 0], mode: 'edge' },
       { pads: [0, -1, 1, -2, 0, 0, -3, 1], mode: 'constant', value: -2 },
+      { pads: [0, 2, 7, 1, 0, 4, 0, 9], mode: 'wrap' },
     ];
     for (const c of cases) {
       const want = ref.pad(full([batch, ...shape], x), c.pads, c.mode, c.value ?? 0);
