@@ -225,10 +225,10 @@ void test_math(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
   const K kinds[] = {K::kRelu, K::kLeakyRelu, K::kClip, K::kSigmoid, K::kHardSigmoid, K::kHardSwish, K::kTanh,
                      K::kAbs, K::kNeg, K::kSqrt, K::kExp, K::kLog, K::kReciprocal, K::kFloor, K::kCeil, K::kErf,
                      K::kSoftplus, K::kSoftsign, K::kElu, K::kSelu, K::kCelu, K::kMish, K::kGelu, K::kGeluTanh,
-                     K::kThresholdedRelu};
+                     K::kThresholdedRelu, K::kRound};
   const float edges[] = {0.0f, -0.0f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
                          kNaN, 88.5f, -88.5f, 100.0f, -100.0f, -104.0f, 1e-30f, -1e-30f, 1e-40f, 3e-39f, 0.4999f, -0.5f, 20.5f, -7.0f,
-                         0.625f, -0.6249f, 1.0f, 0.7071f};
+                         0.625f, -0.6249f, 1.0f, 0.7071f, 2.5f, -3.5f, 1.5f, 8388607.5f};
   for (K kind : kinds) {
     kiln::F32UnaryParams p;
     p.kind = kind;

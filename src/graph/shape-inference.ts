@@ -519,6 +519,7 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
     case 'Log':
     case 'Reciprocal':
     case 'Floor':
+    case 'Round':
     case 'Ceil':
     case 'Erf':
     case 'Softplus':

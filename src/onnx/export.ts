@@ -61,6 +61,7 @@ const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>>
   Log: {},
   Reciprocal: {},
   Floor: {},
+  Round: {},
   Ceil: {},
   Erf: {},
   Softplus: {},

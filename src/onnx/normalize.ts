@@ -664,6 +664,7 @@ const NORMALIZERS: Record<string, Normalizer> = {
   Log: keep([]),
   Reciprocal: keep([]),
   Floor: keep([]),
+  Round: keep([]),
   Ceil: keep([]),
   Erf: keep([]),
   Softplus: keep([]),

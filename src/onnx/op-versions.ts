@@ -103,6 +103,7 @@ const IMPLEMENTED: Readonly<Record<string, readonly number[]>> = {
   ConvInteger: [10],
   LayerNormalization: [17], InstanceNormalization: [6, 22], GroupNormalization: [18, 21],
   Abs: [6, 13], Log: [6, 13], Reciprocal: [6, 13], Floor: [6, 13], Ceil: [6, 13], Erf: [9, 13],
+  Round: [11, 22],
   Softplus: [1, 22], Softsign: [1, 22], Elu: [6, 22], Selu: [6, 22], Celu: [12], Mish: [18, 22], Gelu: [20],
   ThresholdedRelu: [10, 22], PRelu: [7, 9, 16], Max: [8, 12, 13], Min: [8, 12, 13], Pow: [7, 12, 13, 15],
   ReduceMean: [1, 11, 13, 18], ReduceMax: [1, 11, 12, 13, 18, 20], ReduceMin: [1, 11, 12, 13, 18, 20],

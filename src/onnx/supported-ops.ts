@@ -9,6 +9,7 @@ export const RUNTIME_OPS: ReadonlySet<string> = new Set([
   'LayerNormalization', 'InstanceNormalization', 'GroupNormalization',
   'Add', 'Sub', 'Mul', 'Div', 'Sum',
   'Abs', 'Neg', 'Sqrt', 'Exp', 'Log', 'Reciprocal', 'Floor', 'Ceil', 'Erf', 'Softplus', 'Softsign',
+  'Round',
   'Elu', 'Selu', 'Celu', 'Mish', 'Gelu', 'ThresholdedRelu', 'PRelu', 'Max', 'Min', 'Pow',
   'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSum', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSumExp',
   'ReduceLogSum',

@@ -356,6 +356,7 @@ const UNARY: Record<string, (v: number, node: GraphNode) => number> = {
   Log: Math.log,
   Reciprocal: (v) => 1 / v,
   Floor: Math.floor,
+  Round: roundHalfEven,
   Ceil: Math.ceil,
   Erf: erf,
   Softplus: softplus,

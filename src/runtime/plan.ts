@@ -58,6 +58,7 @@ export const PLAN_OPS = [
   'LayerNormalization', 'GroupNormalization',
   'Add', 'Sub', 'Mul', 'Div', 'Sum', 'Concat', 'Transpose', 'Softmax', 'LogSoftmax', 'Pad',
   'Abs', 'Neg', 'Sqrt', 'Exp', 'Log', 'Reciprocal', 'Floor', 'Ceil', 'Erf', 'Softplus', 'Softsign',
+  'Round',
   'Elu', 'Selu', 'Celu', 'Mish', 'Gelu', 'ThresholdedRelu', 'PRelu', 'Max', 'Min', 'Pow',
   'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSum', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSumExp',
   'ReduceLogSum',

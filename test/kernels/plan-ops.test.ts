@@ -372,6 +372,8 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
       { op: 'Reciprocal', f: (v) => 1 / v, r: U },
       { op: 'Floor', f: Math.floor, r: 0 },
       { op: 'Ceil', f: Math.ceil, r: 0 },
+      // Halves to even (the edges hold 0.5, -0.5 and 20.5; the values 2.5 and -3.5 below).
+      { op: 'Round', f: (v) => (Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v)), r: 0 },
       { op: 'Erf', f: erf, r: 4 * U, a: 2.5e-7 },
       { op: 'Softplus', f: softplus, r: 4 * U },
       { op: 'Softsign', f: (v) => v / (1 + Math.abs(v)), r: 2 * U },
@@ -383,7 +385,7 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
       { op: 'Gelu', attrs: { approximate: 'tanh' }, f: (v) => 0.5 * v * (1 + Math.tanh(k * (v + 0.044715 * v ** 3))), r: 8 * U, a: 1e-7 },
       { op: 'ThresholdedRelu', attrs: { alpha: 0.25 }, f: (v) => (v > 0.25 ? v : 0), r: 0 },
     ];
-    const edges = [Number.NaN, Infinity, -Infinity, -0, 0, 90, -90, -104, 1e-30, 0.5, -0.5, 20.5];
+    const edges = [Number.NaN, Infinity, -Infinity, -0, 0, 90, -90, -104, 1e-30, 0.5, -0.5, 20.5, 2.5, -3.5, 8388607.5];
     for (const shape of [[3, 5, 7], [1], [17], [1031]]) {
       const batch = shape.length === 1 ? 1 : 2;
       const x = random(rng, batch * ref.size(shape), -8, 8);

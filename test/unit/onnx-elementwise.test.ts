@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
+import { native } from '../../src/binding.js';
 import { ErrorCode } from '../../src/errors.js';
 import { exportModel } from '../../src/onnx/export.js';
 import { importModel } from '../../src/onnx/import.js';
@@ -15,6 +16,7 @@ import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import { attr, floatTensor, int64Tensor, model, node, runOrt, valueInfo, type ModelSpec } from './onnx-model-builder.js';
 
+const startIsa = native.cpuInfo().isa;
 const EDGES = [Number.NaN, Infinity, -Infinity, -0, 0, 100, -100, 1e-30, -1e-30, 0.5, -0.5, 3, -3, 20, -20, 88, -88, 1e-3];
 
 function data(n: number, seed: number, scale: number, edges: boolean): Float32Array {
@@ -74,9 +76,26 @@ const UNARY: [string, ReturnType<typeof attr.i>[], number?, number?][] = [
   ['Selu', []], ['Selu', [attr.f('alpha', 1.5), attr.f('gamma', 0.7)]], ['Celu', []], ['Celu', [attr.f('alpha', 2.5)]],
   ['Mish', []], ['ThresholdedRelu', []], ['ThresholdedRelu', [attr.f('alpha', -0.25)]],
   ['Relu', []], ['Sigmoid', []], ['Tanh', []], ['HardSwish', []], ['LeakyRelu', [attr.f('alpha', 0.2)]], ['HardSigmoid', []],
+  ['Round', []],
 ];
 
 describe('unary element-wise ops match onnxruntime (edge values, odd shapes)', () => {
+  it('Round takes halves to even (onnxruntime, numpy), on every ISA path', async () => {
+    const halves = Float32Array.from([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5, -4.5, 1e7 + 0.5, 0.49999997, -0.50000006, 8388607.5, 7, -0, 1.25, -2.75]);
+    const want = [0, 2, 2, -0, -2, -2, 4, -4, 1e7, 0, -1, 8388608, 7, -0, 1, -3];
+    const bytes = model(unaryModel('Round', ['N', 16]));
+    for (const isa of native.cpuInfo().supportedIsas) {
+      native.setIsa(isa);
+      try {
+        const y = await kilnRun(bytes, { x: { data: halves, dims: [1, 16] } });
+        expect(Array.from(y.y!.data), isa).toEqual(want);
+      } finally {
+        native.setIsa(startIsa);
+      }
+    }
+    await check(unaryModel('Round', ['N', 16]), { x: { data: halves, dims: [1, 16] } }, 0, 0);
+  });
+
   for (const [op, attrs, rtol, atol] of UNARY) {
     it(`${op} ${attrs.map((a) => `${a.name}=${a.f}`).join(' ')}`, async () => {
       const dims = [3, 5, 7, 3];

@@ -27,6 +27,7 @@ const OpEntry kOps[] = {
     {"Log", make_unary},
     {"Reciprocal", make_unary},
     {"Floor", make_unary},
+    {"Round", make_unary},
     {"Ceil", make_unary},
     {"Erf", make_unary},
     {"Softplus", make_unary},

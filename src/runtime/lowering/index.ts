@@ -30,6 +30,7 @@ export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   Log: lowerUnary,
   Reciprocal: lowerUnary,
   Floor: lowerUnary,
+  Round: lowerUnary,
   Ceil: lowerUnary,
   Erf: lowerUnary,
   Softplus: lowerUnary,
