@@ -276,6 +276,31 @@ describe('Reduce* match onnxruntime (axes as attribute / input, keepdims, odd sh
     // An element-wise op on the empty input; the empty input as the graph output.
     await refused({ opset: 18, inputs: [valueInfo('x', ['N', 'd', 4])], outputs: [valueInfo('y')], nodes: [node('Relu', ['x'], ['y'])] }, [2, 0, 4]);
     await refused({ opset: 18, inputs: [valueInfo('x', ['N', 'd', 4])], outputs: [valueInfo('y')], nodes: [node('Identity', ['x'], ['y'])] }, [2, 0, 4]);
+    // Other ops on an empty input: a clean refusal (a shape error where the op's own checks
+    // come first), never a crash.
+    const others: [string, Partial<ModelSpec>][] = [
+      ['Conv', { nodes: [node('Conv', ['x', 'wt'], ['y'], [attr.ints('kernel_shape', [1, 1])])], initializers: [floatTensor('wt', [2, 3, 1, 1], [1, 2, 3, 4, 5, 6])] }],
+      ['MaxPool', { nodes: [node('MaxPool', ['x'], ['y'], [attr.ints('kernel_shape', [1, 1])])] }],
+      ['Softmax', { nodes: [node('Softmax', ['x'], ['y'], [attr.i('axis', -1)])] }],
+      ['Transpose', { nodes: [node('Transpose', ['x'], ['y'], [attr.ints('perm', [0, 1, 3, 2])])] }],
+      ['Concat', { nodes: [node('Concat', ['x', 'x'], ['y'], [attr.i('axis', 1)])] }],
+      ['MatMul', { nodes: [node('MatMul', ['x', 'm'], ['y'])], initializers: [floatTensor('m', [4, 1], [1, 2, 3, 4])] }],
+      ['GlobalAveragePool', { nodes: [node('GlobalAveragePool', ['x'], ['y'])] }],
+      ['Add', { nodes: [node('Add', ['x', 'x'], ['y'])] }],
+      ['Resize', { nodes: [node('Resize', ['x', '', 'sc'], ['y'], [attr.s('mode', 'linear')])], initializers: [floatTensor('sc', [4], [1, 1, 2, 2])] }],
+    ];
+    for (const dims of [[2, 3, 0, 4], [2, 3, 4, 0], [1, 0, 4, 4]]) {
+      for (const [name, s] of others) {
+        const spec = { opset: 18, inputs: [valueInfo('x', ['N', 'c', 'h', 'w'])], outputs: [valueInfo('y')], nodes: [], ...s } as ModelSpec;
+        const session = await InferenceSession.create(model(spec));
+        try {
+          const err = await session.run({ x: new Tensor('float32', new Float32Array(0), dims) }).then(() => undefined, (e: unknown) => e);
+          expect([ErrorCode.UNSUPPORTED_OP, ErrorCode.SHAPE_MISMATCH], `${name} on ${dims}`).toContain((err as { code?: string } | undefined)?.code);
+        } finally {
+          session.release();
+        }
+      }
+    }
     // A reduction of an empty set feeding another op runs.
     const chain: ModelSpec = {
       opset: 18, inputs: [valueInfo('x', ['N', 'd', 4])], outputs: [valueInfo('y')],
