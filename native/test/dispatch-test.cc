@@ -106,17 +106,20 @@ void test_resize_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng
     ref.f32_resize.double_row(src.data(), n, want.data());
     t.f32_resize.double_row(src.data(), n, out.data());
     check(same_bits(out.data(), want.data(), 2 * n), label(t, "resize double row n=" + std::to_string(n)));
-    for (size_t taps : {size_t{2}, size_t{4}}) {
+    // 2 and 4 taps (linear, cubic); 6 and 14, an antialiased linear / cubic downscale by ~0.3.
+    for (size_t taps : {size_t{2}, size_t{4}, size_t{6}, size_t{14}}) {
       const size_t m = 4 * n / taps;
+      if (m == 0) continue;
       Guarded<float> o(m), wo(m);
       ref.f32_resize.taps_row(x.data(), idx.data(), w.data(), taps, m, wo.data());
       t.f32_resize.taps_row(x.data(), idx.data(), w.data(), taps, m, o.data());
       check(close(o.data(), wo.data(), m), label(t, "resize taps row taps=" + std::to_string(taps) + " n=" + std::to_string(m)));
       Guarded<float> rows(taps * n);
       for (size_t i = 0; i < taps * n; ++i) rows[i] = rng.uniform(-4.0f, 4.0f);
-      const float* r[4] = {rows.data(), rows.data() + n, taps > 2 ? rows.data() + 2 * n : nullptr, taps > 2 ? rows.data() + 3 * n : nullptr};
-      ref.f32_resize.blend_rows(r, w.data(), taps, n, want.data());
-      t.f32_resize.blend_rows(r, w.data(), taps, n, out.data());
+      std::vector<const float*> r(taps);
+      for (size_t k = 0; k < taps; ++k) r[k] = rows.data() + k * n;
+      ref.f32_resize.blend_rows(r.data(), w.data(), taps, n, want.data());
+      t.f32_resize.blend_rows(r.data(), w.data(), taps, n, out.data());
       check(close(out.data(), want.data(), n), label(t, "resize blend rows taps=" + std::to_string(taps) + " n=" + std::to_string(n)));
     }
   }
@@ -225,10 +228,10 @@ void test_math(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
   const K kinds[] = {K::kRelu, K::kLeakyRelu, K::kClip, K::kSigmoid, K::kHardSigmoid, K::kHardSwish, K::kTanh,
                      K::kAbs, K::kNeg, K::kSqrt, K::kExp, K::kLog, K::kReciprocal, K::kFloor, K::kCeil, K::kErf,
                      K::kSoftplus, K::kSoftsign, K::kElu, K::kSelu, K::kCelu, K::kMish, K::kGelu, K::kGeluTanh,
-                     K::kThresholdedRelu};
+                     K::kThresholdedRelu, K::kRound};
   const float edges[] = {0.0f, -0.0f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
                          kNaN, 88.5f, -88.5f, 100.0f, -100.0f, -104.0f, 1e-30f, -1e-30f, 1e-40f, 3e-39f, 0.4999f, -0.5f, 20.5f, -7.0f,
-                         0.625f, -0.6249f, 1.0f, 0.7071f};
+                         0.625f, -0.6249f, 1.0f, 0.7071f, 2.5f, -3.5f, 1.5f, 8388607.5f};
   for (K kind : kinds) {
     kiln::F32UnaryParams p;
     p.kind = kind;

@@ -10,7 +10,7 @@
  * normalised (axes non-negative), whichever ONNX opset (1..28, versions judged per node) the model used:
  * - Conv / ConvTranspose / MaxPool / AveragePool: `kernel_shape`, `strides`, `dilations`, `pads`
  *   ([top, left, bottom, right]), Conv/ConvTranspose `group`, pools `ceil_mode` and AveragePool
- *   `count_include_pad`; ConvTranspose also `output_padding`; never `auto_pad` (resolved). 1-D and 2-D (pools also 3-D).
+ *   `count_include_pad`; ConvTranspose also `output_padding` (with an ONNX output_shape larger than the natural size, the extra rows); never `auto_pad` (resolved). 1-D and 2-D (pools and ConvTranspose also 3-D).
  * - Reshape: one input, attr `shape` (int[], may hold 0 = copy that input dim and one -1).
  * - Squeeze / Unsqueeze: one input, attr `axes` (int[], non-negative, sorted).
  * - Pad: one input, attrs `pads` (ONNX order: all begins then all ends, one per input dim),
@@ -31,7 +31,9 @@
  *   what coordinates divide by), `sizes` (the output shape, only when the model gave sizes), `mode`
  *   ('nearest' | 'linear' | 'cubic'), `coordinate_transformation_mode`, `nearest_mode`,
  *   `cubic_coeff_a`, `exclude_outside`, all filled in (opset < 11: 'asymmetric' with 'floor' when
- *   upsampling, 'ceil' when downsampling).
+ *   upsampling, 'ceil' when downsampling); `antialias` (1) only on an antialiased linear or cubic
+ *   resize; `roi` (starts then ends, 2 x rank floats) and `extrapolation_value` only with
+ *   'tf_crop_and_resize'.
  * - Slice: one input, attrs `starts`, `ends` and optional `axes`, `steps` (ONNX meaning, clamped
  *   when used). Split: one input, attrs `axis` (non-negative) and `split` (every part's size).
  *   Expand: one input, attr `shape`. Tile: one input, attr `repeats`. Gather: `axis`, indices

@@ -522,6 +522,7 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
     case 'Log':
     case 'Reciprocal':
     case 'Floor':
+    case 'Round':
     case 'Ceil':
     case 'Erf':
     case 'Softplus':
@@ -552,6 +553,7 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
     case 'ReduceL2':
     case 'ReduceSumSquare':
     case 'ReduceLogSumExp':
+    case 'ReduceLogSum':
       return [reduce(node, need(0))];
     case 'LRN': {
       const s = need(0);

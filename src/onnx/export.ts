@@ -64,6 +64,7 @@ const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>>
   Log: {},
   Reciprocal: {},
   Floor: {},
+  Round: {},
   Ceil: {},
   Erf: {},
   Softplus: {},
@@ -100,6 +101,7 @@ const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>>
   ReduceL2: { axes: 'ints', keepdims: 'int' },
   ReduceSumSquare: { axes: 'ints', keepdims: 'int' },
   ReduceLogSumExp: { axes: 'ints', keepdims: 'int' },
+  ReduceLogSum: { axes: 'ints', keepdims: 'int' },
   Concat: { axis: 'int' },
   Flatten: { axis: 'int' },
   Reshape: {},
@@ -111,7 +113,7 @@ const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>>
   Pad: { mode: 'string' },
   Identity: {},
   Dropout: {},
-  Resize: { mode: 'string', coordinate_transformation_mode: 'string', nearest_mode: 'string', cubic_coeff_a: 'float', exclude_outside: 'int' },
+  Resize: { mode: 'string', coordinate_transformation_mode: 'string', nearest_mode: 'string', cubic_coeff_a: 'float', exclude_outside: 'int', extrapolation_value: 'float' },
   Slice: {},
   Split: { axis: 'int' },
   Gather: { axis: 'int' },
@@ -131,7 +133,7 @@ const MOVED: Record<string, string[]> = {
   AveragePool: ['dilations'],
   ReduceSum: ['axes'],
   Gelu: ['approximate'],
-  Resize: ['scales', 'sizes'],
+  Resize: ['scales', 'sizes', 'roi', 'antialias'],
   Slice: ['starts', 'ends', 'axes', 'steps'],
   Split: ['split'],
   Expand: ['shape'],
@@ -314,6 +316,7 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
       break;
     }
     case 'Pad': {
+      if (node.attrs.mode === 'wrap') throw unsupported(`Kiln cannot export ${where} at opset ${EXPORT_OPSET}: mode 'wrap' needs opset 19`);
       const pads = ints('pads');
       if (pads !== undefined) {
         inputs.splice(1, inputs.length, e.constant(`${node.name}_pads`, new Tensor('int32', pads)));
@@ -370,12 +373,16 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
       const agree = sizes === undefined || scales === undefined || x === undefined || sizes.every((v, i) => typeof x[i] !== 'number' || Math.fround(v / (x[i] as number)) === Math.fround(scales[i]!));
       if (!agree) throw unsupported(`Kiln cannot export ${where} at opset ${EXPORT_OPSET}: its output sizes do not follow from its scales (keep_aspect_ratio_policy)`);
       const staticInput = x === undefined || x.every((d) => typeof d === 'number');
+      // The opset-13 Resize has no antialias attribute (opset 18 added it).
+      if (num('antialias') === 1) throw unsupported(`Kiln cannot export ${where} at opset ${EXPORT_OPSET}: antialias needs opset 18`);
+      const roiValues = node.attrs.roi as number[] | undefined;
+      const roi = roiValues === undefined ? '' : e.constant(`${node.name}_roi`, new Tensor('float32', roiValues));
       if (sizes !== undefined && staticInput && sizes.every((v) => v >= 0)) {
-        inputs.splice(1, inputs.length, '', '', e.constant(`${node.name}_sizes`, new Tensor('int32', sizes)));
+        inputs.splice(1, inputs.length, roi, '', e.constant(`${node.name}_sizes`, new Tensor('int32', sizes)));
       } else if (scales !== undefined) {
         const exact = sizes === undefined || x === undefined || sizes.every((v, i) => typeof x[i] !== 'number' || Math.floor(Math.fround(Math.fround(scales[i]!) * (x[i] as number))) === v);
         if (!exact) throw unsupported(`Kiln cannot export ${where} at opset ${EXPORT_OPSET}: sizes [${sizes!.join(', ')}] on an input with a dynamic dimension, which scales do not reproduce`);
-        inputs.splice(1, inputs.length, '', e.constant(`${node.name}_scales`, new Tensor('float32', scales)));
+        inputs.splice(1, inputs.length, roi, e.constant(`${node.name}_scales`, new Tensor('float32', scales)));
       }
       break;
     }

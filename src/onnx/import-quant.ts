@@ -151,7 +151,8 @@ export function liftQuantized(nodes: GraphNode[], env: QuantImportEnv, reject: (
           qdq.liftPassThrough(node);
           break;
         case 'Resize':
-          if ((node.attrs.mode ?? 'nearest') === 'nearest') qdq.liftPassThrough(node);
+          // (tf_crop_and_resize writes its extrapolation value, not a copied code)
+          if ((node.attrs.mode ?? 'nearest') === 'nearest' && node.attrs.roi === undefined) qdq.liftPassThrough(node);
           break;
         case 'Concat':
           qdq.liftConcat(node);

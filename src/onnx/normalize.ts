@@ -129,8 +129,9 @@ interface WindowAttrs {
 
 function windowAttrs(ctx: NormalizeContext, node: GraphNode, kernel: number[]): WindowAttrs {
   const n = kernel.length;
-  const isConv = node.op === 'Conv' || node.op === 'ConvTranspose';
-  if (n < 1 || n > (isConv ? 2 : 3)) throw new Unsupported(`${n}-D ${isConv ? 'convolution (Kiln runs 1-D and 2-D)' : 'pooling (Kiln runs 1-D, 2-D and 3-D)'}`);
+  const isConv = node.op === 'Conv';
+  const what = isConv ? 'convolution (Kiln runs 1-D and 2-D)' : node.op === 'ConvTranspose' ? 'transposed convolution (Kiln runs 1-D, 2-D and 3-D)' : 'pooling (Kiln runs 1-D, 2-D and 3-D)';
+  if (n < 1 || n > (isConv ? 2 : 3)) throw new Unsupported(`${n}-D ${what}`);
   const strides = ints(node, 'strides') ?? new Array<number>(n).fill(1);
   const dilations = ints(node, 'dilations') ?? new Array<number>(n).fill(1);
   const mode = str(node, 'auto_pad', 'NOTSET');
@@ -192,8 +193,14 @@ function convTranspose(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
       if (typeof size !== 'number') throw new Unsupported('output_shape or auto_pad over a dynamic spatial size');
       const stride = win.strides[i]!;
       const target = outputShape !== undefined ? outputShape[outputShape.length - n + i]! : size * stride;
-      const total = stride * (size - 1) + outputPadding[i]! + (kernel[i]! - 1) * win.dilations[i]! + 1 - target;
-      if (total < 0) throw new Unsupported(`output_shape larger than the transposed convolution makes (${target})`);
+      let total = stride * (size - 1) + outputPadding[i]! + (kernel[i]! - 1) * win.dilations[i]! + 1 - target;
+      if (total < 0) {
+        // A larger output_shape: onnxruntime and the ONNX reference pad nothing and add the rows at
+        // the end (bias only), which is what output_padding does; both refuse a stride or more.
+        outputPadding[i] = outputPadding[i]! - total;
+        total = 0;
+        if (outputPadding[i]! >= Math.max(stride, win.dilations[i]!)) throw new Unsupported(`output_shape ${target} on axis ${2 + i}, a stride or more beyond what the transposed convolution makes (onnxruntime and the ONNX reference refuse it)`);
+      }
       // onnxruntime's split: SAME_UPPER puts the odd pixel at the end, otherwise at the start.
       const small = Math.floor(total / 2);
       const [begin, end] = mode === 'SAME_UPPER' ? [small, total - small] : [total - small, small];
@@ -319,7 +326,7 @@ function pad(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   const x = needShape(ctx, node);
   const r = x.length;
   const mode = str(node, 'mode', 'constant');
-  if (!['constant', 'reflect', 'edge'].includes(mode)) throw new Unsupported(`mode '${mode}'`);
+  if (!['constant', 'reflect', 'edge', 'wrap'].includes(mode) || (mode === 'wrap' && ctx.opset < 19)) throw new Unsupported(`mode '${mode}'`);
   let pads: number[] | undefined;
   let value: number;
   if (ctx.opset < 11) {
@@ -450,13 +457,13 @@ function resize(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   const legacy = node.op === 'Upsample' || ctx.opset < 11;
   let scales: number[] | undefined;
   let sizes: number[] | undefined;
+  let roi: number[] | undefined;
+  let antialias = false;
   if (node.op === 'Upsample') {
     scales = ctx.opset < 9 ? floats(node, 'scales') : paramFloats(ctx, node, 1, 'scales');
   } else if (ctx.opset < 11) {
     scales = paramFloats(ctx, node, 1, 'scales');
   } else {
-    if (str(node, 'coordinate_transformation_mode', 'half_pixel') === 'tf_crop_and_resize') throw new Unsupported("coordinate_transformation_mode 'tf_crop_and_resize'");
-    if (int(node, 'antialias', 0) !== 0) throw new Unsupported('antialias=1');
     scales = paramFloats(ctx, node, 2, 'scales');
     if (scales !== undefined && scales.length === 0) scales = undefined;
     const sizesValue = param(ctx, node, 3, 'sizes');
@@ -473,6 +480,19 @@ function resize(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
     }
     if (sizes !== undefined && sizes.length === 0) sizes = undefined;
     const axesAttr = ctx.opset >= 18 ? ints(node, 'axes') : undefined;
+    if (str(node, 'coordinate_transformation_mode', 'half_pixel') === 'tf_crop_and_resize') {
+      // roi: starts then ends, one pair per resized axis (every axis without `axes`).
+      const given = paramFloats(ctx, node, 1, 'roi');
+      const axes = (axesAttr ?? x.map((_, i) => i)).map((a) => axis(node, a, r, 'axes'));
+      if (given === undefined || given.length !== 2 * axes.length) throw new RangeError(`Expected ${2 * axes.length} roi values for the tf_crop_and_resize Resize '${node.name}' but received ${given?.length ?? 'none'}`);
+      if (given.some((v) => !Number.isFinite(v))) throw new RangeError(`Expected finite roi values for Resize '${node.name}' but received [${given}]`);
+      roi = [...new Array<number>(r).fill(0), ...new Array<number>(r).fill(1)];
+      axes.forEach((a, i) => {
+        roi![a] = given[i]!;
+        roi![r + a] = given[axes.length + i]!;
+      });
+    }
+    if (ctx.opset >= 18 && int(node, 'antialias', 0) !== 0 && mode !== 'nearest') antialias = true;
     if (axesAttr !== undefined) {
       const axes = axesAttr.map((a) => axis(node, a, r, 'axes'));
       const given = scales ?? sizes;
@@ -528,6 +548,11 @@ function resize(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   }
   attrs.cubic_coeff_a = float(node, 'cubic_coeff_a', -0.75);
   attrs.exclude_outside = int(node, 'exclude_outside', 0);
+  if (antialias) attrs.antialias = 1;
+  if (roi !== undefined) {
+    attrs.roi = roi;
+    attrs.extrapolation_value = float(node, 'extrapolation_value', 0);
+  }
   return [{ ...canonical(node, node.inputs.slice(0, 1), attrs), op: 'Resize' }];
 }
 
@@ -656,6 +681,7 @@ const NORMALIZERS: Record<string, Normalizer> = {
   Log: keep([]),
   Reciprocal: keep([]),
   Floor: keep([]),
+  Round: keep([]),
   Ceil: keep([]),
   Erf: keep([]),
   Softplus: keep([]),
@@ -679,6 +705,7 @@ const NORMALIZERS: Record<string, Normalizer> = {
   ReduceL2: reduce,
   ReduceSumSquare: reduce,
   ReduceLogSumExp: reduce,
+  ReduceLogSum: reduce,
   Concat: (node, ctx) => [canonical(node, node.inputs, { axis: axis(node, int(node, 'axis', 0), rank(ctx, node)) })],
   Flatten: (node, ctx) => {
     const r = rank(ctx, node);

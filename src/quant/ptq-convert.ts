@@ -42,7 +42,7 @@ export const PASS_THROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatte
  * Resize (they copy stored codes: uint8 NHWC in the runtime, DQ -> op -> Q on export).
  */
 export function passesThrough(node: GraphNode): boolean {
-  return PASS_THROUGH_OPS.has(node.op) || node.op === 'Slice' || node.op === 'Split' || (node.op === 'Resize' && (node.attrs.mode ?? 'nearest') === 'nearest');
+  return PASS_THROUGH_OPS.has(node.op) || node.op === 'Slice' || node.op === 'Split' || (node.op === 'Resize' && (node.attrs.mode ?? 'nearest') === 'nearest' && node.attrs.roi === undefined);
 }
 
 /** Ops with an int8 form (when their weights are constants). */

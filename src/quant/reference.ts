@@ -356,6 +356,7 @@ const UNARY: Record<string, (v: number, node: GraphNode) => number> = {
   Log: Math.log,
   Reciprocal: (v) => 1 / v,
   Floor: Math.floor,
+  Round: roundHalfEven,
   Ceil: Math.ceil,
   Erf: erf,
   Softplus: softplus,
@@ -396,6 +397,7 @@ function floatReduce(values: Values, node: GraphNode): Tensor {
     ReduceL1: (v) => sum(v, Math.abs),
     ReduceL2: (v) => Math.sqrt(sum(v, (a) => a * a)),
     ReduceSumSquare: (v) => sum(v, (a) => a * a),
+    ReduceLogSum: (v) => Math.log(sum(v, (a) => a)),
     ReduceLogSumExp: (v) => {
       const m = Math.max(...v);
       return Number.isFinite(m) ? m + Math.log(sum(v, (a) => Math.exp(a - m))) : m;
@@ -472,6 +474,7 @@ function runNode(values: Values, node: GraphNode): Tensor {
     case 'ReduceL2':
     case 'ReduceSumSquare':
     case 'ReduceLogSumExp':
+    case 'ReduceLogSum':
       return floatReduce(values, node);
     case 'MaxPool': {
       const x = input(values, node, 0);

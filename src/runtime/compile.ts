@@ -151,6 +151,7 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
     outputIds.add(ref.id);
     return { name: o.name, ref };
   });
+  refuseEmptyValues(env);
   return {
     spec: {
       values: env.values,
@@ -204,6 +205,19 @@ function tryFuse(conv: GraphNode, pool: GraphNode, env: LoweringEnv): boolean {
   }
 }
 
+/**
+ * An input with a 0 dimension is an empty set: a Reduce over it gives its identity (0, 1, -inf,
+ * ...), and the native plan lets no other step read it. Every other use is refused here, by name.
+ */
+function refuseEmptyValues(env: LoweringEnv): void {
+  const empty = (id: number) => env.values[id]!.some((d) => d === 0);
+  for (const step of env.steps) {
+    if ((step.inputs.some(empty) && !step.op.startsWith('Reduce')) || step.outputs.some(empty)) {
+      throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected non-empty tensors for ${step.op} '${step.name}' but received an empty one (Kiln reduces empty sets, nothing else)`);
+    }
+  }
+}
+
 function bindInputs(graph: Graph, env: LoweringEnv, options: CompileOptions): { name: string; ref: ValueRef }[] {
   return graph.inputs
     .filter((v) => !graph.initializers.has(v.name))
@@ -224,7 +238,8 @@ function bindInputs(graph: Graph, env: LoweringEnv, options: CompileOptions): { 
       const given = options.inputShapes?.[v.name];
       const shape = v.shape.slice(1).map((d, i) => {
         const value = typeof d === 'number' ? d : given?.[i];
-        if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || (typeof d === 'number' && given && given[i] !== d)) {
+        // 0 is an empty set: only a Reduce may read it (checked once the graph is lowered).
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || (typeof d === 'number' && given && given[i] !== d)) {
           throw new KilnError(
             ErrorCode.SHAPE_MISMATCH,
             `Expected a fixed size for dimension ${i + 1} of graph input '${v.name}' ${shapeText(v.shape)} but received ${given ? shapeText(given) : String(d)}`,

@@ -500,7 +500,8 @@ export class InferenceSession implements Disposable {
       }
       const per = this.staticPlan ? this.staticPlan.graph.inputs[i].shape : undefined;
       dimsOf.forEach((d, j) => {
-        if (!Number.isInteger(d) || d < 1) throw shapeError(where, `dimensions of at least 1 [${want.join(', ')}]`, text);
+        // A 0 dimension (an empty set a Reduce reads) is left to compile, which refuses every other use.
+        if (!Number.isInteger(d) || d < (j === 0 ? 1 : 0)) throw shapeError(where, `a batch of at least 1 and dimensions of at least 0 [${want.join(', ')}]`, text);
         if (j > 0 && (per ? per[j - 1] !== d : typeof want[j] === 'number' && want[j] !== d)) {
           throw shapeError(where, `dims [${want.join(', ')}]`, text);
         }

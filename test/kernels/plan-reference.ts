@@ -270,7 +270,7 @@ export function softmax(x: Arr, axis: number, log: boolean): Arr {
   return out;
 }
 
-export function pad(x: Arr, pads: number[], mode: 'constant' | 'reflect' | 'edge', value: number): Arr {
+export function pad(x: Arr, pads: number[], mode: 'constant' | 'reflect' | 'edge' | 'wrap', value: number): Arr {
   const r = x.shape.length;
   const shape = x.shape.map((d, i) => d + pads[i] + pads[r + i]);
   const s = strides(x.shape);
@@ -285,6 +285,7 @@ export function pad(x: Arr, pads: number[], mode: 'constant' | 'reflect' | 'edge
       if (i < 0 || i >= n) {
         if (mode === 'constant') constant = true;
         else if (mode === 'edge') i = i < 0 ? 0 : n - 1;
+        else if (mode === 'wrap') i = ((i % n) + n) % n;
         else i = i < 0 ? -i : 2 * (n - 1) - i;
       }
       src += i * s[d];

@@ -165,6 +165,20 @@ const cases: Case[] = [
     noExport: true,
   },
   {
+    name: 'Resize 13 tf_crop_and_resize linear with an extrapolation value (roi and attribute exported)',
+    spec: one(13, 'Resize', ['N', 2, 7, 9], [s('mode', 'linear'), s('coordinate_transformation_mode', 'tf_crop_and_resize'), attr.f('extrapolation_value', 3.5)], ['roi', '', 'sizes'], [
+      f32('roi', [0, 0, -0.2, 0.15, 1, 1, 0.9, 1.3]), i64('sizes', [2, 2, 6, 11]),
+    ]),
+    feeds: { x: [2, 2, 7, 9] },
+  },
+  {
+    name: 'Resize 18 antialias cubic downscale (runs; opset 17 export refuses it)',
+    spec: resize(18, [1, 2, 9, 13], { sizes: [1, 2, 4, 5] }, [s('mode', 'cubic'), attr.i('antialias', 1)]),
+    feeds: { x: [1, 2, 9, 13] },
+    noExport: true,
+    check: (g) => expect(() => exportModel(g)).toThrow(/antialias needs opset 18/),
+  },
+  {
     name: 'Resize 13 of the channel axis is refused',
     spec: resize(13, ['N', 3, 4, 5], { scales: [1, 2, 1, 1] }, [s('mode', 'nearest')]),
     feeds: { x: [1, 3, 4, 5] },

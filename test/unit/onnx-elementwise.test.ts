@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
+import { native } from '../../src/binding.js';
 import { ErrorCode } from '../../src/errors.js';
 import { exportModel } from '../../src/onnx/export.js';
 import { importModel } from '../../src/onnx/import.js';
@@ -15,6 +16,7 @@ import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import { attr, floatTensor, int64Tensor, model, node, runOrt, valueInfo, type ModelSpec } from './onnx-model-builder.js';
 
+const startIsa = native.cpuInfo().isa;
 const EDGES = [Number.NaN, Infinity, -Infinity, -0, 0, 100, -100, 1e-30, -1e-30, 0.5, -0.5, 3, -3, 20, -20, 88, -88, 1e-3];
 
 function data(n: number, seed: number, scale: number, edges: boolean): Float32Array {
@@ -74,9 +76,26 @@ const UNARY: [string, ReturnType<typeof attr.i>[], number?, number?][] = [
   ['Selu', []], ['Selu', [attr.f('alpha', 1.5), attr.f('gamma', 0.7)]], ['Celu', []], ['Celu', [attr.f('alpha', 2.5)]],
   ['Mish', []], ['ThresholdedRelu', []], ['ThresholdedRelu', [attr.f('alpha', -0.25)]],
   ['Relu', []], ['Sigmoid', []], ['Tanh', []], ['HardSwish', []], ['LeakyRelu', [attr.f('alpha', 0.2)]], ['HardSigmoid', []],
+  ['Round', []],
 ];
 
 describe('unary element-wise ops match onnxruntime (edge values, odd shapes)', () => {
+  it('Round takes halves to even (onnxruntime, numpy), on every ISA path', async () => {
+    const halves = Float32Array.from([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5, -4.5, 1e7 + 0.5, 0.49999997, -0.50000006, 8388607.5, 7, -0, 1.25, -2.75]);
+    const want = [0, 2, 2, -0, -2, -2, 4, -4, 1e7, 0, -1, 8388608, 7, -0, 1, -3];
+    const bytes = model(unaryModel('Round', ['N', 16]));
+    for (const isa of native.cpuInfo().supportedIsas) {
+      native.setIsa(isa);
+      try {
+        const y = await kilnRun(bytes, { x: { data: halves, dims: [1, 16] } });
+        expect(Array.from(y.y!.data), isa).toEqual(want);
+      } finally {
+        native.setIsa(startIsa);
+      }
+    }
+    await check(unaryModel('Round', ['N', 16]), { x: { data: halves, dims: [1, 16] } }, 0, 0);
+  });
+
   for (const [op, attrs, rtol, atol] of UNARY) {
     it(`${op} ${attrs.map((a) => `${a.name}=${a.f}`).join(' ')}`, async () => {
       const dims = [3, 5, 7, 3];
@@ -195,6 +214,18 @@ describe('Reduce* match onnxruntime (axes as attribute / input, keepdims, odd sh
     });
   }
 
+  it('ReduceLogSum (positive sums; a negative one gives NaN as in onnxruntime)', async () => {
+    for (const opset of [13, 18]) {
+      for (const c of cases) {
+        const n = c.shape.reduce((a, b) => a * b, 1);
+        const x = data(n, c.shape[1]! + opset, 1, false).map((v) => v + 1.5);
+        await check(reduceModel('ReduceLogSum', opset, ['N', ...c.shape.slice(1)], c.axes, c.keepdims), { x: { data: x, dims: c.shape } }, 4e-6, 2e-6);
+      }
+    }
+    const x = data(2 * 3 * 16, 4, 2, false);
+    await check(reduceModel('ReduceLogSum', 18, ['N', 3, 16], [2]), { x: { data: x, dims: [2, 3, 16] } });
+  });
+
   it('Reduce* with NaN and infinities', async () => {
     const x = data(2 * 3 * 16, 5, 2, false);
     x[3] = Number.NaN; x[20] = Infinity; x[40] = -Infinity; x[50] = Infinity; x[52] = -Infinity;
@@ -214,6 +245,75 @@ describe('Reduce* match onnxruntime (axes as attribute / input, keepdims, odd sh
       expect(Number.isNaN(rows.y!.data[0]!), op).toBe(true);
       const strided = await kilnRun(model(reduceModel(op, 18, ['N', 3, 16], [1], 0)), { x: { data: x, dims: [2, 3, 16] } });
       expect(Array.from(strided.y!.data.slice(0, 16), Number.isNaN), op).toEqual(Array.from({ length: 16 }, (_, i) => i === 3));
+    }
+  });
+
+  it('over an empty set (a fed 0 dimension): the identity of each reduction, as onnxruntime gives it', async () => {
+    const empty = { x: { data: new Float32Array(0), dims: [2, 0, 4] } };
+    for (const op of [...REDUCE_OPS, 'ReduceLogSum']) {
+      for (const [axes, keepdims] of [[[1], 1], [[1], 0], [[1, 2], 1]] as const) {
+        await check(reduceModel(op, 18, ['N', 'd', 4], [...axes], keepdims), empty);
+      }
+      // What onnxruntime gives: Sum-like 0, Prod 1, Max / LogSum / LogSumExp -inf, Min +inf, Mean 0 (not numpy's NaN).
+      const got = (await kilnRun(model(reduceModel(op, 18, ['N', 'd', 4], [1], 0)), empty)).y!;
+      expect(got.dims).toEqual([2, 4]);
+      const want: Record<string, number> = { ReduceMax: -Infinity, ReduceMin: Infinity, ReduceProd: 1, ReduceLogSum: -Infinity, ReduceLogSumExp: -Infinity };
+      expect(Array.from(got.data), op).toEqual(new Array<number>(8).fill(want[op] ?? 0));
+    }
+  });
+
+  it('an empty tensor anywhere but a Reduce\'s input is refused (no kernel sees n = 0)', async () => {
+    const refused = async (spec: ModelSpec, dims: number[]) => {
+      const session = await InferenceSession.create(model(spec));
+      try {
+        await expect(session.run({ x: new Tensor('float32', new Float32Array(0), dims) })).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED_OP });
+      } finally {
+        session.release();
+      }
+    };
+    // The empty axis kept: an empty output.
+    await refused(reduceModel('ReduceSum', 18, ['N', 'd', 4], [2], 1), [2, 0, 4]);
+    // An element-wise op on the empty input; the empty input as the graph output.
+    await refused({ opset: 18, inputs: [valueInfo('x', ['N', 'd', 4])], outputs: [valueInfo('y')], nodes: [node('Relu', ['x'], ['y'])] }, [2, 0, 4]);
+    await refused({ opset: 18, inputs: [valueInfo('x', ['N', 'd', 4])], outputs: [valueInfo('y')], nodes: [node('Identity', ['x'], ['y'])] }, [2, 0, 4]);
+    // Other ops on an empty input: a clean refusal (a shape error where the op's own checks
+    // come first), never a crash.
+    const others: [string, Partial<ModelSpec>][] = [
+      ['Conv', { nodes: [node('Conv', ['x', 'wt'], ['y'], [attr.ints('kernel_shape', [1, 1])])], initializers: [floatTensor('wt', [2, 3, 1, 1], [1, 2, 3, 4, 5, 6])] }],
+      ['MaxPool', { nodes: [node('MaxPool', ['x'], ['y'], [attr.ints('kernel_shape', [1, 1])])] }],
+      ['Softmax', { nodes: [node('Softmax', ['x'], ['y'], [attr.i('axis', -1)])] }],
+      ['Transpose', { nodes: [node('Transpose', ['x'], ['y'], [attr.ints('perm', [0, 1, 3, 2])])] }],
+      ['Concat', { nodes: [node('Concat', ['x', 'x'], ['y'], [attr.i('axis', 1)])] }],
+      ['MatMul', { nodes: [node('MatMul', ['x', 'm'], ['y'])], initializers: [floatTensor('m', [4, 1], [1, 2, 3, 4])] }],
+      ['GlobalAveragePool', { nodes: [node('GlobalAveragePool', ['x'], ['y'])] }],
+      ['Add', { nodes: [node('Add', ['x', 'x'], ['y'])] }],
+      ['Resize', { nodes: [node('Resize', ['x', '', 'sc'], ['y'], [attr.s('mode', 'linear')])], initializers: [floatTensor('sc', [4], [1, 1, 2, 2])] }],
+    ];
+    for (const dims of [[2, 3, 0, 4], [2, 3, 4, 0], [1, 0, 4, 4]]) {
+      for (const [name, s] of others) {
+        const spec = { opset: 18, inputs: [valueInfo('x', ['N', 'c', 'h', 'w'])], outputs: [valueInfo('y')], nodes: [], ...s } as ModelSpec;
+        const session = await InferenceSession.create(model(spec));
+        try {
+          const err = await session.run({ x: new Tensor('float32', new Float32Array(0), dims) }).then(() => undefined, (e: unknown) => e);
+          expect([ErrorCode.UNSUPPORTED_OP, ErrorCode.SHAPE_MISMATCH], `${name} on ${dims}`).toContain((err as { code?: string } | undefined)?.code);
+        } finally {
+          session.release();
+        }
+      }
+    }
+    // A reduction of an empty set feeding another op runs.
+    const chain: ModelSpec = {
+      opset: 18, inputs: [valueInfo('x', ['N', 'd', 4])], outputs: [valueInfo('y')],
+      nodes: [node('ReduceSum', ['x', 'axes'], ['s'], [attr.i('keepdims', 0)]), node('Exp', ['s'], ['y'])], initializers: [int64Tensor('axes', [1], [1])],
+    };
+    const y = (await kilnRun(model(chain), { x: { data: new Float32Array(0), dims: [3, 0, 4] } })).y!;
+    expect(Array.from(y.data)).toEqual(new Array<number>(12).fill(1));
+    // A batch of 0 stays refused.
+    const session = await InferenceSession.create(model(reduceModel('ReduceSum', 18, ['N', 'd', 4], [1], 1)));
+    try {
+      await expect(session.run({ x: new Tensor('float32', new Float32Array(0), [0, 3, 4]) })).rejects.toMatchObject({ code: ErrorCode.SHAPE_MISMATCH });
+    } finally {
+      session.release();
     }
   });
 

@@ -375,6 +375,43 @@ cases.push(
     check: (g) => expect(g.outputs[0]!.shape).toEqual([1, 3, 9, 10]),
   },
   {
+    // onnxruntime and the ONNX reference pad nothing and leave the bias in the extra rows at the end
+    // (onnxruntime takes up to stride - 1 extra; the reference fixtures go further).
+    name: 'ConvTranspose with an output_shape larger than it makes (bias)',
+    spec: {
+      opset: 13,
+      ...single('x', [2, 2, 4, 5]),
+      nodes: [node('ConvTranspose', ['x', 'w', 'b'], ['y'], [attr.ints('strides', [3, 2]), attr.ints('output_shape', [14, 12])])],
+      initializers: [randomTensor('w', [2, 3, 3, 3], 31), randomTensor('b', [3], 32)],
+    },
+    feeds: { x: [2, 2, 4, 5] },
+    check: (g) => expect(g.outputs[0]!.shape).toEqual([2, 3, 14, 12]),
+  },
+  {
+    name: 'ConvTranspose 3-D: strides, pads, dilations, groups, bias, output_padding',
+    spec: {
+      opset: 13,
+      ...single('x', [2, 4, 3, 4, 5]),
+      nodes: [node('ConvTranspose', ['x', 'w', 'b'], ['y'], [
+        attr.ints('strides', [2, 1, 3]), attr.ints('pads', [1, 0, 2, 0, 1, 1]), attr.ints('dilations', [1, 2, 1]), attr.i('group', 2), attr.ints('output_padding', [1, 0, 2]),
+      ])],
+      initializers: [randomTensor('w', [4, 3, 3, 2, 4], 33), randomTensor('b', [6], 34)],
+    },
+    feeds: { x: [2, 4, 3, 4, 5] },
+    check: (g) => expect(g.outputs[0]!.shape).toEqual([2, 6, 7, 5, 15]),
+  },
+  {
+    name: 'ConvTranspose 3-D with an output_shape larger on one axis, smaller on another',
+    spec: {
+      opset: 11,
+      ...single('x', [1, 2, 3, 3, 4]),
+      nodes: [node('ConvTranspose', ['x', 'w'], ['y'], [attr.ints('strides', [2, 2, 2]), attr.ints('output_shape', [8, 5, 9])])],
+      initializers: [randomTensor('w', [2, 2, 3, 3, 3], 35)],
+    },
+    feeds: { x: [1, 2, 3, 3, 4] },
+    check: (g) => expect(g.outputs[0]!.shape).toEqual([1, 2, 8, 5, 9]),
+  },
+  {
     name: 'ConvTranspose auto_pad SAME_UPPER, groups, output_padding',
     spec: {
       opset: 13,

@@ -124,6 +124,21 @@ describe('Plan storage and execution', () => {
     expect(Array.from(b)).toEqual(Array.from(x));
   });
 
+  it('reduces an empty plan input (an empty set) to the reduction\'s identity, without reading it', () => {
+    for (const [op, want] of [['ReduceSum', 0], ['ReduceProd', 1], ['ReduceMax', -Infinity], ['ReduceMin', Infinity], ['ReduceLogSum', -Infinity], ['ReduceL2', 0]] as const) {
+      const plan = Plan.createSync({
+        values: [[0, 4], [1, 4]],
+        inputs: [0],
+        outputs: [1],
+        steps: [{ op, name: 'r', inputs: [0], outputs: [1], attrs: { axes: [1], keepdims: 1 } }],
+      });
+      const y = new Float32Array(3 * 4).fill(Number.NaN);
+      plan.run([new Float32Array(0)], [y], 3, false);
+      expect(Array.from(y), op).toEqual(new Array<number>(12).fill(want));
+      plan.dispose();
+    }
+  });
+
   it('builds asynchronously and frees its weights on dispose', async () => {
     const plan = await Plan.create(networkSpec(), true);
     expect(plan.info().weightBytes).toBeGreaterThan(0);
@@ -153,7 +168,8 @@ describe('createPlan validation', () => {
     ['output never written', (s) => { s.values.push([3]); s.outputs = [2]; }, badArg('RangeError', /written by a step/)],
     ['output that is an input', (s) => (s.outputs = [0]), badArg('RangeError', /not a plan input/)],
     ['duplicate outputs', (s) => (s.outputs = [1, 1]), badArg('RangeError', /distinct/)],
-    ['zero dimension', (s) => (s.values[0] = [0]), badArg('RangeError', /dimensions in \[1/)],
+    ['empty input read by a step other than a Reduce', (s) => (s.values[0] = [0]), badArg('RangeError', /only a Reduce reads an empty one/)],
+    ['empty value that is not a plan input', (s) => (s.values[1] = [0]), badArg('RangeError', /only a plan input may be empty/)],
     ['huge per-image size', (s) => (s.values[0] = [2 ** 31 - 1, 2 ** 31 - 1]), badArg('RangeError')],
     ['wrong output shape', (s) => (s.values[1] = [4]), badArg('RangeError', /per-image shape \[3\]/)],
     ['values not an array', (s) => ((s as { values: unknown }).values = 3), badArg('TypeError')],

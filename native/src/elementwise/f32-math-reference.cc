@@ -74,6 +74,15 @@ void f32_unary_scalar(const F32UnaryParams& p, const float* x, float* y, size_t 
     case F32UnaryKind::kCeil:
       for (size_t i = 0; i < n; ++i) y[i] = std::ceil(x[i]);
       break;
+    case F32UnaryKind::kRound:
+      // Halves to even, spelled out rather than std::nearbyint, which follows the thread's
+      // rounding mode (the ISA kernels name the mode in the instruction).
+      for (size_t i = 0; i < n; ++i) {
+        const float v = x[i];
+        const float r = std::round(v);
+        y[i] = std::fabs(v - std::trunc(v)) == 0.5f ? 2.0f * std::round(v * 0.5f) : r;
+      }
+      break;
     case F32UnaryKind::kErf:
       for (size_t i = 0; i < n; ++i) y[i] = std::erf(x[i]);
       break;

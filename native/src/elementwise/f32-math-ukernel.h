@@ -12,6 +12,7 @@ enum class F32UnaryKind {
   kRelu, kLeakyRelu, kClip, kSigmoid, kHardSigmoid, kHardSwish, kTanh,
   kAbs, kNeg, kSqrt, kExp, kLog, kReciprocal, kFloor, kCeil, kErf,
   kSoftplus, kSoftsign, kElu, kSelu, kCelu, kMish, kGelu, kGeluTanh, kThresholdedRelu,
+  kRound,  // ONNX Round: to nearest, halves to even
 };
 
 // alpha: LeakyRelu, HardSigmoid, Elu, Selu, Celu, ThresholdedRelu; beta: HardSigmoid;

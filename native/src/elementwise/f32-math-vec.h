@@ -142,6 +142,7 @@ struct F32Math {
       case F32UnaryKind::kReciprocal: return V::div(one, x);
       case F32UnaryKind::kFloor: return V::floor(x);
       case F32UnaryKind::kCeil: return V::ceil(x);
+      case F32UnaryKind::kRound: return V::round_even(x);
       case F32UnaryKind::kErf: return erf(x);
       case F32UnaryKind::kSoftsign: return V::div(x, V::add(one, V::abs(x)));
       case F32UnaryKind::kElu:

@@ -14,7 +14,8 @@ namespace kiln {
 using F32ResizeGatherRowFn = void (*)(const float* x, const int32_t* idx, size_t n, float* y);
 // y[2j] = y[2j + 1] = x[j], j < n (y holds 2n floats).
 using F32ResizeDoubleRowFn = void (*)(const float* x, size_t n, float* y);
-// y[j] = sum over t < taps of x[idx[j * taps + t]] * w[j * taps + t], j < n (taps 2 or 4).
+// y[j] = sum over t < taps of x[idx[j * taps + t]] * w[j * taps + t], j < n (taps >= 1: 2 or 4, more
+// for an antialiased downscale).
 using F32ResizeTapsRowFn = void (*)(const float* x, const int32_t* idx, const float* w, size_t taps, size_t n, float* y);
 // y[j] = sum over t < taps of rows[t][j] * w[t], j < n.
 using F32ResizeBlendRowsFn = void (*)(const float* const* rows, const float* w, size_t taps, size_t n, float* y);

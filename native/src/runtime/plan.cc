@@ -106,8 +106,10 @@ void PlanImpl::check_values(const PlanSpec& spec) {
     const PlanShape& s = values[v];
     const std::string name = "values[" + std::to_string(v) + "]";
     if (s.size() > kMaxRank) fail(name, "a per-image shape of rank <= " + std::to_string(kMaxRank), shape_text(s));
+    // An empty value (a 0 dimension) is allowed only as a plan input a Reduce reads (an empty
+    // set; build_steps checks), so no other kernel ever sees n = 0.
     for (size_t d : s) {
-      if (d < 1 || d > kMaxDim) fail(name, "dimensions in [1, 2147483647]", shape_text(s));
+      if (d > kMaxDim) fail(name, "dimensions in [0, 2147483647]", shape_text(s));
     }
     const size_t n = shape_size(s);
     if (n > kMaxImageFloats) fail(name, "at most 2^40 elements per image", shape_text(s));
@@ -134,6 +136,11 @@ void PlanImpl::check_values(const PlanSpec& spec) {
   }
   for (size_t i = 0; i < outputs.size(); ++i) {
     if (dtypes[outputs[i]] != PlanDType::kFloat32) fail("outputs[" + std::to_string(i) + "]", "a float32 value (dequantize first)", plan_dtype_name(dtypes[outputs[i]]));
+  }
+  for (size_t v = 0; v < values.size(); ++v) {
+    if (value_elements[v] == 0 && std::find(inputs.begin(), inputs.end(), static_cast<int>(v)) == inputs.end()) {
+      fail("values[" + std::to_string(v) + "]", "dimensions of at least 1 (only a plan input may be empty)", shape_text(values[v]));
+    }
   }
   for (size_t i = 0; i < outputs.size(); ++i) {
     if (std::find(inputs.begin(), inputs.end(), outputs[i]) != inputs.end()) {
@@ -162,6 +169,7 @@ void PlanImpl::build_steps(const PlanSpec& spec) {
       const std::string name = where + ".inputs[" + std::to_string(j) + "]";
       if (id < 0 || static_cast<size_t>(id) >= values.size()) fail(name, "a value id in [0, " + std::to_string(values.size()) + ")", std::to_string(id));
       if (!defined[id]) fail(name, "a value written by a plan input or an earlier step", "value " + std::to_string(id));
+      if (value_elements[id] == 0 && s.op.rfind("Reduce", 0) != 0) fail(name, "a non-empty value (only a Reduce reads an empty one)", shape_text(values[id]));
       step.in_values.push_back(static_cast<int>(id));
       in_shapes.push_back(values[id]);
       in_types.push_back(dtypes[id]);

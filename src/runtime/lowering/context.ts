@@ -221,6 +221,7 @@ export class NodeLowering {
     options: { attrs?: Record<string, PlanAttr>; weights?: Record<string, PlanWeight>; macs?: number; quant?: QuantInfo; int8?: boolean; bool?: boolean } = {},
   ): ValueRef {
     for (const d of shape) {
+      if (d === 0) throw new Unsupported(`an empty output ${shapeText(shape)}`);
       if (!Number.isInteger(d) || d < 1) throw this.shapeError(`the output shape ${shapeText(shape)} has an empty or invalid dimension`);
     }
     const id = this.env.values.length;

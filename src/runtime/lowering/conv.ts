@@ -1,4 +1,4 @@
-/** Conv and ConvTranspose (1-D as 2-D with height 1). */
+/** Conv and ConvTranspose (1-D as 2-D with height 1; ConvTranspose also 3-D). */
 import { NodeLowering, Unsupported, type ValueRef, shapeText } from './context.js';
 import type { PlanAttr, PlanWeight } from '../plan.js';
 import { poolStep } from './pool.js';
@@ -72,7 +72,7 @@ export function lowerConvPool(conv: NodeLowering, pool: NodeLowering): ValueRef[
 export function lowerConvTranspose(n: NodeLowering): ValueRef[] {
   const x = n.value(0);
   const spatial = x.shape.length - 1;
-  if (spatial !== 1 && spatial !== 2) throw new Unsupported(`${spatial}-D transposed convolution (only 1-D and 2-D)`);
+  if (spatial < 1 || spatial > 3) throw new Unsupported(`${spatial}-D transposed convolution (only 1-D, 2-D and 3-D)`);
   const w = n.weight(1, 'the weight W');
   if (w.shape.length !== spatial + 2) throw n.shapeError(`weight W of shape ${shapeText(w.shape)} does not fit input ${shapeText(['N', ...x.shape])}`);
   const group = n.int('group', 1);
@@ -92,10 +92,12 @@ export function lowerConvTranspose(n: NodeLowering): ValueRef[] {
     pads = new Array<number>(2 * spatial).fill(0);
     for (let i = 0; i < spatial; i++) {
       const total = strides[i] * (x.shape[1 + i] - 1) + outPad[i] + (kernel[i] - 1) * dilations[i] + 1 - target[i];
-      if (total < 0) throw new Unsupported(`output_shape ${shapeText(target)} larger than the full transposed convolution`);
-      const half = Math.floor(total / 2);
+      // A larger output_shape: no padding, the extra rows at the end (onnxruntime's max(0, total)).
+      if (total < 0) outPad[i] -= total;
+      if (outPad[i] >= Math.max(strides[i], dilations[i])) throw new Unsupported(`output_shape ${shapeText(target)}, a stride or more beyond what the transposed convolution makes`);
+      const half = Math.floor(Math.max(0, total) / 2);
       pads[i] = autoPad === 'SAME_UPPER' ? half : total - half;
-      pads[spatial + i] = total - pads[i];
+      pads[spatial + i] = Math.max(0, total) - pads[i];
     }
   } else if (autoPad === 'VALID') {
     pads = new Array<number>(2 * spatial).fill(0);
@@ -104,7 +106,7 @@ export function lowerConvTranspose(n: NodeLowering): ValueRef[] {
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== cout)) throw n.shapeError(`bias B of shape ${shapeText(bias.shape)} must be [${cout}]`);
   const out = x.shape.slice(1).map((d, i) => strides[i] * (d - 1) + outPad[i] + (kernel[i] - 1) * dilations[i] + 1 - pads[i] - pads[spatial + i]);
   if (out.some((d) => d < 1)) throw n.shapeError('pads leave an empty output');
-  const w2 = as2d({ kernel, strides, pads, dilations });
+  const w2 = spatial === 3 ? { kernel, strides, pads, dilations } : as2d({ kernel, strides, pads, dilations });
   const input = spatial === 1 ? n.view(x, [cin, 1, x.shape[1]]) : x;
   const weight = spatial === 1 ? { data: w.data, shape: [cin, w.shape[1], 1, w.shape[2]] } : w;
   const macs = cin * x.shape.slice(1).reduce((a, b) => a * b, 1) * w.shape[1] * kernel.reduce((a, b) => a * b, 1);

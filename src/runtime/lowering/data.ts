@@ -155,16 +155,34 @@ export function resizeStep(n: NodeLowering, x: ValueRef): { out: number[]; attrs
   if (out.some((d) => d < 1)) throw new Unsupported(`a resize to an empty shape ${shapeText(['N', ...out])}`);
   const mode = n.str('mode', 'nearest');
   const coord = n.str('coordinate_transformation_mode', 'half_pixel');
-  if (coord === 'tf_crop_and_resize') throw new Unsupported("coordinate_transformation_mode 'tf_crop_and_resize'");
-  if (shapeText(out) === shapeText(x.shape) && scales.every((s) => s === 1) && (mode === 'nearest' || coord !== 'half_pixel_symmetric')) {
+  const crop = coord === 'tf_crop_and_resize';
+  const roi = crop ? (n.node.attrs.roi as number[] | undefined) : undefined;
+  if (crop) {
+    if (roi === undefined || roi.length !== 2 * rank) throw n.shapeError(`expected ${2 * rank} roi values`);
+    for (let i = 0; i < rank - spatial; i++) {
+      if (roi[i] !== 0 || roi[rank + i] !== 1) throw new Unsupported(`cropping axis ${i} (Kiln resizes the last two axes)`);
+    }
+  }
+  const antialias = n.int('antialias', 0) === 1 && mode !== 'nearest';
+  if (!crop && shapeText(out) === shapeText(x.shape) && scales.every((s) => s === 1) && (mode === 'nearest' || coord !== 'half_pixel_symmetric')) {
     // Same size, scale 1: every mode reads each pixel itself (align_corners too).
     return undefined;
   }
   const hw = spatial === 2 ? [scales[rank - 2], scales[rank - 1]] : [1, scales[rank - 1]];
-  const taps = mode === 'nearest' ? 1 : mode === 'linear' ? 4 : 16;
+  // An antialiased downscale reads 1/scale times as many taps per axis.
+  const support = (s: number) => (antialias && s < 1 ? Math.ceil(1 / s) : 1);
+  const taps = (mode === 'nearest' ? 1 : mode === 'linear' ? 4 : 16) * support(hw[0]!) * support(hw[1]!);
+  const extra: Record<string, PlanAttr> = {};
+  if (antialias) extra.antialias = 1;
+  if (crop) {
+    // [H start, W start, H end, W end]; a rank-1 image keeps H whole.
+    extra.roi = spatial === 2 ? [roi![rank - 2]!, roi![rank - 1]!, roi![2 * rank - 2]!, roi![2 * rank - 1]!] : [0, roi![rank - 1]!, 1, roi![2 * rank - 1]!];
+    extra.extrapolation_value = n.float('extrapolation_value', 0);
+  }
   return {
     out,
     attrs: {
+      ...extra,
       mode,
       coordinate_transformation_mode: coord,
       nearest_mode: n.str('nearest_mode', 'round_prefer_floor'),

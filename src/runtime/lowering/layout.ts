@@ -147,7 +147,7 @@ export function lowerPad(n: NodeLowering): ValueRef[] {
   const x = n.value(0);
   const rank = x.shape.length + 1;
   const mode = n.str('mode', 'constant');
-  if (!['constant', 'reflect', 'edge'].includes(mode)) throw new Unsupported(`Pad mode '${mode}'`);
+  if (!['constant', 'reflect', 'edge', 'wrap'].includes(mode)) throw new Unsupported(`Pad mode '${mode}'`);
   let pads = n.has(1) ? n.ints(1, 'pads') : n.intList('pads');
   const value = n.has(2) ? n.scalar(2, 'constant_value') : n.float('value', 0);
   if (n.has(3)) {
@@ -168,6 +168,8 @@ export function lowerPad(n: NodeLowering): ValueRef[] {
   if (mode === 'reflect' && x.shape.some((d, i) => pads[i + 1] >= d || pads[rank + i + 1] >= d)) {
     throw n.shapeError(`reflect pads ${shapeText(pads)} must be smaller than the dimensions ${shapeText(['N', ...x.shape])}`);
   }
+  // onnxruntime wraps around the cropped input, numpy (the ONNX reference) takes no negative pads.
+  if (mode === 'wrap' && pads.some((p) => p < 0)) throw new Unsupported('wrap Pad with negative pads');
   if (pads.every((p) => p === 0)) return [x];
   if (!Number.isFinite(value)) throw n.shapeError(`constant value ${value} must be finite`);
   return [n.emit('Pad', [x], out, { attrs: { pads, mode, value } })];

@@ -355,6 +355,7 @@ function lowerResizeU8(n: NodeLowering): ValueRef[] {
   let x = quantizedInput(n, 0);
   if (x.shape.length !== 3) throw new Unsupported(`a rank-${x.shape.length + 1} Resize of a quantized value (only NCHW)`);
   if (n.str('mode', 'nearest') !== 'nearest') throw new Unsupported(`a ${n.str('mode', 'nearest')} Resize of a quantized value (only nearest)`);
+  if (n.hasAttr('roi')) throw new Unsupported('a tf_crop_and_resize Resize of a quantized value');
   const step = resizeStep(n, x);
   if (!step) return [x];
   x = toNhwc(n, x);

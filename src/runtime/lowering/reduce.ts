@@ -1,4 +1,4 @@
-/** ReduceMean / ReduceMax / ReduceMin / ReduceSum / ReduceProd / ReduceL1 / ReduceL2 / ReduceSumSquare / ReduceLogSumExp. */
+/** ReduceMean / ReduceMax / ReduceMin / ReduceSum / ReduceProd / ReduceL1 / ReduceL2 / ReduceSumSquare / ReduceLogSumExp / ReduceLogSum. */
 import { NodeLowering, Unsupported, type ValueRef, numel, shapeText } from './context.js';
 
 export function lowerReduce(n: NodeLowering): ValueRef[] {

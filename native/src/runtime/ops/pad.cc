@@ -1,4 +1,5 @@
-// Pad (constant / reflect / edge) of the per-image dimensions; negative pads crop. Each output
+// Pad (constant / reflect / edge / wrap) of the per-image dimensions; negative pads crop (not
+// with wrap, whose meaning then differs between onnxruntime and numpy). Each output
 // dimension maps to an input index (or -1 for the constant) through a table built once.
 #include <sstream>
 
@@ -64,7 +65,7 @@ std::unique_ptr<PlanStep> make_pad(const StepContext& ctx) {
   const PlanShape& x = ctx.in()[0];
   const size_t rank = x.size();
   if (rank == 0) ctx.fail("inputs[0]", "a value of rank >= 2", "rank 1");
-  const std::string mode = ctx.choice_or("mode", {"constant", "reflect", "edge"}, "constant");
+  const std::string mode = ctx.choice_or("mode", {"constant", "reflect", "edge", "wrap"}, "constant");
   const float value = static_cast<float>(ctx.number_or("value", 0.0));
   // pads count the batch (ONNX numbering: all begins, then all ends); the batch entries are 0.
   const int64_t big = int64_t{1} << 31;
@@ -83,6 +84,9 @@ std::unique_ptr<PlanStep> make_pad(const StepContext& ctx) {
     const int64_t begin = pads[d + 1], end = pads[rank + 2 + d];
     const int64_t n = in + begin + end;
     if (n < 1) ctx.fail("attrs.pads", "pads leaving at least one element on axis " + std::to_string(d + 1), std::to_string(begin) + ", " + std::to_string(end));
+    if (mode == "wrap" && (begin < 0 || end < 0)) {
+      ctx.fail("attrs.pads", "non-negative wrap pads on axis " + std::to_string(d + 1), std::to_string(begin) + ", " + std::to_string(end));
+    }
     if (mode == "reflect" && (begin >= in || end >= in)) {
       ctx.fail("attrs.pads", "reflect pads smaller than the dimension (" + std::to_string(in) + ") on axis " + std::to_string(d + 1),
                std::to_string(begin) + ", " + std::to_string(end));
@@ -96,6 +100,9 @@ std::unique_ptr<PlanStep> make_pad(const StepContext& ctx) {
           i = -1;
         } else if (mode == "edge") {
           i = i < 0 ? 0 : in - 1;
+        } else if (mode == "wrap") {
+          // Pads may exceed the dimension: the input repeats (numpy's wrap).
+          i = ((i % in) + in) % in;
         } else {
           // Reflect without repeating the edge; pads < in keep one bounce enough.
           i = i < 0 ? -i : 2 * (in - 1) - i;

@@ -1,11 +1,13 @@
 // ReduceMean / ReduceMax / ReduceMin / ReduceSum / ReduceProd / ReduceL1 / ReduceL2 /
-// ReduceSumSquare / ReduceLogSumExp over per-image axes (attr `axes`, ONNX numbering, batch = 0
+// ReduceSumSquare / ReduceLogSumExp / ReduceLogSum over per-image axes (attr `axes`, ONNX numbering, batch = 0
 // never reduced; `keepdims`). Dimensions are collapsed at build time: when the reduced ones form
 // one trailing block (global pooling over NCHW's spatial axes, the common case) every output is
 // one contiguous row of the dispatch table's f32_math.reduce_rows kernel; when they form one block
 // with kept axes on both sides (channels of NCHW) whole inner rows are combined at a time;
 // otherwise each output's elements are gathered into a row first.
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <vector>
 
@@ -17,7 +19,7 @@ namespace kiln {
 namespace runtime {
 namespace {
 
-enum class Post { kNone, kMean, kSqrt };
+enum class Post { kNone, kMean, kSqrt, kLog };
 enum class Path { kRows, kStrided, kGathered };
 
 // out[i] = combine over r < count of x[r * inner + i], for i < inner (Sum-like kinds in double).
@@ -59,6 +61,11 @@ class ReduceStep : public PlanStep {
     const F32ReduceRowsFn rows = dispatch().f32_math.reduce_rows;
     const float* x = io.in[0];
     float* y = io.out[0];
+    if (count_ == 0) {
+      // An empty set: the reduction's identity (the input, which has no elements, is not read).
+      std::fill(y, y + batch * out_image_, empty_value());
+      return;
+    }
     if (path_ == Path::kStrided) {
       // Blocks of count_ x inner_ inputs -> inner_ outputs.
       const size_t blocks = batch * out_image_ / inner_;
@@ -95,11 +102,24 @@ class ReduceStep : public PlanStep {
   std::string detail() const override { return detail_; }
 
  private:
-  // Mean's division and L2's square root.
+  // The value over an empty set, as onnxruntime gives it: Sum-like 0, Prod 1, Max -inf, Min +inf,
+  // LogSumExp -inf, then the post step (L2 0, LogSum log 0 = -inf; Mean 0, not numpy's 0/0).
+  float empty_value() const {
+    float v = 0;
+    if (kind_ == F32ReduceKind::kProd) v = 1;
+    if (kind_ == F32ReduceKind::kMax || kind_ == F32ReduceKind::kLogSumExp) v = -std::numeric_limits<float>::infinity();
+    if (kind_ == F32ReduceKind::kMin) v = std::numeric_limits<float>::infinity();
+    if (post_ == Post::kSqrt) return std::sqrt(v);
+    if (post_ == Post::kLog) return std::log(v);
+    return v;
+  }
+
+  // Mean's division, L2's square root and LogSum's log.
   void finish(float* b, float* e) const {
     for (float* p = b; p < e; ++p) {
       if (post_ == Post::kMean) *p = static_cast<float>(static_cast<double>(*p) / static_cast<double>(count_));
       if (post_ == Post::kSqrt) *p = std::sqrt(*p);
+      if (post_ == Post::kLog) *p = std::log(*p);
     }
   }
 
@@ -138,6 +158,8 @@ std::unique_ptr<PlanStep> make_reduce(const StepContext& ctx) {
     kind = F32ReduceKind::kSumSquare;
   } else if (op == "ReduceLogSumExp") {
     kind = F32ReduceKind::kLogSumExp;
+  } else if (op == "ReduceLogSum") {
+    post = Post::kLog;
   } else if (op != "ReduceSum") {
     ctx.fail("op", "a Reduce op", op);
   }

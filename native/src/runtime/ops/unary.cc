@@ -1,5 +1,5 @@
 // Element-wise activations and math functions (Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid,
-// HardSwish, Tanh, Abs, Neg, Sqrt, Exp, Log, Reciprocal, Floor, Ceil, Erf, Softplus, Softsign, Elu,
+// HardSwish, Tanh, Abs, Neg, Sqrt, Exp, Log, Reciprocal, Floor, Ceil, Round, Erf, Softplus, Softsign, Elu,
 // Selu, Celu, Mish, Gelu, ThresholdedRelu) on the dispatch table's f32_math.unary kernel, and the
 // Copy step; may run in place.
 #include <cstring>
@@ -63,6 +63,7 @@ std::unique_ptr<PlanStep> make_unary(const StepContext& ctx) {
       {"Floor", K::kFloor}, {"Ceil", K::kCeil}, {"Erf", K::kErf}, {"Softplus", K::kSoftplus},
       {"Softsign", K::kSoftsign}, {"Elu", K::kElu}, {"Selu", K::kSelu}, {"Celu", K::kCelu}, {"Mish", K::kMish},
       {"Gelu", K::kGelu}, {"ThresholdedRelu", K::kThresholdedRelu},
+      {"Round", K::kRound},
   };
   bool known = false;
   for (const auto& k : kKinds) {
