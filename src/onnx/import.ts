@@ -26,6 +26,7 @@ import { notImplementedReason, RUNTIME_OPS } from './supported-ops.js';
 import { resolveOpVersion, unimplementedAttribute, unimplementedVersion } from './op-versions.js';
 import { addQuantNode, isQuantOnnxNode, liftQuantized, type QuantImportEnv } from './import-quant.js';
 import { MAX_DIM } from './tensor-proto.js';
+import { unheldTypeReason } from '../runtime/edge-types.js';
 
 export interface ImportOptions {
   /**
@@ -124,6 +125,12 @@ function convert(raw: RawGraph): Graph {
   };
 
   const nodes: GraphNode[] = [];
+  /**
+   * Casts where a graph input enters or a graph output leaves: kept as Casts for the session,
+   * which turns them into its edge conversions (runtime/edge-types.ts).
+   */
+  const edgeCasts = new Set<GraphNode>();
+  const graphInputs = new Map(raw.inputs.map((i) => [i.name, i.dtype]));
   /** Domain and version of each model node, by node name, for the error that lists problems. */
   const versionLabels = new Map(raw.nodes.map((n) => [n.name, versionLabel(raw, n)]));
   /** Why a kept node cannot run, by node name. */
@@ -139,7 +146,7 @@ function convert(raw: RawGraph): Graph {
     if (rawNode.inputs.some((i) => poisoned.has(i))) {
       // Downstream of something Kiln cannot run: only report it if it is unknown as well.
       for (const o of rawNode.outputs) poisoned.add(o);
-      const reason = rawNode.domain !== '' ? 'not implemented' : !(RUNTIME_OPS.has(rawNode.op) || FOLDABLE_OPS.has(rawNode.op)) ? notImplementedReason(rawNode.op) : unimplementedForm(raw, rawNode);
+      const reason = rawNode.domain !== '' ? 'not implemented' : rawNode.op === 'CastLike' ? undefined : !(RUNTIME_OPS.has(rawNode.op) || FOLDABLE_OPS.has(rawNode.op)) ? notImplementedReason(rawNode.op) : unimplementedForm(raw, rawNode);
       if (reason !== undefined) unsupported.set(rawNode.name, reason);
       nodes.push(plain(rawNode));
       continue;
@@ -169,7 +176,7 @@ function convert(raw: RawGraph): Graph {
     }
     let canonical: GraphNode[] | undefined;
     try {
-      canonical = normalizeNode(plain(rawNode), ctx);
+      canonical = rawNode.op === 'CastLike' ? [castLikeAsCast(rawNode, raw)] : normalizeNode(plain(rawNode), ctx);
     } catch (err) {
       if (err instanceof Unsupported) {
         reject(err.reason);
@@ -211,7 +218,22 @@ function convert(raw: RawGraph): Graph {
         return;
       }
     }
-    if (node.op === 'Cast' && node.attrs.to === 1) node = { ...node, op: 'Identity', attrs: {} }; // Kiln values are float32
+    const castInput = node.op === 'Cast' ? graphInputs.get(node.inputs[0] ?? '') : undefined;
+    if (node.op === 'Cast' && node.attrs.to === 1 && (castInput === undefined || castInput === 'float32')) node = { ...node, op: 'Identity', attrs: {} }; // Kiln values are float32
+    if (node.op === 'Cast' && (castInput !== undefined || graphOutputs.has(node.outputs[0] ?? ''))) {
+      const reason = unheldTypeReason(Number(node.attrs.to));
+      if (reason !== undefined) {
+        unsupported.set(node.name, `Cast to ONNX type ${String(node.attrs.to)}: ${reason}`);
+        for (const o of node.outputs) poisoned.add(o);
+      } else {
+        const s = inShapes[0];
+        if (s === undefined) throw corrupt(`Expected a known shape for '${node.inputs[0]}' but received none`);
+        shapes.set(node.outputs[0]!, s.slice());
+        edgeCasts.add(node);
+      }
+      nodes.push(node);
+      return;
+    }
     if (!RUNTIME_OPS.has(node.op)) {
       unsupported.set(node.name, node.op === 'Cast' ? `Cast to ONNX type ${String(node.attrs.to)} on values computed at run time (the runtime carries float32 values only)` : FOLDABLE_OPS.has(node.op) ? 'on values computed at run time' : notImplementedReason(node.op));
       for (const o of node.outputs) poisoned.add(o);
@@ -234,7 +256,7 @@ function convert(raw: RawGraph): Graph {
     throw err instanceof KilnError ? err : corrupt(`Inconsistent quantized model: ${err instanceof Error ? err.message : String(err)}`, err);
   }
   const live = liveNodes(lifted, graphOutputs);
-  const problems = live.filter((n) => unsupported.has(n.name) || (!RUNTIME_OPS.has(n.op) && !INT8_OPS.has(n.op)));
+  const problems = live.filter((n) => unsupported.has(n.name) || (!RUNTIME_OPS.has(n.op) && !INT8_OPS.has(n.op) && !edgeCasts.has(n)));
   if (problems.length > 0) {
     const list = problems.map((n) => {
       const label = versionLabels.get(n.name);
@@ -253,6 +275,17 @@ function convert(raw: RawGraph): Graph {
   }
   const outputs: ValueInfo[] = raw.outputs.map((o) => ({ name: o.name, dtype: o.dtype ?? 'float32', shape: shapes.get(o.name) ?? o.shape ?? [] }));
   return { name: raw.name, inputs: raw.inputs, outputs, nodes: live, initializers, metadata: raw.metadata };
+}
+
+/**
+ * CastLike as the Cast it means: the target type is the second input's declared (or stored)
+ * element type, which the Cast then reads no more.
+ */
+function castLikeAsCast(n: RawNode, raw: RawGraph): GraphNode {
+  const like = n.inputs[1] ?? '';
+  const to = raw.elemTypes.get(like);
+  if (to === undefined || to === 0) throw new Unsupported(`its second input '${like}' declares no element type`);
+  return { name: n.name, op: 'Cast', inputs: [n.inputs[0]!], outputs: n.outputs.slice(0, 1), attrs: { to } };
 }
 
 /** 'domain D, version V': the operator version a node means (its since_version, by its domain's opset). */
