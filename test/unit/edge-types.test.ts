@@ -3,10 +3,11 @@
  * semantics, sessions fed and answering in each dtype, the refusals, and feeds whose buffer is
  * taken away during an asynchronous run.
  */
+import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 
 import { ErrorCode } from '../../src/errors.js';
-import { DataType } from '../../src/onnx/proto.js';
+import { DataType, type ITensorProto } from '../../src/onnx/proto.js';
 import { bigintToFloat32, castElements, edgeTypes, halfBitsOfNumber } from '../../src/runtime/edge-types.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { type DataTypeMap, type DType, fromFloat16Bits, Tensor, toFloat16Bits } from '../../src/tensor.js';
@@ -332,4 +333,68 @@ describe('typed feeds taken away during an asynchronous run', () => {
     expect(Array.from(got.probs!.data)).toEqual(Array.from(expected.probs!.data as DataTypeMap['float16']));
     session.release();
   }, 60_000);
+});
+
+describe('typed models against onnxruntime-node', () => {
+  /** A float initializer stored as float16 bits (what `model.half()` exports). */
+  const halfTensor = (name: string, dims: number[], seed: number, scale: number): ITensorProto => {
+    const values = randomTensor(name, dims, seed, scale).floatData as number[];
+    return { name, dims, dataType: DataType.FLOAT16, int32Data: values.map(toFloat16Bits) };
+  };
+  const doubleTensor = (name: string, dims: number[], seed: number, scale: number): ITensorProto => {
+    const values = randomTensor(name, dims, seed, scale).floatData as number[];
+    return { name, dims, dataType: DataType.DOUBLE, doubleData: values.map((v) => v * (1 + 1e-9)) };
+  };
+
+  it('a float16 CNN (as `model.half()` exports it) answers what onnxruntime-node answers, in float16', async () => {
+    const bytes = model({
+      opset: 17, inputs: [valueInfo('input', ['N', 3, 12, 12], DataType.FLOAT16)], outputs: [valueInfo('probs', ['N', 5], DataType.FLOAT16)],
+      nodes: [
+        node('Conv', ['input', 'w1', 'b1'], ['c1'], [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])], 'conv1'),
+        node('Relu', ['c1'], ['r1'], [], 'relu1'),
+        node('Conv', ['r1', 'w2', 'b2'], ['c2'], [attr.ints('kernel_shape', [3, 3]), attr.ints('strides', [2, 2]), attr.ints('pads', [1, 1, 1, 1])], 'conv2'),
+        node('Relu', ['c2'], ['r2'], [], 'relu2'),
+        node('ReduceMean', ['r2'], ['m'], [attr.ints('axes', [2, 3]), attr.i('keepdims', 0)], 'mean'),
+        node('Gemm', ['m', 'fw', 'fb'], ['logits'], [attr.i('transB', 1)], 'fc'),
+        node('Softmax', ['logits'], ['probs'], [attr.i('axis', -1)], 'softmax'),
+      ],
+      initializers: [halfTensor('w1', [8, 3, 3, 3], 1, 0.4), halfTensor('b1', [8], 2, 0.1), halfTensor('w2', [8, 8, 3, 3], 3, 0.3), halfTensor('b2', [8], 4, 0.1), halfTensor('fw', [5, 8], 5, 0.5), halfTensor('fb', [5], 6, 0.1)],
+    });
+    const rng = new Rng(11);
+    const bits = Uint16Array.from({ length: 2 * 3 * 12 * 12 }, () => toFloat16Bits(rng.uniform(-1, 1)));
+    const session = await InferenceSession.create(bytes);
+    const ours = (await session.run<'float16'>({ input: new Tensor('float16', bits, [2, 3, 12, 12]) })).probs!;
+    session.release();
+    const ortSession = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+    const theirs = (await ortSession.run({ input: new ort.Tensor('float16', bits, [2, 3, 12, 12]) })).probs!;
+    await ortSession.release();
+    expect(ours.type).toBe('float16');
+    expect(theirs.type).toBe('float16');
+    const a = Array.from(ours.data, fromFloat16Bits);
+    const b = Array.from(theirs.data as Uint16Array, fromFloat16Bits);
+    // Within one float16 step (2^-11 relative) of onnxruntime's float16 answer.
+    a.forEach((v, i) => expect(Math.abs(v - b[i]!)).toBeLessThanOrEqual(2 ** -11 * Math.abs(b[i]!) + 1e-7));
+  });
+
+  it('a float64 MLP answers in float64 at float32 precision, not float64 precision', async () => {
+    const bytes = model({
+      opset: 17, inputs: [valueInfo('x', ['N', 16], DataType.DOUBLE)], outputs: [valueInfo('y', ['N', 4], DataType.DOUBLE)],
+      nodes: [node('Gemm', ['x', 'w1', 'b1'], ['h'], [attr.i('transB', 1)], 'fc1'), node('Relu', ['h'], ['r'], [], 'relu'), node('Gemm', ['r', 'w2', 'b2'], ['y'], [attr.i('transB', 1)], 'fc2')],
+      initializers: [doubleTensor('w1', [32, 16], 1, 0.3), doubleTensor('b1', [32], 2, 0.1), doubleTensor('w2', [4, 32], 3, 0.3), doubleTensor('b2', [4], 4, 0.1)],
+    });
+    const rng = new Rng(12);
+    const x = Float64Array.from({ length: 3 * 16 }, () => rng.uniform(-1, 1));
+    const session = await InferenceSession.create(bytes);
+    const ours = (await session.run<'float64'>({ x: new Tensor('float64', x, [3, 16]) })).y!;
+    session.release();
+    const ortSession = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+    const theirs = (await ortSession.run({ x: new ort.Tensor('float64', x, [3, 16]) })).y!;
+    await ortSession.release();
+    expect(ours.data).toBeInstanceOf(Float64Array);
+    const diffs = Array.from(ours.data, (v, i) => Math.abs(v - (theirs.data as Float64Array)[i]!) / Math.max(1, Math.abs((theirs.data as Float64Array)[i]!)));
+    expect(Math.max(...diffs)).toBeLessThan(1e-5); // float32 rounding of inputs, weights and sums
+    expect(Math.max(...diffs)).toBeGreaterThan(1e-12); // and not float64's: the documented precision
+    // Every value is a float32 widened exactly.
+    for (const v of ours.data) expect(Math.fround(v)).toBe(v);
+  });
 });
