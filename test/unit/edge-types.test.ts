@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
 import { DataType, type ITensorProto } from '../../src/onnx/proto.js';
 import { bigintToFloat32, castElements, edgeTypes, halfBitsOfNumber } from '../../src/runtime/edge-types.js';
+import { compareWithOnnxRuntime } from '../../src/onnx/compare.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { type DataTypeMap, type DType, fromFloat16Bits, Tensor, toFloat16Bits } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
@@ -346,8 +347,7 @@ describe('typed models against onnxruntime-node', () => {
     return { name, dims, dataType: DataType.DOUBLE, doubleData: values.map((v) => v * (1 + 1e-9)) };
   };
 
-  it('a float16 CNN (as `model.half()` exports it) answers what onnxruntime-node answers, in float16', async () => {
-    const bytes = model({
+  const halfCnn = (): Uint8Array => model({
       opset: 17, inputs: [valueInfo('input', ['N', 3, 12, 12], DataType.FLOAT16)], outputs: [valueInfo('probs', ['N', 5], DataType.FLOAT16)],
       nodes: [
         node('Conv', ['input', 'w1', 'b1'], ['c1'], [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])], 'conv1'),
@@ -359,7 +359,10 @@ describe('typed models against onnxruntime-node', () => {
         node('Softmax', ['logits'], ['probs'], [attr.i('axis', -1)], 'softmax'),
       ],
       initializers: [halfTensor('w1', [8, 3, 3, 3], 1, 0.4), halfTensor('b1', [8], 2, 0.1), halfTensor('w2', [8, 8, 3, 3], 3, 0.3), halfTensor('b2', [8], 4, 0.1), halfTensor('fw', [5, 8], 5, 0.5), halfTensor('fb', [5], 6, 0.1)],
-    });
+  });
+
+  it('a float16 CNN (as `model.half()` exports it) answers what onnxruntime-node answers, in float16', async () => {
+    const bytes = halfCnn();
     const rng = new Rng(11);
     const bits = Uint16Array.from({ length: 2 * 3 * 12 * 12 }, () => toFloat16Bits(rng.uniform(-1, 1)));
     const session = await InferenceSession.create(bytes);
@@ -396,5 +399,18 @@ describe('typed models against onnxruntime-node', () => {
     expect(Math.max(...diffs)).toBeGreaterThan(1e-12); // and not float64's: the documented precision
     // Every value is a float32 widened exactly.
     for (const v of ours.data) expect(Math.fround(v)).toBe(v);
+  });
+
+  it('compareWithOnnxRuntime feeds a float16 model float16 and compares its outputs as float32 values', async () => {
+    const report = await compareWithOnnxRuntime(halfCnn(), 3);
+    expect(report.batch).toBe(3);
+    expect(report.outputs.map((o) => o.name)).toEqual(['probs']);
+    expect(report.outputs[0]!.maxRelDiff).toBeLessThanOrEqual(2 ** -10);
+    // Per node too: ORT's intermediate values are float16 (the model's float type), Kiln's float32.
+    const perNode = await compareWithOnnxRuntime(halfCnn(), 2, { perNode: true });
+    expect(perNode.nodes!.map((n) => n.op)).toContain('Conv');
+    expect(perNode.outputs[0]!.maxRelDiff).toBeLessThanOrEqual(2 ** -10);
+    // Given feeds must have the model's input type.
+    await expect(compareWithOnnxRuntime(halfCnn(), { input: Tensor.zeros([1, 3, 12, 12]) })).rejects.toThrow(/a float16 Tensor for inputs\['input'\]/);
   });
 });
