@@ -37,7 +37,7 @@ const UNHELD_TYPE_NAMES: Readonly<Record<number, string>> = {
 /** The ONNX data type number of a dtype (inverse of {@link ONNX_TYPE_DTYPES}). */
 export function onnxTypeOf(dtype: DType): number {
   for (const [k, v] of Object.entries(ONNX_TYPE_DTYPES)) if (v === dtype) return Number(k);
-  throw new Error(`unreachable: dtype ${dtype}`);
+  throw typeError('dtype', `one of ${Object.values(ONNX_TYPE_DTYPES).map((t) => `'${t}'`).join(', ')}`, dtype);
 }
 
 /**
