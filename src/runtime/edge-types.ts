@@ -372,3 +372,9 @@ export function edgeOutputs(edges: EdgeTypes, tensors: Record<string, Tensor<'fl
   }
   return out;
 }
+
+/** A Tensor cast to another dtype with ONNX Cast semantics (a fresh array; the same Tensor when the dtype is its own). */
+export function castTensor<T extends DType>(tensor: Tensor<DType>, to: T): Tensor<T> {
+  if (tensor.type === to) return tensor as Tensor<T>;
+  return new Tensor(to, castElements(tensor.data as never, tensor.type, to), tensor.dims);
+}
