@@ -219,7 +219,8 @@ function convert(raw: RawGraph): Graph {
       }
     }
     const castInput = node.op === 'Cast' ? graphInputs.get(node.inputs[0] ?? '') : undefined;
-    if (node.op === 'Cast' && node.attrs.to === 1 && (castInput === undefined || castInput === 'float32')) node = { ...node, op: 'Identity', attrs: {} }; // Kiln values are float32
+    // Kiln values are float32, float64 ones included (computed at float32 precision, edge-types.ts).
+    if (node.op === 'Cast' && (node.attrs.to === 1 || node.attrs.to === 11) && (castInput === undefined || castInput === 'float32')) node = { ...node, op: 'Identity', attrs: {} };
     if (node.op === 'Cast' && (castInput !== undefined || graphOutputs.has(node.outputs[0] ?? ''))) {
       const reason = unheldTypeReason(Number(node.attrs.to));
       if (reason !== undefined) {

@@ -233,6 +233,24 @@ describe('sessions with typed inputs and outputs', () => {
   });
 });
 
+describe('Casts between float32 and float64 inside the graph', () => {
+  it('are identities: float64 values are computed as float32', async () => {
+    const bytes = model({
+      opset: 13, inputs: [valueInfo('x', ['N', 2], DataType.DOUBLE)], outputs: [valueInfo('y', ['N', 2], DataType.DOUBLE)],
+      nodes: [
+        node('Cast', ['x'], ['xf'], [attr.i('to', DataType.FLOAT)], 'down'),
+        node('Relu', ['xf'], ['r'], [], 'relu'),
+        node('Cast', ['r'], ['rd'], [attr.i('to', DataType.DOUBLE)], 'up'),
+        node('Neg', ['rd'], ['y'], [], 'neg'),
+      ],
+    });
+    const session = await InferenceSession.create(bytes);
+    const { y } = await session.run<'float64'>({ x: new Tensor('float64', [0.1, -2], [1, 2]) });
+    expect(Array.from(y!.data)).toEqual([-Math.fround(0.1), -0]);
+    session.release();
+  });
+});
+
 describe('refusals at typed inputs and outputs', () => {
   it('integer arithmetic on an integer input names the op and the dtype', async () => {
     const bytes = model({ opset: 13, inputs: [valueInfo('x', ['N', 3], DataType.INT64)], outputs: [valueInfo('y', ['N', 3], DataType.INT64)], nodes: [node('Neg', ['x'], ['y'], [], 'neg')] });
