@@ -4,7 +4,10 @@
  * bool outputs must be equal).
  */
 import { DataType, type ITensorProto } from '../../src/onnx/proto.js';
-import { tensorFromProto } from '../../src/onnx/tensor-proto.js';
+import { tensorFromProto, typedTensorFromProto } from '../../src/onnx/tensor-proto.js';
+import { decodeBfloat16, decodeMiniFloat, MINI_FLOATS, type MiniFloatType } from '../../src/tensor-formats.js';
+import { ONNX_TYPE_DTYPES } from '../../src/runtime/edge-types.js';
+import { type DType, fromFloat16Bits, type Tensor } from '../../src/tensor.js';
 
 /** ONNX backend-test tolerances. */
 export const RTOL = 1e-3;
@@ -16,6 +19,8 @@ export type ValueKind = 'float' | 'exact';
 /** An expected output as plain numbers (doubles and int64 kept exact, unlike Kiln's own decoder). */
 export interface ExpectedTensor {
   kind: ValueKind;
+  /** The Tensor dtype of the proto's data type (what the session must return). */
+  dtype?: DType;
   dims: number[];
   values: ArrayLike<number>;
 }
@@ -30,6 +35,7 @@ const FLOAT_TYPES: ReadonlySet<number> = new Set([DataType.FLOAT, DataType.DOUBL
 export function expectedFromProto(proto: ITensorProto, what: string): ExpectedTensor {
   const dataType = proto.dataType ?? 0;
   const kind: ValueKind = FLOAT_TYPES.has(dataType) ? 'float' : 'exact';
+  const dtype = ONNX_TYPE_DTYPES[dataType];
   const raw = proto.rawData && proto.rawData.length > 0 ? proto.rawData : undefined;
   if (dataType === DataType.DOUBLE || dataType === DataType.INT64 || dataType === DataType.UINT64) {
     const dims = (proto.dims ?? []).map(Number);
@@ -42,13 +48,35 @@ export function expectedFromProto(proto: ITensorProto, what: string): ExpectedTe
           : dataType === DataType.INT64 ? Number(view.getBigInt64(i * 8, true))
           : Number(view.getBigUint64(i * 8, true));
       }
-      return { kind, dims, values };
+      return { kind, dtype, dims, values };
     }
     const field = dataType === DataType.DOUBLE ? proto.doubleData : dataType === DataType.INT64 ? proto.int64Data : proto.uint64Data;
-    return { kind, dims, values: Float64Array.from(field ?? [], (v) => Number(typeof v === 'object' && v !== null ? v.toString() : v)) };
+    return { kind, dtype, dims, values: Float64Array.from(field ?? [], (v) => Number(typeof v === 'object' && v !== null ? v.toString() : v)) };
+  }
+  if (dtype !== undefined && NARROW_DTYPES.has(dtype)) {
+    // bfloat16, float8, float4: compared as the values their codes stand for (any NaN code equals
+    // any other); 4- and 2-bit integers exactly.
+    const tensor = typedTensorFromProto(proto, what);
+    const narrowFloat = !dtype.includes('int');
+    return { kind: narrowFloat ? 'float' : 'exact', dtype, dims: tensor.dims.slice(), values: numbersOf(tensor) };
   }
   const tensor = tensorFromProto(proto, what);
-  return { kind, dims: tensor.dims.slice(), values: tensor.data };
+  return { kind, dtype, dims: tensor.dims.slice(), values: tensor.data };
+}
+
+const NARROW_DTYPES: ReadonlySet<DType> = new Set(['bfloat16', 'float8e4m3fn', 'float8e4m3fnuz', 'float8e5m2', 'float8e5m2fnuz', 'float4e2m1', 'int4', 'uint4', 'int2', 'uint2']);
+
+/**
+ * A Tensor's elements as the numbers they stand for: float16 bits decoded, 64-bit integers as the
+ * nearest double (exact up to 2^53, like the expected values read above), bools 0/1.
+ */
+export function numbersOf(tensor: Tensor<DType>): ArrayLike<number> {
+  const data = tensor.data;
+  if (tensor.type === 'float16') return Float64Array.from(data as Uint16Array, fromFloat16Bits);
+  if (tensor.type === 'bfloat16') return Float64Array.from(data as Uint16Array, decodeBfloat16);
+  if (tensor.type in MINI_FLOATS) return Float64Array.from(data as Uint8Array, (c) => decodeMiniFloat(tensor.type as MiniFloatType, c));
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Float64Array.from(data, Number);
+  return data as ArrayLike<number>;
 }
 
 /** The result of comparing one output. */

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 
 import { InferenceSession } from '../../src/runtime/session.js';
 import { onnx, type ITensorProto } from '../../src/onnx/proto.js';
-import { tensorFromProto } from '../../src/onnx/tensor-proto.js';
-import type { Tensor } from '../../src/tensor.js';
-import { compareOutput, expectedFromProto, type ExpectedTensor } from './compare.js';
+import { typedTensorFromProto } from '../../src/onnx/tensor-proto.js';
+import type { DType, Tensor } from '../../src/tensor.js';
+import { compareOutput, expectedFromProto, numbersOf, type ExpectedTensor } from './compare.js';
 import { dataSets, protoFiles } from './discover.js';
 import { outcomeOfError, type TestOutcome } from './outcome.js';
 
@@ -52,21 +52,25 @@ export async function runNodeTest(dir: string): Promise<TestOutcome> {
     session = await InferenceSession.create(modelBytes, { intraOpNumThreads: 1 });
     let maxAbsError = 0;
     for (const set of dataSets(dir)) {
-      const feeds: Record<string, Tensor> = {};
+      const feeds: Record<string, Tensor<DType>> = {};
       protoFiles(set, 'input').forEach((file, k) => {
         const proto = readTensorProto(file);
         // The file's own name when it has one (optional inputs may be left out), else position.
         const name = proto.name && names.inputs.includes(proto.name) ? proto.name : names.inputs[k]!;
-        feeds[name] = tensorFromProto(proto, `input '${name}'`);
+        // Of the file's own type: the session checks it against the model's declared input type.
+        feeds[name] = typedTensorFromProto(proto, `input '${name}'`);
       });
-      const outputs = await session.run(feeds);
+      const outputs = await session.run<DType>(feeds);
       for (const [k, file] of protoFiles(set, 'output').entries()) {
         const name = names.outputs[k]!;
         const expected = expectedOutput(file, name);
         if (typeof expected === 'string') return { category: 'error', message: expected };
         const actual = outputs[name];
         if (actual === undefined) return { category: 'fail', message: `${set.slice(dir.length + 1)}: no output '${name}' (got ${Object.keys(outputs).join(', ')})` };
-        const result = compareOutput(actual, expected);
+        if (expected.dtype !== undefined && actual.type !== expected.dtype) {
+          return { category: 'fail', message: `${set.slice(dir.length + 1)} output '${name}': dtype ${actual.type}, expected ${expected.dtype}` };
+        }
+        const result = compareOutput({ dims: actual.dims, data: numbersOf(actual) }, expected);
         maxAbsError = Math.max(maxAbsError, result.maxAbsError);
         if (!result.ok) return { category: 'fail', message: `${set.slice(dir.length + 1)} output '${name}': ${result.mismatch}`, maxAbsError };
       }

@@ -6,6 +6,7 @@ import type { Graph } from '../graph/ir.js';
 import { benchmarkAgainstOrt, benchmarkInput, exportModel } from '../onnx/index.js';
 import type { OrtBenchmarkRow } from '../onnx/benchmark.js';
 import { InferenceSession } from '../runtime/session.js';
+import { castTensor } from '../runtime/edge-types.js';
 import { measure, type Timing } from '../util/timing.js';
 import { readModelSource, type ModelSource } from './model-source.js';
 import { Output } from './output.js';
@@ -80,7 +81,7 @@ export async function benchCommand(modelPath: string, opts: BenchCommandOptions)
         const name = session.inputNames[0];
         for (const batch of opts.batches) {
           bar.update(rows.length, { threads, batch });
-          const x = benchmarkInput(batch, shape, 7 + batch);
+          const x = castTensor(benchmarkInput(batch, shape, 7 + batch), session.inputTypes[0]!);
           const kiln = await measure(() => session.run({ [name]: x }), { minMs: opts.minMs });
           rows.push({ threads, batch, kiln, kilnImagesPerSecond: (batch * 1000) / kiln.medianMs });
         }

@@ -41,7 +41,7 @@
  *   SpaceToDepth: `blocksize`.
  * Integer constants that are still tensors (Gather indices) are int32 initializers.
  */
-import type { Tensor } from '../tensor.js';
+import type { DType, Tensor } from '../tensor.js';
 
 export type AttrValue = number | string | number[] | string[] | Tensor;
 export type Attrs = Record<string, AttrValue>;
@@ -51,7 +51,11 @@ export type Dim = number | string;
 
 export interface ValueInfo {
   name: string;
-  dtype: 'float32' | 'int64' | 'int32' | 'uint8' | 'int8';
+  /**
+   * Declared element type. The plan computes float32 values: an InferenceSession converts other
+   * input and output types where they meet it (runtime/edge-types.ts).
+   */
+  dtype: DType;
   shape: Dim[];
 }
 

@@ -4,6 +4,7 @@
  * matched thread counts. Used by `kiln bench model.onnx --vs-ort` and `npm run bench`.
  */
 import { InferenceSession } from '../runtime/session.js';
+import { castTensor } from '../runtime/edge-types.js';
 import { Tensor } from '../tensor.js';
 import { measurePair } from '../util/timing.js';
 import type { Timing } from '../util/timing.js';
@@ -65,8 +66,9 @@ export async function benchmarkAgainstOrt(model: Uint8Array, options: OrtBenchma
       const kilnIn = kiln.inputNames[0];
       const ortIn = ortSession.inputNames[0];
       for (const batch of batches) {
-        const x = benchmarkInput(batch, shape, 7 + batch);
-        const ortX = new ort.Tensor('float32', x.data, x.dims);
+        // Of the model's input type (a float16 or float64 model), cast from the float32 draw.
+        const x = castTensor(benchmarkInput(batch, shape, 7 + batch), kiln.inputTypes[0]!);
+        const ortX = new ort.Tensor(x.type as 'float32', x.data as Float32Array, x.dims);
         const [tk, to] = await measurePair(
           () => kiln.run({ [kilnIn]: x }),
           () => ortSession.run({ [ortIn]: ortX }),

@@ -6,6 +6,7 @@
  * Used by importModel's `bindInputs` and by InferenceSession for parameter inputs
  * (parameter-inputs.ts, runtime/bound-session.ts).
  */
+import { ErrorCode, KilnError } from '../errors.js';
 import type { Dim } from '../graph/ir.js';
 import { DTYPE_BYTES, type DType } from '../tensor.js';
 import { describe, rangeError, shapeError, typeError } from '../validate.js';
@@ -91,7 +92,8 @@ export function boundInitializer(input: DeclaredInput, value: BindableTensor, wh
   if (value === null || typeof value !== 'object' || !('data' in value) || !('dims' in value) || !('type' in value)) throw typeError(where, 'a Tensor', value);
   const accepted = acceptedDtypes(input.elemType);
   if (accepted.length === 0) {
-    throw typeError(where, `a value Kiln can bind (the input is declared ${dataTypeName(input.elemType) ?? `type ${input.elemType}`})`, value);
+    // A valid parameter type Kiln holds no constants of (a FLOAT8 zero point: float8 quantization).
+    throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot bind ${dataTypeName(input.elemType) ?? `type ${input.elemType}`} values as constants (${where}): its constants are float32 and 8- to 32-bit integers`);
   }
   const type = value.type;
   if (!accepted.includes(type)) throw typeError(where, `a Tensor of type ${accepted.map((t) => `'${t}'`).join(' or ')} (the model declares ${dataTypeName(input.elemType)})`, typeof type === 'string' ? `a ${type} Tensor` : value);

@@ -25,7 +25,9 @@ import { exportModel } from './export.js';
 import { readExternalData } from './external-data.js';
 import { importModel } from './import.js';
 import { loadOnnxRuntime } from './onnxruntime.js';
-import { chunkRows, concatChunks, rowCounter, rowRanges, runKilnChunks, sliceFeeds } from './row-chunks.js';
+import { asFloat32, chunkRows, concatChunks, rowCounter, rowRanges, runKilnChunks, sliceFeeds } from './row-chunks.js';
+import { castElements } from '../runtime/edge-types.js';
+import type { DType } from '../tensor.js';
 import { DataType, decodeModel, encodeModel } from './proto.js';
 import { externalTensors } from './read-graph.js';
 
@@ -144,8 +146,13 @@ function referenceFromModel(model: string | Uint8Array): Reference {
     const produced = new Set((g.node ?? []).flatMap((n) => n.output ?? []));
     g.output = g.output ?? [];
     const outputs = new Set(g.output.map((o) => o.name));
+    // An intermediate value has its value_info type, else the model's float type (a float16 or
+    // float64 model computes in that type throughout; ORT refuses an output declared otherwise).
+    const declared = new Map((g.valueInfo ?? []).map((v) => [v.name ?? '', v.type?.tensorType?.elemType ?? 0]));
+    const io = [...(g.input ?? []), ...g.output].map((v) => v.type?.tensorType?.elemType ?? 0);
+    const floatType = io.find((t) => t === DataType.FLOAT16 || t === DataType.DOUBLE) ?? DataType.FLOAT;
     for (const name of extra) {
-      if (produced.has(name) && !outputs.has(name)) g.output.push({ name, type: { tensorType: { elemType: DataType.FLOAT } } });
+      if (produced.has(name) && !outputs.has(name)) g.output.push({ name, type: { tensorType: { elemType: declared.get(name) || floatType } } });
     }
     return encodeModel(proto);
   };
@@ -168,15 +175,19 @@ function withOutputs(graph: Graph, extra: string[]): Graph {
   return { ...graph, outputs };
 }
 
-function makeInputs(graph: Graph, inputs: unknown, seed: number): { feeds: Record<string, Tensor<'float32'>>; batch: number } {
+/**
+ * The feeds, of each input's declared type: given ones are checked; random ones are drawn as float32
+ * in [0, 1) and cast to that type (ONNX Cast semantics: integer inputs get zeros).
+ */
+function makeInputs(graph: Graph, inputs: unknown, seed: number): { feeds: Record<string, Tensor<DType>>; batch: number } {
   if (inputs !== undefined && typeof inputs !== 'number') {
     if (inputs === null || typeof inputs !== 'object') throw typeError('inputs', 'a record of Tensors or a batch size', inputs);
-    const feeds: Record<string, Tensor<'float32'>> = {};
+    const feeds: Record<string, Tensor<DType>> = {};
     const given = inputs as Record<string, unknown>;
     for (const i of graph.inputs) {
       const t = given[i.name];
-      if (!(t instanceof Tensor) || t.type !== 'float32') throw typeError(`inputs['${i.name}']`, 'a float32 Tensor', t);
-      feeds[i.name] = t as Tensor<'float32'>;
+      if (!(t instanceof Tensor) || t.type !== i.dtype) throw typeError(`inputs['${i.name}']`, `a ${i.dtype} Tensor`, t);
+      feeds[i.name] = t as Tensor<DType>;
     }
     for (const name of Object.keys(given)) {
       if (!graph.inputs.some((i) => i.name === name)) throw typeError(`inputs['${name}']`, `one of the model inputs (${graph.inputs.map((i) => `'${i.name}'`).join(', ')})`, name);
@@ -186,7 +197,7 @@ function makeInputs(graph: Graph, inputs: unknown, seed: number): { feeds: Recor
   }
   const batch = inputs === undefined ? 1 : integer('inputs', inputs, 1, 65536);
   const rng = new Rng(seed);
-  const feeds: Record<string, Tensor<'float32'>> = {};
+  const feeds: Record<string, Tensor<DType>> = {};
   for (const i of graph.inputs) {
     const dims = i.shape.map((d: Dim, axis) => {
       if (typeof d === 'number') return d;
@@ -194,7 +205,8 @@ function makeInputs(graph: Graph, inputs: unknown, seed: number): { feeds: Recor
       throw typeError('inputs', `explicit inputs: '${i.name}' has the dynamic dimension '${d}' beyond the batch`, inputs);
     });
     const n = dims.reduce((a, b) => a * b, 1);
-    feeds[i.name] = new Tensor('float32', Float32Array.from({ length: n }, () => rng.next()), dims);
+    const values = Float32Array.from({ length: n }, () => rng.next());
+    feeds[i.name] = new Tensor(i.dtype, (i.dtype === 'float32' ? values : castElements(values, 'float32', i.dtype)) as never, dims);
   }
   return { feeds, batch };
 }
@@ -202,7 +214,7 @@ function makeInputs(graph: Graph, inputs: unknown, seed: number): { feeds: Recor
 /** Each chunk of feeds through onnxruntime, `onChunk(rows)` after each; outputs concatenated. */
 async function runOrt(
   model: Uint8Array | string,
-  chunks: Record<string, Tensor<'float32'>>[],
+  chunks: Record<string, Tensor<DType>>[],
   names: string[],
   threads: number | undefined,
   onChunk: (rows: number) => void,
@@ -214,10 +226,11 @@ async function runOrt(
     const results: Record<string, Float32Array>[] = [];
     for (const feeds of chunks) {
       const ortFeeds: Record<string, Ort.Tensor> = {};
-      for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = new ort.Tensor('float32', t.data, t.dims.slice());
+      for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims.slice());
       const out = await session.run(ortFeeds, names.filter((n) => session.outputNames.includes(n)));
       const result: Record<string, Float32Array> = {};
-      for (const [k, v] of Object.entries(out)) result[k] = v.data as Float32Array;
+      // Typed outputs (float16/float64 models) compare as float32 values: the precision Kiln computes at.
+      for (const [k, v] of Object.entries(out)) result[k] = asFloat32(v.data as Tensor<DType>['data'], v.type as DType);
       results.push(result);
       onChunk(chunkRows(feeds));
     }
@@ -283,7 +296,7 @@ async function run(graph: Graph, reference: Reference, inputs: unknown, opts: Pa
     // Every intermediate value must exist as computed: no fusion may swallow one.
     ...(perNode ? { graphOptimizationLevel: 'disabled' as const } : {}),
   });
-  let kilnOut: Record<string, Tensor<'float32'>>;
+  let kilnOut: Awaited<ReturnType<typeof runKilnChunks>>;
   try {
     kilnOut = await runKilnChunks(session, chunks, batch, rowCounter('kiln', batch, opts.onProgress));
   } finally {

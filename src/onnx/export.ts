@@ -15,6 +15,7 @@ import { Tensor } from '../tensor.js';
 import { dims as checkDims, options as checkOptions, typeError } from '../validate.js';
 import { AttributeType, DataType, encodeModel, type IAttributeProto, type INodeProto, type ITensorProto, type IValueInfoProto } from './proto.js';
 import { tensorToProto } from './tensor-proto.js';
+import { onnxTypeOf } from '../runtime/edge-types.js';
 import { emitQdqNode, emitQuantizedPool, type QdqEmitter } from './export-qdq.js';
 
 export const EXPORT_OPSET = 17;
@@ -163,7 +164,7 @@ function attribute(name: string, type: 'int' | 'ints' | 'float' | 'string', valu
 }
 
 function valueInfo(name: string, dtype: ValueInfo['dtype'], shape: readonly Dim[] | undefined): IValueInfoProto {
-  const elemType = { float32: DataType.FLOAT, int64: DataType.INT64, int32: DataType.INT32, uint8: DataType.UINT8, int8: DataType.INT8 }[dtype];
+  const elemType = onnxTypeOf(dtype);
   const tensorType: NonNullable<IValueInfoProto['type']>['tensorType'] = { elemType };
   if (shape !== undefined) tensorType.shape = { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) };
   return { name, type: { tensorType } };

@@ -305,7 +305,8 @@ function floatForm(env: QuantImportEnv, node: GraphNode): GraphNode[] | undefine
     return [first, ...(zpC ? [step('Sub', [codes, zpC], centred)] : []), step('Mul', [centred, scaleC], y)];
   }
   if (wide) throw new Unsupported('QuantizeLinear to a type wider than 8 bits');
-  const dtype = zp?.type === 'int8' ? 'int8' : 'uint8';
+  const dtype = zp?.type === 'int8' || (zp === undefined && node.attrs.output_dtype === 3) ? 'int8' : 'uint8';
+  if (zp === undefined && typeof node.attrs.output_dtype === 'number' && ![0, 2, 3].includes(node.attrs.output_dtype)) throw new Unsupported(`output_dtype ${node.attrs.output_dtype} (Kiln quantizes to uint8 or int8)`);
   const [lo, hi] = dtype === 'int8' ? [-128, 127] : [0, 255];
   const scaled = value('scaled');
   const rounded = value('rounded');

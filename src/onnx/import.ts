@@ -35,6 +35,7 @@ const ONNX_BOOL = 9;
 /** Operators whose result is bool, and views that keep their input's element type. */
 const BOOL_RESULT_OPS: ReadonlySet<string> = new Set(['Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf']);
 const BOOL_VIEW_OPS: ReadonlySet<string> = new Set(['Identity', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze']);
+import { unheldTypeReason } from '../runtime/edge-types.js';
 
 export interface ImportOptions {
   /**
@@ -146,6 +147,12 @@ function convert(raw: RawGraph): Graph {
   const nodes: GraphNode[] = [];
   /** Run-time values of element type bool (a Cast to FLOAT of one is a real conversion). */
   const boolValues = new Set<string>();
+  /**
+   * Casts where a graph input enters or a graph output leaves: kept as Casts for the session,
+   * which turns them into its edge conversions (runtime/edge-types.ts).
+   */
+  const edgeCasts = new Set<GraphNode>();
+  const graphInputs = new Map(raw.inputs.map((i) => [i.name, i.dtype]));
   /** Domain and version of each model node, by node name, for the error that lists problems. */
   const versionLabels = new Map(raw.nodes.map((n) => [n.name, versionLabel(raw, n)]));
   /** Why a kept node cannot run, by node name. */
@@ -173,7 +180,7 @@ function convert(raw: RawGraph): Graph {
     if (rawNode.inputs.some((i) => poisoned.has(i))) {
       // Downstream of something Kiln cannot run: only report it if it is unknown as well.
       for (const o of rawNode.outputs) poisoned.add(o);
-      const reason = rawNode.domain !== '' ? 'not implemented' : !(RUNTIME_OPS.has(rawNode.op) || FOLDABLE_OPS.has(rawNode.op)) ? notImplementedReason(rawNode.op) : unimplementedForm(raw, rawNode);
+      const reason = rawNode.domain !== '' ? 'not implemented' : rawNode.op === 'CastLike' ? undefined : !(RUNTIME_OPS.has(rawNode.op) || FOLDABLE_OPS.has(rawNode.op)) ? notImplementedReason(rawNode.op) : unimplementedForm(raw, rawNode);
       if (reason !== undefined) unsupported.set(rawNode.name, reason);
       nodes.push(plain(rawNode));
       continue;
@@ -203,7 +210,7 @@ function convert(raw: RawGraph): Graph {
     }
     let canonical: GraphNode[] | undefined;
     try {
-      canonical = normalizeNode(plain(rawNode), ctx);
+      canonical = rawNode.op === 'CastLike' ? [castLikeAsCast(rawNode, raw)] : normalizeNode(plain(rawNode), ctx);
     } catch (err) {
       if (err instanceof Unsupported) {
         reject(err.reason);
@@ -264,8 +271,25 @@ function convert(raw: RawGraph): Graph {
         return;
       }
     }
-    // Run-time values are float32 or bool: a cast to float of a float value is the value itself.
-    if (node.op === 'Cast' && node.attrs.to === ONNX_FLOAT && !boolValues.has(node.inputs[0])) node = { ...node, op: 'Identity', attrs: {} };
+    const castInput = node.op === 'Cast' ? graphInputs.get(node.inputs[0] ?? '') : undefined;
+    // Run-time values are float32 (float64 ones included, computed at float32 precision: edge-types.ts)
+    // or bool: a cast to float of a float value is the value itself.
+    if (node.op === 'Cast' && (node.attrs.to === ONNX_FLOAT || node.attrs.to === 11) && !boolValues.has(node.inputs[0]!) && (castInput === undefined || castInput === 'float32')) node = { ...node, op: 'Identity', attrs: {} };
+    // A Cast where a typed graph input enters or a graph output leaves becomes the session's edge conversion.
+    if (node.op === 'Cast' && ((castInput !== undefined && castInput !== 'float32') || graphOutputs.has(node.outputs[0] ?? ''))) {
+      const reason = unheldTypeReason(Number(node.attrs.to));
+      if (reason !== undefined) {
+        unsupported.set(node.name, `Cast to ONNX type ${String(node.attrs.to)}: ${reason}`);
+        for (const o of node.outputs) poisoned.add(o);
+      } else {
+        const s = inShapes[0];
+        if (s === undefined) throw corrupt(`Expected a known shape for '${node.inputs[0]}' but received none`);
+        shapes.set(node.outputs[0]!, s.slice());
+        edgeCasts.add(node);
+      }
+      nodes.push(node);
+      return;
+    }
     const castElsewhere = node.op === 'Cast' && node.attrs.to !== ONNX_FLOAT && node.attrs.to !== ONNX_BOOL;
     if (!RUNTIME_OPS.has(node.op) || castElsewhere) {
       unsupported.set(node.name, node.op === 'Cast' ? `Cast to ONNX type ${String(node.attrs.to)} on values computed at run time (the runtime carries float32 and bool values only)` : FOLDABLE_OPS.has(node.op) ? 'on values computed at run time' : notImplementedReason(node.op));
@@ -292,7 +316,7 @@ function convert(raw: RawGraph): Graph {
     throw err instanceof KilnError ? err : corrupt(`Inconsistent quantized model: ${err instanceof Error ? err.message : String(err)}`, err);
   }
   const live = liveNodes(lifted, graphOutputs);
-  const problems = live.filter((n) => unsupported.has(n.name) || (!RUNTIME_OPS.has(n.op) && !INT8_OPS.has(n.op)));
+  const problems = live.filter((n) => unsupported.has(n.name) || (!RUNTIME_OPS.has(n.op) && !INT8_OPS.has(n.op) && !edgeCasts.has(n)));
   if (problems.length > 0) {
     const list = problems.map((n) => {
       const label = versionLabels.get(n.name);
@@ -311,6 +335,17 @@ function convert(raw: RawGraph): Graph {
   }
   const outputs: ValueInfo[] = raw.outputs.map((o) => ({ name: o.name, dtype: o.dtype ?? 'float32', shape: shapes.get(o.name) ?? o.shape ?? [] }));
   return { name: raw.name, inputs: raw.inputs, outputs, nodes: live, initializers, metadata: raw.metadata };
+}
+
+/**
+ * CastLike as the Cast it means: the target type is the second input's declared (or stored)
+ * element type, which the Cast then reads no more.
+ */
+function castLikeAsCast(n: RawNode, raw: RawGraph): GraphNode {
+  const like = n.inputs[1] ?? '';
+  const to = raw.elemTypes.get(like);
+  if (to === undefined || to === 0) throw new Unsupported(`its second input '${like}' declares no element type`);
+  return { name: n.name, op: 'Cast', inputs: [n.inputs[0]!], outputs: n.outputs.slice(0, 1), attrs: { to, ...(n.attrs.saturate === undefined ? {} : { saturate: n.attrs.saturate }) } };
 }
 
 /** 'domain D, version V': the operator version a node means (its since_version, by its domain's opset). */

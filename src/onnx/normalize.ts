@@ -730,7 +730,7 @@ const NORMALIZERS: Record<string, Normalizer> = {
   Shape: keep(['start', 'end']),
   Gather: keep(['axis'], { axis: 0 }),
   Range: keep([]),
-  Cast: keep(['to']),
+  Cast: keep(['to', 'saturate']),
   CastLike: castLike,
   Size: keep([]),
   Slice: slice,

@@ -69,7 +69,10 @@ export function qparams(env: QuantImportEnv, node: GraphNode, s: number, z: numb
   }
   const zpName = node.inputs[z];
   let zeroPoint = new Int32Array(scale.size);
-  let dtype: QParams['dtype'] = 'uint8';
+  // Without a zero point the type is output_dtype's (QuantizeLinear-21), uint8 by default.
+  const outputDtype = node.attrs.output_dtype;
+  if (typeof outputDtype === 'number' && outputDtype !== 0 && outputDtype !== 2 && outputDtype !== 3) throw new Unsupported(`output_dtype ${outputDtype} (Kiln quantizes to uint8 or int8)`);
+  let dtype: QParams['dtype'] = outputDtype === 3 ? 'int8' : 'uint8';
   if (zpName !== undefined && zpName !== '') {
     const zp = constant(env, zpName);
     if (zp === undefined) throw new Unsupported(`a zero point ('${zpName}') computed at run time`);

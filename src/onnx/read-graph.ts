@@ -12,6 +12,7 @@ import {
 } from './proto.js';
 import { MAX_DIM, tensorFromProto } from './tensor-proto.js';
 import { NEWEST_ONNX_OPSET, OLDEST_ONNX_OPSET } from './op-versions.js';
+import { ONNX_TYPE_DTYPES, unheldTypeReason } from '../runtime/edge-types.js';
 
 /** An ONNX node before normalisation; `domain` '' is the default ONNX domain. */
 export interface RawNode extends GraphNode {
@@ -31,18 +32,18 @@ export interface RawGraph {
   outputs: { name: string; dtype: ValueInfo['dtype'] | undefined; shape: Dim[] | undefined }[];
   /** Declared shapes of intermediate values (value_info). */
   declared: Map<string, Dim[]>;
+  /**
+   * ONNX element type of every value that declares one (inputs, outputs, value_info) and of every
+   * initializer (as stored: the Tensor may hold it in a wider or narrower type), for CastLike.
+   */
+  elemTypes: Map<string, number>;
   initializers: Map<string, Tensor>;
   nodes: RawNode[];
   metadata: Record<string, string>;
 }
 
-const DTYPES: Partial<Record<number, ValueInfo['dtype']>> = {
-  [DataType.FLOAT]: 'float32',
-  [DataType.INT64]: 'int64',
-  [DataType.INT32]: 'int32',
-  [DataType.UINT8]: 'uint8',
-  [DataType.INT8]: 'int8',
-};
+/** Graph inputs and outputs of every type a Tensor holds are read; the session converts them (runtime/edge-types.ts). */
+const DTYPES: Partial<Record<number, ValueInfo['dtype']>> = ONNX_TYPE_DTYPES;
 
 const has = (o: object, key: string): boolean => Object.prototype.hasOwnProperty.call(o, key);
 const utf8 = new TextDecoder('utf-8');
@@ -148,7 +149,9 @@ export function externalTensors(model: IModelProto): { tensor: ITensorProto; wha
 export function readGraph(model: IModelProto, { opset, domainOpsets }: ModelOpsets, external: Map<ITensorProto, Uint8Array>): RawGraph {
   const g = model.graph!;
   const initializers = new Map<string, Tensor>();
+  const elemTypes = new Map<string, number>();
   for (const [i, t] of (g.initializer ?? []).entries()) {
+    if (t.name) elemTypes.set(t.name, t.dataType ?? 0);
     const name = t.name ?? '';
     const what = `initializer '${name}'`;
     if (name === '') throw corrupt(`Expected a name for initializer ${i} but received none`);
@@ -171,8 +174,9 @@ export function readGraph(model: IModelProto, { opset, domainOpsets }: ModelOpse
     if (dtype === undefined) {
       const typeName = dataTypeName(t.elemType);
       if (typeName === undefined) throw corrupt(`Expected a tensor element type for graph input '${name}' but received ${t.elemType}`);
-      throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot feed ${typeName} graph inputs ('${name}')`);
+      throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot feed ${typeName} graph inputs ('${name}'): ${unheldTypeReason(t.elemType)}`);
     }
+    elemTypes.set(name, t.elemType);
     if (t.shape === undefined) throw corrupt(`Expected a shape for graph input '${name}' but received none (pass inputShapes)`);
     inputs.push({ name, dtype, shape: t.shape });
   }
@@ -182,6 +186,12 @@ export function readGraph(model: IModelProto, { opset, domainOpsets }: ModelOpse
     const name = v.name ?? '';
     if (name === '') throw corrupt('Expected a name for every graph output but received an empty one');
     const t = declaredType(v, `graph output '${name}'`);
+    if (t && t.elemType !== 0) {
+      elemTypes.set(name, t.elemType);
+      if (DTYPES[t.elemType] === undefined && dataTypeName(t.elemType) !== undefined) {
+        throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot return ${dataTypeName(t.elemType)} graph outputs ('${name}'): ${unheldTypeReason(t.elemType)}`);
+      }
+    }
     outputs.push({ name, dtype: t ? DTYPES[t.elemType] : undefined, shape: t?.shape });
   }
   if (outputs.length === 0) throw corrupt('Expected at least one graph output but received none');
@@ -190,6 +200,7 @@ export function readGraph(model: IModelProto, { opset, domainOpsets }: ModelOpse
   for (const v of g.valueInfo ?? []) {
     const t = declaredType(v, `value '${v.name ?? ''}'`);
     if (t?.shape !== undefined && v.name) declared.set(v.name, t.shape);
+    if (t && t.elemType !== 0 && v.name && !elemTypes.has(v.name)) elemTypes.set(v.name, t.elemType);
   }
 
   const nodes = sortNodes(readNodes(model, external), inputs, initializers, outputs.map((o) => o.name));
@@ -199,7 +210,7 @@ export function readGraph(model: IModelProto, { opset, domainOpsets }: ModelOpse
   metadata.source_format = 'onnx';
   if (domainOpsets.has('')) metadata.source_opset = String(opset);
   if (model.producerName) metadata.source_producer = `${model.producerName}${model.producerVersion ? ` ${model.producerVersion}` : ''}`;
-  return { name: g.name || 'onnx', opset, domainOpsets, inputs, outputs, declared, initializers, nodes, metadata };
+  return { name: g.name || 'onnx', opset, domainOpsets, inputs, outputs, declared, elemTypes, initializers, nodes, metadata };
 }
 
 function readNodes(model: IModelProto, external: Map<ITensorProto, Uint8Array>): RawNode[] {

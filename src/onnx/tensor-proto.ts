@@ -2,7 +2,8 @@
  * TensorProto <-> Tensor. Every size is checked against the data actually present before a typed
  * array is allocated, so a corrupt header cannot make Kiln allocate absurd memory.
  */
-import { Tensor, type StorageDType as DType } from '../tensor.js';
+import { Tensor, type DType as FullDType, type NarrowDType, type StorageDType as DType } from '../tensor.js';
+import { ONNX_TYPE_DTYPES, unheldTypeReason } from '../runtime/edge-types.js';
 import { corrupt, DataType, dataTypeName, int64ToInt32Saturating, int64ToNumber, type Int64Like, type ITensorProto } from './proto.js';
 import { ErrorCode, KilnError } from '../errors.js';
 
@@ -233,4 +234,90 @@ export function tensorToProto(name: string, tensor: Tensor, int32As: 'INT64' | '
     default:
       throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot export tensors of type ${String(tensor.type)} (${name})`);
   }
+}
+
+/**
+ * A TensorProto as a Tensor of its own type (onnxruntime-node's dtypes: DOUBLE as float64,
+ * FLOAT16 as half bits, INT64 as BigInt64Array, BOOL as bool...), unlike tensorFromProto, which
+ * reads into the storage types Kiln computes with. For feeding a model's typed inputs.
+ * @throws KilnError ERR_KILN_UNSUPPORTED_OP naming a type no JavaScript tensor holds (BFLOAT16,
+ *   FLOAT8*, INT4, STRING...); ERR_KILN_CORRUPT_MODEL for inconsistent sizes
+ */
+export function typedTensorFromProto(t: ITensorProto, what: string): Tensor<FullDType> {
+  const dataType = t.dataType ?? 0;
+  const dtype = ONNX_TYPE_DTYPES[dataType];
+  if (dtype === undefined) {
+    const name = dataTypeName(dataType);
+    if (name === undefined) throw corrupt(`Expected a TensorProto data type for ${what} but received ${dataType}, which onnx.proto does not define`);
+    throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot hold ${name} tensors (${what}): ${unheldTypeReason(dataType)}`);
+  }
+  if (t.segment) throw corrupt(`Expected a whole tensor for ${what} but received a segment of one`);
+  const { dims, size } = tensorDims(t.dims, what);
+  if (NARROW_BITS[dataType] !== undefined) return new Tensor(dtype, narrowElements(t, dataType, dtype as NarrowDType, size, what) as never, dims);
+  const elementSize = RAW_SIZE[dataType]!;
+  const raw = t.rawData && t.rawData.length > 0 ? t.rawData : undefined;
+  const ArrayType = ({ float32: Float32Array, float64: Float64Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array, uint64: BigUint64Array, bool: Uint8Array } as const)[dtype as Exclude<FullDType, NarrowDType>];
+  if (raw !== undefined) {
+    if (raw.length !== size * elementSize) throw corrupt(`Expected ${size * elementSize} bytes of data for ${what} (dims [${dims.join(', ')}]) but received ${raw.length}`);
+    const bytes = new Uint8Array(raw); // a copy with its own buffer (Buffer.slice would share the decoder's)
+    if (!LITTLE_ENDIAN && elementSize > 1) {
+      for (let i = 0; i < bytes.length; i += elementSize) bytes.subarray(i, i + elementSize).reverse();
+    }
+    const data = new ArrayType(bytes.buffer, 0, size);
+    if (dtype === 'bool') for (let i = 0; i < size; i++) data[i] = data[i] ? 1 : 0;
+    return new Tensor(dtype, data as never, dims);
+  }
+  let field: ArrayLike<unknown> | null | undefined;
+  switch (dataType) {
+    case DataType.FLOAT: field = t.floatData; break;
+    case DataType.DOUBLE: field = t.doubleData; break;
+    case DataType.INT64: field = t.int64Data; break;
+    case DataType.UINT32:
+    case DataType.UINT64: field = t.uint64Data; break;
+    default: field = t.int32Data; // int32, int16, uint16, int8, uint8, bool, float16 bits
+  }
+  const n = field?.length ?? 0;
+  if (n !== size) throw corrupt(`Expected ${size} values for ${what} (dims [${dims.join(', ')}]) but its data field holds ${n}`);
+  const data = new ArrayType(size);
+  for (let i = 0; i < size; i++) {
+    const v = field![i];
+    const text = typeof v === 'object' && v !== null ? v.toString() : v;
+    if (dtype === 'int64' || dtype === 'uint64') (data as BigInt64Array)[i] = BigInt(text as string | number);
+    else if (dtype === 'float16') (data as Uint16Array)[i] = Number(text) & 0xffff;
+    else if (dtype === 'bool') (data as Uint8Array)[i] = text ? 1 : 0;
+    else (data as Float64Array)[i] = Number(text);
+  }
+  return new Tensor(dtype, data as never, dims);
+}
+
+/** Bits per element of ONNX's narrow formats; 4- and 2-bit ones are packed, low bits first. */
+const NARROW_BITS: Readonly<Partial<Record<number, number>>> = {
+  [DataType.BFLOAT16]: 16, [DataType.FLOAT8E4M3FN]: 8, [DataType.FLOAT8E4M3FNUZ]: 8, [DataType.FLOAT8E5M2]: 8, [DataType.FLOAT8E5M2FNUZ]: 8,
+  [DataType.UINT4]: 4, [DataType.INT4]: 4, [DataType.FLOAT4E2M1]: 4, [DataType.UINT2]: 2, [DataType.INT2]: 2,
+};
+
+/**
+ * The elements of a narrow-format TensorProto, one per array slot (unpacked; signed 4- and 2-bit
+ * integers sign-extended): from raw_data, or from int32_data, which holds one element (8 and 16
+ * bits) or one byte of packed elements (4 and 2 bits) per entry.
+ */
+function narrowElements(t: ITensorProto, dataType: number, dtype: NarrowDType, size: number, what: string): Uint16Array | Uint8Array | Int8Array {
+  const bits = NARROW_BITS[dataType]!;
+  const raw = t.rawData && t.rawData.length > 0 ? t.rawData : undefined;
+  const perByte = bits < 8 ? 8 / bits : 1;
+  const units = bits === 16 ? size : Math.ceil(size / perByte);
+  const field = raw === undefined ? (t.int32Data ?? []) : undefined;
+  const have = raw !== undefined ? (bits === 16 ? raw.length / 2 : raw.length) : field!.length;
+  if (have !== units) throw corrupt(`Expected ${units} ${raw !== undefined ? 'data units' : 'int32_data values'} for ${what} (${size} elements of ${bits} bits) but received ${have}`);
+  const unit = (i: number): number => (raw !== undefined ? (bits === 16 ? raw[2 * i]! | (raw[2 * i + 1]! << 8) : raw[i]!) : Number(field![i]) & (bits === 16 ? 0xffff : 0xff));
+  if (bits === 16) return Uint16Array.from({ length: size }, (_, i) => unit(i));
+  if (bits === 8) return Uint8Array.from({ length: size }, (_, i) => unit(i));
+  const signed = dtype === 'int4' || dtype === 'int2';
+  const out = signed ? new Int8Array(size) : new Uint8Array(size);
+  const mask = (1 << bits) - 1;
+  for (let i = 0; i < size; i++) {
+    const v = (unit(Math.floor(i / perByte)) >> ((i % perByte) * bits)) & mask;
+    out[i] = signed && v >= 1 << (bits - 1) ? v - (1 << bits) : v;
+  }
+  return out;
 }

@@ -17,13 +17,14 @@ import { toGraph } from '../graph/from-module.js';
 import type { Dim, Graph } from '../graph/ir.js';
 import { GRAPH_OPTIMIZATION_LEVELS, type GraphOptimizationLevel, optimizeGraph } from '../graph/passes/index.js';
 import { Module } from '../nn/module.js';
-import { Tensor, type DType } from '../tensor.js';
+import { type DType, Tensor } from '../tensor.js';
 import type { BindableTensor } from '../onnx/bind-inputs.js';
 import { emptyModel, readModelFile } from '../util/files.js';
 import { describe, dims as checkDims, integer, oneOf, onlyKeys, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
 import { shouldRunAsync } from './async-policy.js';
 import { type CompiledGraph, type CompileOptions, compileGraph, hasStaticShapes, SPARSE_KERNELS, type SparseKernels } from './compile.js';
 import { decodeKilnFile } from './kiln-file.js';
+import { edgeFeed, edgeOutputs, edgeTypes, type EdgeTypes } from './edge-types.js';
 import { graphFromKilnFile, moduleFromKilnFile } from './model-io.js';
 import { Plan, type PlanInfo } from './plan.js';
 import { needsUnitBatch, withUnitBatch } from './unit-batch.js';
@@ -71,10 +72,20 @@ export interface SessionOptions {
   inputShape?: readonly number[];
 }
 
-/** Output tensors by output name. */
-export type SessionOutputs = Record<string, Tensor<'float32'>>;
-/** Input tensors by input name (float32, batch first; parameter inputs in their declared dtype, see `run`). */
+/**
+ * Output tensors by output name, of the model's declared types (float32 for every model Kiln
+ * builds itself; a float16/float64 model's outputs are converted from the float32 the plan
+ * computes). `T` narrows the element type where the caller knows it (see `run`).
+ */
+export type SessionOutputs<T extends DType = DType> = Record<string, Tensor<T>>;
+/**
+ * Input tensors by input name, batch first, of the model's declared types (float32 for every model
+ * Kiln builds itself; see {@link InferenceSession.inputTypes}; parameter inputs: see `run`). Non-float32 feeds are converted to
+ * float32 on the JavaScript thread, O(elements), into a fresh array.
+ */
 export type SessionFeeds = Record<string, Tensor<DType>>;
+/** Outputs of a model whose outputs are all float32. */
+export type Float32Outputs = Record<string, Tensor<'float32'>>;
 
 export interface SessionInfo extends PlanInfo {
   /** Multiply-accumulates per image. */
@@ -113,6 +124,19 @@ export class InferenceSession implements Disposable {
   readonly inputShapes: readonly (readonly Dim[])[];
   /** Output shapes with the batch first. */
   readonly outputShapes: readonly (readonly Dim[])[];
+  /**
+   * Declared element type of each input (feeds must have it), in inputNames order. The plan
+   * computes float32: float16/float64 and the integer/bool inputs a Cast converts are converted on
+   * entry, so a float64 model computes at float32 precision (runtime/edge-types.ts).
+   */
+  readonly inputTypes: readonly DType[];
+  /** Declared element type of each output (the Tensors run() returns), in outputNames order. */
+  readonly outputTypes: readonly DType[];
+  /** How feeds and outputs cross between the declared types and the float32 plan. */
+  private readonly edges: EdgeTypes;
+  /** The inputs the plan reads, in its order (inputNames less the inputs nothing reads). */
+  private readonly planInputs: readonly string[];
+  private readonly planInputShapes: readonly (readonly Dim[])[];
 
   private readonly graph: Graph | undefined;  // kept only when input shapes are symbolic
   /**
@@ -141,7 +165,7 @@ export class InferenceSession implements Disposable {
   private delegate: SessionDelegate | undefined;
 
   /** `unit`: the inputs share no batch (unit-batch.ts); `first` is the plan of fully static inputs, built already. */
-  private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined, unit?: { first?: { shapes: number[][]; compiled: Compiled } }) {
+  private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined, unit: { first?: { shapes: number[][]; compiled: Compiled } } | undefined, edges: EdgeTypes) {
     const unitBatch = unit !== undefined;
     this.unitBatch = unitBatch;
     this.threads = threads;
@@ -150,10 +174,15 @@ export class InferenceSession implements Disposable {
     this.staticPlan = staticPlan;
     this.graph = staticPlan ? undefined : graph;
     const inputs = graph.inputs.filter((v) => !graph.initializers.has(v.name));
-    this.inputNames = Object.freeze(inputs.map((v) => v.name));
+    this.edges = edges;
+    this.planInputs = Object.freeze(inputs.map((v) => v.name));
+    this.planInputShapes = Object.freeze(inputs.map((v) => Object.freeze(v.shape.slice())));
+    this.inputNames = Object.freeze(edges.inputs.map((v) => v.name));
+    this.inputTypes = Object.freeze(edges.inputs.map((v) => v.dtype));
+    this.outputTypes = Object.freeze(edges.outputs.map((v) => v.dtype));
     this.outputNames = Object.freeze(graph.outputs.map((v) => v.name));
     const batch: Dim = staticPlan?.graph.fixedBatch ?? (typeof inputs[0]?.shape[0] === 'number' ? inputs[0].shape[0] : 'N');
-    this.inputShapes = Object.freeze(inputs.map((v) => Object.freeze(v.shape.slice())));
+    this.inputShapes = Object.freeze(edges.inputs.map((v) => Object.freeze(v.shape.slice())));
     this.outputShapes = Object.freeze(
       graph.outputs.map((v, i) => Object.freeze(staticPlan && !unitBatch ? [batch, ...staticPlan.graph.outputs[i].shape] : v.shape.slice())),
     );
@@ -181,7 +210,7 @@ export class InferenceSession implements Disposable {
     const inputShape = opts.inputShape === undefined ? undefined : checkDims('options.inputShape', opts.inputShape);
     const onnx = await onnxInfoOf(source);
     if (onnx !== undefined && onnx.info.parameters.length > 0) return await InferenceSession.bound(onnx.info, onnx.path, threads, level, sparse);
-    const graph = optimizeGraph(onnx === undefined ? await graphFrom(source, inputShape) : await onnxGraph(onnx.info.bytes, onnx.path), level);
+    const graph = onnx === undefined ? await graphFrom(source, inputShape) : await onnxGraph(onnx.info.bytes, onnx.path);
     const declaredTypes = new Map<string, DType>((onnx?.info.outputs ?? graph.outputs).map((o) => [o.name, o.dtype]));
     return InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes);
   }
@@ -194,32 +223,38 @@ export class InferenceSession implements Disposable {
     const { BoundSession, boundSurface } = await import('./bound-session.js');
     if (info.unsupported !== undefined) throw new KilnError(ErrorCode.UNSUPPORTED_OP, info.unsupported);
     const declaredTypes = new Map(info.outputs.map((o) => [o.name, o.dtype]));
-    const session = new InferenceSession(boundSurface(info, 'bound'), threads, level, sparse, undefined);
+    const surface = boundSurface(info, 'bound');
+    const session = new InferenceSession(surface, threads, level, sparse, undefined, undefined, edgeTypes(surface));
     session.delegate = new BoundSession(info, async (bindInputs) => {
       const graph = await onnxGraph(info.bytes, path, bindInputs);
-      return InferenceSession.fromGraph(optimizeGraph(graph, level), threads, level, sparse, declaredTypes);
+      return InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes);
     });
     return session;
   }
 
-  /** A session over an optimised graph; its constant outputs (if any) are returned as `declaredTypes` say. */
-  private static async fromGraph(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>): Promise<InferenceSession> {
-    const constants = constantOutputs(graph);
+  /**
+   * A session over an imported graph (typed edges converted, then optimised); its constant outputs
+   * (if any) are returned as `declaredTypes` say.
+   */
+  private static async fromGraph(source: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>): Promise<InferenceSession> {
+    const constants = constantOutputs(source);
     if (constants !== undefined) {
-      const computed = withoutConstantOutputs(graph, constants);
+      const computed = withoutConstantOutputs(source, constants);
       const inner = computed.outputs.length > 0 ? await InferenceSession.fromGraph(computed, threads, level, sparse, declaredTypes) : undefined;
-      const inputNames = graph.inputs.filter((v) => !graph.initializers.has(v.name)).map((v) => v.name);
-      const surface: Graph = { ...graph, nodes: [], initializers: new Map(), outputs: graph.outputs.map((o) => (constants.has(o.name) ? { ...o, shape: constants.get(o.name)!.dims.slice() } : o)) };
-      const session = new InferenceSession(surface, threads, level, sparse, undefined);
+      const inputNames = source.inputs.filter((v) => !source.initializers.has(v.name)).map((v) => v.name);
+      const surface: Graph = { ...source, nodes: [], initializers: new Map(), outputs: source.outputs.map((o) => (constants.has(o.name) ? { ...o, shape: constants.get(o.name)!.dims.slice() } : o)) };
+      const session = new InferenceSession(surface, threads, level, sparse, undefined, undefined, edgeTypes(surface));
       session.delegate = new ConstantOutputs(session.outputNames, inputNames, constants, declaredTypes, inner);
       return session;
     }
+    const edges = edgeTypes(source);
+    const graph = optimizeGraph(edges.graph, level);
     const compileOptions: CompileOptions = { maxThreads: threads, sparseKernels: sparse, ...levelOptions(level) };
     const shapes = fullyStaticInputs(graph);
     if (needsUnitBatch(graph)) {
       // Fully static inputs are planned now, so what the plan lacks is reported here, as for batch graphs.
       const first = shapes === undefined ? undefined : { shapes, compiled: await unitPlan(graph, shapes, compileOptions) };
-      return new InferenceSession(graph, threads, level, sparse, undefined, { first });
+      return new InferenceSession(graph, threads, level, sparse, undefined, { first }, edges);
     }
     let staticPlan: Compiled | undefined;
     if (hasStaticShapes(graph)) {
@@ -239,7 +274,7 @@ export class InferenceSession implements Disposable {
           } catch {
             throw err;
           }
-          const session = new InferenceSession(graph, threads, level, sparse, undefined);
+          const session = new InferenceSession(graph, threads, level, sparse, undefined, undefined, edges);
           session.batchInImage = true;
           return session;
         }
@@ -250,40 +285,44 @@ export class InferenceSession implements Disposable {
           throw err;
         }
         const first = { shapes, compiled: { graph: unitGraph, plan: await Plan.create(unitGraph.spec, true) } };
-        return new InferenceSession(graph, threads, level, sparse, undefined, { first });
+        return new InferenceSession(graph, threads, level, sparse, undefined, { first }, edges);
       }
       staticPlan = { graph: compiled, plan: await Plan.create(compiled.spec, true) };
     }
-    return new InferenceSession(graph, threads, level, sparse, staticPlan);
+    return new InferenceSession(graph, threads, level, sparse, staticPlan, undefined, edges);
   }
 
   /**
-   * Runs the model; resolves with one tensor per output (batch first).
+   * Runs the model; resolves with one tensor per output (batch first), of the declared output types
+   * ({@link outputTypes}). `T` is the output dtype the caller expects: float32 by default, as every
+   * model Kiln builds and every ONNX model with float32 outputs has; pass `DType` (or the type) for
+   * a model with other output types.
    *
-   * Data inputs are float32 tensors. A parameter input (see {@link SessionOptions}) takes a tensor of
-   * the dtype the model declares for it (int64 as a BigInt64Array, double as a Float64Array...) or
-   * the storage type Kiln holds it in (int32 for integers, float32 for floats), with the declared
-   * dims; integers must fit int32. A run with parameter values not seen recently first imports and
-   * plans the model with them (concurrent runs with the same values share that build). An output the
-   * model computes from constants alone (Shape of a static input, a Constant, Size) comes back as a
-   * tensor of its declared ONNX dtype (int64 as a BigInt64Array, bool as 'bool'), a fresh copy per run.
+   * Data inputs take tensors of their declared types ({@link inputTypes}). A parameter input (see
+   * {@link SessionOptions}) takes a tensor of the dtype the model declares for it (int64 as a
+   * BigInt64Array, double as a Float64Array...) or the storage type Kiln holds it in (int32 for
+   * integers, float32 for floats), with the declared dims; integers must fit int32. A run with
+   * parameter values not seen recently first imports and plans the model with them (concurrent runs
+   * with the same values share that build). An output the model computes from constants alone
+   * (Shape of a static input, a Constant, Size) comes back as a tensor of its declared ONNX dtype
+   * (int64 as a BigInt64Array, bool as 'bool'), a fresh copy per run.
    * @throws TypeError/RangeError (ERR_KILN_INVALID_ARG, ERR_KILN_SHAPE_MISMATCH) naming `feeds['name']`
    *   for a feed of the wrong dtype or dims; a parameter value the model cannot run with rejects
    *   with the importer's or compiler's error (ERR_KILN_UNSUPPORTED_OP, ERR_KILN_SHAPE_MISMATCH...).
    */
-  run(feeds: SessionFeeds): Promise<SessionOutputs> {
-    if (this.delegate) return this.delegate.run(feeds);
+  run<T extends DType = 'float32'>(feeds: SessionFeeds): Promise<SessionOutputs<T>> {
+    if (this.delegate) return this.delegate.run(feeds) as Promise<SessionOutputs<T>>;
     let feed: Feed;
     try {
       this.checkLive();
-      feed = this.readFeeds(feeds);
+      feed = this.readFeeds(this.planFeeds(feeds));
     } catch (err) {
       return Promise.reject(err);
     }
     // A compiled plan runs without an await before it: a run light enough to stay on this thread
     // costs a few microseconds of promise machinery at most (batch 1 SeedCNN: ~30 us in all).
     const ready = this.compiledNow(feed);
-    return ready ? this.runCompiled(ready, feed) : this.compileAndRun(feed);
+    return (ready ? this.runCompiled(ready, feed) : this.compileAndRun(feed)) as Promise<SessionOutputs<T>>;
   }
 
   /** The plan already built for these input sizes, if any. */
@@ -303,12 +342,12 @@ export class InferenceSession implements Disposable {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (!pending) return Promise.resolve(outputs.tensors);
+    if (!pending) return Promise.resolve(this.typedOutputs(outputs.tensors));
     this.inFlight++;
     return pending.then(
       () => {
         this.inFlight--;
-        return outputs.tensors;
+        return this.typedOutputs(outputs.tensors);
       },
       (err: unknown) => {
         this.inFlight--;
@@ -333,10 +372,10 @@ export class InferenceSession implements Disposable {
    * Runs inline on the calling thread (blocks the event loop for the whole run: meant for small
    * batches). A model with symbolic input sizes must have been run once with these sizes first.
    */
-  runSync(feeds: SessionFeeds): SessionOutputs {
-    if (this.delegate) return this.delegate.runSync(feeds);
+  runSync<T extends DType = 'float32'>(feeds: SessionFeeds): SessionOutputs<T> {
+    if (this.delegate) return this.delegate.runSync(feeds) as SessionOutputs<T>;
     this.checkLive();
-    const feed = this.readFeeds(feeds);
+    const feed = this.readFeeds(this.planFeeds(feeds));
     const compiled = this.compiledNow(feed);
     if (!compiled) {
       throw new KilnError(ErrorCode.INVALID_STATE, `Expected input sizes this session has compiled for runSync but received ${shapeKey(feed.shapes)}: call run() once with them first`);
@@ -345,7 +384,7 @@ export class InferenceSession implements Disposable {
     const batch = wholeImage ? 1 : feed.batch;
     const outputs = allocate(compiled.graph, batch, wholeImage);
     compiled.plan.run(feed.arrays, outputs.arrays, batch, false);
-    return outputs.tensors;
+    return this.typedOutputs(outputs.tensors) as SessionOutputs<T>;
   }
 
   /**
@@ -404,7 +443,7 @@ export class InferenceSession implements Disposable {
     let pending = this.compiled.get(key);
     if (!pending) {
       const graph = this.graph!;
-      const inputShapes = Object.fromEntries(this.inputNames.map((name, i) => [name, shapes[i]]));
+      const inputShapes = Object.fromEntries(this.planInputs.map((name, i) => [name, shapes[i]]));
       const options: CompileOptions = { maxThreads: this.threads, sparseKernels: this.sparse, ...levelOptions(this.level) };
       pending = (async () => {
         let compiled: CompiledGraph;
@@ -462,8 +501,12 @@ export class InferenceSession implements Disposable {
     return pending;
   }
 
-  /** Validates the feeds: names, dtype, rank, per-image sizes, one batch for all. */
-  private readFeeds(feeds: SessionFeeds): Feed {
+  /**
+   * The feeds as the plan reads them: each checked against its input's declared dtype, converted
+   * to float32 (a fresh array) where that is another type, and inputs nothing reads left out.
+   * Float32 feeds of float32 inputs pass as they are.
+   */
+  private planFeeds(feeds: SessionFeeds): Record<string, Tensor<'float32'>> {
     if (feeds === null || typeof feeds !== 'object' || Array.isArray(feeds) || feeds instanceof Tensor) {
       throw typeError('feeds', `an object mapping input names (${this.inputNames.map((n) => `'${n}'`).join(', ')}) to Tensors`, feeds);
     }
@@ -472,10 +515,33 @@ export class InferenceSession implements Disposable {
         throw rangeError('feeds', `only the inputs ${this.inputNames.map((n) => `'${n}'`).join(', ')}`, `an extra input '${key}'`);
       }
     }
+    const out: Record<string, Tensor<'float32'>> = {};
+    for (const input of this.edges.inputs) {
+      const t = edgeFeed(input, (feeds as Record<string, unknown>)[input.name]);
+      if (t !== undefined) out[input.name] = t;
+    }
+    return out;
+  }
+
+  /** Plan outputs as Tensors of the declared output types. */
+  private typedOutputs(tensors: Float32Outputs): SessionOutputs {
+    return edgeOutputs(this.edges, tensors);
+  }
+
+  /** Validates the feeds: names, dtype, rank, per-image sizes, one batch for all. */
+  private readFeeds(feeds: Record<string, Tensor<'float32'>>): Feed {
+    if (feeds === null || typeof feeds !== 'object' || Array.isArray(feeds) || feeds instanceof Tensor) {
+      throw typeError('feeds', `an object mapping input names (${this.planInputs.map((n) => `'${n}'`).join(', ')}) to Tensors`, feeds);
+    }
+    for (const key of Object.keys(feeds)) {
+      if (!this.planInputs.includes(key)) {
+        throw rangeError('feeds', `only the inputs ${this.planInputs.map((n) => `'${n}'`).join(', ')}`, `an extra input '${key}'`);
+      }
+    }
     const arrays: Float32Array[] = [];
     const shapes: number[][] = [];
     let batch = 0;
-    this.inputNames.forEach((name, i) => {
+    this.planInputs.forEach((name, i) => {
       const where = `feeds['${name}']`;
       const t = (feeds as Record<string, unknown>)[name] as Tensor | undefined;
       if (t === undefined) throw typeError(where, 'a Tensor', t);
@@ -483,9 +549,8 @@ export class InferenceSession implements Disposable {
       if (t.type !== 'float32' || !(t.data instanceof Float32Array)) {
         throw typeError(where, 'a float32 Tensor', typeof t.type === 'string' ? `a ${t.type} Tensor` : t);
       }
-      const want = this.inputShapes[i];
+      const want = this.planInputShapes[i];
       const dimsOf = Array.from(t.dims ?? []);
-      refuseEmpty(where, dimsOf, this.inputShapes[i]);
       const text = `[${dimsOf.join(', ')}]`;
       if (dimsOf.length !== want.length) throw shapeError(where, `${want.length} dimensions [${want.join(', ')}]`, text);
       if (this.unitBatch) {
@@ -517,14 +582,6 @@ export class InferenceSession implements Disposable {
     });
     return { arrays, shapes, batch: this.unitBatch ? 1 : batch };
   }
-}
-
-/**
- * A feed with a dimension of 0 is valid ONNX (an empty tensor, where the model's dimension is
- * symbolic) that the plan cannot run: refused as unsupported rather than as a bad argument.
- */
-function refuseEmpty(where: string, dims: readonly number[], declared: readonly Dim[]): void {
-  if (dims.some((d, j) => d === 0 && typeof declared[j] === 'string')) throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Kiln cannot run empty tensors: ${where} has dims [${dims.join(', ')}]`);
 }
 
 /**
@@ -568,9 +625,9 @@ function shapeKey(shapes: number[][]): string {
 }
 
 /** Output buffers of a run; a unit-batch plan's outputs lose the unit batch the plan added. */
-function allocate(compiled: CompiledGraph, batch: number, unitBatch = false): { arrays: Float32Array[]; tensors: SessionOutputs } {
+function allocate(compiled: CompiledGraph, batch: number, unitBatch = false): { arrays: Float32Array[]; tensors: Float32Outputs } {
   const arrays: Float32Array[] = [];
-  const tensors: SessionOutputs = {};
+  const tensors: Float32Outputs = {};
   for (const o of compiled.outputs) {
     let size = batch;
     for (const d of o.shape) size *= d;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { compareOutput, elementMatches, expectedFromProto } from '../../bench/conformance/compare.js';
+import { compareOutput, elementMatches, expectedFromProto, numbersOf } from '../../bench/conformance/compare.js';
 import { discoverNodeTests } from '../../bench/conformance/discover.js';
 import { outcomeOfError } from '../../bench/conformance/outcome.js';
 import { runInWorkers } from '../../bench/conformance/pool.js';
@@ -18,16 +18,22 @@ import { runNodeTest } from '../../bench/conformance/run-test.js';
 import { inAcceptanceSubset } from '../../bench/conformance/subset.js';
 import { ErrorCode, KilnError, KilnRangeError } from '../../src/errors.js';
 import { DataType, onnx, type ITensorProto } from '../../src/onnx/proto.js';
-import { floatTensor, model, node, valueInfo } from './onnx-model-builder.js';
+import { typedTensorFromProto } from '../../src/onnx/tensor-proto.js';
+import { attr, floatTensor, model, node, valueInfo } from './onnx-model-builder.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const tsLoader = ['--import', join(root, 'test/support/register-ts-source.mjs')];
 const tests = mkdtempSync(join(tmpdir(), 'kiln-conformance-'));
-afterAll(() => rmSync(tests, { recursive: true, force: true }));
+// Tests written by single cases, apart from the folder the discovery case lists.
+const typedTests = mkdtempSync(join(tmpdir(), 'kiln-conformance-typed-'));
+afterAll(() => {
+  rmSync(tests, { recursive: true, force: true });
+  rmSync(typedTests, { recursive: true, force: true });
+});
 
 /** Writes a node test folder: model.onnx and test_data_set_0 with the given inputs and outputs. */
-function writeNodeTest(name: string, bytes: Uint8Array, inputs: ITensorProto[], outputs: ITensorProto[]): string {
-  const dir = join(tests, name);
+function writeNodeTest(name: string, bytes: Uint8Array, inputs: ITensorProto[], outputs: ITensorProto[], root = tests): string {
+  const dir = join(root, name);
   const set = join(dir, 'test_data_set_0');
   mkdirSync(set, { recursive: true });
   writeFileSync(join(dir, 'model.onnx'), bytes);
@@ -83,9 +89,35 @@ describe('comparison', () => {
     const raw = new Uint8Array(16);
     new DataView(raw.buffer).setFloat64(0, 0.1, true);
     new DataView(raw.buffer).setFloat64(8, 1e300, true);
-    expect(expectedFromProto({ dataType: DataType.DOUBLE, dims: [2], rawData: raw }, 'y')).toEqual({ kind: 'float', dims: [2], values: Float64Array.of(0.1, 1e300) });
+    expect(expectedFromProto({ dataType: DataType.DOUBLE, dims: [2], rawData: raw }, 'y')).toEqual({ kind: 'float', dtype: 'float64', dims: [2], values: Float64Array.of(0.1, 1e300) });
     const ints = expectedFromProto({ dataType: DataType.INT64, dims: [2], int64Data: [5, -(2 ** 40)] }, 'y');
-    expect(ints).toEqual({ kind: 'exact', dims: [2], values: Float64Array.of(5, -(2 ** 40)) });
+    expect(ints).toEqual({ kind: 'exact', dtype: 'int64', dims: [2], values: Float64Array.of(5, -(2 ** 40)) });
+  });
+
+  it('reads feeds in their own type and output elements as the numbers they stand for', () => {
+    const raw = new Uint8Array(16);
+    new DataView(raw.buffer).setFloat64(0, 0.1, true);
+    new DataView(raw.buffer).setFloat64(8, -3, true);
+    const d = typedTensorFromProto({ dataType: DataType.DOUBLE, dims: [2], rawData: raw }, 'x');
+    expect(d.type).toBe('float64');
+    expect(Array.from(d.data as Float64Array)).toEqual([0.1, -3]);
+    const big = typedTensorFromProto({ dataType: DataType.INT64, dims: [2], int64Data: [5, -(2 ** 40)] }, 'x');
+    expect(big.data).toEqual(BigInt64Array.of(5n, -(2n ** 40n)));
+    const half = typedTensorFromProto({ dataType: DataType.FLOAT16, dims: [1], int32Data: [0x3c00] }, 'x');
+    expect([half.type, Array.from(numbersOf(half))]).toEqual(['float16', [1]]);
+    expect(Array.from(numbersOf(big))).toEqual([5, -(2 ** 40)]);
+    expect(() => typedTensorFromProto({ dataType: DataType.BFLOAT16, dims: [1], int32Data: [0] }, 'x')).toThrow(/no JavaScript tensor type for BFLOAT16/);
+  });
+
+  it('runs a float64 test on float64 feeds and outputs', async () => {
+    const doubles = (name: string, values: number[]): ITensorProto => ({ name, dims: [2, 3], dataType: DataType.DOUBLE, doubleData: values });
+    const bytes = model({ opset: 13, inputs: [valueInfo('x', [2, 3], DataType.DOUBLE)], outputs: [valueInfo('y', [2, 3], DataType.DOUBLE)], nodes: [node('Relu', ['x'], ['y'])] });
+    const dir = writeNodeTest('test_relu_double', bytes, [doubles('x', x)], [doubles('y', x.map((v) => Math.max(v, 0)))], typedTests);
+    expect(await runNodeTest(dir)).toEqual({ category: 'pass', maxAbsError: 0 });
+    // An output of another type than the expected one fails, whatever its numbers.
+    const floatOut = model({ opset: 13, inputs: [valueInfo('x', [2, 3], DataType.DOUBLE)], outputs: [valueInfo('y', [2, 3])], nodes: [node('Cast', ['x'], ['y'], [attr.i('to', DataType.FLOAT)])] });
+    const mismatch = writeNodeTest('test_cast_double_mismatch', floatOut, [doubles('x', x)], [doubles('y', x)], typedTests);
+    expect((await runNodeTest(mismatch)).message).toMatch(/dtype float32, expected float64/);
   });
 });
 

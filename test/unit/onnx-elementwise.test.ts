@@ -349,7 +349,10 @@ describe('ops on non-float values are refused with a precise reason', () => {
         node('Greater', ['x', 'zero'], ['g'], [], 'greater'),
         node('Not', ['g'], ['ng'], [], 'not'),
         node('Where', ['ng', 'x', 'zero'], ['w'], [], 'where'),
-        node('Cast', ['x'], ['c'], [attr.i('to', 7)], 'cast'),
+        // A Cast of a graph input or to a graph output is an edge conversion (edge-types.ts): this one is neither.
+        node('Relu', ['x'], ['rx'], [], 'relu'),
+        node('Cast', ['rx'], ['ci'], [attr.i('to', 7)], 'cast'),
+        node('Identity', ['ci'], ['c'], [], 'identity'),
       ],
       initializers: [floatTensor('zero', [], [0])],
     };
