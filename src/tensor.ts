@@ -194,7 +194,7 @@ export class Tensor<T extends DType = StorageDType> {
    *   'int64'/'uint64'); for 'float16' the numbers are values, stored as half bits
    * @param dims dimensions; default `[data.length]`. Their product must equal the data length.
    */
-  constructor(type: T, data: DataTypeMap[T] | readonly number[] | readonly bigint[], dims?: readonly number[]) {
+  constructor(type: T, data: DataTypeMap[T] | readonly (number | bigint)[], dims?: readonly number[]) {
     if (typeof type !== 'string' || !(type in ARRAY_TYPES)) {
       throw typeError('type', `one of ${DTYPES.map((t) => `'${t}'`).join(', ')}`, type);
     }

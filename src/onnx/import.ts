@@ -276,7 +276,8 @@ function convert(raw: RawGraph): Graph {
     // or bool: a cast to float of a float value is the value itself.
     if (node.op === 'Cast' && (node.attrs.to === ONNX_FLOAT || node.attrs.to === 11) && !boolValues.has(node.inputs[0]!) && (castInput === undefined || castInput === 'float32')) node = { ...node, op: 'Identity', attrs: {} };
     // A Cast where a typed graph input enters or a graph output leaves becomes the session's edge conversion.
-    if (node.op === 'Cast' && ((castInput !== undefined && castInput !== 'float32') || graphOutputs.has(node.outputs[0] ?? ''))) {
+    // (A float32 input's Cast to BOOL is no conversion at the edge: the plan computes it, x != 0.)
+    if (node.op === 'Cast' && ((castInput !== undefined && (castInput !== 'float32' || node.attrs.to !== ONNX_BOOL)) || graphOutputs.has(node.outputs[0] ?? ''))) {
       const reason = unheldTypeReason(Number(node.attrs.to));
       if (reason !== undefined) {
         unsupported.set(node.name, `Cast to ONNX type ${String(node.attrs.to)}: ${reason}`);

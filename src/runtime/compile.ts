@@ -20,6 +20,7 @@ import { lowerConvPool } from './lowering/conv.js';
 import { lowerDequantize, lowerQLinearConvPool, lowerQuantize } from './lowering/quant.js';
 import { INT8_OPS } from '../graph/int8-ir.js';
 import { LOWERINGS } from './lowering/index.js';
+import { lowerCast } from './lowering/compare.js';
 import type { PlanSpec } from './plan.js';
 
 export interface CompiledIo {
@@ -141,8 +142,10 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
       );
     }
     if (ref.bool) {
-      // The session's outputs are float32; typed outputs at the session edge are not there yet.
-      throw new KilnError(ErrorCode.UNSUPPORTED_OP, `Expected float32 graph outputs but received '${o.name}', a bool value: Kiln cannot return bool outputs yet (end the graph with Cast(to=FLOAT))`);
+      // Plan outputs are float32: a bool value leaves as 0/1, which the session's edge turns
+      // into the declared type (bool, or float for a Cast at the output: runtime/edge-types.ts).
+      env.bound.set(`${o.name}__bool`, ref);
+      ref = lowerCast(new NodeLowering({ name: `${o.name}_as_float`, op: 'Cast', inputs: [`${o.name}__bool`], outputs: [o.name], attrs: { to: 1 } }, env))[0]!;
     }
     if (inputIds.has(ref.id) || outputIds.has(ref.id)) {
       // The plan writes each output into its own caller buffer: copy a shared value.

@@ -351,7 +351,8 @@ export function edgeTypes(graph: Graph, options: EdgeOptions = {}): EdgeTypes {
       nodes.push({ name: node.name, op: 'Identity', inputs: [node.inputs[0]!], outputs: [out], attrs: {} });
       continue;
     }
-    problems.push(`Cast '${node.name}' (to ${to} on values computed at run time: Kiln computes in float32 and converts types only where values enter or leave the model)`);
+    // The plan computes a Cast between float32 and bool itself (lowering/compare.ts).
+    if (to !== 'bool') problems.push(`Cast '${node.name}' (to ${to} on values computed at run time: Kiln computes in float32 and converts types only where values enter or leave the model)`);
     nodes.push(node);
   }
   if (problems.length > 0) {

@@ -15,7 +15,7 @@ import { type DataTypeMap, type DType, fromFloat16Bits, Tensor, toFloat16Bits } 
 import { Rng } from '../../src/util/rng.js';
 import { attr, model, node, randomTensor, smallCnn, valueInfo, type ModelSpec } from './onnx-model-builder.js';
 
-const ONNX: Record<DType, number> = {
+const ONNX: Partial<Record<DType, number>> = {
   float32: DataType.FLOAT, float64: DataType.DOUBLE, float16: DataType.FLOAT16, int8: DataType.INT8, uint8: DataType.UINT8,
   int16: DataType.INT16, uint16: DataType.UINT16, int32: DataType.INT32, uint32: DataType.UINT32, int64: DataType.INT64,
   uint64: DataType.UINT64, bool: DataType.BOOL,
@@ -166,7 +166,7 @@ describe('sessions with typed inputs and outputs', () => {
 
   it.each(INTEGER_TYPES)('%s input through a Cast to float at the input', async (dtype) => {
     const bytes = model({
-      opset: 13, inputs: [valueInfo('x', ['N', 3], ONNX[dtype])], outputs: [valueInfo('y', ['N', 3])],
+      opset: 13, inputs: [valueInfo('x', ['N', 3], ONNX[dtype]!)], outputs: [valueInfo('y', ['N', 3])],
       nodes: [node('Cast', ['x'], ['xf'], [attr.i('to', DataType.FLOAT)], 'cast'), node('Neg', ['xf'], ['y'], [], 'neg')],
     });
     const session = await InferenceSession.create(bytes);
@@ -183,7 +183,7 @@ describe('sessions with typed inputs and outputs', () => {
   it.each(INTEGER_TYPES.concat(['float16', 'float64']))('float32 computed, Cast to %s at the output', async (dtype) => {
     const bytes = model({
       opset: 13, inputs: [valueInfo('x', ['N', 6])], outputs: [valueInfo('y', ['N', 6], ONNX[dtype])],
-      nodes: [node('Neg', ['x'], ['n'], [], 'neg'), node('Cast', ['n'], ['y'], [attr.i('to', ONNX[dtype])], 'cast')],
+      nodes: [node('Neg', ['x'], ['n'], [], 'neg'), node('Cast', ['n'], ['y'], [attr.i('to', ONNX[dtype]!)], 'cast')],
     });
     const session = await InferenceSession.create(bytes);
     expect(session.outputTypes).toEqual([dtype]);
@@ -279,16 +279,19 @@ describe('refusals at typed inputs and outputs', () => {
     expect(error.message).toMatch(/Cast 'cast' \(Cast to ONNX type 10 on values computed at run time/);
   });
 
-  it('bfloat16 inputs, outputs and Cast targets: no JavaScript tensor type', async () => {
+  it('FLOAT8E8M0 inputs, outputs and Cast targets: no JavaScript tensor type (bfloat16 and the other narrow formats run)', async () => {
     for (const spec of [
-      { opset: 13, inputs: [valueInfo('x', ['N', 3], DataType.BFLOAT16)], outputs: [valueInfo('y', ['N', 3])], nodes: [node('Cast', ['x'], ['y'], [attr.i('to', 1)], 'cast')] },
-      { opset: 13, inputs: [valueInfo('x', ['N', 3])], outputs: [valueInfo('y', ['N', 3], DataType.BFLOAT16)], nodes: [node('Cast', ['x'], ['y'], [attr.i('to', DataType.BFLOAT16)], 'cast')] },
-      { opset: 13, inputs: [valueInfo('x', ['N', 3])], outputs: [valueInfo('y', ['N', 3])], nodes: [node('Cast', ['x'], ['y'], [attr.i('to', DataType.BFLOAT16)], 'cast')] },
+      { opset: 13, inputs: [valueInfo('x', ['N', 3], DataType.FLOAT8E8M0)], outputs: [valueInfo('y', ['N', 3])], nodes: [node('Cast', ['x'], ['y'], [attr.i('to', 1)], 'cast')] },
+      { opset: 13, inputs: [valueInfo('x', ['N', 3])], outputs: [valueInfo('y', ['N', 3], DataType.FLOAT8E8M0)], nodes: [node('Cast', ['x'], ['y'], [attr.i('to', DataType.FLOAT8E8M0)], 'cast')] },
     ] satisfies ModelSpec[]) {
       const error = await refusal(model(spec));
       expect(error.code).toBe(ErrorCode.UNSUPPORTED_OP);
-      expect(error.message).toMatch(/no JavaScript tensor type for BFLOAT16/);
+      expect(error.message).toMatch(/no JavaScript tensor type for FLOAT8E8M0/);
     }
+    const session = await InferenceSession.create(model({ opset: 13, inputs: [valueInfo('x', ['N', 3])], outputs: [valueInfo('y', ['N', 3], DataType.BFLOAT16)], nodes: [node('Cast', ['x'], ['y'], [attr.i('to', DataType.BFLOAT16)], 'cast')] }));
+    const y = (await session.run<'bfloat16'>({ x: new Tensor('float32', [1, -2, 3.14159], [1, 3]) })).y!;
+    expect(Array.from(y.data)).toEqual([0x3f80, 0xc000, 0x4049]);
+    session.release();
   });
 
   it('a parameter slot the caller names lets an integer input through untouched', () => {

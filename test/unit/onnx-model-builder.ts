@@ -86,7 +86,11 @@ export async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Fl
   const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3, intraOpNumThreads: 1 });
   try {
     const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = new ort.Tensor('float32', v.data, v.dims);
+    // Float32Array feeds are float32; a Uint8Array or Int8Array feed is quantized codes.
+    for (const [k, v] of Object.entries(feeds)) {
+      const data = v.data as ArrayBufferView;
+      ortFeeds[k] = data instanceof Uint8Array ? new ort.Tensor('uint8', data, v.dims) : data instanceof Int8Array ? new ort.Tensor('int8', data, v.dims) : new ort.Tensor('float32', v.data, v.dims);
+    }
     const out = await session.run(ortFeeds);
     const result: Record<string, { data: Float32Array; dims: number[] }> = {};
     for (const [k, v] of Object.entries(out)) result[k] = { data: v.data as Float32Array, dims: v.dims.slice() };
