@@ -106,7 +106,13 @@ describe('comparison', () => {
     const half = typedTensorFromProto({ dataType: DataType.FLOAT16, dims: [1], int32Data: [0x3c00] }, 'x');
     expect([half.type, Array.from(numbersOf(half))]).toEqual(['float16', [1]]);
     expect(Array.from(numbersOf(big))).toEqual([5, -(2 ** 40)]);
-    expect(() => typedTensorFromProto({ dataType: DataType.BFLOAT16, dims: [1], int32Data: [0] }, 'x')).toThrow(/no JavaScript tensor type for BFLOAT16/);
+    // Narrow formats: bfloat16 bits from int32_data, int4 packed two to a byte (low nibble first).
+    const bf = typedTensorFromProto({ dataType: DataType.BFLOAT16, dims: [2], int32Data: [0x3f80, 0xc000] }, 'x');
+    expect([bf.type, Array.from(numbersOf(bf))]).toEqual(['bfloat16', [1, -2]]);
+    const i4 = typedTensorFromProto({ dataType: DataType.INT4, dims: [3], rawData: Uint8Array.of(0x8f, 0x07) }, 'x');
+    expect([i4.type, Array.from(i4.data as Int8Array)]).toEqual(['int4', [-1, -8, 7]]);
+    expect(() => typedTensorFromProto({ dataType: DataType.INT4, dims: [3], rawData: Uint8Array.of(0x8f) }, 'x')).toThrow(/Expected 2 data units/);
+    expect(() => typedTensorFromProto({ dataType: DataType.FLOAT8E8M0, dims: [1], int32Data: [0] }, 'x')).toThrow(/no JavaScript tensor type for FLOAT8E8M0/);
   });
 
   it('runs a float64 test on float64 feeds and outputs', async () => {
