@@ -211,6 +211,11 @@ export function castElements<F extends DType, T extends DType>(source: DataTypeM
   }
 }
 
+/** Whether input `index` of `node` takes a bool value in the plan (lowering/compare.ts). */
+function readsBool(node: GraphNode, index: number): boolean {
+  return (node.op === 'Where' && index === 0) || ['Not', 'And', 'Or', 'Xor'].includes(node.op);
+}
+
 /** How one user-facing input meets the plan. */
 export interface EdgeInput {
   name: string;
@@ -283,6 +288,16 @@ export function edgeTypes(graph: Graph, options: EdgeOptions = {}): EdgeTypes {
   const problems: string[] = [];
   const absorbed = new Set<GraphNode>();
   const edgeInputs: EdgeInput[] = [];
+  /** Casts to BOOL that remake bool inputs in the plan, and the readers that now read them. */
+  const boolCasts: GraphNode[] = [];
+  const renamed = new Map<GraphNode, GraphNode>();
+  const taken = new Set(graph.nodes.flatMap((n) => [n.name, ...n.outputs]).concat(graph.inputs.map((i) => i.name)));
+  const freshName = (base: string): string => {
+    let name = base;
+    for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
+    taken.add(name);
+    return name;
+  };
   for (const v of inputs) {
     const dtype = v.dtype as DType;
     const all = readers.get(v.name) ?? [];
@@ -295,6 +310,15 @@ export function edgeTypes(graph: Graph, options: EdgeOptions = {}): EdgeTypes {
       // Quantized codes read by int8 ops (DequantizeLinear, QLinearConv...): fed to the plan as
       // exact float32 integers; the graph keeps the declared type, so compile stores them as codes.
       edgeInputs.push({ name: v.name, dtype, shape: v.shape.slice(), via: 'float32', read: true, codes: true });
+      continue;
+    }
+    if (dtype === 'bool' && rs.every((r) => readsBool(r.node, r.index))) {
+      // A mask the plan's bool ops read (Where's condition, Not/And/Or/Xor): fed as 0/1 float32
+      // and made a bool value again by a Cast in the plan (x != 0).
+      const masked = freshName(`${v.name}_bool`);
+      boolCasts.push({ name: freshName(`${v.name}_to_bool`), op: 'Cast', inputs: [v.name], outputs: [masked], attrs: { to: 9 } });
+      for (const r of rs) renamed.set(r.node, { ...(renamed.get(r.node) ?? r.node), inputs: (renamed.get(r.node) ?? r.node).inputs.map((x, i) => (i === r.index ? masked : x)) });
+      edgeInputs.push({ name: v.name, dtype, shape: v.shape.slice(), via: 'float32', read: true });
       continue;
     }
     const plainKey = isFloating(dtype) ? 'float32' : undefined;
@@ -321,8 +345,9 @@ export function edgeTypes(graph: Graph, options: EdgeOptions = {}): EdgeTypes {
   }
 
   // Casts absorbed at an input that produce integers or bools may only end the graph.
-  const nodes: GraphNode[] = [];
-  for (const node of graph.nodes) {
+  const nodes: GraphNode[] = [...boolCasts];
+  for (const original of graph.nodes) {
+    const node = renamed.get(original) ?? original;
     if (node.op !== 'Cast') {
       nodes.push(node);
       continue;

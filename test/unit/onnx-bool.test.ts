@@ -250,6 +250,25 @@ describe('import and compile of bool values', () => {
     await expect(InferenceSession.create(old)).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED_OP, message: expect.stringContaining('Kiln implements Less versions 7, 9, 13') });
   });
 
+  it('bool graph inputs feed Where and the logic ops (fed as 0/1, made bool in the plan)', async () => {
+    const bytes = model({
+      opset: 13,
+      inputs: [valueInfo('m', ['N', 3], DataType.BOOL), valueInfo('k', ['N', 3], DataType.BOOL), valueInfo('x', ['N', 3]), valueInfo('y', ['N', 3])],
+      outputs: [valueInfo('w', ['N', 3]), valueInfo('both', ['N', 3], DataType.BOOL)],
+      nodes: [node('Where', ['m', 'x', 'y'], ['w']), node('And', ['m', 'k'], ['both'])],
+    });
+    const session = await InferenceSession.create(bytes);
+    expect(session.inputTypes).toEqual(['bool', 'bool', 'float32', 'float32']);
+    const out = await session.run<'float32' | 'bool'>({
+      m: new Tensor('bool', [1, 0, 1, 0, 0, 1], [2, 3]), k: new Tensor('bool', [1, 1, 0, 0, 1, 1], [2, 3]),
+      x: new Tensor('float32', [1, 2, 3, 4, 5, 6], [2, 3]), y: new Tensor('float32', [-1, -2, -3, -4, -5, -6], [2, 3]),
+    });
+    expect(Array.from(out.w!.data as Float32Array)).toEqual([1, -2, 3, -4, -5, 6]);
+    expect([out.both!.type, Array.from(out.both!.data as Uint8Array)]).toEqual(['bool', [1, 0, 0, 0, 0, 1]]);
+    await expect(session.run({ m: new Tensor('float32', [1, 0, 1], [1, 3]), k: new Tensor('bool', [1, 1, 0], [1, 3]), x: new Tensor('float32', [1, 2, 3], [1, 3]), y: new Tensor('float32', [1, 2, 3], [1, 3]) })).rejects.toMatchObject({ code: 'ERR_KILN_INVALID_ARG', message: expect.stringMatching(/feeds\['m'\]/) });
+    session.release();
+  });
+
   it('a bool graph output comes back as a bool tensor', async () => {
     const bytes = model({
       opset: 13, inputs: [valueInfo('a', ['N', 3])], outputs: [valueInfo('y', ['N', 3], DataType.BOOL)],
