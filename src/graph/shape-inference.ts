@@ -514,6 +514,9 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
     case 'Tanh':
     case 'Identity':
     case 'Dropout':
+    // The int8 IR's per-tensor boundary ops (int8-ir.ts) keep the shape too.
+    case 'QuantizeLinear':
+    case 'DequantizeLinear':
     case 'Neg':
     case 'Sqrt':
     case 'Exp':

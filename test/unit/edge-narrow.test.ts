@@ -67,4 +67,25 @@ describe('narrow formats and quantized codes at the session edge', () => {
     expect(maxScaledDiff(ours.dq!.data as Float32Array, ort.dq!.data)).toBe(0);
     session.release();
   });
+
+  it('a 3-D QLinearMatMul whose weight has a batch dimension runs as one unit-batch image, codes in and out', async () => {
+    const u8 = (name: string, dims: number[], data: number[]) => ({ name, dims, dataType: DataType.UINT8, int32Data: data });
+    const bytes = model({
+      opset: 21,
+      inputs: [valueInfo('a', [2, 2, 4], DataType.UINT8)],
+      outputs: [valueInfo('y', [2, 2, 3], DataType.UINT8)],
+      initializers: [
+        floatTensor('as', [], [0.0066]), u8('az', [], [113]), u8('b', [2, 4, 3], Array.from({ length: 24 }, (_, i) => (i * 37) % 256)),
+        floatTensor('bs', [], [0.00705]), u8('bz', [], [114]), floatTensor('ys', [], [0.0107]), u8('yz', [], [118]),
+      ],
+      nodes: [node('QLinearMatMul', ['a', 'as', 'az', 'b', 'bs', 'bz', 'ys', 'yz'], ['y'])],
+    });
+    const a = Uint8Array.from({ length: 16 }, (_, i) => (i * 53 + 7) % 256);
+    const session = await InferenceSession.create(bytes);
+    const ours = (await session.run<'uint8'>({ a: new Tensor('uint8', a, [2, 2, 4]) })).y!;
+    const ort = await runOrt(bytes, { a: { data: a as never, dims: [2, 2, 4] } });
+    expect(ours.type).toBe('uint8');
+    expect(Array.from(ours.data)).toEqual(Array.from(ort.y!.data as unknown as Uint8Array));
+    session.release();
+  });
 });
