@@ -184,6 +184,9 @@ class Emitter {
   /** Declared dtypes of the graph outputs (ArgMax / ArgMin write int64 straight to an int64 output). */
   readonly outputDtypes: Map<string, ValueInfo['dtype']>;
 
+  /** ArgMax / ArgMin results written as int64 (graph outputs): an Identity reading one is a Cast to FLOAT. */
+  readonly int64Indices = new Set<string>();
+
   constructor(graph: Graph) {
     this.weights = graph.initializers;
     this.outputDtypes = new Map(graph.outputs.map((o) => [o.name, o.dtype]));
@@ -362,12 +365,19 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
       // Kiln's indices are float values that only a Cast to FLOAT (an Identity after import) or an
       // int64 output reads: the int64 ONNX indices go through a Cast unless they end the graph as int64.
       const out = node.outputs[0]!;
-      if (e.outputDtypes.get(out) === 'int64') break;
+      if (e.outputDtypes.get(out) === 'int64') {
+        e.int64Indices.add(out);
+        break;
+      }
       const indices = e.fresh(`${out}_indices`);
       e.node(node.name, node.op, inputs, [indices], attrs);
       e.node(e.fresh(`${node.name}_to_float`), 'Cast', [indices], [out], [attribute('to', 'int', 1, where)]);
       return;
     }
+    case 'Identity':
+      if (!e.int64Indices.has(inputs[0]!)) break;
+      e.node(node.name, 'Cast', inputs, node.outputs.slice(0, 1), [attribute('to', 'int', 1, where)]);
+      return;
     case 'Gelu':
       // Gelu is an opset-20 operator: written out in opset-17 operators.
       emitGelu(e, node, inputs[0]!, node.outputs[0]!);

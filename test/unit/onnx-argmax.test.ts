@@ -93,13 +93,17 @@ describe('ArgMax / ArgMin match onnxruntime', () => {
 
   it('indices Cast to FLOAT feed float ops; Cast to int64 at an output', async () => {
     const spec: ModelSpec = {
-      opset: 13, inputs: [valueInfo('x', ['N', 4, 5])], outputs: [valueInfo('y'), valueInfo('z', undefined, DataType.INT64)],
+      opset: 13, inputs: [valueInfo('x', ['N', 4, 5])], outputs: [valueInfo('y'), valueInfo('z', undefined, DataType.INT64), valueInfo('w', undefined, DataType.INT64), valueInfo('v')],
       nodes: [
         node('ArgMin', ['x'], ['i'], [attr.i('axis', 2)], 'argmin'),
         node('Cast', ['i'], ['f'], [attr.i('to', DataType.FLOAT)], 'tofloat'),
         node('Mul', ['f', 'k'], ['y'], [], 'mul'),
         node('ArgMax', ['x'], ['j'], [attr.i('axis', -2), attr.i('keepdims', 0)], 'argmax'),
         node('Cast', ['j'], ['z'], [attr.i('to', DataType.INT64)], 'toint'),
+        // The same indices as an int64 output and, through a Cast to FLOAT, as a float operand.
+        node('ArgMax', ['x'], ['w'], [attr.i('axis', 1)], 'argmax2'),
+        node('Cast', ['w'], ['wf'], [attr.i('to', DataType.FLOAT)], 'wfloat'),
+        node('Add', ['wf', 'k'], ['v'], [], 'add'),
       ],
       initializers: [floatTensor('k', [1], [0.5])],
     };
