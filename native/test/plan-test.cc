@@ -450,8 +450,72 @@ void test_data_movement() {
   }
 }
 
+// ArgMax / ArgMin steps on random odd shapes, every per-image axis, keepdims and
+// select_last_index, against the definition walked element by element (ties from small integers,
+// NaN mixed in: a NaN first is kept, a later one never wins); outputs NaN-filled beforehand.
+void test_arg_reduce() {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> dim(1, 7), small(-2, 2), pct(0, 99);
+  int cases = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const size_t rank = 1 + trial % 3;
+    kiln::PlanShape shape(rank);
+    for (auto& d : shape) d = static_cast<size_t>(dim(rng));
+    const size_t batch = 1 + trial % 3;
+    std::vector<float> x(batch * numel(shape));
+    for (auto& v : x) v = pct(rng) < 10 ? NAN : static_cast<float>(small(rng));
+    for (size_t axis = 1; axis <= rank; ++axis) {
+      for (int keep = 0; keep < 2; ++keep) {
+        for (int last = 0; last < 2; ++last) {
+          for (const char* op : {"ArgMax", "ArgMin"}) {
+            kiln::PlanShape out;
+            for (size_t d = 0; d < rank; ++d) {
+              if (d + 1 != axis) out.push_back(shape[d]);
+              else if (keep) out.push_back(1);
+            }
+            kiln::PlanSpec spec;
+            spec.values = {shape, out};
+            spec.inputs = {0};
+            spec.outputs = {1};
+            auto st = step(op, {0}, {1});
+            st.attrs["axis"] = num(static_cast<double>(axis));
+            st.attrs["keepdims"] = num(keep);
+            st.attrs["select_last_index"] = num(last);
+            spec.steps = {st};
+            std::vector<float> y(batch * numel(out), NAN);
+            const float* in = x.data();
+            float* o = y.data();
+            kiln::Plan(spec).run(&in, &o, batch);
+            // Expected: for every input position with index 0 along the axis, walk the axis.
+            size_t stride = 1;
+            for (size_t d = axis; d < rank; ++d) stride *= shape[d];
+            const size_t count = shape[axis - 1];
+            const bool max = std::string(op) == "ArgMax";
+            bool ok = true;
+            size_t k = 0;
+            for (size_t p = 0; p < x.size(); ++p) {
+              if ((p / stride) % count != 0) continue;
+              size_t at = 0;
+              for (size_t r = 1; r < count; ++r) {
+                const float v = x[p + r * stride], b = x[p + at * stride];
+                if (max ? (v > b || (last && v == b)) : (v < b || (last && v == b))) at = r;
+              }
+              ok = ok && k < y.size() && y[k] == static_cast<float>(at);
+              ++k;
+            }
+            check(ok && k == y.size(), std::string(op) + " against its definition");
+            ++cases;
+          }
+        }
+      }
+    }
+  }
+  check(cases > 300, "ArgMax / ArgMin cases run");
+}
+
 int main(int argc, char** argv) {
   test_data_movement();
+  test_arg_reduce();
   test_storage_planning();
   test_concurrent_runs();
   test_fuzz(argc > 1 ? std::atoi(argv[1]) : 3000);

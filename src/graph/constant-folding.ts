@@ -34,6 +34,7 @@ export const FOLDABLE_OPS: ReadonlySet<string> = new Set([
   'Abs', 'Reciprocal', 'Floor', 'Ceil', 'Log', 'Pow', 'Max', 'Min',
   'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf', 'Where',
   'Size',
+  'ArgMax', 'ArgMin',
 ]);
 
 /** Comparisons and logic on constants; the result is a bool tensor (uint8 0/1, as Cast to BOOL folds). */
@@ -310,6 +311,37 @@ export function foldNode(
   }
 }
 
+/** ArgMax / ArgMin of a constant: int32 indices, with the plan kernel's comparisons (native/src/elementwise/arg-reduce.h). */
+function argReduce(node: GraphNode, x: Tensor): Tensor {
+  const rank = x.dims.length;
+  const axis = normalizeAxis(node, attrInt(node, 'axis', 0), rank);
+  const keep = attrInt(node, 'keepdims', 1) !== 0;
+  const last = attrInt(node, 'select_last_index', 0) !== 0;
+  const max = node.op === 'ArgMax';
+  const count = x.dims[axis]!;
+  if (count === 0) fail(node, 'input', 'a non-empty reduced axis', 'an empty one');
+  const outer = sizeOf(x.dims.slice(0, axis));
+  const inner = sizeOf(x.dims.slice(axis + 1));
+  const v = Array.from(x.data as ArrayLike<number | bigint>, Number);
+  const out = new Int32Array(outer * inner);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const base = o * count * inner + i;
+      let best = v[base]!;
+      let at = 0;
+      for (let r = 1; r < count; r++) {
+        const c = v[base + r * inner]!;
+        if (max ? (last ? c >= best : c > best) : last ? c <= best : c < best) {
+          best = c;
+          at = r;
+        }
+      }
+      out[o * inner + i] = at;
+    }
+  }
+  return new Tensor('int32', out, x.dims.flatMap((d, i) => (i !== axis ? [d] : keep ? [1] : [])));
+}
+
 function evaluate(node: GraphNode, inputs: readonly (KnownValue | undefined)[], shapes: readonly (Shape | undefined)[]): KnownValue[] | undefined {
   if (!FOLDABLE_OPS.has(node.op)) return undefined;
   if (node.op === 'Constant') {
@@ -338,6 +370,9 @@ function evaluate(node: GraphNode, inputs: readonly (KnownValue | undefined)[], 
   const x = t[0];
   if (x === undefined) return undefined;
   switch (node.op) {
+    case 'ArgMax':
+    case 'ArgMin':
+      return [argReduce(node, x)];
     case 'ConstantOfShape': {
       const shape = toInts(x);
       if (x.type !== 'int32' || shape.some((d) => d < 0)) fail(node, 'shape', 'non-negative integers', `[${shape.join(', ')}]`);

@@ -558,6 +558,12 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
     case 'ReduceLogSumExp':
     case 'ReduceLogSum':
       return [reduce(node, need(0))];
+    case 'ArgMax':
+    case 'ArgMin': {
+      const s = need(0);
+      const a = normalizeAxis(node, attrInt(node, 'axis', 0), s.length);
+      return [s.flatMap((d, i) => (i !== a ? [d] : attrInt(node, 'keepdims', 1) !== 0 ? [1] : []))];
+    }
     case 'LRN': {
       const s = need(0);
       if (s.length < 3) fail(node, 'input', 'rank >= 3 (N, C, spatial...)', formatShape(s));

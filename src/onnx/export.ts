@@ -103,6 +103,8 @@ const ATTRS: Record<string, Record<string, 'int' | 'ints' | 'float' | 'string'>>
   ReduceSumSquare: { axes: 'ints', keepdims: 'int' },
   ReduceLogSumExp: { axes: 'ints', keepdims: 'int' },
   ReduceLogSum: { axes: 'ints', keepdims: 'int' },
+  ArgMax: { axis: 'int', keepdims: 'int', select_last_index: 'int' },
+  ArgMin: { axis: 'int', keepdims: 'int', select_last_index: 'int' },
   Concat: { axis: 'int' },
   Flatten: { axis: 'int' },
   Reshape: {},
@@ -179,8 +181,15 @@ class Emitter {
   /** The source graph's constants (GroupNormalization reads its scale and bias). */
   readonly weights: Map<string, Tensor>;
 
+  /** Declared dtypes of the graph outputs (ArgMax / ArgMin write int64 straight to an int64 output). */
+  readonly outputDtypes: Map<string, ValueInfo['dtype']>;
+
+  /** ArgMax / ArgMin results written as int64 (graph outputs): an Identity reading one is a Cast to FLOAT. */
+  readonly int64Indices = new Set<string>();
+
   constructor(graph: Graph) {
     this.weights = graph.initializers;
+    this.outputDtypes = new Map(graph.outputs.map((o) => [o.name, o.dtype]));
     this.taken = new Set([...graph.initializers.keys(), ...graph.inputs.map((i) => i.name), ...graph.nodes.flatMap((n) => [n.name, ...n.outputs])]);
   }
 
@@ -351,6 +360,24 @@ function emitNode(e: Emitter, node: GraphNode, shapes: Map<string, Dim[]>): void
       if (axes !== undefined) inputs.splice(1, inputs.length, e.constant(`${node.name}_axes`, new Tensor('int32', axes)));
       break;
     }
+    case 'ArgMax':
+    case 'ArgMin': {
+      // Kiln's indices are float values that only a Cast to FLOAT (an Identity after import) or an
+      // int64 output reads: the int64 ONNX indices go through a Cast unless they end the graph as int64.
+      const out = node.outputs[0]!;
+      if (e.outputDtypes.get(out) === 'int64') {
+        e.int64Indices.add(out);
+        break;
+      }
+      const indices = e.fresh(`${out}_indices`);
+      e.node(node.name, node.op, inputs, [indices], attrs);
+      e.node(e.fresh(`${node.name}_to_float`), 'Cast', [indices], [out], [attribute('to', 'int', 1, where)]);
+      return;
+    }
+    case 'Identity':
+      if (!e.int64Indices.has(inputs[0]!)) break;
+      e.node(node.name, 'Cast', inputs, node.outputs.slice(0, 1), [attribute('to', 'int', 1, where)]);
+      return;
     case 'Gelu':
       // Gelu is an opset-20 operator: written out in opset-17 operators.
       emitGelu(e, node, inputs[0]!, node.outputs[0]!);

@@ -147,6 +147,8 @@ function convert(raw: RawGraph): Graph {
   const nodes: GraphNode[] = [];
   /** Run-time values of element type bool (a Cast to FLOAT of one is a real conversion). */
   const boolValues = new Set<string>();
+  /** ArgMax / ArgMin indices (exact integers in float32 plan values), by value name, and their Identity views. */
+  const indexValues = new Map<string, GraphNode>();
   /**
    * Casts where a graph input enters or a graph output leaves: kept as Casts for the session,
    * which turns them into its edge conversions (runtime/edge-types.ts).
@@ -271,6 +273,18 @@ function convert(raw: RawGraph): Graph {
         return;
       }
     }
+    // Kiln does no integer arithmetic: indices may only be Cast (to a float type or bool, or to
+    // int64 where they leave the model: edge-types.ts) or leave the model as they are.
+    // (Taken before a Cast to FLOAT becomes an Identity below: its output is a float value.)
+    const indexView = node.op === 'Identity' && indexValues.has(node.inputs[0]!);
+    const indexInput = node.op === 'Cast' || node.op === 'Identity' ? undefined : node.inputs.find((v) => indexValues.has(v));
+    if (indexInput !== undefined) {
+      const source = indexValues.get(indexInput)!;
+      unsupported.set(node.name, `integer arithmetic: it reads the int64 indices '${indexInput}' of ${source.op} '${source.name}', which Kiln computes as float32 integers and lets only a Cast read`);
+      for (const o of node.outputs) poisoned.add(o);
+      nodes.push(node);
+      return;
+    }
     const castInput = node.op === 'Cast' ? graphInputs.get(node.inputs[0] ?? '') : undefined;
     // Run-time values are float32 (float64 ones included, computed at float32 precision: edge-types.ts)
     // or bool: a cast to float of a float value is the value itself.
@@ -307,6 +321,8 @@ function convert(raw: RawGraph): Graph {
     if (BOOL_RESULT_OPS.has(node.op) || (node.op === 'Cast' && node.attrs.to === ONNX_BOOL) || (BOOL_VIEW_OPS.has(node.op) && boolValues.has(node.inputs[0]))) {
       for (const o of node.outputs) boolValues.add(o);
     }
+    if (node.op === 'ArgMax' || node.op === 'ArgMin') indexValues.set(node.outputs[0]!, node);
+    else if (indexView) indexValues.set(node.outputs[0]!, indexValues.get(node.inputs[0]!)!);
     nodes.push(node);
   }
 

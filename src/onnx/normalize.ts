@@ -618,6 +618,17 @@ function reduce(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   return [canonical(node, node.inputs.slice(0, 1), { axes, keepdims })];
 }
 
+/**
+ * ArgMax / ArgMin: `axis` non-negative, `keepdims` 0 | 1 and `select_last_index` (opset 12+;
+ * absent before, which means 0) filled.
+ */
+function argReduce(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
+  const x = needShape(ctx, node);
+  const last = int(node, 'select_last_index', 0);
+  if (last !== 0 && last !== 1) throw new TypeError(`Expected select_last_index 0 or 1 for ${node.op} '${node.name}' but received ${last}`);
+  return [canonical(node, node.inputs.slice(0, 1), { axis: axis(node, int(node, 'axis', 0), x.length, 'axis'), keepdims: int(node, 'keepdims', 1) === 0 ? 0 : 1, select_last_index: last })];
+}
+
 function gelu(node: GraphNode): GraphNode[] {
   const approximate = str(node, 'approximate', 'none');
   if (approximate !== 'none' && approximate !== 'tanh') throw new TypeError(`Expected approximate 'none' or 'tanh' for Gelu '${node.name}' but received '${approximate}'`);
@@ -706,6 +717,8 @@ const NORMALIZERS: Record<string, Normalizer> = {
   ReduceSumSquare: reduce,
   ReduceLogSumExp: reduce,
   ReduceLogSum: reduce,
+  ArgMax: argReduce,
+  ArgMin: argReduce,
   Concat: (node, ctx) => [canonical(node, node.inputs, { axis: axis(node, int(node, 'axis', 0), rank(ctx, node)) })],
   Flatten: (node, ctx) => {
     const r = rank(ctx, node);

@@ -110,6 +110,7 @@ const IMPLEMENTED: Readonly<Record<string, readonly number[]>> = {
   ReduceSum: [1, 11, 13], ReduceProd: [1, 11, 13, 18], ReduceL1: [1, 11, 13, 18], ReduceL2: [1, 11, 13, 18],
   ReduceSumSquare: [1, 11, 13, 18], ReduceLogSumExp: [1, 11, 13, 18],
   ReduceLogSum: [1, 11, 13, 18],
+  ArgMax: [1, 11, 12, 13], ArgMin: [1, 11, 12, 13],
   Resize: [10, 11, 13, 18, 19], Upsample: [7, 9, 10], Split: [2, 11, 13, 18], Expand: [8, 13], Tile: [6, 13],
   DepthToSpace: [1, 11, 13], SpaceToDepth: [1, 13],
   Equal: [7, 11, 13, 19], Less: [7, 9, 13], LessOrEqual: [12, 16], Greater: [7, 9, 13], GreaterOrEqual: [12, 16],

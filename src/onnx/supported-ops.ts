@@ -13,6 +13,7 @@ export const RUNTIME_OPS: ReadonlySet<string> = new Set([
   'Elu', 'Selu', 'Celu', 'Mish', 'Gelu', 'ThresholdedRelu', 'PRelu', 'Max', 'Min', 'Pow',
   'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSum', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSumExp',
   'ReduceLogSum',
+  'ArgMax', 'ArgMin', // float32 indices of exact integers; int64 only where they leave the model (edge-types.ts)
   'Concat', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Transpose',
   'Softmax', 'LogSoftmax', 'Pad', 'Identity', 'Dropout',
   'Resize', 'Upsample', 'Slice', 'Split', 'Gather', 'Expand', 'Tile', 'DepthToSpace', 'SpaceToDepth',
@@ -23,13 +24,10 @@ export const RUNTIME_OPS: ReadonlySet<string> = new Set([
 /** The ONNX opsets (default domain) import accepts; versions are judged per op in op-versions.ts. */
 export { OLDEST_ONNX_OPSET as MIN_OPSET, NEWEST_ONNX_OPSET as MAX_OPSET } from './op-versions.js';
 /**
- * Operators whose values are int64 indices: the runtime carries float32 and bool values (and uint8
- * inside int8 regions) only, so they are refused with this reason.
+ * Operators refused with a precise reason rather than 'not implemented' (none at present: ArgMax
+ * and ArgMin, once refused for their int64 indices, run with float32 integer indices).
  */
-const NON_FLOAT_REASONS: Readonly<Record<string, string>> = {
-  ArgMax: 'its int64 indices are not a float32 value (the runtime carries float32 values only)',
-  ArgMin: 'its int64 indices are not a float32 value (the runtime carries float32 values only)',
-};
+const NON_FLOAT_REASONS: Readonly<Record<string, string>> = {};
 
 /** Why import refuses an operator it has no form for ('not implemented', or a precise reason). */
 export function notImplementedReason(op: string): string {

@@ -64,6 +64,7 @@ export const PLAN_OPS = [
   'Elu', 'Selu', 'Celu', 'Mish', 'Gelu', 'ThresholdedRelu', 'PRelu', 'Max', 'Min', 'Pow',
   'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSum', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSumExp',
   'ReduceLogSum',
+  'ArgMax', 'ArgMin',
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity',
   'QuantizeLinear', 'DequantizeLinear', 'TransposeU8', 'QLinearConv', 'QLinearGemm', 'DynamicQGemm',
   'QLinearAdd', 'MaxPoolU8',

@@ -53,6 +53,8 @@ const OpEntry kOps[] = {
     {"ReduceSumSquare", make_reduce},
     {"ReduceLogSumExp", make_reduce},
     {"ReduceLogSum", make_reduce},
+    {"ArgMax", make_arg_reduce},
+    {"ArgMin", make_arg_reduce},
     {"LRN", make_lrn},
     {"BatchNormalization", make_batch_norm},
     {"LayerNormalization", make_layer_norm},

@@ -9,7 +9,7 @@ import { lowerDepthToSpace, lowerExpand, lowerGather, lowerTile } from './data.j
 import { lowerConcat, lowerPad, lowerSqueeze, lowerTranspose, lowerUnsqueeze } from './layout.js';
 import { lowerBatchNorm, lowerGlobalPool, lowerLrn, lowerPool } from './pool.js';
 import { QUANT_LOWERINGS } from './quant.js';
-import { lowerReduce } from './reduce.js';
+import { lowerArgReduce, lowerReduce } from './reduce.js';
 import { lowerSoftmax } from './softmax.js';
 
 export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
@@ -55,6 +55,8 @@ export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   ReduceSumSquare: lowerReduce,
   ReduceLogSumExp: lowerReduce,
   ReduceLogSum: lowerReduce,
+  ArgMax: lowerArgReduce,
+  ArgMin: lowerArgReduce,
   LRN: lowerLrn,
   BatchNormalization: lowerBatchNorm,
   LayerNormalization: lowerLayerNorm,

@@ -18,6 +18,7 @@ std::unique_ptr<PlanStep> make_copy_step(size_t floats_per_image);      // unary
 std::unique_ptr<PlanStep> make_pool(const StepContext& ctx);            // pool.cc (MaxPool, AveragePool)
 std::unique_ptr<PlanStep> make_global_pool(const StepContext& ctx);     // global-pool.cc
 std::unique_ptr<PlanStep> make_reduce(const StepContext& ctx);          // reduce.cc (ReduceMean, ReduceMax, ...)
+std::unique_ptr<PlanStep> make_arg_reduce(const StepContext& ctx);      // arg-reduce.cc (ArgMax, ArgMin)
 std::unique_ptr<PlanStep> make_lrn(const StepContext& ctx);             // lrn.cc
 std::unique_ptr<PlanStep> make_batch_norm(const StepContext& ctx);      // batch-norm.cc
 std::unique_ptr<PlanStep> make_layer_norm(const StepContext& ctx);      // normalization.cc
