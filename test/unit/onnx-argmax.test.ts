@@ -48,7 +48,7 @@ async function check(spec: ModelSpec, feeds: Record<string, Feed>, roundTrip = t
   const bytes = model(spec);
   const want = await runOrt(bytes, feeds);
   const got = await kilnRun(bytes, feeds);
-  const sources: [string, Record<string, { data: ArrayLike<unknown>; dims: number[] }>][] = [['kiln', got]];
+  const sources: [string, Record<string, { data: ArrayLike<unknown>; dims: readonly number[] }>][] = [['kiln', got]];
   if (roundTrip) sources.push(['export', await runOrt(exportModel(await importModel(bytes)), feeds)]);
   for (const [name, w] of Object.entries(want)) {
     for (const [label, results] of sources) {
