@@ -150,17 +150,21 @@ function fromRaw(raw: Uint8Array, dataType: number, size: number, owned: boolean
   }
 }
 
+/** The typed `*_data` field of a TensorProto that holds elements of `dataType`. */
+function dataField(t: ITensorProto, dataType: number): ArrayLike<unknown> | null | undefined {
+  switch (dataType) {
+    case DataType.FLOAT: return t.floatData;
+    case DataType.DOUBLE: return t.doubleData;
+    case DataType.INT64: return t.int64Data;
+    case DataType.UINT32:
+    case DataType.UINT64: return t.uint64Data;
+    default: return t.int32Data; // int32, int16, uint16, int8, uint8, bool, float16 bits
+  }
+}
+
 /** Reads the typed `*_data` field that holds `dataType`, or undefined when it is empty. */
 function fromField(t: ITensorProto, dataType: number, size: number, what: string): Tensor['data'] | undefined {
-  let field: ArrayLike<unknown> | null | undefined;
-  switch (dataType) {
-    case DataType.FLOAT: field = t.floatData; break;
-    case DataType.DOUBLE: field = t.doubleData; break;
-    case DataType.INT64: field = t.int64Data; break;
-    case DataType.UINT32:
-    case DataType.UINT64: field = t.uint64Data; break;
-    default: field = t.int32Data; // int32, int16, uint16, int8, uint8, bool, float16 bits
-  }
+  const field = dataField(t, dataType);
   if (!field || field.length === 0) return undefined;
   if (field.length !== size) throw corrupt(`Expected ${size} values for ${what} (its dims) but its data field holds ${field.length}`);
   const type = kilnType(dataType);
@@ -267,15 +271,7 @@ export function typedTensorFromProto(t: ITensorProto, what: string): Tensor<Full
     if (dtype === 'bool') for (let i = 0; i < size; i++) data[i] = data[i] ? 1 : 0;
     return new Tensor(dtype, data as never, dims);
   }
-  let field: ArrayLike<unknown> | null | undefined;
-  switch (dataType) {
-    case DataType.FLOAT: field = t.floatData; break;
-    case DataType.DOUBLE: field = t.doubleData; break;
-    case DataType.INT64: field = t.int64Data; break;
-    case DataType.UINT32:
-    case DataType.UINT64: field = t.uint64Data; break;
-    default: field = t.int32Data; // int32, int16, uint16, int8, uint8, bool, float16 bits
-  }
+  const field = dataField(t, dataType);
   const n = field?.length ?? 0;
   if (n !== size) throw corrupt(`Expected ${size} values for ${what} (dims [${dims.join(', ')}]) but its data field holds ${n}`);
   const data = new ArrayType(size);
