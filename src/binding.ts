@@ -197,6 +197,10 @@ export interface NativeAddon {
   planInfo(plan: NativePlan): { arenaBytes: number; arenaBytesPerImage: number; weightBytes: number; steps: string[] };
   /** Frees the plan's weights now; later calls with it throw ERR_KILN_DISPOSED. */
   disposePlan(plan: NativePlan): void;
+  setPlanProfiling(plan: NativePlan, on: boolean): void;
+  /** Single-thread FMA peak of the active ISA, GFLOP/s, measured on the calling thread for `milliseconds`. */
+  measureF32Peak(milliseconds: number): number;
+  planProfile(plan: NativePlan, reset: boolean): { runs: number; images: number; stepNs: number[] };
 
   // s8-gemm.cc: int8 GEMM, bit-identical on every ISA. Outputs are overwritten, row-major with ldc.
   /** Packs B (K x N, or N x K with transB) once; valid for every ISA. */

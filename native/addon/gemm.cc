@@ -78,10 +78,24 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   });
 }
 
+// measureF32Peak(milliseconds): the single-thread FMA peak of the active ISA in GFLOP/s, measured
+// on the calling thread for that long (the CLI's profile reports fractions of it).
+Napi::Value MeasureF32Peak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw_type("milliseconds", "a number", info.Length() ? info[0] : env.Undefined());
+    const double ms = info[0].As<Napi::Number>().DoubleValue();
+    if (!(ms >= 1.0 && ms <= 1000.0)) throw_range("milliseconds", "a number in [1, 1000]", std::to_string(ms));
+    return Napi::Number::New(env, kiln::measure_f32_peak_gflops(ms));
+  }
+  KILN_ADDON_CATCH(env)
+}
+
 }  // namespace
 
 void register_gemm(Napi::Env env, Napi::Object exports) {
   exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
+  exports.Set("measureF32Peak", Napi::Function::New(env, MeasureF32Peak, "measureF32Peak"));
 }
 
 }  // namespace kiln_addon

@@ -287,6 +287,36 @@ Napi::Value PlanInfo(const Napi::CallbackInfo& info) {
   KILN_ADDON_CATCH(env)
 }
 
+// setPlanProfiling(plan, on): per-step timing of later runs (kiln::Plan::set_profiling).
+Napi::Value SetPlanProfiling(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    std::shared_ptr<const kiln::Plan> plan = live_plan(env, info.Length() ? info[0] : env.Undefined());
+    if (info.Length() < 2 || !info[1].IsBoolean()) throw kiln::PlanError("Expected a boolean for on but received another value");
+    plan->set_profiling(info[1].As<Napi::Boolean>().Value());
+    return env.Undefined();
+  }
+  KILN_ADDON_CATCH(env)
+}
+
+// planProfile(plan, reset) -> { runs, images, stepNs: number[] } (kiln::Plan::profile).
+Napi::Value PlanProfile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    std::shared_ptr<const kiln::Plan> plan = live_plan(env, info.Length() ? info[0] : env.Undefined());
+    const bool reset = info.Length() >= 2 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+    const kiln::PlanProfile p = plan->profile(reset);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("runs", Napi::Number::New(env, static_cast<double>(p.runs)));
+    out.Set("images", Napi::Number::New(env, static_cast<double>(p.images)));
+    Napi::Array ns = Napi::Array::New(env, p.step_ns.size());
+    for (size_t i = 0; i < p.step_ns.size(); ++i) ns.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(p.step_ns[i])));
+    out.Set("stepNs", ns);
+    return out;
+  }
+  KILN_ADDON_CATCH(env)
+}
+
 // Frees the plan's weights now (runs in flight keep their own reference until they end).
 Napi::Value DisposePlan(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -305,6 +335,8 @@ void register_plan(Napi::Env env, Napi::Object exports) {
   exports.Set("runPlan", Napi::Function::New(env, RunPlan, "runPlan"));
   exports.Set("planInfo", Napi::Function::New(env, PlanInfo, "planInfo"));
   exports.Set("disposePlan", Napi::Function::New(env, DisposePlan, "disposePlan"));
+  exports.Set("setPlanProfiling", Napi::Function::New(env, SetPlanProfiling, "setPlanProfiling"));
+  exports.Set("planProfile", Napi::Function::New(env, PlanProfile, "planProfile"));
 }
 
 }  // namespace kiln_addon

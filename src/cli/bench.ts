@@ -5,7 +5,8 @@
 import type { Graph } from '../graph/ir.js';
 import { benchmarkAgainstOrt, benchmarkInput, exportModel } from '../onnx/index.js';
 import type { OrtBenchmarkRow } from '../onnx/benchmark.js';
-import { InferenceSession } from '../runtime/session.js';
+import { native } from '../binding.js';
+import { InferenceSession, type SessionProfile } from '../runtime/session.js';
 import { castTensor } from '../runtime/edge-types.js';
 import { measure, type Timing } from '../util/timing.js';
 import { readModelSource, type ModelSource } from './model-source.js';
@@ -14,6 +15,10 @@ import { capThreads } from './threads.js';
 
 export interface BenchCommandOptions {
   vsOrt?: boolean;
+  /** Time every plan step and print where each cell's time went. */
+  profile?: boolean;
+  /** Steps listed per cell with --profile. */
+  top?: number;
   batches: number[];
   threadCounts: number[];
   minMs: number;
@@ -26,11 +31,25 @@ export interface KilnBenchRow {
   batch: number;
   kiln: Timing;
   kilnImagesPerSecond: number;
+  /** With --profile: the cell's steps, slowest first. */
+  profile?: SessionProfile;
 }
 
-async function sessionFor(source: ModelSource, threads: number): Promise<InferenceSession> {
-  if (source.kind === 'kiln') return InferenceSession.create(source.module, { inputShape: source.inputShape, intraOpNumThreads: threads });
-  return InferenceSession.create(source.kind === 'graph' ? source.graph : source.bytes, { intraOpNumThreads: threads });
+async function sessionFor(source: ModelSource, threads: number, enableProfiling: boolean): Promise<InferenceSession> {
+  if (source.kind === 'kiln') return InferenceSession.create(source.module, { inputShape: source.inputShape, intraOpNumThreads: threads, enableProfiling });
+  return InferenceSession.create(source.kind === 'graph' ? source.graph : source.bytes, { intraOpNumThreads: threads, enableProfiling });
+}
+
+/** Where a cell's time went: the slowest steps, their kernels and their fraction of the peak. */
+function profileLines(r: KilnBenchRow, top: number): string[] {
+  const p = r.profile!;
+  const lines = [`threads ${r.threads}, batch ${r.batch}: ${p.runs} runs, ${(p.totalMs / p.runs).toFixed(3)} ms of steps per run`];
+  lines.push(`  ${'share'.padStart(6)} ${'ms/run'.padStart(8)} ${'GFLOP/s'.padStart(8)} ${'of peak'.padStart(8)}  step`);
+  for (const s of p.steps.slice(0, top)) {
+    const peak = s.fractionOfPeak === undefined || s.macsPerImage === 0 ? '' : `${(100 * s.fractionOfPeak).toFixed(0)}%`;
+    lines.push(`  ${(100 * s.share).toFixed(1).padStart(5)}% ${(s.ms / p.runs).toFixed(3).padStart(8)} ${s.gflops.toFixed(1).padStart(8)} ${peak.padStart(8)}  ${s.kernel}`);
+  }
+  return lines;
 }
 
 function imageShape(session: InferenceSession, modelPath: string): number[] {
@@ -41,6 +60,7 @@ function imageShape(session: InferenceSession, modelPath: string): number[] {
 }
 
 export async function benchCommand(modelPath: string, opts: BenchCommandOptions): Promise<void> {
+  if (opts.profile && opts.vsOrt) throw new TypeError('Expected --profile or --vs-ort but received both: --profile times Kiln alone, step by step');
   const out = new Output(opts);
   const threadCounts = [...new Set(opts.threadCounts.map((t) => capThreads('--thread-counts', t)))];
   const source = await readModelSource(modelPath);
@@ -74,16 +94,24 @@ export async function benchCommand(modelPath: string, opts: BenchCommandOptions)
     }
 
     const rows: KilnBenchRow[] = [];
+    // The single-core FMA peak, measured once, scales each cell's fractions (x its threads).
+    const peak = opts.profile ? Math.max(...[0, 1, 2].map(() => native.measureF32Peak(100))) : undefined;
     for (const threads of threadCounts) {
-      const session = await sessionFor(source, threads);
+      const session = await sessionFor(source, threads, opts.profile === true);
       try {
         const shape = imageShape(session, modelPath);
         const name = session.inputNames[0];
         for (const batch of opts.batches) {
           bar.update(rows.length, { threads, batch });
           const x = castTensor(benchmarkInput(batch, shape, 7 + batch), session.inputTypes[0]!);
+          if (opts.profile) {
+            // A run to plan this batch size, then a clean slate: earlier cells are not this cell's.
+            await session.run({ [name]: x });
+            session.profile({ reset: true });
+          }
           const kiln = await measure(() => session.run({ [name]: x }), { minMs: opts.minMs });
-          rows.push({ threads, batch, kiln, kilnImagesPerSecond: (batch * 1000) / kiln.medianMs });
+          const profile = opts.profile ? session.profile({ reset: true, peakGflops: peak! * threads }) : undefined;
+          rows.push({ threads, batch, kiln, kilnImagesPerSecond: (batch * 1000) / kiln.medianMs, ...(profile ? { profile } : {}) });
         }
       } finally {
         session.release();
@@ -99,6 +127,9 @@ export async function benchCommand(modelPath: string, opts: BenchCommandOptions)
             `${Math.round(r.kilnImagesPerSecond).toString().padStart(11)}`,
         ),
         'median and p99 milliseconds per run; add --vs-ort to time onnxruntime-node on the same inputs',
+        ...(opts.profile
+          ? ['', `profile (--profile; peak = measured single-core FMA peak ${peak!.toFixed(1)} GFLOP/s x threads; steps' own time, excluding the session around them):`, ...rows.flatMap((r) => profileLines(r, opts.top ?? 10))]
+          : []),
       ].join('\n'),
     );
   } finally {

@@ -190,6 +190,8 @@ export function buildProgram(): Command {
     .description('time Kiln on one model: latency and images/s per batch size and thread count (--vs-ort: against onnxruntime-node, same inputs, alternating runs)')
     .argument('<model>', 'model file (.onnx or .kiln)')
     .option('--vs-ort', 'also time onnxruntime-node and report the speed-up')
+    .option('--profile', 'time every plan step and print the slowest per cell: kernel, ms, GFLOP/s, fraction of the measured peak')
+    .option('--top <n>', 'steps listed per cell with --profile', intOption(1, 10000), 10)
     .option('--batches <list>', 'comma-separated batch sizes', listOption(1, 1 << 20), [1, 8, 64])
     .option('--thread-counts <list>', 'comma-separated thread counts (intraOpNumThreads of both runtimes)', listOption(1, 1024), [1, 2])
     .option('--min-ms <n>', 'minimum timed milliseconds per cell', intOption(1, 600000), 1500)

@@ -37,6 +37,8 @@ export interface CompiledGraph {
   fixedBatch?: number;
   /** Multiply-accumulates per image (elementwise steps count one per output element). */
   macsPerImage: number;
+  /** The same per plan step (spec.steps order). */
+  stepMacs: number[];
   /** Estimated cost per image in float32 FLOPs (int8 multiply-adds count a quarter): picks inline or runner-thread runs (runtime/async-policy.ts). */
   flopsPerImage: number;
 }
@@ -168,6 +170,7 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
     outputs: outputs.map((o) => ({ name: o.name, shape: o.ref.shape })),
     ...(env.fixedBatch !== undefined ? { fixedBatch: env.fixedBatch } : {}),
     macsPerImage: env.macs,
+    stepMacs: env.steps.map((_, i) => env.stepMacs?.[i] ?? 0),
     flopsPerImage: 2 * (env.macs - (env.int8Macs ?? 0)) + (env.int8Macs ?? 0) / 2,
   };
 }
@@ -290,5 +293,6 @@ function copy(env: LoweringEnv, ref: ValueRef, name: string): ValueRef {
   const id = env.values.length;
   env.values.push(ref.shape.slice());
   env.steps.push({ op: 'Copy', name: `${name}_copy`, inputs: [ref.id], outputs: [id] });
+  (env.stepMacs ??= [])[env.steps.length - 1] = 0;
   return { id, shape: ref.shape.slice() };
 }

@@ -116,6 +116,16 @@ export class Plan {
     return native.planInfo(this.live()) as PlanInfo;
   }
 
+  /** Turns per-step timing of later runs on or off (off: runs read no clock). */
+  setProfiling(on: boolean): void {
+    native.setPlanProfiling(this.live(), on);
+  }
+
+  /** Nanoseconds per step (info().steps order), runs and images timed since the last reset. */
+  profile(reset = false): { runs: number; images: number; stepNs: number[] } {
+    return native.planProfile(this.live(), reset);
+  }
+
   get disposed(): boolean {
     return this.handle === undefined;
   }

@@ -20,7 +20,7 @@ import { Module } from '../nn/module.js';
 import { type DType, Tensor } from '../tensor.js';
 import type { BindableTensor } from '../onnx/bind-inputs.js';
 import { emptyModel, readModelFile } from '../util/files.js';
-import { describe, dims as checkDims, integer, oneOf, onlyKeys, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
+import { boolean, describe, dims as checkDims, integer, number, oneOf, onlyKeys, options as checkOptions, rangeError, shapeError, typeError } from '../validate.js';
 import { shouldRunAsync } from './async-policy.js';
 import { type CompiledGraph, type CompileOptions, compileGraph, hasStaticShapes, SPARSE_KERNELS, type SparseKernels } from './compile.js';
 import { decodeKilnFile } from './kiln-file.js';
@@ -70,6 +70,41 @@ export interface SessionOptions {
   sparseKernels?: SparseKernels;
   /** One image's shape, e.g. [1, 28, 28]: required for a Module, optional for a .kiln file that stores it. */
   inputShape?: readonly number[];
+  /**
+   * Time every step of every run (default false, or true when the environment has KILN_PROFILE=1),
+   * like onnxruntime's `enableProfiling`; `profile()` then says where the time went. Off, a run
+   * reads no clock; on, it reads two per step.
+   */
+  enableProfiling?: boolean;
+}
+
+/** One plan step in a profile (see `InferenceSession.profile`). */
+export interface ProfileStep {
+  /** Position in `info().steps`. */
+  index: number;
+  /** Plan op ('Conv', 'QLinearConv', 'Gemm', ...) and the graph node it comes from. */
+  op: string;
+  name: string;
+  /** The `info().steps` line: shapes, kernel chosen (e.g. "sparse unstructured 90%"). */
+  kernel: string;
+  /** Total time over the profiled runs, and its share of all steps' time. */
+  ms: number;
+  share: number;
+  /** Multiply-accumulates per image, and the rate they ran at (0 when the step does none). */
+  macsPerImage: number;
+  gflops: number;
+  /** gflops / peakGflops, when profile() was given a peak. */
+  fractionOfPeak?: number;
+}
+
+export interface SessionProfile {
+  /** Runs and images timed since profiling began or the last reset. */
+  runs: number;
+  images: number;
+  /** Sum of the steps' times. */
+  totalMs: number;
+  /** Every step, slowest first. */
+  steps: ProfileStep[];
 }
 
 /**
@@ -105,12 +140,14 @@ interface Feed {
 interface Compiled {
   graph: CompiledGraph;
   plan: Plan;
+  /** Its steps are being timed (InferenceSession.profile). */
+  profiling?: boolean;
   /** A unit-batch plan for one batch size: the feeds' batch is part of each image (unit-batch.ts). */
   batchInImage?: boolean;
 }
 
 /** The keys of {@link SessionOptions}; anything else is refused (a typo would else be ignored). */
-const SESSION_OPTION_KEYS = ['intraOpNumThreads', 'graphOptimizationLevel', 'sparseKernels', 'inputShape'] as const;
+const SESSION_OPTION_KEYS = ['intraOpNumThreads', 'graphOptimizationLevel', 'sparseKernels', 'inputShape', 'enableProfiling'] as const;
 
 /** `.kiln` files start with these bytes. */
 const KILN_MAGIC = [0x4b, 0x49, 0x4c, 0x4e];
@@ -152,6 +189,9 @@ export class InferenceSession implements Disposable {
   // Plans compiled for symbolic input sizes, by size key, once their build has finished.
   private readonly syncPlans = new Map<string, Compiled>();
   private inFlight = 0;
+  /** Per-step timing asked for (enableProfiling / KILN_PROFILE=1), and the plan of the latest run. */
+  private profiling = false;
+  private lastCompiled: Compiled | undefined;
   private released = false;
   /**
    * Set once the batch-major plan refused this graph for symbolic sizes and a unit-batch plan ran
@@ -208,11 +248,40 @@ export class InferenceSession implements Disposable {
     const level = opts.graphOptimizationLevel === undefined ? 'all' : oneOf('options.graphOptimizationLevel', opts.graphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS);
     const sparse = opts.sparseKernels === undefined ? 'auto' : oneOf('options.sparseKernels', opts.sparseKernels, SPARSE_KERNELS);
     const inputShape = opts.inputShape === undefined ? undefined : checkDims('options.inputShape', opts.inputShape);
+    const profiling = opts.enableProfiling === undefined ? process.env.KILN_PROFILE === '1' : boolean('options.enableProfiling', opts.enableProfiling);
     const onnx = await onnxInfoOf(source);
-    if (onnx !== undefined && onnx.info.parameters.length > 0) return await InferenceSession.bound(onnx.info, onnx.path, threads, level, sparse);
-    const graph = onnx === undefined ? await graphFrom(source, inputShape) : await onnxGraph(onnx.info.bytes, onnx.path);
-    const declaredTypes = new Map<string, DType>((onnx?.info.outputs ?? graph.outputs).map((o) => [o.name, o.dtype]));
-    return InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes);
+    let session: InferenceSession;
+    if (onnx !== undefined && onnx.info.parameters.length > 0) {
+      session = await InferenceSession.bound(onnx.info, onnx.path, threads, level, sparse);
+    } else {
+      const graph = onnx === undefined ? await graphFrom(source, inputShape) : await onnxGraph(onnx.info.bytes, onnx.path);
+      const declaredTypes = new Map<string, DType>((onnx?.info.outputs ?? graph.outputs).map((o) => [o.name, o.dtype]));
+      session = await InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes);
+    }
+    session.profiling = profiling;
+    return session;
+  }
+
+  /**
+   * Where the time of the profiled runs went, step by step (see `SessionOptions.enableProfiling`),
+   * for the plan of the latest run: each step's op, node name, the kernel it runs (the `info().steps`
+   * line), its total time, share and GFLOP/s (2 x its multiply-accumulates per image x images /
+   * time; int8 multiply-adds count 2 as well), and its fraction of `peakGflops` when given (the
+   * measured single-core peak times the threads, e.g. from `kiln bench --profile`).
+   * @throws KilnError ERR_KILN_INVALID_STATE when the session was not created with profiling on,
+   *   has not run yet, or wraps other sessions (parameter inputs, constant outputs)
+   */
+  profile(options: { reset?: boolean; peakGflops?: number } = {}): SessionProfile {
+    this.checkLive();
+    const opts = checkOptions<{ reset?: boolean; peakGflops?: number }>('options', options);
+    onlyKeys('options', opts, ['reset', 'peakGflops']);
+    const reset = opts.reset === undefined ? false : boolean('options.reset', opts.reset);
+    const peak = opts.peakGflops === undefined ? undefined : number('options.peakGflops', opts.peakGflops, 0, Infinity, true);
+    if (!this.profiling) throw new KilnError(ErrorCode.INVALID_STATE, 'Expected a session created with enableProfiling: true (or KILN_PROFILE=1) but this one does not time its steps');
+    if (this.delegate) throw new KilnError(ErrorCode.INVALID_STATE, 'Kiln profiles only sessions that run one plan; this one wraps others (parameter inputs or constant outputs)');
+    const compiled = this.lastCompiled;
+    if (!compiled) throw new KilnError(ErrorCode.INVALID_STATE, 'The session has not run yet: nothing to profile');
+    return profileOf(compiled, reset, peak);
   }
 
   /**
@@ -338,6 +407,7 @@ export class InferenceSession implements Disposable {
       const batch = wholeImage ? 1 : feed.batch;
       outputs = allocate(compiled.graph, batch, wholeImage);
       const heavy = shouldRunAsync(compiled.graph.flopsPerImage * batch);
+      this.track(compiled);
       pending = compiled.plan.run(feed.arrays, outputs.arrays, batch, heavy);
     } catch (err) {
       return Promise.reject(err);
@@ -383,8 +453,18 @@ export class InferenceSession implements Disposable {
     const wholeImage = this.unitBatch || compiled.batchInImage === true;
     const batch = wholeImage ? 1 : feed.batch;
     const outputs = allocate(compiled.graph, batch, wholeImage);
+    this.track(compiled);
     compiled.plan.run(feed.arrays, outputs.arrays, batch, false);
     return this.typedOutputs(outputs.tensors) as SessionOutputs<T>;
+  }
+
+  /** Remembers the plan a run uses (what profile() reports) and turns its timing on if asked. */
+  private track(compiled: Compiled): void {
+    this.lastCompiled = compiled;
+    if (this.profiling && compiled.profiling !== true) {
+      compiled.plan.setProfiling(true);
+      compiled.profiling = true;
+    }
   }
 
   /**
@@ -719,4 +799,22 @@ function kilnGraph(bytes: Uint8Array, inputShape: number[] | undefined, path?: s
   const shape = inputShape ?? (Array.isArray(stored) ? checkDims('inputShape stored in the .kiln file', stored) : undefined);
   if (!shape) throw typeError('options.inputShape', 'one image shape (the .kiln file does not store it)', undefined);
   return toGraph(module, shape);
+}
+
+/** The profile of one compiled plan (steps slowest first). */
+function profileOf(compiled: Compiled, reset: boolean, peakGflops: number | undefined): SessionProfile {
+  const raw = compiled.plan.profile(reset);
+  const labels = compiled.plan.info().steps;
+  const totalNs = raw.stepNs.reduce((a, b) => a + b, 0);
+  const steps = compiled.graph.spec.steps.map((step, index): ProfileStep => {
+    const ns = raw.stepNs[index] ?? 0;
+    const macsPerImage = compiled.graph.stepMacs[index] ?? 0;
+    const gflops = ns > 0 ? (2 * macsPerImage * raw.images) / ns : 0;
+    return {
+      index, op: step.op, name: step.name, kernel: labels[index] ?? '', ms: ns / 1e6, share: totalNs > 0 ? ns / totalNs : 0, macsPerImage, gflops,
+      ...(peakGflops === undefined ? {} : { fractionOfPeak: gflops / peakGflops }),
+    };
+  });
+  steps.sort((a, b) => b.ms - a.ms || a.index - b.index);
+  return { runs: raw.runs, images: raw.images, totalMs: totalNs / 1e6, steps };
 }

@@ -245,6 +245,23 @@ describe('flags checked up front', () => {
     }
   });
 
+  it('bench --profile reports each cell\'s steps: kernel, time, GFLOP/s and fraction of the measured peak', async () => {
+    const r = await runCli('bench', model, '--batches', '2', '--thread-counts', '1', '--min-ms', '5', '--profile', '--json');
+    expect(r.exitCode, r.stderr + r.stdout).toBe(0);
+    const [row] = (lastJson(r) as { rows: { profile: { runs: number; images: number; steps: { op: string; kernel: string; ms: number; gflops: number; fractionOfPeak: number }[] } }[] }).rows;
+    expect(row!.profile.runs).toBeGreaterThan(0);
+    expect(row!.profile.images).toBe(2 * row!.profile.runs);
+    const conv = row!.profile.steps.find((s) => s.op === 'Conv')!;
+    expect(conv.kernel).toMatch(/^Conv /);
+    expect(conv.gflops).toBeGreaterThan(0);
+    expect(conv.fractionOfPeak).toBeGreaterThan(0);
+    expect(conv.fractionOfPeak).toBeLessThan(2);
+    const text = await runCli('bench', model, '--batches', '1', '--thread-counts', '1', '--min-ms', '5', '--profile', '--top', '3');
+    expect(text.stdout).toMatch(/profile \(--profile; peak = measured single-core FMA peak [\d.]+ GFLOP\/s/);
+    expect(text.stdout).toMatch(/of peak/);
+    expect((await runCli('bench', model, '--profile', '--vs-ort', '--min-ms', '5')).exitCode).not.toBe(0);
+  });
+
   it('eval refuses a --seed other than the one the model was trained with, and defaults to it', async () => {
     const seeded = join(dir, 'seed3.kiln');
     expect((await runCli('train', ...SMALL, '--seed', '3', '--out', seeded, '--json')).exitCode).toBe(0);

@@ -86,6 +86,12 @@ struct PlanInfo {
   std::vector<std::string> steps;     // "op name: detail" per step, aliases included
 };
 
+struct PlanProfile {
+  std::vector<uint64_t> step_ns;
+  uint64_t runs = 0;
+  uint64_t images = 0;
+};
+
 class PlanImpl;
 
 class Plan {
@@ -105,6 +111,13 @@ class Plan {
   // Arena bytes a run at `batch` uses (value storage plus the largest step scratch).
   size_t arena_bytes(size_t batch) const;
   PlanInfo info() const;
+
+  // Per-step timing of the runs made while profiling is on (off by default: a run then reads no
+  // clock). Safe while runs are in flight: each step's time is added atomically.
+  void set_profiling(bool on) const;
+  // Nanoseconds spent in each step (info().steps order; views take none), the runs timed and the
+  // images they ran, since the last reset.
+  PlanProfile profile(bool reset) const;
 
   // inputs[i] holds batch * input_size(i) floats (read only); outputs[i] receives
   // batch * output_size(i) floats. Buffers must not overlap each other. Plan inputs and outputs

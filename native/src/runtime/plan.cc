@@ -1,4 +1,6 @@
 // Building a Plan from its spec (validation, step construction, storage planning) and running it.
+#include <atomic>
+#include <chrono>
 #include "kiln/plan.h"
 
 #include <algorithm>
@@ -77,6 +79,11 @@ class PlanImpl {
   size_t max_threads = 0;
   size_t weight_bytes = 0;
   mutable runtime::ArenaPool pool;
+  // Profiling (Plan::set_profiling): one counter per step, added to by concurrent runs.
+  mutable std::atomic<bool> profiling{false};
+  mutable std::unique_ptr<std::atomic<uint64_t>[]> step_ns;
+  mutable std::atomic<uint64_t> profiled_runs{0};
+  mutable std::atomic<uint64_t> profiled_images{0};
 
  private:
   void check_values(const PlanSpec& spec);
@@ -88,6 +95,8 @@ PlanImpl::PlanImpl(const PlanSpec& spec) : max_threads(spec.max_threads) {
   check_values(spec);
   build_steps(spec);
   plan_storage();
+  step_ns = std::make_unique<std::atomic<uint64_t>[]>(steps.size());
+  for (size_t i = 0; i < steps.size(); ++i) step_ns[i].store(0);
 }
 
 void PlanImpl::check_values(const PlanSpec& spec) {
@@ -377,15 +386,40 @@ void Plan::run(const float* const* inputs, float* const* outputs, size_t batch) 
   float* scratch = base + values_floats;
   const float** in = arena->in_ptrs.data();
   float** out = arena->out_ptrs.data();
-  for (const PlanImpl::Step& s : p.steps) {
+  const bool timed = p.profiling.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < p.steps.size(); ++i) {
+    const PlanImpl::Step& s = p.steps[i];
     if (!s.impl) continue;
     for (size_t j = 0; j < s.in_groups.size(); ++j) in[j] = arena->storage[s.in_groups[j]];
     for (size_t j = 0; j < s.out_groups.size(); ++j) out[j] = arena->storage[s.out_groups[j]];
     runtime::StepBuffers io;
     io.in = in;
     io.out = out;
+    if (!timed) {
+      s.impl->run(io, batch, scratch, threads);
+      continue;
+    }
+    const auto start = std::chrono::steady_clock::now();
     s.impl->run(io, batch, scratch, threads);
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+    p.step_ns[i].fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
   }
+  if (timed) {
+    p.profiled_runs.fetch_add(1, std::memory_order_relaxed);
+    p.profiled_images.fetch_add(batch, std::memory_order_relaxed);
+  }
+}
+
+void Plan::set_profiling(bool on) const { impl_->profiling.store(on); }
+
+PlanProfile Plan::profile(bool reset) const {
+  const PlanImpl& p = *impl_;
+  PlanProfile out;
+  out.step_ns.resize(p.steps.size());
+  for (size_t i = 0; i < p.steps.size(); ++i) out.step_ns[i] = reset ? p.step_ns[i].exchange(0) : p.step_ns[i].load();
+  out.runs = reset ? p.profiled_runs.exchange(0) : p.profiled_runs.load();
+  out.images = reset ? p.profiled_images.exchange(0) : p.profiled_images.load();
+  return out;
 }
 
 }  // namespace kiln

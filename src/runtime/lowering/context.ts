@@ -48,6 +48,8 @@ export interface LoweringEnv {
   fixedBatch: number | undefined;
   /** Ids of the uint8 plan values (every other value is float32). */
   uint8Values?: Set<number>;
+  /** Multiply-accumulates per image of each step, by step index (profiles report GFLOP/s from them). */
+  stepMacs?: number[];
   /** Ids of the bool plan values. */
   boolValues?: Set<number>;
   /** Conv steps may run as Winograd F(2x2, 3x3) or F(4x4, 3x3) (CompileOptions.winograd). */
@@ -230,6 +232,7 @@ export class NodeLowering {
     if (options.attrs && Object.keys(options.attrs).length) step.attrs = options.attrs;
     if (options.weights && Object.keys(options.weights).length) step.weights = options.weights;
     this.env.steps.push(step);
+    (this.env.stepMacs ??= [])[this.env.steps.length - 1] = options.macs ?? numel(shape);
     this.env.macs += options.macs ?? numel(shape);
     if (options.int8) this.env.int8Macs = (this.env.int8Macs ?? 0) + (options.macs ?? numel(shape));
     if (options.bool) {

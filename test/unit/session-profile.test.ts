@@ -1,0 +1,89 @@
+/**
+ * Per-step profiling (SessionOptions.enableProfiling / KILN_PROFILE=1, InferenceSession.profile):
+ * what it counts, that it follows concurrent and inline runs, resets, and refuses what it cannot do.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { ErrorCode } from '../../src/errors.js';
+import { seedCNN } from '../../src/nn/models.js';
+import { InferenceSession } from '../../src/runtime/session.js';
+import { Rng } from '../../src/util/rng.js';
+import { uniformImages } from '../support/tensors.js';
+
+const MNIST = [1, 28, 28];
+const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 5 }).eval();
+const rng = new Rng(7);
+
+function codeOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+}
+
+describe('InferenceSession.profile', () => {
+  afterEach(() => {
+    delete process.env.KILN_PROFILE;
+  });
+
+  it('counts every run and image, one entry per plan step, slowest first, with the kernel lines and rates', async () => {
+    const session = await InferenceSession.create(net, { inputShape: MNIST, enableProfiling: true, intraOpNumThreads: 1 });
+    expect(codeOf(() => session.profile())).toBe(ErrorCode.INVALID_STATE); // nothing has run
+    await session.run({ input: uniformImages(rng, 2, MNIST) });
+    await Promise.all([session.run({ input: uniformImages(rng, 3, MNIST) }), session.run({ input: uniformImages(rng, 3, MNIST) })]);
+    session.runSync({ input: uniformImages(rng, 2, MNIST) });
+    const p = session.profile({ peakGflops: 100 });
+    expect([p.runs, p.images]).toEqual([4, 10]);
+    const lines = session.info().steps;
+    expect(p.steps).toHaveLength(lines.length);
+    expect(p.steps.map((s) => s.index).sort((a, b) => a - b)).toEqual(lines.map((_, i) => i));
+    for (const s of p.steps) {
+      expect(s.kernel).toBe(lines[s.index]);
+      expect(s.ms).toBeGreaterThanOrEqual(0);
+      expect(s.fractionOfPeak).toBeCloseTo(s.gflops / 100, 12);
+    }
+    for (let i = 1; i < p.steps.length; i++) expect(p.steps[i - 1]!.ms).toBeGreaterThanOrEqual(p.steps[i]!.ms);
+    expect(p.steps.reduce((a, s) => a + s.share, 0)).toBeCloseTo(1, 9);
+    expect(p.totalMs).toBeCloseTo(p.steps.reduce((a, s) => a + s.ms, 0), 9);
+    const convs = p.steps.filter((s) => s.op === 'Conv');
+    expect(convs.length).toBeGreaterThanOrEqual(2);
+    for (const c of convs) {
+      expect(c.macsPerImage).toBeGreaterThan(0);
+      expect(c.ms).toBeGreaterThan(0);
+      expect(c.gflops).toBeCloseTo((2 * c.macsPerImage * 10) / (c.ms * 1e6), 9);
+    }
+    expect(convs.reduce((a, c) => a + c.macsPerImage, 0)).toBeLessThanOrEqual(session.info().macsPerImage);
+    session.release();
+  });
+
+  it('resets on request, and a session without profiling refuses', async () => {
+    const session = await InferenceSession.create(net, { inputShape: MNIST, enableProfiling: true });
+    await session.run({ input: uniformImages(rng, 1, MNIST) });
+    expect(session.profile({ reset: true }).runs).toBe(1);
+    const after = session.profile();
+    expect([after.runs, after.images, after.totalMs]).toEqual([0, 0, 0]);
+    expect(after.steps.every((s) => s.ms === 0 && s.gflops === 0 && s.fractionOfPeak === undefined)).toBe(true);
+    expect(codeOf(() => session.profile({ peakGflops: -1 }))).toBe(ErrorCode.INVALID_ARG);
+    expect(codeOf(() => session.profile({ peak: 1 } as never))).toBe(ErrorCode.INVALID_ARG);
+    session.release();
+    const plain = await InferenceSession.create(net, { inputShape: MNIST });
+    await plain.run({ input: uniformImages(rng, 1, MNIST) });
+    expect(codeOf(() => plain.profile())).toBe(ErrorCode.INVALID_STATE);
+    plain.release();
+    await expect(InferenceSession.create(net, { inputShape: MNIST, enableProfiling: 'yes' as never })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARG });
+  });
+
+  it('KILN_PROFILE=1 turns it on for sessions that do not say', async () => {
+    process.env.KILN_PROFILE = '1';
+    const session = await InferenceSession.create(net, { inputShape: MNIST });
+    await session.run({ input: uniformImages(rng, 1, MNIST) });
+    expect(session.profile().runs).toBe(1);
+    session.release();
+    const off = await InferenceSession.create(net, { inputShape: MNIST, enableProfiling: false });
+    await off.run({ input: uniformImages(rng, 1, MNIST) });
+    expect(codeOf(() => off.profile())).toBe(ErrorCode.INVALID_STATE);
+    off.release();
+  });
+});
