@@ -136,6 +136,7 @@ function convert(raw: RawGraph): Graph {
     known: (name) => known.get(name),
     shape: (name) => shapes.get(name),
     used: (name) => graphOutputs.has(name) || (readers.get(name) ?? 0) > 0,
+    elemType: (name) => raw.elemTypes.get(name),
     fresh: (base) => {
       let name = base;
       for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
@@ -212,7 +213,7 @@ function convert(raw: RawGraph): Graph {
     }
     let canonical: GraphNode[] | undefined;
     try {
-      canonical = rawNode.op === 'CastLike' ? [castLikeAsCast(rawNode, raw)] : normalizeNode(plain(rawNode), ctx);
+      canonical = normalizeNode(plain(rawNode), ctx);
     } catch (err) {
       if (err instanceof Unsupported) {
         reject(err.reason);
@@ -352,17 +353,6 @@ function convert(raw: RawGraph): Graph {
   }
   const outputs: ValueInfo[] = raw.outputs.map((o) => ({ name: o.name, dtype: o.dtype ?? 'float32', shape: shapes.get(o.name) ?? o.shape ?? [] }));
   return { name: raw.name, inputs: raw.inputs, outputs, nodes: live, initializers, metadata: raw.metadata };
-}
-
-/**
- * CastLike as the Cast it means: the target type is the second input's declared (or stored)
- * element type, which the Cast then reads no more.
- */
-function castLikeAsCast(n: RawNode, raw: RawGraph): GraphNode {
-  const like = n.inputs[1] ?? '';
-  const to = raw.elemTypes.get(like);
-  if (to === undefined || to === 0) throw new Unsupported(`its second input '${like}' declares no element type`);
-  return { name: n.name, op: 'Cast', inputs: [n.inputs[0]!], outputs: n.outputs.slice(0, 1), attrs: { to, ...(n.attrs.saturate === undefined ? {} : { saturate: n.attrs.saturate }) } };
 }
 
 /** 'domain D, version V': the operator version a node means (its since_version, by its domain's opset). */

@@ -28,6 +28,8 @@ export interface NormalizeContext {
   used(name: string): boolean;
   /** A name used nowhere in the model yet. */
   fresh(base: string): string;
+  /** The ONNX element type a graph input, initializer or value_info declares for a value, if any. */
+  elemType(name: string): number | undefined;
 }
 
 const FLT_MAX = 3.4028234663852886e38;
@@ -776,18 +778,16 @@ const NORMALIZERS: Record<string, Normalizer> = {
   Where: keep([]),
 };
 
-/** ONNX data type of each storage dtype, for CastLike's target. */
-const ONNX_TYPE_OF: Readonly<Record<string, number>> = { float32: 1, uint8: 2, int8: 3, int32: 6 };
-
 /**
- * CastLike -> Cast to the target's type: a constant target gives its storage type, a value
- * computed at run time is float32 (all the runtime carries), so CastLike to it is a Cast to float.
+ * CastLike -> the Cast it means: the target type is the second input's declared (or stored)
+ * element type, which the Cast then reads no more.
  */
 function castLike(node: GraphNode, ctx: NormalizeContext): GraphNode[] {
   if (node.inputs.length !== 2 || node.inputs[1] === '') throw new TypeError(`Expected 2 inputs for CastLike '${node.name}' but received ${node.inputs.length}`);
-  const target = ctx.known(node.inputs[1]!);
-  const to = target instanceof Tensor ? ONNX_TYPE_OF[target.type] ?? 1 : isSymbolic(target) ? 6 : 1;
-  return [canonical({ ...node, op: 'Cast' }, node.inputs.slice(0, 1), { to })];
+  const like = node.inputs[1]!;
+  const to = ctx.elemType(like);
+  if (to === undefined || to === 0) throw new Unsupported(`its second input '${like}' declares no element type`);
+  return [canonical({ ...node, op: 'Cast' }, node.inputs.slice(0, 1), { to, ...(node.attrs.saturate === undefined ? {} : { saturate: node.attrs.saturate }) })];
 }
 
 /**
