@@ -480,6 +480,11 @@ function channelParams(node: GraphNode, x: Shape, params: Shape[]): void {
  * Output shapes of one node from its input shapes (undefined entries for omitted inputs), or
  * undefined when the op is not one this module knows.
  */
+/** The reductions over `axes` (canonical form: axes and keepdims attributes). */
+export const REDUCE_OPS: ReadonlySet<string> = new Set([
+  'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSum', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSumExp', 'ReduceLogSum',
+]);
+
 export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undefined)[]): Shape[] | undefined {
   const x = inputs[0];
   const need = (i: number): Shape => {
@@ -487,6 +492,7 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
     if (s === undefined) fail(node, `input ${i}`, 'a value', 'none');
     return s;
   };
+  if (REDUCE_OPS.has(node.op)) return [reduce(node, need(0))];
   switch (node.op) {
     case 'Conv':
       return [conv(node, need(0), inputs[1], inputs[2])];
@@ -547,17 +553,6 @@ export function inferNodeShapes(node: GraphNode, inputs: readonly (Shape | undef
       if (formatShape(out) !== formatShape(s)) fail(node, 'slope', `a shape that broadcasts to ${formatShape(s)}`, formatShape(need(1)));
       return [s.slice()];
     }
-    case 'ReduceMean':
-    case 'ReduceMax':
-    case 'ReduceMin':
-    case 'ReduceSum':
-    case 'ReduceProd':
-    case 'ReduceL1':
-    case 'ReduceL2':
-    case 'ReduceSumSquare':
-    case 'ReduceLogSumExp':
-    case 'ReduceLogSum':
-      return [reduce(node, need(0))];
     case 'ArgMax':
     case 'ArgMin': {
       const s = need(0);

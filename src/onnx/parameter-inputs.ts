@@ -17,6 +17,7 @@
  * Shape and Size are not followed: they read only the shape of their input, so an input read by
  * them is data whose value does not matter, not a parameter.
  */
+import { REDUCE_OPS } from '../graph/shape-inference.js';
 
 /** One node as this analysis needs it (ONNX NodeProto fields). */
 export interface ParameterNode {
@@ -26,7 +27,6 @@ export interface ParameterNode {
   outputs: readonly string[];
 }
 
-const REDUCE_OPS = ['ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSum', 'ReduceLogSumExp'];
 
 /**
  * Input slots (0-based) that a plan needs as constants, per default-domain operator
@@ -51,7 +51,7 @@ export const PARAMETER_SLOTS: ReadonlyMap<string, readonly number[]> = new Map<s
   ['Expand', [1]],
   ['Squeeze', [1]],
   ['Unsqueeze', [1]],
-  ...REDUCE_OPS.map((op): [string, number[]] => [op, [1]]),
+  ...[...REDUCE_OPS].map((op): [string, number[]] => [op, [1]]),
   ['ConstantOfShape', [0]],
   ['Gather', [1]],
   ['PRelu', [1]], // only a slope of static declared shape (STATIC_ONLY)

@@ -16,6 +16,7 @@
 import { ErrorCode, KilnError } from '../errors.js';
 import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
 import { sliceIndices, sliceParams } from '../graph/constant-folding.js';
+import { REDUCE_OPS } from '../graph/shape-inference.js';
 import { Tensor } from '../tensor.js';
 import { typeError } from '../validate.js';
 import { quantParams, roundHalfEven, storageRange, type QuantKind } from './qparams.js';
@@ -424,6 +425,7 @@ function reshape(node: GraphNode, x: Tensor): number[] {
 }
 
 function runNode(values: Values, node: GraphNode): Tensor {
+  if (REDUCE_OPS.has(node.op)) return floatReduce(values, node);
   switch (node.op) {
     case 'QuantizeLinear': {
       const x = input(values, node, 0);
@@ -465,17 +467,6 @@ function runNode(values: Values, node: GraphNode): Tensor {
       return floatBroadcast(values, node, (a, b) => a ** b);
     case 'PRelu':
       return floatBroadcast(values, node, (a, b) => (a < 0 ? a * b : a));
-    case 'ReduceMean':
-    case 'ReduceMax':
-    case 'ReduceMin':
-    case 'ReduceSum':
-    case 'ReduceProd':
-    case 'ReduceL1':
-    case 'ReduceL2':
-    case 'ReduceSumSquare':
-    case 'ReduceLogSumExp':
-    case 'ReduceLogSum':
-      return floatReduce(values, node);
     case 'MaxPool': {
       const x = input(values, node, 0);
       if (x.dims.length !== 4) fail(node, 'only 2-D pooling');

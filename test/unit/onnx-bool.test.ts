@@ -19,7 +19,7 @@ import { InferenceSession } from '../../src/runtime/session.js';
 import { cpuInfo, setIsa } from '../../src/system.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
-import { attr, floatTensor, model, node, runOrt, valueInfo, type ModelSpec } from './onnx-model-builder.js';
+import { attr, floatTensor, model, node, runOrt, valueInfo, type ModelSpec, runKiln } from './onnx-model-builder.js';
 
 const ORIGINAL_ISA = cpuInfo().isa;
 const ISAS = cpuInfo().supportedIsas;
@@ -46,16 +46,6 @@ function feed(dims: number[], seed: number): Feed {
   return { data: data(size(dims), seed), dims };
 }
 
-async function kilnRun(bytes: Uint8Array, feeds: Record<string, Feed>): Promise<Record<string, Feed>> {
-  const session = await InferenceSession.create(bytes);
-  try {
-    const out = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new Tensor('float32', v.data, v.dims)])));
-    return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { data: t.data as Float32Array, dims: t.dims.slice() }]));
-  } finally {
-    session.release();
-  }
-}
-
 const text = (v: number): string => (Object.is(v, -0) ? '-0' : String(v));
 
 /**
@@ -80,7 +70,7 @@ async function check(spec: ModelSpec, feeds: Record<string, Feed>): Promise<void
   const round = await runOrt(exportModel(await importModel(bytes)), feeds);
   for (const isa of ISAS) {
     setIsa(isa);
-    const got = await kilnRun(bytes, feeds);
+    const got = await runKiln(bytes, feeds);
     for (const [name, w] of Object.entries(want)) {
       expect(got[name]!.dims, `${isa} ${name} dims`).toEqual(w.dims);
       expect(differences(got[name]!.data, w.data), `${isa} ${name}`).toEqual([]);

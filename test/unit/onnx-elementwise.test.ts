@@ -14,7 +14,7 @@ import { importModel } from '../../src/onnx/import.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
-import { attr, floatTensor, int64Tensor, model, node, runOrt, valueInfo, type ModelSpec } from './onnx-model-builder.js';
+import { attr, floatTensor, int64Tensor, model, node, runOrt, valueInfo, type ModelSpec, runKiln } from './onnx-model-builder.js';
 
 const startIsa = native.cpuInfo().isa;
 const EDGES = [Number.NaN, Infinity, -Infinity, -0, 0, 100, -100, 1e-30, -1e-30, 0.5, -0.5, 3, -3, 20, -20, 88, -88, 1e-3];
@@ -41,21 +41,11 @@ function mismatches(got: ArrayLike<number>, want: ArrayLike<number>, rtol: numbe
 
 interface Feed { data: Float32Array; dims: number[] }
 
-async function kilnRun(bytes: Uint8Array, feeds: Record<string, Feed>): Promise<Record<string, Feed>> {
-  const session = await InferenceSession.create(bytes);
-  try {
-    const out = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new Tensor('float32', v.data, v.dims)])));
-    return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { data: t.data as Float32Array, dims: t.dims.slice() }]));
-  } finally {
-    session.release();
-  }
-}
-
 /** ORT on the file vs Kiln's runtime on it, and vs ORT on Kiln's export of the imported graph. */
 async function check(spec: ModelSpec, feeds: Record<string, Feed>, rtol = 2e-6, atol = 1e-6): Promise<void> {
   const bytes = model(spec);
   const want = await runOrt(bytes, feeds);
-  const got = await kilnRun(bytes, feeds);
+  const got = await runKiln(bytes, feeds);
   const round = await runOrt(exportModel(await importModel(bytes)), feeds);
   const x = Object.values(feeds)[0]!.data;
   for (const [name, w] of Object.entries(want)) {
@@ -87,7 +77,7 @@ describe('unary element-wise ops match onnxruntime (edge values, odd shapes)', (
     for (const isa of native.cpuInfo().supportedIsas) {
       native.setIsa(isa);
       try {
-        const y = await kilnRun(bytes, { x: { data: halves, dims: [1, 16] } });
+        const y = await runKiln(bytes, { x: { data: halves, dims: [1, 16] } });
         expect(Array.from(y.y!.data), isa).toEqual(want);
       } finally {
         native.setIsa(startIsa);
@@ -241,9 +231,9 @@ describe('Reduce* match onnxruntime (axes as attribute / input, keepdims, odd sh
     for (const op of ['ReduceMax', 'ReduceMin']) {
       await check(reduceModel(op, 18, ['N', 3, 16], [2]), { x: { data: noNaN, dims: [2, 3, 16] } });
       await check(reduceModel(op, 18, ['N', 3, 16], [1]), { x: { data: noNaN, dims: [2, 3, 16] } });
-      const rows = await kilnRun(model(reduceModel(op, 18, ['N', 3, 16], [2], 0)), { x: { data: x, dims: [2, 3, 16] } });
+      const rows = await runKiln(model(reduceModel(op, 18, ['N', 3, 16], [2], 0)), { x: { data: x, dims: [2, 3, 16] } });
       expect(Number.isNaN(rows.y!.data[0]!), op).toBe(true);
-      const strided = await kilnRun(model(reduceModel(op, 18, ['N', 3, 16], [1], 0)), { x: { data: x, dims: [2, 3, 16] } });
+      const strided = await runKiln(model(reduceModel(op, 18, ['N', 3, 16], [1], 0)), { x: { data: x, dims: [2, 3, 16] } });
       expect(Array.from(strided.y!.data.slice(0, 16), Number.isNaN), op).toEqual(Array.from({ length: 16 }, (_, i) => i === 3));
     }
   });
@@ -255,7 +245,7 @@ describe('Reduce* match onnxruntime (axes as attribute / input, keepdims, odd sh
         await check(reduceModel(op, 18, ['N', 'd', 4], [...axes], keepdims), empty);
       }
       // What onnxruntime gives: Sum-like 0, Prod 1, Max / LogSum / LogSumExp -inf, Min +inf, Mean 0 (not numpy's NaN).
-      const got = (await kilnRun(model(reduceModel(op, 18, ['N', 'd', 4], [1], 0)), empty)).y!;
+      const got = (await runKiln(model(reduceModel(op, 18, ['N', 'd', 4], [1], 0)), empty)).y!;
       expect(got.dims).toEqual([2, 4]);
       const want: Record<string, number> = { ReduceMax: -Infinity, ReduceMin: Infinity, ReduceProd: 1, ReduceLogSum: -Infinity, ReduceLogSumExp: -Infinity };
       expect(Array.from(got.data), op).toEqual(new Array<number>(8).fill(want[op] ?? 0));
@@ -306,7 +296,7 @@ describe('Reduce* match onnxruntime (axes as attribute / input, keepdims, odd sh
       opset: 18, inputs: [valueInfo('x', ['N', 'd', 4])], outputs: [valueInfo('y')],
       nodes: [node('ReduceSum', ['x', 'axes'], ['s'], [attr.i('keepdims', 0)]), node('Exp', ['s'], ['y'])], initializers: [int64Tensor('axes', [1], [1])],
     };
-    const y = (await kilnRun(model(chain), { x: { data: new Float32Array(0), dims: [3, 0, 4] } })).y!;
+    const y = (await runKiln(model(chain), { x: { data: new Float32Array(0), dims: [3, 0, 4] } })).y!;
     expect(Array.from(y.data)).toEqual(new Array<number>(12).fill(1));
     // A batch of 0 stays refused.
     const session = await InferenceSession.create(model(reduceModel('ReduceSum', 18, ['N', 'd', 4], [1], 1)));

@@ -5,6 +5,8 @@
 import * as ort from 'onnxruntime-node';
 
 import { AttributeType, DataType, encodeModel, type IAttributeProto, type INodeProto, type ITensorProto, type IValueInfoProto } from '../../src/onnx/proto.js';
+import { InferenceSession } from '../../src/runtime/session.js';
+import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 
 export const attr = {
@@ -97,6 +99,17 @@ export async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Fl
     return result;
   } finally {
     await session.release();
+  }
+}
+
+/** Kiln's InferenceSession on the same file and float32 feeds as runOrt, outputs in the same form. */
+export async function runKiln(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; dims: number[] }>): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+  const session = await InferenceSession.create(bytes);
+  try {
+    const out = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new Tensor('float32', v.data, v.dims)])));
+    return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { data: t.data as Float32Array, dims: t.dims.slice() }]));
+  } finally {
+    session.release();
   }
 }
 
