@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -174,6 +175,22 @@ void run_case(const Case& c, const char* isa) {
   kiln::conv2d_forward(g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, c.relu, forward.data());
   check(identical(forward.data(), output.data(), out_size), "conv2d_forward equals the plan", isa, c.name);
 
+  {
+    // Clip fused into the plan (the depthwise kernel, the GEMM epilogue, or a pass after the
+    // direct paths): the oracle clamped (the plan's own ReLU still applies).
+    kiln::set_active_isa(kiln::Isa::kScalar);
+    kiln::Conv2dPlan clamped(g, weight.data(), c.bias ? bias.data() : nullptr, c.relu);
+    kiln::set_active_isa(current);
+    check(clamped.fuse_clamp(-0.25f, 0.3f), "the plan takes the clamp", isa, c.name);
+    std::vector<double> ref_clamped(ref);
+    for (double& v : ref_clamped) v = std::min(0.3, std::max(-0.25, v));
+    scratch.fill(kNaN);
+    output.fill(kNaN);
+    clamped.run(input.data(), output.data(), c.batch, scratch.data(), 0);
+    check(close(output.data(), ref_clamped, scale), "clamped output", isa, c.name);
+  }
+
+
   // Backward oracle and guarded outputs.
   std::vector<double> gi(in_size, 0.0), gis(in_size, 0.0), gw(g.weight_size(), 0.0), gws(g.weight_size(), 0.0);
   std::vector<double> gb(g.out_channels, 0.0), gbs(g.out_channels, 0.0);
@@ -280,6 +297,18 @@ void run_pool_case(const PoolCase& pc, const char* isa) {
     plan.run_max_pooled(input.data(), pooled.data(), c.batch, pool, pooled_scratch.data(), 1);
     check(identical(pooled.data(), expected.data(), pooled_size), "fused max pool without indices", isa, c.name);
   }
+  {
+    // A fused clamp commutes with the pool: clamp(pool(conv)) on every path (fused or staged).
+    kiln::Conv2dPlan clamped(g, weight.data(), c.bias ? bias.data() : nullptr, c.relu);
+    clamped.fuse_clamp(-0.2f, 0.4f);
+    Guarded clamp_scratch(clamped.max_pooled_scratch_floats(c.batch, pool));
+    clamp_scratch.fill(kNaN);
+    pooled.fill(kNaN);
+    clamped.run_max_pooled(input.data(), pooled.data(), c.batch, pool, clamp_scratch.data(), 0);
+    std::vector<float> want(expected);
+    for (float& v : want) v = std::isnan(v) ? v : std::min(0.4f, std::max(-0.2f, v));
+    check(identical(pooled.data(), want.data(), pooled_size), "clamped fused max pool", isa, c.name);
+  }
   if (!c.relu) {
     // The training entry point (no ReLU): fused on AVX-512, two steps elsewhere.
     pooled.fill(kNaN);
@@ -310,6 +339,19 @@ int main() {
       {"direct: 423 taps, 37 channels", 11, 47, 9, 10, 37, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, false, true},
       {"direct: 13-wide rows, 29 channels", 2, 3, 5, 15, 29, 2, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, true},
       {"direct: one output pixel", 1, 5, 4, 3, 20, 4, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, false},
+      // The planar depthwise kernel on the shapes of MobileNetV2/V3, EfficientNet-B0 and ConvNeXt,
+      // then odd ones: channel multipliers, strides 3 and 2x1, dilation, asymmetric pads, 1x1 planes.
+      {"depthwise 3x3 s1 112x112 (MobileNetV2)", 1, 32, 112, 112, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32, true, true},
+      {"depthwise 3x3 s2 112->56 (MobileNetV2)", 1, 96, 112, 112, 96, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 96, true, false},
+      {"depthwise 5x5 s2 56->28 (EfficientNet-B0)", 1, 144, 56, 56, 144, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 144, true, false},
+      {"depthwise 5x5 s1 7x7, batch 2", 2, 40, 7, 7, 40, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 40, true, true},
+      {"depthwise 7x7 s1 14x14 (ConvNeXt)", 1, 24, 14, 14, 24, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 24, true, false},
+      {"depthwise 3x3 s2 odd 15x9", 2, 6, 15, 9, 6, 3, 3, 2, 2, 0, 1, 1, 0, 1, 1, 6, false, false},
+      {"depthwise multiplier 3, asymmetric pads", 3, 5, 13, 17, 15, 3, 3, 1, 1, 1, 0, 2, 1, 1, 1, 5, true, false},
+      {"depthwise stride 3, dilated", 2, 4, 19, 23, 8, 3, 3, 3, 3, 2, 1, 0, 2, 2, 2, 4, true, true},
+      {"depthwise stride 2x1, 37 wide", 1, 4, 10, 37, 4, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 4, false, true},
+      {"depthwise 1x1 planes", 1, 7, 1, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 7, true, false},
+      {"depthwise 9x9 taps over 70 wide", 1, 3, 21, 70, 3, 9, 9, 1, 1, 4, 4, 4, 4, 1, 1, 3, true, false},
   };
   // Conv case, then a max pool over its output: kernel, stride, dilation (h, w).
   // Without ReLU: the training forward (conv2d_max_pool_forward) is checked too.

@@ -48,6 +48,7 @@ struct Case {
   float alpha = 1.0f, beta = 0.0f;
   BiasMode bias_mode = BiasMode::kNone;
   bool relu = false;
+  bool clamp = false;  // to [-0.5, 0.75] after ReLU
   size_t pad_a = 0, pad_b = 0, pad_c = 0;  // extra elements per row beyond the minimum
   size_t threads = 1;
   enum Variant { kPlain, kPackedA, kPackedB } variant = kPlain;
@@ -59,9 +60,9 @@ std::string describe(const Case& c) {
   char buf[320];
   std::snprintf(buf, sizeof(buf),
                 "isa=%s variant=%d packed_under=%s tA=%d tB=%d m=%zu n=%zu k=%zu alpha=%g beta=%g bias=%d "
-                "relu=%d pads=%zu/%zu/%zu threads=%zu",
+                "relu=%d clamp=%d pads=%zu/%zu/%zu threads=%zu",
                 kiln::isa_name(kiln::active_isa()), static_cast<int>(c.variant), kiln::isa_name(c.pack_isa),
-                c.trans_a, c.trans_b, c.m, c.n, c.k, c.alpha, c.beta, static_cast<int>(c.bias_mode), c.relu,
+                c.trans_a, c.trans_b, c.m, c.n, c.k, c.alpha, c.beta, static_cast<int>(c.bias_mode), c.relu, c.clamp,
                 c.pad_a, c.pad_b, c.pad_c, c.threads);
   return buf;
 }
@@ -106,6 +107,9 @@ std::vector<float> run_case(const Case& cs, uint64_t seed) {
   ep.bias_mode = cs.bias_mode;
   ep.bias = cs.bias_mode == BiasMode::kNone ? nullptr : bias.data();
   ep.relu = cs.relu;
+  ep.clamp = cs.clamp;
+  ep.clamp_lo = -0.5f;
+  ep.clamp_hi = 0.75f;
 
   const float alpha = cs.variant == Case::kPlain ? cs.alpha : 1.0f;
   const float beta = cs.variant == Case::kPlain ? cs.beta : 0.0f;
@@ -145,6 +149,7 @@ std::vector<float> run_case(const Case& cs, uint64_t seed) {
   GemmEpilogue abs_ep = ep;
   abs_ep.bias = ep.bias ? abs_bias.data() : nullptr;
   abs_ep.relu = false;
+  abs_ep.clamp = false;
   kiln::sgemm_naive(cs.trans_a, cs.trans_b, cs.m, cs.n, cs.k, std::fabs(alpha), abs_a.data(), lda,
                     abs_b.data(), ldb, std::fabs(beta), mag.data(), ldc, abs_ep);
 
@@ -208,6 +213,7 @@ void vary(Case& cs, size_t index) {
   cs.beta = betas[index % 5];
   cs.bias_mode = static_cast<BiasMode>(index % 3);
   cs.relu = (index / 3) % 2 == 1;
+  cs.clamp = (index / 7) % 2 == 1;
   cs.pad_a = (index % 4 == 1) ? 3 : 0;
   cs.pad_b = (index % 4 == 2) ? 5 : 0;
   cs.pad_c = (index % 4 == 3) ? 7 : 0;
@@ -328,6 +334,7 @@ void check_nan_propagation(uint64_t& seed) {
         cs.pack_isa = kiln::active_isa();
         cs.bias_mode = static_cast<BiasMode>(index % 3);
         cs.relu = true;
+        cs.clamp = index % 2 == 1;
         cs.nan_in_a = true;
         ++index;
         run_case(cs, ++seed);
@@ -375,6 +382,10 @@ void check_single_row_matches_tiles() {
     ep.bias = bias.data();
     ep.bias_mode = BiasMode::kPerColumn;
     ep.relu = true;
+    // Clamped on some shapes: the row kernels clamp after the fact, the tiles inside.
+    ep.clamp = n % 2 == 1;
+    ep.clamp_lo = -0.5f;
+    ep.clamp_hi = 1.5f;
     kiln::sgemm_packed_b(m, false, a.data(), k, pb, all.data(), n, ep, 1);
     for (size_t threads : {1, 2, 3}) {
       std::fill(one.begin(), one.end(), kNaN);

@@ -72,7 +72,8 @@ bool conv_max_pool_valid(const Conv2dGeometry& g, const ConvMaxPool& pool);
 // are several (each on one thread), else inside the GEMM; max_threads 0 = the pool size.
 // The packed layout is valid for every ISA, so switching ISA after construction is fine.
 // Depthwise convolutions (Cin/groups == 1, groups > 1) keep the weights as given and run a
-// direct kernel: a GEMM per group would be a single row deep. Unpadded, ungrouped convolutions
+// direct planar kernel (conv/depthwise.h): a GEMM per group would be a single row deep; they also
+// take an output clamp (fuse_clamp: ReLU6, Clip) inside the kernel. Unpadded, ungrouped convolutions
 // with stride_w 1 also keep a copy for the AVX-512 direct kernel (conv/direct-conv.h), used when
 // the active ISA has AVX-512 (it matches the GEMM path bit for bit up to 384 taps); those with a
 // small patch (3x3 over <= 4 input channels, stride 1: conv/small-conv.h) run a kernel with the
@@ -84,6 +85,12 @@ class Conv2dPlan {
 
   const Conv2dGeometry& geometry() const { return g_; }
   bool relu() const { return relu_; }
+  // Clamps every output to [lo, hi] after bias and ReLU (Clip, ReLU6; NaN passes), inside the
+  // kernels where they can (depthwise, the GEMM epilogue), else as a pass over the output (the
+  // direct and small-patch paths; after the pool in run_max_pooled, which it commutes with, so
+  // only the staged pool's tie-breaking indices can differ). Returns true: the caller skips its
+  // own clamp. A second call narrows the bounds.
+  bool fuse_clamp(float lo, float hi);
   // Floats of scratch `run` needs for this batch size (0 for pointwise convolutions). It depends on
   // the geometry and batch only. The buffer needs no particular alignment or initial content.
   size_t scratch_floats(size_t batch) const;
@@ -123,6 +130,10 @@ class Conv2dPlan {
   std::shared_ptr<const SmallConvWeights> small_;    // null when the small-patch kernel does not apply
   bool relu_ = false;
   bool depthwise_ = false;
+  bool clamp_ = false;  // fuse_clamp's bounds, after ReLU
+  float clamp_lo_ = 0.0f, clamp_hi_ = 0.0f;
+  // The clamp as a pass over `n` outputs, where the kernel did not apply it.
+  void clamp_in_place(float* data, size_t n, size_t max_threads) const;
 
   // The table's kernels (the one a call read) have the path and the plan built it.
   bool direct_active(const DispatchTable& t) const;

@@ -31,6 +31,9 @@ struct GemmEpilogue {
   const float* bias = nullptr;       // length M (kPerRow) or N (kPerColumn)
   BiasMode bias_mode = BiasMode::kNone;
   bool relu = false;
+  // Then clamp to [clamp_lo, clamp_hi] (Clip, ReLU6); NaN passes.
+  bool clamp = false;
+  float clamp_lo = 0.0f, clamp_hi = 0.0f;
 };
 
 // ---- Packing geometry (the micro-kernel contract is internal: native/src/f32-gemm/f32-gemm-ukernel.h) ----

@@ -31,6 +31,7 @@ struct F32Avx2 {
   static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
   static Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
   static Vec max(Vec a, Vec b) { return _mm256_max_ps(a, b); }
+  static Vec min(Vec a, Vec b) { return _mm256_min_ps(a, b); }
   static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
   static void hide(Vec& a, Vec& b) { __asm__("" : "+x"(a), "+x"(b)); }
   static float sum_lanes(Vec v) {
@@ -60,6 +61,7 @@ struct F32Avx512 {
   static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
   static Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
   static Vec max(Vec a, Vec b) { return _mm512_max_ps(a, b); }
+  static Vec min(Vec a, Vec b) { return _mm512_min_ps(a, b); }
   static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
   static void hide(Vec& a, Vec& b) { __asm__("" : "+v"(a), "+v"(b)); }
   static float sum_lanes(Vec v) { return _mm512_reduce_add_ps(v); }

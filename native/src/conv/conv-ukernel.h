@@ -37,6 +37,17 @@ struct F32DirectConvKernels {
                       bool first, float* partial) = nullptr;
 };
 
+// The planar depthwise convolution's two kernels (conv/depthwise.h); never null (scalar:
+// conv/depthwise-reference.cc).
+struct F32DepthwiseKernels {
+  // out[p] = clamp(bias + sum_t w[t] * taps[t][p], lo, hi) for p < n, the terms added in tap
+  // order. May read every taps[t] and write out up to n rounded up to kDepthwiseSlack floats.
+  void (*taps)(const float* const* taps, const float* w, size_t ntaps, float bias, float lo, float hi, size_t n,
+               float* out) = nullptr;
+  // even[j] = src[2j], odd[j] = src[2j + 1] for j < pairs: a stride-2 row split into its phases.
+  void (*deinterleave2)(const float* src, size_t pairs, float* even, float* odd) = nullptr;
+};
+
 // One image of the Winograd convolution (conv/winograd.h).
 using F32WinogradImageFn = bool (*)(const WinogradArgs& a, const float* image, float* out, float* scratch);
 
@@ -47,6 +58,7 @@ struct F32ConvKernels {
   F32SmallConvPoolImageFn small_conv_max_pool_image = nullptr;  // set with small_conv_image
   F32DirectConvKernels direct;                                  // direct.rows null: no direct kernel
   F32WinogradImageFn winograd_image = nullptr;                  // null: no Winograd
+  F32DepthwiseKernels depthwise;                                // never null
 };
 
 }  // namespace kiln

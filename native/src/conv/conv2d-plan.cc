@@ -4,6 +4,7 @@
 // patch (conv/small-conv.h) one image at a time straight into the NCHW output.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "common/dispatch.h"
 #include "conv/conv-ukernel.h"
@@ -32,6 +33,32 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
   if (bias != nullptr) bias_.assign(bias, bias + g_.out_channels);
   if (!depthwise_ && direct_conv_fits(g_)) direct_ = std::make_shared<const DirectConvWeights>(g_, weight, bias);
   if (!depthwise_ && small_conv_fits(g_)) small_ = std::make_shared<const SmallConvWeights>(g_, weight, bias);
+}
+
+bool Conv2dPlan::fuse_clamp(float lo, float hi) {
+  clamp_lo_ = clamp_ ? std::max(clamp_lo_, lo) : lo;
+  clamp_hi_ = clamp_ ? std::min(clamp_hi_, hi) : hi;
+  clamp_ = true;
+  return true;
+}
+
+void Conv2dPlan::clamp_in_place(float* data, size_t n, size_t max_threads) const {
+  if (!clamp_) return;
+  const float lo = clamp_lo_, hi = clamp_hi_;
+  // Chunks of 64K values: a pass over memory, worth splitting only when large.
+  constexpr size_t kChunk = size_t{1} << 16;
+  parallel_for(
+      (n + kChunk - 1) / kChunk,
+      [&](size_t c) {
+        float* p = data + c * kChunk;
+        const size_t len = std::min(kChunk, n - c * kChunk);
+        for (size_t i = 0; i < len; ++i) {
+          float v = p[i];
+          v = lo > v ? lo : v;  // NaN passes, as in the kernels
+          p[i] = hi < v ? hi : v;
+        }
+      },
+      max_threads);
 }
 
 bool Conv2dPlan::direct_active(const DispatchTable& t) const {
@@ -157,10 +184,14 @@ void Conv2dPlan::run_max_pooled(const DispatchTable& t, const float* input, floa
   // Every path below is decided on `t`, the one table this call reads: a caller that checked
   // can_fuse_max_pool() on an earlier table (the ISA switched since) gets the staged path, never a
   // kernel `t` lacks.
+  // A clamp commutes with the max pool: it runs on the pooled output.
+  const size_t pooled = batch * g_.out_channels * pool.out_h * pool.out_w;
   if (small_active(t) && (small_conv_pool_fits(g_, pool) || !direct_active(t))) {
     run_small(t, input, output, batch, &pool, scratch, max_threads, indices);
+    clamp_in_place(output, pooled, max_threads);
   } else if (direct_active(t)) {
     run_direct(t, input, output, batch, &pool, scratch, max_threads, indices);
+    clamp_in_place(output, pooled, max_threads);
   } else {
     run_staged_max_pool(t, input, output, batch, pool, max_threads, indices);
   }
@@ -228,7 +259,7 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
 }
 
 size_t Conv2dPlan::scratch_floats(size_t batch) const {
-  if (depthwise_) return 0;
+  if (depthwise_) return depthwise_scratch_floats(g_);
   const ConvTiling t = conv_tiling(g_, batch);
   const size_t gemm = std::min(t.items, kConvMaxSlots) * (t.col_floats + t.gather_floats);
   // Either path may run: the ISA can change between sizing and running.
@@ -252,15 +283,25 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
                      size_t max_threads) const {
   if (batch == 0) return;
   if (depthwise_) {
-    depthwise_forward(g_, batch, input, weight_.data(), bias_.empty() ? nullptr : bias_.data(), relu_, output, max_threads);
+    // ReLU then the clamp, as bounds: min(hi, max(max(lo, 0), x)).
+    float lo = relu_ ? 0.0f : -std::numeric_limits<float>::infinity();
+    float hi = std::numeric_limits<float>::infinity();
+    if (clamp_) {
+      lo = std::max(lo, clamp_lo_);
+      hi = clamp_hi_;
+    }
+    depthwise_forward(table, g_, batch, input, weight_.data(), bias_.empty() ? nullptr : bias_.data(), lo, hi, output,
+                      scratch, max_threads);
     return;
   }
   if (small_active(table)) {
     run_small(table, input, output, batch, nullptr, nullptr, max_threads, nullptr);
+    clamp_in_place(output, batch * g_.out_channels * g_.out_plane(), max_threads);
     return;
   }
   if (direct_active(table)) {
     run_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
+    clamp_in_place(output, batch * g_.out_channels * g_.out_plane(), max_threads);
     return;
   }
   const ConvTiling t = conv_tiling(g_, batch);
@@ -286,6 +327,9 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
         epilogue.bias_mode = BiasMode::kPerRow;
       }
       epilogue.relu = relu_;
+      epilogue.clamp = clamp_;
+      epilogue.clamp_lo = clamp_lo_;
+      epilogue.clamp_hi = clamp_hi_;
       float* out = output + (n0 * g_.out_channels + grp * m) * plane;
       const float* in = input + (n0 * g_.in_channels + grp * cin) * in_plane;
       if (g_.is_pointwise()) {

@@ -39,6 +39,7 @@ void tile(const F32GemmTile& t) {
       if (t.row_bias) x += t.row_bias[r];
       if (t.col_bias) x += t.col_bias[j];
       if (t.relu && x < 0.0f) x = 0.0f;  // NaN stays NaN
+      if (t.clamp) x = clamp_value(x, t.clamp_lo, t.clamp_hi);
       c[j] = x;
     }
   }
@@ -92,6 +93,10 @@ void sgemm_naive(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float
       if (epilogue.bias_mode == BiasMode::kPerRow) v += epilogue.bias[i];
       if (epilogue.bias_mode == BiasMode::kPerColumn) v += epilogue.bias[j];
       if (epilogue.relu && v < 0.0) v = 0.0;
+      if (epilogue.clamp) {  // NaN stays NaN
+        v = epilogue.clamp_lo > v ? epilogue.clamp_lo : v;
+        v = epilogue.clamp_hi < v ? epilogue.clamp_hi : v;
+      }
       c[i * ldc + j] = static_cast<float>(v);
     }
   }

@@ -71,7 +71,8 @@ void f32_gemm_tile(const F32GemmTile& t) {
   const typename V::Vec alpha = V::set1(t.alpha);
   const typename V::Vec beta = V::set1(t.beta);
   const typename V::Vec zero = V::zero();
-  const bool load_c = t.load_c, relu = t.relu;
+  const bool load_c = t.load_c, relu = t.relu, clamp = t.clamp;
+  const typename V::Vec clamp_lo = V::set1(t.clamp_lo), clamp_hi = V::set1(t.clamp_hi);
   // alpha = 1 and beta = 1 (every K block after the first) are the common cases: skip the
   // multiplies, which compete with FMAs for the same pipes when K is small.
   const bool unit_alpha = t.alpha == 1.0f, unit_beta = t.beta == 1.0f;
@@ -98,6 +99,7 @@ void f32_gemm_tile(const F32GemmTile& t) {
       }
       // max(0, x) returns x when x is NaN: a NaN product stays visible instead of becoming 0.
       if (relu) x = V::max(zero, x);
+      if (clamp) x = V::min(clamp_hi, V::max(clamp_lo, x));
       if (partial) {
         V::store_tail(c + L * v, tail, x);
       } else {

@@ -25,7 +25,15 @@ struct F32GemmTile {
   const float* row_bias = nullptr;  // mr values, or null
   const float* col_bias = nullptr;  // nr values, or null
   bool relu = false;
+  bool clamp = false;  // then min(clamp_hi, max(clamp_lo, x)): NaN stays NaN
+  float clamp_lo = 0.0f, clamp_hi = 0.0f;
 };
+
+// Bound first, value second, as the vector kernels' max/min: a NaN x comes back as x.
+inline float clamp_value(float x, float lo, float hi) {
+  x = lo > x ? lo : x;
+  return hi < x ? hi : x;
+}
 
 using F32GemmUkernelFn = void (*)(const F32GemmTile& tile);
 // y[0, N) = x[0, K) * B + epilogue for one row against a PackedB (panels of kF32GemmPanelN columns,

@@ -14,6 +14,7 @@
 #include "common/dispatch.h"
 #include "common/threads.h"
 #include "f32-gemm/f32-gemm-pack.h"
+#include "f32-gemm/f32-gemm-ukernel.h"
 #include "kiln/f32-gemm.h"
 #include "kiln/thread-pool.h"
 
@@ -100,6 +101,9 @@ void run_block(const Problem& pr, const F32GemmKernels& kern, size_t m0, size_t 
     tile.load_c = !first || pr.beta != 0.0f;
     tile.beta = first ? pr.beta : 1.0f;
     tile.relu = last && ep.relu;
+    tile.clamp = last && ep.clamp;
+    tile.clamp_lo = ep.clamp_lo;
+    tile.clamp_hi = ep.clamp_hi;
 
     // Where B(pc + p, n0 + j) lives for this K block.
     const float* b_base = nullptr;
@@ -155,6 +159,7 @@ void scale_only(const Problem& pr) {
       if (ep.bias_mode == BiasMode::kPerRow) x += ep.bias[i];
       if (ep.bias_mode == BiasMode::kPerColumn) x += ep.bias[j];
       if (ep.relu && x < 0.0f) x = 0.0f;
+      if (ep.clamp) x = clamp_value(x, ep.clamp_lo, ep.clamp_hi);
       c[j] = x;
     }
   }
@@ -191,6 +196,10 @@ void run(const Problem& pr, const F32GemmKernels& kern, size_t max_threads) {
       part(0);
     } else {
       parallel_for(parts, part, parts);
+    }
+    // The row kernels know ReLU only: the clamp of one output row is a pass over a few values.
+    if (ep.clamp) {
+      for (size_t j = 0; j < pr.n; ++j) pr.c[j] = clamp_value(pr.c[j], ep.clamp_lo, ep.clamp_hi);
     }
     return;
   }

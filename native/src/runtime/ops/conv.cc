@@ -118,6 +118,8 @@ class ConvStep : public PlanStep {
   ConvStep(const Conv2dGeometry& g, const float* weight, const float* bias, Activation act, const Pool2d* pool,
            size_t winograd_tile, SparseMode sparse_mode)
       : conv_(g, weight, bias, act.is_relu()), act_(act), fused_pool_(pool != nullptr) {
+    // Clip / Relu6 go into the convolution's kernels (the depthwise kernel, the GEMM epilogue).
+    clamp_fused_ = act_.kind == Activation::kClip && conv_.fuse_clamp(act_.lo, act_.hi);
     if (pool) pool_ = *pool;
     // 2-D max pools after ReLU (or nothing) can run inside the direct convolution.
     direct_pool_ = fused_pool_ && (act_.kind == Activation::kNone || act_.is_relu()) &&
@@ -232,8 +234,7 @@ class ConvStep : public PlanStep {
       return;
     }
     if (!fused_pool_) {
-      convolve(t, io.in[0], io.out[0], batch, scratch, max_threads, sparse);
-      activate(io.out[0], batch, max_threads);
+      if (!convolve(t, io.in[0], io.out[0], batch, scratch, max_threads, sparse)) activate(io.out[0], batch, max_threads);
       return;
     }
     const Conv2dGeometry& g = conv_.geometry();
@@ -244,8 +245,9 @@ class ConvStep : public PlanStep {
     float* conv_scratch = scratch + round16(chunk * conv_image);
     for (size_t start = 0; start < batch; start += chunk) {
       const size_t n = std::min(chunk, batch - start);
-      convolve(t, io.in[0] + start * in_image, conv_out, n, conv_scratch, max_threads, sparse);
-      activate(conv_out, n, max_threads);
+      if (!convolve(t, io.in[0] + start * in_image, conv_out, n, conv_scratch, max_threads, sparse)) {
+        activate(conv_out, n, max_threads);
+      }
       pool_.run(conv_out, io.out[0] + start * pool_image, n * g.out_channels, max_threads);
     }
   }
@@ -306,15 +308,17 @@ class ConvStep : public PlanStep {
     const size_t per_thread = std::max<size_t>(1, kFusedChunkBytes / bytes);
     return std::max<size_t>(1, std::min(batch, per_thread * threads));
   }
-  // Winograd where it applies and `t` runs it, else conv_.run on `t`.
-  void convolve(const DispatchTable& t, const float* x, float* y, size_t batch, float* scratch,
+  // Winograd where it applies and `t` runs it, else conv_.run on `t`. True when the output has
+  // its activation already (conv_.run with the clamp fused); else activate() must follow.
+  bool convolve(const DispatchTable& t, const float* x, float* y, size_t batch, float* scratch,
                 size_t max_threads, bool sparse) const {
     if (sparse) {
       sparse_convolve(t, x, y, batch, scratch, max_threads);
-      return;
+      return false;
     }
-    if (winograd_ && winograd_->run(t, x, y, batch, nullptr, act_.is_relu(), scratch, max_threads)) return;
+    if (winograd_ && winograd_->run(t, x, y, batch, nullptr, act_.is_relu(), scratch, max_threads)) return false;
     conv_.run(t, x, y, batch, scratch, max_threads);
+    return clamp_fused_;
   }
   size_t convolve_scratch_floats(size_t batch, size_t threads) const {
     size_t plain = conv_.scratch_floats(batch);
@@ -378,6 +382,7 @@ class ConvStep : public PlanStep {
 
   Conv2dPlan conv_;
   Activation act_;
+  bool clamp_fused_ = false;
   bool fused_pool_;
   Pool2d pool_;
   bool direct_pool_ = false;
