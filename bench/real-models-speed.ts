@@ -280,7 +280,8 @@ function targetRows(cells: Cell[], ortInt8: Map<string, OrtInt8Graph | string>):
     { label: 'batch 1', pick: (c: Cell) => c.batch === 1 },
     { label: 'batch 16 (SeedCNN 64)', pick: big },
   ];
-  const verdict = (misses: string[], checked: number): string => (checked === 0 ? 'not checked (no cell)' : misses.length === 0 ? `met (${checked} models)` : `missed on ${misses.length} of ${checked}`);
+  const verdict = (misses: string[], checked: number, none = 'no model measured'): string =>
+    checked === 0 ? `not checked (${none})` : misses.length === 0 ? `met (models: ${checked})` : `missed on ${misses.length} of ${checked}`;
   const fmt = (name: string, r: number, target: number): string => `${name} ${r.toFixed(2)}x (${((1 - r / target) * 100).toFixed(0)}% short)`;
 
   for (const s of slots) {
@@ -306,7 +307,7 @@ function targetRows(cells: Cell[], ortInt8: Map<string, OrtInt8Graph | string>):
     rows.push([
       'Kiln int8 >= 1.5x ORT int8 on each model ORT runs in int8 (most of its conv/gemm nodes int8)',
       `${s.label}, 1 thread`,
-      verdict([...noKiln, ...misses], sel.length),
+      verdict([...noKiln, ...misses], sel.length, excluded.length ? 'no model that ORT runs in int8' : 'no model measured'),
       [...noKiln, ...misses].join('; ') + (excluded.length ? `${noKiln.length + misses.length ? '. ' : ''}Not run (mostly) in int8 by ORT, so not held to it: ${excluded.join(', ')}` : ''),
     ]);
   }
@@ -350,6 +351,7 @@ export async function benchModels(report: Report, options: ModelsBenchOptions): 
     log(line);
   }
 
+  log(`${specs.length} models (${specs.map((m) => m.name).join(', ')}), threads ${threadCounts.join(' and ')}, at least ${minMs} ms per timed row`);
   const cells: Cell[] = [];
   const ortInt8 = new Map<string, OrtInt8Graph | string>();
   const coverage: (string | number)[][] = [];
