@@ -4,8 +4,17 @@
  * (some sections only: latest-<sections>.{json,md}).
  *
  *   npm run bench                       # everything
- *   npm run bench -- gemm forward       # only some sections: gemm (fp32 and int8), s8gemm, forward, train, ort, int8, sparse, compress
+ *   npm run bench -- gemm forward       # only some sections: gemm (fp32 and int8), s8gemm, forward, train, ort, int8, models, sparse, compress
  *   npm run bench -- ort --model x.onnx # also benchmark an ONNX model of your own against ORT
+ *   npm run bench -- models --real-models /work/torchvision-onnx   # issue 15's table (below)
+ *
+ * Section `models` (bench/real-models-speed.ts): Kiln fp32 and int8 against onnxruntime-node fp32 and
+ * int8 (the QDQ file Kiln's quantizer exports) on the padded SeedCNN (MNIST and CIFAR, batch 1 and 64)
+ * and, given the folder of bench/models/export_torchvision.py's exports (`--real-models <dir>` or env
+ * KILN_REAL_MODELS), on each architecture's dynamo opset-21 file (batch 1 and 16); threads 1 and 2,
+ * with geometric means and the issue's target checks. `--filter <regex>` (env KILN_BENCH_FILTER) keeps
+ * the models whose name matches (seedcnn-mnist-padded, seedcnn-cifar-padded, resnet18, ...);
+ * `--min-ms <ms>` (env KILN_BENCH_MIN_MS, default 500) is the least time per timed row.
  */
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -15,6 +24,7 @@ import { cpuInfo } from '../src/system.js';
 import { benchCompress } from './compress.js';
 import { benchGemm, benchS8Gemm, measureF32Peak } from './gemm.js';
 import { benchInt8 } from './int8.js';
+import { benchModels } from './real-models-speed.js';
 import { Report } from './report.js';
 import { benchForward, benchTraining, benchVsOrt } from './seedcnn.js';
 import { benchSparseEndToEnd } from './sparse-e2e.js';
@@ -25,10 +35,24 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const models: string[] = [];
   const sections = new Set<string>();
+  let realModels = process.env.KILN_REAL_MODELS || undefined;
+  let filter = process.env.KILN_BENCH_FILTER || undefined;
+  let minMs = process.env.KILN_BENCH_MIN_MS || undefined;
+  const value = (i: number): string => {
+    const v = args[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`${args[i]} needs a value`);
+    return v;
+  };
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--model') models.push(args[++i]);
-    else sections.add(args[i]);
+    if (args[i] === '--model') models.push(value(i++));
+    else if (args[i] === '--real-models') realModels = value(i++);
+    else if (args[i] === '--filter') filter = value(i++);
+    else if (args[i] === '--min-ms') minMs = value(i++);
+    else if (args[i]!.startsWith('--')) throw new Error(`unknown option ${args[i]} (--model, --real-models, --filter, --min-ms)`);
+    else sections.add(args[i]!);
   }
+  const modelsMinMs = minMs === undefined ? 500 : Number(minMs);
+  if (!(modelsMinMs > 0)) throw new Error(`--min-ms / KILN_BENCH_MIN_MS: expected a positive number of ms, got '${minMs}'`);
   const all = sections.size === 0;
   const cores = availableParallelism();
   const threadCounts = cores >= 2 ? [1, 2] : [1];
@@ -49,6 +73,9 @@ async function main(): Promise<void> {
   if (all || sections.has('train')) await benchTraining(report, cores);
   if (all || sections.has('ort')) await benchVsOrt(report, threadCounts, models);
   if (all || sections.has('int8')) await benchInt8(report, threadCounts);
+  if (all || sections.has('models')) {
+    await benchModels(report, { dir: realModels, filter: filter === undefined ? undefined : new RegExp(filter), minMs: modelsMinMs, threadCounts });
+  }
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   if (all || sections.has('sparse')) {
     await benchSparseKernels(report, root);

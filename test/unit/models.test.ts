@@ -34,6 +34,24 @@ describe('seedCNN', () => {
     expect(odd.outputShape([1, 2, 19, 23])).toEqual([1, 7]);
   });
 
+  it("padding: 1 gives the article's 'same' 3x3 convolutions: 64*7*7 = 3136 (MNIST) and 64*8*8 = 4096 (CIFAR)", async () => {
+    const padded = seedCNN({ ...mnist, padding: 1, seed: 1 });
+    expect((padded.layers[0] as Conv2d).padding).toEqual([1, 1, 1, 1]);
+    expect((padded.layers[3] as Conv2d).padding).toEqual([1, 1, 1, 1]);
+    expect((padded.layers[7] as Linear).inFeatures).toBe(3136);
+    expect(padded.outputShape([2, 1, 28, 28])).toEqual([2, 10]);
+    // conv1 28*28*32*9 + conv2 14*14*64*288 + fc 3136*128 + 128*10
+    expect(padded.macs([1, 1, 28, 28])).toBe(28 * 28 * 32 * 9 + 14 * 14 * 64 * 288 + 3136 * 128 + 1280);
+    const cifar = seedCNN({ inChannels: 3, height: 32, width: 32, numClasses: 10, padding: 1 });
+    expect((cifar.layers[7] as Linear).inFeatures).toBe(4096);
+    expect((seedCNN({ ...mnist, padding: 0 }).layers[7] as Linear).inFeatures).toBe(64 * 5 * 5);
+    // Rebuilds from its config with the padding kept, and runs.
+    expect(((moduleFromConfig(padded.config()) as typeof padded).layers[7] as Linear).inFeatures).toBe(3136);
+    const y = await padded.eval().forward(new Tensor('float32', new Float32Array(784).map((_, i) => (i % 13) / 13), [1, 1, 28, 28]));
+    expect(y.dims).toEqual([1, 10]);
+    expect(y.data.every(Number.isFinite)).toBe(true);
+  });
+
   it('widthMultiplier scales and rounds every hidden width, at least 1', () => {
     const half = seedCNN({ ...mnist, widthMultiplier: 0.5 });
     expect((half.layers[0] as Conv2d).outChannels).toBe(16);
@@ -80,6 +98,9 @@ describe('seedCNN', () => {
     ['widthMultiplier 0', { ...mnist, widthMultiplier: 0 }, RangeError, /seedCNN options.widthMultiplier/],
     ['widthMultiplier NaN', { ...mnist, widthMultiplier: NaN }, RangeError, /seedCNN options.widthMultiplier/],
     ['seed negative', { ...mnist, seed: -1 }, RangeError, /seedCNN options.seed/],
+    ['padding 2', { ...mnist, padding: 2 }, RangeError, /seedCNN options.padding/],
+    ['padding 0.5', { ...mnist, padding: 0.5 }, TypeError, /seedCNN options.padding/],
+    ["padding 'same'", { ...mnist, padding: 'same' }, TypeError, /seedCNN options.padding/],
     ['unknown option', { ...mnist, depth: 3 }, RangeError, /unknown option 'depth'/],
   ] as const)('rejects %s', (_, options, type, text) => {
     let error: unknown;

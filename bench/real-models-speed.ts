@@ -1,0 +1,422 @@
+/**
+ * Section `models` of `npm run bench` (issue 15, "Fast on the architectures people use"): Kiln fp32
+ * and int8 against onnxruntime-node fp32 and int8 on the exported torchvision architectures of the
+ * ONNX coverage issue (bench/models/export_torchvision.py, the dynamo opset-21 file of each) and on
+ * the source article's padded SeedCNN ('same' 3x3 convolutions; MNIST 1x28x28 and CIFAR 3x32x32).
+ *
+ * Per model: Kiln fp32 runs the imported graph (SeedCNN: the Module); Kiln int8 runs the graph that
+ * Kiln's PTQ (`quantize`, min/max over seeded image-like calibration inputs) returns, as a user of
+ * `quantize()` + `InferenceSession.create(graph)` would; that graph exported as ONNX QDQ
+ * (`exportModel`) is what ORT int8 runs, and ORT fp32 runs the original file (SeedCNN: its
+ * `exportModel` bytes). The four are timed interleaved in one process (measureInterleaved: blocks of
+ * back-to-back runs of each in turn, each block started once the previous one's threads went idle),
+ * on the same inputs, with the same intraOpNumThreads. Every ratio comes from the same cell.
+ *
+ * Whether ORT really runs the QDQ file in int8 is read from the graph ORT optimised
+ * (`optimizedModelFilePath`): int8 kernels (QLinearConv, QGemm, ...) against float ones (Conv, Gemm,
+ * MatMul, their fused forms) left.
+ */
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+
+import * as ort from 'onnxruntime-node';
+
+import type { Graph } from '../src/graph/ir.js';
+import { seedCNN } from '../src/nn/models.js';
+import type { Sequential } from '../src/nn/layers/sequential.js';
+import { benchmarkInput, exportModel, importModel } from '../src/onnx/index.js';
+import { decodeModel } from '../src/onnx/proto.js';
+import { quantize } from '../src/quant/ptq.js';
+import { InferenceSession } from '../src/runtime/session.js';
+import type { Tensor } from '../src/tensor.js';
+import { measureInterleaved } from '../src/util/timing.js';
+import type { Timing } from '../src/util/timing.js';
+import { imageLike } from './image-like.js';
+import type { Report } from './report.js';
+
+/** Options of {@link benchModels} (from the bench command line). */
+export interface ModelsBenchOptions {
+  /** Folder of the torchvision exports; without it only the two SeedCNNs run. */
+  dir?: string;
+  /** Only the models whose name matches (SeedCNN names: seedcnn-mnist-padded, seedcnn-cifar-padded). */
+  filter?: RegExp;
+  /** Minimum timed milliseconds per cell (all four runtimes together). */
+  minMs: number;
+  threadCounts: number[];
+}
+
+/** The exporter whose file is used per architecture. */
+const EXPORT_SUFFIX = '.dynamo-op21.onnx';
+/** Batch sizes of the torchvision models; the SeedCNNs use SEEDCNN_BATCHES (their targets are at 64). */
+const BATCHES = [1, 16];
+const SEEDCNN_BATCHES = [1, 64];
+const CALIBRATION_IMAGES = 16;
+/** Ops of ORT's optimised graph that compute in int8, and the float compute ops it may leave. */
+const ORT_INT8_OPS = new Set(['QLinearConv', 'QGemm', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger', 'MatMulIntegerToFloat', 'DynamicQuantizeMatMul']);
+const ORT_FLOAT_OPS = new Set(['Conv', 'FusedConv', 'Gemm', 'FusedGemm', 'MatMul', 'FusedMatMul', 'ConvTranspose']);
+/** Kiln int8 IR ops (docs/int8-ir.md) that compute in int8; anything else in the int8 graph runs on u8 data or in fp32. */
+const KILN_INT8_COMPUTE = new Set(['QLinearConv', 'QLinearGemm', 'QLinearMatMul']);
+
+interface Model {
+  name: string;
+  kind: 'seedcnn' | 'torchvision';
+  batches: number[];
+  /** One image's shape. */
+  shape: number[];
+  input: (batch: number) => Tensor<'float32'>;
+  /** What Kiln fp32 runs. */
+  fp32: Sequential | Graph;
+  /** What ORT fp32 runs. */
+  fp32Bytes: Uint8Array;
+  int8?: Graph;
+  qdqBytes?: Uint8Array;
+  int8Reason?: string;
+  prepSeconds: number;
+  kilnInt8Ops?: string;
+}
+
+interface OrtInt8Graph {
+  int8Nodes: number;
+  floatNodes: number;
+}
+
+interface Cell {
+  model: string;
+  kind: Model['kind'];
+  threads: number;
+  batch: number;
+  kilnFp32: Timing;
+  ortFp32: Timing;
+  kilnInt8?: Timing;
+  ortInt8?: Timing;
+}
+
+function short(msg: string, n = 160): string {
+  const one = msg.replace(/\s+/g, ' ').replace(/\|/g, '/').trim();
+  return one.length > n ? `${one.slice(0, n)}…` : one;
+}
+
+function log(line: string): void {
+  process.stdout.write(`models: ${line}\n`);
+}
+
+async function quantizeInto(model: Model, source: Sequential | Graph, calibration: Tensor<'float32'>): Promise<void> {
+  try {
+    const { graph } = await quantize(source, calibration, { method: 'minmax', batchSize: 8, reportImages: 0 });
+    model.int8 = graph;
+    const ops = graph.nodes.map((n) => n.op);
+    const other = [...new Set(ops.filter((op) => !KILN_INT8_COMPUTE.has(op) && op !== 'QuantizeLinear' && op !== 'DequantizeLinear'))];
+    model.kilnInt8Ops = `${ops.filter((op) => KILN_INT8_COMPUTE.has(op)).length} int8 conv/gemm; also ${other.join(', ') || 'nothing else'}`;
+  } catch (err) {
+    model.int8Reason = `Kiln quantize failed: ${short((err as Error).message)}`;
+    return;
+  }
+  try {
+    model.qdqBytes = exportModel(model.int8);
+  } catch (err) {
+    model.int8Reason = `QDQ export failed: ${short((err as Error).message)}`;
+  }
+}
+
+async function seedCnnModel(name: string, shape: [number, number, number]): Promise<Model> {
+  const t0 = performance.now();
+  const net = seedCNN({ inChannels: shape[0], height: shape[1], width: shape[2], numClasses: 10, padding: 1, seed: 1 }).eval();
+  const model: Model = {
+    name,
+    kind: 'seedcnn',
+    batches: SEEDCNN_BATCHES,
+    shape,
+    input: (batch) => benchmarkInput(batch, shape, 7 + batch),
+    fp32: net,
+    fp32Bytes: exportModel(net, { inputShape: shape }),
+    prepSeconds: 0,
+  };
+  // Pixels in [0, 1) like MNIST / CIFAR after scaling.
+  await quantizeInto(model, net, benchmarkInput(32, shape, 3));
+  model.prepSeconds = (performance.now() - t0) / 1000;
+  return model;
+}
+
+async function torchvisionModel(dir: string, file: string): Promise<Model> {
+  const t0 = performance.now();
+  const name = basename(file, EXPORT_SUFFIX);
+  const bytes = new Uint8Array(await readFile(join(dir, file)));
+  const graph = await importModel(bytes);
+  const dims = graph.inputs[0]!.shape.slice(1);
+  const shape = dims.map((d) => (typeof d === 'number' ? d : NaN));
+  if (shape.some(Number.isNaN) || shape.length !== 3 || shape[0] !== 3) throw new Error(`${file}: expected a 3xHxW image input, got [${graph.inputs[0]!.shape.join(', ')}]`);
+  const model: Model = {
+    name,
+    kind: 'torchvision',
+    batches: BATCHES,
+    shape,
+    input: (batch) => imageLike(batch, 100 + batch, shape[1]),
+    fp32: graph,
+    fp32Bytes: bytes,
+    prepSeconds: 0,
+  };
+  await quantizeInto(model, graph, imageLike(CALIBRATION_IMAGES, 1, shape[1]));
+  model.prepSeconds = (performance.now() - t0) / 1000;
+  return model;
+}
+
+function ortOptions(threads: number, optimizedModelFilePath?: string): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+    ...(optimizedModelFilePath ? { optimizedModelFilePath } : {}),
+  };
+}
+
+/** Counts int8 and float compute nodes of the graph ORT optimised (ORT wrote it to `path`). */
+async function ortGraph(path: string): Promise<OrtInt8Graph | undefined> {
+  if (!existsSync(path)) return undefined;
+  const nodes = decodeModel(new Uint8Array(await readFile(path))).graph?.node ?? [];
+  let int8Nodes = 0;
+  let floatNodes = 0;
+  for (const n of nodes) {
+    if (ORT_INT8_OPS.has(n.opType ?? '')) int8Nodes++;
+    else if (ORT_FLOAT_OPS.has(n.opType ?? '')) floatNodes++;
+  }
+  return { int8Nodes, floatNodes };
+}
+
+async function measureModel(model: Model, threadCounts: number[], minMs: number, ortInt8: Map<string, OrtInt8Graph | string>): Promise<Cell[]> {
+  const cells: Cell[] = [];
+  const tmp = await mkdtemp(join(tmpdir(), 'kiln-bench-models-'));
+  try {
+    for (const threads of threadCounts) {
+      const kilnF = await InferenceSession.create(model.fp32, { intraOpNumThreads: threads, ...(model.kind === 'seedcnn' ? { inputShape: model.shape } : {}) });
+      const ortF = await ort.InferenceSession.create(model.fp32Bytes, ortOptions(threads));
+      let kilnQ: InferenceSession | undefined;
+      let ortQ: ort.InferenceSession | undefined;
+      if (model.int8) {
+        try {
+          kilnQ = await InferenceSession.create(model.int8, { intraOpNumThreads: threads });
+        } catch (err) {
+          model.int8Reason ??= `Kiln int8 session failed: ${short((err as Error).message)}`;
+        }
+      }
+      if (model.qdqBytes) {
+        // The first thread count's session also writes the graph ORT optimised, to see what runs in int8.
+        const optimized = ortInt8.has(model.name) ? undefined : join(tmp, 'ort-optimized.onnx');
+        try {
+          ortQ = await ort.InferenceSession.create(model.qdqBytes, ortOptions(threads, optimized));
+          if (optimized) ortInt8.set(model.name, (await ortGraph(optimized)) ?? 'ORT wrote no optimised graph');
+        } catch (err) {
+          ortInt8.set(model.name, `ORT refused the QDQ file: ${short((err as Error).message)}`);
+        }
+      }
+      try {
+        for (const batch of model.batches) {
+          const x = model.input(batch);
+          const ox = new ort.Tensor('float32', x.data, x.dims.slice());
+          const kIn = kilnF.inputNames[0]!;
+          const fns: (() => unknown)[] = [() => kilnF.run({ [kIn]: x }), () => ortF.run({ [ortF.inputNames[0]!]: ox })];
+          if (kilnQ) fns.push(() => kilnQ!.run({ [kilnQ!.inputNames[0]!]: x }));
+          if (ortQ) fns.push(() => ortQ!.run({ [ortQ!.inputNames[0]!]: ox }));
+          const t = await measureInterleaved(fns, { minMs, warmup: 2, minRuns: 6 });
+          const cell: Cell = { model: model.name, kind: model.kind, threads, batch, kilnFp32: t[0]!, ortFp32: t[1]! };
+          let i = 2;
+          if (kilnQ) cell.kilnInt8 = t[i++];
+          if (ortQ) cell.ortInt8 = t[i++];
+          cells.push(cell);
+          const ms = (v: Timing | undefined): string => (v ? v.medianMs.toFixed(2) : 'n/a');
+          log(
+            `${model.name} threads ${threads} batch ${batch}: Kiln fp32 ${ms(cell.kilnFp32)} ms, ORT fp32 ${ms(cell.ortFp32)} ms, ` +
+              `Kiln int8 ${ms(cell.kilnInt8)} ms, ORT int8 ${ms(cell.ortInt8)} ms; ORT fp32/Kiln fp32 ${(cell.ortFp32.medianMs / cell.kilnFp32.medianMs).toFixed(2)}` +
+              (cell.kilnInt8 && cell.ortInt8 ? `, ORT int8/Kiln int8 ${(cell.ortInt8.medianMs / cell.kilnInt8.medianMs).toFixed(2)}` : ''),
+          );
+        }
+      } finally {
+        kilnF.release();
+        kilnQ?.release();
+        await ortF.release();
+        await ortQ?.release();
+      }
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return cells;
+}
+
+function ratio(a: Timing | undefined, b: Timing | undefined): number | undefined {
+  return a && b ? a.medianMs / b.medianMs : undefined;
+}
+
+function geomean(values: number[]): number | undefined {
+  return values.length ? Math.exp(values.reduce((s, v) => s + Math.log(v), 0) / values.length) : undefined;
+}
+
+/**
+ * Whether ORT runs the QDQ file in int8 (the models the int8 target covers): most of the conv/gemm
+ * nodes of its optimised graph are int8 ones. Not all: ORT fuses DQ -> Conv -> Q only, so a last
+ * conv whose output stays float (a model output, or the input of an op Kiln runs in fp32) runs in
+ * float on ORT while Kiln's int8 IR runs it in int8 with a float output.
+ */
+function ortRunsInt8(g: OrtInt8Graph | string | undefined): boolean {
+  return typeof g === 'object' && g.int8Nodes > g.floatNodes;
+}
+
+function describeOrtInt8(g: OrtInt8Graph | string | undefined): string {
+  if (g === undefined) return 'n/a';
+  if (typeof g === 'string') return g;
+  if (g.int8Nodes === 0) return `float only (${g.floatNodes} float conv/gemm/matmul nodes)`;
+  return g.floatNodes === 0 ? `int8 (${g.int8Nodes} int8 nodes)` : `partly int8 (${g.int8Nodes} int8, ${g.floatNodes} float conv/gemm/matmul nodes)`;
+}
+
+/** The acceptance targets of issue 15, checked on the 1-thread cells. */
+function targetRows(cells: Cell[], ortInt8: Map<string, OrtInt8Graph | string>): (string | number)[][] {
+  const rows: (string | number)[][] = [];
+  const one = cells.filter((c) => c.threads === 1);
+  const big = (c: Cell): boolean => c.batch !== 1;
+  const slots = [
+    { label: 'batch 1', pick: (c: Cell) => c.batch === 1 },
+    { label: 'batch 16 (SeedCNN 64)', pick: big },
+  ];
+  const verdict = (misses: string[], checked: number, none = 'no model measured'): string =>
+    checked === 0 ? `not checked (${none})` : misses.length === 0 ? `met (models: ${checked})` : `missed on ${misses.length} of ${checked}`;
+  const fmt = (name: string, r: number, target: number): string => `${name} ${r.toFixed(2)}x (${((1 - r / target) * 100).toFixed(0)}% short)`;
+
+  for (const s of slots) {
+    const sel = one.filter(s.pick);
+    const misses = sel.filter((c) => ratio(c.ortFp32, c.kilnFp32)! < 1).map((c) => fmt(c.model, ratio(c.ortFp32, c.kilnFp32)!, 1));
+    rows.push(['Kiln fp32 no slower than ORT fp32 on any model', `${s.label}, 1 thread`, verdict(misses, sel.length), misses.join('; ')]);
+  }
+  for (const s of slots) {
+    const sel = one.filter((c) => c.kind === 'torchvision' && s.pick(c));
+    const g = geomean(sel.map((c) => ratio(c.ortFp32, c.kilnFp32)!));
+    rows.push([
+      'Kiln fp32 >= 1.5x ORT fp32, geometric mean over the torchvision set',
+      `${s.label.replace(' (SeedCNN 64)', '')}, 1 thread`,
+      g === undefined ? 'not checked (no torchvision models measured)' : g >= 1.5 ? `met (${g.toFixed(2)}x over ${sel.length})` : `missed (${g.toFixed(2)}x over ${sel.length}, ${((1 - g / 1.5) * 100).toFixed(0)}% short)`,
+      '',
+    ]);
+  }
+  for (const s of slots) {
+    const sel = one.filter((c) => s.pick(c) && ortRunsInt8(ortInt8.get(c.model)));
+    const noKiln = sel.filter((c) => !c.kilnInt8 || !c.ortInt8).map((c) => `${c.model} (Kiln int8 n/a)`);
+    const misses = sel.filter((c) => c.kilnInt8 && c.ortInt8 && ratio(c.ortInt8, c.kilnInt8)! < 1.5).map((c) => fmt(c.model, ratio(c.ortInt8, c.kilnInt8)!, 1.5));
+    const excluded = [...new Set(one.filter((c) => s.pick(c) && !ortRunsInt8(ortInt8.get(c.model))).map((c) => c.model))];
+    rows.push([
+      'Kiln int8 >= 1.5x ORT int8 on each model ORT runs in int8 (most of its conv/gemm nodes int8)',
+      `${s.label}, 1 thread`,
+      verdict([...noKiln, ...misses], sel.length, excluded.length ? 'no model that ORT runs in int8' : 'no model measured'),
+      [...noKiln, ...misses].join('; ') + (excluded.length ? `${noKiln.length + misses.length ? '. ' : ''}Not run (mostly) in int8 by ORT, so not held to it: ${excluded.join(', ')}` : ''),
+    ]);
+  }
+  const seeds = one.filter((c) => c.kind === 'seedcnn' && c.batch === 64);
+  for (const [what, target, f] of [
+    ['Kiln int8 >= 2x Kiln fp32 (padded SeedCNN MNIST and CIFAR)', 2, (c: Cell) => ratio(c.kilnFp32, c.kilnInt8)],
+    ['Kiln int8 >= 2.5x ORT int8 (padded SeedCNN MNIST and CIFAR)', 2.5, (c: Cell) => ratio(c.ortInt8, c.kilnInt8)],
+  ] as const) {
+    const misses = seeds.filter((c) => !(f(c)! >= target)).map((c) => (f(c) === undefined ? `${c.model} n/a` : fmt(c.model, f(c)!, target)));
+    const got = seeds.map((c) => `${c.model} ${f(c) === undefined ? 'n/a' : `${f(c)!.toFixed(2)}x`}`).join(', ');
+    rows.push([what, 'batch 64, 1 thread', verdict(misses, seeds.length), misses.length ? misses.join('; ') : got]);
+  }
+  return rows;
+}
+
+/** Runs the section and adds its tables to `report`. */
+export async function benchModels(report: Report, options: ModelsBenchOptions): Promise<void> {
+  const { dir, filter, minMs, threadCounts } = options;
+  const notes: string[] = [];
+  const pick = (name: string): boolean => !filter || filter.test(name);
+  const specs: { name: string; load: () => Promise<Model> }[] = [];
+  if (pick('seedcnn-mnist-padded')) specs.push({ name: 'seedcnn-mnist-padded', load: () => seedCnnModel('seedcnn-mnist-padded', [1, 28, 28]) });
+  if (pick('seedcnn-cifar-padded')) specs.push({ name: 'seedcnn-cifar-padded', load: () => seedCnnModel('seedcnn-cifar-padded', [3, 32, 32]) });
+  if (dir) {
+    const files = readdirSync(dir).filter((f) => f.endsWith(EXPORT_SUFFIX)).sort();
+    if (files.length === 0) notes.push(`no *${EXPORT_SUFFIX} files in ${dir}`);
+    for (const f of files) {
+      const name = basename(f, EXPORT_SUFFIX);
+      if (pick(name)) specs.push({ name, load: () => torchvisionModel(dir, f) });
+    }
+    const logPath = join(dir, 'export-log.json');
+    if (existsSync(logPath)) {
+      const exportLog = JSON.parse(readFileSync(logPath, 'utf8')) as { torch?: string; torchvision?: string; exports?: { model: string; exporter: string; ok: boolean }[] };
+      notes.push(`torchvision exports from ${dir}: torch ${exportLog.torch}, torchvision ${exportLog.torchvision}`);
+      const failed = (exportLog.exports ?? []).filter((e) => e.exporter === 'dynamo-op21' && !e.ok).map((e) => e.model);
+      if (failed.length) notes.push(`not exported (dynamo, opset 21), so not measured: ${failed.join(', ')}`);
+    }
+  } else {
+    const line = 'torchvision architectures not measured: export them with `python3 bench/models/export_torchvision.py <dir>` and run `npm run bench -- models --real-models <dir>` (or set KILN_REAL_MODELS=<dir>)';
+    notes.push(line);
+    log(line);
+  }
+
+  log(`${specs.length} models (${specs.map((m) => m.name).join(', ')}), threads ${threadCounts.join(' and ')}, at least ${minMs} ms per timed row`);
+  const cells: Cell[] = [];
+  const ortInt8 = new Map<string, OrtInt8Graph | string>();
+  const coverage: (string | number)[][] = [];
+  for (const spec of specs) {
+    let model: Model;
+    try {
+      model = await spec.load();
+    } catch (err) {
+      const reason = `not measured: ${short((err as Error).message)}`;
+      log(`${spec.name} ${reason}`);
+      coverage.push([spec.name, 'n/a', 'n/a', reason]);
+      continue;
+    }
+    log(`${model.name}: imported and quantized in ${model.prepSeconds.toFixed(1)} s${model.int8Reason ? ` (int8: ${model.int8Reason})` : ''}`);
+    try {
+      cells.push(...(await measureModel(model, threadCounts, minMs, ortInt8)));
+    } catch (err) {
+      const reason = `timing failed: ${short((err as Error).message)}`;
+      log(`${model.name} ${reason}`);
+      model.int8Reason = [model.int8Reason, reason].filter(Boolean).join('; ');
+    }
+    coverage.push([model.name, model.kilnInt8Ops ?? 'n/a', describeOrtInt8(ortInt8.get(model.name)), model.int8Reason ?? '']);
+  }
+
+  const rows = cells.map((c) => [
+    c.model, c.threads, c.batch,
+    c.kilnFp32.medianMs, c.ortFp32.medianMs, c.kilnInt8?.medianMs ?? 'n/a', c.ortInt8?.medianMs ?? 'n/a',
+    ratio(c.ortFp32, c.kilnFp32)!, ratio(c.ortInt8, c.kilnInt8) ?? 'n/a', ratio(c.kilnFp32, c.kilnInt8) ?? 'n/a',
+  ]);
+  const combos = [...new Set(cells.filter((c) => c.kind === 'torchvision').map((c) => `${c.batch}/${c.threads}`))];
+  for (const combo of combos) {
+    const [batch, threads] = combo.split('/').map(Number);
+    const sel = cells.filter((c) => c.kind === 'torchvision' && c.batch === batch && c.threads === threads);
+    const g = (f: (c: Cell) => number | undefined): number | string => {
+      const v = sel.map(f).filter((x): x is number => x !== undefined);
+      return v.length ? `${geomean(v)!.toFixed(3)} (${v.length})` : 'n/a';
+    };
+    rows.push([
+      `geometric mean, torchvision set`, threads!, batch!, '', '', '', '',
+      g((c) => ratio(c.ortFp32, c.kilnFp32)), g((c) => ratio(c.ortInt8, c.kilnInt8)), g((c) => ratio(c.kilnFp32, c.kilnInt8)),
+    ]);
+  }
+  report.add({
+    title: 'Real architectures: Kiln fp32 and int8 vs onnxruntime-node fp32 and int8 (issue 15)',
+    baseline:
+      'onnxruntime-node in the same process on the same inputs, intraOpNumThreads matched, graphOptimizationLevel all; the four runtimes of a row timed interleaved ' +
+      `(blocks of back-to-back runs of each in turn, each started once the previous block's threads went idle; at least ${minMs} ms per row). ` +
+      'ORT fp32 runs the exported file (torchvision: the dynamo opset-21 export; SeedCNN: Kiln\'s exportModel), Kiln fp32 the same model; Kiln int8 runs the graph Kiln\'s PTQ returns ' +
+      `(quantize(), min/max over ${CALIBRATION_IMAGES} seeded image-like inputs for torchvision, 32 uniform [0, 1) ones for SeedCNN; uint8 activations, per-channel int8 weights) ` +
+      'and ORT int8 that graph exported by Kiln as ONNX QDQ. Ratios above 1: the second runtime named is faster. SeedCNN: padding 1 (the article\'s layers), batch 1 and 64.',
+    columns: ['model', 'threads', 'batch', 'Kiln fp32 ms', 'ORT fp32 ms', 'Kiln int8 ms', 'ORT int8 ms', 'ORT fp32 / Kiln fp32', 'ORT int8 / Kiln int8', 'Kiln fp32 / Kiln int8'],
+    rows,
+    notes: ['median ms per run; geometric-mean rows: over the torchvision models that have the ratio (count in brackets)', ...notes],
+  });
+  report.add({
+    title: 'Real architectures: what runs in int8',
+    baseline: "Kiln: the ops of the int8 graph from quantize(); ORT: the compute nodes of the graph ORT optimised from Kiln's QDQ export (optimizedModelFilePath)",
+    columns: ['model', 'Kiln int8 graph', 'ORT on the QDQ file', 'n/a reason'],
+    rows: coverage,
+  });
+  report.add({
+    title: 'Issue 15 targets (1 thread)',
+    baseline: 'the ratios of the table above, each measured within one interleaved row',
+    columns: ['target', 'cells', 'result', 'detail'],
+    rows: targetRows(cells, ortInt8),
+    notes: dir ? [] : ['torchvision set not measured (no --real-models): its targets are unchecked'],
+  });
+}
