@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "kiln/cpu.h"
+#include "kiln/dispatch.h"
 #include "kiln/plan.h"
 
 #include "check.h"
@@ -513,7 +515,81 @@ void test_arg_reduce() {
   check(cases > 300, "ArgMax / ArgMin cases run");
 }
 
+// MaxPool steps (the planar kernels for usual windows, the window loop for strides past 4)
+// against the definition on random geometries with NaNs, padding, dilation and ceil mode, on
+// every ISA this CPU has.
+void test_max_pool() {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> pct(0, 99);
+  std::uniform_real_distribution<float> u(-1, 1);
+  int cases = 0;
+  for (kiln::Isa isa : kiln::supported_isas()) {
+    kiln::set_active_isa(isa);
+    for (int trial = 0; trial < 120; ++trial) {
+      const size_t c = 1 + rng() % 3, batch = 1 + rng() % 2;
+      const int64_t kh = 1 + rng() % 4, kw = 1 + rng() % 5, sh = 1 + rng() % (trial % 10 == 0 ? 6 : 3),
+                    sw = 1 + rng() % 3, dh = 1 + rng() % 2, dw = 1 + rng() % 2;
+      const int64_t pt = rng() % (dh * (kh - 1) + 1), pl = rng() % (dw * (kw - 1) + 1);
+      const int64_t pb = rng() % (dh * (kh - 1) + 1), pr = rng() % (dw * (kw - 1) + 1);
+      const int64_t h = dh * (kh - 1) + 1 + rng() % 20, w = dw * (kw - 1) + 1 + rng() % 40;
+      const bool ceil = rng() % 2 == 1;
+      auto out_len = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t b, int64_t e) {
+        const int64_t avail = in + b + e - (d * (k - 1) + 1);
+        int64_t o = (ceil ? avail + s - 1 : avail) / s + 1;
+        if (ceil && (o - 1) * s >= in + b) --o;
+        return o;
+      };
+      const int64_t oh = out_len(h, kh, sh, dh, pt, pb), ow = out_len(w, kw, sw, dw, pl, pr);
+      kiln::PlanSpec spec;
+      spec.values = {{c, size_t(h), size_t(w)}, {c, size_t(oh), size_t(ow)}};
+      spec.inputs = {0};
+      spec.outputs = {1};
+      auto st = step("MaxPool", {0}, {1});
+      st.attrs["kernel"] = list({double(kh), double(kw)});
+      st.attrs["strides"] = list({double(sh), double(sw)});
+      st.attrs["dilations"] = list({double(dh), double(dw)});
+      st.attrs["pads"] = list({double(pt), double(pl), double(pb), double(pr)});
+      st.attrs["ceilMode"] = num(ceil ? 1 : 0);
+      spec.steps = {st};
+      std::vector<float> x(batch * c * h * w);
+      for (float& v : x) v = pct(rng) < 3 ? NAN : u(rng);
+      std::vector<float> y(batch * c * oh * ow, 12345.0f);
+      const float* in = x.data();
+      float* o = y.data();
+      kiln::Plan(spec).run(&in, &o, batch);
+      bool ok = true;
+      for (size_t p = 0; p < batch * c; ++p) {
+        for (int64_t i = 0; i < oh; ++i) {
+          for (int64_t j = 0; j < ow; ++j) {
+            float best = -INFINITY;
+            bool nan = false;
+            for (int64_t a = 0; a < kh; ++a) {
+              for (int64_t b = 0; b < kw; ++b) {
+                const int64_t r = i * sh + a * dh - pt, q = j * sw + b * dw - pl;
+                if (r < 0 || r >= h || q < 0 || q >= w) continue;
+                const float v = x[p * h * w + r * w + q];
+                nan |= std::isnan(v);
+                best = v > best ? v : best;
+              }
+            }
+            const float got = y[(p * oh + i) * ow + j];
+            ok = ok && (nan ? std::isnan(got) : got == best);
+          }
+        }
+      }
+      check(ok, std::string("MaxPool against its definition [") + kiln::isa_name(isa) + "] " + std::to_string(kh) +
+                    "x" + std::to_string(kw) + " s" + std::to_string(sh) + "x" + std::to_string(sw) + " d" +
+                    std::to_string(dh) + "x" + std::to_string(dw) + " on " + std::to_string(h) + "x" +
+                    std::to_string(w) + (ceil ? " ceil" : ""));
+      ++cases;
+    }
+  }
+  kiln::set_active_isa(kiln::best_isa());
+  check(cases >= 120, "MaxPool cases run");
+}
+
 int main(int argc, char** argv) {
+  test_max_pool();
   test_data_movement();
   test_arg_reduce();
   test_storage_planning();

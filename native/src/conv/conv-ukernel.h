@@ -41,7 +41,7 @@ struct F32DirectConvKernels {
 // conv/depthwise-reference.cc).
 struct F32DepthwiseKernels {
   // out[p] = clamp(bias + sum_t w[t] * taps[t][p], lo, hi) for p < n, the terms added in tap
-  // order. May read every taps[t] and write out up to n rounded up to kDepthwiseSlack floats.
+  // order. May read every taps[t] and write out up to n rounded up to kPhaseSlack floats.
   void (*taps)(const float* const* taps, const float* w, size_t ntaps, float bias, float lo, float hi, size_t n,
                float* out) = nullptr;
   // even[j] = src[2j], odd[j] = src[2j + 1] for j < pairs: a stride-2 row split into its phases.

@@ -1,5 +1,5 @@
 // AVX2 depthwise kernels (conv/depthwise.h): the AVX-512 file's loops on 8-lane vectors. Lengths
-// round up to whole vectors: the phase planes carry kDepthwiseSlack floats of slack for it.
+// round up to whole vectors: the phase planes (conv/phase-planes.h) carry kPhaseSlack floats of slack for it.
 #include "common/simd.h"
 
 #include "conv/depthwise.h"

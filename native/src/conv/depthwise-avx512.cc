@@ -1,6 +1,6 @@
 // AVX-512 depthwise kernels (conv/depthwise.h). Four vectors of outputs per pass share each
 // weight broadcast; their four independent FMA chains hide the FMA latency. Lengths round up to
-// whole vectors: the phase planes carry kDepthwiseSlack floats of slack for it.
+// whole vectors: the phase planes (conv/phase-planes.h) carry kPhaseSlack floats of slack for it.
 #include "common/simd.h"
 
 #include "conv/depthwise.h"

@@ -8,6 +8,7 @@
 #include "conv/conv-ukernel.h"
 #include "conv/conv2d-tiling.h"
 #include "conv/im2col-plane.h"
+#include "conv/phase-planes.h"
 #include "kiln/thread-pool.h"
 
 namespace kiln {
@@ -42,113 +43,59 @@ ptrdiff_t input_row(const Conv2dGeometry& g, size_t oh, size_t kh) {
   return ih >= 0 && ih < static_cast<ptrdiff_t>(g.in_height) ? ih : -1;
 }
 
-// Where depthwise_forward puts things for one geometry (see conv/depthwise.h).
-struct PhaseLayout {
-  size_t phases_h, phases_w;  // the strides: one phase plane per (row, column) residue
-  size_t rows, pitch;         // of each phase plane: Hq and Wq
-  size_t phase_floats;        // one phase plane and its slack
-  size_t out_floats;          // the flat output (OH x Wq) and its slack
-  size_t row_floats;          // one padded input row before its column phases are split
-  std::vector<size_t> tap_phase, tap_offset;  // per tap (kh, kw): its phase plane and offset in it
-
-  explicit PhaseLayout(const Conv2dGeometry& g)
-      : phases_h(g.stride_h),
-        phases_w(g.stride_w),
-        rows(g.out_height + (g.kernel_h - 1) * g.dilation_h / g.stride_h),
-        pitch(g.out_width + (g.kernel_w - 1) * g.dilation_w / g.stride_w),
-        phase_floats(rows * pitch + kDepthwiseSlack),
-        out_floats(g.out_height * pitch + kDepthwiseSlack),
-        row_floats(pitch * g.stride_w + kDepthwiseSlack) {
-    for (size_t kh = 0; kh < g.kernel_h; ++kh) {
-      for (size_t kw = 0; kw < g.kernel_w; ++kw) {
-        const size_t dh = kh * g.dilation_h, dw = kw * g.dilation_w;
-        tap_phase.push_back((dh % g.stride_h) * phases_w + dw % g.stride_w);
-        tap_offset.push_back(dh / g.stride_h * pitch + dw / g.stride_w);
-      }
-    }
-  }
-  size_t slot_floats() const { return phases_h * phases_w * phase_floats + out_floats + row_floats; }
-};
-
-// Padded input row ih (all zeros when it lies in the padding) as `pitch * stride_w` columns from
-// padded column 0.
-void padded_row(const Conv2dGeometry& g, const float* x, ptrdiff_t ih, size_t columns, float* row) {
-  std::fill(row, row + columns, 0.0f);
-  if (ih < 0 || ih >= static_cast<ptrdiff_t>(g.in_height) || g.pad_left >= columns) return;
-  const size_t n = std::min(g.in_width, columns - g.pad_left);
-  std::memcpy(row + g.pad_left, x + static_cast<size_t>(ih) * g.in_width, n * sizeof(float));
-}
-
-// The phase planes of input plane x (conv/depthwise.h), slack zeroed.
-void split_phases(const F32DepthwiseKernels& k, const Conv2dGeometry& g, const PhaseLayout& l, const float* x,
-                  float* phases, float* row) {
-  const size_t columns = l.pitch * l.phases_w;
-  for (size_t a = 0; a < l.phases_h; ++a) {
-    for (size_t i = 0; i < l.rows; ++i) {
-      const ptrdiff_t ih = static_cast<ptrdiff_t>(i * g.stride_h + a) - static_cast<ptrdiff_t>(g.pad_top);
-      float* dst = phases + a * l.phases_w * l.phase_floats + i * l.pitch;
-      if (l.phases_w == 1) {
-        padded_row(g, x, ih, columns, dst);
-        continue;
-      }
-      padded_row(g, x, ih, columns, row);
-      if (l.phases_w == 2) {
-        k.deinterleave2(row, l.pitch, dst, dst + l.phase_floats);
-        continue;
-      }
-      for (size_t b = 0; b < l.phases_w; ++b) {
-        float* phase_row = dst + b * l.phase_floats;
-        for (size_t j = 0; j < l.pitch; ++j) phase_row[j] = row[j * l.phases_w + b];
-      }
-    }
-  }
-  for (size_t p = 0; p < l.phases_h * l.phases_w; ++p) {
-    float* slack = phases + p * l.phase_floats + l.rows * l.pitch;
-    std::fill(slack, slack + kDepthwiseSlack, 0.0f);
-  }
+PlanarWindow planar_window(const Conv2dGeometry& g) {
+  PlanarWindow w;
+  w.in_h = g.in_height;
+  w.in_w = g.in_width;
+  w.out_h = g.out_height;
+  w.out_w = g.out_width;
+  w.kernel_h = g.kernel_h;
+  w.kernel_w = g.kernel_w;
+  w.stride_h = g.stride_h;
+  w.stride_w = g.stride_w;
+  w.dilation_h = g.dilation_h;
+  w.dilation_w = g.dilation_w;
+  w.pad_top = g.pad_top;
+  w.pad_left = g.pad_left;
+  return w;
 }
 
 }  // namespace
 
-size_t depthwise_slot_floats(const Conv2dGeometry& g) { return PhaseLayout(g).slot_floats(); }
-
-size_t depthwise_scratch_floats(const Conv2dGeometry& g) { return kConvMaxSlots * depthwise_slot_floats(g); }
+size_t depthwise_scratch_floats(const Conv2dGeometry& g) {
+  return kConvMaxSlots * PhasePlanes(planar_window(g)).slot_floats();
+}
 
 void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t batch, const float* input,
                        const float* weight, const float* bias, float lo, float hi, float* output, float* scratch,
                        size_t max_threads) {
   const F32DepthwiseKernels& k = t.f32_conv.depthwise;
-  const PhaseLayout l(g);
+  const PhasePlanes layout(planar_window(g));
   const size_t m = g.out_channels_per_group();
   const size_t taps = g.kernel_h * g.kernel_w;
-  const size_t planes = batch * g.out_channels;
-  const size_t slot_floats = l.slot_floats();
-  const size_t threads = std::min({max_threads == 0 ? num_threads() : max_threads, kConvMaxSlots, planes});
+  const size_t slot_floats = layout.slot_floats();
   // An input plane feeds m output planes: split it once for all of them. Tasks of a few planes
   // when planes are small (7x7 late layers), so handing out a task costs little beside its work.
   const size_t inputs = batch * g.in_channels;
   const size_t per_task = std::max<size_t>(1, (16 * 1024) / std::max<size_t>(1, g.out_plane() * taps * m));
+  const size_t tasks = (inputs + per_task - 1) / per_task;
+  const size_t threads = std::min({max_threads == 0 ? num_threads() : max_threads, kConvMaxSlots, tasks});
   parallel_for_slots(
-      (inputs + per_task - 1) / per_task,
+      tasks,
       [&](size_t task, size_t slot) {
         float* phases = scratch + slot * slot_floats;
-        float* flat = phases + l.phases_h * l.phases_w * l.phase_floats;
-        float* row = flat + l.out_floats;
+        float* flat = layout.flat(phases);
         const float* on_stack[64];
         std::vector<const float*> on_heap(taps > 64 ? taps : 0);
         const float** tap_ptr = taps > 64 ? on_heap.data() : on_stack;
-        for (size_t i = 0; i < taps; ++i) tap_ptr[i] = phases + l.tap_phase[i] * l.phase_floats + l.tap_offset[i];
         for (size_t p = task * per_task; p < std::min(inputs, (task + 1) * per_task); ++p) {
-          split_phases(k, g, l, input + p * g.in_plane(), phases, row);
+          layout.split(k, input + p * g.in_plane(), 0.0f, phases, tap_ptr);
           const size_t n = p / g.in_channels, c = p % g.in_channels;
           for (size_t j = 0; j < m; ++j) {
             const size_t o = c * m + j;
-            k.taps(tap_ptr, weight + o * taps, taps, bias != nullptr ? bias[o] : 0.0f, lo, hi,
-                   g.out_height * l.pitch, flat);
-            float* y = output + (n * g.out_channels + o) * g.out_plane();
-            for (size_t oh = 0; oh < g.out_height; ++oh) {
-              std::memcpy(y + oh * g.out_width, flat + oh * l.pitch, g.out_width * sizeof(float));
-            }
+            k.taps(tap_ptr, weight + o * taps, taps, bias != nullptr ? bias[o] : 0.0f, lo, hi, layout.flat_outputs(),
+                   flat);
+            layout.copy_out(flat, output + (n * g.out_channels + o) * g.out_plane());
           }
         }
       },

@@ -2,14 +2,10 @@
 // (Cin/groups == 1: depthwise, with any channel multiplier). A GEMM per group would be one row
 // deep; these walk the planes directly instead.
 //
-// Forward, planar (NCHW in and out, as XNNPACK's CHW depthwise kernels): each input plane is
-// copied once, zero-padded, into stride phases (phase (a, b) holds padded rows a, a + s_h, ... and
-// columns b, b + s_w, ...), all with one row pitch Wq = OW + (KW - 1) * d_w / s_w. On that pitch
-// output (oh, ow) at flat index oh * Wq + ow reads tap (kh, kw) at a constant offset of its phase
-// plane, whatever the stride, padding or dilation, so the kernel is one loop of full vectors over
-// the flat plane: no border cases, no masks, every lane a real or a discarded pitch column. Rows
-// are then copied out at the output pitch. Small planes (7x7) stay vector-friendly this way, where
-// a row-by-row kernel would leave most lanes of a 7-wide row idle.
+// Forward, planar (NCHW in and out, as XNNPACK's CHW depthwise kernels): each input plane is split
+// once into zero-padded stride-phase planes (conv/phase-planes.h) on whose row pitch every tap of
+// every output is a constant offset; the kernel is then one loop of full vectors over the flat
+// plane, and the rows are copied out at the output pitch.
 #pragma once
 #include <cstddef>
 
@@ -21,11 +17,7 @@ struct DispatchTable;
 
 inline bool is_depthwise(const Conv2dGeometry& g) { return g.groups > 1 && g.in_channels_per_group() == 1; }
 
-// Floats past n that the taps kernel may read from each tap and write to out.
-constexpr size_t kDepthwiseSlack = 64;
-
-// Floats of scratch depthwise_forward needs per thread slot, and in all (kConvMaxSlots slots).
-size_t depthwise_slot_floats(const Conv2dGeometry& g);
+// Floats of scratch depthwise_forward needs: kConvMaxSlots slots of phase planes.
 size_t depthwise_scratch_floats(const Conv2dGeometry& g);
 
 // output = clamp(conv(input) + bias, lo, hi): bias nullable; lo = -inf, hi = +inf for no clamp,

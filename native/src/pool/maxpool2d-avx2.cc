@@ -2,6 +2,8 @@
 // winners chosen by compare masks and blends (no data-dependent branches).
 #include "common/simd.h"
 
+#include <limits>
+
 #include "pool/maxpool2d-rows.h"
 
 namespace kiln {
@@ -64,6 +66,25 @@ void f32_maxpool2d_2x2_row_avx2(const float* top, const float* bottom, size_t n,
       _mm256_maskstore_ps(out + j, m, best);
       if (idx != nullptr) _mm256_maskstore_epi32(idx + j, m, where);
     }
+  }
+}
+
+void f32_max_taps_avx2(const float* const* taps, size_t ntaps, size_t n, float* out) {
+  const __m256 lowest = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m256 nan = _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN());
+  for (size_t p = 0; p < n; p += 16) {
+    // Two vectors per pass: independent max chains. max(v, best) keeps best when v is NaN, so
+    // NaNs are marked aside and win at the end.
+    __m256 b0 = lowest, b1 = lowest, n0 = _mm256_setzero_ps(), n1 = _mm256_setzero_ps();
+    for (size_t t = 0; t < ntaps; ++t) {
+      const __m256 v0 = _mm256_loadu_ps(taps[t] + p), v1 = _mm256_loadu_ps(taps[t] + p + 8);
+      n0 = _mm256_or_ps(n0, _mm256_cmp_ps(v0, v0, _CMP_UNORD_Q));
+      n1 = _mm256_or_ps(n1, _mm256_cmp_ps(v1, v1, _CMP_UNORD_Q));
+      b0 = _mm256_max_ps(v0, b0);
+      b1 = _mm256_max_ps(v1, b1);
+    }
+    _mm256_storeu_ps(out + p, _mm256_blendv_ps(b0, nan, n0));
+    _mm256_storeu_ps(out + p + 8, _mm256_blendv_ps(b1, nan, n1));
   }
 }
 

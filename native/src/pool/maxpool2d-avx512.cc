@@ -2,6 +2,8 @@
 // winners chosen by compare masks (no data-dependent branches).
 #include "common/simd.h"
 
+#include <limits>
+
 #include "pool/maxpool2d-rows.h"
 
 namespace kiln {
@@ -46,6 +48,26 @@ void f32_maxpool2d_2x2_row_avx512(const float* top, const float* bottom, size_t 
     const __mmask16 store = first_lanes(count);
     _mm512_mask_storeu_ps(out + j, store, best);
     if (idx != nullptr) _mm512_mask_storeu_epi32(idx + j, store, where);
+  }
+}
+
+void f32_max_taps_avx512(const float* const* taps, size_t ntaps, size_t n, float* out) {
+  const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m512 nan = _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN());
+  for (size_t p = 0; p < n; p += 32) {
+    // Two vectors per pass: independent max chains. max(v, best) keeps best when v is NaN, so
+    // NaNs are counted aside and win at the end.
+    __m512 b0 = lowest, b1 = lowest;
+    __mmask16 n0 = 0, n1 = 0;
+    for (size_t t = 0; t < ntaps; ++t) {
+      const __m512 v0 = _mm512_loadu_ps(taps[t] + p), v1 = _mm512_loadu_ps(taps[t] + p + 16);
+      n0 |= _mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q);
+      n1 |= _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
+      b0 = _mm512_max_ps(v0, b0);
+      b1 = _mm512_max_ps(v1, b1);
+    }
+    _mm512_storeu_ps(out + p, _mm512_mask_mov_ps(b0, n0, nan));
+    _mm512_storeu_ps(out + p + 16, _mm512_mask_mov_ps(b1, n1, nan));
   }
 }
 

@@ -1,5 +1,7 @@
 // The scalar kernels of the pool family: the dispatch table's scalar entries (the fallback on
 // any CPU) and the oracle the ISA rows are tested against, bit for bit.
+#include <limits>
+
 #include "pool/maxpool2d-rows.h"
 
 namespace kiln {
@@ -25,6 +27,19 @@ void f32_maxpool2d_2x2_row_scalar(const float* top, const float* bottom, size_t 
     where = t3 ? at + width + 1 : where;
     out[ow] = best;
     if (idx != nullptr) idx[ow] = static_cast<int32_t>(where);
+  }
+}
+
+void f32_max_taps_scalar(const float* const* taps, size_t ntaps, size_t n, float* out) {
+  for (size_t p = 0; p < n; ++p) {
+    float best = -std::numeric_limits<float>::infinity();
+    bool nan = false;
+    for (size_t t = 0; t < ntaps; ++t) {
+      const float v = taps[t][p];
+      nan |= v != v;
+      best = v > best ? v : best;
+    }
+    out[p] = nan ? std::numeric_limits<float>::quiet_NaN() : best;
   }
 }
 

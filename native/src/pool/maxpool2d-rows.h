@@ -20,8 +20,14 @@ inline bool max_pool_takes_over(float v, float best) { return v > best || (v != 
 using F32MaxPool2x2RowFn = void (*)(const float* top, const float* bottom, size_t n, size_t first, size_t width,
                                     float* out, int32_t* idx);
 
+// out[p] = the largest of taps[t][p] over t < ntaps (-inf when ntaps is 0), or NaN when any is
+// NaN, for p < n: the planar max pool over stride-phase planes (conv/phase-planes.h). May read
+// every tap and write out up to n rounded up to kPhaseSlack floats.
+using F32MaxTapsFn = void (*)(const float* const* taps, size_t ntaps, size_t n, float* out);
+
 struct F32PoolKernels {
   F32MaxPool2x2RowFn max_2x2_row = nullptr;  // never null
+  F32MaxTapsFn max_taps = nullptr;           // never null
 };
 
 struct Pool2dGeometry;
@@ -37,5 +43,8 @@ void f32_maxpool2d_2x2_row_avx2(const float* top, const float* bottom, size_t n,
                                 float* out, int32_t* idx);
 void f32_maxpool2d_2x2_row_avx512(const float* top, const float* bottom, size_t n, size_t first, size_t width,
                                   float* out, int32_t* idx);
+void f32_max_taps_scalar(const float* const* taps, size_t ntaps, size_t n, float* out);
+void f32_max_taps_avx2(const float* const* taps, size_t ntaps, size_t n, float* out);
+void f32_max_taps_avx512(const float* const* taps, size_t ntaps, size_t n, float* out);
 
 }  // namespace kiln

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <vector>
 
+#include "common/dispatch.h"
 #include "runtime/parallel.h"
 
 namespace kiln {
@@ -28,6 +30,26 @@ int64_t pool_output_size(const PoolAxis& a, bool ceil_mode) {
 Pool2d::Pool2d(bool max, bool include_pad, PoolAxis h, PoolAxis w)
     : max_(max), include_pad_(include_pad), h_(h), w_(w) {
   interior_ = interior();
+  // Max pools of usual windows run planar (conv/phase-planes.h). Past these bounds (a stride of
+  // 100 would make 10,000 phase planes) the window-by-window loop below is the better fit.
+  const bool usual = h_.stride <= kMaxPlanarStride && w_.stride <= kMaxPlanarStride &&
+                     h_.kernel * w_.kernel <= kMaxPlanarTaps && h_.out > 0 && w_.out > 0;
+  if (max_ && usual) {
+    PlanarWindow pw;
+    pw.in_h = static_cast<size_t>(h_.in);
+    pw.in_w = static_cast<size_t>(w_.in);
+    pw.out_h = static_cast<size_t>(h_.out);
+    pw.out_w = static_cast<size_t>(w_.out);
+    pw.kernel_h = static_cast<size_t>(h_.kernel);
+    pw.kernel_w = static_cast<size_t>(w_.kernel);
+    pw.stride_h = static_cast<size_t>(h_.stride);
+    pw.stride_w = static_cast<size_t>(w_.stride);
+    pw.dilation_h = static_cast<size_t>(h_.dilation);
+    pw.dilation_w = static_cast<size_t>(w_.dilation);
+    pw.pad_top = static_cast<size_t>(h_.pad_begin);
+    pw.pad_left = static_cast<size_t>(w_.pad_begin);
+    planar_ = std::make_shared<const PhasePlanes>(pw);
+  }
 }
 
 Pool2d Pool2d::parse(const StepContext& ctx, const std::string& prefix, const PlanShape& x, bool max) {
@@ -70,6 +92,26 @@ PlanShape Pool2d::output_shape(size_t channels, size_t spatial) const {
 
 void Pool2d::run(const float* x, float* y, size_t planes, size_t max_threads) const {
   const size_t in = in_plane(), out = out_plane();
+  if (planar_) {
+    // One table for the whole call (setIsa may switch the active one meanwhile).
+    const DispatchTable& t = dispatch();
+    const PhasePlanes& l = *planar_;
+    const size_t taps = l.taps();
+    const size_t grain = std::max<size_t>(1, kElementwiseGrain / std::max<size_t>(1, l.flat_outputs() * taps));
+    for_chunks(planes, grain, max_threads, [&](size_t b, size_t e) {
+      // Per-thread scratch that stays with the thread: a pool step's plan arena has no slot for it.
+      thread_local std::vector<float> slot;
+      thread_local std::vector<const float*> tap_ptr;
+      if (slot.size() < l.slot_floats()) slot.resize(l.slot_floats());
+      if (tap_ptr.size() < taps) tap_ptr.resize(taps);
+      for (size_t p = b; p < e; ++p) {
+        l.split(t.f32_conv.depthwise, x + p * in, -std::numeric_limits<float>::infinity(), slot.data(), tap_ptr.data());
+        t.f32_pool.max_taps(tap_ptr.data(), taps, l.flat_outputs(), l.flat(slot.data()));
+        l.copy_out(l.flat(slot.data()), y + p * out);
+      }
+    });
+    return;
+  }
   const size_t grain = std::max<size_t>(1, kElementwiseGrain / std::max<size_t>(1, in));
   for_chunks(planes, grain, max_threads, [&](size_t b, size_t e) {
     for (size_t p = b; p < e; ++p) plane(x + p * in, y + p * out);

@@ -2,8 +2,10 @@
 // pool fused into a Conv step share it. 1-D windows are 2-D ones with a unit height.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "conv/phase-planes.h"
 #include "kiln/conv.h"
 #include "runtime/step.h"
 
@@ -45,9 +47,14 @@ class Pool2d {
   float window_max(const float* x, int64_t h0, int64_t w0) const;
   float window_avg(const float* x, int64_t h0, int64_t w0) const;
 
+  static constexpr int64_t kMaxPlanarStride = 4, kMaxPlanarTaps = 1024;
+
   bool max_ = true, include_pad_ = false;
   PoolAxis h_, w_;
   bool interior_ = false;
+  // Max pools: the planar layout and kernels (conv/phase-planes.h, f32_pool.max_taps); null
+  // for average pools and unusual windows, which take plane() below.
+  std::shared_ptr<const PhasePlanes> planar_;
 };
 
 }  // namespace runtime
