@@ -30,6 +30,9 @@ __attribute__((always_inline)) inline void f32_gemm_k_loop(const F32GemmTile& t,
   const size_t ks = t.b_k_stride;
   const size_t ps = t.b_panel_stride;
   for (size_t p = 0; p < t.k; ++p) {
+    // A streams once through a product with few columns (a convolution at batch 1 on a small
+    // plane): fetch it ahead, since its panels of one K block lie far apart.
+    __builtin_prefetch(a + 16 * kF32GemmMr);
     typename V::Vec bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
