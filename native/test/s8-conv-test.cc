@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -21,6 +22,8 @@
 #include "kiln/thread-pool.h"
 #include "quant/requantize.h"
 #include "s8-conv/quantize-rows.h"
+#include "common/dispatch.h"
+#include "s8-conv/s8-small-conv.h"
 
 #include "check.h"
 #include "s8-paths.h"
@@ -224,6 +227,64 @@ void test_max_pool(size_t batch, size_t channels, size_t h, size_t w, size_t k, 
 
 }  // namespace
 
+// The int8 small conv + 2x2/2 pool (AVX-512 VNNI only), padded or not: against the oracle's
+// sums, requantized, then pooled, bit for bit; page-guarded input and output, two sentinels.
+void test_small_pool(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, const std::string& label) {
+  const size_t ph = g.out_height / 2, pw = g.out_width / 2;
+  const size_t in_n = batch * g.in_plane() * g.in_channels, out_n = batch * ph * pw * g.out_channels;
+  Guarded<uint8_t> x(in_n);
+  for (size_t i = 0; i < in_n; ++i) x[i] = uint8_t(rng.next());
+  std::vector<int8_t> w(g.weight_size());
+  for (auto& v : w) v = int8_t(rng.next());
+  std::vector<int32_t> bias(g.out_channels);
+  for (auto& v : bias) v = int32_t(rng.below(20001)) - 10000;
+  std::vector<float> ws(g.out_channels);
+  for (auto& v : ws) v = rng.uniform(0.002f, 0.02f);
+  kiln::S8ConvQuant q;
+  q.x_zero_point = uint8_t(rng.next());
+  q.w_scale = ws.data();
+  q.w_scale_count = ws.size();
+  q.x_scale = rng.uniform(0.005f, 0.05f);
+  q.y_scale = q.x_scale * ws[0] * 40.0f * std::sqrt(float(g.patch()));
+  q.y_zero_point = uint8_t(rng.next());
+  q.y_min = q.y_zero_point;  // fused ReLU
+  if (!kiln::S8SmallConvPool::fits(g, ph, pw, q)) {
+    check(false, label + ": takes the int8 small conv");
+    return;
+  }
+  const std::vector<int32_t> sums = oracle_sums(g, batch, x.data(), q.x_zero_point, w.data(), bias.data());
+  std::vector<uint8_t> want(out_n);
+  const float lo = float(int(q.y_min) - q.y_zero_point), hi = float(int(q.y_max) - q.y_zero_point);
+  auto conv_at = [&](size_t b, size_t oh, size_t ow, size_t o) {
+    const size_t i = ((b * g.out_height + oh) * g.out_width + ow) * g.out_channels + o;
+    return kiln::requantize_u8(sums[i], q.x_scale * ws[o] / q.y_scale, q.y_zero_point, lo, hi);
+  };
+  size_t k = 0;
+  for (size_t b = 0; b < batch; ++b)
+    for (size_t i = 0; i < ph; ++i)
+      for (size_t j = 0; j < pw; ++j)
+        for (size_t o = 0; o < g.out_channels; ++o) {
+          uint8_t m = 0;
+          for (size_t a = 0; a < 4; ++a) m = std::max(m, conv_at(b, 2 * i + a / 2, 2 * j + a % 2, o));
+          want[k++] = m;
+        }
+  const kiln::S8SmallConvPool small(g, w.data(), bias.data(), q);
+  for (kiln::Isa isa : kiln::supported_isas()) {
+    const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
+    if (!kiln::S8SmallConvPool::available(t)) continue;
+    for (size_t threads : {size_t(1), size_t(2)}) {
+      Guarded<uint8_t> out(out_n);
+      bool ok = true;
+      for (uint8_t fill : {uint8_t(0x00), uint8_t(0xff)}) {
+        std::memset(out.data(), fill, out_n);
+        ok = ok && small.run(t, x.data(), out.data(), batch, threads);
+        for (size_t i = 0; i < out_n && ok; ++i) ok = out[i] == want[i];
+      }
+      check(ok, label + " on " + kiln::isa_name(isa) + ", " + std::to_string(threads) + " thread(s): small conv + pool");
+    }
+  }
+}
+
 int main() {
   kiln::set_num_threads(2);
   Rng rng(42);
@@ -248,5 +309,12 @@ int main() {
     test_max_pool(2, c, 7, 6, 3, 2, 1, rng);
   }
   test_max_pool(2, 32, 11, 11, 2, 2, 0, rng);
+  // The small conv + pool: SeedCNN's conv1 unpadded, the article's padded MNIST and CIFAR conv1,
+  // then asymmetric padding, 5x5, odd sizes and 20 channels.
+  test_small_pool(geometry(1, 28, 28, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), 3, rng, "conv1");
+  test_small_pool(geometry(1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 3, rng, "padded MNIST conv1");
+  test_small_pool(geometry(3, 32, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "padded CIFAR conv1");
+  test_small_pool(geometry(2, 11, 13, 20, 3, 3, 1, 1, 2, 0, 1, 2, 1, 1, 1), 3, rng, "asymmetric pads, 20 channels");
+  test_small_pool(geometry(1, 9, 10, 16, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1), 1, rng, "5x5 padded");
   return kiln_test::finish("s8-conv-test: ");
 }

@@ -1,5 +1,5 @@
-// AVX-512 depthwise kernels (conv/depthwise.h). Four vectors of outputs per pass share each
-// weight broadcast; their four independent FMA chains hide the FMA latency. Lengths round up to
+// AVX-512 depthwise kernels (conv/depthwise.h). Eight (or four) vectors of outputs per pass share
+// each weight broadcast; their independent FMA chains hide the FMA latency. Lengths round up to
 // whole vectors: the phase planes (conv/phase-planes.h) carry kPhaseSlack floats of slack for it.
 #include "common/simd.h"
 
@@ -7,31 +7,36 @@
 
 namespace kiln {
 
+namespace {
+
+// NV vectors of outputs from p: each weight broadcast serves NV FMAs, and the NV chains are
+// independent, so a 3x3 pass is bound by loads rather than by the FMA latency.
+template <int NV>
+__attribute__((always_inline)) inline void taps_block(const float* const* taps, const float* w, size_t ntaps,
+                                                      __m512 vb, __m512 vlo, __m512 vhi, size_t p, float* out) {
+  __m512 acc[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) acc[v] = vb;
+  for (size_t t = 0; t < ntaps; ++t) {
+    const __m512 wt = _mm512_set1_ps(w[t]);
+    const float* x = taps[t] + p;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[v] = _mm512_fmadd_ps(wt, _mm512_loadu_ps(x + 16 * v), acc[v]);
+  }
+  // max(bound, v) and min(bound, v) return v when v is NaN.
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + p + 16 * v, _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[v])));
+}
+
+}  // namespace
+
 void f32_depthwise_taps_avx512(const float* const* taps, const float* w, size_t ntaps, float bias, float lo, float hi,
                                size_t n, float* out) {
   const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
   size_t p = 0;
-  for (; p + 64 <= n; p += 64) {
-    __m512 a0 = vb, a1 = vb, a2 = vb, a3 = vb;
-    for (size_t t = 0; t < ntaps; ++t) {
-      const __m512 wt = _mm512_set1_ps(w[t]);
-      const float* x = taps[t] + p;
-      a0 = _mm512_fmadd_ps(wt, _mm512_loadu_ps(x), a0);
-      a1 = _mm512_fmadd_ps(wt, _mm512_loadu_ps(x + 16), a1);
-      a2 = _mm512_fmadd_ps(wt, _mm512_loadu_ps(x + 32), a2);
-      a3 = _mm512_fmadd_ps(wt, _mm512_loadu_ps(x + 48), a3);
-    }
-    // max(bound, v) and min(bound, v) return v when v is NaN.
-    _mm512_storeu_ps(out + p, _mm512_min_ps(vhi, _mm512_max_ps(vlo, a0)));
-    _mm512_storeu_ps(out + p + 16, _mm512_min_ps(vhi, _mm512_max_ps(vlo, a1)));
-    _mm512_storeu_ps(out + p + 32, _mm512_min_ps(vhi, _mm512_max_ps(vlo, a2)));
-    _mm512_storeu_ps(out + p + 48, _mm512_min_ps(vhi, _mm512_max_ps(vlo, a3)));
-  }
-  for (; p < n; p += 16) {
-    __m512 a = vb;
-    for (size_t t = 0; t < ntaps; ++t) a = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), _mm512_loadu_ps(taps[t] + p), a);
-    _mm512_storeu_ps(out + p, _mm512_min_ps(vhi, _mm512_max_ps(vlo, a)));
-  }
+  for (; p + 128 <= n; p += 128) taps_block<8>(taps, w, ntaps, vb, vlo, vhi, p, out);
+  for (; p + 64 <= n; p += 64) taps_block<4>(taps, w, ntaps, vb, vlo, vhi, p, out);
+  for (; p < n; p += 16) taps_block<1>(taps, w, ntaps, vb, vlo, vhi, p, out);
 }
 
 void f32_deinterleave2_avx512(const float* src, size_t pairs, float* even, float* odd) {

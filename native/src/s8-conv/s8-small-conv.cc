@@ -21,11 +21,25 @@ constexpr size_t kMinMacsPerTask = size_t(2) << 20;
 
 size_t groups_per_row(const Conv2dGeometry& g) { return (g.kernel_w * g.in_channels + 3) / 4; }
 
+// The same convolution on the input with its padding made real (filled with the input zero point,
+// which stands for 0.0): what the kernel, which knows no padding, runs.
+Conv2dGeometry unpadded(const Conv2dGeometry& g) {
+  Conv2dGeometry u = g;
+  u.in_height = g.in_height + g.pad_top + g.pad_bottom;
+  u.in_width = g.in_width + g.pad_left + g.pad_right;
+  u.pad_top = u.pad_left = u.pad_bottom = u.pad_right = 0;
+  return u;
+}
+
+bool padded(const Conv2dGeometry& g) { return g.pad_top + g.pad_left + g.pad_bottom + g.pad_right > 0; }
+
 }  // namespace
 
-bool S8SmallConvPool::fits(const Conv2dGeometry& g, size_t pooled_h, size_t pooled_w, const S8ConvQuant& q) {
+bool S8SmallConvPool::fits(const Conv2dGeometry& given, size_t pooled_h, size_t pooled_w, const S8ConvQuant& q) {
+  if (!conv2d_geometry_valid(given)) return false;
+  const Conv2dGeometry g = unpadded(given);
   if (!conv2d_geometry_valid(g) || g.groups != 1 || g.stride_h != 1 || g.stride_w != 1 || g.dilation_h != 1 ||
-      g.dilation_w != 1 || g.pad_top != 0 || g.pad_left != 0 || g.pad_bottom != 0 || g.pad_right != 0) {
+      g.dilation_w != 1) {
     return false;
   }
   if (g.out_channels == 0 || g.out_channels > 32 || g.kernel_h * groups_per_row(g) > S8SmallConvKernel::kMaxGroups) return false;
@@ -38,8 +52,10 @@ bool S8SmallConvPool::fits(const Conv2dGeometry& g, size_t pooled_h, size_t pool
   return true;
 }
 
-S8SmallConvPool::S8SmallConvPool(const Conv2dGeometry& g, const int8_t* weight_oihw, const int32_t* bias, const S8ConvQuant& q)
-    : g_(g) {
+S8SmallConvPool::S8SmallConvPool(const Conv2dGeometry& given, const int8_t* weight_oihw, const int32_t* bias,
+                                 const S8ConvQuant& q)
+    : given_(given), g_(unpadded(given)), x_zero_point_(q.x_zero_point) {
+  const Conv2dGeometry& g = g_;
   const size_t c = g.in_channels, kh = g.kernel_h, kw = g.kernel_w, gr = groups_per_row(g), groups = kh * gr;
   const size_t o_count = g.out_channels, vectors = o_count > 16 ? 2 : 1;
   group_offset_.resize(groups);
@@ -89,7 +105,9 @@ bool S8SmallConvPool::run(const DispatchTable& t, const uint8_t* in, uint8_t* ou
                           size_t max_threads) const {
   const S8SmallConvPoolFn kernel = t.s8_conv.small_conv_pool;
   if (kernel == nullptr) return false;
-  const size_t in_image = g_.in_height * g_.in_width * g_.in_channels;
+  const size_t in_image = given_.in_height * given_.in_width * given_.in_channels;
+  const size_t padded_image = g_.in_height * g_.in_width * g_.in_channels;
+  const bool pad = padded(given_);
   const size_t out_image = k_.pooled_h * k_.pooled_w * k_.out_channels;
   const size_t units = batch * k_.pooled_h;  // (image, pooled row)
   if (units == 0) return true;
@@ -104,7 +122,15 @@ bool S8SmallConvPool::run(const DispatchTable& t, const uint8_t* in, uint8_t* ou
       const uint8_t* image = in + b * in_image;
       // The kernel reads up to 3 bytes past an image: inside the next image except for the last.
       alignas(64) uint8_t copy[kMaxImageBytes + 64];
-      if (b + 1 == batch) {
+      if (pad) {
+        // The padded image, borders at the zero point (= 0.0), in the task's own buffer.
+        const size_t c = g_.in_channels, row = g_.in_width * c, given_row = given_.in_width * c;
+        std::memset(copy, x_zero_point_, padded_image + 64);
+        for (size_t h = 0; h < given_.in_height; ++h) {
+          std::memcpy(copy + (h + given_.pad_top) * row + given_.pad_left * c, image + h * given_row, given_row);
+        }
+        image = copy;
+      } else if (b + 1 == batch) {
         std::memcpy(copy, image, in_image);
         std::memset(copy + in_image, 0, 64);
         image = copy;

@@ -1,6 +1,7 @@
 // QLinearConv with a small patch and few output channels fused with a 2x2/2 max pool (SeedCNN's
-// first layer: 1 or 3 input channels, 3x3 -> 32, ReLU): a direct AVX-512 VNNI kernel without
-// im2col, output channels in lanes. Each kernel row's kernel_w * C contiguous NHWC input bytes
+// first layer: 1 or 3 input channels, 3x3 -> 32, ReLU, padded or not): a direct AVX-512 VNNI
+// kernel without im2col, output channels in lanes. A padded convolution runs on a copy of each
+// image with its border filled with the input zero point (0.0), which stays in cache. Each kernel row's kernel_w * C contiguous NHWC input bytes
 // are read as 4-byte groups broadcast to every lane (vpdpbusd; bytes past the row segment meet
 // zero weights), so a pooled pixel's four convolution outputs are 4 x (O / 16) accumulators.
 //
@@ -45,9 +46,9 @@ void s8_small_conv_pool_avx512vnni(const S8SmallConvKernel& k, const uint8_t* in
 
 class S8SmallConvPool {
  public:
-  // True for the shapes the kernel takes: one group, stride 1, undilated, unpadded, O <= 32, at
-  // most kMaxGroups input groups, a 2x2/2 unpadded pool giving floor(OH/2) x floor(OW/2), images
-  // of at most kMaxImageBytes, a uint8 output and multipliers >= 0 (not NaN: the pool-first
+  // True for the shapes the kernel takes: one group, stride 1, undilated, O <= 32, at most
+  // kMaxGroups input groups, a 2x2/2 unpadded pool giving floor(OH/2) x floor(OW/2), images (their
+  // padding included) of at most kMaxImageBytes, a uint8 output and multipliers >= 0 (not NaN: the pool-first
   // argument needs monotone requantization).
   static bool fits(const Conv2dGeometry& g, size_t pooled_h, size_t pooled_w, const S8ConvQuant& q);
   S8SmallConvPool(const Conv2dGeometry& g, const int8_t* weight_oihw, const int32_t* bias, const S8ConvQuant& q);
@@ -62,7 +63,9 @@ class S8SmallConvPool {
   static constexpr size_t kMaxImageBytes = 16384;
 
  private:
-  Conv2dGeometry g_;
+  Conv2dGeometry given_;  // as built, padding included
+  Conv2dGeometry g_;      // what the kernel runs: the padding made part of the input
+  uint8_t x_zero_point_ = 0;
   S8SmallConvKernel k_;
   std::vector<int32_t> group_offset_, offset_;
   std::vector<int8_t> weight_;
