@@ -22,6 +22,7 @@
 #include "kiln/dispatch.h"
 #include "kiln/pool.h"
 #include "kiln/thread-pool.h"
+#include "conv/direct-conv.h"
 #include "conv/small-conv.h"
 
 #include "check.h"
@@ -252,7 +253,12 @@ void run_pool_case(const PoolCase& pc, const char* isa) {
   const kiln::Conv2dPlan plan(g, weight.data(), c.bias ? bias.data() : nullptr, c.relu);
   // The direct kernels fuse the pool: channels-in-lanes on AVX-512, the small-patch one on AVX2 too.
   const kiln::Isa active = kiln::active_isa();
-  const bool fusable = active >= kiln::Isa::kAvx512 || (active >= kiln::Isa::kAvx2 && kiln::small_conv_fits(g));
+  kiln::Conv2dGeometry unpadded = g;  // the small-patch kernel runs padded images with their zeros made real
+  unpadded.in_height += g.pad_top + g.pad_bottom;
+  unpadded.in_width += g.pad_left + g.pad_right;
+  unpadded.pad_top = unpadded.pad_left = unpadded.pad_bottom = unpadded.pad_right = 0;
+  const bool fusable = (active >= kiln::Isa::kAvx512 && kiln::direct_conv_fits(g)) ||
+                       (active >= kiln::Isa::kAvx2 && kiln::small_conv_fits(unpadded));
   check(plan.can_fuse_max_pool() == fusable, "fused max pool offered exactly where a direct kernel runs", isa, c.name);
 
   Guarded scratch(plan.scratch_floats(c.batch)), conv_out(out_size);
@@ -357,7 +363,14 @@ int main() {
   // Without ReLU: the training forward (conv2d_max_pool_forward) is checked too.
   Case conv1_plain = cases[9], conv2_plain = cases[2];
   conv1_plain.relu = conv2_plain.relu = false;
+  // The article's padded SeedCNN conv1 (MNIST and CIFAR): the small-patch kernel on padded copies.
+  const Case padded_mnist = {"padded small patch: MNIST conv1", 3, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true};
+  const Case padded_cifar = {"padded small patch: CIFAR conv1", 2, 3, 32, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, false};
+  const Case padded_odd = {"padded small patch: 5x5, asymmetric", 2, 1, 9, 14, 7, 5, 5, 1, 1, 2, 1, 0, 3, 1, 1, 1, false, false};
   const PoolCase pools[] = {
+      {padded_mnist, 2, 2, 2, 2, 1, 1, true},
+      {padded_cifar, 2, 2, 2, 2, 1, 1, false},
+      {padded_odd, 3, 2, 2, 1, 1, 1, false},
       {conv1_plain, 2, 2, 2, 2, 1, 1, true},
       {conv2_plain, 2, 2, 2, 2, 1, 1, true},
       {cases[2], 2, 2, 2, 2, 1, 1, true},
@@ -370,6 +383,7 @@ int main() {
   for (kiln::Isa isa : kiln::supported_isas()) {
     kiln::set_active_isa(isa);
     for (const Case& c : cases) run_case(c, kiln::isa_name(isa));
+    for (const Case& c : {padded_mnist, padded_cifar, padded_odd}) run_case(c, kiln::isa_name(isa));
     for (const PoolCase& p : pools) run_pool_case(p, kiln::isa_name(isa));
   }
   return kiln_test::finish("conv-test: ");

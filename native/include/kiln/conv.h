@@ -130,6 +130,7 @@ class Conv2dPlan {
   std::shared_ptr<const SmallConvWeights> small_;    // null when the small-patch kernel does not apply
   bool relu_ = false;
   bool depthwise_ = false;
+  bool small_padded_ = false;  // the small-patch kernel runs on zero-padded copies of the images
   bool clamp_ = false;  // fuse_clamp's bounds, after ReLU
   float clamp_lo_ = 0.0f, clamp_hi_ = 0.0f;
   // The clamp as a pass over `n` outputs, where the kernel did not apply it.
@@ -138,6 +139,8 @@ class Conv2dPlan {
   // The table's kernels (the one a call read) have the path and the plan built it.
   bool direct_active(const DispatchTable& t) const;
   bool small_active(const DispatchTable& t) const;
+  // Floats of one zero-padded input image for the small-patch kernel (0 when unpadded).
+  size_t small_padded_floats() const;
   // Images are tasks of parallel_for_slots over at most this many threads (one scratch slot each).
   size_t image_threads(size_t batch, size_t max_threads) const;
   // Only when small_active(t), resp. direct_active(t), for the same table.

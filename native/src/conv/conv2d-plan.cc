@@ -19,6 +19,18 @@
 #include "kiln/thread-pool.h"
 
 namespace kiln {
+namespace {
+
+// The same convolution on its input with the padding made part of it (zeros).
+Conv2dGeometry padding_made_real(const Conv2dGeometry& g) {
+  Conv2dGeometry u = g;
+  u.in_height = g.in_height + g.pad_top + g.pad_bottom;
+  u.in_width = g.in_width + g.pad_left + g.pad_right;
+  u.pad_top = u.pad_left = u.pad_bottom = u.pad_right = 0;
+  return u;
+}
+
+}  // namespace
 
 Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu)
     : g_(geometry), relu_(relu), depthwise_(is_depthwise(geometry)) {
@@ -32,7 +44,12 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
   }
   if (bias != nullptr) bias_.assign(bias, bias + g_.out_channels);
   if (!depthwise_ && direct_conv_fits(g_)) direct_ = std::make_shared<const DirectConvWeights>(g_, weight, bias);
-  if (!depthwise_ && small_conv_fits(g_)) small_ = std::make_shared<const SmallConvWeights>(g_, weight, bias);
+  // Padded small patches run the same kernels on a zero-padded copy of each image (in scratch).
+  const Conv2dGeometry unpadded = padding_made_real(g_);
+  if (!depthwise_ && small_conv_fits(unpadded)) {
+    small_ = std::make_shared<const SmallConvWeights>(unpadded, weight, bias);
+    small_padded_ = unpadded.in_height != g_.in_height || unpadded.in_width != g_.in_width;
+  }
 }
 
 bool Conv2dPlan::fuse_clamp(float lo, float hi) {
@@ -100,22 +117,42 @@ Pool2dGeometry pool_geometry(const Conv2dGeometry& g, const ConvMaxPool& pool, s
 
 }  // namespace
 
+size_t Conv2dPlan::small_padded_floats() const {
+  if (!small_padded_) return 0;
+  return g_.in_channels * (g_.in_height + g_.pad_top + g_.pad_bottom) * (g_.in_width + g_.pad_left + g_.pad_right);
+}
+
 void Conv2dPlan::run_small(const DispatchTable& t, const float* input, float* output, size_t batch,
                            const ConvMaxPool* pool, float* scratch, size_t max_threads, int32_t* indices) const {
   const F32ConvKernels& k = t.f32_conv;
   SmallConvArgs args = small_->args();
   args.relu = relu_;
   const size_t in_image = g_.in_channels * g_.in_plane();
+  const size_t padded_floats = small_padded_floats();
+  const size_t pw = args.in_width, pplane = args.in_height * args.in_width;
   const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
   // Pools other than 2x2/2 (on AVX2, where the channels-in-lanes kernel does not run): the
   // image's convolution in per-thread scratch, then max_pool2d_forward over it.
   const bool staged = pool != nullptr && !small_conv_pool_fits(g_, *pool);
   const Pool2dGeometry p = staged ? pool_geometry(g_, *pool, g_.out_channels) : Pool2dGeometry();
+  // Per slot: the staged convolution image, then the padded input image.
+  const size_t staged_floats = staged ? g_.out_channels * g_.out_plane() : 0;
   auto run_image = [&](size_t n, size_t slot) {
     const float* image = input + n * in_image;
+    if (padded_floats > 0) {
+      float* padded = scratch + slot * (staged_floats + padded_floats) + staged_floats;
+      std::fill(padded, padded + padded_floats, 0.0f);
+      for (size_t c = 0; c < g_.in_channels; ++c) {
+        for (size_t h = 0; h < g_.in_height; ++h) {
+          std::memcpy(padded + c * pplane + (h + g_.pad_top) * pw + g_.pad_left, image + (c * g_.in_height + h) * g_.in_width,
+                      g_.in_width * sizeof(float));
+        }
+      }
+      image = padded;
+    }
     float* out = output + n * out_image;
     if (pool == nullptr || staged) {
-      float* conv = staged ? scratch + slot * g_.out_channels * g_.out_plane() : out;
+      float* conv = staged ? scratch + slot * (staged_floats + padded_floats) : out;
       k.small_conv_image(args, image, conv);
       if (staged) max_pool2d_forward(t.f32_pool, p, conv, out, indices != nullptr ? indices + n * out_image : nullptr, 1);
       return;
@@ -165,7 +202,9 @@ PoolBands pool_bands(const ConvMaxPool& pool) {
 size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& pool) const {
   const size_t slots = std::min(batch, kConvMaxSlots);
   // run_small stages a pool it does not fuse: one convolution image per slot.
-  const size_t small = small_ != nullptr && !small_conv_pool_fits(g_, pool) ? slots * g_.out_channels * g_.out_plane() : 0;
+  const size_t small =
+      small_ == nullptr ? 0
+                        : slots * ((small_conv_pool_fits(g_, pool) ? 0 : g_.out_channels * g_.out_plane()) + small_padded_floats());
   if (direct_ == nullptr || batch == 0) return small;
   const size_t cp = (g_.out_channels + 15) / 16 * 16;
   const PoolBands b = pool_bands(pool);
@@ -261,7 +300,8 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
 size_t Conv2dPlan::scratch_floats(size_t batch) const {
   if (depthwise_) return depthwise_scratch_floats(g_);
   const ConvTiling t = conv_tiling(g_, batch);
-  const size_t gemm = std::min(t.items, kConvMaxSlots) * (t.col_floats + t.gather_floats);
+  size_t gemm = std::min(t.items, kConvMaxSlots) * (t.col_floats + t.gather_floats);
+  gemm = std::max(gemm, std::min(batch, kConvMaxSlots) * small_padded_floats());
   // Either path may run: the ISA can change between sizing and running.
   const size_t direct = direct_ != nullptr ? std::min(batch, kConvMaxSlots) * direct_->image_floats() : 0;
   return std::max(gemm, direct);
@@ -295,7 +335,7 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
     return;
   }
   if (small_active(table)) {
-    run_small(table, input, output, batch, nullptr, nullptr, max_threads, nullptr);
+    run_small(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
     clamp_in_place(output, batch * g_.out_channels * g_.out_plane(), max_threads);
     return;
   }
