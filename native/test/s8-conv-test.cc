@@ -302,7 +302,8 @@ int main() {
   test_conv(geometry(19, 5, 3, 23, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), 2, rng, "1x1");
   test_conv(geometry(5, 4, 4, 7, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1), 1, rng, "1x1 padded");
   test_conv(geometry(128, 6, 6, 512, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), 1, rng, "few rows, many columns");
-  for (size_t c : {size_t(1), size_t(3), size_t(32)}) test_layout(2, c, 131, rng);
+  for (size_t c : {size_t(1), size_t(2), size_t(3), size_t(4), size_t(32)}) test_layout(2, c, 131, rng);
+  test_layout(2, 3, 700, rng);  // several 256-pixel tiles and a partial one
   test_layout(3, 13, 1, rng);
   test_layout(2, 7, 3000, rng);
   for (size_t c : {size_t(1), size_t(31), size_t(32), size_t(33), size_t(64), size_t(65), size_t(130)}) {
