@@ -139,6 +139,26 @@ void test_conv(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, const std:
   }
 }
 
+// The byte transpose kernel of every table against the definition, on odd shapes and strides.
+void test_transpose(Rng& rng) {
+  for (kiln::Isa isa : kiln::supported_isas()) {
+    const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
+    bool ok = true;
+    for (size_t rows : {size_t(1), size_t(15), size_t(16), size_t(17), size_t(40)}) {
+      for (size_t cols : {size_t(1), size_t(16), size_t(31), size_t(48), size_t(50)}) {
+        const size_t ss = cols + rng.below(3), ds = rows + rng.below(3);
+        Guarded<uint8_t> src(rows * ss), dst(cols * ds);
+        for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(rng.next());
+        std::memset(dst.data(), 0xee, dst.size());
+        t.s8_conv.transpose_u8(src.data(), ss, dst.data(), ds, rows, cols);
+        for (size_t j = 0; j < cols; ++j)
+          for (size_t i = 0; i < ds; ++i) ok = ok && dst[j * ds + i] == (i < rows ? src[i * ss + j] : 0xee);
+      }
+    }
+    check(ok, std::string("transpose_u8 on ") + kiln::isa_name(isa));
+  }
+}
+
 void test_layout(size_t batch, size_t channels, size_t plane, Rng& rng) {
   const size_t n = batch * channels * plane;
   Guarded<float> x(n);
@@ -306,6 +326,11 @@ int main() {
   test_layout(2, 3, 700, rng);  // several 256-pixel tiles and a partial one
   test_layout(3, 13, 1, rng);
   test_layout(2, 7, 3000, rng);
+  // Past 4 channels the byte transpose: whole 16x16 blocks and both edges.
+  test_layout(2, 64, 300, rng);
+  test_layout(1, 130, 37, rng);
+  test_layout(2, 256, 49, rng);
+  test_transpose(rng);
   for (size_t c : {size_t(1), size_t(31), size_t(32), size_t(33), size_t(64), size_t(65), size_t(130)}) {
     test_max_pool(2, c, 7, 6, 3, 2, 1, rng);
   }

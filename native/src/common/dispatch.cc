@@ -43,6 +43,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   t->s8_conv.quantize_u8_row = quantize_u8_row_scalar;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_scalar;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_scalar;
+  t->s8_conv.transpose_u8 = transpose_u8_scalar;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_scalar;
 }
 
@@ -71,6 +72,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx2;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx2;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx2;
+  t->s8_conv.transpose_u8 = transpose_u8_avx2;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx2;
 }
 

@@ -8,6 +8,7 @@
 #include "common/dispatch.h"
 #include "kiln/s8-conv.h"
 #include "s8-conv/quantize-rows.h"
+#include "s8-conv/s8-conv-ukernel.h"
 
 namespace kiln {
 
@@ -42,15 +43,13 @@ void interleave(const uint8_t* tile, uint8_t* dst, size_t n) {
   }
 }
 
-void interleave(const uint8_t* tile, uint8_t* dst, size_t n, size_t channels) {
+// Past 4 channels, the table's byte transpose (16x16 blocks).
+void interleave(const S8ConvKernels& k, const uint8_t* tile, uint8_t* dst, size_t n, size_t channels) {
   switch (channels) {
     case 2: interleave<2>(tile, dst, n); return;
     case 3: interleave<3>(tile, dst, n); return;
     case 4: interleave<4>(tile, dst, n); return;
-    default:
-      for (size_t i = 0; i < n; ++i) {
-        for (size_t c = 0; c < channels; ++c) dst[i * channels + c] = tile[c * kTile + i];
-      }
+    default: k.transpose_u8(tile, kTile, dst, channels, channels, n);
   }
 }
 
@@ -63,7 +62,8 @@ void quantize_u8_nchw_to_nhwc(const float* in, uint8_t* out, size_t batch, size_
   p.zero_point = zero_point;
   p.lo = -static_cast<float>(zero_point);
   p.hi = 255.0f - static_cast<float>(zero_point);
-  const U8QuantizeRowFn row = dispatch().s8_conv.quantize_u8_row;
+  const S8ConvKernels& k = dispatch().s8_conv;
+  const U8QuantizeRowFn row = k.quantize_u8_row;
   if (channels == 1 || plane == 1) {  // the layouts coincide
     for_each_piece(batch * channels * plane, kStreamPiece, max_threads,
                    [&](size_t begin, size_t end) { row(in + begin, out + begin, end - begin, p); });
@@ -73,13 +73,14 @@ void quantize_u8_nchw_to_nhwc(const float* in, uint8_t* out, size_t batch, size_
     std::vector<uint8_t>& tile = tile_buffer();
     if (tile.size() < kTile * channels) tile.resize(kTile * channels);
     for (size_t c = 0; c < channels; ++c) row(in + (b * channels + c) * plane + p0, tile.data() + c * kTile, n, p);
-    interleave(tile.data(), out + (b * plane + p0) * channels, n, channels);
+    interleave(k, tile.data(), out + (b * plane + p0) * channels, n, channels);
   });
 }
 
 void dequantize_u8_nhwc_to_nchw(const uint8_t* in, float* out, size_t batch, size_t channels, size_t plane,
                                 float scale, uint8_t zero_point, size_t max_threads) {
-  const U8DequantizeRowFn row = dispatch().s8_conv.dequantize_u8_row;
+  const S8ConvKernels& k = dispatch().s8_conv;
+  const U8DequantizeRowFn row = k.dequantize_u8_row;
   if (channels == 1 || plane == 1) {
     for_each_piece(batch * channels * plane, kStreamPiece, max_threads,
                    [&](size_t begin, size_t end) { row(in + begin, out + begin, end - begin, scale, zero_point); });
@@ -88,10 +89,7 @@ void dequantize_u8_nhwc_to_nchw(const uint8_t* in, float* out, size_t batch, siz
   for_each_tile(batch, channels, plane, max_threads, [&](size_t b, size_t p0, size_t n) {
     std::vector<uint8_t>& tile = tile_buffer();
     if (tile.size() < kTile * channels) tile.resize(kTile * channels);
-    const uint8_t* src = in + (b * plane + p0) * channels;
-    for (size_t i = 0; i < n; ++i) {
-      for (size_t c = 0; c < channels; ++c) tile[c * kTile + i] = src[i * channels + c];
-    }
+    k.transpose_u8(in + (b * plane + p0) * channels, channels, tile.data(), kTile, n, channels);
     for (size_t c = 0; c < channels; ++c) {
       row(tile.data() + c * kTile, out + (b * channels + c) * plane + p0, n, scale, zero_point);
     }

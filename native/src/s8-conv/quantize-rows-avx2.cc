@@ -33,4 +33,47 @@ void dequantize_u8_row_avx2(const uint8_t* in, float* out, size_t n, float scale
   for (; i < n; ++i) out[i] = dequantize_u8_one(in[i], scale, zero_point);
 }
 
+namespace {
+
+// One 16x16 block: rows of 16 bytes in, columns out, through four unpack stages (bytes, words,
+// dwords, qwords), each pairing rows k and k + 8 / 4 / 2 / 1 of the previous stage's order.
+inline void transpose_16x16(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride) {
+  __m128i r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i * src_stride));
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm_unpacklo_epi8(r[i], r[i + 8]);
+    t[2 * i + 1] = _mm_unpackhi_epi8(r[i], r[i + 8]);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[2 * i] = _mm_unpacklo_epi8(t[i], t[i + 8]);
+    r[2 * i + 1] = _mm_unpackhi_epi8(t[i], t[i + 8]);
+  }
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm_unpacklo_epi8(r[i], r[i + 8]);
+    t[2 * i + 1] = _mm_unpackhi_epi8(r[i], r[i + 8]);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[2 * i] = _mm_unpacklo_epi8(t[i], t[i + 8]);
+    r[2 * i + 1] = _mm_unpackhi_epi8(t[i], t[i + 8]);
+  }
+  for (int i = 0; i < 16; ++i) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i * dst_stride), r[i]);
+}
+
+}  // namespace
+
+void transpose_u8_avx2(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, size_t rows,
+                       size_t cols) {
+  const size_t full_rows = rows / 16 * 16, full_cols = cols / 16 * 16;
+  for (size_t i = 0; i < full_rows; i += 16) {
+    for (size_t j = 0; j < full_cols; j += 16) transpose_16x16(src + i * src_stride + j, src_stride, dst + j * dst_stride + i, dst_stride);
+  }
+  // The edges byte by byte: the last columns of every row, then the last rows.
+  for (size_t i = 0; i < full_rows; ++i) {
+    for (size_t j = full_cols; j < cols; ++j) dst[j * dst_stride + i] = src[i * src_stride + j];
+  }
+  for (size_t i = full_rows; i < rows; ++i) {
+    for (size_t j = 0; j < cols; ++j) dst[j * dst_stride + i] = src[i * src_stride + j];
+  }
+}
+
 }  // namespace kiln

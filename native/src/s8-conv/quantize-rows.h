@@ -23,6 +23,14 @@ void dequantize_u8_row_scalar(const uint8_t* in, float* out, size_t n, float sca
 void dequantize_u8_row_avx2(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point);
 void dequantize_u8_row_avx512(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point);
 
+// dst[j * dst_stride + i] = src[i * src_stride + j] for i < rows, j < cols: the byte transpose
+// between a tile of channel rows and NHWC pixels. AVX2 moves whole 16x16 blocks through
+// unpack stages (the AVX-512 table keeps it: the blocks are 16 bytes wide).
+void transpose_u8_scalar(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, size_t rows,
+                         size_t cols);
+void transpose_u8_avx2(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, size_t rows,
+                       size_t cols);
+
 namespace {  // internal linkage: included by TUs built with different -m flags
 
 // One element of the specification (the scalar row and the SIMD tails use it).

@@ -32,4 +32,11 @@ void s8_depthwise_accumulate_scalar(const uint8_t* const* x, const int16_t* cons
   }
 }
 
+void transpose_u8_scalar(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, size_t rows,
+                         size_t cols) {
+  for (size_t i = 0; i < rows; ++i) {
+    for (size_t j = 0; j < cols; ++j) dst[j * dst_stride + i] = src[i * src_stride + j];
+  }
+}
+
 }  // namespace kiln

@@ -24,6 +24,9 @@ struct S8ConvKernels {
   U8QuantizeRowFn quantize_u8_row = nullptr;        // never null
   U8DequantizeRowFn dequantize_u8_row = nullptr;    // never null
   U8MaxPoolPixelFn max_pool_u8_pixel = nullptr;     // never null
+  // quantize-rows.h's transpose_u8; never null
+  void (*transpose_u8)(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, size_t rows,
+                       size_t cols) = nullptr;
   S8DepthwiseAccumulateFn depthwise_accumulate = nullptr;  // never null
   S8SmallConvPoolFn small_conv_pool = nullptr;      // null: no small-conv + pool kernel
 };
