@@ -48,6 +48,9 @@ const ConvCase kCases[] = {
     {"CIFAR conv2 + pool", 2, 32, 15, 15, 64, 0, 2, 2},
     {"small patch, 3x3/2 pool", 2, 3, 12, 12, 16, 0, 3, 2},
     {"padded (GEMM only), pool", 2, 8, 9, 9, 16, 1, 2, 2},
+    // ResNet's padded 3x3 layers, past the 8192 channel pairs Winograd once stopped at.
+    {"ResNet 128x128 on 28x28", 1, 128, 28, 28, 128, 1, 2, 2},
+    {"ResNet 256x256 on 14x14", 1, 256, 14, 14, 256, 1, 2, 2},
 };
 
 kiln::Conv2dGeometry geometry(const ConvCase& c) {

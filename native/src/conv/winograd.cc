@@ -9,7 +9,11 @@
 namespace kiln {
 namespace {
 
-constexpr size_t kMaxChannelPairs = 8192;
+// F(2x2) keeps winning up to 256 x 256 channels (ResNet's 3x3 layers at batch 1, one thread, Zen 5:
+// 128x128 on 28x28 0.84 ms against 1.54 ms for im2col + GEMM, 256x256 on 14x14 0.78 against
+// 1.51), its 4 MiB of transformed weights still read from L2/L3 once per band; at 512 x 512
+// (16 MiB, ResNet's 7x7 layers) it fell behind (2.99 against 1.93 ms).
+constexpr size_t kMaxChannelPairs = 65536;
 // Floats of transformed inputs and products (V and M) per band: together about 192 KiB, so that
 // a band's GEMMs run from L2 (SeedCNN conv2: the whole tile grid is one band).
 constexpr size_t kBandFloats = size_t{48} << 10;
