@@ -139,6 +139,36 @@ void test_conv(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, const std:
   }
 }
 
+// QLinearAdd rows of every table against the element-wise definition: odd lengths, saturating
+// scales, the fused ReLU, and y over a (in place, as the plan runs it).
+void test_add(Rng& rng) {
+  for (kiln::Isa isa : kiln::supported_isas()) {
+    const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
+    bool ok = true;
+    for (int trial = 0; trial < 40; ++trial) {
+      const size_t n = 1 + rng.below(200);
+      kiln::U8AddParams p;
+      p.a_scale = rng.uniform(0.001f, 0.2f);
+      p.b_scale = rng.uniform(0.001f, 0.2f);
+      p.y_scale = trial % 5 == 0 ? rng.uniform(1e-5f, 1e-4f) : rng.uniform(0.005f, 0.3f);  // some saturate
+      p.a_zero_point = int32_t(rng.below(256));
+      p.b_zero_point = int32_t(rng.below(256));
+      p.y_zero_point = float(rng.below(256));
+      p.y_min = trial % 2 ? p.y_zero_point : 0.0f;
+      Guarded<uint8_t> a(n), b(n), y(n);
+      for (size_t i = 0; i < n; ++i) a[i] = uint8_t(rng.next()), b[i] = uint8_t(rng.next());
+      std::vector<uint8_t> want(n);
+      for (size_t i = 0; i < n; ++i) want[i] = kiln::add_u8_one(a[i], b[i], p);
+      std::memset(y.data(), 0xcd, n);
+      t.s8_conv.add_u8_row(a.data(), b.data(), y.data(), n, p);
+      for (size_t i = 0; i < n; ++i) ok = ok && y[i] == want[i];
+      t.s8_conv.add_u8_row(a.data(), b.data(), a.data(), n, p);  // in place
+      for (size_t i = 0; i < n; ++i) ok = ok && a[i] == want[i];
+    }
+    check(ok, std::string("add_u8_row on ") + kiln::isa_name(isa));
+  }
+}
+
 // The byte transpose kernel of every table against the definition, on odd shapes and strides.
 void test_transpose(Rng& rng) {
   for (kiln::Isa isa : kiln::supported_isas()) {
@@ -331,6 +361,7 @@ int main() {
   test_layout(1, 130, 37, rng);
   test_layout(2, 256, 49, rng);
   test_transpose(rng);
+  test_add(rng);
   for (size_t c : {size_t(1), size_t(31), size_t(32), size_t(33), size_t(64), size_t(65), size_t(130)}) {
     test_max_pool(2, c, 7, 6, 3, 2, 1, rng);
   }

@@ -44,6 +44,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_scalar;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_scalar;
   t->s8_conv.transpose_u8 = transpose_u8_scalar;
+  t->s8_conv.add_u8_row = add_u8_row_scalar;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_scalar;
 }
 
@@ -73,6 +74,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx2;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx2;
   t->s8_conv.transpose_u8 = transpose_u8_avx2;
+  t->s8_conv.add_u8_row = add_u8_row_avx2;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx2;
 }
 
@@ -106,6 +108,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx512;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx512;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx512;
+  t->s8_conv.add_u8_row = add_u8_row_avx512;
   // The int8 depthwise accumulation keeps its AVX2 kernel (set by the level below); so do the
   // resize rows (memory-bound).
 }

@@ -39,4 +39,22 @@ void dequantize_u8_row_avx512(const uint8_t* in, float* out, size_t n, float sca
   }
 }
 
+void add_u8_row_avx512(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p) {
+  const __m512 as = _mm512_set1_ps(p.a_scale), bs = _mm512_set1_ps(p.b_scale), ys = _mm512_set1_ps(p.y_scale);
+  const __m512i az = _mm512_set1_epi32(p.a_zero_point), bz = _mm512_set1_epi32(p.b_zero_point);
+  const __m512 yz = _mm512_set1_ps(p.y_zero_point), lo = _mm512_set1_ps(p.y_min), hi = _mm512_set1_ps(255.0f);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i qa = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
+    const __m512i qb = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
+    // Two products and a sum, not an FMA: the specification rounds each.
+    const __m512 ra = _mm512_mul_ps(as, _mm512_cvtepi32_ps(_mm512_sub_epi32(qa, az)));
+    const __m512 rb = _mm512_mul_ps(bs, _mm512_cvtepi32_ps(_mm512_sub_epi32(qb, bz)));
+    const __m512 r = _mm512_roundscale_ps(_mm512_div_ps(_mm512_add_ps(ra, rb), ys), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, yz), lo), hi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(q)));
+  }
+  for (; i < n; ++i) y[i] = add_u8_one(a[i], b[i], p);
+}
+
 }  // namespace kiln

@@ -23,6 +23,19 @@ void dequantize_u8_row_scalar(const uint8_t* in, float* out, size_t n, float sca
 void dequantize_u8_row_avx2(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point);
 void dequantize_u8_row_avx512(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point);
 
+// QLinearAdd of two uint8 rows (docs/int8-ir.md): y = clamp(round_half_even((a_scale * (a - a_zp) +
+// b_scale * (b - b_zp)) / y_scale) + y_zp, y_min, 255), each operation rounded to float32 in
+// that order (a_scale * (a - a_zp) is one rounding of an exact product, however computed).
+struct U8AddParams {
+  float a_scale = 1, b_scale = 1, y_scale = 1;
+  int32_t a_zero_point = 0, b_zero_point = 0;
+  float y_zero_point = 0, y_min = 0;  // y_min: 0, or y_zero_point with a fused ReLU
+};
+
+void add_u8_row_scalar(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p);
+void add_u8_row_avx2(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p);
+void add_u8_row_avx512(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p);
+
 // dst[j * dst_stride + i] = src[i * src_stride + j] for i < rows, j < cols: the byte transpose
 // between a tile of channel rows and NHWC pixels. AVX2 moves whole 16x16 blocks through
 // unpack stages (the AVX-512 table keeps it: the blocks are 16 bytes wide).
@@ -40,6 +53,14 @@ inline uint8_t quantize_u8_one(float x, const QuantizeParams& p) {
   v = v < p.lo ? p.lo : v;
   v = v > p.hi ? p.hi : v;
   return static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(v)) + p.zero_point);
+}
+
+inline uint8_t add_u8_one(uint8_t a, uint8_t b, const U8AddParams& p) {
+  const float real = p.a_scale * static_cast<float>(static_cast<int32_t>(a) - p.a_zero_point) +
+                     p.b_scale * static_cast<float>(static_cast<int32_t>(b) - p.b_zero_point);
+  // |r| is small or saturates anyway, so r + y_zero_point is exact where it matters.
+  const float q = std::nearbyint(real / p.y_scale) + p.y_zero_point;
+  return static_cast<uint8_t>(q < p.y_min ? p.y_min : q > 255.0f ? 255.0f : q);
 }
 
 inline float dequantize_u8_one(uint8_t q, float scale, int32_t zero_point) {

@@ -39,4 +39,8 @@ void transpose_u8_scalar(const uint8_t* src, size_t src_stride, uint8_t* dst, si
   }
 }
 
+void add_u8_row_scalar(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p) {
+  for (size_t i = 0; i < n; ++i) y[i] = add_u8_one(a[i], b[i], p);
+}
+
 }  // namespace kiln

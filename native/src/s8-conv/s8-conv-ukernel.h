@@ -1,5 +1,6 @@
 // The int8 convolution family's kernels the dispatch table holds per ISA (common/dispatch.h):
-// the quantize / dequantize rows of the layout conversions, the uint8 max-pool pixel, the int8
+// the quantize / dequantize rows of the layout conversions, the QLinearAdd rows, the byte
+// transpose, the uint8 max-pool pixel, the int8
 // depthwise accumulation and the small-conv + pool kernel. The scalar entries
 // (s8-conv-reference.cc) are the fallback and the tests' oracle; the small-conv + pool kernel
 // exists on AVX-512 VNNI only and is null elsewhere (S8SmallConvPool::available(t)).
@@ -10,6 +11,7 @@
 namespace kiln {
 
 struct QuantizeParams;
+struct U8AddParams;
 struct S8SmallConvKernel;
 
 using U8QuantizeRowFn = void (*)(const float* in, uint8_t* out, size_t n, const QuantizeParams& p);
@@ -24,6 +26,8 @@ struct S8ConvKernels {
   U8QuantizeRowFn quantize_u8_row = nullptr;        // never null
   U8DequantizeRowFn dequantize_u8_row = nullptr;    // never null
   U8MaxPoolPixelFn max_pool_u8_pixel = nullptr;     // never null
+  // quantize-rows.h's add_u8_row (QLinearAdd); never null
+  void (*add_u8_row)(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p) = nullptr;
   // quantize-rows.h's transpose_u8; never null
   void (*transpose_u8)(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, size_t rows,
                        size_t cols) = nullptr;

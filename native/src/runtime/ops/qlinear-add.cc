@@ -1,9 +1,12 @@
 // QLinearAdd of two uint8 values of one layout: y = sat(round_half_even((a_scale * (a - a_zp) +
 // b_scale * (b - b_zp)) / y_scale) + y_zp), each operation rounded to float32 in the order
 // docs/int8-ir.md gives (so every implementation gets the same bits); a fused ReLU clamps at y_zp.
-// The per-input terms take 256 values each: they are tabulated once per plan.
-#include <cmath>
+// The rows run on the dispatch table's add_u8_row (s8-conv/quantize-rows.h), vectorized per ISA.
 #include <sstream>
+
+#include "common/dispatch.h"
+#include "s8-conv/quantize-rows.h"
+#include "s8-conv/s8-conv-ukernel.h"
 
 #include "runtime/ops/ops.h"
 #include "runtime/ops/quant-attrs.h"
@@ -16,34 +19,30 @@ namespace {
 class QLinearAddStep : public PlanStep {
  public:
   QLinearAddStep(size_t elements, float as, uint8_t az, float bs, uint8_t bz, float ys, uint8_t yz, bool relu)
-      : elements_(elements), y_scale_(ys), y_zp_(yz), y_min_(relu ? yz : 0), relu_(relu) {
-    for (int q = 0; q < 256; ++q) {
-      a_[q] = static_cast<float>(static_cast<double>(as) * (q - az));
-      b_[q] = static_cast<float>(static_cast<double>(bs) * (q - bz));
-    }
+      : elements_(elements), relu_(relu) {
+    p_.a_scale = as;
+    p_.b_scale = bs;
+    p_.y_scale = ys;
+    p_.a_zero_point = az;
+    p_.b_zero_point = bz;
+    p_.y_zero_point = yz;
+    p_.y_min = relu ? yz : 0;
   }
 
   void run(const StepBuffers& io, size_t batch, float*, size_t threads) const override {
     const auto* a = reinterpret_cast<const uint8_t*>(io.in[0]);
     const auto* b = reinterpret_cast<const uint8_t*>(io.in[1]);
     auto* y = reinterpret_cast<uint8_t*>(io.out[0]);
-    for_chunks(batch * elements_, kElementwiseGrain, threads, [&](size_t begin, size_t end) {
-      for (size_t i = begin; i < end; ++i) {
-        const float real = a_[a[i]] + b_[b[i]];
-        const float r = std::nearbyint(real / y_scale_);
-        const float q = r + static_cast<float>(y_zp_);  // exact: |r| is small or saturates anyway
-        y[i] = q < y_min_ ? y_min_ : q > 255.0f ? 255 : static_cast<uint8_t>(q);
-      }
-    });
+    const S8ConvKernels& k = dispatch().s8_conv;  // one table for the whole step
+    for_chunks(batch * elements_, kElementwiseGrain, threads,
+               [&](size_t begin, size_t end) { k.add_u8_row(a + begin, b + begin, y + begin, end - begin, p_); });
   }
   bool in_place() const override { return true; }
   std::string detail() const override { return std::string("u8") + (relu_ ? " relu" : ""); }
 
  private:
   size_t elements_;
-  float a_[256], b_[256];
-  float y_scale_;
-  uint8_t y_zp_, y_min_;
+  U8AddParams p_;
   bool relu_;
 };
 
