@@ -242,14 +242,21 @@ class QLinearConvStep : public PlanStep {
     const size_t plane = g.out_plane(), channels = g.out_channels, image = plane * channels;
     float* staged = scratch;
     conv_.run(t, in, staged, batch, reinterpret_cast<uint8_t*>(scratch + round16(batch * image)), threads);
-    for_chunks(batch, 1, threads, [&](size_t b0, size_t b1) {
-      for (size_t b = b0; b < b1; ++b) {
-        const float* x = staged + b * image;
-        float* y = io.out[0] + b * image;
-        for (size_t p = 0; p < plane; ++p) {
-          for (size_t c = 0; c < channels; ++c) {
+    // NHWC -> NCHW in tiles of kTilePixels pixels: each channel's run of the tile is written
+    // contiguously and the tile's reads stay in L1 (a pixel-by-pixel walk wrote to every one of
+    // the channel planes per pixel: 96 planes of 112x112 took 4 ms).
+    constexpr size_t kTilePixels = 64;
+    const size_t tiles = (plane + kTilePixels - 1) / kTilePixels;
+    for_chunks(batch * tiles, 1, threads, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t) {
+        const size_t b = t / tiles, p0 = (t % tiles) * kTilePixels, n = std::min(kTilePixels, plane - p0);
+        const float* x = staged + b * image + p0 * channels;
+        float* y = io.out[0] + b * image + p0;
+        for (size_t c = 0; c < channels; ++c) {
+          float* row = y + c * plane;
+          for (size_t p = 0; p < n; ++p) {
             const float v = x[p * channels + c];
-            y[c * plane + p] = relu_ && v < 0 ? 0.0f : v;
+            row[p] = relu_ && v < 0 ? 0.0f : v;
           }
         }
       }
