@@ -85,8 +85,10 @@ void add_u8_row_avx2(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, c
     const __m256i qa = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a + i)));
     const __m256i qb = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + i)));
     // Two products and a sum, not an FMA: the specification rounds each.
-    const __m256 ra = _mm256_mul_ps(as, _mm256_cvtepi32_ps(_mm256_sub_epi32(qa, az)));
-    const __m256 rb = _mm256_mul_ps(bs, _mm256_cvtepi32_ps(_mm256_sub_epi32(qb, bz)));
+    __m256 ra = _mm256_mul_ps(as, _mm256_cvtepi32_ps(_mm256_sub_epi32(qa, az)));
+    __m256 rb = _mm256_mul_ps(bs, _mm256_cvtepi32_ps(_mm256_sub_epi32(qb, bz)));
+    // The products rounded before the sum: GCC would otherwise contract mul + add into an FMA.
+    __asm__("" : "+x"(ra), "+x"(rb));
     const __m256 r = _mm256_round_ps(_mm256_div_ps(_mm256_add_ps(ra, rb), ys), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, yz), lo), hi);
     const __m256i qi = _mm256_cvtps_epi32(q);

@@ -48,8 +48,10 @@ void add_u8_row_avx512(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n,
     const __m512i qa = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
     const __m512i qb = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
     // Two products and a sum, not an FMA: the specification rounds each.
-    const __m512 ra = _mm512_mul_ps(as, _mm512_cvtepi32_ps(_mm512_sub_epi32(qa, az)));
-    const __m512 rb = _mm512_mul_ps(bs, _mm512_cvtepi32_ps(_mm512_sub_epi32(qb, bz)));
+    __m512 ra = _mm512_mul_ps(as, _mm512_cvtepi32_ps(_mm512_sub_epi32(qa, az)));
+    __m512 rb = _mm512_mul_ps(bs, _mm512_cvtepi32_ps(_mm512_sub_epi32(qb, bz)));
+    // The products rounded before the sum: GCC would otherwise contract mul + add into an FMA.
+    __asm__("" : "+v"(ra), "+v"(rb));
     const __m512 r = _mm512_roundscale_ps(_mm512_div_ps(_mm512_add_ps(ra, rb), ys), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, yz), lo), hi);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(q)));

@@ -56,8 +56,12 @@ inline uint8_t quantize_u8_one(float x, const QuantizeParams& p) {
 }
 
 inline uint8_t add_u8_one(uint8_t a, uint8_t b, const U8AddParams& p) {
-  const float real = p.a_scale * static_cast<float>(static_cast<int32_t>(a) - p.a_zero_point) +
-                     p.b_scale * static_cast<float>(static_cast<int32_t>(b) - p.b_zero_point);
+  float ta = p.a_scale * static_cast<float>(static_cast<int32_t>(a) - p.a_zero_point);
+  float tb = p.b_scale * static_cast<float>(static_cast<int32_t>(b) - p.b_zero_point);
+  // Each product rounded before the sum: without this barrier a TU built with FMA contracts
+  // a * x + b * y into one fused operation (GCC's default -ffp-contract=fast), other bits.
+  __asm__("" : "+x"(ta), "+x"(tb));
+  const float real = ta + tb;
   // |r| is small or saturates anyway, so r + y_zero_point is exact where it matters.
   const float q = std::nearbyint(real / p.y_scale) + p.y_zero_point;
   return static_cast<uint8_t>(q < p.y_min ? p.y_min : q > 255.0f ? 255.0f : q);
