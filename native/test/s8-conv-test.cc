@@ -357,6 +357,8 @@ int main() {
   test_conv(geometry(37, 8, 7, 37, 3, 2, 2, 1, 1, 0, 2, 1, 2, 1, 37), 2, rng, "depthwise odd");
   test_conv(geometry(64, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64), 8, rng, "depthwise over threads");
   test_conv(geometry(4, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4), 1, rng, "depthwise multiplier 2 (GEMMs)");
+  test_conv(geometry(48, 11, 10, 48, 5, 5, 2, 2, 2, 1, 2, 2, 1, 1, 48), 2, rng, "depthwise 5x5/2, 48 channels (32 + 16 lanes)");
+  test_conv(geometry(144, 14, 14, 144, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 144), 1, rng, "depthwise MobileNetV2 144 channels");
   test_conv(geometry(19, 5, 3, 23, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), 2, rng, "1x1");
   test_conv(geometry(5, 4, 4, 7, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1), 1, rng, "1x1 padded");
   test_conv(geometry(128, 6, 6, 512, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), 1, rng, "few rows, many columns");

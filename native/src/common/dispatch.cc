@@ -109,8 +109,8 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx512;
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx512;
   t->s8_conv.add_u8_row = add_u8_row_avx512;
-  // The int8 depthwise accumulation keeps its AVX2 kernel (set by the level below); so do the
-  // resize rows (memory-bound).
+  t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx512;
+  // The resize rows keep their AVX2 kernels (memory-bound).
 }
 
 // VNNI only adds int8 dot products: the fp32 families keep the AVX-512 kernels; the int8 GEMM

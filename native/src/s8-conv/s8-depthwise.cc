@@ -39,34 +39,56 @@ void requantize_row(const uint32_t* acc, const float* scale, size_t n, int32_t z
 
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
                        size_t row_begin, size_t row_end) {
-  const size_t c = g.in_channels;
+  const size_t c = g.in_channels, taps = g.kernel_h * g.kernel_w;
   thread_local std::vector<uint32_t> acc;  // sums wrap modulo 2^32 like every other path
   thread_local std::vector<const uint8_t*> xs;
   thread_local std::vector<const int16_t*> ws;
+  // Taps in the padding read this row of zero points: they add exactly 0, so every pixel runs
+  // all its taps through the same kernel call, no per-tap branch in the kernel.
+  thread_local std::vector<uint8_t> padding;
+  thread_local std::vector<ptrdiff_t> offset;
   acc.resize(c);
-  xs.resize(g.kernel_h * g.kernel_w);
-  ws.resize(g.kernel_h * g.kernel_w);
+  xs.resize(taps);
+  ws.resize(taps);
+  padding.assign(c, a.x_zero_point);
+  offset.resize(taps);
+  for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+    for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+      const size_t t = kh * g.kernel_w + kw;
+      offset[t] = static_cast<ptrdiff_t>((kh * g.dilation_h * g.in_width + kw * g.dilation_w) * c);
+      ws[t] = a.weight + t * c;
+    }
+  }
   const S8DepthwiseAccumulateFn accumulate = a.accumulate;
   const int32_t zx = a.x_zero_point;
   const int32_t zy = a.y_zero_point;
   const float lo = static_cast<float>(static_cast<int32_t>(a.y_min) - zy);
   const float hi = static_cast<float>(static_cast<int32_t>(a.y_max) - zy);
+  // Output columns whose every tap lies inside the input row: their taps are fixed offsets.
+  const ptrdiff_t span_w = static_cast<ptrdiff_t>((g.kernel_w - 1) * g.dilation_w);
   for (size_t row = row_begin; row < row_end; ++row) {
     const size_t b = row / g.out_height, oh = row % g.out_height;
     const uint8_t* image = in + b * g.in_plane() * c;
+    const ptrdiff_t ih0 = static_cast<ptrdiff_t>(oh * g.stride_h) - static_cast<ptrdiff_t>(g.pad_top);
+    const bool rows_inside =
+        ih0 >= 0 && ih0 + static_cast<ptrdiff_t>((g.kernel_h - 1) * g.dilation_h) < static_cast<ptrdiff_t>(g.in_height);
     for (size_t ow = 0; ow < g.out_width; ++ow) {
       uint32_t* s = acc.data();
       for (size_t ch = 0; ch < c; ++ch) s[ch] = a.bias ? static_cast<uint32_t>(a.bias[ch]) : 0u;
-      size_t taps = 0;
-      for (size_t kh = 0; kh < g.kernel_h; ++kh) {
-        const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * g.stride_h + kh * g.dilation_h) - static_cast<ptrdiff_t>(g.pad_top);
-        if (ih < 0 || ih >= static_cast<ptrdiff_t>(g.in_height)) continue;
-        for (size_t kw = 0; kw < g.kernel_w; ++kw) {
-          const ptrdiff_t iw = static_cast<ptrdiff_t>(ow * g.stride_w + kw * g.dilation_w) - static_cast<ptrdiff_t>(g.pad_left);
-          if (iw < 0 || iw >= static_cast<ptrdiff_t>(g.in_width)) continue;
-          xs[taps] = image + (static_cast<size_t>(ih) * g.in_width + static_cast<size_t>(iw)) * c;
-          ws[taps] = a.weight + (kh * g.kernel_w + kw) * c;
-          ++taps;
+      const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.stride_w) - static_cast<ptrdiff_t>(g.pad_left);
+      if (rows_inside && iw0 >= 0 && iw0 + span_w < static_cast<ptrdiff_t>(g.in_width)) {
+        const uint8_t* corner = image + (static_cast<size_t>(ih0) * g.in_width + static_cast<size_t>(iw0)) * c;
+        for (size_t t = 0; t < taps; ++t) xs[t] = corner + offset[t];
+      } else {
+        for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+          const ptrdiff_t ih = ih0 + static_cast<ptrdiff_t>(kh * g.dilation_h);
+          for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+            const ptrdiff_t iw = iw0 + static_cast<ptrdiff_t>(kw * g.dilation_w);
+            const bool inside = ih >= 0 && ih < static_cast<ptrdiff_t>(g.in_height) && iw >= 0 &&
+                                iw < static_cast<ptrdiff_t>(g.in_width);
+            xs[kh * g.kernel_w + kw] =
+                inside ? image + (static_cast<size_t>(ih) * g.in_width + static_cast<size_t>(iw)) * c : padding.data();
+          }
         }
       }
       accumulate(xs.data(), ws.data(), taps, c, zx, s);

@@ -1,7 +1,7 @@
 // Direct int8 depthwise convolution on uint8 NHWC (one input and one output channel per group):
 // per output pixel, int32 sums over the taps inside the image, vectorised along the channels
 // (contiguous in NHWC), then the same per-element epilogue as the GEMM path, so the results are
-// the GEMM path's bits. Padded taps are skipped: they hold the zero point, which adds 0.
+// the GEMM path's bits. Taps in the padding read a row of zero points, which adds exactly 0.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -23,11 +23,14 @@ struct S8DepthwiseArgs {
 };
 
 // acc[ch] += sum over the taps of (x[t][ch] - zero_point) * w[t][ch], wrapping modulo 2^32, for
-// ch < channels; per ISA (the AVX2 one keeps a block of channels in registers across the taps).
+// ch < channels; per ISA (the vector ones keep a block of channels in registers across the taps;
+// |x - zero_point| <= 255 and |w| <= 128, so each product is exact in int16 before widening).
 void s8_depthwise_accumulate_scalar(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
                                     int32_t zero_point, uint32_t* acc);
 void s8_depthwise_accumulate_avx2(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
                                   int32_t zero_point, uint32_t* acc);
+void s8_depthwise_accumulate_avx512(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
+                                    int32_t zero_point, uint32_t* acc);
 
 // Output rows [row_begin, row_end) of the batch (row = image * out_height + oh).
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
