@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <algorithm>
 #include <limits>
 #include <memory>
@@ -207,6 +208,13 @@ void test_conv_pair(const ConvCase& c, const Data& d, Isa from, Isa to) {
     for (float v : conv) untouched = untouched && std::isnan(v);
     check(ran ? close(conv.data(), d.ref.conv, d.scale, 1e-4) : untouched,
           label(from, to, c.name, ran ? "Winograd" : "Winograd declines, writing nothing"));
+    if (ran) {
+      // One thread per image and one image over all threads (its tile rows split) agree bit for bit.
+      std::vector<float> one(conv.size(), kNaN);
+      (void)wino->run(t, d.x.data(), one.data(), c.batch, nullptr, true, scratch.data(), 1);
+      check(std::memcmp(one.data(), conv.data(), conv.size() * sizeof(float)) == 0,
+            label(from, to, c.name, "Winograd on 1 thread equals all threads"));
+    }
   }
 }
 

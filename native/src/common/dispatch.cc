@@ -99,6 +99,8 @@ void fill_dispatch_avx512(DispatchTable* t) {
   d.column_sums = nhwc_column_sums_avx512;
   d.weight_rows = direct_conv_weight_rows_avx512;
   t->f32_conv.winograd_image = winograd_image_avx512;
+  t->f32_conv.winograd_stage = winograd_stage_avx512;
+  t->f32_conv.winograd_bands = winograd_bands_avx512;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx512;
   t->f32_pool.max_taps = f32_max_taps_avx512;
   t->f32_norm = {f32_norm_moments_avx512, f32_norm_row_avx512, f32_scale_shift_row_avx512};

@@ -58,6 +58,10 @@ struct F32ConvKernels {
   F32SmallConvPoolImageFn small_conv_max_pool_image = nullptr;  // set with small_conv_image
   F32DirectConvKernels direct;                                  // direct.rows null: no direct kernel
   F32WinogradImageFn winograd_image = nullptr;                  // null: no Winograd
+  // One image split over threads (winograd.h): set with winograd_image.
+  bool (*winograd_stage)(const WinogradArgs& a, const float* image, float* padded) = nullptr;
+  void (*winograd_bands)(const WinogradArgs& a, const float* padded, float* out, float* band, size_t ty_begin,
+                         size_t ty_end) = nullptr;
   F32DepthwiseKernels depthwise;                                // never null
 };
 

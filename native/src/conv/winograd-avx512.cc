@@ -306,19 +306,25 @@ void transform_output(const WinogradArgs& a, const float* m, size_t band_tiles, 
 
 }  // namespace
 
-bool winograd_image_avx512(const WinogradArgs& a, const float* image, float* out, float* scratch) {
+bool winograd_stage_avx512(const WinogradArgs& a, const float* image, float* padded_scratch) {
   const size_t padded_h = a.m * a.tiles_h + 2, padded_w = a.m * a.tiles_w + 2;
+  float* padded = align64(padded_scratch);
+  stage_input(a, image, padded, padded_h, padded_w);
+  return a.m != 4 || all_finite(padded, padded_h * padded_w * a.cin_padded);
+}
+
+void winograd_bands_avx512(const WinogradArgs& a, const float* padded_scratch, float* out, float* band_scratch,
+                           size_t ty_begin, size_t ty_end) {
+  const size_t padded_w = a.m * a.tiles_w + 2;
   const size_t band_max = a.band_rows * a.tiles_w, xis = (a.m + 2) * (a.m + 2);
   const size_t rows_per_tile = a.pooled ? a.m / 2 : a.m;  // rows of the written plane per tile row
-  float* padded = align64(scratch);
-  float* v = align64(padded + padded_h * padded_w * a.cin_padded);
+  const float* padded = align64(const_cast<float*>(padded_scratch));
+  float* v = align64(band_scratch);
   float* m = align64(v + xis * band_max * a.cin_padded);
   float* staged = align64(m + xis * band_max * a.cout_padded);
-  stage_input(a, image, padded, padded_h, padded_w);
-  if (a.m == 4 && !all_finite(padded, padded_h * padded_w * a.cin_padded)) return false;
   const size_t out_plane = a.out_height * a.out_width;
-  for (size_t ty0 = 0; ty0 < a.tiles_h; ty0 += a.band_rows) {
-    const size_t ty1 = ty0 + a.band_rows < a.tiles_h ? ty0 + a.band_rows : a.tiles_h;
+  for (size_t ty0 = ty_begin; ty0 < ty_end; ty0 += a.band_rows) {
+    const size_t ty1 = ty0 + a.band_rows < ty_end ? ty0 + a.band_rows : ty_end;
     const size_t band_tiles = (ty1 - ty0) * a.tiles_w;
     if (a.m == 4) {
       transform_input<4>(a, padded, padded_w, ty0, ty1, v);
@@ -335,6 +341,11 @@ bool winograd_image_avx512(const WinogradArgs& a, const float* image, float* out
       nhwc_to_nchw_planes(staged, (y1 - y0) * a.out_width, a.cout, a.cout_padded, out + y0 * a.out_width, out_plane);
     }
   }
+}
+
+bool winograd_image_avx512(const WinogradArgs& a, const float* image, float* out, float* scratch) {
+  if (!winograd_stage_avx512(a, image, scratch)) return false;
+  winograd_bands_avx512(a, scratch, out, scratch + winograd_padded_floats(a), 0, a.tiles_h);
   return true;
 }
 

@@ -128,36 +128,72 @@ size_t WinogradConv::image_floats(const ConvMaxPool* pool) const {
 }
 
 size_t WinogradConv::scratch_floats(size_t batch, size_t max_threads, const ConvMaxPool* pool) const {
-  return slots(batch, max_threads) * image_floats(pool);
+  // run() splits one image over the threads when there are fewer images: a slot per part then.
+  const size_t threads = max_threads == 0 ? num_threads() : max_threads;
+  const size_t tiles_h = args(pool, false, m_).tiles_h;
+  const size_t parts = batch < threads && tiles_h >= 2 ? std::min({threads, tiles_h, kMaxSlots}) : 0;
+  return std::max(slots(batch, max_threads), parts) * image_floats(pool);
 }
 
-size_t winograd_image_floats(const WinogradArgs& a) {
-  const size_t padded = (a.m * a.tiles_h + 2) * (a.m * a.tiles_w + 2) * a.cin_padded;
+size_t winograd_padded_floats(const WinogradArgs& a) {
+  // 16 floats of slack: the kernel rounds the start up to 64 bytes.
+  return (a.m * a.tiles_h + 2) * (a.m * a.tiles_w + 2) * a.cin_padded + 16;
+}
+
+size_t winograd_band_floats(const WinogradArgs& a) {
   const size_t band_tiles = a.band_rows * a.tiles_w;
   const size_t rows_per_tile = a.pooled ? a.m / 2 : a.m;  // rows of the written plane per tile row
   const size_t staged = a.band_rows * rows_per_tile * a.out_width * a.cout_padded;
   // 16 floats of slack after each part: the kernel rounds each part's start up to 64 bytes.
-  return padded + (a.m + 2) * (a.m + 2) * band_tiles * (a.cin_padded + a.cout_padded) + staged + 4 * 16;
+  return (a.m + 2) * (a.m + 2) * band_tiles * (a.cin_padded + a.cout_padded) + staged + 3 * 16;
 }
+
+size_t winograd_image_floats(const WinogradArgs& a) { return winograd_padded_floats(a) + winograd_band_floats(a); }
 
 bool WinogradConv::run(const DispatchTable& t, const float* input, float* output, size_t batch,
                        const ConvMaxPool* pool, bool relu, float* scratch, size_t max_threads) const {
-  const F32WinogradImageFn image = t.f32_conv.winograd_image;
-  if (image == nullptr) return false;
+  const F32ConvKernels& k = t.f32_conv;
+  if (k.winograd_image == nullptr) return false;
   const WinogradArgs a = args(pool, relu, m_);
   const WinogradArgs a2 = m_ == 4 ? args(pool, relu, 2) : a;
   const size_t per_slot = image_floats(pool);
   const size_t in_image = g_.in_channels * g_.in_plane();
   const size_t out_image = g_.out_channels * a.out_height * a.out_width;
-  parallel_for_slots(
-      batch,
-      [&](size_t n, size_t slot) {
-        const float* x = input + n * in_image;
-        float* y = output + n * out_image;
-        float* s = scratch + slot * per_slot;
-        if (!image(a, x, y, s)) image(a2, x, y, s);
-      },
-      slots(batch, max_threads));
+  const size_t threads = max_threads == 0 ? num_threads() : max_threads;
+  if (batch >= threads || a.tiles_h < 2) {
+    parallel_for_slots(
+        batch,
+        [&](size_t n, size_t slot) {
+          const float* x = input + n * in_image;
+          float* y = output + n * out_image;
+          float* s = scratch + slot * per_slot;
+          if (!k.winograd_image(a, x, y, s)) (void)k.winograd_image(a2, x, y, s);
+        },
+        slots(batch, max_threads));
+    return true;
+  }
+  // Fewer images than threads (batch 1): each image staged once, then its tile rows split over
+  // the threads, each with the band buffers of its own slot (slot 0's padded area holds the
+  // staged image). Each output row is written by exactly one band, so results do not change.
+  const size_t parts = std::min({threads, a.tiles_h, kMaxSlots});
+  for (size_t n = 0; n < batch; ++n) {
+    const float* x = input + n * in_image;
+    float* y = output + n * out_image;
+    const WinogradArgs& use = k.winograd_stage(a, x, scratch) ? a : a2;
+    if (&use == &a2) (void)k.winograd_stage(a2, x, scratch);
+    const size_t padded = winograd_padded_floats(use);
+    const size_t rows = use.tiles_h;
+    parallel_for(
+        parts,
+        [&](size_t part) {
+          // Whole bands per part, so each part's bands match the single-threaded ones.
+          const size_t bands = (rows + use.band_rows - 1) / use.band_rows;
+          const size_t b0 = bands * part / parts, b1 = bands * (part + 1) / parts;
+          const size_t ty0 = b0 * use.band_rows, ty1 = std::min(rows, b1 * use.band_rows);
+          if (ty0 < ty1) k.winograd_bands(use, scratch, y, scratch + part * per_slot + padded, ty0, ty1);
+        },
+        parts);
+  }
   return true;
 }
 

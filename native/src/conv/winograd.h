@@ -46,9 +46,9 @@ struct WinogradArgs {
 };
 
 // The geometry takes the Winograd path: 3x3, stride 1, dilation 1, groups 1, at least 8 input and
-// 16 output channels (below that the direct kernels do as well), and Cin * Cout <= 8192 so that the
-// transformed weights of F(2x2) (64 bytes per channel pair) stay within L2 (larger layers would
-// stream them from memory for every band).
+// 16 output channels (below that the direct kernels do as well), and Cin * Cout <= 65536 (the
+// transformed weights of F(2x2), 64 bytes per channel pair, up to 4 MiB: measured faster than
+// im2col + GEMM up to 256 x 256 channels, slower at 512 x 512; winograd.cc).
 bool winograd_fits(const Conv2dGeometry& g);
 
 // A 2x2 window with stride 2, undilated, each window inside one output tile.
@@ -92,11 +92,19 @@ class WinogradConv {
   AlignedFloats bias_;
 };
 
-// Floats of scratch one image needs under `a`.
+// Floats of scratch one image needs under `a`: its padded NHWC copy, then one band's buffers.
 size_t winograd_image_floats(const WinogradArgs& a);
+size_t winograd_padded_floats(const WinogradArgs& a);
+size_t winograd_band_floats(const WinogradArgs& a);
 
 // One image: NCHW `image` (Cin x H x W) to NCHW `out` (Cout x OH x OW, or the pooled plane).
 // F(4x4) returns false, writing nothing, for an image holding an infinity or NaN (see WinogradConv).
 bool winograd_image_avx512(const WinogradArgs& a, const float* image, float* out, float* scratch);
+// The same in two parts, for one image split over threads: the padded copy into `padded`
+// (winograd_padded_floats; false for F(4x4) on a non-finite image), then tile rows [ty_begin,
+// ty_end) from it, with `band` scratch (winograd_band_floats) per thread.
+bool winograd_stage_avx512(const WinogradArgs& a, const float* image, float* padded);
+void winograd_bands_avx512(const WinogradArgs& a, const float* padded, float* out, float* band, size_t ty_begin,
+                           size_t ty_end);
 
 }  // namespace kiln
