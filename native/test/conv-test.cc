@@ -358,6 +358,12 @@ int main() {
       {"depthwise stride 2x1, 37 wide", 1, 4, 10, 37, 4, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 4, false, true},
       {"depthwise 1x1 planes", 1, 7, 1, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 7, true, false},
       {"depthwise 9x9 taps over 70 wide", 1, 3, 21, 70, 3, 9, 9, 1, 1, 4, 4, 4, 4, 1, 1, 3, true, false},
+      // Stride-2 stems over few channels: split into stride phases, then a stride-1 plan (the
+      // direct kernel on AVX-512). ResNet's 7x7/2 on an odd plane, MobileNet's 3x3/2, odd ones.
+      {"stride phases: 7x7/2 stem 3->16, odd plane", 2, 3, 37, 41, 16, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, true, true},
+      {"stride phases: 3x3/2 stem 3->32", 3, 3, 32, 31, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, false},
+      {"stride phases: 5x5/2, 1 channel, asymmetric pads", 2, 1, 19, 14, 70, 5, 5, 2, 2, 2, 0, 1, 2, 1, 1, 1, false, false},
+      {"stride phases: 3x3/2 unpadded 4->9", 1, 4, 13, 12, 9, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, true},
   };
   // Conv case, then a max pool over its output: kernel, stride, dilation (h, w).
   // Without ReLU: the training forward (conv2d_max_pool_forward) is checked too.

@@ -85,6 +85,9 @@ class Conv2dPlan {
 
   const Conv2dGeometry& geometry() const { return g_; }
   bool relu() const { return relu_; }
+  // True when a stride-2 convolution over few channels runs as a stride-1 one over its stride
+  // phases (the 7x7/2 and 3x3/2 stems).
+  bool phase_split() const { return phased_ != nullptr; }
   // Clamps every output to [lo, hi] after bias and ReLU (Clip, ReLU6; NaN passes), inside the
   // kernels where they can (depthwise, the GEMM epilogue), else as a pass over the output (the
   // direct and small-patch paths; after the pool in run_max_pooled, which it commutes with, so
@@ -131,6 +134,9 @@ class Conv2dPlan {
   bool relu_ = false;
   bool depthwise_ = false;
   bool small_padded_ = false;  // the small-patch kernel runs on zero-padded copies of the images
+  // A stride-2 convolution over <= 4 channels runs as this stride-1 plan over the input's stride
+  // phases (conv2d-plan.cc: phase_split_fits); null otherwise.
+  std::shared_ptr<Conv2dPlan> phased_;
   bool clamp_ = false;  // fuse_clamp's bounds, after ReLU
   float clamp_lo_ = 0.0f, clamp_hi_ = 0.0f;
   // The clamp as a pass over `n` outputs, where the kernel did not apply it.

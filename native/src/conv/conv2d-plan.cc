@@ -30,12 +30,79 @@ Conv2dGeometry padding_made_real(const Conv2dGeometry& g) {
   return u;
 }
 
+// A stride-2 convolution over a few channels (the 7x7/2 and 3x3/2 stems) as a stride-1 one: each
+// input channel split into its four stride phases (padding made real), each phase a channel of
+// its own with the matching quarter of the kernel, (K + 1) / 2 square, zero-padded. The direct and
+// GEMM paths then see 12 channels and a 4x4 (or 2x2) patch instead of 3 channels strided.
+bool phase_split_fits(const Conv2dGeometry& g) {
+  return g.groups == 1 && g.stride_h == 2 && g.stride_w == 2 && g.dilation_h == 1 && g.dilation_w == 1 &&
+         g.in_channels <= 4 && g.kernel_h >= 3 && g.kernel_w >= 3 && g.out_height > 0 && g.out_width > 0;
+}
+
+Conv2dGeometry phase_split_geometry(const Conv2dGeometry& g) {
+  Conv2dGeometry p;
+  p.in_channels = 4 * g.in_channels;
+  p.out_channels = g.out_channels;
+  p.kernel_h = (g.kernel_h + 1) / 2;
+  p.kernel_w = (g.kernel_w + 1) / 2;
+  p.out_height = g.out_height;
+  p.out_width = g.out_width;
+  p.in_height = g.out_height + p.kernel_h - 1;
+  p.in_width = g.out_width + p.kernel_w - 1;
+  return p;
+}
+
+// Weights of phase channel (c, a, b): w[o][c][2i + a][2j + b], zero past the kernel.
+std::vector<float> phase_split_weights(const Conv2dGeometry& g, const Conv2dGeometry& p, const float* w) {
+  std::vector<float> out(p.weight_size(), 0.0f);
+  for (size_t o = 0; o < g.out_channels; ++o)
+    for (size_t c = 0; c < g.in_channels; ++c)
+      for (size_t a = 0; a < 2; ++a)
+        for (size_t b = 0; b < 2; ++b)
+          for (size_t i = 0; i < p.kernel_h; ++i)
+            for (size_t j = 0; j < p.kernel_w; ++j) {
+              const size_t kh = 2 * i + a, kw = 2 * j + b;
+              if (kh >= g.kernel_h || kw >= g.kernel_w) continue;
+              out[(((o * p.in_channels) + c * 4 + a * 2 + b) * p.kernel_h + i) * p.kernel_w + j] =
+                  w[((o * g.in_channels + c) * g.kernel_h + kh) * g.kernel_w + kw];
+            }
+  return out;
+}
+
+// One image's phase planes: phase (c, a, b) at row i, column j holds the zero-padded input's
+// (c, 2i + a, 2j + b). `row` holds 2 * p.in_width floats.
+void split_stride_phases(const F32DepthwiseKernels& k, const Conv2dGeometry& g, const Conv2dGeometry& p,
+                         const float* x, float* out, float* row) {
+  const size_t plane = p.in_height * p.in_width, cols = 2 * p.in_width;
+  for (size_t c = 0; c < g.in_channels; ++c) {
+    for (size_t a = 0; a < 2; ++a) {
+      float* even = out + (c * 4 + a * 2) * plane;
+      float* odd = even + plane;
+      for (size_t i = 0; i < p.in_height; ++i) {
+        const ptrdiff_t ih = static_cast<ptrdiff_t>(2 * i + a) - static_cast<ptrdiff_t>(g.pad_top);
+        std::fill(row, row + cols, 0.0f);
+        if (ih >= 0 && ih < static_cast<ptrdiff_t>(g.in_height) && g.pad_left < cols) {
+          const size_t n = std::min(g.in_width, cols - g.pad_left);
+          std::memcpy(row + g.pad_left, x + (c * g.in_height + static_cast<size_t>(ih)) * g.in_width, n * sizeof(float));
+        }
+        k.deinterleave2(row, p.in_width, even + i * p.in_width, odd + i * p.in_width);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu)
     : g_(geometry), relu_(relu), depthwise_(is_depthwise(geometry)) {
   const size_t m = g_.out_channels_per_group();
   const size_t k = g_.patch();
+  if (phase_split_fits(g_)) {
+    const Conv2dGeometry p = phase_split_geometry(g_);
+    const std::vector<float> w = phase_split_weights(g_, p, weight);
+    phased_ = std::make_shared<Conv2dPlan>(p, w.data(), bias, relu);
+    return;
+  }
   if (depthwise_) {
     weight_.assign(weight, weight + g_.weight_size());
   } else {
@@ -53,6 +120,7 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
 }
 
 bool Conv2dPlan::fuse_clamp(float lo, float hi) {
+  if (phased_) return phased_->fuse_clamp(lo, hi);
   clamp_lo_ = clamp_ ? std::max(clamp_lo_, lo) : lo;
   clamp_hi_ = clamp_ ? std::min(clamp_hi_, hi) : hi;
   clamp_ = true;
@@ -299,6 +367,11 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
 
 size_t Conv2dPlan::scratch_floats(size_t batch) const {
   if (depthwise_) return depthwise_scratch_floats(g_);
+  if (phased_) {
+    const size_t chunk = std::min(batch, kConvMaxSlots);
+    const Conv2dGeometry& p = phased_->geometry();
+    return chunk * p.in_channels * p.in_plane() + 2 * p.in_width + phased_->scratch_floats(chunk);
+  }
   const ConvTiling t = conv_tiling(g_, batch);
   size_t gemm = std::min(t.items, kConvMaxSlots) * (t.col_floats + t.gather_floats);
   gemm = std::max(gemm, std::min(batch, kConvMaxSlots) * small_padded_floats());
@@ -311,7 +384,7 @@ size_t Conv2dPlan::weight_bytes() const {
   size_t bytes = (bias_.size() + weight_.size()) * sizeof(float) + (direct_ ? direct_->bytes() : 0) +
                  (small_ ? small_->bytes() : 0);
   for (const PackedA& p : packed_) bytes += p.bytes();
-  return bytes;
+  return bytes + (phased_ ? phased_->weight_bytes() : 0);
 }
 
 void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scratch,
@@ -322,6 +395,23 @@ void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scr
 void Conv2dPlan::run(const DispatchTable& table, const float* input, float* output, size_t batch, float* scratch,
                      size_t max_threads) const {
   if (batch == 0) return;
+  if (phased_) {
+    // Chunks of images: their phase planes, then the stride-1 plan over them.
+    const Conv2dGeometry& p = phased_->geometry();
+    const size_t chunk = std::min(batch, kConvMaxSlots), phase_image = p.in_channels * p.in_plane();
+    float* phases = scratch;
+    float* row = phases + chunk * phase_image;
+    float* inner = row + 2 * p.in_width;
+    for (size_t n0 = 0; n0 < batch; n0 += chunk) {
+      const size_t n = std::min(chunk, batch - n0);
+      for (size_t i = 0; i < n; ++i) {
+        split_stride_phases(table.f32_conv.depthwise, g_, p, input + (n0 + i) * g_.in_channels * g_.in_plane(),
+                            phases + i * phase_image, row);
+      }
+      phased_->run(table, phases, output + n0 * g_.out_channels * g_.out_plane(), n, inner, max_threads);
+    }
+    return;
+  }
   if (depthwise_) {
     // ReLU then the clamp, as bounds: min(hi, max(max(lo, 0), x)).
     float lo = relu_ ? 0.0f : -std::numeric_limits<float>::infinity();

@@ -280,6 +280,8 @@ class ConvStep : public PlanStep {
     if (act_.kind != Activation::kNone) s << " " << act_.name();
     if (fused_pool_) s << " + pool " << pool_.detail();
     if (winograd_) s << " (winograd F(" << winograd_->tile() << "x" << winograd_->tile() << ", 3x3) on avx512)";
+    if (conv_.phase_split()) s << " (as stride-1 over its stride phases)";
+    if (g.groups > 1 && g.in_channels_per_group() == 1) s << " (depthwise planar)";
     if (considered_) {
       // Rounded, but never 100% unless every weight is zero.
       int pct = static_cast<int>(std::lround(zero_fraction_ * 100.0));
