@@ -198,8 +198,10 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
       { n: 3, c: 32, h: 13, w: 13, o: 64, pads: [0, 0, 0, 0], bias: true, act: 'Relu', pool: true },
       { n: 2, c: 16, h: 13, w: 11, o: 24, pads: [0, 0, 0, 0], bias: true, act: 'None', pool: true },
       { n: 1, c: 9, h: 66, w: 70, o: 31, pads: [1, 0, 0, 1], bias: false, act: 'Relu', pool: true },
-      // Not Winograd: too many channel pairs, stride 2, dilation 2 (the label says so; results as ever).
-      { n: 1, c: 96, h: 6, w: 6, o: 96, pads: [1, 1, 1, 1], bias: true, act: 'Relu', expect: false },
+      // 96 x 96 channel pairs: past the old 8192 bound, inside the 65536 one.
+      { n: 1, c: 96, h: 6, w: 6, o: 96, pads: [1, 1, 1, 1], bias: true, act: 'Relu' },
+      // Not Winograd: too many channel pairs (257 x 256), stride 2, dilation 2 (the label says so; results as ever).
+      { n: 1, c: 257, h: 4, w: 4, o: 256, pads: [1, 1, 1, 1], bias: true, act: 'Relu', expect: false },
       { n: 1, c: 8, h: 9, w: 9, o: 16, pads: [0, 0, 0, 0], bias: true, act: 'None', strides: [2, 2], expect: false },
       { n: 1, c: 8, h: 9, w: 9, o: 16, pads: [0, 0, 0, 0], bias: true, act: 'None', dilations: [2, 2], expect: false },
     ];
