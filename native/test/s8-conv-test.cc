@@ -85,24 +85,41 @@ std::vector<int32_t> oracle_sums(const kiln::Conv2dGeometry& g, size_t batch, co
   return out;
 }
 
-void test_conv(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, const std::string& label) {
-  const size_t in_n = batch * g.in_plane() * g.in_channels, out_n = batch * g.out_plane() * g.out_channels;
-  Guarded<uint8_t> x(in_n);
-  for (size_t i = 0; i < in_n; ++i) x[i] = uint8_t(rng.next());
-  std::vector<int8_t> w(g.weight_size());
-  for (auto& v : w) v = int8_t(rng.next());
-  std::vector<int32_t> bias(g.out_channels);
-  for (auto& v : bias) v = int32_t(rng.below(20001)) - 10000;
-  std::vector<float> ws(g.out_channels);
-  for (auto& v : ws) v = rng.uniform(0.002f, 0.02f);
+// A random int8 convolution problem: uint8 input (page-guarded), int8 weights, int32 bias,
+// per-channel weight scales and quantization parameters with a fused ReLU. Built in place (q
+// points into ws).
+struct RandomConv {
+  Guarded<uint8_t> x;
+  std::vector<int8_t> w;
+  std::vector<int32_t> bias;
+  std::vector<float> ws;
   kiln::S8ConvQuant q;
-  q.x_zero_point = uint8_t(rng.next());
-  q.w_scale = ws.data();
-  q.w_scale_count = ws.size();
-  q.x_scale = rng.uniform(0.005f, 0.05f);
-  q.y_scale = q.x_scale * ws[0] * 40.0f * std::sqrt(float(g.patch()));
-  q.y_zero_point = uint8_t(rng.next());
-  q.y_min = q.y_zero_point;  // fused ReLU
+  RandomConv(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng)
+      : x(batch * g.in_plane() * g.in_channels), w(g.weight_size()), bias(g.out_channels), ws(g.out_channels) {
+    for (size_t i = 0; i < x.size(); ++i) x[i] = uint8_t(rng.next());
+    for (auto& v : w) v = int8_t(rng.next());
+    for (auto& v : bias) v = int32_t(rng.below(20001)) - 10000;
+    for (auto& v : ws) v = rng.uniform(0.002f, 0.02f);
+    q.x_zero_point = uint8_t(rng.next());
+    q.w_scale = ws.data();
+    q.w_scale_count = ws.size();
+    q.x_scale = rng.uniform(0.005f, 0.05f);
+    q.y_scale = q.x_scale * ws[0] * 40.0f * std::sqrt(float(g.patch()));
+    q.y_zero_point = uint8_t(rng.next());
+    q.y_min = q.y_zero_point;  // fused ReLU
+  }
+  RandomConv(const RandomConv&) = delete;
+  RandomConv& operator=(const RandomConv&) = delete;
+};
+
+void test_conv(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, const std::string& label) {
+  const size_t out_n = batch * g.out_plane() * g.out_channels;
+  RandomConv r(g, batch, rng);
+  Guarded<uint8_t>& x = r.x;
+  const std::vector<int8_t>& w = r.w;
+  const std::vector<int32_t>& bias = r.bias;
+  const std::vector<float>& ws = r.ws;
+  const kiln::S8ConvQuant& q = r.q;
   const std::vector<int32_t> sums = oracle_sums(g, batch, x.data(), q.x_zero_point, w.data(), bias.data());
   std::vector<uint8_t> want_u8(out_n);
   std::vector<float> want_f32(out_n);
@@ -283,29 +300,17 @@ void test_max_pool(size_t batch, size_t channels, size_t h, size_t w, size_t k, 
   }
 }
 
-}  // namespace
-
 // The int8 small conv + 2x2/2 pool (AVX-512 VNNI only), padded or not: against the oracle's
 // sums, requantized, then pooled, bit for bit; page-guarded input and output, two sentinels.
 void test_small_pool(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, const std::string& label) {
   const size_t ph = g.out_height / 2, pw = g.out_width / 2;
-  const size_t in_n = batch * g.in_plane() * g.in_channels, out_n = batch * ph * pw * g.out_channels;
-  Guarded<uint8_t> x(in_n);
-  for (size_t i = 0; i < in_n; ++i) x[i] = uint8_t(rng.next());
-  std::vector<int8_t> w(g.weight_size());
-  for (auto& v : w) v = int8_t(rng.next());
-  std::vector<int32_t> bias(g.out_channels);
-  for (auto& v : bias) v = int32_t(rng.below(20001)) - 10000;
-  std::vector<float> ws(g.out_channels);
-  for (auto& v : ws) v = rng.uniform(0.002f, 0.02f);
-  kiln::S8ConvQuant q;
-  q.x_zero_point = uint8_t(rng.next());
-  q.w_scale = ws.data();
-  q.w_scale_count = ws.size();
-  q.x_scale = rng.uniform(0.005f, 0.05f);
-  q.y_scale = q.x_scale * ws[0] * 40.0f * std::sqrt(float(g.patch()));
-  q.y_zero_point = uint8_t(rng.next());
-  q.y_min = q.y_zero_point;  // fused ReLU
+  const size_t out_n = batch * ph * pw * g.out_channels;
+  RandomConv r(g, batch, rng);
+  Guarded<uint8_t>& x = r.x;
+  const std::vector<int8_t>& w = r.w;
+  const std::vector<int32_t>& bias = r.bias;
+  const std::vector<float>& ws = r.ws;
+  const kiln::S8ConvQuant& q = r.q;
   if (!kiln::S8SmallConvPool::fits(g, ph, pw, q)) {
     check(false, label + ": takes the int8 small conv");
     return;
@@ -342,6 +347,8 @@ void test_small_pool(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, cons
     }
   }
 }
+
+}  // namespace
 
 int main() {
   kiln::set_num_threads(2);

@@ -49,6 +49,10 @@ struct Conv2dGeometry {
 // out_height/out_width equal window_output_size(...). Kernels assume a valid geometry.
 bool conv2d_geometry_valid(const Conv2dGeometry& g);
 
+// The same convolution on its input with the padding made part of it (the input grown by the
+// pads, which the caller fills: zeros, or a quantized input's zero point), pads 0.
+Conv2dGeometry padding_made_real(const Conv2dGeometry& g);
+
 // A max pool over a convolution's output whose windows all lie inside it (no padding):
 // out_h = (OH - dilation_h * (kernel_h - 1) - 1) / stride_h + 1, likewise out_w, both >= 1.
 struct ConvMaxPool {

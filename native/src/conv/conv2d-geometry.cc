@@ -26,4 +26,12 @@ bool conv2d_geometry_valid(const Conv2dGeometry& g) {
   return oh != 0 && ow != 0 && oh == g.out_height && ow == g.out_width;
 }
 
+Conv2dGeometry padding_made_real(const Conv2dGeometry& g) {
+  Conv2dGeometry u = g;
+  u.in_height = g.in_height + g.pad_top + g.pad_bottom;
+  u.in_width = g.in_width + g.pad_left + g.pad_right;
+  u.pad_top = u.pad_left = u.pad_bottom = u.pad_right = 0;
+  return u;
+}
+
 }  // namespace kiln

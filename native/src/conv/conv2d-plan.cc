@@ -21,15 +21,6 @@
 namespace kiln {
 namespace {
 
-// The same convolution on its input with the padding made part of it (zeros).
-Conv2dGeometry padding_made_real(const Conv2dGeometry& g) {
-  Conv2dGeometry u = g;
-  u.in_height = g.in_height + g.pad_top + g.pad_bottom;
-  u.in_width = g.in_width + g.pad_left + g.pad_right;
-  u.pad_top = u.pad_left = u.pad_bottom = u.pad_right = 0;
-  return u;
-}
-
 // A stride-2 convolution over a few channels (the 7x7/2 and 3x3/2 stems) as a stride-1 one: each
 // input channel split into its four stride phases (padding made real), each phase a channel of
 // its own with the matching quarter of the kernel, (K + 1) / 2 square, zero-padded. The direct and

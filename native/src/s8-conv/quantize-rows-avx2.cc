@@ -35,26 +35,21 @@ void dequantize_u8_row_avx2(const uint8_t* in, float* out, size_t n, float scale
 
 namespace {
 
-// One 16x16 block: rows of 16 bytes in, columns out, through four unpack stages (bytes, words,
-// dwords, qwords), each pairing rows k and k + 8 / 4 / 2 / 1 of the previous stage's order.
+// One 16x16 block: rows of 16 bytes in, columns out, through four rounds of byte unpacks, each
+// interleaving rows i and i + 8 of the previous round (a perfect shuffle: four make the transpose).
 inline void transpose_16x16(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride) {
-  __m128i r[16], t[16];
+  __m128i a[16], b[16];
+  __m128i* r = a;
+  __m128i* t = b;
   for (int i = 0; i < 16; ++i) r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i * src_stride));
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm_unpacklo_epi8(r[i], r[i + 8]);
-    t[2 * i + 1] = _mm_unpackhi_epi8(r[i], r[i + 8]);
-  }
-  for (int i = 0; i < 8; ++i) {
-    r[2 * i] = _mm_unpacklo_epi8(t[i], t[i + 8]);
-    r[2 * i + 1] = _mm_unpackhi_epi8(t[i], t[i + 8]);
-  }
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm_unpacklo_epi8(r[i], r[i + 8]);
-    t[2 * i + 1] = _mm_unpackhi_epi8(r[i], r[i + 8]);
-  }
-  for (int i = 0; i < 8; ++i) {
-    r[2 * i] = _mm_unpacklo_epi8(t[i], t[i + 8]);
-    r[2 * i + 1] = _mm_unpackhi_epi8(t[i], t[i + 8]);
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 8; ++i) {
+      t[2 * i] = _mm_unpacklo_epi8(r[i], r[i + 8]);
+      t[2 * i + 1] = _mm_unpackhi_epi8(r[i], r[i + 8]);
+    }
+    __m128i* swap = r;
+    r = t;
+    t = swap;
   }
   for (int i = 0; i < 16; ++i) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i * dst_stride), r[i]);
 }

@@ -21,23 +21,13 @@ constexpr size_t kMinMacsPerTask = size_t(2) << 20;
 
 size_t groups_per_row(const Conv2dGeometry& g) { return (g.kernel_w * g.in_channels + 3) / 4; }
 
-// The same convolution on the input with its padding made real (filled with the input zero point,
-// which stands for 0.0): what the kernel, which knows no padding, runs.
-Conv2dGeometry unpadded(const Conv2dGeometry& g) {
-  Conv2dGeometry u = g;
-  u.in_height = g.in_height + g.pad_top + g.pad_bottom;
-  u.in_width = g.in_width + g.pad_left + g.pad_right;
-  u.pad_top = u.pad_left = u.pad_bottom = u.pad_right = 0;
-  return u;
-}
-
 bool padded(const Conv2dGeometry& g) { return g.pad_top + g.pad_left + g.pad_bottom + g.pad_right > 0; }
 
 }  // namespace
 
 bool S8SmallConvPool::fits(const Conv2dGeometry& given, size_t pooled_h, size_t pooled_w, const S8ConvQuant& q) {
   if (!conv2d_geometry_valid(given)) return false;
-  const Conv2dGeometry g = unpadded(given);
+  const Conv2dGeometry g = padding_made_real(given);
   if (!conv2d_geometry_valid(g) || g.groups != 1 || g.stride_h != 1 || g.stride_w != 1 || g.dilation_h != 1 ||
       g.dilation_w != 1) {
     return false;
@@ -54,7 +44,7 @@ bool S8SmallConvPool::fits(const Conv2dGeometry& given, size_t pooled_h, size_t 
 
 S8SmallConvPool::S8SmallConvPool(const Conv2dGeometry& given, const int8_t* weight_oihw, const int32_t* bias,
                                  const S8ConvQuant& q)
-    : given_(given), g_(unpadded(given)), x_zero_point_(q.x_zero_point) {
+    : given_(given), g_(padding_made_real(given)), x_zero_point_(q.x_zero_point) {
   const Conv2dGeometry& g = g_;
   const size_t c = g.in_channels, kh = g.kernel_h, kw = g.kernel_w, gr = groups_per_row(g), groups = kh * gr;
   const size_t o_count = g.out_channels, vectors = o_count > 16 ? 2 : 1;
