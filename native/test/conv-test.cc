@@ -257,8 +257,11 @@ void run_pool_case(const PoolCase& pc, const char* isa) {
   unpadded.in_height += g.pad_top + g.pad_bottom;
   unpadded.in_width += g.pad_left + g.pad_right;
   unpadded.pad_top = unpadded.pad_left = unpadded.pad_bottom = unpadded.pad_right = 0;
-  const bool fusable = (active >= kiln::Isa::kAvx512 && kiln::direct_conv_fits(g)) ||
-                       (active >= kiln::Isa::kAvx2 && kiln::small_conv_fits(unpadded));
+  // A stride-2 stem runs as a stride-1 plan over its stride phases, whose direct kernel fuses.
+  const bool phased = g.stride_h == 2 && g.stride_w == 2 && g.dilation_h == 1 && g.dilation_w == 1 && g.groups == 1 &&
+                      g.in_channels <= 4 && g.kernel_h >= 3 && g.kernel_w >= 3;
+  const bool fusable = (active >= kiln::Isa::kAvx512 && (kiln::direct_conv_fits(g) || phased)) ||
+                       (active >= kiln::Isa::kAvx2 && !phased && kiln::small_conv_fits(unpadded));
   check(plan.can_fuse_max_pool() == fusable, "fused max pool offered exactly where a direct kernel runs", isa, c.name);
 
   Guarded scratch(plan.scratch_floats(c.batch)), conv_out(out_size);
@@ -377,6 +380,8 @@ int main() {
       {padded_mnist, 2, 2, 2, 2, 1, 1, true},
       {padded_cifar, 2, 2, 2, 2, 1, 1, false},
       {padded_odd, 3, 2, 2, 1, 1, 1, false},
+      // SqueezeNet's 3x3/2 stem and its 3x3/2 pool, on stride phases.
+      {{"stride phases + pool", 2, 3, 29, 27, 24, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, true}, 3, 3, 2, 2, 1, 1, false},
       {conv1_plain, 2, 2, 2, 2, 1, 1, true},
       {conv2_plain, 2, 2, 2, 2, 1, 1, true},
       {cases[2], 2, 2, 2, 2, 1, 1, true},

@@ -149,6 +149,8 @@ class Conv2dPlan {
   // The table's kernels (the one a call read) have the path and the plan built it.
   bool direct_active(const DispatchTable& t) const;
   bool small_active(const DispatchTable& t) const;
+  // The stride phases of `n` images for phased_ (row: 2 * its input width floats).
+  void split_phases(const DispatchTable& t, const float* input, size_t n, float* phases, float* row) const;
   // Floats of one zero-padded input image for the small-patch kernel (0 when unpadded).
   size_t small_padded_floats() const;
   // Images are tasks of parallel_for_slots over at most this many threads (one scratch slot each).

@@ -147,7 +147,17 @@ bool Conv2dPlan::small_active(const DispatchTable& t) const {
 
 bool Conv2dPlan::can_fuse_max_pool() const { return can_fuse_max_pool(dispatch()); }
 
-bool Conv2dPlan::can_fuse_max_pool(const DispatchTable& t) const { return direct_active(t) || small_active(t); }
+bool Conv2dPlan::can_fuse_max_pool(const DispatchTable& t) const {
+  return phased_ ? phased_->can_fuse_max_pool(t) : direct_active(t) || small_active(t);
+}
+
+void Conv2dPlan::split_phases(const DispatchTable& t, const float* input, size_t n, float* phases, float* row) const {
+  const Conv2dGeometry& p = phased_->geometry();
+  for (size_t i = 0; i < n; ++i) {
+    split_stride_phases(t.f32_conv.depthwise, g_, p, input + i * g_.in_channels * g_.in_plane(),
+                        phases + i * p.in_channels * p.in_plane(), row);
+  }
+}
 
 size_t Conv2dPlan::image_threads(size_t batch, size_t max_threads) const {
   const size_t threads = max_threads == 0 ? num_threads() : max_threads;
@@ -259,6 +269,11 @@ PoolBands pool_bands(const ConvMaxPool& pool) {
 }  // namespace
 
 size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& pool) const {
+  if (phased_) {
+    const size_t chunk = std::min(batch, kConvMaxSlots);
+    const Conv2dGeometry& p = phased_->geometry();
+    return chunk * p.in_channels * p.in_plane() + 2 * p.in_width + phased_->max_pooled_scratch_floats(chunk, pool);
+  }
   const size_t slots = std::min(batch, kConvMaxSlots);
   // run_small stages a pool it does not fuse: one convolution image per slot.
   const size_t small =
@@ -279,6 +294,21 @@ void Conv2dPlan::run_max_pooled(const float* input, float* output, size_t batch,
 void Conv2dPlan::run_max_pooled(const DispatchTable& t, const float* input, float* output, size_t batch,
                                 const ConvMaxPool& pool, float* scratch, size_t max_threads, int32_t* indices) const {
   if (batch == 0) return;
+  if (phased_) {
+    // Chunks of images: their stride phases, then the stride-1 plan's own fused (or staged) pool.
+    const Conv2dGeometry& p = phased_->geometry();
+    const size_t chunk = std::min(batch, kConvMaxSlots), phase_image = p.in_channels * p.in_plane();
+    const size_t pooled_image = g_.out_channels * pool.out_h * pool.out_w;
+    float* phases = scratch;
+    float* row = phases + chunk * phase_image;
+    for (size_t n0 = 0; n0 < batch; n0 += chunk) {
+      const size_t n = std::min(chunk, batch - n0);
+      split_phases(t, input + n0 * g_.in_channels * g_.in_plane(), n, phases, row);
+      phased_->run_max_pooled(t, phases, output + n0 * pooled_image, n, pool, row + 2 * p.in_width, max_threads,
+                              indices != nullptr ? indices + n0 * pooled_image : nullptr);
+    }
+    return;  // phased_ took the clamp too (fuse_clamp)
+  }
   // Every path below is decided on `t`, the one table this call reads: a caller that checked
   // can_fuse_max_pool() on an earlier table (the ISA switched since) gets the staged path, never a
   // kernel `t` lacks.
@@ -395,10 +425,7 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
     float* inner = row + 2 * p.in_width;
     for (size_t n0 = 0; n0 < batch; n0 += chunk) {
       const size_t n = std::min(chunk, batch - n0);
-      for (size_t i = 0; i < n; ++i) {
-        split_stride_phases(table.f32_conv.depthwise, g_, p, input + (n0 + i) * g_.in_channels * g_.in_plane(),
-                            phases + i * phase_image, row);
-      }
+      split_phases(table, input + n0 * g_.in_channels * g_.in_plane(), n, phases, row);
       phased_->run(table, phases, output + n0 * g_.out_channels * g_.out_plane(), n, inner, max_threads);
     }
     return;
