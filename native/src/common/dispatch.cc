@@ -28,7 +28,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   fill_s8_sparse_scalar(t);
   t->f32_conv.im2col_plane = f32_im2col_plane_scalar;
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_scalar;
-  t->f32_conv.depthwise = {f32_depthwise_taps_scalar, f32_deinterleave2_scalar};
+  t->f32_conv.depthwise = {f32_depthwise_taps_scalar, nullptr, f32_deinterleave2_scalar};
   // No small-patch, direct or Winograd kernel: the plans take im2col + GEMM.
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_scalar;
   t->f32_pool.max_taps = f32_max_taps_scalar;
@@ -57,7 +57,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   fill_s8_sparse_avx2(t);
   t->f32_conv.im2col_plane = f32_im2col_plane_avx2;
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_avx2;
-  t->f32_conv.depthwise = {f32_depthwise_taps_avx2, f32_deinterleave2_avx2};
+  t->f32_conv.depthwise = {f32_depthwise_taps_avx2, nullptr, f32_deinterleave2_avx2};
   t->f32_conv.small_conv_image = small_conv_image_avx2;
   t->f32_conv.small_conv_max_pool_image = small_conv_max_pool_image_avx2;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx2;
@@ -88,7 +88,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   // level that adds zmm ones.
   t->f32_conv.im2col_plane = f32_im2col_plane_avx512;
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_avx512;
-  t->f32_conv.depthwise = {f32_depthwise_taps_avx512, f32_deinterleave2_avx512};
+  t->f32_conv.depthwise = {f32_depthwise_taps_avx512, f32_depthwise_rows_avx512, f32_deinterleave2_avx512};
   t->f32_conv.small_conv_image = small_conv_image_avx512;
   t->f32_conv.small_conv_max_pool_image = small_conv_max_pool_image_avx512;
   F32DirectConvKernels& d = t->f32_conv.direct;

@@ -44,6 +44,11 @@ struct F32DepthwiseKernels {
   // order. May read every taps[t] and write out up to n rounded up to kPhaseSlack floats.
   void (*taps)(const float* const* taps, const float* w, size_t ntaps, float bias, float lo, float hi, size_t n,
                float* out) = nullptr;
+  // Stride 1, undilated: out[p] = clamp(bias + sum over i < kh, j < kw of w[i * kw + j] *
+  // base[p + i * pitch + j], lo, hi) for p < n; reads like `taps` (the same sum, in the same tap
+  // order). Null where the ISA has no such kernel: `taps` then runs.
+  void (*rows)(const float* base, size_t pitch, size_t kh, size_t kw, const float* w, float bias, float lo, float hi,
+               size_t n, float* out) = nullptr;
   // even[j] = src[2j], odd[j] = src[2j + 1] for j < pairs: a stride-2 row split into its phases.
   void (*deinterleave2)(const float* src, size_t pairs, float* even, float* odd) = nullptr;
 };

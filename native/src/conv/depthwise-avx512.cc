@@ -3,6 +3,8 @@
 // whole vectors: the phase planes (conv/phase-planes.h) carry kPhaseSlack floats of slack for it.
 #include "common/simd.h"
 
+#include <vector>
+
 #include "conv/depthwise.h"
 
 namespace kiln {
@@ -37,6 +39,66 @@ void f32_depthwise_taps_avx512(const float* const* taps, const float* w, size_t 
   for (; p + 128 <= n; p += 128) taps_block<8>(taps, w, ntaps, vb, vlo, vhi, p, out);
   for (; p + 64 <= n; p += 64) taps_block<4>(taps, w, ntaps, vb, vlo, vhi, p, out);
   for (; p < n; p += 16) taps_block<1>(taps, w, ntaps, vb, vlo, vhi, p, out);
+}
+
+namespace {
+
+// NV vectors of outputs from p over kh input rows of KW taps: per row NV + 1 loads, the shifted
+// operands from valignd. The sum runs over taps in the order (i, j), like the taps kernel.
+template <int KW, int NV>
+__attribute__((always_inline)) inline void rows_block(const float* base, size_t pitch, size_t kh, const float* w,
+                                                      __m512 vb, __m512 vlo, __m512 vhi, size_t p, float* out) {
+  __m512 acc[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) acc[v] = vb;
+  for (size_t i = 0; i < kh; ++i) {
+    const float* row = base + i * pitch + p;
+    __m512 x[NV + 1];
+#pragma GCC unroll 8
+    for (int v = 0; v <= NV; ++v) x[v] = _mm512_loadu_ps(row + 16 * v);
+#pragma GCC unroll 8
+    for (int j = 0; j < KW; ++j) {
+      const __m512 wt = _mm512_set1_ps(w[i * KW + j]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        const __m512 shifted =
+            j == 0 ? x[v]
+                   : _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(x[v + 1]), _mm512_castps_si512(x[v]), j));
+        acc[v] = _mm512_fmadd_ps(wt, shifted, acc[v]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + p + 16 * v, _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[v])));
+}
+
+template <int KW>
+void rows_kw(const float* base, size_t pitch, size_t kh, const float* w, float bias, float lo, float hi, size_t n,
+             float* out) {
+  const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+  size_t p = 0;
+  for (; p + 64 <= n; p += 64) rows_block<KW, 4>(base, pitch, kh, w, vb, vlo, vhi, p, out);
+  for (; p < n; p += 16) rows_block<KW, 1>(base, pitch, kh, w, vb, vlo, vhi, p, out);
+}
+
+}  // namespace
+
+void f32_depthwise_rows_avx512(const float* base, size_t pitch, size_t kh, size_t kw, const float* w, float bias,
+                               float lo, float hi, size_t n, float* out) {
+  switch (kw) {
+    case 3: rows_kw<3>(base, pitch, kh, w, bias, lo, hi, n, out); return;
+    case 5: rows_kw<5>(base, pitch, kh, w, bias, lo, hi, n, out); return;
+    case 7: rows_kw<7>(base, pitch, kh, w, bias, lo, hi, n, out); return;
+    default: {
+      // Other widths through the taps kernel, on the same offsets.
+      const float* on_stack[64];
+      std::vector<const float*> on_heap(kh * kw > 64 ? kh * kw : 0);
+      const float** taps = kh * kw > 64 ? on_heap.data() : on_stack;
+      for (size_t i = 0; i < kh; ++i)
+        for (size_t j = 0; j < kw; ++j) taps[i * kw + j] = base + i * pitch + j;
+      f32_depthwise_taps_avx512(taps, w, kh * kw, bias, lo, hi, n, out);
+    }
+  }
 }
 
 void f32_deinterleave2_avx512(const float* src, size_t pairs, float* even, float* odd) {

@@ -79,6 +79,8 @@ void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t b
   const size_t inputs = batch * g.in_channels;
   const size_t per_task = std::max<size_t>(1, (16 * 1024) / std::max<size_t>(1, g.out_plane() * taps * m));
   const size_t tasks = (inputs + per_task - 1) / per_task;
+  // Stride 1, undilated: every tap row is one run of the single phase plane.
+  const bool by_rows = k.rows != nullptr && g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1;
   const size_t threads = std::min({max_threads == 0 ? num_threads() : max_threads, kConvMaxSlots, tasks});
   parallel_for_slots(
       tasks,
@@ -93,8 +95,13 @@ void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t b
           const size_t n = p / g.in_channels, c = p % g.in_channels;
           for (size_t j = 0; j < m; ++j) {
             const size_t o = c * m + j;
-            k.taps(tap_ptr, weight + o * taps, taps, bias != nullptr ? bias[o] : 0.0f, lo, hi, layout.flat_outputs(),
-                   flat);
+            const float b = bias != nullptr ? bias[o] : 0.0f;
+            if (by_rows) {
+              k.rows(tap_ptr[0], layout.pitch(), g.kernel_h, g.kernel_w, weight + o * taps, b, lo, hi,
+                     layout.flat_outputs(), flat);
+            } else {
+              k.taps(tap_ptr, weight + o * taps, taps, b, lo, hi, layout.flat_outputs(), flat);
+            }
             layout.copy_out(flat, output + (n * g.out_channels + o) * g.out_plane());
           }
         }

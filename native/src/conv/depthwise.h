@@ -39,6 +39,10 @@ void f32_depthwise_taps_avx2(const float* const* taps, const float* w, size_t nt
                              size_t n, float* out);
 void f32_depthwise_taps_avx512(const float* const* taps, const float* w, size_t ntaps, float bias, float lo, float hi,
                                size_t n, float* out);
+// AVX-512: each input row loaded once per block of outputs, its shifts by 1..kw-1 made in
+// registers (valignd) instead of kw unaligned loads.
+void f32_depthwise_rows_avx512(const float* base, size_t pitch, size_t kh, size_t kw, const float* w, float bias,
+                               float lo, float hi, size_t n, float* out);
 void f32_deinterleave2_scalar(const float* src, size_t pairs, float* even, float* odd);
 void f32_deinterleave2_avx2(const float* src, size_t pairs, float* even, float* odd);
 void f32_deinterleave2_avx512(const float* src, size_t pairs, float* even, float* odd);

@@ -32,6 +32,7 @@ class PhasePlanes {
   explicit PhasePlanes(const PlanarWindow& w);
 
   size_t taps() const { return tap_offset_.size(); }
+  size_t pitch() const { return pitch_; }
   // Flat outputs (OH x Wq) a kernel computes.
   size_t flat_outputs() const { return w_.out_h * pitch_; }
   // Floats of one slot of scratch: the phase planes, the flat output, a row buffer.
