@@ -15,6 +15,7 @@
 namespace kiln {
 
 class DirectConvWeights;
+class PhasePlanes;
 struct DispatchTable;  // internal: one ISA's kernels (native/src/common/dispatch.h)
 class SmallConvWeights;
 
@@ -141,6 +142,7 @@ class Conv2dPlan {
   // A stride-2 convolution over <= 4 channels runs as this stride-1 plan over the input's stride
   // phases (conv2d-plan.cc: phase_split_fits); null otherwise.
   std::shared_ptr<Conv2dPlan> phased_;
+  std::shared_ptr<const PhasePlanes> stem_phases_;  // its input: each channel's stride phases
   bool clamp_ = false;  // fuse_clamp's bounds, after ReLU
   float clamp_lo_ = 0.0f, clamp_hi_ = 0.0f;
   // The clamp as a pass over `n` outputs, where the kernel did not apply it.
@@ -149,7 +151,7 @@ class Conv2dPlan {
   // The table's kernels (the one a call read) have the path and the plan built it.
   bool direct_active(const DispatchTable& t) const;
   bool small_active(const DispatchTable& t) const;
-  // The stride phases of `n` images for phased_ (row: 2 * its input width floats).
+  // The stride phases of `n` images for phased_ (row: stem_phases_->row_floats() floats).
   void split_phases(const DispatchTable& t, const float* input, size_t n, float* phases, float* row) const;
   // Floats of one zero-padded input image for the small-patch kernel (0 when unpadded).
   size_t small_padded_floats() const;

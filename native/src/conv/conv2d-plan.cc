@@ -12,6 +12,7 @@
 #include "conv/depthwise.h"
 #include "conv/direct-conv.h"
 #include "conv/im2col.h"
+#include "conv/phase-planes.h"
 #include "conv/scratch.h"
 #include "conv/small-conv.h"
 #include "kiln/conv.h"
@@ -60,28 +61,6 @@ std::vector<float> phase_split_weights(const Conv2dGeometry& g, const Conv2dGeom
   return out;
 }
 
-// One image's phase planes: phase (c, a, b) at row i, column j holds the zero-padded input's
-// (c, 2i + a, 2j + b). `row` holds 2 * p.in_width floats.
-void split_stride_phases(const F32DepthwiseKernels& k, const Conv2dGeometry& g, const Conv2dGeometry& p,
-                         const float* x, float* out, float* row) {
-  const size_t plane = p.in_height * p.in_width, cols = 2 * p.in_width;
-  for (size_t c = 0; c < g.in_channels; ++c) {
-    for (size_t a = 0; a < 2; ++a) {
-      float* even = out + (c * 4 + a * 2) * plane;
-      float* odd = even + plane;
-      for (size_t i = 0; i < p.in_height; ++i) {
-        const ptrdiff_t ih = static_cast<ptrdiff_t>(2 * i + a) - static_cast<ptrdiff_t>(g.pad_top);
-        std::fill(row, row + cols, 0.0f);
-        if (ih >= 0 && ih < static_cast<ptrdiff_t>(g.in_height) && g.pad_left < cols) {
-          const size_t n = std::min(g.in_width, cols - g.pad_left);
-          std::memcpy(row + g.pad_left, x + (c * g.in_height + static_cast<size_t>(ih)) * g.in_width, n * sizeof(float));
-        }
-        k.deinterleave2(row, p.in_width, even + i * p.in_width, odd + i * p.in_width);
-      }
-    }
-  }
-}
-
 }  // namespace
 
 Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu)
@@ -92,6 +71,8 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
     const Conv2dGeometry p = phase_split_geometry(g_);
     const std::vector<float> w = phase_split_weights(g_, p, weight);
     phased_ = std::make_shared<Conv2dPlan>(p, w.data(), bias, relu);
+    // No slack: an input channel's four phase planes are the stride-1 plan's four channels.
+    stem_phases_ = std::make_shared<const PhasePlanes>(planar_window(g_), 0);
     return;
   }
   if (depthwise_) {
@@ -152,10 +133,10 @@ bool Conv2dPlan::can_fuse_max_pool(const DispatchTable& t) const {
 }
 
 void Conv2dPlan::split_phases(const DispatchTable& t, const float* input, size_t n, float* phases, float* row) const {
-  const Conv2dGeometry& p = phased_->geometry();
-  for (size_t i = 0; i < n; ++i) {
-    split_stride_phases(t.f32_conv.depthwise, g_, p, input + i * g_.in_channels * g_.in_plane(),
-                        phases + i * p.in_channels * p.in_plane(), row);
+  // Phase (a, b) of input channel c is channel 4c + 2a + b of the stride-1 plan.
+  const size_t planes = n * g_.in_channels, per_channel = 4 * stem_phases_->phase_floats();
+  for (size_t i = 0; i < planes; ++i) {
+    stem_phases_->split_planes(t.f32_conv.depthwise, input + i * g_.in_plane(), 0.0f, phases + i * per_channel, row);
   }
 }
 
@@ -272,7 +253,7 @@ size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& po
   if (phased_) {
     const size_t chunk = std::min(batch, kConvMaxSlots);
     const Conv2dGeometry& p = phased_->geometry();
-    return chunk * p.in_channels * p.in_plane() + 2 * p.in_width + phased_->max_pooled_scratch_floats(chunk, pool);
+    return chunk * p.in_channels * p.in_plane() + stem_phases_->row_floats() + phased_->max_pooled_scratch_floats(chunk, pool);
   }
   const size_t slots = std::min(batch, kConvMaxSlots);
   // run_small stages a pool it does not fuse: one convolution image per slot.
@@ -304,7 +285,7 @@ void Conv2dPlan::run_max_pooled(const DispatchTable& t, const float* input, floa
     for (size_t n0 = 0; n0 < batch; n0 += chunk) {
       const size_t n = std::min(chunk, batch - n0);
       split_phases(t, input + n0 * g_.in_channels * g_.in_plane(), n, phases, row);
-      phased_->run_max_pooled(t, phases, output + n0 * pooled_image, n, pool, row + 2 * p.in_width, max_threads,
+      phased_->run_max_pooled(t, phases, output + n0 * pooled_image, n, pool, row + stem_phases_->row_floats(), max_threads,
                               indices != nullptr ? indices + n0 * pooled_image : nullptr);
     }
     return;  // phased_ took the clamp too (fuse_clamp)
@@ -391,7 +372,7 @@ size_t Conv2dPlan::scratch_floats(size_t batch) const {
   if (phased_) {
     const size_t chunk = std::min(batch, kConvMaxSlots);
     const Conv2dGeometry& p = phased_->geometry();
-    return chunk * p.in_channels * p.in_plane() + 2 * p.in_width + phased_->scratch_floats(chunk);
+    return chunk * p.in_channels * p.in_plane() + stem_phases_->row_floats() + phased_->scratch_floats(chunk);
   }
   const ConvTiling t = conv_tiling(g_, batch);
   size_t gemm = std::min(t.items, kConvMaxSlots) * (t.col_floats + t.gather_floats);
@@ -422,7 +403,7 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
     const size_t chunk = std::min(batch, kConvMaxSlots), phase_image = p.in_channels * p.in_plane();
     float* phases = scratch;
     float* row = phases + chunk * phase_image;
-    float* inner = row + 2 * p.in_width;
+    float* inner = row + stem_phases_->row_floats();
     for (size_t n0 = 0; n0 < batch; n0 += chunk) {
       const size_t n = std::min(chunk, batch - n0);
       split_phases(table, input + n0 * g_.in_channels * g_.in_plane(), n, phases, row);

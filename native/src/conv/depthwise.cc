@@ -1,7 +1,6 @@
 #include "conv/depthwise.h"
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "common/dispatch.h"
@@ -41,23 +40,6 @@ Taps column_taps(const Conv2dGeometry& g) {
 ptrdiff_t input_row(const Conv2dGeometry& g, size_t oh, size_t kh) {
   const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * g.stride_h + kh * g.dilation_h) - static_cast<ptrdiff_t>(g.pad_top);
   return ih >= 0 && ih < static_cast<ptrdiff_t>(g.in_height) ? ih : -1;
-}
-
-PlanarWindow planar_window(const Conv2dGeometry& g) {
-  PlanarWindow w;
-  w.in_h = g.in_height;
-  w.in_w = g.in_width;
-  w.out_h = g.out_height;
-  w.out_w = g.out_width;
-  w.kernel_h = g.kernel_h;
-  w.kernel_w = g.kernel_w;
-  w.stride_h = g.stride_h;
-  w.stride_w = g.stride_w;
-  w.dilation_h = g.dilation_h;
-  w.dilation_w = g.dilation_w;
-  w.pad_top = g.pad_top;
-  w.pad_left = g.pad_left;
-  return w;
 }
 
 }  // namespace

@@ -23,12 +23,30 @@ inline void fill_floats(float* dst, size_t n, float value) {
 
 }  // namespace
 
-PhasePlanes::PhasePlanes(const PlanarWindow& w)
+PlanarWindow planar_window(const Conv2dGeometry& g) {
+  PlanarWindow w;
+  w.in_h = g.in_height;
+  w.in_w = g.in_width;
+  w.out_h = g.out_height;
+  w.out_w = g.out_width;
+  w.kernel_h = g.kernel_h;
+  w.kernel_w = g.kernel_w;
+  w.stride_h = g.stride_h;
+  w.stride_w = g.stride_w;
+  w.dilation_h = g.dilation_h;
+  w.dilation_w = g.dilation_w;
+  w.pad_top = g.pad_top;
+  w.pad_left = g.pad_left;
+  return w;
+}
+
+PhasePlanes::PhasePlanes(const PlanarWindow& w, size_t slack)
     : w_(w),
+      slack_(slack),
       phases_(w.stride_h * w.stride_w),
       rows_(w.out_h + (w.kernel_h - 1) * w.dilation_h / w.stride_h),
       pitch_(w.out_w + (w.kernel_w - 1) * w.dilation_w / w.stride_w),
-      phase_floats_(rows_ * pitch_ + kPhaseSlack),
+      phase_floats_(rows_ * pitch_ + slack),
       out_floats_(w.out_h * pitch_ + kPhaseSlack),
       row_floats_(pitch_ * w.stride_w + kPhaseSlack) {
   for (size_t kh = 0; kh < w.kernel_h; ++kh) {
@@ -55,8 +73,13 @@ void PhasePlanes::padded_row(const float* x, ptrdiff_t ih, size_t columns, float
 
 void PhasePlanes::split(const F32DepthwiseKernels& k, const float* x, float fill, float* slot,
                         const float** taps) const {
+  split_planes(k, x, fill, slot, flat(slot) + out_floats_);
+  for (size_t t = 0; t < tap_offset_.size(); ++t) taps[t] = slot + tap_phase_[t] * phase_floats_ + tap_offset_[t];
+}
+
+void PhasePlanes::split_planes(const F32DepthwiseKernels& k, const float* x, float fill, float* slot,
+                               float* row) const {
   const size_t sw = w_.stride_w, columns = pitch_ * sw;
-  float* row = flat(slot) + out_floats_;
   for (size_t a = 0; a < w_.stride_h; ++a) {
     for (size_t i = 0; i < rows_; ++i) {
       const ptrdiff_t ih = static_cast<ptrdiff_t>(i * w_.stride_h + a) - static_cast<ptrdiff_t>(w_.pad_top);
@@ -78,9 +101,8 @@ void PhasePlanes::split(const F32DepthwiseKernels& k, const float* x, float fill
   }
   for (size_t p = 0; p < phases_; ++p) {
     float* slack = slot + p * phase_floats_ + rows_ * pitch_;
-    fill_floats(slack, kPhaseSlack, fill);
+    fill_floats(slack, slack_, fill);
   }
-  for (size_t t = 0; t < tap_offset_.size(); ++t) taps[t] = slot + tap_phase_[t] * phase_floats_ + tap_offset_[t];
 }
 
 void PhasePlanes::copy_out(const float* flat, float* y) const {

@@ -27,9 +27,14 @@ struct PlanarWindow {
   size_t pad_top = 0, pad_left = 0;
 };
 
+// The window of a convolution over one of its input planes.
+PlanarWindow planar_window(const Conv2dGeometry& g);
+
 class PhasePlanes {
  public:
-  explicit PhasePlanes(const PlanarWindow& w);
+  // `slack` floats follow each phase plane (kernels read past the flat length); 0 makes the
+  // planes of one input plane contiguous, as a convolution's input channels.
+  explicit PhasePlanes(const PlanarWindow& w, size_t slack = kPhaseSlack);
 
   size_t taps() const { return tap_offset_.size(); }
   size_t pitch() const { return pitch_; }
@@ -37,6 +42,12 @@ class PhasePlanes {
   size_t flat_outputs() const { return w_.out_h * pitch_; }
   // Floats of one slot of scratch: the phase planes, the flat output, a row buffer.
   size_t slot_floats() const { return phases_ * phase_floats_ + out_floats_ + row_floats_; }
+  size_t phase_floats() const { return phase_floats_; }
+  size_t row_floats() const { return row_floats_; }
+
+  // Copies plane x into phase planes from `planes`, phase_floats() apart (padding and slack =
+  // fill), using `row` (row_floats()) for the rows it splits.
+  void split_planes(const F32DepthwiseKernels& k, const float* x, float fill, float* planes, float* row) const;
 
   // Copies plane x into the phase planes of `slot` (padding and slack = fill) and points
   // taps[t] at each window tap's first read.
@@ -48,7 +59,7 @@ class PhasePlanes {
 
  private:
   PlanarWindow w_;
-  size_t phases_, rows_, pitch_, phase_floats_, out_floats_, row_floats_;
+  size_t slack_, phases_, rows_, pitch_, phase_floats_, out_floats_, row_floats_;
   std::vector<size_t> tap_phase_, tap_offset_;  // per tap (kh, kw): its phase plane and offset in it
 
   void padded_row(const float* x, ptrdiff_t ih, size_t columns, float fill, float* row) const;
