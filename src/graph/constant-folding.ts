@@ -369,6 +369,8 @@ function evaluate(node: GraphNode, inputs: readonly (KnownValue | undefined)[], 
   const t = present as (Tensor | undefined)[];
   const x = t[0];
   if (x === undefined) return undefined;
+  const boolFold = Object.hasOwn(BOOL_FOLDS, node.op) ? BOOL_FOLDS[node.op] : undefined;
+  if (boolFold) return [asBool(elementwise(node, t as Tensor[], boolFold as (...x: number[]) => number))];
   switch (node.op) {
     case 'ArgMax':
     case 'ArgMin':
@@ -484,15 +486,6 @@ function evaluate(node: GraphNode, inputs: readonly (KnownValue | undefined)[], 
       return [elementwise(node, t as Tensor[], (...v) => (v.some(Number.isNaN) ? Number.NaN : Math.max(...v)))];
     case 'Min':
       return [elementwise(node, t as Tensor[], (...v) => (v.some(Number.isNaN) ? Number.NaN : Math.min(...v)))];
-    case 'Equal':
-    case 'Less':
-    case 'LessOrEqual':
-    case 'Greater':
-    case 'GreaterOrEqual':
-    case 'And':
-    case 'Or':
-    case 'Xor':
-      return [asBool(elementwise(node, t as Tensor[], BOOL_FOLDS[node.op]! as (...x: number[]) => number))];
     case 'Not':
       return [asBool(elementwise(node, [x], (a) => (a === 0 ? 1 : 0)))];
     case 'IsNaN':
