@@ -115,11 +115,7 @@ struct RandomConv {
 void test_conv(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, const std::string& label) {
   const size_t out_n = batch * g.out_plane() * g.out_channels;
   RandomConv r(g, batch, rng);
-  Guarded<uint8_t>& x = r.x;
-  const std::vector<int8_t>& w = r.w;
-  const std::vector<int32_t>& bias = r.bias;
-  const std::vector<float>& ws = r.ws;
-  const kiln::S8ConvQuant& q = r.q;
+  auto& [x, w, bias, ws, q] = r;
   const std::vector<int32_t> sums = oracle_sums(g, batch, x.data(), q.x_zero_point, w.data(), bias.data());
   std::vector<uint8_t> want_u8(out_n);
   std::vector<float> want_f32(out_n);
@@ -306,11 +302,7 @@ void test_small_pool(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, cons
   const size_t ph = g.out_height / 2, pw = g.out_width / 2;
   const size_t out_n = batch * ph * pw * g.out_channels;
   RandomConv r(g, batch, rng);
-  Guarded<uint8_t>& x = r.x;
-  const std::vector<int8_t>& w = r.w;
-  const std::vector<int32_t>& bias = r.bias;
-  const std::vector<float>& ws = r.ws;
-  const kiln::S8ConvQuant& q = r.q;
+  auto& [x, w, bias, ws, q] = r;
   if (!kiln::S8SmallConvPool::fits(g, ph, pw, q)) {
     check(false, label + ": takes the int8 small conv");
     return;

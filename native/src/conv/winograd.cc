@@ -179,8 +179,10 @@ bool WinogradConv::run(const DispatchTable& t, const float* input, float* output
   for (size_t n = 0; n < batch; ++n) {
     const float* x = input + n * in_image;
     float* y = output + n * out_image;
-    const WinogradArgs& use = k.winograd_stage(a, x, scratch) ? a : a2;
-    if (&use == &a2) (void)k.winograd_stage(a2, x, scratch);
+    // F(4x4) declines an image holding an infinity or NaN: it is staged again for F(2x2).
+    const bool staged = k.winograd_stage(a, x, scratch);
+    if (!staged) (void)k.winograd_stage(a2, x, scratch);
+    const WinogradArgs& use = staged ? a : a2;
     const size_t padded = winograd_padded_floats(use);
     const size_t rows = use.tiles_h;
     parallel_for(
