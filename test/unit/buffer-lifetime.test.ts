@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { native } from '../../src/binding.js';
+import { GraphBuilder } from '../../src/graph/ir.js';
 import { allocFloat32, allocInt32 } from '../../src/memory.js';
 import { seedCNN } from '../../src/nn/models.js';
 import { InferenceSession } from '../../src/runtime/session.js';
@@ -41,6 +42,32 @@ describe('buffers taken away under a running job', () => {
     expect(data.length).toBe(0);
     const got = await pending;
     expect(Array.from(got.logits.data)).toEqual(Array.from(expected.logits.data));
+    session.release();
+  }, 60_000);
+
+  it('the issue-15 paths (stride-phase stem, planar max pool and depthwise with ReLU6, Winograd), input transferred right after the call: correct output', async () => {
+    // A MobileNet-like stack on the kernels whose scratch and tasks are new: each reads only the
+    // job's copy of the input and the plan's arena.
+    const rng = new Rng(9);
+    const weights = (dims: number[]): Tensor<'float32'> =>
+      new Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-0.3, 0.3)), dims);
+    const b = new GraphBuilder('issue15-paths');
+    const x = b.addInput('input', ['N', 3, 40, 40]);
+    const stem = b.addNode('Conv', [x, b.addInitializer('w0', weights([16, 3, 7, 7]))], { kernel_shape: [7, 7], strides: [2, 2], pads: [3, 3, 3, 3] });
+    const pooled = b.addNode('MaxPool', [b.addNode('Relu', [stem])], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
+    const dw = b.addNode('Conv', [pooled, b.addInitializer('w1', weights([16, 1, 3, 3]))], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 16 });
+    const clipped = b.addNode('Clip', [dw, b.addInitializer('lo', new Tensor('float32', Float32Array.of(0), [])), b.addInitializer('hi', new Tensor('float32', Float32Array.of(6), []))]);
+    const y = b.addNode('Conv', [clipped, b.addInitializer('w2', weights([32, 16, 3, 3]))], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+    const session = await InferenceSession.create(b.build([{ name: y, dtype: 'float32', shape: ['N', 32, 10, 10] }]));
+    expect(session.info().steps.join('\n')).toMatch(/stride phases[\s\S]*depthwise planar[\s\S]*winograd/);
+    const batch = 512;
+    const data = pixels(batch * 3 * 40 * 40, 3);
+    const expected = await session.run({ input: new Tensor('float32', data.slice(), [batch, 3, 40, 40]) });
+    const pending = session.run({ input: new Tensor('float32', data, [batch, 3, 40, 40]) });
+    transferAway(data.buffer as ArrayBuffer);
+    expect(data.length).toBe(0);
+    const got = await pending;
+    expect(Array.from(got[y].data)).toEqual(Array.from(expected[y].data));
     session.release();
   }, 60_000);
 
