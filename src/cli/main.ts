@@ -16,6 +16,7 @@ import { infoCommand } from './info.js';
 import { pruneCommand } from './prune.js';
 import { quantizeCommand } from './quantize.js';
 import { reportCommand } from './report.js';
+import { SERVE_CLI_DEFAULTS, SERVE_DEFAULTS, serveCommand } from './serve.js';
 import { capThreads } from './threads.js';
 import { trainCommand } from './train.js';
 import { MAX_VERIFY_INPUTS, verifyCommand } from './verify.js';
@@ -205,6 +206,26 @@ export function buildProgram(): Command {
     .requiredOption('--out <file>', 'HTML file to write')
     .option('--json', 'print one JSON object with the results as the last line')
     .action(reportCommand);
+
+  program
+    .command('serve')
+    .description('serve a model over HTTP (KServe v2 / Open Inference Protocol: JSON and binary tensors, health, Prometheus /metrics), micro-batching concurrent requests; SIGTERM drains (see docs/serving.md)')
+    .argument('<model>', 'model file (.kiln fp32 or int8, or .onnx)')
+    .option('--port <n>', 'TCP port (0: any free port, printed at startup)', intOption(0, 65535), SERVE_CLI_DEFAULTS.port)
+    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface, e.g. in a container)', SERVE_CLI_DEFAULTS.host)
+    .option('--model-name <name>', 'name in the URLs, /v2/models/<name>/infer (default: the file name without extension)')
+    .option('--max-batch <n>', `most images merged into one run (default ${SERVE_CLI_DEFAULTS.maxBatch})`, intOption(1, 4096))
+    .option('--max-delay-ms <ms>', `longest a request waits for others to batch with (default ${SERVE_CLI_DEFAULTS.maxDelayMs})`, numberOption(-Number.MIN_VALUE, 1000))
+    .option('--no-batching', 'run each request on its own')
+    .option('--max-body-bytes <n>', 'largest request body; larger ones get 413', intOption(1, 2 ** 31), SERVE_DEFAULTS.maxBodyBytes)
+    .option('--request-timeout-ms <ms>', 'time a client has to send a whole request; then 408 and close', intOption(1, 3_600_000), SERVE_DEFAULTS.requestTimeoutMs)
+    .option('--max-connections <n>', 'most open connections (bounds requests in flight); more are closed at once', intOption(1, 1 << 20), SERVE_DEFAULTS.maxConnections)
+    .option('--shutdown-timeout-ms <ms>', 'on SIGTERM, longest wait for requests in flight before closing their connections', intOption(0, 3_600_000), SERVE_CLI_DEFAULTS.shutdownTimeoutMs)
+    .option('--runtime <name>', 'kiln | onnxruntime (onnxruntime-node behind the same server, for comparison; no batching)', 'kiln')
+    .action((model: string, opts, cmd: Command) => {
+      const threads = cmd.parent?.opts().threads as number | undefined;
+      return serveCommand(model, opts, threads === undefined ? undefined : Math.min(threads, availableParallelism()));
+    });
 
   return program;
 }

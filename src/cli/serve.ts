@@ -1,0 +1,120 @@
+/**
+ * `kiln serve model`: the model over HTTP (KServe v2 / Open Inference Protocol, src/serve/), with
+ * micro-batching on by default, until SIGTERM or SIGINT, which drain it: not ready, no new
+ * connections, requests in flight answered, then exit 0 (1 if the shutdown timeout cut some off).
+ */
+import { basename, extname } from 'node:path';
+
+import { ErrorCode, KilnError } from '../errors.js';
+import { exportModel } from '../onnx/export.js';
+import { InferenceSession, type SessionOptions } from '../runtime/session.js';
+import { ServeMetrics } from '../serve/metrics.js';
+import { openOrtModel } from '../serve/ort-model.js';
+import { datatypeOf } from '../serve/protocol.js';
+import { createServer, SERVE_DEFAULTS, type ServableModel } from '../serve/server.js';
+import { readModelSource, type ModelSource } from './model-source.js';
+import { Output } from './output.js';
+
+export interface ServeCommandOptions {
+  port: number;
+  host: string;
+  modelName?: string;
+  runtime: string;
+  /** false with --no-batching. */
+  batching: boolean;
+  maxBatch?: number;
+  maxDelayMs?: number;
+  maxBodyBytes: number;
+  requestTimeoutMs: number;
+  maxConnections: number;
+  shutdownTimeoutMs: number;
+}
+
+export const SERVE_CLI_DEFAULTS = { port: 8080, host: '127.0.0.1', maxBatch: 32, maxDelayMs: 2, shutdownTimeoutMs: 30_000 } as const;
+export const SERVE_RUNTIMES = ['kiln', 'onnxruntime'] as const;
+
+/** Micro-batching settings of the session the server runs (the batching API of InferenceSession). */
+interface BatchingOptions {
+  maxBatchSize: number;
+  maxDelayMs: number;
+  onBatch?: (b: { size: number; queued: number; runMs: number }) => void;
+}
+
+/** A name usable in /v2/models/<name>: the file's base name, other characters as '-'. */
+export function defaultModelName(path: string): string {
+  const name = basename(path, extname(path)).replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '');
+  return name === '' ? 'model' : name;
+}
+
+async function openKilnModel(source: ModelSource, threads: number | undefined, batching: BatchingOptions | undefined): Promise<InferenceSession> {
+  const options = {
+    ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
+    ...(batching === undefined ? {} : { batching }),
+  } as SessionOptions;
+  if (source.kind === 'kiln') return InferenceSession.create(source.module, { ...options, inputShape: source.inputShape });
+  return InferenceSession.create(source.kind === 'graph' ? source.graph : source.bytes, options);
+}
+
+async function openModel(source: ModelSource, opts: ServeCommandOptions, threads: number | undefined, batching: BatchingOptions | undefined): Promise<ServableModel & { release(): unknown }> {
+  if (opts.runtime === 'kiln') return openKilnModel(source, threads, batching);
+  // onnxruntime-node takes ONNX: a .kiln model goes as its export (int8 graphs as QDQ).
+  const bytes = source.kind === 'onnx' ? source.bytes : source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape }) : exportModel(source.graph);
+  return openOrtModel(bytes, { intraOpNumThreads: threads ?? 0 });
+}
+
+export async function serveCommand(modelPath: string, opts: ServeCommandOptions, threads?: number): Promise<void> {
+  const out = new Output({});
+  if (!(SERVE_RUNTIMES as readonly string[]).includes(opts.runtime)) {
+    throw new KilnError(ErrorCode.INVALID_ARG, `Expected --runtime to be one of ${SERVE_RUNTIMES.join(', ')} but received '${opts.runtime}'`);
+  }
+  const batchingAsked = opts.maxBatch !== undefined || opts.maxDelayMs !== undefined;
+  if (!opts.batching && batchingAsked) throw new KilnError(ErrorCode.INVALID_ARG, 'Expected --max-batch / --max-delay-ms or --no-batching but received both');
+  if (opts.runtime !== 'kiln' && batchingAsked) throw new KilnError(ErrorCode.INVALID_ARG, `Expected --max-batch / --max-delay-ms with --runtime kiln only: --runtime ${opts.runtime} does not micro-batch`);
+  const metrics = new ServeMetrics();
+  const batching: BatchingOptions | undefined =
+    opts.batching && opts.runtime === 'kiln'
+      ? { maxBatchSize: opts.maxBatch ?? SERVE_CLI_DEFAULTS.maxBatch, maxDelayMs: opts.maxDelayMs ?? SERVE_CLI_DEFAULTS.maxDelayMs, onBatch: metrics.onBatch }
+      : undefined;
+  const modelName = opts.modelName ?? defaultModelName(modelPath);
+  // The model file is read first: a missing or unreadable file fails before any port is taken.
+  const source = await readModelSource(modelPath);
+  const loading = openModel(source, opts, threads, batching);
+  loading.catch(() => undefined);  // reported below, after the server is closed
+  const server = createServer(loading, {
+    modelName,
+    maxBodyBytes: opts.maxBodyBytes,
+    requestTimeoutMs: opts.requestTimeoutMs,
+    maxConnections: opts.maxConnections,
+    metrics,
+  });
+  const address = await server.listen(opts.port, opts.host);
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  out.line(`kiln serve: listening on ${url} (loading ${modelPath})`);
+  let model: ServableModel & { release(): unknown };
+  try {
+    model = await loading;
+  } catch (err) {
+    await server.close({ timeoutMs: 1000 });
+    throw err;
+  }
+  const inputs = model.inputNames.map((n, i) => `"${n}" ${datatypeOf(model.inputTypes[i]!)} [${model.inputShapes[i]!.join(', ')}]`).join(', ');
+  const batchLine = batching ? `batching up to ${batching.maxBatchSize} images, ${batching.maxDelayMs} ms delay` : 'no batching';
+  out.line(`kiln serve: ready: model "${modelName}" (${modelPath}, ${opts.runtime}), input ${inputs}; ${batchLine}; POST ${url}/v2/models/${modelName}/infer`);
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  out.line(`kiln serve: ${signal}: draining (${server.metrics.inFlightRequests} requests in flight, at most ${opts.shutdownTimeoutMs} ms)`);
+  const { forced } = await server.close({ timeoutMs: opts.shutdownTimeoutMs });
+  await model.release();
+  if (forced) {
+    out.warn(`shutdown timeout (${opts.shutdownTimeoutMs} ms): connections still open were closed`);
+    process.exitCode = 1;
+    return;
+  }
+  out.line('kiln serve: stopped');
+}
+
+export { SERVE_DEFAULTS };
