@@ -196,10 +196,9 @@ export function createServer(model: ServableModel | Promise<ServableModel>, opti
       await route.handle(req, res);
     } catch (err) {
       const status = err instanceof HttpError ? err.status : 500;
-      if (status === 413) res.setHeader('connection', 'close');
+      // A body left unread (too large, or refused before reading): answer, then close.
+      if (!req.complete && !res.headersSent) lingeringClose(req, res);
       sendJson(res, status, { error: err instanceof Error ? err.message : String(err) });
-      // An unread or unfinished body: drop the connection once the answer is out, not read on.
-      if (status === 413 || !req.complete) res.once('finish', () => req.socket.destroySoon());
     }
   }
 
@@ -249,6 +248,26 @@ export function createServer(model: ServableModel | Promise<ServableModel>, opti
   };
 }
 
+/** How long a connection whose body was refused stays half-open, its input discarded. */
+const LINGER_MS = 2000;
+
+/**
+ * Closes the connection after this response without losing it: closing a socket whose input is
+ * unread makes the kernel send a reset, which can discard the response before the client reads it
+ * (a client still streaming a 1 GB body would see only a reset). So, as nginx's lingering_close:
+ * send the response, half-close (FIN), keep discarding what the client sends for LINGER_MS, then
+ * destroy. node:http would otherwise destroy the socket as soon as the response is written.
+ */
+function lingeringClose(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('connection', 'close');
+  const socket = req.socket;
+  req.resume();
+  socket.destroySoon = function (this: typeof socket) {
+    this.end();
+    setTimeout(() => this.destroy(), LINGER_MS).unref();
+  };
+}
+
 /** The binary extension's header length, when the request has one. */
 function parseHeaderLength(value: string | string[] | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -280,7 +299,6 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       if (size > limit) {
         cleanup();
         chunks.length = 0;
-        req.pause();
         reject(tooLarge(limit, `sent more than that`));
         return;
       }
