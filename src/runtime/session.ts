@@ -30,9 +30,11 @@ import { Plan, type PlanInfo } from './plan.js';
 import { needsUnitBatch, withUnitBatch } from './unit-batch.js';
 import type { OnnxSourceInfo } from './bound-session.js';
 import { constantOutputs, ConstantOutputs, withoutConstantOutputs, type SessionDelegate } from './constant-outputs.js';
+import { type BatchingOptions, checkBatching, MicroBatcher } from './micro-batcher.js';
 
 export type { GraphOptimizationLevel } from '../graph/passes/index.js';
 export type { SparseKernels } from './compile.js';
+export type { BatchingOptions, BatchReport } from './micro-batcher.js';
 
 /** What a session can be created from. */
 export type SessionSource = Module | Graph | string | Uint8Array;
@@ -76,6 +78,27 @@ export interface SessionOptions {
    * reads no clock; on, it reads two per step.
    */
   enableProfiling?: boolean;
+  /**
+   * Micro-batching for serving (off when absent): concurrent `run()` calls are merged into one
+   * native run and split back, like TF Serving's batching or Triton's dynamic batcher. A request
+   * of at most `maxBatchSize` images joins a queue of requests with the same per-image shapes;
+   * the queue runs as one batch when it holds `maxBatchSize` images, or `maxDelayMs` after its
+   * first request arrived. Each caller gets exactly its own rows (the same values an unbatched run
+   * gives: bit-identical for int8 plans; see the README for fp32) and its own error: feeds are
+   * validated before a request joins, its input is copied when it joins (the caller may reuse or
+   * transfer its buffers at once), and if the merged run fails each member runs again alone.
+   * `onBatch` is told each batch's size, requests, queue depth, wait and run time;
+   * {@link InferenceSession.queuedRuns} is the number of requests waiting.
+   *
+   * Runs alone, unmerged: requests of more than `maxBatchSize` images, `runSync`, and models whose
+   * rows are not independent of one another: inputs that share no batch dimension, a graph that
+   * needs a plan per batch size (a Softmax over the batch...), a fixed batch size in the model,
+   * and models with parameter inputs or constant outputs.
+   * @throws (from create) TypeError/RangeError ERR_KILN_INVALID_ARG naming e.g.
+   *   `options.batching.maxBatchSize` (an integer in [1, 65536]) or `options.batching.maxDelayMs`
+   *   (a number in [0, 60000]).
+   */
+  batching?: BatchingOptions;
 }
 
 /** One plan step in a profile (see `InferenceSession.profile`). */
@@ -147,7 +170,7 @@ interface Compiled {
 }
 
 /** The keys of {@link SessionOptions}; anything else is refused (a typo would else be ignored). */
-const SESSION_OPTION_KEYS = ['intraOpNumThreads', 'graphOptimizationLevel', 'sparseKernels', 'inputShape', 'enableProfiling'] as const;
+const SESSION_OPTION_KEYS = ['intraOpNumThreads', 'graphOptimizationLevel', 'sparseKernels', 'inputShape', 'enableProfiling', 'batching'] as const;
 
 /** `.kiln` files start with these bytes. */
 const KILN_MAGIC = [0x4b, 0x49, 0x4c, 0x4e];
@@ -203,6 +226,8 @@ export class InferenceSession implements Disposable {
    * inner session per parameter value) or with constant outputs. Every verb goes to it.
    */
   private delegate: SessionDelegate | undefined;
+  /** Merges concurrent runs (SessionOptions.batching). */
+  private batcher: MicroBatcher<SessionOutputs> | undefined;
 
   /** `unit`: the inputs share no batch (unit-batch.ts); `first` is the plan of fully static inputs, built already. */
   private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined, unit: { first?: { shapes: number[][]; compiled: Compiled } } | undefined, edges: EdgeTypes) {
@@ -249,6 +274,7 @@ export class InferenceSession implements Disposable {
     const sparse = opts.sparseKernels === undefined ? 'auto' : oneOf('options.sparseKernels', opts.sparseKernels, SPARSE_KERNELS);
     const inputShape = opts.inputShape === undefined ? undefined : checkDims('options.inputShape', opts.inputShape);
     const profiling = opts.enableProfiling === undefined ? process.env.KILN_PROFILE === '1' : boolean('options.enableProfiling', opts.enableProfiling);
+    const batching = opts.batching === undefined ? undefined : checkBatching(opts.batching);
     const onnx = await onnxInfoOf(source);
     let session: InferenceSession;
     if (onnx !== undefined && onnx.info.parameters.length > 0) {
@@ -259,7 +285,38 @@ export class InferenceSession implements Disposable {
       session = await InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes);
     }
     session.profiling = profiling;
+    if (batching !== undefined && session.delegate === undefined) session.batcher = session.microBatcher(batching);
     return session;
+  }
+
+  /** The session's side of micro-batching (micro-batcher.ts). */
+  private microBatcher(options: BatchingOptions): MicroBatcher<SessionOutputs> {
+    return new MicroBatcher<SessionOutputs>(options, {
+      mergeable: (feed) => {
+        if (this.batchInImage) return false;
+        const ready = this.compiledNow(feed);
+        if (ready) return ready.batchInImage !== true;
+        // A symbolic-size model's first run of these sizes: its plan decides (see compiledFor).
+        this.inFlight++;
+        return Promise.resolve(this.compiledFor(feed)).then(
+          (c) => {
+            this.inFlight--;
+            return c.batchInImage !== true;
+          },
+          (err: unknown) => {
+            this.inFlight--;
+            throw err;
+          },
+        );
+      },
+      runPlan: (feed) => {
+        this.checkLive();
+        const ready = this.compiledNow(feed);
+        return ready ? this.runCompiled(ready, feed, true) : this.compileAndRun(feed, true);
+      },
+      runAlone: (feed) => this.runFeed(feed),
+      finish: (outputs) => this.typedOutputs(outputs),
+    });
   }
 
   /**
@@ -388,10 +445,24 @@ export class InferenceSession implements Disposable {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (this.batcher !== undefined && this.mayMerge(feed)) return this.batcher.submit(shapeKey(feed.shapes), feed) as Promise<SessionOutputs<T>>;
+    return this.runFeed(feed) as Promise<SessionOutputs<T>>;
+  }
+
+  /** An unbatched run of validated feeds. */
+  private runFeed(feed: Feed): Promise<SessionOutputs> {
     // A compiled plan runs without an await before it: a run light enough to stay on this thread
     // costs a few microseconds of promise machinery at most (batch 1 SeedCNN: ~30 us in all).
     const ready = this.compiledNow(feed);
-    return (ready ? this.runCompiled(ready, feed) : this.compileAndRun(feed)) as Promise<SessionOutputs<T>>;
+    return ready ? this.runCompiled(ready, feed) : this.compileAndRun(feed);
+  }
+
+  /**
+   * Whether a request may wait to be merged: its rows must be independent of other requests'
+   * (a batch-major plan whose batch is free; see SessionOptions.batching) and it must fit a batch.
+   */
+  private mayMerge(feed: Feed): boolean {
+    return !this.unitBatch && !this.batchInImage && this.staticPlan?.graph.fixedBatch === undefined && this.batcher!.accepts(feed.batch);
   }
 
   /** The plan already built for these input sizes, if any. */
@@ -399,7 +470,10 @@ export class InferenceSession implements Disposable {
     return this.staticPlan ?? this.syncPlans.get(this.batchInImage ? imageKey(feed) : shapeKey(feed.shapes));
   }
 
-  private runCompiled(compiled: Compiled, feed: Feed): Promise<SessionOutputs> {
+  private runCompiled(compiled: Compiled, feed: Feed): Promise<SessionOutputs>;
+  private runCompiled(compiled: Compiled, feed: Feed, raw: true): Promise<Float32Outputs>;
+  /** `raw`: the plan's float32 outputs, before conversion to the declared output types. */
+  private runCompiled(compiled: Compiled, feed: Feed, raw = false): Promise<SessionOutputs> {
     let outputs: ReturnType<typeof allocate>;
     let pending: Promise<void> | undefined;
     try {
@@ -412,12 +486,12 @@ export class InferenceSession implements Disposable {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (!pending) return Promise.resolve(this.typedOutputs(outputs.tensors));
+    if (!pending) return Promise.resolve(raw ? outputs.tensors : this.typedOutputs(outputs.tensors));
     this.inFlight++;
     return pending.then(
       () => {
         this.inFlight--;
-        return this.typedOutputs(outputs.tensors);
+        return raw ? outputs.tensors : this.typedOutputs(outputs.tensors);
       },
       (err: unknown) => {
         this.inFlight--;
@@ -426,7 +500,9 @@ export class InferenceSession implements Disposable {
     );
   }
 
-  private async compileAndRun(feed: Feed): Promise<SessionOutputs> {
+  private compileAndRun(feed: Feed): Promise<SessionOutputs>;
+  private compileAndRun(feed: Feed, raw: true): Promise<Float32Outputs>;
+  private async compileAndRun(feed: Feed, raw = false): Promise<SessionOutputs> {
     this.inFlight++;
     let compiled: Compiled;
     try {
@@ -435,12 +511,13 @@ export class InferenceSession implements Disposable {
       this.inFlight--;
     }
     this.checkLive();
-    return this.runCompiled(compiled, feed);
+    return raw ? this.runCompiled(compiled, feed, true) : this.runCompiled(compiled, feed);
   }
 
   /**
    * Runs inline on the calling thread (blocks the event loop for the whole run: meant for small
    * batches). A model with symbolic input sizes must have been run once with these sizes first.
+   * With `batching`, runSync runs at once and alone: it neither waits for nor joins the queue.
    */
   runSync<T extends DType = 'float32'>(feeds: SessionFeeds): SessionOutputs<T> {
     if (this.delegate) return this.delegate.runSync(feeds) as SessionOutputs<T>;
@@ -479,15 +556,23 @@ export class InferenceSession implements Disposable {
     return { ...compiled.plan.info(), macsPerImage: compiled.graph.macsPerImage };
   }
 
-  /** Number of runs in flight. */
+  /** Number of runs in flight (native runs and plan builds; a merged batch counts once). */
   get pendingRuns(): number {
     if (this.delegate) return this.delegate.pendingRuns;
     return this.inFlight;
   }
 
   /**
+   * Requests waiting in the micro-batching queue to be merged (SessionOptions.batching), not yet
+   * running; 0 without batching.
+   */
+  get queuedRuns(): number {
+    return this.batcher?.queuedRuns ?? 0;
+  }
+
+  /**
    * Frees the native plan(s). Runs after this reject with ERR_KILN_DISPOSED.
-   * @throws KilnError ERR_KILN_INVALID_STATE while runs are in flight (await them first).
+   * @throws KilnError ERR_KILN_INVALID_STATE while runs are queued (batching) or in flight (await them first).
    */
   release(): void {
     if (this.delegate) {
@@ -496,8 +581,9 @@ export class InferenceSession implements Disposable {
       return;
     }
     if (this.released) return;
-    if (this.inFlight > 0) {
-      throw new KilnError(ErrorCode.INVALID_STATE, `Cannot release the session while ${this.inFlight} run(s) are in flight: await them first`);
+    if (this.inFlight > 0 || this.batcher?.busy === true) {
+      const queued = this.queuedRuns > 0 ? `${this.queuedRuns} run(s) are queued for batching and ` : '';
+      throw new KilnError(ErrorCode.INVALID_STATE, `Cannot release the session while ${queued}${this.inFlight} run(s) are in flight: await them first`);
     }
     this.released = true;
     this.staticPlan?.plan.dispose();

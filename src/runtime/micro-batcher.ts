@@ -1,0 +1,305 @@
+/**
+ * Micro-batching for `InferenceSession` (`SessionOptions.batching`), in the manner of TF Serving's
+ * batching and Triton's dynamic batcher: concurrent `run()` calls whose images have the same
+ * per-image shapes wait in a queue, which is flushed into ONE native run of the concatenated
+ * batch when it holds `maxBatchSize` images or `maxDelayMs` after its first request arrived; the
+ * outputs are split back by rows, each caller getting its own tensors.
+ *
+ * Why merging is exact: the session only queues requests for a batch-major plan (plan.ts), where
+ * the batch is a run-time parameter, the outermost dimension of every value, and no step mixes
+ * images; row i of every output depends on image i alone. Everything else runs alone (see
+ * `InferenceSession.run`). The plan is one per per-image shape, so merged batches of any size
+ * 1..maxBatchSize reuse it (the native arena pool only grows to the largest batch seen).
+ *
+ * Each request owns what it gets and what it gives:
+ * - its feeds were validated before it joined (a bad request rejects alone, and never joins);
+ * - its input is copied into the queue's own buffer when it joins, so the caller may reuse,
+ *   detach or shrink its arrays as soon as `run()` returns, and the native thread reads only
+ *   memory the batcher owns;
+ * - its outputs are copies of its rows (no caller can detach another's result);
+ * - when the merged run fails, every member runs again alone and gets its own result or error.
+ */
+import { performance } from 'node:perf_hooks';
+
+import { allocFloat32 } from '../memory.js';
+import { Tensor } from '../tensor.js';
+import { integer, number, onlyKeys, options as checkOptions, typeError } from '../validate.js';
+
+/** What each merged native run reports to `BatchingOptions.onBatch`. */
+export interface BatchReport {
+  /** Images in the native run (the sum of its requests' batches; at most maxBatchSize). */
+  size: number;
+  /** `run()` calls merged into it. */
+  requests: number;
+  /**
+   * Requests waiting in the session's queues when this batch settled (`queuedRuns` then): the
+   * backlog that built up while it ran.
+   */
+  queued: number;
+  /** How long its oldest request waited in the queue, in milliseconds. */
+  waitMs: number;
+  /**
+   * Milliseconds from leaving the queue to every member's outputs being split back: the native
+   * run, and the plan build on the first run of a new input size.
+   */
+  runMs: number;
+}
+
+/** `SessionOptions.batching`: see {@link MicroBatcher}. */
+export interface BatchingOptions {
+  /** Most images merged into one native run, an integer in [1, 65536]. */
+  maxBatchSize: number;
+  /**
+   * Longest a request waits for others, in milliseconds, in [0, 60000] (fractions allowed; timers
+   * have ~1 ms resolution). 0 merges only the runs made in the same turn of the event loop.
+   */
+  maxDelayMs: number;
+  /**
+   * Called after each merged run settles (metrics: batch size histogram, queue depth). An exception
+   * it throws is reported with `process.emitWarning` and otherwise ignored: the runs are done.
+   */
+  onBatch?: (batch: BatchReport) => void;
+}
+
+/** The most images one merged run may hold (a bound on the memory a queue can take). */
+export const MAX_BATCH_SIZE = 65_536;
+/** The longest a request may be asked to wait. */
+export const MAX_DELAY_MS = 60_000;
+
+/** Validated batching options (RangeError/TypeError ERR_KILN_INVALID_ARG naming the option). */
+export function checkBatching(value: unknown): BatchingOptions {
+  const name = 'options.batching';
+  if (value === undefined) throw typeError(name, 'an object { maxBatchSize, maxDelayMs, onBatch? }', value);
+  const opts = checkOptions<BatchingOptions>(name, value);
+  onlyKeys(name, opts, ['maxBatchSize', 'maxDelayMs', 'onBatch']);
+  const maxBatchSize = integer(`${name}.maxBatchSize`, opts.maxBatchSize, 1, MAX_BATCH_SIZE);
+  const maxDelayMs = number(`${name}.maxDelayMs`, opts.maxDelayMs, 0, MAX_DELAY_MS);
+  if (opts.onBatch !== undefined && typeof opts.onBatch !== 'function') throw typeError(`${name}.onBatch`, 'a function', opts.onBatch);
+  return { maxBatchSize, maxDelayMs, ...(opts.onBatch === undefined ? {} : { onBatch: opts.onBatch }) };
+}
+
+/** Float32 plan inputs: one array per plan input, per-image shapes, the common batch. */
+export interface BatchFeed {
+  arrays: Float32Array[];
+  shapes: number[][];
+  batch: number;
+}
+
+export type Float32Outputs = Record<string, Tensor<'float32'>>;
+
+/** What the batcher needs of its session. */
+export interface BatchTarget<Out> {
+  /**
+   * Whether requests of this feed's per-image shapes may share a run (builds their plan first if
+   * that is what decides it; rejects with the build's error, which every such request shares).
+   */
+  mergeable(feed: BatchFeed): boolean | Promise<boolean>;
+  /** One native run of the feed: float32 plan outputs, batch first. */
+  runPlan(feed: BatchFeed): Promise<Float32Outputs>;
+  /** One request run on its own, with its own result or error. */
+  runAlone(feed: BatchFeed): Promise<Out>;
+  /** Plan outputs as the caller receives them (declared output types). */
+  finish(outputs: Float32Outputs): Out;
+}
+
+interface Member<Out> {
+  /** First image of the request in the queue's buffers. */
+  offset: number;
+  batch: number;
+  resolve: (out: Out) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Requests of one per-image shape waiting to be merged. */
+interface Queue<Out> {
+  key: string;
+  shapes: number[][];
+  /** Elements per image of each input. */
+  perImage: number[];
+  /** Owned copies of the members' inputs, back to back; `capacity` images each. */
+  buffers: Float32Array[];
+  capacity: number;
+  images: number;
+  members: Member<Out>[];
+  since: number;
+  timer: { cancel(): void };
+}
+
+export class MicroBatcher<Out> {
+  private readonly queues = new Map<string, Queue<Out>>();
+  private waiting = 0;
+  /**
+   * Requests that left their queue and are not settled yet: counted down just before each is
+   * resolved or rejected, so a caller that awaited all its runs may release the session at once.
+   */
+  private running = 0;
+
+  constructor(
+    private readonly options: BatchingOptions,
+    private readonly target: BatchTarget<Out>,
+  ) {}
+
+  /** Requests waiting in a queue. */
+  get queuedRuns(): number {
+    return this.waiting;
+  }
+
+  /** Requests queued, or out of their queue and not settled yet: the session may not be released. */
+  get busy(): boolean {
+    return this.waiting > 0 || this.running > 0;
+  }
+
+  /** Whether a request of `batch` images may wait in a queue (larger ones run alone). */
+  accepts(batch: number): boolean {
+    return batch <= this.options.maxBatchSize;
+  }
+
+  /**
+   * Queues a validated request; its arrays are copied before this returns. `key` names its
+   * per-image shapes (requests merge only with the same key).
+   */
+  submit(key: string, feed: BatchFeed): Promise<Out> {
+    let queue = this.queues.get(key);
+    if (queue !== undefined && queue.images + feed.batch > this.options.maxBatchSize) {
+      this.flush(queue);
+      queue = undefined;
+    }
+    queue ??= this.open(key, feed);
+    const offset = queue.images;
+    this.reserve(queue, offset + feed.batch);
+    feed.arrays.forEach((a, i) => queue.buffers[i]!.set(a.subarray(0, feed.batch * queue.perImage[i]!), offset * queue.perImage[i]!));
+    queue.images += feed.batch;
+    this.waiting++;
+    const result = new Promise<Out>((resolve, reject) => {
+      const settled = (): void => {
+        this.running--;
+      };
+      queue.members.push({
+        offset,
+        batch: feed.batch,
+        resolve: (out) => {
+          settled();
+          resolve(out);
+        },
+        reject: (err) => {
+          settled();
+          reject(err);
+        },
+      });
+    });
+    if (queue.images === this.options.maxBatchSize) this.flush(queue);
+    return result;
+  }
+
+  private open(key: string, feed: BatchFeed): Queue<Out> {
+    const perImage = feed.shapes.map((s) => s.reduce((a, b) => a * b, 1));
+    // Start small and double: a large maxBatchSize of large images must not be allocated up front.
+    const capacity = Math.min(this.options.maxBatchSize, Math.max(feed.batch, 8));
+    const queue: Queue<Out> = {
+      key, shapes: feed.shapes.map((s) => s.slice()), perImage, capacity, images: 0, members: [], since: performance.now(),
+      buffers: perImage.map((n) => allocFloat32(n * capacity)),
+      timer: { cancel: () => {} },
+    };
+    const flush = (): void => this.flush(queue);
+    if (this.options.maxDelayMs === 0) {
+      const t = setImmediate(flush);
+      queue.timer = { cancel: () => clearImmediate(t) };
+    } else {
+      const t = setTimeout(flush, this.options.maxDelayMs);
+      queue.timer = { cancel: () => clearTimeout(t) };
+    }
+    this.queues.set(key, queue);
+    return queue;
+  }
+
+  private reserve(queue: Queue<Out>, images: number): void {
+    if (images <= queue.capacity) return;
+    let capacity = queue.capacity;
+    while (capacity < images) capacity = Math.min(this.options.maxBatchSize, capacity * 2);
+    queue.buffers = queue.buffers.map((old, i) => {
+      const grown = allocFloat32(queue.perImage[i]! * capacity);
+      grown.set(old.subarray(0, queue.images * queue.perImage[i]!));
+      return grown;
+    });
+    queue.capacity = capacity;
+  }
+
+  private flush(queue: Queue<Out>): void {
+    if (this.queues.get(queue.key) !== queue) return;  // flushed already (full, then its timer)
+    this.queues.delete(queue.key);
+    queue.timer.cancel();
+    this.waiting -= queue.members.length;
+    this.running += queue.members.length;
+    void this.runBatch(queue);
+  }
+
+  /** The feed of some members' rows, over the queue's buffers (no copy). */
+  private feedOf(queue: Queue<Out>, offset: number, batch: number): BatchFeed {
+    return {
+      arrays: queue.buffers.map((b, i) => b.subarray(offset * queue.perImage[i]!, (offset + batch) * queue.perImage[i]!)),
+      shapes: queue.shapes,
+      batch,
+    };
+  }
+
+  private async runBatch(queue: Queue<Out>): Promise<void> {
+    const started = performance.now();
+    const { members } = queue;
+    const first = members[0]!;
+    let merged: boolean;
+    try {
+      merged = await this.target.mergeable(this.feedOf(queue, first.offset, first.batch));
+    } catch (err) {
+      // The plan for these per-image shapes cannot be built: the same error for every member.
+      for (const m of members) m.reject(err);
+      return;
+    }
+    if (!merged) {
+      await this.runEach(queue);
+    } else {
+      let outputs: Float32Outputs | undefined;
+      try {
+        outputs = await this.target.runPlan(this.feedOf(queue, 0, queue.images));
+      } catch {
+        // Whatever failed the merged run, each member learns its own fate.
+        await this.runEach(queue);
+      }
+      if (outputs !== undefined) this.split(outputs, queue);
+    }
+    this.report({ size: queue.images, requests: members.length, queued: this.waiting, waitMs: started - queue.since, runMs: performance.now() - started });
+  }
+
+  /** Every member run alone (its own plan call, result and error). */
+  private async runEach(queue: Queue<Out>): Promise<void> {
+    await Promise.all(queue.members.map((m) => Promise.resolve().then(() => this.target.runAlone(this.feedOf(queue, m.offset, m.batch))).then(m.resolve, m.reject)));
+  }
+
+  /** Each member's rows of every output, copied into tensors of its own. */
+  private split(outputs: Float32Outputs, queue: Queue<Out>): void {
+    const entries = Object.entries(outputs);
+    for (const m of queue.members) {
+      const own: Float32Outputs = {};
+      for (const [name, t] of entries) {
+        const rows = t.data.length / queue.images;
+        const data = allocFloat32(m.batch * rows);
+        data.set(t.data.subarray(m.offset * rows, (m.offset + m.batch) * rows));
+        own[name] = new Tensor('float32', data, [m.batch, ...t.dims.slice(1)]);
+      }
+      try {
+        m.resolve(this.target.finish(own));
+      } catch (err) {
+        m.reject(err);
+      }
+    }
+  }
+
+  private report(batch: BatchReport): void {
+    const onBatch = this.options.onBatch;
+    if (onBatch === undefined) return;
+    try {
+      onBatch(batch);
+    } catch (err) {
+      process.emitWarning(err instanceof Error ? err : String(err), { code: 'KILN_ON_BATCH' });
+    }
+  }
+}
