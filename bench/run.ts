@@ -7,6 +7,7 @@
  *   npm run bench -- gemm forward       # only some sections: gemm (fp32 and int8), s8gemm, forward, train, ort, int8, models, sparse, compress
  *   npm run bench -- ort --model x.onnx # also benchmark an ONNX model of your own against ORT
  *   npm run bench -- models --real-models /work/torchvision-onnx   # issue 15's table (below)
+ *   npm run bench -- serve --serve-seconds 5    # HTTP load test of kiln serve (bench/serve.ts; default 20 s per row)
  *
  * Section `models` (bench/real-models-speed.ts): Kiln fp32 and int8 against onnxruntime-node fp32 and
  * int8 (the QDQ file Kiln's quantizer exports) on the padded SeedCNN (MNIST and CIFAR, batch 1 and 64)
@@ -25,6 +26,7 @@ import { benchCompress } from './compress.js';
 import { benchGemm, benchS8Gemm, measureF32Peak } from './gemm.js';
 import { benchInt8 } from './int8.js';
 import { benchModels } from './real-models-speed.js';
+import { benchServe } from './serve.js';
 import { Report } from './report.js';
 import { benchForward, benchTraining, benchVsOrt } from './seedcnn.js';
 import { benchSparseEndToEnd } from './sparse-e2e.js';
@@ -38,6 +40,7 @@ async function main(): Promise<void> {
   let realModels = process.env.KILN_REAL_MODELS || undefined;
   let filter = process.env.KILN_BENCH_FILTER || undefined;
   let minMs = process.env.KILN_BENCH_MIN_MS || undefined;
+  let serveSeconds = process.env.KILN_SERVE_SECONDS || undefined;
   const value = (i: number): string => {
     const v = args[i + 1];
     if (v === undefined || v.startsWith('--')) throw new Error(`${args[i]} needs a value`);
@@ -48,11 +51,14 @@ async function main(): Promise<void> {
     else if (args[i] === '--real-models') realModels = value(i++);
     else if (args[i] === '--filter') filter = value(i++);
     else if (args[i] === '--min-ms') minMs = value(i++);
-    else if (args[i]!.startsWith('--')) throw new Error(`unknown option ${args[i]} (--model, --real-models, --filter, --min-ms)`);
+    else if (args[i] === '--serve-seconds') serveSeconds = value(i++);
+    else if (args[i]!.startsWith('--')) throw new Error(`unknown option ${args[i]} (--model, --real-models, --filter, --min-ms, --serve-seconds)`);
     else sections.add(args[i]!);
   }
   const modelsMinMs = minMs === undefined ? 500 : Number(minMs);
   if (!(modelsMinMs > 0)) throw new Error(`--min-ms / KILN_BENCH_MIN_MS: expected a positive number of ms, got '${minMs}'`);
+  const seconds = serveSeconds === undefined ? 20 : Number(serveSeconds);
+  if (!Number.isInteger(seconds) || seconds < 1) throw new Error(`--serve-seconds / KILN_SERVE_SECONDS: expected a whole number of seconds >= 1, got '${serveSeconds}'`);
   const all = sections.size === 0;
   const cores = availableParallelism();
   const threadCounts = cores >= 2 ? [1, 2] : [1];
@@ -83,6 +89,7 @@ async function main(): Promise<void> {
     await benchSparseEndToEnd(report, threadCounts);
   }
   if (all || sections.has('compress')) await benchCompress(report, root);
+  if (all || sections.has('serve')) await benchServe(report, { root, seconds });
   // A run of some sections writes latest-<sections>.*, so it never replaces the full run's tables.
   const name = all ? 'latest' : `latest-${[...sections].sort().join('-')}`;
   const { json, markdown } = await report.write(join(root, 'bench', 'results'), name);

@@ -64,4 +64,4 @@ export { renderReport, readRunRecord } from './report/index.js';
 export { RUN_RECORD_FORMAT, RUN_RECORD_VERSION } from './compress/record.js';
 export type { RunRecord, StageRecord, StageKind, AttemptRecord, CurvePoint, LatencyCell, LayerRecord, SensitivityRecord } from './compress/record.js';
 export { createServer, ServeMetrics, SERVE_DEFAULTS } from './serve/index.js';
-export type { KilnServer, ServableModel, ServeOptions, BatchReport } from './serve/index.js';
+export type { KilnServer, ServableModel, ServeOptions } from './serve/index.js';

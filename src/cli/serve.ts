@@ -7,6 +7,7 @@ import { basename, extname } from 'node:path';
 
 import { ErrorCode, KilnError } from '../errors.js';
 import { exportModel } from '../onnx/export.js';
+import type { BatchingOptions } from '../runtime/micro-batcher.js';
 import { InferenceSession, type SessionOptions } from '../runtime/session.js';
 import { ServeMetrics } from '../serve/metrics.js';
 import { openOrtModel } from '../serve/ort-model.js';
@@ -30,15 +31,8 @@ export interface ServeCommandOptions {
   shutdownTimeoutMs: number;
 }
 
-export const SERVE_CLI_DEFAULTS = { port: 8080, host: '127.0.0.1', maxBatch: 32, maxDelayMs: 2, shutdownTimeoutMs: 30_000 } as const;
+export const SERVE_CLI_DEFAULTS = { port: 8080, host: '127.0.0.1', maxBatch: 64, maxDelayMs: 0, shutdownTimeoutMs: 30_000 } as const;
 export const SERVE_RUNTIMES = ['kiln', 'onnxruntime'] as const;
-
-/** Micro-batching settings of the session the server runs (the batching API of InferenceSession). */
-interface BatchingOptions {
-  maxBatchSize: number;
-  maxDelayMs: number;
-  onBatch?: (b: { size: number; queued: number; runMs: number }) => void;
-}
 
 /** A name usable in /v2/models/<name>: the file's base name, other characters as '-'. */
 export function defaultModelName(path: string): string {
@@ -47,10 +41,10 @@ export function defaultModelName(path: string): string {
 }
 
 async function openKilnModel(source: ModelSource, threads: number | undefined, batching: BatchingOptions | undefined): Promise<InferenceSession> {
-  const options = {
+  const options: SessionOptions = {
     ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
     ...(batching === undefined ? {} : { batching }),
-  } as SessionOptions;
+  };
   if (source.kind === 'kiln') return InferenceSession.create(source.module, { ...options, inputShape: source.inputShape });
   return InferenceSession.create(source.kind === 'graph' ? source.graph : source.bytes, options);
 }
@@ -108,7 +102,8 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
   });
   out.line(`kiln serve: ${signal}: draining (${server.metrics.inFlightRequests} requests in flight, at most ${opts.shutdownTimeoutMs} ms)`);
   const { forced } = await server.close({ timeoutMs: opts.shutdownTimeoutMs });
-  await model.release();
+  // Cut-off runs may still be in flight: the session refuses release() then, and the process ends anyway.
+  if (!forced) await model.release();
   if (forced) {
     out.warn(`shutdown timeout (${opts.shutdownTimeoutMs} ms): connections still open were closed`);
     process.exitCode = 1;

@@ -10,8 +10,12 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 export interface BatchReport {
   /** Images in the merged run. */
   size: number;
-  /** Requests merged into it. */
+  /** Requests merged into it, when reported. */
+  requests?: number;
+  /** Requests still queued when it settled (the backlog). */
   queued: number;
+  /** How long its oldest request waited, in ms, when reported. */
+  waitMs?: number;
   /** Time the merged run took, in ms. */
   runMs: number;
 }
@@ -35,6 +39,7 @@ export class ServeMetrics {
   private readonly batchSize: Histogram;
   private readonly batchRequests: Histogram;
   private readonly batchRun: Histogram;
+  private readonly batchWait: Histogram;
   private readonly inFlight: Gauge;
   private probe: QueueProbe | undefined;
   private inFlightCount = 0;
@@ -48,6 +53,7 @@ export class ServeMetrics {
     this.batchSize = new Histogram({ name: 'kiln_batch_size', help: 'Images per run of the model (micro-batches merge several requests)', buckets: BATCH_BUCKETS, registers });
     this.batchRequests = new Histogram({ name: 'kiln_batch_requests', help: 'Requests merged into each micro-batch', buckets: BATCH_BUCKETS, registers });
     this.batchRun = new Histogram({ name: 'kiln_batch_run_seconds', help: 'Run time of each micro-batch', buckets: LATENCY_BUCKETS, registers });
+    this.batchWait = new Histogram({ name: 'kiln_batch_wait_seconds', help: 'How long the oldest request of each micro-batch waited in the queue', buckets: LATENCY_BUCKETS, registers });
     this.inFlight = new Gauge({ name: 'kiln_inflight_requests', help: 'Requests being read, run or answered', registers, collect: () => this.inFlight.set(this.inFlightCount) });
     new Gauge({ name: 'kiln_queue_depth', help: 'Requests waiting to be merged into a micro-batch', registers, collect: function () { this.set(probeOf().queuedRuns ?? 0); } });
     new Gauge({ name: 'kiln_pending_runs', help: 'Model runs started and not finished', registers, collect: function () { this.set(probeOf().pendingRuns); } });
@@ -56,7 +62,8 @@ export class ServeMetrics {
   /** Pass as the session's `batching.onBatch`: records each merged run. */
   readonly onBatch = (b: BatchReport): void => {
     this.batchSize.observe(b.size);
-    this.batchRequests.observe(b.queued);
+    if (b.requests !== undefined) this.batchRequests.observe(b.requests);
+    if (b.waitMs !== undefined) this.batchWait.observe(b.waitMs / 1000);
     this.batchRun.observe(b.runMs / 1000);
   };
 

@@ -33,8 +33,6 @@ let int8Path = '';
 /** Reference logits of the first digits, one session.run per digit (batch 1). */
 const fp32Logits: Float32Array[] = [];
 const int8Logits: Float32Array[] = [];
-/** InferenceSession micro-batches (the batching API is in the tree). */
-const batchingAvailable = 'queuedRuns' in InferenceSession.prototype;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'kiln-serve-'));
@@ -73,10 +71,10 @@ async function inferBinary(base: string, model: string, data: Float32Array): Pro
   return { status: r.status, logits, header };
 }
 
-describe('kiln serve: answers, health and metrics', () => {
+describe('kiln serve: answers, health and metrics (default options: micro-batching on)', () => {
   let server: ServerProcess;
   beforeAll(async () => {
-    server = await startServer([fp32Path, '--no-batching']);
+    server = await startServer([fp32Path]);
   }, 120_000);
   afterAll(() => server?.stop());
 
@@ -133,8 +131,9 @@ describe('kiln serve: answers, health and metrics', () => {
     for (const name of ['kiln_queue_depth', 'kiln_pending_runs', 'kiln_inflight_requests', 'process_resident_memory_bytes']) {
       expect(metricValue(after, name), name).not.toBeNaN();
     }
-    expect(after).toContain('# TYPE kiln_batch_size histogram');
-    expect(after).toContain('# TYPE kiln_batch_run_seconds histogram');
+    // Batching is on: each run reports its batch (here one request at a time: batches of one image).
+    expect(metricValue(after, 'kiln_batch_size_sum') - metricValue(before, 'kiln_batch_size_sum')).toBe(5);
+    expect(metricValue(after, 'kiln_batch_run_seconds_count') - metricValue(before, 'kiln_batch_run_seconds_count')).toBe(5);
     // This request is in flight while /metrics renders.
     expect(metricValue(after, 'kiln_inflight_requests')).toBe(1);
   });
@@ -280,7 +279,7 @@ describe('kiln serve: shutdown and batching', () => {
     }
   }, 120_000);
 
-  it.runIf(batchingAvailable)('1,000 concurrent requests with batching on: each answer is its digit\'s unbatched int8 result, bit for bit, and batches form', async () => {
+  it('1,000 concurrent requests with batching on: each answer is its digit\'s unbatched int8 result, bit for bit, and batches form', async () => {
     const server = await startServer([int8Path, '--max-batch', '32', '--max-delay-ms', '5']);
     try {
       const answers = await Promise.all(

@@ -1,0 +1,203 @@
+/**
+ * Serving under load (issue 16): `kiln serve` on the int8 SeedCNN with micro-batching and without,
+ * against the same server code in front of onnxruntime-node on the fp32 and the int8 (QDQ) export
+ * (`kiln serve --runtime onnxruntime`), each server a child process on loopback, loaded by
+ * autocannon at 1, 8 and 64 connections for `seconds` each (default 20; `--serve-seconds` or env
+ * KILN_SERVE_SECONDS). Every request is one 28x28 image on the binary tensor endpoint. Reports
+ * requests/s, p50/p99 latency, ratios against the ORT fp32 server of the same run, the mean
+ * micro-batch (size and run time, from the server's /metrics) and the issue's targets at 64.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { seedCNN } from '../src/nn/models.js';
+import { benchmarkInput, exportModel } from '../src/onnx/index.js';
+import { quantize } from '../src/quant/ptq.js';
+import { save } from '../src/runtime/model-io.js';
+import type { Report } from './report.js';
+
+const CONCURRENCY = [1, 8, 64];
+const MAX_BATCH = 64;
+/** Micro-batching delays measured: 0 (merge what arrives together, `kiln serve`'s default) and 2 ms. */
+const DELAYS_MS = [0, 2];
+
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; average: number };
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+}
+type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
+
+/** autocannon ships no types; it is CommonJS, taken through require. */
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+interface Server {
+  child: ChildProcess;
+  base: string;
+  output: () => string;
+}
+
+/** `kiln serve <args>` on a free loopback port, once it says it is ready. */
+async function startServer(root: string, args: string[]): Promise<Server> {
+  const child = spawn(process.execPath, [join(root, 'bin', 'kiln.js'), ...args, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server not ready in 120 s: ${text}`)), 120_000);
+    child.stdout!.on('data', () => {
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(text);
+      if (m && text.includes('ready: model')) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}): ${text.trim()}`));
+    });
+  });
+  return { child, base: `http://127.0.0.1:${port}`, output: () => text };
+}
+
+async function stopServer(s: Server): Promise<void> {
+  if (s.child.exitCode !== null) return;
+  const exited = new Promise((r) => s.child.once('exit', r));
+  s.child.kill('SIGTERM');
+  await exited;
+}
+
+/** Sum and count of a histogram in Prometheus text. */
+function histogram(text: string, name: string): { sum: number; count: number } {
+  const value = (suffix: string): number => Number(new RegExp(`^${name}_${suffix}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { sum: value('sum'), count: value('count') };
+}
+
+/** One request: a binary-extension body with one image, binary output asked for. */
+function requestBody(): { body: Buffer; headerLength: number } {
+  const x = benchmarkInput(1, [1, 28, 28], 11).data as Float32Array;
+  const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], parameters: { binary_data_output: true } }));
+  return { body: Buffer.concat([header, Buffer.from(x.buffer, x.byteOffset, x.byteLength)]), headerLength: header.length };
+}
+
+export interface ServeBenchOptions {
+  root: string;
+  /** Seconds per configuration. */
+  seconds: number;
+}
+
+export async function benchServe(report: Report, opts: ServeBenchOptions): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'kiln-bench-serve-'));
+  const threads = availableParallelism();
+  try {
+    const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 1 }).eval();
+    const { graph: int8 } = await quantize(net, benchmarkInput(64, [1, 28, 28], 3), { method: 'minmax', reportImages: 0 });
+    const int8Kiln = join(dir, 'seedcnn-int8.kiln');
+    await save(int8, int8Kiln);
+    const fp32Onnx = join(dir, 'seedcnn-fp32.onnx');
+    const int8Onnx = join(dir, 'seedcnn-int8-qdq.onnx');
+    await writeFile(fp32Onnx, exportModel(net, { inputShape: [1, 28, 28] }));
+    await writeFile(int8Onnx, exportModel(int8));
+    const common = ['--threads', String(threads), '--model-name', 'seedcnn'];
+    const servers: { name: string; args: string[]; batching: boolean; delayMs?: number }[] = [
+      ...DELAYS_MS.map((delayMs) => ({
+        name: `Kiln int8, micro-batching (delay ${delayMs} ms)`,
+        args: ['serve', int8Kiln, ...common, '--max-batch', String(MAX_BATCH), '--max-delay-ms', String(delayMs)],
+        batching: true,
+        delayMs,
+      })),
+      { name: 'Kiln int8, no batching', args: ['serve', int8Kiln, ...common, '--no-batching'], batching: false },
+      { name: 'ORT fp32', args: ['serve', fp32Onnx, ...common, '--runtime', 'onnxruntime'], batching: false },
+      { name: 'ORT int8 (QDQ)', args: ['serve', int8Onnx, ...common, '--runtime', 'onnxruntime'], batching: false },
+    ];
+    const { body, headerLength } = requestBody();
+    const load = (base: string, connections: number, seconds: number): Promise<AutocannonResult> =>
+      autocannon({
+        url: `${base}/v2/models/seedcnn/infer`,
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength) },
+        body,
+        connections,
+        duration: seconds,
+      });
+    interface Cell { rps: number; p50: number; p99: number; errors: number; batchSize?: number; batchRunMs?: number }
+    const cells = new Map<string, Cell>();
+    const notes: string[] = [];
+    for (const s of servers) {
+      let server: Server;
+      try {
+        server = await startServer(opts.root, s.args);
+      } catch (err) {
+        notes.push(`${s.name} not measured: ${(err as Error).message.split('\n').pop()!.slice(0, 240)}`);
+        continue;
+      }
+      try {
+        process.stdout.write(`serve bench: ${s.name}\n`);
+        await load(server.base, 8, Math.min(2, opts.seconds));  // warm-up: plans for the batch sizes seen
+        for (const connections of CONCURRENCY) {
+          const before = await (await fetch(`${server.base}/metrics`)).text();
+          const r = await load(server.base, connections, opts.seconds);
+          const after = await (await fetch(`${server.base}/metrics`)).text();
+          const size0 = histogram(before, 'kiln_batch_size');
+          const size1 = histogram(after, 'kiln_batch_size');
+          const run0 = histogram(before, 'kiln_batch_run_seconds');
+          const run1 = histogram(after, 'kiln_batch_run_seconds');
+          const batches = size1.count - size0.count;
+          cells.set(`${s.name}/${connections}`, {
+            rps: r.requests.average,
+            p50: r.latency.p50,
+            p99: r.latency.p99,
+            errors: r.errors + r.timeouts + r.non2xx,
+            ...(s.batching && batches > 0 ? { batchSize: (size1.sum - size0.sum) / batches, batchRunMs: ((run1.sum - run0.sum) / batches) * 1000 } : {}),
+          });
+        }
+      } finally {
+        await stopServer(server);
+      }
+    }
+    const rows: (string | number)[][] = [];
+    for (const connections of CONCURRENCY) {
+      const ref = cells.get(`ORT fp32/${connections}`);
+      for (const s of servers) {
+        const c = cells.get(`${s.name}/${connections}`);
+        if (!c) continue;
+        rows.push([
+          s.name, connections, c.rps, c.p50, c.p99,
+          ref ? c.rps / ref.rps : 'n/a', ref ? c.p99 / ref.p99 : 'n/a',
+          c.batchSize ?? '', c.batchRunMs ?? '', c.errors,
+        ]);
+      }
+    }
+    const ortF = cells.get('ORT fp32/64');
+    for (const s of servers) {
+      const kiln = cells.get(`${s.name}/64`);
+      if (!s.batching || !kiln || !ortF) continue;
+      const ratio = kiln.rps / ortF.rps;
+      const checks = [`requests/s >= 3x the ORT fp32 server's: ${ratio.toFixed(2)}x, ${ratio >= 3 ? 'met' : 'NOT met'}`];
+      checks.push(`p99 below ORT fp32's: ${kiln.p99.toFixed(1)} vs ${ortF.p99.toFixed(1)} ms, ${kiln.p99 < ortF.p99 ? 'met' : 'NOT met'}`);
+      if (kiln.batchRunMs !== undefined) {
+        const bound = s.delayMs! + 2 * kiln.batchRunMs;
+        checks.push(`p99 <= maxDelayMs + 2x the mean batch run time (${s.delayMs} + 2 x ${kiln.batchRunMs.toFixed(2)} = ${bound.toFixed(2)} ms): ${kiln.p99.toFixed(1)} ms, ${kiln.p99 <= bound ? 'met' : 'NOT met'}`);
+      }
+      notes.push(`targets at 64 connections, ${s.name}: ${checks.join('; ')}`);
+    }
+    report.add({
+      title: 'Serving under load: kiln serve (int8 SeedCNN MNIST) with and without micro-batching vs the same server on onnxruntime-node fp32 and int8',
+      baseline: `the ORT fp32 server measured in this run (same HTTP code, --runtime onnxruntime); autocannon on loopback, ${opts.seconds} s per row after a warm-up, one 1x28x28 image per request on the binary tensor endpoint; every server --threads ${threads}; batching --max-batch ${MAX_BATCH}; latencies as autocannon records them, in whole ms`,
+      columns: ['server', 'connections', 'requests/s', 'p50 ms', 'p99 ms', 'requests/s vs ORT fp32', 'p99 / ORT fp32 p99', 'mean batch (images)', 'mean batch run ms', 'errors'],
+      rows,
+      notes: [
+        ...notes,
+        `the load generator (autocannon, one Node thread) runs on the same ${threads} cores as the server it loads, so it competes with it for CPU: absolute figures are lower than on a separate client machine, and the ratios hold only for this setup`,
+        'model: seeded SeedCNN (speed does not depend on the weights) quantized by Kiln\'s PTQ (min/max, uint8 activations, per-channel int8 weights); ORT runs its fp32 export and the QDQ export of the int8 graph',
+      ],
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
