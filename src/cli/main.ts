@@ -222,6 +222,7 @@ export function buildProgram(): Command {
     .option('--max-connections <n>', 'most open connections (bounds requests in flight); more are closed at once', intOption(1, 1 << 20), SERVE_DEFAULTS.maxConnections)
     .option('--shutdown-timeout-ms <ms>', 'on SIGTERM, longest wait for requests in flight before closing their connections', intOption(0, 3_600_000), SERVE_CLI_DEFAULTS.shutdownTimeoutMs)
     .option('--runtime <name>', 'kiln | onnxruntime (onnxruntime-node behind the same server, for comparison; no batching)', 'kiln')
+    .option('--json', 'status lines on stderr; once ready, one JSON object on stdout (url, port, model, inputs, batching)')
     .action((model: string, opts, cmd: Command) => {
       const threads = cmd.parent?.opts().threads as number | undefined;
       return serveCommand(model, opts, threads === undefined ? undefined : Math.min(threads, availableParallelism()));

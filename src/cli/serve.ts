@@ -29,6 +29,8 @@ export interface ServeCommandOptions {
   requestTimeoutMs: number;
   maxConnections: number;
   shutdownTimeoutMs: number;
+  /** Status lines on stderr, and the ready line as one JSON object on stdout. */
+  json?: boolean;
 }
 
 export const SERVE_CLI_DEFAULTS = { port: 8080, host: '127.0.0.1', maxBatch: 64, maxDelayMs: 0, shutdownTimeoutMs: 30_000 } as const;
@@ -57,7 +59,7 @@ async function openModel(source: ModelSource, opts: ServeCommandOptions, threads
 }
 
 export async function serveCommand(modelPath: string, opts: ServeCommandOptions, threads?: number): Promise<void> {
-  const out = new Output({});
+  const out = new Output({ json: opts.json });
   if (!(SERVE_RUNTIMES as readonly string[]).includes(opts.runtime)) {
     throw new KilnError(ErrorCode.INVALID_ARG, `Expected --runtime to be one of ${SERVE_RUNTIMES.join(', ')} but received '${opts.runtime}'`);
   }
@@ -95,6 +97,11 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
   const inputs = model.inputNames.map((n, i) => `"${n}" ${datatypeOf(model.inputTypes[i]!)} [${model.inputShapes[i]!.join(', ')}]`).join(', ');
   const batchLine = batching ? `batching up to ${batching.maxBatchSize} images, ${batching.maxDelayMs} ms delay` : 'no batching';
   out.line(`kiln serve: ready: model "${modelName}" (${modelPath}, ${opts.runtime}), input ${inputs}; ${batchLine}; POST ${url}/v2/models/${modelName}/infer`);
+  if (out.json) {
+    const tensors = model.inputNames.map((name, i) => ({ name, datatype: datatypeOf(model.inputTypes[i]!), shape: model.inputShapes[i] }));
+    const settings = batching ? { maxBatchSize: batching.maxBatchSize, maxDelayMs: batching.maxDelayMs } : null;
+    process.stdout.write(`${JSON.stringify({ url, host: address.address, port: address.port, model: modelPath, modelName, runtime: opts.runtime, inputs: tensors, batching: settings })}\n`);
+  }
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));

@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net';
 import { ErrorCode } from '../errors.js';
 import { defaultProducer } from '../runtime/kiln-file.js';
 import type { DType, Tensor } from '../tensor.js';
-import { integer, onlyKeys, options as checkOptions, string } from '../validate.js';
+import { integer, onlyKeys, options as checkOptions, rangeError, string, typeError } from '../validate.js';
 import { ServeMetrics, type QueueProbe } from './metrics.js';
 import { datatypeOf, decodeInferRequest, encodeInferResponse, HttpError, type ModelSignature } from './protocol.js';
 
@@ -88,12 +88,12 @@ export function createServer(model: ServableModel | Promise<ServableModel>, opti
   const opts = checkOptions<ServeOptions>('options', options);
   onlyKeys('options', opts, SERVE_OPTION_KEYS);
   const modelName = opts.modelName === undefined ? SERVE_DEFAULTS.modelName : string('options.modelName', opts.modelName);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(modelName)) throw new RangeError(`Expected options.modelName to be letters, digits, '.', '_' or '-' but received '${modelName}'`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(modelName)) throw rangeError('options.modelName', "a name of letters, digits, '.', '_' and '-' (it goes into URLs)", modelName);
   const maxBodyBytes = opts.maxBodyBytes === undefined ? SERVE_DEFAULTS.maxBodyBytes : integer('options.maxBodyBytes', opts.maxBodyBytes, 1, 2 ** 31);
   const requestTimeoutMs = opts.requestTimeoutMs === undefined ? SERVE_DEFAULTS.requestTimeoutMs : integer('options.requestTimeoutMs', opts.requestTimeoutMs, 1, 3_600_000);
   const maxConnections = opts.maxConnections === undefined ? SERVE_DEFAULTS.maxConnections : integer('options.maxConnections', opts.maxConnections, 1, 1 << 20);
   const keepAliveTimeoutMs = opts.keepAliveTimeoutMs === undefined ? SERVE_DEFAULTS.keepAliveTimeoutMs : integer('options.keepAliveTimeoutMs', opts.keepAliveTimeoutMs, 1, 3_600_000);
-  if (opts.metrics !== undefined && !(opts.metrics instanceof ServeMetrics)) throw new TypeError('Expected options.metrics to be a ServeMetrics');
+  if (opts.metrics !== undefined && !(opts.metrics instanceof ServeMetrics)) throw typeError('options.metrics', 'a ServeMetrics', opts.metrics);
   const metrics = opts.metrics ?? new ServeMetrics();
 
   let loaded: ServableModel | undefined;
