@@ -87,9 +87,21 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   out.line(`kiln serve: listening on ${url} (loading ${modelPath})`);
+  // Signals are taken from here on: a SIGTERM while the model loads stops the server too.
+  const stop = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   let model: ServableModel & { release(): unknown };
   try {
-    model = await loading;
+    const first = await Promise.race([loading, stop]);
+    if (typeof first === 'string') {
+      out.line(`kiln serve: ${first} while loading: stopped`);
+      await server.close({ timeoutMs: 1000 });
+      void loading.then((m) => m.release(), () => undefined);
+      return;
+    }
+    model = first;
   } catch (err) {
     await server.close({ timeoutMs: 1000 });
     throw err;
@@ -103,10 +115,7 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
     process.stdout.write(`${JSON.stringify({ url, host: address.address, port: address.port, model: modelPath, modelName, runtime: opts.runtime, inputs: tensors, batching: settings })}\n`);
   }
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await stop;
   out.line(`kiln serve: ${signal}: draining (${server.metrics.inFlightRequests} requests in flight, at most ${opts.shutdownTimeoutMs} ms)`);
   const { forced } = await server.close({ timeoutMs: opts.shutdownTimeoutMs });
   // Cut-off runs may still be in flight: the session refuses release() then, and the process ends anyway.

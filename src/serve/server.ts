@@ -119,7 +119,7 @@ export function createServer(model: ServableModel | Promise<ServableModel>, opti
   http.maxConnections = maxConnections;
 
   const modelPath = `/v2/models/${modelName}`;
-  const routes: Record<string, { method: string; name: string; handle: (req: IncomingMessage, res: ServerResponse) => Promise<void> | void }> = {
+  const routes = new Map<string, { method: string; name: string; handle: (req: IncomingMessage, res: ServerResponse) => Promise<void> | void }>(Object.entries({
     '/healthz': { method: 'GET', name: 'health_live', handle: (_q, res) => sendJson(res, 200, { live: true }) },
     '/v2/health/live': { method: 'GET', name: 'health_live', handle: (_q, res) => sendJson(res, 200, { live: true }) },
     '/readyz': { method: 'GET', name: 'health_ready', handle: (_q, res) => sendReady(res) },
@@ -136,7 +136,7 @@ export function createServer(model: ServableModel | Promise<ServableModel>, opti
         send(res, 200, { 'content-type': metrics.contentType }, Buffer.from(text));
       },
     },
-  };
+  }));
 
   /** The loaded model, or 503 while it loads (500 if it failed to). */
   function current(): ServableModel {
@@ -184,7 +184,7 @@ export function createServer(model: ServableModel | Promise<ServableModel>, opti
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
-    const route = routes[path];
+    const route = routes.get(path);
     const end = metrics.begin();
     res.on('close', () => end(route?.name ?? 'not_found', res.writableFinished ? String(res.statusCode) : 'closed'));
     try {
