@@ -33,7 +33,7 @@
       "target_name": "kiln",
       "sources": ["<!@(node native/sources.cjs baseline)", "<!@(node native/sources.cjs addon)"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "dependencies": ["kiln_avx2", "kiln_avx512", "kiln_avx512vnni"],
       "libraries": ["-lpthread", "-ldl"]
     }

@@ -126,6 +126,19 @@ struct Job {
 };
 
 void settle(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job);
+
+// A job whose environment is gone or going: nothing of it may reach N-API (its promise and array
+// references belong to the environment, which frees them), but its memory copies and whatever its
+// work holds (a plan and its weights) are plain C++ and freed here, on any thread. Without this,
+// every job in flight when a Worker exits would leak them.
+void discard(Job* job) {
+  job->memory.abandon();
+  try {
+    delete job;
+  } catch (...) {
+  }
+}
+
 using Completion = Napi::TypedThreadSafeFunction<std::nullptr_t, Job, settle>;
 
 // Per environment (main thread or worker_threads Worker): the thread-safe function that brings
@@ -136,7 +149,8 @@ using Completion = Napi::TypedThreadSafeFunction<std::nullptr_t, Job, settle>;
 // thread-safe functions and the typed arrays a job writes into are freed. So the environment's
 // cleanup hook (added after the function, and hooks run last-added first) marks the link dead and
 // waits for the jobs still running; jobs not started by then are skipped, and finished ones are
-// abandoned with the environment instead of being sent to it.
+// discarded (their memory freed, their N-API references left to the environment) instead of being
+// sent to it.
 struct EnvLink {
   std::mutex mutex;
   std::condition_variable idle;
@@ -199,9 +213,9 @@ void settle_now(Napi::Env env, Job* job) {
 
 void settle(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job) {
   if (env == nullptr) {
-    // The environment is being torn down: no N-API call may run, so the job (and its references)
-    // is left to the environment's own cleanup rather than deleted.
-    job->memory.abandon();
+    // The environment is being torn down: no N-API call may run, so the job's references are left
+    // to the environment's own cleanup; its copies and the objects its work holds (a plan) go now.
+    discard(job);
     return;
   }
   try {
@@ -256,9 +270,14 @@ Napi::Value run_job_with_result(Napi::Env env, JobMemory memory, std::function<v
         job->error = "unknown native error";
       }
     }
-    std::lock_guard<std::mutex> lock(link->mutex);
-    if (link->alive) link->completion.NonBlockingCall(job);  // the queue is unbounded
-    if (--link->running == 0) link->idle.notify_all();
+    Job* dropped = job;
+    {
+      std::lock_guard<std::mutex> lock(link->mutex);
+      // The queue is unbounded; a call refused (the function is closing) leaves the job to us.
+      if (link->alive && link->completion.NonBlockingCall(job) == napi_ok) dropped = nullptr;
+      if (--link->running == 0) link->idle.notify_all();
+    }
+    if (dropped != nullptr) discard(dropped);
   });
   return promise;
 }
