@@ -101,7 +101,7 @@ describe('README', () => {
 
   it('the TypeScript examples run against the files the commands wrote', async () => {
     const ts = blocks(readme).filter((b) => b.lang === 'ts');
-    expect(ts.length).toBe(4);
+    expect(ts.length).toBe(5);
     const index = pathToFileURL(join(ROOT, 'src/index.ts')).href;
     // Each block's `import { ... } from 'kiln'` becomes a destructuring of the package; the later
     // blocks run in their own scopes (they import some names again) and see the first one's values.
