@@ -17,10 +17,10 @@ export interface ChildResult {
   stderr: string;
 }
 
-/** `nodeFlags` go before the script (V8 / Node options). */
-export function runTsChild(script: string, args: string[], timeoutMs: number, nodeFlags: string[] = []): Promise<ChildResult> {
+/** `nodeFlags` go before the script (V8 / Node options); `env` is added to this process's environment. */
+export function runTsChild(script: string, args: string[], timeoutMs: number, nodeFlags: string[] = [], env: Record<string, string> = {}): Promise<ChildResult> {
   const child = spawn(process.execPath, ['--expose-gc', ...nodeFlags, '--import', join(ROOT, 'test/support/register-ts-source.mjs'), join(ROOT, script), ...args], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
   });
   let stdout = '';
   let stderr = '';
