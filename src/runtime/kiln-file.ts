@@ -702,7 +702,7 @@ export function defaultProducer(): string {
   for (let up = 0; up < 4; up++, dir = dirname(dir)) {
     try {
       const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'kiln' && typeof pkg.version === 'string') {
+      if (pkg.name === '@kiln-ml/kiln' && typeof pkg.version === 'string') {
         producerName = `kiln ${pkg.version}`;
         break;
       }
