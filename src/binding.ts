@@ -8,11 +8,13 @@
  *   addon's own runner threads (native/addon/runner.h) and returns a Promise<void>. Callers pick by
  *   estimated cost (src/runtime/async-policy.ts).
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { ErrorCode, KilnError } from './errors.js';
+import { isMusl, type LoadAttempt, nativeLoadMessage } from './native-load.js';
 
 export type MaybePromise = Promise<void> | undefined;
 
@@ -305,26 +307,67 @@ function packageRoot(): string {
   return here.includes(`${join('dist', 'src')}`) ? join(here, '..', '..') : join(here, '..');
 }
 
+function message(error: unknown): string {
+  return (error as Error)?.message ?? String(error);
+}
+
+/**
+ * The .node files of prebuilds/<platform>-<arch>/ (what node-gyp-build falls back to), less those
+ * tagged for the other C library (`name.glibc.node` is not tried on musl, nor `.musl.` on glibc).
+ */
+function prebuiltFiles(root: string): string[] {
+  const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  const otherLibc = isMusl() ? 'glibc' : 'musl';
+  try {
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.node') && !f.split('.').includes(otherLibc))
+      .map((f) => join(dir, f));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Loads the addon: KILN_ADDON_PATH alone when set (a development override: an addon built
+ * elsewhere, e.g. `npx cmake-js compile -O /tmp/b`); else node-gyp-build's pick (a source build in
+ * build/ first, then the prebuilt binary of this platform), then every other candidate, so a
+ * broken source build still falls back to the prebuilt binary. Throws one KilnError
+ * (ERR_KILN_NATIVE_LOAD) listing every attempt.
+ */
 function load(): NativeAddon {
   const require = createRequire(import.meta.url);
   const root = packageRoot();
+  const attempts: LoadAttempt[] = [];
+  const tryLoad = (kind: string, path: string): NativeAddon | undefined => {
+    try {
+      return require(path) as NativeAddon;
+    } catch (error) {
+      attempts.push({ kind, path, error: message(error) });
+      return undefined;
+    }
+  };
+  const fail = (): never => {
+    throw new KilnError(ErrorCode.NATIVE_LOAD, nativeLoadMessage(attempts, root), { cause: attempts });
+  };
+
+  const override = process.env.KILN_ADDON_PATH;
+  if (override) return tryLoad('KILN_ADDON_PATH', resolve(override)) ?? fail();
+
+  const sourceBuilds = ['Release', 'Debug'].map((c) => join(root, 'build', c, 'kiln.node')).filter((p) => existsSync(p));
+  const prebuilds = prebuiltFiles(root);
+  const kindOf = (path: string) => (prebuilds.includes(path) ? 'prebuilt binary' : 'source build');
+  let first: string | undefined;
   try {
-    // Development override: load an addon built elsewhere (e.g. `npx cmake-js compile -O /tmp/b`).
-    const override = process.env.KILN_ADDON_PATH;
-    if (override) return require(override) as NativeAddon;
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
-    return nodeGypBuild(root) as NativeAddon;
-  } catch (cause) {
-    const platform = `${process.platform}-${process.arch}`;
-    throw new KilnError(
-      ErrorCode.NATIVE_LOAD,
-      `Could not load the Kiln native addon for ${platform}, Node ${process.version} (N-API ${process.versions.napi}).\n` +
-        `Looked for prebuilds/${platform}/ and build/Release/kiln.node under ${root}.\n` +
-        `Build it from source with: npm rebuild kiln  (needs python3, make and a C++17 compiler)\n` +
-        `Cause: ${(cause as Error)?.message ?? String(cause)}`,
-      { cause },
-    );
+    const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+    first = nodeGypBuild.resolve(root);
+  } catch (error) {
+    attempts.push({ kind: 'node-gyp-build', error: message(error) });
   }
+  for (const path of [...new Set([first, ...sourceBuilds, ...prebuilds].filter((p): p is string => p !== undefined))]) {
+    const addon = tryLoad(kindOf(path), path);
+    if (addon) return addon;
+  }
+  return fail();
 }
 
 /** The loaded addon. */

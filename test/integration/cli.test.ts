@@ -119,7 +119,7 @@ describe('kiln CLI', () => {
 
   it('bin/kiln.js runs as a process (compiled CLI from npm install)', () => {
     const compiled = existsSync(join(process.cwd(), 'dist/src/cli/main.js'));
-    expect(compiled, 'dist/src/cli/main.js is missing: run `npm run build` (npm install does it)').toBe(true);
+    expect(compiled, 'dist/src/cli/main.js is missing: run `npm run build:ts` (npm install does it)').toBe(true);
     const r = spawnSync(process.execPath, ['bin/kiln.js', 'info', modelPath, '--json'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');

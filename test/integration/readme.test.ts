@@ -21,7 +21,7 @@ const ROOT = resolve(__dirname, '../..');
 const FROM_CLONE = ['bench/results/example-run.json', 'recipes/mnist-half-80-int8.json'];
 /** sh lines of the README that are not `npx kiln` commands (the walk runs in-process, not through npm). */
 const NOT_KILN = [
-  /^npm (install|test|run bench|run conformance|run prebuildify|run test:types|run test:native)\b/, /^npx vitest run /, /^npx (node-gyp|cmake-js) /, /^cmake /, /^KILN_ISA=\w+ npm test$/,
+  /^npm (install|test|run bench|run conformance|run prebuild|run test:types|run test:native|run test:portability|pack|rebuild)\b/, /^npx vitest run /, /^npx (node-gyp|cmake-js) /, /^cmake /, /^KILN_ISA=\w+ npm test$/,
   // Fetching the ONNX node tests for `npm run conformance` (network; not part of the walk).
   /^git (clone|-C) /, /^mkdir /,
   // Exporting torchvision models (needs PyTorch) and comparing them (bench/real-models.ts).
@@ -103,11 +103,11 @@ describe('README', () => {
     const ts = blocks(readme).filter((b) => b.lang === 'ts');
     expect(ts.length).toBe(5);
     const index = pathToFileURL(join(ROOT, 'src/index.ts')).href;
-    // Each block's `import { ... } from 'kiln'` becomes a destructuring of the package; the later
+    // Each block's `import { ... } from '@kiln-ml/kiln'` (the published name) becomes a destructuring of the package; the later
     // blocks run in their own scopes (they import some names again) and see the first one's values.
     const body = ts.map((b, i) => {
       const code = b.body
-        .replace(/^import \{([^}]*)\} from 'kiln';$/m, 'const {$1} = kiln;')
+        .replace(/^import \{([^}]*)\} from '@kiln-ml\/kiln';$/m, 'const {$1} = kiln;')
         .replace(/epochs: \d+,/g, 'epochs: 1,');
       return i === 0 ? code : `{\n${code}\n}`;
     });

@@ -29,7 +29,7 @@ describe('npm configuration', () => {
   });
 
   it('npx kiln --help prints no npm warning', () => {
-    expect(existsSync(join(ROOT, 'dist/src/cli/main.js')), 'dist/src/cli/main.js is missing: run `npm run build`').toBe(true);
+    expect(existsSync(join(ROOT, 'dist/src/cli/main.js')), 'dist/src/cli/main.js is missing: run `npm run build:ts`').toBe(true);
     const r = spawnSync('npm', ['exec', '--', 'kiln', '--help'], { cwd: ROOT, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('Usage: kiln');

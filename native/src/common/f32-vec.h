@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "common/simd.h"
+#include "common/masked-load-avx2.h"
 
 namespace kiln {
 namespace {
@@ -25,7 +26,7 @@ struct F32Avx2 {
   static Vec set1(float x) { return _mm256_set1_ps(x); }
   static Vec broadcast(const float* p) { return _mm256_broadcast_ss(p); }
   static Vec loadu(const float* p) { return _mm256_loadu_ps(p); }
-  static Vec load_tail(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static Vec load_tail(const float* p, Mask m) { return maskload_ps(p, m); }
   static void storeu(float* p, Vec v) { _mm256_storeu_ps(p, v); }
   static void store_tail(float* p, Mask m, Vec v) { _mm256_maskstore_ps(p, m, v); }
   static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }

@@ -1,6 +1,7 @@
 // AVX2 whole-plane im2col and col2im (conv/im2col-rows.h): vmaskmovps loads read padding lanes
 // as zero without touching memory; a whole 8-column block takes a plain store.
 #include "common/simd.h"
+#include "common/masked-load-avx2.h"
 
 #include "conv/im2col-rows.h"
 #include "conv/im2col.h"
@@ -22,7 +23,7 @@ struct Avx2 {
   }
   static Vec zero() { return _mm256_setzero_ps(); }
   static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
-  static Vec load(Mask m, const float* p) { return _mm256_maskload_ps(p, m); }
+  static Vec load(Mask m, const float* p) { return maskload_ps(p, m); }
   static void mask_store(float* p, Mask m, Vec v) { _mm256_maskstore_ps(p, m, v); }
   // A plain store when the block is whole.
   static void store(float* p, bool whole, Mask m, Vec v) {

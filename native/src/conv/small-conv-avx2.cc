@@ -3,6 +3,7 @@
 // it needs (NR rows, or the pooled pixel's 4 positions) and the NC channel weights, an outer
 // product of 8 FMA chains for 6 loads.
 #include "common/simd.h"
+#include "common/masked-load-avx2.h"
 
 #include "conv/small-conv-kernels.h"
 #include "conv/small-conv.h"
@@ -60,7 +61,7 @@ inline void plain_block(const SmallConvArgs& a, const float* in, size_t o, float
         const int k = (c * KH + kh) * KW + kw;
         __m256 x[NR];
 #pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) x[r] = _mm256_maskload_ps(in + c * in_plane + (r + kh) * a.in_width + kw, m);
+        for (int r = 0; r < NR; ++r) x[r] = maskload_ps(in + c * in_plane + (r + kh) * a.in_width + kw, m);
 #pragma GCC unroll 4
         for (int j = 0; j < NC; ++j) {
           const __m256 wv = _mm256_broadcast_ss(w + j * K + k);
@@ -138,8 +139,8 @@ void pooled_image(const SmallConvArgs& a, const float* input, float* output, int
           const float* row = input + c * in_plane + (2 * y + r) * a.in_width + 2 * x0;
 #pragma GCC unroll 8
           for (int q = 0; q < KW + 1; ++q) {
-            const __m256 l = _mm256_permutevar8x32_ps(_mm256_maskload_ps(row + q, lo), split);
-            const __m256 h = _mm256_permutevar8x32_ps(_mm256_maskload_ps(row + q + 8, hi), split);
+            const __m256 l = _mm256_permutevar8x32_ps(maskload_ps(row + q, lo), split);
+            const __m256 h = _mm256_permutevar8x32_ps(maskload_ps(row + q + 8, hi), split);
             _mm256_store_ps(xs + ((c * (KH + 1) + r) * (KW + 1) + q) * 8, _mm256_permute2f128_ps(l, h, 0x20));
           }
         }

@@ -1,5 +1,6 @@
 // 16 x 16 float transpose in AVX-512 registers, for the NCHW <-> NHWC moves of the kernels that
-// put channels in lanes (direct-conv, winograd). Include only from AVX-512 translation units.
+// put channels in lanes (direct-conv, winograd). Include only from AVX-512 translation units;
+// `static`, so no weak copy of these functions can be linked into a caller built with other flags.
 #pragma once
 #include "common/simd.h"
 
@@ -8,7 +9,7 @@
 namespace kiln {
 
 // r[i] (row i, 16 columns) becomes r[j] = column j.
-inline void transpose16(__m512* r) {
+static inline void transpose16(__m512* r) {
   __m512 t[16];
   for (int i = 0; i < 8; ++i) {
     t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
@@ -37,7 +38,7 @@ inline void transpose16(__m512* r) {
 // NHWC rows (pixel p's channels at nhwc + p * cout_padded) to NCHW planes: out[c * plane_stride + p]
 // for the first `channels` channels and pixels [0, pixels), 16 x 16 blocks at a time (strided scalar
 // copies cost more than SeedCNN's conv1 itself). plane_stride > pixels writes part of each plane.
-inline void nhwc_to_nchw_planes(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out,
+static inline void nhwc_to_nchw_planes(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out,
                                 size_t plane_stride) {
   for (size_t p0 = 0; p0 < pixels; p0 += 16) {
     const size_t np = pixels - p0 < 16 ? pixels - p0 : 16;
@@ -54,7 +55,7 @@ inline void nhwc_to_nchw_planes(const float* nhwc, size_t pixels, size_t channel
 
 // The reverse: pixels [0, pixels) of the first `channels` NCHW planes (nchw + c * plane_stride + p)
 // to NHWC rows of `cout_padded` floats (the channels past `channels` zero).
-inline void nchw_to_nhwc_planes(const float* nchw, size_t plane_stride, size_t pixels, size_t channels,
+static inline void nchw_to_nhwc_planes(const float* nchw, size_t plane_stride, size_t pixels, size_t channels,
                                 size_t cout_padded, float* nhwc) {
   for (size_t c0 = 0; c0 < cout_padded; c0 += 16) {
     for (size_t p0 = 0; p0 < pixels; p0 += 16) {

@@ -1,5 +1,6 @@
 // The fp32 math family with AVX2 + FMA: 8 lanes (the kernels are f32-math-vec.h's).
 #include "common/simd.h"
+#include "common/masked-load-avx2.h"
 #include "elementwise/f32-math-vec.h"
 
 namespace kiln {
@@ -16,7 +17,7 @@ struct MathAvx2 {
   }
   static Vec loadu(const float* p) { return _mm256_loadu_ps(p); }
   static Vec load_tail(const float* p, Mask m, float fill) {
-    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), maskload_ps(p, m), _mm256_castsi256_ps(m));
   }
   static void storeu(float* p, Vec v) { _mm256_storeu_ps(p, v); }
   static void store_tail(float* p, Mask m, Vec v) { _mm256_maskstore_ps(p, m, v); }

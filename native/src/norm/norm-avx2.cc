@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/simd.h"
+#include "common/masked-load-avx2.h"
 
 #include "norm/norm-ukernel.h"
 
@@ -34,7 +35,7 @@ float chunk_sum(const float* x, size_t n) {
     s3 = _mm256_add_ps(s3, _mm256_loadu_ps(x + j + 24));
   }
   for (; j + 8 <= n; j += 8) s0 = _mm256_add_ps(s0, _mm256_loadu_ps(x + j));
-  if (j < n) s1 = _mm256_add_ps(s1, _mm256_maskload_ps(x + j, first_lanes(n - j)));
+  if (j < n) s1 = _mm256_add_ps(s1, maskload_ps(x + j, first_lanes(n - j)));
   return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
@@ -59,7 +60,7 @@ float chunk_sq_dev(const float* x, size_t n, float mean) {
   }
   if (j < n) {
     const __m256i mask = first_lanes(n - j);
-    const __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + j, mask), vm), _mm256_castsi256_ps(mask));
+    const __m256 d = _mm256_and_ps(_mm256_sub_ps(maskload_ps(x + j, mask), vm), _mm256_castsi256_ps(mask));
     s1 = _mm256_fmadd_ps(d, d, s1);
   }
   return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
@@ -88,9 +89,9 @@ void f32_norm_row_avx2(const float* x, size_t n, float mean, float rstd, const f
   }
   if (j < n) {
     const __m256i mask = first_lanes(n - j);
-    const __m256 xs = _mm256_maskload_ps(x + j, mask);
-    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(xs, vm), vr), _mm256_maskload_ps(scale + j, mask));
-    _mm256_maskstore_ps(y + j, mask, bias ? _mm256_add_ps(v, _mm256_maskload_ps(bias + j, mask)) : v);
+    const __m256 xs = maskload_ps(x + j, mask);
+    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(xs, vm), vr), maskload_ps(scale + j, mask));
+    _mm256_maskstore_ps(y + j, mask, bias ? _mm256_add_ps(v, maskload_ps(bias + j, mask)) : v);
   }
 }
 
@@ -104,7 +105,7 @@ void f32_scale_shift_row_avx2(const float* x, size_t n, float a, float b, float*
   for (; j + 8 <= n; j += 8) _mm256_storeu_ps(y + j, _mm256_fmadd_ps(_mm256_loadu_ps(x + j), va, vb));
   if (j < n) {
     const __m256i mask = first_lanes(n - j);
-    _mm256_maskstore_ps(y + j, mask, _mm256_fmadd_ps(_mm256_maskload_ps(x + j, mask), va, vb));
+    _mm256_maskstore_ps(y + j, mask, _mm256_fmadd_ps(maskload_ps(x + j, mask), va, vb));
   }
 }
 

@@ -1,6 +1,7 @@
 // 2x2/2 max pool rows with AVX2: 8 outputs per step, even and odd columns split by shuffles,
 // winners chosen by compare masks and blends (no data-dependent branches).
 #include "common/simd.h"
+#include "common/masked-load-avx2.h"
 
 #include <limits>
 
@@ -34,7 +35,7 @@ inline void challenge(__m256 v, __m256i at, __m256& best, __m256i& where) {
 }
 
 inline __m256 load(const float* p, size_t count) {
-  return count >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first_lanes(count));
+  return count >= 8 ? _mm256_loadu_ps(p) : maskload_ps(p, first_lanes(count));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 // (|x * w| <= 255 * 128 = 32640, no saturation), and vpmaddwd by 1 widens the two of a dword to
 // int32 exactly. Two vpmaddubsw + two vpmaddwd per block and vector: the same sums as vpdpbusd.
 #include "common/simd.h"
+#include "common/masked-load-avx2.h"
 
 #include <cstring>
 
