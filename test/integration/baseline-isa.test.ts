@@ -1,4 +1,4 @@
-// The addon's baseline is plain x86-64 (README "CPU dispatch"): scripts/check-baseline-isa.mjs
+// The addon's baseline is plain x86-64 (README "CPU dispatch"): native/tools/check-baseline-isa.mjs
 // disassembles the objects node-gyp linked build/Release/kiln.node from (npm install built them)
 // and fails on an AVX instruction outside the per-ISA units, or on an inline function defined in
 // units of different flags. `npm pack` runs the same check on the objects of the prebuilt binary.
@@ -14,7 +14,7 @@ const work = mkdtempSync(join(tmpdir(), 'kiln-baseline-isa-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function runCheck(release: string) {
-  return spawnSync(process.execPath, [join(ROOT, 'scripts/check-baseline-isa.mjs'), release], { encoding: 'utf8', timeout: 240_000 });
+  return spawnSync(process.execPath, [join(ROOT, 'native/tools/check-baseline-isa.mjs'), release], { encoding: 'utf8', timeout: 240_000 });
 }
 
 /** A build/Release look-alike: one object per group, compiled from `sources[group]` with that group's flags. */
@@ -37,7 +37,7 @@ const AVX512 = `#include <immintrin.h>\n__m512 twice512(__m512 v) { return _mm51
 
 describe('baseline ISA of the addon', () => {
   it('baseline objects hold no AVX instruction; no weak function crosses ISA flags; each ISA group holds its own', () => {
-    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/check-baseline-isa.mjs'), join(ROOT, 'build/Release')], { encoding: 'utf8', timeout: 240_000 });
+    const r = spawnSync(process.execPath, [join(ROOT, 'native/tools/check-baseline-isa.mjs'), join(ROOT, 'build/Release')], { encoding: 'utf8', timeout: 240_000 });
     expect(r.status, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ok: boolean; groups: Record<string, { objects: number; avxInstructions: number }> };
     expect(summary.ok).toBe(true);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run test:portability`: the package as users get it, on CPUs other than this one.
 //  1. `npm pack` (its prepack builds the prebuilt binary, `npm run prebuild`, and checks that the
-//     baseline objects hold no AVX instruction, scripts/check-baseline-isa.mjs); the tarball must
+//     baseline objects hold no AVX instruction, native/tools/check-baseline-isa.mjs); the tarball must
 //     hold prebuilds/linux-x64/@kiln-ml+kiln.node and no build/.
 //  2. `npm install <tarball>` into an empty project with no compiler, make or python on the PATH
 //     and Kiln's install script approved: node-gyp-build must find the prebuilt binary (compiling
@@ -82,7 +82,7 @@ if (process.platform !== 'linux' || process.arch !== 'x64') fail(`the prebuilt b
 // --- 1. Pack --------------------------------------------------------------------------------
 let tarball = option('--tarball');
 if (!tarball) {
-  step('npm pack (prepack: npm run prebuild + scripts/check-baseline-isa.mjs; prepare: tsc)');
+  step('npm pack (prepack: npm run prebuild + native/tools/check-baseline-isa.mjs; prepare: tsc)');
   const r = must(sh('npm', ['pack', '--json', '--pack-destination', work], { cwd: ROOT, env: { ...process.env, JOBS: String(availableParallelism()) } }), 'npm pack');
   summary.packSeconds = r.seconds;
   const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('[')));
