@@ -2,7 +2,8 @@
  * Micro-batching for `InferenceSession` (`SessionOptions.batching`), in the manner of TF Serving's
  * batching and Triton's dynamic batcher: concurrent `run()` calls whose images have the same
  * per-image shapes wait in a queue, which is flushed into ONE native run of the concatenated
- * batch when it holds `maxBatchSize` images or `maxDelayMs` after its first request arrived; the
+ * batch when it holds `maxBatchSize` images, when the session's batch in flight settles, or
+ * `maxDelayMs` after its first request arrived (an idle session runs a queue at once); the
  * outputs are split back by rows, each caller getting its own tensors.
  *
  * Why merging is exact: the session only queues requests for a batch-major plan (plan.ts), where
@@ -51,7 +52,10 @@ export interface BatchingOptions {
   maxBatchSize: number;
   /**
    * Longest a request waits for others, in milliseconds, in [0, 60000] (fractions allowed; timers
-   * have ~1 ms resolution). 0 merges only the runs made in the same turn of the event loop.
+   * have ~1 ms resolution). A request never waits on an idle session: it runs with the requests
+   * made in the same turn of the event loop. While a merged run is in flight, new requests queue
+   * until it settles or this long has passed, whichever comes first. 0: never wait, even behind a
+   * busy session (every turn of the event loop runs what it collected).
    */
   maxDelayMs: number;
   /**
@@ -133,6 +137,8 @@ export class MicroBatcher<Out> {
    * resolved or rejected, so a caller that awaited all its runs may release the session at once.
    */
   private running = 0;
+  /** Merged runs out of their queue and not settled yet (the session is busy while any is). */
+  private batchesInFlight = 0;
 
   constructor(
     private readonly options: BatchingOptions,
@@ -201,7 +207,10 @@ export class MicroBatcher<Out> {
       timer: { cancel: () => {} },
     };
     const flush = (): void => this.flush(queue);
-    if (this.options.maxDelayMs === 0) {
+    // An idle session has nothing for a request to wait behind: waiting would only add latency, so
+    // the queue takes what arrives in this turn of the event loop and runs. A busy one holds its
+    // queue until the batch in flight settles (drainWaiting) or maxDelayMs has passed.
+    if (this.options.maxDelayMs === 0 || this.batchesInFlight === 0) {
       const t = setImmediate(flush);
       queue.timer = { cancel: () => clearImmediate(t) };
     } else {
@@ -230,7 +239,16 @@ export class MicroBatcher<Out> {
     queue.timer.cancel();
     this.waiting -= queue.members.length;
     this.running += queue.members.length;
-    void this.runBatch(queue);
+    this.batchesInFlight++;
+    void this.runBatch(queue).finally(() => {
+      this.batchesInFlight--;
+      if (this.batchesInFlight === 0) this.drainWaiting();
+    });
+  }
+
+  /** The session went idle: the queues that built up behind its last batch run now. */
+  private drainWaiting(): void {
+    for (const queue of [...this.queues.values()]) this.flush(queue);
   }
 
   /** The feed of some members' rows, over the queue's buffers (no copy). */
