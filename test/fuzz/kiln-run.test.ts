@@ -150,7 +150,6 @@ describe('.kiln loader fuzzing, through a forward pass', () => {
         const stray = strayError(err);
         if (stray) outcomes.strays.push(`case ${k} (${base.name}): ${stray}`);
         else outcomes.add((err as { code: string }).code);
-        if (process.env.FUZZ_DEBUG && (err as { code?: string }).code !== process.env.FUZZ_DEBUG) console.log(k, base.name, (err as Error).message.slice(0, 200));
       }
     }
     console.log(`.kiln fuzz: ${cases} cases in ${Date.now() - started} ms: ${outcomes}`);
