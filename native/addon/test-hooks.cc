@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -101,6 +102,34 @@ Napi::Value S8GemmKernel(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), kiln::s8_gemm_kernel_name());
 }
 
+#if defined(KILN_SANITIZED)
+// Only in the sanitized build (CMake KILN_SANITIZE, npm run test:asan): commits the bug `kind` names
+// so that test/asan/sanitizer-active.test.ts can watch a child process die of the sanitizer's
+// report, proving the suites really run sanitized. The memory is touched through volatile pointers
+// so that the compiler keeps the access.
+Napi::Value SanitizerProbe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string kind = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  int sink = 0;
+  if (kind == "heap-buffer-overflow") {
+    volatile uint8_t* block = new uint8_t[16]();
+    sink = block[16];
+    delete[] block;
+  } else if (kind == "heap-use-after-free") {
+    volatile uint8_t* block = new uint8_t[16]();
+    delete[] block;
+    sink = block[0];
+  } else if (kind == "signed-integer-overflow") {
+    volatile int big = INT32_MAX;
+    sink = big + 1;
+  } else {
+    Napi::RangeError::New(env, "kind: expected 'heap-buffer-overflow', 'heap-use-after-free' or 'signed-integer-overflow'").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, sink);
+}
+#endif
+
 }  // namespace
 
 void register_test_hooks(Napi::Env env, Napi::Object exports) {
@@ -118,6 +147,9 @@ void register_test_hooks(Napi::Env env, Napi::Object exports) {
                                               return Napi::Number::New(info.Env(), static_cast<double>(kiln::runtime::sparse_choice_measurements()));
                                             },
                                             "sparseChoiceMeasurements"));
+#if defined(KILN_SANITIZED)
+  hooks.Set("sanitizerProbe", Napi::Function::New(env, SanitizerProbe, "sanitizerProbe"));
+#endif
   exports.Set("testHooks", hooks);
 }
 

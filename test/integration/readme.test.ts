@@ -22,6 +22,8 @@ const FROM_CLONE = ['bench/results/example-run.json', 'recipes/mnist-half-80-int
 /** sh lines of the README that are not `npx kiln` commands (the walk runs in-process, not through npm). */
 const NOT_KILN = [
   /^npm (install|test|run bench|run conformance|run prebuild|run test:types|run test:native|run test:portability|pack|rebuild)\b/, /^npx vitest run /, /^npx (node-gyp|cmake-js) /, /^cmake /, /^KILN_ISA=\w+ npm test$/,
+  // The sanitizer pass, whole or one suite (README "Sanitizers and fuzzing").
+  /^npm run test:asan( -- \S+)*$/,
   // Fetching the ONNX node tests for `npm run conformance` (network; not part of the walk).
   /^git (clone|-C) /, /^mkdir /,
   // Exporting torchvision models (needs PyTorch) and comparing them (bench/real-models.ts).

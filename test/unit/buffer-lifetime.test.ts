@@ -25,10 +25,14 @@ function pixels(count: number, seed: number): Float32Array {
 /**
  * Detaches `buffer` the way a user would hand it to another thread, and scribbles over the memory
  * it moved to (as the new owner would), so a job still reading it would compute from garbage.
+ * Where the process has a gc() (npm run test:asan starts Node with --expose-gc) the new owner is
+ * then collected, freeing the memory: a job still reading it is a heap-use-after-free that the
+ * sanitizer reports.
  */
 function transferAway(buffer: ArrayBuffer): void {
   const clone = structuredClone as (value: unknown, options: { transfer: ArrayBuffer[] }) => ArrayBuffer;
   new Uint8Array(clone(buffer, { transfer: [buffer] })).fill(0x7f);
+  (globalThis as { gc?: () => void }).gc?.();
 }
 
 describe('buffers taken away under a running job', () => {

@@ -2,7 +2,10 @@
  * Seeded fuzzing of importModel: 2,000 mutations of valid models (byte flips, truncations,
  * insertions, and edits of decoded fields: op types, inputs, attributes, dims, data types,
  * opsets). Every outcome must be a graph or a KilnError — never a crash, never another error
- * type — and a graph that imports must also export (or refuse with a KilnError).
+ * type — and a graph that imports must also export (or refuse with a KilnError). A second pass
+ * takes mutations down to the kernels: every model that imports builds a session and runs a
+ * forward pass, or fails with a stable Kiln code (npm run test:asan runs it sanitized, with
+ * KILN_FUZZ_CASES in the thousands).
  */
 import { describe, expect, it } from 'vitest';
 
@@ -10,7 +13,12 @@ import { KilnError } from '../../src/errors.js';
 import { exportModel } from '../../src/onnx/export.js';
 import { importModel } from '../../src/onnx/import.js';
 import { AttributeType, decodeForEdit, encodeModel, onnx } from '../../src/onnx/proto.js';
+import { seedCNN } from '../../src/nn/models.js';
+import { quantize } from '../../src/quant/ptq.js';
+import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
+import { fuzzCases, mutateBytes, Outcomes, strayError } from '../fuzz/mutate.js';
+import { createAndRun } from '../fuzz/run-model.js';
 import { attr, int64Tensor, model, node, smallCnn, valueInfo } from './onnx-model-builder.js';
 
 /** The small CNN, and an opset-9 variant with a ConstantOfShape weight like the onnx-light files. */
@@ -131,5 +139,34 @@ describe('importModel fuzzing', () => {
     expect(outcomes.imported).toBeGreaterThan(100);
     expect(outcomes.kilnErrors.get('ERR_KILN_CORRUPT_MODEL') ?? 0).toBeGreaterThan(300);
     expect(outcomes.kilnErrors.get('ERR_KILN_UNSUPPORTED_OP') ?? 0).toBeGreaterThan(10);
+  });
+
+  it('seeded mutations that import also build a session and run, or fail with a stable Kiln code', async () => {
+    // The float bases and a QDQ int8 model (a quantized SeedCNN, exported), for the int8 kernels.
+    const net = seedCNN({ inChannels: 1, height: 12, width: 12, numClasses: 5, widthMultiplier: 0.5, seed: 4 });
+    const calibration = new Tensor('float32', new Float32Array(8 * 144).map((_, i) => 0.5 + 0.5 * Math.sin(i * 0.37)), [8, 1, 12, 12]);
+    const seeds = [...bases(), exportModel((await quantize(net, calibration, { reportImages: 0 })).graph)];
+    for (const bytes of seeds) expect(await createAndRun(await importModel(bytes), new Rng(1))).toBe('ran');
+    const rng = new Rng(20261203);
+    const cases = fuzzCases(300);
+    const outcomes = new Outcomes();
+    const started = Date.now();
+    for (let k = 0; k < cases; k++) {
+      // A third of the cases take the shared raw edits (splices, absurd length fields) instead.
+      const seed = seeds[k % seeds.length]!;
+      const bytes = k % 3 === 2 ? mutateBytes(seed, rng, seeds[(k + 1) % seeds.length]) : mutate(seed, rng);
+      try {
+        const graph = await importModel(bytes);
+        outcomes.add(await createAndRun(graph, rng));
+      } catch (err) {
+        const stray = strayError(err);
+        if (stray) outcomes.strays.push(`mutation ${k}: ${stray}`);
+        else outcomes.add((err as { code: string }).code);
+      }
+    }
+    console.log(`ONNX fuzz through a forward pass: ${cases} cases in ${Date.now() - started} ms: ${outcomes}`);
+    expect(outcomes.strays.slice(0, 10)).toEqual([]);
+    expect(outcomes.get('ran')).toBeGreaterThan(cases / 20);
+    expect(outcomes.get('ERR_KILN_CORRUPT_MODEL')).toBeGreaterThan(cases / 10);
   });
 });

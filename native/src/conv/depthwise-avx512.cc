@@ -43,6 +43,22 @@ void f32_depthwise_taps_avx512(const float* const* taps, const float* w, size_t 
 
 namespace {
 
+// x0 shifted down by j lanes, lanes from x1 filling the top (valignd). valignd takes an immediate:
+// the switch folds away once the caller's tap loop is unrolled (-O2 and up), and keeps the file
+// compiling where it is not (-O1, the sanitizer build).
+__attribute__((always_inline)) inline __m512 shift_lanes(__m512 x0, __m512 x1, int j) {
+  const __m512i lo = _mm512_castps_si512(x0), hi = _mm512_castps_si512(x1);
+  switch (j) {
+    case 1: return _mm512_castsi512_ps(_mm512_alignr_epi32(hi, lo, 1));
+    case 2: return _mm512_castsi512_ps(_mm512_alignr_epi32(hi, lo, 2));
+    case 3: return _mm512_castsi512_ps(_mm512_alignr_epi32(hi, lo, 3));
+    case 4: return _mm512_castsi512_ps(_mm512_alignr_epi32(hi, lo, 4));
+    case 5: return _mm512_castsi512_ps(_mm512_alignr_epi32(hi, lo, 5));
+    case 6: return _mm512_castsi512_ps(_mm512_alignr_epi32(hi, lo, 6));
+    default: return x0;  // j == 0 (KW is at most 7)
+  }
+}
+
 // NV vectors of outputs from p over kh input rows of KW taps: per row NV + 1 loads, the shifted
 // operands from valignd. The sum runs over taps in the order (i, j), like the taps kernel.
 template <int KW, int NV>
@@ -61,9 +77,7 @@ __attribute__((always_inline)) inline void rows_block(const float* base, size_t 
       const __m512 wt = _mm512_set1_ps(w[i * KW + j]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) {
-        const __m512 shifted =
-            j == 0 ? x[v]
-                   : _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(x[v + 1]), _mm512_castps_si512(x[v]), j));
+        const __m512 shifted = shift_lanes(x[v], x[v + 1], j);
         acc[v] = _mm512_fmadd_ps(wt, shifted, acc[v]);
       }
     }
