@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { save } from '../../src/runtime/model-io.js';
-import { runTsChild } from '../support/run-ts-child.js';
+import { runTsChild, SANITIZED, SANITIZER_CHILD_ENV } from '../support/run-ts-child.js';
 import { trainedSeedCnn } from '../support/trained-seed-cnn.js';
 
 const CHILD = 'test/support/session-workers-child.ts';
@@ -39,7 +39,7 @@ describe('InferenceSession in worker_threads', () => {
   it('Workers terminated mid-run, 12 rounds: no crash, the main thread still runs, memory bounded', async () => {
     const rounds = 12;
     // glibc's mmap threshold pinned, as in the soak test: left adaptive it moves RSS in steps.
-    const r = await runTsChild(CHILD, ['terminate', ...files, String(rounds)], 280_000, [], { MALLOC_MMAP_THRESHOLD_: '131072' });
+    const r = await runTsChild(CHILD, ['terminate', ...files, String(rounds)], 280_000, [], { MALLOC_MMAP_THRESHOLD_: '131072', ...SANITIZER_CHILD_ENV });
     expect({ status: r.status, signal: r.signal }, r.stderr).toEqual({ status: 0, signal: null });
     expect(r.json.mainStillRuns).toBe(true);
     const rss = r.json.rss as number[];
@@ -53,6 +53,8 @@ describe('InferenceSession in worker_threads', () => {
     const warm = rss[3];
     const worst = Math.max(...rss.slice(4));
     console.log(`RSS after each terminated Worker (MiB): ${rss.map((v) => v.toFixed(0)).join(' ')}`);
-    expect(worst).toBeLessThanOrEqual(warm * 1.05 + 32);
+    // Under ASan the dead Workers' memory stays resident (see SANITIZED): there this test proves no
+    // crash and no memory error; the bound is npm test's.
+    if (!SANITIZED) expect(worst).toBeLessThanOrEqual(warm * 1.05 + 32);
   }, 300_000);
 });
