@@ -2,7 +2,7 @@
  * Soak: 100,000 InferenceSession runs (small SeedCNN, fp32 and int8, with and without
  * micro-batching, batch sizes 1..16, 1..64 concurrent callers) in a child process with
  * --expose-gc (test/support/session-soak-child.ts); resident memory sampled after a full gc every
- * 5,000 runs must stay within 5% of the sample at the end of warm-up (25,000 runs, once every
+ * 5,000 runs must stay within 5% of the highest sample of warm-up (25,000 runs, once every
  * session has run with every number of callers), plus 16 MiB. Two adaptive policies are pinned in
  * the child, each of which otherwise steps RSS up once, by up to ~40 MiB, at a moment that varies
  * from run to run, with no leak: V8's young generation (16 MiB semi-spaces) and glibc's mmap
@@ -25,7 +25,10 @@ describe('InferenceSession soak', () => {
     expect(out.runs).toBe(100_000);
     expect(out.batches).toBeGreaterThan(0);
     expect(out.counters.every((c) => c.pending === 0 && c.queued === 0)).toBe(true);
-    const warm = out.rss[out.warmSample];
+    // The high-water mark of warm-up, not its last sample: RSS swings by ~120 MiB as the allocator
+    // hands batch-sized blocks back and takes them again (samples like 410, 292, 410 MiB), so a
+    // last sample caught in a dip made the bound flaky. A leak still shows: it climbs past the mark.
+    const warm = Math.max(...out.rss.slice(0, out.warmSample + 1));
     const after = out.rss.slice(out.warmSample + 1);
     expect(after.length).toBeGreaterThanOrEqual(12);
     expect(Math.max(...after)).toBeLessThanOrEqual(warm * 1.05 + 16 + SANITIZER_SLACK_MIB);
