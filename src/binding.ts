@@ -196,7 +196,7 @@ export interface NativeAddon {
   createPlan(spec: unknown, async?: false): NativePlan;
   createPlan(spec: unknown, async: true): Promise<NativePlan>;
   runPlan(plan: NativePlan, args: { inputs: Float32Array[]; outputs: Float32Array[]; batch: number }, async: boolean): MaybePromise;
-  planInfo(plan: NativePlan): { arenaBytes: number; arenaBytesPerImage: number; weightBytes: number; steps: string[] };
+  planInfo(plan: NativePlan): { arenaBytes: number; arenaBytesPerImage: number; weightBytes: number; arenaBytesHeld: number; steps: string[] };
   /** Frees the plan's weights now; later calls with it throw ERR_KILN_DISPOSED. */
   disposePlan(plan: NativePlan): void;
   setPlanProfiling(plan: NativePlan, on: boolean): void;

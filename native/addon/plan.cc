@@ -279,6 +279,7 @@ Napi::Value PlanInfo(const Napi::CallbackInfo& info) {
     out.Set("arenaBytes", Napi::Number::New(env, static_cast<double>(plan->arena_bytes(1))));
     out.Set("arenaBytesPerImage", Napi::Number::New(env, static_cast<double>(pi.arena_floats_per_image * sizeof(float))));
     out.Set("weightBytes", Napi::Number::New(env, static_cast<double>(pi.weight_bytes)));
+    out.Set("arenaBytesHeld", Napi::Number::New(env, static_cast<double>(pi.arena_bytes_held)));
     Napi::Array steps = Napi::Array::New(env, pi.steps.size());
     for (size_t i = 0; i < pi.steps.size(); ++i) steps.Set(static_cast<uint32_t>(i), Napi::String::New(env, pi.steps[i]));
     out.Set("steps", steps);

@@ -101,7 +101,7 @@ export class ConstantOutputs implements SessionDelegate {
   info(): SessionInfo {
     this.checkLive();
     if (this.inner) return this.inner.info();
-    return { arenaBytes: 0, arenaBytesPerImage: 0, weightBytes: 0, steps: [...this.constants.keys()].map((name) => `constant output ${name}`), macsPerImage: 0 };
+    return { arenaBytes: 0, arenaBytesPerImage: 0, weightBytes: 0, arenaBytesHeld: 0, steps: [...this.constants.keys()].map((name) => `constant output ${name}`), macsPerImage: 0 };
   }
 
   get pendingRuns(): number {

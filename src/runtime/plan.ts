@@ -80,6 +80,12 @@ export interface PlanInfo {
   arenaBytesPerImage: number;
   /** Bytes of prepacked weights. */
   weightBytes: number;
+  /**
+   * Bytes of scratch arenas the plan keeps for later runs (so a steady stream of runs allocates
+   * nothing): one arena per run that was ever in flight at the same time, each as large as the
+   * largest batch it ran. Memory that stays after a burst of big batches shows here, not as a leak.
+   */
+  arenaBytesHeld: number;
   /** One line per step: "Conv conv1: 3x3 s1x1 1->32 relu", views and in-place steps marked. */
   steps: string[];
 }

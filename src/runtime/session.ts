@@ -547,14 +547,17 @@ export class InferenceSession implements Disposable {
 
   /**
    * Steps, arena and weight sizes of the compiled plan (the first one, for symbolic input sizes;
-   * the most recently run one for a model with parameter inputs).
+   * the most recently run one for a model with parameter inputs). `arenaBytesHeld` sums every plan
+   * the session has compiled.
    */
   info(): SessionInfo {
     if (this.delegate) return this.delegate.info();
     this.checkLive();
     const compiled = this.staticPlan ?? this.syncPlans.values().next().value;
     if (!compiled) throw new KilnError(ErrorCode.INVALID_STATE, 'The session has symbolic input sizes and has not run yet: nothing is compiled');
-    return { ...compiled.plan.info(), macsPerImage: compiled.graph.macsPerImage };
+    const plans = new Set([this.staticPlan, ...this.syncPlans.values()].filter((c) => c !== undefined).map((c) => c.plan));
+    const arenaBytesHeld = [...plans].reduce((sum, plan) => sum + plan.info().arenaBytesHeld, 0);
+    return { ...compiled.plan.info(), arenaBytesHeld, macsPerImage: compiled.graph.macsPerImage };
   }
 
   /** Number of runs in flight (native runs and plan builds; a merged batch counts once). */

@@ -2,7 +2,7 @@
  * The server's Prometheus metrics, through prom-client, in a registry of their own (so several
  * servers, or an application's own metrics, can live in one process): requests by route and
  * status code, request latency, micro-batch sizes and run times (fed by the session's `onBatch`),
- * queue depth and in-flight requests read when scraped, and prom-client's default process metrics.
+ * queue depth, in-flight requests and scratch memory held read when scraped, and prom-client's default process metrics.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -26,6 +26,16 @@ export interface QueueProbe {
   readonly queuedRuns?: number;
   /** Runs started and not yet finished. */
   readonly pendingRuns: number;
+  /** Kiln sessions: the scratch arenas held (`SessionInfo.arenaBytesHeld`). */
+  info?(): { arenaBytesHeld: number };
+}
+
+function arenaBytesHeld(probe: QueueProbe): number {
+  try {
+    return probe.info?.().arenaBytesHeld ?? 0;
+  } catch {
+    return 0;  // a session with symbolic sizes that has not run yet: nothing compiled, nothing held
+  }
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -57,6 +67,7 @@ export class ServeMetrics {
     this.inFlight = new Gauge({ name: 'kiln_inflight_requests', help: 'Requests being read, run or answered', registers, collect: () => this.inFlight.set(this.inFlightCount) });
     new Gauge({ name: 'kiln_queue_depth', help: 'Requests waiting to be merged into a micro-batch', registers, collect: function () { this.set(probeOf().queuedRuns ?? 0); } });
     new Gauge({ name: 'kiln_pending_runs', help: 'Model runs started and not finished', registers, collect: function () { this.set(probeOf().pendingRuns); } });
+    new Gauge({ name: 'kiln_arena_bytes_held', help: 'Scratch memory the model keeps between runs (one arena per run once in flight at the same time, sized by the largest batch)', registers, collect: function () { this.set(arenaBytesHeld(probeOf())); } });
   }
 
   /** Pass as the session's `batching.onBatch`: records each merged run. */

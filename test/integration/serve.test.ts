@@ -128,9 +128,11 @@ describe('kiln serve: answers, health and metrics (default options: micro-batchi
     expect(metricValue(after, 'kiln_http_requests_total', { route: 'infer', code: '200' })).toBe(ok + 5);
     expect(metricValue(after, 'kiln_http_requests_total', { route: 'infer', code: '400' })).toBe((Number.isNaN(bad) ? 0 : bad) + 1);
     expect(metricValue(after, 'kiln_http_request_duration_seconds_count', { route: 'infer' })).toBeGreaterThanOrEqual(ok + 6);
-    for (const name of ['kiln_queue_depth', 'kiln_pending_runs', 'kiln_inflight_requests', 'process_resident_memory_bytes']) {
+    for (const name of ['kiln_queue_depth', 'kiln_pending_runs', 'kiln_arena_bytes_held', 'kiln_inflight_requests', 'process_resident_memory_bytes']) {
       expect(metricValue(after, name), name).not.toBeNaN();
     }
+    // The session has run: it holds at least one batch-1 arena.
+    expect(metricValue(after, 'kiln_arena_bytes_held')).toBeGreaterThan(0);
     // Batching is on: each run reports its batch (here one request at a time: batches of one image).
     expect(metricValue(after, 'kiln_batch_size_sum') - metricValue(before, 'kiln_batch_size_sum')).toBe(5);
     expect(metricValue(after, 'kiln_batch_run_seconds_count') - metricValue(before, 'kiln_batch_run_seconds_count')).toBe(5);

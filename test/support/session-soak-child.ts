@@ -1,7 +1,8 @@
 // Run by test/unit/session-soak.test.ts in a child process (node --expose-gc --import
 // register-ts-source.mjs): 100,000 InferenceSession runs of a small SeedCNN, fp32 and int8, with
 // and without micro-batching, batch sizes 1..16 and 1..64 concurrent callers, round after round.
-// Prints one JSON line: the runs done, RSS (MiB, after a full gc) sampled every 5% of the runs,
+// Prints one JSON line: the runs done, RSS (MiB, after a full gc, less the scratch arenas the
+// sessions report holding) sampled every 5% of the runs,
 // the sample taken when warm-up ended (25% of the runs: every session x callers pairing has run by
 // then, 12 rounds of ~2,000 runs), and the sessions' counters at the end.
 import { seedCNN } from '../../src/nn/models.js';
@@ -36,7 +37,9 @@ async function sample(): Promise<void> {
   global.gc!();
   await new Promise((resolve) => setImmediate(resolve));
   global.gc!();
-  rss.push(process.memoryUsage().rss / 2 ** 20);
+  // Less the scratch arenas the sessions keep on purpose (they grow with concurrency, not runs).
+  const held = sessions.reduce((sum, s) => sum + s.info().arenaBytesHeld, 0);
+  rss.push((process.memoryUsage().rss - held) / 2 ** 20);
   if (warmSample < 0 && done >= TOTAL / 4) warmSample = rss.length - 1;
 }
 

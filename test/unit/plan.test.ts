@@ -94,6 +94,31 @@ describe('Plan storage and execution', () => {
     plan.dispose();
   });
 
+  it('reports the scratch arenas it keeps: one per run in flight at once, grown only by a bigger batch', async () => {
+    const plan = Plan.createSync(networkSpec());
+    const run = (b: number, async: boolean) => plan.run([random(b * 72)], [new Float32Array(b * 5), new Float32Array(b * 144)], b, async);
+    expect(plan.info().arenaBytesHeld).toBe(0);
+    run(1, false);
+    const one = plan.info().arenaBytesHeld;
+    expect(one).toBe(plan.info().arenaBytes);
+    run(8, false);
+    const eight = plan.info().arenaBytesHeld;
+    expect(eight).toBeGreaterThanOrEqual(8 * plan.info().arenaBytesPerImage);
+    // Smaller and equal batches reuse the one arena: nothing more is held.
+    for (const b of [1, 3, 8, 2]) run(b, false);
+    expect(plan.info().arenaBytesHeld).toBe(eight);
+    // Concurrent runs each lease an arena (as many as overlapped in time), none bigger than batch 8's.
+    await Promise.all([1, 1, 8, 1, 1, 8].map((b) => run(b, true)));
+    const held = plan.info().arenaBytesHeld;
+    expect(held).toBeGreaterThanOrEqual(eight);
+    expect(held).toBeLessThanOrEqual(6 * eight);
+    // Later batch-8 runs, one at a time, take an idle arena that fits instead of growing one of the
+    // small arenas the batch-1 runs left (when the runs above overlapped, the pool holds both sizes).
+    for (let i = 0; i < 4; i++) run(8, false);
+    expect(plan.info().arenaBytesHeld).toBe(held);
+    plan.dispose();
+  });
+
   it('keeps a plan alive for runs in flight when it is disposed', async () => {
     const plan = native.createPlan(networkSpec());
     const x = random(16 * 72);

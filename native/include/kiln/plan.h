@@ -83,6 +83,8 @@ struct PlanInfo {
   size_t arena_floats_per_image = 0;  // value storage (uint8 values round up to whole floats);
                                       // the arena is this * batch + scratch
   size_t weight_bytes = 0;
+  size_t arena_bytes_held = 0;        // scratch arenas kept for later runs, idle or in use: grows
+                                      // to (runs ever in flight at once) x (largest batch's arena)
   std::vector<std::string> steps;     // "op name: detail" per step, aliases included
 };
 

@@ -1,5 +1,7 @@
 // Scratch arenas for plan runs: one per run in flight, kept in a small pool so steady-state runs
-// allocate nothing. An arena only grows (a bigger batch than any before).
+// allocate nothing. An arena only grows (a bigger batch than any before). The pool holds at most as
+// many arenas as runs were ever in flight at once (bounded by the threads that run them), and a run
+// takes the smallest idle arena that fits, so one big batch grows one arena, not whichever was idle.
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -23,10 +25,14 @@ class ArenaPool {
   // An arena of at least `floats` floats and `groups` storage slots.
   std::unique_ptr<Arena> acquire(size_t floats, size_t groups, size_t max_arity);
   void release(std::unique_ptr<Arena> arena);
+  // Bytes of every arena the pool made that is still alive, idle or leased: memory a plan keeps
+  // between runs, which a caller watching its process's memory needs to tell apart from a leak.
+  size_t held_bytes() const;
 
  private:
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::vector<std::unique_ptr<Arena>> free_;
+  size_t held_bytes_ = 0;
 };
 
 // Returns the arena to its pool when the run ends, exceptions included.

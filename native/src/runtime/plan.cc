@@ -365,6 +365,7 @@ PlanInfo Plan::info() const {
   PlanInfo info;
   info.arena_floats_per_image = impl_->arena_per_image;
   info.weight_bytes = impl_->weight_bytes;
+  info.arena_bytes_held = impl_->pool.held_bytes();
   info.steps = impl_->labels;
   return info;
 }
