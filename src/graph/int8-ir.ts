@@ -10,7 +10,7 @@ import type { Graph, GraphNode, ValueInfo } from './ir.js';
 import { broadcastShapes, inferNodeShapes, inferShapes, type Shape } from './shape-inference.js';
 
 /** The ops of the int8 IR that are not ordinary float ONNX ops. */
-export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm', 'QLinearConcat']);
+export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm', 'QLinearConcat', 'QLinearLookup']);
 
 /** Float ops that run on quantized values unchanged (same dtype and parameters as the input). */
 export const QUANT_PASSTHROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Resize', 'Slice', 'Split']);
@@ -146,6 +146,7 @@ export function valueQuantization(graph: Graph, code: ErrorCodeValue = ErrorCode
       case 'QLinearGemm':
       case 'QLinearAdd':
       case 'QLinearConcat':
+      case 'QLinearLookup':
         q = a.output();
         break;
       default:
@@ -170,6 +171,7 @@ export function int8NodeShapes(node: GraphNode, inputs: readonly (Shape | undefi
   switch (node.op) {
     case 'QuantizeLinear':
     case 'DequantizeLinear':
+    case 'QLinearLookup':
       return inputs[0] === undefined ? undefined : [inputs[0].slice()];
     case 'QLinearConv':
       return inferNodeShapes({ ...node, op: 'Conv', inputs: node.inputs.slice(0, 2) }, inputs.slice(0, 2));

@@ -10,6 +10,7 @@
  * quantized tensor itself, which ONNX allows.
  */
 import { QuantAttrs, quantWeights, type QDType, type TensorQuant } from '../graph/int8-ir.js';
+import { lookupOf } from '../graph/int8-lookup.js';
 import type { GraphNode } from '../graph/ir.js';
 import { Tensor } from '../tensor.js';
 import { AttributeType, type IAttributeProto } from './proto.js';
@@ -152,6 +153,22 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
         return dequantize(e, `${node.name}_${i}`, x, { scale: scales[i]!, zeroPoint: zps[i]!, dtype });
       });
       finish({ name: node.name, op: 'Concat', inputs, outputs: [], attrs: { axis: node.attrs.axis ?? 1 } }, y);
+      return;
+    }
+    case 'QLinearLookup': {
+      // DQ -> the function's float op(s) -> Q (SiLU: Sigmoid and Mul).
+      const x = inputQuant(a, ctx, 0, 'x');
+      const { name, y } = lookupOf(a, x);
+      const xf = dequantize(e, `${node.name}_x`, node.inputs[0]!, x);
+      if (name === 'SiLU') {
+        const s = e.fresh(`${node.name}_sigmoid`);
+        e.float({ name: e.fresh(`${node.name}_Sigmoid`), op: 'Sigmoid', inputs: [xf], outputs: [s], attrs: {} });
+        finish({ name: node.name, op: 'Mul', inputs: [xf, s], outputs: [], attrs: {} }, y);
+        return;
+      }
+      const attrs: GraphNode['attrs'] = {};
+      for (const k of ['alpha', 'beta', 'gamma']) if (node.attrs[k] !== undefined) attrs[k] = node.attrs[k]!;
+      finish({ name: node.name, op: name, inputs: [xf], outputs: [], attrs }, y);
       return;
     }
     case 'DynamicQGemm': {

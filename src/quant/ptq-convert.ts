@@ -18,11 +18,12 @@
 import { ErrorCode, KilnError } from '../errors.js';
 import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
 import { eliminateDeadNodes, eliminateIdentity, foldBatchNorm, fuseActivations } from '../graph/passes/index.js';
+import { LOOKUP_FUNCTIONS, lookupParams } from '../graph/int8-lookup.js';
 import { consumers, freshName } from '../graph/passes/uses.js';
 import { formatShape, inferShapes, type Shape } from '../graph/shape-inference.js';
 import { Tensor } from '../tensor.js';
 import { boolean, oneOf, options as checkOptions, optional, typeError } from '../validate.js';
-import { type AddReport, type Fp32Node, type LayerReport, type QuantizationReport, reportJson } from './ptq-report.js';
+import { type AddReport, type Fp32Node, type LayerReport, type LookupReport, type QuantizationReport, reportJson } from './ptq-report.js';
 import { channelRanges, type FloatRange, type PerChannelQuantParams, perChannelQuantParams, quantizePerChannel, quantParams, type QuantKind, type QuantParams, roundHalfEven, storageRange } from './qparams.js';
 
 export interface ConvertOptions {
@@ -111,8 +112,32 @@ function addOutput(graph: Graph, node: GraphNode, readers: ReadonlyMap<string, G
   return (fusableRelu(graph, node, readers) ?? node).outputs[0];
 }
 
+/**
+ * The elementwise function `node` computes as a QLinearLookup (src/graph/int8-lookup.ts), and the
+ * value it writes: a unary op of LOOKUP_FUNCTIONS, or a Sigmoid whose only reader is Mul(x,
+ * Sigmoid(x)) (SiLU, as exporters write it), which then writes the Mul's output.
+ */
+function lookupNode(graph: Graph, node: GraphNode, readers: ReadonlyMap<string, GraphNode[]>): { name: string; out: string; mul?: GraphNode } | undefined {
+  if (!LOOKUP_FUNCTIONS.has(node.op) || node.op === 'SiLU' || node.inputs.length !== 1 || node.outputs.length !== 1) return undefined;
+  if (node.attrs.kiln_activation !== undefined) return undefined;
+  if (node.op === 'Sigmoid') {
+    const s = node.outputs[0];
+    const users = readers.get(s) ?? [];
+    const mul = users.length === 1 ? users[0] : undefined;
+    const x = node.inputs[0];
+    if (mul && mul.op === 'Mul' && !graph.outputs.some((o) => o.name === s) && mul.inputs.length === 2 && ((mul.inputs[0] === x && mul.inputs[1] === s) || (mul.inputs[0] === s && mul.inputs[1] === x))) {
+      return { name: 'SiLU', out: mul.outputs[0], mul };
+    }
+  }
+  return { name: node.op, out: node.outputs[0] };
+}
+
 /** Why `node` cannot become an int8 node, or undefined when it can. */
 export function int8Obstacle(graph: Graph, node: GraphNode): string | undefined {
+  if (LOOKUP_FUNCTIONS.has(node.op)) {
+    if (graph.initializers.has(node.inputs[0])) return 'its input is a constant';
+    return lookupNode(graph, node, consumers(graph)) === undefined ? `this ${node.op} has no int8 form` : undefined;
+  }
   if (node.op === 'Add') return addObstacle(graph, node);
   if (!WEIGHTED_OPS.has(node.op)) return `${node.op} has no int8 form in Kiln's int8 IR`;
   const act = node.attrs.kiln_activation;
@@ -149,6 +174,12 @@ export function valuesToCalibrate(prepared: Graph): string[] {
       names.add(node.inputs[0]);
       names.add(node.inputs[1]);
       names.add(addOutput(prepared, node, readers));
+      continue;
+    }
+    const lookup = lookupNode(prepared, node, readers);
+    if (lookup) {
+      names.add(node.inputs[0]);
+      names.add(lookup.out);
       continue;
     }
     names.add(node.inputs[0]);
@@ -258,6 +289,7 @@ export function convertToInt8(
   const producedQuantized = new Set<string>(); // float names whose value exists only quantized (so far)
   const layers: LayerReport[] = [];
   const adds: AddReport[] = [];
+  const lookupReports: LookupReport[] = [];
   const fp32Nodes: Fp32Node[] = [];
 
   const paramsFor = (value: string, node: GraphNode): QuantParams => {
@@ -297,21 +329,64 @@ export function convertToInt8(
       const range = ranges.get(n.outputs[0]);
       if (range !== undefined && range.max > 6) return `its fused Relu6's output range ends at ${range.max}, above 6`;
     }
+    if (obstacle === undefined && lookups.has(n)) {
+      const { out } = lookups.get(n)!;
+      const missing = [n.inputs[0], out].find((v) => !ranges.has(v));
+      if (missing !== undefined) return `no range was given for its value '${missing}'`;
+      if (graphOutputs.has(out)) return 'its output is a graph output (kept float32)';
+      return undefined;
+    }
     if (obstacle !== undefined || n.op !== 'Add') return obstacle;
     const missing = [n.inputs[0], n.inputs[1], addOutput(graph, n, readers)].find((v) => !ranges.has(v));
     return missing === undefined ? undefined : `no range was given for its value '${missing}'`;
   };
+  const lookups = new Map<GraphNode, { name: string; out: string; mul?: GraphNode }>();
+  for (const n of graph.nodes) {
+    const l = int8Obstacle(graph, n) === undefined ? lookupNode(graph, n, readers) : undefined;
+    if (l) lookups.set(n, l);
+  }
   const capable = new Map<GraphNode, string | undefined>(graph.nodes.map((n) => [n, obstacleOf(n)]));
   const runsQuantized = (n: GraphNode) => capable.get(n) === undefined || passesThrough(n) || n.op === 'Concat';
+  // A lookup pays off only when its output is read quantized (a float reader would dequantize it
+  // at once: one more rounding and no pass saved); decided before any producer picks its output.
+  for (const [n, l] of lookups) {
+    if (capable.get(n) !== undefined) continue;
+    if (!(readers.get(l.out) ?? []).some(runsQuantized)) capable.set(n, 'no reader of its output runs on quantized values (kept float32)');
+  }
   const nativeQuantized = new Set<string>(); // values whose producer ran int8
-  const fusedRelus = new Set<GraphNode>();
+  const fusedNodes = new Set<GraphNode>();
   for (const n of graph.nodes) {
     const relu = capable.get(n) === undefined ? fusableRelu(graph, n, readers) : undefined;
-    if (relu) fusedRelus.add(relu);
+    if (relu) fusedNodes.add(relu);
   }
 
+  for (const [n, l] of lookups) if (l.mul && capable.get(n) === undefined) fusedNodes.add(l.mul);
+
   for (const node of graph.nodes) {
-    if (fusedRelus.has(node)) continue; // written by the QLinearAdd before it
+    if (fusedNodes.has(node)) continue; // written by the QLinearAdd or the SiLU lookup before it
+    const lookup = capable.get(node) === undefined ? lookups.get(node) : undefined;
+    if (lookup && nativeQuantized.has(node.inputs[0])) {
+      const xq = quantTwin.get(node.inputs[0])!;
+      const xp = twinParams.get(xq)!;
+      const yp = paramsFor(lookup.out, node);
+      const y = fresh(`${lookup.out}_quantized`);
+      const attrs: Attrs = { kiln_function: lookup.name, ...lookupParams(node), x_scale: xp.scale, x_zero_point: xp.zeroPoint, y_scale: yp.scale, y_zero_point: yp.zeroPoint, y_dtype: yp.kind };
+      nodes.push({ name: node.name, op: 'QLinearLookup', inputs: [xq], outputs: [y], attrs });
+      quantTwin.set(lookup.out, y);
+      twinParams.set(y, yp);
+      producedQuantized.add(lookup.out);
+      nativeQuantized.add(lookup.out);
+      lookupReports.push({ node: node.name, function: lookup.name, input: node.inputs[0], output: lookup.out, ...(lookup.mul ? { fusedNode: lookup.mul.name } : {}) });
+      continue;
+    }
+    if (lookup) {
+      // A function whose input stayed float runs as it was (a SiLU: its Sigmoid and its Mul).
+      for (const n of lookup.mul ? [node, lookup.mul] : [node]) {
+        fp32Nodes.push({ node: n.name, op: n.op, reason: 'its input is float32' });
+        nodes.push({ ...n, inputs: n.inputs.map((i) => (i ? float(i) : i)) });
+      }
+      continue;
+    }
     const obstacle = capable.get(node);
     if (obstacle === undefined && node.op === 'Add') {
       const relu = fusableRelu(graph, node, readers);
@@ -464,7 +539,7 @@ export function convertToInt8(
       nativeQuantized.add(out);
       continue;
     }
-    fp32Nodes.push({ node: node.name, op: node.op, reason: passesThrough(node) ? 'its input is float32' : obstacle! });
+    fp32Nodes.push({ node: node.name, op: node.op, reason: passesThrough(node) || obstacle === undefined ? 'its input is float32' : obstacle });
     nodes.push({ ...node, inputs: node.inputs.map((i) => (i ? float(i) : i)) });
   }
   for (const o of graph.outputs) float(o.name);
@@ -487,6 +562,7 @@ export function convertToInt8(
     calibration: provenance.calibration ?? { method: 'ranges' },
     layers,
     ...(adds.length > 0 ? { adds } : {}),
+    ...(lookupReports.length > 0 ? { lookups: lookupReports } : {}),
     fp32Nodes,
   };
   const out: Graph = {

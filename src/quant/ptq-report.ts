@@ -58,6 +58,17 @@ export interface AddReport {
   sqnrDb?: number;
 }
 
+/** An elementwise function run as a QLinearLookup: a 256-entry table between two quantized values. */
+export interface LookupReport {
+  /** The float graph's node (a Sigmoid for SiLU, whose Mul is `fusedNode`). */
+  node: string;
+  /** 'HardSwish', 'SiLU', 'Sigmoid', ... */
+  function: string;
+  input: string;
+  output: string;
+  fusedNode?: string;
+}
+
 /** A node left in float32 (with Dequantize/Quantize around it where it borders int8 nodes). */
 export interface Fp32Node {
   node: string;
@@ -76,6 +87,8 @@ export interface QuantizationReport {
   layers: LayerReport[];
   /** The Adds run as QLinearAdd (absent when there are none). */
   adds?: AddReport[];
+  /** The elementwise functions run as QLinearLookup tables (absent when there are none). */
+  lookups?: LookupReport[];
   fp32Nodes: Fp32Node[];
   /** How sqnrDb and clippingFraction were measured, when they were. */
   measuredWith?: string;

@@ -14,6 +14,7 @@
  * `kiln_activation`). MaxPool/Flatten/Reshape/Identity/Dropout/Resize/Slice/Split keep the input's dtype.
  */
 import { ErrorCode, KilnError } from '../errors.js';
+import { lookupFunction } from '../graph/int8-lookup.js';
 import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
 import { sliceIndices, sliceParams } from '../graph/constant-folding.js';
 import { REDUCE_OPS } from '../graph/shape-inference.js';
@@ -194,6 +195,26 @@ function qlinearAdd(values: Values, node: GraphNode): Tensor {
 }
 
 /** Each input requantized to the output's parameters (float32 arithmetic, as QLinearAdd), then concatenated. */
+/** QLinearLookup element by element: Q_y(f(DQ_x(q))), without the runtime's table. */
+function qlinearLookup(values: Values, node: GraphNode): Tensor {
+  const x = input(values, node, 0);
+  expectType(node, x, ['uint8', 'int8'], 'x');
+  const attrs = node.attrs as Record<string, unknown>;
+  const params = { alpha: attrs.alpha as number | undefined, beta: attrs.beta as number | undefined, gamma: attrs.gamma as number | undefined };
+  const f = lookupFunction(String(attrs.kiln_function), params);
+  if (!f) fail(node, `unknown kiln_function '${String(attrs.kiln_function)}'`);
+  const [xs, xz] = [Math.fround(num(node, 'x_scale')), num(node, 'x_zero_point', 0)];
+  const [ys, yz] = [Math.fround(num(node, 'y_scale')), num(node, 'y_zero_point', 0)];
+  const kind = kindOf(node, 'y_dtype');
+  const { qmin, qmax } = storageRange(kind);
+  return quantizedTensor(kind, Array.from(x.data, (q) => {
+    const v = Math.fround(f!(Math.fround(Math.fround(q - xz) * xs)));
+    if (Number.isNaN(v)) return yz;
+    const c = roundHalfEven(Math.fround(v / ys)) + yz;
+    return c < qmin ? qmin : c > qmax ? qmax : c;
+  }), x.dims);
+}
+
 function qlinearConcat(values: Values, node: GraphNode): Tensor {
   const xs = node.inputs.map((_, i) => input(values, node, i));
   const scales = node.attrs.x_scales as number[];
@@ -450,6 +471,8 @@ function runNode(values: Values, node: GraphNode): Tensor {
       return qlinearAdd(values, node);
     case 'QLinearConcat':
       return qlinearConcat(values, node);
+    case 'QLinearLookup':
+      return qlinearLookup(values, node);
     case 'DynamicQGemm':
       return dynamicQGemm(values, node);
     case 'Conv':
@@ -459,6 +482,8 @@ function runNode(values: Values, node: GraphNode): Tensor {
       return floatGemm(values, node);
     case 'Add':
       return floatBroadcast(values, node, (a, b) => a + b);
+    case 'Mul':
+      return floatBroadcast(values, node, (a, b) => a * b);
     case 'Max':
       return floatBroadcast(values, node, (a, b) => (Number.isNaN(a) || a > b ? a : b));
     case 'Min':

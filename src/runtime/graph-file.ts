@@ -10,6 +10,7 @@ import { ErrorCode, KilnError } from '../errors.js';
 import type { AttrValue, Attrs, Graph, GraphNode, ValueInfo } from '../graph/ir.js';
 import { validateGraph } from '../graph/validate-graph.js';
 import { INT8_OPS, QuantAttrs, quantWeights, valueQuantization, type QDType } from '../graph/int8-ir.js';
+import { lookupOf } from '../graph/int8-lookup.js';
 import { Tensor } from '../tensor.js';
 import type { KilnFile } from './kiln-file.js';
 
@@ -89,7 +90,7 @@ function checkAttr(value: unknown, tensors: ReadonlyMap<string, Tensor>, used: S
 
 /** Checks the parameters of every int8 node; throws ERR_KILN_CORRUPT_MODEL naming the node. */
 function checkInt8Nodes(graph: Graph): void {
-  const { dtypes } = valueQuantization(graph, ErrorCode.CORRUPT_MODEL);
+  const { dtypes, quant } = valueQuantization(graph, ErrorCode.CORRUPT_MODEL);
   for (const node of graph.nodes) {
     if (!INT8_OPS.has(node.op)) continue;
     const a = new QuantAttrs(node, ErrorCode.CORRUPT_MODEL);
@@ -121,6 +122,10 @@ function checkInt8Nodes(graph: Graph): void {
         break;
       case 'DynamicQGemm':
         quantWeights(a, graph.initializers);
+        break;
+      case 'QLinearLookup':
+        inputType(0);
+        lookupOf(a, quant.get(node.inputs[0]!)!);
         break;
       case 'QLinearConcat': {
         // One scale and zero point per input, in the input's own range.

@@ -102,6 +102,7 @@ const OpEntry kOps[] = {
     {"ResizeU8", make_resize_u8, true},
     {"SliceU8", make_slice_u8, true},
     {"ConcatU8", make_concat_u8, true},
+    {"LookupU8", make_lookup_u8, true},
     {"Reshape", nullptr},
     {"Flatten", nullptr},
     {"Squeeze", nullptr},

@@ -1,6 +1,6 @@
 /**
  * The int8 ops of docs/int8-ir.md: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearGemm,
- * QLinearAdd, DynamicQGemm, and MaxPool / Flatten / Reshape / Identity on quantized values.
+ * QLinearAdd, QLinearConcat, QLinearLookup, DynamicQGemm, and MaxPool / Flatten / Reshape / Identity on quantized values.
  *
  * Quantized values are uint8 plan values (int8 activations stored as uint8 with zero point + 128,
  * so one set of kernels serves both); images are NHWC inside the plan while the IR stays NCHW.
@@ -9,6 +9,8 @@
  * explicit NHWC -> NCHW TransposeU8; a QLinearGemm reading a flattened NHWC value instead has its
  * weight's K rows permuted at lowering time (the Flatten stays a free alias).
  */
+import { QuantAttrs } from '../../graph/int8-ir.js';
+import { lookupOf, lookupTable, storedTable } from '../../graph/int8-lookup.js';
 import type { Tensor } from '../../tensor.js';
 import type { PlanAttr, PlanWeight } from '../plan.js';
 import { NodeLowering, type QuantInfo, Unsupported, type ValueRef, shapeText } from './context.js';
@@ -350,6 +352,18 @@ function lowerQLinearConcat(n: NodeLowering): ValueRef[] {
   return [n.emit('ConcatU8', xs, out, { attrs, macs: 0, quant })];
 }
 
+/**
+ * QLinearLookup: each stored code through the node's 256-entry table (src/graph/int8-lookup.ts),
+ * in whatever layout the input has (elementwise), so NHWC values stay NHWC.
+ */
+function lowerQLinearLookup(n: NodeLowering): ValueRef[] {
+  const x = quantizedInput(n, 0);
+  const { f, name, y } = lookupOf(new QuantAttrs(n.node), { scale: x.quant.scale, zeroPoint: x.quant.zeroPoint, dtype: x.quant.dtype });
+  const table = storedTable(lookupTable(f, x.quant, y), y.dtype);
+  const quant = x.quant.perm ? { ...y, perm: x.quant.perm } : y;
+  return [n.emit('LookupU8', [x], x.shape, { attrs: { table, function: name }, macs: 0, quant })];
+}
+
 /** Nearest Resize of a quantized NCHW image: the stored codes are copied (NHWC), parameters kept. */
 function lowerResizeU8(n: NodeLowering): ValueRef[] {
   let x = quantizedInput(n, 0);
@@ -413,6 +427,7 @@ export const QUANT_LOWERINGS = {
   QLinearGemm: lowerQLinearGemm,
   QLinearAdd: lowerQLinearAdd,
   QLinearConcat: lowerQLinearConcat,
+  QLinearLookup: lowerQLinearLookup,
   DynamicQGemm: lowerDynamicQGemm,
   MaxPool: byInput(lowerPool, lowerMaxPoolU8),
   Resize: byInput(lowerResize, lowerResizeU8),

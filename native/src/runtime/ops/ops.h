@@ -51,6 +51,7 @@ std::unique_ptr<PlanStep> make_max_pool_u8(const StepContext& ctx);     // max-p
 std::unique_ptr<PlanStep> make_resize_u8(const StepContext& ctx);       // resize.cc (nearest)
 std::unique_ptr<PlanStep> make_slice_u8(const StepContext& ctx);        // slice.cc
 std::unique_ptr<PlanStep> make_concat_u8(const StepContext& ctx);       // concat.cc (QLinearConcat)
+std::unique_ptr<PlanStep> make_lookup_u8(const StepContext& ctx);       // lookup-u8.cc (QLinearLookup)
 
 }  // namespace runtime
 }  // namespace kiln
