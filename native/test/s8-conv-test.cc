@@ -190,6 +190,29 @@ void test_add(Rng& rng) {
   }
 }
 
+// QLinearLookup rows of every table against table[x]: random tables, every code present, odd
+// lengths around the vector widths, guarded buffers, and y over x (in place, as the plan runs it).
+void test_lookup(Rng& rng) {
+  for (kiln::Isa isa : kiln::supported_isas()) {
+    const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
+    bool ok = true;
+    for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(31), size_t(32), size_t(33), size_t(63), size_t(64), size_t(65), size_t(256), size_t(1000)}) {
+      uint8_t table[256];
+      for (auto& v : table) v = uint8_t(rng.next());
+      Guarded<uint8_t> x(n), y(n);
+      for (size_t i = 0; i < n; ++i) x[i] = n >= 256 && i < 256 ? uint8_t(i) : uint8_t(rng.next());
+      std::memset(y.data(), 0xcd, n);
+      t.s8_conv.lookup_u8_row(table, x.data(), y.data(), n);
+      for (size_t i = 0; i < n; ++i) ok = ok && y[i] == table[x[i]];
+      std::vector<uint8_t> want(n);
+      for (size_t i = 0; i < n; ++i) want[i] = table[x[i]];
+      t.s8_conv.lookup_u8_row(table, x.data(), x.data(), n);  // in place
+      for (size_t i = 0; i < n; ++i) ok = ok && x[i] == want[i];
+    }
+    check(ok, std::string("lookup_u8_row on ") + kiln::isa_name(isa));
+  }
+}
+
 // The byte transpose kernel of every table against the definition, on odd shapes and strides.
 void test_transpose(Rng& rng) {
   for (kiln::Isa isa : kiln::supported_isas()) {
@@ -371,6 +394,7 @@ int main() {
   test_layout(2, 256, 49, rng);
   test_transpose(rng);
   test_add(rng);
+  test_lookup(rng);
   for (size_t c : {size_t(1), size_t(31), size_t(32), size_t(33), size_t(64), size_t(65), size_t(130)}) {
     test_max_pool(2, c, 7, 6, 3, 2, 1, rng);
   }

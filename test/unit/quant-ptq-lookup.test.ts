@@ -3,7 +3,8 @@
  * HardSwish, SiLU (Sigmoid + Mul, as exporters write it), Sigmoid and the other unary functions
  * become one 256-entry table on the stored codes instead of DequantizeLinear -> float op ->
  * QuantizeLinear. Checked: the table against Q(f(DQ(q))) computed directly; the native LookupU8
- * step against its table on odd sizes, batches and in place, and refusing bad tables; PTQ's graph
+ * step against its table on odd sizes and batches, in place, on every ISA (the row kernels
+ * themselves: native/test/s8-conv-test.cc), and refusing bad tables; PTQ's graph
  * (no DQ/Q between int8 nodes, the report); the runtime bit for bit against the reference
  * interpreter; onnxruntime on the QDQ export; a .kiln round trip and a corrupt function name; a
  * Sigmoid whose reader runs in float (squeeze-and-excitation) staying float.
@@ -23,6 +24,7 @@ import { loadGraph, save } from '../../src/runtime/model-io.js';
 import { Plan, type PlanSpec, type PlanStepSpec } from '../../src/runtime/plan.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
+import { forEachIsa } from '../kernels/kernel-helpers.js';
 
 function random(seed: number): () => number {
   let s = seed >>> 0;
@@ -154,17 +156,19 @@ describe('LookupU8 plan step', () => {
   const table = Array.from({ length: 256 }, () => Math.floor((next() + 1) * 128));
 
   for (const shape of [[1], [7], [3, 5, 11], [64, 33], [4, 129, 129]]) {
-    it(`maps every code through the table: per-image shape [${shape.join(', ')}], batches 1, 3 and 8`, () => {
+    it(`maps every code through the table on every ISA: per-image shape [${shape.join(', ')}], batches 1, 3 and 8`, () => {
       const plan = Plan.createSync(spec(shape, table));
       // The quantized value dies at the lookup: the planner runs it in place.
       expect(plan.info().steps.find((s) => s.includes('u8 table test'))).toMatch(/\(in place\)$/);
       const per = shape.reduce((a, b) => a * b, 1);
-      for (const batch of [1, 3, 8]) {
-        const codes = Float32Array.from({ length: per * batch }, () => Math.floor((next() + 1) * 128));
-        const out = new Float32Array(per * batch).fill(Number.NaN);
-        plan.run([codes], [out], batch, false);
-        expect(Array.from(out)).toEqual(Array.from(codes, (c) => table[c]));
-      }
+      forEachIsa(() => {
+        for (const batch of [1, 3, 8]) {
+          const codes = Float32Array.from({ length: per * batch }, () => Math.floor((next() + 1) * 128));
+          const out = new Float32Array(per * batch).fill(Number.NaN);
+          plan.run([codes], [out], batch, false);
+          expect(Array.from(out)).toEqual(Array.from(codes, (c) => table[c]));
+        }
+      });
       plan.dispose();
     });
   }

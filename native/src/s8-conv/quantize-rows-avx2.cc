@@ -71,6 +71,25 @@ void transpose_u8_avx2(const uint8_t* src, size_t src_stride, uint8_t* dst, size
   }
 }
 
+void lookup_u8_row_avx2(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) {
+  __m256i rows[16];
+  for (int r = 0; r < 16; ++r) rows[r] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(table + 16 * r)));
+  const __m256i nibble = _mm256_set1_epi8(0x0f);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
+    const __m256i lo = _mm256_and_si256(v, nibble);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+    __m256i out = _mm256_setzero_si256();
+    for (int r = 0; r < 16; ++r) {
+      const __m256i hit = _mm256_cmpeq_epi8(hi, _mm256_set1_epi8(static_cast<char>(r)));
+      out = _mm256_or_si256(out, _mm256_and_si256(hit, _mm256_shuffle_epi8(rows[r], lo)));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), out);
+  }
+  for (; i < n; ++i) y[i] = table[x[i]];
+}
+
 void add_u8_row_avx2(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p) {
   const __m256 as = _mm256_set1_ps(p.a_scale), bs = _mm256_set1_ps(p.b_scale), ys = _mm256_set1_ps(p.y_scale);
   const __m256i az = _mm256_set1_epi32(p.a_zero_point), bz = _mm256_set1_epi32(p.b_zero_point);

@@ -2,6 +2,7 @@
 // stores instead of a scalar loop. Same operation sequence as the AVX2 rows.
 // GCC 12 warns inside its own headers about _mm512_undefined_*(); the value is never used.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include "common/simd.h"
 
 #include "s8-conv/quantize-rows.h"
@@ -36,6 +37,23 @@ void dequantize_u8_row_avx512(const uint8_t* in, float* out, size_t n, float sca
     const __mmask16 m = first_lanes(n - i);
     const __m512i q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, in + i));
     _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, zp)), s));
+  }
+}
+
+void lookup_u8_row_avx512(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) {
+  __m512i rows[16];
+  for (int r = 0; r < 16; ++r) rows[r] = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(table + 16 * r)));
+  const __m512i nibble = _mm512_set1_epi8(0x0f);
+  for (size_t i = 0; i < n; i += 64) {
+    const __mmask64 m = n - i >= 64 ? ~__mmask64{0} : (__mmask64{1} << (n - i)) - 1;
+    const __m512i v = _mm512_maskz_loadu_epi8(m, x + i);
+    const __m512i lo = _mm512_and_si512(v, nibble);
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+    __m512i out = _mm512_setzero_si512();
+    for (int r = 0; r < 16; ++r) {
+      out = _mm512_mask_shuffle_epi8(out, _mm512_cmpeq_epi8_mask(hi, _mm512_set1_epi8(static_cast<char>(r))), rows[r], lo);
+    }
+    _mm512_mask_storeu_epi8(y + i, m, out);
   }
 }
 

@@ -36,6 +36,13 @@ void add_u8_row_scalar(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n,
 void add_u8_row_avx2(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p);
 void add_u8_row_avx512(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p);
 
+// QLinearLookup's rows (runtime/ops/lookup-u8.cc): y[i] = table[x[i]], 256 entries; y may be x.
+// AVX2 and AVX-512 look the low nibble up in each 16-byte row of the table (pshufb) and keep the
+// row the high nibble names.
+void lookup_u8_row_scalar(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
+void lookup_u8_row_avx2(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
+void lookup_u8_row_avx512(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
+
 // dst[j * dst_stride + i] = src[i * src_stride + j] for i < rows, j < cols: the byte transpose
 // between a tile of channel rows and NHWC pixels. AVX2 moves whole 16x16 blocks through
 // unpack stages (the AVX-512 table keeps it: the blocks are 16 bytes wide).

@@ -1,5 +1,6 @@
 // The scalar kernels of the int8 convolution family: the dispatch table's scalar entries (the
 // fallback on any CPU) and the oracle the AVX2 / AVX-512 variants are tested against, bit for bit.
+#include <cstring>
 #include "s8-conv/maxpool-u8.h"
 #include "s8-conv/quantize-rows.h"
 #include "s8-conv/s8-depthwise.h"
@@ -41,6 +42,20 @@ void transpose_u8_scalar(const uint8_t* src, size_t src_stride, uint8_t* dst, si
 
 void add_u8_row_scalar(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p) {
   for (size_t i = 0; i < n; ++i) y[i] = add_u8_one(a[i], b[i], p);
+}
+
+// Eight codes per 64-bit load and store: byte stores through uint8_t pointers may alias the table
+// (char aliases everything), which makes a plain loop reload and serialize; whole words do not.
+void lookup_u8_row_scalar(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t in;
+    std::memcpy(&in, x + i, 8);
+    uint64_t out = 0;
+    for (int k = 0; k < 8; ++k) out |= uint64_t{table[(in >> (8 * k)) & 0xff]} << (8 * k);
+    std::memcpy(y + i, &out, 8);
+  }
+  for (; i < n; ++i) y[i] = table[x[i]];
 }
 
 }  // namespace kiln

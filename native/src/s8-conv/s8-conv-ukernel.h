@@ -31,6 +31,8 @@ struct S8ConvKernels {
   // quantize-rows.h's transpose_u8; never null
   void (*transpose_u8)(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, size_t rows,
                        size_t cols) = nullptr;
+  // quantize-rows.h's lookup_u8_row (QLinearLookup); never null
+  void (*lookup_u8_row)(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) = nullptr;
   S8DepthwiseAccumulateFn depthwise_accumulate = nullptr;  // never null
   S8SmallConvPoolFn small_conv_pool = nullptr;      // null: no small-conv + pool kernel
 };

@@ -3,30 +3,17 @@
 // and QLinearLeakyRelu do). The table already holds f(dequantize(code)) requantized to the output's
 // parameters, so the step is exact whatever f is, and the value keeps its layout (NHWC or NCHW):
 // this replaces a DequantizeLinear, the float op and a QuantizeLinear, two of them layout changes.
+// The rows run on the dispatch table's lookup_u8_row (s8-conv/quantize-rows.h).
 #include <cstdint>
-#include <cstring>
 #include <sstream>
 
+#include "common/dispatch.h"
 #include "runtime/ops/ops.h"
 #include "runtime/parallel.h"
 
 namespace kiln {
 namespace runtime {
 namespace {
-
-// Eight codes per 64-bit load and store: byte stores through uint8_t pointers may alias the table
-// (char aliases everything), which makes a plain loop reload and serialize; whole words do not.
-void lookup(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) {
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t in;
-    std::memcpy(&in, x + i, 8);
-    uint64_t out = 0;
-    for (int k = 0; k < 8; ++k) out |= uint64_t{table[(in >> (8 * k)) & 0xff]} << (8 * k);
-    std::memcpy(y + i, &out, 8);
-  }
-  for (; i < n; ++i) y[i] = table[x[i]];
-}
 
 class LookupU8Step : public PlanStep {
  public:
@@ -39,7 +26,8 @@ class LookupU8Step : public PlanStep {
     uint8_t* y = reinterpret_cast<uint8_t*>(io.out[0]);
     const uint8_t* t = table_;
     // Bytes, not floats: four times the float grain keeps a chunk's cost alike.
-    for_chunks(batch * elements_, 4 * kElementwiseGrain, max_threads, [&](size_t b, size_t e) { lookup(t, x + b, y + b, e - b); });
+    const auto row = dispatch().s8_conv.lookup_u8_row;
+    for_chunks(batch * elements_, 4 * kElementwiseGrain, max_threads, [&](size_t b, size_t e) { row(t, x + b, y + b, e - b); });
   }
   std::string detail() const override { return "u8 table " + function_; }
   bool in_place() const override { return true; }
