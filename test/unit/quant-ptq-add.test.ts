@@ -17,22 +17,10 @@ import { compareInt8WithOnnxRuntime, exportModel } from '../../src/onnx/index.js
 import { decodeModel } from '../../src/onnx/proto.js';
 import { convertToInt8, prepareForQuantization, quantize, valuesToCalibrate } from '../../src/quant/ptq.js';
 import { runInt8Reference } from '../../src/quant/reference.js';
-import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
+import { argmaxRows, random, runNative, tensor } from '../support/int8-graphs.js';
 
-/** Deterministic uniform numbers in [-1, 1). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-}
 
-function tensor(dims: number[], scale: number, next: () => number): Tensor<'float32'> {
-  const n = dims.reduce((a, b) => a * b, 1);
-  return new Tensor('float32', Float32Array.from({ length: n }, () => scale * next()), dims);
-}
 
 const C = 6;
 const H = 7; // odd: the pooled map is 3x3 with a dropped row and column
@@ -75,25 +63,7 @@ function images(n: number, seed: number): Tensor<'float32'> {
   return tensor([n, 3, H, H], 1, random(seed));
 }
 
-async function runNative(graph: Graph, x: Tensor): Promise<Float32Array> {
-  const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
-  try {
-    const out = await session.run({ [graph.inputs[0].name]: x });
-    return out[graph.outputs[0].name].data as Float32Array;
-  } finally {
-    session.release();
-  }
-}
 
-function argmaxRows(data: Float32Array, cols: number): number[] {
-  const out: number[] = [];
-  for (let r = 0; r < data.length / cols; r++) {
-    let best = 0;
-    for (let c = 1; c < cols; c++) if (data[r * cols + c] > data[r * cols + best]) best = c;
-    out.push(best);
-  }
-  return out;
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-ptq-add-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

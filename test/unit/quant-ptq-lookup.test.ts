@@ -22,22 +22,11 @@ import { quantize } from '../../src/quant/ptq.js';
 import { runInt8Reference } from '../../src/quant/reference.js';
 import { loadGraph, save } from '../../src/runtime/model-io.js';
 import { Plan, type PlanSpec, type PlanStepSpec } from '../../src/runtime/plan.js';
-import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
+import { argmaxRows, random, runNative, tensor } from '../support/int8-graphs.js';
 import { forEachIsa } from '../kernels/kernel-helpers.js';
 
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-}
 
-function tensor(dims: number[], scale: number, next: () => number): Tensor<'float32'> {
-  const n = dims.reduce((a, b) => a * b, 1);
-  return new Tensor('float32', Float32Array.from({ length: n }, () => scale * next()), dims);
-}
 
 const C = 5;
 const H = 9;
@@ -87,22 +76,7 @@ function images(n: number, seed: number): Tensor<'float32'> {
   return tensor([n, 3, H, H], 1.5, random(seed));
 }
 
-async function runNative(graph: Graph, x: Tensor): Promise<Float32Array> {
-  const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
-  try {
-    return (await session.run({ x }))[graph.outputs[0].name].data as Float32Array;
-  } finally {
-    session.release();
-  }
-}
 
-function argmaxRows(data: Float32Array, cols: number): number[] {
-  return Array.from({ length: data.length / cols }, (_, r) => {
-    let best = 0;
-    for (let c = 1; c < cols; c++) if (data[r * cols + c] > data[r * cols + best]) best = c;
-    return best;
-  });
-}
 
 const calibration = images(96, 1);
 const held = images(150, 2);
