@@ -10,7 +10,7 @@ import type { Graph, GraphNode, ValueInfo } from './ir.js';
 import { broadcastShapes, inferNodeShapes, inferShapes, type Shape } from './shape-inference.js';
 
 /** The ops of the int8 IR that are not ordinary float ONNX ops. */
-export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm', 'QLinearConcat', 'QLinearLookup']);
+export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm', 'QLinearConcat', 'QLinearLookup', 'QLinearMul', 'QLinearGlobalAveragePool']);
 
 /** Float ops that run on quantized values unchanged (same dtype and parameters as the input). */
 export const QUANT_PASSTHROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Resize', 'Slice', 'Split']);
@@ -147,6 +147,8 @@ export function valueQuantization(graph: Graph, code: ErrorCodeValue = ErrorCode
       case 'QLinearAdd':
       case 'QLinearConcat':
       case 'QLinearLookup':
+      case 'QLinearMul':
+      case 'QLinearGlobalAveragePool':
         q = a.output();
         break;
       default:
@@ -179,7 +181,10 @@ export function int8NodeShapes(node: GraphNode, inputs: readonly (Shape | undefi
     case 'DynamicQGemm':
       return inferNodeShapes({ ...node, op: 'Gemm', inputs: node.inputs.slice(0, 2), attrs: { transB: node.attrs.transB ?? 0 } }, inputs.slice(0, 2));
     case 'QLinearAdd':
+    case 'QLinearMul':
       return inputs[0] === undefined || inputs[1] === undefined ? undefined : [broadcastShapes(node, inputs[0], inputs[1])];
+    case 'QLinearGlobalAveragePool':
+      return inferNodeShapes({ ...node, op: 'GlobalAveragePool' }, inputs.slice(0, 1));
     case 'QLinearConcat':
       return inferNodeShapes({ ...node, op: 'Concat' }, inputs);
     default:

@@ -155,6 +155,24 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
       finish({ name: node.name, op: 'Concat', inputs, outputs: [], attrs: { axis: node.attrs.axis ?? 1 } }, y);
       return;
     }
+    case 'QLinearMul': {
+      const qa = inputQuant(a, ctx, 0, 'a');
+      const qb = inputQuant(a, ctx, 1, 'b');
+      const y = a.output();
+      if (y === undefined) throw a.fail('attributes y_scale / y_zero_point', 'a quantized output', 'none');
+      const af = dequantize(e, `${node.name}_a`, node.inputs[0]!, qa);
+      const bf = dequantize(e, `${node.name}_b`, node.inputs[1]!, qb);
+      finish({ name: node.name, op: 'Mul', inputs: [af, bf], outputs: [], attrs: {} }, y);
+      return;
+    }
+    case 'QLinearGlobalAveragePool': {
+      const x = inputQuant(a, ctx, 0, 'x');
+      const y = a.output();
+      if (y === undefined) throw a.fail('attributes y_scale / y_zero_point', 'a quantized output', 'none');
+      const xf = dequantize(e, `${node.name}_x`, node.inputs[0]!, x);
+      finish({ name: node.name, op: 'GlobalAveragePool', inputs: [xf], outputs: [], attrs: {} }, y);
+      return;
+    }
     case 'QLinearLookup': {
       // DQ -> the function's float op(s) -> Q (SiLU: Sigmoid and Mul).
       const x = inputQuant(a, ctx, 0, 'x');

@@ -95,6 +95,35 @@ function addObstacle(graph: Graph, node: GraphNode): string | undefined {
 }
 
 /**
+ * A Mul's inputs as [full, other] when it can become a QLinearMul (two activations: one [N, C, H, W]
+ * times one of the same shape or a channel gate [N, C, 1, 1], in either order), else the reason.
+ */
+function mulOperands(graph: Graph, node: GraphNode): [string, string] | string {
+  if (node.attrs.kiln_activation !== undefined) return `its fused activation ${String(node.attrs.kiln_activation)} has no int8 form`;
+  if (node.inputs.length !== 2 || node.inputs.some((i) => !i)) return 'it does not have two inputs';
+  if (node.inputs.some((i) => graph.initializers.has(i))) return 'one of its inputs is a constant (QLinearMul multiplies two activations)';
+  const [a, b] = node.inputs.map((i) => shapesOf(graph).get(i));
+  if (!a || !b) return 'the shapes of its inputs are unknown';
+  const fixed = (s: Shape) => s.length === 4 && s.slice(1).every((d) => typeof d === 'number');
+  const same = (s: Shape, t: Shape) => s.length === t.length && s.every((d, i) => i === 0 || d === t[i]);
+  const gate = (s: Shape, t: Shape) => s[1] === t[1] && t[2] === 1 && t[3] === 1;
+  if (fixed(a) && fixed(b) && (same(a, b) || gate(a, b))) return [node.inputs[0], node.inputs[1]];
+  if (fixed(a) && fixed(b) && gate(b, a)) return [node.inputs[1], node.inputs[0]];
+  return `its inputs have the shapes ${formatShape(a)} and ${formatShape(b)}: QLinearMul needs two images of one shape, or an image and a [C, 1, 1] gate`;
+}
+
+/** Why a GlobalAveragePool / ReduceMean cannot become a QLinearGlobalAveragePool. */
+function meanObstacle(graph: Graph, node: GraphNode): string | undefined {
+  const x = shapesOf(graph).get(node.inputs[0]);
+  if (!x || x.length !== 4 || x.slice(1).some((d) => typeof d !== 'number')) return 'its input is not an NCHW image of a fixed size';
+  if (node.op === 'GlobalAveragePool') return undefined;
+  const axes = node.attrs.axes;
+  const spatial = Array.isArray(axes) && axes.length === 2 && [...axes].map((v) => (Number(v) + 4) % 4).sort().join() === '2,3';
+  if (!spatial || node.inputs.length > 1 || Number(node.attrs.keepdims ?? 1) !== 1) return 'only a ReduceMean over H and W that keeps its dims has an int8 form';
+  return undefined;
+}
+
+/**
  * The Relu an int8 Add absorbs as `kiln_activation: 'Relu'`: the only reader of the Add's output,
  * which is not a graph output.
  */
@@ -139,6 +168,11 @@ export function int8Obstacle(graph: Graph, node: GraphNode): string | undefined 
     return lookupNode(graph, node, consumers(graph)) === undefined ? `this ${node.op} has no int8 form` : undefined;
   }
   if (node.op === 'Add') return addObstacle(graph, node);
+  if (node.op === 'Mul') {
+    const operands = mulOperands(graph, node);
+    return typeof operands === 'string' ? operands : undefined;
+  }
+  if (node.op === 'GlobalAveragePool' || node.op === 'ReduceMean') return meanObstacle(graph, node);
   if (!WEIGHTED_OPS.has(node.op)) return `${node.op} has no int8 form in Kiln's int8 IR`;
   const act = node.attrs.kiln_activation;
   if (act !== undefined && act !== 'Relu' && act !== 'Relu6') return `its fused activation ${String(act)} has no int8 form (only Relu and Relu6)`;
@@ -176,6 +210,7 @@ export function valuesToCalibrate(prepared: Graph): string[] {
       names.add(addOutput(prepared, node, readers));
       continue;
     }
+    if (node.op === 'Mul') names.add(node.inputs[1]);
     const lookup = lookupNode(prepared, node, readers);
     if (lookup) {
       names.add(node.inputs[0]);
@@ -336,6 +371,12 @@ export function convertToInt8(
       if (graphOutputs.has(out)) return 'its output is a graph output (kept float32)';
       return undefined;
     }
+    if (obstacle === undefined && (n.op === 'Mul' || n.op === 'GlobalAveragePool' || n.op === 'ReduceMean')) {
+      const missing = [...n.inputs.slice(0, n.op === 'Mul' ? 2 : 1), n.outputs[0]].find((v) => !ranges.has(v));
+      if (missing !== undefined) return `no range was given for its value '${missing}'`;
+      if (graphOutputs.has(n.outputs[0])) return 'its output is a graph output (kept float32)';
+      return undefined;
+    }
     if (obstacle !== undefined || n.op !== 'Add') return obstacle;
     const missing = [n.inputs[0], n.inputs[1], addOutput(graph, n, readers)].find((v) => !ranges.has(v));
     return missing === undefined ? undefined : `no range was given for its value '${missing}'`;
@@ -377,6 +418,29 @@ export function convertToInt8(
       producedQuantized.add(lookup.out);
       nativeQuantized.add(lookup.out);
       lookupReports.push({ node: node.name, function: lookup.name, input: node.inputs[0], output: lookup.out, ...(lookup.mul ? { fusedNode: lookup.mul.name } : {}) });
+      continue;
+    }
+    if (capable.get(node) === undefined && (node.op === 'Mul' || node.op === 'GlobalAveragePool' || node.op === 'ReduceMean')) {
+      const out = node.outputs[0];
+      const yp = paramsFor(out, node);
+      const y = fresh(`${out}_quantized`);
+      const attrs: Attrs = { y_scale: yp.scale, y_zero_point: yp.zeroPoint, y_dtype: yp.kind };
+      if (node.op === 'Mul') {
+        const [full, other] = mulOperands(graph, node) as [string, string];
+        const [aq, bq] = [quantized(full, node), quantized(other, node)];
+        const [ap, bp] = [twinParams.get(aq)!, twinParams.get(bq)!];
+        Object.assign(attrs, { a_scale: ap.scale, a_zero_point: ap.zeroPoint, b_scale: bp.scale, b_zero_point: bp.zeroPoint });
+        nodes.push({ name: node.name, op: 'QLinearMul', inputs: [aq, bq], outputs: [y], attrs });
+      } else {
+        const xq = quantized(node.inputs[0], node);
+        const xp = twinParams.get(xq)!;
+        Object.assign(attrs, { x_scale: xp.scale, x_zero_point: xp.zeroPoint });
+        nodes.push({ name: node.name, op: 'QLinearGlobalAveragePool', inputs: [xq], outputs: [y], attrs });
+      }
+      quantTwin.set(out, y);
+      twinParams.set(y, yp);
+      producedQuantized.add(out);
+      nativeQuantized.add(out);
       continue;
     }
     if (lookup) {

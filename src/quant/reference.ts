@@ -194,7 +194,57 @@ function qlinearAdd(values: Values, node: GraphNode): Tensor {
   return quantizedTensor(kind, out, a.dims);
 }
 
-/** Each input requantized to the output's parameters (float32 arithmetic, as QLinearAdd), then concatenated. */
+/**
+ * QLinearMul: a [C, H, W] value times b of the same shape or [C, 1, 1] (a channel gate), each
+ * dequantized and the product rounded in float32 before the division by y_scale.
+ */
+function qlinearMul(values: Values, node: GraphNode): Tensor {
+  const a = input(values, node, 0);
+  const b = input(values, node, 1);
+  expectType(node, a, ['uint8', 'int8'], 'a');
+  expectType(node, b, ['uint8', 'int8'], 'b');
+  const batch = a.dims[0]!;
+  const per = a.size / batch;
+  const channels = a.dims[1]!;
+  const gate = b.size === batch * channels && a.size !== b.size;
+  if (!gate && a.size !== b.size) fail(node, `b must have a's shape or [N, C, 1, 1], found [${a.dims.join(', ')}] and [${b.dims.join(', ')}]`);
+  const [as, az, bs, bz, ys] = ['a_scale', 'a_zero_point', 'b_scale', 'b_zero_point', 'y_scale'].map((k) => num(node, k, k.endsWith('zero_point') ? 0 : undefined));
+  const yz = num(node, 'y_zero_point', 0);
+  const kind = kindOf(node, 'y_dtype');
+  const { qmin, qmax } = storageRange(kind);
+  const plane = per / channels;
+  const out = new Array<number>(a.size);
+  for (let i = 0; i < a.size; i++) {
+    const j = gate ? Math.floor(i / per) * channels + Math.floor((i % per) / plane) : i;
+    const real = Math.fround(Math.fround(as * (a.data[i] - az)) * Math.fround(bs * (b.data[j] - bz)));
+    const q = roundHalfEven(Math.fround(real / ys)) + yz;
+    out[i] = q < qmin ? qmin : q > qmax ? qmax : q;
+  }
+  return quantizedTensor(kind, out, a.dims);
+}
+
+/** QLinearGlobalAveragePool: y = Q(x_scale * float32(sum(x - x_zp)) / float32(H * W)) per channel. */
+function qlinearGlobalAveragePool(values: Values, node: GraphNode): Tensor {
+  const x = input(values, node, 0);
+  expectType(node, x, ['uint8', 'int8'], 'x');
+  if (x.dims.length !== 4) fail(node, 'only NCHW inputs');
+  const [n, c, h, w] = x.dims as number[];
+  const [xs, xz, ys] = [num(node, 'x_scale'), num(node, 'x_zero_point', 0), num(node, 'y_scale')];
+  const yz = num(node, 'y_zero_point', 0);
+  const kind = kindOf(node, 'y_dtype');
+  const { qmin, qmax } = storageRange(kind);
+  const plane = h! * w!;
+  const out: number[] = [];
+  for (let i = 0; i < n! * c!; i++) {
+    let sum = 0;
+    for (let p = 0; p < plane; p++) sum += x.data[i * plane + p]! - xz;
+    const real = Math.fround(Math.fround(Math.fround(sum) / plane) * Math.fround(xs));
+    const q = roundHalfEven(Math.fround(real / ys)) + yz;
+    out.push(q < qmin ? qmin : q > qmax ? qmax : q);
+  }
+  return quantizedTensor(kind, out, [n!, c!, 1, 1]);
+}
+
 /** QLinearLookup element by element: Q_y(f(DQ_x(q))), without the runtime's table. */
 function qlinearLookup(values: Values, node: GraphNode): Tensor {
   const x = input(values, node, 0);
@@ -215,6 +265,7 @@ function qlinearLookup(values: Values, node: GraphNode): Tensor {
   }), x.dims);
 }
 
+/** Each input requantized to the output's parameters (float32 arithmetic, as QLinearAdd), then concatenated. */
 function qlinearConcat(values: Values, node: GraphNode): Tensor {
   const xs = node.inputs.map((_, i) => input(values, node, i));
   const scales = node.attrs.x_scales as number[];
@@ -473,6 +524,10 @@ function runNode(values: Values, node: GraphNode): Tensor {
       return qlinearConcat(values, node);
     case 'QLinearLookup':
       return qlinearLookup(values, node);
+    case 'QLinearMul':
+      return qlinearMul(values, node);
+    case 'QLinearGlobalAveragePool':
+      return qlinearGlobalAveragePool(values, node);
     case 'DynamicQGemm':
       return dynamicQGemm(values, node);
     case 'Conv':

@@ -115,10 +115,15 @@ function checkInt8Nodes(graph: Graph): void {
         quantWeights(a, graph.initializers);
         break;
       case 'QLinearAdd':
+      case 'QLinearMul':
         a.scale('a_scale');
         a.zeroPoint('a_zero_point', inputType(0));
         a.scale('b_scale');
         a.zeroPoint('b_zero_point', inputType(1));
+        break;
+      case 'QLinearGlobalAveragePool':
+        a.scale('x_scale');
+        a.zeroPoint('x_zero_point', inputType(0));
         break;
       case 'DynamicQGemm':
         quantWeights(a, graph.initializers);

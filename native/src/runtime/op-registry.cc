@@ -103,6 +103,8 @@ const OpEntry kOps[] = {
     {"SliceU8", make_slice_u8, true},
     {"ConcatU8", make_concat_u8, true},
     {"LookupU8", make_lookup_u8, true},
+    {"QLinearMul", make_qlinear_mul, true},
+    {"GlobalAvgPoolU8", make_global_avg_pool_u8, true},
     {"Reshape", nullptr},
     {"Flatten", nullptr},
     {"Squeeze", nullptr},

@@ -304,6 +304,49 @@ export function lowerQLinearAdd(n: NodeLowering): ValueRef[] {
   ];
 }
 
+/**
+ * QLinearMul: a [C, H, W] times b of a's shape (both in one layout, as QLinearAdd) or a channel
+ * gate [C, 1, 1] (a keeps its layout: NHWC stays NHWC).
+ */
+function lowerQLinearMul(n: NodeLowering): ValueRef[] {
+  let a = quantizedInput(n, 0);
+  let b = quantizedInput(n, 1);
+  const gate = a.shape.length === 3 && shapeText(b.shape) === shapeText([a.shape[0], 1, 1]) && shapeText(a.shape) !== shapeText(b.shape);
+  if (!gate && shapeText(a.shape) !== shapeText(b.shape)) {
+    throw new Unsupported(`QLinearMul of per-image shapes ${shapeText(a.shape)} and ${shapeText(b.shape)} (b must be a's shape or [C, 1, 1])`);
+  }
+  const attrs: Record<string, number> = {};
+  for (const [prefix, v] of [['a', a], ['b', b]] as const) {
+    attrs[`${prefix}_scale`] = scaleAttr(n, `${prefix}_scale`);
+    attrs[`${prefix}_zero_point`] = storedZeroPoint(v.quant.dtype, zeroPointAttr(n, `${prefix}_zero_point`, v.quant.dtype));
+  }
+  const y = outputQuant(n);
+  if (!y.quant) throw n.shapeError('attribute y_scale is required');
+  if (!gate) {
+    const pa = a.quant.perm;
+    const pb = b.quant.perm;
+    if (!(pa?.c === pb?.c && pa?.p === pb?.p)) {
+      a = toPlain(n, a);
+      b = toPlain(n, b);
+    }
+  }
+  const perm = a.quant.perm;
+  const channels = gate ? a.shape[0] : 1;
+  return [n.emit('QLinearMul', [a, b], a.shape, { attrs: { ...attrs, ...y.attrs, channels, nhwc: gate && perm ? 1 : 0 }, macs: 0, quant: { ...y.quant, ...(perm ? { perm } : {}) } })];
+}
+
+/** QLinearGlobalAveragePool: per-channel means of a uint8 image, in its layout; [C, 1, 1] out. */
+function lowerQLinearGlobalAveragePool(n: NodeLowering): ValueRef[] {
+  const x = quantizedInput(n, 0);
+  if (x.shape.length !== 3) throw new Unsupported(`QLinearGlobalAveragePool of a rank-${x.shape.length + 1} value (only NCHW)`);
+  const attrs = { x_scale: scaleAttr(n, 'x_scale'), x_zero_point: storedZeroPoint(x.quant.dtype, zeroPointAttr(n, 'x_zero_point', x.quant.dtype)) };
+  const y = outputQuant(n);
+  if (!y.quant) throw n.shapeError('attribute y_scale is required');
+  const shape = [x.shape[0], 1, 1];
+  // One pixel: NHWC and NCHW are the same bytes, so readers that want NHWC take it as is.
+  return [n.emit('GlobalAvgPoolU8', [x], shape, { attrs: { ...attrs, ...y.attrs, nhwc: x.quant.perm ? 1 : 0 }, macs: 0, quant: { ...y.quant, perm: { c: x.shape[0], p: 1 } } })];
+}
+
 function lowerMaxPoolU8(n: NodeLowering): ValueRef[] {
   let x = quantizedInput(n, 0);
   if (x.shape.length !== 3) throw new Unsupported(`${x.shape.length - 1}-D MaxPool on a quantized value (only 2-D)`);
@@ -428,6 +471,8 @@ export const QUANT_LOWERINGS = {
   QLinearAdd: lowerQLinearAdd,
   QLinearConcat: lowerQLinearConcat,
   QLinearLookup: lowerQLinearLookup,
+  QLinearMul: lowerQLinearMul,
+  QLinearGlobalAveragePool: lowerQLinearGlobalAveragePool,
   DynamicQGemm: lowerDynamicQGemm,
   MaxPool: byInput(lowerPool, lowerMaxPoolU8),
   Resize: byInput(lowerResize, lowerResizeU8),

@@ -52,6 +52,8 @@ std::unique_ptr<PlanStep> make_resize_u8(const StepContext& ctx);       // resiz
 std::unique_ptr<PlanStep> make_slice_u8(const StepContext& ctx);        // slice.cc
 std::unique_ptr<PlanStep> make_concat_u8(const StepContext& ctx);       // concat.cc (QLinearConcat)
 std::unique_ptr<PlanStep> make_lookup_u8(const StepContext& ctx);       // lookup-u8.cc (QLinearLookup)
+std::unique_ptr<PlanStep> make_qlinear_mul(const StepContext& ctx);     // qlinear-mul.cc
+std::unique_ptr<PlanStep> make_global_avg_pool_u8(const StepContext& ctx);  // global-avg-pool-u8.cc (QLinearGlobalAveragePool)
 
 }  // namespace runtime
 }  // namespace kiln
