@@ -16,7 +16,7 @@ import { InferenceSession } from '../src/runtime/session.js';
 import { imageLike } from './image-like.js';
 
 const DEFAULT_MODELS = ['resnet18.torchscript-op17', 'resnet18.dynamo-op21', 'mobilenet_v2.torchscript-op17', 'mobilenet_v2.dynamo-op21'];
-const INT8_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'QLinearConcat']);
+const INT8_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'QLinearConcat', 'QLinearLookup', 'QLinearMul', 'QLinearGlobalAveragePool']);
 
 function argmax(data: Float32Array, row: number, classes: number): number {
   let best = 0;
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     }
     a.release();
     b.release();
-    const int8 = graph.nodes.filter((n) => n.op === 'QLinearConv' || n.op === 'QLinearGemm' || n.op === 'QLinearAdd' || n.op === 'QLinearConcat').length;
+    const int8 = graph.nodes.filter((n) => n.op !== 'QuantizeLinear' && n.op !== 'DequantizeLinear' && INT8_OPS.has(n.op)).length;
     process.stdout.write(`| ${name} | ${int8} / ${left.length ? left.join(', ') : 'none'} | ${agree}/${total} | ${classes.size} | ${Math.sqrt(num / den).toExponential(2)} |\n`);
   }
 }
