@@ -29,6 +29,7 @@
  * per-axis scales of the wrong length) are ERR_KILN_CORRUPT_MODEL. The parameter checks both share
  * are in quant-params.ts.
  */
+import { LOOKUP_FUNCTIONS } from '../graph/int8-lookup.js';
 import type { GraphNode } from '../graph/ir.js';
 import { Tensor } from '../tensor.js';
 import { broadcastShapes, inferNodeShapes, type Shape } from '../graph/shape-inference.js';
@@ -134,6 +135,7 @@ export function liftQuantized(nodes: GraphNode[], env: QuantImportEnv, reject: (
   for (const node of nodes) {
     if (rw.removed.has(node)) continue;
     try {
+      if (LOOKUP_FUNCTIONS.has(node.op) && qdq.liftLookup(node)) continue;
       switch (node.op) {
         case 'Conv':
         case 'Gemm':
@@ -156,6 +158,13 @@ export function liftQuantized(nodes: GraphNode[], env: QuantImportEnv, reject: (
           break;
         case 'Concat':
           qdq.liftConcat(node);
+          break;
+        case 'Mul':
+          qdq.liftMul(node);
+          break;
+        case 'GlobalAveragePool':
+        case 'ReduceMean':
+          qdq.liftGlobalAveragePool(node);
           break;
         case 'MatMulInteger':
           liftDynamicQGemm(env, rw, node);

@@ -8,6 +8,10 @@
  *   float32 output.
  * - DQ -> Add -> (Relu) -> Q of two quantized values of one shape becomes QLinearAdd.
  * - DQ on every input -> Concat -> Q becomes QLinearConcat;
+ * - DQ -> an elementwise function (HardSwish, Sigmoid, ...; Sigmoid and Mul(x, Sigmoid(x)) as
+ *   SiLU) -> Q becomes QLinearLookup; DQ(a) * DQ(b) -> Q of two images of one shape or an image
+ *   and a [C, 1, 1] gate becomes QLinearMul; DQ -> GlobalAveragePool (or ReduceMean over H and W)
+ *   -> Q becomes QLinearGlobalAveragePool;
  * - DQ -> MaxPool / Flatten / Reshape / Identity / Slice / nearest Resize -> Q with equal parameters runs on the quantized
  *   value directly.
  * - After lifting, Q -> DQ -> Relu -> Q behind an int8 op is that op's fused ReLU
@@ -16,6 +20,7 @@
  * A chain that does not match (a uint8 weight, a non-zero weight zero point, weights not per output
  * channel, a bias that is neither int32 nor float) is left as it is and runs in float.
  */
+import { LOOKUP_FUNCTIONS, lookupParams } from '../graph/int8-lookup.js';
 import type { GraphNode } from '../graph/ir.js';
 import { Tensor } from '../tensor.js';
 import { Unsupported } from './normalize.js';
@@ -193,6 +198,69 @@ export class QdqLifter {
       y_scale: chain.y.scale, y_zero_point: chain.y.zeroPoint, y_dtype: chain.y.dtype,
     };
     this.rw.replace(node, [{ name: node.name, op: 'QLinearConcat', inputs: xs.map((x) => x!.q), outputs: [chain.out], attrs }], chain.swallowed);
+    return true;
+  }
+
+  /**
+   * DQ -> an elementwise function of LOOKUP_FUNCTIONS -> Q, or DQ(x) -> Sigmoid -> Mul(x, Sigmoid(x))
+   * -> Q (SiLU), as one QLinearLookup.
+   */
+  liftLookup(node: GraphNode): boolean {
+    const x = this.dqInput(node.inputs[0] ?? '');
+    // A Relu is left to fuseQuantizedRelu: folded into the int8 op before it, it costs nothing.
+    if (x === undefined || node.inputs.length !== 1 || !LOOKUP_FUNCTIONS.has(node.op) || node.op === 'Relu') return false;
+    let name = node.op;
+    let result = node.outputs[0]!;
+    const swallowed: GraphNode[] = [];
+    const mul = node.op === 'Sigmoid' ? this.rw.soleConsumer(result) : undefined;
+    if (mul?.op === 'Mul' && mul.inputs.length === 2 && mul.inputs.includes(result) && mul.inputs.includes(node.inputs[0]!)) {
+      name = 'SiLU';
+      result = mul.outputs[0]!;
+      swallowed.push(mul);
+    }
+    const chain = this.outputChain(result);
+    if (chain.y === undefined || chain.relu) return false;
+    const attrs: GraphNode['attrs'] = {
+      kiln_function: name, ...lookupParams(node), x_scale: x.p.scale, x_zero_point: x.p.zeroPoint,
+      y_scale: chain.y.scale, y_zero_point: chain.y.zeroPoint, y_dtype: chain.y.dtype,
+    };
+    this.rw.replace(node, [{ name: node.name, op: 'QLinearLookup', inputs: [x.q], outputs: [chain.out], attrs }], [...swallowed, ...chain.swallowed]);
+    return true;
+  }
+
+  /** DQ(a) * DQ(b) -> Q, two images of one shape or an image and a [C, 1, 1] gate: one QLinearMul (image first). */
+  liftMul(node: GraphNode): boolean {
+    let a = this.dqInput(node.inputs[0] ?? '');
+    let b = this.dqInput(node.inputs[1] ?? '');
+    if (a === undefined || b === undefined) return false;
+    const [sa, sb] = [this.env.shapes.get(a.q), this.env.shapes.get(b.q)];
+    const gate = (s: typeof sa, t: typeof sa) => s?.length === 4 && t?.length === 4 && s[1] === t[1] && t[2] === 1 && t[3] === 1 && !(s[2] === 1 && s[3] === 1);
+    if (gate(sb, sa)) [a, b] = [b, a];
+    else if (!gate(sa, sb) && !(sa?.length === 4 && sameShape(sa.slice(1), sb?.slice(1)))) return false;
+    const chain = this.outputChain(node.outputs[0]!);
+    if (chain.y === undefined || chain.relu) return false;
+    const attrs: GraphNode['attrs'] = {
+      a_scale: a.p.scale, a_zero_point: a.p.zeroPoint, b_scale: b.p.scale, b_zero_point: b.p.zeroPoint,
+      y_scale: chain.y.scale, y_zero_point: chain.y.zeroPoint, y_dtype: chain.y.dtype,
+    };
+    this.rw.replace(node, [{ name: node.name, op: 'QLinearMul', inputs: [a.q, b.q], outputs: [chain.out], attrs }], chain.swallowed);
+    return true;
+  }
+
+  /** DQ -> GlobalAveragePool (or ReduceMean over H and W, keepdims) -> Q: one QLinearGlobalAveragePool. */
+  liftGlobalAveragePool(node: GraphNode): boolean {
+    const x = this.dqInput(node.inputs[0] ?? '');
+    if (x === undefined || this.env.shapes.get(x.q)?.length !== 4) return false;
+    if (node.op === 'ReduceMean') {
+      const given = node.inputs[1] ? constant(this.env, node.inputs[1]) : undefined;
+      const axes = given !== undefined ? Array.from(given.data as ArrayLike<number | bigint>, Number) : (node.attrs.axes as number[] | undefined);
+      const spatial = Array.isArray(axes) && axes.length === 2 && axes.map((v) => (v + 4) % 4).sort().join() === '2,3';
+      if (!spatial || Number(node.attrs.keepdims ?? 1) !== 1) return false;
+    }
+    const chain = this.outputChain(node.outputs[0]!);
+    if (chain.y === undefined || chain.relu) return false;
+    const attrs: GraphNode['attrs'] = { x_scale: x.p.scale, x_zero_point: x.p.zeroPoint, y_scale: chain.y.scale, y_zero_point: chain.y.zeroPoint, y_dtype: chain.y.dtype };
+    this.rw.replace(node, [{ name: node.name, op: 'QLinearGlobalAveragePool', inputs: [x.q], outputs: [chain.out], attrs }], chain.swallowed);
     return true;
   }
 

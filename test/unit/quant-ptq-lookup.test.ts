@@ -21,7 +21,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { LOOKUP_FUNCTIONS, lookupFunction, lookupTable, storedTable } from '../../src/graph/int8-lookup.js';
 import { type Graph, GraphBuilder } from '../../src/graph/ir.js';
-import { compareInt8WithOnnxRuntime } from '../../src/onnx/index.js';
+import { compareInt8WithOnnxRuntime, exportModel, importModel } from '../../src/onnx/index.js';
 import { quantize } from '../../src/quant/ptq.js';
 import { runInt8Reference } from '../../src/quant/reference.js';
 import { loadGraph, save } from '../../src/runtime/model-io.js';
@@ -363,6 +363,17 @@ describe('quantize: elementwise functions as QLinearLookup', () => {
     expect(o.top1Agreement).toBeGreaterThanOrEqual(0.98);
     expect(o.maxDiffSteps).toBeLessThanOrEqual(1);
   });
+
+  for (const variant of ['plain', 'se', 'se-reducemean', 'product'] as const) {
+    it(`${variant}: the QDQ export imports back as the same int8 ops, with the same outputs bit for bit`, async () => {
+      const { graph } = await quantize(activationsGraph(variant), calibration, { reportImages: 0 });
+      const back = await importModel(exportModel(graph));
+      const int8Ops = (g: Graph) => g.nodes.map((n) => n.op).filter((op) => op.startsWith('QLinear')).sort();
+      expect(int8Ops(back)).toEqual(int8Ops(graph));
+      expect(back.nodes.filter((n) => n.op === 'QLinearLookup').map((n) => n.attrs.kiln_function).sort()).toEqual(graph.nodes.filter((n) => n.op === 'QLinearLookup').map((n) => n.attrs.kiln_function).sort());
+      expect(Array.from(await runNative(back, held))).toEqual(Array.from(await runNative(graph, held)));
+    });
+  }
 
   it('a gate whose product is the graph output stays float (Mul and Sigmoid), and the report says why', async () => {
     const { graph, report } = await quantize(activationsGraph('gate-output'), calibration, { reportImages: 0 });
