@@ -190,6 +190,40 @@ void test_add(Rng& rng) {
   }
 }
 
+// QLinearMul rows of every table against the scalar definition: odd lengths, one gate value or
+// one per element, saturating scales, y over a (in place).
+void test_mul(Rng& rng) {
+  for (kiln::Isa isa : kiln::supported_isas()) {
+    const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
+    bool ok = true;
+    for (int trial = 0; trial < 40; ++trial) {
+      const size_t n = 1 + rng.below(200);
+      kiln::U8MulParams p;
+      p.a_scale = rng.uniform(0.001f, 0.2f);
+      p.y_scale = trial % 5 == 0 ? rng.uniform(1e-6f, 1e-5f) : rng.uniform(0.0005f, 0.05f);  // some saturate
+      p.a_zero_point = int32_t(rng.below(256));
+      p.y_zero_point = float(rng.below(256));
+      const bool one = trial % 2 == 0;
+      Guarded<uint8_t> a(n), y(n);
+      Guarded<float> tb(one ? 1 : n);
+      for (size_t i = 0; i < n; ++i) a[i] = uint8_t(rng.next());
+      for (size_t i = 0; i < tb.size(); ++i) tb[i] = rng.uniform(-2.0f, 2.0f);
+      std::vector<uint8_t> want(n);
+      for (size_t i = 0; i < n; ++i) {
+        const float ta = p.a_scale * float(int32_t(a[i]) - p.a_zero_point);
+        const float q = std::nearbyint(ta * tb[one ? 0 : i] / p.y_scale) + p.y_zero_point;
+        want[i] = uint8_t(q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q);
+      }
+      std::memset(y.data(), 0xcd, n);
+      t.s8_conv.mul_u8_row(a.data(), tb.data(), one, y.data(), n, p);
+      for (size_t i = 0; i < n; ++i) ok = ok && y[i] == want[i];
+      t.s8_conv.mul_u8_row(a.data(), tb.data(), one, a.data(), n, p);  // in place
+      for (size_t i = 0; i < n; ++i) ok = ok && a[i] == want[i];
+    }
+    check(ok, std::string("mul_u8_row on ") + kiln::isa_name(isa));
+  }
+}
+
 // QLinearLookup rows of every table against table[x]: random tables, every code present, odd
 // lengths around the vector widths, guarded buffers, and y over x (in place, as the plan runs it).
 void test_lookup(Rng& rng) {
@@ -395,6 +429,7 @@ int main() {
   test_transpose(rng);
   test_add(rng);
   test_lookup(rng);
+  test_mul(rng);
   for (size_t c : {size_t(1), size_t(31), size_t(32), size_t(33), size_t(64), size_t(65), size_t(130)}) {
     test_max_pool(2, c, 7, 6, 3, 2, 1, rng);
   }

@@ -205,20 +205,22 @@ describe('QLinearMul and GlobalAvgPoolU8 plan steps', () => {
 
   for (const [c, h, w] of [[1, 1, 1], [5, 3, 7], [16, 9, 9], [3, 33, 2]]) {
     for (const nhwc of [0, 1]) {
-      it(`QLinearMul by a channel gate, [${c}, ${h}, ${w}] ${nhwc ? 'NHWC' : 'NCHW'}, and of two images of one shape, batches 1 and 3`, () => {
+      it(`QLinearMul by a channel gate, [${c}, ${h}, ${w}] ${nhwc ? 'NHWC' : 'NCHW'}, and of two images of one shape, batches 1 and 3, every ISA`, () => {
         const gate = Plan.createSync(wrap([[c, h, w], [c, 1, 1]], [c, h, w], { op: 'QLinearMul', name: 'mul', inputs: [], outputs: [], attrs: { ...p, channels: c, nhwc } }));
         const same = Plan.createSync(wrap([[c, h, w], [c, h, w]], [c, h, w], { op: 'QLinearMul', name: 'mul', inputs: [], outputs: [], attrs: { ...p, channels: 1 } }));
         const per = c * h * w;
-        for (const batch of [1, 3]) {
-          const [a, g, b] = [codes(batch * per), codes(batch * c), codes(batch * per)];
-          const out = new Float32Array(batch * per).fill(Number.NaN);
-          gate.run([a, g], [out], batch, false);
-          // Channel of element i: NCHW planes, or the fastest axis of NHWC pixels.
-          const channel = (i: number) => (nhwc ? (i % per) % c : Math.floor((i % per) / (h * w)));
-          expect(Array.from(out)).toEqual(Array.from(a, (v, i) => mulCode(v, g[Math.floor(i / per) * c + channel(i)])));
-          same.run([a, b], [out], batch, false);
-          expect(Array.from(out)).toEqual(Array.from(a, (v, i) => mulCode(v, b[i])));
-        }
+        forEachIsa(() => {
+          for (const batch of [1, 3]) {
+            const [a, g, b] = [codes(batch * per), codes(batch * c), codes(batch * per)];
+            const out = new Float32Array(batch * per).fill(Number.NaN);
+            gate.run([a, g], [out], batch, false);
+            // Channel of element i: NCHW planes, or the fastest axis of NHWC pixels.
+            const channel = (i: number) => (nhwc ? (i % per) % c : Math.floor((i % per) / (h * w)));
+            expect(Array.from(out)).toEqual(Array.from(a, (v, i) => mulCode(v, g[Math.floor(i / per) * c + channel(i)])));
+            same.run([a, b], [out], batch, false);
+            expect(Array.from(out)).toEqual(Array.from(a, (v, i) => mulCode(v, b[i])));
+          }
+        });
         gate.dispose();
         same.dispose();
       });

@@ -46,6 +46,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   t->s8_conv.transpose_u8 = transpose_u8_scalar;
   t->s8_conv.add_u8_row = add_u8_row_scalar;
   t->s8_conv.lookup_u8_row = lookup_u8_row_scalar;
+  t->s8_conv.mul_u8_row = mul_u8_row_scalar;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_scalar;
 }
 
@@ -77,6 +78,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->s8_conv.transpose_u8 = transpose_u8_avx2;
   t->s8_conv.add_u8_row = add_u8_row_avx2;
   t->s8_conv.lookup_u8_row = lookup_u8_row_avx2;
+  t->s8_conv.mul_u8_row = mul_u8_row_avx2;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx2;
 }
 
@@ -114,6 +116,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx512;
   t->s8_conv.add_u8_row = add_u8_row_avx512;
   t->s8_conv.lookup_u8_row = lookup_u8_row_avx512;
+  t->s8_conv.mul_u8_row = mul_u8_row_avx512;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx512;
   // The resize rows keep their AVX2 kernels (memory-bound).
 }

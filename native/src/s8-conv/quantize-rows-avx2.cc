@@ -71,6 +71,24 @@ void transpose_u8_avx2(const uint8_t* src, size_t src_stride, uint8_t* dst, size
   }
 }
 
+void mul_u8_row_avx2(const uint8_t* a, const float* tb, bool one_tb, uint8_t* y, size_t n, const U8MulParams& p) {
+  const __m256 as = _mm256_set1_ps(p.a_scale), ys = _mm256_set1_ps(p.y_scale);
+  const __m256i az = _mm256_set1_epi32(p.a_zero_point);
+  const __m256 yz = _mm256_set1_ps(p.y_zero_point), lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(255.0f);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i qa = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a + i)));
+    const __m256 ta = _mm256_mul_ps(as, _mm256_cvtepi32_ps(_mm256_sub_epi32(qa, az)));
+    const __m256 b = one_tb ? _mm256_set1_ps(tb[0]) : _mm256_loadu_ps(tb + i);
+    const __m256 r = _mm256_round_ps(_mm256_div_ps(_mm256_mul_ps(ta, b), ys), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, yz), lo), hi);
+    const __m256i qi = _mm256_cvtps_epi32(q);
+    const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(qi), _mm256_extracti128_si256(qi, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + i), _mm_packus_epi16(words, words));
+  }
+  for (; i < n; ++i) y[i] = mul_u8_one(a[i], tb[one_tb ? 0 : i], p);
+}
+
 void lookup_u8_row_avx2(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) {
   __m256i rows[16];
   for (int r = 0; r < 16; ++r) rows[r] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(table + 16 * r)));

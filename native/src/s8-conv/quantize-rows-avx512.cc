@@ -40,6 +40,22 @@ void dequantize_u8_row_avx512(const uint8_t* in, float* out, size_t n, float sca
   }
 }
 
+void mul_u8_row_avx512(const uint8_t* a, const float* tb, bool one_tb, uint8_t* y, size_t n, const U8MulParams& p) {
+  const __m512 as = _mm512_set1_ps(p.a_scale), ys = _mm512_set1_ps(p.y_scale);
+  const __m512i az = _mm512_set1_epi32(p.a_zero_point);
+  const __m512 yz = _mm512_set1_ps(p.y_zero_point), lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.0f);
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = first_lanes(n - i);
+    const __m512i qa = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i));
+    const __m512 ta = _mm512_mul_ps(as, _mm512_cvtepi32_ps(_mm512_sub_epi32(qa, az)));
+    // Masked-off lanes multiply by 1.0f: nothing to fault on, nothing stored.
+    const __m512 b = one_tb ? _mm512_set1_ps(tb[0]) : _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, tb + i);
+    const __m512 r = _mm512_roundscale_ps(_mm512_div_ps(_mm512_mul_ps(ta, b), ys), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, yz), lo), hi);
+    _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, _mm512_cvtps_epi32(q));
+  }
+}
+
 void lookup_u8_row_avx512(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) {
   __m512i rows[16];
   for (int r = 0; r < 16; ++r) rows[r] = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(table + 16 * r)));

@@ -36,6 +36,20 @@ void add_u8_row_scalar(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n,
 void add_u8_row_avx2(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p);
 void add_u8_row_avx512(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p);
 
+// QLinearMul's rows (runtime/ops/qlinear-mul.cc): y = sat(round_half_even(float32(a_scale * (a -
+// a_zp)) * tb / y_scale) + y_zp), tb the dequantized other factor: tb[i] per element, or tb[0]
+// for the whole row (a channel gate over an NCHW plane). Each operation rounded to float32 in that
+// order (docs/int8-ir.md); y may be a.
+struct U8MulParams {
+  float a_scale = 1, y_scale = 1;
+  int32_t a_zero_point = 0;
+  float y_zero_point = 0;
+};
+
+void mul_u8_row_scalar(const uint8_t* a, const float* tb, bool one_tb, uint8_t* y, size_t n, const U8MulParams& p);
+void mul_u8_row_avx2(const uint8_t* a, const float* tb, bool one_tb, uint8_t* y, size_t n, const U8MulParams& p);
+void mul_u8_row_avx512(const uint8_t* a, const float* tb, bool one_tb, uint8_t* y, size_t n, const U8MulParams& p);
+
 // QLinearLookup's rows (runtime/ops/lookup-u8.cc): y[i] = table[x[i]], 256 entries; y may be x.
 // AVX2 and AVX-512 look the low nibble up in each 16-byte row of the table (pshufb) and keep the
 // row the high nibble names.
@@ -72,6 +86,12 @@ inline uint8_t add_u8_one(uint8_t a, uint8_t b, const U8AddParams& p) {
   // |r| is small or saturates anyway, so r + y_zero_point is exact where it matters.
   const float q = std::nearbyint(real / p.y_scale) + p.y_zero_point;
   return static_cast<uint8_t>(q < p.y_min ? p.y_min : q > 255.0f ? 255.0f : q);
+}
+
+inline uint8_t mul_u8_one(uint8_t a, float tb, const U8MulParams& p) {
+  const float ta = p.a_scale * static_cast<float>(static_cast<int32_t>(a) - p.a_zero_point);
+  const float q = std::nearbyint(ta * tb / p.y_scale) + p.y_zero_point;
+  return static_cast<uint8_t>(q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q);
 }
 
 inline float dequantize_u8_one(uint8_t q, float scale, int32_t zero_point) {

@@ -44,6 +44,21 @@ void add_u8_row_scalar(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n,
   for (size_t i = 0; i < n; ++i) y[i] = add_u8_one(a[i], b[i], p);
 }
 
+// Rounds with 1.5 * 2^23 instead of nearbyint, a libm call per element on the baseline ISA (no
+// roundss): adding it leaves no fraction bits, so the addition rounds half to even and the
+// subtraction is exact, for |v| <= 2^22 (clamped first: the bounds are integers, so clamping
+// before rounding equals saturating after). Without -ffast-math no compiler folds the pair.
+void mul_u8_row_scalar(const uint8_t* a, const float* tb, bool one_tb, uint8_t* y, size_t n, const U8MulParams& p) {
+  constexpr float kMagic = 12582912.0f;
+  const float lo = -p.y_zero_point, hi = 255.0f - p.y_zero_point;
+  for (size_t i = 0; i < n; ++i) {
+    const float ta = p.a_scale * static_cast<float>(static_cast<int32_t>(a[i]) - p.a_zero_point);
+    float v = ta * tb[one_tb ? 0 : i] / p.y_scale;
+    v = v < lo ? lo : v > hi ? hi : v;
+    y[i] = static_cast<uint8_t>(((v + kMagic) - kMagic) + p.y_zero_point);
+  }
+}
+
 // Eight codes per 64-bit load and store: byte stores through uint8_t pointers may alias the table
 // (char aliases everything), which makes a plain loop reload and serialize; whole words do not.
 void lookup_u8_row_scalar(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) {

@@ -12,6 +12,7 @@ namespace kiln {
 
 struct QuantizeParams;
 struct U8AddParams;
+struct U8MulParams;
 struct S8SmallConvKernel;
 
 using U8QuantizeRowFn = void (*)(const float* in, uint8_t* out, size_t n, const QuantizeParams& p);
@@ -31,6 +32,8 @@ struct S8ConvKernels {
   // quantize-rows.h's transpose_u8; never null
   void (*transpose_u8)(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, size_t rows,
                        size_t cols) = nullptr;
+  // quantize-rows.h's mul_u8_row (QLinearMul); never null
+  void (*mul_u8_row)(const uint8_t* a, const float* tb, bool one_tb, uint8_t* y, size_t n, const U8MulParams& p) = nullptr;
   // quantize-rows.h's lookup_u8_row (QLinearLookup); never null
   void (*lookup_u8_row)(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) = nullptr;
   S8DepthwiseAccumulateFn depthwise_accumulate = nullptr;  // never null
