@@ -165,7 +165,8 @@ function lookupNode(graph: Graph, node: GraphNode, readers: ReadonlyMap<string, 
 export function int8Obstacle(graph: Graph, node: GraphNode): string | undefined {
   if (LOOKUP_FUNCTIONS.has(node.op)) {
     if (graph.initializers.has(node.inputs[0])) return 'its input is a constant';
-    return lookupNode(graph, node, consumers(graph)) === undefined ? `this ${node.op} has no int8 form` : undefined;
+    // Readers only decide between SiLU and Sigmoid, both lookups: none are needed here.
+    return lookupNode(graph, node, new Map()) === undefined ? `this ${node.op} has no int8 form` : undefined;
   }
   if (node.op === 'Add') return addObstacle(graph, node);
   if (node.op === 'Mul') {
@@ -388,11 +389,13 @@ export function convertToInt8(
   }
   const capable = new Map<GraphNode, string | undefined>(graph.nodes.map((n) => [n, obstacleOf(n)]));
   const runsQuantized = (n: GraphNode) => capable.get(n) === undefined || passesThrough(n) || n.op === 'Concat';
-  // A lookup pays off only when its output is read quantized (a float reader would dequantize it
-  // at once: one more rounding and no pass saved); decided before any producer picks its output.
-  for (const [n, l] of lookups) {
-    if (capable.get(n) !== undefined) continue;
-    if (!(readers.get(l.out) ?? []).some(runsQuantized)) capable.set(n, 'no reader of its output runs on quantized values (kept float32)');
+  // A lookup, QLinearMul or QLinearGlobalAveragePool pays off only when its output is read
+  // quantized (a float reader would dequantize it at once: one more rounding and no pass saved);
+  // decided before any producer picks its output.
+  for (const n of graph.nodes) {
+    const out = lookups.get(n)?.out ?? (n.op === 'Mul' || n.op === 'GlobalAveragePool' || n.op === 'ReduceMean' ? n.outputs[0] : undefined);
+    if (out === undefined || capable.get(n) !== undefined) continue;
+    if (!(readers.get(out) ?? []).some(runsQuantized)) capable.set(n, 'no reader of its output runs on quantized values (kept float32)');
   }
   const nativeQuantized = new Set<string>(); // values whose producer ran int8
   const fusedNodes = new Set<GraphNode>();
