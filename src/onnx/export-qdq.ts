@@ -132,14 +132,15 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
       finish({ name: node.name, op: conv ? 'Conv' : 'Gemm', inputs, outputs: [], attrs }, a.output());
       return;
     }
-    case 'QLinearAdd': {
+    case 'QLinearAdd':
+    case 'QLinearMul': {
       const qa = inputQuant(a, ctx, 0, 'a');
       const qb = inputQuant(a, ctx, 1, 'b');
       const y = a.output();
       if (y === undefined) throw a.fail('attributes y_scale / y_zero_point', 'a quantized output', 'none');
       const af = dequantize(e, `${node.name}_a`, node.inputs[0]!, qa);
       const bf = dequantize(e, `${node.name}_b`, node.inputs[1]!, qb);
-      finish({ name: node.name, op: 'Add', inputs: [af, bf], outputs: [], attrs: {} }, y);
+      finish({ name: node.name, op: node.op === 'QLinearAdd' ? 'Add' : 'Mul', inputs: [af, bf], outputs: [], attrs: {} }, y);
       return;
     }
     case 'QLinearConcat': {
@@ -153,16 +154,6 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
         return dequantize(e, `${node.name}_${i}`, x, { scale: scales[i]!, zeroPoint: zps[i]!, dtype });
       });
       finish({ name: node.name, op: 'Concat', inputs, outputs: [], attrs: { axis: node.attrs.axis ?? 1 } }, y);
-      return;
-    }
-    case 'QLinearMul': {
-      const qa = inputQuant(a, ctx, 0, 'a');
-      const qb = inputQuant(a, ctx, 1, 'b');
-      const y = a.output();
-      if (y === undefined) throw a.fail('attributes y_scale / y_zero_point', 'a quantized output', 'none');
-      const af = dequantize(e, `${node.name}_a`, node.inputs[0]!, qa);
-      const bf = dequantize(e, `${node.name}_b`, node.inputs[1]!, qb);
-      finish({ name: node.name, op: 'Mul', inputs: [af, bf], outputs: [], attrs: {} }, y);
       return;
     }
     case 'QLinearGlobalAveragePool': {

@@ -90,6 +90,20 @@ function images(n: number, seed: number): Tensor<'float32'> {
 
 
 
+/**
+ * onnxruntime on the graph's QDQ export against Kiln's int8 runtime on the held-out images: ORT
+ * evaluates each function in float32 with its own exp (or fuses DQ -> op -> Q into an int8 op of
+ * its own), so a code on a rounding tie could land one step apart; no more.
+ */
+async function expectOrtAgrees(graph: Graph, label: string): Promise<void> {
+  const result = await compareInt8WithOnnxRuntime(graph, { x: held }, undefined, { intraOpNumThreads: 1 });
+  const o = result.outputs[0];
+  console.log(`${label}: Kiln int8 vs ORT on the QDQ export: top-1 ${(o.top1Agreement * 100).toFixed(1)}%, max logit difference ${o.maxDiffSteps?.toFixed(2)} steps`);
+  expect(result.engine).toBe('runtime');
+  expect(o.top1Agreement).toBeGreaterThanOrEqual(0.98);
+  expect(o.maxDiffSteps).toBeLessThanOrEqual(1);
+}
+
 const calibration = images(96, 1);
 const held = images(150, 2);
 const dir = mkdtempSync(join(tmpdir(), 'kiln-ptq-lookup-'));
@@ -299,14 +313,7 @@ describe('quantize: elementwise functions as QLinearLookup', () => {
 
   it("onnxruntime on the QDQ export (DQ -> function -> Q) agrees with Kiln's lookups", async () => {
     const { graph } = await quantize(activationsGraph(), calibration, { reportImages: 0 });
-    const result = await compareInt8WithOnnxRuntime(graph, { x: held }, undefined, { intraOpNumThreads: 1 });
-    const o = result.outputs[0];
-    console.log(`activations graph: Kiln int8 vs ORT on the QDQ export: top-1 ${(o.top1Agreement * 100).toFixed(1)}%, max logit difference ${o.maxDiffSteps?.toFixed(2)} steps`);
-    expect(result.engine).toBe('runtime');
-    expect(o.top1Agreement).toBeGreaterThanOrEqual(0.98);
-    // ORT evaluates each function in float32 with its own exp (or fuses DQ -> Sigmoid -> Q into a
-    // table of its own): a code on a rounding tie could land one step apart; none does here.
-    expect(o.maxDiffSteps).toBeLessThanOrEqual(1);
+    await expectOrtAgrees(graph, 'activations graph');
   });
 
   it('a .kiln file keeps the lookups (same outputs after a round trip); a corrupt function name is refused', async () => {
@@ -353,17 +360,12 @@ describe('quantize: elementwise functions as QLinearLookup', () => {
     expect(graph.nodes.filter((n) => n.op === 'QLinearMul')).toHaveLength(1);
     const native = await runNative(graph, held);
     expect(Array.from(native)).toEqual(Array.from(runInt8Reference(graph, { x: held })[graph.outputs[0].name].data as Float32Array));
-    const o = (await compareInt8WithOnnxRuntime(graph, { x: held }, undefined, { intraOpNumThreads: 1 })).outputs[0];
-    expect(o.top1Agreement).toBeGreaterThanOrEqual(0.98);
-    expect(o.maxDiffSteps).toBeLessThanOrEqual(1);
+    await expectOrtAgrees(graph, 'product graph');
   });
 
   it("onnxruntime on the squeeze-and-excitation block's QDQ export agrees with Kiln's int8", async () => {
     const { graph } = await quantize(activationsGraph('se'), calibration, { reportImages: 0 });
-    const o = (await compareInt8WithOnnxRuntime(graph, { x: held }, undefined, { intraOpNumThreads: 1 })).outputs[0];
-    console.log(`SE graph: Kiln int8 vs ORT on the QDQ export: top-1 ${(o.top1Agreement * 100).toFixed(1)}%, max logit difference ${o.maxDiffSteps?.toFixed(2)} steps`);
-    expect(o.top1Agreement).toBeGreaterThanOrEqual(0.98);
-    expect(o.maxDiffSteps).toBeLessThanOrEqual(1);
+    await expectOrtAgrees(graph, 'SE graph');
   });
 
   for (const variant of ['plain', 'se', 'se-reducemean', 'product'] as const) {

@@ -8,18 +8,12 @@ std::unique_ptr<Arena> ArenaPool::acquire(size_t floats, size_t groups, size_t m
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // Smallest idle arena that fits; when none does, the largest (it grows the least).
-    size_t pick = free_.size();
-    for (size_t i = 0; i < free_.size(); ++i) {
-      const size_t have = free_[i]->floats.size();
-      if (pick == free_.size()) {
-        pick = i;
-        continue;
-      }
-      const size_t best = free_[pick]->floats.size();
-      const bool fits = have >= floats, best_fits = best >= floats;
-      if (fits ? (!best_fits || have < best) : (!best_fits && have > best)) pick = i;
+    size_t pick = 0;
+    for (size_t i = 1; i < free_.size(); ++i) {
+      const size_t have = free_[i]->floats.size(), best = free_[pick]->floats.size();
+      if (best >= floats ? have >= floats && have < best : have > best) pick = i;
     }
-    if (pick < free_.size()) {
+    if (!free_.empty()) {
       arena = std::move(free_[pick]);
       free_[pick] = std::move(free_.back());
       free_.pop_back();
@@ -30,12 +24,8 @@ std::unique_ptr<Arena> ArenaPool::acquire(size_t floats, size_t groups, size_t m
     const size_t before = arena->floats.size();
     // Content is scratch: drop the old buffer first so peak memory is not old + new.
     AlignedFloats().swap(arena->floats);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      held_bytes_ -= before * sizeof(float);
-    }
+    held_bytes_ -= before * sizeof(float);
     arena->floats.resize(floats);
-    std::lock_guard<std::mutex> lock(mutex_);
     held_bytes_ += floats * sizeof(float);
   }
   if (arena->storage.size() < groups) arena->storage.resize(groups);
@@ -52,10 +42,7 @@ void ArenaPool::release(std::unique_ptr<Arena> arena) {
   free_.push_back(std::move(arena));
 }
 
-size_t ArenaPool::held_bytes() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return held_bytes_;
-}
+size_t ArenaPool::held_bytes() const { return held_bytes_.load(std::memory_order_relaxed); }
 
 }  // namespace runtime
 }  // namespace kiln

@@ -3,6 +3,7 @@
 // many arenas as runs were ever in flight at once (bounded by the threads that run them), and a run
 // takes the smallest idle arena that fits, so one big batch grows one arena, not whichever was idle.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -30,9 +31,9 @@ class ArenaPool {
   size_t held_bytes() const;
 
  private:
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::vector<std::unique_ptr<Arena>> free_;
-  size_t held_bytes_ = 0;
+  std::atomic<size_t> held_bytes_{0};
 };
 
 // Returns the arena to its pool when the run ends, exceptions included.

@@ -276,25 +276,31 @@ export function lowerDynamicQGemm(n: NodeLowering): ValueRef[] {
   ];
 }
 
+/** `<prefix>_scale` and `<prefix>_zero_point` of the input `v`, as the uint8 kernels read them. */
+function inputParams(n: NodeLowering, prefix: string, v: ValueRef & { quant: QuantInfo }): Record<string, number> {
+  return {
+    [`${prefix}_scale`]: scaleAttr(n, `${prefix}_scale`),
+    [`${prefix}_zero_point`]: storedZeroPoint(v.quant.dtype, zeroPointAttr(n, `${prefix}_zero_point`, v.quant.dtype)),
+  };
+}
+
+/** Two values of one shape in one layout: as they are when their layouts agree, else both NCHW. */
+function oneLayout(n: NodeLowering, a: ValueRef & { quant: QuantInfo }, b: ValueRef & { quant: QuantInfo }): [ValueRef & { quant: QuantInfo }, ValueRef & { quant: QuantInfo }] {
+  const pa = a.quant.perm;
+  const pb = b.quant.perm;
+  return pa?.c === pb?.c && pa?.p === pb?.p ? [a, b] : [toPlain(n, a), toPlain(n, b)];
+}
+
 export function lowerQLinearAdd(n: NodeLowering): ValueRef[] {
   let a = quantizedInput(n, 0);
   let b = quantizedInput(n, 1);
   if (shapeText(a.shape) !== shapeText(b.shape)) {
     throw new Unsupported(`QLinearAdd of per-image shapes ${shapeText(a.shape)} and ${shapeText(b.shape)} (no broadcasting)`);
   }
-  const attrs: Record<string, number> = {};
-  for (const [prefix, v] of [['a', a], ['b', b]] as const) {
-    attrs[`${prefix}_scale`] = scaleAttr(n, `${prefix}_scale`);
-    attrs[`${prefix}_zero_point`] = storedZeroPoint(v.quant.dtype, zeroPointAttr(n, `${prefix}_zero_point`, v.quant.dtype));
-  }
+  const attrs = { ...inputParams(n, 'a', a), ...inputParams(n, 'b', b) };
   const y = outputQuant(n);
   if (!y.quant) throw n.shapeError('attribute y_scale is required');
-  const pa = a.quant.perm;
-  const pb = b.quant.perm;
-  if (!(pa?.c === pb?.c && pa?.p === pb?.p)) {
-    a = toPlain(n, a);
-    b = toPlain(n, b);
-  }
+  [a, b] = oneLayout(n, a, b);
   const perm = a.quant.perm;
   return [
     n.emit('QLinearAdd', [a, b], a.shape, {
@@ -315,21 +321,10 @@ function lowerQLinearMul(n: NodeLowering): ValueRef[] {
   if (!gate && shapeText(a.shape) !== shapeText(b.shape)) {
     throw new Unsupported(`QLinearMul of per-image shapes ${shapeText(a.shape)} and ${shapeText(b.shape)} (b must be a's shape or [C, 1, 1])`);
   }
-  const attrs: Record<string, number> = {};
-  for (const [prefix, v] of [['a', a], ['b', b]] as const) {
-    attrs[`${prefix}_scale`] = scaleAttr(n, `${prefix}_scale`);
-    attrs[`${prefix}_zero_point`] = storedZeroPoint(v.quant.dtype, zeroPointAttr(n, `${prefix}_zero_point`, v.quant.dtype));
-  }
+  const attrs = { ...inputParams(n, 'a', a), ...inputParams(n, 'b', b) };
   const y = outputQuant(n);
   if (!y.quant) throw n.shapeError('attribute y_scale is required');
-  if (!gate) {
-    const pa = a.quant.perm;
-    const pb = b.quant.perm;
-    if (!(pa?.c === pb?.c && pa?.p === pb?.p)) {
-      a = toPlain(n, a);
-      b = toPlain(n, b);
-    }
-  }
+  if (!gate) [a, b] = oneLayout(n, a, b);
   const perm = a.quant.perm;
   const channels = gate ? a.shape[0] : 1;
   return [n.emit('QLinearMul', [a, b], a.shape, { attrs: { ...attrs, ...y.attrs, channels, nhwc: gate && perm ? 1 : 0 }, macs: 0, quant: { ...y.quant, ...(perm ? { perm } : {}) } })];
@@ -339,7 +334,7 @@ function lowerQLinearMul(n: NodeLowering): ValueRef[] {
 function lowerQLinearGlobalAveragePool(n: NodeLowering): ValueRef[] {
   const x = quantizedInput(n, 0);
   if (x.shape.length !== 3) throw new Unsupported(`QLinearGlobalAveragePool of a rank-${x.shape.length + 1} value (only NCHW)`);
-  const attrs = { x_scale: scaleAttr(n, 'x_scale'), x_zero_point: storedZeroPoint(x.quant.dtype, zeroPointAttr(n, 'x_zero_point', x.quant.dtype)) };
+  const attrs = inputParams(n, 'x', x);
   const y = outputQuant(n);
   if (!y.quant) throw n.shapeError('attribute y_scale is required');
   const shape = [x.shape[0], 1, 1];
