@@ -10,6 +10,7 @@ import { native } from '../../src/binding.js';
 import { GraphBuilder } from '../../src/graph/ir.js';
 import { allocFloat32, allocInt32 } from '../../src/memory.js';
 import { seedCNN } from '../../src/nn/models.js';
+import { quantize } from '../../src/quant/ptq.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
@@ -68,6 +69,32 @@ describe('buffers taken away under a running job', () => {
     const data = pixels(batch * 3 * 40 * 40, 3);
     const expected = await session.run({ input: new Tensor('float32', data.slice(), [batch, 3, 40, 40]) });
     const pending = session.run({ input: new Tensor('float32', data, [batch, 3, 40, 40]) });
+    transferAway(data.buffer as ArrayBuffer);
+    expect(data.length).toBe(0);
+    const got = await pending;
+    expect(Array.from(got[y].data)).toEqual(Array.from(expected[y].data));
+    session.release();
+  }, 60_000);
+
+  it('the int8 lookup and squeeze-and-excitation steps (LookupU8, GlobalAvgPoolU8, QLinearMul), input transferred right after the call: correct output', async () => {
+    const rng = new Rng(13);
+    const weights = (dims: number[]): Tensor<'float32'> =>
+      new Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-0.4, 0.4)), dims);
+    const conv = { kernel_shape: [3, 3], pads: [1, 1, 1, 1] };
+    const b = new GraphBuilder('int8-se-paths');
+    const x = b.addInput('input', ['N', 3, 24, 24]);
+    const h1 = b.addNode('HardSwish', [b.addNode('Conv', [x, b.addInitializer('w0', weights([16, 3, 3, 3]))], conv)]);
+    const c2 = b.addNode('Conv', [h1, b.addInitializer('w1', weights([16, 16, 3, 3]))], conv);
+    const h2 = b.addNode('Mul', [c2, b.addNode('Sigmoid', [c2])]);
+    const gate = b.addNode('Sigmoid', [b.addNode('Conv', [b.addNode('GlobalAveragePool', [h2]), b.addInitializer('w2', weights([16, 16, 1, 1]))], { kernel_shape: [1, 1] })]);
+    const y = b.addNode('Conv', [b.addNode('Mul', [h2, gate]), b.addInitializer('w3', weights([8, 16, 3, 3]))], conv);
+    const { graph } = await quantize(b.build([{ name: y, dtype: 'float32', shape: ['N', 8, 24, 24] }]), new Tensor('float32', pixels(16 * 3 * 24 * 24, 4), [16, 3, 24, 24]), { reportImages: 0 });
+    const session = await InferenceSession.create(graph);
+    expect(session.info().steps.join('\n')).toMatch(/u8 table HardSwish[\s\S]*u8 table SiLU[\s\S]*GlobalAvgPoolU8[\s\S]*u8 x channel gate/);
+    const batch = 1024;
+    const data = pixels(batch * 3 * 24 * 24, 5);
+    const expected = await session.run({ input: new Tensor('float32', data.slice(), [batch, 3, 24, 24]) });
+    const pending = session.run({ input: new Tensor('float32', data, [batch, 3, 24, 24]) });
     transferAway(data.buffer as ArrayBuffer);
     expect(data.length).toBe(0);
     const got = await pending;
