@@ -178,8 +178,15 @@ export function int8NodeShapes(node: GraphNode, inputs: readonly (Shape | undefi
     case 'QLinearConv':
       return inferNodeShapes({ ...node, op: 'Conv', inputs: node.inputs.slice(0, 2) }, inputs.slice(0, 2));
     case 'QLinearGemm':
-    case 'DynamicQGemm':
+    case 'DynamicQGemm': {
+      const a = inputs[0];
+      // QLinearGemm over the last axis of [N, ..., K]: the Gemm on [rows, K], the leading dims kept.
+      if (node.op === 'QLinearGemm' && a !== undefined && a.length > 2) {
+        const rows = inferNodeShapes({ ...node, op: 'Gemm', inputs: node.inputs.slice(0, 2), attrs: { transB: node.attrs.transB ?? 0 } }, [['rows', a[a.length - 1]!], inputs[1]]);
+        return rows === undefined ? undefined : [[...a.slice(0, -1), rows[0]![1]!]];
+      }
       return inferNodeShapes({ ...node, op: 'Gemm', inputs: node.inputs.slice(0, 2), attrs: { transB: node.attrs.transB ?? 0 } }, inputs.slice(0, 2));
+    }
     case 'QLinearAdd':
     case 'QLinearMul':
       return inputs[0] === undefined || inputs[1] === undefined ? undefined : [broadcastShapes(node, inputs[0], inputs[1])];

@@ -9,12 +9,27 @@
  */
 import type { GraphNode } from './ir.js';
 import { roundHalfEven } from '../quant/qparams.js';
+import { erf } from '../util/erf.js';
 import { qRange, type QDType, type QuantAttrs, type TensorQuant } from './int8-ir.js';
 
-/** The float functions a QLinearLookup stands for: ONNX unary ops, and SiLU (x * Sigmoid(x)). */
+/**
+ * The float functions a QLinearLookup stands for: ONNX unary ops, SiLU (x * Sigmoid(x)) and Gelu
+ * (its erf form; `kiln_function` 'GeluTanh' for Gelu with approximate = 'tanh').
+ */
 export const LOOKUP_FUNCTIONS: ReadonlySet<string> = new Set([
-  'Sigmoid', 'HardSigmoid', 'HardSwish', 'SiLU', 'Tanh', 'Relu', 'LeakyRelu', 'Elu', 'Selu', 'Softplus', 'Softsign', 'Abs', 'Neg',
+  'Sigmoid', 'HardSigmoid', 'HardSwish', 'SiLU', 'Tanh', 'Relu', 'LeakyRelu', 'Elu', 'Selu', 'Softplus', 'Softsign', 'Abs', 'Neg', 'Gelu',
 ]);
+
+/** Every `kiln_function` name: the functions above, and Gelu's tanh approximation. */
+export const LOOKUP_NAMES: readonly string[] = [...LOOKUP_FUNCTIONS, 'GeluTanh'];
+
+/** The `kiln_function` of a float node of LOOKUP_FUNCTIONS; undefined where it has no lookup (a Gelu approximation ONNX does not define). */
+export function lookupName(node: GraphNode): string | undefined {
+  if (!LOOKUP_FUNCTIONS.has(node.op)) return undefined;
+  if (node.op !== 'Gelu') return node.op;
+  const approximate = node.attrs.approximate ?? 'none';
+  return approximate === 'none' ? 'Gelu' : approximate === 'tanh' ? 'GeluTanh' : undefined;
+}
 
 /** ONNX defaults of the functions' attributes. */
 const DEFAULTS: Record<string, { alpha?: number; beta?: number; gamma?: number }> = {
@@ -69,6 +84,10 @@ export function lookupFunction(name: string, p: { alpha?: number; beta?: number;
       return Math.abs;
     case 'Neg':
       return (x) => -x;
+    case 'Gelu':
+      return (x) => 0.5 * x * (1 + erf(x / Math.SQRT2));
+    case 'GeluTanh':
+      return (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
     default:
       return undefined;
   }
@@ -111,7 +130,7 @@ export function storedTable(table: Int32Array, y: QDType): number[] {
 export function lookupOf(a: QuantAttrs, x: TensorQuant): { f: (v: number) => number; name: string; x: TensorQuant; y: TensorQuant } {
   const name = a.node.attrs.kiln_function;
   const f = typeof name === 'string' ? lookupFunction(name, numbers(a)) : undefined;
-  if (f === undefined || typeof name !== 'string') throw a.fail('attribute kiln_function', `one of ${[...LOOKUP_FUNCTIONS].join(', ')}`, name);
+  if (f === undefined || typeof name !== 'string') throw a.fail('attribute kiln_function', `one of ${LOOKUP_NAMES.join(', ')}`, name);
   const scale = a.scale('x_scale');
   const zeroPoint = a.zeroPoint('x_zero_point', x.dtype);
   if (scale !== x.scale || zeroPoint !== x.zeroPoint) {

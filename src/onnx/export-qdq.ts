@@ -11,7 +11,7 @@
  */
 import { QuantAttrs, quantWeights, type QDType, type TensorQuant } from '../graph/int8-ir.js';
 import { lookupOf } from '../graph/int8-lookup.js';
-import type { GraphNode } from '../graph/ir.js';
+import type { Dim, GraphNode } from '../graph/ir.js';
 import { Tensor } from '../tensor.js';
 import { AttributeType, type IAttributeProto } from './proto.js';
 
@@ -20,6 +20,8 @@ export interface QdqEmitter {
   fresh(base: string): string;
   constant(base: string, tensor: Tensor): string;
   node(name: string, op: string, inputs: string[], outputs: string[], attribute?: IAttributeProto[]): void;
+  /** A 1-D INT64 constant (a Reshape shape, Concat of shape pieces). */
+  shapeConstant(base: string, values: readonly number[]): string;
   /** Emits an ordinary float node (attributes in canonical form, `kiln_activation` expanded). */
   float(node: GraphNode): void;
 }
@@ -27,6 +29,8 @@ export interface QdqEmitter {
 export interface QdqContext {
   /** Quantization of every quantized value by name. */
   quant: ReadonlyMap<string, TensorQuant>;
+  /** Inferred shape of every value (a QLinearGemm over rank > 2 needs its input's). */
+  shapes: ReadonlyMap<string, readonly Dim[]>;
 }
 
 /** Scalar constants are shared across the exported graph, by dtype and value. */
@@ -116,6 +120,11 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
       const conv = node.op === 'QLinearConv';
       const x = inputQuant(a, ctx, 0, conv ? 'x' : 'a');
       const { wScale, bias, axis } = quantWeights(a, initializers);
+      const xShape = ctx.shapes.get(node.inputs[0]!);
+      if (!conv && xShape !== undefined && xShape.length > 2) {
+        emitGemmOverRows(e, node, x, xShape, ctx, initializers);
+        return;
+      }
       const xf = dequantize(e, `${node.name}_input`, node.inputs[0]!, x);
       const wf = dequantizeConstant(e, `${node.name}_weight`, node.inputs[1]!, 'int8', wScale, axis);
       const inputs = [xf, wf];
@@ -175,6 +184,10 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
         finish({ name: node.name, op: 'Mul', inputs: [xf, s], outputs: [], attrs: {} }, y);
         return;
       }
+      if (name === 'Gelu' || name === 'GeluTanh') {
+        finish({ name: node.name, op: 'Gelu', inputs: [xf], outputs: [], attrs: { approximate: name === 'Gelu' ? 'none' : 'tanh' } }, y);
+        return;
+      }
       const attrs: GraphNode['attrs'] = {};
       for (const k of ['alpha', 'beta', 'gamma']) if (node.attrs[k] !== undefined) attrs[k] = node.attrs[k]!;
       finish({ name: node.name, op: name, inputs: [xf], outputs: [], attrs }, y);
@@ -195,6 +208,44 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
     default:
       throw a.fail('op', 'an int8 IR op', node.op);
   }
+}
+
+/**
+ * A QLinearGemm whose input has rank > 2 (a Linear over the last axis, as ConvNeXt's MatMul on
+ * [N, H, W, C]): ONNX Gemm takes matrices only, so the quantized input is reshaped to rows
+ * [-1, K], runs as the usual DQ -> Gemm -> Q (which onnxruntime fuses into QGemm, per-channel
+ * weights and bias included) and the quantized result is reshaped back to [...leading dims, N].
+ * Reshape on the uint8/int8 values is exact. The leading dims are static where shape inference
+ * knows all but one of them; otherwise they are read at run time (Shape, Concat).
+ */
+function emitGemmOverRows(e: QdqEmitter, node: GraphNode, x: TensorQuant, xShape: readonly Dim[], ctx: QdqContext, initializers: ReadonlyMap<string, Tensor>): void {
+  const out = node.outputs[0]!;
+  const k = xShape[xShape.length - 1]!;
+  const wDims = initializers.get(node.inputs[1]!)?.dims;
+  const n = wDims?.[Number(node.attrs.transB ?? 0) !== 0 ? 0 : 1];
+  if (typeof k !== 'number' || n === undefined) {
+    throw new QuantAttrs(node).fail(`input 0 '${node.inputs[0]}'`, 'a static last dimension and a constant weight', `shape [${xShape.join(', ')}]`);
+  }
+  const rows = e.fresh(`${node.inputs[0]}_rows`);
+  e.node(e.fresh(`${node.name}_to_rows`), 'Reshape', [node.inputs[0]!, e.shapeConstant(`${node.name}_rows_shape`, [-1, k])], [rows]);
+  const lead = xShape.slice(0, -1);
+  const dynamic = lead.filter((d) => typeof d !== 'number').length;
+  let backShape: string;
+  if (dynamic <= 1) {
+    backShape = e.shapeConstant(`${node.name}_out_shape`, [...lead.map((d) => (typeof d === 'number' ? d : -1)), n]);
+  } else {
+    const leadDims = e.fresh(`${node.name}_lead_dims`);
+    e.node(e.fresh(`${node.name}_Shape`), 'Shape', [node.inputs[0]!], [leadDims], [{ name: 'end', type: AttributeType.INT, i: -1 }]);
+    backShape = e.fresh(`${node.name}_out_shape`);
+    e.node(e.fresh(`${node.name}_out_shape_Concat`), 'Concat', [leadDims, e.shapeConstant(`${node.name}_n`, [n])], [backShape], [{ name: 'axis', type: AttributeType.INT, i: 0 }]);
+  }
+  const rowsOut = e.fresh(`${out}_rows`);
+  const rowsNode: GraphNode = { ...node, inputs: [rows, ...node.inputs.slice(1)], outputs: [rowsOut] };
+  const rowsQuant = new Map(ctx.quant).set(rows, x);
+  // Rank 2 now, so the call below takes the plain Gemm path.
+  const shapes = new Map(ctx.shapes).set(rows, ['rows', k]);
+  emitQdqNode(e, rowsNode, { quant: rowsQuant, shapes }, initializers);
+  e.node(e.fresh(`${node.name}_from_rows`), 'Reshape', [rowsOut, backShape], [out]);
 }
 
 /** MaxPool (or nearest Resize, Slice, Split) on a quantized value: DQ -> op -> Q (each output) with the input's own parameters. */

@@ -492,11 +492,12 @@ function emitInt8Graph(e: Emitter, graph: Graph, shapes: Map<string, Dim[]>): vo
     // int32 tensors of an int8 graph are biases and their zero points: ONNX INT32.
     constant: (base, t) => e.constant(base, t, 'INT32'),
     node: (name, op, inputs, outputs, attrs) => e.node(name, op, inputs, outputs, attrs),
+    shapeConstant: (base, values) => e.constant(base, new Tensor('int32', values), 'INT64'),
     float: (node) => emitNode(e, node, shapes),
   };
   for (const node of graph.nodes) {
     const q = quant.get(node.inputs[0] ?? '');
-    if (INT8_OPS.has(node.op)) emitQdqNode(qe, node, { quant }, graph.initializers);
+    if (INT8_OPS.has(node.op)) emitQdqNode(qe, node, { quant, shapes }, graph.initializers);
     else if (q !== undefined && ['MaxPool', 'Resize', 'Slice', 'Split'].includes(node.op)) emitQuantizedPool(qe, node, q);
     else emitNode(e, node, shapes);
   }

@@ -33,7 +33,7 @@ import { LOOKUP_FUNCTIONS } from '../graph/int8-lookup.js';
 import type { GraphNode } from '../graph/ir.js';
 import { Tensor } from '../tensor.js';
 import { broadcastShapes, inferNodeShapes, type Shape } from '../graph/shape-inference.js';
-import { fuseQuantizedRelu, QdqLifter } from './lift-qdq.js';
+import { foldGemmOverRows, fuseQuantizedRelu, QdqLifter } from './lift-qdq.js';
 import { liftDynamicQGemm, mapQLinear, mapQLinearAdd } from './map-qoperator.js';
 import { Unsupported } from './normalize.js';
 import { corrupt } from './proto.js';
@@ -215,7 +215,7 @@ export function liftQuantized(nodes: GraphNode[], env: QuantImportEnv, reject: (
       out.push(node);
     }
   }
-  return fuseQuantizedRelu(out, env.graphOutputs);
+  return foldGemmOverRows(fuseQuantizedRelu(out, env.graphOutputs), env);
 }
 
 /** Left-over QuantizeLinear / DequantizeLinear in canonical IR form (run-time values, per tensor). */

@@ -15,12 +15,14 @@
  * - DQ -> MaxPool / Flatten / Reshape / Identity / Slice / nearest Resize -> Q with equal parameters runs on the quantized
  *   value directly.
  * - After lifting, Q -> DQ -> Relu -> Q behind an int8 op is that op's fused ReLU
- *   (`fuseQuantizedRelu`).
+ *   (`fuseQuantizedRelu`), and Reshape to rows [-1, K] -> QLinearGemm -> Reshape back (how Kiln
+ *   exports a Gemm over the last axis of [N, ..., K]) is that QLinearGemm on [N, ..., K]
+ *   (`foldGemmOverRows`).
  *
  * A chain that does not match (a uint8 weight, a non-zero weight zero point, weights not per output
  * channel, a bias that is neither int32 nor float) is left as it is and runs in float.
  */
-import { LOOKUP_FUNCTIONS, lookupParams } from '../graph/int8-lookup.js';
+import { LOOKUP_FUNCTIONS, lookupName, lookupParams } from '../graph/int8-lookup.js';
 import type { GraphNode } from '../graph/ir.js';
 import { Tensor } from '../tensor.js';
 import { Unsupported } from './normalize.js';
@@ -130,10 +132,11 @@ export class QdqLifter {
       if (node.attrs.transA !== 0 || node.attrs.alpha !== 1 || (node.inputs[2] && node.attrs.beta !== 1)) return false;
       transB = node.attrs.transB === 1 ? 1 : 0;
     }
-    if (!conv && xShape?.length !== 2) return false;
+    // Gemm takes matrices; a MatMul may multiply the last axis of [N, ..., K] (a QLinearGemm over rows).
+    if (!conv && (xShape === undefined || xShape.length < 2 || (node.op === 'Gemm' && xShape.length !== 2))) return false;
     const axis = conv || transB === 1 ? 0 : 1;
     const w = this.int8Weights(node.inputs[1] ?? '', axis);
-    if (w === undefined) return false;
+    if (w === undefined || (!conv && w.w.dims.length !== 2)) return false;
     let biasValue = node.op === 'MatMul' ? undefined : node.inputs[2];
     let chainFrom = node.outputs[0]!;
     const swallowed: GraphNode[] = [];
@@ -209,7 +212,8 @@ export class QdqLifter {
     const x = this.dqInput(node.inputs[0] ?? '');
     // A Relu is left to fuseQuantizedRelu: folded into the int8 op before it, it costs nothing.
     if (x === undefined || node.inputs.length !== 1 || !LOOKUP_FUNCTIONS.has(node.op) || node.op === 'Relu') return false;
-    let name = node.op;
+    let name = lookupName(node);
+    if (name === undefined) return false;
     let result = node.outputs[0]!;
     const swallowed: GraphNode[] = [];
     const mul = node.op === 'Sigmoid' ? this.rw.soleConsumer(result) : undefined;
@@ -304,4 +308,51 @@ export function fuseQuantizedRelu(nodes: GraphNode[], graphOutputs: ReadonlySet<
     for (const n of [dq, relu, q]) dropped.add(n);
   }
   return dropped.size === 0 ? nodes : nodes.filter((n) => !dropped.has(n));
+}
+
+/**
+ * Reshape(x, [-1, K]) -> QLinearGemm -> Reshape to [...x's leading dims, N_out], on quantized
+ * values and each read once, is one QLinearGemm over the last axis of x (docs/int8-ir.md): the
+ * form Kiln's QDQ export writes for it (ONNX Gemm takes matrices only). Without the fold the batch
+ * would be folded into rows, which the runtime does not run.
+ */
+export function foldGemmOverRows(nodes: GraphNode[], env: QuantImportEnv): GraphNode[] {
+  const producer = new Map<string, GraphNode>();
+  const readers = new Map<string, GraphNode[]>();
+  for (const n of nodes) {
+    for (const o of n.outputs) producer.set(o, n);
+    for (const i of n.inputs) if (i) readers.set(i, [...(readers.get(i) ?? []), n]);
+  }
+  // The DequantizeLinear nodes a lifted pattern swallowed are still listed, reading nothing anyone reads.
+  const dead = (n: GraphNode): boolean => n.outputs.every((o) => !env.graphOutputs.has(o) && (readers.get(o) ?? []).length === 0);
+  const soleReader = (v: string): GraphNode | undefined => {
+    const r = (readers.get(v) ?? []).filter((n) => !dead(n));
+    return r.length === 1 && !env.graphOutputs.has(v) ? r[0] : undefined;
+  };
+  const target = (n: GraphNode): readonly number[] | undefined => {
+    if (Array.isArray(n.attrs.shape)) return n.attrs.shape as number[];
+    const t = constant(env, n.inputs[1]);
+    return t === undefined ? undefined : Array.from(t.data as ArrayLike<number>, Number);
+  };
+  const replaced = new Map<GraphNode, GraphNode>();
+  const dropped = new Set<GraphNode>();
+  for (const gemm of nodes) {
+    if (gemm.op !== 'QLinearGemm') continue;
+    const toRows = producer.get(gemm.inputs[0] ?? '');
+    const back = soleReader(gemm.outputs[0]!);
+    if (toRows?.op !== 'Reshape' || back?.op !== 'Reshape' || soleReader(toRows.outputs[0]!) !== gemm) continue;
+    const xShape = env.shapes.get(toRows.inputs[0]!);
+    const rows = target(toRows);
+    const k = xShape?.[xShape.length - 1];
+    if (xShape === undefined || xShape.length < 3 || typeof k !== 'number' || rows?.length !== 2 || rows[0] !== -1 || rows[1] !== k) continue;
+    const outShape = env.shapes.get(back.outputs[0]!);
+    const yShape = env.shapes.get(gemm.outputs[0]!);
+    const n = yShape?.[1];
+    const want = [...xShape.slice(0, -1), n];
+    if (outShape === undefined || outShape.length !== want.length || !outShape.every((d, i) => d === want[i])) continue;
+    replaced.set(gemm, { ...gemm, inputs: [toRows.inputs[0]!, ...gemm.inputs.slice(1)], outputs: [back.outputs[0]!] });
+    dropped.add(toRows).add(back);
+    for (const v of [toRows.outputs[0]!, gemm.outputs[0]!]) for (const r of readers.get(v) ?? []) if (dead(r)) dropped.add(r);
+  }
+  return nodes.filter((n) => !dropped.has(n)).map((n) => replaced.get(n) ?? n);
 }

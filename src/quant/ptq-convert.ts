@@ -18,7 +18,7 @@
 import { ErrorCode, KilnError } from '../errors.js';
 import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
 import { eliminateDeadNodes, eliminateIdentity, foldBatchNorm, fuseActivations } from '../graph/passes/index.js';
-import { LOOKUP_FUNCTIONS, lookupParams } from '../graph/int8-lookup.js';
+import { LOOKUP_FUNCTIONS, lookupName, lookupParams } from '../graph/int8-lookup.js';
 import { consumers, freshName } from '../graph/passes/uses.js';
 import { formatShape, inferShapes, type Shape } from '../graph/shape-inference.js';
 import { Tensor } from '../tensor.js';
@@ -79,6 +79,28 @@ function shapesOf(graph: Graph): Map<string, Shape> {
     shapeCache.set(graph, shapes);
   }
   return shapes;
+}
+
+/**
+ * The Add of a constant bias that alone reads a MatMul's output, y = x W + b (how exporters write
+ * a Linear over the last axis of [N, ..., K]: ONNX Gemm takes matrices only): folded into the
+ * int8 Gemm's int32 bias, so the QLinearGemm writes y itself. `b` must add along the last axis
+ * only ([N_out], or ones then N_out, of no higher rank than the product).
+ */
+function matmulBiasAdd(graph: Graph, node: GraphNode, readers: ReadonlyMap<string, GraphNode[]>): { add: GraphNode; bias: Float32Array } | undefined {
+  if (node.op !== 'MatMul' || node.attrs.kiln_activation !== undefined) return undefined;
+  const w = floatInit(graph, node.inputs[1]);
+  const out = node.outputs[0];
+  if (w === undefined || w.dims.length !== 2 || graph.outputs.some((o) => o.name === out)) return undefined;
+  const users = readers.get(out) ?? [];
+  const add = users.length === 1 ? users[0] : undefined;
+  if (add === undefined || add.op !== 'Add' || add.inputs.length !== 2 || add.attrs.kiln_activation !== undefined) return undefined;
+  const other = add.inputs[0] === out ? add.inputs[1] : add.inputs[0];
+  const b = other === out ? undefined : floatInit(graph, other);
+  const rank = shapesOf(graph).get(out)?.length;
+  const n = w.dims[1];
+  if (b === undefined || rank === undefined || b.dims.length > rank || b.dims[b.dims.length - 1] !== n || b.data.length !== n) return undefined;
+  return { add, bias: b.data };
 }
 
 /** Why an Add cannot become a QLinearAdd (two activations of one shape, no broadcasting). */
@@ -158,7 +180,8 @@ function lookupNode(graph: Graph, node: GraphNode, readers: ReadonlyMap<string, 
       return { name: 'SiLU', out: mul.outputs[0], mul };
     }
   }
-  return { name: node.op, out: node.outputs[0] };
+  const name = lookupName(node);
+  return name === undefined ? undefined : { name, out: node.outputs[0] };
 }
 
 /** Why `node` cannot become an int8 node, or undefined when it can. */
@@ -219,7 +242,8 @@ export function valuesToCalibrate(prepared: Graph): string[] {
       continue;
     }
     names.add(node.inputs[0]);
-    names.add(node.outputs[0]);
+    // A MatMul whose bias Add is folded in writes the Add's output (the report measures it).
+    names.add(matmulBiasAdd(prepared, node, readers)?.add.outputs[0] ?? node.outputs[0]);
   }
   return [...names];
 }
@@ -256,7 +280,7 @@ function quantizeBias(bias: ArrayLike<number> | undefined, channels: number, xSc
   return out;
 }
 
-function convertWeights(graph: Graph, node: GraphNode, xScale: number, perChannel: boolean): Converted {
+function convertWeights(graph: Graph, node: GraphNode, xScale: number, perChannel: boolean, foldedBias?: Float32Array): Converted {
   const w = floatInit(graph, node.inputs[1])!;
   if (node.op === 'Conv') {
     const { q, scales } = quantizeWeights(w.data, [...w.dims], perChannel, node.inputs[1]);
@@ -271,7 +295,7 @@ function convertWeights(graph: Graph, node: GraphNode, xScale: number, perChanne
   const rows = new Float32Array(n * k);
   for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) rows[j * k + p] = alpha * (transB ? w.data[j * k + p] : w.data[p * n + j]);
   const { q, scales } = quantizeWeights(rows, [n, k], perChannel, node.inputs[1]);
-  const c = node.op === 'Gemm' ? floatInit(graph, node.inputs[2])?.data : undefined;
+  const c = node.op === 'Gemm' ? floatInit(graph, node.inputs[2])?.data : foldedBias;
   const bias = c ? Array.from({ length: n }, (_, j) => beta * c[c.length === 1 ? 0 : j]) : undefined;
   return { weight: new Tensor('int8', q, [n, k]), scales, bias: quantizeBias(bias, n, xScale, scales) };
 }
@@ -405,9 +429,16 @@ export function convertToInt8(
   }
 
   for (const [n, l] of lookups) if (l.mul && capable.get(n) === undefined) fusedNodes.add(l.mul);
+  const biasAdds = new Map<GraphNode, { add: GraphNode; bias: Float32Array }>();
+  for (const n of graph.nodes) {
+    const fold = capable.get(n) === undefined ? matmulBiasAdd(graph, n, readers) : undefined;
+    if (fold === undefined) continue;
+    biasAdds.set(n, fold);
+    fusedNodes.add(fold.add);
+  }
 
   for (const node of graph.nodes) {
-    if (fusedNodes.has(node)) continue; // written by the QLinearAdd or the SiLU lookup before it
+    if (fusedNodes.has(node)) continue; // written by the QLinearAdd, SiLU lookup or QLinearGemm before it
     const lookup = capable.get(node) === undefined ? lookups.get(node) : undefined;
     if (lookup && nativeQuantized.has(node.inputs[0])) {
       const xq = quantTwin.get(node.inputs[0])!;
@@ -496,8 +527,9 @@ export function convertToInt8(
       const x = node.inputs[0];
       const xq = quantized(x, node);
       const xp = twinParams.get(xq)!;
-      const { weight, scales, bias } = convertWeights(graph, node, xp.scale, perChannel);
-      const out = node.outputs[0];
+      const fold = biasAdds.get(node);
+      const { weight, scales, bias } = convertWeights(graph, node, xp.scale, perChannel, fold?.bias);
+      const out = fold ? fold.add.outputs[0] : node.outputs[0];
       const quantOut = ranges.has(out) && !graphOutputs.has(out) && (readers.get(out) ?? []).some(runsQuantized);
       const yp = quantOut ? paramsFor(out, node) : undefined;
       const wName = fresh(`${node.inputs[1]}_int8`);
@@ -550,6 +582,7 @@ export function convertToInt8(
         weightScaleMax: wMax,
         perChannel,
         ...(act !== undefined ? { activation: String(act) } : {}),
+        ...(fold ? { fusedNode: fold.add.name } : {}),
       });
       continue;
     }

@@ -12,6 +12,8 @@ export interface LayerReport {
   output: string;
   /** The int8 op that replaced it ('QLinearConv', 'QLinearGemm'). */
   int8Op: string;
+  /** A MatMul's bias Add folded into the int8 Gemm's bias (`output` is then the Add's). */
+  fusedNode?: string;
   /** Input quantization (absent for dynamic layers, which quantize their input per call). */
   inputScale?: number;
   inputZeroPoint?: number;

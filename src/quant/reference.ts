@@ -8,7 +8,7 @@
  * w_scale[o])). Float ops accumulate in float64 and store float32, as the runtime's values are.
  *
  * Supported ops: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearGemm, QLinearAdd,
- * DynamicQGemm, and Conv, Gemm, MatMul, MaxPool, AveragePool, Flatten, Reshape, Identity, Dropout, Add, Max,
+ * DynamicQGemm, and Conv, Gemm, MatMul, MaxPool, AveragePool, Flatten, Reshape, Transpose, Identity, Dropout, Add, Max,
  * Min, Pow, PRelu (broadcasting), Reduce*, the element-wise activations / math of the runtime (Relu,
  * Sigmoid, Tanh, Gelu, Erf, ...), nearest Resize of the last two dims, Slice, Split (Conv/Gemm with
  * `kiln_activation`). MaxPool/Flatten/Reshape/Identity/Dropout/Resize/Slice/Split keep the input's dtype.
@@ -19,6 +19,7 @@ import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
 import { sliceIndices, sliceParams } from '../graph/constant-folding.js';
 import { REDUCE_OPS } from '../graph/shape-inference.js';
 import { Tensor } from '../tensor.js';
+import { erf } from '../util/erf.js';
 import { typeError } from '../validate.js';
 import { quantParams, roundHalfEven, storageRange, type QuantKind } from './qparams.js';
 import { avgPool2d, conv2d, matmul, maxPool2d, windowOf } from './reference-kernels.js';
@@ -165,12 +166,15 @@ function qlinearGemm(values: Values, node: GraphNode): Tensor {
   const w = input(values, node, 1);
   expectType(node, a, ['uint8', 'int8'], 'a');
   expectType(node, w, ['int8'], 'w');
-  if (a.dims.length !== 2 || w.dims.length !== 2) fail(node, 'a and w must be 2-D');
+  if (a.dims.length < 2 || w.dims.length !== 2) fail(node, 'a must be [M, K] or [..., K] and w 2-D');
   const transB = num(node, 'transB', 0) !== 0;
-  const { acc, m, n } = matmul(a.data, a.dims, num(node, 'a_zero_point', 0), w.data, w.dims, false, transB);
+  // [..., K]: every row of the last axis through the same product.
+  const k = a.dims[a.dims.length - 1]!;
+  const lead = a.dims.slice(0, -1);
+  const { acc, n } = matmul(a.data, [a.data.length / k, k], num(node, 'a_zero_point', 0), w.data, w.dims, false, transB);
   const wScale = channelScale(node, input(values, node, 2), n);
   const bias = int32Bias(node, optionalInput(values, node, 3), n);
-  return qlinearEpilogue(node, acc, [m, n], (i) => i % n, num(node, 'a_scale'), wScale, bias);
+  return qlinearEpilogue(node, acc, [...lead, n], (i) => i % n, num(node, 'a_scale'), wScale, bias);
 }
 
 function qlinearAdd(values: Values, node: GraphNode): Tensor {
@@ -394,23 +398,6 @@ function floatBroadcast(values: Values, node: GraphNode, f: (x: number, y: numbe
   return new Tensor('float32', out, dims);
 }
 
-/** erf in float64: its Taylor series below 2, the continued fraction of erfc above. */
-function erf(v: number): number {
-  const a = Math.abs(v);
-  if (a >= 2) {
-    let k = a;
-    for (let n = 80; n >= 1; n--) k = a + n / 2 / k;
-    return Math.sign(v) * (1 - Math.exp(-a * a) / (Math.sqrt(Math.PI) * k));
-  }
-  let term = v;
-  let sum = v;
-  for (let n = 1; n < 100 && Math.abs(term) > 1e-17; n++) {
-    term *= (-v * v) / n;
-    sum += term / (2 * n + 1);
-  }
-  return (2 / Math.sqrt(Math.PI)) * sum;
-}
-
 const softplus = (v: number): number => (v > 0 ? v + Math.log1p(Math.exp(-v)) : Math.log1p(Math.exp(v)));
 
 /** The element-wise float ops (Relu and Sigmoid included), by op, with the node's attributes. */
@@ -576,6 +563,8 @@ function runNode(values: Values, node: GraphNode): Tensor {
       const x = input(values, node, 0);
       return sameData(x, x.data, reshape(node, x));
     }
+    case 'Transpose':
+      return transposeOf(node, input(values, node, 0));
     case 'Identity':
     case 'Dropout':
       return input(values, node, 0);
@@ -587,6 +576,24 @@ function runNode(values: Values, node: GraphNode): Tensor {
       return new Tensor('float32', Float32Array.from(x.data as Float32Array, (v) => f(v, node)), x.dims);
     }
   }
+}
+
+/** Transpose (any dtype): output index (i_0 .. i_r) reads input index with i_d at axis perm[d]. */
+function transposeOf(node: GraphNode, x: Tensor): Tensor {
+  const rank = x.dims.length;
+  const perm = (node.attrs.perm as number[] | undefined) ?? Array.from({ length: rank }, (_, d) => rank - 1 - d);
+  if (perm.length !== rank || [...perm].sort((a, b) => a - b).some((p, d) => p !== d)) fail(node, `perm [${perm}] is not a permutation of ${rank} axes`);
+  const dims = perm.map((p) => x.dims[p]!);
+  const strides = x.dims.map((_, d) => x.dims.slice(d + 1).reduce((a, b) => a * b, 1));
+  const out: number[] = new Array(x.size);
+  const index = new Array<number>(rank).fill(0);
+  for (let o = 0; o < x.size; o++) {
+    let from = 0;
+    for (let d = 0; d < rank; d++) from += index[d]! * strides[perm[d]!]!;
+    out[o] = x.data[from]!;
+    for (let d = rank - 1; d >= 0 && ++index[d]! === dims[d]; d--) index[d] = 0;
+  }
+  return sameData(x, out, dims);
 }
 
 /** The elements a Slice keeps (any dtype). */

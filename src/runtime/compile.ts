@@ -77,9 +77,24 @@ export function hasStaticShapes(graph: Graph): boolean {
   return graph.inputs.every((v) => v.shape.slice(1).every((d) => typeof d === 'number'));
 }
 
+/** Values every reader of which is a QLinearGemm taking them as its input (not graph outputs). */
+function gemmOnlyValues(graph: Graph): Set<string> {
+  const readers = new Map<string, GraphNode[]>();
+  for (const node of graph.nodes) for (const i of node.inputs) if (i) readers.set(i, [...(readers.get(i) ?? []), node]);
+  const outputs = new Set(graph.outputs.map((o) => o.name));
+  const out = new Set<string>();
+  for (const [value, nodes] of readers) {
+    if (!outputs.has(value) && nodes.every((n) => n.op === 'QLinearGemm' && n.inputs[0] === value && !n.inputs.slice(1).includes(value))) out.add(value);
+  }
+  return out;
+}
+
 export function compileGraph(graph: Graph, options: CompileOptions = {}): CompiledGraph {
   validateGraph(graph);
-  const env: LoweringEnv = { values: [], steps: [], macs: 0, bound: new Map(), initializers: graph.initializers, fixedBatch: undefined, winograd: options.winograd === true, sparseKernels: options.sparseKernels ?? 'never' };
+  const env: LoweringEnv = {
+    values: [], steps: [], macs: 0, bound: new Map(), initializers: graph.initializers, fixedBatch: undefined,
+    winograd: options.winograd === true, sparseKernels: options.sparseKernels ?? 'never', gemmOnlyValues: gemmOnlyValues(graph),
+  };
   const issues: Issue[] = [];
   const inputs = bindInputs(graph, env, options);
 

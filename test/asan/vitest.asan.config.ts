@@ -28,6 +28,7 @@ export default defineConfig({
       'test/unit/session*.test.ts',
       'test/unit/runtime-int8*.test.ts',
       'test/unit/quant-ptq-lookup.test.ts',
+      'test/unit/quant-ptq-channels-last.test.ts',
       'test/unit/s8-sparse-plan.test.ts',
       'test/unit/sparse-*.test.ts',
     ],

@@ -66,6 +66,48 @@ describe('exportModel: int8 ops as QDQ on onnxruntime', () => {
     }
   });
 
+  // ConvNeXt's Linear layers: MatMul over the last axis of [N, H, W, C]. ONNX Gemm takes matrices
+  // only, so the export reshapes to rows and back; static leading dims, then two unknown ones.
+  for (const inputShape of [['N', 2, 3, 6], ['N', 'H', 3, 6]] as (number | string)[][]) {
+    it(`QLinearGemm over the last axis of a rank-4 input [${inputShape.join(', ')}] exports as rows and runs on onnxruntime`, async () => {
+      const rng = new Rng(11);
+      const dims = [2, 2, 3, 6];
+      const k = 6, m = 5, rows = 12;
+      const w = Int8Array.from({ length: m * k }, () => Math.floor(rng.next() * 256) - 128);
+      const ws = Float32Array.from({ length: m }, (_, i) => 0.01 * (i + 1));
+      const bias = Int32Array.from({ length: m }, (_, i) => (i - 2) * 300);
+      const [as, azp, ys, yzp] = [Math.fround(1 / 64), 3, Math.fround(0.05), 7];
+      const g = graph(
+        [
+          { name: 'qa', op: 'QuantizeLinear', inputs: ['x'], outputs: ['xq'], attrs: { scale: as, zero_point: azp, dtype: 'uint8' } },
+          { name: 'fc', op: 'QLinearGemm', inputs: ['xq', 'w', 'ws', 'b'], outputs: ['yq'], attrs: { transB: 1, a_scale: as, a_zero_point: azp, y_scale: ys, y_zero_point: yzp, y_dtype: 'uint8' } },
+          { name: 'dq', op: 'DequantizeLinear', inputs: ['yq'], outputs: ['y'], attrs: { scale: ys, zero_point: yzp } },
+        ],
+        { w: new Tensor('int8', w, [m, k]), ws: new Tensor('float32', ws, [m]), b: new Tensor('int32', bias, [m]) },
+        inputShape,
+      );
+      const x = Float32Array.from({ length: rows * k }, () => rng.next() * 3 - 1);
+      const bytes = exportModel(g);
+      const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+      try {
+        const out = (await session.run({ x: new ort.Tensor('float32', x, dims) }))[session.outputNames[0]!]!;
+        expect(out.dims).toEqual([2, 2, 3, m]);
+        const got = out.data as Float32Array;
+        for (let r = 0; r < rows; r++) {
+          for (let o = 0; o < m; o++) {
+            let acc = bias[o]!;
+            for (let j = 0; j < k; j++) acc += (q(x[r * k + j]!, as, azp, 0, 255) - azp) * w[o * k + j]!;
+            const mult = Math.fround(Math.fround(as * ws[o]!) / ys);
+            const yq = Math.min(255 - yzp, Math.max(-yzp, roundHalfEven(Math.fround(acc * mult)))) + yzp;
+            expect(got[r * m + o]).toBeCloseTo((yq - yzp) * ys, 5);
+          }
+        }
+      } finally {
+        await session.release();
+      }
+    });
+  }
+
   it('QLinearAdd of two int8 tensors and DynamicQGemm export and run', async () => {
     const g = graph(
       [

@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 
 import type { Graph } from '../../src/graph/ir.js';
 import { exportModel, importModel } from '../../src/onnx/index.js';
+import { InferenceSession } from '../../src/runtime/session.js';
+import { Tensor } from '../../src/tensor.js';
 import { DataType, encodeModel, type INodeProto, type ITensorProto } from '../../src/onnx/proto.js';
 import { Rng } from '../../src/util/rng.js';
 import * as ort from 'onnxruntime-node';
@@ -194,7 +196,7 @@ describe('importModel: QDQ patterns', () => {
   });
 
   /** x -> Q -> DQ -> MatMul(DQ(w)) -> Add(bias) -> Relu -> Q -> DQ -> y, weights per column. */
-  function qdqMatMul(weightZp: number): Uint8Array {
+  function qdqMatMul(weightZp: number, lead: (number | string)[] = ['N']): Uint8Array {
     const [k, n] = [5, 3];
     return qmodel(
       [
@@ -213,10 +215,27 @@ describe('importModel: QDQ patterns', () => {
         tensor('wz', DataType.INT8, [n], [weightZp, 0, 0]), tensor('bias', DataType.FLOAT, [n], [0.1, -0.2, 0.05]),
         scalarF('ys', 0.02), scalarI8('yz', 0),
       ],
-      ['N', k],
+      [...lead, k],
     );
   }
   const feeds = { x: { data: input(4 * 5, 9, -2, 2), dims: [4, 5] } };
+
+  it('MatMul over the last axis of [N, 2, 3, K] (a ConvNeXt Linear in QDQ): one QLinearGemm on rank 4; Kiln\'s export of it (rows reshaped for Gemm) imports back as that one op', async () => {
+    const rank4 = { x: { data: input(2 * 2 * 3 * 5, 10, -2, 2), dims: [2, 2, 3, 5] } };
+    const { graph, ours, theirs } = await roundTrip(qdqMatMul(0, ['N', 2, 3]), rank4);
+    expect(graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearGemm', 'DequantizeLinear']);
+    expect(maxDiff(ours, theirs)).toBeLessThanOrEqual(0.02 + 1e-6);
+    const again = await importModel(exportModel(graph));
+    expect(again.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearGemm', 'DequantizeLinear']);
+    // Kiln's runtime on the imported graph: the same codes as ORT on its own export of it.
+    const session = await InferenceSession.create(again, { intraOpNumThreads: 1 });
+    try {
+      const native = (await session.run({ x: new Tensor('float32', rank4.x.data, rank4.x.dims) })).y!.data as Float32Array;
+      expect(maxDiff(native, ours)).toBeLessThanOrEqual(1e-6);
+    } finally {
+      session.release();
+    }
+  });
 
   it('int8 activations, MatMul + constant bias + Relu between DQ and Q: one QLinearGemm with the ReLU fused', async () => {
     const { graph, ours, theirs } = await roundTrip(qdqMatMul(0), feeds);

@@ -41,7 +41,7 @@ function relL2(got: ArrayLike<number>, want: ArrayLike<number>): number {
 }
 
 describe('quantize: element-wise ops and reductions between int8 layers', () => {
-  it('Gelu, Max, PRelu, Pow and ReduceMean run as fp32 islands', async () => {
+  it('Max, PRelu, Pow and ReduceMean run as fp32 islands; Gelu between two int8 convs is a lookup', async () => {
     const bytes = model({
       opset: 21,
       inputs: [valueInfo('x', ['N', 3, 8, 8])],
@@ -73,12 +73,13 @@ describe('quantize: element-wise ops and reductions between int8 layers', () => 
     const graph = await importModel(bytes);
     const { graph: int8, report } = await quantize(graph, images(64), { batchSize: 16 });
     expect(report.layers.map((l) => l.op)).toEqual(['Conv', 'Conv', 'Conv', 'Conv', 'Gemm']);
-    expect(report.fp32Nodes.map((n) => n.op).sort()).toEqual(['Gelu', 'Max', 'PRelu', 'Pow', 'ReduceMean']);
+    expect(report.fp32Nodes.map((n) => n.op).sort()).toEqual(['Max', 'PRelu', 'Pow', 'ReduceMean']);
+    expect(report.lookups?.map((l) => l.function)).toEqual(['Gelu']);
     const ops = int8.nodes.map((n) => n.op);
     // Each float op reads a float value (an int8 layer writing float32, or a DequantizeLinear)
     // and the next int8 layer quantizes its result again.
     expect(ops).toEqual([
-      'QuantizeLinear', 'QLinearConv', 'Gelu', 'QuantizeLinear', 'QLinearConv', 'Max', 'QuantizeLinear', 'QLinearConv', 'PRelu',
+      'QuantizeLinear', 'QLinearConv', 'QLinearLookup', 'QLinearConv', 'Max', 'QuantizeLinear', 'QLinearConv', 'PRelu',
       'QuantizeLinear', 'QLinearConv', 'Pow', 'ReduceMean', 'QuantizeLinear', 'QLinearGemm',
     ]);
     const x = images(8);

@@ -54,6 +54,11 @@ export interface LoweringEnv {
   boolValues?: Set<number>;
   /** Conv steps may run as Winograd F(2x2, 3x3) or F(4x4, 3x3) (CompileOptions.winograd). */
   winograd?: boolean;
+  /**
+   * Quantized values read only as QLinearGemm's input: a QuantizeLinear of a [C, H, W] value named
+   * here keeps the IR's own order instead of NHWC, since a Gemm over rows would transpose it back.
+   */
+  gemmOnlyValues?: ReadonlySet<string>;
   /** Conv steps may run on the sparse kernels (CompileOptions.sparseKernels; absent: 'never'). */
   sparseKernels?: 'auto' | 'always' | 'never';
 }
@@ -121,6 +126,11 @@ export class NodeLowering {
   }
 
   /** Input i is a per-image value of an int8 region. */
+  /** Whether output `i` is read only as the input of QLinearGemm nodes (see LoweringEnv.gemmOnlyValues). */
+  outputReadOnlyByGemm(i: number): boolean {
+    return this.env.gemmOnlyValues?.has(this.node.outputs[i] ?? '') === true;
+  }
+
   isQuantized(i: number): boolean {
     return this.has(i) && this.env.bound.get(this.node.inputs[i])?.quant !== undefined;
   }

@@ -113,7 +113,8 @@ export function lowerQuantize(n: NodeLowering): ValueRef[] {
   const dtype = dtypeAttr(n, 'dtype');
   const scale = scaleAttr(n, 'scale');
   const zp = zeroPointAttr(n, 'zero_point', dtype);
-  const image = x.shape.length === 3;
+  // An image is stored NHWC for the int8 convolutions, unless only Gemms over its rows read it.
+  const image = x.shape.length === 3 && !n.outputReadOnlyByGemm(0);
   const channels = image ? x.shape[0] : 1;
   const quant: QuantInfo = { dtype, scale, zeroPoint: zp, ...(image ? { perm: { c: x.shape[0], p: x.shape[1] * x.shape[2] } } : {}) };
   return [n.emit('QuantizeLinear', [x], x.shape, { attrs: { scale, zero_point: storedZeroPoint(dtype, zp), channels }, quant })];
@@ -238,10 +239,17 @@ function gemmWeight(n: NodeLowering, k: number): { w: Int8Array; dims: number[];
   return { w: w.data as Int8Array, dims: w.dims.slice(), nOut: transB ? d0 : d1, transB };
 }
 
+/**
+ * QLinearGemm on [N, K], or on [N, ..., K] (a Linear over the last axis, as ConvNeXt's MatMul on
+ * [N, H, W, C]): then every row of K is one row of the product, read in the IR's own order (an
+ * image stored NHWC is transposed back first), and the output is [N, ..., N_out].
+ */
 export function lowerQLinearGemm(n: NodeLowering): ValueRef[] {
-  const a = quantizedInput(n, 0);
-  if (a.shape.length !== 1) throw n.shapeError(`input a must be 2-D [N, K], received ${shapeText(['N', ...a.shape])}`);
-  const k = a.shape[0];
+  let a = quantizedInput(n, 0);
+  if (a.shape.length === 0) throw n.shapeError(`input a must be [N, K] or [N, ..., K], received ${shapeText(['N', ...a.shape])}`);
+  if (a.shape.length > 1) a = toPlain(n, a);
+  const k = a.shape[a.shape.length - 1]!;
+  const rows = a.shape.slice(0, -1).reduce((x, y) => x * y, 1);
   const g = gemmWeight(n, k);
   const wScale = weightScale(n, 2, g.nOut);
   const bias = typedBias(n, 3, g.nOut, 'int32');
@@ -250,10 +258,10 @@ export function lowerQLinearGemm(n: NodeLowering): ValueRef[] {
   const y = outputQuant(n);
   const w = a.quant.perm ? permuteK(g.w, k, g.nOut, g.transB, a.quant.perm) : g.w;
   return [
-    n.emit('QLinearGemm', [a], [g.nOut], {
+    n.emit('QLinearGemm', [a], [...a.shape.slice(0, -1), g.nOut], {
       attrs: { transB: g.transB ? 1 : 0, out_features: g.nOut, a_scale: aScale, a_zero_point: storedZeroPoint(a.quant.dtype, aZp), relu: reluAttr(n), ...y.attrs, ...(n.sparseKernels !== 'never' ? { sparse: n.sparseKernels } : {}) },
       weights: { W: { data: w, shape: g.dims }, w_scale: wScale, ...(bias ? { B: bias } : {}) },
-      macs: k * g.nOut,
+      macs: rows * k * g.nOut,
       int8: true,
       ...(y.quant ? { quant: y.quant } : {}),
     }),

@@ -11,6 +11,10 @@
 //
 // The lowering permutes the weight's K rows when the input is a Flatten of an NHWC value, so the
 // product reads the NHWC order directly.
+//
+// QLinearGemm's input may have more than one dimension per image, [..., K] (a Linear over the
+// last axis, as ConvNeXt's MatMul on [H, W, C]): every row of K is multiplied, so a batch of B
+// images is one product of B x rows rows, the output [..., N].
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -56,9 +60,9 @@ GemmWeights read_weights(const StepContext& ctx, size_t k) {
 
 class QLinearGemmStep : public PlanStep {
  public:
-  QLinearGemmStep(const GemmWeights& gw, const int32_t* bias, float a_scale, uint8_t a_zp, bool float_output,
+  QLinearGemmStep(const GemmWeights& gw, size_t rows, const int32_t* bias, float a_scale, uint8_t a_zp, bool float_output,
                   float y_scale, uint8_t y_zp, bool relu, SparseMode sparse_mode)
-      : packed_(gw.trans, gw.k, gw.n, gw.w, gw.trans ? gw.k : gw.n), a_zp_(a_zp), float_output_(float_output), relu_(relu) {
+      : packed_(gw.trans, gw.k, gw.n, gw.w, gw.trans ? gw.k : gw.n), rows_(rows), a_zp_(a_zp), float_output_(float_output), relu_(relu) {
     if (bias) bias_.assign(bias, bias + gw.n);
     scale_.resize(gw.n);
     for (size_t o = 0; o < gw.n; ++o) {
@@ -74,10 +78,11 @@ class QLinearGemmStep : public PlanStep {
   }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t threads) const override {
-    run_with(io, batch, scratch, threads, sparse_ && (batch >= S8SparseGemm::kLanesFrom ? sparse_lanes_ : sparse_gather_));
+    const size_t rows = batch * rows_;
+    run_with(io, rows, scratch, threads, sparse_ && (rows >= S8SparseGemm::kLanesFrom ? sparse_lanes_ : sparse_gather_));
   }
   size_t scratch_floats(size_t batch, size_t threads) const override {
-    return sparse_ ? round_up_floats(sparse_->scratch_bytes(batch, threads)) : 0;
+    return sparse_ ? round_up_floats(sparse_->scratch_bytes(batch * rows_, threads)) : 0;
   }
 
  private:
@@ -143,7 +148,9 @@ class QLinearGemmStep : public PlanStep {
   }
   std::string detail() const override {
     std::ostringstream s;
-    s << "u8 " << packed_.depth() << "->" << packed_.cols() << (relu_ ? " relu" : "") << (float_output_ ? " -> f32" : " -> u8");
+    s << "u8 " << packed_.depth() << "->" << packed_.cols();
+    if (rows_ > 1) s << " over " << rows_ << " rows";
+    s << (relu_ ? " relu" : "") << (float_output_ ? " -> f32" : " -> u8");
     if (considered_) {
       const int pct = s8_sparse_choice::percent(zero_fraction_);
       if (sparse_) {
@@ -160,6 +167,7 @@ class QLinearGemmStep : public PlanStep {
 
  private:
   PackedS8B packed_;
+  size_t rows_;  // rows of K per image
   std::vector<int32_t> bias_;
   std::vector<float> scale_;
   uint8_t a_zp_;
@@ -253,16 +261,22 @@ std::unique_ptr<PlanStep> make_qlinear_gemm(const StepContext& ctx) {
   ctx.expect_input_dtype(0, PlanDType::kUint8);
   const bool float_output = !ctx.has("y_scale");
   ctx.expect_output_dtype(0, float_output ? PlanDType::kFloat32 : PlanDType::kUint8);
-  const GemmWeights gw = read_weights(ctx, input_features(ctx));
+  const PlanShape& in = ctx.in()[0];
+  if (in.empty()) ctx.fail("input 0", "a per-image shape [..., K]", "a scalar");
+  size_t rows = 1;
+  for (size_t i = 0; i + 1 < in.size(); ++i) rows *= in[i];
+  const GemmWeights gw = read_weights(ctx, in.back());
   const PlanTensor* b = ctx.typed_weight_opt("B", PlanDType::kInt32, {gw.n});
-  ctx.expect_output_shape(0, {gw.n});
+  PlanShape out_shape(in.begin(), in.end() - 1);
+  out_shape.push_back(gw.n);
+  ctx.expect_output_shape(0, out_shape);
   const float a_scale = scale_attr(ctx, "a_scale");
   const uint8_t a_zp = zero_point_attr(ctx, "a_zero_point");
   const bool relu = ctx.integer_or("relu", 0, 1, 0) == 1;
   const float y_scale = float_output ? 1.0f : scale_attr(ctx, "y_scale");
   const uint8_t y_zp = float_output ? 0 : zero_point_attr(ctx, "y_zero_point");
   const SparseMode sparse_mode = parse_sparse_mode(ctx);
-  return std::make_unique<QLinearGemmStep>(gw, b ? static_cast<const int32_t*>(b->raw) : nullptr, a_scale, a_zp, float_output, y_scale,
+  return std::make_unique<QLinearGemmStep>(gw, rows, b ? static_cast<const int32_t*>(b->raw) : nullptr, a_scale, a_zp, float_output, y_scale,
                                            y_zp, relu, sparse_mode);
 }
 
