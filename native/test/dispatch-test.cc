@@ -1,6 +1,7 @@
 // The dispatch table, family by family: every ISA this CPU has, through its table, against the
 // scalar table's entry (each family's *-reference.cc) bit for bit, on page-guarded buffers.
 // Entries a path lacks must be null exactly where documented (common/dispatch.h).
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include "common/dispatch.h"
 #include "conv/im2col.h"
 #include "kiln/cpu.h"
+#include "quant/requantize.h"
 #include "s8-conv/quantize-rows.h"
 #include "s8-conv/s8-depthwise.h"
 #include "test-util.h"
@@ -40,7 +42,8 @@ void test_entries(const DispatchTable& t) {
   check(t.f32_pool.max_2x2_row != nullptr, label(t, "max pool row set"));
   check(t.f32_math.unary != nullptr && t.f32_math.reduce_rows != nullptr, label(t, "fp32 math kernels set"));
   check(t.s8_conv.quantize_u8_row != nullptr && t.s8_conv.dequantize_u8_row != nullptr &&
-            t.s8_conv.max_pool_u8_pixel != nullptr && t.s8_conv.depthwise_accumulate != nullptr,
+            t.s8_conv.max_pool_u8_pixel != nullptr && t.s8_conv.depthwise_accumulate != nullptr &&
+            t.s8_conv.depthwise_run_u8 != nullptr,
         label(t, "int8 conv kernels set"));
   check((t.f32_conv.small_conv_image != nullptr) == avx2 && (t.f32_conv.small_conv_max_pool_image != nullptr) == avx2,
         label(t, "small conv present from AVX2 up"));
@@ -218,6 +221,66 @@ void test_u8_pool_and_depthwise(const DispatchTable& t, const DispatchTable& ref
   }
 }
 
+// The depthwise run kernel (interior pixels, uint8 output) against its definition written out
+// here (int64 sums, then requantize_u8): channel counts that hit the 32- and 16-channel blocks and
+// the scalar tail, strides 1 and 2, 1..9 taps at scattered offsets, with and without a bias, clamp
+// bounds that bite (a ReLU floor, a ceiling below 255); page-guarded output, two sentinels.
+void test_depthwise_run(const DispatchTable& t, Rng& rng) {
+  for (size_t channels : {size_t(1), size_t(7), size_t(16), size_t(24), size_t(32), size_t(48), size_t(144), size_t(61)}) {
+    for (size_t step : {size_t(1), size_t(2)}) {
+      const size_t taps = 1 + rng.below(9), pixels = 1 + rng.below(13);
+      std::vector<ptrdiff_t> offset(taps);
+      size_t span = 0;
+      for (size_t k = 0; k < taps; ++k) {
+        offset[k] = static_cast<ptrdiff_t>(rng.below(40) * channels);
+        span = std::max(span, static_cast<size_t>(offset[k]));
+      }
+      const size_t in_n = span + (pixels - 1) * step * channels + channels;
+      Guarded<uint8_t> x(in_n);
+      for (size_t i = 0; i < in_n; ++i) x[i] = static_cast<uint8_t>(rng.below(256));
+      std::vector<int16_t> w(taps * channels);
+      for (int16_t& v : w) v = static_cast<int16_t>(static_cast<int>(rng.below(256)) - 128);
+      std::vector<int32_t> bias(channels);
+      for (int32_t& b : bias) b = static_cast<int32_t>(rng.below(200001)) - 100000;
+      std::vector<float> scale(channels);
+      for (float& v : scale) v = 1e-4f + static_cast<float>(rng.below(1000)) * 2e-6f;
+      for (bool with_bias : {true, false}) {
+        kiln::S8DepthwiseRun r;
+        r.offset = offset.data();
+        r.taps = taps;
+        r.channels = channels;
+        r.pixels = pixels;
+        r.pixel_step = step * channels;
+        r.weight = w.data();
+        r.bias = with_bias ? bias.data() : nullptr;
+        r.scale = scale.data();
+        r.x_zero_point = static_cast<int32_t>(rng.below(256));
+        r.y_zero_point = static_cast<int32_t>(rng.below(200));
+        r.lo = static_cast<float>(-r.y_zero_point);
+        r.hi = static_cast<float>(230 - r.y_zero_point);
+        r.x = x.data();
+        std::vector<uint8_t> want(pixels * channels);
+        for (size_t p = 0; p < pixels; ++p)
+          for (size_t c = 0; c < channels; ++c) {
+            int64_t s = with_bias ? bias[c] : 0;
+            for (size_t k = 0; k < taps; ++k) s += (int64_t(x[p * step * channels + size_t(offset[k]) + c]) - r.x_zero_point) * w[k * channels + c];
+            want[p * channels + c] = kiln::requantize_u8(static_cast<int32_t>(s), scale[c], r.y_zero_point, r.lo, r.hi);
+          }
+        Guarded<uint8_t> out(pixels * channels);
+        bool ok = true;
+        for (uint8_t fill : {uint8_t(0x00), uint8_t(0xff)}) {
+          std::memset(out.data(), fill, pixels * channels);
+          r.out = out.data();
+          t.s8_conv.depthwise_run_u8(r);
+          ok = ok && same_bits(out.data(), want.data(), pixels * channels);
+        }
+        check(ok, label(t, "s8 depthwise run c=" + std::to_string(channels) + " step " + std::to_string(step) + " taps " +
+                               std::to_string(taps) + (with_bias ? " bias" : "")));
+      }
+    }
+  }
+}
+
 // Within a few ulp (the ISA kernels use polynomial exp / erf and FMA) plus a small absolute
 // error near zero (erf's 2e-7, e^x - 1 near 0); NaN where the reference has NaN, infinities equal.
 bool math_close(const float* got, const float* want, size_t n, float rtol, float atol) {
@@ -298,6 +361,7 @@ int main() {
     test_resize_rows(*t, *ref, rng);
     test_quantize_rows(*t, *ref, rng);
     test_u8_pool_and_depthwise(*t, *ref, rng);
+    test_depthwise_run(*t, rng);
     test_math(*t, *ref, rng);
   }
   return kiln_test::finish("dispatch: ");

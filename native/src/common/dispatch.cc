@@ -48,6 +48,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   t->s8_conv.lookup_u8_row = lookup_u8_row_scalar;
   t->s8_conv.mul_u8_row = mul_u8_row_scalar;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_scalar;
+  t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_scalar;
 }
 
 void fill_dispatch_avx2(DispatchTable* t) {
@@ -80,6 +81,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->s8_conv.lookup_u8_row = lookup_u8_row_avx2;
   t->s8_conv.mul_u8_row = mul_u8_row_avx2;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx2;
+  t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_avx2;
 }
 
 void fill_dispatch_avx512(DispatchTable* t) {
@@ -118,6 +120,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->s8_conv.lookup_u8_row = lookup_u8_row_avx512;
   t->s8_conv.mul_u8_row = mul_u8_row_avx512;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx512;
+  t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_avx512;
   // The resize rows keep their AVX2 kernels (memory-bound).
 }
 

@@ -158,6 +158,7 @@ void S8Conv2dPlan::run_depthwise(const DispatchTable& table, const uint8_t* in, 
                                  size_t threads) const {
   S8DepthwiseArgs a;
   a.accumulate = table.s8_conv.depthwise_accumulate;
+  a.run_u8 = table.s8_conv.depthwise_run_u8;
   a.weight = dw_weight_.data();
   a.bias = bias_.empty() ? nullptr : bias_.data();
   a.scale = scale_.data();

@@ -23,6 +23,23 @@ using S8DepthwiseAccumulateFn = void (*)(const uint8_t* const* x, const int16_t*
 using S8SmallConvPoolFn = void (*)(const S8SmallConvKernel& k, const uint8_t* in, uint8_t* out, size_t row0,
                                    size_t row1);
 
+// A run of consecutive output pixels of one depthwise row whose taps all lie inside the image,
+// requantized to uint8 (s8-depthwise.h). The kernel keeps each block of channels in registers
+// from the bias through the taps to the stored bytes: no int32 row in memory between them.
+struct S8DepthwiseRun {
+  const uint8_t* x = nullptr;          // the first pixel's tap-0 input
+  const ptrdiff_t* offset = nullptr;   // per tap: bytes from a pixel's tap-0 input
+  size_t taps = 0, channels = 0, pixels = 0;
+  size_t pixel_step = 0;               // bytes between consecutive pixels' tap-0 inputs
+  const int16_t* weight = nullptr;     // [tap][channel]
+  const int32_t* bias = nullptr;       // per channel, or null
+  const float* scale = nullptr;        // per channel
+  int32_t x_zero_point = 0, y_zero_point = 0;
+  float lo = 0, hi = 0;                // clamp bounds minus the output zero point
+  uint8_t* out = nullptr;              // pixels x channels
+};
+using S8DepthwiseRunFn = void (*)(const S8DepthwiseRun& r);
+
 struct S8ConvKernels {
   U8QuantizeRowFn quantize_u8_row = nullptr;        // never null
   U8DequantizeRowFn dequantize_u8_row = nullptr;    // never null
@@ -37,6 +54,7 @@ struct S8ConvKernels {
   // quantize-rows.h's lookup_u8_row (QLinearLookup); never null
   void (*lookup_u8_row)(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) = nullptr;
   S8DepthwiseAccumulateFn depthwise_accumulate = nullptr;  // never null
+  S8DepthwiseRunFn depthwise_run_u8 = nullptr;             // never null
   S8SmallConvPoolFn small_conv_pool = nullptr;      // null: no small-conv + pool kernel
 };
 

@@ -1,5 +1,6 @@
 #include "s8-conv/s8-depthwise.h"
 
+#include <algorithm>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -66,6 +67,23 @@ void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const 
   const float hi = static_cast<float>(static_cast<int32_t>(a.y_max) - zy);
   // Output columns whose every tap lies inside the input row: their taps are fixed offsets.
   const ptrdiff_t span_w = static_cast<ptrdiff_t>((g.kernel_w - 1) * g.dilation_w);
+  // Columns [inner_begin, inner_end) have every tap inside the input row.
+  const size_t inner_begin = std::min(g.out_width, (g.pad_left + g.stride_w - 1) / g.stride_w);
+  const ptrdiff_t last_start = static_cast<ptrdiff_t>(g.in_width) - 1 - span_w + static_cast<ptrdiff_t>(g.pad_left);
+  const size_t inner_end =
+      last_start < 0 ? 0 : std::min(g.out_width, static_cast<size_t>(last_start) / g.stride_w + 1);
+  S8DepthwiseRun run;
+  run.offset = offset.data();
+  run.taps = taps;
+  run.channels = c;
+  run.pixel_step = g.stride_w * c;
+  run.weight = a.weight;
+  run.bias = a.bias;
+  run.scale = a.scale;
+  run.x_zero_point = zx;
+  run.y_zero_point = zy;
+  run.lo = lo;
+  run.hi = hi;
   for (size_t row = row_begin; row < row_end; ++row) {
     const size_t b = row / g.out_height, oh = row % g.out_height;
     const uint8_t* image = in + b * g.in_plane() * c;
@@ -73,6 +91,16 @@ void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const 
     const bool rows_inside =
         ih0 >= 0 && ih0 + static_cast<ptrdiff_t>((g.kernel_h - 1) * g.dilation_h) < static_cast<ptrdiff_t>(g.in_height);
     for (size_t ow = 0; ow < g.out_width; ++ow) {
+      if (rows_inside && !a.float_output && ow == inner_begin && inner_begin < inner_end) {
+        // The interior of the row in one call: sums, requantization and stores in registers.
+        const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.stride_w) - static_cast<ptrdiff_t>(g.pad_left);
+        run.x = image + (static_cast<size_t>(ih0) * g.in_width + static_cast<size_t>(iw0)) * c;
+        run.pixels = inner_end - inner_begin;
+        run.out = static_cast<uint8_t*>(out) + (row * g.out_width + ow) * c;
+        a.run_u8(run);
+        ow = inner_end - 1;
+        continue;
+      }
       uint32_t* s = acc.data();
       for (size_t ch = 0; ch < c; ++ch) s[ch] = a.bias ? static_cast<uint32_t>(a.bias[ch]) : 0u;
       const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.stride_w) - static_cast<ptrdiff_t>(g.pad_left);

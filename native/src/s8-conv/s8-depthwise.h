@@ -18,8 +18,9 @@ struct S8DepthwiseArgs {
   uint8_t x_zero_point = 0;
   bool float_output = false;
   uint8_t y_zero_point = 0, y_min = 0, y_max = 255;
-  // The accumulation kernel of the table the caller read (dispatch()); never null.
+  // The kernels of the table the caller read (dispatch()); never null.
   S8DepthwiseAccumulateFn accumulate = nullptr;
+  S8DepthwiseRunFn run_u8 = nullptr;
 };
 
 // acc[ch] += sum over the taps of (x[t][ch] - zero_point) * w[t][ch], wrapping modulo 2^32, for
@@ -31,6 +32,12 @@ void s8_depthwise_accumulate_avx2(const uint8_t* const* x, const int16_t* const*
                                   int32_t zero_point, uint32_t* acc);
 void s8_depthwise_accumulate_avx512(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
                                     int32_t zero_point, uint32_t* acc);
+
+// Interior runs of uint8-output pixels (S8DepthwiseRun): the scalar definition, and per ISA the
+// same bits with the channels in registers.
+void s8_depthwise_run_u8_scalar(const S8DepthwiseRun& r);
+void s8_depthwise_run_u8_avx2(const S8DepthwiseRun& r);
+void s8_depthwise_run_u8_avx512(const S8DepthwiseRun& r);
 
 // Output rows [row_begin, row_end) of the batch (row = image * out_height + oh).
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
