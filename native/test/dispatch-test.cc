@@ -226,7 +226,7 @@ void test_u8_pool_and_depthwise(const DispatchTable& t, const DispatchTable& ref
 // the scalar tail, strides 1 and 2, 1..9 taps at scattered offsets, with and without a bias, clamp
 // bounds that bite (a ReLU floor, a ceiling below 255); page-guarded output, two sentinels.
 void test_depthwise_run(const DispatchTable& t, Rng& rng) {
-  for (size_t channels : {size_t(1), size_t(7), size_t(16), size_t(24), size_t(32), size_t(48), size_t(144), size_t(61)}) {
+  for (size_t channels : {size_t(1), size_t(7), size_t(16), size_t(24), size_t(32), size_t(48), size_t(64), size_t(144), size_t(61), size_t(200)}) {
     for (size_t step : {size_t(1), size_t(2)}) {
       const size_t taps = 1 + rng.below(9), pixels = 1 + rng.below(13);
       std::vector<ptrdiff_t> offset(taps);
@@ -266,16 +266,27 @@ void test_depthwise_run(const DispatchTable& t, Rng& rng) {
             for (size_t k = 0; k < taps; ++k) s += (int64_t(x[p * step * channels + size_t(offset[k]) + c]) - r.x_zero_point) * w[k * channels + c];
             want[p * channels + c] = kiln::requantize_u8(static_cast<int32_t>(s), scale[c], r.y_zero_point, r.lo, r.hi);
           }
-        Guarded<uint8_t> out(pixels * channels);
-        bool ok = true;
-        for (uint8_t fill : {uint8_t(0x00), uint8_t(0xff)}) {
-          std::memset(out.data(), fill, pixels * channels);
-          r.out = out.data();
-          t.s8_conv.depthwise_run_u8(r);
-          ok = ok && same_bits(out.data(), want.data(), pixels * channels);
+        // Without and with the tap-pair layout (kernels that have a pair path take the full
+        // 32-channel blocks from it, the rest from the plain weights).
+        std::vector<int16_t> pw;
+        std::vector<int32_t> pb;
+        std::vector<float> ps;
+        kiln::s8_depthwise_pack_pairs(w.data(), r.bias, scale.data(), taps, channels, r.x_zero_point, pw, pb, ps);
+        for (bool pairs : {false, true}) {
+          r.pair_weight = pairs ? pw.data() : nullptr;
+          r.pair_bias = pairs ? pb.data() : nullptr;
+          r.pair_scale = pairs ? ps.data() : nullptr;
+          Guarded<uint8_t> out(pixels * channels);
+          bool ok = true;
+          for (uint8_t fill : {uint8_t(0x00), uint8_t(0xff)}) {
+            std::memset(out.data(), fill, pixels * channels);
+            r.out = out.data();
+            t.s8_conv.depthwise_run_u8(r);
+            ok = ok && same_bits(out.data(), want.data(), pixels * channels);
+          }
+          check(ok, label(t, "s8 depthwise run c=" + std::to_string(channels) + " step " + std::to_string(step) + " taps " +
+                                 std::to_string(taps) + (with_bias ? " bias" : "") + (pairs ? " pairs" : "")));
         }
-        check(ok, label(t, "s8 depthwise run c=" + std::to_string(channels) + " step " + std::to_string(step) + " taps " +
-                               std::to_string(taps) + (with_bias ? " bias" : "")));
       }
     }
   }

@@ -80,6 +80,10 @@ class S8Conv2dPlan {
   bool float_output_ = false;
   bool depthwise_ = false;          // the direct depthwise kernel (packed_ empty)
   std::vector<int16_t> dw_weight_;  // depthwise weights as [tap][channel]
+  // The same for the tap-pair kernels (s8-depthwise.h's pair layout), with bias and scale.
+  std::vector<int16_t> dw_pair_weight_;
+  std::vector<int32_t> dw_pair_bias_;
+  std::vector<float> dw_pair_scale_;
 
   // How run() splits the batch's output pixels (rows): `tasks` contiguous ranges, each walked in
   // blocks of at most block_rows rows through its own im2col buffer.

@@ -81,6 +81,10 @@ S8Conv2dPlan::S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, c
 
   scale_.resize(g.out_channels);
   for (size_t o = 0; o < g.out_channels; ++o) scale_[o] = q.multiplier(o, float_output);
+  if (depthwise_ && !float_output) {
+    s8_depthwise_pack_pairs(dw_weight_.data(), bias_.empty() ? nullptr : bias_.data(), scale_.data(), taps,
+                            g.out_channels, x_zero_point_, dw_pair_weight_, dw_pair_bias_, dw_pair_scale_);
+  }
 }
 
 bool S8Conv2dPlan::direct_input() const { return g_.groups == 1 && g_.is_pointwise(); }
@@ -116,7 +120,8 @@ size_t S8Conv2dPlan::scratch_bytes(size_t batch, size_t threads) const {
 }
 
 size_t S8Conv2dPlan::weight_bytes() const {
-  size_t bytes = bias_.size() * sizeof(int32_t) + scale_.size() * sizeof(float) + dw_weight_.size() * sizeof(int16_t);
+  size_t bytes = bias_.size() * sizeof(int32_t) + scale_.size() * sizeof(float) + dw_weight_.size() * sizeof(int16_t) +
+                 dw_pair_weight_.size() * sizeof(int16_t) + dw_pair_bias_.size() * sizeof(int32_t) + dw_pair_scale_.size() * sizeof(float);
   for (const PackedS8B& p : packed_) bytes += p.bytes();
   return bytes;
 }
@@ -159,6 +164,11 @@ void S8Conv2dPlan::run_depthwise(const DispatchTable& table, const uint8_t* in, 
   S8DepthwiseArgs a;
   a.accumulate = table.s8_conv.depthwise_accumulate;
   a.run_u8 = table.s8_conv.depthwise_run_u8;
+  if (!dw_pair_weight_.empty()) {
+    a.pair_weight = dw_pair_weight_.data();
+    a.pair_bias = dw_pair_bias_.data();
+    a.pair_scale = dw_pair_scale_.data();
+  }
   a.weight = dw_weight_.data();
   a.bias = bias_.empty() ? nullptr : bias_.data();
   a.scale = scale_.data();

@@ -37,6 +37,11 @@ struct S8DepthwiseRun {
   int32_t x_zero_point = 0, y_zero_point = 0;
   float lo = 0, hi = 0;                // clamp bounds minus the output zero point
   uint8_t* out = nullptr;              // pixels x channels
+  // Optional, for kernels that multiply pairs of taps (vpmaddwd): the full blocks of 32 channels
+  // packed by s8_depthwise_pack_pairs; null where a kernel (or the caller) does not use them.
+  const int16_t* pair_weight = nullptr;
+  const int32_t* pair_bias = nullptr;  // bias - x_zero_point * sum of the channel's weights
+  const float* pair_scale = nullptr;
 };
 using S8DepthwiseRunFn = void (*)(const S8DepthwiseRun& r);
 

@@ -38,6 +38,34 @@ void requantize_row(const uint32_t* acc, const float* scale, size_t n, int32_t z
 
 }  // namespace
 
+void s8_depthwise_pack_pairs(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
+                             size_t channels, int32_t x_zero_point, std::vector<int16_t>& pair_weight,
+                             std::vector<int32_t>& pair_bias, std::vector<float>& pair_scale) {
+  const size_t blocks = channels / kS8DepthwisePairBlock, pairs = (taps + 1) / 2;
+  pair_weight.assign(blocks * pairs * kS8DepthwisePairWeights, 0);
+  pair_bias.assign(blocks * kS8DepthwisePairBlock, 0);
+  pair_scale.assign(blocks * kS8DepthwisePairBlock, 0.0f);
+  for (size_t b = 0; b < blocks; ++b) {
+    for (size_t h = 0; h < 2; ++h) {
+      for (size_t g = 0; g < 4; ++g) {
+        for (size_t j = 0; j < 4; ++j) {
+          const size_t ch = b * kS8DepthwisePairBlock + 8 * g + 4 * h + j;
+          const size_t slot = (h * 4 + g) * 4 + j;  // position in the block's [h][g][j] order
+          uint32_t sum = 0;
+          for (size_t t = 0; t < taps; ++t) {
+            const int16_t w = weight[t * channels + ch];
+            sum += static_cast<uint32_t>(static_cast<int32_t>(w));
+            pair_weight[(b * pairs + t / 2) * kS8DepthwisePairWeights + 2 * slot + t % 2] = w;
+          }
+          const uint32_t b0 = bias != nullptr ? static_cast<uint32_t>(bias[ch]) : 0u;
+          pair_bias[b * kS8DepthwisePairBlock + slot] = static_cast<int32_t>(b0 - static_cast<uint32_t>(x_zero_point) * sum);
+          pair_scale[b * kS8DepthwisePairBlock + slot] = scale[ch];
+        }
+      }
+    }
+  }
+}
+
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
                        size_t row_begin, size_t row_end) {
   const size_t c = g.in_channels, taps = g.kernel_h * g.kernel_w;
@@ -84,6 +112,9 @@ void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const 
   run.y_zero_point = zy;
   run.lo = lo;
   run.hi = hi;
+  run.pair_weight = a.pair_weight;
+  run.pair_bias = a.pair_bias;
+  run.pair_scale = a.pair_scale;
   for (size_t row = row_begin; row < row_end; ++row) {
     const size_t b = row / g.out_height, oh = row % g.out_height;
     const uint8_t* image = in + b * g.in_plane() * c;

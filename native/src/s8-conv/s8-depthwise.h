@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "kiln/conv.h"
 #include "s8-conv/s8-conv-ukernel.h"
@@ -18,6 +19,10 @@ struct S8DepthwiseArgs {
   uint8_t x_zero_point = 0;
   bool float_output = false;
   uint8_t y_zero_point = 0, y_min = 0, y_max = 255;
+  // The pair layout (s8_depthwise_pack_pairs), or null.
+  const int16_t* pair_weight = nullptr;
+  const int32_t* pair_bias = nullptr;
+  const float* pair_scale = nullptr;
   // The kernels of the table the caller read (dispatch()); never null.
   S8DepthwiseAccumulateFn accumulate = nullptr;
   S8DepthwiseRunFn run_u8 = nullptr;
@@ -38,6 +43,20 @@ void s8_depthwise_accumulate_avx512(const uint8_t* const* x, const int16_t* cons
 void s8_depthwise_run_u8_scalar(const S8DepthwiseRun& r);
 void s8_depthwise_run_u8_avx2(const S8DepthwiseRun& r);
 void s8_depthwise_run_u8_avx512(const S8DepthwiseRun& r);
+
+// Channels per block of the pair layout, and its int16 weights per block and tap pair.
+constexpr size_t kS8DepthwisePairBlock = 32;
+constexpr size_t kS8DepthwisePairWeights = 2 * kS8DepthwisePairBlock;
+
+// The pair layout of the full 32-channel blocks (S8DepthwiseRun::pair_*): per block and tap pair
+// (the last one padded with a zero tap), two halves h of 32 int16: for each group g of 8 channels
+// and j < 4, channel 8g + 4h + j's weights of the pair's two taps, side by side, as vpunpck{l,h}wd
+// on the widened inputs of the two taps interleaves them. Bias and scale per block in the order
+// [h][g][j]; the bias has the zero point folded in: bias - x_zero_point * sum over taps of w, the
+// sum wrapping like every other (interior pixels read no padding, so the fold is exact).
+void s8_depthwise_pack_pairs(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
+                             size_t channels, int32_t x_zero_point, std::vector<int16_t>& pair_weight,
+                             std::vector<int32_t>& pair_bias, std::vector<float>& pair_scale);
 
 // Output rows [row_begin, row_end) of the batch (row = image * out_height + oh).
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
