@@ -13,7 +13,7 @@ import { broadcastShapes, inferNodeShapes, inferShapes, type Shape } from './sha
 export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm', 'QLinearConcat', 'QLinearLookup', 'QLinearMul', 'QLinearGlobalAveragePool']);
 
 /** Float ops that run on quantized values unchanged (same dtype and parameters as the input). */
-export const QUANT_PASSTHROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Resize', 'Slice', 'Split']);
+export const QUANT_PASSTHROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Resize', 'Slice', 'Split', 'Transpose']);
 
 export type QDType = 'uint8' | 'int8';
 

@@ -150,6 +150,7 @@ export function liftQuantized(nodes: GraphNode[], env: QuantImportEnv, reject: (
         case 'Reshape':
         case 'Identity':
         case 'Slice':
+        case 'Transpose':
           qdq.liftPassThrough(node);
           break;
         case 'Resize':

@@ -12,7 +12,7 @@
  *   SiLU) -> Q becomes QLinearLookup; DQ(a) * DQ(b) -> Q of two images of one shape or an image
  *   and a [C, 1, 1] gate becomes QLinearMul; DQ -> GlobalAveragePool (or ReduceMean over H and W)
  *   -> Q becomes QLinearGlobalAveragePool;
- * - DQ -> MaxPool / Flatten / Reshape / Identity / Slice / nearest Resize -> Q with equal parameters runs on the quantized
+ * - DQ -> MaxPool / Flatten / Reshape / Identity / Slice / Transpose / nearest Resize -> Q with equal parameters runs on the quantized
  *   value directly.
  * - After lifting, Q -> DQ -> Relu -> Q behind an int8 op is that op's fused ReLU
  *   (`fuseQuantizedRelu`), and Reshape to rows [-1, K] -> QLinearGemm -> Reshape back (how Kiln
@@ -268,7 +268,7 @@ export class QdqLifter {
     return true;
   }
 
-  /** DQ -> MaxPool / Flatten / Reshape / Identity / Slice / nearest Resize -> Q with equal parameters: runs on the quantized value. */
+  /** DQ -> MaxPool / Flatten / Reshape / Identity / Slice / Transpose / nearest Resize -> Q with equal parameters: runs on the quantized value. */
   liftPassThrough(node: GraphNode): boolean {
     const x = this.dqInput(node.inputs[0] ?? '');
     if (x === undefined) return false;

@@ -39,11 +39,22 @@ export interface ConvertOptions {
 export const PASS_THROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Dropout']);
 
 /**
- * A node that runs on a quantized value unchanged: the PASS_THROUGH_OPS, Slice, Split and a nearest
- * Resize (they copy stored codes: uint8 NHWC in the runtime, DQ -> op -> Q on export).
+ * A Transpose between NCHW and NHWC of an image ([0, 2, 3, 1] or [0, 3, 1, 2]): on the runtime's
+ * NHWC-stored codes a view, so it runs quantized. Other permutations (ShuffleNet's rank-5 channel
+ * shuffle) would cost two layout transposes of the codes around a general one: they stay float.
+ */
+function isLayoutTranspose(node: GraphNode): boolean {
+  const perm = node.attrs.perm;
+  return node.op === 'Transpose' && Array.isArray(perm) && perm.length === 4 && (perm.join() === '0,2,3,1' || perm.join() === '0,3,1,2');
+}
+
+/**
+ * A node that runs on a quantized value unchanged: the PASS_THROUGH_OPS, Slice, Split, a nearest
+ * Resize and a layout Transpose (they copy stored codes: uint8 NHWC in the runtime, DQ -> op -> Q
+ * on export).
  */
 export function passesThrough(node: GraphNode): boolean {
-  return PASS_THROUGH_OPS.has(node.op) || node.op === 'Slice' || node.op === 'Split' || (node.op === 'Resize' && (node.attrs.mode ?? 'nearest') === 'nearest' && node.attrs.roi === undefined);
+  return PASS_THROUGH_OPS.has(node.op) || node.op === 'Slice' || node.op === 'Split' || isLayoutTranspose(node) || (node.op === 'Resize' && (node.attrs.mode ?? 'nearest') === 'nearest' && node.attrs.roi === undefined);
 }
 
 /** Ops with an int8 form (when their weights are constants). */
@@ -412,7 +423,22 @@ export function convertToInt8(
     if (l) lookups.set(n, l);
   }
   const capable = new Map<GraphNode, string | undefined>(graph.nodes.map((n) => [n, obstacleOf(n)]));
-  const runsQuantized = (n: GraphNode) => capable.get(n) === undefined || passesThrough(n) || n.op === 'Concat';
+  // A layout Transpose runs on quantized values only for a reader that does too; before a float op
+  // (ConvNeXt's LayerNorm) the op before it keeps its float output rather than round the values
+  // to codes for nothing.
+  const transposeFeedsQuantized = new Map<GraphNode, boolean>();
+  const runsQuantized = (n: GraphNode): boolean => {
+    if (isLayoutTranspose(n)) {
+      let v = transposeFeedsQuantized.get(n);
+      if (v === undefined) {
+        transposeFeedsQuantized.set(n, false);  // a cycle cannot occur in a DAG; this bounds the walk anyway
+        v = !graphOutputs.has(n.outputs[0]) && (readers.get(n.outputs[0]) ?? []).some(runsQuantized);
+        transposeFeedsQuantized.set(n, v);
+      }
+      return v;
+    }
+    return capable.get(n) === undefined || passesThrough(n) || n.op === 'Concat';
+  };
   // A lookup, QLinearMul or QLinearGlobalAveragePool pays off only when its output is read
   // quantized (a float reader would dequantize it at once: one more rounding and no pass saved);
   // decided before any producer picks its output.

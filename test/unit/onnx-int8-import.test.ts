@@ -253,6 +253,35 @@ describe('importModel: QDQ patterns', () => {
   });
 });
 
+describe('importModel: DQ -> Transpose -> Q on the codes', () => {
+  for (const perm of [[0, 2, 3, 1], [0, 1, 3, 2]]) {
+    it(`perm [${perm.join(', ')}] with equal parameters runs on the quantized value; Kiln's runtime gives ORT's output`, async () => {
+      const bytes = qmodel(
+        [
+          node('QuantizeLinear', ['x', 's', 'z'], ['xq']),
+          node('DequantizeLinear', ['xq', 's', 'z'], ['xf']),
+          node('Transpose', ['xf'], ['t'], [attr.ints('perm', perm)]),
+          node('QuantizeLinear', ['t', 's', 'z'], ['tq']),
+          node('DequantizeLinear', ['tq', 's', 'z'], ['y']),
+        ],
+        [scalarF('s', 0.015625), scalarU8('z', 100)],
+        ['N', 3, 4, 5],
+      );
+      const graph = await importModel(bytes);
+      expect(graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'Transpose', 'DequantizeLinear']);
+      const x = input(2 * 3 * 4 * 5, 12, -1.5, 1.5);
+      const theirs = (await runOrt(bytes, { x: { data: x, dims: [2, 3, 4, 5] } })).y!.data;
+      const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
+      try {
+        const ours = (await session.run({ x: new Tensor('float32', x, [2, 3, 4, 5]) })).y!.data as Float32Array;
+        expect(Array.from(ours)).toEqual(Array.from(theirs));
+      } finally {
+        session.release();
+      }
+    });
+  }
+});
+
 describe('importModel: bad int8 models', () => {
   async function error(bytes: Uint8Array): Promise<{ code?: string; message: string }> {
     try {

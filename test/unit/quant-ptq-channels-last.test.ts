@@ -74,8 +74,9 @@ describe('PTQ: MatMul over the last axis of a channels-last image', () => {
       // Gelu between two int8 Gemms is a table on the codes (no float round trip).
       if (activation !== 'Relu') expect(graph.nodes.filter((n) => n.op === 'QLinearLookup').map((n) => n.attrs.kiln_function)).toEqual([activation]);
 
-      // nhwc: the Quantize before fc1 writes rows in the IR's order, since only Gemms read them.
-      // nchw: conv1's NHWC output is transposed back for fc1, and fc2's rows to NHWC for conv2.
+      // nhwc: conv1's codes stored NHWC are the Transpose's [N, H, W, C] as they are (a view), and
+      // fc2's rows are conv2's NHWC input. nchw: conv1's NHWC output is transposed back for fc1,
+      // and fc2's rows to NHWC for conv2.
       const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
       const transposes = session.info().steps.filter((line) => line.startsWith('TransposeU8'));
       session.release();
@@ -118,4 +119,70 @@ describe('PTQ: MatMul over the last axis of a channels-last image', () => {
     const loaded = await loadGraph(file);
     expect(Array.from(await runNative(loaded, held))).toEqual(Array.from(await runNative(graph, held)));
   });
+});
+
+/**
+ * ShuffleNet's channel shuffle between int8 convolutions: two branch convs -> Concat -> Reshape
+ * [N, 2, C/2, H, W] -> Transpose [0, 2, 1, 3, 4] -> Reshape back -> Slice into halves -> conv on
+ * one, Concat with the other -> conv -> GlobalAveragePool -> Gemm.
+ */
+function shuffleGraph(seed = 6): Graph {
+  const next = random(seed);
+  const g = new GraphBuilder('shuffle');
+  const x = g.addInput('x', ['N', 3, H, W]);
+  const conv = (name: string, input: string, cin: number, cout: number) =>
+    g.addNode('Conv', [input, g.addInitializer(`${name}_w`, tensor([cout, cin, 3, 3], 0.5, next)), g.addInitializer(`${name}_b`, tensor([cout], 0.1, next))],
+      { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1], dilations: [1, 1], group: 1 }, name);
+  const c1 = g.addNode('Relu', [conv('conv1', x, 3, 8)], {}, 'relu1');
+  const a = conv('conv_a', c1, 8, 4);
+  const b = conv('conv_b', c1, 8, 4);
+  let h = g.addNode('Concat', [a, b], { axis: 1 }, 'concat');
+  h = g.addNode('Reshape', [h], { shape: [0, 2, 4, H, W] }, 'groups');
+  h = g.addNode('Transpose', [h], { perm: [0, 2, 1, 3, 4] }, 'shuffle');
+  h = g.addNode('Reshape', [h], { shape: [0, 8, H, W] }, 'ungroup');
+  const left = g.addNode('Slice', [h], { starts: [0], ends: [4], axes: [1], steps: [1] }, 'left');
+  const right = g.addNode('Slice', [h], { starts: [4], ends: [8], axes: [1], steps: [1] }, 'right');
+  h = g.addNode('Concat', [conv('conv_left', left, 4, 4), right], { axis: 1 }, 'concat2');
+  h = g.addNode('GlobalAveragePool', [conv('conv2', h, 8, 8)], {}, 'pool');
+  h = g.addNode('Flatten', [h], { axis: 1 }, 'flatten');
+  const logits = g.addNode('Gemm', [h, g.addInitializer('fc_w', tensor([CLASSES, 8], 0.5, next))], { transB: 1 }, 'fc');
+  return g.build([{ name: logits, dtype: 'float32', shape: ['N', CLASSES] }]);
+}
+
+describe('Transpose of quantized values', () => {
+  it('PTQ keeps a rank-5 channel shuffle in float (on NHWC codes it would cost two layout transposes); onnxruntime agrees on the export', async () => {
+    const { graph, report } = await quantize(shuffleGraph(), calibration, { reportImages: 0 });
+    expect(report.fp32Nodes.map((n) => n.op)).toContain('Transpose');
+    const result = await compareInt8WithOnnxRuntime(graph, { x: held }, undefined, { intraOpNumThreads: 1 });
+    expect(result.engine).toBe('runtime');
+    expect(result.outputs[0].top1Agreement).toBeGreaterThanOrEqual(0.98);
+    expect(result.outputs[0].maxDiffSteps).toBeLessThanOrEqual(1);
+  });
+
+  // QuantizeLinear -> Transpose(s) on the codes -> DequantizeLinear, as QDQ import lifts them: a
+  // quantized [C, H, W] is stored NHWC, so [0, 2, 3, 1] is a view of it and [0, 3, 1, 2] back a view
+  // too; other permutations run TransposeNdU8 on the IR's order. Exact: codes only move (a scale
+  // of 2^-6, so both dequantize exactly).
+  const cases: { name: string; dims: number[]; perms: number[][]; steps: string[] }[] = [
+    { name: 'NCHW -> NHWC, then back', dims: [3, 5, 4, 6], perms: [[0, 2, 3, 1], [0, 3, 1, 2]], steps: [] },
+    { name: 'H and W swapped on an image', dims: [2, 5, 4, 6], perms: [[0, 1, 3, 2]], steps: ['TransposeU8', 'TransposeNdU8'] },
+    { name: 'a rank-5 channel shuffle', dims: [2, 2, 3, 4, 5], perms: [[0, 2, 1, 3, 4]], steps: ['TransposeNdU8'] },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: the native runtime moves the codes as the reference does`, async () => {
+      const g = new GraphBuilder('t');
+      let h = g.addInput('x', ['N', ...c.dims.slice(1)]);
+      h = g.addNode('QuantizeLinear', [h], { scale: 0.015625, zero_point: 128, dtype: 'uint8' }, 'q');
+      c.perms.forEach((perm, i) => (h = g.addNode('Transpose', [h], { perm }, `t${i}`)));
+      const y = g.addNode('DequantizeLinear', [h], { scale: 0.015625, zero_point: 128 }, 'dq');
+      const graph = g.build([{ name: y, dtype: 'float32', shape: [] }]);
+      const x = tensor(c.dims, 2, random(7));
+      const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
+      const steps = session.info().steps.map((line) => line.split(' ')[0]).filter((op) => op.startsWith('Transpose'));
+      session.release();
+      expect(steps).toEqual(c.steps);
+      const want = runInt8Reference(graph, { x })[y].data as Float32Array;
+      expect(Array.from(await runNative(graph, x))).toEqual(Array.from(want));
+    });
+  }
 });

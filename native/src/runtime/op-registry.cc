@@ -94,6 +94,7 @@ const OpEntry kOps[] = {
     {"QuantizeLinear", make_quantize, true},
     {"DequantizeLinear", make_dequantize, true},
     {"TransposeU8", make_transpose_u8, true},
+    {"TransposeNdU8", make_transpose_nd_u8, true},
     {"QLinearConv", make_qlinear_conv, true},
     {"QLinearGemm", make_qlinear_gemm, true},
     {"DynamicQGemm", make_dynamic_qgemm, true},

@@ -6,7 +6,7 @@ import { lowerBinary, lowerSum, lowerUnary, lowerVariadic } from './elementwise.
 import { lowerGemm, lowerMatMul } from './gemm.js';
 import { lowerGroupNorm, lowerLayerNorm } from './norm.js';
 import { lowerDepthToSpace, lowerExpand, lowerGather, lowerTile } from './data.js';
-import { lowerConcat, lowerPad, lowerSqueeze, lowerTranspose, lowerUnsqueeze } from './layout.js';
+import { lowerConcat, lowerPad, lowerSqueeze, lowerUnsqueeze } from './layout.js';
 import { lowerBatchNorm, lowerGlobalPool, lowerLrn, lowerPool } from './pool.js';
 import { QUANT_LOWERINGS } from './quant.js';
 import { lowerArgReduce, lowerReduce } from './reduce.js';
@@ -74,7 +74,6 @@ export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   Concat: lowerConcat,
   Squeeze: lowerSqueeze,
   Unsqueeze: lowerUnsqueeze,
-  Transpose: lowerTranspose,
   Softmax: lowerSoftmax,
   LogSoftmax: lowerSoftmax,
   Pad: lowerPad,

@@ -1,5 +1,8 @@
-// Transpose of the per-image dimensions (the batch stays first): a strided gather per image.
+// Transpose of the per-image dimensions (the batch stays first): a strided gather per image, of
+// float32 values (Transpose) or of uint8 codes (TransposeNdU8: a quantized value, as ShuffleNet's
+// channel shuffle between int8 convolutions).
 #include <sstream>
+#include <type_traits>
 
 #include "runtime/ops/ops.h"
 #include "runtime/parallel.h"
@@ -8,6 +11,7 @@ namespace kiln {
 namespace runtime {
 namespace {
 
+template <class T>
 class TransposeStep : public PlanStep {
  public:
   // dims: output per-image dims; strides: input stride of each output dim.
@@ -27,8 +31,8 @@ class TransposeStep : public PlanStep {
           offset += (rest % dims_[d]) * strides_[d];
           rest /= dims_[d];
         }
-        const float* x = io.in[0] + n * image_ + offset;
-        float* y = io.out[0] + r * inner;
+        const T* x = reinterpret_cast<const T*>(io.in[0]) + n * image_ + offset;
+        T* y = reinterpret_cast<T*>(io.out[0]) + r * inner;
         for (size_t i = 0; i < inner; ++i) y[i] = x[i * inner_stride];
       }
     });
@@ -43,7 +47,10 @@ class TransposeStep : public PlanStep {
 
 }  // namespace
 
-std::unique_ptr<PlanStep> make_transpose(const StepContext& ctx) {
+namespace {
+
+template <class T>
+std::unique_ptr<PlanStep> transpose_step(const StepContext& ctx, const char* prefix) {
   ctx.expect_inputs(1, 1);
   ctx.expect_outputs(1);
   const PlanShape& x = ctx.in()[0];
@@ -59,6 +66,7 @@ std::unique_ptr<PlanStep> make_transpose(const StepContext& ctx) {
   }
   if (perm[0] != 0) ctx.fail("attrs.perm", "a permutation that keeps the batch axis 0 first", "perm[0] = " + std::to_string(perm[0]));
   if (rank == 0) {
+    if constexpr (!std::is_same_v<T, float>) ctx.fail("inputs[0]", "a per-image rank of at least 1", "a scalar per image");
     ctx.expect_output_shape(0, x);
     return make_copy(ctx);
   }
@@ -71,7 +79,7 @@ std::unique_ptr<PlanStep> make_transpose(const StepContext& ctx) {
   PlanShape out(rank);
   std::vector<size_t> strides(rank);
   std::ostringstream detail;
-  detail << "perm";
+  detail << prefix << "perm";
   for (size_t d = 0; d < rank; ++d) {
     const size_t src = static_cast<size_t>(perm[d + 1] - 1);
     out[d] = x[src];
@@ -79,7 +87,17 @@ std::unique_ptr<PlanStep> make_transpose(const StepContext& ctx) {
     detail << " " << perm[d + 1];
   }
   ctx.expect_output_shape(0, out);
-  return std::make_unique<TransposeStep>(out, strides, shape_size(x), detail.str());
+  return std::make_unique<TransposeStep<T>>(out, strides, shape_size(x), detail.str());
+}
+
+}  // namespace
+
+std::unique_ptr<PlanStep> make_transpose(const StepContext& ctx) { return transpose_step<float>(ctx, ""); }
+
+std::unique_ptr<PlanStep> make_transpose_nd_u8(const StepContext& ctx) {
+  ctx.expect_input_dtype(0, PlanDType::kUint8);
+  ctx.expect_output_dtype(0, PlanDType::kUint8);
+  return transpose_step<uint8_t>(ctx, "u8 ");
 }
 
 }  // namespace runtime
