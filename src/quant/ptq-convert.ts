@@ -39,13 +39,16 @@ export interface ConvertOptions {
 export const PASS_THROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Dropout']);
 
 /**
- * A Transpose between NCHW and NHWC of an image ([0, 2, 3, 1] or [0, 3, 1, 2]): on the runtime's
- * NHWC-stored codes a view, so it runs quantized. Other permutations (ShuffleNet's rank-5 channel
- * shuffle) would cost two layout transposes of the codes around a general one: they stay float.
+ * A Transpose between NCHW and NHWC of an image ([0, 2, 3, 1] or [0, 3, 1, 2]: a view of the
+ * runtime's NHWC-stored codes) or a channel shuffle: they run quantized. Other permutations would
+ * cost two layout transposes of the codes around a general one: they stay float.
  */
 function isLayoutTranspose(node: GraphNode): boolean {
   const perm = node.attrs.perm;
-  return node.op === 'Transpose' && Array.isArray(perm) && perm.length === 4 && (perm.join() === '0,2,3,1' || perm.join() === '0,3,1,2');
+  if (node.op !== 'Transpose' || !Array.isArray(perm)) return false;
+  // [0, 2, 1, 3, 4]: ShuffleNet's channel shuffle between two Reshapes, one byte gather per pixel
+  // on NHWC codes (the runtime lowers the three as one step).
+  return perm.join() === '0,2,3,1' || perm.join() === '0,3,1,2' || perm.join() === '0,2,1,3,4';
 }
 
 /**

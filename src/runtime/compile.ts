@@ -17,7 +17,7 @@ import type { Graph, GraphNode } from '../graph/ir.js';
 import { validateGraph } from '../graph/validate-graph.js';
 import { type LoweringEnv, NodeLowering, Unsupported, type ValueRef, shapeText } from './lowering/context.js';
 import { lowerConvPool } from './lowering/conv.js';
-import { lowerDequantize, lowerQLinearConvPool, lowerQuantize } from './lowering/quant.js';
+import { lowerChannelShuffleQ, lowerDequantize, lowerQLinearConvPool, lowerQuantize } from './lowering/quant.js';
 import { INT8_OPS } from '../graph/int8-ir.js';
 import { LOWERINGS } from './lowering/index.js';
 import { lowerCast } from './lowering/compare.js';
@@ -103,8 +103,14 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
   const poisoned = new Set<string>();
   const pools = options.fuseConvPool === false ? new Map<GraphNode, GraphNode>() : convPoolPairs(graph, used);
   const fusedPools = new Set<GraphNode>();
+  const shuffles = channelShuffles(graph);
   for (const node of graph.nodes) {
     if (fusedPools.has(node)) continue;
+    const shuffle = shuffles.get(node);
+    if (shuffle && !node.inputs.some((i) => poisoned.has(i)) && tryChannelShuffle(node, shuffle[0], shuffle[1], env)) {
+      fusedPools.add(shuffle[0]).add(shuffle[1]);
+      continue;
+    }
     const pool = pools.get(node);
     if (pool && !node.inputs.some((i) => poisoned.has(i)) && tryFuse(node, pool, env)) {
       fusedPools.add(pool);
@@ -205,6 +211,42 @@ function convPoolPairs(graph: Graph, used: Set<string>): Map<GraphNode, GraphNod
     pairs.set(node, r[0]);
   }
   return pairs;
+}
+
+/**
+ * Reshape -> Transpose [0, 2, 1, 3, 4] -> Reshape chains (ShuffleNet's channel shuffle), each value
+ * read once and no graph output, by their first Reshape: lowered as one step on quantized images.
+ */
+function channelShuffles(graph: Graph): Map<GraphNode, [GraphNode, GraphNode]> {
+  const readers = new Map<string, GraphNode[]>();
+  for (const node of graph.nodes) for (const i of node.inputs) if (i) readers.set(i, [...(readers.get(i) ?? []), node]);
+  const outputs = new Set(graph.outputs.map((o) => o.name));
+  const sole = (v: string): GraphNode | undefined => {
+    const r = readers.get(v) ?? [];
+    return r.length === 1 && !outputs.has(v) ? r[0] : undefined;
+  };
+  const chains = new Map<GraphNode, [GraphNode, GraphNode]>();
+  for (const node of graph.nodes) {
+    if (node.op !== 'Reshape') continue;
+    const t = sole(node.outputs[0]);
+    if (t?.op !== 'Transpose' || String(t.attrs.perm) !== '0,2,1,3,4') continue;
+    const last = sole(t.outputs[0]);
+    if (last?.op === 'Reshape' && last.inputs[0] === t.outputs[0]) chains.set(node, [t, last]);
+  }
+  return chains;
+}
+
+/** Lowers a channel shuffle on a quantized image as one step; false (nothing emitted) otherwise. */
+function tryChannelShuffle(first: GraphNode, transpose: GraphNode, last: GraphNode, env: LoweringEnv): boolean {
+  if (env.bound.get(first.inputs[0])?.quant === undefined) return false;
+  const steps = env.steps.length;
+  try {
+    env.bound.set(last.outputs[0], lowerChannelShuffleQ(new NodeLowering(first, env), new NodeLowering(transpose, env), new NodeLowering(last, env)));
+    return true;
+  } catch (err) {
+    if (env.steps.length !== steps) throw err;
+    return false;  // lowered node by node instead, where any real problem is reported
+  }
 }
 
 /** Lowers a Conv and its pool as one step; false (nothing emitted) when they cannot fuse. */

@@ -66,7 +66,7 @@ export const PLAN_OPS = [
   'ReduceLogSum',
   'ArgMax', 'ArgMin',
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity',
-  'QuantizeLinear', 'DequantizeLinear', 'TransposeU8', 'TransposeNdU8', 'QLinearConv', 'QLinearGemm', 'DynamicQGemm',
+  'QuantizeLinear', 'DequantizeLinear', 'TransposeU8', 'TransposeNdU8', 'ChannelShuffleU8', 'QLinearConv', 'QLinearGemm', 'DynamicQGemm',
   'QLinearAdd', 'MaxPoolU8',
   'Resize', 'Slice', 'Gather', 'Expand', 'Tile', 'ResizeU8', 'SliceU8', 'ConcatU8', 'LookupU8', 'QLinearMul', 'GlobalAvgPoolU8',
   'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf', 'Cast', 'Where',

@@ -95,6 +95,7 @@ const OpEntry kOps[] = {
     {"DequantizeLinear", make_dequantize, true},
     {"TransposeU8", make_transpose_u8, true},
     {"TransposeNdU8", make_transpose_nd_u8, true},
+    {"ChannelShuffleU8", make_channel_shuffle_u8, true},
     {"QLinearConv", make_qlinear_conv, true},
     {"QLinearGemm", make_qlinear_gemm, true},
     {"DynamicQGemm", make_dynamic_qgemm, true},

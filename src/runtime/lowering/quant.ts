@@ -462,6 +462,24 @@ function lowerTransposeQ(n: NodeLowering): ValueRef[] {
   return [n.emit('TransposeNdU8', [x], out, { attrs: { perm }, macs: 0, quant: x.quant })];
 }
 
+/**
+ * ShuffleNet's channel shuffle on a quantized image stored NHWC: Reshape [C, H, W] -> [g, C/g, H, W],
+ * Transpose [0, 2, 1, 3, 4], Reshape back to [C, H, W], as one ChannelShuffleU8 step (a byte
+ * gather per pixel; the image stays NHWC). Unsupported (lowered node by node instead) otherwise.
+ */
+export function lowerChannelShuffleQ(first: NodeLowering, transpose: NodeLowering, last: NodeLowering): ValueRef {
+  const x = quantizedInput(first, 0);
+  const [c, h, w] = x.shape;
+  if (x.shape.length !== 3 || !x.quant.perm || x.quant.perm.c !== c) throw new Unsupported('a channel shuffle of an image not stored NHWC');
+  const grouped = reshapeTarget(first, x);
+  const g = grouped[0]!;
+  if (grouped.length !== 4 || g * grouped[1]! !== c || grouped[2] !== h || grouped[3] !== w) throw new Unsupported('not a channel shuffle');
+  if (transpose.intList('perm', []).join() !== '0,2,1,3,4') throw new Unsupported('not a channel shuffle');
+  const back = reshapeTarget(last, { id: -1, shape: [grouped[1]!, g, h!, w!] });
+  if (shapeText(back) !== shapeText(x.shape)) throw new Unsupported('not a channel shuffle');
+  return first.emit('ChannelShuffleU8', [x], x.shape.slice(), { attrs: { groups: g }, macs: 0, quant: x.quant });
+}
+
 /** Split of a quantized value: one SliceU8 per output. */
 function lowerSplitQ(n: NodeLowering): ValueRef[] {
   let x = quantizedInput(n, 0);

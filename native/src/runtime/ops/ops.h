@@ -28,6 +28,7 @@ std::unique_ptr<PlanStep> make_sum(const StepContext& ctx);             // binar
 std::unique_ptr<PlanStep> make_concat(const StepContext& ctx);          // concat.cc
 std::unique_ptr<PlanStep> make_transpose(const StepContext& ctx);       // transpose.cc
 std::unique_ptr<PlanStep> make_transpose_nd_u8(const StepContext& ctx);  // transpose.cc
+std::unique_ptr<PlanStep> make_channel_shuffle_u8(const StepContext& ctx);  // transpose.cc
 std::unique_ptr<PlanStep> make_softmax(const StepContext& ctx);         // softmax.cc (+ LogSoftmax)
 std::unique_ptr<PlanStep> make_pad(const StepContext& ctx);             // pad.cc
 std::unique_ptr<PlanStep> make_resize(const StepContext& ctx);          // resize.cc (Resize, Upsample)

@@ -1,8 +1,15 @@
 // Transpose of the per-image dimensions (the batch stays first): a strided gather per image, of
 // float32 values (Transpose) or of uint8 codes (TransposeNdU8: a quantized value, as ShuffleNet's
-// channel shuffle between int8 convolutions).
+// channel shuffle between int8 convolutions), and ChannelShuffleU8: that shuffle (Reshape to
+// [g, C/g, H, W], swap the two, Reshape back) on uint8 codes stored NHWC, one byte gather per
+// pixel (two-way: an interleave of the two halves, SSE2 unpacks in the baseline build).
+#include <cstring>
 #include <sstream>
 #include <type_traits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "runtime/ops/ops.h"
 #include "runtime/parallel.h"
@@ -90,7 +97,59 @@ std::unique_ptr<PlanStep> transpose_step(const StepContext& ctx, const char* pre
   return std::make_unique<TransposeStep<T>>(out, strides, shape_size(x), detail.str());
 }
 
+class ChannelShuffleU8Step : public PlanStep {
+ public:
+  ChannelShuffleU8Step(size_t channels, size_t pixels, size_t groups)
+      : channels_(channels), pixels_(pixels), groups_(groups) {}
+
+  void run(const StepBuffers& io, size_t batch, float*, size_t max_threads) const override {
+    const auto* x = reinterpret_cast<const uint8_t*>(io.in[0]);
+    auto* y = reinterpret_cast<uint8_t*>(io.out[0]);
+    const size_t c = channels_, g = groups_, per = c / g;
+    const size_t grain = std::max<size_t>(1, kElementwiseGrain / c);
+    for_chunks(batch * pixels_, grain, max_threads, [&](size_t b, size_t e) {
+      for (size_t p = b; p < e; ++p) {
+        const uint8_t* in = x + p * c;
+        uint8_t* out = y + p * c;
+        size_t j = 0;
+#if defined(__SSE2__)
+        if (g == 2) {
+          for (; j + 16 <= per; j += 16) {
+            const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + j));
+            const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + per + j));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * j), _mm_unpacklo_epi8(lo, hi));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * j + 16), _mm_unpackhi_epi8(lo, hi));
+          }
+        }
+#endif
+        for (; j < per; ++j) {
+          for (size_t i = 0; i < g; ++i) out[j * g + i] = in[i * per + j];
+        }
+      }
+    });
+  }
+  std::string detail() const override {
+    return "u8 NHWC " + std::to_string(groups_) + " groups of " + std::to_string(channels_ / groups_) + " channels";
+  }
+
+ private:
+  size_t channels_, pixels_, groups_;
+};
+
 }  // namespace
+
+std::unique_ptr<PlanStep> make_channel_shuffle_u8(const StepContext& ctx) {
+  ctx.expect_inputs(1, 1);
+  ctx.expect_outputs(1);
+  ctx.expect_input_dtype(0, PlanDType::kUint8);
+  ctx.expect_output_dtype(0, PlanDType::kUint8);
+  const PlanShape& x = ctx.in()[0];
+  if (x.size() != 3) ctx.fail("inputs[0]", "an image [C, H, W] stored NHWC", shape_text(x));
+  ctx.expect_output_shape(0, x);
+  const size_t groups = static_cast<size_t>(ctx.integer("groups", 1, static_cast<int64_t>(x[0])));
+  if (x[0] % groups != 0) ctx.fail("attrs.groups", "a divisor of the " + std::to_string(x[0]) + " channels", std::to_string(groups));
+  return std::make_unique<ChannelShuffleU8Step>(x[0], x[1] * x[2], groups);
+}
 
 std::unique_ptr<PlanStep> make_transpose(const StepContext& ctx) { return transpose_step<float>(ctx, ""); }
 
