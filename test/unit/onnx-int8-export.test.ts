@@ -36,72 +36,58 @@ async function runOrt(bytes: Uint8Array, feeds: Record<string, Float32Array>, sh
 
 const q = (x: number, s: number, zp: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, roundHalfEven(Math.fround(x / s)) + zp));
 
-describe('exportModel: int8 ops as QDQ on onnxruntime', () => {
-  it('QLinearGemm with per-channel weights, int32 bias, fused ReLU and a quantized output, then DequantizeLinear', async () => {
-    const rng = new Rng(5);
-    const [n, k, m] = [3, 7, 5];
-    const w = Int8Array.from({ length: m * k }, () => Math.floor(rng.next() * 256) - 128);
-    const ws = Float32Array.from({ length: m }, (_, i) => 0.01 * (i + 1));
-    const bias = Int32Array.from({ length: m }, (_, i) => (i - 2) * 300);
-    const [as, azp, ys, yzp] = [Math.fround(1 / 64), 3, Math.fround(0.05), 7];
-    const g = graph(
-      [
-        { name: 'qa', op: 'QuantizeLinear', inputs: ['x'], outputs: ['xq'], attrs: { scale: as, zero_point: azp, dtype: 'uint8' } },
-        { name: 'fc', op: 'QLinearGemm', inputs: ['xq', 'w', 'ws', 'b'], outputs: ['yq'], attrs: { transB: 1, a_scale: as, a_zero_point: azp, y_scale: ys, y_zero_point: yzp, y_dtype: 'uint8', kiln_activation: 'Relu' } },
-        { name: 'dq', op: 'DequantizeLinear', inputs: ['yq'], outputs: ['y'], attrs: { scale: ys, zero_point: yzp } },
-      ],
-      { w: new Tensor('int8', w, [m, k]), ws: new Tensor('float32', ws, [m]), b: new Tensor('int32', bias, [m]) },
-      ['N', k],
-    );
-    const x = Float32Array.from({ length: n * k }, () => rng.next() * 3 - 0.2);
-    const got = await runOrt(exportModel(g), { x }, [n, k]);
-    for (let r = 0; r < n; r++) {
+/**
+ * Q(x) -> QLinearGemm (k -> m, per-channel weights, int32 bias, optional fused ReLU, quantized
+ * output) -> DQ over an input of `inputShape`, and its definition computed here for every row.
+ */
+function gemmCase(seed: number, k: number, m: number, inputShape: (number | string)[], relu: boolean) {
+  const rng = new Rng(seed);
+  const w = Int8Array.from({ length: m * k }, () => Math.floor(rng.next() * 256) - 128);
+  const ws = Float32Array.from({ length: m }, (_, i) => 0.01 * (i + 1));
+  const bias = Int32Array.from({ length: m }, (_, i) => (i - 2) * 300);
+  const [as, azp, ys, yzp] = [Math.fround(1 / 64), 3, Math.fround(0.05), 7];
+  const g = graph(
+    [
+      { name: 'qa', op: 'QuantizeLinear', inputs: ['x'], outputs: ['xq'], attrs: { scale: as, zero_point: azp, dtype: 'uint8' } },
+      { name: 'fc', op: 'QLinearGemm', inputs: ['xq', 'w', 'ws', 'b'], outputs: ['yq'], attrs: { transB: 1, a_scale: as, a_zero_point: azp, y_scale: ys, y_zero_point: yzp, y_dtype: 'uint8', ...(relu ? { kiln_activation: 'Relu' } : {}) } },
+      { name: 'dq', op: 'DequantizeLinear', inputs: ['yq'], outputs: ['y'], attrs: { scale: ys, zero_point: yzp } },
+    ],
+    { w: new Tensor('int8', w, [m, k]), ws: new Tensor('float32', ws, [m]), b: new Tensor('int32', bias, [m]) },
+    inputShape,
+  );
+  const input = (rows: number) => Float32Array.from({ length: rows * k }, () => rng.next() * 3 - (relu ? 0.2 : 1));
+  const expectRows = (x: Float32Array, got: Float32Array) => {
+    for (let r = 0; r < x.length / k; r++) {
       for (let o = 0; o < m; o++) {
         let acc = bias[o]!;
         for (let j = 0; j < k; j++) acc += (q(x[r * k + j]!, as, azp, 0, 255) - azp) * w[o * k + j]!;
         const mult = Math.fround(Math.fround(as * ws[o]!) / ys);
-        const yq = Math.min(255 - yzp, Math.max(0, roundHalfEven(Math.fround(acc * mult)))) + yzp;
+        const yq = Math.min(255 - yzp, Math.max(relu ? 0 : -yzp, roundHalfEven(Math.fround(acc * mult)))) + yzp;
         expect(got[r * m + o]).toBeCloseTo((yq - yzp) * ys, 5);
       }
     }
+  };
+  return { g, input, expectRows };
+}
+
+describe('exportModel: int8 ops as QDQ on onnxruntime', () => {
+  it('QLinearGemm with per-channel weights, int32 bias, fused ReLU and a quantized output, then DequantizeLinear', async () => {
+    const { g, input, expectRows } = gemmCase(5, 7, 5, ['N', 7], true);
+    const x = input(3);
+    expectRows(x, await runOrt(exportModel(g), { x }, [3, 7]));
   });
 
   // ConvNeXt's Linear layers: MatMul over the last axis of [N, H, W, C]. ONNX Gemm takes matrices
   // only, so the export reshapes to rows and back; static leading dims, then two unknown ones.
   for (const inputShape of [['N', 2, 3, 6], ['N', 'H', 3, 6]] as (number | string)[][]) {
     it(`QLinearGemm over the last axis of a rank-4 input [${inputShape.join(', ')}] exports as rows and runs on onnxruntime`, async () => {
-      const rng = new Rng(11);
-      const dims = [2, 2, 3, 6];
-      const k = 6, m = 5, rows = 12;
-      const w = Int8Array.from({ length: m * k }, () => Math.floor(rng.next() * 256) - 128);
-      const ws = Float32Array.from({ length: m }, (_, i) => 0.01 * (i + 1));
-      const bias = Int32Array.from({ length: m }, (_, i) => (i - 2) * 300);
-      const [as, azp, ys, yzp] = [Math.fround(1 / 64), 3, Math.fround(0.05), 7];
-      const g = graph(
-        [
-          { name: 'qa', op: 'QuantizeLinear', inputs: ['x'], outputs: ['xq'], attrs: { scale: as, zero_point: azp, dtype: 'uint8' } },
-          { name: 'fc', op: 'QLinearGemm', inputs: ['xq', 'w', 'ws', 'b'], outputs: ['yq'], attrs: { transB: 1, a_scale: as, a_zero_point: azp, y_scale: ys, y_zero_point: yzp, y_dtype: 'uint8' } },
-          { name: 'dq', op: 'DequantizeLinear', inputs: ['yq'], outputs: ['y'], attrs: { scale: ys, zero_point: yzp } },
-        ],
-        { w: new Tensor('int8', w, [m, k]), ws: new Tensor('float32', ws, [m]), b: new Tensor('int32', bias, [m]) },
-        inputShape,
-      );
-      const x = Float32Array.from({ length: rows * k }, () => rng.next() * 3 - 1);
-      const bytes = exportModel(g);
-      const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+      const { g, input, expectRows } = gemmCase(11, 6, 5, inputShape, false);
+      const x = input(12);
+      const session = await ort.InferenceSession.create(exportModel(g), { logSeverityLevel: 3 });
       try {
-        const out = (await session.run({ x: new ort.Tensor('float32', x, dims) }))[session.outputNames[0]!]!;
-        expect(out.dims).toEqual([2, 2, 3, m]);
-        const got = out.data as Float32Array;
-        for (let r = 0; r < rows; r++) {
-          for (let o = 0; o < m; o++) {
-            let acc = bias[o]!;
-            for (let j = 0; j < k; j++) acc += (q(x[r * k + j]!, as, azp, 0, 255) - azp) * w[o * k + j]!;
-            const mult = Math.fround(Math.fround(as * ws[o]!) / ys);
-            const yq = Math.min(255 - yzp, Math.max(-yzp, roundHalfEven(Math.fround(acc * mult)))) + yzp;
-            expect(got[r * m + o]).toBeCloseTo((yq - yzp) * ys, 5);
-          }
-        }
+        const out = (await session.run({ x: new ort.Tensor('float32', x, [2, 2, 3, 6]) }))[session.outputNames[0]!]!;
+        expect(out.dims).toEqual([2, 2, 3, 5]);
+        expectRows(x, out.data as Float32Array);
       } finally {
         await session.release();
       }
