@@ -43,7 +43,7 @@ export const PASS_THROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatte
  * runtime's NHWC-stored codes) or a channel shuffle: they run quantized. Other permutations would
  * cost two layout transposes of the codes around a general one: they stay float.
  */
-function isLayoutTranspose(node: GraphNode): boolean {
+function transposeRunsOnCodes(node: GraphNode): boolean {
   const perm = node.attrs.perm;
   if (node.op !== 'Transpose' || !Array.isArray(perm)) return false;
   // [0, 2, 1, 3, 4]: ShuffleNet's channel shuffle between two Reshapes, one byte gather per pixel
@@ -53,11 +53,11 @@ function isLayoutTranspose(node: GraphNode): boolean {
 
 /**
  * A node that runs on a quantized value unchanged: the PASS_THROUGH_OPS, Slice, Split, a nearest
- * Resize and a layout Transpose (they copy stored codes: uint8 NHWC in the runtime, DQ -> op -> Q
+ * Resize and the Transposes above (they copy stored codes: uint8 NHWC in the runtime, DQ -> op -> Q
  * on export).
  */
 export function passesThrough(node: GraphNode): boolean {
-  return PASS_THROUGH_OPS.has(node.op) || node.op === 'Slice' || node.op === 'Split' || isLayoutTranspose(node) || (node.op === 'Resize' && (node.attrs.mode ?? 'nearest') === 'nearest' && node.attrs.roi === undefined);
+  return PASS_THROUGH_OPS.has(node.op) || node.op === 'Slice' || node.op === 'Split' || transposeRunsOnCodes(node) || (node.op === 'Resize' && (node.attrs.mode ?? 'nearest') === 'nearest' && node.attrs.roi === undefined);
 }
 
 /** Ops with an int8 form (when their weights are constants). */
@@ -426,12 +426,12 @@ export function convertToInt8(
     if (l) lookups.set(n, l);
   }
   const capable = new Map<GraphNode, string | undefined>(graph.nodes.map((n) => [n, obstacleOf(n)]));
-  // A layout Transpose runs on quantized values only for a reader that does too; before a float op
+  // Such a Transpose runs on quantized values only for a reader that does too; before a float op
   // (ConvNeXt's LayerNorm) the op before it keeps its float output rather than round the values
   // to codes for nothing.
   const transposeFeedsQuantized = new Map<GraphNode, boolean>();
   const runsQuantized = (n: GraphNode): boolean => {
-    if (isLayoutTranspose(n)) {
+    if (transposeRunsOnCodes(n)) {
       let v = transposeFeedsQuantized.get(n);
       if (v === undefined) {
         transposeFeedsQuantized.set(n, false);  // a cycle cannot occur in a DAG; this bounds the walk anyway

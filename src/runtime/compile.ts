@@ -77,10 +77,15 @@ export function hasStaticShapes(graph: Graph): boolean {
   return graph.inputs.every((v) => v.shape.slice(1).every((d) => typeof d === 'number'));
 }
 
-/** Values every reader of which is a QLinearGemm taking them as its input (not graph outputs). */
-function gemmOnlyValues(graph: Graph): Set<string> {
+/** The nodes reading each value (the fusions below look one or two readers ahead). */
+function readersOf(graph: Graph): Map<string, GraphNode[]> {
   const readers = new Map<string, GraphNode[]>();
   for (const node of graph.nodes) for (const i of node.inputs) if (i) readers.set(i, [...(readers.get(i) ?? []), node]);
+  return readers;
+}
+
+/** Values every reader of which is a QLinearGemm taking them as its input (not graph outputs). */
+function gemmOnlyValues(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>): Set<string> {
   const outputs = new Set(graph.outputs.map((o) => o.name));
   const out = new Set<string>();
   for (const [value, nodes] of readers) {
@@ -91,9 +96,10 @@ function gemmOnlyValues(graph: Graph): Set<string> {
 
 export function compileGraph(graph: Graph, options: CompileOptions = {}): CompiledGraph {
   validateGraph(graph);
+  const readers = readersOf(graph);
   const env: LoweringEnv = {
     values: [], steps: [], macs: 0, bound: new Map(), initializers: graph.initializers, fixedBatch: undefined,
-    winograd: options.winograd === true, sparseKernels: options.sparseKernels ?? 'never', gemmOnlyValues: gemmOnlyValues(graph),
+    winograd: options.winograd === true, sparseKernels: options.sparseKernels ?? 'never', gemmOnlyValues: gemmOnlyValues(graph, readers),
   };
   const issues: Issue[] = [];
   const inputs = bindInputs(graph, env, options);
@@ -101,9 +107,9 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
   const used = new Set<string>(graph.outputs.map((o) => o.name));
   for (const node of graph.nodes) for (const i of node.inputs) used.add(i);
   const poisoned = new Set<string>();
-  const pools = options.fuseConvPool === false ? new Map<GraphNode, GraphNode>() : convPoolPairs(graph, used);
+  const pools = options.fuseConvPool === false ? new Map<GraphNode, GraphNode>() : convPoolPairs(graph, used, readers);
   const fusedPools = new Set<GraphNode>();
-  const shuffles = channelShuffles(graph);
+  const shuffles = channelShuffles(graph, readers);
   for (const node of graph.nodes) {
     if (fusedPools.has(node)) continue;
     const shuffle = shuffles.get(node);
@@ -197,9 +203,7 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
 }
 
 /** Conv nodes whose output only a 2-D MaxPool/AveragePool reads (and nothing else sees). */
-function convPoolPairs(graph: Graph, used: Set<string>): Map<GraphNode, GraphNode> {
-  const readers = new Map<string, GraphNode[]>();
-  for (const node of graph.nodes) for (const i of node.inputs) if (i) readers.set(i, [...(readers.get(i) ?? []), node]);
+function convPoolPairs(graph: Graph, used: Set<string>, readers: ReadonlyMap<string, GraphNode[]>): Map<GraphNode, GraphNode> {
   const outputs = new Set(graph.outputs.map((o) => o.name));
   const pairs = new Map<GraphNode, GraphNode>();
   for (const node of graph.nodes) {
@@ -217,9 +221,7 @@ function convPoolPairs(graph: Graph, used: Set<string>): Map<GraphNode, GraphNod
  * Reshape -> Transpose [0, 2, 1, 3, 4] -> Reshape chains (ShuffleNet's channel shuffle), each value
  * read once and no graph output, by their first Reshape: lowered as one step on quantized images.
  */
-function channelShuffles(graph: Graph): Map<GraphNode, [GraphNode, GraphNode]> {
-  const readers = new Map<string, GraphNode[]>();
-  for (const node of graph.nodes) for (const i of node.inputs) if (i) readers.set(i, [...(readers.get(i) ?? []), node]);
+function channelShuffles(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>): Map<GraphNode, [GraphNode, GraphNode]> {
   const outputs = new Set(graph.outputs.map((o) => o.name));
   const sole = (v: string): GraphNode | undefined => {
     const r = readers.get(v) ?? [];

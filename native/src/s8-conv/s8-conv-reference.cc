@@ -3,7 +3,6 @@
 #include <cstring>
 #include "s8-conv/maxpool-u8.h"
 #include "s8-conv/quantize-rows.h"
-#include "quant/requantize.h"
 #include "s8-conv/s8-depthwise.h"
 
 namespace kiln {
@@ -38,13 +37,7 @@ void s8_depthwise_run_u8_scalar(const S8DepthwiseRun& r) {
   for (size_t p = 0; p < r.pixels; ++p) {
     const uint8_t* x = r.x + p * r.pixel_step;
     uint8_t* out = r.out + p * r.channels;
-    for (size_t ch = 0; ch < r.channels; ++ch) {
-      uint32_t s = r.bias != nullptr ? static_cast<uint32_t>(r.bias[ch]) : 0u;
-      for (size_t t = 0; t < r.taps; ++t) {
-        s += static_cast<uint32_t>((static_cast<int32_t>(x[r.offset[t] + static_cast<ptrdiff_t>(ch)]) - r.x_zero_point) * r.weight[t * r.channels + ch]);
-      }
-      out[ch] = requantize_u8(static_cast<int32_t>(s), r.scale[ch], r.y_zero_point, r.lo, r.hi);
-    }
+    for (size_t ch = 0; ch < r.channels; ++ch) out[ch] = s8_depthwise_run_channel(r, x, ch);
   }
 }
 

@@ -4,7 +4,6 @@
 // exact products, sums wrapping like the scalar ones.
 #include "common/simd.h"
 
-#include "quant/requantize.h"
 #include "s8-conv/s8-depthwise.h"
 
 namespace kiln {
@@ -73,13 +72,7 @@ void s8_depthwise_run_u8_avx2(const S8DepthwiseRun& r) {
       const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packus_epi16(words, words), 0xD8);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + ch), _mm256_castsi256_si128(bytes));
     }
-    for (; ch < c; ++ch) {
-      uint32_t s = r.bias != nullptr ? static_cast<uint32_t>(r.bias[ch]) : 0u;
-      for (size_t t = 0; t < r.taps; ++t) {
-        s += static_cast<uint32_t>((static_cast<int32_t>(x[r.offset[t] + static_cast<ptrdiff_t>(ch)]) - r.x_zero_point) * r.weight[t * c + ch]);
-      }
-      out[ch] = requantize_u8(static_cast<int32_t>(s), r.scale[ch], r.y_zero_point, r.lo, r.hi);
-    }
+    for (; ch < c; ++ch) out[ch] = s8_depthwise_run_channel(r, x, ch);
   }
 }
 

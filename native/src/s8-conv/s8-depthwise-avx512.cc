@@ -4,7 +4,6 @@
 // in the default mode, as std::nearbyint does; the clamp comes first, as in requantize_u8).
 #include "common/simd.h"
 
-#include "quant/requantize.h"
 #include "s8-conv/s8-depthwise.h"
 
 namespace kiln {
@@ -115,13 +114,7 @@ void s8_depthwise_run_u8_avx512(const S8DepthwiseRun& r) {
       requantize16(a0, r.scale + ch, lo, hi, zy, out + ch);
       ch += 16;
     }
-    for (; ch < c; ++ch) {
-      uint32_t s = r.bias != nullptr ? static_cast<uint32_t>(r.bias[ch]) : 0u;
-      for (size_t t = 0; t < r.taps; ++t) {
-        s += static_cast<uint32_t>((static_cast<int32_t>(x[r.offset[t] + static_cast<ptrdiff_t>(ch)]) - r.x_zero_point) * r.weight[t * c + ch]);
-      }
-      out[ch] = requantize_u8(static_cast<int32_t>(s), r.scale[ch], r.y_zero_point, r.lo, r.hi);
-    }
+    for (; ch < c; ++ch) out[ch] = s8_depthwise_run_channel(r, x, ch);
   }
 }
 

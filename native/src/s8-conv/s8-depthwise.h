@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kiln/conv.h"
+#include "quant/requantize.h"
 #include "s8-conv/s8-conv-ukernel.h"
 
 namespace kiln {
@@ -37,6 +38,22 @@ void s8_depthwise_accumulate_avx2(const uint8_t* const* x, const int16_t* const*
                                   int32_t zero_point, uint32_t* acc);
 void s8_depthwise_accumulate_avx512(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
                                     int32_t zero_point, uint32_t* acc);
+
+namespace {
+
+// Channel `ch` of the run's pixel whose tap-0 input is `x`: its definition. The scalar kernel is
+// this for every channel, the vector ones for the channels past their last full block. Internal
+// linkage: translation units built with different -m flags include this header.
+inline uint8_t s8_depthwise_run_channel(const S8DepthwiseRun& r, const uint8_t* x, size_t ch) {
+  uint32_t s = r.bias != nullptr ? static_cast<uint32_t>(r.bias[ch]) : 0u;
+  for (size_t t = 0; t < r.taps; ++t) {
+    s += static_cast<uint32_t>((static_cast<int32_t>(x[r.offset[t] + static_cast<ptrdiff_t>(ch)]) - r.x_zero_point) *
+                               r.weight[t * r.channels + ch]);
+  }
+  return requantize_u8(static_cast<int32_t>(s), r.scale[ch], r.y_zero_point, r.lo, r.hi);
+}
+
+}  // namespace
 
 // Interior runs of uint8-output pixels (S8DepthwiseRun): the scalar definition, and per ISA the
 // same bits with the channels in registers.

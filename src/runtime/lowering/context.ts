@@ -125,12 +125,12 @@ export class NodeLowering {
     return ref;
   }
 
-  /** Input i is a per-image value of an int8 region. */
   /** Whether output `i` is read only as the input of QLinearGemm nodes (see LoweringEnv.gemmOnlyValues). */
   outputReadOnlyByGemm(i: number): boolean {
     return this.env.gemmOnlyValues?.has(this.node.outputs[i] ?? '') === true;
   }
 
+  /** Input i is a per-image value of an int8 region. */
   isQuantized(i: number): boolean {
     return this.has(i) && this.env.bound.get(this.node.inputs[i])?.quant !== undefined;
   }

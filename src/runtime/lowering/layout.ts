@@ -101,16 +101,24 @@ export function lowerUnsqueeze(n: NodeLowering): ValueRef[] {
   return [n.view(x, out, 'Unsqueeze')];
 }
 
-export function lowerTranspose(n: NodeLowering): ValueRef[] {
-  const x = n.value(0);
-  const rank = x.shape.length + 1;
+/**
+ * A Transpose's checked permutation (ONNX numbering, the batch axis kept first) and the per-image
+ * output shape for an input of per-image `shape`; `identity` when it moves nothing.
+ */
+export function transposeSpec(n: NodeLowering, shape: readonly number[]): { perm: number[]; out: number[]; identity: boolean } {
+  const rank = shape.length + 1;
   const perm = n.intList('perm', Array.from({ length: rank }, (_, i) => rank - 1 - i));
   if (perm.length !== rank || new Set(perm).size !== rank || perm.some((p) => p < 0 || p >= rank)) {
     throw n.shapeError(`perm ${shapeText(perm)} is not a permutation of ${rank} axes`);
   }
   if (perm[0] !== 0) throw new Unsupported(`perm ${shapeText(perm)} moves the batch axis`);
-  const out = perm.slice(1).map((p) => x.shape[p - 1]);
-  if (perm.every((p, i) => p === i)) return [x];
+  return { perm, out: perm.slice(1).map((p) => shape[p - 1]!), identity: perm.every((p, i) => p === i) };
+}
+
+export function lowerTranspose(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  const { perm, out, identity } = transposeSpec(n, x.shape);
+  if (identity) return [x];
   return [n.emit('Transpose', [x], out, { attrs: { perm } })];
 }
 

@@ -14,7 +14,7 @@ import { lookupOf, lookupTable, storedTable } from '../../graph/int8-lookup.js';
 import type { Tensor } from '../../tensor.js';
 import type { PlanAttr, PlanWeight } from '../plan.js';
 import { NodeLowering, type QuantInfo, Unsupported, type ValueRef, shapeText } from './context.js';
-import { flattenTarget, lowerFlatten, lowerIdentity, lowerReshape, lowerTranspose, reshapeTarget } from './layout.js';
+import { flattenTarget, lowerFlatten, lowerIdentity, lowerReshape, lowerTranspose, reshapeTarget, transposeSpec } from './layout.js';
 import { lowerPool, poolStep } from './pool.js';
 import { lowerResize, lowerSlice, lowerSplit, resizeStep, sliceSpec, splitParts } from './data.js';
 import { readWindow, windowOutput } from './window.js';
@@ -443,19 +443,12 @@ function lowerSliceQ(n: NodeLowering): ValueRef[] {
 /** Transpose of a quantized value: the stored codes moved, in the IR's own order, parameters kept. */
 function lowerTransposeQ(n: NodeLowering): ValueRef[] {
   const stored = quantizedInput(n, 0);
-  const rank = stored.shape.length + 1;
-  const perm = n.intList('perm', Array.from({ length: rank }, (_, i) => rank - 1 - i));
-  if (perm.length !== rank || new Set(perm).size !== rank || perm.some((p) => p < 0 || p >= rank)) {
-    throw n.shapeError(`perm ${shapeText(perm)} is not a permutation of ${rank} axes`);
-  }
-  if (perm[0] !== 0) throw new Unsupported(`perm ${shapeText(perm)} moves the batch axis`);
-  if (perm.every((p, i) => p === i)) return [stored];
-  const out = perm.slice(1).map((p) => stored.shape[p - 1]!);
-  const same = (a: readonly number[]) => a.length === perm.length && a.every((p, i) => p === perm[i]);
+  const { perm, out, identity } = transposeSpec(n, stored.shape);
+  if (identity) return [stored];
   const { perm: layout, ...plain } = stored.quant;
   // NCHW -> NHWC of an image stored NHWC, and back: the bytes already are the result (a view).
-  if (layout && layout.c === stored.shape[0] && same([0, 2, 3, 1])) return [n.emit('Reshape', [stored], out, { macs: 0, quant: plain })];
-  if (!layout && rank === 4 && same([0, 3, 1, 2])) {
+  if (layout && layout.c === stored.shape[0] && perm.join() === '0,2,3,1') return [n.emit('Reshape', [stored], out, { macs: 0, quant: plain })];
+  if (!layout && perm.join() === '0,3,1,2') {
     return [n.emit('Reshape', [stored], out, { macs: 0, quant: { ...plain, perm: { c: out[0]!, p: out[1]! * out[2]! } } })];
   }
   const x = toPlain(n, stored);

@@ -3,7 +3,6 @@
 // channel shuffle between int8 convolutions), and ChannelShuffleU8: that shuffle (Reshape to
 // [g, C/g, H, W], swap the two, Reshape back) on uint8 codes stored NHWC, one byte gather per
 // pixel (two-way: an interleave of the two halves, SSE2 unpacks in the baseline build).
-#include <cstring>
 #include <sstream>
 #include <type_traits>
 
