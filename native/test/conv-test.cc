@@ -22,6 +22,9 @@
 #include "kiln/dispatch.h"
 #include "kiln/pool.h"
 #include "kiln/thread-pool.h"
+#include "common/dispatch.h"
+#include "conv/conv-ukernel.h"
+#include "conv/depthwise.h"
 #include "conv/direct-conv.h"
 #include "conv/small-conv.h"
 
@@ -216,6 +219,49 @@ void run_case(const Case& c, const char* isa) {
   check(close(grad_bias.data(), gb, gbs), "grad_bias", isa, c.name);
 }
 
+// Depthwise cases whose channel blocks ran, per ISA (a check that the comparison below happened).
+size_t g_block_cases = 0;
+
+// The depthwise convolution's two paths on the active ISA: the channel blocks (channels in lanes,
+// row bands on large planes) must give the planar kernels' bits, a NaN input included, with and
+// without a clamp, on 1 and all threads, from NaN-filled scratch. Each path writes into its own
+// sentinel, so an output either one skips shows.
+void run_depthwise_paths(const Case& c, const char* isa) {
+  const kiln::Conv2dGeometry g = geometry(c);
+  const kiln::DispatchTable& t = kiln::dispatch();
+  if (!kiln::is_depthwise(g) || g.out_channels_per_group() != 1 || t.f32_conv.depthwise.channel_block == nullptr) return;
+  if (!kiln::depthwise_channel_blocks_fit(t, g)) {
+    check(g.kernel_h * g.kernel_w > 64, "channel blocks take every kernel up to 64 taps", isa, c.name);
+    return;
+  }
+  ++g_block_cases;
+  const size_t in_size = c.batch * g.in_channels * g.in_plane();
+  const size_t out_size = c.batch * g.out_channels * g.out_plane();
+  Rng rng(c.batch * 313 + c.cin);
+  Guarded input(in_size), weight(g.weight_size()), bias(g.out_channels);
+  input.randomize(rng);
+  weight.randomize(rng);
+  bias.randomize(rng);
+  input[in_size / 2] = kNaN;
+  const float inf = std::numeric_limits<float>::infinity();
+  const float bounds[][2] = {{-inf, inf}, {-0.25f, 0.3f}};
+  Guarded scratch(kiln::depthwise_scratch_floats(g)), planar(out_size), blocks(out_size);
+  for (const auto& b : bounds) {
+    for (size_t threads : {size_t{1}, size_t{0}}) {
+      scratch.fill(kNaN);
+      planar.fill(kNaN);
+      kiln::depthwise_forward(t, g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, b[0], b[1],
+                              planar.data(), scratch.data(), threads, kiln::DepthwisePath::kPlanar);
+      scratch.fill(kNaN);
+      blocks.fill(-12345.0f);
+      kiln::depthwise_forward(t, g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, b[0], b[1],
+                              blocks.data(), scratch.data(), threads, kiln::DepthwisePath::kChannelBlocks);
+      check(identical(planar.data(), blocks.data(), out_size), "channel blocks equal planar bit for bit", isa, c.name);
+      check(kiln::depthwise_prefers_channel_blocks(t, g), "kAuto takes the channel blocks", isa, c.name);
+    }
+  }
+}
+
 struct PoolCase {
   Case conv;
   size_t kh, kw, sh, sw, dh, dw;
@@ -361,6 +407,11 @@ int main() {
       {"depthwise stride 2x1, 37 wide", 1, 4, 10, 37, 4, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 4, false, true},
       {"depthwise 1x1 planes", 1, 7, 1, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 7, true, false},
       {"depthwise 9x9 taps over 70 wide", 1, 3, 21, 70, 3, 9, 9, 1, 1, 4, 4, 4, 4, 1, 1, 3, true, false},
+      {"depthwise 3x3 s1 7x7 960 (MobileNetV2)", 1, 960, 7, 7, 960, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 960, true, true},
+      {"depthwise 3x3 s2 14->7 576 (MobileNetV2)", 1, 576, 14, 14, 576, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 576, true, false},
+      {"depthwise 5x5 s1 14x14 672, batch 3", 3, 672, 14, 14, 672, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 672, false, false},
+      {"depthwise 3x3 s2 odd 57x83, 19 channels", 2, 19, 57, 83, 19, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 19, true, true},
+      {"depthwise 7x7 s1 150 wide, 300 rows: bands", 1, 9, 300, 150, 9, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 9, true, false},
       // Stride-2 stems over few channels: split into stride phases, then a stride-1 plan (the
       // direct kernel on AVX-512). ResNet's 7x7/2 on an odd plane, MobileNet's 3x3/2, odd ones.
       {"stride phases: 7x7/2 stem 3->16, odd plane", 2, 3, 37, 41, 16, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, true, true},
@@ -393,7 +444,13 @@ int main() {
   };
   for (kiln::Isa isa : kiln::supported_isas()) {
     kiln::set_active_isa(isa);
-    for (const Case& c : cases) run_case(c, kiln::isa_name(isa));
+    g_block_cases = 0;
+    for (const Case& c : cases) {
+      run_case(c, kiln::isa_name(isa));
+      run_depthwise_paths(c, kiln::isa_name(isa));
+    }
+    check(g_block_cases >= 10 || kiln::dispatch().f32_conv.depthwise.channel_block == nullptr,
+          "the depthwise cases ran the channel blocks", kiln::isa_name(isa), "all");
     for (const Case& c : {padded_mnist, padded_cifar, padded_odd}) run_case(c, kiln::isa_name(isa));
     for (const PoolCase& p : pools) run_pool_case(p, kiln::isa_name(isa));
   }

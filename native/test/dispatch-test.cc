@@ -311,7 +311,7 @@ void test_math(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
   const K kinds[] = {K::kRelu, K::kLeakyRelu, K::kClip, K::kSigmoid, K::kHardSigmoid, K::kHardSwish, K::kTanh,
                      K::kAbs, K::kNeg, K::kSqrt, K::kExp, K::kLog, K::kReciprocal, K::kFloor, K::kCeil, K::kErf,
                      K::kSoftplus, K::kSoftsign, K::kElu, K::kSelu, K::kCelu, K::kMish, K::kGelu, K::kGeluTanh,
-                     K::kThresholdedRelu, K::kRound};
+                     K::kThresholdedRelu, K::kRound, K::kSilu};
   const float edges[] = {0.0f, -0.0f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
                          kNaN, 88.5f, -88.5f, 100.0f, -100.0f, -104.0f, 1e-30f, -1e-30f, 1e-40f, 3e-39f, 0.4999f, -0.5f, 20.5f, -7.0f,
                          0.625f, -0.6249f, 1.0f, 0.7071f, 2.5f, -3.5f, 1.5f, 8388607.5f};
@@ -337,6 +337,24 @@ void test_math(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
       t.f32_math.unary(p, copy.data(), copy.data(), n);
       check(math_close(copy.data(), want.data(), n, 4e-6f, 4e-7f), label(t, "unary in place kind " + std::to_string(static_cast<int>(kind))));
     }
+  }
+  {
+    // Silu gives the bits of the Sigmoid step and then the Mul step it replaces in a plan.
+    const size_t n = 1003;
+    Guarded<float> x(n), fused(n), sig(n);
+    for (size_t i = 0; i < n; ++i) x.data()[i] = i % 97 == 0 ? edges[i % (sizeof(edges) / sizeof(edges[0]))] : rng.uniform(-20.0f, 20.0f);
+    kiln::F32UnaryParams p;
+    p.kind = K::kSigmoid;
+    t.f32_math.unary(p, x.data(), sig.data(), n);
+    for (size_t i = 0; i < n; ++i) sig.data()[i] = x.data()[i] * sig.data()[i];
+    p.kind = K::kSilu;
+    t.f32_math.unary(p, x.data(), fused.data(), n);
+    bool same = true;
+    for (size_t i = 0; i < n; ++i) {
+      const float a = fused.data()[i], b = sig.data()[i];
+      same = same && ((a != a && b != b) || std::memcmp(&a, &b, sizeof(float)) == 0);  // any NaN payload
+    }
+    check(same, label(t, "Silu equals Sigmoid then Mul bit for bit"));
   }
   using R = kiln::F32ReduceKind;
   for (R kind : {R::kSum, R::kSumSquare, R::kSumAbs, R::kMax, R::kMin, R::kProd, R::kLogSumExp}) {

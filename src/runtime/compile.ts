@@ -110,8 +110,14 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
   const pools = options.fuseConvPool === false ? new Map<GraphNode, GraphNode>() : convPoolPairs(graph, used, readers);
   const fusedPools = new Set<GraphNode>();
   const shuffles = channelShuffles(graph, readers);
+  const silus = siluPairs(graph, readers);
   for (const node of graph.nodes) {
     if (fusedPools.has(node)) continue;
+    const silu = silus.get(node);
+    if (silu && !node.inputs.some((i) => poisoned.has(i)) && trySilu(node, silu, env)) {
+      fusedPools.add(silu);
+      continue;
+    }
     const shuffle = shuffles.get(node);
     if (shuffle && !node.inputs.some((i) => poisoned.has(i)) && tryChannelShuffle(node, shuffle[0], shuffle[1], env)) {
       fusedPools.add(shuffle[0]).add(shuffle[1]);
@@ -236,6 +242,32 @@ function channelShuffles(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>
     if (last?.op === 'Reshape' && last.inputs[0] === t.outputs[0]) chains.set(node, [t, last]);
   }
   return chains;
+}
+
+/**
+ * Sigmoid nodes whose output only a Mul by the Sigmoid's own input reads (SiLU / Swish, as
+ * exporters write it): one Silu step instead of two passes over the activation.
+ */
+function siluPairs(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>): Map<GraphNode, GraphNode> {
+  const outputs = new Set(graph.outputs.map((o) => o.name));
+  const pairs = new Map<GraphNode, GraphNode>();
+  for (const node of graph.nodes) {
+    if (node.op !== 'Sigmoid' || outputs.has(node.outputs[0])) continue;
+    const r = readers.get(node.outputs[0]) ?? [];
+    const mul = r.length === 1 ? r[0] : undefined;
+    if (mul?.op !== 'Mul' || mul.inputs.length !== 2) continue;
+    const [a, b] = mul.inputs;
+    if ((a === node.inputs[0] && b === node.outputs[0]) || (b === node.inputs[0] && a === node.outputs[0])) pairs.set(node, mul);
+  }
+  return pairs;
+}
+
+/** Lowers a float SiLU pair as one Silu step; false (nothing emitted) for a quantized input. */
+function trySilu(sigmoid: GraphNode, mul: GraphNode, env: LoweringEnv): boolean {
+  const x = env.bound.get(sigmoid.inputs[0]);
+  if (!x || x.quant !== undefined || x.bool) return false;
+  env.bound.set(mul.outputs[0], new NodeLowering(mul, env).emit('Silu', [x], x.shape));
+  return true;
 }
 
 /** Lowers a channel shuffle on a quantized image as one step; false (nothing emitted) otherwise. */

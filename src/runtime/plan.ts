@@ -55,7 +55,7 @@ export interface PlanSpec {
 /** Ops the native plan executes. */
 export const PLAN_OPS = [
   'Conv', 'ConvTranspose', 'Gemm', 'MatMul',
-  'Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Copy',
+  'Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'Silu', 'HardSigmoid', 'HardSwish', 'Tanh', 'Copy',
   'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LRN', 'BatchNormalization',
   'LayerNormalization', 'GroupNormalization',
   'Add', 'Sub', 'Mul', 'Div', 'Sum', 'Concat', 'Transpose', 'Softmax', 'LogSoftmax', 'Pad',

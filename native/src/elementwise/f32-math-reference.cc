@@ -35,6 +35,9 @@ void f32_unary_scalar(const F32UnaryParams& p, const float* x, float* y, size_t 
     case F32UnaryKind::kSigmoid:
       for (size_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + std::exp(-x[i]));
       break;
+    case F32UnaryKind::kSilu:
+      for (size_t i = 0; i < n; ++i) y[i] = x[i] * (1.0f / (1.0f + std::exp(-x[i])));
+      break;
     case F32UnaryKind::kHardSigmoid:
       for (size_t i = 0; i < n; ++i) {
         const float v = p.alpha * x[i] + p.beta;

@@ -13,6 +13,7 @@ enum class F32UnaryKind {
   kAbs, kNeg, kSqrt, kExp, kLog, kReciprocal, kFloor, kCeil, kErf,
   kSoftplus, kSoftsign, kElu, kSelu, kCelu, kMish, kGelu, kGeluTanh, kThresholdedRelu,
   kRound,  // ONNX Round: to nearest, halves to even
+  kSilu,   // x * Sigmoid(x), the bits of the Sigmoid then Mul it replaces
 };
 
 // alpha: LeakyRelu, HardSigmoid, Elu, Selu, Celu, ThresholdedRelu; beta: HardSigmoid;

@@ -127,6 +127,7 @@ struct F32Math {
       case F32UnaryKind::kClip:
         return V::select(V::lt(x, V::set1(p.lo)), V::set1(p.lo), V::select(V::gt(x, V::set1(p.hi)), V::set1(p.hi), x));
       case F32UnaryKind::kSigmoid: return V::div(one, V::add(one, exp(V::neg(x))));
+      case F32UnaryKind::kSilu: return V::mul(x, V::div(one, V::add(one, exp(V::neg(x)))));
       case F32UnaryKind::kHardSigmoid:
         // min / max return their second operand for NaN: a NaN stays NaN.
         return V::max(zero, V::min(one, V::fmadd(x, V::set1(p.alpha), V::set1(p.beta))));

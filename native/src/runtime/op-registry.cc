@@ -17,6 +17,7 @@ const OpEntry kOps[] = {
     {"LeakyRelu", make_unary},
     {"Clip", make_unary},
     {"Sigmoid", make_unary},
+    {"Silu", make_unary},
     {"HardSigmoid", make_unary},
     {"HardSwish", make_unary},
     {"Tanh", make_unary},

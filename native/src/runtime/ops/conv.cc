@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "common/dispatch.h"
+#include "conv/depthwise.h"
 #include "conv/winograd.h"
 #include "conv/im2col.h"
 #include "kiln/conv.h"
@@ -281,7 +282,10 @@ class ConvStep : public PlanStep {
     if (fused_pool_) s << " + pool " << pool_.detail();
     if (winograd_) s << " (winograd F(" << winograd_->tile() << "x" << winograd_->tile() << ", 3x3) on avx512)";
     if (conv_.phase_split()) s << " (as stride-1 over its stride phases)";
-    if (g.groups > 1 && g.in_channels_per_group() == 1) s << " (depthwise planar)";
+    if (g.groups > 1 && g.in_channels_per_group() == 1) {
+      // What the active ISA runs (another setIsa() before a run may choose the other path).
+      s << (depthwise_prefers_channel_blocks(dispatch(), g) ? " (depthwise channel blocks)" : " (depthwise planar)");
+    }
     if (considered_) {
       // Rounded, but never 100% unless every weight is zero.
       int pct = static_cast<int>(std::lround(zero_fraction_ * 100.0));

@@ -1,6 +1,7 @@
 // Element-wise activations and math functions (Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid,
 // HardSwish, Tanh, Abs, Neg, Sqrt, Exp, Log, Reciprocal, Floor, Ceil, Round, Erf, Softplus, Softsign, Elu,
-// Selu, Celu, Mish, Gelu, ThresholdedRelu) on the dispatch table's f32_math.unary kernel, and the
+// Selu, Celu, Mish, Gelu, ThresholdedRelu, and Silu: a Sigmoid and the Mul by its input, which compile
+// lowers as one step) on the dispatch table's f32_math.unary kernel, and the
 // Copy step; may run in place.
 #include <cstring>
 #include <limits>
@@ -63,7 +64,7 @@ std::unique_ptr<PlanStep> make_unary(const StepContext& ctx) {
       {"Floor", K::kFloor}, {"Ceil", K::kCeil}, {"Erf", K::kErf}, {"Softplus", K::kSoftplus},
       {"Softsign", K::kSoftsign}, {"Elu", K::kElu}, {"Selu", K::kSelu}, {"Celu", K::kCelu}, {"Mish", K::kMish},
       {"Gelu", K::kGelu}, {"ThresholdedRelu", K::kThresholdedRelu},
-      {"Round", K::kRound},
+      {"Round", K::kRound}, {"Silu", K::kSilu},
   };
   bool known = false;
   for (const auto& k : kKinds) {
