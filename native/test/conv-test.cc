@@ -26,6 +26,7 @@
 #include "conv/conv-ukernel.h"
 #include "conv/depthwise.h"
 #include "conv/direct-conv.h"
+#include "runtime/ops/pool2d.h"
 #include "conv/small-conv.h"
 
 #include "check.h"
@@ -251,13 +252,64 @@ void run_depthwise_paths(const Case& c, const char* isa) {
       scratch.fill(kNaN);
       planar.fill(kNaN);
       kiln::depthwise_forward(t, g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, b[0], b[1],
-                              planar.data(), scratch.data(), threads, kiln::DepthwisePath::kPlanar);
+                              planar.data(), scratch.data(), threads, kiln::WindowPath::kPlanar);
       scratch.fill(kNaN);
       blocks.fill(-12345.0f);
       kiln::depthwise_forward(t, g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, b[0], b[1],
-                              blocks.data(), scratch.data(), threads, kiln::DepthwisePath::kChannelBlocks);
+                              blocks.data(), scratch.data(), threads, kiln::WindowPath::kChannelBlocks);
       check(identical(planar.data(), blocks.data(), out_size), "channel blocks equal planar bit for bit", isa, c.name);
       check(kiln::depthwise_prefers_channel_blocks(t, g), "kAuto takes the channel blocks", isa, c.name);
+    }
+  }
+}
+
+// A max pool window over planes: channels (planes), h, w, kernel, stride, pads (begin, end),
+// dilation, per axis alike unless noted, and ceil mode.
+struct MaxPoolCase {
+  const char* name;
+  size_t planes, h, w;
+  int64_t kh, kw, sh, sw, pt, pl, pb, pr, dh, dw;
+  bool ceil;
+};
+
+kiln::runtime::PoolAxis pool_axis(int64_t in, int64_t k, int64_t s, int64_t pb, int64_t pe, int64_t d, bool ceil) {
+  kiln::runtime::PoolAxis a;
+  a.in = in;
+  a.kernel = k;
+  a.stride = s;
+  a.pad_begin = pb;
+  a.pad_end = pe;
+  a.dilation = d;
+  const int64_t avail = in + pb + pe - (d * (k - 1) + 1);
+  a.out = (ceil ? avail + s - 1 : avail) / s + 1;
+  if (ceil && (a.out - 1) * s >= in + pb) --a.out;
+  return a;
+}
+
+// The max pool's two paths on the active ISA: channel blocks give the planar kernel's bits (ties
+// between +0 and -0 included), and a block holding a NaN falls back to planar (NaN wins), from
+// outputs filled with different sentinels, on 1 and all threads.
+void run_max_pool_paths(const MaxPoolCase& c, const char* isa) {
+  const kiln::runtime::Pool2d pool(true, false, pool_axis(static_cast<int64_t>(c.h), c.kh, c.sh, c.pt, c.pb, c.dh, c.ceil),
+                                   pool_axis(static_cast<int64_t>(c.w), c.kw, c.sw, c.pl, c.pr, c.dw, c.ceil));
+  const kiln::DispatchTable& t = kiln::dispatch();
+  if (t.f32_pool.max_channel_block == nullptr) return;
+  check(pool.channel_blocks_fit(t), "channel blocks take the pool", isa, c.name);
+  const size_t in_size = c.planes * pool.in_plane(), out_size = c.planes * pool.out_plane();
+  Rng rng(c.planes * 7 + c.h);
+  Guarded input(in_size), planar(out_size), blocks(out_size);
+  input.randomize(rng);
+  // Ties of +0 and -0 (max keeps one of them by position), -inf, and a NaN in one block only.
+  for (size_t i = 0; i < in_size; i += 5) input[i] = (i / 5) % 2 == 0 ? 0.0f : -0.0f;
+  input[in_size / 3] = -std::numeric_limits<float>::infinity();
+  for (bool with_nan : {false, true}) {
+    if (with_nan) input[in_size - 1] = kNaN;
+    for (size_t threads : {size_t{1}, size_t{0}}) {
+      planar.fill(kNaN);
+      pool.run(input.data(), planar.data(), c.planes, threads, kiln::WindowPath::kPlanar);
+      blocks.fill(-12345.0f);
+      pool.run(input.data(), blocks.data(), c.planes, threads, kiln::WindowPath::kChannelBlocks);
+      check(identical(planar.data(), blocks.data(), out_size), with_nan ? "NaN block: channel blocks equal planar" : "channel blocks equal planar bit for bit", isa, c.name);
     }
   }
 }
@@ -451,6 +503,19 @@ int main() {
     }
     check(g_block_cases >= 10 || kiln::dispatch().f32_conv.depthwise.channel_block == nullptr,
           "the depthwise cases ran the channel blocks", kiln::isa_name(isa), "all");
+    const MaxPoolCase max_pools[] = {
+        // GoogLeNet's pools (3x3/1 padded in the inception branches, 3x3/2 and 2x2/2 with ceil
+        // mode between stages), then odd ones: plane counts off the lanes, dilation, asymmetric
+        // pads, and a plane large enough to run in bands.
+        {"googlenet 3x3/1 p1 480 x 14x14", 480, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false},
+        {"googlenet 3x3/2 ceil 480 x 28x28", 480, 28, 28, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, true},
+        {"googlenet 2x2/2 ceil 832 x 14x14", 832, 14, 14, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, true},
+        {"squeezenet 3x3/2 ceil 64 x 55x55", 64, 55, 55, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, true},
+        {"19 planes, 3x2 window, stride 1x2, pads 1,0,0,1", 19, 9, 13, 3, 2, 1, 2, 1, 0, 0, 1, 1, 1, false},
+        {"7 planes, dilated 3x3, 1x1 plane out", 7, 5, 5, 3, 3, 1, 1, 0, 0, 0, 0, 2, 2, false},
+        {"9 planes 300x150 3x3/2: bands", 9, 300, 150, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, false},
+    };
+    for (const MaxPoolCase& c : max_pools) run_max_pool_paths(c, kiln::isa_name(isa));
     for (const Case& c : {padded_mnist, padded_cifar, padded_odd}) run_case(c, kiln::isa_name(isa));
     for (const PoolCase& p : pools) run_pool_case(p, kiln::isa_name(isa));
   }

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "conv/channel-block-plan.h"
 #include "conv/depthwise.h"
 #include "conv/direct-conv.h"
 #include "conv/im2col.h"
@@ -65,6 +66,8 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->f32_conv.small_conv_max_pool_image = small_conv_max_pool_image_avx2;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx2;
   t->f32_pool.max_taps = f32_max_taps_avx2;
+  t->f32_pool.max_channel_block = f32_max_pool_block_avx2;
+  t->f32_pool.block_lanes = 8;
   t->f32_norm = {f32_norm_moments_avx2, f32_norm_row_avx2, f32_scale_shift_row_avx2};
   t->f32_math.unary = f32_unary_avx2;
   t->f32_math.reduce_rows = f32_reduce_rows_avx2;
@@ -110,6 +113,8 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->f32_conv.winograd_bands = winograd_bands_avx512;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx512;
   t->f32_pool.max_taps = f32_max_taps_avx512;
+  t->f32_pool.max_channel_block = f32_max_pool_block_avx512;
+  t->f32_pool.block_lanes = 16;
   t->f32_norm = {f32_norm_moments_avx512, f32_norm_row_avx512, f32_scale_shift_row_avx512};
   t->f32_math.unary = f32_unary_avx512;
   t->f32_math.reduce_rows = f32_reduce_rows_avx512;

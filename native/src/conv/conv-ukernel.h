@@ -12,6 +12,7 @@ namespace kiln {
 struct SmallConvArgs;
 struct DirectConvArgs;
 struct WinogradArgs;
+struct F32ChannelBlockArgs;
 
 // Whole-plane im2col / col2im (conv/im2col.h); never null (scalar: conv/im2col-reference.cc).
 using F32Im2colPlaneFn = void (*)(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld);
@@ -37,31 +38,6 @@ struct F32DirectConvKernels {
                       bool first, float* partial) = nullptr;
 };
 
-// One block of channels of a depthwise convolution (multiplier 1) with channels in vector lanes,
-// NCHW planes in and out (conv/depthwise.h). The kernel transposes the block's input planes into
-// the interior of `buffer`, a channels-last image padded_h x padded_w x lanes whose border the
-// caller zeroed (the kernel never writes it), then sums each output pixel's taps there, lanes
-// channels at once:
-//   out[c][q] = clamp(bias[c] + sum_t weight[t * lanes + c] * buffer[(base(q) + tap_offset[t]) * lanes + c], lo, hi)
-// with base(q) = oh * stride_h * padded_w + ow * stride_w for q = oh * out_w + ow, the terms added
-// in tap order with one fused multiply-add each (the planar kernels' sum, bit for bit), and
-// transposes the sums back into the first `channels` output planes. weight and bias hold `lanes`
-// floats per tap, zero past `channels`.
-struct F32DepthwiseBlockArgs {
-  const float* input = nullptr;  // channel c's plane at input + c * in_stride, in_h x in_w
-  size_t in_stride = 0, in_h = 0, in_w = 0;
-  float* output = nullptr;  // channel c's plane at output + c * out_stride, out_h x out_w
-  size_t out_stride = 0, out_h = 0, out_w = 0;
-  size_t channels = 0;  // planes in this block, 1..lanes
-  const float* weight = nullptr;
-  const float* bias = nullptr;
-  const size_t* tap_offset = nullptr;  // per tap, in pixels of the buffer: kh * d_h * padded_w + kw * d_w
-  size_t taps = 0;
-  size_t stride_h = 1, stride_w = 1, pad_top = 0, pad_left = 0, padded_w = 0;
-  float lo = 0, hi = 0;
-  float* buffer = nullptr;
-};
-
 // The depthwise convolution's kernels (conv/depthwise.h); taps and deinterleave2 never null (scalar:
 // conv/depthwise-reference.cc).
 struct F32DepthwiseKernels {
@@ -76,9 +52,9 @@ struct F32DepthwiseKernels {
                size_t n, float* out) = nullptr;
   // even[j] = src[2j], odd[j] = src[2j + 1] for j < pairs: a stride-2 row split into its phases.
   void (*deinterleave2)(const float* src, size_t pairs, float* even, float* odd) = nullptr;
-  // One block of `block_lanes` channels with channels in lanes (F32DepthwiseBlockArgs). Null where
-  // the ISA has none (scalar): the planar kernels then run every depthwise convolution.
-  void (*channel_block)(const F32DepthwiseBlockArgs& a) = nullptr;
+  // One block of `block_lanes` channels with channels in lanes (conv/channel-block-plan.h). Null
+  // where the ISA has none (scalar): the planar kernels then run every depthwise convolution.
+  void (*channel_block)(const F32ChannelBlockArgs& a) = nullptr;
   size_t block_lanes = 0;
 };
 

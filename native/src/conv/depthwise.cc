@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/dispatch.h"
+#include "conv/channel-block-plan.h"
 #include "conv/conv-ukernel.h"
 #include "conv/conv2d-tiling.h"
 #include "conv/im2col-plane.h"
@@ -42,105 +43,48 @@ ptrdiff_t input_row(const Conv2dGeometry& g, size_t oh, size_t kh) {
   return ih >= 0 && ih < static_cast<ptrdiff_t>(g.in_height) ? ih : -1;
 }
 
-constexpr size_t kMaxBlockLanes = 16;      // the widest channel_block kernel (AVX-512)
-constexpr size_t kMaxBlockTaps = 64;       // 7x7 and 8x8 kernels; larger ones stay planar
-constexpr size_t kMaxBlockBufferFloats = size_t{1} << 16;  // 256 KiB: stays in L2 beside the planes
-
-// The channels-last buffer of one channel block: the input with its padding made real, wide
-// enough that every tap of every output lies inside it, and tall enough for one band of output
-// rows (the whole plane when it fits in kMaxBlockBufferFloats at 16 lanes, else fewer rows).
-struct BlockBuffer {
-  size_t padded_w = 0;
-  size_t band_rows = 0;    // output rows per band; 0: not even one row fits
-  size_t buffer_rows = 0;  // padded input rows a band reads
-  std::vector<size_t> tap_offset;  // per tap (kh, kw), in pixels
-
-  explicit BlockBuffer(const Conv2dGeometry& g)
-      : padded_w(std::max(g.in_width + g.pad_left, (g.out_width - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1)) {
-    const size_t reach = (g.kernel_h - 1) * g.dilation_h + 1;  // padded rows under one output row
-    const size_t max_rows = kMaxBlockBufferFloats / (padded_w * kMaxBlockLanes);
-    band_rows = max_rows < reach ? 0 : std::min(g.out_height, (max_rows - reach) / g.stride_h + 1);
-    buffer_rows = band_rows == 0 ? 0 : (band_rows - 1) * g.stride_h + reach;
-    for (size_t kh = 0; kh < g.kernel_h; ++kh)
-      for (size_t kw = 0; kw < g.kernel_w; ++kw) tap_offset.push_back(kh * g.dilation_h * padded_w + kw * g.dilation_w);
-  }
-  // Floats of one slot: the buffer, then the block's weights (lanes per tap) and bias.
-  size_t buffer_floats(size_t lanes) const { return buffer_rows * padded_w * lanes; }
-  size_t slot_floats(size_t lanes) const { return buffer_floats(lanes) + (tap_offset.size() + 1) * lanes; }
-};
-
 bool blocks_fit(const Conv2dGeometry& g) {
-  if (g.out_channels_per_group() != 1 || g.kernel_h * g.kernel_w > kMaxBlockTaps || g.out_plane() == 0) return false;
-  return BlockBuffer(g).band_rows > 0;
+  return g.out_channels_per_group() == 1 && g.out_plane() > 0 && ChannelBlockPlan(planar_window(g)).fits();
+}
+
+// Floats of one slot of channel blocks: the buffer, then the block's weights (lanes per tap) and bias.
+size_t block_slot_floats(const ChannelBlockPlan& plan, size_t lanes) {
+  return plan.buffer_floats(lanes) + (plan.taps() + 1) * lanes;
 }
 
 void channel_blocks_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& g, size_t batch, const float* input,
                             const float* weight, const float* bias, float lo, float hi, float* output, float* scratch,
                             size_t slot_floats, size_t max_threads) {
   const size_t lanes = k.block_lanes;
-  const BlockBuffer buf(g);
-  const size_t taps = buf.tap_offset.size();
+  const ChannelBlockPlan plan(planar_window(g));
+  const size_t taps = plan.taps();
   const size_t blocks = (g.in_channels + lanes - 1) / lanes;
   const size_t tasks = batch * blocks;
   const size_t threads = std::min({max_threads == 0 ? num_threads() : max_threads, kConvMaxSlots, tasks});
-  const size_t row_floats = buf.padded_w * lanes;
-  // The left and right border columns of a slot's buffer are zeroed on its first task and never
-  // written after; rows a band takes from the padding are zeroed per band.
-  bool zeroed[kConvMaxSlots] = {};
   parallel_for_slots(
       tasks,
       [&](size_t task, size_t slot) {
         float* s = scratch + slot * slot_floats;
-        if (!zeroed[slot]) {
-          std::fill(s, s + buf.buffer_floats(lanes), 0.0f);
-          zeroed[slot] = true;
-        }
         const size_t n = task / blocks, c0 = task % blocks * lanes;
         const size_t channels = std::min(lanes, g.in_channels - c0);
-        float* w = s + buf.buffer_floats(lanes);
+        float* w = s + plan.buffer_floats(lanes);
         float* b = w + taps * lanes;
         std::fill(w, b + lanes, 0.0f);
         for (size_t c = 0; c < channels; ++c) {
           for (size_t t = 0; t < taps; ++t) w[t * lanes + c] = weight[(c0 + c) * taps + t];
           if (bias != nullptr) b[c] = bias[c0 + c];
         }
-        F32DepthwiseBlockArgs a;
-        a.in_stride = g.in_plane();
-        a.in_w = g.in_width;
-        a.out_stride = g.out_plane();
-        a.out_w = g.out_width;
+        F32ChannelBlockArgs a;
         a.channels = channels;
         a.weight = w;
         a.bias = b;
-        a.tap_offset = buf.tap_offset.data();
-        a.taps = taps;
-        a.stride_h = g.stride_h;
-        a.stride_w = g.stride_w;
-        a.pad_left = g.pad_left;
-        a.padded_w = buf.padded_w;
         a.lo = lo;
         a.hi = hi;
-        a.buffer = s;
-        const float* x = input + (n * g.in_channels + c0) * g.in_plane();
-        float* y = output + (n * g.out_channels + c0) * g.out_plane();
-        for (size_t oh0 = 0; oh0 < g.out_height; oh0 += buf.band_rows) {
-          // Padded rows [top, top + buffer_rows) of the input; the part inside the image is
-          // transposed in, the rest (the padding) zeroed.
-          const size_t rows = std::min(buf.band_rows, g.out_height - oh0);
-          const ptrdiff_t top = static_cast<ptrdiff_t>(oh0 * g.stride_h) - static_cast<ptrdiff_t>(g.pad_top);
-          const size_t reads = (rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
-          const size_t pad_rows = top < 0 ? static_cast<size_t>(-top) : 0;
-          const size_t first = top < 0 ? 0 : static_cast<size_t>(top);
-          const size_t in_rows = first >= g.in_height ? 0 : std::min(g.in_height - first, reads - std::min(reads, pad_rows));
-          std::fill(s, s + std::min(pad_rows, reads) * row_floats, 0.0f);
-          std::fill(s + (pad_rows + in_rows) * row_floats, s + std::max(reads, pad_rows + in_rows) * row_floats, 0.0f);
-          a.input = x + first * g.in_width;
-          a.in_h = in_rows;
-          a.pad_top = pad_rows;
-          a.output = y + oh0 * g.out_width;
-          a.out_h = rows;
-          k.channel_block(a);
-        }
+        plan.run_bands(a, lanes, input + (n * g.in_channels + c0) * g.in_plane(),
+                       output + (n * g.out_channels + c0) * g.out_plane(), 0.0f, s, [&](const F32ChannelBlockArgs& args) {
+                         k.channel_block(args);
+                         return true;
+                       });
       },
       threads);
 }
@@ -149,13 +93,13 @@ void channel_blocks_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& 
 
 size_t depthwise_scratch_floats(const Conv2dGeometry& g) {
   const size_t planar = PhasePlanes(planar_window(g)).slot_floats();
-  const size_t blocks = blocks_fit(g) ? BlockBuffer(g).slot_floats(kMaxBlockLanes) : 0;
+  const size_t blocks = blocks_fit(g) ? block_slot_floats(ChannelBlockPlan(planar_window(g)), ChannelBlockPlan::kMaxLanes) : 0;
   return kConvMaxSlots * std::max(planar, blocks);
 }
 
 bool depthwise_channel_blocks_fit(const DispatchTable& t, const Conv2dGeometry& g) {
   const F32DepthwiseKernels& k = t.f32_conv.depthwise;
-  return k.channel_block != nullptr && k.block_lanes <= kMaxBlockLanes && blocks_fit(g);
+  return k.channel_block != nullptr && k.block_lanes <= ChannelBlockPlan::kMaxLanes && blocks_fit(g);
 }
 
 bool depthwise_prefers_channel_blocks(const DispatchTable& t, const Conv2dGeometry& g) {
@@ -167,10 +111,10 @@ bool depthwise_prefers_channel_blocks(const DispatchTable& t, const Conv2dGeomet
 
 void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t batch, const float* input,
                        const float* weight, const float* bias, float lo, float hi, float* output, float* scratch,
-                       size_t max_threads, DepthwisePath path) {
+                       size_t max_threads, WindowPath path) {
   const F32DepthwiseKernels& k = t.f32_conv.depthwise;
-  const bool blocks = path == DepthwisePath::kChannelBlocks ? depthwise_channel_blocks_fit(t, g)
-                      : path == DepthwisePath::kAuto        ? depthwise_prefers_channel_blocks(t, g)
+  const bool blocks = path == WindowPath::kChannelBlocks ? depthwise_channel_blocks_fit(t, g)
+                      : path == WindowPath::kAuto        ? depthwise_prefers_channel_blocks(t, g)
                                                             : false;
   if (blocks) {
     channel_blocks_forward(k, g, batch, input, weight, bias, lo, hi, output, scratch,

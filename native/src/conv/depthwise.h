@@ -9,22 +9,18 @@
 #pragma once
 #include <cstddef>
 
+#include "conv/channel-block-plan.h"
 #include "kiln/conv.h"
 
 namespace kiln {
 
 struct DispatchTable;
-struct F32DepthwiseBlockArgs;
 
 inline bool is_depthwise(const Conv2dGeometry& g) { return g.groups > 1 && g.in_channels_per_group() == 1; }
 
 // Floats of scratch depthwise_forward needs: kConvMaxSlots slots of phase planes or of a channel
 // block's buffer, whichever is larger.
 size_t depthwise_scratch_floats(const Conv2dGeometry& g);
-
-// How depthwise_forward runs: planar (pixels in lanes), channel blocks (channels in lanes, the
-// table's channel_block kernel), or the one chosen for the geometry (kAuto). Tests force each.
-enum class DepthwisePath { kAuto, kPlanar, kChannelBlocks };
 
 // Whether the channel-block kernel can run g on table t (multiplier 1, at most 64 taps, at least
 // one output row's padded input in a 256 KiB buffer: larger planes run in bands of output rows),
@@ -40,7 +36,7 @@ bool depthwise_prefers_channel_blocks(const DispatchTable& t, const Conv2dGeomet
 // blocks do not fit runs planar.
 void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t batch, const float* input,
                        const float* weight, const float* bias, float lo, float hi, float* output, float* scratch,
-                       size_t max_threads, DepthwisePath path = DepthwisePath::kAuto);
+                       size_t max_threads, WindowPath path = WindowPath::kAuto);
 
 // grad_input (nullable) and grad_weight (nullable), overwritten. grad_weight of each output
 // channel is summed over the batch by one task in a fixed order.
@@ -58,9 +54,6 @@ void f32_depthwise_taps_avx512(const float* const* taps, const float* w, size_t 
 // registers (valignd) instead of kw unaligned loads.
 void f32_depthwise_rows_avx512(const float* base, size_t pitch, size_t kh, size_t kw, const float* w, float bias,
                                float lo, float hi, size_t n, float* out);
-// The channels-in-lanes block kernel (F32DepthwiseBlockArgs, conv/depthwise-blocks.h): 8 and 16 lanes.
-void f32_depthwise_block_avx2(const F32DepthwiseBlockArgs& a);
-void f32_depthwise_block_avx512(const F32DepthwiseBlockArgs& a);
 void f32_deinterleave2_scalar(const float* src, size_t pairs, float* even, float* odd);
 void f32_deinterleave2_avx2(const float* src, size_t pairs, float* even, float* odd);
 void f32_deinterleave2_avx512(const float* src, size_t pairs, float* even, float* odd);

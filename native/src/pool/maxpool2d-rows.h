@@ -9,6 +9,9 @@
 #include <cstdint>
 
 namespace kiln {
+
+struct F32ChannelBlockArgs;
+
 namespace {  // internal linkage: included by TUs built with different -m flags
 
 // The first tap always wins (so an all -inf window still has a winner); after that a larger
@@ -28,6 +31,11 @@ using F32MaxTapsFn = void (*)(const float* const* taps, size_t ntaps, size_t n, 
 struct F32PoolKernels {
   F32MaxPool2x2RowFn max_2x2_row = nullptr;  // never null
   F32MaxTapsFn max_taps = nullptr;           // never null
+  // One block of `block_lanes` planes with channels in lanes (conv/channel-block-plan.h); false
+  // when the block's input holds a NaN (nothing written: the planar kernel runs it). Null where
+  // the ISA has none (scalar).
+  bool (*max_channel_block)(const F32ChannelBlockArgs& a) = nullptr;
+  size_t block_lanes = 0;
 };
 
 struct Pool2dGeometry;

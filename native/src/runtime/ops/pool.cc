@@ -1,6 +1,7 @@
 // MaxPool / AveragePool over 1-D or 2-D windows (NCHW), with asymmetric pads, dilations,
 // ceil_mode (windows that would start in the end padding are dropped, as in ONNX and PyTorch)
 // and count_include_pad (the divisor counts positions inside [-pad_begin, in + pad_end)).
+#include "common/dispatch.h"
 #include "runtime/ops/ops.h"
 #include "runtime/ops/pool2d.h"
 
@@ -14,7 +15,10 @@ class PoolStep : public PlanStep {
   void run(const StepBuffers& io, size_t batch, float*, size_t max_threads) const override {
     pool_.run(io.in[0], io.out[0], batch * channels_, max_threads);
   }
-  std::string detail() const override { return pool_.detail(); }
+  std::string detail() const override {
+    // What the active ISA runs (another setIsa() before a run may choose the other path).
+    return pool_.detail() + (pool_.channel_blocks_fit(dispatch()) ? " (channel blocks)" : "");
+  }
 
  private:
   Pool2d pool_;

@@ -49,6 +49,8 @@ Pool2d::Pool2d(bool max, bool include_pad, PoolAxis h, PoolAxis w)
     pw.pad_top = static_cast<size_t>(h_.pad_begin);
     pw.pad_left = static_cast<size_t>(w_.pad_begin);
     planar_ = std::make_shared<const PhasePlanes>(pw);
+    const ChannelBlockPlan blocks(pw);
+    if (blocks.fits()) blocks_ = std::make_shared<const ChannelBlockPlan>(blocks);
   }
 }
 
@@ -90,11 +92,45 @@ PlanShape Pool2d::output_shape(size_t channels, size_t spatial) const {
   return out;
 }
 
-void Pool2d::run(const float* x, float* y, size_t planes, size_t max_threads) const {
+bool Pool2d::channel_blocks_fit(const DispatchTable& t) const {
+  return blocks_ != nullptr && t.f32_pool.max_channel_block != nullptr && t.f32_pool.block_lanes <= ChannelBlockPlan::kMaxLanes;
+}
+
+void Pool2d::run_blocks(const DispatchTable& t, const float* x, float* y, size_t planes, size_t max_threads) const {
+  const ChannelBlockPlan& plan = *blocks_;
+  const size_t lanes = t.f32_pool.block_lanes, in = in_plane(), out = out_plane();
+  const size_t blocks = (planes + lanes - 1) / lanes;
+  // Planes are independent: a block may span two images' channels.
+  const size_t grain = std::max<size_t>(1, kElementwiseGrain / std::max<size_t>(1, lanes * out * plan.taps()));
+  for_chunks(blocks, grain, max_threads, [&](size_t b, size_t e) {
+    // Per-thread scratch that stays with the thread: a pool step's plan arena has no slot for it.
+    thread_local std::vector<float> buffer;
+    if (buffer.size() < plan.buffer_floats(lanes)) buffer.resize(plan.buffer_floats(lanes));
+    for (size_t blk = b; blk < e; ++blk) {
+      const size_t p0 = blk * lanes;
+      F32ChannelBlockArgs a;
+      a.channels = std::min(lanes, planes - p0);
+      const bool done = plan.run_bands(a, lanes, x + p0 * in, y + p0 * out, -std::numeric_limits<float>::infinity(),
+                                       buffer.data(), [&](const F32ChannelBlockArgs& args) { return t.f32_pool.max_channel_block(args); });
+      // A NaN in the block: its planes planar, where NaN wins as the operator defines.
+      if (!done) run_planar(t, x + p0 * in, y + p0 * out, a.channels, 1);
+    }
+  });
+}
+
+void Pool2d::run(const float* x, float* y, size_t planes, size_t max_threads, WindowPath path) const {
+  // One table for the whole call (setIsa may switch the active one meanwhile).
+  const DispatchTable& t = dispatch();
+  if (path != WindowPath::kPlanar && channel_blocks_fit(t)) {
+    run_blocks(t, x, y, planes, max_threads);
+    return;
+  }
+  run_planar(t, x, y, planes, max_threads);
+}
+
+void Pool2d::run_planar(const DispatchTable& t, const float* x, float* y, size_t planes, size_t max_threads) const {
   const size_t in = in_plane(), out = out_plane();
   if (planar_) {
-    // One table for the whole call (setIsa may switch the active one meanwhile).
-    const DispatchTable& t = dispatch();
     const PhasePlanes& l = *planar_;
     const size_t taps = l.taps();
     const size_t grain = std::max<size_t>(1, kElementwiseGrain / std::max<size_t>(1, l.flat_outputs() * taps));

@@ -5,11 +5,13 @@
 #include <memory>
 #include <string>
 
+#include "conv/channel-block-plan.h"
 #include "conv/phase-planes.h"
 #include "kiln/conv.h"
 #include "runtime/step.h"
 
 namespace kiln {
+struct DispatchTable;
 namespace runtime {
 
 struct PoolAxis {
@@ -29,8 +31,12 @@ class Pool2d {
   PlanShape output_shape(size_t channels, size_t spatial) const;
   size_t in_plane() const { return static_cast<size_t>(h_.in * w_.in); }
   size_t out_plane() const { return static_cast<size_t>(h_.out * w_.out); }
-  // y[p] = pool(x[p]) for `planes` consecutive planes.
-  void run(const float* x, float* y, size_t planes, size_t max_threads) const;
+  // y[p] = pool(x[p]) for `planes` consecutive planes. Max pools run in channel blocks where the
+  // active table has the kernel and the window fits (conv/channel-block-plan.h), else planar; both
+  // give the same bits. `path` forces one (tests); kChannelBlocks where blocks cannot run is planar.
+  void run(const float* x, float* y, size_t planes, size_t max_threads, WindowPath path = WindowPath::kAuto) const;
+  // Whether the channel blocks run this pool on table t (kAuto takes them whenever they do).
+  bool channel_blocks_fit(const DispatchTable& t) const;
   std::string detail() const;
   // The window along height and width (int8 pooling reads them into its own geometry).
   const PoolAxis& height_axis() const { return h_; }
@@ -55,6 +61,10 @@ class Pool2d {
   // Max pools: the planar layout and kernels (conv/phase-planes.h, f32_pool.max_taps); null
   // for average pools and unusual windows, which take plane() below.
   std::shared_ptr<const PhasePlanes> planar_;
+  // Max pools whose window fits a channel block's buffer; null otherwise.
+  std::shared_ptr<const ChannelBlockPlan> blocks_;
+  void run_planar(const DispatchTable& t, const float* x, float* y, size_t planes, size_t max_threads) const;
+  void run_blocks(const DispatchTable& t, const float* x, float* y, size_t planes, size_t max_threads) const;
 };
 
 }  // namespace runtime

@@ -1,0 +1,116 @@
+// The channel-block kernels (conv/channel-block-plan.h): the depthwise convolution and the max
+// pool with channels in lanes, written once over a vector type V and included by the AVX2 and
+// AVX-512 files, which compile them with their own flags. V provides Reg, kLanes, zero, set1,
+// load, store, fmadd, max, clamp, nan_lanes (a bit per NaN lane), transpose (kLanes rows of kLanes
+// floats), load_first / store_first (the first n lanes; the others read as zero / left alone).
+#pragma once
+#include <cstddef>
+
+#include "conv/channel-block-plan.h"
+
+namespace kiln {
+
+// The block's input planes into the interior of the buffer, kLanes pixels at a time. With
+// kCheckNan, returns whether any input is NaN (else false).
+template <class V, bool kCheckNan>
+__attribute__((always_inline)) inline bool channel_block_inputs(const F32ChannelBlockArgs& a) {
+  constexpr size_t L = V::kLanes;
+  const size_t pixels = a.in_h * a.in_w;
+  unsigned nan = 0;
+  size_t ih = 0, iw = 0;
+  for (size_t p0 = 0; p0 < pixels; p0 += L) {
+    const size_t np = pixels - p0 < L ? pixels - p0 : L;
+    typename V::Reg r[L];
+#pragma GCC unroll 16
+    for (size_t c = 0; c < L; ++c) {
+      r[c] = c < a.channels ? V::load_first(a.input + c * a.in_stride + p0, np) : V::zero();
+      if (kCheckNan) nan |= V::nan_lanes(r[c]);
+    }
+    V::transpose(r);
+    for (size_t j = 0; j < np; ++j) {
+      V::store(a.buffer + ((ih + a.pad_top) * a.padded_w + iw + a.pad_left) * L, r[j]);
+      if (++iw == a.in_w) {
+        iw = 0;
+        ++ih;
+      }
+    }
+  }
+  return nan != 0;
+}
+
+// Output pixels kLanes at a time: at[j] points at pixel j's first tap (past the last pixel: the
+// last pixel again); combine(acc, t, at) sums or maxes the taps; the results are transposed into
+// the output planes.
+template <class V, class Init, class Combine, class Finish>
+__attribute__((always_inline)) inline void channel_block_outputs(const F32ChannelBlockArgs& a, Init init, Combine combine,
+                                                                 Finish finish) {
+  constexpr size_t L = V::kLanes;
+  using Reg = typename V::Reg;
+  const size_t pixels = a.out_h * a.out_w;
+  const size_t row_step = a.stride_h * a.padded_w * L, col_step = a.stride_w * L;
+  size_t oh = 0, ow = 0;  // output pixel q0
+  for (size_t q0 = 0; q0 < pixels; q0 += L) {
+    const size_t nq = pixels - q0 < L ? pixels - q0 : L;
+    const float* at[L];
+    size_t h = oh, w = ow;
+    for (size_t j = 0; j < L; ++j) {
+      at[j] = a.buffer + h * row_step + w * col_step;
+      if (j + 1 < nq && ++w == a.out_w) {
+        w = 0;
+        ++h;
+      }
+    }
+    oh = h;
+    ow = w + 1;
+    if (ow == a.out_w) {
+      ow = 0;
+      ++oh;
+    }
+    Reg acc[L];
+#pragma GCC unroll 16
+    for (size_t j = 0; j < L; ++j) acc[j] = init();
+    for (size_t t = 0; t < a.taps; ++t) combine(acc, t, at);
+#pragma GCC unroll 16
+    for (size_t j = 0; j < L; ++j) acc[j] = finish(acc[j]);
+    V::transpose(acc);
+    for (size_t c = 0; c < a.channels; ++c) V::store_first(a.output + c * a.out_stride + q0, acc[c], nq);
+  }
+}
+
+template <class V>
+void depthwise_channel_block(const F32ChannelBlockArgs& a) {
+  constexpr size_t L = V::kLanes;
+  using Reg = typename V::Reg;
+  channel_block_inputs<V, false>(a);
+  const Reg vb = V::load(a.bias), vlo = V::set1(a.lo), vhi = V::set1(a.hi);
+  channel_block_outputs<V>(
+      a, [&] { return vb; },
+      [&](Reg* acc, size_t t, const float* const* at) {
+        const Reg wt = V::load(a.weight + t * L);
+        const size_t off = a.tap_offset[t] * L;
+#pragma GCC unroll 16
+        for (size_t j = 0; j < L; ++j) acc[j] = V::fmadd(wt, V::load(at[j] + off), acc[j]);
+      },
+      [&](Reg v) { return V::clamp(vlo, vhi, v); });
+}
+
+// The buffer's border holds -inf. Without a NaN, max(tap, best) in tap order is the planar
+// kernel's result bit for bit (max is exact; on equal values, ±0 included, it keeps `best`).
+template <class V>
+bool max_pool_channel_block(const F32ChannelBlockArgs& a) {
+  constexpr size_t L = V::kLanes;
+  using Reg = typename V::Reg;
+  if (channel_block_inputs<V, true>(a)) return false;
+  const Reg lowest = V::set1(-__builtin_inff());
+  channel_block_outputs<V>(
+      a, [&] { return lowest; },
+      [&](Reg* acc, size_t t, const float* const* at) {
+        const size_t off = a.tap_offset[t] * L;
+#pragma GCC unroll 16
+        for (size_t j = 0; j < L; ++j) acc[j] = V::max(V::load(at[j] + off), acc[j]);
+      },
+      [](Reg v) { return v; });
+  return true;
+}
+
+}  // namespace kiln
