@@ -436,7 +436,7 @@ int main() {
       {"MNIST conv2, batch 5", 5, 32, 13, 13, 64, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, true},
       {"images share a GEMM", 19, 3, 5, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, false},
       {"thin patch, shared GEMM", 18, 1, 6, 6, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, false},
-      {"plane in tiles, batch 1", 1, 64, 19, 17, 3, 3, 3, 1, 1, 1, 2, 1, 0, 1, 1, 1, true, true},
+      {"plane in tiles, batch 1", 1, 64, 29, 17, 3, 3, 3, 1, 1, 1, 2, 1, 0, 1, 1, 1, true, true},
       {"plane in tiles, batch 2, strided", 2, 64, 33, 29, 5, 3, 3, 2, 1, 1, 1, 1, 1, 1, 2, 1, true, false},
       {"depthwise", 2, 8, 9, 11, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 8, true, false},
       {"dilated grouped, asymmetric pads", 3, 6, 11, 9, 9, 3, 2, 1, 3, 2, 0, 1, 2, 2, 3, 3, false, true},
@@ -470,6 +470,9 @@ int main() {
       {"stride phases: 3x3/2 stem 3->32", 3, 3, 32, 31, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, false},
       {"stride phases: 5x5/2, 1 channel, asymmetric pads", 2, 1, 19, 14, 70, 5, 5, 2, 2, 2, 0, 1, 2, 1, 1, 1, false, false},
       {"stride phases: 3x3/2 unpadded 4->9", 1, 4, 13, 12, 9, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, true},
+      // Stride 2 across column tiles: row pieces through the table's gather_even.
+      {"plane in tiles, stride 2", 1, 64, 61, 59, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, false},
+      {"plane in tiles, stride 2, dilated 5x5, batch 2", 2, 40, 45, 67, 9, 5, 5, 2, 2, 2, 3, 1, 0, 2, 2, 1, false, true},
   };
   // Conv case, then a max pool over its output: kernel, stride, dilation (h, w).
   // Without ReLU: the training forward (conv2d_max_pool_forward) is checked too.

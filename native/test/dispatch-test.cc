@@ -38,7 +38,8 @@ std::string label(const DispatchTable& t, const std::string& what) { return std:
 void test_entries(const DispatchTable& t) {
   const bool avx2 = t.isa >= Isa::kAvx2, avx512 = t.isa >= Isa::kAvx512, vnni = t.isa >= Isa::kAvx512Vnni;
   check(t.f32_gemm.ukernel != nullptr && t.s8_gemm.ukernel != nullptr, label(t, "GEMM kernels set"));
-  check(t.f32_conv.im2col_plane != nullptr && t.f32_conv.col2im_plane_add != nullptr, label(t, "im2col set"));
+  check(t.f32_conv.im2col_plane != nullptr && t.f32_conv.col2im_plane_add != nullptr && t.f32_conv.gather_even != nullptr,
+        label(t, "im2col set"));
   check(t.f32_pool.max_2x2_row != nullptr, label(t, "max pool row set"));
   check(t.f32_math.unary != nullptr && t.f32_math.reduce_rows != nullptr, label(t, "fp32 math kernels set"));
   check(t.s8_conv.quantize_u8_row != nullptr && t.s8_conv.dequantize_u8_row != nullptr &&
@@ -137,12 +138,25 @@ void test_resize_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng
   }
 }
 
+// gather_even reads src[0, 2n - 1) only: the source ends at a guard page.
+void test_gather_even(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
+  for (size_t n = 1; n <= 70; ++n) {
+    Guarded<float> src(2 * n - 1), got(n), want(n);
+    src.randomize(rng);
+    got.fill(-7.0f);
+    ref.f32_conv.gather_even(src.data(), n, want.data());
+    t.f32_conv.gather_even(src.data(), n, got.data());
+    check(same_bits(got.data(), want.data(), n), label(t, "gather_even n=" + std::to_string(n)));
+  }
+}
+
 void test_im2col(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
-  for (int trial = 0; trial < 40; ++trial) {
+  for (int trial = 0; trial < 120; ++trial) {
     kiln::Conv2dGeometry g;
     g.in_channels = 1 + rng.below(3);
     g.in_height = 1 + rng.below(20);
-    g.in_width = 1 + rng.below(40);
+    g.in_width = 1 + rng.below(trial % 2 == 0 ? 40 : 120);  // wide rows: the stride-2 rows' loop
+    g.dilation_w = trial % 5 == 0 ? 2 : 1;
     g.kernel_h = 1 + rng.below(4);
     g.kernel_w = 1 + rng.below(4);
     g.stride_h = 1 + rng.below(2);
@@ -153,7 +167,7 @@ void test_im2col(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
     g.pad_right = rng.below(3);
     g.out_channels = 1;
     g.out_height = kiln::window_output_size(g.in_height, g.pad_top, g.pad_bottom, g.kernel_h, g.stride_h, 1);
-    g.out_width = kiln::window_output_size(g.in_width, g.pad_left, g.pad_right, g.kernel_w, g.stride_w, 1);
+    g.out_width = kiln::window_output_size(g.in_width, g.pad_left, g.pad_right, g.kernel_w, g.stride_w, g.dilation_w);
     if (!kiln::conv2d_geometry_valid(g)) continue;
     const size_t rows = g.in_channels * g.kernel_h * g.kernel_w, plane = g.out_plane();
     Guarded<float> input(g.in_channels * g.in_plane());
@@ -387,6 +401,7 @@ int main() {
     test_entries(*t);
     test_max_pool_rows(*t, *ref, rng);
     test_im2col(*t, *ref, rng);
+    test_gather_even(*t, *ref, rng);
     test_resize_rows(*t, *ref, rng);
     test_quantize_rows(*t, *ref, rng);
     test_u8_pool_and_depthwise(*t, *ref, rng);

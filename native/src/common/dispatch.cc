@@ -28,6 +28,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   fill_f32_sparse_conv_scalar(t);
   fill_s8_sparse_scalar(t);
   t->f32_conv.im2col_plane = f32_im2col_plane_scalar;
+  t->f32_conv.gather_even = f32_gather_even_scalar;
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_scalar;
   t->f32_conv.depthwise = {f32_depthwise_taps_scalar, nullptr, f32_deinterleave2_scalar};
   // No small-patch, direct or Winograd kernel: the plans take im2col + GEMM.
@@ -60,6 +61,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   fill_f32_sparse_conv_avx2(t);
   fill_s8_sparse_avx2(t);
   t->f32_conv.im2col_plane = f32_im2col_plane_avx2;
+  t->f32_conv.gather_even = f32_gather_even_avx2;
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_avx2;
   t->f32_conv.depthwise = {f32_depthwise_taps_avx2, nullptr, f32_deinterleave2_avx2, f32_depthwise_block_avx2, 8};
   t->f32_conv.small_conv_image = small_conv_image_avx2;
@@ -96,6 +98,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   // The sparse int8 kernels keep their AVX2 ones (exact emulation, or AVX-VNNI): VNNI is the
   // level that adds zmm ones.
   t->f32_conv.im2col_plane = f32_im2col_plane_avx512;
+  t->f32_conv.gather_even = f32_gather_even_avx512;
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_avx512;
   t->f32_conv.depthwise = {f32_depthwise_taps_avx512, f32_depthwise_rows_avx512, f32_deinterleave2_avx512,
                          f32_depthwise_block_avx512, 16};

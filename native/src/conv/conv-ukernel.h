@@ -64,6 +64,9 @@ using F32WinogradImageFn = bool (*)(const WinogradArgs& a, const float* image, f
 struct F32ConvKernels {
   F32Im2colPlaneFn im2col_plane = nullptr;
   F32Col2imPlaneAddFn col2im_plane_add = nullptr;
+  // dst[i] = src[2i] for i < n, reading src[0, 2n - 1) only: the stride-2 row pieces of im2col's
+  // column tiles. Never null (scalar: conv/im2col-reference.cc).
+  void (*gather_even)(const float* src, size_t n, float* dst) = nullptr;
   F32SmallConvImageFn small_conv_image = nullptr;               // null: no small-patch kernel
   F32SmallConvPoolImageFn small_conv_max_pool_image = nullptr;  // set with small_conv_image
   F32DirectConvKernels direct;                                  // direct.rows null: no direct kernel

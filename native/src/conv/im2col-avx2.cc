@@ -23,6 +23,10 @@ struct Avx2 {
   }
   static Vec zero() { return _mm256_setzero_ps(); }
   static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+  // [a0 a2 b0 b2 | a4 a6 b4 b6], then its 64-bit quarters reordered 0, 2, 1, 3.
+  static Vec even(Vec a, Vec b) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+  }
   static Vec load(Mask m, const float* p) { return maskload_ps(p, m); }
   static void mask_store(float* p, Mask m, Vec v) { _mm256_maskstore_ps(p, m, v); }
   // A plain store when the block is whole.
@@ -36,6 +40,13 @@ struct Avx2 {
 };
 
 }  // namespace
+
+void f32_gather_even_avx2(const float* src, size_t n, float* dst) {
+  size_t i = 0;
+  // A block reads src[2i, 2i + 16): whole while 2i + 15 <= 2n - 2.
+  for (; i + 8 < n; i += 8) _mm256_storeu_ps(dst + i, Avx2::even(_mm256_loadu_ps(src + 2 * i), _mm256_loadu_ps(src + 2 * i + 8)));
+  for (; i < n; ++i) dst[i] = src[2 * i];
+}
 
 void f32_im2col_plane_avx2(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld) {
   im2col_plane<Avx2>(g, channels, input, col, ld);

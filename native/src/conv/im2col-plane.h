@@ -1,8 +1,9 @@
 // The whole-plane column walk, shared by the per-ISA im2col files. Each including translation
 // unit gets its own copy (anonymous namespace), compiled with that file's flags, and supplies a
-// `Row` with three stride-1 row operations:
+// `Row` with these row operations:
 //   Row::zero(dst, n)                      dst[0, n) = 0
 //   Row::copy(dst, n, row, offset, lo, hi) dst[i] = row[offset + i] for i in [lo, hi), else 0
+//   Row::copy2(...)                        the same with row[offset + 2i]: stride 2
 //   Row::add(row, offset, src, lo, hi)     row[offset + i] += src[i] for i in [lo, hi)
 // `row + offset + i` is only dereferenced for i in [lo, hi); outside it the address may lie
 // before or after the row, so implementations compute it without forming such a pointer.
@@ -73,6 +74,8 @@ void im2col_plane_with(const Conv2dGeometry& g, size_t channels, const float* in
       Row::zero(dst, n);
     } else if (sw == 1) {
       Row::copy(dst, n, input + row, dw, span.lo, span.hi);
+    } else if (sw == 2) {
+      Row::copy2(dst, n, input + row, dw, span.lo, span.hi);
     } else {
       for (size_t i = 0; i < span.lo; ++i) dst[i] = 0.0f;
       const ptrdiff_t base = static_cast<ptrdiff_t>(row) + dw;

@@ -16,12 +16,21 @@ struct RowScalar {
     for (size_t i = lo; i < hi; ++i) dst[i] = row[offset + static_cast<ptrdiff_t>(i)];
     for (size_t i = hi; i < n; ++i) dst[i] = 0.0f;
   }
+  static void copy2(float* dst, size_t n, const float* row, ptrdiff_t offset, size_t lo, size_t hi) {
+    for (size_t i = 0; i < lo; ++i) dst[i] = 0.0f;
+    for (size_t i = lo; i < hi; ++i) dst[i] = row[offset + static_cast<ptrdiff_t>(2 * i)];
+    for (size_t i = hi; i < n; ++i) dst[i] = 0.0f;
+  }
   static void add(float* row, ptrdiff_t offset, const float* src, size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; ++i) row[offset + static_cast<ptrdiff_t>(i)] += src[i];
   }
 };
 
 }  // namespace
+
+void f32_gather_even_scalar(const float* src, size_t n, float* dst) {
+  for (size_t i = 0; i < n; ++i) dst[i] = src[2 * i];
+}
 
 void f32_im2col_plane_scalar(const Conv2dGeometry& g, size_t channels, const float* input, float* col, size_t ld) {
   im2col_plane_with<RowScalar>(g, channels, input, col, ld);

@@ -63,6 +63,8 @@ void im2col(const F32ConvKernels& k, const Conv2dGeometry& g, size_t channels, c
                      std::fill(dst, dst + (a - ow0), 0.0f);
                      if (sw == 1) {
                        if (b > a) std::memcpy(dst + (a - ow0), input + (base + static_cast<ptrdiff_t>(a)), (b - a) * sizeof(float));
+                     } else if (sw == 2) {
+                       if (b > a) k.gather_even(input + (base + 2 * static_cast<ptrdiff_t>(a)), b - a, dst + (a - ow0));
                      } else {
                        for (size_t ow = a; ow < b; ++ow) dst[ow - ow0] = input[base + static_cast<ptrdiff_t>(ow * sw)];
                      }

@@ -35,4 +35,9 @@ void f32_im2col_plane_avx512(const Conv2dGeometry& g, size_t channels, const flo
 void f32_col2im_plane_add_avx2(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, float* grad_input);
 void f32_col2im_plane_add_avx512(const Conv2dGeometry& g, size_t channels, const float* col, size_t ld, float* grad_input);
 
+// The table's gather_even (conv/conv-ukernel.h): the stride-2 pieces of rows in column tiles.
+void f32_gather_even_scalar(const float* src, size_t n, float* dst);
+void f32_gather_even_avx2(const float* src, size_t n, float* dst);
+void f32_gather_even_avx512(const float* src, size_t n, float* dst);
+
 }  // namespace kiln
