@@ -117,6 +117,20 @@ const cases: Case[] = [
     spec: one(13, 'Slice', ['N', 32, 40, 40], [], ['starts', 'ends', 'axes', 'steps'], [i64('starts', [30, -1]), i64('ends', [2, -100]), i64('axes', [1, 3]), i64('steps', [-3, -1])]),
     feeds: { x: [4, 32, 40, 40] },
   },
+  // Whole trailing axes fold into one run per image or per row (ShuffleNet's channel split and shuffle).
+  {
+    name: 'Slice of channels with whole planes (one run per image)',
+    spec: one(13, 'Slice', ['N', 12, 5, 7], [], ['starts', 'ends', 'axes'], [i64('starts', [3]), i64('ends', [9]), i64('axes', [1])]),
+    feeds: { x: [3, 12, 5, 7] },
+  },
+  {
+    name: 'Slice of rows with whole width, every other channel',
+    spec: one(13, 'Slice', ['N', 6, 9, 7], [], ['starts', 'ends', 'axes', 'steps'], [i64('starts', [0, 2]), i64('ends', [6, 8]), i64('axes', [1, 2]), i64('steps', [2, 1])]),
+    feeds: { x: [2, 6, 9, 7] },
+  },
+  { name: 'Transpose 0 2 1 3 4 (channel shuffle: whole planes)', spec: one(13, 'Transpose', ['N', 2, 3, 5, 7], [attr.ints('perm', [0, 2, 1, 3, 4])]), feeds: { x: [2, 2, 3, 5, 7] } },
+  { name: 'Transpose 0 3 1 2 4 (rows of W move whole)', spec: one(13, 'Transpose', ['N', 2, 3, 5, 7], [attr.ints('perm', [0, 3, 1, 2, 4])]), feeds: { x: [2, 2, 3, 5, 7] } },
+  { name: 'Transpose 0 1 3 2 (nothing folds)', spec: one(13, 'Transpose', ['N', 4, 5, 7], [attr.ints('perm', [0, 1, 3, 2])]), feeds: { x: [2, 4, 5, 7] } },
   {
     name: 'Resize 13 with sizes built from the input shape (dynamic batch, PyTorch interpolate(size=...))',
     spec: {

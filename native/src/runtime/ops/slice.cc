@@ -17,8 +17,24 @@ template <typename T>
 class AxisMapStep : public PlanStep {
  public:
   // maps[d][i]: the input index of output position i along per-image dim d.
-  AxisMapStep(const PlanShape& in, const PlanShape& out, std::vector<std::vector<size_t>> maps, std::string detail)
-      : out_(out), in_strides_(in.size()), maps_(std::move(maps)), detail_(std::move(detail)) {
+  AxisMapStep(PlanShape in, PlanShape out, std::vector<std::vector<size_t>> maps, std::string detail)
+      : maps_(std::move(maps)), detail_(std::move(detail)) {
+    // A last axis copied whole after a contiguous run of the axis before it folds into that axis,
+    // so a Slice or Split over channels moves whole planes: ShuffleNet's split is one memcpy per
+    // image instead of one per W-long row. The folded axis is one run: its map keeps only where
+    // the run starts (run() reads no more of a contiguous last map).
+    while (in.size() > 1 && out.back() == in.back() && run_from(maps_.back()) == 0 && run_from(maps_[in.size() - 2]) != kNoRun) {
+      const size_t w = in.back();
+      const size_t start = run_from(maps_[in.size() - 2]) * w;
+      maps_.pop_back();
+      maps_.back() = {start};
+      in.pop_back();
+      in.back() *= w;
+      out.pop_back();
+      out.back() *= w;
+    }
+    out_ = out;
+    in_strides_.resize(in.size());
     size_t s = 1;
     for (size_t d = in.size(); d-- > 0;) {
       in_strides_[d] = s;
@@ -58,6 +74,14 @@ class AxisMapStep : public PlanStep {
   std::string detail() const override { return detail_; }
 
  private:
+  static constexpr size_t kNoRun = ~size_t{0};
+  // Where the map's run starts when it reads consecutive positions (map[i] = map[0] + i), else kNoRun.
+  static size_t run_from(const std::vector<size_t>& map) {
+    for (size_t i = 1; i < map.size(); ++i)
+      if (map[i] != map[0] + i) return kNoRun;
+    return map.empty() ? kNoRun : map[0];
+  }
+
   PlanShape out_;
   std::vector<size_t> in_strides_;
   std::vector<std::vector<size_t>> maps_;

@@ -3,6 +3,7 @@
 // channel shuffle between int8 convolutions), and ChannelShuffleU8: that shuffle (Reshape to
 // [g, C/g, H, W], swap the two, Reshape back) on uint8 codes stored NHWC, one byte gather per
 // pixel (two-way: an interleave of the two halves, SSE2 unpacks in the baseline build).
+#include <cstring>
 #include <sstream>
 #include <type_traits>
 
@@ -39,7 +40,11 @@ class TransposeStep : public PlanStep {
         }
         const T* x = reinterpret_cast<const T*>(io.in[0]) + n * image_ + offset;
         T* y = reinterpret_cast<T*>(io.out[0]) + r * inner;
-        for (size_t i = 0; i < inner; ++i) y[i] = x[i * inner_stride];
+        if (inner_stride == 1) {
+          std::memcpy(y, x, inner * sizeof(T));
+        } else {
+          for (size_t i = 0; i < inner; ++i) y[i] = x[i * inner_stride];
+        }
       }
     });
   }
@@ -93,7 +98,19 @@ std::unique_ptr<PlanStep> transpose_step(const StepContext& ctx, const char* pre
     detail << " " << perm[d + 1];
   }
   ctx.expect_output_shape(0, out);
-  return std::make_unique<TransposeStep<T>>(out, strides, shape_size(x), detail.str());
+  // Output dims that stay neighbours in the input, in order, move as one: ShuffleNet's channel
+  // shuffle (perm 0 2 1 3 4) copies whole H x W planes instead of W-long rows.
+  std::vector<size_t> dims = {out[0]}, steps = {strides[0]};
+  for (size_t d = 1; d < rank; ++d) {
+    if (steps.back() == strides[d] * out[d]) {
+      dims.back() *= out[d];
+      steps.back() = strides[d];
+    } else {
+      dims.push_back(out[d]);
+      steps.push_back(strides[d]);
+    }
+  }
+  return std::make_unique<TransposeStep<T>>(dims, steps, shape_size(x), detail.str());
 }
 
 class ChannelShuffleU8Step : public PlanStep {
