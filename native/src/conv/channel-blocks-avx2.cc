@@ -1,8 +1,7 @@
 // AVX2 channel-block kernels (conv/channel-block-plan.h): 8 channels per block.
 #include "common/simd.h"
 
-#include <cstring>
-
+#include "common/f32-vec.h"
 #include "conv/channel-blocks.h"
 
 namespace kiln {
@@ -30,32 +29,9 @@ inline void transpose8(__m256* r) {
   }
 }
 
-struct Ymm {
-  using Reg = __m256;
-  static constexpr size_t kLanes = 8;
-  static Reg zero() { return _mm256_setzero_ps(); }
-  static Reg set1(float v) { return _mm256_set1_ps(v); }
-  static Reg load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
-  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
-  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
-  static unsigned nan_lanes(Reg v) { return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))); }
-  // max(bound, v) and min(bound, v) return v when v is NaN.
-  static Reg clamp(Reg lo, Reg hi, Reg v) { return _mm256_min_ps(hi, _mm256_max_ps(lo, v)); }
-  static void transpose(Reg* r) { transpose8(r); }
-  // Tails through a stack copy: no masked access (QEMU's vmaskmov touches masked-off bytes).
-  static Reg load_first(const float* p, size_t n) {
-    if (n == 8) return _mm256_loadu_ps(p);
-    alignas(32) float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    std::memcpy(lanes, p, n * sizeof(float));
-    return _mm256_load_ps(lanes);
-  }
-  static void store_first(float* p, Reg v, size_t n) {
-    if (n == 8) return _mm256_storeu_ps(p, v);
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, v);
-    std::memcpy(p, lanes, n * sizeof(float));
-  }
+struct Ymm : F32Avx2 {
+  static unsigned nan_lanes(Vec v) { return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))); }
+  static void transpose(Vec* r) { transpose8(r); }
 };
 
 }  // namespace

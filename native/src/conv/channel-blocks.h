@@ -1,8 +1,7 @@
 // The channel-block kernels (conv/channel-block-plan.h): the depthwise convolution and the max
 // pool with channels in lanes, written once over a vector type V and included by the AVX2 and
-// AVX-512 files, which compile them with their own flags. V provides Reg, kLanes, zero, set1,
-// load, store, fmadd, max, clamp, nan_lanes (a bit per NaN lane), transpose (kLanes rows of kLanes
-// floats), load_first / store_first (the first n lanes; the others read as zero / left alone).
+// AVX-512 files, which compile them with their own flags. V is common/f32-vec.h's F32Avx2 or
+// F32Avx512 plus nan_lanes (a bit per NaN lane) and transpose (kLanes rows of kLanes floats).
 #pragma once
 #include <cstddef>
 
@@ -20,15 +19,16 @@ __attribute__((always_inline)) inline bool channel_block_inputs(const F32Channel
   size_t ih = 0, iw = 0;
   for (size_t p0 = 0; p0 < pixels; p0 += L) {
     const size_t np = pixels - p0 < L ? pixels - p0 : L;
-    typename V::Reg r[L];
+    typename V::Vec r[L];
 #pragma GCC unroll 16
     for (size_t c = 0; c < L; ++c) {
-      r[c] = c < a.channels ? V::load_first(a.input + c * a.in_stride + p0, np) : V::zero();
+      const float* x = a.input + c * a.in_stride + p0;
+      r[c] = c >= a.channels ? V::zero() : np == L ? V::loadu(x) : V::load_tail(x, V::first_lanes(np));
       if (kCheckNan) nan |= V::nan_lanes(r[c]);
     }
     V::transpose(r);
     for (size_t j = 0; j < np; ++j) {
-      V::store(a.buffer + ((ih + a.pad_top) * a.padded_w + iw + a.pad_left) * L, r[j]);
+      V::storeu(a.buffer + ((ih + a.pad_top) * a.padded_w + iw + a.pad_left) * L, r[j]);
       if (++iw == a.in_w) {
         iw = 0;
         ++ih;
@@ -45,7 +45,7 @@ template <class V, class Init, class Combine, class Finish>
 __attribute__((always_inline)) inline void channel_block_outputs(const F32ChannelBlockArgs& a, Init init, Combine combine,
                                                                  Finish finish) {
   constexpr size_t L = V::kLanes;
-  using Reg = typename V::Reg;
+  using Reg = typename V::Vec;
   const size_t pixels = a.out_h * a.out_w;
   const size_t row_step = a.stride_h * a.padded_w * L, col_step = a.stride_w * L;
   size_t oh = 0, ow = 0;  // output pixel q0
@@ -73,25 +73,33 @@ __attribute__((always_inline)) inline void channel_block_outputs(const F32Channe
 #pragma GCC unroll 16
     for (size_t j = 0; j < L; ++j) acc[j] = finish(acc[j]);
     V::transpose(acc);
-    for (size_t c = 0; c < a.channels; ++c) V::store_first(a.output + c * a.out_stride + q0, acc[c], nq);
+    for (size_t c = 0; c < a.channels; ++c) {
+      float* y = a.output + c * a.out_stride + q0;
+      if (nq == L) {
+        V::storeu(y, acc[c]);
+      } else {
+        V::store_tail(y, V::first_lanes(nq), acc[c]);
+      }
+    }
   }
 }
 
 template <class V>
 void depthwise_channel_block(const F32ChannelBlockArgs& a) {
   constexpr size_t L = V::kLanes;
-  using Reg = typename V::Reg;
+  using Reg = typename V::Vec;
   channel_block_inputs<V, false>(a);
-  const Reg vb = V::load(a.bias), vlo = V::set1(a.lo), vhi = V::set1(a.hi);
+  const Reg vb = V::loadu(a.bias), vlo = V::set1(a.lo), vhi = V::set1(a.hi);
   channel_block_outputs<V>(
       a, [&] { return vb; },
       [&](Reg* acc, size_t t, const float* const* at) {
-        const Reg wt = V::load(a.weight + t * L);
+        const Reg wt = V::loadu(a.weight + t * L);
         const size_t off = a.tap_offset[t] * L;
 #pragma GCC unroll 16
-        for (size_t j = 0; j < L; ++j) acc[j] = V::fmadd(wt, V::load(at[j] + off), acc[j]);
+        for (size_t j = 0; j < L; ++j) acc[j] = V::fmadd(wt, V::loadu(at[j] + off), acc[j]);
       },
-      [&](Reg v) { return V::clamp(vlo, vhi, v); });
+      // max(bound, v) and min(bound, v) return v when v is NaN.
+      [&](Reg v) { return V::min(vhi, V::max(vlo, v)); });
 }
 
 // The buffer's border holds -inf. Without a NaN, max(tap, best) in tap order is the planar
@@ -99,7 +107,7 @@ void depthwise_channel_block(const F32ChannelBlockArgs& a) {
 template <class V>
 bool max_pool_channel_block(const F32ChannelBlockArgs& a) {
   constexpr size_t L = V::kLanes;
-  using Reg = typename V::Reg;
+  using Reg = typename V::Vec;
   if (channel_block_inputs<V, true>(a)) return false;
   const Reg lowest = V::set1(-__builtin_inff());
   channel_block_outputs<V>(
@@ -107,7 +115,7 @@ bool max_pool_channel_block(const F32ChannelBlockArgs& a) {
       [&](Reg* acc, size_t t, const float* const* at) {
         const size_t off = a.tap_offset[t] * L;
 #pragma GCC unroll 16
-        for (size_t j = 0; j < L; ++j) acc[j] = V::max(V::load(at[j] + off), acc[j]);
+        for (size_t j = 0; j < L; ++j) acc[j] = V::max(V::loadu(at[j] + off), acc[j]);
       },
       [](Reg v) { return v; });
   return true;

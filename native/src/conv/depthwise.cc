@@ -43,8 +43,21 @@ ptrdiff_t input_row(const Conv2dGeometry& g, size_t oh, size_t kh) {
   return ih >= 0 && ih < static_cast<ptrdiff_t>(g.in_height) ? ih : -1;
 }
 
-bool blocks_fit(const Conv2dGeometry& g) {
-  return g.out_channels_per_group() == 1 && g.out_plane() > 0 && ChannelBlockPlan(planar_window(g)).fits();
+// The channel blocks take g's geometry (multiplier 1, a window the buffer holds)...
+bool blocks_take(const Conv2dGeometry& g, const ChannelBlockPlan& plan) {
+  return g.out_channels_per_group() == 1 && g.out_plane() > 0 && plan.fits();
+}
+
+// ... and kernels k have them.
+bool blocks_fit(const F32DepthwiseKernels& k, const Conv2dGeometry& g, const ChannelBlockPlan& plan) {
+  return k.channel_block != nullptr && k.block_lanes <= ChannelBlockPlan::kMaxLanes && blocks_take(g, plan);
+}
+
+bool prefers_blocks(const F32DepthwiseKernels& k, const Conv2dGeometry& g, const ChannelBlockPlan& plan) {
+  // Measured at least as fast as planar on every depthwise layer of MobileNetV2/V3 and
+  // EfficientNet-B0 (AVX-512, 1 thread): equal on 112x112 and 56x56 stride 1, 1.7x at 112x112
+  // stride 2, 2-5x on 14x14 and 7x7 planes and at stride 2.
+  return blocks_fit(k, g, plan);
 }
 
 // Floats of one slot of channel blocks: the buffer, then the block's weights (lanes per tap) and bias.
@@ -52,11 +65,11 @@ size_t block_slot_floats(const ChannelBlockPlan& plan, size_t lanes) {
   return plan.buffer_floats(lanes) + (plan.taps() + 1) * lanes;
 }
 
-void channel_blocks_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& g, size_t batch, const float* input,
-                            const float* weight, const float* bias, float lo, float hi, float* output, float* scratch,
-                            size_t slot_floats, size_t max_threads) {
+void channel_blocks_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& g, const ChannelBlockPlan& plan,
+                            size_t batch, const float* input, const float* weight, const float* bias, float lo, float hi,
+                            float* output, float* scratch, size_t max_threads) {
   const size_t lanes = k.block_lanes;
-  const ChannelBlockPlan plan(planar_window(g));
+  const size_t slot_floats = block_slot_floats(plan, lanes);  // within depthwise_scratch_floats' slots
   const size_t taps = plan.taps();
   const size_t blocks = (g.in_channels + lanes - 1) / lanes;
   const size_t tasks = batch * blocks;
@@ -92,34 +105,31 @@ void channel_blocks_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& 
 }  // namespace
 
 size_t depthwise_scratch_floats(const Conv2dGeometry& g) {
-  const size_t planar = PhasePlanes(planar_window(g)).slot_floats();
-  const size_t blocks = blocks_fit(g) ? block_slot_floats(ChannelBlockPlan(planar_window(g)), ChannelBlockPlan::kMaxLanes) : 0;
-  return kConvMaxSlots * std::max(planar, blocks);
+  const PlanarWindow w = planar_window(g);
+  const ChannelBlockPlan plan(w);
+  const size_t blocks = blocks_take(g, plan) ? block_slot_floats(plan, ChannelBlockPlan::kMaxLanes) : 0;
+  return kConvMaxSlots * std::max(PhasePlanes(w).slot_floats(), blocks);
 }
 
 bool depthwise_channel_blocks_fit(const DispatchTable& t, const Conv2dGeometry& g) {
-  const F32DepthwiseKernels& k = t.f32_conv.depthwise;
-  return k.channel_block != nullptr && k.block_lanes <= ChannelBlockPlan::kMaxLanes && blocks_fit(g);
+  return blocks_fit(t.f32_conv.depthwise, g, ChannelBlockPlan(planar_window(g)));
 }
 
 bool depthwise_prefers_channel_blocks(const DispatchTable& t, const Conv2dGeometry& g) {
-  // Measured at least as fast as planar on every depthwise layer of MobileNetV2/V3 and
-  // EfficientNet-B0 (AVX-512, 1 thread): equal on 112x112 and 56x56 stride 1, 1.7x at 112x112
-  // stride 2, 2-5x on 14x14 and 7x7 planes and at stride 2.
-  return depthwise_channel_blocks_fit(t, g);
+  return prefers_blocks(t.f32_conv.depthwise, g, ChannelBlockPlan(planar_window(g)));
 }
 
 void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t batch, const float* input,
                        const float* weight, const float* bias, float lo, float hi, float* output, float* scratch,
                        size_t max_threads, WindowPath path) {
   const F32DepthwiseKernels& k = t.f32_conv.depthwise;
-  const bool blocks = path == WindowPath::kChannelBlocks ? depthwise_channel_blocks_fit(t, g)
-                      : path == WindowPath::kAuto        ? depthwise_prefers_channel_blocks(t, g)
-                                                            : false;
-  if (blocks) {
-    channel_blocks_forward(k, g, batch, input, weight, bias, lo, hi, output, scratch,
-                           depthwise_scratch_floats(g) / kConvMaxSlots, max_threads);
-    return;
+  if (path != WindowPath::kPlanar && k.channel_block != nullptr) {
+    // One plan for the choice and the run.
+    const ChannelBlockPlan plan(planar_window(g));
+    if (path == WindowPath::kChannelBlocks ? blocks_fit(k, g, plan) : prefers_blocks(k, g, plan)) {
+      channel_blocks_forward(k, g, plan, batch, input, weight, bias, lo, hi, output, scratch, max_threads);
+      return;
+    }
   }
   const PhasePlanes layout(planar_window(g));
   const size_t m = g.out_channels_per_group();
