@@ -23,6 +23,7 @@ struct Avx2 {
   }
   static Vec zero() { return _mm256_setzero_ps(); }
   static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+  static void gather_even(const float* src, size_t n, float* dst) { f32_gather_even_avx2(src, n, dst); }
   // [a0 a2 b0 b2 | a4 a6 b4 b6], then its 64-bit quarters reordered 0, 2, 1, 3.
   static Vec even(Vec a, Vec b) {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));

@@ -23,6 +23,7 @@ struct Avx512 {
   }
   static Vec zero() { return _mm512_setzero_ps(); }
   static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+  static void gather_even(const float* src, size_t n, float* dst) { f32_gather_even_avx512(src, n, dst); }
   static Vec even(Vec a, Vec b) {
     return _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
   }

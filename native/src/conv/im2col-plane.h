@@ -3,7 +3,7 @@
 // `Row` with these row operations:
 //   Row::zero(dst, n)                      dst[0, n) = 0
 //   Row::copy(dst, n, row, offset, lo, hi) dst[i] = row[offset + i] for i in [lo, hi), else 0
-//   Row::copy2(...)                        the same with row[offset + 2i]: stride 2
+//   Row::gather_even(src, n, dst)          dst[i] = src[2i] for i < n (the table's gather_even)
 //   Row::add(row, offset, src, lo, hi)     row[offset + i] += src[i] for i in [lo, hi)
 // `row + offset + i` is only dereferenced for i in [lo, hi); outside it the address may lie
 // before or after the row, so implementations compute it without forming such a pointer.
@@ -75,7 +75,9 @@ void im2col_plane_with(const Conv2dGeometry& g, size_t channels, const float* in
     } else if (sw == 1) {
       Row::copy(dst, n, input + row, dw, span.lo, span.hi);
     } else if (sw == 2) {
-      Row::copy2(dst, n, input + row, dw, span.lo, span.hi);
+      Row::zero(dst, span.lo);
+      if (span.hi > span.lo) Row::gather_even(input + (static_cast<ptrdiff_t>(row) + dw + 2 * static_cast<ptrdiff_t>(span.lo)), span.hi - span.lo, dst + span.lo);
+      Row::zero(dst + span.hi, n - span.hi);
     } else {
       for (size_t i = 0; i < span.lo; ++i) dst[i] = 0.0f;
       const ptrdiff_t base = static_cast<ptrdiff_t>(row) + dw;

@@ -16,11 +16,7 @@ struct RowScalar {
     for (size_t i = lo; i < hi; ++i) dst[i] = row[offset + static_cast<ptrdiff_t>(i)];
     for (size_t i = hi; i < n; ++i) dst[i] = 0.0f;
   }
-  static void copy2(float* dst, size_t n, const float* row, ptrdiff_t offset, size_t lo, size_t hi) {
-    for (size_t i = 0; i < lo; ++i) dst[i] = 0.0f;
-    for (size_t i = lo; i < hi; ++i) dst[i] = row[offset + static_cast<ptrdiff_t>(2 * i)];
-    for (size_t i = hi; i < n; ++i) dst[i] = 0.0f;
-  }
+  static void gather_even(const float* src, size_t n, float* dst) { f32_gather_even_scalar(src, n, dst); }
   static void add(float* row, ptrdiff_t offset, const float* src, size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; ++i) row[offset + static_cast<ptrdiff_t>(i)] += src[i];
   }

@@ -5,7 +5,7 @@
 //   V::Mask, V::Vec                     the lane mask and the float vector
 //   V::lanes(base, lo, hi)              lanes j with lo <= base + j < hi
 //   V::zero(), V::add(a, b)
-//   V::even(a, b)                       lanes 0, 2, 4, ... of a, then of b
+//   V::gather_even(src, n, dst)         the ISA's f32_gather_even (conv/im2col.h)
 //   V::load(mask, p)                    masked load, zero outside the mask (never touches it)
 //   V::store(p, whole, mask, v)         masked store (`whole`: every lane is in the mask)
 //   V::mask_store(p, mask, v)           masked store
@@ -41,19 +41,7 @@ struct Row {
       V::store(dst + i, i + L <= n, V::lanes(at, 0, static_cast<ptrdiff_t>(n)), v);
     }
   }
-  // Stride 2: two loads per vector of outputs, their even lanes kept (V::even). Source columns
-  // offset + 2i lie inside the row exactly for i in [lo, hi), so loads masked to those columns
-  // read nothing outside it and give the zeros of the other outputs.
-  static void copy2(float* dst, size_t n, const float* row, ptrdiff_t offset, size_t lo, size_t hi) {
-    if (hi <= lo) return zero(dst, n);
-    const ptrdiff_t first = offset + 2 * static_cast<ptrdiff_t>(lo), last = offset + 2 * static_cast<ptrdiff_t>(hi - 1) + 1;
-    for (size_t i = 0; i < n; i += L) {
-      const ptrdiff_t at = offset + 2 * static_cast<ptrdiff_t>(i);
-      const typename V::Vec a = V::load(V::lanes(at, first, last), offset_address(row, at));
-      const typename V::Vec b = V::load(V::lanes(at + static_cast<ptrdiff_t>(L), first, last), offset_address(row, at + static_cast<ptrdiff_t>(L)));
-      V::store(dst + i, i + L <= n, V::lanes(static_cast<ptrdiff_t>(i), 0, static_cast<ptrdiff_t>(n)), V::even(a, b));
-    }
-  }
+  static void gather_even(const float* src, size_t n, float* dst) { V::gather_even(src, n, dst); }
   static void add(float* row, ptrdiff_t offset, const float* src, size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; i += L) {
       const ptrdiff_t at = static_cast<ptrdiff_t>(i);
