@@ -84,6 +84,17 @@ function readersOf(graph: Graph): Map<string, GraphNode[]> {
   return readers;
 }
 
+/** The one node reading a value, when it has exactly one reader and is not a graph output. */
+type SoleReader = (value: string) => GraphNode | undefined;
+
+function soleReaderOf(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>): SoleReader {
+  const outputs = new Set(graph.outputs.map((o) => o.name));
+  return (value) => {
+    const r = readers.get(value) ?? [];
+    return r.length === 1 && !outputs.has(value) ? r[0] : undefined;
+  };
+}
+
 /** Values every reader of which is a QLinearGemm taking them as its input (not graph outputs). */
 function gemmOnlyValues(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>): Set<string> {
   const outputs = new Set(graph.outputs.map((o) => o.name));
@@ -107,10 +118,11 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
   const used = new Set<string>(graph.outputs.map((o) => o.name));
   for (const node of graph.nodes) for (const i of node.inputs) used.add(i);
   const poisoned = new Set<string>();
-  const pools = options.fuseConvPool === false ? new Map<GraphNode, GraphNode>() : convPoolPairs(graph, used, readers);
+  const sole = soleReaderOf(graph, readers);
+  const pools = options.fuseConvPool === false ? new Map<GraphNode, GraphNode>() : convPoolPairs(graph, used, sole);
   const fusedPools = new Set<GraphNode>();
-  const shuffles = channelShuffles(graph, readers);
-  const silus = siluPairs(graph, readers);
+  const shuffles = channelShuffles(graph, sole);
+  const silus = siluPairs(graph, sole);
   for (const node of graph.nodes) {
     if (fusedPools.has(node)) continue;
     const silu = silus.get(node);
@@ -209,16 +221,15 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
 }
 
 /** Conv nodes whose output only a 2-D MaxPool/AveragePool reads (and nothing else sees). */
-function convPoolPairs(graph: Graph, used: Set<string>, readers: ReadonlyMap<string, GraphNode[]>): Map<GraphNode, GraphNode> {
-  const outputs = new Set(graph.outputs.map((o) => o.name));
+function convPoolPairs(graph: Graph, used: Set<string>, sole: SoleReader): Map<GraphNode, GraphNode> {
   const pairs = new Map<GraphNode, GraphNode>();
   for (const node of graph.nodes) {
     const quantized = node.op === 'QLinearConv';
-    if ((node.op !== 'Conv' && !quantized) || node.outputs.length !== 1 || outputs.has(node.outputs[0])) continue;
-    const r = readers.get(node.outputs[0]) ?? [];
-    if (r.length !== 1 || (r[0].op !== 'MaxPool' && (quantized || r[0].op !== 'AveragePool')) || r[0].inputs[0] !== node.outputs[0]) continue;
-    if (r[0].outputs.slice(1).some((o) => o && used.has(o))) continue;
-    pairs.set(node, r[0]);
+    if ((node.op !== 'Conv' && !quantized) || node.outputs.length !== 1) continue;
+    const pool = sole(node.outputs[0]);
+    if (!pool || (pool.op !== 'MaxPool' && (quantized || pool.op !== 'AveragePool')) || pool.inputs[0] !== node.outputs[0]) continue;
+    if (pool.outputs.slice(1).some((o) => o && used.has(o))) continue;
+    pairs.set(node, pool);
   }
   return pairs;
 }
@@ -227,12 +238,7 @@ function convPoolPairs(graph: Graph, used: Set<string>, readers: ReadonlyMap<str
  * Reshape -> Transpose [0, 2, 1, 3, 4] -> Reshape chains (ShuffleNet's channel shuffle), each value
  * read once and no graph output, by their first Reshape: lowered as one step on quantized images.
  */
-function channelShuffles(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>): Map<GraphNode, [GraphNode, GraphNode]> {
-  const outputs = new Set(graph.outputs.map((o) => o.name));
-  const sole = (v: string): GraphNode | undefined => {
-    const r = readers.get(v) ?? [];
-    return r.length === 1 && !outputs.has(v) ? r[0] : undefined;
-  };
+function channelShuffles(graph: Graph, sole: SoleReader): Map<GraphNode, [GraphNode, GraphNode]> {
   const chains = new Map<GraphNode, [GraphNode, GraphNode]>();
   for (const node of graph.nodes) {
     if (node.op !== 'Reshape') continue;
@@ -248,13 +254,11 @@ function channelShuffles(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>
  * Sigmoid nodes whose output only a Mul by the Sigmoid's own input reads (SiLU / Swish, as
  * exporters write it): one Silu step instead of two passes over the activation.
  */
-function siluPairs(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>): Map<GraphNode, GraphNode> {
-  const outputs = new Set(graph.outputs.map((o) => o.name));
+function siluPairs(graph: Graph, sole: SoleReader): Map<GraphNode, GraphNode> {
   const pairs = new Map<GraphNode, GraphNode>();
   for (const node of graph.nodes) {
-    if (node.op !== 'Sigmoid' || outputs.has(node.outputs[0])) continue;
-    const r = readers.get(node.outputs[0]) ?? [];
-    const mul = r.length === 1 ? r[0] : undefined;
+    if (node.op !== 'Sigmoid') continue;
+    const mul = sole(node.outputs[0]);
     if (mul?.op !== 'Mul' || mul.inputs.length !== 2) continue;
     const [a, b] = mul.inputs;
     if ((a === node.inputs[0] && b === node.outputs[0]) || (b === node.inputs[0] && a === node.outputs[0])) pairs.set(node, mul);
