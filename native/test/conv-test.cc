@@ -314,6 +314,57 @@ void run_max_pool_paths(const MaxPoolCase& c, const char* isa) {
   }
 }
 
+// The average over each window, written out here window by window (taps in row-major order
+// from 0.0f, divided by the count of taps inside, or inside the pads with count_include_pad): the
+// oracle for the runtime's AveragePool, which adds the inner windows a row of taps at a time.
+void naive_avg_pool(const MaxPoolCase& c, const kiln::runtime::Pool2d& pool, bool include_pad, const float* x, float* y) {
+  const auto& ha = pool.height_axis();
+  const auto& wa = pool.width_axis();
+  for (size_t p = 0; p < c.planes; ++p) {
+    const float* in = x + p * pool.in_plane();
+    for (int64_t oh = 0; oh < ha.out; ++oh) {
+      for (int64_t ow = 0; ow < wa.out; ++ow) {
+        float sum = 0.0f;
+        int64_t inside = 0, padded = 0;
+        for (int64_t i = 0; i < ha.kernel; ++i) {
+          const int64_t h = oh * ha.stride - ha.pad_begin + i * ha.dilation;
+          for (int64_t j = 0; j < wa.kernel; ++j) {
+            const int64_t w = ow * wa.stride - wa.pad_begin + j * wa.dilation;
+            if (h >= -ha.pad_begin && h < ha.in + ha.pad_end && w >= -wa.pad_begin && w < wa.in + wa.pad_end) ++padded;
+            if (h < 0 || h >= ha.in || w < 0 || w >= wa.in) continue;
+            sum += in[h * wa.in + w];
+            ++inside;
+          }
+        }
+        const int64_t divisor = include_pad ? padded : inside;
+        y[p * pool.out_plane() + static_cast<size_t>(oh * wa.out + ow)] = divisor == 0 ? 0.0f : sum / static_cast<float>(divisor);
+      }
+    }
+  }
+}
+
+// AveragePool on the active ISA against the oracle, bit for bit, with and without
+// count_include_pad, on 1 and all threads, from a sentinel-filled output.
+void run_avg_pool(const MaxPoolCase& c, const char* isa) {
+  for (bool include_pad : {false, true}) {
+    const kiln::runtime::Pool2d pool(false, include_pad, pool_axis(static_cast<int64_t>(c.h), c.kh, c.sh, c.pt, c.pb, c.dh, c.ceil),
+                                     pool_axis(static_cast<int64_t>(c.w), c.kw, c.sw, c.pl, c.pr, c.dw, c.ceil));
+    const size_t in_size = c.planes * pool.in_plane(), out_size = c.planes * pool.out_plane();
+    Rng rng(c.planes * 5 + c.w);
+    Guarded input(in_size), want(out_size), got(out_size);
+    input.randomize(rng);
+    for (size_t i = 0; i < in_size; i += 11) input[i] = -0.0f;
+    input[in_size / 2] = kNaN;
+    input[in_size / 3] = std::numeric_limits<float>::infinity();
+    naive_avg_pool(c, pool, include_pad, input.data(), want.data());
+    for (size_t threads : {size_t{1}, size_t{0}}) {
+      got.fill(-12345.0f);
+      pool.run(input.data(), got.data(), c.planes, threads);
+      check(identical(got.data(), want.data(), out_size), include_pad ? "average pool (count_include_pad) equals the oracle" : "average pool equals the oracle", isa, c.name);
+    }
+  }
+}
+
 struct PoolCase {
   Case conv;
   size_t kh, kw, sh, sw, dh, dw;
@@ -519,6 +570,20 @@ int main() {
         {"9 planes 300x150 3x3/2: bands", 9, 300, 150, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, false},
     };
     for (const MaxPoolCase& c : max_pools) run_max_pool_paths(c, kiln::isa_name(isa));
+    const MaxPoolCase avg_pools[] = {
+        // DenseNet's transitions (2x2/2 on 56x56 and 28x28), GoogLeNet's 5x5/3 auxiliary pool,
+        // then padded, ceil-mode, dilated and odd windows and strides 1 to 3.
+        {"densenet 2x2/2 128 x 56x56", 128, 56, 56, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, false},
+        {"densenet 2x2/2 odd 37 x 29x29", 37, 29, 29, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, false},
+        {"5x5/3 19 x 14x14", 19, 14, 14, 5, 5, 3, 3, 0, 0, 0, 0, 1, 1, false},
+        {"3x3/1 p1 21 x 17x40", 21, 17, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false},
+        {"3x3/2 ceil p1 5 x 30x47", 5, 30, 47, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true},
+        {"3x2 window, stride 1x2, pads 1,0,0,1", 19, 9, 13, 3, 2, 1, 2, 1, 0, 0, 1, 1, 1, false},
+        {"dilated 3x3, pads 2", 7, 11, 35, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, false},
+        {"window wider than the plane with pads", 3, 4, 3, 3, 4, 1, 1, 1, 2, 1, 1, 1, 1, false},
+        {"1x7 stride 2x3 ceil", 4, 6, 50, 1, 7, 2, 3, 0, 3, 0, 3, 1, 1, true},
+    };
+    for (const MaxPoolCase& c : avg_pools) run_avg_pool(c, kiln::isa_name(isa));
     for (const Case& c : {padded_mnist, padded_cifar, padded_odd}) run_case(c, kiln::isa_name(isa));
     for (const PoolCase& p : pools) run_pool_case(p, kiln::isa_name(isa));
   }

@@ -40,7 +40,8 @@ void test_entries(const DispatchTable& t) {
   check(t.f32_gemm.ukernel != nullptr && t.s8_gemm.ukernel != nullptr, label(t, "GEMM kernels set"));
   check(t.f32_conv.im2col_plane != nullptr && t.f32_conv.col2im_plane_add != nullptr && t.f32_conv.gather_even != nullptr,
         label(t, "im2col set"));
-  check(t.f32_pool.max_2x2_row != nullptr, label(t, "max pool row set"));
+  check(t.f32_pool.max_2x2_row != nullptr && t.f32_pool.max_taps != nullptr && t.f32_pool.avg_rows != nullptr,
+        label(t, "pool rows set"));
   check(t.f32_math.unary != nullptr && t.f32_math.reduce_rows != nullptr, label(t, "fp32 math kernels set"));
   check(t.s8_conv.quantize_u8_row != nullptr && t.s8_conv.dequantize_u8_row != nullptr &&
             t.s8_conv.max_pool_u8_pixel != nullptr && t.s8_conv.depthwise_accumulate != nullptr &&
@@ -147,6 +148,34 @@ void test_gather_even(const DispatchTable& t, const DispatchTable& ref, Rng& rng
     ref.f32_conv.gather_even(src.data(), n, want.data());
     t.f32_conv.gather_even(src.data(), n, got.data());
     check(same_bits(got.data(), want.data(), n), label(t, "gather_even n=" + std::to_string(n)));
+  }
+}
+
+// avg_rows reads the taps only (the source ends at a guard page after the last one) and adds in
+// the scalar order: the same bits, NaN, infinities and signed zeros included.
+void test_avg_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
+  for (size_t stride : {size_t{1}, size_t{2}, size_t{3}}) {
+    for (size_t n = 1; n <= 70; n += n < 20 ? 1 : 7) {
+      // Taps of a kh x kw window (dilation 1 or 2) in rows of `width` floats.
+      const size_t kh = 1 + rng.below(3), kw = 1 + rng.below(3), dil = 1 + rng.below(2);
+      const size_t width = (n - 1) * stride + (kw - 1) * dil + 1 + rng.below(4);
+      std::vector<ptrdiff_t> taps;
+      for (size_t i = 0; i < kh; ++i) {
+        for (size_t j = 0; j < kw; ++j) taps.push_back(static_cast<ptrdiff_t>(i * dil * width + j * dil));
+      }
+      const size_t rows = 1 + rng.below(4), in_step = stride * width, out_step = n + rng.below(3);
+      const size_t last = (rows - 1) * in_step + static_cast<size_t>(taps.back()) + (n - 1) * stride;
+      Guarded<float> src(last + 1), got((rows - 1) * out_step + n), want(got.size());
+      fill_random(src.data(), src.size(), rng);
+      for (size_t j = 0; j < src.size(); j += 7) src[j] = -0.0f;
+      want.fill(-3.0f);
+      got.fill(-3.0f);
+      const float divisor = static_cast<float>(taps.size() + rng.below(3));
+      ref.f32_pool.avg_rows(src.data(), taps.data(), taps.size(), in_step, stride, n, rows, divisor, want.data(), out_step);
+      t.f32_pool.avg_rows(src.data(), taps.data(), taps.size(), in_step, stride, n, rows, divisor, got.data(), out_step);
+      check(same_bits(got.data(), want.data(), want.size()),
+            label(t, "avg_rows stride " + std::to_string(stride) + " n=" + std::to_string(n) + " rows=" + std::to_string(rows)));
+    }
   }
 }
 
@@ -402,6 +431,7 @@ int main() {
     test_max_pool_rows(*t, *ref, rng);
     test_im2col(*t, *ref, rng);
     test_gather_even(*t, *ref, rng);
+    test_avg_rows(*t, *ref, rng);
     test_resize_rows(*t, *ref, rng);
     test_quantize_rows(*t, *ref, rng);
     test_u8_pool_and_depthwise(*t, *ref, rng);

@@ -34,6 +34,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   // No small-patch, direct or Winograd kernel: the plans take im2col + GEMM.
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_scalar;
   t->f32_pool.max_taps = f32_max_taps_scalar;
+  t->f32_pool.avg_rows = f32_avg_rows_scalar;
   t->f32_norm = {f32_norm_moments_scalar, f32_norm_row_scalar, f32_scale_shift_row_scalar};
   t->f32_math.unary = f32_unary_scalar;
   t->f32_math.reduce_rows = f32_reduce_rows_scalar;
@@ -68,6 +69,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->f32_conv.small_conv_max_pool_image = small_conv_max_pool_image_avx2;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx2;
   t->f32_pool.max_taps = f32_max_taps_avx2;
+  t->f32_pool.avg_rows = f32_avg_rows_avx2;
   t->f32_pool.max_channel_block = f32_max_pool_block_avx2;
   t->f32_pool.block_lanes = 8;
   t->f32_norm = {f32_norm_moments_avx2, f32_norm_row_avx2, f32_scale_shift_row_avx2};
@@ -116,6 +118,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->f32_conv.winograd_bands = winograd_bands_avx512;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx512;
   t->f32_pool.max_taps = f32_max_taps_avx512;
+  t->f32_pool.avg_rows = f32_avg_rows_avx512;
   t->f32_pool.max_channel_block = f32_max_pool_block_avx512;
   t->f32_pool.block_lanes = 16;
   t->f32_norm = {f32_norm_moments_avx512, f32_norm_row_avx512, f32_scale_shift_row_avx512};

@@ -11,7 +11,7 @@
 #include "f32-gemm/f32-gemm-ukernel.h"
 #include "kiln/cpu.h"
 #include "norm/norm-ukernel.h"
-#include "pool/maxpool2d-rows.h"
+#include "pool/pool-rows.h"
 #include "resize/resize-rows.h"
 #include "s8-conv/s8-conv-ukernel.h"
 #include "s8-gemm/s8-gemm-ukernel.h"

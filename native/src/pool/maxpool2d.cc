@@ -2,7 +2,7 @@
 
 #include "common/dispatch.h"
 #include "kiln/pool.h"
-#include "pool/maxpool2d-rows.h"
+#include "pool/pool-rows.h"
 #include "pool/window.h"
 
 namespace kiln {

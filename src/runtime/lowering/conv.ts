@@ -1,5 +1,5 @@
 /** Conv and ConvTranspose (1-D as 2-D with height 1; ConvTranspose also 3-D). */
-import { NodeLowering, Unsupported, type ValueRef, shapeText } from './context.js';
+import { NodeLowering, Unsupported, type ValueRef, numel, shapeText } from './context.js';
 import type { PlanAttr, PlanWeight } from '../plan.js';
 import { poolStep } from './pool.js';
 import { activationAttrs, readWindow, windowOutput } from './window.js';
@@ -64,9 +64,40 @@ export function lowerConvPool(conv: NodeLowering, pool: NodeLowering): ValueRef[
   const c = convStep(conv);
   if (c.spatial !== 2) throw new Unsupported('fusion of a 1-D convolution');
   const p = poolStep(pool, c.shape);
+  if (poolFirstPays(c, p)) {
+    // Averaging commutes with a per-pixel affine map: pooled first, the convolution runs on
+    // a quarter of the pixels (DenseNet's transitions: 1x1 conv then 2x2/2 average pool).
+    const first = poolStep(pool, c.input.shape);
+    const pooled = pool.emit('AveragePool', [c.input], first.shape, { attrs: first.attrs, macs: first.macs });
+    return [conv.emit('Conv', [pooled], p.shape, { attrs: c.attrs, weights: c.weights, macs: macsPerPixel(c) * p.shape[1] * p.shape[2] })];
+  }
   const attrs: Record<string, PlanAttr> = { ...c.attrs, pool: pool.node.op };
   for (const [k, v] of Object.entries(p.attrs)) attrs[`pool_${k}`] = v;
   return [conv.emit('Conv', [c.input], p.shape, { attrs, weights: c.weights, macs: c.macs + p.macs })];
+}
+
+/**
+ * An average pool after a 1x1, stride-1, unpadded convolution with no activation between them
+ * can run before it, when that saves work: every window is an average (weights summing to 1) of
+ * real pixels, so W·avg(x) + b = avg(W·x + b). Windows that count padding (pads, or ceil_mode's
+ * partial windows with count_include_pad) would weigh the bias differently and stay after.
+ */
+function poolFirstPays(c: ConvStep, p: ReturnType<typeof poolStep>): boolean {
+  const a = c.attrs as { kernel: number[]; strides: number[]; pads: number[]; activation?: string };
+  const q = p.attrs as { pads: number[]; ceilMode: number; countIncludePad?: number };
+  if (q.countIncludePad === undefined) return false;  // a MaxPool
+  if (a.kernel.some((k) => k !== 1) || a.strides.some((s) => s !== 1) || a.pads.some((d) => d !== 0)) return false;
+  if ((a.activation ?? 'None') !== 'None') return false;
+  if (q.pads.some((d) => d !== 0) || (q.ceilMode === 1 && q.countIncludePad === 1)) return false;
+  // Work either way: the convolution on all pixels then the pool on its output channels, or the
+  // pool on the input channels then the convolution on the pooled pixels.
+  const pooled = p.shape[1] * p.shape[2];
+  const taps = p.macs / numel(p.shape);
+  return macsPerPixel(c) * pooled + c.input.shape[0] * pooled * taps < c.macs + c.shape[0] * pooled * taps;
+}
+
+function macsPerPixel(c: ConvStep): number {
+  return c.macs / (c.shape[1] * c.shape[2]);
 }
 
 export function lowerConvTranspose(n: NodeLowering): ValueRef[] {

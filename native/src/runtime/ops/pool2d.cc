@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "common/dispatch.h"
@@ -23,6 +24,14 @@ int64_t pool_output_size(const PoolAxis& a, bool ceil_mode) {
   int64_t out = (ceil_mode ? avail + a.stride - 1 : avail) / a.stride + 1;
   if (ceil_mode && (out - 1) * a.stride >= a.in + a.pad_begin) --out;
   return out;
+}
+
+// Outputs [lo, hi) along an axis whose windows lie wholly inside the input.
+std::pair<int64_t, int64_t> inner_outputs(const PoolAxis& a) {
+  const int64_t last = a.in - 1 - a.dilation * (a.kernel - 1) + a.pad_begin;  // the last window start + pad that fits
+  const int64_t hi = last < 0 ? 0 : std::min(a.out, last / a.stride + 1);
+  const int64_t lo = std::min(hi, (a.pad_begin + a.stride - 1) / a.stride);
+  return {lo, hi};
 }
 
 }  // namespace
@@ -150,7 +159,13 @@ void Pool2d::run_planar(const DispatchTable& t, const float* x, float* y, size_t
   }
   const size_t grain = std::max<size_t>(1, kElementwiseGrain / std::max<size_t>(1, in));
   for_chunks(planes, grain, max_threads, [&](size_t b, size_t e) {
-    for (size_t p = b; p < e; ++p) plane(x + p * in, y + p * out);
+    for (size_t p = b; p < e; ++p) {
+      if (max_) {
+        plane(x + p * in, y + p * out);
+      } else {
+        plane_avg(t.f32_pool.avg_rows, x + p * in, y + p * out);
+      }
+    }
   });
 }
 
@@ -230,6 +245,57 @@ void Pool2d::plane(const float* x, float* y) const {
       y[oh * w_.out + ow] = max_ ? window_max(x, h0, w0) : window_avg(x, h0, w0);
     }
   }
+}
+
+void Pool2d::plane_avg(F32AvgRowsFn avg_rows, const float* x, float* y) const {
+  const auto [lo, hi] = inner_outputs(w_);
+  const auto [top, bottom] = inner_outputs(h_);
+  const size_t n = static_cast<size_t>(hi - lo);
+  const size_t stride_w = static_cast<size_t>(w_.stride);
+  auto clipped_columns = [&](int64_t oh) {
+    const int64_t h0 = oh * h_.stride - h_.pad_begin;
+    for (int64_t ow = 0; ow < lo; ++ow) y[oh * w_.out + ow] = window_avg(x, h0, ow * w_.stride - w_.pad_begin);
+    for (int64_t ow = hi; ow < w_.out; ++ow) y[oh * w_.out + ow] = window_avg(x, h0, ow * w_.stride - w_.pad_begin);
+  };
+  // Tap offsets from a window's top-left corner, row-major: the scalar loop's order.
+  thread_local std::vector<ptrdiff_t> taps;
+  taps.clear();
+  // Rows whose windows the top or bottom edge clips: a row at a time, with the taps it has.
+  auto edge_row = [&](int64_t oh) {
+    clipped_columns(oh);
+    if (n == 0) return;
+    const int64_t h0 = oh * h_.stride - h_.pad_begin;
+    taps.clear();
+    int64_t padded = 0;
+    for (int64_t i = 0; i < h_.kernel; ++i) {
+      const int64_t h = h0 + i * h_.dilation;
+      if (h >= -h_.pad_begin && h < h_.in + h_.pad_end) ++padded;
+      if (h < 0 || h >= h_.in) continue;
+      for (int64_t j = 0; j < w_.kernel; ++j) taps.push_back((h - h0) * w_.in + j * w_.dilation);
+    }
+    const int64_t inside = static_cast<int64_t>(taps.size()) / w_.kernel;
+    const int64_t divisor = (include_pad_ ? padded : inside) * w_.kernel;
+    float* out = y + oh * w_.out + lo;
+    if (divisor == 0) {
+      std::fill(out, out + n, 0.0f);  // no tap inside: window_avg's 0
+      return;
+    }
+    avg_rows(x + h0 * w_.in + lo * w_.stride - w_.pad_begin, taps.data(), taps.size(), 0, stride_w, n, 1,
+             static_cast<float>(divisor), out, 0);
+  };
+  for (int64_t oh = 0; oh < top; ++oh) edge_row(oh);
+  for (int64_t oh = bottom; oh < h_.out; ++oh) edge_row(oh);
+  if (bottom <= top) return;
+  for (int64_t oh = top; oh < bottom; ++oh) clipped_columns(oh);
+  if (n == 0) return;
+  // The block of windows wholly inside the input: every one has all kernel taps.
+  taps.clear();
+  for (int64_t i = 0; i < h_.kernel; ++i) {
+    for (int64_t j = 0; j < w_.kernel; ++j) taps.push_back(i * h_.dilation * w_.in + j * w_.dilation);
+  }
+  avg_rows(x + (top * h_.stride - h_.pad_begin) * w_.in + lo * w_.stride - w_.pad_begin, taps.data(), taps.size(),
+           static_cast<size_t>(h_.stride * w_.in), stride_w, n, static_cast<size_t>(bottom - top),
+           static_cast<float>(h_.kernel * w_.kernel), y + top * w_.out + lo, static_cast<size_t>(w_.out));
 }
 
 float Pool2d::window_max(const float* x, int64_t h0, int64_t w0) const {

@@ -8,6 +8,7 @@
 #include "conv/channel-block-plan.h"
 #include "conv/phase-planes.h"
 #include "kiln/conv.h"
+#include "pool/pool-rows.h"
 #include "runtime/step.h"
 
 namespace kiln {
@@ -50,6 +51,9 @@ class Pool2d {
   bool interior() const;
   void plane(const float* x, float* y) const;
   void plane_max_interior(const float* x, float* y) const;
+  // An average pool's plane: the windows inside the input as one block (f32_pool.avg_rows), the
+  // ones an edge clips by window_avg or a row at a time; window_avg's bits throughout.
+  void plane_avg(F32AvgRowsFn avg_rows, const float* x, float* y) const;
   float window_max(const float* x, int64_t h0, int64_t w0) const;
   float window_avg(const float* x, int64_t h0, int64_t w0) const;
 

@@ -4,7 +4,7 @@
 
 #include <limits>
 
-#include "pool/maxpool2d-rows.h"
+#include "pool/pool-rows.h"
 
 namespace kiln {
 namespace {
@@ -48,6 +48,41 @@ void f32_maxpool2d_2x2_row_avx512(const float* top, const float* bottom, size_t 
     const __mmask16 store = first_lanes(count);
     _mm512_mask_storeu_ps(out + j, store, best);
     if (idx != nullptr) _mm512_mask_storeu_epi32(idx + j, store, where);
+  }
+}
+
+void f32_avg_rows_avx512(const float* in, const ptrdiff_t* taps, size_t ntaps, size_t in_step, size_t stride, size_t n,
+                         size_t rows, float divisor, float* out, size_t out_step) {
+  if (stride > 2) {
+    for (size_t r = 0; r < rows; ++r, in += in_step, out += out_step) {
+      for (size_t j = 0; j < n; ++j) {
+        float sum = 0.0f;
+        for (size_t t = 0; t < ntaps; ++t) sum += in[taps[t] + static_cast<ptrdiff_t>(j * stride)];
+        out[j] = sum / divisor;
+      }
+    }
+    return;
+  }
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512 d = _mm512_set1_ps(divisor);
+  for (size_t r = 0; r < rows; ++r, in += in_step, out += out_step) {
+    for (size_t j = 0; j < n; j += 16) {
+      const size_t count = n - j < 16 ? n - j : 16;
+      const __mmask16 m = first_lanes(count);
+      __m512 sum = _mm512_setzero_ps();
+      if (stride == 1) {
+        for (size_t t = 0; t < ntaps; ++t) sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, in + taps[t] + j));
+      } else {
+        // Columns 2j .. 2j + 2 count - 2: the odd column after the last tap is not read.
+        const size_t span = 2 * count - 1;
+        const __mmask16 lo = first_lanes(span), hi = first_lanes(span > 16 ? span - 16 : 0);
+        for (size_t t = 0; t < ntaps; ++t) {
+          const float* p = in + taps[t] + 2 * j;
+          sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, p), even, _mm512_maskz_loadu_ps(hi, p + 16)));
+        }
+      }
+      _mm512_mask_storeu_ps(out + j, m, _mm512_div_ps(sum, d));
+    }
   }
 }
 

@@ -2,7 +2,7 @@
 // any CPU) and the oracle the ISA rows are tested against, bit for bit.
 #include <limits>
 
-#include "pool/maxpool2d-rows.h"
+#include "pool/pool-rows.h"
 
 namespace kiln {
 
@@ -27,6 +27,17 @@ void f32_maxpool2d_2x2_row_scalar(const float* top, const float* bottom, size_t 
     where = t3 ? at + width + 1 : where;
     out[ow] = best;
     if (idx != nullptr) idx[ow] = static_cast<int32_t>(where);
+  }
+}
+
+void f32_avg_rows_scalar(const float* in, const ptrdiff_t* taps, size_t ntaps, size_t in_step, size_t stride, size_t n,
+                         size_t rows, float divisor, float* out, size_t out_step) {
+  for (size_t r = 0; r < rows; ++r, in += in_step, out += out_step) {
+    for (size_t j = 0; j < n; ++j) {
+      float sum = 0.0f;
+      for (size_t t = 0; t < ntaps; ++t) sum += in[taps[t] + static_cast<ptrdiff_t>(j * stride)];
+      out[j] = sum / divisor;
+    }
   }
 }
 

@@ -5,7 +5,7 @@
 
 #include <limits>
 
-#include "pool/maxpool2d-rows.h"
+#include "pool/pool-rows.h"
 
 namespace kiln {
 namespace {
@@ -66,6 +66,36 @@ void f32_maxpool2d_2x2_row_avx2(const float* top, const float* bottom, size_t n,
       const __m256i m = first_lanes(count);
       _mm256_maskstore_ps(out + j, m, best);
       if (idx != nullptr) _mm256_maskstore_epi32(idx + j, m, where);
+    }
+  }
+}
+
+void f32_avg_rows_avx2(const float* in, const ptrdiff_t* taps, size_t ntaps, size_t in_step, size_t stride, size_t n,
+                       size_t rows, float divisor, float* out, size_t out_step) {
+  const __m256 d = _mm256_set1_ps(divisor);
+  for (size_t r = 0; r < rows; ++r, in += in_step, out += out_step) {
+    size_t j = 0;
+    if (stride == 1) {
+      for (; j + 8 <= n; j += 8) {
+        __m256 sum = _mm256_setzero_ps();
+        for (size_t t = 0; t < ntaps; ++t) sum = _mm256_add_ps(sum, _mm256_loadu_ps(in + taps[t] + j));
+        _mm256_storeu_ps(out + j, _mm256_div_ps(sum, d));
+      }
+    } else if (stride == 2) {
+      // Two loads cover 16 columns; the last one read, 2j + 15, must be a tap (j + 8 < n).
+      for (; j + 8 < n; j += 8) {
+        __m256 sum = _mm256_setzero_ps();
+        for (size_t t = 0; t < ntaps; ++t) {
+          const float* p = in + taps[t] + 2 * j;
+          sum = _mm256_add_ps(sum, evens(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)));
+        }
+        _mm256_storeu_ps(out + j, _mm256_div_ps(sum, d));
+      }
+    }
+    for (; j < n; ++j) {
+      float sum = 0.0f;
+      for (size_t t = 0; t < ntaps; ++t) sum += in[taps[t] + static_cast<ptrdiff_t>(j * stride)];
+      out[j] = sum / divisor;
     }
   }
 }
