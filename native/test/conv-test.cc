@@ -158,6 +158,11 @@ void run_case(const Case& c, const char* isa) {
   const kiln::Conv2dPlan plan(g, weight.data(), c.bias ? bias.data() : nullptr, c.relu);
   kiln::set_active_isa(current);
 
+  // Stems run as they are where the direct kernel does (AVX-512), as stride phases below it.
+  const bool stem = g.stride_h == 2 && g.stride_w == 2 && g.dilation_h == 1 && g.dilation_w == 1 && g.groups == 1 &&
+                    g.in_channels <= 4 && g.kernel_h >= 3 && g.kernel_w >= 3;
+  check(plan.phase_split(kiln::dispatch()) == (stem && kiln::dispatch().f32_conv.direct.rows == nullptr),
+        "stems split into stride phases exactly where the direct kernel is missing", isa, c.name);
   Guarded scratch(plan.scratch_floats(c.batch));
   Guarded output(out_size);
   for (size_t threads : {size_t{1}, size_t{0}}) {
@@ -409,7 +414,7 @@ void run_pool_case(const PoolCase& pc, const char* isa) {
   // A stride-2 stem runs as a stride-1 plan over its stride phases, whose direct kernel fuses.
   const bool phased = g.stride_h == 2 && g.stride_w == 2 && g.dilation_h == 1 && g.dilation_w == 1 && g.groups == 1 &&
                       g.in_channels <= 4 && g.kernel_h >= 3 && g.kernel_w >= 3;
-  const bool fusable = (active >= kiln::Isa::kAvx512 && (kiln::direct_conv_fits(g) || phased)) ||
+  const bool fusable = (active >= kiln::Isa::kAvx512 && (kiln::direct_conv_forward_fits(g) || phased)) ||
                        (active >= kiln::Isa::kAvx2 && !phased && kiln::small_conv_fits(unpadded));
   check(plan.can_fuse_max_pool() == fusable, "fused max pool offered exactly where a direct kernel runs", isa, c.name);
 
@@ -515,12 +520,17 @@ int main() {
       {"depthwise 5x5 s1 14x14 672, batch 3", 3, 672, 14, 14, 672, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 672, false, false},
       {"depthwise 3x3 s2 odd 57x83, 19 channels", 2, 19, 57, 83, 19, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 19, true, true},
       {"depthwise 7x7 s1 150 wide, 300 rows: bands", 1, 9, 300, 150, 9, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 9, true, false},
-      // Stride-2 stems over few channels: split into stride phases, then a stride-1 plan (the
-      // direct kernel on AVX-512). ResNet's 7x7/2 on an odd plane, MobileNet's 3x3/2, odd ones.
-      {"stride phases: 7x7/2 stem 3->16, odd plane", 2, 3, 37, 41, 16, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, true, true},
-      {"stride phases: 3x3/2 stem 3->32", 3, 3, 32, 31, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, false},
-      {"stride phases: 5x5/2, 1 channel, asymmetric pads", 2, 1, 19, 14, 70, 5, 5, 2, 2, 2, 0, 1, 2, 1, 1, 1, false, false},
-      {"stride phases: 3x3/2 unpadded 4->9", 1, 4, 13, 12, 9, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, true},
+      // Stride-2 stems over few channels: on AVX-512 the strided direct kernel over a padded
+      // copy, below it split into stride phases, then a stride-1 plan. ResNet's 7x7/2 on an odd
+      // plane, MobileNet's 3x3/2, odd ones.
+      {"stem: 7x7/2 3->16, odd plane", 2, 3, 37, 41, 16, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, true, true},
+      {"stem: 3x3/2 3->32", 3, 3, 32, 31, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, false},
+      {"stem: 5x5/2, 1 channel, asymmetric pads", 2, 1, 19, 14, 70, 5, 5, 2, 2, 2, 0, 1, 2, 1, 1, 1, false, false},
+      {"stem: 3x3/2 unpadded 4->9", 1, 4, 13, 12, 9, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, true},
+      {"stem: 7x7/2 3->64 (ResNet) on 64x64", 1, 3, 64, 64, 64, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, false, true},
+      // Unpadded stride-2 convolutions over more channels: the strided direct kernel on AVX-512.
+      {"direct stride 2: 3x3/2 unpadded 8->20", 2, 8, 15, 17, 20, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, false},
+      {"direct stride 1x2: 5x3 unpadded 6->70", 1, 6, 11, 20, 70, 5, 3, 1, 2, 0, 0, 0, 0, 1, 1, 1, false, true},
       // Stride 2 across column tiles: row pieces through the table's gather_even.
       {"plane in tiles, stride 2", 1, 64, 61, 59, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, false},
       {"plane in tiles, stride 2, dilated 5x5, batch 2", 2, 40, 45, 67, 9, 5, 5, 2, 2, 2, 3, 1, 0, 2, 2, 1, false, true},
@@ -537,8 +547,11 @@ int main() {
       {padded_mnist, 2, 2, 2, 2, 1, 1, true},
       {padded_cifar, 2, 2, 2, 2, 1, 1, false},
       {padded_odd, 3, 2, 2, 1, 1, 1, false},
-      // SqueezeNet's 3x3/2 stem and its 3x3/2 pool, on stride phases.
-      {{"stride phases + pool", 2, 3, 29, 27, 24, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, true}, 3, 3, 2, 2, 1, 1, false},
+      // SqueezeNet's 3x3/2 stem and its 3x3/2 pool; ResNet's padded 7x7/2 stem and 3x3/2 pool.
+      {{"stem + pool", 2, 3, 29, 27, 24, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, true}, 3, 3, 2, 2, 1, 1, false},
+      {{"padded stem + pool", 1, 3, 40, 38, 64, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, true, true}, 3, 3, 2, 2, 1, 1, true},
+      // A plane large enough for the fused pool to run in bands whose shared rows carry over.
+      {{"stem + pool in bands", 1, 3, 150, 151, 64, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, true}, 3, 3, 2, 2, 1, 1, true},
       {conv1_plain, 2, 2, 2, 2, 1, 1, true},
       {conv2_plain, 2, 2, 2, 2, 1, 1, true},
       {cases[2], 2, 2, 2, 2, 1, 1, true},

@@ -79,7 +79,7 @@ bool conv_max_pool_valid(const Conv2dGeometry& g, const ConvMaxPool& pool);
 // Depthwise convolutions (Cin/groups == 1, groups > 1) keep the weights as given and run a
 // direct planar kernel (conv/depthwise.h): a GEMM per group would be a single row deep; they also
 // take an output clamp (fuse_clamp: ReLU6, Clip) inside the kernel. Unpadded, ungrouped convolutions
-// with stride_w 1 also keep a copy for the AVX-512 direct kernel (conv/direct-conv.h), used when
+// with stride_w 1 or 2 also keep a copy for the AVX-512 direct kernel (conv/direct-conv.h), used when
 // the active ISA has AVX-512 (it matches the GEMM path bit for bit up to 384 taps); those with a
 // small patch (3x3 over <= 4 input channels, stride 1: conv/small-conv.h) run a kernel with the
 // pixels in lanes instead on AVX-512 and AVX2, bit for bit the same too.
@@ -90,9 +90,10 @@ class Conv2dPlan {
 
   const Conv2dGeometry& geometry() const { return g_; }
   bool relu() const { return relu_; }
-  // True when a stride-2 convolution over few channels runs as a stride-1 one over its stride
-  // phases (the 7x7/2 and 3x3/2 stems).
-  bool phase_split() const { return phased_ != nullptr; }
+  // True when a stride-2 convolution over few channels (the 7x7/2 and 3x3/2 stems) runs on table
+  // t as a stride-1 one over its stride phases; false where it runs as it is (on AVX-512, the
+  // direct kernel over a zero-padded copy of each image) or is no stem.
+  bool phase_split(const DispatchTable& t) const;
   // Clamps every output to [lo, hi] after bias and ReLU (Clip, ReLU6; NaN passes), inside the
   // kernels where they can (depthwise, the GEMM epilogue), else as a pass over the output (the
   // direct and small-patch paths; after the pool in run_max_pooled, which it commutes with, so
@@ -143,13 +144,23 @@ class Conv2dPlan {
   // phases (conv2d-plan.cc: phase_split_fits); null otherwise.
   std::shared_ptr<Conv2dPlan> phased_;
   std::shared_ptr<const PhasePlanes> stem_phases_;  // its input: each channel's stride phases
+  // The same stem unpadded (padding made real) for the strided direct kernel, which wastes no
+  // zero taps: preferred where the table has the direct kernel. Null when it does not fit.
+  std::shared_ptr<Conv2dPlan> stem_direct_;
   bool clamp_ = false;  // fuse_clamp's bounds, after ReLU
   float clamp_lo_ = 0.0f, clamp_hi_ = 0.0f;
   // The clamp as a pass over `n` outputs, where the kernel did not apply it.
   void clamp_in_place(float* data, size_t n, size_t max_threads) const;
 
+  // `allow_phase_split` false: stride-2 stems keep their geometry (stem_direct_ itself).
+  Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu, bool allow_phase_split);
   // The table's kernels (the one a call read) have the path and the plan built it.
   bool direct_active(const DispatchTable& t) const;
+  bool stem_direct_active(const DispatchTable& t) const;
+  // Floats of one zero-padded stem image for stem_direct_ (0 when the stem has no padding), and
+  // the copy of `n` images into them.
+  size_t stem_padded_floats() const;
+  void pad_stem_images(const float* input, size_t n, float* padded) const;
   bool small_active(const DispatchTable& t) const;
   // The stride phases of `n` images for phased_ (row: stem_phases_->row_floats() floats).
   void split_phases(const DispatchTable& t, const float* input, size_t n, float* phases, float* row) const;
@@ -162,6 +173,9 @@ class Conv2dPlan {
                  float* scratch, size_t max_threads, int32_t* indices) const;
   void run_direct(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
                   float* scratch, size_t max_threads, int32_t* indices) const;
+  // Only when stem_direct_active(t): the stem on stem_direct_, pooled when `pool` is not null.
+  void run_stem_direct(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
+                       float* scratch, size_t max_threads, int32_t* indices) const;
   // The convolution, then max_pool2d_forward over it, in chunks of images through a temporary buffer.
   void run_staged_max_pool(const DispatchTable& t, const float* input, float* output, size_t batch,
                            const ConvMaxPool& pool, size_t max_threads, int32_t* indices) const;

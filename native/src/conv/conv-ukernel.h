@@ -28,7 +28,8 @@ using F32SmallConvPoolImageFn = void (*)(const SmallConvArgs& args, const float*
 // The channels-in-lanes direct convolution and its helpers (conv/direct-conv.h): all set or all null.
 struct F32DirectConvKernels {
   void (*rows)(const DirectConvArgs& args, const float* input, size_t oh0, size_t oh1, size_t cols, float* rows) = nullptr;
-  void (*nhwc_to_nchw)(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out) = nullptr;
+  void (*nhwc_to_nchw)(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out,
+                       size_t plane_stride) = nullptr;
   void (*nchw_to_nhwc)(const float* nchw, size_t pixels, size_t channels, size_t cout_padded, float* nhwc) = nullptr;
   void (*max_pool_rows)(const float* rows, size_t cols, size_t cout_padded, const ConvMaxPool& pool, size_t y0,
                         size_t y1, size_t plane_width, float* pooled, int32_t* where) = nullptr;

@@ -64,15 +64,22 @@ std::vector<float> phase_split_weights(const Conv2dGeometry& g, const Conv2dGeom
 }  // namespace
 
 Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu)
+    : Conv2dPlan(geometry, weight, bias, relu, true) {}
+
+Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu,
+                       bool allow_phase_split)
     : g_(geometry), relu_(relu), depthwise_(is_depthwise(geometry)) {
   const size_t m = g_.out_channels_per_group();
   const size_t k = g_.patch();
-  if (phase_split_fits(g_)) {
+  if (allow_phase_split && phase_split_fits(g_)) {
     const Conv2dGeometry p = phase_split_geometry(g_);
     const std::vector<float> w = phase_split_weights(g_, p, weight);
     phased_ = std::make_shared<Conv2dPlan>(p, w.data(), bias, relu);
     // No slack: an input channel's four phase planes are the stride-1 plan's four channels.
     stem_phases_ = std::make_shared<const PhasePlanes>(planar_window(g_), 0);
+    // Where the direct kernel runs, the stem as it is: a stride-2 walk over the padded image.
+    const Conv2dGeometry unpadded = padding_made_real(g_);
+    if (direct_conv_forward_fits(unpadded)) stem_direct_.reset(new Conv2dPlan(unpadded, weight, bias, relu, false));
     return;
   }
   if (depthwise_) {
@@ -82,7 +89,7 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
     for (size_t grp = 0; grp < g_.groups; ++grp) packed_.emplace_back(false, m, k, weight + grp * m * k, k);
   }
   if (bias != nullptr) bias_.assign(bias, bias + g_.out_channels);
-  if (!depthwise_ && direct_conv_fits(g_)) direct_ = std::make_shared<const DirectConvWeights>(g_, weight, bias);
+  if (!depthwise_ && direct_conv_forward_fits(g_)) direct_ = std::make_shared<const DirectConvWeights>(g_, weight, bias);
   // Padded small patches run the same kernels on a zero-padded copy of each image (in scratch).
   const Conv2dGeometry unpadded = padding_made_real(g_);
   if (!depthwise_ && small_conv_fits(unpadded)) {
@@ -92,6 +99,7 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
 }
 
 bool Conv2dPlan::fuse_clamp(float lo, float hi) {
+  if (stem_direct_) stem_direct_->fuse_clamp(lo, hi);
   if (phased_) return phased_->fuse_clamp(lo, hi);
   clamp_lo_ = clamp_ ? std::max(clamp_lo_, lo) : lo;
   clamp_hi_ = clamp_ ? std::min(clamp_hi_, hi) : hi;
@@ -122,6 +130,34 @@ bool Conv2dPlan::direct_active(const DispatchTable& t) const {
   return direct_ != nullptr && t.f32_conv.direct.rows != nullptr;
 }
 
+bool Conv2dPlan::stem_direct_active(const DispatchTable& t) const {
+  return stem_direct_ != nullptr && stem_direct_->direct_active(t);
+}
+
+bool Conv2dPlan::phase_split(const DispatchTable& t) const { return phased_ != nullptr && !stem_direct_active(t); }
+
+size_t Conv2dPlan::stem_padded_floats() const {
+  if (stem_direct_ == nullptr || (g_.pad_top | g_.pad_bottom | g_.pad_left | g_.pad_right) == 0) return 0;
+  return g_.in_channels * stem_direct_->geometry().in_plane();
+}
+
+void Conv2dPlan::pad_stem_images(const float* input, size_t n, float* padded) const {
+  const Conv2dGeometry& u = stem_direct_->geometry();
+  const size_t planes = n * g_.in_channels;
+  for (size_t p = 0; p < planes; ++p) {
+    // Only the border is zeroed: the rows above and below, then each row's pads either side.
+    float* plane = padded + p * u.in_plane();
+    std::fill(plane, plane + g_.pad_top * u.in_width, 0.0f);
+    std::fill(plane + (g_.pad_top + g_.in_height) * u.in_width, plane + u.in_plane(), 0.0f);
+    for (size_t h = 0; h < g_.in_height; ++h) {
+      float* row = plane + (h + g_.pad_top) * u.in_width;
+      std::fill(row, row + g_.pad_left, 0.0f);
+      std::memcpy(row + g_.pad_left, input + p * g_.in_plane() + h * g_.in_width, g_.in_width * sizeof(float));
+      std::fill(row + g_.pad_left + g_.in_width, row + u.in_width, 0.0f);
+    }
+  }
+}
+
 bool Conv2dPlan::small_active(const DispatchTable& t) const {
   return small_ != nullptr && t.f32_conv.small_conv_image != nullptr;
 }
@@ -129,6 +165,7 @@ bool Conv2dPlan::small_active(const DispatchTable& t) const {
 bool Conv2dPlan::can_fuse_max_pool() const { return can_fuse_max_pool(dispatch()); }
 
 bool Conv2dPlan::can_fuse_max_pool(const DispatchTable& t) const {
+  if (stem_direct_active(t)) return stem_direct_->can_fuse_max_pool(t);
   return phased_ ? phased_->can_fuse_max_pool(t) : direct_active(t) || small_active(t);
 }
 
@@ -226,24 +263,34 @@ void Conv2dPlan::run_small(const DispatchTable& t, const float* input, float* ou
 
 namespace {
 
+// NHWC floats run_direct computes before writing them out as NCHW (128 KiB: in L2 with the
+// weights' block).
+constexpr size_t kDirectBandFloats = size_t{32} << 10;
+
 // How run_direct walks one image under a fused pool: bands of conv rows, each pooled at once
-// while it is in L1. Windows that do not overlap vertically (stride >= span, SeedCNN's 2x2/2)
-// take one band per pooled row; overlapping ones compute the image in one band. Only the rows
-// and columns some window reads are computed (SeedCNN conv2: 10 x 10 of the 11 x 11 outputs).
+// while it is in cache. Windows that do not overlap vertically (stride >= span, SeedCNN's 2x2/2)
+// take one band per pooled row; overlapping ones (3x3/2) take as many pooled rows as fit
+// kDirectBandFloats, the rows two bands share carried over rather than computed again. Only the
+// rows and columns some window reads are computed (SeedCNN conv2: 10 x 10 of the 11 x 11 outputs).
 struct PoolBands {
   size_t rows_used = 0, cols_used = 0;  // conv rows/columns any window reads
   size_t pooled_rows = 0;               // pooled rows per band
   size_t band_rows = 0;                 // conv rows per band
 };
 
-PoolBands pool_bands(const ConvMaxPool& pool) {
+PoolBands pool_bands(const ConvMaxPool& pool, size_t cout_padded) {
   PoolBands b;
   const size_t span_h = pool.dilation_h * (pool.kernel_h - 1) + 1;
   const size_t span_w = pool.dilation_w * (pool.kernel_w - 1) + 1;
   b.rows_used = (pool.out_h - 1) * pool.stride_h + span_h;
   b.cols_used = (pool.out_w - 1) * pool.stride_w + span_w;
-  b.pooled_rows = pool.stride_h >= span_h ? 1 : pool.out_h;
-  b.band_rows = b.pooled_rows == 1 ? span_h : b.rows_used;
+  if (pool.stride_h >= span_h) {
+    b.pooled_rows = 1;
+  } else {
+    const size_t fit = std::max(span_h, kDirectBandFloats / (b.cols_used * cout_padded));
+    b.pooled_rows = std::min(pool.out_h, (fit - span_h) / pool.stride_h + 1);
+  }
+  b.band_rows = (b.pooled_rows - 1) * pool.stride_h + span_h;
   return b;
 }
 
@@ -253,7 +300,10 @@ size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& po
   if (phased_) {
     const size_t chunk = std::min(batch, kConvMaxSlots);
     const Conv2dGeometry& p = phased_->geometry();
-    return chunk * p.in_channels * p.in_plane() + stem_phases_->row_floats() + phased_->max_pooled_scratch_floats(chunk, pool);
+    // Either stem path may run: the ISA can change between sizing and running.
+    const size_t direct = stem_direct_ ? chunk * stem_padded_floats() + stem_direct_->max_pooled_scratch_floats(chunk, pool) : 0;
+    return std::max(direct, chunk * p.in_channels * p.in_plane() + stem_phases_->row_floats() +
+                                phased_->max_pooled_scratch_floats(chunk, pool));
   }
   const size_t slots = std::min(batch, kConvMaxSlots);
   // run_small stages a pool it does not fuse: one convolution image per slot.
@@ -262,7 +312,7 @@ size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& po
                         : slots * ((small_conv_pool_fits(g_, pool) ? 0 : g_.out_channels * g_.out_plane()) + small_padded_floats());
   if (direct_ == nullptr || batch == 0) return small;
   const size_t cp = (g_.out_channels + 15) / 16 * 16;
-  const PoolBands b = pool_bands(pool);
+  const PoolBands b = pool_bands(pool, cp);
   // The band, the pooled image and its winners (int32, as many).
   return std::max(small, slots * (b.band_rows * b.cols_used * cp + 2 * pool.out_h * pool.out_w * cp));
 }
@@ -275,6 +325,10 @@ void Conv2dPlan::run_max_pooled(const float* input, float* output, size_t batch,
 void Conv2dPlan::run_max_pooled(const DispatchTable& t, const float* input, float* output, size_t batch,
                                 const ConvMaxPool& pool, float* scratch, size_t max_threads, int32_t* indices) const {
   if (batch == 0) return;
+  if (stem_direct_active(t)) {
+    run_stem_direct(t, input, output, batch, &pool, scratch, max_threads, indices);
+    return;  // stem_direct_ took the clamp too (fuse_clamp)
+  }
   if (phased_) {
     // Chunks of images: their stride phases, then the stride-1 plan's own fused (or staged) pool.
     const Conv2dGeometry& p = phased_->geometry();
@@ -306,6 +360,34 @@ void Conv2dPlan::run_max_pooled(const DispatchTable& t, const float* input, floa
   }
 }
 
+void Conv2dPlan::run_stem_direct(const DispatchTable& t, const float* input, float* output, size_t batch,
+                                 const ConvMaxPool* pool, float* scratch, size_t max_threads, int32_t* indices) const {
+  const size_t padded_floats = stem_padded_floats();
+  if (padded_floats == 0) {
+    if (pool != nullptr) {
+      stem_direct_->run_max_pooled(t, input, output, batch, *pool, scratch, max_threads, indices);
+    } else {
+      stem_direct_->run(t, input, output, batch, scratch, max_threads);
+    }
+    return;
+  }
+  // Chunks of images: their zero-padded copies, then the unpadded plan over them.
+  const size_t chunk = std::min(batch, kConvMaxSlots);
+  const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
+  float* padded = scratch;
+  float* inner = padded + chunk * padded_floats;
+  for (size_t n0 = 0; n0 < batch; n0 += chunk) {
+    const size_t n = std::min(chunk, batch - n0);
+    pad_stem_images(input + n0 * g_.in_channels * g_.in_plane(), n, padded);
+    if (pool != nullptr) {
+      stem_direct_->run_max_pooled(t, padded, output + n0 * out_image, n, *pool, inner, max_threads,
+                                   indices != nullptr ? indices + n0 * out_image : nullptr);
+    } else {
+      stem_direct_->run(t, padded, output + n0 * out_image, n, inner, max_threads);
+    }
+  }
+}
+
 void Conv2dPlan::run_staged_max_pool(const DispatchTable& t, const float* input, float* output, size_t batch,
                                      const ConvMaxPool& pool, size_t max_threads, int32_t* indices) const {
   // Chunks of images of at most kStagedChunkFloats of convolution output (at least one image):
@@ -332,7 +414,7 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
   args.relu = relu_;
   const size_t cp = args.cout_padded;
   const size_t in_image = g_.in_channels * g_.in_plane();
-  const PoolBands bands = pool != nullptr ? pool_bands(*pool) : PoolBands();
+  const PoolBands bands = pool != nullptr ? pool_bands(*pool, cp) : PoolBands();
   const size_t band_floats = bands.band_rows * bands.cols_used * cp;
   const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
   const size_t pooled_floats = pool != nullptr ? pool->out_h * pool->out_w * cp : 0;
@@ -343,24 +425,39 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
     float* buffer = scratch + s * per_slot;
     const float* image = input + n * in_image;
     if (pool == nullptr) {
-      d.rows(args, image, 0, g_.out_height, g_.out_width, buffer);
-      d.nhwc_to_nchw(buffer, g_.out_plane(), g_.out_channels, cp, output + n * out_image);
+      // Bands of rows small enough to stay in L2 between the kernel and the transpose: a whole
+      // ResNet stem image (3.2 MB of NHWC) went out to memory and back.
+      const size_t band = std::max<size_t>(1, kDirectBandFloats / (g_.out_width * cp));
+      for (size_t oh0 = 0; oh0 < g_.out_height; oh0 += band) {
+        const size_t oh1 = std::min(g_.out_height, oh0 + band);
+        d.rows(args, image, oh0, oh1, g_.out_width, buffer);
+        d.nhwc_to_nchw(buffer, (oh1 - oh0) * g_.out_width, g_.out_channels, cp, output + n * out_image + oh0 * g_.out_width,
+                       g_.out_plane());
+      }
       return;
     }
     float* pooled = buffer + band_floats;
     // Winners as int32 in float scratch: only moved as bits (the transpose never does arithmetic).
     int32_t* winners = indices != nullptr ? reinterpret_cast<int32_t*>(pooled + pooled_floats) : nullptr;
+    const size_t row_floats = bands.cols_used * cp;
+    const size_t span_h = pool->dilation_h * (pool->kernel_h - 1) + 1;
+    size_t first = 0, end = 0;  // conv rows [first, end) are in the buffer
     for (size_t y = 0; y < pool->out_h; y += bands.pooled_rows) {
       const size_t y1 = std::min(pool->out_h, y + bands.pooled_rows);
-      const size_t oh0 = y * pool->stride_h;
-      d.rows(args, image, oh0, oh0 + bands.band_rows, bands.cols_used, buffer);
+      const size_t r0 = y * pool->stride_h, r1 = (y1 - 1) * pool->stride_h + span_h;
+      // Rows the last band ended with and this one starts with move to the front.
+      const size_t carried = end > r0 ? end - r0 : 0;
+      if (carried > 0) std::memmove(buffer, buffer + (r0 - first) * row_floats, carried * row_floats * sizeof(float));
+      d.rows(args, image, r0 + carried, r1, bands.cols_used, buffer + carried * row_floats);
       d.max_pool_rows(buffer, bands.cols_used, cp, *pool, y, y1, g_.out_width, pooled, winners);
+      first = r0;
+      end = r1;
     }
     const size_t pooled_plane = pool->out_h * pool->out_w;
-    d.nhwc_to_nchw(pooled, pooled_plane, g_.out_channels, cp, output + n * out_image);
+    d.nhwc_to_nchw(pooled, pooled_plane, g_.out_channels, cp, output + n * out_image, pooled_plane);
     if (winners != nullptr) {
       d.nhwc_to_nchw(reinterpret_cast<const float*>(winners), pooled_plane, g_.out_channels, cp,
-                          reinterpret_cast<float*>(indices + n * out_image));
+                     reinterpret_cast<float*>(indices + n * out_image), pooled_plane);
     }
   };
   // Scratch holds min(batch, kConvMaxSlots) slots: image_threads keeps every slot index below.
@@ -372,7 +469,8 @@ size_t Conv2dPlan::scratch_floats(size_t batch) const {
   if (phased_) {
     const size_t chunk = std::min(batch, kConvMaxSlots);
     const Conv2dGeometry& p = phased_->geometry();
-    return chunk * p.in_channels * p.in_plane() + stem_phases_->row_floats() + phased_->scratch_floats(chunk);
+    const size_t direct = stem_direct_ ? chunk * stem_padded_floats() + stem_direct_->scratch_floats(chunk) : 0;
+    return std::max(direct, chunk * p.in_channels * p.in_plane() + stem_phases_->row_floats() + phased_->scratch_floats(chunk));
   }
   const ConvTiling t = conv_tiling(g_, batch);
   size_t gemm = std::min(t.items, kConvMaxSlots) * (t.col_floats + t.gather_floats);
@@ -386,7 +484,7 @@ size_t Conv2dPlan::weight_bytes() const {
   size_t bytes = (bias_.size() + weight_.size()) * sizeof(float) + (direct_ ? direct_->bytes() : 0) +
                  (small_ ? small_->bytes() : 0);
   for (const PackedA& p : packed_) bytes += p.bytes();
-  return bytes + (phased_ ? phased_->weight_bytes() : 0);
+  return bytes + (phased_ ? phased_->weight_bytes() : 0) + (stem_direct_ ? stem_direct_->weight_bytes() : 0);
 }
 
 void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scratch,
@@ -397,6 +495,10 @@ void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scr
 void Conv2dPlan::run(const DispatchTable& table, const float* input, float* output, size_t batch, float* scratch,
                      size_t max_threads) const {
   if (batch == 0) return;
+  if (stem_direct_active(table)) {
+    run_stem_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
+    return;
+  }
   if (phased_) {
     // Chunks of images: their phase planes, then the stride-1 plan over them.
     const Conv2dGeometry& p = phased_->geometry();

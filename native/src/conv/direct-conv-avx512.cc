@@ -16,7 +16,8 @@ using TileFn = void (*)(const float* x, const int32_t* offsets, const float* w, 
 // Widest row tile per number of 16-channel vectors: 24 accumulators for NB >= 2.
 constexpr int kMaxRows[5] = {0, 12, 12, 8, 6};
 
-template <int MR, int NB>
+// MR output pixels SW input columns apart (stride 1 or 2) x NB channel vectors.
+template <int MR, int NB, int SW>
 void tile(const float* x, const int32_t* offsets, const float* w, size_t k, const float* bias, bool relu,
           float* out, size_t ld) {
   __m512 acc[MR][NB];
@@ -32,7 +33,7 @@ void tile(const float* x, const int32_t* offsets, const float* w, size_t k, cons
     for (int v = 0; v < NB; ++v) wv[v] = _mm512_loadu_ps(w + 16 * v);
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
-      const __m512 b = _mm512_set1_ps(xp[i]);
+      const __m512 b = _mm512_set1_ps(xp[i * SW]);
 #pragma GCC unroll 4
       for (int v = 0; v < NB; ++v) acc[i][v] = _mm512_fmadd_ps(b, wv[v], acc[i][v]);
     }
@@ -51,22 +52,27 @@ void tile(const float* x, const int32_t* offsets, const float* w, size_t k, cons
   }
 }
 
-template <int NB, int MR = 1>
+template <int NB, int SW, int MR = 1>
 TileFn pick(size_t mr) {
   if constexpr (MR > kMaxRows[NB]) {
     return nullptr;
   } else {
-    return mr == MR ? tile<MR, NB> : pick<NB, MR + 1>(mr);
+    return mr == MR ? tile<MR, NB, SW> : pick<NB, SW, MR + 1>(mr);
   }
 }
 
-TileFn pick_tile(size_t nb, size_t mr) {
+template <int SW>
+TileFn pick_strided(size_t nb, size_t mr) {
   switch (nb) {
-    case 1: return pick<1>(mr);
-    case 2: return pick<2>(mr);
-    case 3: return pick<3>(mr);
-    default: return pick<4>(mr);
+    case 1: return pick<1, SW>(mr);
+    case 2: return pick<2, SW>(mr);
+    case 3: return pick<3, SW>(mr);
+    default: return pick<4, SW>(mr);
   }
+}
+
+TileFn pick_tile(size_t nb, size_t mr, size_t stride_w) {
+  return stride_w == 2 ? pick_strided<2>(nb, mr) : pick_strided<1>(nb, mr);
 }
 
 using WeightTileFn = void (*)(const float* x, const int32_t* offsets, const float* g, size_t ld, size_t out_height,
@@ -170,22 +176,23 @@ void direct_conv_rows_avx512(const DirectConvArgs& a, const float* input, size_t
     // Even tiles (26 = 9 + 9 + 8, not 12 + 12 + 2): a narrow tail tile would be latency-bound.
     const size_t tiles = (ow_count + kMaxRows[nb] - 1) / kMaxRows[nb];
     const size_t base = ow_count / tiles, wide = ow_count % tiles;
-    const TileFn wide_fn = pick_tile(nb, base + 1), base_fn = pick_tile(nb, base);
+    const TileFn wide_fn = pick_tile(nb, base + 1, a.stride_w), base_fn = pick_tile(nb, base, a.stride_w);
     for (size_t oh = oh0; oh < oh1; ++oh) {
       const float* row = input + oh * a.stride_h * a.in_width;
       float* out = rows + (oh - oh0) * ow_count * ld + c0;
       size_t ow = 0;
       for (size_t t = 0; t < tiles; ++t) {
         const size_t mr = t < wide ? base + 1 : base;
-        (t < wide ? wide_fn : base_fn)(row + ow, a.offsets, w, a.k, a.bias + c0, a.relu, out + ow * ld, ld);
+        (t < wide ? wide_fn : base_fn)(row + ow * a.stride_w, a.offsets, w, a.k, a.bias + c0, a.relu, out + ow * ld, ld);
         ow += mr;
       }
     }
   }
 }
 
-void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out) {
-  nhwc_to_nchw_planes(nhwc, pixels, channels, cout_padded, out, pixels);
+void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out,
+                         size_t plane_stride) {
+  nhwc_to_nchw_planes(nhwc, pixels, channels, cout_padded, out, plane_stride);
 }
 
 void nhwc_max_pool_rows_avx512(const float* rows, size_t cols, size_t cout_padded, const ConvMaxPool& pool,

@@ -18,11 +18,13 @@ constexpr size_t kMaxTaps = 1024;
 
 }  // namespace
 
-bool direct_conv_fits(const Conv2dGeometry& g) {
+bool direct_conv_forward_fits(const Conv2dGeometry& g) {
   return g.groups == 1 && g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 && g.pad_right == 0 &&
-         g.stride_w == 1 && !g.is_pointwise() && g.patch() <= kMaxTaps && g.out_plane() > 0 &&
+         (g.stride_w == 1 || g.stride_w == 2) && !g.is_pointwise() && g.patch() <= kMaxTaps && g.out_plane() > 0 &&
          g.out_channels > 0 && g.in_plane() < (size_t{1} << 30) / std::max<size_t>(g.in_channels, 1);
 }
+
+bool direct_conv_fits(const Conv2dGeometry& g) { return g.stride_w == 1 && direct_conv_forward_fits(g); }
 
 DirectConvWeights::DirectConvWeights(const Conv2dGeometry& g, const float* weight, const float* bias) : g_(g) {
   const size_t k = g.patch();
@@ -59,6 +61,7 @@ DirectConvArgs DirectConvWeights::args() const {
   a.cout_padded = cout_padded_;
   a.in_width = g_.in_width;
   a.stride_h = g_.stride_h;
+  a.stride_w = g_.stride_w;
   a.out_height = g_.out_height;
   a.out_width = g_.out_width;
   return a;

@@ -7,7 +7,9 @@
 //
 // The sum runs over k in im2col order (c, kh, kw) with one FMA chain per output, the bias added
 // after, exactly like the packed GEMM's micro-kernel for K <= 384: the two paths agree bit for bit
-// there. Only groups == 1, no padding and stride_w == 1 take this path (see direct_conv_fits).
+// there. Only groups == 1 and no padding take this path (see direct_conv_forward_fits); a stride of
+// 2 along the width reads every other input column (the stems, on a zero-padded copy of the image:
+// no tap of the kernel is wasted, unlike the stride-phase split).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -28,14 +30,16 @@ struct DirectConvArgs {
   const int32_t* offsets = nullptr;  // K input offsets of tap k from the window's corner
   size_t k = 0;
   size_t cout_padded = 0;          // Cout rounded up to 16: the NHWC row stride
-  size_t in_width = 0, stride_h = 1;
+  size_t in_width = 0, stride_h = 1, stride_w = 1;  // stride_w: 1 or 2
   size_t out_height = 0, out_width = 0;
   bool relu = false;
 };
 
 // geometry allows the direct path (groups 1, no padding, stride_w 1, not pointwise, K small
-// enough for a weight block to stay in L2).
+// enough for a weight block to stay in L2): the forward pass and the weight gradient.
 bool direct_conv_fits(const Conv2dGeometry& g);
+// The forward kernels also take stride_w 2.
+bool direct_conv_forward_fits(const Conv2dGeometry& g);
 
 // Weights repacked for the direct kernels, and the tap offsets.
 class DirectConvWeights {
@@ -86,8 +90,10 @@ void nchw_to_nhwc_avx512(const float* nchw, size_t pixels, size_t channels, size
 void direct_conv_rows_avx512(const DirectConvArgs& args, const float* input, size_t oh0, size_t oh1, size_t cols,
                              float* rows);
 
-// One image's NHWC buffer to NCHW planes: out[c * OH * OW + p] = nhwc[p * cout_padded + c].
-void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out);
+// NHWC rows to NCHW planes `plane_stride` apart: out[c * plane_stride + p] = nhwc[p * cout_padded + c]
+// for p < pixels (a whole image, plane_stride = pixels, or a band of its rows).
+void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out,
+                         size_t plane_stride);
 
 // Pooled rows [y0, y1) (no padding: every window inside) from NHWC conv rows starting at conv row
 // y0 * stride_h, `cols` wide: pooled[(y * out_w + x) * cout_padded + c] for y in [y0, y1), NHWC

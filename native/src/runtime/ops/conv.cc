@@ -281,7 +281,8 @@ class ConvStep : public PlanStep {
     if (act_.kind != Activation::kNone) s << " " << act_.name();
     if (fused_pool_) s << " + pool " << pool_.detail();
     if (winograd_) s << " (winograd F(" << winograd_->tile() << "x" << winograd_->tile() << ", 3x3) on avx512)";
-    if (conv_.phase_split()) s << " (as stride-1 over its stride phases)";
+    // What the active ISA runs, as below.
+    if (conv_.phase_split(dispatch())) s << " (as stride-1 over its stride phases)";
     if (g.groups > 1 && g.in_channels_per_group() == 1) {
       // What the active ISA runs (another setIsa() before a run may choose the other path).
       s << (depthwise_prefers_channel_blocks(dispatch(), g) ? " (depthwise channel blocks)" : " (depthwise planar)");
