@@ -117,11 +117,12 @@ struct F32Math {
     return V::select(V::lt(ax, V::set1(0.625f)), small, V::copysign(large, x));
   }
 
-  // One vector of x -> y (the kinds handled by unary()).
-  static Vec apply(const F32UnaryParams& p, Vec x) {
+  // One vector of x -> y (the kinds handled by unary()). Inlined with a constant `kind`, the
+  // switch folds away (unary() runs one loop per kind).
+  __attribute__((always_inline)) static inline Vec apply(F32UnaryKind kind, const F32UnaryParams& p, Vec x) {
     const Vec zero = V::zero();
     const Vec one = V::set1(1.0f);
-    switch (p.kind) {
+    switch (kind) {
       case F32UnaryKind::kRelu: return V::max(zero, x);  // max returns its second operand for NaN
       case F32UnaryKind::kLeakyRelu: return V::select(V::lt(x, zero), V::mul(x, V::set1(p.alpha)), x);
       case F32UnaryKind::kClip:
@@ -171,12 +172,54 @@ struct F32Math {
     return x;  // not reached: every kind is handled above
   }
 
-  static void unary(const F32UnaryParams& p, const float* x, float* y, size_t n) {
+  // The loop of one kind: no per-vector dispatch, and two vectors per step so that the long
+  // dependency chains (exp's polynomial, a division) of neighbours overlap.
+  template <F32UnaryKind K>
+  static void unary_of(const F32UnaryParams& p, const float* x, float* y, size_t n) {
     size_t i = 0;
-    for (; i + V::kLanes <= n; i += V::kLanes) V::storeu(y + i, apply(p, V::loadu(x + i)));
+    for (; i + 2 * V::kLanes <= n; i += 2 * V::kLanes) {
+      const Vec a = apply(K, p, V::loadu(x + i));
+      const Vec b = apply(K, p, V::loadu(x + i + V::kLanes));
+      V::storeu(y + i, a);
+      V::storeu(y + i + V::kLanes, b);
+    }
+    for (; i + V::kLanes <= n; i += V::kLanes) V::storeu(y + i, apply(K, p, V::loadu(x + i)));
     if (i < n) {
       const auto m = V::first_lanes(n - i);
-      V::store_tail(y + i, m, apply(p, V::load_tail(x + i, m, 0.0f)));
+      V::store_tail(y + i, m, apply(K, p, V::load_tail(x + i, m, 0.0f)));
+    }
+  }
+
+  static void unary(const F32UnaryParams& p, const float* x, float* y, size_t n) {
+    using K = F32UnaryKind;
+    switch (p.kind) {
+      case K::kRelu: return unary_of<K::kRelu>(p, x, y, n);
+      case K::kLeakyRelu: return unary_of<K::kLeakyRelu>(p, x, y, n);
+      case K::kClip: return unary_of<K::kClip>(p, x, y, n);
+      case K::kSigmoid: return unary_of<K::kSigmoid>(p, x, y, n);
+      case K::kHardSigmoid: return unary_of<K::kHardSigmoid>(p, x, y, n);
+      case K::kHardSwish: return unary_of<K::kHardSwish>(p, x, y, n);
+      case K::kTanh: return unary_of<K::kTanh>(p, x, y, n);
+      case K::kAbs: return unary_of<K::kAbs>(p, x, y, n);
+      case K::kNeg: return unary_of<K::kNeg>(p, x, y, n);
+      case K::kSqrt: return unary_of<K::kSqrt>(p, x, y, n);
+      case K::kExp: return unary_of<K::kExp>(p, x, y, n);
+      case K::kLog: return unary_of<K::kLog>(p, x, y, n);
+      case K::kReciprocal: return unary_of<K::kReciprocal>(p, x, y, n);
+      case K::kFloor: return unary_of<K::kFloor>(p, x, y, n);
+      case K::kCeil: return unary_of<K::kCeil>(p, x, y, n);
+      case K::kErf: return unary_of<K::kErf>(p, x, y, n);
+      case K::kSoftplus: return unary_of<K::kSoftplus>(p, x, y, n);
+      case K::kSoftsign: return unary_of<K::kSoftsign>(p, x, y, n);
+      case K::kElu: return unary_of<K::kElu>(p, x, y, n);
+      case K::kSelu: return unary_of<K::kSelu>(p, x, y, n);
+      case K::kCelu: return unary_of<K::kCelu>(p, x, y, n);
+      case K::kMish: return unary_of<K::kMish>(p, x, y, n);
+      case K::kGelu: return unary_of<K::kGelu>(p, x, y, n);
+      case K::kGeluTanh: return unary_of<K::kGeluTanh>(p, x, y, n);
+      case K::kThresholdedRelu: return unary_of<K::kThresholdedRelu>(p, x, y, n);
+      case K::kRound: return unary_of<K::kRound>(p, x, y, n);
+      case K::kSilu: return unary_of<K::kSilu>(p, x, y, n);
     }
   }
 
