@@ -52,8 +52,32 @@ function convStep(n: NodeLowering): ConvStep {
 
 export function lowerConv(n: NodeLowering): ValueRef[] {
   const c = convStep(n);
+  if (isFullyConnected(c)) return [lowerAsGemm(n, c)];
   const y = n.emit('Conv', [c.input], c.shape, { attrs: c.attrs, weights: c.weights, macs: c.macs });
   return [c.spatial === 1 ? n.view(y, [c.shape[0], c.shape[2]]) : y];
+}
+
+/**
+ * A 1x1 convolution of a 1x1 image (squeeze-and-excitation's two layers after the global pool)
+ * is a fully connected layer: as a Gemm step, the batch's images are the rows of one matrix
+ * product that reads the weights once, where a Conv step would read them once per image.
+ */
+function isFullyConnected(c: ConvStep): boolean {
+  const a = c.attrs as { kernel: number[]; pads: number[]; group: number };
+  return c.spatial === 2 && c.input.shape[1] === 1 && c.input.shape[2] === 1 && a.kernel.every((k) => k === 1) &&
+    a.pads.every((p) => p === 0) && a.group === 1;
+}
+
+function lowerAsGemm(n: NodeLowering, c: ConvStep): ValueRef {
+  const [cout, cin] = [c.shape[0], c.input.shape[0]];
+  const w = c.weights.W as { data: Float32Array; shape: number[] };
+  const weights: Record<string, PlanWeight> = { B: { data: w.data, shape: [cout, cin] } };
+  if (c.weights.B) weights.C = c.weights.B;
+  const { activation, activationAlpha, activationMin, activationMax, sparse } = c.attrs;
+  const attrs: Record<string, PlanAttr> = { transA: 0, transB: 1, alpha: 1, beta: 1, activation };
+  for (const [k, v] of Object.entries({ activationAlpha, activationMin, activationMax, sparse })) if (v !== undefined) attrs[k] = v;
+  const y = n.emit('Gemm', [n.view(c.input, [cin])], [cout], { attrs, weights, macs: c.macs });
+  return n.view(y, [cout, 1, 1]);
 }
 
 /**
