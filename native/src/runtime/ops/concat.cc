@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/dispatch.h"
 #include "runtime/ops/ops.h"
 #include "runtime/parallel.h"
 
@@ -50,7 +51,8 @@ class ConcatStep : public PlanStep {
 };
 
 // QLinearConcat on uint8 values: each input's codes go through its 256-entry requantization table
-// (a plain copy where its parameters are the output's). `outer` rows of each input's slab in turn.
+// (the dispatch table's lookup_u8_row; a plain copy where its parameters are the output's).
+// `outer` rows of each input's slab in turn.
 class ConcatU8Step : public PlanStep {
  public:
   ConcatU8Step(size_t outer, std::vector<size_t> slabs, std::vector<std::vector<uint8_t>> tables, std::string detail)
@@ -60,6 +62,7 @@ class ConcatU8Step : public PlanStep {
   void run(const StepBuffers& io, size_t batch, float*, size_t max_threads) const override {
     const size_t rows = batch * outer_;
     const size_t grain = std::max<size_t>(1, 4 * kElementwiseGrain / out_slab_);
+    const auto lookup = dispatch().s8_conv.lookup_u8_row;
     for_chunks(rows, grain, max_threads, [&](size_t b, size_t e) {
       for (size_t r = b; r < e; ++r) {
         uint8_t* y = reinterpret_cast<uint8_t*>(io.out[0]) + r * out_slab_;
@@ -68,8 +71,7 @@ class ConcatU8Step : public PlanStep {
           if (tables_[i].empty()) {
             std::memcpy(y, x, slabs_[i]);
           } else {
-            const uint8_t* t = tables_[i].data();
-            for (size_t k = 0; k < slabs_[i]; ++k) y[k] = t[x[k]];
+            lookup(tables_[i].data(), x, y, slabs_[i]);
           }
           y += slabs_[i];
         }
