@@ -45,7 +45,7 @@ void test_entries(const DispatchTable& t) {
   check(t.f32_math.unary != nullptr && t.f32_math.reduce_rows != nullptr, label(t, "fp32 math kernels set"));
   check(t.s8_conv.quantize_u8_row != nullptr && t.s8_conv.dequantize_u8_row != nullptr &&
             t.s8_conv.max_pool_u8_pixel != nullptr && t.s8_conv.depthwise_accumulate != nullptr &&
-            t.s8_conv.depthwise_run_u8 != nullptr,
+            t.s8_conv.depthwise_run_u8 != nullptr && t.s8_conv.affine_u8_row != nullptr,
         label(t, "int8 conv kernels set"));
   check((t.f32_conv.small_conv_image != nullptr) == avx2 && (t.f32_conv.small_conv_max_pool_image != nullptr) == avx2,
         label(t, "small conv present from AVX2 up"));
@@ -231,6 +231,33 @@ void test_quantize_rows(const DispatchTable& t, const DispatchTable& ref, Rng& r
     ref.s8_conv.dequantize_u8_row(want.data(), y_want.data(), n, 0.07f, p.zero_point);
     t.s8_conv.dequantize_u8_row(want.data(), y.data(), n, 0.07f, p.zero_point);
     check(same_bits(y.data(), y_want.data(), n), label(t, "dequantize row n=" + std::to_string(n)));
+  }
+}
+
+// BatchNormU8's rows: the scalar reference's bits for every code, with and without the ReLU, at
+// row lengths off the vector widths (sources and outputs end at guard pages).
+void test_affine_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
+  for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(15), size_t(16), size_t(33), size_t(256)}) {
+    for (bool relu : {false, true}) {
+      Guarded<uint8_t> x(n), y(n), want(n);
+      Guarded<float> a(n), b(n);
+      for (size_t i = 0; i < n; ++i) {
+        x[i] = static_cast<uint8_t>(n == 256 ? i : rng.below(256));
+        a[i] = rng.uniform(-3.0f, 3.0f);
+        b[i] = rng.uniform(-2.0f, 2.0f);
+      }
+      kiln::U8AffineParams p;
+      p.x_scale = 0.0371f;
+      p.x_zero_point = static_cast<int32_t>(rng.below(256));
+      p.y.scale = 0.021f;
+      p.y.zero_point = static_cast<int32_t>(rng.below(256));
+      p.y.lo = -static_cast<float>(p.y.zero_point);
+      p.y.hi = 255.0f - static_cast<float>(p.y.zero_point);
+      p.relu = relu;
+      ref.s8_conv.affine_u8_row(x.data(), a.data(), b.data(), want.data(), n, p);
+      t.s8_conv.affine_u8_row(x.data(), a.data(), b.data(), y.data(), n, p);
+      check(same_bits(y.data(), want.data(), n), label(t, std::string("affine u8 row") + (relu ? " + relu" : "") + " n=" + std::to_string(n)));
+    }
   }
 }
 
@@ -434,6 +461,7 @@ int main() {
     test_avg_rows(*t, *ref, rng);
     test_resize_rows(*t, *ref, rng);
     test_quantize_rows(*t, *ref, rng);
+    test_affine_rows(*t, *ref, rng);
     test_u8_pool_and_depthwise(*t, *ref, rng);
     test_depthwise_run(*t, rng);
     test_math(*t, *ref, rng);

@@ -17,7 +17,7 @@ import type { Graph, GraphNode } from '../graph/ir.js';
 import { validateGraph } from '../graph/validate-graph.js';
 import { type LoweringEnv, NodeLowering, Unsupported, type ValueRef, shapeText } from './lowering/context.js';
 import { lowerConvPool } from './lowering/conv.js';
-import { lowerChannelShuffleQ, lowerDequantize, lowerQLinearConvPool, lowerQuantize } from './lowering/quant.js';
+import { lowerBatchNormU8, lowerChannelShuffleQ, lowerDequantize, lowerQLinearConvPool, lowerQuantize } from './lowering/quant.js';
 import { INT8_OPS } from '../graph/int8-ir.js';
 import { LOWERINGS } from './lowering/index.js';
 import { lowerCast } from './lowering/compare.js';
@@ -123,8 +123,15 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
   const fusedPools = new Set<GraphNode>();
   const shuffles = channelShuffles(graph, sole);
   const silus = siluPairs(graph, sole);
+  const u8Norms = u8BatchNorms(graph, sole);
   for (const node of graph.nodes) {
     if (fusedPools.has(node)) continue;
+    const norm = u8Norms.get(node);
+    if (norm && !node.inputs.some((i) => poisoned.has(i)) && tryBatchNormU8(node, norm, env)) {
+      fusedPools.add(norm.bn).add(norm.q);
+      if (norm.relu) fusedPools.add(norm.relu);
+      continue;
+    }
     const silu = silus.get(node);
     if (silu && !node.inputs.some((i) => poisoned.has(i)) && trySilu(node, silu, env)) {
       fusedPools.add(silu);
@@ -264,6 +271,45 @@ function siluPairs(graph: Graph, sole: SoleReader): Map<GraphNode, GraphNode> {
     if ((a === node.inputs[0] && b === node.outputs[0]) || (b === node.inputs[0] && a === node.outputs[0])) pairs.set(node, mul);
   }
   return pairs;
+}
+
+interface U8BatchNorm {
+  bn: GraphNode;
+  relu?: GraphNode;
+  q: GraphNode;
+}
+
+/**
+ * DequantizeLinear -> BatchNormalization -> (Relu ->) QuantizeLinear chains, each value read only
+ * by the next node (DenseNet's pre-activations between int8 layers), by their DequantizeLinear:
+ * lowered as one step on the codes when the value is a uint8 image.
+ */
+function u8BatchNorms(graph: Graph, sole: SoleReader): Map<GraphNode, U8BatchNorm> {
+  const chains = new Map<GraphNode, U8BatchNorm>();
+  for (const node of graph.nodes) {
+    if (node.op !== 'DequantizeLinear') continue;
+    const bn = sole(node.outputs[0]);
+    if (bn?.op !== 'BatchNormalization' || bn.inputs[0] !== node.outputs[0] || bn.outputs.slice(1).some((o) => o)) continue;
+    let next = sole(bn.outputs[0]);
+    const relu = next?.op === 'Relu' ? next : undefined;
+    if (relu) next = sole(relu.outputs[0]);
+    if (next?.op === 'QuantizeLinear' && next.inputs[0] === (relu ?? bn).outputs[0]) chains.set(node, { bn, ...(relu ? { relu } : {}), q: next });
+  }
+  return chains;
+}
+
+/** Lowers such a chain as one BatchNormU8 step; false (nothing emitted) when it cannot. */
+function tryBatchNormU8(dq: GraphNode, chain: U8BatchNorm, env: LoweringEnv): boolean {
+  if (env.bound.get(dq.inputs[0])?.quant === undefined) return false;
+  const steps = env.steps.length;
+  try {
+    const q = new NodeLowering(chain.q, env);
+    env.bound.set(chain.q.outputs[0], lowerBatchNormU8(new NodeLowering(dq, env), new NodeLowering(chain.bn, env), chain.relu !== undefined, q));
+    return true;
+  } catch (err) {
+    if (env.steps.length !== steps) throw err;
+    return false;  // lowered node by node instead, where any real problem is reported
+  }
 }
 
 /** Lowers a float SiLU pair as one Silu step; false (nothing emitted) for a quantized input. */

@@ -49,6 +49,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   t->s8_conv.transpose_u8 = transpose_u8_scalar;
   t->s8_conv.add_u8_row = add_u8_row_scalar;
   t->s8_conv.lookup_u8_row = lookup_u8_row_scalar;
+  t->s8_conv.affine_u8_row = affine_u8_row_scalar;
   t->s8_conv.mul_u8_row = mul_u8_row_scalar;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_scalar;
   t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_scalar;
@@ -86,6 +87,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->s8_conv.transpose_u8 = transpose_u8_avx2;
   t->s8_conv.add_u8_row = add_u8_row_avx2;
   t->s8_conv.lookup_u8_row = lookup_u8_row_avx2;
+  t->s8_conv.affine_u8_row = affine_u8_row_avx2;
   t->s8_conv.mul_u8_row = mul_u8_row_avx2;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx2;
   t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_avx2;
@@ -130,6 +132,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx512;
   t->s8_conv.add_u8_row = add_u8_row_avx512;
   t->s8_conv.lookup_u8_row = lookup_u8_row_avx512;
+  t->s8_conv.affine_u8_row = affine_u8_row_avx512;
   t->s8_conv.mul_u8_row = mul_u8_row_avx512;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx512;
   t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_avx512;

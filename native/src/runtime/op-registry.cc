@@ -107,6 +107,7 @@ const OpEntry kOps[] = {
     {"ConcatU8", make_concat_u8, true},
     {"LookupU8", make_lookup_u8, true},
     {"QLinearMul", make_qlinear_mul, true},
+    {"BatchNormU8", make_batch_norm_u8, true},
     {"GlobalAvgPoolU8", make_global_avg_pool_u8, true},
     {"Reshape", nullptr},
     {"Flatten", nullptr},

@@ -89,6 +89,28 @@ void mul_u8_row_avx2(const uint8_t* a, const float* tb, bool one_tb, uint8_t* y,
   for (; i < n; ++i) y[i] = mul_u8_one(a[i], tb[one_tb ? 0 : i], p);
 }
 
+void affine_u8_row_avx2(const uint8_t* x, const float* a, const float* b, uint8_t* y, size_t n, const U8AffineParams& p) {
+  const __m256 xs = _mm256_set1_ps(p.x_scale), ys = _mm256_set1_ps(p.y.scale);
+  const __m256 lo = _mm256_set1_ps(p.y.lo), hi = _mm256_set1_ps(p.y.hi), zero = _mm256_setzero_ps();
+  const __m256i xz = _mm256_set1_epi32(p.x_zero_point), yz = _mm256_set1_epi32(p.y.zero_point);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + i)));
+    __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, xz)), xs), _mm256_loadu_ps(a + i));
+    // The product rounded before the sum: GCC would otherwise contract mul + add into an FMA.
+    __asm__("" : "+x"(v));
+    v = _mm256_add_ps(v, _mm256_loadu_ps(b + i));
+    if (p.relu) v = _mm256_max_ps(zero, v);  // the second operand for NaN and for -0
+    v = _mm256_div_ps(v, ys);
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    const __m256i qi = _mm256_add_epi32(_mm256_cvtps_epi32(v), yz);
+    const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(qi), _mm256_extracti128_si256(qi, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + i), _mm_packus_epi16(words, words));
+  }
+  for (; i < n; ++i) y[i] = affine_u8_one(x[i], a[i], b[i], p);
+}
+
 void lookup_u8_row_avx2(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) {
   __m256i rows[16];
   for (int r = 0; r < 16; ++r) rows[r] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(table + 16 * r)));

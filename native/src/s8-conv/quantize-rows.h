@@ -50,6 +50,21 @@ void mul_u8_row_scalar(const uint8_t* a, const float* tb, bool one_tb, uint8_t* 
 void mul_u8_row_avx2(const uint8_t* a, const float* tb, bool one_tb, uint8_t* y, size_t n, const U8MulParams& p);
 void mul_u8_row_avx512(const uint8_t* a, const float* tb, bool one_tb, uint8_t* y, size_t n, const U8MulParams& p);
 
+// BatchNormalization (and a ReLU) between a DequantizeLinear and a QuantizeLinear, on the codes
+// (runtime/ops/batch-norm.cc): y[i] = quantize(relu?(dequantize(x[i]) * a[i] + b[i])), each
+// operation rounded to float32 as the three steps it replaces round it (the product before the
+// sum, no FMA), so the bits are theirs. a and b: the per-channel affine of one NHWC pixel.
+struct U8AffineParams {
+  float x_scale = 1;
+  int32_t x_zero_point = 0;
+  QuantizeParams y;
+  bool relu = false;
+};
+
+void affine_u8_row_scalar(const uint8_t* x, const float* a, const float* b, uint8_t* y, size_t n, const U8AffineParams& p);
+void affine_u8_row_avx2(const uint8_t* x, const float* a, const float* b, uint8_t* y, size_t n, const U8AffineParams& p);
+void affine_u8_row_avx512(const uint8_t* x, const float* a, const float* b, uint8_t* y, size_t n, const U8AffineParams& p);
+
 // QLinearLookup's rows (runtime/ops/lookup-u8.cc): y[i] = table[x[i]], 256 entries; y may be x.
 // AVX2 and AVX-512 look the low nibble up in each 16-byte row of the table (pshufb) and keep the
 // row the high nibble names.
@@ -96,6 +111,14 @@ inline uint8_t mul_u8_one(uint8_t a, float tb, const U8MulParams& p) {
 
 inline float dequantize_u8_one(uint8_t q, float scale, int32_t zero_point) {
   return static_cast<float>(static_cast<int32_t>(q) - zero_point) * scale;
+}
+
+inline uint8_t affine_u8_one(uint8_t x, float a, float b, const U8AffineParams& p) {
+  float v = dequantize_u8_one(x, p.x_scale, p.x_zero_point) * a;
+  __asm__("" : "+x"(v));  // rounded before the sum, as BatchNormalization's x * a + b is
+  v = v + b;
+  if (p.relu) v = v < 0.0f ? 0.0f : v;  // NaN and -0 pass, as the Relu step's max(0, x)
+  return quantize_u8_one(v, p.y);
 }
 
 }  // namespace

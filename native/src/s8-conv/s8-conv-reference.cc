@@ -69,6 +69,10 @@ void mul_u8_row_scalar(const uint8_t* a, const float* tb, bool one_tb, uint8_t* 
 
 // Eight codes per 64-bit load and store: byte stores through uint8_t pointers may alias the table
 // (char aliases everything), which makes a plain loop reload and serialize; whole words do not.
+void affine_u8_row_scalar(const uint8_t* x, const float* a, const float* b, uint8_t* y, size_t n, const U8AffineParams& p) {
+  for (size_t i = 0; i < n; ++i) y[i] = affine_u8_one(x[i], a[i], b[i], p);
+}
+
 void lookup_u8_row_scalar(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {

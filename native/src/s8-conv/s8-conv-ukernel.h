@@ -13,6 +13,7 @@ namespace kiln {
 struct QuantizeParams;
 struct U8AddParams;
 struct U8MulParams;
+struct U8AffineParams;
 struct S8SmallConvKernel;
 
 using U8QuantizeRowFn = void (*)(const float* in, uint8_t* out, size_t n, const QuantizeParams& p);
@@ -56,6 +57,9 @@ struct S8ConvKernels {
                        size_t cols) = nullptr;
   // quantize-rows.h's mul_u8_row (QLinearMul); never null
   void (*mul_u8_row)(const uint8_t* a, const float* tb, bool one_tb, uint8_t* y, size_t n, const U8MulParams& p) = nullptr;
+  // quantize-rows.h's affine_u8_row (BatchNormU8); never null
+  void (*affine_u8_row)(const uint8_t* x, const float* a, const float* b, uint8_t* y, size_t n,
+                        const U8AffineParams& p) = nullptr;
   // quantize-rows.h's lookup_u8_row (QLinearLookup); never null
   void (*lookup_u8_row)(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) = nullptr;
   S8DepthwiseAccumulateFn depthwise_accumulate = nullptr;  // never null

@@ -13,7 +13,7 @@ import { QuantAttrs } from '../../graph/int8-ir.js';
 import { lookupOf, lookupTable, storedTable } from '../../graph/int8-lookup.js';
 import type { Tensor } from '../../tensor.js';
 import type { PlanAttr, PlanWeight } from '../plan.js';
-import { NodeLowering, type QuantInfo, Unsupported, type ValueRef, shapeText } from './context.js';
+import { NodeLowering, type QuantInfo, Unsupported, type ValueRef, numel, shapeText } from './context.js';
 import { flattenTarget, lowerFlatten, lowerIdentity, lowerReshape, lowerTranspose, reshapeTarget, transposeSpec } from './layout.js';
 import { lowerPool, poolStep } from './pool.js';
 import { lowerResize, lowerSlice, lowerSplit, resizeStep, sliceSpec, splitParts } from './data.js';
@@ -520,3 +520,32 @@ export const QUANT_LOWERINGS = {
   Identity: byInput(lowerIdentity, (n) => [quantizedInput(n, 0)]),
   Dropout: byInput(lowerIdentity, (n) => [quantizedInput(n, 0)]),
 } as const;
+
+/**
+ * DequantizeLinear -> BatchNormalization -> (Relu ->) QuantizeLinear on a uint8 image stored NHWC
+ * (DenseNet's pre-activations between int8 layers), as one BatchNormU8 step on the codes with the
+ * three steps' bits. Unsupported (lowered node by node instead) for other layouts.
+ */
+export function lowerBatchNormU8(dq: NodeLowering, bn: NodeLowering, relu: boolean, q: NodeLowering): ValueRef {
+  const x = quantizedInput(dq, 0);
+  const [c, h, w] = x.shape;
+  if (x.shape.length !== 3 || !(x.quant.perm || h * w === 1) || c === 1) throw new Unsupported('BatchNormU8 on a value that is not a uint8 NHWC image');
+  if (bn.int('training_mode', 0) !== 0) throw new Unsupported('training_mode=1');
+  const weights: Record<string, PlanWeight> = {};
+  ['scale', 'B', 'mean', 'var'].forEach((name, i) => {
+    const t = bn.weight(i + 1, name);
+    if (t.data.length !== c) throw bn.shapeError(`${name} has ${t.data.length} elements for ${c} channels`);
+    weights[name] = { data: t.data, shape: [c] };
+  });
+  const xScale = scaleAttr(dq, 'scale');
+  const xZp = zeroPointAttr(dq, 'zero_point', x.quant.dtype);
+  const dtype = dtypeAttr(q, 'dtype');
+  const yScale = scaleAttr(q, 'scale');
+  const yZp = zeroPointAttr(q, 'zero_point', dtype);
+  const attrs = {
+    x_scale: xScale, x_zero_point: storedZeroPoint(x.quant.dtype, xZp), y_scale: yScale, y_zero_point: storedZeroPoint(dtype, yZp),
+    relu: relu ? 1 : 0, epsilon: bn.float('epsilon', 1e-5),
+  };
+  const quant: QuantInfo = { dtype, scale: yScale, zeroPoint: yZp, ...(x.quant.perm ? { perm: x.quant.perm } : {}) };
+  return bn.emit('BatchNormU8', [x], x.shape, { attrs, weights, macs: numel(x.shape), quant });
+}

@@ -21,6 +21,7 @@ std::unique_ptr<PlanStep> make_reduce(const StepContext& ctx);          // reduc
 std::unique_ptr<PlanStep> make_arg_reduce(const StepContext& ctx);      // arg-reduce.cc (ArgMax, ArgMin)
 std::unique_ptr<PlanStep> make_lrn(const StepContext& ctx);             // lrn.cc
 std::unique_ptr<PlanStep> make_batch_norm(const StepContext& ctx);      // batch-norm.cc
+std::unique_ptr<PlanStep> make_batch_norm_u8(const StepContext& ctx);   // batch-norm.cc
 std::unique_ptr<PlanStep> make_layer_norm(const StepContext& ctx);      // normalization.cc
 std::unique_ptr<PlanStep> make_group_norm(const StepContext& ctx);      // normalization.cc (+ InstanceNormalization)
 std::unique_ptr<PlanStep> make_binary(const StepContext& ctx);          // binary.cc (Add, Sub, Mul, Div)
