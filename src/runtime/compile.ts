@@ -13,10 +13,12 @@
  * Every node the plan cannot run is reported at once in one ERR_KILN_UNSUPPORTED_OP error.
  */
 import { ErrorCode, KilnError } from '../errors.js';
-import type { Graph, GraphNode } from '../graph/ir.js';
+import type { Attrs, Graph, GraphNode } from '../graph/ir.js';
+import { activationOf } from '../graph/passes/fuse-activation.js';
 import { validateGraph } from '../graph/validate-graph.js';
 import { type LoweringEnv, NodeLowering, Unsupported, type ValueRef, shapeText } from './lowering/context.js';
 import { lowerConvPool } from './lowering/conv.js';
+import { lowerBatchNorm } from './lowering/pool.js';
 import { lowerBatchNormU8, lowerChannelShuffleQ, lowerDequantize, lowerQLinearConvPool, lowerQuantize } from './lowering/quant.js';
 import { INT8_OPS } from '../graph/int8-ir.js';
 import { LOWERINGS } from './lowering/index.js';
@@ -124,8 +126,14 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
   const shuffles = channelShuffles(graph, sole);
   const silus = siluPairs(graph, sole);
   const u8Norms = u8BatchNorms(graph, sole);
+  const normActs = normActivations(graph, sole);
   for (const node of graph.nodes) {
     if (fusedPools.has(node)) continue;
+    const normAct = normActs.get(node);
+    if (normAct && !node.inputs.some((i) => poisoned.has(i)) && tryNormActivation(node, normAct, env)) {
+      fusedPools.add(normAct.act);
+      continue;
+    }
     const norm = u8Norms.get(node);
     if (norm && !node.inputs.some((i) => poisoned.has(i)) && tryBatchNormU8(node, norm, env)) {
       fusedPools.add(norm.bn).add(norm.q);
@@ -271,6 +279,36 @@ function siluPairs(graph: Graph, sole: SoleReader): Map<GraphNode, GraphNode> {
     if ((a === node.inputs[0] && b === node.outputs[0]) || (b === node.inputs[0] && a === node.outputs[0])) pairs.set(node, mul);
   }
   return pairs;
+}
+
+/**
+ * BatchNormalization nodes whose output only a Relu / Clip / LeakyRelu reads (pre-activation
+ * networks: DenseNet's BN -> ReLU -> Conv), with that activation's kiln_activation attributes.
+ */
+function normActivations(graph: Graph, sole: SoleReader): Map<GraphNode, { act: GraphNode; attrs: Attrs }> {
+  const pairs = new Map<GraphNode, { act: GraphNode; attrs: Attrs }>();
+  for (const node of graph.nodes) {
+    if (node.op !== 'BatchNormalization' || node.outputs.slice(1).some((o) => o)) continue;
+    const act = sole(node.outputs[0]);
+    const attrs = act && act.inputs[0] === node.outputs[0] ? activationOf(graph, act) : undefined;
+    if (act && attrs) pairs.set(node, { act, attrs });
+  }
+  return pairs;
+}
+
+/** Lowers a float BatchNormalization with its activation as one step; false (nothing emitted) otherwise. */
+function tryNormActivation(bn: GraphNode, pair: { act: GraphNode; attrs: Attrs }, env: LoweringEnv): boolean {
+  const x = env.bound.get(bn.inputs[0]);
+  if (!x || x.quant !== undefined || x.bool) return false;
+  const steps = env.steps.length;
+  try {
+    const fused: GraphNode = { ...bn, attrs: { ...bn.attrs, ...pair.attrs }, outputs: [pair.act.outputs[0]] };
+    env.bound.set(pair.act.outputs[0], lowerBatchNorm(new NodeLowering(fused, env))[0]!);
+    return true;
+  } catch (err) {
+    if (env.steps.length !== steps) throw err;
+    return false;  // lowered node by node instead, where any real problem is reported
+  }
 }
 
 interface U8BatchNorm {

@@ -1,6 +1,6 @@
 /** MaxPool, AveragePool, global pools, LRN and inference BatchNormalization. */
 import { NodeLowering, Unsupported, type ValueRef, numel, shapeText } from './context.js';
-import { readWindow, windowOutput } from './window.js';
+import { activationAttrs, readWindow, windowOutput } from './window.js';
 
 /** The window attrs and per-image output shape of a MaxPool/AveragePool over input shape `x`. */
 export function poolStep(n: NodeLowering, x: number[]): { attrs: Record<string, number | number[]>; shape: number[]; macs: number } {
@@ -81,5 +81,6 @@ export function lowerBatchNorm(n: NodeLowering): ValueRef[] {
     if (w.data.length !== c) throw n.shapeError(`${name} has ${w.data.length} elements for ${c} channels`);
     weights[name] = { data: w.data, shape: [c] };
   });
-  return [n.emit('BatchNormalization', [x], x.shape, { attrs: { epsilon: n.float('epsilon', 1e-5) }, weights })];
+  // kiln_activation: the Relu / Clip / LeakyRelu after it, when compile.ts pairs them.
+  return [n.emit('BatchNormalization', [x], x.shape, { attrs: { epsilon: n.float('epsilon', 1e-5), ...activationAttrs(n) }, weights })];
 }

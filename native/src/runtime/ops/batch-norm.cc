@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/dispatch.h"
+#include "runtime/activation.h"
 #include "runtime/ops/quant-attrs.h"
 #include "s8-conv/quantize-rows.h"
 #include "s8-conv/s8-conv-ukernel.h"
@@ -18,10 +19,12 @@ namespace kiln {
 namespace runtime {
 namespace {
 
+// With the activation after it (ReLU before a pre-activation network's convolutions), applied to
+// each plane while it is in cache: the bits of the two steps.
 class AffineStep : public PlanStep {
  public:
-  AffineStep(std::vector<float> a, std::vector<float> b, size_t spatial)
-      : a_(std::move(a)), b_(std::move(b)), spatial_(spatial) {}
+  AffineStep(std::vector<float> a, std::vector<float> b, size_t spatial, Activation act)
+      : a_(std::move(a)), b_(std::move(b)), spatial_(spatial), act_(act) {}
   void run(const StepBuffers& io, size_t batch, float*, size_t max_threads) const override {
     const size_t channels = a_.size();
     const size_t grain = std::max<size_t>(1, kElementwiseGrain / spatial_);
@@ -31,16 +34,27 @@ class AffineStep : public PlanStep {
         const float a = a_[c], s = b_[c];
         const float* x = io.in[0] + p * spatial_;
         float* y = io.out[0] + p * spatial_;
+        if (act_.is_relu()) {
+          // In the same pass (max(0, v) keeps NaN and -0, as the Relu step does).
+          for (size_t i = 0; i < spatial_; ++i) {
+            const float v = x[i] * a + s;
+            y[i] = v < 0.0f ? 0.0f : v;
+          }
+          continue;
+        }
         for (size_t i = 0; i < spatial_; ++i) y[i] = x[i] * a + s;
+        act_.apply(y, spatial_);
       }
     });
   }
   bool in_place() const override { return true; }
   size_t weight_bytes() const override { return 2 * a_.size() * sizeof(float); }
+  std::string detail() const override { return act_.name(); }
 
  private:
   std::vector<float> a_, b_;
   size_t spatial_;
+  Activation act_;
 };
 
 class AffineU8Step : public PlanStep {
@@ -121,7 +135,7 @@ std::unique_ptr<PlanStep> make_batch_norm(const StepContext& ctx) {
   const size_t c = x[0];
   std::vector<float> a, b;
   batch_norm_affine(ctx, c, &a, &b);
-  return std::make_unique<AffineStep>(std::move(a), std::move(b), shape_size(x) / c);
+  return std::make_unique<AffineStep>(std::move(a), std::move(b), shape_size(x) / c, Activation::parse(ctx));
 }
 
 }  // namespace runtime
