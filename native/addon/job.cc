@@ -18,8 +18,66 @@ namespace {
 
 constexpr std::align_val_t kJobAlignment{64};  // a cache line: kernels see the alignment malloc would not give
 
-struct AlignedDelete {
-  void operator()(uint8_t* p) const { ::operator delete(p, kJobAlignment); }
+// Copies of finished jobs, kept for the next job of the same rounded size. A fresh allocation
+// this large is new pages, and each faults in on first touch: in a VM a batch of 16 224x224
+// images (9.6 MB) cost ~17 ms of page faults per run against ~1 ms of copying. The pages stay
+// with the process, up to kMaxBytes in at most kMaxBlocks blocks (the oldest freed first).
+class BlockCache {
+ public:
+  static constexpr size_t kGranule = size_t{64} << 10;
+  static size_t rounded(size_t bytes) { return (bytes + kGranule - 1) / kGranule * kGranule; }
+
+  uint8_t* take(size_t size) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = blocks_.size(); i-- > 0;) {
+      if (blocks_[i].second != size) continue;
+      uint8_t* p = blocks_[i].first;
+      blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(i));
+      held_ -= size;
+      return p;
+    }
+    return nullptr;
+  }
+  void give(uint8_t* p, size_t size) {
+    if (size > kMaxBytes) {
+      ::operator delete(p, kJobAlignment);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    blocks_.emplace_back(p, size);
+    held_ += size;
+    while (held_ > kMaxBytes || blocks_.size() > kMaxBlocks) {
+      ::operator delete(blocks_.front().first, kJobAlignment);
+      held_ -= blocks_.front().second;
+      blocks_.erase(blocks_.begin());
+    }
+  }
+  ~BlockCache() {
+    for (auto& b : blocks_) ::operator delete(b.first, kJobAlignment);
+  }
+
+ private:
+  static constexpr size_t kMaxBytes = size_t{128} << 20, kMaxBlocks = 8;
+  std::mutex mutex_;
+  std::vector<std::pair<uint8_t*, size_t>> blocks_;  // oldest first
+  size_t held_ = 0;
+};
+
+BlockCache& block_cache() {
+  static BlockCache* cache = new BlockCache();  // never destroyed: jobs may end during exit
+  return *cache;
+}
+
+// Hands a copy back to the cache (`size`: its rounded size), or frees it when `size` is 0.
+struct CachedDelete {
+  size_t size = 0;
+  void operator()(uint8_t* p) const {
+    if (size == 0) {
+      ::operator delete(p, kJobAlignment);
+    } else {
+      block_cache().give(p, size);
+    }
+  }
 };
 
 }  // namespace
@@ -27,7 +85,7 @@ struct AlignedDelete {
 struct JobMemory::Block {
   const void* js = nullptr;  // where the caller's elements were when the call was made
   size_t bytes = 0;
-  std::unique_ptr<uint8_t, AlignedDelete> copy;
+  std::unique_ptr<uint8_t, CachedDelete> copy;
   bool filled = false;      // holds the caller's elements (read or update)
   bool write_back = false;  // copied into the caller's array when the job succeeds
   std::string name;
@@ -49,7 +107,10 @@ void* JobMemory::stage(void* js, size_t bytes, const Napi::Value& array, const c
     auto b = std::make_unique<Block>();
     b->js = js;
     b->bytes = bytes;
-    b->copy.reset(static_cast<uint8_t*>(::operator new(bytes, kJobAlignment)));
+    const size_t size = BlockCache::rounded(bytes);
+    uint8_t* p = block_cache().take(size);
+    if (p == nullptr) p = static_cast<uint8_t*>(::operator new(size, kJobAlignment));
+    b->copy = std::unique_ptr<uint8_t, CachedDelete>(p, CachedDelete{size});
     b->name = name != nullptr ? name : "";
     block = b.get();
     blocks_.push_back(std::move(b));
@@ -101,7 +162,8 @@ void JobMemory::deliver() {
 void JobMemory::abandon() {
   for (auto& b : blocks_) {
     if (b->write_back) b->array.SuppressDestruct();
-    b->copy.reset();  // plain memory: free it now rather than with the environment
+    b->copy.get_deleter().size = 0;  // plain memory: free it now rather than with the environment
+    b->copy.reset();
   }
 }
 

@@ -7,7 +7,8 @@
 // JobMemory copies every array an async job reads into the job when the call is made (on the JS
 // thread, where nothing can change it), gives the job its own memory for every array it writes,
 // and copies the results into the caller's arrays when the job settles, on the JS thread again,
-// after checking that each array still has the elements it had. Arrays over memory the addon lent
+// after checking that each array still has the elements it had (the copies' memory is recycled
+// between jobs: job.cc's BlockCache). Arrays over memory the addon lent
 // (lent-memory.h: the tensors Kiln allocates) are used in place: the job holds a reference to
 // their block instead. An inline call runs before any JavaScript can run and uses the arrays in
 // place.
