@@ -69,18 +69,22 @@ export function lowerLrn(n: NodeLowering): ValueRef[] {
   return [n.emit('LRN', [x], x.shape, { attrs, macs: numel(x.shape) * size })];
 }
 
-export function lowerBatchNorm(n: NodeLowering): ValueRef[] {
-  const x = n.value(0);
-  if (n.int('training_mode', 0) !== 0) throw new Unsupported('training_mode=1 (inference uses the running statistics)');
-  if (x.shape.length < 1) throw n.shapeError('BatchNormalization needs a channel dimension');
-  const c = x.shape[0];
-  const names = ['scale', 'B', 'mean', 'var'];
+/** A BatchNormalization's scale, B, mean and var, each checked to hold one value per channel. */
+export function batchNormWeights(n: NodeLowering, c: number): Record<string, { data: Float32Array; shape: number[] }> {
   const weights: Record<string, { data: Float32Array; shape: number[] }> = {};
-  names.forEach((name, i) => {
+  ['scale', 'B', 'mean', 'var'].forEach((name, i) => {
     const w = n.weight(i + 1, name);
     if (w.data.length !== c) throw n.shapeError(`${name} has ${w.data.length} elements for ${c} channels`);
     weights[name] = { data: w.data, shape: [c] };
   });
+  return weights;
+}
+
+export function lowerBatchNorm(n: NodeLowering): ValueRef[] {
+  const x = n.value(0);
+  if (n.int('training_mode', 0) !== 0) throw new Unsupported('training_mode=1 (inference uses the running statistics)');
+  if (x.shape.length < 1) throw n.shapeError('BatchNormalization needs a channel dimension');
+  const weights = batchNormWeights(n, x.shape[0]);
   // kiln_activation: the Relu / Clip / LeakyRelu after it, when compile.ts pairs them.
   return [n.emit('BatchNormalization', [x], x.shape, { attrs: { epsilon: n.float('epsilon', 1e-5), ...activationAttrs(n) }, weights })];
 }

@@ -15,7 +15,7 @@ import type { Tensor } from '../../tensor.js';
 import type { PlanAttr, PlanWeight } from '../plan.js';
 import { NodeLowering, type QuantInfo, Unsupported, type ValueRef, numel, shapeText } from './context.js';
 import { flattenTarget, lowerFlatten, lowerIdentity, lowerReshape, lowerTranspose, reshapeTarget, transposeSpec } from './layout.js';
-import { lowerPool, poolStep } from './pool.js';
+import { batchNormWeights, lowerPool, poolStep } from './pool.js';
 import { lowerResize, lowerSlice, lowerSplit, resizeStep, sliceSpec, splitParts } from './data.js';
 import { readWindow, windowOutput } from './window.js';
 
@@ -531,12 +531,7 @@ export function lowerBatchNormU8(dq: NodeLowering, bn: NodeLowering, relu: boole
   const [c, h, w] = x.shape;
   if (x.shape.length !== 3 || !(x.quant.perm || h * w === 1) || c === 1) throw new Unsupported('BatchNormU8 on a value that is not a uint8 NHWC image');
   if (bn.int('training_mode', 0) !== 0) throw new Unsupported('training_mode=1');
-  const weights: Record<string, PlanWeight> = {};
-  ['scale', 'B', 'mean', 'var'].forEach((name, i) => {
-    const t = bn.weight(i + 1, name);
-    if (t.data.length !== c) throw bn.shapeError(`${name} has ${t.data.length} elements for ${c} channels`);
-    weights[name] = { data: t.data, shape: [c] };
-  });
+  const weights = batchNormWeights(bn, c);
   const xScale = scaleAttr(dq, 'scale');
   const xZp = zeroPointAttr(dq, 'zero_point', x.quant.dtype);
   const dtype = dtypeAttr(q, 'dtype');
