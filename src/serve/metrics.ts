@@ -40,6 +40,11 @@ function arenaBytesHeld(probe: QueueProbe): number {
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+/**
+ * Finer at the bottom than LATENCY_BUCKETS: a micro-batch of a small model runs in a fraction of a
+ * millisecond, and the batching bound (maxDelayMs + 2 runs) is judged on this histogram's p99.
+ */
+const MODEL_BUCKETS = [0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
 
 export class ServeMetrics {
   /** The registry `GET /metrics` renders. */
@@ -50,6 +55,7 @@ export class ServeMetrics {
   private readonly batchRequests: Histogram;
   private readonly batchRun: Histogram;
   private readonly batchWait: Histogram;
+  private readonly model: Histogram;
   private readonly inFlight: Gauge;
   private probe: QueueProbe | undefined;
   private inFlightCount = 0;
@@ -64,6 +70,7 @@ export class ServeMetrics {
     this.batchRequests = new Histogram({ name: 'kiln_batch_requests', help: 'Requests merged into each micro-batch', buckets: BATCH_BUCKETS, registers });
     this.batchRun = new Histogram({ name: 'kiln_batch_run_seconds', help: 'Run time of each micro-batch', buckets: LATENCY_BUCKETS, registers });
     this.batchWait = new Histogram({ name: 'kiln_batch_wait_seconds', help: 'How long the oldest request of each micro-batch waited in the queue', buckets: LATENCY_BUCKETS, registers });
+    this.model = new Histogram({ name: 'kiln_model_duration_seconds', help: 'Time from an infer request handed to the model to its outputs: its wait in the micro-batch queue and its batch\'s run', buckets: MODEL_BUCKETS, registers });
     this.inFlight = new Gauge({ name: 'kiln_inflight_requests', help: 'Requests being read, run or answered', registers, collect: () => this.inFlight.set(this.inFlightCount) });
     new Gauge({ name: 'kiln_queue_depth', help: 'Requests waiting to be merged into a micro-batch', registers, collect: function () { this.set(probeOf().queuedRuns ?? 0); } });
     new Gauge({ name: 'kiln_pending_runs', help: 'Model runs started and not finished', registers, collect: function () { this.set(probeOf().pendingRuns); } });
@@ -77,6 +84,12 @@ export class ServeMetrics {
     if (b.waitMs !== undefined) this.batchWait.observe(b.waitMs / 1000);
     this.batchRun.observe(b.runMs / 1000);
   };
+
+  /** Times one request's model call (queue wait and run): call the returned function when it settles. */
+  beginModel(): () => void {
+    const start = process.hrtime.bigint();
+    return () => this.model.observe(Number(process.hrtime.bigint() - start) / 1e9);
+  }
 
   /** Where the queue gauges read from (the served model). */
   watch(probe: QueueProbe | undefined): void {

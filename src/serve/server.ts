@@ -156,8 +156,10 @@ export function createServer(model: ServableModel | Promise<ServableModel>, opti
     const body = await readBody(req, maxBodyBytes);
     const request = decodeInferRequest(m, body, headerLength);
     let outputs: Record<string, Tensor<DType>>;
+    const modelDone = metrics.beginModel();
     try {
       outputs = await m.run(request.feeds);
+      modelDone();
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       throw new HttpError(typeof code === 'string' && CLIENT_ERROR_CODES.includes(code) ? 400 : 500, (err as Error).message ?? String(err));

@@ -136,6 +136,9 @@ describe('kiln serve: answers, health and metrics (default options: micro-batchi
     // Batching is on: each run reports its batch (here one request at a time: batches of one image).
     expect(metricValue(after, 'kiln_batch_size_sum') - metricValue(before, 'kiln_batch_size_sum')).toBe(5);
     expect(metricValue(after, 'kiln_batch_run_seconds_count') - metricValue(before, 'kiln_batch_run_seconds_count')).toBe(5);
+    // Each infer request's model time is observed once, and takes some time.
+    expect(metricValue(after, 'kiln_model_duration_seconds_count') - metricValue(before, 'kiln_model_duration_seconds_count')).toBe(5);
+    expect(metricValue(after, 'kiln_model_duration_seconds_sum') - metricValue(before, 'kiln_model_duration_seconds_sum')).toBeGreaterThan(0);
     // This request is in flight while /metrics renders.
     expect(metricValue(after, 'kiln_inflight_requests')).toBe(1);
   });
