@@ -221,7 +221,8 @@ void vary(Case& cs, size_t index) {
 
 // m in 1..MR+1, n in 1..NR+1: every partial tile, each with two depths and all transposes.
 void sweep_edges(uint64_t& seed) {
-  const size_t mr = kiln::kF32GemmMr, nr = 64 + 1;  // 64: the widest tile of any ISA
+  // 12 rows: the tallest tile of any ISA (AVX-512's 12 x 32, two A panels); 64: wider than any tile.
+  const size_t mr = 2 * kiln::kF32GemmMr, nr = 64 + 1;
   size_t index = 0;
   for (size_t m = 1; m <= mr + 1; ++m) {
     for (size_t n = 1; n <= nr; ++n) {
@@ -264,7 +265,9 @@ void sweep_random(uint64_t& seed) {
 // (M > 128 with rows a multiple of 256 floats apart) instead of reading it in place.
 void sweep_model_shapes(uint64_t& seed) {
   const size_t shapes[][3] = {{32, 676, 9},    {64, 121, 288}, {64, 128, 1600}, {10, 64, 128},
-                              {128, 10, 64},   {131, 256, 17}, {133, 512, 400}, {300, 768, 7}};
+                              {128, 10, 64},   {131, 256, 17}, {133, 512, 400}, {300, 768, 7},
+                              // More rows than one A block (180 rows at kc = 350): three blocks, the last partial.
+                              {400, 70, 700}};
   size_t index = 0;
   for (const auto& s : shapes) {
     for (const auto& tr : kTrans) {
@@ -280,7 +283,7 @@ void sweep_packed(uint64_t& seed) {
   // M = 1 with a packed B is the one-row (GEMV) path: several 128-column groups, K blocks, tails.
   static const size_t shapes[][3] = {{1, 1, 1}, {6, 16, 7}, {7, 17, 17}, {5, 65, 3}, {32, 676, 9},
                                      {64, 121, 288}, {13, 131, 400}, {101, 37, 255}, {7, 20, 0},
-                                     {1, 128, 1600}, {1, 10, 128}, {1, 257, 401}, {1, 143, 5}};
+                                     {1, 128, 1600}, {1, 10, 128}, {1, 257, 401}, {1, 143, 5}, {400, 37, 700}};
   size_t index = 0;
   for (kiln::Isa pack_isa : kiln::supported_isas()) {
     for (const auto& s : shapes) {

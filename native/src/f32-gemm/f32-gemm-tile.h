@@ -25,23 +25,27 @@ template <class V, int R, int NV, bool MASK_B>
 __attribute__((always_inline)) inline void f32_gemm_k_loop(const F32GemmTile& t, typename V::Mask tail,
                                                            typename V::Vec (&acc)[R][NV]) {
   constexpr size_t L = V::kLanes;
+  constexpr int kMr = static_cast<int>(kF32GemmMr);
   const float* a = t.a;
   const float* b = t.b;
   const size_t ks = t.b_k_stride;
   const size_t ps = t.b_panel_stride;
+  const size_t aps = t.a_panel_stride;
   for (size_t p = 0; p < t.k; ++p) {
     // A streams once through a product with few columns (a convolution at batch 1 on a small
     // plane): fetch it ahead, since its panels of one K block lie far apart.
     __builtin_prefetch(a + 16 * kF32GemmMr);
+    if (R > kMr) __builtin_prefetch(a + aps + 16 * kF32GemmMr);
     typename V::Vec bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       const float* bp = b + (v * L / kF32GemmPanelN) * ps + (v * L) % kF32GemmPanelN;
       bv[v] = (MASK_B && v == NV - 1) ? V::load_tail(bp, tail) : V::loadu(bp);
+      if (L == kF32GemmPanelN) __builtin_prefetch(bp + 24 * ks);
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const typename V::Vec av = V::broadcast(a + r);
+      const typename V::Vec av = V::broadcast(a + (r / kMr) * aps + r % kMr);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
     }
@@ -58,7 +62,7 @@ template <class V, int R, int NV, bool MASK_B, bool B_PADDED_AT_RUN_TIME, bool M
 void f32_gemm_tile(const F32GemmTile& t) {
   constexpr size_t L = V::kLanes;
   typename V::Vec acc[R][NV];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
@@ -83,7 +87,7 @@ void f32_gemm_tile(const F32GemmTile& t) {
   const float* const col_bias_p = t.col_bias;
   float* const c0 = t.c;
   const size_t ldc = t.ldc;
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     float* c = c0 + r * ldc;
     const typename V::Vec row_bias = row_bias_p ? V::broadcast(row_bias_p + r) : zero;

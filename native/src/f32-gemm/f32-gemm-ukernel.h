@@ -8,16 +8,18 @@
 
 namespace kiln {
 
-// One output tile of at most kF32GemmMr x NR elements.
+// One output tile of at most MR x NR elements (the table's mr x nr; MR a multiple of kF32GemmMr).
 struct F32GemmTile {
-  const float* a = nullptr;    // packed A panel, a[p * kF32GemmMr + i]
+  // Packed A: rows in panels of kF32GemmMr, row i at a[(i / kF32GemmMr) * a_panel_stride + p * kF32GemmMr + i % kF32GemmMr].
+  const float* a = nullptr;
+  size_t a_panel_stride = 0;   // floats between consecutive A panels (only read when mr > kF32GemmMr)
   const float* b = nullptr;    // B(p, j) at b[p * b_k_stride + (j / 16) * b_panel_stride + j % 16]
   size_t b_k_stride = 0;       // floats between consecutive k of B
   size_t b_panel_stride = 0;   // floats between 16-column panels of B
   bool b_padded = false;       // B columns past nr up to the panel end may be read (they are zeros)
   float* c = nullptr;
   size_t ldc = 0;
-  size_t mr = 0, nr = 0, k = 0;  // 1 <= mr <= kF32GemmMr, 1 <= nr <= NR, k >= 1
+  size_t mr = 0, nr = 0, k = 0;  // 1 <= mr <= MR, 1 <= nr <= NR, k >= 1
   float alpha = 1.0f;
   bool load_c = false;           // false: C is write-only (its old content, NaN included, is ignored)
   float beta = 0.0f;             // C = alpha * sum + beta * C when load_c
@@ -45,7 +47,7 @@ using F32GemvPackedFn = void (*)(const float* x, size_t k, size_t kc, const floa
 using F32PeakLoopFn = double (*)(size_t iterations);
 
 struct F32GemmKernels {
-  size_t mr = 0;  // rows per tile (kF32GemmMr)
+  size_t mr = 0;  // rows per tile (a multiple of kF32GemmMr: the tile reads mr / kF32GemmMr A panels)
   size_t nr = 0;  // columns per tile (a multiple of kF32GemmPanelN)
   F32GemmUkernelFn ukernel = nullptr;
   F32PeakLoopFn peak_loop = nullptr;
@@ -58,10 +60,14 @@ struct F32GemmKernels {
 void sgemm_packed_a(const F32GemmKernels& kern, const PackedA& a, size_t n, bool trans_b, const float* b,
                     size_t ldb, float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads);
 
+// sgemm_packed_b on the kernels of one table (see sgemm_packed_a above).
+void sgemm_packed_b(const F32GemmKernels& kern, size_t m, bool trans_a, const float* a, size_t lda, const PackedB& b,
+                    float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads);
+
 // The micro-kernels, named by tile and ISA (so a profile says which one ran).
 void f32_gemm_6x16_scalar(const F32GemmTile& tile);
 void f32_gemm_6x16_avx2(const F32GemmTile& tile);
-void f32_gemm_6x64_avx512(const F32GemmTile& tile);
+void f32_gemm_12x32_avx512(const F32GemmTile& tile);
 double f32_gemm_peak_scalar(size_t iterations);
 double f32_gemm_peak_avx2(size_t iterations);
 double f32_gemm_peak_avx512(size_t iterations);
