@@ -534,6 +534,16 @@ int main() {
       // Stride 2 across column tiles: row pieces through the table's gather_even.
       {"plane in tiles, stride 2", 1, 64, 61, 59, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, false},
       {"plane in tiles, stride 2, dilated 5x5, batch 2", 2, 40, 45, 67, 9, 5, 5, 2, 2, 2, 3, 1, 0, 2, 2, 1, false, true},
+      // Small planes with >= 64 output channels per group: the pixels in the GEMM's rows, the
+      // channels in its lanes. ResNet-50's 1x1/2 downsample and its 7x7 3x3; pointwise grouped
+      // (70 channels a group, off the vector width); a patch large enough to cut the plane in tiles;
+      // several images sharing a GEMM.
+      {"pixels in rows: 1x1/2 96->80 on 14x14", 1, 96, 14, 14, 80, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, true},
+      {"pixels in rows: 3x3 7x7 48->64, batch 3", 3, 48, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, false},
+      {"pixels in rows: pointwise 13x15 40->140, 2 groups", 2, 40, 13, 15, 140, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, true, true},
+      {"pixels in rows: 3x3 14x14 256->64, plane in tiles", 1, 256, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, false, true},
+      {"pixels in rows: 3x3 5x5 33->97, batch 9 shares GEMMs", 9, 33, 5, 5, 97, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, false},
+      {"pixels in rows: 3x3/2 9x11 20->65, batch 4", 4, 20, 9, 11, 65, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, false, false},
   };
   // Conv case, then a max pool over its output: kernel, stride, dilation (h, w).
   // Without ReLU: the training forward (conv2d_max_pool_forward) is checked too.

@@ -18,6 +18,7 @@ class DirectConvWeights;
 class PhasePlanes;
 struct DispatchTable;  // internal: one ISA's kernels (native/src/common/dispatch.h)
 class SmallConvWeights;
+struct ConvTiling;     // internal: how a run splits into GEMMs (native/src/conv/conv2d-tiling.h)
 
 // Output length of a sliding window along one axis:
 // floor((in + pad_begin + pad_end - dilation*(kernel-1) - 1) / stride) + 1,
@@ -100,8 +101,9 @@ class Conv2dPlan {
   // only the staged pool's tie-breaking indices can differ). Returns true: the caller skips its
   // own clamp. A second call narrows the bounds.
   bool fuse_clamp(float lo, float hi);
-  // Floats of scratch `run` needs for this batch size (0 for pointwise convolutions). It depends on
-  // the geometry and batch only. The buffer needs no particular alignment or initial content.
+  // Floats of scratch `run` needs for this batch size (0 for pointwise convolutions over planes
+  // larger than 196 pixels). It depends on the geometry and batch only. The buffer needs no
+  // particular alignment or initial content.
   size_t scratch_floats(size_t batch) const;
   void run(const float* input, float* output, size_t batch, float* scratch,
            size_t max_threads = 0) const;
@@ -132,7 +134,10 @@ class Conv2dPlan {
 
  private:
   Conv2dGeometry g_;
-  std::vector<PackedA> packed_;  // one per group: Cout/groups x patch (empty when depthwise)
+  std::vector<PackedA> packed_;  // one per group: Cout/groups x patch (empty when depthwise or pixels in rows)
+  // Small planes (late layers: 7x7, 14x14) put the pixels in the GEMM's rows and the output channels
+  // in its vector lanes instead: one per group, patch x Cout/groups; packed_ is then empty.
+  std::vector<PackedB> packed_rows_;
   std::vector<float> weight_;    // OIHW, only when depthwise
   std::vector<float> bias_;      // empty when there is no bias
   std::shared_ptr<const DirectConvWeights> direct_;  // null when the direct path does not apply
@@ -149,6 +154,9 @@ class Conv2dPlan {
   std::shared_ptr<Conv2dPlan> stem_direct_;
   bool clamp_ = false;  // fuse_clamp's bounds, after ReLU
   float clamp_lo_ = 0.0f, clamp_hi_ = 0.0f;
+  // Floats of a slot's product buffer: the pixel rows (cols x Cout/groups, padded to vectors) with
+  // pixels in rows, else the tiling's own (several images' columns side by side).
+  size_t gather_floats(const ConvTiling& t) const;
   // The clamp as a pass over `n` outputs, where the kernel did not apply it.
   void clamp_in_place(float* data, size_t n, size_t max_threads) const;
 

@@ -61,6 +61,42 @@ std::vector<float> phase_split_weights(const Conv2dGeometry& g, const Conv2dGeom
   return out;
 }
 
+// Late layers have few pixels per image (7x7, 14x14) and many output channels. With the pixels
+// as the GEMM's columns (its vector lanes) a 7x7 plane fills one 32-wide tile and half of the
+// next; with the pixels as its rows and the output channels in the lanes, every tile is full and
+// the weights stream once per image instead of once per 12 channels. The product comes out as
+// pixel rows (NHWC) and is transposed into the output planes. Measured on AVX-512, one thread,
+// GEMM alone: 2048 x 1024 over 49 pixels 1.88 -> 1.40 ms, 256 x 1024 over 196 pixels 0.75 ->
+// 0.66 ms; at 784 pixels the columns layout was faster (0.65 vs 0.74 ms). Same products, same
+// order, same K blocks: the bits equal the columns layout's.
+constexpr size_t kRowsMaxPlane = 196;
+constexpr size_t kRowsMinChannels = 64;
+
+// For a convolution that runs as GEMMs (not depthwise).
+bool pixels_in_rows_fits(const Conv2dGeometry& g) {
+  return g.out_plane() <= kRowsMaxPlane && g.out_channels_per_group() >= kRowsMinChannels;
+}
+
+// Floats of one row of the pixel-rows product: the output channels of a group, padded to whole
+// vectors (the transpose reads whole rows).
+size_t rows_ld(size_t m) { return (m + 15) / 16 * 16; }
+
+// The pixel rows [pixels x ld] of one image back to `channels` planes, `plane_stride` apart.
+void rows_to_planes(const F32DirectConvKernels& d, const float* rows, size_t pixels, size_t channels, size_t ld,
+                    float* out, size_t plane_stride) {
+  if (d.nhwc_to_nchw != nullptr) {
+    d.nhwc_to_nchw(rows, pixels, channels, ld, out, plane_stride);
+    return;
+  }
+  constexpr size_t kBlock = 16;
+  for (size_t c0 = 0; c0 < channels; c0 += kBlock) {
+    const size_t c1 = std::min(channels, c0 + kBlock);
+    for (size_t p = 0; p < pixels; ++p) {
+      for (size_t c = c0; c < c1; ++c) out[c * plane_stride + p] = rows[p * ld + c];
+    }
+  }
+}
+
 }  // namespace
 
 Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu)
@@ -85,8 +121,13 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
   if (depthwise_) {
     weight_.assign(weight, weight + g_.weight_size());
   } else {
-    packed_.reserve(g_.groups);
-    for (size_t grp = 0; grp < g_.groups; ++grp) packed_.emplace_back(false, m, k, weight + grp * m * k, k);
+    if (pixels_in_rows_fits(g_)) {
+      packed_rows_.reserve(g_.groups);
+      for (size_t grp = 0; grp < g_.groups; ++grp) packed_rows_.emplace_back(true, k, m, weight + grp * m * k, k);
+    } else {
+      packed_.reserve(g_.groups);
+      for (size_t grp = 0; grp < g_.groups; ++grp) packed_.emplace_back(false, m, k, weight + grp * m * k, k);
+    }
   }
   if (bias != nullptr) bias_.assign(bias, bias + g_.out_channels);
   if (!depthwise_ && direct_conv_forward_fits(g_)) direct_ = std::make_shared<const DirectConvWeights>(g_, weight, bias);
@@ -473,17 +514,22 @@ size_t Conv2dPlan::scratch_floats(size_t batch) const {
     return std::max(direct, chunk * p.in_channels * p.in_plane() + stem_phases_->row_floats() + phased_->scratch_floats(chunk));
   }
   const ConvTiling t = conv_tiling(g_, batch);
-  size_t gemm = std::min(t.items, kConvMaxSlots) * (t.col_floats + t.gather_floats);
+  size_t gemm = std::min(t.items, kConvMaxSlots) * (t.col_floats + gather_floats(t));
   gemm = std::max(gemm, std::min(batch, kConvMaxSlots) * small_padded_floats());
   // Either path may run: the ISA can change between sizing and running.
   const size_t direct = direct_ != nullptr ? std::min(batch, kConvMaxSlots) * direct_->image_floats() : 0;
   return std::max(gemm, direct);
 }
 
+size_t Conv2dPlan::gather_floats(const ConvTiling& t) const {
+  return packed_rows_.empty() ? t.gather_floats : rows_ld(g_.out_channels_per_group()) * t.cols;
+}
+
 size_t Conv2dPlan::weight_bytes() const {
   size_t bytes = (bias_.size() + weight_.size()) * sizeof(float) + (direct_ ? direct_->bytes() : 0) +
                  (small_ ? small_->bytes() : 0);
   for (const PackedA& p : packed_) bytes += p.bytes();
+  for (const PackedB& p : packed_rows_) bytes += p.bytes();
   return bytes + (phased_ ? phased_->weight_bytes() : 0) + (stem_direct_ ? stem_direct_->weight_bytes() : 0);
 }
 
@@ -563,6 +609,25 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       epilogue.clamp_hi = clamp_hi_;
       float* out = output + (n0 * g_.out_channels + grp * m) * plane;
       const float* in = input + (n0 * g_.in_channels + grp * cin) * in_plane;
+      if (!packed_rows_.empty()) {
+        // Pixels in rows: op(A) = the column matrix (or the input planes) transposed, the output
+        // channels in the lanes, bias per column; then each image's rows back into its planes.
+        epilogue.bias_mode = bias_.empty() ? BiasMode::kNone : BiasMode::kPerColumn;
+        const size_t ld = rows_ld(m);
+        if (g_.is_pointwise()) {
+          sgemm_packed_b(table.f32_gemm, plane, true, in, plane, packed_rows_[grp], gather, ld, epilogue, gemm_threads);
+          rows_to_planes(table.f32_conv.direct, gather, plane, m, ld, out, plane);
+          continue;
+        }
+        for (size_t i = 0; i < images; ++i) {
+          im2col(table.f32_conv, g_, cin, in + i * g_.in_channels * in_plane, j0, ncols, col + i * ncols, cols);
+        }
+        sgemm_packed_b(table.f32_gemm, cols, true, col, cols, packed_rows_[grp], gather, ld, epilogue, gemm_threads);
+        for (size_t i = 0; i < images; ++i) {
+          rows_to_planes(table.f32_conv.direct, gather + i * ncols * ld, ncols, m, ld, out + i * g_.out_channels * plane + j0, plane);
+        }
+        continue;
+      }
       if (g_.is_pointwise()) {
         sgemm_packed_a(table.f32_gemm, packed_[grp], plane, false, in, plane, out, plane, epilogue, gemm_threads);
         continue;
@@ -584,7 +649,7 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
     }
   };
 
-  const size_t per_slot = t.col_floats + t.gather_floats;
+  const size_t per_slot = t.col_floats + gather_floats(t);
   auto run_slot = [&](size_t s) {
     float* col = per_slot != 0 ? scratch + s * per_slot : nullptr;
     float* gather = col != nullptr ? col + t.col_floats : nullptr;

@@ -20,7 +20,7 @@ constexpr size_t kMaxTaps = 1024;
 
 bool direct_conv_forward_fits(const Conv2dGeometry& g) {
   return g.groups == 1 && g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 && g.pad_right == 0 &&
-         (g.stride_w == 1 || g.stride_w == 2) && !g.is_pointwise() && g.patch() <= kMaxTaps && g.out_plane() > 0 &&
+         (g.stride_w == 1 || g.stride_w == 2) && g.kernel_h * g.kernel_w > 1 && g.patch() <= kMaxTaps && g.out_plane() > 0 &&
          g.out_channels > 0 && g.in_plane() < (size_t{1} << 30) / std::max<size_t>(g.in_channels, 1);
 }
 

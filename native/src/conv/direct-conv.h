@@ -35,8 +35,10 @@ struct DirectConvArgs {
   bool relu = false;
 };
 
-// geometry allows the direct path (groups 1, no padding, stride_w 1, not pointwise, K small
-// enough for a weight block to stay in L2): the forward pass and the weight gradient.
+// geometry allows the direct path (groups 1, no padding, stride_w 1, a window larger than 1x1, K
+// small enough for a weight block to stay in L2): the forward pass and the weight gradient.
+// A strided 1x1 convolution (ResNet's downsample) is a GEMM over a gather of every other pixel:
+// the direct kernel ran ResNet-50's 1x1/2 1024->2048 at 22% of the FMA peak, im2col + GEMM at 47%.
 bool direct_conv_fits(const Conv2dGeometry& g);
 // The forward kernels also take stride_w 2.
 bool direct_conv_forward_fits(const Conv2dGeometry& g);
