@@ -176,6 +176,11 @@ class Conv2dPlan {
   size_t small_padded_floats() const;
   // Images are tasks of parallel_for_slots over at most this many threads (one scratch slot each).
   size_t image_threads(size_t batch, size_t max_threads) const;
+  // The direct paths' scratch slots for a batch, and the parts each image is cut into when there
+  // are fewer images than threads (at most kDirectImageParts slots at batch 1).
+  static constexpr size_t kDirectImageParts = 2;
+  static size_t direct_slots(size_t batch);
+  static size_t direct_parts(size_t batch, size_t threads);
   // Only when small_active(t), resp. direct_active(t), for the same table.
   void run_small(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
                  float* scratch, size_t max_threads, int32_t* indices) const;

@@ -218,6 +218,15 @@ void Conv2dPlan::split_phases(const DispatchTable& t, const float* input, size_t
   }
 }
 
+size_t Conv2dPlan::direct_slots(size_t batch) {
+  return std::min(kConvMaxSlots, std::max(batch, kDirectImageParts));
+}
+
+size_t Conv2dPlan::direct_parts(size_t batch, size_t threads) {
+  if (batch == 0 || batch >= threads) return 1;
+  return std::max<size_t>(1, std::min(threads, direct_slots(batch)) / batch);
+}
+
 size_t Conv2dPlan::image_threads(size_t batch, size_t max_threads) const {
   const size_t threads = max_threads == 0 ? num_threads() : max_threads;
   return std::min({threads, batch, kConvMaxSlots});
@@ -355,7 +364,7 @@ size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& po
   const size_t cp = (g_.out_channels + 15) / 16 * 16;
   const PoolBands b = pool_bands(pool, cp);
   // The band, the pooled image and its winners (int32, as many).
-  return std::max(small, slots * (b.band_rows * b.cols_used * cp + 2 * pool.out_h * pool.out_w * cp));
+  return std::max(small, direct_slots(batch) * (b.band_rows * b.cols_used * cp + 2 * pool.out_h * pool.out_w * cp));
 }
 
 void Conv2dPlan::run_max_pooled(const float* input, float* output, size_t batch, const ConvMaxPool& pool,
@@ -461,16 +470,24 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
   const size_t pooled_floats = pool != nullptr ? pool->out_h * pool->out_w * cp : 0;
   const size_t per_slot = pool != nullptr ? band_floats + 2 * pooled_floats : direct_->image_floats();
   // One image per task, scratch per thread: with a slot of strided images per task, the thread
-  // that drew one slot more (5 of 8 at 2 threads) or was preempted set the time.
-  auto run_image = [&](size_t n, size_t s) {
+  // that drew one slot more (5 of 8 at 2 threads) or was preempted set the time. Fewer images than
+  // threads: each image in parts of whole output (or pooled) rows, one part per task; a part
+  // recomputes the convolution rows its pool windows share with the part before it.
+  const size_t threads = max_threads == 0 ? num_threads() : max_threads;
+  const size_t parts = direct_parts(batch, threads);
+  const size_t rows_total = pool != nullptr ? pool->out_h : g_.out_height;
+  auto run_part = [&](size_t task, size_t s) {
+    const size_t n = task / parts, part = task % parts;
+    const size_t ya = rows_total * part / parts, yb = rows_total * (part + 1) / parts;
+    if (ya == yb) return;
     float* buffer = scratch + s * per_slot;
     const float* image = input + n * in_image;
     if (pool == nullptr) {
       // Bands of rows small enough to stay in L2 between the kernel and the transpose: a whole
       // ResNet stem image (3.2 MB of NHWC) went out to memory and back.
       const size_t band = std::max<size_t>(1, kDirectBandFloats / (g_.out_width * cp));
-      for (size_t oh0 = 0; oh0 < g_.out_height; oh0 += band) {
-        const size_t oh1 = std::min(g_.out_height, oh0 + band);
+      for (size_t oh0 = ya; oh0 < yb; oh0 += band) {
+        const size_t oh1 = std::min(yb, oh0 + band);
         d.rows(args, image, oh0, oh1, g_.out_width, buffer);
         d.nhwc_to_nchw(buffer, (oh1 - oh0) * g_.out_width, g_.out_channels, cp, output + n * out_image + oh0 * g_.out_width,
                        g_.out_plane());
@@ -483,8 +500,8 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
     const size_t row_floats = bands.cols_used * cp;
     const size_t span_h = pool->dilation_h * (pool->kernel_h - 1) + 1;
     size_t first = 0, end = 0;  // conv rows [first, end) are in the buffer
-    for (size_t y = 0; y < pool->out_h; y += bands.pooled_rows) {
-      const size_t y1 = std::min(pool->out_h, y + bands.pooled_rows);
+    for (size_t y = ya; y < yb; y += bands.pooled_rows) {
+      const size_t y1 = std::min(yb, y + bands.pooled_rows);
       const size_t r0 = y * pool->stride_h, r1 = (y1 - 1) * pool->stride_h + span_h;
       // Rows the last band ended with and this one starts with move to the front.
       const size_t carried = end > r0 ? end - r0 : 0;
@@ -494,15 +511,15 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
       first = r0;
       end = r1;
     }
-    const size_t pooled_plane = pool->out_h * pool->out_w;
-    d.nhwc_to_nchw(pooled, pooled_plane, g_.out_channels, cp, output + n * out_image, pooled_plane);
+    const size_t pooled_plane = pool->out_h * pool->out_w, p0 = ya * pool->out_w, pixels = (yb - ya) * pool->out_w;
+    d.nhwc_to_nchw(pooled + p0 * cp, pixels, g_.out_channels, cp, output + n * out_image + p0, pooled_plane);
     if (winners != nullptr) {
-      d.nhwc_to_nchw(reinterpret_cast<const float*>(winners), pooled_plane, g_.out_channels, cp,
-                     reinterpret_cast<float*>(indices + n * out_image), pooled_plane);
+      d.nhwc_to_nchw(reinterpret_cast<const float*>(winners + p0 * cp), pixels, g_.out_channels, cp,
+                     reinterpret_cast<float*>(indices + n * out_image + p0), pooled_plane);
     }
   };
-  // Scratch holds min(batch, kConvMaxSlots) slots: image_threads keeps every slot index below.
-  parallel_for_slots(batch, run_image, image_threads(batch, max_threads));
+  // Scratch holds direct_slots(batch) slots: every slot index stays below.
+  parallel_for_slots(batch * parts, run_part, std::min({threads, batch * parts, direct_slots(batch)}));
 }
 
 size_t Conv2dPlan::scratch_floats(size_t batch) const {
@@ -517,7 +534,7 @@ size_t Conv2dPlan::scratch_floats(size_t batch) const {
   size_t gemm = std::min(t.items, kConvMaxSlots) * (t.col_floats + gather_floats(t));
   gemm = std::max(gemm, std::min(batch, kConvMaxSlots) * small_padded_floats());
   // Either path may run: the ISA can change between sizing and running.
-  const size_t direct = direct_ != nullptr ? std::min(batch, kConvMaxSlots) * direct_->image_floats() : 0;
+  const size_t direct = direct_ != nullptr ? direct_slots(batch) * direct_->image_floats() : 0;
   return std::max(gemm, direct);
 }
 

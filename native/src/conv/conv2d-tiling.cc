@@ -36,8 +36,12 @@ ConvTiling conv_tiling(const Conv2dGeometry& g, size_t batch) {
       t.images_per_chunk = std::max<size_t>(1, std::min({fit, share, enough, std::max<size_t>(batch, 1)}));
       t.tile_cols = plane;
     } else {
+      // Tiles of equal width: cut at the budget, a 784-pixel plane (ResNet-50's 28x28 layers) left
+      // a 16-column tile beside a 768-column one, so two threads split the work 98:2.
       t.images_per_chunk = 1;
-      t.tile_cols = std::max(kTileAlign, budget_cols / kTileAlign * kTileAlign);
+      const size_t widest = std::max(kTileAlign, budget_cols / kTileAlign * kTileAlign);
+      const size_t tiles = (plane + widest - 1) / widest;
+      t.tile_cols = ((plane + tiles - 1) / tiles + kTileAlign - 1) / kTileAlign * kTileAlign;
     }
   }
   t.tiles = (plane + t.tile_cols - 1) / t.tile_cols;
