@@ -1,16 +1,17 @@
 // The fp32 GEMM driver: K blocking, packing, the tile loops and the split over threads.
 //
-// Loop nest of one task (a block of rows x a block of columns of C), BLIS-style:
+// Loop nest of one task (a block of rows x a block of columns of C), BLIS-style but with the
+// small A tile kept in L1 and the B block streamed from L2:
 //   for each K block (kc deep, the same blocks for every task and thread count):
 //     B block (kc x columns of the task) packed once into panels of 16 columns  -> L2
 //       (or read in place from a row-major B, or from a PackedB)
-//     for each block of mc rows of A: pack its 6-row panels (mc x kc)            -> L2
-//       for each NR-wide column tile of B (kc x NR)                             -> L1
-//         for each MR-row tile of the A block: micro-kernel (C tile read/written once per K block)
-// The B tile stays in L1 while the A block streams past it: the kernel's per-k vector loads
-// (NR / 16 of them) hit L1, and only its broadcasts (MR floats per k) come from L2. With the A
-// panel in L1 and B streamed from L2 instead, the same kernel measured 8-12 points of the FMA
-// peak lower on this machine at kc >= 192.
+//     for each MR-row tile of A: pack its 6-row panels (kc x MR)                -> L1
+//       for each NR-wide column tile: micro-kernel (C tile read/written once per K block)
+// Sweeping A rows under an L1-resident B tile instead (B columns outside) measured a few points
+// faster on some standalone products (M=3136 K=96 N=384: 69% of peak vs 58%) and slower on others
+// (M=49 K=768 N=3072: 57% vs 62%), equal on ResNet-50 and ConvNeXt, and far slower on thin
+// convolutions over large planes (MobileNetV2's 1x1 16->96 on 112x112: 2.9x), whose C rows it
+// writes as many short strided pieces: this order stays.
 // An output element is always summed over the same K blocks in the same order by one thread, so
 // results do not depend on how the work is split.
 #include <algorithm>
@@ -32,8 +33,7 @@ constexpr size_t kPanelN = kF32GemmPanelN;
 constexpr size_t kKcMax = 384;
 // Bytes of a packed B block (kc x nc): about half of the 1 MiB L2, the rest for C and A.
 constexpr size_t kBBlockBytes = 512 * 1024;
-// Bytes of a block of A rows (mc x kc) swept under one B column tile: a quarter of the L2.
-constexpr size_t kABlockBytes = 256 * 1024;
+
 // Each thread gets at least this many multiply-adds (~10 us of work): waking a helper costs
 // 8 us at best on this 2-core VM (tens of us when the other core is busy), so smaller products
 // stay on the calling thread.
@@ -47,11 +47,6 @@ size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
 size_t k_block_depth(size_t k) {
   const size_t blocks = div_up(k, kKcMax);
   return div_up(k, blocks);
-}
-
-// Rows of an A block: a multiple of the tile's rows, at least one tile.
-size_t a_block_rows(size_t kc, size_t mr) {
-  return std::max<size_t>(1, kABlockBytes / (kc * sizeof(float) * mr)) * mr;
 }
 
 // Per-thread packing buffers, kept between calls so small products do not pay for allocation.
@@ -94,8 +89,7 @@ void run_block(const Problem& pr, const F32GemmKernels& kern, size_t m0, size_t 
                size_t n1) {
   const size_t kc_max = k_block_depth(pr.k);
   const size_t nc = n1 - n0;
-  const size_t mc = a_block_rows(kc_max, kern.mr);
-  float* a_buf = pr.packed_a ? nullptr : reserve(scratch_a(), kc_max * mc);
+  float* a_buf = pr.packed_a ? nullptr : reserve(scratch_a(), kc_max * kern.mr);
   float* b_buf = pr.b_source == BSource::kPackPerCall
                      ? reserve(scratch_b(), kc_max * round_up(nc, kPanelN))
                      : nullptr;
@@ -141,30 +135,25 @@ void run_block(const Problem& pr, const F32GemmKernels& kern, size_t m0, size_t 
         break;
     }
 
-    for (size_t ib = m0; ib < m1; ib += mc) {
-      const size_t ie = std::min(m1, ib + mc);
-      if (!pr.packed_a) {
-        for (size_t i = ib; i < ie; i += kMr) {
-          pack_a_panel(pr.trans_a, pr.a, pr.lda, i, std::min(kMr, ie - i), pc, kc, a_buf + ((i - ib) / kMr) * kc * kMr);
+    for (size_t i = m0; i < m1; i += kern.mr) {
+      tile.mr = std::min(kern.mr, m1 - i);
+      if (pr.packed_a) {
+        tile.a = pr.packed_a->data() + (i / kMr) * pr.k * kMr + pc * kMr;
+        tile.a_panel_stride = pr.k * kMr;
+      } else {
+        for (size_t q = 0; q * kMr < tile.mr; ++q) {
+          pack_a_panel(pr.trans_a, pr.a, pr.lda, i + q * kMr, std::min(kMr, tile.mr - q * kMr), pc, kc, a_buf + q * kc * kMr);
         }
+        tile.a = a_buf;
+        tile.a_panel_stride = kc * kMr;
       }
+      tile.row_bias = last && ep.bias_mode == BiasMode::kPerRow ? ep.bias + i : nullptr;
       for (size_t j = n0; j < n1; j += kern.nr) {
         tile.nr = std::min(kern.nr, n1 - j);
         tile.b = b_base + ((j - n0) / kPanelN) * tile.b_panel_stride;
+        tile.c = pr.c + i * pr.ldc + j;
         tile.col_bias = last && ep.bias_mode == BiasMode::kPerColumn ? ep.bias + j : nullptr;
-        for (size_t i = ib; i < ie; i += kern.mr) {
-          tile.mr = std::min(kern.mr, ie - i);
-          if (pr.packed_a) {
-            tile.a = pr.packed_a->data() + (i / kMr) * pr.k * kMr + pc * kMr;
-            tile.a_panel_stride = pr.k * kMr;
-          } else {
-            tile.a = a_buf + ((i - ib) / kMr) * kc * kMr;
-            tile.a_panel_stride = kc * kMr;
-          }
-          tile.row_bias = last && ep.bias_mode == BiasMode::kPerRow ? ep.bias + i : nullptr;
-          tile.c = pr.c + i * pr.ldc + j;
-          kern.ukernel(tile);
-        }
+        kern.ukernel(tile);
       }
     }
   }
