@@ -101,8 +101,9 @@ class Conv2dPlan {
   // only the staged pool's tie-breaking indices can differ). Returns true: the caller skips its
   // own clamp. A second call narrows the bounds.
   bool fuse_clamp(float lo, float hi);
-  // Floats of scratch `run` needs for this batch size (0 for pointwise convolutions over planes
-  // larger than 196 pixels). It depends on the geometry and batch only. The buffer needs no
+  // Floats of scratch `run` needs for this batch size (0 for a pointwise convolution, unless its
+  // plane is small enough for the pixel-rows layout: at most 196 pixels and 64 or more output
+  // channels per group). It depends on the geometry and batch only. The buffer needs no
   // particular alignment or initial content.
   size_t scratch_floats(size_t batch) const;
   void run(const float* input, float* output, size_t batch, float* scratch,

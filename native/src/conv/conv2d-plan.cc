@@ -66,9 +66,9 @@ std::vector<float> phase_split_weights(const Conv2dGeometry& g, const Conv2dGeom
 // next; with the pixels as its rows and the output channels in the lanes, every tile is full and
 // the weights stream once per image instead of once per 12 channels. The product comes out as
 // pixel rows (NHWC) and is transposed into the output planes. Measured on AVX-512, one thread,
-// GEMM alone: 2048 x 1024 over 49 pixels 1.88 -> 1.40 ms, 256 x 1024 over 196 pixels 0.75 ->
-// 0.66 ms; at 784 pixels the columns layout was faster (0.65 vs 0.74 ms). Same products, same
-// order, same K blocks: the bits equal the columns layout's.
+// GEMM alone: 2048 x 1024 over 49 pixels 1.75 -> 1.32 ms, 256 x 1024 over 196 pixels 0.67 ->
+// 0.62 ms; at 784 pixels the two layouts were even (128 x 1152: 1.60 vs 1.59 ms). Same products,
+// same order, same K blocks: the bits equal the columns layout's.
 constexpr size_t kRowsMaxPlane = 196;
 constexpr size_t kRowsMinChannels = 64;
 
