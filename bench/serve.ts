@@ -20,6 +20,8 @@ import { save } from '../src/runtime/model-io.js';
 import type { Report } from './report.js';
 
 const CONCURRENCY = [1, 8, 64];
+/** The concurrency the issue's targets are judged at. */
+const TARGET_CONNECTIONS = 64;
 const MAX_BATCH = 64;
 /** Micro-batching delays measured: 0 (merge what arrives together, `kiln serve`'s default) and 2 ms. */
 const DELAYS_MS = [0, 2];
@@ -87,8 +89,9 @@ function histogram(text: string, name: string, label = ''): { sum: number; count
 /** Cumulative bucket counts of a histogram in Prometheus text, by upper bound (seconds). */
 function buckets(text: string, name: string): Map<number, number> {
   const counts = new Map<number, number>();
+  const bucketLine = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`);
   for (const line of text.split('\n')) {
-    const m = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`).exec(line);
+    const m = bucketLine.exec(line);
     if (m) counts.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
   }
   return counts;
@@ -225,9 +228,9 @@ export async function benchServe(report: Report, opts: ServeBenchOptions): Promi
         ]);
       }
     }
-    const ortF = cells.get('ORT fp32/64');
+    const ortF = cells.get(`ORT fp32/${TARGET_CONNECTIONS}`);
     for (const s of servers) {
-      const kiln = cells.get(`${s.name}/64`);
+      const kiln = cells.get(`${s.name}/${TARGET_CONNECTIONS}`);
       if (!s.batching || !kiln || !ortF) continue;
       const ratio = kiln.rps / ortF.rps;
       const checks = [`requests/s >= 3x the ORT fp32 server's: ${ratio.toFixed(2)}x, ${ratio >= 3 ? 'met' : 'NOT met'}`];
@@ -237,9 +240,9 @@ export async function benchServe(report: Report, opts: ServeBenchOptions): Promi
         checks.push(`client p99 <= maxDelayMs + 2x the mean batch run time (${s.delayMs} + 2 x ${kiln.batchRunMs.toFixed(2)} = ${bound.toFixed(2)} ms): ${kiln.p99.toFixed(2)} ms, ${kiln.p99 <= bound ? 'met' : 'NOT met'}`);
         checks.push(`model p99 (queue wait + batch run, server side) within the same bound: <= ${kiln.modelP99.toFixed(2)} ms, ${kiln.modelP99 <= bound ? 'met' : 'NOT met'}`);
         // Little's law: a closed loop of N connections completes N requests per mean latency.
-        checks.push(`the client-side floor from Little's law, 64 connections / ${Math.round(kiln.rps)} requests/s = ${(64000 / kiln.rps).toFixed(2)} ms mean latency; the client bound would need ${Math.round(64000 / bound)} requests/s`);
+        checks.push(`the client-side floor from Little's law, ${TARGET_CONNECTIONS} connections / ${Math.round(kiln.rps)} requests/s = ${((TARGET_CONNECTIONS * 1000) / kiln.rps).toFixed(2)} ms mean latency; the client bound would need ${Math.round((TARGET_CONNECTIONS * 1000) / bound)} requests/s`);
       }
-      notes.push(`targets at 64 connections, ${s.name}: ${checks.join('; ')}`);
+      notes.push(`targets at ${TARGET_CONNECTIONS} connections, ${s.name}: ${checks.join('; ')}`);
     }
     report.add({
       title: 'Serving under load: kiln serve (int8 SeedCNN MNIST) with and without micro-batching vs the same server on onnxruntime-node fp32 and int8',

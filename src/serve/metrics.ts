@@ -87,8 +87,10 @@ export class ServeMetrics {
 
   /** Times one request's model call (queue wait and run): call the returned function when it settles. */
   beginModel(): () => void {
-    const start = process.hrtime.bigint();
-    return () => this.model.observe(Number(process.hrtime.bigint() - start) / 1e9);
+    const end = this.model.startTimer();
+    return () => {
+      end();
+    };
   }
 
   /** Where the queue gauges read from (the served model). */

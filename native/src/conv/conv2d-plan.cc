@@ -618,7 +618,8 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       GemmEpilogue epilogue;
       if (!bias_.empty()) {
         epilogue.bias = bias_.data() + grp * m;
-        epilogue.bias_mode = BiasMode::kPerRow;
+        // Output channels are the GEMM's rows, or its columns with the pixels in rows.
+        epilogue.bias_mode = packed_rows_.empty() ? BiasMode::kPerRow : BiasMode::kPerColumn;
       }
       epilogue.relu = relu_;
       epilogue.clamp = clamp_;
@@ -626,38 +627,31 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       epilogue.clamp_hi = clamp_hi_;
       float* out = output + (n0 * g_.out_channels + grp * m) * plane;
       const float* in = input + (n0 * g_.in_channels + grp * cin) * in_plane;
-      if (!packed_rows_.empty()) {
-        // Pixels in rows: op(A) = the column matrix (or the input planes) transposed, the output
-        // channels in the lanes, bias per column; then each image's rows back into its planes.
-        epilogue.bias_mode = bias_.empty() ? BiasMode::kNone : BiasMode::kPerColumn;
-        const size_t ld = rows_ld(m);
-        if (g_.is_pointwise()) {
-          sgemm_packed_b(table.f32_gemm, plane, true, in, plane, packed_rows_[grp], gather, ld, epilogue, gemm_threads);
-          rows_to_planes(table.f32_conv.direct, gather, plane, m, ld, out, plane);
-          continue;
-        }
+      // The column matrix [patch x cols]: a pointwise convolution's input planes are one already
+      // (its items are whole planes of one image).
+      const float* columns = in;
+      if (!g_.is_pointwise()) {
         for (size_t i = 0; i < images; ++i) {
           im2col(table.f32_conv, g_, cin, in + i * g_.in_channels * in_plane, j0, ncols, col + i * ncols, cols);
         }
-        sgemm_packed_b(table.f32_gemm, cols, true, col, cols, packed_rows_[grp], gather, ld, epilogue, gemm_threads);
+        columns = col;
+      }
+      if (!packed_rows_.empty()) {
+        // Pixels in rows: op(A) = the column matrix transposed, the output channels in the lanes
+        // (bias per column); then each image's rows back into its planes.
+        const size_t ld = rows_ld(m);
+        sgemm_packed_b(table.f32_gemm, cols, true, columns, cols, packed_rows_[grp], gather, ld, epilogue, gemm_threads);
         for (size_t i = 0; i < images; ++i) {
           rows_to_planes(table.f32_conv.direct, gather + i * ncols * ld, ncols, m, ld, out + i * g_.out_channels * plane + j0, plane);
         }
         continue;
       }
-      if (g_.is_pointwise()) {
-        sgemm_packed_a(table.f32_gemm, packed_[grp], plane, false, in, plane, out, plane, epilogue, gemm_threads);
-        continue;
-      }
-      for (size_t i = 0; i < images; ++i) {
-        im2col(table.f32_conv, g_, cin, in + i * g_.in_channels * in_plane, j0, ncols, col + i * ncols, cols);
-      }
       if (images == 1) {
-        sgemm_packed_a(table.f32_gemm, packed_[grp], ncols, false, col, cols, out + j0, plane, epilogue, gemm_threads);
+        sgemm_packed_a(table.f32_gemm, packed_[grp], ncols, false, columns, cols, out + j0, plane, epilogue, gemm_threads);
         continue;
       }
       // Columns of several images came out side by side: move each image's block home.
-      sgemm_packed_a(table.f32_gemm, packed_[grp], cols, false, col, cols, gather, cols, epilogue, gemm_threads);
+      sgemm_packed_a(table.f32_gemm, packed_[grp], cols, false, columns, cols, gather, cols, epilogue, gemm_threads);
       for (size_t i = 0; i < images; ++i) {
         for (size_t r = 0; r < m; ++r) {
           std::memcpy(out + (i * g_.out_channels + r) * plane, gather + r * cols + i * plane, plane * sizeof(float));
