@@ -261,8 +261,8 @@ void sweep_random(uint64_t& seed) {
   }
 }
 
-// Products used by the MNIST networks, and shapes that make the driver pack a row-major B
-// (M > 128 with rows a multiple of 256 floats apart) instead of reading it in place.
+// Products used by the MNIST networks: row-major B read in place (M < 32 or K <= 32) and packed
+// row by row into panels (the rest), with a partial last panel where N is not a multiple of 16.
 void sweep_model_shapes(uint64_t& seed) {
   const size_t shapes[][3] = {{32, 676, 9},    {64, 121, 288}, {64, 128, 1600}, {10, 64, 128},
                               {128, 10, 64},   {131, 256, 17}, {133, 512, 400}, {300, 768, 7},

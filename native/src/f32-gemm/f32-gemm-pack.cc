@@ -85,14 +85,27 @@ void pack_a_panel(bool trans, const float* a, size_t lda, size_t i0, size_t mr, 
 
 void pack_b_block(bool trans, const float* b, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc,
                   float* dst) {
-  for (size_t q = 0; q * kNr < nc; ++q) {
-    const size_t jq = j0 + q * kNr;
-    const size_t width = nc - q * kNr < kNr ? nc - q * kNr : kNr;
-    float* panel = dst + q * kc * kNr;
-    if (trans) {
-      transpose_rows<kNr>(b + jq * ldb + p0, ldb, width, kc, panel);  // op(B) rows are columns of B
-    } else {
-      copy_rows<kNr>(b + p0 * ldb + jq, ldb, width, kc, panel);
+  if (trans) {
+    for (size_t q = 0; q * kNr < nc; ++q) {
+      const size_t jq = j0 + q * kNr;
+      const size_t width = nc - q * kNr < kNr ? nc - q * kNr : kNr;
+      transpose_rows<kNr>(b + jq * ldb + p0, ldb, width, kc, dst + q * kc * kNr);  // op(B) rows are columns of B
+    }
+    return;
+  }
+  // Row by row, each row's panels in turn: B is read front to back, as the hardware prefetcher
+  // streams it. Panel by panel (kc strided 64-byte reads per panel, each row revisited once per
+  // panel) made packing cost more than the product it fed on a 1x1 convolution's planes read from
+  // memory (ResNet-50's 256->64 on 56x56: 39% of the time in packing, 30% in the tile).
+  const size_t full = nc / kNr, tail = nc - full * kNr;
+  for (size_t p = 0; p < kc; ++p) {
+    const float* src = b + (p0 + p) * ldb + j0;
+    float* row = dst + p * kNr;
+    for (size_t q = 0; q < full; ++q) std::memcpy(row + q * kc * kNr, src + q * kNr, kNr * sizeof(float));
+    if (tail != 0) {
+      float* last = row + full * kc * kNr;
+      std::memcpy(last, src + full * kNr, tail * sizeof(float));
+      std::memset(last + tail, 0, (kNr - tail) * sizeof(float));
     }
   }
 }
