@@ -23,6 +23,8 @@
 #include "kiln/thread-pool.h"
 
 #include "check.h"
+#include "common/dispatch.h"
+#include "f32-gemm/f32-gemm-ukernel.h"
 #include "test-util.h"
 
 namespace {
@@ -401,6 +403,44 @@ void check_single_row_matches_tiles() {
   }
 }
 
+// sgemm_packed_b_columns over parts of the columns, each part's C filled with NaN first: the
+// parts together are the whole product bit for bit, and no part writes outside its columns.
+// Shapes: pixel rows of late convolution layers (49, 196 rows), op(A) transposed as there, K past
+// one block, N off the tile width; cuts at whole tiles and at single 16-column panels.
+void check_packed_b_columns() {
+  const kiln::F32GemmKernels& kern = kiln::dispatch().f32_gemm;
+  for (const auto& s : {std::vector<size_t>{49, 512, 800}, {196, 1024, 256}, {13, 70, 37}, {25, 160, 1}, {7, 0, 5}}) {
+    const size_t m = s[0], n = s[1], k = s[2], ldc = n + 3;
+    std::vector<float> a(k * m), b(k * n), bias(n), whole(m * ldc, kNaN), parts(m * ldc, kNaN);
+    Rng rng(m * 131 + n * 7 + k);
+    for (float& v : a) v = rng.uniform();
+    for (float& v : b) v = rng.uniform();
+    for (float& v : bias) v = rng.uniform();
+    const kiln::PackedB pb(false, k, n, b.data(), n);
+    GemmEpilogue ep;
+    ep.bias = bias.data();
+    ep.bias_mode = BiasMode::kPerColumn;
+    ep.relu = n % 2 == 0;
+    kiln::sgemm_packed_b(m, true, a.data(), m, pb, whole.data(), ldc, ep, 1);
+    for (size_t step : {kern.nr, size_t{kiln::kF32GemmPanelN}}) {
+      std::fill(parts.begin(), parts.end(), kNaN);
+      for (size_t n0 = 0; n0 < n; n0 += step) {
+        kiln::sgemm_packed_b_columns(kern, m, true, a.data(), m, pb, n0, n0 + step, parts.data(), ldc, ep);
+        bool outside_untouched = true;
+        for (size_t i = 0; i < m; ++i) {
+          for (size_t j = n0 + step; j < ldc; ++j) outside_untouched &= std::isnan(parts[i * ldc + j]);
+        }
+        check(outside_untouched, std::string("isa=") + kiln::isa_name(kiln::active_isa()) + " m=" + std::to_string(m) +
+                                     " n0=" + std::to_string(n0) + " | a column part wrote past its columns");
+      }
+      check(std::memcmp(whole.data(), parts.data(), whole.size() * sizeof(float)) == 0,
+            std::string("isa=") + kiln::isa_name(kiln::active_isa()) + " m=" + std::to_string(m) + " n=" +
+                std::to_string(n) + " k=" + std::to_string(k) + " step=" + std::to_string(step) +
+                " | column parts differ from the whole product");
+    }
+  }
+}
+
 // sgemm called from inside parallel_for tasks (as conv does per image): the inner call finds the
 // pool busy and runs on its own thread; results must match a plain call bit for bit.
 void check_nested_calls() {
@@ -439,6 +479,7 @@ int main() {
     sweep_model_shapes(seed);
     sweep_packed(seed);
     check_single_row_matches_tiles();
+    check_packed_b_columns();
     sweep_empty(seed);
     check_nan_propagation(seed);
     check_determinism(seed);

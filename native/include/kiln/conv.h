@@ -187,6 +187,14 @@ class Conv2dPlan {
                  float* scratch, size_t max_threads, int32_t* indices) const;
   void run_direct(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
                   float* scratch, size_t max_threads, int32_t* indices) const;
+  // One GEMM item of the pixel-rows layout (images x ncols pixel rows from column j0) on up to
+  // max_threads threads: split by pixel rows (each band its im2col, product rows and transpose)
+  // or, where the weights are the larger operand, by output channels (the column matrix split by
+  // input channels first). Threaded inside the GEMM alone, the im2col before it and the transpose
+  // after it ran on one thread, and each thread read all the weights.
+  void run_rows_threaded(const DispatchTable& table, const PackedB& weights, const GemmEpilogue& epilogue,
+                         const float* in, size_t images, size_t j0, size_t ncols, float* col, float* gather, float* out,
+                         size_t max_threads) const;
   // Only when stem_direct_active(t): the stem on stem_direct_, pooled when `pool` is not null.
   void run_stem_direct(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
                        float* scratch, size_t max_threads, int32_t* indices) const;

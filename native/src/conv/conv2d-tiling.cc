@@ -18,7 +18,7 @@ constexpr size_t kTileAlign = 16;
 
 }  // namespace
 
-ConvTiling conv_tiling(const Conv2dGeometry& g, size_t batch) {
+ConvTiling conv_tiling(const Conv2dGeometry& g, size_t batch, bool whole_planes) {
   ConvTiling t;
   const size_t plane = g.out_plane();
   const size_t patch = g.patch();
@@ -28,7 +28,7 @@ ConvTiling conv_tiling(const Conv2dGeometry& g, size_t batch) {
     t.tile_cols = plane;
   } else {
     const size_t budget_cols = std::max(kMinColumns, kColumnBudgetFloats / std::max<size_t>(patch, 1));
-    if (plane <= budget_cols) {
+    if (plane <= budget_cols || whole_planes) {
       // Several small images per GEMM keep it busy, but leave enough chunks to share out.
       const size_t fit = budget_cols / plane;
       const size_t share = std::max<size_t>(1, batch / kConvMaxSlots);

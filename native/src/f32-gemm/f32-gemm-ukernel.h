@@ -64,6 +64,12 @@ void sgemm_packed_a(const F32GemmKernels& kern, const PackedA& a, size_t n, bool
 void sgemm_packed_b(const F32GemmKernels& kern, size_t m, bool trans_a, const float* a, size_t lda, const PackedB& b,
                     float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads);
 
+// Columns [n0, n1) of sgemm_packed_b's C, on the calling thread (the caller splits the columns
+// over its own threads, and works on each part's output right after it). n0 is a multiple of
+// kF32GemmPanelN; `c` is the whole C. Each element gets the bits sgemm_packed_b gives it.
+void sgemm_packed_b_columns(const F32GemmKernels& kern, size_t m, bool trans_a, const float* a, size_t lda,
+                            const PackedB& b, size_t n0, size_t n1, float* c, size_t ldc, const GemmEpilogue& epilogue);
+
 // The micro-kernels, named by tile and ISA (so a profile says which one ran).
 void f32_gemm_6x16_scalar(const F32GemmTile& tile);
 void f32_gemm_6x16_avx2(const F32GemmTile& tile);
