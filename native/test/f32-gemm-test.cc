@@ -263,8 +263,9 @@ void sweep_random(uint64_t& seed) {
   }
 }
 
-// Products used by the MNIST networks: row-major B read in place (M < 32 or K <= 32) and packed
-// row by row into panels (the rest), with a partial last panel where N is not a multiple of 16.
+// Products used by the MNIST networks: row-major B read in place (M < 32, K <= 32, or a B of at
+// most 512 KiB under M < 128) and packed row by row into panels (the rest: {133, 512, 400},
+// {300, 768, 7}, {400, 70, 700}), with a partial last panel where N is not a multiple of 16.
 void sweep_model_shapes(uint64_t& seed) {
   const size_t shapes[][3] = {{32, 676, 9},    {64, 121, 288}, {64, 128, 1600}, {10, 64, 128},
                               {128, 10, 64},   {131, 256, 17}, {133, 512, 400}, {300, 768, 7},
@@ -441,6 +442,32 @@ void check_packed_b_columns() {
   }
 }
 
+// A warm B (a convolution's column matrix) is read in place for 32..127 rows, a cold one packed:
+// the same products in the same order, so the same bits, on 1 and 2 threads.
+void check_warm_b_in_place() {
+  const kiln::F32GemmKernels& kern = kiln::dispatch().f32_gemm;
+  for (const auto& s : {std::vector<size_t>{40, 300, 200}, {100, 70, 500}, {127, 33, 33}, {64, 3136, 64}}) {
+    const size_t m = s[0], n = s[1], k = s[2], ldb = n + 5;
+    std::vector<float> a(m * k), b(k * ldb), bias(m), cold(m * n, kNaN), warm(m * n, kNaN);
+    Rng rng(m * 17 + n + k);
+    for (float& v : a) v = rng.uniform();
+    for (float& v : b) v = rng.uniform();
+    for (float& v : bias) v = rng.uniform();
+    const kiln::PackedA pa(false, m, k, a.data(), k);
+    GemmEpilogue ep;
+    ep.bias = bias.data();
+    ep.bias_mode = BiasMode::kPerRow;
+    ep.relu = true;
+    for (size_t threads : {1, 2}) {
+      kiln::sgemm_packed_a(kern, pa, n, false, b.data(), ldb, cold.data(), n, ep, threads, false);
+      kiln::sgemm_packed_a(kern, pa, n, false, b.data(), ldb, warm.data(), n, ep, threads, true);
+      check(std::memcmp(cold.data(), warm.data(), cold.size() * sizeof(float)) == 0,
+            std::string("isa=") + kiln::isa_name(kiln::active_isa()) + " m=" + std::to_string(m) + " n=" +
+                std::to_string(n) + " threads=" + std::to_string(threads) + " | B read in place differs from B packed");
+    }
+  }
+}
+
 // sgemm called from inside parallel_for tasks (as conv does per image): the inner call finds the
 // pool busy and runs on its own thread; results must match a plain call bit for bit.
 void check_nested_calls() {
@@ -480,6 +507,7 @@ int main() {
     sweep_packed(seed);
     check_single_row_matches_tiles();
     check_packed_b_columns();
+    check_warm_b_in_place();
     sweep_empty(seed);
     check_nan_propagation(seed);
     check_determinism(seed);
