@@ -442,13 +442,14 @@ void check_packed_b_columns() {
   }
 }
 
-// A warm B (a convolution's column matrix) is read in place for 32..127 rows, a cold one packed:
-// the same products in the same order, so the same bits, on 1 and 2 threads.
-void check_warm_b_in_place() {
+// A warm B (a convolution's column matrix) is read in place up to 127 rows, a cold one (a batch's
+// input planes) packed from 13 rows: the same products in the same order, so the same bits as
+// the unknown case, on 1 and 2 threads.
+void check_b_cache_hints() {
   const kiln::F32GemmKernels& kern = kiln::dispatch().f32_gemm;
-  for (const auto& s : {std::vector<size_t>{40, 300, 200}, {100, 70, 500}, {127, 33, 33}, {64, 3136, 64}}) {
+  for (const auto& s : {std::vector<size_t>{40, 300, 200}, {100, 70, 500}, {127, 33, 33}, {64, 3136, 64}, {13, 300, 70}, {24, 784, 144}}) {
     const size_t m = s[0], n = s[1], k = s[2], ldb = n + 5;
-    std::vector<float> a(m * k), b(k * ldb), bias(m), cold(m * n, kNaN), warm(m * n, kNaN);
+    std::vector<float> a(m * k), b(k * ldb), bias(m), unknown(m * n, kNaN), cold(m * n, kNaN), warm(m * n, kNaN);
     Rng rng(m * 17 + n + k);
     for (float& v : a) v = rng.uniform();
     for (float& v : b) v = rng.uniform();
@@ -459,11 +460,13 @@ void check_warm_b_in_place() {
     ep.bias_mode = BiasMode::kPerRow;
     ep.relu = true;
     for (size_t threads : {1, 2}) {
-      kiln::sgemm_packed_a(kern, pa, n, false, b.data(), ldb, cold.data(), n, ep, threads, false);
-      kiln::sgemm_packed_a(kern, pa, n, false, b.data(), ldb, warm.data(), n, ep, threads, true);
-      check(std::memcmp(cold.data(), warm.data(), cold.size() * sizeof(float)) == 0,
+      kiln::sgemm_packed_a(kern, pa, n, false, b.data(), ldb, unknown.data(), n, ep, threads);
+      kiln::sgemm_packed_a(kern, pa, n, false, b.data(), ldb, cold.data(), n, ep, threads, kiln::BCache::kCold);
+      kiln::sgemm_packed_a(kern, pa, n, false, b.data(), ldb, warm.data(), n, ep, threads, kiln::BCache::kWarm);
+      check(std::memcmp(unknown.data(), warm.data(), cold.size() * sizeof(float)) == 0 &&
+                std::memcmp(unknown.data(), cold.data(), cold.size() * sizeof(float)) == 0,
             std::string("isa=") + kiln::isa_name(kiln::active_isa()) + " m=" + std::to_string(m) + " n=" +
-                std::to_string(n) + " threads=" + std::to_string(threads) + " | B read in place differs from B packed");
+                std::to_string(n) + " threads=" + std::to_string(threads) + " | B read in place and B packed differ");
     }
   }
 }
@@ -507,7 +510,7 @@ int main() {
     sweep_packed(seed);
     check_single_row_matches_tiles();
     check_packed_b_columns();
-    check_warm_b_in_place();
+    check_b_cache_hints();
     sweep_empty(seed);
     check_nan_propagation(seed);
     check_determinism(seed);

@@ -55,13 +55,16 @@ struct F32GemmKernels {
   F32GemvPackedFn gemv_packed = nullptr;
 };
 
-// sgemm_packed_a on the kernels of one table, which a caller that read dispatch() once for a
-// whole operation passes down (kiln/f32-gemm.h's overload reads the active table). b_warm: the
-// caller has just written B and it fits in L2 (a column matrix; a batch-1 input), which changes
+// Where a caller's B operand is: just written and within L2 (a column matrix im2col has just
+// written, a batch-1 input), read from memory (a batch's input planes), or unknown. It decides
 // whether reading B in place or packing it is faster (f32-gemm.cc, read_b_in_place).
+enum class BCache { kUnknown, kWarm, kCold };
+
+// sgemm_packed_a on the kernels of one table, which a caller that read dispatch() once for a
+// whole operation passes down (kiln/f32-gemm.h's overload reads the active table).
 void sgemm_packed_a(const F32GemmKernels& kern, const PackedA& a, size_t n, bool trans_b, const float* b,
                     size_t ldb, float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads,
-                    bool b_warm = false);
+                    BCache b_cache = BCache::kUnknown);
 
 // sgemm_packed_b on the kernels of one table (see sgemm_packed_a above).
 void sgemm_packed_b(const F32GemmKernels& kern, size_t m, bool trans_a, const float* a, size_t lda, const PackedB& b,

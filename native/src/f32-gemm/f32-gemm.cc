@@ -265,15 +265,23 @@ void run(const Problem& pr, const F32GemmKernels& kern, size_t max_threads) {
 
 // Packing B costs one copy of each block; it pays for itself once a block serves a few A tiles,
 // or when B comes from memory: read in place, a column tile's kc rows are kc strided streams the
-// hardware prefetcher does not follow. Measured on AVX-512, 1 thread (% of peak, in place /
-// packed): B cycling through 16 images, as a convolution's planes come at batch 16: M=64 K=256
-// N=784 42 / 53, M=32 K=128 N=729 24 / 31, M=64 K=64 N=3025 31 / 47 (ResNet-50's 1x1 256->64 on
-// 56x56: 26.7 / 14.0 ms); one B, warm from the step that wrote it, as at batch 1: M=32 K=128
-// N=729 58 / 43, M=48 K=256 N=169 65 / 44, M=128 K=288 N=368 (im2col columns) 64 / 67, M=128
-// K=128 N=3025 51 / 59. So: in place for one or two row tiles and for shallow products (K <= 32:
-// within a few points either way); for fewer than 128 rows over a warm B; packed otherwise.
-bool read_b_in_place(bool trans_b, size_t m, size_t k, bool b_warm) {
-  return !trans_b && (m < 32 || k <= 32 || (b_warm && m < 128));
+// hardware prefetcher does not follow. Measured on AVX-512, 1 thread (% of peak or ms, in place /
+// packed): B cold, cycling through 16 images as a convolution's planes come at batch 16: M=64
+// K=256 N=784 42 / 53%, M=32 K=128 N=729 24 / 31%, 1x1 convolutions on 56x56 256->64 26.7 / 14.0
+// ms, 144->24 7.2 / 4.7 ms, 64->16 on 112x112 23 / 9.3 ms, 256->12 on 28x28 even; B warm from the
+// step that wrote it, as at batch 1: M=32 K=128 N=729 58 / 43%, M=48 K=256 N=169 65 / 44%, M=128
+// K=288 N=368 (im2col columns) 64 / 67%, M=128 K=128 N=3025 51 / 59%. Shallow products (K <= 32)
+// are within a few points either way. Where the caller cannot tell, one or two row tiles read in
+// place, as at batch 1, and more rows pack, as the cold measurements say.
+bool read_b_in_place(bool trans_b, size_t m, size_t k, BCache b_cache) {
+  if (trans_b) return false;
+  if (k <= 32) return true;
+  switch (b_cache) {
+    case BCache::kWarm: return m < 128;
+    case BCache::kCold: return m <= 12;
+    case BCache::kUnknown: break;
+  }
+  return m < 32;
 }
 
 }  // namespace
@@ -291,7 +299,7 @@ void sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha
   pr.trans_b = trans_b;
   pr.b = b;
   pr.ldb = ldb;
-  pr.b_source = read_b_in_place(trans_b, m, k, false) ? BSource::kInPlace : BSource::kPackPerCall;
+  pr.b_source = read_b_in_place(trans_b, m, k, BCache::kUnknown) ? BSource::kInPlace : BSource::kPackPerCall;
   pr.alpha = alpha;
   pr.beta = beta;
   pr.c = c;
@@ -306,7 +314,7 @@ void sgemm_packed_a(const PackedA& a, size_t n, bool trans_b, const float* b, si
 }
 
 void sgemm_packed_a(const F32GemmKernels& kern, const PackedA& a, size_t n, bool trans_b, const float* b,
-                    size_t ldb, float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads, bool b_warm) {
+                    size_t ldb, float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads, BCache b_cache) {
   Problem pr;
   pr.m = a.rows();
   pr.n = n;
@@ -315,7 +323,7 @@ void sgemm_packed_a(const F32GemmKernels& kern, const PackedA& a, size_t n, bool
   pr.trans_b = trans_b;
   pr.b = b;
   pr.ldb = ldb;
-  pr.b_source = read_b_in_place(trans_b, pr.m, pr.k, b_warm) ? BSource::kInPlace : BSource::kPackPerCall;
+  pr.b_source = read_b_in_place(trans_b, pr.m, pr.k, b_cache) ? BSource::kInPlace : BSource::kPackPerCall;
   pr.c = c;
   pr.ldc = ldc;
   pr.epilogue = epilogue;
