@@ -186,8 +186,9 @@ void run_case(const Case& c, const char* isa) {
   check(identical(forward.data(), output.data(), out_size), "conv2d_forward equals the plan", isa, c.name);
 
   {
-    // Clip fused into the plan (the depthwise kernel, the GEMM epilogue, or a pass after the
-    // direct paths): the oracle clamped (the plan's own ReLU still applies).
+    // Clip fused into the plan (the depthwise kernel, the GEMM epilogue, the direct kernel's
+    // bounds, or a pass after the small-patch kernel): the oracle clamped (the plan's own ReLU
+    // still applies).
     kiln::set_active_isa(kiln::Isa::kScalar);
     kiln::Conv2dPlan clamped(g, weight.data(), c.bias ? bias.data() : nullptr, c.relu);
     kiln::set_active_isa(current);

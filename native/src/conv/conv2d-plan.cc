@@ -471,7 +471,13 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
                             const ConvMaxPool* pool, float* scratch, size_t max_threads, int32_t* indices) const {
   const F32DirectConvKernels& d = t.f32_conv.direct;
   DirectConvArgs args = direct_->args();
-  args.relu = relu_;
+  if (relu_) args.lo = 0.0f;
+  // The clamp goes into the kernel's bounds without a pool; with one it runs on the pooled output
+  // (run_max_pooled): clamped first, ties at a bound could change which index a window reports.
+  if (clamp_ && pool == nullptr) {
+    args.lo = std::max(args.lo, clamp_lo_);
+    args.hi = clamp_hi_;
+  }
   const size_t cp = args.cout_padded;
   const size_t in_image = g_.in_channels * g_.in_plane();
   const PoolBands bands = pool != nullptr ? pool_bands(*pool, cp) : PoolBands();
@@ -604,8 +610,7 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
     return;
   }
   if (direct_active(table)) {
-    run_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
-    clamp_in_place(output, batch * g_.out_channels * g_.out_plane(), max_threads);
+    run_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr);  // clamped inside
     return;
   }
   const ConvTiling t = conv_tiling(g_, batch, !packed_rows_.empty());

@@ -11,14 +11,14 @@ namespace kiln {
 namespace {
 
 using TileFn = void (*)(const float* x, const int32_t* offsets, const float* w, size_t k, const float* bias,
-                        bool relu, float* out, size_t ld);
+                        float lo, float hi, float* out, size_t ld);
 
 // Widest row tile per number of 16-channel vectors: 24 accumulators for NB >= 2.
 constexpr int kMaxRows[5] = {0, 12, 12, 8, 6};
 
 // MR output pixels SW input columns apart (stride 1 or 2) x NB channel vectors.
 template <int MR, int NB, int SW>
-void tile(const float* x, const int32_t* offsets, const float* w, size_t k, const float* bias, bool relu,
+void tile(const float* x, const int32_t* offsets, const float* w, size_t k, const float* bias, float lo, float hi,
           float* out, size_t ld) {
   __m512 acc[MR][NB];
 #pragma GCC unroll 12
@@ -39,14 +39,14 @@ void tile(const float* x, const int32_t* offsets, const float* w, size_t k, cons
     }
     w += 16 * NB;
   }
-  const __m512 zero = _mm512_setzero_ps();
+  const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 4
     for (int v = 0; v < NB; ++v) {
       __m512 y = _mm512_add_ps(acc[i][v], _mm512_loadu_ps(bias + 16 * v));
-      // max(0, y) returns y when y is NaN, as the GEMM epilogue does.
-      if (relu) y = _mm512_max_ps(zero, y);
+      // max and min return their second operand, y, when y is NaN, as the GEMM epilogue does.
+      y = _mm512_min_ps(vhi, _mm512_max_ps(vlo, y));
       _mm512_storeu_ps(out + i * ld + 16 * v, y);
     }
   }
@@ -183,7 +183,7 @@ void direct_conv_rows_avx512(const DirectConvArgs& a, const float* input, size_t
       size_t ow = 0;
       for (size_t t = 0; t < tiles; ++t) {
         const size_t mr = t < wide ? base + 1 : base;
-        (t < wide ? wide_fn : base_fn)(row + ow * a.stride_w, a.offsets, w, a.k, a.bias + c0, a.relu, out + ow * ld, ld);
+        (t < wide ? wide_fn : base_fn)(row + ow * a.stride_w, a.offsets, w, a.k, a.bias + c0, a.lo, a.hi, out + ow * ld, ld);
         ow += mr;
       }
     }

@@ -12,6 +12,7 @@
 // no tap of the kernel is wasted, unlike the stride-phase split).
 #pragma once
 #include <cstddef>
+#include <limits>
 #include <cstdint>
 #include <vector>
 
@@ -32,7 +33,10 @@ struct DirectConvArgs {
   size_t cout_padded = 0;          // Cout rounded up to 16: the NHWC row stride
   size_t in_width = 0, stride_h = 1, stride_w = 1;  // stride_w: 1 or 2
   size_t out_height = 0, out_width = 0;
-  bool relu = false;
+  // Bounds applied to each output after the bias, y = min(hi, max(lo, y)) with NaN passing (as the
+  // GEMM epilogue's ReLU): lo 0 for a ReLU, raised by a fused clamp; -inf and +inf for neither.
+  float lo = -std::numeric_limits<float>::infinity();
+  float hi = std::numeric_limits<float>::infinity();
 };
 
 // geometry allows the direct path (groups 1, no padding, stride_w 1, a window larger than 1x1, K
@@ -48,7 +52,7 @@ class DirectConvWeights {
  public:
   DirectConvWeights() = default;
   DirectConvWeights(const Conv2dGeometry& g, const float* weight, const float* bias);
-  // Fills everything but `relu`.
+  // Fills everything but the bounds.
   DirectConvArgs args() const;
   // Floats of one image's NHWC output: OH * OW * cout_padded.
   size_t image_floats() const { return image_floats_; }
@@ -87,8 +91,8 @@ void direct_conv_weight_rows_avx512(const float* x, const int32_t* offsets, size
 // NCHW planes of one image to NHWC rows of `cout_padded` floats (channels past `channels` zero).
 void nchw_to_nhwc_avx512(const float* nchw, size_t pixels, size_t channels, size_t cout_padded, float* nhwc);
 
-// Output rows [oh0, oh1), columns [0, cols) of one image (CHW at `input`), sum + bias, then ReLU
-// when args.relu, into rows[((oh - oh0) * cols + ow) * cout_padded + c].
+// Output rows [oh0, oh1), columns [0, cols) of one image (CHW at `input`), sum + bias, then the
+// bounds, into rows[((oh - oh0) * cols + ow) * cout_padded + c].
 void direct_conv_rows_avx512(const DirectConvArgs& args, const float* input, size_t oh0, size_t oh1, size_t cols,
                              float* rows);
 
