@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <vector>
@@ -375,14 +376,19 @@ void check_determinism(uint64_t& seed) {
 // (the tiled path), on any number of threads: a Linear layer's output does not depend on the
 // batch it runs in. The last two are over the size that splits one row over threads (by column
 // group and K block: 1 group x 6 blocks, 3 groups x 2 blocks).
+// Each vector filled with uniform values from `rng`, in order.
+void fill_uniform(Rng& rng, std::initializer_list<std::vector<float>*> vectors) {
+  for (std::vector<float>* v : vectors) {
+    for (float& x : *v) x = rng.uniform();
+  }
+}
+
 void check_single_row_matches_tiles() {
   for (const auto& s : {std::vector<size_t>{128, 1600}, {10, 128}, {257, 401}, {33, 7}, {128, 2304}, {300, 700}}) {
     const size_t n = s[0], k = s[1], m = 7;
     std::vector<float> a(m * k), b(k * n), bias(n), all(m * n), one(n, kNaN);
     Rng rng(n * 31 + k);
-    for (float& v : a) v = rng.uniform();
-    for (float& v : b) v = rng.uniform();
-    for (float& v : bias) v = rng.uniform();
+    fill_uniform(rng, {&a, &b, &bias});
     const kiln::PackedB pb(false, k, n, b.data(), n);
     GemmEpilogue ep;
     ep.bias = bias.data();
@@ -414,9 +420,7 @@ void check_packed_b_columns() {
     const size_t m = s[0], n = s[1], k = s[2], ldc = n + 3;
     std::vector<float> a(k * m), b(k * n), bias(n), whole(m * ldc, kNaN), parts(m * ldc, kNaN);
     Rng rng(m * 131 + n * 7 + k);
-    for (float& v : a) v = rng.uniform();
-    for (float& v : b) v = rng.uniform();
-    for (float& v : bias) v = rng.uniform();
+    fill_uniform(rng, {&a, &b, &bias});
     const kiln::PackedB pb(false, k, n, b.data(), n);
     GemmEpilogue ep;
     ep.bias = bias.data();
@@ -451,9 +455,7 @@ void check_b_cache_hints() {
     const size_t m = s[0], n = s[1], k = s[2], ldb = n + 5;
     std::vector<float> a(m * k), b(k * ldb), bias(m), unknown(m * n, kNaN), cold(m * n, kNaN), warm(m * n, kNaN);
     Rng rng(m * 17 + n + k);
-    for (float& v : a) v = rng.uniform();
-    for (float& v : b) v = rng.uniform();
-    for (float& v : bias) v = rng.uniform();
+    fill_uniform(rng, {&a, &b, &bias});
     const kiln::PackedA pa(false, m, k, a.data(), k);
     GemmEpilogue ep;
     ep.bias = bias.data();

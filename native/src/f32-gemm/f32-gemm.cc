@@ -335,8 +335,10 @@ void sgemm_packed_b(size_t m, bool trans_a, const float* a, size_t lda, const Pa
   sgemm_packed_b(dispatch().f32_gemm, m, trans_a, a, lda, b, c, ldc, epilogue, max_threads);  // one table for the whole call
 }
 
-void sgemm_packed_b(const F32GemmKernels& kern, size_t m, bool trans_a, const float* a, size_t lda, const PackedB& b,
-                    float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads) {
+namespace {
+
+Problem packed_b_problem(size_t m, bool trans_a, const float* a, size_t lda, const PackedB& b, float* c, size_t ldc,
+                         const GemmEpilogue& epilogue) {
   Problem pr;
   pr.m = m;
   pr.n = b.cols();
@@ -349,23 +351,19 @@ void sgemm_packed_b(const F32GemmKernels& kern, size_t m, bool trans_a, const fl
   pr.c = c;
   pr.ldc = ldc;
   pr.epilogue = epilogue;
-  run(pr, kern, max_threads);
+  return pr;
+}
+
+}  // namespace
+
+void sgemm_packed_b(const F32GemmKernels& kern, size_t m, bool trans_a, const float* a, size_t lda, const PackedB& b,
+                    float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads) {
+  run(packed_b_problem(m, trans_a, a, lda, b, c, ldc, epilogue), kern, max_threads);
 }
 
 void sgemm_packed_b_columns(const F32GemmKernels& kern, size_t m, bool trans_a, const float* a, size_t lda,
                             const PackedB& b, size_t n0, size_t n1, float* c, size_t ldc, const GemmEpilogue& epilogue) {
-  Problem pr;
-  pr.m = m;
-  pr.n = b.cols();
-  pr.k = b.depth();
-  pr.trans_a = trans_a;
-  pr.a = a;
-  pr.lda = lda;
-  pr.packed_b = &b;
-  pr.b_source = BSource::kPrepacked;
-  pr.c = c;
-  pr.ldc = ldc;
-  pr.epilogue = epilogue;
+  const Problem pr = packed_b_problem(m, trans_a, a, lda, b, c, ldc, epilogue);
   n1 = std::min(n1, pr.n);
   if (m == 0 || n0 >= n1) return;
   if (pr.k == 0) {
