@@ -186,6 +186,28 @@ void run_case(const Case& c, const char* isa) {
   check(identical(forward.data(), output.data(), out_size), "conv2d_forward equals the plan", isa, c.name);
 
   {
+    // A fused post function (as the runtime fuses SiLU): on the GEMM paths applied to each piece
+    // in cache, elsewhere in a pass after; either way the plain output passed through it, bit for
+    // bit, on 1 and all threads.
+    kiln::set_active_isa(kiln::Isa::kScalar);
+    kiln::Conv2dPlan posted(g, weight.data(), c.bias ? bias.data() : nullptr, c.relu);
+    kiln::set_active_isa(current);
+    posted.fuse_post({[](const void*, float* v, size_t n) {
+                        for (size_t i = 0; i < n; ++i) v[i] = v[i] * v[i] - 0.5f;
+                      },
+                      nullptr});
+    std::vector<float> want(forward.data(), forward.data() + out_size);
+    for (float& v : want) v = v * v - 0.5f;
+    for (size_t threads : {size_t{1}, size_t{0}}) {
+      scratch.fill(kNaN);
+      output.fill(kNaN);
+      posted.run(input.data(), output.data(), c.batch, scratch.data(), threads);
+      check(identical(want.data(), output.data(), out_size), threads == 1 ? "post function, 1 thread" : "post function, all threads",
+            isa, c.name);
+    }
+  }
+
+  {
     // Clip fused into the plan (the depthwise kernel, the GEMM epilogue, the direct kernel's
     // bounds, or a pass after the small-patch kernel): the oracle clamped (the plan's own ReLU
     // still applies).
@@ -472,6 +494,28 @@ void run_pool_case(const PoolCase& pc, const char* isa) {
     std::vector<float> want(expected);
     for (float& v : want) v = std::isnan(v) ? v : std::min(0.4f, std::max(-0.2f, v));
     check(identical(pooled.data(), want.data(), pooled_size), "clamped fused max pool", isa, c.name);
+  }
+  {
+    // A post function need not commute with the pool (x -> -x does not): it runs first, staged,
+    // and the pool picks its winners among the transformed values.
+    kiln::Conv2dPlan posted(g, weight.data(), c.bias ? bias.data() : nullptr, c.relu);
+    posted.fuse_post({[](const void*, float* v, size_t n) {
+                        for (size_t i = 0; i < n; ++i) v[i] = -v[i];
+                      },
+                      nullptr});
+    check(!posted.can_fuse_max_pool(), "a post function keeps the pool staged", isa, c.name);
+    std::vector<float> negated(conv_out.data(), conv_out.data() + out_size);
+    for (float& v : negated) v = -v;
+    std::vector<float> want(pooled_size);
+    std::vector<int32_t> want_idx(pooled_size);
+    kiln::max_pool2d_forward(p, negated.data(), want.data(), want_idx.data(), 1);
+    Guarded post_scratch(posted.max_pooled_scratch_floats(c.batch, pool) + 1);
+    pooled.fill(kNaN);
+    idx.fill(kNaN);
+    posted.run_max_pooled(input.data(), pooled.data(), c.batch, pool, post_scratch.data(), 0, idx_data);
+    check(identical(pooled.data(), want.data(), pooled_size) &&
+              std::memcmp(idx_data, want_idx.data(), pooled_size * sizeof(int32_t)) == 0,
+          "post function, then the max pool", isa, c.name);
   }
   if (!c.relu) {
     // The training entry point (no ReLU): fused on AVX-512, two steps elsewhere.

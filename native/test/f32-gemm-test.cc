@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -473,6 +474,50 @@ void check_b_cache_hints() {
   }
 }
 
+// The epilogue's post hook sees every element of C exactly once, after bias, ReLU and clamp: a
+// hook that squares and counts gives the plain product squared, and as many calls' elements as C
+// has, on every entry point (rows and columns split over threads, the one-row path, K == 0).
+void check_post_hook() {
+  struct Count {
+    std::atomic<size_t> elements{0};
+  };
+  auto square = [](const void* ctx, float* v, size_t n) {
+    for (size_t i = 0; i < n; ++i) v[i] *= v[i];
+    static_cast<Count*>(const_cast<void*>(ctx))->elements += n;
+  };
+  for (const auto& s : {std::vector<size_t>{37, 300, 200}, {1, 500, 70}, {130, 45, 33}, {5, 7, 0}}) {
+    const size_t m = s[0], n = s[1], k = s[2];
+    std::vector<float> a(m * k), b(k * n), bias(n);
+    Rng rng(m + 7 * n + k);
+    fill_uniform(rng, {&a, &b, &bias});
+    const kiln::PackedB pb(false, k, n, b.data(), n);
+    GemmEpilogue ep;
+    ep.bias = bias.data();
+    ep.bias_mode = BiasMode::kPerColumn;
+    ep.clamp = true;
+    ep.clamp_lo = -0.5f;
+    ep.clamp_hi = 2.0f;
+    for (size_t threads : {1, 2}) {
+      std::vector<float> plain(m * n, kNaN), hooked(m * n, kNaN), packed(m * n, kNaN);
+      kiln::sgemm(false, false, m, n, k, 1.0f, a.data(), std::max<size_t>(k, 1), b.data(), n, 0.0f, plain.data(), n, ep, threads);
+      for (float& v : plain) v *= v;
+      Count count;
+      GemmEpilogue with = ep;
+      with.post = square;
+      with.post_ctx = &count;
+      kiln::sgemm(false, false, m, n, k, 1.0f, a.data(), std::max<size_t>(k, 1), b.data(), n, 0.0f, hooked.data(), n, with, threads);
+      kiln::sgemm_packed_b(m, false, a.data(), std::max<size_t>(k, 1), pb, packed.data(), n, with, threads);
+      const std::string where = std::string("isa=") + kiln::isa_name(kiln::active_isa()) + " m=" + std::to_string(m) +
+                                " n=" + std::to_string(n) + " k=" + std::to_string(k) + " threads=" + std::to_string(threads);
+      check(std::memcmp(plain.data(), hooked.data(), plain.size() * sizeof(float)) == 0 &&
+                std::memcmp(plain.data(), packed.data(), plain.size() * sizeof(float)) == 0,
+            where + " | the post hook's result differs from a pass after the product");
+      check(count.elements == 2 * m * n, where + " | the post hook saw " + std::to_string(count.elements.load()) +
+                                             " elements, not each of C's once per call");
+    }
+  }
+}
+
 // sgemm called from inside parallel_for tasks (as conv does per image): the inner call finds the
 // pool busy and runs on its own thread; results must match a plain call bit for bit.
 void check_nested_calls() {
@@ -513,6 +558,7 @@ int main() {
     check_single_row_matches_tiles();
     check_packed_b_columns();
     check_b_cache_hints();
+    check_post_hook();
     sweep_empty(seed);
     check_nan_propagation(seed);
     check_determinism(seed);

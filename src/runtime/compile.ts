@@ -8,7 +8,8 @@
  *   (graphs whose inputs share no batch are rewritten first by unit-batch.ts, see session.ts);
  * - weights, shapes, axes, pads, Clip bounds must be initializers (constants folded beforehand);
  * - Conv/ConvTranspose/Gemm may carry `kiln_activation` ('Relu' | 'Relu6' | 'LeakyRelu' | 'Clip')
- *   with `kiln_activation_alpha` / `kiln_activation_min` / `kiln_activation_max`;
+ *   with `kiln_activation_alpha` / `kiln_activation_min` / `kiln_activation_max`; a SiLU
+ *   (Sigmoid and Mul) after a float Conv becomes that Conv step's plan activation 'Silu';
  * - Softmax/LogSoftmax use opset-13 semantics (one `axis`, default -1).
  * Every node the plan cannot run is reported at once in one ERR_KILN_UNSUPPORTED_OP error.
  */
@@ -23,7 +24,7 @@ import { lowerBatchNormU8, lowerChannelShuffleQ, lowerDequantize, lowerQLinearCo
 import { INT8_OPS } from '../graph/int8-ir.js';
 import { LOWERINGS } from './lowering/index.js';
 import { lowerCast } from './lowering/compare.js';
-import type { PlanSpec } from './plan.js';
+import type { PlanSpec, PlanStepSpec } from './plan.js';
 
 export interface CompiledIo {
   name: string;
@@ -141,7 +142,7 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
       continue;
     }
     const silu = silus.get(node);
-    if (silu && !node.inputs.some((i) => poisoned.has(i)) && trySilu(node, silu, env)) {
+    if (silu && !node.inputs.some((i) => poisoned.has(i)) && trySilu(node, silu, env, onlyReadBy(graph, readers, node.inputs[0]!, [node, silu]))) {
       fusedPools.add(silu);
       continue;
     }
@@ -350,10 +351,32 @@ function tryBatchNormU8(dq: GraphNode, chain: U8BatchNorm, env: LoweringEnv): bo
   }
 }
 
-/** Lowers a float SiLU pair as one Silu step; false (nothing emitted) for a quantized input. */
-function trySilu(sigmoid: GraphNode, mul: GraphNode, env: LoweringEnv): boolean {
+/** True when `value` is no graph output and exactly `nodes` read it. */
+function onlyReadBy(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>, value: string, nodes: GraphNode[]): boolean {
+  const r = readers.get(value) ?? [];
+  return !graph.outputs.some((o) => o.name === value) && r.length === nodes.length && r.every((n) => nodes.includes(n));
+}
+
+/**
+ * Lowers a float SiLU pair as one Silu step; false (nothing emitted) for a quantized input. When
+ * its input is the output of a float Conv step with no activation and no pool, which nothing else
+ * reads (`inputOnlyHere`), the SiLU becomes that step's activation instead ('Silu': the native
+ * step applies it to each piece of the convolution's output while it is in cache) and no step is
+ * emitted. The bits are the Silu step's: the same kernel runs on the same values.
+ */
+function trySilu(sigmoid: GraphNode, mul: GraphNode, env: LoweringEnv, inputOnlyHere: boolean): boolean {
   const x = env.bound.get(sigmoid.inputs[0]);
   if (!x || x.quant !== undefined || x.bool) return false;
+  if (inputOnlyHere) {
+    let producer: PlanStepSpec | undefined;
+    for (let i = env.steps.length - 1; i >= 0 && !producer; i--) if (env.steps[i]!.outputs.includes(x.id)) producer = env.steps[i];
+    const attrs = producer?.attrs ?? {};
+    if (producer?.op === 'Conv' && producer.outputs.length === 1 && (attrs.activation ?? 'None') === 'None' && attrs.pool === undefined) {
+      producer.attrs = { ...attrs, activation: 'Silu' };
+      env.bound.set(mul.outputs[0], x);
+      return true;
+    }
+  }
   env.bound.set(mul.outputs[0], new NodeLowering(mul, env).emit('Silu', [x], x.shape));
   return true;
 }

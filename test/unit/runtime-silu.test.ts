@@ -1,5 +1,7 @@
-// SiLU as exporters write it (Sigmoid, then Mul by the Sigmoid's input) runs as one Silu step:
-// same bits as the two steps it replaces, and only where nothing else reads the Sigmoid.
+// SiLU as exporters write it (Sigmoid, then Mul by the Sigmoid's input) runs as one Silu step, or,
+// after a float Conv whose output nothing else reads, as that Conv step's own activation, applied
+// to each piece of its output while it is in cache: same bits as the two steps it replaces, on
+// every convolution path (GEMM columns and pixel rows, Winograd, depthwise, the small-patch kernel).
 import { describe, expect, it } from 'vitest';
 
 import { GraphBuilder } from '../../src/graph/ir.js';
@@ -8,51 +10,86 @@ import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 
 const rng = new Rng(21);
-const convWeights = new Tensor('float32', Float32Array.from({ length: 8 * 3 * 3 * 3 }, () => rng.uniform(-0.5, 0.5)), [8, 3, 3, 3]);
 
-/** Conv -> Sigmoid -> Mul (operand order and an extra Sigmoid reader chosen by the caller). */
-function siluGraph(opts: { sigmoidFirst: boolean; sigmoidIsOutput: boolean; mulByOther?: boolean }) {
+interface ConvCase {
+  name: string;
+  cin: number;
+  cout: number;
+  h: number;
+  w: number;
+  k: number;
+  group?: number;
+}
+
+const CASES: ConvCase[] = [
+  { name: '3x3 3->8 on 9x7 (small-patch kernel on a padded copy)', cin: 3, cout: 8, h: 9, w: 7, k: 3 },
+  { name: '1x1 16->40 on 14x14 (GEMM, columns)', cin: 16, cout: 40, h: 14, w: 14, k: 1 },
+  { name: '1x1 40->72 on 7x7 (GEMM, pixel rows)', cin: 40, cout: 72, h: 7, w: 7, k: 1 },
+  { name: '3x3 16->24 on 13x11 (Winograd or im2col + GEMM)', cin: 16, cout: 24, h: 13, w: 11, k: 3 },
+  { name: '3x3 depthwise 24 on 10x10', cin: 24, cout: 24, h: 10, w: 10, k: 3, group: 24 },
+];
+
+function weightsOf(c: ConvCase): Tensor<'float32'> {
+  const per = (c.cin / (c.group ?? 1)) * c.k * c.k;
+  return new Tensor('float32', Float32Array.from({ length: c.cout * per }, () => rng.uniform(-1, 1) / Math.sqrt(per)), [c.cout, c.cin / (c.group ?? 1), c.k, c.k]);
+}
+
+/** Conv -> Sigmoid -> Mul (operand order, and other readers of the Conv or the Sigmoid, chosen by the caller). */
+function siluGraph(c: ConvCase, w: Tensor<'float32'>, opts: { sigmoidFirst: boolean; sigmoidIsOutput?: boolean; convIsOutput?: boolean; mulByOther?: boolean }) {
   const b = new GraphBuilder('silu');
-  const x = b.addInput('input', ['N', 3, 9, 7]);
-  const conv = b.addNode('Conv', [x, b.addInitializer('w', convWeights)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+  const x = b.addInput('input', ['N', c.cin, c.h, c.w]);
+  const p = (c.k - 1) / 2;
+  const conv = b.addNode('Conv', [x, b.addInitializer('w', w)], { kernel_shape: [c.k, c.k], pads: [p, p, p, p], group: c.group ?? 1 });
   const other = opts.mulByOther ? b.addNode('Relu', [conv]) : conv;
   const sig = b.addNode('Sigmoid', [conv]);
   const y = b.addNode('Mul', opts.sigmoidFirst ? [sig, other] : [other, sig]);
-  const outputs = [{ name: y, dtype: 'float32' as const, shape: ['N', 8, 9, 7] }];
-  if (opts.sigmoidIsOutput) outputs.push({ name: sig, dtype: 'float32' as const, shape: ['N', 8, 9, 7] });
-  return { graph: b.build(outputs), y };
+  const shape = ['N', c.cout, c.h, c.w];
+  const outputs = [{ name: y, dtype: 'float32' as const, shape }];
+  if (opts.sigmoidIsOutput) outputs.push({ name: sig, dtype: 'float32' as const, shape });
+  if (opts.convIsOutput) outputs.push({ name: conv, dtype: 'float32' as const, shape });
+  return { graph: b.build(outputs), y, conv };
 }
 
-describe('SiLU (Sigmoid then Mul by its input)', () => {
-  const input = new Tensor('float32', Float32Array.from({ length: 3 * 3 * 9 * 7 }, () => rng.uniform(-4, 4)), [3, 3, 9, 7]);
+const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
-  it('runs as one Silu step with the bits of the Sigmoid and Mul steps, in either operand order', async () => {
-    for (const sigmoidFirst of [true, false]) {
-      const fused = siluGraph({ sigmoidFirst, sigmoidIsOutput: false });
-      const plain = siluGraph({ sigmoidFirst, sigmoidIsOutput: true });
-      const fusedSession = await InferenceSession.create(fused.graph);
-      const plainSession = await InferenceSession.create(plain.graph);
-      const fusedSteps = fusedSession.info().steps.join('\n');
-      expect(fusedSteps).toMatch(/^Silu /m);
-      expect(fusedSteps).not.toMatch(/^(Sigmoid|Mul) /m);
-      expect(plainSession.info().steps.join('\n')).toMatch(/^Sigmoid [\s\S]*^Mul /m);
-      const a = (await fusedSession.run({ input }))[fused.y].data as Float32Array;
-      const b = (await plainSession.run({ input }))[plain.y].data as Float32Array;
-      expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(true);
-      // And it is SiLU: x / (1 + e^-x) within float rounding of the conv output it reads.
-      const convOnly = new GraphBuilder('conv');
-      const ci = convOnly.addInput('input', ['N', 3, 9, 7]);
-      const cw = convOnly.addInitializer('w', convWeights);
-      const cy = convOnly.addNode('Conv', [ci, cw], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
-      const conv = (await (await InferenceSession.create(convOnly.build([{ name: cy, dtype: 'float32', shape: ['N', 8, 9, 7] }]))).run({ input }))[cy].data as Float32Array;
-      conv.forEach((v, i) => expect(Math.abs(a[i] - v / (1 + Math.exp(-v)))).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(v))));
-    }
-  });
+describe('SiLU (Sigmoid then Mul by its input)', () => {
+  for (const c of CASES) {
+    it(`after a Conv only it reads, is the Conv step's activation, with the two steps' bits: ${c.name}`, async () => {
+      const w = weightsOf(c);
+      const input = new Tensor('float32', Float32Array.from({ length: 3 * c.cin * c.h * c.w }, () => rng.uniform(-4, 4)), [3, c.cin, c.h, c.w]);
+      for (const sigmoidFirst of [true, false]) {
+        const fused = siluGraph(c, w, { sigmoidFirst });
+        // The Conv output is also a graph output: the SiLU stays a step of its own.
+        const step = siluGraph(c, w, { sigmoidFirst, convIsOutput: true });
+        // The Sigmoid output is also a graph output: Sigmoid and Mul stay two steps.
+        const plain = siluGraph(c, w, { sigmoidFirst, sigmoidIsOutput: true });
+        const sessions = await Promise.all([fused, step, plain].map((g) => InferenceSession.create(g.graph)));
+        const [fusedSteps, stepSteps, plainSteps] = sessions.map((s) => s.info().steps.join('\n'));
+        expect(fusedSteps).toMatch(/^Conv .* silu/m);
+        expect(fusedSteps).not.toMatch(/^(Silu|Sigmoid|Mul) /m);
+        expect(stepSteps).toMatch(/^Silu /m);
+        expect(stepSteps).not.toMatch(/silu/);
+        expect(plainSteps).toMatch(/^Sigmoid [\s\S]*^Mul /m);
+        const a = (await sessions[0]!.run({ input }))[fused.y].data as Float32Array;
+        const stepOut = await sessions[1]!.run({ input });
+        const b = stepOut[step.y].data as Float32Array;
+        const p = (await sessions[2]!.run({ input }))[plain.y].data as Float32Array;
+        expect(bytes(a).equals(bytes(b))).toBe(true);
+        expect(bytes(a).equals(bytes(p))).toBe(true);
+        // And it is SiLU: x / (1 + e^-x) within float rounding of the convolution it reads.
+        const conv = stepOut[step.conv].data as Float32Array;
+        let worst = 0;
+        conv.forEach((v, i) => (worst = Math.max(worst, Math.abs(a[i]! - v / (1 + Math.exp(-v))) / (1 + Math.abs(v)))));
+        expect(worst).toBeLessThanOrEqual(1e-6);
+      }
+    });
+  }
 
   it('stays two steps where the Mul reads another value than the Sigmoid input', async () => {
-    const g = siluGraph({ sigmoidFirst: true, sigmoidIsOutput: false, mulByOther: true });
+    const c = CASES[0]!;
+    const g = siluGraph(c, weightsOf(c), { sigmoidFirst: true, mulByOther: true });
     const steps = (await InferenceSession.create(g.graph)).info().steps.join('\n');
     expect(steps).toMatch(/^Sigmoid /m);
-    expect(steps).not.toMatch(/^Silu /m);
+    expect(steps).not.toMatch(/^Silu |silu/m);
   });
 });

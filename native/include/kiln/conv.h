@@ -101,6 +101,16 @@ class Conv2dPlan {
   // only the staged pool's tie-breaking indices can differ). Returns true: the caller skips its
   // own clamp. A second call narrows the bounds.
   bool fuse_clamp(float lo, float hi);
+  // An element-wise function run in place on every output after the bias, ReLU and clamp:
+  // fn(ctx, values, n) (SiLU, from the runtime's Conv step). The GEMM paths apply it to each
+  // finished piece of a row while it is in cache; the other paths in a pass over the output. A max
+  // pool (run_max_pooled) then runs after it, staged: the function need not commute with the pool.
+  // `ctx` must outlive the plan's runs.
+  struct PostOp {
+    void (*fn)(const void* ctx, float* values, size_t n) = nullptr;
+    const void* ctx = nullptr;
+  };
+  void fuse_post(PostOp op) { post_ = op; }
   // Floats of scratch `run` needs for this batch size (0 for a pointwise convolution, unless its
   // plane is small enough for the pixel-rows layout: at most 196 pixels and 64 or more output
   // channels per group). It depends on the geometry and batch only. The buffer needs no
@@ -155,11 +165,14 @@ class Conv2dPlan {
   std::shared_ptr<Conv2dPlan> stem_direct_;
   bool clamp_ = false;  // fuse_clamp's bounds, after ReLU
   float clamp_lo_ = 0.0f, clamp_hi_ = 0.0f;
+  PostOp post_;  // fuse_post's function, after the clamp
   // Floats of a slot's product buffer: the pixel rows (cols x Cout/groups, padded to vectors) with
   // pixels in rows, else the tiling's own (several images' columns side by side).
   size_t gather_floats(const ConvTiling& t) const;
   // The clamp as a pass over `n` outputs, where the kernel did not apply it.
   void clamp_in_place(float* data, size_t n, size_t max_threads) const;
+  // fuse_post's function as a pass over `n` outputs, on the paths without a GEMM.
+  void post_in_place(float* data, size_t n, size_t max_threads) const;
 
   // `allow_phase_split` false: stride-2 stems keep their geometry (stem_direct_ itself).
   Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu, bool allow_phase_split);

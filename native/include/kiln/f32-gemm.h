@@ -34,6 +34,10 @@ struct GemmEpilogue {
   // Then clamp to [clamp_lo, clamp_hi] (Clip, ReLU6); NaN passes.
   bool clamp = false;
   float clamp_lo = 0.0f, clamp_hi = 0.0f;
+  // Last, when set: post(post_ctx, values, n) in place on each finished piece of a row of C, while
+  // it is still in cache (an element-wise activation the flags above do not have, e.g. SiLU).
+  void (*post)(const void* ctx, float* values, size_t n) = nullptr;
+  const void* post_ctx = nullptr;
 };
 
 // ---- Packing geometry (the micro-kernel contract is internal: native/src/f32-gemm/f32-gemm-ukernel.h) ----

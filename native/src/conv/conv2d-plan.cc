@@ -177,6 +177,15 @@ void Conv2dPlan::clamp_in_place(float* data, size_t n, size_t max_threads) const
       max_threads);
 }
 
+void Conv2dPlan::post_in_place(float* data, size_t n, size_t max_threads) const {
+  if (post_.fn == nullptr) return;
+  constexpr size_t kChunk = size_t{1} << 16;
+  parallel_for(
+      (n + kChunk - 1) / kChunk,
+      [&](size_t c) { post_.fn(post_.ctx, data + c * kChunk, std::min(kChunk, n - c * kChunk)); },
+      max_threads);
+}
+
 bool Conv2dPlan::direct_active(const DispatchTable& t) const {
   return direct_ != nullptr && t.f32_conv.direct.rows != nullptr;
 }
@@ -216,6 +225,7 @@ bool Conv2dPlan::small_active(const DispatchTable& t) const {
 bool Conv2dPlan::can_fuse_max_pool() const { return can_fuse_max_pool(dispatch()); }
 
 bool Conv2dPlan::can_fuse_max_pool(const DispatchTable& t) const {
+  if (post_.fn != nullptr) return false;  // the function runs before the pool: staged
   if (stem_direct_active(t)) return stem_direct_->can_fuse_max_pool(t);
   return phased_ ? phased_->can_fuse_max_pool(t) : direct_active(t) || small_active(t);
 }
@@ -385,6 +395,10 @@ void Conv2dPlan::run_max_pooled(const float* input, float* output, size_t batch,
 void Conv2dPlan::run_max_pooled(const DispatchTable& t, const float* input, float* output, size_t batch,
                                 const ConvMaxPool& pool, float* scratch, size_t max_threads, int32_t* indices) const {
   if (batch == 0) return;
+  if (post_.fn != nullptr) {
+    run_staged_max_pool(t, input, output, batch, pool, max_threads, indices);
+    return;
+  }
   if (stem_direct_active(t)) {
     run_stem_direct(t, input, output, batch, &pool, scratch, max_threads, indices);
     return;  // stem_direct_ took the clamp too (fuse_clamp)
@@ -574,8 +588,11 @@ void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scr
 void Conv2dPlan::run(const DispatchTable& table, const float* input, float* output, size_t batch, float* scratch,
                      size_t max_threads) const {
   if (batch == 0) return;
+  // The paths without a GEMM apply fuse_post's function in a pass after.
+  auto post_pass = [&] { post_in_place(output, batch * g_.out_channels * g_.out_plane(), max_threads); };
   if (stem_direct_active(table)) {
     run_stem_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
+    post_pass();
     return;
   }
   if (phased_) {
@@ -590,6 +607,7 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       split_phases(table, input + n0 * g_.in_channels * g_.in_plane(), n, phases, row);
       phased_->run(table, phases, output + n0 * g_.out_channels * g_.out_plane(), n, inner, max_threads);
     }
+    post_pass();
     return;
   }
   if (depthwise_) {
@@ -602,15 +620,18 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
     }
     depthwise_forward(table, g_, batch, input, weight_.data(), bias_.empty() ? nullptr : bias_.data(), lo, hi, output,
                       scratch, max_threads);
+    post_pass();
     return;
   }
   if (small_active(table)) {
     run_small(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
     clamp_in_place(output, batch * g_.out_channels * g_.out_plane(), max_threads);
+    post_pass();
     return;
   }
   if (direct_active(table)) {
     run_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr);  // clamped inside
+    post_pass();
     return;
   }
   const ConvTiling t = conv_tiling(g_, batch, !packed_rows_.empty());
@@ -649,6 +670,8 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       epilogue.clamp = clamp_;
       epilogue.clamp_lo = clamp_lo_;
       epilogue.clamp_hi = clamp_hi_;
+      epilogue.post = post_.fn;
+      epilogue.post_ctx = post_.ctx;
       float* out = output + (n0 * g_.out_channels + grp * m) * plane;
       const float* in = input + (n0 * g_.in_channels + grp * cin) * in_plane;
       if (!packed_rows_.empty() && resolve_threads(gemm_threads) > 1) {

@@ -154,6 +154,10 @@ void run_block(const Problem& pr, const F32GemmKernels& kern, size_t m0, size_t 
         tile.col_bias = last && ep.bias_mode == BiasMode::kPerColumn ? ep.bias + j : nullptr;
         kern.ukernel(tile);
       }
+      // The rows this A tile just finished are in L1 (up to 12 x the column block).
+      if (last && ep.post != nullptr) {
+        for (size_t r = i; r < i + tile.mr; ++r) ep.post(ep.post_ctx, pr.c + r * pr.ldc + n0, n1 - n0);
+      }
     }
   }
 }
@@ -171,6 +175,7 @@ void scale_only(const Problem& pr, size_t n0, size_t n1) {
       if (ep.clamp) x = clamp_value(x, ep.clamp_lo, ep.clamp_hi);
       c[j] = x;
     }
+    if (ep.post != nullptr && n1 > n0) ep.post(ep.post_ctx, c + n0, n1 - n0);
   }
 }
 
@@ -210,6 +215,7 @@ void run(const Problem& pr, const F32GemmKernels& kern, size_t max_threads) {
     if (ep.clamp) {
       for (size_t j = 0; j < pr.n; ++j) pr.c[j] = clamp_value(pr.c[j], ep.clamp_lo, ep.clamp_hi);
     }
+    if (ep.post != nullptr) ep.post(ep.post_ctx, pr.c, pr.n);
     return;
   }
   const size_t nr = kern.nr;

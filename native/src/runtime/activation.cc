@@ -2,13 +2,18 @@
 
 #include <sstream>
 
+#include "common/dispatch.h"
+#include "elementwise/f32-math-ukernel.h"
+
 namespace kiln {
 namespace runtime {
 
 Activation Activation::parse(const StepContext& ctx) {
   Activation a;
-  const std::string kind = ctx.choice_or("activation", {"None", "Relu", "Relu6", "LeakyRelu", "Clip"}, "None");
-  if (kind == "Relu") {
+  const std::string kind = ctx.choice_or("activation", {"None", "Relu", "Relu6", "LeakyRelu", "Clip", "Silu"}, "None");
+  if (kind == "Silu") {
+    a.kind = kSilu;
+  } else if (kind == "Relu") {
     a.kind = kRelu;
   } else if (kind == "Relu6") {
     a.kind = kClip;
@@ -39,6 +44,12 @@ void Activation::apply(float* x, size_t n) const {
     case kLeakyRelu:
       for (size_t i = 0; i < n; ++i) x[i] = x[i] < 0.0f ? x[i] * alpha : x[i];
       break;
+    case kSilu: {
+      F32UnaryParams p;
+      p.kind = F32UnaryKind::kSilu;
+      dispatch().f32_math.unary(p, x, x, n);
+      break;
+    }
   }
 }
 
@@ -49,6 +60,7 @@ std::string Activation::name() const {
     case kRelu: return "relu";
     case kClip: s << "clip(" << lo << "," << hi << ")"; return s.str();
     case kLeakyRelu: s << "leaky_relu(" << alpha << ")"; return s.str();
+    case kSilu: return "silu";
   }
   return "";
 }

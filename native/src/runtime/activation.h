@@ -11,13 +11,14 @@ namespace kiln {
 namespace runtime {
 
 struct Activation {
-  enum Kind { kNone, kRelu, kClip, kLeakyRelu } kind = kNone;
+  enum Kind { kNone, kRelu, kClip, kLeakyRelu, kSilu } kind = kNone;
   float alpha = 0.01f;  // LeakyRelu slope
   float lo = 0, hi = 0;  // Clip bounds (Relu6: 0, 6)
 
   static Activation parse(const StepContext& ctx);
   // True when the kernel can apply it itself (it has a fused ReLU).
   bool is_relu() const { return kind == kRelu; }
+  // In place. SiLU runs on the active table's unary kernel, so its bits are a Silu step's.
   void apply(float* data, size_t length) const;
   std::string name() const;
 };
