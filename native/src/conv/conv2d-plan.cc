@@ -158,32 +158,34 @@ bool Conv2dPlan::fuse_clamp(float lo, float hi) {
   return true;
 }
 
+namespace {
+
+// fn(piece, length) over pieces of 64K values, split over threads: a pass over memory, worth
+// splitting only when large.
+template <typename Fn>
+void for_each_piece_in_place(float* data, size_t n, size_t max_threads, Fn fn) {
+  constexpr size_t kChunk = size_t{1} << 16;
+  parallel_for(
+      (n + kChunk - 1) / kChunk, [&](size_t c) { fn(data + c * kChunk, std::min(kChunk, n - c * kChunk)); }, max_threads);
+}
+
+}  // namespace
+
 void Conv2dPlan::clamp_in_place(float* data, size_t n, size_t max_threads) const {
   if (!clamp_) return;
   const float lo = clamp_lo_, hi = clamp_hi_;
-  // Chunks of 64K values: a pass over memory, worth splitting only when large.
-  constexpr size_t kChunk = size_t{1} << 16;
-  parallel_for(
-      (n + kChunk - 1) / kChunk,
-      [&](size_t c) {
-        float* p = data + c * kChunk;
-        const size_t len = std::min(kChunk, n - c * kChunk);
-        for (size_t i = 0; i < len; ++i) {
-          float v = p[i];
-          v = lo > v ? lo : v;  // NaN passes, as in the kernels
-          p[i] = hi < v ? hi : v;
-        }
-      },
-      max_threads);
+  for_each_piece_in_place(data, n, max_threads, [&](float* p, size_t len) {
+    for (size_t i = 0; i < len; ++i) {
+      float v = p[i];
+      v = lo > v ? lo : v;  // NaN passes, as in the kernels
+      p[i] = hi < v ? hi : v;
+    }
+  });
 }
 
 void Conv2dPlan::post_in_place(float* data, size_t n, size_t max_threads) const {
   if (post_.fn == nullptr) return;
-  constexpr size_t kChunk = size_t{1} << 16;
-  parallel_for(
-      (n + kChunk - 1) / kChunk,
-      [&](size_t c) { post_.fn(post_.ctx, data + c * kChunk, std::min(kChunk, n - c * kChunk)); },
-      max_threads);
+  for_each_piece_in_place(data, n, max_threads, [&](float* p, size_t len) { post_.fn(post_.ctx, p, len); });
 }
 
 bool Conv2dPlan::direct_active(const DispatchTable& t) const {
