@@ -280,13 +280,30 @@ void run_depthwise_paths(const Case& c, const char* isa) {
       scratch.fill(kNaN);
       planar.fill(kNaN);
       kiln::depthwise_forward(t, g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, b[0], b[1],
-                              planar.data(), scratch.data(), threads, kiln::WindowPath::kPlanar);
+                              planar.data(), scratch.data(), threads, {}, kiln::WindowPath::kPlanar);
       scratch.fill(kNaN);
       blocks.fill(-12345.0f);
       kiln::depthwise_forward(t, g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, b[0], b[1],
-                              blocks.data(), scratch.data(), threads, kiln::WindowPath::kChannelBlocks);
+                              blocks.data(), scratch.data(), threads, {}, kiln::WindowPath::kChannelBlocks);
       check(identical(planar.data(), blocks.data(), out_size), "channel blocks equal planar bit for bit", isa, c.name);
       check(kiln::depthwise_prefers_channel_blocks(t, g), "kAuto takes the channel blocks", isa, c.name);
+      // A post function, applied by each path to the planes or bands it writes: every output
+      // passed through it exactly once (twice, or not at all, changes v * v - 0.5).
+      std::vector<float> want(planar.data(), planar.data() + out_size);
+      for (float& v : want) v = v * v - 0.5f;
+      const kiln::Conv2dPlan::PostOp post{[](const void*, float* v, size_t n) {
+                                            for (size_t i = 0; i < n; ++i) v[i] = v[i] * v[i] - 0.5f;
+                                          },
+                                          nullptr};
+      for (const kiln::WindowPath path : {kiln::WindowPath::kPlanar, kiln::WindowPath::kChannelBlocks}) {
+        scratch.fill(kNaN);
+        blocks.fill(-12345.0f);
+        kiln::depthwise_forward(t, g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, b[0], b[1],
+                                blocks.data(), scratch.data(), threads, post, path);
+        check(identical(want.data(), blocks.data(), out_size),
+              path == kiln::WindowPath::kPlanar ? "planar applies the post function once" : "channel blocks apply the post function once",
+              isa, c.name);
+      }
     }
   }
 }

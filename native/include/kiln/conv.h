@@ -102,15 +102,16 @@ class Conv2dPlan {
   // own clamp. A second call narrows the bounds.
   bool fuse_clamp(float lo, float hi);
   // An element-wise function run in place on every output after the bias, ReLU and clamp:
-  // fn(ctx, values, n) (SiLU, from the runtime's Conv step). The GEMM paths apply it to each
-  // finished piece of a row while it is in cache; the other paths in a pass over the output. A max
-  // pool (run_max_pooled) then runs after it, staged: the function need not commute with the pool.
-  // `ctx` must outlive the plan's runs.
+  // fn(ctx, values, n) (SiLU, from the runtime's Conv step). Every path applies it to each piece
+  // of output it has just finished, while that piece is in cache: a row piece of a GEMM tile, a
+  // band of rows of the direct kernel or of a depthwise channel block, a depthwise plane, a
+  // small-patch image. A max pool (run_max_pooled) then runs after it, staged: the function need
+  // not commute with the pool. `ctx` must outlive the plan's runs.
   struct PostOp {
     void (*fn)(const void* ctx, float* values, size_t n) = nullptr;
     const void* ctx = nullptr;
   };
-  void fuse_post(PostOp op) { post_ = op; }
+  void fuse_post(PostOp op);
   // Floats of scratch `run` needs for this batch size (0 for a pointwise convolution, unless its
   // plane is small enough for the pixel-rows layout: at most 196 pixels and 64 or more output
   // channels per group). It depends on the geometry and batch only. The buffer needs no
@@ -171,8 +172,9 @@ class Conv2dPlan {
   size_t gather_floats(const ConvTiling& t) const;
   // The clamp as a pass over `n` outputs, where the kernel did not apply it.
   void clamp_in_place(float* data, size_t n, size_t max_threads) const;
-  // fuse_post's function as a pass over `n` outputs, on the paths without a GEMM.
-  void post_in_place(float* data, size_t n, size_t max_threads) const;
+  // fuse_post's function over `len` outputs from each of `planes` planes `stride` apart (a band
+  // of rows a path has just written).
+  void post_planes(float* first, size_t planes, size_t stride, size_t len) const;
 
   // `allow_phase_split` false: stride-2 stems keep their geometry (stem_direct_ itself).
   Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu, bool allow_phase_split);

@@ -149,6 +149,13 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
   }
 }
 
+void Conv2dPlan::fuse_post(PostOp op) {
+  // The inner plans run the stem's paths themselves, applying the function as they go.
+  if (stem_direct_) stem_direct_->fuse_post(op);
+  if (phased_) phased_->fuse_post(op);
+  post_ = op;
+}
+
 bool Conv2dPlan::fuse_clamp(float lo, float hi) {
   if (stem_direct_) stem_direct_->fuse_clamp(lo, hi);
   if (phased_) return phased_->fuse_clamp(lo, hi);
@@ -158,34 +165,28 @@ bool Conv2dPlan::fuse_clamp(float lo, float hi) {
   return true;
 }
 
-namespace {
-
-// fn(piece, length) over pieces of 64K values, split over threads: a pass over memory, worth
-// splitting only when large.
-template <typename Fn>
-void for_each_piece_in_place(float* data, size_t n, size_t max_threads, Fn fn) {
-  constexpr size_t kChunk = size_t{1} << 16;
-  parallel_for(
-      (n + kChunk - 1) / kChunk, [&](size_t c) { fn(data + c * kChunk, std::min(kChunk, n - c * kChunk)); }, max_threads);
-}
-
-}  // namespace
-
 void Conv2dPlan::clamp_in_place(float* data, size_t n, size_t max_threads) const {
   if (!clamp_) return;
   const float lo = clamp_lo_, hi = clamp_hi_;
-  for_each_piece_in_place(data, n, max_threads, [&](float* p, size_t len) {
-    for (size_t i = 0; i < len; ++i) {
-      float v = p[i];
-      v = lo > v ? lo : v;  // NaN passes, as in the kernels
-      p[i] = hi < v ? hi : v;
-    }
-  });
+  // Pieces of 64K values split over threads: a pass over memory, worth splitting only when large.
+  constexpr size_t kPiece = size_t{1} << 16;
+  parallel_for(
+      (n + kPiece - 1) / kPiece,
+      [&](size_t c) {
+        float* p = data + c * kPiece;
+        const size_t len = std::min(kPiece, n - c * kPiece);
+        for (size_t i = 0; i < len; ++i) {
+          float v = p[i];
+          v = lo > v ? lo : v;  // NaN passes, as in the kernels
+          p[i] = hi < v ? hi : v;
+        }
+      },
+      max_threads);
 }
 
-void Conv2dPlan::post_in_place(float* data, size_t n, size_t max_threads) const {
+void Conv2dPlan::post_planes(float* first, size_t planes, size_t stride, size_t len) const {
   if (post_.fn == nullptr) return;
-  for_each_piece_in_place(data, n, max_threads, [&](float* p, size_t len) { post_.fn(post_.ctx, p, len); });
+  for (size_t c = 0; c < planes; ++c) post_.fn(post_.ctx, first + c * stride, len);
 }
 
 bool Conv2dPlan::direct_active(const DispatchTable& t) const {
@@ -310,10 +311,18 @@ void Conv2dPlan::run_small(const DispatchTable& t, const float* input, float* ou
       image = padded;
     }
     float* out = output + n * out_image;
-    if (pool == nullptr || staged) {
-      float* conv = staged ? scratch + slot * (staged_floats + padded_floats) : out;
+    if (pool == nullptr) {
+      // The clamp and the post function while the image is in cache (a pool's clamp runs on the
+      // pooled output, and a post function never meets a pool here: run_max_pooled stages it).
+      k.small_conv_image(args, image, out);
+      clamp_in_place(out, out_image, 1);
+      post_planes(out, 1, 0, out_image);
+      return;
+    }
+    if (staged) {
+      float* conv = scratch + slot * (staged_floats + padded_floats);
       k.small_conv_image(args, image, conv);
-      if (staged) max_pool2d_forward(t.f32_pool, p, conv, out, indices != nullptr ? indices + n * out_image : nullptr, 1);
+      max_pool2d_forward(t.f32_pool, p, conv, out, indices != nullptr ? indices + n * out_image : nullptr, 1);
       return;
     }
     int32_t* where = indices != nullptr ? indices + n * out_image : nullptr;
@@ -521,8 +530,9 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
       for (size_t oh0 = ya; oh0 < yb; oh0 += band) {
         const size_t oh1 = std::min(yb, oh0 + band);
         d.rows(args, image, oh0, oh1, g_.out_width, buffer);
-        d.nhwc_to_nchw(buffer, (oh1 - oh0) * g_.out_width, g_.out_channels, cp, output + n * out_image + oh0 * g_.out_width,
-                       g_.out_plane());
+        float* rows = output + n * out_image + oh0 * g_.out_width;
+        d.nhwc_to_nchw(buffer, (oh1 - oh0) * g_.out_width, g_.out_channels, cp, rows, g_.out_plane());
+        post_planes(rows, g_.out_channels, g_.out_plane(), (oh1 - oh0) * g_.out_width);
       }
       return;
     }
@@ -590,11 +600,10 @@ void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scr
 void Conv2dPlan::run(const DispatchTable& table, const float* input, float* output, size_t batch, float* scratch,
                      size_t max_threads) const {
   if (batch == 0) return;
-  // The paths without a GEMM apply fuse_post's function in a pass after.
-  auto post_pass = [&] { post_in_place(output, batch * g_.out_channels * g_.out_plane(), max_threads); };
+  // Every path applies the clamp and fuse_post's function to its pieces of output as it finishes
+  // them (the inner plans of a stem took both from fuse_clamp and fuse_post).
   if (stem_direct_active(table)) {
     run_stem_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
-    post_pass();
     return;
   }
   if (phased_) {
@@ -609,7 +618,6 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       split_phases(table, input + n0 * g_.in_channels * g_.in_plane(), n, phases, row);
       phased_->run(table, phases, output + n0 * g_.out_channels * g_.out_plane(), n, inner, max_threads);
     }
-    post_pass();
     return;
   }
   if (depthwise_) {
@@ -621,19 +629,15 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       hi = clamp_hi_;
     }
     depthwise_forward(table, g_, batch, input, weight_.data(), bias_.empty() ? nullptr : bias_.data(), lo, hi, output,
-                      scratch, max_threads);
-    post_pass();
+                      scratch, max_threads, post_);
     return;
   }
   if (small_active(table)) {
     run_small(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
-    clamp_in_place(output, batch * g_.out_channels * g_.out_plane(), max_threads);
-    post_pass();
     return;
   }
   if (direct_active(table)) {
-    run_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr);  // clamped inside
-    post_pass();
+    run_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
     return;
   }
   const ConvTiling t = conv_tiling(g_, batch, !packed_rows_.empty());

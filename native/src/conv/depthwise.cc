@@ -67,7 +67,7 @@ size_t block_slot_floats(const ChannelBlockPlan& plan, size_t lanes) {
 
 void channel_blocks_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& g, const ChannelBlockPlan& plan,
                             size_t batch, const float* input, const float* weight, const float* bias, float lo, float hi,
-                            float* output, float* scratch, size_t max_threads) {
+                            const Conv2dPlan::PostOp& post, float* output, float* scratch, size_t max_threads) {
   const size_t lanes = k.block_lanes;
   const size_t slot_floats = block_slot_floats(plan, lanes);  // within depthwise_scratch_floats' slots
   const size_t taps = plan.taps();
@@ -96,6 +96,12 @@ void channel_blocks_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& 
         plan.run_bands(a, lanes, input + (n * g.in_channels + c0) * g.in_plane(),
                        output + (n * g.out_channels + c0) * g.out_plane(), 0.0f, s, [&](const F32ChannelBlockArgs& args) {
                          k.channel_block(args);
+                         if (post.fn != nullptr) {
+                           // The band's rows of each plane, just transposed out: still in cache.
+                           for (size_t c = 0; c < args.channels; ++c) {
+                             post.fn(post.ctx, args.output + c * args.out_stride, args.out_h * args.out_w);
+                           }
+                         }
                          return true;
                        });
       },
@@ -121,13 +127,13 @@ bool depthwise_prefers_channel_blocks(const DispatchTable& t, const Conv2dGeomet
 
 void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t batch, const float* input,
                        const float* weight, const float* bias, float lo, float hi, float* output, float* scratch,
-                       size_t max_threads, WindowPath path) {
+                       size_t max_threads, Conv2dPlan::PostOp post, WindowPath path) {
   const F32DepthwiseKernels& k = t.f32_conv.depthwise;
   if (path != WindowPath::kPlanar && k.channel_block != nullptr) {
     // One plan for the choice and the run.
     const ChannelBlockPlan plan(planar_window(g));
     if (path == WindowPath::kChannelBlocks ? blocks_fit(k, g, plan) : prefers_blocks(k, g, plan)) {
-      channel_blocks_forward(k, g, plan, batch, input, weight, bias, lo, hi, output, scratch, max_threads);
+      channel_blocks_forward(k, g, plan, batch, input, weight, bias, lo, hi, post, output, scratch, max_threads);
       return;
     }
   }
@@ -163,7 +169,9 @@ void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t b
             } else {
               k.taps(tap_ptr, weight + o * taps, taps, b, lo, hi, layout.flat_outputs(), flat);
             }
-            layout.copy_out(flat, output + (n * g.out_channels + o) * g.out_plane());
+            float* plane = output + (n * g.out_channels + o) * g.out_plane();
+            layout.copy_out(flat, plane);
+            if (post.fn != nullptr) post.fn(post.ctx, plane, g.out_plane());
           }
         }
       },

@@ -28,15 +28,17 @@ size_t depthwise_scratch_floats(const Conv2dGeometry& g);
 bool depthwise_channel_blocks_fit(const DispatchTable& t, const Conv2dGeometry& g);
 bool depthwise_prefers_channel_blocks(const DispatchTable& t, const Conv2dGeometry& g);
 
-// output = clamp(conv(input) + bias, lo, hi): bias nullable; lo = -inf, hi = +inf for no clamp,
-// lo = 0 for ReLU (NaN passes through). `scratch` holds depthwise_scratch_floats(g). Tasks of a
-// few planes (planar) or one channel block, so a single image spreads over the threads too. Both
+// output = post(clamp(conv(input) + bias, lo, hi)): bias nullable; lo = -inf, hi = +inf for no
+// clamp, lo = 0 for ReLU (NaN passes through); post (Conv2dPlan::fuse_post's function, none when
+// its fn is null) runs on each plane, or each band of a channel block's planes, as soon as it is
+// written, while it is in cache. `scratch` holds depthwise_scratch_floats(g). Tasks of a few
+// planes (planar) or one channel block, so a single image spreads over the threads too. Both
 // paths give the same bits: each sums the bias and the taps in tap order with fused multiply-adds
 // (the scalar table's planar kernel multiplies and adds separately). kChannelBlocks where the
 // blocks do not fit runs planar.
 void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t batch, const float* input,
                        const float* weight, const float* bias, float lo, float hi, float* output, float* scratch,
-                       size_t max_threads, WindowPath path = WindowPath::kAuto);
+                       size_t max_threads, Conv2dPlan::PostOp post = {}, WindowPath path = WindowPath::kAuto);
 
 // grad_input (nullable) and grad_weight (nullable), overwritten. grad_weight of each output
 // channel is summed over the batch by one task in a fixed order.
