@@ -45,6 +45,16 @@ struct MathAvx2 {
     const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
     return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
   }
+  // y 2^n for integral n in [-252, 254], in two halves so denormal results stay right.
+  static Vec scale2(Vec y, Vec n) {
+    const Vec h = floor(_mm256_mul_ps(n, _mm256_set1_ps(0.5f)));
+    return _mm256_mul_ps(_mm256_mul_ps(y, pow2(h)), pow2(_mm256_sub_ps(n, h)));
+  }
+  // 1 / d within a few ulp for normal d: the 12-bit estimate and one Newton step, q + q (1 - d q).
+  static Vec recip(Vec d) {
+    const Vec q = _mm256_rcp_ps(d);
+    return _mm256_fmadd_ps(q, _mm256_fnmadd_ps(d, q, _mm256_set1_ps(1.0f)), q);
+  }
   // x = m 2^e with m in [0.5, 1), for positive normal x.
   static Vec frexp(Vec x, Vec* e) {
     const __m256i b = _mm256_castps_si256(x);

@@ -49,6 +49,13 @@ struct MathAvx512 {
     const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
     return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
   }
+  // y 2^n for integral n, overflow and denormal results rounded as by a multiplication.
+  static Vec scale2(Vec y, Vec n) { return _mm512_scalef_ps(y, n); }
+  // 1 / d within 2 ulp for normal d: the 14-bit estimate and one Newton step, q + q (1 - d q).
+  static Vec recip(Vec d) {
+    const Vec q = _mm512_rcp14_ps(d);
+    return _mm512_fmadd_ps(q, _mm512_fnmadd_ps(d, q, _mm512_set1_ps(1.0f)), q);
+  }
   // x = m 2^e with m in [0.5, 1), for positive normal x.
   static Vec frexp(Vec x, Vec* e) {
     const __m512i b = _mm512_castps_si512(x);
