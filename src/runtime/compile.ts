@@ -9,7 +9,8 @@
  * - weights, shapes, axes, pads, Clip bounds must be initializers (constants folded beforehand);
  * - Conv/ConvTranspose/Gemm may carry `kiln_activation` ('Relu' | 'Relu6' | 'LeakyRelu' | 'Clip')
  *   with `kiln_activation_alpha` / `kiln_activation_min` / `kiln_activation_max`; a SiLU
- *   (Sigmoid and Mul) after a float Conv becomes that Conv step's plan activation 'Silu';
+ *   (Sigmoid and Mul) or a HardSwish after a float Conv becomes that Conv step's plan activation
+ *   'Silu' or 'HardSwish';
  * - Softmax/LogSoftmax use opset-13 semantics (one `axis`, default -1).
  * Every node the plan cannot run is reported at once in one ERR_KILN_UNSUPPORTED_OP error.
  */
@@ -145,6 +146,13 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
     if (silu && !node.inputs.some((i) => poisoned.has(i)) && trySilu(node, silu, env, onlyReadBy(graph, readers, node.inputs[0]!, [node, silu]))) {
       fusedPools.add(silu);
       continue;
+    }
+    if (node.op === 'HardSwish' && !node.inputs.some((i) => poisoned.has(i)) && onlyReadBy(graph, readers, node.inputs[0]!, [node])) {
+      const x = env.bound.get(node.inputs[0]!);
+      if (x && fuseIntoConv(x, 'HardSwish', env)) {
+        env.bound.set(node.outputs[0]!, x);
+        continue;
+      }
     }
     const shuffle = shuffles.get(node);
     if (shuffle && !node.inputs.some((i) => poisoned.has(i)) && tryChannelShuffle(node, shuffle[0], shuffle[1], env)) {
@@ -358,24 +366,34 @@ function onlyReadBy(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>, val
 }
 
 /**
+ * Makes `activation` the plan activation of the float Conv step that wrote `x`, when that step has
+ * no activation and no pool (the caller checked that nothing else reads `x`); false otherwise.
+ * The native step applies it to each piece of the convolution's output while that piece is in
+ * cache, with the unary kernel a separate step would run, so the bits are that step's.
+ */
+function fuseIntoConv(x: ValueRef, activation: 'Silu' | 'HardSwish', env: LoweringEnv): boolean {
+  if (x.quant !== undefined || x.bool) return false;
+  let producer: PlanStepSpec | undefined;
+  for (let i = env.steps.length - 1; i >= 0 && !producer; i--) if (env.steps[i]!.outputs.includes(x.id)) producer = env.steps[i];
+  const attrs = producer?.attrs ?? {};
+  if (producer?.op !== 'Conv' || producer.outputs.length !== 1 || (attrs.activation ?? 'None') !== 'None' || attrs.pool !== undefined) {
+    return false;
+  }
+  producer.attrs = { ...attrs, activation };
+  return true;
+}
+
+/**
  * Lowers a float SiLU pair as one Silu step; false (nothing emitted) for a quantized input. When
- * its input is the output of a float Conv step with no activation and no pool, which nothing else
- * reads (`inputOnlyHere`), the SiLU becomes that step's activation instead ('Silu': the native
- * step applies it to each piece of the convolution's output while it is in cache) and no step is
- * emitted. The bits are the Silu step's: the same kernel runs on the same values.
+ * its input is the output of a float Conv step which nothing else reads (`inputOnlyHere`), the
+ * SiLU becomes that step's activation instead (fuseIntoConv) and no step is emitted.
  */
 function trySilu(sigmoid: GraphNode, mul: GraphNode, env: LoweringEnv, inputOnlyHere: boolean): boolean {
   const x = env.bound.get(sigmoid.inputs[0]);
   if (!x || x.quant !== undefined || x.bool) return false;
-  if (inputOnlyHere) {
-    let producer: PlanStepSpec | undefined;
-    for (let i = env.steps.length - 1; i >= 0 && !producer; i--) if (env.steps[i]!.outputs.includes(x.id)) producer = env.steps[i];
-    const attrs = producer?.attrs ?? {};
-    if (producer?.op === 'Conv' && producer.outputs.length === 1 && (attrs.activation ?? 'None') === 'None' && attrs.pool === undefined) {
-      producer.attrs = { ...attrs, activation: 'Silu' };
-      env.bound.set(mul.outputs[0], x);
-      return true;
-    }
+  if (inputOnlyHere && fuseIntoConv(x, 'Silu', env)) {
+    env.bound.set(mul.outputs[0], x);
+    return true;
   }
   env.bound.set(mul.outputs[0], new NodeLowering(mul, env).emit('Silu', [x], x.shape));
   return true;

@@ -2,6 +2,7 @@
 // after a float Conv whose output nothing else reads, as that Conv step's own activation, applied
 // to each piece of its output while it is in cache: same bits as the two steps it replaces, on
 // every convolution path (GEMM columns and pixel rows, Winograd, depthwise, the small-patch kernel).
+// A HardSwish after such a Conv is fused the same way.
 import { describe, expect, it } from 'vitest';
 
 import { GraphBuilder } from '../../src/graph/ir.js';
@@ -92,4 +93,45 @@ describe('SiLU (Sigmoid then Mul by its input)', () => {
     expect(steps).toMatch(/^Sigmoid /m);
     expect(steps).not.toMatch(/^Silu |silu/m);
   });
+});
+
+/** Conv -> HardSwish, the Conv's output also a graph output when asked (the HardSwish then stays a step). */
+function hardSwishGraph(c: ConvCase, w: Tensor<'float32'>, convIsOutput: boolean) {
+  const b = new GraphBuilder('hardswish');
+  const x = b.addInput('input', ['N', c.cin, c.h, c.w]);
+  const p = (c.k - 1) / 2;
+  const conv = b.addNode('Conv', [x, b.addInitializer('w', w)], { kernel_shape: [c.k, c.k], pads: [p, p, p, p], group: c.group ?? 1 });
+  const y = b.addNode('HardSwish', [conv]);
+  const shape = ['N', c.cout, c.h, c.w];
+  const outputs = [{ name: y, dtype: 'float32' as const, shape }];
+  if (convIsOutput) outputs.push({ name: conv, dtype: 'float32' as const, shape });
+  return { graph: b.build(outputs), y, conv };
+}
+
+describe('HardSwish after a Conv', () => {
+  for (const c of CASES) {
+    it(`is the Conv step's activation where only it reads the Conv, with the HardSwish step's bits: ${c.name}`, async () => {
+      const w = weightsOf(c);
+      const input = new Tensor('float32', Float32Array.from({ length: 3 * c.cin * c.h * c.w }, () => rng.uniform(-4, 4)), [3, c.cin, c.h, c.w]);
+      const fused = hardSwishGraph(c, w, false);
+      const step = hardSwishGraph(c, w, true);
+      for (const intraOpNumThreads of [1, 2]) {
+        const [fs, ss] = await Promise.all([fused, step].map((g) => InferenceSession.create(g.graph, { intraOpNumThreads })));
+        const fusedSteps = fs!.info().steps.join('\n');
+        const stepSteps = ss!.info().steps.join('\n');
+        expect(fusedSteps).toMatch(/^Conv .* hardswish/m);
+        expect(fusedSteps).not.toMatch(/^HardSwish /m);
+        expect(stepSteps).toMatch(/^HardSwish /m);
+        expect(stepSteps).not.toMatch(/^Conv .* hardswish/m);
+        const a = (await fs!.run({ input }))[fused.y].data as Float32Array;
+        const stepOut = await ss!.run({ input });
+        expect(bytes(a).equals(bytes(stepOut[step.y].data as Float32Array))).toBe(true);
+        // And it is HardSwish: x * clamp(x / 6 + 1/2, 0, 1) of the convolution it reads.
+        const conv = stepOut[step.conv].data as Float32Array;
+        let worst = 0;
+        conv.forEach((v, i) => (worst = Math.max(worst, Math.abs(a[i]! - v * Math.min(1, Math.max(0, v / 6 + 0.5))) / (1 + Math.abs(v)))));
+        expect(worst).toBeLessThanOrEqual(1e-6);
+      }
+    });
+  }
 });

@@ -10,9 +10,11 @@ namespace runtime {
 
 Activation Activation::parse(const StepContext& ctx) {
   Activation a;
-  const std::string kind = ctx.choice_or("activation", {"None", "Relu", "Relu6", "LeakyRelu", "Clip", "Silu"}, "None");
+  const std::string kind = ctx.choice_or("activation", {"None", "Relu", "Relu6", "LeakyRelu", "Clip", "Silu", "HardSwish"}, "None");
   if (kind == "Silu") {
     a.kind = kSilu;
+  } else if (kind == "HardSwish") {
+    a.kind = kHardSwish;
   } else if (kind == "Relu") {
     a.kind = kRelu;
   } else if (kind == "Relu6") {
@@ -44,9 +46,10 @@ void Activation::apply(float* x, size_t n) const {
     case kLeakyRelu:
       for (size_t i = 0; i < n; ++i) x[i] = x[i] < 0.0f ? x[i] * alpha : x[i];
       break;
-    case kSilu: {
+    case kSilu:
+    case kHardSwish: {
       F32UnaryParams p;
-      p.kind = F32UnaryKind::kSilu;
+      p.kind = kind == kSilu ? F32UnaryKind::kSilu : F32UnaryKind::kHardSwish;
       dispatch().f32_math.unary(p, x, x, n);
       break;
     }
@@ -61,6 +64,7 @@ std::string Activation::name() const {
     case kClip: s << "clip(" << lo << "," << hi << ")"; return s.str();
     case kLeakyRelu: s << "leaky_relu(" << alpha << ")"; return s.str();
     case kSilu: return "silu";
+    case kHardSwish: return "hardswish";
   }
   return "";
 }

@@ -11,14 +11,17 @@ namespace kiln {
 namespace runtime {
 
 struct Activation {
-  enum Kind { kNone, kRelu, kClip, kLeakyRelu, kSilu } kind = kNone;
+  enum Kind { kNone, kRelu, kClip, kLeakyRelu, kSilu, kHardSwish } kind = kNone;
   float alpha = 0.01f;  // LeakyRelu slope
   float lo = 0, hi = 0;  // Clip bounds (Relu6: 0, 6)
 
   static Activation parse(const StepContext& ctx);
   // True when the kernel can apply it itself (it has a fused ReLU).
   bool is_relu() const { return kind == kRelu; }
-  // In place. SiLU runs on the active table's unary kernel, so its bits are a Silu step's.
+  // Not a clamp: a function the convolution applies to each piece of its output (fuse_post).
+  bool is_post_function() const { return kind == kSilu || kind == kHardSwish; }
+  // In place. SiLU and HardSwish run on the active table's unary kernel, so their bits are a
+  // Silu or HardSwish step's.
   void apply(float* data, size_t length) const;
   std::string name() const;
 };

@@ -121,9 +121,9 @@ class ConvStep : public PlanStep {
       : conv_(g, weight, bias, act.is_relu()), act_(act), fused_pool_(pool != nullptr) {
     // Clip / Relu6 go into the convolution's kernels (the depthwise kernel, the GEMM epilogue).
     clamp_fused_ = act_.kind == Activation::kClip && conv_.fuse_clamp(act_.lo, act_.hi);
-    // SiLU runs on each piece of the GEMM's output while it is in cache (else in a pass after):
-    // the separate pass over memory it replaces took a third of EfficientNet-B0 at batch 16.
-    if (act_.kind == Activation::kSilu) {
+    // SiLU and HardSwish run on each piece of the output while it is in cache: the separate pass
+    // over memory they replace took a third of EfficientNet-B0 at batch 16.
+    if (act_.is_post_function()) {
       conv_.fuse_post({[](const void* act, float* values, size_t n) { static_cast<const Activation*>(act)->apply(values, n); },
                        &act_});
       post_fused_ = true;
