@@ -445,7 +445,17 @@ void test_math(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
 
 }  // namespace
 
+// The L2 size from CPUID's cache descriptors, within what any x86 core has (glibc's sysconf can
+// disagree: under qemu's Haswell model it reads another leaf, 2 MiB against leaf 4's 4 MiB);
+// l2_cache_bytes() falls back to 1 MiB where CPUID is silent.
+void test_l2_size() {
+  const size_t l2 = kiln::cpu_features().l2_bytes;
+  check(l2 == 0 || (l2 >= (size_t{64} << 10) && l2 <= (size_t{64} << 20)), "L2 size 0 or within 64 KiB..64 MiB: " + std::to_string(l2));
+  check(kiln::l2_cache_bytes() == (l2 != 0 ? l2 : size_t{1} << 20), "l2_cache_bytes is the detected size or 1 MiB");
+}
+
 int main() {
+  test_l2_size();
   const DispatchTable* ref = kiln::dispatch_for(Isa::kScalar);
   check(ref != nullptr && ref->isa == Isa::kScalar, "the scalar table exists");
   if (ref == nullptr) return kiln_test::finish();

@@ -1,5 +1,6 @@
 // CPU feature detection and the instruction-set level the kernels dispatch on.
 #pragma once
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -15,9 +16,15 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
   bool avx512vnni = false, avxvnni = false;
   bool os_avx = false, os_avx512 = false;  // XCR0 says the OS saves the registers
+  size_t l2_bytes = 0;  // one core's L2 (CPUID's cache descriptors), 0 when not reported
 };
 
 const CpuFeatures& cpu_features();
+
+// One core's L2 in bytes: cpu_features().l2_bytes, or 1 MiB (the smallest L2 of the x86 cores we
+// tune for) where CPUID does not report it (some VMs and emulators). Cache-blocking choices that
+// depend on it must give the same results either way, only at a different speed.
+size_t l2_cache_bytes();
 
 // Best ISA the CPU and OS support.
 Isa best_isa();

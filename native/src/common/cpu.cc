@@ -34,6 +34,23 @@ unsigned long long xgetbv0() {
 }
 #endif
 
+#ifdef KILN_X86
+// The L2 from the deterministic cache parameters (Intel leaf 4, AMD leaf 0x8000001D: the same
+// layout), sub-leaves until a null type: ways x partitions x line size x sets.
+size_t l2_from_cache_leaf(unsigned leaf) {
+  unsigned r[4];
+  for (unsigned sub = 0; sub < 16; ++sub) {
+    cpuid(leaf, sub, r);
+    const unsigned type = r[0] & 0x1f, level = (r[0] >> 5) & 0x7;
+    if (type == 0) break;
+    if (level == 2 && (type == 2 || type == 3)) {  // data or unified
+      return size_t{((r[1] >> 22) & 0x3ff) + 1} * (((r[1] >> 12) & 0x3ff) + 1) * ((r[1] & 0xfff) + 1) * (size_t{r[2]} + 1);
+    }
+  }
+  return 0;
+}
+#endif
+
 CpuFeatures detect() {
   CpuFeatures f;
 #ifdef KILN_X86
@@ -86,6 +103,14 @@ CpuFeatures detect() {
     cpuid(7, 1, r);
     f.avxvnni = f.avx2 && ((r[0] >> 4) & 1);
   }
+  if (max_leaf >= 4 && f.vendor == "GenuineIntel") f.l2_bytes = l2_from_cache_leaf(4);
+  cpuid(0x80000000u, 0, r);
+  const unsigned max_ext = r[0];
+  if (f.l2_bytes == 0 && max_ext >= 0x8000001Du && f.vendor == "AuthenticAMD") f.l2_bytes = l2_from_cache_leaf(0x8000001Du);
+  if (f.l2_bytes == 0 && max_ext >= 0x80000006u) {
+    cpuid(0x80000006u, 0, r);  // AMD (and Intel) legacy: L2 KiB in ECX[31:16]
+    f.l2_bytes = size_t{r[2] >> 16} << 10;
+  }
 #endif
   return f;
 }
@@ -109,6 +134,11 @@ std::vector<Isa> supported_isas() {
 }
 
 Isa best_isa() { return supported_isas().back(); }
+
+size_t l2_cache_bytes() {
+  const size_t l2 = cpu_features().l2_bytes;
+  return l2 != 0 ? l2 : size_t{1} << 20;
+}
 
 const char* isa_name(Isa isa) {
   switch (isa) {
