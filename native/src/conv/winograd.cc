@@ -9,10 +9,11 @@
 namespace kiln {
 namespace {
 
-// F(2x2) keeps winning up to 256 x 256 channels (ResNet's 3x3 layers at batch 1, one thread, Zen 5:
-// 128x128 on 28x28 0.84 ms against 1.54 ms for im2col + GEMM, 256x256 on 14x14 0.78 against
-// 1.51), its 4 MiB of transformed weights still read from L2/L3 once per band; at 512 x 512
-// (16 MiB, ResNet's 7x7 layers) it fell behind (2.99 against 1.93 ms).
+// F(2x2) kept winning up to 256 x 256 channels (ResNet's 3x3 layers at batch 1, one thread, Zen 5,
+// before the GEMM packed B row by row: 128x128 on 28x28 0.84 ms against 1.54 ms for im2col + GEMM,
+// 256x256 on 14x14 0.78 against 1.51), its 4 MiB of transformed weights read from L2/L3 once per
+// band; at 512 x 512 (16 MiB, ResNet's 7x7 layers) it fell behind (2.99 against 1.93 ms). Plans
+// choosing by cost now stop at the L2 (winograd_pays); this bound keeps the path for the tests.
 constexpr size_t kMaxChannelPairs = 65536;
 // Floats of transformed inputs and products (V and M) per band: together about 192 KiB, so that
 // a band's GEMMs run from L2 (SeedCNN conv2: the whole tile grid is one band).
@@ -36,6 +37,8 @@ bool winograd_pool_fits(const Conv2dGeometry& g, const ConvMaxPool& pool) {
          pool.dilation_h == 1 && pool.dilation_w == 1 && pool.out_h >= 1 && pool.out_w >= 1 &&
          2 * pool.out_h <= g.out_height && 2 * pool.out_w <= g.out_width;
 }
+
+bool winograd_pays(const Conv2dGeometry& g) { return 16 * sizeof(float) * g.in_channels * g.out_channels <= l2_cache_bytes(); }
 
 size_t winograd_tile_for(const Conv2dGeometry& g, const ConvMaxPool* pool) {
   // F(4x4)'s weights (36 floats per channel pair) must stay in L2 beside a band's transformed

@@ -54,10 +54,16 @@ bool winograd_fits(const Conv2dGeometry& g);
 // A 2x2 window with stride 2, undilated, each window inside one output tile.
 bool winograd_pool_fits(const Conv2dGeometry& g, const ConvMaxPool& pool);
 
+// Whether a plan choosing by cost takes Winograd for a geometry winograd_fits accepts: when F(2x2)'s
+// transformed weights fit in the L2 (l2_cache_bytes()). Larger ones (ResNet-50's 256 x 256 layers
+// on 14x14, 4 MiB) are read from beyond the L2 on every run: in the whole model, one thread,
+// batch 1, they took 2.07-2.25 ms against 1.54-1.58 ms for the GEMM (even at batch 16, 24 ms).
+bool winograd_pays(const Conv2dGeometry& g);
+
 // The tile side for a geometry winograd_fits accepts (and its fused pool, or null): 4 where
 // F(4x4) needs at most 3/4 of F(2x2)'s multiply-adds over the tiles the output needs (partial
-// tiles count whole) and its transformed weights (144 bytes per channel pair) take at most 432
-// KiB, under half of a 1 MiB L2; else 2. SeedCNN's CIFAR conv2 (12 x 12 outputs under the pool, 32 -> 64): 9 tiles x 36 against
+// tiles count whole) and its transformed weights (144 bytes per channel pair) take at most about
+// 42% of the L2 (432 KiB of a 1 MiB one); else 2. SeedCNN's CIFAR conv2 (12 x 12 outputs under the pool, 32 -> 64): 9 tiles x 36 against
 // 36 x 16, 4; its MNIST conv2 (10 x 10): 9 x 36 against 25 x 16, 2.
 size_t winograd_tile_for(const Conv2dGeometry& g, const ConvMaxPool* pool);
 

@@ -132,7 +132,7 @@ class ConvStep : public PlanStep {
     // 2-D max pools after ReLU (or nothing) can run inside the direct convolution.
     direct_pool_ = fused_pool_ && (act_.kind == Activation::kNone || act_.is_relu()) &&
                    pool_.as_conv_max_pool(&direct_window_);
-    if (winograd_tile != kNoWinograd && winograd_fits(g)) {
+    if (winograd_tile != kNoWinograd && winograd_fits(g) && (winograd_tile != kWinogradByCost || winograd_pays(g))) {
       winograd_pool_ = direct_pool_ && winograd_pool_fits(g, direct_window_);
       const size_t tile = winograd_tile != kWinogradByCost ? winograd_tile
                                                            : winograd_tile_for(g, winograd_pool_ ? &direct_window_ : nullptr);
@@ -430,7 +430,7 @@ std::unique_ptr<PlanStep> make_conv(const StepContext& ctx) {
   const PlanTensor* b = ctx.weight_opt("B", {g.out_channels});
   complete_conv_geometry(ctx, x, g);
   const std::string pool_op = ctx.choice_or("pool", {"None", "MaxPool", "AveragePool"}, "None");
-  // winograd 1: F(2x2, 3x3) or F(4x4, 3x3), by cost (winograd_tile_for), unless winograd_tile
+  // winograd 1: F(2x2, 3x3) or F(4x4, 3x3) where it pays, by cost (winograd_pays, winograd_tile_for), unless winograd_tile
   // names one (the tests run both).
   const bool winograd = ctx.integer_or("winograd", 0, 1, 0) == 1;
   const int64_t tile = ctx.integer_or("winograd_tile", 0, 4, 0);
