@@ -88,7 +88,8 @@ Napi::Value Conv2dMaxPoolForward(const Napi::CallbackInfo& info) {
     pool.dilation_w = static_cast<size_t>(get_int_or(o, "poolDilationW", 1, kMaxDim, 1));
     pool.out_h = static_cast<size_t>(get_int(o, "poolOutHeight", 1, kMaxDim));
     pool.out_w = static_cast<size_t>(get_int(o, "poolOutWidth", 1, kMaxDim));
-    if (!kiln::conv_max_pool_valid(a.g, pool)) {
+    // The training entry point takes unpadded pools only (the layer's own sizes).
+    if (!kiln::conv_max_pool_valid(a.g, pool) || !pool.interior(a.g.out_height, a.g.out_width)) {
       throw_range("poolOutHeight x poolOutWidth",
                   "the unpadded pool output of the " + std::to_string(a.g.out_height) + " x " +
                       std::to_string(a.g.out_width) + " convolution output",

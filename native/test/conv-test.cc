@@ -414,7 +414,19 @@ struct PoolCase {
   Case conv;
   size_t kh, kw, sh, sw, dh, dw;
   bool nan_input;  // one input value NaN: every window that sees it must give NaN
+  // Padding before (the same after), and ceil mode: windows reaching past the output.
+  size_t pt = 0, pl = 0;
+  bool ceil = false;
 };
+
+// Pooled size along an axis as ONNX's MaxPool computes it (the last window starts inside the
+// input or its padding before).
+size_t pooled_size_of(size_t in, size_t k, size_t s, size_t d, size_t pad, bool ceil) {
+  const size_t span = d * (k - 1) + 1, avail = in + 2 * pad - span;
+  size_t out = (ceil ? avail + s - 1 : avail) / s + 1;
+  if (ceil && (out - 1) * s >= in + pad) --out;
+  return out;
+}
 
 // run_max_pooled and conv2d_max_pool_forward against plan.run (checked against the oracle above)
 // followed by max_pool2d_forward: the max is exact, so values and winner indices must agree bit
@@ -429,12 +441,19 @@ void run_pool_case(const PoolCase& pc, const char* isa) {
   pool.stride_w = pc.sw;
   pool.dilation_h = pc.dh;
   pool.dilation_w = pc.dw;
-  pool.out_h = (g.out_height - pc.dh * (pc.kh - 1) - 1) / pc.sh + 1;
-  pool.out_w = (g.out_width - pc.dw * (pc.kw - 1) - 1) / pc.sw + 1;
+  pool.pad_top = pc.pt;
+  pool.pad_left = pc.pl;
+  pool.out_h = pooled_size_of(g.out_height, pc.kh, pc.sh, pc.dh, pc.pt, pc.ceil);
+  pool.out_w = pooled_size_of(g.out_width, pc.kw, pc.sw, pc.dw, pc.pl, pc.ceil);
   check(kiln::conv_max_pool_valid(g, pool), "pool window valid", isa, c.name);
+  // Windows covering no output position are refused: one past the last column, padding as wide
+  // as the window.
   kiln::ConvMaxPool wrong = pool;
-  ++wrong.out_w;
-  check(!kiln::conv_max_pool_valid(g, wrong), "pool size mismatch refused", isa, c.name);
+  wrong.out_w = g.out_width + pc.pl + 1;
+  check(!kiln::conv_max_pool_valid(g, wrong), "a window past the output refused", isa, c.name);
+  wrong = pool;
+  wrong.pad_top = pc.dh * (pc.kh - 1) + 1;
+  check(!kiln::conv_max_pool_valid(g, wrong), "padding as tall as the window refused", isa, c.name);
   const size_t in_size = c.batch * g.in_channels * g.in_plane();
   const size_t out_size = c.batch * g.out_channels * g.out_plane();
   const size_t pooled_size = c.batch * g.out_channels * pool.out_h * pool.out_w;
@@ -457,6 +476,13 @@ void run_pool_case(const PoolCase& pc, const char* isa) {
   const bool fusable = (active >= kiln::Isa::kAvx512 && (kiln::direct_conv_forward_fits(g) || phased)) ||
                        (active >= kiln::Isa::kAvx2 && !phased && kiln::small_conv_fits(unpadded));
   check(plan.can_fuse_max_pool() == fusable, "fused max pool offered exactly where a direct kernel runs", isa, c.name);
+  // Windows past the output fuse only on the channels-in-lanes direct kernels (AVX-512).
+  const bool interior = pool.interior(g.out_height, g.out_width);
+  check(plan.can_fuse_max_pool(kiln::dispatch(), pool) == (fusable && (interior || active >= kiln::Isa::kAvx512)),
+        "a padded or overhanging pool fuses exactly where the direct kernels run", isa, c.name);
+  check(interior == (pc.pt == 0 && pc.pl == 0 && pool.out_h == (g.out_height - pc.dh * (pc.kh - 1) - 1) / pc.sh + 1 &&
+                     pool.out_w == (g.out_width - pc.dw * (pc.kw - 1) - 1) / pc.sw + 1),
+        "interior() is no padding and the floor sizes", isa, c.name);
 
   Guarded scratch(plan.scratch_floats(c.batch)), conv_out(out_size);
   scratch.fill(kNaN);
@@ -473,6 +499,12 @@ void run_pool_case(const PoolCase& pc, const char* isa) {
   p.stride_w = pc.sw;
   p.dilation_h = pc.dh;
   p.dilation_w = pc.dw;
+  p.pad_top = pc.pt;
+  p.pad_left = pc.pl;
+  // After: what the last window reaches past the plane.
+  const size_t reach_h = (pool.out_h - 1) * pc.sh + pc.dh * (pc.kh - 1) + 1, reach_w = (pool.out_w - 1) * pc.sw + pc.dw * (pc.kw - 1) + 1;
+  p.pad_bottom = reach_h > pc.pt + g.out_height ? reach_h - pc.pt - g.out_height : 0;
+  p.pad_right = reach_w > pc.pl + g.out_width ? reach_w - pc.pl - g.out_width : 0;
   std::vector<float> expected(pooled_size);
   std::vector<int32_t> expected_idx(pooled_size);
   kiln::max_pool2d_forward(p, conv_out.data(), expected.data(), expected_idx.data(), 1);
@@ -642,6 +674,17 @@ int main() {
       {cases[11], 2, 3, 3, 2, 2, 1, false},
       {cases[12], 1, 1, 1, 1, 1, 1, true},
       {cases[10], 2, 2, 3, 3, 1, 1, false},  // rows and columns no window reads
+      // Windows past the output, fused by the direct kernels only: ResNet's padded 3x3/2 pool
+      // after its stem, GoogLeNet's ceil-mode one, and odd ones (a 2x2 window whose edge windows
+      // see one row, dilated and padded, padding on one axis only), a NaN in some.
+      {{"ResNet stem + padded pool", 2, 3, 45, 38, 64, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, true, true}, 3, 3, 2, 2, 1, 1, true, 1, 1},
+      {{"GoogLeNet stem + ceil pool", 1, 3, 42, 40, 64, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, true, true}, 3, 3, 2, 2, 1, 1, false, 0, 0, true},
+      {{"stem + padded pool in bands", 1, 3, 150, 151, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, true}, 3, 3, 2, 2, 1, 1, true, 1, 1},
+      {cases[2], 3, 3, 2, 2, 1, 1, true, 1, 1},
+      {cases[2], 2, 2, 2, 2, 1, 1, false, 1, 1},
+      {cases[9], 2, 2, 1, 2, 2, 1, false, 1, 0, true},
+      {cases[11], 3, 2, 2, 1, 1, 1, true, 0, 1, true},
+      {conv2_plain, 3, 3, 2, 2, 1, 1, false, 1, 1, true},
   };
   for (kiln::Isa isa : kiln::supported_isas()) {
     kiln::set_active_isa(isa);

@@ -55,14 +55,27 @@ bool conv2d_geometry_valid(const Conv2dGeometry& g);
 // pads, which the caller fills: zeros, or a quantized input's zero point), pads 0.
 Conv2dGeometry padding_made_real(const Conv2dGeometry& g);
 
-// A max pool over a convolution's output whose windows all lie inside it (no padding):
-// out_h = (OH - dilation_h * (kernel_h - 1) - 1) / stride_h + 1, likewise out_w, both >= 1.
+// A max pool over a convolution's output: pooled row y's window covers the convolution rows
+// y * stride_h - pad_top + i * dilation_h (i < kernel_h), likewise columns. Windows may reach
+// past the output on any side (padding before, a ceil-mode overhang after): taps outside it are
+// skipped, as max_pool2d_forward skips padding, but each window must cover at least one output.
 struct ConvMaxPool {
   size_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
   size_t out_h = 0, out_w = 0;
+  size_t pad_top = 0, pad_left = 0;
+  // Every window inside the output (the paths that fuse only such pools check this).
+  bool interior(size_t conv_h, size_t conv_w) const {
+    return pad_top == 0 && pad_left == 0 && (out_h - 1) * stride_h + dilation_h * (kernel_h - 1) < conv_h &&
+           (out_w - 1) * stride_w + dilation_w * (kernel_w - 1) < conv_w;
+  }
 };
 
-// True when `pool` is a valid ConvMaxPool over the output of `g` (counts >= 1, the floor sizes).
+// True when each of `out` windows (kernel taps `dilation` apart, starting stride * y - pad) over
+// an axis of `in` positions covers at least one of them.
+bool max_pool_windows_cover(size_t in, size_t kernel, size_t stride, size_t dilation, size_t pad, size_t out);
+
+// True when `pool` is a valid ConvMaxPool over the output of `g`: counts >= 1 and every window
+// covering at least one output position (max_pool_windows_cover on both axes).
 bool conv_max_pool_valid(const Conv2dGeometry& g, const ConvMaxPool& pool);
 
 // A convolution with its weights packed once, for repeated inference.
@@ -139,6 +152,10 @@ class Conv2dPlan {
   // The same on one dispatch table, which a caller running several steps reads once (internal:
   // only native/src has DispatchTable). The overloads above read the active table once per call.
   bool can_fuse_max_pool(const DispatchTable& t) const;
+  // Whether run_max_pooled runs this pool inside the convolution on `t`: a window that reaches
+  // past the output (padding, overhang) only on the direct kernels, which skip those taps; other
+  // paths stage such a pool (the same result, through memory).
+  bool can_fuse_max_pool(const DispatchTable& t, const ConvMaxPool& pool) const;
   void run(const DispatchTable& t, const float* input, float* output, size_t batch, float* scratch,
            size_t max_threads = 0) const;
   void run_max_pooled(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool& pool,

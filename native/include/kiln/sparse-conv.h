@@ -49,7 +49,8 @@ class SparseConvF32 {
 
   // output = [maxpool](relu?(conv(input) + bias)): input batch x Cin x H x W, output batch x Cout x
   // OH x OW, or x pool->out_h x pool->out_w when pool is not null (fully overwritten). Throws
-  // std::invalid_argument when pool is not a valid ConvMaxPool over this geometry. Results do not
+  // std::invalid_argument when pool is not a valid ConvMaxPool over this geometry with every window
+  // inside the output (ConvMaxPool::interior). Results do not
   // depend on the number of threads. The overload without a table runs the active ISA's kernels.
   void run(const float* input, float* output, size_t batch, const ConvMaxPool* pool, float* scratch,
            size_t max_threads = 0) const;

@@ -31,8 +31,9 @@ struct F32DirectConvKernels {
   void (*nhwc_to_nchw)(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out,
                        size_t plane_stride) = nullptr;
   void (*nchw_to_nhwc)(const float* nchw, size_t pixels, size_t channels, size_t cout_padded, float* nhwc) = nullptr;
-  void (*max_pool_rows)(const float* rows, size_t cols, size_t cout_padded, const ConvMaxPool& pool, size_t y0,
-                        size_t y1, size_t plane_width, float* pooled, int32_t* where) = nullptr;
+  void (*max_pool_rows)(const float* rows, size_t row0, size_t row_end, size_t cols, size_t cout_padded,
+                        const ConvMaxPool& pool, size_t y0, size_t y1, size_t plane_width, float* pooled,
+                        int32_t* where) = nullptr;
   void (*column_sums)(const float* nhwc, size_t pixels, size_t cout_padded, double* sums) = nullptr;
   void (*weight_rows)(const float* x, const int32_t* offsets, size_t k0, size_t k1, const float* g, size_t ld,
                       size_t c0, size_t nb, size_t out_height, size_t out_width, size_t in_width, size_t stride_h,

@@ -233,6 +233,14 @@ bool Conv2dPlan::can_fuse_max_pool(const DispatchTable& t) const {
   return phased_ ? phased_->can_fuse_max_pool(t) : direct_active(t) || small_active(t);
 }
 
+bool Conv2dPlan::can_fuse_max_pool(const DispatchTable& t, const ConvMaxPool& pool) const {
+  if (!can_fuse_max_pool(t)) return false;
+  if (pool.interior(g_.out_height, g_.out_width)) return true;
+  if (stem_direct_active(t)) return true;
+  if (phased_) return phased_->can_fuse_max_pool(t, pool);
+  return direct_active(t);  // run_max_pooled takes it over the small-patch kernel, which stages it
+}
+
 void Conv2dPlan::split_phases(const DispatchTable& t, const float* input, size_t n, float* phases, float* row) const {
   // Phase (a, b) of input channel c is channel 4c + 2a + b of the stride-1 plan.
   const size_t planes = n * g_.in_channels, per_channel = 4 * stem_phases_->phase_floats();
@@ -272,6 +280,15 @@ Pool2dGeometry pool_geometry(const Conv2dGeometry& g, const ConvMaxPool& pool, s
   p.stride_w = pool.stride_w;
   p.dilation_h = pool.dilation_h;
   p.dilation_w = pool.dilation_w;
+  p.pad_top = pool.pad_top;
+  p.pad_left = pool.pad_left;
+  // The padding after: whatever the last window reaches past the plane (a ceil-mode overhang).
+  auto after = [](size_t out, size_t stride, size_t span, size_t pad, size_t in) {
+    const size_t reach = (out - 1) * stride + span;
+    return reach > pad + in ? reach - pad - in : 0;
+  };
+  p.pad_bottom = after(pool.out_h, pool.stride_h, pool.dilation_h * (pool.kernel_h - 1) + 1, pool.pad_top, g.out_height);
+  p.pad_right = after(pool.out_w, pool.stride_w, pool.dilation_w * (pool.kernel_w - 1) + 1, pool.pad_left, g.out_width);
   return p;
 }
 
@@ -352,19 +369,18 @@ constexpr size_t kDirectBandFloats = size_t{32} << 10;
 // while it is in cache. Windows that do not overlap vertically (stride >= span, SeedCNN's 2x2/2)
 // take one band per pooled row; overlapping ones (3x3/2) take as many pooled rows as fit
 // kDirectBandFloats, the rows two bands share carried over rather than computed again. Only the
-// rows and columns some window reads are computed (SeedCNN conv2: 10 x 10 of the 11 x 11 outputs).
+// columns some window reads are computed (SeedCNN conv2: 10 of the 11 output columns).
 struct PoolBands {
-  size_t rows_used = 0, cols_used = 0;  // conv rows/columns any window reads
-  size_t pooled_rows = 0;               // pooled rows per band
-  size_t band_rows = 0;                 // conv rows per band
+  size_t cols_used = 0;    // conv columns [0, cols_used) some window reads
+  size_t pooled_rows = 0;  // pooled rows per band
+  size_t band_rows = 0;    // conv rows per band, at most
 };
 
-PoolBands pool_bands(const ConvMaxPool& pool, size_t cout_padded) {
+PoolBands pool_bands(const ConvMaxPool& pool, size_t conv_width, size_t cout_padded) {
   PoolBands b;
   const size_t span_h = pool.dilation_h * (pool.kernel_h - 1) + 1;
   const size_t span_w = pool.dilation_w * (pool.kernel_w - 1) + 1;
-  b.rows_used = (pool.out_h - 1) * pool.stride_h + span_h;
-  b.cols_used = (pool.out_w - 1) * pool.stride_w + span_w;
+  b.cols_used = std::min(conv_width, (pool.out_w - 1) * pool.stride_w + span_w - pool.pad_left);
   if (pool.stride_h >= span_h) {
     b.pooled_rows = 1;
   } else {
@@ -393,7 +409,7 @@ size_t Conv2dPlan::max_pooled_scratch_floats(size_t batch, const ConvMaxPool& po
                         : slots * ((small_conv_pool_fits(g_, pool) ? 0 : g_.out_channels * g_.out_plane()) + small_padded_floats());
   if (direct_ == nullptr || batch == 0) return small;
   const size_t cp = (g_.out_channels + 15) / 16 * 16;
-  const PoolBands b = pool_bands(pool, cp);
+  const PoolBands b = pool_bands(pool, g_.out_width, cp);
   // The band, the pooled image and its winners (int32, as many).
   return std::max(small, direct_slots(batch) * (b.band_rows * b.cols_used * cp + 2 * pool.out_h * pool.out_w * cp));
 }
@@ -505,7 +521,7 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
   }
   const size_t cp = args.cout_padded;
   const size_t in_image = g_.in_channels * g_.in_plane();
-  const PoolBands bands = pool != nullptr ? pool_bands(*pool, cp) : PoolBands();
+  const PoolBands bands = pool != nullptr ? pool_bands(*pool, g_.out_width, cp) : PoolBands();
   const size_t band_floats = bands.band_rows * bands.cols_used * cp;
   const size_t out_image = g_.out_channels * (pool != nullptr ? pool->out_h * pool->out_w : g_.out_plane());
   const size_t pooled_floats = pool != nullptr ? pool->out_h * pool->out_w * cp : 0;
@@ -544,12 +560,15 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
     size_t first = 0, end = 0;  // conv rows [first, end) are in the buffer
     for (size_t y = ya; y < yb; y += bands.pooled_rows) {
       const size_t y1 = std::min(yb, y + bands.pooled_rows);
-      const size_t r0 = y * pool->stride_h, r1 = (y1 - 1) * pool->stride_h + span_h;
+      // The conv rows the band's windows read, clipped to the output (padding, overhang).
+      const size_t top = y * pool->stride_h;
+      const size_t r0 = top > pool->pad_top ? top - pool->pad_top : 0;
+      const size_t r1 = std::min(g_.out_height, (y1 - 1) * pool->stride_h + span_h - pool->pad_top);
       // Rows the last band ended with and this one starts with move to the front.
       const size_t carried = end > r0 ? end - r0 : 0;
       if (carried > 0) std::memmove(buffer, buffer + (r0 - first) * row_floats, carried * row_floats * sizeof(float));
       d.rows(args, image, r0 + carried, r1, bands.cols_used, buffer + carried * row_floats);
-      d.max_pool_rows(buffer, bands.cols_used, cp, *pool, y, y1, g_.out_width, pooled, winners);
+      d.max_pool_rows(buffer, r0, r1, bands.cols_used, cp, *pool, y, y1, g_.out_width, pooled, winners);
       first = r0;
       end = r1;
     }
@@ -828,14 +847,22 @@ void conv2d_forward(const Conv2dGeometry& g, size_t batch, const float* input, c
   plan.run(input, output, batch, scratch.data(), max_threads);
 }
 
-bool conv_max_pool_valid(const Conv2dGeometry& g, const ConvMaxPool& pool) {
-  if (pool.kernel_h == 0 || pool.kernel_w == 0 || pool.stride_h == 0 || pool.stride_w == 0 ||
-      pool.dilation_h == 0 || pool.dilation_w == 0) {
-    return false;
+bool max_pool_windows_cover(size_t in, size_t kernel, size_t stride, size_t dilation, size_t pad, size_t out) {
+  if (kernel == 0 || stride == 0 || dilation == 0 || out == 0 || in == 0) return false;
+  for (size_t y = 0; y < out; ++y) {
+    bool any = false;
+    for (size_t i = 0; i < kernel && !any; ++i) {
+      const size_t at = y * stride + i * dilation;  // position + pad
+      any = at >= pad && at - pad < in;
+    }
+    if (!any) return false;
   }
-  const size_t out_h = window_output_size(g.out_height, 0, 0, pool.kernel_h, pool.stride_h, pool.dilation_h);
-  const size_t out_w = window_output_size(g.out_width, 0, 0, pool.kernel_w, pool.stride_w, pool.dilation_w);
-  return out_h >= 1 && out_w >= 1 && out_h == pool.out_h && out_w == pool.out_w;
+  return true;
+}
+
+bool conv_max_pool_valid(const Conv2dGeometry& g, const ConvMaxPool& pool) {
+  return max_pool_windows_cover(g.out_height, pool.kernel_h, pool.stride_h, pool.dilation_h, pool.pad_top, pool.out_h) &&
+         max_pool_windows_cover(g.out_width, pool.kernel_w, pool.stride_w, pool.dilation_w, pool.pad_left, pool.out_w);
 }
 
 void conv2d_max_pool_forward(const Conv2dGeometry& g, size_t batch, const float* input, const float* weight,

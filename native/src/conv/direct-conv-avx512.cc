@@ -195,19 +195,42 @@ void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size
   nhwc_to_nchw_planes(nhwc, pixels, channels, cout_padded, out, plane_stride);
 }
 
-void nhwc_max_pool_rows_avx512(const float* rows, size_t cols, size_t cout_padded, const ConvMaxPool& pool,
-                               size_t y0, size_t y1, size_t plane_width, float* pooled, int32_t* where) {
+namespace {
+
+// The taps [lo, hi) of a window starting at `start` (in positions + pad, `step` apart, `kernel`
+// of them) that fall inside [first, end) (positions): its rows or columns in the output.
+struct TapRange {
+  size_t lo = 0, hi = 0;
+};
+TapRange taps_inside(size_t start, size_t pad, size_t step, size_t kernel, size_t first, size_t end) {
+  TapRange r;
+  const size_t first_p = first + pad, end_p = end + pad;  // in positions + pad
+  r.lo = start >= first_p ? 0 : (first_p - start + step - 1) / step;
+  r.hi = start >= end_p ? 0 : std::min(kernel, (end_p - start + step - 1) / step);
+  return r;
+}
+
+}  // namespace
+
+void nhwc_max_pool_rows_avx512(const float* rows, size_t row0, size_t row_end, size_t cols, size_t cout_padded,
+                               const ConvMaxPool& pool, size_t y0, size_t y1, size_t plane_width, float* pooled,
+                               int32_t* where) {
   for (size_t y = y0; y < y1; ++y) {
+    const TapRange ti = taps_inside(y * pool.stride_h, pool.pad_top, pool.dilation_h, pool.kernel_h, row0, row_end);
     for (size_t x = 0; x < pool.out_w; ++x) {
-      const float* corner = rows + ((y - y0) * pool.stride_h * cols + x * pool.stride_w) * cout_padded;
-      const size_t at = (y * pool.stride_h) * plane_width + x * pool.stride_w;  // the corner's plane offset
+      const TapRange tj = taps_inside(x * pool.stride_w, pool.pad_left, pool.dilation_w, pool.kernel_w, 0, cols);
+      // The window's first tap inside the output: its conv row and column, its place in `rows`.
+      const size_t r = y * pool.stride_h + ti.lo * pool.dilation_h - pool.pad_top;
+      const size_t col = x * pool.stride_w + tj.lo * pool.dilation_w - pool.pad_left;
+      const float* corner = rows + ((r - row0) * cols + col) * cout_padded;
+      const size_t at = r * plane_width + col;  // its plane offset
       float* dst = pooled + (y * pool.out_w + x) * cout_padded;
       for (size_t c = 0; c < cout_padded; c += 16) {
         __m512 best = _mm512_loadu_ps(corner + c);
         __m512i winner = _mm512_set1_epi32(static_cast<int>(at));
-        for (size_t i = 0; i < pool.kernel_h; ++i) {
+        for (size_t i = 0; i < ti.hi - ti.lo; ++i) {
           const float* row = corner + i * pool.dilation_h * cols * cout_padded + c;
-          for (size_t j = i == 0 ? 1 : 0; j < pool.kernel_w; ++j) {
+          for (size_t j = i == 0 ? 1 : 0; j < tj.hi - tj.lo; ++j) {
             const __m512 v = _mm512_loadu_ps(row + j * pool.dilation_w * cout_padded);
             // Larger, or a NaN over a number: the selects of the pool kernels, lane by lane.
             const __mmask16 take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |

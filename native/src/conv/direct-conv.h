@@ -101,12 +101,15 @@ void direct_conv_rows_avx512(const DirectConvArgs& args, const float* input, siz
 void nhwc_to_nchw_avx512(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out,
                          size_t plane_stride);
 
-// Pooled rows [y0, y1) (no padding: every window inside) from NHWC conv rows starting at conv row
-// y0 * stride_h, `cols` wide: pooled[(y * out_w + x) * cout_padded + c] for y in [y0, y1), NHWC
-// too. The first tap of a window wins ties, a NaN takes over from a number (never the reverse),
+// Pooled rows [y0, y1) from the NHWC conv rows [row0, row_end) held in `rows`, `cols` wide:
+// pooled[(y * out_w + x) * cout_padded + c] for y in [y0, y1), NHWC too. A window's taps outside
+// the rows held or the columns [0, cols) are skipped (the caller holds every row and column of the
+// output the windows read, so those are the padding and overhang), each window keeping at least
+// one. The first tap of a window wins ties, a NaN takes over from a number (never the reverse),
 // as max_pool2d_forward does. When `where` is not null it receives, at the same positions, the
 // winner's flat offset in the convolution's output plane, `plane_width` wide.
-void nhwc_max_pool_rows_avx512(const float* rows, size_t cols, size_t cout_padded, const ConvMaxPool& pool,
-                               size_t y0, size_t y1, size_t plane_width, float* pooled, int32_t* where);
+void nhwc_max_pool_rows_avx512(const float* rows, size_t row0, size_t row_end, size_t cols, size_t cout_padded,
+                               const ConvMaxPool& pool, size_t y0, size_t y1, size_t plane_width, float* pooled,
+                               int32_t* where);
 
 }  // namespace kiln

@@ -45,8 +45,8 @@ void run_small_conv(const SmallConvKernels* table, const SmallConvArgs& args, co
 
 bool small_conv_pool_fits(const Conv2dGeometry& g, const ConvMaxPool& pool) {
   return pool.kernel_h == 2 && pool.kernel_w == 2 && pool.stride_h == 2 && pool.stride_w == 2 &&
-         pool.dilation_h == 1 && pool.dilation_w == 1 && pool.out_h >= 1 && pool.out_w >= 1 &&
-         pool.out_h == g.out_height / 2 && pool.out_w == g.out_width / 2;
+         pool.dilation_h == 1 && pool.dilation_w == 1 && pool.pad_top == 0 && pool.pad_left == 0 && pool.out_h >= 1 &&
+         pool.out_w >= 1 && pool.out_h == g.out_height / 2 && pool.out_w == g.out_width / 2;
 }
 
 SmallConvWeights::SmallConvWeights(const Conv2dGeometry& g, const float* weight, const float* bias)

@@ -71,7 +71,9 @@ void SparseConvF32::run(const float* input, float* output, size_t batch, const C
 void SparseConvF32::run(const F32SparseConvKernels& kern, const float* input, float* output, size_t batch,
                         const ConvMaxPool* pool, float* scratch, size_t max_threads) const {
   if (batch == 0) return;
-  if (pool && !conv_max_pool_valid(g_, *pool)) throw std::invalid_argument("SparseConvF32: invalid max pool");
+  if (pool && (!conv_max_pool_valid(g_, *pool) || !pool->interior(g_.out_height, g_.out_width))) {
+    throw std::invalid_argument("SparseConvF32: invalid max pool (its kernels take windows inside the output only)");
+  }
   if (!input || !output || !scratch) throw std::invalid_argument("SparseConvF32: null buffer");
   const size_t groups = group_ptr_.size() - 1;
   const size_t in_image = g_.in_channels * g_.in_plane();

@@ -171,7 +171,7 @@ class ConvStep : public PlanStep {
       if (bias) sparse_bias_.assign(bias, bias + g.out_channels);
     } else if (direct) {
       sparse_direct_ = std::make_unique<const SparseConvF32>(g, weight, bias, act_.is_relu(), blocks);
-      sparse_pool_ = direct_pool_;
+      sparse_pool_ = direct_pool_ && direct_window_.interior(g.out_height, g.out_width);  // its kernels take no padding
     } else {
       sparse_ = std::make_unique<const PackedSparseF32>(g.out_channels, g.patch(), weight, g.patch(), blocks);
       if (bias) sparse_bias_.assign(bias, bias + g.out_channels);
@@ -237,7 +237,7 @@ class ConvStep : public PlanStep {
         winograd_->run(t, io.in[0], io.out[0], batch, &direct_window_, act_.is_relu(), scratch, max_threads)) {
       return;
     }
-    if (!sparse && direct_pool_ && conv_.can_fuse_max_pool(t) && !winograd) {
+    if (!sparse && direct_pool_ && conv_.can_fuse_max_pool(t, direct_window_) && !winograd) {
       conv_.run_max_pooled(t, io.in[0], io.out[0], batch, direct_window_, scratch, max_threads);
       return;
     }

@@ -179,7 +179,16 @@ std::string Pool2d::detail() const {
 }
 
 bool Pool2d::as_conv_max_pool(ConvMaxPool* pool) const {
-  if (!max_ || !interior_) return false;
+  // Padding and ceil-mode overhangs included, as long as every window covers an input position
+  // (the fused paths skip the taps outside, as this step's kernels do).
+  if (!max_ || h_.pad_begin < 0 || w_.pad_begin < 0) return false;
+  auto covers = [](const PoolAxis& a) {
+    return max_pool_windows_cover(static_cast<size_t>(a.in), static_cast<size_t>(a.kernel), static_cast<size_t>(a.stride),
+                                  static_cast<size_t>(a.dilation), static_cast<size_t>(a.pad_begin), static_cast<size_t>(a.out));
+  };
+  if (!covers(h_) || !covers(w_)) return false;
+  pool->pad_top = static_cast<size_t>(h_.pad_begin);
+  pool->pad_left = static_cast<size_t>(w_.pad_begin);
   pool->kernel_h = static_cast<size_t>(h_.kernel);
   pool->kernel_w = static_cast<size_t>(w_.kernel);
   pool->stride_h = static_cast<size_t>(h_.stride);

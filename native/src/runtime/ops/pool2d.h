@@ -43,8 +43,9 @@ class Pool2d {
   const PoolAxis& height_axis() const { return h_; }
   const PoolAxis& width_axis() const { return w_; }
   bool is_max() const { return max_; }
-  // A max pool whose windows all lie inside its input, as the window a convolution can pool its
-  // own output with (Conv2dPlan::run_max_pooled). False for average pools and padded windows.
+  // A max pool as the window a convolution can pool its own output with (Conv2dPlan::
+  // run_max_pooled), padding and ceil-mode overhang included. False for average pools and for
+  // windows that cover no input position.
   bool as_conv_max_pool(ConvMaxPool* pool) const;
 
  private:
