@@ -13,8 +13,10 @@ namespace kiln_addon {
 namespace {
 
 // How long an idle runner polls before it sleeps: the next run of a loop over a session comes
-// ~30-60 us after the last one ended (promise resolution and the caller's next call).
-constexpr auto kPoll = std::chrono::microseconds(200);
+// ~30-60 us after the last one ended (promise resolution and the caller's next call) in a quiet
+// process, several hundred us when other work shares the event loop; the kernel pool's helpers
+// poll as long (common/thread-pool.cc, kSpin).
+constexpr auto kPoll = std::chrono::microseconds(1000);
 
 class Runners {
  public:

@@ -19,12 +19,16 @@ namespace {
 using SlotFn = std::function<void(size_t task, size_t slot)>;
 
 // How long a thread polls before it sleeps on a condition variable: a worker after finishing a
-// loop (the next loop of the same run, or the next run, usually comes within this), the caller
+// loop (the next loop of the same run, or the next run, should come within this), the caller
 // while the helpers finish. Waking a sleeping thread costs 5-20 us through the kernel, as much as
-// a whole small step (SeedCNN at batch 8 runs 6 steps of ~40 us). Between polls the thread
-// yields: on a machine with more runnable threads than cores, the thread it waits for may be the
-// one that needs this core.
-constexpr auto kSpin = std::chrono::microseconds(100);
+// a whole small step (SeedCNN at batch 8 runs 6 steps of ~40 us), and more on a VM whose idle
+// vCPU the hypervisor halted. 1 ms covers the JavaScript turn between two awaited runs: at 100 us
+// the helpers slept between runs whenever another runtime shared the process, and a batch-1 run
+// on 2 threads took 5.7 ms instead of 4.4 (MobileNetV3-Large, interleaved with onnxruntime-node,
+// which spins its own pool for ~30 ms after a run). Between polls the thread yields: on a machine
+// with more runnable threads than cores, the thread it waits for may be the one that needs this
+// core.
+constexpr auto kSpin = std::chrono::microseconds(1000);
 
 // Polls `done` until it holds or kSpin has passed; returns whether it holds.
 template <typename Done>
