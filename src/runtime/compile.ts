@@ -10,7 +10,7 @@
  * - Conv/ConvTranspose/Gemm may carry `kiln_activation` ('Relu' | 'Relu6' | 'LeakyRelu' | 'Clip')
  *   with `kiln_activation_alpha` / `kiln_activation_min` / `kiln_activation_max`; a SiLU
  *   (Sigmoid and Mul) or a HardSwish after a float Conv becomes that Conv step's plan activation
- *   'Silu' or 'HardSwish';
+ *   'Silu' or 'HardSwish', and a Relu after a float Add (a residual block's) that Add step's 'Relu';
  * - Softmax/LogSoftmax use opset-13 semantics (one `axis`, default -1).
  * Every node the plan cannot run is reported at once in one ERR_KILN_UNSUPPORTED_OP error.
  */
@@ -147,9 +147,9 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
       fusedPools.add(silu);
       continue;
     }
-    if (node.op === 'HardSwish' && !node.inputs.some((i) => poisoned.has(i)) && onlyReadBy(graph, readers, node.inputs[0]!, [node])) {
+    if ((node.op === 'HardSwish' || node.op === 'Relu') && !node.inputs.some((i) => poisoned.has(i)) && onlyReadBy(graph, readers, node.inputs[0]!, [node])) {
       const x = env.bound.get(node.inputs[0]!);
-      if (x && fuseIntoConv(x, 'HardSwish', env)) {
+      if (x && fuseIntoProducer(x, node.op, env)) {
         env.bound.set(node.outputs[0]!, x);
         continue;
       }
@@ -366,19 +366,20 @@ function onlyReadBy(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>, val
 }
 
 /**
- * Makes `activation` the plan activation of the float Conv step that wrote `x`, when that step has
- * no activation and no pool (the caller checked that nothing else reads `x`); false otherwise.
- * The native step applies it to each piece of the convolution's output while that piece is in
- * cache, with the unary kernel a separate step would run, so the bits are that step's.
+ * Makes `activation` the plan activation of the float step that wrote `x` (the caller checked that
+ * nothing else reads `x`), when that step can take it and has none yet: SiLU or HardSwish for a
+ * Conv step without a pool, which applies it to each piece of its output while that piece is in
+ * cache with the unary kernel a separate step would run; ReLU for an Add step (a residual block's),
+ * applied in the Add's own pass. Either way the bits are the separate steps'. False otherwise.
  */
-function fuseIntoConv(x: ValueRef, activation: 'Silu' | 'HardSwish', env: LoweringEnv): boolean {
+function fuseIntoProducer(x: ValueRef, activation: 'Silu' | 'HardSwish' | 'Relu', env: LoweringEnv): boolean {
   if (x.quant !== undefined || x.bool) return false;
   let producer: PlanStepSpec | undefined;
   for (let i = env.steps.length - 1; i >= 0 && !producer; i--) if (env.steps[i]!.outputs.includes(x.id)) producer = env.steps[i];
   const attrs = producer?.attrs ?? {};
-  if (producer?.op !== 'Conv' || producer.outputs.length !== 1 || (attrs.activation ?? 'None') !== 'None' || attrs.pool !== undefined) {
-    return false;
-  }
+  if (!producer || producer.outputs.length !== 1 || (attrs.activation ?? 'None') !== 'None') return false;
+  const takes = activation === 'Relu' ? producer.op === 'Add' : producer.op === 'Conv' && attrs.pool === undefined;
+  if (!takes) return false;
   producer.attrs = { ...attrs, activation };
   return true;
 }
@@ -386,12 +387,12 @@ function fuseIntoConv(x: ValueRef, activation: 'Silu' | 'HardSwish', env: Loweri
 /**
  * Lowers a float SiLU pair as one Silu step; false (nothing emitted) for a quantized input. When
  * its input is the output of a float Conv step which nothing else reads (`inputOnlyHere`), the
- * SiLU becomes that step's activation instead (fuseIntoConv) and no step is emitted.
+ * SiLU becomes that step's activation instead (fuseIntoProducer) and no step is emitted.
  */
 function trySilu(sigmoid: GraphNode, mul: GraphNode, env: LoweringEnv, inputOnlyHere: boolean): boolean {
   const x = env.bound.get(sigmoid.inputs[0]);
   if (!x || x.quant !== undefined || x.bool) return false;
-  if (inputOnlyHere && fuseIntoConv(x, 'Silu', env)) {
+  if (inputOnlyHere && fuseIntoProducer(x, 'Silu', env)) {
     env.bound.set(mul.outputs[0], x);
     return true;
   }

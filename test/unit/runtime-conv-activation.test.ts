@@ -135,3 +135,41 @@ describe('HardSwish after a Conv', () => {
     });
   }
 });
+
+describe('Relu after an Add (a residual block)', () => {
+  /** Add(a, b) -> Relu, the Add's output also a graph output when asked (the Relu then stays a step). */
+  function addReluGraph(shapeA: (string | number)[], shapeB: (string | number)[], addIsOutput: boolean) {
+    const b = new GraphBuilder('add-relu');
+    const x = b.addInput('x', shapeA);
+    const r = b.addInput('r', shapeB);
+    const sum = b.addNode('Add', [x, r]);
+    const y = b.addNode('Relu', [sum]);
+    const outputs = [{ name: y, dtype: 'float32' as const, shape: shapeA }];
+    if (addIsOutput) outputs.push({ name: sum, dtype: 'float32' as const, shape: shapeA });
+    return { graph: b.build(outputs), y };
+  }
+
+  for (const [label, shapeB] of [['same shapes', ['N', 8, 5, 7]], ['a per-channel operand', ['N', 8, 1, 1]]] as const) {
+    it(`is the Add step's activation where only the Relu reads the sum, with the two steps' bits: ${label}`, async () => {
+      const fused = addReluGraph(['N', 8, 5, 7], [...shapeB], false);
+      const plain = addReluGraph(['N', 8, 5, 7], [...shapeB], true);
+      const [fs, ps] = await Promise.all([fused, plain].map((g) => InferenceSession.create(g.graph)));
+      const fusedSteps = fs!.info().steps.join('\n');
+      expect(fusedSteps).toMatch(/^Add .*: relu/m);
+      expect(fusedSteps).not.toMatch(/^Relu /m);
+      expect(ps!.info().steps.join('\n')).toMatch(/^Relu /m);
+      const bShape = shapeB.map((d) => (d === 'N' ? 3 : d)) as number[];
+      const xs = Float32Array.from({ length: 3 * 8 * 5 * 7 }, () => rng.uniform(-2, 2));
+      const rs = Float32Array.from({ length: bShape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-2, 2));
+      xs[5] = Number.NaN;  // NaN passes through the ReLU
+      xs[6] = -0;  // -0 + -0: a ReLU keeps the sign of zero
+      rs[6 % rs.length] = -0;
+      const feeds = { x: new Tensor('float32', xs, [3, 8, 5, 7]), r: new Tensor('float32', rs, bShape) };
+      const a = (await fs!.run(feeds))[fused.y].data as Float32Array;
+      const p = (await ps!.run(feeds))[plain.y].data as Float32Array;
+      expect(bytes(a).equals(bytes(p))).toBe(true);
+      expect(Number.isNaN(a[5]!)).toBe(true);
+      expect(a.every((v) => Number.isNaN(v) || v >= 0)).toBe(true);
+    });
+  }
+});

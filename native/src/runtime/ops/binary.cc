@@ -22,6 +22,7 @@ class BinaryStep : public PlanStep {
   }
   bool in_place() const override { return in_place_; }
   size_t weight_bytes() const override { return (a_const_.size() + b_const_.size()) * sizeof(float); }
+  std::string detail() const override { return op_ == BinaryOp::kAddRelu ? "relu" : ""; }
 
  private:
   BinaryOp op_;
@@ -122,8 +123,10 @@ std::unique_ptr<PlanStep> make_binary(const StepContext& ctx) {
   }
   ctx.expect_output_shape(0, out);
   const bool in_place = ctx.in()[0] == out;
-  return std::make_unique<BinaryStep>(binary_op(ctx.spec().op), Broadcast(a, b, out), std::move(a_const),
-                                      std::move(b_const), in_place);
+  BinaryOp op = binary_op(ctx.spec().op);
+  // An Add may carry the ReLU after it (compile.ts: a residual Add whose output only a Relu reads).
+  if (op == BinaryOp::kAdd && ctx.choice_or("activation", {"None", "Relu"}, "None") == "Relu") op = BinaryOp::kAddRelu;
+  return std::make_unique<BinaryStep>(op, Broadcast(a, b, out), std::move(a_const), std::move(b_const), in_place);
 }
 
 std::unique_ptr<PlanStep> make_sum(const StepContext& ctx) {

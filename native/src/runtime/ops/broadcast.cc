@@ -20,6 +20,10 @@ inline float apply(float x, float y) {
   if (Op == BinaryOp::kMin) return (x != x || x < y) ? x : y;
   if (Op == BinaryOp::kPow) return std::pow(x, y);
   if (Op == BinaryOp::kPRelu) return x < 0.0f ? x * y : x;
+  if (Op == BinaryOp::kAddRelu) {
+    const float s = x + y;
+    return s < 0.0f ? 0.0f : s;
+  }
   return x / y;
 }
 
@@ -153,6 +157,7 @@ void Broadcast::run(BinaryOp op, const float* a, const float* b, float* y, size_
     case BinaryOp::kMin: run_loop<BinaryOp::kMin>(l, a, b, y, max_threads); break;
     case BinaryOp::kPow: run_loop<BinaryOp::kPow>(l, a, b, y, max_threads); break;
     case BinaryOp::kPRelu: run_loop<BinaryOp::kPRelu>(l, a, b, y, max_threads); break;
+    case BinaryOp::kAddRelu: run_loop<BinaryOp::kAddRelu>(l, a, b, y, max_threads); break;
   }
 }
 

@@ -12,8 +12,9 @@
 namespace kiln {
 namespace runtime {
 
-// Max / Min propagate NaN; PRelu is a < 0 ? a * b : a (b the slope).
-enum class BinaryOp { kAdd, kSub, kMul, kDiv, kMax, kMin, kPow, kPRelu };
+// Max / Min propagate NaN; PRelu is a < 0 ? a * b : a (b the slope); AddRelu is a residual Add and
+// the ReLU after it in one pass, the two steps' bits (NaN passes, as through a ReLU step).
+enum class BinaryOp { kAdd, kSub, kMul, kDiv, kMax, kMin, kPow, kPRelu, kAddRelu };
 
 struct BroadcastOperand {
   PlanShape shape;   // per-image, same rank as the output, 1 where it broadcasts
