@@ -17,33 +17,10 @@ struct F32Math {
   using Vec = typename V::Vec;
   using Cmp = typename V::Cmp;
 
-  static Vec exp(Vec x) {
-    const Cmp nan = V::isnan(x);
-    const Cmp big = V::gt(x, V::set1(88.72283935546875f));
-    const Vec xc = V::min(V::max(x, V::set1(-103.972084045410f)), V::set1(88.72283935546875f));
-    const Vec fx = V::floor(V::fmadd(xc, V::set1(1.44269504088896341f), V::set1(0.5f)));
-    Vec r = V::fmadd(fx, V::set1(-0.693359375f), xc);
-    r = V::fmadd(fx, V::set1(2.12194440e-4f), r);
-    Vec y = V::set1(1.9875691500e-4f);
-    y = V::fmadd(y, r, V::set1(1.3981999507e-3f));
-    y = V::fmadd(y, r, V::set1(8.3334519073e-3f));
-    y = V::fmadd(y, r, V::set1(4.1665795894e-2f));
-    y = V::fmadd(y, r, V::set1(1.6666665459e-1f));
-    y = V::fmadd(y, r, V::set1(5.0000001201e-1f));
-    y = V::add(V::fmadd(y, V::mul(r, r), r), V::set1(1.0f));
-    const Vec h = V::floor(V::mul(fx, V::set1(0.5f)));
-    y = V::mul(V::mul(y, V::pow2(h)), V::pow2(V::sub(fx, h)));
-    y = V::select(big, V::set1(std::numeric_limits<float>::infinity()), y);
-    return V::select(nan, x, y);
-  }
-
-  // e^t for t <= 0 (or NaN), for the sigmoid: the same polynomial as exp on r = t - n ln 2 with
-  // n rounded to nearest, but no overflow to guard, and 2^n applied by V::scale2 (one scalef on
-  // AVX-512), which rounds results into the denormals.
-  static Vec exp_nonpositive(Vec t) {
-    const Vec tc = V::max(V::set1(-104.0f), t);  // e^-104 rounds to 0; NaN passes (max's second operand)
-    const Vec n = V::round_even(V::mul(tc, V::set1(1.44269504088896341f)));
-    Vec r = V::fmadd(n, V::set1(-0.693359375f), tc);
+  // e^r for r = x - n ln 2 (ln 2 in two parts, Cody-Waite), n integral with |r| <= ln 2 / 2 or
+  // about: Cephes' expf polynomial. exp and exp_nonpositive scale it by 2^n.
+  static Vec exp_mantissa(Vec x, Vec n) {
+    Vec r = V::fmadd(n, V::set1(-0.693359375f), x);
     r = V::fmadd(n, V::set1(2.12194440e-4f), r);
     Vec y = V::set1(1.9875691500e-4f);
     y = V::fmadd(y, r, V::set1(1.3981999507e-3f));
@@ -51,8 +28,28 @@ struct F32Math {
     y = V::fmadd(y, r, V::set1(4.1665795894e-2f));
     y = V::fmadd(y, r, V::set1(1.6666665459e-1f));
     y = V::fmadd(y, r, V::set1(5.0000001201e-1f));
-    y = V::add(V::fmadd(y, V::mul(r, r), r), V::set1(1.0f));
-    return V::scale2(y, n);
+    return V::add(V::fmadd(y, V::mul(r, r), r), V::set1(1.0f));
+  }
+
+  static Vec exp(Vec x) {
+    const Cmp nan = V::isnan(x);
+    const Cmp big = V::gt(x, V::set1(88.72283935546875f));
+    const Vec xc = V::min(V::max(x, V::set1(-103.972084045410f)), V::set1(88.72283935546875f));
+    const Vec fx = V::floor(V::fmadd(xc, V::set1(1.44269504088896341f), V::set1(0.5f)));
+    Vec y = exp_mantissa(xc, fx);
+    const Vec h = V::floor(V::mul(fx, V::set1(0.5f)));
+    y = V::mul(V::mul(y, V::pow2(h)), V::pow2(V::sub(fx, h)));
+    y = V::select(big, V::set1(std::numeric_limits<float>::infinity()), y);
+    return V::select(nan, x, y);
+  }
+
+  // e^t for t <= 0 (or NaN), for the sigmoid: exp's polynomial with n rounded to nearest, but no
+  // overflow to guard, and 2^n applied by V::scale2 (one scalef on AVX-512), which rounds results
+  // into the denormals.
+  static Vec exp_nonpositive(Vec t) {
+    const Vec tc = V::max(V::set1(-104.0f), t);  // e^-104 rounds to 0; NaN passes (max's second operand)
+    const Vec n = V::round_even(V::mul(tc, V::set1(1.44269504088896341f)));
+    return V::scale2(exp_mantissa(tc, n), n);
   }
 
   // 1 / (1 + e^-x) from e = e^-|x|, which never overflows, and q = 1 / (1 + e) with 1 + e in
