@@ -123,6 +123,12 @@ class Conv2dPlan {
   struct PostOp {
     void (*fn)(const void* ctx, float* values, size_t n) = nullptr;
     const void* ctx = nullptr;
+    // fn over `len` values at `first`, and at each of the next planes - 1 runs `stride` apart (a
+    // band of rows a path has just written to several planes); nothing when fn is null.
+    void apply(float* first, size_t len, size_t planes = 1, size_t stride = 0) const {
+      if (fn == nullptr) return;
+      for (size_t c = 0; c < planes; ++c) fn(ctx, first + c * stride, len);
+    }
   };
   void fuse_post(PostOp op);
   // Floats of scratch `run` needs for this batch size (0 for a pointwise convolution, unless its
@@ -189,9 +195,6 @@ class Conv2dPlan {
   size_t gather_floats(const ConvTiling& t) const;
   // The clamp as a pass over `n` outputs, where the kernel did not apply it.
   void clamp_in_place(float* data, size_t n, size_t max_threads) const;
-  // fuse_post's function over `len` outputs from each of `planes` planes `stride` apart (a band
-  // of rows a path has just written).
-  void post_planes(float* first, size_t planes, size_t stride, size_t len) const;
 
   // `allow_phase_split` false: stride-2 stems keep their geometry (stem_direct_ itself).
   Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu, bool allow_phase_split);

@@ -184,11 +184,6 @@ void Conv2dPlan::clamp_in_place(float* data, size_t n, size_t max_threads) const
       max_threads);
 }
 
-void Conv2dPlan::post_planes(float* first, size_t planes, size_t stride, size_t len) const {
-  if (post_.fn == nullptr) return;
-  for (size_t c = 0; c < planes; ++c) post_.fn(post_.ctx, first + c * stride, len);
-}
-
 bool Conv2dPlan::direct_active(const DispatchTable& t) const {
   return direct_ != nullptr && t.f32_conv.direct.rows != nullptr;
 }
@@ -333,7 +328,7 @@ void Conv2dPlan::run_small(const DispatchTable& t, const float* input, float* ou
       // pooled output, and a post function never meets a pool here: run_max_pooled stages it).
       k.small_conv_image(args, image, out);
       clamp_in_place(out, out_image, 1);
-      post_planes(out, 1, 0, out_image);
+      post_.apply(out, out_image);
       return;
     }
     if (staged) {
@@ -548,7 +543,7 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
         d.rows(args, image, oh0, oh1, g_.out_width, buffer);
         float* rows = output + n * out_image + oh0 * g_.out_width;
         d.nhwc_to_nchw(buffer, (oh1 - oh0) * g_.out_width, g_.out_channels, cp, rows, g_.out_plane());
-        post_planes(rows, g_.out_channels, g_.out_plane(), (oh1 - oh0) * g_.out_width);
+        post_.apply(rows, (oh1 - oh0) * g_.out_width, g_.out_channels, g_.out_plane());
       }
       return;
     }

@@ -96,12 +96,8 @@ void channel_blocks_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& 
         plan.run_bands(a, lanes, input + (n * g.in_channels + c0) * g.in_plane(),
                        output + (n * g.out_channels + c0) * g.out_plane(), 0.0f, s, [&](const F32ChannelBlockArgs& args) {
                          k.channel_block(args);
-                         if (post.fn != nullptr) {
-                           // The band's rows of each plane, just transposed out: still in cache.
-                           for (size_t c = 0; c < args.channels; ++c) {
-                             post.fn(post.ctx, args.output + c * args.out_stride, args.out_h * args.out_w);
-                           }
-                         }
+                         // The band's rows of each plane, just transposed out: still in cache.
+                         post.apply(args.output, args.out_h * args.out_w, args.channels, args.out_stride);
                          return true;
                        });
       },
@@ -171,7 +167,7 @@ void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t b
             }
             float* plane = output + (n * g.out_channels + o) * g.out_plane();
             layout.copy_out(flat, plane);
-            if (post.fn != nullptr) post.fn(post.ctx, plane, g.out_plane());
+            post.apply(plane, g.out_plane());
           }
         }
       },
