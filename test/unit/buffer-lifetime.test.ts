@@ -76,6 +76,31 @@ describe('buffers taken away under a running job', () => {
     session.release();
   }, 60_000);
 
+  it('the fused activations and pools (SiLU and HardSwish inside depthwise and 1x1 convolutions, a padded pool inside the stem, ReLU inside a residual Add), input transferred right after the call on 2 threads: correct output', async () => {
+    const rng = new Rng(17);
+    const weights = (dims: number[]): Tensor<'float32'> =>
+      new Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-0.3, 0.3)), dims);
+    const b = new GraphBuilder('fused-activations');
+    const x = b.addInput('input', ['N', 3, 36, 36]);
+    const stem = b.addNode('Conv', [x, b.addInitializer('w0', weights([16, 3, 7, 7]))], { kernel_shape: [7, 7], strides: [2, 2], pads: [3, 3, 3, 3] });
+    const pooled = b.addNode('MaxPool', [b.addNode('Relu', [stem])], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
+    const dw = b.addNode('HardSwish', [b.addNode('Conv', [pooled, b.addInitializer('w1', weights([16, 1, 3, 3]))], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 16 })]);
+    const pw = b.addNode('Conv', [dw, b.addInitializer('w2', weights([16, 16, 1, 1]))], { kernel_shape: [1, 1] });
+    const silu = b.addNode('Mul', [pw, b.addNode('Sigmoid', [pw])]);
+    const y = b.addNode('Relu', [b.addNode('Add', [silu, pooled])]);
+    const session = await InferenceSession.create(b.build([{ name: y, dtype: 'float32', shape: ['N', 16, 9, 9] }]), { intraOpNumThreads: 2 });
+    expect(session.info().steps.join('\n')).toMatch(/7x7 s2x2 3->16 relu \+ pool 3x3 s2x2 p1[\s\S]*g16 hardswish[\s\S]*1x1 s1x1 16->16 silu[\s\S]*^Add .*: relu/m);
+    const batch = 512;
+    const data = pixels(batch * 3 * 36 * 36, 6);
+    const expected = await session.run({ input: new Tensor('float32', data.slice(), [batch, 3, 36, 36]) });
+    const pending = session.run({ input: new Tensor('float32', data, [batch, 3, 36, 36]) });
+    transferAway(data.buffer as ArrayBuffer);
+    expect(data.length).toBe(0);
+    const got = await pending;
+    expect(Array.from(got[y].data)).toEqual(Array.from(expected[y].data));
+    session.release();
+  }, 60_000);
+
   it('the int8 lookup and squeeze-and-excitation steps (LookupU8, GlobalAvgPoolU8, QLinearMul), input transferred right after the call: correct output', async () => {
     const rng = new Rng(13);
     const weights = (dims: number[]): Tensor<'float32'> =>
