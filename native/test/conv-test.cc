@@ -205,6 +205,30 @@ void run_case(const Case& c, const char* isa) {
       check(identical(want.data(), output.data(), out_size), threads == 1 ? "post function, 1 thread" : "post function, all threads",
             isa, c.name);
     }
+
+    // A residual (a residual block's Add fused into the convolution): added where the post
+    // function runs, before it, at each piece's own offset in the output, so the plain output
+    // plus the residual, then the post function, bit for bit. Guard pages after the residual
+    // catch a piece read past its end.
+    Guarded residual(out_size);
+    residual.randomize(rng);
+    std::vector<float> summed(out_size), summed_post(out_size);
+    for (size_t i = 0; i < out_size; ++i) {
+      summed[i] = forward[i] + residual[i];
+      summed_post[i] = summed[i] * summed[i] - 0.5f;
+    }
+    for (size_t threads : {size_t{1}, size_t{0}}) {
+      scratch.fill(kNaN);
+      output.fill(kNaN);
+      plan.run(kiln::dispatch(), input.data(), output.data(), c.batch, scratch.data(), threads, residual.data());
+      check(identical(summed.data(), output.data(), out_size), threads == 1 ? "residual, 1 thread" : "residual, all threads", isa,
+            c.name);
+      scratch.fill(kNaN);
+      output.fill(kNaN);
+      posted.run(kiln::dispatch(), input.data(), output.data(), c.batch, scratch.data(), threads, residual.data());
+      check(identical(summed_post.data(), output.data(), out_size),
+            threads == 1 ? "residual then post function, 1 thread" : "residual then post function, all threads", isa, c.name);
+    }
   }
 
   {

@@ -154,6 +154,7 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
         continue;
       }
     }
+    if (node.op === 'Add' && !node.inputs.some((i) => poisoned.has(i)) && tryResidualConv(graph, readers, node, env)) continue;
     const shuffle = shuffles.get(node);
     if (shuffle && !node.inputs.some((i) => poisoned.has(i)) && tryChannelShuffle(node, shuffle[0], shuffle[1], env)) {
       fusedPools.add(shuffle[0]).add(shuffle[1]);
@@ -365,22 +366,57 @@ function onlyReadBy(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>, val
   return !graph.outputs.some((o) => o.name === value) && r.length === nodes.length && r.every((n) => nodes.includes(n));
 }
 
+/** Index of the step that writes value `id`, or -1 (a plan input). */
+function writerOf(env: LoweringEnv, id: number): number {
+  for (let i = env.steps.length - 1; i >= 0; i--) if (env.steps[i]!.outputs.includes(id)) return i;
+  return -1;
+}
+
 /**
  * Makes `activation` the plan activation of the float step that wrote `x` (the caller checked that
  * nothing else reads `x`), when that step can take it and has none yet: SiLU or HardSwish for a
  * Conv step without a pool, which applies it to each piece of its output while that piece is in
  * cache with the unary kernel a separate step would run; ReLU for an Add step (a residual block's),
- * applied in the Add's own pass. Either way the bits are the separate steps'. False otherwise.
+ * applied in the Add's own pass, or for a Conv step that took a residual Add (tryResidualConv),
+ * applied after the sum. Either way the bits are the separate steps'. False otherwise.
  */
 function fuseIntoProducer(x: ValueRef, activation: 'Silu' | 'HardSwish' | 'Relu', env: LoweringEnv): boolean {
   if (x.quant !== undefined || x.bool) return false;
-  let producer: PlanStepSpec | undefined;
-  for (let i = env.steps.length - 1; i >= 0 && !producer; i--) if (env.steps[i]!.outputs.includes(x.id)) producer = env.steps[i];
+  const producer = env.steps[writerOf(env, x.id)];
   const attrs = producer?.attrs ?? {};
   if (!producer || producer.outputs.length !== 1 || (attrs.activation ?? 'None') !== 'None') return false;
-  const takes = activation === 'Relu' ? producer.op === 'Add' : producer.op === 'Conv' && attrs.pool === undefined;
+  const conv = producer.op === 'Conv' && attrs.pool === undefined;
+  const takes = activation === 'Relu' ? producer.op === 'Add' || (conv && attrs.residual === 1) : conv;
   if (!takes) return false;
   producer.attrs = { ...attrs, activation };
+  return true;
+}
+
+/**
+ * Lowers a float Add of two same-shaped values into the Conv step that wrote one of them (a
+ * residual block's shortcut Add), when that step has no activation, pool or residual yet, only
+ * the Add reads its output, and the other operand is ready before it runs: the step takes the
+ * other operand as its residual input (attr `residual`) and adds it to each piece of its output
+ * while that piece is in cache, saving the Add's pass over memory and its buffer. Only the
+ * operand written last can be that Conv (of two, a projection shortcut's, the later one). False
+ * (nothing changed) otherwise; the Add is then lowered as a step.
+ */
+function tryResidualConv(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>, add: GraphNode, env: LoweringEnv): boolean {
+  if (add.inputs.length !== 2 || add.inputs[0] === add.inputs[1]) return false;
+  const refs = add.inputs.map((name) => env.bound.get(name));
+  if (refs.some((r) => !r || r.quant !== undefined || r.bool) || refs[0]!.id === refs[1]!.id) return false;
+  if (shapeText(refs[0]!.shape) !== shapeText(refs[1]!.shape)) return false;
+  // Only the operand written last can be the Conv: the other must exist when that step runs.
+  const writers = refs.map((r) => writerOf(env, r!.id));
+  const k = writers[0]! > writers[1]! ? 0 : 1;
+  const step = env.steps[writers[k]!];
+  const attrs = step?.attrs ?? {};
+  if (!step || step.op !== 'Conv' || step.outputs.length !== 1 || step.inputs.length !== 1) return false;
+  if ((attrs.activation ?? 'None') !== 'None' || attrs.pool !== undefined || attrs.residual !== undefined) return false;
+  if (!onlyReadBy(graph, readers, add.inputs[k]!, [add])) return false;
+  step.inputs = [...step.inputs, refs[1 - k]!.id];
+  step.attrs = { ...attrs, residual: 1 };
+  env.bound.set(add.outputs[0]!, refs[k]!);
   return true;
 }
 

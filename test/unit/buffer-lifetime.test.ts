@@ -76,7 +76,7 @@ describe('buffers taken away under a running job', () => {
     session.release();
   }, 60_000);
 
-  it('the fused activations and pools (SiLU and HardSwish inside depthwise and 1x1 convolutions, a padded pool inside the stem, ReLU inside a residual Add), input transferred right after the call on 2 threads: correct output', async () => {
+  it('the fused activations and pools (SiLU and HardSwish inside depthwise and 1x1 convolutions, a padded pool inside the stem, ReLU inside a residual Add, a residual Add inside a 1x1 convolution), input transferred right after the call on 2 threads: correct output', async () => {
     const rng = new Rng(17);
     const weights = (dims: number[]): Tensor<'float32'> =>
       new Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-0.3, 0.3)), dims);
@@ -87,9 +87,13 @@ describe('buffers taken away under a running job', () => {
     const dw = b.addNode('HardSwish', [b.addNode('Conv', [pooled, b.addInitializer('w1', weights([16, 1, 3, 3]))], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 16 })]);
     const pw = b.addNode('Conv', [dw, b.addInitializer('w2', weights([16, 16, 1, 1]))], { kernel_shape: [1, 1] });
     const silu = b.addNode('Mul', [pw, b.addNode('Sigmoid', [pw])]);
-    const y = b.addNode('Relu', [b.addNode('Add', [silu, pooled])]);
+    const block = b.addNode('Relu', [b.addNode('Add', [silu, pooled])]);
+    // A residual block whose Add the 1x1 convolution does: it reads `block` as its residual.
+    const y = b.addNode('Relu', [b.addNode('Add', [b.addNode('Conv', [block, b.addInitializer('w3', weights([16, 16, 1, 1]))], { kernel_shape: [1, 1] }), block])]);
     const session = await InferenceSession.create(b.build([{ name: y, dtype: 'float32', shape: ['N', 16, 9, 9] }]), { intraOpNumThreads: 2 });
-    expect(session.info().steps.join('\n')).toMatch(/7x7 s2x2 3->16 relu \+ pool 3x3 s2x2 p1[\s\S]*g16 hardswish[\s\S]*1x1 s1x1 16->16 silu[\s\S]*^Add .*: relu/m);
+    expect(session.info().steps.join('\n')).toMatch(
+      /7x7 s2x2 3->16 relu \+ pool 3x3 s2x2 p1[\s\S]*g16 hardswish[\s\S]*1x1 s1x1 16->16 silu[\s\S]*^Add .*: relu[\s\S]*1x1 s1x1 16->16 \+ residual relu/m,
+    );
     const batch = 512;
     const data = pixels(batch * 3 * 36 * 36, 6);
     const expected = await session.run({ input: new Tensor('float32', data.slice(), [batch, 3, 36, 36]) });

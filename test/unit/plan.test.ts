@@ -230,6 +230,21 @@ describe('createPlan validation', () => {
     expect(() => native.createPlan(conv({ kernel: [3, 3], activation: 'Swish' }, w))).toThrow(badArg('RangeError', /activation/));
     expect(() => native.createPlan(conv({ kernel: [3, 3], winograd: 1, winograd_tile: 3 }, w))).toThrow(badArg('RangeError', /winograd_tile/));
     expect(() => native.createPlan(conv({ kernel: [3, 3], winograd: 2 }, w))).toThrow(badArg('RangeError', /winograd/));
+    // A residual (attr residual 1): a second input of the output's shape, and no fused pool.
+    const residual = (rshape: number[], attrs: Record<string, unknown> = {}, out = [2, 3, 3]) => ({
+      values: [[3, 5, 5], out, rshape],
+      inputs: [0, 2],
+      outputs: [1],
+      steps: [{ op: 'Conv', name: 'c', inputs: [0, 2], outputs: [1], attrs: { kernel: [3, 3], residual: 1, ...attrs }, weights: { W: w } }],
+    });
+    expect(() => native.createPlan(residual([2, 3, 3]))).not.toThrow();
+    expect(() => native.createPlan(residual([2, 3, 3], { residual: 0 }))).toThrow(badArg('RangeError', /1 input/));
+    expect(() => native.createPlan(residual([2, 3, 4]))).toThrow(badArg('RangeError', /per-image shape \[2, 3, 3\].*inputs\[1\]/));
+    expect(() => native.createPlan(residual([2, 3, 3], { residual: 2 }))).toThrow(badArg('RangeError', /residual/));
+    expect(() => native.createPlan(residual([2, 3, 3], { pool: 'MaxPool', pool_kernel: [2, 2], pool_strides: [1, 1] }, [2, 2, 2]))).toThrow(
+      badArg('RangeError', /residual/),
+    );
+    expect(() => native.createPlan(conv({ kernel: [3, 3], residual: 1 }, w))).toThrow(badArg('RangeError', /2 input value/));
     const gemm = { values: [[4], [3]], inputs: [0], outputs: [1], steps: [{ op: 'Gemm', name: 'g', inputs: [0], outputs: [1], attrs: { transA: 1 }, weights: { B: { data: new Float32Array(12), shape: [4, 3] } } }] };
     expect(() => native.createPlan(gemm)).toThrow(badArg('RangeError', /transA/));
     const add = { values: [[3, 4], [3, 4]], inputs: [0], outputs: [1], steps: [{ op: 'Add', name: 'a', inputs: [0], outputs: [1], weights: { B: { data: new Float32Array(8), shape: [2, 1, 4] } } }] };

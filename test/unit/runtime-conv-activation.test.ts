@@ -2,7 +2,8 @@
 // after a float Conv whose output nothing else reads, as that Conv step's own activation, applied
 // to each piece of its output while it is in cache: same bits as the two steps it replaces, on
 // every convolution path (GEMM columns and pixel rows, Winograd, depthwise, the small-patch kernel).
-// A HardSwish after such a Conv is fused the same way.
+// A HardSwish after such a Conv is fused the same way, and so is a residual block's Add of the
+// Conv's output and another value (the Conv adds it, then runs the Relu after it).
 import { describe, expect, it } from 'vitest';
 
 import { GraphBuilder } from '../../src/graph/ir.js';
@@ -172,4 +173,109 @@ describe('Relu after an Add (a residual block)', () => {
       expect(a.every((v) => Number.isNaN(v) || v >= 0)).toBe(true);
     });
   }
+});
+
+describe('Add of a Conv output and another value (a residual block)', () => {
+  /**
+   * Conv(x) + r, then Relu when asked; `convFirst` orders the Add's operands. The Conv output is
+   * also a graph output when asked (the Add then stays a step of its own).
+   */
+  function residualGraph(c: ConvCase, w: Tensor<'float32'>, opts: { relu: boolean; convFirst: boolean; convIsOutput?: boolean }) {
+    const b = new GraphBuilder('residual');
+    const x = b.addInput('input', ['N', c.cin, c.h, c.w]);
+    const r = b.addInput('r', ['N', c.cout, c.h, c.w]);
+    const p = (c.k - 1) / 2;
+    const conv = b.addNode('Conv', [x, b.addInitializer('w', w)], { kernel_shape: [c.k, c.k], pads: [p, p, p, p], group: c.group ?? 1 });
+    const sum = b.addNode('Add', opts.convFirst ? [conv, r] : [r, conv]);
+    const y = opts.relu ? b.addNode('Relu', [sum]) : sum;
+    const shape = ['N', c.cout, c.h, c.w];
+    const outputs = [{ name: y, dtype: 'float32' as const, shape }];
+    if (opts.convIsOutput) outputs.push({ name: conv, dtype: 'float32' as const, shape });
+    return { graph: b.build(outputs), y, conv };
+  }
+
+  for (const c of CASES) {
+    it(`is added by the Conv step, before the Relu, with the separate steps' bits: ${c.name}`, async () => {
+      const w = weightsOf(c);
+      const input = new Tensor('float32', Float32Array.from({ length: 3 * c.cin * c.h * c.w }, () => rng.uniform(-4, 4)), [3, c.cin, c.h, c.w]);
+      const rs = Float32Array.from({ length: 3 * c.cout * c.h * c.w }, () => rng.uniform(-4, 4));
+      rs[7] = Number.NaN;  // passes through the sum and the ReLU
+      const feeds = { input, r: new Tensor('float32', rs, [3, c.cout, c.h, c.w]) };
+      for (const relu of [true, false]) {
+        for (const convFirst of [true, false]) {
+          const fused = residualGraph(c, w, { relu, convFirst });
+          const plain = residualGraph(c, w, { relu, convFirst, convIsOutput: true });
+          for (const intraOpNumThreads of [1, 2]) {
+            const [fs, ps] = await Promise.all([fused, plain].map((g) => InferenceSession.create(g.graph, { intraOpNumThreads })));
+            const fusedSteps = fs!.info().steps.join('\n');
+            expect(fusedSteps).toMatch(relu ? /^Conv .* \+ residual relu/m : /^Conv .* \+ residual/m);
+            expect(fusedSteps).not.toMatch(/^(Add|Relu) /m);
+            expect(ps!.info().steps.join('\n')).toMatch(/^Add /m);
+            const a = (await fs!.run(feeds))[fused.y].data as Float32Array;
+            const plainOut = await ps!.run(feeds);
+            expect(bytes(a).equals(bytes(plainOut[plain.y].data as Float32Array))).toBe(true);
+            // And it is the sum: the convolution it reads plus r, through the ReLU.
+            const conv = plainOut[plain.conv].data as Float32Array;
+            expect(Number.isNaN(a[7]!)).toBe(true);
+            conv.forEach((v, i) => {
+              if (i === 7) return;
+              const want = Math.fround(v + rs[i]!);
+              expect(a[i]).toBe(relu && want < 0 ? 0 : want);
+            });
+          }
+        }
+      }
+    });
+  }
+
+  it('goes into the later Conv of a projection shortcut (two Convs added), with the Add step\'s bits', async () => {
+    const c = CASES[1]!;
+    const [w1, w2] = [weightsOf(c), weightsOf(c)];
+    const build = (separate: boolean) => {
+      const b = new GraphBuilder('projection');
+      const x = b.addInput('input', ['N', c.cin, c.h, c.w]);
+      const main = b.addNode('Conv', [x, b.addInitializer('w1', w1)], { kernel_shape: [1, 1] });
+      const shortcut = b.addNode('Conv', [x, b.addInitializer('w2', w2)], { kernel_shape: [1, 1] });
+      const y = b.addNode('Relu', [b.addNode('Add', [main, shortcut])]);
+      const shape = ['N', c.cout, c.h, c.w];
+      const outputs = [{ name: y, dtype: 'float32' as const, shape }];
+      if (separate) outputs.push({ name: shortcut, dtype: 'float32' as const, shape }, { name: main, dtype: 'float32' as const, shape });
+      return { graph: b.build(outputs), y };
+    };
+    const fused = build(false);
+    const plain = build(true);
+    const [fs, ps] = await Promise.all([fused, plain].map((g) => InferenceSession.create(g.graph)));
+    const steps = fs!.info().steps;
+    expect(steps.filter((s) => /^Conv /.test(s)).map((s) => /\+ residual relu/.test(s))).toEqual([false, true]);
+    const input = new Tensor('float32', Float32Array.from({ length: 2 * c.cin * c.h * c.w }, () => rng.uniform(-4, 4)), [2, c.cin, c.h, c.w]);
+    const a = (await fs!.run({ input }))[fused.y].data as Float32Array;
+    const p = (await ps!.run({ input }))[plain.y].data as Float32Array;
+    expect(bytes(a).equals(bytes(p))).toBe(true);
+  });
+
+  it('stays an Add step where the other operand is written after the Conv, or the Conv has a pool', async () => {
+    const c = CASES[1]!;
+    const b = new GraphBuilder('late-operand');
+    const x = b.addInput('input', ['N', c.cin, c.h, c.w]);
+    const conv = b.addNode('Conv', [x, b.addInitializer('w', weightsOf(c))], { kernel_shape: [1, 1] });
+    // Written by a step after the Conv's: the Conv cannot read it when it runs.
+    const later = b.addNode('Conv', [x, b.addInitializer('w2', weightsOf(c))], { kernel_shape: [1, 1] });
+    const other = b.addNode('Sigmoid', [later]);
+    const y = b.addNode('Add', [conv, other]);
+    const g = b.build([{ name: y, dtype: 'float32' as const, shape: ['N', c.cout, c.h, c.w] }]);
+    const steps = (await InferenceSession.create(g)).info().steps.join('\n');
+    expect(steps).toMatch(/^Add /m);
+    expect(steps).not.toMatch(/residual/);
+
+    const p = new GraphBuilder('pooled');
+    const px = p.addInput('input', ['N', c.cin, c.h, c.w]);
+    const pr = p.addInput('r', ['N', c.cout, 7, 7]);
+    const pc = p.addNode('Conv', [px, p.addInitializer('w', weightsOf(c))], { kernel_shape: [1, 1] });
+    const pooled = p.addNode('MaxPool', [pc], { kernel_shape: [2, 2], strides: [2, 2] });
+    const py = p.addNode('Add', [pooled, pr]);
+    const pg = p.build([{ name: py, dtype: 'float32' as const, shape: ['N', c.cout, 7, 7] }]);
+    const psteps = (await InferenceSession.create(pg)).info().steps.join('\n');
+    expect(psteps).toMatch(/^Add /m);
+    expect(psteps).not.toMatch(/residual/);
+  });
 });

@@ -162,8 +162,12 @@ class Conv2dPlan {
   // past the output (padding, overhang) only on the direct kernels, which skip those taps; other
   // paths stage such a pool (the same result, through memory).
   bool can_fuse_max_pool(const DispatchTable& t, const ConvMaxPool& pool) const;
+  // `residual` (null: none) is a tensor of the output's shape, batch x Cout x OH x OW, that does
+  // not overlap it: output = post(clamp(relu(conv(input) + bias)) + residual), the residual added
+  // to each piece of output where the post function runs, while that piece is in cache (a
+  // residual block's Add, without its pass over memory). Internal like the table it takes.
   void run(const DispatchTable& t, const float* input, float* output, size_t batch, float* scratch,
-           size_t max_threads = 0) const;
+           size_t max_threads = 0, const float* residual = nullptr) const;
   void run_max_pooled(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool& pool,
                       float* scratch, size_t max_threads = 0, int32_t* indices = nullptr) const;
 
@@ -218,10 +222,11 @@ class Conv2dPlan {
   static size_t direct_slots(size_t batch);
   static size_t direct_parts(size_t batch, size_t threads);
   // Only when small_active(t), resp. direct_active(t), for the same table.
+  // `post` is post_, or that with a residual added first (run): it runs on the output in place.
   void run_small(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
-                 float* scratch, size_t max_threads, int32_t* indices) const;
+                 float* scratch, size_t max_threads, int32_t* indices, const PostOp& post) const;
   void run_direct(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
-                  float* scratch, size_t max_threads, int32_t* indices) const;
+                  float* scratch, size_t max_threads, int32_t* indices, const PostOp& post) const;
   // One GEMM item of the pixel-rows layout (images x ncols pixel rows from column j0) on up to
   // max_threads threads: split by pixel rows (each band its im2col, product rows and transpose)
   // or, where the weights are the larger operand, by output channels (the column matrix split by
@@ -229,10 +234,11 @@ class Conv2dPlan {
   // after it ran on one thread, and each thread read all the weights.
   void run_rows_threaded(const DispatchTable& table, const PackedB& weights, const GemmEpilogue& epilogue,
                          const float* in, size_t images, size_t j0, size_t ncols, float* col, float* gather, float* out,
-                         size_t max_threads) const;
-  // Only when stem_direct_active(t): the stem on stem_direct_, pooled when `pool` is not null.
+                         size_t max_threads, const PostOp* post_at_home) const;
+  // Only when stem_direct_active(t): the stem on stem_direct_, pooled when `pool` is not null
+  // (then `residual` is null).
   void run_stem_direct(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
-                       float* scratch, size_t max_threads, int32_t* indices) const;
+                       float* scratch, size_t max_threads, int32_t* indices, const float* residual) const;
   // The convolution, then max_pool2d_forward over it, in chunks of images through a temporary buffer.
   void run_staged_max_pool(const DispatchTable& t, const float* input, float* output, size_t batch,
                            const ConvMaxPool& pool, size_t max_threads, int32_t* indices) const;

@@ -23,6 +23,20 @@
 namespace kiln {
 namespace {
 
+// Conv2dPlan::run's post function with a residual: adds the residual at the piece's offset in the
+// output, then runs the plan's own post function. Every path hands it pieces of the output itself.
+struct ResidualAdd {
+  const float* output;
+  const float* residual;
+  const Conv2dPlan::PostOp* then;
+  static void apply(const void* ctx, float* values, size_t n) {
+    const ResidualAdd& a = *static_cast<const ResidualAdd*>(ctx);
+    const float* r = a.residual + (values - a.output);
+    for (size_t i = 0; i < n; ++i) values[i] += r[i];
+    a.then->apply(values, n);
+  }
+};
+
 // A stride-2 convolution over a few channels (the 7x7/2 and 3x3/2 stems) as a stride-1 one: each
 // input channel split into its four stride phases (padding made real), each phase a channel of
 // its own with the matching quarter of the kernel, (K + 1) / 2 square, zero-padded. The direct and
@@ -295,7 +309,8 @@ size_t Conv2dPlan::small_padded_floats() const {
 }
 
 void Conv2dPlan::run_small(const DispatchTable& t, const float* input, float* output, size_t batch,
-                           const ConvMaxPool* pool, float* scratch, size_t max_threads, int32_t* indices) const {
+                           const ConvMaxPool* pool, float* scratch, size_t max_threads, int32_t* indices,
+                           const PostOp& post) const {
   const F32ConvKernels& k = t.f32_conv;
   SmallConvArgs args = small_->args();
   args.relu = relu_;
@@ -328,7 +343,7 @@ void Conv2dPlan::run_small(const DispatchTable& t, const float* input, float* ou
       // pooled output, and a post function never meets a pool here: run_max_pooled stages it).
       k.small_conv_image(args, image, out);
       clamp_in_place(out, out_image, 1);
-      post_.apply(out, out_image);
+      post.apply(out, out_image);
       return;
     }
     if (staged) {
@@ -422,7 +437,7 @@ void Conv2dPlan::run_max_pooled(const DispatchTable& t, const float* input, floa
     return;
   }
   if (stem_direct_active(t)) {
-    run_stem_direct(t, input, output, batch, &pool, scratch, max_threads, indices);
+    run_stem_direct(t, input, output, batch, &pool, scratch, max_threads, indices, nullptr);
     return;  // stem_direct_ took the clamp too (fuse_clamp)
   }
   if (phased_) {
@@ -446,10 +461,10 @@ void Conv2dPlan::run_max_pooled(const DispatchTable& t, const float* input, floa
   // A clamp commutes with the max pool: it runs on the pooled output.
   const size_t pooled = batch * g_.out_channels * pool.out_h * pool.out_w;
   if (small_active(t) && (small_conv_pool_fits(g_, pool) || !direct_active(t))) {
-    run_small(t, input, output, batch, &pool, scratch, max_threads, indices);
+    run_small(t, input, output, batch, &pool, scratch, max_threads, indices, post_);
     clamp_in_place(output, pooled, max_threads);
   } else if (direct_active(t)) {
-    run_direct(t, input, output, batch, &pool, scratch, max_threads, indices);
+    run_direct(t, input, output, batch, &pool, scratch, max_threads, indices, post_);
     clamp_in_place(output, pooled, max_threads);
   } else {
     run_staged_max_pool(t, input, output, batch, pool, max_threads, indices);
@@ -457,13 +472,14 @@ void Conv2dPlan::run_max_pooled(const DispatchTable& t, const float* input, floa
 }
 
 void Conv2dPlan::run_stem_direct(const DispatchTable& t, const float* input, float* output, size_t batch,
-                                 const ConvMaxPool* pool, float* scratch, size_t max_threads, int32_t* indices) const {
+                                 const ConvMaxPool* pool, float* scratch, size_t max_threads, int32_t* indices,
+                                 const float* residual) const {
   const size_t padded_floats = stem_padded_floats();
   if (padded_floats == 0) {
     if (pool != nullptr) {
       stem_direct_->run_max_pooled(t, input, output, batch, *pool, scratch, max_threads, indices);
     } else {
-      stem_direct_->run(t, input, output, batch, scratch, max_threads);
+      stem_direct_->run(t, input, output, batch, scratch, max_threads, residual);
     }
     return;
   }
@@ -479,7 +495,8 @@ void Conv2dPlan::run_stem_direct(const DispatchTable& t, const float* input, flo
       stem_direct_->run_max_pooled(t, padded, output + n0 * out_image, n, *pool, inner, max_threads,
                                    indices != nullptr ? indices + n0 * out_image : nullptr);
     } else {
-      stem_direct_->run(t, padded, output + n0 * out_image, n, inner, max_threads);
+      stem_direct_->run(t, padded, output + n0 * out_image, n, inner, max_threads,
+                        residual != nullptr ? residual + n0 * out_image : nullptr);
     }
   }
 }
@@ -504,7 +521,8 @@ void Conv2dPlan::run_staged_max_pool(const DispatchTable& t, const float* input,
 }
 
 void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* output, size_t batch,
-                            const ConvMaxPool* pool, float* scratch, size_t max_threads, int32_t* indices) const {
+                            const ConvMaxPool* pool, float* scratch, size_t max_threads, int32_t* indices,
+                            const PostOp& post) const {
   const F32DirectConvKernels& d = t.f32_conv.direct;
   DirectConvArgs args = direct_->args();
   if (relu_) args.lo = 0.0f;
@@ -543,7 +561,7 @@ void Conv2dPlan::run_direct(const DispatchTable& t, const float* input, float* o
         d.rows(args, image, oh0, oh1, g_.out_width, buffer);
         float* rows = output + n * out_image + oh0 * g_.out_width;
         d.nhwc_to_nchw(buffer, (oh1 - oh0) * g_.out_width, g_.out_channels, cp, rows, g_.out_plane());
-        post_.apply(rows, (oh1 - oh0) * g_.out_width, g_.out_channels, g_.out_plane());
+        post.apply(rows, (oh1 - oh0) * g_.out_width, g_.out_channels, g_.out_plane());
       }
       return;
     }
@@ -612,12 +630,15 @@ void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scr
 }
 
 void Conv2dPlan::run(const DispatchTable& table, const float* input, float* output, size_t batch, float* scratch,
-                     size_t max_threads) const {
+                     size_t max_threads, const float* residual) const {
   if (batch == 0) return;
   // Every path applies the clamp and fuse_post's function to its pieces of output as it finishes
-  // them (the inner plans of a stem took both from fuse_clamp and fuse_post).
+  // them (the inner plans of a stem took both from fuse_clamp and fuse_post), and runs the post
+  // function on the output in place: the residual's add finds its operand at the same offset.
+  const ResidualAdd add{output, residual, &post_};
+  const PostOp post = residual != nullptr ? PostOp{&ResidualAdd::apply, &add} : post_;
   if (stem_direct_active(table)) {
-    run_stem_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
+    run_stem_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr, residual);
     return;
   }
   if (phased_) {
@@ -630,7 +651,9 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
     for (size_t n0 = 0; n0 < batch; n0 += chunk) {
       const size_t n = std::min(chunk, batch - n0);
       split_phases(table, input + n0 * g_.in_channels * g_.in_plane(), n, phases, row);
-      phased_->run(table, phases, output + n0 * g_.out_channels * g_.out_plane(), n, inner, max_threads);
+      const size_t out_offset = n0 * g_.out_channels * g_.out_plane();
+      phased_->run(table, phases, output + out_offset, n, inner, max_threads,
+                   residual != nullptr ? residual + out_offset : nullptr);
     }
     return;
   }
@@ -643,15 +666,15 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       hi = clamp_hi_;
     }
     depthwise_forward(table, g_, batch, input, weight_.data(), bias_.empty() ? nullptr : bias_.data(), lo, hi, output,
-                      scratch, max_threads, post_);
+                      scratch, max_threads, post);
     return;
   }
   if (small_active(table)) {
-    run_small(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
+    run_small(table, input, output, batch, nullptr, scratch, max_threads, nullptr, post);
     return;
   }
   if (direct_active(table)) {
-    run_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr);
+    run_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr, post);
     return;
   }
   const ConvTiling t = conv_tiling(g_, batch, !packed_rows_.empty());
@@ -690,12 +713,20 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       epilogue.clamp = clamp_;
       epilogue.clamp_lo = clamp_lo_;
       epilogue.clamp_hi = clamp_hi_;
-      epilogue.post = post_.fn;
-      epilogue.post_ctx = post_.ctx;
+      // The GEMM's epilogue runs the post function where the GEMM writes the output itself, or
+      // runs it on every tile of the gather buffer unless the function reads its position in the
+      // output (a residual): then each piece gets it after moving home, still in cache.
+      const bool gemm_writes_output = packed_rows_.empty() && images == 1;
+      const PostOp* post_at_home = residual != nullptr && !gemm_writes_output ? &post : nullptr;
+      if (post_at_home == nullptr) {
+        epilogue.post = post.fn;
+        epilogue.post_ctx = post.ctx;
+      }
       float* out = output + (n0 * g_.out_channels + grp * m) * plane;
       const float* in = input + (n0 * g_.in_channels + grp * cin) * in_plane;
       if (!packed_rows_.empty() && resolve_threads(gemm_threads) > 1) {
-        run_rows_threaded(table, packed_rows_[grp], epilogue, in, images, j0, ncols, col, gather, out, gemm_threads);
+        run_rows_threaded(table, packed_rows_[grp], epilogue, in, images, j0, ncols, col, gather, out, gemm_threads,
+                          post_at_home);
         continue;
       }
       // The column matrix [patch x cols]: a pointwise convolution's input planes are one already
@@ -713,7 +744,9 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
         const size_t ld = rows_ld(m);
         sgemm_packed_b(table.f32_gemm, cols, true, columns, cols, packed_rows_[grp], gather, ld, epilogue, gemm_threads);
         for (size_t i = 0; i < images; ++i) {
-          rows_to_planes(table.f32_conv.direct, gather + i * ncols * ld, ncols, m, ld, out + i * g_.out_channels * plane + j0, plane);
+          float* home = out + i * g_.out_channels * plane + j0;
+          rows_to_planes(table.f32_conv.direct, gather + i * ncols * ld, ncols, m, ld, home, plane);
+          if (post_at_home != nullptr) post_at_home->apply(home, ncols, m, plane);
         }
         continue;
       }
@@ -725,9 +758,9 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       // Columns of several images came out side by side: move each image's block home.
       sgemm_packed_a(table.f32_gemm, packed_[grp], cols, false, columns, cols, gather, cols, epilogue, gemm_threads, b_cache);
       for (size_t i = 0; i < images; ++i) {
-        for (size_t r = 0; r < m; ++r) {
-          std::memcpy(out + (i * g_.out_channels + r) * plane, gather + r * cols + i * plane, plane * sizeof(float));
-        }
+        float* home = out + i * g_.out_channels * plane;
+        for (size_t r = 0; r < m; ++r) std::memcpy(home + r * plane, gather + r * cols + i * plane, plane * sizeof(float));
+        if (post_at_home != nullptr) post_at_home->apply(home, plane, m, plane);
       }
     }
   };
@@ -747,7 +780,7 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
 
 void Conv2dPlan::run_rows_threaded(const DispatchTable& table, const PackedB& weights, const GemmEpilogue& epilogue,
                                    const float* in, size_t images, size_t j0, size_t ncols, float* col, float* gather,
-                                   float* out, size_t max_threads) const {
+                                   float* out, size_t max_threads, const PostOp* post_at_home) const {
   const size_t m = g_.out_channels_per_group();
   const size_t cin = g_.in_channels_per_group();
   const size_t ld = rows_ld(m);
@@ -792,7 +825,9 @@ void Conv2dPlan::run_rows_threaded(const DispatchTable& table, const PackedB& we
           }
           sgemm_packed_b(table.f32_gemm, p1 - p0, true, columns + p0, cols, weights, gather + p0 * ld, ld, epilogue, 1);
           for_each_piece(p0, p1, [&](size_t i, size_t q, size_t count, size_t p) {
-            rows_to_planes(table.f32_conv.direct, gather + p * ld, count, m, ld, out + i * image_out + j0 + q, plane);
+            float* home = out + i * image_out + j0 + q;
+            rows_to_planes(table.f32_conv.direct, gather + p * ld, count, m, ld, home, plane);
+            if (post_at_home != nullptr) post_at_home->apply(home, count, m, plane);
           });
         },
         bands);
@@ -828,8 +863,9 @@ void Conv2dPlan::run_rows_threaded(const DispatchTable& table, const PackedB& we
         if (c0 >= c1) return;
         sgemm_packed_b_columns(table.f32_gemm, cols, true, columns, cols, weights, c0, c1, gather, ld, epilogue);
         for (size_t i = 0; i < images; ++i) {
-          rows_to_planes(table.f32_conv.direct, gather + i * ncols * ld + c0, ncols, c1 - c0, ld,
-                         out + i * image_out + c0 * plane + j0, plane);
+          float* home = out + i * image_out + c0 * plane + j0;
+          rows_to_planes(table.f32_conv.direct, gather + i * ncols * ld + c0, ncols, c1 - c0, ld, home, plane);
+          if (post_at_home != nullptr) post_at_home->apply(home, ncols, c1 - c0, plane);
         }
       },
       parts);

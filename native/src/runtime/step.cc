@@ -107,6 +107,10 @@ void StepContext::expect_output_shape(size_t i, const PlanShape& shape) const {
   }
 }
 
+void StepContext::expect_input_shape(size_t i, const PlanShape& shape) const {
+  if (in_.at(i) != shape) fail("inputs[" + std::to_string(i) + "]", "per-image shape " + shape_text(shape), shape_text(in_[i]));
+}
+
 void StepContext::expect_input_rank(size_t i, size_t rank) const {
   if (in_.at(i).size() != rank) {
     fail("inputs[" + std::to_string(i) + "]", "a value of rank " + std::to_string(rank + 1) + " (batch included)",

@@ -51,6 +51,8 @@ class StepContext {
   void expect_outputs(size_t n) const;
   // The declared shape of output i must equal `shape`.
   void expect_output_shape(size_t i, const PlanShape& shape) const;
+  // The shape of input i must equal `shape`.
+  void expect_input_shape(size_t i, const PlanShape& shape) const;
   // Input i must have rank `rank` per image (rank + 1 with the batch).
   void expect_input_rank(size_t i, size_t rank) const;
 

@@ -22,6 +22,10 @@
 // same weights, the im2col and the plain SpMM's lower arithmetic intensity costing more than the
 // metadata saves. detail() says which ran ("sparse unstructured 90%", "sparse 2:4 50%" or "dense,
 // 90% zeros"; the geometry alone tells the direct kernel from im2col + SpMM).
+// With attr `residual` = 1 (a residual block's Add, fused by compile.ts) the step has a second
+// input of the output's shape, added after the bias and before the activation, which then runs
+// after the sum: Conv2dPlan adds it to each piece of output while that piece is in cache; the
+// Winograd and sparse paths add it in a pass after (still no separate step, buffer or launch).
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -117,13 +121,18 @@ SparsePattern direct_pattern(size_t m, size_t k, const float* w) {
 class ConvStep : public PlanStep {
  public:
   ConvStep(const Conv2dGeometry& g, const float* weight, const float* bias, Activation act, const Pool2d* pool,
-           size_t winograd_tile, SparseMode sparse_mode)
-      : conv_(g, weight, bias, act.is_relu()), act_(act), fused_pool_(pool != nullptr) {
-    // Clip / Relu6 go into the convolution's kernels (the depthwise kernel, the GEMM epilogue).
-    clamp_fused_ = act_.kind == Activation::kClip && conv_.fuse_clamp(act_.lo, act_.hi);
+           size_t winograd_tile, SparseMode sparse_mode, bool residual)
+      : conv_(g, weight, bias, act.is_relu() && !residual),
+        act_(act),
+        residual_(residual),
+        kernel_relu_(act.is_relu() && !residual),
+        fused_pool_(pool != nullptr) {
+    // Clip / Relu6 go into the convolution's kernels (the depthwise kernel, the GEMM epilogue),
+    // unless the activation follows a residual: then every activation is the post function.
+    clamp_fused_ = !residual_ && act_.kind == Activation::kClip && conv_.fuse_clamp(act_.lo, act_.hi);
     // SiLU and HardSwish run on each piece of the output while it is in cache: the separate pass
     // over memory they replace took a third of EfficientNet-B0 at batch 16.
-    if (act_.is_post_function()) {
+    if (act_.is_post_function() || (residual_ && act_.kind != Activation::kNone)) {
       conv_.fuse_post({[](const void* act, float* values, size_t n) { static_cast<const Activation*>(act)->apply(values, n); },
                        &act_});
       post_fused_ = true;
@@ -170,7 +179,7 @@ class ConvStep : public PlanStep {
                                                        g.patch(), nm.n, nm.m);
       if (bias) sparse_bias_.assign(bias, bias + g.out_channels);
     } else if (direct) {
-      sparse_direct_ = std::make_unique<const SparseConvF32>(g, weight, bias, act_.is_relu(), blocks);
+      sparse_direct_ = std::make_unique<const SparseConvF32>(g, weight, bias, kernel_relu_, blocks);
       sparse_pool_ = direct_pool_ && direct_window_.interior(g.out_height, g.out_width);  // its kernels take no padding
     } else {
       sparse_ = std::make_unique<const PackedSparseF32>(g.out_channels, g.patch(), weight, g.patch(), blocks);
@@ -199,7 +208,7 @@ class ConvStep : public PlanStep {
     s << "Conv " << g.in_channels << "x" << g.in_height << "x" << g.in_width << "->" << g.out_channels << " k"
       << g.kernel_h << "x" << g.kernel_w << " s" << g.stride_h << "x" << g.stride_w << " p" << g.pad_top << ","
       << g.pad_left << "," << g.pad_bottom << "," << g.pad_right << " d" << g.dilation_h << "x" << g.dilation_w
-      << " act " << static_cast<int>(act_.kind) << " pool " << (fused_pool_ ? pool_.detail() : "none") << " wino "
+      << " act " << static_cast<int>(act_.kind) << " residual " << residual_ << " pool " << (fused_pool_ ? pool_.detail() : "none") << " wino "
       << (winograd_ ? 1 : 0) << winograd_pool_ << " isa " << isa_name(dispatch().isa) << " w " << hash;
     return s.str();
   }
@@ -215,8 +224,10 @@ class ConvStep : public PlanStep {
     fill_probe(x.data(), x.size());
     const size_t out_image = g.out_channels * (fused_pool_ ? pool_.out_plane() : g.out_plane());
     std::vector<float> y(images * out_image);
+    std::vector<float> r(residual_ ? y.size() : 0);
+    fill_probe(r.data(), r.size());
     std::vector<float> scratch(scratch_floats(images, 1) + 16);
-    const float* in[1] = {x.data()};
+    const float* in[2] = {x.data(), r.data()};
     float* out[1] = {y.data()};
     const StepBuffers io{in, out};
     return runtime::sparse_is_faster([&] { run_with(io, images, scratch.data(), 1, false); },
@@ -242,7 +253,10 @@ class ConvStep : public PlanStep {
       return;
     }
     if (!fused_pool_) {
-      if (!convolve(t, io.in[0], io.out[0], batch, scratch, max_threads, sparse)) activate(io.out[0], batch, max_threads);
+      const float* residual = residual_ ? io.in[1] : nullptr;
+      if (!convolve(t, io.in[0], io.out[0], batch, scratch, max_threads, sparse, residual)) {
+        activate(io.out[0], residual, batch, max_threads);
+      }
       return;
     }
     const Conv2dGeometry& g = conv_.geometry();
@@ -253,8 +267,8 @@ class ConvStep : public PlanStep {
     float* conv_scratch = scratch + round16(chunk * conv_image);
     for (size_t start = 0; start < batch; start += chunk) {
       const size_t n = std::min(chunk, batch - start);
-      if (!convolve(t, io.in[0] + start * in_image, conv_out, n, conv_scratch, max_threads, sparse)) {
-        activate(conv_out, n, max_threads);
+      if (!convolve(t, io.in[0] + start * in_image, conv_out, n, conv_scratch, max_threads, sparse, nullptr)) {
+        activate(conv_out, nullptr, n, max_threads);
       }
       pool_.run(conv_out, io.out[0] + start * pool_image, n * g.out_channels, max_threads);
     }
@@ -285,6 +299,7 @@ class ConvStep : public PlanStep {
       << g.in_channels << "->" << g.out_channels;
     if (g.groups > 1) s << " g" << g.groups;
     if (g.dilation_h > 1 || g.dilation_w > 1) s << " d" << g.dilation_h << "x" << g.dilation_w;
+    if (residual_) s << " + residual";
     if (act_.kind != Activation::kNone) s << " " << act_.name();
     if (fused_pool_) s << " + pool " << pool_.detail();
     if (winograd_) s << " (winograd F(" << winograd_->tile() << "x" << winograd_->tile() << ", 3x3) on avx512)";
@@ -322,17 +337,18 @@ class ConvStep : public PlanStep {
     const size_t per_thread = std::max<size_t>(1, kFusedChunkBytes / bytes);
     return std::max<size_t>(1, std::min(batch, per_thread * threads));
   }
-  // Winograd where it applies and `t` runs it, else conv_.run on `t`. True when the output has
-  // its activation already (conv_.run with the clamp fused); else activate() must follow.
+  // Winograd where it applies and `t` runs it, else conv_.run on `t` (adding `residual` when not
+  // null). True when the output has its residual and activation already (conv_.run with the clamp
+  // or post function fused); else activate() must follow.
   bool convolve(const DispatchTable& t, const float* x, float* y, size_t batch, float* scratch,
-                size_t max_threads, bool sparse) const {
+                size_t max_threads, bool sparse, const float* residual) const {
     if (sparse) {
       sparse_convolve(t, x, y, batch, scratch, max_threads);
       return false;
     }
-    if (winograd_ && winograd_->run(t, x, y, batch, nullptr, act_.is_relu(), scratch, max_threads)) return false;
-    conv_.run(t, x, y, batch, scratch, max_threads);
-    return clamp_fused_ || post_fused_;
+    if (winograd_ && winograd_->run(t, x, y, batch, nullptr, kernel_relu_, scratch, max_threads)) return false;
+    conv_.run(t, x, y, batch, scratch, max_threads, residual);
+    return clamp_fused_ || post_fused_ || (residual != nullptr && act_.kind == Activation::kNone);
   }
   size_t convolve_scratch_floats(size_t batch, size_t threads) const {
     size_t plain = conv_.scratch_floats(batch);
@@ -361,7 +377,7 @@ class ConvStep : public PlanStep {
     const size_t plane = g.out_plane(), in_image = g.in_channels * g.in_plane(), out_image = g.out_channels * plane;
     const size_t colf = sparse_col_floats();
     const float* bias = sparse_bias_.empty() ? nullptr : sparse_bias_.data();
-    const bool relu = act_.is_relu();
+    const bool relu = kernel_relu_;
     const size_t slots = sparse_slots(batch, max_threads);
     auto image = [&](size_t i, size_t slot, size_t threads) {
       const float* cols = x + i * in_image;
@@ -387,15 +403,23 @@ class ConvStep : public PlanStep {
         },
         max_threads);
   }
-  void activate(float* y, size_t batch, size_t max_threads) const {
-    if (act_.kind == Activation::kNone || act_.is_relu()) return;
+  // The residual (when not null) and the activation as a pass over the output, for the paths
+  // that did not apply them to each piece: the same order, so the same bits.
+  void activate(float* y, const float* residual, size_t batch, size_t max_threads) const {
+    if (residual == nullptr && (act_.kind == Activation::kNone || kernel_relu_)) return;
     const Conv2dGeometry& g = conv_.geometry();
-    for_chunks(batch * g.out_channels * g.out_plane(), kElementwiseGrain, max_threads,
-               [&](size_t b, size_t e) { act_.apply(y + b, e - b); });
+    for_chunks(batch * g.out_channels * g.out_plane(), kElementwiseGrain, max_threads, [&](size_t b, size_t e) {
+      if (residual != nullptr) {
+        for (size_t i = b; i < e; ++i) y[i] += residual[i];
+      }
+      if (!kernel_relu_) act_.apply(y + b, e - b);
+    });
   }
 
   Conv2dPlan conv_;
   Activation act_;
+  bool residual_;     // a second input added before act_ (attr residual)
+  bool kernel_relu_;  // act_ is ReLU and the kernels apply it (never after a residual)
   bool clamp_fused_ = false;
   bool post_fused_ = false;  // conv_ applies act_ itself (fuse_post)
   bool fused_pool_;
@@ -418,7 +442,8 @@ class ConvStep : public PlanStep {
 }  // namespace
 
 std::unique_ptr<PlanStep> make_conv(const StepContext& ctx) {
-  ctx.expect_inputs(1, 1);
+  const bool residual = ctx.integer_or("residual", 0, 1, 0) == 1;
+  ctx.expect_inputs(residual ? 2 : 1, residual ? 2 : 1);
   ctx.expect_outputs(1);
   ctx.expect_input_rank(0, 3);
   const PlanShape& x = ctx.in()[0];
@@ -439,11 +464,15 @@ std::unique_ptr<PlanStep> make_conv(const StepContext& ctx) {
   const SparseMode sparse = parse_sparse_mode(ctx);
   if (pool_op == "None") {
     ctx.expect_output_shape(0, {g.out_channels, g.out_height, g.out_width});
-    return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), nullptr, winograd_tile, sparse);
+    if (residual) ctx.expect_input_shape(1, {g.out_channels, g.out_height, g.out_width});
+    return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), nullptr, winograd_tile, sparse,
+                                      residual);
   }
+  if (residual) ctx.fail("attrs.residual", "0 with a fused pool (the residual is added to the convolution's output)", "1");
   const Pool2d pool = Pool2d::parse(ctx, "pool_", {g.out_channels, g.out_height, g.out_width}, pool_op == "MaxPool");
   ctx.expect_output_shape(0, pool.output_shape(g.out_channels, 2));
-  return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), &pool, winograd_tile, sparse);
+  return std::make_unique<ConvStep>(g, w.data, b ? b->data : nullptr, Activation::parse(ctx), &pool, winograd_tile, sparse,
+                                    false);
 }
 
 }  // namespace runtime
