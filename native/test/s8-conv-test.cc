@@ -415,6 +415,12 @@ int main() {
   test_conv(geometry(4, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4), 1, rng, "depthwise multiplier 2 (GEMMs)");
   test_conv(geometry(48, 11, 10, 48, 5, 5, 2, 2, 2, 1, 2, 2, 1, 1, 48), 2, rng, "depthwise 5x5/2, 48 channels (32 + 16 lanes)");
   test_conv(geometry(144, 14, 14, 144, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 144), 1, rng, "depthwise MobileNetV2 144 channels");
+  // VNNI's 64-channel quad blocks, then pairs, 32/16 blocks and the scalar tail: 9 taps (the last
+  // quad one tap), 25 and 49 (one), 6 (two), stride 2 and dilation.
+  test_conv(geometry(96, 9, 9, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 96), 2, rng, "depthwise 96 channels (quads + pairs)");
+  test_conv(geometry(200, 8, 7, 200, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 200), 2, rng, "depthwise 5x5, 200 channels (3 quad blocks + 8)");
+  test_conv(geometry(64, 12, 12, 64, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 64), 1, rng, "depthwise 7x7, 64 channels");
+  test_conv(geometry(152, 13, 11, 152, 3, 2, 2, 2, 1, 0, 1, 1, 2, 1, 152), 2, rng, "depthwise 3x2/2 dilated, 152 channels (2 quads + 16 + 8)");
   test_conv(geometry(19, 5, 3, 23, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), 2, rng, "1x1");
   test_conv(geometry(5, 4, 4, 7, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1), 1, rng, "1x1 padded");
   test_conv(geometry(128, 6, 6, 512, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), 1, rng, "few rows, many columns");

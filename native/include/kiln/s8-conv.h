@@ -84,6 +84,9 @@ class S8Conv2dPlan {
   std::vector<int16_t> dw_pair_weight_;
   std::vector<int32_t> dw_pair_bias_;
   std::vector<float> dw_pair_scale_;
+  std::vector<int8_t> dw_quad_weight_;  // the same for the VNNI kernel (s8_depthwise_pack_quads)
+  std::vector<int32_t> dw_quad_bias_;
+  std::vector<float> dw_quad_scale_;
 
   // How run() splits the batch's output pixels (rows): `tasks` contiguous ranges, each walked in
   // blocks of at most block_rows rows through its own im2col buffer.

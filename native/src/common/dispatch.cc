@@ -140,11 +140,12 @@ void fill_dispatch_avx512(DispatchTable* t) {
 }
 
 // VNNI only adds int8 dot products: the fp32 families keep the AVX-512 kernels; the int8 GEMM
-// switches to its vpdpbusd kernels and the small int8 conv + pool kernel appears.
+// and the depthwise run kernel switch to vpdpbusd and the small int8 conv + pool kernel appears.
 void fill_dispatch_avx512vnni(DispatchTable* t) {
   fill_s8_gemm_avx512vnni(t);
   fill_s8_sparse_avx512vnni(t);
   t->s8_conv.small_conv_pool = s8_small_conv_pool_avx512vnni;
+  t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_avx512vnni;
 }
 
 namespace {

@@ -84,6 +84,9 @@ S8Conv2dPlan::S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, c
   if (depthwise_ && !float_output) {
     s8_depthwise_pack_pairs(dw_weight_.data(), bias_.empty() ? nullptr : bias_.data(), scale_.data(), taps,
                             g.out_channels, x_zero_point_, dw_pair_weight_, dw_pair_bias_, dw_pair_scale_);
+    // Both layouts: the active ISA may change between planning and running.
+    s8_depthwise_pack_quads(dw_weight_.data(), bias_.empty() ? nullptr : bias_.data(), scale_.data(), taps,
+                            g.out_channels, x_zero_point_, dw_quad_weight_, dw_quad_bias_, dw_quad_scale_);
   }
 }
 
@@ -121,7 +124,8 @@ size_t S8Conv2dPlan::scratch_bytes(size_t batch, size_t threads) const {
 
 size_t S8Conv2dPlan::weight_bytes() const {
   size_t bytes = bias_.size() * sizeof(int32_t) + scale_.size() * sizeof(float) + dw_weight_.size() * sizeof(int16_t) +
-                 dw_pair_weight_.size() * sizeof(int16_t) + dw_pair_bias_.size() * sizeof(int32_t) + dw_pair_scale_.size() * sizeof(float);
+                 dw_pair_weight_.size() * sizeof(int16_t) + dw_pair_bias_.size() * sizeof(int32_t) + dw_pair_scale_.size() * sizeof(float) +
+                 dw_quad_weight_.size() + dw_quad_bias_.size() * sizeof(int32_t) + dw_quad_scale_.size() * sizeof(float);
   for (const PackedS8B& p : packed_) bytes += p.bytes();
   return bytes;
 }
@@ -168,6 +172,11 @@ void S8Conv2dPlan::run_depthwise(const DispatchTable& table, const uint8_t* in, 
     a.pair_weight = dw_pair_weight_.data();
     a.pair_bias = dw_pair_bias_.data();
     a.pair_scale = dw_pair_scale_.data();
+  }
+  if (!dw_quad_weight_.empty()) {
+    a.quad_weight = dw_quad_weight_.data();
+    a.quad_bias = dw_quad_bias_.data();
+    a.quad_scale = dw_quad_scale_.data();
   }
   a.weight = dw_weight_.data();
   a.bias = bias_.empty() ? nullptr : bias_.data();

@@ -43,6 +43,11 @@ struct S8DepthwiseRun {
   const int16_t* pair_weight = nullptr;
   const int32_t* pair_bias = nullptr;  // bias - x_zero_point * sum of the channel's weights
   const float* pair_scale = nullptr;
+  // Optional, for kernels that multiply quads of taps (vpdpbusd): the full blocks of 64 channels
+  // packed by s8_depthwise_pack_quads (the bias folded as for pairs); null where unused.
+  const int8_t* quad_weight = nullptr;
+  const int32_t* quad_bias = nullptr;
+  const float* quad_scale = nullptr;
 };
 using S8DepthwiseRunFn = void (*)(const S8DepthwiseRun& r);
 

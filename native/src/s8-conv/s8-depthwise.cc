@@ -38,32 +38,52 @@ void requantize_row(const uint32_t* acc, const float* scale, size_t n, int32_t z
 
 }  // namespace
 
+namespace {
+
+// The blocked layouts of s8_depthwise_pack_pairs and _quads: for each full block of `block`
+// channels, the weights of each group of `per` taps (the last one padded with zero taps) with
+// channel c of the block at slot_of(c), its `per` taps side by side; bias (the zero point folded
+// in, wrapping like every sum) and scale in slot order.
+template <typename W, typename SlotOf>
+void pack_tap_groups(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps, size_t channels,
+                     int32_t x_zero_point, size_t block, size_t per, SlotOf slot_of, std::vector<W>& packed_weight,
+                     std::vector<int32_t>& packed_bias, std::vector<float>& packed_scale) {
+  const size_t blocks = channels / block, groups = (taps + per - 1) / per;
+  packed_weight.assign(blocks * groups * block * per, 0);
+  packed_bias.assign(blocks * block, 0);
+  packed_scale.assign(blocks * block, 0.0f);
+  for (size_t b = 0; b < blocks; ++b) {
+    for (size_t c = 0; c < block; ++c) {
+      const size_t ch = b * block + c, slot = slot_of(c);
+      uint32_t sum = 0;
+      for (size_t t = 0; t < taps; ++t) {
+        const int16_t w = weight[t * channels + ch];
+        sum += static_cast<uint32_t>(static_cast<int32_t>(w));
+        packed_weight[(b * groups + t / per) * block * per + per * slot + t % per] = static_cast<W>(w);
+      }
+      const uint32_t b0 = bias != nullptr ? static_cast<uint32_t>(bias[ch]) : 0u;
+      packed_bias[b * block + slot] = static_cast<int32_t>(b0 - static_cast<uint32_t>(x_zero_point) * sum);
+      packed_scale[b * block + slot] = scale[ch];
+    }
+  }
+}
+
+}  // namespace
+
 void s8_depthwise_pack_pairs(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
                              size_t channels, int32_t x_zero_point, std::vector<int16_t>& pair_weight,
                              std::vector<int32_t>& pair_bias, std::vector<float>& pair_scale) {
-  const size_t blocks = channels / kS8DepthwisePairBlock, pairs = (taps + 1) / 2;
-  pair_weight.assign(blocks * pairs * kS8DepthwisePairWeights, 0);
-  pair_bias.assign(blocks * kS8DepthwisePairBlock, 0);
-  pair_scale.assign(blocks * kS8DepthwisePairBlock, 0.0f);
-  for (size_t b = 0; b < blocks; ++b) {
-    for (size_t h = 0; h < 2; ++h) {
-      for (size_t g = 0; g < 4; ++g) {
-        for (size_t j = 0; j < 4; ++j) {
-          const size_t ch = b * kS8DepthwisePairBlock + 8 * g + 4 * h + j;
-          const size_t slot = (h * 4 + g) * 4 + j;  // position in the block's [h][g][j] order
-          uint32_t sum = 0;
-          for (size_t t = 0; t < taps; ++t) {
-            const int16_t w = weight[t * channels + ch];
-            sum += static_cast<uint32_t>(static_cast<int32_t>(w));
-            pair_weight[(b * pairs + t / 2) * kS8DepthwisePairWeights + 2 * slot + t % 2] = w;
-          }
-          const uint32_t b0 = bias != nullptr ? static_cast<uint32_t>(bias[ch]) : 0u;
-          pair_bias[b * kS8DepthwisePairBlock + slot] = static_cast<int32_t>(b0 - static_cast<uint32_t>(x_zero_point) * sum);
-          pair_scale[b * kS8DepthwisePairBlock + slot] = scale[ch];
-        }
-      }
-    }
-  }
+  // Channel 8g + 4h + j at [h][g][j].
+  pack_tap_groups(weight, bias, scale, taps, channels, x_zero_point, kS8DepthwisePairBlock, 2,
+                  [](size_t c) { return ((c / 4 % 2) * 4 + c / 8) * 4 + c % 4; }, pair_weight, pair_bias, pair_scale);
+}
+
+void s8_depthwise_pack_quads(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
+                             size_t channels, int32_t x_zero_point, std::vector<int8_t>& quad_weight,
+                             std::vector<int32_t>& quad_bias, std::vector<float>& quad_scale) {
+  // Channel 16L + 4k + j at [k][L][j].
+  pack_tap_groups(weight, bias, scale, taps, channels, x_zero_point, kS8DepthwiseQuadBlock, 4,
+                  [](size_t c) { return ((c / 4 % 4) * 4 + c / 16) * 4 + c % 4; }, quad_weight, quad_bias, quad_scale);
 }
 
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
@@ -115,6 +135,9 @@ void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const 
   run.pair_weight = a.pair_weight;
   run.pair_bias = a.pair_bias;
   run.pair_scale = a.pair_scale;
+  run.quad_weight = a.quad_weight;
+  run.quad_bias = a.quad_bias;
+  run.quad_scale = a.quad_scale;
   for (size_t row = row_begin; row < row_end; ++row) {
     const size_t b = row / g.out_height, oh = row % g.out_height;
     const uint8_t* image = in + b * g.in_plane() * c;

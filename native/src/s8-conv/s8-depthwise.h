@@ -24,6 +24,10 @@ struct S8DepthwiseArgs {
   const int16_t* pair_weight = nullptr;
   const int32_t* pair_bias = nullptr;
   const float* pair_scale = nullptr;
+  // The quad layout (s8_depthwise_pack_quads), or null.
+  const int8_t* quad_weight = nullptr;
+  const int32_t* quad_bias = nullptr;
+  const float* quad_scale = nullptr;
   // The kernels of the table the caller read (dispatch()); never null.
   S8DepthwiseAccumulateFn accumulate = nullptr;
   S8DepthwiseRunFn run_u8 = nullptr;
@@ -60,6 +64,9 @@ inline uint8_t s8_depthwise_run_channel(const S8DepthwiseRun& r, const uint8_t* 
 void s8_depthwise_run_u8_scalar(const S8DepthwiseRun& r);
 void s8_depthwise_run_u8_avx2(const S8DepthwiseRun& r);
 void s8_depthwise_run_u8_avx512(const S8DepthwiseRun& r);
+// AVX-512 VNNI: the full 64-channel blocks of the quad layout through vpdpbusd (four taps per
+// instruction), the rest of each pixel as the AVX-512 kernel does it.
+void s8_depthwise_run_u8_avx512vnni(const S8DepthwiseRun& r);
 
 // Channels per block of the pair layout, and its int16 weights per block and tap pair.
 constexpr size_t kS8DepthwisePairBlock = 32;
@@ -74,6 +81,20 @@ constexpr size_t kS8DepthwisePairWeights = 2 * kS8DepthwisePairBlock;
 void s8_depthwise_pack_pairs(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
                              size_t channels, int32_t x_zero_point, std::vector<int16_t>& pair_weight,
                              std::vector<int32_t>& pair_bias, std::vector<float>& pair_scale);
+
+// Channels per block of the quad layout, and its int8 weights per block and tap quad.
+constexpr size_t kS8DepthwiseQuadBlock = 64;
+constexpr size_t kS8DepthwiseQuadWeights = 4 * kS8DepthwiseQuadBlock;
+
+// The quad layout of the full 64-channel blocks (S8DepthwiseRun::quad_*), for vpdpbusd: per block
+// and tap quad (the last one padded with zero taps), four parts k of 64 bytes: for each 128-bit
+// lane L and j < 4, channel 16L + 4k + j's weights of the quad's four taps, side by side, as
+// vpunpck{l,h}bw then vpunpck{l,h}wd interleave the four taps' input bytes (k = 0: low bytes, low
+// words; 1: low, high; 2: high, low; 3: high, high). Bias (folded as for pairs) and scale per
+// block in the order [k][L][j]. The weights are int8, so each fits vpdpbusd's signed byte.
+void s8_depthwise_pack_quads(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
+                             size_t channels, int32_t x_zero_point, std::vector<int8_t>& quad_weight,
+                             std::vector<int32_t>& quad_bias, std::vector<float>& quad_scale);
 
 // Output rows [row_begin, row_end) of the batch (row = image * out_height + oh).
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
