@@ -247,20 +247,23 @@ void test_lookup(Rng& rng) {
   }
 }
 
-// The byte transpose kernel of every table against the definition, on odd shapes and strides.
+// The byte transpose kernel of every table against the definition, on odd shapes and strides;
+// 2-4 rows into dense pixels (the interleave of an RGB(A) image) and with a wider stride.
 void test_transpose(Rng& rng) {
   for (kiln::Isa isa : kiln::supported_isas()) {
     const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
     bool ok = true;
-    for (size_t rows : {size_t(1), size_t(15), size_t(16), size_t(17), size_t(40)}) {
-      for (size_t cols : {size_t(1), size_t(16), size_t(31), size_t(48), size_t(50)}) {
-        const size_t ss = cols + rng.below(3), ds = rows + rng.below(3);
-        Guarded<uint8_t> src(rows * ss), dst(cols * ds);
-        for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(rng.next());
-        std::memset(dst.data(), 0xee, dst.size());
-        t.s8_conv.transpose_u8(src.data(), ss, dst.data(), ds, rows, cols);
-        for (size_t j = 0; j < cols; ++j)
-          for (size_t i = 0; i < ds; ++i) ok = ok && dst[j * ds + i] == (i < rows ? src[i * ss + j] : 0xee);
+    for (size_t rows : {size_t(1), size_t(2), size_t(3), size_t(4), size_t(15), size_t(16), size_t(17), size_t(40)}) {
+      for (size_t cols : {size_t(1), size_t(16), size_t(31), size_t(48), size_t(50), size_t(259)}) {
+        for (bool dense : {true, false}) {
+          const size_t ss = cols + rng.below(3), ds = dense ? rows : rows + 1 + rng.below(2);
+          Guarded<uint8_t> src(rows * ss), dst(cols * ds);
+          for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(rng.next());
+          std::memset(dst.data(), 0xee, dst.size());
+          t.s8_conv.transpose_u8(src.data(), ss, dst.data(), ds, rows, cols);
+          for (size_t j = 0; j < cols; ++j)
+            for (size_t i = 0; i < ds; ++i) ok = ok && dst[j * ds + i] == (i < rows ? src[i * ss + j] : 0xee);
+        }
       }
     }
     check(ok, std::string("transpose_u8 on ") + kiln::isa_name(isa));

@@ -34,25 +34,6 @@ void for_each_tile(size_t batch, size_t channels, size_t plane, size_t max_threa
   });
 }
 
-// dst[i * C + c] = tile[c * kTile + i]: with C known the inner loop unrolls (an image's 3
-// channels take a quarter of the time of the loop over a run-time count).
-template <size_t C>
-void interleave(const uint8_t* tile, uint8_t* dst, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t c = 0; c < C; ++c) dst[i * C + c] = tile[c * kTile + i];
-  }
-}
-
-// Past 4 channels, the table's byte transpose (16x16 blocks).
-void interleave(const S8ConvKernels& k, const uint8_t* tile, uint8_t* dst, size_t n, size_t channels) {
-  switch (channels) {
-    case 2: interleave<2>(tile, dst, n); return;
-    case 3: interleave<3>(tile, dst, n); return;
-    case 4: interleave<4>(tile, dst, n); return;
-    default: k.transpose_u8(tile, kTile, dst, channels, channels, n);
-  }
-}
-
 }  // namespace
 
 void quantize_u8_nchw_to_nhwc(const float* in, uint8_t* out, size_t batch, size_t channels, size_t plane,
@@ -73,7 +54,8 @@ void quantize_u8_nchw_to_nhwc(const float* in, uint8_t* out, size_t batch, size_
     std::vector<uint8_t>& tile = tile_buffer();
     if (tile.size() < kTile * channels) tile.resize(kTile * channels);
     for (size_t c = 0; c < channels; ++c) row(in + (b * channels + c) * plane + p0, tile.data() + c * kTile, n, p);
-    interleave(k, tile.data(), out + (b * plane + p0) * channels, n, channels);
+    // The table's byte transpose: 2-4 channels (an RGB image) have their own loops in it.
+    k.transpose_u8(tile.data(), kTile, out + (b * plane + p0) * channels, channels, channels, n);
   });
 }
 

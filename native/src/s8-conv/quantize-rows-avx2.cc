@@ -56,8 +56,66 @@ inline void transpose_16x16(const uint8_t* src, size_t src_stride, uint8_t* dst,
 
 }  // namespace
 
+namespace {
+
+// Two to four rows of `cols` bytes into dense pixels (dst[j * rows + i]), 16 pixels per step; the
+// last few byte by byte.
+void interleave_rows(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t rows, size_t cols) {
+  auto row = [&](size_t i, size_t j) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i * src_stride + j)); };
+  auto put = [&](size_t j, size_t part, __m128i v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j * rows + 16 * part), v);
+  };
+  // Three rows: output byte k of a step is pixel k / 3's channel k % 3. Mask m[part][i] takes, for
+  // each byte of output vector `part`, row i's byte of that pixel where k % 3 == i, else zero.
+  alignas(16) int8_t m3[3][3][16];
+  if (rows == 3) {
+    for (int part = 0; part < 3; ++part) {
+      for (int i = 0; i < 3; ++i) {
+        for (int b = 0; b < 16; ++b) {
+          const int k = 16 * part + b;
+          m3[part][i][b] = k % 3 == i ? static_cast<int8_t>(k / 3) : static_cast<int8_t>(-128);
+        }
+      }
+    }
+  }
+  size_t j = 0;
+  for (; j + 16 <= cols; j += 16) {
+    if (rows == 2) {
+      const __m128i a = row(0, j), b = row(1, j);
+      put(j, 0, _mm_unpacklo_epi8(a, b));
+      put(j, 1, _mm_unpackhi_epi8(a, b));
+    } else if (rows == 4) {
+      const __m128i a = row(0, j), b = row(1, j), c = row(2, j), d = row(3, j);
+      const __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+      const __m128i cd_lo = _mm_unpacklo_epi8(c, d), cd_hi = _mm_unpackhi_epi8(c, d);
+      put(j, 0, _mm_unpacklo_epi16(ab_lo, cd_lo));
+      put(j, 1, _mm_unpackhi_epi16(ab_lo, cd_lo));
+      put(j, 2, _mm_unpacklo_epi16(ab_hi, cd_hi));
+      put(j, 3, _mm_unpackhi_epi16(ab_hi, cd_hi));
+    } else {
+      const __m128i in[3] = {row(0, j), row(1, j), row(2, j)};
+      for (int part = 0; part < 3; ++part) {
+        __m128i v = _mm_setzero_si128();
+        for (int i = 0; i < 3; ++i) {
+          v = _mm_or_si128(v, _mm_shuffle_epi8(in[i], _mm_load_si128(reinterpret_cast<const __m128i*>(m3[part][i]))));
+        }
+        put(j, static_cast<size_t>(part), v);
+      }
+    }
+  }
+  for (; j < cols; ++j) {
+    for (size_t i = 0; i < rows; ++i) dst[j * rows + i] = src[i * src_stride + j];
+  }
+}
+
+}  // namespace
+
 void transpose_u8_avx2(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, size_t rows,
                        size_t cols) {
+  if (dst_stride == rows && rows >= 2 && rows <= 4) {
+    interleave_rows(src, src_stride, dst, rows, cols);
+    return;
+  }
   const size_t full_rows = rows / 16 * 16, full_cols = cols / 16 * 16;
   for (size_t i = 0; i < full_rows; i += 16) {
     for (size_t j = 0; j < full_cols; j += 16) transpose_16x16(src + i * src_stride + j, src_stride, dst + j * dst_stride + i, dst_stride);

@@ -74,7 +74,10 @@ void lookup_u8_row_avx512(const uint8_t* table, const uint8_t* x, uint8_t* y, si
 
 // dst[j * dst_stride + i] = src[i * src_stride + j] for i < rows, j < cols: the byte transpose
 // between a tile of channel rows and NHWC pixels. AVX2 moves whole 16x16 blocks through
-// unpack stages (the AVX-512 table keeps it: the blocks are 16 bytes wide).
+// unpack stages (the AVX-512 table keeps it: the blocks are 16 bytes wide). Two to four rows into
+// dense pixels (dst_stride == rows: an RGB or RGBA input image) take their own loops: unrolled for
+// the count in the scalar kernel, 16 pixels per step through unpacks (2, 4) or byte shuffles (3)
+// in the AVX2 one.
 void transpose_u8_scalar(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, size_t rows,
                          size_t cols);
 void transpose_u8_avx2(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, size_t rows,

@@ -41,8 +41,29 @@ void s8_depthwise_run_u8_scalar(const S8DepthwiseRun& r) {
   }
 }
 
+namespace {
+
+// dst[j * C + i] = src[i * src_stride + j]: with C known the inner loop unrolls (an image's 3
+// channels took a quarter of the time of the loop over a run-time count).
+template <size_t C>
+void interleave_rows(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t cols) {
+  for (size_t j = 0; j < cols; ++j) {
+    for (size_t i = 0; i < C; ++i) dst[j * C + i] = src[i * src_stride + j];
+  }
+}
+
+}  // namespace
+
 void transpose_u8_scalar(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, size_t rows,
                          size_t cols) {
+  if (dst_stride == rows) {
+    switch (rows) {
+      case 2: interleave_rows<2>(src, src_stride, dst, cols); return;
+      case 3: interleave_rows<3>(src, src_stride, dst, cols); return;
+      case 4: interleave_rows<4>(src, src_stride, dst, cols); return;
+      default: break;
+    }
+  }
   for (size_t i = 0; i < rows; ++i) {
     for (size_t j = 0; j < cols; ++j) dst[j * dst_stride + i] = src[i * src_stride + j];
   }
