@@ -424,6 +424,10 @@ int main() {
   test_conv(geometry(200, 8, 7, 200, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 200), 2, rng, "depthwise 5x5, 200 channels (3 quad blocks + 8)");
   test_conv(geometry(64, 12, 12, 64, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 64), 1, rng, "depthwise 7x7, 64 channels");
   test_conv(geometry(152, 13, 11, 152, 3, 2, 2, 2, 1, 0, 1, 1, 2, 1, 152), 2, rng, "depthwise 3x2/2 dilated, 152 channels (2 quads + 16 + 8)");
+  // The half block (32 channels left after the full ones) on pairs of pixels: even and odd
+  // interior runs, and a tail after it.
+  test_conv(geometry(32, 12, 13, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32), 2, rng, "depthwise 32 channels (half block)");
+  test_conv(geometry(500, 9, 8, 500, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 500), 1, rng, "depthwise 5x5/2, 500 channels (7 quads + half + 20)");
   test_conv(geometry(19, 5, 3, 23, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), 2, rng, "1x1");
   test_conv(geometry(5, 4, 4, 7, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1), 1, rng, "1x1 padded");
   test_conv(geometry(128, 6, 6, 512, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), 1, rng, "few rows, many columns");

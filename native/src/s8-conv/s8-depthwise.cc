@@ -40,21 +40,21 @@ void requantize_row(const uint32_t* acc, const float* scale, size_t n, int32_t z
 
 namespace {
 
-// The blocked layouts of s8_depthwise_pack_pairs and _quads: for each full block of `block`
-// channels, the weights of each group of `per` taps (the last one padded with zero taps) with
-// channel c of the block at slot_of(c), its `per` taps side by side; bias (the zero point folded
-// in, wrapping like every sum) and scale in slot order.
-template <typename W, typename SlotOf>
+// The blocked layouts of s8_depthwise_pack_pairs and _quads: `blocks` blocks of `block` slots,
+// slot s of block b holding channel channel_of(b, s): the weights of each group of `per` taps
+// (the last one padded with zero taps) with the slot's `per` taps side by side; bias (the zero
+// point folded in, wrapping like every sum) and scale in slot order.
+template <typename W, typename ChannelOf>
 void pack_tap_groups(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps, size_t channels,
-                     int32_t x_zero_point, size_t block, size_t per, SlotOf slot_of, std::vector<W>& packed_weight,
-                     std::vector<int32_t>& packed_bias, std::vector<float>& packed_scale) {
-  const size_t blocks = channels / block, groups = (taps + per - 1) / per;
+                     int32_t x_zero_point, size_t blocks, size_t block, size_t per, ChannelOf channel_of,
+                     std::vector<W>& packed_weight, std::vector<int32_t>& packed_bias, std::vector<float>& packed_scale) {
+  const size_t groups = (taps + per - 1) / per;
   packed_weight.assign(blocks * groups * block * per, 0);
   packed_bias.assign(blocks * block, 0);
   packed_scale.assign(blocks * block, 0.0f);
   for (size_t b = 0; b < blocks; ++b) {
-    for (size_t c = 0; c < block; ++c) {
-      const size_t ch = b * block + c, slot = slot_of(c);
+    for (size_t slot = 0; slot < block; ++slot) {
+      const size_t ch = channel_of(b, slot);
       uint32_t sum = 0;
       for (size_t t = 0; t < taps; ++t) {
         const int16_t w = weight[t * channels + ch];
@@ -73,17 +73,26 @@ void pack_tap_groups(const int16_t* weight, const int32_t* bias, const float* sc
 void s8_depthwise_pack_pairs(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
                              size_t channels, int32_t x_zero_point, std::vector<int16_t>& pair_weight,
                              std::vector<int32_t>& pair_bias, std::vector<float>& pair_scale) {
-  // Channel 8g + 4h + j at [h][g][j].
-  pack_tap_groups(weight, bias, scale, taps, channels, x_zero_point, kS8DepthwisePairBlock, 2,
-                  [](size_t c) { return ((c / 4 % 2) * 4 + c / 8) * 4 + c % 4; }, pair_weight, pair_bias, pair_scale);
+  constexpr size_t kBlock = kS8DepthwisePairBlock;
+  // Slot [h][g][j] holds channel 8g + 4h + j.
+  pack_tap_groups(weight, bias, scale, taps, channels, x_zero_point, channels / kBlock, kBlock, 2,
+                  [](size_t b, size_t s) { return b * kBlock + 8 * (s / 4 % 4) + 4 * (s / 16) + s % 4; }, pair_weight,
+                  pair_bias, pair_scale);
 }
 
 void s8_depthwise_pack_quads(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
                              size_t channels, int32_t x_zero_point, std::vector<int8_t>& quad_weight,
                              std::vector<int32_t>& quad_bias, std::vector<float>& quad_scale) {
-  // Channel 16L + 4k + j at [k][L][j].
-  pack_tap_groups(weight, bias, scale, taps, channels, x_zero_point, kS8DepthwiseQuadBlock, 4,
-                  [](size_t c) { return ((c / 4 % 4) * 4 + c / 16) * 4 + c % 4; }, quad_weight, quad_bias, quad_scale);
+  constexpr size_t kBlock = kS8DepthwiseQuadBlock;
+  const size_t full = channels / kBlock;
+  const bool half = channels % kBlock >= kBlock / 2;
+  // Slot [k][L][j] holds channel 16L + 4k + j; in the half block lanes 2 and 3 repeat 0 and 1.
+  pack_tap_groups(weight, bias, scale, taps, channels, x_zero_point, full + (half ? 1 : 0), kBlock, 4,
+                  [full](size_t b, size_t s) {
+                    const size_t lane = s / 4 % 4;
+                    return b * kBlock + 16 * (b < full ? lane : lane % 2) + 4 * (s / 16) + s % 4;
+                  },
+                  quad_weight, quad_bias, quad_scale);
 }
 
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,

@@ -65,7 +65,8 @@ void s8_depthwise_run_u8_scalar(const S8DepthwiseRun& r);
 void s8_depthwise_run_u8_avx2(const S8DepthwiseRun& r);
 void s8_depthwise_run_u8_avx512(const S8DepthwiseRun& r);
 // AVX-512 VNNI: the full 64-channel blocks of the quad layout through vpdpbusd (four taps per
-// instruction), the rest of each pixel as the AVX-512 kernel does it.
+// instruction), its half block for pairs of pixels, the rest of each pixel as the AVX-512 kernel
+// does it.
 void s8_depthwise_run_u8_avx512vnni(const S8DepthwiseRun& r);
 
 // Channels per block of the pair layout, and its int16 weights per block and tap pair.
@@ -91,7 +92,10 @@ constexpr size_t kS8DepthwiseQuadWeights = 4 * kS8DepthwiseQuadBlock;
 // lane L and j < 4, channel 16L + 4k + j's weights of the quad's four taps, side by side, as
 // vpunpck{l,h}bw then vpunpck{l,h}wd interleave the four taps' input bytes (k = 0: low bytes, low
 // words; 1: low, high; 2: high, low; 3: high, high). Bias (folded as for pairs) and scale per
-// block in the order [k][L][j]. The weights are int8, so each fits vpdpbusd's signed byte.
+// block in the order [k][L][j]. Where 32 or more channels remain after the full blocks, one more
+// block holds the next 32 with lanes 2 and 3 repeating lanes 0 and 1 (channel 16 (L mod 2) + 4k + j
+// of that half): the kernel runs them on two pixels at once, one per half of the vector. The
+// weights are int8, so each fits vpdpbusd's signed byte.
 void s8_depthwise_pack_quads(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
                              size_t channels, int32_t x_zero_point, std::vector<int8_t>& quad_weight,
                              std::vector<int32_t>& quad_bias, std::vector<float>& quad_scale);
