@@ -34,6 +34,7 @@ Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   feats.Set("avx512vl", f.avx512vl);
   feats.Set("avx512vnni", f.avx512vnni);
   feats.Set("avxvnni", f.avxvnni);
+  feats.Set("avx512vbmi", f.avx512vbmi);
   out.Set("features", feats);
   out.Set("threads", static_cast<double>(kiln::num_threads()));
   out.Set("isaOverrideError", kiln::isa_override_error());

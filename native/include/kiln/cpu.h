@@ -15,6 +15,9 @@ struct CpuFeatures {
   bool sse41 = false, avx = false, fma = false, f16c = false, avx2 = false;
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
   bool avx512vnni = false, avxvnni = false;
+  // Byte permutes (vpermi2b): no ISA level of their own; a VNNI table takes a VBMI kernel where
+  // the CPU has it (Ice Lake and later, Zen 4; Cascade Lake has VNNI without it).
+  bool avx512vbmi = false;
   bool os_avx = false, os_avx512 = false;  // XCR0 says the OS saves the registers
   size_t l2_bytes = 0;  // one core's L2 (CPUID's cache descriptors), 0 when not reported
 };

@@ -100,6 +100,7 @@ CpuFeatures detect() {
     f.avx512bw = f.avx512f && ((ebx7 >> 30) & 1);
     f.avx512vl = f.avx512f && ((ebx7 >> 31) & 1);
     f.avx512vnni = f.avx512f && ((ecx7 >> 11) & 1);
+    f.avx512vbmi = f.avx512bw && ((ecx7 >> 1) & 1);
     cpuid(7, 1, r);
     f.avxvnni = f.avx2 && ((r[0] >> 4) & 1);
   }

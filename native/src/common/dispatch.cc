@@ -146,6 +146,9 @@ void fill_dispatch_avx512vnni(DispatchTable* t) {
   fill_s8_sparse_avx512vnni(t);
   t->s8_conv.small_conv_pool = s8_small_conv_pool_avx512vnni;
   t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_avx512vnni;
+  // VBMI is checked on its own: not every VNNI CPU has it. The AVX-512 table keeps the nibble
+  // lookup, so both stay tested where VBMI is present.
+  if (cpu_features().avx512vbmi) t->s8_conv.lookup_u8_row = lookup_u8_row_avx512vbmi;
 }
 
 namespace {

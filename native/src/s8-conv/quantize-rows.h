@@ -71,6 +71,9 @@ void affine_u8_row_avx512(const uint8_t* x, const float* a, const float* b, uint
 void lookup_u8_row_scalar(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
 void lookup_u8_row_avx2(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
 void lookup_u8_row_avx512(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
+// AVX-512 VBMI: the table in four registers, two vpermi2b per 64 bytes (the low 7 bits of each
+// byte index 128 entries) and a blend on the top bit. Only where cpu_features().avx512vbmi.
+void lookup_u8_row_avx512vbmi(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
 
 // dst[j * dst_stride + i] = src[i * src_stride + j] for i < rows, j < cols: the byte transpose
 // between a tile of channel rows and NHWC pixels. AVX2 moves whole 16x16 blocks through
