@@ -12,10 +12,14 @@ namespace {
 // 16 int32 sums -> 16 int32 codes in [0, 255] (scale, clamp, round, zero point): cvtps2dq rounds
 // half to even in the default mode, as std::nearbyint does; the clamp comes first, as in
 // requantize_u8.
-inline __m512i s8_requantize16_codes(__m512i acc, const float* scale, __m512 lo, __m512 hi, __m512i zp) {
-  __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(scale));
+inline __m512i s8_requantize16_codes(__m512i acc, __m512 scale, __m512 lo, __m512 hi, __m512i zp) {
+  __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
   y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
   return _mm512_add_epi32(_mm512_cvtps_epi32(y), zp);
+}
+
+inline __m512i s8_requantize16_codes(__m512i acc, const float* scale, __m512 lo, __m512 hi, __m512i zp) {
+  return s8_requantize16_codes(acc, _mm512_loadu_ps(scale), lo, hi, zp);
 }
 
 // The same, stored as 16 bytes.
@@ -77,7 +81,18 @@ inline void s8_depthwise_pixel_avx512(const S8DepthwiseRun& r, const uint8_t* x,
     s8_requantize16(a0, r.scale + ch, lo, hi, zy, out + ch);
     ch += 16;
   }
-  for (; ch < c; ++ch) out[ch] = s8_depthwise_run_channel(r, x, ch);
+  if (ch < c) {
+    // The last 1-15 channels as one masked block: nothing past the channels is read or written.
+    const __mmask16 m = static_cast<__mmask16>((1u << (c - ch)) - 1);
+    __m512i a0 = r.bias != nullptr ? _mm512_maskz_loadu_epi32(m, r.bias + ch) : _mm512_setzero_si512();
+    for (size_t t = 0; t < r.taps; ++t) {
+      const __m256i xv = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_maskz_loadu_epi8(m, x + r.offset[t] + ch)), zx16);
+      const __m256i prod = _mm256_mullo_epi16(xv, _mm256_maskz_loadu_epi16(m, r.weight + t * c + ch));
+      a0 = _mm512_add_epi32(a0, _mm512_cvtepi16_epi32(prod));
+    }
+    const __m512i codes = s8_requantize16_codes(a0, _mm512_maskz_loadu_ps(m, r.scale + ch), lo, hi, zy);
+    _mm_mask_storeu_epi8(out + ch, m, _mm512_cvtepi32_epi8(codes));
+  }
 }
 
 }  // namespace

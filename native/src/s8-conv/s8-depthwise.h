@@ -46,7 +46,7 @@ void s8_depthwise_accumulate_avx512(const uint8_t* const* x, const int16_t* cons
 namespace {
 
 // Channel `ch` of the run's pixel whose tap-0 input is `x`: its definition. The scalar kernel is
-// this for every channel, the vector ones for the channels past their last full block. Internal
+// this for every channel, the AVX2 one for the channels past its last full block. Internal
 // linkage: translation units built with different -m flags include this header.
 inline uint8_t s8_depthwise_run_channel(const S8DepthwiseRun& r, const uint8_t* x, size_t ch) {
   uint32_t s = r.bias != nullptr ? static_cast<uint32_t>(r.bias[ch]) : 0u;
