@@ -427,7 +427,9 @@ int main() {
   // The half block (32 channels left after the full ones) on pairs of pixels: even and odd
   // interior runs, and a tail after it.
   test_conv(geometry(32, 12, 13, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32), 2, rng, "depthwise 32 channels (half block)");
-  // MobileNetV3's 72 and 120 channels: a masked block of the last 8 on AVX-512.
+  // MobileNetV3's 16 channels (the quarter block on four pixels; 9 interior pixels per row: two
+  // groups and one alone), 72 and 120 (a masked block of the last 8 on AVX-512).
+  test_conv(geometry(16, 10, 11, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16), 2, rng, "depthwise 16 channels (quarter block)");
   test_conv(geometry(72, 11, 12, 72, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 72), 2, rng, "depthwise 72 channels (quad block + 8)");
   test_conv(geometry(120, 9, 9, 120, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 120), 1, rng, "depthwise 5x5, 120 channels (quad + half + 16 + 8)");
   test_conv(geometry(500, 9, 8, 500, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 500), 1, rng, "depthwise 5x5/2, 500 channels (7 quads + half + 20)");

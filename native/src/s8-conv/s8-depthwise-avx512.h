@@ -32,7 +32,7 @@ inline __m512i s8_bias16(const int32_t* bias) {
 }
 
 // Channels [ch, channels) of one pixel of the run (tap-0 input `x`, output `out`); `ch` is a
-// multiple of kS8DepthwisePairBlock.
+// multiple of kS8DepthwisePairBlock, or past the last full pair block.
 inline void s8_depthwise_pixel_avx512(const S8DepthwiseRun& r, const uint8_t* x, uint8_t* out, size_t ch) {
   const __m512i zx = _mm512_set1_epi16(static_cast<int16_t>(r.x_zero_point));
   const __m256i zx16 = _mm256_set1_epi16(static_cast<int16_t>(r.x_zero_point));

@@ -84,13 +84,15 @@ void s8_depthwise_pack_quads(const int16_t* weight, const int32_t* bias, const f
                              size_t channels, int32_t x_zero_point, std::vector<int8_t>& quad_weight,
                              std::vector<int32_t>& quad_bias, std::vector<float>& quad_scale) {
   constexpr size_t kBlock = kS8DepthwiseQuadBlock;
-  const size_t full = channels / kBlock;
-  const bool half = channels % kBlock >= kBlock / 2;
-  // Slot [k][L][j] holds channel 16L + 4k + j; in the half block lanes 2 and 3 repeat 0 and 1.
-  pack_tap_groups(weight, bias, scale, taps, channels, x_zero_point, full + (half ? 1 : 0), kBlock, 4,
-                  [full](size_t b, size_t s) {
-                    const size_t lane = s / 4 % 4;
-                    return b * kBlock + 16 * (b < full ? lane : lane % 2) + 4 * (s / 16) + s % 4;
+  const S8DepthwiseQuadBlocks q(channels);
+  // Slot [k][L][j] holds channel 16L + 4k + j of a full block; in the half block lanes 2 and 3
+  // repeat lanes 0 and 1, in the quarter block every lane holds the same 16 channels.
+  pack_tap_groups(weight, bias, scale, taps, channels, x_zero_point, q.blocks(), kBlock, 4,
+                  [q](size_t b, size_t s) {
+                    const size_t lane = s / 4 % 4, inner = 4 * (s / 16) + s % 4;
+                    if (b < q.full) return b * kBlock + 16 * lane + inner;
+                    if (q.half && b == q.full) return q.half_channel() + 16 * (lane % 2) + inner;
+                    return q.quarter_channel() + inner;
                   },
                   quad_weight, quad_bias, quad_scale);
 }

@@ -94,8 +94,24 @@ constexpr size_t kS8DepthwiseQuadWeights = 4 * kS8DepthwiseQuadBlock;
 // words; 1: low, high; 2: high, low; 3: high, high). Bias (folded as for pairs) and scale per
 // block in the order [k][L][j]. Where 32 or more channels remain after the full blocks, one more
 // block holds the next 32 with lanes 2 and 3 repeating lanes 0 and 1 (channel 16 (L mod 2) + 4k + j
-// of that half): the kernel runs them on two pixels at once, one per half of the vector. The
-// weights are int8, so each fits vpdpbusd's signed byte.
+// of that half): the kernel runs them on two pixels at once, one per half of the vector. Where 16
+// or more remain after that, a quarter block holds the next 16 in every lane (channel 4k + j), for
+// four pixels at once. The weights are int8, so each fits vpdpbusd's signed byte.
+// The blocks of the quad layout for `channels`: full ones, then the half and quarter ones.
+struct S8DepthwiseQuadBlocks {
+  size_t channels, full;
+  bool half, quarter;
+  explicit S8DepthwiseQuadBlocks(size_t c)
+      : channels(c),
+        full(c / kS8DepthwiseQuadBlock),
+        half(c % kS8DepthwiseQuadBlock >= 32),
+        quarter(c % kS8DepthwiseQuadBlock % 32 >= 16) {}
+  size_t blocks() const { return full + (half ? 1 : 0) + (quarter ? 1 : 0); }
+  size_t half_channel() const { return full * kS8DepthwiseQuadBlock; }  // the half block's first channel
+  size_t quarter_channel() const { return half_channel() + (half ? 32 : 0); }
+  size_t rest_channel() const { return quarter_channel() + (quarter ? 16 : 0); }  // after every block
+};
+
 void s8_depthwise_pack_quads(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
                              size_t channels, int32_t x_zero_point, std::vector<int8_t>& quad_weight,
                              std::vector<int32_t>& quad_bias, std::vector<float>& quad_scale);
