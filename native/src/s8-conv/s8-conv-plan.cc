@@ -30,6 +30,11 @@ constexpr size_t kRowQuantum = 16;
 // a helper on a busy 2-core machine took longer than SeedCNN's conv2 at batch 1 (2.2M MACs: 8.7 us
 // on one thread, 19 us on two), so the bar is higher than the GEMM's own 1M.
 constexpr size_t kMinMacsPerTask = size_t(4) << 20;
+// The same bar for the direct depthwise kernel in time rather than MACs: it runs at ~25-60 GMAC/s
+// (a tenth of the GEMM's rate), so 4M MACs were 70-160 us and no depthwise layer of MobileNetV2
+// at batch 1 (0.3-3.6M) used the second thread. A quarter of a million is ~5-10 us per task,
+// past the ~1-2 us a woken helper costs once the pool is running.
+constexpr size_t kMinDepthwiseMacsPerTask = size_t(1) << 18;
 
 size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -189,7 +194,8 @@ void S8Conv2dPlan::run_depthwise(const DispatchTable& table, const uint8_t* in, 
   const size_t rows = batch * g_.out_height;  // output rows of pixels
   const double macs = static_cast<double>(rows) * static_cast<double>(g_.out_width * g_.out_channels) *
                       static_cast<double>(g_.kernel_h * g_.kernel_w);
-  const size_t tasks = std::max<size_t>(1, std::min<double>(static_cast<double>(std::min(threads, rows)), macs / kMinMacsPerTask));
+  const size_t tasks =
+      std::max<size_t>(1, std::min<double>(static_cast<double>(std::min(threads, rows)), macs / kMinDepthwiseMacsPerTask));
   if (tasks == 1) {
     s8_depthwise_rows(g_, a, in, out, 0, rows);
     return;
