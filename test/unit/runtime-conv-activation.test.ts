@@ -228,6 +228,35 @@ describe('Add of a Conv output and another value (a residual block)', () => {
     });
   }
 
+  it('takes a SiLU after the sum as the Conv step\'s activation, applied after the residual, with the separate steps\' bits', async () => {
+    for (const c of [CASES[1]!, CASES[2]!, CASES[4]!]) {
+      const w = weightsOf(c);
+      const build = (convIsOutput: boolean) => {
+        const b = new GraphBuilder('residual-silu');
+        const x = b.addInput('input', ['N', c.cin, c.h, c.w]);
+        const r = b.addInput('r', ['N', c.cout, c.h, c.w]);
+        const p = (c.k - 1) / 2;
+        const conv = b.addNode('Conv', [x, b.addInitializer('w', w)], { kernel_shape: [c.k, c.k], pads: [p, p, p, p], group: c.group ?? 1 });
+        const sum = b.addNode('Add', [conv, r]);
+        const y = b.addNode('Mul', [sum, b.addNode('Sigmoid', [sum])]);
+        const shape = ['N', c.cout, c.h, c.w];
+        const outputs = [{ name: y, dtype: 'float32' as const, shape }];
+        if (convIsOutput) outputs.push({ name: conv, dtype: 'float32' as const, shape });
+        return { graph: b.build(outputs), y };
+      };
+      const fused = build(false);
+      const plain = build(true);
+      const [fs, ps] = await Promise.all([fused, plain].map((g) => InferenceSession.create(g.graph)));
+      expect(fs!.info().steps.join('\n')).toMatch(/^Conv .* \+ residual silu/m);
+      expect(ps!.info().steps.join('\n')).toMatch(/^Add [\s\S]*^Silu /m);
+      const input = new Tensor('float32', Float32Array.from({ length: 3 * c.cin * c.h * c.w }, () => rng.uniform(-4, 4)), [3, c.cin, c.h, c.w]);
+      const rt = new Tensor('float32', Float32Array.from({ length: 3 * c.cout * c.h * c.w }, () => rng.uniform(-4, 4)), [3, c.cout, c.h, c.w]);
+      const a = (await fs!.run({ input, r: rt }))[fused.y].data as Float32Array;
+      const p = (await ps!.run({ input, r: rt }))[plain.y].data as Float32Array;
+      expect(bytes(a).equals(bytes(p))).toBe(true);
+    }
+  });
+
   it('goes into the later Conv of a projection shortcut (two Convs added), with the Add step\'s bits', async () => {
     const c = CASES[1]!;
     const [w1, w2] = [weightsOf(c), weightsOf(c)];
@@ -247,10 +276,14 @@ describe('Add of a Conv output and another value (a residual block)', () => {
     const [fs, ps] = await Promise.all([fused, plain].map((g) => InferenceSession.create(g.graph)));
     const steps = fs!.info().steps;
     expect(steps.filter((s) => /^Conv /.test(s)).map((s) => /\+ residual relu/.test(s))).toEqual([false, true]);
-    const input = new Tensor('float32', Float32Array.from({ length: 2 * c.cin * c.h * c.w }, () => rng.uniform(-4, 4)), [2, c.cin, c.h, c.w]);
-    const a = (await fs!.run({ input }))[fused.y].data as Float32Array;
-    const p = (await ps!.run({ input }))[plain.y].data as Float32Array;
-    expect(bytes(a).equals(bytes(p))).toBe(true);
+    // Batch 2: the output fits the L2 and the step adds the residual in a pass after; batch 80
+    // (2.5 MB of output) is past any L2 and the convolution adds it to each piece it writes.
+    for (const n of [2, 80]) {
+      const input = new Tensor('float32', Float32Array.from({ length: n * c.cin * c.h * c.w }, () => rng.uniform(-4, 4)), [n, c.cin, c.h, c.w]);
+      const a = (await fs!.run({ input }))[fused.y].data as Float32Array;
+      const p = (await ps!.run({ input }))[plain.y].data as Float32Array;
+      expect(bytes(a).equals(bytes(p))).toBe(true);
+    }
   });
 
   it('stays an Add step where the other operand is written after the Conv, or the Conv has a pool', async () => {

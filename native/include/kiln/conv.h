@@ -78,6 +78,14 @@ bool max_pool_windows_cover(size_t in, size_t kernel, size_t stride, size_t dila
 // covering at least one output position (max_pool_windows_cover on both axes).
 bool conv_max_pool_valid(const Conv2dGeometry& g, const ConvMaxPool& pool);
 
+// A residual block's Add for Conv2dPlan::run: `data` (null: none) is a tensor of the output's
+// shape, batch x Cout x OH x OW, that does not overlap it; with `relu`, a ReLU of the sum follows
+// in the same pass (NaN and -0 passing as through a ReLU step).
+struct ConvResidual {
+  const float* data = nullptr;
+  bool relu = false;
+};
+
 // A convolution with its weights packed once, for repeated inference.
 //
 //   Conv2dPlan plan(geometry, weight, bias, relu);   // weight: OIHW, bias: Cout or nullptr
@@ -124,9 +132,15 @@ class Conv2dPlan {
     void (*fn)(const void* ctx, float* values, size_t n) = nullptr;
     const void* ctx = nullptr;
     // fn over `len` values at `first`, and at each of the next planes - 1 runs `stride` apart (a
-    // band of rows a path has just written to several planes); nothing when fn is null.
+    // band of rows a path has just written to several planes); nothing when fn is null. Runs
+    // that follow each other (whole planes) go to fn as one: small planes (7x7) made a call of
+    // 49 values per channel, whose overhead cost more than the function.
     void apply(float* first, size_t len, size_t planes = 1, size_t stride = 0) const {
       if (fn == nullptr) return;
+      if (stride == len) {
+        fn(ctx, first, len * planes);
+        return;
+      }
       for (size_t c = 0; c < planes; ++c) fn(ctx, first + c * stride, len);
     }
   };
@@ -162,12 +176,11 @@ class Conv2dPlan {
   // past the output (padding, overhang) only on the direct kernels, which skip those taps; other
   // paths stage such a pool (the same result, through memory).
   bool can_fuse_max_pool(const DispatchTable& t, const ConvMaxPool& pool) const;
-  // `residual` (null: none) is a tensor of the output's shape, batch x Cout x OH x OW, that does
-  // not overlap it: output = post(clamp(relu(conv(input) + bias)) + residual), the residual added
-  // to each piece of output where the post function runs, while that piece is in cache (a
-  // residual block's Add, without its pass over memory). Internal like the table it takes.
+  // output = post(relu?(clamp(relu(conv(input) + bias)) + residual)), the residual added to each
+  // piece of output where the post function runs, while that piece is in cache (the Add without
+  // its pass over memory). Internal like the table it takes.
   void run(const DispatchTable& t, const float* input, float* output, size_t batch, float* scratch,
-           size_t max_threads = 0, const float* residual = nullptr) const;
+           size_t max_threads = 0, ConvResidual residual = {}) const;
   void run_max_pooled(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool& pool,
                       float* scratch, size_t max_threads = 0, int32_t* indices = nullptr) const;
 
@@ -236,9 +249,9 @@ class Conv2dPlan {
                          const float* in, size_t images, size_t j0, size_t ncols, float* col, float* gather, float* out,
                          size_t max_threads, const PostOp* post_at_home) const;
   // Only when stem_direct_active(t): the stem on stem_direct_, pooled when `pool` is not null
-  // (then `residual` is null).
+  // (then there is no residual).
   void run_stem_direct(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
-                       float* scratch, size_t max_threads, int32_t* indices, const float* residual) const;
+                       float* scratch, size_t max_threads, int32_t* indices, ConvResidual residual) const;
   // The convolution, then max_pool2d_forward over it, in chunks of images through a temporary buffer.
   void run_staged_max_pool(const DispatchTable& t, const float* input, float* output, size_t batch,
                            const ConvMaxPool& pool, size_t max_threads, int32_t* indices) const;

@@ -24,8 +24,9 @@
 // 90% zeros"; the geometry alone tells the direct kernel from im2col + SpMM).
 // With attr `residual` = 1 (a residual block's Add, fused by compile.ts) the step has a second
 // input of the output's shape, added after the bias and before the activation, which then runs
-// after the sum: Conv2dPlan adds it to each piece of output while that piece is in cache; the
-// Winograd and sparse paths add it in a pass after (still no separate step, buffer or launch).
+// after the sum: Conv2dPlan adds it (and a ReLU, in the same loop) to each piece of output while
+// that piece is in cache; the Winograd and sparse paths add it in a pass after (still no
+// separate step or buffer).
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -131,8 +132,9 @@ class ConvStep : public PlanStep {
     // unless the activation follows a residual: then every activation is the post function.
     clamp_fused_ = !residual_ && act_.kind == Activation::kClip && conv_.fuse_clamp(act_.lo, act_.hi);
     // SiLU and HardSwish run on each piece of the output while it is in cache: the separate pass
-    // over memory they replace took a third of EfficientNet-B0 at batch 16.
-    if (act_.is_post_function() || (residual_ && act_.kind != Activation::kNone)) {
+    // over memory they replace took a third of EfficientNet-B0 at batch 16. After a residual any
+    // activation does, but a ReLU, which the residual's own loop applies.
+    if (act_.is_post_function() || (residual_ && act_.kind != Activation::kNone && !act_.is_relu())) {
       conv_.fuse_post({[](const void* act, float* values, size_t n) { static_cast<const Activation*>(act)->apply(values, n); },
                        &act_});
       post_fused_ = true;
@@ -254,7 +256,14 @@ class ConvStep : public PlanStep {
     }
     if (!fused_pool_) {
       const float* residual = residual_ ? io.in[1] : nullptr;
-      if (!convolve(t, io.in[0], io.out[0], batch, scratch, max_threads, sparse, residual)) {
+      // The residual goes into the convolution's pieces only for an output past the L2: below
+      // it the separate pass (activate) reads the output from cache, and the per-piece adds cost
+      // more than they save (RegNetY-400MF's 1x1 convolutions on 7x7-56x56 at batch 1: 2.16 ms with
+      // the Add step, 2.22-2.29 ms with the adds per piece). A fused post function (an activation
+      // other than ReLU after the sum) must follow the add, so it keeps the pieces.
+      const Conv2dGeometry& g = conv_.geometry();
+      const bool in_pieces = post_fused_ || batch * g.out_channels * g.out_plane() * sizeof(float) >= l2_cache_bytes();
+      if (!convolve(t, io.in[0], io.out[0], batch, scratch, max_threads, sparse, in_pieces ? residual : nullptr)) {
         activate(io.out[0], residual, batch, max_threads);
       }
       return;
@@ -347,8 +356,10 @@ class ConvStep : public PlanStep {
       return false;
     }
     if (winograd_ && winograd_->run(t, x, y, batch, nullptr, kernel_relu_, scratch, max_threads)) return false;
-    conv_.run(t, x, y, batch, scratch, max_threads, residual);
-    return clamp_fused_ || post_fused_ || (residual != nullptr && act_.kind == Activation::kNone);
+    conv_.run(t, x, y, batch, scratch, max_threads, {residual, residual != nullptr && act_.is_relu()});
+    // With a residual step but none passed here, activate() adds it and runs the activation.
+    if (residual_ && residual == nullptr) return false;
+    return clamp_fused_ || post_fused_ || (residual != nullptr && (act_.kind == Activation::kNone || act_.is_relu()));
   }
   size_t convolve_scratch_floats(size_t batch, size_t threads) const {
     size_t plain = conv_.scratch_floats(batch);
@@ -409,6 +420,15 @@ class ConvStep : public PlanStep {
     if (residual == nullptr && (act_.kind == Activation::kNone || kernel_relu_)) return;
     const Conv2dGeometry& g = conv_.geometry();
     for_chunks(batch * g.out_channels * g.out_plane(), kElementwiseGrain, max_threads, [&](size_t b, size_t e) {
+      if (residual != nullptr && act_.is_relu()) {
+        // The sum and its ReLU in one loop, as the Add step's kAddRelu (and post_'s, without the
+        // post function: a residual step's ReLU is never post_).
+        for (size_t i = b; i < e; ++i) {
+          const float s = y[i] + residual[i];
+          y[i] = s < 0.0f ? 0.0f : s;
+        }
+        return;
+      }
       if (residual != nullptr) {
         for (size_t i = b; i < e; ++i) y[i] += residual[i];
       }
