@@ -228,6 +228,7 @@ describe('Add of a Conv output and another value (a residual block)', () => {
     });
   }
 
+  // The post function must follow the sum: the convolution adds the residual to each piece itself.
   it('takes a SiLU after the sum as the Conv step\'s activation, applied after the residual, with the separate steps\' bits', async () => {
     for (const c of [CASES[1]!, CASES[2]!, CASES[4]!]) {
       const w = weightsOf(c);
@@ -276,8 +277,7 @@ describe('Add of a Conv output and another value (a residual block)', () => {
     const [fs, ps] = await Promise.all([fused, plain].map((g) => InferenceSession.create(g.graph)));
     const steps = fs!.info().steps;
     expect(steps.filter((s) => /^Conv /.test(s)).map((s) => /\+ residual relu/.test(s))).toEqual([false, true]);
-    // Batch 2: the output fits the L2 and the step adds the residual in a pass after; batch 80
-    // (2.5 MB of output) is past any L2 and the convolution adds it to each piece it writes.
+    // A small batch and one whose output (2.5 MB) is past the L2.
     for (const n of [2, 80]) {
       const input = new Tensor('float32', Float32Array.from({ length: n * c.cin * c.h * c.w }, () => rng.uniform(-4, 4)), [n, c.cin, c.h, c.w]);
       const a = (await fs!.run({ input }))[fused.y].data as Float32Array;

@@ -256,13 +256,14 @@ class ConvStep : public PlanStep {
     }
     if (!fused_pool_) {
       const float* residual = residual_ ? io.in[1] : nullptr;
-      // The residual goes into the convolution's pieces only for an output past the L2: below
-      // it the separate pass (activate) reads the output from cache, and the per-piece adds cost
-      // more than they save (RegNetY-400MF's 1x1 convolutions on 7x7-56x56 at batch 1: 2.16 ms with
-      // the Add step, 2.22-2.29 ms with the adds per piece). A fused post function (an activation
-      // other than ReLU after the sum) must follow the add, so it keeps the pieces.
-      const Conv2dGeometry& g = conv_.geometry();
-      const bool in_pieces = post_fused_ || batch * g.out_channels * g.out_plane() * sizeof(float) >= l2_cache_bytes();
+      // The residual goes into the convolution's pieces only where a fused post function (an
+      // activation other than ReLU) must follow the sum; otherwise one pass after the
+      // convolution adds it, with the ReLU (activate), the work the Add step did. On this VM the
+      // per-piece adds never paid in whole models: RegNetY-400MF's 1x1 convolutions on 7x7-56x56,
+      // batch 1, 2.22-2.29 ms against 2.16 ms with the Add step; ResNet-50's 64->256 on 56x56
+      // (3.2 MB of output, past the L2) 1.13 against 1.11 ms, though alone, with its residual
+      // read from memory, 0.85 against 0.95 ms.
+      const bool in_pieces = post_fused_;
       if (!convolve(t, io.in[0], io.out[0], batch, scratch, max_threads, sparse, in_pieces ? residual : nullptr)) {
         activate(io.out[0], residual, batch, max_threads);
       }
