@@ -36,17 +36,31 @@ function transferAway(buffer: ArrayBuffer): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 
+/** Weights of the given dims, uniform in [-scale, scale) from `rng`. */
+function randomWeights(rng: Rng, scale: number): (dims: number[]) => Tensor<'float32'> {
+  return (dims) => new Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-scale, scale)), dims);
+}
+
+/**
+ * Runs `session` on a copy of `data` (shape `shape`, batch first), then on `data` itself, whose
+ * buffer is transferred away right after the call: output `output` of the second run must equal
+ * the first's.
+ */
+async function expectRunIgnoresTransfer(session: InferenceSession, data: Float32Array, shape: number[], output: string): Promise<void> {
+  const expected = await session.run({ input: new Tensor('float32', data.slice(), shape) });
+  const pending = session.run({ input: new Tensor('float32', data, shape) });
+  transferAway(data.buffer as ArrayBuffer);
+  expect(data.length).toBe(0);
+  const got = await pending;
+  expect(Array.from(got[output]!.data)).toEqual(Array.from(expected[output]!.data));
+}
+
 describe('buffers taken away under a running job', () => {
   it('session.run at batch 20000, input transferred right after the call: correct logits', async () => {
     const session = await InferenceSession.create(net, { inputShape: MNIST });
     const batch = 20000;
     const data = pixels(batch * 784, 1);
-    const expected = await session.run({ input: new Tensor('float32', data.slice(), [batch, 1, 28, 28]) });
-    const pending = session.run({ input: new Tensor('float32', data, [batch, 1, 28, 28]) });
-    transferAway(data.buffer as ArrayBuffer);
-    expect(data.length).toBe(0);
-    const got = await pending;
-    expect(Array.from(got.logits.data)).toEqual(Array.from(expected.logits.data));
+    await expectRunIgnoresTransfer(session, data, [batch, 1, 28, 28], 'logits');
     session.release();
   }, 60_000);
 
@@ -54,8 +68,7 @@ describe('buffers taken away under a running job', () => {
     // A MobileNet-like stack on the kernels whose scratch and tasks are new: each reads only the
     // job's copy of the input and the plan's arena.
     const rng = new Rng(9);
-    const weights = (dims: number[]): Tensor<'float32'> =>
-      new Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-0.3, 0.3)), dims);
+    const weights = randomWeights(rng, 0.3);
     const b = new GraphBuilder('issue15-paths');
     const x = b.addInput('input', ['N', 3, 40, 40]);
     const stem = b.addNode('Conv', [x, b.addInitializer('w0', weights([16, 3, 7, 7]))], { kernel_shape: [7, 7], strides: [2, 2], pads: [3, 3, 3, 3] });
@@ -67,19 +80,13 @@ describe('buffers taken away under a running job', () => {
     expect(session.info().steps.join('\n')).toMatch(/7x7 s2x2 3->16[\s\S]*depthwise (planar|channel blocks)[\s\S]*winograd/);
     const batch = 512;
     const data = pixels(batch * 3 * 40 * 40, 3);
-    const expected = await session.run({ input: new Tensor('float32', data.slice(), [batch, 3, 40, 40]) });
-    const pending = session.run({ input: new Tensor('float32', data, [batch, 3, 40, 40]) });
-    transferAway(data.buffer as ArrayBuffer);
-    expect(data.length).toBe(0);
-    const got = await pending;
-    expect(Array.from(got[y].data)).toEqual(Array.from(expected[y].data));
+    await expectRunIgnoresTransfer(session, data, [batch, 3, 40, 40], y);
     session.release();
   }, 60_000);
 
   it('the fused activations and pools (SiLU and HardSwish inside depthwise and 1x1 convolutions, a padded pool inside the stem, ReLU inside a residual Add, a residual Add inside a 1x1 convolution), input transferred right after the call on 2 threads: correct output', async () => {
     const rng = new Rng(17);
-    const weights = (dims: number[]): Tensor<'float32'> =>
-      new Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-0.3, 0.3)), dims);
+    const weights = randomWeights(rng, 0.3);
     const b = new GraphBuilder('fused-activations');
     const x = b.addInput('input', ['N', 3, 36, 36]);
     const stem = b.addNode('Conv', [x, b.addInitializer('w0', weights([16, 3, 7, 7]))], { kernel_shape: [7, 7], strides: [2, 2], pads: [3, 3, 3, 3] });
@@ -96,19 +103,13 @@ describe('buffers taken away under a running job', () => {
     );
     const batch = 512;
     const data = pixels(batch * 3 * 36 * 36, 6);
-    const expected = await session.run({ input: new Tensor('float32', data.slice(), [batch, 3, 36, 36]) });
-    const pending = session.run({ input: new Tensor('float32', data, [batch, 3, 36, 36]) });
-    transferAway(data.buffer as ArrayBuffer);
-    expect(data.length).toBe(0);
-    const got = await pending;
-    expect(Array.from(got[y].data)).toEqual(Array.from(expected[y].data));
+    await expectRunIgnoresTransfer(session, data, [batch, 3, 36, 36], y);
     session.release();
   }, 60_000);
 
   it('the int8 lookup and squeeze-and-excitation steps (LookupU8, GlobalAvgPoolU8, QLinearMul), input transferred right after the call: correct output', async () => {
     const rng = new Rng(13);
-    const weights = (dims: number[]): Tensor<'float32'> =>
-      new Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-0.4, 0.4)), dims);
+    const weights = randomWeights(rng, 0.4);
     const conv = { kernel_shape: [3, 3], pads: [1, 1, 1, 1] };
     const b = new GraphBuilder('int8-se-paths');
     const x = b.addInput('input', ['N', 3, 24, 24]);
@@ -122,12 +123,7 @@ describe('buffers taken away under a running job', () => {
     expect(session.info().steps.join('\n')).toMatch(/u8 table HardSwish[\s\S]*u8 table SiLU[\s\S]*GlobalAvgPoolU8[\s\S]*u8 x channel gate/);
     const batch = 1024;
     const data = pixels(batch * 3 * 24 * 24, 5);
-    const expected = await session.run({ input: new Tensor('float32', data.slice(), [batch, 3, 24, 24]) });
-    const pending = session.run({ input: new Tensor('float32', data, [batch, 3, 24, 24]) });
-    transferAway(data.buffer as ArrayBuffer);
-    expect(data.length).toBe(0);
-    const got = await pending;
-    expect(Array.from(got[y].data)).toEqual(Array.from(expected[y].data));
+    await expectRunIgnoresTransfer(session, data, [batch, 3, 24, 24], y);
     session.release();
   }, 60_000);
 
