@@ -11,6 +11,7 @@
  *   with `kiln_activation_alpha` / `kiln_activation_min` / `kiln_activation_max`; a SiLU
  *   (Sigmoid and Mul) or a HardSwish after a float Conv becomes that Conv step's plan activation
  *   'Silu' or 'HardSwish', and a Relu after a float Add (a residual block's) that Add step's 'Relu';
+ *   an Add of a float Conv's output and an earlier value becomes that Conv step's `residual` input;
  * - Softmax/LogSoftmax use opset-13 semantics (one `axis`, default -1).
  * Every node the plan cannot run is reported at once in one ERR_KILN_UNSUPPORTED_OP error.
  */
@@ -396,10 +397,10 @@ function fuseIntoProducer(x: ValueRef, activation: 'Silu' | 'HardSwish' | 'Relu'
  * Lowers a float Add of two same-shaped values into the Conv step that wrote one of them (a
  * residual block's shortcut Add), when that step has no activation, pool or residual yet, only
  * the Add reads its output, and the other operand is ready before it runs: the step takes the
- * other operand as its residual input (attr `residual`) and adds it to each piece of its output
- * while that piece is in cache, saving the Add's pass over memory and its buffer. Only the
- * operand written last can be that Conv (of two, a projection shortcut's, the later one). False
- * (nothing changed) otherwise; the Add is then lowered as a step.
+ * other operand as its residual input (attr `residual`) and adds it with the activation after it
+ * in one pass (per piece of output, in cache, where a SiLU or HardSwish follows): the Add step's
+ * work without the step. Only the operand written last can be that Conv (of two, a projection
+ * shortcut's, the later one). False (nothing changed) otherwise; the Add is then lowered as a step.
  */
 function tryResidualConv(graph: Graph, readers: ReadonlyMap<string, GraphNode[]>, add: GraphNode, env: LoweringEnv): boolean {
   if (add.inputs.length !== 2 || add.inputs[0] === add.inputs[1]) return false;

@@ -78,14 +78,6 @@ bool max_pool_windows_cover(size_t in, size_t kernel, size_t stride, size_t dila
 // covering at least one output position (max_pool_windows_cover on both axes).
 bool conv_max_pool_valid(const Conv2dGeometry& g, const ConvMaxPool& pool);
 
-// A residual block's Add for Conv2dPlan::run: `data` (null: none) is a tensor of the output's
-// shape, batch x Cout x OH x OW, that does not overlap it; with `relu`, a ReLU of the sum follows
-// in the same pass (NaN and -0 passing as through a ReLU step).
-struct ConvResidual {
-  const float* data = nullptr;
-  bool relu = false;
-};
-
 // A convolution with its weights packed once, for repeated inference.
 //
 //   Conv2dPlan plan(geometry, weight, bias, relu);   // weight: OIHW, bias: Cout or nullptr
@@ -176,11 +168,12 @@ class Conv2dPlan {
   // past the output (padding, overhang) only on the direct kernels, which skip those taps; other
   // paths stage such a pool (the same result, through memory).
   bool can_fuse_max_pool(const DispatchTable& t, const ConvMaxPool& pool) const;
-  // output = post(relu?(clamp(relu(conv(input) + bias)) + residual)), the residual added to each
-  // piece of output where the post function runs, while that piece is in cache (the Add without
-  // its pass over memory). Internal like the table it takes.
+  // `residual` (null: none) is a tensor of the output's shape, batch x Cout x OH x OW, that does
+  // not overlap it: output = post(clamp(relu(conv(input) + bias)) + residual), the residual added
+  // to each piece of output just before the post function runs on it, while the piece is in
+  // cache (a residual block's Add ahead of a SiLU, say). Internal like the table it takes.
   void run(const DispatchTable& t, const float* input, float* output, size_t batch, float* scratch,
-           size_t max_threads = 0, ConvResidual residual = {}) const;
+           size_t max_threads = 0, const float* residual = nullptr) const;
   void run_max_pooled(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool& pool,
                       float* scratch, size_t max_threads = 0, int32_t* indices = nullptr) const;
 
@@ -251,7 +244,7 @@ class Conv2dPlan {
   // Only when stem_direct_active(t): the stem on stem_direct_, pooled when `pool` is not null
   // (then there is no residual).
   void run_stem_direct(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
-                       float* scratch, size_t max_threads, int32_t* indices, ConvResidual residual) const;
+                       float* scratch, size_t max_threads, int32_t* indices, const float* residual) const;
   // The convolution, then max_pool2d_forward over it, in chunks of images through a temporary buffer.
   void run_staged_max_pool(const DispatchTable& t, const float* input, float* output, size_t batch,
                            const ConvMaxPool& pool, size_t max_threads, int32_t* indices) const;

@@ -24,32 +24,22 @@ namespace kiln {
 namespace {
 
 // Conv2dPlan::run's post function with a residual: adds the residual at the piece's offset in the
-// output (and its ReLU in the same loop, as the Add step's kAddRelu: a separate pass cost more
-// than the Add it replaced on small planes), then runs the plan's own post function. Every path
-// hands it pieces of the output itself.
+// output, then runs the plan's own post function. Every path hands it pieces of the output itself.
 struct ResidualAdd {
   const float* output;
-  ConvResidual residual;
+  const float* residual;
   const Conv2dPlan::PostOp* then;
   static void apply(const void* ctx, float* values, size_t n) {
     const ResidualAdd& a = *static_cast<const ResidualAdd*>(ctx);
-    const float* r = a.residual.data + (values - a.output);
-    if (a.residual.relu) {
-      for (size_t i = 0; i < n; ++i) {
-        const float s = values[i] + r[i];
-        values[i] = s < 0.0f ? 0.0f : s;
-      }
-    } else {
-      for (size_t i = 0; i < n; ++i) values[i] += r[i];
-    }
+    const float* r = a.residual + (values - a.output);
+    for (size_t i = 0; i < n; ++i) values[i] += r[i];
     a.then->apply(values, n);
   }
 };
 
 // The residual of images from the `offset`-th output float on (none stays none).
-ConvResidual offset_residual(ConvResidual r, size_t offset) {
-  if (r.data != nullptr) r.data += offset;
-  return r;
+const float* offset_residual(const float* residual, size_t offset) {
+  return residual != nullptr ? residual + offset : nullptr;
 }
 
 // A stride-2 convolution over a few channels (the 7x7/2 and 3x3/2 stems) as a stride-1 one: each
@@ -452,7 +442,7 @@ void Conv2dPlan::run_max_pooled(const DispatchTable& t, const float* input, floa
     return;
   }
   if (stem_direct_active(t)) {
-    run_stem_direct(t, input, output, batch, &pool, scratch, max_threads, indices, {});
+    run_stem_direct(t, input, output, batch, &pool, scratch, max_threads, indices, nullptr);
     return;  // stem_direct_ took the clamp too (fuse_clamp)
   }
   if (phased_) {
@@ -488,7 +478,7 @@ void Conv2dPlan::run_max_pooled(const DispatchTable& t, const float* input, floa
 
 void Conv2dPlan::run_stem_direct(const DispatchTable& t, const float* input, float* output, size_t batch,
                                  const ConvMaxPool* pool, float* scratch, size_t max_threads, int32_t* indices,
-                                 ConvResidual residual) const {
+                                 const float* residual) const {
   const size_t padded_floats = stem_padded_floats();
   if (padded_floats == 0) {
     if (pool != nullptr) {
@@ -644,13 +634,13 @@ void Conv2dPlan::run(const float* input, float* output, size_t batch, float* scr
 }
 
 void Conv2dPlan::run(const DispatchTable& table, const float* input, float* output, size_t batch, float* scratch,
-                     size_t max_threads, ConvResidual residual) const {
+                     size_t max_threads, const float* residual) const {
   if (batch == 0) return;
   // Every path applies the clamp and fuse_post's function to its pieces of output as it finishes
   // them (the inner plans of a stem took both from fuse_clamp and fuse_post), and runs the post
   // function on the output in place: the residual's add finds its operand at the same offset.
   const ResidualAdd add{output, residual, &post_};
-  const PostOp post = residual.data != nullptr ? PostOp{&ResidualAdd::apply, &add} : post_;
+  const PostOp post = residual != nullptr ? PostOp{&ResidualAdd::apply, &add} : post_;
   if (stem_direct_active(table)) {
     run_stem_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr, residual);
     return;
@@ -730,7 +720,7 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       // runs it on every tile of the gather buffer unless the function reads its position in the
       // output (a residual): then each piece gets it after moving home, still in cache.
       const bool gemm_writes_output = packed_rows_.empty() && images == 1;
-      const PostOp* post_at_home = residual.data != nullptr && !gemm_writes_output ? &post : nullptr;
+      const PostOp* post_at_home = residual != nullptr && !gemm_writes_output ? &post : nullptr;
       if (post_at_home == nullptr) {
         epilogue.post = post.fn;
         epilogue.post_ctx = post.ctx;

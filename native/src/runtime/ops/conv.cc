@@ -24,9 +24,9 @@
 // 90% zeros"; the geometry alone tells the direct kernel from im2col + SpMM).
 // With attr `residual` = 1 (a residual block's Add, fused by compile.ts) the step has a second
 // input of the output's shape, added after the bias and before the activation, which then runs
-// after the sum: Conv2dPlan adds it (and a ReLU, in the same loop) to each piece of output while
-// that piece is in cache; the Winograd and sparse paths add it in a pass after (still no
-// separate step or buffer).
+// after the sum: one pass after the convolution adds it with the activation (activate), or, where
+// a fused post function (SiLU, HardSwish) must follow the sum, Conv2dPlan adds it to each piece of
+// output while that piece is in cache.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -123,17 +123,13 @@ class ConvStep : public PlanStep {
  public:
   ConvStep(const Conv2dGeometry& g, const float* weight, const float* bias, Activation act, const Pool2d* pool,
            size_t winograd_tile, SparseMode sparse_mode, bool residual)
-      : conv_(g, weight, bias, act.is_relu() && !residual),
-        act_(act),
-        residual_(residual),
-        kernel_relu_(act.is_relu() && !residual),
-        fused_pool_(pool != nullptr) {
+      : conv_(g, weight, bias, act.is_relu() && !residual), act_(act), residual_(residual), fused_pool_(pool != nullptr) {
     // Clip / Relu6 go into the convolution's kernels (the depthwise kernel, the GEMM epilogue),
     // unless the activation follows a residual: then every activation is the post function.
     clamp_fused_ = !residual_ && act_.kind == Activation::kClip && conv_.fuse_clamp(act_.lo, act_.hi);
     // SiLU and HardSwish run on each piece of the output while it is in cache: the separate pass
     // over memory they replace took a third of EfficientNet-B0 at batch 16. After a residual any
-    // activation does, but a ReLU, which the residual's own loop applies.
+    // activation does, but a ReLU, which activate() applies in the residual's own loop.
     if (act_.is_post_function() || (residual_ && act_.kind != Activation::kNone && !act_.is_relu())) {
       conv_.fuse_post({[](const void* act, float* values, size_t n) { static_cast<const Activation*>(act)->apply(values, n); },
                        &act_});
@@ -181,7 +177,7 @@ class ConvStep : public PlanStep {
                                                        g.patch(), nm.n, nm.m);
       if (bias) sparse_bias_.assign(bias, bias + g.out_channels);
     } else if (direct) {
-      sparse_direct_ = std::make_unique<const SparseConvF32>(g, weight, bias, kernel_relu_, blocks);
+      sparse_direct_ = std::make_unique<const SparseConvF32>(g, weight, bias, kernel_relu(), blocks);
       sparse_pool_ = direct_pool_ && direct_window_.interior(g.out_height, g.out_width);  // its kernels take no padding
     } else {
       sparse_ = std::make_unique<const PackedSparseF32>(g.out_channels, g.patch(), weight, g.patch(), blocks);
@@ -356,11 +352,11 @@ class ConvStep : public PlanStep {
       sparse_convolve(t, x, y, batch, scratch, max_threads);
       return false;
     }
-    if (winograd_ && winograd_->run(t, x, y, batch, nullptr, kernel_relu_, scratch, max_threads)) return false;
-    conv_.run(t, x, y, batch, scratch, max_threads, {residual, residual != nullptr && act_.is_relu()});
-    // With a residual step but none passed here, activate() adds it and runs the activation.
+    if (winograd_ && winograd_->run(t, x, y, batch, nullptr, kernel_relu(), scratch, max_threads)) return false;
+    conv_.run(t, x, y, batch, scratch, max_threads, residual);
+    // A residual step given none here: activate() adds it and runs the activation.
     if (residual_ && residual == nullptr) return false;
-    return clamp_fused_ || post_fused_ || (residual != nullptr && (act_.kind == Activation::kNone || act_.is_relu()));
+    return clamp_fused_ || post_fused_;
   }
   size_t convolve_scratch_floats(size_t batch, size_t threads) const {
     size_t plain = conv_.scratch_floats(batch);
@@ -389,7 +385,7 @@ class ConvStep : public PlanStep {
     const size_t plane = g.out_plane(), in_image = g.in_channels * g.in_plane(), out_image = g.out_channels * plane;
     const size_t colf = sparse_col_floats();
     const float* bias = sparse_bias_.empty() ? nullptr : sparse_bias_.data();
-    const bool relu = kernel_relu_;
+    const bool relu = kernel_relu();
     const size_t slots = sparse_slots(batch, max_threads);
     auto image = [&](size_t i, size_t slot, size_t threads) {
       const float* cols = x + i * in_image;
@@ -418,7 +414,7 @@ class ConvStep : public PlanStep {
   // The residual (when not null) and the activation as a pass over the output, for the paths
   // that did not apply them to each piece: the same order, so the same bits.
   void activate(float* y, const float* residual, size_t batch, size_t max_threads) const {
-    if (residual == nullptr && (act_.kind == Activation::kNone || kernel_relu_)) return;
+    if (residual == nullptr && (act_.kind == Activation::kNone || kernel_relu())) return;
     const Conv2dGeometry& g = conv_.geometry();
     for_chunks(batch * g.out_channels * g.out_plane(), kElementwiseGrain, max_threads, [&](size_t b, size_t e) {
       if (residual != nullptr && act_.is_relu()) {
@@ -433,14 +429,15 @@ class ConvStep : public PlanStep {
       if (residual != nullptr) {
         for (size_t i = b; i < e; ++i) y[i] += residual[i];
       }
-      if (!kernel_relu_) act_.apply(y + b, e - b);
+      if (!kernel_relu()) act_.apply(y + b, e - b);
     });
   }
 
   Conv2dPlan conv_;
   Activation act_;
-  bool residual_;     // a second input added before act_ (attr residual)
-  bool kernel_relu_;  // act_ is ReLU and the kernels apply it (never after a residual)
+  bool residual_;  // a second input added before act_ (attr residual)
+  // act_ is ReLU and the kernels apply it (never after a residual).
+  bool kernel_relu() const { return act_.is_relu() && !residual_; }
   bool clamp_fused_ = false;
   bool post_fused_ = false;  // conv_ applies act_ itself (fuse_post)
   bool fused_pool_;
