@@ -58,6 +58,28 @@ inline void transpose_16x16(const uint8_t* src, size_t src_stride, uint8_t* dst,
 
 namespace {
 
+// Three rows into pixels: output byte k of a step is pixel k / 3's channel k % 3. Mask
+// m[part][i] takes, for each byte of output vector `part`, row i's byte of that pixel where
+// k % 3 == i, else zero. Built at compile time: interleave_rows runs once per 256-pixel tile.
+struct InterleaveMasks3 {
+  alignas(16) int8_t m[3][3][16] = {};
+};
+
+constexpr InterleaveMasks3 interleave_masks3() {
+  InterleaveMasks3 r;
+  for (int part = 0; part < 3; ++part) {
+    for (int i = 0; i < 3; ++i) {
+      for (int b = 0; b < 16; ++b) {
+        const int k = 16 * part + b;
+        r.m[part][i][b] = k % 3 == i ? static_cast<int8_t>(k / 3) : static_cast<int8_t>(-128);
+      }
+    }
+  }
+  return r;
+}
+
+constexpr InterleaveMasks3 kInterleaveMasks3 = interleave_masks3();
+
 // Two to four rows of `cols` bytes into dense pixels (dst[j * rows + i]), 16 pixels per step; the
 // last few byte by byte.
 void interleave_rows(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t rows, size_t cols) {
@@ -65,19 +87,7 @@ void interleave_rows(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t
   auto put = [&](size_t j, size_t part, __m128i v) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j * rows + 16 * part), v);
   };
-  // Three rows: output byte k of a step is pixel k / 3's channel k % 3. Mask m[part][i] takes, for
-  // each byte of output vector `part`, row i's byte of that pixel where k % 3 == i, else zero.
-  alignas(16) int8_t m3[3][3][16];
-  if (rows == 3) {
-    for (int part = 0; part < 3; ++part) {
-      for (int i = 0; i < 3; ++i) {
-        for (int b = 0; b < 16; ++b) {
-          const int k = 16 * part + b;
-          m3[part][i][b] = k % 3 == i ? static_cast<int8_t>(k / 3) : static_cast<int8_t>(-128);
-        }
-      }
-    }
-  }
+  const auto& m3 = kInterleaveMasks3.m;
   size_t j = 0;
   for (; j + 16 <= cols; j += 16) {
     if (rows == 2) {

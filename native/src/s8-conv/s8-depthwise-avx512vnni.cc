@@ -66,12 +66,11 @@ struct QuadStep {
   // i-th W bytes of every vector (W = 32: the half block, 16: the quarter block).
   template <size_t W>
   void pixel_group(size_t blk, size_t ch, const uint8_t* const* x, uint8_t* const* out) const {
-    constexpr size_t kPixels = kS8DepthwiseQuadBlock / W;
     block(
         r.quad_weight + blk * quads * kS8DepthwiseQuadWeights, r.quad_bias + blk * kS8DepthwiseQuadBlock,
         r.quad_scale + blk * kS8DepthwiseQuadBlock,
         [&](ptrdiff_t off) {
-          if (W == 32) {
+          if constexpr (W == 32) {
             const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[0] + off + ch));
             const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[1] + off + ch));
             return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
@@ -79,10 +78,10 @@ struct QuadStep {
           __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[0] + off + ch)));
           v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[1] + off + ch)), 1);
           v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[2] + off + ch)), 2);
-          return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[3 % kPixels] + off + ch)), 3);
+          return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[3] + off + ch)), 3);
         },
         [&](__m512i v) {
-          if (W == 32) {
+          if constexpr (W == 32) {
             _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[0] + ch), _mm512_castsi512_si256(v));
             _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[1] + ch), _mm512_extracti64x4_epi64(v, 1));
             return;
@@ -90,7 +89,7 @@ struct QuadStep {
           _mm_storeu_si128(reinterpret_cast<__m128i*>(out[0] + ch), _mm512_castsi512_si128(v));
           _mm_storeu_si128(reinterpret_cast<__m128i*>(out[1] + ch), _mm512_extracti32x4_epi32(v, 1));
           _mm_storeu_si128(reinterpret_cast<__m128i*>(out[2] + ch), _mm512_extracti32x4_epi32(v, 2));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(out[3 % kPixels] + ch), _mm512_extracti32x4_epi32(v, 3));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out[3] + ch), _mm512_extracti32x4_epi32(v, 3));
         });
   }
 };
