@@ -127,6 +127,24 @@ describe('buffers taken away under a running job', () => {
     session.release();
   }, 60_000);
 
+  it('the int8 depthwise kernels (VNNI blocks of 64, 32 and 16 channels and a masked tail, rows split over 2 threads), input transferred right after the call: correct output', async () => {
+    const rng = new Rng(19);
+    const weights = randomWeights(rng, 0.4);
+    const b = new GraphBuilder('int8-depthwise');
+    const x = b.addInput('input', ['N', 3, 20, 20]);
+    // 120 channels: a full 64-channel block, the 32-channel half block, the 16-channel quarter
+    // block and 8 more; 5x5 taps, so the interior runs and the border pixels both occur.
+    const wide = b.addNode('Relu', [b.addNode('Conv', [x, b.addInitializer('w0', weights([120, 3, 1, 1]))], { kernel_shape: [1, 1] })]);
+    const dw = b.addNode('Relu', [b.addNode('Conv', [wide, b.addInitializer('w1', weights([120, 1, 5, 5]))], { kernel_shape: [5, 5], pads: [2, 2, 2, 2], group: 120 })]);
+    const y = b.addNode('Conv', [dw, b.addInitializer('w2', weights([8, 120, 1, 1]))], { kernel_shape: [1, 1] });
+    const { graph } = await quantize(b.build([{ name: y, dtype: 'float32', shape: ['N', 8, 20, 20] }]), new Tensor('float32', pixels(16 * 3 * 20 * 20, 7), [16, 3, 20, 20]), { reportImages: 0 });
+    const session = await InferenceSession.create(graph, { intraOpNumThreads: 2 });
+    expect(session.info().steps.join('\n')).toMatch(/u8 NHWC 5x5 s1x1 120->120 g120/);
+    const batch = 256;
+    await expectRunIgnoresTransfer(session, pixels(batch * 3 * 20 * 20, 8), [batch, 3, 20, 20], y);
+    session.release();
+  }, 60_000);
+
   it('session.run on a fixed-length view of a resizable ArrayBuffer, resized to 0 right after: correct logits', async () => {
     const session = await InferenceSession.create(net, { inputShape: MNIST });
     const batch = 4096;
