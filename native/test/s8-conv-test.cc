@@ -436,6 +436,21 @@ int main() {
   test_conv(geometry(19, 5, 3, 23, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1), 2, rng, "1x1");
   test_conv(geometry(5, 4, 4, 7, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1), 1, rng, "1x1 padded");
   test_conv(geometry(128, 6, 6, 512, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), 1, rng, "few rows, many columns");
+  // The GEMM reading its input through row pointers (kernel rows of a multiple of 4 bytes, at
+  // least 16): the padded SeedCNN conv2 and ResNet shapes, edges on both sides and both padding
+  // rows, pads wider than the kernel's reach, stride 2, vertical dilation, outputs one and two
+  // pixels wide (every pixel an edge), kernel rows of exactly 16 bytes, batches whose rows cross
+  // images and the 128 KiB blocks, and a channel count whose rows are not a multiple of 4 (im2col).
+  test_conv(geometry(32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 12, rng, "indirect: padded SeedCNN conv2, batch 12");
+  test_conv(geometry(64, 15, 13, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1), 2, rng, "indirect: 3x3/2 padded");
+  test_conv(geometry(12, 7, 9, 21, 3, 3, 1, 1, 2, 3, 0, 4, 2, 1, 1), 3, rng, "indirect: asymmetric pads past the kernel, dilation_h 2");
+  test_conv(geometry(8, 5, 1, 17, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "indirect: one column, every pixel an edge");
+  test_conv(geometry(16, 6, 2, 33, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1, 1), 3, rng, "indirect: two columns, stride_w 2");
+  test_conv(geometry(4, 9, 11, 70, 5, 4, 1, 1, 2, 2, 2, 1, 1, 1, 1), 2, rng, "indirect: 16-byte kernel rows, 5x4");
+  test_conv(geometry(64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 1, rng, "indirect: ResNet-18 layer1");
+  test_conv(geometry(256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 1, rng, "indirect: ResNet 256 channels");
+  test_conv(geometry(7, 8, 8, 9, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "kernel rows of 28 bytes, 7 channels");
+  test_conv(geometry(5, 8, 8, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "kernel rows of 15 bytes (im2col)");
   for (size_t c : {size_t(1), size_t(2), size_t(3), size_t(4), size_t(32)}) test_layout(2, c, 131, rng);
   test_layout(2, 3, 700, rng);  // several 256-pixel tiles and a partial one
   test_layout(3, 13, 1, rng);

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "kiln/s8-gemm.h"
 #include "kiln/thread-pool.h"
 #include "quant/requantize.h"
+#include "s8-gemm/s8-gemm-ukernel.h"
 
 #include "check.h"
 #include "s8-paths.h"
@@ -325,6 +327,93 @@ void test_packed_across_paths(const std::vector<Path>& paths) {
   }
 }
 
+// A given as row pointers (the int8 convolution without im2col) on the byte kernels: each row's segments point at
+// random places of one byte pool, some ending where its guard page begins, some shared between
+// rows; the requantized and dequantized results equal the oracle's on the gathered rows, bit for
+// bit, over tile edges, one to five segments, 1 to 24 groups per segment and 1 or 2 threads.
+void test_indirect(const Path& path) {
+  select(path);
+  const kiln::S8GemmKernels& kern = kiln::s8_gemm_active_kernels();
+  if (kern.a_layout != kiln::S8ALayout::kU8) {  // refused: only byte kernels read through rows
+    bool threw = false;
+    try {
+      kiln::S8IndirectA none;
+      kiln::s8gemm_requantize_indirect(kern, 1, none, 0, kiln::PackedS8B(false, 0, 1, nullptr, 1), nullptr,
+                                       kiln::S8Requantization(), nullptr, 1, 1);
+    } catch (const std::invalid_argument&) {
+      threw = true;
+    }
+    check(threw, std::string("indirect A refused on ") + kern.name);
+    return;
+  }
+  Rng rng(777 + static_cast<int>(path.isa) * 5 + path.avxvnni);
+  const size_t ms[] = {1, 5, 6, 7, 13, 64, 131};
+  const size_t ns[] = {3, 16, 64, 65, 130};
+  const size_t segs[] = {1, 3, 5};
+  const size_t seg_groups[] = {1, 4, 24};
+  for (size_t m : ms)
+    for (size_t n : ns) {
+      const size_t segments = segs[rng.below(3)], sg = seg_groups[rng.below(3)];
+      const size_t seg_bytes = sg * 4, k = segments * seg_bytes;
+      Guarded<uint8_t> pool(seg_bytes * 3 + 97);
+      for (size_t i = 0; i < pool.size(); ++i) pool[i] = static_cast<uint8_t>(rng.next());
+      std::vector<const uint8_t*> rows(segments * m);
+      for (auto& p : rows) {
+        const size_t last = pool.size() - seg_bytes;
+        p = pool.data() + (rng.below(4) == 0 ? last : rng.below(last + 1));
+      }
+      std::vector<uint8_t> dense(m * k);
+      for (size_t i = 0; i < m; ++i)
+        for (size_t sgi = 0; sgi < segments; ++sgi) std::memcpy(&dense[i * k + sgi * seg_bytes], rows[sgi * m + i], seg_bytes);
+      std::vector<int8_t> b(k * n);
+      for (auto& v : b) v = static_cast<int8_t>(rng.next());
+      std::vector<int32_t> bias(n);
+      for (auto& v : bias) v = static_cast<int32_t>(rng.below(20001)) - 10000;
+      const uint8_t za = static_cast<uint8_t>(rng.next());
+      std::vector<int32_t> want(m * n);
+      kiln::s8gemm_naive(false, m, n, k, dense.data(), k, za, b.data(), n, bias.data(), want.data(), n);
+      const kiln::PackedS8B packed(false, k, n, b.data(), n);
+      std::vector<float> scale(n);
+      for (auto& v : scale) v = rng.uniform(0.5f, 2.0f) / static_cast<float>(k * 64);
+      kiln::S8IndirectA ind;
+      ind.rows = rows.data();
+      ind.segments = segments;
+      ind.segment_groups = sg;
+      const size_t threads = 1 + rng.below(2);
+      char what[160];
+      std::snprintf(what, sizeof(what), "indirect A on %s: m=%zu n=%zu segments=%zu x %zu groups threads=%zu",
+                    kern.name, m, n, segments, sg, threads);
+
+      kiln::S8Requantization rq;
+      rq.scale = scale.data();
+      rq.zero_point = static_cast<uint8_t>(rng.next());
+      rq.min = 0;
+      rq.max = 255;
+      const float lo = -static_cast<float>(rq.zero_point), hi = 255.0f - rq.zero_point;
+      bool ok = true;
+      for (uint8_t sentinel : {uint8_t(0x5A), uint8_t(0xA5)}) {
+        Guarded<uint8_t> c(m * n);
+        std::memset(c.data(), sentinel, c.size());
+        kiln::s8gemm_requantize_indirect(kern, m, ind, za, packed, bias.data(), rq, c.data(), n, threads);
+        for (size_t at = 0; at < m * n && ok; ++at) {
+          ok = c[at] == kiln::requantize_u8(want[at], scale[at % n], rq.zero_point, lo, hi);
+        }
+      }
+      check(ok, std::string(what) + ": uint8");
+      kiln::S8Dequantization dq;
+      dq.scale = scale.data();
+      Guarded<float> cf(m * n);
+      for (size_t i = 0; i < cf.size(); ++i) cf[i] = std::numeric_limits<float>::quiet_NaN();
+      kiln::s8gemm_dequantize_indirect(kern, m, ind, za, packed, bias.data(), dq, cf.data(), n, threads);
+      ok = true;
+      for (size_t at = 0; at < m * n && ok; ++at) {
+        const float w = kiln::dequantize_f32(want[at], scale[at % n], 0.0f);
+        ok = std::memcmp(&w, &cf[at], sizeof(float)) == 0;
+      }
+      check(ok, std::string(what) + ": float");
+    }
+}
+
 #if defined(__x86_64__)
 // What an unguarded vpmaddubsw kernel computes for one output (A row x B column, K a multiple of
 // 32): the int16 pair sums saturate before vpmaddwd widens them.
@@ -379,6 +468,7 @@ int main() {
     test_shapes(p);
     test_zero_points(p);
     test_extremes(p);
+    test_indirect(p);
     select(p);
     std::printf("%-11s %s\n", kiln::s8_gemm_kernel_name(), g_failed == before ? "ok" : "FAILED");
   }

@@ -79,6 +79,8 @@ class S8Conv2dPlan {
   uint8_t y_zero_point_ = 0, y_min_ = 0, y_max_ = 255;
   bool float_output_ = false;
   bool depthwise_ = false;          // the direct depthwise kernel (packed_ empty)
+  bool indirect_ = false;           // the byte GEMM kernels (VNNI, scalar) read the input through row
+                                    // pointers, no im2col; the others still take im2col
   std::vector<int16_t> dw_weight_;  // depthwise weights as [tap][channel]
   // The same for the tap-pair kernels (s8-depthwise.h's pair layout), with bias and scale.
   std::vector<int16_t> dw_pair_weight_;
@@ -96,8 +98,13 @@ class S8Conv2dPlan {
   };
   bool direct_input() const;  // 1x1, stride 1, unpadded, one group: the input is the GEMM's A
   Split split(size_t batch, size_t threads) const;
+  // Scratch bytes of one task walking blocks of block_rows rows (im2col buffer, or row pointers
+  // and edge patches).
+  size_t task_scratch_bytes(size_t block_rows) const;
+  // Output rows [row0, row0 + rows) of group `group` from A = im2col rows (a, lda), or, when
+  // `indirect_rows` is set, from the input through those pointers (s8_indirection_nhwc).
   void gemm(const DispatchTable& t, const uint8_t* a, size_t lda, size_t rows, size_t group, void* out,
-            size_t row0, size_t threads) const;
+            size_t row0, size_t threads, const uint8_t* const* indirect_rows = nullptr) const;
   void run_rows(const DispatchTable& t, const uint8_t* in, void* out, size_t row_begin, size_t row_end,
                 size_t block_rows, uint8_t* columns, size_t gemm_threads) const;
   void run_depthwise(const DispatchTable& t, const uint8_t* in, void* out, size_t batch, size_t threads) const;

@@ -1,6 +1,10 @@
 // S8Conv2dPlan: weights reordered to the NHWC patch order (kh, kw, c) and packed once per group;
 // run = row blocks of (uint8 im2col, then the int8 GEMM with its requantize / dequantize epilogue
-// writing straight into the NHWC output: GEMM row = output pixel, column = output channel).
+// writing straight into the NHWC output: GEMM row = output pixel, column = output channel). Where
+// kernel rows are whole groups of 4 bytes the byte kernels skip im2col: the block's rows are one
+// pointer per kernel row into the input (s8_indirection_nhwc), which the GEMM reads in place. In
+// SeedCNN's padded conv2 (14x14, 32 -> 64) im2col was 15% of the layer, in ResNet-18's 56x56
+// layers 10%.
 //
 // Threads: the output pixels of the batch are split into one contiguous range per task, each
 // with its own im2col buffer of at most kBlockBytes, walked in blocks that stay in L2; the GEMMs
@@ -9,6 +13,8 @@
 // Integer sums and a per-element epilogue make results independent of any split.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 #include "common/dispatch.h"
@@ -17,6 +23,7 @@
 #include "kiln/thread-pool.h"
 #include "s8-conv/s8-depthwise.h"
 #include "s8-conv/s8-im2col.h"
+#include "s8-gemm/s8-gemm-ukernel.h"
 
 namespace kiln {
 namespace {
@@ -69,6 +76,7 @@ S8Conv2dPlan::S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, c
   // OIHW -> O x (kh, kw, c): the column order of the NHWC im2col. Rows are padded with zero
   // weights to a multiple of 4, so the GEMM packs whole k groups of the im2col rows (the padded
   // columns hold the zero point and add nothing); the im2col-free path reads the input as is.
+  indirect_ = !depthwise_ && !direct_input() && s8_indirect_supported(g);  // then k is a multiple of 4
   row_stride_ = direct_input() ? k : (k + 3) / 4 * 4;
   const size_t ks = row_stride_;
   std::vector<int8_t> reordered(g.out_channels * ks, 0);
@@ -121,10 +129,19 @@ size_t S8Conv2dPlan::scratch_bytes(size_t batch, size_t threads) const {
   size_t most = 0;
   for (size_t t = 1; t <= limit; ++t) {
     const Split s = split(batch, t);
-    most = std::max(most, s.tasks * s.block_rows);
+    most = std::max(most, s.tasks * task_scratch_bytes(s.block_rows));
     if (s.tasks < t) break;  // more threads change nothing from here on
   }
-  return most * row_stride_;
+  return most;
+}
+
+size_t S8Conv2dPlan::task_scratch_bytes(size_t block_rows) const {
+  const size_t im2col = block_rows * row_stride_;
+  if (!indirect_) return im2col;
+  // Pointer-aligned row pointers (kernel_h per row), the zero-point row, then the edge patches
+  // (at most one per row); or the im2col block, when the ISA's kernels cannot read through rows.
+  return std::max(im2col, alignof(const uint8_t*) + block_rows * g_.kernel_h * sizeof(const uint8_t*) +
+                              g_.kernel_w * g_.in_channels + block_rows * g_.patch());
 }
 
 size_t S8Conv2dPlan::weight_bytes() const {
@@ -136,15 +153,23 @@ size_t S8Conv2dPlan::weight_bytes() const {
 }
 
 void S8Conv2dPlan::gemm(const DispatchTable& t, const uint8_t* a, size_t lda, size_t rows, size_t group, void* out,
-                        size_t row0, size_t threads) const {
+                        size_t row0, size_t threads, const uint8_t* const* indirect_rows) const {
   const S8GemmKernels& kern = s8_gemm_kernels(t);
   const size_t o = g_.out_channels, og = g_.out_channels_per_group(), col0 = group * og;
   const int32_t* bias = bias_.empty() ? nullptr : bias_.data() + col0;
+  S8IndirectA ind;
+  ind.rows = indirect_rows;
+  ind.segments = g_.kernel_h;
+  ind.segment_groups = g_.kernel_w * g_.in_channels / 4;
   if (float_output_) {
     S8Dequantization dq;
     dq.scale = scale_.data() + col0;
     float* c = static_cast<float*>(out) + row0 * o + col0;
-    s8gemm_dequantize(kern, rows, a, lda, x_zero_point_, packed_[group], bias, dq, c, o, threads);
+    if (indirect_rows) {
+      s8gemm_dequantize_indirect(kern, rows, ind, x_zero_point_, packed_[group], bias, dq, c, o, threads);
+    } else {
+      s8gemm_dequantize(kern, rows, a, lda, x_zero_point_, packed_[group], bias, dq, c, o, threads);
+    }
   } else {
     S8Requantization rq;
     rq.scale = scale_.data() + col0;
@@ -152,13 +177,32 @@ void S8Conv2dPlan::gemm(const DispatchTable& t, const uint8_t* a, size_t lda, si
     rq.min = y_min_;
     rq.max = y_max_;
     uint8_t* c = static_cast<uint8_t*>(out) + row0 * o + col0;
-    s8gemm_requantize(kern, rows, a, lda, x_zero_point_, packed_[group], bias, rq, c, o, threads);
+    if (indirect_rows) {
+      s8gemm_requantize_indirect(kern, rows, ind, x_zero_point_, packed_[group], bias, rq, c, o, threads);
+    } else {
+      s8gemm_requantize(kern, rows, a, lda, x_zero_point_, packed_[group], bias, rq, c, o, threads);
+    }
   }
 }
 
 void S8Conv2dPlan::run_rows(const DispatchTable& t, const uint8_t* in, void* out, size_t row_begin, size_t row_end,
                             size_t block_rows, uint8_t* columns, size_t gemm_threads) const {
   const size_t k = row_stride_;
+  if (indirect_ && s8_gemm_kernels(t).a_layout == S8ALayout::kU8) {
+    // scratch: [row pointers][zero-point row][edge patches] (task_scratch_bytes).
+    const size_t misalign = reinterpret_cast<uintptr_t>(columns) % alignof(const uint8_t*);
+    uint8_t* base = columns + (misalign ? alignof(const uint8_t*) - misalign : 0);
+    const uint8_t** rows = reinterpret_cast<const uint8_t**>(base);
+    uint8_t* zero_row = base + block_rows * g_.kernel_h * sizeof(const uint8_t*);
+    uint8_t* edges = zero_row + g_.kernel_w * g_.in_channels;
+    std::memset(zero_row, x_zero_point_, g_.kernel_w * g_.in_channels);
+    for (size_t r0 = row_begin; r0 < row_end; r0 += block_rows) {
+      const size_t r1 = std::min(row_end, r0 + block_rows);
+      s8_indirection_nhwc(g_, in, x_zero_point_, zero_row, r0, r1, rows, edges);
+      gemm(t, nullptr, 0, r1 - r0, 0, out, r0, gemm_threads, rows);
+    }
+    return;
+  }
   for (size_t r0 = row_begin; r0 < row_end; r0 += block_rows) {
     const size_t r1 = std::min(row_end, r0 + block_rows);
     for (size_t gi = 0; gi < g_.groups; ++gi) {
@@ -226,7 +270,7 @@ void S8Conv2dPlan::run(const DispatchTable& table, const uint8_t* in, void* out,
     run_rows(table, in, out, 0, rows, s.block_rows, scratch, s.gemm_threads);
     return;
   }
-  const size_t slot = s.block_rows * row_stride_;
+  const size_t slot = task_scratch_bytes(s.block_rows);
   parallel_for(
       s.tasks,
       [&](size_t t) {

@@ -160,4 +160,68 @@ void s8_im2col_nhwc(const Conv2dGeometry& g, const uint8_t* in, size_t group, ui
   }
 }
 
+bool s8_indirect_supported(const Conv2dGeometry& g) {
+  const size_t run = g.kernel_w * g.in_channels;
+  return g.groups == 1 && g.dilation_w == 1 && run % 4 == 0 && run >= 16;
+}
+
+void s8_indirection_nhwc(const Conv2dGeometry& g, const uint8_t* in, uint8_t zero_point, const uint8_t* zero_row,
+                         size_t row_begin, size_t row_end, const uint8_t** rows, uint8_t* edges) {
+  const size_t c = g.in_channels, n = row_end - row_begin, step = g.stride_w * c, run = g.kernel_w * c;
+  size_t ow_lo, ow_hi;
+  interior_columns(g, &ow_lo, &ow_hi);
+  thread_local std::vector<const uint8_t*> src_rows_buffer;  // per kernel row: input row, or null (padding)
+  src_rows_buffer.resize(g.kernel_h);
+  const uint8_t** src_rows = src_rows_buffer.data();
+
+  size_t r = row_begin;
+  while (r < row_end) {
+    const size_t b = r / g.out_plane();
+    const size_t oh = (r / g.out_width) % g.out_height;
+    const size_t ow_begin = r % g.out_width;
+    const size_t ow_end = std::min(g.out_width, ow_begin + (row_end - r));
+    const uint8_t* image = in + b * g.in_plane() * c;
+    const ptrdiff_t ih0 = static_cast<ptrdiff_t>(oh * g.stride_h) - static_cast<ptrdiff_t>(g.pad_top);
+    for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+      const ptrdiff_t ih = ih0 + static_cast<ptrdiff_t>(kh * g.dilation_h);
+      src_rows[kh] = inside(ih, g.in_height) ? image + static_cast<size_t>(ih) * g.in_width * c : nullptr;
+    }
+    const uint8_t** first = rows + (r - row_begin) - ow_begin;  // + ow: pixel ow's pointer of kernel row 0
+    // Interior pixels: kernel row kh of pixel ow starts at input column ow * stride_w - pad_left.
+    const size_t f_lo = std::max(ow_begin, ow_lo), f_hi = std::min(ow_end, ow_hi);
+    for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+      const uint8_t** dst = first + kh * n;
+      if (!src_rows[kh]) {
+        for (size_t ow = f_lo; ow < f_hi; ++ow) dst[ow] = zero_row;
+        continue;
+      }
+      const uint8_t* p = src_rows[kh] + (f_lo * g.stride_w - g.pad_left) * c;
+      for (size_t ow = f_lo; ow < f_hi; ++ow, p += step) dst[ow] = p;
+    }
+    // Edge pixels: each kernel row inside the image copied with its padding to `edges`; taps
+    // [tap_lo, tap_hi) of a row are inside the image (dilation_w is 1).
+    for (size_t ow = ow_begin; ow < ow_end; ++ow) {
+      if (ow == f_lo && f_lo < f_hi) ow = f_hi;
+      if (ow >= ow_end) break;
+      const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.stride_w) - static_cast<ptrdiff_t>(g.pad_left);
+      const ptrdiff_t w = static_cast<ptrdiff_t>(g.in_width), kw = static_cast<ptrdiff_t>(g.kernel_w);
+      const size_t tap_lo = static_cast<size_t>(std::clamp<ptrdiff_t>(-iw0, 0, kw));
+      const size_t tap_hi = static_cast<size_t>(std::clamp<ptrdiff_t>(w - iw0, static_cast<ptrdiff_t>(tap_lo), kw));
+      for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+        if (!src_rows[kh]) {
+          first[kh * n + ow] = zero_row;
+          continue;
+        }
+        std::memset(edges, zero_point, tap_lo * c);
+        std::memcpy(edges + tap_lo * c, src_rows[kh] + static_cast<size_t>(iw0 + static_cast<ptrdiff_t>(tap_lo)) * c,
+                    (tap_hi - tap_lo) * c);
+        std::memset(edges + tap_hi * c, zero_point, run - tap_hi * c);
+        first[kh * n + ow] = edges;
+        edges += run;
+      }
+    }
+    r += ow_end - ow_begin;
+  }
+}
+
 }  // namespace kiln

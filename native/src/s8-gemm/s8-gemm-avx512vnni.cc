@@ -48,6 +48,24 @@ struct Store {
   }
 };
 
+// acc += `groups` k groups of rows a[r] (4 bytes each, `gs` bytes apart) times B from b on.
+template <int R, int V>
+inline void accumulate(__m512i (&acc)[R][V], const uint8_t* const (&a)[R], size_t gs, size_t groups, const int8_t*& b,
+                       size_t ps) {
+  for (size_t g = 0, off = 0; g < groups; ++g, off += gs) {
+    __m512i bv[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) bv[v] = _mm512_load_si512(b + v * ps);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m512i av = broadcast_u8x4(a[r] + off);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, bv[v]);
+    }
+    b += kS8GroupBytes;
+  }
+}
+
 template <int R, int V>
 void tile(const S8GemmTile& t) {
   __m512i acc[R][V];
@@ -56,21 +74,18 @@ void tile(const S8GemmTile& t) {
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_si512();
 
-  const uint8_t* a = static_cast<const uint8_t*>(t.a);
   const int8_t* b = t.b;
-  const size_t ps = t.b_panel_stride, rs = t.a_row_stride, gs = t.a_group_stride;
-  for (size_t g = t.groups; g != 0; --g) {
-    __m512i bv[V];
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) bv[v] = _mm512_load_si512(b + v * ps);
+  const uint8_t* a[R];
+  if (t.a_rows == nullptr) {
 #pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) {
-      const __m512i av = broadcast_u8x4(a + r * rs);
-#pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, bv[v]);
+    for (int r = 0; r < R; ++r) a[r] = static_cast<const uint8_t*>(t.a) + r * t.a_row_stride;
+    accumulate<R, V>(acc, a, t.a_group_stride, t.groups, b, t.b_panel_stride);
+  } else {
+    for (size_t s = 0, g = 0; g < t.groups; ++s, g += t.a_segment_groups) {
+#pragma GCC unroll 6
+      for (int r = 0; r < R; ++r) a[r] = t.a_rows[s * t.a_rows_stride + r];
+      accumulate<R, V>(acc, a, kS8KGroup, t.a_segment_groups, b, t.b_panel_stride);
     }
-    a += gs;
-    b += kS8GroupBytes;
   }
 
   s8_store<Store>(t, acc);

@@ -30,28 +30,43 @@ struct Store {
   }
 };
 
+// acc += `groups` k groups of rows a[r] (4 bytes each, `gs` bytes apart) times B from b on.
+template <int R>
+KILN_AVXVNNI inline void accumulate(__m256i (&acc)[R][2], const uint8_t* const (&a)[R], size_t gs, size_t groups,
+                                    const int8_t*& b) {
+  for (size_t g = 0, off = 0; g < groups; ++g, off += gs) {
+    const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 32));
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      int32_t quad;
+      std::memcpy(&quad, a[r] + off, sizeof(quad));
+      const __m256i av = _mm256_set1_epi32(quad);
+      acc[r][0] = _mm256_dpbusd_avx_epi32(acc[r][0], av, b0);
+      acc[r][1] = _mm256_dpbusd_avx_epi32(acc[r][1], av, b1);
+    }
+    b += kS8GroupBytes;
+  }
+}
+
 template <int R>
 KILN_AVXVNNI void tile(const S8GemmTile& t) {
   __m256i acc[R][2];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
 
-  const uint8_t* a = static_cast<const uint8_t*>(t.a);
   const int8_t* b = t.b;
-  const size_t rs = t.a_row_stride, gs = t.a_group_stride;
-  for (size_t g = t.groups; g != 0; --g) {
-    const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
-    const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 32));
+  const uint8_t* a[R];
+  if (t.a_rows == nullptr) {
 #pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) {
-      int32_t quad;
-      std::memcpy(&quad, a + r * rs, sizeof(quad));
-      const __m256i av = _mm256_set1_epi32(quad);
-      acc[r][0] = _mm256_dpbusd_avx_epi32(acc[r][0], av, b0);
-      acc[r][1] = _mm256_dpbusd_avx_epi32(acc[r][1], av, b1);
+    for (int r = 0; r < R; ++r) a[r] = static_cast<const uint8_t*>(t.a) + r * t.a_row_stride;
+    accumulate<R>(acc, a, t.a_group_stride, t.groups, b);
+  } else {
+    for (size_t s = 0, g = 0; g < t.groups; ++s, g += t.a_segment_groups) {
+#pragma GCC unroll 6
+      for (int r = 0; r < R; ++r) a[r] = t.a_rows[s * t.a_rows_stride + r];
+      accumulate<R>(acc, a, kS8KGroup, t.a_segment_groups, b);
     }
-    a += gs;
-    b += kS8GroupBytes;
   }
 
   s8_store<Store>(t, acc);

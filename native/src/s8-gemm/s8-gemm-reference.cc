@@ -34,12 +34,14 @@ void s8_gemm_4x16_scalar(const S8GemmTile& t) {
   int32_t acc[kMr][kNr] = {};
   for (size_t g = 0; g < t.groups; ++g) {
     const int8_t* b = t.b + g * kS8GroupBytes;
-    const uint8_t* ag = a + g * t.a_group_stride;
     for (size_t i = 0; i < t.mr; ++i) {
+      // Row i's 4 bytes of group g: in place / packed, or through the row pointers.
+      const uint8_t* ag = t.a_rows ? t.a_rows[g / t.a_segment_groups * t.a_rows_stride + i] + g % t.a_segment_groups * kS8KGroup
+                                   : a + g * t.a_group_stride + i * t.a_row_stride;
       for (size_t j = 0; j < t.nr; ++j) {
         int32_t s = 0;  // 4 products: |s| <= 4 * 255 * 128, no overflow
         for (size_t q = 0; q < kS8KGroup; ++q) {
-          s += static_cast<int32_t>(ag[i * t.a_row_stride + q]) * static_cast<int32_t>(b[j * kS8KGroup + q]);
+          s += static_cast<int32_t>(ag[q]) * static_cast<int32_t>(b[j * kS8KGroup + q]);
         }
         acc[i][j] = wrap_add(acc[i][j], s);
       }

@@ -28,6 +28,12 @@ struct S8GemmTile {
   // (4, mr * 4) for a packed panel, or (lda, 4) straight from a row-major A whose K is a multiple
   // of 4 (no packing pass). kI16 kernels ignore these and always get a packed panel.
   size_t a_row_stride = 0, a_group_stride = 0;
+  // When set (kU8 kernels only), A is read through row pointers instead (an int8 convolution's
+  // kernel rows, read in place from its input). The groups come in `groups / a_segment_groups`
+  // segments; row r's segment s is a_segment_groups groups of 4 contiguous bytes from
+  // a_rows[s * a_rows_stride + r]. a, a_row_stride and a_group_stride are then unused.
+  const uint8_t* const* a_rows = nullptr;
+  size_t a_rows_stride = 0, a_segment_groups = 0;
   const int8_t* b = nullptr;     // column j, group g at b + (j / 16) * b_panel_stride + g * 64 + (j % 16) * 4
   size_t b_panel_stride = 0;     // bytes between 16-column panels (a multiple of 64)
   size_t groups = 0;             // padded K / 4 (0 when K == 0)
@@ -44,6 +50,14 @@ struct S8GemmTile {
 };
 
 using S8GemmUkernelFn = void (*)(const S8GemmTile& tile);
+
+// An A of M rows given as row pointers, for a convolution that reads its input in place instead
+// of copying patches (im2col): row i, k group g = s * segment_groups + q is the 4 bytes at
+// rows[s * m + i] + 4 * q. K = segments * segment_groups * 4.
+struct S8IndirectA {
+  const uint8_t* const* rows = nullptr;  // [segments][m]
+  size_t segments = 0, segment_groups = 0;
+};
 // Runs `iterations` rounds of a register-only loop of the family's multiply-add instructions;
 // returns the int8 multiply-adds done.
 using S8PeakLoopFn = double (*)(size_t iterations);
@@ -70,6 +84,15 @@ void s8gemm_requantize(const S8GemmKernels& kern, size_t m, const uint8_t* a, si
 void s8gemm_dequantize(const S8GemmKernels& kern, size_t m, const uint8_t* a, size_t lda, uint8_t a_zero_point,
                        const PackedS8B& b, const int32_t* bias, const S8Dequantization& dq, float* c, size_t ldc,
                        size_t max_threads);
+// The same with A given as row pointers, for kU8 kernels (which read through them; a kI16 kernel
+// would need a gathering pass as costly as the im2col this avoids). Throws std::invalid_argument
+// for another kernel or b.depth() != segments * segment_groups * 4.
+void s8gemm_requantize_indirect(const S8GemmKernels& kern, size_t m, const S8IndirectA& a, uint8_t a_zero_point,
+                                const PackedS8B& b, const int32_t* bias, const S8Requantization& rq, uint8_t* c,
+                                size_t ldc, size_t max_threads);
+void s8gemm_dequantize_indirect(const S8GemmKernels& kern, size_t m, const S8IndirectA& a, uint8_t a_zero_point,
+                                const PackedS8B& b, const int32_t* bias, const S8Dequantization& dq, float* c,
+                                size_t ldc, size_t max_threads);
 const S8GemmKernels& s8_gemm_active_kernels();
 
 // The micro-kernels and peak loops, named by tile and ISA (so a profile says which one ran).

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "common/dispatch.h"
@@ -37,6 +38,7 @@ struct Problem {
   size_t m = 0, n = 0, k = 0;
   const uint8_t* a = nullptr;
   size_t lda = 0;
+  const S8IndirectA* indirect = nullptr;  // instead of a / lda
   const PackedS8B* b = nullptr;
   S8Output out = S8Output::kInt32;
   void* c = nullptr;
@@ -82,20 +84,28 @@ void run_block(const Problem& pr, const S8GemmKernels& kern, size_t m0, size_t m
   tile.hi = pr.hi;
   tile.zero_point = pr.zero_point;
   // A byte kernel reads a row-major A whose K is a whole number of groups in place: every byte it
-  // reads is inside A (groups * 4 == K), and packing would only copy it.
+  // reads is inside A (groups * 4 == K), and packing would only copy it. An indirect A it reads
+  // through the row pointers (only byte kernels are given one).
   const bool in_place = kern.a_layout == S8ALayout::kU8 && pr.k > 0 && pr.k % kS8KGroup == 0;
   tile.a_row_stride = in_place ? pr.lda : kS8KGroup;
   tile.a_group_stride = in_place ? kS8KGroup : kern.mr * kS8KGroup;
+  if (pr.indirect) {
+    tile.a_rows_stride = pr.m;
+    tile.a_segment_groups = pr.indirect->segment_groups;
+  }
   for (size_t i = m0; i < m1; i += kern.mr) {
     tile.mr = std::min(kern.mr, m1 - i);
-    if (in_place) {
+    if (pr.indirect) {
+      tile.a_rows = pr.indirect->rows + i;
+    } else if (in_place) {
       tile.a = pr.a + i * pr.lda;
     } else if (kern.a_layout == S8ALayout::kU8) {
       pack_s8_a_u8(pr.a, pr.lda, i, tile.mr, kern.mr, pr.k, groups, static_cast<uint8_t*>(a_panel));
+      tile.a = a_panel;
     } else {
       pack_s8_a_i16(pr.a, pr.lda, i, tile.mr, kern.mr, pr.k, groups, static_cast<int16_t*>(a_panel));
+      tile.a = a_panel;
     }
-    if (!in_place) tile.a = a_panel;
     for (size_t j = n0; j < n1; j += kern.nr) {
       tile.nr = std::min(kern.nr, n1 - j);
       tile.b = pr.b->data() + (j / kS8PanelN) * tile.b_panel_stride + (j % kS8PanelN) * kS8KGroup;
@@ -227,6 +237,42 @@ void s8gemm_dequantize(const S8GemmKernels& kern, size_t m, const uint8_t* a, si
                        size_t max_threads) {
   Epilogue ep;
   Problem pr = make_problem(m, a, lda, a_zero_point, b, bias, &ep);
+  pr.out = S8Output::kF32;
+  pr.c = c;
+  pr.ldc = ldc;
+  pr.scale = padded_copy(dq.scale, b.cols(), &ep.scale);
+  pr.bias = padded_copy(dq.bias, b.cols(), &ep.bias);
+  run(pr, kern, max_threads);
+}
+
+void s8gemm_requantize_indirect(const S8GemmKernels& kern, size_t m, const S8IndirectA& a, uint8_t a_zero_point,
+                                const PackedS8B& b, const int32_t* bias, const S8Requantization& rq, uint8_t* c,
+                                size_t ldc, size_t max_threads) {
+  if (kern.a_layout != S8ALayout::kU8 || b.depth() != a.segments * a.segment_groups * kS8KGroup) {
+    throw std::invalid_argument("s8gemm_requantize_indirect: a byte kernel and K = segments * segment_groups * 4 required");
+  }
+  Epilogue ep;
+  Problem pr = make_problem(m, nullptr, 0, a_zero_point, b, bias, &ep);
+  pr.indirect = &a;
+  pr.out = S8Output::kU8;
+  pr.c = c;
+  pr.ldc = ldc;
+  pr.scale = padded_copy(rq.scale, b.cols(), &ep.scale);
+  pr.zero_point = rq.zero_point;
+  pr.lo = static_cast<float>(static_cast<int32_t>(rq.min) - rq.zero_point);
+  pr.hi = static_cast<float>(static_cast<int32_t>(rq.max) - rq.zero_point);
+  run(pr, kern, max_threads);
+}
+
+void s8gemm_dequantize_indirect(const S8GemmKernels& kern, size_t m, const S8IndirectA& a, uint8_t a_zero_point,
+                                const PackedS8B& b, const int32_t* bias, const S8Dequantization& dq, float* c,
+                                size_t ldc, size_t max_threads) {
+  if (kern.a_layout != S8ALayout::kU8 || b.depth() != a.segments * a.segment_groups * kS8KGroup) {
+    throw std::invalid_argument("s8gemm_dequantize_indirect: a byte kernel and K = segments * segment_groups * 4 required");
+  }
+  Epilogue ep;
+  Problem pr = make_problem(m, nullptr, 0, a_zero_point, b, bias, &ep);
+  pr.indirect = &a;
   pr.out = S8Output::kF32;
   pr.c = c;
   pr.ldc = ldc;
