@@ -5,7 +5,8 @@
 // postMessage with `transfer`, ArrayBuffer.prototype.transfer) or shrink a resizable one while a
 // runner thread is inside a kernel, and the memory is then freed or decommitted under it. So
 // JobMemory copies every array an async job reads into the job when the call is made (on the JS
-// thread, where nothing can change it), gives the job its own memory for every array it writes,
+// thread, where nothing can change it; a large one is copied by the runner that will read it,
+// while the JS thread waits), gives the job its own memory for every array it writes,
 // and copies the results into the caller's arrays when the job settles, on the JS thread again,
 // after checking that each array still has the elements it had (the copies' memory is recycled
 // between jobs: job.cc's BlockCache). Arrays over memory the addon lent
@@ -53,6 +54,12 @@ class JobMemory {
     return static_cast<T*>(stage(v, count, Use::kUpdate));
   }
 
+  // Copies of large arrays the job reads are left to make until the job is submitted, so that the
+  // runner that will read them makes them (run_job: the JS thread waits meanwhile, so the arrays
+  // cannot change). Whether any are pending, and making them (any thread, once).
+  bool has_pending() const { return !pending_.empty(); }
+  void copy_pending();
+
   // On the JS thread after the job succeeded: copies what it wrote into the caller's arrays.
   // Throws ArgError (TypeError) naming an array that no longer holds its elements.
   void deliver();
@@ -74,8 +81,15 @@ class JobMemory {
   }
   void* stage(void* js, size_t bytes, const Napi::Value& array, const char* name, Use use);
 
+  struct PendingCopy {
+    void* to;
+    const void* from;
+    size_t bytes;
+  };
+
   bool async_;
   std::vector<std::unique_ptr<Block>> blocks_;
+  std::vector<PendingCopy> pending_;
   std::vector<std::shared_ptr<const void>> lent_;  // lent blocks used in place
 };
 

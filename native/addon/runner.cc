@@ -27,18 +27,20 @@ class Runners {
     for (size_t i = 0; i < slots_.size(); ++i) std::thread([this, i] { loop(i); }).detach();
   }
 
-  void submit(std::function<void()> job) {
+  bool submit(std::function<void()> job) {
     std::unique_lock<std::mutex> lock(mutex_);
     for (Slot& s : slots_) {
       if (s.busy) continue;
       s.busy = true;
       s.job = std::move(job);
       s.ready.store(true, std::memory_order_release);
+      const bool polling = s.polling.load(std::memory_order_acquire);
       lock.unlock();
       s.cv.notify_one();
-      return;
+      return polling;
     }
     backlog_.push_back(std::move(job));  // every runner busy: the first to finish takes it
+    return false;
   }
 
  private:
@@ -46,6 +48,7 @@ class Runners {
     bool busy = false;  // under mutex_: a job is assigned or running
     std::function<void()> job;
     std::atomic<bool> ready{false};
+    std::atomic<bool> polling{false};  // in the poll loop (a job given now starts at once)
     std::condition_variable cv;
   };
 
@@ -53,9 +56,11 @@ class Runners {
     Slot& s = slots_[i];
     for (;;) {
       const auto deadline = std::chrono::steady_clock::now() + kPoll;
+      s.polling.store(true, std::memory_order_release);
       while (!s.ready.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::yield();
       }
+      s.polling.store(false, std::memory_order_release);
       std::function<void()> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -88,6 +93,6 @@ Runners& runners() {
 
 }  // namespace
 
-void run_on_runner(std::function<void()> job) { runners().submit(std::move(job)); }
+bool run_on_runner(std::function<void()> job) { return runners().submit(std::move(job)); }
 
 }  // namespace kiln_addon

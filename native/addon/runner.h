@@ -15,7 +15,9 @@
 
 namespace kiln_addon {
 
-// Runs `job` on a runner thread. `job` must not throw and must not call N-API.
-void run_on_runner(std::function<void()> job);
+// Runs `job` on a runner thread. `job` must not throw and must not call N-API. Returns true when a
+// runner still polling after its last job took it (it starts within microseconds), false when one
+// must be woken first or every runner is busy (the job then waits for the first to finish).
+bool run_on_runner(std::function<void()> job);
 
 }  // namespace kiln_addon

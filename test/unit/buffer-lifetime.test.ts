@@ -36,6 +36,17 @@ function transferAway(buffer: ArrayBuffer): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 
+/**
+ * Asserts two arrays equal element for element (NaN equal to NaN), reporting the first difference:
+ * a mismatch in a 200,000-element output fails at once instead of making the test runner diff it.
+ */
+function expectSameElements(got: ArrayLike<number>, want: ArrayLike<number>, what = 'output'): void {
+  expect(got.length, `${what} length`).toBe(want.length);
+  let first = -1;
+  for (let i = 0; i < want.length && first < 0; i++) if (!Object.is(got[i], want[i])) first = i;
+  expect(first < 0 ? 'equal' : `first difference at ${first}: ${got[first]} instead of ${want[first]}`, what).toBe('equal');
+}
+
 /** Weights of the given dims, uniform in [-scale, scale) from `rng`. */
 function randomWeights(rng: Rng, scale: number): (dims: number[]) => Tensor<'float32'> {
   return (dims) => new Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-scale, scale)), dims);
@@ -52,7 +63,7 @@ async function expectRunIgnoresTransfer(session: InferenceSession, data: Float32
   transferAway(data.buffer as ArrayBuffer);
   expect(data.length).toBe(0);
   const got = await pending;
-  expect(Array.from(got[output]!.data)).toEqual(Array.from(expected[output]!.data));
+  expectSameElements(got[output]!.data, expected[output]!.data);
 }
 
 describe('buffers taken away under a running job', () => {
@@ -63,6 +74,22 @@ describe('buffers taken away under a running job', () => {
     await expectRunIgnoresTransfer(session, data, [batch, 1, 28, 28], 'logits');
     session.release();
   }, 60_000);
+
+  it('six runs in flight at once, each 200 KiB input (copied by the runner that reads it, or by this thread when every runner is busy) transferred right after its call: each gets its own logits', async () => {
+    const session = await InferenceSession.create(net, { inputShape: MNIST });
+    const batch = 64;
+    const inputs = Array.from({ length: 6 }, (_, i) => pixels(batch * 784, 40 + i));
+    const expected: Awaited<ReturnType<InferenceSession['run']>>[] = [];
+    for (const data of inputs) expected.push(await session.run({ input: new Tensor('float32', data.slice(), [batch, 1, 28, 28]) }));
+    const pending = inputs.map((data) => {
+      const run = session.run({ input: new Tensor('float32', data, [batch, 1, 28, 28]) });
+      transferAway(data.buffer as ArrayBuffer);
+      return run;
+    });
+    const got = await Promise.all(pending);
+    got.forEach((out, i) => expectSameElements(out['logits']!.data, expected[i]!['logits']!.data as Float32Array));
+    session.release();
+  });
 
   it('the issue-15 paths (the strided stem with its padded copy, or its stride phases below AVX-512; planar max pool and depthwise with ReLU6, Winograd), input transferred right after the call: correct output', async () => {
     // A MobileNet-like stack on the kernels whose scratch and tasks are new: each reads only the
@@ -156,7 +183,7 @@ describe('buffers taken away under a running job', () => {
     const pending = session.run({ input: new Tensor('float32', view, [batch, 1, 28, 28]) });
     rab.resize(0);
     const got = await pending;
-    expect(Array.from(got.logits.data)).toEqual(Array.from(expected.logits.data));
+    expectSameElements(got.logits.data, expected.logits.data);
     session.release();
   }, 60_000);
 
@@ -167,7 +194,7 @@ describe('buffers taken away under a running job', () => {
     const pending = net.forward(new Tensor('float32', data, [batch, 1, 28, 28]));
     transferAway(data.buffer as ArrayBuffer);
     const got = await pending;
-    expect(Array.from(got.data)).toEqual(Array.from(expected.data));
+    expectSameElements(got.data, expected.data);
   }, 60_000);
 
   it('an output transferred away while the job runs rejects with a TypeError naming it (no write to freed memory)', async () => {
@@ -208,7 +235,7 @@ describe('buffers taken away under a running job', () => {
     shared.set(source);
     const a = await session.run({ input: new Tensor('float32', source, [batch, 1, 28, 28]) });
     const b = await session.run({ input: new Tensor('float32', shared as unknown as Float32Array, [batch, 1, 28, 28]) });
-    expect(Array.from(b.logits.data)).toEqual(Array.from(a.logits.data));
+    expectSameElements(b.logits.data, a.logits.data);
     session.release();
   });
 });
@@ -259,7 +286,7 @@ describe('every async native call works on its own copy of what it reads', () =>
       const pending = c.call(args, true) as Promise<void>;
       for (const name of c.reads) transferAway((args[name] as TypedArray).buffer as ArrayBuffer);
       await pending;
-      for (const name of c.writes) expect(Array.from(args[name] as TypedArray), `${c.name} ${name}`).toEqual(Array.from(inline[name] as TypedArray));
+      for (const name of c.writes) expectSameElements(args[name] as TypedArray, inline[name] as TypedArray, `${c.name} ${name}`);
     });
   }
 
@@ -289,7 +316,7 @@ describe('every async native call works on its own copy of what it reads', () =>
     const plan = await building;
     const got = new Float32Array(10);
     await native.runPlan(plan, { inputs: [x], outputs: [got], batch: 2 }, true);
-    expect(Array.from(got)).toEqual(Array.from(expected));
+    expectSameElements(got, expected);
   });
 });
 
@@ -323,7 +350,7 @@ describe('lent memory (src/memory.ts): what Kiln allocates is used in place by a
     port1.close();
     port2.close();
     await pending;
-    expect(Array.from(output.subarray(0, 1000))).toEqual(Array.from(plain.subarray(0, 1000)));
+    expectSameElements(output.subarray(0, 1000), plain.subarray(0, 1000));
     expect(output.every((v, i) => v === plain[i])).toBe(true);
   });
 
