@@ -449,6 +449,18 @@ int main() {
   test_conv(geometry(4, 9, 11, 70, 5, 4, 1, 1, 2, 2, 2, 1, 1, 1, 1), 2, rng, "indirect: 16-byte kernel rows, 5x4");
   test_conv(geometry(64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 1, rng, "indirect: ResNet-18 layer1");
   test_conv(geometry(256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 1, rng, "indirect: ResNet 256 channels");
+  // Grouped convolutions of 8 output channels per group (the direct kernel on AVX-512 VNNI, a
+  // GEMM per group elsewhere): RegNetY-400MF's (group width 8, strides 2 and 1), 4 and 12 input
+  // channels per group, 5x5 with asymmetric padding and dilation, one-pixel-wide outputs, rows
+  // over 2 threads, pixel blocks of 8 with 1-7 left over.
+  test_conv(geometry(48, 15, 15, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 6), 2, rng, "grouped: RegNet 48 g6 3x3/2");
+  test_conv(geometry(104, 14, 14, 104, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 13), 2, rng, "grouped: RegNet 104 g13 3x3");
+  test_conv(geometry(440, 7, 7, 440, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 55), 1, rng, "grouped: RegNet 440 g55 3x3");
+  test_conv(geometry(12, 9, 11, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3), 3, rng, "grouped: 4 in / 8 out per group");
+  test_conv(geometry(36, 10, 9, 24, 5, 5, 1, 2, 3, 1, 2, 2, 2, 1, 3), 2, rng, "grouped: 12 in per group, 5x5, pads, dilation 2x1");
+  test_conv(geometry(16, 6, 1, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2), 2, rng, "grouped: one column");
+  test_conv(geometry(64, 40, 23, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8), 1, rng, "grouped: rows over threads, 23 columns");
+  test_conv(geometry(10, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2), 1, rng, "grouped: 5 in per group (GEMM per group)");
   test_conv(geometry(7, 8, 8, 9, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "kernel rows of 28 bytes, 7 channels");
   test_conv(geometry(5, 8, 8, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "kernel rows of 15 bytes (im2col)");
   for (size_t c : {size_t(1), size_t(2), size_t(3), size_t(4), size_t(32)}) test_layout(2, c, 131, rng);

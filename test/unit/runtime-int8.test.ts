@@ -115,6 +115,27 @@ function convChain(act: Act, c = 3, h = 9, w = 9): Graph {
   ]);
 }
 
+/**
+ * A RegNet-style bottleneck: 1x1 -> grouped 3x3 of 8 channels per group (relu; stride 2, then
+ * stride 1 with 4 input channels per group) -> 1x1: the direct grouped kernel on AVX-512 VNNI, a
+ * GEMM per group elsewhere.
+ */
+function groupedBlock(act: Act): Graph {
+  const g = new GraphBuilder('int8-grouped');
+  const x = g.addInput('input', ['N', 6, 11, 10]);
+  const q0 = qp(act, 1 / 90, 110);
+  const q1 = qp(act, 0.05, 120);
+  const q2 = qp(act, 0.07, 127);
+  const q3 = qp(act, 0.06, 125);
+  const q4 = qp(act, 0.08, 130);
+  const xq = g.addNode('QuantizeLinear', [x], { ...q0, dtype: act });
+  const a = qconv(g, xq, act, 6, 48, 1, q0, q1, { kiln_activation: 'Relu' });
+  const b = qconv(g, a, act, 48, 48, 3, q1, q2, { strides: [2, 2], pads: [1, 1, 1, 1], group: 6, kiln_activation: 'Relu' });
+  const c = qconv(g, b, act, 48, 24, 3, q2, q3, { pads: [1, 0, 1, 2], group: 3 });
+  const d = qconv(g, c, act, 24, 16, 3, q3, q4, { pads: [1, 1, 1, 1], group: 4 });
+  return g.build([{ name: dq(g, d, q4), dtype: 'float32', shape: ['N', 16, 6, 5] }]);
+}
+
 /** Two convs of one quantized input added (relu), a float-output conv, a non-flat reshape of an NHWC value. */
 function branchy(act: Act): Graph {
   const g = new GraphBuilder('int8-branchy');
@@ -239,6 +260,7 @@ const GRAPHS: [string, (act: Act) => Graph, number[]][] = [
   ['convs with fused and unfused max pools', pooled, [2, 11, 9]],
   ['an fp32 island (DQ, Relu, MaxPool, Q) between int8 ops', floatIsland, [3, 8, 8]],
   ['one-channel convs, two pixels per GEMM row', oneChannel, [1, 10, 11]],
+  ['grouped convs of 8 output channels per group (RegNet)', groupedBlock, [6, 11, 10]],
 ];
 
 describe('int8 runtime vs runInt8Reference (bit-exact)', () => {

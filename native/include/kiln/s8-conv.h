@@ -45,7 +45,8 @@ struct S8ConvQuant {
 // Depthwise ones with one output channel per group (groups = Cin = O) run a direct kernel over the
 // channels instead (s8-conv/s8-depthwise.h: portable code, vectorised by the compiler for the
 // baseline ISA only); with a channel multiplier > 1 they take the per-group GEMMs, which work but
-// slowly (a GEMM of depth kernel_h*kernel_w and a few columns per group). The constructor throws std::invalid_argument for
+// slowly (a GEMM of depth kernel_h*kernel_w and a few columns per group). Grouped ones with 8 output
+// channels per group (RegNet) run a direct kernel where the ISA has one (AVX-512 VNNI). The constructor throws std::invalid_argument for
 // an invalid geometry, w_scale_count not 1 or O, or y_min > y_max (callers validate first).
 class S8Conv2dPlan {
  public:
@@ -86,6 +87,11 @@ class S8Conv2dPlan {
   std::vector<int16_t> dw_pair_weight_;
   std::vector<int32_t> dw_pair_bias_;
   std::vector<float> dw_pair_scale_;
+  // Grouped convolutions of 8-channel groups: the direct kernel's weights and folded bias
+  // (s8-conv/s8-grouped.h), used where the ISA has the kernel; packed_ serves the others.
+  bool grouped_ = false;
+  std::vector<int8_t> grouped_weight_;
+  std::vector<int32_t> grouped_bias_;
   std::vector<int8_t> dw_quad_weight_;  // the same for the VNNI kernel (s8_depthwise_pack_quads)
   std::vector<int32_t> dw_quad_bias_;
   std::vector<float> dw_quad_scale_;
@@ -108,6 +114,7 @@ class S8Conv2dPlan {
   void run_rows(const DispatchTable& t, const uint8_t* in, void* out, size_t row_begin, size_t row_end,
                 size_t block_rows, uint8_t* columns, size_t gemm_threads) const;
   void run_depthwise(const DispatchTable& t, const uint8_t* in, void* out, size_t batch, size_t threads) const;
+  void run_grouped(const DispatchTable& t, const uint8_t* in, uint8_t* out, size_t batch, size_t threads) const;
 };
 
 // ONNX QuantizeLinear: q = saturate(round_half_even(x / scale) + zero_point) (a true division, as

@@ -22,6 +22,7 @@
 #include "kiln/s8-conv.h"
 #include "kiln/thread-pool.h"
 #include "s8-conv/s8-depthwise.h"
+#include "s8-conv/s8-grouped.h"
 #include "s8-conv/s8-im2col.h"
 #include "s8-gemm/s8-gemm-ukernel.h"
 
@@ -42,6 +43,9 @@ constexpr size_t kMinMacsPerTask = size_t(4) << 20;
 // at batch 1 (0.3-3.6M) used the second thread. A quarter of a million is ~5-10 us per task,
 // past the ~1-2 us a woken helper costs once the pool is running.
 constexpr size_t kMinDepthwiseMacsPerTask = size_t(1) << 18;
+// The grouped kernel of 8-channel groups runs at ~60-70 GMAC/s: half a million MACs is ~8 us per
+// task, so RegNet's 14x14 layers (1.5M) use the second thread at batch 1.
+constexpr size_t kMinGroupedMacsPerTask = size_t(1) << 19;
 
 size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -91,6 +95,8 @@ S8Conv2dPlan::S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, c
   packed_.reserve(groups);
   for (size_t gi = 0; gi < groups && !depthwise_; ++gi) packed_.emplace_back(true, ks, og, reordered.data() + gi * og * ks, ks);
   if (bias) bias_.assign(bias, bias + g.out_channels);
+  grouped_ = !depthwise_ && !float_output && s8_grouped_supported(g);
+  if (grouped_) s8_grouped_pack(g, weight_oihw, bias, q.x_zero_point, grouped_weight_, grouped_bias_);
 
   scale_.resize(g.out_channels);
   for (size_t o = 0; o < g.out_channels; ++o) scale_[o] = q.multiplier(o, float_output);
@@ -147,7 +153,8 @@ size_t S8Conv2dPlan::task_scratch_bytes(size_t block_rows) const {
 size_t S8Conv2dPlan::weight_bytes() const {
   size_t bytes = bias_.size() * sizeof(int32_t) + scale_.size() * sizeof(float) + dw_weight_.size() * sizeof(int16_t) +
                  dw_pair_weight_.size() * sizeof(int16_t) + dw_pair_bias_.size() * sizeof(int32_t) + dw_pair_scale_.size() * sizeof(float) +
-                 dw_quad_weight_.size() + dw_quad_bias_.size() * sizeof(int32_t) + dw_quad_scale_.size() * sizeof(float);
+                 dw_quad_weight_.size() + dw_quad_bias_.size() * sizeof(int32_t) + dw_quad_scale_.size() * sizeof(float) +
+                 grouped_weight_.size() + grouped_bias_.size() * sizeof(int32_t);
   for (const PackedS8B& p : packed_) bytes += p.bytes();
   return bytes;
 }
@@ -248,6 +255,32 @@ void S8Conv2dPlan::run_depthwise(const DispatchTable& table, const uint8_t* in, 
       tasks, [&](size_t t) { s8_depthwise_rows(g_, a, in, out, rows * t / tasks, rows * (t + 1) / tasks); }, tasks);
 }
 
+void S8Conv2dPlan::run_grouped(const DispatchTable& table, const uint8_t* in, uint8_t* out, size_t batch,
+                               size_t threads) const {
+  S8GroupedRun r;
+  r.groups = g_.groups;
+  r.quads = g_.in_channels_per_group() / 4;
+  r.weight = grouped_weight_.data();
+  r.bias = grouped_bias_.data();
+  r.scale = scale_.data();
+  r.y_zero_point = y_zero_point_;
+  r.lo = static_cast<float>(static_cast<int32_t>(y_min_) - y_zero_point_);
+  r.hi = static_cast<float>(static_cast<int32_t>(y_max_) - y_zero_point_);
+  const S8GroupedRunFn fn = table.s8_conv.grouped_run_u8;
+  const size_t rows = batch * g_.out_height;
+  const double macs = static_cast<double>(rows) * static_cast<double>(g_.out_width * g_.out_channels) *
+                      static_cast<double>(g_.in_channels_per_group() * g_.kernel_h * g_.kernel_w);
+  const size_t tasks =
+      std::max<size_t>(1, std::min<double>(static_cast<double>(std::min(threads, rows)), macs / kMinGroupedMacsPerTask));
+  if (tasks == 1) {
+    s8_grouped_rows(g_, r, fn, in, x_zero_point_, out, 0, rows);
+    return;
+  }
+  parallel_for(
+      tasks, [&](size_t t) { s8_grouped_rows(g_, r, fn, in, x_zero_point_, out, rows * t / tasks, rows * (t + 1) / tasks); },
+      tasks);
+}
+
 void S8Conv2dPlan::run(const uint8_t* in, void* out, size_t batch, uint8_t* scratch, size_t max_threads) const {
   run(dispatch(), in, out, batch, scratch, max_threads);
 }
@@ -263,6 +296,10 @@ void S8Conv2dPlan::run(const DispatchTable& table, const uint8_t* in, void* out,
   }
   if (depthwise_) {
     run_depthwise(table, in, out, batch, threads);
+    return;
+  }
+  if (grouped_ && table.s8_conv.grouped_run_u8 != nullptr) {
+    run_grouped(table, in, static_cast<uint8_t*>(out), batch, threads);
     return;
   }
   const Split s = split(batch, threads);

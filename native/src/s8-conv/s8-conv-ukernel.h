@@ -3,7 +3,8 @@
 // transpose, the uint8 max-pool pixel, the int8
 // depthwise accumulation and the small-conv + pool kernel. The scalar entries
 // (s8-conv-reference.cc) are the fallback and the tests' oracle; the small-conv + pool kernel
-// exists on AVX-512 VNNI only and is null elsewhere (S8SmallConvPool::available(t)).
+// exists on AVX-512 VNNI only and is null elsewhere (S8SmallConvPool::available(t)), as is the
+// grouped convolution kernel of 8-channel groups.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -51,6 +52,23 @@ struct S8DepthwiseRun {
 };
 using S8DepthwiseRunFn = void (*)(const S8DepthwiseRun& r);
 
+// Output pixels of a grouped int8 convolution with 8 output channels per group (RegNet's group
+// width; s8-grouped.h), requantized to uint8: for each pixel and group, 8 int32 sums over the
+// taps and the group's input channels, four at a time, then the GEMM path's epilogue.
+struct S8GroupedRun {
+  const uint8_t* const* taps = nullptr;  // [pixel][tap]: the input pixel (C bytes) each tap reads
+  size_t pixels = 0, taps_per_pixel = 0, groups = 0;
+  size_t quads = 0;                      // input channels per group / 4
+  const int8_t* weight = nullptr;        // s8_grouped_pack's layout
+  const int32_t* bias = nullptr;         // per channel, the input zero point folded in
+  const float* scale = nullptr;          // per channel
+  int32_t y_zero_point = 0;
+  float lo = 0, hi = 0;                  // clamp bounds minus the output zero point
+  uint8_t* out = nullptr;                // pixel p's channels at out + p * out_stride
+  size_t out_stride = 0;
+};
+using S8GroupedRunFn = void (*)(const S8GroupedRun& r);
+
 struct S8ConvKernels {
   U8QuantizeRowFn quantize_u8_row = nullptr;        // never null
   U8DequantizeRowFn dequantize_u8_row = nullptr;    // never null
@@ -70,6 +88,7 @@ struct S8ConvKernels {
   S8DepthwiseAccumulateFn depthwise_accumulate = nullptr;  // never null
   S8DepthwiseRunFn depthwise_run_u8 = nullptr;             // never null
   S8SmallConvPoolFn small_conv_pool = nullptr;      // null: no small-conv + pool kernel
+  S8GroupedRunFn grouped_run_u8 = nullptr;          // null: grouped convolutions as a GEMM per group
 };
 
 }  // namespace kiln
