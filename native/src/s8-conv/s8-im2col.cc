@@ -100,6 +100,26 @@ void pixel_by_taps(const Conv2dGeometry& g, const std::vector<const uint8_t*>& s
   }
 }
 
+// The output pixels [r, row_end) take of output row (image, oh): columns [ow_begin, ow_end). Sets
+// src_rows[kh] to the input row kernel row kh reads (from image_base, the group's first channel),
+// or null in the padding.
+struct RowSpan {
+  size_t ow_begin, ow_end;
+};
+RowSpan row_span(const Conv2dGeometry& g, const uint8_t* image_base, size_t r, size_t row_end, const uint8_t** src_rows) {
+  const size_t b = r / g.out_plane(), oh = (r / g.out_width) % g.out_height, c = g.in_channels;
+  RowSpan span;
+  span.ow_begin = r % g.out_width;
+  span.ow_end = std::min(g.out_width, span.ow_begin + (row_end - r));
+  const uint8_t* image = image_base + b * g.in_plane() * c;
+  const ptrdiff_t ih0 = static_cast<ptrdiff_t>(oh * g.stride_h) - static_cast<ptrdiff_t>(g.pad_top);
+  for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+    const ptrdiff_t ih = ih0 + static_cast<ptrdiff_t>(kh * g.dilation_h);
+    src_rows[kh] = inside(ih, g.in_height) ? image + static_cast<size_t>(ih) * g.in_width * c : nullptr;
+  }
+  return span;
+}
+
 }  // namespace
 
 void s8_im2col_nhwc(const Conv2dGeometry& g, const uint8_t* in, size_t group, uint8_t zero_point,
@@ -121,17 +141,8 @@ void s8_im2col_nhwc(const Conv2dGeometry& g, const uint8_t* in, size_t group, ui
 
   size_t r = row_begin;
   while (r < row_end) {
-    const size_t b = r / g.out_plane();
-    const size_t oh = (r / g.out_width) % g.out_height;
-    const size_t ow_begin = r % g.out_width;
-    const size_t ow_end = std::min(g.out_width, ow_begin + (row_end - r));
+    const auto [ow_begin, ow_end] = row_span(g, image_base, r, row_end, src_rows.data());
     uint8_t* first = columns + (r - row_begin) * row_stride;  // the row of ow_begin
-    const uint8_t* image = image_base + b * g.in_plane() * c;
-    const ptrdiff_t ih0 = static_cast<ptrdiff_t>(oh * g.stride_h) - static_cast<ptrdiff_t>(g.pad_top);
-    for (size_t kh = 0; kh < g.kernel_h; ++kh) {
-      const ptrdiff_t ih = ih0 + static_cast<ptrdiff_t>(kh * g.dilation_h);
-      src_rows[kh] = inside(ih, g.in_height) ? image + static_cast<size_t>(ih) * g.in_width * c : nullptr;
-    }
     // Interior columns: whole kernel rows, one kernel row at a time over all those pixels.
     const size_t f_lo = std::max(ow_begin, ow_lo), f_hi = std::min(ow_end, ow_hi);
     if (f_lo < f_hi) {
@@ -176,16 +187,7 @@ void s8_indirection_nhwc(const Conv2dGeometry& g, const uint8_t* in, uint8_t zer
 
   size_t r = row_begin;
   while (r < row_end) {
-    const size_t b = r / g.out_plane();
-    const size_t oh = (r / g.out_width) % g.out_height;
-    const size_t ow_begin = r % g.out_width;
-    const size_t ow_end = std::min(g.out_width, ow_begin + (row_end - r));
-    const uint8_t* image = in + b * g.in_plane() * c;
-    const ptrdiff_t ih0 = static_cast<ptrdiff_t>(oh * g.stride_h) - static_cast<ptrdiff_t>(g.pad_top);
-    for (size_t kh = 0; kh < g.kernel_h; ++kh) {
-      const ptrdiff_t ih = ih0 + static_cast<ptrdiff_t>(kh * g.dilation_h);
-      src_rows[kh] = inside(ih, g.in_height) ? image + static_cast<size_t>(ih) * g.in_width * c : nullptr;
-    }
+    const auto [ow_begin, ow_end] = row_span(g, in, r, row_end, src_rows);
     const uint8_t** first = rows + (r - row_begin) - ow_begin;  // + ow: pixel ow's pointer of kernel row 0
     // Interior pixels: kernel row kh of pixel ow starts at input column ow * stride_w - pad_left.
     const size_t f_lo = std::max(ow_begin, ow_lo), f_hi = std::min(ow_end, ow_hi);

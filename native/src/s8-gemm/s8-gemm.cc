@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "common/dispatch.h"
@@ -193,6 +194,32 @@ const float* padded_copy(const float* src, size_t n, std::vector<float>* dst) {
   return dst->data();
 }
 
+// The uint8 output stage: requantized into c (ldc elements per row).
+void set_requantize(Problem* pr, const S8Requantization& rq, uint8_t* c, size_t ldc, Epilogue* ep) {
+  pr->out = S8Output::kU8;
+  pr->c = c;
+  pr->ldc = ldc;
+  pr->scale = padded_copy(rq.scale, pr->n, &ep->scale);
+  pr->zero_point = rq.zero_point;
+  pr->lo = static_cast<float>(static_cast<int32_t>(rq.min) - rq.zero_point);
+  pr->hi = static_cast<float>(static_cast<int32_t>(rq.max) - rq.zero_point);
+}
+
+// The float output stage: dequantized into c.
+void set_dequantize(Problem* pr, const S8Dequantization& dq, float* c, size_t ldc, Epilogue* ep) {
+  pr->out = S8Output::kF32;
+  pr->c = c;
+  pr->ldc = ldc;
+  pr->scale = padded_copy(dq.scale, pr->n, &ep->scale);
+  pr->bias = padded_copy(dq.bias, pr->n, &ep->bias);
+}
+
+void check_indirect(const S8GemmKernels& kern, const S8IndirectA& a, const PackedS8B& b, const char* who) {
+  if (kern.a_layout != S8ALayout::kU8 || b.depth() != a.segments * a.segment_groups * kS8KGroup) {
+    throw std::invalid_argument(std::string(who) + ": a byte kernel and K = segments * segment_groups * 4 required");
+  }
+}
+
 }  // namespace
 
 void s8gemm(size_t m, const uint8_t* a, size_t lda, uint8_t a_zero_point, const PackedS8B& b,
@@ -216,13 +243,7 @@ void s8gemm_requantize(const S8GemmKernels& kern, size_t m, const uint8_t* a, si
                        size_t max_threads) {
   Epilogue ep;
   Problem pr = make_problem(m, a, lda, a_zero_point, b, bias, &ep);
-  pr.out = S8Output::kU8;
-  pr.c = c;
-  pr.ldc = ldc;
-  pr.scale = padded_copy(rq.scale, b.cols(), &ep.scale);
-  pr.zero_point = rq.zero_point;
-  pr.lo = static_cast<float>(static_cast<int32_t>(rq.min) - rq.zero_point);
-  pr.hi = static_cast<float>(static_cast<int32_t>(rq.max) - rq.zero_point);
+  set_requantize(&pr, rq, c, ldc, &ep);
   run(pr, kern, max_threads);
 }
 
@@ -237,47 +258,29 @@ void s8gemm_dequantize(const S8GemmKernels& kern, size_t m, const uint8_t* a, si
                        size_t max_threads) {
   Epilogue ep;
   Problem pr = make_problem(m, a, lda, a_zero_point, b, bias, &ep);
-  pr.out = S8Output::kF32;
-  pr.c = c;
-  pr.ldc = ldc;
-  pr.scale = padded_copy(dq.scale, b.cols(), &ep.scale);
-  pr.bias = padded_copy(dq.bias, b.cols(), &ep.bias);
+  set_dequantize(&pr, dq, c, ldc, &ep);
   run(pr, kern, max_threads);
 }
 
 void s8gemm_requantize_indirect(const S8GemmKernels& kern, size_t m, const S8IndirectA& a, uint8_t a_zero_point,
                                 const PackedS8B& b, const int32_t* bias, const S8Requantization& rq, uint8_t* c,
                                 size_t ldc, size_t max_threads) {
-  if (kern.a_layout != S8ALayout::kU8 || b.depth() != a.segments * a.segment_groups * kS8KGroup) {
-    throw std::invalid_argument("s8gemm_requantize_indirect: a byte kernel and K = segments * segment_groups * 4 required");
-  }
+  check_indirect(kern, a, b, "s8gemm_requantize_indirect");
   Epilogue ep;
   Problem pr = make_problem(m, nullptr, 0, a_zero_point, b, bias, &ep);
   pr.indirect = &a;
-  pr.out = S8Output::kU8;
-  pr.c = c;
-  pr.ldc = ldc;
-  pr.scale = padded_copy(rq.scale, b.cols(), &ep.scale);
-  pr.zero_point = rq.zero_point;
-  pr.lo = static_cast<float>(static_cast<int32_t>(rq.min) - rq.zero_point);
-  pr.hi = static_cast<float>(static_cast<int32_t>(rq.max) - rq.zero_point);
+  set_requantize(&pr, rq, c, ldc, &ep);
   run(pr, kern, max_threads);
 }
 
 void s8gemm_dequantize_indirect(const S8GemmKernels& kern, size_t m, const S8IndirectA& a, uint8_t a_zero_point,
                                 const PackedS8B& b, const int32_t* bias, const S8Dequantization& dq, float* c,
                                 size_t ldc, size_t max_threads) {
-  if (kern.a_layout != S8ALayout::kU8 || b.depth() != a.segments * a.segment_groups * kS8KGroup) {
-    throw std::invalid_argument("s8gemm_dequantize_indirect: a byte kernel and K = segments * segment_groups * 4 required");
-  }
+  check_indirect(kern, a, b, "s8gemm_dequantize_indirect");
   Epilogue ep;
   Problem pr = make_problem(m, nullptr, 0, a_zero_point, b, bias, &ep);
   pr.indirect = &a;
-  pr.out = S8Output::kF32;
-  pr.c = c;
-  pr.ldc = ldc;
-  pr.scale = padded_copy(dq.scale, b.cols(), &ep.scale);
-  pr.bias = padded_copy(dq.bias, b.cols(), &ep.bias);
+  set_dequantize(&pr, dq, c, ldc, &ep);
   run(pr, kern, max_threads);
 }
 
