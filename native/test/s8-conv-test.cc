@@ -152,6 +152,55 @@ void test_conv(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, const std:
   }
 }
 
+// QLinearAdd rows of every table on all 65,536 (a, b) code pairs, against the definition with a
+// float32 division: parameter sets where multiplying by 1 / y_scale instead would round a pair
+// the other way (the first two, found by search; about one random set in seven has such a pair:
+// a kernel that multiplies must catch them), random ones, a y_scale of 3, a huge and a subnormal
+// one.
+void test_add_all_pairs(Rng& rng) {
+  struct Set {
+    float as, bs, ys;
+    int32_t az, bz;
+  };
+  std::vector<Set> sets = {{0.10285250097513199f, 0.19014227390289307f, 0.04752708598971367f, 210, 242},
+                           {0.16813641786575317f, 0.10238967835903168f, 0.15571221709251404f, 251, 192},
+                           {0.5f, 0.25f, 3.0f, 128, 3},
+                           {0.01f, 0.02f, 1e30f, 0, 255},
+                           {0.01f, 0.02f, 1e-40f, 7, 9}};
+  for (int i = 0; i < 12; ++i) {
+    sets.push_back({rng.uniform(0.001f, 0.2f), rng.uniform(0.001f, 0.2f), rng.uniform(0.005f, 0.3f), int32_t(rng.below(256)),
+                    int32_t(rng.below(256))});
+  }
+  const size_t n = 65536;
+  Guarded<uint8_t> a(n), b(n), y(n);
+  for (size_t i = 0; i < n; ++i) a[i] = uint8_t(i >> 8), b[i] = uint8_t(i);
+  for (kiln::Isa isa : kiln::supported_isas()) {
+    const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
+    size_t bad = 0;
+    for (size_t k = 0; k < sets.size(); ++k) {
+      kiln::U8AddParams p;
+      p.a_scale = sets[k].as;
+      p.b_scale = sets[k].bs;
+      p.y_scale = sets[k].ys;
+      p.a_zero_point = sets[k].az;
+      p.b_zero_point = sets[k].bz;
+      p.y_zero_point = float(k * 37 % 256);
+      p.y_min = k % 2 ? p.y_zero_point : 0.0f;
+      std::memset(y.data(), 0xcd, n);
+      t.s8_conv.add_u8_row(a.data(), b.data(), y.data(), n, p);
+      for (size_t i = 0; i < n; ++i) {
+        const float ta = float(double(p.a_scale) * (int(a[i]) - p.a_zero_point));
+        const float tb = float(double(p.b_scale) * (int(b[i]) - p.b_zero_point));
+        volatile float real = ta + tb;
+        volatile float quotient = real / p.y_scale;
+        const float q = std::nearbyint(quotient) + p.y_zero_point;
+        bad += y[i] != uint8_t(q < p.y_min ? p.y_min : q > 255.0f ? 255.0f : q);
+      }
+    }
+    check(bad == 0, std::string("add_u8_row on all code pairs, ") + kiln::isa_name(isa) + ": " + std::to_string(bad) + " wrong");
+  }
+}
+
 // QLinearAdd rows of every table against the element-wise definition: odd lengths, saturating
 // scales, the fused ReLU, and y over a (in place, as the plan runs it).
 void test_add(Rng& rng) {
@@ -473,6 +522,7 @@ int main() {
   test_layout(2, 256, 49, rng);
   test_transpose(rng);
   test_add(rng);
+  test_add_all_pairs(rng);
   test_lookup(rng);
   test_mul(rng);
   for (size_t c : {size_t(1), size_t(31), size_t(32), size_t(33), size_t(64), size_t(65), size_t(130)}) {

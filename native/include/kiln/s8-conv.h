@@ -46,7 +46,7 @@ struct S8ConvQuant {
 // channels instead (s8-conv/s8-depthwise.h: portable code, vectorised by the compiler for the
 // baseline ISA only); with a channel multiplier > 1 they take the per-group GEMMs, which work but
 // slowly (a GEMM of depth kernel_h*kernel_w and a few columns per group). Grouped ones with 8 output
-// channels per group (RegNet) run a direct kernel where the ISA has one (AVX-512 VNNI). The constructor throws std::invalid_argument for
+// channels per group (RegNet) run a direct kernel where the CPU has VNNI (AVX-512 VNNI or AVX-VNNI). The constructor throws std::invalid_argument for
 // an invalid geometry, w_scale_count not 1 or O, or y_min > y_max (callers validate first).
 class S8Conv2dPlan {
  public:

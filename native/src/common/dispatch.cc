@@ -92,6 +92,9 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->s8_conv.mul_u8_row = mul_u8_row_avx2;
   t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx2;
   t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_avx2;
+  // AVX-VNNI is checked on its own (Alder Lake has it without AVX-512); the AVX-512 tables keep
+  // it until VNNI replaces it with the EVEX form.
+  if (cpu_features().avxvnni) fill_s8_grouped_avxvnni(t);
 }
 
 void fill_dispatch_avx512(DispatchTable* t) {

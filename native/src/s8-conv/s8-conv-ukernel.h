@@ -3,8 +3,8 @@
 // transpose, the uint8 max-pool pixel, the int8
 // depthwise accumulation and the small-conv + pool kernel. The scalar entries
 // (s8-conv-reference.cc) are the fallback and the tests' oracle; the small-conv + pool kernel
-// exists on AVX-512 VNNI only and is null elsewhere (S8SmallConvPool::available(t)), as is the
-// grouped convolution kernel of 8-channel groups.
+// exists on AVX-512 VNNI only and is null elsewhere (S8SmallConvPool::available(t)); the grouped
+// convolution kernel of 8-channel groups exists where the CPU has AVX-512 VNNI or AVX-VNNI.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -89,6 +89,7 @@ struct S8ConvKernels {
   S8DepthwiseRunFn depthwise_run_u8 = nullptr;             // never null
   S8SmallConvPoolFn small_conv_pool = nullptr;      // null: no small-conv + pool kernel
   S8GroupedRunFn grouped_run_u8 = nullptr;          // null: grouped convolutions as a GEMM per group
+                                                    // (no VNNI of either kind)
 };
 
 }  // namespace kiln

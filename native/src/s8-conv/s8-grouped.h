@@ -28,6 +28,11 @@ void s8_grouped_pack(const Conv2dGeometry& g, const int8_t* weight_oihw, const i
 
 // AVX-512 VNNI (vpdpbusd on ymm, AVX512VL).
 void s8_grouped_run_u8_avx512vnni(const S8GroupedRun& r);
+// AVX-VNNI (the VEX form) sets the table's entry itself: its kernel carries a target attribute
+// (s8-grouped-avxvnni.cc), and a plain declaration beside it would make GCC treat the two as
+// function versions. Only where cpu_features().avxvnni.
+struct DispatchTable;
+void fill_s8_grouped_avxvnni(DispatchTable* table);
 
 // Output rows [row_begin, row_end) of the batch (row = image * out_height + oh): each row's tap
 // pointers, then `fn` on its pixels. `proto` holds the weights, bias, scale and clamp.
