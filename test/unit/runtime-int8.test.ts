@@ -328,6 +328,25 @@ describe('int8 runtime vs runInt8Reference (bit-exact)', () => {
     session.release();
   });
 
+  it('the profile says which int8 convolutions take the grouped kernel and which read their input without im2col', async () => {
+    const grouped = await InferenceSession.create(groupedBlock('uint8'));
+    const convs = grouped.info().steps.filter((s) => s.startsWith('QLinearConv'));
+    // 1x1 (read in place anyway), 8 in / 8 out per group, 16 in / 8 out, 6 in / 4 out (GEMM per group)
+    expect(convs.map((s) => s.includes('grouped kernel on VNNI'))).toEqual([false, true, true, false]);
+    grouped.release();
+    const g = new GraphBuilder('int8-in-place');
+    const x = g.addInput('input', ['N', 8, 6, 6]);
+    const q0 = qp('uint8', 1 / 100, 100);
+    const q1 = qp('uint8', 0.05, 120);
+    const xq = g.addNode('QuantizeLinear', [x], { ...q0, dtype: 'uint8' });
+    const wide = qconv(g, xq, 'uint8', 8, 16, 3, q0, q1, { pads: [1, 1, 1, 1] });  // kernel rows of 24 bytes
+    const narrow = qconv(g, wide, 'uint8', 16, 4, 1, q1, q1, { strides: [2, 2] });  // 1x1/2: rows of 16 bytes
+    const session = await InferenceSession.create(g.build([{ name: dq(g, narrow, q1), dtype: 'float32', shape: ['N', 4, 3, 3] }]));
+    const steps = session.info().steps.filter((s) => s.startsWith('QLinearConv'));
+    expect(steps.map((s) => s.includes('no im2col on VNNI'))).toEqual([true, true]);
+    session.release();
+  });
+
   it('one-channel convs with an even output width run two pixels per GEMM row', async () => {
     const session = await InferenceSession.create(oneChannel('uint8'));
     const convs = session.info().steps.filter((s) => s.startsWith('QLinearConv'));

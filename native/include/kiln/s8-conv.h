@@ -54,6 +54,11 @@ class S8Conv2dPlan {
                const S8ConvQuant& q, bool float_output);
 
   const Conv2dGeometry& geometry() const { return g_; }
+  // Which kernels run it, for a profile to say: grouped convolutions of 8-channel groups on the
+  // direct kernel where the CPU has VNNI; convolutions that read their input through row
+  // pointers (no im2col) on the VNNI and scalar GEMM kernels.
+  bool grouped_direct() const { return grouped_; }
+  bool reads_input_in_place() const { return indirect_; }
   bool float_output() const { return float_output_; }
   // Bytes of scratch `run` needs for this batch and thread count (max_threads as passed to run;
   // 0 = the pool size now). Enough for any run with at most that many threads; depends on nothing

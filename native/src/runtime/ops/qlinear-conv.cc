@@ -293,6 +293,8 @@ class QLinearConvStep : public PlanStep {
     if (fused_pool_) s << " + max pool " << pool_detail_;
     // Built once, read while the ISA may change (setIsa): say which path runs where.
     if (small_ && !sparse_) s << " (direct on avx512vnni, pooled before requantizing; the GEMM on other ISAs)";
+    if (!small_ && !sparse_ && conv_.grouped_direct()) s << " (grouped kernel on VNNI, a GEMM per group elsewhere)";
+    if (!small_ && !sparse_ && conv_.reads_input_in_place()) s << " (no im2col on VNNI and scalar, im2col on AVX2 / AVX-512BW)";
     if (considered_) {
       const int pct = s8_sparse_choice::percent(zero_fraction_);
       if (sparse_) {
