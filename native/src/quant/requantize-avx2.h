@@ -14,6 +14,19 @@ namespace kiln {
 namespace {
 namespace avx2_epilogue {
 
+// The uint8 output stage on 8 finished sums (column offsets added): scale, clamp to [lo, hi]
+// (bounds minus the zero point), round half to even, add the zero point. The 8 bytes come back in
+// the low half. The grouped int8 convolution (s8-conv/s8-grouped-kernel.h) shares it.
+inline __m128i requantize8_u8(__m256i x, __m256 scale, __m256 lo, __m256 hi, __m256i zero_point) {
+  __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(x), scale);
+  y = _mm256_max_ps(y, lo);
+  y = _mm256_min_ps(y, hi);
+  // In range after the clamp; cvtps2dq rounds half to even (default MXCSR).
+  const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(y), zero_point);
+  const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+  return _mm_packus_epi16(w, w);  // values are 0..255: no saturation happens
+}
+
 // Row `row`, columns [col, col + count) of the tile (count <= 8): the finished sums `acc` plus
 // the column offsets, through the output stage OUT. Columns past `count` are not written.
 template <S8Output OUT>
@@ -30,13 +43,8 @@ inline void store8(const S8GemmTile& t, size_t row, size_t col, __m256i acc, siz
       _mm256_maskstore_epi32(c, mask, x);
     }
   } else if (OUT == S8Output::kU8) {
-    __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(x), _mm256_loadu_ps(t.scale + col));
-    y = _mm256_max_ps(y, _mm256_set1_ps(t.lo));
-    y = _mm256_min_ps(y, _mm256_set1_ps(t.hi));
-    // In range after the clamp; cvtps2dq rounds half to even (default MXCSR).
-    const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(y), _mm256_set1_epi32(t.zero_point));
-    const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-    const __m128i b = _mm_packus_epi16(w, w);  // values are 0..255: no saturation happens
+    const __m128i b = requantize8_u8(x, _mm256_loadu_ps(t.scale + col), _mm256_set1_ps(t.lo), _mm256_set1_ps(t.hi),
+                                     _mm256_set1_epi32(t.zero_point));
     uint8_t* c = static_cast<uint8_t*>(t.c) + at;
     if (count == 8) {
       _mm_storel_epi64(reinterpret_cast<__m128i*>(c), b);

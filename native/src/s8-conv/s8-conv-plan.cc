@@ -49,6 +49,20 @@ constexpr size_t kMinGroupedMacsPerTask = size_t(1) << 19;
 
 size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
+// Output rows [0, rows) split into contiguous ranges, as many as the threads and the work allow
+// (at least min_macs_per_task each); fn(begin, end) per range, on the calling thread when one.
+template <class Fn>
+void split_output_rows(size_t rows, double macs_per_row, size_t min_macs_per_task, size_t threads, const Fn& fn) {
+  const double macs = static_cast<double>(rows) * macs_per_row;
+  const size_t tasks =
+      std::max<size_t>(1, std::min<double>(static_cast<double>(std::min(threads, rows)), macs / min_macs_per_task));
+  if (tasks == 1) {
+    fn(size_t{0}, rows);
+    return;
+  }
+  parallel_for(tasks, [&](size_t t) { fn(rows * t / tasks, rows * (t + 1) / tasks); }, tasks);
+}
+
 }  // namespace
 
 // volatile-free: float * float and float / float are each one correctly rounded operation on
@@ -242,17 +256,9 @@ void S8Conv2dPlan::run_depthwise(const DispatchTable& table, const uint8_t* in, 
   a.y_zero_point = y_zero_point_;
   a.y_min = y_min_;
   a.y_max = y_max_;
-  const size_t rows = batch * g_.out_height;  // output rows of pixels
-  const double macs = static_cast<double>(rows) * static_cast<double>(g_.out_width * g_.out_channels) *
-                      static_cast<double>(g_.kernel_h * g_.kernel_w);
-  const size_t tasks =
-      std::max<size_t>(1, std::min<double>(static_cast<double>(std::min(threads, rows)), macs / kMinDepthwiseMacsPerTask));
-  if (tasks == 1) {
-    s8_depthwise_rows(g_, a, in, out, 0, rows);
-    return;
-  }
-  parallel_for(
-      tasks, [&](size_t t) { s8_depthwise_rows(g_, a, in, out, rows * t / tasks, rows * (t + 1) / tasks); }, tasks);
+  const double macs_per_row = static_cast<double>(g_.out_width * g_.out_channels * g_.kernel_h * g_.kernel_w);
+  split_output_rows(batch * g_.out_height, macs_per_row, kMinDepthwiseMacsPerTask, threads,
+                    [&](size_t begin, size_t end) { s8_depthwise_rows(g_, a, in, out, begin, end); });
 }
 
 void S8Conv2dPlan::run_grouped(const DispatchTable& table, const uint8_t* in, uint8_t* out, size_t batch,
@@ -267,18 +273,10 @@ void S8Conv2dPlan::run_grouped(const DispatchTable& table, const uint8_t* in, ui
   r.lo = static_cast<float>(static_cast<int32_t>(y_min_) - y_zero_point_);
   r.hi = static_cast<float>(static_cast<int32_t>(y_max_) - y_zero_point_);
   const S8GroupedRunFn fn = table.s8_conv.grouped_run_u8;
-  const size_t rows = batch * g_.out_height;
-  const double macs = static_cast<double>(rows) * static_cast<double>(g_.out_width * g_.out_channels) *
-                      static_cast<double>(g_.in_channels_per_group() * g_.kernel_h * g_.kernel_w);
-  const size_t tasks =
-      std::max<size_t>(1, std::min<double>(static_cast<double>(std::min(threads, rows)), macs / kMinGroupedMacsPerTask));
-  if (tasks == 1) {
-    s8_grouped_rows(g_, r, fn, in, x_zero_point_, out, 0, rows);
-    return;
-  }
-  parallel_for(
-      tasks, [&](size_t t) { s8_grouped_rows(g_, r, fn, in, x_zero_point_, out, rows * t / tasks, rows * (t + 1) / tasks); },
-      tasks);
+  const double macs_per_row =
+      static_cast<double>(g_.out_width * g_.out_channels * g_.in_channels_per_group() * g_.kernel_h * g_.kernel_w);
+  split_output_rows(batch * g_.out_height, macs_per_row, kMinGroupedMacsPerTask, threads,
+                    [&](size_t begin, size_t end) { s8_grouped_rows(g_, r, fn, in, x_zero_point_, out, begin, end); });
 }
 
 void S8Conv2dPlan::run(const uint8_t* in, void* out, size_t batch, uint8_t* scratch, size_t max_threads) const {

@@ -8,6 +8,7 @@
 #endif
 
 #include "quant/requantize.h"
+#include "s8-conv/s8-im2col.h"
 
 namespace kiln {
 namespace {
@@ -173,16 +174,7 @@ void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const 
         const uint8_t* corner = image + (static_cast<size_t>(ih0) * g.in_width + static_cast<size_t>(iw0)) * c;
         for (size_t t = 0; t < taps; ++t) xs[t] = corner + offset[t];
       } else {
-        for (size_t kh = 0; kh < g.kernel_h; ++kh) {
-          const ptrdiff_t ih = ih0 + static_cast<ptrdiff_t>(kh * g.dilation_h);
-          for (size_t kw = 0; kw < g.kernel_w; ++kw) {
-            const ptrdiff_t iw = iw0 + static_cast<ptrdiff_t>(kw * g.dilation_w);
-            const bool inside = ih >= 0 && ih < static_cast<ptrdiff_t>(g.in_height) && iw >= 0 &&
-                                iw < static_cast<ptrdiff_t>(g.in_width);
-            xs[kh * g.kernel_w + kw] =
-                inside ? image + (static_cast<size_t>(ih) * g.in_width + static_cast<size_t>(iw)) * c : padding.data();
-          }
-        }
+        s8_tap_pointers(g, image, oh, ow, padding.data(), xs.data());
       }
       accumulate(xs.data(), ws.data(), taps, c, zx, s);
       const size_t at = (row * g.out_width + ow) * c;

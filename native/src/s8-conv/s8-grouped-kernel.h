@@ -10,6 +10,7 @@
 #pragma once
 #include <cstring>
 
+#include "quant/requantize-avx2.h"
 #include "s8-conv/s8-grouped.h"
 
 namespace kiln {
@@ -21,17 +22,6 @@ KILN_GROUPED_TARGET inline __m256i grouped_broadcast_quad(const uint8_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof(v));
   return _mm256_set1_epi32(v);
-}
-
-// The GEMM path's uint8 epilogue (quant/requantize-avx2.h) on 8 sums: scale, clamp, round half
-// to even, add the zero point.
-KILN_GROUPED_TARGET inline void grouped_store_u8(__m256i acc, const float* scale, __m256 lo, __m256 hi,
-                                                 __m256i zero_point, uint8_t* out) {
-  __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(scale));
-  y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);
-  const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(y), zero_point);
-  const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-  _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(w, w));
 }
 
 template <class Dot, int P>
@@ -58,9 +48,12 @@ KILN_GROUPED_TARGET void grouped_block(const S8GroupedRun& r, size_t p0) {
       }
     }
     const float* scale = r.scale + g * kS8GroupedWidth;
+    const __m256 scale8 = _mm256_loadu_ps(scale);
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p) {
-      grouped_store_u8(acc[p], scale, lo, hi, zero_point, r.out + (p0 + p) * r.out_stride + g * kS8GroupedWidth);
+      // The GEMM path's uint8 epilogue on the 8 sums (the bias is in them already).
+      const __m128i bytes = avx2_epilogue::requantize8_u8(acc[p], scale8, lo, hi, zero_point);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(r.out + (p0 + p) * r.out_stride + g * kS8GroupedWidth), bytes);
     }
   }
 }

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "s8-conv/s8-im2col.h"
+
 namespace kiln {
 
 bool s8_grouped_supported(const Conv2dGeometry& g) {
@@ -44,17 +46,7 @@ void s8_grouped_rows(const Conv2dGeometry& g, const S8GroupedRun& proto, S8Group
   for (size_t row = row_begin; row < row_end; ++row) {
     const size_t b = row / g.out_height, oh = row % g.out_height;
     const uint8_t* image = in + b * g.in_plane() * c;
-    for (size_t ow = 0; ow < ow_n; ++ow) {
-      const uint8_t** t = tap_ptrs.data() + ow * taps;
-      for (size_t kh = 0; kh < g.kernel_h; ++kh) {
-        const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * g.stride_h + kh * g.dilation_h) - static_cast<ptrdiff_t>(g.pad_top);
-        for (size_t kw = 0; kw < g.kernel_w; ++kw) {
-          const ptrdiff_t iw = static_cast<ptrdiff_t>(ow * g.stride_w + kw * g.dilation_w) - static_cast<ptrdiff_t>(g.pad_left);
-          const bool inside = ih >= 0 && static_cast<size_t>(ih) < g.in_height && iw >= 0 && static_cast<size_t>(iw) < g.in_width;
-          *t++ = inside ? image + (static_cast<size_t>(ih) * g.in_width + static_cast<size_t>(iw)) * c : zero_row.data();
-        }
-      }
-    }
+    for (size_t ow = 0; ow < ow_n; ++ow) s8_tap_pointers(g, image, oh, ow, zero_row.data(), tap_ptrs.data() + ow * taps);
     r.out = out + row * ow_n * g.out_channels;
     fn(r);
   }

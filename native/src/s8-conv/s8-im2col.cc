@@ -171,6 +171,22 @@ void s8_im2col_nhwc(const Conv2dGeometry& g, const uint8_t* in, size_t group, ui
   }
 }
 
+void s8_tap_pointers(const Conv2dGeometry& g, const uint8_t* image, size_t oh, size_t ow, const uint8_t* padding,
+                     const uint8_t** taps) {
+  const size_t c = g.in_channels;
+  const ptrdiff_t ih0 = static_cast<ptrdiff_t>(oh * g.stride_h) - static_cast<ptrdiff_t>(g.pad_top);
+  const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.stride_w) - static_cast<ptrdiff_t>(g.pad_left);
+  for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+    const ptrdiff_t ih = ih0 + static_cast<ptrdiff_t>(kh * g.dilation_h);
+    for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+      const ptrdiff_t iw = iw0 + static_cast<ptrdiff_t>(kw * g.dilation_w);
+      *taps++ = inside(ih, g.in_height) && inside(iw, g.in_width)
+                    ? image + (static_cast<size_t>(ih) * g.in_width + static_cast<size_t>(iw)) * c
+                    : padding;
+    }
+  }
+}
+
 bool s8_indirect_supported(const Conv2dGeometry& g) {
   const size_t run = g.kernel_w * g.in_channels;
   return g.groups == 1 && g.dilation_w == 1 && run % 4 == 0 && run >= 16;

@@ -18,6 +18,12 @@ namespace kiln {
 void s8_im2col_nhwc(const Conv2dGeometry& g, const uint8_t* in, size_t group, uint8_t zero_point,
                     size_t row_begin, size_t row_end, size_t row_stride, uint8_t* columns);
 
+// The input pixel each tap of output pixel (oh, ow) reads, in kh-major order: `image` (one
+// image, H x W x C) at (ih, iw), or `padding` (C bytes of the zero point) outside it. Taps of
+// grouped and depthwise convolutions read through these; taps[kernel_h * kernel_w].
+void s8_tap_pointers(const Conv2dGeometry& g, const uint8_t* image, size_t oh, size_t ow, const uint8_t* padding,
+                     const uint8_t** taps);
+
 // Whether the convolution can skip im2col and have the GEMM read its input in place, one kernel
 // row (kernel_w * C contiguous bytes: one group, no horizontal dilation) per pointer. Kernel rows
 // must be whole k groups of 4 bytes, and long enough (16 bytes) that following a pointer per row
