@@ -2,12 +2,12 @@
  * Serving under load (issue 16): `kiln serve` on the int8 SeedCNN with micro-batching and without,
  * against the same server code in front of onnxruntime-node on the fp32 and the int8 (QDQ) export
  * (`kiln serve --runtime onnxruntime`), each server a child process on loopback, loaded by
- * autocannon at 1, 8 and 64 connections for `seconds` each (default 20; `--serve-seconds` or env
+ * wrk (or autocannon where wrk is not installed) at 1, 8 and 64 connections for `seconds` each (default 20; `--serve-seconds` or env
  * KILN_SERVE_SECONDS). Every request is one 28x28 image on the binary tensor endpoint. Reports
  * requests/s, p50/p99 latency, ratios against the ORT fp32 server of the same run, the mean
  * micro-batch (size and run time, from the server's /metrics) and the issue's targets at 64.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -22,9 +22,15 @@ import type { Report } from './report.js';
 const CONCURRENCY = [1, 8, 64];
 /** The concurrency the issue's targets are judged at. */
 const TARGET_CONNECTIONS = 64;
-const MAX_BATCH = 64;
+/**
+ * `kiln serve`'s default: half the target concurrency, so one batch runs while the next one's
+ * requests are read (a batch of all 64 connections leaves the event loop idle while it runs).
+ */
+const MAX_BATCH = 32;
 /** Micro-batching delays measured: 0 (merge what arrives together, `kiln serve`'s default) and 2 ms. */
 const DELAYS_MS = [0, 2];
+/** A batch as large as the whole target concurrency, to show what that costs (delay 0). */
+const WHOLE_BATCH = TARGET_CONNECTIONS;
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -120,6 +126,86 @@ function requestBody(): { body: Buffer; headerLength: number } {
   return { body: Buffer.concat([header, Buffer.from(x.buffer, x.byteOffset, x.byteLength)]), headerLength: header.length };
 }
 
+/** One load run's figures: requests/s, client-side p50/p99 in ms, failed requests. */
+interface LoadResult { rps: number; p50: number; p99: number; errors: number }
+
+interface LoadGenerator {
+  name: string;
+  /** How p50/p99 are measured. */
+  latency: string;
+  /** Why this generator (a note under the table). */
+  why: string;
+  load(url: string, connections: number, seconds: number): Promise<LoadResult>;
+}
+
+/**
+ * wrk when it is installed (`apt-get install wrk`; `KILN_LOAD_GENERATOR=autocannon` forces the
+ * other), autocannon otherwise. The generator shares the server's two cores: autocannon's Node
+ * thread keeps about one of them busy at 20K requests/s, wrk a fraction of it, so with wrk the
+ * figures say more about the servers and less about the client. It is not kinder to Kiln: the
+ * ORT servers, which leave more of the CPU to the client, gain more from it.
+ */
+async function loadGenerator(dir: string, body: Buffer, headerLength: number): Promise<LoadGenerator> {
+  const headers = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength) };
+  const forced = process.env.KILN_LOAD_GENERATOR;
+  if (forced !== undefined && forced !== 'wrk' && forced !== 'autocannon') throw new Error(`KILN_LOAD_GENERATOR: expected 'wrk' or 'autocannon', got '${forced}'`);
+  const hasWrk = forced !== 'autocannon' && spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined;
+  if (forced === 'wrk' && !hasWrk) throw new Error('KILN_LOAD_GENERATOR=wrk, but no wrk on the PATH (apt-get install wrk)');
+  if (hasWrk) {
+    const bodyFile = join(dir, 'request.bin');
+    const script = join(dir, 'request.lua');
+    await writeFile(bodyFile, body);
+    // The summary as one JSON line (latency in microseconds), after wrk's own text.
+    await writeFile(script, [
+      `local f = assert(io.open(${JSON.stringify(bodyFile)}, "rb"))`,
+      'wrk.method = "POST"',
+      'wrk.body = f:read("*all")',
+      'f:close()',
+      ...Object.entries(headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`),
+      'function done(summary, latency, requests)',
+      '  local e = summary.errors',
+      '  io.write(string.format(\'KILN {"requests":%d,"us":%d,"errors":%d,"p50":%f,"p99":%f}\\n\',',
+      '    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(50), latency:percentile(99)))',
+      'end',
+    ].join('\n'));
+    return {
+      name: 'wrk (one thread)',
+      latency: 'wrk\'s latency histogram (microseconds)',
+      why: 'wrk, a C client, takes a fraction of the CPU autocannon\'s Node thread does for the same load; KILN_LOAD_GENERATOR=autocannon measures with autocannon',
+      load: (url, connections, seconds) => new Promise((resolve, reject) => {
+        const child = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '-s', script, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        child.once('error', reject);
+        child.once('exit', (code) => {
+          const line = out.split('\n').find((l) => l.startsWith('KILN '));
+          if (code !== 0 || line === undefined) return reject(new Error(`wrk exited ${code}: ${out.trim().slice(-400)}`));
+          const r = JSON.parse(line.slice(5)) as { requests: number; us: number; errors: number; p50: number; p99: number };
+          resolve({ rps: r.requests / (r.us / 1e6), p50: r.p50 / 1000, p99: r.p99 / 1000, errors: r.errors });
+        });
+      }),
+    };
+  }
+  return {
+    name: 'autocannon (one Node thread)',
+    latency: 'over every successful response\'s time as autocannon measured it (its own histogram keeps whole milliseconds)',
+    why: forced === 'autocannon' ? 'autocannon by KILN_LOAD_GENERATOR' : 'no wrk on the PATH (apt-get install wrk measures with a lighter client)',
+    load: (url, connections, seconds) => new Promise((resolve, reject) => {
+      const times: number[] = [];
+      const instance = autocannon({ url, method: 'POST', headers, body, connections, duration: seconds }, (err, result) => {
+        if (err) return reject(err);
+        times.sort((a, b) => a - b);
+        const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? NaN;
+        resolve({ rps: result.requests.average, p50: at(0.5), p99: at(0.99), errors: result.errors + result.timeouts + result.non2xx });
+      });
+      instance.on('response', (_client, status, _bytes, ms) => {
+        if (status === 200) times.push(ms);
+      });
+    }),
+  };
+}
+
 export interface ServeBenchOptions {
   root: string;
   /** Seconds per configuration. */
@@ -141,41 +227,23 @@ export async function benchServe(report: Report, opts: ServeBenchOptions): Promi
     const common = ['--threads', String(threads), '--model-name', 'seedcnn'];
     const servers: { name: string; args: string[]; batching: boolean; delayMs?: number }[] = [
       ...DELAYS_MS.map((delayMs) => ({
-        name: `Kiln int8, micro-batching (delay ${delayMs} ms)`,
+        name: `Kiln int8, micro-batching up to ${MAX_BATCH} (delay ${delayMs} ms)`,
         args: ['serve', int8Kiln, ...common, '--max-batch', String(MAX_BATCH), '--max-delay-ms', String(delayMs)],
         batching: true,
         delayMs,
       })),
+      {
+        name: `Kiln int8, micro-batching up to ${WHOLE_BATCH} (delay 0 ms)`,
+        args: ['serve', int8Kiln, ...common, '--max-batch', String(WHOLE_BATCH), '--max-delay-ms', '0'],
+        batching: true,
+        delayMs: 0,
+      },
       { name: 'Kiln int8, no batching', args: ['serve', int8Kiln, ...common, '--no-batching'], batching: false },
       { name: 'ORT fp32', args: ['serve', fp32Onnx, ...common, '--runtime', 'onnxruntime'], batching: false },
       { name: 'ORT int8 (QDQ)', args: ['serve', int8Onnx, ...common, '--runtime', 'onnxruntime'], batching: false },
     ];
     const { body, headerLength } = requestBody();
-    /**
-     * autocannon's figures, with p50/p99 from every successful response's own time: its histogram
-     * keeps whole milliseconds, too coarse for sub-millisecond answers.
-     */
-    const load = (base: string, connections: number, seconds: number): Promise<AutocannonResult & { p50: number; p99: number }> =>
-      new Promise((resolve, reject) => {
-        const times: number[] = [];
-        const options = {
-          url: `${base}/v2/models/seedcnn/infer`,
-          method: 'POST',
-          headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength) },
-          body,
-          connections,
-          duration: seconds,
-        };
-        const instance = autocannon(options, (err, result) => {
-          if (err) return reject(err);
-          times.sort((a, b) => a - b);
-          const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? NaN;
-          resolve({ ...result, p50: at(0.5), p99: at(0.99) });
-        });
-        instance.on('response', (_client, status, _bytes, ms) => {
-          if (status === 200) times.push(ms);
-        });
-      });
+    const generator = await loadGenerator(dir, body, headerLength);
     interface Cell { rps: number; p50: number; p99: number; serverMs: number; modelP99: number; errors: number; batchSize?: number; batchRunMs?: number }
     const cells = new Map<string, Cell>();
     const notes: string[] = [];
@@ -189,10 +257,10 @@ export async function benchServe(report: Report, opts: ServeBenchOptions): Promi
       }
       try {
         process.stdout.write(`serve bench: ${s.name}\n`);
-        await load(server.base, 8, Math.min(2, opts.seconds));  // warm-up: plans for the batch sizes seen
+        await generator.load(`${server.base}/v2/models/seedcnn/infer`, 8, Math.min(2, opts.seconds));  // warm-up: plans for the batch sizes seen
         for (const connections of CONCURRENCY) {
           const before = await (await fetch(`${server.base}/metrics`)).text();
-          const r = await load(server.base, connections, opts.seconds);
+          const r = await generator.load(`${server.base}/v2/models/seedcnn/infer`, connections, opts.seconds);
           const after = await (await fetch(`${server.base}/metrics`)).text();
           const size0 = histogram(before, 'kiln_batch_size');
           const size1 = histogram(after, 'kiln_batch_size');
@@ -202,12 +270,12 @@ export async function benchServe(report: Report, opts: ServeBenchOptions): Promi
           const served0 = histogram(before, 'kiln_http_request_duration_seconds', 'route="infer"');
           const served1 = histogram(after, 'kiln_http_request_duration_seconds', 'route="infer"');
           cells.set(`${s.name}/${connections}`, {
-            rps: r.requests.average,
+            rps: r.rps,
             p50: r.p50,
             p99: r.p99,
             serverMs: ((served1.sum - served0.sum) / (served1.count - served0.count)) * 1000,
             modelP99: bucketQuantile(before, after, 'kiln_model_duration_seconds', 0.99),
-            errors: r.errors + r.timeouts + r.non2xx,
+            errors: r.errors,
             ...(s.batching && batches > 0 ? { batchSize: (size1.sum - size0.sum) / batches, batchRunMs: ((run1.sum - run0.sum) / batches) * 1000 } : {}),
           });
         }
@@ -246,14 +314,14 @@ export async function benchServe(report: Report, opts: ServeBenchOptions): Promi
     }
     report.add({
       title: 'Serving under load: kiln serve (int8 SeedCNN MNIST) with and without micro-batching vs the same server on onnxruntime-node fp32 and int8',
-      baseline: `the ORT fp32 server measured in this run (same HTTP code, --runtime onnxruntime); autocannon on loopback, ${opts.seconds} s per row after a warm-up, one 1x28x28 image per request on the binary tensor endpoint; every server --threads ${threads}; batching --max-batch ${MAX_BATCH}; p50/p99 over every successful response's time as autocannon measured it (client side, sub-millisecond)`,
+      baseline: `the ORT fp32 server measured in this run (same HTTP code, --runtime onnxruntime); ${generator.name} on loopback, ${opts.seconds} s per row after a warm-up, one 1x28x28 image per request on the binary tensor endpoint; every server --threads ${threads}; batching --max-batch ${MAX_BATCH} unless the row says otherwise; p50/p99 client side, ${generator.latency}`,
       columns: ['server', 'connections', 'requests/s', 'p50 ms', 'p99 ms', 'server-side mean ms', 'model p99 ms', 'requests/s vs ORT fp32', 'p99 / ORT fp32 p99', 'mean batch (images)', 'mean batch run ms', 'errors'],
       rows,
       notes: [
         ...notes,
         'model p99 ms: kiln_model_duration_seconds, from a request handed to the model (run()) to its outputs back in the event loop: its wait in the micro-batch queue and its batch\'s run; the upper bound of the histogram bucket holding the 99th percentile (buckets 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10 ms ...)',
         'server-side mean ms: kiln_http_request_duration_seconds (a request\'s arrival in the server\'s event loop to its response\'s end, infer requests); the rest of the client\'s latency is time in socket buffers and the client\'s own event loop',
-        `the load generator (autocannon, one Node thread) runs on the same ${threads} cores as the server it loads, so it competes with it for CPU: absolute figures are lower than on a separate client machine, and the ratios hold only for this setup`,
+        `the load generator (${generator.name}) runs on the same ${threads} cores as the server it loads, so it competes with it for CPU: absolute figures are lower than on a separate client machine, and the ratios hold only for this setup. ${generator.why}`,
         'model: seeded SeedCNN (speed does not depend on the weights) quantized by Kiln\'s PTQ (min/max, uint8 activations, per-channel int8 weights); ORT runs its fp32 export and the QDQ export of the int8 graph',
       ],
     });
