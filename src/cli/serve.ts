@@ -35,9 +35,8 @@ export interface ServeCommandOptions {
 
 // maxBatch 32: a queue runs as soon as it is full, so under load one batch runs while the event
 // loop reads the next one's requests; a batch of every connection leaves the event loop idle while
-// it runs. At 64 connections (wrk, 3 interleaved rounds): padded SeedCNN int8 20.5-23.9K requests/s
-// with 32 against 15.4-17.4K with 64; the load bench's unpadded SeedCNN 18.2-18.8K against
-// 18.7-20.1K, with p99 9-10 ms against 11-13.
+// it runs. The load bench's SeedCNN int8 at 64 connections (wrk, 3 interleaved rounds): 24.2-24.8K
+// requests/s with 32 against 18.5-20.3K with 64.
 export const SERVE_CLI_DEFAULTS = { port: 8080, host: '127.0.0.1', maxBatch: 32, maxDelayMs: 0, shutdownTimeoutMs: 30_000 } as const;
 export const SERVE_RUNTIMES = ['kiln', 'onnxruntime'] as const;
 

@@ -310,10 +310,10 @@ export class InferenceSession implements Disposable {
           },
         );
       },
-      runPlan: (feed) => {
+      runPlan: (feed, offThread) => {
         this.checkLive();
         const ready = this.compiledNow(feed);
-        return ready ? this.runCompiled(ready, feed, true) : this.compileAndRun(feed, true);
+        return ready ? this.runCompiled(ready, feed, true, offThread) : this.compileAndRun(feed, true, offThread);
       },
       runAlone: (feed) => this.runFeed(feed),
       finish: (outputs) => this.typedOutputs(outputs),
@@ -472,16 +472,19 @@ export class InferenceSession implements Disposable {
   }
 
   private runCompiled(compiled: Compiled, feed: Feed): Promise<SessionOutputs>;
-  private runCompiled(compiled: Compiled, feed: Feed, raw: true): Promise<Float32Outputs>;
-  /** `raw`: the plan's float32 outputs, before conversion to the declared output types. */
-  private runCompiled(compiled: Compiled, feed: Feed, raw = false): Promise<SessionOutputs> {
+  private runCompiled(compiled: Compiled, feed: Feed, raw: true, offThread?: boolean): Promise<Float32Outputs>;
+  /**
+   * `raw`: the plan's float32 outputs, before conversion to the declared output types. `offThread`:
+   * on a runner thread whatever the run's estimated cost (a micro-batch, see MicroBatcher.flush).
+   */
+  private runCompiled(compiled: Compiled, feed: Feed, raw = false, offThread = false): Promise<SessionOutputs> {
     let outputs: ReturnType<typeof allocate>;
     let pending: Promise<void> | undefined;
     try {
       const wholeImage = this.unitBatch || compiled.batchInImage === true;
       const batch = wholeImage ? 1 : feed.batch;
       outputs = allocate(compiled.graph, batch, wholeImage);
-      const heavy = shouldRunAsync(compiled.graph.flopsPerImage * batch);
+      const heavy = offThread || shouldRunAsync(compiled.graph.flopsPerImage * batch);
       this.track(compiled);
       pending = compiled.plan.run(feed.arrays, outputs.arrays, batch, heavy);
     } catch (err) {
@@ -502,8 +505,8 @@ export class InferenceSession implements Disposable {
   }
 
   private compileAndRun(feed: Feed): Promise<SessionOutputs>;
-  private compileAndRun(feed: Feed, raw: true): Promise<Float32Outputs>;
-  private async compileAndRun(feed: Feed, raw = false): Promise<SessionOutputs> {
+  private compileAndRun(feed: Feed, raw: true, offThread?: boolean): Promise<Float32Outputs>;
+  private async compileAndRun(feed: Feed, raw = false, offThread = false): Promise<SessionOutputs> {
     this.inFlight++;
     let compiled: Compiled;
     try {
@@ -512,7 +515,7 @@ export class InferenceSession implements Disposable {
       this.inFlight--;
     }
     this.checkLive();
-    return raw ? this.runCompiled(compiled, feed, true) : this.runCompiled(compiled, feed);
+    return raw ? this.runCompiled(compiled, feed, true, offThread) : this.runCompiled(compiled, feed);
   }
 
   /**

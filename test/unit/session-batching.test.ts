@@ -266,6 +266,34 @@ describe('micro-batching: queue bounds', () => {
     batched.release();
   });
 
+  it('a merged run under load leaves the event loop however cheap; an idle session\'s small runs stay inline', async () => {
+    // Which runPlan calls asked for a runner thread (the last argument), in order. Every run here is
+    // far below the inline budget (int8 SeedCNN, at most 4 images): the batcher alone decides.
+    const asked: boolean[] = [];
+    const runPlan = native.runPlan;
+    native.runPlan = ((plan, args, async) => {
+      asked.push(async);
+      return runPlan(plan, args, async);
+    }) as typeof native.runPlan;
+    const run = (s: InferenceSession, from: number, n: number): Promise<unknown> =>
+      Promise.all(Array.from({ length: n }, (_, i) => s.run({ input: digits(test, from + i) })));
+    const { batched: two } = await sessionsOf('int8', { maxBatchSize: 2, maxDelayMs: 0 });
+    const { batched: wide } = await sessionsOf('int8', { maxBatchSize: 64, maxDelayMs: 0 });
+    const { batched: waits } = await sessionsOf('int8', { maxBatchSize: 3, maxDelayMs: 10_000 });
+    try {
+      await run(two, 0, 2);  // filled up within the turn: more may be coming
+      await run(two, 2, 1);  // alone
+      await run(wide, 3, 3);  // all the requests there are, on an idle session
+      const first = run(waits, 6, 3);  // filled up: leaves at once
+      const behind = run(waits, 9, 2);  // queued behind it, run when it settles
+      await Promise.all([first, behind]);
+    } finally {
+      native.runPlan = runPlan;
+    }
+    expect(asked).toEqual([true, false, false, true, true]);
+    for (const s of [two, wide, waits]) s.release();
+  });
+
   it('an onBatch that throws is a warning, not a failed run', async () => {
     const { batched } = await sessionsOf('int8', { maxBatchSize: 2, maxDelayMs: 1, onBatch: () => { throw new Error('metrics broke'); } });
     const warnings: Error[] = [];
