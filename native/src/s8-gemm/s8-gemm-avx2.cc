@@ -39,6 +39,7 @@ inline __m256i add_pairs(__m256i lo, __m256i hi) {
 struct Store {
   using Acc = __m256i;
   static constexpr bool kPairs = true;
+  static constexpr int kRowU8Vectors = 0;
   static Acc add_pairs(Acc lo, Acc hi) { return kiln::add_pairs(lo, hi); }
   template <S8Output OUT>
   static void store(const S8GemmTile& t, int r, int u, Acc x) {

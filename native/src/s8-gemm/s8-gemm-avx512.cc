@@ -42,10 +42,14 @@ inline __m512i add_pairs(__m512i lo, __m512i hi) {
 struct Store {
   using Acc = __m512i;
   static constexpr bool kPairs = true;
+  static constexpr int kRowU8Vectors = kPanels;
   static Acc add_pairs(Acc lo, Acc hi) { return kiln::add_pairs(lo, hi); }
   template <S8Output OUT>
   static void store(const S8GemmTile& t, int r, int u, Acc x) {
     avx512_epilogue::store_vector<OUT>(t, static_cast<size_t>(r), static_cast<size_t>(u), x);
+  }
+  static void store_row_u8(const S8GemmTile& t, int r, const Acc (&x)[kPanels]) {
+    avx512_epilogue::store_row_u8<kPanels>(t, static_cast<size_t>(r), x);
   }
 };
 

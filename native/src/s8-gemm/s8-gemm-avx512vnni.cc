@@ -42,9 +42,13 @@ inline void dpbusd_asm(__m512i& acc, __m512i a, __m512i b) {
 struct Store {
   using Acc = __m512i;
   static constexpr bool kPairs = false;
+  static constexpr int kRowU8Vectors = kVecs;
   template <S8Output OUT>
   static void store(const S8GemmTile& t, int r, int u, Acc x) {
     avx512_epilogue::store_vector<OUT>(t, static_cast<size_t>(r), static_cast<size_t>(u), x);
+  }
+  static void store_row_u8(const S8GemmTile& t, int r, const Acc (&x)[kVecs]) {
+    avx512_epilogue::store_row_u8<kVecs>(t, static_cast<size_t>(r), x);
   }
 };
 

@@ -24,6 +24,7 @@ constexpr size_t kCols = 16;
 struct Store {
   using Acc = __m256i;
   static constexpr bool kPairs = false;
+  static constexpr int kRowU8Vectors = 0;
   template <S8Output OUT>
   static void store(const S8GemmTile& t, int r, int u, Acc x) {
     avx2_epilogue::store_vector<OUT>(t, static_cast<size_t>(r), static_cast<size_t>(u), x);

@@ -8,6 +8,8 @@
 //   S::kPairs                    accumulators hold k-pair sums, two per output vector (vpmaddwd
 //                                kernels), finished by S::add_pairs(lo, hi); else one each (vpdpbusd)
 //   S::store<OUT>(t, r, u, x)    output vector u of row r through the output stage OUT
+//   S::kRowU8Vectors             0, or the output vectors S::store_row_u8(t, r, x) stores at once:
+//                                a whole row of a full-width tile to uint8 (packed, one store)
 //
 // The peak loop, with `P` supplying:
 //   P::kChains, P::kMacsPerStep  independent chains; multiply-adds per chain step
@@ -26,6 +28,24 @@ namespace {
 template <class S, S8Output OUT, int R, int NACC>
 void s8_store_tile(const S8GemmTile& t, const typename S::Acc (&acc)[R][NACC]) {
   constexpr int NOUT = S::kPairs ? NACC / 2 : NACC;
+  if constexpr (OUT == S8Output::kU8 && S::kRowU8Vectors == NOUT) {
+    if (t.nr == static_cast<size_t>(NOUT) * (sizeof(typename S::Acc) / sizeof(int32_t))) {
+#pragma GCC unroll 6
+      for (int r = 0; r < R; ++r) {
+        typename S::Acc x[NOUT];
+#pragma GCC unroll 4
+        for (int u = 0; u < NOUT; ++u) {
+          if constexpr (S::kPairs) {
+            x[u] = S::add_pairs(acc[r][2 * u], acc[r][2 * u + 1]);
+          } else {
+            x[u] = acc[r][u];
+          }
+        }
+        S::store_row_u8(t, r, x);
+      }
+      return;
+    }
+  }
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
