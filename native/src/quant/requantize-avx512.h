@@ -35,6 +35,17 @@ inline void store16(const S8GemmTile& t, size_t row, size_t col, __m512i acc, __
   }
 }
 
+// 64 int32 codes minus the zero point, already at most 255 - zero point (bounded above in float
+// before the conversion), to uint8 in order: int16 with saturation, + zero_point (saturating),
+// uint8 with saturation, then at least y_min. The packs work per 128-bit lane: dword j of their
+// result holds vector j % 4's elements 4 (j / 4) .. 4 (j / 4) + 3, put back in order by one vpermd.
+inline __m512i pack_u8x64(const __m512i (&q)[4], __m512i zero_point16, __m512i y_min8) {
+  const __m512i w01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zero_point16);
+  const __m512i w23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zero_point16);
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_max_epu8(_mm512_permutexvar_epi32(order, _mm512_packus_epi16(w01, w23)), y_min8);
+}
+
 // Row `row` of a tile 16 V columns wide (V = 2 or 4): V finished vectors through the uint8 output
 // stage with the bits of store16, in fewer instructions: only the upper bound is applied in float
 // (q <= hi, so q + zero_point <= y_max); int32 -> int16 -> uint8 saturating packs and a byte max
@@ -54,15 +65,10 @@ inline void store_row_u8(const S8GemmTile& t, size_t row, const __m512i (&acc)[V
     // (max with lo first, which returns lo for a NaN) sends it too.
     q[v] = _mm512_cvtps_epi32(_mm512_min_ps(hi, y));
   }
-  const __m512i zp = _mm512_set1_epi16(static_cast<int16_t>(t.zero_point));
-  const __m512i w01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
-  const __m512i w23 = V == 4 ? _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp) : w01;
-  // The packs work per 128-bit lane: dword j of the result holds vector j % 4's columns
-  // 4 (j / 4) .. 4 (j / 4) + 3 (with V = 2, vectors 2 and 3 repeat 0 and 1); back into column order.
-  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  __m512i bytes = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(w01, w23));
+  if (V == 2) q[2] = q[0], q[3] = q[1];
   const int y_min = static_cast<int>(t.lo) + t.zero_point;
-  bytes = _mm512_max_epu8(bytes, _mm512_set1_epi8(static_cast<char>(y_min)));
+  const __m512i bytes = pack_u8x64(q, _mm512_set1_epi16(static_cast<int16_t>(t.zero_point)),
+                                   _mm512_set1_epi8(static_cast<char>(y_min)));
   uint8_t* c = static_cast<uint8_t*>(t.c) + row * t.ldc;
   if (V == 4) {
     _mm512_storeu_si512(c, bytes);

@@ -5,6 +5,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include "common/simd.h"
 
+#include "quant/requantize-avx512.h"
 #include "s8-conv/quantize-rows.h"
 
 namespace kiln {
@@ -105,7 +106,6 @@ void add_u8_row_avx512(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n,
   const __m512 q_hi = _mm512_set1_ps(255.0f - p.y_zero_point);
   const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(p.y_zero_point));
   const __m512i y_min8 = _mm512_set1_epi8(static_cast<char>(static_cast<int>(p.y_min)));
-  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);  // see store_row_u8
   for (; i + 64 <= n; i += 64) {
     __m512i q[4];
 #pragma GCC unroll 4
@@ -117,10 +117,7 @@ void add_u8_row_avx512(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n,
       __asm__("" : "+v"(ra), "+v"(rb));
       q[v] = _mm512_cvtps_epi32(_mm512_min_ps(q_hi, _mm512_div_ps(_mm512_add_ps(ra, rb), ys)));
     }
-    const __m512i w01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp16);
-    const __m512i w23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp16);
-    const __m512i bytes = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(w01, w23));
-    _mm512_storeu_si512(y + i, _mm512_max_epu8(bytes, y_min8));
+    _mm512_storeu_si512(y + i, avx512_epilogue::pack_u8x64(q, zp16, y_min8));
   }
   for (; i + 16 <= n; i += 16) {
     const __m512i qa = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
