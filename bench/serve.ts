@@ -1,11 +1,12 @@
 /**
  * Serving under load (issue 16): `kiln serve` on the int8 SeedCNN with micro-batching and without,
  * against the same server code in front of onnxruntime-node on the fp32 and the int8 (QDQ) export
- * (`kiln serve --runtime onnxruntime`), each server a child process on loopback, loaded by
- * wrk (or autocannon where wrk is not installed) at 1, 8 and 64 connections for `seconds` each (default 20; `--serve-seconds` or env
- * KILN_SERVE_SECONDS). Every request is one 28x28 image on the binary tensor endpoint. Reports
- * requests/s, p50/p99 latency, ratios against the ORT fp32 server of the same run, the mean
- * micro-batch (size and run time, from the server's /metrics) and the issue's targets at 64.
+ * (`kiln serve --runtime onnxruntime`), each server a child process on loopback, loaded by wrk
+ * (autocannon where wrk is not installed) at 1, 8 and 64 connections for `seconds` each (default
+ * 20; `--serve-seconds` or env KILN_SERVE_SECONDS). Every request is one 28x28 image on the binary
+ * tensor endpoint. Reports requests/s, p50/p99 latency, ratios against the ORT fp32 server of the
+ * same run, the mean micro-batch (size and run time, from the server's /metrics) and the issue's
+ * targets at 64.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
