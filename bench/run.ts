@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every figure is a ratio against a baseline measured in the same run
  * (the CPU's FMA peak, Kiln's own fp32 path, or onnxruntime-node). Writes bench/results/latest.{json,md}
- * (some sections only: latest-<sections>.{json,md}).
+ * (some sections only: latest-<sections>.{json,md}; with --filter: latest-<sections>-filtered.*).
  *
  *   npm run bench                       # everything
  *   npm run bench -- gemm forward       # only some sections: gemm (fp32 and int8), s8gemm, forward, train, ort, int8, models, sparse, compress
@@ -90,8 +90,11 @@ async function main(): Promise<void> {
   }
   if (all || sections.has('compress')) await benchCompress(report, root);
   if (all || sections.has('serve')) await benchServe(report, { root, seconds });
-  // A run of some sections writes latest-<sections>.*, so it never replaces the full run's tables.
-  const name = all ? 'latest' : `latest-${[...sections].sort().join('-')}`;
+  // A run of some sections writes latest-<sections>.*, so it never replaces the full run's tables;
+  // one with --filter (some models only) writes latest-<sections>-filtered.*, so it never replaces
+  // the whole models table either.
+  const base = all ? 'latest' : `latest-${[...sections].sort().join('-')}`;
+  const name = filter === undefined ? base : `${base}-filtered`;
   const { json, markdown } = await report.write(join(root, 'bench', 'results'), name);
   process.stdout.write(`\nwrote ${json} and ${markdown}\n`);
 }
