@@ -97,6 +97,17 @@ void add_u8_row_avx512(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n,
   const __m512 as = _mm512_set1_ps(p.a_scale), bs = _mm512_set1_ps(p.b_scale), ys = _mm512_set1_ps(p.y_scale);
   const __m512i az = _mm512_set1_epi32(p.a_zero_point), bz = _mm512_set1_epi32(p.b_zero_point);
   const __m512 yz = _mm512_set1_ps(p.y_zero_point), lo = _mm512_set1_ps(p.y_min), hi = _mm512_set1_ps(255.0f);
+  // (a_scale * (a - a_zp) + b_scale * (b - b_zp)) / y_scale for 16 elements from `at`, unrounded.
+  const auto quotient16 = [&](size_t at) {
+    const __m512i qa = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + at)));
+    const __m512i qb = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + at)));
+    // Two products and a sum, not an FMA: the specification rounds each.
+    __m512 ra = _mm512_mul_ps(as, _mm512_cvtepi32_ps(_mm512_sub_epi32(qa, az)));
+    __m512 rb = _mm512_mul_ps(bs, _mm512_cvtepi32_ps(_mm512_sub_epi32(qb, bz)));
+    // The products rounded before the sum: GCC would otherwise contract mul + add into an FMA.
+    __asm__("" : "+v"(ra), "+v"(rb));
+    return _mm512_div_ps(_mm512_add_ps(ra, rb), ys);
+  };
   size_t i = 0;
   // 64 at a time, the lower bound taken after rounding: cvtps2dq of the quotient clamped only from
   // above (by 255 - y_zp; clamping to an integer before rounding equals after), then saturating
@@ -109,25 +120,11 @@ void add_u8_row_avx512(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n,
   for (; i + 64 <= n; i += 64) {
     __m512i q[4];
 #pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) {
-      const __m512i qa = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i + 16 * v)));
-      const __m512i qb = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i + 16 * v)));
-      __m512 ra = _mm512_mul_ps(as, _mm512_cvtepi32_ps(_mm512_sub_epi32(qa, az)));
-      __m512 rb = _mm512_mul_ps(bs, _mm512_cvtepi32_ps(_mm512_sub_epi32(qb, bz)));
-      __asm__("" : "+v"(ra), "+v"(rb));
-      q[v] = _mm512_cvtps_epi32(_mm512_min_ps(q_hi, _mm512_div_ps(_mm512_add_ps(ra, rb), ys)));
-    }
+    for (int v = 0; v < 4; ++v) q[v] = _mm512_cvtps_epi32(_mm512_min_ps(q_hi, quotient16(i + 16 * v)));
     _mm512_storeu_si512(y + i, avx512_epilogue::pack_u8x64(q, zp16, y_min8));
   }
   for (; i + 16 <= n; i += 16) {
-    const __m512i qa = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
-    const __m512i qb = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
-    // Two products and a sum, not an FMA: the specification rounds each.
-    __m512 ra = _mm512_mul_ps(as, _mm512_cvtepi32_ps(_mm512_sub_epi32(qa, az)));
-    __m512 rb = _mm512_mul_ps(bs, _mm512_cvtepi32_ps(_mm512_sub_epi32(qb, bz)));
-    // The products rounded before the sum: GCC would otherwise contract mul + add into an FMA.
-    __asm__("" : "+v"(ra), "+v"(rb));
-    const __m512 r = _mm512_roundscale_ps(_mm512_div_ps(_mm512_add_ps(ra, rb), ys), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 r = _mm512_roundscale_ps(quotient16(i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, yz), lo), hi);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(q)));
   }

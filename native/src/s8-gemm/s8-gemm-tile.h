@@ -25,6 +25,16 @@
 namespace kiln {
 namespace {
 
+// Output vector u of a row's accumulators: the one accumulator, or the sum of its pair.
+template <class S, int NACC>
+inline typename S::Acc s8_output_vector(const typename S::Acc (&row)[NACC], int u) {
+  if constexpr (S::kPairs) {
+    return S::add_pairs(row[2 * u], row[2 * u + 1]);
+  } else {
+    return row[u];
+  }
+}
+
 template <class S, S8Output OUT, int R, int NACC>
 void s8_store_tile(const S8GemmTile& t, const typename S::Acc (&acc)[R][NACC]) {
   constexpr int NOUT = S::kPairs ? NACC / 2 : NACC;
@@ -34,13 +44,7 @@ void s8_store_tile(const S8GemmTile& t, const typename S::Acc (&acc)[R][NACC]) {
       for (int r = 0; r < R; ++r) {
         typename S::Acc x[NOUT];
 #pragma GCC unroll 4
-        for (int u = 0; u < NOUT; ++u) {
-          if constexpr (S::kPairs) {
-            x[u] = S::add_pairs(acc[r][2 * u], acc[r][2 * u + 1]);
-          } else {
-            x[u] = acc[r][u];
-          }
-        }
+        for (int u = 0; u < NOUT; ++u) x[u] = s8_output_vector<S>(acc[r], u);
         S::store_row_u8(t, r, x);
       }
       return;
@@ -49,13 +53,7 @@ void s8_store_tile(const S8GemmTile& t, const typename S::Acc (&acc)[R][NACC]) {
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
-    for (int u = 0; u < NOUT; ++u) {
-      if constexpr (S::kPairs) {
-        S::template store<OUT>(t, r, u, S::add_pairs(acc[r][2 * u], acc[r][2 * u + 1]));
-      } else {
-        S::template store<OUT>(t, r, u, acc[r][u]);
-      }
-    }
+    for (int u = 0; u < NOUT; ++u) S::template store<OUT>(t, r, u, s8_output_vector<S>(acc[r], u));
   }
 }
 
