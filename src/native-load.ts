@@ -52,10 +52,23 @@ function libcText(libc: Libc): string {
 }
 
 /**
- * The prebuilt binaries this version ships (see README "Install"): the highest symbol versions
- * the linux-x64 binary needs are GLIBC_2.34 and GLIBCXX_3.4.30 (test/portability/run.mjs checks).
+ * The prebuilt binaries this version ships (see README "Install"): the linux-x64 binary is linked
+ * against glibc 2.31 with libstdc++ inside it and asks for no symbol version above GLIBC_2.28, Node
+ * 20's own floor (native/compat/glibc-floor.cc; test/portability/run.mjs checks and runs it on 2.31).
  */
-export const PREBUILT_PLATFORMS = 'linux-x64 with glibc 2.34+ and libstdc++ of GCC 12+ (Debian 12+, Ubuntu 22.04+, Fedora 36+)';
+export const PREBUILT_PLATFORMS = 'linux-x64 with glibc 2.28+ (Debian 10+, Ubuntu 20.04+, RHEL 8+, Amazon Linux 2023, Fedora 29+), any libstdc++';
+
+/** The oldest glibc the linux-x64 prebuilt binary loads on. */
+export const PREBUILT_GLIBC_FLOOR = '2.28';
+
+function olderThan(version: string, floor: string): boolean {
+  const a = version.split('.').map(Number);
+  const b = floor.split('.').map(Number);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) < (b[i] ?? 0);
+  }
+  return false;
+}
 
 /**
  * The message of ERR_KILN_NATIVE_LOAD. `attempts` in the order they were made; `root` is the
@@ -75,6 +88,9 @@ export function nativeLoadMessage(attempts: readonly LoadAttempt[], root: string
       'This is a musl system (Alpine): the linux-x64 prebuilt binary needs glibc and is not used here. ' +
         'Build from source (apk add build-base python3), or run on a glibc image (node:20-bookworm-slim).',
     );
+  }
+  if (libc.family === 'glibc' && libc.version && olderThan(libc.version, PREBUILT_GLIBC_FLOOR)) {
+    lines.push(`This glibc (${libc.version}) is older than the ${PREBUILT_GLIBC_FLOOR} the prebuilt binary needs: build from source.`);
   }
   lines.push(
     'To build from source (needs python3, make and a C++17 compiler: apt-get install python3 make g++):',

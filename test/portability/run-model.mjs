@@ -1,7 +1,7 @@
 // One model run for the portability test (run.mjs), as a user runs Kiln: imports the package
 // given as argv[2] (the published name, or the in-tree dist/src/index.js as a file URL), runs the
 // fp32 and int8 SeedCNN models of argv[3] on the first 8 held-out MNIST digits with one kernel
-// thread, and prints one JSON line: the ISA Kiln chose and both models' logits.
+// thread, and prints one JSON line: the ISA Kiln chose, the glibc it ran on and both models' logits.
 //   node run-model.mjs <package> <models dir> [--make]
 // --make first trains the models (1 epoch, seeded) and calibrates the int8 one, and saves both.
 import { join } from 'node:path';
@@ -24,7 +24,8 @@ if (make === '--make') {
 
 const count = 8;
 const pixels = test.images.slice(0, count * 784);
-const out = { isa: cpuInfo().isa, bestIsa: cpuInfo().bestIsa, labels: Array.from(test.labels.slice(0, count)), logits: {} };
+const glibc = process.report.getReport().header.glibcVersionRuntime ?? null;
+const out = { isa: cpuInfo().isa, bestIsa: cpuInfo().bestIsa, glibc, labels: Array.from(test.labels.slice(0, count)), logits: {} };
 for (const [name, file] of [['fp32', FP32], ['int8', INT8]]) {
   const session = await InferenceSession.create(file);
   const result = await session.run({ [session.inputNames[0]]: new Tensor('float32', pixels.slice(), [count, 1, 28, 28]) });

@@ -12,7 +12,9 @@
 //     `qemu-x86_64 -cpu Haswell` (AVX2, no AVX-512) and `-cpu qemu64` (plain x86-64, no AVX).
 //     Emulated runs must pick avx2 / scalar, hit no illegal instruction, and match the native run
 //     forced onto the same path (KILN_ISA): int8 logits bit for bit (the int8 kernels are exact on
-//     every ISA), fp32 within 1e-5 of the largest logit, same top-1.
+//     every ISA), fp32 within 1e-5 of the largest logit, same top-1. And natively on Debian 11's
+//     glibc 2.31 (native/tools/glibc-sysroot.mjs: its loader starts Node with its libraries), the
+//     oldest glibc this machine can fetch, after checking the binary's symbol versions for 2.28.
 //  4. The C++ kernel tests (build-native, baseline flags + per-ISA objects) under both CPU models
 //     (QEMU_NATIVE_TESTS; the two slowest run natively only).
 // Needs qemu-user (Debian: apt-get install qemu-user; .ci/run installs it). Prints one JSON
@@ -23,6 +25,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpath
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { SYSROOT_GLIBC, ensureSysroot, sysrootRunner } from '../../native/tools/glibc-sysroot.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const NAME = '@kiln-ml/kiln';
@@ -38,7 +41,7 @@ const CPUS = [
  * f32-gemm-test (215 s under -cpu Haswell; the GEMM kernels also run in conv-test and plan-test) and
  * isa-switch-test (a thread stress test of setIsa, > 300 s emulated).
  */
-const QEMU_NATIVE_TESTS = ['compare-test', 'conv-test', 'dispatch-test', 'norm-test', 'plan-test', 's8-conv-test', 's8-gemm-test', 's8-sparse-test', 'sparse-conv-test', 'sparse-nm-test', 'sparse-test', 'thread-pool-test'];
+const QEMU_NATIVE_TESTS = ['compare-test', 'conv-test', 'dispatch-test', 'glibc-floor-test', 'norm-test', 'plan-test', 's8-conv-test', 's8-gemm-test', 's8-sparse-test', 'sparse-conv-test', 'sparse-nm-test', 'sparse-test', 'thread-pool-test'];
 const NATIVE_ONLY = ['f32-gemm-test', 'isa-switch-test'];
 const args = process.argv.slice(2);
 const option = (flag) => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
@@ -95,13 +98,27 @@ const prebuildLine = listing.find((l) => l.endsWith(`package/${PREBUILD}`));
 check(prebuildLine !== undefined, `the tarball holds ${PREBUILD}`);
 summary.prebuildBytes = Number(prebuildLine.split(/\s+/)[2]);
 summary.tarballBytes = statSync(tarball).size;
-// The oldest C and C++ runtimes the prebuilt binary asks for, as README "Install" states them.
+// The C and C++ runtimes the prebuilt binary asks for, as README "Install" states them: glibc 2.28
+// at most (Node 20's own floor; native/compat/glibc-floor.cc), no libstdc++ (linked in statically),
+// only the C runtime's libraries, and every symbol it takes from them versioned (an unversioned one
+// binds to whatever the running glibc has, or fails to load where it has none).
 must(sh('tar', ['-xzf', tarball, '-C', work, `package/${PREBUILD}`]), 'tar -x the prebuild');
-const needs = must(sh('objdump', ['-T', join(work, 'package', PREBUILD)]), 'objdump -T the prebuild').stdout;
-const newest = (prefix) => [...needs.matchAll(new RegExp(`\\b${prefix}_([0-9.]+)`, 'g'))].map((m) => m[1].split('.').map(Number)).sort((a, b) => { for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0); return 0; }).pop()?.join('.');
-summary.prebuildNeeds = { glibc: newest('GLIBC'), glibcxx: newest('GLIBCXX') };
-check(['2.34', '2.33', '2.32', '2.31', '2.30'].includes(summary.prebuildNeeds.glibc) && ['3.4.30', '3.4.29', '3.4.28'].includes(summary.prebuildNeeds.glibcxx), `the prebuild needs at most glibc 2.34 and GLIBCXX_3.4.30, as README says (GLIBC_${summary.prebuildNeeds.glibc}, GLIBCXX_${summary.prebuildNeeds.glibcxx})`);
-const sections = must(sh('readelf', ['-S', '-W', join(work, 'package', PREBUILD)]), 'readelf -S the prebuild').stdout;
+const prebuildPath = join(work, 'package', PREBUILD);
+const dynamicSymbols = must(sh('objdump', ['-T', prebuildPath]), 'objdump -T the prebuild').stdout;
+const versions = (prefix) => [...dynamicSymbols.matchAll(new RegExp(`\\b${prefix}_([0-9.]+)`, 'g'))].map((m) => m[1]);
+const byVersion = (a, b) => { const x = a.split('.').map(Number), y = b.split('.').map(Number); for (let i = 0; i < 3; i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0); return 0; };
+summary.prebuildNeeds = { glibc: versions('GLIBC').sort(byVersion).pop(), glibcxx: versions('GLIBCXX').sort(byVersion).pop() ?? null };
+check(byVersion(summary.prebuildNeeds.glibc, '2.28') <= 0, `the prebuild needs at most glibc 2.28, as README says (GLIBC_${summary.prebuildNeeds.glibc})`);
+check(summary.prebuildNeeds.glibcxx === null && versions('CXXABI').length === 0, 'the prebuild needs no libstdc++ (no GLIBCXX_ or CXXABI_ symbol version)');
+const needed = [...must(sh('readelf', ['-d', prebuildPath]), 'readelf -d the prebuild').stdout.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+const C_RUNTIME = ['libc.so.6', 'libm.so.6', 'libpthread.so.0', 'libdl.so.2', 'libgcc_s.so.1', 'ld-linux-x86-64.so.2'];
+summary.prebuildNeeded = needed;
+check(needed.length > 0 && needed.every((lib) => C_RUNTIME.includes(lib)), `the prebuild links only the C runtime's libraries (${needed.join(', ')})`);
+const unversioned = dynamicSymbols.split('\n').filter((l) => /\*UND\*/.test(l) && !/\bw\s+D/.test(l) && !/\((GLIBC|GCC)_[0-9.]+\)/.test(l)).map((l) => l.trim().split(/\s+/).pop()).filter((name) => !/^(napi|node_api)_/.test(name));
+check(unversioned.length === 0, `every symbol the prebuild takes from the C runtime is versioned; the rest are Node-API's (unversioned: ${unversioned.join(', ') || 'none'})`);
+const exported = dynamicSymbols.split('\n').filter((l) => /^[0-9a-f]{16}\s/.test(l) && !/\*UND\*/.test(l)).map((l) => l.trim().split(/\s+/).pop()).sort();
+check(JSON.stringify(exported) === JSON.stringify(['napi_register_module_v1', 'node_api_module_get_api_version_v1']), `the prebuild exports Node-API's two entry points and nothing else (native/addon/exports.map; got ${exported.length}: ${exported.slice(0, 5).join(', ')})`);
+const sections = must(sh('readelf', ['-S', '-W', prebuildPath]), 'readelf -S the prebuild').stdout;
 check(sections.includes('.text') && !/\.symtab|\.debug_info/.test(sections), 'the prebuild is stripped (no .symtab, no debug info)');
 check(!files.some((f) => f.startsWith('build/')), 'the tarball holds no build/ folder (nothing compiled here is shipped but the prebuild)');
 check(files.includes('dist/src/index.js') && files.includes('bin/kiln.js'), 'the tarball holds dist/src/index.js and bin/kiln.js');
@@ -179,6 +196,12 @@ for (const { isa } of CPUS) {
   check(native[isa].isa === isa, `KILN_ISA=${isa} natively runs on ${isa}`);
 }
 summary.runs = { [`native ${native.best.isa}`]: native.best.seconds };
+step(`the installed package on Debian 11's glibc ${SYSROOT_GLIBC} (Node started by that glibc's loader, with its libraries only)`);
+const { loader, libraryPath } = sysrootRunner(ensureSysroot());
+const oldGlibc = runInstalled(undefined, [loader, '--library-path', libraryPath]);
+summary.runs[`glibc ${oldGlibc.glibc}`] = oldGlibc.seconds;
+check(oldGlibc.glibc === SYSROOT_GLIBC, `the run used glibc ${SYSROOT_GLIBC} (process.report says ${oldGlibc.glibc}; natively ${native.best.glibc})`);
+summary.comparisons[`glibc ${SYSROOT_GLIBC} vs native`] = same(oldGlibc, native.best, `glibc ${SYSROOT_GLIBC} vs glibc ${native.best.glibc}`);
 for (const { model, isa } of CPUS) {
   step(`qemu-x86_64 -cpu ${model}: the installed package (expects ${isa})`);
   const emulated = runInstalled(undefined, [qemuPath, '-cpu', model]);

@@ -111,4 +111,10 @@ describe('native addon loader', () => {
     expect(message).toContain('apk add build-base python3');
     expect(nativeLoadMessage([], '/pkg', { family: 'glibc', version: '2.36' })).not.toContain('musl system');
   });
+
+  it('on a glibc older than the prebuilt binary needs says so', () => {
+    const attempt = [{ kind: 'prebuilt binary', path: '/x.node', error: "version `GLIBC_2.28' not found" }];
+    expect(nativeLoadMessage(attempt, '/pkg', { family: 'glibc', version: '2.27' })).toContain('This glibc (2.27) is older than the 2.28 the prebuilt binary needs');
+    for (const version of ['2.28', '2.31', '2.36', '3.0']) expect(nativeLoadMessage(attempt, '/pkg', { family: 'glibc', version })).not.toContain('is older than');
+  });
 });
