@@ -9,6 +9,7 @@
  * targets at 64.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -52,6 +53,25 @@ interface Server {
   child: ChildProcess;
   base: string;
   output: () => string;
+}
+
+/**
+ * The guest's idle polling, which decides what 1 connection measures: where an idle vCPU halts at
+ * once (halt-polling off), the client and server pay a vCPU wake-up per turn, and a runtime that
+ * spins its threads between runs (ORT) pays none (docs/serving.md, "How fast").
+ */
+function idleNote(): string {
+  const read = (path: string): string | undefined => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const driver = read('/sys/devices/system/cpu/cpuidle/current_driver') ?? 'unknown';
+  const pollNs = read('/sys/module/haltpoll/parameters/guest_halt_poll_ns');
+  const polling = pollNs === undefined ? '' : `, guest_halt_poll_ns=${pollNs}${pollNs === '0' ? ' (an idle vCPU halts at once: each wake-up costs tens of microseconds)' : ''}`;
+  return `idle policy of this machine: cpuidle driver ${driver}${polling}. At 1 connection client and server take turns, so wake-ups weigh on every request; ORT's thread pool spins between runs and keeps a vCPU awake, Kiln runs a single SeedCNN image inline (15 us, against ORT's 48 us in-process) and sleeps: see docs/serving.md "How fast"`;
 }
 
 /** `kiln serve <args>` on a free loopback port, once it says it is ready. */
@@ -322,6 +342,7 @@ export async function benchServe(report: Report, opts: ServeBenchOptions): Promi
         ...notes,
         'model p99 ms: kiln_model_duration_seconds, from a request handed to the model (run()) to its outputs back in the event loop: its wait in the micro-batch queue and its batch\'s run; the upper bound of the histogram bucket holding the 99th percentile (buckets 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10 ms ...)',
         'server-side mean ms: kiln_http_request_duration_seconds (a request\'s arrival in the server\'s event loop to its response\'s end, infer requests); the rest of the client\'s latency is time in socket buffers and the client\'s own event loop',
+        idleNote(),
         `the load generator (${generator.name}) runs on the same ${threads} cores as the server it loads, so it competes with it for CPU: absolute figures are lower than on a separate client machine, and the ratios hold only for this setup. ${generator.why}`,
         'model: seeded SeedCNN (speed does not depend on the weights) quantized by Kiln\'s PTQ (min/max, uint8 activations, per-channel int8 weights); ORT runs its fp32 export and the QDQ export of the int8 graph',
       ],
