@@ -71,7 +71,7 @@ function idleNote(): string {
   const driver = read('/sys/devices/system/cpu/cpuidle/current_driver') ?? 'unknown';
   const pollNs = read('/sys/module/haltpoll/parameters/guest_halt_poll_ns');
   const polling = pollNs === undefined ? '' : `, guest_halt_poll_ns=${pollNs}${pollNs === '0' ? ' (an idle vCPU halts at once: each wake-up costs tens of microseconds)' : ''}`;
-  return `idle policy of this machine: cpuidle driver ${driver}${polling}. At 1 connection client and server take turns, so wake-ups weigh on every request; ORT's thread pool spins between runs and keeps a vCPU awake, Kiln runs a single SeedCNN image inline (15 us, against ORT's 48 us in-process) and sleeps: see docs/serving.md "How fast"`;
+  return `idle policy of this machine: cpuidle driver ${driver}${polling}. At 1 connection client and server take turns, so wake-ups weigh on every request; ORT's thread pool spins between runs and keeps a vCPU awake, Kiln runs a single SeedCNN image inline and sleeps: see docs/serving.md "How fast" for the in-process run times and a run with the vCPUs kept awake`;
 }
 
 /** `kiln serve <args>` on a free loopback port, once it says it is ready. */
