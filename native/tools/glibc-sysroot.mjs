@@ -29,8 +29,8 @@ export function defaultSysrootDir() {
   return join(ROOT, 'build-sysroot', `debian-${SYSROOT_SUITE}-amd64`);
 }
 
-function run(command, args, what) {
-  const r = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+function run(command, args, what, cwd = undefined) {
+  const r = spawnSync(command, args, { cwd, encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.error || r.status !== 0) {
     throw new Error(`glibc-sysroot: ${what} failed (${command} ${args.join(' ')}): ${r.error?.message ?? `exit ${r.status}`}\n${(r.stderr ?? '').slice(-2000)}`);
   }
@@ -96,8 +96,7 @@ export function ensureSysroot(dir = defaultSysrootDir()) {
   run('apt-get', [...options, 'update'], `apt-get update for Debian ${SYSROOT_SUITE}`);
   const debs = join(apt, 'debs');
   mkdirSync(debs);
-  const download = spawnSync('apt-get', [...options, 'download', ...PACKAGES.map((p) => `${p}:amd64`)], { cwd: debs, encoding: 'utf8' });
-  if (download.error || download.status !== 0) throw new Error(`glibc-sysroot: apt-get download ${PACKAGES.join(' ')} failed: ${download.error?.message ?? download.stderr.slice(-2000)}`);
+  run('apt-get', [...options, 'download', ...PACKAGES.map((p) => `${p}:amd64`)], `apt-get download ${PACKAGES.join(' ')}`, debs);
   const files = readdirSync(debs).filter((f) => f.endsWith('.deb'));
   for (const pkg of PACKAGES) {
     if (!files.some((f) => f.startsWith(`${pkg}_`))) throw new Error(`glibc-sysroot: ${pkg} was not downloaded (got ${files.join(', ')})`);
