@@ -53,7 +53,6 @@
             "-L<(kiln_sysroot)/usr/lib/x86_64-linux-gnu",
             "-L<(kiln_sysroot)/lib/x86_64-linux-gnu",
             "-static-libstdc++",
-            "-Wl,--exclude-libs,ALL",
             "-Wl,--wrap=exp,--wrap=log,--wrap=pow,--wrap=pthread_cond_clockwait"
           ]
         }]
