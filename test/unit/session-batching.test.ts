@@ -312,8 +312,14 @@ describe('micro-batching: queue bounds', () => {
 });
 
 describe('micro-batching: buffers, release, runSync', () => {
-  it('inputs transferred, shrunk or overwritten right after run() leave the results unchanged', async () => {
-    const { plain, batched } = await sessionsOf('fp32', { maxBatchSize: 16, maxDelayMs: 5 });
+  // 16 / 5 ms: one merged run when the delay ends, as its cost decides; 4 / 0 ms: three batches
+  // that fill up as requests arrive, so each runs on a runner thread (MicroBatcher.flush) while the
+  // callers' buffers go away.
+  it.each([
+    { maxBatchSize: 16, maxDelayMs: 5 },
+    { maxBatchSize: 4, maxDelayMs: 0 },
+  ])('inputs transferred, shrunk or overwritten right after run() leave the results unchanged (%o)', async (batching) => {
+    const { plain, batched } = await sessionsOf('fp32', batching);
     const want = await Promise.all(Array.from({ length: 12 }, (_, i) => plain.run({ input: digits(test, i) })));
     const pending = Array.from({ length: 12 }, (_, i) => {
       const src = digits(test, i).data;
