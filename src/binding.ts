@@ -299,6 +299,16 @@ export interface NativeTestHooks {
   s8GemmKernel(): string;
   /** How many sparse-or-dense timings ('auto') plan builds have run in this process (the rest were remembered). */
   sparseChoiceMeasurements(): number;
+  /**
+   * Runs whose large inputs an int8 plan read in place while the JS thread waited (`lent`), and
+   * those whose inputs the JS thread copied first because no runner took them in time (`copied`).
+   */
+  inputLoans(): { lent: number; copied: number };
+  /**
+   * How long (us) the JS thread waits for a runner to take a run's large inputs, polling or not,
+   * so that either side can be made to win; -1 restores the default (50 us for a polling runner).
+   */
+  forceHandoffPatience(microseconds: number): void;
 }
 
 function packageRoot(): string {

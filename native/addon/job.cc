@@ -38,30 +38,59 @@ inline void cpu_relax() {
 #endif
 }
 
+// Jobs whose inputs were lent (read in place) or copied after all (InputHandoff::take), and the
+// JS thread's patience when a test sets it (-1: kHandoffPatience for a polling runner, else 0).
+std::atomic<uint64_t> loans_lent{0}, loans_copied{0};
+std::atomic<int64_t> forced_patience_us{-1};
+
 // Who makes a job's pending input copies: the runner when it starts on the job in time, otherwise
 // the JS thread. Whichever claims them first makes them; run_job returns only once they are made.
-class InputHandoff {
+// A job that borrows its inputs instead (InputLender) claims them to read them in place, and the
+// JS thread then waits until it gives them back.
+class InputHandoff final : public InputLender {
  public:
-  // Makes the copies unless the other side has claimed them; returns once they are made.
-  void complete(JobMemory& memory) {
+  explicit InputHandoff(JobMemory& memory) : memory_(memory) {}
+
+  // Makes the copies unless the other side has claimed them; returns once they are made (or
+  // given back).
+  void complete() {
     int expected = kUnclaimed;
     if (state_.compare_exchange_strong(expected, kCopying, std::memory_order_acq_rel)) {
-      memory.copy_pending();
+      memory_.copy_pending();
       state_.store(kDone, std::memory_order_release);
       return;
     }
     while (state_.load(std::memory_order_acquire) != kDone) cpu_relax();
   }
   // JS thread: gives a runner `patience` to claim the copies, then completes them.
-  void await_from_js(JobMemory& memory, std::chrono::microseconds patience) {
+  void await_from_js(std::chrono::microseconds patience) {
     const auto deadline = std::chrono::steady_clock::now() + patience;
     while (state_.load(std::memory_order_acquire) == kUnclaimed && std::chrono::steady_clock::now() < deadline) cpu_relax();
-    complete(memory);
+    complete();
+  }
+
+  // Runner: borrows the caller's arrays unless the JS thread has claimed them (then waits for its
+  // copies).
+  bool take() override {
+    int expected = kUnclaimed;
+    lent_ = state_.compare_exchange_strong(expected, kLent, std::memory_order_acq_rel);
+    if (!lent_) complete();
+    (lent_ ? loans_lent : loans_copied).fetch_add(1, std::memory_order_relaxed);
+    taken_ = true;
+    return lent_;
+  }
+  void give_back() override {
+    if (!taken_) complete();  // never taken (the work failed or did not run): unblock the JS thread
+    if (lent_) state_.store(kDone, std::memory_order_release);
+    lent_ = false;
+    taken_ = true;
   }
 
  private:
-  static constexpr int kUnclaimed = 0, kCopying = 1, kDone = 2;
+  static constexpr int kUnclaimed = 0, kCopying = 1, kLent = 2, kDone = 3;
+  JobMemory& memory_;
   std::atomic<int> state_{kUnclaimed};
+  bool lent_ = false, taken_ = false;  // the runner's side only
 };
 
 // Copies of finished jobs, kept for the next job of the same rounded size. A fresh allocation
@@ -180,6 +209,16 @@ void* JobMemory::stage(void* js, size_t bytes, const Napi::Value& array, const c
 void JobMemory::copy_pending() {
   for (const PendingCopy& c : pending_) std::memcpy(c.to, c.from, c.bytes);
   pending_.clear();
+}
+
+InputLoanCounts input_loan_counts() { return {loans_lent.load(), loans_copied.load()}; }
+void force_handoff_patience(int64_t microseconds) { forced_patience_us.store(microseconds < 0 ? -1 : microseconds); }
+
+const void* JobMemory::source(const void* staged) const {
+  for (const PendingCopy& c : pending_) {
+    if (c.to == staged) return c.from;
+  }
+  return staged;
 }
 
 void JobMemory::deliver() {
@@ -349,6 +388,65 @@ void settle(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job) {
 
 }  // namespace
 
+namespace {
+
+// Submits an async job. Its work is job->work, which finds the pending inputs copied when it
+// starts, or, when `lent_work` is given and there are pending inputs, lent_work, which borrows
+// them through the handoff.
+Napi::Value submit(Napi::Env env, Job* job, std::function<void(InputLender&)> lent_work) {
+  Napi::Promise promise = job->deferred.Promise();
+  EnvJobs& jobs = env_jobs(env);
+  if (jobs.in_flight++ == 0) jobs.link->completion.Ref(env);
+  {
+    std::lock_guard<std::mutex> lock(jobs.link->mutex);
+    ++jobs.link->running;
+  }
+  // Large inputs are copied by the runner (JobMemory::has_pending) or lent to its work; this
+  // thread waits for the copies or the end of the loan, so JavaScript cannot touch the arrays
+  // while a runner reads them.
+  std::shared_ptr<InputHandoff> handoff = job->memory.has_pending() ? std::make_shared<InputHandoff>(job->memory) : nullptr;
+  const bool lending = handoff && lent_work;
+  const bool polling = run_on_runner([job, link = jobs.link, handoff, lending, lent_work = std::move(lent_work)] {
+    if (handoff && !lending) handoff->complete();
+    bool alive;
+    {
+      std::lock_guard<std::mutex> lock(link->mutex);
+      alive = link->alive;
+    }
+    if (alive) {
+      try {
+        if (lending) {
+          lent_work(*handoff);
+        } else {
+          job->work();
+        }
+      } catch (const std::exception& e) {
+        job->failed = true;
+        job->error = e.what();
+      } catch (...) {
+        job->failed = true;
+        job->error = "unknown native error";
+      }
+    }
+    if (lending) handoff->give_back();  // no-op when the work gave them back
+    Job* dropped = job;
+    {
+      std::lock_guard<std::mutex> lock(link->mutex);
+      // The queue is unbounded; a call refused (the function is closing) leaves the job to us.
+      if (link->alive && link->completion.NonBlockingCall(job) == napi_ok) dropped = nullptr;
+      if (--link->running == 0) link->idle.notify_all();
+    }
+    if (dropped != nullptr) discard(dropped);
+  });
+  if (handoff) {
+    const int64_t forced = forced_patience_us.load(std::memory_order_relaxed);
+    handoff->await_from_js(forced >= 0 ? std::chrono::microseconds(forced) : polling ? kHandoffPatience : std::chrono::microseconds(0));
+  }
+  return promise;
+}
+
+}  // namespace
+
 Napi::Value run_job_with_result(Napi::Env env, JobMemory memory, std::function<void()> work,
                                 std::function<Napi::Value(Napi::Env)> result) {
   if (!memory.async()) {
@@ -363,45 +461,23 @@ Napi::Value run_job_with_result(Napi::Env env, JobMemory memory, std::function<v
   Job* job = new Job(env, std::move(memory));
   job->work = std::move(work);
   job->result = std::move(result);
-  Napi::Promise promise = job->deferred.Promise();
-  EnvJobs& jobs = env_jobs(env);
-  if (jobs.in_flight++ == 0) jobs.link->completion.Ref(env);
-  {
-    std::lock_guard<std::mutex> lock(jobs.link->mutex);
-    ++jobs.link->running;
+  return submit(env, job, nullptr);
+}
+
+Napi::Value run_job_lending_inputs(Napi::Env env, JobMemory memory, std::function<void(InputLender&)> work) {
+  if (!memory.async() || !memory.has_pending()) {
+    // Nothing to lend: the inputs are the caller's (inline) or already copied.
+    struct Owned final : InputLender {
+      bool take() override { return false; }
+      void give_back() override {}
+    };
+    return run_job(env, std::move(memory), [work = std::move(work)] {
+      Owned owned;
+      work(owned);
+    });
   }
-  // Large inputs are copied by the runner (JobMemory::has_pending); this thread waits for them, so
-  // JavaScript cannot touch the arrays before they are copied.
-  std::shared_ptr<InputHandoff> handoff = job->memory.has_pending() ? std::make_shared<InputHandoff>() : nullptr;
-  const bool polling = run_on_runner([job, link = jobs.link, handoff] {
-    if (handoff) handoff->complete(job->memory);
-    bool alive;
-    {
-      std::lock_guard<std::mutex> lock(link->mutex);
-      alive = link->alive;
-    }
-    if (alive) {
-      try {
-        job->work();
-      } catch (const std::exception& e) {
-        job->failed = true;
-        job->error = e.what();
-      } catch (...) {
-        job->failed = true;
-        job->error = "unknown native error";
-      }
-    }
-    Job* dropped = job;
-    {
-      std::lock_guard<std::mutex> lock(link->mutex);
-      // The queue is unbounded; a call refused (the function is closing) leaves the job to us.
-      if (link->alive && link->completion.NonBlockingCall(job) == napi_ok) dropped = nullptr;
-      if (--link->running == 0) link->idle.notify_all();
-    }
-    if (dropped != nullptr) discard(dropped);
-  });
-  if (handoff) handoff->await_from_js(job->memory, polling ? kHandoffPatience : std::chrono::microseconds(0));
-  return promise;
+  Job* job = new Job(env, std::move(memory));
+  return submit(env, job, std::move(work));
 }
 
 Napi::Value run_job(Napi::Env env, JobMemory memory, std::function<void()> work) {

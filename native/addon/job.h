@@ -11,8 +11,9 @@
 // after checking that each array still has the elements it had (the copies' memory is recycled
 // between jobs: job.cc's BlockCache). Arrays over memory the addon lent
 // (lent-memory.h: the tensors Kiln allocates) are used in place: the job holds a reference to
-// their block instead. An inline call runs before any JavaScript can run and uses the arrays in
-// place.
+// their block instead. Work that reads its large inputs only in a cheap first pass may borrow them
+// rather than have them copied (run_job_lending_inputs): the JS thread waits until it gives them
+// back. An inline call runs before any JavaScript can run and uses the arrays in place.
 #pragma once
 #include <napi.h>
 
@@ -59,6 +60,9 @@ class JobMemory {
   // cannot change). Whether any are pending, and making them (any thread, once).
   bool has_pending() const { return !pending_.empty(); }
   void copy_pending();
+  // The caller's array behind `staged` (what read() returned) when its copy is pending, else
+  // `staged`: what a job reads in place when its inputs are lent (run_job_lending_inputs).
+  const void* source(const void* staged) const;
 
   // On the JS thread after the job succeeded: copies what it wrote into the caller's arrays.
   // Throws ArgError (TypeError) naming an array that no longer holds its elements.
@@ -97,6 +101,31 @@ class JobMemory {
 // thread (true: returns a Promise that resolves with undefined or rejects with ERR_KILN_NATIVE).
 // `work` may use only pointers that `memory` handed out.
 Napi::Value run_job(Napi::Env env, JobMemory memory, std::function<void()> work);
+
+// The large inputs of an async job (JobMemory::has_pending) lent to its work rather than copied,
+// for work that reads them only at its start (a plan whose inputs_read_first()). The work calls
+// take() once it is ready to read: true when the runner got there while the JS thread was still
+// waiting for the copies, and then the work reads the caller's arrays in place (JobMemory::source)
+// until it calls give_back(), the JS thread waiting on; false when the JS thread made the copies
+// (the runner came late), which the work then reads. give_back() is called once, after take(),
+// also when the work fails; run_job_lending_inputs calls it when the work did not.
+class InputLender {
+ public:
+  virtual bool take() = 0;
+  virtual void give_back() = 0;
+
+ protected:
+  ~InputLender() = default;
+};
+Napi::Value run_job_lending_inputs(Napi::Env env, JobMemory memory, std::function<void(InputLender&)> work);
+// Loans so far in this process: lent (read in place) and not (the JS thread copied them first).
+struct InputLoanCounts {
+  uint64_t lent = 0, copied = 0;
+};
+InputLoanCounts input_loan_counts();
+// Tests: how long the JS thread waits for a runner to take a job's large inputs (whether or not
+// one is polling), so that a test can make either side win; negative restores the default.
+void force_handoff_patience(int64_t microseconds);
 
 // Same, resolving with the value `result()` builds on the JS thread after the work.
 Napi::Value run_job_with_result(Napi::Env env, JobMemory memory, std::function<void()> work,

@@ -218,7 +218,23 @@ Napi::Value CreatePlan(const Napi::CallbackInfo& info) {
 
 struct Buffers {
   std::vector<const float*> in;
+  std::vector<const float*> in_place;  // the caller's arrays behind `in` (lent runs)
   std::vector<float*> out;
+};
+
+// A plan run's side of a loan of its inputs from the JS thread (run_job_lending_inputs).
+class PlanInputLoan final : public kiln::Plan::InputLoan {
+ public:
+  PlanInputLoan(InputLender& lender, const Buffers& buffers) : lender_(lender), buffers_(buffers) {}
+  Taken take() override {
+    const bool lent = lender_.take();
+    return {lent ? buffers_.in_place.data() : buffers_.in.data(), lent};
+  }
+  void release() override { lender_.give_back(); }
+
+ private:
+  InputLender& lender_;
+  const Buffers& buffers_;
 };
 
 Napi::Value RunPlan(const Napi::CallbackInfo& info) {
@@ -265,6 +281,15 @@ Napi::Value RunPlan(const Napi::CallbackInfo& info) {
     };
     read_list("inputs", plan->num_inputs(), false);
     read_list("outputs", plan->num_outputs(), true);
+    if (async && mem.has_pending() && plan->inputs_read_first()) {
+      // An int8 model's inputs go through QuantizeLinear first: it reads the caller's arrays in
+      // place while this thread waits, where a copy of them would cost as much as that pass.
+      for (const float* p : buffers->in) buffers->in_place.push_back(static_cast<const float*>(mem.source(p)));
+      return run_job_lending_inputs(env, std::move(mem), [plan, buffers, batch](InputLender& lender) {
+        PlanInputLoan loan(lender, *buffers);
+        plan->run(loan, buffers->out.data(), batch);
+      });
+    }
     return run_job(env, std::move(mem), [plan, buffers, batch] { plan->run(buffers->in.data(), buffers->out.data(), batch); });
   }
   KILN_ADDON_CATCH(env)

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "args.h"
+#include "job.h"
 #include "kiln/f32-gemm.h"
 #include "kiln/s8-gemm.h"
 #include "kiln/thread-pool.h"
@@ -147,6 +148,25 @@ void register_test_hooks(Napi::Env env, Napi::Object exports) {
                                               return Napi::Number::New(info.Env(), static_cast<double>(kiln::runtime::sparse_choice_measurements()));
                                             },
                                             "sparseChoiceMeasurements"));
+  hooks.Set("inputLoans", Napi::Function::New(
+                              env,
+                              [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                const InputLoanCounts c = input_loan_counts();
+                                Napi::Object out = Napi::Object::New(info.Env());
+                                out.Set("lent", Napi::Number::New(info.Env(), static_cast<double>(c.lent)));
+                                out.Set("copied", Napi::Number::New(info.Env(), static_cast<double>(c.copied)));
+                                return out;
+                              },
+                              "inputLoans"));
+  hooks.Set("forceHandoffPatience", Napi::Function::New(
+                                       env,
+                                       [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                         Napi::Object args = Napi::Object::New(info.Env());
+                                         args.Set("microseconds", info.Length() > 0 ? info[0] : info.Env().Undefined());
+                                         force_handoff_patience(static_cast<int64_t>(get_int(args, "microseconds", -1, 1000000)));
+                                         return info.Env().Undefined();
+                                       },
+                                       "forceHandoffPatience"));
 #if defined(KILN_SANITIZED)
   hooks.Set("sanitizerProbe", Napi::Function::New(env, SanitizerProbe, "sanitizerProbe"));
 #endif

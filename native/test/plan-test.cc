@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <thread>
@@ -588,11 +589,127 @@ void test_max_pool() {
   check(cases >= 120, "MaxPool cases run");
 }
 
+// A loan that records its calls and, at release, overwrites the lent arrays with NaN as a caller
+// taking its memory back would: any step reading the inputs after the release changes the result.
+class PoisoningLoan final : public kiln::Plan::InputLoan {
+ public:
+  PoisoningLoan(std::vector<float>* lent, std::vector<float>* copies, bool lend) : lent_(lent), copies_(copies), lend_(lend) {
+    lent_ptrs_.push_back(lent_->data());
+    copy_ptrs_.push_back(copies_->data());
+  }
+  Taken take() override {
+    ++takes;
+    return {lend_ ? lent_ptrs_.data() : copy_ptrs_.data(), lend_};
+  }
+  void release() override {
+    ++releases;
+    for (float& v : *lent_) v = std::nanf("");
+    if (watched != nullptr) output_written_at_release = (*watched)[0] != kSentinel;
+  }
+  static constexpr float kSentinel = -7.0f;
+  int takes = 0, releases = 0;
+  const std::vector<float>* watched = nullptr;  // an output, sentinel-filled before the run
+  bool output_written_at_release = false;
+
+ private:
+  std::vector<float>* lent_;
+  std::vector<float>* copies_;
+  bool lend_;
+  std::vector<const float*> lent_ptrs_, copy_ptrs_;
+};
+
+// Plan::run(InputLoan&): an int8 entry (QuantizeLinear first, its only reader) gives the inputs
+// back right after that step, a float plan only at its end, and both give the result of run() on
+// arrays the caller keeps; a run that throws still gives them back, once.
+void test_input_loan() {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1, 1);
+  const size_t batch = 3;
+  auto quantized = [](bool input_read_later) {
+    // x[2,4,4] -> QuantizeLinear (NCHW -> NHWC) -> DequantizeLinear -> Relu (-> Add x, when read later)
+    kiln::PlanSpec spec;
+    spec.values = {{2, 4, 4}, {2, 4, 4}, {2, 4, 4}, {2, 4, 4}, {2, 4, 4}};
+    spec.value_dtypes = {kiln::PlanDType::kFloat32, kiln::PlanDType::kUint8, kiln::PlanDType::kFloat32,
+                         kiln::PlanDType::kFloat32, kiln::PlanDType::kFloat32};
+    spec.inputs = {0};
+    auto q = step("QuantizeLinear", {0}, {1});
+    q.attrs["scale"] = num(0.01);
+    q.attrs["zero_point"] = num(128);
+    q.attrs["channels"] = num(2);
+    auto dq = step("DequantizeLinear", {1}, {2});
+    dq.attrs["scale"] = num(0.01);
+    dq.attrs["zero_point"] = num(128);
+    dq.attrs["channels"] = num(2);
+    spec.steps = {q, dq, step("Relu", {2}, {3})};
+    if (input_read_later) {
+      spec.steps.push_back(step("Add", {3, 0}, {4}));
+      spec.outputs = {4};
+    } else {
+      spec.values.pop_back();
+      spec.value_dtypes.pop_back();
+      spec.outputs = {3};
+    }
+    return spec;
+  };
+  Weights w;
+  struct Case {
+    std::string name;
+    kiln::PlanSpec spec;
+    bool read_first;
+  };
+  std::vector<Case> cases = {{"QuantizeLinear first", quantized(false), true},
+                             {"QuantizeLinear first, input read again by a later Add", quantized(true), false},
+                             {"float network (Conv first)", network(w, rng), false}};
+  for (const Case& c : cases) {
+    const kiln::Plan plan(c.spec);
+    check(plan.inputs_read_first() == c.read_first, c.name + ": inputs_read_first() is " + (c.read_first ? "true" : "false"));
+    std::vector<float> x(batch * plan.input_size(0));
+    for (float& v : x) v = u(rng);
+    std::vector<std::vector<float>> want(plan.num_outputs()), got_lent(plan.num_outputs()), got_copied(plan.num_outputs());
+    std::vector<float*> want_ptrs, lent_ptrs, copied_ptrs;
+    for (size_t o = 0; o < plan.num_outputs(); ++o) {
+      want[o].assign(batch * plan.output_size(o), 0.0f);
+      got_lent[o].assign(batch * plan.output_size(o), PoisoningLoan::kSentinel);
+      got_copied[o].assign(batch * plan.output_size(o), PoisoningLoan::kSentinel);
+      want_ptrs.push_back(want[o].data());
+      lent_ptrs.push_back(got_lent[o].data());
+      copied_ptrs.push_back(got_copied[o].data());
+    }
+    const float* xp = x.data();
+    plan.run(&xp, want_ptrs.data(), batch);
+    for (bool lend : {true, false}) {
+      std::vector<float> lent = x, copies = x;
+      PoisoningLoan loan(&lent, &copies, lend);
+      const auto& got = lend ? got_lent : got_copied;
+      loan.watched = &got[0];
+      plan.run(loan, lend ? lent_ptrs.data() : copied_ptrs.data(), batch);
+      check(loan.takes == 1 && loan.releases == 1, c.name + (lend ? " (lent)" : " (copies)") + ": take and release once each");
+      // Released before the last step (the output still a sentinel) only where the inputs are read first.
+      check(loan.output_written_at_release == !c.read_first,
+            c.name + (lend ? " (lent)" : " (copies)") + ": released " + (c.read_first ? "before" : "after") + " the step writing the output");
+      bool same = true;
+      for (size_t o = 0; o < got.size(); ++o) same &= std::memcmp(got[o].data(), want[o].data(), got[o].size() * sizeof(float)) == 0;
+      check(same, c.name + (lend ? " (lent)" : " (copies)") + ": the outputs of run() on arrays the caller keeps, with the lent ones poisoned at release");
+    }
+    // A run that throws (batch 0) gives the loan back all the same.
+    std::vector<float> lent = x, copies = x;
+    PoisoningLoan loan(&lent, &copies, true);
+    bool threw = false;
+    try {
+      plan.run(loan, lent_ptrs.data(), 0);
+    } catch (const kiln::PlanError&) {
+      threw = true;
+    }
+    check(threw && loan.releases == 1 && loan.takes == 0, c.name + ": a refused run releases its loan once without taking it");
+  }
+}
+
 int main(int argc, char** argv) {
   test_max_pool();
   test_data_movement();
   test_arg_reduce();
   test_storage_planning();
+  test_input_loan();
   test_concurrent_runs();
   test_fuzz(argc > 1 ? std::atoi(argv[1]) : 3000);
   return kiln_test::finish();

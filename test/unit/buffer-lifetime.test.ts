@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { native } from '../../src/binding.js';
+import { native, testHooks } from '../../src/binding.js';
 import { GraphBuilder } from '../../src/graph/ir.js';
 import { allocFloat32, allocInt32 } from '../../src/memory.js';
 import { seedCNN } from '../../src/nn/models.js';
@@ -131,6 +131,55 @@ describe('buffers taken away under a running job', () => {
     const batch = 512;
     const data = pixels(batch * 3 * 36 * 36, 6);
     await expectRunIgnoresTransfer(session, data, [batch, 3, 36, 36], y);
+    session.release();
+  }, 60_000);
+
+  it('an int8 model reads its large input in place while this thread waits (QuantizeLinear first): inputs transferred, overwritten or shrunk right after each call give the logits of runs on kept copies, lent or copied', async () => {
+    const calibration = new Tensor('float32', pixels(16 * 784, 60), [16, 1, 28, 28]);
+    const { graph } = await quantize(net, calibration, { reportImages: 0 });
+    const session = await InferenceSession.create(graph);
+    expect(session.info().steps[0]).toMatch(/^QuantizeLinear/);
+    const batch = 64; // 200 KB: over the size whose copy is left to the runner; heavy enough to leave the JS thread
+    const shape = [batch, 1, 28, 28];
+    const inputs = Array.from({ length: 5 }, (_, i) => pixels(batch * 784, 70 + i));
+    const expected = inputs.map((data) => session.runSync({ input: new Tensor('float32', data.slice(), shape) })['logits']!.data as Float32Array);
+    const runs = async (from: number, to: number): Promise<void> => {
+      for (let i = from; i < to; i++) {
+        const k = i % inputs.length;
+        if (i % 3 === 2) {
+          const buffer = new ArrayBuffer(batch * 784 * 4, { maxByteLength: batch * 784 * 4 }) as ArrayBuffer & { resize(n: number): void };
+          const data = new Float32Array(buffer, 0, batch * 784);
+          data.set(inputs[k]!);
+          const pending = session.run({ input: new Tensor('float32', data, shape) });
+          buffer.resize(0);
+          expectSameElements((await pending)['logits']!.data, expected[k]!, `run ${i} (shrunk)`);
+          continue;
+        }
+        const data = inputs[k]!.slice();
+        const pending = session.run({ input: new Tensor('float32', data, shape) });
+        if (i % 3 === 0) transferAway(data.buffer as ArrayBuffer);
+        else data.fill(Number.NaN);
+        expectSameElements((await pending)['logits']!.data, expected[k]!, `run ${i}`);
+      }
+    };
+    const hooks = testHooks();
+    try {
+      // A JS thread that waits as long as it takes: every runner reads the arrays in place.
+      let before = hooks.inputLoans();
+      hooks.forceHandoffPatience(200_000);
+      await runs(0, 30);
+      let after = hooks.inputLoans();
+      expect([after.lent - before.lent, after.copied - before.copied], 'runs read in place, copied').toEqual([30, 0]);
+      // One that waits for nothing: it copies the arrays before a runner can take them.
+      before = after;
+      hooks.forceHandoffPatience(0);
+      await runs(30, 60);
+      after = hooks.inputLoans();
+      expect(after.lent + after.copied - before.lent - before.copied, 'loans').toBe(30);
+      expect(after.copied - before.copied, 'runs whose input this thread copied').toBeGreaterThan(15);
+    } finally {
+      hooks.forceHandoffPatience(-1);
+    }
     session.release();
   }, 60_000);
 

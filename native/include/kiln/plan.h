@@ -126,6 +126,33 @@ class Plan {
   // are float32 values (quantization happens inside the plan).
   void run(const float* const* inputs, float* const* outputs, size_t batch) const;
 
+  // True when the plan's inputs are read only by its first steps, each a single cheap pass over
+  // them (QuantizeLinear: an int8 model's entry). A caller that can vouch for its input arrays
+  // only for a short while (the addon, while the JS thread waits) may then lend them to the run
+  // instead of copying them: run(InputLoan&, ...).
+  bool inputs_read_first() const;
+
+  // Inputs lent to one run. take() is called once, when the run is ready to read them (its memory
+  // set up): it returns the arrays to read, either the lender's own, lent until release(), or
+  // copies of them (lent false). release() is called once no step will read them again: right
+  // after the first steps where inputs_read_first(), else when the run ends; in every case before
+  // run() returns or throws. Both are called on the thread running the plan.
+  class InputLoan {
+   public:
+    struct Taken {
+      const float* const* inputs;
+      bool lent;
+    };
+    virtual Taken take() = 0;
+    virtual void release() = 0;
+
+   protected:
+    ~InputLoan() = default;
+  };
+  // run() on lent inputs. While they are lent, the steps before the release run on the calling
+  // thread alone: the lender's thread is waiting, perhaps on the other core.
+  void run(InputLoan& inputs, float* const* outputs, size_t batch) const;
+
  private:
   std::unique_ptr<PlanImpl> impl_;
 };

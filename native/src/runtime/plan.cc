@@ -78,6 +78,9 @@ class PlanImpl {
   size_t max_arity = 1;
   size_t max_threads = 0;
   size_t weight_bytes = 0;
+  // Steps [0, input_prefix) are the only readers of the plan inputs, each an input pass (0: the
+  // inputs are not read that way; Plan::inputs_read_first).
+  size_t input_prefix = 0;
   mutable runtime::ArenaPool pool;
   // Profiling (Plan::set_profiling): one counter per step, added to by concurrent runs.
   mutable std::atomic<bool> profiling{false};
@@ -89,12 +92,14 @@ class PlanImpl {
   void check_values(const PlanSpec& spec);
   void build_steps(const PlanSpec& spec);
   void plan_storage();
+  void find_input_prefix();
 };
 
 PlanImpl::PlanImpl(const PlanSpec& spec) : max_threads(spec.max_threads) {
   check_values(spec);
   build_steps(spec);
   plan_storage();
+  find_input_prefix();
   step_ns = std::make_unique<std::atomic<uint64_t>[]>(steps.size());
   for (size_t i = 0; i < steps.size(); ++i) step_ns[i].store(0);
 }
@@ -325,6 +330,20 @@ void PlanImpl::plan_storage() {
   }
 }
 
+void PlanImpl::find_input_prefix() {
+  // Groups, not values: a view of an input shares its group, so its readers count too.
+  int last_reader = -1;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    for (int g : steps[i].in_groups) {
+      if (groups[g].input >= 0) last_reader = static_cast<int>(i);
+    }
+  }
+  for (int i = 0; i <= last_reader; ++i) {
+    if (!steps[i].impl || !steps[i].impl->input_pass()) return;
+  }
+  input_prefix = static_cast<size_t>(last_reader + 1);
+}
+
 Plan::Plan(const PlanSpec& spec) : impl_(std::make_unique<PlanImpl>(spec)) {}
 Plan::~Plan() = default;
 
@@ -370,13 +389,56 @@ PlanInfo Plan::info() const {
   return info;
 }
 
+namespace {
+
+// Inputs the caller holds for the whole run: nothing to take back.
+class OwnedInputs final : public Plan::InputLoan {
+ public:
+  explicit OwnedInputs(const float* const* inputs) : inputs_(inputs) {}
+  Taken take() override { return {inputs_, false}; }
+  void release() override {}
+
+ private:
+  const float* const* inputs_;
+};
+
+// Releases a loan once: at done(), or when the run leaves (an exception included).
+class LoanRelease {
+ public:
+  explicit LoanRelease(Plan::InputLoan& loan) : loan_(&loan) {}
+  ~LoanRelease() { done(); }
+  void done() {
+    if (loan_ == nullptr) return;
+    Plan::InputLoan* loan = loan_;
+    loan_ = nullptr;
+    loan->release();
+  }
+
+ private:
+  Plan::InputLoan* loan_;
+};
+
+}  // namespace
+
+bool Plan::inputs_read_first() const { return impl_->input_prefix > 0; }
+
 void Plan::run(const float* const* inputs, float* const* outputs, size_t batch) const {
+  OwnedInputs owned(inputs);
+  run(owned, outputs, batch);
+}
+
+void Plan::run(InputLoan& loan, float* const* outputs, size_t batch) const {
+  LoanRelease release(loan);
   const PlanImpl& p = *impl_;
   if (batch == 0) throw PlanError("Expected a batch >= 1 for batch but received 0");
   const size_t threads = run_threads(p);
   const size_t values_floats = mul_or_throw(p.arena_per_image, batch);
   const size_t total = values_floats + scratch_for(p, batch, threads);
   runtime::ArenaLease arena(p.pool, total, p.groups.size(), p.max_arity);
+  const Plan::InputLoan::Taken taken = loan.take();
+  const float* const* inputs = taken.inputs;
+  // Released after the input passes where the plan starts with them, else when the run ends.
+  const size_t release_after = p.input_prefix > 0 ? p.input_prefix : p.steps.size();
   float* base = arena->floats.data();
   for (size_t g = 0; g < p.groups.size(); ++g) {
     const PlanImpl::Group& group = p.groups[g];
@@ -389,6 +451,7 @@ void Plan::run(const float* const* inputs, float* const* outputs, size_t batch) 
   float** out = arena->out_ptrs.data();
   const bool timed = p.profiling.load(std::memory_order_relaxed);
   for (size_t i = 0; i < p.steps.size(); ++i) {
+    if (i == release_after) release.done();
     const PlanImpl::Step& s = p.steps[i];
     if (!s.impl) continue;
     for (size_t j = 0; j < s.in_groups.size(); ++j) in[j] = arena->storage[s.in_groups[j]];
@@ -396,12 +459,15 @@ void Plan::run(const float* const* inputs, float* const* outputs, size_t batch) 
     runtime::StepBuffers io;
     io.in = in;
     io.out = out;
+    // Before the release the lender's thread may be spinning on the other core: a helper woken
+    // there would wait for it.
+    const size_t step_threads = taken.lent && i < release_after ? 1 : threads;
     if (!timed) {
-      s.impl->run(io, batch, scratch, threads);
+      s.impl->run(io, batch, scratch, step_threads);
       continue;
     }
     const auto start = std::chrono::steady_clock::now();
-    s.impl->run(io, batch, scratch, threads);
+    s.impl->run(io, batch, scratch, step_threads);
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
     p.step_ns[i].fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
   }

@@ -29,6 +29,9 @@ class PlanStep {
   virtual std::string detail() const { return ""; }
   // Output 0 may share storage with input 0 (it reads each element before writing it).
   virtual bool in_place() const { return false; }
+  // One pass over its inputs costing about what copying them would (QuantizeLinear): a plan whose
+  // inputs only such steps read may read its caller's arrays in place (Plan::inputs_read_first).
+  virtual bool input_pass() const { return false; }
 };
 
 // The spec of one step with its input/output shapes, and readers that throw PlanError naming the

@@ -35,6 +35,7 @@ class QuantizeStep : public PlanStep {
   void run(const StepBuffers& io, size_t batch, float*, size_t threads) const override {
     quantize_u8_nchw_to_nhwc(io.in[0], reinterpret_cast<uint8_t*>(io.out[0]), batch, l_.channels, l_.plane, scale_, zp_, threads);
   }
+  bool input_pass() const override { return true; }
   std::string detail() const override {
     std::ostringstream s;
     s << "f32 -> u8" << (l_.channels > 1 && l_.plane > 1 ? " NCHW->NHWC" : "") << " scale " << scale_ << " zp " << int(zp_);
