@@ -113,10 +113,11 @@ describe('test hooks', () => {
   it('stay off the production addon unless KILN_TEST_HOOKS=1 is set as it loads', () => {
     const production = exportsWith('');
     expect(production.keys).not.toContain('testHooks');
-    for (const hook of ['threadPoolSlotsProbe', 'measurePeak', 'measureS8Peak', 'setS8GemmKernel', 's8GemmKernel', 'sparseChoiceMeasurements']) {
+    const hooks = ['threadPoolSlotsProbe', 'measurePeak', 'measureS8Peak', 'setS8GemmKernel', 's8GemmKernel', 'sparseChoiceMeasurements', 'inputLoans', 'forceHandoffPatience'];
+    for (const hook of hooks) {
       expect(production.keys).not.toContain(hook);
     }
     expect(production.keys).toContain('runPlan');
-    expect(exportsWith('1').hooks).toEqual(['threadPoolSlotsProbe', 'measurePeak', 'measureS8Peak', 'setS8GemmKernel', 's8GemmKernel', 'sparseChoiceMeasurements']);
+    expect(exportsWith('1').hooks).toEqual(hooks);
   });
 });
