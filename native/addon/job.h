@@ -107,8 +107,9 @@ Napi::Value run_job(Napi::Env env, JobMemory memory, std::function<void()> work)
 // take() once it is ready to read: true when the runner got there while the JS thread was still
 // waiting for the copies, and then the work reads the caller's arrays in place (JobMemory::source)
 // until it calls give_back(), the JS thread waiting on; false when the JS thread made the copies
-// (the runner came late), which the work then reads. give_back() is called once, after take(),
-// also when the work fails; run_job_lending_inputs calls it when the work did not.
+// (the runner came late), which the work then reads, as it does when there is nothing to lend (an
+// inline call, or no input large enough to be left pending). give_back() is called once, after
+// take(), also when the work fails; run_job_lending_inputs calls it when the work did not.
 class InputLender {
  public:
   virtual bool take() = 0;

@@ -281,9 +281,9 @@ Napi::Value RunPlan(const Napi::CallbackInfo& info) {
     };
     read_list("inputs", plan->num_inputs(), false);
     read_list("outputs", plan->num_outputs(), true);
-    if (async && mem.has_pending() && plan->inputs_read_first()) {
-      // An int8 model's inputs go through QuantizeLinear first: it reads the caller's arrays in
-      // place while this thread waits, where a copy of them would cost as much as that pass.
+    if (plan->inputs_read_first()) {
+      // An int8 model's inputs go through QuantizeLinear first: it reads the caller's large arrays
+      // in place while this thread waits, where a copy of them would cost as much as that pass.
       for (const float* p : buffers->in) buffers->in_place.push_back(static_cast<const float*>(mem.source(p)));
       return run_job_lending_inputs(env, std::move(mem), [plan, buffers, batch](InputLender& lender) {
         PlanInputLoan loan(lender, *buffers);
