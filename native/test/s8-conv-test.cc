@@ -536,5 +536,11 @@ int main() {
   test_small_pool(geometry(3, 32, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "padded CIFAR conv1");
   test_small_pool(geometry(2, 11, 13, 20, 3, 3, 1, 1, 2, 0, 1, 2, 1, 1, 1), 3, rng, "asymmetric pads, 20 channels");
   test_small_pool(geometry(1, 9, 10, 16, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1), 1, rng, "5x5 padded");
+  // The 3x3 kernel over 1 or 3 channels, several pooled pixels per step: a last step short of
+  // them (15 pooled columns: 2 per step and 1 left, 4 per step and 3 left; 13: 4 and 1).
+  test_small_pool(geometry(3, 30, 30, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "3 channels -> 32, 15 pooled columns");
+  test_small_pool(geometry(3, 30, 30, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "3 channels -> 12, 15 pooled columns");
+  test_small_pool(geometry(1, 14, 26, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 3, rng, "1 channel -> 16, 13 pooled columns");
+  test_small_pool(geometry(1, 9, 7, 20, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), 2, rng, "1 channel -> 20, 2 pooled columns");
   return kiln_test::finish("s8-conv-test: ");
 }

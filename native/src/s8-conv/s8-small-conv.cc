@@ -75,6 +75,8 @@ S8SmallConvPool::S8SmallConvPool(const Conv2dGeometry& given, const int8_t* weig
   }
   k_.width = g.in_width;
   k_.channels = c;
+  k_.kernel_h = kh;
+  k_.kernel_w = kw;
   k_.groups = groups;
   k_.out_channels = o_count;
   k_.vectors = vectors;

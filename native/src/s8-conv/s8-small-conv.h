@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kiln/conv.h"
+#include "kiln/f32-gemm.h"  // CacheAlignedAllocator
 #include "kiln/s8-conv.h"
 
 namespace kiln {
@@ -26,6 +27,7 @@ struct DispatchTable;
 // Everything the kernel reads, prepared once.
 struct S8SmallConvKernel {
   size_t width = 0, channels = 0;   // input row: width * channels bytes
+  size_t kernel_h = 0, kernel_w = 0;
   size_t groups = 0;                // 4-byte input groups per output pixel (<= kMaxGroups)
   size_t out_channels = 0;          // <= 32; lanes past it hold zero weights and are not stored
   size_t vectors = 2;               // 16-channel vectors: 1 or 2
@@ -68,7 +70,8 @@ class S8SmallConvPool {
   uint8_t x_zero_point_ = 0;
   S8SmallConvKernel k_;
   std::vector<int32_t> group_offset_, offset_;
-  std::vector<int8_t> weight_;
+  // Whole cache lines: the 3x3 kernel loads a 64-byte weight vector per group and step.
+  std::vector<int8_t, CacheAlignedAllocator<int8_t>> weight_;
   std::vector<float> scale_;
 };
 
