@@ -172,8 +172,8 @@ void dispatch_groups(const S8SmallConvKernel& k, const uint8_t* in, uint8_t* out
 void s8_small_conv_pool_avx512vnni(const S8SmallConvKernel& k, const uint8_t* in, uint8_t* out, size_t row0,
                                    size_t row1) {
   // Pooled pixels per step: 2 for 32 channels (16 sums), 4 for 16 (16 sums). CIFAR conv1 at
-  // batch 64, 1 thread: 0.260 ms one at a time, 0.218 ms two, 0.396 ms three (24 sums and the
-  // broadcasts' pointers no longer fit the registers).
+  // batch 64, 1 thread, the kernel alone: 0.24-0.26 ms one at a time, 0.21-0.23 ms two, 0.40 ms
+  // three (GCC 12 spills the 24 sums: 106 zmm stores to the stack in the step's code).
   if (k.kernel_h == 3 && k.kernel_w == 3 && (k.channels == 1 || k.channels == 3)) {
     const bool two = k.vectors == 2;
     if (k.channels == 1) return two ? rows_3x3<2, 1, 2>(k, in, out, row0, row1) : rows_3x3<1, 1, 4>(k, in, out, row0, row1);
