@@ -202,6 +202,8 @@ export interface NativeAddon {
   setPlanProfiling(plan: NativePlan, on: boolean): void;
   /** Single-thread FMA peak of the active ISA, GFLOP/s, measured on the calling thread for `milliseconds`. */
   measureF32Peak(milliseconds: number): number;
+  /** Single-thread int8 multiply-add peak of the active int8 kernel family, GMAC/s, measured on the calling thread for `milliseconds`. */
+  measureS8Peak(milliseconds: number): number;
   planProfile(plan: NativePlan, reset: boolean): { runs: number; images: number; stepNs: number[] };
 
   // s8-gemm.cc: int8 GEMM, bit-identical on every ISA. Outputs are overwritten, row-major with ldc.
@@ -291,8 +293,6 @@ export interface NativeTestHooks {
   threadPoolSlotsProbe(tasks: number, maxThreads: number): { slots: Int32Array; runs: Int32Array };
   /** Single-thread peak of the active ISA: 'f32' FMA GFLOP/s (2 per FMA lane). */
   measurePeak(args: { kind: 'f32'; milliseconds: number }): number;
-  /** Single-thread int8 multiply-add peak of the active kernel family, in GMAC/s. */
-  measureS8Peak(args: { milliseconds: number }): number;
   /** 'avxvnni' forces the VEX AVX-VNNI kernels; 'auto' restores the ISA's own. */
   setS8GemmKernel(kernel: 'auto' | 'avxvnni'): void;
   /** The int8 kernel family in use: scalar, avx2, avx512bw, avx512vnni or avxvnni. */

@@ -50,7 +50,7 @@ export { parseRecipe, readRecipe, RECIPE_DEFAULTS } from './compress/recipe.js';
 export type { Recipe, Stage, DistillStage, PruneStage, FineTuneStage, QuantizeStage, PackStage, MeasureSettings } from './compress/recipe.js';
 export { RECIPE_SCHEMA } from './compress/recipe-schema.js';
 export { InferenceSession } from './runtime/session.js';
-export type { BatchingOptions, BatchReport, ProfileStep, SessionFeeds, SessionOptions, SessionOutputs, SessionProfile } from './runtime/session.js';
+export type { BatchingOptions, BatchReport, ProfileOptions, ProfileStep, SessionFeeds, SessionOptions, SessionOutputs, SessionProfile } from './runtime/session.js';
 export * as onnx from './onnx/index.js';
 
 export type { Graph, GraphNode, ValueInfo } from './graph/ir.js';

@@ -71,3 +71,24 @@ export function setNumThreads(threads: number): void {
   }
   native.setNumThreads(n);
 }
+
+/** Single-core peaks of the kernels this CPU runs now (see {@link measureCorePeaks}). */
+export interface CorePeaks {
+  /** fp32 FMA peak of the active ISA, GFLOP/s (an FMA lane counts 2). */
+  f32Gflops: number;
+  /** int8 multiply-add peak of the active int8 kernel family (VNNI, AVX2, ...), GOP/s (a multiply-add counts 2). */
+  int8Gops: number;
+}
+
+/**
+ * Measures {@link CorePeaks} on the calling thread, blocking it for about 0.35 s (CLI and benchmarks
+ * only): each the best of several windows, since on a shared machine a window that includes time the
+ * thread spent descheduled reads as a lower peak; int8 in many 2 ms windows for that reason.
+ */
+export function measureCorePeaks(): CorePeaks {
+  let f32 = 0;
+  for (let i = 0; i < 3; i++) f32 = Math.max(f32, native.measureF32Peak(100));
+  let int8Gmacs = 0;
+  for (let i = 0; i < 25; i++) int8Gmacs = Math.max(int8Gmacs, native.measureS8Peak(2));
+  return { f32Gflops: f32, int8Gops: 2 * int8Gmacs };
+}

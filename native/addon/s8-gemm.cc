@@ -267,9 +267,24 @@ Napi::Value PackedS8BInfo(const Napi::CallbackInfo& info) {
   KILN_ADDON_CATCH(env)
 }
 
+// measureS8Peak(milliseconds): the single-thread int8 multiply-add peak of the active kernel family
+// in GMAC/s, measured on the calling thread for that long (the CLI's profile reports int8 steps'
+// fractions of it, as it reports float steps' fractions of measureF32Peak).
+Napi::Value MeasureS8Peak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KILN_ADDON_TRY {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw_type("milliseconds", "a number", info.Length() ? info[0] : env.Undefined());
+    const double ms = info[0].As<Napi::Number>().DoubleValue();
+    if (!(ms >= 1.0 && ms <= 1000.0)) throw_range("milliseconds", "a number in [1, 1000]", std::to_string(ms));
+    return Napi::Number::New(env, kiln::measure_s8_peak_gmacs(ms));
+  }
+  KILN_ADDON_CATCH(env)
+}
+
 }  // namespace
 
 void register_s8gemm(Napi::Env env, Napi::Object exports) {
+  exports.Set("measureS8Peak", Napi::Function::New(env, MeasureS8Peak, "measureS8Peak"));
   exports.Set("packS8B", Napi::Function::New(env, PackS8B, "packS8B"));
   exports.Set("packedS8BInfo", Napi::Function::New(env, PackedS8BInfo, "packedS8BInfo"));
   exports.Set("s8gemm", Napi::Function::New(env, S8gemm, "s8gemm"));

@@ -74,17 +74,6 @@ Napi::Value MeasurePeak(const Napi::CallbackInfo& info) {
   KILN_ADDON_CATCH(env)
 }
 
-Napi::Value MeasureS8Peak(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    Napi::Object args = get_object(info, 0, "args");
-    const double ms = get_number(args, "milliseconds");
-    if (ms < 1.0 || ms > 10000.0) throw_range("milliseconds", "a number in [1, 10000]", std::to_string(ms));
-    return Napi::Number::New(env, kiln::measure_s8_peak_gmacs(ms));
-  }
-  KILN_ADDON_CATCH(env)
-}
-
 Napi::Value SetS8GemmKernel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
@@ -139,7 +128,6 @@ void register_test_hooks(Napi::Env env, Napi::Object exports) {
   Napi::Object hooks = Napi::Object::New(env);
   hooks.Set("threadPoolSlotsProbe", Napi::Function::New(env, ThreadPoolSlotsProbe, "threadPoolSlotsProbe"));
   hooks.Set("measurePeak", Napi::Function::New(env, MeasurePeak, "measurePeak"));
-  hooks.Set("measureS8Peak", Napi::Function::New(env, MeasureS8Peak, "measureS8Peak"));
   hooks.Set("setS8GemmKernel", Napi::Function::New(env, SetS8GemmKernel, "setS8GemmKernel"));
   hooks.Set("s8GemmKernel", Napi::Function::New(env, S8GemmKernel, "s8GemmKernel"));
   hooks.Set("sparseChoiceMeasurements", Napi::Function::New(

@@ -5,9 +5,9 @@
 import type { Graph } from '../graph/ir.js';
 import { benchmarkAgainstOrt, benchmarkInput, exportModel } from '../onnx/index.js';
 import type { OrtBenchmarkRow } from '../onnx/benchmark.js';
-import { native } from '../binding.js';
 import { InferenceSession, type SessionProfile } from '../runtime/session.js';
 import { castTensor } from '../runtime/edge-types.js';
+import { measureCorePeaks } from '../system.js';
 import { measure, type Timing } from '../util/timing.js';
 import { readModelSource, type ModelSource } from './model-source.js';
 import { Output } from './output.js';
@@ -44,7 +44,7 @@ async function sessionFor(source: ModelSource, threads: number, enableProfiling:
 function profileLines(r: KilnBenchRow, top: number): string[] {
   const p = r.profile!;
   const lines = [`threads ${r.threads}, batch ${r.batch}: ${p.runs} runs, ${(p.totalMs / p.runs).toFixed(3)} ms of steps per run`];
-  lines.push(`  ${'share'.padStart(6)} ${'ms/run'.padStart(8)} ${'GFLOP/s'.padStart(8)} ${'of peak'.padStart(8)}  step`);
+  lines.push(`  ${'share'.padStart(6)} ${'ms/run'.padStart(8)} ${'GOP/s'.padStart(8)} ${'of peak'.padStart(8)}  step`);
   for (const s of p.steps.slice(0, top)) {
     const peak = s.fractionOfPeak === undefined || s.macsPerImage === 0 ? '' : `${(100 * s.fractionOfPeak).toFixed(0)}%`;
     lines.push(`  ${(100 * s.share).toFixed(1).padStart(5)}% ${(s.ms / p.runs).toFixed(3).padStart(8)} ${s.gflops.toFixed(1).padStart(8)} ${peak.padStart(8)}  ${s.kernel}`);
@@ -94,8 +94,8 @@ export async function benchCommand(modelPath: string, opts: BenchCommandOptions)
     }
 
     const rows: KilnBenchRow[] = [];
-    // The single-core FMA peak, measured once, scales each cell's fractions (x its threads).
-    const peak = opts.profile ? Math.max(...[0, 1, 2].map(() => native.measureF32Peak(100))) : undefined;
+    // The single-core fp32 and int8 peaks, measured once, scale each cell's fractions (x its threads).
+    const peaks = opts.profile ? measureCorePeaks() : undefined;
     for (const threads of threadCounts) {
       const session = await sessionFor(source, threads, opts.profile === true);
       try {
@@ -110,7 +110,7 @@ export async function benchCommand(modelPath: string, opts: BenchCommandOptions)
             session.profile({ reset: true });
           }
           const kiln = await measure(() => session.run({ [name]: x }), { minMs: opts.minMs });
-          const profile = opts.profile ? session.profile({ reset: true, peakGflops: peak! * threads }) : undefined;
+          const profile = peaks ? session.profile({ reset: true, peakGflops: peaks.f32Gflops * threads, int8PeakGops: peaks.int8Gops * threads }) : undefined;
           rows.push({ threads, batch, kiln, kilnImagesPerSecond: (batch * 1000) / kiln.medianMs, ...(profile ? { profile } : {}) });
         }
       } finally {
@@ -128,7 +128,12 @@ export async function benchCommand(modelPath: string, opts: BenchCommandOptions)
         ),
         'median and p99 milliseconds per run; add --vs-ort to time onnxruntime-node on the same inputs',
         ...(opts.profile
-          ? ['', `profile (--profile; peak = measured single-core FMA peak ${peak!.toFixed(1)} GFLOP/s x threads; steps' own time, excluding the session around them):`, ...rows.flatMap((r) => profileLines(r, opts.top ?? 10))]
+          ? [
+              '',
+              `profile (--profile; peak = measured single-core peak x threads: fp32 FMA ${peaks!.f32Gflops.toFixed(1)} GFLOP/s, int8 ${peaks!.int8Gops.toFixed(1)} GOP/s for the int8 steps; ` +
+                `steps' own time, excluding the session around them; Winograd steps count the direct convolution's multiply-adds):`,
+              ...rows.flatMap((r) => profileLines(r, opts.top ?? 10)),
+            ]
           : []),
       ].join('\n'),
     );

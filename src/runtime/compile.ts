@@ -44,6 +44,8 @@ export interface CompiledGraph {
   macsPerImage: number;
   /** The same per plan step (spec.steps order). */
   stepMacs: number[];
+  /** Per plan step: whether its multiply-accumulates run on int8 kernels. */
+  stepInt8: boolean[];
   /** Estimated cost per image in float32 FLOPs (int8 multiply-adds count a quarter): picks inline or runner-thread runs (runtime/async-policy.ts). */
   flopsPerImage: number;
 }
@@ -242,6 +244,7 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
     ...(env.fixedBatch !== undefined ? { fixedBatch: env.fixedBatch } : {}),
     macsPerImage: env.macs,
     stepMacs: env.steps.map((_, i) => env.stepMacs?.[i] ?? 0),
+    stepInt8: env.steps.map((_, i) => env.int8Steps?.has(i) ?? false),
     flopsPerImage: 2 * (env.macs - (env.int8Macs ?? 0)) + (env.int8Macs ?? 0) / 2,
   };
 }

@@ -117,8 +117,24 @@ export interface ProfileStep {
   /** Multiply-accumulates per image, and the rate they ran at (0 when the step does none). */
   macsPerImage: number;
   gflops: number;
-  /** gflops / peakGflops, when profile() was given a peak. */
+  /** Whether the multiply-accumulates run on int8 kernels (QLinearConv, QLinearGemm, QLinearMatMul). */
+  int8: boolean;
+  /**
+   * gflops over the peak of the step's kind when profile() was given it: `int8PeakGops` for int8
+   * steps, `peakGflops` for the others. Winograd convolutions count the direct convolution's
+   * multiply-accumulates, so they can pass 1.
+   */
   fractionOfPeak?: number;
+}
+
+/** Options of {@link InferenceSession.profile}. */
+export interface ProfileOptions {
+  /** Start counting afresh after this call. */
+  reset?: boolean;
+  /** The fp32 peak the float steps are compared with, GFLOP/s (e.g. the measured single-core FMA peak times the threads). */
+  peakGflops?: number;
+  /** The int8 peak the int8 steps are compared with, GOP/s (a multiply-add counts 2). */
+  int8PeakGops?: number;
 }
 
 export interface SessionProfile {
@@ -324,22 +340,26 @@ export class InferenceSession implements Disposable {
    * Where the time of the profiled runs went, step by step (see `SessionOptions.enableProfiling`),
    * for the plan of the latest run: each step's op, node name, the kernel it runs (the `info().steps`
    * line), its total time, share and GFLOP/s (2 x its multiply-accumulates per image x images /
-   * time; int8 multiply-adds count 2 as well), and its fraction of `peakGflops` when given (the
-   * measured single-core peak times the threads, e.g. from `kiln bench --profile`).
+   * time; int8 multiply-adds count 2 as well), and its fraction of the peak of its kind when given:
+   * `int8PeakGops` for int8 steps, `peakGflops` for the others (the measured single-core peaks times
+   * the threads, as `kiln bench --profile` passes them).
    * @throws KilnError ERR_KILN_INVALID_STATE when the session was not created with profiling on,
    *   has not run yet, or wraps other sessions (parameter inputs, constant outputs)
    */
-  profile(options: { reset?: boolean; peakGflops?: number } = {}): SessionProfile {
+  profile(options: ProfileOptions = {}): SessionProfile {
     this.checkLive();
-    const opts = checkOptions<{ reset?: boolean; peakGflops?: number }>('options', options);
-    onlyKeys('options', opts, ['reset', 'peakGflops']);
+    const opts = checkOptions<ProfileOptions>('options', options);
+    onlyKeys('options', opts, ['reset', 'peakGflops', 'int8PeakGops']);
     const reset = opts.reset === undefined ? false : boolean('options.reset', opts.reset);
-    const peak = opts.peakGflops === undefined ? undefined : number('options.peakGflops', opts.peakGflops, 0, Infinity, true);
+    const peaks = {
+      f32: opts.peakGflops === undefined ? undefined : number('options.peakGflops', opts.peakGflops, 0, Infinity, true),
+      int8: opts.int8PeakGops === undefined ? undefined : number('options.int8PeakGops', opts.int8PeakGops, 0, Infinity, true),
+    };
     if (!this.profiling) throw new KilnError(ErrorCode.INVALID_STATE, 'Expected a session created with enableProfiling: true (or KILN_PROFILE=1) but this one does not time its steps');
     if (this.delegate) throw new KilnError(ErrorCode.INVALID_STATE, 'Kiln profiles only sessions that run one plan; this one wraps others (parameter inputs or constant outputs)');
     const compiled = this.lastCompiled;
     if (!compiled) throw new KilnError(ErrorCode.INVALID_STATE, 'The session has not run yet: nothing to profile');
-    return profileOf(compiled, reset, peak);
+    return profileOf(compiled, reset, peaks);
   }
 
   /**
@@ -895,7 +915,7 @@ function kilnGraph(bytes: Uint8Array, inputShape: number[] | undefined, path?: s
 }
 
 /** The profile of one compiled plan (steps slowest first). */
-function profileOf(compiled: Compiled, reset: boolean, peakGflops: number | undefined): SessionProfile {
+function profileOf(compiled: Compiled, reset: boolean, peaks: { f32?: number | undefined; int8?: number | undefined }): SessionProfile {
   const raw = compiled.plan.profile(reset);
   const labels = compiled.plan.info().steps;
   const totalNs = raw.stepNs.reduce((a, b) => a + b, 0);
@@ -903,9 +923,11 @@ function profileOf(compiled: Compiled, reset: boolean, peakGflops: number | unde
     const ns = raw.stepNs[index] ?? 0;
     const macsPerImage = compiled.graph.stepMacs[index] ?? 0;
     const gflops = ns > 0 ? (2 * macsPerImage * raw.images) / ns : 0;
+    const int8 = compiled.graph.stepInt8[index] ?? false;
+    const peak = int8 ? peaks.int8 : peaks.f32;
     return {
-      index, op: step.op, name: step.name, kernel: labels[index] ?? '', ms: ns / 1e6, share: totalNs > 0 ? ns / totalNs : 0, macsPerImage, gflops,
-      ...(peakGflops === undefined ? {} : { fractionOfPeak: gflops / peakGflops }),
+      index, op: step.op, name: step.name, kernel: labels[index] ?? '', ms: ns / 1e6, share: totalNs > 0 ? ns / totalNs : 0, macsPerImage, gflops, int8,
+      ...(peak === undefined ? {} : { fractionOfPeak: gflops / peak }),
     };
   });
   steps.sort((a, b) => b.ms - a.ms || a.index - b.index);

@@ -257,7 +257,7 @@ describe('flags checked up front', () => {
     expect(conv.fractionOfPeak).toBeGreaterThan(0);
     expect(conv.fractionOfPeak).toBeLessThan(2);
     const text = await runCli('bench', model, '--batches', '1', '--thread-counts', '1', '--min-ms', '5', '--profile', '--top', '3');
-    expect(text.stdout).toMatch(/profile \(--profile; peak = measured single-core FMA peak [\d.]+ GFLOP\/s/);
+    expect(text.stdout).toMatch(/profile \(--profile; peak = measured single-core peak x threads: fp32 FMA [\d.]+ GFLOP\/s, int8 [\d.]+ GOP\/s/);
     expect(text.stdout).toMatch(/of peak/);
     expect((await runCli('bench', model, '--profile', '--vs-ort', '--min-ms', '5')).exitCode).not.toBe(0);
   });

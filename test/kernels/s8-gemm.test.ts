@@ -330,7 +330,10 @@ describe('s8gemm numerics', () => {
   it('reports a peak for the active family', () => {
     testHooks().setS8GemmKernel('auto');
     native.setIsa(initialIsa);
-    expect(testHooks().measureS8Peak({ milliseconds: 5 })).toBeGreaterThan(0);
+    expect(native.measureS8Peak(5)).toBeGreaterThan(0);
+    expect(() => native.measureS8Peak(0)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_KILN_INVALID_ARG' }));
+    expect(() => native.measureS8Peak(Number.NaN)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_KILN_INVALID_ARG' }));
+    expect(() => native.measureS8Peak('5' as never)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_KILN_INVALID_ARG' }));
   });
 });
 

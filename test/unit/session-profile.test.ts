@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { ErrorCode } from '../../src/errors.js';
 import { seedCNN } from '../../src/nn/models.js';
+import { quantize } from '../../src/quant/ptq.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Rng } from '../../src/util/rng.js';
 import { uniformImages } from '../support/tensors.js';
@@ -73,6 +74,29 @@ describe('InferenceSession.profile', () => {
     expect(codeOf(() => plain.profile())).toBe(ErrorCode.INVALID_STATE);
     plain.release();
     await expect(InferenceSession.create(net, { inputShape: MNIST, enableProfiling: 'yes' as never })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARG });
+  });
+
+  it('compares int8 steps with the int8 peak and float steps with the fp32 peak', async () => {
+    const { graph } = await quantize(net, uniformImages(rng, 8, MNIST), { method: 'minmax', batchSize: 8, reportImages: 0 });
+    const session = await InferenceSession.create(graph, { enableProfiling: true, intraOpNumThreads: 1 });
+    await session.run({ input: uniformImages(rng, 4, MNIST) });
+    const p = session.profile({ peakGflops: 100, int8PeakGops: 400 });
+    const int8 = p.steps.filter((s) => s.int8);
+    expect(int8.map((s) => s.op).sort()).toEqual(['QLinearConv', 'QLinearConv', 'QLinearGemm', 'QLinearGemm']);
+    for (const s of int8) expect(s.fractionOfPeak).toBeCloseTo(s.gflops / 400, 12);
+    const float = p.steps.filter((s) => !s.int8);
+    expect(float.map((s) => s.op)).toContain('QuantizeLinear');
+    for (const s of float) expect(s.fractionOfPeak).toBeCloseTo(s.gflops / 100, 12);
+    // Only the peak of a step's own kind gives it a fraction.
+    const onlyF32 = session.profile({ peakGflops: 100 });
+    expect(onlyF32.steps.filter((s) => s.int8).every((s) => s.fractionOfPeak === undefined)).toBe(true);
+    expect(onlyF32.steps.filter((s) => !s.int8).every((s) => s.fractionOfPeak !== undefined)).toBe(true);
+    expect(codeOf(() => session.profile({ int8PeakGops: Number.NaN }))).toBe(ErrorCode.INVALID_ARG);
+    session.release();
+    const fp32 = await InferenceSession.create(net, { inputShape: MNIST, enableProfiling: true });
+    await fp32.run({ input: uniformImages(rng, 1, MNIST) });
+    expect(fp32.profile().steps.some((s) => s.int8)).toBe(false);
+    fp32.release();
   });
 
   it('KILN_PROFILE=1 turns it on for sessions that do not say', async () => {

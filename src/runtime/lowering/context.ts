@@ -50,6 +50,8 @@ export interface LoweringEnv {
   uint8Values?: Set<number>;
   /** Multiply-accumulates per image of each step, by step index (profiles report GFLOP/s from them). */
   stepMacs?: number[];
+  /** Indices of the steps whose multiply-accumulates run on int8 kernels (profiles compare them with the int8 peak). */
+  int8Steps?: Set<number>;
   /** Ids of the bool plan values. */
   boolValues?: Set<number>;
   /** Conv steps may run as Winograd F(2x2, 3x3) or F(4x4, 3x3) (CompileOptions.winograd). */
@@ -244,7 +246,10 @@ export class NodeLowering {
     this.env.steps.push(step);
     (this.env.stepMacs ??= [])[this.env.steps.length - 1] = options.macs ?? numel(shape);
     this.env.macs += options.macs ?? numel(shape);
-    if (options.int8) this.env.int8Macs = (this.env.int8Macs ?? 0) + (options.macs ?? numel(shape));
+    if (options.int8) {
+      this.env.int8Macs = (this.env.int8Macs ?? 0) + (options.macs ?? numel(shape));
+      (this.env.int8Steps ??= new Set()).add(this.env.steps.length - 1);
+    }
     if (options.bool) {
       (this.env.boolValues ??= new Set()).add(id);
       return { id, shape: shape.slice(), bool: true };
