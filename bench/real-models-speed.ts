@@ -1,7 +1,8 @@
 /**
  * Section `models` of `npm run bench` (issue 15, "Fast on the architectures people use"): Kiln fp32
  * and int8 against onnxruntime-node fp32 and int8 on the exported torchvision architectures of the
- * ONNX coverage issue (bench/models/export_torchvision.py, the dynamo opset-21 file of each) and on
+ * ONNX coverage issue (bench/models/export_torchvision.py, the dynamo opset-21 file of each, or the
+ * TorchScript opset-17 file where the folder has no dynamo exports: torch before 2.1) and on
  * the source article's padded SeedCNN ('same' 3x3 convolutions; MNIST 1x28x28 and CIFAR 3x32x32).
  *
  * Per model: Kiln fp32 runs the imported graph (SeedCNN: the Module); Kiln int8 runs the graph that
@@ -47,8 +48,11 @@ export interface ModelsBenchOptions {
   threadCounts: number[];
 }
 
-/** The exporter whose file is used per architecture. */
-const EXPORT_SUFFIX = '.dynamo-op21.onnx';
+/**
+ * The exporters whose files are used, in order of preference: the folder's files of the first one
+ * it has (torch before 2.1, such as Debian 12's 1.13, has no dynamo exporter).
+ */
+const EXPORTERS = ['dynamo-op21', 'torchscript-op17'];
 /** Batch sizes of the torchvision models; the SeedCNNs use SEEDCNN_BATCHES (their targets are at 64). */
 const BATCHES = [1, 16];
 const SEEDCNN_BATCHES = [1, 64];
@@ -139,9 +143,9 @@ async function seedCnnModel(name: string, shape: [number, number, number]): Prom
   return model;
 }
 
-async function torchvisionModel(dir: string, file: string): Promise<Model> {
+async function torchvisionModel(dir: string, file: string, exporter: string): Promise<Model> {
   const t0 = performance.now();
-  const name = basename(file, EXPORT_SUFFIX);
+  const name = basename(file, `.${exporter}.onnx`);
   const bytes = new Uint8Array(await readFile(join(dir, file)));
   const graph = await importModel(bytes);
   const dims = graph.inputs[0]!.shape.slice(1);
@@ -332,18 +336,22 @@ export async function benchModels(report: Report, options: ModelsBenchOptions): 
   if (pick('seedcnn-mnist-padded')) specs.push({ name: 'seedcnn-mnist-padded', load: () => seedCnnModel('seedcnn-mnist-padded', [1, 28, 28]) });
   if (pick('seedcnn-cifar-padded')) specs.push({ name: 'seedcnn-cifar-padded', load: () => seedCnnModel('seedcnn-cifar-padded', [3, 32, 32]) });
   if (dir) {
-    const files = readdirSync(dir).filter((f) => f.endsWith(EXPORT_SUFFIX)).sort();
-    if (files.length === 0) notes.push(`no *${EXPORT_SUFFIX} files in ${dir}`);
+    const inDir = readdirSync(dir);
+    const exporter = EXPORTERS.find((e) => inDir.some((f) => f.endsWith(`.${e}.onnx`))) ?? EXPORTERS[0]!;
+    const suffix = `.${exporter}.onnx`;
+    const files = inDir.filter((f) => f.endsWith(suffix)).sort();
+    if (files.length === 0) notes.push(`no *${suffix} files in ${dir}`);
+    else notes.push(`torchvision files: *${suffix}`);
     for (const f of files) {
-      const name = basename(f, EXPORT_SUFFIX);
-      if (pick(name)) specs.push({ name, load: () => torchvisionModel(dir, f) });
+      const name = basename(f, suffix);
+      if (pick(name)) specs.push({ name, load: () => torchvisionModel(dir, f, exporter) });
     }
     const logPath = join(dir, 'export-log.json');
     if (existsSync(logPath)) {
       const exportLog = JSON.parse(readFileSync(logPath, 'utf8')) as { torch?: string; torchvision?: string; exports?: { model: string; exporter: string; ok: boolean }[] };
       notes.push(`torchvision exports from ${dir}: torch ${exportLog.torch}, torchvision ${exportLog.torchvision}`);
-      const failed = (exportLog.exports ?? []).filter((e) => e.exporter === 'dynamo-op21' && !e.ok).map((e) => e.model);
-      if (failed.length) notes.push(`not exported (dynamo, opset 21), so not measured: ${failed.join(', ')}`);
+      const failed = (exportLog.exports ?? []).filter((e) => e.exporter === exporter && !e.ok).map((e) => e.model);
+      if (failed.length) notes.push(`not exported (${exporter}), so not measured: ${failed.join(', ')}`);
     }
   } else {
     const line = 'torchvision architectures not measured: export them with `python3 bench/models/export_torchvision.py <dir>` and run `npm run bench -- models --real-models <dir>` (or set KILN_REAL_MODELS=<dir>)';
@@ -399,7 +407,7 @@ export async function benchModels(report: Report, options: ModelsBenchOptions): 
     baseline:
       'onnxruntime-node in the same process on the same inputs, intraOpNumThreads matched, graphOptimizationLevel all; the four runtimes of a row timed interleaved ' +
       `(blocks of back-to-back runs of each in turn, each started once the previous block's threads went idle; at least ${minMs} ms per row). ` +
-      'ORT fp32 runs the exported file (torchvision: the dynamo opset-21 export; SeedCNN: Kiln\'s exportModel), Kiln fp32 the same model; Kiln int8 runs the graph Kiln\'s PTQ returns ' +
+      'ORT fp32 runs the exported file (torchvision: the dynamo opset-21 export, else the TorchScript opset-17 one; SeedCNN: Kiln\'s exportModel), Kiln fp32 the same model; Kiln int8 runs the graph Kiln\'s PTQ returns ' +
       `(quantize(), min/max over ${CALIBRATION_IMAGES} seeded image-like inputs for torchvision, 32 uniform [0, 1) ones for SeedCNN; uint8 activations, per-channel int8 weights) ` +
       'and ORT int8 that graph exported by Kiln as ONNX QDQ. Ratios above 1: the second runtime named is faster. SeedCNN: padding 1 (the article\'s layers), batch 1 and 64.',
     columns: ['model', 'threads', 'batch', 'Kiln fp32 ms', 'ORT fp32 ms', 'Kiln int8 ms', 'ORT int8 ms', 'ORT fp32 / Kiln fp32', 'ORT int8 / Kiln int8', 'Kiln fp32 / Kiln int8'],

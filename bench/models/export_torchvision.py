@@ -17,6 +17,7 @@ torchvision's compiled ops do not load against the CPU build of torch (its
 _meta_registrations fails on `torchvision::nms`); the model definitions do not
 need them, so that module is stubbed before import.
 """
+import inspect
 import json
 import os
 import re
@@ -85,7 +86,14 @@ def describe(e):
     return " | ".join(dict.fromkeys(keep))[:600]
 
 
+# torch before 2.1 (Debian 12's python3-torch is 1.13) has only the TorchScript exporter, and its
+# torch.onnx.export takes no `dynamo` argument.
+HAS_DYNAMO = "dynamo" in inspect.signature(torch.onnx.export).parameters
+
+
 def export_one(model, x, path, dynamo, opset):
+    if dynamo and not HAS_DYNAMO:
+        raise RuntimeError(f"torch {torch.__version__} has no dynamo exporter")
     if dynamo:
         batch = torch.export.Dim("batch", min=1, max=64)
         torch.onnx.export(
@@ -95,7 +103,7 @@ def export_one(model, x, path, dynamo, opset):
         )
     else:
         torch.onnx.export(
-            model, (x,), path, dynamo=False, opset_version=opset,
+            model, (x,), path, opset_version=opset, **({"dynamo": False} if HAS_DYNAMO else {}),
             input_names=["input"], output_names=["output"],
             dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
         )
@@ -125,7 +133,7 @@ def main():
                 entry["error"] = describe(e)
                 if os.path.exists(path):
                     os.remove(path)
-                if dynamo:
+                if dynamo and HAS_DYNAMO:
                     # torch.export can specialise a batch-1 example (ConvNeXt: a guard batch <= 2);
                     # users then pass a batch-2 example. Retry so, keeping the first failure on record.
                     try:
