@@ -63,7 +63,8 @@ const ORT_FLOAT_OPS = new Set(['Conv', 'FusedConv', 'Gemm', 'FusedGemm', 'MatMul
 /** Kiln int8 IR ops (docs/int8-ir.md) that compute in int8; anything else in the int8 graph runs on u8 data or in fp32. */
 const KILN_INT8_COMPUTE = new Set(['QLinearConv', 'QLinearGemm', 'QLinearMatMul']);
 
-interface Model {
+/** One model of the section, with the graphs each runtime runs (also read by bench/models-profile.ts). */
+export interface Model {
   name: string;
   kind: 'seedcnn' | 'torchvision';
   batches: number[];
@@ -124,7 +125,7 @@ async function quantizeInto(model: Model, source: Sequential | Graph, calibratio
   }
 }
 
-async function seedCnnModel(name: string, shape: [number, number, number]): Promise<Model> {
+export async function seedCnnModel(name: string, shape: [number, number, number]): Promise<Model> {
   const t0 = performance.now();
   const net = seedCNN({ inChannels: shape[0], height: shape[1], width: shape[2], numClasses: 10, padding: 1, seed: 1 }).eval();
   const model: Model = {
@@ -143,7 +144,14 @@ async function seedCnnModel(name: string, shape: [number, number, number]): Prom
   return model;
 }
 
-async function torchvisionModel(dir: string, file: string, exporter: string): Promise<Model> {
+/** The export files of `dir` the section measures: those of the first exporter in EXPORTERS it has. */
+export function torchvisionFiles(dir: string): { exporter: string; files: string[] } {
+  const inDir = readdirSync(dir);
+  const exporter = EXPORTERS.find((e) => inDir.some((f) => f.endsWith(`.${e}.onnx`))) ?? EXPORTERS[0]!;
+  return { exporter, files: inDir.filter((f) => f.endsWith(`.${exporter}.onnx`)).sort() };
+}
+
+export async function torchvisionModel(dir: string, file: string, exporter: string): Promise<Model> {
   const t0 = performance.now();
   const name = basename(file, `.${exporter}.onnx`);
   const bytes = new Uint8Array(await readFile(join(dir, file)));
@@ -336,10 +344,8 @@ export async function benchModels(report: Report, options: ModelsBenchOptions): 
   if (pick('seedcnn-mnist-padded')) specs.push({ name: 'seedcnn-mnist-padded', load: () => seedCnnModel('seedcnn-mnist-padded', [1, 28, 28]) });
   if (pick('seedcnn-cifar-padded')) specs.push({ name: 'seedcnn-cifar-padded', load: () => seedCnnModel('seedcnn-cifar-padded', [3, 32, 32]) });
   if (dir) {
-    const inDir = readdirSync(dir);
-    const exporter = EXPORTERS.find((e) => inDir.some((f) => f.endsWith(`.${e}.onnx`))) ?? EXPORTERS[0]!;
+    const { exporter, files } = torchvisionFiles(dir);
     const suffix = `.${exporter}.onnx`;
-    const files = inDir.filter((f) => f.endsWith(suffix)).sort();
     if (files.length === 0) notes.push(`no *${suffix} files in ${dir}`);
     else notes.push(`torchvision files: *${suffix}`);
     for (const f of files) {

@@ -4,9 +4,10 @@
  * (some sections only: latest-<sections>.{json,md}; with --filter: latest-<sections>-filtered.*).
  *
  *   npm run bench                       # everything
- *   npm run bench -- gemm forward       # only some sections: gemm (fp32 and int8), s8gemm, forward, train, ort, int8, models, sparse, compress
+ *   npm run bench -- gemm forward       # only some sections: gemm (fp32 and int8), s8gemm, forward, train, ort, int8, models, profile, sparse, compress
  *   npm run bench -- ort --model x.onnx # also benchmark an ONNX model of your own against ORT
  *   npm run bench -- models --real-models /work/torchvision-onnx   # issue 15's table (below)
+ *   npm run bench -- profile --real-models /work/torchvision-onnx  # where each model's fp32 / int8 time goes (bench/models-profile.ts)
  *   npm run bench -- serve --serve-seconds 5    # HTTP load test of kiln serve (bench/serve.ts; default 20 s per row)
  *
  * Section `models` (bench/real-models-speed.ts): Kiln fp32 and int8 against onnxruntime-node fp32 and
@@ -25,6 +26,7 @@ import { cpuInfo } from '../src/system.js';
 import { benchCompress } from './compress.js';
 import { benchGemm, benchS8Gemm, measureF32Peak } from './gemm.js';
 import { benchInt8 } from './int8.js';
+import { benchProfile } from './models-profile.js';
 import { benchModels } from './real-models-speed.js';
 import { benchServe } from './serve.js';
 import { Report } from './report.js';
@@ -81,6 +83,9 @@ async function main(): Promise<void> {
   if (all || sections.has('int8')) await benchInt8(report, threadCounts);
   if (all || sections.has('models')) {
     await benchModels(report, { dir: realModels, filter: filter === undefined ? undefined : new RegExp(filter), minMs: modelsMinMs, threadCounts });
+  }
+  if (all || sections.has('profile')) {
+    await benchProfile(report, { dir: realModels, filter: filter === undefined ? undefined : new RegExp(filter), minMs: modelsMinMs });
   }
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   if (all || sections.has('sparse')) {

@@ -1,0 +1,143 @@
+/**
+ * Section `profile` of `npm run bench` (issue 15, "name every model that misses, and why, from the
+ * profile"): where Kiln's fp32 and int8 time goes on the models of section `models`, at batch 1 and
+ * one thread (the cells of the issue's per-model targets). Per model and path: the steps' time per
+ * run, the kinds of step that take it (a convolution's kernel size, stride and grouping; other ops
+ * by name) with their share and fraction of this CPU's measured peak (int8 steps against the int8
+ * multiply-add peak, float steps against the fp32 FMA peak), and the slowest single step. The ratios
+ * against onnxruntime-node are section `models`' table; this one says what they are made of.
+ */
+import { basename } from 'node:path';
+
+import type { Graph } from '../src/graph/ir.js';
+import type { Sequential } from '../src/nn/layers/sequential.js';
+import { InferenceSession, type ProfileStep, type SessionProfile } from '../src/runtime/session.js';
+import { measureCorePeaks, type CorePeaks } from '../src/system.js';
+import { measure } from '../src/util/timing.js';
+import { type Model, seedCnnModel, torchvisionFiles, torchvisionModel } from './real-models-speed.js';
+import type { Report } from './report.js';
+
+export interface ProfileBenchOptions {
+  /** Folder of the torchvision exports; without it only the two SeedCNNs run. */
+  dir?: string;
+  filter?: RegExp;
+  /** Least timed milliseconds per model and path. */
+  minMs: number;
+}
+
+/** Kinds of step listed per model and path. */
+const KINDS_SHOWN = 4;
+
+/**
+ * The kind of a step, from its op and its kernel line: "Conv 3x3/2 depthwise", "QLinearConv 1x1",
+ * "Gemm", ... (kernel lines: `info().steps`, e.g. "Conv name: 3x3 s2x2 576->576 g576 clip(0,6)").
+ */
+export function stepKind(step: Pick<ProfileStep, 'op' | 'kernel'>): string {
+  const conv = /: (?:u8 NHWC )?(\d+)x(\d+) s(\d+)x(\d+) (\d+)->(\d+)(?: g(\d+))?/.exec(step.kernel);
+  if (!conv || !/Conv$/.test(step.op)) return step.op;
+  const [, kh, kw, sh, sw, cin, , groups] = conv;
+  const stride = sh === '1' && sw === '1' ? '' : sh === sw ? `/${sh}` : `/${sh}x${sw}`;
+  const g = Number(groups ?? 1);
+  const grouping = g <= 1 ? '' : g === Number(cin) ? ' depthwise' : ' grouped';
+  return `${step.op} ${kh}x${kw}${stride}${grouping}`;
+}
+
+interface KindTotal {
+  kind: string;
+  ms: number;
+  ops: number;
+  int8: boolean;
+}
+
+/** The profile's steps summed by kind, largest first. */
+export function kindTotals(profile: SessionProfile): KindTotal[] {
+  const kinds = new Map<string, KindTotal>();
+  for (const s of profile.steps) {
+    const kind = stepKind(s);
+    const k = kinds.get(kind) ?? { kind, ms: 0, ops: 0, int8: s.int8 };
+    k.ms += s.ms;
+    k.ops += 2 * s.macsPerImage * profile.images;
+    kinds.set(kind, k);
+  }
+  return [...kinds.values()].sort((a, b) => b.ms - a.ms);
+}
+
+function percentOfPeak(ops: number, ms: number, int8: boolean, peaks: CorePeaks): string {
+  if (ops === 0 || ms === 0) return '';
+  const rate = ops / (ms * 1e6);
+  return `, ${Math.round((100 * rate) / (int8 ? peaks.int8Gops : peaks.f32Gflops))}% of peak`;
+}
+
+async function profileOf(source: Sequential | Graph, model: Model, minMs: number): Promise<SessionProfile> {
+  const session = await InferenceSession.create(source, {
+    intraOpNumThreads: 1,
+    enableProfiling: true,
+    ...(model.kind === 'seedcnn' ? { inputShape: model.shape } : {}),
+  });
+  try {
+    const x = model.input(1);
+    const name = session.inputNames[0]!;
+    await session.run({ [name]: x });
+    session.profile({ reset: true });
+    await measure(() => session.run({ [name]: x }), { minMs });
+    return session.profile();
+  } finally {
+    session.release();
+  }
+}
+
+function row(model: string, path: string, p: SessionProfile, peaks: CorePeaks): (string | number)[] {
+  const kinds = kindTotals(p);
+  const shown = kinds.slice(0, KINDS_SHOWN).map((k) => `${k.kind} ${Math.round((100 * k.ms) / p.totalMs)}%${percentOfPeak(k.ops, k.ms, k.int8, peaks)}`);
+  while (shown.length < KINDS_SHOWN) shown.push('');
+  const slowest = p.steps[0]!;
+  const stepLine = slowest.kernel.replace(/^(\S+) \S+: /, '$1 ').replace(/ \(.*\)$/, '');
+  const slowestText = `${stepLine} ${Math.round(100 * slowest.share)}%${percentOfPeak(2 * slowest.macsPerImage * p.images, slowest.ms, slowest.int8, peaks)}`;
+  return [model, path, p.totalMs / p.runs, ...shown, slowestText];
+}
+
+/** Runs the section and adds its table to `report`. */
+export async function benchProfile(report: Report, options: ProfileBenchOptions): Promise<void> {
+  const { dir, filter, minMs } = options;
+  const pick = (name: string): boolean => !filter || filter.test(name);
+  const loads: { name: string; load: () => Promise<Model> }[] = [];
+  if (pick('seedcnn-mnist-padded')) loads.push({ name: 'seedcnn-mnist-padded', load: () => seedCnnModel('seedcnn-mnist-padded', [1, 28, 28]) });
+  if (pick('seedcnn-cifar-padded')) loads.push({ name: 'seedcnn-cifar-padded', load: () => seedCnnModel('seedcnn-cifar-padded', [3, 32, 32]) });
+  const notes: string[] = [];
+  if (dir) {
+    const { exporter, files } = torchvisionFiles(dir);
+    notes.push(files.length ? `torchvision files: ${dir}/*.${exporter}.onnx` : `no *.${exporter}.onnx files in ${dir}`);
+    for (const f of files) {
+      const name = basename(f, `.${exporter}.onnx`);
+      if (pick(name)) loads.push({ name, load: () => torchvisionModel(dir, f, exporter) });
+    }
+  } else {
+    notes.push('torchvision architectures not profiled: give the folder of their exports (`--real-models <dir>` or KILN_REAL_MODELS)');
+  }
+  const peaks = measureCorePeaks();
+  const rows: (string | number)[][] = [];
+  for (const { name, load } of loads) {
+    let model: Model;
+    try {
+      model = await load();
+    } catch (err) {
+      notes.push(`${name}: not profiled: ${(err as Error).message.slice(0, 160)}`);
+      continue;
+    }
+    rows.push(row(name, 'fp32', await profileOf(model.fp32, model, minMs), peaks));
+    if (model.int8) rows.push(row(name, 'int8', await profileOf(model.int8, model, minMs), peaks));
+    else notes.push(`${name}: no int8 row (${model.int8Reason ?? 'not quantized'})`);
+    process.stdout.write(`profile: ${name} done\n`);
+  }
+  report.add({
+    title: 'Where the time goes: Kiln fp32 and int8 per model, batch 1, 1 thread (issue 15)',
+    baseline:
+      `each kind of step's share of the steps' time per run (InferenceSession.profile), and its rate as a fraction of this CPU's measured single-core peak: ` +
+      `fp32 FMA ${peaks.f32Gflops.toFixed(1)} GFLOP/s for float steps, int8 multiply-add ${peaks.int8Gops.toFixed(1)} GOP/s for int8 ones. ` +
+      `Kinds: a convolution by kernel size, stride (/2) and grouping (depthwise: one channel per group); other ops by name. ` +
+      `Rates count the direct convolution's multiply-adds, so Winograd convolutions can pass 100%. Same models, inputs and quantization as section models; its table gives the ratios against onnxruntime-node`,
+    columns: ['model', 'path', 'ms/run', '1st kind', '2nd kind', '3rd kind', '4th kind', 'slowest step'],
+    rows,
+    notes,
+  });
+}
