@@ -1,14 +1,12 @@
 /** fp32 GEMM throughput as a fraction of the CPU's FMA peak measured in the same run. */
 import { native, testHooks } from '../src/binding.js';
-import { setNumThreads } from '../src/system.js';
+import { bestF32PeakGflops, bestS8PeakGmacs, setNumThreads } from '../src/system.js';
 import type { Report } from './report.js';
 import { measure } from '../src/util/timing.js';
 
-/** Single-core fp32 FMA peak of the active ISA in GFLOP/s (best of a few tries). */
+/** Single-core fp32 FMA peak of the active ISA in GFLOP/s (best of five 100 ms readings). */
 export function measureF32Peak(): number {
-  let best = 0;
-  for (let i = 0; i < 5; i++) best = Math.max(best, testHooks().measurePeak({ kind: 'f32', milliseconds: 100 }));
-  return best;
+  return bestF32PeakGflops(5, 100);
 }
 
 export async function benchGemm(report: Report, peakGflops: number, cores: number): Promise<void> {
@@ -35,17 +33,6 @@ export async function benchGemm(report: Report, peakGflops: number, cores: numbe
 }
 
 /**
- * Single-core int8 multiply-add peak of the active int8 kernel family (VNNI here), GMAC/s: the
- * best of many 2 ms windows (on a shared machine a long window is likely to include time the
- * thread spent descheduled, which reads as a lower peak).
- */
-export function measureS8PeakGmacs(windows = 25): number {
-  let best = 0;
-  for (let i = 0; i < windows; i++) best = Math.max(best, native.measureS8Peak(2));
-  return best;
-}
-
-/**
  * int8 GEMM (u8 x s8 -> requantized u8, B packed once) and the int8 convolution on SeedCNN's conv2
  * shape (13x13x32 -> 11x11x64, 3x3; its plan, weights packed, is built per call), as fractions of
  * the int8 peak measured in the same run. One int8 multiply-add = 2 ops.
@@ -53,7 +40,7 @@ export function measureS8PeakGmacs(windows = 25): number {
 export async function benchS8Gemm(report: Report, cores: number): Promise<void> {
   // The peak is re-measured before every row and the best reading kept: on a shared machine one
   // early reading can come out low and put rows above 100%.
-  let peak = measureS8PeakGmacs();
+  let peak = bestS8PeakGmacs(25);
   const samples: { threads: number; shape: string; gmacs: number }[] = [];
   const kernel = testHooks().s8GemmKernel();
   const threadCounts = [1, Math.min(2, cores)].filter((t, i, a) => a.indexOf(t) === i);
@@ -66,7 +53,7 @@ export async function benchS8Gemm(report: Report, cores: number): Promise<void> 
       const c = new Uint8Array(n * n);
       const scale = new Float32Array(n).fill(1 / (64 * n));
       const args = { m: n, n, k: n, a, lda: n, aZeroPoint: 3, b: packed, c, ldc: n, scale, outZeroPoint: 128 };
-      peak = Math.max(peak, measureS8PeakGmacs(5));
+      peak = Math.max(peak, bestS8PeakGmacs(5));
       const t = await measure(() => native.s8gemmRequantize(args, false), { minMs: n >= 512 ? 1500 : 500, warmup: 2 });
       samples.push({ threads, shape: `${n}x${n}x${n}`, gmacs: (n * n * n) / (t.medianMs * 1e6) });
     }
@@ -83,7 +70,7 @@ export async function benchS8Gemm(report: Report, cores: number): Promise<void> 
         ...geom, input, weight, bias: null, wScale: new Float32Array(64).fill(0.01), xScale: 0.02, xZeroPoint: 5,
         output, yScale: 40, yZeroPoint: 0, yMin: 0, yMax: 255,
       };
-      peak = Math.max(peak, measureS8PeakGmacs(5));
+      peak = Math.max(peak, bestS8PeakGmacs(5));
       const t = await measure(() => native.s8conv2d(args, false), { minMs: 500, warmup: 3 });
       samples.push({ threads, shape: `conv 13x13x32->11x11x64 3x3, batch ${batch}`, gmacs: (batch * 121 * 64 * 288) / (t.medianMs * 1e6) });
     }

@@ -62,13 +62,16 @@ export function kindTotals(profile: SessionProfile): KindTotal[] {
   return [...kinds.values()].sort((a, b) => b.ms - a.ms);
 }
 
-function percentOfPeak(ops: number, ms: number, int8: boolean, peaks: CorePeaks): string {
-  if (ops === 0 || ms === 0) return '';
-  const rate = ops / (ms * 1e6);
-  return `, ${Math.round((100 * rate) / (int8 ? peaks.int8Gops : peaks.f32Gflops))}% of peak`;
+function peakText(fraction: number | undefined): string {
+  return fraction !== undefined && fraction > 0 ? `, ${Math.round(100 * fraction)}% of peak` : '';
 }
 
-async function profileOf(source: Sequential | Graph, model: Model, minMs: number): Promise<SessionProfile> {
+/** A kind's rate over the peak of its own kind (what InferenceSession.profile does per step). */
+function kindFraction(k: KindTotal, peaks: CorePeaks): number | undefined {
+  return k.ms > 0 ? k.ops / (k.ms * 1e6) / (k.int8 ? peaks.int8Gops : peaks.f32Gflops) : undefined;
+}
+
+async function profileOf(source: Sequential | Graph, model: Model, minMs: number, peaks: CorePeaks): Promise<SessionProfile> {
   const session = await InferenceSession.create(source, {
     intraOpNumThreads: 1,
     enableProfiling: true,
@@ -80,7 +83,7 @@ async function profileOf(source: Sequential | Graph, model: Model, minMs: number
     await session.run({ [name]: x });
     session.profile({ reset: true });
     await measure(() => session.run({ [name]: x }), { minMs });
-    return session.profile();
+    return session.profile({ peakGflops: peaks.f32Gflops, int8PeakGops: peaks.int8Gops });
   } finally {
     session.release();
   }
@@ -88,11 +91,11 @@ async function profileOf(source: Sequential | Graph, model: Model, minMs: number
 
 function row(model: string, path: string, p: SessionProfile, peaks: CorePeaks): (string | number)[] {
   const kinds = kindTotals(p);
-  const shown = kinds.slice(0, KINDS_SHOWN).map((k) => `${k.kind} ${Math.round((100 * k.ms) / p.totalMs)}%${percentOfPeak(k.ops, k.ms, k.int8, peaks)}`);
+  const shown = kinds.slice(0, KINDS_SHOWN).map((k) => `${k.kind} ${Math.round((100 * k.ms) / p.totalMs)}%${peakText(kindFraction(k, peaks))}`);
   while (shown.length < KINDS_SHOWN) shown.push('');
   const slowest = p.steps[0]!;
   const stepLine = slowest.kernel.replace(/^(\S+) \S+: /, '$1 ').replace(/ \(.*\)$/, '');
-  const slowestText = `${stepLine} ${Math.round(100 * slowest.share)}%${percentOfPeak(2 * slowest.macsPerImage * p.images, slowest.ms, slowest.int8, peaks)}`;
+  const slowestText = `${stepLine} ${Math.round(100 * slowest.share)}%${peakText(slowest.fractionOfPeak)}`;
   return [model, path, p.totalMs / p.runs, ...shown, slowestText];
 }
 
@@ -124,8 +127,8 @@ export async function benchProfile(report: Report, options: ProfileBenchOptions)
       notes.push(`${name}: not profiled: ${(err as Error).message.slice(0, 160)}`);
       continue;
     }
-    rows.push(row(name, 'fp32', await profileOf(model.fp32, model, minMs), peaks));
-    if (model.int8) rows.push(row(name, 'int8', await profileOf(model.int8, model, minMs), peaks));
+    rows.push(row(name, 'fp32', await profileOf(model.fp32, model, minMs, peaks), peaks));
+    if (model.int8) rows.push(row(name, 'int8', await profileOf(model.int8, model, minMs, peaks), peaks));
     else notes.push(`${name}: no int8 row (${model.int8Reason ?? 'not quantized'})`);
     process.stdout.write(`profile: ${name} done\n`);
   }

@@ -80,15 +80,28 @@ export interface CorePeaks {
   int8Gops: number;
 }
 
+/** The best of `windows` readings of the active ISA's single-core fp32 FMA peak, each `milliseconds` long, GFLOP/s. */
+export function bestF32PeakGflops(windows: number, milliseconds: number): number {
+  let best = 0;
+  for (let i = 0; i < windows; i++) best = Math.max(best, native.measureF32Peak(milliseconds));
+  return best;
+}
+
+/**
+ * The best of `windows` 2 ms readings of the active int8 kernel family's single-core multiply-add
+ * peak, GMAC/s: short windows, since on a shared machine a long one is likely to include time the
+ * thread spent descheduled, which reads as a lower peak.
+ */
+export function bestS8PeakGmacs(windows: number): number {
+  let best = 0;
+  for (let i = 0; i < windows; i++) best = Math.max(best, native.measureS8Peak(2));
+  return best;
+}
+
 /**
  * Measures {@link CorePeaks} on the calling thread, blocking it for about 0.35 s (CLI and benchmarks
- * only): each the best of several windows, since on a shared machine a window that includes time the
- * thread spent descheduled reads as a lower peak; int8 in many 2 ms windows for that reason.
+ * only): fp32 the best of 3 windows of 100 ms, int8 of 25 of 2 ms.
  */
 export function measureCorePeaks(): CorePeaks {
-  let f32 = 0;
-  for (let i = 0; i < 3; i++) f32 = Math.max(f32, native.measureF32Peak(100));
-  let int8Gmacs = 0;
-  for (let i = 0; i < 25; i++) int8Gmacs = Math.max(int8Gmacs, native.measureS8Peak(2));
-  return { f32Gflops: f32, int8Gops: 2 * int8Gmacs };
+  return { f32Gflops: bestF32PeakGflops(3, 100), int8Gops: 2 * bestS8PeakGmacs(25) };
 }

@@ -70,6 +70,18 @@ double get_number(const Napi::Object& o, const char* name) {
   return d;
 }
 
+double get_number_arg(const Napi::CallbackInfo& info, size_t index, const char* name, double lo, double hi) {
+  const Napi::Value v = info.Length() > index ? info[index] : info.Env().Undefined();
+  if (!v.IsNumber()) throw_type(name, "a number", v);
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d <= hi)) {
+    std::ostringstream expected;
+    expected << "a number in [" << lo << ", " << hi << "]";
+    throw_range(name, expected.str(), std::to_string(d));
+  }
+  return d;
+}
+
 double get_number_or(const Napi::Object& o, const char* name, double dflt) {
   Napi::Value v = o.Get(name);
   if (v.IsUndefined() || v.IsNull()) return dflt;

@@ -83,10 +83,7 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
 Napi::Value MeasureF32Peak(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
-    if (info.Length() < 1 || !info[0].IsNumber()) throw_type("milliseconds", "a number", info.Length() ? info[0] : env.Undefined());
-    const double ms = info[0].As<Napi::Number>().DoubleValue();
-    if (!(ms >= 1.0 && ms <= 1000.0)) throw_range("milliseconds", "a number in [1, 1000]", std::to_string(ms));
-    return Napi::Number::New(env, kiln::measure_f32_peak_gflops(ms));
+    return Napi::Number::New(env, kiln::measure_f32_peak_gflops(get_number_arg(info, 0, "milliseconds", 1.0, 1000.0)));
   }
   KILN_ADDON_CATCH(env)
 }
