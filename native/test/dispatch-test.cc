@@ -293,12 +293,18 @@ void test_u8_pool_and_depthwise(const DispatchTable& t, const DispatchTable& ref
 
 // The depthwise run kernel (interior pixels, uint8 output) against its definition written out
 // here (int64 sums, then requantize_u8): channel counts that hit the 32- and 16-channel blocks and
-// the scalar tail, strides 1 and 2, 1..9 taps at scattered offsets, with and without a bias, clamp
+// the scalar tail, strides 1 and 2, 1..9, 25 or 49 taps at scattered offsets, 1-3 pixels and
+// more, the tap-pair and tap-quad layouts (the quad path's 64-channel blocks and its 32- and
+// 16-channel groups of pixels, contiguous where 32 or 16 channels step by 1), with and without a bias, clamp
 // bounds that bite (a ReLU floor, a ceiling below 255); page-guarded output, two sentinels.
 void test_depthwise_run(const DispatchTable& t, Rng& rng) {
-  for (size_t channels : {size_t(1), size_t(7), size_t(16), size_t(24), size_t(32), size_t(48), size_t(64), size_t(144), size_t(61), size_t(200)}) {
-    for (size_t step : {size_t(1), size_t(2)}) {
-      const size_t taps = 1 + rng.below(9), pixels = 1 + rng.below(13);
+  for (size_t channels : {size_t(1), size_t(7), size_t(16), size_t(24), size_t(32), size_t(48), size_t(64), size_t(144), size_t(61), size_t(96), size_t(112), size_t(120), size_t(200)}) {
+    // A few pixels (fewer than the VNNI kernel's groups of 2 and 4) and more.
+    for (size_t case_ = 0; case_ < 4; ++case_) {
+      const size_t step = 1 + case_ % 2, pixels = case_ < 2 ? 1 + rng.below(3) : 4 + rng.below(10);
+      // Random counts, and those of the 3x3, 5x5 and 7x7 kernels, which the VNNI kernel compiles apart.
+      static const size_t kTaps[] = {9, 25, 49};
+      const size_t taps = rng.below(2) == 0 ? 1 + rng.below(9) : kTaps[rng.below(3)];
       std::vector<ptrdiff_t> offset(taps);
       size_t span = 0;
       for (size_t k = 0; k < taps; ++k) {
@@ -336,16 +342,22 @@ void test_depthwise_run(const DispatchTable& t, Rng& rng) {
             for (size_t k = 0; k < taps; ++k) s += (int64_t(x[p * step * channels + size_t(offset[k]) + c]) - r.x_zero_point) * w[k * channels + c];
             want[p * channels + c] = kiln::requantize_u8(static_cast<int32_t>(s), scale[c], r.y_zero_point, r.lo, r.hi);
           }
-        // Without and with the tap-pair layout (kernels that have a pair path take the full
-        // 32-channel blocks from it, the rest from the plain weights).
-        std::vector<int16_t> pw;
-        std::vector<int32_t> pb;
-        std::vector<float> ps;
+        // Without and with the tap-pair and tap-quad layouts (kernels that have a pair or quad
+        // path take their blocks from it, the rest from the plain weights).
+        kiln::S8DepthwisePacked<int16_t> pw;
+        kiln::S8DepthwisePacked<int32_t> pb, qb;
+        kiln::S8DepthwisePacked<float> ps, qs;
+        kiln::S8DepthwisePacked<int8_t> qw;
         kiln::s8_depthwise_pack_pairs(w.data(), r.bias, scale.data(), taps, channels, r.x_zero_point, pw, pb, ps);
-        for (bool pairs : {false, true}) {
+        kiln::s8_depthwise_pack_quads(w.data(), r.bias, scale.data(), taps, channels, r.x_zero_point, qw, qb, qs);
+        for (int layouts = 0; layouts < 4; ++layouts) {
+          const bool pairs = (layouts & 1) != 0, quads = (layouts & 2) != 0;
           r.pair_weight = pairs ? pw.data() : nullptr;
           r.pair_bias = pairs ? pb.data() : nullptr;
           r.pair_scale = pairs ? ps.data() : nullptr;
+          r.quad_weight = quads ? qw.data() : nullptr;
+          r.quad_bias = quads ? qb.data() : nullptr;
+          r.quad_scale = quads ? qs.data() : nullptr;
           Guarded<uint8_t> out(pixels * channels);
           bool ok = true;
           for (uint8_t fill : {uint8_t(0x00), uint8_t(0xff)}) {
@@ -355,7 +367,8 @@ void test_depthwise_run(const DispatchTable& t, Rng& rng) {
             ok = ok && same_bits(out.data(), want.data(), pixels * channels);
           }
           check(ok, label(t, "s8 depthwise run c=" + std::to_string(channels) + " step " + std::to_string(step) + " taps " +
-                                 std::to_string(taps) + (with_bias ? " bias" : "") + (pairs ? " pairs" : "")));
+                                 std::to_string(taps) + " pixels " + std::to_string(pixels) + (with_bias ? " bias" : "") +
+                                 (pairs ? " pairs" : "") + (quads ? " quads" : "")));
         }
       }
     }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kiln/conv.h"
+#include "kiln/f32-gemm.h"  // CacheAlignedAllocator
 #include "kiln/pool.h"
 #include "kiln/s8-gemm.h"
 
@@ -89,17 +90,17 @@ class S8Conv2dPlan {
                                     // pointers, no im2col; the others still take im2col
   std::vector<int16_t> dw_weight_;  // depthwise weights as [tap][channel]
   // The same for the tap-pair kernels (s8-depthwise.h's pair layout), with bias and scale.
-  std::vector<int16_t> dw_pair_weight_;
-  std::vector<int32_t> dw_pair_bias_;
-  std::vector<float> dw_pair_scale_;
+  std::vector<int16_t, CacheAlignedAllocator<int16_t>> dw_pair_weight_;
+  std::vector<int32_t, CacheAlignedAllocator<int32_t>> dw_pair_bias_;
+  std::vector<float, CacheAlignedAllocator<float>> dw_pair_scale_;
   // Grouped convolutions of 8-channel groups: the direct kernel's weights and folded bias
   // (s8-conv/s8-grouped.h), used where the ISA has the kernel; packed_ serves the others.
   bool grouped_ = false;
   std::vector<int8_t> grouped_weight_;
   std::vector<int32_t> grouped_bias_;
-  std::vector<int8_t> dw_quad_weight_;  // the same for the VNNI kernel (s8_depthwise_pack_quads)
-  std::vector<int32_t> dw_quad_bias_;
-  std::vector<float> dw_quad_scale_;
+  std::vector<int8_t, CacheAlignedAllocator<int8_t>> dw_quad_weight_;  // the same for the VNNI kernel (s8_depthwise_pack_quads)
+  std::vector<int32_t, CacheAlignedAllocator<int32_t>> dw_quad_bias_;
+  std::vector<float, CacheAlignedAllocator<float>> dw_quad_scale_;
 
   // How run() splits the batch's output pixels (rows): `tasks` contiguous ranges, each walked in
   // blocks of at most block_rows rows through its own im2col buffer.

@@ -38,10 +38,11 @@ constexpr size_t kRowQuantum = 16;
 // a helper on a busy 2-core machine took longer than SeedCNN's conv2 at batch 1 (2.2M MACs: 8.7 us
 // on one thread, 19 us on two), so the bar is higher than the GEMM's own 1M.
 constexpr size_t kMinMacsPerTask = size_t(4) << 20;
-// The same bar for the direct depthwise kernel in time rather than MACs: it runs at ~25-60 GMAC/s
-// (a tenth of the GEMM's rate), so 4M MACs were 70-160 us and no depthwise layer of MobileNetV2
-// at batch 1 (0.3-3.6M) used the second thread. A quarter of a million is ~5-10 us per task,
-// past the ~1-2 us a woken helper costs once the pool is running.
+// The same bar for the direct depthwise kernel in time rather than MACs: it runs at ~40-80 GMAC/s
+// on AVX-512 VNNI (a sixth of the GEMM's rate; build-native/s8-depthwise-bench), so 4M MACs
+// would be 50-100 us and no depthwise layer of MobileNetV2 at batch 1 (0.3-3.6M) would use the
+// second thread. A quarter of a million is ~3-6 us per task, past the ~1-2 us a woken helper
+// costs once the pool is running.
 constexpr size_t kMinDepthwiseMacsPerTask = size_t(1) << 18;
 // The grouped kernel of 8-channel groups runs at ~60-70 GMAC/s: half a million MACs is ~8 us per
 // task, so RegNet's 14x14 layers (1.5M) use the second thread at batch 1.

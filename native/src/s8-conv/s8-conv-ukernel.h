@@ -25,8 +25,9 @@ using S8DepthwiseAccumulateFn = void (*)(const uint8_t* const* x, const int16_t*
 using S8SmallConvPoolFn = void (*)(const S8SmallConvKernel& k, const uint8_t* in, uint8_t* out, size_t row0,
                                    size_t row1);
 
-// A run of consecutive output pixels of one depthwise row whose taps all lie inside the image,
-// requantized to uint8 (s8-depthwise.h). The kernel keeps each block of channels in registers
+// A run of consecutive output pixels of one depthwise row whose taps all lie inside the image
+// (or inside a copy of its rows with the padding made real), requantized to uint8
+// (s8-depthwise.h). The kernel keeps each block of channels in registers
 // from the bias through the taps to the stored bytes: no int32 row in memory between them.
 struct S8DepthwiseRun {
   const uint8_t* x = nullptr;          // the first pixel's tap-0 input
@@ -45,7 +46,8 @@ struct S8DepthwiseRun {
   const int32_t* pair_bias = nullptr;  // bias - x_zero_point * sum of the channel's weights
   const float* pair_scale = nullptr;
   // Optional, for kernels that multiply quads of taps (vpdpbusd): the full blocks of 64 channels
-  // packed by s8_depthwise_pack_quads (the bias folded as for pairs); null where unused.
+  // packed by s8_depthwise_pack_quads (the bias folded as for pairs; 64-byte aligned, as packed);
+  // null where unused.
   const int8_t* quad_weight = nullptr;
   const int32_t* quad_bias = nullptr;
   const float* quad_scale = nullptr;

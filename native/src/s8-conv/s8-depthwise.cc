@@ -1,43 +1,14 @@
 #include "s8-conv/s8-depthwise.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include "quant/requantize.h"
 #include "s8-conv/s8-im2col.h"
 
 namespace kiln {
-namespace {
-
-// requantize_u8 over a row of channels. SSE2 is part of x86-64, so the baseline build has it:
-// cvtps2dq rounds half to even in the default mode, like std::nearbyint, and the clamp comes
-// first, as in every other epilogue, so the bits are the scalar ones.
-void requantize_row(const uint32_t* acc, const float* scale, size_t n, int32_t zero_point, float lo, float hi,
-                    uint8_t* out) {
-  size_t i = 0;
-#if defined(__SSE2__)
-  const __m128 vlo = _mm_set1_ps(lo), vhi = _mm_set1_ps(hi);
-  const __m128i zp = _mm_set1_epi32(zero_point);
-  for (; i + 8 <= n; i += 8) {
-    __m128i q[2];
-    for (int h = 0; h < 2; ++h) {
-      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(acc + i + 4 * h));
-      __m128 y = _mm_mul_ps(_mm_cvtepi32_ps(a), _mm_loadu_ps(scale + i + 4 * h));
-      y = _mm_min_ps(_mm_max_ps(y, vlo), vhi);
-      q[h] = _mm_add_epi32(_mm_cvtps_epi32(y), zp);
-    }
-    const __m128i words = _mm_packs_epi32(q[0], q[1]);  // values are in [0, 255]
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), _mm_packus_epi16(words, words));
-  }
-#endif
-  for (; i < n; ++i) out[i] = requantize_u8(static_cast<int32_t>(acc[i]), scale[i], zero_point, lo, hi);
-}
-
-}  // namespace
 
 namespace {
 
@@ -48,7 +19,8 @@ namespace {
 template <typename W, typename ChannelOf>
 void pack_tap_groups(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps, size_t channels,
                      int32_t x_zero_point, size_t blocks, size_t block, size_t per, ChannelOf channel_of,
-                     std::vector<W>& packed_weight, std::vector<int32_t>& packed_bias, std::vector<float>& packed_scale) {
+                     S8DepthwisePacked<W>& packed_weight, S8DepthwisePacked<int32_t>& packed_bias,
+                     S8DepthwisePacked<float>& packed_scale) {
   const size_t groups = (taps + per - 1) / per;
   packed_weight.assign(blocks * groups * block * per, 0);
   packed_bias.assign(blocks * block, 0);
@@ -72,8 +44,8 @@ void pack_tap_groups(const int16_t* weight, const int32_t* bias, const float* sc
 }  // namespace
 
 void s8_depthwise_pack_pairs(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
-                             size_t channels, int32_t x_zero_point, std::vector<int16_t>& pair_weight,
-                             std::vector<int32_t>& pair_bias, std::vector<float>& pair_scale) {
+                             size_t channels, int32_t x_zero_point, S8DepthwisePacked<int16_t>& pair_weight,
+                             S8DepthwisePacked<int32_t>& pair_bias, S8DepthwisePacked<float>& pair_scale) {
   constexpr size_t kBlock = kS8DepthwisePairBlock;
   // Slot [h][g][j] holds channel 8g + 4h + j.
   pack_tap_groups(weight, bias, scale, taps, channels, x_zero_point, channels / kBlock, kBlock, 2,
@@ -82,8 +54,8 @@ void s8_depthwise_pack_pairs(const int16_t* weight, const int32_t* bias, const f
 }
 
 void s8_depthwise_pack_quads(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
-                             size_t channels, int32_t x_zero_point, std::vector<int8_t>& quad_weight,
-                             std::vector<int32_t>& quad_bias, std::vector<float>& quad_scale) {
+                             size_t channels, int32_t x_zero_point, S8DepthwisePacked<int8_t>& quad_weight,
+                             S8DepthwisePacked<int32_t>& quad_bias, S8DepthwisePacked<float>& quad_scale) {
   constexpr size_t kBlock = kS8DepthwiseQuadBlock;
   const S8DepthwiseQuadBlocks q(channels);
   // Slot [k][L][j] holds channel 16L + 4k + j of a full block; in the half block lanes 2 and 3
@@ -98,34 +70,107 @@ void s8_depthwise_pack_quads(const int16_t* weight, const int32_t* bias, const f
                   quad_weight, quad_bias, quad_scale);
 }
 
-void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
+namespace {
+
+// The input rows one output row reads, with its padding made real: kernel_h rows (one per kernel
+// row, so dilated rows are packed together) of the padded width, pad columns and rows outside
+// the image holding the zero point. Pixels whose taps reach into the padding run through the same
+// run kernel as the interior ones, from here: a padded tap reads the zero point, which adds
+// exactly 0 (also to the sums with the zero point folded into the bias).
+class PaddedRows {
+ public:
+  // `rows` and `offset` are the caller's (thread_local: a run allocates nothing once warm).
+  PaddedRows(const Conv2dGeometry& g, uint8_t zero_point, std::vector<uint8_t>& rows, std::vector<ptrdiff_t>& offset)
+      : g_(g),
+        c_(g.in_channels),
+        width_(g.in_width + g.pad_left + g.pad_right),
+        zero_point_(zero_point),
+        rows_(rows),
+        offset_(offset) {
+    rows_.resize(g.kernel_h * width_ * c_);
+    offset_.resize(g.kernel_h * g.kernel_w);
+    for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+      for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+        offset_[kh * g.kernel_w + kw] = static_cast<ptrdiff_t>((kh * width_ + kw * g.dilation_w) * c_);
+      }
+    }
+  }
+
+  const ptrdiff_t* offset() const { return offset_.data(); }
+
+  // Fills the padded columns that output pixels [ow_begin, ow_end) of output row `oh` read, from
+  // `image`; returns the first pixel's tap-0 input in the copy.
+  const uint8_t* fill(const uint8_t* image, size_t oh, size_t ow_begin, size_t ow_end) {
+    const size_t col_begin = ow_begin * g_.stride_w;
+    const size_t col_end = (ow_end - 1) * g_.stride_w + (g_.kernel_w - 1) * g_.dilation_w + 1;
+    // Image columns [image_begin, image_end) of those padded columns.
+    const size_t image_begin = std::clamp(col_begin, g_.pad_left, g_.pad_left + g_.in_width);
+    const size_t image_end = std::clamp(col_end, image_begin, g_.pad_left + g_.in_width);
+    for (size_t kh = 0; kh < g_.kernel_h; ++kh) {
+      uint8_t* row = rows_.data() + kh * width_ * c_;
+      const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * g_.stride_h + kh * g_.dilation_h) - static_cast<ptrdiff_t>(g_.pad_top);
+      if (ih < 0 || ih >= static_cast<ptrdiff_t>(g_.in_height) || image_begin == image_end) {
+        std::memset(row + col_begin * c_, zero_point_, (col_end - col_begin) * c_);
+        continue;
+      }
+      std::memset(row + col_begin * c_, zero_point_, (image_begin - col_begin) * c_);
+      std::memcpy(row + image_begin * c_, image + (static_cast<size_t>(ih) * g_.in_width + image_begin - g_.pad_left) * c_,
+                  (image_end - image_begin) * c_);
+      std::memset(row + image_end * c_, zero_point_, (col_end - image_end) * c_);
+    }
+    return rows_.data() + col_begin * c_;
+  }
+
+ private:
+  const Conv2dGeometry& g_;
+  size_t c_, width_;
+  uint8_t zero_point_;
+  std::vector<uint8_t>& rows_;
+  std::vector<ptrdiff_t>& offset_;
+};
+
+// Float output (a float op after the convolution): per pixel, the int32 sums through the ISA's
+// accumulate kernel, then dequantized.
+void float_output_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, float* out,
                        size_t row_begin, size_t row_end) {
   const size_t c = g.in_channels, taps = g.kernel_h * g.kernel_w;
-  thread_local std::vector<uint32_t> acc;  // sums wrap modulo 2^32 like every other path
-  thread_local std::vector<const uint8_t*> xs;
-  thread_local std::vector<const int16_t*> ws;
-  // Taps in the padding read this row of zero points: they add exactly 0, so every pixel runs
-  // all its taps through the same kernel call, no per-tap branch in the kernel.
-  thread_local std::vector<uint8_t> padding;
-  thread_local std::vector<ptrdiff_t> offset;
-  acc.resize(c);
-  xs.resize(taps);
-  ws.resize(taps);
-  padding.assign(c, a.x_zero_point);
+  std::vector<uint32_t> acc(c);
+  std::vector<const uint8_t*> xs(taps);
+  std::vector<const int16_t*> ws(taps);
+  const std::vector<uint8_t> padding(c, a.x_zero_point);  // taps in the padding read this: they add 0
+  for (size_t t = 0; t < taps; ++t) ws[t] = a.weight + t * c;
+  for (size_t row = row_begin; row < row_end; ++row) {
+    const size_t b = row / g.out_height, oh = row % g.out_height;
+    const uint8_t* image = in + b * g.in_plane() * c;
+    for (size_t ow = 0; ow < g.out_width; ++ow) {
+      for (size_t ch = 0; ch < c; ++ch) acc[ch] = a.bias ? static_cast<uint32_t>(a.bias[ch]) : 0u;
+      s8_tap_pointers(g, image, oh, ow, padding.data(), xs.data());
+      a.accumulate(xs.data(), ws.data(), taps, c, a.x_zero_point, acc.data());
+      float* o = out + (row * g.out_width + ow) * c;
+      for (size_t ch = 0; ch < c; ++ch) o[ch] = dequantize_f32(static_cast<int32_t>(acc[ch]), a.scale[ch], 0.0f);
+    }
+  }
+}
+
+}  // namespace
+
+void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
+                       size_t row_begin, size_t row_end) {
+  if (a.float_output) {
+    float_output_rows(g, a, in, static_cast<float*>(out), row_begin, row_end);
+    return;
+  }
+  const size_t c = g.in_channels, taps = g.kernel_h * g.kernel_w;
+  thread_local std::vector<ptrdiff_t> offset, padded_offset;
+  thread_local std::vector<uint8_t> padded_rows;
   offset.resize(taps);
   for (size_t kh = 0; kh < g.kernel_h; ++kh) {
     for (size_t kw = 0; kw < g.kernel_w; ++kw) {
-      const size_t t = kh * g.kernel_w + kw;
-      offset[t] = static_cast<ptrdiff_t>((kh * g.dilation_h * g.in_width + kw * g.dilation_w) * c);
-      ws[t] = a.weight + t * c;
+      offset[kh * g.kernel_w + kw] = static_cast<ptrdiff_t>((kh * g.dilation_h * g.in_width + kw * g.dilation_w) * c);
     }
   }
-  const S8DepthwiseAccumulateFn accumulate = a.accumulate;
-  const int32_t zx = a.x_zero_point;
+  PaddedRows padded(g, a.x_zero_point, padded_rows, padded_offset);
   const int32_t zy = a.y_zero_point;
-  const float lo = static_cast<float>(static_cast<int32_t>(a.y_min) - zy);
-  const float hi = static_cast<float>(static_cast<int32_t>(a.y_max) - zy);
-  // Output columns whose every tap lies inside the input row: their taps are fixed offsets.
   const ptrdiff_t span_w = static_cast<ptrdiff_t>((g.kernel_w - 1) * g.dilation_w);
   // Columns [inner_begin, inner_end) have every tap inside the input row.
   const size_t inner_begin = std::min(g.out_width, (g.pad_left + g.stride_w - 1) / g.stride_w);
@@ -133,58 +178,51 @@ void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const 
   const size_t inner_end =
       last_start < 0 ? 0 : std::min(g.out_width, static_cast<size_t>(last_start) / g.stride_w + 1);
   S8DepthwiseRun run;
-  run.offset = offset.data();
   run.taps = taps;
   run.channels = c;
   run.pixel_step = g.stride_w * c;
   run.weight = a.weight;
   run.bias = a.bias;
   run.scale = a.scale;
-  run.x_zero_point = zx;
+  run.x_zero_point = a.x_zero_point;
   run.y_zero_point = zy;
-  run.lo = lo;
-  run.hi = hi;
+  run.lo = static_cast<float>(static_cast<int32_t>(a.y_min) - zy);
+  run.hi = static_cast<float>(static_cast<int32_t>(a.y_max) - zy);
   run.pair_weight = a.pair_weight;
   run.pair_bias = a.pair_bias;
   run.pair_scale = a.pair_scale;
   run.quad_weight = a.quad_weight;
   run.quad_bias = a.quad_bias;
   run.quad_scale = a.quad_scale;
+  uint8_t* const out_u8 = static_cast<uint8_t*>(out);
+  // Output pixels [ow_begin, ow_end) of `row` from the padded copy of their input.
+  const auto run_padded = [&](const uint8_t* image, size_t row, size_t oh, size_t ow_begin, size_t ow_end) {
+    if (ow_begin >= ow_end) return;
+    run.x = padded.fill(image, oh, ow_begin, ow_end);
+    run.offset = padded.offset();
+    run.pixels = ow_end - ow_begin;
+    run.out = out_u8 + (row * g.out_width + ow_begin) * c;
+    a.run_u8(run);
+  };
   for (size_t row = row_begin; row < row_end; ++row) {
     const size_t b = row / g.out_height, oh = row % g.out_height;
     const uint8_t* image = in + b * g.in_plane() * c;
     const ptrdiff_t ih0 = static_cast<ptrdiff_t>(oh * g.stride_h) - static_cast<ptrdiff_t>(g.pad_top);
     const bool rows_inside =
         ih0 >= 0 && ih0 + static_cast<ptrdiff_t>((g.kernel_h - 1) * g.dilation_h) < static_cast<ptrdiff_t>(g.in_height);
-    for (size_t ow = 0; ow < g.out_width; ++ow) {
-      if (rows_inside && !a.float_output && ow == inner_begin && inner_begin < inner_end) {
-        // The interior of the row in one call: sums, requantization and stores in registers.
-        const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.stride_w) - static_cast<ptrdiff_t>(g.pad_left);
-        run.x = image + (static_cast<size_t>(ih0) * g.in_width + static_cast<size_t>(iw0)) * c;
-        run.pixels = inner_end - inner_begin;
-        run.out = static_cast<uint8_t*>(out) + (row * g.out_width + ow) * c;
-        a.run_u8(run);
-        ow = inner_end - 1;
-        continue;
-      }
-      uint32_t* s = acc.data();
-      for (size_t ch = 0; ch < c; ++ch) s[ch] = a.bias ? static_cast<uint32_t>(a.bias[ch]) : 0u;
-      const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.stride_w) - static_cast<ptrdiff_t>(g.pad_left);
-      if (rows_inside && iw0 >= 0 && iw0 + span_w < static_cast<ptrdiff_t>(g.in_width)) {
-        const uint8_t* corner = image + (static_cast<size_t>(ih0) * g.in_width + static_cast<size_t>(iw0)) * c;
-        for (size_t t = 0; t < taps; ++t) xs[t] = corner + offset[t];
-      } else {
-        s8_tap_pointers(g, image, oh, ow, padding.data(), xs.data());
-      }
-      accumulate(xs.data(), ws.data(), taps, c, zx, s);
-      const size_t at = (row * g.out_width + ow) * c;
-      if (a.float_output) {
-        float* o = static_cast<float*>(out) + at;
-        for (size_t ch = 0; ch < c; ++ch) o[ch] = dequantize_f32(static_cast<int32_t>(s[ch]), a.scale[ch], 0.0f);
-      } else {
-        requantize_row(s, a.scale, c, zy, lo, hi, static_cast<uint8_t*>(out) + at);
-      }
+    if (!rows_inside || inner_begin >= inner_end) {
+      run_padded(image, row, oh, 0, g.out_width);
+      continue;
     }
+    run_padded(image, row, oh, 0, inner_begin);
+    // The interior straight from the image: every tap is a fixed offset from the pixel's corner.
+    const ptrdiff_t iw0 = static_cast<ptrdiff_t>(inner_begin * g.stride_w) - static_cast<ptrdiff_t>(g.pad_left);
+    run.x = image + (static_cast<size_t>(ih0) * g.in_width + static_cast<size_t>(iw0)) * c;
+    run.offset = offset.data();
+    run.pixels = inner_end - inner_begin;
+    run.out = out_u8 + (row * g.out_width + inner_begin) * c;
+    a.run_u8(run);
+    run_padded(image, row, oh, inner_end, g.out_width);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kiln/conv.h"
+#include "kiln/f32-gemm.h"  // CacheAlignedAllocator
 #include "quant/requantize.h"
 #include "s8-conv/s8-conv-ukernel.h"
 
@@ -59,8 +60,10 @@ inline uint8_t s8_depthwise_run_channel(const S8DepthwiseRun& r, const uint8_t* 
 
 }  // namespace
 
-// Interior runs of uint8-output pixels (S8DepthwiseRun): the scalar definition, and per ISA the
-// same bits with the channels in registers.
+// Runs of uint8-output pixels (S8DepthwiseRun): the scalar definition, and per ISA the same bits
+// with the channels in registers. s8_depthwise_rows runs every pixel of a uint8 output through
+// them: the interior straight from the image, the pixels whose taps reach into the padding from
+// a copy of their input rows with the padding made real (the zero point, which adds 0).
 void s8_depthwise_run_u8_scalar(const S8DepthwiseRun& r);
 void s8_depthwise_run_u8_avx2(const S8DepthwiseRun& r);
 void s8_depthwise_run_u8_avx512(const S8DepthwiseRun& r);
@@ -68,6 +71,10 @@ void s8_depthwise_run_u8_avx512(const S8DepthwiseRun& r);
 // instruction), its half block for pairs of pixels, the rest of each pixel as the AVX-512 kernel
 // does it.
 void s8_depthwise_run_u8_avx512vnni(const S8DepthwiseRun& r);
+
+// The packed layouts below start on a cache line, so each block's 64-byte rows load in one piece.
+template <typename T>
+using S8DepthwisePacked = std::vector<T, CacheAlignedAllocator<T>>;
 
 // Channels per block of the pair layout, and its int16 weights per block and tap pair.
 constexpr size_t kS8DepthwisePairBlock = 32;
@@ -80,8 +87,8 @@ constexpr size_t kS8DepthwisePairWeights = 2 * kS8DepthwisePairBlock;
 // [h][g][j]; the bias has the zero point folded in: bias - x_zero_point * sum over taps of w, the
 // sum wrapping like every other (interior pixels read no padding, so the fold is exact).
 void s8_depthwise_pack_pairs(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
-                             size_t channels, int32_t x_zero_point, std::vector<int16_t>& pair_weight,
-                             std::vector<int32_t>& pair_bias, std::vector<float>& pair_scale);
+                             size_t channels, int32_t x_zero_point, S8DepthwisePacked<int16_t>& pair_weight,
+                             S8DepthwisePacked<int32_t>& pair_bias, S8DepthwisePacked<float>& pair_scale);
 
 // Channels per block of the quad layout, and its int8 weights per block and tap quad.
 constexpr size_t kS8DepthwiseQuadBlock = 64;
@@ -113,8 +120,8 @@ struct S8DepthwiseQuadBlocks {
 };
 
 void s8_depthwise_pack_quads(const int16_t* weight, const int32_t* bias, const float* scale, size_t taps,
-                             size_t channels, int32_t x_zero_point, std::vector<int8_t>& quad_weight,
-                             std::vector<int32_t>& quad_bias, std::vector<float>& quad_scale);
+                             size_t channels, int32_t x_zero_point, S8DepthwisePacked<int8_t>& quad_weight,
+                             S8DepthwisePacked<int32_t>& quad_bias, S8DepthwisePacked<float>& quad_scale);
 
 // Output rows [row_begin, row_end) of the batch (row = image * out_height + oh).
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
