@@ -9,12 +9,14 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
+import type { Graph } from '../../src/graph/ir.js';
 import { seedCNN } from '../../src/nn/models.js';
 import { benchmarkInput } from '../../src/onnx/index.js';
 import { quantize } from '../../src/quant/ptq.js';
 import { runInt8Reference } from '../../src/quant/reference.js';
 import { loadGraph, save } from '../../src/runtime/model-io.js';
 import { InferenceSession } from '../../src/runtime/session.js';
+import { Tensor } from '../../src/tensor.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -63,6 +65,57 @@ describe('PTQ SeedCNN on the int8 runtime', () => {
       const fromFile = await InferenceSession.create(path, { intraOpNumThreads: 1 });
       expectBitEqual((await fromFile.run({ input: x })).logits.data, want);
       fromFile.release();
+      session.release();
+    });
+  }
+});
+
+describe('QLinearConv with a float output on the int8 runtime', () => {
+  // The step stages NHWC floats and writes them NCHW in 4 x 4 blocks, the channels and pixels past
+  // the last block one by one: channel and pixel counts on and off multiples of 4, with and
+  // without the fused ReLU, against the reference interpreter bit for bit.
+  const cases = [
+    { out: 39, h: 5, w: 7, relu: true },
+    { out: 39, h: 5, w: 7, relu: false },
+    { out: 8, h: 4, w: 4, relu: true },
+    { out: 3, h: 9, w: 2, relu: true },
+  ];
+  for (const c of cases) {
+    it(`${c.out} channels of ${c.h}x${c.w}${c.relu ? ', ReLU' : ''}: bit-equal to runInt8Reference`, async () => {
+      const inChannels = 5;
+      const rng = (i: number): number => Math.sin(i * 12.9898 + c.out) * 43758.5453 % 1;
+      const w = new Int8Array(c.out * inChannels * 9).map((_, i) => Math.round(rng(i) * 127));
+      const scales = new Float32Array(c.out).map((_, i) => 0.002 + 0.001 * (i % 7));
+      const bias = new Int32Array(c.out).map((_, i) => Math.round(rng(1000 + i) * 3000));
+      const graph: Graph = {
+        name: 'float-output',
+        inputs: [{ name: 'x', dtype: 'float32', shape: ['N', inChannels, c.h, c.w] }],
+        outputs: [{ name: 'y', dtype: 'float32', shape: [] }],
+        nodes: [
+          { name: 'q', op: 'QuantizeLinear', inputs: ['x'], outputs: ['q'], attrs: { scale: Math.fround(0.02), zero_point: 128, dtype: 'uint8' } },
+          {
+            name: 'conv',
+            op: 'QLinearConv',
+            inputs: ['q', 'w', 's', 'b'],
+            outputs: ['y'],
+            attrs: { kernel_shape: [3, 3], strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1], group: 1, x_scale: Math.fround(0.02), x_zero_point: 128, ...(c.relu ? { kiln_activation: 'Relu' } : {}) },
+          },
+        ],
+        initializers: new Map<string, Tensor>([
+          ['w', new Tensor('int8', w, [c.out, inChannels, 3, 3])],
+          ['s', new Tensor('float32', scales, [c.out])],
+          ['b', new Tensor('int32', bias, [c.out])],
+        ]),
+      };
+      const x = new Tensor('float32', new Float32Array(2 * inChannels * c.h * c.w).map((_, i) => rng(5000 + i) * 2), [2, inChannels, c.h, c.w]);
+      const session = await InferenceSession.create(graph, { intraOpNumThreads: 2 });
+      expect(session.info().steps.some((s) => s.includes('-> f32 NCHW'))).toBe(true);
+      const got = (await session.run({ x })).y.data;
+      const want = runInt8Reference(graph, { x }).y.data as Float32Array;
+      expectBitEqual(got, want);
+      expect(new Set(want).size).toBeGreaterThan(c.out * 4);
+      if (c.relu) expect(Math.min(...want)).toBe(0);
+      else expect(Math.min(...want)).toBeLessThan(0);
       session.release();
     });
   }
