@@ -25,6 +25,7 @@ using Clock = std::chrono::steady_clock;
 struct Layer {
   const char* model;
   size_t channels, hw, kernel, stride;
+  bool float_output = false;  // ConvNeXt's feed a LayerNorm: float out
 };
 
 // The distinct depthwise shapes of the torchvision models at 224x224 (input side, kernel, stride).
@@ -34,8 +35,8 @@ const Layer kLayers[] = {
     {"MobileNetV2", 384, 14, 3, 1},  {"MobileNetV2", 576, 14, 3, 1},  {"MobileNetV2", 576, 14, 3, 2},
     {"MobileNetV2", 960, 7, 3, 1},   {"MobileNetV3-L", 72, 56, 5, 2}, {"MobileNetV3-L", 120, 28, 5, 1},
     {"MobileNetV3-L", 480, 14, 3, 1}, {"MobileNetV3-L", 672, 14, 5, 2}, {"MobileNetV3-L", 960, 7, 5, 1},
-    {"EfficientNet-B0", 240, 28, 5, 1}, {"EfficientNet-B0", 1152, 7, 5, 1}, {"ConvNeXt-T", 96, 56, 7, 1},
-    {"ConvNeXt-T", 384, 14, 7, 1},
+    {"EfficientNet-B0", 240, 28, 5, 1}, {"EfficientNet-B0", 1152, 7, 5, 1}, {"ConvNeXt-T", 96, 56, 7, 1, true},
+    {"ConvNeXt-T", 384, 14, 7, 1, true},
 };
 
 struct Timing {
@@ -69,7 +70,8 @@ int main(int argc, char** argv) {
   const std::string only = argc > 2 ? argv[2] : "";
   for (const Layer& l : kLayers) {
     char name[64];
-    std::snprintf(name, sizeof name, "%zux%zux%zu %zux%zu/%zu", l.channels, l.hw, l.hw, l.kernel, l.kernel, l.stride);
+    std::snprintf(name, sizeof name, "%zux%zux%zu %zux%zu/%zu%s", l.channels, l.hw, l.hw, l.kernel, l.kernel, l.stride,
+                  l.float_output ? " -> f32" : "");
     if (std::string(name).rfind(only, 0) != 0) continue;
     kiln::Conv2dGeometry g;
     g.in_channels = g.out_channels = g.groups = l.channels;
@@ -91,9 +93,9 @@ int main(int argc, char** argv) {
     q.y_scale = 0.05f;
     q.y_zero_point = 0;
     q.y_min = 0;
-    const kiln::S8Conv2dPlan plan(g, w.data(), bias.data(), q, false);
+    const kiln::S8Conv2dPlan plan(g, w.data(), bias.data(), q, l.float_output);
     // 64-byte aligned, as the runtime's activation buffers are.
-    std::vector<uint8_t> in_bytes(g.in_plane() * l.channels + 64), out_bytes(g.out_plane() * l.channels + 64);
+    std::vector<uint8_t> in_bytes(g.in_plane() * l.channels + 64), out_bytes(g.out_plane() * l.channels * 4 + 64);
     uint8_t* in = in_bytes.data() + (64 - reinterpret_cast<uintptr_t>(in_bytes.data()) % 64) % 64;
     uint8_t* out = out_bytes.data() + (64 - reinterpret_cast<uintptr_t>(out_bytes.data()) % 64) % 64;
     for (size_t i = 0; i < g.in_plane() * l.channels; ++i) in[i] = static_cast<uint8_t>(byte(gen));

@@ -44,8 +44,8 @@ void test_entries(const DispatchTable& t) {
         label(t, "pool rows set"));
   check(t.f32_math.unary != nullptr && t.f32_math.reduce_rows != nullptr, label(t, "fp32 math kernels set"));
   check(t.s8_conv.quantize_u8_row != nullptr && t.s8_conv.dequantize_u8_row != nullptr &&
-            t.s8_conv.max_pool_u8_pixel != nullptr && t.s8_conv.depthwise_accumulate != nullptr &&
-            t.s8_conv.depthwise_run_u8 != nullptr && t.s8_conv.affine_u8_row != nullptr,
+            t.s8_conv.max_pool_u8_pixel != nullptr && t.s8_conv.depthwise_run != nullptr &&
+            t.s8_conv.affine_u8_row != nullptr,
         label(t, "int8 conv kernels set"));
   check((t.f32_conv.small_conv_image != nullptr) == avx2 && (t.f32_conv.small_conv_max_pool_image != nullptr) == avx2,
         label(t, "small conv present from AVX2 up"));
@@ -261,42 +261,31 @@ void test_affine_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng
   }
 }
 
-void test_u8_pool_and_depthwise(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
+void test_u8_pool(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
   for (size_t channels : {size_t(1), size_t(5), size_t(32), size_t(70)}) {
     for (size_t count : {size_t(0), size_t(1), size_t(4), size_t(9)}) {
       std::vector<std::vector<uint8_t>> x(count, std::vector<uint8_t>(channels));
-      std::vector<std::vector<int16_t>> w(count, std::vector<int16_t>(channels));
       std::vector<const uint8_t*> xs;
-      std::vector<const int16_t*> ws;
       for (size_t i = 0; i < count; ++i) {
-        for (size_t c = 0; c < channels; ++c) {
-          x[i][c] = static_cast<uint8_t>(rng.below(256));
-          w[i][c] = static_cast<int16_t>(static_cast<int>(rng.below(256)) - 128);
-        }
+        for (size_t c = 0; c < channels; ++c) x[i][c] = static_cast<uint8_t>(rng.below(256));
         xs.push_back(x[i].data());
-        ws.push_back(w[i].data());
       }
       Guarded<uint8_t> out(channels), want(channels);
       ref.s8_conv.max_pool_u8_pixel(xs.data(), count, channels, want.data());
       t.s8_conv.max_pool_u8_pixel(xs.data(), count, channels, out.data());
       const std::string shape = " c=" + std::to_string(channels) + " taps=" + std::to_string(count);
       check(same_bits(out.data(), want.data(), channels), label(t, "u8 max pool pixel" + shape));
-      Guarded<uint32_t> acc(channels), acc_want(channels);
-      for (size_t c = 0; c < channels; ++c) acc[c] = acc_want[c] = static_cast<uint32_t>(rng.next());
-      const int32_t zp = static_cast<int32_t>(rng.below(256));
-      ref.s8_conv.depthwise_accumulate(xs.data(), ws.data(), count, channels, zp, acc_want.data());
-      t.s8_conv.depthwise_accumulate(xs.data(), ws.data(), count, channels, zp, acc.data());
-      check(same_bits(acc.data(), acc_want.data(), channels), label(t, "s8 depthwise accumulate" + shape));
     }
   }
 }
 
-// The depthwise run kernel (interior pixels, uint8 output) against its definition written out
-// here (int64 sums, then requantize_u8): channel counts that hit the 32- and 16-channel blocks and
-// the scalar tail, strides 1 and 2, 1..9, 25 or 49 taps at scattered offsets, 1-3 pixels and
-// more, the tap-pair and tap-quad layouts (the quad path's 64-channel blocks and its 32- and
-// 16-channel groups of pixels, contiguous where 32 or 16 channels step by 1), with and without a bias, clamp
-// bounds that bite (a ReLU floor, a ceiling below 255); page-guarded output, two sentinels.
+// The depthwise run kernel against its definition written out here (int64 sums, then
+// requantize_u8, or dequantize_f32 for a float output): channel counts that hit the 32- and
+// 16-channel blocks and the scalar tail, strides 1 and 2, 1..9, 25 or 49 taps at scattered
+// offsets, 1-3 pixels and more, the tap-pair and tap-quad layouts (the quad path's 64-channel
+// blocks and its 32- and 16-channel groups of pixels, contiguous where 32 or 16 channels step by
+// 1), with and without a bias, clamp bounds that bite (a ReLU floor, a ceiling below 255);
+// page-guarded outputs, two sentinels for uint8, NaN for float.
 void test_depthwise_run(const DispatchTable& t, Rng& rng) {
   for (size_t channels : {size_t(1), size_t(7), size_t(16), size_t(24), size_t(32), size_t(48), size_t(64), size_t(144), size_t(61), size_t(96), size_t(112), size_t(120), size_t(200)}) {
     // A few pixels (fewer than the VNNI kernel's groups of 2 and 4) and more.
@@ -336,11 +325,13 @@ void test_depthwise_run(const DispatchTable& t, Rng& rng) {
         r.hi = static_cast<float>(230 - r.y_zero_point);
         r.x = x.data();
         std::vector<uint8_t> want(pixels * channels);
+        std::vector<float> want_f32(pixels * channels);
         for (size_t p = 0; p < pixels; ++p)
           for (size_t c = 0; c < channels; ++c) {
             int64_t s = with_bias ? bias[c] : 0;
             for (size_t k = 0; k < taps; ++k) s += (int64_t(x[p * step * channels + size_t(offset[k]) + c]) - r.x_zero_point) * w[k * channels + c];
             want[p * channels + c] = kiln::requantize_u8(static_cast<int32_t>(s), scale[c], r.y_zero_point, r.lo, r.hi);
+            want_f32[p * channels + c] = kiln::dequantize_f32(static_cast<int32_t>(s), scale[c], 0.0f);
           }
         // Without and with the tap-pair and tap-quad layouts (kernels that have a pair or quad
         // path take their blocks from it, the rest from the plain weights).
@@ -360,15 +351,23 @@ void test_depthwise_run(const DispatchTable& t, Rng& rng) {
           r.quad_scale = quads ? qs.data() : nullptr;
           Guarded<uint8_t> out(pixels * channels);
           bool ok = true;
+          r.out_f32 = nullptr;
           for (uint8_t fill : {uint8_t(0x00), uint8_t(0xff)}) {
             std::memset(out.data(), fill, pixels * channels);
             r.out = out.data();
-            t.s8_conv.depthwise_run_u8(r);
+            t.s8_conv.depthwise_run(r);
             ok = ok && same_bits(out.data(), want.data(), pixels * channels);
           }
-          check(ok, label(t, "s8 depthwise run c=" + std::to_string(channels) + " step " + std::to_string(step) + " taps " +
-                                 std::to_string(taps) + " pixels " + std::to_string(pixels) + (with_bias ? " bias" : "") +
-                                 (pairs ? " pairs" : "") + (quads ? " quads" : "")));
+          const std::string where = " c=" + std::to_string(channels) + " step " + std::to_string(step) + " taps " +
+                                    std::to_string(taps) + " pixels " + std::to_string(pixels) + (with_bias ? " bias" : "") +
+                                    (pairs ? " pairs" : "") + (quads ? " quads" : "");
+          check(ok, label(t, "s8 depthwise run" + where));
+          Guarded<float> out_f32(pixels * channels);
+          for (size_t i = 0; i < pixels * channels; ++i) out_f32[i] = std::nanf("");
+          r.out = nullptr;
+          r.out_f32 = out_f32.data();
+          t.s8_conv.depthwise_run(r);
+          check(same_bits(out_f32.data(), want_f32.data(), pixels * channels), label(t, "s8 depthwise run, float output" + where));
         }
       }
     }
@@ -485,7 +484,7 @@ int main() {
     test_resize_rows(*t, *ref, rng);
     test_quantize_rows(*t, *ref, rng);
     test_affine_rows(*t, *ref, rng);
-    test_u8_pool_and_depthwise(*t, *ref, rng);
+    test_u8_pool(*t, *ref, rng);
     test_depthwise_run(*t, rng);
     test_math(*t, *ref, rng);
   }

@@ -52,8 +52,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   t->s8_conv.lookup_u8_row = lookup_u8_row_scalar;
   t->s8_conv.affine_u8_row = affine_u8_row_scalar;
   t->s8_conv.mul_u8_row = mul_u8_row_scalar;
-  t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_scalar;
-  t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_scalar;
+  t->s8_conv.depthwise_run = s8_depthwise_run_scalar;
 }
 
 void fill_dispatch_avx2(DispatchTable* t) {
@@ -90,8 +89,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->s8_conv.lookup_u8_row = lookup_u8_row_avx2;
   t->s8_conv.affine_u8_row = affine_u8_row_avx2;
   t->s8_conv.mul_u8_row = mul_u8_row_avx2;
-  t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx2;
-  t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_avx2;
+  t->s8_conv.depthwise_run = s8_depthwise_run_avx2;
   // AVX-VNNI is checked on its own (Alder Lake has it without AVX-512); the AVX-512 tables keep
   // it until VNNI replaces it with the EVEX form.
   if (cpu_features().avxvnni) fill_s8_grouped_avxvnni(t);
@@ -138,8 +136,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->s8_conv.lookup_u8_row = lookup_u8_row_avx512;
   t->s8_conv.affine_u8_row = affine_u8_row_avx512;
   t->s8_conv.mul_u8_row = mul_u8_row_avx512;
-  t->s8_conv.depthwise_accumulate = s8_depthwise_accumulate_avx512;
-  t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_avx512;
+  t->s8_conv.depthwise_run = s8_depthwise_run_avx512;
   // The resize rows keep their AVX2 kernels (memory-bound).
 }
 
@@ -150,7 +147,7 @@ void fill_dispatch_avx512vnni(DispatchTable* t) {
   fill_s8_gemm_avx512vnni(t);
   fill_s8_sparse_avx512vnni(t);
   t->s8_conv.small_conv_pool = s8_small_conv_pool_avx512vnni;
-  t->s8_conv.depthwise_run_u8 = s8_depthwise_run_u8_avx512vnni;
+  t->s8_conv.depthwise_run = s8_depthwise_run_avx512vnni;
   t->s8_conv.grouped_run_u8 = s8_grouped_run_u8_avx512vnni;
   // VBMI is checked on its own: not every VNNI CPU has it. The AVX-512 table keeps the nibble
   // lookup, so both stay tested where VBMI is present.

@@ -115,7 +115,7 @@ S8Conv2dPlan::S8Conv2dPlan(const Conv2dGeometry& g, const int8_t* weight_oihw, c
 
   scale_.resize(g.out_channels);
   for (size_t o = 0; o < g.out_channels; ++o) scale_[o] = q.multiplier(o, float_output);
-  if (depthwise_ && !float_output) {
+  if (depthwise_) {
     s8_depthwise_pack_pairs(dw_weight_.data(), bias_.empty() ? nullptr : bias_.data(), scale_.data(), taps,
                             g.out_channels, x_zero_point_, dw_pair_weight_, dw_pair_bias_, dw_pair_scale_);
     // Both layouts: the active ISA may change between planning and running.
@@ -237,8 +237,7 @@ void S8Conv2dPlan::run_rows(const DispatchTable& t, const uint8_t* in, void* out
 void S8Conv2dPlan::run_depthwise(const DispatchTable& table, const uint8_t* in, void* out, size_t batch,
                                  size_t threads) const {
   S8DepthwiseArgs a;
-  a.accumulate = table.s8_conv.depthwise_accumulate;
-  a.run_u8 = table.s8_conv.depthwise_run_u8;
+  a.run = table.s8_conv.depthwise_run;
   if (!dw_pair_weight_.empty()) {
     a.pair_weight = dw_pair_weight_.data();
     a.pair_bias = dw_pair_bias_.data();

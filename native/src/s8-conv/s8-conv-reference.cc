@@ -23,21 +23,10 @@ void max_pool_u8_pixel_scalar(const uint8_t* const* taps, size_t count, size_t c
   }
 }
 
-void s8_depthwise_accumulate_scalar(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
-                                    int32_t zero_point, uint32_t* acc) {
-  for (size_t t = 0; t < taps; ++t) {
-    const uint8_t* xt = x[t];
-    const int16_t* wt = w[t];
-    // |(x - zx) * w| <= 255 * 128: the product fits; the sum wraps as unsigned.
-    for (size_t ch = 0; ch < channels; ++ch) acc[ch] += static_cast<uint32_t>((static_cast<int32_t>(xt[ch]) - zero_point) * wt[ch]);
-  }
-}
-
-void s8_depthwise_run_u8_scalar(const S8DepthwiseRun& r) {
+void s8_depthwise_run_scalar(const S8DepthwiseRun& r) {
   for (size_t p = 0; p < r.pixels; ++p) {
     const uint8_t* x = r.x + p * r.pixel_step;
-    uint8_t* out = r.out + p * r.channels;
-    for (size_t ch = 0; ch < r.channels; ++ch) out[ch] = s8_depthwise_run_channel(r, x, ch);
+    for (size_t ch = 0; ch < r.channels; ++ch) s8_depthwise_run_channel(r, x, p, ch);
   }
 }
 

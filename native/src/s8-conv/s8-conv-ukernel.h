@@ -20,15 +20,13 @@ struct S8SmallConvKernel;
 using U8QuantizeRowFn = void (*)(const float* in, uint8_t* out, size_t n, const QuantizeParams& p);
 using U8DequantizeRowFn = void (*)(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point);
 using U8MaxPoolPixelFn = void (*)(const uint8_t* const* taps, size_t count, size_t channels, uint8_t* out);
-using S8DepthwiseAccumulateFn = void (*)(const uint8_t* const* x, const int16_t* const* w, size_t taps,
-                                         size_t channels, int32_t zero_point, uint32_t* acc);
 using S8SmallConvPoolFn = void (*)(const S8SmallConvKernel& k, const uint8_t* in, uint8_t* out, size_t row0,
                                    size_t row1);
 
 // A run of consecutive output pixels of one depthwise row whose taps all lie inside the image
-// (or inside a copy of its rows with the padding made real), requantized to uint8
-// (s8-depthwise.h). The kernel keeps each block of channels in registers
-// from the bias through the taps to the stored bytes: no int32 row in memory between them.
+// (or inside a copy of its rows with the padding made real), requantized to uint8 or dequantized
+// to float (s8-depthwise.h). The kernel keeps each block of channels in registers from the bias
+// through the taps to the stored values: no int32 row in memory between them.
 struct S8DepthwiseRun {
   const uint8_t* x = nullptr;          // the first pixel's tap-0 input
   const ptrdiff_t* offset = nullptr;   // per tap: bytes from a pixel's tap-0 input
@@ -39,7 +37,8 @@ struct S8DepthwiseRun {
   const float* scale = nullptr;        // per channel
   int32_t x_zero_point = 0, y_zero_point = 0;
   float lo = 0, hi = 0;                // clamp bounds minus the output zero point
-  uint8_t* out = nullptr;              // pixels x channels
+  uint8_t* out = nullptr;              // pixels x channels, requantized
+  float* out_f32 = nullptr;            // or, when set, dequantized: fma(float(sum), scale, 0)
   // Optional, for kernels that multiply pairs of taps (vpmaddwd): the full blocks of 32 channels
   // packed by s8_depthwise_pack_pairs; null where a kernel (or the caller) does not use them.
   const int16_t* pair_weight = nullptr;
@@ -87,8 +86,7 @@ struct S8ConvKernels {
                         const U8AffineParams& p) = nullptr;
   // quantize-rows.h's lookup_u8_row (QLinearLookup); never null
   void (*lookup_u8_row)(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) = nullptr;
-  S8DepthwiseAccumulateFn depthwise_accumulate = nullptr;  // never null
-  S8DepthwiseRunFn depthwise_run_u8 = nullptr;             // never null
+  S8DepthwiseRunFn depthwise_run = nullptr;          // never null
   S8SmallConvPoolFn small_conv_pool = nullptr;      // null: no small-conv + pool kernel
   S8GroupedRunFn grouped_run_u8 = nullptr;          // null: grouped convolutions as a GEMM per group
                                                     // (no VNNI of either kind)

@@ -1,35 +1,12 @@
-// Depthwise int8 sums with AVX2: 16 channels at a time in two int32 accumulators that stay in
-// registers across the taps. Widen u8 -> i16, subtract the zero point, vpmullw by the int16
-// weights (the product fits int16 exactly: |x - zp| <= 255, |w| <= 128), widen to i32 and add:
-// exact products, sums wrapping like the scalar ones.
+// Depthwise int8 run kernel with AVX2: 16 channels at a time in two int32 accumulators that stay
+// in registers from the bias across the taps to the stored values. Widen u8 -> i16, subtract the
+// zero point, vpmullw by the int16 weights (the product fits int16 exactly: |x - zp| <= 255,
+// |w| <= 128), widen to i32 and add: exact products, sums wrapping like the scalar ones.
 #include "common/simd.h"
 
 #include "s8-conv/s8-depthwise.h"
 
 namespace kiln {
-
-void s8_depthwise_accumulate_avx2(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
-                                  int32_t zero_point, uint32_t* acc) {
-  const __m256i zp = _mm256_set1_epi16(static_cast<int16_t>(zero_point));
-  size_t ch = 0;
-  for (; ch + 16 <= channels; ch += 16) {
-    __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + ch));
-    __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + ch + 8));
-    for (size_t t = 0; t < taps; ++t) {
-      const __m256i xv = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[t] + ch))), zp);
-      const __m256i p = _mm256_mullo_epi16(xv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[t] + ch)));
-      a0 = _mm256_add_epi32(a0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(p)));
-      a1 = _mm256_add_epi32(a1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1)));
-    }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + ch), a0);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + ch + 8), a1);
-  }
-  for (; ch < channels; ++ch) {
-    uint32_t s = acc[ch];
-    for (size_t t = 0; t < taps; ++t) s += static_cast<uint32_t>((static_cast<int32_t>(x[t][ch]) - zero_point) * w[t][ch]);
-    acc[ch] = s;
-  }
-}
 
 namespace {
 
@@ -46,15 +23,14 @@ inline __m256i bias8(const int32_t* bias) {
 
 }  // namespace
 
-// The run kernel: 16 channels per block from the bias through the taps to the stored bytes.
-void s8_depthwise_run_u8_avx2(const S8DepthwiseRun& r) {
+// The run kernel: 16 channels per block from the bias through the taps to the stored values.
+void s8_depthwise_run_avx2(const S8DepthwiseRun& r) {
   const __m256i zx = _mm256_set1_epi16(static_cast<int16_t>(r.x_zero_point));
   const __m256i zy = _mm256_set1_epi32(r.y_zero_point);
   const __m256 lo = _mm256_set1_ps(r.lo), hi = _mm256_set1_ps(r.hi);
   const size_t c = r.channels;
   for (size_t p = 0; p < r.pixels; ++p) {
     const uint8_t* x = r.x + p * r.pixel_step;
-    uint8_t* out = r.out + p * c;
     size_t ch = 0;
     for (; ch + 16 <= c; ch += 16) {
       __m256i a0 = bias8(r.bias != nullptr ? r.bias + ch : nullptr);
@@ -65,14 +41,22 @@ void s8_depthwise_run_u8_avx2(const S8DepthwiseRun& r) {
         a0 = _mm256_add_epi32(a0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
         a1 = _mm256_add_epi32(a1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1)));
       }
+      if (r.out_f32 != nullptr) {
+        // fma(float(sum), scale, 0), as dequantize_f32 computes it.
+        float* out = r.out_f32 + p * c + ch;
+        const __m256 zero = _mm256_setzero_ps();
+        _mm256_storeu_ps(out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), _mm256_loadu_ps(r.scale + ch), zero));
+        _mm256_storeu_ps(out + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), _mm256_loadu_ps(r.scale + ch + 8), zero));
+        continue;
+      }
       const __m256i q0 = requantize8(a0, r.scale + ch, lo, hi, zy);
       const __m256i q1 = requantize8(a1, r.scale + ch + 8, lo, hi, zy);
       // packs works per 128-bit lane: the permutes put channels 0..15 back in order.
       const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
       const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packus_epi16(words, words), 0xD8);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + ch), _mm256_castsi256_si128(bytes));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(r.out + p * c + ch), _mm256_castsi256_si128(bytes));
     }
-    for (; ch < c; ++ch) out[ch] = s8_depthwise_run_channel(r, x, ch);
+    for (; ch < c; ++ch) s8_depthwise_run_channel(r, x, p, ch);
   }
 }
 

@@ -6,7 +6,8 @@
 // instruction per 64 products instead of two. 32 channels left over (32, 96, 480 ...) run the
 // same steps on two pixels at once, one per half of each vector, and 16 left over after that (16,
 // 48, 112 ...) on four, one per 128-bit lane. The sums are exact (u8 x s8, four per dword), so the
-// bits are the scalar kernel's; the rest of each pixel runs as on AVX-512.
+// bits are the scalar kernel's (a float output: dequantized in registers, the lanes transposed back
+// into channel order); the rest of each pixel runs as on AVX-512.
 //
 // Blocks are the outer loop and pixels the inner one, so a block's weights, bias and scales stay
 // in registers (or L1) across the run. The 3x3, 5x5 and 7x7 kernels are compiled for their tap
@@ -75,12 +76,25 @@ auto block_weights(const int8_t* wp) {
   }
 }
 
-// acc[k] lane L holds channels 16L + 4k + j: within each lane the two packs put them back in
-// order (k = 0, 1 as words 0-7, then k = 2, 3 as bytes 8-15).
+// acc[k] lane L holds channels 16L + 4k + j (the slot order of the packed scales): within each
+// lane the two packs put them back in order (k = 0, 1 as words 0-7, then k = 2, 3 as bytes 8-15).
 inline __m512i quad_codes(const __m512i acc[4], const float* scale, const Requant& rq) {
   __m512i codes[4];
   for (int k = 0; k < 4; ++k) codes[k] = s8_requantize16_codes(acc[k], scale + 16 * k, rq.lo, rq.hi, rq.zy);
   return _mm512_packus_epi16(_mm512_packs_epi32(codes[0], codes[1]), _mm512_packs_epi32(codes[2], codes[3]));
+}
+
+// The same sums dequantized: v[L] holds lane L's 16 channels in order (the 4 x 4 transpose of
+// the four vectors' 128-bit lanes puts acc[0..3]'s lane L side by side).
+inline void quad_floats(const __m512i acc[4], const float* scale, __m512 v[4]) {
+  __m512 f[4];
+  for (int k = 0; k < 4; ++k) f[k] = s8_dequantize16(acc[k], _mm512_load_ps(scale + 16 * k));
+  const __m512 t0 = _mm512_shuffle_f32x4(f[0], f[1], 0x44), t1 = _mm512_shuffle_f32x4(f[0], f[1], 0xEE);
+  const __m512 t2 = _mm512_shuffle_f32x4(f[2], f[3], 0x44), t3 = _mm512_shuffle_f32x4(f[2], f[3], 0xEE);
+  v[0] = _mm512_shuffle_f32x4(t0, t2, 0x88);
+  v[1] = _mm512_shuffle_f32x4(t0, t2, 0xDD);
+  v[2] = _mm512_shuffle_f32x4(t1, t3, 0x88);
+  v[3] = _mm512_shuffle_f32x4(t1, t3, 0xDD);
 }
 
 // The full 64-channel blocks of every pixel of the run.
@@ -91,13 +105,18 @@ void full_blocks(const S8DepthwiseRun& r, const Requant& rq, size_t blocks) {
     const size_t ch = blk * kS8DepthwiseQuadBlock;
     const int8_t* wp = r.quad_weight + blk * quads * kS8DepthwiseQuadWeights;
     const uint8_t* x = r.x + ch;
-    uint8_t* out = r.out + ch;
     const auto weight = block_weights<kTaps>(wp);
-    for (size_t p = 0; p < r.pixels; ++p, x += r.pixel_step, out += c) {
+    for (size_t p = 0; p < r.pixels; ++p, x += r.pixel_step) {
       __m512i acc[4];
       quad_sums<kTaps>(r.taps, r.offset, weight, r.quad_bias + ch, [x](ptrdiff_t off) { return _mm512_loadu_si512(x + off); },
                        acc);
-      _mm512_storeu_si512(out, quad_codes(acc, r.quad_scale + ch, rq));
+      if (r.out_f32 != nullptr) {
+        __m512 v[4];
+        quad_floats(acc, r.quad_scale + ch, v);
+        for (size_t lane = 0; lane < 4; ++lane) _mm512_storeu_ps(r.out_f32 + p * c + ch + 16 * lane, v[lane]);
+        continue;
+      }
+      _mm512_storeu_si512(r.out + p * c + ch, quad_codes(acc, r.quad_scale + ch, rq));
     }
   }
 }
@@ -117,14 +136,11 @@ void pixel_groups(const S8DepthwiseRun& r, const Requant& rq, size_t blk, size_t
   const auto weight = block_weights<kTaps>(wp);
   for (size_t p = 0; p < pixels; p += kGroup) {
     const uint8_t* x = r.x + p * step + ch;
-    uint8_t* out = r.out + p * c + ch;
     __m512i acc[4];
     if (contiguous) {
       quad_sums<kTaps>(r.taps, r.offset, weight, bias, [x](ptrdiff_t off) { return _mm512_loadu_si512(x + off); }, acc);
-      _mm512_storeu_si512(out, quad_codes(acc, scale, rq));
-      continue;
-    }
-    quad_sums<kTaps>(
+    } else {
+      quad_sums<kTaps>(
         r.taps, r.offset, weight, bias,
         [x, step](ptrdiff_t off) {
           const uint8_t* at = x + off;
@@ -139,8 +155,23 @@ void pixel_groups(const S8DepthwiseRun& r, const Requant& rq, size_t blk, size_t
           return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 3 * step)), 3);
         },
         acc);
+    }
+    if (r.out_f32 != nullptr) {
+      // Lane L of the transposed floats: W = 32: pixel L / 2, channels 16 (L mod 2) on; W = 16:
+      // pixel L.
+      __m512 v[4];
+      quad_floats(acc, scale, v);
+      float* of = r.out_f32 + p * c + ch;
+      for (size_t lane = 0; lane < 4; ++lane) {
+        _mm512_storeu_ps(of + (W == 32 ? (lane / 2) * c + 16 * (lane % 2) : lane * c), v[lane]);
+      }
+      continue;
+    }
     const __m512i v = quad_codes(acc, scale, rq);
-    if constexpr (W == 32) {
+    uint8_t* out = r.out + p * c + ch;
+    if (contiguous) {
+      _mm512_storeu_si512(out, v);
+    } else if constexpr (W == 32) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_castsi512_si256(v));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), _mm512_extracti64x4_epi64(v, 1));
     } else {
@@ -164,15 +195,15 @@ void run_quads(const S8DepthwiseRun& r) {
   if (q.quarter) pixel_groups<kTaps, 16>(r, rq, q.full + (q.half ? 1 : 0), q.quarter_channel(), quarters);
   for (size_t p = 0; p < r.pixels; ++p) {
     const size_t from = q.half && p >= halves ? q.half_channel() : q.quarter && p >= quarters ? q.quarter_channel() : q.rest_channel();
-    if (from < r.channels) s8_depthwise_pixel_avx512(r, r.x + p * r.pixel_step, r.out + p * r.channels, from);
+    if (from < r.channels) s8_depthwise_pixel_avx512(r, r.x + p * r.pixel_step, p, from);
   }
 }
 
 }  // namespace
 
-void s8_depthwise_run_u8_avx512vnni(const S8DepthwiseRun& r) {
+void s8_depthwise_run_avx512vnni(const S8DepthwiseRun& r) {
   if (r.quad_weight == nullptr) {
-    for (size_t p = 0; p < r.pixels; ++p) s8_depthwise_pixel_avx512(r, r.x + p * r.pixel_step, r.out + p * r.channels, 0);
+    for (size_t p = 0; p < r.pixels; ++p) s8_depthwise_pixel_avx512(r, r.x + p * r.pixel_step, p, 0);
     return;
   }
   switch (r.taps) {

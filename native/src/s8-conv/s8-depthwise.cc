@@ -4,9 +4,7 @@
 #include <cstring>
 #include <vector>
 
-
 #include "quant/requantize.h"
-#include "s8-conv/s8-im2col.h"
 
 namespace kiln {
 
@@ -129,37 +127,10 @@ class PaddedRows {
   std::vector<ptrdiff_t>& offset_;
 };
 
-// Float output (a float op after the convolution): per pixel, the int32 sums through the ISA's
-// accumulate kernel, then dequantized.
-void float_output_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, float* out,
-                       size_t row_begin, size_t row_end) {
-  const size_t c = g.in_channels, taps = g.kernel_h * g.kernel_w;
-  std::vector<uint32_t> acc(c);
-  std::vector<const uint8_t*> xs(taps);
-  std::vector<const int16_t*> ws(taps);
-  const std::vector<uint8_t> padding(c, a.x_zero_point);  // taps in the padding read this: they add 0
-  for (size_t t = 0; t < taps; ++t) ws[t] = a.weight + t * c;
-  for (size_t row = row_begin; row < row_end; ++row) {
-    const size_t b = row / g.out_height, oh = row % g.out_height;
-    const uint8_t* image = in + b * g.in_plane() * c;
-    for (size_t ow = 0; ow < g.out_width; ++ow) {
-      for (size_t ch = 0; ch < c; ++ch) acc[ch] = a.bias ? static_cast<uint32_t>(a.bias[ch]) : 0u;
-      s8_tap_pointers(g, image, oh, ow, padding.data(), xs.data());
-      a.accumulate(xs.data(), ws.data(), taps, c, a.x_zero_point, acc.data());
-      float* o = out + (row * g.out_width + ow) * c;
-      for (size_t ch = 0; ch < c; ++ch) o[ch] = dequantize_f32(static_cast<int32_t>(acc[ch]), a.scale[ch], 0.0f);
-    }
-  }
-}
-
 }  // namespace
 
 void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const uint8_t* in, void* out,
                        size_t row_begin, size_t row_end) {
-  if (a.float_output) {
-    float_output_rows(g, a, in, static_cast<float*>(out), row_begin, row_end);
-    return;
-  }
   const size_t c = g.in_channels, taps = g.kernel_h * g.kernel_w;
   thread_local std::vector<ptrdiff_t> offset, padded_offset;
   thread_local std::vector<uint8_t> padded_rows;
@@ -194,15 +165,22 @@ void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const 
   run.quad_weight = a.quad_weight;
   run.quad_bias = a.quad_bias;
   run.quad_scale = a.quad_scale;
-  uint8_t* const out_u8 = static_cast<uint8_t*>(out);
+  // Output pixel `at` (row * out_width + column) as the run's first.
+  const auto output_from = [&](size_t at) {
+    if (a.float_output) {
+      run.out_f32 = static_cast<float*>(out) + at * c;
+    } else {
+      run.out = static_cast<uint8_t*>(out) + at * c;
+    }
+  };
   // Output pixels [ow_begin, ow_end) of `row` from the padded copy of their input.
   const auto run_padded = [&](const uint8_t* image, size_t row, size_t oh, size_t ow_begin, size_t ow_end) {
     if (ow_begin >= ow_end) return;
     run.x = padded.fill(image, oh, ow_begin, ow_end);
     run.offset = padded.offset();
     run.pixels = ow_end - ow_begin;
-    run.out = out_u8 + (row * g.out_width + ow_begin) * c;
-    a.run_u8(run);
+    output_from(row * g.out_width + ow_begin);
+    a.run(run);
   };
   for (size_t row = row_begin; row < row_end; ++row) {
     const size_t b = row / g.out_height, oh = row % g.out_height;
@@ -220,8 +198,8 @@ void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const 
     run.x = image + (static_cast<size_t>(ih0) * g.in_width + static_cast<size_t>(iw0)) * c;
     run.offset = offset.data();
     run.pixels = inner_end - inner_begin;
-    run.out = out_u8 + (row * g.out_width + inner_begin) * c;
-    a.run_u8(run);
+    output_from(row * g.out_width + inner_begin);
+    a.run(run);
     run_padded(image, row, oh, inner_end, g.out_width);
   }
 }

@@ -1,7 +1,8 @@
 // Direct int8 depthwise convolution on uint8 NHWC (one input and one output channel per group):
-// per output pixel, int32 sums over the taps inside the image, vectorised along the channels
-// (contiguous in NHWC), then the same per-element epilogue as the GEMM path, so the results are
-// the GEMM path's bits. Taps in the padding read a row of zero points, which adds exactly 0.
+// per output pixel, int32 sums over the taps, vectorised along the channels (contiguous in NHWC),
+// then the same per-element epilogue as the GEMM path (requantized, or dequantized for a float
+// output), so the results are the GEMM path's bits. Taps in the padding read the zero point,
+// which adds exactly 0.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -29,48 +30,43 @@ struct S8DepthwiseArgs {
   const int8_t* quad_weight = nullptr;
   const int32_t* quad_bias = nullptr;
   const float* quad_scale = nullptr;
-  // The kernels of the table the caller read (dispatch()); never null.
-  S8DepthwiseAccumulateFn accumulate = nullptr;
-  S8DepthwiseRunFn run_u8 = nullptr;
+  // The run kernel of the table the caller read (dispatch()); never null.
+  S8DepthwiseRunFn run = nullptr;
 };
-
-// acc[ch] += sum over the taps of (x[t][ch] - zero_point) * w[t][ch], wrapping modulo 2^32, for
-// ch < channels; per ISA (the vector ones keep a block of channels in registers across the taps;
-// |x - zero_point| <= 255 and |w| <= 128, so each product is exact in int16 before widening).
-void s8_depthwise_accumulate_scalar(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
-                                    int32_t zero_point, uint32_t* acc);
-void s8_depthwise_accumulate_avx2(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
-                                  int32_t zero_point, uint32_t* acc);
-void s8_depthwise_accumulate_avx512(const uint8_t* const* x, const int16_t* const* w, size_t taps, size_t channels,
-                                    int32_t zero_point, uint32_t* acc);
 
 namespace {
 
-// Channel `ch` of the run's pixel whose tap-0 input is `x`: its definition. The scalar kernel is
-// this for every channel, the AVX2 one for the channels past its last full block. Internal
-// linkage: translation units built with different -m flags include this header.
-inline uint8_t s8_depthwise_run_channel(const S8DepthwiseRun& r, const uint8_t* x, size_t ch) {
+// Channel `ch` of the run's pixel `p` (tap-0 input `x`): its definition, stored. The scalar kernel
+// is this for every channel, the AVX2 one for the channels past its last full block. Products are
+// exact (|x - zero point| <= 255, |w| <= 128) and the sum wraps modulo 2^32 like every other path.
+// Internal linkage: translation units built with different -m flags include this header.
+inline void s8_depthwise_run_channel(const S8DepthwiseRun& r, const uint8_t* x, size_t p, size_t ch) {
   uint32_t s = r.bias != nullptr ? static_cast<uint32_t>(r.bias[ch]) : 0u;
   for (size_t t = 0; t < r.taps; ++t) {
     s += static_cast<uint32_t>((static_cast<int32_t>(x[r.offset[t] + static_cast<ptrdiff_t>(ch)]) - r.x_zero_point) *
                                r.weight[t * r.channels + ch]);
   }
-  return requantize_u8(static_cast<int32_t>(s), r.scale[ch], r.y_zero_point, r.lo, r.hi);
+  const size_t at = p * r.channels + ch;
+  if (r.out_f32 != nullptr) {
+    r.out_f32[at] = dequantize_f32(static_cast<int32_t>(s), r.scale[ch], 0.0f);
+  } else {
+    r.out[at] = requantize_u8(static_cast<int32_t>(s), r.scale[ch], r.y_zero_point, r.lo, r.hi);
+  }
 }
 
 }  // namespace
 
-// Runs of uint8-output pixels (S8DepthwiseRun): the scalar definition, and per ISA the same bits
-// with the channels in registers. s8_depthwise_rows runs every pixel of a uint8 output through
-// them: the interior straight from the image, the pixels whose taps reach into the padding from
-// a copy of their input rows with the padding made real (the zero point, which adds 0).
-void s8_depthwise_run_u8_scalar(const S8DepthwiseRun& r);
-void s8_depthwise_run_u8_avx2(const S8DepthwiseRun& r);
-void s8_depthwise_run_u8_avx512(const S8DepthwiseRun& r);
+// Runs of pixels (S8DepthwiseRun), uint8 or float output: the scalar definition, and per ISA the
+// same bits with the channels in registers. s8_depthwise_rows runs every pixel through them: the
+// interior straight from the image, the pixels whose taps reach into the padding from a copy of
+// their input rows with the padding made real (the zero point, which adds 0).
+void s8_depthwise_run_scalar(const S8DepthwiseRun& r);
+void s8_depthwise_run_avx2(const S8DepthwiseRun& r);
+void s8_depthwise_run_avx512(const S8DepthwiseRun& r);
 // AVX-512 VNNI: the full 64-channel blocks of the quad layout through vpdpbusd (four taps per
-// instruction), its half block for pairs of pixels, the rest of each pixel as the AVX-512 kernel
-// does it.
-void s8_depthwise_run_u8_avx512vnni(const S8DepthwiseRun& r);
+// instruction), its half and quarter blocks for 2 and 4 pixels at once, the rest of each pixel as
+// the AVX-512 kernel does it.
+void s8_depthwise_run_avx512vnni(const S8DepthwiseRun& r);
 
 // The packed layouts below start on a cache line, so each block's 64-byte rows load in one piece.
 template <typename T>
