@@ -41,9 +41,10 @@ constexpr size_t kMinMacsPerTask = size_t(4) << 20;
 // The same bar for the direct depthwise kernel in time rather than MACs: it runs at ~40-80 GMAC/s
 // on AVX-512 VNNI (a sixth of the GEMM's rate; build-native/s8-depthwise-bench), so 4M MACs
 // would be 50-100 us and no depthwise layer of MobileNetV2 at batch 1 (0.3-3.6M) would use the
-// second thread. A quarter of a million is ~3-6 us per task, past the ~1-2 us a woken helper
-// costs once the pool is running.
-constexpr size_t kMinDepthwiseMacsPerTask = size_t(1) << 18;
+// second thread. An eighth of a million is ~2-3 us per task, past the ~1-2 us a woken helper
+// costs once the pool is running: MobileNetV2's depthwise layers took 0.29-0.32 ms in all on two
+// threads at batch 1 against 0.37 ms with a quarter of a million, and as much with a sixteenth.
+constexpr size_t kMinDepthwiseMacsPerTask = size_t(1) << 17;
 // The grouped kernel of 8-channel groups runs at ~60-70 GMAC/s: half a million MACs is ~8 us per
 // task, so RegNet's 14x14 layers (1.5M) use the second thread at batch 1.
 constexpr size_t kMinGroupedMacsPerTask = size_t(1) << 19;
