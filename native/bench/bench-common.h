@@ -2,8 +2,11 @@
 // executable per native/bench/*.cc).
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <vector>
 
 #include "kiln/cpu.h"
 #include "kiln/dispatch.h"
@@ -33,6 +36,28 @@ inline bool select_isa(const char* name) {
     return false;
   }
   return true;
+}
+
+struct BestAndMedian {
+  double best, median;  // seconds per call
+};
+
+// Fastest and median seconds of one call, over runs adding up to about `budget_ms` (at least 5),
+// after one warm-up call (page faults, packing buffers): the fastest is what the kernel does when
+// it has the core on a shared machine, the median what a caller typically sees.
+template <typename Fn>
+BestAndMedian time_calls(Fn&& fn, double budget_ms) {
+  using Clock = std::chrono::steady_clock;
+  fn();
+  std::vector<double> times;
+  const auto start = Clock::now();
+  do {
+    const auto t0 = Clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  } while (times.size() < 5 || std::chrono::duration<double, std::milli>(Clock::now() - start).count() < budget_ms);
+  std::sort(times.begin(), times.end());
+  return {times.front(), times[times.size() / 2]};
 }
 
 }  // namespace kiln_bench

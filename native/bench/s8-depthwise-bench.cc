@@ -6,7 +6,6 @@
 // GOP/s counts 2 operations per multiply-add; each layer is reported from its fastest run (what
 // the kernel does when it has the core) next to the median.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -19,8 +18,6 @@
 #include "bench-common.h"
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 struct Layer {
   const char* model;
@@ -38,24 +35,6 @@ const Layer kLayers[] = {
     {"EfficientNet-B0", 240, 28, 5, 1}, {"EfficientNet-B0", 1152, 7, 5, 1}, {"ConvNeXt-T", 96, 56, 7, 1, true},
     {"ConvNeXt-T", 384, 14, 7, 1, true},
 };
-
-struct Timing {
-  double best, median;
-};
-
-template <typename Fn>
-Timing time_calls(Fn&& fn, double budget_ms) {
-  fn();
-  std::vector<double> times;
-  const auto start = Clock::now();
-  do {
-    const auto t0 = Clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  } while (times.size() < 5 || std::chrono::duration<double, std::milli>(Clock::now() - start).count() < budget_ms);
-  std::sort(times.begin(), times.end());
-  return {times.front(), times[times.size() / 2]};
-}
 
 }  // namespace
 
@@ -100,7 +79,7 @@ int main(int argc, char** argv) {
     uint8_t* out = out_bytes.data() + (64 - reinterpret_cast<uintptr_t>(out_bytes.data()) % 64) % 64;
     for (size_t i = 0; i < g.in_plane() * l.channels; ++i) in[i] = static_cast<uint8_t>(byte(gen));
     std::vector<uint8_t> scratch(plan.scratch_bytes(1, 1) + 1);
-    const Timing t = time_calls([&] { plan.run(in, out, 1, scratch.data(), 1); }, 150.0);
+    const kiln_bench::BestAndMedian t = kiln_bench::time_calls([&] { plan.run(in, out, 1, scratch.data(), 1); }, 150.0);
     const double ops = 2.0 * static_cast<double>(g.out_plane() * l.channels * l.kernel * l.kernel);
     std::printf("%-16s %-22s %9.1f %9.1f %8.1f %8.1f%%\n", l.model, name, 1e6 * t.best, 1e6 * t.median,
                 ops / t.best * 1e-9, 100.0 * ops / t.best * 1e-9 / (2 * peak));

@@ -8,7 +8,6 @@
 // reported from its fastest run ("best", what the kernel does when it has the core) next to the
 // median of the timed runs.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -19,29 +18,9 @@
 #include "kiln/s8-gemm.h"
 #include "kiln/thread-pool.h"
 
+#include "bench-common.h"
+
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-struct Timing {
-  double best, median;  // seconds per call
-};
-
-// Fastest and median seconds of one call, over runs adding up to about `budget_ms`.
-template <typename Fn>
-Timing time_calls(Fn&& fn, double budget_ms) {
-  fn();  // warm-up: page faults, packing buffers
-  std::vector<double> times;
-  const auto start = Clock::now();
-  do {
-    const auto t0 = Clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  } while (times.size() < 5 ||
-           std::chrono::duration<double, std::milli>(Clock::now() - start).count() < budget_ms);
-  std::sort(times.begin(), times.end());
-  return {times.front(), times[times.size() / 2]};
-}
 
 double best_peak_gmacs() {
   double best = 0.0;
@@ -98,9 +77,9 @@ void bench_family(const std::string& family) {
     for (size_t threads : {1, 2}) {
       if (threads > kiln::num_threads()) continue;
       const double budget = ops > 2e8 ? 600.0 : 200.0;
-      const Timing t32 = time_calls(
+      const kiln_bench::BestAndMedian t32 = kiln_bench::time_calls(
           [&] { kiln::s8gemm(s.m, a.data(), s.k, 128, packed, bias.data(), c.data(), s.n, threads); }, budget);
-      const Timing t8 = time_calls(
+      const kiln_bench::BestAndMedian t8 = kiln_bench::time_calls(
           [&] {
             kiln::s8gemm_requantize(s.m, a.data(), s.k, 128, packed, bias.data(), rq, c8.data(), s.n, threads);
           },
