@@ -291,8 +291,6 @@ export interface NativeAddon {
 export interface NativeTestHooks {
   /** The thread pool's parallel_for_slots: per task, the slot that ran it and its run count. */
   threadPoolSlotsProbe(tasks: number, maxThreads: number): { slots: Int32Array; runs: Int32Array };
-  /** Single-thread peak of the active ISA: 'f32' FMA GFLOP/s (2 per FMA lane). */
-  measurePeak(args: { kind: 'f32'; milliseconds: number }): number;
   /** 'avxvnni' forces the VEX AVX-VNNI kernels; 'auto' restores the ISA's own. */
   setS8GemmKernel(kernel: 'auto' | 'avxvnni'): void;
   /** The int8 kernel family in use: scalar, avx2, avx512bw, avx512vnni or avxvnni. */

@@ -1,4 +1,4 @@
-// sgemm and measurePeak. Every size, stride and array length is checked here, with overflow
+// sgemm and measureF32Peak. Every size, stride and array length is checked here, with overflow
 // checks, before a pointer reaches the kernel: the kernel trusts its arguments.
 #include <napi.h>
 

@@ -12,7 +12,6 @@
 
 #include "args.h"
 #include "job.h"
-#include "kiln/f32-gemm.h"
 #include "kiln/s8-gemm.h"
 #include "kiln/thread-pool.h"
 #include "registry.h"
@@ -57,19 +56,6 @@ Napi::Value ThreadPoolSlotsProbe(const Napi::CallbackInfo& info) {
     out.Set("slots", slot_out);
     out.Set("runs", run_out);
     return out;
-  }
-  KILN_ADDON_CATCH(env)
-}
-
-Napi::Value MeasurePeak(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  KILN_ADDON_TRY {
-    Napi::Object args = get_object(info, 0, "args");
-    const std::string kind = get_string(args, "kind");
-    if (kind != "f32") throw_range("kind", "'f32'", "\"" + kind + "\"");
-    const double ms = get_number(args, "milliseconds");
-    if (ms < 1.0 || ms > 10000.0) throw_range("milliseconds", "a number in [1, 10000]", std::to_string(ms));
-    return Napi::Number::New(env, kiln::measure_f32_peak_gflops(ms));
   }
   KILN_ADDON_CATCH(env)
 }
@@ -127,7 +113,6 @@ void register_test_hooks(Napi::Env env, Napi::Object exports) {
   if (enabled == nullptr || std::strcmp(enabled, "1") != 0) return;
   Napi::Object hooks = Napi::Object::New(env);
   hooks.Set("threadPoolSlotsProbe", Napi::Function::New(env, ThreadPoolSlotsProbe, "threadPoolSlotsProbe"));
-  hooks.Set("measurePeak", Napi::Function::New(env, MeasurePeak, "measurePeak"));
   hooks.Set("setS8GemmKernel", Napi::Function::New(env, SetS8GemmKernel, "setS8GemmKernel"));
   hooks.Set("s8GemmKernel", Napi::Function::New(env, S8GemmKernel, "s8GemmKernel"));
   hooks.Set("sparseChoiceMeasurements", Napi::Function::New(
