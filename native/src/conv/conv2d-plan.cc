@@ -14,6 +14,7 @@
 #include "conv/direct-conv.h"
 #include "conv/im2col.h"
 #include "conv/phase-planes.h"
+#include "conv/rows-to-planes.h"
 #include "conv/scratch.h"
 #include "conv/small-conv.h"
 #include "kiln/conv.h"
@@ -117,13 +118,7 @@ void rows_to_planes(const F32DirectConvKernels& d, const float* rows, size_t pix
     d.nhwc_to_nchw(rows, pixels, channels, ld, out, plane_stride);
     return;
   }
-  constexpr size_t kBlock = 16;
-  for (size_t c0 = 0; c0 < channels; c0 += kBlock) {
-    const size_t c1 = std::min(channels, c0 + kBlock);
-    for (size_t p = 0; p < pixels; ++p) {
-      for (size_t c = c0; c < c1; ++c) out[c * plane_stride + p] = rows[p * ld + c];
-    }
-  }
+  f32_rows_to_planes(rows, pixels, channels, ld, false, out, plane_stride);
 }
 
 }  // namespace

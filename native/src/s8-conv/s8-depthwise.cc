@@ -4,8 +4,6 @@
 #include <cstring>
 #include <vector>
 
-#include "quant/requantize.h"
-
 namespace kiln {
 
 namespace {
@@ -70,6 +68,17 @@ void s8_depthwise_pack_quads(const int16_t* weight, const int32_t* bias, const f
 
 namespace {
 
+// Per tap (kh, kw): bytes from a pixel's tap-0 input to the tap's, in an NHWC image whose rows
+// are `row_pixels` pixels apart and whose kernel rows are `row_step` rows apart.
+void tap_offsets(const Conv2dGeometry& g, size_t row_pixels, size_t row_step, std::vector<ptrdiff_t>& offset) {
+  offset.resize(g.kernel_h * g.kernel_w);
+  for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+    for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+      offset[kh * g.kernel_w + kw] = static_cast<ptrdiff_t>((kh * row_step * row_pixels + kw * g.dilation_w) * g.in_channels);
+    }
+  }
+}
+
 // The input rows one output row reads, with its padding made real: kernel_h rows (one per kernel
 // row, so dilated rows are packed together) of the padded width, pad columns and rows outside
 // the image holding the zero point. Pixels whose taps reach into the padding run through the same
@@ -86,12 +95,7 @@ class PaddedRows {
         rows_(rows),
         offset_(offset) {
     rows_.resize(g.kernel_h * width_ * c_);
-    offset_.resize(g.kernel_h * g.kernel_w);
-    for (size_t kh = 0; kh < g.kernel_h; ++kh) {
-      for (size_t kw = 0; kw < g.kernel_w; ++kw) {
-        offset_[kh * g.kernel_w + kw] = static_cast<ptrdiff_t>((kh * width_ + kw * g.dilation_w) * c_);
-      }
-    }
+    tap_offsets(g, width_, 1, offset_);  // the copy holds only the kernel rows, one after another
   }
 
   const ptrdiff_t* offset() const { return offset_.data(); }
@@ -134,12 +138,7 @@ void s8_depthwise_rows(const Conv2dGeometry& g, const S8DepthwiseArgs& a, const 
   const size_t c = g.in_channels, taps = g.kernel_h * g.kernel_w;
   thread_local std::vector<ptrdiff_t> offset, padded_offset;
   thread_local std::vector<uint8_t> padded_rows;
-  offset.resize(taps);
-  for (size_t kh = 0; kh < g.kernel_h; ++kh) {
-    for (size_t kw = 0; kw < g.kernel_w; ++kw) {
-      offset[kh * g.kernel_w + kw] = static_cast<ptrdiff_t>((kh * g.dilation_h * g.in_width + kw * g.dilation_w) * c);
-    }
-  }
+  tap_offsets(g, g.in_width, g.dilation_h, offset);
   PaddedRows padded(g, a.x_zero_point, padded_rows, padded_offset);
   const int32_t zy = a.y_zero_point;
   const ptrdiff_t span_w = static_cast<ptrdiff_t>((g.kernel_w - 1) * g.dilation_w);

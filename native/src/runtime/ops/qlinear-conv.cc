@@ -11,11 +11,8 @@
 #include <memory>
 #include <sstream>
 
-#if defined(__SSE2__)
-#include <xmmintrin.h>
-#endif
-
 #include "common/dispatch.h"
+#include "conv/rows-to-planes.h"
 #include "kiln/cpu.h"
 #include "kiln/s8-conv.h"
 #include "kiln/s8-sparse.h"
@@ -92,48 +89,6 @@ bool make_paired(const Conv2dGeometry& g, const int8_t* w, const int32_t* bias, 
   if (q.w_scale_count == o) out->w_scale.insert(out->w_scale.end(), q.w_scale, q.w_scale + o);
   out->g = p;
   return true;
-}
-
-// Pixels [0, n) of an NHWC tile (`channels` floats per pixel) to their runs in the NCHW planes
-// (plane `c` at out + c * plane_stride), ReLU applied where asked. SSE2 is part of x86-64, so the
-// baseline build moves 4 x 4 blocks through registers; the channels and pixels past the last
-// block go one by one. max(0, v) keeps -0 as the scalar `v < 0 ? 0 : v` does.
-void nhwc_tile_to_nchw(const float* x, size_t n, size_t channels, bool relu, float* out, size_t plane_stride) {
-  size_t c = 0;
-#if defined(__SSE2__)
-  const __m128 zero = _mm_setzero_ps();
-  for (; c + 4 <= channels; c += 4) {
-    size_t p = 0;
-    for (; p + 4 <= n; p += 4) {
-      __m128 r0 = _mm_loadu_ps(x + p * channels + c), r1 = _mm_loadu_ps(x + (p + 1) * channels + c);
-      __m128 r2 = _mm_loadu_ps(x + (p + 2) * channels + c), r3 = _mm_loadu_ps(x + (p + 3) * channels + c);
-      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-      if (relu) {
-        r0 = _mm_max_ps(zero, r0);
-        r1 = _mm_max_ps(zero, r1);
-        r2 = _mm_max_ps(zero, r2);
-        r3 = _mm_max_ps(zero, r3);
-      }
-      _mm_storeu_ps(out + c * plane_stride + p, r0);
-      _mm_storeu_ps(out + (c + 1) * plane_stride + p, r1);
-      _mm_storeu_ps(out + (c + 2) * plane_stride + p, r2);
-      _mm_storeu_ps(out + (c + 3) * plane_stride + p, r3);
-    }
-    for (; p < n; ++p) {
-      for (size_t j = c; j < c + 4; ++j) {
-        const float v = x[p * channels + j];
-        out[j * plane_stride + p] = relu && v < 0 ? 0.0f : v;
-      }
-    }
-  }
-#endif
-  for (; c < channels; ++c) {
-    float* row = out + c * plane_stride;
-    for (size_t p = 0; p < n; ++p) {
-      const float v = x[p * channels + c];
-      row[p] = relu && v < 0 ? 0.0f : v;
-    }
-  }
 }
 
 S8Conv2dPlan make_plan(const Conv2dGeometry& g, const int8_t* w, const int32_t* bias, const S8ConvQuant& q, bool float_output,
@@ -296,7 +251,8 @@ class QLinearConvStep : public PlanStep {
     for_chunks(batch * tiles, 1, threads, [&](size_t t0, size_t t1) {
       for (size_t t = t0; t < t1; ++t) {
         const size_t b = t / tiles, p0 = (t % tiles) * kTilePixels, n = std::min(kTilePixels, plane - p0);
-        nhwc_tile_to_nchw(staged + b * image + p0 * channels, n, channels, relu_, io.out[0] + b * image + p0, plane);
+        f32_rows_to_planes(staged + b * image + p0 * channels, n, channels, channels, relu_, io.out[0] + b * image + p0,
+                           plane);
       }
     });
   }
