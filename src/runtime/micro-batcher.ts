@@ -1,10 +1,15 @@
 /**
- * Micro-batching for `InferenceSession` (`SessionOptions.batching`), in the manner of TF Serving's
- * batching and Triton's dynamic batcher: concurrent `run()` calls whose images have the same
- * per-image shapes wait in a queue, which is flushed into ONE native run of the concatenated
- * batch when it holds `maxBatchSize` images, when the session's batch in flight settles, or
- * `maxDelayMs` after its first request arrived (an idle session runs a queue at once); the
+ * Micro-batching for `InferenceSession` (`SessionOptions.batching`), in the manner of Triton's
+ * dynamic batcher and TF Serving's batching: concurrent `run()` calls whose images have the same
+ * per-image shapes wait in a queue, which runs as ONE native run of the concatenated batch; the
  * outputs are split back by rows, each caller getting its own tensors.
+ *
+ * When a queue runs: a queue is due when it holds `maxBatchSize` images, or when its first request
+ * has waited `maxDelayMs` (0: at the end of the event-loop turn it opened in); the oldest due queue
+ * runs as soon as fewer than MAX_BATCHES_IN_FLIGHT merged runs are in flight. While they run, the
+ * requests that arrive join the queue behind them, which runs when one settles: under load,
+ * batches fill up by themselves, and a request waits at most for a batch in flight, `maxDelayMs`,
+ * and its own batch's run.
  *
  * Why merging is exact: the session only queues requests for a batch-major plan (plan.ts), where
  * the batch is a run-time parameter, the outermost dimension of every value, and no step mixes
@@ -51,11 +56,11 @@ export interface BatchingOptions {
   /** Most images merged into one native run, an integer in [1, 65536]. */
   maxBatchSize: number;
   /**
-   * Longest a request waits for others, in milliseconds, in [0, 60000] (fractions allowed; timers
-   * have ~1 ms resolution). A request never waits on an idle session: it runs with the requests
-   * made in the same turn of the event loop. While a merged run is in flight, new requests queue
-   * until it settles or this long has passed, whichever comes first. 0: never wait, even behind a
-   * busy session (every turn of the event loop runs what it collected).
+   * Longest a batch's first request waits for others to join it, in milliseconds, in [0, 60000]
+   * (fractions allowed; timers have ~1 ms resolution). 0: the requests made in the same turn of the
+   * event loop run together, and none waits on purpose. Whatever the delay, a session has at most
+   * two merged batches in flight: requests that arrive meanwhile queue and run as the next batch
+   * when one settles (at once if their delay has passed by then).
    */
   maxDelayMs: number;
   /**
@@ -69,6 +74,18 @@ export interface BatchingOptions {
 export const MAX_BATCH_SIZE = 65_536;
 /** The longest a request may be asked to wait. */
 export const MAX_DELAY_MS = 60_000;
+/**
+ * Merged runs a session has in flight at once. Two: a batch's outputs wait for the event loop to
+ * take them while the next batch already runs, so the cores do not idle between batches (int8
+ * SeedCNN behind `kiln serve` at 64 connections, an HTTP-bound server: 15.9K requests/s with two,
+ * 11.0K with one). More buy nothing: each run already uses all of the session's threads, so extra
+ * runs only share the cores, and under load every request ran in a small batch of its own turn
+ * (int8 MobileNetV2 at 64 connections, batches of 32: unbounded, 9.5 images per batch, 373
+ * requests/s, p99 779 ms; two, 18.7 images, 545 requests/s, p99 167 ms).
+ */
+export const MAX_BATCHES_IN_FLIGHT = 2;
+/** Per-image shapes whose settled batches' input buffers are kept for reuse. */
+const SPARE_SHAPES = 4;
 
 /** Validated batching options (RangeError/TypeError ERR_KILN_INVALID_ARG naming the option). */
 export function checkBatching(value: unknown): BatchingOptions {
@@ -100,7 +117,7 @@ export interface BatchTarget<Out> {
   mergeable(feed: BatchFeed): boolean | Promise<boolean>;
   /**
    * One native run of the feed: float32 plan outputs, batch first. `offThread`: on a runner thread
-   * however cheap the run (see MicroBatcher.flush), otherwise as the run's cost decides.
+   * however cheap the run (see MicroBatcher.runNext), otherwise as the run's cost decides.
    */
   runPlan(feed: BatchFeed, offThread: boolean): Promise<Float32Outputs>;
   /** One request run on its own, with its own result or error. */
@@ -130,18 +147,27 @@ interface Queue<Out> {
   members: Member<Out>[];
   since: number;
   timer: { cancel(): void };
+  /** Its delay has passed or it is full: it runs as soon as the session has no batch in flight. */
+  due: boolean;
+  /** It became due while a batch was in flight: it waited behind a busy session. */
+  queuedBehind: boolean;
 }
 
 export class MicroBatcher<Out> {
-  private readonly queues = new Map<string, Queue<Out>>();
+  /** The queue each per-image shape is filling (due or not), by key. */
+  private readonly open = new Map<string, Queue<Out>>();
+  /** Due queues in the order they became due; a due queue keeps taking requests until it runs or fills. */
+  private readonly due: Queue<Out>[] = [];
+  /** Buffers of settled batches, by key, for the next queues of the same shapes. */
+  private readonly spare = new Map<string, { buffers: Float32Array[]; capacity: number }[]>();
   private waiting = 0;
   /**
    * Requests that left their queue and are not settled yet: counted down just before each is
    * resolved or rejected, so a caller that awaited all its runs may release the session at once.
    */
   private running = 0;
-  /** Merged runs out of their queue and not settled yet (the session is busy while any is). */
-  private batchesInFlight = 0;
+  /** Merged runs out of their queue and not settled yet. */
+  private inFlight = 0;
 
   constructor(
     private readonly options: BatchingOptions,
@@ -168,12 +194,12 @@ export class MicroBatcher<Out> {
    * per-image shapes (requests merge only with the same key).
    */
   submit(key: string, feed: BatchFeed): Promise<Out> {
-    let queue = this.queues.get(key);
+    let queue = this.open.get(key);
     if (queue !== undefined && queue.images + feed.batch > this.options.maxBatchSize) {
-      this.flush(queue, true);
+      this.close(queue);
       queue = undefined;
     }
-    queue ??= this.open(key, feed);
+    queue ??= this.openQueue(key, feed);
     const offset = queue.images;
     this.reserve(queue, offset + feed.batch);
     feed.arrays.forEach((a, i) => queue.buffers[i]!.set(a.subarray(0, feed.batch * queue.perImage[i]!), offset * queue.perImage[i]!));
@@ -196,32 +222,50 @@ export class MicroBatcher<Out> {
         },
       });
     });
-    if (queue.images === this.options.maxBatchSize) this.flush(queue, true);
+    if (queue.images === this.options.maxBatchSize) this.close(queue);
     return result;
   }
 
-  private open(key: string, feed: BatchFeed): Queue<Out> {
+  private openQueue(key: string, feed: BatchFeed): Queue<Out> {
     const perImage = feed.shapes.map((s) => s.reduce((a, b) => a * b, 1));
-    // Start small and double: a large maxBatchSize of large images must not be allocated up front.
-    const capacity = Math.min(this.options.maxBatchSize, Math.max(feed.batch, 8));
+    // A settled batch's buffers when there are some (fresh ones cost more than the run of a small
+    // model: int8 MobileNetV2 at 224x224, one image through the batcher took 3.8-4.6 ms against a
+    // plain run's 1.4 ms while every queue allocated 8 images' worth). Otherwise start small and
+    // double: a large maxBatchSize of large images must not be allocated up front.
+    const spare = this.spare.get(key)?.pop();
+    const capacity = spare?.capacity ?? Math.min(this.options.maxBatchSize, Math.max(feed.batch, 8));
     const queue: Queue<Out> = {
       key, shapes: feed.shapes.map((s) => s.slice()), perImage, capacity, images: 0, members: [], since: performance.now(),
-      buffers: perImage.map((n) => allocFloat32(n * capacity)),
+      buffers: spare?.buffers ?? perImage.map((n) => allocFloat32(n * capacity)),
       timer: { cancel: () => {} },
+      due: false,
+      queuedBehind: false,
     };
-    const flush = (): void => this.flush(queue);
-    // An idle session has nothing for a request to wait behind: waiting would only add latency, so
-    // the queue takes what arrives in this turn of the event loop and runs. A busy one holds its
-    // queue until the batch in flight settles (drainWaiting) or maxDelayMs has passed.
-    if (this.options.maxDelayMs === 0 || this.batchesInFlight === 0) {
-      const t = setImmediate(flush);
+    const due = (): void => this.markDue(queue);
+    // Delay 0: the queue takes what arrives in this turn of the event loop, then is due.
+    if (this.options.maxDelayMs === 0) {
+      const t = setImmediate(due);
       queue.timer = { cancel: () => clearImmediate(t) };
     } else {
-      const t = setTimeout(flush, this.options.maxDelayMs);
+      const t = setTimeout(due, this.options.maxDelayMs);
       queue.timer = { cancel: () => clearTimeout(t) };
     }
-    this.queues.set(key, queue);
+    this.open.set(key, queue);
     return queue;
+  }
+
+  /**
+   * A settled batch's buffers, kept for the next queue of its shapes: nothing reads them once its
+   * run (and any re-run of its members alone) has settled, and no caller ever sees them. At most
+   * one set per batch that can be in flight, plus the one filling, for the SPARE_SHAPES per-image
+   * shapes seen last (a model fed images of many sizes keeps no buffers for all of them).
+   */
+  private keepBuffers(queue: Queue<Out>): void {
+    const sets = this.spare.get(queue.key) ?? [];
+    this.spare.delete(queue.key);  // re-inserted last: the Map's order is the order of use
+    this.spare.set(queue.key, sets);
+    if (sets.length < MAX_BATCHES_IN_FLIGHT + 1) sets.push({ buffers: queue.buffers, capacity: queue.capacity });
+    if (this.spare.size > SPARE_SHAPES) this.spare.delete(this.spare.keys().next().value!);
   }
 
   private reserve(queue: Queue<Out>, images: number): void {
@@ -236,32 +280,45 @@ export class MicroBatcher<Out> {
     queue.capacity = capacity;
   }
 
-  /**
-   * Sends the queue to run. `loaded`: it filled up while requests were being read, or waited behind
-   * the batch that just settled. The run leaves the event loop, however cheap, when it merges
-   * several requests and the event loop has other work meanwhile: the rest of a turn that filled a
-   * batch, another batch in flight, the requests that queued behind a busy session (int8 SeedCNN
-   * behind `kiln serve` at 64 connections: 22-24K requests/s against 18K when its batches of 32 ran
-   * inline, as their cost allowed). Otherwise the cost decides, as for a run of its own: a small
-   * batch of every request there is (8 connections) runs inline, sparing the thread hop.
-   */
-  private flush(queue: Queue<Out>, loaded = false): void {
-    if (this.queues.get(queue.key) !== queue) return;  // flushed already (full, then its timer)
-    this.queues.delete(queue.key);
+  /** The queue is full (or the next request would overfill it): it takes no more requests, and is due. */
+  private close(queue: Queue<Out>): void {
+    if (this.open.get(queue.key) === queue) this.open.delete(queue.key);
     queue.timer.cancel();
-    const offThread = queue.members.length > 1 && (loaded || this.batchesInFlight > 0);
-    this.waiting -= queue.members.length;
-    this.running += queue.members.length;
-    this.batchesInFlight++;
-    void this.runBatch(queue, offThread).finally(() => {
-      this.batchesInFlight--;
-      if (this.batchesInFlight === 0) this.drainWaiting();
-    });
+    this.markDue(queue);
   }
 
-  /** The session went idle: the queues that built up behind its last batch run now. */
-  private drainWaiting(): void {
-    for (const queue of [...this.queues.values()]) this.flush(queue, true);
+  private markDue(queue: Queue<Out>): void {
+    if (!queue.due) {
+      queue.due = true;
+      queue.queuedBehind = this.inFlight > 0;
+      this.due.push(queue);
+    }
+    this.runNext();
+  }
+
+  /** Runs the oldest due queue when fewer than MAX_BATCHES_IN_FLIGHT batches are in flight. */
+  private runNext(): void {
+    if (this.inFlight >= MAX_BATCHES_IN_FLIGHT) return;
+    const queue = this.due.shift();
+    if (queue === undefined) return;
+    if (this.open.get(queue.key) === queue) this.open.delete(queue.key);
+    queue.timer.cancel();
+    // The run leaves the event loop, however cheap, when it merges several requests and the event
+    // loop has other work meanwhile: the rest of a turn that filled the batch (a newer queue of the
+    // same shapes is filling), other due queues, or the requests that queued behind a busy session (int8 SeedCNN behind `kiln serve` at 64
+    // connections: 22-24K requests/s against 18K when its batches of 32 ran inline, as their cost
+    // allowed). Otherwise the cost decides, as for a run of its own: a small batch of every
+    // request there is (8 connections) runs inline, sparing the thread hop.
+    const loaded = queue.images === this.options.maxBatchSize || this.open.has(queue.key) || queue.queuedBehind || this.due.length > 0;
+    const offThread = queue.members.length > 1 && loaded;
+    this.waiting -= queue.members.length;
+    this.running += queue.members.length;
+    this.inFlight++;
+    void this.runBatch(queue, offThread).finally(() => {
+      this.keepBuffers(queue);
+      this.inFlight--;
+      this.runNext();
+    });
   }
 
   /** The feed of some members' rows, over the queue's buffers (no copy). */

@@ -82,9 +82,10 @@ export interface SessionOptions {
    * Micro-batching for serving (off when absent): concurrent `run()` calls are merged into one
    * native run and split back, like TF Serving's batching or Triton's dynamic batcher. A request
    * of at most `maxBatchSize` images joins a queue of requests with the same per-image shapes;
-   * the queue runs as one batch when it holds `maxBatchSize` images, when the merged run in flight
-   * settles, or `maxDelayMs` after its first request arrived; on an idle session it runs at once,
-   * with what arrived in the same turn of the event loop (waiting there would only add latency). Each caller gets exactly its own rows (the same values an unbatched run
+   * the queue is due when it holds `maxBatchSize` images or `maxDelayMs` after its first request
+   * arrived (0: at the end of that turn of the event loop), and runs as one batch once fewer than
+   * two merged runs are in flight, so the requests that arrive while they run form the next
+   * batch. Each caller gets exactly its own rows (the same values an unbatched run
    * gives: bit-identical for int8 plans; see the README for fp32) and its own error: feeds are
    * validated before a request joins, its input is copied when it joins (the caller may reuse or
    * transfer its buffers at once), and if the merged run fails each member runs again alone.
