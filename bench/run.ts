@@ -8,7 +8,8 @@
  *   npm run bench -- ort --model x.onnx # also benchmark an ONNX model of your own against ORT
  *   npm run bench -- models --real-models /work/torchvision-onnx   # issue 15's table (below)
  *   npm run bench -- profile --real-models /work/torchvision-onnx  # where each model's fp32 / int8 time goes (bench/models-profile.ts)
- *   npm run bench -- serve --serve-seconds 5    # HTTP load test of kiln serve (bench/serve.ts; default 20 s per row)
+ *   npm run bench -- serve --serve-seconds 5    # HTTP load test of kiln serve (bench/serve.ts; default 20 s per row;
+ *                                               # with --real-models also ResNet-50 and MobileNetV2)
  *
  * Section `models` (bench/real-models-speed.ts): Kiln fp32 and int8 against onnxruntime-node fp32 and
  * int8 (the QDQ file Kiln's quantizer exports) on the padded SeedCNN (MNIST and CIFAR, batch 1 and 64)
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
     await benchSparseEndToEnd(report, threadCounts);
   }
   if (all || sections.has('compress')) await benchCompress(report, root);
-  if (all || sections.has('serve')) await benchServe(report, { root, seconds });
+  if (all || sections.has('serve')) await benchServe(report, { root, seconds, ...(realModels === undefined ? {} : { realModels }) });
   // A run of some sections writes latest-<sections>.*, so it never replaces the full run's tables;
   // one with --filter (some models only) writes latest-<sections>-filtered.*, so it never replaces
   // the whole models table either.

@@ -7,18 +7,25 @@
  * tensor endpoint. Reports requests/s, p50/p99 latency, ratios against the ORT fp32 server of the
  * same run, the mean micro-batch (size and run time, from the server's /metrics) and the issue's
  * targets at 64.
+ *
+ * Given the torchvision exports (`--real-models <dir>`, bench/models/export_torchvision.py), the
+ * same servers also serve ResNet-50 and MobileNetV2 (224x224, one image per request): models whose
+ * run, not the HTTP work, decides the throughput, where SeedCNN's 20 us per image leaves the event
+ * loop's request parsing as the bound.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
+import type { Graph } from '../src/graph/ir.js';
 import { seedCNN } from '../src/nn/models.js';
 import { benchmarkInput, exportModel } from '../src/onnx/index.js';
 import { quantize } from '../src/quant/ptq.js';
 import { save } from '../src/runtime/model-io.js';
+import { torchvisionFiles, torchvisionModel } from './real-models-speed.js';
 import type { Report } from './report.js';
 
 const CONCURRENCY = [1, 8, 64];
@@ -33,6 +40,10 @@ const MAX_BATCH = 32;
 const DELAYS_MS = [0, 2];
 /** A batch as large as the whole target concurrency, to show what that costs (delay 0). */
 const WHOLE_BATCH = TARGET_CONNECTIONS;
+/** The torchvision architectures served when the exports are given: the two most deployed CNN families. */
+const REAL_MODELS = ['resnet50', 'mobilenet_v2'];
+/** wrk's per-request timeout: a 224x224 model's server at 64 connections answers in seconds, not wrk's default 2 s. */
+const WRK_TIMEOUT_S = 30;
 
 /** The parts of autocannon's result this bench reads (its latency histogram keeps whole ms: unused). */
 interface AutocannonResult {
@@ -141,10 +152,9 @@ function bucketQuantile(before: string, after: string, name: string, q: number):
 }
 
 /** One request: a binary-extension body with one image, binary output asked for. */
-function requestBody(): { body: Buffer; headerLength: number } {
-  const x = benchmarkInput(1, [1, 28, 28], 11).data as Float32Array;
-  const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], parameters: { binary_data_output: true } }));
-  return { body: Buffer.concat([header, Buffer.from(x.buffer, x.byteOffset, x.byteLength)]), headerLength: header.length };
+function requestBody(input: string, image: Float32Array, shape: number[]): { body: Buffer; headerLength: number } {
+  const header = Buffer.from(JSON.stringify({ inputs: [{ name: input, shape, datatype: 'FP32', parameters: { binary_data_size: image.byteLength } }], parameters: { binary_data_output: true } }));
+  return { body: Buffer.concat([header, Buffer.from(image.buffer, image.byteOffset, image.byteLength)]), headerLength: header.length };
 }
 
 /** One load run's figures: requests/s, client-side p50/p99 in ms, failed requests. */
@@ -194,7 +204,7 @@ async function loadGenerator(dir: string, body: Buffer, headerLength: number): P
       latency: 'wrk\'s latency histogram (microseconds)',
       why: 'wrk, a C client, takes a fraction of the CPU autocannon\'s Node thread does for the same load; KILN_LOAD_GENERATOR=autocannon measures with autocannon',
       load: (url, connections, seconds) => new Promise((resolve, reject) => {
-        const child = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '-s', script, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', `${WRK_TIMEOUT_S}s`, '-s', script, url], { stdio: ['ignore', 'pipe', 'pipe'] });
         let out = '';
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
         child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -214,7 +224,7 @@ async function loadGenerator(dir: string, body: Buffer, headerLength: number): P
     why: forced === 'autocannon' ? 'autocannon by KILN_LOAD_GENERATOR' : 'no wrk on the PATH (apt-get install wrk measures with a lighter client)',
     load: (url, connections, seconds) => new Promise((resolve, reject) => {
       const times: number[] = [];
-      const instance = autocannon({ url, method: 'POST', headers, body, connections, duration: seconds }, (err, result) => {
+      const instance = autocannon({ url, method: 'POST', headers, body, connections, duration: seconds, timeout: WRK_TIMEOUT_S }, (err, result) => {
         if (err) return reject(err);
         times.sort((a, b) => a - b);
         const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? NaN;
@@ -231,123 +241,188 @@ export interface ServeBenchOptions {
   root: string;
   /** Seconds per configuration. */
   seconds: number;
+  /** Folder of bench/models/export_torchvision.py's exports: also serve REAL_MODELS from it. */
+  realModels?: string;
+}
+
+/** One model the servers are measured on: its files, one request, and how the section reads. */
+interface ServedModel {
+  /** Name in the URLs. */
+  name: string;
+  title: string;
+  int8Kiln: string;
+  fp32Onnx: string;
+  int8Onnx: string;
+  body: Buffer;
+  headerLength: number;
+  /** The Kiln batching configurations measured: max batch and delay. */
+  batching: { maxBatch: number; delayMs: number }[];
+  image: string;
+  modelNote: string;
+}
+
+/** The int8 SeedCNN (MNIST): 20 us per image, so the HTTP work is what the servers are measured on. */
+async function seedCnnServed(dir: string): Promise<ServedModel> {
+  const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 1 }).eval();
+  const { graph: int8 } = await quantize(net, benchmarkInput(64, [1, 28, 28], 3), { method: 'minmax', reportImages: 0 });
+  const int8Kiln = join(dir, 'seedcnn-int8.kiln');
+  await save(int8, int8Kiln);
+  const fp32Onnx = join(dir, 'seedcnn-fp32.onnx');
+  const int8Onnx = join(dir, 'seedcnn-int8-qdq.onnx');
+  await writeFile(fp32Onnx, exportModel(net, { inputShape: [1, 28, 28] }));
+  await writeFile(int8Onnx, exportModel(int8));
+  return {
+    name: 'seedcnn',
+    title: 'Serving under load: kiln serve (int8 SeedCNN MNIST) with and without micro-batching vs the same server on onnxruntime-node fp32 and int8',
+    int8Kiln, fp32Onnx, int8Onnx,
+    ...requestBody('input', benchmarkInput(1, [1, 28, 28], 11).data as Float32Array, [1, 1, 28, 28]),
+    batching: [...DELAYS_MS.map((delayMs) => ({ maxBatch: MAX_BATCH, delayMs })), { maxBatch: WHOLE_BATCH, delayMs: 0 }],
+    image: '1x28x28',
+    modelNote: 'model: seeded SeedCNN (speed does not depend on the weights) quantized by Kiln\'s PTQ (min/max, uint8 activations, per-channel int8 weights); ORT runs its fp32 export and the QDQ export of the int8 graph',
+  };
+}
+
+/** A torchvision export, quantized by Kiln as the models section does; undefined when it is not in `dir`. */
+async function torchvisionServed(dir: string, work: string, name: string): Promise<ServedModel | undefined> {
+  const { exporter, files } = torchvisionFiles(dir);
+  const file = files.find((f) => basename(f, `.${exporter}.onnx`) === name);
+  if (file === undefined) return undefined;
+  const model = await torchvisionModel(dir, file, exporter);
+  if (model.int8 === undefined || model.qdqBytes === undefined) throw new Error(`${name}: ${model.int8Reason ?? 'no int8 graph'}`);
+  const int8Kiln = join(work, `${name}-int8.kiln`);
+  await save(model.int8, int8Kiln);
+  const int8Onnx = join(work, `${name}-int8-qdq.onnx`);
+  await writeFile(int8Onnx, model.qdqBytes);
+  const input = (model.fp32 as Graph).inputs[0]!.name;
+  return {
+    name,
+    title: `Serving under load, a real architecture: kiln serve (int8 ${name}, ${model.shape.join('x')}) with and without micro-batching vs the same server on onnxruntime-node fp32 and int8`,
+    int8Kiln, fp32Onnx: join(dir, file), int8Onnx,
+    ...requestBody(input, model.input(1).data, [1, ...model.shape]),
+    batching: [{ maxBatch: MAX_BATCH, delayMs: 0 }],
+    image: model.shape.join('x'),
+    modelNote: `model: torchvision ${name} (${file}, random weights: speed does not depend on them) quantized by Kiln's PTQ as in the models section (min/max over seeded image-like inputs, uint8 activations, per-channel int8 weights); ORT runs the exported file and the QDQ export of the int8 graph`,
+  };
 }
 
 export async function benchServe(report: Report, opts: ServeBenchOptions): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'kiln-bench-serve-'));
-  const threads = availableParallelism();
   try {
-    const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 1 }).eval();
-    const { graph: int8 } = await quantize(net, benchmarkInput(64, [1, 28, 28], 3), { method: 'minmax', reportImages: 0 });
-    const int8Kiln = join(dir, 'seedcnn-int8.kiln');
-    await save(int8, int8Kiln);
-    const fp32Onnx = join(dir, 'seedcnn-fp32.onnx');
-    const int8Onnx = join(dir, 'seedcnn-int8-qdq.onnx');
-    await writeFile(fp32Onnx, exportModel(net, { inputShape: [1, 28, 28] }));
-    await writeFile(int8Onnx, exportModel(int8));
-    const common = ['--threads', String(threads), '--model-name', 'seedcnn'];
-    const servers: { name: string; args: string[]; batching: boolean; delayMs?: number }[] = [
-      ...DELAYS_MS.map((delayMs) => ({
-        name: `Kiln int8, micro-batching up to ${MAX_BATCH} (delay ${delayMs} ms)`,
-        args: ['serve', int8Kiln, ...common, '--max-batch', String(MAX_BATCH), '--max-delay-ms', String(delayMs)],
-        batching: true,
-        delayMs,
-      })),
-      {
-        name: `Kiln int8, micro-batching up to ${WHOLE_BATCH} (delay 0 ms)`,
-        args: ['serve', int8Kiln, ...common, '--max-batch', String(WHOLE_BATCH), '--max-delay-ms', '0'],
-        batching: true,
-        delayMs: 0,
-      },
-      { name: 'Kiln int8, no batching', args: ['serve', int8Kiln, ...common, '--no-batching'], batching: false },
-      { name: 'ORT fp32', args: ['serve', fp32Onnx, ...common, '--runtime', 'onnxruntime'], batching: false },
-      { name: 'ORT int8 (QDQ)', args: ['serve', int8Onnx, ...common, '--runtime', 'onnxruntime'], batching: false },
-    ];
-    const { body, headerLength } = requestBody();
-    const generator = await loadGenerator(dir, body, headerLength);
-    interface Cell { rps: number; p50: number; p99: number; serverMs: number; modelP99: number; errors: number; batchSize?: number; batchRunMs?: number }
-    const cells = new Map<string, Cell>();
-    const notes: string[] = [];
-    for (const s of servers) {
-      let server: Server;
-      try {
-        server = await startServer(opts.root, s.args);
-      } catch (err) {
-        notes.push(`${s.name} not measured: ${(err as Error).message.split('\n').pop()!.slice(0, 240)}`);
+    await measureServed(report, opts, dir, await seedCnnServed(dir));
+    if (opts.realModels === undefined) return;
+    for (const name of REAL_MODELS) {
+      const served = await torchvisionServed(opts.realModels, dir, name);
+      if (served === undefined) {
+        process.stdout.write(`serve bench: no ${name} export in ${opts.realModels}: skipped\n`);
         continue;
       }
-      try {
-        process.stdout.write(`serve bench: ${s.name}\n`);
-        await generator.load(`${server.base}/v2/models/seedcnn/infer`, 8, Math.min(2, opts.seconds));  // warm-up: plans for the batch sizes seen
-        for (const connections of CONCURRENCY) {
-          const before = await (await fetch(`${server.base}/metrics`)).text();
-          const r = await generator.load(`${server.base}/v2/models/seedcnn/infer`, connections, opts.seconds);
-          const after = await (await fetch(`${server.base}/metrics`)).text();
-          const size0 = histogram(before, 'kiln_batch_size');
-          const size1 = histogram(after, 'kiln_batch_size');
-          const run0 = histogram(before, 'kiln_batch_run_seconds');
-          const run1 = histogram(after, 'kiln_batch_run_seconds');
-          const batches = size1.count - size0.count;
-          const served0 = histogram(before, 'kiln_http_request_duration_seconds', 'route="infer"');
-          const served1 = histogram(after, 'kiln_http_request_duration_seconds', 'route="infer"');
-          cells.set(`${s.name}/${connections}`, {
-            rps: r.rps,
-            p50: r.p50,
-            p99: r.p99,
-            serverMs: ((served1.sum - served0.sum) / (served1.count - served0.count)) * 1000,
-            modelP99: bucketQuantile(before, after, 'kiln_model_duration_seconds', 0.99),
-            errors: r.errors,
-            ...(s.batching && batches > 0 ? { batchSize: (size1.sum - size0.sum) / batches, batchRunMs: ((run1.sum - run0.sum) / batches) * 1000 } : {}),
-          });
-        }
-      } finally {
-        await stopServer(server);
-      }
+      await measureServed(report, opts, dir, served);
     }
-    const rows: (string | number)[][] = [];
-    for (const connections of CONCURRENCY) {
-      const ref = cells.get(`ORT fp32/${connections}`);
-      for (const s of servers) {
-        const c = cells.get(`${s.name}/${connections}`);
-        if (!c) continue;
-        rows.push([
-          s.name, connections, c.rps, c.p50, c.p99, c.serverMs, c.modelP99,
-          ref ? c.rps / ref.rps : 'n/a', ref ? c.p99 / ref.p99 : 'n/a',
-          c.batchSize ?? '', c.batchRunMs ?? '', c.errors,
-        ]);
-      }
-    }
-    const ortF = cells.get(`ORT fp32/${TARGET_CONNECTIONS}`);
-    for (const s of servers) {
-      const kiln = cells.get(`${s.name}/${TARGET_CONNECTIONS}`);
-      if (!s.batching || !kiln || !ortF) continue;
-      const ratio = kiln.rps / ortF.rps;
-      const checks = [`requests/s >= 3x the ORT fp32 server's: ${ratio.toFixed(2)}x, ${ratio >= 3 ? 'met' : 'NOT met'}`];
-      checks.push(`p99 below ORT fp32's: ${kiln.p99.toFixed(2)} vs ${ortF.p99.toFixed(2)} ms, ${kiln.p99 < ortF.p99 ? 'met' : 'NOT met'}`);
-      if (kiln.batchRunMs !== undefined) {
-        const bound = s.delayMs! + 2 * kiln.batchRunMs;
-        checks.push(`client p99 <= maxDelayMs + 2x the mean batch run time (${s.delayMs} + 2 x ${kiln.batchRunMs.toFixed(2)} = ${bound.toFixed(2)} ms): ${kiln.p99.toFixed(2)} ms, ${kiln.p99 <= bound ? 'met' : 'NOT met'}`);
-        checks.push(`model p99 (queue wait + batch run, server side) within the same bound: <= ${kiln.modelP99.toFixed(2)} ms, ${kiln.modelP99 <= bound ? 'met' : 'NOT met'}`);
-        // Little's law: a closed loop of N connections completes N requests per mean latency.
-        checks.push(`the client-side floor from Little's law, ${TARGET_CONNECTIONS} connections / ${Math.round(kiln.rps)} requests/s = ${((TARGET_CONNECTIONS * 1000) / kiln.rps).toFixed(2)} ms mean latency; the client bound would need ${Math.round((TARGET_CONNECTIONS * 1000) / bound)} requests/s`);
-      }
-      notes.push(`targets at ${TARGET_CONNECTIONS} connections, ${s.name}: ${checks.join('; ')}`);
-    }
-    report.add({
-      title: 'Serving under load: kiln serve (int8 SeedCNN MNIST) with and without micro-batching vs the same server on onnxruntime-node fp32 and int8',
-      baseline: `the ORT fp32 server measured in this run (same HTTP code, --runtime onnxruntime); ${generator.name} on loopback, ${opts.seconds} s per row after a warm-up, one 1x28x28 image per request on the binary tensor endpoint; every server --threads ${threads}; batching --max-batch ${MAX_BATCH} unless the row says otherwise; p50/p99 client side, ${generator.latency}`,
-      columns: ['server', 'connections', 'requests/s', 'p50 ms', 'p99 ms', 'server-side mean ms', 'model p99 ms', 'requests/s vs ORT fp32', 'p99 / ORT fp32 p99', 'mean batch (images)', 'mean batch run ms', 'errors'],
-      rows,
-      notes: [
-        ...notes,
-        'model p99 ms: kiln_model_duration_seconds, from a request handed to the model (run()) to its outputs back in the event loop: its wait in the micro-batch queue and its batch\'s run; the upper bound of the histogram bucket holding the 99th percentile (buckets 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10 ms ...)',
-        'server-side mean ms: kiln_http_request_duration_seconds (a request\'s arrival in the server\'s event loop to its response\'s end, infer requests); the rest of the client\'s latency is time in socket buffers and the client\'s own event loop',
-        idleNote(),
-        `the load generator (${generator.name}) runs on the same ${threads} cores as the server it loads, so it competes with it for CPU: absolute figures are lower than on a separate client machine, and the ratios hold only for this setup. ${generator.why}`,
-        'model: seeded SeedCNN (speed does not depend on the weights) quantized by Kiln\'s PTQ (min/max, uint8 activations, per-channel int8 weights); ORT runs its fp32 export and the QDQ export of the int8 graph',
-      ],
-    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** Every server on one model, at each concurrency: one section of the report. */
+async function measureServed(report: Report, opts: ServeBenchOptions, dir: string, model: ServedModel): Promise<void> {
+  const threads = availableParallelism();
+  const common = ['--threads', String(threads), '--model-name', model.name];
+  const servers: { name: string; args: string[]; batching: boolean; delayMs?: number }[] = [
+    ...model.batching.map(({ maxBatch, delayMs }) => ({
+      name: `Kiln int8, micro-batching up to ${maxBatch} (delay ${delayMs} ms)`,
+      args: ['serve', model.int8Kiln, ...common, '--max-batch', String(maxBatch), '--max-delay-ms', String(delayMs)],
+      batching: true,
+      delayMs,
+    })),
+    { name: 'Kiln int8, no batching', args: ['serve', model.int8Kiln, ...common, '--no-batching'], batching: false },
+    { name: 'ORT fp32', args: ['serve', model.fp32Onnx, ...common, '--runtime', 'onnxruntime'], batching: false },
+    { name: 'ORT int8 (QDQ)', args: ['serve', model.int8Onnx, ...common, '--runtime', 'onnxruntime'], batching: false },
+  ];
+  const work = join(dir, model.name);
+  await mkdir(work, { recursive: true });
+  const generator = await loadGenerator(work, model.body, model.headerLength);
+  const url = (base: string): string => `${base}/v2/models/${model.name}/infer`;
+  interface Cell { rps: number; p50: number; p99: number; serverMs: number; modelP99: number; errors: number; batchSize?: number; batchRunMs?: number }
+  const cells = new Map<string, Cell>();
+  const notes: string[] = [];
+  for (const s of servers) {
+    let server: Server;
+    try {
+      server = await startServer(opts.root, s.args);
+    } catch (err) {
+      notes.push(`${s.name} not measured: ${(err as Error).message.split('\n').pop()!.slice(0, 240)}`);
+      continue;
+    }
+    try {
+      process.stdout.write(`serve bench: ${model.name}: ${s.name}\n`);
+      await generator.load(url(server.base), 8, Math.min(2, opts.seconds));  // warm-up: plans for the batch sizes seen
+      for (const connections of CONCURRENCY) {
+        const before = await (await fetch(`${server.base}/metrics`)).text();
+        const r = await generator.load(url(server.base), connections, opts.seconds);
+        const after = await (await fetch(`${server.base}/metrics`)).text();
+        const size0 = histogram(before, 'kiln_batch_size');
+        const size1 = histogram(after, 'kiln_batch_size');
+        const run0 = histogram(before, 'kiln_batch_run_seconds');
+        const run1 = histogram(after, 'kiln_batch_run_seconds');
+        const batches = size1.count - size0.count;
+        const served0 = histogram(before, 'kiln_http_request_duration_seconds', 'route="infer"');
+        const served1 = histogram(after, 'kiln_http_request_duration_seconds', 'route="infer"');
+        cells.set(`${s.name}/${connections}`, {
+          rps: r.rps,
+          p50: r.p50,
+          p99: r.p99,
+          serverMs: ((served1.sum - served0.sum) / (served1.count - served0.count)) * 1000,
+          modelP99: bucketQuantile(before, after, 'kiln_model_duration_seconds', 0.99),
+          errors: r.errors,
+          ...(s.batching && batches > 0 ? { batchSize: (size1.sum - size0.sum) / batches, batchRunMs: ((run1.sum - run0.sum) / batches) * 1000 } : {}),
+        });
+      }
+    } finally {
+      await stopServer(server);
+    }
+  }
+  const rows: (string | number)[][] = [];
+  for (const connections of CONCURRENCY) {
+    const ref = cells.get(`ORT fp32/${connections}`);
+    for (const s of servers) {
+      const c = cells.get(`${s.name}/${connections}`);
+      if (!c) continue;
+      rows.push([
+        s.name, connections, c.rps, c.p50, c.p99, c.serverMs, c.modelP99,
+        ref ? c.rps / ref.rps : 'n/a', ref ? c.p99 / ref.p99 : 'n/a',
+        c.batchSize ?? '', c.batchRunMs ?? '', c.errors,
+      ]);
+    }
+  }
+  const ortF = cells.get(`ORT fp32/${TARGET_CONNECTIONS}`);
+  for (const s of servers) {
+    const kiln = cells.get(`${s.name}/${TARGET_CONNECTIONS}`);
+    if (!s.batching || !kiln || !ortF) continue;
+    const ratio = kiln.rps / ortF.rps;
+    const checks = [`requests/s >= 3x the ORT fp32 server's: ${ratio.toFixed(2)}x, ${ratio >= 3 ? 'met' : 'NOT met'}`];
+    checks.push(`p99 below ORT fp32's: ${kiln.p99.toFixed(2)} vs ${ortF.p99.toFixed(2)} ms, ${kiln.p99 < ortF.p99 ? 'met' : 'NOT met'}`);
+    if (kiln.batchRunMs !== undefined) {
+      const bound = s.delayMs! + 2 * kiln.batchRunMs;
+      checks.push(`client p99 <= maxDelayMs + 2x the mean batch run time (${s.delayMs} + 2 x ${kiln.batchRunMs.toFixed(2)} = ${bound.toFixed(2)} ms): ${kiln.p99.toFixed(2)} ms, ${kiln.p99 <= bound ? 'met' : 'NOT met'}`);
+      checks.push(`model p99 (queue wait + batch run, server side) within the same bound: <= ${kiln.modelP99.toFixed(2)} ms, ${kiln.modelP99 <= bound ? 'met' : 'NOT met'}`);
+      // Little's law: a closed loop of N connections completes N requests per mean latency.
+      checks.push(`the client-side floor from Little's law, ${TARGET_CONNECTIONS} connections / ${Math.round(kiln.rps)} requests/s = ${((TARGET_CONNECTIONS * 1000) / kiln.rps).toFixed(2)} ms mean latency; the client bound would need ${Math.round((TARGET_CONNECTIONS * 1000) / bound)} requests/s`);
+    }
+    notes.push(`targets at ${TARGET_CONNECTIONS} connections, ${s.name}: ${checks.join('; ')}`);
+  }
+  report.add({
+    title: model.title,
+    baseline: `the ORT fp32 server measured in this run (same HTTP code, --runtime onnxruntime); ${generator.name} on loopback, ${opts.seconds} s per row after a warm-up, one ${model.image} image per request on the binary tensor endpoint; every server --threads ${threads}; batching --max-batch ${MAX_BATCH} unless the row says otherwise; p50/p99 client side, ${generator.latency}`,
+    columns: ['server', 'connections', 'requests/s', 'p50 ms', 'p99 ms', 'server-side mean ms', 'model p99 ms', 'requests/s vs ORT fp32', 'p99 / ORT fp32 p99', 'mean batch (images)', 'mean batch run ms', 'errors'],
+    rows,
+    notes: [
+      ...notes,
+      'model p99 ms: kiln_model_duration_seconds, from a request handed to the model (run()) to its outputs back in the event loop: its wait in the micro-batch queue and its batch\'s run; the upper bound of the histogram bucket holding the 99th percentile (buckets 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 25, 50, 100, 250, 500, 750 ms, 1, 1.5, 2.5, 5 s)',
+      'server-side mean ms: kiln_http_request_duration_seconds (a request\'s arrival in the server\'s event loop to its response\'s end, infer requests); the rest of the client\'s latency is time in socket buffers and the client\'s own event loop',
+      idleNote(),
+      `the load generator (${generator.name}) runs on the same ${threads} cores as the server it loads, so it competes with it for CPU: absolute figures are lower than on a separate client machine, and the ratios hold only for this setup. ${generator.why}`,
+      model.modelNote,
+    ],
+  });
+}
+
