@@ -496,7 +496,7 @@ export class InferenceSession implements Disposable {
   private runCompiled(compiled: Compiled, feed: Feed, raw: true, offThread?: boolean): Promise<Float32Outputs>;
   /**
    * `raw`: the plan's float32 outputs, before conversion to the declared output types. `offThread`:
-   * on a runner thread whatever the run's estimated cost (a micro-batch, see MicroBatcher.flush).
+   * on a runner thread whatever the run's estimated cost (a micro-batch, see MicroBatcher.runNext).
    */
   private runCompiled(compiled: Compiled, feed: Feed, raw = false, offThread = false): Promise<SessionOutputs> {
     let outputs: ReturnType<typeof allocate>;

@@ -332,7 +332,7 @@ describe('micro-batching: queue bounds', () => {
 
 describe('micro-batching: buffers, release, runSync', () => {
   // 16 / 5 ms: one merged run when the delay ends, as its cost decides; 4 / 0 ms: three batches
-  // that fill up as requests arrive, so each runs on a runner thread (MicroBatcher.flush) while the
+  // that fill up as requests arrive, so each runs on a runner thread (MicroBatcher.runNext) while the
   // callers' buffers go away.
   it.each([
     { maxBatchSize: 16, maxDelayMs: 5 },
