@@ -147,7 +147,7 @@ interface Queue<Out> {
   members: Member<Out>[];
   since: number;
   timer: { cancel(): void };
-  /** Its delay has passed or it is full: it runs as soon as the session has no batch in flight. */
+  /** Its delay has passed or it is full: it runs once fewer than MAX_BATCHES_IN_FLIGHT batches are in flight. */
   due: boolean;
   /** It became due while a batch was in flight: it waited behind a busy session. */
   queuedBehind: boolean;
@@ -282,9 +282,14 @@ export class MicroBatcher<Out> {
 
   /** The queue is full (or the next request would overfill it): it takes no more requests, and is due. */
   private close(queue: Queue<Out>): void {
+    this.stopFilling(queue);
+    this.markDue(queue);
+  }
+
+  /** New requests of the queue's shapes go to a new queue from now on, and its timer is off. */
+  private stopFilling(queue: Queue<Out>): void {
     if (this.open.get(queue.key) === queue) this.open.delete(queue.key);
     queue.timer.cancel();
-    this.markDue(queue);
   }
 
   private markDue(queue: Queue<Out>): void {
@@ -301,14 +306,14 @@ export class MicroBatcher<Out> {
     if (this.inFlight >= MAX_BATCHES_IN_FLIGHT) return;
     const queue = this.due.shift();
     if (queue === undefined) return;
-    if (this.open.get(queue.key) === queue) this.open.delete(queue.key);
-    queue.timer.cancel();
+    this.stopFilling(queue);
     // The run leaves the event loop, however cheap, when it merges several requests and the event
     // loop has other work meanwhile: the rest of a turn that filled the batch (a newer queue of the
-    // same shapes is filling), other due queues, or the requests that queued behind a busy session (int8 SeedCNN behind `kiln serve` at 64
-    // connections: 22-24K requests/s against 18K when its batches of 32 ran inline, as their cost
-    // allowed). Otherwise the cost decides, as for a run of its own: a small batch of every
-    // request there is (8 connections) runs inline, sparing the thread hop.
+    // same shapes is filling), other due queues, or the requests that queued behind a busy session
+    // (int8 SeedCNN behind `kiln serve` at 64 connections: 22-24K requests/s against 18K when its
+    // batches of 32 ran inline, as their cost allowed). Otherwise the cost decides, as for a run of
+    // its own: a small batch of every request there is (8 connections) runs inline, sparing the
+    // thread hop.
     const loaded = queue.images === this.options.maxBatchSize || this.open.has(queue.key) || queue.queuedBehind || this.due.length > 0;
     const offThread = queue.members.length > 1 && loaded;
     this.waiting -= queue.members.length;
