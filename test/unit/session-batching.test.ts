@@ -288,11 +288,17 @@ describe('micro-batching: queue bounds', () => {
   it('a merged run under load leaves the event loop however cheap; an idle session\'s small runs stay inline', async () => {
     // Which runPlan calls asked for a runner thread (the last argument), in order. Every run here is
     // far below the inline budget (int8 SeedCNN, at most 4 images): the batcher alone decides.
+    // The first batch of `waits` is held unsettled until the one queued behind it has started: without
+    // that, a run finished before the next turn would leave the session idle, and which path the
+    // second batch took would depend on thread timing (it did under ASan in CI).
     const asked: boolean[] = [];
     const runPlan = native.runPlan;
+    let release = (): void => {};
+    const held = new Promise<void>((r) => { release = r; });
     native.runPlan = ((plan, args, async) => {
       asked.push(async);
-      return runPlan(plan, args, async);
+      const result = runPlan(plan, args, async);
+      return asked.length === 4 ? held.then(() => result) : result;
     }) as typeof native.runPlan;
     const run = (s: InferenceSession, from: number, n: number): Promise<unknown> =>
       Promise.all(Array.from({ length: n }, (_, i) => s.run({ input: digits(test, from + i) })));
@@ -304,7 +310,9 @@ describe('micro-batching: queue bounds', () => {
       await run(two, 2, 1);  // alone
       await run(wide, 3, 3);  // all the requests there are, on an idle session
       const first = run(waits, 6, 3);  // filled up: leaves at once
-      const behind = run(waits, 9, 2);  // queued behind it, run when it settles
+      const behind = run(waits, 9, 2);  // due at the end of the turn, while the first is in flight
+      for (let turn = 0; turn < 100 && asked.length < 5; turn++) await new Promise((r) => setImmediate(r));
+      release();
       await Promise.all([first, behind]);
     } finally {
       native.runPlan = runPlan;
