@@ -32,6 +32,9 @@ const ARRAYS = {
   uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array, uint64: BigUint64Array, bool: Uint8Array,
 } as const;
 
+/** Alignment that suits every element type above: where binary data starts in a body read by the server. */
+export const BINARY_ALIGN = 8;
+
 /** The protocol name of a Kiln element type ('FP32' for 'float32'); types it has none for keep Kiln's name. */
 export function datatypeOf(type: DType): string {
   return (DATATYPES as Partial<Record<DType, string>>)[type] ?? type;
@@ -80,8 +83,9 @@ function bad(message: string): HttpError {
 
 /**
  * Decodes a request body: JSON when `headerLength` is undefined, else a binary-extension body
- * whose first `headerLength` bytes are the JSON header. Input tensors are copies (never views of
- * `body`), so the body's buffer may be dropped as soon as this returns.
+ * whose first `headerLength` bytes are the JSON header. A binary input whose bytes are aligned for
+ * its element type in `body`'s memory is a view of them (readBody places them so); any other input
+ * is a copy. The tensors are the request's own either way: `body` is not shared.
  * @throws HttpError 400 for malformed JSON, unknown or missing inputs, wrong datatypes, shapes or sizes
  */
 export function decodeInferRequest(model: ModelSignature, body: Buffer, headerLength?: number): InferRequest {
@@ -120,7 +124,7 @@ export function decodeInferRequest(model: ModelSignature, body: Buffer, headerLe
       const bytes = count * ARRAYS[type as WireType].BYTES_PER_ELEMENT;
       if (binarySize !== bytes) throw bad(`Expected binary_data_size ${bytes} for input "${name}" (${count} ${wire} elements for shape [${shape.join(', ')}]) but received ${received(binarySize)}`);
       if (offset + bytes > body.length) throw bad(`Expected ${bytes} bytes of binary data for input "${name}" but the body has ${body.length - offset} left`);
-      data = copyBinary(type as WireType, body, offset, count);
+      data = binaryData(type as WireType, body, offset, count);
       offset += bytes;
     } else {
       data = fromJson(name as string, type as WireType, input.data, count, shape);
@@ -147,9 +151,11 @@ function checkShape(name: string, shape: unknown, expected: readonly Dim[]): num
   return shape as number[];
 }
 
-/** A binary input's elements, copied into a fresh (aligned) typed array. */
-function copyBinary(type: WireType, body: Buffer, offset: number, count: number): DataTypeMap[WireType] {
+/** A binary input's elements: a view of the body where they are aligned, else an aligned copy. */
+function binaryData(type: WireType, body: Buffer, offset: number, count: number): DataTypeMap[WireType] {
   const Ctor = ARRAYS[type];
+  const start = body.byteOffset + offset;
+  if (start % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(body.buffer as ArrayBuffer, start, count) as DataTypeMap[WireType];
   const out = new Ctor(count);
   new Uint8Array(out.buffer).set(body.subarray(offset, offset + count * Ctor.BYTES_PER_ELEMENT));
   return out as DataTypeMap[WireType];

@@ -22,6 +22,7 @@ import { defaultProducer } from '../runtime/kiln-file.js';
 import type { DType, Tensor } from '../tensor.js';
 import { integer, onlyKeys, options as checkOptions, rangeError, string, typeError } from '../validate.js';
 import { ServeMetrics, type QueueProbe } from './metrics.js';
+import { BodyBuffers, readBody } from './request-body.js';
 import { datatypeOf, decodeInferRequest, encodeInferResponse, HttpError, type ModelSignature } from './protocol.js';
 
 /**
@@ -95,6 +96,7 @@ export function createServer(model: ServableModel | Promise<ServableModel>, opti
   const keepAliveTimeoutMs = opts.keepAliveTimeoutMs === undefined ? SERVE_DEFAULTS.keepAliveTimeoutMs : integer('options.keepAliveTimeoutMs', opts.keepAliveTimeoutMs, 1, 3_600_000);
   if (opts.metrics !== undefined && !(opts.metrics instanceof ServeMetrics)) throw typeError('options.metrics', 'a ServeMetrics', opts.metrics);
   const metrics = opts.metrics ?? new ServeMetrics();
+  const bodyBuffers = new BodyBuffers();
 
   let loaded: ServableModel | undefined;
   let loadError: Error | undefined;
@@ -153,18 +155,25 @@ export function createServer(model: ServableModel | Promise<ServableModel>, opti
   async function infer(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const m = current();
     const headerLength = parseHeaderLength(req.headers['inference-header-content-length']);
-    const body = await readBody(req, maxBodyBytes);
+    const body = await readBody(req, maxBodyBytes, headerLength, bodyBuffers);
     const request = decodeInferRequest(m, body, headerLength);
-    let outputs: Record<string, Tensor<DType>>;
+    let encoded: ReturnType<typeof encodeInferResponse>;
     const modelDone = metrics.beginModel();
     try {
-      outputs = await m.run(request.feeds);
-      modelDone();
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      throw new HttpError(typeof code === 'string' && CLIENT_ERROR_CODES.includes(code) ? 400 : 500, (err as Error).message ?? String(err));
+      let outputs: Record<string, Tensor<DType>>;
+      try {
+        outputs = await m.run(request.feeds);
+        modelDone();
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        throw new HttpError(typeof code === 'string' && CLIENT_ERROR_CODES.includes(code) ? 400 : 500, (err as Error).message ?? String(err));
+      }
+      encoded = encodeInferResponse(modelName, request, outputs);
+    } finally {
+      // The run has settled and the response is a copy of its outputs: nothing reads the input
+      // tensors (views of a binary body) any more, even where an output shares their memory.
+      if (headerLength !== undefined) bodyBuffers.giveBack(body);
     }
-    const encoded = encodeInferResponse(modelName, request, outputs);
     const headers: Record<string, string | number> =
       encoded.headerLength === undefined
         ? { 'content-type': 'application/json' }
@@ -278,56 +287,6 @@ function parseHeaderLength(value: string | string[] | undefined): number | undef
     throw new HttpError(400, `Expected Inference-Header-Content-Length to be a byte count but received '${String(value)}'`);
   }
   return n;
-}
-
-/**
- * The request body, refused with 413 as soon as it is known to pass `limit` bytes: at once when
- * Content-Length says so, else when the bytes read pass it (nothing past the limit is kept).
- */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (declared > limit) return Promise.reject(tooLarge(limit, `declares ${declared}`));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = (): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        chunks.length = 0;
-        reject(tooLarge(limit, `sent more than that`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(new HttpError(400, `The request body could not be read: ${err.message}`));
-    };
-    const onClose = (): void => {
-      if (req.complete) return;
-      cleanup();
-      reject(new HttpError(400, 'The client closed the connection before sending the whole body'));
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
-  });
-}
-
-function tooLarge(limit: number, what: string): HttpError {
-  return new HttpError(413, `Expected a request body of at most ${limit} bytes (--max-body-bytes) but the request ${what}`);
 }
 
 /** The protocol's model metadata. */

@@ -96,6 +96,35 @@ describe('kiln serve: answers, health and metrics (default options: micro-batchi
     expect(Array.from(r.logits)).toEqual(Array.from(fp32Logits[5]!));
   });
 
+  it('binary tensors after headers of every length mod 8, sized or chunked in odd pieces: the same bits (aligned data is viewed in place, the rest copied)', async () => {
+    for (let extra = 0; extra < 8; extra++) {
+      for (const chunked of [false, true]) {
+        const i = (extra * 2 + Number(chunked)) % 16;
+        const { body: plain, headerLength: plainLength } = binaryRequest('input', digit(i), SHAPE);
+        // JSON allows whitespace after the header object: each extra byte shifts where the tensor starts.
+        const body = Buffer.concat([plain.subarray(0, plainLength), Buffer.alloc(extra, 0x20), plain.subarray(plainLength)]);
+        const headerLength = plainLength + extra;
+        const pieces = [0, 7, 1000, 2049, body.length].map((at) => Math.min(at, body.length));
+        const stream = new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (let k = 1; k < pieces.length; k++) controller.enqueue(body.subarray(pieces[k - 1], pieces[k]));
+            controller.close();
+          },
+        });
+        const r = await fetch(`${server.base}/v2/models/digits/infer`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength) },
+          ...(chunked ? { body: stream, duplex: 'half' } : { body }),
+        } as RequestInit);
+        expect(r.status, `header of ${headerLength} bytes, ${chunked ? 'chunked' : 'sized'}`).toBe(200);
+        const answer = Buffer.from(await r.arrayBuffer());
+        const length = Number(r.headers.get('inference-header-content-length'));
+        const logits = new Float32Array(answer.buffer.slice(answer.byteOffset + length, answer.byteOffset + answer.length));
+        expect(Array.from(logits)).toEqual(Array.from(fp32Logits[i]!));
+      }
+    }
+  });
+
   it('a request of several digits is answered for each', async () => {
     const batch = new Float32Array(3 * PIXELS);
     for (let i = 0; i < 3; i++) batch.set(digit(i), i * PIXELS);
