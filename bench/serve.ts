@@ -255,8 +255,8 @@ interface ServedModel {
   int8Onnx: string;
   body: Buffer;
   headerLength: number;
-  /** The Kiln batching configurations measured: max batch and delay. */
-  batching: { maxBatch: number; delayMs: number }[];
+  /** The Kiln batching configurations measured: max batch, delay, and batches in flight (the default when absent). */
+  batching: { maxBatch: number; delayMs: number; inFlight?: number }[];
   image: string;
   modelNote: string;
 }
@@ -299,7 +299,8 @@ async function torchvisionServed(dir: string, work: string, name: string): Promi
     title: `Serving under load, a real architecture: kiln serve (int8 ${name}, ${model.shape.join('x')}) with and without micro-batching vs the same server on onnxruntime-node fp32 and int8`,
     int8Kiln, fp32Onnx: join(dir, file), int8Onnx,
     ...requestBody(input, model.input(1).data, [1, ...model.shape]),
-    batching: [{ maxBatch: MAX_BATCH, delayMs: 0 }],
+    // One batch in flight as well: each runs on every thread alone, the shorter tail for runs this long.
+    batching: [{ maxBatch: MAX_BATCH, delayMs: 0 }, { maxBatch: MAX_BATCH, delayMs: 0, inFlight: 1 }],
     image: model.shape.join('x'),
     modelNote: `model: torchvision ${name} (${file}, random weights: speed does not depend on them) quantized by Kiln's PTQ as in the models section (min/max over seeded image-like inputs, uint8 activations, per-channel int8 weights); ORT runs the exported file and the QDQ export of the int8 graph`,
   };
@@ -328,9 +329,12 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
   const threads = availableParallelism();
   const common = ['--threads', String(threads), '--model-name', model.name];
   const servers: { name: string; args: string[]; batching: boolean; delayMs?: number }[] = [
-    ...model.batching.map(({ maxBatch, delayMs }) => ({
-      name: `Kiln int8, micro-batching up to ${maxBatch} (delay ${delayMs} ms)`,
-      args: ['serve', model.int8Kiln, ...common, '--max-batch', String(maxBatch), '--max-delay-ms', String(delayMs)],
+    ...model.batching.map(({ maxBatch, delayMs, inFlight }) => ({
+      name: `Kiln int8, micro-batching up to ${maxBatch} (delay ${delayMs} ms${inFlight === undefined ? '' : `, ${inFlight} in flight`})`,
+      args: [
+        'serve', model.int8Kiln, ...common, '--max-batch', String(maxBatch), '--max-delay-ms', String(delayMs),
+        ...(inFlight === undefined ? [] : ['--batches-in-flight', String(inFlight)]),
+      ],
       batching: true,
       delayMs,
     })),

@@ -7,7 +7,7 @@ import { basename, extname } from 'node:path';
 
 import { ErrorCode, KilnError } from '../errors.js';
 import { exportModel } from '../onnx/export.js';
-import type { BatchingOptions } from '../runtime/micro-batcher.js';
+import { type BatchingOptions, DEFAULT_BATCHES_IN_FLIGHT } from '../runtime/micro-batcher.js';
 import { InferenceSession, type SessionOptions } from '../runtime/session.js';
 import { ServeMetrics } from '../serve/metrics.js';
 import { openOrtModel } from '../serve/ort-model.js';
@@ -25,6 +25,7 @@ export interface ServeCommandOptions {
   batching: boolean;
   maxBatch?: number;
   maxDelayMs?: number;
+  batchesInFlight?: number;
   maxBodyBytes: number;
   requestTimeoutMs: number;
   maxConnections: number;
@@ -67,13 +68,18 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
   if (!(SERVE_RUNTIMES as readonly string[]).includes(opts.runtime)) {
     throw new KilnError(ErrorCode.INVALID_ARG, `Expected --runtime to be one of ${SERVE_RUNTIMES.join(', ')} but received '${opts.runtime}'`);
   }
-  const batchingAsked = opts.maxBatch !== undefined || opts.maxDelayMs !== undefined;
-  if (!opts.batching && batchingAsked) throw new KilnError(ErrorCode.INVALID_ARG, 'Expected --max-batch / --max-delay-ms or --no-batching but received both');
-  if (opts.runtime !== 'kiln' && batchingAsked) throw new KilnError(ErrorCode.INVALID_ARG, `Expected --max-batch / --max-delay-ms with --runtime kiln only: --runtime ${opts.runtime} does not micro-batch`);
+  const batchingAsked = opts.maxBatch !== undefined || opts.maxDelayMs !== undefined || opts.batchesInFlight !== undefined;
+  if (!opts.batching && batchingAsked) throw new KilnError(ErrorCode.INVALID_ARG, 'Expected --max-batch / --max-delay-ms / --batches-in-flight or --no-batching but received both');
+  if (opts.runtime !== 'kiln' && batchingAsked) throw new KilnError(ErrorCode.INVALID_ARG, `Expected --max-batch / --max-delay-ms / --batches-in-flight with --runtime kiln only: --runtime ${opts.runtime} does not micro-batch`);
   const metrics = new ServeMetrics();
   const batching: BatchingOptions | undefined =
     opts.batching && opts.runtime === 'kiln'
-      ? { maxBatchSize: opts.maxBatch ?? SERVE_CLI_DEFAULTS.maxBatch, maxDelayMs: opts.maxDelayMs ?? SERVE_CLI_DEFAULTS.maxDelayMs, onBatch: metrics.onBatch }
+      ? {
+          maxBatchSize: opts.maxBatch ?? SERVE_CLI_DEFAULTS.maxBatch,
+          maxDelayMs: opts.maxDelayMs ?? SERVE_CLI_DEFAULTS.maxDelayMs,
+          maxBatchesInFlight: opts.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT,
+          onBatch: metrics.onBatch,
+        }
       : undefined;
   const modelName = opts.modelName ?? defaultModelName(modelPath);
   // The model file is read first: a missing or unreadable file fails before any port is taken.
@@ -111,11 +117,11 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
     throw err;
   }
   const inputs = model.inputNames.map((n, i) => `"${n}" ${datatypeOf(model.inputTypes[i]!)} [${model.inputShapes[i]!.join(', ')}]`).join(', ');
-  const batchLine = batching ? `batching up to ${batching.maxBatchSize} images, ${batching.maxDelayMs} ms delay` : 'no batching';
+  const batchLine = batching ? `batching up to ${batching.maxBatchSize} images, ${batching.maxDelayMs} ms delay, ${batching.maxBatchesInFlight} in flight` : 'no batching';
   out.line(`kiln serve: ready: model "${modelName}" (${modelPath}, ${opts.runtime}), input ${inputs}; ${batchLine}; POST ${url}/v2/models/${modelName}/infer`);
   if (out.json) {
     const tensors = model.inputNames.map((name, i) => ({ name, datatype: datatypeOf(model.inputTypes[i]!), shape: model.inputShapes[i] }));
-    const settings = batching ? { maxBatchSize: batching.maxBatchSize, maxDelayMs: batching.maxDelayMs } : null;
+    const settings = batching ? { maxBatchSize: batching.maxBatchSize, maxDelayMs: batching.maxDelayMs, maxBatchesInFlight: batching.maxBatchesInFlight } : null;
     process.stdout.write(`${JSON.stringify({ url, host: address.address, port: address.port, model: modelPath, modelName, runtime: opts.runtime, inputs: tensors, batching: settings })}\n`);
   }
 

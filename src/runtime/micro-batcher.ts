@@ -6,7 +6,7 @@
  *
  * When a queue runs: a queue is due when it holds `maxBatchSize` images, or when its first request
  * has waited `maxDelayMs` (0: at the end of the event-loop turn it opened in); the oldest due queue
- * runs as soon as fewer than MAX_BATCHES_IN_FLIGHT merged runs are in flight. While they run, the
+ * runs as soon as fewer than `maxBatchesInFlight` merged runs are in flight. While they run, the
  * requests that arrive join the queue behind them, which runs when one settles: under load,
  * batches fill up by themselves, and a request waits at most for a batch in flight, `maxDelayMs`,
  * and its own batch's run.
@@ -59,10 +59,20 @@ export interface BatchingOptions {
    * Longest a batch's first request waits for others to join it, in milliseconds, in [0, 60000]
    * (fractions allowed; timers have ~1 ms resolution). 0: the requests made in the same turn of the
    * event loop run together, and none waits on purpose. Whatever the delay, a session has at most
-   * two merged batches in flight: requests that arrive meanwhile queue and run as the next batch
-   * when one settles (at once if their delay has passed by then).
+   * `maxBatchesInFlight` merged batches in flight: requests that arrive meanwhile queue and run as
+   * the next batch when one settles (at once if their delay has passed by then).
    */
   maxDelayMs: number;
+  /**
+   * Merged runs in flight at once, an integer in [1, 8]; default 2. Two keep the cores busy while
+   * the event loop hands one batch's results out and reads the next one's requests: the most
+   * requests/s, where that event-loop work is large against a batch's run (HTTP-bound small
+   * models). One runs each batch alone on every thread, so a request waits for at most the batch
+   * running and its own: the shorter tail where runs take tens of milliseconds or more (int8
+   * ResNet-50 at 224x224 behind `kiln serve`, 64 connections: p99 about 2 batch runs with one,
+   * nearly 3 with two, at the same requests/s).
+   */
+  maxBatchesInFlight?: number;
   /**
    * Called after each merged run settles (metrics: batch size histogram, queue depth). An exception
    * it throws is reported with `process.emitWarning` and otherwise ignored: the runs are done.
@@ -75,28 +85,34 @@ export const MAX_BATCH_SIZE = 65_536;
 /** The longest a request may be asked to wait. */
 export const MAX_DELAY_MS = 60_000;
 /**
- * Merged runs a session has in flight at once. Two: a batch's outputs wait for the event loop to
- * take them while the next batch already runs, so the cores do not idle between batches (int8
- * SeedCNN behind `kiln serve` at 64 connections, an HTTP-bound server: 15.9K requests/s with two,
- * 11.0K with one). More buy nothing: each run already uses all of the session's threads, so extra
- * runs only share the cores, and under load every request ran in a small batch of its own turn
- * (int8 MobileNetV2 at 64 connections, batches of 32: unbounded, 9.5 images per batch, 373
- * requests/s, p99 779 ms; two, 18.7 images, 545 requests/s, p99 167 ms).
+ * Merged runs a session has in flight at once unless `maxBatchesInFlight` says otherwise. Two: a
+ * batch's outputs wait for the event loop to take them while the next batch already runs, so the
+ * cores do not idle between batches (int8 SeedCNN behind `kiln serve` at 64 connections, an
+ * HTTP-bound server: 15.9K requests/s with two, 11.0K with one). More buy nothing: each run
+ * already uses all of the session's threads, so extra runs only share the cores, and under load
+ * every request ran in a small batch of its own turn (int8 MobileNetV2 at 64 connections, batches
+ * of 32: unbounded, 9.5 images per batch, 373 requests/s, p99 779 ms; two, 18.7 images, 545
+ * requests/s, p99 167 ms).
  */
-export const MAX_BATCHES_IN_FLIGHT = 2;
+export const DEFAULT_BATCHES_IN_FLIGHT = 2;
+/** The most `maxBatchesInFlight` may be. */
+export const MAX_BATCHES_IN_FLIGHT = 8;
 /** Per-image shapes whose settled batches' input buffers are kept for reuse. */
 const SPARE_SHAPES = 4;
 
 /** Validated batching options (RangeError/TypeError ERR_KILN_INVALID_ARG naming the option). */
 export function checkBatching(value: unknown): BatchingOptions {
   const name = 'options.batching';
-  if (value === undefined) throw typeError(name, 'an object { maxBatchSize, maxDelayMs, onBatch? }', value);
+  if (value === undefined) throw typeError(name, 'an object { maxBatchSize, maxDelayMs, maxBatchesInFlight?, onBatch? }', value);
   const opts = checkOptions<BatchingOptions>(name, value);
-  onlyKeys(name, opts, ['maxBatchSize', 'maxDelayMs', 'onBatch']);
+  onlyKeys(name, opts, ['maxBatchSize', 'maxDelayMs', 'maxBatchesInFlight', 'onBatch']);
   const maxBatchSize = integer(`${name}.maxBatchSize`, opts.maxBatchSize, 1, MAX_BATCH_SIZE);
   const maxDelayMs = number(`${name}.maxDelayMs`, opts.maxDelayMs, 0, MAX_DELAY_MS);
+  const maxBatchesInFlight = opts.maxBatchesInFlight === undefined
+    ? DEFAULT_BATCHES_IN_FLIGHT
+    : integer(`${name}.maxBatchesInFlight`, opts.maxBatchesInFlight, 1, MAX_BATCHES_IN_FLIGHT);
   if (opts.onBatch !== undefined && typeof opts.onBatch !== 'function') throw typeError(`${name}.onBatch`, 'a function', opts.onBatch);
-  return { maxBatchSize, maxDelayMs, ...(opts.onBatch === undefined ? {} : { onBatch: opts.onBatch }) };
+  return { maxBatchSize, maxDelayMs, maxBatchesInFlight, ...(opts.onBatch === undefined ? {} : { onBatch: opts.onBatch }) };
 }
 
 /** Float32 plan inputs: one array per plan input, per-image shapes, the common batch. */
@@ -147,7 +163,7 @@ interface Queue<Out> {
   members: Member<Out>[];
   since: number;
   timer: { cancel(): void };
-  /** Its delay has passed or it is full: it runs once fewer than MAX_BATCHES_IN_FLIGHT batches are in flight. */
+  /** Its delay has passed or it is full: it runs once fewer than maxBatchesInFlight batches are in flight. */
   due: boolean;
   /** It became due while a batch was in flight: it waited behind a busy session. */
   queuedBehind: boolean;
@@ -168,11 +184,14 @@ export class MicroBatcher<Out> {
   private running = 0;
   /** Merged runs out of their queue and not settled yet. */
   private inFlight = 0;
+  private readonly inFlightLimit: number;
 
   constructor(
     private readonly options: BatchingOptions,
     private readonly target: BatchTarget<Out>,
-  ) {}
+  ) {
+    this.inFlightLimit = options.maxBatchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT;
+  }
 
   /** Requests waiting in a queue. */
   get queuedRuns(): number {
@@ -264,7 +283,7 @@ export class MicroBatcher<Out> {
     const sets = this.spare.get(queue.key) ?? [];
     this.spare.delete(queue.key);  // re-inserted last: the Map's order is the order of use
     this.spare.set(queue.key, sets);
-    if (sets.length < MAX_BATCHES_IN_FLIGHT + 1) sets.push({ buffers: queue.buffers, capacity: queue.capacity });
+    if (sets.length < this.inFlightLimit + 1) sets.push({ buffers: queue.buffers, capacity: queue.capacity });
     if (this.spare.size > SPARE_SHAPES) this.spare.delete(this.spare.keys().next().value!);
   }
 
@@ -301,9 +320,9 @@ export class MicroBatcher<Out> {
     this.runNext();
   }
 
-  /** Runs the oldest due queue when fewer than MAX_BATCHES_IN_FLIGHT batches are in flight. */
+  /** Runs the oldest due queue when fewer than maxBatchesInFlight batches are in flight. */
   private runNext(): void {
-    if (this.inFlight >= MAX_BATCHES_IN_FLIGHT) return;
+    if (this.inFlight >= this.inFlightLimit) return;
     const queue = this.due.shift();
     if (queue === undefined) return;
     this.stopFilling(queue);

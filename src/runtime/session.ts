@@ -84,8 +84,8 @@ export interface SessionOptions {
    * of at most `maxBatchSize` images joins a queue of requests with the same per-image shapes;
    * the queue is due when it holds `maxBatchSize` images or `maxDelayMs` after its first request
    * arrived (0: at the end of that turn of the event loop), and runs as one batch once fewer than
-   * two merged runs are in flight, so the requests that arrive while they run form the next
-   * batch. Each caller gets exactly its own rows (the same values an unbatched run
+   * `maxBatchesInFlight` (default 2) merged runs are in flight, so the requests that arrive while
+   * they run form the next batch. Each caller gets exactly its own rows (the same values an unbatched run
    * gives: bit-identical for int8 plans; see the README for fp32) and its own error: feeds are
    * validated before a request joins, its input is copied when it joins (the caller may reuse or
    * transfer its buffers at once), and if the merged run fails each member runs again alone.
@@ -97,8 +97,8 @@ export interface SessionOptions {
    * needs a plan per batch size (a Softmax over the batch...), a fixed batch size in the model,
    * and models with parameter inputs or constant outputs.
    * @throws (from create) TypeError/RangeError ERR_KILN_INVALID_ARG naming e.g.
-   *   `options.batching.maxBatchSize` (an integer in [1, 65536]) or `options.batching.maxDelayMs`
-   *   (a number in [0, 60000]).
+   *   `options.batching.maxBatchSize` (an integer in [1, 65536]), `options.batching.maxDelayMs`
+   *   (a number in [0, 60000]) or `options.batching.maxBatchesInFlight` (an integer in [1, 8]).
    */
   batching?: BatchingOptions;
 }

@@ -313,8 +313,9 @@ describe('kiln serve: shutdown and batching', () => {
     }
   }, 120_000);
 
-  it('1,000 concurrent requests with batching on: each answer is its digit\'s unbatched int8 result, bit for bit, and batches form', async () => {
-    const server = await startServer([int8Path, '--max-batch', '32', '--max-delay-ms', '5']);
+  it('1,000 concurrent requests with batching on (one batch in flight): each answer is its digit\'s unbatched int8 result, bit for bit, and batches form', async () => {
+    const server = await startServer([int8Path, '--max-batch', '32', '--max-delay-ms', '5', '--batches-in-flight', '1']);
+    expect(server.output()).toContain('batching up to 32 images, 5 ms delay, 1 in flight');
     try {
       const answers = await Promise.all(
         Array.from({ length: 1000 }, async (_, k) => {

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { native } from '../../src/binding.js';
 import { GraphBuilder, type Graph } from '../../src/graph/ir.js';
 import { allocFloat32 } from '../../src/memory.js';
-import { MAX_BATCHES_IN_FLIGHT } from '../../src/runtime/micro-batcher.js';
+import { DEFAULT_BATCHES_IN_FLIGHT } from '../../src/runtime/micro-batcher.js';
 import { type BatchReport, InferenceSession, type SessionOptions } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { digits, trainedSeedCnn } from '../support/trained-seed-cnn.js';
@@ -44,15 +44,19 @@ async function sessionsOf(source: 'fp32' | 'int8', batching: SessionOptions['bat
 }
 
 describe('micro-batching: 1,000 concurrent single-image runs', () => {
-  for (const source of ['int8', 'fp32'] as const) {
-    it(`${source} SeedCNN on MNIST digits: every caller gets the unbatched result, in merged batches`, async () => {
+  const cases = [['int8', undefined], ['fp32', undefined], ['int8', 1], ['int8', 3]] as const;
+  for (const [source, maxBatchesInFlight] of cases) {
+    const limit = maxBatchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT;
+    it(`${source} SeedCNN on MNIST digits, ${maxBatchesInFlight === undefined ? 'default' : maxBatchesInFlight} batches in flight: every caller gets the unbatched result, in merged batches`, async () => {
       const reports: BatchReport[] = [];
-      const { plain, batched } = await sessionsOf(source, { maxBatchSize: 32, maxDelayMs: 5, onBatch: (b) => reports.push(b) });
+      const { plain, batched } = await sessionsOf(source, {
+        maxBatchSize: 32, maxDelayMs: 5, onBatch: (b) => reports.push(b), ...(maxBatchesInFlight === undefined ? {} : { maxBatchesInFlight }),
+      });
       const n = 1000;
       const want: Float32Array[] = [];
       for (let i = 0; i < n; i++) want.push((await plain.run({ input: digits(test, i) })).logits.data);
 
-      // Native runs in flight at once: at most MAX_BATCHES_IN_FLIGHT merged batches.
+      // Native runs in flight at once: at most `limit` merged batches.
       let active = 0;
       let mostActive = 0;
       const runPlan = native.runPlan;
@@ -65,14 +69,14 @@ describe('micro-batching: 1,000 concurrent single-image runs', () => {
       let got: Record<string, Tensor<'float32'>>[];
       try {
         const pending = Array.from({ length: n }, (_, i) => batched.run({ input: digits(test, i) }));
-        // All 1,000 were made in one turn: the first two full batches left at once, the rest waits behind them.
-        expect(batched.queuedRuns).toBe(n - 32 * MAX_BATCHES_IN_FLIGHT);
+        // All 1,000 were made in one turn: the first `limit` full batches left at once, the rest waits behind them.
+        expect(batched.queuedRuns).toBe(n - 32 * limit);
         expect(() => batched.release()).toThrow(expect.objectContaining({ code: 'ERR_KILN_INVALID_STATE', message: expect.stringMatching(/queued/) }));
         got = await Promise.all(pending);
       } finally {
         native.runPlan = runPlan;
       }
-      expect(mostActive).toBe(MAX_BATCHES_IN_FLIGHT);
+      expect(mostActive).toBe(limit);
       expect(batched.queuedRuns).toBe(0);
       expect(batched.pendingRuns).toBe(0);
 
@@ -254,7 +258,7 @@ describe('micro-batching: queue bounds', () => {
     let calls = 0;
     native.runPlan = ((plan, args, async) => {
       const run = runPlan(plan, args, async);
-      return calls++ < MAX_BATCHES_IN_FLIGHT ? held.then(() => run) : run;
+      return calls++ < DEFAULT_BATCHES_IN_FLIGHT ? held.then(() => run) : run;
     }) as typeof native.runPlan;
     const runs: Promise<Record<string, Tensor<'float32'>>>[] = [];
     try {
@@ -499,7 +503,11 @@ describe('micro-batching: option checks', () => {
     [{ maxBatchSize: 8, maxDelayMs: Infinity }, 'RangeError', /finite number for options\.batching\.maxDelayMs.*Infinity/],
     [{ maxBatchSize: 8, maxDelayMs: 60_001 }, 'RangeError', /\[0, 60000\].*maxDelayMs.*60001/],
     [{ maxBatchSize: 8, maxDelayMs: 1, onBatch: 'log' }, 'TypeError', /function for options\.batching\.onBatch.*"log"/],
-    [{ maxBatchSize: 8, maxDelayMs: 1, maxBatchDelay: 3 }, 'RangeError', /only the keys maxBatchSize, maxDelayMs, onBatch for options\.batching.*maxBatchDelay/],
+    [{ maxBatchSize: 8, maxDelayMs: 1, maxBatchesInFlight: 0 }, 'RangeError', /\[1, 8\].*maxBatchesInFlight.*0 \(number\)/],
+    [{ maxBatchSize: 8, maxDelayMs: 1, maxBatchesInFlight: 9 }, 'RangeError', /\[1, 8\].*maxBatchesInFlight.*9 \(number\)/],
+    [{ maxBatchSize: 8, maxDelayMs: 1, maxBatchesInFlight: 1.5 }, 'TypeError', /an integer for options\.batching\.maxBatchesInFlight.*1\.5/],
+    [{ maxBatchSize: 8, maxDelayMs: 1, maxBatchesInFlight: '2' }, 'TypeError', /options\.batching\.maxBatchesInFlight.*"2" \(string\)/],
+    [{ maxBatchSize: 8, maxDelayMs: 1, maxBatchDelay: 3 }, 'RangeError', /only the keys maxBatchSize, maxDelayMs, maxBatchesInFlight, onBatch for options\.batching.*maxBatchDelay/],
     [[8, 1], 'TypeError', /options\.batching.*array/],
   ];
   for (const [value, name, message] of bad) {
@@ -510,7 +518,7 @@ describe('micro-batching: option checks', () => {
     });
   }
   it('accepts the bounds', async () => {
-    for (const batching of [{ maxBatchSize: 1, maxDelayMs: 0 }, { maxBatchSize: 65_536, maxDelayMs: 60_000, onBatch: () => {} }, { maxBatchSize: 3, maxDelayMs: 0.5 }]) {
+    for (const batching of [{ maxBatchSize: 1, maxDelayMs: 0, maxBatchesInFlight: 1 }, { maxBatchSize: 65_536, maxDelayMs: 60_000, maxBatchesInFlight: 8, onBatch: () => {} }, { maxBatchSize: 3, maxDelayMs: 0.5 }]) {
       (await InferenceSession.create(net, { inputShape: MNIST, batching })).release();
     }
   });
