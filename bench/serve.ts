@@ -31,6 +31,8 @@ import type { Report } from './report.js';
 const CONCURRENCY = [1, 8, 64];
 /** The concurrency the issue's targets are judged at. */
 const TARGET_CONNECTIONS = 64;
+/** Seconds of load at a row's own connection count before it is measured. */
+const WARM_UP_S = 4;
 /**
  * `kiln serve`'s default: half the target concurrency, so one batch runs while the next one's
  * requests are read (a batch of all 64 connections leaves the event loop idle while it runs).
@@ -359,8 +361,12 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
     }
     try {
       process.stdout.write(`serve bench: ${model.name}: ${s.name}\n`);
-      await generator.load(url(server.base), 8, Math.min(2, opts.seconds));  // warm-up: plans for the batch sizes seen
       for (const connections of CONCURRENCY) {
+        // Warm-up at the row's own load: the plans, arenas, batch and body buffers of the sizes
+        // it brings. After an 8-connection warm-up only, the first 20 s at 64 connections of int8
+        // MobileNetV2 (batched, one in flight) gave p99 335 ms and 562 requests/s; the next 20 s,
+        // 124 ms and 688.
+        await generator.load(url(server.base), connections, Math.min(WARM_UP_S, opts.seconds));
         const before = await (await fetch(`${server.base}/metrics`)).text();
         const r = await generator.load(url(server.base), connections, opts.seconds);
         const after = await (await fetch(`${server.base}/metrics`)).text();
@@ -416,7 +422,7 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
   }
   report.add({
     title: model.title,
-    baseline: `the ORT fp32 server measured in this run (same HTTP code, --runtime onnxruntime); ${generator.name} on loopback, ${opts.seconds} s per row after a warm-up, one ${model.image} image per request on the binary tensor endpoint; every server --threads ${threads}; batching --max-batch ${MAX_BATCH} unless the row says otherwise; p50/p99 client side, ${generator.latency}`,
+    baseline: `the ORT fp32 server measured in this run (same HTTP code, --runtime onnxruntime); ${generator.name} on loopback, ${opts.seconds} s per row after a ${WARM_UP_S} s warm-up at the row's connections, one ${model.image} image per request on the binary tensor endpoint; every server --threads ${threads}; batching --max-batch ${MAX_BATCH} unless the row says otherwise; p50/p99 client side, ${generator.latency}`,
     columns: ['server', 'connections', 'requests/s', 'p50 ms', 'p99 ms', 'server-side mean ms', 'model p99 ms', 'requests/s vs ORT fp32', 'p99 / ORT fp32 p99', 'mean batch (images)', 'mean batch run ms', 'errors'],
     rows,
     notes: [
