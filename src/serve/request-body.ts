@@ -44,16 +44,16 @@ export class BodyBuffers {
     const whole = body.buffer;
     const size = whole.byteLength;
     if (!(whole instanceof ArrayBuffer) || size < MIN_KEPT_BYTES || size > MAX_KEPT_BYTES) return;
-    const list = this.spare.get(size) ?? [];
-    this.spare.delete(size);  // re-inserted last: the Map's order is the order of use
-    this.spare.set(size, list);
+    // Room first, from the least recently used size (this one's own older buffers included).
     while (this.kept + size > MAX_KEPT_BYTES) {
       const [oldest, buffers] = this.spare.entries().next().value as [number, Buffer[]];
-      if (oldest === size) return;  // only this size is kept, and it holds all it may
       buffers.pop();
       this.kept -= oldest;
       if (buffers.length === 0) this.spare.delete(oldest);
     }
+    const list = this.spare.get(size) ?? [];
+    this.spare.delete(size);  // re-inserted last: the Map's order is the order of use
+    this.spare.set(size, list);
     list.push(Buffer.from(whole));
     this.kept += size;
   }
