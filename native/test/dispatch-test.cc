@@ -53,7 +53,10 @@ void test_entries(const DispatchTable& t) {
   const bool all = d.rows && d.nhwc_to_nchw && d.nchw_to_nhwc && d.max_pool_rows && d.column_sums && d.weight_rows;
   const bool none = !d.rows && !d.nhwc_to_nchw && !d.nchw_to_nhwc && !d.max_pool_rows && !d.column_sums && !d.weight_rows;
   check(avx512 ? all : none, label(t, "direct conv present from AVX-512 up, all or nothing"));
-  check((t.f32_conv.winograd_image != nullptr) == avx512, label(t, "Winograd present from AVX-512 up"));
+  const kiln::F32ConvKernels& c = t.f32_conv;
+  const bool wino = c.winograd_image && c.winograd_stage && c.winograd_bands && c.winograd_group;
+  const bool no_wino = !c.winograd_image && !c.winograd_stage && !c.winograd_bands && !c.winograd_group;
+  check(avx512 ? wino : no_wino, label(t, "Winograd present from AVX-512 up, all or nothing"));
   check((t.s8_conv.small_conv_pool != nullptr) == vnni, label(t, "int8 small conv on AVX-512 VNNI only"));
   check(t.f32_resize.gather_row && t.f32_resize.double_row && t.f32_resize.taps_row && t.f32_resize.blend_rows,
         label(t, "resize rows set"));

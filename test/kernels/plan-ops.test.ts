@@ -239,6 +239,62 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
     }
   });
 
+  it('Conv with winograd: transformed weights past the L2 (whole-image bands, groups of images, tile rows split over threads)', () => {
+    // 160 x 160 channels: 1.6 MiB of F(2x2) weights, past this CPU's 1 MiB L2 (on a 2 MiB one the
+    // usual bands run; results as ever). Batches of several images form groups of up to 96 tiles
+    // (five 9x7 images of 20 tiles each, three 12x12 of 36), with 1 and 2 threads so the groups
+    // split; a single image with 2 threads splits its tile rows. A NaN in the first image must
+    // stay there: the group transforms every image into one buffer.
+    const cases = [
+      { n: 5, h: 9, w: 7, o: 160, tile: 2, pads: [1, 1, 1, 1], act: 'Relu' },
+      { n: 3, h: 12, w: 12, o: 160, tile: 0, pads: [1, 1, 1, 1], act: 'None', bias: true },
+      { n: 1, h: 12, w: 12, o: 160, tile: 0, pads: [1, 1, 1, 1], act: 'Relu', bias: true },
+      { n: 4, h: 12, w: 10, o: 170, tile: 2, pads: [1, 1, 1, 1], act: 'Relu', bias: true, pool: true },
+      // F(4x4)'s weights (3.7 MiB) stream too: whole-image bands, never groups.
+      { n: 3, h: 10, w: 9, o: 160, tile: 4, pads: [0, 1, 1, 0], act: 'None', bias: true },
+      // By cost, a 7x7 output (16 tiles) keeps im2col + GEMM: too little work per read of the weights.
+      { n: 2, h: 7, w: 7, o: 160, tile: 0, pads: [1, 1, 1, 1], act: 'Relu', expect: false },
+    ];
+    const cin = 160;
+    const threadsBefore = native.cpuInfo().threads;
+    try {
+    for (const c of cases) {
+      const x = random(rng, c.n * cin * c.h * c.w);
+      if (c.tile !== 4) x[3] = Number.NaN;
+      const wShape = [c.o, cin, 3, 3];
+      const w = random(rng, ref.size(wShape));
+      const b = c.bias ? random(rng, c.o) : undefined;
+      const p = { strides: [1, 1], pads: c.pads, dilations: [1, 1], group: 1 };
+      const conv = ref.conv2d(full([c.n, cin, c.h, c.w], x), full(wShape, w), b && full([c.o], b), p);
+      const activated = ref.arr(conv.out.shape, conv.out.data.map((v) => activate(c.act, v, {})));
+      const want = c.pool
+        ? ref.pool2d(activated, { kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0], dilations: [1, 1], ceil: false, max: true, includePad: false })
+        : activated;
+      const magMax = conv.mag.reduce((a, v) => (Number.isNaN(v) ? a : Math.max(a, v)), 0);
+      for (const threads of [1, 2]) {
+        native.setNumThreads(threads);
+        const labels: string[] = [];
+        const y = runStep(
+          {
+            op: 'Conv', inShapes: [[cin, c.h, c.w]], inputs: [x], outShape: want.shape.slice(1), batch: c.n,
+            attrs: {
+              kernel: [3, 3], strides: p.strides, pads: p.pads, dilations: p.dilations, group: 1, activation: c.act, winograd: 1, winograd_tile: c.tile,
+              ...(c.pool ? { pool: 'MaxPool', pool_kernel: [2, 2], pool_strides: [2, 2], pool_pads: [0, 0, 0, 0] } : {}),
+            },
+            weights: b ? { W: { data: w, shape: wShape }, B: { data: b, shape: [c.o] } } : { W: { data: w, shape: wShape } },
+          },
+          labels,
+        );
+        const label = `Conv winograd ${JSON.stringify(c)}, ${threads} threads`;
+        expect(labels[0]!.includes('winograd F('), `${label}: ${labels[0]}`).toBe(c.expect ?? true);
+        expectClose(y, want.data, (i) => 64 * U * (c.pool ? magMax : conv.mag[i]) + 1e-6, label);
+      }
+    }
+    } finally {
+      native.setNumThreads(threadsBefore);
+    }
+  });
+
   it('Gemm: transB, alpha, beta, bias shapes, fused activation, batch as rows', () => {
     const cases = [
       { batch: 1, k: 1, n: 1, transB: 0, alpha: 1, beta: 1, c: [1] },

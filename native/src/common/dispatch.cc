@@ -120,6 +120,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->f32_conv.winograd_image = winograd_image_avx512;
   t->f32_conv.winograd_stage = winograd_stage_avx512;
   t->f32_conv.winograd_bands = winograd_bands_avx512;
+  t->f32_conv.winograd_group = winograd_group_avx512;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx512;
   t->f32_pool.max_taps = f32_max_taps_avx512;
   t->f32_pool.avg_rows = f32_avg_rows_avx512;

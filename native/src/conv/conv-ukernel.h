@@ -77,6 +77,9 @@ struct F32ConvKernels {
   bool (*winograd_stage)(const WinogradArgs& a, const float* image, float* padded) = nullptr;
   void (*winograd_bands)(const WinogradArgs& a, const float* padded, float* out, float* band, size_t ty_begin,
                          size_t ty_end) = nullptr;
+  // Several images as one band (winograd.h): set with winograd_image.
+  void (*winograd_group)(const WinogradArgs& a, const float* input, size_t in_image, float* output, size_t out_image,
+                         size_t count, float* scratch) = nullptr;
   F32DepthwiseKernels depthwise;                                // never null
 };
 

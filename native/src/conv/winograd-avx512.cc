@@ -116,9 +116,11 @@ void input_tile_f4(const float* d0, size_t row, size_t col, float* v, size_t xi_
 }
 
 // V[xi][t][c] for the tiles of tile rows [ty0, ty1), F(M x M).
+// `band_tiles`: the tiles V holds per xi (its xi stride), this image's and any others'.
 template <int M>
-void transform_input(const WinogradArgs& a, const float* padded, size_t padded_w, size_t ty0, size_t ty1, float* v) {
-  const size_t xi_stride = (ty1 - ty0) * a.tiles_w * a.cin_padded;
+void transform_input(const WinogradArgs& a, const float* padded, size_t padded_w, size_t ty0, size_t ty1,
+                     size_t band_tiles, float* v) {
+  const size_t xi_stride = band_tiles * a.cin_padded;
   const size_t row = padded_w * a.cin_padded;
   for (size_t ty = ty0; ty < ty1; ++ty) {
     for (size_t tx = 0; tx < a.tiles_w; ++tx) {
@@ -283,7 +285,8 @@ void output_tile_f4(const float* m, size_t xi_stride, __m512 (&y)[4][4]) {
   for (int i = 0; i < 4; ++i) output_f4_1d(s[i], y[i]);
 }
 
-// Y = A^T M A for the tiles of tile rows [ty0, ty1), F(M x M), stored by store_tile.
+// Y = A^T M A for the tiles of tile rows [ty0, ty1), F(M x M), stored by store_tile; `band_tiles`
+// as for transform_input.
 template <int M>
 void transform_output(const WinogradArgs& a, const float* m, size_t band_tiles, size_t ty0, size_t ty1, float* staged) {
   const size_t xi_stride = band_tiles * a.cout_padded;
@@ -327,11 +330,11 @@ void winograd_bands_avx512(const WinogradArgs& a, const float* padded_scratch, f
     const size_t ty1 = ty0 + a.band_rows < ty_end ? ty0 + a.band_rows : ty_end;
     const size_t band_tiles = (ty1 - ty0) * a.tiles_w;
     if (a.m == 4) {
-      transform_input<4>(a, padded, padded_w, ty0, ty1, v);
+      transform_input<4>(a, padded, padded_w, ty0, ty1, band_tiles, v);
       multiply(a, v, band_tiles, m);
       transform_output<4>(a, m, band_tiles, ty0, ty1, staged);
     } else {
-      transform_input<2>(a, padded, padded_w, ty0, ty1, v);
+      transform_input<2>(a, padded, padded_w, ty0, ty1, band_tiles, v);
       multiply(a, v, band_tiles, m);
       transform_output<2>(a, m, band_tiles, ty0, ty1, staged);
     }
@@ -340,6 +343,28 @@ void winograd_bands_avx512(const WinogradArgs& a, const float* padded_scratch, f
     if (y0 < y1) {
       nhwc_to_nchw_planes(staged, (y1 - y0) * a.out_width, a.cout, a.cout_padded, out + y0 * a.out_width, out_plane);
     }
+  }
+}
+
+void winograd_group_avx512(const WinogradArgs& a, const float* input, size_t in_image, float* output, size_t out_image,
+                           size_t count, float* scratch) {
+  const size_t padded_h = a.m * a.tiles_h + 2, padded_w = a.m * a.tiles_w + 2, xis = (a.m + 2) * (a.m + 2);
+  const size_t tiles = a.tiles_h * a.tiles_w, band_tiles = count * tiles;
+  float* padded = align64(scratch);
+  float* v = align64(padded + padded_h * padded_w * a.cin_padded);
+  float* m = align64(v + xis * band_tiles * a.cin_padded);
+  float* staged = align64(m + xis * band_tiles * a.cout_padded);
+  // Each image staged in turn into the one padded buffer and transformed into its own tiles of V;
+  // then one multiply over all of them, so each U[xi] comes in once for the group.
+  for (size_t i = 0; i < count; ++i) {
+    stage_input(a, input + i * in_image, padded, padded_h, padded_w);
+    transform_input<2>(a, padded, padded_w, 0, a.tiles_h, band_tiles, v + i * tiles * a.cin_padded);
+  }
+  multiply(a, v, band_tiles, m);
+  const size_t out_plane = a.out_height * a.out_width;
+  for (size_t i = 0; i < count; ++i) {
+    transform_output<2>(a, m + i * tiles * a.cout_padded, band_tiles, 0, a.tiles_h, staged);
+    nhwc_to_nchw_planes(staged, out_plane, a.cout, a.cout_padded, output + i * out_image, out_plane);
   }
 }
 

@@ -12,14 +12,25 @@ namespace {
 // F(2x2) kept winning up to 256 x 256 channels (ResNet's 3x3 layers at batch 1, one thread, Zen 5,
 // before the GEMM packed B row by row: 128x128 on 28x28 0.84 ms against 1.54 ms for im2col + GEMM,
 // 256x256 on 14x14 0.78 against 1.51), its 4 MiB of transformed weights read from L2/L3 once per
-// band; at 512 x 512 (16 MiB, ResNet's 7x7 layers) it fell behind (2.99 against 1.93 ms). Plans
-// choosing by cost now stop at the L2 (winograd_pays); this bound keeps the path for the tests.
+// band; at 512 x 512 (16 MiB, ResNet's 7x7 layers) it fell behind (2.99 against 1.93 ms).
 constexpr size_t kMaxChannelPairs = 65536;
 // Floats of transformed inputs and products (V and M) per band: together about 192 KiB, so that
 // a band's GEMMs run from L2 (SeedCNN conv2: the whole tile grid is one band).
 constexpr size_t kBandFloats = size_t{48} << 10;
 // Images per run share at most this many scratch slots (one per thread).
 constexpr size_t kMaxSlots = 64;
+// Transformed weights past the L2 come from L3 or memory once per band: bands of at least this
+// many tiles (whole images, grouped where one has fewer) spread that read over enough work. With
+// bands of one tile row (7 tiles for ResNet-50's 256 x 256 layers on 14x14, 4 MiB of F(2x2)
+// weights) Winograd lost to im2col + GEMM in the whole model; with these, ResNet-50 ran 8% faster
+// at batch 1 and 16, one thread, Zen 5 (43.5 against 46.4 ms, 699 against 751 ms), and GoogLeNet
+// 22% (its 3x3 layers of 96-160 -> 128-320 channels on 28x28 and 14x14).
+constexpr size_t kMinBandTiles = 96;
+constexpr size_t kMaxGroup = 8;
+// ... as long as one image brings this many tiles (a 12 x 12 output): on 7x7 (16 tiles) a batch-1
+// run would read 3.3 MiB of weights (GoogLeNet's 160 -> 320) for less work than the GEMM's read
+// of its 1.8 MiB.
+constexpr size_t kMinImageTiles = 36;
 
 size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
@@ -39,7 +50,16 @@ bool winograd_pool_fits(const Conv2dGeometry& g, const ConvMaxPool& pool) {
          2 * pool.out_h <= g.out_height && 2 * pool.out_w <= g.out_width;
 }
 
-bool winograd_pays(const Conv2dGeometry& g) { return 16 * sizeof(float) * g.in_channels * g.out_channels <= l2_cache_bytes(); }
+namespace {
+
+size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+bool winograd_pays(const Conv2dGeometry& g) {
+  if (16 * sizeof(float) * g.in_channels * g.out_channels <= l2_cache_bytes()) return true;
+  return div_up(g.out_height, 2) * div_up(g.out_width, 2) >= kMinImageTiles;
+}
 
 size_t winograd_tile_for(const Conv2dGeometry& g, const ConvMaxPool* pool) {
   // F(4x4)'s weights (36 floats per channel pair) must stay in L2 beside a band's transformed
@@ -120,6 +140,11 @@ WinogradArgs WinogradConv::args(const ConvMaxPool* pool, bool relu, size_t m) co
   a.relu = relu;
   const size_t per_row = (m + 2) * (m + 2) * a.tiles_w * (cin_padded_ + cout_padded_);
   a.band_rows = std::max<size_t>(1, std::min(a.tiles_h, kBandFloats / per_row));
+  if (weights_streamed(m)) {
+    a.band_rows = std::max(a.band_rows, std::min(a.tiles_h, div_up(kMinBandTiles, a.tiles_w)));
+    // F(4x4) declines images holding a NaN one at a time: it never groups them.
+    if (m == 2 && a.band_rows == a.tiles_h) a.group = std::min(kMaxGroup, div_up(kMinBandTiles, a.tiles_h * a.tiles_w));
+  }
   return a;
 }
 
@@ -128,9 +153,15 @@ size_t WinogradConv::slots(size_t batch, size_t max_threads) const {
   return std::max<size_t>(1, std::min({threads, batch, kMaxSlots}));
 }
 
-// Room for the tile in use and, with F(4x4), for the F(2x2) run of an image holding a NaN.
+bool WinogradConv::weights_streamed(size_t m) const {
+  return (m + 2) * (m + 2) * sizeof(float) * g_.in_channels * cout_padded_ > l2_cache_bytes();
+}
+
+// Room for the tile in use and, with F(4x4), for the F(2x2) run of an image holding a NaN; for a
+// group of images where the weights stream.
 size_t WinogradConv::image_floats(const ConvMaxPool* pool) const {
-  const size_t f = winograd_image_floats(args(pool, false, m_));
+  const WinogradArgs a = args(pool, false, m_);
+  size_t f = std::max(winograd_image_floats(a), a.group > 1 ? winograd_group_floats(a) : 0);
   return m_ == 4 ? std::max(f, winograd_image_floats(args(pool, false, 2))) : f;
 }
 
@@ -157,6 +188,13 @@ size_t winograd_band_floats(const WinogradArgs& a) {
 
 size_t winograd_image_floats(const WinogradArgs& a) { return winograd_padded_floats(a) + winograd_band_floats(a); }
 
+size_t winograd_group_floats(const WinogradArgs& a) {
+  const size_t tiles = a.group * a.tiles_h * a.tiles_w;
+  const size_t rows_per_tile = a.pooled ? a.m / 2 : a.m;
+  const size_t staged = a.tiles_h * rows_per_tile * a.out_width * a.cout_padded;
+  return winograd_padded_floats(a) + (a.m + 2) * (a.m + 2) * tiles * (a.cin_padded + a.cout_padded) + staged + 3 * 16;
+}
+
 bool WinogradConv::run(const DispatchTable& t, const float* input, float* output, size_t batch,
                        const ConvMaxPool* pool, bool relu, float* scratch, size_t max_threads) const {
   const F32ConvKernels& k = t.f32_conv;
@@ -167,6 +205,20 @@ bool WinogradConv::run(const DispatchTable& t, const float* input, float* output
   const size_t in_image = g_.in_channels * g_.in_plane();
   const size_t out_image = g_.out_channels * a.out_height * a.out_width;
   const size_t threads = max_threads == 0 ? num_threads() : max_threads;
+  if (a.group > 1 && k.winograd_group != nullptr && batch >= threads) {
+    // Groups of consecutive images, each group on one thread, at most a.group images and enough
+    // groups for every thread.
+    const size_t group = std::min(a.group, div_up(batch, std::min(threads, kMaxSlots)));
+    parallel_for_slots(
+        div_up(batch, group),
+        [&](size_t i, size_t slot) {
+          const size_t n0 = i * group, count = std::min(group, batch - n0);
+          k.winograd_group(a, input + n0 * in_image, in_image, output + n0 * out_image, out_image, count,
+                           scratch + slot * per_slot);
+        },
+        slots(batch, max_threads));
+    return true;
+  }
   if (batch >= threads || a.tiles_h < 2) {
     parallel_for_slots(
         batch,
@@ -183,13 +235,17 @@ bool WinogradConv::run(const DispatchTable& t, const float* input, float* output
   // the threads, each with the band buffers of its own slot (slot 0's padded area holds the
   // staged image). Each output row is written by exactly one band, so results do not change.
   const size_t parts = std::min({threads, a.tiles_h, kMaxSlots});
+  // Weights past the L2 made the bands whole images: one band per part instead.
+  WinogradArgs split = a, split2 = a2;
+  if (weights_streamed(a.m)) split.band_rows = std::min(a.band_rows, div_up(a.tiles_h, parts));
+  if (weights_streamed(a2.m)) split2.band_rows = std::min(a2.band_rows, div_up(a2.tiles_h, parts));
   for (size_t n = 0; n < batch; ++n) {
     const float* x = input + n * in_image;
     float* y = output + n * out_image;
     // F(4x4) declines an image holding an infinity or NaN: it is staged again for F(2x2).
-    const bool staged = k.winograd_stage(a, x, scratch);
-    if (!staged) (void)k.winograd_stage(a2, x, scratch);
-    const WinogradArgs& use = staged ? a : a2;
+    const bool staged = k.winograd_stage(split, x, scratch);
+    if (!staged) (void)k.winograd_stage(split2, x, scratch);
+    const WinogradArgs& use = staged ? split : split2;
     const size_t padded = winograd_padded_floats(use);
     const size_t rows = use.tiles_h;
     parallel_for(

@@ -42,6 +42,9 @@ struct WinogradArgs {
   size_t out_height = 0, out_width = 0;  // the plane written: the convolution's, or the pooled one
   size_t tiles_h = 0, tiles_w = 0;       // tile grid computed
   size_t band_rows = 0;                  // tile rows transformed and multiplied at a time
+  // Images whose whole tile grids are transformed and multiplied together (winograd_group_avx512):
+  // above 1 only for F(2x2) weights past the L2 on small planes, so that U comes in once per group.
+  size_t group = 1;
   bool pooled = false, relu = false;
 };
 
@@ -55,9 +58,10 @@ bool winograd_fits(const Conv2dGeometry& g);
 bool winograd_pool_fits(const Conv2dGeometry& g, const ConvMaxPool& pool);
 
 // Whether a plan choosing by cost takes Winograd for a geometry winograd_fits accepts: when F(2x2)'s
-// transformed weights fit in the L2 (l2_cache_bytes()). Larger ones (ResNet-50's 256 x 256 layers
-// on 14x14, 4 MiB) are read from beyond the L2 on every run: in the whole model, one thread,
-// batch 1, they took 2.07-2.25 ms against 1.54-1.58 ms for the GEMM (even at batch 16, 24 ms).
+// transformed weights fit in the L2 (l2_cache_bytes()), or else when one image brings at least 36
+// tiles (a 12 x 12 output). Weights past the L2 (ResNet-50's 256 x 256 layers on 14x14, 4 MiB)
+// come from L3 or memory once per band, so their bands are whole images, grouped up to 96 tiles
+// (WinogradArgs::group): with bands of one tile row they lost to the GEMM in the whole model.
 bool winograd_pays(const Conv2dGeometry& g);
 
 // The tile side for a geometry winograd_fits accepts (and its fused pool, or null): 4 where
@@ -89,6 +93,8 @@ class WinogradConv {
   WinogradArgs args(const ConvMaxPool* pool, bool relu, size_t m) const;
   size_t slots(size_t batch, size_t max_threads) const;
   size_t image_floats(const ConvMaxPool* pool) const;
+  // F(m x m)'s transformed weights do not fit in the L2: each band reads them from beyond it.
+  bool weights_streamed(size_t m) const;
 
   Conv2dGeometry g_;
   size_t m_ = 2;
@@ -110,6 +116,11 @@ bool winograd_image_avx512(const WinogradArgs& a, const float* image, float* out
 // (winograd_padded_floats; false for F(4x4) on a non-finite image), then tile rows [ty_begin,
 // ty_end) from it, with `band` scratch (winograd_band_floats) per thread.
 bool winograd_stage_avx512(const WinogradArgs& a, const float* image, float* padded);
+// `count` (at most a.group) consecutive images, `in_image` and `out_image` floats apart, as one
+// band: F(2x2) only (never declines), with scratch of winograd_group_floats(a).
+void winograd_group_avx512(const WinogradArgs& a, const float* input, size_t in_image, float* output, size_t out_image,
+                           size_t count, float* scratch);
+size_t winograd_group_floats(const WinogradArgs& a);
 void winograd_bands_avx512(const WinogradArgs& a, const float* padded, float* out, float* band, size_t ty_begin,
                            size_t ty_end);
 
