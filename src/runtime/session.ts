@@ -55,8 +55,9 @@ export interface SessionOptions {
   /**
    * Graph passes before compiling (default 'all'): 'disabled' | 'basic' | 'extended' | 'all'. 'all'
    * also lets 3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) or F(4x4, 3x3) on AVX-512
-   * (results within ~1e-6 relative of the direct sum, not bit-identical); 'extended' keeps every
-   * fusion but not that.
+   * (results within ~1e-6 relative of the direct sum, not bit-identical) and runs the erf form of
+   * GELU that PyTorch exports (Div, Erf, Add, Mul, Mul) as one Gelu step (a few ulps off);
+   * 'extended' keeps every bit-identical fusion but not those.
    */
   graphOptimizationLevel?: GraphOptimizationLevel;
   /**

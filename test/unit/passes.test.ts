@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 import { toGraph } from '../../src/graph/from-module.js';
 import { GraphBuilder, type Graph } from '../../src/graph/ir.js';
-import { eliminateDeadNodes, eliminateIdentity, foldBatchNorm, fuseActivations, optimizeGraph } from '../../src/graph/passes/index.js';
+import { eliminateDeadNodes, eliminateIdentity, foldBatchNorm, fuseActivations, fuseGelu, optimizeGraph } from '../../src/graph/passes/index.js';
 import { validateGraph } from '../../src/graph/validate-graph.js';
 import { Dropout, Sequential } from '../../src/nn/index.js';
 import { seedCNN } from '../../src/nn/models.js';
@@ -121,6 +121,45 @@ describe('graph passes', () => {
     expect(fused.nodes[0].attrs.kiln_activation_alpha).toBe(0.2);
     expect([fused.nodes[1].attrs.kiln_activation_min, fused.nodes[1].attrs.kiln_activation_max]).toEqual([-0.5, 0.25]);
     await expectSameOutputs(g, fused, tensor([4, 2, 5, 5]), 1e-6);
+  });
+
+  it('fuseGelu turns the exported erf form of GELU into one Gelu node, in any operand order; not with other constants or shared values', async () => {
+    const b = new GraphBuilder('gelu');
+    const x = b.addInput('x', ['N', 6]);
+    const scalar = (name: string, v: number) => b.addInitializer(name, new Tensor('float32', Float32Array.of(v), []));
+    const gemm = (input: string, k: number) => b.addNode('Gemm', [input, b.addInitializer('w', tensor([k, 6], -2, 2))], {});
+    // PyTorch's form: Div by sqrt(2), Erf, Add 1, Mul by x, Mul by 0.5.
+    const gelu = (v: string, o: { mulScale?: boolean; swap?: boolean; half?: number; one?: number } = {}) => {
+      const scaled = o.mulScale ? b.addNode('Mul', o.swap ? [scalar('r', Math.SQRT1_2), v] : [v, scalar('r', Math.SQRT1_2)]) : b.addNode('Div', [v, scalar('s', Math.SQRT2)]);
+      const e = b.addNode('Erf', [scaled]);
+      const a = b.addNode('Add', o.swap ? [scalar('one', o.one ?? 1), e] : [e, scalar('one', o.one ?? 1)]);
+      const m = b.addNode('Mul', o.swap ? [a, v] : [v, a]);
+      return b.addNode('Mul', o.swap ? [scalar('half', o.half ?? 0.5), m] : [m, scalar('half', o.half ?? 0.5)]);
+    };
+    const g1 = gelu(gemm(x, 6));
+    const g2 = gelu(gemm(g1, 6), { mulScale: true, swap: true });
+    const g3 = gelu(gemm(g2, 6), { half: 0.49 }); // not GELU: stays five nodes
+    const h = gemm(g3, 6);
+    const scaled = b.addNode('Div', [h, scalar('s', Math.SQRT2)]);
+    const e = b.addNode('Erf', [scaled]);
+    const a = b.addNode('Add', [e, scalar('one', 1)]);
+    const m = b.addNode('Mul', [h, a]);
+    const y = b.addNode('Mul', [m, scalar('half', 0.5)]);
+    const both = b.addNode('Add', [y, e]); // the Erf's output has a second reader: stays
+    const g = b.build([{ name: both, dtype: 'float32', shape: ['N', 6] }]);
+    const before = snapshot(g);
+    const fused = fuseGelu(g);
+    expect(snapshot(g)).toBe(before);
+    expect(ops(fused)).toEqual([
+      'Gemm', 'Gelu', 'Gemm', 'Gelu', 'Gemm', 'Div', 'Erf', 'Add', 'Mul', 'Mul', 'Gemm', 'Div', 'Erf', 'Add', 'Mul', 'Mul', 'Add',
+    ]);
+    expect(fused.nodes.filter((n) => n.op === 'Gelu').map((n) => n.attrs.approximate)).toEqual(['none', 'none']);
+    validateGraph(eliminateDeadNodes(fused));
+    // Inputs of up to +-8 reach GELU's tails and its curved middle.
+    await expectSameOutputs(g, fused, tensor([5, 6], -4, 4), 1e-6);
+    // Only at 'all', with the other fusions that are not bit for bit.
+    expect(ops(optimizeGraph(g, 'all')).filter((op) => op === 'Gelu')).toHaveLength(2);
+    expect(ops(optimizeGraph(g, 'extended')).filter((op) => op === 'Gelu')).toHaveLength(0);
   });
 
   it('eliminateIdentity removes Identity/Dropout chains, also before a graph output', async () => {

@@ -3,15 +3,18 @@
  * named like onnxruntime's `graphOptimizationLevel`:
  * - 'disabled': none (the runtime still treats Identity/Dropout as free views);
  * - 'basic': Identity/Dropout removal, BatchNormalization folding, dead-node elimination;
- * - 'extended' and 'all': basic, then activation fusion into Conv/ConvTranspose/Gemm.
+ * - 'extended': basic, then activation fusion into Conv/ConvTranspose/Gemm (bit for bit);
+ * - 'all': extended, then the erf form of GELU into one Gelu node (a few ulps off the five steps',
+ *   as Winograd, which the compiler enables at 'all' too, is off the direct sum's).
  */
 import type { Graph } from '../ir.js';
 import { eliminateDeadNodes } from './eliminate-dead.js';
 import { eliminateIdentity } from './eliminate-identity.js';
 import { foldBatchNorm } from './fold-batchnorm.js';
 import { fuseActivations } from './fuse-activation.js';
+import { fuseGelu } from './fuse-gelu.js';
 
-export { eliminateDeadNodes, eliminateIdentity, foldBatchNorm, fuseActivations };
+export { eliminateDeadNodes, eliminateIdentity, foldBatchNorm, fuseActivations, fuseGelu };
 export { activationOf } from './fuse-activation.js';
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
@@ -24,5 +27,6 @@ export function optimizeGraph(graph: Graph, level: GraphOptimizationLevel = 'all
   g = eliminateDeadNodes(g);
   if (level === 'basic') return g;
   g = fuseActivations(g);
+  if (level === 'all') g = fuseGelu(g);
   return eliminateDeadNodes(g);
 }
