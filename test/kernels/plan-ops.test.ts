@@ -258,38 +258,38 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
     const cin = 160;
     const threadsBefore = native.cpuInfo().threads;
     try {
-    for (const c of cases) {
-      const x = random(rng, c.n * cin * c.h * c.w);
-      if (c.tile !== 4) x[3] = Number.NaN;
-      const wShape = [c.o, cin, 3, 3];
-      const w = random(rng, ref.size(wShape));
-      const b = c.bias ? random(rng, c.o) : undefined;
-      const p = { strides: [1, 1], pads: c.pads, dilations: [1, 1], group: 1 };
-      const conv = ref.conv2d(full([c.n, cin, c.h, c.w], x), full(wShape, w), b && full([c.o], b), p);
-      const activated = ref.arr(conv.out.shape, conv.out.data.map((v) => activate(c.act, v, {})));
-      const want = c.pool
-        ? ref.pool2d(activated, { kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0], dilations: [1, 1], ceil: false, max: true, includePad: false })
-        : activated;
-      const magMax = conv.mag.reduce((a, v) => (Number.isNaN(v) ? a : Math.max(a, v)), 0);
-      for (const threads of [1, 2]) {
-        native.setNumThreads(threads);
-        const labels: string[] = [];
-        const y = runStep(
-          {
-            op: 'Conv', inShapes: [[cin, c.h, c.w]], inputs: [x], outShape: want.shape.slice(1), batch: c.n,
-            attrs: {
-              kernel: [3, 3], strides: p.strides, pads: p.pads, dilations: p.dilations, group: 1, activation: c.act, winograd: 1, winograd_tile: c.tile,
-              ...(c.pool ? { pool: 'MaxPool', pool_kernel: [2, 2], pool_strides: [2, 2], pool_pads: [0, 0, 0, 0] } : {}),
+      for (const c of cases) {
+        const x = random(rng, c.n * cin * c.h * c.w);
+        if (c.tile !== 4) x[3] = Number.NaN;
+        const wShape = [c.o, cin, 3, 3];
+        const w = random(rng, ref.size(wShape));
+        const b = c.bias ? random(rng, c.o) : undefined;
+        const p = { strides: [1, 1], pads: c.pads, dilations: [1, 1], group: 1 };
+        const conv = ref.conv2d(full([c.n, cin, c.h, c.w], x), full(wShape, w), b && full([c.o], b), p);
+        const activated = ref.arr(conv.out.shape, conv.out.data.map((v) => activate(c.act, v, {})));
+        const want = c.pool
+          ? ref.pool2d(activated, { kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0], dilations: [1, 1], ceil: false, max: true, includePad: false })
+          : activated;
+        const magMax = conv.mag.reduce((a, v) => (Number.isNaN(v) ? a : Math.max(a, v)), 0);
+        for (const threads of [1, 2]) {
+          native.setNumThreads(threads);
+          const labels: string[] = [];
+          const y = runStep(
+            {
+              op: 'Conv', inShapes: [[cin, c.h, c.w]], inputs: [x], outShape: want.shape.slice(1), batch: c.n,
+              attrs: {
+                kernel: [3, 3], strides: p.strides, pads: p.pads, dilations: p.dilations, group: 1, activation: c.act, winograd: 1, winograd_tile: c.tile,
+                ...(c.pool ? { pool: 'MaxPool', pool_kernel: [2, 2], pool_strides: [2, 2], pool_pads: [0, 0, 0, 0] } : {}),
+              },
+              weights: b ? { W: { data: w, shape: wShape }, B: { data: b, shape: [c.o] } } : { W: { data: w, shape: wShape } },
             },
-            weights: b ? { W: { data: w, shape: wShape }, B: { data: b, shape: [c.o] } } : { W: { data: w, shape: wShape } },
-          },
-          labels,
-        );
-        const label = `Conv winograd ${JSON.stringify(c)}, ${threads} threads`;
-        expect(labels[0]!.includes('winograd F('), `${label}: ${labels[0]}`).toBe(c.expect ?? true);
-        expectClose(y, want.data, (i) => 64 * U * (c.pool ? magMax : conv.mag[i]) + 1e-6, label);
+            labels,
+          );
+          const label = `Conv winograd ${JSON.stringify(c)}, ${threads} threads`;
+          expect(labels[0]!.includes('winograd F('), `${label}: ${labels[0]}`).toBe(c.expect ?? true);
+          expectClose(y, want.data, (i) => 64 * U * (c.pool ? magMax : conv.mag[i]) + 1e-6, label);
+        }
       }
-    }
     } finally {
       native.setNumThreads(threadsBefore);
     }

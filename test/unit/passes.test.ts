@@ -129,10 +129,10 @@ describe('graph passes', () => {
     const scalar = (name: string, v: number) => b.addInitializer(name, new Tensor('float32', Float32Array.of(v), []));
     const gemm = (input: string, k: number) => b.addNode('Gemm', [input, b.addInitializer('w', tensor([k, 6], -2, 2))], {});
     // PyTorch's form: Div by sqrt(2), Erf, Add 1, Mul by x, Mul by 0.5.
-    const gelu = (v: string, o: { mulScale?: boolean; swap?: boolean; half?: number; one?: number } = {}) => {
+    const gelu = (v: string, o: { mulScale?: boolean; swap?: boolean; half?: number } = {}) => {
       const scaled = o.mulScale ? b.addNode('Mul', o.swap ? [scalar('r', Math.SQRT1_2), v] : [v, scalar('r', Math.SQRT1_2)]) : b.addNode('Div', [v, scalar('s', Math.SQRT2)]);
       const e = b.addNode('Erf', [scaled]);
-      const a = b.addNode('Add', o.swap ? [scalar('one', o.one ?? 1), e] : [e, scalar('one', o.one ?? 1)]);
+      const a = b.addNode('Add', o.swap ? [scalar('one', 1), e] : [e, scalar('one', 1)]);
       const m = b.addNode('Mul', o.swap ? [a, v] : [v, a]);
       return b.addNode('Mul', o.swap ? [scalar('half', o.half ?? 0.5), m] : [m, scalar('half', o.half ?? 0.5)]);
     };

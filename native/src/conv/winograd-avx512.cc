@@ -307,6 +307,20 @@ void transform_output(const WinogradArgs& a, const float* m, size_t band_tiles, 
   }
 }
 
+// V, M and the staged output rows in a band's scratch (winograd_band_floats): room for
+// band_rows x tiles_w tiles of each of a.group images.
+struct BandBuffers {
+  float* v;
+  float* m;
+  float* staged;
+};
+BandBuffers band_buffers(const WinogradArgs& a, float* band_scratch) {
+  const size_t tiles = a.band_rows * a.tiles_w * a.group, xis = (a.m + 2) * (a.m + 2);
+  float* v = align64(band_scratch);
+  float* m = align64(v + xis * tiles * a.cin_padded);
+  return {v, m, align64(m + xis * tiles * a.cout_padded)};
+}
+
 }  // namespace
 
 bool winograd_stage_avx512(const WinogradArgs& a, const float* image, float* padded_scratch) {
@@ -319,12 +333,9 @@ bool winograd_stage_avx512(const WinogradArgs& a, const float* image, float* pad
 void winograd_bands_avx512(const WinogradArgs& a, const float* padded_scratch, float* out, float* band_scratch,
                            size_t ty_begin, size_t ty_end) {
   const size_t padded_w = a.m * a.tiles_w + 2;
-  const size_t band_max = a.band_rows * a.tiles_w, xis = (a.m + 2) * (a.m + 2);
   const size_t rows_per_tile = a.pooled ? a.m / 2 : a.m;  // rows of the written plane per tile row
   const float* padded = align64(const_cast<float*>(padded_scratch));
-  float* v = align64(band_scratch);
-  float* m = align64(v + xis * band_max * a.cin_padded);
-  float* staged = align64(m + xis * band_max * a.cout_padded);
+  const auto [v, m, staged] = band_buffers(a, band_scratch);
   const size_t out_plane = a.out_height * a.out_width;
   for (size_t ty0 = ty_begin; ty0 < ty_end; ty0 += a.band_rows) {
     const size_t ty1 = ty0 + a.band_rows < ty_end ? ty0 + a.band_rows : ty_end;
@@ -348,12 +359,11 @@ void winograd_bands_avx512(const WinogradArgs& a, const float* padded_scratch, f
 
 void winograd_group_avx512(const WinogradArgs& a, const float* input, size_t in_image, float* output, size_t out_image,
                            size_t count, float* scratch) {
-  const size_t padded_h = a.m * a.tiles_h + 2, padded_w = a.m * a.tiles_w + 2, xis = (a.m + 2) * (a.m + 2);
+  const size_t padded_h = a.m * a.tiles_h + 2, padded_w = a.m * a.tiles_w + 2;
   const size_t tiles = a.tiles_h * a.tiles_w, band_tiles = count * tiles;
   float* padded = align64(scratch);
-  float* v = align64(padded + padded_h * padded_w * a.cin_padded);
-  float* m = align64(v + xis * band_tiles * a.cin_padded);
-  float* staged = align64(m + xis * band_tiles * a.cout_padded);
+  // The image kernel's layout: the padded copy, then one band (here a.group whole images).
+  const auto [v, m, staged] = band_buffers(a, scratch + winograd_padded_floats(a));
   // Each image staged in turn into the one padded buffer and transformed into its own tiles of V;
   // then one multiply over all of them, so each U[xi] comes in once for the group.
   for (size_t i = 0; i < count; ++i) {

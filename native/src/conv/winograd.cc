@@ -142,8 +142,9 @@ WinogradArgs WinogradConv::args(const ConvMaxPool* pool, bool relu, size_t m) co
   a.band_rows = std::max<size_t>(1, std::min(a.tiles_h, kBandFloats / per_row));
   if (weights_streamed(m)) {
     a.band_rows = std::max(a.band_rows, std::min(a.tiles_h, div_up(kMinBandTiles, a.tiles_w)));
-    // F(4x4) declines images holding a NaN one at a time: it never groups them.
-    if (m == 2 && a.band_rows == a.tiles_h) a.group = std::min(kMaxGroup, div_up(kMinBandTiles, a.tiles_h * a.tiles_w));
+    // F(4x4) declines images holding a NaN one at a time: it never groups them, nor does the
+    // F(2x2) those images fall back to.
+    if (m_ == 2 && a.band_rows == a.tiles_h) a.group = std::min(kMaxGroup, div_up(kMinBandTiles, a.tiles_h * a.tiles_w));
   }
   return a;
 }
@@ -157,11 +158,10 @@ bool WinogradConv::weights_streamed(size_t m) const {
   return (m + 2) * (m + 2) * sizeof(float) * g_.in_channels * cout_padded_ > l2_cache_bytes();
 }
 
-// Room for the tile in use and, with F(4x4), for the F(2x2) run of an image holding a NaN; for a
-// group of images where the weights stream.
+// Room for the tile in use (a band of a.group images where the weights stream) and, with F(4x4),
+// for the F(2x2) run of an image holding a NaN.
 size_t WinogradConv::image_floats(const ConvMaxPool* pool) const {
-  const WinogradArgs a = args(pool, false, m_);
-  size_t f = std::max(winograd_image_floats(a), a.group > 1 ? winograd_group_floats(a) : 0);
+  const size_t f = winograd_image_floats(args(pool, false, m_));
   return m_ == 4 ? std::max(f, winograd_image_floats(args(pool, false, 2))) : f;
 }
 
@@ -179,7 +179,7 @@ size_t winograd_padded_floats(const WinogradArgs& a) {
 }
 
 size_t winograd_band_floats(const WinogradArgs& a) {
-  const size_t band_tiles = a.band_rows * a.tiles_w;
+  const size_t band_tiles = a.band_rows * a.tiles_w * a.group;
   const size_t rows_per_tile = a.pooled ? a.m / 2 : a.m;  // rows of the written plane per tile row
   const size_t staged = a.band_rows * rows_per_tile * a.out_width * a.cout_padded;
   // 16 floats of slack after each part: the kernel rounds each part's start up to 64 bytes.
@@ -187,13 +187,6 @@ size_t winograd_band_floats(const WinogradArgs& a) {
 }
 
 size_t winograd_image_floats(const WinogradArgs& a) { return winograd_padded_floats(a) + winograd_band_floats(a); }
-
-size_t winograd_group_floats(const WinogradArgs& a) {
-  const size_t tiles = a.group * a.tiles_h * a.tiles_w;
-  const size_t rows_per_tile = a.pooled ? a.m / 2 : a.m;
-  const size_t staged = a.tiles_h * rows_per_tile * a.out_width * a.cout_padded;
-  return winograd_padded_floats(a) + (a.m + 2) * (a.m + 2) * tiles * (a.cin_padded + a.cout_padded) + staged + 3 * 16;
-}
 
 bool WinogradConv::run(const DispatchTable& t, const float* input, float* output, size_t batch,
                        const ConvMaxPool* pool, bool relu, float* scratch, size_t max_threads) const {
@@ -236,9 +229,11 @@ bool WinogradConv::run(const DispatchTable& t, const float* input, float* output
   // staged image). Each output row is written by exactly one band, so results do not change.
   const size_t parts = std::min({threads, a.tiles_h, kMaxSlots});
   // Weights past the L2 made the bands whole images: one band per part instead.
-  WinogradArgs split = a, split2 = a2;
-  if (weights_streamed(a.m)) split.band_rows = std::min(a.band_rows, div_up(a.tiles_h, parts));
-  if (weights_streamed(a2.m)) split2.band_rows = std::min(a2.band_rows, div_up(a2.tiles_h, parts));
+  auto band_per_part = [&](WinogradArgs s) {
+    if (weights_streamed(s.m)) s.band_rows = std::min(s.band_rows, div_up(s.tiles_h, parts));
+    return s;
+  };
+  const WinogradArgs split = band_per_part(a), split2 = band_per_part(a2);
   for (size_t n = 0; n < batch; ++n) {
     const float* x = input + n * in_image;
     float* y = output + n * out_image;

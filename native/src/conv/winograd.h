@@ -104,7 +104,8 @@ class WinogradConv {
   AlignedFloats bias_;
 };
 
-// Floats of scratch one image needs under `a`: its padded NHWC copy, then one band's buffers.
+// Floats of scratch one image needs under `a`: its padded NHWC copy, then one band's buffers (for
+// a.group images: a group's).
 size_t winograd_image_floats(const WinogradArgs& a);
 size_t winograd_padded_floats(const WinogradArgs& a);
 size_t winograd_band_floats(const WinogradArgs& a);
@@ -117,10 +118,9 @@ bool winograd_image_avx512(const WinogradArgs& a, const float* image, float* out
 // ty_end) from it, with `band` scratch (winograd_band_floats) per thread.
 bool winograd_stage_avx512(const WinogradArgs& a, const float* image, float* padded);
 // `count` (at most a.group) consecutive images, `in_image` and `out_image` floats apart, as one
-// band: F(2x2) only (never declines), with scratch of winograd_group_floats(a).
+// band: F(2x2) only (never declines), with scratch of winograd_image_floats(a).
 void winograd_group_avx512(const WinogradArgs& a, const float* input, size_t in_image, float* output, size_t out_image,
                            size_t count, float* scratch);
-size_t winograd_group_floats(const WinogradArgs& a);
 void winograd_bands_avx512(const WinogradArgs& a, const float* padded, float* out, float* band, size_t ty_begin,
                            size_t ty_end);
 

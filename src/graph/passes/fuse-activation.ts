@@ -5,16 +5,10 @@
  * output instead of two. The ONNX exporter expands it back into standard nodes.
  */
 import type { Attrs, Graph, GraphNode } from '../ir.js';
-import { consumers, outputNames, producers } from './uses.js';
+import { constantScalar, consumers, outputNames, producers } from './uses.js';
 
 const PRODUCERS = new Set(['Conv', 'ConvTranspose', 'Gemm']);
 const F32_MAX = 3.4028234663852886e38;
-
-function constantScalar(graph: Graph, name: string | undefined): number | undefined {
-  if (!name) return undefined;
-  const t = graph.initializers.get(name);
-  return t && t.size === 1 ? Number((t.data as ArrayLike<number>)[0]) : undefined;
-}
 
 /** The kiln_activation attributes for an activation node, or undefined if it cannot fuse. */
 export function activationOf(graph: Graph, node: GraphNode): Attrs | undefined {

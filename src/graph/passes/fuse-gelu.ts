@@ -12,15 +12,7 @@
  * rounding (a few ulps), like onnxruntime's own GELU fusion.
  */
 import type { Graph, GraphNode } from '../ir.js';
-import { consumers, outputNames, producers } from './uses.js';
-
-const SQRT2 = Math.SQRT2;
-
-function scalar(graph: Graph, name: string | undefined): number | undefined {
-  if (!name) return undefined;
-  const t = graph.initializers.get(name);
-  return t && t.size === 1 && t.type === 'float32' ? Number((t.data as ArrayLike<number>)[0]) : undefined;
-}
+import { constantScalar, consumers, outputNames, producers } from './uses.js';
 
 /** Float32 rounding of `v` equals the constant (the exporters write √2 and 1/√2 as float32). */
 function isFloat32Of(c: number | undefined, v: number): boolean {
@@ -52,21 +44,21 @@ export function fuseGelu(graph: Graph): Graph {
     const scale = writers.get(erf.inputs[0]!);
     if (!scale || soleReader(erf.inputs[0]!) !== erf) continue;
     let x: string | undefined;
-    if (scale.op === 'Div' && scale.inputs.length === 2 && isFloat32Of(scalar(graph, scale.inputs[1]), SQRT2)) {
+    if (scale.op === 'Div' && scale.inputs.length === 2 && isFloat32Of(constantScalar(graph, scale.inputs[1]), Math.SQRT2)) {
       x = scale.inputs[0];
     } else if (scale.op === 'Mul' && scale.inputs.length === 2) {
-      if (isFloat32Of(scalar(graph, scale.inputs[1]), 1 / SQRT2)) x = scale.inputs[0];
-      else if (isFloat32Of(scalar(graph, scale.inputs[0]), 1 / SQRT2)) x = scale.inputs[1];
+      if (isFloat32Of(constantScalar(graph, scale.inputs[1]), Math.SQRT1_2)) x = scale.inputs[0];
+      else if (isFloat32Of(constantScalar(graph, scale.inputs[0]), Math.SQRT1_2)) x = scale.inputs[1];
     }
     if (!x || graph.initializers.has(x)) continue;
     // erf + 1.
     const add = soleReader(erf.outputs[0]!);
-    if (!add || add.op !== 'Add' || scalar(graph, otherInput(add, erf.outputs[0]!)) !== 1) continue;
+    if (!add || add.op !== 'Add' || constantScalar(graph, otherInput(add, erf.outputs[0]!)) !== 1) continue;
     // x * (erf + 1), then * 0.5.
     const mul = soleReader(add.outputs[0]!);
     if (!mul || mul.op !== 'Mul' || otherInput(mul, add.outputs[0]!) !== x) continue;
     const half = soleReader(mul.outputs[0]!);
-    if (!half || half.op !== 'Mul' || scalar(graph, otherInput(half, mul.outputs[0]!)) !== 0.5) continue;
+    if (!half || half.op !== 'Mul' || constantScalar(graph, otherInput(half, mul.outputs[0]!)) !== 0.5) continue;
     if ([scale, erf, add, mul, half].some((n) => dropped.has(n) || replaced.has(n))) continue;
     replaced.set(half, { name: half.name, op: 'Gelu', inputs: [x], outputs: [half.outputs[0]!], attrs: { approximate: 'none' } });
     for (const n of [scale, erf, add, mul]) dropped.add(n);

@@ -15,6 +15,13 @@ export function consumers(graph: Graph): Map<string, GraphNode[]> {
   return map;
 }
 
+/** The value of a one-element initializer, else undefined (a per-image value, or none). */
+export function constantScalar(graph: Graph, name: string | undefined): number | undefined {
+  if (!name) return undefined;
+  const t = graph.initializers.get(name);
+  return t && t.size === 1 ? Number((t.data as ArrayLike<number>)[0]) : undefined;
+}
+
 /** Value name → the node that writes it. */
 export function producers(graph: Graph): Map<string, GraphNode> {
   const map = new Map<string, GraphNode>();
