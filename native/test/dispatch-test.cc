@@ -58,6 +58,7 @@ void test_entries(const DispatchTable& t) {
   const bool no_wino = !c.winograd_image && !c.winograd_stage && !c.winograd_bands && !c.winograd_group;
   check(avx512 ? wino : no_wino, label(t, "Winograd present from AVX-512 up, all or nothing"));
   check((t.s8_conv.small_conv_pool != nullptr) == vnni, label(t, "int8 small conv on AVX-512 VNNI only"));
+  check((t.s8_conv.planes_run != nullptr) == vnni, label(t, "int8 1x1 into float planes on AVX-512 VNNI only"));
   check(t.f32_resize.gather_row && t.f32_resize.double_row && t.f32_resize.taps_row && t.f32_resize.blend_rows,
         label(t, "resize rows set"));
 }

@@ -23,6 +23,7 @@
 #include "quant/requantize.h"
 #include "s8-conv/quantize-rows.h"
 #include "common/dispatch.h"
+#include "s8-conv/s8-pointwise-planes.h"
 #include "s8-conv/s8-small-conv.h"
 
 #include "check.h"
@@ -148,6 +149,45 @@ void test_conv(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, const std:
       ok = true;
       for (size_t i = 0; i < out_n && ok; ++i) ok = std::memcmp(&outf[i], &want_f32[i], 4) == 0;
       check(ok, where + ": float output");
+    }
+  }
+}
+
+// The 1x1 convolution into float planes (s8-pointwise-planes.h): the portable kernel and the
+// table's (where the ISA has one) against the oracle's sums, dequantized and laid out NCHW, with
+// and without the ReLU, the output starting as NaN. The input ends at a guard page: a block that
+// read a ragged pixel's last quad past the image would fault.
+void test_planes(size_t c, size_t o, size_t h, size_t w, size_t batch, Rng& rng, const std::string& label) {
+  const kiln::Conv2dGeometry g = geometry(c, h, w, o, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);
+  check(kiln::s8_planes_supported(g), label + ": supported");
+  RandomConv r(g, batch, rng);
+  auto& [x, wt, bias, ws, q] = r;
+  const std::vector<int32_t> sums = oracle_sums(g, batch, x.data(), q.x_zero_point, wt.data(), bias.data());
+  const size_t plane = g.out_plane(), out_n = batch * o * plane;
+  std::vector<float> scale(o);
+  for (size_t k = 0; k < o; ++k) scale[k] = q.multiplier(k, true);
+  for (bool relu : {false, true}) {
+    std::vector<float> want(out_n);
+    for (size_t b = 0; b < batch; ++b)
+      for (size_t p = 0; p < plane; ++p)
+        for (size_t k = 0; k < o; ++k) {
+          const float v = kiln::dequantize_f32(sums[(b * plane + p) * o + k], scale[k], 0.0f);
+          want[(b * o + k) * plane + p] = relu && v < 0 ? 0.0f : v;
+        }
+    const kiln::S8PointwisePlanes planes(g, wt.data(), bias.data(), q.x_zero_point, scale.data(), relu);
+    std::vector<std::pair<std::string, kiln::S8PlanesRunFn>> kernels = {{"reference", kiln::s8_planes_run_reference}};
+    for (const Path& path : all_paths()) {
+      select(path);
+      if (kiln::dispatch().s8_conv.planes_run) kernels.emplace_back(path_name(path), kiln::dispatch().s8_conv.planes_run);
+    }
+    for (const auto& [name, fn] : kernels) {
+      for (size_t threads : {size_t(1), size_t(2)}) {
+        Guarded<float> out(out_n);
+        for (size_t i = 0; i < out_n; ++i) out[i] = std::nanf("");
+        planes.run(fn, x.data(), out.data(), batch, plane, threads);
+        check(std::memcmp(out.data(), want.data(), out_n * 4) == 0,
+              label + (relu ? ", relu" : "") + " on " + name + ", " + std::to_string(threads) + " thread(s)");
+      }
     }
   }
 }
@@ -512,6 +552,16 @@ int main() {
   test_conv(geometry(10, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2), 1, rng, "grouped: 5 in per group (GEMM per group)");
   test_conv(geometry(7, 8, 8, 9, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "kernel rows of 28 bytes, 7 channels");
   test_conv(geometry(5, 8, 8, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "kernel rows of 15 bytes (im2col)");
+  // The 1x1 into float planes: DetHead's head (32 -> 39 on 56x56: whole 16-pixel blocks, a
+  // partial channel block), one quad and ragged quads (3, 5, 63 channels), the most channels (64),
+  // one output channel, planes of 1, 15, 17 and 257 pixels (a partial block, a task boundary).
+  test_planes(32, 39, 56, 56, 2, rng, "planes: DetHead head 32 -> 39, 56x56");
+  test_planes(3, 8, 5, 3, 3, rng, "planes: 3 channels, 15 pixels");
+  test_planes(5, 17, 17, 1, 2, rng, "planes: 5 channels, 17 pixels");
+  test_planes(63, 9, 1, 1, 3, rng, "planes: 63 channels, 1 pixel");
+  test_planes(64, 1, 16, 16, 1, rng, "planes: 64 channels -> 1");
+  test_planes(4, 40, 1, 257, 2, rng, "planes: 257 pixels");
+  test_planes(13, 24, 20, 20, 1, rng, "planes: 13 channels, 20x20");
   for (size_t c : {size_t(1), size_t(2), size_t(3), size_t(4), size_t(32)}) test_layout(2, c, 131, rng);
   test_layout(2, 3, 700, rng);  // several 256-pixel tiles and a partial one
   test_layout(3, 13, 1, rng);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { native } from '../../src/binding.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { seedCNN } from '../../src/nn/models.js';
 import { benchmarkInput } from '../../src/onnx/index.js';
@@ -73,18 +74,25 @@ describe('PTQ SeedCNN on the int8 runtime', () => {
 describe('QLinearConv with a float output on the int8 runtime', () => {
   // The step stages NHWC floats and writes them NCHW in 4 x 4 blocks, the channels and pixels past
   // the last block one by one: channel and pixel counts on and off multiples of 4, with and
-  // without the fused ReLU, against the reference interpreter bit for bit.
+  // without the fused ReLU, against the reference interpreter bit for bit. A 1x1 convolution
+  // writes the planes directly on AVX-512 VNNI (s8-pointwise-planes.h): DetHead's head (32 -> 39),
+  // ragged input quads (5 and 7 channels), pixel counts off the 16-pixel blocks; on every ISA.
   const cases = [
-    { out: 39, h: 5, w: 7, relu: true },
-    { out: 39, h: 5, w: 7, relu: false },
-    { out: 8, h: 4, w: 4, relu: true },
-    { out: 3, h: 9, w: 2, relu: true },
+    { out: 39, h: 5, w: 7, relu: true, k: 3, inChannels: 5 },
+    { out: 39, h: 5, w: 7, relu: false, k: 3, inChannels: 5 },
+    { out: 8, h: 4, w: 4, relu: true, k: 3, inChannels: 5 },
+    { out: 3, h: 9, w: 2, relu: true, k: 3, inChannels: 5 },
+    { out: 39, h: 14, w: 14, relu: false, k: 1, inChannels: 32 },
+    { out: 39, h: 14, w: 14, relu: true, k: 1, inChannels: 32 },
+    { out: 17, h: 5, w: 7, relu: false, k: 1, inChannels: 5 },
+    { out: 9, h: 3, w: 11, relu: true, k: 1, inChannels: 7 },
   ];
   for (const c of cases) {
-    it(`${c.out} channels of ${c.h}x${c.w}${c.relu ? ', ReLU' : ''}: bit-equal to runInt8Reference`, async () => {
-      const inChannels = 5;
+    it(`${c.k}x${c.k}, ${c.inChannels} -> ${c.out} channels of ${c.h}x${c.w}${c.relu ? ', ReLU' : ''}: bit-equal to runInt8Reference on every ISA`, async () => {
+      const { inChannels, k } = c;
+      const pad = (k - 1) / 2;
       const rng = (i: number): number => Math.sin(i * 12.9898 + c.out) * 43758.5453 % 1;
-      const w = new Int8Array(c.out * inChannels * 9).map((_, i) => Math.round(rng(i) * 127));
+      const w = new Int8Array(c.out * inChannels * k * k).map((_, i) => Math.round(rng(i) * 127));
       const scales = new Float32Array(c.out).map((_, i) => 0.002 + 0.001 * (i % 7));
       const bias = new Int32Array(c.out).map((_, i) => Math.round(rng(1000 + i) * 3000));
       const graph: Graph = {
@@ -98,21 +106,31 @@ describe('QLinearConv with a float output on the int8 runtime', () => {
             op: 'QLinearConv',
             inputs: ['q', 'w', 's', 'b'],
             outputs: ['y'],
-            attrs: { kernel_shape: [3, 3], strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1], group: 1, x_scale: Math.fround(0.02), x_zero_point: 128, ...(c.relu ? { kiln_activation: 'Relu' } : {}) },
+            attrs: { kernel_shape: [k, k], strides: [1, 1], dilations: [1, 1], pads: [pad, pad, pad, pad], group: 1, x_scale: Math.fround(0.02), x_zero_point: 128, ...(c.relu ? { kiln_activation: 'Relu' } : {}) },
           },
         ],
         initializers: new Map<string, Tensor>([
-          ['w', new Tensor('int8', w, [c.out, inChannels, 3, 3])],
+          ['w', new Tensor('int8', w, [c.out, inChannels, k, k])],
           ['s', new Tensor('float32', scales, [c.out])],
           ['b', new Tensor('int32', bias, [c.out])],
         ]),
       };
       const x = new Tensor('float32', new Float32Array(2 * inChannels * c.h * c.w).map((_, i) => rng(5000 + i) * 2), [2, inChannels, c.h, c.w]);
       const session = await InferenceSession.create(graph, { intraOpNumThreads: 2 });
-      expect(session.info().steps.some((s) => s.includes('-> f32 NCHW'))).toBe(true);
-      const got = (await session.run({ x })).y.data;
+      const step = session.info().steps.find((s) => s.includes('-> f32 NCHW'));
+      expect(step).toBeDefined();
+      expect(step!.includes('direct into the planes')).toBe(k === 1);
       const want = runInt8Reference(graph, { x }).y.data as Float32Array;
-      expectBitEqual(got, want);
+      const initial = native.cpuInfo().isa;
+      try {
+        for (const isa of native.cpuInfo().supportedIsas) {
+          native.setIsa(isa);
+          const got = (await session.run({ x })).y.data;
+          expectBitEqual(got, want);
+        }
+      } finally {
+        native.setIsa(initial);
+      }
       expect(new Set(want).size).toBeGreaterThan(c.out * 4);
       if (c.relu) expect(Math.min(...want)).toBe(0);
       else expect(Math.min(...want)).toBeLessThan(0);

@@ -14,6 +14,7 @@
 #include "s8-conv/quantize-rows.h"
 #include "s8-conv/s8-depthwise.h"
 #include "s8-conv/s8-grouped.h"
+#include "s8-conv/s8-pointwise-planes.h"
 #include "s8-conv/s8-small-conv.h"
 
 namespace kiln {
@@ -142,14 +143,15 @@ void fill_dispatch_avx512(DispatchTable* t) {
 }
 
 // VNNI only adds int8 dot products: the fp32 families keep the AVX-512 kernels; the int8 GEMM
-// and the depthwise run kernel switch to vpdpbusd and the small int8 conv + pool kernel and the
-// grouped convolution kernel appear.
+// and the depthwise run kernel switch to vpdpbusd and the small int8 conv + pool kernel, the
+// grouped convolution kernel and the 1x1 kernel into float planes appear.
 void fill_dispatch_avx512vnni(DispatchTable* t) {
   fill_s8_gemm_avx512vnni(t);
   fill_s8_sparse_avx512vnni(t);
   t->s8_conv.small_conv_pool = s8_small_conv_pool_avx512vnni;
   t->s8_conv.depthwise_run = s8_depthwise_run_avx512vnni;
   t->s8_conv.grouped_run_u8 = s8_grouped_run_u8_avx512vnni;
+  t->s8_conv.planes_run = s8_planes_run_avx512vnni;
   // VBMI is checked on its own: not every VNNI CPU has it. The AVX-512 table keeps the nibble
   // lookup, so both stay tested where VBMI is present.
   if (cpu_features().avx512vbmi) t->s8_conv.lookup_u8_row = lookup_u8_row_avx512vbmi;

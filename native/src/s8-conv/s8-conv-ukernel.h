@@ -16,6 +16,7 @@ struct U8AddParams;
 struct U8MulParams;
 struct U8AffineParams;
 struct S8SmallConvKernel;
+struct S8PlanesRun;  // s8-pointwise-planes.h
 
 using U8QuantizeRowFn = void (*)(const float* in, uint8_t* out, size_t n, const QuantizeParams& p);
 using U8DequantizeRowFn = void (*)(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point);
@@ -90,6 +91,9 @@ struct S8ConvKernels {
   S8SmallConvPoolFn small_conv_pool = nullptr;      // null: no small-conv + pool kernel
   S8GroupedRunFn grouped_run_u8 = nullptr;          // null: grouped convolutions as a GEMM per group
                                                     // (no VNNI of either kind)
+  // s8-pointwise-planes.h's kernel (a 1x1 convolution into float NCHW planes); null: the GEMM
+  // into NHWC scratch and a transpose (below AVX-512 VNNI)
+  void (*planes_run)(const S8PlanesRun& r) = nullptr;
 };
 
 }  // namespace kiln

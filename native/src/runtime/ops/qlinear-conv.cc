@@ -1,7 +1,8 @@
 // QLinearConv: uint8 NHWC input, int8 OIHW weights packed once (S8Conv2dPlan), int32 bias,
 // requantized uint8 NHWC output with a fused ReLU (y_min = y_zero_point), or, without y_scale, a
 // float32 output dequantized in the GEMM epilogue (staged NHWC in scratch, then written NCHW with
-// the ReLU applied). An optional fused MaxPool (attrs `pool` = 'MaxPool', `pool_kernel`, ...) runs
+// the ReLU applied), or for a 1x1 convolution on AVX-512 VNNI straight into the NCHW planes
+// (s8-conv/s8-pointwise-planes.h). An optional fused MaxPool (attrs `pool` = 'MaxPool', `pool_kernel`, ...) runs
 // the convolution a few images at a time into scratch that stays in cache and pools from there.
 // With attr `sparse` = 'always' | 'auto' a stride-1 ungrouped convolution with a uint8 output (and
 // no pool, or a 2x2/2 max pool) whose weights are at least half zeros may run on the sparse int8
@@ -25,6 +26,7 @@
 #include "runtime/ops/sparse-mode.h"
 #include "runtime/parallel.h"
 #include "runtime/sparse-choice.h"
+#include "s8-conv/s8-pointwise-planes.h"
 #include "s8-conv/s8-small-conv.h"
 
 namespace kiln {
@@ -148,6 +150,11 @@ class QLinearConvStep : public PlanStep {
         small_ = std::make_unique<S8SmallConvPool>(g, w, bias, q);
       }
     }
+    if (float_output && pool == nullptr && s8_planes_supported(g)) {
+      std::vector<float> scale(g.out_channels);
+      for (size_t o = 0; o < g.out_channels; ++o) scale[o] = q.multiplier(o, true);
+      planes_ = std::make_unique<const S8PointwisePlanes>(g, w, bias, q.x_zero_point, scale.data(), relu);
+    }
     if (sparse_mode != SparseMode::kNever) choose_sparse(g, w, bias, q, float_output, pool, sparse_mode);
   }
 
@@ -240,6 +247,10 @@ class QLinearConvStep : public PlanStep {
       return;
     }
     const Conv2dGeometry& g = conv_.geometry();
+    if (planes_ && t.s8_conv.planes_run != nullptr) {
+      planes_->run(t.s8_conv.planes_run, in, io.out[0], batch, g.out_plane(), threads);
+      return;
+    }
     const size_t plane = g.out_plane(), channels = g.out_channels, image = plane * channels;
     float* staged = scratch;
     conv_.run(t, in, staged, batch, reinterpret_cast<uint8_t*>(scratch + round16(batch * image)), threads);
@@ -273,7 +284,10 @@ class QLinearConvStep : public PlanStep {
     const size_t dense = dense_scratch_floats(batch, threads);
     return sparse_ ? std::max(dense, round_up_floats(sparse_->scratch_bytes(batch, threads))) : dense;
   }
-  size_t weight_bytes() const override { return conv_.weight_bytes() + (sparse_ ? sparse_->weight_bytes() : 0); }
+  size_t weight_bytes() const override {
+    return conv_.weight_bytes() + (sparse_ ? sparse_->weight_bytes() : 0) +
+           (planes_ ? planes_->weight.size() * sizeof(int32_t) + planes_->bias.size() * 8 : 0);
+  }
   std::string detail() const override {
     const Conv2dGeometry& g = logical_;
     std::ostringstream s;
@@ -286,6 +300,7 @@ class QLinearConvStep : public PlanStep {
     if (paired_) s << " (2 pixels per GEMM row)";
     if (fused_pool_) s << " + max pool " << pool_detail_;
     // Built once, read while the ISA may change (setIsa): say which path runs where.
+    if (planes_) s << " (direct into the planes on avx512vnni; the GEMM and a transpose on other ISAs)";
     if (small_ && !sparse_) s << " (direct on avx512vnni, pooled before requantizing; the GEMM on other ISAs)";
     if (!small_ && !sparse_ && conv_.grouped_direct()) s << " (grouped kernel on VNNI, a GEMM per group elsewhere)";
     if (!small_ && !sparse_ && conv_.reads_input_in_place()) s << " (no im2col on VNNI and scalar, im2col on AVX2 / AVX-512BW)";
@@ -342,6 +357,7 @@ class QLinearConvStep : public PlanStep {
   PoolU8 pool_;
   std::string pool_detail_;
   std::unique_ptr<S8SmallConvPool> small_;  // small patch + 2x2/2 pool on AVX-512 VNNI
+  std::unique_ptr<const S8PointwisePlanes> planes_;  // 1x1 into float planes on AVX-512 VNNI
   std::unique_ptr<const S8SparseConv> sparse_;  // set: the step runs sparse (every ISA)
   bool considered_ = false;                     // sparse enough to be packed (and timed, 'auto')
   double zero_fraction_ = 0;
