@@ -11,7 +11,9 @@
  * Given the torchvision exports (`--real-models <dir>`, bench/models/export_torchvision.py), the
  * same servers also serve ResNet-50 and MobileNetV2 (224x224, one image per request): models whose
  * run, not the HTTP work, decides the throughput, where SeedCNN's 20 us per image leaves the event
- * loop's request parsing as the bound.
+ * loop's request parsing as the bound. Those two also get a row with one batch per core, each on
+ * one thread (`--threads 1 --batches-in-flight <cores>`), and a delay of a fifth of a full batch's
+ * one-thread run (timed here before the servers start): the configuration for the shortest tail.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -25,6 +27,8 @@ import { seedCNN } from '../src/nn/models.js';
 import { benchmarkInput, exportModel } from '../src/onnx/index.js';
 import { quantize } from '../src/quant/ptq.js';
 import { save } from '../src/runtime/model-io.js';
+import { InferenceSession } from '../src/runtime/session.js';
+import type { Tensor } from '../src/tensor.js';
 import { torchvisionFiles, torchvisionModel } from './real-models-speed.js';
 import type { Report } from './report.js';
 
@@ -44,6 +48,14 @@ const DELAYS_MS = [0, 2];
 const WHOLE_BATCH = TARGET_CONNECTIONS;
 /** The torchvision architectures served when the exports are given: the two most deployed CNN families. */
 const REAL_MODELS = ['resnet50', 'mobilenet_v2'];
+/**
+ * The delay of the one-thread-per-batch row, as a fraction of a full batch's run on one thread: long
+ * enough for a settled batch's connections to send their next requests (602 KB each, read by an
+ * event loop that shares the cores with the other batch's run), so that the next batch starts
+ * full instead of with the first few. With no delay, int8 MobileNetV2 ran batches of 19 images on
+ * average at 64 connections, and its p99 passed 2 batch runs; with a fifth, 28-31.
+ */
+const DELAY_FRACTION = 1 / 5;
 /** wrk's per-request timeout: a 224x224 model's server at 64 connections answers in seconds, not wrk's default 2 s. */
 const WRK_TIMEOUT_S = 30;
 
@@ -257,8 +269,11 @@ interface ServedModel {
   int8Onnx: string;
   body: Buffer;
   headerLength: number;
-  /** The Kiln batching configurations measured: max batch, delay, and batches in flight (the default when absent). */
-  batching: { maxBatch: number; delayMs: number; inFlight?: number }[];
+  /**
+   * The Kiln batching configurations measured: max batch, delay, batches in flight (the default when
+   * absent) and the server's `--threads` (every core when absent).
+   */
+  batching: { maxBatch: number; delayMs: number; inFlight?: number; threads?: number }[];
   image: string;
   modelNote: string;
 }
@@ -296,16 +311,44 @@ async function torchvisionServed(dir: string, work: string, name: string): Promi
   const int8Onnx = join(work, `${name}-int8-qdq.onnx`);
   await writeFile(int8Onnx, model.qdqBytes);
   const input = (model.fp32 as Graph).inputs[0]!.name;
+  const cores = availableParallelism();
+  const batchMs = await oneThreadRunMs(model.int8, model.input(MAX_BATCH));
+  const delayMs = Math.max(1, Math.round(DELAY_FRACTION * batchMs));
   return {
     name,
     title: `Serving under load, a real architecture: kiln serve (int8 ${name}, ${model.shape.join('x')}) with and without micro-batching vs the same server on onnxruntime-node fp32 and int8`,
     int8Kiln, fp32Onnx: join(dir, file), int8Onnx,
     ...requestBody(input, model.input(1).data, [1, ...model.shape]),
-    // One batch in flight as well: each runs on every thread alone, the shorter tail for runs this long.
-    batching: [{ maxBatch: MAX_BATCH, delayMs: 0 }, { maxBatch: MAX_BATCH, delayMs: 0, inFlight: 1 }],
+    // One batch in flight as well: each runs on every thread alone, the shorter tail for runs this
+    // long. And one batch in flight per core, each on one thread (as Triton's instances with one
+    // intra-op thread each), with a delay that lets a batch fill: a request then waits for its own
+    // batch only, not behind another's.
+    batching: [
+      { maxBatch: MAX_BATCH, delayMs: 0 },
+      { maxBatch: MAX_BATCH, delayMs: 0, inFlight: 1 },
+      { maxBatch: MAX_BATCH, delayMs, inFlight: cores, threads: 1 },
+    ],
     image: model.shape.join('x'),
-    modelNote: `model: torchvision ${name} (${file}, random weights: speed does not depend on them) quantized by Kiln's PTQ as in the models section (min/max over seeded image-like inputs, uint8 activations, per-channel int8 weights); ORT runs the exported file and the QDQ export of the int8 graph`,
+    modelNote: `model: torchvision ${name} (${file}, random weights: speed does not depend on them) quantized by Kiln's PTQ as in the models section (min/max over seeded image-like inputs, uint8 activations, per-channel int8 weights); ORT runs the exported file and the QDQ export of the int8 graph. The --threads 1 row's delay, ${delayMs} ms, is a fifth of a batch of ${MAX_BATCH} on one thread (${batchMs.toFixed(1)} ms, session.run in the bench's process before the servers start)`,
   };
+}
+
+/** Median time of a full batch's run on one thread, in this process, after one run to warm up. */
+async function oneThreadRunMs(graph: Graph, input: Tensor<'float32'>): Promise<number> {
+  const session = await InferenceSession.create(graph, { intraOpNumThreads: 1 });
+  try {
+    const feeds = { [session.inputNames[0]!]: input };
+    await session.run(feeds);
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      await session.run(feeds);
+      times.push(performance.now() - t0);
+    }
+    return times.sort((a, b) => a - b)[1]!;
+  } finally {
+    session.release();
+  }
 }
 
 export async function benchServe(report: Report, opts: ServeBenchOptions): Promise<void> {
@@ -331,10 +374,10 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
   const threads = availableParallelism();
   const common = ['--threads', String(threads), '--model-name', model.name];
   const servers: { name: string; args: string[]; batching: boolean; delayMs?: number }[] = [
-    ...model.batching.map(({ maxBatch, delayMs, inFlight }) => ({
-      name: `Kiln int8, micro-batching up to ${maxBatch} (delay ${delayMs} ms${inFlight === undefined ? '' : `, ${inFlight} in flight`})`,
+    ...model.batching.map(({ maxBatch, delayMs, inFlight, threads: own }) => ({
+      name: `Kiln int8, micro-batching up to ${maxBatch} (delay ${delayMs} ms${inFlight === undefined ? '' : `, ${inFlight} in flight`}${own === undefined ? '' : `, --threads ${own}`})`,
       args: [
-        'serve', model.int8Kiln, ...common, '--max-batch', String(maxBatch), '--max-delay-ms', String(delayMs),
+        'serve', model.int8Kiln, '--threads', String(own ?? threads), '--model-name', model.name, '--max-batch', String(maxBatch), '--max-delay-ms', String(delayMs),
         ...(inFlight === undefined ? [] : ['--batches-in-flight', String(inFlight)]),
       ],
       batching: true,
@@ -422,7 +465,7 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
   }
   report.add({
     title: model.title,
-    baseline: `the ORT fp32 server measured in this run (same HTTP code, --runtime onnxruntime); ${generator.name} on loopback, ${opts.seconds} s per row after a ${WARM_UP_S} s warm-up at the row's connections, one ${model.image} image per request on the binary tensor endpoint; every server --threads ${threads}; batching --max-batch ${MAX_BATCH} unless the row says otherwise; p50/p99 client side, ${generator.latency}`,
+    baseline: `the ORT fp32 server measured in this run (same HTTP code, --runtime onnxruntime); ${generator.name} on loopback, ${opts.seconds} s per row after a ${WARM_UP_S} s warm-up at the row's connections, one ${model.image} image per request on the binary tensor endpoint; every server --threads ${threads} unless the row says otherwise; batching --max-batch ${MAX_BATCH} unless the row says otherwise; p50/p99 client side, ${generator.latency}`,
     columns: ['server', 'connections', 'requests/s', 'p50 ms', 'p99 ms', 'server-side mean ms', 'model p99 ms', 'requests/s vs ORT fp32', 'p99 / ORT fp32 p99', 'mean batch (images)', 'mean batch run ms', 'errors'],
     rows,
     notes: [
