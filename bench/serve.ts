@@ -27,6 +27,7 @@ import { seedCNN } from '../src/nn/models.js';
 import { benchmarkInput, exportModel } from '../src/onnx/index.js';
 import { quantize } from '../src/quant/ptq.js';
 import { save } from '../src/runtime/model-io.js';
+import { MODEL_BUCKETS } from '../src/serve/metrics.js';
 import { InferenceSession } from '../src/runtime/session.js';
 import type { Tensor } from '../src/tensor.js';
 import { torchvisionFiles, torchvisionModel } from './real-models-speed.js';
@@ -53,7 +54,7 @@ const REAL_MODELS = ['resnet50', 'mobilenet_v2'];
  * enough for a settled batch's connections to send their next requests (602 KB each, read by an
  * event loop that shares the cores with the other batch's run), so that the next batch starts
  * full instead of with the first few. With no delay, int8 MobileNetV2 ran batches of 19 images on
- * average at 64 connections, and its p99 passed 2 batch runs; with a fifth, 28-31.
+ * average at 64 connections, and its p99 passed 2 batch runs; with about a fifth (15-20 ms), 28.
  */
 const DELAY_FRACTION = 1 / 5;
 /** wrk's per-request timeout: a 224x224 model's server at 64 connections answers in seconds, not wrk's default 2 s. */
@@ -470,7 +471,7 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
     rows,
     notes: [
       ...notes,
-      'model p99 ms: kiln_model_duration_seconds, from a request handed to the model (run()) to its outputs back in the event loop: its wait in the micro-batch queue and its batch\'s run; the upper bound of the histogram bucket holding the 99th percentile (buckets 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 25, 50, 100, 250, 500, 750 ms, 1, 1.5, 2.5, 5 s)',
+      `model p99 ms: kiln_model_duration_seconds, from a request handed to the model (run()) to its outputs back in the event loop: its wait in the micro-batch queue and its batch's run; the upper bound of the histogram bucket holding the 99th percentile (buckets ${MODEL_BUCKETS.map((b) => +(b * 1000).toPrecision(3)).join(', ')} ms)`,
       'server-side mean ms: kiln_http_request_duration_seconds (a request\'s arrival in the server\'s event loop to its response\'s end, infer requests); the rest of the client\'s latency is time in socket buffers and the client\'s own event loop',
       idleNote(),
       `the load generator (${generator.name}) runs on the same ${threads} cores as the server it loads, so it competes with it for CPU: absolute figures are lower than on a separate client machine, and the ratios hold only for this setup. ${generator.why}`,
