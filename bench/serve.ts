@@ -373,20 +373,20 @@ export async function benchServe(report: Report, opts: ServeBenchOptions): Promi
 /** Every server on one model, at each concurrency: one section of the report. */
 async function measureServed(report: Report, opts: ServeBenchOptions, dir: string, model: ServedModel): Promise<void> {
   const threads = availableParallelism();
-  const common = ['--threads', String(threads), '--model-name', model.name];
+  const common = (serverThreads = threads): string[] => ['--threads', String(serverThreads), '--model-name', model.name];
   const servers: { name: string; args: string[]; batching: boolean; delayMs?: number }[] = [
     ...model.batching.map(({ maxBatch, delayMs, inFlight, threads: own }) => ({
       name: `Kiln int8, micro-batching up to ${maxBatch} (delay ${delayMs} ms${inFlight === undefined ? '' : `, ${inFlight} in flight`}${own === undefined ? '' : `, --threads ${own}`})`,
       args: [
-        'serve', model.int8Kiln, '--threads', String(own ?? threads), '--model-name', model.name, '--max-batch', String(maxBatch), '--max-delay-ms', String(delayMs),
+        'serve', model.int8Kiln, ...common(own), '--max-batch', String(maxBatch), '--max-delay-ms', String(delayMs),
         ...(inFlight === undefined ? [] : ['--batches-in-flight', String(inFlight)]),
       ],
       batching: true,
       delayMs,
     })),
-    { name: 'Kiln int8, no batching', args: ['serve', model.int8Kiln, ...common, '--no-batching'], batching: false },
-    { name: 'ORT fp32', args: ['serve', model.fp32Onnx, ...common, '--runtime', 'onnxruntime'], batching: false },
-    { name: 'ORT int8 (QDQ)', args: ['serve', model.int8Onnx, ...common, '--runtime', 'onnxruntime'], batching: false },
+    { name: 'Kiln int8, no batching', args: ['serve', model.int8Kiln, ...common(), '--no-batching'], batching: false },
+    { name: 'ORT fp32', args: ['serve', model.fp32Onnx, ...common(), '--runtime', 'onnxruntime'], batching: false },
+    { name: 'ORT int8 (QDQ)', args: ['serve', model.int8Onnx, ...common(), '--runtime', 'onnxruntime'], batching: false },
   ];
   const work = join(dir, model.name);
   await mkdir(work, { recursive: true });

@@ -174,7 +174,7 @@ void test_planes(size_t c, size_t o, size_t h, size_t w, size_t batch, Rng& rng,
           const float v = kiln::dequantize_f32(sums[(b * plane + p) * o + k], scale[k], 0.0f);
           want[(b * o + k) * plane + p] = relu && v < 0 ? 0.0f : v;
         }
-    const kiln::S8PointwisePlanes planes(g, wt.data(), bias.data(), q.x_zero_point, scale.data(), relu);
+    const kiln::S8PointwisePlanes planes(g, wt.data(), bias.data(), q, relu);
     std::vector<std::pair<std::string, kiln::S8PlanesRunFn>> kernels = {{"reference", kiln::s8_planes_run_reference}};
     for (const Path& path : all_paths()) {
       select(path);

@@ -38,6 +38,9 @@ template <size_t Q>
 void run_quads(const S8PlanesRun& r) {
   alignas(64) uint8_t stage[kS8PlanesPixels * Q * 4];
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  // Lane i's byte offset: pixel i of the input, or of the staged copy.
+  const __m512i in_offsets = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(static_cast<int>(r.channels)));
+  const __m512i staged_offsets = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(static_cast<int>(Q * 4)));
   const __m512 zero = _mm512_setzero_ps();
   // A pixel's last quad reads up to 3 bytes past it when the channels are not a multiple of 4:
   // harmless inside the tensor (those lanes' weights are 0), so only a block that could read past
@@ -46,14 +49,13 @@ void run_quads(const S8PlanesRun& r) {
   for (size_t p = r.p0; p < r.p1; p += kS8PlanesPixels) {
     const size_t n = std::min(kS8PlanesPixels, r.p1 - p);
     const uint8_t* src = r.in + p * r.channels;
-    size_t stride = r.channels;
+    __m512i offsets = in_offsets;
     if (n < kS8PlanesPixels || (ragged && p + kS8PlanesPixels >= r.plane)) {
       std::memset(stage, 0, sizeof stage);
       for (size_t i = 0; i < n; ++i) std::memcpy(stage + i * Q * 4, src + i * r.channels, r.channels);
       src = stage;
-      stride = Q * 4;
+      offsets = staged_offsets;
     }
-    const __m512i offsets = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(static_cast<int>(stride)));
     __m512i x[Q];
     for (size_t q = 0; q < Q; ++q) x[q] = _mm512_i32gather_epi32(offsets, src + 4 * q, 1);
     const __mmask16 mask = n == kS8PlanesPixels ? __mmask16(0xffff) : __mmask16((1u << n) - 1);

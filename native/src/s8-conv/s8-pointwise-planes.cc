@@ -14,7 +14,7 @@ bool s8_planes_supported(const Conv2dGeometry& g) {
 }
 
 S8PointwisePlanes::S8PointwisePlanes(const Conv2dGeometry& g, const int8_t* weight_oihw, const int32_t* bias_o,
-                                     uint8_t x_zero_point, const float* scale_o, bool relu_out)
+                                     const S8ConvQuant& q, bool relu_out)
     : channels(g.in_channels),
       quads((g.in_channels + 3) / 4),
       out_channels(g.out_channels),
@@ -34,8 +34,8 @@ S8PointwisePlanes::S8PointwisePlanes(const Conv2dGeometry& g, const int8_t* weig
       sum += static_cast<uint32_t>(static_cast<int32_t>(w));
     }
     const uint32_t b = bias_o != nullptr ? static_cast<uint32_t>(bias_o[o]) : 0u;
-    bias[o] = static_cast<int32_t>(b - static_cast<uint32_t>(x_zero_point) * sum);
-    scale[o] = scale_o[o];
+    bias[o] = static_cast<int32_t>(b - static_cast<uint32_t>(q.x_zero_point) * sum);
+    scale[o] = q.multiplier(o, true);
   }
 }
 

@@ -13,6 +13,7 @@
 
 #include "kiln/conv.h"
 #include "kiln/f32-gemm.h"  // CacheAlignedAllocator
+#include "kiln/s8-conv.h"    // S8ConvQuant
 
 namespace kiln {
 
@@ -57,8 +58,14 @@ struct S8PointwisePlanes {
   size_t channels = 0, quads = 0, out_channels = 0, blocks = 0;
   bool relu = false;
 
+  // The multipliers are q.multiplier(o, true), as S8Conv2dPlan's for a float output.
   S8PointwisePlanes(const Conv2dGeometry& g, const int8_t* weight_oihw, const int32_t* bias /*O or null*/,
-                    uint8_t x_zero_point, const float* scale /*O*/, bool relu);
+                    const S8ConvQuant& q, bool relu);
+
+  // Bytes held by the packed weights, folded bias and multipliers.
+  size_t weight_bytes() const {
+    return weight.size() * sizeof(int32_t) + bias.size() * sizeof(int32_t) + scale.size() * sizeof(float);
+  }
 
   // out (batch x O x plane floats) from in (batch x plane x C bytes), split over at most
   // max_threads threads (0 = the pool size) by blocks of pixels.

@@ -151,9 +151,7 @@ class QLinearConvStep : public PlanStep {
       }
     }
     if (float_output && pool == nullptr && s8_planes_supported(g)) {
-      std::vector<float> scale(g.out_channels);
-      for (size_t o = 0; o < g.out_channels; ++o) scale[o] = q.multiplier(o, true);
-      planes_ = std::make_unique<const S8PointwisePlanes>(g, w, bias, q.x_zero_point, scale.data(), relu);
+      planes_ = std::make_unique<const S8PointwisePlanes>(g, w, bias, q, relu);
     }
     if (sparse_mode != SparseMode::kNever) choose_sparse(g, w, bias, q, float_output, pool, sparse_mode);
   }
@@ -285,8 +283,7 @@ class QLinearConvStep : public PlanStep {
     return sparse_ ? std::max(dense, round_up_floats(sparse_->scratch_bytes(batch, threads))) : dense;
   }
   size_t weight_bytes() const override {
-    return conv_.weight_bytes() + (sparse_ ? sparse_->weight_bytes() : 0) +
-           (planes_ ? planes_->weight.size() * sizeof(int32_t) + planes_->bias.size() * 8 : 0);
+    return conv_.weight_bytes() + (sparse_ ? sparse_->weight_bytes() : 0) + (planes_ ? planes_->weight_bytes() : 0);
   }
   std::string detail() const override {
     const Conv2dGeometry& g = logical_;
