@@ -10,7 +10,7 @@ import type { Graph, GraphNode, ValueInfo } from './ir.js';
 import { broadcastShapes, inferNodeShapes, inferShapes, type Shape } from './shape-inference.js';
 
 /** The ops of the int8 IR that are not ordinary float ONNX ops. */
-export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm', 'QLinearConcat', 'QLinearLookup', 'QLinearMul', 'QLinearGlobalAveragePool']);
+export const INT8_OPS: ReadonlySet<string> = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearGemm', 'QLinearAdd', 'DynamicQGemm', 'QLinearConcat', 'QLinearLookup', 'QLinearMul', 'QLinearGlobalAveragePool', 'QLinearAveragePool']);
 
 /** Float ops that run on quantized values unchanged (same dtype and parameters as the input). */
 export const QUANT_PASSTHROUGH_OPS: ReadonlySet<string> = new Set(['MaxPool', 'Flatten', 'Reshape', 'Identity', 'Resize', 'Slice', 'Split', 'Transpose']);
@@ -149,6 +149,7 @@ export function valueQuantization(graph: Graph, code: ErrorCodeValue = ErrorCode
       case 'QLinearLookup':
       case 'QLinearMul':
       case 'QLinearGlobalAveragePool':
+      case 'QLinearAveragePool':
         q = a.output();
         break;
       default:
@@ -192,6 +193,8 @@ export function int8NodeShapes(node: GraphNode, inputs: readonly (Shape | undefi
       return inputs[0] === undefined || inputs[1] === undefined ? undefined : [broadcastShapes(node, inputs[0], inputs[1])];
     case 'QLinearGlobalAveragePool':
       return inferNodeShapes({ ...node, op: 'GlobalAveragePool' }, inputs.slice(0, 1));
+    case 'QLinearAveragePool':
+      return inferNodeShapes({ ...node, op: 'AveragePool' }, inputs.slice(0, 1));
     case 'QLinearConcat':
       return inferNodeShapes({ ...node, op: 'Concat' }, inputs);
     default:

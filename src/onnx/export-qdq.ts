@@ -173,6 +173,16 @@ export function emitQdqNode(e: QdqEmitter, node: GraphNode, ctx: QdqContext, ini
       finish({ name: node.name, op: 'GlobalAveragePool', inputs: [xf], outputs: [], attrs: {} }, y);
       return;
     }
+    case 'QLinearAveragePool': {
+      // DQ -> AveragePool with the node's window -> Q.
+      const x = inputQuant(a, ctx, 0, 'x');
+      const y = a.output();
+      if (y === undefined) throw a.fail('attributes y_scale / y_zero_point', 'a quantized output', 'none');
+      const xf = dequantize(e, `${node.name}_x`, node.inputs[0]!, x);
+      const window = Object.fromEntries(Object.entries(node.attrs).filter(([k]) => !/^[xy]_(scale|zero_point|dtype)$/.test(k)));
+      finish({ name: node.name, op: 'AveragePool', inputs: [xf], outputs: [], attrs: window }, y);
+      return;
+    }
     case 'QLinearLookup': {
       // DQ -> the function's float op(s) -> Q (SiLU: Sigmoid and Mul).
       const x = inputQuant(a, ctx, 0, 'x');

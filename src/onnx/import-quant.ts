@@ -167,6 +167,9 @@ export function liftQuantized(nodes: GraphNode[], env: QuantImportEnv, reject: (
         case 'ReduceMean':
           qdq.liftGlobalAveragePool(node);
           break;
+        case 'AveragePool':
+          qdq.liftAveragePool(node);
+          break;
         case 'MatMulInteger':
           liftDynamicQGemm(env, rw, node);
           break;

@@ -11,7 +11,7 @@
  * - DQ -> an elementwise function (HardSwish, Sigmoid, ...; Sigmoid and Mul(x, Sigmoid(x)) as
  *   SiLU) -> Q becomes QLinearLookup; DQ(a) * DQ(b) -> Q of two images of one shape or an image
  *   and a [C, 1, 1] gate becomes QLinearMul; DQ -> GlobalAveragePool (or ReduceMean over H and W)
- *   -> Q becomes QLinearGlobalAveragePool;
+ *   -> Q becomes QLinearGlobalAveragePool; DQ -> a 2-D AveragePool -> Q becomes QLinearAveragePool;
  * - DQ -> MaxPool / Flatten / Reshape / Identity / Slice / Transpose / nearest Resize -> Q with equal parameters runs on the quantized
  *   value directly.
  * - After lifting, Q -> DQ -> Relu -> Q behind an int8 op is that op's fused ReLU
@@ -265,6 +265,21 @@ export class QdqLifter {
     if (chain.y === undefined || chain.relu) return false;
     const attrs: GraphNode['attrs'] = { x_scale: x.p.scale, x_zero_point: x.p.zeroPoint, y_scale: chain.y.scale, y_zero_point: chain.y.zeroPoint, y_dtype: chain.y.dtype };
     this.rw.replace(node, [{ name: node.name, op: 'QLinearGlobalAveragePool', inputs: [x.q], outputs: [chain.out], attrs }], chain.swallowed);
+    return true;
+  }
+
+  /** DQ -> 2-D AveragePool -> Q: one QLinearAveragePool with the pool's window attributes. */
+  liftAveragePool(node: GraphNode): boolean {
+    const x = this.dqInput(node.inputs[0] ?? '');
+    if (x === undefined || this.env.shapes.get(x.q)?.length !== 4) return false;
+    const kernel = node.attrs.kernel_shape;
+    if (!Array.isArray(kernel) || kernel.length !== 2 || (node.attrs.auto_pad ?? 'NOTSET') !== 'NOTSET') return false;
+    const chain = this.outputChain(node.outputs[0]!);
+    if (chain.y === undefined || chain.relu) return false;
+    const attrs: GraphNode['attrs'] = {
+      ...node.attrs, x_scale: x.p.scale, x_zero_point: x.p.zeroPoint, y_scale: chain.y.scale, y_zero_point: chain.y.zeroPoint, y_dtype: chain.y.dtype,
+    };
+    this.rw.replace(node, [{ name: node.name, op: 'QLinearAveragePool', inputs: [x.q], outputs: [chain.out], attrs }], chain.swallowed);
     return true;
   }
 

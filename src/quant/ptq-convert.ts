@@ -8,7 +8,9 @@
  * activations of one per-image shape (the skip connection of a residual block) becomes a QLinearAdd
  * with its own output range; a Relu that alone reads the Add's output is fused into it
  * (`kiln_activation: 'Relu'`, the Relu's output range). An Add with a constant or broadcast input
- * stays fp32 (QLinearAdd does not broadcast). A value read by
+ * stays fp32 (QLinearAdd does not broadcast). A GlobalAveragePool (or ReduceMean over H and W) or
+ * a 2-D AveragePool whose output some reader takes quantized becomes a QLinearGlobalAveragePool /
+ * QLinearAveragePool with its own output range. A value read by
  * an int8 node gets one QuantizeLinear where it is float; a quantized value read by a float node or
  * a graph output gets one DequantizeLinear. Consecutive int8 nodes read each other's quantized
  * outputs directly (no DQ/Q between them). A layer's output stays quantized when it has a range, is
@@ -159,6 +161,21 @@ function meanObstacle(graph: Graph, node: GraphNode): string | undefined {
   return undefined;
 }
 
+/** Why an AveragePool cannot become a QLinearAveragePool. */
+function averagePoolObstacle(graph: Graph, node: GraphNode): string | undefined {
+  const x = shapesOf(graph).get(node.inputs[0]);
+  if (!x || x.length !== 4 || x.slice(1).some((d) => typeof d !== 'number')) return 'its input is not an NCHW image of a fixed size';
+  const kernel = node.attrs.kernel_shape;
+  if (!Array.isArray(kernel) || kernel.length !== 2) return 'only a 2-D AveragePool has an int8 form';
+  if (node.attrs.kiln_activation !== undefined) return `its fused activation ${String(node.attrs.kiln_activation)} has no int8 form here`;
+  const autoPad = node.attrs.auto_pad;
+  if (autoPad !== undefined && autoPad !== 'NOTSET') return `auto_pad ${String(autoPad)} (the importer resolves it into pads)`;
+  return undefined;
+}
+
+/** Ops whose int8 form averages its input's codes: QLinearGlobalAveragePool and QLinearAveragePool. */
+const AVERAGING_OPS: ReadonlySet<string> = new Set(['GlobalAveragePool', 'ReduceMean', 'AveragePool']);
+
 /**
  * The Relu an int8 Add absorbs as `kiln_activation: 'Relu'`: the only reader of the Add's output,
  * which is not a graph output.
@@ -211,6 +228,7 @@ export function int8Obstacle(graph: Graph, node: GraphNode): string | undefined 
     return typeof operands === 'string' ? operands : undefined;
   }
   if (node.op === 'GlobalAveragePool' || node.op === 'ReduceMean') return meanObstacle(graph, node);
+  if (node.op === 'AveragePool') return averagePoolObstacle(graph, node);
   if (!WEIGHTED_OPS.has(node.op)) return `${node.op} has no int8 form in Kiln's int8 IR`;
   const act = node.attrs.kiln_activation;
   if (act !== undefined && act !== 'Relu' && act !== 'Relu6') return `its fused activation ${String(act)} has no int8 form (only Relu and Relu6)`;
@@ -410,7 +428,7 @@ export function convertToInt8(
       if (graphOutputs.has(out)) return 'its output is a graph output (kept float32)';
       return undefined;
     }
-    if (obstacle === undefined && (n.op === 'Mul' || n.op === 'GlobalAveragePool' || n.op === 'ReduceMean')) {
+    if (obstacle === undefined && (n.op === 'Mul' || AVERAGING_OPS.has(n.op))) {
       const missing = [...n.inputs.slice(0, n.op === 'Mul' ? 2 : 1), n.outputs[0]].find((v) => !ranges.has(v));
       if (missing !== undefined) return `no range was given for its value '${missing}'`;
       if (graphOutputs.has(n.outputs[0])) return 'its output is a graph output (kept float32)';
@@ -442,11 +460,11 @@ export function convertToInt8(
     }
     return capable.get(n) === undefined || passesThrough(n) || n.op === 'Concat';
   };
-  // A lookup, QLinearMul or QLinearGlobalAveragePool pays off only when its output is read
+  // A lookup, QLinearMul or int8 average pool pays off only when its output is read
   // quantized (a float reader would dequantize it at once: one more rounding and no pass saved);
   // decided before any producer picks its output.
   for (const n of graph.nodes) {
-    const out = lookups.get(n)?.out ?? (n.op === 'Mul' || n.op === 'GlobalAveragePool' || n.op === 'ReduceMean' ? n.outputs[0] : undefined);
+    const out = lookups.get(n)?.out ?? (n.op === 'Mul' || AVERAGING_OPS.has(n.op) ? n.outputs[0] : undefined);
     if (out === undefined || capable.get(n) !== undefined) continue;
     if (!(readers.get(out) ?? []).some(runsQuantized)) capable.set(n, 'no reader of its output runs on quantized values (kept float32)');
   }
@@ -483,7 +501,7 @@ export function convertToInt8(
       lookupReports.push({ node: node.name, function: lookup.name, input: node.inputs[0], output: lookup.out, ...(lookup.mul ? { fusedNode: lookup.mul.name } : {}) });
       continue;
     }
-    if (capable.get(node) === undefined && (node.op === 'Mul' || node.op === 'GlobalAveragePool' || node.op === 'ReduceMean')) {
+    if (capable.get(node) === undefined && (node.op === 'Mul' || AVERAGING_OPS.has(node.op))) {
       const out = node.outputs[0];
       const yp = paramsFor(out, node);
       const y = fresh(`${out}_quantized`);
@@ -498,7 +516,12 @@ export function convertToInt8(
         const xq = quantized(node.inputs[0], node);
         const xp = twinParams.get(xq)!;
         Object.assign(attrs, { x_scale: xp.scale, x_zero_point: xp.zeroPoint });
-        nodes.push({ name: node.name, op: 'QLinearGlobalAveragePool', inputs: [xq], outputs: [y], attrs });
+        if (node.op === 'AveragePool') {
+          // The window's attributes as they are (kernel_shape, strides, pads, ceil_mode, ...).
+          nodes.push({ name: node.name, op: 'QLinearAveragePool', inputs: [xq], outputs: [y], attrs: { ...node.attrs, ...attrs } });
+        } else {
+          nodes.push({ name: node.name, op: 'QLinearGlobalAveragePool', inputs: [xq], outputs: [y], attrs });
+        }
       }
       quantTwin.set(out, y);
       twinParams.set(y, yp);

@@ -12,6 +12,8 @@ export interface Window2d {
   dilations: [number, number];
   /** [top, left, bottom, right] */
   pads: [number, number, number, number];
+  /** Pools: output sizes rounded up (ONNX ceil_mode), dropping a window that would start in the end padding. */
+  ceilMode?: boolean;
 }
 
 export function windowOf(attrs: Record<string, unknown>, kernel?: readonly number[]): Window2d {
@@ -24,11 +26,15 @@ export function windowOf(attrs: Record<string, unknown>, kernel?: readonly numbe
     strides: pair(attrs.strides, 1),
     dilations: pair(attrs.dilations, 1),
     pads: p && p.length === 4 ? [p[0], p[1], p[2], p[3]] : [0, 0, 0, 0],
+    ceilMode: Number(attrs.ceil_mode ?? 0) === 1,
   };
 }
 
-export function outputSize(size: number, kernel: number, stride: number, dilation: number, padBegin: number, padEnd: number): number {
-  return Math.floor((size + padBegin + padEnd - dilation * (kernel - 1) - 1) / stride) + 1;
+export function outputSize(size: number, kernel: number, stride: number, dilation: number, padBegin: number, padEnd: number, ceilMode = false): number {
+  const span = size + padBegin + padEnd - dilation * (kernel - 1) - 1;
+  let out = (ceilMode ? Math.ceil(span / stride) : Math.floor(span / stride)) + 1;
+  if (ceilMode && (out - 1) * stride >= size + padBegin) out--;
+  return out;
 }
 
 /**
@@ -129,8 +135,8 @@ export function matmul(
 /** Max pooling, NCHW. Padded positions never win; a window covering no input yields 0. */
 export function maxPool2d(x: ArrayLike<number>, xDims: readonly number[], win: Window2d): { out: Float64Array; dims: number[] } {
   const [n, c, h, w] = xDims;
-  const oh = outputSize(h, win.kernel[0], win.strides[0], win.dilations[0], win.pads[0], win.pads[2]);
-  const ow = outputSize(w, win.kernel[1], win.strides[1], win.dilations[1], win.pads[1], win.pads[3]);
+  const oh = outputSize(h, win.kernel[0], win.strides[0], win.dilations[0], win.pads[0], win.pads[2], win.ceilMode);
+  const ow = outputSize(w, win.kernel[1], win.strides[1], win.dilations[1], win.pads[1], win.pads[3], win.ceilMode);
   const out = new Float64Array(n * c * oh * ow);
   for (let p = 0; p < n * c; p++) {
     for (let oy = 0; oy < oh; oy++) {
@@ -153,11 +159,21 @@ export function maxPool2d(x: ArrayLike<number>, xDims: readonly number[], win: W
   return { out, dims: [n, c, oh, ow] };
 }
 
-/** Average pooling, NCHW; `countIncludePad` divides by the whole window, else by its inside part. */
-export function avgPool2d(x: ArrayLike<number>, xDims: readonly number[], win: Window2d, countIncludePad: boolean): { out: Float64Array; dims: number[] } {
+/**
+ * Average pooling, NCHW; `countIncludePad` divides by the whole window (the padded frame), else by
+ * its inside part. `mean` turns a window's exact sum and divisor into the output (QLinearAveragePool
+ * passes its own rounding); by default their float64 quotient, 0 for a window over padding only.
+ */
+export function avgPool2d(
+  x: ArrayLike<number>,
+  xDims: readonly number[],
+  win: Window2d,
+  countIncludePad: boolean,
+  mean: (sum: number, divisor: number) => number = (sum, divisor) => (divisor === 0 ? 0 : sum / divisor),
+): { out: Float64Array; dims: number[] } {
   const [n, c, h, w] = xDims;
-  const oh = outputSize(h, win.kernel[0], win.strides[0], win.dilations[0], win.pads[0], win.pads[2]);
-  const ow = outputSize(w, win.kernel[1], win.strides[1], win.dilations[1], win.pads[1], win.pads[3]);
+  const oh = outputSize(h, win.kernel[0], win.strides[0], win.dilations[0], win.pads[0], win.pads[2], win.ceilMode);
+  const ow = outputSize(w, win.kernel[1], win.strides[1], win.dilations[1], win.pads[1], win.pads[3], win.ceilMode);
   const out = new Float64Array(n * c * oh * ow);
   for (let p = 0; p < n * c; p++) {
     for (let oy = 0; oy < oh; oy++) {
@@ -176,8 +192,7 @@ export function avgPool2d(x: ArrayLike<number>, xDims: readonly number[], win: W
             inside++;
           }
         }
-        const divisor = countIncludePad ? window : inside;
-        out[(p * oh + oy) * ow + ox] = divisor === 0 ? 0 : sum / divisor;
+        out[(p * oh + oy) * ow + ox] = mean(sum, countIncludePad ? window : inside);
       }
     }
   }

@@ -8,6 +8,7 @@
  * w_scale[o])). Float ops accumulate in float64 and store float32, as the runtime's values are.
  *
  * Supported ops: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearGemm, QLinearAdd,
+ * QLinearConcat, QLinearLookup, QLinearMul, QLinearGlobalAveragePool, QLinearAveragePool,
  * DynamicQGemm, and Conv, Gemm, MatMul, MaxPool, AveragePool, Flatten, Reshape, Transpose, Identity, Dropout, Add, Max,
  * Min, Pow, PRelu (broadcasting), Reduce*, the element-wise activations / math of the runtime (Relu,
  * Sigmoid, Tanh, Gelu, Erf, ...), nearest Resize of the last two dims, Slice, Split (Conv/Gemm with
@@ -247,6 +248,29 @@ function qlinearGlobalAveragePool(values: Values, node: GraphNode): Tensor {
     out.push(q < qmin ? qmin : q > qmax ? qmax : q);
   }
   return quantizedTensor(kind, out, [n!, c!, 1, 1]);
+}
+
+/**
+ * QLinearAveragePool: per window, y = Q(x_scale * float32(sum(x - x_zp)) / float32(divisor)), the
+ * sum over the taps inside the image, the divisor as AveragePool's (count_include_pad, ceil_mode).
+ */
+function qlinearAveragePool(values: Values, node: GraphNode): Tensor {
+  const x = input(values, node, 0);
+  expectType(node, x, ['uint8', 'int8'], 'x');
+  if (x.dims.length !== 4) fail(node, 'only 2-D pooling');
+  const [xs, xz, ys] = [num(node, 'x_scale'), num(node, 'x_zero_point', 0), num(node, 'y_scale')];
+  const yz = num(node, 'y_zero_point', 0);
+  const kind = kindOf(node, 'y_dtype');
+  const { qmin, qmax } = storageRange(kind);
+  const centred = Array.from(x.data as ArrayLike<number>, (v) => v - xz);
+  const code = (sum: number, divisor: number): number => {
+    // A window over padding only averages nothing: the real value 0.
+    const real = divisor === 0 ? 0 : Math.fround(Math.fround(Math.fround(sum) / divisor) * Math.fround(xs));
+    const q = roundHalfEven(Math.fround(real / ys)) + yz;
+    return q < qmin ? qmin : q > qmax ? qmax : q;
+  };
+  const { out, dims } = avgPool2d(centred, x.dims, windowOf(node.attrs), num(node, 'count_include_pad', 0) !== 0, code);
+  return quantizedTensor(kind, Array.from(out), dims);
 }
 
 /** QLinearLookup element by element: Q_y(f(DQ_x(q))), without the runtime's table. */
@@ -515,6 +539,8 @@ function runNode(values: Values, node: GraphNode): Tensor {
       return qlinearMul(values, node);
     case 'QLinearGlobalAveragePool':
       return qlinearGlobalAveragePool(values, node);
+    case 'QLinearAveragePool':
+      return qlinearAveragePool(values, node);
     case 'DynamicQGemm':
       return dynamicQGemm(values, node);
     case 'Conv':

@@ -122,6 +122,7 @@ function checkInt8Nodes(graph: Graph): void {
         a.zeroPoint('b_zero_point', inputType(1));
         break;
       case 'QLinearGlobalAveragePool':
+      case 'QLinearAveragePool':
         a.scale('x_scale');
         a.zeroPoint('x_zero_point', inputType(0));
         break;

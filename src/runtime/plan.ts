@@ -68,7 +68,7 @@ export const PLAN_OPS = [
   'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity',
   'QuantizeLinear', 'DequantizeLinear', 'TransposeU8', 'TransposeNdU8', 'ChannelShuffleU8', 'QLinearConv', 'QLinearGemm', 'DynamicQGemm',
   'QLinearAdd', 'MaxPoolU8',
-  'Resize', 'Slice', 'Gather', 'Expand', 'Tile', 'ResizeU8', 'SliceU8', 'ConcatU8', 'LookupU8', 'QLinearMul', 'BatchNormU8', 'GlobalAvgPoolU8',
+  'Resize', 'Slice', 'Gather', 'Expand', 'Tile', 'ResizeU8', 'SliceU8', 'ConcatU8', 'LookupU8', 'QLinearMul', 'BatchNormU8', 'GlobalAvgPoolU8', 'AvgPoolU8',
   'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf', 'Cast', 'Where',
 ] as const;
 export type PlanOp = (typeof PLAN_OPS)[number];

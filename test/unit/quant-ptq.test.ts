@@ -178,18 +178,36 @@ describe('quantize: the int8 graph', () => {
     expect(Array.from(qa)).toEqual(Array.from(qb));
   });
 
-  it('an op with no int8 form stays fp32 between float values and is reported; strict refuses it', async () => {
+  it('an average pool between int8 layers runs int8 (QLinearAveragePool), with nothing float around it', async () => {
     const withAvg = new Sequential(new Conv2d(1, 4, 3), new ReLU(), new AvgPool2d(2), new Conv2d(4, 4, 3), new ReLU(), new Flatten(), new Linear(36, 3));
     withAvg.inputShape = Object.freeze([1, 12, 12]);
     const { graph, report } = await quantize(withAvg, calibration);
-    // The conv before it dequantizes in its epilogue (a float output); the conv after it quantizes again.
-    expect(ops(graph)).toEqual(['QuantizeLinear', 'QLinearConv', 'AveragePool', 'QuantizeLinear', 'QLinearConv', 'Flatten', 'QLinearGemm']);
+    expect(ops(graph)).toEqual(['QuantizeLinear', 'QLinearConv', 'QLinearAveragePool', 'QLinearConv', 'Flatten', 'QLinearGemm']);
+    expect(report.fp32Nodes).toEqual([]);
+    expect(runInt8Reference(graph, { [graph.inputs[0].name]: images(2) })[graph.outputs[0].name].dims).toEqual([2, 3]);
+  });
+
+  it('an op with no int8 form stays fp32 between float values and is reported; strict refuses it', async () => {
+    // Conv -> ReLU -> AveragePool -> Erf -> Conv ...: Erf has no int8 form, and the pool, read by
+    // Erf only, gains nothing from one.
+    const withAvg = new Sequential(new Conv2d(1, 4, 3), new ReLU(), new AvgPool2d(2), new Conv2d(4, 4, 3), new ReLU(), new Flatten(), new Linear(36, 3));
+    const float = toGraph(withAvg, [1, 12, 12]);
+    const pool = float.nodes.find((n) => n.op === 'AveragePool')!;
+    const after = float.nodes.find((n) => n.inputs[0] === pool.outputs[0])!;
+    const erf = { name: 'erf', op: 'Erf', inputs: [pool.outputs[0]], outputs: ['erf_out'], attrs: {} };
+    const withErf: Graph = { ...float, nodes: float.nodes.flatMap((n) => (n === pool ? [n, erf] : n === after ? [{ ...n, inputs: ['erf_out', ...n.inputs.slice(1)] }] : [n])) };
+    const { graph, report } = await quantize(withErf, calibration);
+    // The conv before them dequantizes in its epilogue (a float output); the conv after them quantizes again.
+    expect(ops(graph)).toEqual(['QuantizeLinear', 'QLinearConv', 'AveragePool', 'Erf', 'QuantizeLinear', 'QLinearConv', 'Flatten', 'QLinearGemm']);
     expect(graph.nodes[1].attrs.y_scale).toBeUndefined();
     expect(graph.nodes[2].inputs[0]).toBe(graph.nodes[1].outputs[0]);
-    expect(report.fp32Nodes).toEqual([{ node: expect.any(String), op: 'AveragePool', reason: 'AveragePool has no int8 form in Kiln\'s int8 IR' }]);
+    expect(report.fp32Nodes).toEqual([
+      { node: pool.name, op: 'AveragePool', reason: 'no reader of its output runs on quantized values (kept float32)' },
+      { node: 'erf', op: 'Erf', reason: 'Erf has no int8 form in Kiln\'s int8 IR' },
+    ]);
     const ref = runInt8Reference(graph, { [graph.inputs[0].name]: images(2) });
     expect(ref[graph.outputs[0].name].dims).toEqual([2, 3]);
-    await expect(quantize(withAvg, calibration, { strict: true })).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED_OP, message: expect.stringMatching(/AveragePool/) });
+    await expect(quantize(withErf, calibration, { strict: true })).rejects.toMatchObject({ code: ErrorCode.UNSUPPORTED_OP, message: expect.stringMatching(/AveragePool|Erf/) });
   });
 
   it('a quantized value that reaches a graph output gets one DequantizeLinear', async () => {

@@ -102,6 +102,7 @@ const OpEntry kOps[] = {
     {"DynamicQGemm", make_dynamic_qgemm, true},
     {"QLinearAdd", make_qlinear_add, true},
     {"MaxPoolU8", make_max_pool_u8, true},
+    {"AvgPoolU8", make_avg_pool_u8, true},
     {"ResizeU8", make_resize_u8, true},
     {"SliceU8", make_slice_u8, true},
     {"ConcatU8", make_concat_u8, true},

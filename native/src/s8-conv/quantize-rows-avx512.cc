@@ -61,18 +61,28 @@ void affine_u8_row_avx512(const uint8_t* x, const float* a, const float* b, uint
   const __m512 xs = _mm512_set1_ps(p.x_scale), ys = _mm512_set1_ps(p.y.scale);
   const __m512 lo = _mm512_set1_ps(p.y.lo), hi = _mm512_set1_ps(p.y.hi), zero = _mm512_setzero_ps();
   const __m512i xz = _mm512_set1_epi32(p.x_zero_point), yz = _mm512_set1_epi32(p.y.zero_point);
-  for (size_t i = 0; i < n; i += 16) {
-    const __mmask16 m = first_lanes(n - i);
-    const __m512i q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, x + i));
-    __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, xz)), xs), _mm512_maskz_loadu_ps(m, a + i));
+  const bool relu = p.relu;  // read once: the byte stores below may alias p as far as GCC knows
+  const auto codes16 = [&](__m512i q, __m512 av, __m512 bv) {
+    __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, xz)), xs), av);
     // The product rounded before the sum: GCC would otherwise contract mul + add into an FMA.
     __asm__("" : "+v"(v));
-    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, b + i));
-    if (p.relu) v = _mm512_max_ps(zero, v);  // the second operand for NaN and for -0
+    v = _mm512_add_ps(v, bv);
+    if (relu) v = _mm512_max_ps(zero, v);  // the second operand for NaN and for -0
     v = _mm512_div_ps(v, ys);
     v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
     v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, _mm512_add_epi32(_mm512_cvtps_epi32(v), yz));
+    return _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), yz));
+  };
+  // Whole vectors unmasked (a fifth faster on Zen 5 than masking every one), the tail masked.
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), codes16(q, _mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i)));
+  }
+  if (i < n) {
+    const __mmask16 m = first_lanes(n - i);
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, x + i));
+    _mm_mask_storeu_epi8(y + i, m, codes16(q, _mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i)));
   }
 }
 

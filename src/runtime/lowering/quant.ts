@@ -1,6 +1,7 @@
 /**
  * The int8 ops of docs/int8-ir.md: QuantizeLinear, DequantizeLinear, QLinearConv, QLinearGemm,
- * QLinearAdd, QLinearConcat, QLinearLookup, DynamicQGemm, and MaxPool / Flatten / Reshape / Identity on quantized values.
+ * QLinearAdd, QLinearConcat, QLinearLookup, QLinearAveragePool, DynamicQGemm, and MaxPool / Flatten /
+ * Reshape / Identity on quantized values.
  *
  * Quantized values are uint8 plan values (int8 activations stored as uint8 with zero point + 128,
  * so one set of kernels serves both); images are NHWC inside the plan while the IR stays NCHW.
@@ -361,6 +362,22 @@ function lowerMaxPoolU8(n: NodeLowering): ValueRef[] {
 }
 
 /**
+ * QLinearAveragePool on a uint8 image, stored NHWC in and out (DenseNet's transitions keep the
+ * int8 blocks on either side in NHWC codes).
+ */
+function lowerQLinearAveragePool(n: NodeLowering): ValueRef[] {
+  let x = quantizedInput(n, 0);
+  if (x.shape.length !== 3) throw new Unsupported(`a ${x.shape.length - 1}-D QLinearAveragePool (only 2-D)`);
+  const xAttrs = inputParams(n, 'x', x);
+  const y = outputQuant(n);
+  if (!y.quant) throw n.shapeError('attribute y_scale is required');
+  x = toNhwc(n, x);
+  const p = poolStep(n, x.shape);
+  const quant = { ...y.quant, perm: { c: p.shape[0], p: p.shape[1] * p.shape[2] } };
+  return [n.emit('AvgPoolU8', [x], p.shape, { attrs: { ...p.attrs, ...xAttrs, ...y.attrs }, macs: p.macs, quant })];
+}
+
+/**
  * QLinearConcat: each input requantized to the output's parameters through a 256-entry table.
  * Images concatenated along channels stay NHWC (a pixel's channels from each input in turn);
  * any other axis runs on NCHW storage.
@@ -506,6 +523,7 @@ export const QUANT_LOWERINGS = {
   QLinearGemm: lowerQLinearGemm,
   QLinearAdd: lowerQLinearAdd,
   QLinearConcat: lowerQLinearConcat,
+  QLinearAveragePool: lowerQLinearAveragePool,
   QLinearLookup: lowerQLinearLookup,
   QLinearMul: lowerQLinearMul,
   QLinearGlobalAveragePool: lowerQLinearGlobalAveragePool,

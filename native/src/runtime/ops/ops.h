@@ -51,6 +51,7 @@ std::unique_ptr<PlanStep> make_qlinear_gemm(const StepContext& ctx);    // qline
 std::unique_ptr<PlanStep> make_dynamic_qgemm(const StepContext& ctx);   // qlinear-gemm.cc
 std::unique_ptr<PlanStep> make_qlinear_add(const StepContext& ctx);     // qlinear-add.cc
 std::unique_ptr<PlanStep> make_max_pool_u8(const StepContext& ctx);     // max-pool-u8.cc
+std::unique_ptr<PlanStep> make_avg_pool_u8(const StepContext& ctx);     // avg-pool-u8.cc (QLinearAveragePool)
 std::unique_ptr<PlanStep> make_resize_u8(const StepContext& ctx);       // resize.cc (nearest)
 std::unique_ptr<PlanStep> make_slice_u8(const StepContext& ctx);        // slice.cc
 std::unique_ptr<PlanStep> make_concat_u8(const StepContext& ctx);       // concat.cc (QLinearConcat)

@@ -275,15 +275,13 @@ void Pool2d::plane_avg(F32AvgRowsFn avg_rows, const float* x, float* y) const {
     if (n == 0) return;
     const int64_t h0 = oh * h_.stride - h_.pad_begin;
     taps.clear();
-    int64_t padded = 0;
     for (int64_t i = 0; i < h_.kernel; ++i) {
       const int64_t h = h0 + i * h_.dilation;
-      if (h >= -h_.pad_begin && h < h_.in + h_.pad_end) ++padded;
       if (h < 0 || h >= h_.in) continue;
       for (int64_t j = 0; j < w_.kernel; ++j) taps.push_back((h - h0) * w_.in + j * w_.dilation);
     }
     const int64_t inside = static_cast<int64_t>(taps.size()) / w_.kernel;
-    const int64_t divisor = (include_pad_ ? padded : inside) * w_.kernel;
+    const int64_t divisor = (include_pad_ ? h_.framed_taps(h0) : inside) * w_.kernel;
     float* out = y + oh * w_.out + lo;
     if (divisor == 0) {
       std::fill(out, out + n, 0.0f);  // no tap inside: window_avg's 0
@@ -327,15 +325,7 @@ float Pool2d::window_max(const float* x, int64_t h0, int64_t w0) const {
 
 float Pool2d::window_avg(const float* x, int64_t h0, int64_t w0) const {
   float sum = 0.0f;
-  int64_t inside = 0, padded_h = 0, padded_w = 0;
-  for (int64_t i = 0; i < h_.kernel; ++i) {
-    const int64_t h = h0 + i * h_.dilation;
-    if (h >= -h_.pad_begin && h < h_.in + h_.pad_end) ++padded_h;
-  }
-  for (int64_t j = 0; j < w_.kernel; ++j) {
-    const int64_t w = w0 + j * w_.dilation;
-    if (w >= -w_.pad_begin && w < w_.in + w_.pad_end) ++padded_w;
-  }
+  int64_t inside = 0;
   for (int64_t i = 0; i < h_.kernel; ++i) {
     const int64_t h = h0 + i * h_.dilation;
     if (h < 0 || h >= h_.in) continue;
@@ -347,7 +337,7 @@ float Pool2d::window_avg(const float* x, int64_t h0, int64_t w0) const {
       ++inside;
     }
   }
-  const int64_t divisor = include_pad_ ? padded_h * padded_w : inside;
+  const int64_t divisor = include_pad_ ? h_.framed_taps(h0) * w_.framed_taps(w0) : inside;
   return divisor == 0 ? 0.0f : sum / static_cast<float>(divisor);
 }
 

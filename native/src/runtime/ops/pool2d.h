@@ -17,6 +17,16 @@ namespace runtime {
 
 struct PoolAxis {
   int64_t in = 1, out = 1, kernel = 1, stride = 1, pad_begin = 0, pad_end = 0, dilation = 1;
+  // Taps of the window starting at `start` inside the padded frame [-pad_begin, in + pad_end): an
+  // average pool's divisor with count_include_pad (ceil-mode overhang beyond the frame never counts).
+  int64_t framed_taps(int64_t start) const {
+    int64_t n = 0;
+    for (int64_t i = 0; i < kernel; ++i) {
+      const int64_t at = start + i * dilation;
+      n += at >= -pad_begin && at < in + pad_end;
+    }
+    return n;
+  }
 };
 
 class Pool2d {
@@ -43,6 +53,8 @@ class Pool2d {
   const PoolAxis& height_axis() const { return h_; }
   const PoolAxis& width_axis() const { return w_; }
   bool is_max() const { return max_; }
+  // Average pools: whether the divisor counts the padded frame (count_include_pad).
+  bool include_pad() const { return include_pad_; }
   // A max pool as the window a convolution can pool its own output with (Conv2dPlan::
   // run_max_pooled), padding and ceil-mode overhang included. False for average pools and for
   // windows that cover no input position.
