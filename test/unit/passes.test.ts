@@ -184,6 +184,21 @@ describe('graph passes', () => {
     await expectSameOutputs(g, out, tensor([3, 4]), 0);
   });
 
+  it("eliminateIdentity removes a one-input Concat and a Pad of nothing (DenseNet's), and keeps real ones", async () => {
+    const b = new GraphBuilder('copies');
+    const x = b.addInput('x', ['N', 2, 3, 3]);
+    const one = b.addNode('Concat', [x], { axis: 1 });
+    const zero = b.addNode('Pad', [b.addNode('Relu', [one])], { pads: [0, 0, 0, 0, 0, 0, 0, 0], mode: 'constant', value: 0 });
+    const padded = b.addNode('Pad', [zero], { pads: [0, 0, 1, 0, 0, 0, 0, 1], mode: 'constant', value: 0 });
+    const two = b.addNode('Concat', [padded, padded], { axis: 1 });
+    const g = b.build([{ name: two, dtype: 'float32', shape: ['N', 4, 4, 4] }]);
+    const out = eliminateIdentity(g);
+    validateGraph(out);
+    expect(ops(out)).toEqual(['Relu', 'Pad', 'Concat']);
+    expect(out.nodes[0].inputs[0]).toBe(x);
+    await expectSameOutputs(g, out, tensor([2, 2, 3, 3]), 0);
+  });
+
   it('eliminateDeadNodes drops unread nodes and unused initializers', () => {
     const b = new GraphBuilder('dead');
     const x = b.addInput('x', ['N', 4]);

@@ -1,8 +1,23 @@
-/** Removes Identity and Dropout (inference: identity) nodes, reading their input directly. */
+/**
+ * Removes nodes that copy their input unchanged, their readers reading the input directly:
+ * Identity, Dropout (inference), a Concat of one input and a Pad of nothing (torchvision's
+ * DenseNet writes both: `torch.cat([x], 1)` in each block's first layer, and a zero Pad before
+ * each transition's AveragePool). Left in place they cost a copy each, and in an int8 graph they
+ * would run in float between int8 layers.
+ */
 import type { Graph, GraphNode } from '../ir.js';
 import { consumers, outputNames, producers, renameInputs } from './uses.js';
 
 const IDENTITY_OPS = new Set(['Identity', 'Dropout']);
+
+function copiesInput(node: GraphNode): boolean {
+  if (IDENTITY_OPS.has(node.op)) return true;
+  if (node.op === 'Concat') return node.inputs.length === 1;
+  if (node.op !== 'Pad') return false;
+  // Pads as an attribute (the importer's form), none given as a run-time input.
+  const pads = node.attrs.pads;
+  return node.inputs.slice(1).every((i) => !i) && Array.isArray(pads) && pads.length > 0 && pads.every((p) => p === 0);
+}
 
 export function eliminateIdentity(graph: Graph): Graph {
   const outs = outputNames(graph);
@@ -13,7 +28,7 @@ export function eliminateIdentity(graph: Graph): Graph {
   const renamedOutputs = new Map<string, string>();  // producer output → graph output name
   const dropped = new Set<GraphNode>();
   for (const node of graph.nodes) {
-    if (!IDENTITY_OPS.has(node.op) || node.inputs.length < 1 || !node.inputs[0]) continue;
+    if (!copiesInput(node) || node.inputs.length < 1 || !node.inputs[0]) continue;
     // Dropout's mask output must be unused.
     if (node.outputs.slice(1).some((o) => o && (readers.has(o) || outs.has(o)))) continue;
     const x = node.inputs[0];

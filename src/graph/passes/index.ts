@@ -2,7 +2,8 @@
  * Graph optimisation passes (each a pure Graph → Graph function) and the levels that run them,
  * named like onnxruntime's `graphOptimizationLevel`:
  * - 'disabled': none (the runtime still treats Identity/Dropout as free views);
- * - 'basic': Identity/Dropout removal, BatchNormalization folding, dead-node elimination;
+ * - 'basic': removal of nodes that copy their input (Identity, Dropout, a one-input Concat, a zero
+ *   Pad), BatchNormalization folding, dead-node elimination;
  * - 'extended': basic, then activation fusion into Conv/ConvTranspose/Gemm (bit for bit);
  * - 'all': extended, then the erf form of GELU into one Gelu node (a few ulps off the five steps',
  *   as Winograd, which the compiler enables at 'all' too, is off the direct sum's).
