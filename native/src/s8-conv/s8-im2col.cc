@@ -49,6 +49,7 @@ void copy_column_any(uint8_t* dst, size_t dst_stride, const uint8_t* src, size_t
   case N: copy_column<N>(dst, dst_stride, src, src_stride, count); return;
     KILN_COPY_CASE(1) KILN_COPY_CASE(2) KILN_COPY_CASE(3) KILN_COPY_CASE(4) KILN_COPY_CASE(5)
     KILN_COPY_CASE(6) KILN_COPY_CASE(7) KILN_COPY_CASE(8) KILN_COPY_CASE(9) KILN_COPY_CASE(12)
+    KILN_COPY_CASE(15) KILN_COPY_CASE(21) KILN_COPY_CASE(33)  // RGB stems' kernel rows: 5, 7, 11 taps of 3
     KILN_COPY_CASE(16) KILN_COPY_CASE(24) KILN_COPY_CASE(32) KILN_COPY_CASE(48) KILN_COPY_CASE(64)
     KILN_COPY_CASE(96)
 #undef KILN_COPY_CASE
