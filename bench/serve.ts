@@ -13,7 +13,9 @@
  * run, not the HTTP work, decides the throughput, where SeedCNN's 20 us per image leaves the event
  * loop's request parsing as the bound. Those two also get a row with one batch per core, each on
  * one thread (`--threads 1 --batches-in-flight <cores>`), and a delay of a fifth of a full batch's
- * one-thread run (timed here before the servers start): the configuration for the shortest tail.
+ * one-thread run (timed here before the servers start) that applies only while a batch runs
+ * (`--run-when-idle`): the configuration for the shortest tail under load that still answers a
+ * lone request at once.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -274,7 +276,8 @@ interface ServedModel {
    * The Kiln batching configurations measured: max batch, delay, batches in flight (the default when
    * absent) and the server's `--threads` (every core when absent).
    */
-  batching: { maxBatch: number; delayMs: number; inFlight?: number; threads?: number }[];
+  /** Each micro-batching server: `idle` adds --run-when-idle (the delay only while a batch runs). */
+  batching: { maxBatch: number; delayMs: number; inFlight?: number; threads?: number; idle?: boolean }[];
   image: string;
   modelNote: string;
 }
@@ -327,10 +330,10 @@ async function torchvisionServed(dir: string, work: string, name: string): Promi
     batching: [
       { maxBatch: MAX_BATCH, delayMs: 0 },
       { maxBatch: MAX_BATCH, delayMs: 0, inFlight: 1 },
-      { maxBatch: MAX_BATCH, delayMs, inFlight: cores, threads: 1 },
+      { maxBatch: MAX_BATCH, delayMs, inFlight: cores, threads: 1, idle: true },
     ],
     image: model.shape.join('x'),
-    modelNote: `model: torchvision ${name} (${file}, random weights: speed does not depend on them) quantized by Kiln's PTQ as in the models section (min/max over seeded image-like inputs, uint8 activations, per-channel int8 weights); ORT runs the exported file and the QDQ export of the int8 graph. The --threads 1 row's delay, ${delayMs} ms, is a fifth of a batch of ${MAX_BATCH} on one thread (${batchMs.toFixed(1)} ms, session.run in the bench's process before the servers start)`,
+    modelNote: `model: torchvision ${name} (${file}, random weights: speed does not depend on them) quantized by Kiln's PTQ as in the models section (min/max over seeded image-like inputs, uint8 activations, per-channel int8 weights); ORT runs the exported file and the QDQ export of the int8 graph. The --threads 1 row's delay, ${delayMs} ms, is a fifth of a batch of ${MAX_BATCH} on one thread (${batchMs.toFixed(1)} ms, session.run in the bench's process before the servers start); with --run-when-idle it applies only while a batch runs, so a lone request (1 connection) does not wait it`,
   };
 }
 
@@ -375,11 +378,12 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
   const threads = availableParallelism();
   const common = (serverThreads = threads): string[] => ['--threads', String(serverThreads), '--model-name', model.name];
   const servers: { name: string; args: string[]; batching: boolean; delayMs?: number }[] = [
-    ...model.batching.map(({ maxBatch, delayMs, inFlight, threads: own }) => ({
-      name: `Kiln int8, micro-batching up to ${maxBatch} (delay ${delayMs} ms${inFlight === undefined ? '' : `, ${inFlight} in flight`}${own === undefined ? '' : `, --threads ${own}`})`,
+    ...model.batching.map(({ maxBatch, delayMs, inFlight, threads: own, idle }) => ({
+      name: `Kiln int8, micro-batching up to ${maxBatch} (delay ${delayMs} ms${idle ? ' when busy' : ''}${inFlight === undefined ? '' : `, ${inFlight} in flight`}${own === undefined ? '' : `, --threads ${own}`})`,
       args: [
         'serve', model.int8Kiln, ...common(own), '--max-batch', String(maxBatch), '--max-delay-ms', String(delayMs),
         ...(inFlight === undefined ? [] : ['--batches-in-flight', String(inFlight)]),
+        ...(idle ? ['--run-when-idle'] : []),
       ],
       batching: true,
       delayMs,

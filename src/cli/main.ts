@@ -218,6 +218,7 @@ export function buildProgram(): Command {
     .option('--max-batch <n>', `most images merged into one run (default ${SERVE_CLI_DEFAULTS.maxBatch})`, intOption(1, 65536))
     .option('--max-delay-ms <ms>', `longest a request waits for others to batch with (default ${SERVE_CLI_DEFAULTS.maxDelayMs}: requests that arrive together are merged, none waits on purpose)`, numberOption(-Number.MIN_VALUE, 60000))
     .option('--batches-in-flight <n>', `merged runs in flight at once (default ${DEFAULT_BATCHES_IN_FLIGHT}: the most requests/s; 1: the shortest tail for models whose run takes tens of ms or more)`, intOption(1, MAX_BATCHES_IN_FLIGHT))
+    .option('--run-when-idle', 'a request that finds no batch in flight runs at once instead of waiting --max-delay-ms (the delay then only applies under load)')
     .option('--no-batching', 'run each request on its own')
     .option('--max-body-bytes <n>', 'largest request body; larger ones get 413', intOption(1, 2 ** 31), SERVE_DEFAULTS.maxBodyBytes)
     .option('--request-timeout-ms <ms>', 'time a client has to send a whole request; then 408 and close', intOption(1, 3_600_000), SERVE_DEFAULTS.requestTimeoutMs)

@@ -26,6 +26,8 @@ export interface ServeCommandOptions {
   maxBatch?: number;
   maxDelayMs?: number;
   batchesInFlight?: number;
+  /** --run-when-idle: a request finding no batch in flight runs without waiting the delay. */
+  runWhenIdle?: boolean;
   maxBodyBytes: number;
   requestTimeoutMs: number;
   maxConnections: number;
@@ -68,9 +70,10 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
   if (!(SERVE_RUNTIMES as readonly string[]).includes(opts.runtime)) {
     throw new KilnError(ErrorCode.INVALID_ARG, `Expected --runtime to be one of ${SERVE_RUNTIMES.join(', ')} but received '${opts.runtime}'`);
   }
-  const batchingAsked = opts.maxBatch !== undefined || opts.maxDelayMs !== undefined || opts.batchesInFlight !== undefined;
-  if (!opts.batching && batchingAsked) throw new KilnError(ErrorCode.INVALID_ARG, 'Expected --max-batch / --max-delay-ms / --batches-in-flight or --no-batching but received both');
-  if (opts.runtime !== 'kiln' && batchingAsked) throw new KilnError(ErrorCode.INVALID_ARG, `Expected --max-batch / --max-delay-ms / --batches-in-flight with --runtime kiln only: --runtime ${opts.runtime} does not micro-batch`);
+  const batchingAsked = opts.maxBatch !== undefined || opts.maxDelayMs !== undefined || opts.batchesInFlight !== undefined || opts.runWhenIdle === true;
+  const batchingFlags = '--max-batch / --max-delay-ms / --batches-in-flight / --run-when-idle';
+  if (!opts.batching && batchingAsked) throw new KilnError(ErrorCode.INVALID_ARG, `Expected ${batchingFlags} or --no-batching but received both`);
+  if (opts.runtime !== 'kiln' && batchingAsked) throw new KilnError(ErrorCode.INVALID_ARG, `Expected ${batchingFlags} with --runtime kiln only: --runtime ${opts.runtime} does not micro-batch`);
   const metrics = new ServeMetrics();
   const batching: BatchingOptions | undefined =
     opts.batching && opts.runtime === 'kiln'
@@ -78,6 +81,7 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
           maxBatchSize: opts.maxBatch ?? SERVE_CLI_DEFAULTS.maxBatch,
           maxDelayMs: opts.maxDelayMs ?? SERVE_CLI_DEFAULTS.maxDelayMs,
           maxBatchesInFlight: opts.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT,
+          runWhenIdle: opts.runWhenIdle === true,
           onBatch: metrics.onBatch,
         }
       : undefined;
@@ -117,11 +121,14 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
     throw err;
   }
   const inputs = model.inputNames.map((n, i) => `"${n}" ${datatypeOf(model.inputTypes[i]!)} [${model.inputShapes[i]!.join(', ')}]`).join(', ');
-  const batchLine = batching ? `batching up to ${batching.maxBatchSize} images, ${batching.maxDelayMs} ms delay, ${batching.maxBatchesInFlight} in flight` : 'no batching';
+  const delayLine = `${batching?.maxDelayMs} ms delay${batching?.runWhenIdle ? ' (none when idle)' : ''}`;
+  const batchLine = batching ? `batching up to ${batching.maxBatchSize} images, ${delayLine}, ${batching.maxBatchesInFlight} in flight` : 'no batching';
   out.line(`kiln serve: ready: model "${modelName}" (${modelPath}, ${opts.runtime}), input ${inputs}; ${batchLine}; POST ${url}/v2/models/${modelName}/infer`);
   if (out.json) {
     const tensors = model.inputNames.map((name, i) => ({ name, datatype: datatypeOf(model.inputTypes[i]!), shape: model.inputShapes[i] }));
-    const settings = batching ? { maxBatchSize: batching.maxBatchSize, maxDelayMs: batching.maxDelayMs, maxBatchesInFlight: batching.maxBatchesInFlight } : null;
+    const settings = batching
+      ? { maxBatchSize: batching.maxBatchSize, maxDelayMs: batching.maxDelayMs, maxBatchesInFlight: batching.maxBatchesInFlight, runWhenIdle: batching.runWhenIdle === true }
+      : null;
     process.stdout.write(`${JSON.stringify({ url, host: address.address, port: address.port, model: modelPath, modelName, runtime: opts.runtime, inputs: tensors, batching: settings })}\n`);
   }
 

@@ -5,7 +5,8 @@
  * outputs are split back by rows, each caller getting its own tensors.
  *
  * When a queue runs: a queue is due when it holds `maxBatchSize` images, or when its first request
- * has waited `maxDelayMs` (0: at the end of the event-loop turn it opened in); the oldest due queue
+ * has waited `maxDelayMs` (0, or with `runWhenIdle` a queue opened while no batch is in flight or
+ * due: at the end of the event-loop turn it opened in); the oldest due queue
  * runs as soon as fewer than `maxBatchesInFlight` merged runs are in flight. While they run, the
  * requests that arrive join the queue behind them, which runs when one settles: under load,
  * batches fill up by themselves, and a request waits at most for a batch in flight, `maxDelayMs`,
@@ -29,7 +30,7 @@ import { performance } from 'node:perf_hooks';
 
 import { allocFloat32 } from '../memory.js';
 import { Tensor } from '../tensor.js';
-import { integer, number, onlyKeys, options as checkOptions, typeError } from '../validate.js';
+import { boolean, integer, number, onlyKeys, options as checkOptions, typeError } from '../validate.js';
 
 /** What each merged native run reports to `BatchingOptions.onBatch`. */
 export interface BatchReport {
@@ -74,6 +75,16 @@ export interface BatchingOptions {
    */
   maxBatchesInFlight?: number;
   /**
+   * Whether a request that finds the session idle (no batch in flight, none due) runs at the end of
+   * its event-loop turn instead of waiting `maxDelayMs`; default false. The delay is there to let
+   * batches fill while the cores are busy anyway; on an idle session it only delays a lone request.
+   * With it, a queue opened while some batch is in flight still waits `maxDelayMs` (under load some
+   * batch nearly always is, so batches fill as before), and one opened on an idle session takes
+   * what arrives in that turn and runs (int8 ResNet-50, `--threads 1 --batches-in-flight 2`, delay
+   * 80 ms: see docs/serving.md).
+   */
+  runWhenIdle?: boolean;
+  /**
    * Called after each merged run settles (metrics: batch size histogram, queue depth). An exception
    * it throws is reported with `process.emitWarning` and otherwise ignored: the runs are done.
    */
@@ -105,14 +116,15 @@ export function checkBatching(value: unknown): BatchingOptions {
   const name = 'options.batching';
   if (value === undefined) throw typeError(name, 'an object { maxBatchSize, maxDelayMs, maxBatchesInFlight?, onBatch? }', value);
   const opts = checkOptions<BatchingOptions>(name, value);
-  onlyKeys(name, opts, ['maxBatchSize', 'maxDelayMs', 'maxBatchesInFlight', 'onBatch']);
+  onlyKeys(name, opts, ['maxBatchSize', 'maxDelayMs', 'maxBatchesInFlight', 'runWhenIdle', 'onBatch']);
   const maxBatchSize = integer(`${name}.maxBatchSize`, opts.maxBatchSize, 1, MAX_BATCH_SIZE);
   const maxDelayMs = number(`${name}.maxDelayMs`, opts.maxDelayMs, 0, MAX_DELAY_MS);
   const maxBatchesInFlight = opts.maxBatchesInFlight === undefined
     ? DEFAULT_BATCHES_IN_FLIGHT
     : integer(`${name}.maxBatchesInFlight`, opts.maxBatchesInFlight, 1, MAX_BATCHES_IN_FLIGHT);
   if (opts.onBatch !== undefined && typeof opts.onBatch !== 'function') throw typeError(`${name}.onBatch`, 'a function', opts.onBatch);
-  return { maxBatchSize, maxDelayMs, maxBatchesInFlight, ...(opts.onBatch === undefined ? {} : { onBatch: opts.onBatch }) };
+  const runWhenIdle = opts.runWhenIdle === undefined ? false : boolean(`${name}.runWhenIdle`, opts.runWhenIdle);
+  return { maxBatchSize, maxDelayMs, maxBatchesInFlight, runWhenIdle, ...(opts.onBatch === undefined ? {} : { onBatch: opts.onBatch }) };
 }
 
 /** Float32 plan inputs: one array per plan input, per-image shapes, the common batch. */
@@ -261,8 +273,10 @@ export class MicroBatcher<Out> {
       queuedBehind: false,
     };
     const due = (): void => this.markDue(queue);
-    // Delay 0: the queue takes what arrives in this turn of the event loop, then is due.
-    if (this.options.maxDelayMs === 0) {
+    // Delay 0, or an idle session with runWhenIdle: the queue takes what arrives in this turn of
+    // the event loop, then is due.
+    const idle = this.options.runWhenIdle === true && this.inFlight === 0 && this.due.length === 0;
+    if (this.options.maxDelayMs === 0 || idle) {
       const t = setImmediate(due);
       queue.timer = { cancel: () => clearImmediate(t) };
     } else {

@@ -31,13 +31,15 @@ describe('kiln serve: options and files refused before listening', () => {
   it('contradicting or out-of-range options name the option and the value', async () => {
     const both = await runCli('serve', model, '--no-batching', '--max-batch', '8', '--port', '0', '--json');
     expect(both.exitCode).toBe(1);
-    expect(errorOf(both)).toEqual({ code: 'ERR_KILN_INVALID_ARG', message: 'Expected --max-batch / --max-delay-ms / --batches-in-flight or --no-batching but received both' });
+    expect(errorOf(both)).toEqual({ code: 'ERR_KILN_INVALID_ARG', message: 'Expected --max-batch / --max-delay-ms / --batches-in-flight / --run-when-idle or --no-batching but received both' });
     const inFlight = await runCli('serve', model, '--no-batching', '--batches-in-flight', '1', '--port', '0', '--json');
-    expect(errorOf(inFlight).message).toBe('Expected --max-batch / --max-delay-ms / --batches-in-flight or --no-batching but received both');
+    expect(errorOf(inFlight).message).toBe('Expected --max-batch / --max-delay-ms / --batches-in-flight / --run-when-idle or --no-batching but received both');
+    const idle = await runCli('serve', model, '--no-batching', '--run-when-idle', '--port', '0', '--json');
+    expect(errorOf(idle).message).toBe('Expected --max-batch / --max-delay-ms / --batches-in-flight / --run-when-idle or --no-batching but received both');
     const runtime = await runCli('serve', model, '--runtime', 'tensorrt', '--port', '0', '--json');
     expect(errorOf(runtime)).toEqual({ code: 'ERR_KILN_INVALID_ARG', message: "Expected --runtime to be one of kiln, onnxruntime but received 'tensorrt'" });
     const ort = await runCli('serve', model, '--runtime', 'onnxruntime', '--max-delay-ms', '1', '--port', '0', '--json');
-    expect(errorOf(ort).message).toBe('Expected --max-batch / --max-delay-ms / --batches-in-flight with --runtime kiln only: --runtime onnxruntime does not micro-batch');
+    expect(errorOf(ort).message).toBe('Expected --max-batch / --max-delay-ms / --batches-in-flight / --run-when-idle with --runtime kiln only: --runtime onnxruntime does not micro-batch');
     for (const [flag, value] of [['--port', '65536'], ['--max-batch', '0'], ['--max-delay-ms', '-1'], ['--batches-in-flight', '0'], ['--batches-in-flight', '9'], ['--max-body-bytes', '0'], ['--request-timeout-ms', '1.5'], ['--max-connections', 'x']]) {
       const r = await runCli('serve', model, flag!, value!);
       expect(r.exitCode, flag).toBe(1);

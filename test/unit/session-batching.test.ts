@@ -280,6 +280,49 @@ describe('micro-batching: queue bounds', () => {
     plain.release();
   });
 
+  it('runWhenIdle: an idle session runs a turn\'s requests at once, whatever maxDelayMs; a request made while a batch runs still waits for its delay', async () => {
+    const reports: BatchReport[] = [];
+    const idle = await sessionsOf('int8', { maxBatchSize: 64, maxDelayMs: 60_000, runWhenIdle: true, onBatch: (b) => reports.push(b) });
+    // Without runWhenIdle this would wait its 60 s (and time the test out).
+    const lone = await idle.batched.run({ input: digits(test, 0) });
+    expect(bitDiff(lone.logits.data, (await idle.plain.run({ input: digits(test, 0) })).logits.data)).toBe('equal');
+    // The requests of one turn still merge.
+    await Promise.all(Array.from({ length: 3 }, (_, i) => idle.batched.run({ input: digits(test, i) })));
+    expect(reports.map((r) => [r.size, r.requests])).toEqual([[1, 1], [3, 3]]);
+    expect(Math.max(...reports.map((r) => r.waitMs))).toBeLessThan(30_000);
+    idle.batched.release();
+    idle.plain.release();
+
+    reports.length = 0;
+    const { plain, batched } = await sessionsOf('int8', { maxBatchSize: 64, maxDelayMs: 50, runWhenIdle: true, onBatch: (b) => reports.push(b) });
+    const runPlan = native.runPlan;
+    // The first native run is held until the second request (a turn later) has joined a queue.
+    let release!: () => void;
+    const held = new Promise<void>((r) => { release = r; });
+    let calls = 0;
+    native.runPlan = ((plan, args, async) => {
+      const run = runPlan(plan, args, async);
+      return calls++ === 0 ? held.then(() => run) : run;
+    }) as typeof native.runPlan;
+    try {
+      const first = batched.run({ input: digits(test, 0) });
+      await new Promise((r) => setImmediate(r));
+      const second = batched.run({ input: digits(test, 1) });
+      expect(batched.queuedRuns).toBe(1);
+      release();
+      const out = await Promise.all([first, second]);
+      for (let i = 0; i < 2; i++) expect(bitDiff(out[i].logits.data, (await plain.run({ input: digits(test, i) })).logits.data)).toBe('equal');
+    } finally {
+      native.runPlan = runPlan;
+    }
+    expect(reports.map((r) => r.size)).toEqual([1, 1]);
+    // The second opened its queue while the first ran: it waited for its timer (10 ms of slack for
+    // the event loop's cached clock), although the first settled long before.
+    expect(reports[1].waitMs).toBeGreaterThanOrEqual(40);
+    batched.release();
+    plain.release();
+  });
+
   it('maxDelayMs 0 merges the runs made in one turn of the event loop', async () => {
     const reports: BatchReport[] = [];
     const { batched } = await sessionsOf('int8', { maxBatchSize: 64, maxDelayMs: 0, onBatch: (b) => reports.push(b) });
@@ -507,7 +550,8 @@ describe('micro-batching: option checks', () => {
     [{ maxBatchSize: 8, maxDelayMs: 1, maxBatchesInFlight: 9 }, 'RangeError', /\[1, 8\].*maxBatchesInFlight.*9 \(number\)/],
     [{ maxBatchSize: 8, maxDelayMs: 1, maxBatchesInFlight: 1.5 }, 'TypeError', /an integer for options\.batching\.maxBatchesInFlight.*1\.5/],
     [{ maxBatchSize: 8, maxDelayMs: 1, maxBatchesInFlight: '2' }, 'TypeError', /options\.batching\.maxBatchesInFlight.*"2" \(string\)/],
-    [{ maxBatchSize: 8, maxDelayMs: 1, maxBatchDelay: 3 }, 'RangeError', /only the keys maxBatchSize, maxDelayMs, maxBatchesInFlight, onBatch for options\.batching.*maxBatchDelay/],
+    [{ maxBatchSize: 8, maxDelayMs: 1, runWhenIdle: 1 }, 'TypeError', /boolean for options\.batching\.runWhenIdle.*1 \(number\)/],
+    [{ maxBatchSize: 8, maxDelayMs: 1, maxBatchDelay: 3 }, 'RangeError', /only the keys maxBatchSize, maxDelayMs, maxBatchesInFlight, runWhenIdle, onBatch for options\.batching.*maxBatchDelay/],
     [[8, 1], 'TypeError', /options\.batching.*array/],
   ];
   for (const [value, name, message] of bad) {
@@ -518,7 +562,7 @@ describe('micro-batching: option checks', () => {
     });
   }
   it('accepts the bounds', async () => {
-    for (const batching of [{ maxBatchSize: 1, maxDelayMs: 0, maxBatchesInFlight: 1 }, { maxBatchSize: 65_536, maxDelayMs: 60_000, maxBatchesInFlight: 8, onBatch: () => {} }, { maxBatchSize: 3, maxDelayMs: 0.5 }]) {
+    for (const batching of [{ maxBatchSize: 1, maxDelayMs: 0, maxBatchesInFlight: 1 }, { maxBatchSize: 65_536, maxDelayMs: 60_000, maxBatchesInFlight: 8, runWhenIdle: true, onBatch: () => {} }, { maxBatchSize: 3, maxDelayMs: 0.5, runWhenIdle: false }]) {
       (await InferenceSession.create(net, { inputShape: MNIST, batching })).release();
     }
   });
