@@ -30,6 +30,8 @@ export default defineConfig({
       'test/unit/session*.test.ts',
       'test/unit/runtime-int8*.test.ts',
       'test/unit/quant-ptq-lookup.test.ts',
+      // AvgPoolU8's windows clipped by padding and ceil_mode overhang, on odd shapes.
+      'test/unit/quant-ptq-avgpool.test.ts',
       'test/unit/quant-ptq-channels-last.test.ts',
       'test/unit/s8-sparse-plan.test.ts',
       'test/unit/sparse-*.test.ts',
