@@ -551,6 +551,11 @@ int main() {
   test_conv(geometry(64, 40, 23, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8), 1, rng, "grouped: rows over threads, 23 columns");
   test_conv(geometry(10, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2), 1, rng, "grouped: 5 in per group (GEMM per group)");
   test_conv(geometry(7, 8, 8, 9, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "kernel rows of 28 bytes, 7 channels");
+  // RGB stems: im2col's fixed-size runs of 21, 15 and 33 bytes (7, 5 and 11 taps of 3 channels),
+  // interior columns and padded edges.
+  test_conv(geometry(3, 29, 27, 16, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1), 2, rng, "RGB stem 7x7/2, 21-byte rows");
+  test_conv(geometry(3, 19, 21, 24, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 1), 2, rng, "RGB stem 5x5/2, 15-byte rows");
+  test_conv(geometry(3, 35, 31, 8, 11, 11, 4, 4, 2, 2, 2, 2, 1, 1, 1), 1, rng, "RGB stem 11x11/4, 33-byte rows");
   test_conv(geometry(5, 8, 8, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), 2, rng, "kernel rows of 15 bytes (im2col)");
   // The 1x1 into float planes: DetHead's head (32 -> 39 on 56x56: whole 16-pixel blocks, a
   // partial channel block), one quad and ragged quads (3, 5, 63 channels), the most channels (64),
