@@ -121,8 +121,9 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
     throw err;
   }
   const inputs = model.inputNames.map((n, i) => `"${n}" ${datatypeOf(model.inputTypes[i]!)} [${model.inputShapes[i]!.join(', ')}]`).join(', ');
-  const delayLine = `${batching?.maxDelayMs} ms delay${batching?.runWhenIdle ? ' (none when idle)' : ''}`;
-  const batchLine = batching ? `batching up to ${batching.maxBatchSize} images, ${delayLine}, ${batching.maxBatchesInFlight} in flight` : 'no batching';
+  const batchLine = batching
+    ? `batching up to ${batching.maxBatchSize} images, ${batching.maxDelayMs} ms delay${batching.runWhenIdle ? ' (none when idle)' : ''}, ${batching.maxBatchesInFlight} in flight`
+    : 'no batching';
   out.line(`kiln serve: ready: model "${modelName}" (${modelPath}, ${opts.runtime}), input ${inputs}; ${batchLine}; POST ${url}/v2/models/${modelName}/infer`);
   if (out.json) {
     const tensors = model.inputNames.map((name, i) => ({ name, datatype: datatypeOf(model.inputTypes[i]!), shape: model.inputShapes[i] }));

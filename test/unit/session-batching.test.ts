@@ -27,6 +27,20 @@ function bitDiff(a: Float32Array, b: Float32Array): string {
 }
 
 /** max |a - b| / max |b| */
+// Holds the first `count` native runs (their work still starts at once) until `release()`;
+// `restore()` puts the real runPlan back.
+function holdRuns(count: number): { release: () => void; restore: () => void } {
+  const runPlan = native.runPlan;
+  let release!: () => void;
+  const held = new Promise<void>((r) => { release = r; });
+  let calls = 0;
+  native.runPlan = ((plan, args, async) => {
+    const run = runPlan(plan, args, async);
+    return calls++ < count ? held.then(() => run) : run;
+  }) as typeof native.runPlan;
+  return { release, restore: () => { native.runPlan = runPlan; } };
+}
+
 function relDiff(a: Float32Array, b: Float32Array): number {
   let diff = 0, scale = 0;
   for (let i = 0; i < a.length; i++) {
@@ -250,16 +264,9 @@ describe('micro-batching: queue bounds', () => {
   it('requests made while two batches run wait for one to settle, then run as one batch', async () => {
     const reports: BatchReport[] = [];
     const { plain, batched } = await sessionsOf('int8', { maxBatchSize: 64, maxDelayMs: 0, onBatch: (b) => reports.push(b) });
-    const runPlan = native.runPlan;
     // The first two native runs (a request each, in turns of their own) are held until four more
     // requests have joined the queue, each in a turn of the event loop of its own.
-    let release!: () => void;
-    const held = new Promise<void>((r) => { release = r; });
-    let calls = 0;
-    native.runPlan = ((plan, args, async) => {
-      const run = runPlan(plan, args, async);
-      return calls++ < DEFAULT_BATCHES_IN_FLIGHT ? held.then(() => run) : run;
-    }) as typeof native.runPlan;
+    const { release, restore } = holdRuns(DEFAULT_BATCHES_IN_FLIGHT);
     const runs: Promise<Record<string, Tensor<'float32'>>>[] = [];
     try {
       runs.push(batched.run({ input: digits(test, 0) }));
@@ -272,7 +279,7 @@ describe('micro-batching: queue bounds', () => {
       const out = await Promise.all(runs);
       for (let i = 0; i <= 5; i++) expect(bitDiff(out[i].logits.data, (await plain.run({ input: digits(test, i) })).logits.data)).toBe('equal');
     } finally {
-      native.runPlan = runPlan;
+      restore();
     }
     expect(reports.map((r) => [r.size, r.requests])).toEqual([[1, 1], [1, 1], [4, 4]]);
     expect(reports[2].waitMs).toBeLessThan(15_000);
@@ -295,15 +302,8 @@ describe('micro-batching: queue bounds', () => {
 
     reports.length = 0;
     const { plain, batched } = await sessionsOf('int8', { maxBatchSize: 64, maxDelayMs: 50, runWhenIdle: true, onBatch: (b) => reports.push(b) });
-    const runPlan = native.runPlan;
     // The first native run is held until the second request (a turn later) has joined a queue.
-    let release!: () => void;
-    const held = new Promise<void>((r) => { release = r; });
-    let calls = 0;
-    native.runPlan = ((plan, args, async) => {
-      const run = runPlan(plan, args, async);
-      return calls++ === 0 ? held.then(() => run) : run;
-    }) as typeof native.runPlan;
+    const { release, restore } = holdRuns(1);
     try {
       const first = batched.run({ input: digits(test, 0) });
       await new Promise((r) => setImmediate(r));
@@ -313,7 +313,7 @@ describe('micro-batching: queue bounds', () => {
       const out = await Promise.all([first, second]);
       for (let i = 0; i < 2; i++) expect(bitDiff(out[i].logits.data, (await plain.run({ input: digits(test, i) })).logits.data)).toBe('equal');
     } finally {
-      native.runPlan = runPlan;
+      restore();
     }
     expect(reports.map((r) => r.size)).toEqual([1, 1]);
     // The second opened its queue while the first ran: it waited for its timer (10 ms of slack for

@@ -13,6 +13,7 @@
 #endif
 
 #include "runtime/ops/ops.h"
+#include "runtime/ops/pool-u8.h"
 #include "runtime/ops/pool2d.h"
 #include "runtime/ops/quant-attrs.h"
 #include "runtime/parallel.h"
@@ -123,14 +124,8 @@ class AvgPoolU8Step : public PlanStep {
 // (kernel, strides, pads, dilations, ceilMode, countIncludePad), x_scale, x_zero_point, y_scale,
 // y_zero_point (stored codes).
 std::unique_ptr<PlanStep> make_avg_pool_u8(const StepContext& ctx) {
-  ctx.expect_inputs(1, 1);
-  ctx.expect_outputs(1);
-  ctx.expect_input_rank(0, 3);
-  ctx.expect_input_dtype(0, PlanDType::kUint8);
-  ctx.expect_output_dtype(0, PlanDType::kUint8);
+  const Pool2d pool = parse_u8_image_pool(ctx, false);
   const PlanShape& x = ctx.in()[0];
-  const Pool2d pool = Pool2d::parse(ctx, "", x, false);
-  ctx.expect_output_shape(0, pool.output_shape(x[0], 2));
   const int64_t taps = pool.height_axis().kernel * pool.width_axis().kernel;
   if (taps > kMaxTaps) ctx.fail("attrs.kernel", "a window of at most " + std::to_string(kMaxTaps) + " taps", std::to_string(taps));
   U8AvgQuant q;

@@ -85,15 +85,21 @@ void PoolU8::run(const uint8_t* in, uint8_t* out, size_t batch, size_t threads) 
   });
 }
 
-std::unique_ptr<PlanStep> make_max_pool_u8(const StepContext& ctx) {
+Pool2d parse_u8_image_pool(const StepContext& ctx, bool max) {
   ctx.expect_inputs(1, 1);
   ctx.expect_outputs(1);
   ctx.expect_input_rank(0, 3);
   ctx.expect_input_dtype(0, PlanDType::kUint8);
   ctx.expect_output_dtype(0, PlanDType::kUint8);
   const PlanShape& x = ctx.in()[0];
-  const Pool2d pool = Pool2d::parse(ctx, "", x, true);
+  const Pool2d pool = Pool2d::parse(ctx, "", x, max);
   ctx.expect_output_shape(0, pool.output_shape(x[0], 2));
+  return pool;
+}
+
+std::unique_ptr<PlanStep> make_max_pool_u8(const StepContext& ctx) {
+  const Pool2d pool = parse_u8_image_pool(ctx, true);
+  const PlanShape& x = ctx.in()[0];
   return std::make_unique<MaxPoolU8Step>(PoolU8(pool, x[0]), pool.detail());
 }
 

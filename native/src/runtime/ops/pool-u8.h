@@ -10,6 +10,10 @@
 namespace kiln {
 namespace runtime {
 
+// Checks a pool step over one uint8 image [C, H, W] stored NHWC (one input, one output, both
+// uint8, the output shaped by the window) and returns its window.
+Pool2d parse_u8_image_pool(const StepContext& ctx, bool max);
+
 class PoolU8 {
  public:
   PoolU8() = default;
