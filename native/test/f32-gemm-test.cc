@@ -448,11 +448,12 @@ void check_packed_b_columns() {
 }
 
 // A warm B (a convolution's column matrix) is read in place up to 127 rows, a cold one (a batch's
-// input planes) packed from 13 rows: the same products in the same order, so the same bits as
-// the unknown case, on 1 and 2 threads.
+// input planes) up to 256 and packed from 257: the same products in the same order, so the same
+// bits as the unknown case (packed from 32 rows), on 1 and 2 threads. The in-place tiles fetch
+// their next tile's rows ahead (past the last one too, which must stay harmless).
 void check_b_cache_hints() {
   const kiln::F32GemmKernels& kern = kiln::dispatch().f32_gemm;
-  for (const auto& s : {std::vector<size_t>{40, 300, 200}, {100, 70, 500}, {127, 33, 33}, {64, 3136, 64}, {13, 300, 70}, {24, 784, 144}}) {
+  for (const auto& s : {std::vector<size_t>{40, 300, 200}, {100, 70, 500}, {127, 33, 33}, {64, 3136, 64}, {13, 300, 70}, {24, 784, 144}, {200, 97, 150}, {257, 45, 40}}) {
     const size_t m = s[0], n = s[1], k = s[2], ldb = n + 5;
     std::vector<float> a(m * k), b(k * ldb), bias(m), unknown(m * n, kNaN), cold(m * n, kNaN), warm(m * n, kNaN);
     Rng rng(m * 17 + n + k);

@@ -32,8 +32,12 @@ __attribute__((always_inline)) inline void f32_gemm_k_loop(const F32GemmTile& t,
   const size_t ps = t.b_panel_stride;
   const size_t aps = t.a_panel_stride;
   // A packed B panel is read once per K block from memory: fetch it 24 steps (1.5 KiB) ahead. A
-  // row-major B read in place is not: 24 of its rows ahead can be pages away, past K.
+  // row-major B read in place is not: 24 of its rows ahead can be pages away, past K. Its kc rows
+  // are kc strided streams, too many for the hardware prefetcher to follow, so each step fetches
+  // the same row of the next column tile (the driver's next tile, NV * L columns on), one line per
+  // 16 floats: a tile's worth of steps ahead of its use.
   const bool prefetch_b = ks == kF32GemmPanelN;
+  constexpr int kNextLines = static_cast<int>((NV * L + 15) / 16);
   for (size_t p = 0; p < t.k; ++p) {
     // A streams once through a product with few columns (a convolution at batch 1 on a small
     // plane): fetch it ahead, since its panels of one K block lie far apart.
@@ -51,6 +55,10 @@ __attribute__((always_inline)) inline void f32_gemm_k_loop(const F32GemmTile& t,
       const typename V::Vec av = V::broadcast(a + (r / kMr) * aps + r % kMr);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
+    }
+    if (!prefetch_b) {
+#pragma GCC unroll 4
+      for (int l = 0; l < kNextLines; ++l) __builtin_prefetch(b + NV * L + 16 * l);
     }
     a += kF32GemmMr;
     b += ks;

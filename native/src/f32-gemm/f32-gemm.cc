@@ -269,22 +269,25 @@ void run(const Problem& pr, const F32GemmKernels& kern, size_t max_threads) {
   }
 }
 
-// Packing B costs one copy of each block; it pays for itself once a block serves a few A tiles,
-// or when B comes from memory: read in place, a column tile's kc rows are kc strided streams the
-// hardware prefetcher does not follow. Measured on AVX-512, 1 thread (% of peak or ms, in place /
-// packed): B cold, cycling through 16 images as a convolution's planes come at batch 16: M=64
-// K=256 N=784 42 / 53%, M=32 K=128 N=729 24 / 31%, 1x1 convolutions on 56x56 256->64 26.7 / 14.0
-// ms, 144->24 7.2 / 4.7 ms, 64->16 on 112x112 23 / 9.3 ms, 256->12 on 28x28 even; B warm from the
-// step that wrote it, as at batch 1: M=32 K=128 N=729 58 / 43%, M=48 K=256 N=169 65 / 44%, M=128
-// K=288 N=368 (im2col columns) 64 / 67%, M=128 K=128 N=3025 51 / 59%. Shallow products (K <= 32)
-// are within a few points either way. Where the caller cannot tell, one or two row tiles read in
-// place, as at batch 1, and more rows pack, as the cold measurements say.
+// Packing B costs one copy of each block; it pays for itself once a block serves many A tiles.
+// Read in place, a column tile's kc rows are kc strided streams the hardware prefetcher does not
+// follow, so the micro-kernel fetches each row's next column tile as it goes (f32-gemm-tile.h).
+// Measured before that prefetch, AVX-512, 1 thread (% of peak or ms, in place / packed): B cold,
+// cycling through 16 images as a convolution's planes come at batch 16: M=64 K=256 N=784 42 / 53%,
+// 1x1 convolutions on 56x56 256->64 26.7 / 14.0 ms, 144->24 7.2 / 4.7 ms; B warm from the step that
+// wrote it, as at batch 1: M=32 K=128 N=729 58 / 43%, M=128 K=288 N=368 (im2col columns) 64 / 67%.
+// With it, on the 1x1 convolutions of whole models at batch 16 (cold; per-layer minimum of two
+// runs each, in place / packed): 24 output channels 0.47-0.49, 40: 0.68-0.82, 64: 0.74 (ResNet-50)
+// to 1.00, 80-128: 0.83-0.94, 144-256: 0.97-1.01, 480-2048: 0.99-1.03; all of ResNet-50's 1x1
+// layers 0.95, MobileNetV3-Large's 0.91, EfficientNet-B0's 0.93. So a cold B is read in place up to
+// 256 rows. Shallow products (K <= 32) are within a few points either way. Where the caller cannot
+// tell, one or two row tiles read in place, as at batch 1, and more rows pack.
 bool read_b_in_place(bool trans_b, size_t m, size_t k, BCache b_cache) {
   if (trans_b) return false;
   if (k <= 32) return true;
   switch (b_cache) {
     case BCache::kWarm: return m < 128;
-    case BCache::kCold: return m <= 12;
+    case BCache::kCold: return m <= 256;
     case BCache::kUnknown: break;
   }
   return m < 32;
