@@ -638,6 +638,14 @@ int main() {
       {"depthwise 5x5 s1 14x14 672, batch 3", 3, 672, 14, 14, 672, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 672, false, false},
       {"depthwise 3x3 s2 odd 57x83, 19 channels", 2, 19, 57, 83, 19, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 19, true, true},
       {"depthwise 7x7 s1 150 wide, 300 rows: bands", 1, 9, 300, 150, 9, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 9, true, false},
+      // Stride 1 on short and odd rows (groups of pixels that span two and three rows), rows of
+      // exactly one group, dilation, asymmetric pads, channels off the lanes, and bands.
+      {"depthwise 3x3 s1 8 wide, 21 channels", 2, 21, 11, 8, 21, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 21, true, true},
+      {"depthwise 3x3 s1 16x16, 16 channels", 1, 16, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16, false, false},
+      {"depthwise 3x3 s1 dilated 2, 13x17, 35 channels", 2, 35, 13, 17, 35, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 35, true, false},
+      {"depthwise 5x3 s1 pads 2,0,1,2, 10x9, 5 channels", 3, 5, 10, 9, 5, 5, 3, 1, 1, 2, 0, 1, 2, 1, 1, 5, true, true},
+      {"depthwise 3x3 s1 unpadded 12x12, 24 channels", 1, 24, 12, 12, 24, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 24, true, false},
+      {"depthwise 3x3 s1 600x130, 3 channels: bands", 1, 3, 600, 130, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3, true, true},
       // Stride-2 stems over few channels: on AVX-512 the strided direct kernel over a padded
       // copy, below it split into stride phases, then a stride-1 plan. ResNet's 7x7/2 on an odd
       // plane, MobileNet's 3x3/2, odd ones.
@@ -730,6 +738,10 @@ int main() {
         {"19 planes, 3x2 window, stride 1x2, pads 1,0,0,1", 19, 9, 13, 3, 2, 1, 2, 1, 0, 0, 1, 1, 1, false},
         {"7 planes, dilated 3x3, 1x1 plane out", 7, 5, 5, 3, 3, 1, 1, 0, 0, 0, 0, 2, 2, false},
         {"9 planes 300x150 3x3/2: bands", 9, 300, 150, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, false},
+        // Stride 1: rows of 9 and 23, a dilated window, and bands.
+        {"23 planes 3x3/1 p1 12x9", 23, 12, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false},
+        {"5 planes dilated 3x3/1 p2 15x23", 5, 15, 23, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, false},
+        {"3 planes 3x3/1 p1 600x130: bands", 3, 600, 130, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false},
     };
     for (const MaxPoolCase& c : max_pools) run_max_pool_paths(c, kiln::isa_name(isa));
     const MaxPoolCase avg_pools[] = {
