@@ -15,9 +15,9 @@ namespace avx512_epilogue {
 
 // Row `row`, columns [col, col + 16) of the tile (lanes outside `mask` untouched): the finished
 // sums `acc` plus the column offsets, through the output stage OUT.
-template <S8Output OUT>
+template <S8Output OUT, bool kAddOffset = true>
 inline void store16(const S8GemmTile& t, size_t row, size_t col, __m512i acc, __mmask16 mask) {
-  const __m512i x = _mm512_add_epi32(acc, _mm512_loadu_si512(t.offset + col));
+  const __m512i x = kAddOffset ? _mm512_add_epi32(acc, _mm512_loadu_si512(t.offset + col)) : acc;
   const size_t at = row * t.ldc + col;
   if (OUT == S8Output::kInt32) {
     _mm512_mask_storeu_epi32(static_cast<int32_t*>(t.c) + at, mask, x);
@@ -52,14 +52,14 @@ inline __m512i pack_u8x64(const __m512i (&q)[4], __m512i zero_point16, __m512i y
 // with y_min take the lower side, and one store replaces V narrowing ones. On a 1x1 convolution of
 // 16 input channels the epilogue is most of a tile's work (4 vpdpbusd steps): MobileNetV2 int8 at
 // batch 1 took 2.21-2.29 ms against 2.37-2.58 with store16 (VNNI, three interleaved runs).
-template <int V>
+template <int V, bool kAddOffset = true>
 inline void store_row_u8(const S8GemmTile& t, size_t row, const __m512i (&acc)[V]) {
   static_assert(V == 2 || V == 4, "rows of 32 or 64 columns");
   const __m512 hi = _mm512_set1_ps(t.hi);
   __m512i q[4];
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) {
-    const __m512i x = _mm512_add_epi32(acc[v], _mm512_loadu_si512(t.offset + 16 * v));
+    const __m512i x = kAddOffset ? _mm512_add_epi32(acc[v], _mm512_loadu_si512(t.offset + 16 * v)) : acc[v];
     const __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_loadu_ps(t.scale + 16 * v));
     // hi first: a NaN y stays NaN, converts to INT_MIN and ends at y_min, where store16's clamp
     // (max with lo first, which returns lo for a NaN) sends it too.
@@ -84,9 +84,9 @@ inline __mmask16 lanes(size_t nr, int v) {
 }
 
 // Output vector u (columns [16u, 16u + 16)) of row `row`, under the tile's lane mask.
-template <S8Output OUT>
+template <S8Output OUT, bool kAddOffset = true>
 inline void store_vector(const S8GemmTile& t, size_t row, size_t u, __m512i acc) {
-  store16<OUT>(t, row, 16 * u, acc, lanes(t.nr, static_cast<int>(u)));
+  store16<OUT, kAddOffset>(t, row, 16 * u, acc, lanes(t.nr, static_cast<int>(u)));
 }
 
 }  // namespace avx512_epilogue
