@@ -14,7 +14,8 @@ namespace {
 namespace avx512_epilogue {
 
 // Row `row`, columns [col, col + 16) of the tile (lanes outside `mask` untouched): the finished
-// sums `acc` plus the column offsets, through the output stage OUT.
+// sums `acc` plus the column offsets, through the output stage OUT. kAddOffset false: a kernel
+// whose sums started from the offsets (the VNNI tile), so `acc` holds them already.
 template <S8Output OUT, bool kAddOffset = true>
 inline void store16(const S8GemmTile& t, size_t row, size_t col, __m512i acc, __mmask16 mask) {
   const __m512i x = kAddOffset ? _mm512_add_epi32(acc, _mm512_loadu_si512(t.offset + col)) : acc;
@@ -52,6 +53,7 @@ inline __m512i pack_u8x64(const __m512i (&q)[4], __m512i zero_point16, __m512i y
 // with y_min take the lower side, and one store replaces V narrowing ones. On a 1x1 convolution of
 // 16 input channels the epilogue is most of a tile's work (4 vpdpbusd steps): MobileNetV2 int8 at
 // batch 1 took 2.21-2.29 ms against 2.37-2.58 with store16 (VNNI, three interleaved runs).
+// kAddOffset as for store16.
 template <int V, bool kAddOffset = true>
 inline void store_row_u8(const S8GemmTile& t, size_t row, const __m512i (&acc)[V]) {
   static_assert(V == 2 || V == 4, "rows of 32 or 64 columns");
