@@ -26,9 +26,10 @@ function bitDiff(a: Float32Array, b: Float32Array): string {
   return 'equal';
 }
 
-/** max |a - b| / max |b| */
-// Holds the first `count` native runs (their work still starts at once) until `release()`;
-// `restore()` puts the real runPlan back.
+/**
+ * Holds the first `count` native runs (their work still starts at once) until `release()`;
+ * `restore()` puts the real runPlan back.
+ */
 function holdRuns(count: number): { release: () => void; restore: () => void } {
   const runPlan = native.runPlan;
   let release!: () => void;
@@ -41,6 +42,7 @@ function holdRuns(count: number): { release: () => void; restore: () => void } {
   return { release, restore: () => { native.runPlan = runPlan; } };
 }
 
+/** max |a - b| / max |b| */
 function relDiff(a: Float32Array, b: Float32Array): number {
   let diff = 0, scale = 0;
   for (let i = 0; i < a.length; i++) {
