@@ -9,11 +9,9 @@
  */
 import { basename } from 'node:path';
 
-import type { Graph } from '../src/graph/ir.js';
-import type { Sequential } from '../src/nn/layers/sequential.js';
-import { InferenceSession, type ProfileStep, type SessionProfile } from '../src/runtime/session.js';
+import type { SessionProfile } from '../src/runtime/session.js';
 import { measureCorePeaks, type CorePeaks } from '../src/system.js';
-import { measure } from '../src/util/timing.js';
+import { kindFraction, kindTotals, modelProfile } from './profile-analysis.js';
 import { type Model, seedCnnModel, torchvisionFiles, torchvisionModel } from './real-models-speed.js';
 import type { Report } from './report.js';
 
@@ -28,65 +26,8 @@ export interface ProfileBenchOptions {
 /** Kinds of step listed per model and path. */
 const KINDS_SHOWN = 4;
 
-/**
- * The kind of a step, from its op and its kernel line: "Conv 3x3/2 depthwise", "QLinearConv 1x1",
- * "Gemm", ... (kernel lines: `info().steps`, e.g. "Conv name: 3x3 s2x2 576->576 g576 clip(0,6)").
- */
-export function stepKind(step: Pick<ProfileStep, 'op' | 'kernel'>): string {
-  const conv = /: (?:u8 NHWC )?(\d+)x(\d+) s(\d+)x(\d+) (\d+)->(\d+)(?: g(\d+))?/.exec(step.kernel);
-  if (!conv || !/Conv$/.test(step.op)) return step.op;
-  const [, kh, kw, sh, sw, cin, , groups] = conv;
-  const stride = sh === '1' && sw === '1' ? '' : sh === sw ? `/${sh}` : `/${sh}x${sw}`;
-  const g = Number(groups ?? 1);
-  const grouping = g <= 1 ? '' : g === Number(cin) ? ' depthwise' : ' grouped';
-  return `${step.op} ${kh}x${kw}${stride}${grouping}`;
-}
-
-interface KindTotal {
-  kind: string;
-  ms: number;
-  ops: number;
-  int8: boolean;
-}
-
-/** The profile's steps summed by kind, largest first. */
-export function kindTotals(profile: SessionProfile): KindTotal[] {
-  const kinds = new Map<string, KindTotal>();
-  for (const s of profile.steps) {
-    const kind = stepKind(s);
-    const k = kinds.get(kind) ?? { kind, ms: 0, ops: 0, int8: s.int8 };
-    k.ms += s.ms;
-    k.ops += 2 * s.macsPerImage * profile.images;
-    kinds.set(kind, k);
-  }
-  return [...kinds.values()].sort((a, b) => b.ms - a.ms);
-}
-
 function peakText(fraction: number | undefined): string {
   return fraction !== undefined && fraction > 0 ? `, ${Math.round(100 * fraction)}% of peak` : '';
-}
-
-/** A kind's rate over the peak of its own kind (what InferenceSession.profile does per step). */
-function kindFraction(k: KindTotal, peaks: CorePeaks): number | undefined {
-  return k.ms > 0 ? k.ops / (k.ms * 1e6) / (k.int8 ? peaks.int8Gops : peaks.f32Gflops) : undefined;
-}
-
-async function profileOf(source: Sequential | Graph, model: Model, minMs: number, peaks: CorePeaks): Promise<SessionProfile> {
-  const session = await InferenceSession.create(source, {
-    intraOpNumThreads: 1,
-    enableProfiling: true,
-    ...(model.kind === 'seedcnn' ? { inputShape: model.shape } : {}),
-  });
-  try {
-    const x = model.input(1);
-    const name = session.inputNames[0]!;
-    await session.run({ [name]: x });
-    session.profile({ reset: true });
-    await measure(() => session.run({ [name]: x }), { minMs });
-    return session.profile({ peakGflops: peaks.f32Gflops, int8PeakGops: peaks.int8Gops });
-  } finally {
-    session.release();
-  }
 }
 
 function row(model: string, path: string, p: SessionProfile, peaks: CorePeaks): (string | number)[] {
@@ -127,8 +68,8 @@ export async function benchProfile(report: Report, options: ProfileBenchOptions)
       notes.push(`${name}: not profiled: ${(err as Error).message.slice(0, 160)}`);
       continue;
     }
-    rows.push(row(name, 'fp32', await profileOf(model.fp32, model, minMs, peaks), peaks));
-    if (model.int8) rows.push(row(name, 'int8', await profileOf(model.int8, model, minMs, peaks), peaks));
+    rows.push(row(name, 'fp32', await modelProfile(model.fp32, model, minMs, peaks), peaks));
+    if (model.int8) rows.push(row(name, 'int8', await modelProfile(model.int8, model, minMs, peaks), peaks));
     else notes.push(`${name}: no int8 row (${model.int8Reason ?? 'not quantized'})`);
     process.stdout.write(`profile: ${name} done\n`);
   }
