@@ -303,14 +303,6 @@ export interface NativeTestHooks {
    */
   inputLoans(): { lent: number; copied: number };
   /**
-   * Plan runs that woke the JS thread ahead of their end (native/addon/job.h, wake_js_ahead), those
-   * of them it gave up waiting for, the lead in ns a run now wakes it by, and the JS thread's total
-   * time waiting for those ends, ns.
-   */
-  wakeAhead(): { signalled: number; abandoned: number; leadNs: number; waitNs: number };
-  /** true: every async plan run wakes the JS thread before its first step (the longest wait); false restores the prediction. */
-  forceWakeAheadAtFirstStep(on: boolean): void;
-  /**
    * How long (us) the JS thread waits for a runner to take a run's large inputs, polling or not,
    * so that either side can be made to win; -1 restores the default (50 us for a polling runner).
    */

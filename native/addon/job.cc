@@ -1,6 +1,5 @@
 #include "job.h"
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -269,13 +268,6 @@ JobMemory::~JobMemory() = default;
 
 namespace {
 
-// Where a job is, between its runner and its JS thread (wake_js_ahead). kRunning: the runner
-// owns it. kAhead: the runner signalled the JS thread before the end; whichever side comes second
-// settles it: the runner, at the end, hands it over (kFinished) and the JS thread, waiting for
-// that, settles it; or the JS thread gives up waiting (kAbandoned) and the runner signals again
-// at the end, as for any job.
-enum JobPhase : int { kRunning = 0, kAhead = 1, kAbandoned = 2, kFinished = 3 };
-
 // One async call: its promise, the memory it owns, and its outcome. Created and destroyed on the
 // JS thread; `work` runs on a runner thread.
 struct Job {
@@ -285,34 +277,9 @@ struct Job {
   std::function<Napi::Value(Napi::Env)> result;
   std::string error;
   bool failed = false;
-  std::atomic<int> phase{kRunning};
-  std::atomic<int64_t> signalled_ns{0};  // when the runner last signalled the JS thread (steady clock)
 
   Job(Napi::Env env, JobMemory m) : deferred(Napi::Promise::Deferred::New(env)), memory(std::move(m)) {}
 };
-
-int64_t steady_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// The JS thread's time from a runner's signal to its callback: a running average (0: none yet).
-// Samples above kWakeSampleCap (a JS thread busy with other work) count as the cap.
-std::atomic<int64_t> wake_average_ns{0};
-constexpr int64_t kWakeSampleCap = 500'000;
-// The lead asked of wake_js_ahead's callers: the average plus a margin, at most kMaxLead.
-constexpr int64_t kLeadMargin = 10'000, kMaxLead = 200'000;
-// How long the JS thread, woken ahead, waits for the end before going back to sleep.
-constexpr auto kAheadWaitCap = std::chrono::microseconds(150);
-
-// Jobs signalled ahead of their end, and those the JS thread gave up waiting for (test hook).
-std::atomic<uint64_t> ahead_signalled{0}, ahead_abandoned{0}, ahead_wait_ns{0};
-
-void note_wake(int64_t signalled) {
-  if (signalled <= 0) return;
-  const int64_t sample = std::min(kWakeSampleCap, std::max<int64_t>(0, steady_ns() - signalled));
-  const int64_t old = wake_average_ns.load(std::memory_order_relaxed);
-  wake_average_ns.store(old > 0 ? old + (sample - old) / 8 : std::max<int64_t>(1, sample), std::memory_order_relaxed);
-}
 
 void settle(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job);
 
@@ -352,13 +319,6 @@ struct EnvJobs {
   std::shared_ptr<EnvLink> link;
   size_t in_flight = 0;
 };
-
-// The job a runner thread is working on (for wake_js_ahead), set around its work.
-struct CurrentJob {
-  Job* job = nullptr;
-  EnvLink* link = nullptr;
-};
-thread_local CurrentJob current_job;
 
 void env_closing(void* arg) {
   auto* link = static_cast<std::shared_ptr<EnvLink>*>(arg);
@@ -411,26 +371,8 @@ void settle(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job) {
   if (env == nullptr) {
     // The environment is being torn down: no N-API call may run, so the job's references are left
     // to the environment's own cleanup; its copies and the objects its work holds (a plan) go now.
-    // A job signalled ahead may still be running: its runner discards it at the end.
-    int ahead = kAhead;
-    if (job->phase.compare_exchange_strong(ahead, kAbandoned, std::memory_order_acq_rel)) return;
     discard(job);
     return;
-  }
-  note_wake(job->signalled_ns.load(std::memory_order_relaxed));
-  if (job->phase.load(std::memory_order_acquire) == kAhead) {
-    // Signalled ahead of the end: wait for it. pause, not sched_yield: a system call per turn is
-    // costly in a VM, and this thread's core may be the run's core's hyperthread sibling.
-    const auto give_up = std::chrono::steady_clock::now() + kAheadWaitCap;
-    while (job->phase.load(std::memory_order_acquire) == kAhead && std::chrono::steady_clock::now() < give_up) {
-      for (int i = 0; i < 16; ++i) cpu_relax();
-    }
-    ahead_wait_ns.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - (give_up - kAheadWaitCap)).count()), std::memory_order_relaxed);
-    int ahead = kAhead;
-    if (job->phase.compare_exchange_strong(ahead, kAbandoned, std::memory_order_acq_rel)) {
-      ahead_abandoned.fetch_add(1, std::memory_order_relaxed);
-      return;  // signalled again at the end
-    }
   }
   try {
     settle_now(env, job);
@@ -472,7 +414,6 @@ Napi::Value submit(Napi::Env env, Job* job, std::function<void(InputLender&)> le
       alive = link->alive;
     }
     if (alive) {
-      current_job = {job, link.get()};
       try {
         if (lending) {
           lent_work(*handoff);
@@ -486,19 +427,13 @@ Napi::Value submit(Napi::Env env, Job* job, std::function<void(InputLender&)> le
         job->failed = true;
         job->error = "unknown native error";
       }
-      current_job = {};
     }
     if (lending) handoff->give_back();  // no-op when the work gave them back
     Job* dropped = job;
     {
       std::lock_guard<std::mutex> lock(link->mutex);
-      if (job->phase.exchange(kFinished, std::memory_order_acq_rel) == kAhead) {
-        dropped = nullptr;  // signalled ahead: the JS thread settles it (or discards it at teardown); hands off
-      } else {
-        job->signalled_ns.store(steady_ns(), std::memory_order_relaxed);
-        // The queue is unbounded; a call refused (the function is closing) leaves the job to us.
-        if (link->alive && link->completion.NonBlockingCall(job) == napi_ok) dropped = nullptr;
-      }
+      // The queue is unbounded; a call refused (the function is closing) leaves the job to us.
+      if (link->alive && link->completion.NonBlockingCall(job) == napi_ok) dropped = nullptr;
       if (--link->running == 0) link->idle.notify_all();
     }
     if (dropped != nullptr) discard(dropped);
@@ -511,37 +446,6 @@ Napi::Value submit(Napi::Env env, Job* job, std::function<void(InputLender&)> le
 }
 
 }  // namespace
-
-void wake_js_ahead() {
-  const CurrentJob c = current_job;
-  if (c.job == nullptr) return;
-  current_job.job = nullptr;  // once per job
-  int running = kRunning;
-  if (!c.job->phase.compare_exchange_strong(running, kAhead, std::memory_order_acq_rel)) return;
-  std::lock_guard<std::mutex> lock(c.link->mutex);
-  c.job->signalled_ns.store(steady_ns(), std::memory_order_relaxed);
-  if (!c.link->alive || c.link->completion.NonBlockingCall(c.job) != napi_ok) {
-    c.job->phase.store(kRunning, std::memory_order_release);  // nothing queued: the end signals as usual
-    return;
-  }
-  ahead_signalled.fetch_add(1, std::memory_order_relaxed);
-}
-
-namespace {
-std::atomic<bool> forced_first_step{false};
-}  // namespace
-
-void force_wake_ahead_at_first_step(bool on) { forced_first_step.store(on, std::memory_order_relaxed); }
-bool wake_ahead_forced_at_first_step() { return forced_first_step.load(std::memory_order_relaxed); }
-
-WakeAheadCounts wake_ahead_counts() {
-  return {ahead_signalled.load(), ahead_abandoned.load(), js_wake_lead().count(), ahead_wait_ns.load()};
-}
-
-std::chrono::nanoseconds js_wake_lead() {
-  const int64_t average = wake_average_ns.load(std::memory_order_relaxed);
-  return std::chrono::nanoseconds(average > 0 ? std::min(kMaxLead, average + kLeadMargin) : 0);
-}
 
 Napi::Value run_job_with_result(Napi::Env env, JobMemory memory, std::function<void()> work,
                                 std::function<Napi::Value(Napi::Env)> result) {

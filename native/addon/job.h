@@ -17,7 +17,6 @@
 #pragma once
 #include <napi.h>
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -128,29 +127,6 @@ InputLoanCounts input_loan_counts();
 // Tests: how long the JS thread waits for a runner to take a job's large inputs (whether or not
 // one is polling), so that a test can make either side win; negative restores the default.
 void force_handoff_patience(int64_t microseconds);
-
-// The JS thread sleeps while a job runs, and waking it when the job ends takes a while (~50 us on
-// a 2-core VM: its epoll wait, the hypervisor's interrupt). Work that can tell when it is about to
-// end calls wake_js_ahead() that long before: the JS thread, awake by the end, waits for it (at
-// most ~150 us, then it goes back to sleep and is woken at the end as usual) and settles the job
-// at once. A no-op outside an async job's work, and after its first call there.
-void wake_js_ahead();
-// How long before its end a job should call wake_js_ahead(): the JS thread's recent time from a
-// job's signal to its callback (a running average, plus a margin); 0 until one was measured.
-std::chrono::nanoseconds js_wake_lead();
-// Jobs signalled ahead so far in this process, those of them the JS thread gave up waiting for,
-// and the current lead (tests).
-struct WakeAheadCounts {
-  uint64_t signalled = 0, abandoned = 0;
-  int64_t lead_ns = 0;
-  uint64_t wait_ns = 0;  // the JS thread's time waiting for ends it was woken ahead of
-};
-WakeAheadCounts wake_ahead_counts();
-// Tests: every async plan run signals before its first step, whatever its predicted end, so the
-// JS thread waits the longest and gives up (or, for runs in a Worker that exits, the teardown
-// meets jobs signalled ahead); false restores the prediction.
-void force_wake_ahead_at_first_step(bool on);
-bool wake_ahead_forced_at_first_step();
 
 // Same, resolving with the value `result()` builds on the JS thread after the work.
 Napi::Value run_job_with_result(Napi::Env env, JobMemory memory, std::function<void()> work,

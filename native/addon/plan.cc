@@ -5,7 +5,6 @@
 // refuses any other object.
 #include <napi.h>
 
-#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -238,69 +237,6 @@ class PlanInputLoan final : public kiln::Plan::InputLoan {
   const Buffers& buffers_;
 };
 
-// Wakes the JS thread ahead of the end of an async run (wake_js_ahead), so that it is awake when
-// the run ends. The end is predicted from the plan's last runs at this batch (Plan::run_times):
-// the JS thread should be signalled one wake-up time (js_wake_lead) before it. A signal can only
-// go out between steps, so it goes before the last step that starts before that time, where the
-// next step would start too late, and only if the JS thread would then wait at most kMaxWait for
-// the end. Runs before the first timed one, and runs shorter than the lead, go without.
-class WakeAhead final : public kiln::Plan::StepObserver {
- public:
-  static constexpr std::chrono::nanoseconds kMaxWait{100'000};
-
-  WakeAhead(const kiln::Plan& plan, size_t batch, bool async) : plan_(plan), async_(async), start_(std::chrono::steady_clock::now()) {
-    if (!async) return;
-    times_.batch = batch;
-    times_.step_start_ns.assign(plan.num_steps(), -1);
-    last_ = plan.run_times(batch);
-    const int64_t lead = js_wake_lead().count();
-    armed_ = lead > 0 && last_.total_ns > lead && last_.step_start_ns.size() == times_.step_start_ns.size();
-    wake_at_ns_ = last_.total_ns - lead;
-  }
-  // The run's times, for the next runs' predictions (async runs only: an inline one wakes nobody).
-  ~WakeAhead() {
-    if (!async_) return;
-    times_.total_ns = elapsed_ns();
-    plan_.note_run_times(times_);
-  }
-  WakeAhead(const WakeAhead&) = delete;
-  WakeAhead& operator=(const WakeAhead&) = delete;
-
-  void before_step(size_t index) override {
-    if (!async_) return;
-    const int64_t now = elapsed_ns();
-    if (index < times_.step_start_ns.size()) times_.step_start_ns[index] = now;
-    if (first_ && wake_ahead_forced_at_first_step()) {
-      armed_ = true;
-      wake_at_ns_ = 0;
-    }
-    first_ = false;
-    if (!armed_ || now + kMaxWait.count() < wake_at_ns_) return;
-    if (now < wake_at_ns_ && next_start_ns(index) < wake_at_ns_) return;  // the next step still starts in time
-    armed_ = false;
-    wake_js_ahead();
-  }
-
- private:
-  int64_t elapsed_ns() const {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start_).count();
-  }
-  // When, in the last run, the step after `index` that did work started (its end if none).
-  int64_t next_start_ns(size_t index) const {
-    for (size_t j = index + 1; j < last_.step_start_ns.size(); ++j) {
-      if (last_.step_start_ns[j] >= 0) return last_.step_start_ns[j];
-    }
-    return last_.total_ns;
-  }
-
-  const kiln::Plan& plan_;
-  bool async_;
-  std::chrono::steady_clock::time_point start_;
-  kiln::Plan::RunTimes last_, times_;
-  bool armed_ = false, first_ = true;
-  int64_t wake_at_ns_ = 0;
-};
-
 Napi::Value RunPlan(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
@@ -349,16 +285,12 @@ Napi::Value RunPlan(const Napi::CallbackInfo& info) {
       // An int8 model's inputs go through QuantizeLinear first: it reads the caller's large arrays
       // in place while this thread waits, where a copy of them would cost as much as that pass.
       for (const float* p : buffers->in) buffers->in_place.push_back(static_cast<const float*>(mem.source(p)));
-      return run_job_lending_inputs(env, std::move(mem), [plan, buffers, batch, async](InputLender& lender) {
+      return run_job_lending_inputs(env, std::move(mem), [plan, buffers, batch](InputLender& lender) {
         PlanInputLoan loan(lender, *buffers);
-        WakeAhead ahead(*plan, batch, async);
-        plan->run(loan, buffers->out.data(), batch, &ahead);
+        plan->run(loan, buffers->out.data(), batch);
       });
     }
-    return run_job(env, std::move(mem), [plan, buffers, batch, async] {
-      WakeAhead ahead(*plan, batch, async);
-      plan->run(buffers->in.data(), buffers->out.data(), batch, &ahead);
-    });
+    return run_job(env, std::move(mem), [plan, buffers, batch] { plan->run(buffers->in.data(), buffers->out.data(), batch); });
   }
   KILN_ADDON_CATCH(env)
 }

@@ -131,25 +131,6 @@ void register_test_hooks(Napi::Env env, Napi::Object exports) {
                                 return out;
                               },
                               "inputLoans"));
-  hooks.Set("wakeAhead", Napi::Function::New(
-                             env,
-                             [](const Napi::CallbackInfo& info) -> Napi::Value {
-                               const WakeAheadCounts c = wake_ahead_counts();
-                               Napi::Object out = Napi::Object::New(info.Env());
-                               out.Set("signalled", Napi::Number::New(info.Env(), static_cast<double>(c.signalled)));
-                               out.Set("abandoned", Napi::Number::New(info.Env(), static_cast<double>(c.abandoned)));
-                               out.Set("leadNs", Napi::Number::New(info.Env(), static_cast<double>(c.lead_ns)));
-                               out.Set("waitNs", Napi::Number::New(info.Env(), static_cast<double>(c.wait_ns)));
-                               return out;
-                             },
-                             "wakeAhead"));
-  hooks.Set("forceWakeAheadAtFirstStep", Napi::Function::New(
-                                            env,
-                                            [](const Napi::CallbackInfo& info) -> Napi::Value {
-                                              force_wake_ahead_at_first_step(info.Length() > 0 && info[0].ToBoolean().Value());
-                                              return info.Env().Undefined();
-                                            },
-                                            "forceWakeAheadAtFirstStep"));
   hooks.Set("forceHandoffPatience", Napi::Function::New(
                                        env,
                                        [](const Napi::CallbackInfo& info) -> Napi::Value {

@@ -5,12 +5,10 @@
 //     without batching; prints JSON: for each worker and case, whether its logits equal the main
 //     thread's bit for bit.
 //   terminate <fp32.kiln> <int8.kiln> <images.f32> <rounds>: Workers terminated while runs are in
-//     flight and queued, round after round (with KILN_TEST_HOOKS=1, half the rounds' runs wake
-//     the JS thread at their first step); prints JSON: RSS (MB) after each round (after gc).
+//     flight and queued, round after round; prints JSON: RSS (MB) after each round (after gc).
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
-import { native } from '../../src/binding.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { BATCHING, runAll } from './session-worker.js';
@@ -57,12 +55,7 @@ if (mode === 'parity') {
 } else if (mode === 'terminate') {
   const rounds = Number(roundsArg);
   const rss: number[] = [];
-  // With the test hooks on (KILN_TEST_HOOKS=1), the rounds from the second on alternate between
-  // runs that wake the JS thread ahead of their end as predicted and runs that all do so at their
-  // first step, so the Worker's teardown meets jobs signalled ahead that are still running.
-  const hooks = native.testHooks;
   for (let r = 0; r < rounds; r++) {
-    hooks?.forceWakeAheadAtFirstStep(r % 4 >= 2);
     const worker = start({ mode: 'busy', models, images, count: 256, model: r % 2 === 0 ? 'fp32' : 'int8' });
     const errors: unknown[] = [];
     worker.on('error', (e) => errors.push(e));
@@ -77,13 +70,12 @@ if (mode === 'parity') {
     global.gc?.();
     rss.push(process.memoryUsage().rss / 2 ** 20);
   }
-  hooks?.forceWakeAheadAtFirstStep(false);
   // This environment still runs, async and inline.
   const session = await InferenceSession.create(models.int8, { inputShape: [1, 28, 28] });
   const a = await session.run({ input: digit(0, 64) });
   const b = session.runSync({ input: digit(0, 64) });
   session.release();
-  console.log(JSON.stringify({ rss, mainStillRuns: same(a.logits.data, b.logits.data), wakeAhead: hooks?.wakeAhead() }));
+  console.log(JSON.stringify({ rss, mainStillRuns: same(a.logits.data, b.logits.data) }));
 } else {
   throw new Error(`unknown mode ${String(mode)}`);
 }

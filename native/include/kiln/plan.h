@@ -121,21 +121,10 @@ class Plan {
   // images they ran, since the last reset.
   PlanProfile profile(bool reset) const;
 
-  // Follows a run from the thread running it: before_step(i) is called before each step that
-  // does work, in order. A caller that hands runs to another thread uses it to act shortly
-  // before the end (the addon wakes the JS thread ahead of it: native/addon/job.h).
-  class StepObserver {
-   public:
-    virtual void before_step(size_t index) = 0;
-
-   protected:
-    ~StepObserver() = default;
-  };
-
   // inputs[i] holds batch * input_size(i) floats (read only); outputs[i] receives
   // batch * output_size(i) floats. Buffers must not overlap each other. Plan inputs and outputs
   // are float32 values (quantization happens inside the plan).
-  void run(const float* const* inputs, float* const* outputs, size_t batch, StepObserver* observer = nullptr) const;
+  void run(const float* const* inputs, float* const* outputs, size_t batch) const;
 
   // True when the plan's inputs are read only by its first steps, each a single cheap pass over
   // them (QuantizeLinear: an int8 model's entry). A caller that can vouch for its input arrays
@@ -162,22 +151,7 @@ class Plan {
   };
   // run() on lent inputs. While they are lent, the steps before the release run on the calling
   // thread alone: the lender's thread is waiting, perhaps on the other core.
-  void run(InputLoan& inputs, float* const* outputs, size_t batch, StepObserver* observer = nullptr) const;
-
-  // How long a recent run at one batch size took, and when each of its steps started (ns from
-  // the run's start; -1 for steps that did no work), as told by whoever timed it (note_run_times):
-  // a hint for predicting when a run will end. `total_ns` is a running average over the runs
-  // told since the batch size last changed, the step starts are the last run's.
-  struct RunTimes {
-    size_t batch = 0;
-    int64_t total_ns = 0;
-    std::vector<int64_t> step_start_ns;
-  };
-  // The hint for `batch` (total_ns 0: none yet).
-  RunTimes run_times(size_t batch) const;
-  void note_run_times(const RunTimes& times) const;
-  // Steps in run order (info().steps without building the labels).
-  size_t num_steps() const;
+  void run(InputLoan& inputs, float* const* outputs, size_t batch) const;
 
  private:
   std::unique_ptr<PlanImpl> impl_;

@@ -1,12 +1,11 @@
 // Building a Plan from its spec (validation, step construction, storage planning) and running it.
+#include <atomic>
+#include <chrono>
 #include "kiln/plan.h"
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <climits>
 #include <limits>
-#include <mutex>
 #include <numeric>
 
 #include "kiln/thread-pool.h"
@@ -88,9 +87,6 @@ class PlanImpl {
   mutable std::unique_ptr<std::atomic<uint64_t>[]> step_ns;
   mutable std::atomic<uint64_t> profiled_runs{0};
   mutable std::atomic<uint64_t> profiled_images{0};
-  // Run time hint (Plan::note_run_times).
-  mutable std::mutex hint_mutex;
-  mutable Plan::RunTimes hint;
 
  private:
   void check_values(const PlanSpec& spec);
@@ -426,30 +422,12 @@ class LoanRelease {
 
 bool Plan::inputs_read_first() const { return impl_->input_prefix > 0; }
 
-void Plan::run(const float* const* inputs, float* const* outputs, size_t batch, StepObserver* observer) const {
+void Plan::run(const float* const* inputs, float* const* outputs, size_t batch) const {
   OwnedInputs owned(inputs);
-  run(owned, outputs, batch, observer);
+  run(owned, outputs, batch);
 }
 
-Plan::RunTimes Plan::run_times(size_t batch) const {
-  std::lock_guard<std::mutex> lock(impl_->hint_mutex);
-  return impl_->hint.batch == batch ? impl_->hint : RunTimes{};
-}
-
-void Plan::note_run_times(const RunTimes& times) const {
-  if (times.total_ns <= 0) return;
-  std::lock_guard<std::mutex> lock(impl_->hint_mutex);
-  RunTimes& hint = impl_->hint;
-  // A quarter of each new run: one slow run (the machine busy elsewhere) moves the total little.
-  const bool same = hint.batch == times.batch && hint.total_ns > 0;
-  hint.total_ns = same ? hint.total_ns + (times.total_ns - hint.total_ns) / 4 : times.total_ns;
-  hint.batch = times.batch;
-  hint.step_start_ns = times.step_start_ns;
-}
-
-size_t Plan::num_steps() const { return impl_->steps.size(); }
-
-void Plan::run(InputLoan& loan, float* const* outputs, size_t batch, StepObserver* observer) const {
+void Plan::run(InputLoan& loan, float* const* outputs, size_t batch) const {
   LoanRelease release(loan);
   const PlanImpl& p = *impl_;
   if (batch == 0) throw PlanError("Expected a batch >= 1 for batch but received 0");
@@ -476,7 +454,6 @@ void Plan::run(InputLoan& loan, float* const* outputs, size_t batch, StepObserve
     if (i == release_after) release.done();
     const PlanImpl::Step& s = p.steps[i];
     if (!s.impl) continue;
-    if (observer != nullptr) observer->before_step(i);
     for (size_t j = 0; j < s.in_groups.size(); ++j) in[j] = arena->storage[s.in_groups[j]];
     for (size_t j = 0; j < s.out_groups.size(); ++j) out[j] = arena->storage[s.out_groups[j]];
     runtime::StepBuffers io;
