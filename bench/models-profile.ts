@@ -68,8 +68,8 @@ export async function benchProfile(report: Report, options: ProfileBenchOptions)
       notes.push(`${name}: not profiled: ${(err as Error).message.slice(0, 160)}`);
       continue;
     }
-    rows.push(row(name, 'fp32', await modelProfile(model.fp32, model, minMs, peaks), peaks));
-    if (model.int8) rows.push(row(name, 'int8', await modelProfile(model.int8, model, minMs, peaks), peaks));
+    rows.push(row(name, 'fp32', await modelProfile(model.fp32, model, { minMs }, peaks), peaks));
+    if (model.int8) rows.push(row(name, 'int8', await modelProfile(model.int8, model, { minMs }, peaks), peaks));
     else notes.push(`${name}: no int8 row (${model.int8Reason ?? 'not quantized'})`);
     process.stdout.write(`profile: ${name} done\n`);
   }

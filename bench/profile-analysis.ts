@@ -128,8 +128,17 @@ export function lossText(profile: SessionProfile, peaks: CorePeaks, count = 2): 
   return `most time below the peak: ${kinds.join(', ')}`;
 }
 
-/** A 1-thread profile of `source` at `batch` over at least `minMs` of runs (the first run untimed). */
-export async function modelProfile(source: Sequential | Graph, model: Model, minMs: number, peaks: CorePeaks, batch = 1): Promise<SessionProfile> {
+/** How {@link modelProfile} runs: the batch, and `measure`'s least time and runs (its defaults: 10 runs after 3 warm-up). */
+export interface ProfileRuns {
+  minMs: number;
+  batch?: number;
+  warmup?: number;
+  minRuns?: number;
+}
+
+/** A 1-thread profile of `source` over at least `runs.minMs` of runs (one run before them untimed). */
+export async function modelProfile(source: Sequential | Graph, model: Model, runs: ProfileRuns, peaks: CorePeaks): Promise<SessionProfile> {
+  const { minMs, batch = 1, warmup, minRuns } = runs;
   const session = await InferenceSession.create(source, {
     intraOpNumThreads: 1,
     enableProfiling: true,
@@ -140,7 +149,7 @@ export async function modelProfile(source: Sequential | Graph, model: Model, min
     const name = session.inputNames[0]!;
     await session.run({ [name]: x });
     session.profile({ reset: true });
-    await measure(() => session.run({ [name]: x }), { minMs, warmup: 1, minRuns: 3 });
+    await measure(() => session.run({ [name]: x }), { minMs, ...(warmup === undefined ? {} : { warmup }), ...(minRuns === undefined ? {} : { minRuns }) });
     return session.profile({ peakGflops: peaks.f32Gflops, int8PeakGops: peaks.int8Gops });
   } finally {
     session.release();
