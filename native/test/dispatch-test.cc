@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,7 @@ void test_entries(const DispatchTable& t) {
         label(t, "pool rows set"));
   check(t.f32_math.unary != nullptr && t.f32_math.reduce_rows != nullptr, label(t, "fp32 math kernels set"));
   check(t.s8_conv.quantize_u8_row != nullptr && t.s8_conv.dequantize_u8_row != nullptr &&
-            t.s8_conv.max_pool_u8_pixel != nullptr && t.s8_conv.depthwise_run != nullptr &&
+            t.s8_conv.max_pool_u8_run != nullptr && t.s8_conv.depthwise_run != nullptr &&
             t.s8_conv.affine_u8_row != nullptr,
         label(t, "int8 conv kernels set"));
   check((t.f32_conv.small_conv_image != nullptr) == avx2 && (t.f32_conv.small_conv_max_pool_image != nullptr) == avx2,
@@ -266,19 +267,29 @@ void test_affine_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng
 }
 
 void test_u8_pool(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
-  for (size_t channels : {size_t(1), size_t(5), size_t(32), size_t(70)}) {
+  // Runs of 1-5 pixels, their taps `step` bytes apart (wider than a pixel: strided windows).
+  for (size_t channels : {size_t(1), size_t(5), size_t(32), size_t(64), size_t(70), size_t(130)}) {
     for (size_t count : {size_t(0), size_t(1), size_t(4), size_t(9)}) {
-      std::vector<std::vector<uint8_t>> x(count, std::vector<uint8_t>(channels));
-      std::vector<const uint8_t*> xs;
-      for (size_t i = 0; i < count; ++i) {
-        for (size_t c = 0; c < channels; ++c) x[i][c] = static_cast<uint8_t>(rng.below(256));
-        xs.push_back(x[i].data());
+      for (size_t pixels : {size_t(1), size_t(2), size_t(5)}) {
+        const size_t step = 2 * channels + 3;
+        // Each tap ends at a guard page: a read past its last pixel's channels faults.
+        const size_t bytes = (pixels - 1) * step + channels;
+        std::vector<std::unique_ptr<Guarded<uint8_t>>> x;
+        std::vector<const uint8_t*> xs;
+        for (size_t i = 0; i < count; ++i) {
+          x.push_back(std::make_unique<Guarded<uint8_t>>(bytes));
+          for (size_t j = 0; j < bytes; ++j) (*x.back())[j] = static_cast<uint8_t>(rng.below(256));
+          xs.push_back(x.back()->data());
+        }
+        Guarded<uint8_t> out(pixels * channels), want(pixels * channels);
+        ref.s8_conv.max_pool_u8_run(xs.data(), count, pixels, step, channels, want.data());
+        const std::string shape = " c=" + std::to_string(channels) + " taps=" + std::to_string(count) + " pixels=" + std::to_string(pixels);
+        for (uint8_t fill : {uint8_t(0x00), uint8_t(0xff)}) {  // sentinels: every byte must be written
+          std::memset(out.data(), fill, pixels * channels);
+          t.s8_conv.max_pool_u8_run(xs.data(), count, pixels, step, channels, out.data());
+          check(same_bits(out.data(), want.data(), pixels * channels), label(t, "u8 max pool run" + shape));
+        }
       }
-      Guarded<uint8_t> out(channels), want(channels);
-      ref.s8_conv.max_pool_u8_pixel(xs.data(), count, channels, want.data());
-      t.s8_conv.max_pool_u8_pixel(xs.data(), count, channels, out.data());
-      const std::string shape = " c=" + std::to_string(channels) + " taps=" + std::to_string(count);
-      check(same_bits(out.data(), want.data(), channels), label(t, "u8 max pool pixel" + shape));
     }
   }
 }

@@ -441,12 +441,16 @@ void test_layout(size_t batch, size_t channels, size_t plane, Rng& rng) {
   }
 }
 
-void test_max_pool(size_t batch, size_t channels, size_t h, size_t w, size_t k, size_t s, size_t pad, Rng& rng) {
+// extra: output rows and columns past the floor-mode count (ceil mode: windows that run past the
+// image's bottom and right edges); d: the dilation.
+void test_max_pool(size_t batch, size_t channels, size_t h, size_t w, size_t k, size_t s, size_t pad, Rng& rng,
+                   size_t extra = 0, size_t d = 1) {
   kiln::Pool2dGeometry g;
   g.in_height = h, g.in_width = w, g.kernel_h = g.kernel_w = k, g.stride_h = g.stride_w = s;
   g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = pad;
-  g.out_height = kiln::window_output_size(h, pad, pad, k, s, 1);
-  g.out_width = kiln::window_output_size(w, pad, pad, k, s, 1);
+  g.dilation_h = g.dilation_w = d;
+  g.out_height = kiln::window_output_size(h, pad, pad, k, s, d) + extra;
+  g.out_width = kiln::window_output_size(w, pad, pad, k, s, d) + extra;
   const size_t in_n = batch * h * w * channels, out_n = batch * g.out_plane() * channels;
   Guarded<uint8_t> x(in_n);
   for (size_t i = 0; i < in_n; ++i) x[i] = uint8_t(rng.next());
@@ -458,7 +462,7 @@ void test_max_pool(size_t batch, size_t channels, size_t h, size_t w, size_t k, 
           uint8_t best = 0;
           for (size_t y = 0; y < k; ++y)
             for (size_t xk = 0; xk < k; ++xk) {
-              const ptrdiff_t ih = ptrdiff_t(oh * s + y) - ptrdiff_t(pad), iw = ptrdiff_t(ow * s + xk) - ptrdiff_t(pad);
+              const ptrdiff_t ih = ptrdiff_t(oh * s + y * d) - ptrdiff_t(pad), iw = ptrdiff_t(ow * s + xk * d) - ptrdiff_t(pad);
               if (ih < 0 || iw < 0 || ih >= ptrdiff_t(h) || iw >= ptrdiff_t(w)) continue;
               best = std::max(best, x[((b * h + size_t(ih)) * w + size_t(iw)) * channels + c]);
             }
@@ -474,7 +478,9 @@ void test_max_pool(size_t batch, size_t channels, size_t h, size_t w, size_t k, 
       kiln::max_pool2d_u8_nhwc(g, batch, channels, x.data(), out.data(), 2);
       for (size_t i = 0; i < out_n && ok; ++i) ok = out[i] == want[i];
     }
-    check(ok, "max pool c=" + std::to_string(channels) + " on " + path_name(p));
+    check(ok, "max pool c=" + std::to_string(channels) + " " + std::to_string(h) + "x" + std::to_string(w) + " k" +
+                  std::to_string(k) + " s" + std::to_string(s) + " p" + std::to_string(pad) + " +" + std::to_string(extra) +
+                  " d" + std::to_string(d) + " on " + path_name(p));
   }
 }
 
@@ -621,6 +627,19 @@ int main() {
     test_max_pool(2, c, 7, 6, 3, 2, 1, rng);
   }
   test_max_pool(2, 32, 11, 11, 2, 2, 0, rng);
+  // The windows of real networks, whose inner columns run as one stretch per row: SqueezeNet's
+  // 3x3/2 unpadded pools (55x55 over 64 channels, ceil mode that adds no column), GoogLeNet's
+  // ceil-mode 3x3/2 (a last window past the edge) and its 3x3/1 padded branch pools, ResNet's
+  // 3x3/2 padded; then a wider window than the image, dilation, and 1x1.
+  test_max_pool(2, 64, 55, 55, 3, 2, 0, rng);
+  test_max_pool(1, 128, 27, 27, 3, 2, 0, rng, 1);
+  test_max_pool(2, 64, 12, 12, 3, 2, 0, rng, 1);
+  test_max_pool(2, 192, 14, 14, 3, 1, 1, rng);
+  test_max_pool(2, 64, 14, 13, 3, 2, 1, rng);
+  test_max_pool(1, 70, 9, 10, 3, 1, 1, rng, 2);
+  test_max_pool(1, 17, 3, 4, 5, 1, 2, rng);
+  test_max_pool(2, 33, 13, 11, 3, 2, 2, rng, 0, 2);
+  test_max_pool(1, 5, 6, 7, 1, 1, 0, rng);
   // The small conv + pool: SeedCNN's conv1 unpadded, the article's padded MNIST and CIFAR conv1,
   // then asymmetric padding, 5x5, odd sizes and 20 channels.
   test_small_pool(geometry(1, 28, 28, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1), 3, rng, "conv1");

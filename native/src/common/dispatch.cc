@@ -47,7 +47,7 @@ void fill_dispatch_scalar(DispatchTable* t) {
   t->f32_resize.blend_rows = f32_resize_blend_rows_scalar;
   t->s8_conv.quantize_u8_row = quantize_u8_row_scalar;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_scalar;
-  t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_scalar;
+  t->s8_conv.max_pool_u8_run = max_pool_u8_run_scalar;
   t->s8_conv.transpose_u8 = transpose_u8_scalar;
   t->s8_conv.add_u8_row = add_u8_row_scalar;
   t->s8_conv.lookup_u8_row = lookup_u8_row_scalar;
@@ -84,7 +84,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->f32_resize.blend_rows = f32_resize_blend_rows_avx2;
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx2;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx2;
-  t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx2;
+  t->s8_conv.max_pool_u8_run = max_pool_u8_run_avx2;
   t->s8_conv.transpose_u8 = transpose_u8_avx2;
   t->s8_conv.add_u8_row = add_u8_row_avx2;
   t->s8_conv.lookup_u8_row = lookup_u8_row_avx2;
@@ -133,7 +133,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->f32_compare = {f32_compare_row_avx512, f32_classify_avx512, f32_where_row_avx512};
   t->s8_conv.quantize_u8_row = quantize_u8_row_avx512;
   t->s8_conv.dequantize_u8_row = dequantize_u8_row_avx512;
-  t->s8_conv.max_pool_u8_pixel = max_pool_u8_pixel_avx512;
+  t->s8_conv.max_pool_u8_run = max_pool_u8_run_avx512;
   t->s8_conv.add_u8_row = add_u8_row_avx512;
   t->s8_conv.lookup_u8_row = lookup_u8_row_avx512;
   t->s8_conv.affine_u8_row = affine_u8_row_avx512;

@@ -15,11 +15,14 @@ void dequantize_u8_row_scalar(const uint8_t* in, float* out, size_t n, float sca
   for (size_t i = 0; i < n; ++i) out[i] = dequantize_u8_one(in[i], scale, zero_point);
 }
 
-void max_pool_u8_pixel_scalar(const uint8_t* const* taps, size_t count, size_t channels, uint8_t* out) {
-  for (size_t c = 0; c < channels; ++c) {
-    uint8_t best = 0;
-    for (size_t t = 0; t < count; ++t) best = taps[t][c] > best ? taps[t][c] : best;
-    out[c] = best;
+void max_pool_u8_run_scalar(const uint8_t* const* taps, size_t count, size_t pixels, size_t step, size_t channels,
+                            uint8_t* out) {
+  for (size_t p = 0; p < pixels; ++p, out += channels) {
+    for (size_t c = 0; c < channels; ++c) {
+      uint8_t best = 0;
+      for (size_t t = 0; t < count; ++t) best = taps[t][p * step + c] > best ? taps[t][p * step + c] : best;
+      out[c] = best;
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 // The int8 convolution family's kernels the dispatch table holds per ISA (common/dispatch.h):
 // the quantize / dequantize rows of the layout conversions, the QLinearAdd rows, the byte
-// transpose, the uint8 max-pool pixel, the int8
+// transpose, the uint8 max-pool run, the int8
 // depthwise accumulation and the small-conv + pool kernel. The scalar entries
 // (s8-conv-reference.cc) are the fallback and the tests' oracle; the small-conv + pool kernel
 // exists on AVX-512 VNNI only and is null elsewhere (S8SmallConvPool::available(t)); the grouped
@@ -20,7 +20,10 @@ struct S8PlanesRun;  // s8-pointwise-planes.h
 
 using U8QuantizeRowFn = void (*)(const float* in, uint8_t* out, size_t n, const QuantizeParams& p);
 using U8DequantizeRowFn = void (*)(const uint8_t* in, float* out, size_t n, float scale, int32_t zero_point);
-using U8MaxPoolPixelFn = void (*)(const uint8_t* const* taps, size_t count, size_t channels, uint8_t* out);
+// `pixels` consecutive output pixels of a uint8 NHWC max pool whose windows have the same shape:
+// out[p * channels + c] = max over t < count of taps[t][p * step + c] (0 when count is 0).
+using U8MaxPoolRunFn = void (*)(const uint8_t* const* taps, size_t count, size_t pixels, size_t step, size_t channels,
+                                uint8_t* out);
 using S8SmallConvPoolFn = void (*)(const S8SmallConvKernel& k, const uint8_t* in, uint8_t* out, size_t row0,
                                    size_t row1);
 
@@ -74,7 +77,7 @@ using S8GroupedRunFn = void (*)(const S8GroupedRun& r);
 struct S8ConvKernels {
   U8QuantizeRowFn quantize_u8_row = nullptr;        // never null
   U8DequantizeRowFn dequantize_u8_row = nullptr;    // never null
-  U8MaxPoolPixelFn max_pool_u8_pixel = nullptr;     // never null
+  U8MaxPoolRunFn max_pool_u8_run = nullptr;         // never null
   // quantize-rows.h's add_u8_row (QLinearAdd); never null
   void (*add_u8_row)(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p) = nullptr;
   // quantize-rows.h's transpose_u8; never null
