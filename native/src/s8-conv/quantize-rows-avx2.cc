@@ -12,6 +12,8 @@ void quantize_u8_row_avx2(const float* in, uint8_t* out, size_t n, const Quantiz
   const __m256i zp = _mm256_set1_epi32(p.zero_point);
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
+    // A line 4 KiB ahead, as the AVX-512 row does (its comment has the measurement).
+    _mm_prefetch(reinterpret_cast<const char*>(in + i + 1024), _MM_HINT_T0);
     __m256 v = _mm256_div_ps(_mm256_loadu_ps(in + i), scale);
     v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
     v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
