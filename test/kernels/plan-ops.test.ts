@@ -668,11 +668,18 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
 
   it('Transpose of the per-image axes', () => {
     const batch = 2;
-    for (const [shape, perm] of [[[3, 4, 5], [0, 3, 1, 2]], [[3, 4, 5], [0, 2, 3, 1]], [[2, 7], [0, 2, 1]], [[1, 3, 1, 2], [0, 4, 2, 3, 1]]] as [number[], number[]][]) {
+    // Then matrix transposes (NCHW <-> NHWC) on each of their kernels: 16 x 16 blocks with whole
+    // 16-float rows on the output side (bands of 16 rows and a short last band), on the input side
+    // (7x7 planes of 96 channels; 1,088 rows of 3), and 4 x 4 blocks with odd edges.
+    for (const [shape, perm] of [
+      [[3, 4, 5], [0, 3, 1, 2]], [[3, 4, 5], [0, 2, 3, 1]], [[2, 7], [0, 2, 1]], [[1, 3, 1, 2], [0, 4, 2, 3, 1]],
+      [[32, 48], [0, 2, 1]], [[7, 7, 96], [0, 3, 1, 2]], [[96, 7, 7], [0, 2, 3, 1]], [[64, 17, 3], [0, 3, 1, 2]],
+      [[5, 6, 7], [0, 3, 1, 2]], [[13, 37], [0, 2, 1]], [[3, 35, 17], [0, 2, 3, 1]], [[48, 33], [0, 2, 1]],
+    ] as [number[], number[]][]) {
       const x = random(rng, batch * ref.size(shape));
       const want = ref.transpose(full([batch, ...shape], x), perm);
       const y = runStep({ op: 'Transpose', inShapes: [shape], inputs: [x], outShape: want.shape.slice(1), batch, attrs: { perm } });
-      expectClose(y, want.data, () => 0, `Transpose ${perm}`);
+      expectClose(y, want.data, () => 0, `Transpose ${shape} perm ${perm}`);
     }
   });
 
