@@ -32,6 +32,7 @@ struct MathAvx2 {
   static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
   static Vec abs(Vec a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   static Vec neg(Vec a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+  static Vec neg_abs(Vec a) { return _mm256_or_ps(a, _mm256_set1_ps(-0.0f)); }  // -|a| in one operation
   static Vec copysign(Vec mag, Vec sign) {
     const Vec s = _mm256_set1_ps(-0.0f);
     return _mm256_or_ps(_mm256_andnot_ps(s, mag), _mm256_and_ps(s, sign));

@@ -36,6 +36,9 @@ struct MathAvx512 {
   static Vec neg(Vec a) {
     return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN)));
   }
+  static Vec neg_abs(Vec a) {  // -|a| in one operation
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN)));
+  }
   static Vec copysign(Vec mag, Vec sign) {
     const __m512i s = _mm512_set1_epi32(INT32_MIN);
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_andnot_si512(s, _mm512_castps_si512(mag)),

@@ -2,7 +2,8 @@
 // defined in f32-math-avx2.cc / f32-math-avx512.cc, the files compiled with that ISA's flags).
 // exp is Cephes' expf polynomial (range-reduced by ln 2, 2^n applied in two halves so results
 // down to the denormals stay right); erf is its Taylor series below 0.5 and Abramowitz-Stegun
-// 7.1.26 above (|error| < 2e-7); tanh and log are Cephes' tanhf and logf.
+// 7.1.26 above (|error| < 2e-7); tanh and log are Cephes' tanhf and logf; the sigmoid's e^-|x|
+// is a degree-5 fit of our own (exp_nonpositive).
 #pragma once
 #include <cstddef>
 #include <limits>
@@ -43,13 +44,24 @@ struct F32Math {
     return V::select(nan, x, y);
   }
 
-  // e^t for t <= 0 (or NaN), for the sigmoid: exp's polynomial with n rounded to nearest, but no
-  // overflow to guard, and 2^n applied by V::scale2 (one scalef on AVX-512), which rounds results
-  // into the denormals.
+  // e^t for t <= 0 (or NaN), for the sigmoid: n rounded to nearest, r = t - n ln 2 as exp does,
+  // e^r by a degree-5 polynomial 1 + r (c1 + r (c2 + ...)) fitted for relative error on
+  // [-ln 2 / 2, ln 2 / 2] (9e-8 in exact arithmetic; Cephes' form above spends three more
+  // operations on a sixth coefficient), no overflow to guard, and 2^n applied by V::scale2 (one
+  // scalef on AVX-512), which rounds results into the denormals. SiLU, AVX-512, in L1: 0.217 ->
+  // 0.172 ns per element; largest error over normal results 2.9 -> 4.0 ulp. EfficientNet's SiLU
+  // after each convolution took about as long as the multiply-adds of its 1x1 expansions.
   static Vec exp_nonpositive(Vec t) {
     const Vec tc = V::max(V::set1(-104.0f), t);  // e^-104 rounds to 0; NaN passes (max's second operand)
     const Vec n = V::round_even(V::mul(tc, V::set1(1.44269504088896341f)));
-    return V::scale2(exp_mantissa(tc, n), n);
+    Vec r = V::fmadd(n, V::set1(-0.693359375f), tc);
+    r = V::fmadd(n, V::set1(2.12194440e-4f), r);
+    Vec p = V::set1(8.290312980e-3f);
+    p = V::fmadd(p, r, V::set1(4.189793063e-2f));
+    p = V::fmadd(p, r, V::set1(1.666763622e-1f));
+    p = V::fmadd(p, r, V::set1(4.999914952e-1f));
+    p = V::fmadd(p, r, V::set1(9.999997072e-1f));
+    return V::scale2(V::fmadd(p, r, V::set1(1.0f)), n);
   }
 
   // 1 / (1 + e^-x) from e = e^-|x|, which never overflows, and q = 1 / (1 + e) with 1 + e in
@@ -57,7 +69,7 @@ struct F32Math {
   // e q below. About half the instructions of a division after a full exp (SiLU after every
   // convolution of EfficientNet spent as long in this function as in the convolutions).
   static Vec sigmoid(Vec x) {
-    const Vec e = exp_nonpositive(V::neg(V::abs(x)));
+    const Vec e = exp_nonpositive(V::neg_abs(x));
     const Vec q = V::recip(V::add(V::set1(1.0f), e));
     return V::select(V::lt(x, V::zero()), V::mul(e, q), q);
   }
