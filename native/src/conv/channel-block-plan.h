@@ -58,14 +58,18 @@ class ChannelBlockPlan {
   bool fits() const { return band_rows_ > 0 && tap_offset_.size() <= kMaxTaps; }
   size_t taps() const { return tap_offset_.size(); }
   size_t buffer_floats(size_t lanes) const { return buffer_rows_ * padded_w_ * lanes; }
+  // The whole plane in one band.
+  bool single_band() const { return band_rows_ >= w_.out_h; }
 
   // Sets a's window fields (taps, strides, padded_w, in/out plane sizes and strides, buffer),
   // then for each band of output rows fills the rows and columns of the buffer the band takes
   // from the padding with `fill`, points a at the band's rows of x and y, and calls kernel(a).
   // Returns false as soon as the kernel does (the rest of the block is then not computed).
+  // `border_filled`: this buffer ran a block of this plan with this fill before, and the plan has
+  // one band: its border (which kernels never write) is left as it is.
   template <class Kernel>
   bool run_bands(F32ChannelBlockArgs& a, size_t lanes, const float* x, float* y, float fill, float* buffer,
-                 Kernel&& kernel) const {
+                 Kernel&& kernel, bool border_filled = false) const {
     a.tap_offset = tap_offset_.data();
     a.taps = tap_offset_.size();
     a.stride_h = w_.stride_h;
@@ -79,7 +83,7 @@ class ChannelBlockPlan {
     a.buffer = buffer;
     for (size_t oh0 = 0; oh0 < w_.out_h; oh0 += band_rows_) {
       const Band b = band(oh0);
-      fill_border(b, lanes, fill, buffer);
+      if (!border_filled || !single_band()) fill_border(b, lanes, fill, buffer);
       a.input = x + b.first_row * w_.in_w;
       a.in_h = b.in_rows;
       a.pad_top = b.pad_rows;

@@ -39,8 +39,11 @@ __attribute__((always_inline)) inline bool channel_block_inputs(const F32Channel
 }
 
 // Output pixels kLanes at a time: at[j] points at pixel j's first tap (past the last pixel: the
-// last pixel again); combine(acc, t, at) sums or maxes the taps; the results are transposed into
-// the output planes.
+// last pixel again); combine(acc, at) sums or maxes all the taps into acc; the results are
+// transposed into the output planes. combine runs the loop over taps itself, on a local copy of
+// the accumulators: with acc passed to a per-tap function GCC kept the array in memory and
+// stored every accumulator back to the stack after each tap (16 stores per 16 multiply-adds;
+// EfficientNet's 5x5 on 14x14 ran 1.27x slower).
 template <class V, class Init, class Combine, class Finish>
 __attribute__((always_inline)) inline void channel_block_outputs(const F32ChannelBlockArgs& a, Init init, Combine combine,
                                                                  Finish finish) {
@@ -69,7 +72,7 @@ __attribute__((always_inline)) inline void channel_block_outputs(const F32Channe
     Reg acc[L];
 #pragma GCC unroll 16
     for (size_t j = 0; j < L; ++j) acc[j] = init();
-    for (size_t t = 0; t < a.taps; ++t) combine(acc, t, at);
+    combine(acc, at);
 #pragma GCC unroll 16
     for (size_t j = 0; j < L; ++j) acc[j] = finish(acc[j]);
     V::transpose(acc);
@@ -92,11 +95,18 @@ void depthwise_channel_block(const F32ChannelBlockArgs& a) {
   const Reg vb = V::loadu(a.bias), vlo = V::set1(a.lo), vhi = V::set1(a.hi);
   channel_block_outputs<V>(
       a, [&] { return vb; },
-      [&](Reg* acc, size_t t, const float* const* at) {
-        const Reg wt = V::loadu(a.weight + t * L);
-        const size_t off = a.tap_offset[t] * L;
+      [&](Reg (&acc)[L], const float* const* at) {
+        Reg r[L];
 #pragma GCC unroll 16
-        for (size_t j = 0; j < L; ++j) acc[j] = V::fmadd(wt, V::loadu(at[j] + off), acc[j]);
+        for (size_t j = 0; j < L; ++j) r[j] = acc[j];
+        for (size_t t = 0; t < a.taps; ++t) {
+          const Reg wt = V::loadu(a.weight + t * L);
+          const size_t off = a.tap_offset[t] * L;
+#pragma GCC unroll 16
+          for (size_t j = 0; j < L; ++j) r[j] = V::fmadd(wt, V::loadu(at[j] + off), r[j]);
+        }
+#pragma GCC unroll 16
+        for (size_t j = 0; j < L; ++j) acc[j] = r[j];
       },
       // max(bound, v) and min(bound, v) return v when v is NaN.
       [&](Reg v) { return V::min(vhi, V::max(vlo, v)); });
@@ -112,10 +122,17 @@ bool max_pool_channel_block(const F32ChannelBlockArgs& a) {
   const Reg lowest = V::set1(-__builtin_inff());
   channel_block_outputs<V>(
       a, [&] { return lowest; },
-      [&](Reg* acc, size_t t, const float* const* at) {
-        const size_t off = a.tap_offset[t] * L;
+      [&](Reg (&acc)[L], const float* const* at) {
+        Reg r[L];
 #pragma GCC unroll 16
-        for (size_t j = 0; j < L; ++j) acc[j] = V::max(V::loadu(at[j] + off), acc[j]);
+        for (size_t j = 0; j < L; ++j) r[j] = acc[j];
+        for (size_t t = 0; t < a.taps; ++t) {
+          const size_t off = a.tap_offset[t] * L;
+#pragma GCC unroll 16
+          for (size_t j = 0; j < L; ++j) r[j] = V::max(V::loadu(at[j] + off), r[j]);
+        }
+#pragma GCC unroll 16
+        for (size_t j = 0; j < L; ++j) acc[j] = r[j];
       },
       [](Reg v) { return v; });
   return true;

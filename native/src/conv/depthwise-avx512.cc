@@ -105,7 +105,7 @@ void f32_depthwise_rows_avx512(const float* base, size_t pitch, size_t kh, size_
     case 7: rows_kw<7>(base, pitch, kh, w, bias, lo, hi, n, out); return;
     default: {
       // Other widths through the taps kernel, on the same offsets.
-      const float* on_stack[64];
+      const float* on_stack[64] = {};
       std::vector<const float*> on_heap(kh * kw > 64 ? kh * kw : 0);
       const float** taps = kh * kw > 64 ? on_heap.data() : on_stack;
       for (size_t i = 0; i < kh; ++i)
