@@ -184,6 +184,9 @@ class Conv2dPlan {
   // in its vector lanes instead: one per group, patch x Cout/groups; packed_ is then empty.
   std::vector<PackedB> packed_rows_;
   std::vector<float> weight_;    // OIHW, only when depthwise
+  // Depthwise with multiplier 1: weight_ and bias_ packed for the channel-block kernels of 8 and
+  // 16 lanes (the ISA may change between planning and running); empty otherwise.
+  std::vector<float> blocks8_, blocks16_;
   std::vector<float> bias_;      // empty when there is no bias
   std::shared_ptr<const DirectConvWeights> direct_;  // null when the direct path does not apply
   std::shared_ptr<const SmallConvWeights> small_;    // null when the small-patch kernel does not apply

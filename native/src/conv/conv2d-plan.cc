@@ -154,6 +154,10 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
     }
   }
   if (bias != nullptr) bias_.assign(bias, bias + g_.out_channels);
+  if (depthwise_ && g_.out_channels_per_group() == 1) {
+    blocks8_ = depthwise_block_weights(g_, weight, bias, 8);
+    blocks16_ = depthwise_block_weights(g_, weight, bias, 16);
+  }
   if (!depthwise_ && direct_conv_forward_fits(g_)) direct_ = std::make_shared<const DirectConvWeights>(g_, weight, bias);
   // Padded small patches run the same kernels on a zero-padded copy of each image (in scratch).
   const Conv2dGeometry unpadded = padding_made_real(g_);
@@ -616,8 +620,8 @@ size_t Conv2dPlan::gather_floats(const ConvTiling& t) const {
 }
 
 size_t Conv2dPlan::weight_bytes() const {
-  size_t bytes = (bias_.size() + weight_.size()) * sizeof(float) + (direct_ ? direct_->bytes() : 0) +
-                 (small_ ? small_->bytes() : 0);
+  size_t bytes = (bias_.size() + weight_.size() + blocks8_.size() + blocks16_.size()) * sizeof(float) +
+                 (direct_ ? direct_->bytes() : 0) + (small_ ? small_->bytes() : 0);
   for (const PackedA& p : packed_) bytes += p.bytes();
   for (const PackedB& p : packed_rows_) bytes += p.bytes();
   return bytes + (phased_ ? phased_->weight_bytes() : 0) + (stem_direct_ ? stem_direct_->weight_bytes() : 0);
@@ -663,8 +667,10 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       lo = std::max(lo, clamp_lo_);
       hi = clamp_hi_;
     }
+    const size_t lanes = table.f32_conv.depthwise.block_lanes;
+    const float* blocks = lanes == 8 && !blocks8_.empty() ? blocks8_.data() : lanes == 16 && !blocks16_.empty() ? blocks16_.data() : nullptr;
     depthwise_forward(table, g_, batch, input, weight_.data(), bias_.empty() ? nullptr : bias_.data(), lo, hi, output,
-                      scratch, max_threads, post);
+                      scratch, max_threads, post, WindowPath::kAuto, blocks);
     return;
   }
   if (small_active(table)) {

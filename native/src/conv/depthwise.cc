@@ -66,43 +66,50 @@ size_t block_slot_floats(const ChannelBlockPlan& plan, size_t lanes) {
   return plan.buffer_floats(lanes) + (plan.taps() + 1) * lanes;
 }
 
+// Block [c0, c0 + channels)'s weights, tap by tap, then its biases, `lanes` floats each (zero past
+// `channels`): (taps + 1) * lanes floats at out.
+void pack_block(const float* weight, const float* bias, size_t taps, size_t lanes, size_t c0, size_t channels, float* out) {
+  std::fill(out, out + (taps + 1) * lanes, 0.0f);
+  for (size_t c = 0; c < channels; ++c) {
+    for (size_t t = 0; t < taps; ++t) out[t * lanes + c] = weight[(c0 + c) * taps + t];
+    if (bias != nullptr) out[taps * lanes + c] = bias[c0 + c];
+  }
+}
+
 void channel_blocks_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& g, const ChannelBlockPlan& plan,
-                            size_t batch, const float* input, const float* weight, const float* bias, float lo, float hi,
-                            const Conv2dPlan::PostOp& post, float* output, float* scratch, size_t max_threads) {
+                            size_t batch, const float* input, const float* weight, const float* bias,
+                            const float* block_weights, float lo, float hi, const Conv2dPlan::PostOp& post,
+                            float* output, float* scratch, size_t max_threads) {
   const size_t lanes = k.block_lanes;
   const size_t slot_floats = block_slot_floats(plan, lanes);  // within depthwise_scratch_floats' slots
   const size_t taps = plan.taps();
   const size_t blocks = (g.in_channels + lanes - 1) / lanes;
   const size_t tasks = batch * blocks;
   const size_t threads = std::min({max_threads == 0 ? num_threads() : max_threads, kConvMaxSlots, tasks});
-  // Tasks go block by block through the images, and a slot packs a block's weights only when it
-  // moves to another block: packed per task, the transpose of taps x lanes floats and the
-  // border's fills cost as much as the outputs of a 7x7 plane (EfficientNet's 1152-channel 5x5
-  // at batch 16).
-  std::array<size_t, kConvMaxSlots> packed;
-  packed.fill(blocks);
-  // Likewise the buffer's zero border, the same for every block when the plane is one band.
+  // The buffer's zero border is the same for every block when the plane is one band: a slot
+  // fills it once (with the weights packed per task, these fills cost as much as the outputs of
+  // a 7x7 plane: EfficientNet's 1152-channel 5x5 at batch 16). Tasks go image by image, as the
+  // steps around them do: block by block through the batch, EfficientNet at batch 16 on two
+  // threads ran 6% slower.
   std::array<bool, kConvMaxSlots> bordered{};
   parallel_for_slots(
       tasks,
       [&](size_t task, size_t slot) {
         float* s = scratch + slot * slot_floats;
-        const size_t block = task / batch, n = task % batch, c0 = block * lanes;
+        const size_t n = task / blocks, block = task % blocks, c0 = block * lanes;
         const size_t channels = std::min(lanes, g.in_channels - c0);
-        float* w = s + plan.buffer_floats(lanes);
-        float* b = w + taps * lanes;
-        if (packed[slot] != block) {
-          std::fill(w, b + lanes, 0.0f);
-          for (size_t c = 0; c < channels; ++c) {
-            for (size_t t = 0; t < taps; ++t) w[t * lanes + c] = weight[(c0 + c) * taps + t];
-            if (bias != nullptr) b[c] = bias[c0 + c];
-          }
-          packed[slot] = block;
+        const float* w = nullptr;
+        if (block_weights != nullptr) {
+          w = block_weights + block * (taps + 1) * lanes;
+        } else {
+          float* packed = s + plan.buffer_floats(lanes);
+          pack_block(weight, bias, taps, lanes, c0, channels, packed);
+          w = packed;
         }
         F32ChannelBlockArgs a;
         a.channels = channels;
         a.weight = w;
-        a.bias = b;
+        a.bias = w + taps * lanes;
         a.lo = lo;
         a.hi = hi;
         plan.run_bands(a, lanes, input + (n * g.in_channels + c0) * g.in_plane(),
@@ -134,15 +141,25 @@ bool depthwise_prefers_channel_blocks(const DispatchTable& t, const Conv2dGeomet
   return prefers_blocks(t.f32_conv.depthwise, g, ChannelBlockPlan(planar_window(g)));
 }
 
+std::vector<float> depthwise_block_weights(const Conv2dGeometry& g, const float* weight, const float* bias, size_t lanes) {
+  const size_t taps = g.kernel_h * g.kernel_w, blocks = (g.in_channels + lanes - 1) / lanes;
+  std::vector<float> out(blocks * (taps + 1) * lanes);
+  for (size_t b = 0; b < blocks; ++b) {
+    pack_block(weight, bias, taps, lanes, b * lanes, std::min(lanes, g.in_channels - b * lanes), out.data() + b * (taps + 1) * lanes);
+  }
+  return out;
+}
+
 void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t batch, const float* input,
                        const float* weight, const float* bias, float lo, float hi, float* output, float* scratch,
-                       size_t max_threads, Conv2dPlan::PostOp post, WindowPath path) {
+                       size_t max_threads, Conv2dPlan::PostOp post, WindowPath path, const float* block_weights) {
   const F32DepthwiseKernels& k = t.f32_conv.depthwise;
   if (path != WindowPath::kPlanar && k.channel_block != nullptr) {
     // One plan for the choice and the run.
     const ChannelBlockPlan plan(planar_window(g));
     if (path == WindowPath::kChannelBlocks ? blocks_fit(k, g, plan) : prefers_blocks(k, g, plan)) {
-      channel_blocks_forward(k, g, plan, batch, input, weight, bias, lo, hi, post, output, scratch, max_threads);
+      channel_blocks_forward(k, g, plan, batch, input, weight, bias, block_weights, lo, hi, post, output, scratch,
+                             max_threads);
       return;
     }
   }

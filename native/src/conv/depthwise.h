@@ -8,6 +8,7 @@
 // plane, and the rows are copied out at the output pitch.
 #pragma once
 #include <cstddef>
+#include <vector>
 
 #include "conv/channel-block-plan.h"
 #include "kiln/conv.h"
@@ -36,9 +37,16 @@ bool depthwise_prefers_channel_blocks(const DispatchTable& t, const Conv2dGeomet
 // paths give the same bits: each sums the bias and the taps in tap order with fused multiply-adds
 // (the scalar table's planar kernel multiplies and adds separately). kChannelBlocks where the
 // blocks do not fit runs planar.
+// `block_weights` (nullable): depthwise_block_weights(g, weight, bias, t's block_lanes), made once
+// by the caller; without it each channel-block task packs its block's weights itself.
 void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t batch, const float* input,
                        const float* weight, const float* bias, float lo, float hi, float* output, float* scratch,
-                       size_t max_threads, Conv2dPlan::PostOp post = {}, WindowPath path = WindowPath::kAuto);
+                       size_t max_threads, Conv2dPlan::PostOp post = {}, WindowPath path = WindowPath::kAuto,
+                       const float* block_weights = nullptr);
+
+// The channel blocks' weights of g (multiplier 1) for `lanes`-wide kernels: per block of `lanes`
+// channels, each tap's `lanes` weights, then the `lanes` biases, zero past the last channel.
+std::vector<float> depthwise_block_weights(const Conv2dGeometry& g, const float* weight, const float* bias, size_t lanes);
 
 // grad_input (nullable) and grad_weight (nullable), overwritten. grad_weight of each output
 // channel is summed over the batch by one task in a fixed order.

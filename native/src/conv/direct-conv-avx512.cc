@@ -1,8 +1,11 @@
 // AVX-512 direct convolution tiles (see direct-conv.h) and the NHWC -> NCHW writers.
 // Register budget: MR x NB accumulators + NB weight vectors + 1 broadcast <= 32 zmm. Each tap
 // costs NB weight loads and MR broadcasts (memory operands of the FMAs) for MR * NB FMAs.
+// GCC 12 flags the _mm512_undefined_ps pass-through inside _mm512_max_ps / _mm512_min_ps as used
+// uninitialized once inlined into the tiles (GCC bug 105593, fixed in GCC 13): a false positive.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "common/simd.h"
-
 
 #include "conv/direct-conv.h"
 #include "conv/transpose-avx512.h"
