@@ -18,11 +18,15 @@ struct F32Math {
   using Vec = typename V::Vec;
   using Cmp = typename V::Cmp;
 
-  // e^r for r = x - n ln 2 (ln 2 in two parts, Cody-Waite), n integral with |r| <= ln 2 / 2 or
-  // about: Cephes' expf polynomial. exp and exp_nonpositive scale it by 2^n.
+  // r = x - n ln 2, ln 2 in two parts (Cody-Waite): |r| <= ln 2 / 2 or about for n = round(x / ln 2).
+  static Vec reduce_ln2(Vec x, Vec n) {
+    const Vec r = V::fmadd(n, V::set1(-0.693359375f), x);
+    return V::fmadd(n, V::set1(2.12194440e-4f), r);
+  }
+
+  // e^r for r = reduce_ln2(x, n): Cephes' expf polynomial. exp scales it by 2^n.
   static Vec exp_mantissa(Vec x, Vec n) {
-    Vec r = V::fmadd(n, V::set1(-0.693359375f), x);
-    r = V::fmadd(n, V::set1(2.12194440e-4f), r);
+    const Vec r = reduce_ln2(x, n);
     Vec y = V::set1(1.9875691500e-4f);
     y = V::fmadd(y, r, V::set1(1.3981999507e-3f));
     y = V::fmadd(y, r, V::set1(8.3334519073e-3f));
@@ -54,8 +58,7 @@ struct F32Math {
   static Vec exp_nonpositive(Vec t) {
     const Vec tc = V::max(V::set1(-104.0f), t);  // e^-104 rounds to 0; NaN passes (max's second operand)
     const Vec n = V::round_even(V::mul(tc, V::set1(1.44269504088896341f)));
-    Vec r = V::fmadd(n, V::set1(-0.693359375f), tc);
-    r = V::fmadd(n, V::set1(2.12194440e-4f), r);
+    const Vec r = reduce_ln2(tc, n);
     Vec p = V::set1(8.290312980e-3f);
     p = V::fmadd(p, r, V::set1(4.189793063e-2f));
     p = V::fmadd(p, r, V::set1(1.666763622e-1f));
