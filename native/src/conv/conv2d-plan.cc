@@ -111,16 +111,6 @@ bool pixels_in_rows_fits(const Conv2dGeometry& g) {
 // vectors (the transpose reads whole rows).
 size_t rows_ld(size_t m) { return (m + 15) / 16 * 16; }
 
-// The pixel rows [pixels x ld] of one image back to `channels` planes, `plane_stride` apart.
-void rows_to_planes(const F32DirectConvKernels& d, const float* rows, size_t pixels, size_t channels, size_t ld,
-                    float* out, size_t plane_stride) {
-  if (d.nhwc_to_nchw != nullptr) {
-    d.nhwc_to_nchw(rows, pixels, channels, ld, out, plane_stride);
-    return;
-  }
-  f32_rows_to_planes(rows, pixels, channels, ld, false, out, plane_stride);
-}
-
 }  // namespace
 
 Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu)
@@ -668,7 +658,8 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       hi = clamp_hi_;
     }
     const size_t lanes = table.f32_conv.depthwise.block_lanes;
-    const float* blocks = lanes == 8 && !blocks8_.empty() ? blocks8_.data() : lanes == 16 && !blocks16_.empty() ? blocks16_.data() : nullptr;
+    const std::vector<float>& packed = lanes == 8 ? blocks8_ : blocks16_;
+    const float* blocks = (lanes == 8 || lanes == 16) && !packed.empty() ? packed.data() : nullptr;
     depthwise_forward(table, g_, batch, input, weight_.data(), bias_.empty() ? nullptr : bias_.data(), lo, hi, output,
                       scratch, max_threads, post, WindowPath::kAuto, blocks);
     return;
@@ -749,7 +740,7 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
         sgemm_packed_b(table.f32_gemm, cols, true, columns, cols, packed_rows_[grp], gather, ld, epilogue, gemm_threads);
         for (size_t i = 0; i < images; ++i) {
           float* home = out + i * g_.out_channels * plane + j0;
-          rows_to_planes(table.f32_conv.direct, gather + i * ncols * ld, ncols, m, ld, home, plane);
+          rows_to_planes(table.f32_conv.direct, gather + i * ncols * ld, ncols, m, ld, true, home, plane);
           if (post_at_home != nullptr) post_at_home->apply(home, ncols, m, plane);
         }
         continue;
@@ -830,7 +821,7 @@ void Conv2dPlan::run_rows_threaded(const DispatchTable& table, const PackedB& we
           sgemm_packed_b(table.f32_gemm, p1 - p0, true, columns + p0, cols, weights, gather + p0 * ld, ld, epilogue, 1);
           for_each_piece(p0, p1, [&](size_t i, size_t q, size_t count, size_t p) {
             float* home = out + i * image_out + j0 + q;
-            rows_to_planes(table.f32_conv.direct, gather + p * ld, count, m, ld, home, plane);
+            rows_to_planes(table.f32_conv.direct, gather + p * ld, count, m, ld, true, home, plane);
             if (post_at_home != nullptr) post_at_home->apply(home, count, m, plane);
           });
         },
@@ -868,7 +859,7 @@ void Conv2dPlan::run_rows_threaded(const DispatchTable& table, const PackedB& we
         sgemm_packed_b_columns(table.f32_gemm, cols, true, columns, cols, weights, c0, c1, gather, ld, epilogue);
         for (size_t i = 0; i < images; ++i) {
           float* home = out + i * image_out + c0 * plane + j0;
-          rows_to_planes(table.f32_conv.direct, gather + i * ncols * ld + c0, ncols, c1 - c0, ld, home, plane);
+          rows_to_planes(table.f32_conv.direct, gather + i * ncols * ld + c0, ncols, c1 - c0, ld, true, home, plane);
           if (post_at_home != nullptr) post_at_home->apply(home, ncols, c1 - c0, plane);
         }
       },

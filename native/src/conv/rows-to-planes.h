@@ -1,9 +1,12 @@
 // Pixel rows (NHWC: pixel p's channels at rows + p * ld) back to planes (NCHW: channel c's at
 // out + c * plane_stride), in the baseline build: SSE2 is part of x86-64, so 4 x 4 blocks move
 // through registers without run-time dispatch; the AVX-512 table has its own 16 x 16 kernel
-// (F32DirectConvKernels::nhwc_to_nchw), which needs whole 16-float rows.
+// (F32DirectConvKernels::nhwc_to_nchw), which needs whole 16-float rows; rows_to_planes picks
+// between the two for the GEMM's pixel-rows output and the float Transpose.
 #pragma once
 #include <cstddef>
+
+#include "conv/conv-ukernel.h"
 
 #if defined(__SSE2__)
 #include <xmmintrin.h>
@@ -52,6 +55,18 @@ inline void f32_rows_to_planes(const float* rows, size_t pixels, size_t channels
       plane[p] = relu && v < 0 ? 0.0f : v;
     }
   }
+}
+
+// The same move on table d's 16 x 16 kernel where it has one and the caller allows it to read
+// whole rows (`whole_rows`: each row's floats up to the next multiple of 16 past `channels` may be
+// read), else on the SSE2 blocks above. No ReLU.
+inline void rows_to_planes(const F32DirectConvKernels& d, const float* rows, size_t pixels, size_t channels, size_t ld,
+                           bool whole_rows, float* out, size_t plane_stride) {
+  if (whole_rows && d.nhwc_to_nchw != nullptr) {
+    d.nhwc_to_nchw(rows, pixels, channels, ld, out, plane_stride);
+    return;
+  }
+  f32_rows_to_planes(rows, pixels, channels, ld, false, out, plane_stride);
 }
 
 }  // namespace

@@ -82,7 +82,7 @@ class TransposeF32MatrixStep : public PlanStep {
       });
       return;
     }
-    const bool blocks16 = k.nhwc_to_nchw != nullptr && cols_ % kBlock == 0;
+    const bool whole_rows = cols_ % kBlock == 0;
     const size_t bands = (rows_ + kBlock - 1) / kBlock;
     const size_t grain = std::max<size_t>(1, kElementwiseGrain / (kBlock * cols_));
     for_chunks(batch * bands, grain, max_threads, [&](size_t b, size_t e) {
@@ -90,11 +90,7 @@ class TransposeF32MatrixStep : public PlanStep {
         const size_t n = u / bands, r0 = (u % bands) * kBlock, count = std::min(kBlock, rows_ - r0);
         const float* src = in + n * image + r0 * cols_;
         float* dst = out + n * image + r0;
-        if (blocks16) {
-          k.nhwc_to_nchw(src, count, cols_, cols_, dst, rows_);
-        } else {
-          f32_rows_to_planes(src, count, cols_, cols_, false, dst, rows_);
-        }
+        rows_to_planes(k, src, count, cols_, cols_, whole_rows, dst, rows_);
       }
     });
   }
