@@ -787,11 +787,14 @@ void Conv2dPlan::run_rows_threaded(const DispatchTable& table, const PackedB& we
   const bool pointwise = g_.is_pointwise();
 
   // Either each thread reads all the weights and packs its share of the pixel rows, or the other
-  // way round; packing a row costs about twice as much as reading a weight column, so the
-  // weights are split once they are twice as many columns as there are rows. Measured on
-  // AVX-512, 2 threads, batch 1 (ms, rows split / weights split): 1x1 1024->256 on 14x14 0.34 /
-  // 0.37; 1x1 256->1024 on 14x14 0.39 / 0.33; 3x3 512->512 on 7x7 1.03 / 0.84.
-  if (m < 2 * cols) {
+  // way round. The weights are split once there are at least as many output channels as pixel
+  // rows. Measured on AVX-512, 2 threads, batch 1 (ms, rows split / weights split), alone: 1x1
+  // 1024->256 on 14x14 0.34 / 0.37; 1x1 256->1024 on 14x14 0.39 / 0.33; 3x3 512->512 on 7x7
+  // 1.03 / 0.84. Inside ResNet-50, where a layer's weights come from memory at batch 1 (each
+  // thread reading all of them then reads them twice), the 256-channel layers on 14x14 split
+  // their weights too: 3x3/2 256->256 1.52-1.68 -> 1.21-1.46 ms, 1x1 1024->256 0.43-0.44 ->
+  // 0.39-0.43 ms (three alternated runs).
+  if (m < cols) {
     // Bands of pixel rows, end to end: the band's im2col columns, its rows of the product, their
     // transpose. Bands of whole 12-row tiles where there are enough of them.
     constexpr size_t kBandAlign = 12;
