@@ -24,6 +24,7 @@
 #include "kiln/thread-pool.h"
 #include "common/dispatch.h"
 #include "conv/conv-ukernel.h"
+#include "conv/conv2d-tiling.h"
 #include "conv/depthwise.h"
 #include "conv/direct-conv.h"
 #include "runtime/ops/pool2d.h"
@@ -602,6 +603,61 @@ void run_pool_case(const PoolCase& pc, const char* isa) {
 
 }  // namespace
 
+// balance_tiles: the tiles of a plane cover it end to end, each no wider than the planned tile
+// and all but the last whole 16-column units, in a multiple of the threads where it applies; and a
+// convolution over such tiles gives every thread count the bits of one thread.
+void test_balanced_tiles(const char* isa) {
+  for (size_t plane : {size_t{784}, size_t{3136}, size_t{170}, size_t{1000}, size_t{47}}) {
+    for (size_t patch : {size_t{576}, size_t{1152}, size_t{2304}}) {
+      kiln::Conv2dGeometry g;
+      g.in_channels = patch / 9;
+      g.out_channels = 5;
+      g.kernel_h = g.kernel_w = 3;
+      g.in_height = g.out_height = 1;
+      g.in_width = g.out_width = plane;
+      g.pad_top = g.pad_bottom = 1;
+      g.pad_left = g.pad_right = 1;
+      const kiln::ConvTiling t = kiln::conv_tiling(g, 1);
+      for (size_t threads : {size_t{2}, size_t{3}, size_t{4}, size_t{8}}) {
+        const kiln::ConvTiling b = kiln::balance_tiles(t, plane, threads);
+        bool ok = b.tile_begin(0, plane) == 0 && b.tile_begin(b.tiles, plane) == plane && b.items == b.tiles * b.chunks;
+        for (size_t k = 0; k < b.tiles && ok; ++k) {
+          const size_t j0 = b.tile_begin(k, plane), j1 = b.tile_begin(k + 1, plane);
+          ok = j1 > j0 && j1 - j0 <= t.tile_cols && (j1 == plane || (j1 - j0) % 16 == 0);
+        }
+        if (b.balanced) ok = ok && b.tiles % threads == 0 && threads <= t.items;
+        if (t.tiles % threads != 0 && threads <= t.items && t.tiles > 1 && (t.tiles + threads - 1) / threads * threads * 16 <= plane) {
+          ok = ok && b.balanced;
+        }
+        check(ok, "balanced tiles cover the plane within the planned width", isa, "balance_tiles");
+      }
+    }
+  }
+  const Case cases[] = {
+      {"plane in five tiles, stride 2", 1, 128, 56, 56, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, false},
+      {"plane in three tiles", 1, 64, 28, 28, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, false, true},
+  };
+  for (const Case& c : cases) {
+    const kiln::Conv2dGeometry g = geometry(c);
+    Rng rng(c.cin * 3 + c.h);
+    Guarded input(c.batch * g.in_channels * g.in_plane()), weight(g.weight_size()), bias(g.out_channels);
+    input.randomize(rng);
+    weight.randomize(rng);
+    bias.randomize(rng);
+    const kiln::Conv2dPlan plan(g, weight.data(), bias.data(), c.relu);
+    const size_t out_size = c.batch * g.out_channels * g.out_plane();
+    Guarded scratch(plan.scratch_floats(c.batch)), one(out_size), many(out_size);
+    one.fill(kNaN);
+    plan.run(input.data(), one.data(), c.batch, scratch.data(), 1);
+    for (size_t threads : {size_t{2}, size_t{3}, size_t{4}}) {
+      scratch.fill(kNaN);
+      many.fill(kNaN);
+      plan.run(input.data(), many.data(), c.batch, scratch.data(), threads);
+      check(identical(one.data(), many.data(), out_size), "balanced tiles on 2-4 threads equal 1 thread bit for bit", isa, c.name);
+    }
+  }
+}
+
 int main() {
   // name, batch, cin, h, w, cout, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups, bias, relu
   const Case cases[] = {
@@ -672,14 +728,17 @@ int main() {
       {"pixels in rows: 3x3 5x5 33->97, batch 9 shares GEMMs", 9, 33, 5, 5, 97, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, false},
       {"pixels in rows: 3x3/2 9x11 20->65, batch 4", 4, 20, 9, 11, 65, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, false, false},
       // One image on all threads: bands of pixel rows (im2col, GEMM rows, transpose), or with at
-      // least twice as many output channels as pixels, parts of the channels (the im2col split by
-      // input channels, then the GEMM and transpose by output channels). 7x7, 13x13, 5x5 planes
+      // least as many output channels as pixels, parts of the channels (the im2col split by
+      // input channels, then the GEMM and transpose by output channels). 13x13, 10x10, 5x5 planes
       // are not whole 12-row tiles; 100 channels are not whole 32-column tiles; 2 groups make two
       // threaded GEMMs.
-      {"pixels in rows: 3x3 7x7 48->64, one image in bands", 1, 48, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},
-      {"pixels in rows: pointwise 5x9 40->160, 2 groups, one image in bands", 1, 40, 5, 9, 160, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, true, false},
+      {"pixels in rows: 3x3 13x13 48->64, one image in bands", 1, 48, 13, 13, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},
+      {"pixels in rows: pointwise 10x10 40->160, 2 groups, one image in bands", 1, 40, 10, 10, 160, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, true, false},
       {"pixels in rows: 3x3 5x5 37->100, one image by channels", 1, 37, 5, 5, 100, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},
       {"pixels in rows: pointwise 6x6 48->260, 2 groups, one image by channels", 1, 48, 6, 6, 260, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, false, false},
+      // One image whose plane is cut into 3 and 5 column tiles: on 2 threads, 4 and 6 (balance_tiles).
+      {"plane in three tiles, batch 1", 1, 64, 28, 28, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},
+      {"plane in five tiles, stride 2, batch 1", 1, 128, 56, 56, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, false},
   };
   // Conv case, then a max pool over its output: kernel, stride, dilation (h, w).
   // Without ReLU: the training forward (conv2d_max_pool_forward) is checked too.
@@ -725,6 +784,7 @@ int main() {
       run_case(c, kiln::isa_name(isa));
       run_depthwise_paths(c, kiln::isa_name(isa));
     }
+    test_balanced_tiles(kiln::isa_name(isa));
     check(g_block_cases >= 10 || kiln::dispatch().f32_conv.depthwise.channel_block == nullptr,
           "the depthwise cases ran the channel blocks", kiln::isa_name(isa), "all");
     const MaxPoolCase max_pools[] = {

@@ -672,7 +672,7 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
     run_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr, post);
     return;
   }
-  const ConvTiling t = conv_tiling(g_, batch, !packed_rows_.empty());
+  const ConvTiling t = balance_tiles(conv_tiling(g_, batch, !packed_rows_.empty()), g_.out_plane(), resolve_threads(max_threads));
   // A scratch slot per thread, not per item: one thread reuses one column buffer, warm in its
   // cache, for item after item (with a slot per item, one thread cycled through eight of them).
   const size_t slots = std::min({t.items, kConvMaxSlots, resolve_threads(max_threads)});
@@ -694,8 +694,9 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
     const size_t chunk = item / t.tiles;
     const size_t n0 = chunk * t.images_per_chunk;
     const size_t images = std::min(t.images_per_chunk, batch - n0);
-    const size_t j0 = (item % t.tiles) * t.tile_cols;
-    const size_t ncols = std::min(t.tile_cols, plane - j0);
+    const size_t tile = item % t.tiles;
+    const size_t j0 = t.tile_begin(tile, plane);
+    const size_t ncols = t.tile_begin(tile + 1, plane) - j0;
     const size_t cols = images * ncols;
     for (size_t grp = 0; grp < g_.groups; ++grp) {
       GemmEpilogue epilogue;

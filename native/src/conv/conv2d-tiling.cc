@@ -53,4 +53,21 @@ ConvTiling conv_tiling(const Conv2dGeometry& g, size_t batch, bool whole_planes)
   return t;
 }
 
+size_t ConvTiling::tile_begin(size_t tile, size_t plane) const {
+  if (!balanced) return std::min(plane, tile * tile_cols);
+  const size_t units = (plane + kTileAlign - 1) / kTileAlign;
+  return std::min(plane, units * tile / tiles * kTileAlign);
+}
+
+ConvTiling balance_tiles(const ConvTiling& t, size_t plane, size_t threads) {
+  if (threads <= 1 || t.images_per_chunk != 1 || t.chunks != 1 || t.tiles % threads == 0 || threads > t.items) return t;
+  ConvTiling b = t;
+  b.tiles = (t.tiles + threads - 1) / threads * threads;
+  // Never narrower than one alignment unit: a plane of few units keeps its tiles.
+  if (b.tiles * kTileAlign > plane) return t;
+  b.items = b.tiles;
+  b.balanced = true;
+  return b;
+}
+
 }  // namespace kiln

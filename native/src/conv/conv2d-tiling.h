@@ -22,6 +22,10 @@ struct ConvTiling {
   size_t cols = 0;              // GEMM columns of one item: images_per_chunk * tile_cols
   size_t col_floats = 0;        // one column matrix: patch x cols (0 for pointwise convolutions)
   size_t gather_floats = 0;     // Cout/groups x cols when several images share a GEMM, else 0
+  bool balanced = false;        // tiles of 16-column units as even as they go (balance_tiles)
+
+  // Output positions [tile_begin(k, plane), tile_begin(k + 1, plane)) of an image are tile k's.
+  size_t tile_begin(size_t tile, size_t plane) const;
 };
 
 // whole_planes: never cut an image's plane into tiles. For the forward pass's pixel-rows layout
@@ -29,5 +33,12 @@ struct ConvTiling {
 // again (ResNet-50's 3x3 256->256 on 14x14 in three tiles, batch 1: 2.08 ms in the whole model,
 // 1.80 ms whole), at the price of a column matrix up to 196 x patch floats per slot.
 ConvTiling conv_tiling(const Conv2dGeometry& g, size_t batch, bool whole_planes = false);
+
+// The forward pass's items for `threads` threads: where an image's tiles are the only items and
+// too few to share out evenly (ResNet-50's 3x3/2 128->128 on 28x28 at batch 1: five tiles, three
+// of them on one of two threads), the plane is cut into a multiple of the threads instead, each
+// tile no wider than t's (so t's scratch holds it), as long as there are no more threads than t's
+// items (t's scratch has that many slots). The sums, and so the bits, do not change.
+ConvTiling balance_tiles(const ConvTiling& t, size_t plane, size_t threads);
 
 }  // namespace kiln
