@@ -1,6 +1,7 @@
 // How a convolution over a batch is cut into work items, shared by forward and backward.
 // Chosen from the geometry and batch only (never the thread count), so results are the same
-// whatever the number of threads.
+// whatever the number of threads; the forward pass may re-cut a plane's columns for the threads
+// (balance_tiles), which moves no output to another sum.
 #pragma once
 #include <cstddef>
 
