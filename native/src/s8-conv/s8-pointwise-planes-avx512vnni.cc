@@ -1,5 +1,5 @@
 // The 1x1 int8 convolution into float planes (s8-pointwise-planes.h) on AVX-512 VNNI.
-#include <immintrin.h>
+#include "common/simd.h"
 
 #include <algorithm>
 #include <cstring>
