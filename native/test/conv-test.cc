@@ -164,6 +164,14 @@ void run_case(const Case& c, const char* isa) {
                     g.in_channels <= 4 && g.kernel_h >= 3 && g.kernel_w >= 3;
   check(plan.phase_split(kiln::dispatch()) == (stem && kiln::dispatch().f32_conv.direct.rows == nullptr),
         "stems split into stride phases exactly where the direct kernel is missing", isa, c.name);
+  // Padded stride-2 convolutions whose patch (at most 1024 deep) the direct kernel takes run on it
+  // over a padded copy, where the table has it.
+  const bool padded = (g.pad_top | g.pad_left | g.pad_bottom | g.pad_right) != 0;
+  const bool padded_stride2 = padded && g.stride_h == 2 && g.stride_w == 2 && g.dilation_h == 1 && g.dilation_w == 1 &&
+                              g.groups == 1 && g.patch() <= 1024;
+  check(plan.strided_direct(kiln::dispatch()) ==
+            ((stem || padded_stride2) && kiln::dispatch().f32_conv.direct.rows != nullptr),
+        "stride-2 convolutions run as they are on the direct kernel exactly where it fits", isa, c.name);
   Guarded scratch(plan.scratch_floats(c.batch));
   Guarded output(out_size);
   for (size_t threads : {size_t{1}, size_t{0}}) {
@@ -739,6 +747,13 @@ int main() {
       // One image whose plane is cut into 3 and 5 column tiles: on 2 threads, 4 and 6 (balance_tiles).
       {"plane in three tiles, batch 1", 1, 64, 28, 28, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},
       {"plane in five tiles, stride 2, batch 1", 1, 128, 56, 56, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, false},
+      // Padded stride-2 convolutions over more channels: on AVX-512 the direct kernel over a
+      // zero-padded copy (DetHead's 3x3/2 16->32, ResNet-18's 64->128), odd planes, asymmetric
+      // pads, a 5x5 window, channels off the vectors; past the direct kernel's patch, im2col.
+      {"padded stride 2: 3x3/2 16->32, batch 3", 3, 16, 29, 31, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, true},
+      {"padded stride 2: 3x3/2 64->70, odd plane", 1, 64, 23, 19, 70, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, false, false},
+      {"padded stride 2: 5x5/2 12->40, pads 2,1,0,2", 2, 12, 17, 15, 40, 5, 5, 2, 2, 2, 1, 0, 2, 1, 1, 1, true, false},
+      {"padded stride 2: 3x3/2 120->24, patch past the direct kernel", 1, 120, 15, 15, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, true},
   };
   // Conv case, then a max pool over its output: kernel, stride, dilation (h, w).
   // Without ReLU: the training forward (conv2d_max_pool_forward) is checked too.

@@ -108,6 +108,10 @@ class Conv2dPlan {
   // t as a stride-1 one over its stride phases; false where it runs as it is (on AVX-512, the
   // direct kernel over a zero-padded copy of each image) or is no stem.
   bool phase_split(const DispatchTable& t) const;
+  // True when a stride-2 convolution runs on table t as it is on the direct kernel over a
+  // zero-padded copy of each image (or the image itself when unpadded): the stems, and padded
+  // stride-2 convolutions whose patch the direct kernel takes (AVX-512).
+  bool strided_direct(const DispatchTable& t) const { return strided_direct_active(t); }
   // Clamps every output to [lo, hi] after bias and ReLU (Clip, ReLU6; NaN passes), inside the
   // kernels where they can (depthwise, the GEMM epilogue), else as a pass over the output (the
   // direct and small-patch paths; after the pool in run_max_pooled, which it commutes with, so
@@ -197,9 +201,11 @@ class Conv2dPlan {
   // phases (conv2d-plan.cc: phase_split_fits); null otherwise.
   std::shared_ptr<Conv2dPlan> phased_;
   std::shared_ptr<const PhasePlanes> stem_phases_;  // its input: each channel's stride phases
-  // The same stem unpadded (padding made real) for the strided direct kernel, which wastes no
-  // zero taps: preferred where the table has the direct kernel. Null when it does not fit.
-  std::shared_ptr<Conv2dPlan> stem_direct_;
+  // A stride-2 convolution unpadded (padding made real) for the strided direct kernel: the stems,
+  // which it runs with no zero taps wasted, and padded stride-2 convolutions over more channels
+  // (conv2d-plan.cc: padded_stride2_direct_fits). Preferred where the table has the direct
+  // kernel; null when it does not fit.
+  std::shared_ptr<Conv2dPlan> strided_direct_;
   bool clamp_ = false;  // fuse_clamp's bounds, after ReLU
   float clamp_lo_ = 0.0f, clamp_hi_ = 0.0f;
   PostOp post_;  // fuse_post's function, after the clamp
@@ -209,15 +215,15 @@ class Conv2dPlan {
   // The clamp as a pass over `n` outputs, where the kernel did not apply it.
   void clamp_in_place(float* data, size_t n, size_t max_threads) const;
 
-  // `allow_phase_split` false: stride-2 stems keep their geometry (stem_direct_ itself).
+  // `allow_phase_split` false: stride-2 stems keep their geometry (strided_direct_ itself).
   Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu, bool allow_phase_split);
   // The table's kernels (the one a call read) have the path and the plan built it.
   bool direct_active(const DispatchTable& t) const;
-  bool stem_direct_active(const DispatchTable& t) const;
-  // Floats of one zero-padded stem image for stem_direct_ (0 when the stem has no padding), and
-  // the copy of `n` images into them.
-  size_t stem_padded_floats() const;
-  void pad_stem_images(const float* input, size_t n, float* padded) const;
+  bool strided_direct_active(const DispatchTable& t) const;
+  // Floats of one zero-padded image for strided_direct_ (0 when the convolution has no padding),
+  // and the copy of `n` images into them.
+  size_t strided_padded_floats() const;
+  void pad_strided_images(const float* input, size_t n, float* padded) const;
   bool small_active(const DispatchTable& t) const;
   // The stride phases of `n` images for phased_ (row: stem_phases_->row_floats() floats).
   void split_phases(const DispatchTable& t, const float* input, size_t n, float* phases, float* row) const;
@@ -244,9 +250,11 @@ class Conv2dPlan {
   void run_rows_threaded(const DispatchTable& table, const PackedB& weights, const GemmEpilogue& epilogue,
                          const float* in, size_t images, size_t j0, size_t ncols, float* col, float* gather, float* out,
                          size_t max_threads, const PostOp* post_at_home) const;
-  // Only when stem_direct_active(t): the stem on stem_direct_, pooled when `pool` is not null
-  // (then there is no residual).
-  void run_stem_direct(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
+  // Scratch of run_strided_direct for a batch (pooled by `pool` when not null); 0 without it.
+  size_t strided_direct_scratch_floats(size_t batch, const ConvMaxPool* pool) const;
+  // Only when strided_direct_active(t): the convolution on strided_direct_, pooled when `pool` is
+  // not null (then there is no residual).
+  void run_strided_direct(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool* pool,
                        float* scratch, size_t max_threads, int32_t* indices, const float* residual) const;
   // The convolution, then max_pool2d_forward over it, in chunks of images through a temporary buffer.
   void run_staged_max_pool(const DispatchTable& t, const float* input, float* output, size_t batch,
