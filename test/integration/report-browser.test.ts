@@ -2,7 +2,11 @@
 // Chromium (headless, driven by playwright-core, which downloads no browser), with every network
 // request refused and recorded. No request, no console error, no page error; each chart drawn (a
 // canvas of non-zero size with painted pixels, and the Chart.js series expected); a malicious
-// recipe name shown as text. Writes bench/results/report-example.html and report-example.png (the fixture), and report-screenshot.png (the measured run of the shipped recipe).
+// recipe name shown as text. Writes bench/results/report-example.html (the fixture's page); the
+// screenshots (report-example.png, and report-screenshot.png of the measured run of the shipped
+// recipe) go to a temporary folder, or over the committed ones in bench/results with
+// KILN_UPDATE_PICTURES=1 (Chromium's pixels differ from run to run, so a plain test run would leave
+// the checkout modified).
 //
 // Without Chromium this test fails and says how to install it; KILN_CHROMIUM=/path/to/chrome picks the
 // binary, KILN_SKIP_BROWSER_TESTS=1 skips it.
@@ -22,6 +26,7 @@ import { bareRunRecord, fixtureRunRecord } from '../support/run-record-fixture.j
 const ROOT = join(__dirname, '../..');
 const RESULTS = join(ROOT, 'bench/results');
 const SKIP = process.env.KILN_SKIP_BROWSER_TESTS === '1';
+const UPDATE_PICTURES = process.env.KILN_UPDATE_PICTURES === '1';
 
 /** Chromium on this machine: $KILN_CHROMIUM (only it, when set), else chromium / chromium-browser / google-chrome on PATH. */
 function findChromium(): string | undefined {
@@ -168,7 +173,7 @@ describe.skipIf(SKIP)('the report page in Chromium', () => {
     expect(confusion).toEqual({ rows: 10, cells: Array(10).fill(10), shaded: 100 });
     expect(await page.locator('table[data-card="stages"] tbody tr').count()).toBe(5);
     expect(await page.locator('h1').textContent()).toBe('mnist-small-int8');
-    await page.screenshot({ path: join(RESULTS, 'report-example.png'), fullPage: true });
+    await page.screenshot({ path: join(UPDATE_PICTURES ? RESULTS : dir, 'report-example.png'), fullPage: true });
   });
 
   it('draws the committed measured run of the shipped recipe (bench/results/compress-mnist-half-80-int8.run.json) and pictures it', async () => {
@@ -196,7 +201,7 @@ describe.skipIf(SKIP)('the report page in Chromium', () => {
       labels.forEach((re, i) => expect(drawn[i], `${id} series ${i}`).toMatch(re));
     }
     expect(await page.locator('table[data-card="stages"] tbody tr').count()).toBe(record.stages.length);
-    await page.screenshot({ path: join(RESULTS, 'report-screenshot.png'), fullPage: true });
+    await page.screenshot({ path: join(UPDATE_PICTURES ? RESULTS : dir, 'report-screenshot.png'), fullPage: true });
   });
 
   it('draws a bare run (no sensitivity, no ORT timings, no curves, stopped early) without an error', async () => {
