@@ -231,39 +231,38 @@ void nhwc_max_pool_rows_avx512(const float* rows, size_t row0, size_t row_end, s
       const size_t row_step = pool.dilation_h * cols * cout_padded, col_step = pool.dilation_w * cout_padded;
       float* dst = pooled + (y * pool.out_w + x) * cout_padded;
       for (size_t c = 0; c < cout_padded; c += 16) {
+        // visit(v, i, j) for the window's taps after the first, in window order.
+        auto later_taps = [&](auto visit) {
+          for (size_t i = 0; i < th; ++i) {
+            const float* row = corner + i * row_step + c;
+            for (size_t j = i == 0 ? 1 : 0; j < tw; ++j) visit(_mm512_loadu_ps(row + j * col_step), i, j);
+          }
+        };
+        __m512 best = _mm512_loadu_ps(corner + c);
         if (where == nullptr) {
           // Without winners, max(v, best) per tap: it takes v only when larger, as the selects
           // below do. A NaN makes it wrong (max keeps best), so NaN lanes send the vector to the
           // selects, which keep the first NaN's bits.
-          __m512 best = _mm512_loadu_ps(corner + c);
+          __m512 top = best;
           __mmask16 nans = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
-          for (size_t i = 0; i < th; ++i) {
-            const float* row = corner + i * row_step + c;
-            for (size_t j = i == 0 ? 1 : 0; j < tw; ++j) {
-              const __m512 v = _mm512_loadu_ps(row + j * col_step);
-              nans |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-              best = _mm512_max_ps(v, best);
-            }
-          }
+          later_taps([&](__m512 v, size_t, size_t) {
+            nans |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+            top = _mm512_max_ps(v, top);
+          });
           if (nans == 0) {
-            _mm512_storeu_ps(dst + c, best);
+            _mm512_storeu_ps(dst + c, top);
             continue;
           }
         }
-        __m512 best = _mm512_loadu_ps(corner + c);
         __m512i winner = _mm512_set1_epi32(static_cast<int>(at));
-        for (size_t i = 0; i < th; ++i) {
-          const float* row = corner + i * row_step + c;
-          for (size_t j = i == 0 ? 1 : 0; j < tw; ++j) {
-            const __m512 v = _mm512_loadu_ps(row + j * col_step);
-            // Larger, or a NaN over a number: the selects of the pool kernels, lane by lane.
-            const __mmask16 take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
-                                   (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
-            best = _mm512_mask_mov_ps(best, take, v);
-            const size_t tap = at + i * pool.dilation_h * plane_width + j * pool.dilation_w;
-            winner = _mm512_mask_mov_epi32(winner, take, _mm512_set1_epi32(static_cast<int>(tap)));
-          }
-        }
+        later_taps([&](__m512 v, size_t i, size_t j) {
+          // Larger, or a NaN over a number: the selects of the pool kernels, lane by lane.
+          const __mmask16 take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+                                 (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+          best = _mm512_mask_mov_ps(best, take, v);
+          const size_t tap = at + i * pool.dilation_h * plane_width + j * pool.dilation_w;
+          winner = _mm512_mask_mov_epi32(winner, take, _mm512_set1_epi32(static_cast<int>(tap)));
+        });
         _mm512_storeu_ps(dst + c, best);
         if (where != nullptr) _mm512_storeu_si512(where + (y * pool.out_w + x) * cout_padded + c, winner);
       }
