@@ -215,8 +215,9 @@ class Conv2dPlan {
   // The clamp as a pass over `n` outputs, where the kernel did not apply it.
   void clamp_in_place(float* data, size_t n, size_t max_threads) const;
 
-  // `allow_phase_split` false: stride-2 stems keep their geometry (strided_direct_ itself).
-  Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu, bool allow_phase_split);
+  // `strided_inner`: strided_direct_ itself, which keeps its stride-2 geometry (no phase split) and
+  // packs no GEMM weights (the outer plan runs it only where the table has the direct kernel).
+  Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu, bool strided_inner);
   // The table's kernels (the one a call read) have the path and the plan built it.
   bool direct_active(const DispatchTable& t) const;
   bool strided_direct_active(const DispatchTable& t) const;

@@ -121,14 +121,14 @@ size_t rows_ld(size_t m) { return (m + 15) / 16 * 16; }
 }  // namespace
 
 Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu)
-    : Conv2dPlan(geometry, weight, bias, relu, true) {}
+    : Conv2dPlan(geometry, weight, bias, relu, false) {}
 
 Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, const float* bias, bool relu,
-                       bool allow_phase_split)
+                       bool strided_inner)
     : g_(geometry), relu_(relu), depthwise_(is_depthwise(geometry)) {
   const size_t m = g_.out_channels_per_group();
   const size_t k = g_.patch();
-  if (allow_phase_split && phase_split_fits(g_)) {
+  if (!strided_inner && phase_split_fits(g_)) {
     const Conv2dGeometry p = phase_split_geometry(g_);
     const std::vector<float> w = phase_split_weights(g_, p, weight);
     phased_ = std::make_shared<Conv2dPlan>(p, w.data(), bias, relu);
@@ -136,12 +136,13 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
     stem_phases_ = std::make_shared<const PhasePlanes>(planar_window(g_), 0);
     // Where the direct kernel runs, the stem as it is: a stride-2 walk over the padded image.
     const Conv2dGeometry unpadded = padding_made_real(g_);
-    if (direct_conv_forward_fits(unpadded)) strided_direct_.reset(new Conv2dPlan(unpadded, weight, bias, relu, false));
+    if (direct_conv_forward_fits(unpadded)) strided_direct_.reset(new Conv2dPlan(unpadded, weight, bias, relu, true));
     return;
   }
   if (depthwise_) {
     weight_.assign(weight, weight + g_.weight_size());
-  } else {
+  } else if (!strided_inner) {
+    // An inner plan runs only where the table has the direct kernel: it needs no GEMM weights.
     if (pixels_in_rows_fits(g_)) {
       packed_rows_.reserve(g_.groups);
       for (size_t grp = 0; grp < g_.groups; ++grp) packed_rows_.emplace_back(true, k, m, weight + grp * m * k, k);
@@ -163,7 +164,7 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& geometry, const float* weight, cons
   // on 56x56 0.20 / 3.5 -> 0.13 / 2.3. Above the direct kernel's 1024-deep patch (ResNet-50's
   // 128-channel 3x3/2 and up) it stays on im2col.
   if (!depthwise_ && direct_ == nullptr && padded_stride2_direct_fits(g_)) {
-    strided_direct_.reset(new Conv2dPlan(padding_made_real(g_), weight, bias, relu, false));
+    strided_direct_.reset(new Conv2dPlan(padding_made_real(g_), weight, bias, relu, true));
   }
   // Padded small patches run the same kernels on a zero-padded copy of each image (in scratch).
   const Conv2dGeometry unpadded = padding_made_real(g_);
