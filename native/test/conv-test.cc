@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -281,22 +282,44 @@ void run_case(const Case& c, const char* isa) {
   check(close(grad_bias.data(), gb, gbs), "grad_bias", isa, c.name);
 }
 
-// Depthwise cases whose channel blocks ran, per ISA (a check that the comparison below happened).
+// Depthwise cases whose channel blocks, and whose stride-2 rows, ran, per ISA (a check that the
+// comparisons below happened).
 size_t g_block_cases = 0;
+size_t g_stride2_cases = 0;
 
-// The depthwise convolution's two paths on the active ISA: the channel blocks (channels in lanes,
-// row bands on large planes) must give the planar kernels' bits, a NaN input included, with and
-// without a clamp, on 1 and all threads, from NaN-filled scratch. Each path writes into its own
-// sentinel, so an output either one skips shows.
+// The depthwise convolution's paths on the active ISA: the channel blocks (channels in lanes, row
+// bands on large planes) and the stride-2 rows (rows split into even and odd columns) must give
+// the planar kernels' bits, a NaN input included, with and without a clamp, on 1 and all
+// threads, from NaN-filled scratch, and so must kAuto. Each path writes into its own sentinel, so
+// an output either one skips shows.
 void run_depthwise_paths(const Case& c, const char* isa) {
   const kiln::Conv2dGeometry g = geometry(c);
   const kiln::DispatchTable& t = kiln::dispatch();
-  if (!kiln::is_depthwise(g) || g.out_channels_per_group() != 1 || t.f32_conv.depthwise.channel_block == nullptr) return;
-  if (!kiln::depthwise_channel_blocks_fit(t, g)) {
+  if (!kiln::is_depthwise(g)) return;
+  const bool blocks_fit = kiln::depthwise_channel_blocks_fit(t, g);
+  const bool stride2_fit = kiln::depthwise_stride2_rows_fit(t, g);
+  if (t.f32_conv.depthwise.channel_block != nullptr && g.out_channels_per_group() == 1 && !blocks_fit) {
     check(g.kernel_h * g.kernel_w > 64, "channel blocks take every kernel up to 64 taps", isa, c.name);
-    return;
   }
-  ++g_block_cases;
+  if (t.f32_conv.depthwise.stride2_rows != nullptr) {
+    const bool wants = g.stride_w == 2 && g.dilation_w == 1 && (g.kernel_w == 3 || g.kernel_w == 5 || g.kernel_w == 7);
+    check(stride2_fit == wants, "stride-2 rows take every 3, 5 and 7 wide kernel at horizontal stride 2", isa, c.name);
+  }
+  const kiln::WindowPath auto_path = kiln::depthwise_auto_path(t, g);
+  const kiln::WindowPath want_auto = stride2_fit && g.out_width >= 48 ? kiln::WindowPath::kStride2Rows
+                                     : blocks_fit && g.out_channels_per_group() == 1 ? kiln::WindowPath::kChannelBlocks
+                                                                                      : kiln::WindowPath::kPlanar;
+  check(auto_path == want_auto, "kAuto: stride-2 rows from 48 output columns, else channel blocks, else planar", isa,
+        c.name);
+  std::vector<kiln::WindowPath> paths{kiln::WindowPath::kAuto};
+  if (blocks_fit) {
+    ++g_block_cases;
+    paths.push_back(kiln::WindowPath::kChannelBlocks);
+  }
+  if (stride2_fit) {
+    ++g_stride2_cases;
+    paths.push_back(kiln::WindowPath::kStride2Rows);
+  }
   const size_t in_size = c.batch * g.in_channels * g.in_plane();
   const size_t out_size = c.batch * g.out_channels * g.out_plane();
   Rng rng(c.batch * 313 + c.cin);
@@ -307,19 +330,24 @@ void run_depthwise_paths(const Case& c, const char* isa) {
   input[in_size / 2] = kNaN;
   const float inf = std::numeric_limits<float>::infinity();
   const float bounds[][2] = {{-inf, inf}, {-0.25f, 0.3f}};
-  Guarded scratch(kiln::depthwise_scratch_floats(g)), planar(out_size), blocks(out_size);
+  Guarded scratch(kiln::depthwise_scratch_floats(g)), planar(out_size), other(out_size);
+  const auto path_name = [](kiln::WindowPath p) {
+    return p == kiln::WindowPath::kAuto ? "kAuto" : p == kiln::WindowPath::kChannelBlocks ? "channel blocks" : "stride-2 rows";
+  };
   for (const auto& b : bounds) {
     for (size_t threads : {size_t{1}, size_t{0}}) {
       scratch.fill(kNaN);
       planar.fill(kNaN);
       kiln::depthwise_forward(t, g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, b[0], b[1],
                               planar.data(), scratch.data(), threads, {}, kiln::WindowPath::kPlanar);
-      scratch.fill(kNaN);
-      blocks.fill(-12345.0f);
-      kiln::depthwise_forward(t, g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, b[0], b[1],
-                              blocks.data(), scratch.data(), threads, {}, kiln::WindowPath::kChannelBlocks);
-      check(identical(planar.data(), blocks.data(), out_size), "channel blocks equal planar bit for bit", isa, c.name);
-      check(kiln::depthwise_prefers_channel_blocks(t, g), "kAuto takes the channel blocks", isa, c.name);
+      for (const kiln::WindowPath path : paths) {
+        scratch.fill(kNaN);
+        other.fill(-12345.0f);
+        kiln::depthwise_forward(t, g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, b[0], b[1],
+                                other.data(), scratch.data(), threads, {}, path);
+        check(identical(planar.data(), other.data(), out_size),
+              (std::string(path_name(path)) + " equals planar bit for bit").c_str(), isa, c.name);
+      }
       // A post function, applied by each path to the planes or bands it writes: every output
       // passed through it exactly once (twice, or not at all, changes v * v - 0.5).
       std::vector<float> want(planar.data(), planar.data() + out_size);
@@ -328,15 +356,17 @@ void run_depthwise_paths(const Case& c, const char* isa) {
                                             for (size_t i = 0; i < n; ++i) v[i] = v[i] * v[i] - 0.5f;
                                           },
                                           nullptr};
-      for (const kiln::WindowPath path : {kiln::WindowPath::kPlanar, kiln::WindowPath::kChannelBlocks}) {
+      paths.push_back(kiln::WindowPath::kPlanar);
+      for (const kiln::WindowPath path : paths) {
         scratch.fill(kNaN);
-        blocks.fill(-12345.0f);
+        other.fill(-12345.0f);
         kiln::depthwise_forward(t, g, c.batch, input.data(), weight.data(), c.bias ? bias.data() : nullptr, b[0], b[1],
-                                blocks.data(), scratch.data(), threads, post, path);
-        check(identical(want.data(), blocks.data(), out_size),
-              path == kiln::WindowPath::kPlanar ? "planar applies the post function once" : "channel blocks apply the post function once",
+                                other.data(), scratch.data(), threads, post, path);
+        check(identical(want.data(), other.data(), out_size),
+              (std::string(path == kiln::WindowPath::kPlanar ? "planar" : path_name(path)) + " applies the post function once").c_str(),
               isa, c.name);
       }
+      paths.pop_back();
     }
   }
 }
@@ -710,6 +740,20 @@ int main() {
       {"depthwise 5x3 s1 pads 2,0,1,2, 10x9, 5 channels", 3, 5, 10, 9, 5, 5, 3, 1, 1, 2, 0, 1, 2, 1, 1, 5, true, true},
       {"depthwise 3x3 s1 unpadded 12x12, 24 channels", 1, 24, 12, 12, 24, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 24, true, false},
       {"depthwise 3x3 s1 600x130, 3 channels: bands", 1, 3, 600, 130, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3, true, true},
+      // Stride-2 rows on wide outputs: MobileNetV3's and EfficientNet's first stride-2 layers,
+      // widths around whole vectors (47, 48, 64, 65 and 130 output columns), odd pads and widths,
+      // an odd output height (one row left for the last pass), stride 1x2 and 3x2, vertical
+      // dilation, a channel multiplier, 7 wide, and pads wider than the kernel reaches.
+      {"depthwise 3x3 s2 112->56, 16 channels (MobileNetV3-Small)", 2, 16, 112, 112, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 16, true, true},
+      {"depthwise 5x5 s2 112->56, 7 channels", 1, 7, 112, 111, 7, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 7, true, false},
+      {"depthwise 3x3 s2 47 wide out, odd rows", 1, 5, 9, 94, 5, 3, 3, 2, 2, 1, 1, 1, 0, 1, 1, 5, false, false},
+      {"depthwise 3x3 s2 48 wide out", 2, 3, 7, 96, 3, 3, 3, 2, 2, 0, 1, 1, 0, 1, 1, 3, true, false},
+      {"depthwise 7x7 s2 64 wide out, pad 3", 1, 17, 12, 127, 17, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 17, true, true},
+      {"depthwise 5x5 s2 65 wide out, pads 1,2 / 3,0", 1, 4, 11, 131, 4, 5, 5, 2, 2, 1, 2, 3, 0, 1, 1, 4, true, false},
+      {"depthwise 3x3 s1x2 130 wide out", 2, 3, 6, 259, 3, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1, 3, true, true},
+      {"depthwise 3x3 s3x2 dilated 2x1, 51 wide out", 1, 6, 20, 101, 6, 3, 3, 3, 2, 2, 1, 2, 1, 2, 1, 6, true, false},
+      {"depthwise 3x5 s2 multiplier 2, 55 wide out", 2, 3, 9, 110, 6, 3, 5, 2, 2, 1, 2, 1, 2, 1, 1, 3, true, true},
+      {"depthwise 3x3 s2 pad 5, 60 wide out", 1, 2, 8, 111, 2, 3, 3, 2, 2, 5, 5, 5, 5, 1, 1, 2, false, false},
       // Stride-2 stems over few channels: on AVX-512 the strided direct kernel over a padded
       // copy, below it split into stride phases, then a stride-1 plan. ResNet's 7x7/2 on an odd
       // plane, MobileNet's 3x3/2, odd ones.
@@ -795,6 +839,7 @@ int main() {
   for (kiln::Isa isa : kiln::supported_isas()) {
     kiln::set_active_isa(isa);
     g_block_cases = 0;
+    g_stride2_cases = 0;
     for (const Case& c : cases) {
       run_case(c, kiln::isa_name(isa));
       run_depthwise_paths(c, kiln::isa_name(isa));
@@ -802,6 +847,8 @@ int main() {
     test_balanced_tiles(kiln::isa_name(isa));
     check(g_block_cases >= 10 || kiln::dispatch().f32_conv.depthwise.channel_block == nullptr,
           "the depthwise cases ran the channel blocks", kiln::isa_name(isa), "all");
+    check(g_stride2_cases >= 16 || kiln::dispatch().f32_conv.depthwise.stride2_rows == nullptr,
+          "the depthwise cases ran the stride-2 rows", kiln::isa_name(isa), "all");
     const MaxPoolCase max_pools[] = {
         // GoogLeNet's pools (3x3/1 padded in the inception branches, 3x3/2 and 2x2/2 with ceil
         // mode between stages), then odd ones: plane counts off the lanes, dilation, asymmetric

@@ -67,6 +67,7 @@ void fill_dispatch_avx2(DispatchTable* t) {
   t->f32_conv.gather_even = f32_gather_even_avx2;
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_avx2;
   t->f32_conv.depthwise = {f32_depthwise_taps_avx2, nullptr, f32_deinterleave2_avx2, f32_depthwise_block_avx2, 8};
+  t->f32_conv.depthwise.stride2_rows = f32_depthwise_stride2_rows_avx2;
   t->f32_conv.small_conv_image = small_conv_image_avx2;
   t->f32_conv.small_conv_max_pool_image = small_conv_max_pool_image_avx2;
   t->f32_pool.max_2x2_row = f32_maxpool2d_2x2_row_avx2;
@@ -109,6 +110,7 @@ void fill_dispatch_avx512(DispatchTable* t) {
   t->f32_conv.col2im_plane_add = f32_col2im_plane_add_avx512;
   t->f32_conv.depthwise = {f32_depthwise_taps_avx512, f32_depthwise_rows_avx512, f32_deinterleave2_avx512,
                          f32_depthwise_block_avx512, 16};
+  t->f32_conv.depthwise.stride2_rows = f32_depthwise_stride2_rows_avx512;
   t->f32_conv.small_conv_image = small_conv_image_avx512;
   t->f32_conv.small_conv_max_pool_image = small_conv_max_pool_image_avx512;
   F32DirectConvKernels& d = t->f32_conv.direct;

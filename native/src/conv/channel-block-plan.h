@@ -13,9 +13,10 @@
 
 namespace kiln {
 
-// Which of a window op's two paths runs: planar (pixels in lanes), channel blocks, or the one chosen
-// for the geometry (kAuto). Tests force each.
-enum class WindowPath { kAuto, kPlanar, kChannelBlocks };
+// Which of a window op's paths runs: planar (pixels in lanes), channel blocks, the depthwise
+// convolution's stride-2 rows (conv/depthwise.h; pools take it as kAuto), or the one chosen for
+// the geometry (kAuto). Tests force each.
+enum class WindowPath { kAuto, kPlanar, kChannelBlocks, kStride2Rows };
 
 // One band of one channel block, for a kernel (conv/channel-blocks.h). The kernel transposes the
 // block's input planes into the interior of `buffer`, a channels-last image of padded_w pixels

@@ -58,6 +58,15 @@ struct F32DepthwiseKernels {
   // where the ISA has none (scalar): the planar kernels then run every depthwise convolution.
   void (*channel_block)(const F32ChannelBlockArgs& a) = nullptr;
   size_t block_lanes = 0;
+  // Horizontal stride 2, undilated, kw 3, 5 or 7: for r < out_rows (1 or 2) and q < n,
+  //   out[r * out_ld + q] = clamp(bias + sum over i < kh, j < kw of w[i * kw + j] * x(r, i, j, q), lo, hi),
+  //   x(r, i, j, q) = rows[r * kh + i][(j odd ? odd_offset : 0) + q + j / 2],
+  // each rows[] entry a zero-padded input row split into its even columns and, odd_offset floats
+  // on, its odd ones. The terms are added in tap order (the taps kernel's sum, bit for bit). Reads
+  // each phase up to n rounded up to 16 plus (kw - 1) / 2 floats; writes exactly n floats per row.
+  // Null where the ISA has none: the channel blocks or the planar kernels then run.
+  void (*stride2_rows)(const float* const* rows, size_t odd_offset, size_t kh, size_t kw, size_t out_rows,
+                       const float* w, float bias, float lo, float hi, size_t n, float* out, size_t out_ld) = nullptr;
 };
 
 // One image of the Winograd convolution (conv/winograd.h).

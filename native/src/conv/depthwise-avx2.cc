@@ -2,6 +2,8 @@
 // round up to whole vectors: the phase planes (conv/phase-planes.h) carry kPhaseSlack floats of slack for it.
 #include "common/simd.h"
 
+#include "common/f32-vec.h"
+#include "conv/depthwise-stride2.h"
 #include "conv/depthwise.h"
 
 namespace kiln {
@@ -31,6 +33,12 @@ void f32_depthwise_taps_avx2(const float* const* taps, const float* w, size_t nt
     for (size_t t = 0; t < ntaps; ++t) a = _mm256_fmadd_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(taps[t] + p), a);
     _mm256_storeu_ps(out + p, _mm256_min_ps(vhi, _mm256_max_ps(vlo, a)));
   }
+}
+
+void f32_depthwise_stride2_rows_avx2(const float* const* rows, size_t odd_offset, size_t kh, size_t kw,
+                                     size_t out_rows, const float* w, float bias, float lo, float hi, size_t n,
+                                     float* out, size_t out_ld) {
+  depthwise_stride2_rows<F32Avx2>(rows, odd_offset, kh, kw, out_rows, w, bias, lo, hi, n, out, out_ld);
 }
 
 void f32_deinterleave2_avx2(const float* src, size_t pairs, float* even, float* odd) {

@@ -5,6 +5,8 @@
 
 #include <vector>
 
+#include "common/f32-vec.h"
+#include "conv/depthwise-stride2.h"
 #include "conv/depthwise.h"
 
 namespace kiln {
@@ -115,6 +117,12 @@ void f32_depthwise_rows_avx512(const float* base, size_t pitch, size_t kh, size_
   }
 }
 
+void f32_depthwise_stride2_rows_avx512(const float* const* rows, size_t odd_offset, size_t kh, size_t kw,
+                                     size_t out_rows, const float* w, float bias, float lo, float hi, size_t n,
+                                     float* out, size_t out_ld) {
+  depthwise_stride2_rows<F32Avx512>(rows, odd_offset, kh, kw, out_rows, w, bias, lo, hi, n, out, out_ld);
+}
+
 void f32_deinterleave2_avx512(const float* src, size_t pairs, float* even, float* odd) {
   const __m512i even_lanes = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd_lanes = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
@@ -124,9 +132,15 @@ void f32_deinterleave2_avx512(const float* src, size_t pairs, float* even, float
     _mm512_storeu_ps(even + j, _mm512_permutex2var_ps(lo, even_lanes, hi));
     _mm512_storeu_ps(odd + j, _mm512_permutex2var_ps(lo, odd_lanes, hi));
   }
-  for (; j < pairs; ++j) {
-    even[j] = src[2 * j];
-    odd[j] = src[2 * j + 1];
+  if (j < pairs) {
+    // The last pairs through masks: a scalar loop here cost as much as the vectors on 28-wide rows.
+    const size_t left = pairs - j;
+    const __mmask16 lo_lanes = left >= 8 ? 0xffff : static_cast<__mmask16>((1u << (2 * left)) - 1);
+    const __mmask16 hi_lanes = left > 8 ? static_cast<__mmask16>((1u << (2 * (left - 8))) - 1) : 0;
+    const __m512 lo = _mm512_maskz_loadu_ps(lo_lanes, src + 2 * j), hi = _mm512_maskz_loadu_ps(hi_lanes, src + 2 * j + 16);
+    const __mmask16 out_lanes = static_cast<__mmask16>((1u << left) - 1);
+    _mm512_mask_storeu_ps(even + j, out_lanes, _mm512_permutex2var_ps(lo, even_lanes, hi));
+    _mm512_mask_storeu_ps(odd + j, out_lanes, _mm512_permutex2var_ps(lo, odd_lanes, hi));
   }
 }
 

@@ -124,21 +124,158 @@ void channel_blocks_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& 
       threads);
 }
 
+// The stride-2 rows path. Each input plane's rows, as the output rows reach them, are split into
+// their even and odd columns with the padding as zeros, in a ring of row buffers; every tap of an
+// output row is then one unaligned vector load from one of them, and two output rows run per
+// kernel pass (with one, a 28-wide row's chain of nine FMAs per vector set the pace). Against the
+// channel blocks it skips both transposes, which at stride 2 move four input pixels per output.
+// MobileNetV2's 96-channel 112 -> 56 layer in the model, AVX-512, 1 thread, three alternated runs
+// (ms): batch 1 0.277 / 0.231 / 0.233 -> 0.213 / 0.202 / 0.222, batch 16 6.72 / 6.62 / 6.66 ->
+// 4.61 / 5.50 / 4.94. Alone, on 56 -> 28 the two were even (144 channels: 0.098 / 0.099 ms at
+// batch 1), and on 28 -> 14 and 14 -> 7 the blocks won by 1.4-3x (short rows leave lanes idle).
+// So kAuto takes it from 48 output columns up.
+constexpr size_t kStride2MinWidth = 48;
+constexpr size_t kStride2MaxKernelH = 16;
+constexpr size_t kStride2MaxRing = 2 * kStride2MaxKernelH + 2;
+constexpr size_t kPrefetchRows = 16;
+
+struct Stride2Layout {
+  size_t phase_floats = 0;  // one phase of one row buffer, whole vectors
+  size_t ring = 0;          // row buffers: every input row that two consecutive output rows read
+  size_t row_floats() const { return 2 * phase_floats; }
+  // The ring, then a row of zeros (rows in the vertical padding).
+  size_t slot_floats() const { return (ring + 1) * row_floats(); }
+};
+
+Stride2Layout stride2_layout(const Conv2dGeometry& g) {
+  Stride2Layout l;
+  // The kernel reads up to n rounded up to 16 plus (kw - 1) / 2; the split writes up to
+  // pad_left / 2 + in_width / 2 + 1.
+  const size_t reads = (g.out_width + 15) / 16 * 16 + (g.kernel_w - 1) / 2;
+  const size_t writes = g.pad_left / 2 + g.in_width / 2 + 2;
+  l.phase_floats = (std::max(reads, writes) + 15) / 16 * 16;
+  l.ring = g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
+  return l;
+}
+
+// The geometries the path takes on an ISA that has the kernel.
+bool stride2_geometry_fits(const Conv2dGeometry& g) {
+  const bool kw_ok = g.kernel_w == 3 || g.kernel_w == 5 || g.kernel_w == 7;
+  return g.stride_w == 2 && g.dilation_w == 1 && kw_ok && g.kernel_h <= kStride2MaxKernelH &&
+         stride2_layout(g).ring <= kStride2MaxRing && g.out_plane() > 0 && g.in_plane() > 0;
+}
+
+bool stride2_takes(const F32DepthwiseKernels& k, const Conv2dGeometry& g) {
+  return k.stride2_rows != nullptr && stride2_geometry_fits(g);
+}
+
+bool prefers_stride2(const F32DepthwiseKernels& k, const Conv2dGeometry& g) {
+  return stride2_takes(k, g) && g.out_width >= kStride2MinWidth;
+}
+
+// Input row x (`width` floats) into a row buffer's phases: padded column c = pad + col goes to
+// even[c / 2] or odd[c / 2]. The buffer's other floats stay as they are (zero).
+void split_row(const F32DepthwiseKernels& k, const float* x, size_t width, size_t pad, float* even, float* odd) {
+  const size_t pairs = width / 2;
+  if (pad % 2 == 0) {
+    k.deinterleave2(x, pairs, even + pad / 2, odd + pad / 2);
+    if (width % 2 != 0) even[pad / 2 + pairs] = x[width - 1];
+  } else {
+    k.deinterleave2(x, pairs, odd + pad / 2, even + pad / 2 + 1);
+    if (width % 2 != 0) odd[pad / 2 + pairs] = x[width - 1];
+  }
+}
+
+void stride2_rows_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& g, size_t batch, const float* input,
+                          const float* weight, const float* bias, float lo, float hi, const Conv2dPlan::PostOp& post,
+                          float* output, float* scratch, size_t max_threads) {
+  const Stride2Layout l = stride2_layout(g);
+  const size_t m = g.out_channels_per_group();
+  const size_t kh = g.kernel_h, taps = g.kernel_h * g.kernel_w;
+  const size_t inputs = batch * g.in_channels;
+  const size_t per_task = std::max<size_t>(1, (16 * 1024) / std::max<size_t>(1, g.out_plane() * taps * m));
+  const size_t tasks = (inputs + per_task - 1) / per_task;
+  const size_t threads = std::min({max_threads == 0 ? num_threads() : max_threads, kConvMaxSlots, tasks});
+  parallel_for_slots(
+      tasks,
+      [&](size_t task, size_t slot) {
+        float* ring = scratch + slot * l.slot_floats();
+        const float* zero = ring + l.ring * l.row_floats();
+        // Zero once: every row split writes the same columns, so the padding stays zero.
+        std::fill(ring, ring + l.slot_floats(), 0.0f);
+        std::array<ptrdiff_t, kStride2MaxRing> held;  // the input row in each ring buffer
+        std::array<const float*, 2 * kStride2MaxKernelH> rows;
+        for (size_t p = task * per_task; p < std::min(inputs, (task + 1) * per_task); ++p) {
+          held.fill(-1);
+          const float* x = input + p * g.in_plane();
+          const size_t n = p / g.in_channels, c = p % g.in_channels;
+          for (size_t oh = 0; oh < g.out_height; oh += 2) {
+            const size_t out_rows = std::min<size_t>(2, g.out_height - oh);
+            for (size_t r = 0; r < out_rows; ++r) {
+              for (size_t i = 0; i < kh; ++i) {
+                const ptrdiff_t ih = input_row(g, oh + r, i);
+                if (ih < 0) {
+                  rows[r * kh + i] = zero;
+                  continue;
+                }
+                // The rows of two output rows span at most `ring` consecutive input rows, so
+                // they land in distinct buffers.
+                const size_t b = static_cast<size_t>(ih) % l.ring;
+                float* row = ring + b * l.row_floats();
+                if (held[b] != ih) {
+                  // The row kPrefetchRows on (into the next plane past the end): one plane
+                  // read row by row is one stream, and at batch 16 it comes from memory, where
+                  // MobileNetV2's 112 -> 56 layer took 6.2-7.2 ms at batch 16 without the
+                  // prefetch; 8 rows on, 4.5-4.6 in one series and 6.2-6.8 in the next, where
+                  // 16 rows on took 4.6-5.5 (and less at batch 1 too).
+                  const char* ahead = reinterpret_cast<const char*>(x + (static_cast<size_t>(ih) + kPrefetchRows) * g.in_width);
+                  for (size_t off = 0; off < g.in_width * sizeof(float); off += 64) __builtin_prefetch(ahead + off);
+                  split_row(k, x + static_cast<size_t>(ih) * g.in_width, g.in_width, g.pad_left, row,
+                            row + l.phase_floats);
+                  held[b] = ih;
+                }
+                rows[r * kh + i] = row;
+              }
+            }
+            for (size_t j = 0; j < m; ++j) {
+              const size_t o = c * m + j;
+              float* plane = output + (n * g.out_channels + o) * g.out_plane();
+              k.stride2_rows(rows.data(), l.phase_floats, kh, g.kernel_w, out_rows, weight + o * taps,
+                             bias != nullptr ? bias[o] : 0.0f, lo, hi, g.out_width, plane + oh * g.out_width,
+                             g.out_width);
+            }
+          }
+          for (size_t j = 0; j < m; ++j) {
+            post.apply(output + (n * g.out_channels + c * m + j) * g.out_plane(), g.out_plane());
+          }
+        }
+      },
+      threads);
+}
+
 }  // namespace
 
 size_t depthwise_scratch_floats(const Conv2dGeometry& g) {
   const PlanarWindow w = planar_window(g);
   const ChannelBlockPlan plan(w);
   const size_t blocks = blocks_take(g, plan) ? block_slot_floats(plan, ChannelBlockPlan::kMaxLanes) : 0;
-  return kConvMaxSlots * std::max(PhasePlanes(w).slot_floats(), blocks);
+  // Whatever the ISA: a plan's scratch is sized before the table it runs on is known.
+  const size_t rows = stride2_geometry_fits(g) ? stride2_layout(g).slot_floats() : 0;
+  return kConvMaxSlots * std::max({PhasePlanes(w).slot_floats(), blocks, rows});
 }
 
 bool depthwise_channel_blocks_fit(const DispatchTable& t, const Conv2dGeometry& g) {
   return blocks_fit(t.f32_conv.depthwise, g, ChannelBlockPlan(planar_window(g)));
 }
 
-bool depthwise_prefers_channel_blocks(const DispatchTable& t, const Conv2dGeometry& g) {
-  return prefers_blocks(t.f32_conv.depthwise, g, ChannelBlockPlan(planar_window(g)));
+bool depthwise_stride2_rows_fit(const DispatchTable& t, const Conv2dGeometry& g) {
+  return stride2_takes(t.f32_conv.depthwise, g);
+}
+
+WindowPath depthwise_auto_path(const DispatchTable& t, const Conv2dGeometry& g) {
+  const F32DepthwiseKernels& k = t.f32_conv.depthwise;
+  if (prefers_stride2(k, g)) return WindowPath::kStride2Rows;
+  return prefers_blocks(k, g, ChannelBlockPlan(planar_window(g))) ? WindowPath::kChannelBlocks : WindowPath::kPlanar;
 }
 
 std::vector<float> depthwise_block_weights(const Conv2dGeometry& g, const float* weight, const float* bias, size_t lanes) {
@@ -154,6 +291,10 @@ void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t b
                        const float* weight, const float* bias, float lo, float hi, float* output, float* scratch,
                        size_t max_threads, Conv2dPlan::PostOp post, WindowPath path, const float* block_weights) {
   const F32DepthwiseKernels& k = t.f32_conv.depthwise;
+  if (path == WindowPath::kStride2Rows ? stride2_takes(k, g) : path == WindowPath::kAuto && prefers_stride2(k, g)) {
+    stride2_rows_forward(k, g, batch, input, weight, bias, lo, hi, post, output, scratch, max_threads);
+    return;
+  }
   if (path != WindowPath::kPlanar && k.channel_block != nullptr) {
     // One plan for the choice and the run.
     const ChannelBlockPlan plan(planar_window(g));

@@ -313,7 +313,11 @@ class ConvStep : public PlanStep {
     if (conv_.phase_split(dispatch())) s << " (as stride-1 over its stride phases)";
     if (g.groups > 1 && g.in_channels_per_group() == 1) {
       // What the active ISA runs (another setIsa() before a run may choose the other path).
-      s << (depthwise_prefers_channel_blocks(dispatch(), g) ? " (depthwise channel blocks)" : " (depthwise planar)");
+      switch (depthwise_auto_path(dispatch(), g)) {
+        case WindowPath::kStride2Rows: s << " (depthwise stride-2 rows)"; break;
+        case WindowPath::kChannelBlocks: s << " (depthwise channel blocks)"; break;
+        default: s << " (depthwise planar)"; break;
+      }
     }
     if (considered_) {
       // Rounded, but never 100% unless every weight is zero.
