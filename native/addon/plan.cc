@@ -100,6 +100,8 @@ std::shared_ptr<kiln::PlanSpec> read_spec(const Napi::Object& o, JobMemory& mem)
   spec->inputs = read_ints(o.Get("inputs"), "spec.inputs");
   spec->outputs = read_ints(o.Get("outputs"), "spec.outputs");
   spec->max_threads = static_cast<size_t>(get_int_or(o, "maxThreads", 0, 1024, 0));
+  spec->images_per_pass = static_cast<size_t>(get_int_or(o, "imagesPerPass", 0, 1 << 20, 0));
+  spec->macs_per_image = std::max(0.0, get_number_or(o, "macsPerImage", 0));
   Napi::Value steps = o.Get("steps");
   if (!steps.IsArray()) throw_type("spec.steps", "an array of steps", steps);
   Napi::Array sa = steps.As<Napi::Array>();

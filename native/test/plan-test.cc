@@ -2,6 +2,7 @@
 // runs from several threads, and a seeded fuzz of malformed specs (each must either be refused
 // with PlanError or run without touching memory outside its buffers: build with
 // -fsanitize=address to check the second half). Prints "N passed, N failed"; exit code 1 on failure.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "kiln/cpu.h"
 #include "kiln/dispatch.h"
 #include "kiln/plan.h"
+#include "kiln/thread-pool.h"
 
 #include "check.h"
 
@@ -618,6 +620,33 @@ class PoisoningLoan final : public kiln::Plan::InputLoan {
   std::vector<const float*> lent_ptrs_, copy_ptrs_;
 };
 
+// x[2,4,4] -> QuantizeLinear (NCHW -> NHWC) -> DequantizeLinear -> Relu (-> Add x, when read later)
+kiln::PlanSpec quantized(bool input_read_later) {
+  kiln::PlanSpec spec;
+  spec.values = {{2, 4, 4}, {2, 4, 4}, {2, 4, 4}, {2, 4, 4}, {2, 4, 4}};
+  spec.value_dtypes = {kiln::PlanDType::kFloat32, kiln::PlanDType::kUint8, kiln::PlanDType::kFloat32,
+                       kiln::PlanDType::kFloat32, kiln::PlanDType::kFloat32};
+  spec.inputs = {0};
+  auto q = step("QuantizeLinear", {0}, {1});
+  q.attrs["scale"] = num(0.01);
+  q.attrs["zero_point"] = num(128);
+  q.attrs["channels"] = num(2);
+  auto dq = step("DequantizeLinear", {1}, {2});
+  dq.attrs["scale"] = num(0.01);
+  dq.attrs["zero_point"] = num(128);
+  dq.attrs["channels"] = num(2);
+  spec.steps = {q, dq, step("Relu", {2}, {3})};
+  if (input_read_later) {
+    spec.steps.push_back(step("Add", {3, 0}, {4}));
+    spec.outputs = {4};
+  } else {
+    spec.values.pop_back();
+    spec.value_dtypes.pop_back();
+    spec.outputs = {3};
+  }
+  return spec;
+}
+
 // Plan::run(InputLoan&): an int8 entry (QuantizeLinear first, its only reader) gives the inputs
 // back right after that step, a float plan only at its end, and both give the result of run() on
 // arrays the caller keeps; a run that throws still gives them back, once.
@@ -625,32 +654,6 @@ void test_input_loan() {
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(-1, 1);
   const size_t batch = 3;
-  auto quantized = [](bool input_read_later) {
-    // x[2,4,4] -> QuantizeLinear (NCHW -> NHWC) -> DequantizeLinear -> Relu (-> Add x, when read later)
-    kiln::PlanSpec spec;
-    spec.values = {{2, 4, 4}, {2, 4, 4}, {2, 4, 4}, {2, 4, 4}, {2, 4, 4}};
-    spec.value_dtypes = {kiln::PlanDType::kFloat32, kiln::PlanDType::kUint8, kiln::PlanDType::kFloat32,
-                         kiln::PlanDType::kFloat32, kiln::PlanDType::kFloat32};
-    spec.inputs = {0};
-    auto q = step("QuantizeLinear", {0}, {1});
-    q.attrs["scale"] = num(0.01);
-    q.attrs["zero_point"] = num(128);
-    q.attrs["channels"] = num(2);
-    auto dq = step("DequantizeLinear", {1}, {2});
-    dq.attrs["scale"] = num(0.01);
-    dq.attrs["zero_point"] = num(128);
-    dq.attrs["channels"] = num(2);
-    spec.steps = {q, dq, step("Relu", {2}, {3})};
-    if (input_read_later) {
-      spec.steps.push_back(step("Add", {3, 0}, {4}));
-      spec.outputs = {4};
-    } else {
-      spec.values.pop_back();
-      spec.value_dtypes.pop_back();
-      spec.outputs = {3};
-    }
-    return spec;
-  };
   Weights w;
   struct Case {
     std::string name;
@@ -704,12 +707,84 @@ void test_input_loan() {
   }
 }
 
+// A batch in passes (images_per_pass): the bits of the whole batch in one pass, every output
+// written (NaN-filled before), for passes that divide the batch and for a last short one; lent
+// inputs are copied before several passes read them. The plan's own choice: whole batches where
+// the values fit in the caches, where the multiply-adds per byte are many or unknown, or where
+// the first steps read lent inputs; else kPassImagesPerThread images per thread.
+void test_images_per_pass() {
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> u(-1, 1);
+  Weights w;
+  const kiln::PlanSpec whole = network(w, rng);
+  const size_t batch = 7;
+  std::vector<float> x(batch * 72);
+  for (float& v : x) v = u(rng);
+  const float* in[] = {x.data()};
+  std::vector<float> want_probs(batch * 5, NAN), want_relu(batch * 144, NAN);
+  float* want_out[] = {want_probs.data(), want_relu.data()};
+  kiln::Plan(whole).run(in, want_out, batch);
+  for (size_t images : {1, 3, 7, 9}) {
+    kiln::PlanSpec spec = whole;
+    spec.images_per_pass = images;
+    const kiln::Plan plan(spec);
+    check(plan.images_per_pass(batch) == std::min(images, batch), "images_per_pass(7) with spec " + std::to_string(images));
+    std::vector<float> probs(batch * 5, NAN), relu(batch * 144, NAN);
+    float* out[] = {probs.data(), relu.data()};
+    plan.run(in, out, batch);
+    const bool same_bits = std::memcmp(probs.data(), want_probs.data(), probs.size() * sizeof(float)) == 0 &&
+                           std::memcmp(relu.data(), want_relu.data(), relu.size() * sizeof(float)) == 0;
+    check(same_bits, "passes of " + std::to_string(images) + " images give the whole batch's bits");
+  }
+  // Lent inputs read by several passes: copied, then given back at once (poisoned then).
+  {
+    kiln::PlanSpec spec = quantized(false);
+    const kiln::Plan keep(spec);
+    spec.images_per_pass = 2;
+    const kiln::Plan plan(spec);
+    std::vector<float> xq(5 * plan.input_size(0));
+    for (float& v : xq) v = u(rng);
+    std::vector<float> want(5 * plan.output_size(0), 0.0f), got(want.size(), PoisoningLoan::kSentinel);
+    const float* xp = xq.data();
+    float* wp = want.data();
+    keep.run(&xp, &wp, 5);
+    std::vector<float> lent = xq, copies = xq;
+    PoisoningLoan loan(&lent, &copies, true);
+    float* gp = got.data();
+    plan.run(loan, &gp, 5);
+    check(loan.takes == 1 && loan.releases == 1, "passes over lent inputs: take and release once each");
+    check(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0,
+          "passes over lent inputs (poisoned at release) give the whole batch's bits");
+  }
+  // The plan's choice, on x[8,128,128] -> Relu -> (Sigmoid, Add): 512 KiB of values per image
+  // (the Relu's output lives in the plan output's buffer, the Sigmoid's in the arena).
+  kiln::PlanSpec big;
+  big.values = {{8, 128, 128}, {8, 128, 128}, {8, 128, 128}, {8, 128, 128}};
+  big.inputs = {0};
+  big.outputs = {3};
+  big.steps = {step("Relu", {0}, {1}), step("Sigmoid", {1}, {2}), step("Add", {1, 2}, {3})};
+  check(kiln::Plan(big).info().arena_floats_per_image == 8 * 128 * 128, "512 KiB of values per image");
+  const size_t per_thread = 4, threads = kiln::num_threads();
+  big.macs_per_image = 1e6;  // ~2 per byte: bound by memory
+  {
+    const kiln::Plan plan(big);
+    check(plan.images_per_pass(64) == per_thread * threads, "64 images of 512 KiB, few multiply-adds: passes of 4 per thread");
+    check(plan.images_per_pass(per_thread * threads) == per_thread * threads, "a batch of one pass stays whole");
+    check(plan.images_per_pass(16) == 16 || 16 * 512 * 1024 > (16u << 20), "a batch within 16 MiB stays whole");
+  }
+  big.macs_per_image = 1e9;  // ~2000 per byte: bound by the multiply-adds
+  check(kiln::Plan(big).images_per_pass(64) == 64, "many multiply-adds per byte: the batch stays whole");
+  big.macs_per_image = 0;
+  check(kiln::Plan(big).images_per_pass(64) == 64, "unknown multiply-adds: the batch stays whole");
+}
+
 int main(int argc, char** argv) {
   test_max_pool();
   test_data_movement();
   test_arg_reduce();
   test_storage_planning();
   test_input_loan();
+  test_images_per_pass();
   test_concurrent_runs();
   test_fuzz(argc > 1 ? std::atoi(argv[1]) : 3000);
   return kiln_test::finish();

@@ -238,6 +238,7 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
       outputs: outputs.map((o) => o.ref.id),
       steps: env.steps,
       maxThreads: options.maxThreads ?? 0,
+      macsPerImage: env.macs,
     },
     inputs: inputs.map((i) => ({ name: i.name, shape: i.ref.shape })),
     outputs: outputs.map((o) => ({ name: o.name, shape: o.ref.shape })),

@@ -50,6 +50,13 @@ export interface PlanSpec {
   steps: PlanStepSpec[];
   /** Threads a run may use (0 = the whole pool). */
   maxThreads?: number;
+  /**
+   * Images that go through the steps at once (0 or absent: the plan's choice, which runs a batch
+   * whose values outgrow the caches a few images per thread at a time). Same results either way.
+   */
+  imagesPerPass?: number;
+  /** The graph's multiply-adds per image (absent: unknown), which that choice reads. */
+  macsPerImage?: number;
 }
 
 /** Ops the native plan executes. */

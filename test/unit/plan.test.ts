@@ -80,6 +80,26 @@ describe('Plan storage and execution', () => {
     plan.dispose();
   });
 
+  it('runs a batch in passes of imagesPerPass images with the bits of the whole batch, sync and async', async () => {
+    const whole = Plan.createSync(networkSpec());
+    const batch = 7;
+    const x = random(batch * 72);
+    const want = [new Float32Array(batch * 5), new Float32Array(batch * 144)];
+    whole.run([x], want, batch, false);
+    for (const imagesPerPass of [1, 3, 7]) {
+      const plan = Plan.createSync({ ...networkSpec(), imagesPerPass });
+      for (const async of [false, true]) {
+        const got = [new Float32Array(batch * 5).fill(Number.NaN), new Float32Array(batch * 144).fill(Number.NaN)];
+        await plan.run([x], got, batch, async);
+        expect(Array.from(got[0]), `passes of ${imagesPerPass}, async ${async}`).toEqual(Array.from(want[0]));
+        expect(Array.from(got[1]), `passes of ${imagesPerPass}, async ${async}`).toEqual(Array.from(want[1]));
+      }
+      plan.dispose();
+    }
+    whole.dispose();
+    expect(() => Plan.createSync({ ...networkSpec(), imagesPerPass: -1 })).toThrow(RangeError);
+  });
+
   it('gives every run in flight its own arena (concurrent async runs on one plan)', async () => {
     const plan = Plan.createSync(networkSpec());
     const batches = [1, 5, 2, 7, 3, 4, 6, 2];

@@ -6,7 +6,8 @@
 // anything wrong; it prepacks weights once and lays out a scratch arena by liveness (values whose
 // lifetimes do not overlap share memory; reshapes alias their input; elementwise steps may run in
 // place). Plan inputs are read from the caller's buffers and plan outputs written straight into
-// the caller's buffers.
+// the caller's buffers. A large batch may go through the steps a few images at a time
+// (images_per_pass).
 //
 // run() is const and thread-safe: several runs may be in flight on one plan; each takes an arena
 // from a small pool (allocation happens only when a run needs more arenas or a bigger batch than
@@ -74,6 +75,8 @@ struct PlanSpec {
   std::vector<int64_t> outputs;   // value ids returned to the caller, in run() order
   std::vector<PlanStepSpec> steps;  // in execution order; each value is written by one step
   size_t max_threads = 0;         // threads a run may use (0 = the whole pool)
+  size_t images_per_pass = 0;     // images that go through the steps at once (0 = Plan's choice)
+  double macs_per_image = 0;      // the graph's multiply-adds per image (0 = unknown), for that choice
 };
 
 // Op kinds a spec may use.
@@ -110,8 +113,17 @@ class Plan {
   size_t input_size(size_t i) const;
   size_t output_size(size_t i) const;
 
-  // Arena bytes a run at `batch` uses (value storage plus the largest step scratch).
+  // Arena bytes a run at `batch` uses (value storage plus the largest step scratch, for the
+  // images of one pass).
   size_t arena_bytes(size_t batch) const;
+  // Images of a `batch` that go through the steps at once. A batch whose values outgrow the
+  // caches runs in passes of a few images per thread, each through every step, so that one
+  // layer's output is still in cache when the next reads it; not where every pass would stream
+  // weights from memory that cost more than the activations it keeps in cache, nor where the
+  // plan's first steps read lent inputs (inputs_read_first()). spec.images_per_pass, when set,
+  // decides instead. The results are the same bits either way: every step's result for an image
+  // does not depend on the images beside it.
+  size_t images_per_pass(size_t batch) const;
   PlanInfo info() const;
 
   // Per-step timing of the runs made while profiling is on (off by default: a run then reads no
