@@ -384,7 +384,8 @@ constexpr size_t kPassCacheBytes = 16u << 20;
 // MobileNetV3-Large 86.3 -> 78.6, RegNetY-400MF 123.2 -> 111.6, SqueezeNet 70.2 -> 60.8, DetHead
 // 19.0 -> 16.1. On 2 threads, passes of 8 ranged from 4% slower to 20% faster over two series
 // (SqueezeNet 40.5 -> 34.4 and 34.9 -> 33.9, DetHead 15.5 -> 12.5 and 15.1 -> 15.7, MobileNetV2
-// 48.3 -> 47.8 and 50.9 -> 51.7); passes of 2 images were 10-15% slower there.
+// 48.3 -> 47.8 and 50.9 -> 51.7); passes of 2 images were 6-15% slower there on five of six
+// models (DetHead 15.5 -> 12.7).
 constexpr size_t kPassImagesPerThread = 4;
 // Graphs with more multiply-adds per byte of values than this keep their batches whole: their
 // convolutions are bound by the multiply-adds, which hide the values' trips through memory.
