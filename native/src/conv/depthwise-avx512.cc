@@ -118,8 +118,8 @@ void f32_depthwise_rows_avx512(const float* base, size_t pitch, size_t kh, size_
 }
 
 void f32_depthwise_stride2_rows_avx512(const float* const* rows, size_t odd_offset, size_t kh, size_t kw,
-                                     size_t out_rows, const float* w, float bias, float lo, float hi, size_t n,
-                                     float* out, size_t out_ld) {
+                                       size_t out_rows, const float* w, float bias, float lo, float hi, size_t n,
+                                       float* out, size_t out_ld) {
   depthwise_stride2_rows<F32Avx512>(rows, odd_offset, kh, kw, out_rows, w, bias, lo, hi, n, out, out_ld);
 }
 

@@ -21,6 +21,25 @@ size_t planes_per_task(const Conv2dGeometry& g) {
   return std::max<size_t>(1, (64 * 1024) / work);
 }
 
+// The forward pass's tasks over input planes (planar and stride-2 rows): an input plane feeds m
+// output planes, so it is read once for all of them; tasks of a few planes when planes are small
+// (7x7 late layers), so handing out a task costs little beside its work.
+struct PlaneTasks {
+  size_t planes = 0, per_task = 0, count = 0, threads = 0;
+  size_t begin(size_t task) const { return task * per_task; }
+  size_t end(size_t task) const { return std::min(planes, (task + 1) * per_task); }
+};
+
+PlaneTasks forward_plane_tasks(const Conv2dGeometry& g, size_t batch, size_t max_threads) {
+  PlaneTasks t;
+  t.planes = batch * g.in_channels;
+  const size_t work = g.out_plane() * g.kernel_h * g.kernel_w * g.out_channels_per_group();
+  t.per_task = std::max<size_t>(1, (16 * 1024) / std::max<size_t>(1, work));
+  t.count = (t.planes + t.per_task - 1) / t.per_task;
+  t.threads = std::min({max_threads == 0 ? num_threads() : max_threads, kConvMaxSlots, t.count});
+  return t;
+}
+
 // For each kernel column kw: the output columns whose tap lies inside the input row, and the
 // input column of output column 0 (ow * stride_w + offset).
 struct Taps {
@@ -192,12 +211,9 @@ void stride2_rows_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& g,
   const Stride2Layout l = stride2_layout(g);
   const size_t m = g.out_channels_per_group();
   const size_t kh = g.kernel_h, taps = g.kernel_h * g.kernel_w;
-  const size_t inputs = batch * g.in_channels;
-  const size_t per_task = std::max<size_t>(1, (16 * 1024) / std::max<size_t>(1, g.out_plane() * taps * m));
-  const size_t tasks = (inputs + per_task - 1) / per_task;
-  const size_t threads = std::min({max_threads == 0 ? num_threads() : max_threads, kConvMaxSlots, tasks});
+  const PlaneTasks tasks = forward_plane_tasks(g, batch, max_threads);
   parallel_for_slots(
-      tasks,
+      tasks.count,
       [&](size_t task, size_t slot) {
         float* ring = scratch + slot * l.slot_floats();
         const float* zero = ring + l.ring * l.row_floats();
@@ -205,7 +221,7 @@ void stride2_rows_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& g,
         std::fill(ring, ring + l.slot_floats(), 0.0f);
         std::array<ptrdiff_t, kStride2MaxRing> held;  // the input row in each ring buffer
         std::array<const float*, 2 * kStride2MaxKernelH> rows;
-        for (size_t p = task * per_task; p < std::min(inputs, (task + 1) * per_task); ++p) {
+        for (size_t p = tasks.begin(task); p < tasks.end(task); ++p) {
           held.fill(-1);
           const float* x = input + p * g.in_plane();
           const size_t n = p / g.in_channels, c = p % g.in_channels;
@@ -229,7 +245,7 @@ void stride2_rows_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& g,
                   // prefetch; 8 rows on, 4.5-4.6 in one series and 6.2-6.8 in the next, where
                   // 16 rows on took 4.6-5.5 (and less at batch 1 too).
                   const size_t ahead_row = p * g.in_height + static_cast<size_t>(ih) + kPrefetchRows;
-                  if (ahead_row < inputs * g.in_height) {
+                  if (ahead_row < tasks.planes * g.in_height) {
                     const char* ahead = reinterpret_cast<const char*>(input + ahead_row * g.in_width);
                     for (size_t off = 0; off < g.in_width * sizeof(float); off += 64) __builtin_prefetch(ahead + off);
                   }
@@ -253,7 +269,7 @@ void stride2_rows_forward(const F32DepthwiseKernels& k, const Conv2dGeometry& g,
           }
         }
       },
-      threads);
+      tasks.threads);
 }
 
 }  // namespace
@@ -311,23 +327,19 @@ void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t b
   const size_t m = g.out_channels_per_group();
   const size_t taps = g.kernel_h * g.kernel_w;
   const size_t slot_floats = layout.slot_floats();
-  // An input plane feeds m output planes: split it once for all of them. Tasks of a few planes
-  // when planes are small (7x7 late layers), so handing out a task costs little beside its work.
-  const size_t inputs = batch * g.in_channels;
-  const size_t per_task = std::max<size_t>(1, (16 * 1024) / std::max<size_t>(1, g.out_plane() * taps * m));
-  const size_t tasks = (inputs + per_task - 1) / per_task;
+  // Each input plane split once for its m output planes.
+  const PlaneTasks tasks = forward_plane_tasks(g, batch, max_threads);
   // Stride 1, undilated: every tap row is one run of the single phase plane.
   const bool by_rows = k.rows != nullptr && g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1;
-  const size_t threads = std::min({max_threads == 0 ? num_threads() : max_threads, kConvMaxSlots, tasks});
   parallel_for_slots(
-      tasks,
+      tasks.count,
       [&](size_t task, size_t slot) {
         float* phases = scratch + slot * slot_floats;
         float* flat = layout.flat(phases);
         const float* on_stack[64];
         std::vector<const float*> on_heap(taps > 64 ? taps : 0);
         const float** tap_ptr = taps > 64 ? on_heap.data() : on_stack;
-        for (size_t p = task * per_task; p < std::min(inputs, (task + 1) * per_task); ++p) {
+        for (size_t p = tasks.begin(task); p < tasks.end(task); ++p) {
           layout.split(k, input + p * g.in_plane(), 0.0f, phases, tap_ptr);
           const size_t n = p / g.in_channels, c = p % g.in_channels;
           for (size_t j = 0; j < m; ++j) {
@@ -345,7 +357,7 @@ void depthwise_forward(const DispatchTable& t, const Conv2dGeometry& g, size_t b
           }
         }
       },
-      threads);
+      tasks.threads);
 }
 
 void depthwise_backward(const Conv2dGeometry& g, size_t batch, const float* input, const float* weight,
