@@ -111,6 +111,37 @@ describe('buffers taken away under a running job', () => {
     session.release();
   }, 60_000);
 
+  it('a batch run in passes (values past 16 MiB, few multiply-adds per byte) through the stride-2 depthwise rows, input transferred right after the call: correct output', async () => {
+    // 8 x 112 x 112 -> depthwise 3x3/2 (56 output columns: the stride-2 rows) -> ReLU6 -> 1x1 to
+    // 32 channels -> ReLU -> depthwise 3x3: a few multiply-adds per byte of values, so batch 64
+    // goes through in passes, each pass's steps reading the job's copy of the input at its own
+    // offset and writing the output at its own.
+    const rng = new Rng(23);
+    const weights = randomWeights(rng, 0.3);
+    const b = new GraphBuilder('passes');
+    const x = b.addInput('input', ['N', 8, 112, 112]);
+    const dw = b.addNode('Conv', [x, b.addInitializer('w0', weights([8, 1, 3, 3]))], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], group: 8 });
+    const clipped = b.addNode('Clip', [dw, b.addInitializer('lo', new Tensor('float32', Float32Array.of(0), [])), b.addInitializer('hi', new Tensor('float32', Float32Array.of(6), []))]);
+    const pw = b.addNode('Relu', [b.addNode('Conv', [clipped, b.addInitializer('w1', weights([32, 8, 1, 1]))], { kernel_shape: [1, 1] })]);
+    const y = b.addNode('Conv', [pw, b.addInitializer('w2', weights([32, 1, 3, 3]))], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 32 });
+    const session = await InferenceSession.create(b.build([{ name: y, dtype: 'float32', shape: ['N', 32, 56, 56] }]));
+    const avx2 = native.cpuInfo().isa !== 'scalar';
+    if (avx2) expect(session.info().steps.join('\n')).toMatch(/3x3 s2x2 8->8 g8 clip\(0,6\) \(depthwise stride-2 rows\)/);
+    const batch = 64;
+    const image = 8 * 112 * 112;
+    const data = pixels(batch * image, 4);
+    // The last image alone: the same bits as in the batch's last pass.
+    const alone = (await session.run({ input: new Tensor('float32', data.slice((batch - 1) * image), [1, 8, 112, 112]) }))[y]!.data;
+    const whole = (await session.run({ input: new Tensor('float32', data.slice(), [batch, 8, 112, 112]) }))[y]!.data;
+    expectSameElements(whole.subarray((batch - 1) * alone.length), alone, 'the last image');
+    await expectRunIgnoresTransfer(session, data, [batch, 8, 112, 112], y);
+    // Passes: the arena the runs kept holds a few images' values, not the batch's.
+    const info = session.info();
+    expect(batch * info.arenaBytesPerImage).toBeGreaterThan(16 * 2 ** 20);
+    expect(info.arenaBytesHeld).toBeLessThan(batch * info.arenaBytesPerImage);
+    session.release();
+  }, 60_000);
+
   it('the fused activations and pools (SiLU and HardSwish inside depthwise and 1x1 convolutions, a padded pool inside the stem, ReLU inside a residual Add, a residual Add inside a 1x1 convolution), input transferred right after the call on 2 threads: correct output', async () => {
     const rng = new Rng(17);
     const weights = randomWeights(rng, 0.3);
