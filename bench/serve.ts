@@ -16,6 +16,11 @@
  * one-thread run (timed here before the servers start) that applies only while a batch runs
  * (`--run-when-idle`): the configuration for the shortest tail under load that still answers a
  * lone request at once.
+ *
+ * Each section ends with the HTTP floor (bench/http-floor.ts): a node:http server that runs no
+ * model and replays a reply recorded from Kiln, under the same load. Its p99 at 64 connections is
+ * what the issue's bound is set against: for SeedCNN the bound (a couple of batch runs of a
+ * millisecond) lies below even the floor's.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -23,6 +28,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import type { Graph } from '../src/graph/ir.js';
 import { seedCNN } from '../src/nn/models.js';
@@ -59,6 +65,10 @@ const REAL_MODELS = ['resnet50', 'mobilenet_v2'];
  * average at 64 connections, and its p99 passed 2 batch runs; with about a fifth (15-20 ms), 28.
  */
 const DELAY_FRACTION = 1 / 5;
+/** The row of the server that runs no model (bench/http-floor.ts). */
+const FLOOR_NAME = 'HTTP floor: node:http, no model';
+/** The floor server's script, compiled beside this file. */
+const FLOOR_ENTRY = fileURLToPath(new URL('./http-floor.js', import.meta.url));
 /** wrk's per-request timeout: a 224x224 model's server at 64 connections answers in seconds, not wrk's default 2 s. */
 const WRK_TIMEOUT_S = 30;
 
@@ -102,9 +112,13 @@ function idleNote(): string {
   return `idle policy of this machine: cpuidle driver ${driver}${polling}. At 1 connection client and server take turns, so wake-ups weigh on every request; ORT's thread pool spins between runs and keeps a vCPU awake, Kiln runs a single SeedCNN image inline and sleeps: see docs/serving.md "How fast" for the in-process run times and a run with the vCPUs kept awake`;
 }
 
-/** `kiln serve <args>` on a free loopback port, once it says it is ready. */
-async function startServer(root: string, args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, [join(root, 'bin', 'kiln.js'), ...args, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `kiln serve <args>` on a free loopback port, once it says it is ready; with `entry`, that script
+ * instead (the HTTP floor, which prints the same lines and picks its own port).
+ */
+async function startServer(root: string, args: string[], entry?: string): Promise<Server> {
+  const argv = entry === undefined ? [join(root, 'bin', 'kiln.js'), ...args, '--port', '0'] : [entry, ...args];
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
@@ -130,6 +144,23 @@ async function stopServer(s: Server): Promise<void> {
   const exited = new Promise((r) => s.child.once('exit', r));
   s.child.kill('SIGTERM');
   await exited;
+}
+
+/**
+ * One request to a Kiln server, its reply written to `file` for the HTTP floor to replay; resolves
+ * with the reply's inference-header-content-length.
+ */
+async function recordReply(url: string, model: ServedModel, file: string): Promise<string> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(model.headerLength) },
+    body: model.body,
+  });
+  const bytes = Buffer.from(await res.arrayBuffer());
+  const headerLength = res.headers.get('inference-header-content-length');
+  if (res.status !== 200 || headerLength === null) throw new Error(`recording the HTTP floor's reply: status ${res.status}: ${bytes.toString().slice(0, 200)}`);
+  await writeFile(file, bytes);
+  return headerLength;
 }
 
 /** Sum and count of a histogram in Prometheus text (the series whose labels contain `label`, if given). */
@@ -377,7 +408,7 @@ export async function benchServe(report: Report, opts: ServeBenchOptions): Promi
 async function measureServed(report: Report, opts: ServeBenchOptions, dir: string, model: ServedModel): Promise<void> {
   const threads = availableParallelism();
   const common = (serverThreads = threads): string[] => ['--threads', String(serverThreads), '--model-name', model.name];
-  const servers: { name: string; args: string[]; batching: boolean; delayMs?: number }[] = [
+  const servers: { name: string; args: string[]; batching: boolean; delayMs?: number; floor?: boolean }[] = [
     ...model.batching.map(({ maxBatch, delayMs, inFlight, threads: own, idle }) => ({
       name: `Kiln int8, micro-batching up to ${maxBatch} (delay ${delayMs} ms${idle ? ' when busy' : ''}${inFlight === undefined ? '' : `, ${inFlight} in flight`}${own === undefined ? '' : `, --threads ${own}`})`,
       args: [
@@ -394,15 +425,21 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
   ];
   const work = join(dir, model.name);
   await mkdir(work, { recursive: true });
+  // The HTTP floor replays a reply recorded from the first Kiln server (see recordReply).
+  const replyFile = join(work, 'reply.bin');
+  let replyHeaderLength: string | undefined;
+  servers.push({ name: FLOOR_NAME, args: [replyFile], batching: false, floor: true });
   const generator = await loadGenerator(work, model.body, model.headerLength);
   const url = (base: string): string => `${base}/v2/models/${model.name}/infer`;
-  interface Cell { rps: number; p50: number; p99: number; serverMs: number; modelP99: number; errors: number; batchSize?: number; batchRunMs?: number }
+  interface Cell { rps: number; p50: number; p99: number; serverMs?: number; modelP99?: number; errors: number; batchSize?: number; batchRunMs?: number }
   const cells = new Map<string, Cell>();
   const notes: string[] = [];
   for (const s of servers) {
     let server: Server;
     try {
-      server = await startServer(opts.root, s.args);
+      if (s.floor && replyHeaderLength === undefined) throw new Error('no Kiln server answered, so there is no reply to replay');
+      server = s.floor ? await startServer(opts.root, [...s.args, replyHeaderLength!], FLOOR_ENTRY) : await startServer(opts.root, s.args);
+      if (!s.floor && replyHeaderLength === undefined) replyHeaderLength = await recordReply(url(server.base), model, replyFile);
     } catch (err) {
       notes.push(`${s.name} not measured: ${(err as Error).message.split('\n').pop()!.slice(0, 240)}`);
       continue;
@@ -415,6 +452,11 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
         // MobileNetV2 (batched, one in flight) gave p99 335 ms and 562 requests/s; the next 20 s,
         // 124 ms and 688.
         await generator.load(url(server.base), connections, Math.min(WARM_UP_S, opts.seconds));
+        if (s.floor) {
+          const r = await generator.load(url(server.base), connections, opts.seconds);
+          cells.set(`${s.name}/${connections}`, { rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors });
+          continue;
+        }
         const before = await (await fetch(`${server.base}/metrics`)).text();
         const r = await generator.load(url(server.base), connections, opts.seconds);
         const after = await (await fetch(`${server.base}/metrics`)).text();
@@ -446,13 +488,14 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
       const c = cells.get(`${s.name}/${connections}`);
       if (!c) continue;
       rows.push([
-        s.name, connections, c.rps, c.p50, c.p99, c.serverMs, c.modelP99,
+        s.name, connections, c.rps, c.p50, c.p99, c.serverMs ?? '', c.modelP99 ?? '',
         ref ? c.rps / ref.rps : 'n/a', ref ? c.p99 / ref.p99 : 'n/a',
         c.batchSize ?? '', c.batchRunMs ?? '', c.errors,
       ]);
     }
   }
   const ortF = cells.get(`ORT fp32/${TARGET_CONNECTIONS}`);
+  const floor = cells.get(`${FLOOR_NAME}/${TARGET_CONNECTIONS}`);
   for (const s of servers) {
     const kiln = cells.get(`${s.name}/${TARGET_CONNECTIONS}`);
     if (!s.batching || !kiln || !ortF) continue;
@@ -462,9 +505,15 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
     if (kiln.batchRunMs !== undefined) {
       const bound = s.delayMs! + 2 * kiln.batchRunMs;
       checks.push(`client p99 <= maxDelayMs + 2x the mean batch run time (${s.delayMs} + 2 x ${kiln.batchRunMs.toFixed(2)} = ${bound.toFixed(2)} ms): ${kiln.p99.toFixed(2)} ms, ${kiln.p99 <= bound ? 'met' : 'NOT met'}`);
-      checks.push(`model p99 (queue wait + batch run, server side) within the same bound: <= ${kiln.modelP99.toFixed(2)} ms, ${kiln.modelP99 <= bound ? 'met' : 'NOT met'}`);
+      checks.push(`model p99 (queue wait + batch run, server side) within the same bound: <= ${kiln.modelP99!.toFixed(2)} ms, ${kiln.modelP99! <= bound ? 'met' : 'NOT met'}`);
       // Little's law: a closed loop of N connections completes N requests per mean latency.
       checks.push(`the client-side floor from Little's law, ${TARGET_CONNECTIONS} connections / ${Math.round(kiln.rps)} requests/s = ${((TARGET_CONNECTIONS * 1000) / kiln.rps).toFixed(2)} ms mean latency; the client bound would need ${Math.round((TARGET_CONNECTIONS * 1000) / bound)} requests/s`);
+      if (floor) {
+        checks.push(
+          `the HTTP floor (a server that runs no model) under the same load: ${Math.round(floor.rps)} requests/s, p99 ${floor.p99.toFixed(2)} ms: ` +
+            (floor.p99 > bound ? 'the bound is below even that, so no server on one event loop meets it on this machine' : `the bound is above it (Kiln's p99 is ${(kiln.p99 / floor.p99).toFixed(2)}x the floor's)`),
+        );
+      }
     }
     notes.push(`targets at ${TARGET_CONNECTIONS} connections, ${s.name}: ${checks.join('; ')}`);
   }
@@ -476,6 +525,7 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
     notes: [
       ...notes,
       `model p99 ms: kiln_model_duration_seconds, from a request handed to the model (run()) to its outputs back in the event loop: its wait in the micro-batch queue and its batch's run; the upper bound of the histogram bucket holding the 99th percentile (buckets ${MODEL_BUCKETS.map((b) => +(b * 1000).toPrecision(3)).join(', ')} ms)`,
+      `${FLOOR_NAME}: bench/http-floor.ts, a node:http server that reads each body and answers with a reply recorded from the first Kiln server (same bytes), running no model: what one event loop reaches under this load on this machine whatever the model does`,
       'server-side mean ms: kiln_http_request_duration_seconds (a request\'s arrival in the server\'s event loop to its response\'s end, infer requests); the rest of the client\'s latency is time in socket buffers and the client\'s own event loop',
       idleNote(),
       `the load generator (${generator.name}) runs on the same ${threads} cores as the server it loads, so it competes with it for CPU: absolute figures are lower than on a separate client machine, and the ratios hold only for this setup. ${generator.why}`,
