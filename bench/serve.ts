@@ -146,6 +146,11 @@ async function stopServer(s: Server): Promise<void> {
   await exited;
 }
 
+/** The headers of a binary-tensor request whose JSON header is `headerLength` bytes. */
+function requestHeaders(headerLength: number): Record<string, string> {
+  return { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength) };
+}
+
 /**
  * One request to a Kiln server, its reply written to `file` for the HTTP floor to replay; resolves
  * with the reply's inference-header-content-length.
@@ -153,7 +158,7 @@ async function stopServer(s: Server): Promise<void> {
 async function recordReply(url: string, model: ServedModel, file: string): Promise<string> {
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(model.headerLength) },
+    headers: requestHeaders(model.headerLength),
     body: model.body,
   });
   const bytes = Buffer.from(await res.arrayBuffer());
@@ -225,7 +230,7 @@ interface LoadGenerator {
  * ORT servers, which leave more of the CPU to the client, gain more from it.
  */
 async function loadGenerator(dir: string, body: Buffer, headerLength: number): Promise<LoadGenerator> {
-  const headers = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength) };
+  const headers = requestHeaders(headerLength);
   const forced = process.env.KILN_LOAD_GENERATOR;
   if (forced !== undefined && forced !== 'wrk' && forced !== 'autocannon') throw new Error(`KILN_LOAD_GENERATOR: expected 'wrk' or 'autocannon', got '${forced}'`);
   const hasWrk = forced !== 'autocannon' && spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined;
