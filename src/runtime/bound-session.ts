@@ -26,7 +26,7 @@ import { notImplementedReason } from '../onnx/supported-ops.js';
 import { DTYPE_BYTES, Tensor, type DType } from '../tensor.js';
 import { rangeError, typeError } from '../validate.js';
 import type { SessionDelegate } from './constant-outputs.js';
-import type { InferenceSession, SessionFeeds, SessionInfo, SessionOutputs } from './session.js';
+import type { InferenceSession, ProfileOptions, SessionFeeds, SessionInfo, SessionOutputs, SessionProfile } from './session.js';
 
 /** Inner sessions a bound session keeps, most recently used last. */
 export const BOUND_CACHE_SIZE = 8;
@@ -199,6 +199,13 @@ export class BoundSession implements SessionDelegate {
     this.checkLive();
     if (!this.last) throw new KilnError(ErrorCode.INVALID_STATE, 'The session has parameter inputs and has not run yet: nothing is compiled');
     return this.last.info();
+  }
+
+  /** The profile of the plan of the latest run's parameter values (each set of values times its own). */
+  profile(options: ProfileOptions): SessionProfile {
+    this.checkLive();
+    if (!this.last) throw new KilnError(ErrorCode.INVALID_STATE, 'The session has parameter inputs and has not run yet: nothing to profile');
+    return this.last.profile(options);
   }
 
   get pendingRuns(): number {

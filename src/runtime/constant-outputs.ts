@@ -9,13 +9,15 @@ import { ErrorCode, KilnError } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
 import { Tensor, toFloat16Bits, type DType } from '../tensor.js';
 import { rangeError, typeError } from '../validate.js';
-import type { InferenceSession, SessionFeeds, SessionInfo, SessionOutputs } from './session.js';
+import type { InferenceSession, ProfileOptions, SessionFeeds, SessionInfo, SessionOutputs, SessionProfile } from './session.js';
 
 /** What an InferenceSession hands its verbs to when it wraps other sessions. */
 export interface SessionDelegate {
   run(feeds: SessionFeeds): Promise<SessionOutputs>;
   runSync(feeds: SessionFeeds): SessionOutputs;
   info(): SessionInfo;
+  /** The profile of the inner session whose plan ran (options already checked by the caller). */
+  profile(options: ProfileOptions): SessionProfile;
   readonly pendingRuns: number;
   release(): void;
 }
@@ -102,6 +104,12 @@ export class ConstantOutputs implements SessionDelegate {
     this.checkLive();
     if (this.inner) return this.inner.info();
     return { arenaBytes: 0, arenaBytesPerImage: 0, weightBytes: 0, arenaBytesHeld: 0, steps: [...this.constants.keys()].map((name) => `constant output ${name}`), macsPerImage: 0 };
+  }
+
+  profile(options: ProfileOptions): SessionProfile {
+    this.checkLive();
+    if (!this.inner) throw new KilnError(ErrorCode.INVALID_STATE, 'Every output of this model is a constant: no plan step runs, so there is nothing to profile');
+    return this.inner.profile(options);
   }
 
   get pendingRuns(): number {

@@ -297,13 +297,12 @@ export class InferenceSession implements Disposable {
     const onnx = await onnxInfoOf(source);
     let session: InferenceSession;
     if (onnx !== undefined && onnx.info.parameters.length > 0) {
-      session = await InferenceSession.bound(onnx.info, onnx.path, threads, level, sparse);
+      session = await InferenceSession.bound(onnx.info, onnx.path, threads, level, sparse, profiling);
     } else {
       const graph = onnx === undefined ? await graphFrom(source, inputShape) : await onnxGraph(onnx.info.bytes, onnx.path);
       const declaredTypes = new Map<string, DType>((onnx?.info.outputs ?? graph.outputs).map((o) => [o.name, o.dtype]));
-      session = await InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes);
+      session = await InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes, profiling);
     }
-    session.profiling = profiling;
     if (batching !== undefined && session.delegate === undefined) session.batcher = session.microBatcher(batching);
     return session;
   }
@@ -344,9 +343,11 @@ export class InferenceSession implements Disposable {
    * line), its total time, share and GFLOP/s (2 x its multiply-accumulates per image x images /
    * time; int8 multiply-adds count 2 as well), and its fraction of the peak of its kind when given:
    * `int8PeakGops` for int8 steps, `peakGflops` for the others (the measured single-core peaks times
-   * the threads, as `kiln bench --profile` passes them).
+   * the threads, as `kiln bench --profile` passes them). A model with constant outputs profiles
+   * the plan that computes the others; a model with parameter inputs, the plan of the latest run's
+   * parameter values (each set of values has its own plan, timed on its own).
    * @throws KilnError ERR_KILN_INVALID_STATE when the session was not created with profiling on,
-   *   has not run yet, or wraps other sessions (parameter inputs, constant outputs)
+   *   has not run yet, or has no plan step at all (every output a constant)
    */
   profile(options: ProfileOptions = {}): SessionProfile {
     this.checkLive();
@@ -358,7 +359,7 @@ export class InferenceSession implements Disposable {
       int8: opts.int8PeakGops === undefined ? undefined : number('options.int8PeakGops', opts.int8PeakGops, 0, Infinity, true),
     };
     if (!this.profiling) throw new KilnError(ErrorCode.INVALID_STATE, 'Expected a session created with enableProfiling: true (or KILN_PROFILE=1) but this one does not time its steps');
-    if (this.delegate) throw new KilnError(ErrorCode.INVALID_STATE, 'Kiln profiles only sessions that run one plan; this one wraps others (parameter inputs or constant outputs)');
+    if (this.delegate) return this.delegate.profile(opts);
     const compiled = this.lastCompiled;
     if (!compiled) throw new KilnError(ErrorCode.INVALID_STATE, 'The session has not run yet: nothing to profile');
     return profileOf(compiled, reset, peaks);
@@ -368,28 +369,37 @@ export class InferenceSession implements Disposable {
    * An ONNX model with parameter inputs (parameter-inputs.ts): each distinct set of parameter
    * values is imported with them bound as constants, into an inner session cached by value.
    */
-  private static async bound(info: OnnxSourceInfo, path: string | undefined, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels): Promise<InferenceSession> {
+  private static async bound(info: OnnxSourceInfo, path: string | undefined, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, profiling: boolean): Promise<InferenceSession> {
     const { BoundSession, boundSurface } = await import('./bound-session.js');
     if (info.unsupported !== undefined) throw new KilnError(ErrorCode.UNSUPPORTED_OP, info.unsupported);
     const declaredTypes = new Map(info.outputs.map((o) => [o.name, o.dtype]));
     const surface = boundSurface(info, 'bound');
     const session = new InferenceSession(surface, threads, level, sparse, undefined, undefined, edgeTypes(surface));
+    session.profiling = profiling;
     session.delegate = new BoundSession(info, async (bindInputs) => {
       const graph = await onnxGraph(info.bytes, path, bindInputs);
-      return InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes);
+      return InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes, profiling);
     });
     return session;
   }
 
   /**
    * A session over an imported graph (typed edges converted, then optimised); its constant outputs
-   * (if any) are returned as `declaredTypes` say.
+   * (if any) are returned as `declaredTypes` say. `profiling`: it times its steps, and so does the
+   * inner session computing the other outputs, which its profile() reads.
    */
-  private static async fromGraph(source: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>): Promise<InferenceSession> {
+  private static async fromGraph(source: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>, profiling: boolean): Promise<InferenceSession> {
+    const session = await InferenceSession.planned(source, threads, level, sparse, declaredTypes, profiling);
+    session.profiling = profiling;
+    return session;
+  }
+
+  /** fromGraph's session before its profiling flag is set. */
+  private static async planned(source: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>, profiling: boolean): Promise<InferenceSession> {
     const constants = constantOutputs(source);
     if (constants !== undefined) {
       const computed = withoutConstantOutputs(source, constants);
-      const inner = computed.outputs.length > 0 ? await InferenceSession.fromGraph(computed, threads, level, sparse, declaredTypes) : undefined;
+      const inner = computed.outputs.length > 0 ? await InferenceSession.fromGraph(computed, threads, level, sparse, declaredTypes, profiling) : undefined;
       const inputNames = source.inputs.filter((v) => !source.initializers.has(v.name)).map((v) => v.name);
       const surface: Graph = { ...source, nodes: [], initializers: new Map(), outputs: source.outputs.map((o) => (constants.has(o.name) ? { ...o, shape: constants.get(o.name)!.dims.slice() } : o)) };
       const session = new InferenceSession(surface, threads, level, sparse, undefined, undefined, edgeTypes(surface));

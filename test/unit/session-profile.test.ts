@@ -6,10 +6,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { ErrorCode } from '../../src/errors.js';
 import { seedCNN } from '../../src/nn/models.js';
+import { DataType } from '../../src/onnx/proto.js';
 import { quantize } from '../../src/quant/ptq.js';
 import { InferenceSession } from '../../src/runtime/session.js';
+import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import { uniformImages } from '../support/tensors.js';
+import { model, node, valueInfo } from './onnx-model-builder.js';
 
 const MNIST = [1, 28, 28];
 const net = seedCNN({ inChannels: 1, height: 28, width: 28, numClasses: 10, seed: 5 }).eval();
@@ -109,5 +112,69 @@ describe('InferenceSession.profile', () => {
     await off.run({ input: uniformImages(rng, 1, MNIST) });
     expect(codeOf(() => off.profile())).toBe(ErrorCode.INVALID_STATE);
     off.release();
+  });
+
+  it('profiles the plan inside sessions that wrap others: constant outputs, parameter inputs', async () => {
+    // y = Relu(x) computed, s = Shape(x) a constant (x is static).
+    const withConstant = await InferenceSession.create(model({
+      opset: 13,
+      inputs: [valueInfo('x', [2, 4])],
+      outputs: [valueInfo('y'), valueInfo('s', [2], DataType.INT64)],
+      nodes: [node('Relu', ['x'], ['y'], [], 'relu'), node('Shape', ['x'], ['s'], [], 'shape')],
+    }), { enableProfiling: true });
+    const x = new Tensor('float32', [1, -2, 3, -4, 5, -6, 7, -8], [2, 4]);
+    expect(codeOf(() => withConstant.profile())).toBe(ErrorCode.INVALID_STATE); // nothing has run
+    await withConstant.run({ x });
+    withConstant.runSync({ x });
+    const p = withConstant.profile();
+    expect(p.runs).toBe(2);
+    expect(p.steps.map((st) => st.kernel)).toEqual(withConstant.info().steps);
+    expect(p.steps.map((st) => st.op)).toContain('Relu');
+    expect(withConstant.profile({ reset: true }).runs).toBe(2);
+    expect(withConstant.profile().runs).toBe(0);
+    expect(codeOf(() => withConstant.profile({ peakGflops: -1 }))).toBe(ErrorCode.INVALID_ARG);
+    withConstant.release();
+
+    // Every output a constant: no plan step to time.
+    const allConstant = await InferenceSession.create(model({
+      opset: 13,
+      inputs: [valueInfo('x', [2, 4])],
+      outputs: [valueInfo('s', [2], DataType.INT64)],
+      nodes: [node('Shape', ['x'], ['s'], [], 'shape')],
+    }), { enableProfiling: true });
+    await allConstant.run({ x });
+    expect(codeOf(() => allConstant.profile())).toBe(ErrorCode.INVALID_STATE);
+    allConstant.release();
+
+    // y = Reshape(Relu(x), shape): one plan per shape value; the profile is the latest one's.
+    const bytes = model({
+      opset: 13,
+      inputs: [valueInfo('x', [2, 6]), valueInfo('shape', [2], DataType.INT64)],
+      outputs: [valueInfo('y')],
+      nodes: [node('Relu', ['x'], ['r'], [], 'relu'), node('Reshape', ['r', 'shape'], ['y'], [], 'reshape')],
+    });
+    const bound = await InferenceSession.create(bytes, { enableProfiling: true });
+    const x12 = new Tensor('float32', Float32Array.from({ length: 12 }, (_, i) => i - 6), [2, 6]);
+    const shape = (...v: number[]) => new Tensor('int64', BigInt64Array.from(v.map(BigInt)), [v.length]);
+    expect(codeOf(() => bound.profile())).toBe(ErrorCode.INVALID_STATE); // nothing has run
+    await bound.run({ x: x12, shape: shape(3, 4) });
+    await bound.run({ x: x12, shape: shape(3, 4) });
+    expect(bound.profile().runs).toBe(2);
+    await bound.run({ x: x12, shape: shape(4, 3) });
+    const latest = bound.profile();
+    expect(latest.runs).toBe(1);
+    expect(latest.steps.map((st) => st.kernel)).toEqual(bound.info().steps);
+    bound.release();
+
+    // Off unless asked, as for any session; KILN_PROFILE=1 reaches the inner sessions too.
+    const off = await InferenceSession.create(bytes);
+    await off.run({ x: x12, shape: shape(3, 4) });
+    expect(codeOf(() => off.profile())).toBe(ErrorCode.INVALID_STATE);
+    off.release();
+    process.env.KILN_PROFILE = '1';
+    const byEnv = await InferenceSession.create(bytes);
+    await byEnv.run({ x: x12, shape: shape(3, 4) });
+    expect(byEnv.profile().runs).toBe(1);
+    byEnv.release();
   });
 });
