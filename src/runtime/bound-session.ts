@@ -212,6 +212,12 @@ export class BoundSession implements SessionDelegate {
     return this.inFlight;
   }
 
+  get queuedRuns(): number {
+    let queued = 0;
+    for (const entry of this.cache.values()) queued += entry.session?.queuedRuns ?? 0;
+    return queued;
+  }
+
   release(): void {
     if (this.released) return;
     if (this.inFlight > 0) throw new KilnError(ErrorCode.INVALID_STATE, `Cannot release the session while ${this.inFlight} run(s) are in flight: await them first`);

@@ -18,6 +18,8 @@ export interface SessionDelegate {
   info(): SessionInfo;
   /** The profile of the inner session whose plan ran (options already checked by the caller). */
   profile(options: ProfileOptions): SessionProfile;
+  /** Requests waiting in the inner sessions' micro-batching queues. */
+  readonly queuedRuns: number;
   readonly pendingRuns: number;
   release(): void;
 }
@@ -114,6 +116,10 @@ export class ConstantOutputs implements SessionDelegate {
 
   get pendingRuns(): number {
     return this.inner?.pendingRuns ?? 0;
+  }
+
+  get queuedRuns(): number {
+    return this.inner?.queuedRuns ?? 0;
   }
 
   release(): void {

@@ -95,8 +95,10 @@ export interface SessionOptions {
    *
    * Runs alone, unmerged: requests of more than `maxBatchSize` images, `runSync`, and models whose
    * rows are not independent of one another: inputs that share no batch dimension, a graph that
-   * needs a plan per batch size (a Softmax over the batch...), a fixed batch size in the model,
-   * and models with parameter inputs or constant outputs.
+   * needs a plan per batch size (a Softmax over the batch...), a fixed batch size in the model.
+   * A model with constant outputs merges its requests for the outputs it computes (each caller
+   * gets its own copy of the constants); one with parameter inputs merges requests that feed the
+   * same parameter values (each set of values has its own plan and its own queue).
    * @throws (from create) TypeError/RangeError ERR_KILN_INVALID_ARG naming e.g.
    *   `options.batching.maxBatchSize` (an integer in [1, 65536]), `options.batching.maxDelayMs`
    *   (a number in [0, 60000]) or `options.batching.maxBatchesInFlight` (an integer in [1, 8]).
@@ -297,13 +299,12 @@ export class InferenceSession implements Disposable {
     const onnx = await onnxInfoOf(source);
     let session: InferenceSession;
     if (onnx !== undefined && onnx.info.parameters.length > 0) {
-      session = await InferenceSession.bound(onnx.info, onnx.path, threads, level, sparse, profiling);
+      session = await InferenceSession.bound(onnx.info, onnx.path, threads, level, sparse, profiling, batching);
     } else {
       const graph = onnx === undefined ? await graphFrom(source, inputShape) : await onnxGraph(onnx.info.bytes, onnx.path);
       const declaredTypes = new Map<string, DType>((onnx?.info.outputs ?? graph.outputs).map((o) => [o.name, o.dtype]));
-      session = await InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes, profiling);
+      session = await InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes, profiling, batching);
     }
-    if (batching !== undefined && session.delegate === undefined) session.batcher = session.microBatcher(batching);
     return session;
   }
 
@@ -369,7 +370,7 @@ export class InferenceSession implements Disposable {
    * An ONNX model with parameter inputs (parameter-inputs.ts): each distinct set of parameter
    * values is imported with them bound as constants, into an inner session cached by value.
    */
-  private static async bound(info: OnnxSourceInfo, path: string | undefined, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, profiling: boolean): Promise<InferenceSession> {
+  private static async bound(info: OnnxSourceInfo, path: string | undefined, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, profiling: boolean, batching: BatchingOptions | undefined): Promise<InferenceSession> {
     const { BoundSession, boundSurface } = await import('./bound-session.js');
     if (info.unsupported !== undefined) throw new KilnError(ErrorCode.UNSUPPORTED_OP, info.unsupported);
     const declaredTypes = new Map(info.outputs.map((o) => [o.name, o.dtype]));
@@ -378,28 +379,29 @@ export class InferenceSession implements Disposable {
     session.profiling = profiling;
     session.delegate = new BoundSession(info, async (bindInputs) => {
       const graph = await onnxGraph(info.bytes, path, bindInputs);
-      return InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes, profiling);
+      return InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes, profiling, batching);
     });
     return session;
   }
 
   /**
    * A session over an imported graph (typed edges converted, then optimised); its constant outputs
-   * (if any) are returned as `declaredTypes` say. `profiling`: it times its steps, and so does the
-   * inner session computing the other outputs, which its profile() reads.
+   * (if any) are returned as `declaredTypes` say. `profiling` and `batching` (checked options) go
+   * to the session that runs the plan: with constant outputs, the inner one computing the others.
    */
-  private static async fromGraph(source: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>, profiling: boolean): Promise<InferenceSession> {
-    const session = await InferenceSession.planned(source, threads, level, sparse, declaredTypes, profiling);
+  private static async fromGraph(source: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>, profiling: boolean, batching?: BatchingOptions): Promise<InferenceSession> {
+    const session = await InferenceSession.planned(source, threads, level, sparse, declaredTypes, profiling, batching);
     session.profiling = profiling;
+    if (batching !== undefined && session.delegate === undefined) session.batcher = session.microBatcher(batching);
     return session;
   }
 
-  /** fromGraph's session before its profiling flag is set. */
-  private static async planned(source: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>, profiling: boolean): Promise<InferenceSession> {
+  /** fromGraph's session before its profiling and batching are set. */
+  private static async planned(source: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>, profiling: boolean, batching: BatchingOptions | undefined): Promise<InferenceSession> {
     const constants = constantOutputs(source);
     if (constants !== undefined) {
       const computed = withoutConstantOutputs(source, constants);
-      const inner = computed.outputs.length > 0 ? await InferenceSession.fromGraph(computed, threads, level, sparse, declaredTypes, profiling) : undefined;
+      const inner = computed.outputs.length > 0 ? await InferenceSession.fromGraph(computed, threads, level, sparse, declaredTypes, profiling, batching) : undefined;
       const inputNames = source.inputs.filter((v) => !source.initializers.has(v.name)).map((v) => v.name);
       const surface: Graph = { ...source, nodes: [], initializers: new Map(), outputs: source.outputs.map((o) => (constants.has(o.name) ? { ...o, shape: constants.get(o.name)!.dims.slice() } : o)) };
       const session = new InferenceSession(surface, threads, level, sparse, undefined, undefined, edgeTypes(surface));
@@ -606,6 +608,7 @@ export class InferenceSession implements Disposable {
    * running; 0 without batching.
    */
   get queuedRuns(): number {
+    if (this.delegate) return this.delegate.queuedRuns;
     return this.batcher?.queuedRuns ?? 0;
   }
 

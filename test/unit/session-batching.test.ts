@@ -10,10 +10,12 @@ import { describe, expect, it } from 'vitest';
 import { native } from '../../src/binding.js';
 import { GraphBuilder, type Graph } from '../../src/graph/ir.js';
 import { allocFloat32 } from '../../src/memory.js';
+import { DataType } from '../../src/onnx/proto.js';
 import { DEFAULT_BATCHES_IN_FLIGHT } from '../../src/runtime/micro-batcher.js';
 import { type BatchReport, InferenceSession, type SessionOptions } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
 import { digits, trainedSeedCnn } from '../support/trained-seed-cnn.js';
+import { attr, int64Tensor, model as onnxModel, node, valueInfo } from './onnx-model-builder.js';
 
 const MNIST = [1, 28, 28];
 const trained = await trainedSeedCnn();
@@ -497,6 +499,55 @@ describe('micro-batching: which models merge', () => {
       expect(Array.from(outs[i][name].data)).toEqual(want);
     }
     expect(reports.map((r) => r.size)).toEqual([6]);
+    s.release();
+  });
+
+  it('constant outputs: the computed rows merge, each caller gets its own copy of the constants', async () => {
+    const bytes = onnxModel({
+      opset: 13,
+      inputs: [valueInfo('x', ['N', 3])],
+      outputs: [valueInfo('y', ['N', 3]), valueInfo('c', [2], DataType.INT64)],
+      nodes: [node('Relu', ['x'], ['y'], [], 'relu'), node('Constant', [], ['c'], [attr.t('value', int64Tensor('v', [2], [7, 9]))], 'constant')],
+    });
+    const reports: BatchReport[] = [];
+    const s = await InferenceSession.create(bytes, { batching: { maxBatchSize: 8, maxDelayMs: 5, onBatch: (b) => reports.push(b) } });
+    const pending = Array.from({ length: 6 }, (_, i) => s.run<'float32' | 'int64'>({ x: new Tensor('float32', Float32Array.from([i + 1, -(i + 1), 2 * (i + 1)]), [1, 3]) }));
+    expect(s.queuedRuns).toBe(6);
+    expect(() => s.release()).toThrow(expect.objectContaining({ code: 'ERR_KILN_INVALID_STATE' }));
+    const outs = await Promise.all(pending);
+    for (let i = 0; i < 6; i++) {
+      expect(Array.from(outs[i]!.y!.data as Float32Array)).toEqual([i + 1, 0, 2 * (i + 1)]);
+      expect(outs[i]!.y!.dims).toEqual([1, 3]);
+      expect(Array.from(outs[i]!.c!.data as BigInt64Array)).toEqual([7n, 9n]);
+    }
+    expect(outs[0]!.c!.data).not.toBe(outs[1]!.c!.data);
+    expect(reports.map((r) => r.size)).toEqual([6]);
+    s.release();
+  });
+
+  it('parameter inputs: requests feeding the same parameter values merge, other values queue apart', async () => {
+    const bytes = onnxModel({
+      opset: 13,
+      inputs: [valueInfo('x', ['N', 3]), valueInfo('lo', [], DataType.FLOAT), valueInfo('hi', [], DataType.FLOAT)],
+      outputs: [valueInfo('y', ['N', 3])],
+      nodes: [node('Clip', ['x', 'lo', 'hi'], ['y'], [], 'clip')],
+    });
+    const reports: BatchReport[] = [];
+    const s = await InferenceSession.create(bytes, { batching: { maxBatchSize: 8, maxDelayMs: 5, onBatch: (b) => reports.push(b) } });
+    const scalar = (v: number): Tensor<'float32'> => new Tensor('float32', [v], []);
+    const row = (i: number): Tensor<'float32'> => new Tensor('float32', Float32Array.from([-i - 1, 0.25 * i, i + 1]), [1, 3]);
+    // The first run with each value builds its plan.
+    await Promise.all([s.run({ x: row(0), lo: scalar(0), hi: scalar(1) }), s.run({ x: row(0), lo: scalar(-1), hi: scalar(1) })]);
+    reports.length = 0;
+    const lo = (i: number): number => (i % 2 === 0 ? 0 : -1);
+    const pending = Array.from({ length: 8 }, (_, i) => s.run({ x: row(i), lo: scalar(lo(i)), hi: scalar(1) }));
+    expect(s.queuedRuns).toBe(8);
+    const outs = await Promise.all(pending);
+    for (let i = 0; i < 8; i++) {
+      const want = Array.from(row(i).data).map((v) => Math.min(1, Math.max(lo(i), v)));
+      expect(Array.from(outs[i]!.y!.data)).toEqual(want);
+    }
+    expect(reports.map((r) => r.size)).toEqual([4, 4]);
     s.release();
   });
 
