@@ -9,6 +9,7 @@ import { ErrorCode, KilnError } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
 import type { Module } from '../nn/module.js';
 import { importModel } from '../onnx/import.js';
+import { onnxSourceInfo } from '../runtime/bound-session.js';
 import { decodeKilnFile, type KilnFile } from '../runtime/kiln-file.js';
 import { graphFromKilnFile, moduleFromKilnFile } from '../runtime/model-io.js';
 import { readModelFile } from '../util/files.js';
@@ -18,12 +19,64 @@ export type ModelSource =
   | { kind: 'graph'; graph: Graph; file: KilnFile }
   | { kind: 'onnx'; bytes: Uint8Array; graph: Graph };
 
+/**
+ * What the commands that only run a model (serve, bench) read: a ModelSource, or an ONNX model
+ * with parameter inputs (graph inputs its plan needs as constants: a Clip's bounds, a Resize's
+ * scales...), which has no graph until a run binds their values (InferenceSession does, per run).
+ */
+export type RunnableSource = ModelSource | { kind: 'onnx-parameters'; bytes: Uint8Array; parameters: readonly string[] };
+
 const KILN_MAGIC = 'KILN';
 
+function isOnnxFile(bytes: Uint8Array, path: string): boolean {
+  return String.fromCharCode(...bytes.subarray(0, 4)) !== KILN_MAGIC && !path.toLowerCase().endsWith('.kiln');
+}
+
+/**
+ * The model for commands that read it as one graph or Module. An ONNX model whose import fails
+ * because it feeds parameters as graph inputs is refused with ERR_KILN_UNSUPPORTED_OP naming them
+ * (serve runs it).
+ */
 export async function readModelSource(path: string): Promise<ModelSource> {
   const bytes = await readModelFile(path, '<model>');
-  const magic = String.fromCharCode(...bytes.subarray(0, 4));
-  if (magic !== KILN_MAGIC && !path.toLowerCase().endsWith('.kiln')) return { kind: 'onnx', bytes, graph: await onnxGraph(bytes, path) };
+  try {
+    return await sourceOf(bytes, path);
+  } catch (err) {
+    const parameters = parameterInputsOf(err, bytes);
+    if (parameters.length === 0) throw err;
+    throw new KilnError(
+      ErrorCode.UNSUPPORTED_OP,
+      `Expected a model with fixed parameters but ${path} feeds ${parameters.map((p) => `'${p}'`).join(', ')} as graph inputs where Kiln plans constants: ` +
+        'its graph exists only once their values are bound, so this command cannot read it; InferenceSession and kiln serve run it, binding the values each run feeds',
+      { cause: err },
+    );
+  }
+}
+
+/** The model for commands that only run it: readModelSource's, or an ONNX model with parameter inputs as it is. */
+export async function readRunnableSource(path: string): Promise<RunnableSource> {
+  const bytes = await readModelFile(path, '<model>');
+  try {
+    return await sourceOf(bytes, path);
+  } catch (err) {
+    const parameters = parameterInputsOf(err, bytes);
+    if (parameters.length === 0) throw err;
+    return { kind: 'onnx-parameters', bytes, parameters };
+  }
+}
+
+/**
+ * The parameter inputs of an ONNX model whose import failed with `err` for lack of their values
+ * (the importer's ERR_KILN_UNSUPPORTED_OP: "computed at run time"), or none. Decoded only then:
+ * the common path reads the file once.
+ */
+function parameterInputsOf(err: unknown, bytes: Uint8Array): readonly string[] {
+  if (!(err instanceof KilnError) || err.code !== ErrorCode.UNSUPPORTED_OP) return [];
+  return onnxSourceInfo(bytes)?.parameters ?? [];
+}
+
+async function sourceOf(bytes: Uint8Array, path: string): Promise<ModelSource> {
+  if (isOnnxFile(bytes, path)) return { kind: 'onnx', bytes, graph: await onnxGraph(bytes, path) };
   const file = decodeKilnFile(bytes, path);
   if ((file.model as { kind?: unknown } | null)?.kind === 'graph') return { kind: 'graph', graph: graphFromKilnFile(file, path), file };
   const stored = (file.model as { inputShape?: unknown } | null)?.inputShape;

@@ -13,7 +13,7 @@ import { ServeMetrics } from '../serve/metrics.js';
 import { openOrtModel } from '../serve/ort-model.js';
 import { datatypeOf } from '../serve/protocol.js';
 import { createServer, SERVE_DEFAULTS, type ServableModel } from '../serve/server.js';
-import { readModelSource, type ModelSource } from './model-source.js';
+import { readRunnableSource, type RunnableSource } from './model-source.js';
 import { Output } from './output.js';
 
 export interface ServeCommandOptions {
@@ -49,7 +49,7 @@ export function defaultModelName(path: string): string {
   return name === '' ? 'model' : name;
 }
 
-async function openKilnModel(source: ModelSource, threads: number | undefined, batching: BatchingOptions | undefined): Promise<InferenceSession> {
+async function openKilnModel(source: RunnableSource, threads: number | undefined, batching: BatchingOptions | undefined): Promise<InferenceSession> {
   const options: SessionOptions = {
     ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
     ...(batching === undefined ? {} : { batching }),
@@ -58,10 +58,10 @@ async function openKilnModel(source: ModelSource, threads: number | undefined, b
   return InferenceSession.create(source.kind === 'graph' ? source.graph : source.bytes, options);
 }
 
-async function openModel(source: ModelSource, opts: ServeCommandOptions, threads: number | undefined, batching: BatchingOptions | undefined): Promise<ServableModel & { release(): unknown }> {
+async function openModel(source: RunnableSource, opts: ServeCommandOptions, threads: number | undefined, batching: BatchingOptions | undefined): Promise<ServableModel & { release(): unknown }> {
   if (opts.runtime === 'kiln') return openKilnModel(source, threads, batching);
   // onnxruntime-node takes ONNX: a .kiln model goes as its export (int8 graphs as QDQ).
-  const bytes = source.kind === 'onnx' ? source.bytes : source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape }) : exportModel(source.graph);
+  const bytes = source.kind === 'onnx' || source.kind === 'onnx-parameters' ? source.bytes : source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape }) : exportModel(source.graph);
   return openOrtModel(bytes, { intraOpNumThreads: threads ?? 0 });
 }
 
@@ -87,7 +87,8 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
       : undefined;
   const modelName = opts.modelName ?? defaultModelName(modelPath);
   // The model file is read first: a missing or unreadable file fails before any port is taken.
-  const source = await readModelSource(modelPath);
+  // An ONNX model with parameter inputs is served too: each request feeds their values.
+  const source = await readRunnableSource(modelPath);
   const loading = openModel(source, opts, threads, batching);
   loading.catch(() => undefined);  // reported below, after the server is closed
   const server = createServer(loading, {

@@ -1,7 +1,9 @@
 // `kiln serve` refuses bad options and bad model files before it takes a port: exit code 1 and
 // one message (or a JSON {error} with --json) naming the option or file, as every command does.
-// The server's behaviour itself is serve.test.ts's.
-import { mkdtemp, rm } from 'node:fs/promises';
+// It serves an ONNX model with parameter inputs (their values bound per request), which the
+// commands that read a model as one graph refuse by name. The server's behaviour itself is
+// serve.test.ts's.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -9,9 +11,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { defaultModelName } from '../../src/cli/serve.js';
 import { seedCNN } from '../../src/nn/models.js';
+import { DataType } from '../../src/onnx/proto.js';
 import { save } from '../../src/runtime/model-io.js';
 import { createServer } from '../../src/serve/server.js';
+import { model as onnxModel, node, valueInfo } from '../unit/onnx-model-builder.js';
 import { lastJson, runCli } from './run-cli.js';
+import { jsonRequest, startServer } from './serve-support.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'kiln-serve-cli-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));
@@ -59,5 +64,51 @@ describe('kiln serve: options and files refused before listening', () => {
     expect(defaultModelName('/models/seedcnn-int8.kiln')).toBe('seedcnn-int8');
     expect(defaultModelName('my model (v2).onnx')).toBe('my-model--v2-');
     expect(defaultModelName('.kiln')).toBe('kiln');
+  });
+});
+
+describe('kiln serve: a model with parameter inputs', () => {
+  // y = Clip(x, lo, hi) with the bounds fed as inputs: Kiln plans a Clip's bounds as constants.
+  const clipPath = join(dir, 'clip.onnx');
+  const ready = writeFile(clipPath, onnxModel({
+    opset: 13,
+    inputs: [valueInfo('x', ['N', 4]), valueInfo('lo', [], DataType.FLOAT), valueInfo('hi', [], DataType.FLOAT)],
+    outputs: [valueInfo('y', ['N', 4])],
+    nodes: [node('Clip', ['x', 'lo', 'hi'], ['y'], [], 'clip')],
+  }));
+
+  it('serves it, binding the values each request feeds', async () => {
+    await ready;
+    const server = await startServer([clipPath, '--max-delay-ms', '2']);
+    try {
+      expect(server.output()).toContain('input "x" FP32 [N, 4], "lo" FP32 [], "hi" FP32 []');
+      const x = [-2, -0.5, 0.5, 2];
+      const ask = async (lo: number, hi: number): Promise<number[]> => {
+        const body = JSON.parse(jsonRequest('x', x, [1, 4])) as { inputs: unknown[] };
+        body.inputs.push({ name: 'lo', shape: [], datatype: 'FP32', data: [lo] }, { name: 'hi', shape: [], datatype: 'FP32', data: [hi] });
+        const res = await fetch(`${server.base}/v2/models/clip/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        expect(res.status).toBe(200);
+        return ((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data;
+      };
+      expect(await ask(0, 1)).toEqual([0, 0, 0.5, 1]);
+      expect(await ask(-1, 0.25)).toEqual([-1, -0.5, 0.25, 0.25]);
+      expect(await Promise.all([ask(0, 1), ask(-1, 0.25), ask(0, 1)])).toEqual([[0, 0, 0.5, 1], [-1, -0.5, 0.25, 0.25], [0, 0, 0.5, 1]]);
+      const missing = await fetch(`${server.base}/v2/models/clip/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: jsonRequest('x', x, [1, 4]) });
+      expect(missing.status).toBe(400);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('bench and info, which need its graph, refuse it naming the parameter inputs', async () => {
+    await ready;
+    const bench = await runCli('bench', clipPath, '--batches', '1', '--thread-counts', '1', '--min-ms', '10', '--json');
+    expect(bench.exitCode).toBe(1);
+    expect(errorOf(bench).code).toBe('ERR_KILN_UNSUPPORTED_OP');
+    expect(errorOf(bench).message).toContain(`${clipPath} also feeds 'lo', 'hi' as graph inputs where Kiln plans constants: kiln bench cannot choose their values`);
+    const info = await runCli('info', clipPath, '--json');
+    expect(info.exitCode).toBe(1);
+    expect(errorOf(info).code).toBe('ERR_KILN_UNSUPPORTED_OP');
+    expect(errorOf(info).message).toContain(`${clipPath} feeds 'lo', 'hi' as graph inputs where Kiln plans constants`);
   });
 });
