@@ -24,7 +24,7 @@ export type ModelSource =
  * with parameter inputs (graph inputs its plan needs as constants: a Clip's bounds, a Resize's
  * scales...), which has no graph until a run binds their values (InferenceSession does, per run).
  */
-export type RunnableSource = ModelSource | { kind: 'onnx-parameters'; bytes: Uint8Array; parameters: readonly string[] };
+export type RunnableSource = ModelSource | { kind: 'onnx-parameters'; bytes: Uint8Array; parameters: readonly string[]; importError: unknown };
 
 const KILN_MAGIC = 'KILN';
 
@@ -38,19 +38,14 @@ function isOnnxFile(bytes: Uint8Array, path: string): boolean {
  * (serve runs it).
  */
 export async function readModelSource(path: string): Promise<ModelSource> {
-  const bytes = await readModelFile(path, '<model>');
-  try {
-    return await sourceOf(bytes, path);
-  } catch (err) {
-    const parameters = parameterInputsOf(err, bytes);
-    if (parameters.length === 0) throw err;
-    throw new KilnError(
-      ErrorCode.UNSUPPORTED_OP,
-      `Expected a model with fixed parameters but ${path} feeds ${parameters.map((p) => `'${p}'`).join(', ')} as graph inputs where Kiln plans constants: ` +
-        'its graph exists only once their values are bound, so this command cannot read it; InferenceSession and kiln serve run it, binding the values each run feeds',
-      { cause: err },
-    );
-  }
+  const source = await readRunnableSource(path);
+  if (source.kind !== 'onnx-parameters') return source;
+  throw new KilnError(
+    ErrorCode.UNSUPPORTED_OP,
+    `Expected a model with fixed parameters but ${path} feeds ${source.parameters.map((p) => `'${p}'`).join(', ')} as graph inputs where Kiln plans constants: ` +
+      'its graph exists only once their values are bound, so this command cannot read it; InferenceSession and kiln serve run it, binding the values each run feeds',
+    { cause: source.importError },
+  );
 }
 
 /** The model for commands that only run it: readModelSource's, or an ONNX model with parameter inputs as it is. */
@@ -61,7 +56,7 @@ export async function readRunnableSource(path: string): Promise<RunnableSource> 
   } catch (err) {
     const parameters = parameterInputsOf(err, bytes);
     if (parameters.length === 0) throw err;
-    return { kind: 'onnx-parameters', bytes, parameters };
+    return { kind: 'onnx-parameters', bytes, parameters, importError: err };
   }
 }
 
