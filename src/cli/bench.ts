@@ -2,6 +2,7 @@
  * `kiln bench model`: latency and throughput of Kiln on one file, per batch size and thread count;
  * with --vs-ort, onnxruntime-node on the same inputs in interleaved blocks, and the speed-up.
  */
+import { ErrorCode, KilnError } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
 import { benchmarkAgainstOrt, benchmarkInput, exportModel } from '../onnx/index.js';
 import type { OrtBenchmarkRow } from '../onnx/benchmark.js';
@@ -9,7 +10,6 @@ import { InferenceSession, type SessionProfile } from '../runtime/session.js';
 import { castTensor } from '../runtime/edge-types.js';
 import { measureCorePeaks } from '../system.js';
 import { measure, type Timing } from '../util/timing.js';
-import { ErrorCode, KilnError } from '../errors.js';
 import { readRunnableSource, type ModelSource } from './model-source.js';
 import { Output } from './output.js';
 import { capThreads } from './threads.js';
@@ -64,16 +64,15 @@ export async function benchCommand(modelPath: string, opts: BenchCommandOptions)
   if (opts.profile && opts.vsOrt) throw new TypeError('Expected --profile or --vs-ort but received both: --profile times Kiln alone, step by step');
   const out = new Output(opts);
   const threadCounts = [...new Set(opts.threadCounts.map((t) => capThreads('--thread-counts', t)))];
-  const runnable = await readRunnableSource(modelPath);
-  if (runnable.kind === 'onnx-parameters') {
+  const source = await readRunnableSource(modelPath);
+  if (source.kind === 'onnx-parameters') {
     // Their values shape the plan (a Clip's bounds, a Resize's scales): no value bench could pick stands for yours.
     throw new KilnError(
       ErrorCode.UNSUPPORTED_OP,
-      `Expected a model whose only inputs are images but ${modelPath} also feeds ${runnable.parameters.map((p) => `'${p}'`).join(', ')} as graph inputs where Kiln plans constants: ` +
+      `Expected a model whose only inputs are images but ${modelPath} also feeds ${source.parameters.map((p) => `'${p}'`).join(', ')} as graph inputs where Kiln plans constants: ` +
         'kiln bench cannot choose their values; time it with InferenceSession.create and run() with your values (each set of values is planned once)',
     );
   }
-  const source: ModelSource = runnable;
   const cells = threadCounts.length * opts.batches.length;
   const bar = out.progress(cells, 'bench |{bar}| {value}/{total} cells (threads {threads}, batch {batch})', { threads: threadCounts[0], batch: opts.batches[0] });
   try {

@@ -389,7 +389,7 @@ export class InferenceSession implements Disposable {
    * (if any) are returned as `declaredTypes` say. `profiling` and `batching` (checked options) go
    * to the session that runs the plan: with constant outputs, the inner one computing the others.
    */
-  private static async fromGraph(source: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>, profiling: boolean, batching?: BatchingOptions): Promise<InferenceSession> {
+  private static async fromGraph(source: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>, profiling: boolean, batching: BatchingOptions | undefined): Promise<InferenceSession> {
     const session = await InferenceSession.planned(source, threads, level, sparse, declaredTypes, profiling, batching);
     session.profiling = profiling;
     if (batching !== undefined && session.delegate === undefined) session.batcher = session.microBatcher(batching);
