@@ -72,6 +72,7 @@ async function main(): Promise<void> {
     cpu: info.brand,
     isa: info.isa,
     cores,
+    l2CacheKiB: info.l2CacheBytes / 1024,
     node: process.version,
     singleCoreF32PeakGflops: Number(peak.toFixed(1)),
   });

@@ -61,6 +61,7 @@ export interface NativeCpuInfo {
   supportedIsas: string[];
   features: Record<string, boolean>;
   threads: number;
+  l2CacheBytes: number;
   isaOverrideError: string;
 }
 

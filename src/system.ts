@@ -26,6 +26,12 @@ export interface CpuInfo {
   features: Record<string, boolean>;
   /** Threads the kernel pool uses. */
   threads: number;
+  /**
+   * One core's L2 cache in bytes, as CPUID reports it (1 MiB where it does not). Kernel choices
+   * that depend on what stays in cache (Winograd bands, GEMM blocking) read it, so a plan's
+   * kernels can differ between CPUs with different L2 sizes.
+   */
+  l2CacheBytes: number;
   /** Why a `KILN_ISA` value was ignored, if it was. */
   isaOverrideError?: string;
 }
@@ -41,6 +47,7 @@ export function cpuInfo(): CpuInfo {
     supportedIsas: info.supportedIsas as Isa[],
     features: info.features,
     threads: info.threads,
+    l2CacheBytes: info.l2CacheBytes,
     ...(info.isaOverrideError ? { isaOverrideError: info.isaOverrideError } : {}),
   };
 }

@@ -37,6 +37,7 @@ Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   feats.Set("avx512vbmi", f.avx512vbmi);
   out.Set("features", feats);
   out.Set("threads", static_cast<double>(kiln::num_threads()));
+  out.Set("l2CacheBytes", static_cast<double>(kiln::l2_cache_bytes()));
   out.Set("isaOverrideError", kiln::isa_override_error());
   return out;
 }

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -7,6 +8,19 @@ import { describe, expect, it } from 'vitest';
 import { inlineBudgetFlops, shouldRunAsync } from '../../src/runtime/async-policy.js';
 import { cpuInfo, setIsa, setNumThreads } from '../../src/system.js';
 
+function readL2FromSysfs(): number | undefined {
+  for (let i = 0; i < 8; i++) {
+    const dir = `/sys/devices/system/cpu/cpu0/cache/index${i}`;
+    if (!existsSync(dir)) return undefined;
+    const level = readFileSync(`${dir}/level`, 'utf8').trim();
+    const type = readFileSync(`${dir}/type`, 'utf8').trim();
+    if (level !== '2' || type === 'Instruction') continue;
+    const size = /^(\d+)K$/.exec(readFileSync(`${dir}/size`, 'utf8').trim());
+    return size ? Number(size[1]) * 1024 : undefined;
+  }
+  return undefined;
+}
+
 describe('cpuInfo', () => {
   it('reports a supported active ISA', () => {
     const info = cpuInfo();
@@ -14,6 +28,15 @@ describe('cpuInfo', () => {
     expect(info.supportedIsas).toContain(info.isa);
     expect(info.supportedIsas).toContain(info.bestIsa);
     expect(info.threads).toBeGreaterThanOrEqual(1);
+  });
+
+  it('reports the L2 that the kernel choices read, as the OS sees it where it tells', () => {
+    const { l2CacheBytes } = cpuInfo();
+    expect(Number.isInteger(l2CacheBytes)).toBe(true);
+    expect(l2CacheBytes).toBeGreaterThanOrEqual(64 << 10);
+    // Linux lists the caches CPUID describes; a VM or emulator that reports none gets the 1 MiB default.
+    const sysfs = readL2FromSysfs();
+    if (sysfs !== undefined) expect(l2CacheBytes).toBe(sysfs);
   });
 
   it('setIsa walks every supported path and refuses unknown ones', () => {
