@@ -440,7 +440,7 @@ function matchesArray(data: unknown, dtype: DType): boolean {
 }
 
 /** Plan outputs (float32) as Tensors of the declared dtypes (float32 ones returned as they are). */
-export function edgeOutputs(edges: EdgeTypes, tensors: Record<string, Tensor<'float32'>>): Record<string, Tensor<DType>> {
+export function edgeOutputs(edges: Pick<EdgeTypes, 'outputs'>, tensors: Record<string, Tensor<'float32'>>): Record<string, Tensor<DType>> {
   if (edges.outputs.every((o) => o.dtype === 'float32')) return tensors; // every model Kiln builds: nothing to convert
   const out: Record<string, Tensor<DType>> = {};
   for (const { name, dtype, saturate } of edges.outputs) {
