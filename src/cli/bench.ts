@@ -10,7 +10,7 @@ import { InferenceSession, type SessionProfile } from '../runtime/session.js';
 import { castTensor } from '../runtime/edge-types.js';
 import { measureCorePeaks } from '../system.js';
 import { measure, type Timing } from '../util/timing.js';
-import { readRunnableSource, type ModelSource } from './model-source.js';
+import { readRunnableSource, runtimeModel, type ModelSource } from './model-source.js';
 import { Output } from './output.js';
 import { capThreads } from './threads.js';
 
@@ -38,7 +38,7 @@ export interface KilnBenchRow {
 
 async function sessionFor(source: ModelSource, threads: number, enableProfiling: boolean): Promise<InferenceSession> {
   if (source.kind === 'kiln') return InferenceSession.create(source.module, { inputShape: source.inputShape, intraOpNumThreads: threads, enableProfiling });
-  return InferenceSession.create(source.kind === 'graph' ? source.graph : source.bytes, { intraOpNumThreads: threads, enableProfiling });
+  return InferenceSession.create(runtimeModel(source), { intraOpNumThreads: threads, enableProfiling });
 }
 
 /** Where a cell's time went: the slowest steps, their kernels and their fraction of the peak. */
@@ -79,12 +79,12 @@ export async function benchCommand(modelPath: string, opts: BenchCommandOptions)
     if (opts.vsOrt) {
       // An int8 graph goes to both runtimes as its QDQ export (Kiln imports it back into int8 ops).
       const graph: Graph | undefined = source.kind === 'graph' ? source.graph : undefined;
-      const bytes = source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape }) : graph ? exportModel(graph) : source.kind === 'onnx' ? source.bytes : new Uint8Array();
+      const model = source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape }) : graph ? exportModel(graph) : source.kind === 'onnx' ? source.path : new Uint8Array();
       const rows: OrtBenchmarkRow[] = [];
       for (const threads of threadCounts) {
         for (const batch of opts.batches) {
           bar.update(rows.length, { threads, batch });
-          rows.push(...(await benchmarkAgainstOrt(bytes, { batches: [batch], threads: [threads], minMs: opts.minMs })));
+          rows.push(...(await benchmarkAgainstOrt(model, { batches: [batch], threads: [threads], minMs: opts.minMs })));
         }
       }
       bar.stop();

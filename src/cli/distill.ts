@@ -14,7 +14,7 @@ import { InferenceSession } from '../runtime/session.js';
 import { checkOutputFile } from '../util/files.js';
 import { shapeError, typeError } from '../validate.js';
 import { loadDatasets, splitSeed } from './datasets.js';
-import { readModelSource } from './model-source.js';
+import { readModelSource, runtimeModel } from './model-source.js';
 import { graphRows, moduleRows } from './info.js';
 import { Output, percent } from './output.js';
 
@@ -64,7 +64,7 @@ export async function distillCommand(opts: DistillCommandOptions): Promise<void>
   const student = seedCNN({ inChannels: c, height: h, width: w, numClasses: classes, widthMultiplier: opts.studentWidth, seed });
   // With a hint, distill() opens the session itself from the graph, with the hint value as an
   // extra output (an open session returns only its graph's outputs).
-  const session = hint ? undefined : await InferenceSession.create(source.kind === 'kiln' ? source.module : source.kind === 'graph' ? source.graph : source.bytes, source.kind === 'kiln' ? { inputShape: source.inputShape } : {});
+  const session = hint ? undefined : await InferenceSession.create(runtimeModel(source), source.kind === 'kiln' ? { inputShape: source.inputShape } : {});
 
   const batchSize = 64;
   const perEpoch = Math.ceil(trainSet.length / batchSize);

@@ -17,14 +17,24 @@ import { readModelFile } from '../util/files.js';
 export type ModelSource =
   | { kind: 'kiln'; module: Module; inputShape: number[]; file: KilnFile }
   | { kind: 'graph'; graph: Graph; file: KilnFile }
-  | { kind: 'onnx'; bytes: Uint8Array; graph: Graph };
+  | { kind: 'onnx'; bytes: Uint8Array; graph: Graph; path: string };
 
 /**
  * What the commands that only run a model (serve, bench) read: a ModelSource, or an ONNX model
  * with parameter inputs (graph inputs its plan needs as constants: a Clip's bounds, a Resize's
  * scales...), which has no graph until a run binds their values (InferenceSession does, per run).
  */
-export type RunnableSource = ModelSource | { kind: 'onnx-parameters'; bytes: Uint8Array; parameters: readonly string[]; importError: unknown };
+export type RunnableSource = ModelSource | { kind: 'onnx-parameters'; bytes: Uint8Array; path: string; parameters: readonly string[]; importError: unknown };
+
+/**
+ * What a runtime that reads the model itself (InferenceSession, onnxruntime-node) takes for an ONNX
+ * source: its path, so that external data stored beside the file is found (its bytes alone do not
+ * say where that is); the other sources as they are.
+ */
+export function runtimeModel(source: RunnableSource): Module | Graph | string {
+  if (source.kind === 'kiln') return source.module;
+  return source.kind === 'graph' ? source.graph : source.path;
+}
 
 const KILN_MAGIC = 'KILN';
 
@@ -56,7 +66,7 @@ export async function readRunnableSource(path: string): Promise<RunnableSource> 
   } catch (err) {
     const parameters = parameterInputsOf(err, bytes);
     if (parameters.length === 0) throw err;
-    return { kind: 'onnx-parameters', bytes, parameters, importError: err };
+    return { kind: 'onnx-parameters', bytes, path, parameters, importError: err };
   }
 }
 
@@ -71,7 +81,7 @@ function parameterInputsOf(err: unknown, bytes: Uint8Array): readonly string[] {
 }
 
 async function sourceOf(bytes: Uint8Array, path: string): Promise<ModelSource> {
-  if (isOnnxFile(bytes, path)) return { kind: 'onnx', bytes, graph: await onnxGraph(bytes, path) };
+  if (isOnnxFile(bytes, path)) return { kind: 'onnx', bytes, graph: await onnxGraph(bytes, path), path };
   const file = decodeKilnFile(bytes, path);
   if ((file.model as { kind?: unknown } | null)?.kind === 'graph') return { kind: 'graph', graph: graphFromKilnFile(file, path), file };
   const stored = (file.model as { inputShape?: unknown } | null)?.inputShape;

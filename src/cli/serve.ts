@@ -13,7 +13,7 @@ import { ServeMetrics } from '../serve/metrics.js';
 import { openOrtModel } from '../serve/ort-model.js';
 import { datatypeOf } from '../serve/protocol.js';
 import { createServer, SERVE_DEFAULTS, type ServableModel } from '../serve/server.js';
-import { readRunnableSource, type RunnableSource } from './model-source.js';
+import { readRunnableSource, runtimeModel, type RunnableSource } from './model-source.js';
 import { Output } from './output.js';
 
 export interface ServeCommandOptions {
@@ -55,14 +55,25 @@ async function openKilnModel(source: RunnableSource, threads: number | undefined
     ...(batching === undefined ? {} : { batching }),
   };
   if (source.kind === 'kiln') return InferenceSession.create(source.module, { ...options, inputShape: source.inputShape });
-  return InferenceSession.create(source.kind === 'graph' ? source.graph : source.bytes, options);
+  return InferenceSession.create(runtimeModel(source), options);
 }
 
 async function openModel(source: RunnableSource, opts: ServeCommandOptions, threads: number | undefined, batching: BatchingOptions | undefined): Promise<ServableModel & { release(): unknown }> {
   if (opts.runtime === 'kiln') return openKilnModel(source, threads, batching);
   // onnxruntime-node takes ONNX: a .kiln model goes as its export (int8 graphs as QDQ).
-  const bytes = source.kind === 'onnx' || source.kind === 'onnx-parameters' ? source.bytes : source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape }) : exportModel(source.graph);
-  return openOrtModel(bytes, { intraOpNumThreads: threads ?? 0 });
+  const model = source.kind === 'onnx' || source.kind === 'onnx-parameters' ? source.path : source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape }) : exportModel(source.graph);
+  return openOrtModel(model, { intraOpNumThreads: threads ?? 0 });
+}
+
+/**
+ * Reads the model file, then starts building the model from it. The file's bytes (and the graph
+ * read from them) live only in this frame and openModel's: held by serveCommand, which waits for
+ * SIGTERM, they would stay for the server's lifetime (ResNet-50: 97 MB of bytes and as much again
+ * of weights).
+ */
+async function startLoading(modelPath: string, opts: ServeCommandOptions, threads: number | undefined, batching: BatchingOptions | undefined): Promise<{ loading: Promise<ServableModel & { release(): unknown }> }> {
+  const source = await readRunnableSource(modelPath);
+  return { loading: openModel(source, opts, threads, batching) };
 }
 
 export async function serveCommand(modelPath: string, opts: ServeCommandOptions, threads?: number): Promise<void> {
@@ -88,8 +99,7 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
   const modelName = opts.modelName ?? defaultModelName(modelPath);
   // The model file is read first: a missing or unreadable file fails before any port is taken.
   // An ONNX model with parameter inputs is served too: each request feeds their values.
-  const source = await readRunnableSource(modelPath);
-  const loading = openModel(source, opts, threads, batching);
+  const { loading } = await startLoading(modelPath, opts, threads, batching);
   loading.catch(() => undefined);  // reported below, after the server is closed
   const server = createServer(loading, {
     modelName,

@@ -12,7 +12,7 @@ import type { CompareProgress } from '../onnx/index.js';
 import { Tensor } from '../tensor.js';
 import { rangeError } from '../validate.js';
 import { loadDatasets, splitSeed } from './datasets.js';
-import { readModelSource, type ModelSource } from './model-source.js';
+import { readModelSource, runtimeModel, type ModelSource } from './model-source.js';
 import { Output, percent, type Progress } from './output.js';
 
 /** Most random inputs `verify` runs through both runtimes in one batch. */
@@ -29,8 +29,8 @@ export interface VerifyCommandOptions {
 }
 
 /** The int8 graph a model source holds, if it is quantized. */
-function int8GraphOf(source: ModelSource): { graph: Graph; reference?: Uint8Array } | undefined {
-  if (source.kind === 'onnx') return isInt8Graph(source.graph) ? { graph: source.graph, reference: source.bytes } : undefined;
+function int8GraphOf(source: ModelSource): { graph: Graph; reference?: string } | undefined {
+  if (source.kind === 'onnx') return isInt8Graph(source.graph) ? { graph: source.graph, reference: source.path } : undefined;
   return source.kind === 'graph' && isInt8Graph(source.graph) ? { graph: source.graph } : undefined;
 }
 
@@ -102,7 +102,7 @@ async function verify(modelPath: string, opts: VerifyCommandOptions, out: Output
 
   let inputs: Record<string, Tensor> | number = opts.count;
   if (images !== undefined) inputs = { input: images };
-  const model = source.kind === 'kiln' ? source.module : source.kind === 'graph' ? source.graph : source.bytes;
+  const model = runtimeModel(source);
   // Name the feed after the ONNX model's own input.
   if (source.kind === 'onnx' && typeof inputs === 'object') inputs = { [source.graph.inputs[0].name]: inputs.input };
   const rows = typeof inputs === 'number' ? inputs : images!.dims[0]!;

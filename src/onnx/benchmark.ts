@@ -45,14 +45,15 @@ export function benchmarkInput(batch: number, shape: readonly number[], seed: nu
   return new Tensor('float32', data, [batch, ...shape]);
 }
 
-export async function benchmarkAgainstOrt(model: Uint8Array, options: OrtBenchmarkOptions = {}): Promise<OrtBenchmarkRow[]> {
+export async function benchmarkAgainstOrt(model: string | Uint8Array, options: OrtBenchmarkOptions = {}): Promise<OrtBenchmarkRow[]> {
   const batches = (options.batches ?? [1, 8, 64]).map((b, i) => integer(`options.batches[${i}]`, b, 1, 1 << 20));
   const threadCounts = (options.threads ?? [1, 2]).map((t, i) => integer(`options.threads[${i}]`, t, 1, 1024));
   const ort = await loadOnnxRuntime();
   const rows: OrtBenchmarkRow[] = [];
   for (const threads of threadCounts) {
     const kiln = await InferenceSession.create(model, { intraOpNumThreads: threads });
-    const ortSession = await ort.InferenceSession.create(model, {
+    // A path as a string (external data is found beside it), else the bytes: the overloads take either.
+    const ortSession = await ort.InferenceSession.create(model as string, {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       executionMode: 'sequential',

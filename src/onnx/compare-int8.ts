@@ -99,17 +99,18 @@ export function diffInSteps(a: ArrayLike<number>, b: ArrayLike<number>, dims: re
  *
  * @param graph a graph with int8 ops (docs/int8-ir.md)
  * @param inputs feeds by input name (float32 tensors, batch first)
- * @param reference the int8 ONNX file the graph was imported from; default: Kiln's QDQ export
+ * @param reference the int8 ONNX file the graph was imported from, as its path (external data is
+ *   found beside it) or its bytes; default: Kiln's QDQ export
  */
 export async function compareInt8WithOnnxRuntime(
   graph: Graph,
   inputs: Record<string, Tensor>,
-  reference?: Uint8Array,
+  reference?: string | Uint8Array,
   options?: Int8CompareOptions,
 ): Promise<Int8ComparisonResult> {
   if (typeof graph !== 'object' || graph === null || !Array.isArray(graph.nodes) || !(graph.initializers instanceof Map)) throw typeError('graph', 'a Graph', graph);
   if (!isInt8Graph(graph)) throw typeError('graph', 'a quantized graph (with int8 ops)', 'a float graph');
-  if (reference !== undefined && !(reference instanceof Uint8Array)) throw typeError('reference', 'ONNX bytes', reference);
+  if (reference !== undefined && typeof reference !== 'string' && !(reference instanceof Uint8Array)) throw typeError('reference', 'a path or ONNX bytes', reference);
   const opts = checkOptions<Int8CompareOptions>('options', options);
   const threads = opts.intraOpNumThreads === undefined ? undefined : integer('options.intraOpNumThreads', opts.intraOpNumThreads, 1, 1024);
   const engine = opts.engine === undefined ? 'runtime' : oneOf('options.engine', opts.engine, ['runtime', 'reference'] as const);
@@ -124,7 +125,7 @@ export async function compareInt8WithOnnxRuntime(
   const batch = graph.inputs[0] ? feeds[graph.inputs[0].name]!.dims[0] ?? 1 : 1;
   const chunks = rowRanges(graph, feeds, batch).map((r) => sliceFeeds(feeds, r));
   const ort = await loadOnnxRuntime();
-  const ortSession = await ort.InferenceSession.create(model, { logSeverityLevel: 3, ...(threads === undefined ? {} : { intraOpNumThreads: threads }) });
+  const ortSession = await ort.InferenceSession.create(model as string, { logSeverityLevel: 3, ...(threads === undefined ? {} : { intraOpNumThreads: threads }) });
   const ortChunks: Record<string, Float32Array>[] = [];
   try {
     const ortProgress = rowCounter('onnxruntime', batch, opts.onProgress);

@@ -3,7 +3,7 @@
 // It serves an ONNX model with parameter inputs (their values bound per request), which the
 // commands that read a model as one graph refuse by name. The server's behaviour itself is
 // serve.test.ts's.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -110,5 +110,50 @@ describe('kiln serve: a model with parameter inputs', () => {
     expect(info.exitCode).toBe(1);
     expect(errorOf(info).code).toBe('ERR_KILN_UNSUPPORTED_OP');
     expect(errorOf(info).message).toContain(`${clipPath} feeds 'lo', 'hi' as graph inputs where Kiln plans constants`);
+  });
+});
+
+describe('kiln serve, bench and verify: an ONNX model whose weights are external data', () => {
+  // y = MatMul(x, W) with W in w.bin beside the file: only the model's path says where that is.
+  const extDir = join(dir, 'external');
+  const extPath = join(extDir, 'matmul.onnx');
+  const w = Float32Array.from({ length: 12 }, (_, i) => (i - 5) / 4);
+  const ready = (async () => {
+    await mkdir(extDir);
+    await writeFile(join(extDir, 'w.bin'), Buffer.from(w.buffer));
+    await writeFile(extPath, onnxModel({
+      opset: 13,
+      inputs: [valueInfo('x', ['N', 4])],
+      outputs: [valueInfo('y', ['N', 3])],
+      nodes: [node('MatMul', ['x', 'w'], ['y'], [], 'matmul')],
+      initializers: [{ name: 'w', dims: [4, 3], dataType: DataType.FLOAT, dataLocation: 1, externalData: [{ key: 'location', value: 'w.bin' }] }],
+    }));
+  })();
+  const x = [1, -2, 0.5, 3];
+  const want = [0, 1, 2].map((j) => x.reduce((sum, v, k) => sum + v * w[k * 3 + j]!, 0));
+
+  it('serves it on Kiln and on onnxruntime-node', async () => {
+    await ready;
+    for (const runtime of ['kiln', 'onnxruntime']) {
+      const server = await startServer([extPath, '--runtime', runtime]);
+      try {
+        const res = await fetch(`${server.base}/v2/models/matmul/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: jsonRequest('x', x, [1, 4]) });
+        expect(res.status, runtime).toBe(200);
+        const y = ((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data;
+        y.forEach((v, j) => expect(v, `${runtime} y[${j}]`).toBeCloseTo(want[j]!, 5));
+      } finally {
+        await server.stop();
+      }
+    }
+  });
+
+  it('bench (with --vs-ort) and verify read it', async () => {
+    await ready;
+    const bench = await runCli('bench', extPath, '--batches', '1', '--thread-counts', '1', '--min-ms', '10', '--vs-ort', '--json');
+    expect(bench.exitCode, bench.stderr).toBe(0);
+    expect((lastJson(bench) as { rows: unknown[] }).rows).toHaveLength(1);
+    const verify = await runCli('verify', extPath, '--json');
+    expect(verify.exitCode, verify.stderr).toBe(0);
+    expect((lastJson(verify) as { outputs: { maxAbsDiff: number }[] }).outputs[0]!.maxAbsDiff).toBeLessThan(1e-5);
   });
 });

@@ -65,11 +65,11 @@ describe('compareInt8WithOnnxRuntime', () => {
     await expect(compareInt8WithOnnxRuntime(gemmGraph(false), { x }, undefined, { onProgress: 1 as never })).rejects.toMatchObject({ code: 'ERR_KILN_INVALID_ARG' });
   });
 
-  it('refuses a float graph, missing feeds and non-byte references', async () => {
+  it('refuses a float graph, missing feeds and references that are neither a path nor bytes', async () => {
     const x = new Tensor('float32', [1, 2], [1, 2]);
     const float: Graph = { ...gemmGraph(true), nodes: [{ name: 'id', op: 'Identity', inputs: ['x'], outputs: ['y'], attrs: {} }] };
     await expect(compareInt8WithOnnxRuntime(float, { x })).rejects.toThrow(/quantized graph/);
     await expect(compareInt8WithOnnxRuntime(gemmGraph(true), {})).rejects.toThrow(/Expected a float32 Tensor for inputs\['x'\]/);
-    await expect(compareInt8WithOnnxRuntime(gemmGraph(true), { x }, 'model.onnx' as never)).rejects.toThrow(/ONNX bytes for reference/);
+    await expect(compareInt8WithOnnxRuntime(gemmGraph(true), { x }, 42 as never)).rejects.toThrow(/a path or ONNX bytes for reference/);
   });
 });
