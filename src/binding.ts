@@ -104,6 +104,8 @@ export interface NativeAddon {
   cpuInfo(): NativeCpuInfo;
   setIsa(isa: string): void;
   setNumThreads(threads: number): void;
+  /** glibc's malloc_trim(0): free heap pages back to the OS; false where nothing was given back or the C library has no such call. */
+  releaseFreeHeap(): boolean;
 
   // gemm.cc: C = alpha * op(A) * op(B) + beta * C (+ bias, ReLU). Row-major.
   sgemm(

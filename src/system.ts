@@ -112,3 +112,14 @@ export function bestS8PeakGmacs(windows: number): number {
 export function measureCorePeaks(): CorePeaks {
   return { f32Gflops: bestF32PeakGflops(3, 100), int8Gops: 2 * bestS8PeakGmacs(25) };
 }
+
+/**
+ * Gives the C library's free heap pages back to the operating system (glibc's malloc_trim; false
+ * where none were given back, or on another C library). kiln serve calls it once its model has
+ * loaded. Takes milliseconds, on the calling thread.
+ * @internal
+ */
+export function releaseFreeHeap(): boolean {
+  return native.releaseFreeHeap();
+}
+

@@ -4,6 +4,7 @@
 #include "args.h"
 #include "kiln/cpu.h"
 #include "kiln/dispatch.h"
+#include "kiln/heap.h"
 #include "kiln/thread-pool.h"
 #include "registry.h"
 
@@ -67,12 +68,19 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   KILN_ADDON_CATCH(env)
 }
 
+// Inline: it takes milliseconds, and its callers (kiln serve once its model has loaded) call it
+// once, before they serve.
+Napi::Value ReleaseFreeHeap(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), kiln::release_free_heap());
+}
+
 }  // namespace
 
 void register_system(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("releaseFreeHeap", Napi::Function::New(env, ReleaseFreeHeap, "releaseFreeHeap"));
 }
 
 }  // namespace kiln_addon
