@@ -12,10 +12,10 @@ import { exportModel } from '../onnx/export.js';
 import { type BatchingOptions, DEFAULT_BATCHES_IN_FLIGHT } from '../runtime/micro-batcher.js';
 import { InferenceSession, type SessionOptions } from '../runtime/session.js';
 import { ServeMetrics } from '../serve/metrics.js';
-import { releaseFreeHeap } from '../system.js';
 import { openOrtModel } from '../serve/ort-model.js';
 import { datatypeOf } from '../serve/protocol.js';
 import { createServer, SERVE_DEFAULTS, type ServableModel } from '../serve/server.js';
+import { releaseFreeHeap } from '../system.js';
 import { readRunnableSource, runtimeModel, type RunnableSource } from './model-source.js';
 import { Output } from './output.js';
 
@@ -72,7 +72,7 @@ async function openModel(source: RunnableSource, opts: ServeCommandOptions, thre
  * Once the model has loaded: collects the garbage of loading it (the file's bytes, the graphs read
  * from them, the copies its plan was packed from) and gives the freed heap back to the OS, so that
  * the resident memory a container's limit sees is what serving needs (ResNet-50: 400 MB resident
- * when ready before, 250 MB with this). V8 would collect those objects only at its next full
+ * when ready before, 244 MB with this). V8 would collect those objects only at its next full
  * collection, which a server's small per-request garbage may not bring for a long time, and glibc
  * keeps freed blocks of that size for reuse. V8's gc() is taken for these calls the way Jest's leak
  * detector takes it: exposed, fetched, hidden again. Arrays over lent memory (allocFloat32) free
