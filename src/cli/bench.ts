@@ -3,14 +3,13 @@
  * with --vs-ort, onnxruntime-node on the same inputs in interleaved blocks, and the speed-up.
  */
 import { ErrorCode, KilnError } from '../errors.js';
-import type { Graph } from '../graph/ir.js';
-import { benchmarkAgainstOrt, benchmarkInput, exportModel } from '../onnx/index.js';
+import { benchmarkAgainstOrt, benchmarkInput } from '../onnx/index.js';
 import type { OrtBenchmarkRow } from '../onnx/benchmark.js';
 import { InferenceSession, type SessionProfile } from '../runtime/session.js';
 import { castTensor } from '../runtime/edge-types.js';
 import { measureCorePeaks } from '../system.js';
 import { measure, type Timing } from '../util/timing.js';
-import { readRunnableSource, runtimeModel, type ModelSource } from './model-source.js';
+import { ortModel, readRunnableSource, runtimeModel, type ModelSource } from './model-source.js';
 import { Output } from './output.js';
 import { capThreads } from './threads.js';
 
@@ -78,8 +77,7 @@ export async function benchCommand(modelPath: string, opts: BenchCommandOptions)
   try {
     if (opts.vsOrt) {
       // An int8 graph goes to both runtimes as its QDQ export (Kiln imports it back into int8 ops).
-      const graph: Graph | undefined = source.kind === 'graph' ? source.graph : undefined;
-      const model = source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape }) : graph ? exportModel(graph) : source.kind === 'onnx' ? source.path : new Uint8Array();
+      const model = ortModel(source);
       const rows: OrtBenchmarkRow[] = [];
       for (const threads of threadCounts) {
         for (const batch of opts.batches) {

@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { ErrorCode, KilnError } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
 import type { Module } from '../nn/module.js';
+import { exportModel } from '../onnx/export.js';
 import { importModel } from '../onnx/import.js';
 import { onnxSourceInfo } from '../runtime/bound-session.js';
 import { decodeKilnFile, type KilnFile } from '../runtime/kiln-file.js';
@@ -34,6 +35,15 @@ export type RunnableSource = ModelSource | { kind: 'onnx-parameters'; bytes: Uin
 export function runtimeModel(source: RunnableSource): Module | Graph | string {
   if (source.kind === 'kiln') return source.module;
   return source.kind === 'graph' ? source.graph : source.path;
+}
+
+/**
+ * The ONNX model onnxruntime-node runs for a source: an ONNX file by its path (external data found
+ * beside it), a .kiln model as its export (an int8 graph as QDQ, which Kiln imports back into int8 ops).
+ */
+export function ortModel(source: RunnableSource): string | Uint8Array {
+  if (source.kind === 'onnx' || source.kind === 'onnx-parameters') return source.path;
+  return source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape }) : exportModel(source.graph);
 }
 
 const KILN_MAGIC = 'KILN';

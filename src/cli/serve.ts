@@ -8,7 +8,6 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 import { ErrorCode, KilnError } from '../errors.js';
-import { exportModel } from '../onnx/export.js';
 import { type BatchingOptions, DEFAULT_BATCHES_IN_FLIGHT } from '../runtime/micro-batcher.js';
 import { InferenceSession, type SessionOptions } from '../runtime/session.js';
 import { ServeMetrics } from '../serve/metrics.js';
@@ -16,7 +15,7 @@ import { openOrtModel } from '../serve/ort-model.js';
 import { datatypeOf } from '../serve/protocol.js';
 import { createServer, SERVE_DEFAULTS, type ServableModel } from '../serve/server.js';
 import { releaseFreeHeap } from '../system.js';
-import { readRunnableSource, runtimeModel, type RunnableSource } from './model-source.js';
+import { ortModel, readRunnableSource, runtimeModel, type RunnableSource } from './model-source.js';
 import { Output } from './output.js';
 
 export interface ServeCommandOptions {
@@ -63,9 +62,7 @@ async function openKilnModel(source: RunnableSource, threads: number | undefined
 
 async function openModel(source: RunnableSource, opts: ServeCommandOptions, threads: number | undefined, batching: BatchingOptions | undefined): Promise<ServableModel & { release(): unknown }> {
   if (opts.runtime === 'kiln') return openKilnModel(source, threads, batching);
-  // onnxruntime-node takes ONNX: a .kiln model goes as its export (int8 graphs as QDQ).
-  const model = source.kind === 'onnx' || source.kind === 'onnx-parameters' ? source.path : source.kind === 'kiln' ? exportModel(source.module, { inputShape: source.inputShape }) : exportModel(source.graph);
-  return openOrtModel(model, { intraOpNumThreads: threads ?? 0 });
+  return openOrtModel(ortModel(source), { intraOpNumThreads: threads ?? 0 });
 }
 
 /**
