@@ -6,7 +6,7 @@
 
 namespace kiln_test {
 
-inline int g_passed = 0, g_failed = 0;
+inline int g_passed = 0, g_failed = 0, g_skipped = 0;
 
 // Failures past this many are counted, not printed: a broken kernel fails thousands of cases.
 constexpr int kPrintedFailures = 20;
@@ -20,9 +20,15 @@ inline void check(bool ok, const std::string& what) {
   if (g_failed <= kPrintedFailures) std::printf("FAIL %s\n", what.c_str());
 }
 
-// Prints "<prefix>N passed, N failed" and returns the process's exit code.
+// Prints "<prefix>N passed, N failed" (and the cases skipped, if any) and returns the process's
+// exit code.
 inline int finish(const char* prefix = "") {
-  std::printf("%s%d passed, %d failed\n", prefix, g_passed, g_failed);
+  if (g_skipped > 0) {
+    std::printf("%s%d passed, %d failed, %d cases skipped (over the emulation budget: they run natively)\n", prefix, g_passed,
+                g_failed, g_skipped);
+  } else {
+    std::printf("%s%d passed, %d failed\n", prefix, g_passed, g_failed);
+  }
   return g_failed == 0 ? 0 : 1;
 }
 

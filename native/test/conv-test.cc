@@ -82,6 +82,12 @@ kiln::Conv2dGeometry geometry(const Case& c) {
   return g;
 }
 
+// The case's multiply-adds in one forward pass (what skip_under_qemu weighs).
+double multiply_adds(const Case& c) {
+  const kiln::Conv2dGeometry g = geometry(c);
+  return static_cast<double>(c.batch) * g.out_channels * g.out_plane() * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
+}
+
 // Calls visit(input index, weight index, output index) for every multiply.
 template <typename Visit>
 void for_each_tap(const kiln::Conv2dGeometry& g, size_t batch, Visit visit) {
@@ -124,6 +130,7 @@ bool identical(const float* a, const float* b, size_t n) {
 }
 
 void run_case(const Case& c, const char* isa) {
+  if (kiln_test::skip_under_qemu(multiply_adds(c))) return;
   const kiln::Conv2dGeometry g = geometry(c);
   if (!kiln::conv2d_geometry_valid(g)) {
     check(false, "geometry invalid", isa, c.name);
@@ -295,7 +302,7 @@ size_t g_stride2_cases = 0;
 void run_depthwise_paths(const Case& c, const char* isa) {
   const kiln::Conv2dGeometry g = geometry(c);
   const kiln::DispatchTable& t = kiln::dispatch();
-  if (!kiln::is_depthwise(g)) return;
+  if (!kiln::is_depthwise(g) || kiln_test::over_qemu_budget(multiply_adds(c))) return;  // run_case counted it
   const bool blocks_fit = kiln::depthwise_channel_blocks_fit(t, g);
   const bool stride2_fit = kiln::depthwise_stride2_rows_fit(t, g);
   if (t.f32_conv.depthwise.channel_block != nullptr && g.out_channels_per_group() == 1 && !blocks_fit) {
@@ -496,6 +503,7 @@ size_t pooled_size_of(size_t in, size_t k, size_t s, size_t d, size_t pad, bool 
 // for bit, NaN included.
 void run_pool_case(const PoolCase& pc, const char* isa) {
   const Case& c = pc.conv;
+  if (kiln_test::skip_under_qemu(multiply_adds(c))) return;
   const kiln::Conv2dGeometry g = geometry(c);
   kiln::ConvMaxPool pool;
   pool.kernel_h = pc.kh;
@@ -676,6 +684,7 @@ void test_balanced_tiles(const char* isa) {
       {"plane in three tiles", 1, 64, 28, 28, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, false, true},
   };
   for (const Case& c : cases) {
+    if (kiln_test::skip_under_qemu(multiply_adds(c))) continue;
     const kiln::Conv2dGeometry g = geometry(c);
     Rng rng(c.cin * 3 + c.h);
     Guarded input(c.batch * g.in_channels * g.in_plane()), weight(g.weight_size()), bias(g.out_channels);
@@ -836,7 +845,7 @@ int main() {
       {cases[11], 3, 2, 2, 1, 1, 1, true, 0, 1, true},
       {conv2_plain, 3, 3, 2, 2, 1, 1, false, 1, 1, true},
   };
-  for (kiln::Isa isa : kiln::supported_isas()) {
+  for (kiln::Isa isa : kiln_test::isas_to_test()) {
     kiln::set_active_isa(isa);
     g_block_cases = 0;
     g_stride2_cases = 0;
@@ -847,7 +856,7 @@ int main() {
     test_balanced_tiles(kiln::isa_name(isa));
     check(g_block_cases >= 10 || kiln::dispatch().f32_conv.depthwise.channel_block == nullptr,
           "the depthwise cases ran the channel blocks", kiln::isa_name(isa), "all");
-    check(g_stride2_cases >= 16 || kiln::dispatch().f32_conv.depthwise.stride2_rows == nullptr,
+    check(g_stride2_cases >= (kiln_test::under_qemu() ? 12u : 16u) || kiln::dispatch().f32_conv.depthwise.stride2_rows == nullptr,
           "the depthwise cases ran the stride-2 rows", kiln::isa_name(isa), "all");
     const MaxPoolCase max_pools[] = {
         // GoogLeNet's pools (3x3/1 padded in the inception branches, 3x3/2 and 2x2/2 with ceil

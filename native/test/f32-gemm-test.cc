@@ -290,7 +290,7 @@ void sweep_packed(uint64_t& seed) {
                                      {64, 121, 288}, {13, 131, 400}, {101, 37, 255}, {7, 20, 0},
                                      {1, 128, 1600}, {1, 10, 128}, {1, 257, 401}, {1, 143, 5}, {400, 37, 700}};
   size_t index = 0;
-  for (kiln::Isa pack_isa : kiln::supported_isas()) {
+  for (kiln::Isa pack_isa : kiln_test::isas_to_test()) {
     for (const auto& s : shapes) {
       for (Case::Variant variant : {Case::kPackedA, Case::kPackedB}) {
         Case cs = shape_case(s[0], s[1], s[2], kTrans[index % 4]);
@@ -544,7 +544,7 @@ void check_nested_calls() {
 int main() {
   kiln::set_num_threads(4);  // more workers than cores: the split is exercised even on 2 cores
   const kiln::Isa initial = kiln::active_isa();
-  for (kiln::Isa isa : kiln::supported_isas()) {
+  for (kiln::Isa isa : kiln_test::isas_to_test()) {
     if (!kiln::set_active_isa(isa)) {
       std::printf("FAIL could not select %s\n", kiln::isa_name(isa));
       ++g_failed;

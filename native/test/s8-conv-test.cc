@@ -214,7 +214,7 @@ void test_add_all_pairs(Rng& rng) {
   const size_t n = 65536;
   Guarded<uint8_t> a(n), b(n), y(n);
   for (size_t i = 0; i < n; ++i) a[i] = uint8_t(i >> 8), b[i] = uint8_t(i);
-  for (kiln::Isa isa : kiln::supported_isas()) {
+  for (kiln::Isa isa : kiln_test::isas_to_test()) {
     const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
     size_t bad = 0;
     for (size_t k = 0; k < sets.size(); ++k) {
@@ -252,7 +252,7 @@ void test_quantize_ties(Rng& rng) {
   Guarded<uint8_t> q(n);
   std::vector<float> scales = {0x1p-70f, 0x1p70f, 0x1p-64f, 0x1p64f, 1.0f / 255, 0.0573743f};
   for (int i = 0; i < 60; ++i) scales.push_back(std::pow(10.0f, rng.uniform(-8.0f, 4.0f)));
-  for (kiln::Isa isa : kiln::supported_isas()) {
+  for (kiln::Isa isa : kiln_test::isas_to_test()) {
     const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
     size_t bad = 0;
     for (float scale : scales) {
@@ -277,7 +277,7 @@ void test_quantize_ties(Rng& rng) {
 // QLinearAdd rows of every table against the element-wise definition: odd lengths, saturating
 // scales, the fused ReLU, and y over a (in place, as the plan runs it).
 void test_add(Rng& rng) {
-  for (kiln::Isa isa : kiln::supported_isas()) {
+  for (kiln::Isa isa : kiln_test::isas_to_test()) {
     const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
     bool ok = true;
     for (int trial = 0; trial < 40; ++trial) {
@@ -315,7 +315,7 @@ void test_add(Rng& rng) {
 // QLinearMul rows of every table against the scalar definition: odd lengths, one gate value or
 // one per element, saturating scales, y over a (in place).
 void test_mul(Rng& rng) {
-  for (kiln::Isa isa : kiln::supported_isas()) {
+  for (kiln::Isa isa : kiln_test::isas_to_test()) {
     const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
     bool ok = true;
     for (int trial = 0; trial < 40; ++trial) {
@@ -349,7 +349,7 @@ void test_mul(Rng& rng) {
 // QLinearLookup rows of every table against table[x]: random tables, every code present, odd
 // lengths around the vector widths, guarded buffers, and y over x (in place, as the plan runs it).
 void test_lookup(Rng& rng) {
-  for (kiln::Isa isa : kiln::supported_isas()) {
+  for (kiln::Isa isa : kiln_test::isas_to_test()) {
     const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
     bool ok = true;
     for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(31), size_t(32), size_t(33), size_t(63), size_t(64), size_t(65), size_t(256), size_t(1000)}) {
@@ -372,7 +372,7 @@ void test_lookup(Rng& rng) {
 // The byte transpose kernel of every table against the definition, on odd shapes and strides;
 // 2-4 rows into dense pixels (the interleave of an RGB(A) image) and with a wider stride.
 void test_transpose(Rng& rng) {
-  for (kiln::Isa isa : kiln::supported_isas()) {
+  for (kiln::Isa isa : kiln_test::isas_to_test()) {
     const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
     bool ok = true;
     for (size_t rows : {size_t(1), size_t(2), size_t(3), size_t(4), size_t(15), size_t(16), size_t(17), size_t(40)}) {
@@ -512,7 +512,7 @@ void test_small_pool(const kiln::Conv2dGeometry& g, size_t batch, Rng& rng, cons
           want[k++] = m;
         }
   const kiln::S8SmallConvPool small(g, w.data(), bias.data(), q);
-  for (kiln::Isa isa : kiln::supported_isas()) {
+  for (kiln::Isa isa : kiln_test::isas_to_test()) {
     const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
     if (!kiln::S8SmallConvPool::available(t)) continue;
     for (size_t threads : {size_t(1), size_t(2)}) {

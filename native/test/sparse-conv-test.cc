@@ -115,6 +115,8 @@ std::string label(const kiln::DispatchTable& t, SparsePattern p, const Conv2dGeo
 // pool: null for none.
 void test_case(const kiln::DispatchTable& t, const Conv2dGeometry& g, SparsePattern p, float s, bool bias_on, bool relu,
                const ConvMaxPool* pool, size_t batch, Rng& rng) {
+  const double dense_multiply_adds = static_cast<double>(batch) * g.out_channels * g.out_plane() * g.in_channels * g.kernel_h * g.kernel_w;
+  if (kiln_test::skip_under_qemu(dense_multiply_adds)) return;
   const size_t br = kiln::sparse_block_rows(p);
   const std::vector<float> w = masked_weights(g, br, s, rng);
   std::vector<float> bias(g.out_channels);
@@ -247,7 +249,7 @@ int main() {
       {2, 3, 40, 3, 3, 3, 0, 0, 0, 0, 1, 1},     // one output row
       {17, 3, 3, 12, 3, 3, 0, 0, 0, 0, 1, 1},    // one output position
   };
-  for (kiln::Isa isa : kiln::supported_isas()) {
+  for (kiln::Isa isa : kiln_test::isas_to_test()) {
     const kiln::DispatchTable* t = kiln::dispatch_for(isa);
     for (int k = 0; k < kiln::kSparseConvBlockKinds; ++k) {
       check(t->f32_sparse_conv.kernel[k] != nullptr, std::string(kiln::isa_name(isa)) + " sparse conv kernel set");

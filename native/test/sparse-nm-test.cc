@@ -328,7 +328,7 @@ int main() {
   // rows, channel groups, columns: odd columns straddle every tile edge (8 / 16 lanes, 32 / 64
   // pixel tiles, the contiguous copy from 2 tiles up).
   const size_t shapes[][3] = {{1, 1, 1}, {3, 1, 7}, {5, 3, 17}, {7, 2, 33}, {9, 5, 65}, {13, 4, 129}, {16, 8, 200}, {17, 3, 300}};
-  for (kiln::Isa isa : kiln::supported_isas()) {
+  for (kiln::Isa isa : kiln_test::isas_to_test()) {
     const kiln::DispatchTable* t = kiln::dispatch_for(isa);
     for (const auto& pat : patterns) {
       const size_t nk = pat[0], m = pat[1];

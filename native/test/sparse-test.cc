@@ -107,7 +107,7 @@ int main() {
   Rng rng(12);
   const size_t shapes[][3] = {{1, 4, 1}, {1, 8, 17}, {3, 4, 5}, {5, 12, 33}, {7, 16, 64}, {9, 20, 65}, {16, 36, 100},
                               {13, 28, 129}, {64, 288, 121}, {17, 8, 1}, {33, 44, 47}};
-  for (kiln::Isa isa : kiln::supported_isas()) {
+  for (kiln::Isa isa : kiln_test::isas_to_test()) {
     const kiln::DispatchTable* t = kiln::dispatch_for(isa);
     for (int pi = 0; pi < kiln::kSparsePatternCount; ++pi) {
       const SparsePattern p = static_cast<SparsePattern>(pi);

@@ -10,8 +10,47 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
+
+#include "kiln/cpu.h"
+#include "kiln/dispatch.h"
+
+#include "check.h"
 
 namespace kiln_test {
+
+inline bool under_qemu() { return std::getenv("KILN_TEST_UNDER_QEMU") != nullptr; }
+
+// The ISA levels a kernel test walks, scalar first: every level this CPU has. Under QEMU
+// (KILN_TEST_UNDER_QEMU=1, set by test/portability/run.mjs) only the active one, the emulated CPU
+// model's best (or KILN_ISA's): that run exists to execute the paths the host does not take on a
+// CPU without the levels above them. The levels below are the host's too and run natively,
+// forced through the dispatch override, in npm test.
+inline std::vector<kiln::Isa> isas_to_test() {
+  if (under_qemu()) return {kiln::active_isa()};
+  return kiln::supported_isas();
+}
+
+// Multiply-adds a case may take under QEMU on a table with FMA. QEMU 7.2 emulates each FMA lane
+// in a helper call, on some hosts 100-250x native: on an Intel Xeon VM conv-test's MNIST conv2
+// case (11 M multiply-adds, run a dozen ways) took 25 s under -cpu Haswell against 0.1 s
+// natively, and the program passed the runner's 10-minute limit. Larger cases are skipped there
+// and counted (finish() prints the count); every case runs natively on every ISA level in npm
+// test, and all of them run on the scalar table under -cpu qemu64 (no FMA: all of conv-test takes
+// 38 s there). Each kernel family keeps cases under the budget, and a translation unit is compiled for
+// one ISA level as a whole, so the emulated run still reaches every table's code.
+constexpr double kQemuMultiplyAddBudget = 1.0e6;
+
+inline bool over_qemu_budget(double multiply_adds) {
+  return under_qemu() && kiln::active_isa() != kiln::Isa::kScalar && multiply_adds > kQemuMultiplyAddBudget;
+}
+
+// over_qemu_budget, counting the case as skipped.
+inline bool skip_under_qemu(double multiply_adds) {
+  if (!over_qemu_budget(multiply_adds)) return false;
+  ++g_skipped;
+  return true;
+}
 
 // SplitMix64: small, fast, and the same sequence on every platform for a seed.
 struct Rng {
