@@ -23,7 +23,7 @@ import type { DType, Tensor } from '../tensor.js';
 import { integer, onlyKeys, options as checkOptions, rangeError, string, typeError } from '../validate.js';
 import { ServeMetrics, type QueueProbe } from './metrics.js';
 import { BodyBuffers, readBody } from './request-body.js';
-import { datatypeOf, decodeInferRequest, encodeInferResponse, HttpError, type ModelSignature } from './protocol.js';
+import { datatypeOf, encodeInferResponse, HttpError, InferRequestDecoder, type ModelSignature } from './protocol.js';
 
 /**
  * What the server needs of a model: an {@link InferenceSession} fits as it is; another runtime
@@ -99,10 +99,12 @@ export function createServer(model: ServableModel | Promise<ServableModel>, opti
   const bodyBuffers = new BodyBuffers();
 
   let loaded: ServableModel | undefined;
+  let decoder: InferRequestDecoder | undefined;
   let loadError: Error | undefined;
   let draining = false;
   Promise.resolve(model).then(
     (m) => {
+      decoder = new InferRequestDecoder(m);
       loaded = m;
       metrics.watch(m);
     },
@@ -156,7 +158,7 @@ export function createServer(model: ServableModel | Promise<ServableModel>, opti
     const m = current();
     const headerLength = parseHeaderLength(req.headers['inference-header-content-length']);
     const body = await readBody(req, maxBodyBytes, headerLength, bodyBuffers);
-    const request = decodeInferRequest(m, body, headerLength);
+    const request = decoder!.decode(body, headerLength);
     let encoded: ReturnType<typeof encodeInferResponse>;
     const modelDone = metrics.beginModel();
     try {

@@ -97,21 +97,36 @@ describe('readBody', () => {
 });
 
 describe('BodyBuffers', () => {
-  it('keeps at most 64 MiB, dropping the least recently used sizes first; keeps no small buffers', () => {
+  it('keeps at most 64 MiB, dropping the least recently used sizes first', () => {
     const buffers = new BodyBuffers();
     const MiB = 1024 * 1024;
-    buffers.giveBack(Buffer.allocUnsafeSlow(1000));
-    expect(buffers.keptBytes).toBe(0);
-    for (let i = 0; i < 100; i++) buffers.giveBack(Buffer.allocUnsafeSlow(MiB));
+    const taken = Array.from({ length: 100 }, () => buffers.take(MiB));
+    for (const b of taken) buffers.giveBack(b);
     expect(buffers.keptBytes).toBe(64 * MiB);
     // A new size takes room from the oldest; the one given back last is kept.
-    const newest = Buffer.allocUnsafeSlow(2 * MiB);
+    const newest = buffers.take(2 * MiB);
     buffers.giveBack(newest);
     expect(buffers.keptBytes).toBe(64 * MiB);
     expect(buffers.take(2 * MiB).buffer).toBe(newest.buffer);
     expect(buffers.keptBytes).toBe(62 * MiB);
     // A buffer larger than the whole budget is not kept.
-    buffers.giveBack(Buffer.allocUnsafeSlow(65 * MiB));
+    buffers.giveBack(buffers.take(65 * MiB));
     expect(buffers.keptBytes).toBe(62 * MiB);
+  });
+
+  it('keeps small bodies, and only the memory take() made: never a slice of Node\'s shared pool', () => {
+    const buffers = new BodyBuffers();
+    const small = buffers.take(300);
+    buffers.giveBack(small.subarray(5, 200));
+    expect(buffers.keptBytes).toBe(300);
+    expect(buffers.take(300).buffer).toBe(small.buffer);
+    // Buffer.concat of small chunks (readBody's chunked path) and allocUnsafe share Node's pool.
+    const pooled = Buffer.concat([Buffer.from('ab'), Buffer.from('cd')]);
+    expect(pooled.buffer.byteLength).toBeGreaterThan(pooled.length);
+    buffers.giveBack(pooled);
+    buffers.giveBack(Buffer.allocUnsafe(100));
+    buffers.giveBack(Buffer.allocUnsafeSlow(1000));
+    expect(buffers.keptBytes).toBe(0);
+    expect(buffers.take(pooled.buffer.byteLength).buffer).not.toBe(pooled.buffer);
   });
 });
