@@ -82,10 +82,9 @@ kiln::Conv2dGeometry geometry(const Case& c) {
   return g;
 }
 
-// The case's multiply-adds in one forward pass (what skip_under_qemu weighs).
-double multiply_adds(const Case& c) {
-  const kiln::Conv2dGeometry g = geometry(c);
-  return static_cast<double>(c.batch) * g.out_channels * g.out_plane() * g.in_channels_per_group() * g.kernel_h * g.kernel_w;
+// Multiply-adds of one forward pass over `batch` images (what skip_under_qemu weighs).
+double multiply_adds(const kiln::Conv2dGeometry& g, size_t batch) {
+  return static_cast<double>(batch) * g.out_channels * g.out_plane() * g.patch();
 }
 
 // Calls visit(input index, weight index, output index) for every multiply.
@@ -130,8 +129,8 @@ bool identical(const float* a, const float* b, size_t n) {
 }
 
 void run_case(const Case& c, const char* isa) {
-  if (kiln_test::skip_under_qemu(multiply_adds(c))) return;
   const kiln::Conv2dGeometry g = geometry(c);
+  if (kiln_test::skip_under_qemu(multiply_adds(g, c.batch))) return;
   if (!kiln::conv2d_geometry_valid(g)) {
     check(false, "geometry invalid", isa, c.name);
     return;
@@ -302,7 +301,7 @@ size_t g_stride2_cases = 0;
 void run_depthwise_paths(const Case& c, const char* isa) {
   const kiln::Conv2dGeometry g = geometry(c);
   const kiln::DispatchTable& t = kiln::dispatch();
-  if (!kiln::is_depthwise(g) || kiln_test::over_qemu_budget(multiply_adds(c))) return;  // run_case counted it
+  if (!kiln::is_depthwise(g) || kiln_test::over_qemu_budget(multiply_adds(g, c.batch))) return;  // run_case counted it
   const bool blocks_fit = kiln::depthwise_channel_blocks_fit(t, g);
   const bool stride2_fit = kiln::depthwise_stride2_rows_fit(t, g);
   if (t.f32_conv.depthwise.channel_block != nullptr && g.out_channels_per_group() == 1 && !blocks_fit) {
@@ -503,8 +502,8 @@ size_t pooled_size_of(size_t in, size_t k, size_t s, size_t d, size_t pad, bool 
 // for bit, NaN included.
 void run_pool_case(const PoolCase& pc, const char* isa) {
   const Case& c = pc.conv;
-  if (kiln_test::skip_under_qemu(multiply_adds(c))) return;
   const kiln::Conv2dGeometry g = geometry(c);
+  if (kiln_test::skip_under_qemu(multiply_adds(g, c.batch))) return;
   kiln::ConvMaxPool pool;
   pool.kernel_h = pc.kh;
   pool.kernel_w = pc.kw;
@@ -684,8 +683,8 @@ void test_balanced_tiles(const char* isa) {
       {"plane in three tiles", 1, 64, 28, 28, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, false, true},
   };
   for (const Case& c : cases) {
-    if (kiln_test::skip_under_qemu(multiply_adds(c))) continue;
     const kiln::Conv2dGeometry g = geometry(c);
+    if (kiln_test::skip_under_qemu(multiply_adds(g, c.batch))) continue;
     Rng rng(c.cin * 3 + c.h);
     Guarded input(c.batch * g.in_channels * g.in_plane()), weight(g.weight_size()), bias(g.out_channels);
     input.randomize(rng);

@@ -97,8 +97,6 @@ bool close(const float* a, const float* b, size_t n) {
 }
 
 // Resize rows: the gathers bit for bit; the weighted sums to rounding (the ISA paths use FMA).
-bool under_qemu() { return std::getenv("KILN_TEST_UNDER_QEMU") != nullptr; }
-
 void test_resize_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng) {
   for (size_t n = 1; n <= 41; ++n) {
     const size_t width = 1 + rng.below(50);
@@ -130,7 +128,7 @@ void test_resize_rows(const DispatchTable& t, const DispatchTable& ref, Rng& rng
       // (vpgatherdd, then vgatherdps through the gathered indices); CPUs give the sums, and a
       // standalone copy of the loop shows the same difference. So under QEMU
       // (KILN_TEST_UNDER_QEMU=1, test/portability/run.mjs) the vector taps row is not compared.
-      if (!under_qemu() || t.isa == Isa::kScalar) {
+      if (!kiln_test::under_qemu() || t.isa == Isa::kScalar) {
         check(close(o.data(), wo.data(), m), label(t, "resize taps row taps=" + std::to_string(taps) + " n=" + std::to_string(m)));
       }
       Guarded<float> rows(taps * n);
