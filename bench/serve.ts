@@ -315,7 +315,7 @@ interface ServedModel {
    * absent) and the server's `--threads` (every core when absent).
    */
   /** Each micro-batching server: `idle` adds --run-when-idle (the delay only while a batch runs). */
-  batching: { maxBatch: number; delayMs: number; inFlight?: number; threads?: number; idle?: boolean }[];
+  batching: { maxBatch: number; delayMs: number; inFlight?: number; threads?: number; idle?: boolean; spin?: boolean }[];
   image: string;
   modelNote: string;
 }
@@ -342,6 +342,9 @@ async function seedCnnServed(dir: string): Promise<ServedModel> {
       ...DELAYS_MS.map((delayMs) => ({ maxBatch: MAX_BATCH, delayMs })),
       { maxBatch: WHOLE_BATCH, delayMs: 0 },
       { maxBatch: MAX_BATCH, delayMs: 0, threads: 1 },
+      // The threads polling between runs (SessionOptions.allowSpinning, off in kiln serve): what
+      // that costs a server whose event loop shares the cores.
+      { maxBatch: MAX_BATCH, delayMs: 0, spin: true },
     ],
     image: '1x28x28',
     modelNote: 'model: seeded SeedCNN (speed does not depend on the weights) quantized by Kiln\'s PTQ (min/max, uint8 activations, per-channel int8 weights); ORT runs its fp32 export and the QDQ export of the int8 graph',
@@ -423,12 +426,13 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
   const threads = availableParallelism();
   const common = (serverThreads = threads): string[] => ['--threads', String(serverThreads), '--model-name', model.name];
   const servers: { name: string; args: string[]; batching: boolean; delayMs?: number; floor?: boolean }[] = [
-    ...model.batching.map(({ maxBatch, delayMs, inFlight, threads: own, idle }) => ({
-      name: `Kiln int8, micro-batching up to ${maxBatch} (delay ${delayMs} ms${idle ? ' when busy' : ''}${inFlight === undefined ? '' : `, ${inFlight} in flight`}${own === undefined ? '' : `, --threads ${own}`})`,
+    ...model.batching.map(({ maxBatch, delayMs, inFlight, threads: own, idle, spin }) => ({
+      name: `Kiln int8, micro-batching up to ${maxBatch} (delay ${delayMs} ms${idle ? ' when busy' : ''}${inFlight === undefined ? '' : `, ${inFlight} in flight`}${own === undefined ? '' : `, --threads ${own}`}${spin ? ', --spin' : ''})`,
       args: [
         'serve', model.int8Kiln, ...common(own), '--max-batch', String(maxBatch), '--max-delay-ms', String(delayMs),
         ...(inFlight === undefined ? [] : ['--batches-in-flight', String(inFlight)]),
         ...(idle ? ['--run-when-idle'] : []),
+        ...(spin ? ['--spin'] : []),
       ],
       batching: true,
       delayMs,
@@ -533,7 +537,7 @@ async function measureServed(report: Report, opts: ServeBenchOptions, dir: strin
   }
   report.add({
     title: model.title,
-    baseline: `the ORT fp32 server measured in this run (same HTTP code, --runtime onnxruntime); ${generator.name} on loopback, ${opts.seconds} s per row after a ${WARM_UP_S} s warm-up at the row's connections, one ${model.image} image per request on the binary tensor endpoint; every server --threads ${threads} unless the row says otherwise; batching --max-batch ${MAX_BATCH} unless the row says otherwise; p50/p99 client side, ${generator.latency}`,
+    baseline: `the ORT fp32 server measured in this run (same HTTP code, --runtime onnxruntime); ${generator.name} on loopback, ${opts.seconds} s per row after a ${WARM_UP_S} s warm-up at the row's connections, one ${model.image} image per request on the binary tensor endpoint; every server --threads ${threads} unless the row says otherwise; batching --max-batch ${MAX_BATCH} unless the row says otherwise; Kiln's kernel threads sleep between runs (kiln serve's default) unless the row says --spin, ORT's spin (its default, and its faster setting here: docs/serving.md); p50/p99 client side, ${generator.latency}`,
     columns: ['server', 'connections', 'requests/s', 'p50 ms', 'p99 ms', 'server-side mean ms', 'model p99 ms', 'requests/s vs ORT fp32', 'p99 / ORT fp32 p99', 'mean batch (images)', 'mean batch run ms', 'errors'],
     rows,
     notes: [

@@ -292,6 +292,14 @@ export interface NativeAddon {
  * and bench/run.ts set it).
  */
 export interface NativeTestHooks {
+  /**
+   * How long (us) the kernel pool's helpers and the runner threads poll for more work before they
+   * sleep (0 restores the default, 1 ms), so that a test can tell threads sent to sleep
+   * (SessionOptions.allowSpinning false) from threads whose window ran out.
+   */
+  setPollWindow(microseconds: number): void;
+  /** Runner threads polling for a job now, and kernel pool helpers asleep now. */
+  pollingThreads(): { pollingRunners: number; sleepingHelpers: number };
   /** The thread pool's parallel_for_slots: per task, the slot that ran it and its run count. */
   threadPoolSlotsProbe(tasks: number, maxThreads: number): { slots: Int32Array; runs: Int32Array };
   /** 'avxvnni' forces the VEX AVX-VNNI kernels; 'auto' restores the ISA's own. */

@@ -12,6 +12,7 @@
 #include "args.h"
 #include "handle.h"
 #include "job.h"
+#include "runner.h"
 #include "kiln/plan.h"
 #include "registry.h"
 
@@ -102,6 +103,7 @@ std::shared_ptr<kiln::PlanSpec> read_spec(const Napi::Object& o, JobMemory& mem)
   spec->max_threads = static_cast<size_t>(get_int_or(o, "maxThreads", 0, 1024, 0));
   spec->images_per_pass = static_cast<size_t>(get_int_or(o, "imagesPerPass", 0, 1 << 20, 0));
   spec->macs_per_image = std::max(0.0, get_number_or(o, "macsPerImage", 0));
+  spec->allow_spinning = get_bool_or(o, "allowSpinning", true);
   Napi::Value steps = o.Get("steps");
   if (!steps.IsArray()) throw_type("spec.steps", "an array of steps", steps);
   Napi::Array sa = steps.As<Napi::Array>();
@@ -288,11 +290,15 @@ Napi::Value RunPlan(const Napi::CallbackInfo& info) {
       // in place while this thread waits, where a copy of them would cost as much as that pass.
       for (const float* p : buffers->in) buffers->in_place.push_back(static_cast<const float*>(mem.source(p)));
       return run_job_lending_inputs(env, std::move(mem), [plan, buffers, batch](InputLender& lender) {
+        if (!plan->allows_spinning()) sleep_after_this_job();
         PlanInputLoan loan(lender, *buffers);
         plan->run(loan, buffers->out.data(), batch);
       });
     }
-    return run_job(env, std::move(mem), [plan, buffers, batch] { plan->run(buffers->in.data(), buffers->out.data(), batch); });
+    return run_job(env, std::move(mem), [plan, buffers, batch] {
+      if (!plan->allows_spinning()) sleep_after_this_job();
+      plan->run(buffers->in.data(), buffers->out.data(), batch);
+    });
   }
   KILN_ADDON_CATCH(env)
 }

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -17,6 +18,11 @@ namespace {
 // process, several hundred us when other work shares the event loop; the kernel pool's helpers
 // poll as long (common/thread-pool.cc, kSpin).
 constexpr auto kPoll = std::chrono::microseconds(1000);
+
+std::atomic<int64_t> g_poll_us{kPoll.count()};  // kPoll unless a test sets another
+
+// Set by the job running on this thread (sleep_after_this_job).
+thread_local bool t_sleep_after_job = false;
 
 class Runners {
  public:
@@ -43,6 +49,12 @@ class Runners {
     return false;
   }
 
+  size_t polling() const {
+    size_t n = 0;
+    for (const Slot& s : slots_) n += s.polling.load() ? 1 : 0;
+    return n;
+  }
+
  private:
   struct Slot {
     bool busy = false;  // under mutex_: a job is assigned or running
@@ -54,13 +66,16 @@ class Runners {
 
   void loop(size_t i) {
     Slot& s = slots_[i];
+    bool poll = true;
     for (;;) {
-      const auto deadline = std::chrono::steady_clock::now() + kPoll;
-      s.polling.store(true, std::memory_order_release);
-      while (!s.ready.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::yield();
+      if (poll) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(g_poll_us.load(std::memory_order_relaxed));
+        s.polling.store(true, std::memory_order_release);
+        while (!s.ready.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < deadline) {
+          std::this_thread::yield();
+        }
+        s.polling.store(false, std::memory_order_release);
       }
-      s.polling.store(false, std::memory_order_release);
       std::function<void()> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -69,7 +84,9 @@ class Runners {
         s.ready.store(false);
       }
       for (;;) {
+        t_sleep_after_job = false;
         job();
+        poll = !t_sleep_after_job;
         std::lock_guard<std::mutex> lock(mutex_);
         if (backlog_.empty()) {
           s.busy = false;
@@ -94,5 +111,8 @@ Runners& runners() {
 }  // namespace
 
 bool run_on_runner(std::function<void()> job) { return runners().submit(std::move(job)); }
+void sleep_after_this_job() { t_sleep_after_job = true; }
+void set_runner_poll_window_for_testing(std::chrono::microseconds window) { g_poll_us.store(window.count() > 0 ? window.count() : kPoll.count()); }
+size_t polling_runners() { return runners().polling(); }
 
 }  // namespace kiln_addon

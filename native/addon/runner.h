@@ -11,6 +11,8 @@
 // hardware thread), as they did over libuv's. A runner polls for its next job for a short while
 // after each one, so back-to-back runs skip the kernel wake-up.
 #pragma once
+#include <chrono>
+#include <cstddef>
 #include <functional>
 
 namespace kiln_addon {
@@ -19,5 +21,15 @@ namespace kiln_addon {
 // runner still polling after its last job took it (it starts within microseconds), false when one
 // must be woken first or every runner is busy (the job then waits for the first to finish).
 bool run_on_runner(std::function<void()> job);
+
+// Called from inside a job: the runner sleeps as soon as this job ends instead of polling for the
+// next one. For jobs whose caller shares the cores with busy threads (a server's event loop) and
+// would rather give them the CPU than save the next job the wake-up.
+void sleep_after_this_job();
+
+// For tests: an idle runner's polling window (0 restores the default), so that a test can tell a
+// runner sent to sleep from one whose window ran out; and how many runners poll now.
+void set_runner_poll_window_for_testing(std::chrono::microseconds window);
+size_t polling_runners();
 
 }  // namespace kiln_addon

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include "kiln/s8-gemm.h"
 #include "kiln/thread-pool.h"
 #include "registry.h"
+#include "runner.h"
 #include "runtime/sparse-choice.h"
 
 namespace kiln_addon {
@@ -140,6 +142,26 @@ void register_test_hooks(Napi::Env env, Napi::Object exports) {
                                          return info.Env().Undefined();
                                        },
                                        "forceHandoffPatience"));
+  hooks.Set("setPollWindow", Napi::Function::New(
+                                env,
+                                [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                  Napi::Object args = Napi::Object::New(info.Env());
+                                  args.Set("microseconds", info.Length() > 0 ? info[0] : info.Env().Undefined());
+                                  const auto window = std::chrono::microseconds(get_int(args, "microseconds", 0, 600000000));
+                                  kiln::set_poll_window_for_testing(window);
+                                  set_runner_poll_window_for_testing(window);
+                                  return info.Env().Undefined();
+                                },
+                                "setPollWindow"));
+  hooks.Set("pollingThreads", Napi::Function::New(
+                                 env,
+                                 [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                   Napi::Object out = Napi::Object::New(info.Env());
+                                   out.Set("pollingRunners", Napi::Number::New(info.Env(), static_cast<double>(polling_runners())));
+                                   out.Set("sleepingHelpers", Napi::Number::New(info.Env(), static_cast<double>(kiln::sleeping_helpers())));
+                                   return out;
+                                 },
+                                 "pollingThreads"));
 #if defined(KILN_SANITIZED)
   hooks.Set("sanitizerProbe", Napi::Function::New(env, SanitizerProbe, "sanitizerProbe"));
 #endif

@@ -2,7 +2,8 @@
 // caller when the loop returns, across back-to-back loops (the helpers still polling from the last
 // one), loops after a pause long enough for them to sleep, varying task and thread counts, resizes,
 // loops whose caller is held up in its first task (the helpers must take over its range), and
-// loops started from two threads at once (one of them runs its loop alone).
+// loops started from two threads at once (one of them runs its loop alone), and park_helpers
+// (helpers polling after a loop sleep at once; the next loop wakes them and they poll again).
 // Prints "N passed, N failed"; exit code 1 on failure.
 #include <atomic>
 #include <chrono>
@@ -83,5 +84,30 @@ int main() {
   b = run_loops(3000, 5, 0, microseconds(0));
   other.join();
   check(a && b, "two callers at once");
+
+  // park_helpers, with a polling window long enough (60 s) that only parking can put a helper to
+  // sleep within the test's bounded waits.
+  const auto wait_for = [](const auto& cond) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!cond() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return cond();
+  };
+  kiln::set_num_threads(3);
+  kiln::set_poll_window_for_testing(std::chrono::seconds(60));
+  // A loop wakes the helpers (they were asleep since the resize or the last window).
+  check(run_loops(3, 64, 0, microseconds(0)), "loops before parking");
+  check(wait_for([] { return kiln::sleeping_helpers() == 0; }), "helpers poll after a loop (long window)");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  check(kiln::sleeping_helpers() == 0, "helpers still poll 20 ms after a loop (long window)");
+  kiln::park_helpers();
+  check(wait_for([] { return kiln::sleeping_helpers() == 2; }), "park_helpers sends both polling helpers to sleep");
+  check(run_loops(200, 64, 0, microseconds(0)), "loops after parking");
+  check(wait_for([] { return kiln::sleeping_helpers() == 0; }), "after a new loop the helpers poll again");
+  for (int round = 0; round < 200; ++round) {
+    check(run_loops(1, 7, 0, microseconds(0)), "loop then park, round " + std::to_string(round));
+    kiln::park_helpers();
+  }
+  check(wait_for([] { return kiln::sleeping_helpers() == 2; }), "parked after each of 200 loops: all asleep");
+  kiln::set_poll_window_for_testing(microseconds(0));
   return kiln_test::finish();
 }

@@ -30,6 +30,8 @@ export interface ServeCommandOptions {
   batchesInFlight?: number;
   /** --run-when-idle: a request finding no batch in flight runs without waiting the delay. */
   runWhenIdle?: boolean;
+  /** --spin / --no-spin: SessionOptions.allowSpinning (default SERVE_CLI_DEFAULTS.spin). */
+  spin?: boolean;
   maxBodyBytes: number;
   requestTimeoutMs: number;
   maxConnections: number;
@@ -38,11 +40,15 @@ export interface ServeCommandOptions {
   json?: boolean;
 }
 
+// spin false: see SessionOptions.allowSpinning. Polling for the next run took the CPU the event loop
+// needed: int8 SeedCNN at 64 connections (wrk, this 2-core Xeon, 2 rounds) served 24.7-26.0K
+// requests/s with the threads sleeping between runs against 22.1-22.8K polling, with the same p99.
+//
 // maxBatch 32: a queue runs as soon as it is full, so under load one batch runs while the event
 // loop reads the next one's requests; a batch of every connection leaves the event loop idle while
 // it runs. The load bench's SeedCNN int8 at 64 connections (wrk, 3 interleaved rounds): 24.2-24.8K
 // requests/s with 32 against 18.5-20.3K with 64.
-export const SERVE_CLI_DEFAULTS = { port: 8080, host: '127.0.0.1', maxBatch: 32, maxDelayMs: 0, shutdownTimeoutMs: 30_000 } as const;
+export const SERVE_CLI_DEFAULTS = { port: 8080, host: '127.0.0.1', maxBatch: 32, maxDelayMs: 0, shutdownTimeoutMs: 30_000, spin: false } as const;
 export const SERVE_RUNTIMES = ['kiln', 'onnxruntime'] as const;
 
 /** A name usable in /v2/models/<name>: the file's base name, other characters as '-'. */
@@ -51,9 +57,10 @@ export function defaultModelName(path: string): string {
   return name === '' ? 'model' : name;
 }
 
-async function openKilnModel(source: RunnableSource, threads: number | undefined, batching: BatchingOptions | undefined): Promise<InferenceSession> {
+async function openKilnModel(source: RunnableSource, threads: number | undefined, batching: BatchingOptions | undefined, spin: boolean): Promise<InferenceSession> {
   const options: SessionOptions = {
     ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
+    allowSpinning: spin,
     ...(batching === undefined ? {} : { batching }),
   };
   if (source.kind === 'kiln') return InferenceSession.create(source.module, { ...options, inputShape: source.inputShape });
@@ -61,8 +68,9 @@ async function openKilnModel(source: RunnableSource, threads: number | undefined
 }
 
 async function openModel(source: RunnableSource, opts: ServeCommandOptions, threads: number | undefined, batching: BatchingOptions | undefined): Promise<ServableModel & { release(): unknown }> {
-  if (opts.runtime === 'kiln') return openKilnModel(source, threads, batching);
-  return openOrtModel(ortModel(source), { intraOpNumThreads: threads ?? 0 });
+  if (opts.runtime === 'kiln') return openKilnModel(source, threads, batching, opts.spin ?? SERVE_CLI_DEFAULTS.spin);
+  // ORT keeps its own default (spinning) unless told: its SeedCNN server at 64 connections served 6.1K requests/s without against 7.7-8.1K with (2-core Xeon).
+  return openOrtModel(ortModel(source), { intraOpNumThreads: threads ?? 0, ...(opts.spin === undefined ? {} : { allowSpinning: opts.spin }) });
 }
 
 /**
@@ -158,13 +166,15 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
   const batchLine = batching
     ? `batching up to ${batching.maxBatchSize} images, ${batching.maxDelayMs} ms delay${batching.runWhenIdle ? ' (none when idle)' : ''}, ${batching.maxBatchesInFlight} in flight`
     : 'no batching';
-  out.line(`kiln serve: ready: model "${modelName}" (${modelPath}, ${opts.runtime}), input ${inputs}; ${batchLine}; POST ${url}/v2/models/${modelName}/infer`);
+  const spinning = opts.spin ?? (opts.runtime === 'kiln' ? SERVE_CLI_DEFAULTS.spin : true);
+  const spinLine = spinning ? 'kernel threads poll between runs' : 'kernel threads sleep between runs';
+  out.line(`kiln serve: ready: model "${modelName}" (${modelPath}, ${opts.runtime}), input ${inputs}; ${batchLine}; ${spinLine}; POST ${url}/v2/models/${modelName}/infer`);
   if (out.json) {
     const tensors = model.inputNames.map((name, i) => ({ name, datatype: datatypeOf(model.inputTypes[i]!), shape: model.inputShapes[i] }));
     const settings = batching
       ? { maxBatchSize: batching.maxBatchSize, maxDelayMs: batching.maxDelayMs, maxBatchesInFlight: batching.maxBatchesInFlight, runWhenIdle: batching.runWhenIdle === true }
       : null;
-    process.stdout.write(`${JSON.stringify({ url, host: address.address, port: address.port, model: modelPath, modelName, runtime: opts.runtime, inputs: tensors, batching: settings })}\n`);
+    process.stdout.write(`${JSON.stringify({ url, host: address.address, port: address.port, model: modelPath, modelName, runtime: opts.runtime, inputs: tensors, batching: settings, allowSpinning: spinning })}\n`);
   }
 
   const signal = await stop;

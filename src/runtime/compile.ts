@@ -55,6 +55,8 @@ export interface CompileOptions {
   inputShapes?: Record<string, readonly number[]>;
   /** Threads a run may use (0 = the whole pool). */
   maxThreads?: number;
+  /** Let the threads that ran a run poll for the next one (default true; see SessionOptions.allowSpinning). */
+  allowSpinning?: boolean;
   /** Run a Conv and the MaxPool/AveragePool reading it as one step (default true). */
   fuseConvPool?: boolean;
   /**
@@ -238,6 +240,7 @@ export function compileGraph(graph: Graph, options: CompileOptions = {}): Compil
       outputs: outputs.map((o) => o.ref.id),
       steps: env.steps,
       maxThreads: options.maxThreads ?? 0,
+      ...(options.allowSpinning === false ? { allowSpinning: false } : {}),
       macsPerImage: env.macs,
     },
     inputs: inputs.map((i) => ({ name: i.name, shape: i.ref.shape })),

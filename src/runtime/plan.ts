@@ -57,6 +57,8 @@ export interface PlanSpec {
   imagesPerPass?: number;
   /** The graph's multiply-adds per image (absent: unknown), which that choice reads. */
   macsPerImage?: number;
+  /** false: the kernel pool and the runner thread stop polling for more work when a run ends (default true). */
+  allowSpinning?: boolean;
 }
 
 /** Ops the native plan executes. */

@@ -53,6 +53,15 @@ export interface SessionOptions {
   /** Threads each run may use (0 or absent: the whole kernel pool; see `setNumThreads`). */
   intraOpNumThreads?: number;
   /**
+   * Whether the threads that ran a run poll for the next one (default true), like onnxruntime's
+   * `session.intra_op.allow_spinning`. After a run, the kernel pool's helpers and the runner
+   * thread poll for about a millisecond before they sleep, so runs one after another skip the
+   * kernel's 5-20 us wake-up. false sends them to sleep as soon as a run ends: for a server whose
+   * event loop shares the cores with the runs, where that polling takes the event loop's CPU
+   * (`kiln serve` sets it; see docs/serving.md). Within a run the helpers still poll between steps.
+   */
+  allowSpinning?: boolean;
+  /**
    * Graph passes before compiling (default 'all'): 'disabled' | 'basic' | 'extended' | 'all'. 'all'
    * also lets 3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) or F(4x4, 3x3) on AVX-512
    * (results within ~1e-6 relative of the direct sum, not bit-identical) and runs the erf form of
@@ -191,7 +200,13 @@ interface Compiled {
 }
 
 /** The keys of {@link SessionOptions}; anything else is refused (a typo would else be ignored). */
-const SESSION_OPTION_KEYS = ['intraOpNumThreads', 'graphOptimizationLevel', 'sparseKernels', 'inputShape', 'enableProfiling', 'batching'] as const;
+const SESSION_OPTION_KEYS = ['intraOpNumThreads', 'allowSpinning', 'graphOptimizationLevel', 'sparseKernels', 'inputShape', 'enableProfiling', 'batching'] as const;
+
+/** SessionOptions.intraOpNumThreads and allowSpinning, as every plan of a session is compiled with them. */
+interface Threading {
+  maxThreads: number;
+  allowSpinning: boolean;
+}
 
 /** `.kiln` files start with these bytes. */
 const KILN_MAGIC = [0x4b, 0x49, 0x4c, 0x4e];
@@ -225,7 +240,7 @@ export class InferenceSession implements Disposable {
    * signature) the graph with a unit batch in front of every value, and feeds are whole shapes.
    */
   private readonly unitBatch: boolean;
-  private readonly threads: number;
+  private readonly threading: Threading;
   private readonly level: GraphOptimizationLevel;
   private readonly sparse: SparseKernels;
   private readonly compiled = new Map<string, Promise<Compiled>>();
@@ -251,10 +266,10 @@ export class InferenceSession implements Disposable {
   private batcher: MicroBatcher<SessionOutputs> | undefined;
 
   /** `unit`: the inputs share no batch (unit-batch.ts); `first` is the plan of fully static inputs, built already. */
-  private constructor(graph: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined, unit: { first?: { shapes: number[][]; compiled: Compiled } } | undefined, edges: EdgeTypes) {
+  private constructor(graph: Graph, threading: Threading, level: GraphOptimizationLevel, sparse: SparseKernels, staticPlan: Compiled | undefined, unit: { first?: { shapes: number[][]; compiled: Compiled } } | undefined, edges: EdgeTypes) {
     const unitBatch = unit !== undefined;
     this.unitBatch = unitBatch;
-    this.threads = threads;
+    this.threading = threading;
     this.level = level;
     this.sparse = sparse;
     this.staticPlan = staticPlan;
@@ -291,7 +306,10 @@ export class InferenceSession implements Disposable {
   static async create(source: SessionSource, options?: SessionOptions): Promise<InferenceSession> {
     const opts = checkOptions<SessionOptions>('options', options);
     onlyKeys('options', opts, SESSION_OPTION_KEYS);
-    const threads = opts.intraOpNumThreads === undefined ? 0 : integer('options.intraOpNumThreads', opts.intraOpNumThreads, 0, 1024);
+    const threading: Threading = {
+      maxThreads: opts.intraOpNumThreads === undefined ? 0 : integer('options.intraOpNumThreads', opts.intraOpNumThreads, 0, 1024),
+      allowSpinning: opts.allowSpinning === undefined ? true : boolean('options.allowSpinning', opts.allowSpinning),
+    };
     const level = opts.graphOptimizationLevel === undefined ? 'all' : oneOf('options.graphOptimizationLevel', opts.graphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS);
     const sparse = opts.sparseKernels === undefined ? 'auto' : oneOf('options.sparseKernels', opts.sparseKernels, SPARSE_KERNELS);
     const inputShape = opts.inputShape === undefined ? undefined : checkDims('options.inputShape', opts.inputShape);
@@ -300,11 +318,11 @@ export class InferenceSession implements Disposable {
     const onnx = await onnxInfoOf(source);
     let session: InferenceSession;
     if (onnx !== undefined && onnx.info.parameters.length > 0) {
-      session = await InferenceSession.bound(onnx.info, onnx.path, threads, level, sparse, profiling, batching);
+      session = await InferenceSession.bound(onnx.info, onnx.path, threading, level, sparse, profiling, batching);
     } else {
       const graph = onnx === undefined ? await graphFrom(source, inputShape) : await onnxGraph(onnx.info.bytes, onnx.path);
       const declaredTypes = new Map<string, DType>((onnx?.info.outputs ?? graph.outputs).map((o) => [o.name, o.dtype]));
-      session = await InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes, profiling, batching);
+      session = await InferenceSession.fromGraph(graph, threading, level, sparse, declaredTypes, profiling, batching);
     }
     return session;
   }
@@ -371,16 +389,16 @@ export class InferenceSession implements Disposable {
    * An ONNX model with parameter inputs (parameter-inputs.ts): each distinct set of parameter
    * values is imported with them bound as constants, into an inner session cached by value.
    */
-  private static async bound(info: OnnxSourceInfo, path: string | undefined, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, profiling: boolean, batching: BatchingOptions | undefined): Promise<InferenceSession> {
+  private static async bound(info: OnnxSourceInfo, path: string | undefined, threading: Threading, level: GraphOptimizationLevel, sparse: SparseKernels, profiling: boolean, batching: BatchingOptions | undefined): Promise<InferenceSession> {
     const { BoundSession, boundSurface } = await import('./bound-session.js');
     if (info.unsupported !== undefined) throw new KilnError(ErrorCode.UNSUPPORTED_OP, info.unsupported);
     const declaredTypes = new Map(info.outputs.map((o) => [o.name, o.dtype]));
     const surface = boundSurface(info, 'bound');
-    const session = new InferenceSession(surface, threads, level, sparse, undefined, undefined, edgeTypes(surface));
+    const session = new InferenceSession(surface, threading, level, sparse, undefined, undefined, edgeTypes(surface));
     session.profiling = profiling;
     session.delegate = new BoundSession(info, async (bindInputs) => {
       const graph = await onnxGraph(info.bytes, path, bindInputs);
-      return InferenceSession.fromGraph(graph, threads, level, sparse, declaredTypes, profiling, batching);
+      return InferenceSession.fromGraph(graph, threading, level, sparse, declaredTypes, profiling, batching);
     });
     return session;
   }
@@ -390,33 +408,33 @@ export class InferenceSession implements Disposable {
    * (if any) are returned as `declaredTypes` say. `profiling` and `batching` (checked options) go
    * to the session that runs the plan: with constant outputs, the inner one computing the others.
    */
-  private static async fromGraph(source: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>, profiling: boolean, batching: BatchingOptions | undefined): Promise<InferenceSession> {
-    const session = await InferenceSession.planned(source, threads, level, sparse, declaredTypes, profiling, batching);
+  private static async fromGraph(source: Graph, threading: Threading, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>, profiling: boolean, batching: BatchingOptions | undefined): Promise<InferenceSession> {
+    const session = await InferenceSession.planned(source, threading, level, sparse, declaredTypes, profiling, batching);
     session.profiling = profiling;
     if (batching !== undefined && session.delegate === undefined) session.batcher = session.microBatcher(batching);
     return session;
   }
 
   /** fromGraph's session before its profiling and batching are set. */
-  private static async planned(source: Graph, threads: number, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>, profiling: boolean, batching: BatchingOptions | undefined): Promise<InferenceSession> {
+  private static async planned(source: Graph, threading: Threading, level: GraphOptimizationLevel, sparse: SparseKernels, declaredTypes: ReadonlyMap<string, DType>, profiling: boolean, batching: BatchingOptions | undefined): Promise<InferenceSession> {
     const constants = constantOutputs(source);
     if (constants !== undefined) {
       const computed = withoutConstantOutputs(source, constants);
-      const inner = computed.outputs.length > 0 ? await InferenceSession.fromGraph(computed, threads, level, sparse, declaredTypes, profiling, batching) : undefined;
+      const inner = computed.outputs.length > 0 ? await InferenceSession.fromGraph(computed, threading, level, sparse, declaredTypes, profiling, batching) : undefined;
       const inputNames = source.inputs.filter((v) => !source.initializers.has(v.name)).map((v) => v.name);
       const surface: Graph = { ...source, nodes: [], initializers: new Map(), outputs: source.outputs.map((o) => (constants.has(o.name) ? { ...o, shape: constants.get(o.name)!.dims.slice() } : o)) };
-      const session = new InferenceSession(surface, threads, level, sparse, undefined, undefined, edgeTypes(surface));
+      const session = new InferenceSession(surface, threading, level, sparse, undefined, undefined, edgeTypes(surface));
       session.delegate = new ConstantOutputs(session.outputNames, inputNames, constants, declaredTypes, inner);
       return session;
     }
     const edges = edgeTypes(source);
     const graph = optimizeGraph(edges.graph, level);
-    const compileOptions: CompileOptions = { maxThreads: threads, sparseKernels: sparse, ...levelOptions(level) };
+    const compileOptions: CompileOptions = { ...threading, sparseKernels: sparse, ...levelOptions(level) };
     const shapes = fullyStaticInputs(graph);
     if (needsUnitBatch(graph)) {
       // Fully static inputs are planned now, so what the plan lacks is reported here, as for batch graphs.
       const first = shapes === undefined ? undefined : { shapes, compiled: await unitPlan(graph, shapes, compileOptions) };
-      return new InferenceSession(graph, threads, level, sparse, undefined, { first }, edges);
+      return new InferenceSession(graph, threading, level, sparse, undefined, { first }, edges);
     }
     let staticPlan: Compiled | undefined;
     if (hasStaticShapes(graph)) {
@@ -436,7 +454,7 @@ export class InferenceSession implements Disposable {
           } catch {
             throw err;
           }
-          const session = new InferenceSession(graph, threads, level, sparse, undefined, undefined, edges);
+          const session = new InferenceSession(graph, threading, level, sparse, undefined, undefined, edges);
           session.batchInImage = true;
           return session;
         }
@@ -447,11 +465,11 @@ export class InferenceSession implements Disposable {
           throw err;
         }
         const first = { shapes, compiled: { graph: unitGraph, plan: await planOf(unitGraph) } };
-        return new InferenceSession(graph, threads, level, sparse, undefined, { first }, edges);
+        return new InferenceSession(graph, threading, level, sparse, undefined, { first }, edges);
       }
       staticPlan = { graph: compiled, plan: await planOf(compiled) };
     }
-    return new InferenceSession(graph, threads, level, sparse, staticPlan, undefined, edges);
+    return new InferenceSession(graph, threading, level, sparse, staticPlan, undefined, edges);
   }
 
   /**
@@ -653,7 +671,7 @@ export class InferenceSession implements Disposable {
     if (!pending) {
       const graph = this.graph!;
       const inputShapes = Object.fromEntries(this.planInputs.map((name, i) => [name, shapes[i]]));
-      const options: CompileOptions = { maxThreads: this.threads, sparseKernels: this.sparse, ...levelOptions(this.level) };
+      const options: CompileOptions = { ...this.threading, sparseKernels: this.sparse, ...levelOptions(this.level) };
       pending = (async () => {
         let compiled: CompiledGraph;
         try {
@@ -696,7 +714,7 @@ export class InferenceSession implements Disposable {
       const graph = this.graph!;
       const shapes = feed.shapes.map((s) => [feed.batch, ...s]);
       pending = (async () => {
-        const c = { ...(await unitPlan(graph, shapes, { maxThreads: this.threads, sparseKernels: this.sparse, ...levelOptions(this.level) })), batchInImage: true };
+        const c = { ...(await unitPlan(graph, shapes, { ...this.threading, sparseKernels: this.sparse, ...levelOptions(this.level) })), batchInImage: true };
         if (this.released) {
           c.plan.dispose();
           throw new KilnError(ErrorCode.DISPOSED, 'The session was released');

@@ -19,6 +19,8 @@ const ORT_TYPES: Readonly<Record<string, DType>> = {
 export interface OrtModelOptions {
   /** ORT's intraOpNumThreads (0: its default, every core). */
   intraOpNumThreads?: number;
+  /** ORT's session.intra_op.allow_spinning (default true, ORT's own default). */
+  allowSpinning?: boolean;
 }
 
 /** Opens an ONNX model (path or bytes) in onnxruntime-node, ready to serve. */
@@ -30,6 +32,7 @@ export async function openOrtModel(source: string | Uint8Array, options: OrtMode
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
+    ...(options.allowSpinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
   });
   const describe = (values: readonly Ort.InferenceSession.ValueMetadata[], what: string) =>
     values.map((v) => {

@@ -281,7 +281,8 @@ describe('kiln serve: bad input', () => {
 
 describe('kiln serve: shutdown and batching', () => {
   it('SIGTERM with requests in flight: they complete, readiness turns 503, then exit code 0', async () => {
-    const server = await startServer([int8Path, '--no-batching']);
+    const server = await startServer([int8Path, '--no-batching', '--spin']);
+    expect(server.output()).toContain('no batching; kernel threads poll between runs;');
     try {
       // A kept connection to ask readiness on while draining (new connections are refused then).
       const probe = await rawClient(server.port);
@@ -315,7 +316,7 @@ describe('kiln serve: shutdown and batching', () => {
 
   it('1,000 concurrent requests with batching on (one batch in flight): each answer is its digit\'s unbatched int8 result, bit for bit, and batches form', async () => {
     const server = await startServer([int8Path, '--max-batch', '32', '--max-delay-ms', '5', '--batches-in-flight', '1']);
-    expect(server.output()).toContain('batching up to 32 images, 5 ms delay, 1 in flight');
+    expect(server.output()).toContain('batching up to 32 images, 5 ms delay, 1 in flight; kernel threads sleep between runs;');
     try {
       const answers = await Promise.all(
         Array.from({ length: 1000 }, async (_, k) => {

@@ -322,6 +322,7 @@ describe('InferenceSession argument checks', () => {
     expect(fromOwnShape.inputShapes).toEqual([['N', 1, 28, 28]]);
     fromOwnShape.release();
     await expect(InferenceSession.create(net, { inputShape: MNIST, intraOpNumThreads: -1 })).rejects.toThrow(invalid('RangeError', /intraOpNumThreads/));
+    await expect(InferenceSession.create(net, { inputShape: MNIST, allowSpinning: 0 as never })).rejects.toThrow(invalid('TypeError', /boolean for options\.allowSpinning/));
     await expect(InferenceSession.create(net, { inputShape: MNIST, graphOptimizationLevel: 'max' as never })).rejects.toThrow(invalid('RangeError', /graphOptimizationLevel/));
     await expect(InferenceSession.create(net, { inputShape: [2, 28, 28] })).rejects.toThrow(expect.objectContaining({ code: 'ERR_KILN_SHAPE_MISMATCH' }));
     await expect(InferenceSession.create(42 as never)).rejects.toThrow(invalid('TypeError', /source/));

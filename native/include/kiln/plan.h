@@ -77,6 +77,9 @@ struct PlanSpec {
   size_t max_threads = 0;         // threads a run may use (0 = the whole pool)
   size_t images_per_pass = 0;     // images that go through the steps at once (0 = Plan's choice)
   double macs_per_image = 0;      // the graph's multiply-adds per image (0 = unknown), for that choice
+  // false: the kernel pool's helpers stop polling for more work when a run ends (park_helpers in
+  // thread-pool.h), leaving the cores to the process's other threads between runs.
+  bool allow_spinning = true;
 };
 
 // Op kinds a spec may use.
@@ -143,6 +146,9 @@ class Plan {
   // only for a short while (the addon, while the JS thread waits) may then lend them to the run
   // instead of copying them: run(InputLoan&, ...).
   bool inputs_read_first() const;
+
+  // PlanSpec::allow_spinning.
+  bool allows_spinning() const;
 
   // Inputs lent to one run. take() is called once, when the run is ready to read them (its memory
   // set up): it returns the arrays to read, either the lender's own, lent until release(), or

@@ -1,5 +1,6 @@
 // A small fixed thread pool for data-parallel loops inside one kernel call.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <functional>
 
@@ -26,5 +27,17 @@ void parallel_for(size_t tasks, const std::function<void(size_t task)>& fn, size
 // out in fixed strides, where the thread with one stride more (or a preempted one) sets the time.
 // Each task must still compute its output by itself for results not to depend on the thread count.
 void parallel_for_slots(size_t tasks, const std::function<void(size_t task, size_t slot)>& fn, size_t max_threads = 0);
+
+// After a loop the helpers poll for the next one for about a millisecond before they sleep, so the
+// steps of a run, and runs one after another, skip the kernel's wake-up. This sends the helpers
+// polling after the latest loop to sleep now. For a caller whose next loop is not coming soon and
+// whose cores other threads want (a server's event loop), where that polling takes their CPU.
+// Only a performance hint: a loop that starts later wakes the helpers as usual.
+void park_helpers();
+
+// For tests: the helpers' polling window (0 restores the default), so that a test can tell a
+// parked helper from one whose window ran out; and how many helpers sleep now.
+void set_poll_window_for_testing(std::chrono::microseconds window);
+size_t sleeping_helpers();
 
 }  // namespace kiln

@@ -29,16 +29,23 @@ using SlotFn = std::function<void(size_t task, size_t slot)>;
 // with more runnable threads than cores, the thread it waits for may be the one that needs this
 // core.
 constexpr auto kSpin = std::chrono::microseconds(1000);
+std::atomic<int64_t> g_spin_us{kSpin.count()};  // kSpin unless a test sets another
 
-// Polls `done` until it holds or kSpin has passed; returns whether it holds.
-template <typename Done>
-bool spin_until(const Done& done) {
-  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+// Polls `done` until it holds, kSpin has passed or `give_up` holds; returns whether `done` holds.
+template <typename Done, typename GiveUp>
+bool spin_until(const Done& done, const GiveUp& give_up) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(g_spin_us.load(std::memory_order_relaxed));
   for (;;) {
     if (done()) return true;
+    if (give_up()) return done();
     std::this_thread::yield();
     if (std::chrono::steady_clock::now() >= deadline) return done();
   }
+}
+
+template <typename Done>
+bool spin_until(const Done& done) {
+  return spin_until(done, [] { return false; });
 }
 
 int current_cpu() {
@@ -143,6 +150,11 @@ class Pool {
     }
   }
 
+  // Helpers that last saw this loop id stop polling (see park_helpers in the header): the next
+  // loop has another id, so it cannot cut short the polling that follows it.
+  void park() { parked_id_.store(state_.load() >> 32, std::memory_order_relaxed); }
+  size_t sleepers() const { return sleepers_.load(); }
+
  private:
   // state_: loop id (high 32 bits), open flag, number of helpers inside the loop.
   static constexpr uint64_t kIdMask = 0xffffffffu;
@@ -184,8 +196,9 @@ class Pool {
 
   void worker_loop(size_t slot, uint64_t seen) {
     const auto has_news = [&] { return (state_.load() >> 32) != seen || stopping_.load(); };
+    const auto parked = [&] { return parked_id_.load(std::memory_order_relaxed) == seen; };
     for (;;) {
-      if (!spin_until(has_news)) {
+      if (!spin_until(has_news, parked)) {
         std::unique_lock<std::mutex> lock(mutex_);
         // Counted before the condition is checked under the lock: run() publishes the loop and then
         // reads sleepers_ (both seq_cst), so either it sees this thread and notifies, or this
@@ -243,6 +256,7 @@ class Pool {
   std::atomic<int> caller_cpu_{-1};
   alignas(64) std::atomic<uint64_t> state_{0};
   alignas(64) std::atomic<size_t> sleepers_{0};
+  std::atomic<uint64_t> parked_id_{~uint64_t(0)};  // not a loop id (those fit in 32 bits)
   std::atomic<size_t> size_{1};
   std::atomic<bool> stopping_{false};
 };
@@ -262,5 +276,8 @@ void parallel_for(size_t tasks, const std::function<void(size_t)>& fn, size_t ma
 void parallel_for_slots(size_t tasks, const std::function<void(size_t task, size_t slot)>& fn, size_t max_threads) {
   pool().run(tasks, fn, max_threads);
 }
+void park_helpers() { pool().park(); }
+void set_poll_window_for_testing(std::chrono::microseconds window) { g_spin_us.store(window.count() > 0 ? window.count() : kSpin.count()); }
+size_t sleeping_helpers() { return pool().sleepers(); }
 
 }  // namespace kiln

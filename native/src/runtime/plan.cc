@@ -79,6 +79,7 @@ class PlanImpl {
   size_t max_threads = 0;
   size_t images_per_pass = 0;  // spec.images_per_pass: 0 = chosen per run
   double macs_per_image = 0;
+  bool allow_spinning = true;
   size_t weight_bytes = 0;
   // Steps [0, input_prefix) are the only readers of the plan inputs, each an input pass (0: the
   // inputs are not read that way; Plan::inputs_read_first).
@@ -97,7 +98,8 @@ class PlanImpl {
   void find_input_prefix();
 };
 
-PlanImpl::PlanImpl(const PlanSpec& spec) : max_threads(spec.max_threads), images_per_pass(spec.images_per_pass), macs_per_image(spec.macs_per_image) {
+PlanImpl::PlanImpl(const PlanSpec& spec)
+    : max_threads(spec.max_threads), images_per_pass(spec.images_per_pass), macs_per_image(spec.macs_per_image), allow_spinning(spec.allow_spinning) {
   check_values(spec);
   build_steps(spec);
   plan_storage();
@@ -458,9 +460,23 @@ class LoanRelease {
   Plan::InputLoan* loan_;
 };
 
+// Parks the kernel pool's helpers when a run leaves (an exception included), for plans that do
+// not allow spinning.
+class ParkHelpersAtEnd {
+ public:
+  explicit ParkHelpersAtEnd(bool park) : park_(park) {}
+  ~ParkHelpersAtEnd() {
+    if (park_) park_helpers();
+  }
+
+ private:
+  bool park_;
+};
+
 }  // namespace
 
 bool Plan::inputs_read_first() const { return impl_->input_prefix > 0; }
+bool Plan::allows_spinning() const { return impl_->allow_spinning; }
 
 void Plan::run(const float* const* inputs, float* const* outputs, size_t batch) const {
   OwnedInputs owned(inputs);
@@ -468,8 +484,9 @@ void Plan::run(const float* const* inputs, float* const* outputs, size_t batch) 
 }
 
 void Plan::run(InputLoan& loan, float* const* outputs, size_t batch) const {
-  LoanRelease release(loan);
   const PlanImpl& p = *impl_;
+  ParkHelpersAtEnd park(!p.allow_spinning);
+  LoanRelease release(loan);
   if (batch == 0) throw PlanError("Expected a batch >= 1 for batch but received 0");
   const size_t threads = run_threads(p);
   const size_t images = pass_images(p, batch, threads);
