@@ -288,7 +288,7 @@ describe('flags checked up front', () => {
       expect(err).toMatchObject({ code: 'ERR_KILN_INVALID_ARG' });
       expect((err as Error).message).toMatch(/^Expected only the keys .+ for options but received "foo" \(string\)$/);
     }
-    await expect(InferenceSession.create(model, { foo: 1 } as never)).rejects.toThrow(/intraOpNumThreads, graphOptimizationLevel, sparseKernels, inputShape/);
+    await expect(InferenceSession.create(model, { foo: 1 } as never)).rejects.toThrow(/intraOpNumThreads, allowSpinning, graphOptimizationLevel, sparseKernels, inputShape/);
   });
 });
 

@@ -136,7 +136,7 @@ describe('test hooks', () => {
   it('stay off the production addon unless KILN_TEST_HOOKS=1 is set as it loads', () => {
     const production = exportsWith('');
     expect(production.keys).not.toContain('testHooks');
-    const hooks = ['threadPoolSlotsProbe', 'setS8GemmKernel', 's8GemmKernel', 'sparseChoiceMeasurements', 'inputLoans', 'forceHandoffPatience'];
+    const hooks = ['threadPoolSlotsProbe', 'setS8GemmKernel', 's8GemmKernel', 'sparseChoiceMeasurements', 'inputLoans', 'forceHandoffPatience', 'setPollWindow', 'pollingThreads'];
     for (const hook of hooks) {
       expect(production.keys).not.toContain(hook);
     }
