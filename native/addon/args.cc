@@ -43,8 +43,9 @@ Napi::Object get_object(const Napi::CallbackInfo& info, size_t index, const char
   return info[index].As<Napi::Object>();
 }
 
-int64_t get_int(const Napi::Object& o, const char* name, int64_t lo, int64_t hi) {
-  Napi::Value v = o.Get(name);
+namespace {
+
+int64_t int_value(const Napi::Value& v, const char* name, int64_t lo, int64_t hi) {
   if (!v.IsNumber()) throw_type(name, "an integer", v);
   const double d = v.As<Napi::Number>().DoubleValue();
   if (!std::isfinite(d) || d != std::floor(d)) throw_type(name, "an integer", v);
@@ -54,6 +55,14 @@ int64_t get_int(const Napi::Object& o, const char* name, int64_t lo, int64_t hi)
     throw_range(name, want.str(), describe(v));
   }
   return static_cast<int64_t>(d);
+}
+
+}  // namespace
+
+int64_t get_int(const Napi::Object& o, const char* name, int64_t lo, int64_t hi) { return int_value(o.Get(name), name, lo, hi); }
+
+int64_t get_int_arg(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t lo, int64_t hi) {
+  return int_value(info.Length() > index ? info[index] : info.Env().Undefined(), name, lo, hi);
 }
 
 int64_t get_int_or(const Napi::Object& o, const char* name, int64_t lo, int64_t hi, int64_t dflt) {

@@ -30,6 +30,8 @@ Napi::Object get_object(const Napi::CallbackInfo& info, size_t index, const char
 int64_t get_int(const Napi::Object& o, const char* name, int64_t lo, int64_t hi);
 int64_t get_int_or(const Napi::Object& o, const char* name, int64_t lo, int64_t hi, int64_t dflt);
 double get_number(const Napi::Object& o, const char* name);  // finite
+// The positional argument `index`, an integer in [lo, hi], checked and named as get_int does.
+int64_t get_int_arg(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t lo, int64_t hi);
 // The positional argument `index`, a number in [lo, hi]; rejects non-numbers and NaN.
 double get_number_arg(const Napi::CallbackInfo& info, size_t index, const char* name, double lo, double hi);
 double get_number_or(const Napi::Object& o, const char* name, double dflt);

@@ -80,10 +80,8 @@ std::shared_ptr<const void> find_lent(const void* data, size_t bytes) {
 Napi::Value LendArrayBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
-    Napi::Object args = Napi::Object::New(env);
-    args.Set("bytes", info.Length() ? info[0] : env.Undefined());
     // What a JS ArrayBuffer may hold (2^53 - 1 bytes in the spec; far less in practice).
-    const size_t bytes = static_cast<size_t>(get_int(args, "bytes", 0, int64_t{1} << 50));
+    const size_t bytes = static_cast<size_t>(get_int_arg(info, 0, "bytes", 0, int64_t{1} << 50));
     return lend_array_buffer(env, bytes);
   }
   KILN_ADDON_CATCH(env)

@@ -59,9 +59,7 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
-    Napi::Object args = Napi::Object::New(env);
-    args.Set("threads", info.Length() ? info[0] : env.Undefined());
-    const int64_t n = get_int(args, "threads", 0, 1024);
+    const int64_t n = get_int_arg(info, 0, "threads", 0, 1024);
     kiln::set_num_threads(static_cast<size_t>(n));
     return env.Undefined();
   }

@@ -28,11 +28,8 @@ namespace {
 Napi::Value ThreadPoolSlotsProbe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KILN_ADDON_TRY {
-    Napi::Object args = Napi::Object::New(env);
-    args.Set("tasks", info.Length() > 0 ? info[0] : env.Undefined());
-    args.Set("maxThreads", info.Length() > 1 ? info[1] : env.Undefined());
-    const size_t tasks = static_cast<size_t>(get_int(args, "tasks", 0, 4096));
-    const size_t max_threads = static_cast<size_t>(get_int(args, "maxThreads", 0, 1024));
+    const size_t tasks = static_cast<size_t>(get_int_arg(info, 0, "tasks", 0, 4096));
+    const size_t max_threads = static_cast<size_t>(get_int_arg(info, 1, "maxThreads", 0, 1024));
     std::unique_ptr<std::atomic<int32_t>[]> runs(new std::atomic<int32_t>[tasks + 1]);
     std::unique_ptr<std::atomic<int32_t>[]> slots(new std::atomic<int32_t>[tasks + 1]);
     for (size_t t = 0; t < tasks; ++t) {
@@ -136,18 +133,14 @@ void register_test_hooks(Napi::Env env, Napi::Object exports) {
   hooks.Set("forceHandoffPatience", Napi::Function::New(
                                        env,
                                        [](const Napi::CallbackInfo& info) -> Napi::Value {
-                                         Napi::Object args = Napi::Object::New(info.Env());
-                                         args.Set("microseconds", info.Length() > 0 ? info[0] : info.Env().Undefined());
-                                         force_handoff_patience(static_cast<int64_t>(get_int(args, "microseconds", -1, 1000000)));
+                                         force_handoff_patience(get_int_arg(info, 0, "microseconds", -1, 1000000));
                                          return info.Env().Undefined();
                                        },
                                        "forceHandoffPatience"));
   hooks.Set("setPollWindow", Napi::Function::New(
                                 env,
                                 [](const Napi::CallbackInfo& info) -> Napi::Value {
-                                  Napi::Object args = Napi::Object::New(info.Env());
-                                  args.Set("microseconds", info.Length() > 0 ? info[0] : info.Env().Undefined());
-                                  const auto window = std::chrono::microseconds(get_int(args, "microseconds", 0, 600000000));
+                                  const auto window = std::chrono::microseconds(get_int_arg(info, 0, "microseconds", 0, 600000000));
                                   kiln::set_poll_window_for_testing(window);
                                   set_runner_poll_window_for_testing(window);
                                   return info.Env().Undefined();
