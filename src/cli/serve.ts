@@ -67,10 +67,18 @@ async function openKilnModel(source: RunnableSource, threads: number | undefined
   return InferenceSession.create(runtimeModel(source), options);
 }
 
+/**
+ * Whether the runtime's threads poll between runs: --spin / --no-spin, else Kiln's serving default
+ * and ORT's own default (spinning: its SeedCNN server at 64 connections served 6.1K requests/s
+ * without against 7.7-8.1K with, 2-core Xeon).
+ */
+function allowSpinning(opts: ServeCommandOptions): boolean {
+  return opts.spin ?? (opts.runtime === 'kiln' ? SERVE_CLI_DEFAULTS.spin : true);
+}
+
 async function openModel(source: RunnableSource, opts: ServeCommandOptions, threads: number | undefined, batching: BatchingOptions | undefined): Promise<ServableModel & { release(): unknown }> {
-  if (opts.runtime === 'kiln') return openKilnModel(source, threads, batching, opts.spin ?? SERVE_CLI_DEFAULTS.spin);
-  // ORT keeps its own default (spinning) unless told: its SeedCNN server at 64 connections served 6.1K requests/s without against 7.7-8.1K with (2-core Xeon).
-  return openOrtModel(ortModel(source), { intraOpNumThreads: threads ?? 0, ...(opts.spin === undefined ? {} : { allowSpinning: opts.spin }) });
+  if (opts.runtime === 'kiln') return openKilnModel(source, threads, batching, allowSpinning(opts));
+  return openOrtModel(ortModel(source), { intraOpNumThreads: threads ?? 0, allowSpinning: allowSpinning(opts) });
 }
 
 /**
@@ -166,7 +174,7 @@ export async function serveCommand(modelPath: string, opts: ServeCommandOptions,
   const batchLine = batching
     ? `batching up to ${batching.maxBatchSize} images, ${batching.maxDelayMs} ms delay${batching.runWhenIdle ? ' (none when idle)' : ''}, ${batching.maxBatchesInFlight} in flight`
     : 'no batching';
-  const spinning = opts.spin ?? (opts.runtime === 'kiln' ? SERVE_CLI_DEFAULTS.spin : true);
+  const spinning = allowSpinning(opts);
   const spinLine = spinning ? 'kernel threads poll between runs' : 'kernel threads sleep between runs';
   out.line(`kiln serve: ready: model "${modelName}" (${modelPath}, ${opts.runtime}), input ${inputs}; ${batchLine}; ${spinLine}; POST ${url}/v2/models/${modelName}/infer`);
   if (out.json) {
