@@ -214,6 +214,46 @@ describe('buffers taken away under a running job', () => {
     session.release();
   }, 60_000);
 
+  it('sessions with allowSpinning false (the runner sleeps as each run ends and is woken for the next, which decides whether an int8 model\'s input is lent or copied): inputs transferred, overwritten or shrunk right after each call give the logits of runs on kept copies', async () => {
+    const calibration = new Tensor('float32', pixels(16 * 784, 61), [16, 1, 28, 28]);
+    const { graph } = await quantize(net, calibration, { reportImages: 0 });
+    const batch = 64; // 200 KB: over the size whose copy is left to the runner; heavy enough to leave the JS thread
+    const shape = [batch, 1, 28, 28];
+    const inputs = Array.from({ length: 3 }, (_, i) => pixels(batch * 784, 80 + i));
+    const hooks = testHooks();
+    for (const source of [graph, net] as const) {
+      const session = await InferenceSession.create(source, { inputShape: MNIST, allowSpinning: false });
+      const output = session.outputNames[0]!;
+      const expected = inputs.map((data) => session.runSync({ input: new Tensor('float32', data.slice(), shape) })[output]!.data as Float32Array);
+      const before = hooks.inputLoans();
+      for (let i = 0; i < 30; i++) {
+        const k = i % inputs.length;
+        if (i % 3 === 2) {
+          const buffer = new ArrayBuffer(batch * 784 * 4, { maxByteLength: batch * 784 * 4 }) as ArrayBuffer & { resize(n: number): void };
+          const data = new Float32Array(buffer, 0, batch * 784);
+          data.set(inputs[k]!);
+          const pending = session.run({ input: new Tensor('float32', data, shape) });
+          buffer.resize(0);
+          expectSameElements((await pending)[output]!.data, expected[k]!, `${source === net ? 'fp32' : 'int8'} run ${i} (shrunk)`);
+          continue;
+        }
+        const data = inputs[k]!.slice();
+        const pending = session.run({ input: new Tensor('float32', data, shape) });
+        if (i % 3 === 0) transferAway(data.buffer as ArrayBuffer);
+        else data.fill(Number.NaN);
+        expectSameElements((await pending)[output]!.data, expected[k]!, `${source === net ? 'fp32' : 'int8'} run ${i}`);
+      }
+      const after = hooks.inputLoans();
+      if (source === graph) {
+        // Lent or copied depends on how soon the woken runner takes it (both happen over 30 runs).
+        expect(after.lent + after.copied - before.lent - before.copied, 'int8 runs through the loan').toBe(30);
+      } else {
+        expect(after, 'fp32 runs copy their inputs (no loan)').toEqual(before);
+      }
+      session.release();
+    }
+  }, 60_000);
+
   it('the int8 lookup and squeeze-and-excitation steps (LookupU8, GlobalAvgPoolU8, QLinearMul), input transferred right after the call: correct output', async () => {
     const rng = new Rng(13);
     const weights = randomWeights(rng, 0.4);
