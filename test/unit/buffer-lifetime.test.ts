@@ -66,6 +66,33 @@ async function expectRunIgnoresTransfer(session: InferenceSession, data: Float32
   expectSameElements(got[output]!.data, expected[output]!.data);
 }
 
+/**
+ * Runs `session` on inputs[i % inputs.length] for i in [from, to), each of `shape`, taking every
+ * input away right after its call: every third one's buffer is shrunk to nothing, the others'
+ * transferred away or overwritten with NaN. Each run must give expected[i % inputs.length] as
+ * output `output`.
+ */
+async function runsWithInputsTakenAway(session: InferenceSession, inputs: Float32Array[], expected: Float32Array[], shape: number[], output: string, from: number, to: number, what = 'run'): Promise<void> {
+  const size = inputs[0]!.length;
+  for (let i = from; i < to; i++) {
+    const k = i % inputs.length;
+    if (i % 3 === 2) {
+      const buffer = new ArrayBuffer(size * 4, { maxByteLength: size * 4 }) as ArrayBuffer & { resize(n: number): void };
+      const data = new Float32Array(buffer, 0, size);
+      data.set(inputs[k]!);
+      const pending = session.run({ input: new Tensor('float32', data, shape) });
+      buffer.resize(0);
+      expectSameElements((await pending)[output]!.data, expected[k]!, `${what} ${i} (shrunk)`);
+      continue;
+    }
+    const data = inputs[k]!.slice();
+    const pending = session.run({ input: new Tensor('float32', data, shape) });
+    if (i % 3 === 0) transferAway(data.buffer as ArrayBuffer);
+    else data.fill(Number.NaN);
+    expectSameElements((await pending)[output]!.data, expected[k]!, `${what} ${i}`);
+  }
+}
+
 describe('buffers taken away under a running job', () => {
   it('session.run at batch 20000, input transferred right after the call: correct logits', async () => {
     const session = await InferenceSession.create(net, { inputShape: MNIST });
@@ -174,25 +201,7 @@ describe('buffers taken away under a running job', () => {
     const shape = [batch, 1, 28, 28];
     const inputs = Array.from({ length: 5 }, (_, i) => pixels(batch * 784, 70 + i));
     const expected = inputs.map((data) => session.runSync({ input: new Tensor('float32', data.slice(), shape) })['logits']!.data as Float32Array);
-    const runs = async (from: number, to: number): Promise<void> => {
-      for (let i = from; i < to; i++) {
-        const k = i % inputs.length;
-        if (i % 3 === 2) {
-          const buffer = new ArrayBuffer(batch * 784 * 4, { maxByteLength: batch * 784 * 4 }) as ArrayBuffer & { resize(n: number): void };
-          const data = new Float32Array(buffer, 0, batch * 784);
-          data.set(inputs[k]!);
-          const pending = session.run({ input: new Tensor('float32', data, shape) });
-          buffer.resize(0);
-          expectSameElements((await pending)['logits']!.data, expected[k]!, `run ${i} (shrunk)`);
-          continue;
-        }
-        const data = inputs[k]!.slice();
-        const pending = session.run({ input: new Tensor('float32', data, shape) });
-        if (i % 3 === 0) transferAway(data.buffer as ArrayBuffer);
-        else data.fill(Number.NaN);
-        expectSameElements((await pending)['logits']!.data, expected[k]!, `run ${i}`);
-      }
-    };
+    const runs = (from: number, to: number): Promise<void> => runsWithInputsTakenAway(session, inputs, expected, shape, 'logits', from, to);
     const hooks = testHooks();
     try {
       // A JS thread that waits as long as it takes: every runner reads the arrays in place.
@@ -226,23 +235,7 @@ describe('buffers taken away under a running job', () => {
       const output = session.outputNames[0]!;
       const expected = inputs.map((data) => session.runSync({ input: new Tensor('float32', data.slice(), shape) })[output]!.data as Float32Array);
       const before = hooks.inputLoans();
-      for (let i = 0; i < 30; i++) {
-        const k = i % inputs.length;
-        if (i % 3 === 2) {
-          const buffer = new ArrayBuffer(batch * 784 * 4, { maxByteLength: batch * 784 * 4 }) as ArrayBuffer & { resize(n: number): void };
-          const data = new Float32Array(buffer, 0, batch * 784);
-          data.set(inputs[k]!);
-          const pending = session.run({ input: new Tensor('float32', data, shape) });
-          buffer.resize(0);
-          expectSameElements((await pending)[output]!.data, expected[k]!, `${source === net ? 'fp32' : 'int8'} run ${i} (shrunk)`);
-          continue;
-        }
-        const data = inputs[k]!.slice();
-        const pending = session.run({ input: new Tensor('float32', data, shape) });
-        if (i % 3 === 0) transferAway(data.buffer as ArrayBuffer);
-        else data.fill(Number.NaN);
-        expectSameElements((await pending)[output]!.data, expected[k]!, `${source === net ? 'fp32' : 'int8'} run ${i}`);
-      }
+      await runsWithInputsTakenAway(session, inputs, expected, shape, output, 0, 30, `${source === net ? 'fp32' : 'int8'} run`);
       const after = hooks.inputLoans();
       if (source === graph) {
         // Lent or copied depends on how soon the woken runner takes it (both happen over 30 runs).
