@@ -447,9 +447,9 @@ void check_packed_b_columns() {
   }
 }
 
-// A warm B (a convolution's column matrix) is read in place up to 127 rows, a cold one (a batch's
-// input planes) up to 256 and packed from 257: the same products in the same order, so the same
-// bits as the unknown case (packed from 32 rows), on 1 and 2 threads. The in-place tiles fetch
+// A warm B (a convolution's column matrix) or a cold one (a batch's input planes) is read in place
+// up to 256 rows and packed from 257: the same products in the same order, so the same bits as the
+// unknown case (packed from 32 rows), on 1 and 2 threads. The in-place tiles fetch
 // their next tile's rows ahead (past the last one too, which must stay harmless).
 void check_b_cache_hints() {
   const kiln::F32GemmKernels& kern = kiln::dispatch().f32_gemm;

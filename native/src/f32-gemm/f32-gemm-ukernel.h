@@ -57,7 +57,9 @@ struct F32GemmKernels {
 
 // Where a caller's B operand is: just written and within L2 (a column matrix im2col has just
 // written, a batch-1 input), read from memory (a batch's input planes), or unknown. It decides
-// whether reading B in place or packing it is faster (f32-gemm.cc, read_b_in_place).
+// whether reading B in place or packing it is faster (f32-gemm.cc, read_b_in_place); warm and
+// cold measured alike once the in-place tiles prefetched into L2, and the convolution still says
+// which it has, so that a CPU where they part can tell them apart again.
 enum class BCache { kUnknown, kWarm, kCold };
 
 // sgemm_packed_a on the kernels of one table, which a caller that read dispatch() once for a

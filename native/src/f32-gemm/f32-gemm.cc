@@ -280,17 +280,17 @@ void run(const Problem& pr, const F32GemmKernels& kern, size_t max_threads) {
 // runs each, in place / packed): 24 output channels 0.47-0.49, 40: 0.68-0.82, 64: 0.74 (ResNet-50)
 // to 1.00, 80-128: 0.83-0.94, 144-256: 0.97-1.01, 480-2048: 0.99-1.03; all of ResNet-50's 1x1
 // layers 0.95, MobileNetV3-Large's 0.91, EfficientNet-B0's 0.93. So a cold B is read in place up to
-// 256 rows. Shallow products (K <= 32) are within a few points either way. Where the caller cannot
+// 256 rows. A warm one too, since that fetch goes into L2 (f32-gemm-tile.h): im2col columns at 128
+// and 192 rows (3x3 convolutions, 1 thread, AVX-512, Xeon VM, packed -> in place, batch 16 / 1)
+// ran 1-15% faster (stride 2 64->128 on 56x56 105 -> 116-123 GFLOP/s; ResNet-50's 128->128, stride 2,
+// 34.6 -> 31.8 ms a batch of 16), the 1x1 1024->256 on 14x14 at batch 1 even, and only one shape at
+// 256 rows lost (32->256 on 19x19, K = 288: 150 -> 146 GFLOP/s) against stride 2 64->256's 108 ->
+// 137. Shallow products (K <= 32) are within a few points either way. Where the caller cannot
 // tell, one or two row tiles read in place, as at batch 1, and more rows pack.
 bool read_b_in_place(bool trans_b, size_t m, size_t k, BCache b_cache) {
   if (trans_b) return false;
   if (k <= 32) return true;
-  switch (b_cache) {
-    case BCache::kWarm: return m < 128;
-    case BCache::kCold: return m <= 256;
-    case BCache::kUnknown: break;
-  }
-  return m < 32;
+  return b_cache == BCache::kUnknown ? m < 32 : m <= 256;
 }
 
 }  // namespace
