@@ -447,15 +447,15 @@ void check_packed_b_columns() {
   }
 }
 
-// A warm B (a convolution's column matrix) or a cold one (a batch's input planes) is read in place
-// up to 256 rows and packed from 257: the same products in the same order, so the same bits as the
-// unknown case (packed from 32 rows), on 1 and 2 threads. The in-place tiles fetch
+// A convolution's B (its column matrix or input planes) is read in place up to 256 rows and packed
+// from 257: the same products in the same order, so the same bits as the unknown case (packed from
+// 32 rows), on 1 and 2 threads. The in-place tiles fetch
 // their next tile's rows ahead (past the last one too, which must stay harmless).
-void check_b_cache_hints() {
+void check_b_hints() {
   const kiln::F32GemmKernels& kern = kiln::dispatch().f32_gemm;
   for (const auto& s : {std::vector<size_t>{40, 300, 200}, {100, 70, 500}, {127, 33, 33}, {64, 3136, 64}, {13, 300, 70}, {24, 784, 144}, {200, 97, 150}, {257, 45, 40}}) {
     const size_t m = s[0], n = s[1], k = s[2], ldb = n + 5;
-    std::vector<float> a(m * k), b(k * ldb), bias(m), unknown(m * n, kNaN), cold(m * n, kNaN), warm(m * n, kNaN);
+    std::vector<float> a(m * k), b(k * ldb), bias(m), unknown(m * n, kNaN), hinted(m * n, kNaN);
     Rng rng(m * 17 + n + k);
     fill_uniform(rng, {&a, &b, &bias});
     const kiln::PackedA pa(false, m, k, a.data(), k);
@@ -465,10 +465,8 @@ void check_b_cache_hints() {
     ep.relu = true;
     for (size_t threads : {1, 2}) {
       kiln::sgemm_packed_a(kern, pa, n, false, b.data(), ldb, unknown.data(), n, ep, threads);
-      kiln::sgemm_packed_a(kern, pa, n, false, b.data(), ldb, cold.data(), n, ep, threads, kiln::BCache::kCold);
-      kiln::sgemm_packed_a(kern, pa, n, false, b.data(), ldb, warm.data(), n, ep, threads, kiln::BCache::kWarm);
-      check(std::memcmp(unknown.data(), warm.data(), cold.size() * sizeof(float)) == 0 &&
-                std::memcmp(unknown.data(), cold.data(), cold.size() * sizeof(float)) == 0,
+      kiln::sgemm_packed_a(kern, pa, n, false, b.data(), ldb, hinted.data(), n, ep, threads, kiln::BHint::kConvolution);
+      check(std::memcmp(unknown.data(), hinted.data(), hinted.size() * sizeof(float)) == 0,
             std::string("isa=") + kiln::isa_name(kiln::active_isa()) + " m=" + std::to_string(m) + " n=" +
                 std::to_string(n) + " threads=" + std::to_string(threads) + " | B read in place and B packed differ");
     }
@@ -558,7 +556,7 @@ int main() {
     sweep_packed(seed);
     check_single_row_matches_tiles();
     check_packed_b_columns();
-    check_b_cache_hints();
+    check_b_hints();
     check_post_hook();
     sweep_empty(seed);
     check_nan_propagation(seed);

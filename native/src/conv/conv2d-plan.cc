@@ -706,13 +706,6 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
   const size_t cin = g_.in_channels_per_group();
   const size_t in_plane = g_.in_plane();
   const size_t plane = g_.out_plane();
-  // The GEMM's B is warm in cache when im2col has just written it, or when a pointwise layer's
-  // input is the one image the step before wrote and it fits in L2 (1 MiB: all of an L2 on the
-  // smallest CPUs we tune for); otherwise a pointwise layer's input planes come from memory.
-  constexpr size_t kWarmInputBytes = size_t{1} << 20;
-  const BCache b_cache = !g_.is_pointwise() || (batch == 1 && g_.in_channels * in_plane * sizeof(float) <= kWarmInputBytes)
-                             ? BCache::kWarm
-                             : BCache::kCold;
 
   auto run_item = [&](size_t item, float* col, float* gather) {
     const size_t chunk = item / t.tiles;
@@ -772,11 +765,12 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
       }
       if (images == 1) {
         sgemm_packed_a(table.f32_gemm, packed_[grp], ncols, false, columns, cols, out + j0, plane, epilogue, gemm_threads,
-                       b_cache);
+                       BHint::kConvolution);
         continue;
       }
       // Columns of several images came out side by side: move each image's block home.
-      sgemm_packed_a(table.f32_gemm, packed_[grp], cols, false, columns, cols, gather, cols, epilogue, gemm_threads, b_cache);
+      sgemm_packed_a(table.f32_gemm, packed_[grp], cols, false, columns, cols, gather, cols, epilogue, gemm_threads,
+                     BHint::kConvolution);
       for (size_t i = 0; i < images; ++i) {
         float* home = out + i * g_.out_channels * plane;
         for (size_t r = 0; r < m; ++r) std::memcpy(home + r * plane, gather + r * cols + i * plane, plane * sizeof(float));

@@ -73,10 +73,10 @@ __attribute__((always_inline)) inline void f32_gemm_k_steps(const F32GemmTile& t
 }
 
 // One K loop per kind of B, chosen once per tile: tested inside the loop, the B layout cost two
-// compares and branches per step. With both changes (AVX-512, one thread, this project's Xeon VM,
-// old / new binaries alternated): GEMM 512^3 82-83% -> 83-85% of the FMA peak; ResNet-50's eleven
-// 1x1 convolution shapes at batch 16, 197-203 -> 186-188 ms in all (those on 56x56, whose B is
-// read in place, 8-15% faster).
+// compares and branches per step. With the unrolling (AVX-512, one thread, this project's Xeon
+// VM, old / new binaries alternated twice): GEMM 512^3 80-83% -> 82-85% of the FMA peak;
+// ResNet-50's eleven 1x1 convolution shapes at batch 16, 197-203 -> 186-188 ms in all (those on
+// 56x56, whose B is read in place, 8-15% faster).
 template <class V, int R, int NV, bool MASK_B>
 __attribute__((always_inline)) inline void f32_gemm_k_loop(const F32GemmTile& t, typename V::Mask tail,
                                                            typename V::Vec (&acc)[R][NV]) {

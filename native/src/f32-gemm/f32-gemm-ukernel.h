@@ -55,18 +55,17 @@ struct F32GemmKernels {
   F32GemvPackedFn gemv_packed = nullptr;
 };
 
-// Where a caller's B operand is: just written and within L2 (a column matrix im2col has just
-// written, a batch-1 input), read from memory (a batch's input planes), or unknown. It decides
-// whether reading B in place or packing it is faster (f32-gemm.cc, read_b_in_place); warm and
-// cold measured alike once the in-place tiles prefetched into L2, and the convolution still says
-// which it has, so that a CPU where they part can tell them apart again.
-enum class BCache { kUnknown, kWarm, kCold };
+// What a caller knows of its B operand: nothing, or that it is a convolution's column matrix or
+// input planes (warm from im2col or the step before, or cold from memory: read in place alike up
+// to 256 rows since the in-place tiles prefetch into L2). It decides whether reading B in place or
+// packing it is faster (f32-gemm.cc, read_b_in_place).
+enum class BHint { kUnknown, kConvolution };
 
 // sgemm_packed_a on the kernels of one table, which a caller that read dispatch() once for a
 // whole operation passes down (kiln/f32-gemm.h's overload reads the active table).
 void sgemm_packed_a(const F32GemmKernels& kern, const PackedA& a, size_t n, bool trans_b, const float* b,
                     size_t ldb, float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads,
-                    BCache b_cache = BCache::kUnknown);
+                    BHint b_hint = BHint::kUnknown);
 
 // sgemm_packed_b on the kernels of one table (see sgemm_packed_a above).
 void sgemm_packed_b(const F32GemmKernels& kern, size_t m, bool trans_a, const float* a, size_t lda, const PackedB& b,

@@ -287,10 +287,10 @@ void run(const Problem& pr, const F32GemmKernels& kern, size_t max_threads) {
 // 256 rows lost (32->256 on 19x19, K = 288: 150 -> 146 GFLOP/s) against stride 2 64->256's 108 ->
 // 137. Shallow products (K <= 32) are within a few points either way. Where the caller cannot
 // tell, one or two row tiles read in place, as at batch 1, and more rows pack.
-bool read_b_in_place(bool trans_b, size_t m, size_t k, BCache b_cache) {
+bool read_b_in_place(bool trans_b, size_t m, size_t k, BHint b_hint) {
   if (trans_b) return false;
   if (k <= 32) return true;
-  return b_cache == BCache::kUnknown ? m < 32 : m <= 256;
+  return b_hint == BHint::kUnknown ? m < 32 : m <= 256;
 }
 
 }  // namespace
@@ -308,7 +308,7 @@ void sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha
   pr.trans_b = trans_b;
   pr.b = b;
   pr.ldb = ldb;
-  pr.b_source = read_b_in_place(trans_b, m, k, BCache::kUnknown) ? BSource::kInPlace : BSource::kPackPerCall;
+  pr.b_source = read_b_in_place(trans_b, m, k, BHint::kUnknown) ? BSource::kInPlace : BSource::kPackPerCall;
   pr.alpha = alpha;
   pr.beta = beta;
   pr.c = c;
@@ -323,7 +323,7 @@ void sgemm_packed_a(const PackedA& a, size_t n, bool trans_b, const float* b, si
 }
 
 void sgemm_packed_a(const F32GemmKernels& kern, const PackedA& a, size_t n, bool trans_b, const float* b,
-                    size_t ldb, float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads, BCache b_cache) {
+                    size_t ldb, float* c, size_t ldc, const GemmEpilogue& epilogue, size_t max_threads, BHint b_hint) {
   Problem pr;
   pr.m = a.rows();
   pr.n = n;
@@ -332,7 +332,7 @@ void sgemm_packed_a(const F32GemmKernels& kern, const PackedA& a, size_t n, bool
   pr.trans_b = trans_b;
   pr.b = b;
   pr.ldb = ldb;
-  pr.b_source = read_b_in_place(trans_b, pr.m, pr.k, b_cache) ? BSource::kInPlace : BSource::kPackPerCall;
+  pr.b_source = read_b_in_place(trans_b, pr.m, pr.k, b_hint) ? BSource::kInPlace : BSource::kPackPerCall;
   pr.c = c;
   pr.ldc = ldc;
   pr.epilogue = epilogue;
