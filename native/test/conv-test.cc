@@ -156,6 +156,7 @@ void run_case(const Case& c, const char* isa) {
     ref[oi] += t;
     scale[oi] += std::fabs(t);
   });
+  const std::vector<double> ref_linear(ref);  // before the ReLU
   if (c.relu) {
     for (double& v : ref) v = v < 0 ? 0 : v;
   }
@@ -244,6 +245,26 @@ void run_case(const Case& c, const char* isa) {
       posted.run(kiln::dispatch(), input.data(), output.data(), c.batch, scratch.data(), threads, residual.data());
       check(identical(summed_post.data(), output.data(), out_size),
             threads == 1 ? "residual then post function, 1 thread" : "residual then post function, all threads", isa, c.name);
+    }
+
+    // The residual in the output already (the runtime's Conv written over its residual): the GEMMs
+    // sum onto it where the plan accumulates(), elsewhere the same through a copy; the ReLU (the
+    // case's, asked for by the caller of a plan built without one) after the sum.
+    kiln::set_active_isa(kiln::Isa::kScalar);
+    const kiln::Conv2dPlan linear(g, weight.data(), c.bias ? bias.data() : nullptr, false);
+    kiln::set_active_isa(current);
+    std::vector<double> acc_ref(out_size), acc_scale(out_size);
+    for (size_t i = 0; i < out_size; ++i) {
+      acc_ref[i] = ref_linear[i] + residual[i];
+      if (c.relu) acc_ref[i] = std::max(0.0, acc_ref[i]);
+      acc_scale[i] = scale[i] + std::fabs(residual[i]);
+    }
+    for (size_t threads : {size_t{1}, size_t{0}}) {
+      scratch.fill(kNaN);
+      std::memcpy(output.data(), residual.data(), out_size * sizeof(float));
+      linear.run_accumulating(kiln::dispatch(), input.data(), output.data(), c.batch, scratch.data(), threads, c.relu);
+      check(close(output.data(), acc_ref, acc_scale),
+            threads == 1 ? "summed onto the residual, 1 thread" : "summed onto the residual, all threads", isa, c.name);
     }
   }
 
@@ -704,7 +725,35 @@ void test_balanced_tiles(const char* isa) {
   }
 }
 
+// Which plans sum onto a residual in their GEMMs (Conv2dPlan::accumulates): the convolutions that
+// run only as GEMMs over output planes, not those with a depthwise, direct, small-patch, stem or
+// pixel-rows path. ResNet-50's residual convolutions and their neighbours.
+void test_accumulates() {
+  struct Expect {
+    Case c;
+    bool accumulates;
+  };
+  const Expect expects[] = {
+      {{"1x1 64->256 on 56x56", 1, 64, 56, 56, 256, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, false}, true},
+      {{"1x1 s2 512->1024 on 28x28 (pixel rows)", 1, 512, 28, 28, 1024, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, false}, false},
+      {{"1x1 s2 256->512 on 56x56", 1, 256, 56, 56, 512, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, false}, true},
+      {{"1x1 512->2048 on 7x7 (pixel rows)", 1, 512, 7, 7, 2048, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, false}, false},
+      {{"3x3 p1 128->128 on 28x28", 1, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, false}, true},
+      {{"3x3 unpadded 32->64 (direct)", 1, 32, 13, 13, 64, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, false}, false},
+      {{"depthwise 3x3", 1, 32, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32, true, false}, false},
+      {{"stem 7x7/2", 1, 3, 32, 32, 64, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, true, false}, false},
+  };
+  for (const Expect& e : expects) {
+    const kiln::Conv2dGeometry g = geometry(e.c);
+    const std::vector<float> weight(g.weight_size(), 0.5f);
+    const kiln::Conv2dPlan plan(g, weight.data(), nullptr, false);
+    check(plan.accumulates() == e.accumulates, e.accumulates ? "sums onto a residual in its GEMMs" : "does not accumulate",
+          "any", e.c.name);
+  }
+}
+
 int main() {
+  test_accumulates();
   // name, batch, cin, h, w, cout, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups, bias, relu
   const Case cases[] = {
       {"1x1x1", 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, false, false},
@@ -806,6 +855,14 @@ int main() {
       {"padded stride 2: 3x3/2 64->70, odd plane", 1, 64, 23, 19, 70, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, false, false},
       {"padded stride 2: 5x5/2 12->40, pads 2,1,0,2", 2, 12, 17, 15, 40, 5, 5, 2, 2, 2, 1, 0, 2, 1, 1, 1, true, false},
       {"padded stride 2: 3x3/2 120->24, patch past the direct kernel", 1, 120, 15, 15, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, true},
+      // Residual blocks' GEMM-only convolutions (Conv2dPlan::accumulates): pointwise over planes of
+      // several column tiles, 1x1 stride 2 on im2col, a small plane, padded 3x3s on im2col, one
+      // of them over small planes whose images share a GEMM.
+      {"residual: 1x1 64->96 on 23x21, batch 2", 2, 64, 23, 21, 96, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, true},
+      {"residual: 1x1 s2 40->48 on 30x29, batch 3", 3, 40, 30, 29, 48, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, false},
+      {"residual: 1x1 40->48 on 7x7, batch 5", 5, 40, 7, 7, 48, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, false, true},
+      {"residual: 3x3 p1 96->40 on 20x20, batch 2", 2, 96, 20, 20, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},
+      {"residual: 3x3 p1 24->40 on 6x7, batch 17, images share a GEMM", 17, 24, 6, 7, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},
   };
   // Conv case, then a max pool over its output: kernel, stride, dilation (h, w).
   // Without ReLU: the training forward (conv2d_max_pool_forward) is checked too.

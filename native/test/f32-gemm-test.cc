@@ -53,6 +53,7 @@ struct Case {
   BiasMode bias_mode = BiasMode::kNone;
   bool relu = false;
   bool clamp = false;  // to [-0.5, 0.75] after ReLU
+  bool accumulate = false;  // the epilogue adds C's old content (beta + 1; a residual summed onto)
   size_t pad_a = 0, pad_b = 0, pad_c = 0;  // extra elements per row beyond the minimum
   size_t threads = 1;
   enum Variant { kPlain, kPackedA, kPackedB } variant = kPlain;
@@ -63,10 +64,10 @@ struct Case {
 std::string describe(const Case& c) {
   char buf[320];
   std::snprintf(buf, sizeof(buf),
-                "isa=%s variant=%d packed_under=%s tA=%d tB=%d m=%zu n=%zu k=%zu alpha=%g beta=%g bias=%d "
+                "isa=%s variant=%d packed_under=%s tA=%d tB=%d m=%zu n=%zu k=%zu alpha=%g beta=%g acc=%d bias=%d "
                 "relu=%d clamp=%d pads=%zu/%zu/%zu threads=%zu",
                 kiln::isa_name(kiln::active_isa()), static_cast<int>(c.variant), kiln::isa_name(c.pack_isa),
-                c.trans_a, c.trans_b, c.m, c.n, c.k, c.alpha, c.beta, static_cast<int>(c.bias_mode), c.relu, c.clamp,
+                c.trans_a, c.trans_b, c.m, c.n, c.k, c.alpha, c.beta, c.accumulate, static_cast<int>(c.bias_mode), c.relu, c.clamp,
                 c.pad_a, c.pad_b, c.pad_c, c.threads);
   return buf;
 }
@@ -96,7 +97,7 @@ std::vector<float> run_case(const Case& cs, uint64_t seed) {
     const size_t i = cs.m / 2, p = cs.k / 2;
     a.data()[cs.trans_a ? p * lda + i : i * lda + p] = kNaN;
   }
-  const bool write_only = cs.variant != Case::kPlain || cs.beta == 0.0f;
+  const bool write_only = (cs.variant != Case::kPlain || cs.beta == 0.0f) && !cs.accumulate;
   Rng c_rng(seed ^ 0xC0FFEE);
   fill_matrix(c.data(), cs.m, cs.n, ldc, c_rng, kGapSentinel);
   std::vector<float> c_old(c.data(), c.data() + c.size());
@@ -114,6 +115,7 @@ std::vector<float> run_case(const Case& cs, uint64_t seed) {
   ep.clamp = cs.clamp;
   ep.clamp_lo = -0.5f;
   ep.clamp_hi = 0.75f;
+  ep.accumulate = cs.accumulate;
 
   const float alpha = cs.variant == Case::kPlain ? cs.alpha : 1.0f;
   const float beta = cs.variant == Case::kPlain ? cs.beta : 0.0f;
@@ -218,6 +220,7 @@ void vary(Case& cs, size_t index) {
   cs.bias_mode = static_cast<BiasMode>(index % 3);
   cs.relu = (index / 3) % 2 == 1;
   cs.clamp = (index / 7) % 2 == 1;
+  cs.accumulate = index % 4 == 2;
   cs.pad_a = (index % 4 == 1) ? 3 : 0;
   cs.pad_b = (index % 4 == 2) ? 5 : 0;
   cs.pad_c = (index % 4 == 3) ? 7 : 0;

@@ -286,6 +286,73 @@ describe('Add of a Conv output and another value (a residual block)', () => {
     }
   });
 
+  // ResNet's identity blocks: the block input is read by the first Conv and by the Add, the Add
+  // fused into the last Conv is its last reader, so that Conv writes its sum over it (the GEMMs add
+  // their product to the residual as they write each tile). Against the same graph with the block
+  // input also a graph output (then kept, and added in a pass after the Conv): the same values
+  // within rounding (the residual joins the sum before the bias, and before later K blocks).
+  it('is written over the residual where nothing reads the residual after, within rounding of the pass after', async () => {
+    const shapes = [
+      // 1x1 over 400 channels (two K blocks), a plane of several column tiles.
+      { cout: 64, mid: 400, h: 14, w: 15, k: 1 },
+      // Padded 3x3 on im2col over small planes: at batch 17 several images share a GEMM.
+      { cout: 40, mid: 24, h: 6, w: 7, k: 3 },
+    ];
+    for (const s of shapes) {
+      const weights = new Map<string, Tensor<'float32'>[]>();
+      const conv = (b: GraphBuilder, x: string, cin: number, cout: number, k: number, name: string) => {
+        const per = cin * k * k;
+        if (!weights.has(name)) {
+          weights.set(name, [
+            new Tensor('float32', Float32Array.from({ length: cout * per }, () => rng.uniform(-1, 1) / Math.sqrt(per)), [cout, cin, k, k]),
+            new Tensor('float32', Float32Array.from({ length: cout }, () => rng.uniform(-0.5, 0.5)), [cout]),
+          ]);
+        }
+        const [w, bias] = weights.get(name)!;
+        const p = (k - 1) / 2;
+        return b.addNode('Conv', [x, b.addInitializer(`${name}_w`, w!), b.addInitializer(`${name}_b`, bias!)], { kernel_shape: [k, k], pads: [p, p, p, p] });
+      };
+      const build = (keepInput: boolean) => {
+        const b = new GraphBuilder('identity-block');
+        const x = b.addInput('input', ['N', s.cout, s.h, s.w]);
+        // Not through a ReLU, so that sums below zero are common.
+        const blockIn = conv(b, x, s.cout, s.cout, 1, 'stem');
+        const mid = b.addNode('Relu', [conv(b, blockIn, s.cout, s.mid, 1, 'reduce')]);
+        const y = b.addNode('Relu', [b.addNode('Add', [conv(b, mid, s.mid, s.cout, s.k, 'expand'), blockIn])]);
+        const shape = ['N', s.cout, s.h, s.w];
+        const outputs = [{ name: y, dtype: 'float32' as const, shape }];
+        if (keepInput) outputs.push({ name: blockIn, dtype: 'float32' as const, shape });
+        return { graph: b.build(outputs), y };
+      };
+      const fused = build(false);
+      const kept = build(true);
+      for (const intraOpNumThreads of [1, 2]) {
+        // 'extended': the 3x3 on im2col, not Winograd.
+        const options = { intraOpNumThreads, graphOptimizationLevel: 'extended' as const };
+        const [fs, ks] = await Promise.all([fused, kept].map((g) => InferenceSession.create(g.graph, options)));
+        expect(fs!.info().steps.filter((t) => /\+ residual relu \(in place\)/.test(t))).toHaveLength(1);
+        expect(ks!.info().steps.filter((t) => /\+ residual relu/.test(t))).toHaveLength(1);
+        expect(ks!.info().steps.join('\n')).not.toMatch(/residual relu \(in place\)/);
+        for (const n of [1, 3, 17]) {
+          const input = new Tensor('float32', Float32Array.from({ length: n * s.cout * s.h * s.w }, () => rng.uniform(-4, 4)), [n, s.cout, s.h, s.w]);
+          const a = (await fs!.run({ input }))[fused.y].data as Float32Array;
+          const p = (await ks!.run({ input }))[kept.y].data as Float32Array;
+          let worst = 0;
+          let zeros = 0;
+          p.forEach((v, i) => {
+            worst = Math.max(worst, Math.abs(a[i]! - v) / (1 + Math.abs(v)));
+            if (v === 0) zeros++;
+          });
+          expect(worst).toBeLessThan(1e-5);
+          // The ReLU ran after the sum: some outputs are cut to zero, most not.
+          expect(zeros).toBeGreaterThan(0);
+          expect(zeros).toBeLessThan(p.length);
+          expect(a.some((v, i) => v !== 0 && v === p[i])).toBe(true);
+        }
+      }
+    }
+  });
+
   it('stays an Add step where the other operand is written after the Conv, or the Conv has a pool', async () => {
     const c = CASES[1]!;
     const b = new GraphBuilder('late-operand');

@@ -180,6 +180,16 @@ class Conv2dPlan {
            size_t max_threads = 0, const float* residual = nullptr) const;
   void run_max_pooled(const DispatchTable& t, const float* input, float* output, size_t batch, const ConvMaxPool& pool,
                       float* scratch, size_t max_threads = 0, int32_t* indices = nullptr) const;
+  // True when the convolution runs as GEMMs over output planes on every table (no depthwise,
+  // direct, small-patch, stride-phase or pixel-rows path): the ones run_accumulating serves.
+  bool accumulates() const;
+  // For a plan built without its own ReLU: output = post(clamp(relu?(conv(input) + bias + output))),
+  // the ReLU when `relu` (which comes with no clamp or post function). The residual is in `output`
+  // already and the GEMM adds its product to it as it writes each tile (a residual block's Add,
+  // written over its residual: no second buffer and no pass after). Meant for when accumulates();
+  // otherwise the same result through a copy of the residual and run().
+  void run_accumulating(const DispatchTable& t, const float* input, float* output, size_t batch, float* scratch,
+                        size_t max_threads, bool relu) const;
 
  private:
   Conv2dGeometry g_;
@@ -248,6 +258,10 @@ class Conv2dPlan {
   // or, where the weights are the larger operand, by output channels (the column matrix split by
   // input channels first). Threaded inside the GEMM alone, the im2col before it and the transpose
   // after it ran on one thread, and each thread read all the weights.
+  // The GEMM paths of run (run_accumulating's with `accumulate`): `post` on each piece, the ReLU
+  // in the GEMM's epilogue when `relu`.
+  void run_gemms(const DispatchTable& table, const float* input, float* output, size_t batch, float* scratch,
+                 size_t max_threads, const float* residual, const PostOp& post, bool accumulate, bool relu) const;
   void run_rows_threaded(const DispatchTable& table, const PackedB& weights, const GemmEpilogue& epilogue,
                          const float* in, size_t images, size_t j0, size_t ncols, float* col, float* gather, float* out,
                          size_t max_threads, const PostOp* post_at_home) const;

@@ -26,8 +26,12 @@ using AlignedFloats = std::vector<float, CacheAlignedAllocator<float>>;
 
 enum class BiasMode { kNone, kPerRow, kPerColumn };
 
-// Applied to each output element after the product, in this order: bias, ReLU.
+// Applied to each output element after the product, in this order: C's old content (accumulate),
+// bias, ReLU, clamp, post.
 struct GemmEpilogue {
+  // C's old content is added to the product before the bias, as beta = 1 would (sgemm: beta + 1):
+  // a residual block's sum written over its residual, read where the product goes.
+  bool accumulate = false;
   const float* bias = nullptr;       // length M (kPerRow) or N (kPerColumn)
   BiasMode bias_mode = BiasMode::kNone;
   bool relu = false;

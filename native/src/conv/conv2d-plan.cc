@@ -696,6 +696,34 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
     run_direct(table, input, output, batch, nullptr, scratch, max_threads, nullptr, post);
     return;
   }
+  run_gemms(table, input, output, batch, scratch, max_threads, residual, post, false, relu_);
+}
+
+bool Conv2dPlan::accumulates() const {
+  return !depthwise_ && phased_ == nullptr && strided_direct_ == nullptr && direct_ == nullptr && small_ == nullptr &&
+         packed_rows_.empty() && !packed_.empty();
+}
+
+void Conv2dPlan::run_accumulating(const DispatchTable& table, const float* input, float* output, size_t batch,
+                                  float* scratch, size_t max_threads, bool relu) const {
+  if (batch == 0) return;
+  if (accumulates()) {
+    run_gemms(table, input, output, batch, scratch, max_threads, nullptr, post_, true, relu);
+    return;
+  }
+  // Outside the contract (the runtime never takes it): the residual copied out of the way and
+  // added as run() adds one, then the ReLU (which has no clamp or post function to follow).
+  const size_t n = batch * g_.out_channels * g_.out_plane();
+  const std::vector<float> residual(output, output + n);
+  run(table, input, output, batch, scratch, max_threads, residual.data());
+  if (relu) {
+    for (size_t i = 0; i < n; ++i) output[i] = output[i] < 0.0f ? 0.0f : output[i];
+  }
+}
+
+void Conv2dPlan::run_gemms(const DispatchTable& table, const float* input, float* output, size_t batch, float* scratch,
+                           size_t max_threads, const float* residual, const PostOp& post, bool accumulate,
+                           bool relu) const {
   const ConvTiling t = balance_tiles(conv_tiling(g_, batch, !packed_rows_.empty()), g_.out_plane(), resolve_threads(max_threads));
   // A scratch slot per thread, not per item: one thread reuses one column buffer, warm in its
   // cache, for item after item (with a slot per item, one thread cycled through eight of them).
@@ -722,7 +750,8 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
         // Output channels are the GEMM's rows, or its columns with the pixels in rows.
         epilogue.bias_mode = packed_rows_.empty() ? BiasMode::kPerRow : BiasMode::kPerColumn;
       }
-      epilogue.relu = relu_;
+      epilogue.relu = relu;
+      epilogue.accumulate = accumulate;
       epilogue.clamp = clamp_;
       epilogue.clamp_lo = clamp_lo_;
       epilogue.clamp_hi = clamp_hi_;
@@ -768,7 +797,14 @@ void Conv2dPlan::run(const DispatchTable& table, const float* input, float* outp
                        BHint::kConvolution);
         continue;
       }
-      // Columns of several images came out side by side: move each image's block home.
+      // Columns of several images come out side by side, then move home; a sum over the residual
+      // starts from each image's block of it.
+      if (accumulate) {
+        for (size_t i = 0; i < images; ++i) {
+          const float* home = out + i * g_.out_channels * plane;
+          for (size_t r = 0; r < m; ++r) std::memcpy(gather + r * cols + i * plane, home + r * plane, plane * sizeof(float));
+        }
+      }
       sgemm_packed_a(table.f32_gemm, packed_[grp], cols, false, columns, cols, gather, cols, epilogue, gemm_threads,
                      BHint::kConvolution);
       for (size_t i = 0; i < images; ++i) {

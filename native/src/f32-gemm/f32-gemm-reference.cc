@@ -89,7 +89,8 @@ void sgemm_naive(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float
         sum += av * bv;
       }
       double v = static_cast<double>(alpha) * sum;
-      if (beta != 0.0f) v += static_cast<double>(beta) * c[i * ldc + j];
+      const double c_scale = static_cast<double>(beta) + (epilogue.accumulate ? 1.0 : 0.0);
+      if (c_scale != 0.0) v += c_scale * c[i * ldc + j];
       if (epilogue.bias_mode == BiasMode::kPerRow) v += epilogue.bias[i];
       if (epilogue.bias_mode == BiasMode::kPerColumn) v += epilogue.bias[j];
       if (epilogue.relu && v < 0.0) v = 0.0;

@@ -64,6 +64,10 @@ float* reserve(AlignedFloats& buffer, size_t floats) {
 
 enum class BSource { kPackPerCall, kInPlace, kPrepacked };
 
+// The factor of C's old content in C = alpha * AB + beta * C: the caller's beta, plus one where the
+// epilogue accumulates.
+float c_scale(float beta, const GemmEpilogue& ep) { return ep.accumulate ? beta + 1.0f : beta; }
+
 struct Problem {
   size_t m = 0, n = 0, k = 0;
   // A: raw (trans_a, a, lda) or prepacked.
@@ -310,7 +314,7 @@ void sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha
   pr.ldb = ldb;
   pr.b_source = read_b_in_place(trans_b, m, k, BHint::kUnknown) ? BSource::kInPlace : BSource::kPackPerCall;
   pr.alpha = alpha;
-  pr.beta = beta;
+  pr.beta = c_scale(beta, epilogue);
   pr.c = c;
   pr.ldc = ldc;
   pr.epilogue = epilogue;
@@ -336,6 +340,7 @@ void sgemm_packed_a(const F32GemmKernels& kern, const PackedA& a, size_t n, bool
   pr.c = c;
   pr.ldc = ldc;
   pr.epilogue = epilogue;
+  pr.beta = c_scale(0.0f, epilogue);
   run(pr, kern, max_threads);
 }
 
@@ -360,6 +365,7 @@ Problem packed_b_problem(size_t m, bool trans_a, const float* a, size_t lda, con
   pr.c = c;
   pr.ldc = ldc;
   pr.epilogue = epilogue;
+  pr.beta = c_scale(0.0f, epilogue);
   return pr;
 }
 

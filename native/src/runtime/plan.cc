@@ -286,15 +286,19 @@ void PlanImpl::plan_storage() {
   };
   lifetimes();
 
-  // 2. Elementwise steps write over their input when nothing reads it afterwards.
+  // 2. Elementwise steps (and residual convolutions) write over an input when nothing reads it
+  // afterwards.
   for (size_t i = 0; i < steps.size(); ++i) {
     Step& s = steps[i];
-    if (!s.impl || s.in_values.empty() || !s.impl->in_place()) continue;
-    const int a = sets.find(s.in_values[0]), b = sets.find(s.out_values[0]);
+    const int shared = s.impl ? s.impl->in_place_input() : -1;
+    if (shared < 0 || static_cast<size_t>(shared) >= s.in_values.size() || s.out_values.empty()) continue;
+    const int a = sets.find(s.in_values[shared]), b = sets.find(s.out_values[0]);
     if (a == b || external(a) || ext_in[b] >= 0 || last[a] != static_cast<int>(i)) continue;
-    if (value_floats[s.in_values[0]] != value_floats[s.out_values[0]]) continue;
+    if (value_floats[s.in_values[shared]] != value_floats[s.out_values[0]]) continue;
     bool read_twice = false;
-    for (size_t j = 1; j < s.in_values.size(); ++j) read_twice |= sets.find(s.in_values[j]) == a;
+    for (size_t j = 0; j < s.in_values.size(); ++j) {
+      read_twice |= j != static_cast<size_t>(shared) && sets.find(s.in_values[j]) == a;
+    }
     if (read_twice) continue;
     merge(b, a);
     first[b] = std::min(first[a], first[b]);

@@ -29,6 +29,10 @@ class PlanStep {
   virtual std::string detail() const { return ""; }
   // Output 0 may share storage with input 0 (it reads each element before writing it).
   virtual bool in_place() const { return false; }
+  // The input output 0 may share storage with (-1: none): input 0 where in_place(); a residual
+  // convolution's second input, which it sums onto (ops/conv.cc). The step must tell from its
+  // buffers at run time whether the plan took the offer.
+  virtual int in_place_input() const { return in_place() ? 0 : -1; }
   // One pass over its inputs costing about what copying them would (QuantizeLinear): a plan whose
   // inputs only such steps read may read its caller's arrays in place (Plan::inputs_read_first).
   virtual bool input_pass() const { return false; }

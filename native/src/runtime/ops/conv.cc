@@ -24,9 +24,12 @@
 // 90% zeros"; the geometry alone tells the direct kernel from im2col + SpMM).
 // With attr `residual` = 1 (a residual block's Add, fused by compile.ts) the step has a second
 // input of the output's shape, added after the bias and before the activation, which then runs
-// after the sum: one pass after the convolution adds it with the activation (activate), or, where
-// a fused post function (SiLU, HardSwish) must follow the sum, Conv2dPlan adds it to each piece of
-// output while that piece is in cache.
+// after the sum. Where the convolution runs as GEMMs only (pointwise and im2col convolutions on
+// larger planes) the plan may give the output the residual's storage when nothing reads the
+// residual after (ResNet's blocks): the GEMMs then add their product to it as they write each tile,
+// with the activation in their epilogue. Otherwise one pass after the convolution adds it with the
+// activation (activate), or, where a fused post function (SiLU, HardSwish) must follow the sum,
+// Conv2dPlan adds it to each piece of output while that piece is in cache.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -146,7 +149,13 @@ class ConvStep : public PlanStep {
       winograd_ = std::make_unique<const WinogradConv>(g, weight, bias, tile);
     }
     if (sparse_mode != SparseMode::kNever) choose_sparse(g, weight, bias, sparse_mode);
+    accumulates_ = residual_ && !fused_pool_ && !winograd_ && !sparse_ && !sparse_nm_ && !sparse_direct_ &&
+                   conv_.accumulates();
   }
+
+  // The output may take the residual's storage where the convolution runs as GEMMs only: they add
+  // their product to it as they write each tile (Conv2dPlan::run_accumulating).
+  int in_place_input() const override { return accumulates_ ? 1 : -1; }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads) const override {
     run_with(io, batch, scratch, max_threads, sparse_on());
@@ -252,6 +261,11 @@ class ConvStep : public PlanStep {
     }
     if (!fused_pool_) {
       const float* residual = residual_ ? io.in[1] : nullptr;
+      // The plan gave the output the residual's storage (in_place_input): the GEMMs sum onto it.
+      if (residual != nullptr && residual == io.out[0]) {
+        conv_.run_accumulating(t, io.in[0], io.out[0], batch, scratch, max_threads, act_.is_relu());
+        return;
+      }
       // The residual goes into the convolution's pieces only where a fused post function (an
       // activation other than ReLU) must follow the sum; otherwise one pass after the
       // convolution adds it, with the ReLU (activate), the work the Add step did. On this VM the
@@ -440,6 +454,7 @@ class ConvStep : public PlanStep {
   Conv2dPlan conv_;
   Activation act_;
   bool residual_;  // a second input added before act_ (attr residual)
+  bool accumulates_ = false;  // residual_, and the output may be written over it (in_place_input)
   // act_ is ReLU and the kernels apply it (never after a residual).
   bool kernel_relu() const { return act_.is_relu() && !residual_; }
   bool clamp_fused_ = false;
