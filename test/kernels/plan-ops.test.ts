@@ -248,22 +248,28 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
     const l2 = cpuInfo().l2CacheBytes;
     let cin = 160;
     while (16 * 4 * cin * cin <= l2) cin += 16;
-    // Winograd takes at most 65,536 channel pairs (256 x 256, 4 MiB): an L2 that holds them leaves
-    // nothing past it to test.
+    // Winograd takes up to 65,536 channel pairs (256 x 256, 4 MiB) at batch 1: an L2 that holds
+    // them leaves nothing past it to test.
     if (cin * (cin + 10) > 65536) ctx.skip();
-    const cases = [
+    const cinPastL2 = cin;
+    const cases: { n: number; h: number; w: number; ci?: number; o: number; tile: number; pads: number[]; act: string; bias?: boolean; pool?: boolean; from?: number }[] = [
       { n: 5, h: 9, w: 7, o: cin, tile: 2, pads: [1, 1, 1, 1], act: 'Relu' },
       { n: 3, h: 12, w: 12, o: cin, tile: 0, pads: [1, 1, 1, 1], act: 'None', bias: true },
       { n: 1, h: 12, w: 12, o: cin, tile: 0, pads: [1, 1, 1, 1], act: 'Relu', bias: true },
       { n: 4, h: 12, w: 10, o: cin + 10, tile: 2, pads: [1, 1, 1, 1], act: 'Relu', bias: true, pool: true },
       // F(4x4)'s weights (36 floats per pair, 2.25x F(2x2)'s) stream too: whole-image bands, never groups.
       { n: 3, h: 10, w: 9, o: cin, tile: 4, pads: [0, 1, 1, 0], act: 'None', bias: true },
-      // By cost, a 7x7 output (16 tiles) keeps im2col + GEMM: too little work per read of the weights.
-      { n: 2, h: 7, w: 7, o: cin, tile: 0, pads: [1, 1, 1, 1], act: 'Relu', expect: false },
+      // By cost, a 7x7 output (16 tiles) runs im2col + GEMM at batch 1 (too little work per read of
+      // the weights) and Winograd from batch 2 (32 tiles); so do channels past 256 x 256 (here
+      // 272 x 272, 4.5 MiB, 9 tiles an image: from batch 4).
+      { n: 1, h: 7, w: 7, o: cin, tile: 0, pads: [1, 1, 1, 1], act: 'Relu', from: 2 },
+      { n: 2, h: 7, w: 7, o: cin, tile: 0, pads: [1, 1, 1, 1], act: 'Relu', from: 2 },
+      { n: 4, h: 5, w: 5, ci: 272, o: 272, tile: 0, pads: [1, 1, 1, 1], act: 'None', bias: true, from: 4 },
     ];
     const threadsBefore = native.cpuInfo().threads;
     try {
       for (const c of cases) {
+        const cin = c.ci ?? cinPastL2;
         const x = random(rng, c.n * cin * c.h * c.w);
         if (c.tile !== 4) x[3] = Number.NaN;
         const wShape = [c.o, cin, 3, 3];
@@ -291,7 +297,9 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
             labels,
           );
           const label = `Conv winograd ${JSON.stringify(c)}, ${threads} threads`;
-          expect(labels[0]!.includes('winograd F('), `${label}: ${labels[0]}`).toBe(c.expect ?? true);
+          expect(labels[0]!.includes('winograd F('), `${label}: ${labels[0]}`).toBe(true);
+          expect(labels[0]!.includes(' from batch '), `${label}: ${labels[0]}`).toBe(c.from !== undefined);
+          if (c.from !== undefined) expect(labels[0]!, label).toContain(`on avx512 from batch ${c.from})`);
           expectClose(y, want.data, (i) => 64 * U * (c.pool ? magMax : conv.mag[i]) + 1e-6, label);
         }
       }

@@ -12,8 +12,14 @@ namespace {
 // F(2x2) kept winning up to 256 x 256 channels (ResNet's 3x3 layers at batch 1, one thread, Zen 5,
 // before the GEMM packed B row by row: 128x128 on 28x28 0.84 ms against 1.54 ms for im2col + GEMM,
 // 256x256 on 14x14 0.78 against 1.51), its 4 MiB of transformed weights read from L2/L3 once per
-// band; at 512 x 512 (16 MiB, ResNet's 7x7 layers) it fell behind (2.99 against 1.93 ms).
-constexpr size_t kMaxChannelPairs = 65536;
+// band; at 512 x 512 (16 MiB, ResNet's 7x7 layers) it fell behind (2.99 against 1.93 ms) at batch 1,
+// and so did it on the Xeon VM (2.89 against 2.09 ms), but from batch 2 on it won there: ResNet-18's
+// 512 x 512 on 7x7, one thread, AVX-512, im2col + GEMM against F(2x2): 4.18 / 3.65 ms at batch 2,
+// 7.90 / 5.23 at 4, 15.2 / 10.9 at 8, 29.9 / 19.0 at 16. So past 256 x 256 channels it waits for
+// a batch of at least kMinRunTiles tiles (winograd_min_batch).
+constexpr size_t kMaxBatch1ChannelPairs = 65536;
+constexpr size_t kMaxChannelPairs = 512 * 512;
+constexpr size_t kMinRunTiles = 32;
 // Floats of transformed inputs and products (V and M) per band: together about 192 KiB, so that
 // a band's GEMMs run from L2 (SeedCNN conv2: the whole tile grid is one band).
 constexpr size_t kBandFloats = size_t{48} << 10;
@@ -56,9 +62,14 @@ size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-bool winograd_pays(const Conv2dGeometry& g) {
-  if (16 * sizeof(float) * g.in_channels * g.out_channels <= l2_cache_bytes()) return true;
-  return div_up(g.out_height, 2) * div_up(g.out_width, 2) >= kMinImageTiles;
+size_t winograd_min_batch(const Conv2dGeometry& g) {
+  const size_t pairs = g.in_channels * g.out_channels;
+  const size_t tiles = div_up(g.out_height, 2) * div_up(g.out_width, 2);
+  if (pairs <= kMaxBatch1ChannelPairs &&
+      (16 * sizeof(float) * pairs <= l2_cache_bytes() || tiles >= kMinImageTiles)) {
+    return 1;
+  }
+  return std::max<size_t>(2, div_up(kMinRunTiles, tiles));
 }
 
 size_t winograd_tile_for(const Conv2dGeometry& g, const ConvMaxPool* pool) {

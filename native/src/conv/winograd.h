@@ -49,20 +49,23 @@ struct WinogradArgs {
 };
 
 // The geometry takes the Winograd path: 3x3, stride 1, dilation 1, groups 1, at least 8 input and
-// 16 output channels (below that the direct kernels do as well), and Cin * Cout <= 65536 (the
-// transformed weights of F(2x2), 64 bytes per channel pair, up to 4 MiB: measured faster than
-// im2col + GEMM up to 256 x 256 channels, slower at 512 x 512; winograd.cc).
+// 16 output channels (below that the direct kernels do as well), and Cin * Cout <= 512 x 512 (the
+// transformed weights of F(2x2), 64 bytes per channel pair, up to 16 MiB; past 256 x 256 channels
+// only from batch 2 on: winograd_min_batch).
 bool winograd_fits(const Conv2dGeometry& g);
 
 // A 2x2 window with stride 2, undilated, each window inside one output tile.
 bool winograd_pool_fits(const Conv2dGeometry& g, const ConvMaxPool& pool);
 
-// Whether a plan choosing by cost takes Winograd for a geometry winograd_fits accepts: when F(2x2)'s
-// transformed weights fit in the L2 (l2_cache_bytes()), or else when one image brings at least 36
-// tiles (a 12 x 12 output). Weights past the L2 (ResNet-50's 256 x 256 layers on 14x14, 4 MiB)
-// come from L3 or memory once per band, so their bands are whole images, grouped up to 96 tiles
-// (WinogradArgs::group): with bands of one tile row they lost to the GEMM in the whole model.
-bool winograd_pays(const Conv2dGeometry& g);
+// The smallest batch from which a plan choosing by cost runs a geometry winograd_fits accepts as
+// Winograd (im2col + GEMM below it). 1 up to 256 x 256 channels when F(2x2)'s transformed weights
+// fit in the L2 (l2_cache_bytes()) or one image brings at least 36 tiles (a 12 x 12 output).
+// Weights past the L2 (ResNet-50's 256 x 256 layers on 14x14, 4 MiB) come from L3 or memory once
+// per band, so their bands are whole images, grouped up to 96 tiles (WinogradArgs::group): with
+// bands of one tile row they lost to the GEMM in the whole model. Otherwise (larger weights, fewer
+// tiles: ResNet's 512 x 512 on 7x7, GoogLeNet's 160 -> 320 on 7x7) the batch that brings 32 tiles,
+// and at least 2.
+size_t winograd_min_batch(const Conv2dGeometry& g);
 
 // The tile side for a geometry winograd_fits accepts (and its fused pool, or null): 4 where
 // F(4x4) needs at most 3/4 of F(2x2)'s multiply-adds over the tiles the output needs (partial

@@ -142,7 +142,9 @@ class ConvStep : public PlanStep {
     // 2-D max pools after ReLU (or nothing) can run inside the direct convolution.
     direct_pool_ = fused_pool_ && (act_.kind == Activation::kNone || act_.is_relu()) &&
                    pool_.as_conv_max_pool(&direct_window_);
-    if (winograd_tile != kNoWinograd && winograd_fits(g) && (winograd_tile != kWinogradByCost || winograd_pays(g))) {
+    if (winograd_tile != kNoWinograd && winograd_fits(g)) {
+      // By cost, some layers wait for a batch large enough (their weights transformed either way).
+      winograd_min_batch_ = winograd_tile == kWinogradByCost ? winograd_min_batch(g) : 1;
       winograd_pool_ = direct_pool_ && winograd_pool_fits(g, direct_window_);
       const size_t tile = winograd_tile != kWinogradByCost ? winograd_tile
                                                            : winograd_tile_for(g, winograd_pool_ ? &direct_window_ : nullptr);
@@ -250,7 +252,7 @@ class ConvStep : public PlanStep {
       sparse_direct_->run(t.f32_sparse_conv, io.in[0], io.out[0], batch, &direct_window_, scratch, max_threads);
       return;
     }
-    const bool winograd = !sparse && winograd_ && WinogradConv::available(t);
+    const bool winograd = !sparse && runs_winograd(t, batch);
     if (winograd && winograd_pool_ &&
         winograd_->run(t, io.in[0], io.out[0], batch, &direct_window_, act_.is_relu(), scratch, max_threads)) {
       return;
@@ -322,7 +324,11 @@ class ConvStep : public PlanStep {
     if (residual_) s << " + residual";
     if (act_.kind != Activation::kNone) s << " " << act_.name();
     if (fused_pool_) s << " + pool " << pool_.detail();
-    if (winograd_) s << " (winograd F(" << winograd_->tile() << "x" << winograd_->tile() << ", 3x3) on avx512)";
+    if (winograd_) {
+      s << " (winograd F(" << winograd_->tile() << "x" << winograd_->tile() << ", 3x3) on avx512";
+      if (winograd_min_batch_ > 1) s << " from batch " << winograd_min_batch_;
+      s << ")";
+    }
     // What the active ISA runs, as below.
     if (conv_.phase_split(dispatch())) s << " (as stride-1 over its stride phases)";
     if (g.groups > 1 && g.in_channels_per_group() == 1) {
@@ -370,7 +376,7 @@ class ConvStep : public PlanStep {
       sparse_convolve(t, x, y, batch, scratch, max_threads);
       return false;
     }
-    if (winograd_ && winograd_->run(t, x, y, batch, nullptr, kernel_relu(), scratch, max_threads)) return false;
+    if (runs_winograd(t, batch) && winograd_->run(t, x, y, batch, nullptr, kernel_relu(), scratch, max_threads)) return false;
     conv_.run(t, x, y, batch, scratch, max_threads, residual);
     // A residual step given none here: activate() adds it and runs the activation.
     if (residual_ && residual == nullptr) return false;
@@ -464,6 +470,11 @@ class ConvStep : public PlanStep {
   bool direct_pool_ = false;
   ConvMaxPool direct_window_;
   std::unique_ptr<const WinogradConv> winograd_;  // null unless asked for and winograd_fits
+  size_t winograd_min_batch_ = 1;                  // smaller batches run the GEMM (winograd_min_batch)
+  // Winograd on `t` at this batch.
+  bool runs_winograd(const DispatchTable& t, size_t batch) const {
+    return winograd_ && batch >= winograd_min_batch_ && WinogradConv::available(t);
+  }
   bool winograd_pool_ = false;                     // the fused pool runs inside the Winograd kernel
   bool considered_ = false;                        // zeros >= kSparseFloor and sparse was allowed
   double zero_fraction_ = 0;
@@ -492,7 +503,7 @@ std::unique_ptr<PlanStep> make_conv(const StepContext& ctx) {
   const PlanTensor* b = ctx.weight_opt("B", {g.out_channels});
   complete_conv_geometry(ctx, x, g);
   const std::string pool_op = ctx.choice_or("pool", {"None", "MaxPool", "AveragePool"}, "None");
-  // winograd 1: F(2x2, 3x3) or F(4x4, 3x3) where it pays, by cost (winograd_pays, winograd_tile_for), unless winograd_tile
+  // winograd 1: F(2x2, 3x3) or F(4x4, 3x3) where it pays, by cost (winograd_min_batch, winograd_tile_for), unless winograd_tile
   // names one (the tests run both).
   const bool winograd = ctx.integer_or("winograd", 0, 1, 0) == 1;
   const int64_t tile = ctx.integer_or("winograd_tile", 0, 4, 0);
