@@ -683,6 +683,48 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
     }
   });
 
+  it('Concat and ConcatU8 split over threads within an image: slabs cut mid-way, the same bits as one thread', () => {
+    // Channel Concats of one and of three images, ~90K elements an image: several chunks of output
+    // elements, whose edges fall inside slabs and across images.
+    const shapes = [[24, 33, 35], [7, 33, 35], [40, 33, 35]];
+    const outShape = [71, 33, 35];
+    const threadsBefore = native.cpuInfo().threads;
+    try {
+      for (const batch of [1, 3]) {
+        const xs = shapes.map((sh) => random(rng, batch * ref.size(sh)));
+        const want = ref.concat(xs.map((x, i) => full([batch, ...shapes[i]!], x)), 1);
+        // uint8 (NHWC: an image's rows are its pixels, each the inputs' channels in turn): inputs
+        // quantized with the output's parameters (a copy) and with others (the requantization
+        // table), back to float after.
+        const u8 = native.createPlan({
+          values: [...shapes, ...shapes, outShape, outShape],
+          valueTypes: ['float32', 'float32', 'float32', 'uint8', 'uint8', 'uint8', 'uint8', 'float32'],
+          inputs: [0, 1, 2],
+          outputs: [7],
+          steps: [
+            ...[0, 1, 2].map((i) => ({ op: 'QuantizeLinear', name: `q${i}`, inputs: [i], outputs: [3 + i], attrs: { scale: [0.02, 0.03, 0.02][i]!, zero_point: [128, 100, 128][i]!, channels: shapes[i]![0]! } })),
+            { op: 'ConcatU8', name: 'cat', inputs: [3, 4, 5], outputs: [6], attrs: { axis: 1, nhwc: 1, x_scales: [0.02, 0.03, 0.02], x_zero_points: [128, 100, 128], y_scale: 0.02, y_zero_point: 128 } },
+            { op: 'DequantizeLinear', name: 'dq', inputs: [6], outputs: [7], attrs: { scale: 0.02, zero_point: 128, channels: outShape[0]! } },
+          ],
+        });
+        const runs: Float32Array[] = [];
+        for (const threads of [1, 2]) {
+          native.setNumThreads(threads);
+          const y = runStep({ op: 'Concat', inShapes: shapes, inputs: xs, outShape, batch, attrs: { axis: 1 } });
+          expectClose(y, want.data, () => 0, `Concat of ${batch} images on ${threads} threads`);
+          const q = new Float32Array(batch * ref.size(outShape)).fill(Number.NaN);
+          native.runPlan(u8, { inputs: xs, outputs: [q], batch }, false);
+          runs.push(q);
+        }
+        expect(Buffer.from(runs[1]!.buffer).equals(Buffer.from(runs[0]!.buffer)), `ConcatU8 of ${batch} images`).toBe(true);
+        // Each part where it belongs: within a quantization step of its input.
+        expectClose(runs[1]!, want.data, () => 0.03, `ConcatU8 of ${batch} images`);
+      }
+    } finally {
+      native.setNumThreads(threadsBefore);
+    }
+  });
+
   it('Transpose of the per-image axes', () => {
     const batch = 2;
     // Then matrix transposes (NCHW <-> NHWC) on each of their kernels: 16 x 16 blocks with whole
