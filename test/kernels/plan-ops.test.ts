@@ -200,8 +200,11 @@ describe.each(ISAS)('plan ops on %s', (isa) => {
       { n: 1, c: 9, h: 66, w: 70, o: 31, pads: [1, 0, 0, 1], bias: false, act: 'Relu', pool: true },
       // 96 x 96 channel pairs: past the old 8192 bound, inside the 65536 one.
       { n: 1, c: 96, h: 6, w: 6, o: 96, pads: [1, 1, 1, 1], bias: true, act: 'Relu' },
-      // Not Winograd: too many channel pairs (257 x 256), stride 2, dilation 2 (the label says so; results as ever).
-      { n: 1, c: 257, h: 4, w: 4, o: 256, pads: [1, 1, 1, 1], bias: true, act: 'Relu', expect: false },
+      // Past 256 x 256 channel pairs (257 x 256): Winograd when a tile is asked for (by cost only
+      // from a batch of enough tiles: the test below).
+      { n: 1, c: 257, h: 4, w: 4, o: 256, pads: [1, 1, 1, 1], bias: true, act: 'Relu' },
+      // Not Winograd: too many channel pairs (513 x 512), stride 2, dilation 2 (the label says so; results as ever).
+      { n: 1, c: 513, h: 3, w: 3, o: 512, pads: [1, 1, 1, 1], bias: true, act: 'Relu', expect: false },
       { n: 1, c: 8, h: 9, w: 9, o: 16, pads: [0, 0, 0, 0], bias: true, act: 'None', strides: [2, 2], expect: false },
       { n: 1, c: 8, h: 9, w: 9, o: 16, pads: [0, 0, 0, 0], bias: true, act: 'None', dilations: [2, 2], expect: false },
     ];
