@@ -218,23 +218,21 @@ void test_add_all_pairs(Rng& rng) {
     const kiln::DispatchTable& t = *kiln::dispatch_for(isa);
     size_t bad = 0;
     for (size_t k = 0; k < sets.size(); ++k) {
-      kiln::U8AddParams p;
-      p.a_scale = sets[k].as;
-      p.b_scale = sets[k].bs;
-      p.y_scale = sets[k].ys;
-      p.a_zero_point = sets[k].az;
-      p.b_zero_point = sets[k].bz;
-      p.y_zero_point = float(k * 37 % 256);
-      p.y_min = k % 2 ? p.y_zero_point : 0.0f;
+      const kiln::U8AddParams p =
+          kiln::u8_add_params(sets[k].as, sets[k].az, sets[k].bs, sets[k].bz, sets[k].ys, int32_t(k * 37 % 256), k % 2 == 1);
+      // The ratios rounded once from the scales (in double, then float: the correctly rounded
+      // quotient), capped at 1e36 (y_scale 1e-40 below).
+      const float ar = std::fmin(float(double(sets[k].as) / sets[k].ys), 1e36f);
+      const float br = std::fmin(float(double(sets[k].bs) / sets[k].ys), 1e36f);
+      const float y_min = k % 2 ? float(k * 37 % 256) : 0.0f;
       std::memset(y.data(), 0xcd, n);
       t.s8_conv.add_u8_row(a.data(), b.data(), y.data(), n, p);
       for (size_t i = 0; i < n; ++i) {
-        const float ta = float(double(p.a_scale) * (int(a[i]) - p.a_zero_point));
-        const float tb = float(double(p.b_scale) * (int(b[i]) - p.b_zero_point));
+        const float ta = float(double(ar) * (int(a[i]) - sets[k].az));
+        const float tb = float(double(br) * (int(b[i]) - sets[k].bz));
         volatile float real = ta + tb;
-        volatile float quotient = real / p.y_scale;
-        const float q = std::nearbyint(quotient) + p.y_zero_point;
-        bad += y[i] != uint8_t(q < p.y_min ? p.y_min : q > 255.0f ? 255.0f : q);
+        const float q = std::nearbyint(real) + float(k * 37 % 256);
+        bad += y[i] != uint8_t(q < y_min ? y_min : q > 255.0f ? 255.0f : q);
       }
     }
     check(bad == 0, std::string("add_u8_row on all code pairs, ") + kiln::isa_name(isa) + ": " + std::to_string(bad) + " wrong");
@@ -282,25 +280,23 @@ void test_add(Rng& rng) {
     bool ok = true;
     for (int trial = 0; trial < 40; ++trial) {
       const size_t n = 1 + rng.below(200);
-      kiln::U8AddParams p;
-      p.a_scale = rng.uniform(0.001f, 0.2f);
-      p.b_scale = rng.uniform(0.001f, 0.2f);
-      p.y_scale = trial % 5 == 0 ? rng.uniform(1e-5f, 1e-4f) : rng.uniform(0.005f, 0.3f);  // some saturate
-      p.a_zero_point = int32_t(rng.below(256));
-      p.b_zero_point = int32_t(rng.below(256));
-      p.y_zero_point = float(rng.below(256));
-      p.y_min = trial % 2 ? p.y_zero_point : 0.0f;
+      const float as = rng.uniform(0.001f, 0.2f), bs = rng.uniform(0.001f, 0.2f);
+      const float ys = trial % 5 == 0 ? rng.uniform(1e-5f, 1e-4f) : rng.uniform(0.005f, 0.3f);  // some saturate
+      const int32_t az = int32_t(rng.below(256)), bz = int32_t(rng.below(256)), yz = int32_t(rng.below(256));
+      const kiln::U8AddParams p = kiln::u8_add_params(as, az, bs, bz, ys, yz, trial % 2 == 1);
+      const float ar = std::fmin(float(double(as) / ys), 1e36f), br = std::fmin(float(double(bs) / ys), 1e36f);
+      const float y_min = trial % 2 ? float(yz) : 0.0f;
       Guarded<uint8_t> a(n), b(n), y(n);
       for (size_t i = 0; i < n; ++i) a[i] = uint8_t(rng.next()), b[i] = uint8_t(rng.next());
       // The oracle: each product exact in double, rounded once to float, summed in float (as
       // the int8 reference does it), independent of the kernels' code.
       std::vector<uint8_t> want(n);
       for (size_t i = 0; i < n; ++i) {
-        const float ta = float(double(p.a_scale) * (int(a[i]) - p.a_zero_point));
-        const float tb = float(double(p.b_scale) * (int(b[i]) - p.b_zero_point));
+        const float ta = float(double(ar) * (int(a[i]) - az));
+        const float tb = float(double(br) * (int(b[i]) - bz));
         volatile float real = ta + tb;
-        const float q = std::nearbyint(real / p.y_scale) + p.y_zero_point;
-        want[i] = uint8_t(q < p.y_min ? p.y_min : q > 255.0f ? 255.0f : q);
+        const float q = std::nearbyint(real) + float(yz);
+        want[i] = uint8_t(q < y_min ? y_min : q > 255.0f ? 255.0f : q);
       }
       std::memset(y.data(), 0xcd, n);
       t.s8_conv.add_u8_row(a.data(), b.data(), y.data(), n, p);

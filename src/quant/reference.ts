@@ -190,10 +190,14 @@ function qlinearAdd(values: Values, node: GraphNode): Tensor {
   const relu = node.attrs.kiln_activation === 'Relu';
   const { qmin, qmax } = storageRange(kind);
   const lo = relu ? Math.max(qmin, yz) : qmin;
+  // The sum in y's steps: each scale over y_scale once (float32), as the convolutions requantize;
+  // capped at 1e36 so that no product is infinite and no sum NaN.
+  const cap = Math.fround(1e36);
+  const ar = Math.min(Math.fround(as / ys), cap);
+  const br = Math.min(Math.fround(bs / ys), cap);
   const out = new Array<number>(a.size);
   for (let i = 0; i < a.size; i++) {
-    const real = Math.fround(Math.fround(as * (a.data[i] - az)) + Math.fround(bs * (b.data[i] - bz)));
-    const q = roundHalfEven(Math.fround(real / ys)) + yz;
+    const q = roundHalfEven(Math.fround(Math.fround(ar * (a.data[i] - az)) + Math.fround(br * (b.data[i] - bz)))) + yz;
     out[i] = q < lo ? lo : q > qmax ? qmax : q;
   }
   return quantizedTensor(kind, out, a.dims);

@@ -201,7 +201,7 @@ void lookup_u8_row_avx2(const uint8_t* table, const uint8_t* x, uint8_t* y, size
 }
 
 void add_u8_row_avx2(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p) {
-  const __m256 as = _mm256_set1_ps(p.a_scale), bs = _mm256_set1_ps(p.b_scale), ys = _mm256_set1_ps(p.y_scale);
+  const __m256 as = _mm256_set1_ps(p.a_ratio), bs = _mm256_set1_ps(p.b_ratio);
   const __m256i az = _mm256_set1_epi32(p.a_zero_point), bz = _mm256_set1_epi32(p.b_zero_point);
   const __m256 yz = _mm256_set1_ps(p.y_zero_point), lo = _mm256_set1_ps(p.y_min), hi = _mm256_set1_ps(255.0f);
   size_t i = 0;
@@ -213,7 +213,7 @@ void add_u8_row_avx2(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, c
     __m256 rb = _mm256_mul_ps(bs, _mm256_cvtepi32_ps(_mm256_sub_epi32(qb, bz)));
     // The products rounded before the sum: GCC would otherwise contract mul + add into an FMA.
     __asm__("" : "+x"(ra), "+x"(rb));
-    const __m256 r = _mm256_round_ps(_mm256_div_ps(_mm256_add_ps(ra, rb), ys), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 r = _mm256_round_ps(_mm256_add_ps(ra, rb), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, yz), lo), hi);
     const __m256i qi = _mm256_cvtps_epi32(q);
     const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(qi), _mm256_extracti128_si256(qi, 1));

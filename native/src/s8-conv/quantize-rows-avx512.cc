@@ -110,10 +110,10 @@ void lookup_u8_row_avx512(const uint8_t* table, const uint8_t* x, uint8_t* y, si
 }
 
 void add_u8_row_avx512(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const U8AddParams& p) {
-  const __m512 as = _mm512_set1_ps(p.a_scale), bs = _mm512_set1_ps(p.b_scale), ys = _mm512_set1_ps(p.y_scale);
+  const __m512 as = _mm512_set1_ps(p.a_ratio), bs = _mm512_set1_ps(p.b_ratio);
   const __m512i az = _mm512_set1_epi32(p.a_zero_point), bz = _mm512_set1_epi32(p.b_zero_point);
   const __m512 yz = _mm512_set1_ps(p.y_zero_point), lo = _mm512_set1_ps(p.y_min), hi = _mm512_set1_ps(255.0f);
-  // (a_scale * (a - a_zp) + b_scale * (b - b_zp)) / y_scale for 16 elements from `at`, unrounded.
+  // a_ratio * (a - a_zp) + b_ratio * (b - b_zp) for 16 elements from `at`, unrounded.
   const auto quotient16 = [&](size_t at) {
     const __m512i qa = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + at)));
     const __m512i qb = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + at)));
@@ -122,7 +122,7 @@ void add_u8_row_avx512(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n,
     __m512 rb = _mm512_mul_ps(bs, _mm512_cvtepi32_ps(_mm512_sub_epi32(qb, bz)));
     // The products rounded before the sum: GCC would otherwise contract mul + add into an FMA.
     __asm__("" : "+v"(ra), "+v"(rb));
-    return _mm512_div_ps(_mm512_add_ps(ra, rb), ys);
+    return _mm512_add_ps(ra, rb);
   };
   size_t i = 0;
   // 64 at a time, the lower bound taken after rounding: cvtps2dq of the quotient clamped only from

@@ -1,5 +1,5 @@
-// QLinearAdd of two uint8 values of one layout: y = sat(round_half_even((a_scale * (a - a_zp) +
-// b_scale * (b - b_zp)) / y_scale) + y_zp), each operation rounded to float32 in the order
+// QLinearAdd of two uint8 values of one layout: y = sat(round_half_even(a_scale / y_scale * (a - a_zp)
+// + b_scale / y_scale * (b - b_zp)) + y_zp), each operation rounded to float32 in the order
 // docs/int8-ir.md gives (so every implementation gets the same bits); a fused ReLU clamps at y_zp.
 // The rows run on the dispatch table's add_u8_row (s8-conv/quantize-rows.h), vectorized per ISA.
 #include <sstream>
@@ -19,15 +19,7 @@ namespace {
 class QLinearAddStep : public PlanStep {
  public:
   QLinearAddStep(size_t elements, float as, uint8_t az, float bs, uint8_t bz, float ys, uint8_t yz, bool relu)
-      : elements_(elements), relu_(relu) {
-    p_.a_scale = as;
-    p_.b_scale = bs;
-    p_.y_scale = ys;
-    p_.a_zero_point = az;
-    p_.b_zero_point = bz;
-    p_.y_zero_point = yz;
-    p_.y_min = relu ? yz : 0;
-  }
+      : elements_(elements), p_(u8_add_params(as, az, bs, bz, ys, yz, relu)), relu_(relu) {}
 
   void run(const StepBuffers& io, size_t batch, float*, size_t threads) const override {
     const auto* a = reinterpret_cast<const uint8_t*>(io.in[0]);
