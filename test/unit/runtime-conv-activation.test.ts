@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 import { GraphBuilder } from '../../src/graph/ir.js';
 import { InferenceSession } from '../../src/runtime/session.js';
+import { cpuInfo, setIsa } from '../../src/system.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -294,9 +295,13 @@ describe('Add of a Conv output and another value (a residual block)', () => {
   it('is written over the residual where nothing reads the residual after, within rounding of the pass after', async () => {
     const shapes = [
       // 1x1 over 400 channels (two K blocks), a plane of several column tiles.
-      { cout: 64, mid: 400, h: 14, w: 15, k: 1 },
+      { cout: 64, mid: 400, h: 14, w: 15, k: 1, level: 'extended' as const },
       // Padded 3x3 on im2col over small planes: at batch 17 several images share a GEMM.
-      { cout: 40, mid: 24, h: 6, w: 7, k: 3 },
+      { cout: 40, mid: 24, h: 6, w: 7, k: 3, level: 'extended' as const },
+      // Padded 3x3 on Winograd (AVX-512; im2col + GEMM elsewhere), its outputs added as they move
+      // home: F(4x4) and F(2x2), one image's tile rows split over 2 threads at batch 1.
+      { cout: 64, mid: 64, h: 20, w: 20, k: 3, level: 'all' as const, winograd: 'F(4x4' },
+      { cout: 80, mid: 96, h: 15, w: 17, k: 3, level: 'all' as const, winograd: 'F(2x2' },
     ];
     for (const s of shapes) {
       const weights = new Map<string, Tensor<'float32'>[]>();
@@ -327,10 +332,12 @@ describe('Add of a Conv output and another value (a residual block)', () => {
       const fused = build(false);
       const kept = build(true);
       for (const intraOpNumThreads of [1, 2]) {
-        // 'extended': the 3x3 on im2col, not Winograd.
-        const options = { intraOpNumThreads, graphOptimizationLevel: 'extended' as const };
+        // 'extended': a 3x3 on im2col, not Winograd.
+        const options = { intraOpNumThreads, graphOptimizationLevel: s.level };
         const [fs, ks] = await Promise.all([fused, kept].map((g) => InferenceSession.create(g.graph, options)));
-        expect(fs!.info().steps.filter((t) => /\+ residual relu \(in place\)/.test(t))).toHaveLength(1);
+        const inPlace = fs!.info().steps.filter((t) => /\+ residual relu .*\(in place\)/.test(t));
+        expect(inPlace).toHaveLength(1);
+        if (s.winograd) expect(inPlace[0]).toContain(`winograd ${s.winograd}`);
         expect(ks!.info().steps.filter((t) => /\+ residual relu/.test(t))).toHaveLength(1);
         expect(ks!.info().steps.join('\n')).not.toMatch(/residual relu \(in place\)/);
         for (const n of [1, 3, 17]) {
@@ -348,6 +355,24 @@ describe('Add of a Conv output and another value (a residual block)', () => {
           expect(zeros).toBeGreaterThan(0);
           expect(zeros).toBeLessThan(p.length);
           expect(a.some((v, i) => v !== 0 && v === p[i])).toBe(true);
+        }
+      }
+      // Without Winograd's kernel (below AVX-512) the same in-place step sums on the GEMMs.
+      if (s.winograd) {
+        const start = cpuInfo().isa;
+        const [fs, ks] = await Promise.all([fused, kept].map((g) => InferenceSession.create(g.graph, { graphOptimizationLevel: s.level })));
+        try {
+          for (const isa of cpuInfo().supportedIsas.filter((x) => x === 'scalar' || x === 'avx2')) {
+            setIsa(isa);
+            const input = new Tensor('float32', Float32Array.from({ length: 3 * s.cout * s.h * s.w }, () => rng.uniform(-4, 4)), [3, s.cout, s.h, s.w]);
+            const a = (await fs!.run({ input }))[fused.y].data as Float32Array;
+            const p = (await ks!.run({ input }))[kept.y].data as Float32Array;
+            let worst = 0;
+            p.forEach((v, j) => (worst = Math.max(worst, Math.abs(a[j]! - v) / (1 + Math.abs(v)))));
+            expect(worst, `${isa}`).toBeLessThan(1e-5);
+          }
+        } finally {
+          setIsa(start);
         }
       }
     }

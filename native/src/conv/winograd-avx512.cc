@@ -241,7 +241,7 @@ inline void store_tile(const WinogradArgs& a, __m512 (&y)[M][M], __m512 bias, si
       const size_t ox = M * tx + j;
       if (ox >= a.out_width) break;
       __m512 val = _mm512_add_ps(y[i][j], bias);
-      if (a.relu) val = _mm512_max_ps(zero, val);
+      if (a.relu && !a.accumulate) val = _mm512_max_ps(zero, val);  // else after the residual
       _mm512_store_ps(staged + ((oy - row0) * a.out_width + ox) * a.cout_padded + c, val);
     }
   }
@@ -307,6 +307,16 @@ void transform_output(const WinogradArgs& a, const float* m, size_t band_tiles, 
   }
 }
 
+// The staged NHWC rows of `pixels` outputs into the NCHW planes at `out`: moved, or added to the
+// residual there and then through the ReLU (a.accumulate).
+void move_home(const WinogradArgs& a, const float* staged, size_t pixels, float* out, size_t plane) {
+  if (a.accumulate) {
+    nhwc_to_nchw_planes_accumulate(staged, pixels, a.cout, a.cout_padded, out, plane, a.relu);
+  } else {
+    nhwc_to_nchw_planes(staged, pixels, a.cout, a.cout_padded, out, plane);
+  }
+}
+
 // V, M and the staged output rows in a band's scratch (winograd_band_floats): room for
 // band_rows x tiles_w tiles of each of a.group images.
 struct BandBuffers {
@@ -352,7 +362,7 @@ void winograd_bands_avx512(const WinogradArgs& a, const float* padded_scratch, f
     const size_t y0 = rows_per_tile * ty0;
     const size_t y1 = rows_per_tile * ty1 < a.out_height ? rows_per_tile * ty1 : a.out_height;
     if (y0 < y1) {
-      nhwc_to_nchw_planes(staged, (y1 - y0) * a.out_width, a.cout, a.cout_padded, out + y0 * a.out_width, out_plane);
+      move_home(a, staged, (y1 - y0) * a.out_width, out + y0 * a.out_width, out_plane);
     }
   }
 }
@@ -374,7 +384,7 @@ void winograd_group_avx512(const WinogradArgs& a, const float* input, size_t in_
   const size_t out_plane = a.out_height * a.out_width;
   for (size_t i = 0; i < count; ++i) {
     transform_output<2>(a, m + i * tiles * a.cout_padded, band_tiles, 0, a.tiles_h, staged);
-    nhwc_to_nchw_planes(staged, out_plane, a.cout, a.cout_padded, output + i * out_image, out_plane);
+    move_home(a, staged, out_plane, output + i * out_image, out_plane);
   }
 }
 

@@ -200,11 +200,12 @@ size_t winograd_band_floats(const WinogradArgs& a) {
 size_t winograd_image_floats(const WinogradArgs& a) { return winograd_padded_floats(a) + winograd_band_floats(a); }
 
 bool WinogradConv::run(const DispatchTable& t, const float* input, float* output, size_t batch,
-                       const ConvMaxPool* pool, bool relu, float* scratch, size_t max_threads) const {
+                       const ConvMaxPool* pool, bool relu, float* scratch, size_t max_threads, bool accumulate) const {
   const F32ConvKernels& k = t.f32_conv;
-  if (k.winograd_image == nullptr) return false;
-  const WinogradArgs a = args(pool, relu, m_);
-  const WinogradArgs a2 = m_ == 4 ? args(pool, relu, 2) : a;
+  if (k.winograd_image == nullptr || (accumulate && pool != nullptr)) return false;
+  WinogradArgs a = args(pool, relu, m_);
+  WinogradArgs a2 = m_ == 4 ? args(pool, relu, 2) : a;
+  a.accumulate = a2.accumulate = accumulate;
   const size_t per_slot = image_floats(pool);
   const size_t in_image = g_.in_channels * g_.in_plane();
   const size_t out_image = g_.out_channels * a.out_height * a.out_width;

@@ -46,6 +46,9 @@ struct WinogradArgs {
   // above 1 only for F(2x2) weights past the L2 on small planes, so that U comes in once per group.
   size_t group = 1;
   bool pooled = false, relu = false;
+  // The output planes hold a residual already: each output is added to it as it moves home, and
+  // the ReLU (relu) comes after the sum (never with pooled).
+  bool accumulate = false;
 };
 
 // The geometry takes the Winograd path: 3x3, stride 1, dilation 1, groups 1, at least 8 input and
@@ -86,9 +89,12 @@ class WinogradConv {
   // output = conv(input) + bias, ReLU when `relu`, then with `pool` (winograd_pool_fits) the 2x2/2
   // max pool: NCHW in and out, one image per task, on `t`'s kernel. False, touching nothing, when
   // `t` has none (available(t) is false): the caller runs another path. The caller reads the table
-  // once and passes the same one to every step, so the check and the call cannot disagree.
+  // once and passes the same one to every step, so the check and the call cannot disagree. With
+  // `accumulate` (no pool) the output holds a residual: output = relu?(conv(input) + bias + output),
+  // a residual block's sum written over its residual.
   [[nodiscard]] bool run(const DispatchTable& t, const float* input, float* output, size_t batch,
-                         const ConvMaxPool* pool, bool relu, float* scratch, size_t max_threads) const;
+                         const ConvMaxPool* pool, bool relu, float* scratch, size_t max_threads,
+                         bool accumulate = false) const;
   size_t bytes() const { return (u_.size() + u2_.size() + bias_.size()) * sizeof(float); }
   size_t tile() const { return m_; }
 

@@ -25,9 +25,10 @@
 // With attr `residual` = 1 (a residual block's Add, fused by compile.ts) the step has a second
 // input of the output's shape, added after the bias and before the activation, which then runs
 // after the sum. Where the convolution runs as GEMMs only (pointwise and im2col convolutions on
-// larger planes) the plan may give the output the residual's storage when nothing reads the
-// residual after (ResNet's blocks): the GEMMs then add their product to it as they write each tile,
-// with the activation in their epilogue. Otherwise one pass after the convolution adds it with the
+// larger planes), or as Winograd over such planes, the plan may give the output the residual's
+// storage when nothing reads the residual after (ResNet's blocks): the GEMMs then add their product
+// to it as they write each tile, with the activation in their epilogue, and Winograd adds its
+// outputs as they move home, the ReLU after. Otherwise one pass after the convolution adds it with the
 // activation (activate), or, where a fused post function (SiLU, HardSwish) must follow the sum,
 // Conv2dPlan adds it to each piece of output while that piece is in cache.
 #include <algorithm>
@@ -151,12 +152,15 @@ class ConvStep : public PlanStep {
       winograd_ = std::make_unique<const WinogradConv>(g, weight, bias, tile);
     }
     if (sparse_mode != SparseMode::kNever) choose_sparse(g, weight, bias, sparse_mode);
-    accumulates_ = residual_ && !fused_pool_ && !winograd_ && !sparse_ && !sparse_nm_ && !sparse_direct_ &&
-                   conv_.accumulates();
+    // Winograd sums onto the residual too (its outputs are added as they move home), but runs no
+    // post function.
+    accumulates_ = residual_ && !fused_pool_ && (!winograd_ || !post_fused_) && !sparse_ && !sparse_nm_ &&
+                   !sparse_direct_ && conv_.accumulates();
   }
 
-  // The output may take the residual's storage where the convolution runs as GEMMs only: they add
-  // their product to it as they write each tile (Conv2dPlan::run_accumulating).
+  // The output may take the residual's storage where the convolution runs as GEMMs (they add their
+  // product to it as they write each tile: Conv2dPlan::run_accumulating) or as Winograd (its
+  // outputs are added as they move home), on every table and batch.
   int in_place_input() const override { return accumulates_ ? 1 : -1; }
 
   void run(const StepBuffers& io, size_t batch, float* scratch, size_t max_threads) const override {
@@ -265,7 +269,10 @@ class ConvStep : public PlanStep {
       const float* residual = residual_ ? io.in[1] : nullptr;
       // The plan gave the output the residual's storage (in_place_input): the GEMMs sum onto it.
       if (residual != nullptr && residual == io.out[0]) {
-        conv_.run_accumulating(t, io.in[0], io.out[0], batch, scratch, max_threads, act_.is_relu());
+        if (!(runs_winograd(t, batch) && !post_fused_ &&
+              winograd_->run(t, io.in[0], io.out[0], batch, nullptr, act_.is_relu(), scratch, max_threads, true))) {
+          conv_.run_accumulating(t, io.in[0], io.out[0], batch, scratch, max_threads, act_.is_relu());
+        }
         return;
       }
       // The residual goes into the convolution's pieces only where a fused post function (an
