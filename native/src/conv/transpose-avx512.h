@@ -38,25 +38,12 @@ static inline void transpose16(__m512* r) {
 // NHWC rows (pixel p's channels at nhwc + p * cout_padded) to NCHW planes: out[c * plane_stride + p]
 // for the first `channels` channels and pixels [0, pixels), 16 x 16 blocks at a time (strided scalar
 // copies cost more than SeedCNN's conv1 itself). plane_stride > pixels writes part of each plane.
+// With kAccumulate each output is added to the value already in its plane, then max(0, sum) when
+// `relu` (a residual block's sum written over its residual; max(0, NaN) keeps the NaN, as the
+// kernels do); without it `relu` is not read.
+template <bool kAccumulate = false>
 static inline void nhwc_to_nchw_planes(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded, float* out,
-                                size_t plane_stride) {
-  for (size_t p0 = 0; p0 < pixels; p0 += 16) {
-    const size_t np = pixels - p0 < 16 ? pixels - p0 : 16;
-    const __mmask16 store = static_cast<__mmask16>((1u << np) - 1u);
-    for (size_t c0 = 0; c0 < channels; c0 += 16) {
-      __m512 r[16];
-      for (size_t i = 0; i < 16; ++i) r[i] = i < np ? _mm512_loadu_ps(nhwc + (p0 + i) * cout_padded + c0) : _mm512_setzero_ps();
-      transpose16(r);
-      const size_t nc = channels - c0 < 16 ? channels - c0 : 16;
-      for (size_t c = 0; c < nc; ++c) _mm512_mask_storeu_ps(out + (c0 + c) * plane_stride + p0, store, r[c]);
-    }
-  }
-}
-
-// The same, adding each output to the value already in its plane, then max(0, sum) when `relu`
-// (a residual block's sum written over its residual; max(0, NaN) keeps the NaN, as the kernels do).
-static inline void nhwc_to_nchw_planes_accumulate(const float* nhwc, size_t pixels, size_t channels, size_t cout_padded,
-                                                  float* out, size_t plane_stride, bool relu) {
+                                       size_t plane_stride, bool relu = false) {
   const __m512 zero = _mm512_setzero_ps();
   for (size_t p0 = 0; p0 < pixels; p0 += 16) {
     const size_t np = pixels - p0 < 16 ? pixels - p0 : 16;
@@ -68,8 +55,11 @@ static inline void nhwc_to_nchw_planes_accumulate(const float* nhwc, size_t pixe
       const size_t nc = channels - c0 < 16 ? channels - c0 : 16;
       for (size_t c = 0; c < nc; ++c) {
         float* home = out + (c0 + c) * plane_stride + p0;
-        __m512 v = _mm512_add_ps(r[c], _mm512_maskz_loadu_ps(lanes, home));
-        if (relu) v = _mm512_max_ps(zero, v);
+        __m512 v = r[c];
+        if (kAccumulate) {
+          v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes, home));
+          if (relu) v = _mm512_max_ps(zero, v);
+        }
         _mm512_mask_storeu_ps(home, lanes, v);
       }
     }

@@ -311,7 +311,7 @@ void transform_output(const WinogradArgs& a, const float* m, size_t band_tiles, 
 // residual there and then through the ReLU (a.accumulate).
 void move_home(const WinogradArgs& a, const float* staged, size_t pixels, float* out, size_t plane) {
   if (a.accumulate) {
-    nhwc_to_nchw_planes_accumulate(staged, pixels, a.cout, a.cout_padded, out, plane, a.relu);
+    nhwc_to_nchw_planes<true>(staged, pixels, a.cout, a.cout_padded, out, plane, a.relu);
   } else {
     nhwc_to_nchw_planes(staged, pixels, a.cout, a.cout_padded, out, plane);
   }

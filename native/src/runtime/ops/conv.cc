@@ -269,7 +269,8 @@ class ConvStep : public PlanStep {
       const float* residual = residual_ ? io.in[1] : nullptr;
       // The plan gave the output the residual's storage (in_place_input): the GEMMs sum onto it.
       if (residual != nullptr && residual == io.out[0]) {
-        if (!(runs_winograd(t, batch) && !post_fused_ &&
+        // (accumulates_ left Winograd out where a post function follows.)
+        if (!(runs_winograd(t, batch) &&
               winograd_->run(t, io.in[0], io.out[0], batch, nullptr, act_.is_relu(), scratch, max_threads, true))) {
           conv_.run_accumulating(t, io.in[0], io.out[0], batch, scratch, max_threads, act_.is_relu());
         }
